@@ -1,0 +1,8 @@
+//! PPP as a sans-IO protocol core.
+//!
+//! Nothing in this crate owns a socket, a task or a clock: every state
+//! machine takes input (`handle_*`), and hands back what it wants sent
+//! (`poll_transmit`), what happened (`poll_event`) and when it wants to be
+//! woken (`poll_timeout`). See docs/ARCHITECTURE.md of the workspace.
+
+pub mod crypto;
