@@ -5,4 +5,9 @@
 //! (`poll_transmit`), what happened (`poll_event`) and when it wants to be
 //! woken (`poll_timeout`). See docs/ARCHITECTURE.md of the workspace.
 
+pub mod auth;
 pub mod crypto;
+pub mod fcs;
+pub mod frame;
+pub mod hdlc;
+pub mod mppe;
