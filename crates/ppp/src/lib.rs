@@ -7,6 +7,8 @@
 
 pub mod auth;
 pub mod crypto;
+pub mod fsm;
+pub mod packet;
 pub mod fcs;
 pub mod frame;
 pub mod hdlc;
