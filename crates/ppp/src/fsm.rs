@@ -164,6 +164,8 @@ pub struct Fsm<N> {
     request: Vec<u8>,
     terminate_id: u8,
     terminate_reason: String,
+    /// The peer's last acknowledged Configure-Request (id, options).
+    acked_peer_request: Option<(u8, Vec<u8>)>,
     deadline: Option<Instant>,
     transmit: VecDeque<Vec<u8>>,
     events: VecDeque<FsmEvent>,
@@ -190,6 +192,7 @@ impl<N: Negotiator> Fsm<N> {
             request: Vec::new(),
             terminate_id: 0,
             terminate_reason: String::new(),
+            acked_peer_request: None,
             deadline: None,
             transmit: VecDeque::new(),
             events: VecDeque::new(),
@@ -410,6 +413,19 @@ impl<N: Negotiator> Fsm<N> {
                 return Ok(());
             }
             State::Closing | State::Stopping | State::Initial | State::Starting => return Ok(()),
+            State::Opened
+                if self
+                    .acked_peer_request
+                    .as_ref()
+                    .is_some_and(|(id, data)| *id == packet.id && data == packet.data) =>
+            {
+                // RFC 1661 §5.1 lets a peer retransmit a request unchanged
+                // with the same Identifier: that means our Configure-Ack
+                // was lost (or the packet was duplicated in transit). Ack
+                // again instead of tearing down an open layer.
+                self.send_verdict(packet, Verdict::Ack);
+                return Ok(());
+            }
             _ => {}
         }
         let options = parse_options(packet.data)?;
@@ -458,6 +474,7 @@ impl<N: Negotiator> Fsm<N> {
         match verdict {
             Verdict::Ack => {
                 self.failures = 0;
+                self.acked_peer_request = Some((packet.id, packet.data.to_vec()));
                 write_packet(&mut out, code::CONFIGURE_ACK, packet.id, packet.data);
             }
             Verdict::Nak(options) => {
@@ -640,6 +657,7 @@ impl<N: Negotiator> Fsm<N> {
 
     fn begin_negotiation(&mut self) {
         self.negotiator.reset();
+        self.acked_peer_request = None;
         self.failures = 0;
         self.nak_rounds = 0;
         self.pending_finish = None;

@@ -242,7 +242,6 @@ fn unanswered_terminate_finishes_after_max_terminate() {
     let mut b = started(Toy::new(1400, (100, 2000)), now);
     pump(now, &mut a, &mut b);
     a.close(now, "");
-    let mut t = now;
     let mut requests = 0;
     loop {
         while let Some(p) = a.poll_transmit() {
@@ -250,8 +249,7 @@ fn unanswered_terminate_finishes_after_max_terminate() {
             requests += 1;
         }
         let Some(next) = a.poll_timeout() else { break };
-        t = next;
-        a.handle_timeout(t);
+        a.handle_timeout(next);
     }
     assert_eq!(requests, 2);
     assert_eq!(a.state(), State::Closed);
@@ -366,4 +364,31 @@ proptest::proptest! {
             }
         }
     }
+}
+
+#[test]
+fn duplicate_request_in_opened_is_acked_again_without_renegotiation() {
+    let now = Instant::now();
+    let mut a = started(Toy::new(1500, (100, 2000)), now);
+    let mut b = started(Toy::new(1400, (100, 2000)), now);
+    let mut b_requests = Vec::new();
+    for _ in 0..10 {
+        while let Some(p) = a.poll_transmit() {
+            b.handle_packet(now, &p).unwrap();
+        }
+        while let Some(p) = b.poll_transmit() {
+            if p[0] == code::CONFIGURE_REQUEST {
+                b_requests.push(p.clone());
+            }
+            a.handle_packet(now, &p).unwrap();
+        }
+    }
+    assert!(a.is_opened());
+    events(&mut a);
+    a.handle_packet(now, b_requests.last().unwrap()).unwrap();
+    let reply = a.poll_transmit().unwrap();
+    assert_eq!(reply[0], code::CONFIGURE_ACK);
+    assert!(a.poll_transmit().is_none(), "no new Configure-Request");
+    assert!(a.is_opened());
+    assert_eq!(events(&mut a), vec![]);
 }
