@@ -314,7 +314,11 @@ impl<N: Negotiator> Fsm<N> {
 
     /// A control packet of this protocol arrived (the PPP payload, without
     /// the protocol field). Malformed packets are dropped and reported.
-    pub fn handle_packet(&mut self, now: Instant, bytes: &[u8]) -> Result<(), crate::packet::PacketError> {
+    pub fn handle_packet(
+        &mut self,
+        now: Instant,
+        bytes: &[u8],
+    ) -> Result<(), crate::packet::PacketError> {
         let packet = ControlPacket::parse(bytes)?;
         match packet.code {
             code::CONFIGURE_REQUEST => self.rcr(now, &packet)?,
@@ -350,7 +354,9 @@ impl<N: Negotiator> Fsm<N> {
 
     /// The restart timer may have expired.
     pub fn handle_timeout(&mut self, now: Instant) {
-        let Some(deadline) = self.deadline else { return };
+        let Some(deadline) = self.deadline else {
+            return;
+        };
         if now < deadline {
             return;
         }
@@ -360,10 +366,10 @@ impl<N: Negotiator> Fsm<N> {
             match self.state {
                 State::Closing | State::Stopping => self.str(now),
                 State::ReqSent | State::AckRcvd => {
-                    self.scr(now);
+                    self.retransmit_request(now);
                     self.state = State::ReqSent;
                 }
-                State::AckSent => self.scr(now),
+                State::AckSent => self.retransmit_request(now),
                 _ => {}
             }
         } else {
@@ -406,7 +412,11 @@ impl<N: Negotiator> Fsm<N> {
 
     // ---- receive events ----
 
-    fn rcr(&mut self, now: Instant, packet: &ControlPacket<'_>) -> Result<(), crate::packet::PacketError> {
+    fn rcr(
+        &mut self,
+        now: Instant,
+        packet: &ControlPacket<'_>,
+    ) -> Result<(), crate::packet::PacketError> {
         match self.state {
             State::Closed => {
                 self.sta(packet.id);
@@ -525,7 +535,11 @@ impl<N: Negotiator> Fsm<N> {
         }
     }
 
-    fn rcn(&mut self, now: Instant, packet: &ControlPacket<'_>) -> Result<(), crate::packet::PacketError> {
+    fn rcn(
+        &mut self,
+        now: Instant,
+        packet: &ControlPacket<'_>,
+    ) -> Result<(), crate::packet::PacketError> {
         match self.state {
             State::Closed | State::Stopped => {
                 self.sta(packet.id);
@@ -581,7 +595,9 @@ impl<N: Negotiator> Fsm<N> {
     fn rtr(&mut self, now: Instant, packet: &ControlPacket<'_>) {
         match self.state {
             State::Initial | State::Starting => {}
-            State::Closed | State::Stopped | State::Closing | State::Stopping => self.sta(packet.id),
+            State::Closed | State::Stopped | State::Closing | State::Stopping => {
+                self.sta(packet.id)
+            }
             State::ReqSent | State::AckRcvd | State::AckSent => {
                 self.sta(packet.id);
                 self.state = State::ReqSent;
@@ -622,7 +638,9 @@ impl<N: Negotiator> Fsm<N> {
     }
 
     fn rxj(&mut self, now: Instant, packet: &ControlPacket<'_>) {
-        let Some(&rejected) = packet.data.first() else { return };
+        let Some(&rejected) = packet.data.first() else {
+            return;
+        };
         if self.negotiator.code_reject_is_fatal(rejected) {
             self.rxj_minus(now);
         } else if self.state == State::AckRcvd {
@@ -681,7 +699,28 @@ impl<N: Negotiator> Fsm<N> {
         self.negotiator.build_request(&mut self.request);
         self.request_id = self.take_id();
         let mut packet = Vec::with_capacity(4 + self.request.len());
-        write_packet(&mut packet, code::CONFIGURE_REQUEST, self.request_id, &self.request);
+        write_packet(
+            &mut packet,
+            code::CONFIGURE_REQUEST,
+            self.request_id,
+            &self.request,
+        );
+        self.transmit.push_back(packet);
+        self.restart_count = self.restart_count.saturating_sub(1);
+        self.deadline = Some(now + self.config.restart);
+    }
+
+    /// TO+: send the outstanding request again, unchanged and with the
+    /// same Identifier (RFC 1661 §5.1 allows it), so a peer that already
+    /// acknowledged it (its Ack was lost) can recognise the duplicate.
+    fn retransmit_request(&mut self, now: Instant) {
+        let mut packet = Vec::with_capacity(4 + self.request.len());
+        write_packet(
+            &mut packet,
+            code::CONFIGURE_REQUEST,
+            self.request_id,
+            &self.request,
+        );
         self.transmit.push_back(packet);
         self.restart_count = self.restart_count.saturating_sub(1);
         self.deadline = Some(now + self.config.restart);

@@ -104,7 +104,11 @@ impl LcpConfig {
             mru: DEFAULT_MRU,
             accm: None,
             require_auth: Vec::new(),
-            accept_auth: vec![AuthProtocol::Eap, AuthProtocol::MsChapV2, AuthProtocol::ChapMd5],
+            accept_auth: vec![
+                AuthProtocol::Eap,
+                AuthProtocol::MsChapV2,
+                AuthProtocol::ChapMd5,
+            ],
             pfc: true,
             acfc: true,
             request_callback: false,
@@ -255,7 +259,8 @@ impl Lcp {
     }
 
     fn wanted_auth(&self) -> Option<AuthProtocol> {
-        self.req_auth.and_then(|i| self.config.require_auth.get(i).copied())
+        self.req_auth
+            .and_then(|i| self.config.require_auth.get(i).copied())
     }
 }
 
@@ -311,7 +316,9 @@ impl Negotiator for Lcp {
         if self.req_callback {
             write_option(out, option::CALLBACK, &[CALLBACK_OPERATION_CBCP]);
         }
-        if let (true, Some((class, address))) = (self.req_endpoint, &self.config.endpoint_discriminator) {
+        if let (true, Some((class, address))) =
+            (self.req_endpoint, &self.config.endpoint_discriminator)
+        {
             let mut data = Vec::with_capacity(1 + address.len());
             data.push(*class);
             data.extend_from_slice(&address[..address.len().min(20)]);
@@ -347,7 +354,9 @@ impl Negotiator for Lcp {
                         Some(p) if self.config.accept_auth.contains(&p) => auth_to_peer = Some(p),
                         _ => match self.config.accept_auth.first() {
                             // RFC 1661 §6.2: Nak with the protocol we want.
-                            Some(p) => write_option(&mut nak, option::AUTH_PROTOCOL, p.option_data()),
+                            Some(p) => {
+                                write_option(&mut nak, option::AUTH_PROTOCOL, p.option_data())
+                            }
                             None => opt.write(&mut reject),
                         },
                     }

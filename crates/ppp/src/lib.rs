@@ -6,10 +6,16 @@
 //! woken (`poll_timeout`). See docs/ARCHITECTURE.md of the workspace.
 
 pub mod auth;
+pub mod cbcp;
+pub mod ccp;
 pub mod crypto;
-pub mod fsm;
-pub mod packet;
 pub mod fcs;
 pub mod frame;
+pub mod fsm;
 pub mod hdlc;
+pub mod ipcp;
+pub mod ipv6cp;
+pub mod lcp;
+pub mod link;
 pub mod mppe;
+pub mod packet;

@@ -1,1 +1,973 @@
-//! (being written)
+//! MPPE, the Microsoft Point-to-Point Encryption data engine (RFC 3078).
+//!
+//! An [`MppeEncryptor`] turns a PPP protocol number and its payload into the
+//! body of an MPPE packet; an [`MppeDecryptor`] does the reverse, in place.
+//! The outer PPP protocol number (0x00FD, "compressed datagram") and CCP
+//! itself (negotiation, Reset-Request/Ack) are the caller's business: this
+//! module only needs to be told when the peer asked for a reset
+//! ([`MppeEncryptor::reset_requested`]) and tells when we must ask for one
+//! ([`MppeError::NeedReset`]).
+//!
+//! Wire format of the packet body (RFC 3078 §3):
+//!
+//! ```text
+//!  0                   1                   2
+//!  0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3
+//! +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+//! |A|B|C|D|    Coherency Count    | Encrypted data: PPP protocol field + payload ...
+//! +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+//! ```
+//!
+//! Key schedule (RFC 3078 §7 with RFC 3079 §3): each direction starts from
+//! its 16-byte master key ([`crate::crypto::mppe_keys::MasterKeys`]); the
+//! initial session key is derived from it, and every key change runs
+//! RFC 3078 §7.3. In stateless mode the key changes before every packet
+//! (including the first, coherency count 0); in stateful mode it changes
+//! before every "flag" packet, the one whose coherency count's low octet is
+//! 0xFF, i.e. once per 256 packets.
+//!
+//! Nothing here allocates per packet, loops more than a bounded number of
+//! times (at most 2048 key changes for one stateless packet, 9 for a
+//! stateful one), or panics on any input.
+
+use std::ops::Range;
+
+use crate::crypto::mppe_keys::{MppeKeySchedule, Rc4};
+
+/// RFC 3078 §2: the negotiated session key strength (CCP option 18 bits L,
+/// M and S).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MppeStrength {
+    /// 40-bit keys (L bit): 8-byte key, first 3 octets fixed.
+    Bits40,
+    /// 56-bit keys (M bit): 8-byte key, first octet fixed.
+    Bits56,
+    /// 128-bit keys (S bit): 16-byte key.
+    Bits128,
+}
+
+impl MppeStrength {
+    /// RFC 3079 §3: SessionKeyLength in octets (8 for 40/56-bit, 16 for
+    /// 128-bit).
+    pub const fn key_len(self) -> usize {
+        match self {
+            MppeStrength::Bits40 | MppeStrength::Bits56 => 8,
+            MppeStrength::Bits128 => 16,
+        }
+    }
+}
+
+/// The negotiated MPPE parameters of a link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct MppeSettings {
+    /// Session key strength.
+    pub strength: MppeStrength,
+    /// RFC 3078 §2: stateless mode (H bit): the key changes on every packet.
+    pub stateless: bool,
+}
+
+/// RFC 3078 §3: bit A, "flushed": the RC4 table was (re)initialized before
+/// this packet was encrypted.
+pub const FLAG_FLUSHED: u8 = 0x80;
+/// RFC 3078 §3 / RFC 2118: bit B, MPPC only (history moved to front).
+pub const FLAG_B: u8 = 0x40;
+/// RFC 3078 §3 / RFC 2118: bit C, MPPC compressed packet.
+pub const FLAG_COMPRESSED: u8 = 0x20;
+/// RFC 3078 §3: bit D, the packet is encrypted.
+pub const FLAG_ENCRYPTED: u8 = 0x10;
+/// Length of the MPPE header (flag bits + coherency count).
+pub const MPPE_HEADER_LEN: usize = 2;
+/// Headroom [`MppeEncryptor::encrypt_in_place`] needs in front of the
+/// payload: the MPPE header plus the 2-byte PPP protocol field.
+pub const MPPE_HEADROOM: usize = MPPE_HEADER_LEN + 2;
+
+/// RFC 3078 §3: the coherency count is 12 bits.
+const CCOUNT_MASK: u16 = 0x0FFF;
+/// Counts at least this far ahead of the expected one (modulo 4096) are
+/// taken as old or duplicated packets rather than as a loss of 2048 or more.
+const CCOUNT_HALF: u16 = 0x0800;
+
+/// RFC 3078 §7.3: stateful mode changes the key on the "flag" packet, whose
+/// coherency count has 0xFF as its low octet.
+fn is_flag_packet(count: u16) -> bool {
+    count & 0x00FF == 0x00FF
+}
+
+/// Why an MPPE packet could not be decrypted. Only [`MppeError::NeedReset`]
+/// asks for action (a CCP Reset-Request); every other error means "drop
+/// this packet".
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MppeError {
+    /// Shorter than the MPPE header plus one encrypted byte, or (encrypting
+    /// in place) no room for the header.
+    #[error("MPPE packet too short ({len} bytes)")]
+    TooShort {
+        /// The length that was given.
+        len: usize,
+    },
+    /// RFC 3078 §3: the D bit is clear.
+    #[error("MPPE packet without the D (encrypted) bit")]
+    NotEncrypted,
+    /// RFC 2118: the C bit is set, but MPPC compression is never negotiated.
+    #[error("MPPC-compressed packet (C bit), but MPPC was not negotiated")]
+    Compressed,
+    /// The coherency count is behind the expected one: a duplicate or a
+    /// reordered packet whose key is gone. Nothing changed.
+    #[error("stale or duplicate MPPE packet: coherency count {count}, expected {expected}")]
+    Stale {
+        /// The packet's coherency count.
+        count: u16,
+        /// The count expected next.
+        expected: u16,
+    },
+    /// RFC 3078 §8.2 (stateful mode): packets were lost; the decryptor now
+    /// discards everything until a packet with the A bit. The caller MUST
+    /// send a CCP Reset-Request (RFC 1962 §2.3). Returned once per loss.
+    #[error(
+        "MPPE packet loss (coherency count {count}, expected {expected}): send a CCP Reset-Request"
+    )]
+    NeedReset {
+        /// The packet's coherency count.
+        count: u16,
+        /// The count that was expected.
+        expected: u16,
+    },
+    /// RFC 3078 §8.2 (stateful mode): still waiting for a flushed packet
+    /// after a loss.
+    #[error("discarding MPPE packet {count} until a flushed packet resynchronizes")]
+    Discarding {
+        /// The packet's coherency count.
+        count: u16,
+    },
+    /// The decrypted PPP protocol field is not a valid protocol number
+    /// (RFC 1661 §2), or is missing. The key state stays in step.
+    #[error("MPPE packet decrypted to an invalid PPP protocol field")]
+    BadProtocol,
+}
+
+/// A decrypted packet: the inner protocol and where its payload lies in the
+/// buffer given to [`MppeDecryptor::decrypt`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decrypted {
+    /// The inner PPP protocol number (PFC-compressed 1-byte fields are
+    /// expanded).
+    pub protocol: u16,
+    /// The payload's byte range within the packet buffer.
+    pub payload: Range<usize>,
+    /// The packet's coherency count.
+    pub coherency_count: u16,
+    /// Whether the A (flushed) bit was set.
+    pub flushed: bool,
+    /// How many coherency counts were skipped before this packet (lost
+    /// packets; 0 when in sequence).
+    pub lost: u16,
+}
+
+/// The sending half of an MPPE link (RFC 3078).
+///
+/// Key material is zeroized on drop and never shown by `Debug`.
+pub struct MppeEncryptor {
+    keys: MppeKeySchedule,
+    rc4: Rc4,
+    stateless: bool,
+    /// Coherency count of the next packet.
+    count: u16,
+    /// Set the A bit (and, in stateful mode, re-initialize RC4 with the
+    /// current session key) on the next packet.
+    flush_pending: bool,
+}
+
+impl std::fmt::Debug for MppeEncryptor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MppeEncryptor")
+            .field("strength", &self.keys.strength())
+            .field("stateless", &self.stateless)
+            .field("count", &self.count)
+            .field("flush_pending", &self.flush_pending)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MppeEncryptor {
+    /// An encryptor for this side's send direction, from its 16-byte master
+    /// send key (`MasterKeys::send`, RFC 3079 §3.4 / RFC 2548
+    /// MS-MPPE-Send-Key).
+    pub fn new(master_send_key: &[u8; 16], settings: MppeSettings) -> Self {
+        let keys = MppeKeySchedule::new(master_send_key, settings.strength);
+        let rc4 = Rc4::new(keys.session_key());
+        MppeEncryptor {
+            keys,
+            rc4,
+            stateless: settings.stateless,
+            count: 0,
+            // RFC 3078 §3.1: the A bit is set on the first packet.
+            flush_pending: true,
+        }
+    }
+
+    /// The peer sent a CCP Reset-Request (RFC 3078 §8.2): the next packet is
+    /// sent with the A bit set, encrypted by an RC4 table re-initialized
+    /// with the current session key. A no-op in stateless mode, where every
+    /// packet already is.
+    pub fn reset_requested(&mut self) {
+        self.flush_pending = true;
+    }
+
+    /// The coherency count the next packet will carry.
+    pub fn coherency_count(&self) -> u16 {
+        self.count
+    }
+
+    /// Append the MPPE packet body for `protocol` + `payload` to `out`:
+    /// 2-byte header, then the encrypted 2-byte protocol field and payload
+    /// (`payload.len() + 4` bytes in all). Allocates only if `out` must grow.
+    pub fn encrypt(&mut self, protocol: u16, payload: &[u8], out: &mut Vec<u8>) {
+        let start = out.len();
+        out.reserve(MPPE_HEADROOM + payload.len());
+        out.extend_from_slice(&[0, 0]);
+        out.extend_from_slice(&protocol.to_be_bytes());
+        out.extend_from_slice(payload);
+        self.seal(&mut out[start..]);
+    }
+
+    /// Zero-copy variant of [`encrypt`](Self::encrypt): `buf` holds
+    /// [`MPPE_HEADROOM`] (4) bytes of headroom followed by the payload; on
+    /// return it holds the whole MPPE packet body. Fails only if `buf` is
+    /// shorter than the headroom (nothing is changed then).
+    pub fn encrypt_in_place(&mut self, protocol: u16, buf: &mut [u8]) -> Result<(), MppeError> {
+        if buf.len() < MPPE_HEADROOM {
+            return Err(MppeError::TooShort { len: buf.len() });
+        }
+        buf[2..4].copy_from_slice(&protocol.to_be_bytes());
+        self.seal(buf);
+        Ok(())
+    }
+
+    /// `packet` = header space (2) + protocol field (2) + payload.
+    fn seal(&mut self, packet: &mut [u8]) {
+        let count = self.count;
+        let mut flags = FLAG_ENCRYPTED;
+        if self.stateless {
+            // RFC 3078 §7.3: stateless mode changes the key before every
+            // packet; the table is therefore always fresh (A bit).
+            self.keys.change_key();
+            self.rc4.rekey(self.keys.session_key());
+            flags |= FLAG_FLUSHED;
+        } else {
+            if self.flush_pending {
+                // RFC 3078 §3.1, §8.2: first packet, or answer to a CCP
+                // Reset-Request: restart RC4 with the current session key.
+                self.rc4.rekey(self.keys.session_key());
+                flags |= FLAG_FLUSHED;
+            }
+            if is_flag_packet(count) {
+                // RFC 3078 §7.3: key change on the flag packet. The table is
+                // fresh, so the A bit is set too (receivers such as Linux
+                // insist on it).
+                self.keys.change_key();
+                self.rc4.rekey(self.keys.session_key());
+                flags |= FLAG_FLUSHED;
+            }
+        }
+        self.flush_pending = false;
+        let [hi, lo] = count.to_be_bytes();
+        packet[0] = flags | hi;
+        packet[1] = lo;
+        self.rc4.apply_keystream(&mut packet[MPPE_HEADER_LEN..]);
+        self.count = (count + 1) & CCOUNT_MASK;
+    }
+}
+
+/// The receiving half of an MPPE link (RFC 3078).
+///
+/// Key material is zeroized on drop and never shown by `Debug`.
+pub struct MppeDecryptor {
+    keys: MppeKeySchedule,
+    rc4: Rc4,
+    stateless: bool,
+    /// Coherency count expected next. The key schedule stands at the start
+    /// of this packet (before any key change it entails).
+    expected: u16,
+    /// Stateful mode: packets were lost; discard until a flushed packet.
+    discarding: bool,
+}
+
+impl std::fmt::Debug for MppeDecryptor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MppeDecryptor")
+            .field("strength", &self.keys.strength())
+            .field("stateless", &self.stateless)
+            .field("expected", &self.expected)
+            .field("discarding", &self.discarding)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MppeDecryptor {
+    /// A decryptor for this side's receive direction, from its 16-byte
+    /// master receive key (`MasterKeys::recv`, RFC 2548 MS-MPPE-Recv-Key).
+    pub fn new(master_recv_key: &[u8; 16], settings: MppeSettings) -> Self {
+        let keys = MppeKeySchedule::new(master_recv_key, settings.strength);
+        let rc4 = Rc4::new(keys.session_key());
+        MppeDecryptor {
+            keys,
+            rc4,
+            stateless: settings.stateless,
+            expected: 0,
+            discarding: false,
+        }
+    }
+
+    /// Stateful mode: true while packets are being discarded after a loss,
+    /// waiting for a flushed packet. CCP should keep (re)sending
+    /// Reset-Requests on its timer while this holds.
+    pub fn is_discarding(&self) -> bool {
+        self.discarding
+    }
+
+    /// The coherency count expected next.
+    pub fn expected_count(&self) -> u16 {
+        self.expected
+    }
+
+    /// Decrypt an MPPE packet body (header first) in place. On success the
+    /// inner protocol and the payload's range in `packet` are returned.
+    ///
+    /// - Stale or duplicated counts are refused ([`MppeError::Stale`])
+    ///   without touching any state.
+    /// - Stateless mode (RFC 3078 §8.1): the key is advanced once per
+    ///   coherency count skipped, so any loss is recovered at once.
+    /// - Stateful mode (RFC 3078 §8.2): a gap without the A bit makes the
+    ///   decryptor discard packets until one with the A bit arrives and
+    ///   returns [`MppeError::NeedReset`] once, then
+    ///   [`MppeError::Discarding`]; the flushed packet is decrypted after
+    ///   one key change per flag packet missed.
+    pub fn decrypt(&mut self, packet: &mut [u8]) -> Result<Decrypted, MppeError> {
+        if packet.len() <= MPPE_HEADER_LEN {
+            return Err(MppeError::TooShort { len: packet.len() });
+        }
+        let flags = packet[0] & 0xF0;
+        let count = u16::from_be_bytes([packet[0] & 0x0F, packet[1]]);
+        if flags & FLAG_COMPRESSED != 0 {
+            return Err(MppeError::Compressed);
+        }
+        if flags & FLAG_ENCRYPTED == 0 {
+            return Err(MppeError::NotEncrypted);
+        }
+        let flushed = flags & FLAG_FLUSHED != 0;
+        let expected = self.expected;
+        let lost = count.wrapping_sub(expected) & CCOUNT_MASK;
+        if lost >= CCOUNT_HALF {
+            return Err(MppeError::Stale { count, expected });
+        }
+
+        if self.stateless {
+            // RFC 3078 §7.3, §8.1: one key change per packet, the lost
+            // ones included (lost + 1 <= 2048 iterations).
+            for _ in 0..=lost {
+                self.keys.change_key();
+            }
+            self.rc4.rekey(self.keys.session_key());
+        } else {
+            if !flushed {
+                if self.discarding {
+                    return Err(MppeError::Discarding { count });
+                }
+                if lost != 0 {
+                    self.discarding = true;
+                    return Err(MppeError::NeedReset { count, expected });
+                }
+            }
+            // In sequence, or a flushed packet that resynchronizes: catch up
+            // on the key changes of the flag packets skipped (at most 8).
+            let mut n = expected;
+            let mut remaining = lost;
+            while remaining > 0 {
+                // Distance to the next flag count at or after n.
+                let to_flag = 0x00FF - (n & 0x00FF);
+                if to_flag >= remaining {
+                    break;
+                }
+                self.keys.change_key();
+                n = (n + to_flag + 1) & CCOUNT_MASK;
+                remaining -= to_flag + 1;
+            }
+            if flushed {
+                // RFC 3078 §8.2: the sender re-initialized its table with
+                // the current session key.
+                self.rc4.rekey(self.keys.session_key());
+            }
+            if is_flag_packet(count) {
+                self.keys.change_key();
+                self.rc4.rekey(self.keys.session_key());
+            }
+            self.discarding = false;
+        }
+
+        self.rc4.apply_keystream(&mut packet[MPPE_HEADER_LEN..]);
+        self.expected = (count + 1) & CCOUNT_MASK;
+
+        // RFC 1661 §2 / §6.5: the protocol field may be PFC-compressed to
+        // one octet (an odd value); a 2-octet field has an even first and an
+        // odd second octet.
+        let first = packet[MPPE_HEADER_LEN];
+        let (protocol, body) = if first & 1 == 1 {
+            (u16::from(first), MPPE_HEADER_LEN + 1)
+        } else {
+            match packet.get(MPPE_HEADER_LEN + 1) {
+                Some(&second) if second & 1 == 1 => {
+                    (u16::from_be_bytes([first, second]), MPPE_HEADER_LEN + 2)
+                }
+                _ => return Err(MppeError::BadProtocol),
+            }
+        };
+        Ok(Decrypted {
+            protocol,
+            payload: body..packet.len(),
+            coherency_count: count,
+            flushed,
+            lost,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const ALL_STRENGTHS: [MppeStrength; 3] = [
+        MppeStrength::Bits40,
+        MppeStrength::Bits56,
+        MppeStrength::Bits128,
+    ];
+
+    /// Arbitrary master key for the engine tests (one direction).
+    const KEY: [u8; 16] = [
+        0x8B, 0x7C, 0xDC, 0x14, 0x9B, 0x99, 0x3A, 0x1B, 0xA1, 0x18, 0xCB, 0x15, 0x3F, 0x56, 0xDC,
+        0xCB,
+    ];
+
+    fn settings(strength: MppeStrength, stateless: bool) -> MppeSettings {
+        MppeSettings {
+            strength,
+            stateless,
+        }
+    }
+
+    fn pair(strength: MppeStrength, stateless: bool) -> (MppeEncryptor, MppeDecryptor) {
+        let s = settings(strength, stateless);
+        (MppeEncryptor::new(&KEY, s), MppeDecryptor::new(&KEY, s))
+    }
+
+    /// Payload and inner protocol of test packet `i`.
+    fn plain(i: usize) -> (u16, Vec<u8>) {
+        let protocol = [0x0021, 0x0057, 0x80FD, 0x0281][i % 4];
+        let len = (i * 37) % 1500;
+        let payload = (0..len)
+            .map(|n| (n as u8) ^ (i as u8).wrapping_mul(13))
+            .collect();
+        (protocol, payload)
+    }
+
+    fn seal(enc: &mut MppeEncryptor, i: usize) -> Vec<u8> {
+        let (protocol, payload) = plain(i);
+        let mut out = Vec::new();
+        enc.encrypt(protocol, &payload, &mut out);
+        out
+    }
+
+    fn check_ok(packet: &[u8], got: &Decrypted, i: usize) {
+        let (protocol, payload) = plain(i);
+        assert_eq!(got.protocol, protocol, "packet {i}");
+        assert_eq!(&packet[got.payload.clone()], &payload[..], "packet {i}");
+    }
+
+    /// Decrypt `packet`, which must succeed as test packet `i`.
+    fn open_ok(dec: &mut MppeDecryptor, packet: &mut [u8], i: usize) -> Decrypted {
+        let got = dec
+            .decrypt(packet)
+            .unwrap_or_else(|e| panic!("packet {i}: {e}"));
+        check_ok(packet, &got, i);
+        got
+    }
+
+    fn hex(s: &str) -> Vec<u8> {
+        hex::decode(s.replace(' ', "")).unwrap()
+    }
+
+    /// RFC 3079 §3.5: the sample message "test message" encrypted with the
+    /// initial session key. A stateful encryptor encrypts its first packet
+    /// (coherency count 0) with exactly that key, so a packet whose
+    /// protocol field + payload spell "test message" (protocol 0x7465 "te")
+    /// must carry the RFC's ciphertext after the header 0x90 0x00 (A, D).
+    #[test]
+    fn rfc3079_sample_message_known_answer() {
+        let vectors = [
+            (MppeStrength::Bits40, "92 91 37 91 7E 58 03 D6 68 D7 58 98"),
+            // §3.5.2 misprints the last octet as 0x58; see mppe_keys tests.
+            (MppeStrength::Bits56, "3F 10 68 33 FA 44 8D A8 42 BC 57 B8"),
+            (MppeStrength::Bits128, "81 84 83 17 DF 68 84 62 72 FB 5A BE"),
+        ];
+        for (strength, cipher) in vectors {
+            let (mut enc, mut dec) = pair(strength, false);
+            let mut out = Vec::new();
+            enc.encrypt(0x7465, b"st message", &mut out);
+            let mut expected = vec![0x90, 0x00];
+            expected.extend(hex(cipher));
+            assert_eq!(out, expected, "{strength:?}");
+            let got = dec.decrypt(&mut out).unwrap();
+            assert_eq!(got.protocol, 0x7465);
+            assert_eq!(&out[got.payload], b"st message");
+            assert!(got.flushed);
+        }
+    }
+
+    #[test]
+    fn round_trips_all_modes() {
+        for strength in ALL_STRENGTHS {
+            for stateless in [false, true] {
+                let (mut enc, mut dec) = pair(strength, stateless);
+                let mut out = Vec::new();
+                for i in 0..700 {
+                    let (protocol, payload) = plain(i);
+                    out.clear();
+                    enc.encrypt(protocol, &payload, &mut out);
+                    assert_eq!(out.len(), payload.len() + 4);
+                    let count = u16::from_be_bytes([out[0] & 0x0F, out[1]]);
+                    assert_eq!(usize::from(count), i);
+                    let flags = out[0] & 0xF0;
+                    let fresh = stateless || i == 0 || i % 256 == 255;
+                    let want = FLAG_ENCRYPTED | if fresh { FLAG_FLUSHED } else { 0 };
+                    assert_eq!(flags, want, "{strength:?} stateless={stateless} i={i}");
+                    if payload.len() > 8 {
+                        assert_ne!(&out[4..12], &payload[..8], "not encrypted?");
+                    }
+                    let got = dec.decrypt(&mut out).unwrap();
+                    check_ok(&out, &got, i);
+                    assert_eq!(got.lost, 0);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn encrypt_in_place_matches_encrypt() {
+        for strength in ALL_STRENGTHS {
+            for stateless in [false, true] {
+                let (mut a, mut dec) = pair(strength, stateless);
+                let (mut b, _) = pair(strength, stateless);
+                for i in 0..300 {
+                    let (protocol, payload) = plain(i);
+                    let mut out = Vec::new();
+                    a.encrypt(protocol, &payload, &mut out);
+                    let mut buf = vec![0u8; MPPE_HEADROOM];
+                    buf.extend_from_slice(&payload);
+                    b.encrypt_in_place(protocol, &mut buf).unwrap();
+                    assert_eq!(buf, out);
+                    let got = dec.decrypt(&mut buf).unwrap();
+                    check_ok(&buf, &got, i);
+                }
+                assert_eq!(
+                    b.encrypt_in_place(0x21, &mut [0u8; 3]),
+                    Err(MppeError::TooShort { len: 3 })
+                );
+                // Nothing was consumed by the failed call.
+                assert_eq!(b.coherency_count(), a.coherency_count());
+            }
+        }
+    }
+
+    /// `encrypt` appends and reuses the caller's buffer.
+    #[test]
+    fn encrypt_appends() {
+        let (mut enc, mut dec) = pair(MppeStrength::Bits128, true);
+        let mut out = vec![0xFF, 0x03, 0x00, 0xFD];
+        enc.encrypt(0x0021, b"hello", &mut out);
+        assert_eq!(&out[..4], &[0xFF, 0x03, 0x00, 0xFD]);
+        let got = dec.decrypt(&mut out[4..]).unwrap();
+        assert_eq!(got.protocol, 0x0021);
+        assert_eq!(&out[4..][got.payload], b"hello");
+    }
+
+    #[test]
+    fn coherency_count_wraps_at_4096() {
+        for stateless in [false, true] {
+            let (mut enc, mut dec) = pair(MppeStrength::Bits128, stateless);
+            let mut out = Vec::new();
+            for i in 0..(4096 * 2 + 300) {
+                out.clear();
+                enc.encrypt(0x0021, &[i as u8; 16], &mut out);
+                let count = u16::from_be_bytes([out[0] & 0x0F, out[1]]);
+                assert_eq!(usize::from(count), i % 4096);
+                let got = dec.decrypt(&mut out).unwrap();
+                assert_eq!(&out[got.payload], &[i as u8; 16]);
+            }
+        }
+    }
+
+    #[test]
+    fn stateless_recovers_from_any_loss_up_to_half_the_count_space() {
+        for strength in ALL_STRENGTHS {
+            let (mut enc, mut dec) = pair(strength, true);
+            let mut i = 0;
+            // Gaps of 1, 255, 256, 2047 (the largest) and across the wrap.
+            for gap in [1usize, 255, 256, 2047, 1000, 900] {
+                let mut p = seal(&mut enc, i);
+                open_ok(&mut dec, &mut p, i);
+                for _ in 0..gap {
+                    i += 1;
+                    seal(&mut enc, i);
+                }
+                i += 1;
+                let mut p = seal(&mut enc, i);
+                let got = dec.decrypt(&mut p).unwrap();
+                check_ok(&p, &got, i);
+                assert_eq!(usize::from(got.lost), gap);
+                i += 1;
+            }
+            assert!(i > 4096, "went across the wrap");
+        }
+    }
+
+    #[test]
+    fn duplicates_and_late_packets_are_dropped_without_harm() {
+        for stateless in [false, true] {
+            let (mut enc, mut dec) = pair(MppeStrength::Bits128, stateless);
+            let p0 = seal(&mut enc, 0);
+            let p1 = seal(&mut enc, 1);
+            let p2 = seal(&mut enc, 2);
+            let mut a = p0.clone();
+            open_ok(&mut dec, &mut a, 0);
+            let mut a = p0.clone();
+            assert_eq!(
+                dec.decrypt(&mut a),
+                Err(MppeError::Stale {
+                    count: 0,
+                    expected: 1
+                })
+            );
+            assert_eq!(a, p0, "refused packets are left untouched");
+            let mut b = p1.clone();
+            open_ok(&mut dec, &mut b, 1);
+            let mut b = p1.clone();
+            assert!(matches!(dec.decrypt(&mut b), Err(MppeError::Stale { .. })));
+            let mut c = p2.clone();
+            open_ok(&mut dec, &mut c, 2);
+        }
+    }
+
+    #[test]
+    fn stateful_loss_discards_until_flushed_packet_after_reset_request() {
+        for strength in ALL_STRENGTHS {
+            let (mut enc, mut dec) = pair(strength, false);
+            for i in 0..10 {
+                let mut p = seal(&mut enc, i);
+                open_ok(&mut dec, &mut p, i);
+            }
+            seal(&mut enc, 10); // lost
+            let mut p = seal(&mut enc, 11);
+            assert_eq!(
+                dec.decrypt(&mut p),
+                Err(MppeError::NeedReset {
+                    count: 11,
+                    expected: 10
+                })
+            );
+            assert!(dec.is_discarding());
+            // Packets already in flight before the Reset-Request arrives.
+            for i in 12..15 {
+                let mut p = seal(&mut enc, i);
+                assert_eq!(
+                    dec.decrypt(&mut p),
+                    Err(MppeError::Discarding { count: i as u16 })
+                );
+            }
+            enc.reset_requested();
+            let mut p = seal(&mut enc, 15);
+            assert_eq!(p[0] & FLAG_FLUSHED, FLAG_FLUSHED);
+            let got = dec.decrypt(&mut p).unwrap();
+            check_ok(&p, &got, 15);
+            assert!(got.flushed);
+            assert_eq!(got.lost, 5);
+            assert!(!dec.is_discarding());
+            for i in 16..600 {
+                let mut p = seal(&mut enc, i);
+                assert_eq!(p[0] & FLAG_FLUSHED != 0, i % 256 == 255, "i={i}");
+                open_ok(&mut dec, &mut p, i);
+            }
+        }
+    }
+
+    /// A loss that spans flag packets and the 4096 wrap: the flushed packet
+    /// must be decrypted after one key change per missed flag packet.
+    #[test]
+    fn stateful_resync_across_flag_packets_and_wrap() {
+        let (mut enc, mut dec) = pair(MppeStrength::Bits40, false);
+        let mut i = 0;
+        while i < 3500 {
+            let mut p = seal(&mut enc, i);
+            open_ok(&mut dec, &mut p, i);
+            i += 1;
+        }
+        // Lose 3500..=4200 except one unflushed packet, which asks for a reset.
+        while i <= 4200 {
+            let mut p = seal(&mut enc, i);
+            if i == 3700 {
+                assert!(matches!(
+                    dec.decrypt(&mut p),
+                    Err(MppeError::NeedReset { .. })
+                ));
+            }
+            i += 1;
+        }
+        enc.reset_requested();
+        let mut p = seal(&mut enc, i);
+        open_ok(&mut dec, &mut p, i);
+        for i in i + 1..i + 600 {
+            let mut p = seal(&mut enc, i);
+            open_ok(&mut dec, &mut p, i);
+        }
+    }
+
+    /// A flushed packet after a gap resynchronizes at once, no reset needed
+    /// (here: the flag packet 255 after losing 250..=254).
+    #[test]
+    fn stateful_flag_packet_resynchronizes_without_reset() {
+        let (mut enc, mut dec) = pair(MppeStrength::Bits128, false);
+        for i in 0..250 {
+            let mut p = seal(&mut enc, i);
+            open_ok(&mut dec, &mut p, i);
+        }
+        for i in 250..255 {
+            seal(&mut enc, i);
+        }
+        let mut p = seal(&mut enc, 255);
+        let got = dec.decrypt(&mut p).unwrap();
+        check_ok(&p, &got, 255);
+        assert_eq!(got.lost, 5);
+        let mut p = seal(&mut enc, 256);
+        open_ok(&mut dec, &mut p, 256);
+    }
+
+    /// A Reset-Request without loss (e.g. a spurious one): the flushed packet
+    /// arrives in sequence and both sides restart RC4 with the same key.
+    #[test]
+    fn stateful_reset_in_sequence() {
+        let (mut enc, mut dec) = pair(MppeStrength::Bits56, false);
+        for i in 0..40 {
+            if i % 7 == 3 {
+                enc.reset_requested();
+            }
+            let mut p = seal(&mut enc, i);
+            assert_eq!(p[0] & FLAG_FLUSHED != 0, i == 0 || i % 7 == 3);
+            open_ok(&mut dec, &mut p, i);
+        }
+    }
+
+    #[test]
+    fn malformed_packets_are_refused() {
+        let (mut enc, mut dec) = pair(MppeStrength::Bits128, true);
+        for len in 0..=2 {
+            let mut p = vec![0x90; len];
+            assert_eq!(dec.decrypt(&mut p), Err(MppeError::TooShort { len }));
+        }
+        let mut p = seal(&mut enc, 0);
+        p[0] &= !FLAG_ENCRYPTED;
+        assert_eq!(dec.decrypt(&mut p), Err(MppeError::NotEncrypted));
+        p[0] |= FLAG_ENCRYPTED | FLAG_COMPRESSED;
+        assert_eq!(dec.decrypt(&mut p), Err(MppeError::Compressed));
+        // Nothing consumed: the genuine packet still decrypts.
+        let mut p = seal(&mut enc, 0);
+        let mut q = p.clone();
+        open_ok(&mut dec, &mut p, 0);
+        // Flipping the protocol field's low bit makes it invalid; the key
+        // state still advances in step with the sender.
+        let mut p = seal(&mut enc, 1);
+        p[3] ^= 0x01;
+        assert_eq!(dec.decrypt(&mut p), Err(MppeError::BadProtocol));
+        let mut p = seal(&mut enc, 2);
+        open_ok(&mut dec, &mut p, 2);
+        // Old packet.
+        assert!(matches!(dec.decrypt(&mut q), Err(MppeError::Stale { .. })));
+    }
+
+    /// RFC 1661 §6.5 PFC: a 1-byte protocol field is accepted on receive.
+    #[test]
+    fn pfc_compressed_protocol_field() {
+        for stateless in [false, true] {
+            // Key stream of packet 0 from an all-zero plaintext.
+            let (mut enc, mut dec) = pair(MppeStrength::Bits128, stateless);
+            let mut ks = Vec::new();
+            enc.encrypt(0x0000, &[0u8; 8], &mut ks);
+            let plain = [0x21u8, 1, 2, 3, 4, 5, 6, 7, 8];
+            let mut p = ks[..2].to_vec();
+            p.extend(ks[2..11].iter().zip(plain).map(|(k, b)| k ^ b));
+            let got = dec.decrypt(&mut p).unwrap();
+            assert_eq!(got.protocol, 0x0021);
+            assert_eq!(got.payload, 3..11);
+            assert_eq!(&p[got.payload], &[1, 2, 3, 4, 5, 6, 7, 8]);
+        }
+    }
+
+    #[test]
+    fn debug_prints_no_key_material() {
+        let (enc, dec) = pair(MppeStrength::Bits128, false);
+        let text = format!("{enc:?} {dec:?}");
+        assert!(!text.contains("139"), "{text}"); // KEY[0] = 0x8B
+        assert!(text.contains("MppeEncryptor") && text.contains("MppeDecryptor"));
+    }
+
+    /// What the network does to one packet.
+    #[derive(Debug, Clone)]
+    enum Net {
+        Deliver,
+        Drop,
+        Duplicate,
+        /// Hold back and deliver after this many more packets (reordering).
+        Delay(u8),
+    }
+
+    fn net() -> impl Strategy<Value = Net> {
+        prop_oneof![
+            6 => Just(Net::Deliver),
+            2 => Just(Net::Drop),
+            1 => Just(Net::Duplicate),
+            1 => (1u8..6).prop_map(Net::Delay),
+        ]
+    }
+
+    /// Send `actions.len()` packets through a faulty network, then 60 over a
+    /// clean one. A receiver-side CCP answers `NeedReset` with a
+    /// Reset-Request reaching the sender `reset_delay` packets later, and
+    /// repeats it every 8 packets while the decryptor keeps discarding
+    /// (RFC 1962 restart timer). Every packet accepted must be the right
+    /// plaintext, and the link must be back to full delivery at the end.
+    fn simulate(strength: MppeStrength, stateless: bool, actions: &[Net], reset_delay: usize) {
+        let (mut enc, mut dec) = pair(strength, stateless);
+        let mut held: Vec<(usize, usize, Vec<u8>)> = Vec::new(); // (due, index, packet)
+        let mut reset_at: Option<usize> = None;
+        let mut last_request = 0usize;
+        let total = actions.len() + 60;
+        let mut delivered_tail = 0;
+        for i in 0..total {
+            if reset_at == Some(i) {
+                enc.reset_requested();
+                reset_at = None;
+            }
+            let packet = seal(&mut enc, i);
+            let action = actions.get(i).cloned().unwrap_or(Net::Deliver);
+            let mut now: Vec<(usize, Vec<u8>)> = Vec::new();
+            match action {
+                Net::Deliver => now.push((i, packet)),
+                Net::Drop => {}
+                Net::Duplicate => {
+                    now.push((i, packet.clone()));
+                    now.push((i, packet));
+                }
+                Net::Delay(k) => held.push((i + usize::from(k), i, packet)),
+            }
+            // Held packets that are due go first if earlier than this one.
+            held.sort_by_key(|h| h.0);
+            while held.first().is_some_and(|h| h.0 <= i) {
+                let (_, idx, p) = held.remove(0);
+                now.insert(0, (idx, p));
+            }
+            for (idx, mut p) in now {
+                match dec.decrypt(&mut p) {
+                    Ok(got) => {
+                        check_ok(&p, &got, idx);
+                        if i >= actions.len() + 30 {
+                            delivered_tail += 1;
+                        }
+                    }
+                    Err(MppeError::Stale { .. }) => {}
+                    Err(MppeError::NeedReset { .. }) if !stateless => {
+                        if reset_at.is_none() {
+                            reset_at = Some(i + 1 + reset_delay);
+                            last_request = i;
+                        }
+                    }
+                    Err(MppeError::Discarding { .. }) if !stateless => {
+                        if reset_at.is_none() && i >= last_request + 8 {
+                            reset_at = Some(i + 1 + reset_delay);
+                            last_request = i;
+                        }
+                    }
+                    Err(e) => panic!("packet {idx}: unexpected {e:?}"),
+                }
+            }
+        }
+        assert_eq!(delivered_tail, 30, "link did not recover");
+        assert!(!dec.is_discarding());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn stateless_survives_loss_duplication_reordering(
+            actions in proptest::collection::vec(net(), 0..600),
+            s in 0usize..3,
+        ) {
+            simulate(ALL_STRENGTHS[s], true, &actions, 0);
+        }
+
+        #[test]
+        fn stateful_survives_loss_duplication_reordering(
+            actions in proptest::collection::vec(net(), 0..600),
+            s in 0usize..3,
+            reset_delay in 0usize..5,
+        ) {
+            simulate(ALL_STRENGTHS[s], false, &actions, reset_delay);
+        }
+
+        /// Long runs of loss, crossing flag packets and the 4096 wrap.
+        #[test]
+        fn burst_loss(
+            start in 0usize..4096,
+            burst in 1usize..1500,
+            stateless in any::<bool>(),
+            reset_delay in 0usize..5,
+        ) {
+            let mut actions = vec![Net::Deliver; start + burst];
+            for a in &mut actions[start..] {
+                *a = Net::Drop;
+            }
+            simulate(MppeStrength::Bits128, stateless, &actions, reset_delay);
+        }
+
+        /// Arbitrary bytes never panic, in any mode, and leave the
+        /// decryptor usable.
+        #[test]
+        fn random_input_never_panics(
+            packets in proptest::collection::vec(
+                proptest::collection::vec(any::<u8>(), 0..64), 0..64),
+            s in 0usize..3,
+            stateless in any::<bool>(),
+        ) {
+            let (_, mut dec) = pair(ALL_STRENGTHS[s], stateless);
+            for mut p in packets {
+                let _ = dec.decrypt(&mut p);
+            }
+            let _ = dec.is_discarding();
+        }
+
+        /// Valid packets with random bit flips in the header never panic.
+        #[test]
+        fn mutated_headers_never_panic(
+            flips in proptest::collection::vec((0usize..50, 0u8..8, any::<bool>()), 0..50),
+            stateless in any::<bool>(),
+        ) {
+            let (mut enc, mut dec) = pair(MppeStrength::Bits40, stateless);
+            for (i, (n, bit, flip)) in flips.into_iter().enumerate() {
+                let mut p = seal(&mut enc, i);
+                if flip {
+                    let n = n % 2;
+                    p[n] ^= 1 << bit;
+                }
+                let _ = dec.decrypt(&mut p);
+            }
+        }
+    }
+}

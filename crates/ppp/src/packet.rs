@@ -160,13 +160,22 @@ mod tests {
         assert_eq!(packet.id, 7);
         assert_eq!(packet.data, &[1, 4, 5, 0xdc]);
         let opts = parse_options(packet.data).unwrap();
-        assert_eq!(opts, vec![ConfigOption { kind: 1, data: &[5, 0xdc] }]);
+        assert_eq!(
+            opts,
+            vec![ConfigOption {
+                kind: 1,
+                data: &[5, 0xdc]
+            }]
+        );
         assert_eq!(packet.to_vec(), &bytes[..8]);
     }
 
     #[test]
     fn rejects_bad_lengths() {
-        assert_eq!(ControlPacket::parse(&[1, 1, 0]), Err(PacketError::TooShort(3)));
+        assert_eq!(
+            ControlPacket::parse(&[1, 1, 0]),
+            Err(PacketError::TooShort(3))
+        );
         assert!(ControlPacket::parse(&[1, 1, 0, 3]).is_err());
         assert!(ControlPacket::parse(&[1, 1, 0, 9, 0]).is_err());
         assert!(parse_options(&[1, 1]).is_err());

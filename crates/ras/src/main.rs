@@ -3,7 +3,11 @@
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "ras", version, about = "Remote access server, VPN clients and Connection Manager tools")]
+#[command(
+    name = "ras",
+    version,
+    about = "Remote access server, VPN clients and Connection Manager tools"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

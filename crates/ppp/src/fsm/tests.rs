@@ -18,7 +18,12 @@ struct Toy {
 
 impl Toy {
     fn new(want: u16, accept: (u16, u16)) -> Self {
-        Toy { want, accept, send: true, ..Default::default() }
+        Toy {
+            want,
+            accept,
+            send: true,
+            ..Default::default()
+        }
     }
 }
 
@@ -182,7 +187,10 @@ fn restart_timer_retransmits_then_gives_up_after_max_configure() {
     assert_eq!(a.state(), State::Stopped);
     assert_eq!(
         events(&mut a),
-        vec![FsmEvent::Started, FsmEvent::Finished(FinishReason::NoResponse)]
+        vec![
+            FsmEvent::Started,
+            FsmEvent::Finished(FinishReason::NoResponse)
+        ]
     );
 }
 
@@ -221,7 +229,10 @@ fn close_terminates_both_sides() {
     assert_eq!(ack[1], req[1]);
     a.handle_packet(now, &ack).unwrap();
     assert_eq!(a.state(), State::Closed);
-    assert_eq!(events(&mut a), vec![FsmEvent::Down, FsmEvent::Finished(FinishReason::Closed)]);
+    assert_eq!(
+        events(&mut a),
+        vec![FsmEvent::Down, FsmEvent::Finished(FinishReason::Closed)]
+    );
     // b waits one restart period (zrc) before finishing.
     assert_eq!(b.state(), State::Stopping);
     assert_eq!(events(&mut b), vec![FsmEvent::Down]);
@@ -230,9 +241,14 @@ fn close_terminates_both_sides() {
     assert_eq!(b.state(), State::Stopped);
     assert_eq!(
         events(&mut b),
-        vec![FsmEvent::Finished(FinishReason::PeerTerminated("admin stop".into()))]
+        vec![FsmEvent::Finished(FinishReason::PeerTerminated(
+            "admin stop".into()
+        ))]
     );
-    assert!(b.poll_transmit().is_none(), "no Terminate-Request from the passive side");
+    assert!(
+        b.poll_transmit().is_none(),
+        "no Terminate-Request from the passive side"
+    );
 }
 
 #[test]
@@ -294,7 +310,10 @@ fn code_reject_of_configure_is_fatal() {
     assert_eq!(a.state(), State::Stopped);
     assert_eq!(
         events(&mut a),
-        vec![FsmEvent::Started, FsmEvent::Finished(FinishReason::CodeRejected)]
+        vec![
+            FsmEvent::Started,
+            FsmEvent::Finished(FinishReason::CodeRejected)
+        ]
     );
 }
 
