@@ -17,5 +17,6 @@ pub mod ipcp;
 pub mod ipv6cp;
 pub mod lcp;
 pub mod link;
+pub mod loopback;
 pub mod mppe;
 pub mod packet;

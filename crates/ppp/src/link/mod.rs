@@ -780,8 +780,7 @@ impl Link {
         let settings = std::mem::take(&mut self.network_override);
         let fsm = self.config.fsm;
         let ipcp_config: Option<IpcpConfig> = settings.ipcp.or_else(|| self.config.ipcp.clone());
-        let ipv6_config: Option<Ipv6cpConfig> =
-            settings.ipv6cp.or(self.config.ipv6cp);
+        let ipv6_config: Option<Ipv6cpConfig> = settings.ipv6cp.or(self.config.ipv6cp);
         let ccp_config: Option<CcpConfig> = settings.ccp.or(self.config.ccp);
         // Keep what we run visible to handle_control.
         self.network_override.ipcp = ipcp_config.clone();

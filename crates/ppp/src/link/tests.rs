@@ -332,10 +332,7 @@ fn every_auth_method_with_and_without_mppe_comes_up() {
         }
         for combo in combos {
             let cfg = combo.map(|(s, stateless)| ccp(s, stateless, true));
-            let mut h = Harness::new(
-                server_config(auth, cfg),
-                client_config(auth, cfg),
-            );
+            let mut h = Harness::new(server_config(auth, cfg), client_config(auth, cfg));
             h.network.ccp = cfg;
             h.start();
             h.run(Duration::from_secs(120));
@@ -375,10 +372,7 @@ fn every_auth_method_with_and_without_mppe_comes_up() {
 fn mppe_required_without_key_material_fails_with_reason() {
     for auth in [AuthProtocol::Pap, AuthProtocol::ChapMd5] {
         let cfg = Some(ccp(MppeStrength::Bits128, true, true));
-        let mut h = Harness::new(
-            server_config(auth, cfg),
-            client_config(auth, cfg),
-        );
+        let mut h = Harness::new(server_config(auth, cfg), client_config(auth, cfg));
         h.network.ccp = cfg;
         h.start();
         h.run(Duration::from_secs(120));
@@ -577,10 +571,7 @@ fn unknown_protocol_is_protocol_rejected() {
 fn unencrypted_data_is_dropped_when_mppe_is_on() {
     let auth = AuthProtocol::MsChapV2;
     let cfg = Some(ccp(MppeStrength::Bits128, true, true));
-    let mut h = Harness::new(
-        server_config(auth, cfg),
-        client_config(auth, cfg),
-    );
+    let mut h = Harness::new(server_config(auth, cfg), client_config(auth, cfg));
     h.network.ccp = cfg;
     h.start();
     h.run(Duration::from_secs(60));
