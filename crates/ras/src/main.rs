@@ -2,6 +2,8 @@
 
 use clap::{Parser, Subcommand};
 
+mod selftest;
+
 #[derive(Parser)]
 #[command(
     name = "ras",
@@ -15,8 +17,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Show the PPP engine's built-in self-check: a full in-memory negotiation.
-    PppSelftest,
+    /// Negotiate a server and a client PPP link in memory and show the result.
+    PppSelftest {
+        /// Authentication method to use.
+        #[arg(long, value_enum, default_value = "eap-mschapv2")]
+        auth: selftest::Method,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -28,9 +34,6 @@ fn main() -> anyhow::Result<()> {
         .init();
     let cli = Cli::parse();
     match cli.command {
-        Command::PppSelftest => {
-            println!("ppp engine: not yet wired");
-            Ok(())
-        }
+        Command::PppSelftest { auth } => selftest::run(auth),
     }
 }
