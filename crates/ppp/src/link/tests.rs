@@ -59,6 +59,10 @@ pub(crate) struct Harness {
     pub stop_when_up: bool,
     /// The test handles events itself.
     pub manual_events: bool,
+    /// Password the client retries with after an MS-CHAPv2 R=1 failure.
+    pub retry_password: Option<String>,
+    /// The server application never answers credential checks.
+    pub silent_store: bool,
     in_flight: VecDeque<(bool, Vec<u8>)>,
 }
 
@@ -99,6 +103,8 @@ impl Harness {
             client_events: Vec::new(),
             stop_when_up: true,
             manual_events: false,
+            retry_password: None,
+            silent_store: false,
             in_flight: VecDeque::new(),
         }
     }
@@ -159,6 +165,7 @@ impl Harness {
         while let Some(ev) = self.server.poll_event() {
             self.server_events.push(format!("{ev:?}"));
             match ev {
+                LinkEvent::AuthRequest(_) if self.silent_store => {}
                 LinkEvent::AuthRequest(req) => match self.store {
                     Store::Local => match self.users.get(&req.username) {
                         Some(pw) => {
@@ -187,6 +194,11 @@ impl Harness {
             match ev {
                 LinkEvent::Up(up) => self.client_up = Some(up),
                 LinkEvent::Down(why) => self.client_down = Some(why),
+                LinkEvent::AuthRetryAllowed(_) => {
+                    if let Some(pw) = self.retry_password.take() {
+                        self.client.retry_auth(now, &pw);
+                    }
+                }
                 _ => {}
             }
         }
@@ -874,4 +886,82 @@ proptest::proptest! {
             proptest::prop_assert!(queued <= 8);
         }
     }
+}
+
+#[test]
+fn mschapv2_retry_with_the_right_password_comes_up() {
+    let auth = AuthProtocol::MsChapV2;
+    let mut client = client_config(auth, None);
+    client.credentials = Some(crate::auth::PeerConfig::new("alice", "typo"));
+    let mut h = Harness::new(server_config(auth, None), client);
+    h.retry_password = Some("correct horse".into());
+    h.start();
+    h.run(Duration::from_secs(120));
+    assert!(
+        h.server_up.is_some() && h.client_up.is_some(),
+        "{:?} {:?}",
+        h.server_down,
+        h.client_down
+    );
+    assert!(h
+        .client_events
+        .iter()
+        .any(|e| e.contains("AuthRetryAllowed")));
+    keys_mirror(&h);
+}
+
+#[test]
+fn unanswered_credential_check_times_out() {
+    let auth = AuthProtocol::MsChapV2;
+    // A patient client (it would give up after 30 s by default).
+    let mut client = client_config(auth, None);
+    client.credentials.as_mut().unwrap().max_transmits = 100;
+    let mut h = Harness::new(server_config(auth, None), client);
+    h.silent_store = true;
+    let start = h.now;
+    h.start();
+    h.run(Duration::from_secs(300));
+    assert_eq!(h.server_down, Some(DownReason::AuthTimeout));
+    assert!(h.now - start >= Duration::from_secs(60));
+    assert!(h.client_down.is_some());
+}
+
+#[test]
+fn callback_to_a_user_number_ends_the_link_for_the_call_back() {
+    let auth = AuthProtocol::MsChapV2;
+    let mut server = server_config(auth, None);
+    server.cbcp_server = crate::cbcp::CbcpServerConfig::user_number_allowed();
+    let mut client = client_config(auth, None);
+    client.lcp.request_callback = true;
+    client.cbcp_client = crate::cbcp::CbcpClientConfig::user_number("5551234", 5).unwrap();
+    let mut h = Harness::new(server, client);
+    h.start();
+    h.run(Duration::from_secs(60));
+    let expected = crate::cbcp::CallbackDecision::UserNumber {
+        number: "5551234".into(),
+        delay: 5,
+    };
+    assert_eq!(
+        h.server_down,
+        Some(DownReason::CallbackRequested(expected.clone()))
+    );
+    assert_eq!(h.client_down, Some(DownReason::CallbackRequested(expected)));
+    assert!(h.server_up.is_none());
+}
+
+#[test]
+fn no_callback_answer_continues_to_the_network_phase() {
+    let auth = AuthProtocol::MsChapV2;
+    let mut client = client_config(auth, None);
+    client.lcp.request_callback = true;
+    let mut h = Harness::new(server_config(auth, None), client);
+    h.start();
+    h.run(Duration::from_secs(60));
+    assert!(h.server_up.is_some() && h.client_up.is_some());
+    let cbcp = h
+        .trace
+        .iter()
+        .filter(|(_, f)| crate::frame::decode(f).is_ok_and(|f| f.protocol == 0xc029))
+        .count();
+    assert_eq!(cbcp, 3, "Request, Response, Ack");
 }
