@@ -18,7 +18,9 @@ use crate::binding::{
     CERT_HASH_PROTOCOL_SHA1, CERT_HASH_PROTOCOL_SHA256,
 };
 use crate::codec::{ControlMessage, MessageType};
-use crate::conn::{AbortCause, Core, Event, RoleHandler, SendError, StateError, Timers};
+use crate::conn::{
+    AbortCause, CloseReason, Core, Event, RoleHandler, SendError, StateError, Timers,
+};
 
 /// Client configuration.
 #[derive(Debug, Clone)]
@@ -213,6 +215,12 @@ impl ClientConnection {
     /// Bytes waiting in the transmit buffer.
     pub fn pending_transmit(&self) -> usize {
         self.core.pending_transmit()
+    }
+
+    /// Why the connection is closing (aborting or disconnecting), while the
+    /// teardown is still in progress.
+    pub fn closing_reason(&self) -> Option<&CloseReason> {
+        self.core.closing_reason()
     }
 
     // ---- inputs ----

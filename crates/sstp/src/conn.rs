@@ -203,6 +203,11 @@ impl Core {
         self.teardown == Teardown::Closed
     }
 
+    /// Why the connection is being torn down, before it is closed.
+    pub(crate) fn closing_reason(&self) -> Option<&CloseReason> {
+        self.pending_close.as_ref()
+    }
+
     pub(crate) fn in_teardown(&self) -> bool {
         self.teardown != Teardown::None
     }

@@ -22,7 +22,9 @@ use crate::binding::{
     Role, CERT_HASH_PROTOCOL_SHA256,
 };
 use crate::codec::{ControlMessage, MessageType, CALL_CONNECTED_LEN};
-use crate::conn::{status, AbortCause, Core, Event, RoleHandler, SendError, StateError, Timers};
+use crate::conn::{
+    status, AbortCause, CloseReason, Core, Event, RoleHandler, SendError, StateError, Timers,
+};
 
 /// How many unacceptable Call Connect Requests are answered with a NAK
 /// before the server aborts.
@@ -323,6 +325,12 @@ impl ServerConnection {
     /// Bytes waiting in the transmit buffer.
     pub fn pending_transmit(&self) -> usize {
         self.core.pending_transmit()
+    }
+
+    /// Why the connection is closing (aborting or disconnecting), while the
+    /// teardown is still in progress.
+    pub fn closing_reason(&self) -> Option<&CloseReason> {
+        self.core.closing_reason()
     }
 
     // ---- inputs ----

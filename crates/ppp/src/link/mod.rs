@@ -165,6 +165,17 @@ impl Link {
         &self.stats
     }
 
+    /// The MS-CHAPv2 master keys of a completed authentication, in this
+    /// side's view (what SSTP crypto binding needs, MS-SSTP §3.2.5.2).
+    pub fn master_keys(&self) -> Option<&MasterKeys> {
+        self.master_keys.as_ref()
+    }
+
+    /// The authenticated identity, once authentication succeeded.
+    pub fn authenticated_user(&self) -> Option<&str> {
+        self.authenticated_as.as_deref()
+    }
+
     /// LCP's negotiated values (MRU, ACCM, magic numbers …).
     pub fn lcp(&self) -> &crate::lcp::LcpNegotiated {
         self.lcp.negotiator().negotiated()

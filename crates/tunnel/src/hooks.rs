@@ -1,0 +1,61 @@
+//! What a session asks of its owner.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use bytes::Bytes;
+use ppp::auth::{AuthRequest, ExternalAccept, Rejection, Secret};
+use ppp::link::{LinkUp, NetworkSettings};
+use tokio::sync::mpsc;
+
+/// A boxed future: hooks run on the control path only, never per packet.
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// The answer to a credential check.
+#[derive(Debug)]
+pub enum AuthAnswer {
+    /// The stored secret: the PPP authenticator verifies it itself.
+    Secret(Secret),
+    /// Refused, with the MS-CHAP error code to report.
+    Reject(Rejection, String),
+    /// An outside server (RADIUS) accepted.
+    Accept(ExternalAccept),
+    /// An outside server wants another EAP round trip.
+    EapChallenge(Vec<u8>),
+}
+
+/// Facts about one session, for logs and hooks.
+#[derive(Debug, Clone)]
+pub struct SessionInfo {
+    /// Unique per process.
+    pub id: u64,
+    /// The remote transport address ("ip:port").
+    pub peer: String,
+    /// The authenticated user, once known.
+    pub user: Option<String>,
+}
+
+/// Where received IP packets go (the TUN device). Synchronous and
+/// non-blocking: a packet that cannot be written at once is dropped, as a
+/// router would, so one slow consumer never stalls a session.
+pub trait PacketSink: Send + Sync {
+    fn send(&self, packet: &[u8]);
+}
+
+/// The owner's side of a session.
+pub trait SessionHooks: Send + Sync + 'static {
+    /// Check credentials (server role).
+    fn authenticate(&self, info: &SessionInfo, request: AuthRequest) -> BoxFuture<AuthAnswer>;
+    /// The user is authenticated: decide the network settings (server
+    /// role: addresses from the pool, policy). An error refuses the user.
+    fn network(&self, info: &SessionInfo) -> BoxFuture<Result<NetworkSettings, String>>;
+    /// The link is up: register the session's addresses and hand back the
+    /// queue of IP packets to send through the tunnel.
+    fn up(
+        &self,
+        info: &SessionInfo,
+        up: &LinkUp,
+    ) -> BoxFuture<Result<mpsc::Receiver<Bytes>, String>>;
+    /// The session ended (always called once if `network` succeeded).
+    fn down(&self, info: &SessionInfo);
+}

@@ -1,0 +1,21 @@
+//! Tokio drivers that join a tunnel protocol core to a PPP [`ppp::link::Link`].
+//!
+//! The protocol cores (`ppp`, `sstp`) are sans-IO; this crate owns the
+//! sockets' byte streams and the timers for one session, in either role.
+//! Everything policy-related (who may log in, which address a client gets,
+//! where IP packets go) is asked of the caller through [`SessionHooks`], so
+//! the same driver serves `ras server` and `ras connect`.
+
+mod hooks;
+pub mod http_io;
+mod session;
+pub mod sstp_client;
+pub mod sstp_server;
+
+pub use hooks::{AuthAnswer, PacketSink, SessionHooks, SessionInfo};
+
+/// Types hook implementations need.
+pub mod hooks_support {
+    pub use crate::hooks::BoxFuture;
+}
+pub use session::{Outcome, SessionStats};

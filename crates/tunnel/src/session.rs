@@ -1,0 +1,469 @@
+//! One SSTP session: a TLS byte stream carrying SSTP, carrying PPP. The
+//! loop reads, writes, runs timers and answers hooks in one task, with no
+//! per-packet allocation on the data path.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use ppp::link::{Inbound, Link, LinkEvent};
+use sstp::{CloseReason, Event, HigherLayerKeys};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{mpsc, watch};
+
+use crate::hooks::{AuthAnswer, PacketSink, SessionHooks, SessionInfo};
+
+/// Stop taking IP packets from the network while this much is waiting to
+/// be written to the peer: a slow peer costs its own packets, nobody else's.
+const WRITE_HIGH_WATER: usize = 256 * 1024;
+/// A peer that makes us queue this much without reading is dropped.
+const WRITE_LIMIT: usize = 2 * 1024 * 1024;
+/// IP packets taken from the queue per wake-up, to batch TLS writes.
+const BATCH: usize = 64;
+/// TLS read buffer: one maximal TLS record.
+const READ_BUFFER: usize = 16 * 1024 + 256;
+
+/// Counters of one session.
+#[derive(Debug, Clone, Default)]
+pub struct SessionStats {
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub packets_in: u64,
+    pub packets_out: u64,
+    /// IP packets from the network dropped (not up yet, queue full).
+    pub dropped_out: u64,
+}
+
+/// How a session ended.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub reason: String,
+    pub stats: SessionStats,
+    /// The link came up at some point.
+    pub was_up: bool,
+}
+
+/// The SSTP state machine of either role, as the loop uses it.
+pub(crate) trait SstpCore: Send {
+    fn handle_input(&mut self, now: Instant, data: &[u8]) -> usize;
+    fn handle_timeout(&mut self, now: Instant);
+    fn send_ppp(&mut self, frame: &[u8]) -> Result<(), sstp::SendError>;
+    fn set_keys(&mut self, keys: &HigherLayerKeys) -> Result<(), sstp::StateError>;
+    fn close(&mut self) -> Result<(), sstp::StateError>;
+    fn poll_event(&mut self) -> Option<Event<'_>>;
+    fn poll_transmit(&mut self, out: &mut Vec<u8>) -> usize;
+    fn poll_timeout(&self) -> Option<Instant>;
+    fn is_closed(&self) -> bool;
+    fn closing_reason(&self) -> Option<&CloseReason>;
+}
+
+macro_rules! sstp_core {
+    ($t:ty) => {
+        impl SstpCore for $t {
+            fn handle_input(&mut self, now: Instant, data: &[u8]) -> usize {
+                <$t>::handle_input(self, now, data)
+            }
+            fn handle_timeout(&mut self, now: Instant) {
+                <$t>::handle_timeout(self, now)
+            }
+            fn send_ppp(&mut self, frame: &[u8]) -> Result<(), sstp::SendError> {
+                <$t>::send_ppp(self, frame)
+            }
+            fn set_keys(&mut self, keys: &HigherLayerKeys) -> Result<(), sstp::StateError> {
+                <$t>::set_higher_layer_keys(self, keys)
+            }
+            fn close(&mut self) -> Result<(), sstp::StateError> {
+                <$t>::close(self)
+            }
+            fn poll_event(&mut self) -> Option<Event<'_>> {
+                <$t>::poll_event(self)
+            }
+            fn poll_transmit(&mut self, out: &mut Vec<u8>) -> usize {
+                <$t>::poll_transmit(self, out)
+            }
+            fn poll_timeout(&self) -> Option<Instant> {
+                <$t>::poll_timeout(self)
+            }
+            fn is_closed(&self) -> bool {
+                <$t>::is_closed(self)
+            }
+            fn closing_reason(&self) -> Option<&CloseReason> {
+                <$t>::closing_reason(self)
+            }
+        }
+    };
+}
+sstp_core!(sstp::ServerConnection);
+sstp_core!(sstp::ClientConnection);
+
+/// Results of hooks running in their own tasks.
+enum HookResult {
+    Auth(AuthAnswer),
+    Network(Result<ppp::link::NetworkSettings, String>),
+    Up(Result<mpsc::Receiver<Bytes>, String>),
+}
+
+/// Everything the loop owns.
+pub(crate) struct Session<C> {
+    pub sstp: C,
+    pub link: Link,
+    pub hooks: Arc<dyn SessionHooks>,
+    pub sink: Arc<dyn PacketSink>,
+    pub info: SessionInfo,
+    /// Server role: ask `hooks.network` after authentication.
+    pub assigns_network: bool,
+}
+
+struct State {
+    wbuf: Vec<u8>,
+    wpos: usize,
+    needs_flush: bool,
+    scratch: Vec<u8>,
+    frame: Vec<u8>,
+    outbound: Option<mpsc::Receiver<Bytes>>,
+    hook_tx: mpsc::UnboundedSender<HookResult>,
+    network_hooked: bool,
+    keys_given: bool,
+    was_up: bool,
+    reason: Option<String>,
+    stats: SessionStats,
+}
+
+impl<C: SstpCore> Session<C> {
+    /// Run until the session ends. `initial` holds bytes that arrived with
+    /// the HTTP exchange.
+    pub async fn run<S>(
+        mut self,
+        stream: S,
+        initial: Vec<u8>,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Outcome
+    where
+        S: AsyncRead + AsyncWrite + Send,
+    {
+        let (mut rd, mut wr) = tokio::io::split(stream);
+        let (hook_tx, mut hook_rx) = mpsc::unbounded_channel();
+        let mut st = State {
+            wbuf: Vec::with_capacity(4096),
+            wpos: 0,
+            needs_flush: false,
+            scratch: Vec::with_capacity(2048),
+            frame: Vec::with_capacity(2048),
+            outbound: None,
+            hook_tx,
+            network_hooked: false,
+            keys_given: false,
+            was_up: false,
+            reason: None,
+            stats: SessionStats::default(),
+        };
+        let mut rbuf = vec![0u8; READ_BUFFER];
+        self.feed(&mut st, &initial);
+        loop {
+            self.process(&mut st);
+            if st.wbuf.len() - st.wpos > WRITE_LIMIT {
+                st.reason.get_or_insert_with(|| "peer does not read".into());
+                break;
+            }
+            if self.sstp.is_closed() && st.wpos >= st.wbuf.len() && !st.needs_flush {
+                break;
+            }
+            let deadline = [self.sstp.poll_timeout(), self.link.poll_timeout()]
+                .into_iter()
+                .flatten()
+                .min();
+            let sleep = async {
+                match deadline {
+                    Some(t) => tokio::time::sleep_until(tokio::time::Instant::from_std(t)).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let can_take = st.outbound.is_some() && st.wbuf.len() < WRITE_HIGH_WATER;
+            tokio::select! {
+                r = rd.read(&mut rbuf) => match r {
+                    Ok(0) | Err(_) => {
+                        let why = match self.sstp.closing_reason() {
+                            Some(reason) => describe(reason),
+                            None => "connection closed by peer".into(),
+                        };
+                        st.reason.get_or_insert(why);
+                        self.link.lower_down(Instant::now());
+                        if !self.sstp.is_closed() {
+                            let _ = self.sstp.close();
+                        }
+                        // Nothing more can be delivered; stop writing too.
+                        st.wbuf.clear();
+                        st.wpos = 0;
+                        st.needs_flush = false;
+                        break;
+                    }
+                    Ok(n) => {
+                        st.stats.bytes_in += n as u64;
+                        self.feed(&mut st, &rbuf[..n]);
+                    }
+                },
+                w = write_some(&mut wr, &st.wbuf[st.wpos..]), if st.wpos < st.wbuf.len() || st.needs_flush => match w {
+                    Err(_) | Ok(Written::Bytes(0)) => {
+                        st.reason.get_or_insert_with(|| "write to peer failed".into());
+                        break;
+                    }
+                    Ok(Written::Bytes(n)) => {
+                        st.stats.bytes_out += n as u64;
+                        st.wpos += n;
+                        if st.wpos == st.wbuf.len() {
+                            st.wbuf.clear();
+                            st.wpos = 0;
+                            st.needs_flush = true;
+                        }
+                    }
+                    Ok(Written::Flushed) => st.needs_flush = false,
+                },
+                p = recv(&mut st.outbound), if can_take => match p {
+                    Some(packet) => {
+                        self.send_ip(&mut st, &packet);
+                        for _ in 1..BATCH {
+                            let Some(rx) = st.outbound.as_mut() else { break };
+                            match rx.try_recv() {
+                                Ok(packet) => self.send_ip(&mut st, &packet),
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                    None => st.outbound = None,
+                },
+                Some(h) = hook_rx.recv() => self.apply_hook(&mut st, h),
+                _ = sleep => {
+                    let now = Instant::now();
+                    self.sstp.handle_timeout(now);
+                    self.link.handle_timeout(now);
+                }
+                _ = shutdown.changed() => {
+                    st.reason.get_or_insert_with(|| "server shutting down".into());
+                    self.link.close(Instant::now(), "server shutting down");
+                    let _ = self.sstp.close();
+                }
+            }
+        }
+        let _ = wr.shutdown().await;
+        if st.network_hooked {
+            self.hooks.down(&self.info);
+        }
+        Outcome {
+            reason: st.reason.unwrap_or_else(|| "closed".into()),
+            stats: st.stats,
+            was_up: st.was_up,
+        }
+    }
+
+    fn feed(&mut self, st: &mut State, mut data: &[u8]) {
+        let now = Instant::now();
+        while !data.is_empty() {
+            let taken = self.sstp.handle_input(now, data);
+            data = &data[taken..];
+            self.drain_sstp(st);
+            if taken == 0 {
+                break;
+            }
+        }
+    }
+
+    fn drain_sstp(&mut self, st: &mut State) {
+        loop {
+            let now = Instant::now();
+            let Some(event) = self.sstp.poll_event() else {
+                break;
+            };
+            match event {
+                Event::StartPpp => self.link.lower_up(now),
+                Event::Connected => {
+                    tracing::debug!(session = self.info.id, "SSTP crypto binding complete")
+                }
+                Event::PppFrame(frame) => {
+                    st.scratch.clear();
+                    st.scratch.extend_from_slice(frame);
+                    match self.link.handle_frame(now, &mut st.scratch) {
+                        Inbound::Ipv4(p) | Inbound::Ipv6(p) => {
+                            st.stats.packets_in += 1;
+                            self.sink.send(p);
+                        }
+                        Inbound::Nothing => {}
+                    }
+                }
+                Event::Closed(reason) => {
+                    st.reason.get_or_insert(describe(&reason));
+                    self.link.lower_down(now);
+                }
+            }
+        }
+    }
+
+    fn send_ip(&mut self, st: &mut State, packet: &[u8]) {
+        st.frame.clear();
+        match self.link.send_ip(packet, &mut st.frame) {
+            Ok(()) => {
+                if self.sstp.send_ppp(&st.frame).is_ok() {
+                    st.stats.packets_out += 1;
+                } else {
+                    st.stats.dropped_out += 1;
+                }
+            }
+            Err(_) => st.stats.dropped_out += 1,
+        }
+    }
+
+    /// Move link output into SSTP, react to link events, move SSTP output
+    /// into the write buffer.
+    fn process(&mut self, st: &mut State) {
+        for _ in 0..16 {
+            let mut busy = false;
+            while let Some(frame) = self.link.poll_transmit() {
+                busy = true;
+                if let Err(e) = self.sstp.send_ppp(&frame) {
+                    tracing::debug!(session = self.info.id, "PPP control frame not sent: {e}");
+                }
+            }
+            while let Some(event) = self.link.poll_event() {
+                busy = true;
+                self.on_link_event(st, event);
+            }
+            self.drain_sstp(st);
+            if !busy {
+                break;
+            }
+        }
+        self.sstp.poll_transmit(&mut st.wbuf);
+    }
+
+    fn on_link_event(&mut self, st: &mut State, event: LinkEvent) {
+        let id = self.info.id;
+        match event {
+            LinkEvent::AuthRequest(request) => {
+                tracing::debug!(session = id, user = %request.username, method = ?request.method, "checking credentials");
+                let fut = self.hooks.authenticate(&self.info, request);
+                let tx = st.hook_tx.clone();
+                tokio::spawn(async move {
+                    let _ = tx.send(HookResult::Auth(fut.await));
+                });
+            }
+            LinkEvent::Authenticated { username, protocol } => {
+                tracing::info!(session = id, user = %username, ?protocol, "authenticated");
+                self.info.user = Some(username);
+                self.give_keys(st);
+                if self.assigns_network {
+                    st.network_hooked = true;
+                    let fut = self.hooks.network(&self.info);
+                    let tx = st.hook_tx.clone();
+                    tokio::spawn(async move {
+                        let _ = tx.send(HookResult::Network(fut.await));
+                    });
+                }
+            }
+            LinkEvent::Up(up) => {
+                st.was_up = true;
+                tracing::info!(session = id, ipv4 = ?up.ipv4.as_ref().map(|v| v.peer), mppe = ?up.mppe, "PPP link up");
+                let fut = self.hooks.up(&self.info, &up);
+                let tx = st.hook_tx.clone();
+                tokio::spawn(async move {
+                    let _ = tx.send(HookResult::Up(fut.await));
+                });
+            }
+            LinkEvent::Down(reason) => {
+                tracing::info!(session = id, "PPP link down: {reason}");
+                st.reason.get_or_insert_with(|| reason.to_string());
+                st.outbound = None;
+                let _ = self.sstp.close();
+            }
+            LinkEvent::AuthRetryAllowed(f) => {
+                tracing::info!(
+                    session = id,
+                    "server refused the password ({}), retry allowed",
+                    f.rejection.code()
+                );
+            }
+            LinkEvent::PeerIdentification(text) => {
+                tracing::debug!(session = id, "peer identifies as {text:?}")
+            }
+            LinkEvent::TimeRemaining(s) => tracing::info!(session = id, "session ends in {s} s"),
+        }
+    }
+
+    /// MS-SSTP §3.2.5.2 / §3.3.5.2: after PPP authentication the HLAK is
+    /// derived from the MS-CHAPv2 keys, or all zeros for PAP/CHAP.
+    fn give_keys(&mut self, st: &mut State) {
+        if st.keys_given {
+            return;
+        }
+        st.keys_given = true;
+        let keys = match self.link.master_keys() {
+            Some(k) => HigherLayerKeys::MsChapV2 {
+                master_send: k.send,
+                master_recv: k.recv,
+            },
+            None => HigherLayerKeys::None,
+        };
+        if let Err(e) = self.sstp.set_keys(&keys) {
+            tracing::warn!(
+                session = self.info.id,
+                "SSTP crypto binding keys not accepted: {e}"
+            );
+        }
+    }
+
+    fn apply_hook(&mut self, st: &mut State, result: HookResult) {
+        let now = Instant::now();
+        match result {
+            HookResult::Auth(answer) => match answer {
+                AuthAnswer::Secret(secret) => self.link.provide_secret(now, secret),
+                AuthAnswer::Reject(rejection, message) => {
+                    self.link.reject_auth(now, rejection, &message)
+                }
+                AuthAnswer::Accept(accept) => self.link.accept_external(now, accept),
+                AuthAnswer::EapChallenge(message) => self.link.eap_challenge(now, message),
+            },
+            HookResult::Network(Ok(settings)) => self.link.start_network(now, settings),
+            HookResult::Network(Err(why)) => {
+                tracing::info!(session = self.info.id, "refused: {why}");
+                st.reason.get_or_insert_with(|| why.clone());
+                self.link.close(now, &why);
+            }
+            HookResult::Up(Ok(rx)) => st.outbound = Some(rx),
+            HookResult::Up(Err(why)) => {
+                st.reason.get_or_insert_with(|| why.clone());
+                self.link.close(now, &why);
+            }
+        }
+    }
+}
+
+fn describe(reason: &CloseReason) -> String {
+    match reason {
+        CloseReason::LocalDisconnect => "disconnected".to_string(),
+        CloseReason::PeerDisconnect => "peer disconnected".to_string(),
+        CloseReason::Aborted(cause) => format!("SSTP call aborted: {cause:?}"),
+        CloseReason::PeerAbort(status) => format!("SSTP call aborted by peer: {status:?}"),
+        CloseReason::HelloTimeout => "SSTP hello timeout".to_string(),
+        CloseReason::Framing(e) => format!("SSTP framing error: {e}"),
+    }
+}
+
+enum Written {
+    Bytes(usize),
+    Flushed,
+}
+
+/// Write what is pending, or flush once everything was written (TLS keeps
+/// records buffered until flushed).
+async fn write_some<W: AsyncWrite + Unpin>(w: &mut W, pending: &[u8]) -> std::io::Result<Written> {
+    if pending.is_empty() {
+        w.flush().await.map(|_| Written::Flushed)
+    } else {
+        w.write(pending).await.map(Written::Bytes)
+    }
+}
+
+async fn recv(rx: &mut Option<mpsc::Receiver<Bytes>>) -> Option<Bytes> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,51 @@
+//! The client side of one SSTP connection, after TLS is established.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ppp::link::{Link, LinkConfig};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::watch;
+
+use crate::hooks::{PacketSink, SessionHooks, SessionInfo};
+use crate::http_io::{self, HttpError};
+use crate::session::{Outcome, Session};
+
+/// What the client needs to know.
+pub struct ClientSessionConfig {
+    /// The `Host:` of the HTTP request.
+    pub host: String,
+    /// The DER of the server certificate TLS received (crypto binding).
+    pub server_certificate_der: Vec<u8>,
+    /// The PPP link settings (client role, with credentials).
+    pub link: LinkConfig,
+    /// How long the server may take to answer the HTTP request.
+    pub response_timeout: Duration,
+}
+
+/// Run one client session until it ends.
+pub async fn connect<S>(
+    mut stream: S,
+    config: ClientSessionConfig,
+    hooks: Arc<dyn SessionHooks>,
+    sink: Arc<dyn PacketSink>,
+    info: SessionInfo,
+    shutdown: watch::Receiver<bool>,
+) -> Result<Outcome, HttpError>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let initial = http_io::send_request(&mut stream, &config.host, config.response_timeout).await?;
+    let session = Session {
+        sstp: sstp::ClientConnection::new(
+            sstp::ClientConfig::new(&config.server_certificate_der),
+            Instant::now(),
+        ),
+        link: Link::new(config.link),
+        hooks,
+        sink,
+        info,
+        assigns_network: false,
+    };
+    Ok(session.run(stream, initial, shutdown).await)
+}

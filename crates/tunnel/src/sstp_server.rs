@@ -1,0 +1,70 @@
+//! The server side of one SSTP connection, after TLS is established.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ppp::link::{Link, LinkConfig};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::watch;
+
+use crate::hooks::{PacketSink, SessionHooks, SessionInfo};
+use crate::http_io;
+use crate::session::{Outcome, Session};
+
+/// What every server session shares.
+#[derive(Clone)]
+pub struct ServerSessionConfig {
+    /// The DER of the certificate TLS presents (MS-SSTP crypto binding).
+    pub certificate_der: Arc<Vec<u8>>,
+    /// SSTP Hash Protocol Bitmask offered (SHA-256, optionally SHA-1).
+    pub hash_protocols: u8,
+    /// The PPP link settings (server role).
+    pub link: LinkConfig,
+    /// The client must send a complete HTTP request within this time
+    /// (slowloris protection).
+    pub request_timeout: Duration,
+    /// The `Server:` header of the HTTP answer.
+    pub server_name: String,
+    /// SSTP timers (MS-SSTP §3.1.2 defaults).
+    pub timers: sstp::Timers,
+}
+
+/// Serve one client: HTTP request, SSTP, PPP, until the session ends.
+pub async fn serve<S>(
+    mut stream: S,
+    config: &ServerSessionConfig,
+    hooks: Arc<dyn SessionHooks>,
+    sink: Arc<dyn PacketSink>,
+    info: SessionInfo,
+    shutdown: watch::Receiver<bool>,
+) -> Outcome
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let initial =
+        match http_io::accept_request(&mut stream, config.request_timeout, &config.server_name)
+            .await
+        {
+            Ok(rest) => rest,
+            Err(e) => {
+                tracing::info!(session = info.id, peer = %info.peer, "SSTP request refused: {e}");
+                return Outcome {
+                    reason: e.to_string(),
+                    stats: Default::default(),
+                    was_up: false,
+                };
+            }
+        };
+    let mut sstp_config = sstp::ServerConfig::new(&config.certificate_der);
+    sstp_config.hash_protocols = config.hash_protocols;
+    sstp_config.timers = config.timers;
+    let session = Session {
+        sstp: sstp::ServerConnection::new(sstp_config, Instant::now()),
+        link: Link::new(config.link.clone()),
+        hooks,
+        sink,
+        info,
+        assigns_network: true,
+    };
+    session.run(stream, initial, shutdown).await
+}
