@@ -1,0 +1,15 @@
+//! The foundation of `ras server`: configuration, the state directory, the
+//! local user store, the static address pool, the server certificate, the
+//! TUN device and the listening sockets. The per-session protocol glue
+//! sits on top of these.
+
+pub mod cert;
+pub mod config;
+pub mod listen;
+pub mod pool;
+pub mod session_id;
+pub mod state;
+pub mod tun;
+pub mod users;
+
+pub use session_id::SessionId;
