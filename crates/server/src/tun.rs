@@ -1,209 +1,31 @@
-//! The server's TUN device: where client packets leave for the host's
-//! network stack and where packets for clients come back.
-//!
-//! Built on `tun-rs` without its `address-management` feature (which pulls a
-//! second netlink stack, DEPENDENCIES.md): the device, its MTU, its IPv4
-//! address (ioctl) and its IPv6 address (ioctl) are set by `tun-rs`; routes
-//! are added by running `ip route replace` (iproute2), which is idempotent
-//! and needs no further dependency. Moving to `rtnetlink` later changes
-//! only [`TunDevice::add_route`].
-//!
-//! Layout: the server's pool address (first address of the first range) is
-//! put on the device as a /32, and each client range gets routes (as CIDR
-//! blocks) through the device. This is the off-subnet case; for a pool on
-//! the LAN's own subnet the operator also needs proxy ARP on the LAN
-//! interface (not done here).
-//!
-//! Packets are read into and written from caller-provided buffers: no
-//! allocation per packet. Raw IP packets, no packet-information header.
+//! The server's TUN device settings: the pool's server address as a /32,
+//! routes for the client ranges, and `prefix::1/64` when IPv6 is on. The
+//! device itself is [`netdev::TunDevice`].
 
-use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::process::Command;
+
+pub use netdev::{range_to_cidrs, TunDevice, TunError, TunSettings};
 
 use crate::config::{Ipv4Range, TunConfig};
 
-/// Why the TUN device could not be set up.
-#[derive(Debug, thiserror::Error)]
-pub enum TunError {
-    /// Creating or configuring the device (no `/dev/net/tun`, no
-    /// CAP_NET_ADMIN, a name in use by another kind of interface…).
-    #[error("TUN device {name}: {source}")]
-    Device {
-        name: String,
-        #[source]
-        source: io::Error,
-    },
-    /// `ip route` could not be run or refused.
-    #[error("adding route {route} via {name}: {message}")]
-    Route {
-        name: String,
-        route: String,
-        message: String,
-    },
-}
-
-/// What the device is created with.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TunSettings {
-    /// Interface name.
-    pub name: String,
-    /// MTU.
-    pub mtu: u16,
-    /// IPv4 address and prefix length of the device (the server's pool
-    /// address as a /32 in the server).
-    pub ipv4: Option<(Ipv4Addr, u8)>,
-    /// IPv6 address and prefix length (the server's address in the client
-    /// /64: `prefix::1/64`).
-    pub ipv6: Option<(Ipv6Addr, u8)>,
-    /// Routes through the device, as (network, prefix length).
-    pub routes: Vec<(IpAddr, u8)>,
-}
-
-impl TunSettings {
-    /// The server's settings: the pool's server address as a /32, routes
-    /// for the client ranges, and `prefix::1/64` when IPv6 is on.
-    pub fn for_server(
-        tun: &TunConfig,
-        server: Ipv4Addr,
-        client_ranges: &[Ipv4Range],
-        ipv6_prefix: Option<Ipv6Addr>,
-    ) -> TunSettings {
-        let routes = client_ranges
-            .iter()
-            .flat_map(|r| range_to_cidrs(r.start(), r.end()))
-            .map(|(a, l)| (IpAddr::V4(a), l))
-            .collect();
-        TunSettings {
-            name: tun.name.as_str().to_owned(),
-            mtu: tun.mtu,
-            ipv4: Some((server, 32)),
-            ipv6: ipv6_prefix.map(|p| (Ipv6Addr::from(u128::from(p) | 1), 64)),
-            routes,
-        }
-    }
-}
-
-/// The smallest list of CIDR blocks that covers `start..=end` exactly.
-pub fn range_to_cidrs(start: Ipv4Addr, end: Ipv4Addr) -> Vec<(Ipv4Addr, u8)> {
-    let (mut lo, hi) = (u64::from(u32::from(start)), u64::from(u32::from(end)));
-    let mut out = Vec::new();
-    while lo <= hi {
-        // The largest block aligned at `lo` that does not pass `hi`.
-        let mut size = if lo == 0 {
-            1u64 << 32
-        } else {
-            1u64 << lo.trailing_zeros().min(32)
-        };
-        while lo + size - 1 > hi {
-            size >>= 1;
-        }
-        out.push((Ipv4Addr::from(lo as u32), 32 - size.trailing_zeros() as u8));
-        lo += size;
-    }
-    out
-}
-
-/// An open, configured TUN device. Share it between tasks with `Arc`:
-/// reading and writing take `&self`.
-pub struct TunDevice {
-    dev: tun_rs::AsyncDevice,
-    name: String,
-    mtu: u16,
-}
-
-impl std::fmt::Debug for TunDevice {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TunDevice")
-            .field("name", &self.name)
-            .field("mtu", &self.mtu)
-            .finish()
-    }
-}
-
-impl TunDevice {
-    /// Creates the device (or opens an existing TUN of that name), sets
-    /// MTU and addresses, brings it up and adds the routes. Needs
-    /// CAP_NET_ADMIN and a Tokio runtime.
-    pub fn create(settings: &TunSettings) -> Result<TunDevice, TunError> {
-        let device_err = |source| TunError::Device {
-            name: settings.name.clone(),
-            source,
-        };
-        let mut builder = tun_rs::DeviceBuilder::new()
-            .name(settings.name.clone())
-            .mtu(settings.mtu)
-            .enable(true);
-        if let Some((addr, prefix)) = settings.ipv4 {
-            builder = builder.ipv4(addr, prefix, None);
-        }
-        if let Some((addr, prefix)) = settings.ipv6 {
-            builder = builder.ipv6(addr, prefix);
-        }
-        let dev = builder.build_async().map_err(device_err)?;
-        let name = dev.name().map_err(device_err)?;
-        let tun = TunDevice {
-            dev,
-            name,
-            mtu: settings.mtu,
-        };
-        for &(net, prefix) in &settings.routes {
-            tun.add_route(net, prefix)?;
-        }
-        Ok(tun)
-    }
-
-    /// The interface name the kernel gave.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// The MTU it was created with.
-    pub fn mtu(&self) -> u16 {
-        self.mtu
-    }
-
-    /// Reads one IP packet into `buf` (give it at least MTU bytes);
-    /// returns its length.
-    pub async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.dev.recv(buf).await
-    }
-
-    /// Writes one IP packet, waiting if the device queue is full.
-    pub async fn send(&self, packet: &[u8]) -> io::Result<usize> {
-        self.dev.send(packet).await
-    }
-
-    /// Writes one IP packet without waiting: `WouldBlock` when the device
-    /// is full (the data path drops and counts rather than stalls).
-    pub fn try_send(&self, packet: &[u8]) -> io::Result<usize> {
-        self.dev.try_send(packet)
-    }
-
-    /// Adds (or replaces) a route to `net/prefix` through this device, by
-    /// running `ip route replace`.
-    pub fn add_route(&self, net: IpAddr, prefix: u8) -> Result<(), TunError> {
-        let route = format!("{net}/{prefix}");
-        let family = if net.is_ipv4() { "-4" } else { "-6" };
-        let err = |message: String| TunError::Route {
-            name: self.name.clone(),
-            route: route.clone(),
-            message,
-        };
-        let out = Command::new("ip")
-            .args([family, "route", "replace", &route, "dev", &self.name])
-            .output()
-            .map_err(|e| err(format!("cannot run `ip`: {e}")))?;
-        if !out.status.success() {
-            return Err(err(String::from_utf8_lossy(&out.stderr).trim().to_owned()));
-        }
-        Ok(())
-    }
-
-    /// The underlying `tun-rs` device (for batching, offloads, more
-    /// queues).
-    pub fn inner(&self) -> &tun_rs::AsyncDevice {
-        &self.dev
+/// The server's settings for its TUN device.
+pub fn server_settings(
+    tun: &TunConfig,
+    server: Ipv4Addr,
+    client_ranges: &[Ipv4Range],
+    ipv6_prefix: Option<Ipv6Addr>,
+) -> TunSettings {
+    let routes = client_ranges
+        .iter()
+        .flat_map(|r| range_to_cidrs(r.start(), r.end()))
+        .map(|(a, l)| (IpAddr::V4(a), l))
+        .collect();
+    TunSettings {
+        name: tun.name.as_str().to_owned(),
+        mtu: tun.mtu,
+        ipv4: Some((server, 32)),
+        ipv6: ipv6_prefix.map(|p| (Ipv6Addr::from(u128::from(p) | 1), 64)),
+        routes,
     }
 }
 
@@ -216,46 +38,9 @@ mod tests {
     }
 
     #[test]
-    fn cidrs_cover_ranges_exactly() {
-        assert_eq!(
-            range_to_cidrs(ip("10.0.10.21"), ip("10.0.10.29")),
-            vec![
-                (ip("10.0.10.21"), 32),
-                (ip("10.0.10.22"), 31),
-                (ip("10.0.10.24"), 30),
-                (ip("10.0.10.28"), 31),
-            ]
-        );
-        assert_eq!(
-            range_to_cidrs(ip("10.0.0.0"), ip("10.0.0.255")),
-            vec![(ip("10.0.0.0"), 24)]
-        );
-        assert_eq!(
-            range_to_cidrs(ip("0.0.0.0"), ip("255.255.255.255")),
-            vec![(ip("0.0.0.0"), 0)]
-        );
-        assert_eq!(
-            range_to_cidrs(ip("255.255.255.255"), ip("255.255.255.255")),
-            vec![(ip("255.255.255.255"), 32)]
-        );
-        // Exhaustive check on a small window: every address covered once.
-        for (a, b) in [(3u32, 200u32), (1, 1), (0, 7), (17, 18)] {
-            let cidrs = range_to_cidrs(Ipv4Addr::from(a), Ipv4Addr::from(b));
-            let mut covered = Vec::new();
-            for (net, len) in cidrs {
-                let n = u32::from(net);
-                let size = 1u64 << (32 - len);
-                assert_eq!(u64::from(n) % size, 0, "aligned");
-                covered.extend((0..size).map(|i| n + i as u32));
-            }
-            assert_eq!(covered, (a..=b).collect::<Vec<_>>());
-        }
-    }
-
-    #[test]
     fn server_settings_from_the_default_pool() {
         let pool = crate::pool::StaticPool::new(&crate::config::Ipv4Pool::default());
-        let s = TunSettings::for_server(
+        let s = server_settings(
             &TunConfig::default(),
             pool.server(),
             pool.client_ranges(),
@@ -265,169 +50,5 @@ mod tests {
         assert_eq!(s.ipv4, Some((ip("10.0.10.20"), 32)));
         assert_eq!(s.ipv6, Some(("fd01:2:3:4::1".parse().unwrap(), 64)));
         assert_eq!(s.routes.len(), 4);
-    }
-
-    const CHILD_ENV: &str = "RAS_TUN_TEST_IN_NETNS";
-
-    /// Runs `in_namespace` in a child process inside a fresh network
-    /// namespace (`unshare --net`), so the test touches nothing of the
-    /// host. Skipped, with a message, when not root or without `unshare`.
-    #[test]
-    fn tun_device_in_a_network_namespace() {
-        let root = std::fs::read_to_string("/proc/self/status")
-            .map(|s| {
-                s.lines()
-                    .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
-            })
-            .unwrap_or(false);
-        if !root || !std::path::Path::new("/dev/net/tun").exists() {
-            eprintln!("skipped tun_device_in_a_network_namespace: needs root and /dev/net/tun");
-            return;
-        }
-        let exe = std::env::current_exe().unwrap();
-        let out = match Command::new("unshare")
-            .args(["--net", "--"])
-            .arg(&exe)
-            .args([
-                "--exact",
-                "tun::tests::in_namespace",
-                "--ignored",
-                "--nocapture",
-            ])
-            .env(CHILD_ENV, "1")
-            .output()
-        {
-            Ok(out) => out,
-            Err(e) => {
-                eprintln!("skipped tun_device_in_a_network_namespace: cannot run unshare: {e}");
-                return;
-            }
-        };
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        if !out.status.success() && text.contains("unshare failed") {
-            eprintln!("skipped tun_device_in_a_network_namespace: {text}");
-            return;
-        }
-        assert!(out.status.success(), "child failed:\n{text}");
-        assert!(text.contains("1 passed"), "child ran no test:\n{text}");
-    }
-
-    /// The body of the namespace test: only meaningful inside the child.
-    #[test]
-    #[ignore = "run by tun_device_in_a_network_namespace inside a fresh network namespace"]
-    fn in_namespace() {
-        assert_eq!(
-            std::env::var(CHILD_ENV).as_deref(),
-            Ok("1"),
-            "run only in the namespace"
-        );
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let settings = TunSettings {
-                name: "rastest0".into(),
-                mtu: 1400,
-                ipv4: Some((ip("10.99.0.1"), 24)),
-                ipv6: None,
-                routes: vec![(IpAddr::V4(ip("10.98.0.0")), 24)],
-            };
-            let tun = TunDevice::create(&settings).unwrap();
-            assert_eq!(tun.name(), "rastest0");
-
-            let show = Command::new("ip")
-                .args(["-o", "addr", "show", "dev", "rastest0"])
-                .output()
-                .unwrap();
-            let show = String::from_utf8_lossy(&show.stdout);
-            assert!(show.contains("10.99.0.1/24"), "{show}");
-            let routes = Command::new("ip")
-                .args(["route", "show", "dev", "rastest0"])
-                .output()
-                .unwrap();
-            let routes = String::from_utf8_lossy(&routes.stdout);
-            assert!(routes.contains("10.98.0.0/24"), "{routes}");
-            // (Not /sys/class/net: sysfs still shows the parent namespace.)
-            let link = Command::new("ip")
-                .args(["-o", "link", "show", "dev", "rastest0"])
-                .output()
-                .unwrap();
-            let link = String::from_utf8_lossy(&link.stdout);
-            assert!(link.contains("mtu 1400") && link.contains(",UP"), "{link}");
-
-            // Kernel → TUN: a UDP datagram to a routed client address comes
-            // out of the device as an IPv4 packet.
-            let sock = std::net::UdpSocket::bind("10.99.0.1:0").unwrap();
-            sock.send_to(b"to the client", "10.98.0.7:9999").unwrap();
-            let mut buf = [0u8; 2048];
-            let pkt = loop {
-                let n = tokio::time::timeout(std::time::Duration::from_secs(5), tun.recv(&mut buf))
-                    .await
-                    .expect("a packet from the kernel")
-                    .unwrap();
-                // Skip anything else the kernel sends (IPv6 router
-                // solicitations and the like).
-                if buf[0] >> 4 == 4 && buf[9] == 17 {
-                    break &buf[..n];
-                }
-            };
-            assert_eq!(&pkt[16..20], &[10, 98, 0, 7]);
-            assert!(pkt.ends_with(b"to the client"));
-
-            // TUN → kernel → TUN: an ICMP Echo Request from a client to
-            // the server's address is answered through the device.
-            let request = icmp_echo(ip("10.99.0.2"), ip("10.99.0.1"), 0x4242, b"ping!");
-            tun.send(&request).await.unwrap();
-            let reply = loop {
-                let n = tokio::time::timeout(std::time::Duration::from_secs(5), tun.recv(&mut buf))
-                    .await
-                    .expect("an echo reply")
-                    .unwrap();
-                if buf[0] >> 4 == 4 && buf[9] == 1 {
-                    break &buf[..n];
-                }
-            };
-            let ihl = usize::from(reply[0] & 0x0f) * 4;
-            assert_eq!(&reply[12..16], &[10, 99, 0, 1]);
-            assert_eq!(&reply[16..20], &[10, 99, 0, 2]);
-            assert_eq!(reply[ihl], 0, "ICMP Echo Reply");
-            assert_eq!(&reply[ihl + 4..ihl + 6], &[0x42, 0x42]);
-            assert!(reply.ends_with(b"ping!"));
-        });
-    }
-
-    fn checksum(data: &[u8]) -> u16 {
-        let mut sum = 0u32;
-        for c in data.chunks(2) {
-            sum += u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
-        }
-        while sum > 0xffff {
-            sum = (sum & 0xffff) + (sum >> 16);
-        }
-        !(sum as u16)
-    }
-
-    fn icmp_echo(src: Ipv4Addr, dst: Ipv4Addr, id: u16, payload: &[u8]) -> Vec<u8> {
-        let mut icmp = vec![8, 0, 0, 0];
-        icmp.extend_from_slice(&id.to_be_bytes());
-        icmp.extend_from_slice(&1u16.to_be_bytes());
-        icmp.extend_from_slice(payload);
-        let c = checksum(&icmp);
-        icmp[2..4].copy_from_slice(&c.to_be_bytes());
-        let total = (20 + icmp.len()) as u16;
-        let mut ip = vec![0x45, 0];
-        ip.extend_from_slice(&total.to_be_bytes());
-        ip.extend_from_slice(&[0, 1, 0x40, 0, 64, 1, 0, 0]);
-        ip.extend_from_slice(&src.octets());
-        ip.extend_from_slice(&dst.octets());
-        let c = checksum(&ip);
-        ip[10..12].copy_from_slice(&c.to_be_bytes());
-        ip.extend_from_slice(&icmp);
-        ip
     }
 }
