@@ -3,6 +3,8 @@
 use clap::{Parser, Subcommand};
 
 mod selftest;
+mod server_cmd;
+mod user_cmd;
 
 #[derive(Parser)]
 #[command(
@@ -17,6 +19,16 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the remote access server (SSTP), on embedded defaults or --config.
+    Server(server_cmd::ServerArgs),
+    /// Manage the local user store.
+    User {
+        /// The server's configuration file (for its state directory).
+        #[arg(long)]
+        config: Option<std::path::PathBuf>,
+        #[command(subcommand)]
+        cmd: user_cmd::UserCommand,
+    },
     /// Negotiate a server and a client PPP link in memory and show the result.
     PppSelftest {
         /// Authentication method to use.
@@ -35,5 +47,10 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::PppSelftest { auth } => selftest::run(auth),
+        Command::Server(args) => server_cmd::run(args),
+        Command::User { config, cmd } => {
+            let cfg = server::config::Config::load(config.as_deref())?;
+            user_cmd::run(cmd, &cfg.state_dir)
+        }
     }
 }

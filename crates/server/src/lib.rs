@@ -5,9 +5,12 @@
 
 pub mod cert;
 pub mod config;
+pub mod hooks;
 pub mod listen;
 pub mod pool;
+pub mod router;
 pub mod session_id;
+pub mod sstp_service;
 pub mod state;
 pub mod tun;
 pub mod users;

@@ -1,0 +1,128 @@
+//! The SSTP listener: TLS, the logical port limit, one task per session,
+//! and a graceful stop.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+use tokio_rustls::TlsAcceptor;
+use tunnel::sstp_server::{self, ServerSessionConfig};
+use tunnel::{PacketSink, SessionHooks, SessionInfo};
+
+use crate::SessionId;
+
+/// A TLS handshake must finish within this time.
+const TLS_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Everything the SSTP service shares between sessions.
+#[derive(Clone)]
+pub struct SstpService {
+    pub tls: TlsAcceptor,
+    pub session: Arc<ServerSessionConfig>,
+    pub hooks: Arc<dyn SessionHooks>,
+    pub sink: Arc<dyn PacketSink>,
+    /// One permit per logical port.
+    pub ports: Arc<Semaphore>,
+    pub port_limit: u32,
+}
+
+impl SstpService {
+    /// Accept connections until `shutdown` turns true.
+    pub async fn run(self, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok((tcp, peer)) => {
+                        let _ = tcp.set_nodelay(true);
+                        let service = self.clone();
+                        let stop = shutdown.clone();
+                        tokio::spawn(async move { service.handle(tcp, peer, stop).await });
+                    }
+                    Err(e) => {
+                        // Out of descriptors and the like: wait, do not spin.
+                        tracing::warn!("SSTP accept: {e}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                },
+                _ = shutdown.changed() => break,
+            }
+        }
+    }
+
+    async fn handle(
+        &self,
+        tcp: tokio::net::TcpStream,
+        peer: SocketAddr,
+        shutdown: watch::Receiver<bool>,
+    ) {
+        let permit = self.ports.clone().try_acquire_owned().ok();
+        let tls = match tokio::time::timeout(TLS_TIMEOUT, self.tls.accept(tcp)).await {
+            Ok(Ok(tls)) => tls,
+            Ok(Err(e)) => {
+                tracing::info!(%peer, "TLS handshake failed: {e}");
+                return;
+            }
+            Err(_) => {
+                tracing::info!(%peer, "TLS handshake timed out");
+                return;
+            }
+        };
+        let Some(permit) = permit else {
+            tracing::warn!(%peer, "refused: all {} SSTP ports are in use", self.port_limit);
+            refuse_busy(tls, self.port_limit).await;
+            return;
+        };
+        let info = SessionInfo {
+            id: SessionId::next().raw(),
+            peer: peer.to_string(),
+            user: None,
+        };
+        let id = info.id;
+        tracing::info!(session = id, %peer, "SSTP connection");
+        let outcome = sstp_server::serve(
+            tls,
+            &self.session,
+            self.hooks.clone(),
+            self.sink.clone(),
+            info,
+            shutdown,
+        )
+        .await;
+        tracing::info!(
+            session = id,
+            %peer,
+            bytes_in = outcome.stats.bytes_in,
+            bytes_out = outcome.stats.bytes_out,
+            "SSTP session ended: {}",
+            outcome.reason
+        );
+        drop(permit);
+    }
+
+    /// Wait until every session has ended (all ports free), at most `limit`.
+    pub async fn drain(&self, limit: Duration) -> bool {
+        tokio::time::timeout(limit, self.ports.acquire_many(self.port_limit))
+            .await
+            .is_ok()
+    }
+}
+
+/// Over the port limit: read the request (briefly) and answer HTTP 503
+/// with the reason, so the client can tell the user.
+async fn refuse_busy<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    mut tls: S,
+    limit: u32,
+) {
+    let mut buf = [0u8; 2048];
+    let _ = tokio::time::timeout(Duration::from_secs(2), tls.read(&mut buf)).await;
+    let body = format!("all {limit} SSTP ports are in use\r\n");
+    let answer = format!(
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tls.write_all(answer.as_bytes()).await;
+    let _ = tls.shutdown().await;
+}
