@@ -95,8 +95,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     link.echo = config.ppp.echo();
     // SSTP is encrypted by TLS: no MPPE inside it (RRAS does the same).
     link.ccp = None;
-    let mut timers = sstp::Timers::default();
-    timers.hello = config.sstp.hello_interval();
+    let timers = sstp::Timers {
+        hello: config.sstp.hello_interval(),
+        ..Default::default()
+    };
     let session = Arc::new(ServerSessionConfig {
         certificate_der: Arc::new(cert.leaf_der().to_vec()),
         hash_protocols: sstp::CERT_HASH_PROTOCOL_SHA1 | sstp::CERT_HASH_PROTOCOL_SHA256,
