@@ -25,6 +25,8 @@
 
 #![forbid(unsafe_code)]
 
+pub mod netns;
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::fs::File;
