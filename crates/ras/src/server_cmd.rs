@@ -87,6 +87,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         &config.addresses.dns,
         &config.addresses.wins,
         ipv6_prefix,
+        u32::from(config.tun.mtu),
     ));
 
     let mut link = LinkConfig::server(&config.server_name());

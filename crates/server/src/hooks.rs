@@ -34,6 +34,8 @@ pub struct LocalHooks {
     pub wins: [Option<Ipv4Addr>; 2],
     /// The /64 for IPv6CP clients, if IPv6 is on.
     pub ipv6_prefix: Option<Ipv6Addr>,
+    /// The link MTU announced in router advertisements.
+    pub mtu: u32,
     held: Mutex<HashMap<u64, Held>>,
 }
 
@@ -45,6 +47,7 @@ impl LocalHooks {
         dns: &[Ipv4Addr],
         wins: &[Ipv4Addr],
         ipv6_prefix: Option<Ipv6Addr>,
+        mtu: u32,
     ) -> LocalHooks {
         LocalHooks {
             users,
@@ -53,6 +56,7 @@ impl LocalHooks {
             dns: [dns.first().copied(), dns.get(1).copied()],
             wins: [wins.first().copied(), wins.get(1).copied()],
             ipv6_prefix,
+            mtu,
             held: Mutex::new(HashMap::new()),
         }
     }
@@ -151,7 +155,7 @@ impl SessionHooks for LocalHooks {
         if let (Some(v6), Some(prefix)) = (&up.ipv6, self.ipv6_prefix) {
             routes.push(IpAddr::V6(client_ipv6(prefix, v6.peer_interface_id)));
         }
-        let rx = self.router.register(&routes);
+        let (tx, rx) = self.router.register(&routes);
         if let Some(h) = self
             .held
             .lock()
@@ -159,6 +163,23 @@ impl SessionHooks for LocalHooks {
             .get_mut(&info.id)
         {
             h.routes = routes;
+        }
+        if let (Some(v6), Some(prefix)) = (&up.ipv6, self.ipv6_prefix) {
+            // RFC 4861 §6.2.4: a few initial unsolicited advertisements, so
+            // the client learns the prefix even if it missed the first.
+            let ra = Bytes::from(crate::ra::router_advertisement(
+                v6.local_interface_id,
+                prefix,
+                self.mtu,
+            ));
+            tokio::spawn(async move {
+                for delay in [0u64, 2, 6] {
+                    tokio::time::sleep(std::time::Duration::from_secs(delay)).await;
+                    if tx.send(ra.clone()).await.is_err() {
+                        break;
+                    }
+                }
+            });
         }
         Box::pin(async move { Ok(rx) })
     }

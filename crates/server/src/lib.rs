@@ -8,6 +8,7 @@ pub mod config;
 pub mod hooks;
 pub mod listen;
 pub mod pool;
+pub mod ra;
 pub mod router;
 pub mod session_id;
 pub mod sstp_service;

@@ -41,14 +41,15 @@ impl Router {
         Arc::new(Router::default())
     }
 
-    /// Route `addrs` to a new queue; returns its receiving end.
-    pub fn register(&self, addrs: &[IpAddr]) -> mpsc::Receiver<Bytes> {
+    /// Route `addrs` to a new queue; returns both ends (the sender lets
+    /// the server itself talk to the session, e.g. router advertisements).
+    pub fn register(&self, addrs: &[IpAddr]) -> (mpsc::Sender<Bytes>, mpsc::Receiver<Bytes>) {
         let (tx, rx) = mpsc::channel(SESSION_QUEUE);
         let mut routes = self.routes.write().unwrap_or_else(|e| e.into_inner());
         for addr in addrs {
             routes.insert(*addr, tx.clone());
         }
-        rx
+        (tx, rx)
     }
 
     /// Forget `addrs`.
@@ -148,7 +149,7 @@ mod tests {
     #[test]
     fn routes_by_destination_and_drops_when_full() {
         let router = Router::default();
-        let mut rx = router.register(&["10.0.10.21".parse().unwrap()]);
+        let (_tx, mut rx) = router.register(&["10.0.10.21".parse().unwrap()]);
         router.route(v4([10, 0, 10, 21]));
         router.route(v4([10, 0, 10, 22]));
         router.route(Bytes::from_static(&[0x12, 0x34]));
