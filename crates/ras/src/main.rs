@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod connect_cmd;
 mod selftest;
 mod server_cmd;
 mod user_cmd;
@@ -29,6 +30,8 @@ enum Command {
         #[command(subcommand)]
         cmd: user_cmd::UserCommand,
     },
+    /// Connect to a VPN server (sstp://HOST[:PORT]) and bring up a TUN device.
+    Connect(connect_cmd::ConnectArgs),
     /// Negotiate a server and a client PPP link in memory and show the result.
     PppSelftest {
         /// Authentication method to use.
@@ -48,6 +51,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::PppSelftest { auth } => selftest::run(auth),
         Command::Server(args) => server_cmd::run(args),
+        Command::Connect(args) => connect_cmd::run(args),
         Command::User { config, cmd } => {
             let cfg = server::config::Config::load(config.as_deref())?;
             user_cmd::run(cmd, &cfg.state_dir)

@@ -57,7 +57,11 @@ impl Server {
                 }
             });
         }
-        let mut server = Server { child, fingerprint: String::new(), output };
+        let mut server = Server {
+            child,
+            fingerprint: String::new(),
+            output,
+        };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let line = server
@@ -79,7 +83,10 @@ impl Server {
     fn expect(&self, text: &str, within: Duration) -> String {
         let deadline = Instant::now() + within;
         loop {
-            match self.output.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            match self
+                .output
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            {
                 Ok(line) if line.contains(text) => return line,
                 Ok(_) => {}
                 Err(_) => panic!("server never said {text:?}"),
@@ -114,10 +121,24 @@ fn password_file(dir: &Path, name: &str, password: &str) -> PathBuf {
     path
 }
 
-fn connect(topo: &Topology, role: &'static str, server: &str, user: &str, pw: &Path, fp: &str, tun: &str) -> Client {
+fn connect(
+    topo: &Topology,
+    role: &'static str,
+    server: &str,
+    user: &str,
+    pw: &Path,
+    fp: &str,
+    tun: &str,
+) -> Client {
     let child = topo
         .command(role, RAS)
-        .args(["connect", &format!("sstp://{server}"), "--user", user, "--password-file"])
+        .args([
+            "connect",
+            &format!("sstp://{server}"),
+            "--user",
+            user,
+            "--password-file",
+        ])
         .arg(pw)
         .args(["--fingerprint", fp, "--no-dns", "--tun-name", tun])
         .env("RUST_LOG", "info")
@@ -125,7 +146,11 @@ fn connect(topo: &Topology, role: &'static str, server: &str, user: &str, pw: &P
         .stderr(Stdio::piped())
         .spawn()
         .expect("start ras connect");
-    Client { child, tun: tun.to_owned(), role }
+    Client {
+        child,
+        tun: tun.to_owned(),
+        role,
+    }
 }
 
 /// The IPv4 address on the client's TUN once the link is up.
@@ -135,7 +160,11 @@ fn wait_address(topo: &Topology, client: &mut Client, within: Duration) -> Optio
         if let Ok(Some(_)) = client.child.try_wait() {
             return None;
         }
-        let out = topo.command(client.role, "ip").args(["-4", "-o", "addr", "show", "dev", &client.tun]).output().unwrap();
+        let out = topo
+            .command(client.role, "ip")
+            .args(["-4", "-o", "addr", "show", "dev", &client.tun])
+            .output()
+            .unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
         if let Some(addr) = text.split_whitespace().skip_while(|w| *w != "inet").nth(1) {
             return addr.split('/').next().and_then(|a| a.parse().ok());
@@ -158,24 +187,42 @@ fn finish(mut client: Client, within: Duration) -> (bool, String) {
         std::thread::sleep(Duration::from_millis(50));
     };
     let mut text = String::new();
-    let _ = client.child.stdout.take().unwrap().read_to_string(&mut text);
-    let _ = client.child.stderr.take().unwrap().read_to_string(&mut text);
+    let _ = client
+        .child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut text);
+    let _ = client
+        .child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut text);
     eprintln!("[client {}] {text}", client.tun);
     (status.success(), text)
 }
 
 fn interrupt(client: &Client) {
-    let _ = Command::new("kill").args(["-INT", &client.child.id().to_string()]).status();
+    let _ = Command::new("kill")
+        .args(["-INT", &client.child.id().to_string()])
+        .status();
 }
 
 fn ping(topo: &Topology, role: &str, target: &str) -> bool {
-    topo.command(role, "ping").args(["-c", "3", "-i", "0.2", "-W", "2", target]).status().unwrap().success()
+    topo.command(role, "ping")
+        .args(["-c", "3", "-i", "0.2", "-W", "2", target])
+        .status()
+        .unwrap()
+        .success()
 }
 
 /// Send `size` bytes from `role` to the LAN host over TCP; both ends hash
 /// what they saw. Returns (sent digest, received digest, seconds).
 fn transfer(topo: &Topology, role: &str, size: usize) -> ([u8; 32], [u8; 32], f64) {
-    let listener = topo.in_ns("lan", || TcpListener::bind((LAN_HOST, 9100)).unwrap()).unwrap();
+    let listener = topo
+        .in_ns("lan", || TcpListener::bind((LAN_HOST, 9100)).unwrap())
+        .unwrap();
     let receiver = std::thread::spawn(move || {
         let (mut s, _) = listener.accept().unwrap();
         let mut hash = Sha256::new();
@@ -190,7 +237,9 @@ fn transfer(topo: &Topology, role: &str, size: usize) -> ([u8; 32], [u8; 32], f6
         <[u8; 32]>::from(hash.finalize())
     });
     let started = Instant::now();
-    let stream = topo.in_ns(role, || TcpStream::connect((LAN_HOST, 9100)).unwrap()).unwrap();
+    let stream = topo
+        .in_ns(role, || TcpStream::connect((LAN_HOST, 9100)).unwrap())
+        .unwrap();
     let mut stream = stream;
     let mut hash = Sha256::new();
     let mut block = vec![0u8; 64 * 1024];
@@ -211,7 +260,11 @@ fn transfer(topo: &Topology, role: &str, size: usize) -> ([u8; 32], [u8; 32], f6
     }
     drop(stream);
     let received = receiver.join().unwrap();
-    (hash.finalize().into(), received, started.elapsed().as_secs_f64())
+    (
+        hash.finalize().into(),
+        received,
+        started.elapsed().as_secs_f64(),
+    )
 }
 
 #[test]
@@ -244,20 +297,53 @@ fn sstp_server_and_client_end_to_end() {
     let fp = server.fingerprint.clone();
 
     // First client: the first client address, traffic to the intranet.
-    let mut c1 = connect(&topo, "cli1", SERVER_FOR_CLI1, "alice", &alice_pw, &fp, "ras-c1");
-    assert_eq!(wait_address(&topo, &mut c1, Duration::from_secs(20)), Some(Ipv4Addr::new(10, 0, 10, 21)));
+    let mut c1 = connect(
+        &topo,
+        "cli1",
+        SERVER_FOR_CLI1,
+        "alice",
+        &alice_pw,
+        &fp,
+        "ras-c1",
+    );
+    assert_eq!(
+        wait_address(&topo, &mut c1, Duration::from_secs(20)),
+        Some(Ipv4Addr::new(10, 0, 10, 21))
+    );
     assert!(ping(&topo, "cli1", LAN_HOST), "ping through the tunnel");
     let (sent, received, secs) = transfer(&topo, "cli1", 100 * 1024 * 1024);
     assert_eq!(sent, received, "100 MB arrived intact");
-    eprintln!("100 MB through SSTP in {secs:.1} s ({:.0} Mbit/s)", 800.0 / secs);
+    eprintln!(
+        "100 MB through SSTP in {secs:.1} s ({:.0} Mbit/s)",
+        800.0 / secs
+    );
 
     // Second client: the next address.
-    let mut c2 = connect(&topo, "cli2", SERVER_FOR_CLI2, "alice", &alice_pw, &fp, "ras-c2");
-    assert_eq!(wait_address(&topo, &mut c2, Duration::from_secs(20)), Some(Ipv4Addr::new(10, 0, 10, 22)));
+    let mut c2 = connect(
+        &topo,
+        "cli2",
+        SERVER_FOR_CLI2,
+        "alice",
+        &alice_pw,
+        &fp,
+        "ras-c2",
+    );
+    assert_eq!(
+        wait_address(&topo, &mut c2, Duration::from_secs(20)),
+        Some(Ipv4Addr::new(10, 0, 10, 22))
+    );
     assert!(ping(&topo, "cli2", LAN_HOST));
 
     // Over the port limit (2): refused with a clear message.
-    let c3 = connect(&topo, "cli2", SERVER_FOR_CLI2, "alice", &alice_pw, &fp, "ras-c3");
+    let c3 = connect(
+        &topo,
+        "cli2",
+        SERVER_FOR_CLI2,
+        "alice",
+        &alice_pw,
+        &fp,
+        "ras-c3",
+    );
     let (ok, text) = finish(c3, Duration::from_secs(20));
     assert!(!ok);
     assert!(text.contains("503") || text.contains("ports"), "{text}");
@@ -271,26 +357,61 @@ fn sstp_server_and_client_end_to_end() {
 
     // Wrong password: MS-CHAPv2 error, no address consumed.
     let wrong = password_file(dir.path(), "wrong", "not the password");
-    let bad = connect(&topo, "cli1", SERVER_FOR_CLI1, "alice", &wrong, &fp, "ras-c4");
+    let bad = connect(
+        &topo,
+        "cli1",
+        SERVER_FOR_CLI1,
+        "alice",
+        &wrong,
+        &fp,
+        "ras-c4",
+    );
     let (ok, text) = finish(bad, Duration::from_secs(30));
     assert!(!ok);
     assert!(text.contains("691"), "{text}");
 
     // A certificate that does not match the pinned fingerprint is refused.
     let other_fp = "00".repeat(32);
-    let mitm = connect(&topo, "cli1", SERVER_FOR_CLI1, "alice", &alice_pw, &other_fp, "ras-c5");
+    let mitm = connect(
+        &topo,
+        "cli1",
+        SERVER_FOR_CLI1,
+        "alice",
+        &alice_pw,
+        &other_fp,
+        "ras-c5",
+    );
     let (ok, text) = finish(mitm, Duration::from_secs(20));
     assert!(!ok);
     assert!(text.to_lowercase().contains("certificate"), "{text}");
 
     // The freed address goes to the next client.
-    let mut c6 = connect(&topo, "cli1", SERVER_FOR_CLI1, "alice", &alice_pw, &fp, "ras-c6");
-    assert_eq!(wait_address(&topo, &mut c6, Duration::from_secs(20)), Some(Ipv4Addr::new(10, 0, 10, 21)));
+    let mut c6 = connect(
+        &topo,
+        "cli1",
+        SERVER_FOR_CLI1,
+        "alice",
+        &alice_pw,
+        &fp,
+        "ras-c6",
+    );
+    assert_eq!(
+        wait_address(&topo, &mut c6, Duration::from_secs(20)),
+        Some(Ipv4Addr::new(10, 0, 10, 21))
+    );
 
     // Graceful stop: both clients are disconnected, every address freed.
-    let _ = Command::new("kill").args(["-TERM", &server.child.id().to_string()]).status();
-    server.expect("stopped; 0 address(es) still in use", Duration::from_secs(20));
+    let _ = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status();
+    server.expect(
+        "stopped; 0 address(es) still in use",
+        Duration::from_secs(20),
+    );
     let (_, text) = finish(c6, Duration::from_secs(20));
-    assert!(text.to_lowercase().contains("disconnect") || text.contains("terminated"), "{text}");
+    assert!(
+        text.to_lowercase().contains("disconnect") || text.contains("terminated"),
+        "{text}"
+    );
     let _ = finish(c2, Duration::from_secs(20));
 }

@@ -238,8 +238,9 @@ impl<C: SstpCore> Session<C> {
                     self.link.handle_timeout(now);
                 }
                 _ = shutdown.changed() => {
-                    st.reason.get_or_insert_with(|| "server shutting down".into());
-                    self.link.close(Instant::now(), "server shutting down");
+                    let text = if self.assigns_network { "server shutting down" } else { "user disconnected" };
+                    st.reason.get_or_insert_with(|| text.into());
+                    self.link.close(Instant::now(), text);
                     let _ = self.sstp.close();
                 }
             }

@@ -935,7 +935,12 @@ impl Link {
     }
 
     fn check_network_up(&mut self, now: Instant) {
-        if self.up || self.down || !self.network_started || self.closing_reason.is_some() {
+        if self.up
+            || self.down
+            || !self.network_started
+            || self.closing_reason.is_some()
+            || !self.lcp.is_opened()
+        {
             return;
         }
         if !(Self::settled(&self.ipcp) && Self::settled(&self.ipv6cp) && Self::settled(&self.ccp)) {

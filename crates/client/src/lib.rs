@@ -1,0 +1,10 @@
+//! The VPN client behind `ras connect`: it dials a server, authenticates,
+//! and brings up a TUN device with the negotiated addresses, DNS servers
+//! and routes, taking them down again when the connection ends.
+
+pub mod dns;
+pub mod network;
+pub mod routes;
+pub mod sstp;
+pub mod target;
+pub mod verify;

@@ -1,0 +1,114 @@
+//! The server to connect to: `sstp://HOST[:PORT]`.
+
+use std::fmt;
+
+/// Tunnel protocols `ras connect` speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    Sstp,
+}
+
+/// A parsed `PROTOCOL://HOST[:PORT]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub protocol: Protocol,
+    /// Host name or address (IPv6 without brackets).
+    pub host: String,
+    pub port: u16,
+}
+
+/// Why a target could not be parsed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TargetError {
+    #[error("expected PROTOCOL://HOST[:PORT] (e.g. sstp://vpn.example.com), got {0:?}")]
+    Shape(String),
+    #[error("unsupported protocol {0:?} (supported: sstp)")]
+    Protocol(String),
+    #[error("bad port in {0:?}")]
+    Port(String),
+    #[error("empty host in {0:?}")]
+    Host(String),
+}
+
+impl Target {
+    pub fn parse(text: &str) -> Result<Target, TargetError> {
+        let (scheme, rest) = text
+            .split_once("://")
+            .ok_or_else(|| TargetError::Shape(text.into()))?;
+        let protocol = match scheme.to_ascii_lowercase().as_str() {
+            "sstp" => Protocol::Sstp,
+            other => return Err(TargetError::Protocol(other.into())),
+        };
+        let rest = rest.trim_end_matches('/');
+        let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
+            let (host, after) = v6
+                .split_once(']')
+                .ok_or_else(|| TargetError::Shape(text.into()))?;
+            let port = match after.strip_prefix(':') {
+                Some(p) => Some(p),
+                None if after.is_empty() => None,
+                None => return Err(TargetError::Shape(text.into())),
+            };
+            (host, port)
+        } else {
+            match rest.rsplit_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (rest, None),
+            }
+        };
+        if host.is_empty() {
+            return Err(TargetError::Host(text.into()));
+        }
+        let port = match port {
+            Some(p) => p.parse().map_err(|_| TargetError::Port(text.into()))?,
+            None => 443,
+        };
+        Ok(Target {
+            protocol,
+            host: host.to_owned(),
+            port,
+        })
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "sstp://[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "sstp://{}:{}", self.host, self.port)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_hosts_and_ports() {
+        let t = Target::parse("sstp://vpn.example.com").unwrap();
+        assert_eq!((t.host.as_str(), t.port), ("vpn.example.com", 443));
+        let t = Target::parse("SSTP://10.0.0.1:8443/").unwrap();
+        assert_eq!((t.host.as_str(), t.port), ("10.0.0.1", 8443));
+        let t = Target::parse("sstp://[fd00::1]:4443").unwrap();
+        assert_eq!((t.host.as_str(), t.port), ("fd00::1", 4443));
+        assert_eq!(Target::parse("sstp://[fd00::1]").unwrap().port, 443);
+        assert!(matches!(
+            Target::parse("vpn.example.com"),
+            Err(TargetError::Shape(_))
+        ));
+        assert!(matches!(
+            Target::parse("pptp://x"),
+            Err(TargetError::Protocol(_))
+        ));
+        assert!(matches!(
+            Target::parse("sstp://x:99999"),
+            Err(TargetError::Port(_))
+        ));
+        assert!(matches!(
+            Target::parse("sstp://:443"),
+            Err(TargetError::Host(_))
+        ));
+    }
+}

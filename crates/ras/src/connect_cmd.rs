@@ -1,0 +1,260 @@
+//! `ras connect sstp://HOST[:PORT]`: the VPN client.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use client::dns::{self, DnsBackend};
+use client::network::{DnsMode, SystemNetwork, DEFAULT_TUN_NAME};
+use client::routes;
+use client::sstp::{self as vpn, ConnectError, SstpOptions};
+use client::target::Target;
+use client::verify::Trust;
+use tokio::sync::watch;
+use zeroize::Zeroizing;
+
+/// After SIGINT/SIGTERM, how long the server gets to acknowledge the
+/// disconnect (PPP Terminate-Ack, SSTP Call Disconnect Ack).
+const GRACE: Duration = Duration::from_secs(5);
+/// Reconnect back-off: from this …
+const FIRST_DELAY: Duration = Duration::from_secs(1);
+/// … doubling up to this.
+const MAX_DELAY: Duration = Duration::from_secs(30);
+/// Linux interface names are at most 15 bytes (IFNAMSIZ - 1).
+const IFNAME_MAX: usize = 15;
+
+#[derive(clap::Args, Debug)]
+pub struct ConnectArgs {
+    /// The server: sstp://HOST[:PORT] (port 443 by default).
+    pub target: String,
+    /// User name (DOMAIN\user for a Windows server in a domain).
+    #[arg(long, short)]
+    pub user: String,
+    /// Read the password from the first line of this file. Without it,
+    /// the environment variable RAS_PASSWORD is used, or it is asked for
+    /// (without echo).
+    #[arg(long, value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+    /// Trust server certificates signed by a CA in this PEM file (checked
+    /// against the host name or IP address of the target).
+    #[arg(long, value_name = "FILE", conflicts_with = "fingerprint")]
+    pub ca: Option<PathBuf>,
+    /// Trust exactly the server certificate with this SHA-256 fingerprint
+    /// (hex, colons optional), as `ras server` prints it.
+    #[arg(long, value_name = "SHA256")]
+    pub fingerprint: Option<String>,
+    /// Route this network through the tunnel (repeatable): split tunnelling.
+    #[arg(long = "route", value_name = "CIDR")]
+    pub routes: Vec<String>,
+    /// Route all IPv4 traffic through the tunnel (0.0.0.0/1 and
+    /// 128.0.0.0/1; the existing default route is left untouched, and the
+    /// server stays reachable through the current gateway).
+    #[arg(long)]
+    pub default_route: bool,
+    /// Do not configure the DNS servers the server gives; only show them.
+    #[arg(long)]
+    pub no_dns: bool,
+    /// Do not negotiate IPv6 (IPv6CP).
+    #[arg(long)]
+    pub no_ipv6: bool,
+    /// Name of the TUN device.
+    #[arg(long, value_name = "NAME", default_value = DEFAULT_TUN_NAME)]
+    pub tun_name: String,
+    /// Reconnect when the connection fails or drops (back-off 1 s to 30 s),
+    /// except after an authentication failure or a refused certificate.
+    #[arg(long)]
+    pub reconnect: bool,
+    /// Also allow CHAP-MD5 and PAP (weaker; no MPPE keys), for servers
+    /// that offer nothing else.
+    #[arg(long)]
+    pub allow_weak_auth: bool,
+}
+
+pub fn run(args: ConnectArgs) -> anyhow::Result<()> {
+    let target = Target::parse(&args.target)?;
+    // Trust first: refusing to run without a way to check the server
+    // should not cost the user a password prompt.
+    let trust = Trust::from_options(args.ca.as_deref(), args.fingerprint.as_deref())?;
+    let routes = args
+        .routes
+        .iter()
+        .map(|r| routes::parse_cidr(r))
+        .collect::<Result<Vec<(IpAddr, u8)>, _>>()?;
+    if args.tun_name.is_empty()
+        || args.tun_name.len() > IFNAME_MAX
+        || args.tun_name.contains(['/', ' ', '\t', '\n', ':'])
+    {
+        bail!(
+            "bad --tun-name {:?}: 1 to {IFNAME_MAX} characters, no '/', ':' or spaces",
+            args.tun_name
+        );
+    }
+    let password = read_password(&args)?;
+
+    let dns_mode = if args.no_dns {
+        DnsMode::Off
+    } else {
+        let backend = DnsBackend::detect();
+        // A run that died without restoring resolv.conf left a backup:
+        // put it back before anything else.
+        match dns::restore_leftovers(&backend) {
+            Ok(restored) => {
+                for ifname in restored {
+                    eprintln!(
+                        "restored the DNS configuration left over from an earlier run on {ifname}"
+                    );
+                }
+            }
+            Err(e) => eprintln!("warning: could not restore an earlier DNS backup: {e}"),
+        }
+        DnsMode::Apply(backend)
+    };
+    let network = Arc::new(SystemNetwork {
+        tun_name: args.tun_name.clone(),
+        routes,
+        default_route: args.default_route,
+        dns: dns_mode,
+    });
+    let mut options = SstpOptions::new(target, &args.user, password, trust);
+    options.allow_weak_auth = args.allow_weak_auth;
+    options.ipv6 = !args.no_ipv6;
+    options.on_up = Some(Arc::new(|status: &vpn::UpStatus| println!("{status}")));
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    runtime.block_on(run_loop(options, network, args.reconnect))
+}
+
+fn read_password(args: &ConnectArgs) -> anyhow::Result<Zeroizing<String>> {
+    if let Some(path) = &args.password_file {
+        let text = Zeroizing::new(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("reading the password file {}", path.display()))?,
+        );
+        let line = text.lines().next().unwrap_or("");
+        return Ok(Zeroizing::new(line.to_owned()));
+    }
+    if let Ok(pw) = std::env::var("RAS_PASSWORD") {
+        return Ok(Zeroizing::new(pw));
+    }
+    let pw = rpassword::prompt_password(format!("Password for {}: ", args.user)).context(
+        "reading the password (give --password-file or RAS_PASSWORD when there is no terminal)",
+    )?;
+    Ok(Zeroizing::new(pw))
+}
+
+/// Connects (again and again with `--reconnect`) until stopped by a
+/// signal or a permanent failure.
+async fn run_loop(
+    options: SstpOptions,
+    network: Arc<SystemNetwork>,
+    reconnect: bool,
+) -> anyhow::Result<()> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(watch_signals(stop_tx));
+    let mut delay = FIRST_DELAY;
+    loop {
+        eprintln!("connecting to {} as {}", options.target, options.username);
+        let attempt = vpn::connect(&options, network.clone(), stop_rx.clone());
+        tokio::pin!(attempt);
+        let result = tokio::select! {
+            r = &mut attempt => r,
+            _ = stopped(stop_rx.clone()) => {
+                // The session saw the signal too and is saying goodbye;
+                // give it a few seconds.
+                match tokio::time::timeout(GRACE, &mut attempt).await {
+                    Ok(r) => r,
+                    Err(_) => {
+                        // Dropping the attempt undoes routes and DNS.
+                        eprintln!("the server did not acknowledge the disconnect; closed");
+                        return Ok(());
+                    }
+                }
+            }
+        };
+        let stopping = *stop_rx.borrow();
+        match result {
+            Ok(end) if end.stopped || stopping => {
+                eprintln!("disconnected");
+                return Ok(());
+            }
+            Ok(end) => {
+                eprintln!(
+                    "connection ended: {} ({} bytes in, {} out)",
+                    end.reason, end.stats.bytes_in, end.stats.bytes_out
+                );
+                if !reconnect {
+                    bail!("connection ended: {}", end.reason);
+                }
+                if end.was_up {
+                    delay = FIRST_DELAY;
+                }
+            }
+            Err(e) if stopping => {
+                eprintln!("stopped ({e})");
+                return Ok(());
+            }
+            Err(e) => {
+                let e = explain(e);
+                if !reconnect || e.is_permanent() {
+                    return Err(e.into());
+                }
+                eprintln!("{e}");
+            }
+        }
+        eprintln!("reconnecting in {} s", delay.as_secs());
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = stopped(stop_rx.clone()) => return Ok(()),
+        }
+        delay = (delay * 2).min(MAX_DELAY);
+    }
+}
+
+/// Adds what the user can do about an error where it is not obvious.
+fn explain(e: ConnectError) -> ConnectError {
+    match e {
+        ConnectError::Network(m) if m.contains("not permitted") || m.contains("denied") => {
+            ConnectError::Network(format!(
+                "{m} (creating a TUN device and routes needs root or CAP_NET_ADMIN)"
+            ))
+        }
+        other => other,
+    }
+}
+
+/// Resolves once `stop` is true.
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|v| *v).await;
+}
+
+/// SIGINT or SIGTERM: a clean disconnect, bounded by [`GRACE`]. Later
+/// signals are only acknowledged: exiting at once would skip restoring
+/// routes and DNS, and the wait is short anyway.
+async fn watch_signals(stop: watch::Sender<bool>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        eprintln!("warning: cannot watch SIGINT/SIGTERM");
+        return;
+    };
+    tokio::select! {
+        _ = int.recv() => {}
+        _ = term.recv() => {}
+    }
+    eprintln!("disconnecting…");
+    let _ = stop.send(true);
+    loop {
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+        eprintln!("still disconnecting (at most {} s)…", GRACE.as_secs());
+    }
+}
