@@ -140,7 +140,15 @@ fn connect(
             "--password-file",
         ])
         .arg(pw)
-        .args(["--fingerprint", fp, "--no-dns", "--tun-name", tun, "--route", "172.31.0.0/24"])
+        .args([
+            "--fingerprint",
+            fp,
+            "--no-dns",
+            "--tun-name",
+            tun,
+            "--route",
+            "172.31.0.0/24",
+        ])
         .env("RUST_LOG", "info")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
