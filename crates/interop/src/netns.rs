@@ -25,18 +25,26 @@ pub const SERVER_FOR_CLI2: &str = "10.201.2.1";
 pub const LAN_HOST: &str = "172.31.0.2";
 
 fn run(args: &[&str]) -> Result<(), String> {
-    let out = Command::new(args[0]).args(&args[1..]).output().map_err(|e| format!("{args:?}: {e}"))?;
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .map_err(|e| format!("{args:?}: {e}"))?;
     if out.status.success() {
         Ok(())
     } else {
-        Err(format!("{args:?}: {}", String::from_utf8_lossy(&out.stderr).trim()))
+        Err(format!(
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
     }
 }
 
 impl Topology {
     /// Create the namespaces (removing leftovers of an earlier run first).
     pub fn create(prefix: &str) -> Result<Topology, String> {
-        let t = Topology { prefix: prefix.to_owned() };
+        let t = Topology {
+            prefix: prefix.to_owned(),
+        };
         t.delete();
         let [srv, cli1, cli2, lan] = [t.ns("srv"), t.ns("cli1"), t.ns("cli2"), t.ns("lan")];
         for ns in [&srv, &cli1, &cli2, &lan] {
@@ -51,15 +59,43 @@ impl Topology {
         for (ns, inner, outer, tag) in links {
             let a = format!("{}{tag}a", short(prefix));
             let b = format!("{}{tag}b", short(prefix));
-            run(&["ip", "link", "add", &a, "netns", ns, "type", "veth", "peer", "name", &b, "netns", &srv])?;
+            run(&[
+                "ip", "link", "add", &a, "netns", ns, "type", "veth", "peer", "name", &b, "netns",
+                &srv,
+            ])?;
             run(&["ip", "-n", ns, "addr", "add", inner, "dev", &a])?;
             run(&["ip", "-n", ns, "link", "set", &a, "up"])?;
             run(&["ip", "-n", &srv, "addr", "add", outer, "dev", &b])?;
             run(&["ip", "-n", &srv, "link", "set", &b, "up"])?;
         }
-        run(&["ip", "netns", "exec", &srv, "sysctl", "-qw", "net.ipv4.ip_forward=1"])?;
-        run(&["ip", "netns", "exec", &srv, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"])?;
-        run(&["ip", "-n", &lan, "route", "add", "10.0.10.0/24", "via", "172.31.0.1"])?;
+        run(&[
+            "ip",
+            "netns",
+            "exec",
+            &srv,
+            "sysctl",
+            "-qw",
+            "net.ipv4.ip_forward=1",
+        ])?;
+        run(&[
+            "ip",
+            "netns",
+            "exec",
+            &srv,
+            "sysctl",
+            "-qw",
+            "net.ipv6.conf.all.forwarding=1",
+        ])?;
+        run(&[
+            "ip",
+            "-n",
+            &lan,
+            "route",
+            "add",
+            "10.0.10.0/24",
+            "via",
+            "172.31.0.1",
+        ])?;
         Ok(t)
     }
 
@@ -83,7 +119,9 @@ impl Topology {
 
     fn delete(&self) {
         for role in ["srv", "cli1", "cli2", "lan"] {
-            let _ = Command::new("ip").args(["netns", "delete", &self.ns(role)]).output();
+            let _ = Command::new("ip")
+                .args(["netns", "delete", &self.ns(role)])
+                .output();
         }
     }
 }
@@ -96,7 +134,11 @@ impl Drop for Topology {
 
 /// Interface names are at most 15 bytes: keep 8 of the prefix.
 fn short(prefix: &str) -> String {
-    prefix.chars().filter(|c| c.is_ascii_alphanumeric()).take(8).collect()
+    prefix
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .take(8)
+        .collect()
 }
 
 /// Run `f` on a thread that entered the named network namespace.

@@ -1,0 +1,324 @@
+//! `ras-bench sstp`: measures `ras server` end to end in network
+//! namespaces, in one run on this machine:
+//!
+//! * TCP throughput (iperf3) from a client namespace to an "intranet"
+//!   host, first over the bare veth path through the server namespace,
+//!   then through an SSTP tunnel (`ras connect`), as a ratio;
+//! * full connects per second (TLS + SSTP + PPP with EAP-MSCHAPv2 + IPCP,
+//!   then a clean disconnect) from many parallel clients;
+//! * the server's memory per idle session with many sessions open.
+//!
+//! Needs root, iperf3, and release builds of `ras` (found next to this
+//! binary, or `--ras PATH`):
+//!
+//!     cargo build --release -p ras -p bench && target/release/ras-bench sstp
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::Parser;
+use interop::netns::{Topology, LAN_HOST, SERVER_FOR_CLI1};
+
+mod load;
+
+#[derive(Parser)]
+#[command(name = "ras-bench", about = "End-to-end benchmarks of ras server")]
+enum Cli {
+    /// SSTP: throughput vs bare veth, connects/s, memory per idle session.
+    Sstp(SstpArgs),
+}
+
+#[derive(clap::Args, Clone)]
+pub struct SstpArgs {
+    /// The `ras` binary (default: next to this one).
+    #[arg(long)]
+    ras: Option<PathBuf>,
+    /// Seconds per iperf3 run.
+    #[arg(long, default_value_t = 10)]
+    seconds: u32,
+    /// Connects in the connect-rate test.
+    #[arg(long, default_value_t = 2000)]
+    connects: usize,
+    /// Parallel clients in the connect-rate test.
+    #[arg(long, default_value_t = 64)]
+    parallel: usize,
+    /// Idle sessions held open for the memory test.
+    #[arg(long, default_value_t = 1000)]
+    sessions: usize,
+    /// Skip the throughput part (no iperf3).
+    #[arg(long)]
+    no_throughput: bool,
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber_init();
+    match Cli::parse() {
+        Cli::Sstp(args) => sstp(args),
+    }
+}
+
+fn tracing_subscriber_init() {}
+
+struct Server {
+    child: Child,
+    fingerprint: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+fn ras_binary(args: &SstpArgs) -> anyhow::Result<PathBuf> {
+    let path = match &args.ras {
+        Some(p) => p.clone(),
+        None => std::env::current_exe()?.with_file_name("ras"),
+    };
+    if !path.is_file() {
+        bail!(
+            "no ras binary at {} (build it: cargo build --release -p ras)",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+fn start_server(topo: &Topology, ras: &Path, dir: &Path, ports: usize) -> anyhow::Result<Server> {
+    let config = dir.join("ras.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "state_dir = {:?}\nserver_name = \"ras-bench\"\n\n[sstp]\nlisten = [\"{SERVER_FOR_CLI1}:443\"]\nports = {ports}\n\n[addresses]\nipv4_pool = [\"10.0.10.20-10.0.19.250\"]\nipv6_prefix = \"off\"\n\n[ppp]\necho_interval_secs = 0\n\n[tun]\nname = \"ras-bench0\"\n",
+            dir.join("state")
+        ),
+    )?;
+    let pw = dir.join("bench.pw");
+    std::fs::write(&pw, "bench-password\n")?;
+    let status = Command::new(ras)
+        .args(["user", "--config"])
+        .arg(&config)
+        .args(["add", "bench", "--password-file"])
+        .arg(&pw)
+        .stdout(Stdio::null())
+        .status()?;
+    if !status.success() {
+        bail!("ras user add failed");
+    }
+    let mut child = topo
+        .command("srv", ras.to_str().unwrap())
+        .args(["server", "--config"])
+        .arg(&config)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()?;
+    let stdout = child.stdout.take().unwrap();
+    let mut fingerprint = String::new();
+    let mut lines = BufReader::new(stdout).lines();
+    for line in lines.by_ref() {
+        let line = line?;
+        if let Some(fp) = line.split("fingerprint ").nth(1) {
+            fingerprint = fp.trim().to_owned();
+        }
+        if line.starts_with("ras server:") {
+            break;
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    if fingerprint.is_empty() {
+        bail!("ras server did not start");
+    }
+    Ok(Server { child, fingerprint })
+}
+
+/// iperf3 from cli1 to the LAN host; returns received bits per second.
+fn iperf(topo: &Topology, seconds: u32) -> anyhow::Result<f64> {
+    let mut server = topo
+        .command("lan", "iperf3")
+        .args(["-s", "-1", "-B", LAN_HOST])
+        .stdout(Stdio::null())
+        .spawn()?;
+    std::thread::sleep(Duration::from_millis(300));
+    let out = topo
+        .command("cli1", "iperf3")
+        .args(["-c", LAN_HOST, "-t", &seconds.to_string(), "-J"])
+        .output()
+        .context("running iperf3 (apt-get install iperf3)")?;
+    let _ = server.wait();
+    let json: serde_json::Value =
+        serde_json::from_slice(&out.stdout).context("iperf3 -J output")?;
+    json["end"]["sum_received"]["bits_per_second"]
+        .as_f64()
+        .with_context(|| format!("iperf3: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+fn rss_kib(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .context("VmRSS")
+}
+
+fn sstp(args: SstpArgs) -> anyhow::Result<()> {
+    if !interop::netns::is_root() {
+        bail!("ras-bench needs root (network namespaces, TUN)");
+    }
+    raise_fd_limit();
+    let ras = ras_binary(&args)?;
+    let dir = std::env::temp_dir().join(format!("ras-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let topo = Topology::create("rasbench").map_err(anyhow::Error::msg)?;
+    let ports = args.sessions.max(args.parallel) + 16;
+    let server = start_server(&topo, &ras, &dir, ports)?;
+    println!(
+        "machine: {} CPUs; ras server in a namespace, clients in another",
+        num_cpus()
+    );
+
+    if !args.no_throughput {
+        // Bare path: client → server namespace (forwarding) → LAN host.
+        let run = |ns: &str, a: &[&str]| -> anyhow::Result<()> {
+            let out = topo.command(ns, "ip").args(a).output()?;
+            if !out.status.success() {
+                bail!("ip {a:?}: {}", String::from_utf8_lossy(&out.stderr));
+            }
+            Ok(())
+        };
+        run(
+            "cli1",
+            &["route", "add", "172.31.0.0/24", "via", SERVER_FOR_CLI1],
+        )?;
+        run(
+            "lan",
+            &["route", "add", "10.201.0.0/16", "via", "172.31.0.1"],
+        )?;
+        let bare = iperf(&topo, args.seconds)?;
+        println!("throughput, bare veth path:  {:8.0} Mbit/s", bare / 1e6);
+        // Through the tunnel: a /32 for the LAN host beats the /24.
+        let pw = dir.join("bench.pw");
+        let mut client = topo
+            .command("cli1", ras.to_str().unwrap())
+            .args([
+                "connect",
+                &format!("sstp://{SERVER_FOR_CLI1}"),
+                "--user",
+                "bench",
+                "--password-file",
+            ])
+            .arg(&pw)
+            .args([
+                "--fingerprint",
+                &server.fingerprint,
+                "--no-dns",
+                "--no-ipv6",
+                "--tun-name",
+                "ras-bc0",
+            ])
+            .args(["--route", &format!("{LAN_HOST}/32")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()?;
+        wait_for_tun(&topo, "ras-bc0")?;
+        let tunnel = iperf(&topo, args.seconds)?;
+        println!(
+            "throughput, through SSTP:    {:8.0} Mbit/s = {:.0}% of bare veth",
+            tunnel / 1e6,
+            tunnel / bare * 100.0
+        );
+        let _ = Command::new("kill")
+            .args(["-INT", &client.id().to_string()])
+            .status();
+        let _ = client.wait();
+    }
+
+    let target = format!("sstp://{SERVER_FOR_CLI1}");
+    let fp = server.fingerprint.clone();
+    let load = load::Load {
+        target,
+        fingerprint: fp,
+        user: "bench".into(),
+        password: "bench-password".into(),
+    };
+    let load = Arc::new(load);
+    // Connect rate.
+    let (done, secs, failures) = topo
+        .in_ns("cli1", {
+            let load = load.clone();
+            let (n, p) = (args.connects, args.parallel);
+            move || load.connect_rate(n, p)
+        })
+        .map_err(anyhow::Error::msg)??;
+    println!(
+        "connects: {done} full connects (TLS + SSTP + EAP-MSCHAPv2 + IPCP + disconnect) with {} parallel in {secs:.2} s = {:.0}/s; {failures} failed",
+        args.parallel,
+        done as f64 / secs
+    );
+
+    // Memory per idle session.
+    std::thread::sleep(Duration::from_secs(1));
+    let before = rss_kib(server.child.id())?;
+    let started = Instant::now();
+    let (held_tx, held_rx) = std::sync::mpsc::channel();
+    let holder = {
+        let load = load.clone();
+        let ns = topo.ns("cli1");
+        let n = args.sessions;
+        std::thread::spawn(move || {
+            interop::netns::in_named_ns(&ns, move || load.hold_sessions(n, held_tx))
+                .map_err(anyhow::Error::msg)
+        })
+    };
+    let up = held_rx
+        .recv_timeout(Duration::from_secs(300))
+        .context("sessions did not come up")?;
+    std::thread::sleep(Duration::from_secs(2));
+    let after = rss_kib(server.child.id())?;
+    println!(
+        "memory: {up} idle sessions up in {:.1} s; server RSS {before} KiB → {after} KiB = {:.1} KiB per session",
+        started.elapsed().as_secs_f64(),
+        (after.saturating_sub(before)) as f64 / up.max(1) as f64
+    );
+    drop(server);
+    let _ = holder.join();
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+fn wait_for_tun(topo: &Topology, tun: &str) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        let out = topo
+            .command("cli1", "ip")
+            .args(["-4", "-o", "addr", "show", "dev", tun])
+            .output()?;
+        if String::from_utf8_lossy(&out.stdout).contains("inet ") {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    bail!("the benchmark client did not come up")
+}
+
+fn num_cpus() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+/// Many sessions need many descriptors: raise the soft limit to the hard one.
+fn raise_fd_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+    }
+}
