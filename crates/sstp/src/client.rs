@@ -217,6 +217,11 @@ impl ClientConnection {
         self.core.pending_transmit()
     }
 
+    /// Release buffer memory not in use; call when the connection is idle.
+    pub fn shrink_buffers(&mut self) {
+        self.core.shrink();
+    }
+
     /// Why the connection is closing (aborting or disconnecting), while the
     /// teardown is still in progress.
     pub fn closing_reason(&self) -> Option<&CloseReason> {

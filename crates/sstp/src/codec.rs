@@ -335,9 +335,19 @@ impl Deframer {
     /// An empty deframer (allocates its fixed buffer once).
     pub fn new() -> Deframer {
         Deframer {
-            buf: Vec::with_capacity(DEFRAMER_CAPACITY),
+            // Grows on demand up to DEFRAMER_CAPACITY; see `shrink`.
+            buf: Vec::new(),
             start: 0,
             error: None,
+        }
+    }
+
+    /// Give the buffer's memory back when nothing is buffered (an idle
+    /// connection should cost almost nothing).
+    pub fn shrink(&mut self) {
+        if self.start >= self.buf.len() {
+            self.buf = Vec::new();
+            self.start = 0;
         }
     }
 

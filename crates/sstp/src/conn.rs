@@ -184,7 +184,7 @@ impl Core {
             timers,
             now,
             deframer: Deframer::new(),
-            tx: Vec::with_capacity(4096),
+            tx: Vec::new(),
             scratch: Vec::new(),
             events: VecDeque::new(),
             teardown: Teardown::None,
@@ -201,6 +201,15 @@ impl Core {
 
     pub(crate) fn is_closed(&self) -> bool {
         self.teardown == Teardown::Closed
+    }
+
+    /// Release buffer memory that is not in use (idle connections).
+    pub(crate) fn shrink(&mut self) {
+        self.deframer.shrink();
+        if self.tx.is_empty() {
+            self.tx = Vec::new();
+        }
+        self.scratch = Vec::new();
     }
 
     /// Why the connection is being torn down, before it is closed.

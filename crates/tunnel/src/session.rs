@@ -20,8 +20,13 @@ const WRITE_HIGH_WATER: usize = 256 * 1024;
 const WRITE_LIMIT: usize = 2 * 1024 * 1024;
 /// IP packets taken from the queue per wake-up, to batch TLS writes.
 const BATCH: usize = 64;
-/// TLS read buffer: one maximal TLS record.
+/// The TLS read buffer grows up to one maximal TLS record while data
+/// flows, and starts (and shrinks back to) this when idle.
 const READ_BUFFER: usize = 16 * 1024 + 256;
+const READ_BUFFER_IDLE: usize = 2048;
+/// After this long without traffic, buffers give their memory back, so an
+/// idle session costs little (thousands of them may be connected).
+const IDLE_SHRINK: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Counters of one session.
 #[derive(Debug, Clone, Default)]
@@ -55,6 +60,7 @@ pub(crate) trait SstpCore: Send {
     fn poll_timeout(&self) -> Option<Instant>;
     fn is_closed(&self) -> bool;
     fn closing_reason(&self) -> Option<&CloseReason>;
+    fn shrink_buffers(&mut self);
 }
 
 macro_rules! sstp_core {
@@ -89,6 +95,9 @@ macro_rules! sstp_core {
             }
             fn closing_reason(&self) -> Option<&CloseReason> {
                 <$t>::closing_reason(self)
+            }
+            fn shrink_buffers(&mut self) {
+                <$t>::shrink_buffers(self)
             }
         }
     };
@@ -144,11 +153,11 @@ impl<C: SstpCore> Session<C> {
         let (mut rd, mut wr) = tokio::io::split(stream);
         let (hook_tx, mut hook_rx) = mpsc::unbounded_channel();
         let mut st = State {
-            wbuf: Vec::with_capacity(4096),
+            wbuf: Vec::new(),
             wpos: 0,
             needs_flush: false,
-            scratch: Vec::with_capacity(2048),
-            frame: Vec::with_capacity(2048),
+            scratch: Vec::new(),
+            frame: Vec::new(),
             outbound: None,
             hook_tx,
             network_hooked: false,
@@ -157,7 +166,8 @@ impl<C: SstpCore> Session<C> {
             reason: None,
             stats: SessionStats::default(),
         };
-        let mut rbuf = vec![0u8; READ_BUFFER];
+        let mut rbuf = vec![0u8; READ_BUFFER_IDLE];
+        let mut idle_at: Option<tokio::time::Instant> = None;
         self.feed(&mut st, &initial);
         loop {
             self.process(&mut st);
@@ -179,6 +189,12 @@ impl<C: SstpCore> Session<C> {
                 }
             };
             let can_take = st.outbound.is_some() && st.wbuf.len() < WRITE_HIGH_WATER;
+            let idle = async {
+                match idle_at {
+                    Some(t) => tokio::time::sleep_until(t).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 r = rd.read(&mut rbuf) => match r {
                     Ok(0) | Err(_) => {
@@ -200,6 +216,11 @@ impl<C: SstpCore> Session<C> {
                     Ok(n) => {
                         st.stats.bytes_in += n as u64;
                         self.feed(&mut st, &rbuf[..n]);
+                        if n == rbuf.len() && rbuf.len() < READ_BUFFER {
+                            // Data is flowing: read whole TLS records.
+                            rbuf.resize((rbuf.len() * 2).min(READ_BUFFER), 0);
+                        }
+                        idle_at = Some(tokio::time::Instant::now() + IDLE_SHRINK);
                     }
                 },
                 w = write_some(&mut wr, &st.wbuf[st.wpos..]), if st.wpos < st.wbuf.len() || st.needs_flush => match w {
@@ -236,6 +257,19 @@ impl<C: SstpCore> Session<C> {
                     let now = Instant::now();
                     self.sstp.handle_timeout(now);
                     self.link.handle_timeout(now);
+                }
+                _ = idle => {
+                    idle_at = None;
+                    if st.wpos >= st.wbuf.len() {
+                        st.wbuf = Vec::new();
+                        st.wpos = 0;
+                    }
+                    st.scratch = Vec::new();
+                    st.frame = Vec::new();
+                    if rbuf.len() > READ_BUFFER_IDLE {
+                        rbuf = vec![0u8; READ_BUFFER_IDLE];
+                    }
+                    self.sstp.shrink_buffers();
                 }
                 _ = shutdown.changed() => {
                     let text = if self.assigns_network { "server shutting down" } else { "user disconnected" };
