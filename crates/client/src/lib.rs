@@ -5,6 +5,7 @@
 pub mod dns;
 pub mod network;
 pub mod routes;
+pub mod slaac;
 pub mod sstp;
 pub mod target;
 pub mod verify;

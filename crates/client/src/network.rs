@@ -218,10 +218,25 @@ impl Drop for SystemGuard {
 struct TunSink {
     tun: Arc<TunDevice>,
     dropped: AtomicU64,
+    /// Our IPv6CP link-local address, until the server's router
+    /// advertisement has given us a global address.
+    slaac: std::sync::Mutex<Option<Ipv6Addr>>,
 }
 
 impl PacketSink for TunSink {
     fn send(&self, packet: &[u8]) {
+        if packet.first().is_some_and(|b| b >> 4 == 6) && packet.get(40) == Some(&134) {
+            if let Some(prefix) = crate::slaac::autonomous_prefix(packet) {
+                let mut pending = self.slaac.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(ll) = pending.take() {
+                    let address = crate::slaac::address_in(prefix.prefix, ll);
+                    let dev = self.tun.name().to_owned();
+                    // `ip` is a short blocking call: off the session task.
+                    std::thread::spawn(move || crate::slaac::assign(&dev, address, &prefix));
+                }
+                return;
+            }
+        }
         if let Err(e) = self.tun.try_send(packet) {
             let n = self.dropped.fetch_add(1, Ordering::Relaxed);
             if e.kind() != io::ErrorKind::WouldBlock && n == 0 {
@@ -248,6 +263,9 @@ impl Network for SystemNetwork {
             routes: Vec::new(),
         })?);
         let name = tun.name().to_owned();
+        if link.ipv6.is_some() {
+            crate::slaac::disable_kernel_ra(&name);
+        }
         let mut set = RouteSet::new();
         set.add(Route::via_dev(IpAddr::V4(peer), 32, &name))?;
         let mut shown = Vec::new();
@@ -291,6 +309,7 @@ impl Network for SystemNetwork {
         let sink = Arc::new(TunSink {
             tun: tun.clone(),
             dropped: AtomicU64::new(0),
+            slaac: std::sync::Mutex::new(link.ipv6.map(|(ll, _)| ll)),
         });
         Ok(Attachment {
             outbound: rx,
