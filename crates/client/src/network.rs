@@ -6,9 +6,7 @@
 //! channels instead of a TUN. [`SystemNetwork`] is the real thing.
 
 use std::fmt;
-use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
@@ -217,7 +215,7 @@ impl Drop for SystemGuard {
 /// device queue is full rather than stalling the session.
 struct TunSink {
     tun: Arc<TunDevice>,
-    dropped: AtomicU64,
+    writer: Arc<netdev::TunWriter>,
     /// Our IPv6CP link-local address, until the server's router
     /// advertisement has given us a global address.
     slaac: std::sync::Mutex<Option<Ipv6Addr>>,
@@ -237,12 +235,7 @@ impl PacketSink for TunSink {
                 return;
             }
         }
-        if let Err(e) = self.tun.try_send(packet) {
-            let n = self.dropped.fetch_add(1, Ordering::Relaxed);
-            if e.kind() != io::ErrorKind::WouldBlock && n == 0 {
-                tracing::warn!("writing to {}: {e}", self.tun.name());
-            }
-        }
+        self.writer.send(packet);
     }
 }
 
@@ -261,6 +254,7 @@ impl Network for SystemNetwork {
             ipv4: Some((local, 32)),
             ipv6: link.ipv6.map(|(ll, _)| (ll, 64)),
             routes: Vec::new(),
+            offload: true,
         })?);
         let name = tun.name().to_owned();
         if link.ipv6.is_some() {
@@ -308,7 +302,7 @@ impl Network for SystemNetwork {
         }
         let sink = Arc::new(TunSink {
             tun: tun.clone(),
-            dropped: AtomicU64::new(0),
+            writer: netdev::TunWriter::spawn(tun.clone()),
             slaac: std::sync::Mutex::new(link.ipv6.map(|(ll, _)| ll)),
         });
         Ok(Attachment {
@@ -329,20 +323,24 @@ impl Network for SystemNetwork {
 /// and hands out frozen slices of it, so a packet costs no allocation of
 /// its own.
 async fn read_tun(tun: Arc<TunDevice>, tx: mpsc::Sender<Bytes>) {
-    const CHUNK: usize = 64 * 1024;
-    let max = usize::from(tun.mtu()) + 64;
+    const CHUNK: usize = 256 * 1024;
+    let mut batch = netdev::RecvBatch::new(tun.mtu());
     let mut buf = BytesMut::with_capacity(CHUNK);
     loop {
-        if buf.capacity() < max {
-            buf.reserve(CHUNK);
-        }
-        buf.resize(max, 0);
-        match tun.recv(&mut buf).await {
-            Ok(0) => continue,
-            Ok(n) => {
-                buf.truncate(n);
-                if tx.send(buf.split().freeze()).await.is_err() {
-                    return;
+        match tun.recv_batch(&mut batch).await {
+            Ok(_) => {
+                for packet in batch.packets() {
+                    if packet.is_empty() {
+                        continue;
+                    }
+                    // One allocation per CHUNK, split per packet.
+                    if buf.capacity() < packet.len() {
+                        buf = BytesMut::with_capacity(CHUNK);
+                    }
+                    buf.extend_from_slice(packet);
+                    if tx.send(buf.split().freeze()).await.is_err() {
+                        return;
+                    }
                 }
             }
             Err(e) => {

@@ -56,6 +56,156 @@ pub struct TunSettings {
     pub ipv6: Option<(Ipv6Addr, u8)>,
     /// Routes through the device, as (network, prefix length).
     pub routes: Vec<(IpAddr, u8)>,
+    /// Kernel segmentation and receive offloads (virtio-net header):
+    /// reads return up to 64 KiB TCP segments that are split here into
+    /// MTU-sized packets, and batched writes are coalesced (GRO), so the
+    /// kernel handles far fewer, larger packets.
+    pub offload: bool,
+}
+
+/// Reusable buffers for [`TunDevice::recv_batch`].
+pub struct RecvBatch {
+    original: Vec<u8>,
+    bufs: Vec<Vec<u8>>,
+    sizes: Vec<usize>,
+    count: usize,
+}
+
+impl RecvBatch {
+    /// Buffers for packets of up to `mtu` bytes.
+    pub fn new(mtu: u16) -> RecvBatch {
+        let per = usize::from(mtu).max(1280) + 64;
+        RecvBatch {
+            original: vec![0; tun_rs::VIRTIO_NET_HDR_LEN + 65535],
+            bufs: vec![vec![0; per]; tun_rs::IDEAL_BATCH_SIZE],
+            sizes: vec![0; tun_rs::IDEAL_BATCH_SIZE],
+            count: 0,
+        }
+    }
+
+    /// The packets of the last read.
+    pub fn packets(&self) -> impl Iterator<Item = &[u8]> {
+        self.bufs[..self.count]
+            .iter()
+            .zip(&self.sizes[..self.count])
+            .map(|(b, &n)| &b[..n.min(b.len())])
+    }
+}
+
+/// Room before each packet for the virtio-net header of a batched write.
+const WRITE_HEADROOM: usize = 16;
+/// Packets waiting for the writer before new ones are dropped.
+const WRITE_QUEUE_LIMIT: usize = 4 * tun_rs::IDEAL_BATCH_SIZE;
+
+#[derive(Default)]
+struct Pending {
+    bufs: Vec<Vec<u8>>,
+    len: usize,
+}
+
+/// Batched writes into a TUN device from any number of sessions: `send`
+/// copies the packet into a reused buffer (no allocation once warm) and a
+/// single writer task writes whole batches, coalescing TCP segments when
+/// the device has offload. A full queue drops the packet, as a router
+/// would: one burst never stalls the senders. Dropping the writer stops
+/// the task (and so releases the device).
+pub struct TunWriter {
+    shared: std::sync::Arc<WriterShared>,
+}
+
+struct WriterShared {
+    dev: std::sync::Arc<TunDevice>,
+    pending: std::sync::Mutex<Pending>,
+    ready: tokio::sync::Notify,
+    dropped: std::sync::atomic::AtomicU64,
+    closed: std::sync::atomic::AtomicBool,
+}
+
+impl TunWriter {
+    /// Start the writer task for `dev` (needs a Tokio runtime).
+    pub fn spawn(dev: std::sync::Arc<TunDevice>) -> std::sync::Arc<TunWriter> {
+        let shared = std::sync::Arc::new(WriterShared {
+            dev,
+            pending: std::sync::Mutex::new(Pending::default()),
+            ready: tokio::sync::Notify::new(),
+            dropped: std::sync::atomic::AtomicU64::new(0),
+            closed: std::sync::atomic::AtomicBool::new(false),
+        });
+        tokio::spawn(run_writer(shared.clone()));
+        std::sync::Arc::new(TunWriter { shared })
+    }
+
+    /// Queue one IP packet for the device.
+    pub fn send(&self, packet: &[u8]) {
+        let s = &self.shared;
+        let mut p = s.pending.lock().unwrap_or_else(|e| e.into_inner());
+        if p.len >= WRITE_QUEUE_LIMIT {
+            s.dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return;
+        }
+        let idx = p.len;
+        if idx == p.bufs.len() {
+            p.bufs.push(Vec::with_capacity(WRITE_HEADROOM + 1500));
+        }
+        let buf = &mut p.bufs[idx];
+        buf.clear();
+        buf.resize(WRITE_HEADROOM, 0);
+        buf.extend_from_slice(packet);
+        p.len += 1;
+        let first = p.len == 1;
+        drop(p);
+        if first {
+            s.ready.notify_one();
+        }
+    }
+
+    /// Packets dropped because the queue was full.
+    pub fn dropped(&self) -> u64 {
+        self.shared
+            .dropped
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl Drop for TunWriter {
+    fn drop(&mut self) {
+        self.shared
+            .closed
+            .store(true, std::sync::atomic::Ordering::Release);
+        self.shared.ready.notify_one();
+    }
+}
+
+async fn run_writer(s: std::sync::Arc<WriterShared>) {
+    let mut gro = tun_rs::GROTable::default();
+    let mut batch: Vec<Vec<u8>> = Vec::new();
+    loop {
+        let n = {
+            let mut p = s.pending.lock().unwrap_or_else(|e| e.into_inner());
+            let n = p.len;
+            p.len = 0;
+            // Swap the filled buffers out and leave ours (reused) in.
+            std::mem::swap(&mut p.bufs, &mut batch);
+            n
+        };
+        if n == 0 {
+            if s.closed.load(std::sync::atomic::Ordering::Acquire) {
+                return;
+            }
+            s.ready.notified().await;
+            continue;
+        }
+        for chunk in batch[..n].chunks_mut(tun_rs::IDEAL_BATCH_SIZE) {
+            if let Err(e) = s
+                .dev
+                .dev
+                .send_multiple(&mut gro, chunk, WRITE_HEADROOM)
+                .await
+            {
+                tracing::debug!("writing to {}: {e}", s.dev.name);
+            }
+        }
+    }
 }
 
 /// The smallest list of CIDR blocks that covers `start..=end` exactly.
@@ -82,6 +232,7 @@ pub fn range_to_cidrs(start: Ipv4Addr, end: Ipv4Addr) -> Vec<(Ipv4Addr, u8)> {
 /// reading and writing take `&self`.
 pub struct TunDevice {
     dev: tun_rs::AsyncDevice,
+    offload: bool,
     name: String,
     mtu: u16,
 }
@@ -107,6 +258,7 @@ impl TunDevice {
         let mut builder = tun_rs::DeviceBuilder::new()
             .name(settings.name.clone())
             .mtu(settings.mtu)
+            .offload(settings.offload)
             .enable(true);
         if let Some((addr, prefix)) = settings.ipv4 {
             builder = builder.ipv4(addr, prefix, None);
@@ -118,6 +270,7 @@ impl TunDevice {
         let name = dev.name().map_err(device_err)?;
         let tun = TunDevice {
             dev,
+            offload: settings.offload,
             name,
             mtu: settings.mtu,
         };
@@ -138,9 +291,27 @@ impl TunDevice {
     }
 
     /// Reads one IP packet into `buf` (give it at least MTU bytes);
-    /// returns its length.
+    /// returns its length. Only for devices without offload; use
+    /// [`TunDevice::recv_batch`] otherwise.
     pub async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
         self.dev.recv(buf).await
+    }
+
+    /// Whether the device was created with offloads.
+    pub fn offload(&self) -> bool {
+        self.offload
+    }
+
+    /// Reads what the kernel has: one packet, or (with offload) one large
+    /// segment split into MTU-sized packets. Returns how many packets are
+    /// in `batch` (see [`RecvBatch::packets`]).
+    pub async fn recv_batch(&self, batch: &mut RecvBatch) -> io::Result<usize> {
+        let n = self
+            .dev
+            .recv_multiple(&mut batch.original, &mut batch.bufs, &mut batch.sizes, 0)
+            .await?;
+        batch.count = n;
+        Ok(n)
     }
 
     /// Writes one IP packet, waiting if the device queue is full.
@@ -285,6 +456,7 @@ mod tests {
             .unwrap();
         rt.block_on(async {
             let settings = TunSettings {
+                offload: false,
                 name: "rastest0".into(),
                 mtu: 1400,
                 ipv4: Some((ip("10.99.0.1"), 24)),

@@ -113,7 +113,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         tls: tokio_rustls::TlsAcceptor::from(cert.rustls_config()?),
         session,
         hooks: hooks.clone(),
-        sink: Arc::new(TunSink(tun.clone())),
+        sink: Arc::new(TunSink(netdev::TunWriter::spawn(tun.clone()))),
         ports: Arc::new(Semaphore::new(ports as usize)),
         port_limit: ports,
     };

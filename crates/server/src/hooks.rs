@@ -198,12 +198,13 @@ impl SessionHooks for LocalHooks {
     }
 }
 
-/// Received client packets go to the TUN device; a full device drops.
-pub struct TunSink(pub Arc<netdev::TunDevice>);
+/// Received client packets go to the TUN device through the batching
+/// writer; a full queue drops.
+pub struct TunSink(pub Arc<netdev::TunWriter>);
 
 impl PacketSink for TunSink {
     fn send(&self, packet: &[u8]) {
-        let _ = self.0.try_send(packet);
+        self.0.send(packet);
     }
 }
 

@@ -90,28 +90,30 @@ impl Router {
         }
     }
 
-    /// Read the TUN device forever, routing every packet. Reads go into
-    /// one large buffer that is split per packet, so the allocator is
-    /// visited once per ~40 packets, not once per packet.
+    /// Read the TUN device forever, routing every packet. Packets are
+    /// copied into one large buffer that is split per packet, so the
+    /// allocator is visited once per ~180 packets, not once per packet.
     pub async fn run_tun_reader(self: Arc<Self>, tun: Arc<TunDevice>) {
-        let chunk = 64 * 1024;
-        let mtu = usize::from(tun.mtu()).max(1500) + 64;
+        let chunk = 256 * 1024;
+        let mut batch = netdev::RecvBatch::new(tun.mtu());
         let mut buf = BytesMut::with_capacity(chunk);
         loop {
-            if buf.capacity() < mtu {
-                buf = BytesMut::with_capacity(chunk);
-            }
-            // `resize` zero-fills: no uninitialised bytes are ever exposed.
-            buf.resize(mtu, 0);
-            match tun.recv(&mut buf).await {
-                Ok(n) => {
-                    buf.truncate(n);
-                    // `split` hands out the packet and keeps the rest of the
-                    // allocation for the next reads.
-                    self.route(buf.split().freeze());
+            match tun.recv_batch(&mut batch).await {
+                Ok(_) => {
+                    for packet in batch.packets() {
+                        if packet.is_empty() {
+                            continue;
+                        }
+                        if buf.capacity() < packet.len() {
+                            buf = BytesMut::with_capacity(chunk);
+                        }
+                        buf.extend_from_slice(packet);
+                        // `split` hands out the packet and keeps the rest of
+                        // the allocation for the next ones.
+                        self.route(buf.split().freeze());
+                    }
                 }
                 Err(e) => {
-                    buf.clear();
                     tracing::warn!("reading TUN {}: {e}", tun.name());
                     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                 }

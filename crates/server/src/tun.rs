@@ -26,6 +26,7 @@ pub fn server_settings(
         ipv4: Some((server, 32)),
         ipv6: ipv6_prefix.map(|p| (Ipv6Addr::from(u128::from(p) | 1), 64)),
         routes,
+        offload: true,
     }
 }
 
