@@ -52,6 +52,9 @@ pub struct SstpArgs {
     /// Skip the throughput part (no iperf3).
     #[arg(long)]
     no_throughput: bool,
+    /// Parallel TCP streams in each iperf3 run.
+    #[arg(long, default_value_t = 1)]
+    streams: u32,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -140,7 +143,7 @@ fn start_server(topo: &Topology, ras: &Path, dir: &Path, ports: usize) -> anyhow
 }
 
 /// iperf3 from cli1 to the LAN host; returns received bits per second.
-fn iperf(topo: &Topology, seconds: u32) -> anyhow::Result<f64> {
+fn iperf(topo: &Topology, seconds: u32, streams: u32) -> anyhow::Result<f64> {
     let mut server = topo
         .command("lan", "iperf3")
         .args(["-s", "-1", "-B", LAN_HOST])
@@ -149,7 +152,7 @@ fn iperf(topo: &Topology, seconds: u32) -> anyhow::Result<f64> {
     std::thread::sleep(Duration::from_millis(300));
     let out = topo
         .command("cli1", "iperf3")
-        .args(["-c", LAN_HOST, "-t", &seconds.to_string(), "-J"])
+        .args(["-c", LAN_HOST, "-t", &seconds.to_string(), "-P", &streams.to_string(), "-J"])
         .output()
         .context("running iperf3 (apt-get install iperf3)")?;
     let _ = server.wait();
@@ -202,7 +205,7 @@ fn sstp(args: SstpArgs) -> anyhow::Result<()> {
             "lan",
             &["route", "add", "10.201.0.0/16", "via", "172.31.0.1"],
         )?;
-        let bare = iperf(&topo, args.seconds)?;
+        let bare = iperf(&topo, args.seconds, args.streams)?;
         println!("throughput, bare veth path:  {:8.0} Mbit/s", bare / 1e6);
         // Through the tunnel: a /32 for the LAN host beats the /24.
         let pw = dir.join("bench.pw");
@@ -229,7 +232,7 @@ fn sstp(args: SstpArgs) -> anyhow::Result<()> {
             .stderr(Stdio::inherit())
             .spawn()?;
         wait_for_tun(&topo, "ras-bc0")?;
-        let tunnel = iperf(&topo, args.seconds)?;
+        let tunnel = iperf(&topo, args.seconds, args.streams)?;
         println!(
             "throughput, through SSTP:    {:8.0} Mbit/s = {:.0}% of bare veth",
             tunnel / 1e6,
