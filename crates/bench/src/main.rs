@@ -152,7 +152,15 @@ fn iperf(topo: &Topology, seconds: u32, streams: u32) -> anyhow::Result<f64> {
     std::thread::sleep(Duration::from_millis(300));
     let out = topo
         .command("cli1", "iperf3")
-        .args(["-c", LAN_HOST, "-t", &seconds.to_string(), "-P", &streams.to_string(), "-J"])
+        .args([
+            "-c",
+            LAN_HOST,
+            "-t",
+            &seconds.to_string(),
+            "-P",
+            &streams.to_string(),
+            "-J",
+        ])
         .output()
         .context("running iperf3 (apt-get install iperf3)")?;
     let _ = server.wait();
