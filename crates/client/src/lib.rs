@@ -4,6 +4,7 @@
 
 pub mod dns;
 pub mod network;
+pub mod pptp;
 pub mod routes;
 pub mod slaac;
 pub mod sstp;

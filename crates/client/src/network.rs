@@ -237,6 +237,10 @@ impl PacketSink for TunSink {
         }
         self.writer.send(packet);
     }
+
+    fn flush(&self) {
+        self.writer.flush();
+    }
 }
 
 impl Network for SystemNetwork {

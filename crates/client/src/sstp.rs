@@ -266,7 +266,7 @@ pub async fn connect(
 
 /// Sorts a session's end reason (the text of `ppp::link::DownReason` or
 /// of the SSTP close, as `tunnel::Outcome` carries it).
-fn classify(reason: String) -> ConnectError {
+pub(crate) fn classify(reason: String) -> ConnectError {
     const AUTH: &str = "authentication failed (error ";
     if let Some(at) = reason.find(AUTH) {
         let digits: String = reason[at + AUTH.len()..]
@@ -332,12 +332,18 @@ async fn tcp_connect(
 /// The session's packet sink: empty until the link is up, then the
 /// attachment's. Set once, read without a lock on the data path.
 #[derive(Default)]
-struct SinkSlot(OnceLock<Arc<dyn PacketSink>>);
+pub(crate) struct SinkSlot(OnceLock<Arc<dyn PacketSink>>);
 
 impl PacketSink for SinkSlot {
     fn send(&self, packet: &[u8]) {
         if let Some(sink) = self.0.get() {
             sink.send(packet);
+        }
+    }
+
+    fn flush(&self) {
+        if let Some(sink) = self.0.get() {
+            sink.flush();
         }
     }
 }
@@ -353,8 +359,8 @@ struct HookState {
     attach_error: Option<String>,
 }
 
-/// The client's side of the session hooks.
-struct ClientHooks {
+/// The client's side of the session hooks (shared with the PPTP client).
+pub(crate) struct ClientHooks {
     network: Arc<dyn Network>,
     server: SocketAddr,
     target: Target,
@@ -364,8 +370,26 @@ struct ClientHooks {
 }
 
 impl ClientHooks {
+    pub(crate) fn new(
+        network: Arc<dyn Network>,
+        server: SocketAddr,
+        target: Target,
+        on_up: Option<UpCallback>,
+    ) -> (Arc<ClientHooks>, Arc<SinkSlot>) {
+        let sink = Arc::new(SinkSlot::default());
+        let hooks = Arc::new(ClientHooks {
+            network,
+            server,
+            target,
+            on_up,
+            sink: sink.clone(),
+            state: Arc::new(Mutex::new(HookState::default())),
+        });
+        (hooks, sink)
+    }
+
     /// Undoes the host side; returns why attaching failed, if it did.
-    fn detach(&self) -> Option<String> {
+    pub(crate) fn detach(&self) -> Option<String> {
         let (guard, error) = {
             let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
             st.closed = true;

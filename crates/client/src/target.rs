@@ -1,4 +1,4 @@
-//! The server to connect to: `sstp://HOST[:PORT]`.
+//! The server to connect to: `sstp://HOST[:PORT]` or `pptp://HOST[:PORT]`.
 
 use std::fmt;
 
@@ -6,6 +6,25 @@ use std::fmt;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {
     Sstp,
+    Pptp,
+}
+
+impl Protocol {
+    /// The URL scheme.
+    pub fn scheme(self) -> &'static str {
+        match self {
+            Protocol::Sstp => "sstp",
+            Protocol::Pptp => "pptp",
+        }
+    }
+
+    /// The port used when the target names none.
+    pub fn default_port(self) -> u16 {
+        match self {
+            Protocol::Sstp => 443,
+            Protocol::Pptp => 1723,
+        }
+    }
 }
 
 /// A parsed `PROTOCOL://HOST[:PORT]`.
@@ -22,7 +41,7 @@ pub struct Target {
 pub enum TargetError {
     #[error("expected PROTOCOL://HOST[:PORT] (e.g. sstp://vpn.example.com), got {0:?}")]
     Shape(String),
-    #[error("unsupported protocol {0:?} (supported: sstp)")]
+    #[error("unsupported protocol {0:?} (supported: sstp, pptp)")]
     Protocol(String),
     #[error("bad port in {0:?}")]
     Port(String),
@@ -37,6 +56,7 @@ impl Target {
             .ok_or_else(|| TargetError::Shape(text.into()))?;
         let protocol = match scheme.to_ascii_lowercase().as_str() {
             "sstp" => Protocol::Sstp,
+            "pptp" => Protocol::Pptp,
             other => return Err(TargetError::Protocol(other.into())),
         };
         let rest = rest.trim_end_matches('/');
@@ -61,7 +81,7 @@ impl Target {
         }
         let port = match port {
             Some(p) => p.parse().map_err(|_| TargetError::Port(text.into()))?,
-            None => 443,
+            None => protocol.default_port(),
         };
         Ok(Target {
             protocol,
@@ -74,9 +94,21 @@ impl Target {
 impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.host.contains(':') {
-            write!(f, "sstp://[{}]:{}", self.host, self.port)
+            write!(
+                f,
+                "{}://[{}]:{}",
+                self.protocol.scheme(),
+                self.host,
+                self.port
+            )
         } else {
-            write!(f, "sstp://{}:{}", self.host, self.port)
+            write!(
+                f,
+                "{}://{}:{}",
+                self.protocol.scheme(),
+                self.host,
+                self.port
+            )
         }
     }
 }
@@ -99,9 +131,17 @@ mod tests {
             Err(TargetError::Shape(_))
         ));
         assert!(matches!(
-            Target::parse("pptp://x"),
+            Target::parse("l2tp://x"),
             Err(TargetError::Protocol(_))
         ));
+        let t = Target::parse("pptp://10.0.0.1").unwrap();
+        assert_eq!((t.protocol, t.port), (Protocol::Pptp, 1723));
+        assert_eq!(t.to_string(), "pptp://10.0.0.1:1723");
+        assert_eq!(Target::parse("PPTP://h:1724").unwrap().port, 1724);
+        assert_eq!(
+            Target::parse("sstp://h").unwrap().to_string(),
+            "sstp://h:443"
+        );
         assert!(matches!(
             Target::parse("sstp://x:99999"),
             Err(TargetError::Port(_))

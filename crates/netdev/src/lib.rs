@@ -104,8 +104,8 @@ struct Pending {
 }
 
 /// Batched writes into a TUN device from any number of sessions: `send`
-/// copies the packet into a reused buffer (no allocation once warm) and a
-/// single writer task writes whole batches, coalescing TCP segments when
+/// copies the packet into a reused buffer (no allocation once warm),
+/// `flush` wakes the single writer task, which writes whole batches, coalescing TCP segments when
 /// the device has offload. A full queue drops the packet, as a router
 /// would: one burst never stalls the senders. Dropping the writer stops
 /// the task (and so releases the device).
@@ -152,10 +152,24 @@ impl TunWriter {
         buf.resize(WRITE_HEADROOM, 0);
         buf.extend_from_slice(packet);
         p.len += 1;
-        let first = p.len == 1;
+        let full = p.len >= tun_rs::IDEAL_BATCH_SIZE;
         drop(p);
-        if first {
+        if full {
             s.ready.notify_one();
+        }
+    }
+
+    /// Write what is queued now (call after a burst of `send`s): the
+    /// writer wakes once per burst and coalesces it into few writes.
+    pub fn flush(&self) {
+        let pending = self
+            .shared
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .len;
+        if pending > 0 {
+            self.shared.ready.notify_one();
         }
     }
 

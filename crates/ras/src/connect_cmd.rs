@@ -1,4 +1,4 @@
-//! `ras connect sstp://HOST[:PORT]`: the VPN client.
+//! `ras connect sstp://HOST[:PORT]` or `pptp://HOST[:PORT]`: the VPN client.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use client::dns::{self, DnsBackend};
-use client::network::{DnsMode, SystemNetwork, DEFAULT_TUN_NAME};
+use client::network::{DnsMode, Network, SystemNetwork, DEFAULT_TUN_NAME};
+use client::pptp::PptpOptions;
 use client::routes;
-use client::sstp::{self as vpn, ConnectError, SstpOptions};
-use client::target::Target;
+use client::sstp::{self as vpn, ConnectError, SessionEnd, SstpOptions};
+use client::target::{Protocol, Target};
 use client::verify::Trust;
 use tokio::sync::watch;
 use zeroize::Zeroizing;
@@ -27,7 +28,9 @@ const IFNAME_MAX: usize = 15;
 
 #[derive(clap::Args, Debug)]
 pub struct ConnectArgs {
-    /// The server: sstp://HOST[:PORT] (port 443 by default).
+    /// The server: sstp://HOST[:PORT] (port 443 by default) or
+    /// pptp://HOST[:PORT] (port 1723; needs root for GRE; MPPE-128 and
+    /// MS-CHAPv2 required; no certificate, so no --ca/--fingerprint).
     pub target: String,
     /// User name (DOMAIN\user for a Windows server in a domain).
     #[arg(long, short)]
@@ -76,7 +79,21 @@ pub fn run(args: ConnectArgs) -> anyhow::Result<()> {
     let target = Target::parse(&args.target)?;
     // Trust first: refusing to run without a way to check the server
     // should not cost the user a password prompt.
-    let trust = Trust::from_options(args.ca.as_deref(), args.fingerprint.as_deref())?;
+    let trust = match target.protocol {
+        Protocol::Sstp => Some(Trust::from_options(
+            args.ca.as_deref(),
+            args.fingerprint.as_deref(),
+        )?),
+        Protocol::Pptp => {
+            if args.ca.is_some() || args.fingerprint.is_some() {
+                bail!("PPTP has no server certificate: --ca and --fingerprint do not apply");
+            }
+            if args.allow_weak_auth {
+                bail!("PPTP needs MS-CHAPv2 for its MPPE keys: --allow-weak-auth does not apply");
+            }
+            None
+        }
+    };
     let routes = args
         .routes
         .iter()
@@ -117,10 +134,22 @@ pub fn run(args: ConnectArgs) -> anyhow::Result<()> {
         default_route: args.default_route,
         dns: dns_mode,
     });
-    let mut options = SstpOptions::new(target, &args.user, password, trust);
-    options.allow_weak_auth = args.allow_weak_auth;
-    options.ipv6 = !args.no_ipv6;
-    options.on_up = Some(Arc::new(|status: &vpn::UpStatus| println!("{status}")));
+    let on_up: vpn::UpCallback = Arc::new(|status: &vpn::UpStatus| println!("{status}"));
+    let options = match trust {
+        Some(trust) => {
+            let mut options = SstpOptions::new(target, &args.user, password, trust);
+            options.allow_weak_auth = args.allow_weak_auth;
+            options.ipv6 = !args.no_ipv6;
+            options.on_up = Some(on_up);
+            Dial::Sstp(options)
+        }
+        None => {
+            let mut options = PptpOptions::new(target, &args.user, password);
+            options.ipv6 = !args.no_ipv6;
+            options.on_up = Some(on_up);
+            Dial::Pptp(options)
+        }
+    };
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -147,10 +176,43 @@ fn read_password(args: &ConnectArgs) -> anyhow::Result<Zeroizing<String>> {
     Ok(Zeroizing::new(pw))
 }
 
+/// One connection attempt, by protocol.
+enum Dial {
+    Sstp(SstpOptions),
+    Pptp(PptpOptions),
+}
+
+impl Dial {
+    fn target(&self) -> &Target {
+        match self {
+            Dial::Sstp(o) => &o.target,
+            Dial::Pptp(o) => &o.target,
+        }
+    }
+
+    fn username(&self) -> &str {
+        match self {
+            Dial::Sstp(o) => &o.username,
+            Dial::Pptp(o) => &o.username,
+        }
+    }
+
+    async fn connect(
+        &self,
+        network: Arc<dyn Network>,
+        stop: watch::Receiver<bool>,
+    ) -> Result<SessionEnd, ConnectError> {
+        match self {
+            Dial::Sstp(o) => vpn::connect(o, network, stop).await,
+            Dial::Pptp(o) => client::pptp::connect(o, network, stop).await,
+        }
+    }
+}
+
 /// Connects (again and again with `--reconnect`) until stopped by a
 /// signal or a permanent failure.
 async fn run_loop(
-    options: SstpOptions,
+    options: Dial,
     network: Arc<SystemNetwork>,
     reconnect: bool,
 ) -> anyhow::Result<()> {
@@ -158,8 +220,12 @@ async fn run_loop(
     tokio::spawn(watch_signals(stop_tx));
     let mut delay = FIRST_DELAY;
     loop {
-        eprintln!("connecting to {} as {}", options.target, options.username);
-        let attempt = vpn::connect(&options, network.clone(), stop_rx.clone());
+        eprintln!(
+            "connecting to {} as {}",
+            options.target(),
+            options.username()
+        );
+        let attempt = options.connect(network.clone(), stop_rx.clone());
         tokio::pin!(attempt);
         let result = tokio::select! {
             r = &mut attempt => r,

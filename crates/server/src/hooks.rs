@@ -206,6 +206,9 @@ impl PacketSink for TunSink {
     fn send(&self, packet: &[u8]) {
         self.0.send(packet);
     }
+    fn flush(&self) {
+        self.0.flush();
+    }
 }
 
 /// A sink that drops everything (no TUN: tests and benchmarks).

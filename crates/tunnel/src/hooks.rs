@@ -40,6 +40,10 @@ pub struct SessionInfo {
 /// router would, so one slow consumer never stalls a session.
 pub trait PacketSink: Send + Sync {
     fn send(&self, packet: &[u8]);
+    /// The session has handed over everything it had for now: a batching
+    /// sink writes its batch (one wake-up and one coalesced write for all
+    /// the packets of one TLS read, instead of one per packet).
+    fn flush(&self) {}
 }
 
 /// The owner's side of a session.

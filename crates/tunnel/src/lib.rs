@@ -8,6 +8,7 @@
 
 mod hooks;
 pub mod http_io;
+pub mod pptp_client;
 mod session;
 pub mod sstp_client;
 pub mod sstp_server;

@@ -171,6 +171,8 @@ impl<C: SstpCore> Session<C> {
         self.feed(&mut st, &initial);
         loop {
             self.process(&mut st);
+            // Whatever reached the sink in this round goes out now.
+            self.sink.flush();
             if st.wbuf.len() - st.wpos > WRITE_LIMIT {
                 st.reason.get_or_insert_with(|| "peer does not read".into());
                 break;
@@ -216,6 +218,7 @@ impl<C: SstpCore> Session<C> {
                     Ok(n) => {
                         st.stats.bytes_in += n as u64;
                         self.feed(&mut st, &rbuf[..n]);
+                        self.sink.flush();
                         if n == rbuf.len() && rbuf.len() < READ_BUFFER {
                             // Data is flowing: read whole TLS records.
                             rbuf.resize((rbuf.len() * 2).min(READ_BUFFER), 0);

@@ -1,0 +1,735 @@
+//! The client side of one PPTP call (RFC 2637): a TCP control connection
+//! (port 1723) driven by [`pptp::Pns`], and the call's GRE data channel
+//! ([`pptp::GreSession`], IP protocol 47 over a raw socket) carrying a PPP
+//! [`Link`].
+//!
+//! ```text
+//! TCP connect → SCCRQ/SCCRP → OCRQ/OCRP → GRE: LCP, auth, CCP (MPPE), IPCP → up
+//! shutdown: LCP Terminate → Call-Clear-Request → Stop-Control-Connection
+//! ```
+//!
+//! The raw GRE socket needs root (CAP_NET_RAW). It receives every GRE
+//! datagram of the host: it is connected to the server (the kernel then
+//! passes only the server's), and each datagram is checked again for the
+//! source address and for our Call ID in the key field. A bad datagram
+//! costs that datagram.
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use ppp::link::{Inbound, Link, LinkConfig, LinkEvent};
+use pptp::control::StopReason;
+use pptp::{Event, GreConfig, GreSession, Pns, PnsConfig};
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
+use tokio::sync::{mpsc, watch};
+
+use crate::hooks::{PacketSink, SessionHooks, SessionInfo};
+use crate::session::{Outcome, SessionStats};
+
+/// Largest IPv4 datagram the raw socket can hand us.
+const DATAGRAM_MAX: usize = 65_535;
+/// Datagrams read per wake-up before the loop looks at other work.
+const BATCH: usize = 64;
+/// Control messages are small; a peer that does not take them within this
+/// long is gone.
+const CONTROL_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What the client needs to know.
+#[derive(Debug, Clone)]
+pub struct PptpClientConfig {
+    /// The PPP link settings (client role, with credentials).
+    pub link: LinkConfig,
+    /// The control connection settings.
+    pub pns: PnsConfig,
+    /// The GRE data channel settings.
+    pub gre: GreConfig,
+    /// Limit for the TCP connect, and for the control connection and the
+    /// outgoing call to be established.
+    pub setup_timeout: Duration,
+}
+
+impl PptpClientConfig {
+    /// Defaults for `link`: the peer's GRE window is not enforced (as
+    /// Windows does, MS-PTPT), and our advertised window matches the
+    /// GRE receive window.
+    ///
+    /// The first Call ID is random: every client on this host sees every
+    /// GRE datagram from the server, and tells its own by the Call ID.
+    pub fn new(link: LinkConfig) -> Self {
+        let pns = PnsConfig {
+            first_call_id: random_call_id(),
+            ..PnsConfig::default()
+        };
+        let gre = GreConfig {
+            recv_window: pns.recv_window,
+            enforce_peer_window: false,
+            ..GreConfig::default()
+        };
+        PptpClientConfig {
+            link,
+            pns,
+            gre,
+            setup_timeout: Duration::from_secs(15),
+        }
+    }
+}
+
+/// A nonzero Call ID from the standard library's random hash keys.
+fn random_call_id() -> u16 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    (h.finish() as u16).max(1)
+}
+
+/// Why a PPTP call could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum PptpError {
+    /// PPTP over IPv6 is not defined (GRE here is IPv4 only).
+    #[error("PPTP needs an IPv4 server address, got {0}")]
+    NotIpv4(IpAddr),
+    #[error("cannot connect to {server}: {message}")]
+    Tcp { server: SocketAddr, message: String },
+    /// Opening the GRE socket failed (it needs root or CAP_NET_RAW).
+    #[error("cannot open the GRE socket (needs root or CAP_NET_RAW): {0}")]
+    RawSocket(io::Error),
+    /// The control connection or the call was refused or timed out.
+    #[error("PPTP: {0}")]
+    Control(String),
+    #[error("PPTP setup took longer than {0:?}")]
+    Timeout(Duration),
+    /// `shutdown` was signalled before the call was up.
+    #[error("stopped")]
+    Stopped,
+}
+
+/// Run one client call until it ends.
+///
+/// Errors are failures before the call was established; afterwards the
+/// [`Outcome`] tells how the session ended.
+pub async fn connect(
+    server: SocketAddr,
+    config: PptpClientConfig,
+    hooks: Arc<dyn SessionHooks>,
+    sink: Arc<dyn PacketSink>,
+    info: SessionInfo,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<Outcome, PptpError> {
+    let server_ip = match server.ip() {
+        IpAddr::V4(ip) => ip,
+        other => return Err(PptpError::NotIpv4(other)),
+    };
+    // The raw socket first: without the privilege there is no point in
+    // bothering the server.
+    let gre_socket = open_gre_socket(server_ip).map_err(PptpError::RawSocket)?;
+    let limit = config.setup_timeout;
+    let tcp = match tokio::time::timeout(limit, TcpStream::connect(server)).await {
+        Err(_) => {
+            return Err(PptpError::Tcp {
+                server,
+                message: format!("no answer within {limit:?}"),
+            })
+        }
+        Ok(Err(e)) => {
+            return Err(PptpError::Tcp {
+                server,
+                message: e.to_string(),
+            })
+        }
+        Ok(Ok(tcp)) => tcp,
+    };
+    let _ = tcp.set_nodelay(true);
+    tracing::debug!(session = info.id, "PPTP control connection to {server}");
+
+    let mut setup = Setup {
+        tcp,
+        pns: Pns::new(config.pns.clone(), Instant::now()),
+        rbuf: vec![0u8; 4096],
+    };
+    let call = setup.establish(limit, &mut shutdown).await?;
+    tracing::info!(
+        session = info.id,
+        local_call_id = call.local,
+        peer_call_id = call.peer,
+        peer_window = call.window,
+        "PPTP call established"
+    );
+    let gre = GreSession::new(config.gre, call.local, call.peer, call.window);
+    let mut link = Link::new(config.link);
+    link.lower_up(Instant::now());
+    let session = Session {
+        tcp: setup.tcp,
+        pns: setup.pns,
+        rbuf: setup.rbuf,
+        gre,
+        gre_socket,
+        server_ip,
+        call_id: call.local,
+        link,
+        hooks,
+        sink,
+        info,
+    };
+    Ok(session.run(shutdown).await)
+}
+
+/// Opens the raw GRE socket, connected to the server so that the kernel
+/// hands us only its datagrams.
+///
+/// The socket is handed to tokio as a `UdpSocket`: on a connected socket
+/// its `send`/`try_recv` are plain `send(2)`/`recv(2)`, which is what a
+/// raw socket takes; received datagrams start with the IPv4 header.
+fn open_gre_socket(server: Ipv4Addr) -> io::Result<UdpSocket> {
+    let socket = Socket::new(
+        Domain::IPV4,
+        Type::RAW,
+        Some(Protocol::from(i32::from(pptp::IP_PROTOCOL_GRE))),
+    )?;
+    socket.set_nonblocking(true)?;
+    socket.connect(&SockAddr::from(SocketAddrV4::new(server, 0)))?;
+    // Bursts of full-size packets: room for a window's worth and more.
+    let _ = socket.set_recv_buffer_size(1 << 20);
+    let _ = socket.set_send_buffer_size(1 << 20);
+    UdpSocket::from_std(std::net::UdpSocket::from(socket))
+}
+
+struct CallIds {
+    local: u16,
+    peer: u16,
+    window: u16,
+}
+
+/// The control connection before the call is up.
+struct Setup {
+    tcp: TcpStream,
+    pns: Pns,
+    rbuf: Vec<u8>,
+}
+
+impl Setup {
+    async fn establish(
+        &mut self,
+        limit: Duration,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<CallIds, PptpError> {
+        let deadline = tokio::time::Instant::now() + limit;
+        let call = self
+            .pns
+            .place_call(Instant::now())
+            .map_err(|e| PptpError::Control(e.to_string()))?;
+        loop {
+            while let Some(msg) = self.pns.poll_transmit() {
+                write_control(&mut self.tcp, &msg).await?;
+            }
+            while let Some(event) = self.pns.poll_event() {
+                match event {
+                    Event::ControlConnected {
+                        peer_host_name,
+                        peer_vendor,
+                        ..
+                    } => tracing::debug!(
+                        "PPTP control connection up: {:?}, {:?}",
+                        String::from_utf8_lossy(&peer_host_name),
+                        String::from_utf8_lossy(&peer_vendor)
+                    ),
+                    Event::CallEstablished {
+                        local_call_id,
+                        peer_call_id,
+                        peer_window,
+                        ..
+                    } if local_call_id == call => {
+                        return Ok(CallIds {
+                            local: local_call_id,
+                            peer: peer_call_id,
+                            window: peer_window,
+                        })
+                    }
+                    Event::CallFailed {
+                        result,
+                        error,
+                        cause_code,
+                        ..
+                    } => {
+                        return Err(PptpError::Control(format!(
+                            "the server refused the call: {result:?}, {error:?}, cause {cause_code}"
+                        )))
+                    }
+                    Event::CallCleared { reason, .. } => {
+                        return Err(PptpError::Control(format!("call cleared: {reason:?}")))
+                    }
+                    Event::Closed { reason } => {
+                        return Err(PptpError::Control(format!(
+                            "control connection closed: {reason:?}"
+                        )))
+                    }
+                    other => tracing::debug!("PPTP event during setup: {other:?}"),
+                }
+            }
+            let timer = self.pns.poll_timeout();
+            let sleep = async {
+                match timer {
+                    Some(t) => tokio::time::sleep_until(tokio::time::Instant::from_std(t)).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                r = self.tcp.read(&mut self.rbuf) => match r {
+                    Ok(0) | Err(_) => {
+                        return Err(PptpError::Control("the server closed the control connection".into()))
+                    }
+                    Ok(n) => self.pns.handle_input(Instant::now(), &self.rbuf[..n]),
+                },
+                _ = sleep => self.pns.handle_timeout(Instant::now()),
+                _ = tokio::time::sleep_until(deadline) => return Err(PptpError::Timeout(limit)),
+                _ = shutdown.changed() => {
+                    self.pns.close(Instant::now(), StopReason::None);
+                    while let Some(msg) = self.pns.poll_transmit() {
+                        let _ = write_control(&mut self.tcp, &msg).await;
+                    }
+                    return Err(PptpError::Stopped);
+                }
+            }
+        }
+    }
+}
+
+async fn write_control(tcp: &mut TcpStream, msg: &[u8]) -> Result<(), PptpError> {
+    match tokio::time::timeout(CONTROL_WRITE_TIMEOUT, tcp.write_all(msg)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(PptpError::Control(format!("control connection: {e}"))),
+        Err(_) => Err(PptpError::Control(
+            "the server does not read the control connection".into(),
+        )),
+    }
+}
+
+/// Results of hooks running in their own tasks.
+enum HookResult {
+    Up(Result<mpsc::Receiver<Bytes>, String>),
+}
+
+/// An established call.
+struct Session {
+    tcp: TcpStream,
+    pns: Pns,
+    rbuf: Vec<u8>,
+    gre: GreSession,
+    gre_socket: UdpSocket,
+    server_ip: Ipv4Addr,
+    call_id: u16,
+    link: Link,
+    hooks: Arc<dyn SessionHooks>,
+    sink: Arc<dyn PacketSink>,
+    info: SessionInfo,
+}
+
+struct State {
+    scratch: Vec<u8>,
+    frame: Vec<u8>,
+    outbound: Option<mpsc::Receiver<Bytes>>,
+    hook_tx: mpsc::UnboundedSender<HookResult>,
+    was_up: bool,
+    /// The link is down: clear the call and close the control connection.
+    link_down: bool,
+    call_cleared: bool,
+    reason: Option<String>,
+    /// The server refused the password but allowed a retry; servers like
+    /// pppd then hang up the call rather than finish LCP, and this is the
+    /// reason to report, not the hang-up.
+    auth_failure: Option<String>,
+    stats: SessionStats,
+    /// GRE datagrams dropped (malformed, foreign, send failures).
+    gre_dropped: u64,
+}
+
+impl Session {
+    async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Outcome {
+        let (hook_tx, mut hook_rx) = mpsc::unbounded_channel();
+        let mut st = State {
+            scratch: Vec::new(),
+            frame: Vec::new(),
+            outbound: None,
+            hook_tx,
+            was_up: false,
+            link_down: false,
+            call_cleared: false,
+            reason: None,
+            auth_failure: None,
+            stats: SessionStats::default(),
+            gre_dropped: 0,
+        };
+        let mut dbuf = vec![0u8; DATAGRAM_MAX];
+        let mut stopping = false;
+        loop {
+            self.process(&mut st);
+            if let Err(e) = self.flush_control().await {
+                st.reason.get_or_insert_with(|| e.to_string());
+                self.link.lower_down(Instant::now());
+                break;
+            }
+            if self.pns.is_closed() {
+                break;
+            }
+            let deadline = [
+                self.link.poll_timeout(),
+                self.pns.poll_timeout(),
+                self.gre.poll_timeout(),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
+            let sleep = async {
+                match deadline {
+                    Some(t) => tokio::time::sleep_until(tokio::time::Instant::from_std(t)).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let can_take = st.outbound.is_some();
+            tokio::select! {
+                r = self.tcp.read(&mut self.rbuf) => match r {
+                    Ok(0) | Err(_) => {
+                        st.reason.get_or_insert_with(|| "the server closed the control connection".into());
+                        self.pns.handle_transport_closed();
+                        self.link.lower_down(Instant::now());
+                        self.drain_pns(&mut st);
+                        break;
+                    }
+                    Ok(n) => {
+                        st.stats.bytes_in += n as u64;
+                        self.pns.handle_input(Instant::now(), &self.rbuf[..n]);
+                    }
+                },
+                r = self.gre_socket.readable() => match r {
+                    Ok(()) => {
+                        for _ in 0..BATCH {
+                            match self.gre_socket.try_recv(&mut dbuf) {
+                                Ok(n) => self.on_datagram(&mut st, &dbuf[..n]),
+                                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                                Err(e) => {
+                                    // ICMP errors surface here on a
+                                    // connected raw socket: not fatal.
+                                    tracing::debug!(session = self.info.id, "GRE socket: {e}");
+                                    break;
+                                }
+                            }
+                        }
+                        self.sink.flush();
+                    }
+                    Err(e) => {
+                        st.reason.get_or_insert_with(|| format!("GRE socket: {e}"));
+                        break;
+                    }
+                },
+                p = recv(&mut st.outbound), if can_take => match p {
+                    Some(packet) => {
+                        self.send_ip(&mut st, &packet);
+                        for _ in 1..BATCH {
+                            let Some(rx) = st.outbound.as_mut() else { break };
+                            match rx.try_recv() {
+                                Ok(packet) => self.send_ip(&mut st, &packet),
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                    None => st.outbound = None,
+                },
+                Some(h) = hook_rx.recv() => self.apply_hook(&mut st, h),
+                _ = sleep => {
+                    let now = Instant::now();
+                    self.link.handle_timeout(now);
+                    self.pns.handle_timeout(now);
+                    self.gre.handle_timeout(now);
+                }
+                _ = shutdown.changed(), if !stopping => {
+                    stopping = true;
+                    st.reason.get_or_insert_with(|| "user disconnected".into());
+                    self.link.close(Instant::now(), "user disconnected");
+                }
+            }
+        }
+        let _ = self.tcp.shutdown().await;
+        tracing::debug!(
+            session = self.info.id,
+            gre_dropped = st.gre_dropped,
+            gre = ?self.gre.stats(),
+            "PPTP session ended"
+        );
+        let reason = match st.auth_failure {
+            Some(auth) if !st.was_up => Some(auth),
+            _ => st.reason,
+        };
+        Outcome {
+            reason: reason.unwrap_or_else(|| "closed".into()),
+            stats: st.stats,
+            was_up: st.was_up,
+        }
+    }
+
+    /// One datagram from the raw socket: an IPv4 header, then GRE.
+    fn on_datagram(&mut self, st: &mut State, datagram: &[u8]) {
+        let Some(gre) = gre_payload(datagram, self.server_ip) else {
+            st.gre_dropped += 1;
+            return;
+        };
+        st.stats.bytes_in += gre.len() as u64;
+        let now = Instant::now();
+        if let Err(e) = self.gre.handle_datagram(now, gre) {
+            // Another call's (or another client's) GRE, or garbage.
+            tracing::trace!(
+                session = self.info.id,
+                call = self.call_id,
+                "GRE dropped: {e}"
+            );
+            st.gre_dropped += 1;
+            return;
+        }
+        while let Some(frame) = self.gre.poll_received() {
+            st.scratch.clear();
+            st.scratch.extend_from_slice(&frame);
+            match self.link.handle_frame(now, &mut st.scratch) {
+                Inbound::Ipv4(p) | Inbound::Ipv6(p) => {
+                    st.stats.packets_in += 1;
+                    self.sink.send(p);
+                }
+                Inbound::Nothing => {}
+            }
+        }
+    }
+
+    fn send_ip(&mut self, st: &mut State, packet: &[u8]) {
+        st.frame.clear();
+        match self.link.send_ip(packet, &mut st.frame) {
+            Ok(()) => match self.gre.send(Instant::now(), &st.frame) {
+                Ok(()) => st.stats.packets_out += 1,
+                Err(_) => st.stats.dropped_out += 1,
+            },
+            Err(_) => st.stats.dropped_out += 1,
+        }
+        self.flush_gre(st);
+    }
+
+    /// Move link output into GRE, react to link and control events, write
+    /// GRE datagrams.
+    fn process(&mut self, st: &mut State) {
+        for _ in 0..16 {
+            let mut busy = false;
+            let now = Instant::now();
+            while let Some(frame) = self.link.poll_transmit() {
+                busy = true;
+                if let Err(e) = self.gre.send(now, &frame) {
+                    tracing::debug!(session = self.info.id, "PPP control frame not sent: {e}");
+                }
+            }
+            while let Some(event) = self.link.poll_event() {
+                busy = true;
+                self.on_link_event(st, event);
+            }
+            busy |= self.drain_pns(st);
+            if !busy {
+                break;
+            }
+        }
+        self.flush_gre(st);
+    }
+
+    /// Control-connection events; true if there were any.
+    fn drain_pns(&mut self, st: &mut State) -> bool {
+        let mut any = false;
+        while let Some(event) = self.pns.poll_event() {
+            any = true;
+            let now = Instant::now();
+            match event {
+                Event::CallCleared {
+                    local_call_id,
+                    reason,
+                    ..
+                } if local_call_id == self.call_id => {
+                    tracing::info!(session = self.info.id, "PPTP call cleared: {reason:?}");
+                    st.reason
+                        .get_or_insert_with(|| format!("PPTP call cleared: {reason:?}"));
+                    st.call_cleared = true;
+                    st.outbound = None;
+                    self.link.lower_down(now);
+                    self.pns.close(now, StopReason::None);
+                }
+                Event::Closed { reason } => {
+                    tracing::debug!(
+                        session = self.info.id,
+                        "PPTP control connection closed: {reason:?}"
+                    );
+                    st.reason.get_or_insert_with(|| {
+                        format!("PPTP control connection closed: {reason:?}")
+                    });
+                    st.outbound = None;
+                    self.link.lower_down(now);
+                }
+                Event::WanError { errors, .. } => {
+                    tracing::debug!(session = self.info.id, "PPTP WAN-Error-Notify: {errors:?}")
+                }
+                other => tracing::debug!(session = self.info.id, "PPTP event: {other:?}"),
+            }
+        }
+        any
+    }
+
+    fn flush_gre(&mut self, st: &mut State) {
+        while let Some(datagram) = self.gre.poll_transmit() {
+            // Datagrams: a full socket buffer drops this one, as a router
+            // would; PPP and TCP above cope.
+            match self.gre_socket.try_send(&datagram) {
+                Ok(n) => st.stats.bytes_out += n as u64,
+                Err(_) => st.gre_dropped += 1,
+            }
+        }
+    }
+
+    async fn flush_control(&mut self) -> Result<(), PptpError> {
+        while let Some(msg) = self.pns.poll_transmit() {
+            write_control(&mut self.tcp, &msg).await?;
+        }
+        Ok(())
+    }
+
+    fn on_link_event(&mut self, st: &mut State, event: LinkEvent) {
+        let id = self.info.id;
+        match event {
+            LinkEvent::AuthRequest(_) => {
+                // The client never asks the server to authenticate.
+                self.link
+                    .close(Instant::now(), "unexpected authentication request");
+            }
+            LinkEvent::Authenticated { username, protocol } => {
+                tracing::info!(session = id, user = %username, ?protocol, "authenticated");
+                self.info.user = Some(username);
+            }
+            LinkEvent::Up(up) => {
+                st.was_up = true;
+                tracing::info!(session = id, ipv4 = ?up.ipv4.as_ref().map(|v| v.peer), mppe = ?up.mppe, "PPP link up");
+                let fut = self.hooks.up(&self.info, &up);
+                let tx = st.hook_tx.clone();
+                tokio::spawn(async move {
+                    let _ = tx.send(HookResult::Up(fut.await));
+                });
+            }
+            LinkEvent::Down(reason) => {
+                tracing::info!(session = id, "PPP link down: {reason}");
+                st.reason.get_or_insert_with(|| reason.to_string());
+                st.outbound = None;
+                if !st.link_down {
+                    st.link_down = true;
+                    let now = Instant::now();
+                    if st.call_cleared || self.pns.clear_call(now, self.call_id).is_err() {
+                        self.pns.close(now, StopReason::None);
+                    }
+                }
+            }
+            LinkEvent::AuthRetryAllowed(f) => {
+                st.auth_failure = Some(format!(
+                    "authentication failed (error {}): {}",
+                    f.rejection.code(),
+                    f.message
+                ));
+                tracing::info!(
+                    session = id,
+                    "server refused the password ({}), retry allowed",
+                    f.rejection.code()
+                );
+            }
+            LinkEvent::PeerIdentification(text) => {
+                tracing::debug!(session = id, "peer identifies as {text:?}")
+            }
+            LinkEvent::TimeRemaining(s) => tracing::info!(session = id, "session ends in {s} s"),
+        }
+    }
+
+    fn apply_hook(&mut self, st: &mut State, result: HookResult) {
+        match result {
+            HookResult::Up(Ok(rx)) => {
+                if !st.link_down {
+                    st.outbound = Some(rx);
+                }
+            }
+            HookResult::Up(Err(why)) => {
+                st.reason.get_or_insert_with(|| why.clone());
+                self.link.close(Instant::now(), &why);
+            }
+        }
+    }
+}
+
+/// The GRE bytes of an IPv4 datagram from `server`, or `None`.
+fn gre_payload(datagram: &[u8], server: Ipv4Addr) -> Option<&[u8]> {
+    let first = *datagram.first()?;
+    if first >> 4 != 4 {
+        return None;
+    }
+    let ihl = usize::from(first & 0x0f) * 4;
+    if ihl < 20 || datagram.len() < ihl {
+        return None;
+    }
+    if datagram[9] != pptp::IP_PROTOCOL_GRE {
+        return None;
+    }
+    let src = Ipv4Addr::new(datagram[12], datagram[13], datagram[14], datagram[15]);
+    if src != server {
+        return None;
+    }
+    let total = usize::from(u16::from_be_bytes([datagram[2], datagram[3]]));
+    let end = if total >= ihl && total <= datagram.len() {
+        total
+    } else {
+        datagram.len()
+    };
+    Some(&datagram[ihl..end])
+}
+
+async fn recv(rx: &mut Option<mpsc::Receiver<Bytes>>) -> Option<Bytes> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ipv4(src: [u8; 4], proto: u8, payload: &[u8], ihl_words: u8) -> Vec<u8> {
+        let ihl = usize::from(ihl_words) * 4;
+        let mut d = vec![0u8; ihl];
+        d[0] = 0x40 | ihl_words;
+        let total = (ihl + payload.len()) as u16;
+        d[2..4].copy_from_slice(&total.to_be_bytes());
+        d[9] = proto;
+        d[12..16].copy_from_slice(&src);
+        d.extend_from_slice(payload);
+        d
+    }
+
+    #[test]
+    fn gre_payload_checks_the_ip_header() {
+        let server = Ipv4Addr::new(10, 0, 0, 2);
+        let d = ipv4([10, 0, 0, 2], 47, b"gre!", 5);
+        assert_eq!(gre_payload(&d, server), Some(&b"gre!"[..]));
+        // IP options are skipped.
+        let d = ipv4([10, 0, 0, 2], 47, b"gre!", 6);
+        assert_eq!(gre_payload(&d, server), Some(&b"gre!"[..]));
+        // Another source, another protocol, truncated, not IPv4.
+        assert_eq!(gre_payload(&ipv4([10, 0, 0, 3], 47, b"x", 5), server), None);
+        assert_eq!(gre_payload(&ipv4([10, 0, 0, 2], 17, b"x", 5), server), None);
+        assert_eq!(gre_payload(&d[..10], server), None);
+        assert_eq!(gre_payload(&[], server), None);
+        let mut v6 = d.clone();
+        v6[0] = 0x65;
+        assert_eq!(gre_payload(&v6, server), None);
+        let mut short = d.clone();
+        short[0] = 0x44;
+        assert_eq!(gre_payload(&short, server), None);
+    }
+}
