@@ -1,6 +1,7 @@
 //! `ras server`: the remote access server. With no configuration file it
 //! runs on embedded defaults: a self-signed certificate, a local user store
-//! with a demo user, the static pool 10.0.10.20–10.0.10.29, SSTP on 443.
+//! with a demo user, the static pool 10.0.10.20–10.0.10.29, SSTP on 443
+//! and PPTP on 1723.
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
@@ -13,12 +14,15 @@ use server::cert::ServerCertificate;
 use server::config::Config;
 use server::hooks::{LocalHooks, TunSink};
 use server::pool::StaticPool;
+use server::pptp_service::PptpService;
 use server::router::Router;
 use server::sstp_service::SstpService;
 use server::state::StateDir;
 use server::users::UserStore;
 use tokio::sync::{watch, Semaphore};
+use tunnel::pptp_server::{GreDemux, PptpServerConfig};
 use tunnel::sstp_server::ServerSessionConfig;
+use tunnel::PacketSink;
 
 #[derive(clap::Args)]
 pub struct ServerArgs {
@@ -94,6 +98,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     link.lcp.require_auth = config.auth.methods.lcp_protocols();
     link.lcp.mru = config.ppp.mru;
     link.echo = config.ppp.echo();
+    // PPTP's GRE is not encrypted: MPPE as configured (required by default).
+    let mut pptp_link = link.clone();
+    pptp_link.ccp = Some(config.encryption.ccp_config());
     // SSTP is encrypted by TLS: no MPPE inside it (RRAS does the same).
     link.ccp = None;
     let timers = sstp::Timers {
@@ -108,12 +115,13 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         server_name: "ras".into(),
         timers,
     });
+    let sink: Arc<dyn PacketSink> = Arc::new(TunSink(netdev::TunWriter::spawn(tun.clone())));
     let ports = config.sstp.ports.get();
     let service = SstpService {
         tls: tokio_rustls::TlsAcceptor::from(cert.rustls_config()?),
         session,
         hooks: hooks.clone(),
-        sink: Arc::new(TunSink(netdev::TunWriter::spawn(tun.clone()))),
+        sink: sink.clone(),
         ports: Arc::new(Semaphore::new(ports as usize)),
         port_limit: ports,
     };
@@ -133,14 +141,48 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     if listening.is_empty() && !config.sstp.listen.is_empty() {
         bail!("no SSTP listener could be opened");
     }
+
+    let pptp_ports = config.pptp.ports.get();
+    let mut pptp = None;
+    let mut pptp_listening = Vec::new();
+    if !config.pptp.listen.is_empty() {
+        let demux = GreDemux::open().context(
+            "opening the raw GRE socket for PPTP (needs root or CAP_NET_RAW; set [pptp] listen = [] to disable PPTP)",
+        )?;
+        tokio::spawn(demux.clone().run());
+        let service = PptpService {
+            session: Arc::new(PptpServerConfig::new(pptp_link)),
+            demux,
+            hooks: hooks.clone(),
+            sink: sink.clone(),
+            ports: Arc::new(Semaphore::new(pptp_ports as usize)),
+            port_limit: pptp_ports,
+            refusals: Arc::new(Semaphore::new(server::pptp_service::REFUSALS)),
+        };
+        for addr in &config.pptp.listen {
+            let listener = server::listen::bind_tcp(*addr)?;
+            pptp_listening.push(addr.to_string());
+            tokio::spawn(service.clone().run(listener, stop_rx.clone()));
+        }
+        pptp = Some(service);
+    }
     let ranges: Vec<String> = pool
         .client_ranges()
         .iter()
         .map(|r| format!("{}-{}", r.start(), r.end()))
         .collect();
+    let sstp_text = if listening.is_empty() {
+        "SSTP off".to_owned()
+    } else {
+        format!("SSTP on {} ({ports} ports)", listening.join(", "))
+    };
+    let pptp_text = if pptp_listening.is_empty() {
+        "PPTP off".to_owned()
+    } else {
+        format!("PPTP on {} ({pptp_ports} ports)", pptp_listening.join(", "))
+    };
     println!(
-        "ras server: SSTP on {} ({ports} ports); server address {}, clients {}; TUN {}",
-        listening.join(", "),
+        "ras server: {sstp_text}; {pptp_text}; server address {}, clients {}; TUN {}",
         pool.server(),
         ranges.join(", "),
         tun.name()
@@ -152,7 +194,14 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     wait_for_signal().await;
     println!("stopping: disconnecting {} session(s)", hooks.active());
     let _ = stop_tx.send(true);
-    if !service.drain(DRAIN).await {
+    let pptp_drain = async {
+        match &pptp {
+            Some(p) => p.drain(DRAIN).await,
+            None => true,
+        }
+    };
+    let (sstp_done, pptp_done) = tokio::join!(service.drain(DRAIN), pptp_drain);
+    if !(sstp_done && pptp_done) {
         tracing::warn!("some sessions did not end within {DRAIN:?}");
     }
     let counts = pool.counts();

@@ -120,8 +120,8 @@ pub struct Config {
     pub server_name: Option<String>,
     /// SSTP listener.
     pub sstp: SstpConfig,
-    /// PPTP (logical ports only, until the PPTP listener exists).
-    pub pptp: PortsConfig,
+    /// PPTP listener.
+    pub pptp: PptpConfig,
     /// L2TP/IPsec (logical ports only, until the L2TP listener exists).
     pub l2tp: PortsConfig,
     /// The TLS/IKE server certificate.
@@ -144,7 +144,7 @@ impl Default for Config {
             state_dir: PathBuf::from(DEFAULT_STATE_DIR),
             server_name: None,
             sstp: SstpConfig::default(),
-            pptp: PortsConfig::default(),
+            pptp: PptpConfig::default(),
             l2tp: PortsConfig::default(),
             certificate: CertificateConfig::default(),
             addresses: AddressConfig::default(),
@@ -193,8 +193,31 @@ impl SstpConfig {
     }
 }
 
-/// `[pptp]`, `[l2tp]`: protocols whose listener has only a port limit so
-/// far.
+/// `[pptp]`: the PPTP listener (TCP control connections; GRE on a raw
+/// socket).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PptpConfig {
+    /// Addresses to listen on for control connections (IPv4 only: PPTP's
+    /// GRE is IPv4 here). Default `["0.0.0.0:1723"]`. An empty list
+    /// disables PPTP.
+    pub listen: Vec<SocketAddr>,
+    /// Logical ports: the most PPTP calls at once; one more is refused
+    /// (Outgoing-Call-Reply General Error / No-Resource). Default 128, as
+    /// RRAS creates.
+    pub ports: PortLimit,
+}
+
+impl Default for PptpConfig {
+    fn default() -> Self {
+        PptpConfig {
+            listen: vec![SocketAddr::from((Ipv4Addr::UNSPECIFIED, 1723))],
+            ports: PortLimit::DEFAULT,
+        }
+    }
+}
+
+/// `[l2tp]`: protocols whose listener has only a port limit so far.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PortsConfig {
@@ -806,6 +829,12 @@ impl Config {
                 "IPCP carries at most two WINS servers (primary and secondary)".into(),
             ));
         }
+        if let Some(addr) = self.pptp.listen.iter().find(|a| a.is_ipv6()) {
+            return Err(at_key(
+                "pptp.listen",
+                format!("PPTP listens on IPv4 only (its GRE is IPv4 here), not {addr}"),
+            ));
+        }
         if self.encryption.mppe != MppePolicy::None && self.encryption.mppe_bits.is_empty() {
             return Err(at_key(
                 "encryption.mppe_bits",
@@ -1002,6 +1031,7 @@ mod tests {
         assert_eq!(c.sstp.listen.len(), 2);
         assert_eq!(c.sstp.ports.get(), 128);
         assert_eq!(c.pptp.ports.get(), 128);
+        assert_eq!(c.pptp.listen, vec!["0.0.0.0:1723".parse().unwrap()]);
         assert_eq!(c.l2tp.ports.get(), 128);
         let r = c.addresses.ipv4_pool.ranges();
         assert_eq!(r.len(), 1);
@@ -1020,6 +1050,22 @@ mod tests {
         assert!(ccp.required && ccp.allowed.bits128 && !ccp.allowed.bits40 && !ccp.allow_stateful);
         assert_eq!(c.ppp.echo().unwrap().interval, Duration::from_secs(30));
         assert_eq!(c.tun.name.as_str(), "ras0");
+    }
+
+    #[test]
+    fn pptp_listen() {
+        let c = parse("[pptp]\nlisten = []\nports = 1\n").unwrap();
+        assert!(c.pptp.listen.is_empty());
+        assert_eq!(c.pptp.ports.get(), 1);
+        let c = parse("[pptp]\nlisten = [\"192.0.2.1:1723\", \"192.0.2.2:1724\"]\n").unwrap();
+        assert_eq!(c.pptp.listen.len(), 2);
+        let (_, _, key, msg) = err("[pptp]\nlisten = [\"[::]:1723\"]\n");
+        assert_eq!(key.as_deref(), Some("pptp.listen"));
+        assert!(msg.contains("IPv4"), "{msg}");
+        let (_, _, key, _) = err("[pptp]\nlisten = [\"0.0.0.0\"]\n");
+        assert_eq!(key.as_deref(), Some("pptp.listen[0]"));
+        let (_, _, key, _) = err("[pptp]\nlisten_on = []\n");
+        assert!(key.is_some());
     }
 
     #[test]

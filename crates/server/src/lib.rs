@@ -8,6 +8,7 @@ pub mod config;
 pub mod hooks;
 pub mod listen;
 pub mod pool;
+pub mod pptp_service;
 pub mod ra;
 pub mod router;
 pub mod session_id;

@@ -9,6 +9,7 @@
 mod hooks;
 pub mod http_io;
 pub mod pptp_client;
+pub mod pptp_server;
 mod session;
 pub mod sstp_client;
 pub mod sstp_server;

@@ -640,6 +640,9 @@ impl Session {
                     "server refused the password ({}), retry allowed",
                     f.rejection.code()
                 );
+                // A tunnel client has no one to ask for another password:
+                // fail now with the server's code.
+                self.link.decline_auth_retry(Instant::now());
             }
             LinkEvent::PeerIdentification(text) => {
                 tracing::debug!(session = id, "peer identifies as {text:?}")

@@ -417,6 +417,9 @@ impl<C: SstpCore> Session<C> {
                     "server refused the password ({}), retry allowed",
                     f.rejection.code()
                 );
+                // A tunnel client has no one to ask for another password:
+                // fail now with the server's code.
+                self.link.decline_auth_retry(Instant::now());
             }
             LinkEvent::PeerIdentification(text) => {
                 tracing::debug!(session = id, "peer identifies as {text:?}")

@@ -263,6 +263,16 @@ impl Link {
         self.drive(now);
     }
 
+    /// Client: do not retry after [`LinkEvent::AuthRetryAllowed`]; the
+    /// authentication fails now (with the server's error code) instead of
+    /// when the server's retry timer runs out.
+    pub fn decline_auth_retry(&mut self, now: Instant) {
+        if let Some(p) = &mut self.auth_peer {
+            p.decline_retry(now);
+        }
+        self.drive(now);
+    }
+
     /// Server: the session's addresses and policy are decided; run the
     /// network control protocols. Settings given here replace the
     /// configured ones.

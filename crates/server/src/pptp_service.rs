@@ -1,0 +1,116 @@
+//! The PPTP listener: TCP control connections, the one raw GRE socket
+//! they share, the logical port limit, one task per session, and a
+//! graceful stop.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+use tunnel::pptp_server::{self, GreDemux, PptpServerConfig};
+use tunnel::{PacketSink, SessionHooks, SessionInfo};
+
+use crate::SessionId;
+
+/// Everything the PPTP service shares between sessions.
+#[derive(Clone)]
+pub struct PptpService {
+    pub session: Arc<PptpServerConfig>,
+    /// The raw GRE socket and the call table (its reader task must run).
+    pub demux: Arc<GreDemux>,
+    pub hooks: Arc<dyn SessionHooks>,
+    pub sink: Arc<dyn PacketSink>,
+    /// One permit per logical port (one call per control connection).
+    pub ports: Arc<Semaphore>,
+    pub port_limit: u32,
+    /// Connections over the port limit being answered at once; beyond
+    /// [`REFUSALS`] they are closed without an answer.
+    pub refusals: Arc<Semaphore>,
+}
+
+/// Over-limit connections answered at once (each for a few seconds at
+/// most): a flood of them costs bounded memory.
+pub const REFUSALS: usize = 64;
+
+impl PptpService {
+    /// Accept connections until `shutdown` turns true.
+    pub async fn run(self, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok((tcp, peer)) => {
+                        let _ = tcp.set_nodelay(true);
+                        let service = self.clone();
+                        let stop = shutdown.clone();
+                        tokio::spawn(async move { service.handle(tcp, peer, stop).await });
+                    }
+                    Err(e) => {
+                        tracing::warn!("PPTP accept: {e}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                },
+                _ = shutdown.changed() => break,
+            }
+        }
+    }
+
+    async fn handle(
+        &self,
+        tcp: tokio::net::TcpStream,
+        peer: SocketAddr,
+        shutdown: watch::Receiver<bool>,
+    ) {
+        let peer_ip = match peer.ip() {
+            IpAddr::V4(ip) => ip,
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(ip) => ip,
+                None => {
+                    tracing::info!(%peer, "PPTP over IPv6 refused");
+                    return;
+                }
+            },
+        };
+        let Ok(permit) = self.ports.clone().try_acquire_owned() else {
+            tracing::warn!(%peer, "refused: all {} PPTP ports are in use", self.port_limit);
+            if let Ok(_answering) = self.refusals.clone().try_acquire_owned() {
+                pptp_server::refuse(tcp, &self.session).await;
+            }
+            return;
+        };
+        let info = SessionInfo {
+            id: SessionId::next().raw(),
+            peer: peer.to_string(),
+            user: None,
+        };
+        let id = info.id;
+        tracing::info!(session = id, %peer, "PPTP connection");
+        let outcome = pptp_server::serve(
+            tcp,
+            peer_ip,
+            &self.session,
+            self.demux.clone(),
+            self.hooks.clone(),
+            self.sink.clone(),
+            info,
+            shutdown,
+        )
+        .await;
+        tracing::info!(
+            session = id,
+            %peer,
+            bytes_in = outcome.stats.bytes_in,
+            bytes_out = outcome.stats.bytes_out,
+            "PPTP session ended: {}",
+            outcome.reason
+        );
+        drop(permit);
+    }
+
+    /// Wait until every session has ended (all ports free), at most `limit`.
+    pub async fn drain(&self, limit: Duration) -> bool {
+        tokio::time::timeout(limit, self.ports.acquire_many(self.port_limit))
+            .await
+            .is_ok()
+    }
+}

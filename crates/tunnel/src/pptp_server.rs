@@ -1,0 +1,915 @@
+//! The server side of PPTP (RFC 2637): one TCP control connection per
+//! client driven by [`pptp::Pac`], and one raw GRE socket (IP protocol 47)
+//! shared by every call.
+//!
+//! ```text
+//! accept → SCCRQ/SCCRP → OCRQ/OCRP → GRE: LCP, auth, CCP (MPPE), IPCP → up
+//! ```
+//!
+//! GRE is demultiplexed by the server's Call ID alone, so Call IDs are
+//! unique across all control connections: the [`GreDemux`] hands them out
+//! and remembers, for each, the client's address and the call's bounded
+//! queue. Its reader task takes every GRE datagram of the host, checks the
+//! source address against the call's client, and queues it for the call's
+//! session (dropped when the queue is full). A datagram that is not GRE,
+//! truncated, for an unknown call, or from the wrong address costs only
+//! itself. Sessions send through the same (unconnected) socket with
+//! `send_to` the client's address.
+//!
+//! The raw socket needs root (CAP_NET_RAW).
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use ppp::link::{Inbound, Link, LinkConfig, LinkEvent};
+use pptp::control::{DisconnectResult, StopReason};
+use pptp::{Event, GreConfig, GreSession, Pac, PacConfig};
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
+use tokio::sync::{mpsc, watch};
+
+use crate::hooks::{AuthAnswer, PacketSink, SessionHooks, SessionInfo};
+use crate::session::{Outcome, SessionStats};
+
+/// Largest IPv4 datagram the raw socket can hand us.
+const DATAGRAM_MAX: usize = 65_535;
+/// Datagrams handled per wake-up before the loop looks at other work.
+const BATCH: usize = 64;
+/// GRE datagrams queued for one call; more are dropped.
+const CALL_QUEUE: usize = 512;
+/// Control messages are small; a peer that does not take them within this
+/// long is gone.
+const CONTROL_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What every server session shares.
+#[derive(Debug, Clone)]
+pub struct PptpServerConfig {
+    /// The PPP link settings (server role, CCP/MPPE as configured).
+    pub link: LinkConfig,
+    /// The control connection settings (one call per connection).
+    pub pac: PacConfig,
+    /// The GRE data channel settings.
+    pub gre: GreConfig,
+    /// A client must have its call established within this time.
+    pub setup_timeout: Duration,
+}
+
+impl PptpServerConfig {
+    /// Defaults: one call per control connection (as Windows and pppd
+    /// clients place), the peer's GRE window not enforced (MS-PTPT), our
+    /// advertised window matching the GRE receive window.
+    pub fn new(link: LinkConfig) -> Self {
+        let pac = PacConfig {
+            max_calls: 1,
+            ..PacConfig::default()
+        };
+        let gre = GreConfig {
+            recv_window: pac.recv_window,
+            enforce_peer_window: false,
+            ..GreConfig::default()
+        };
+        PptpServerConfig {
+            link,
+            pac,
+            gre,
+            setup_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Where the reader delivers one call's datagrams.
+struct Route {
+    peer: Ipv4Addr,
+    tx: mpsc::Sender<Bytes>,
+}
+
+struct CallTable {
+    next: u16,
+    calls: HashMap<u16, Route>,
+}
+
+/// The shared raw GRE socket and the table of calls.
+pub struct GreDemux {
+    socket: UdpSocket,
+    table: Mutex<CallTable>,
+    /// Datagrams dropped: not GRE, truncated, unknown call, wrong source,
+    /// queue full.
+    dropped: AtomicU64,
+}
+
+/// Why the reader dropped a datagram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Misroute {
+    /// Not an IPv4 GRE datagram, or truncated.
+    Malformed,
+    /// No call with this ID.
+    UnknownCall(u16),
+    /// The call belongs to another client.
+    WrongSource(u16, Ipv4Addr),
+}
+
+impl GreDemux {
+    /// Opens the raw GRE socket (needs root or CAP_NET_RAW).
+    pub fn open() -> io::Result<Arc<GreDemux>> {
+        let socket = Socket::new(
+            Domain::IPV4,
+            Type::RAW,
+            Some(Protocol::from(i32::from(pptp::IP_PROTOCOL_GRE))),
+        )?;
+        socket.set_nonblocking(true)?;
+        let _ = socket.set_recv_buffer_size(4 << 20);
+        let _ = socket.set_send_buffer_size(4 << 20);
+        let socket = UdpSocket::from_std(std::net::UdpSocket::from(socket))?;
+        Ok(Arc::new(GreDemux {
+            socket,
+            table: Mutex::new(CallTable {
+                next: 1,
+                calls: HashMap::new(),
+            }),
+            dropped: AtomicU64::new(0),
+        }))
+    }
+
+    /// Datagrams dropped so far.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Calls registered right now.
+    pub fn calls(&self) -> usize {
+        self.lock().calls.len()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, CallTable> {
+        self.table.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Reads GRE datagrams forever and hands each to its call.
+    pub async fn run(self: Arc<Self>) {
+        let mut buf = vec![0u8; DATAGRAM_MAX];
+        loop {
+            if let Err(e) = self.socket.readable().await {
+                tracing::error!("GRE socket: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+            for _ in 0..BATCH {
+                match self.socket.try_recv(&mut buf) {
+                    Ok(n) => self.deliver(&buf[..n]),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        tracing::debug!("GRE socket: {e}");
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    fn deliver(&self, datagram: &[u8]) {
+        let table = self.lock();
+        let routed = route(datagram, |id| table.calls.get(&id).map(|r| r.peer));
+        match routed {
+            Ok((id, gre)) => {
+                let queued = table
+                    .calls
+                    .get(&id)
+                    .is_some_and(|r| r.tx.try_send(Bytes::copy_from_slice(gre)).is_ok());
+                if !queued {
+                    self.dropped.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Err(why) => {
+                tracing::trace!("GRE dropped: {why:?}");
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// A Call ID no other call uses, routed to `peer` through `tx`; `None`
+    /// if all are taken.
+    fn register(&self, peer: Ipv4Addr, tx: mpsc::Sender<Bytes>) -> Option<u16> {
+        let mut table = self.lock();
+        for _ in 0..=u16::MAX {
+            let id = table.next;
+            table.next = table.next.wrapping_add(1);
+            if id != 0 && !table.calls.contains_key(&id) {
+                table.calls.insert(id, Route { peer, tx });
+                return Some(id);
+            }
+        }
+        None
+    }
+
+    fn release(&self, id: u16) {
+        self.lock().calls.remove(&id);
+    }
+
+    fn send_to(&self, datagram: &[u8], peer: Ipv4Addr) -> io::Result<usize> {
+        self.socket
+            .try_send_to(datagram, SocketAddr::new(IpAddr::V4(peer), 0))
+    }
+}
+
+/// The call a datagram belongs to and its GRE bytes, if it comes from
+/// that call's client.
+fn route(
+    datagram: &[u8],
+    peer_of: impl FnOnce(u16) -> Option<Ipv4Addr>,
+) -> Result<(u16, &[u8]), Misroute> {
+    let (src, gre) = ipv4_gre(datagram).ok_or(Misroute::Malformed)?;
+    let id = pptp::gre::peek_call_id(gre).ok_or(Misroute::Malformed)?;
+    match peer_of(id) {
+        None => Err(Misroute::UnknownCall(id)),
+        Some(peer) if peer != src => Err(Misroute::WrongSource(id, src)),
+        Some(_) => Ok((id, gre)),
+    }
+}
+
+/// The source and the GRE bytes of an IPv4 datagram.
+fn ipv4_gre(datagram: &[u8]) -> Option<(Ipv4Addr, &[u8])> {
+    let first = *datagram.first()?;
+    if first >> 4 != 4 {
+        return None;
+    }
+    let ihl = usize::from(first & 0x0f) * 4;
+    if ihl < 20 || datagram.len() < ihl {
+        return None;
+    }
+    if datagram[9] != pptp::IP_PROTOCOL_GRE {
+        return None;
+    }
+    let src = Ipv4Addr::new(datagram[12], datagram[13], datagram[14], datagram[15]);
+    let total = usize::from(u16::from_be_bytes([datagram[2], datagram[3]]));
+    let end = if total >= ihl && total <= datagram.len() {
+        total
+    } else {
+        datagram.len()
+    };
+    Some((src, &datagram[ihl..end]))
+}
+
+/// Over the port limit: answer the control connection, refuse the call
+/// with General Error / No-Resource (RFC 2637 §2.8), and close.
+pub async fn refuse(mut tcp: TcpStream, config: &PptpServerConfig) {
+    let pac_config = PacConfig {
+        max_calls: 0,
+        ..config.pac.clone()
+    };
+    let mut pac = Pac::new(pac_config, Instant::now());
+    let mut rbuf = vec![0u8; 2048];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        while let Some(msg) = pac.poll_transmit() {
+            if write_control(&mut tcp, &msg).await.is_err() {
+                return;
+            }
+        }
+        let mut refused = false;
+        while let Some(event) = pac.poll_event() {
+            if matches!(event, Event::CallRefused { .. }) {
+                refused = true;
+            }
+        }
+        if refused || pac.is_closed() {
+            break;
+        }
+        tokio::select! {
+            r = tcp.read(&mut rbuf) => match r {
+                Ok(0) | Err(_) => return,
+                Ok(n) => pac.handle_input(Instant::now(), &rbuf[..n]),
+            },
+            _ = tokio::time::sleep_until(deadline) => break,
+        }
+    }
+    // Give the client a moment to read the reply and hang up itself.
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        while let Ok(n) = tcp.read(&mut rbuf).await {
+            if n == 0 {
+                break;
+            }
+        }
+    })
+    .await;
+    let _ = tcp.shutdown().await;
+}
+
+/// Serve one control connection until it ends.
+#[allow(clippy::too_many_arguments)]
+pub async fn serve(
+    tcp: TcpStream,
+    peer: Ipv4Addr,
+    config: &PptpServerConfig,
+    demux: Arc<GreDemux>,
+    hooks: Arc<dyn SessionHooks>,
+    sink: Arc<dyn PacketSink>,
+    info: SessionInfo,
+    mut shutdown: watch::Receiver<bool>,
+) -> Outcome {
+    let (gre_tx, gre_rx) = mpsc::channel(CALL_QUEUE);
+    // The allocator registers the call in the demultiplexer; the session
+    // releases it when it ends.
+    let allocated = Arc::new(Mutex::new(Vec::<u16>::new()));
+    let pac = {
+        let demux = demux.clone();
+        let allocated = allocated.clone();
+        Pac::new(config.pac.clone(), Instant::now()).with_call_id_allocator(Box::new(move || {
+            let id = demux.register(peer, gre_tx.clone())?;
+            allocated.lock().unwrap_or_else(|e| e.into_inner()).push(id);
+            Some(id)
+        }))
+    };
+    let mut setup = Setup {
+        tcp,
+        pac,
+        rbuf: vec![0u8; 4096],
+    };
+    let established = setup.establish(config.setup_timeout, &mut shutdown).await;
+    let outcome = match established {
+        Err(reason) => Outcome {
+            reason,
+            stats: SessionStats::default(),
+            was_up: false,
+        },
+        Ok(call) => {
+            tracing::info!(
+                session = info.id,
+                local_call_id = call.local,
+                peer_call_id = call.peer,
+                peer_window = call.window,
+                "PPTP call established"
+            );
+            let gre = GreSession::new(config.gre.clone(), call.local, call.peer, call.window);
+            let mut link = Link::new(config.link.clone());
+            link.lower_up(Instant::now());
+            let session = Session {
+                tcp: setup.tcp,
+                pac: setup.pac,
+                rbuf: setup.rbuf,
+                gre,
+                gre_rx,
+                demux: demux.clone(),
+                peer,
+                call_id: call.local,
+                link,
+                hooks,
+                sink,
+                info,
+            };
+            session.run(shutdown).await
+        }
+    };
+    for id in allocated
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .drain(..)
+    {
+        demux.release(id);
+    }
+    outcome
+}
+
+struct CallIds {
+    local: u16,
+    peer: u16,
+    window: u16,
+}
+
+/// The control connection before the call is up.
+struct Setup {
+    tcp: TcpStream,
+    pac: Pac,
+    rbuf: Vec<u8>,
+}
+
+impl Setup {
+    async fn establish(
+        &mut self,
+        limit: Duration,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<CallIds, String> {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            while let Some(msg) = self.pac.poll_transmit() {
+                write_control(&mut self.tcp, &msg)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            while let Some(event) = self.pac.poll_event() {
+                match event {
+                    Event::ControlConnected {
+                        peer_host_name,
+                        peer_vendor,
+                        ..
+                    } => tracing::debug!(
+                        "PPTP control connection up: {:?}, {:?}",
+                        String::from_utf8_lossy(&peer_host_name),
+                        String::from_utf8_lossy(&peer_vendor)
+                    ),
+                    Event::CallEstablished {
+                        local_call_id,
+                        peer_call_id,
+                        peer_window,
+                        ..
+                    } => {
+                        return Ok(CallIds {
+                            local: local_call_id,
+                            peer: peer_call_id,
+                            window: peer_window,
+                        })
+                    }
+                    Event::CallRefused { result, error, .. } => {
+                        tracing::info!("PPTP call refused: {result:?}, {error:?}")
+                    }
+                    Event::Closed { reason } => {
+                        return Err(format!("control connection closed: {reason:?}"))
+                    }
+                    other => tracing::debug!("PPTP event during setup: {other:?}"),
+                }
+            }
+            if self.pac.is_closed() {
+                return Err("control connection closed".into());
+            }
+            let timer = self.pac.poll_timeout();
+            let sleep = async {
+                match timer {
+                    Some(t) => tokio::time::sleep_until(tokio::time::Instant::from_std(t)).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                r = self.tcp.read(&mut self.rbuf) => match r {
+                    Ok(0) | Err(_) => return Err("the client closed the control connection".into()),
+                    Ok(n) => self.pac.handle_input(Instant::now(), &self.rbuf[..n]),
+                },
+                _ = sleep => self.pac.handle_timeout(Instant::now()),
+                _ = tokio::time::sleep_until(deadline) => {
+                    return Err(format!("no call established within {limit:?}"))
+                }
+                _ = shutdown.changed() => {
+                    self.pac.close(Instant::now(), StopReason::None);
+                    while let Some(msg) = self.pac.poll_transmit() {
+                        let _ = write_control(&mut self.tcp, &msg).await;
+                    }
+                    return Err("server shutting down".into());
+                }
+            }
+        }
+    }
+}
+
+async fn write_control(tcp: &mut TcpStream, msg: &[u8]) -> Result<(), String> {
+    match tokio::time::timeout(CONTROL_WRITE_TIMEOUT, tcp.write_all(msg)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(format!("control connection: {e}")),
+        Err(_) => Err("the client does not read the control connection".into()),
+    }
+}
+
+/// Results of hooks running in their own tasks.
+enum HookResult {
+    Auth(AuthAnswer),
+    Network(Result<ppp::link::NetworkSettings, String>),
+    Up(Result<mpsc::Receiver<Bytes>, String>),
+}
+
+/// An established call.
+struct Session {
+    tcp: TcpStream,
+    pac: Pac,
+    rbuf: Vec<u8>,
+    gre: GreSession,
+    gre_rx: mpsc::Receiver<Bytes>,
+    demux: Arc<GreDemux>,
+    peer: Ipv4Addr,
+    call_id: u16,
+    link: Link,
+    hooks: Arc<dyn SessionHooks>,
+    sink: Arc<dyn PacketSink>,
+    info: SessionInfo,
+}
+
+struct State {
+    scratch: Vec<u8>,
+    frame: Vec<u8>,
+    outbound: Option<mpsc::Receiver<Bytes>>,
+    hook_tx: mpsc::UnboundedSender<HookResult>,
+    network_hooked: bool,
+    was_up: bool,
+    /// The link is down: the call is cleared and the control connection
+    /// closing.
+    link_down: bool,
+    reason: Option<String>,
+    stats: SessionStats,
+    gre_dropped: u64,
+}
+
+impl Session {
+    async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Outcome {
+        let (hook_tx, mut hook_rx) = mpsc::unbounded_channel();
+        let mut st = State {
+            scratch: Vec::new(),
+            frame: Vec::new(),
+            outbound: None,
+            hook_tx,
+            network_hooked: false,
+            was_up: false,
+            link_down: false,
+            reason: None,
+            stats: SessionStats::default(),
+            gre_dropped: 0,
+        };
+        let mut stopping = false;
+        loop {
+            self.process(&mut st);
+            if let Err(e) = self.flush_control().await {
+                st.reason.get_or_insert(e);
+                self.link.lower_down(Instant::now());
+                break;
+            }
+            if self.pac.is_closed() {
+                break;
+            }
+            let deadline = [
+                self.link.poll_timeout(),
+                self.pac.poll_timeout(),
+                self.gre.poll_timeout(),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
+            let sleep = async {
+                match deadline {
+                    Some(t) => tokio::time::sleep_until(tokio::time::Instant::from_std(t)).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let can_take = st.outbound.is_some();
+            tokio::select! {
+                r = self.tcp.read(&mut self.rbuf) => match r {
+                    Ok(0) | Err(_) => {
+                        st.reason.get_or_insert_with(|| "the client closed the control connection".into());
+                        self.pac.handle_transport_closed();
+                        self.link.lower_down(Instant::now());
+                        self.drain_pac(&mut st);
+                        break;
+                    }
+                    Ok(n) => {
+                        st.stats.bytes_in += n as u64;
+                        self.pac.handle_input(Instant::now(), &self.rbuf[..n]);
+                    }
+                },
+                Some(datagram) = self.gre_rx.recv() => {
+                    self.on_datagram(&mut st, &datagram);
+                    for _ in 1..BATCH {
+                        match self.gre_rx.try_recv() {
+                            Ok(d) => self.on_datagram(&mut st, &d),
+                            Err(_) => break,
+                        }
+                    }
+                    self.sink.flush();
+                },
+                p = recv(&mut st.outbound), if can_take => match p {
+                    Some(packet) => {
+                        self.send_ip(&mut st, &packet);
+                        for _ in 1..BATCH {
+                            let Some(rx) = st.outbound.as_mut() else { break };
+                            match rx.try_recv() {
+                                Ok(packet) => self.send_ip(&mut st, &packet),
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                    None => st.outbound = None,
+                },
+                Some(h) = hook_rx.recv() => self.apply_hook(&mut st, h),
+                _ = sleep => {
+                    let now = Instant::now();
+                    self.link.handle_timeout(now);
+                    self.pac.handle_timeout(now);
+                    self.gre.handle_timeout(now);
+                }
+                _ = shutdown.changed(), if !stopping => {
+                    stopping = true;
+                    st.reason.get_or_insert_with(|| "server shutting down".into());
+                    self.link.close(Instant::now(), "server shutting down");
+                }
+            }
+        }
+        let _ = self.tcp.shutdown().await;
+        if st.network_hooked {
+            self.hooks.down(&self.info);
+        }
+        tracing::debug!(
+            session = self.info.id,
+            gre_dropped = st.gre_dropped,
+            gre = ?self.gre.stats(),
+            "PPTP session ended"
+        );
+        Outcome {
+            reason: st.reason.unwrap_or_else(|| "closed".into()),
+            stats: st.stats,
+            was_up: st.was_up,
+        }
+    }
+
+    fn on_datagram(&mut self, st: &mut State, gre: &[u8]) {
+        st.stats.bytes_in += gre.len() as u64;
+        let now = Instant::now();
+        if let Err(e) = self.gre.handle_datagram(now, gre) {
+            tracing::trace!(session = self.info.id, "GRE dropped: {e}");
+            st.gre_dropped += 1;
+            return;
+        }
+        while let Some(frame) = self.gre.poll_received() {
+            st.scratch.clear();
+            st.scratch.extend_from_slice(&frame);
+            match self.link.handle_frame(now, &mut st.scratch) {
+                Inbound::Ipv4(p) | Inbound::Ipv6(p) => {
+                    st.stats.packets_in += 1;
+                    self.sink.send(p);
+                }
+                Inbound::Nothing => {}
+            }
+        }
+    }
+
+    fn send_ip(&mut self, st: &mut State, packet: &[u8]) {
+        st.frame.clear();
+        match self.link.send_ip(packet, &mut st.frame) {
+            Ok(()) => match self.gre.send(Instant::now(), &st.frame) {
+                Ok(()) => st.stats.packets_out += 1,
+                Err(_) => st.stats.dropped_out += 1,
+            },
+            Err(_) => st.stats.dropped_out += 1,
+        }
+        self.flush_gre(st);
+    }
+
+    fn process(&mut self, st: &mut State) {
+        for _ in 0..16 {
+            let mut busy = false;
+            let now = Instant::now();
+            while let Some(frame) = self.link.poll_transmit() {
+                busy = true;
+                if let Err(e) = self.gre.send(now, &frame) {
+                    tracing::debug!(session = self.info.id, "PPP control frame not sent: {e}");
+                }
+            }
+            while let Some(event) = self.link.poll_event() {
+                busy = true;
+                self.on_link_event(st, event);
+            }
+            busy |= self.drain_pac(st);
+            if !busy {
+                break;
+            }
+        }
+        self.flush_gre(st);
+    }
+
+    fn drain_pac(&mut self, st: &mut State) -> bool {
+        let mut any = false;
+        while let Some(event) = self.pac.poll_event() {
+            any = true;
+            let now = Instant::now();
+            match event {
+                Event::CallCleared {
+                    local_call_id,
+                    reason,
+                    ..
+                } if local_call_id == self.call_id => {
+                    tracing::info!(session = self.info.id, "PPTP call cleared: {reason:?}");
+                    st.reason
+                        .get_or_insert_with(|| format!("PPTP call cleared: {reason:?}"));
+                    st.outbound = None;
+                    self.link.lower_down(now);
+                }
+                Event::Closed { reason } => {
+                    tracing::debug!(
+                        session = self.info.id,
+                        "PPTP control connection closed: {reason:?}"
+                    );
+                    st.reason.get_or_insert_with(|| {
+                        format!("PPTP control connection closed: {reason:?}")
+                    });
+                    st.outbound = None;
+                    self.link.lower_down(now);
+                }
+                Event::CallRefused { result, error, .. } => tracing::info!(
+                    session = self.info.id,
+                    "PPTP: another call refused: {result:?}, {error:?}"
+                ),
+                other => tracing::debug!(session = self.info.id, "PPTP event: {other:?}"),
+            }
+        }
+        any
+    }
+
+    fn flush_gre(&mut self, st: &mut State) {
+        while let Some(datagram) = self.gre.poll_transmit() {
+            // A full socket buffer drops this datagram, as a router would.
+            match self.demux.send_to(&datagram, self.peer) {
+                Ok(n) => st.stats.bytes_out += n as u64,
+                Err(_) => st.gre_dropped += 1,
+            }
+        }
+    }
+
+    async fn flush_control(&mut self) -> Result<(), String> {
+        while let Some(msg) = self.pac.poll_transmit() {
+            write_control(&mut self.tcp, &msg).await?;
+        }
+        Ok(())
+    }
+
+    fn on_link_event(&mut self, st: &mut State, event: LinkEvent) {
+        let id = self.info.id;
+        match event {
+            LinkEvent::AuthRequest(request) => {
+                tracing::debug!(session = id, user = %request.username, method = ?request.method, "checking credentials");
+                let fut = self.hooks.authenticate(&self.info, request);
+                let tx = st.hook_tx.clone();
+                tokio::spawn(async move {
+                    let _ = tx.send(HookResult::Auth(fut.await));
+                });
+            }
+            LinkEvent::Authenticated { username, protocol } => {
+                tracing::info!(session = id, user = %username, ?protocol, "authenticated");
+                self.info.user = Some(username);
+                if !st.network_hooked {
+                    st.network_hooked = true;
+                    let fut = self.hooks.network(&self.info);
+                    let tx = st.hook_tx.clone();
+                    tokio::spawn(async move {
+                        let _ = tx.send(HookResult::Network(fut.await));
+                    });
+                }
+            }
+            LinkEvent::Up(up) => {
+                st.was_up = true;
+                tracing::info!(session = id, ipv4 = ?up.ipv4.as_ref().map(|v| v.peer), mppe = ?up.mppe, "PPP link up");
+                let fut = self.hooks.up(&self.info, &up);
+                let tx = st.hook_tx.clone();
+                tokio::spawn(async move {
+                    let _ = tx.send(HookResult::Up(fut.await));
+                });
+            }
+            LinkEvent::Down(reason) => {
+                tracing::info!(session = id, "PPP link down: {reason}");
+                st.reason.get_or_insert_with(|| reason.to_string());
+                st.outbound = None;
+                if !st.link_down {
+                    st.link_down = true;
+                    let now = Instant::now();
+                    self.pac
+                        .disconnect_call(self.call_id, DisconnectResult::AdminShutdown);
+                    self.pac.close(now, StopReason::None);
+                }
+            }
+            LinkEvent::AuthRetryAllowed(f) => {
+                tracing::info!(
+                    session = id,
+                    "client refused the password ({}), retry allowed",
+                    f.rejection.code()
+                );
+            }
+            LinkEvent::PeerIdentification(text) => {
+                tracing::debug!(session = id, "peer identifies as {text:?}")
+            }
+            LinkEvent::TimeRemaining(s) => tracing::info!(session = id, "session ends in {s} s"),
+        }
+    }
+
+    fn apply_hook(&mut self, st: &mut State, result: HookResult) {
+        let now = Instant::now();
+        match result {
+            HookResult::Auth(answer) => match answer {
+                AuthAnswer::Secret(secret) => self.link.provide_secret(now, secret),
+                AuthAnswer::Reject(rejection, message) => {
+                    self.link.reject_auth(now, rejection, &message)
+                }
+                AuthAnswer::Accept(accept) => self.link.accept_external(now, accept),
+                AuthAnswer::EapChallenge(message) => self.link.eap_challenge(now, message),
+            },
+            HookResult::Network(Ok(settings)) => self.link.start_network(now, settings),
+            HookResult::Network(Err(why)) => {
+                tracing::info!(session = self.info.id, "refused: {why}");
+                st.reason.get_or_insert_with(|| why.clone());
+                self.link.close(now, &why);
+            }
+            HookResult::Up(Ok(rx)) => {
+                if !st.link_down {
+                    st.outbound = Some(rx);
+                }
+            }
+            HookResult::Up(Err(why)) => {
+                st.reason.get_or_insert_with(|| why.clone());
+                self.link.close(now, &why);
+            }
+        }
+    }
+}
+
+async fn recv(rx: &mut Option<mpsc::Receiver<Bytes>>) -> Option<Bytes> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ipv4(src: [u8; 4], proto: u8, payload: &[u8]) -> Vec<u8> {
+        let mut d = vec![0u8; 20];
+        d[0] = 0x45;
+        let total = (20 + payload.len()) as u16;
+        d[2..4].copy_from_slice(&total.to_be_bytes());
+        d[9] = proto;
+        d[12..16].copy_from_slice(&src);
+        d.extend_from_slice(payload);
+        d
+    }
+
+    /// Enhanced GRE (version 1, PPP) with a sequence number.
+    fn gre(call_id: u16) -> Vec<u8> {
+        let mut g = vec![0x30, 0x01, 0x88, 0x0b, 0x00, 0x04];
+        g.extend_from_slice(&call_id.to_be_bytes());
+        g.extend_from_slice(&1u32.to_be_bytes());
+        g.extend_from_slice(b"ppp!");
+        g
+    }
+
+    #[test]
+    fn route_takes_only_the_calls_own_datagrams() {
+        let client = Ipv4Addr::new(10, 201, 1, 2);
+        let peer_of = |id: u16| (id == 7).then_some(client);
+        let good = ipv4([10, 201, 1, 2], 47, &gre(7));
+        let (id, payload) = route(&good, peer_of).unwrap();
+        assert_eq!(id, 7);
+        assert_eq!(payload, &gre(7)[..]);
+        // Unknown call.
+        let unknown = ipv4([10, 201, 1, 2], 47, &gre(8));
+        assert_eq!(route(&unknown, peer_of), Err(Misroute::UnknownCall(8)));
+        // The right call from another address.
+        let spoofed = ipv4([10, 201, 2, 2], 47, &gre(7));
+        assert_eq!(
+            route(&spoofed, peer_of),
+            Err(Misroute::WrongSource(7, Ipv4Addr::new(10, 201, 2, 2)))
+        );
+        // Truncated: in the IP header, and in the GRE header.
+        assert_eq!(route(&good[..12], peer_of), Err(Misroute::Malformed));
+        assert_eq!(route(&good[..24], peer_of), Err(Misroute::Malformed));
+        assert_eq!(route(&[], peer_of), Err(Misroute::Malformed));
+        // Not GRE, not enhanced GRE, not IPv4.
+        assert_eq!(
+            route(&ipv4([10, 201, 1, 2], 17, &gre(7)), peer_of),
+            Err(Misroute::Malformed)
+        );
+        let mut plain = gre(7);
+        plain[1] = 0x00;
+        assert_eq!(
+            route(&ipv4([10, 201, 1, 2], 47, &plain), peer_of),
+            Err(Misroute::Malformed)
+        );
+        let mut v6 = good.clone();
+        v6[0] = 0x65;
+        assert_eq!(route(&v6, peer_of), Err(Misroute::Malformed));
+    }
+
+    #[tokio::test]
+    async fn call_ids_are_unique_and_released() {
+        let Ok(demux) = GreDemux::open() else {
+            eprintln!("SKIPPED: no raw socket (needs root)");
+            return;
+        };
+        let (tx, mut rx) = mpsc::channel(1);
+        let peer = Ipv4Addr::new(192, 0, 2, 1);
+        let a = demux.register(peer, tx.clone()).unwrap();
+        let b = demux.register(peer, tx.clone()).unwrap();
+        assert_ne!(a, b);
+        assert_eq!(demux.calls(), 2);
+        // Delivered to its queue; a full queue drops.
+        demux.deliver(&ipv4(peer.octets(), 47, &gre(a)));
+        demux.deliver(&ipv4(peer.octets(), 47, &gre(a)));
+        assert_eq!(demux.dropped(), 1);
+        assert_eq!(rx.recv().await.unwrap(), Bytes::from(gre(a)));
+        // Foreign datagrams cost only themselves.
+        demux.deliver(&ipv4([192, 0, 2, 9], 47, &gre(a)));
+        demux.deliver(&ipv4(peer.octets(), 47, &gre(999)));
+        demux.deliver(&[0x45, 0]);
+        assert_eq!(demux.dropped(), 4);
+        demux.release(a);
+        demux.release(b);
+        assert_eq!(demux.calls(), 0);
+    }
+}
