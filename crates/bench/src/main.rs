@@ -28,7 +28,8 @@ mod load;
 #[derive(Parser)]
 #[command(name = "ras-bench", about = "End-to-end benchmarks of ras server")]
 enum Cli {
-    /// SSTP: throughput vs bare veth, connects/s, memory per idle session.
+    /// SSTP and PPTP: throughput vs bare veth; SSTP connects/s and memory
+    /// per idle session.
     Sstp(SstpArgs),
 }
 
@@ -99,7 +100,7 @@ fn start_server(topo: &Topology, ras: &Path, dir: &Path, ports: usize) -> anyhow
     std::fs::write(
         &config,
         format!(
-            "state_dir = {:?}\nserver_name = \"ras-bench\"\n\n[sstp]\nlisten = [\"{SERVER_FOR_CLI1}:443\"]\nports = {ports}\n\n[addresses]\nipv4_pool = [\"10.0.10.20-10.0.19.250\"]\nipv6_prefix = \"off\"\n\n[ppp]\necho_interval_secs = 0\n\n[tun]\nname = \"ras-bench0\"\n",
+            "state_dir = {:?}\nserver_name = \"ras-bench\"\n\n[sstp]\nlisten = [\"{SERVER_FOR_CLI1}:443\"]\nports = {ports}\n\n[pptp]\nlisten = [\"{SERVER_FOR_CLI1}:1723\"]\n\n[addresses]\nipv4_pool = [\"10.0.10.20-10.0.19.250\"]\nipv6_prefix = \"off\"\n\n[ppp]\necho_interval_secs = 0\n\n[tun]\nname = \"ras-bench0\"\n",
             dir.join("state")
         ),
     )?;
@@ -245,6 +246,33 @@ fn sstp(args: SstpArgs) -> anyhow::Result<()> {
             "throughput, through SSTP:    {:8.0} Mbit/s = {:.0}% of bare veth",
             tunnel / 1e6,
             tunnel / bare * 100.0
+        );
+        let _ = Command::new("kill")
+            .args(["-INT", &client.id().to_string()])
+            .status();
+        let _ = client.wait();
+        // The same through PPTP (GRE + MPPE-128 stateless).
+        let mut client = topo
+            .command("cli1", ras.to_str().unwrap())
+            .args([
+                "connect",
+                &format!("pptp://{SERVER_FOR_CLI1}"),
+                "--user",
+                "bench",
+                "--password-file",
+            ])
+            .arg(&pw)
+            .args(["--no-dns", "--no-ipv6", "--tun-name", "ras-bp0"])
+            .args(["--route", &format!("{LAN_HOST}/32")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()?;
+        wait_for_tun(&topo, "ras-bp0")?;
+        let pptp = iperf(&topo, args.seconds, args.streams)?;
+        println!(
+            "throughput, through PPTP (MPPE-128): {:8.0} Mbit/s = {:.0}% of bare veth",
+            pptp / 1e6,
+            pptp / bare * 100.0
         );
         let _ = Command::new("kill")
             .args(["-INT", &client.id().to_string()])
