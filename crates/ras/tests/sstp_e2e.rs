@@ -3,123 +3,16 @@
 //! Needs root; skips with a message otherwise (fails under
 //! RAS_INTEROP_REQUIRED=1, as in CI).
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, TcpStream};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use interop::netns::{Topology, LAN_HOST, SERVER_FOR_CLI1, SERVER_FOR_CLI2};
-use sha2::{Digest, Sha256};
 
-const RAS: &str = env!("CARGO_BIN_EXE_ras");
-
-fn can_run() -> bool {
-    if interop::netns::is_root() {
-        return true;
-    }
-    if std::env::var("RAS_INTEROP_REQUIRED").is_ok_and(|v| v == "1") {
-        panic!("RAS_INTEROP_REQUIRED=1 but not root: cannot create network namespaces");
-    }
-    eprintln!("SKIPPED (e2e): needs root for network namespaces and TUN devices");
-    false
-}
-
-struct Server {
-    child: Child,
-    fingerprint: String,
-    output: mpsc::Receiver<String>,
-}
-
-impl Server {
-    /// Start `ras server` in the server namespace; wait until it listens.
-    fn start(topo: &Topology, config: &Path) -> Server {
-        let mut child = topo
-            .command("srv", RAS)
-            .args(["server", "--config"])
-            .arg(config)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start ras server");
-        let (tx, output) = mpsc::channel();
-        for stream in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
-            Box::new(child.stderr.take().unwrap()),
-        ] {
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    eprintln!("[server] {line}");
-                    let _ = tx.send(line);
-                }
-            });
-        }
-        let mut server = Server {
-            child,
-            fingerprint: String::new(),
-            output,
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let line = server
-                .output
-                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-                .expect("ras server did not start");
-            if let Some(fp) = line.split("fingerprint ").nth(1) {
-                server.fingerprint = fp.trim().to_owned();
-            }
-            if line.starts_with("ras server:") {
-                break;
-            }
-        }
-        assert!(!server.fingerprint.is_empty());
-        server
-    }
-
-    /// Wait for a line of output containing `text`.
-    fn expect(&self, text: &str, within: Duration) -> String {
-        let deadline = Instant::now() + within;
-        loop {
-            match self
-                .output
-                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            {
-                Ok(line) if line.contains(text) => return line,
-                Ok(_) => {}
-                Err(_) => panic!("server never said {text:?}"),
-            }
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-struct Client {
-    child: Child,
-    tun: String,
-    role: &'static str,
-}
-
-impl Drop for Client {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn password_file(dir: &Path, name: &str, password: &str) -> PathBuf {
-    let path = dir.join(format!("{name}.pw"));
-    std::fs::write(&path, format!("{password}\n")).unwrap();
-    path
-}
+mod support;
+use support::*;
 
 fn connect(
     topo: &Topology,
@@ -161,62 +54,6 @@ fn connect(
     }
 }
 
-/// The IPv4 address on the client's TUN once the link is up.
-fn wait_address(topo: &Topology, client: &mut Client, within: Duration) -> Option<Ipv4Addr> {
-    let deadline = Instant::now() + within;
-    while Instant::now() < deadline {
-        if let Ok(Some(_)) = client.child.try_wait() {
-            return None;
-        }
-        let out = topo
-            .command(client.role, "ip")
-            .args(["-4", "-o", "addr", "show", "dev", &client.tun])
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout);
-        if let Some(addr) = text.split_whitespace().skip_while(|w| *w != "inet").nth(1) {
-            return addr.split('/').next().and_then(|a| a.parse().ok());
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    None
-}
-
-/// Wait for the client process to exit; returns (success, all output).
-fn finish(mut client: Client, within: Duration) -> (bool, String) {
-    let deadline = Instant::now() + within;
-    let status = loop {
-        if let Some(status) = client.child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            panic!("client did not exit");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let mut text = String::new();
-    let _ = client
-        .child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut text);
-    let _ = client
-        .child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut text);
-    eprintln!("[client {}] {text}", client.tun);
-    (status.success(), text)
-}
-
-fn interrupt(client: &Client) {
-    let _ = Command::new("kill")
-        .args(["-INT", &client.child.id().to_string()])
-        .status();
-}
-
 /// A TLS connection from the first client namespace that sends `data`
 /// and returns what came back (openssl s_client; the server certificate
 /// is not checked: this is an attacker, not a client).
@@ -247,64 +84,6 @@ fn tls_exchange(topo: &Topology, data: &[u8]) -> String {
     let mut out = String::new();
     let _ = child.stdout.take().unwrap().read_to_string(&mut out);
     out
-}
-
-fn ping(topo: &Topology, role: &str, target: &str) -> bool {
-    topo.command(role, "ping")
-        .args(["-c", "3", "-i", "0.2", "-W", "2", target])
-        .status()
-        .unwrap()
-        .success()
-}
-
-/// Send `size` bytes from `role` to the LAN host over TCP; both ends hash
-/// what they saw. Returns (sent digest, received digest, seconds).
-fn transfer(topo: &Topology, role: &str, size: usize) -> ([u8; 32], [u8; 32], f64) {
-    let listener = topo
-        .in_ns("lan", || TcpListener::bind((LAN_HOST, 9100)).unwrap())
-        .unwrap();
-    let receiver = std::thread::spawn(move || {
-        let (mut s, _) = listener.accept().unwrap();
-        let mut hash = Sha256::new();
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            let n = s.read(&mut buf).unwrap();
-            if n == 0 {
-                break;
-            }
-            hash.update(&buf[..n]);
-        }
-        <[u8; 32]>::from(hash.finalize())
-    });
-    let started = Instant::now();
-    let stream = topo
-        .in_ns(role, || TcpStream::connect((LAN_HOST, 9100)).unwrap())
-        .unwrap();
-    let mut stream = stream;
-    let mut hash = Sha256::new();
-    let mut block = vec![0u8; 64 * 1024];
-    let mut sent = 0usize;
-    let mut x: u32 = 0x1234_5678;
-    while sent < size {
-        for b in block.iter_mut() {
-            // xorshift: incompressible, reproducible data.
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            *b = x as u8;
-        }
-        let n = block.len().min(size - sent);
-        stream.write_all(&block[..n]).unwrap();
-        hash.update(&block[..n]);
-        sent += n;
-    }
-    drop(stream);
-    let received = receiver.join().unwrap();
-    (
-        hash.finalize().into(),
-        received,
-        started.elapsed().as_secs_f64(),
-    )
 }
 
 #[test]
