@@ -8,6 +8,7 @@
 
 mod hooks;
 pub mod http_io;
+mod ppp_over_gre;
 pub mod pptp_client;
 pub mod pptp_server;
 mod session;

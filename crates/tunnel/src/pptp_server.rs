@@ -26,7 +26,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use ppp::link::{Inbound, Link, LinkConfig, LinkEvent};
+use ppp::link::{Link, LinkConfig, LinkEvent};
 use pptp::control::{DisconnectResult, StopReason};
 use pptp::{Event, GreConfig, GreSession, Pac, PacConfig};
 use socket2::{Domain, Protocol, Socket, Type};
@@ -35,6 +35,7 @@ use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::{mpsc, watch};
 
 use crate::hooks::{AuthAnswer, PacketSink, SessionHooks, SessionInfo};
+use crate::ppp_over_gre;
 use crate::session::{Outcome, SessionStats};
 
 /// Largest IPv4 datagram the raw socket can hand us.
@@ -628,28 +629,24 @@ impl Session {
             st.gre_dropped += 1;
             return;
         }
-        while let Some(frame) = self.gre.poll_received() {
-            st.scratch.clear();
-            st.scratch.extend_from_slice(&frame);
-            match self.link.handle_frame(now, &mut st.scratch) {
-                Inbound::Ipv4(p) | Inbound::Ipv6(p) => {
-                    st.stats.packets_in += 1;
-                    self.sink.send(p);
-                }
-                Inbound::Nothing => {}
-            }
-        }
+        ppp_over_gre::deliver(
+            &mut self.gre,
+            &mut self.link,
+            &*self.sink,
+            &mut st.scratch,
+            &mut st.stats,
+            now,
+        );
     }
 
     fn send_ip(&mut self, st: &mut State, packet: &[u8]) {
-        st.frame.clear();
-        match self.link.send_ip(packet, &mut st.frame) {
-            Ok(()) => match self.gre.send(Instant::now(), &st.frame) {
-                Ok(()) => st.stats.packets_out += 1,
-                Err(_) => st.stats.dropped_out += 1,
-            },
-            Err(_) => st.stats.dropped_out += 1,
-        }
+        ppp_over_gre::send_ip(
+            &mut self.link,
+            &mut self.gre,
+            &mut st.frame,
+            &mut st.stats,
+            packet,
+        );
         self.flush_gre(st);
     }
 
@@ -657,12 +654,7 @@ impl Session {
         for _ in 0..16 {
             let mut busy = false;
             let now = Instant::now();
-            while let Some(frame) = self.link.poll_transmit() {
-                busy = true;
-                if let Err(e) = self.gre.send(now, &frame) {
-                    tracing::debug!(session = self.info.id, "PPP control frame not sent: {e}");
-                }
-            }
+            busy |= ppp_over_gre::send_control(&mut self.link, &mut self.gre, self.info.id, now);
             while let Some(event) = self.link.poll_event() {
                 busy = true;
                 self.on_link_event(st, event);
