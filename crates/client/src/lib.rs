@@ -6,6 +6,7 @@ pub mod dns;
 pub mod network;
 pub mod pptp;
 pub mod routes;
+pub mod serial;
 pub mod slaac;
 pub mod sstp;
 pub mod target;

@@ -1,4 +1,5 @@
-//! The server to connect to: `sstp://HOST[:PORT]` or `pptp://HOST[:PORT]`.
+//! The server to connect to: `sstp://HOST[:PORT]`, `pptp://HOST[:PORT]`, or
+//! a dial-up line `serial:///dev/ttyX[?number=ACCESS_NUMBER]`.
 
 use std::fmt;
 
@@ -7,6 +8,9 @@ use std::fmt;
 pub enum Protocol {
     Sstp,
     Pptp,
+    /// PPP over a serial line (a modem dialing `number`, or a null-modem
+    /// line when there is no number).
+    Serial,
 }
 
 impl Protocol {
@@ -15,6 +19,7 @@ impl Protocol {
         match self {
             Protocol::Sstp => "sstp",
             Protocol::Pptp => "pptp",
+            Protocol::Serial => "serial",
         }
     }
 
@@ -23,6 +28,7 @@ impl Protocol {
         match self {
             Protocol::Sstp => 443,
             Protocol::Pptp => 1723,
+            Protocol::Serial => 0,
         }
     }
 }
@@ -31,9 +37,12 @@ impl Protocol {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
     pub protocol: Protocol,
-    /// Host name or address (IPv6 without brackets).
+    /// Host name or address (IPv6 without brackets); for `serial`, the
+    /// device path.
     pub host: String,
     pub port: u16,
+    /// `serial` only: the access number to dial (`?number=`).
+    pub number: Option<String>,
 }
 
 /// Why a target could not be parsed.
@@ -41,7 +50,7 @@ pub struct Target {
 pub enum TargetError {
     #[error("expected PROTOCOL://HOST[:PORT] (e.g. sstp://vpn.example.com), got {0:?}")]
     Shape(String),
-    #[error("unsupported protocol {0:?} (supported: sstp, pptp)")]
+    #[error("unsupported protocol {0:?} (supported: sstp, pptp, serial)")]
     Protocol(String),
     #[error("bad port in {0:?}")]
     Port(String),
@@ -57,6 +66,7 @@ impl Target {
         let protocol = match scheme.to_ascii_lowercase().as_str() {
             "sstp" => Protocol::Sstp,
             "pptp" => Protocol::Pptp,
+            "serial" => return Self::parse_serial(text, rest),
             other => return Err(TargetError::Protocol(other.into())),
         };
         let rest = rest.trim_end_matches('/');
@@ -87,12 +97,51 @@ impl Target {
             protocol,
             host: host.to_owned(),
             port,
+            number: None,
+        })
+    }
+
+    /// `serial:///dev/ttyS0?number=5551234`: an absolute device path and
+    /// an optional access number (digits, spaces and dial punctuation).
+    fn parse_serial(text: &str, rest: &str) -> Result<Target, TargetError> {
+        let (path, query) = match rest.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (rest, None),
+        };
+        if !path.starts_with('/') || path.len() < 2 {
+            return Err(TargetError::Host(text.into()));
+        }
+        let mut number = None;
+        for pair in query.into_iter().flat_map(|q| q.split('&')) {
+            match pair.split_once('=') {
+                Some(("number", n))
+                    if !n.is_empty()
+                        && n.chars()
+                            .all(|c| c.is_ascii_digit() || " -()*#+,TtPpWw".contains(c)) =>
+                {
+                    number = Some(n.to_owned())
+                }
+                _ => return Err(TargetError::Shape(text.into())),
+            }
+        }
+        Ok(Target {
+            protocol: Protocol::Serial,
+            host: path.to_owned(),
+            port: 0,
+            number,
         })
     }
 }
 
 impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.protocol == Protocol::Serial {
+            write!(f, "serial://{}", self.host)?;
+            if let Some(n) = &self.number {
+                write!(f, "?number={n}")?;
+            }
+            return Ok(());
+        }
         if self.host.contains(':') {
             write!(
                 f,
@@ -149,6 +198,29 @@ mod tests {
         assert!(matches!(
             Target::parse("sstp://:443"),
             Err(TargetError::Host(_))
+        ));
+    }
+
+    #[test]
+    fn parses_serial_lines() {
+        let t = Target::parse("serial:///dev/pts/7?number=555-1234").unwrap();
+        assert_eq!(t.protocol, Protocol::Serial);
+        assert_eq!(t.host, "/dev/pts/7");
+        assert_eq!(t.number.as_deref(), Some("555-1234"));
+        assert_eq!(t.to_string(), "serial:///dev/pts/7?number=555-1234");
+        let t = Target::parse("serial:///dev/ttyS0").unwrap();
+        assert_eq!((t.host.as_str(), t.number), ("/dev/ttyS0", None));
+        assert!(matches!(
+            Target::parse("serial://dev/ttyS0"),
+            Err(TargetError::Host(_))
+        ));
+        assert!(matches!(
+            Target::parse("serial:///dev/ttyS0?number=1;rm"),
+            Err(TargetError::Shape(_))
+        ));
+        assert!(matches!(
+            Target::parse("serial:///dev/ttyS0?speed=9600"),
+            Err(TargetError::Shape(_))
         ));
     }
 }

@@ -10,6 +10,7 @@ use client::dns::{self, DnsBackend};
 use client::network::{DnsMode, Network, SystemNetwork, DEFAULT_TUN_NAME};
 use client::pptp::PptpOptions;
 use client::routes;
+use client::serial::SerialOptions;
 use client::sstp::{self as vpn, ConnectError, SessionEnd, SstpOptions};
 use client::target::{Protocol, Target};
 use client::verify::Trust;
@@ -30,7 +31,9 @@ const IFNAME_MAX: usize = 15;
 pub struct ConnectArgs {
     /// The server: sstp://HOST[:PORT] (port 443 by default) or
     /// pptp://HOST[:PORT] (port 1723; needs root for GRE; MPPE-128 and
-    /// MS-CHAPv2 required; no certificate, so no --ca/--fingerprint).
+    /// MS-CHAPv2 required; no certificate, so no --ca/--fingerprint), or
+    /// serial:///dev/ttyX[?number=ACCESS_NUMBER] (dial-up PPP on a serial
+    /// line; with a number, dialed through the modem first).
     pub target: String,
     /// User name (DOMAIN\user for a Windows server in a domain).
     #[arg(long, short)]
@@ -93,6 +96,14 @@ pub fn run(args: ConnectArgs) -> anyhow::Result<()> {
             }
             None
         }
+        Protocol::Serial => {
+            if args.ca.is_some() || args.fingerprint.is_some() {
+                bail!(
+                    "a serial line has no server certificate: --ca and --fingerprint do not apply"
+                );
+            }
+            None
+        }
     };
     let routes = args
         .routes
@@ -143,6 +154,13 @@ pub fn run(args: ConnectArgs) -> anyhow::Result<()> {
             options.on_up = Some(on_up);
             Dial::Sstp(options)
         }
+        None if target.protocol == Protocol::Serial => {
+            let mut options = SerialOptions::new(target, &args.user, password);
+            options.allow_weak_auth = args.allow_weak_auth;
+            options.ipv6 = !args.no_ipv6;
+            options.on_up = Some(on_up);
+            Dial::Serial(options)
+        }
         None => {
             let mut options = PptpOptions::new(target, &args.user, password);
             options.ipv6 = !args.no_ipv6;
@@ -180,6 +198,7 @@ fn read_password(args: &ConnectArgs) -> anyhow::Result<Zeroizing<String>> {
 enum Dial {
     Sstp(SstpOptions),
     Pptp(PptpOptions),
+    Serial(SerialOptions),
 }
 
 impl Dial {
@@ -187,6 +206,7 @@ impl Dial {
         match self {
             Dial::Sstp(o) => &o.target,
             Dial::Pptp(o) => &o.target,
+            Dial::Serial(o) => &o.target,
         }
     }
 
@@ -194,6 +214,7 @@ impl Dial {
         match self {
             Dial::Sstp(o) => &o.username,
             Dial::Pptp(o) => &o.username,
+            Dial::Serial(o) => &o.username,
         }
     }
 
@@ -205,6 +226,7 @@ impl Dial {
         match self {
             Dial::Sstp(o) => vpn::connect(o, network, stop).await,
             Dial::Pptp(o) => client::pptp::connect(o, network, stop).await,
+            Dial::Serial(o) => client::serial::connect(o, network, stop).await,
         }
     }
 }

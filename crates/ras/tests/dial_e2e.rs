@@ -1,0 +1,674 @@
+//! Dial-up end to end: `ras server` answering a `[dialin]` serial line
+//! (one end of a socat pty pair, with modem emulation) and
+//! `ras connect serial://…?number=…` on the other end, in different
+//! network namespaces so the PPP line is the only path between them.
+//! Then `ras dial PROFILE`: custom actions at every point with macros
+//! expanded, failure paths, monitored programs, Ctrl-C while connecting
+//! (these need neither root nor a server), and dial-up and double-dial
+//! profiles against our own dial-in server (root and socat; skipped with
+//! a message otherwise, failing under RAS_INTEROP_REQUIRED=1).
+
+use std::io::Read;
+use std::net::Ipv4Addr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use interop::netns::{Topology, LAN_HOST};
+
+mod support;
+use support::*;
+#[path = "support/dialup.rs"]
+mod dialup;
+use dialup::*;
+#[path = "support/dial_profiles.rs"]
+mod dial_profiles;
+use dial_profiles::*;
+
+const NUMBER: &str = "5551234";
+
+fn add_user(config: &Path, name: &str, pw: &Path) {
+    let status = Command::new(RAS)
+        .args(["user", "--config"])
+        .arg(config)
+        .args(["add", name, "--password-file"])
+        .arg(pw)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+fn connect_serial(topo: &Topology, line: &Path, number: &str, pw: &Path, tun: &str) -> Client {
+    let child = topo
+        .command("cli1", RAS)
+        .args([
+            "connect",
+            &format!("serial://{}?number={number}", line.display()),
+            "--user",
+            "alice",
+            "--password-file",
+        ])
+        .arg(pw)
+        .args([
+            "--no-dns",
+            "--no-ipv6",
+            "--tun-name",
+            tun,
+            "--route",
+            "172.31.0.0/24",
+        ])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start ras connect");
+    Client {
+        child,
+        tun: tun.to_owned(),
+        role: "cli1",
+    }
+}
+
+#[test]
+fn dial_up_over_a_pty_pair_to_our_dial_in_server() {
+    if !can_run() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let Some(line) = PtyPair::start(dir.path()) else {
+        return;
+    };
+    let topo = Topology::create("dialu").expect("namespaces");
+    let state = dir.path().join("state");
+    let config = dir.path().join("ras.toml");
+    write_dialin_config(&config, &state, "dialu0", &[], &line.server_end, NUMBER);
+    let pw = password_file(dir.path(), "alice", "correct horse battery");
+    add_user(&config, "alice", &pw);
+    let server = Server::start(&topo, &config);
+
+    // A wrong access number: the emulated modem answers NO CARRIER.
+    let wrong = connect_serial(&topo, &line.client_end, "5550000", &pw, "dialu-c0");
+    let (ok, text) = finish(wrong, Duration::from_secs(20));
+    assert!(!ok);
+    assert!(text.contains("NO CARRIER"), "{text}");
+
+    let mut c = connect_serial(&topo, &line.client_end, "555-1234", &pw, "dialu-c1");
+    assert_eq!(
+        wait_address(&topo, &mut c, Duration::from_secs(30)),
+        Some(Ipv4Addr::new(10, 0, 10, 21))
+    );
+    server.expect("dial-in call", Duration::from_secs(5));
+    assert!(
+        ping(&topo, "cli1", LAN_HOST),
+        "ping through the dial-up line"
+    );
+    let (sent, received, secs) = transfer(&topo, "cli1", 2 * 1024 * 1024);
+    assert_eq!(sent, received, "2 MB arrived intact over the line");
+    eprintln!(
+        "2 MB over the pty PPP line in {secs:.2} s ({:.1} Mbit/s)",
+        16.0 / secs
+    );
+    interrupt(&c);
+    let (ok, _) = finish(c, Duration::from_secs(15));
+    assert!(ok, "clean hang-up exits 0");
+    server.expect("dial-in session ended", Duration::from_secs(10));
+    drop(server);
+}
+
+// ---- ras dial ----
+
+fn dial(profile: &Path, extra: &[&str], env: &[(&str, &str)]) -> Child {
+    let pw = profile.join("pw");
+    std::fs::write(&pw, "secret\n").unwrap();
+    let mut cmd = Command::new(RAS);
+    cmd.arg("dial")
+        .arg(profile)
+        .arg("--password-file")
+        .arg(&pw)
+        .args(["--unattended", "--no-dns", "--no-ipv6"])
+        .args(extra)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.spawn().expect("start ras dial")
+}
+
+/// Wait for exit; (success, stdout + stderr).
+fn wait_dial(mut child: Child, within: Duration) -> (bool, String) {
+    let deadline = Instant::now() + within;
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let mut text = String::new();
+            let _ = child.stdout.take().unwrap().read_to_string(&mut text);
+            let _ = child.stderr.take().unwrap().read_to_string(&mut text);
+            panic!("ras dial did not exit:\n{text}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut text = String::new();
+    let _ = child.stdout.take().unwrap().read_to_string(&mut text);
+    let _ = child.stderr.take().unwrap().read_to_string(&mut text);
+    eprintln!("[ras dial] {text}");
+    (status.success(), text)
+}
+
+const DIRECT: &str = "Dialup=0\nDirect=1\nConnectionType=1\nTunnel=0\nUserNamePrefix=CORP\\\nUserNameSuffix=@corp.example\n";
+
+/// Every point a direct connection meets, in order, with the seed's
+/// macros expanded; a shared-library action; the monitored program's exit
+/// ends the connection; then the disconnect actions.
+#[test]
+fn direct_connection_runs_its_action_points_in_order_with_macros() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = write_profile(
+        root.path(),
+        DIRECT,
+        "[Pre-Init Actions]\n0=rec.sh pre-init %ServiceName% \"%ServiceDir%\" %Profile% %Interactive%\n0&Description=Pre-init recorder\n\
+[Pre-Connect Actions]\n0=rec.sh pre-connect %UserName% %UserPrefix% %UserSuffix% %Domain% %InetUserName% %ConnectionType%\n1=rec.sh pre-connect-2 %DialRasEntry% %TunnelRasEntry% %AutoRedial% %ErrorCode% %CurrentFavorite% %NotAMacro%\n\
+[Pre-Dial Actions]\n0=rec.sh pre-dial\n\
+[Pre-Tunnel Actions]\n0=rec.sh pre-tunnel\n\
+[Connect Actions]\n0=rec.sh post-connect %ConnectionType%\n1=cmaction.so Record %ServiceName% %UserName%\n1&Description=Library recorder\n2=rec.sh dial-up-only\n2&Flags=0x0001\n3=rec.sh interactive-only\n3&Flags=0x0100\n\
+[Auto Applications]\n0=rec.sh monitored %ServiceName%\n0&Description=Monitor\n\
+[Disconnect Actions]\n0=rec.sh disconnect %ErrorCode%\n\
+[On-Cancel Actions]\n0=rec.sh on-cancel\n\
+[On-Error Actions]\n0=rec.sh on-error %ErrorCode%\n",
+        "Domain=CORPDOM\n",
+    );
+    if build_action_library(&dir).is_none() {
+        if std::env::var("RAS_INTEROP_REQUIRED").is_ok_and(|v| v == "1") {
+            panic!("gcc is needed to build the test's action library");
+        }
+        eprintln!("SKIPPED: gcc not available for the shared-library action");
+        return;
+    }
+    let child = dial(&dir, &[], &[]);
+    let (ok, text) = wait_dial(child, Duration::from_secs(30));
+    assert!(ok, "{text}");
+    let service_dir = dir.display().to_string();
+    let cmp = dir.join("dialtest.cmp").display().to_string();
+    assert_eq!(
+        record(&dir),
+        vec![
+            format!("pre-init|Dial Test|{service_dir}|{cmp}|0|"),
+            "pre-connect|alice|CORP\\|@corp.example|CORPDOM|alice|1|".to_string(),
+            "pre-connect-2|Dial Test|Dial Test Tunnel|0|NULL|NULL|%NotAMacro%|".to_string(),
+            "post-connect|1|".to_string(),
+            "dll|Dial Test alice|hwnd=NULL|hinst=set|reserved=0|".to_string(),
+            "monitored|Dial Test|".to_string(),
+            "disconnect|NULL|".to_string(),
+        ]
+    );
+    // The three phases are for links; a direct profile without a tunnel
+    // has none, but the actions are announced.
+    assert!(
+        text.contains("Running custom action Library recorder"),
+        "{text}"
+    );
+    assert!(text.contains("the last monitored program exited"), "{text}");
+    let log = std::fs::read_to_string(dir.join("dialtest.log")).unwrap();
+    assert!(
+        log.contains("Running custom action Pre-init recorder"),
+        "{log}"
+    );
+    assert!(!log.contains("secret"), "no password in the log");
+    let status = Command::new(RAS)
+        .args(["dial", "--status"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let status = String::from_utf8_lossy(&status.stdout);
+    assert!(status.contains("disconnected"), "{status}");
+    assert!(
+        status.contains("the last monitored program exited"),
+        "{status}"
+    );
+}
+
+/// A failing pre-connect action ends the attempt with the seed's message;
+/// on-error runs with %ErrorCode%; nothing after it runs.
+#[test]
+fn a_failing_pre_connect_action_ends_the_attempt_and_runs_on_error() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = write_profile(
+        root.path(),
+        DIRECT,
+        "[Pre-Init Actions]\n0=rec.sh pre-init\n[Pre-Connect Actions]\n0=rec.sh pre-connect\n0&Description=Check the VPN client\n\
+[Connect Actions]\n0=rec.sh post-connect\n[Disconnect Actions]\n0=rec.sh disconnect\n\
+[On-Error Actions]\n0=rec.sh on-error %ErrorCode% \"%LastErrorSource%\"\n",
+        "",
+    );
+    let (ok, text) = wait_dial(
+        dial(&dir, &[], &[("RC_pre_connect", "3")]),
+        Duration::from_secs(30),
+    );
+    assert!(!ok);
+    assert!(text.contains("Check the VPN client failed 3"), "{text}");
+    assert_eq!(
+        record(&dir),
+        vec![
+            "pre-init|",
+            "pre-connect|",
+            "on-error|3|custom action Check the VPN client|"
+        ]
+    );
+}
+
+/// Failing pre-init and post-connect actions, and a library returning a
+/// negative HRESULT, end the attempt too.
+#[test]
+fn pre_init_post_connect_and_library_failures_end_the_attempt() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = write_profile(
+        root.path(),
+        DIRECT,
+        "[Pre-Init Actions]\n0=rec.sh pre-init\n[Pre-Connect Actions]\n0=rec.sh pre-connect\n\
+[Connect Actions]\n0=rec.sh post-connect\n0&Description=Register\n\
+[Disconnect Actions]\n0=rec.sh disconnect\n[On-Error Actions]\n0=rec.sh on-error %ErrorCode%\n",
+        "",
+    );
+    let (ok, text) = wait_dial(
+        dial(&dir, &[], &[("RC_pre_init", "9")]),
+        Duration::from_secs(30),
+    );
+    assert!(!ok && text.contains("failed 9"), "{text}");
+    assert_eq!(points(&dir), vec!["pre-init", "on-error"]);
+
+    std::fs::remove_file(dir.join("record.txt")).unwrap();
+    let (ok, text) = wait_dial(
+        dial(&dir, &[], &[("RC_post_connect", "5")]),
+        Duration::from_secs(30),
+    );
+    assert!(!ok && text.contains("Register failed 5"), "{text}");
+    assert_eq!(
+        record(&dir),
+        vec!["pre-init|", "pre-connect|", "post-connect|", "on-error|5|"]
+    );
+
+    if build_action_library(&dir).is_none() {
+        eprintln!("SKIPPED (library part): gcc not available");
+        return;
+    }
+    let root2 = tempfile::tempdir().unwrap();
+    let dir2 = write_profile(
+        root2.path(),
+        DIRECT,
+        "[Pre-Connect Actions]\n0=cmaction.so Fail x\n0&Description=Library check\n\
+[On-Error Actions]\n0=rec.sh on-error %ErrorCode%\n",
+        "",
+    );
+    std::fs::copy(dir.join("cmaction.so"), dir2.join("cmaction.so")).unwrap();
+    let (ok, text) = wait_dial(dial(&dir2, &[], &[]), Duration::from_secs(30));
+    assert!(!ok);
+    // E_FAIL, 0x80004005, as a signed HRESULT.
+    assert!(text.contains("Library check failed -2147467259"), "{text}");
+    assert_eq!(record(&dir2), vec!["on-error|-2147467259|"]);
+}
+
+/// A VPN server that refuses: pre-tunnel runs once per attempt with
+/// %AutoRedial% 0 then 1 (RedialCount=1), then on-error with 800.
+#[test]
+fn redial_then_on_error_when_the_vpn_server_refuses() {
+    let root = tempfile::tempdir().unwrap();
+    // A port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = write_profile(
+        root.path(),
+        &format!("Dialup=0\nDirect=1\nConnectionType=1\nTunnel=1\nTunnelAddress=127.0.0.1:{port}\nTunnelDUN=T\nRedialCount=1\nRedialDelay=0\n[Networking&T]\nVpnStrategy=5\n"),
+        "[Pre-Tunnel Actions]\n0=rec.sh pre-tunnel %TunnelServerAddress% %AutoRedial%\n\
+[Connect Actions]\n0=rec.sh post-connect\n[On-Cancel Actions]\n0=rec.sh on-cancel\n\
+[On-Error Actions]\n0=rec.sh on-error %ErrorCode% %LastErrorSource%\n",
+        "",
+    );
+    let fp = "00".repeat(32);
+    let (ok, text) = wait_dial(
+        dial(&dir, &["--fingerprint", &fp], &[]),
+        Duration::from_secs(60),
+    );
+    assert!(!ok);
+    assert!(text.contains("Connecting"), "{text}");
+    assert_eq!(
+        record(&dir),
+        vec![
+            "pre-tunnel|127.0.0.1|0|".to_string(),
+            "pre-tunnel|127.0.0.1|1|".to_string(),
+            "on-error|800|tunnel|".to_string(),
+        ]
+    );
+}
+
+/// Ctrl-C while the tunnel is being set up (a server that accepts TCP and
+/// never answers TLS): on-cancel runs, not on-error or disconnect.
+#[test]
+fn ctrl_c_while_connecting_runs_on_cancel() {
+    let root = tempfile::tempdir().unwrap();
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let dir = write_profile(
+        root.path(),
+        &format!("Dialup=0\nDirect=1\nConnectionType=1\nTunnel=1\nTunnelAddress=127.0.0.1:{port}\nTunnelDUN=T\nRedialCount=0\n[Networking&T]\nVpnStrategy=5\n"),
+        "[Pre-Tunnel Actions]\n0=rec.sh pre-tunnel\n[Connect Actions]\n0=rec.sh post-connect\n\
+[Disconnect Actions]\n0=rec.sh disconnect\n[On-Cancel Actions]\n0=rec.sh on-cancel %ErrorCode%\n\
+[On-Error Actions]\n0=rec.sh on-error\n",
+        "",
+    );
+    let fp = "00".repeat(32);
+    let child = dial(&dir, &["--fingerprint", &fp], &[]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !points(&dir).contains(&"pre-tunnel".to_string()) {
+        assert!(Instant::now() < deadline, "pre-tunnel never ran");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let status = Command::new(RAS)
+        .args(["dial", "--status"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let status = String::from_utf8_lossy(&status.stdout);
+    assert!(status.contains("connecting"), "{status}");
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let (ok, text) = wait_dial(child, Duration::from_secs(20));
+    assert!(ok, "a cancel is not an error: {text}");
+    assert!(text.contains("Cancelled"), "{text}");
+    assert_eq!(record(&dir), vec!["pre-tunnel|", "on-cancel|631|"]);
+    drop(silent);
+}
+
+/// `ras dial` in the client namespace, for the root tests.
+fn dial_in_ns(topo: &Topology, profile: &Path, extra: &[&str], tun: &str) -> Client {
+    let pw = profile.join("pw");
+    std::fs::write(&pw, "correct horse battery\n").unwrap();
+    let child = topo
+        .command("cli1", RAS)
+        .arg("dial")
+        .arg(profile)
+        .arg("--password-file")
+        .arg(&pw)
+        .args(["--unattended", "--no-dns", "--no-ipv6"])
+        .args(extra)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start ras dial");
+    Client {
+        child,
+        tun: tun.to_owned(),
+        role: "cli1",
+    }
+}
+
+fn dial_status(profile: &Path) -> String {
+    let out = Command::new(RAS)
+        .args(["dial", "--status"])
+        .arg(profile)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A dial-up profile: the access number comes from its phone book, the
+/// device from the .cmp; pre-dial sees %PopName%; ping through the line;
+/// `ras dial --status` and `--disconnect`; disconnect actions run.
+#[test]
+fn ras_dial_dial_up_profile_over_a_pty_to_our_server() {
+    if !can_run() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let Some(line) = PtyPair::start(dir.path()) else {
+        return;
+    };
+    let topo = Topology::create("dialp").expect("namespaces");
+    let state = dir.path().join("state");
+    let config = dir.path().join("ras.toml");
+    write_dialin_config(&config, &state, "dialp0", &[], &line.server_end, NUMBER);
+    let pw = password_file(dir.path(), "alice", "correct horse battery");
+    add_user(&config, "alice", &pw);
+    let server = Server::start(&topo, &config);
+
+    let profile = write_profile(
+        dir.path(),
+        "Dialup=1\nDirect=0\nConnectionType=0\nTunnel=0\nDUN=Dial Test ISP\n\n[ISP]\nPBFile=dialtest.pbk\n",
+        "[Pre-Dial Actions]\n0=rec.sh pre-dial \"%PopName%\" \"%DialRasEntry%\" %ConnectionType% %AutoRedial%\n\
+[Pre-Tunnel Actions]\n0=rec.sh pre-tunnel\n\
+[Connect Actions]\n0=rec.sh post-connect %ClientIPAddress% %ServerIPAddress%\n\
+[Disconnect Actions]\n0=rec.sh disconnect %ErrorCode%\n[On-Error Actions]\n0=rec.sh on-error %ErrorCode%\n",
+        &format!("Device={}\n", line.client_end.display()),
+    );
+    // MS-CPSP §2.1: index, country, region, name, area code, access number,
+    // min and max speed, reserved, flags, DUN name.
+    std::fs::write(
+        profile.join("dialtest.pbk"),
+        "1,1,0,Redmond Test,,555-1234,9600,56000,0,0,\n",
+    )
+    .unwrap();
+    let mut c = dial_in_ns(
+        &topo,
+        &profile,
+        &["--route", "172.31.0.0/24", "--dial-tun", "dialp-c1"],
+        "dialp-c1",
+    );
+    assert_eq!(
+        wait_address(&topo, &mut c, Duration::from_secs(30)),
+        Some(Ipv4Addr::new(10, 0, 10, 21))
+    );
+    server.expect("dial-in call", Duration::from_secs(5));
+    assert!(
+        ping(&topo, "cli1", LAN_HOST),
+        "ping through the dial-up line"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !points(&profile).contains(&"post-connect".to_string()) {
+        assert!(Instant::now() < deadline, "post-connect never ran");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let status = dial_status(&profile);
+    assert!(status.contains("connected since"), "{status}");
+    assert!(
+        status.contains("10.0.10.21 (server 10.0.10.20)"),
+        "{status}"
+    );
+    let out = Command::new(RAS)
+        .args(["dial", "--disconnect"])
+        .arg(&profile)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (ok, text) = finish(c, Duration::from_secs(20));
+    assert!(ok, "{text}");
+    for phase in [
+        "Connecting",
+        "Verifying user name and password",
+        "Registering your computer on the network",
+        "Connected",
+        "Disconnected",
+    ] {
+        assert!(text.contains(phase), "{phase} missing: {text}");
+    }
+    assert_eq!(
+        record(&profile),
+        vec![
+            "pre-dial|Redmond Test|Dial Test ISP|0|0|",
+            "post-connect|10.0.10.21|10.0.10.20|",
+            "disconnect|NULL|",
+        ]
+    );
+    server.expect("dial-in session ended", Duration::from_secs(10));
+    // The logon values are kept in the .cmp for the next run.
+    let cmp = std::fs::read_to_string(profile.join("dialtest.cmp")).unwrap();
+    assert!(
+        cmp.contains("UserName=alice") && cmp.contains("ConnectionType=0"),
+        "{cmp}"
+    );
+    drop(server);
+}
+
+/// Double-dial: the dial-up line first, then SSTP to the server through
+/// it, pre-tunnel with %TunnelServerAddress%; ping through the tunnel;
+/// the server hanging up the line drops the connection and the
+/// disconnect actions still run.
+#[test]
+fn ras_dial_double_dial_then_sstp_through_the_line() {
+    if !can_run() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let Some(line) = PtyPair::start(dir.path()) else {
+        return;
+    };
+    let topo = Topology::create("diald").expect("namespaces");
+    let state = dir.path().join("state");
+    let config = dir.path().join("ras.toml");
+    // SSTP only on the server's address towards the intranet: reachable
+    // from the client through the dial-up link, nowhere else.
+    write_dialin_config(
+        &config,
+        &state,
+        "diald0",
+        &["172.31.0.1:443"],
+        &line.server_end,
+        NUMBER,
+    );
+    let pw = password_file(dir.path(), "alice", "correct horse battery");
+    add_user(&config, "alice", &pw);
+    let mut server = Server::start(&topo, &config);
+    let fingerprint = server.fingerprint.clone();
+
+    let profile = write_profile(
+        dir.path(),
+        "Dialup=1\nDirect=0\nConnectionType=2\nTunnel=1\nTunnelAddress=172.31.0.1\nTunnelDUN=T\nRedialCount=0\n\n[Networking&T]\nVpnStrategy=5\n",
+        "[Pre-Dial Actions]\n0=rec.sh pre-dial %ConnectionType%\n\
+[Pre-Tunnel Actions]\n0=rec.sh pre-tunnel %TunnelServerAddress%\n\
+[Connect Actions]\n0=rec.sh post-connect %ClientIPAddress% %ServerIPAddress%\n\
+[Disconnect Actions]\n0=rec.sh disconnect %ErrorCode%\n[On-Error Actions]\n0=rec.sh on-error %ErrorCode%\n",
+        &format!("Device={}\nPhoneNumber0={NUMBER}\n", line.client_end.display()),
+    );
+    let mut c = dial_in_ns(
+        &topo,
+        &profile,
+        &[
+            "--fingerprint",
+            &fingerprint,
+            "--route",
+            "172.31.0.2/32",
+            "--dial-tun",
+            "diald-d",
+            "--vpn-tun",
+            "diald-v",
+        ],
+        "diald-v",
+    );
+    assert_eq!(
+        wait_address(&topo, &mut c, Duration::from_secs(40)),
+        Some(Ipv4Addr::new(10, 0, 10, 22)),
+        "the tunnel's address (the line has .21)"
+    );
+    assert!(
+        ping(&topo, "cli1", LAN_HOST),
+        "ping through SSTP through the line"
+    );
+    let (sent, received, secs) = transfer(&topo, "cli1", 1024 * 1024);
+    assert_eq!(sent, received);
+    eprintln!(
+        "1 MB through SSTP over the pty line in {secs:.2} s ({:.1} Mbit/s)",
+        8.0 / secs
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !points(&profile).contains(&"post-connect".to_string()) {
+        assert!(Instant::now() < deadline, "post-connect never ran");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The server goes away: the line and the tunnel drop.
+    let _ = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status();
+    let _ = server.child.wait();
+    let (ok, text) = finish(c, Duration::from_secs(60));
+    assert!(ok, "{text}");
+    assert!(text.contains("the connection dropped"), "{text}");
+    assert_eq!(
+        record(&profile),
+        vec![
+            "pre-dial|2|",
+            "pre-tunnel|172.31.0.1|",
+            "post-connect|10.0.10.22|10.0.10.20|",
+            "disconnect|619|",
+        ]
+    );
+    drop(server);
+}
+
+/// The built-in phone-book update runs first after connecting: it asks
+/// the profile's PBURL for the profile's phone book and version (the
+/// seed's query); a service that fails does not end the connection.
+#[test]
+fn the_phone_book_update_asks_the_service_first_after_connecting() {
+    use std::io::Write;
+    let root = tempfile::tempdir().unwrap();
+    let service = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = service.local_addr().unwrap().port();
+    let dir = write_profile(
+        root.path(),
+        &format!(
+            "Dialup=0\nDirect=1\nConnectionType=1\nTunnel=0\nVersion=7\n\n[ISP]\nPBFile=dialtest.pbk\nPBURL=http://127.0.0.1:{port}/pbserver/pbserver.dll\n"
+        ),
+        "[Connect Actions]\n0=rec.sh post-connect\n[Auto Applications]\n0=rec.sh monitored\n\
+[Disconnect Actions]\n0=rec.sh disconnect\n",
+        "",
+    );
+    std::fs::write(
+        dir.join("dialtest.pbk"),
+        "1,1,0,Test,,5551234,9600,56000,0,0,\n",
+    )
+    .unwrap();
+    let answer = std::thread::spawn(move || {
+        let (mut s, _) = service.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut buf = vec![0u8; 4096];
+        let mut got = Vec::new();
+        while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = s.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+        let _ = s.write_all(
+            b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        );
+        String::from_utf8_lossy(&got).into_owned()
+    });
+    let (ok, text) = wait_dial(dial(&dir, &[], &[]), Duration::from_secs(30));
+    assert!(ok, "{text}");
+    let request = answer.join().unwrap();
+    let first = request.lines().next().unwrap_or("");
+    assert!(
+        first.starts_with("GET /pbserver/pbserver.dll?") && first.contains("&pbver=7&pb=dialtest"),
+        "{request}"
+    );
+    assert!(text.contains("phone-book update failed"), "{text}");
+    assert_eq!(
+        points(&dir),
+        vec!["post-connect", "monitored", "disconnect"]
+    );
+}

@@ -1,0 +1,486 @@
+//! One PPP session over an asynchronous serial byte stream (a tty, a pty,
+//! a modem after CONNECT): RFC 1662 HDLC-like framing of
+//! [`ppp::hdlc`] around a [`ppp::link::Link`], in either role.
+//!
+//! The loop reads octets, cuts them into frames, hands frames to the link
+//! and IP packets to the sink; link output and IP packets from the hooks'
+//! queue are framed and written. The transmit ACCM follows what LCP
+//! negotiated (RFC 1662 §7.1); LCP itself always goes out with the default
+//! map (RFC 1661 §5, done by the encoder).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use ppp::hdlc::{HdlcDecoder, HdlcEncoder, DEFAULT_ACCM};
+use ppp::link::{Inbound, Link, LinkConfig, LinkEvent, Phase};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{mpsc, watch};
+
+use crate::hooks::{AuthAnswer, PacketSink, SessionHooks, SessionInfo};
+use crate::session::{Outcome, SessionStats};
+
+/// Stop taking IP packets while this much waits to be written: a serial
+/// line is slow, and a full buffer only adds latency.
+const WRITE_HIGH_WATER: usize = 64 * 1024;
+/// A peer (or line) that makes us queue this much is gone.
+const WRITE_LIMIT: usize = 1024 * 1024;
+const READ_BUFFER: usize = 4096;
+/// After the link is down, how long the last frames (Terminate-Ack) may
+/// take to be written before the line is dropped.
+const LINGER: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Which side of the line we are.
+#[derive(Debug, Clone)]
+pub struct SerialSessionConfig {
+    /// The PPP settings (server role with an authenticator, or client
+    /// role with credentials).
+    pub link: LinkConfig,
+    /// Server role: ask `hooks.network` for the session's addresses
+    /// after authentication.
+    pub assigns_network: bool,
+}
+
+/// Results of hooks running in their own tasks.
+enum HookResult {
+    Auth(AuthAnswer),
+    Network(Result<ppp::link::NetworkSettings, String>),
+    Up(Result<mpsc::Receiver<Bytes>, String>),
+}
+
+struct Driver {
+    link: Link,
+    encoder: HdlcEncoder,
+    decoder: HdlcDecoder,
+    hooks: Arc<dyn SessionHooks>,
+    sink: Arc<dyn PacketSink>,
+    info: SessionInfo,
+    assigns_network: bool,
+    hook_tx: mpsc::UnboundedSender<HookResult>,
+    outbound: Option<mpsc::Receiver<Bytes>>,
+    wbuf: Vec<u8>,
+    frame: Vec<u8>,
+    scratch: Vec<u8>,
+    network_hooked: bool,
+    was_up: bool,
+    down: bool,
+    reason: Option<String>,
+    stats: SessionStats,
+    /// The owner's live view, once the network phase started.
+    live: Option<Arc<crate::live::LiveSession>>,
+    /// What `live` has been told so far.
+    reported: SessionStats,
+}
+
+/// Run one PPP session over `stream` until the link goes down, the stream
+/// ends, or `shutdown` turns true (then LCP Terminate-Request is sent).
+/// The line is assumed connected (carrier up) when this is called;
+/// `initial` holds octets that already arrived (after a modem's CONNECT).
+pub async fn run<S>(
+    stream: S,
+    initial: &[u8],
+    config: SerialSessionConfig,
+    hooks: Arc<dyn SessionHooks>,
+    sink: Arc<dyn PacketSink>,
+    info: SessionInfo,
+    mut shutdown: watch::Receiver<bool>,
+) -> Outcome
+where
+    S: AsyncRead + AsyncWrite + Send,
+{
+    let (mut rd, mut wr) = tokio::io::split(stream);
+    let (hook_tx, mut hook_rx) = mpsc::unbounded_channel();
+    let mut d = Driver {
+        link: Link::new(config.link),
+        encoder: HdlcEncoder::new(),
+        decoder: HdlcDecoder::new(),
+        hooks,
+        sink,
+        info,
+        assigns_network: config.assigns_network,
+        hook_tx,
+        outbound: None,
+        wbuf: Vec::new(),
+        frame: Vec::new(),
+        scratch: Vec::new(),
+        network_hooked: false,
+        was_up: false,
+        down: false,
+        reason: None,
+        stats: SessionStats::default(),
+        live: None,
+        reported: SessionStats::default(),
+    };
+    let mut rbuf = vec![0u8; READ_BUFFER];
+    let mut stop_seen = false;
+    let mut linger_until: Option<tokio::time::Instant> = None;
+    d.link.lower_up(Instant::now());
+    d.receive(initial);
+    loop {
+        d.process();
+        d.sink.flush();
+        if let Some(live) = &d.live {
+            live.add(&mut d.reported, &d.stats);
+        }
+        if d.wbuf.len() > WRITE_LIMIT {
+            d.reason
+                .get_or_insert_with(|| "the line does not drain".into());
+            break;
+        }
+        if d.down {
+            if d.wbuf.is_empty() {
+                break;
+            }
+            let until = *linger_until.get_or_insert_with(|| tokio::time::Instant::now() + LINGER);
+            if tokio::time::Instant::now() >= until {
+                break;
+            }
+        }
+        let deadline = d.link.poll_timeout();
+        let sleep = async {
+            match deadline {
+                Some(t) => tokio::time::sleep_until(tokio::time::Instant::from_std(t)).await,
+                None => std::future::pending().await,
+            }
+        };
+        let linger = async {
+            match linger_until {
+                Some(t) => tokio::time::sleep_until(t).await,
+                None => std::future::pending().await,
+            }
+        };
+        let can_take = d.outbound.is_some() && d.wbuf.len() < WRITE_HIGH_WATER;
+        let live = d.live.clone();
+        let stop_requested = async {
+            match &live {
+                Some(l) => l.stopped().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            r = rd.read(&mut rbuf), if !d.down => match r {
+                Ok(0) | Err(_) => {
+                    d.reason.get_or_insert_with(|| "the line closed (carrier lost)".into());
+                    d.link.lower_down(Instant::now());
+                    d.wbuf.clear();
+                    d.process();
+                    break;
+                }
+                Ok(n) => {
+                    d.stats.bytes_in += n as u64;
+                    d.receive(&rbuf[..n]);
+                }
+            },
+            w = wr.write(&d.wbuf), if !d.wbuf.is_empty() => match w {
+                Ok(0) | Err(_) => {
+                    d.reason.get_or_insert_with(|| "write to the line failed".into());
+                    d.link.lower_down(Instant::now());
+                    d.wbuf.clear();
+                    d.process();
+                    break;
+                }
+                Ok(n) => {
+                    d.stats.bytes_out += n as u64;
+                    d.wbuf.drain(..n);
+                }
+            },
+            p = recv(&mut d.outbound), if can_take => match p {
+                Some(packet) => {
+                    d.send_ip(&packet);
+                    for _ in 1..64 {
+                        let Some(rx) = d.outbound.as_mut() else { break };
+                        match rx.try_recv() {
+                            Ok(packet) => d.send_ip(&packet),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                None => d.outbound = None,
+            },
+            Some(h) = hook_rx.recv() => d.apply_hook(h),
+            _ = sleep => d.link.handle_timeout(Instant::now()),
+            _ = linger => break,
+            _ = shutdown.changed() => {
+                let text = if d.assigns_network { "server shutting down" } else { "user disconnected" };
+                d.reason.get_or_insert_with(|| text.into());
+                d.link.close(Instant::now(), text);
+            }
+            _ = stop_requested, if !stop_seen => {
+                stop_seen = true;
+                let text = live.as_ref().and_then(|l| l.stop_reason()).unwrap_or_else(|| "stopped".into());
+                tracing::info!(session = d.info.id, "ending the session: {text}");
+                d.reason.get_or_insert_with(|| text.clone());
+                d.link.close(Instant::now(), &text);
+            }
+        }
+    }
+    if let Some(live) = &d.live {
+        live.add(&mut d.reported, &d.stats);
+    }
+    let _ = wr.flush().await;
+    if d.network_hooked {
+        d.hooks.down(&d.info);
+    }
+    Outcome {
+        reason: d.reason.unwrap_or_else(|| "closed".into()),
+        stats: d.stats,
+        was_up: d.was_up,
+    }
+}
+
+impl Driver {
+    /// Octets from the line: frames one by one, so that a receive ACCM
+    /// change made by one frame (LCP opening) applies to the next.
+    fn receive(&mut self, data: &[u8]) {
+        self.decoder.push(data);
+        while let Some(frame) = self.decoder.next_frame() {
+            self.scratch.clear();
+            self.scratch.extend_from_slice(frame);
+            match self.link.handle_frame(Instant::now(), &mut self.scratch) {
+                Inbound::Ipv4(p) | Inbound::Ipv6(p) => {
+                    self.stats.packets_in += 1;
+                    self.stats.ip_bytes_in += p.len() as u64;
+                    self.sink.send(p);
+                }
+                Inbound::Nothing => {}
+            }
+            self.follow_lcp();
+        }
+    }
+
+    /// RFC 1662 §7.1: once LCP is open, the maps it negotiated apply to
+    /// everything but LCP; before, and after the link is down, the default.
+    fn follow_lcp(&mut self) {
+        let opened = matches!(
+            self.link.phase(),
+            Phase::Authenticate | Phase::Callback | Phase::Network
+        );
+        let (tx, rx) = if opened {
+            let n = self.link.lcp();
+            (n.tx_accm, n.rx_accm)
+        } else {
+            (DEFAULT_ACCM, DEFAULT_ACCM)
+        };
+        if self.encoder.accm() != tx {
+            self.encoder.set_accm(tx);
+        }
+        if self.decoder.config().rx_accm != rx {
+            self.decoder.set_rx_accm(rx);
+        }
+    }
+
+    fn send_ip(&mut self, packet: &[u8]) {
+        self.frame.clear();
+        match self.link.send_ip(packet, &mut self.frame) {
+            Ok(()) => {
+                self.encoder.encode_frame(&self.frame, &mut self.wbuf);
+                self.stats.packets_out += 1;
+                self.stats.ip_bytes_out += packet.len() as u64;
+            }
+            Err(_) => self.stats.dropped_out += 1,
+        }
+    }
+
+    /// Link output into the write buffer; link events to the hooks.
+    fn process(&mut self) {
+        for _ in 0..16 {
+            let mut busy = false;
+            while let Some(frame) = self.link.poll_transmit() {
+                busy = true;
+                self.encoder.encode_frame(&frame, &mut self.wbuf);
+            }
+            while let Some(event) = self.link.poll_event() {
+                busy = true;
+                self.on_link_event(event);
+            }
+            self.follow_lcp();
+            if !busy {
+                break;
+            }
+        }
+    }
+
+    fn spawn_hook(&self, fut: crate::hooks::BoxFuture<HookResult>) {
+        let tx = self.hook_tx.clone();
+        tokio::spawn(async move {
+            let _ = tx.send(fut.await);
+        });
+    }
+
+    fn on_link_event(&mut self, event: LinkEvent) {
+        let id = self.info.id;
+        match event {
+            LinkEvent::AuthRequest(request) => {
+                tracing::debug!(session = id, user = %request.username, method = ?request.method, "checking credentials");
+                let fut = self.hooks.authenticate(&self.info, request);
+                self.spawn_hook(Box::pin(async move { HookResult::Auth(fut.await) }));
+            }
+            LinkEvent::Authenticated { username, protocol } => {
+                tracing::info!(session = id, user = %username, ?protocol, "authenticated");
+                self.info.user = Some(username);
+                if self.assigns_network {
+                    self.network_hooked = true;
+                    let fut = self.hooks.network(&self.info);
+                    self.spawn_hook(Box::pin(async move { HookResult::Network(fut.await) }));
+                }
+            }
+            LinkEvent::Up(up) => {
+                self.was_up = true;
+                tracing::info!(session = id, ipv4 = ?up.ipv4.as_ref().map(|v| v.peer), "PPP link up on the serial line");
+                let fut = self.hooks.up(&self.info, &up);
+                self.spawn_hook(Box::pin(async move { HookResult::Up(fut.await) }));
+            }
+            LinkEvent::Down(reason) => {
+                tracing::info!(session = id, "PPP link down: {reason}");
+                self.reason.get_or_insert_with(|| reason.to_string());
+                self.outbound = None;
+                self.down = true;
+            }
+            LinkEvent::AuthRetryAllowed(f) => {
+                tracing::info!(
+                    session = id,
+                    "server refused the password ({}), retry allowed",
+                    f.rejection.code()
+                );
+                // Nobody to ask for another password: fail with the code.
+                self.link.decline_auth_retry(Instant::now());
+            }
+            LinkEvent::PeerIdentification(text) => {
+                tracing::debug!(session = id, "peer identifies as {text:?}")
+            }
+            LinkEvent::TimeRemaining(s) => tracing::info!(session = id, "session ends in {s} s"),
+        }
+    }
+
+    fn apply_hook(&mut self, result: HookResult) {
+        let now = Instant::now();
+        match result {
+            HookResult::Auth(answer) => match answer {
+                AuthAnswer::Secret(secret) => self.link.provide_secret(now, secret),
+                AuthAnswer::Reject(rejection, message) => {
+                    self.link.reject_auth(now, rejection, &message)
+                }
+                AuthAnswer::Accept(accept) => self.link.accept_external(now, accept),
+                AuthAnswer::EapChallenge(message) => self.link.eap_challenge(now, message),
+            },
+            HookResult::Network(Ok(settings)) => {
+                self.live = self.hooks.live(&self.info);
+                self.link.start_network(now, settings)
+            }
+            HookResult::Network(Err(why)) => {
+                tracing::info!(session = self.info.id, "refused: {why}");
+                self.reason.get_or_insert_with(|| why.clone());
+                self.link.close(now, &why);
+            }
+            HookResult::Up(Ok(rx)) => self.outbound = Some(rx),
+            HookResult::Up(Err(why)) => {
+                self.reason.get_or_insert_with(|| why.clone());
+                self.link.close(now, &why);
+            }
+        }
+    }
+}
+
+async fn recv(rx: &mut Option<mpsc::Receiver<Bytes>>) -> Option<Bytes> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Why a modem exchange did not reach CONNECT.
+#[derive(Debug, thiserror::Error)]
+pub enum DialError {
+    #[error("the modem answered {0}")]
+    Refused(String),
+    #[error("no CONNECT within {0:?}")]
+    Timeout(std::time::Duration),
+    #[error("the line closed before CONNECT")]
+    Closed,
+    #[error("serial line: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("stopped")]
+    Stopped,
+}
+
+/// Dialer side: `AT`, `ATDT<number>`, wait for CONNECT. Returns the octets
+/// that followed CONNECT (the start of PPP).
+pub async fn dial<S>(
+    stream: &mut S,
+    number: &str,
+    limit: std::time::Duration,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<Vec<u8>, DialError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    use crate::modem::{DialState, ModemDialer};
+    let mut dialer = ModemDialer::new(number);
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut buf = [0u8; 512];
+    loop {
+        if let Some(out) = dialer.poll_transmit() {
+            stream.write_all(&out).await?;
+        }
+        tokio::select! {
+            r = stream.read(&mut buf) => {
+                let n = r?;
+                if n == 0 {
+                    return Err(DialError::Closed);
+                }
+                let used = dialer.handle_input(&buf[..n]);
+                match dialer.state() {
+                    DialState::Connected(speed) => {
+                        tracing::info!("modem: CONNECT {speed}");
+                        return Ok(buf[used..n].to_vec());
+                    }
+                    DialState::Failed(text) => return Err(DialError::Refused(text.clone())),
+                    _ => {}
+                }
+            }
+            _ = tokio::time::sleep_until(deadline) => return Err(DialError::Timeout(limit)),
+            _ = shutdown.changed() => return Err(DialError::Stopped),
+        }
+    }
+}
+
+/// Answering side: reply to AT commands until a dial command we answer.
+/// Returns the dialed number and the octets after its command line.
+/// Waits as long as it takes (a line may stay idle until someone calls),
+/// until `shutdown`.
+pub async fn answer<S>(
+    stream: &mut S,
+    modem: &mut crate::modem::ModemAnswer,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<(String, Vec<u8>), DialError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    use crate::modem::AnswerEvent;
+    let mut buf = [0u8; 512];
+    loop {
+        tokio::select! {
+            r = stream.read(&mut buf) => {
+                let n = r?;
+                if n == 0 {
+                    return Err(DialError::Closed);
+                }
+                let used = modem.handle_input(&buf[..n]);
+                if let Some(out) = modem.poll_transmit() {
+                    stream.write_all(&out).await?;
+                }
+                while let Some(event) = modem.poll_event() {
+                    match event {
+                        AnswerEvent::Connected { number } => {
+                            return Ok((number, buf[used..n].to_vec()))
+                        }
+                        AnswerEvent::Refused { number } => {
+                            tracing::info!("modem: refused a call to {number:?}")
+                        }
+                    }
+                }
+            }
+            _ = shutdown.changed() => return Err(DialError::Stopped),
+        }
+    }
+}
