@@ -27,6 +27,13 @@ use thiserror::Error;
 use crate::gre::{self, GreError};
 use crate::window::{ReceiveParams, ReceiveStats, ReceiveWindow, SendStats, SendWindow};
 
+/// Buffers kept for reuse by [`GreSession::recycle`]: enough for a batch
+/// of datagrams, so a busy call allocates nothing per packet.
+const SPARE_LIMIT: usize = 64;
+/// Larger buffers are freed rather than kept: spares stay a few hundred
+/// KiB per call at most, whatever the peer sent.
+const SPARE_MAX_CAPACITY: usize = 4096;
+
 /// Configuration of a GRE data channel.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GreConfig {
@@ -120,6 +127,8 @@ pub struct GreSession {
     recv: ReceiveWindow,
     send_queue: VecDeque<Vec<u8>>,
     transmit: VecDeque<Vec<u8>>,
+    /// Written datagrams given back, reused for the next ones.
+    spare: Vec<Vec<u8>>,
     last_ack_sent: Option<u32>,
     ack_pending_since: Option<Instant>,
     unacked: u32,
@@ -156,6 +165,7 @@ impl GreSession {
             recv,
             send_queue: VecDeque::new(),
             transmit: VecDeque::new(),
+            spare: Vec::new(),
             last_ack_sent: None,
             ack_pending_since: None,
             unacked: 0,
@@ -284,6 +294,17 @@ impl GreSession {
         self.transmit.pop_front()
     }
 
+    /// Gives back a buffer (a datagram from [`poll_transmit`](Self::poll_transmit)
+    /// once written, or a payload from [`poll_received`](Self::poll_received)
+    /// once used) so that the next datagram reuses its allocation. At most
+    /// a batch's worth is kept.
+    pub fn recycle(&mut self, mut buffer: Vec<u8>) {
+        if self.spare.len() < SPARE_LIMIT && buffer.capacity() <= SPARE_MAX_CAPACITY {
+            buffer.clear();
+            self.spare.push(buffer);
+        }
+    }
+
     /// The earliest deadline of the ack timer, the reorder time-out and the
     /// acknowledgment time-out.
     pub fn poll_timeout(&self) -> Option<Instant> {
@@ -325,7 +346,7 @@ impl GreSession {
         if ack.is_some() {
             self.acks_piggybacked += 1;
         }
-        let mut out = Vec::new();
+        let mut out = self.spare.pop().unwrap_or_default();
         // The length was checked against u16 and a sequence number is given,
         // so encoding cannot fail.
         if gre::encode(self.peer_call_id, Some(seq), ack, payload, &mut out).is_ok() {
@@ -340,7 +361,7 @@ impl GreSession {
         let Some(ack) = self.take_ack() else {
             return;
         };
-        let mut out = Vec::with_capacity(gre::BASE_HEADER_LEN + 4);
+        let mut out = self.spare.pop().unwrap_or_default();
         if gre::encode(self.peer_call_id, None, Some(ack), &[], &mut out).is_ok() {
             self.ack_only_sent += 1;
             self.transmit.push_back(out);

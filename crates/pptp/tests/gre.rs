@@ -455,3 +455,49 @@ fn two_sessions_talk() {
     assert_eq!(a.stats().send.sent, 1000);
     assert!(a.send_window().in_flight() < 64);
 }
+
+#[test]
+fn recycled_buffers_are_reused_and_cleared() {
+    let now = Instant::now();
+    let mut s = session();
+    s.send(now, b"first payload, longer than the second")
+        .unwrap();
+    let first = s.poll_transmit().unwrap();
+    let mut expected = Vec::new();
+    gre::encode(
+        s.peer_call_id(),
+        Some(0),
+        None,
+        b"first payload, longer than the second",
+        &mut expected,
+    )
+    .unwrap();
+    assert_eq!(first, expected);
+    let allocation = first.as_ptr();
+    s.recycle(first);
+    // The next datagram lands in the same allocation, with nothing of the
+    // old one left over.
+    s.send(now, b"second").unwrap();
+    let second = s.poll_transmit().unwrap();
+    assert_eq!(second.as_ptr(), allocation);
+    let mut expected = Vec::new();
+    gre::encode(s.peer_call_id(), Some(1), None, b"second", &mut expected).unwrap();
+    assert_eq!(second, expected);
+    // Only a batch's worth is kept: the rest is freed, not hoarded.
+    let config = GreConfig {
+        enforce_peer_window: false,
+        ..GreConfig::default()
+    };
+    let mut s = GreSession::new(config, 10, 20, 4);
+    for _ in 0..1000 {
+        s.recycle(Vec::with_capacity(2048));
+    }
+    let sent: Vec<Vec<u8>> = (0..200u32)
+        .map(|i| {
+            s.send(now, &i.to_be_bytes()).unwrap();
+            s.poll_transmit().unwrap()
+        })
+        .collect();
+    let reused = sent.iter().filter(|d| d.capacity() == 2048).count();
+    assert!(reused > 0 && reused < 200, "{reused} of 200 reused");
+}

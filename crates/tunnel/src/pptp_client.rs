@@ -12,10 +12,22 @@
 //! datagram of the host: it is connected to the server (the kernel then
 //! passes only the server's), and each datagram is checked again for the
 //! source address and for our Call ID in the key field. A bad datagram
-//! costs that datagram.
+//! costs that datagram. Datagrams are read and written in batches
+//! (`recvmmsg`/`sendmmsg`, see `ppp_over_gre`).
+//!
+//! Through NAT: GRE has no ports, so a masquerading router can only map
+//! the server's GRE back to us if it follows the Call IDs in the control
+//! connection (Linux: the `pptp` conntrack helper, nf_conntrack_pptp and
+//! nf_nat_pptp, enabled per connection with an nft `ct helper`; it also
+//! rewrites our Call ID so that several clients can share one address).
+//! Without it the call is set up, our GRE reaches the server, and the
+//! server's never comes back: the session ends after `GRE_SILENCE_LIMIT` (15 s)
+//! with that diagnosis instead of a bare LCP time-out. SSTP (TCP 443) is
+//! the answer for NATs without PPTP pass-through, as with RRAS.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -32,10 +44,18 @@ use crate::hooks::{PacketSink, SessionHooks, SessionInfo};
 use crate::ppp_over_gre;
 use crate::session::{Outcome, SessionStats};
 
-/// Largest IPv4 datagram the raw socket can hand us.
-const DATAGRAM_MAX: usize = 65_535;
-/// Datagrams read per wake-up before the loop looks at other work.
-const BATCH: usize = 64;
+/// Batches (`recvmmsg`) read per wake-up before the loop looks at other
+/// work.
+const BATCH: usize = 8;
+/// Outbound IP packets taken per wake-up.
+const OUTBOUND_BATCH: usize = 64;
+/// If not one GRE datagram of our call came from the server this long
+/// after the call was set up, GRE does not reach us: give up with that
+/// diagnosis rather than "LCP timed out".
+const GRE_SILENCE_LIMIT: Duration = Duration::from_secs(15);
+/// The diagnosis: a NAT without PPTP pass-through (or a firewall) on the
+/// way drops GRE; RFC 2637 GRE has no ports for a plain NAT to map.
+const GRE_SILENCE: &str = "no GRE (IP protocol 47) from the server since the call was set up: a NAT or firewall on the way drops it; PPTP through a NAT needs the router's PPTP pass-through (Linux: the nf_conntrack_pptp/nf_nat_pptp helper); SSTP works through any NAT";
 /// Control messages are small; a peer that does not take them within this
 /// long is gone.
 const CONTROL_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -330,7 +350,6 @@ struct Session {
 }
 
 struct State {
-    scratch: Vec<u8>,
     frame: Vec<u8>,
     outbound: Option<mpsc::Receiver<Bytes>>,
     hook_tx: mpsc::UnboundedSender<HookResult>,
@@ -346,13 +365,16 @@ struct State {
     stats: SessionStats,
     /// GRE datagrams dropped (malformed, foreign, send failures).
     gre_dropped: u64,
+    /// GRE datagrams of our call accepted from the server.
+    gre_accepted: u64,
+    /// Datagrams written by the next `flush_gre`, reused.
+    out: Vec<Vec<u8>>,
 }
 
 impl Session {
     async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Outcome {
         let (hook_tx, mut hook_rx) = mpsc::unbounded_channel();
         let mut st = State {
-            scratch: Vec::new(),
             frame: Vec::new(),
             outbound: None,
             hook_tx,
@@ -363,8 +385,12 @@ impl Session {
             auth_failure: None,
             stats: SessionStats::default(),
             gre_dropped: 0,
+            gre_accepted: 0,
+            out: Vec::with_capacity(ppp_over_gre::BATCH),
         };
-        let mut dbuf = vec![0u8; DATAGRAM_MAX];
+        let mut batch = ppp_over_gre::RecvBatch::new();
+        let fd = self.gre_socket.as_raw_fd();
+        let silence_deadline = Instant::now() + GRE_SILENCE_LIMIT;
         let mut stopping = false;
         loop {
             self.process(&mut st);
@@ -376,10 +402,12 @@ impl Session {
             if self.pns.is_closed() {
                 break;
             }
+            let watch_silence = st.gre_accepted == 0 && !st.link_down;
             let deadline = [
                 self.link.poll_timeout(),
                 self.pns.poll_timeout(),
                 self.gre.poll_timeout(),
+                watch_silence.then_some(silence_deadline),
             ]
             .into_iter()
             .flatten()
@@ -408,8 +436,15 @@ impl Session {
                 r = self.gre_socket.readable() => match r {
                     Ok(()) => {
                         for _ in 0..BATCH {
-                            match self.gre_socket.try_recv(&mut dbuf) {
-                                Ok(n) => self.on_datagram(&mut st, &dbuf[..n]),
+                            match self.gre_socket.try_io(tokio::io::Interest::READABLE, || batch.recv(fd)) {
+                                Ok(n) => {
+                                    for i in 0..n {
+                                        match batch.get(i) {
+                                            Some(d) => self.on_datagram(&mut st, d),
+                                            None => st.gre_dropped += 1,
+                                        }
+                                    }
+                                }
                                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                                 Err(e) => {
@@ -430,7 +465,7 @@ impl Session {
                 p = recv(&mut st.outbound), if can_take => match p {
                     Some(packet) => {
                         self.send_ip(&mut st, &packet);
-                        for _ in 1..BATCH {
+                        for _ in 1..OUTBOUND_BATCH {
                             let Some(rx) = st.outbound.as_mut() else { break };
                             match rx.try_recv() {
                                 Ok(packet) => self.send_ip(&mut st, &packet),
@@ -443,6 +478,11 @@ impl Session {
                 Some(h) = hook_rx.recv() => self.apply_hook(&mut st, h),
                 _ = sleep => {
                     let now = Instant::now();
+                    if watch_silence && now >= silence_deadline {
+                        tracing::info!(session = self.info.id, "{GRE_SILENCE}");
+                        st.reason.get_or_insert_with(|| GRE_SILENCE.into());
+                        self.link.lower_down(now);
+                    }
                     self.link.handle_timeout(now);
                     self.pns.handle_timeout(now);
                     self.gre.handle_timeout(now);
@@ -490,16 +530,18 @@ impl Session {
             st.gre_dropped += 1;
             return;
         }
+        st.gre_accepted += 1;
         ppp_over_gre::deliver(
             &mut self.gre,
             &mut self.link,
             &*self.sink,
-            &mut st.scratch,
             &mut st.stats,
             now,
         );
     }
 
+    /// One IP packet into GRE; the datagrams go out in one batch when the
+    /// loop comes round (`process`).
     fn send_ip(&mut self, st: &mut State, packet: &[u8]) {
         ppp_over_gre::send_ip(
             &mut self.link,
@@ -508,7 +550,6 @@ impl Session {
             &mut st.stats,
             packet,
         );
-        self.flush_gre(st);
     }
 
     /// Move link output into GRE, react to link and control events, write
@@ -572,12 +613,18 @@ impl Session {
 
     fn flush_gre(&mut self, st: &mut State) {
         while let Some(datagram) = self.gre.poll_transmit() {
-            // Datagrams: a full socket buffer drops this one, as a router
-            // would; PPP and TCP above cope.
-            match self.gre_socket.try_send(&datagram) {
-                Ok(n) => st.stats.bytes_out += n as u64,
-                Err(_) => st.gre_dropped += 1,
-            }
+            st.out.push(datagram);
+        }
+        if st.out.is_empty() {
+            return;
+        }
+        // Datagrams: a full socket buffer drops them, as a router would;
+        // PPP and TCP above cope.
+        let (sent, octets) = ppp_over_gre::send_batch(self.gre_socket.as_raw_fd(), &st.out, None);
+        st.stats.bytes_out += octets;
+        st.gre_dropped += (st.out.len() - sent) as u64;
+        for datagram in st.out.drain(..) {
+            self.gre.recycle(datagram);
         }
     }
 

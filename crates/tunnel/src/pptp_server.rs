@@ -13,14 +13,22 @@
 //! source address against the call's client, and queues it for the call's
 //! session (dropped when the queue is full). A datagram that is not GRE,
 //! truncated, for an unknown call, or from the wrong address costs only
-//! itself. Sessions send through the same (unconnected) socket with
-//! `send_to` the client's address.
+//! itself: it is counted by reason, and the counts are logged in one line
+//! at most every `DROP_LOG_INTERVAL` (5 s; a flood costs a line, not a line
+//! per datagram). Sessions send through the same (unconnected) socket to
+//! the client's address. Both directions are batched (`recvmmsg` /
+//! `sendmmsg`, see `ppp_over_gre`).
+//!
+//! Clients behind a NAT all share its address; the server tells their
+//! calls apart by its own Call ID alone, so that works whenever the NAT
+//! passes PPTP at all (see `pptp_client` on NAT pass-through).
 //!
 //! The raw socket needs root (CAP_NET_RAW).
 
 use std::collections::HashMap;
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::Ipv4Addr;
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -38,10 +46,11 @@ use crate::hooks::{AuthAnswer, PacketSink, SessionHooks, SessionInfo};
 use crate::ppp_over_gre;
 use crate::session::{Outcome, SessionStats};
 
-/// Largest IPv4 datagram the raw socket can hand us.
-const DATAGRAM_MAX: usize = 65_535;
 /// Datagrams handled per wake-up before the loop looks at other work.
 const BATCH: usize = 64;
+/// A summary of dropped GRE datagrams is logged at most this often: a
+/// flood costs one log line per interval, not one per datagram.
+const DROP_LOG_INTERVAL: Duration = Duration::from_secs(5);
 /// GRE datagrams queued for one call; more are dropped.
 const CALL_QUEUE: usize = 512;
 /// Control messages are small; a peer that does not take them within this
@@ -109,10 +118,80 @@ pub struct GreDemux {
 enum Misroute {
     /// Not an IPv4 GRE datagram, or truncated.
     Malformed,
-    /// No call with this ID.
-    UnknownCall(u16),
+    /// No call with this ID (the ID, the source).
+    UnknownCall(u16, Ipv4Addr),
     /// The call belongs to another client.
     WrongSource(u16, Ipv4Addr),
+}
+
+/// Datagrams the reader dropped since its last log line, by reason.
+#[derive(Debug, Default)]
+struct DropLog {
+    malformed: u64,
+    unknown_call: u64,
+    wrong_source: u64,
+    queue_full: u64,
+    /// The latest unknown call, and the latest misdirected one: enough to
+    /// tell a stale client from a spoofer.
+    last_unknown: Option<(u16, Ipv4Addr)>,
+    last_wrong_source: Option<(u16, Ipv4Addr)>,
+    logged_at: Option<Instant>,
+}
+
+impl DropLog {
+    fn count(&mut self, why: Misroute) {
+        match why {
+            Misroute::Malformed => self.malformed += 1,
+            Misroute::UnknownCall(id, src) => {
+                self.unknown_call += 1;
+                self.last_unknown = Some((id, src));
+            }
+            Misroute::WrongSource(id, src) => {
+                self.wrong_source += 1;
+                self.last_wrong_source = Some((id, src));
+            }
+        }
+    }
+
+    fn pending(&self) -> bool {
+        self.malformed + self.unknown_call + self.wrong_source + self.queue_full > 0
+    }
+
+    /// When the next summary is due, if there is anything to say and the
+    /// last summary was recent (else `maybe_log` writes it at once).
+    fn due(&self) -> Option<Instant> {
+        if !self.pending() {
+            return None;
+        }
+        self.logged_at.map(|t| t + DROP_LOG_INTERVAL)
+    }
+
+    /// Log the counts if the interval has passed, and start over.
+    fn maybe_log(&mut self, now: Instant) {
+        if !self.pending() || self.logged_at.is_some_and(|t| now < t + DROP_LOG_INTERVAL) {
+            return;
+        }
+        let show = |last: Option<(u16, Ipv4Addr)>| {
+            last.map(|(id, src)| format!(" (last: call {id} from {src})"))
+                .unwrap_or_default()
+        };
+        tracing::warn!(
+            "GRE datagrams dropped{}: {} for unknown calls{}, {} from the wrong address{}, {} malformed or truncated, {} over a call's full queue",
+            self.logged_at
+                .map(|t| format!(" in the last {:.0} s", now.duration_since(t).as_secs_f64()))
+                .unwrap_or_default(),
+            self.unknown_call,
+            show(self.last_unknown),
+            self.wrong_source,
+            show(self.last_wrong_source),
+            self.malformed,
+            self.queue_full,
+        );
+        *self = DropLog {
+            logged_at: Some(now),
+            ..DropLog::default()
+        };
+    }
 }
 
 impl GreDemux {
@@ -151,47 +230,86 @@ impl GreDemux {
         self.table.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Reads GRE datagrams forever and hands each to its call.
+    /// Reads GRE datagrams forever and hands each to its call; drops are
+    /// counted and summarised in the log at most every
+    /// `DROP_LOG_INTERVAL`.
     pub async fn run(self: Arc<Self>) {
-        let mut buf = vec![0u8; DATAGRAM_MAX];
+        let mut batch = ppp_over_gre::RecvBatch::new();
+        let mut drops = DropLog::default();
+        let fd = self.socket.as_raw_fd();
         loop {
-            if let Err(e) = self.socket.readable().await {
+            let readable = self.socket.readable();
+            let ready = match drops.due() {
+                Some(t) => tokio::time::timeout_at(tokio::time::Instant::from_std(t), readable)
+                    .await
+                    .ok(),
+                None => Some(readable.await),
+            };
+            if let Some(Err(e)) = ready {
                 tracing::error!("GRE socket: {e}");
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
-            for _ in 0..BATCH {
-                match self.socket.try_recv(&mut buf) {
-                    Ok(n) => self.deliver(&buf[..n]),
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => {
-                        tracing::debug!("GRE socket: {e}");
-                        break;
+            if ready.is_some() {
+                // Up to BATCH system calls of up to ppp_over_gre::BATCH
+                // datagrams each, then a look at other work.
+                for _ in 0..BATCH {
+                    match self
+                        .socket
+                        .try_io(tokio::io::Interest::READABLE, || batch.recv(fd))
+                    {
+                        Ok(n) => self.deliver_batch(&batch, n, &mut drops),
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => {
+                            tracing::debug!("GRE socket: {e}");
+                            break;
+                        }
                     }
+                }
+            }
+            drops.maybe_log(Instant::now());
+        }
+    }
+
+    /// Route the datagrams of one `recvmmsg`, taking the table lock once.
+    fn deliver_batch(&self, batch: &ppp_over_gre::RecvBatch, n: usize, drops: &mut DropLog) {
+        let table = self.lock();
+        for i in 0..n {
+            match batch.get(i) {
+                Some(datagram) => self.deliver_locked(&table, datagram, drops),
+                None => {
+                    drops.count(Misroute::Malformed);
+                    self.dropped.fetch_add(1, Ordering::Relaxed);
                 }
             }
         }
     }
 
-    fn deliver(&self, datagram: &[u8]) {
-        let table = self.lock();
-        let routed = route(datagram, |id| table.calls.get(&id).map(|r| r.peer));
-        match routed {
+    fn deliver_locked(&self, table: &CallTable, datagram: &[u8], drops: &mut DropLog) {
+        match route(datagram, |id| table.calls.get(&id).map(|r| r.peer)) {
             Ok((id, gre)) => {
                 let queued = table
                     .calls
                     .get(&id)
                     .is_some_and(|r| r.tx.try_send(Bytes::copy_from_slice(gre)).is_ok());
                 if !queued {
+                    drops.queue_full += 1;
                     self.dropped.fetch_add(1, Ordering::Relaxed);
                 }
             }
             Err(why) => {
                 tracing::trace!("GRE dropped: {why:?}");
+                drops.count(why);
                 self.dropped.fetch_add(1, Ordering::Relaxed);
             }
         }
+    }
+
+    #[cfg(test)]
+    fn deliver(&self, datagram: &[u8]) {
+        let table = self.lock();
+        self.deliver_locked(&table, datagram, &mut DropLog::default());
     }
 
     /// A Call ID no other call uses, routed to `peer` through `tx`; `None`
@@ -213,9 +331,9 @@ impl GreDemux {
         self.lock().calls.remove(&id);
     }
 
-    fn send_to(&self, datagram: &[u8], peer: Ipv4Addr) -> io::Result<usize> {
-        self.socket
-            .try_send_to(datagram, SocketAddr::new(IpAddr::V4(peer), 0))
+    /// Write datagrams to `peer` in batches: (sent, octets).
+    fn send_to(&self, datagrams: &[Vec<u8>], peer: Ipv4Addr) -> (usize, u64) {
+        ppp_over_gre::send_batch(self.socket.as_raw_fd(), datagrams, Some(peer))
     }
 }
 
@@ -228,7 +346,7 @@ fn route(
     let (src, gre) = ipv4_gre(datagram).ok_or(Misroute::Malformed)?;
     let id = pptp::gre::peek_call_id(gre).ok_or(Misroute::Malformed)?;
     match peer_of(id) {
-        None => Err(Misroute::UnknownCall(id)),
+        None => Err(Misroute::UnknownCall(id, src)),
         Some(peer) if peer != src => Err(Misroute::WrongSource(id, src)),
         Some(_) => Ok((id, gre)),
     }
@@ -498,7 +616,6 @@ struct Session {
 }
 
 struct State {
-    scratch: Vec<u8>,
     frame: Vec<u8>,
     outbound: Option<mpsc::Receiver<Bytes>>,
     hook_tx: mpsc::UnboundedSender<HookResult>,
@@ -510,13 +627,21 @@ struct State {
     reason: Option<String>,
     stats: SessionStats,
     gre_dropped: u64,
+    /// Datagrams written by the next `flush_gre`, reused.
+    out: Vec<Vec<u8>>,
+    /// Drops not yet logged, and when the last summary was.
+    drops_unlogged: u64,
+    drops_logged_at: Option<Instant>,
+    /// The owner's live view, once the network phase started.
+    live: Option<Arc<crate::live::LiveSession>>,
+    /// What `live` has been told so far.
+    reported: SessionStats,
 }
 
 impl Session {
     async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Outcome {
         let (hook_tx, mut hook_rx) = mpsc::unbounded_channel();
         let mut st = State {
-            scratch: Vec::new(),
             frame: Vec::new(),
             outbound: None,
             hook_tx,
@@ -526,10 +651,18 @@ impl Session {
             reason: None,
             stats: SessionStats::default(),
             gre_dropped: 0,
+            out: Vec::with_capacity(ppp_over_gre::BATCH),
+            drops_unlogged: 0,
+            drops_logged_at: None,
+            live: None,
+            reported: SessionStats::default(),
         };
         let mut stopping = false;
         loop {
             self.process(&mut st);
+            if let Some(live) = &st.live {
+                live.add(&mut st.reported, &st.stats);
+            }
             if let Err(e) = self.flush_control().await {
                 st.reason.get_or_insert(e);
                 self.link.lower_down(Instant::now());
@@ -553,6 +686,13 @@ impl Session {
                 }
             };
             let can_take = st.outbound.is_some();
+            let live = st.live.clone();
+            let stop_requested = async {
+                match &live {
+                    Some(l) => l.stopped().await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 r = self.tcp.read(&mut self.rbuf) => match r {
                     Ok(0) | Err(_) => {
@@ -602,16 +742,39 @@ impl Session {
                     st.reason.get_or_insert_with(|| "server shutting down".into());
                     self.link.close(Instant::now(), "server shutting down");
                 }
+                _ = stop_requested, if !stopping => {
+                    stopping = true;
+                    let text = live.as_ref().and_then(|l| l.stop_reason()).unwrap_or_else(|| "stopped".into());
+                    tracing::info!(session = self.info.id, "ending the session: {text}");
+                    st.reason.get_or_insert_with(|| text.clone());
+                    self.link.close(Instant::now(), &text);
+                }
             }
+        }
+        if let Some(live) = &st.live {
+            live.add(&mut st.reported, &st.stats);
         }
         let _ = self.tcp.shutdown().await;
         if st.network_hooked {
             self.hooks.down(&self.info);
         }
+        let gre = self.gre.stats();
+        if !st.was_up {
+            // What a NAT without PPTP pass-through looks like from here:
+            // the client's GRE arrives, ours never reaches it, and the
+            // client gives up on LCP.
+            tracing::info!(
+                session = self.info.id,
+                "the PPP link never came up: {} GRE datagrams accepted from {}, {} sent to it",
+                gre.receive.accepted,
+                self.peer,
+                gre.send.sent + gre.ack_only_sent,
+            );
+        }
         tracing::debug!(
             session = self.info.id,
             gre_dropped = st.gre_dropped,
-            gre = ?self.gre.stats(),
+            gre = ?gre,
             "PPTP session ended"
         );
         Outcome {
@@ -625,20 +788,35 @@ impl Session {
         st.stats.bytes_in += gre.len() as u64;
         let now = Instant::now();
         if let Err(e) = self.gre.handle_datagram(now, gre) {
-            tracing::trace!(session = self.info.id, "GRE dropped: {e}");
+            // From the client's address with our Call ID, yet not valid:
+            // counted, and summarised at most every DROP_LOG_INTERVAL.
             st.gre_dropped += 1;
+            st.drops_unlogged += 1;
+            if st
+                .drops_logged_at
+                .is_none_or(|t| now.duration_since(t) >= DROP_LOG_INTERVAL)
+            {
+                tracing::info!(
+                    session = self.info.id,
+                    "GRE datagrams of this call dropped: {} (last: {e})",
+                    st.drops_unlogged
+                );
+                st.drops_unlogged = 0;
+                st.drops_logged_at = Some(now);
+            }
             return;
         }
         ppp_over_gre::deliver(
             &mut self.gre,
             &mut self.link,
             &*self.sink,
-            &mut st.scratch,
             &mut st.stats,
             now,
         );
     }
 
+    /// One IP packet into GRE; the datagrams go out in one batch when the
+    /// loop comes round (`process`).
     fn send_ip(&mut self, st: &mut State, packet: &[u8]) {
         ppp_over_gre::send_ip(
             &mut self.link,
@@ -647,7 +825,6 @@ impl Session {
             &mut st.stats,
             packet,
         );
-        self.flush_gre(st);
     }
 
     fn process(&mut self, st: &mut State) {
@@ -707,11 +884,17 @@ impl Session {
 
     fn flush_gre(&mut self, st: &mut State) {
         while let Some(datagram) = self.gre.poll_transmit() {
-            // A full socket buffer drops this datagram, as a router would.
-            match self.demux.send_to(&datagram, self.peer) {
-                Ok(n) => st.stats.bytes_out += n as u64,
-                Err(_) => st.gre_dropped += 1,
-            }
+            st.out.push(datagram);
+        }
+        if st.out.is_empty() {
+            return;
+        }
+        // A full socket buffer drops datagrams, as a router would.
+        let (sent, octets) = self.demux.send_to(&st.out, self.peer);
+        st.stats.bytes_out += octets;
+        st.gre_dropped += (st.out.len() - sent) as u64;
+        for datagram in st.out.drain(..) {
+            self.gre.recycle(datagram);
         }
     }
 
@@ -791,7 +974,10 @@ impl Session {
                 AuthAnswer::Accept(accept) => self.link.accept_external(now, accept),
                 AuthAnswer::EapChallenge(message) => self.link.eap_challenge(now, message),
             },
-            HookResult::Network(Ok(settings)) => self.link.start_network(now, settings),
+            HookResult::Network(Ok(settings)) => {
+                st.live = self.hooks.live(&self.info);
+                self.link.start_network(now, settings)
+            }
             HookResult::Network(Err(why)) => {
                 tracing::info!(session = self.info.id, "refused: {why}");
                 st.reason.get_or_insert_with(|| why.clone());
@@ -851,7 +1037,10 @@ mod tests {
         assert_eq!(payload, &gre(7)[..]);
         // Unknown call.
         let unknown = ipv4([10, 201, 1, 2], 47, &gre(8));
-        assert_eq!(route(&unknown, peer_of), Err(Misroute::UnknownCall(8)));
+        assert_eq!(
+            route(&unknown, peer_of),
+            Err(Misroute::UnknownCall(8, client))
+        );
         // The right call from another address.
         let spoofed = ipv4([10, 201, 2, 2], 47, &gre(7));
         assert_eq!(
@@ -876,6 +1065,32 @@ mod tests {
         let mut v6 = good.clone();
         v6[0] = 0x65;
         assert_eq!(route(&v6, peer_of), Err(Misroute::Malformed));
+    }
+
+    #[test]
+    fn drop_summaries_are_rate_limited() {
+        let src = Ipv4Addr::new(192, 0, 2, 7);
+        let t0 = Instant::now();
+        let mut log = DropLog::default();
+        assert_eq!(log.due(), None, "nothing to say");
+        // The first drop after a quiet spell is logged at once.
+        log.count(Misroute::UnknownCall(9, src));
+        log.maybe_log(t0);
+        assert!(!log.pending());
+        // A flood right after waits for the interval, counted.
+        for _ in 0..100_000 {
+            log.count(Misroute::UnknownCall(9, src));
+        }
+        log.count(Misroute::WrongSource(1, src));
+        log.count(Misroute::Malformed);
+        log.maybe_log(t0 + Duration::from_secs(1));
+        assert!(log.pending());
+        assert_eq!(log.unknown_call, 100_000);
+        assert_eq!(log.last_wrong_source, Some((1, src)));
+        assert_eq!(log.due(), Some(t0 + DROP_LOG_INTERVAL));
+        log.maybe_log(t0 + DROP_LOG_INTERVAL);
+        assert!(!log.pending());
+        assert_eq!(log.due(), None);
     }
 
     #[tokio::test]

@@ -82,6 +82,19 @@ impl Server {
         server
     }
 
+    /// Every line of output for `duration`.
+    pub fn lines_for(&self, duration: Duration) -> Vec<String> {
+        let deadline = Instant::now() + duration;
+        let mut lines = Vec::new();
+        while let Ok(line) = self
+            .output
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            lines.push(line);
+        }
+        lines
+    }
+
     /// Wait for a line of output containing `text`.
     pub fn expect(&self, text: &str, within: Duration) -> String {
         let deadline = Instant::now() + within;
@@ -191,8 +204,18 @@ pub fn ping(topo: &Topology, role: &str, target: &str) -> bool {
 /// Send `size` bytes from `role` to the LAN host over TCP; both ends hash
 /// what they saw. Returns (sent digest, received digest, seconds).
 pub fn transfer(topo: &Topology, role: &str, size: usize) -> ([u8; 32], [u8; 32], f64) {
+    transfer_on_port(topo, role, 9100, size)
+}
+
+/// [`transfer`] to another port of the LAN host, so that several run at once.
+pub fn transfer_on_port(
+    topo: &Topology,
+    role: &str,
+    port: u16,
+    size: usize,
+) -> ([u8; 32], [u8; 32], f64) {
     let listener = topo
-        .in_ns("lan", || TcpListener::bind((LAN_HOST, 9100)).unwrap())
+        .in_ns("lan", || TcpListener::bind((LAN_HOST, port)).unwrap())
         .unwrap();
     let receiver = std::thread::spawn(move || {
         let (mut s, _) = listener.accept().unwrap();
@@ -209,7 +232,7 @@ pub fn transfer(topo: &Topology, role: &str, size: usize) -> ([u8; 32], [u8; 32]
     });
     let started = Instant::now();
     let stream = topo
-        .in_ns(role, || TcpStream::connect((LAN_HOST, 9100)).unwrap())
+        .in_ns(role, || TcpStream::connect((LAN_HOST, port)).unwrap())
         .unwrap();
     let mut stream = stream;
     let mut hash = Sha256::new();
