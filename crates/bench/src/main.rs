@@ -24,6 +24,7 @@ use clap::Parser;
 use interop::netns::{Topology, LAN_HOST, SERVER_FOR_CLI1};
 
 mod load;
+mod radius_bench;
 
 #[derive(Parser)]
 #[command(name = "ras-bench", about = "End-to-end benchmarks of ras server")]
@@ -31,6 +32,8 @@ enum Cli {
     /// SSTP and PPTP: throughput vs bare veth; SSTP connects/s and memory
     /// per idle session.
     Sstp(SstpArgs),
+    /// RADIUS authentications per second against FreeRADIUS.
+    Radius(radius_bench::RadiusArgs),
 }
 
 #[derive(clap::Args, Clone)]
@@ -62,6 +65,7 @@ fn main() -> anyhow::Result<()> {
     tracing_subscriber_init();
     match Cli::parse() {
         Cli::Sstp(args) => sstp(args),
+        Cli::Radius(args) => radius_bench::run(args),
     }
 }
 

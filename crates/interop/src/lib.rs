@@ -25,6 +25,8 @@
 
 #![forbid(unsafe_code)]
 
+pub mod dnsmasq;
+pub mod freeradius;
 pub mod netns;
 
 use std::collections::BTreeMap;

@@ -15,6 +15,8 @@ use server::config::Config;
 use server::hooks::{LocalHooks, TunSink};
 use server::pool::StaticPool;
 use server::pptp_service::PptpService;
+use server::radius_auth::TunnelKind;
+use server::radius_setup::RadiusStack;
 use server::router::Router;
 use server::sstp_service::SstpService;
 use server::state::StateDir;
@@ -73,18 +75,25 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         cert.fingerprint_sha256()
     );
     let ipv6_prefix: Option<Ipv6Addr> = state.client_ipv6_prefix(config.addresses.ipv6_prefix)?;
-    let settings = server::tun::server_settings(
+    let mut settings = server::tun::server_settings(
         &config.tun,
         pool.server(),
         pool.client_ranges(),
         ipv6_prefix,
     );
+    let dhcp_mode = config.addresses.source == server::config::AddressSourceKind::Dhcp;
+    if dhcp_mode {
+        // The server's address and the clients' routes come with the DHCP
+        // leases (see server::dhcp_source), not from the static pool.
+        settings.ipv4 = None;
+        settings.routes.retain(|(net, _)| net.is_ipv6());
+    }
     let tun = Arc::new(netdev::TunDevice::create(&settings).context(
         "creating the TUN device (ras server needs root or CAP_NET_ADMIN and /dev/net/tun)",
     )?);
     let router = Router::new();
     tokio::spawn(router.clone().run_tun_reader(tun.clone()));
-    let hooks = Arc::new(LocalHooks::new(
+    let mut base_hooks = LocalHooks::new(
         users.clone(),
         pool.clone(),
         router.clone(),
@@ -92,13 +101,87 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         &config.addresses.wins,
         ipv6_prefix,
         u32::from(config.tun.mtu),
-    ));
+    );
+    let dhcp_source =
+        match server::dhcp_source::DhcpSettings::from_config(&config.addresses, Some(tun.name())) {
+            Some(s) => Some(server::dhcp_source::DhcpSource::start(s)?),
+            None => None,
+        };
+    if let Some(d) = &dhcp_source {
+        let source: Arc<dyn server::pool::AddressSource> = d.clone();
+        base_hooks.address_source = Some(source);
+    }
+    if !config.dhcp_relay.servers.is_empty() {
+        let relay = server::dhcp_relay::DhcpRelay::open(
+            config.dhcp_relay.servers.clone(),
+            config.dhcp_relay.giaddr,
+        )?;
+        let servers: Vec<String> = config
+            .dhcp_relay
+            .servers
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        println!(
+            "DHCP relay: clients' DHCPINFORM to {} (giaddr {})",
+            servers.join(", "),
+            relay.giaddr()
+        );
+        tokio::spawn(relay.run());
+    }
+    let radius = RadiusStack::start(
+        &config.radius,
+        &state,
+        &config.server_name(),
+        listen_ips.first().copied(),
+        base_hooks.sessions.clone(),
+    )
+    .await?;
+    if let Some(r) = &radius {
+        base_hooks.radius = Some(r.auth.clone());
+        base_hooks.accounting = r.accounting.clone();
+        base_hooks.nas = Some(r.nas.clone());
+        base_hooks.interim_interval = r.interim_interval;
+        let servers: Vec<String> = config
+            .radius
+            .servers
+            .iter()
+            .map(|s| s.auth_addr().to_string())
+            .collect();
+        println!(
+            "RADIUS authentication via {}{}",
+            servers.join(" then "),
+            match &r.spool_path {
+                Some(p) => format!("; accounting spooled in {}", p.display()),
+                None => String::new(),
+            }
+        );
+    }
+    base_hooks.policies = Arc::new(config.policy_set().map_err(anyhow::Error::msg)?);
+    if !config.policy.is_empty() {
+        let names: Vec<&str> = base_hooks.policies.names().collect();
+        println!("remote access policies, in order: {}", names.join(", "));
+    }
+    let sessions = base_hooks.sessions.clone();
+    let accounting = base_hooks.accounting.clone();
+    let hooks = Arc::new(base_hooks.for_tunnel(TunnelKind::Sstp));
+    let pptp_hooks = Arc::new(base_hooks.for_tunnel(TunnelKind::Pptp));
+    if let Some(dynauth) = radius.and_then(|r| r.dynauth) {
+        if let Ok(addr) = dynauth.socket.local_addr() {
+            println!("RADIUS dynamic authorization (Disconnect/CoA) on {addr}");
+        }
+        tokio::spawn(dynauth.run());
+    }
 
     let mut link = LinkConfig::server(&config.server_name());
     link.lcp.require_auth = config.auth.methods.lcp_protocols();
     link.lcp.mru = config.ppp.mru;
     link.echo = config.ppp.echo();
+    // RRAS with RADIUS relays EAP to the RADIUS server (RFC 3579) instead
+    // of running EAP-MSCHAPv2 itself: the server holds the passwords.
+    link.authenticator.eap_pass_through = config.radius.enabled();
     // PPTP's GRE is not encrypted: MPPE as configured (required by default).
+    let link_for_dialin = link.clone();
     let mut pptp_link = link.clone();
     pptp_link.ccp = Some(config.encryption.ccp_config());
     // SSTP is encrypted by TLS: no MPPE inside it (RRAS does the same).
@@ -153,7 +236,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         let service = PptpService {
             session: Arc::new(PptpServerConfig::new(pptp_link)),
             demux,
-            hooks: hooks.clone(),
+            hooks: pptp_hooks.clone(),
             sink: sink.clone(),
             ports: Arc::new(Semaphore::new(pptp_ports as usize)),
             port_limit: pptp_ports,
@@ -165,6 +248,25 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             tokio::spawn(service.clone().run(listener, stop_rx.clone()));
         }
         pptp = Some(service);
+    }
+    // Dial-in lines: the same hooks and TUN; MPPE as for PPTP (the line
+    // is not encrypted).
+    let mut dialin_lines = Vec::new();
+    if !config.dialin.devices.is_empty() {
+        let mut dialin_link = link_for_dialin.clone();
+        dialin_link.ccp = Some(config.encryption.ccp_config());
+        let service = server::dialin_service::DialinService {
+            link: dialin_link,
+            modem: config.dialin.modem,
+            numbers: config.dialin.numbers.clone(),
+            hooks: Arc::new(base_hooks.for_tunnel(TunnelKind::Dialup)),
+            sink: sink.clone(),
+        };
+        for device in &config.dialin.devices {
+            dialin_lines.push(device.display().to_string());
+            tokio::spawn(service.clone().run(device.clone(), stop_rx.clone()));
+        }
+        println!("dial-in PPP on {}", dialin_lines.join(", "));
     }
     let ranges: Vec<String> = pool
         .client_ranges()
@@ -182,9 +284,14 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         format!("PPTP on {} ({pptp_ports} ports)", pptp_listening.join(", "))
     };
     println!(
-        "ras server: {sstp_text}; {pptp_text}; server address {}, clients {}; TUN {}",
-        pool.server(),
-        ranges.join(", "),
+        "ras server: {sstp_text}; {pptp_text}; {}; TUN {}",
+        match &config.addresses.dhcp_interface {
+            Some(iface) if dhcp_mode => format!(
+                "addresses from DHCP on {iface}, {} at a time, leased when the first client connects",
+                config.addresses.dhcp_block
+            ),
+            _ => format!("server address {}, clients {}", pool.server(), ranges.join(", ")),
+        },
         tun.name()
     );
     if let Some(p) = ipv6_prefix {
@@ -193,6 +300,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 
     wait_for_signal().await;
     println!("stopping: disconnecting {} session(s)", hooks.active());
+    // RFC 2866 §5.10: sessions ended by the server going down.
+    sessions.mark_all(radius::dict::AcctTerminateCause::AdminReboot);
     let _ = stop_tx.send(true);
     let pptp_drain = async {
         match &pptp {
@@ -203,6 +312,20 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let (sstp_done, pptp_done) = tokio::join!(service.drain(DRAIN), pptp_drain);
     if !(sstp_done && pptp_done) {
         tracing::warn!("some sessions did not end within {DRAIN:?}");
+    }
+    if let Some(d) = &dhcp_source {
+        // RRAS sends DHCPRELEASE for every leased address when it stops.
+        println!("released {} DHCP lease(s)", d.stop().await);
+    }
+    if let Some(acct) = &accounting {
+        // Give the Stop records a moment to reach the server; whatever is
+        // left stays in the spool for the next start.
+        if !acct.flush(Duration::from_secs(3)).await {
+            println!(
+                "{} accounting record(s) kept in the spool for the next start",
+                acct.pending()
+            );
+        }
     }
     let counts = pool.counts();
     println!("stopped; {} address(es) still in use", counts.in_use);

@@ -136,6 +136,17 @@ pub struct Config {
     pub ppp: PppConfig,
     /// The TUN device that carries client traffic to and from the host.
     pub tun: TunConfig,
+    /// RADIUS authentication, accounting and dynamic authorization.
+    pub radius: crate::radius_config::RadiusConfig,
+    /// `[policies]`: settings of the remote access policies.
+    pub policies: policy::PoliciesSettings,
+    /// `[[policy]]`: remote access policies, first match wins
+    /// (docs/POLICIES.md).
+    pub policy: Vec<policy::PolicyConfig>,
+    /// Dial-in PPP on serial lines (off unless devices are listed).
+    pub dialin: DialinConfig,
+    /// DHCP relay for clients' DHCPINFORM.
+    pub dhcp_relay: DhcpRelayConfig,
 }
 
 impl Default for Config {
@@ -152,6 +163,37 @@ impl Default for Config {
             encryption: EncryptionConfig::default(),
             ppp: PppConfig::default(),
             tun: TunConfig::default(),
+            radius: crate::radius_config::RadiusConfig::default(),
+            policies: policy::PoliciesSettings::default(),
+            policy: Vec::new(),
+            dialin: DialinConfig::default(),
+            dhcp_relay: DhcpRelayConfig::default(),
+        }
+    }
+}
+
+/// `[dialin]`: PPP over serial lines (ttys, or ptys in tests), the
+/// dial-up side of RRAS. Sessions take the same authentication, pool and
+/// TUN path as SSTP; MPPE follows `[encryption]` (the line is clear).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DialinConfig {
+    /// Serial devices to answer on, e.g. `["/dev/ttyS0"]`. Default none.
+    pub devices: Vec<PathBuf>,
+    /// Emulate a modem: answer `AT…` with `OK` and `ATD<number>` with
+    /// `CONNECT` before PPP starts. Default true.
+    pub modem: bool,
+    /// With `modem`: the access numbers answered (digits compared); a
+    /// call to another number gets `NO CARRIER`. Default: any number.
+    pub numbers: Vec<String>,
+}
+
+impl Default for DialinConfig {
+    fn default() -> Self {
+        DialinConfig {
+            devices: Vec::new(),
+            modem: true,
+            numbers: Vec::new(),
         }
     }
 }
@@ -305,6 +347,43 @@ pub struct AddressConfig {
     /// WINS (NBNS) servers handed out in IPCP (RFC 1877): at most two.
     /// Default none.
     pub wins: Vec<Ipv4Addr>,
+    /// Where client addresses come from: `"static"` (default, `ipv4_pool`)
+    /// or `"dhcp"` (leased from the intranet's DHCP server through
+    /// `dhcp_interface`, `dhcp_block` at a time, as RRAS does).
+    pub source: AddressSourceKind,
+    /// With `source = "dhcp"`: the intranet interface to lease through
+    /// (RRAS's "Adapter"). Required then.
+    pub dhcp_interface: Option<String>,
+    /// With `source = "dhcp"`: addresses leased at a time (1–256).
+    /// Default 10, as RRAS.
+    pub dhcp_block: u16,
+    /// With `source = "dhcp"`: seconds a client waits for the DHCP server
+    /// before it gets an APIPA address (169.254.0.0/16) (1–120). Default 8.
+    pub dhcp_timeout_secs: u16,
+    /// With `source = "dhcp"`: after a fall-back to APIPA, seconds before
+    /// DHCP is tried again. Default 300.
+    pub dhcp_retry_secs: u32,
+}
+
+/// `addresses.source`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum AddressSourceKind {
+    #[default]
+    Static,
+    Dhcp,
+}
+
+/// `[dhcp_relay]`: relay remote access clients' DHCPINFORM to intranet
+/// DHCP servers (RRAS's DHCP Relay Agent).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct DhcpRelayConfig {
+    /// The DHCP servers' addresses. Default none (relay off).
+    pub servers: Vec<Ipv4Addr>,
+    /// The relay's own address put in giaddr, where servers answer.
+    /// Default: this host's address towards the first server.
+    pub giaddr: Option<Ipv4Addr>,
 }
 
 impl Default for AddressConfig {
@@ -314,6 +393,11 @@ impl Default for AddressConfig {
             ipv6_prefix: Ipv6PrefixSetting::Auto,
             dns: Vec::new(),
             wins: Vec::new(),
+            source: AddressSourceKind::Static,
+            dhcp_interface: None,
+            dhcp_block: 10,
+            dhcp_timeout_secs: 8,
+            dhcp_retry_secs: 300,
         }
     }
 }
@@ -803,9 +887,24 @@ impl Config {
             .unwrap_or_else(|| "ras".to_owned())
     }
 
+    /// The compiled remote access policies (checked when the file was
+    /// loaded, so this only fails for a configuration built in code).
+    pub fn policy_set(&self) -> Result<policy::PolicySet, String> {
+        policy::PolicySet::new(&self.policies, &self.policy).map_err(|e| e.to_string())
+    }
+
     /// Checks that span more than one value: reported at the key of the
     /// second value.
     fn validate(&self, text: &str, path: &Path) -> Result<(), ConfigError> {
+        if let Err(e) = policy::validate(&self.policies, &self.policy, text) {
+            return Err(ConfigError::Invalid {
+                path: path.to_owned(),
+                line: e.line.unwrap_or(1),
+                column: e.column.unwrap_or(1),
+                key: Some(e.key.clone()),
+                message: e.message_naming_policy(),
+            });
+        }
         let at_key = |key: &str, message: String| -> ConfigError {
             let span = find_key_span(text, key).unwrap_or(0..0);
             let (line, column) = line_col(text, span.start);
@@ -827,6 +926,34 @@ impl Config {
             return Err(at_key(
                 "addresses.wins",
                 "IPCP carries at most two WINS servers (primary and secondary)".into(),
+            ));
+        }
+        if self.addresses.source == AddressSourceKind::Dhcp
+            && self
+                .addresses
+                .dhcp_interface
+                .as_deref()
+                .is_none_or(str::is_empty)
+        {
+            return Err(at_key(
+                "addresses.source",
+                "source = \"dhcp\" needs dhcp_interface, the intranet interface to lease through"
+                    .into(),
+            ));
+        }
+        if !(1..=256).contains(&self.addresses.dhcp_block) {
+            return Err(at_key(
+                "addresses.dhcp_block",
+                format!(
+                    "{} addresses at a time: use 1 to 256",
+                    self.addresses.dhcp_block
+                ),
+            ));
+        }
+        if !(1..=120).contains(&self.addresses.dhcp_timeout_secs) {
+            return Err(at_key(
+                "addresses.dhcp_timeout_secs",
+                format!("{} s: use 1 to 120", self.addresses.dhcp_timeout_secs),
             ));
         }
         if let Some(addr) = self.pptp.listen.iter().find(|a| a.is_ipv6()) {
@@ -1115,6 +1242,23 @@ echo_interval_secs = 0
         let (line, _, key, _) = err("\n\n[nonsense]\n");
         assert_eq!(line, 3);
         assert_eq!(key.as_deref(), Some("nonsense"));
+    }
+
+    #[test]
+    fn dhcp_address_source() {
+        let c = parse("[addresses]\nsource = \"dhcp\"\ndhcp_interface = \"eth1\"\n\n[dhcp_relay]\nservers = [\"10.1.0.5\"]\n").unwrap();
+        assert_eq!(c.addresses.source, AddressSourceKind::Dhcp);
+        assert_eq!(c.addresses.dhcp_interface.as_deref(), Some("eth1"));
+        assert_eq!(c.addresses.dhcp_block, 10);
+        assert_eq!(c.dhcp_relay.servers, [Ipv4Addr::new(10, 1, 0, 5)]);
+        let (line, _, key, message) = err("[addresses]\ndns = []\nsource = \"dhcp\"\n");
+        assert_eq!((line, key.as_deref()), (3, Some("addresses.source")));
+        assert!(message.contains("dhcp_interface"), "{message}");
+        let (line, _, key, _) =
+            err("[addresses]\nsource = \"dhcp\"\ndhcp_interface = \"eth1\"\ndhcp_block = 0\n");
+        assert_eq!((line, key.as_deref()), (4, Some("addresses.dhcp_block")));
+        let (_, _, key, _) = err("[addresses]\nsource = \"dhcpv6\"\n");
+        assert_eq!(key.as_deref(), Some("addresses.source"));
     }
 
     #[test]

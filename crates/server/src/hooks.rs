@@ -1,9 +1,8 @@
 //! The server's answers to a session's questions: credentials from the
 //! local user store, an address from the pool, a route in the router.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use ppp::auth::{AuthRequest, Rejection};
@@ -14,18 +13,20 @@ use tokio::sync::mpsc;
 use tunnel::hooks_support::BoxFuture;
 use tunnel::{AuthAnswer, PacketSink, SessionHooks, SessionInfo};
 
+use crate::access_policy::{self, PendingFacts};
+use crate::accounting::Accounting;
 use crate::pool::StaticPool;
+use crate::radius_auth::{RadiusAuth, TunnelKind};
 use crate::router::Router;
+use crate::sessions::{Held, Sessions};
 use crate::users::UserStore;
 use crate::SessionId;
 
-/// What one session holds, freed when it ends.
-#[derive(Debug, Default)]
-struct Held {
-    routes: Vec<IpAddr>,
-}
-
-/// The local-store, static-pool implementation of [`SessionHooks`].
+/// The server's implementation of [`SessionHooks`]: credentials from the
+/// local user store or RADIUS, addresses from the pool, routes in the
+/// router, accounting. One per tunnel type (see
+/// [`LocalHooks::for_tunnel`]), all sharing one session table.
+#[derive(Clone)]
 pub struct LocalHooks {
     pub users: Arc<UserStore>,
     pub pool: Arc<StaticPool>,
@@ -36,7 +37,25 @@ pub struct LocalHooks {
     pub ipv6_prefix: Option<Ipv6Addr>,
     /// The link MTU announced in router advertisements.
     pub mtu: u32,
-    held: Mutex<HashMap<u64, Held>>,
+    /// Running sessions (shared by every tunnel type).
+    pub sessions: Arc<Sessions>,
+    /// RADIUS authentication, when configured (else the local store).
+    pub radius: Option<Arc<RadiusAuth>>,
+    /// RADIUS accounting, when configured.
+    pub accounting: Option<Arc<Accounting>>,
+    /// Interim-Update interval when RADIUS does not give one.
+    pub interim_interval: Option<std::time::Duration>,
+    /// NAS-Identifier and address for accounting records.
+    pub nas: Option<crate::radius_auth::NasIdentity>,
+    /// The tunnel type of the sessions these hooks serve.
+    pub tunnel: TunnelKind,
+    /// Addresses from another source than `pool` (DHCP); `None`: the pool.
+    pub address_source: Option<Arc<dyn crate::pool::AddressSource>>,
+    /// Remote access policies (the built-in grant-all when none are
+    /// configured).
+    pub policies: Arc<policy::PolicySet>,
+    /// What sessions said before authentication, for the policies.
+    facts: Arc<PendingFacts>,
 }
 
 impl LocalHooks {
@@ -57,13 +76,113 @@ impl LocalHooks {
             wins: [wins.first().copied(), wins.get(1).copied()],
             ipv6_prefix,
             mtu,
-            held: Mutex::new(HashMap::new()),
+            sessions: Arc::new(Sessions::new()),
+            radius: None,
+            accounting: None,
+            interim_interval: None,
+            nas: None,
+            tunnel: TunnelKind::Sstp,
+            address_source: None,
+            policies: Arc::new(
+                policy::PolicySet::new(&Default::default(), &[])
+                    .expect("the built-in policy is valid"),
+            ),
+            facts: Arc::new(PendingFacts::default()),
+        }
+    }
+
+    /// Checks the policies' conditions when the peer has named itself:
+    /// `Some(answer)` refuses it (MS-CHAP 649, as RRAS does when the
+    /// dial-in permission is denied).
+    fn policy_before_auth(
+        &self,
+        info: &SessionInfo,
+        user: &str,
+        groups: &[String],
+        radius_class: Option<&[Vec<u8>]>,
+    ) -> Option<AuthAnswer> {
+        let station = crate::radius_auth::calling_station(&info.peer);
+        let request = access_policy::request(
+            user,
+            groups,
+            radius_class,
+            self.tunnel,
+            &info.peer,
+            &station,
+        );
+        match self.policies.evaluate_before_auth(&request) {
+            policy::PreAuth::Refuse(decision) => {
+                tracing::info!(session = info.id, user = ?user, "refused: {decision}");
+                Some(AuthAnswer::Reject(
+                    Rejection::NoDialinPermission,
+                    "no dial-in permission".into(),
+                ))
+            }
+            _ => None,
+        }
+    }
+
+    /// Checks the policies once the user is authenticated, and applies
+    /// the matched policy's grant to what RADIUS granted.
+    fn policy_after_auth(
+        &self,
+        info: &SessionInfo,
+        granted: &mut crate::radius_auth::Granted,
+    ) -> Result<Option<(policy::Grant, policy::AuthMethod)>, String> {
+        let facts = self.facts.take(info.id);
+        let user = info.user.clone().unwrap_or(facts.user);
+        let station = crate::radius_auth::calling_station(&info.peer);
+        let class = granted.class.clone();
+        let request = access_policy::request(
+            &user,
+            &facts.groups,
+            Some(&class),
+            self.tunnel,
+            &info.peer,
+            &station,
+        );
+        // EAP pass-through whose method was never seen: the common case.
+        let method = facts.method.unwrap_or(policy::AuthMethod::EapMsChapV2);
+        // The MPPE actually negotiated is checked again when the link is up.
+        let assumed =
+            access_policy::encryption(self.tunnel, Some(ppp::mppe::MppeStrength::Bits128));
+        let auth = policy::Authenticated {
+            method,
+            encryption: assumed,
+            sessions_of_user: self.sessions.count_user(&user) as u32,
+        };
+        let decision = self.policies.evaluate_after_auth(&request, &auth);
+        let Some(grant) = decision.grant().cloned() else {
+            tracing::info!(session = info.id, user = ?user, "refused: {decision}");
+            return Err(decision.to_string());
+        };
+        tracing::info!(session = info.id, user = ?user, "{decision}");
+        if let Some(a) = grant.static_address {
+            granted.framed_ip = Some(a);
+        }
+        let shorter = |a: Option<u32>, b: Option<std::time::Duration>| {
+            let b = b.map(|d| d.as_secs().clamp(1, u64::from(u32::MAX)) as u32);
+            match (a, b) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            }
+        };
+        granted.session_timeout = shorter(granted.session_timeout, grant.session_timeout);
+        granted.idle_timeout = shorter(granted.idle_timeout, grant.idle_timeout);
+        Ok(Some((grant, method)))
+    }
+
+    /// The same hooks for sessions of another tunnel type.
+    pub fn for_tunnel(&self, tunnel: TunnelKind) -> LocalHooks {
+        LocalHooks {
+            tunnel,
+            ..self.clone()
         }
     }
 
     /// Sessions holding resources right now.
     pub fn active(&self) -> usize {
-        self.held.lock().unwrap_or_else(|e| e.into_inner()).len()
+        self.sessions.len()
     }
 }
 
@@ -79,17 +198,42 @@ impl SessionHooks for LocalHooks {
     fn authenticate(&self, info: &SessionInfo, request: AuthRequest) -> BoxFuture<AuthAnswer> {
         let users = self.users.clone();
         let id = info.id;
+        let method = access_policy::auth_method(&request);
+        if let Some(radius) = self.radius.clone() {
+            self.facts.record(id, &request.username, None, method);
+            // The RADIUS Class is not known yet: policies that need it
+            // decide after authentication.
+            if let Some(refusal) = self.policy_before_auth(info, &request.username, &[], None) {
+                return Box::pin(async move { refusal });
+            }
+            let peer = info.peer.clone();
+            let tunnel = self.tunnel;
+            return Box::pin(async move { radius.authenticate(id, &peer, tunnel, request).await });
+        }
+        let hooks = self.clone();
+        let info = info.clone();
         Box::pin(async move {
             let name = request.username.clone();
             let looked_up = tokio::task::spawn_blocking(move || users.lookup(&name)).await;
             match looked_up {
-                Ok(Ok(Some(record))) if record.info.enabled => AuthAnswer::Secret(record.secret),
+                Ok(Ok(Some(record))) if record.info.enabled => {
+                    let groups = record.info.groups.clone();
+                    hooks
+                        .facts
+                        .record(id, &request.username, Some(groups.clone()), method);
+                    if let Some(refusal) =
+                        hooks.policy_before_auth(&info, &request.username, &groups, Some(&[]))
+                    {
+                        return refusal;
+                    }
+                    AuthAnswer::Secret(record.secret)
+                }
                 Ok(Ok(Some(_))) => {
-                    tracing::info!(session = id, user = %request.username, "refused: account disabled");
+                    tracing::info!(session = id, user = ?request.username, "refused: account disabled");
                     AuthAnswer::Reject(Rejection::AccountDisabled, "account disabled".into())
                 }
                 Ok(Ok(None)) => {
-                    tracing::info!(session = id, user = %request.username, "refused: no such user");
+                    tracing::info!(session = id, user = ?request.username, "refused: no such user");
                     // Same answer as a wrong password: no user enumeration.
                     AuthAnswer::Reject(
                         Rejection::AuthenticationFailure,
@@ -116,15 +260,35 @@ impl SessionHooks for LocalHooks {
 
     fn network(&self, info: &SessionInfo) -> BoxFuture<Result<NetworkSettings, String>> {
         let session = SessionId::from_raw(info.id);
-        let result = self
-            .pool
-            .allocate_now(session)
-            .map_err(|e| format!("no address for the client: {e}"));
+        let mut granted = match &self.radius {
+            Some(r) => r.take_granted(info.id),
+            None => Default::default(),
+        };
+        let policy = match self.policy_after_auth(info, &mut granted) {
+            Ok(p) => p,
+            Err(why) => return Box::pin(async move { Err(why) }),
+        };
+        if let Some(source) = self.address_source.clone() {
+            return self.network_from_source(source, info, granted, policy);
+        }
+        // RFC 2865 §5.8: a Framed-IP-Address from RADIUS is the client's
+        // address; it must be one the server can route (in the pool).
+        let result = match granted.framed_ip {
+            Some(addr) => self.pool.allocate_specific(session, addr),
+            None => self.pool.allocate_now(session),
+        }
+        .map_err(|e| format!("no address for the client: {e}"));
         let settings = result.map(|client| {
-            self.held
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(info.id, Held::default());
+            let mut held = Held::new(
+                info.user.clone(),
+                info.peer.clone(),
+                self.tunnel,
+                self.sessions.acct_session_id(info.id),
+                granted,
+            );
+            held.address = Some(client);
+            held.policy = policy;
+            self.sessions.insert(info.id, held);
             NetworkSettings {
                 ipcp: Some(IpcpConfig::server(
                     self.pool.server(),
@@ -148,6 +312,21 @@ impl SessionHooks for LocalHooks {
         info: &SessionInfo,
         up: &LinkUp,
     ) -> BoxFuture<Result<mpsc::Receiver<Bytes>, String>> {
+        // The policy's minimum encryption against what CCP negotiated
+        // (SSTP is TLS and meets every level).
+        let policy = self.sessions.with(info.id, |h| h.policy.clone()).flatten();
+        if let Some((grant, method)) = policy {
+            let auth = policy::Authenticated {
+                method,
+                encryption: access_policy::encryption(self.tunnel, up.mppe.map(|m| m.strength)),
+                sessions_of_user: 0,
+            };
+            if let Err(failure) = policy::check_constraints(&grant, &auth) {
+                let why = format!("refused by the remote access policy: {failure}");
+                tracing::info!(session = info.id, "{why}");
+                return Box::pin(async move { Err(why) });
+            }
+        }
         let mut routes = Vec::new();
         if let Some(v4) = &up.ipv4 {
             routes.push(IpAddr::V4(v4.peer));
@@ -156,13 +335,26 @@ impl SessionHooks for LocalHooks {
             routes.push(IpAddr::V6(client_ipv6(prefix, v6.peer_interface_id)));
         }
         let (tx, rx) = self.router.register(&routes);
-        if let Some(h) = self
-            .held
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get_mut(&info.id)
-        {
-            h.routes = routes;
+        let interim = self
+            .sessions
+            .with(info.id, |h| {
+                h.routes = routes;
+                h.granted
+                    .interim_interval
+                    .map(|s| std::time::Duration::from_secs(u64::from(s).max(60)))
+                    .or(self.interim_interval)
+            })
+            .flatten();
+        if let Some(acct) = &self.accounting {
+            crate::session_accounting::start(acct, &self.sessions, self.nas.as_ref(), info.id);
+            let acct = acct.clone();
+            let sessions = self.sessions.clone();
+            let nas = self.nas.clone();
+            self.sessions.watch(info.id, interim, move |id| {
+                crate::session_accounting::interim(&acct, &sessions, nas.as_ref(), id)
+            });
+        } else {
+            self.sessions.watch(info.id, None, |_| {});
         }
         if let (Some(v6), Some(prefix)) = (&up.ipv6, self.ipv6_prefix) {
             // RFC 4861 §6.2.4: a few initial unsolicited advertisements, so
@@ -185,16 +377,67 @@ impl SessionHooks for LocalHooks {
     }
 
     fn down(&self, info: &SessionInfo) {
-        let held = self
-            .held
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&info.id);
+        if let Some(r) = &self.radius {
+            r.forget(info.id);
+        }
+        self.facts.take(info.id);
+        let held = self.sessions.remove(info.id);
         if let Some(h) = held {
             self.router.unregister(&h.routes);
+            if let Some(acct) = &self.accounting {
+                crate::session_accounting::stop(acct, self.nas.as_ref(), &h);
+            }
+        }
+        if let Some(source) = self.address_source.clone() {
+            let session = SessionId::from_raw(info.id);
+            tokio::spawn(async move { source.release(session).await });
         }
         let freed = self.pool.release_now(SessionId::from_raw(info.id));
         tracing::info!(session = info.id, user = ?info.user, address = ?freed, "session ended, address freed");
+    }
+
+    fn live(&self, info: &SessionInfo) -> Option<Arc<tunnel::LiveSession>> {
+        self.sessions.with(info.id, |h| h.live.clone())
+    }
+}
+
+impl LocalHooks {
+    /// `network` with an asynchronous address source (DHCP): the client
+    /// may wait for a block to be leased. A Framed-IP-Address from RADIUS
+    /// is not applied to such a source (it hands out what DHCP leased).
+    fn network_from_source(
+        &self,
+        source: Arc<dyn crate::pool::AddressSource>,
+        info: &SessionInfo,
+        granted: crate::radius_auth::Granted,
+        policy: Option<(policy::Grant, policy::AuthMethod)>,
+    ) -> BoxFuture<Result<NetworkSettings, String>> {
+        let hooks = self.clone();
+        let info = info.clone();
+        Box::pin(async move {
+            let session = SessionId::from_raw(info.id);
+            let client = source
+                .allocate(session)
+                .await
+                .map_err(|e| format!("no address for the client: {e}"))?;
+            let server = source.server_address().unwrap_or(client);
+            let mut held = Held::new(
+                info.user.clone(),
+                info.peer.clone(),
+                hooks.tunnel,
+                hooks.sessions.acct_session_id(info.id),
+                granted,
+            );
+            held.address = Some(client);
+            held.policy = policy;
+            hooks.sessions.insert(info.id, held);
+            tracing::info!(session = info.id, user = ?info.user, address = %client, "address assigned");
+            Ok(NetworkSettings {
+                ipcp: Some(IpcpConfig::server(server, client, hooks.dns, hooks.wins)),
+                ipv6cp: hooks.ipv6_prefix.map(|_| Ipv6cpConfig::default()),
+                ccp: None,
+            })
+        })
     }
 }
 

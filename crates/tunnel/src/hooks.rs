@@ -8,6 +8,8 @@ use ppp::auth::{AuthRequest, ExternalAccept, Rejection, Secret};
 use ppp::link::{LinkUp, NetworkSettings};
 use tokio::sync::mpsc;
 
+use crate::live::LiveSession;
+
 /// A boxed future: hooks run on the control path only, never per packet.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
@@ -62,4 +64,10 @@ pub trait SessionHooks: Send + Sync + 'static {
     ) -> BoxFuture<Result<mpsc::Receiver<Bytes>, String>>;
     /// The session ended (always called once if `network` succeeded).
     fn down(&self, info: &SessionInfo);
+    /// The owner's live view of the session (counters, stop requests),
+    /// asked once `network` succeeded. `None` (the default): nobody
+    /// watches.
+    fn live(&self, _info: &SessionInfo) -> Option<std::sync::Arc<LiveSession>> {
+        None
+    }
 }

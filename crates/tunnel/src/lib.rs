@@ -8,14 +8,19 @@
 
 mod hooks;
 pub mod http_io;
+pub mod live;
+pub mod modem;
 mod ppp_over_gre;
+pub mod ppp_over_serial;
 pub mod pptp_client;
 pub mod pptp_server;
+pub mod serial;
 mod session;
 pub mod sstp_client;
 pub mod sstp_server;
 
 pub use hooks::{AuthAnswer, PacketSink, SessionHooks, SessionInfo};
+pub use live::{LiveSession, Traffic};
 
 /// Types hook implementations need.
 pub mod hooks_support {

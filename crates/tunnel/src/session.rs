@@ -12,6 +12,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
 
 use crate::hooks::{AuthAnswer, PacketSink, SessionHooks, SessionInfo};
+use crate::live::LiveSession;
 
 /// Stop taking IP packets from the network while this much is waiting to
 /// be written to the peer: a slow peer costs its own packets, nobody else's.
@@ -35,6 +36,10 @@ pub struct SessionStats {
     pub bytes_out: u64,
     pub packets_in: u64,
     pub packets_out: u64,
+    /// IP octets received from the peer (what RADIUS accounting reports).
+    pub ip_bytes_in: u64,
+    /// IP octets sent to the peer.
+    pub ip_bytes_out: u64,
     /// IP packets from the network dropped (not up yet, queue full).
     pub dropped_out: u64,
 }
@@ -136,6 +141,10 @@ struct State {
     was_up: bool,
     reason: Option<String>,
     stats: SessionStats,
+    /// The owner's live view, once the network phase started.
+    live: Option<Arc<LiveSession>>,
+    /// What `live` has been told so far.
+    reported: SessionStats,
 }
 
 impl<C: SstpCore> Session<C> {
@@ -165,14 +174,20 @@ impl<C: SstpCore> Session<C> {
             was_up: false,
             reason: None,
             stats: SessionStats::default(),
+            live: None,
+            reported: SessionStats::default(),
         };
         let mut rbuf = vec![0u8; READ_BUFFER_IDLE];
         let mut idle_at: Option<tokio::time::Instant> = None;
+        let mut stop_seen = false;
         self.feed(&mut st, &initial);
         loop {
             self.process(&mut st);
             // Whatever reached the sink in this round goes out now.
             self.sink.flush();
+            if let Some(live) = &st.live {
+                live.add(&mut st.reported, &st.stats);
+            }
             if st.wbuf.len() - st.wpos > WRITE_LIMIT {
                 st.reason.get_or_insert_with(|| "peer does not read".into());
                 break;
@@ -194,6 +209,13 @@ impl<C: SstpCore> Session<C> {
             let idle = async {
                 match idle_at {
                     Some(t) => tokio::time::sleep_until(t).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let live = st.live.clone();
+            let stop_requested = async {
+                match &live {
+                    Some(l) => l.stopped().await,
                     None => std::future::pending().await,
                 }
             };
@@ -280,7 +302,18 @@ impl<C: SstpCore> Session<C> {
                     self.link.close(Instant::now(), text);
                     let _ = self.sstp.close();
                 }
+                _ = stop_requested, if !stop_seen => {
+                    stop_seen = true;
+                    let text = live.as_ref().and_then(|l| l.stop_reason()).unwrap_or_else(|| "stopped".into());
+                    tracing::info!(session = self.info.id, "ending the session: {text}");
+                    st.reason.get_or_insert_with(|| text.clone());
+                    self.link.close(Instant::now(), &text);
+                    let _ = self.sstp.close();
+                }
             }
+        }
+        if let Some(live) = &st.live {
+            live.add(&mut st.reported, &st.stats);
         }
         let _ = wr.shutdown().await;
         if st.network_hooked {
@@ -322,6 +355,7 @@ impl<C: SstpCore> Session<C> {
                     match self.link.handle_frame(now, &mut st.scratch) {
                         Inbound::Ipv4(p) | Inbound::Ipv6(p) => {
                             st.stats.packets_in += 1;
+                            st.stats.ip_bytes_in += p.len() as u64;
                             self.sink.send(p);
                         }
                         Inbound::Nothing => {}
@@ -341,6 +375,7 @@ impl<C: SstpCore> Session<C> {
             Ok(()) => {
                 if self.sstp.send_ppp(&st.frame).is_ok() {
                     st.stats.packets_out += 1;
+                    st.stats.ip_bytes_out += packet.len() as u64;
                 } else {
                     st.stats.dropped_out += 1;
                 }
@@ -461,7 +496,10 @@ impl<C: SstpCore> Session<C> {
                 AuthAnswer::Accept(accept) => self.link.accept_external(now, accept),
                 AuthAnswer::EapChallenge(message) => self.link.eap_challenge(now, message),
             },
-            HookResult::Network(Ok(settings)) => self.link.start_network(now, settings),
+            HookResult::Network(Ok(settings)) => {
+                st.live = self.hooks.live(&self.info);
+                self.link.start_network(now, settings)
+            }
             HookResult::Network(Err(why)) => {
                 tracing::info!(session = self.info.id, "refused: {why}");
                 st.reason.get_or_insert_with(|| why.clone());

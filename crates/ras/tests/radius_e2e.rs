@@ -1,0 +1,455 @@
+//! `ras server` authenticating and accounting through a real FreeRADIUS
+//! (Debian's package, started privately by `interop::freeradius`) in the
+//! server's network namespace, with our SSTP client in another namespace.
+//! Needs root and the freeradius package; skips otherwise (fails under
+//! RAS_INTEROP_REQUIRED=1, as in CI).
+
+use std::net::Ipv4Addr;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use interop::freeradius::{self, detail_records, FreeRadius};
+use interop::netns::{Topology, LAN_HOST, SERVER_FOR_CLI1};
+
+mod support;
+use support::*;
+
+fn can_run_radius() -> bool {
+    if !can_run() {
+        return false;
+    }
+    if freeradius::available() {
+        return true;
+    }
+    if std::env::var("RAS_INTEROP_REQUIRED").is_ok_and(|v| v == "1") {
+        panic!("RAS_INTEROP_REQUIRED=1 but FreeRADIUS is not installed (apt package freeradius)");
+    }
+    eprintln!("SKIPPED: FreeRADIUS is not installed");
+    false
+}
+
+fn config(dir: &Path, methods: &str, alternate: bool) -> std::path::PathBuf {
+    config_with(dir, methods, alternate, "listen = []")
+}
+
+fn config_with(dir: &Path, methods: &str, alternate: bool, pptp: &str) -> std::path::PathBuf {
+    let state = dir.join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::write(
+        state.join("radius.secret"),
+        format!("{}\n", freeradius::SECRET),
+    )
+    .unwrap();
+    let mut servers = String::from(
+        "[[radius.servers]]\naddress = \"127.0.0.1\"\nsecret_file = \"radius.secret\"\n",
+    );
+    if alternate {
+        servers.push_str(
+            "\n[[radius.servers]]\naddress = \"127.0.0.2\"\nsecret_file = \"radius.secret\"\n",
+        );
+    }
+    let path = dir.join(format!("ras-{}.toml", methods.replace(['"', ',', ' '], "")));
+    std::fs::write(
+        &path,
+        format!(
+            "state_dir = {state:?}\nserver_name = \"ras-radius\"\n\n[sstp]\nlisten = [\"{SERVER_FOR_CLI1}:443\"]\n\n[pptp]\n{pptp}\n\n[auth]\nmethods = [{methods}]\n\n[tun]\nname = \"ras-rad0\"\n\n[radius]\ntimeout_secs = 1\ntries = 2\ndead_time_secs = 30\n\n[radius.dynamic_authorization]\nlisten = \"127.0.0.1:3799\"\nclients = [{{ address = \"127.0.0.1\", secret_file = \"radius.secret\" }}]\n\n{servers}"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn connect(topo: &Topology, user: &str, pw: &Path, fp: &str, weak: bool) -> Client {
+    let mut cmd = topo.command("cli1", RAS);
+    cmd.args([
+        "connect",
+        &format!("sstp://{SERVER_FOR_CLI1}"),
+        "--user",
+        user,
+        "--password-file",
+    ])
+    .arg(pw)
+    .args([
+        "--fingerprint",
+        fp,
+        "--no-dns",
+        "--no-ipv6",
+        "--tun-name",
+        "ras-rc1",
+        "--route",
+        "172.31.0.0/24",
+    ]);
+    if weak {
+        cmd.arg("--allow-weak-auth");
+    }
+    let child = cmd
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start ras connect");
+    Client {
+        child,
+        tun: "ras-rc1".into(),
+        role: "cli1",
+    }
+}
+
+/// Waits until the detail file holds a record matching `pred`.
+fn wait_record(
+    fr: &FreeRadius,
+    within: Duration,
+    pred: impl Fn(&[(String, String)]) -> bool,
+) -> Option<Vec<(String, String)>> {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if let Some(r) = detail_records(&fr.detail()).into_iter().find(|r| pred(r)) {
+            return Some(r);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    None
+}
+
+fn get<'a>(record: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    record
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+}
+
+fn radclient(topo: &Topology, attrs: &str, kind: &str) -> String {
+    use std::io::Write;
+    let mut child = topo
+        .command("srv", "radclient")
+        .args([
+            "-x",
+            "-r",
+            "2",
+            "-t",
+            "3",
+            "127.0.0.1:3799",
+            kind,
+            freeradius::SECRET,
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("radclient");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(attrs.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn logins_accounting_failover_and_disconnect_through_freeradius() {
+    if !can_run_radius() {
+        return;
+    }
+    let topo = Topology::create("rasrd1").expect("namespaces");
+    let dir = tempfile::tempdir().unwrap();
+    let srv = topo.ns("srv");
+    let mut primary = FreeRadius::start(
+        &dir.path().join("fr1"),
+        Some(&srv),
+        Ipv4Addr::new(127, 0, 0, 1),
+    )
+    .expect("primary FreeRADIUS");
+    let alternate = FreeRadius::start(
+        &dir.path().join("fr2"),
+        Some(&srv),
+        Ipv4Addr::new(127, 0, 0, 2),
+    )
+    .expect("alternate FreeRADIUS");
+    let good = password_file(dir.path(), "test", "test123");
+    let bad = password_file(dir.path(), "bad", "wrong-password");
+
+    // PAP, MS-CHAPv2 and EAP-MSCHAPv2 (passed through to FreeRADIUS), one
+    // server run each; the wrong password is refused with each.
+    for (methods, weak) in [
+        ("\"pap\"", true),
+        ("\"mschapv2\"", false),
+        ("\"eap-mschapv2\"", false),
+    ] {
+        let server = Server::start(&topo, &config(dir.path(), methods, true));
+        let mut c = connect(&topo, "test", &good, &server.fingerprint, weak);
+        let got = wait_address(&topo, &mut c, Duration::from_secs(30));
+        if got.is_none() {
+            let log = primary.log();
+            let tail: Vec<&str> = log.lines().rev().take(80).collect();
+            eprintln!(
+                "FreeRADIUS log (last lines):\n{}",
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
+        }
+        assert_eq!(
+            got,
+            Some(Ipv4Addr::new(10, 0, 10, 21)),
+            "{methods}: login through RADIUS"
+        );
+        assert!(ping(&topo, "cli1", LAN_HOST), "{methods}: traffic");
+        interrupt(&c);
+        let (ok, _) = finish(c, Duration::from_secs(15));
+        assert!(ok, "{methods}: clean disconnect");
+        let refused = connect(&topo, "test", &bad, &server.fingerprint, weak);
+        let (ok, text) = finish(refused, Duration::from_secs(40));
+        assert!(!ok, "{methods}: a wrong password must be refused: {text}");
+        server.expect("Access-Reject", Duration::from_secs(5));
+    }
+    let log = primary.log();
+    assert!(
+        log.contains("MS-CHAP2-Response"),
+        "FreeRADIUS saw MS-CHAPv2"
+    );
+    assert!(log.contains("EAP-Message"), "FreeRADIUS saw EAP");
+
+    // Accounting: Start and Stop with the bytes that went through.
+    let server = Server::start(&topo, &config(dir.path(), "\"mschapv2\"", true));
+    let mut c = connect(&topo, "test", &good, &server.fingerprint, false);
+    assert!(wait_address(&topo, &mut c, Duration::from_secs(30)).is_some());
+    let size = 2 * 1024 * 1024;
+    let (sent, received, _) = transfer(&topo, "cli1", size);
+    assert_eq!(sent, received);
+    interrupt(&c);
+    assert!(finish(c, Duration::from_secs(15)).0);
+    let stop = wait_record(&primary, Duration::from_secs(10), |r| {
+        get(r, "Acct-Status-Type") == Some("Stop")
+            && get(r, "Acct-Input-Octets")
+                .and_then(|v| v.parse::<u64>().ok())
+                .is_some_and(|n| n >= size as u64)
+    })
+    .expect("a Stop record with the transferred octets");
+    let id = get(&stop, "Acct-Session-Id").unwrap().to_owned();
+    let input: u64 = get(&stop, "Acct-Input-Octets").unwrap().parse().unwrap();
+    // TCP headers and the handshake add a little; nothing else goes up.
+    assert!(
+        input < size as u64 + size as u64 / 10,
+        "input octets {input}"
+    );
+    assert_eq!(get(&stop, "User-Name"), Some("test"));
+    assert_eq!(get(&stop, "Acct-Terminate-Cause"), Some("User-Request"));
+    assert_eq!(get(&stop, "Framed-IP-Address"), Some("10.0.10.21"));
+    assert!(
+        wait_record(&primary, Duration::from_secs(1), |r| {
+            get(r, "Acct-Status-Type") == Some("Start") && get(r, "Acct-Session-Id") == Some(&id)
+        })
+        .is_some(),
+        "a Start record for {id}"
+    );
+
+    // Disconnect-Request (RFC 5176) from radclient ends the session.
+    let mut c = connect(&topo, "test", &good, &server.fingerprint, false);
+    assert!(wait_address(&topo, &mut c, Duration::from_secs(30)).is_some());
+    let nak = radclient(&topo, "User-Name = \"nobody\"\n", "disconnect");
+    assert!(nak.contains("Disconnect-NAK"), "unknown user: {nak}");
+    let ack = radclient(&topo, "User-Name = \"test\"\n", "disconnect");
+    assert!(ack.contains("Disconnect-ACK"), "{ack}");
+    let (_, text) = finish(c, Duration::from_secs(20));
+    assert!(!text.is_empty());
+    assert!(
+        wait_record(&primary, Duration::from_secs(10), |r| {
+            get(r, "Acct-Status-Type") == Some("Stop")
+                && get(r, "Acct-Terminate-Cause") == Some("Admin-Reset")
+        })
+        .is_some(),
+        "Stop with Admin-Reset after the Disconnect-Request"
+    );
+
+    // What the Access-Accept grants: Framed-IP-Address and Class (echoed in
+    // accounting), Session-Timeout (the session ends, cause Session-Timeout).
+    let static_pw = password_file(dir.path(), "static", "static123");
+    let mut c = connect(&topo, "static", &static_pw, &server.fingerprint, false);
+    assert_eq!(
+        wait_address(&topo, &mut c, Duration::from_secs(30)),
+        Some(Ipv4Addr::new(10, 0, 10, 25)),
+        "Framed-IP-Address from RADIUS"
+    );
+    interrupt(&c);
+    assert!(finish(c, Duration::from_secs(15)).0);
+    let stop = wait_record(&primary, Duration::from_secs(10), |r| {
+        get(r, "Acct-Status-Type") == Some("Stop") && get(r, "User-Name") == Some("static")
+    })
+    .expect("Stop for the static user");
+    assert_eq!(
+        get(&stop, "Class"),
+        Some("0x7261732d7374617469632d636c617373"),
+        "Class echoed: {stop:?}"
+    );
+    let short_pw = password_file(dir.path(), "short", "short123");
+    let mut c = connect(&topo, "short", &short_pw, &server.fingerprint, false);
+    assert!(wait_address(&topo, &mut c, Duration::from_secs(30)).is_some());
+    let up = Instant::now();
+    let _ = finish(c, Duration::from_secs(30));
+    let lasted = up.elapsed();
+    assert!(
+        lasted < Duration::from_secs(20),
+        "Session-Timeout 4 s: lasted {lasted:?}"
+    );
+    assert!(
+        wait_record(&primary, Duration::from_secs(10), |r| {
+            get(r, "User-Name") == Some("short")
+                && get(r, "Acct-Terminate-Cause") == Some("Session-Timeout")
+        })
+        .is_some(),
+        "Stop with Session-Timeout"
+    );
+
+    // Failover: the primary stops answering; logins go on through the
+    // alternate.
+    primary.stop();
+    let mut c = connect(&topo, "test", &good, &server.fingerprint, false);
+    assert!(
+        wait_address(&topo, &mut c, Duration::from_secs(40)).is_some(),
+        "login through the alternate"
+    );
+    interrupt(&c);
+    assert!(finish(c, Duration::from_secs(15)).0);
+    assert!(alternate.log().contains("MS-CHAP2-Response"));
+    drop(server);
+}
+
+#[test]
+fn accounting_survives_a_radius_outage_and_a_server_restart() {
+    if !can_run_radius() {
+        return;
+    }
+    let topo = Topology::create("rasrd2").expect("namespaces");
+    let dir = tempfile::tempdir().unwrap();
+    let srv = topo.ns("srv");
+    let mut fr = FreeRadius::start(
+        &dir.path().join("fr"),
+        Some(&srv),
+        Ipv4Addr::new(127, 0, 0, 1),
+    )
+    .expect("FreeRADIUS");
+    let good = password_file(dir.path(), "test", "test123");
+    let cfg = config(dir.path(), "\"mschapv2\"", false);
+    let mut server = Server::start(&topo, &cfg);
+    let mut c = connect(&topo, "test", &good, &server.fingerprint, false);
+    assert!(wait_address(&topo, &mut c, Duration::from_secs(30)).is_some());
+    let (sent, received, _) = transfer(&topo, "cli1", 512 * 1024);
+    assert_eq!(sent, received);
+    // The Start has reached FreeRADIUS; now it goes away.
+    assert!(
+        wait_record(&fr, Duration::from_secs(10), |r| get(r, "Acct-Status-Type")
+            == Some("Start"))
+        .is_some()
+    );
+    fr.stop();
+    // The server stops (the session's Stop cannot be sent) and starts again.
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while server.child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "server did not stop");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(c);
+    drop(server);
+    server = Server::start(&topo, &cfg);
+    fr.restart().expect("FreeRADIUS again");
+    let stop = wait_record(&fr, Duration::from_secs(40), |r| {
+        get(r, "Acct-Status-Type") == Some("Stop")
+    })
+    .expect("the spooled Stop arrives after the outage");
+    let input: u64 = get(&stop, "Acct-Input-Octets").unwrap().parse().unwrap();
+    assert!(input >= 512 * 1024, "input octets {input}");
+    assert_eq!(get(&stop, "Acct-Terminate-Cause"), Some("Admin-Reboot"));
+    let delay: u64 = get(&stop, "Acct-Delay-Time")
+        .unwrap_or("0")
+        .parse()
+        .unwrap();
+    assert!(delay >= 1, "the delay is reported: {delay}");
+    drop(server);
+}
+
+#[test]
+fn pptp_encrypts_with_the_mppe_keys_from_radius() {
+    if !can_run_radius() {
+        return;
+    }
+    let topo = Topology::create("rasrd3").expect("namespaces");
+    let dir = tempfile::tempdir().unwrap();
+    let srv = topo.ns("srv");
+    let fr = FreeRadius::start(
+        &dir.path().join("fr"),
+        Some(&srv),
+        Ipv4Addr::new(127, 0, 0, 1),
+    )
+    .expect("FreeRADIUS");
+    let good = password_file(dir.path(), "test", "test123");
+    let cfg = config_with(
+        dir.path(),
+        "\"mschapv2\"",
+        false,
+        &format!("listen = [\"{SERVER_FOR_CLI1}:1723\"]"),
+    );
+    let _server = Server::start(&topo, &cfg);
+    let child = topo
+        .command("cli1", RAS)
+        .args([
+            "connect",
+            &format!("pptp://{SERVER_FOR_CLI1}"),
+            "--user",
+            "test",
+            "--password-file",
+        ])
+        .arg(&good)
+        .args([
+            "--no-dns",
+            "--no-ipv6",
+            "--tun-name",
+            "ras-rp1",
+            "--route",
+            "172.31.0.0/24",
+        ])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("ras connect pptp");
+    let mut c = Client {
+        child,
+        tun: "ras-rp1".into(),
+        role: "cli1",
+    };
+    // MPPE-128 is required by default: the link comes up only if both ends
+    // hold the same keys, the client's from MS-CHAPv2, the server's from
+    // FreeRADIUS's MS-MPPE-Send-Key/Recv-Key.
+    assert!(
+        wait_address(&topo, &mut c, Duration::from_secs(30)).is_some(),
+        "PPTP through RADIUS"
+    );
+    let (sent, received, _) = transfer(&topo, "cli1", 1024 * 1024);
+    assert_eq!(sent, received, "1 MB through MPPE with RADIUS keys");
+    interrupt(&c);
+    assert!(finish(c, Duration::from_secs(15)).0);
+    assert!(
+        fr.log().contains("MS-MPPE-Recv-Key"),
+        "FreeRADIUS sent MPPE keys"
+    );
+    let stop = wait_record(&fr, Duration::from_secs(10), |r| {
+        get(r, "Acct-Status-Type") == Some("Stop")
+    })
+    .expect("a Stop record for the PPTP session");
+    let input: u64 = get(&stop, "Acct-Input-Octets").unwrap().parse().unwrap();
+    assert!(input >= 1024 * 1024, "PPTP input octets {input}");
+    assert_eq!(
+        get(&stop, "Tunnel-Type:0").or(get(&stop, "Tunnel-Type")),
+        Some("PPTP"),
+        "{stop:?}"
+    );
+    assert_eq!(get(&stop, "NAS-Port-Type"), Some("Virtual"));
+}

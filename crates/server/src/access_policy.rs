@@ -1,0 +1,216 @@
+//! The remote access policies (`crates/policy`) applied to sessions: what
+//! the server knows at each step, in the policy crate's terms, and the
+//! per-session facts kept between the steps.
+//!
+//! Steps (docs/POLICIES.md): when the peer names itself, the conditions are
+//! checked (a deny policy, or no policy matching, refuses at once with
+//! MS-CHAP error 649, "no dial-in permission"); once it is authenticated,
+//! everything is checked again with the method it used, its sessions and
+//! its RADIUS Class, and the matched policy's grant shapes the session
+//! (static address, timeouts); when the link is up, the encryption actually
+//! negotiated is checked against the policy's minimum.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::SystemTime;
+
+use policy::{AuthMethod, EncryptionUsed, NasPortType, TunnelType};
+use ppp::auth::{AuthRequest, Credentials};
+use ppp::mppe::MppeStrength;
+
+use crate::radius_auth::{calling_station, TunnelKind};
+
+/// The policy crate's tunnel type.
+pub fn tunnel_type(kind: TunnelKind) -> TunnelType {
+    match kind {
+        TunnelKind::Sstp => TunnelType::Sstp,
+        TunnelKind::Pptp => TunnelType::Pptp,
+        TunnelKind::L2tp => TunnelType::L2tp,
+        TunnelKind::Ikev2 => TunnelType::Ikev2,
+        TunnelKind::Dialup => TunnelType::Dialup,
+    }
+}
+
+/// RRAS reports every tunnel as a Virtual port and a serial line as Async
+/// (RFC 2865 §5.41).
+pub fn nas_port_type(kind: TunnelKind) -> NasPortType {
+    match kind {
+        TunnelKind::Dialup => NasPortType::Async,
+        _ => NasPortType::Virtual,
+    }
+}
+
+/// EAP method types (RFC 3748 §5; PEAP 25 and EAP-MSCHAPv2 26 are IANA
+/// assignments).
+const EAP_TYPE_PEAP: u8 = 25;
+const EAP_TYPE_MSCHAPV2: u8 = 26;
+
+/// The method of an authentication request. For EAP passed through to
+/// RADIUS, the method type of the peer's EAP Response (byte 4, RFC 3748
+/// §4.1), when it is not an Identity or a Nak.
+pub fn auth_method(request: &AuthRequest) -> Option<AuthMethod> {
+    use ppp::auth::AuthMethod as M;
+    Some(match request.method {
+        M::Pap => AuthMethod::Pap,
+        M::ChapMd5 => AuthMethod::Chap,
+        M::MsChapV2 => AuthMethod::MsChapV2,
+        M::EapMsChapV2 => AuthMethod::EapMsChapV2,
+        M::EapPassThrough => match &request.credentials {
+            Credentials::EapPassThrough { message } => match message.get(4) {
+                Some(&EAP_TYPE_PEAP) => AuthMethod::Peap,
+                Some(&EAP_TYPE_MSCHAPV2) => AuthMethod::EapMsChapV2,
+                _ => return None,
+            },
+            _ => return None,
+        },
+    })
+}
+
+/// What protects a link: TLS for SSTP, ESP for L2TP and IKEv2, else the
+/// MPPE negotiated (`None` when CCP agreed on nothing).
+pub fn encryption(kind: TunnelKind, mppe: Option<MppeStrength>) -> EncryptionUsed {
+    match kind {
+        TunnelKind::Sstp => EncryptionUsed::Tls,
+        TunnelKind::L2tp | TunnelKind::Ikev2 => EncryptionUsed::Ipsec(policy::IpsecCipher::Aes),
+        TunnelKind::Pptp | TunnelKind::Dialup => match mppe {
+            Some(MppeStrength::Bits40) => EncryptionUsed::Mppe { bits: 40 },
+            Some(MppeStrength::Bits56) => EncryptionUsed::Mppe { bits: 56 },
+            Some(MppeStrength::Bits128) => EncryptionUsed::Mppe { bits: 128 },
+            None => EncryptionUsed::None,
+        },
+    }
+}
+
+/// What a session told the server before it was authenticated.
+#[derive(Debug, Clone, Default)]
+pub struct Facts {
+    pub user: String,
+    pub groups: Vec<String>,
+    pub method: Option<AuthMethod>,
+}
+
+/// Per-session facts between authentication and the network phase.
+#[derive(Debug, Default)]
+pub struct PendingFacts(Mutex<HashMap<u64, Facts>>);
+
+impl PendingFacts {
+    pub fn record(
+        &self,
+        id: u64,
+        user: &str,
+        groups: Option<Vec<String>>,
+        method: Option<AuthMethod>,
+    ) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let f = map.entry(id).or_default();
+        f.user = user.to_owned();
+        if let Some(g) = groups {
+            f.groups = g;
+        }
+        // EAP: the first rounds (Identity) say nothing of the method; keep
+        // the last that did.
+        if method.is_some() {
+            f.method = method;
+        }
+    }
+
+    pub fn take(&self, id: u64) -> Facts {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id)
+            .unwrap_or_default()
+    }
+}
+
+/// The request as the policy crate sees it.
+pub fn request<'a>(
+    user: &'a str,
+    groups: &'a [String],
+    radius_class: Option<&'a [Vec<u8>]>,
+    kind: TunnelKind,
+    peer: &'a str,
+    station: &'a str,
+) -> policy::Request<'a> {
+    let mut r = policy::Request::new(
+        user,
+        tunnel_type(kind),
+        nas_port_type(kind),
+        SystemTime::now(),
+    );
+    r.groups = groups;
+    r.radius_class = radius_class;
+    r.calling_station_id = Some(station);
+    r.client_address = peer
+        .parse::<std::net::SocketAddr>()
+        .map(|a| a.ip())
+        .ok()
+        .or_else(|| calling_station(peer).parse::<IpAddr>().ok());
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zeroize::Zeroizing;
+
+    fn eap(message: Vec<u8>) -> AuthRequest {
+        AuthRequest {
+            username: "u".into(),
+            method: ppp::auth::AuthMethod::EapPassThrough,
+            credentials: Credentials::EapPassThrough { message },
+        }
+    }
+
+    #[test]
+    fn methods_of_requests() {
+        assert_eq!(
+            auth_method(&eap(vec![2, 1, 0, 9, 1, b'u'])),
+            None,
+            "Identity"
+        );
+        assert_eq!(
+            auth_method(&eap(vec![2, 2, 0, 6, 25, 0])),
+            Some(AuthMethod::Peap)
+        );
+        assert_eq!(
+            auth_method(&eap(vec![2, 3, 0, 6, 26, 2])),
+            Some(AuthMethod::EapMsChapV2)
+        );
+        let pap = AuthRequest {
+            username: "u".into(),
+            method: ppp::auth::AuthMethod::Pap,
+            credentials: Credentials::Pap {
+                password: Zeroizing::new(b"x".to_vec()),
+            },
+        };
+        assert_eq!(auth_method(&pap), Some(AuthMethod::Pap));
+    }
+
+    #[test]
+    fn encryption_by_tunnel() {
+        assert_eq!(encryption(TunnelKind::Sstp, None), EncryptionUsed::Tls);
+        assert_eq!(
+            encryption(TunnelKind::Pptp, Some(MppeStrength::Bits128)),
+            EncryptionUsed::Mppe { bits: 128 }
+        );
+        assert_eq!(encryption(TunnelKind::Dialup, None), EncryptionUsed::None);
+    }
+
+    #[test]
+    fn facts_keep_the_last_known_method() {
+        let f = PendingFacts::default();
+        f.record(
+            1,
+            "u",
+            Some(vec!["g".into()]),
+            Some(AuthMethod::EapMsChapV2),
+        );
+        f.record(1, "u", None, None);
+        let got = f.take(1);
+        assert_eq!(got.method, Some(AuthMethod::EapMsChapV2));
+        assert_eq!(got.groups, vec!["g".to_string()]);
+        assert!(f.take(1).method.is_none());
+    }
+}

@@ -1,0 +1,383 @@
+//! Client addresses from the intranet's DHCP server, as RRAS gets them
+//! (`[addresses] source = "dhcp"`): the [`AddressSource`] over the sans-IO
+//! [`dhcp::Engine`], and the tokio driver that owns its socket and timer.
+//!
+//! The socket is UDP port 68 bound to the configured interface
+//! (SO_BINDTODEVICE: RRAS's "Adapter" setting), with SO_BROADCAST. The
+//! engine sets the broadcast bit in its requests (RFC 2131 §4.1), so the
+//! server's answers are broadcast and reach this socket even though the
+//! leased addresses are not configured on the interface.
+//!
+//! Addresses the engine acquires are routed into the TUN device (a /32
+//! each), and the server's own one (the first lease) is put on the TUN
+//! device; proxy ARP on the interface makes the clients reachable from the
+//! intranet subnet, as RRAS does for on-subnet addresses.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use dhcp::{Allocation, Destination, Engine, EngineConfig, Event};
+use tokio::net::UdpSocket;
+use tokio::sync::{oneshot, Notify};
+
+use crate::pool::{AddressError, AddressSource, BoxFuture};
+use crate::SessionId;
+
+/// How the DHCP source is set up.
+#[derive(Debug, Clone)]
+pub struct DhcpSettings {
+    /// The intranet interface to lease through.
+    pub interface: String,
+    /// Addresses leased at a time.
+    pub block: usize,
+    /// How long a client waits for DHCP before getting APIPA.
+    pub answer_timeout: Duration,
+    /// After a fall-back to APIPA, DHCP is tried again after this.
+    pub retry_after: Duration,
+    /// The TUN device client addresses are routed to (`None`: no routes,
+    /// for tests and benchmarks without a TUN device).
+    pub tun: Option<String>,
+}
+
+/// Why the DHCP source could not start.
+#[derive(Debug, thiserror::Error)]
+#[error("DHCP on interface {interface}: {source}")]
+pub struct DhcpSourceError {
+    pub interface: String,
+    #[source]
+    pub source: io::Error,
+}
+
+type Waiter = oneshot::Sender<Result<Ipv4Addr, AddressError>>;
+
+struct Shared {
+    engine: Mutex<Engine>,
+    waiters: Mutex<HashMap<u64, Waiter>>,
+    /// Wakes the driver: the engine has something to send or a new timer.
+    wake: Notify,
+    socket: UdpSocket,
+    settings: DhcpSettings,
+    /// Set once `stop` ran: the driver has nothing more to do.
+    stopped: std::sync::atomic::AtomicBool,
+}
+
+/// The DHCP address source. Cheap to share (`Arc`).
+pub struct DhcpSource {
+    shared: Arc<Shared>,
+    driver: tokio::task::JoinHandle<()>,
+}
+
+impl DhcpSource {
+    /// Opens the socket and starts the driver. Nothing is leased until
+    /// the first client asks (RRAS: "when the first remote access client
+    /// connects, rather than when the service starts").
+    pub fn start(settings: DhcpSettings) -> Result<Arc<DhcpSource>, DhcpSourceError> {
+        let err = |source| DhcpSourceError {
+            interface: settings.interface.clone(),
+            source,
+        };
+        let socket = client_socket(&settings.interface).map_err(err)?;
+        if settings.tun.is_some() {
+            enable_proxy_arp(&settings.interface);
+        }
+        let cfg = EngineConfig {
+            block: settings.block,
+            answer_timeout: settings.answer_timeout,
+            retry_after: settings.retry_after,
+            seed: rand::random(),
+            ..EngineConfig::default()
+        };
+        let shared = Arc::new(Shared {
+            engine: Mutex::new(Engine::new(cfg)),
+            waiters: Mutex::new(HashMap::new()),
+            wake: Notify::new(),
+            socket,
+            settings,
+            stopped: std::sync::atomic::AtomicBool::new(false),
+        });
+        let driver = tokio::spawn(drive(shared.clone()));
+        Ok(Arc::new(DhcpSource { shared, driver }))
+    }
+
+    /// The server stops: DHCPRELEASE every lease (RRAS: "When the Routing
+    /// and Remote Access service is stopped, it sends DHCPRelease messages
+    /// to release all of the IPv4 addresses obtained through DHCP").
+    /// Returns how many addresses were released.
+    pub async fn stop(&self) -> usize {
+        let released = {
+            let mut engine = lock(&self.shared.engine);
+            let n = engine.leased_addresses().len();
+            engine.stop();
+            n
+        };
+        self.shared
+            .stopped
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.driver.abort();
+        // Send the releases and apply the events here, in order.
+        flush(&self.shared).await;
+        if released > 0 {
+            tracing::info!(
+                interface = %self.shared.settings.interface,
+                "released {released} DHCP lease(s)"
+            );
+        }
+        released
+    }
+
+    /// Leases bound now (the server's first).
+    pub fn leased(&self) -> Vec<Ipv4Addr> {
+        lock(&self.shared.engine).leased_addresses()
+    }
+
+    /// The engine's counts.
+    pub fn counts(&self) -> dhcp::engine::Counts {
+        lock(&self.shared.engine).counts()
+    }
+}
+
+impl Drop for DhcpSource {
+    fn drop(&mut self) {
+        self.driver.abort();
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl AddressSource for DhcpSource {
+    fn server_address(&self) -> Option<Ipv4Addr> {
+        lock(&self.shared.engine).server_address()
+    }
+
+    fn allocate(&self, session: SessionId) -> BoxFuture<'_, Result<Ipv4Addr, AddressError>> {
+        let key = session.raw();
+        let (tx, rx) = oneshot::channel();
+        let now = Instant::now();
+        let answer = {
+            let mut engine = lock(&self.shared.engine);
+            let a = engine.allocate(now, key);
+            if a == Allocation::Pending {
+                // Registered under the engine lock: the driver cannot
+                // deliver the event before the waiter exists.
+                lock(&self.shared.waiters).insert(key, tx);
+            }
+            a
+        };
+        self.shared.wake.notify_one();
+        // The engine answers within its answer timeout (then APIPA); the
+        // extra margin only guards against a driver that died.
+        let limit = self.shared.settings.answer_timeout + Duration::from_secs(5);
+        Box::pin(async move {
+            match answer {
+                Allocation::Ready(addr) => Ok(addr),
+                Allocation::Refused => Err(AddressError::Unavailable(
+                    "the DHCP address source is stopped or exhausted".into(),
+                )),
+                Allocation::Pending => match tokio::time::timeout(limit, rx).await {
+                    Ok(Ok(result)) => result,
+                    _ => {
+                        lock(&self.shared.engine).release(key);
+                        lock(&self.shared.waiters).remove(&key);
+                        Err(AddressError::Unavailable("no answer from DHCP".into()))
+                    }
+                },
+            }
+        })
+    }
+
+    fn release(&self, session: SessionId) -> BoxFuture<'_, ()> {
+        lock(&self.shared.engine).release(session.raw());
+        lock(&self.shared.waiters).remove(&session.raw());
+        self.shared.wake.notify_one();
+        Box::pin(std::future::ready(()))
+    }
+}
+
+/// UDP port 68 on `interface`.
+fn client_socket(interface: &str) -> io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
+    // Another DHCP client on the host may hold port 68 on another
+    // interface; with the device binding each sees its own traffic.
+    s.set_reuse_address(true)?;
+    s.set_broadcast(true)?;
+    s.bind_device(Some(interface.as_bytes()))?;
+    s.bind(&SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, dhcp::message::CLIENT_PORT).into())?;
+    s.set_nonblocking(true)?;
+    UdpSocket::from_std(s.into())
+}
+
+/// Proxy ARP on the intranet interface: the intranet reaches on-subnet
+/// client addresses through this server (the routes point into the TUN).
+fn enable_proxy_arp(interface: &str) {
+    let path = format!("/proc/sys/net/ipv4/conf/{interface}/proxy_arp");
+    if let Err(e) = std::fs::write(&path, "1") {
+        tracing::warn!(
+            "cannot enable proxy ARP ({path}): {e}; intranet hosts may not reach clients"
+        );
+    }
+}
+
+/// The driver: send what the engine wants sent, apply its events, feed it
+/// received packets and its timer.
+async fn drive(shared: Arc<Shared>) {
+    let mut buf = vec![0u8; dhcp::message::MAX_MESSAGE + 1];
+    loop {
+        flush(&shared).await;
+        let deadline = lock(&shared.engine).poll_timeout();
+        let sleep = async {
+            match deadline {
+                Some(t) => tokio::time::sleep_until(tokio::time::Instant::from_std(t)).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            received = shared.socket.recv_from(&mut buf) => match received {
+                // Larger than MAX_MESSAGE (the buffer holds one byte more):
+                // the engine refuses it.
+                Ok((n, _from)) => lock(&shared.engine).handle_input(Instant::now(), &buf[..n]),
+                Err(e) => {
+                    tracing::warn!(interface = %shared.settings.interface, "DHCP receive: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            _ = sleep => lock(&shared.engine).handle_timeout(Instant::now()),
+            _ = shared.wake.notified() => {}
+        }
+    }
+}
+
+/// Sends every pending transmit and applies every pending event.
+async fn flush(shared: &Shared) {
+    loop {
+        let (transmits, events) = {
+            let mut engine = lock(&shared.engine);
+            let t: Vec<_> = std::iter::from_fn(|| engine.poll_transmit()).collect();
+            let e: Vec<_> = std::iter::from_fn(|| engine.poll_event()).collect();
+            (t, e)
+        };
+        if transmits.is_empty() && events.is_empty() {
+            return;
+        }
+        for t in transmits {
+            send(shared, t).await;
+        }
+        for e in events {
+            apply(shared, e).await;
+        }
+    }
+}
+
+async fn send(shared: &Shared, t: dhcp::Transmit) {
+    let broadcast = SocketAddrV4::new(Ipv4Addr::BROADCAST, dhcp::message::SERVER_PORT);
+    let to = match t.to {
+        Destination::Broadcast => broadcast,
+        Destination::Server(ip) => SocketAddrV4::new(ip, dhcp::message::SERVER_PORT),
+    };
+    if let Err(e) = shared.socket.send_to(&t.bytes, to).await {
+        // An interface without an address has no route to the server:
+        // the broadcast still reaches it (the server matches the request
+        // by client identifier, not by source address).
+        if to != broadcast {
+            tracing::debug!("DHCP unicast to {to}: {e}; broadcasting instead");
+            if let Err(e) = shared.socket.send_to(&t.bytes, broadcast).await {
+                tracing::warn!(interface = %shared.settings.interface, "DHCP send: {e}");
+            }
+        } else {
+            tracing::warn!(interface = %shared.settings.interface, "DHCP send: {e}");
+        }
+    }
+}
+
+async fn apply(shared: &Shared, event: Event) {
+    let iface = &shared.settings.interface;
+    match event {
+        Event::Assigned { session, addr } => {
+            // Not inside the `if let`: the waiters lock must be dropped
+            // before the engine lock is taken (allocate takes them in the
+            // other order).
+            let waiter = lock(&shared.waiters).remove(&session);
+            if let Some(w) = waiter {
+                if w.send(Ok(addr)).is_err() {
+                    // The session gave up meanwhile: the address is free.
+                    lock(&shared.engine).release(session);
+                }
+            }
+        }
+        Event::Refused { session, reason } => {
+            let waiter = lock(&shared.waiters).remove(&session);
+            if let Some(w) = waiter {
+                let _ = w.send(Err(AddressError::Unavailable(reason)));
+            }
+        }
+        Event::ServerAddress(addr) => {
+            tracing::info!(interface = %iface, "server address (IPCP local address) is now {addr}");
+            if let Some(tun) = &shared.settings.tun {
+                ip(&["-4", "addr", "replace", &format!("{addr}/32"), "dev", tun]).await;
+            }
+        }
+        Event::Acquired(addr) => {
+            tracing::info!(interface = %iface, "address {addr} acquired");
+            if let Some(tun) = &shared.settings.tun {
+                ip(&["-4", "route", "replace", &format!("{addr}/32"), "dev", tun]).await;
+            }
+        }
+        Event::Relinquished(addr) => {
+            tracing::info!(interface = %iface, "address {addr} given back");
+            if let Some(tun) = &shared.settings.tun {
+                ip(&["-4", "route", "del", &format!("{addr}/32"), "dev", tun]).await;
+                ip(&["-4", "addr", "del", &format!("{addr}/32"), "dev", tun]).await;
+            }
+        }
+        Event::FellBackToApipa { waiting } => {
+            tracing::warn!(
+                interface = %iface,
+                "no DHCP server answered on {iface}: using APIPA addresses (169.254.0.0/16) for {waiting} waiting client(s) and new ones for {:?}; they cannot reach beyond this server",
+                shared.settings.retry_after
+            );
+        }
+        Event::DhcpRestored => {
+            tracing::info!(interface = %iface, "a DHCP server answers again on {iface}: new clients get leased addresses");
+        }
+        Event::LeaseLost { addr, session } => {
+            tracing::warn!(interface = %iface, ?session, "the DHCP server took back {addr} (NAK or expiry)");
+        }
+    }
+}
+
+/// Runs `ip ARGS`; failures are logged (a missing route is not fatal).
+async fn ip(args: &[&str]) {
+    match tokio::process::Command::new("ip").args(args).output().await {
+        Ok(out) if out.status.success() => {}
+        Ok(out) => tracing::debug!(
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ),
+        Err(e) => tracing::warn!("cannot run ip: {e}"),
+    }
+}
+
+impl DhcpSettings {
+    /// The settings `[addresses]` asks for, or `None` with the static pool.
+    pub fn from_config(
+        addresses: &crate::config::AddressConfig,
+        tun: Option<&str>,
+    ) -> Option<DhcpSettings> {
+        if addresses.source != crate::config::AddressSourceKind::Dhcp {
+            return None;
+        }
+        Some(DhcpSettings {
+            interface: addresses.dhcp_interface.clone()?,
+            block: usize::from(addresses.dhcp_block),
+            answer_timeout: Duration::from_secs(u64::from(addresses.dhcp_timeout_secs)),
+            retry_after: Duration::from_secs(u64::from(addresses.dhcp_retry_secs)),
+            tun: tun.map(str::to_owned),
+        })
+    }
+}

@@ -1,0 +1,352 @@
+//! Authentication through RADIUS: a PPP [`AuthRequest`] becomes an
+//! Access-Request (RFC 2865 §5.2 PAP, §5.3 CHAP, RFC 2548 §2.3 MS-CHAPv2,
+//! RFC 3579 EAP), and the reply becomes the session's [`AuthAnswer`].
+//!
+//! What an Access-Accept grants beyond the login (Framed-IP-Address,
+//! Session-Timeout, Idle-Timeout, Class, Acct-Interim-Interval) is kept per
+//! session until the network phase asks for it.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Mutex;
+
+use ppp::auth::{AuthRequest, Credentials, ExternalAccept, Rejection};
+use ppp::crypto::mppe_keys::MasterKeys;
+use radius::dict::{FramedProtocol, NasPortType, ServiceType, TunnelMediumType, TunnelType};
+use radius::microsoft::MsChap2Response;
+use radius::{AccessOutcome, Outcome, Request};
+use tunnel::AuthAnswer;
+
+use crate::radius_io::{RadiusError, RadiusHandle};
+
+/// Which tunnel a session came through (Tunnel-Type, RFC 2868 §3.1, and
+/// NAS-Port-Type in requests; the policy condition of the same name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TunnelKind {
+    Sstp,
+    Pptp,
+    L2tp,
+    Ikev2,
+    /// PPP over a serial line (dial-in).
+    Dialup,
+}
+
+impl TunnelKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            TunnelKind::Sstp => "sstp",
+            TunnelKind::Pptp => "pptp",
+            TunnelKind::L2tp => "l2tp",
+            TunnelKind::Ikev2 => "ikev2",
+            TunnelKind::Dialup => "dialup",
+        }
+    }
+
+    /// Tunnel-Type (RFC 2868 §3.1), none for a serial line.
+    pub fn radius(self) -> Option<TunnelType> {
+        match self {
+            TunnelKind::Sstp => Some(TunnelType::Sstp),
+            TunnelKind::Pptp => Some(TunnelType::Pptp),
+            TunnelKind::L2tp => Some(TunnelType::L2tp),
+            TunnelKind::Ikev2 => Some(TunnelType::Esp),
+            TunnelKind::Dialup => None,
+        }
+    }
+
+    /// NAS-Port-Type (RFC 2865 §5.41): Virtual for tunnels, Async for a
+    /// serial line.
+    pub fn nas_port_type(self) -> NasPortType {
+        match self {
+            TunnelKind::Dialup => NasPortType::Async,
+            _ => NasPortType::Virtual,
+        }
+    }
+}
+
+/// What an Access-Accept granted, for the rest of the session.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Granted {
+    /// Framed-IP-Address (RFC 2865 §5.8), when a real address (not the
+    /// 255.255.255.254 "NAS chooses" / 255.255.255.255 "user chooses").
+    pub framed_ip: Option<Ipv4Addr>,
+    /// Session-Timeout in seconds (RFC 2865 §5.27).
+    pub session_timeout: Option<u32>,
+    /// Idle-Timeout in seconds (RFC 2865 §5.28).
+    pub idle_timeout: Option<u32>,
+    /// Class values to echo in accounting (RFC 2865 §5.25).
+    pub class: Vec<Vec<u8>>,
+    /// Acct-Interim-Interval in seconds (RFC 2869 §5.16).
+    pub interim_interval: Option<u32>,
+    /// Framed-IPv6-Prefix (RFC 3162 §2.3), when given.
+    pub framed_ipv6_prefix: Option<(Ipv6Addr, u8)>,
+}
+
+/// Identifies the NAS in every request (RFC 2865 §5.4, §5.32).
+#[derive(Debug, Clone)]
+pub struct NasIdentity {
+    pub identifier: String,
+    pub address: Option<IpAddr>,
+}
+
+/// The RADIUS authenticator shared by all sessions.
+pub struct RadiusAuth {
+    handle: RadiusHandle,
+    nas: NasIdentity,
+    /// The State of the last Access-Challenge, per session (RFC 2865
+    /// §5.24), for the next EAP round.
+    eap_state: Mutex<HashMap<u64, Vec<u8>>>,
+    /// What the Access-Accept granted, per session, until taken.
+    granted: Mutex<HashMap<u64, Granted>>,
+}
+
+impl RadiusAuth {
+    pub fn new(handle: RadiusHandle, nas: NasIdentity) -> RadiusAuth {
+        RadiusAuth {
+            handle,
+            nas,
+            eap_state: Mutex::new(HashMap::new()),
+            granted: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The grants of session `id`'s Access-Accept (taken once).
+    pub fn take_granted(&self, id: u64) -> Granted {
+        self.granted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id)
+            .unwrap_or_default()
+    }
+
+    /// Forgets a session that ended before its network phase.
+    pub fn forget(&self, id: u64) {
+        self.eap_state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
+        self.granted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
+    }
+
+    /// Checks `request` of session `id` (from `peer`, "ip:port") with the
+    /// RADIUS servers.
+    pub async fn authenticate(
+        &self,
+        id: u64,
+        peer: &str,
+        tunnel: TunnelKind,
+        request: AuthRequest,
+    ) -> AuthAnswer {
+        let user = request.username.as_bytes().to_vec();
+        let (access, is_mschapv2) = match &request.credentials {
+            Credentials::Pap { password } => (Request::pap(&user, password), false),
+            Credentials::ChapMd5 {
+                id: ident,
+                challenge,
+                response,
+            } => (Request::chap(&user, *ident, response, challenge), false),
+            Credentials::MsChapV2 {
+                id: ident,
+                authenticator_challenge,
+                peer_challenge,
+                nt_response,
+                flags,
+            } => (
+                Request::mschapv2(
+                    &user,
+                    authenticator_challenge,
+                    &MsChap2Response {
+                        ident: *ident,
+                        flags: *flags,
+                        peer_challenge: *peer_challenge,
+                        response: *nt_response,
+                    },
+                ),
+                true,
+            ),
+            Credentials::EapPassThrough { message } => {
+                let state = self
+                    .eap_state
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&id);
+                (Request::eap(&user, message, state.as_deref()), false)
+            }
+        };
+        let access = self.decorate(access, peer, tunnel);
+        match self.handle.request(access).await {
+            Ok(answer) => match answer.outcome {
+                Outcome::Access(AccessOutcome::Accept(accept)) => {
+                    tracing::info!(session = id, user = ?request.username, server = %answer.server, "RADIUS Access-Accept");
+                    let granted = Granted {
+                        framed_ip: accept.framed_ip.filter(|a| {
+                            !a.is_broadcast() && *a != Ipv4Addr::new(255, 255, 255, 254)
+                        }),
+                        session_timeout: accept.session_timeout.filter(|s| *s > 0),
+                        idle_timeout: accept.idle_timeout.filter(|s| *s > 0),
+                        class: accept.class.clone(),
+                        interim_interval: accept.acct_interim_interval.filter(|s| *s > 0),
+                        framed_ipv6_prefix: ipv6_prefix(&accept.attributes),
+                    };
+                    self.granted
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(id, granted);
+                    let keys = accept.mppe_keys.as_ref().and_then(|k| {
+                        // RFC 2548 §2.4.2/§2.4.3: the keys as the NAS uses
+                        // them; MPPE's master keys are their first 16
+                        // octets (EAP methods send 32).
+                        let send: [u8; 16] = k.send.get(..16)?.try_into().ok()?;
+                        let recv: [u8; 16] = k.recv.get(..16)?.try_into().ok()?;
+                        Some(MasterKeys { send, recv })
+                    });
+                    let mschapv2_success = accept
+                        .mschap2_success
+                        .as_ref()
+                        .map(|s| s.authenticator_response);
+                    if is_mschapv2 && mschapv2_success.is_none() {
+                        tracing::warn!(session = id, "RADIUS accepted MS-CHAPv2 without MS-CHAP2-Success: the client will refuse the server");
+                    }
+                    AuthAnswer::Accept(ExternalAccept {
+                        mschapv2_success,
+                        keys,
+                        eap_message: accept.eap_message.clone(),
+                        message: accept
+                            .reply_message
+                            .as_ref()
+                            .map(|m| String::from_utf8_lossy(m).into_owned()),
+                    })
+                }
+                Outcome::Access(AccessOutcome::Reject(reject)) => {
+                    let code = reject.ms_chap_error.as_ref().and_then(|e| e.error_code());
+                    let rejection = match code {
+                        Some(646) => Rejection::RestrictedLogonHours,
+                        Some(647) => Rejection::AccountDisabled,
+                        Some(648) => Rejection::PasswordExpired,
+                        Some(649) => Rejection::NoDialinPermission,
+                        _ => Rejection::AuthenticationFailure,
+                    };
+                    let text = reject
+                        .reply_message
+                        .as_ref()
+                        .map(|m| String::from_utf8_lossy(m).into_owned())
+                        .unwrap_or_else(|| "authentication failed".into());
+                    tracing::info!(session = id, user = ?request.username, server = %answer.server, "refused by RADIUS (Access-Reject): {text}");
+                    AuthAnswer::Reject(rejection, text)
+                }
+                Outcome::Access(AccessOutcome::Challenge(challenge)) => {
+                    match (challenge.eap_message, &request.credentials) {
+                        (Some(message), Credentials::EapPassThrough { .. }) => {
+                            if let Some(state) = challenge.state {
+                                self.eap_state
+                                    .lock()
+                                    .unwrap_or_else(|e| e.into_inner())
+                                    .insert(id, state);
+                            }
+                            AuthAnswer::EapChallenge(message)
+                        }
+                        _ => {
+                            // RFC 2865 §4.4: a challenge we cannot relay
+                            // is a reject.
+                            tracing::warn!(
+                                session = id,
+                                "RADIUS Access-Challenge without EAP cannot be relayed"
+                            );
+                            AuthAnswer::Reject(
+                                Rejection::AuthenticationFailure,
+                                "authentication failed".into(),
+                            )
+                        }
+                    }
+                }
+                Outcome::AccountingAck => AuthAnswer::Reject(
+                    Rejection::AuthenticationFailure,
+                    "authentication failed".into(),
+                ),
+            },
+            Err(e) => {
+                match &e {
+                    RadiusError::Timeout => {
+                        tracing::error!(session = id, user = ?request.username, "no RADIUS server answered; refusing the login")
+                    }
+                    other => tracing::error!(session = id, "RADIUS: {other}"),
+                }
+                AuthAnswer::Reject(Rejection::AuthenticationFailure, e.to_string())
+            }
+        }
+    }
+
+    /// The attributes every Access-Request carries: who the NAS is, what
+    /// is asked for and where the user comes from.
+    fn decorate(&self, mut r: Request, peer: &str, tunnel: TunnelKind) -> Request {
+        r = r
+            .with_nas_identifier(self.nas.identifier.as_bytes())
+            .with_service_type(ServiceType::Framed)
+            .with_framed_protocol(FramedProtocol::Ppp)
+            .with_nas_port_type(tunnel.nas_port_type());
+        match self.nas.address {
+            Some(IpAddr::V4(a)) => r = r.with_nas_ip_address(a),
+            Some(IpAddr::V6(a)) => r = r.with_nas_ipv6_address(a),
+            None => {}
+        }
+        if let Some(t) = tunnel.radius() {
+            r = r
+                .with_tunnel_type(0, t)
+                .with_tunnel_medium_type(0, TunnelMediumType::Ipv4);
+        }
+        // RRAS puts the client's outer address in Calling-Station-Id.
+        r.with_calling_station_id(calling_station(peer).as_bytes())
+    }
+}
+
+/// The address part of "ip:port" ("[v6]:port" too).
+pub fn calling_station(peer: &str) -> String {
+    match peer.parse::<std::net::SocketAddr>() {
+        Ok(a) => a.ip().to_string(),
+        Err(_) => peer.to_string(),
+    }
+}
+
+/// Framed-IPv6-Prefix (RFC 3162 §2.3): reserved, length, prefix.
+fn ipv6_prefix(attrs: &[radius::Attribute]) -> Option<(Ipv6Addr, u8)> {
+    let a = attrs
+        .iter()
+        .find(|a| a.typ == radius::dict::attr::FRAMED_IPV6_PREFIX)?;
+    let len = *a.value.get(1)?;
+    if len > 128 {
+        return None;
+    }
+    let mut octets = [0u8; 16];
+    let given = a.value.get(2..)?;
+    let n = given.len().min(16);
+    octets[..n].copy_from_slice(&given[..n]);
+    Some((Ipv6Addr::from(octets), len))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calling_station_is_the_address() {
+        assert_eq!(calling_station("10.1.2.3:4000"), "10.1.2.3");
+        assert_eq!(calling_station("[fd00::1]:443"), "fd00::1");
+        assert_eq!(calling_station("odd"), "odd");
+    }
+
+    #[test]
+    fn ipv6_prefix_attribute() {
+        let a = radius::Attribute::new(
+            radius::dict::attr::FRAMED_IPV6_PREFIX,
+            vec![0, 64, 0x20, 0x01, 0x0d, 0xb8, 0, 1, 0, 2],
+        );
+        assert_eq!(
+            ipv6_prefix(&[a]),
+            Some(("2001:db8:1:2::".parse().unwrap(), 64))
+        );
+        let bad = radius::Attribute::new(radius::dict::attr::FRAMED_IPV6_PREFIX, vec![0, 200]);
+        assert_eq!(ipv6_prefix(&[bad]), None);
+    }
+}

@@ -1,0 +1,46 @@
+//! RFC 5176 Disconnect-Request and CoA-Request handling: whatever an
+//! (authenticated) Dynamic Authorization Client sends, the server answers
+//! with an ACK or a NAK and never panics.
+#![no_main]
+
+use std::sync::{Arc, OnceLock};
+
+use libfuzzer_sys::fuzz_target;
+use radius::{Code, Packet};
+use server::dynauth::handle_request;
+use server::radius_auth::{Granted, TunnelKind};
+use server::sessions::{Held, Sessions};
+
+fn runtime() -> &'static tokio::runtime::Runtime {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    })
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(p) = Packet::decode(data) else { return };
+    if !matches!(p.code, Code::DisconnectRequest | Code::CoaRequest) {
+        return;
+    }
+    let sessions = Arc::new(Sessions::new());
+    let mut h = Held::new(
+        Some("test".into()),
+        "192.0.2.1:1000".into(),
+        TunnelKind::Sstp,
+        sessions.acct_session_id(1),
+        Granted::default(),
+    );
+    h.address = Some(std::net::Ipv4Addr::new(10, 0, 0, 2));
+    sessions.insert(1, h);
+    let answer = runtime().block_on(async { handle_request(&p, &sessions, "ras") });
+    let ok = match p.code {
+        Code::DisconnectRequest => matches!(answer.code, Code::DisconnectAck | Code::DisconnectNak),
+        _ => matches!(answer.code, Code::CoaAck | Code::CoaNak),
+    };
+    assert!(ok, "answered {:?} to {:?}", answer.code, p.code);
+    assert_eq!(answer.identifier, p.identifier);
+});
