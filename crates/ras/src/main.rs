@@ -3,6 +3,10 @@
 use clap::{Parser, Subcommand};
 
 mod connect_cmd;
+mod dial_cmd;
+mod pbs_cmd;
+mod phonebook_cmd;
+mod profile_cmd;
 mod selftest;
 mod server_cmd;
 mod user_cmd;
@@ -32,6 +36,16 @@ enum Command {
     },
     /// Connect to a VPN server (sstp://HOST[:PORT]) and bring up a TUN device.
     Connect(connect_cmd::ConnectArgs),
+    /// Connect with a Connection Manager service profile (custom actions,
+    /// direct, dial-up or double-dial); --status shows a running connection.
+    Dial(dial_cmd::DialArgs),
+    /// Build, sign, install, list and remove Connection Manager service profiles.
+    #[command(subcommand)]
+    Profile(profile_cmd::ProfileCommand),
+    /// Phone books: create, import, add, edit, delete, list, publish, post, update.
+    Phonebook(phonebook_cmd::PhonebookArgs),
+    /// Run the Phone Book Service (update queries, cabinets, posts).
+    Pbs(pbs_cmd::PbsArgs),
     /// Negotiate a server and a client PPP link in memory and show the result.
     PppSelftest {
         /// Authentication method to use.
@@ -52,8 +66,12 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::PppSelftest { auth } => selftest::run(auth),
+        Command::Profile(cmd) => profile_cmd::run(cmd),
         Command::Server(args) => server_cmd::run(args),
+        Command::Phonebook(args) => phonebook_cmd::run(args),
+        Command::Pbs(args) => pbs_cmd::run(args),
         Command::Connect(args) => connect_cmd::run(args),
+        Command::Dial(args) => dial_cmd::run(args),
         Command::User { config, cmd } => {
             let cfg = server::config::Config::load(config.as_deref())?;
             user_cmd::run(cmd, &cfg.state_dir)
