@@ -389,13 +389,23 @@ impl Dialer {
             }
         };
         let mut stop = self.stop.clone();
+        // The profile's IdleTimeout watches the outermost interface the
+        // user's traffic crosses: the VPN's, or the dial-up line's.
+        let idle_minutes = self.profile.connection_manager.idle_timeout_minutes;
+        let idle_tun = match self.kind {
+            ConnectionKind::DialUp => host.dial_tun.clone(),
+            _ => host.vpn_tun.clone(),
+        };
+        let idle = idle_watch(idle_tun, Duration::from_secs(u64::from(idle_minutes) * 60));
         let reason = tokio::select! {
             _ = stop.wait_for(|v| *v) => Reason::User,
             _ = all_exited => Reason::Monitored,
             why = dropped => Reason::Dropped(why),
+            _ = idle, if idle_minutes > 0 => Reason::Idle(idle_minutes),
         };
         let text = match &reason {
             Reason::User => "disconnected by the user".to_string(),
+            Reason::Idle(m) => format!("idle for {m} minute(s) (IdleTimeout)"),
             Reason::Monitored => "the last monitored program exited".to_string(),
             Reason::Dropped(why) => format!("the connection dropped: {why}"),
         };
@@ -912,8 +922,40 @@ enum AttemptError {
 
 enum Reason {
     User,
+    /// No traffic for the profile's IdleTimeout (minutes).
+    Idle(u32),
     Monitored,
     Dropped(String),
+}
+
+/// The interface's octet counters (rx + tx) from sysfs; `None` when it is
+/// gone.
+fn interface_octets(tun: &str) -> Option<u64> {
+    let read = |name: &str| -> Option<u64> {
+        std::fs::read_to_string(format!("/sys/class/net/{tun}/statistics/{name}"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    };
+    Some(read("rx_bytes")? + read("tx_bytes")?)
+}
+
+/// Resolves once `tun` has carried no traffic for `limit`.
+async fn idle_watch(tun: String, limit: Duration) {
+    let step = (limit / 4).clamp(Duration::from_millis(200), Duration::from_secs(15));
+    let mut last = interface_octets(&tun);
+    let mut quiet_since = tokio::time::Instant::now();
+    loop {
+        tokio::time::sleep(step).await;
+        let now = interface_octets(&tun);
+        if now != last {
+            last = now;
+            quiet_since = tokio::time::Instant::now();
+        } else if quiet_since.elapsed() >= limit {
+            return;
+        }
+    }
 }
 
 /// Stop every link, the last (inner) first, and wait for each to say
@@ -990,5 +1032,23 @@ mod tests {
         assert_eq!(host_part("vpn.example.com"), "vpn.example.com");
         assert_eq!(host_part("[fd00::1]:443"), "fd00::1");
         assert_eq!(host_part("fd00::1"), "fd00::1");
+    }
+}
+
+#[cfg(test)]
+mod idle_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_silent_interface_is_idle_after_the_limit_and_not_before() {
+        // An interface that does not exist never changes: silent.
+        let limit = Duration::from_millis(800);
+        let started = tokio::time::Instant::now();
+        idle_watch("ras-no-such0".into(), limit).await;
+        let took = started.elapsed();
+        assert!(took >= limit, "idle after {took:?}, before the limit");
+        assert!(took < limit * 3, "idle only after {took:?}");
+        assert_eq!(interface_octets("ras-no-such0"), None);
+        assert!(interface_octets("lo").is_some(), "lo has counters");
     }
 }

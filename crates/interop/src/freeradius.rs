@@ -35,6 +35,9 @@ static	Cleartext-Password := "static123"
 short	Cleartext-Password := "short123"
 	Session-Timeout = 4
 
+v6	Cleartext-Password := "v6pass123"
+	Framed-IPv6-Prefix = "fd99:1:2:3::/64"
+
 reject	Auth-Type := Reject
 	Reply-Message := "rejected by the lab"
 

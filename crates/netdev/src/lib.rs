@@ -359,6 +359,30 @@ impl TunDevice {
         Ok(())
     }
 
+    /// Removes the route to `net/prefix` through this device (`ip route
+    /// del`); a route that is already gone is not an error.
+    pub fn del_route(&self, net: IpAddr, prefix: u8) -> Result<(), TunError> {
+        let route = format!("{net}/{prefix}");
+        let family = if net.is_ipv4() { "-4" } else { "-6" };
+        let out = Command::new("ip")
+            .args([family, "route", "del", &route, "dev", &self.name])
+            .output()
+            .map_err(|e| TunError::Route {
+                name: self.name.clone(),
+                route: route.clone(),
+                message: format!("cannot run `ip`: {e}"),
+            })?;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if !out.status.success() && !stderr.contains("No such process") {
+            return Err(TunError::Route {
+                name: self.name.clone(),
+                route,
+                message: stderr.trim().to_owned(),
+            });
+        }
+        Ok(())
+    }
+
     /// The underlying `tun-rs` device (for batching, offloads, more
     /// queues).
     pub fn inner(&self) -> &tun_rs::AsyncDevice {

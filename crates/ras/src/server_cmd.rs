@@ -102,6 +102,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         ipv6_prefix,
         u32::from(config.tun.mtu),
     );
+    base_hooks.tun = Some(tun.clone());
     let dhcp_source =
         match server::dhcp_source::DhcpSettings::from_config(&config.addresses, Some(tun.name())) {
             Some(s) => Some(server::dhcp_source::DhcpSource::start(s)?),

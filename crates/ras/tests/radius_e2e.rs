@@ -266,6 +266,24 @@ fn logins_accounting_failover_and_disconnect_through_freeradius() {
         "Stop with Admin-Reset after the Disconnect-Request"
     );
 
+    // CoA-Request (RFC 5176) shortens the session: Session-Timeout 2 s.
+    let mut c = connect(&topo, "test", &good, &server.fingerprint, false);
+    assert!(wait_address(&topo, &mut c, Duration::from_secs(30)).is_some());
+    let bad = radclient(&topo, "User-Name = \"test\"\nFilter-Id = \"x\"\n", "coa");
+    assert!(bad.contains("CoA-NAK"), "unsupported attribute: {bad}");
+    let ack = radclient(&topo, "User-Name = \"test\"\nSession-Timeout = 2\n", "coa");
+    assert!(ack.contains("CoA-ACK"), "{ack}");
+    let _ = finish(c, Duration::from_secs(20));
+    assert!(
+        wait_record(&primary, Duration::from_secs(10), |r| {
+            get(r, "Acct-Status-Type") == Some("Stop")
+                && get(r, "User-Name") == Some("test")
+                && get(r, "Acct-Terminate-Cause") == Some("Session-Timeout")
+        })
+        .is_some(),
+        "Stop with Session-Timeout after the CoA"
+    );
+
     // What the Access-Accept grants: Framed-IP-Address and Class (echoed in
     // accounting), Session-Timeout (the session ends, cause Session-Timeout).
     let static_pw = password_file(dir.path(), "static", "static123");
@@ -452,4 +470,121 @@ fn pptp_encrypts_with_the_mppe_keys_from_radius() {
         "{stop:?}"
     );
     assert_eq!(get(&stop, "NAS-Port-Type"), Some("Virtual"));
+}
+
+#[test]
+fn framed_ipv6_prefix_from_radius_is_the_clients_prefix() {
+    if !can_run_radius() {
+        return;
+    }
+    let topo = Topology::create("rasrd4").expect("namespaces");
+    let dir = tempfile::tempdir().unwrap();
+    let srv = topo.ns("srv");
+    let _fr = FreeRadius::start(
+        &dir.path().join("fr"),
+        Some(&srv),
+        Ipv4Addr::new(127, 0, 0, 1),
+    )
+    .expect("FreeRADIUS");
+    let pw = password_file(dir.path(), "v6", "v6pass123");
+    let server = Server::start(&topo, &config(dir.path(), "\"mschapv2\"", false));
+    let line = server.expect("IPv6: clients in", Duration::from_secs(5));
+    let server_prefix = line
+        .split("clients in ")
+        .nth(1)
+        .unwrap()
+        .trim_end_matches("/64")
+        .trim()
+        .to_owned();
+    let child = topo
+        .command("cli1", RAS)
+        .args([
+            "connect",
+            &format!("sstp://{SERVER_FOR_CLI1}"),
+            "--user",
+            "v6",
+            "--password-file",
+        ])
+        .arg(&pw)
+        .args([
+            "--fingerprint",
+            &server.fingerprint,
+            "--no-dns",
+            "--tun-name",
+            "ras-rv1",
+        ])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("ras connect");
+    let mut c = Client {
+        child,
+        tun: "ras-rv1".into(),
+        role: "cli1",
+    };
+    assert!(wait_address(&topo, &mut c, Duration::from_secs(30)).is_some());
+    // The router advertisement carries the user's prefix, not the server's.
+    let mut global = String::new();
+    for _ in 0..100 {
+        let out = topo
+            .command("cli1", "ip")
+            .args([
+                "-6", "-o", "addr", "show", "dev", "ras-rv1", "scope", "global",
+            ])
+            .output()
+            .unwrap();
+        global = String::from_utf8_lossy(&out.stdout).into_owned();
+        if global.contains("fd99:1:2:3:") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(global.contains("fd99:1:2:3:"), "client IPv6: {global}");
+    assert!(
+        !global.contains(server_prefix.trim_end_matches(':')),
+        "{global}"
+    );
+    // Traffic comes back to it through the route the server added: the
+    // server's own address is in its prefix, reached through the tunnel.
+    let target = format!("{server_prefix}1");
+    assert!(topo
+        .command("cli1", "ip")
+        .args([
+            "-6",
+            "route",
+            "add",
+            &format!("{target}/128"),
+            "dev",
+            "ras-rv1"
+        ])
+        .status()
+        .unwrap()
+        .success());
+    assert!(
+        topo.command("cli1", "ping")
+            .args(["-6", "-c", "2", "-W", "2", &target])
+            .status()
+            .unwrap()
+            .success(),
+        "ping6 {target} from the RADIUS prefix"
+    );
+    interrupt(&c);
+    assert!(finish(c, Duration::from_secs(15)).0);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let out = topo
+            .command("srv", "ip")
+            .args(["-6", "route", "show", "fd99:1:2:3::/64"])
+            .output()
+            .unwrap();
+        if out.stdout.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the prefix route outlived the session"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

@@ -56,6 +56,8 @@ pub struct LocalHooks {
     pub policies: Arc<policy::PolicySet>,
     /// What sessions said before authentication, for the policies.
     facts: Arc<PendingFacts>,
+    /// The TUN device, to route a RADIUS Framed-IPv6-Prefix to it.
+    pub tun: Option<Arc<netdev::TunDevice>>,
 }
 
 impl LocalHooks {
@@ -88,7 +90,20 @@ impl LocalHooks {
                     .expect("the built-in policy is valid"),
             ),
             facts: Arc::new(PendingFacts::default()),
+            tun: None,
         }
+    }
+
+    /// The /64 a session's clients take their IPv6 address from: the
+    /// RADIUS Framed-IPv6-Prefix (RFC 3162 §2.3) when it is a /64, else
+    /// the server's.
+    fn session_ipv6_prefix(&self, id: u64) -> Option<Ipv6Addr> {
+        self.sessions
+            .with(id, |h| h.granted.framed_ipv6_prefix)
+            .flatten()
+            .filter(|(_, len)| *len == 64)
+            .map(|(p, _)| p)
+            .or(self.ipv6_prefix)
     }
 
     /// Checks the policies' conditions when the peer has named itself:
@@ -296,7 +311,9 @@ impl SessionHooks for LocalHooks {
                     self.dns,
                     self.wins,
                 )),
-                ipv6cp: self.ipv6_prefix.map(|_| Ipv6cpConfig::default()),
+                ipv6cp: self
+                    .session_ipv6_prefix(info.id)
+                    .map(|_| Ipv6cpConfig::default()),
                 ccp: None,
             }
         });
@@ -331,8 +348,21 @@ impl SessionHooks for LocalHooks {
         if let Some(v4) = &up.ipv4 {
             routes.push(IpAddr::V4(v4.peer));
         }
-        if let (Some(v6), Some(prefix)) = (&up.ipv6, self.ipv6_prefix) {
+        let ipv6_prefix = self.session_ipv6_prefix(info.id);
+        if let (Some(v6), Some(prefix)) = (&up.ipv6, ipv6_prefix) {
             routes.push(IpAddr::V6(client_ipv6(prefix, v6.peer_interface_id)));
+        }
+        if let (Some(prefix), Some(tun)) = (ipv6_prefix, &self.tun) {
+            if Some(prefix) != self.ipv6_prefix && up.ipv6.is_some() {
+                // The kernel must send the prefix's traffic to the TUN.
+                match tun.add_route(IpAddr::V6(prefix), 64) {
+                    Ok(()) => {
+                        self.sessions
+                            .with(info.id, |h| h.own_ipv6_prefix = Some(prefix));
+                    }
+                    Err(e) => tracing::warn!(session = info.id, "Framed-IPv6-Prefix: {e}"),
+                }
+            }
         }
         let (tx, rx) = self.router.register(&routes);
         let interim = self
@@ -356,7 +386,7 @@ impl SessionHooks for LocalHooks {
         } else {
             self.sessions.watch(info.id, None, |_| {});
         }
-        if let (Some(v6), Some(prefix)) = (&up.ipv6, self.ipv6_prefix) {
+        if let (Some(v6), Some(prefix)) = (&up.ipv6, ipv6_prefix) {
             // RFC 4861 §6.2.4: a few initial unsolicited advertisements, so
             // the client learns the prefix even if it missed the first.
             let ra = Bytes::from(crate::ra::router_advertisement(
@@ -384,6 +414,11 @@ impl SessionHooks for LocalHooks {
         let held = self.sessions.remove(info.id);
         if let Some(h) = held {
             self.router.unregister(&h.routes);
+            if let (Some(prefix), Some(tun)) = (h.own_ipv6_prefix, &self.tun) {
+                if let Err(e) = tun.del_route(IpAddr::V6(prefix), 64) {
+                    tracing::warn!(session = info.id, "Framed-IPv6-Prefix route: {e}");
+                }
+            }
             if let Some(acct) = &self.accounting {
                 crate::session_accounting::stop(acct, self.nas.as_ref(), &h);
             }
@@ -434,7 +469,9 @@ impl LocalHooks {
             tracing::info!(session = info.id, user = ?info.user, address = %client, "address assigned");
             Ok(NetworkSettings {
                 ipcp: Some(IpcpConfig::server(server, client, hooks.dns, hooks.wins)),
-                ipv6cp: hooks.ipv6_prefix.map(|_| Ipv6cpConfig::default()),
+                ipv6cp: hooks
+                    .session_ipv6_prefix(info.id)
+                    .map(|_| Ipv6cpConfig::default()),
                 ccp: None,
             })
         })

@@ -34,6 +34,8 @@ pub struct Held {
     /// The remote access policy's grant and the method used, checked
     /// again when the link is up.
     pub policy: Option<(policy::Grant, policy::AuthMethod)>,
+    /// A Framed-IPv6-Prefix routed to the TUN for this session alone.
+    pub own_ipv6_prefix: Option<std::net::Ipv6Addr>,
     watcher: Option<tokio::task::AbortHandle>,
     interim_every: Option<Duration>,
     interim: Option<Arc<dyn Fn(u64) + Send + Sync>>,
@@ -72,6 +74,7 @@ impl Held {
             accounting_started: false,
             cause: None,
             policy: None,
+            own_ipv6_prefix: None,
             watcher: None,
             interim_every: None,
             interim: None,

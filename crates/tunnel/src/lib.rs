@@ -6,6 +6,7 @@
 //! where IP packets go) is asked of the caller through [`SessionHooks`], so
 //! the same driver serves `ras server` and `ras connect`.
 
+mod hook_result;
 mod hooks;
 pub mod http_io;
 pub mod live;

@@ -17,7 +17,8 @@ use ppp::link::{Inbound, Link, LinkConfig, LinkEvent, Phase};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
 
-use crate::hooks::{AuthAnswer, PacketSink, SessionHooks, SessionInfo};
+use crate::hook_result::{self, Applied, HookResult};
+use crate::hooks::{PacketSink, SessionHooks, SessionInfo};
 use crate::session::{Outcome, SessionStats};
 
 /// Stop taking IP packets while this much waits to be written: a serial
@@ -39,13 +40,6 @@ pub struct SerialSessionConfig {
     /// Server role: ask `hooks.network` for the session's addresses
     /// after authentication.
     pub assigns_network: bool,
-}
-
-/// Results of hooks running in their own tasks.
-enum HookResult {
-    Auth(AuthAnswer),
-    Network(Result<ppp::link::NetworkSettings, String>),
-    Up(Result<mpsc::Receiver<Bytes>, String>),
 }
 
 struct Driver {
@@ -353,30 +347,16 @@ impl Driver {
     }
 
     fn apply_hook(&mut self, result: HookResult) {
-        let now = Instant::now();
-        match result {
-            HookResult::Auth(answer) => match answer {
-                AuthAnswer::Secret(secret) => self.link.provide_secret(now, secret),
-                AuthAnswer::Reject(rejection, message) => {
-                    self.link.reject_auth(now, rejection, &message)
-                }
-                AuthAnswer::Accept(accept) => self.link.accept_external(now, accept),
-                AuthAnswer::EapChallenge(message) => self.link.eap_challenge(now, message),
-            },
-            HookResult::Network(Ok(settings)) => {
-                self.live = self.hooks.live(&self.info);
-                self.link.start_network(now, settings)
-            }
-            HookResult::Network(Err(why)) => {
-                tracing::info!(session = self.info.id, "refused: {why}");
-                self.reason.get_or_insert_with(|| why.clone());
-                self.link.close(now, &why);
-            }
-            HookResult::Up(Ok(rx)) => self.outbound = Some(rx),
-            HookResult::Up(Err(why)) => {
-                self.reason.get_or_insert_with(|| why.clone());
-                self.link.close(now, &why);
-            }
+        match hook_result::apply(
+            &mut self.link,
+            &*self.hooks,
+            &self.info,
+            &mut self.reason,
+            result,
+        ) {
+            Applied::Live(live) => self.live = live,
+            Applied::Outbound(rx) => self.outbound = Some(rx),
+            Applied::Nothing => {}
         }
     }
 }

@@ -42,7 +42,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::{mpsc, watch};
 
-use crate::hooks::{AuthAnswer, PacketSink, SessionHooks, SessionInfo};
+use crate::hook_result::{self, Applied, HookResult};
+use crate::hooks::{PacketSink, SessionHooks, SessionInfo};
 use crate::ppp_over_gre;
 use crate::session::{Outcome, SessionStats};
 
@@ -592,13 +593,6 @@ async fn write_control(tcp: &mut TcpStream, msg: &[u8]) -> Result<(), String> {
     }
 }
 
-/// Results of hooks running in their own tasks.
-enum HookResult {
-    Auth(AuthAnswer),
-    Network(Result<ppp::link::NetworkSettings, String>),
-    Up(Result<mpsc::Receiver<Bytes>, String>),
-}
-
 /// An established call.
 struct Session {
     tcp: TcpStream,
@@ -964,34 +958,17 @@ impl Session {
     }
 
     fn apply_hook(&mut self, st: &mut State, result: HookResult) {
-        let now = Instant::now();
-        match result {
-            HookResult::Auth(answer) => match answer {
-                AuthAnswer::Secret(secret) => self.link.provide_secret(now, secret),
-                AuthAnswer::Reject(rejection, message) => {
-                    self.link.reject_auth(now, rejection, &message)
-                }
-                AuthAnswer::Accept(accept) => self.link.accept_external(now, accept),
-                AuthAnswer::EapChallenge(message) => self.link.eap_challenge(now, message),
-            },
-            HookResult::Network(Ok(settings)) => {
-                st.live = self.hooks.live(&self.info);
-                self.link.start_network(now, settings)
-            }
-            HookResult::Network(Err(why)) => {
-                tracing::info!(session = self.info.id, "refused: {why}");
-                st.reason.get_or_insert_with(|| why.clone());
-                self.link.close(now, &why);
-            }
-            HookResult::Up(Ok(rx)) => {
-                if !st.link_down {
-                    st.outbound = Some(rx);
-                }
-            }
-            HookResult::Up(Err(why)) => {
-                st.reason.get_or_insert_with(|| why.clone());
-                self.link.close(now, &why);
-            }
+        match hook_result::apply(
+            &mut self.link,
+            &*self.hooks,
+            &self.info,
+            &mut st.reason,
+            result,
+        ) {
+            Applied::Live(live) => st.live = live,
+            // A call already cleared takes no more traffic.
+            Applied::Outbound(rx) if !st.link_down => st.outbound = Some(rx),
+            Applied::Outbound(_) | Applied::Nothing => {}
         }
     }
 }

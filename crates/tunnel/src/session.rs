@@ -11,7 +11,8 @@ use sstp::{CloseReason, Event, HigherLayerKeys};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
 
-use crate::hooks::{AuthAnswer, PacketSink, SessionHooks, SessionInfo};
+use crate::hook_result::{self, Applied, HookResult};
+use crate::hooks::{PacketSink, SessionHooks, SessionInfo};
 use crate::live::LiveSession;
 
 /// Stop taking IP packets from the network while this much is waiting to
@@ -109,13 +110,6 @@ macro_rules! sstp_core {
 }
 sstp_core!(sstp::ServerConnection);
 sstp_core!(sstp::ClientConnection);
-
-/// Results of hooks running in their own tasks.
-enum HookResult {
-    Auth(AuthAnswer),
-    Network(Result<ppp::link::NetworkSettings, String>),
-    Up(Result<mpsc::Receiver<Bytes>, String>),
-}
 
 /// Everything the loop owns.
 pub(crate) struct Session<C> {
@@ -486,30 +480,16 @@ impl<C: SstpCore> Session<C> {
     }
 
     fn apply_hook(&mut self, st: &mut State, result: HookResult) {
-        let now = Instant::now();
-        match result {
-            HookResult::Auth(answer) => match answer {
-                AuthAnswer::Secret(secret) => self.link.provide_secret(now, secret),
-                AuthAnswer::Reject(rejection, message) => {
-                    self.link.reject_auth(now, rejection, &message)
-                }
-                AuthAnswer::Accept(accept) => self.link.accept_external(now, accept),
-                AuthAnswer::EapChallenge(message) => self.link.eap_challenge(now, message),
-            },
-            HookResult::Network(Ok(settings)) => {
-                st.live = self.hooks.live(&self.info);
-                self.link.start_network(now, settings)
-            }
-            HookResult::Network(Err(why)) => {
-                tracing::info!(session = self.info.id, "refused: {why}");
-                st.reason.get_or_insert_with(|| why.clone());
-                self.link.close(now, &why);
-            }
-            HookResult::Up(Ok(rx)) => st.outbound = Some(rx),
-            HookResult::Up(Err(why)) => {
-                st.reason.get_or_insert_with(|| why.clone());
-                self.link.close(now, &why);
-            }
+        match hook_result::apply(
+            &mut self.link,
+            &*self.hooks,
+            &self.info,
+            &mut st.reason,
+            result,
+        ) {
+            Applied::Live(live) => st.live = live,
+            Applied::Outbound(rx) => st.outbound = Some(rx),
+            Applied::Nothing => {}
         }
     }
 }
