@@ -68,3 +68,49 @@ pub(crate) fn apply(
         }
     }
 }
+
+/// Runs a hook in its own task and hands its result back through `tx`,
+/// so the session loop never waits on a credential check or an address.
+pub(crate) fn spawn<F>(tx: &mpsc::UnboundedSender<HookResult>, hook: F)
+where
+    F: std::future::Future<Output = HookResult> + Send + 'static,
+{
+    let tx = tx.clone();
+    tokio::spawn(async move {
+        let _ = tx.send(hook.await);
+    });
+}
+
+/// `hooks.authenticate` for a link's credential check, spawned.
+pub(crate) fn spawn_auth(
+    tx: &mpsc::UnboundedSender<HookResult>,
+    hooks: &dyn SessionHooks,
+    info: &SessionInfo,
+    request: ppp::auth::AuthRequest,
+) {
+    // Debug formatting: the name is the peer's, and must not forge lines.
+    tracing::debug!(session = info.id, user = ?request.username, method = ?request.method, "checking credentials");
+    let fut = hooks.authenticate(info, request);
+    spawn(tx, async move { HookResult::Auth(fut.await) });
+}
+
+/// `hooks.network` once the peer is authenticated, spawned.
+pub(crate) fn spawn_network(
+    tx: &mpsc::UnboundedSender<HookResult>,
+    hooks: &dyn SessionHooks,
+    info: &SessionInfo,
+) {
+    let fut = hooks.network(info);
+    spawn(tx, async move { HookResult::Network(fut.await) });
+}
+
+/// `hooks.up` once the link is up, spawned.
+pub(crate) fn spawn_up(
+    tx: &mpsc::UnboundedSender<HookResult>,
+    hooks: &dyn SessionHooks,
+    info: &SessionInfo,
+    up: &ppp::link::LinkUp,
+) {
+    let fut = hooks.up(info, up);
+    spawn(tx, async move { HookResult::Up(fut.await) });
+}

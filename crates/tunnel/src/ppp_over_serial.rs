@@ -294,35 +294,24 @@ impl Driver {
         }
     }
 
-    fn spawn_hook(&self, fut: crate::hooks::BoxFuture<HookResult>) {
-        let tx = self.hook_tx.clone();
-        tokio::spawn(async move {
-            let _ = tx.send(fut.await);
-        });
-    }
-
     fn on_link_event(&mut self, event: LinkEvent) {
         let id = self.info.id;
         match event {
             LinkEvent::AuthRequest(request) => {
-                tracing::debug!(session = id, user = %request.username, method = ?request.method, "checking credentials");
-                let fut = self.hooks.authenticate(&self.info, request);
-                self.spawn_hook(Box::pin(async move { HookResult::Auth(fut.await) }));
+                hook_result::spawn_auth(&self.hook_tx, &*self.hooks, &self.info, request);
             }
             LinkEvent::Authenticated { username, protocol } => {
                 tracing::info!(session = id, user = %username, ?protocol, "authenticated");
                 self.info.user = Some(username);
                 if self.assigns_network {
                     self.network_hooked = true;
-                    let fut = self.hooks.network(&self.info);
-                    self.spawn_hook(Box::pin(async move { HookResult::Network(fut.await) }));
+                    hook_result::spawn_network(&self.hook_tx, &*self.hooks, &self.info);
                 }
             }
             LinkEvent::Up(up) => {
                 self.was_up = true;
                 tracing::info!(session = id, ipv4 = ?up.ipv4.as_ref().map(|v| v.peer), "PPP link up on the serial line");
-                let fut = self.hooks.up(&self.info, &up);
-                self.spawn_hook(Box::pin(async move { HookResult::Up(fut.await) }));
+                hook_result::spawn_up(&self.hook_tx, &*self.hooks, &self.info, &up);
             }
             LinkEvent::Down(reason) => {
                 tracing::info!(session = id, "PPP link down: {reason}");

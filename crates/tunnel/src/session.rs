@@ -405,12 +405,7 @@ impl<C: SstpCore> Session<C> {
         let id = self.info.id;
         match event {
             LinkEvent::AuthRequest(request) => {
-                tracing::debug!(session = id, user = %request.username, method = ?request.method, "checking credentials");
-                let fut = self.hooks.authenticate(&self.info, request);
-                let tx = st.hook_tx.clone();
-                tokio::spawn(async move {
-                    let _ = tx.send(HookResult::Auth(fut.await));
-                });
+                hook_result::spawn_auth(&st.hook_tx, &*self.hooks, &self.info, request);
             }
             LinkEvent::Authenticated { username, protocol } => {
                 tracing::info!(session = id, user = %username, ?protocol, "authenticated");
@@ -418,21 +413,13 @@ impl<C: SstpCore> Session<C> {
                 self.give_keys(st);
                 if self.assigns_network {
                     st.network_hooked = true;
-                    let fut = self.hooks.network(&self.info);
-                    let tx = st.hook_tx.clone();
-                    tokio::spawn(async move {
-                        let _ = tx.send(HookResult::Network(fut.await));
-                    });
+                    hook_result::spawn_network(&st.hook_tx, &*self.hooks, &self.info);
                 }
             }
             LinkEvent::Up(up) => {
                 st.was_up = true;
                 tracing::info!(session = id, ipv4 = ?up.ipv4.as_ref().map(|v| v.peer), mppe = ?up.mppe, "PPP link up");
-                let fut = self.hooks.up(&self.info, &up);
-                let tx = st.hook_tx.clone();
-                tokio::spawn(async move {
-                    let _ = tx.send(HookResult::Up(fut.await));
-                });
+                hook_result::spawn_up(&st.hook_tx, &*self.hooks, &self.info, &up);
             }
             LinkEvent::Down(reason) => {
                 tracing::info!(session = id, "PPP link down: {reason}");
