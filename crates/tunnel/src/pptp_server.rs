@@ -54,6 +54,10 @@ const BATCH: usize = 64;
 const DROP_LOG_INTERVAL: Duration = Duration::from_secs(5);
 /// GRE datagrams queued for one call; more are dropped.
 const CALL_QUEUE: usize = 512;
+
+/// How long a new call waits for the client's first GRE datagram before
+/// starting LCP anyway (see `Session::lower_up_at`).
+const FIRST_GRE_GRACE: Duration = Duration::from_secs(1);
 /// Control messages are small; a peer that does not take them within this
 /// long is gone.
 const CONTROL_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -467,8 +471,9 @@ pub async fn serve(
                 "PPTP call established"
             );
             let gre = GreSession::new(config.gre.clone(), call.local, call.peer, call.window);
-            let mut link = Link::new(config.link.clone());
-            link.lower_up(Instant::now());
+            // The link's lower layer comes up with the client's first GRE
+            // datagram, or after FIRST_GRE_GRACE (see `lower_up_at`).
+            let link = Link::new(config.link.clone());
             let session = Session {
                 tcp: setup.tcp,
                 pac: setup.pac,
@@ -479,6 +484,7 @@ pub async fn serve(
                 peer,
                 call_id: call.local,
                 link,
+                lower_up_at: Some(Instant::now() + FIRST_GRE_GRACE),
                 hooks,
                 sink,
                 info,
@@ -604,6 +610,17 @@ struct Session {
     peer: Ipv4Addr,
     call_id: u16,
     link: Link,
+    /// Until the PPP link's lower layer is up: when it comes up at the
+    /// latest. We do not send LCP until the client's first GRE arrives.
+    /// Our Outgoing-Call-Reply (TCP) and our first GRE datagram leave
+    /// back to back; a router doing PPTP pass-through (Linux
+    /// nf_conntrack_pptp) learns the Call IDs from the reply, and a GRE
+    /// datagram that overtakes it (another CPU's queue, another path)
+    /// creates a conntrack entry of its own that swallows every GRE
+    /// datagram of the call from then on. The client's first GRE proves
+    /// the reply has passed; clients that wait for us get LCP after the
+    /// grace period.
+    lower_up_at: Option<Instant>,
     hooks: Arc<dyn SessionHooks>,
     sink: Arc<dyn PacketSink>,
     info: SessionInfo,
@@ -669,6 +686,7 @@ impl Session {
                 self.link.poll_timeout(),
                 self.pac.poll_timeout(),
                 self.gre.poll_timeout(),
+                self.lower_up_at,
             ]
             .into_iter()
             .flatten()
@@ -727,6 +745,9 @@ impl Session {
                 Some(h) = hook_rx.recv() => self.apply_hook(&mut st, h),
                 _ = sleep => {
                     let now = Instant::now();
+                    if self.lower_up_at.is_some_and(|t| t <= now) {
+                        self.lower_up(now);
+                    }
                     self.link.handle_timeout(now);
                     self.pac.handle_timeout(now);
                     self.gre.handle_timeout(now);
@@ -734,6 +755,7 @@ impl Session {
                 _ = shutdown.changed(), if !stopping => {
                     stopping = true;
                     st.reason.get_or_insert_with(|| "server shutting down".into());
+                    self.lower_up(Instant::now());
                     self.link.close(Instant::now(), "server shutting down");
                 }
                 _ = stop_requested, if !stopping => {
@@ -741,6 +763,7 @@ impl Session {
                     let text = live.as_ref().and_then(|l| l.stop_reason()).unwrap_or_else(|| "stopped".into());
                     tracing::info!(session = self.info.id, "ending the session: {text}");
                     st.reason.get_or_insert_with(|| text.clone());
+                    self.lower_up(Instant::now());
                     self.link.close(Instant::now(), &text);
                 }
             }
@@ -800,6 +823,7 @@ impl Session {
             }
             return;
         }
+        self.lower_up(now);
         ppp_over_gre::deliver(
             &mut self.gre,
             &mut self.link,
@@ -807,6 +831,13 @@ impl Session {
             &mut st.stats,
             now,
         );
+    }
+
+    /// Bring the PPP link's lower layer up, once (RFC 1661 §4.1 Up event).
+    fn lower_up(&mut self, now: Instant) {
+        if self.lower_up_at.take().is_some() {
+            self.link.lower_up(now);
+        }
     }
 
     /// One IP packet into GRE; the datagrams go out in one batch when the
