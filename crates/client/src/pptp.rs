@@ -22,7 +22,7 @@ use tunnel::SessionInfo;
 use zeroize::Zeroizing;
 
 use crate::network::Network;
-use crate::sstp::{classify, ClientHooks, ConnectError, SessionEnd, UpCallback};
+use crate::sstp::{classify, ClientHooks, ConnectError, ConnectedCallback, SessionEnd, UpCallback};
 use crate::target::Target;
 
 /// Everything one PPTP connection needs.
@@ -38,6 +38,9 @@ pub struct PptpOptions {
     pub connect_timeout: Duration,
     /// Told once the link is up and the host side attached.
     pub on_up: Option<UpCallback>,
+    /// Told once the server is reached and PPP starts, before the user
+    /// name and password are checked.
+    pub on_connected: Option<ConnectedCallback>,
 }
 
 impl fmt::Debug for PptpOptions {
@@ -61,6 +64,7 @@ impl PptpOptions {
             ipv6: true,
             connect_timeout: Duration::from_secs(15),
             on_up: None,
+            on_connected: None,
         }
     }
 
@@ -92,6 +96,7 @@ pub async fn connect(
         server,
         options.target.clone(),
         options.on_up.clone(),
+        options.on_connected.clone(),
     );
     static SESSION_IDS: AtomicU64 = AtomicU64::new(1);
     let info = SessionInfo {

@@ -24,7 +24,7 @@ use tunnel::SessionInfo;
 use zeroize::Zeroizing;
 
 use crate::network::Network;
-use crate::sstp::{classify, ClientHooks, ConnectError, SessionEnd, UpCallback};
+use crate::sstp::{classify, ClientHooks, ConnectError, ConnectedCallback, SessionEnd, UpCallback};
 use crate::target::Target;
 
 /// Everything one dial-up connection needs.
@@ -43,6 +43,9 @@ pub struct SerialOptions {
     pub connect_timeout: Duration,
     /// Told once the link is up and the host side attached.
     pub on_up: Option<UpCallback>,
+    /// Told once the server is reached and PPP starts, before the user
+    /// name and password are checked.
+    pub on_connected: Option<ConnectedCallback>,
 }
 
 impl fmt::Debug for SerialOptions {
@@ -69,6 +72,7 @@ impl SerialOptions {
             ipv6: true,
             connect_timeout: Duration::from_secs(60),
             on_up: None,
+            on_connected: None,
         }
     }
 
@@ -124,7 +128,12 @@ pub async fn connect(
         server,
         options.target.clone(),
         options.on_up.clone(),
+        None,
     );
+    // The modem answered (or the line is direct): PPP starts.
+    if let Some(cb) = &options.on_connected {
+        cb();
+    }
     static SESSION_IDS: AtomicU64 = AtomicU64::new(1);
     let info = SessionInfo {
         id: SESSION_IDS.fetch_add(1, Ordering::Relaxed),

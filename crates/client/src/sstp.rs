@@ -43,6 +43,9 @@ pub struct SstpOptions {
     pub response_timeout: Duration,
     /// Told once the link is up and the host side attached.
     pub on_up: Option<UpCallback>,
+    /// Told once the server is reached (TLS up) and PPP starts, before
+    /// the user name and password are checked.
+    pub on_connected: Option<ConnectedCallback>,
 }
 
 impl fmt::Debug for SstpOptions {
@@ -72,6 +75,7 @@ impl SstpOptions {
             connect_timeout: Duration::from_secs(15),
             response_timeout: Duration::from_secs(15),
             on_up: None,
+            on_connected: None,
         }
     }
 
@@ -100,6 +104,10 @@ impl SstpOptions {
 
 /// Called when the link is up.
 pub type UpCallback = Arc<dyn Fn(&UpStatus) + Send + Sync>;
+
+/// Called when the transport to the server is up and PPP (with the
+/// authentication) starts.
+pub type ConnectedCallback = Arc<dyn Fn() + Send + Sync>;
 
 /// The link is up: what was negotiated and what was set up.
 #[derive(Debug, Clone)]
@@ -217,6 +225,9 @@ pub async fn connect(
         "TLS up with {server}, certificate {}",
         verify::Fingerprint::of(&leaf)
     );
+    if let Some(cb) = &options.on_connected {
+        cb();
+    }
 
     let config = ClientSessionConfig {
         host: options.target.host.clone(),
@@ -230,6 +241,7 @@ pub async fn connect(
         server,
         target: options.target.clone(),
         on_up: options.on_up.clone(),
+        on_connected: None,
         sink: sink.clone(),
         state: Arc::new(Mutex::new(HookState::default())),
     });
@@ -365,6 +377,8 @@ pub(crate) struct ClientHooks {
     server: SocketAddr,
     target: Target,
     on_up: Option<UpCallback>,
+    /// Told by the PPTP driver when the call is established.
+    on_connected: Option<ConnectedCallback>,
     sink: Arc<SinkSlot>,
     state: Arc<Mutex<HookState>>,
 }
@@ -375,6 +389,7 @@ impl ClientHooks {
         server: SocketAddr,
         target: Target,
         on_up: Option<UpCallback>,
+        on_connected: Option<ConnectedCallback>,
     ) -> (Arc<ClientHooks>, Arc<SinkSlot>) {
         let sink = Arc::new(SinkSlot::default());
         let hooks = Arc::new(ClientHooks {
@@ -382,6 +397,7 @@ impl ClientHooks {
             server,
             target,
             on_up,
+            on_connected,
             sink: sink.clone(),
             state: Arc::new(Mutex::new(HookState::default())),
         });
@@ -402,6 +418,12 @@ impl ClientHooks {
 }
 
 impl SessionHooks for ClientHooks {
+    fn transport_up(&self, _: &SessionInfo) {
+        if let Some(cb) = &self.on_connected {
+            cb();
+        }
+    }
+
     fn authenticate(&self, _: &SessionInfo, _: AuthRequest) -> BoxFuture<AuthAnswer> {
         // The client never asks the server to authenticate itself (no
         // `require_auth`), so this is not reached; refuse if it is.

@@ -672,8 +672,7 @@ impl Dialer {
                 host.attempt_timeout,
                 move |on_up, stop| {
                     options.on_up = Some(on_up);
-                    progress("Verifying user name and password");
-                    log.line("Verifying user name and password");
+                    options.on_connected = Some(verifying(progress, log));
                     async move { client::serial::connect(&options, network, stop).await }
                 },
             )
@@ -740,8 +739,7 @@ impl Dialer {
                             host.attempt_timeout,
                             move |on_up, stop| {
                                 options.on_up = Some(on_up);
-                                progress("Verifying user name and password");
-                                log.line("Verifying user name and password");
+                                options.on_connected = Some(verifying(progress, log));
                                 async move { client::sstp::connect(&options, network, stop).await }
                             },
                         )
@@ -760,8 +758,7 @@ impl Dialer {
                             host.attempt_timeout,
                             move |on_up, stop| {
                                 options.on_up = Some(on_up);
-                                progress("Verifying user name and password");
-                                log.line("Verifying user name and password");
+                                options.on_connected = Some(verifying(progress, log));
                                 async move { client::pptp::connect(&options, network, stop).await }
                             },
                         )
@@ -995,6 +992,15 @@ fn host_part(address: &str) -> &str {
 }
 
 /// The host side, announcing the third phase when it starts.
+/// The second of the three phases, shown when the server is reached and
+/// PPP starts (before that it is still "Connecting").
+fn verifying(progress: Progress, log: Log) -> client::sstp::ConnectedCallback {
+    Arc::new(move || {
+        progress("Verifying user name and password");
+        log.line("Verifying user name and password");
+    })
+}
+
 struct Registering {
     inner: SystemNetwork,
     progress: Progress,

@@ -30,6 +30,10 @@ use tunnel::PacketSink;
 mod support;
 use support::*;
 
+/// Bob's address from a remote access policy: on the intranet's subnet,
+/// outside dnsmasq's range.
+const BOB_STATIC: Ipv4Addr = Ipv4Addr::new(10, 80, 0, 50);
+
 /// Packets one client received through its tunnel (bounded).
 #[derive(Default)]
 struct Capture(Mutex<Vec<Vec<u8>>>);
@@ -305,21 +309,29 @@ fn dhcp_blocks_release_apipa_and_relay() {
              [pptp]\nlisten = []\n\n\
              [tun]\nname = \"dhcpe2e0\"\n\n\
              [addresses]\nipv6_prefix = \"off\"\nsource = \"dhcp\"\ndhcp_interface = \"{}\"\ndhcp_timeout_secs = 8\n\n\
-             [dhcp_relay]\nservers = [\"{DHCP_SERVER}\"]\n",
+             [dhcp_relay]\nservers = [\"{DHCP_SERVER}\"]\n\n\
+             [[policy]]\nname = \"Bob's fixed address\"\naccess = \"grant\"\n\
+             conditions = {{ users = [\"bob\"] }}\nconstraints = {{ static_address = \"{BOB_STATIC}\" }}\n\n\
+             [[policy]]\nname = \"everyone else\"\naccess = \"grant\"\n",
             lan.client_if
         ),
     )
     .unwrap();
     let password = "correct horse battery";
     let pw = password_file(dir.path(), "alice", password);
-    let status = Command::new(RAS)
-        .args(["user", "--config"])
-        .arg(&config)
-        .args(["add", "alice", "--password-file"])
-        .arg(&pw)
-        .status()
-        .unwrap();
-    assert!(status.success());
+    for (user, pw) in [
+        ("alice", pw),
+        ("bob", password_file(dir.path(), "bob", password)),
+    ] {
+        let status = Command::new(RAS)
+            .args(["user", "--config"])
+            .arg(&config)
+            .args(["add", user, "--password-file"])
+            .arg(&pw)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
 
     let server = Server::start(&topo, &config);
     // RRAS leases "when the first remote access client connects, rather
@@ -419,6 +431,58 @@ fn dhcp_blocks_release_apipa_and_relay() {
     assert_eq!(dhcp_option(&ack, 53), Some(&[5][..]), "DHCPACK");
     assert_eq!(dhcp_option(&ack, 15), Some(DOMAIN.as_bytes()));
     assert!(lan.log().contains("DHCPINFORM"), "dnsmasq saw the INFORM");
+
+    // A static address (a policy's, as a RADIUS Framed-IP-Address would
+    // be) in DHCP mode: not leased, routed to the TUN for the session, and
+    // reachable from the intranet through proxy ARP like the leased ones.
+    let mut bob_options = options(&server.fingerprint, password);
+    bob_options.username = "bob".into();
+    let bob = Clients::start(topo.ns("cli1"), bob_options);
+    let (up, _) = bob.connect();
+    let up = up.expect("bob's client");
+    assert_eq!(up.local, BOB_STATIC, "the static address");
+    assert_eq!(up.server, server_addr);
+    assert_eq!(lan.leases().len(), 20, "a static address is not leased");
+    let srv_routes = || {
+        let out = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &topo.ns("srv"),
+                "ip",
+                "-4",
+                "route",
+                "show",
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(
+        srv_routes().contains(&format!("{BOB_STATIC} dev dhcpe2e0")),
+        "{}",
+        srv_routes()
+    );
+    let _ = Command::new("ip")
+        .args([
+            "netns", "exec", &lan.ns, "ping", "-c", "2", "-i", "0.3", "-W", "1",
+        ])
+        .arg(BOB_STATIC.to_string())
+        .output();
+    let echoed = up
+        .received
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|p| p.len() >= 28 && p[9] == 1 && p[16..20] == BOB_STATIC.octets() && p[20] == 8);
+    assert!(echoed, "an intranet host's ping reaches the static address");
+    bob.shutdown();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while srv_routes().contains(&BOB_STATIC.to_string()) {
+        assert!(Instant::now() < deadline, "route left: {}", srv_routes());
+        std::thread::sleep(Duration::from_millis(100));
+    }
 
     // Stopping the server releases every lease.
     let said = stop_server(server);

@@ -338,6 +338,8 @@ fn redial_then_on_error_when_the_vpn_server_refuses() {
     );
     assert!(!ok);
     assert!(text.contains("Connecting"), "{text}");
+    // The server was never reached: nothing was verified.
+    assert!(!text.contains("Verifying"), "{text}");
     assert_eq!(
         record(&dir),
         vec![
@@ -384,6 +386,8 @@ fn ctrl_c_while_connecting_runs_on_cancel() {
     let (ok, text) = wait_dial(child, Duration::from_secs(20));
     assert!(ok, "a cancel is not an error: {text}");
     assert!(text.contains("Cancelled"), "{text}");
+    // TLS never came up: still "Connecting", not "Verifying".
+    assert!(!text.contains("Verifying"), "{text}");
     assert_eq!(record(&dir), vec!["pre-tunnel|", "on-cancel|631|"]);
     drop(silent);
 }
@@ -496,6 +500,8 @@ fn ras_dial_dial_up_profile_over_a_pty_to_our_server() {
     );
     let (ok, text) = finish(c, Duration::from_secs(20));
     assert!(ok, "{text}");
+    // The three phases, then the end, in this order.
+    let mut at = 0;
     for phase in [
         "Connecting",
         "Verifying user name and password",
@@ -503,7 +509,9 @@ fn ras_dial_dial_up_profile_over_a_pty_to_our_server() {
         "Connected",
         "Disconnected",
     ] {
-        assert!(text.contains(phase), "{phase} missing: {text}");
+        let found = text[at..].find(phase);
+        assert!(found.is_some(), "{phase} missing or out of order: {text}");
+        at += found.unwrap_or(0) + phase.len();
     }
     assert_eq!(
         record(&profile),

@@ -414,6 +414,11 @@ impl SessionHooks for LocalHooks {
         let held = self.sessions.remove(info.id);
         if let Some(h) = held {
             self.router.unregister(&h.routes);
+            if let (Some(addr), Some(tun)) = (h.own_ipv4_route, &self.tun) {
+                if let Err(e) = tun.del_route(IpAddr::V4(addr), 32) {
+                    tracing::warn!(session = info.id, "Framed-IP-Address route: {e}");
+                }
+            }
             if let (Some(prefix), Some(tun)) = (h.own_ipv6_prefix, &self.tun) {
                 if let Err(e) = tun.del_route(IpAddr::V6(prefix), 64) {
                     tracing::warn!(session = info.id, "Framed-IPv6-Prefix route: {e}");
@@ -439,7 +444,10 @@ impl SessionHooks for LocalHooks {
 impl LocalHooks {
     /// `network` with an asynchronous address source (DHCP): the client
     /// may wait for a block to be leased. A Framed-IP-Address from RADIUS
-    /// is not applied to such a source (it hands out what DHCP leased).
+    /// (RFC 2865 §5.8) bypasses the source: the address is the
+    /// administrator's (outside the DHCP scope), routed to the TUN as a
+    /// /32 for the session, so proxy ARP answers for it on the intranet
+    /// interface like for the leased ones.
     fn network_from_source(
         &self,
         source: Arc<dyn crate::pool::AddressSource>,
@@ -451,11 +459,18 @@ impl LocalHooks {
         let info = info.clone();
         Box::pin(async move {
             let session = SessionId::from_raw(info.id);
-            let client = source
-                .allocate(session)
-                .await
-                .map_err(|e| format!("no address for the client: {e}"))?;
-            let server = source.server_address().unwrap_or(client);
+            let framed = granted.framed_ip;
+            let client = match framed {
+                Some(addr) => addr,
+                None => source
+                    .allocate(session)
+                    .await
+                    .map_err(|e| format!("no address for the client: {e}"))?,
+            };
+            let server = source
+                .server_address()
+                .filter(|s| *s != client)
+                .unwrap_or_else(|| hooks.pool.server());
             let mut held = Held::new(
                 info.user.clone(),
                 info.peer.clone(),
@@ -465,8 +480,29 @@ impl LocalHooks {
             );
             held.address = Some(client);
             held.policy = policy;
-            hooks.sessions.insert(info.id, held);
-            tracing::info!(session = info.id, user = ?info.user, address = %client, "address assigned");
+            if framed.is_some() {
+                if !hooks.sessions.insert_exclusive(info.id, held) {
+                    return Err(format!(
+                        "no address for the client: the RADIUS Framed-IP-Address {client} is in use by another session"
+                    ));
+                }
+                if let Some(tun) = &hooks.tun {
+                    // The kernel must send the address's traffic to the TUN.
+                    match tun.add_route(IpAddr::V4(client), 32) {
+                        Ok(()) => {
+                            hooks
+                                .sessions
+                                .with(info.id, |h| h.own_ipv4_route = Some(client));
+                        }
+                        Err(e) => {
+                            tracing::warn!(session = info.id, "Framed-IP-Address route: {e}")
+                        }
+                    }
+                }
+            } else {
+                hooks.sessions.insert(info.id, held);
+            }
+            tracing::info!(session = info.id, user = ?info.user, address = %client, framed = framed.is_some(), "address assigned");
             Ok(NetworkSettings {
                 ipcp: Some(IpcpConfig::server(server, client, hooks.dns, hooks.wins)),
                 ipv6cp: hooks

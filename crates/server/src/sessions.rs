@@ -36,6 +36,9 @@ pub struct Held {
     pub policy: Option<(policy::Grant, policy::AuthMethod)>,
     /// A Framed-IPv6-Prefix routed to the TUN for this session alone.
     pub own_ipv6_prefix: Option<std::net::Ipv6Addr>,
+    /// A Framed-IP-Address outside the address source (DHCP mode), routed
+    /// to the TUN as a /32 for this session alone.
+    pub own_ipv4_route: Option<Ipv4Addr>,
     watcher: Option<tokio::task::AbortHandle>,
     interim_every: Option<Duration>,
     interim: Option<Arc<dyn Fn(u64) + Send + Sync>>,
@@ -75,6 +78,7 @@ impl Held {
             cause: None,
             policy: None,
             own_ipv6_prefix: None,
+            own_ipv4_route: None,
             watcher: None,
             interim_every: None,
             interim: None,
@@ -150,6 +154,21 @@ impl Sessions {
 
     pub fn insert(&self, id: u64, held: Held) {
         self.lock().insert(id, held);
+    }
+
+    /// Inserts `held` unless another session already holds its address;
+    /// checked and inserted under one lock, so two sessions granted the
+    /// same static address cannot both get it. False: not inserted.
+    pub fn insert_exclusive(&self, id: u64, held: Held) -> bool {
+        let mut map = self.lock();
+        let taken = held.address.is_some_and(|a| {
+            map.iter()
+                .any(|(other, h)| *other != id && h.address == Some(a))
+        });
+        if !taken {
+            map.insert(id, held);
+        }
+        !taken
     }
 
     pub fn remove(&self, id: u64) -> Option<Held> {
@@ -319,6 +338,20 @@ mod tests {
         );
         h.address = Some(Ipv4Addr::from(addr));
         h
+    }
+
+    #[test]
+    fn an_address_held_by_another_session_is_refused() {
+        let s = Sessions::new();
+        let bob = |peer: &str| held("bob", [10, 80, 0, 50], peer);
+        assert!(s.insert_exclusive(1, bob("a")));
+        assert!(!s.insert_exclusive(2, bob("b")));
+        assert_eq!(s.len(), 1);
+        // The same session may replace its own entry; another address is free.
+        assert!(s.insert_exclusive(1, bob("a")));
+        assert!(s.insert_exclusive(3, held("carol", [10, 80, 0, 51], "c")));
+        s.remove(1);
+        assert!(s.insert_exclusive(2, bob("b")));
     }
 
     #[test]

@@ -64,6 +64,10 @@ pub trait SessionHooks: Send + Sync + 'static {
     ) -> BoxFuture<Result<mpsc::Receiver<Bytes>, String>>;
     /// The session ended (always called once if `network` succeeded).
     fn down(&self, info: &SessionInfo);
+    /// Client role: the transport to the server is up (the PPTP call is
+    /// established) and PPP starts; authentication comes next. For
+    /// progress displays; the default does nothing.
+    fn transport_up(&self, _info: &SessionInfo) {}
     /// The owner's live view of the session (counters, stop requests),
     /// asked once `network` succeeded. `None` (the default): nobody
     /// watches.

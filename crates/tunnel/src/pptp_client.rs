@@ -180,6 +180,7 @@ pub async fn connect(
         peer_window = call.window,
         "PPTP call established"
     );
+    hooks.transport_up(&info);
     let gre = GreSession::new(config.gre, call.local, call.peer, call.window);
     let mut link = Link::new(config.link);
     link.lower_up(Instant::now());
