@@ -38,9 +38,19 @@ pub struct EngineConfig {
     /// How long one lease may take to be acquired before it counts as
     /// unanswered; a client waits at most this long for DHCP.
     pub answer_timeout: Duration,
-    /// First retransmission delay while acquiring (RFC 2131 §4.1 doubles
-    /// it each time).
+    /// First retransmission delay while acquiring (RFC 2131 §4.1: about
+    /// 4 s, doubled each time).
     pub retransmit: Duration,
+    /// Leases of a block acquired at the same time; the others wait
+    /// their turn. DHCP servers with conflict detection (dnsmasq by
+    /// default, Windows when configured) ping each address before
+    /// offering it and take DISCOVERs one at a time: ten at once would
+    /// put our first REQUEST behind ten pings (about 30 s), and the
+    /// first client would wait for all of them; even two at once let a
+    /// retransmitted DISCOVER queue another ping ahead of a REQUEST. One
+    /// at a time, each lease costs one ping and the first client has its
+    /// address after two (the server's and its own).
+    pub in_flight: usize,
     /// After a fall-back to APIPA, DHCP is tried again no sooner than this.
     pub retry_after: Duration,
     /// Leases held at most (bounded memory whatever the clients do).
@@ -55,7 +65,8 @@ impl Default for EngineConfig {
         EngineConfig {
             block: 10,
             answer_timeout: Duration::from_secs(8),
-            retransmit: Duration::from_secs(2),
+            retransmit: Duration::from_secs(4),
+            in_flight: 1,
             retry_after: Duration::from_secs(300),
             max_leases: 4096,
             seed: 0x5eed,
@@ -147,6 +158,9 @@ pub struct Engine {
     dhcp_down_until: Option<Instant>,
     /// The block being acquired: how many of its leases bound so far.
     block_bound: usize,
+    /// The block being acquired: leases not started yet (see
+    /// `EngineConfig::in_flight`).
+    block_pending: usize,
     stopped: bool,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
@@ -171,6 +185,7 @@ impl Engine {
             server: None,
             dhcp_down_until: None,
             block_bound: 0,
+            block_pending: 0,
             stopped: false,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -190,7 +205,8 @@ impl Engine {
     pub fn counts(&self) -> Counts {
         Counts {
             leased: self.leases.values().filter(|l| l.is_bound()).count(),
-            acquiring: self.leases.values().filter(|l| l.is_acquiring()).count(),
+            acquiring: self.leases.values().filter(|l| l.is_acquiring()).count()
+                + self.block_pending,
             free: self.free.len(),
             apipa: self.apipa.in_use(),
             waiting: self.waiting.len(),
@@ -267,8 +283,9 @@ impl Engine {
         self.dhcp_down_until.is_some_and(|t| now < t)
     }
 
+    /// A block is being acquired (leases in flight or still to start).
     fn acquiring(&self) -> bool {
-        self.leases.values().any(Lease::is_acquiring)
+        self.block_pending > 0 || self.leases.values().any(Lease::is_acquiring)
     }
 
     /// Starts leasing a block: as many as configured, within `max_leases`.
@@ -283,6 +300,17 @@ impl Engine {
         }
         tracing::info!(count = n, "leasing a block of addresses from DHCP");
         self.block_bound = 0;
+        self.block_pending = n;
+        self.start_pending(now);
+    }
+
+    /// Starts the block's next leases, up to `in_flight` at a time. Each
+    /// has the whole answer timeout from its own start.
+    fn start_pending(&mut self, now: Instant) {
+        let in_flight = self.leases.values().filter(|l| l.is_acquiring()).count();
+        let room = self.cfg.in_flight.max(1).saturating_sub(in_flight);
+        let n = self.block_pending.min(room);
+        self.block_pending -= n;
         let acquire = Acquire {
             retransmit: self.cfg.retransmit,
             deadline: now + self.cfg.answer_timeout,
@@ -360,6 +388,7 @@ impl Engine {
             }
         }
         self.leases.clear();
+        self.block_pending = 0;
         self.by_xid.clear();
         self.free.clear();
         self.holder.clear();
@@ -458,13 +487,18 @@ impl Engine {
         } else {
             self.free.insert(n);
         }
+        self.start_pending(now);
         self.block_finished(now);
     }
 
+    /// A lease got no address in time: the rest of the block is not
+    /// tried (the server is silent or out of addresses; each would cost
+    /// another answer timeout), and the waiting sessions fall back.
     fn on_failed(&mut self, now: Instant, n: u64) {
         if let Some(lease) = self.leases.remove(&n) {
             self.by_xid.remove(&lease.xid());
         }
+        self.block_pending = 0;
         self.block_finished(now);
     }
 

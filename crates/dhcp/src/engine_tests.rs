@@ -33,6 +33,14 @@ struct FakeServer {
     seen: HashMap<&'static str, usize>,
     /// Destinations of the requests seen (for unicast/broadcast checks).
     destinations: Vec<(&'static str, Destination)>,
+    /// Conflict detection as dnsmasq does it by default: every DISCOVER
+    /// costs a ping of this long before the offer, and requests are taken
+    /// one at a time in arrival order (a REQUEST waits behind the pings of
+    /// the DISCOVERs before it).
+    ping: Option<Duration>,
+    queue: std::collections::VecDeque<Transmit>,
+    /// When the ping for the DISCOVER at the head of `queue` ends.
+    ping_ends: Option<Instant>,
 }
 
 impl FakeServer {
@@ -45,7 +53,34 @@ impl FakeServer {
             released: Vec::new(),
             seen: HashMap::new(),
             destinations: Vec::new(),
+            ping: None,
+            queue: std::collections::VecDeque::new(),
+            ping_ends: None,
         }
+    }
+
+    /// With `ping`: the answers due by `now`, in order.
+    fn serve_queue(&mut self, now: Instant) -> Vec<Vec<u8>> {
+        let mut answers = Vec::new();
+        while let Some(t) = self.queue.front() {
+            let is_discover = message::decode(&t.bytes)
+                .ok()
+                .and_then(|m| message::message_type(&m))
+                == Some(MessageType::Discover);
+            if is_discover {
+                match self.ping_ends {
+                    None => {
+                        self.ping_ends = Some(now + self.ping.unwrap_or_default());
+                        continue;
+                    }
+                    Some(end) if end > now => break,
+                    Some(_) => self.ping_ends = None,
+                }
+            }
+            let t = self.queue.pop_front().unwrap();
+            answers.extend(self.handle(&t));
+        }
+        answers
     }
 
     fn reply(&self, req: &Message, kind: MessageType, yiaddr: Ipv4Addr) -> Vec<u8> {
@@ -144,6 +179,19 @@ impl Harness {
     /// quiet.
     fn pump(&mut self) {
         for _ in 0..10_000 {
+            if self.server.ping.is_some() {
+                while let Some(t) = self.engine.poll_transmit() {
+                    self.server.queue.push_back(t);
+                }
+                let answers = self.server.serve_queue(self.now);
+                if answers.is_empty() {
+                    break;
+                }
+                for a in answers {
+                    self.engine.handle_input(self.now, &a);
+                }
+                continue;
+            }
             let Some(t) = self.engine.poll_transmit() else {
                 break;
             };
@@ -160,10 +208,16 @@ impl Harness {
     fn advance_to(&mut self, at: Instant) {
         loop {
             self.pump();
-            match self.engine.poll_timeout() {
+            let next = [self.engine.poll_timeout(), self.server.ping_ends]
+                .into_iter()
+                .flatten()
+                .min();
+            match next {
                 Some(t) if t <= at => {
                     self.now = self.now.max(t);
-                    self.engine.handle_timeout(self.now);
+                    if self.engine.poll_timeout().is_some_and(|e| e <= self.now) {
+                        self.engine.handle_timeout(self.now);
+                    }
                 }
                 _ => break,
             }
@@ -221,6 +275,47 @@ fn first_client_leases_a_block_of_ten_and_the_server_takes_the_first() {
     }
     assert_eq!(h.server.seen["discover"], 10);
     assert_eq!(h.engine.counts().free, 0);
+}
+
+/// A server that pings every address before offering it (dnsmasq's
+/// default, 3 s): leases are taken one at a time, so the first client has
+/// its address after two pings, no lease runs out of time, and no
+/// fall-back to APIPA happens although the block takes 30 s.
+#[test]
+fn a_server_that_pings_before_offering_gets_one_lease_at_a_time() {
+    let mut h = Harness::new(EngineConfig::default());
+    h.server.ping = Some(Duration::from_secs(3));
+    assert_eq!(h.allocate(1), Allocation::Pending);
+    h.advance(Duration::from_millis(5_900));
+    assert_eq!(h.assigned(1), None);
+    h.advance(Duration::from_millis(200));
+    assert_eq!(h.assigned(1), Some(ip(101)), "after two pings");
+    assert_eq!(h.engine.server_address(), Some(ip(100)));
+    // A second client while the block is still being leased: the next
+    // lease is its.
+    assert_eq!(h.allocate(2), Allocation::Pending);
+    h.advance(Duration::from_secs(3));
+    assert_eq!(h.assigned(2), Some(ip(102)));
+    h.advance(Duration::from_secs(30));
+    assert_eq!(h.engine.counts().leased, 10);
+    assert_eq!(h.engine.counts().acquiring, 0);
+    assert_eq!(h.server.seen["discover"], 10, "no retransmission needed");
+    assert!(!h
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::FellBackToApipa { .. })));
+    // Ten at once would have put the first REQUEST behind ten pings.
+    let mut all_at_once = Harness::new(EngineConfig {
+        in_flight: 10,
+        ..Default::default()
+    });
+    all_at_once.server.ping = Some(Duration::from_secs(3));
+    all_at_once.allocate(1);
+    all_at_once.advance(Duration::from_secs(9));
+    assert!(all_at_once
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::FellBackToApipa { .. })));
 }
 
 #[test]
@@ -287,8 +382,9 @@ fn no_answer_falls_back_to_apipa_then_retries_dhcp() {
     assert_eq!(h.allocate(1), Allocation::Pending);
     h.advance(Duration::from_secs(7));
     assert_eq!(h.assigned(1), None, "still waiting within the answer time");
-    // Retransmissions at 2 s, then 4 s later (RFC 2131 §4.1 doubling).
-    assert_eq!(h.server.seen["discover"], 10 * 3);
+    // One lease at a time: its DISCOVER and the retransmission at 4 s
+    // (RFC 2131 §4.1); the other nine are never started.
+    assert_eq!(h.server.seen["discover"], 2);
     h.advance(Duration::from_secs(2));
     let a = h
         .assigned(1)

@@ -167,6 +167,17 @@ impl DhcpLan {
     /// [`DhcpLan::start_dnsmasq`] with more dnsmasq arguments (e.g.
     /// `--dhcp-option=option:T1,5` for a short renewal time).
     pub fn start_dnsmasq_with(&mut self, extra: &[&str]) -> Result<(), String> {
+        self.start(false, extra)
+    }
+
+    /// [`DhcpLan::start_dnsmasq_with`] with dnsmasq's default conflict
+    /// detection: it pings every address for up to 3 s before offering
+    /// it, one DISCOVER at a time.
+    pub fn start_dnsmasq_pinging(&mut self, extra: &[&str]) -> Result<(), String> {
+        self.start(true, extra)
+    }
+
+    fn start(&mut self, ping: bool, extra: &[&str]) -> Result<(), String> {
         self.stop_dnsmasq();
         fs::write(self.lease_file(), "").map_err(|e| e.to_string())?;
         let log = fs::File::create(self.log_file()).map_err(|e| e.to_string())?;
@@ -181,12 +192,6 @@ impl DhcpLan {
                 "--bind-interfaces",
                 "--dhcp-authoritative",
                 "--log-dhcp",
-                // dnsmasq pings every new address before offering it and
-                // waits up to 3 s, one DISCOVER at a time: a block of 10
-                // would take 30 s. Conflict detection is the server
-                // operator's choice (Windows' DHCP server has it off by
-                // default); the tests want the protocol, not the wait.
-                "--no-ping",
                 "--dhcp-range=10.80.0.100,10.80.0.200,255.255.255.0,1h",
                 "--dhcp-option=option:router,10.80.0.1",
                 "--dhcp-option=option:dns-server,10.80.0.1",
@@ -194,6 +199,12 @@ impl DhcpLan {
                 &format!("--dhcp-leasefile={}", self.lease_file().display()),
                 "--log-facility=-",
             ])
+            // dnsmasq pings every new address before offering it and
+            // waits up to 3 s, one DISCOVER at a time: a block of 10 takes
+            // 30 s. Conflict detection is the server operator's choice
+            // (Windows' DHCP server has it off by default); most tests want
+            // the protocol, not the wait.
+            .args((!ping).then_some("--no-ping"))
             .args(extra)
             .stdout(log)
             .stderr(log2)
