@@ -44,11 +44,12 @@ WPID=$STATE/watch.pid
 ENV_OUT=$STATE/servers.env
 SSTPD_VERSION=0.6.0
 
-# Debian packages of the guest.  sstp-client is not installed: only its pppd plugin
-# (which sstpd uses to verify the SSTP crypto binding) is copied out of the package.
-GUEST_PKGS=linux-image-amd64,kmod,udev,iproute2,iputils-ping,procps,psmisc,ca-certificates,openssl,netcat-openbsd,tcpdump,ppp,pptpd,xl2tpd,strongswan,strongswan-swanctl,libcharon-extra-plugins,libcharon-extauth-plugins,libstrongswan-standard-plugins,libsstp-api-0,python3,python3-venv
+# Debian packages of the guest.  pptp-linux and sstp-client are the real clients that
+# the server-side interop tests run in the guest against `ras server` (guest jobs, see
+# servers.sh); sstpd also uses sstp-client's pppd plugin to verify the crypto binding.
+GUEST_PKGS=linux-image-amd64,kmod,udev,iproute2,iputils-ping,procps,psmisc,ca-certificates,openssl,netcat-openbsd,tcpdump,ppp,pptpd,xl2tpd,strongswan,strongswan-swanctl,libcharon-extra-plugins,libcharon-extauth-plugins,libstrongswan-standard-plugins,libsstp-api-0,python3,python3-venv,pptp-linux,sstp-client
 # The rootfs is rebuilt when this changes; the image (rootfs + /ras-init) when init.sh changes.
-ROOTFS_STAMP="$GUEST_PKGS|sstpd-$SSTPD_VERSION|1"
+ROOTFS_STAMP="$GUEST_PKGS|sstpd-$SSTPD_VERSION|2"
 
 # ---------------------------------------------------------------------------------- build
 
@@ -166,7 +167,7 @@ check_word() {   # check_word NAME VALUE REGEX: refuse values that would need qu
 prepare_share() {   # prepare_share DIR CMD
     local dir=$1 cmd=$2
     mkdir -p "$dir"
-    rm -rf "$dir"/{cmd.sh,rc,out.log,console.log,ready,stop,guest.env,pki,logs}
+    rm -rf "$dir"/{cmd.sh,rc,out.log,console.log,ready,stop,guest.env,pki,logs,jobs}
     make_pki "$STATE/pki"
     mkdir -p "$dir/pki"; cp "$STATE"/pki/{ca.pem,server.pem,server.key} "$dir/pki/"
     local users="test:test123 ${RAS_INTEROP_USERS:-}" up

@@ -281,14 +281,29 @@ fi
         L2TP_LOCAL "$L2TP_LOCAL" L2TP_POOL "$L2TP_POOL" IKE_POOL "$IKE_POOL" IKE_TARGET "$IKE_TARGET" DNS "$DNS" \
         CERT_SHA256 "${CERT_SHA256:-}" SSTPD_VERSION "$(/opt/sstpd/bin/pip show sstp-server 2>/dev/null | awk '/^Version/{print $2}')" \
         PPPD_VERSION "$(dpkg-query -W -f='${Version}' ppp)" STRONGSWAN_VERSION "$(dpkg-query -W -f='${Version}' strongswan-charon)" \
-        PPTPD_VERSION "$(dpkg-query -W -f='${Version}' pptpd)" XL2TPD_VERSION "$(dpkg-query -W -f='${Version}' xl2tpd)"
+        PPTPD_VERSION "$(dpkg-query -W -f='${Version}' pptpd)" XL2TPD_VERSION "$(dpkg-query -W -f='${Version}' xl2tpd)" \
+        PPTP_CLIENT_VERSION "$(dpkg-query -W -f='${Version}' pptp-linux 2>/dev/null)" \
+        SSTP_CLIENT_VERSION "$(dpkg-query -W -f='${Version}' sstp-client 2>/dev/null)" GUEST_JOBS 1
 } >"$SHARE/guest.env"
 touch "$SHARE/ready"
 
 # ---- serve
+# Jobs: the host drops $SHARE/jobs/NAME.sh (a client to run against a server on the host
+# side, e.g. pptp-linux or sstpc against `ras server`); each runs once, in the
+# background, with its output in NAME.out and its exit status in NAME.rc (written last).
+run_jobs() {
+    local j base
+    for j in "$SHARE"/jobs/*.sh; do
+        [ -e "$j" ] || continue
+        base=${j%.sh}
+        [ -e "$base.started" ] && continue
+        touch "$base.started"
+        ( bash "$j" >"$base.out" 2>&1 </dev/null; echo $? >"$base.rc.tmp"; mv "$base.rc.tmp" "$base.rc" ) &
+    done
+}
 if [ "$HOLD" = stop ]; then
     end=$((SECONDS + LIFETIME))
-    until [ -e "$SHARE/stop" ] || [ $SECONDS -ge $end ]; do sleep 0.5; done
+    until [ -e "$SHARE/stop" ] || [ $SECONDS -ge $end ]; do run_jobs; sleep 0.3; done
     [ -e "$SHARE/stop" ] || echo "LIFETIME of $LIFETIME s reached: powering off"
     echo "--- PPP sessions seen"
     grep -hE 'remote IP address|MPPE .* enabled|authentication succeeded|Crypto Binding' /tmp/*-ppp.log /tmp/sstpd.log 2>/dev/null | sort | uniq -c

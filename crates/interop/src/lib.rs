@@ -55,6 +55,8 @@ pub enum Error {
     Env(String),
     /// Entering the network namespace or running a command in it failed.
     Ns(String),
+    /// A guest job could not be run or did not finish in time.
+    Job(String),
 }
 
 impl fmt::Display for Error {
@@ -63,6 +65,7 @@ impl fmt::Display for Error {
             Error::Start(m) => write!(f, "interop VM did not start: {m}"),
             Error::Env(m) => write!(f, "interop servers.env: {m}"),
             Error::Ns(m) => write!(f, "interop namespace: {m}"),
+            Error::Job(m) => write!(f, "interop guest job: {m}"),
         }
     }
 }
@@ -217,6 +220,62 @@ impl Vm {
     /// The guest's address with `port`.
     pub fn addr(&self, port: u16) -> SocketAddr {
         SocketAddr::V4(SocketAddrV4::new(self.guest_ip, port))
+    }
+
+    /// Whether the guest runs jobs (`guest_job`): images built before the
+    /// job runner existed do not.
+    pub fn has_guest_jobs(&self) -> bool {
+        self.get("GUEST_JOBS") == Some("1")
+    }
+
+    /// Runs `script` with bash inside the guest (as root, in the guest's
+    /// network: it reaches the namespace at `host_ip`) and waits up to
+    /// `within` for it to end. Returns its exit status and output (stdout
+    /// and stderr). The guest polls for jobs every 0.3 s (servers.sh).
+    pub fn guest_job(
+        &self,
+        name: &str,
+        script: &str,
+        within: std::time::Duration,
+    ) -> Result<(i32, String), Error> {
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+            return Err(Error::Job(format!("bad job name {name:?}")));
+        }
+        let dir = self
+            .env_file
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join("share")
+            .join("jobs");
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| Error::Job(format!("{}: {e}", dir.display())))?;
+        for ext in ["started", "out", "rc", "rc.tmp"] {
+            let _ = std::fs::remove_file(dir.join(format!("{name}.{ext}")));
+        }
+        // Written under another name first: the guest must never see half a script.
+        let tmp = dir.join(format!("{name}.tmp"));
+        std::fs::write(&tmp, script).map_err(|e| Error::Job(format!("{}: {e}", tmp.display())))?;
+        let path = dir.join(format!("{name}.sh"));
+        std::fs::rename(&tmp, &path)
+            .map_err(|e| Error::Job(format!("{}: {e}", path.display())))?;
+        let deadline = std::time::Instant::now() + within;
+        let rc_path = dir.join(format!("{name}.rc"));
+        let output = || std::fs::read_to_string(dir.join(format!("{name}.out"))).unwrap_or_default();
+        loop {
+            if let Ok(text) = std::fs::read_to_string(&rc_path) {
+                let _ = std::fs::remove_file(&path);
+                let rc = text.trim().parse().unwrap_or(-1);
+                return Ok((rc, output()));
+            }
+            if std::time::Instant::now() > deadline {
+                let started = dir.join(format!("{name}.started")).exists();
+                return Err(Error::Job(format!(
+                    "{name} did not finish within {within:?} (started: {started}); output so far:\n{}",
+                    output()
+                )));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
     }
 
     /// `ip netns exec <ns> <program>`: add arguments, then run it.

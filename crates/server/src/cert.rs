@@ -168,10 +168,15 @@ impl ServerCertificate {
     /// certificates.
     pub fn rustls_config(&self) -> Result<Arc<rustls::ServerConfig>, CertError> {
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let config = rustls::ServerConfig::builder_with_provider(provider)
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
             .with_no_client_auth()
             .with_single_cert(self.chain.clone(), self.key.clone_key())?;
+        // No TLS 1.3 session tickets: an SSTP client never resumes (each
+        // connection is one tunnel, and the crypto binding is per
+        // connection), so issuing them is wasted work and bytes on every
+        // connect.
+        config.send_tls13_tickets = 0;
         Ok(Arc::new(config))
     }
 }

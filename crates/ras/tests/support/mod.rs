@@ -38,11 +38,16 @@ pub struct Server {
 impl Server {
     /// Start `ras server` in the server namespace; wait until it listens.
     pub fn start(topo: &Topology, config: &Path) -> Server {
-        let mut child = topo
-            .command("srv", RAS)
+        Server::start_with(topo.command("srv", RAS), config, "info")
+    }
+
+    /// Start `ras server` with `command` (the `ras` binary, e.g. in some
+    /// namespace) and `RUST_LOG=log`; wait until it listens.
+    pub fn start_with(mut command: Command, config: &Path, log: &str) -> Server {
+        let mut child = command
             .args(["server", "--config"])
             .arg(config)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", log)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
