@@ -148,8 +148,9 @@ fn real_pptp_and_sstp_clients_against_ras_server() {
     // sstp-client 1.0.18 now and then exits ("The event loop terminated
     // unsuccessfully") right after writing its HTTP request, before any
     // answer can arrive (packet captures show its FIN ahead of our 200),
-    // whatever the TLS version: a client-side race, so the job starts it
-    // again, up to 5 times, and reports how many starts it took.
+    // whatever the TLS version, and against `openssl s_server` as well
+    // (2 of 6 starts): a client-side race, so the job starts it again, up
+    // to 5 times, and reports how many starts it took.
     for (name, auth) in [
         ("sstp-mschapv2", "require-mschap-v2 refuse-eap"),
         ("sstp-eap", ""),
