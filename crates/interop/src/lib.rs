@@ -247,8 +247,7 @@ impl Vm {
             .unwrap_or(Path::new("."))
             .join("share")
             .join("jobs");
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| Error::Job(format!("{}: {e}", dir.display())))?;
+        std::fs::create_dir_all(&dir).map_err(|e| Error::Job(format!("{}: {e}", dir.display())))?;
         for ext in ["started", "out", "rc", "rc.tmp"] {
             let _ = std::fs::remove_file(dir.join(format!("{name}.{ext}")));
         }
@@ -256,11 +255,11 @@ impl Vm {
         let tmp = dir.join(format!("{name}.tmp"));
         std::fs::write(&tmp, script).map_err(|e| Error::Job(format!("{}: {e}", tmp.display())))?;
         let path = dir.join(format!("{name}.sh"));
-        std::fs::rename(&tmp, &path)
-            .map_err(|e| Error::Job(format!("{}: {e}", path.display())))?;
+        std::fs::rename(&tmp, &path).map_err(|e| Error::Job(format!("{}: {e}", path.display())))?;
         let deadline = std::time::Instant::now() + within;
         let rc_path = dir.join(format!("{name}.rc"));
-        let output = || std::fs::read_to_string(dir.join(format!("{name}.out"))).unwrap_or_default();
+        let output =
+            || std::fs::read_to_string(dir.join(format!("{name}.out"))).unwrap_or_default();
         loop {
             if let Ok(text) = std::fs::read_to_string(&rc_path) {
                 let _ = std::fs::remove_file(&path);

@@ -97,11 +97,7 @@ fn real_pptp_and_sstp_clients_against_ras_server() {
     )
     .unwrap();
     add_user(&config, &user.name, &user.password, dir.path());
-    let server = Server::start_with(
-        vm.command_in_ns(RAS),
-        &config,
-        "info,tunnel::session=debug",
-    );
+    let server = Server::start_with(vm.command_in_ns(RAS), &config, "info,tunnel::session=debug");
     let jobs = vm.env_file.parent().unwrap().join("share").join("jobs");
     std::fs::create_dir_all(&jobs).unwrap();
     std::fs::copy(state.join("server-cert.pem"), jobs.join("ras-server.pem")).unwrap();
@@ -177,10 +173,7 @@ fn real_pptp_and_sstp_clients_against_ras_server() {
         assert_eq!(rc, 0, "sstpc + pppd against ras server ({name})");
         assert!(local_address(&out).is_some());
         let method = if auth.is_empty() { "Eap" } else { "MsChapV2" };
-        server.expect(
-            &format!("protocol=Some({method})"),
-            Duration::from_secs(5),
-        );
+        server.expect(&format!("protocol=Some({method})"), Duration::from_secs(5));
         server.expect("SSTP crypto binding complete", Duration::from_secs(5));
         server.expect("SSTP session ended", Duration::from_secs(20));
         eprintln!(
