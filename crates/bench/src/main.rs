@@ -59,6 +59,9 @@ pub struct SstpArgs {
     /// Parallel TCP streams in each iperf3 run.
     #[arg(long, default_value_t = 1)]
     streams: u32,
+    /// Skip the PPTP throughput run.
+    #[arg(long)]
+    no_pptp: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -176,6 +179,50 @@ fn iperf(topo: &Topology, seconds: u32, streams: u32) -> anyhow::Result<f64> {
         .with_context(|| format!("iperf3: {}", String::from_utf8_lossy(&out.stdout)))
 }
 
+/// CPU time and context switches of a process (all its threads) so far.
+#[derive(Clone, Copy)]
+struct ProcessCost {
+    cpu_ms: f64,
+    switches: u64,
+}
+
+impl ProcessCost {
+    fn of(pid: u32) -> Option<ProcessCost> {
+        // /proc/PID/stat fields 14 and 15 (utime, stime) in clock ticks,
+        // after the parenthesised command name.
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let rest = &stat[stat.rfind(')')? + 2..];
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks: u64 =
+            fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+        // USER_HZ, the unit of /proc times: 100 on every Linux port
+        // (sysconf(_SC_CLK_TCK)).
+        let hz = 100;
+        let mut switches = 0;
+        for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+            let Ok(task) = task else { continue };
+            let Ok(status) = std::fs::read_to_string(task.path().join("status")) else {
+                continue;
+            };
+            for line in status.lines() {
+                if line.starts_with("voluntary_ctxt_switches:")
+                    || line.starts_with("nonvoluntary_ctxt_switches:")
+                {
+                    switches += line
+                        .split_whitespace()
+                        .nth(1)
+                        .and_then(|v| v.parse::<u64>().ok())
+                        .unwrap_or(0);
+                }
+            }
+        }
+        Some(ProcessCost {
+            cpu_ms: ticks as f64 * 1000.0 / hz as f64,
+            switches,
+        })
+    }
+}
+
 fn rss_kib(pid: u32) -> anyhow::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     status
@@ -201,6 +248,7 @@ fn sstp(args: SstpArgs) -> anyhow::Result<()> {
         num_cpus()
     );
 
+    let mut bare = f64::NAN;
     if !args.no_throughput {
         // Bare path: client → server namespace (forwarding) → LAN host.
         let run = |ns: &str, a: &[&str]| -> anyhow::Result<()> {
@@ -218,7 +266,7 @@ fn sstp(args: SstpArgs) -> anyhow::Result<()> {
             "lan",
             &["route", "add", "10.201.0.0/16", "via", "172.31.0.1"],
         )?;
-        let bare = iperf(&topo, args.seconds, args.streams)?;
+        bare = iperf(&topo, args.seconds, args.streams)?;
         println!("throughput, bare veth path:  {:8.0} Mbit/s", bare / 1e6);
         // Through the tunnel: a /32 for the LAN host beats the /24.
         let pw = dir.join("bench.pw");
@@ -245,16 +293,39 @@ fn sstp(args: SstpArgs) -> anyhow::Result<()> {
             .stderr(Stdio::inherit())
             .spawn()?;
         wait_for_tun(&topo, "ras-bc0")?;
+        let (server_before, client_before) = (
+            ProcessCost::of(server.child.id()),
+            ProcessCost::of(client.id()),
+        );
         let tunnel = iperf(&topo, args.seconds, args.streams)?;
         println!(
             "throughput, through SSTP:    {:8.0} Mbit/s = {:.0}% of bare veth",
             tunnel / 1e6,
             tunnel / bare * 100.0
         );
+        // CPU time and context switches per gigabit moved: less noisy
+        // than the throughput on a shared machine.
+        let gbits = tunnel * f64::from(args.seconds) / 1e9;
+        for (name, pid, before) in [
+            ("server", server.child.id(), server_before),
+            ("client", client.id(), client_before),
+        ] {
+            if let (Some(b), Some(a)) = (before, ProcessCost::of(pid)) {
+                println!(
+                    "  ras {name}: {:.0} ms CPU and {:.0} context switches per Gbit",
+                    (a.cpu_ms - b.cpu_ms) / gbits,
+                    (a.switches - b.switches) as f64 / gbits
+                );
+            }
+        }
         let _ = Command::new("kill")
             .args(["-INT", &client.id().to_string()])
             .status();
         let _ = client.wait();
+    }
+
+    if !args.no_throughput && !args.no_pptp {
+        let pw = dir.join("bench.pw");
         // The same through PPTP (GRE + MPPE-128 stateless).
         let mut client = topo
             .command("cli1", ras.to_str().unwrap())
@@ -293,6 +364,11 @@ fn sstp(args: SstpArgs) -> anyhow::Result<()> {
         password: "bench-password".into(),
     };
     let load = Arc::new(load);
+    if args.connects == 0 && args.sessions == 0 {
+        drop(server);
+        let _ = std::fs::remove_dir_all(&dir);
+        return Ok(());
+    }
     // Connect rate.
     let (done, secs, failures) = topo
         .in_ns("cli1", {

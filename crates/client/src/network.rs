@@ -15,7 +15,7 @@ use ppp::auth::AuthProtocol;
 use ppp::link::LinkUp;
 use ppp::mppe::{MppeSettings, MppeStrength};
 use tokio::sync::mpsc;
-use tunnel::PacketSink;
+use tunnel::{PacketSink, PacketSource};
 
 use crate::dns::{self, DnsBackend, DnsError, DnsGuard};
 use crate::routes::{self, Route, RouteError, RouteSet};
@@ -152,6 +152,17 @@ pub struct Attachment {
 /// thread inside the Tokio runtime (it may run commands and spawn tasks).
 pub trait Network: Send + Sync + 'static {
     fn attach(&self, link: &Connected) -> Result<Attachment, NetworkError>;
+
+    /// Like [`Network::attach`], for a session task that reads the
+    /// outbound packets itself: the returned source (if any) replaces the
+    /// reader task that feeds `outbound`, which saves a task hand-off per
+    /// batch. The default has no source.
+    fn attach_direct(
+        &self,
+        link: &Connected,
+    ) -> Result<(Attachment, Option<Box<dyn PacketSource>>), NetworkError> {
+        self.attach(link).map(|a| (a, None))
+    }
 }
 
 /// What to do with the DNS servers.
@@ -190,7 +201,8 @@ impl SystemNetwork {
 
 /// Everything [`SystemNetwork::attach`] set up, undone in reverse order.
 struct SystemGuard {
-    reader: tokio::task::JoinHandle<()>,
+    /// The reader task, unless the session reads the device itself.
+    reader: Option<tokio::task::JoinHandle<()>>,
     dns: Option<DnsGuard>,
     routes: RouteSet,
     tun: Arc<TunDevice>,
@@ -200,7 +212,9 @@ impl Drop for SystemGuard {
     fn drop(&mut self) {
         // The reader task holds the device; stop it so the device closes.
         // The fields then drop in order: DNS, routes, the device.
-        self.reader.abort();
+        if let Some(reader) = &self.reader {
+            reader.abort();
+        }
         if let Some(mut dns) = self.dns.take() {
             if let Err(e) = dns.restore() {
                 tracing::warn!("DNS not restored: {e}");
@@ -245,6 +259,25 @@ impl PacketSink for TunSink {
 
 impl Network for SystemNetwork {
     fn attach(&self, link: &Connected) -> Result<Attachment, NetworkError> {
+        self.attach_with(link, false).map(|(a, _)| a)
+    }
+
+    fn attach_direct(
+        &self,
+        link: &Connected,
+    ) -> Result<(Attachment, Option<Box<dyn PacketSource>>), NetworkError> {
+        self.attach_with(link, true)
+    }
+}
+
+impl SystemNetwork {
+    /// Sets up the host side; `direct`: hand out the device as a
+    /// [`PacketSource`] instead of starting a reader task.
+    fn attach_with(
+        &self,
+        link: &Connected,
+        direct: bool,
+    ) -> Result<(Attachment, Option<Box<dyn PacketSource>>), NetworkError> {
         let (local, peer) = link.ipv4.ok_or(NetworkError::NoIpv4)?;
         // Asked before any route through the tunnel exists: afterwards the
         // answer would be the tunnel itself.
@@ -294,7 +327,16 @@ impl Network for SystemNetwork {
             _ => None,
         };
         let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE);
-        let reader = tokio::spawn(read_tun(tun.clone(), tx));
+        let (reader, source) = if direct {
+            // `tx` is dropped: the queue stays empty and closes.
+            let source: Box<dyn PacketSource> = Box::new(TunSource {
+                batch: netdev::RecvBatch::new(tun.mtu()),
+                tun: tun.clone(),
+            });
+            (None, Some(source))
+        } else {
+            (Some(tokio::spawn(read_tun(tun.clone(), tx))), None)
+        };
         let mut description = name.clone();
         if !shown.is_empty() {
             description.push_str(&format!(", routes: {}", shown.join(" ")));
@@ -309,7 +351,7 @@ impl Network for SystemNetwork {
             writer: netdev::TunWriter::spawn(tun.clone()),
             slaac: std::sync::Mutex::new(link.ipv6.map(|(ll, _)| ll)),
         });
-        Ok(Attachment {
+        let attachment = Attachment {
             outbound: rx,
             inbound: sink,
             description,
@@ -319,7 +361,44 @@ impl Network for SystemNetwork {
                 routes: set,
                 tun,
             }),
-        })
+        };
+        Ok((attachment, source))
+    }
+}
+
+/// The TUN device as the session task reads it: one read returns a kernel
+/// segment split into MTU-sized packets (offload), kept in `batch`.
+struct TunSource {
+    tun: Arc<TunDevice>,
+    batch: netdev::RecvBatch,
+}
+
+impl PacketSource for TunSource {
+    fn poll_read(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        loop {
+            std::task::ready!(self.tun.poll_readable(cx))?;
+            match self.tun.try_recv_batch(&mut self.batch) {
+                Ok(_) => return std::task::Poll::Ready(Ok(())),
+                // Readiness was stale; it is cleared now, so the next
+                // poll waits (and registers the waker).
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => {
+                    return std::task::Poll::Ready(Err(std::io::Error::new(
+                        e.kind(),
+                        format!("reading {}: {e}", self.tun.name()),
+                    )))
+                }
+            }
+        }
+    }
+
+    fn for_each(&self, f: &mut dyn FnMut(&[u8])) {
+        for packet in self.batch.packets() {
+            f(packet);
+        }
     }
 }
 

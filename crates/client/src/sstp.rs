@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, watch};
 use tunnel::hooks_support::BoxFuture;
 use tunnel::http_io::HttpError;
 use tunnel::sstp_client::{self, ClientSessionConfig};
-use tunnel::{AuthAnswer, PacketSink, SessionHooks, SessionInfo, SessionStats};
+use tunnel::{AuthAnswer, PacketSink, PacketSource, SessionHooks, SessionInfo, SessionStats};
 use zeroize::Zeroizing;
 
 use crate::network::{Connected, Network};
@@ -242,6 +242,8 @@ pub async fn connect(
         target: options.target.clone(),
         on_up: options.on_up.clone(),
         on_connected: None,
+        // The SSTP session reads the TUN itself.
+        direct: true,
         sink: sink.clone(),
         state: Arc::new(Mutex::new(HookState::default())),
     });
@@ -251,8 +253,26 @@ pub async fn connect(
         peer: server.to_string(),
         user: Some(options.username.clone()),
     };
-    let outcome =
-        sstp_client::connect(tls, config, hooks.clone(), sink, info, shutdown.clone()).await;
+    // The session runs as a task of its own, on a worker thread next to
+    // the I/O driver that wakes it: awaited here, it would run on the
+    // thread that called `block_on`, and every wake-up would cross threads
+    // (a futex wake and a context switch per batch).
+    let mut session = AbortOnDrop(tokio::spawn(sstp_client::connect(
+        tls,
+        config,
+        hooks.clone(),
+        sink,
+        info,
+        shutdown.clone(),
+    )));
+    let outcome = match (&mut session.0).await {
+        Ok(outcome) => outcome,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => {
+            hooks.detach();
+            return Err(ConnectError::Failed(format!("session task: {e}")));
+        }
+    };
     // The client role gets no `down` call from the session: detach here.
     let attach_error = hooks.detach();
     let outcome = outcome?;
@@ -273,6 +293,16 @@ pub async fn connect(
         })
     } else {
         Err(classify(outcome.reason))
+    }
+}
+
+/// Ends the task when the handle is dropped (the caller gave up on the
+/// connection), as dropping the session's future would.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -369,6 +399,8 @@ struct HookState {
     attached: bool,
     /// Why the host side could not be attached.
     attach_error: Option<String>,
+    /// The device, for the session to read (`direct` hooks).
+    source: Option<Box<dyn PacketSource>>,
 }
 
 /// The client's side of the session hooks (shared with the PPTP client).
@@ -379,6 +411,9 @@ pub(crate) struct ClientHooks {
     on_up: Option<UpCallback>,
     /// Told by the PPTP driver when the call is established.
     on_connected: Option<ConnectedCallback>,
+    /// Attach with [`Network::attach_direct`] and hand the source to the
+    /// session (whose driver reads it: SSTP).
+    direct: bool,
     sink: Arc<SinkSlot>,
     state: Arc<Mutex<HookState>>,
 }
@@ -398,6 +433,7 @@ impl ClientHooks {
             target,
             on_up,
             on_connected,
+            direct: false,
             sink: sink.clone(),
             state: Arc::new(Mutex::new(HookState::default())),
         });
@@ -409,6 +445,7 @@ impl ClientHooks {
         let (guard, error) = {
             let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
             st.closed = true;
+            st.source = None;
             (st.guard.take(), st.attach_error.take())
         };
         // Dropped outside the lock: it runs commands.
@@ -446,6 +483,7 @@ impl SessionHooks for ClientHooks {
         let sink = self.sink.clone();
         let on_up = self.on_up.clone();
         let target = self.target.clone();
+        let direct = self.direct;
         Box::pin(async move {
             {
                 let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
@@ -458,13 +496,20 @@ impl SessionHooks for ClientHooks {
             }
             // TUN creation and `ip` commands block: not on a worker thread.
             let attach_link = link.clone();
-            let attached =
-                match tokio::task::spawn_blocking(move || network.attach(&attach_link)).await {
-                    Ok(Ok(a)) => Ok(a),
-                    Ok(Err(e)) => Err(e.to_string()),
-                    Err(e) => Err(e.to_string()),
-                };
-            let attachment = match attached {
+            let attached = match tokio::task::spawn_blocking(move || {
+                if direct {
+                    network.attach_direct(&attach_link)
+                } else {
+                    network.attach(&attach_link).map(|a| (a, None))
+                }
+            })
+            .await
+            {
+                Ok(Ok(a)) => Ok(a),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            let (attachment, source) = match attached {
                 Ok(a) => a,
                 Err(e) => {
                     tracing::debug!("setting up the network failed: {e}");
@@ -483,6 +528,7 @@ impl SessionHooks for ClientHooks {
                     return Err("session ended".to_string());
                 }
                 st.guard = Some(attachment.guard);
+                st.source = source;
             }
             let status = UpStatus {
                 target,
@@ -496,6 +542,11 @@ impl SessionHooks for ClientHooks {
             }
             Ok(attachment.outbound)
         })
+    }
+
+    fn packet_source(&self, _: &SessionInfo) -> Option<Box<dyn PacketSource>> {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.source.take()
     }
 
     fn down(&self, _: &SessionInfo) {

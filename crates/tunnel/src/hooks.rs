@@ -74,4 +74,10 @@ pub trait SessionHooks: Send + Sync + 'static {
     fn live(&self, _info: &SessionInfo) -> Option<std::sync::Arc<LiveSession>> {
         None
     }
+    /// Once `up` succeeded: a source the session task reads IP packets
+    /// from itself (the client's TUN device), besides the queue `up`
+    /// returned. `None` (the default): the queue only.
+    fn packet_source(&self, _info: &SessionInfo) -> Option<Box<dyn crate::PacketSource>> {
+        None
+    }
 }

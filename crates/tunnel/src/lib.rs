@@ -11,6 +11,7 @@ mod hooks;
 pub mod http_io;
 pub mod live;
 pub mod modem;
+mod packet_source;
 mod ppp_over_gre;
 pub mod ppp_over_serial;
 pub mod pptp_client;
@@ -22,6 +23,7 @@ pub mod sstp_server;
 
 pub use hooks::{AuthAnswer, PacketSink, SessionHooks, SessionInfo};
 pub use live::{LiveSession, Traffic};
+pub use packet_source::PacketSource;
 
 /// Types hook implementations need.
 pub mod hooks_support {
