@@ -323,14 +323,7 @@ fn dhcp_blocks_release_apipa_and_relay() {
         ("alice", pw),
         ("bob", password_file(dir.path(), "bob", password)),
     ] {
-        let status = Command::new(RAS)
-            .args(["user", "--config"])
-            .arg(&config)
-            .args(["add", user, "--password-file"])
-            .arg(&pw)
-            .status()
-            .unwrap();
-        assert!(status.success());
+        add_user(&config, user, &pw, &[]);
     }
 
     let server = Server::start(&topo, &config);

@@ -27,17 +27,6 @@ use dial_profiles::*;
 
 const NUMBER: &str = "5551234";
 
-fn add_user(config: &Path, name: &str, pw: &Path) {
-    let status = Command::new(RAS)
-        .args(["user", "--config"])
-        .arg(config)
-        .args(["add", name, "--password-file"])
-        .arg(pw)
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
-
 fn connect_serial(topo: &Topology, line: &Path, number: &str, pw: &Path, tun: &str) -> Client {
     let child = topo
         .command("cli1", RAS)
@@ -83,7 +72,7 @@ fn dial_up_over_a_pty_pair_to_our_dial_in_server() {
     let config = dir.path().join("ras.toml");
     write_dialin_config(&config, &state, "dialu0", &[], &line.server_end, NUMBER);
     let pw = password_file(dir.path(), "alice", "correct horse battery");
-    add_user(&config, "alice", &pw);
+    add_user(&config, "alice", &pw, &[]);
     let server = Server::start(&topo, &config);
 
     // A wrong access number: the emulated modem answers NO CARRIER.
@@ -443,7 +432,7 @@ fn ras_dial_dial_up_profile_over_a_pty_to_our_server() {
     let config = dir.path().join("ras.toml");
     write_dialin_config(&config, &state, "dialp0", &[], &line.server_end, NUMBER);
     let pw = password_file(dir.path(), "alice", "correct horse battery");
-    add_user(&config, "alice", &pw);
+    add_user(&config, "alice", &pw, &[]);
     let server = Server::start(&topo, &config);
 
     let profile = write_profile(
@@ -558,7 +547,7 @@ fn ras_dial_double_dial_then_sstp_through_the_line() {
         NUMBER,
     );
     let pw = password_file(dir.path(), "alice", "correct horse battery");
-    add_user(&config, "alice", &pw);
+    add_user(&config, "alice", &pw, &[]);
     let mut server = Server::start(&topo, &config);
     let fingerprint = server.fingerprint.clone();
 

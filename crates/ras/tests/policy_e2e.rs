@@ -4,7 +4,7 @@
 //! RAS_INTEROP_REQUIRED=1, as in CI).
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use interop::netns::{Topology, LAN_HOST, SERVER_FOR_CLI1};
@@ -78,18 +78,6 @@ fn connect(topo: &Topology, user: &str, pw: &Path, fp: &str) -> Client {
         tun: "ras-pc1".into(),
         role: "cli1",
     }
-}
-
-fn add_user(config: &Path, name: &str, pw: &Path, groups: &[&str]) {
-    let mut cmd = Command::new(RAS);
-    cmd.args(["user", "--config"])
-        .arg(config)
-        .args(["add", name, "--password-file"])
-        .arg(pw);
-    for g in groups {
-        cmd.args(["--group", g]);
-    }
-    assert!(cmd.status().unwrap().success(), "ras user add {name}");
 }
 
 #[test]

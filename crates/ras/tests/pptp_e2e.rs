@@ -66,14 +66,7 @@ fn pptp_server_and_client_end_to_end() {
     let config = dir.path().join("ras.toml");
     write_config(&config, &state, "");
     let alice_pw = password_file(dir.path(), "alice", "correct horse battery");
-    let status = Command::new(RAS)
-        .args(["user", "--config"])
-        .arg(&config)
-        .args(["add", "alice", "--password-file"])
-        .arg(&alice_pw)
-        .status()
-        .unwrap();
-    assert!(status.success());
+    add_user(&config, "alice", &alice_pw, &[]);
     let server = Server::start(&topo, &config);
 
     // First client: the first client address, traffic to the intranet
@@ -189,17 +182,6 @@ fn field(line: &str, key: &str) -> Option<u32> {
         .ok()
 }
 
-fn add_user(config: &Path, name: &str, pw: &Path) {
-    let status = Command::new(RAS)
-        .args(["user", "--config"])
-        .arg(config)
-        .args(["add", name, "--password-file"])
-        .arg(pw)
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
-
 fn config_with_ports(dir: &Path, ports: u32) -> std::path::PathBuf {
     let config = dir.join("ras.toml");
     let state = dir.join("state");
@@ -222,7 +204,7 @@ fn pptp_two_clients_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let config = config_with_ports(dir.path(), 4);
     let pw = password_file(dir.path(), "alice", "correct horse battery");
-    add_user(&config, "alice", &pw);
+    add_user(&config, "alice", &pw, &[]);
     let server = Server::start(&topo, &config);
 
     let mut c1 = connect(&topo, "cli1", SERVER_FOR_CLI1, "alice", &pw, "pptp-c1");
@@ -447,7 +429,7 @@ fn pptp_clients_behind_nat() {
     let dir = tempfile::tempdir().unwrap();
     let config = config_with_ports(dir.path(), 4);
     let pw = password_file(dir.path(), "alice", "correct horse battery");
-    add_user(&config, "alice", &pw);
+    add_user(&config, "alice", &pw, &[]);
     let server = Server::start(&topo, &config);
 
     // Plain masquerade: the control connection (TCP) passes and the call

@@ -9,7 +9,7 @@
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use interop::netns::{Topology, LAN_HOST, SERVER_FOR_CLI1, SERVER_FOR_CLI2};
@@ -133,14 +133,7 @@ fn pptp_hostile_gre_costs_only_itself() {
     )
     .unwrap();
     let pw = password_file(dir.path(), "alice", "correct horse battery");
-    let status = Command::new(RAS)
-        .args(["user", "--config"])
-        .arg(&config)
-        .args(["add", "alice", "--password-file"])
-        .arg(&pw)
-        .status()
-        .unwrap();
-    assert!(status.success());
+    add_user(&config, "alice", &pw, &[]);
     let server = Server::start(&topo, &config);
 
     let mut c1 = connect(&topo, "cli1", SERVER_FOR_CLI1, &pw, "pptp-h1");

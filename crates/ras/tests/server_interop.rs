@@ -11,7 +11,6 @@
 //! the client hangs up and our server logs the session end.
 
 use std::net::Ipv4Addr;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 mod support;
@@ -46,18 +45,6 @@ echo "=== pppd log"
 cat "$LOG"
 exit $rc
 "#;
-
-fn add_user(config: &std::path::Path, name: &str, password: &str, dir: &std::path::Path) {
-    let pw = password_file(dir, name, password);
-    let status = Command::new(RAS)
-        .args(["user", "--config"])
-        .arg(config)
-        .args(["add", name, "--password-file"])
-        .arg(&pw)
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
 
 /// The client's address from the job's output, if the link came up.
 fn local_address(output: &str) -> Option<Ipv4Addr> {
@@ -96,7 +83,8 @@ fn real_pptp_and_sstp_clients_against_ras_server() {
         ),
     )
     .unwrap();
-    add_user(&config, &user.name, &user.password, dir.path());
+    let pw = password_file(dir.path(), &user.name, &user.password);
+    add_user(&config, &user.name, &pw, &[]);
     let server = Server::start_with(vm.command_in_ns(RAS), &config, "info,tunnel::session=debug");
     let jobs = vm.env_file.parent().unwrap().join("share").join("jobs");
     std::fs::create_dir_all(&jobs).unwrap();

@@ -104,14 +104,7 @@ fn sstp_server_and_client_end_to_end() {
     .unwrap();
     // A user of our own, added before the server starts.
     let alice_pw = password_file(dir.path(), "alice", "correct horse battery");
-    let status = Command::new(RAS)
-        .args(["user", "--config"])
-        .arg(&config)
-        .args(["add", "alice", "--password-file"])
-        .arg(&alice_pw)
-        .status()
-        .unwrap();
-    assert!(status.success());
+    add_user(&config, "alice", &alice_pw, &[]);
     let server = Server::start(&topo, &config);
     let fp = server.fingerprint.clone();
 

@@ -142,6 +142,19 @@ pub fn password_file(dir: &Path, name: &str, password: &str) -> PathBuf {
     path
 }
 
+/// `ras user add NAME --password-file PW [--group G]...` on `config`'s store.
+pub fn add_user(config: &Path, name: &str, pw: &Path, groups: &[&str]) {
+    let mut cmd = Command::new(RAS);
+    cmd.args(["user", "--config"])
+        .arg(config)
+        .args(["add", name, "--password-file"])
+        .arg(pw);
+    for g in groups {
+        cmd.args(["--group", g]);
+    }
+    assert!(cmd.status().unwrap().success(), "ras user add {name}");
+}
+
 /// The IPv4 address on the client's TUN once the link is up.
 pub fn wait_address(topo: &Topology, client: &mut Client, within: Duration) -> Option<Ipv4Addr> {
     let deadline = Instant::now() + within;
