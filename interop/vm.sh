@@ -32,8 +32,10 @@
 #   RAS_INTEROP_READY_TIMEOUT  seconds `start` waits for the servers  [400]
 #   RAS_INTEROP_MEM            guest memory, MiB                      [1024]
 #   RAS_INTEROP_ACCEL          kvm|tcg                                [tcg unless plain KVM works]
-#   RAS_INTEROP_OWNER_PID      `start`: stop the VM when this process exits (used by the
-#                              Rust crate for VMs it starts itself)
+#   RAS_INTEROP_OWNER_PID      `start`: the VM serves this process; it stops RAS_INTEROP_LINGER
+#                              s after the last such process exits (the Rust crate sets it).
+#                              Without it, `start` pins the VM: it runs until `vm.sh stop`
+#   RAS_INTEROP_LINGER         seconds an owned VM outlives its last owner   [20]
 . "$(dirname "$0")/lib.sh"
 
 IMG=$STATE/image
@@ -272,34 +274,84 @@ write_env() {
     mv "$ENV_OUT.tmp" "$ENV_OUT"
 }
 
-start_watcher() {   # stop the VM when RAS_INTEROP_OWNER_PID exits
+# Owners: a VM started for test processes (RAS_INTEROP_OWNER_PID) is shared by every
+# test process that asks for it while it runs: each registers as $OWNERS/PID, under the
+# lock. One watcher stops the VM once no owner has lived for $LINGER s, taking the lock
+# first and checking again, so a test binary that starts right after another one ended
+# either shares the running VM (and keeps it up) or waits for the stop and boots a new
+# one: never a VM that is powered off under it. `cargo test --workspace` runs the test
+# binaries one after another, and each asks for the VM.
+OWNERS=$STATE/owners
+PINNED=$STATE/pinned
+LINGER=${RAS_INTEROP_LINGER:-20}
+
+add_owner() {   # under the lock: register RAS_INTEROP_OWNER_PID, or pin the VM without one
     local owner=${RAS_INTEROP_OWNER_PID:-}
-    [ -n "$owner" ] || return 0
-    [[ "$owner" =~ ^[0-9]+$ ]] && kill -0 "$owner" 2>/dev/null || start_failed "RAS_INTEROP_OWNER_PID=$owner is not a running process"
-    nohup bash -c 'while kill -0 "$1" 2>/dev/null; do sleep 1; done; exec "$2" stop' ras-interop-watch "$owner" "$INTEROP_DIR/vm.sh" \
-        </dev/null >"$STATE/watch.log" 2>&1 9>&- &
-    echo $! >"$WPID"
-    ri_log "the VM stops when process $owner exits (watcher pid $!)"
+    if [ -z "$owner" ]; then
+        touch "$PINNED"; return 0
+    fi
+    mkdir -p "$OWNERS"; touch "$OWNERS/$owner"
+    if [ -e "$PINNED" ]; then
+        ri_log "the VM was started by hand or by CI: it keeps running after process $owner exits"
+    elif ri_pid_alive "$WPID"; then
+        ri_log "process $owner shares the VM; it stops $LINGER s after its last user exits"
+    else
+        nohup "$INTEROP_DIR/vm.sh" watch </dev/null >"$STATE/watch.log" 2>&1 9>&- &
+        echo $! >"$WPID"
+        ri_log "the VM stops $LINGER s after process $owner and every later user exit (watcher pid $!)"
+    fi
+}
+
+live_owners() {   # prints how many registered owners still run; forgets the others
+    local f n=0
+    for f in "$OWNERS"/*; do
+        [ -e "$f" ] || continue
+        if kill -0 "${f##*/}" 2>/dev/null; then n=$((n + 1)); else rm -f "$f"; fi
+    done
+    echo "$n"
+}
+
+do_watch() {   # the watcher: stop the VM once its owners are gone for LINGER s
+    local idle=0
+    while vm_running; do
+        if [ "$(live_owners)" -gt 0 ]; then idle=0; else idle=$((idle + 1)); fi
+        if [ "$idle" -ge "$LINGER" ]; then
+            exec 9>"$STATE/lock"
+            flock -w 900 9 || { ri_log "watcher: cannot take $STATE/lock"; exit 1; }
+            # A test process may have registered while we waited for the lock.
+            if [ "$(live_owners)" -gt 0 ]; then exec 9>&-; idle=0; continue; fi
+            ri_log "watcher: no test process uses the VM any more: stopping it"
+            stop_vm
+            exit 0
+        fi
+        sleep 1
+    done
+    rm -f "$WPID"
 }
 
 do_start() {
     ri_need_root
     mkdir -p "$STATE"
+    local owner=${RAS_INTEROP_OWNER_PID:-}
+    if [ -n "$owner" ] && ! { [[ "$owner" =~ ^[0-9]+$ ]] && kill -0 "$owner" 2>/dev/null; }; then
+        ri_die "RAS_INTEROP_OWNER_PID=$owner is not a running process"
+    fi
     exec 9>"$STATE/lock"
     flock -w 900 9 || ri_die "another vm.sh holds $STATE/lock"
     if vm_running && [ -e "$SHARE/ready" ] && [ -s "$ENV_OUT" ]; then
         ri_log "VM already running (qemu pid $(cat "$QPID")); options apply at boot: vm.sh stop first to change them"
+        add_owner
         print_facts; return 0
     fi
     vm_running && ri_die "a VM is running (qemu pid $(cat "$QPID")) but never became ready: vm.sh stop"
     build
-    rm -f "$ENV_OUT"
+    rm -f "$ENV_OUT" "$PINNED"; rm -rf "$OWNERS"
     prepare_share "$SHARE" 'export HOLD=stop; exec bash /mnt/share/servers.sh'
     "$INTEROP_DIR/netns.sh" up
     local t0 limit=${RAS_INTEROP_READY_TIMEOUT:-400} pid; t0=$(date +%s%N)
     boot "$SHARE"
     pid=$(cat "$QPID")
-    start_watcher
+    add_owner
     while kill -0 "$pid" 2>/dev/null && [ ! -e "$SHARE/ready" ]; do
         if (( $(ri_ms "$t0") > limit * 1000 )); then
             tail -20 "$SHARE/out.log" "$SHARE/console.log" >&2 2>/dev/null || true
@@ -328,8 +380,14 @@ start_failed() {   # after boot: kill qemu and the watcher, remove the namespace
 do_stop() {
     ri_need_root
     mkdir -p "$STATE"
+    exec 9>"$STATE/lock"
+    flock -w 900 9 || ri_die "another vm.sh holds $STATE/lock"
+    stop_vm
+}
+
+stop_vm() {   # under the lock: power off, forget owners, remove the namespace
     if [ -s "$WPID" ] && [ "$(cat "$WPID")" != "$$" ]; then ri_kill_pidfile "$WPID"; fi
-    rm -f "$WPID"
+    rm -f "$WPID" "$PINNED"; rm -rf "$OWNERS"
     if vm_running; then
         touch "$SHARE/stop"
         wait_exit 20
@@ -366,6 +424,7 @@ case "${1:-}" in
     rebuild) ri_need_root; rm -rf "$IMG"; mkdir -p "$STATE"; build ;;
     start)   do_start ;;
     stop)    do_stop ;;
+    watch)   do_watch ;;
     status)  if vm_running && [ -s "$ENV_OUT" ]; then echo "VM running (qemu pid $(cat "$QPID"))"; print_facts
              else echo "no VM running (state $STATE)"; exit 1; fi ;;
     run)     shift; [ $# -gt 0 ] || ri_die "usage: vm.sh run 'CMD...'"; rc=0; do_run "$@" || rc=$?; exit "$rc" ;;

@@ -303,7 +303,13 @@ run_jobs() {
 }
 if [ "$HOLD" = stop ]; then
     end=$((SECONDS + LIFETIME))
-    until [ -e "$SHARE/stop" ] || [ $SECONDS -ge $end ]; do run_jobs; sleep 0.3; done
+    # runner.alive: the host side (guest_job) tells a dead job runner from a slow job.
+    mkdir -p "$SHARE/jobs"; beat=-1
+    until [ -e "$SHARE/stop" ] || [ $SECONDS -ge $end ]; do
+        run_jobs
+        if [ $SECONDS -ne $beat ]; then touch "$SHARE/jobs/runner.alive"; beat=$SECONDS; fi
+        sleep 0.3
+    done
     [ -e "$SHARE/stop" ] || echo "LIFETIME of $LIFETIME s reached: powering off"
     echo "--- PPP sessions seen"
     grep -hE 'remote IP address|MPPE .* enabled|authentication succeeded|Crypto Binding' /tmp/*-ppp.log /tmp/sstpd.log 2>/dev/null | sort | uniq -c

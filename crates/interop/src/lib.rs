@@ -20,8 +20,10 @@
 //!
 //! [`Vm::shared`] reads the VM facts from the file named by `RAS_INTEROP_VM_ENV` when
 //! CI has already started the VM (`interop/ci-start.sh`); otherwise it runs
-//! `interop/vm.sh start` once per test process, and the VM powers off when that
-//! process exits.
+//! `interop/vm.sh start` once per test process. Test processes share a VM that
+//! runs: each registers as its owner, and the VM powers off a short while
+//! (`RAS_INTEROP_LINGER`, 20 s) after the last owner exited, so the test
+//! binaries of one `cargo test --workspace` never see it stop under them.
 
 #![forbid(unsafe_code)]
 
@@ -266,15 +268,76 @@ impl Vm {
                 let rc = text.trim().parse().unwrap_or(-1);
                 return Ok((rc, output()));
             }
-            if std::time::Instant::now() > deadline {
-                let started = dir.join(format!("{name}.started")).exists();
+            let started = dir.join(format!("{name}.started")).exists();
+            // A VM that powered off (stopped by another process, or its lifetime
+            // ran out) will never finish the job: say so at once.
+            if !self.qemu_running() {
                 return Err(Error::Job(format!(
-                    "{name} did not finish within {within:?} (started: {started}); output so far:\n{}",
+                    "{name}: the interop VM is not running any more (qemu pid {}; job started: {started}); \
+                     its console ends with:\n{}\noutput so far:\n{}",
+                    self.get("QEMU_PID").unwrap_or("unknown"),
+                    self.console_tail(15),
+                    output()
+                )));
+            }
+            if std::time::Instant::now() > deadline {
+                let why = if started {
+                    "the guest started it but it did not end".to_owned()
+                } else {
+                    self.runner_state(&dir)
+                };
+                return Err(Error::Job(format!(
+                    "{name} did not finish within {within:?}: {why}; output so far:\n{}",
                     output()
                 )));
             }
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
+    }
+
+    /// Whether the VM's qemu (`QEMU_PID` in servers.env) still runs. Unknown
+    /// (no pid recorded) counts as running.
+    fn qemu_running(&self) -> bool {
+        match self.get("QEMU_PID").and_then(|p| p.parse::<u32>().ok()) {
+            Some(pid) => Path::new(&format!("/proc/{pid}")).exists(),
+            None => true,
+        }
+    }
+
+    /// Why a job was not picked up: the guest's job runner touches
+    /// `jobs/runner.alive` about once a second (servers.sh).
+    fn runner_state(&self, jobs: &Path) -> String {
+        let alive = jobs.join("runner.alive");
+        match std::fs::metadata(&alive).and_then(|m| m.modified()) {
+            Ok(t) => match t.elapsed() {
+                Ok(age) if age.as_secs() <= 5 => {
+                    "the guest's job runner is alive but never started the job".to_owned()
+                }
+                Ok(age) => format!(
+                    "the guest's job runner stopped {} s ago (the guest is hung or stopping)",
+                    age.as_secs()
+                ),
+                Err(_) => "the guest's job runner is alive but never started the job".to_owned(),
+            },
+            Err(_) => format!(
+                "the guest never started it and shows no job runner ({} missing: \
+                 a VM booted with an older servers.sh, or the runner died)",
+                alive.display()
+            ),
+        }
+    }
+
+    /// The last `lines` lines of the guest's console, for error messages.
+    fn console_tail(&self, lines: usize) -> String {
+        let console = self
+            .env_file
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join("share")
+            .join("console.log");
+        let text = std::fs::read_to_string(&console).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
     }
 
     /// `ip netns exec <ns> <program>`: add arguments, then run it.

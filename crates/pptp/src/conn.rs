@@ -77,6 +77,60 @@ pub enum CloseReason {
     TransportClosed,
 }
 
+impl std::fmt::Display for CallClearReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CallClearReason::PeerRequest => f.write_str("the client cleared the call"),
+            CallClearReason::LocalRequest => f.write_str("we cleared the call"),
+            CallClearReason::PeerDisconnect {
+                result,
+                error,
+                cause_code,
+            } => {
+                write!(f, "the server disconnected the call: {result}")?;
+                if *error != ErrorCode::None {
+                    write!(f, ", {error}")?;
+                }
+                if *cause_code != 0 {
+                    write!(f, ", cause {cause_code}")?;
+                }
+                Ok(())
+            }
+            CallClearReason::ControlClosed => f.write_str("the control connection closed"),
+        }
+    }
+}
+
+impl std::fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CloseReason::LocalStop(reason) => write!(f, "we stopped it: {reason}"),
+            CloseReason::PeerStop(reason) => write!(f, "the peer stopped it: {reason}"),
+            CloseReason::StartTimeout => {
+                f.write_str("no Start-Control-Connection exchange in time")
+            }
+            CloseReason::EchoTimeout => f.write_str("no Echo-Reply in time"),
+            CloseReason::ProtocolError(e) => write!(
+                f,
+                "the peer does not speak PPTP ({e}; is this port another protocol's?)"
+            ),
+            CloseReason::Unexpected(t) => write!(f, "unexpected {t} before the connection was up"),
+            CloseReason::Refused { result, error } => {
+                write!(f, "the server refused the control connection: {result}")?;
+                if *error != ErrorCode::None {
+                    write!(f, ", {error}")?;
+                }
+                Ok(())
+            }
+            CloseReason::UnsupportedVersion(v) => {
+                write!(f, "the peer speaks PPTP version {}.{}", v >> 8, v & 0xff)
+            }
+            CloseReason::TransmitOverflow => f.write_str("the peer stopped reading"),
+            CloseReason::TransportClosed => f.write_str("the TCP connection closed"),
+        }
+    }
+}
+
 /// What a PAC or PNS reports to its driver.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {

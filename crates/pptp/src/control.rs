@@ -82,17 +82,43 @@ pub enum DecodeError {
     Poisoned,
 }
 
+/// Writes a code's doc text ("Call failed due to no carrier detected.") as
+/// words ("call failed due to no carrier detected (code 3)").
+fn write_code_words(
+    f: &mut std::fmt::Formatter<'_>,
+    doc: &str,
+    value: impl std::fmt::Display,
+) -> std::fmt::Result {
+    let text = doc.trim().trim_end_matches('.');
+    let mut chars = text.chars();
+    if let Some(first) = chars.next() {
+        write!(f, "{}{}", first.to_lowercase(), chars.as_str())?;
+    }
+    write!(f, " (code {value})")
+}
+
 macro_rules! code_enum {
     (
         $(#[$meta:meta])*
-        $name:ident : $repr:ty { $( $(#[$vmeta:meta])* $variant:ident = $value:expr ),+ $(,)? }
+        $name:ident : $repr:ty { $( #[doc = $doc:literal] $variant:ident = $value:expr ),+ $(,)? }
     ) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         pub enum $name {
-            $( $(#[$vmeta])* $variant, )+
+            $( #[doc = $doc] $variant, )+
             /// A value this implementation does not know.
             Other($repr),
+        }
+
+        /// The RFC's words for the code, then its value: what a person
+        /// reads in a log line or an error message.
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                match self {
+                    $( Self::$variant => write_code_words(f, $doc, $value), )+
+                    Self::Other(v) => write!(f, "unknown code {v}"),
+                }
+            }
         }
 
         impl $name {
@@ -505,6 +531,30 @@ pub enum MessageType {
     WanErrorNotify = 14,
     /// 15: Set-Link-Info.
     SetLinkInfo = 15,
+}
+
+impl std::fmt::Display for MessageType {
+    /// RFC 2637 §2's name of the message.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use MessageType::*;
+        f.write_str(match self {
+            StartControlConnectionRequest => "Start-Control-Connection-Request",
+            StartControlConnectionReply => "Start-Control-Connection-Reply",
+            StopControlConnectionRequest => "Stop-Control-Connection-Request",
+            StopControlConnectionReply => "Stop-Control-Connection-Reply",
+            EchoRequest => "Echo-Request",
+            EchoReply => "Echo-Reply",
+            OutgoingCallRequest => "Outgoing-Call-Request",
+            OutgoingCallReply => "Outgoing-Call-Reply",
+            IncomingCallRequest => "Incoming-Call-Request",
+            IncomingCallReply => "Incoming-Call-Reply",
+            IncomingCallConnected => "Incoming-Call-Connected",
+            CallClearRequest => "Call-Clear-Request",
+            CallDisconnectNotify => "Call-Disconnect-Notify",
+            WanErrorNotify => "WAN-Error-Notify",
+            SetLinkInfo => "Set-Link-Info",
+        })
+    }
 }
 
 impl MessageType {

@@ -452,3 +452,46 @@ proptest! {
         prop_assert_eq!(StartResult::from_wire(v).to_wire(), v);
     }
 }
+
+/// What a person reads: the RFC's words, never Rust's Debug form.
+#[test]
+fn reasons_read_as_words() {
+    use pptp::control::{DecodeError, DisconnectResult, ErrorCode, StartResult, StopReason};
+    use pptp::{CallClearReason, CloseReason};
+    let refused = CloseReason::Refused {
+        result: StartResult::NotAuthorized,
+        error: ErrorCode::None,
+    };
+    assert_eq!(
+        refused.to_string(),
+        "the server refused the control connection: requester is not authorized to establish a command channel (code 4)"
+    );
+    let garbage = CloseReason::ProtocolError(DecodeError::BadLength {
+        length: 5379,
+        message_type: 0,
+    });
+    assert_eq!(
+        garbage.to_string(),
+        "the peer does not speak PPTP (bad length 5379 for control message type 0; is this port another protocol's?)"
+    );
+    assert_eq!(
+        CloseReason::PeerStop(StopReason::LocalShutdown).to_string(),
+        "the peer stopped it: requester is being shut down (code 3)"
+    );
+    let cleared = CallClearReason::PeerDisconnect {
+        result: DisconnectResult::AdminShutdown,
+        error: ErrorCode::Other(9),
+        cause_code: 0,
+    };
+    assert_eq!(
+        cleared.to_string(),
+        "the server disconnected the call: call disconnected for administrative reasons (code 3), unknown code 9"
+    );
+    for text in [
+        refused.to_string(),
+        garbage.to_string(),
+        cleared.to_string(),
+    ] {
+        assert!(!text.contains('{') && !text.contains("Some("), "{text}");
+    }
+}

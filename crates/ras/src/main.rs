@@ -24,17 +24,20 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the remote access server (SSTP), on embedded defaults or --config.
+    /// Run the remote access server (SSTP, PPTP and dial-in lines), on
+    /// embedded defaults or --config.
     Server(server_cmd::ServerArgs),
     /// Manage the local user store.
     User {
-        /// The server's configuration file (for its state directory).
-        #[arg(long)]
+        /// The server's configuration file (for its state directory); before
+        /// or after the subcommand.
+        #[arg(long, global = true, value_name = "FILE")]
         config: Option<std::path::PathBuf>,
         #[command(subcommand)]
         cmd: user_cmd::UserCommand,
     },
-    /// Connect to a VPN server (sstp://HOST[:PORT]) and bring up a TUN device.
+    /// Connect to a VPN server (sstp://HOST[:PORT], pptp://HOST[:PORT]) or
+    /// dial a serial line (serial:///dev/ttyX) and bring up a TUN device.
     Connect(connect_cmd::ConnectArgs),
     /// Connect with a Connection Manager service profile (custom actions,
     /// direct, dial-up or double-dial); --status shows a running connection.
@@ -75,6 +78,40 @@ fn main() -> anyhow::Result<()> {
         Command::User { config, cmd } => {
             let cfg = server::config::Config::load(config.as_deref())?;
             user_cmd::run(cmd, &cfg.state_dir)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    /// `--config` works before and after the `user` subcommand's own
+    /// subcommand, as a user types it.
+    #[test]
+    fn user_config_in_either_position() {
+        for argv in [
+            &["ras", "user", "--config", "F", "add", "bob"][..],
+            &["ras", "user", "add", "bob", "--config", "F"][..],
+            &["ras", "user", "list", "--config", "F"][..],
+        ] {
+            let cli = Cli::try_parse_from(argv).unwrap_or_else(|e| panic!("{argv:?}: {e}"));
+            match cli.command {
+                Command::User { config, .. } => {
+                    assert_eq!(
+                        config.as_deref(),
+                        Some(std::path::Path::new("F")),
+                        "{argv:?}"
+                    )
+                }
+                _ => panic!("{argv:?}: not the user command"),
+            }
         }
     }
 }

@@ -79,6 +79,25 @@ pub enum UserCommand {
 
 /// Runs a `ras user` subcommand against the store in `state_dir`.
 pub fn run(cmd: UserCommand, state_dir: &Path) -> anyhow::Result<()> {
+    // Only `add` may create the store: any other command pointed at the
+    // wrong place (a typo in --config, a server never started) must say so
+    // instead of showing an empty store it just made.
+    if !matches!(cmd, UserCommand::Add { .. }) {
+        if !state_dir.is_dir() {
+            bail!(
+                "no user store: the state directory {} does not exist (check --config; `ras user add` or `ras server` creates it)",
+                state_dir.display()
+            );
+        }
+        let db = state_dir.join(server::users::DB_FILE);
+        if !db.is_file() {
+            bail!(
+                "no user store in {}: {} does not exist (`ras user add` or `ras server` creates it)",
+                state_dir.display(),
+                db.display()
+            );
+        }
+    }
     let state = StateDir::open(state_dir)?;
     let store = UserStore::open(&state)?;
     match cmd {
@@ -302,6 +321,25 @@ mod tests {
             &dir
         )
         .is_err());
+    }
+
+    #[test]
+    fn commands_other_than_add_do_not_create_a_store() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("no-such-state");
+        let err = run(UserCommand::List, &dir).unwrap_err().to_string();
+        assert!(
+            err.contains("does not exist") && err.contains("no-such-state"),
+            "{err}"
+        );
+        assert!(!dir.exists(), "list created {}", dir.display());
+        // An existing directory without a store: still nothing created.
+        std::fs::create_dir(&dir).unwrap();
+        let err = run(UserCommand::Remove { name: "bob".into() }, &dir)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("no user store"), "{err}");
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
     }
 
     #[test]

@@ -68,6 +68,38 @@ impl StatusCode {
     pub const STATUS_INFO_NOT_SUPPORTED_IN_MSG: StatusCode = StatusCode(0x0000_000B);
 }
 
+impl std::fmt::Display for StatusCode {
+    /// MS-SSTP §2.2.8's meaning of the status, in words.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let words = match self.0 {
+            0 => "no error",
+            1 => "duplicate attribute",
+            2 => "unrecognized attribute",
+            3 => "invalid attribute value length",
+            4 => "value not supported",
+            5 => "unaccepted frame received",
+            6 => "retry count exceeded",
+            7 => "invalid frame received",
+            8 => "negotiation timeout",
+            9 => "attribute not supported in message",
+            10 => "required attribute missing",
+            11 => "status info not supported in message",
+            other => return write!(f, "status {other:#x}"),
+        };
+        f.write_str(words)
+    }
+}
+
+impl std::fmt::Display for StatusInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.status)?;
+        if self.attrib_id != 0 {
+            write!(f, " (attribute {})", self.attrib_id)?;
+        }
+        Ok(())
+    }
+}
+
 /// MS-SSTP §2.2.8 Status Info attribute body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StatusInfo {

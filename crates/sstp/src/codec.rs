@@ -100,6 +100,23 @@ pub enum MessageType {
     EchoResponse = 0x0009,
 }
 
+impl std::fmt::Display for MessageType {
+    /// MS-SSTP §2.2's name of the message.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            MessageType::CallConnectRequest => "Call Connect Request",
+            MessageType::CallConnectAck => "Call Connect Acknowledge",
+            MessageType::CallConnectNak => "Call Connect Nak",
+            MessageType::CallConnected => "Call Connected",
+            MessageType::CallAbort => "Call Abort",
+            MessageType::CallDisconnect => "Call Disconnect",
+            MessageType::CallDisconnectAck => "Call Disconnect Acknowledge",
+            MessageType::EchoRequest => "Echo Request",
+            MessageType::EchoResponse => "Echo Response",
+        })
+    }
+}
+
 impl MessageType {
     /// Parse a Message Type value.
     pub fn from_u16(v: u16) -> Option<MessageType> {

@@ -82,6 +82,50 @@ pub enum CloseReason {
     Framing(CodecError),
 }
 
+impl std::fmt::Display for AbortCause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AbortCause::NegotiationTimeout => f.write_str("the negotiation timed out"),
+            AbortCause::BindingFailed(e) => write!(f, "the crypto binding failed: {e}"),
+            AbortCause::InvalidMessage(e) => write!(f, "an invalid control message: {e}"),
+            AbortCause::UnexpectedMessage(t) => write!(f, "an unexpected {t}"),
+            AbortCause::NoCommonHashProtocol(bits) => {
+                write!(
+                    f,
+                    "no common crypto binding hash (server offers {bits:#04x})"
+                )
+            }
+            AbortCause::ConnectNak(infos) => {
+                f.write_str("the server refused the call")?;
+                for (i, info) in infos.iter().enumerate() {
+                    f.write_str(if i == 0 { ": " } else { ", " })?;
+                    write!(f, "{info}")?;
+                }
+                Ok(())
+            }
+            AbortCause::RetryCountExceeded => {
+                f.write_str("too many unacceptable Call Connect Requests")
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CloseReason::LocalDisconnect => f.write_str("we disconnected"),
+            CloseReason::PeerDisconnect => f.write_str("the peer disconnected"),
+            CloseReason::PeerAbort(None) => f.write_str("the peer aborted the call"),
+            CloseReason::PeerAbort(Some(info)) => write!(f, "the peer aborted the call: {info}"),
+            CloseReason::Aborted(cause) => write!(f, "call aborted: {cause}"),
+            CloseReason::HelloTimeout => {
+                f.write_str("no packet from the peer within two Hello intervals")
+            }
+            CloseReason::Framing(e) => write!(f, "the byte stream is not SSTP: {e}"),
+        }
+    }
+}
+
 /// An event for the application.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event<'a> {

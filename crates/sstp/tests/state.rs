@@ -496,3 +496,24 @@ fn large_inputs_are_accepted_in_pieces() {
     let ip: Vec<_> = p.sl.frames.iter().filter(|x| x.len() == 1500).collect();
     assert_eq!(ip.len(), 20);
 }
+
+/// What a person reads: words, never Rust's Debug form.
+#[test]
+fn close_reasons_read_as_words() {
+    use sstp::attributes::{StatusCode, StatusInfo};
+    use sstp::{AbortCause, CloseReason};
+    let nak = CloseReason::Aborted(AbortCause::ConnectNak(vec![StatusInfo {
+        attrib_id: 1,
+        status: StatusCode::VALUE_NOT_SUPPORTED,
+        value: vec![],
+    }]));
+    assert_eq!(
+        nak.to_string(),
+        "call aborted: the server refused the call: value not supported (attribute 1)"
+    );
+    assert_eq!(
+        CloseReason::PeerAbort(None).to_string(),
+        "the peer aborted the call"
+    );
+    assert!(!CloseReason::HelloTimeout.to_string().contains("Timeout"));
+}
