@@ -1,5 +1,6 @@
 //! Fuzz the authentication parsers and state machines: PAP, CHAP,
-//! MS-CHAPv2 messages, EAP and EAP-MSCHAPv2, in both roles.
+//! MS-CHAPv1 Responses, MS-CHAPv2 messages, EAP and EAP-MSCHAPv2, in both
+//! roles.
 #![no_main]
 
 use std::time::Instant;
@@ -11,6 +12,7 @@ use rand::{rngs::StdRng, SeedableRng};
 fuzz_target!(|data: &[u8]| {
     let _ = auth::pap::parse_packet(data);
     let _ = auth::packet::parse_chap_packet(data);
+    let _ = auth::mschapv1::ResponseValue::parse(data);
     let _ = auth::mschapv2::parse_success_message(data);
     let _ = auth::mschapv2::parse_failure_message(data);
     let _ = auth::eap::parse_packet(data);
@@ -22,9 +24,10 @@ fuzz_target!(|data: &[u8]| {
     let protocol = [
         AuthProtocol::Pap,
         AuthProtocol::ChapMd5,
+        AuthProtocol::MsChapV1,
         AuthProtocol::MsChapV2,
         AuthProtocol::Eap,
-    ][selector as usize % 4];
+    ][selector as usize % 5];
     let now = Instant::now();
     let mut rng = StdRng::seed_from_u64(7);
     let mut config = AuthenticatorConfig::new("fuzz");

@@ -112,6 +112,7 @@ impl fmt::Display for Connected {
             let name = match auth {
                 AuthProtocol::Eap => "EAP-MSCHAPv2",
                 AuthProtocol::MsChapV2 => "MS-CHAPv2",
+                AuthProtocol::MsChapV1 => "MS-CHAP",
                 AuthProtocol::ChapMd5 => "CHAP-MD5",
                 AuthProtocol::Pap => "PAP",
             };

@@ -33,6 +33,9 @@ pub struct PptpOptions {
     pub password: Zeroizing<String>,
     /// Negotiate IPv6CP (a link-local address on the TUN).
     pub ipv6: bool,
+    /// Also accept MS-CHAP version 1 (RFC 2433), which gives MPPE keys
+    /// (RFC 3079 §2) but does not authenticate the server.
+    pub allow_mschapv1: bool,
     /// Limit for name resolution, TCP connect, and the control connection
     /// and call setup each.
     pub connect_timeout: Duration,
@@ -62,17 +65,23 @@ impl PptpOptions {
             username: username.to_owned(),
             password,
             ipv6: true,
+            allow_mschapv1: false,
             connect_timeout: Duration::from_secs(15),
             on_up: None,
             on_connected: None,
         }
     }
 
-    /// The PPP link settings: MS-CHAPv2 only (it gives the MPPE keys) and
-    /// MPPE-128 stateless required, as Windows and pptpd do.
+    /// The PPP link settings: MS-CHAPv2 (it gives the MPPE keys and
+    /// authenticates the server), MS-CHAPv1 only if allowed, and MPPE-128
+    /// stateless required, as Windows and pptpd do.
     pub fn link_config(&self) -> LinkConfig {
         let mut link = LinkConfig::client(&self.username, &self.password);
-        link.lcp.accept_auth = vec![AuthProtocol::MsChapV2];
+        link.lcp.accept_auth = if self.allow_mschapv1 {
+            vec![AuthProtocol::MsChapV2, AuthProtocol::MsChapV1]
+        } else {
+            vec![AuthProtocol::MsChapV2]
+        };
         link.ccp = Some(CcpConfig::require_128_stateless());
         if !self.ipv6 {
             link.ipv6cp = None;
@@ -187,6 +196,11 @@ mod tests {
         assert_eq!(link.ccp, Some(CcpConfig::require_128_stateless()));
         o.ipv6 = false;
         assert!(o.link_config().ipv6cp.is_none());
+        o.allow_mschapv1 = true;
+        assert_eq!(
+            o.link_config().lcp.accept_auth,
+            vec![AuthProtocol::MsChapV2, AuthProtocol::MsChapV1]
+        );
         assert!(!format!("{o:?}").contains("pw\""), "no password in Debug");
     }
 

@@ -83,6 +83,7 @@ impl SerialOptions {
             vec![
                 AuthProtocol::Eap,
                 AuthProtocol::MsChapV2,
+                AuthProtocol::MsChapV1,
                 AuthProtocol::ChapMd5,
                 AuthProtocol::Pap,
             ]

@@ -86,6 +86,7 @@ impl SstpOptions {
             vec![
                 AuthProtocol::Eap,
                 AuthProtocol::MsChapV2,
+                AuthProtocol::MsChapV1,
                 AuthProtocol::ChapMd5,
                 AuthProtocol::Pap,
             ]
@@ -607,6 +608,7 @@ mod tests {
         o.ipv6 = false;
         let link = o.link_config();
         assert!(link.lcp.accept_auth.contains(&AuthProtocol::Pap));
+        assert!(link.lcp.accept_auth.contains(&AuthProtocol::MsChapV1));
         assert!(link.ipv6cp.is_none());
         assert!(!format!("{o:?}").contains("pw\""), "no password in Debug");
     }

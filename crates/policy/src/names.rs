@@ -177,6 +177,9 @@ pub enum AuthMethod {
     /// uses for it, accepted here too.
     #[serde(rename = "chap", alias = "chap-md5")]
     Chap,
+    /// MS-CHAP version 1 over PPP CHAP (RFC 2433).
+    #[serde(rename = "mschap")]
+    MsChap,
     /// MS-CHAPv2 over PPP CHAP (RFC 2759).
     #[serde(rename = "mschapv2")]
     MsChapV2,
@@ -194,6 +197,7 @@ impl AuthMethod {
         match self {
             AuthMethod::Pap => "pap",
             AuthMethod::Chap => "chap",
+            AuthMethod::MsChap => "mschap",
             AuthMethod::MsChapV2 => "mschapv2",
             AuthMethod::EapMsChapV2 => "eap-mschapv2",
             AuthMethod::Peap => "peap",

@@ -107,6 +107,7 @@ impl LcpConfig {
             accept_auth: vec![
                 AuthProtocol::Eap,
                 AuthProtocol::MsChapV2,
+                AuthProtocol::MsChapV1,
                 AuthProtocol::ChapMd5,
             ],
             pfc: true,

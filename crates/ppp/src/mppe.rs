@@ -24,7 +24,27 @@
 //! RFC 3078 §7.3. In stateless mode the key changes before every packet
 //! (including the first, coherency count 0); in stateful mode it changes
 //! before every "flag" packet, the one whose coherency count's low octet is
-//! 0xFF, i.e. once per 256 packets.
+//! 0xFF, i.e. once per 256 packets, and before the first packet sent after
+//! a CCP Reset-Request (RFC 3078 §8.2).
+//!
+//! # Stateful mode as Windows and Linux implement it
+//!
+//! In stateful mode the A (flushed) bit means "the sender changed its
+//! session key (RFC 3078 §7.3) and restarted RC4 with the new one", and
+//! nothing else: it is set on flag packets and on the packet answering a
+//! Reset-Request, and *not* on the first packet of the link (whose key is
+//! the initial session key, RFC 3079 §3). The receiver changes its key once
+//! for every packet with the A bit, after catching up on the flag packets
+//! it missed. This is what Linux's ppp_mppe does ("contrary to RFC 3078,
+//! sec. 3.1", found by experiment against Windows); a sender that only
+//! restarted RC4 with the old key on a Reset-Request, or flagged its first
+//! packet, desynchronises from it for good (issue 11).
+//!
+//! The price of these semantics: a key-changing packet that is lost or
+//! overtaken cannot be noticed, and the directions drift apart for good
+//! (Linux shares this limit). Stateless mode, which changes the key on
+//! every packet and carries the count of changes in the coherency count,
+//! has no such failure; it is the default for that reason.
 //!
 //! Nothing here allocates per packet, loops more than a bounded number of
 //! times (at most 2048 key changes for one stateless packet, 9 for a
@@ -172,8 +192,8 @@ pub struct MppeEncryptor {
     stateless: bool,
     /// Coherency count of the next packet.
     count: u16,
-    /// Set the A bit (and, in stateful mode, re-initialize RC4 with the
-    /// current session key) on the next packet.
+    /// Stateful mode: a Reset-Request arrived; the next packet changes the
+    /// key and carries the A bit.
     flush_pending: bool,
 }
 
@@ -200,15 +220,19 @@ impl MppeEncryptor {
             rc4,
             stateless: settings.stateless,
             count: 0,
-            // RFC 3078 §3.1: the A bit is set on the first packet.
-            flush_pending: true,
+            // The first packet uses the initial session key without the A
+            // bit (see the module documentation; stateless packets all
+            // carry it anyway).
+            flush_pending: false,
         }
     }
 
-    /// The peer sent a CCP Reset-Request (RFC 3078 §8.2): the next packet is
-    /// sent with the A bit set, encrypted by an RC4 table re-initialized
-    /// with the current session key. A no-op in stateless mode, where every
-    /// packet already is.
+    /// The peer sent a CCP Reset-Request (RFC 3078 §8.2): the next packet
+    /// changes the session key (RFC 3078 §7.3), restarts RC4 with it and
+    /// carries the A bit. Several Reset-Requests before that packet make
+    /// one key change, as in Linux (the peer cannot know how many of its
+    /// requests arrived). A no-op in stateless mode, where every packet
+    /// already changes the key.
     pub fn reset_requested(&mut self) {
         self.flush_pending = true;
     }
@@ -253,21 +277,12 @@ impl MppeEncryptor {
             self.keys.change_key();
             self.rc4.rekey(self.keys.session_key());
             flags |= FLAG_FLUSHED;
-        } else {
-            if self.flush_pending {
-                // RFC 3078 §3.1, §8.2: first packet, or answer to a CCP
-                // Reset-Request: restart RC4 with the current session key.
-                self.rc4.rekey(self.keys.session_key());
-                flags |= FLAG_FLUSHED;
-            }
-            if is_flag_packet(count) {
-                // RFC 3078 §7.3: key change on the flag packet. The table is
-                // fresh, so the A bit is set too (receivers such as Linux
-                // insist on it).
-                self.keys.change_key();
-                self.rc4.rekey(self.keys.session_key());
-                flags |= FLAG_FLUSHED;
-            }
+        } else if self.flush_pending || is_flag_packet(count) {
+            // RFC 3078 §7.3 (flag packet), §8.2 (answer to a Reset-Request):
+            // one key change, a fresh RC4 table, the A bit.
+            self.keys.change_key();
+            self.rc4.rekey(self.keys.session_key());
+            flags |= FLAG_FLUSHED;
         }
         self.flush_pending = false;
         let [hi, lo] = count.to_be_bytes();
@@ -392,12 +407,9 @@ impl MppeDecryptor {
                 n = (n + to_flag + 1) & CCOUNT_MASK;
                 remaining -= to_flag + 1;
             }
-            if flushed {
-                // RFC 3078 §8.2: the sender re-initialized its table with
-                // the current session key.
-                self.rc4.rekey(self.keys.session_key());
-            }
-            if is_flag_packet(count) {
+            if flushed || is_flag_packet(count) {
+                // The sender changed its key for this packet (a flag packet,
+                // or its answer to a Reset-Request) and restarted RC4.
                 self.keys.change_key();
                 self.rc4.rekey(self.keys.session_key());
             }
@@ -500,7 +512,8 @@ mod tests {
     /// initial session key. A stateful encryptor encrypts its first packet
     /// (coherency count 0) with exactly that key, so a packet whose
     /// protocol field + payload spell "test message" (protocol 0x7465 "te")
-    /// must carry the RFC's ciphertext after the header 0x90 0x00 (A, D).
+    /// must carry the RFC's ciphertext after the header 0x10 0x00 (D; no
+    /// A bit on the first stateful packet, see the module documentation).
     #[test]
     fn rfc3079_sample_message_known_answer() {
         let vectors = [
@@ -513,13 +526,13 @@ mod tests {
             let (mut enc, mut dec) = pair(strength, false);
             let mut out = Vec::new();
             enc.encrypt(0x7465, b"st message", &mut out);
-            let mut expected = vec![0x90, 0x00];
+            let mut expected = vec![0x10, 0x00];
             expected.extend(hex(cipher));
             assert_eq!(out, expected, "{strength:?}");
             let got = dec.decrypt(&mut out).unwrap();
             assert_eq!(got.protocol, 0x7465);
             assert_eq!(&out[got.payload], b"st message");
-            assert!(got.flushed);
+            assert!(!got.flushed);
         }
     }
 
@@ -537,7 +550,7 @@ mod tests {
                     let count = u16::from_be_bytes([out[0] & 0x0F, out[1]]);
                     assert_eq!(usize::from(count), i);
                     let flags = out[0] & 0xF0;
-                    let fresh = stateless || i == 0 || i % 256 == 255;
+                    let fresh = stateless || i % 256 == 255;
                     let want = FLAG_ENCRYPTED | if fresh { FLAG_FLUSHED } else { 0 };
                     assert_eq!(flags, want, "{strength:?} stateless={stateless} i={i}");
                     if payload.len() > 8 {
@@ -760,7 +773,7 @@ mod tests {
                 enc.reset_requested();
             }
             let mut p = seal(&mut enc, i);
-            assert_eq!(p[0] & FLAG_FLUSHED != 0, i == 0 || i % 7 == 3);
+            assert_eq!(p[0] & FLAG_FLUSHED != 0, i % 7 == 3);
             open_ok(&mut dec, &mut p, i);
         }
     }
@@ -856,7 +869,13 @@ mod tests {
                 reset_at = None;
             }
             let packet = seal(&mut enc, i);
-            let action = actions.get(i).cloned().unwrap_or(Net::Deliver);
+            let mut action = actions.get(i).cloned().unwrap_or(Net::Deliver);
+            if !stateless && packet[0] & FLAG_FLUSHED != 0 {
+                // Stateful mode cannot survive losing (or reordering) a
+                // packet that changed the key: nothing tells the receiver
+                // the change happened (see the module documentation).
+                action = Net::Deliver;
+            }
             let mut now: Vec<(usize, Vec<u8>)> = Vec::new();
             match action {
                 Net::Deliver => now.push((i, packet)),
@@ -968,6 +987,188 @@ mod tests {
                 }
                 let _ = dec.decrypt(&mut p);
             }
+        }
+    }
+
+    /// Linux's ppp_mppe in stateful mode, modelled from its behaviour
+    /// (drivers/net/ppp/ppp_mppe.c, read for behaviour only): the
+    /// coherency count starts one before 0; the sender changes its key and
+    /// sets the A bit on flag packets and on the first packet after
+    /// `comp_reset` (pppd calls it when it sends the Reset-Ack), never on
+    /// the first packet; the receiver drops a flag packet without the A
+    /// bit, goes into discard on a gap (pppd then sends a Reset-Request),
+    /// leaves it only on an A-bit packet after one key change per 256-block
+    /// crossed, and changes its key once for every A-bit packet.
+    struct LinuxMppe {
+        keys: crate::crypto::mppe_keys::MppeKeySchedule,
+        rc4: Rc4,
+        ccount: u16,
+        flush: bool,
+        discard: bool,
+    }
+
+    impl LinuxMppe {
+        fn new(strength: MppeStrength) -> Self {
+            let keys = crate::crypto::mppe_keys::MppeKeySchedule::new(&KEY, strength);
+            let rc4 = Rc4::new(keys.session_key());
+            LinuxMppe {
+                keys,
+                rc4,
+                ccount: CCOUNT_MASK,
+                flush: false,
+                discard: false,
+            }
+        }
+
+        fn rekey(&mut self) {
+            self.keys.change_key();
+            self.rc4.rekey(self.keys.session_key());
+        }
+
+        fn compress(&mut self, i: usize) -> Vec<u8> {
+            let (protocol, payload) = plain(i);
+            self.ccount = (self.ccount + 1) & CCOUNT_MASK;
+            let mut flags = FLAG_ENCRYPTED;
+            if self.ccount & 0xFF == 0xFF || self.flush {
+                self.rekey();
+                flags |= FLAG_FLUSHED;
+            }
+            self.flush = false;
+            let [hi, lo] = self.ccount.to_be_bytes();
+            let mut out = vec![flags | hi, lo];
+            let mut body = protocol.to_be_bytes().to_vec();
+            body.extend_from_slice(&payload);
+            self.rc4.apply_keystream(&mut body);
+            out.extend(body);
+            out
+        }
+
+        fn comp_reset(&mut self) {
+            self.flush = true;
+        }
+
+        /// The plaintext (protocol field + payload), or None (DECOMP_ERROR).
+        fn decompress(&mut self, packet: &[u8]) -> Option<Vec<u8>> {
+            let flushed = packet[0] & FLAG_FLUSHED != 0;
+            let count = u16::from_be_bytes([packet[0] & 0x0F, packet[1]]);
+            if count & 0xFF == 0xFF && !flushed {
+                return None;
+            }
+            if !self.discard {
+                self.ccount = (self.ccount + 1) & CCOUNT_MASK;
+                if count != self.ccount {
+                    self.discard = true;
+                    return None;
+                }
+            } else {
+                if !flushed {
+                    return None;
+                }
+                while count & !0xFF != self.ccount & !0xFF {
+                    self.keys.change_key();
+                    self.ccount = (self.ccount + 256) & CCOUNT_MASK;
+                }
+                self.discard = false;
+                self.ccount = count;
+            }
+            if flushed {
+                self.rekey();
+            }
+            let mut body = packet[2..].to_vec();
+            self.rc4.apply_keystream(&mut body);
+            Some(body)
+        }
+    }
+
+    fn plain_body(i: usize) -> Vec<u8> {
+        let (protocol, payload) = plain(i);
+        let mut body = protocol.to_be_bytes().to_vec();
+        body.extend(payload);
+        body
+    }
+
+    /// Issue 11: our stateful encryptor against Linux's decryptor. Packets
+    /// are lost (one, then a run across a flag packet); every packet Linux
+    /// cannot decrypt makes pppd send a Reset-Request, which reaches us a
+    /// few packets later. Everything sent after the answer decrypts, the
+    /// first packet of the link included.
+    #[test]
+    fn stateful_our_encryptor_resynchronises_linux() {
+        for strength in ALL_STRENGTHS {
+            let mut enc = MppeEncryptor::new(&KEY, settings(strength, false));
+            let mut linux = LinuxMppe::new(strength);
+            let lost = |i: usize| i == 10 || (300..=520).contains(&i) || i == 700;
+            let mut reset_at = None;
+            let mut resets = 0;
+            let mut delivered = 0;
+            for i in 0..1100 {
+                if reset_at == Some(i) {
+                    enc.reset_requested();
+                    reset_at = None;
+                    resets += 1;
+                }
+                let p = seal(&mut enc, i);
+                if lost(i) {
+                    continue;
+                }
+                match linux.decompress(&p) {
+                    Some(body) => {
+                        assert_eq!(body, plain_body(i), "{strength:?} packet {i}");
+                        delivered += 1;
+                    }
+                    None => {
+                        reset_at.get_or_insert(i + 3);
+                    }
+                }
+            }
+            assert_eq!(resets, 3, "{strength:?}");
+            // Losses: 1 + 221 + 1; discarded while the Reset-Request
+            // travels: 3 packets after each loss.
+            assert_eq!(delivered, 1100 - 223 - 3 * 3, "{strength:?}");
+        }
+    }
+
+    /// Issue 11, the other way: Linux's encryptor against our decryptor,
+    /// which asks for a reset (the Link sends the CCP Reset-Request, pppd
+    /// answers with a Reset-Ack and resets its compressor).
+    #[test]
+    fn stateful_linux_encryptor_resynchronises_us() {
+        for strength in ALL_STRENGTHS {
+            let mut linux = LinuxMppe::new(strength);
+            let mut dec = MppeDecryptor::new(&KEY, settings(strength, false));
+            let lost = |i: usize| i == 0 || i == 40 || (250..=700).contains(&i);
+            let mut reset_at = None;
+            let mut delivered = 0;
+            for i in 0..1200 {
+                if reset_at == Some(i) {
+                    linux.comp_reset();
+                    reset_at = None;
+                }
+                let mut p = linux.compress(i);
+                if lost(i) {
+                    continue;
+                }
+                match dec.decrypt(&mut p) {
+                    Ok(got) => {
+                        check_ok(&p, &got, i);
+                        delivered += 1;
+                    }
+                    Err(MppeError::NeedReset { .. }) => {
+                        assert!(reset_at.is_none());
+                        reset_at = Some(i + 2);
+                    }
+                    Err(MppeError::Discarding { .. }) => {}
+                    Err(e) => panic!("{strength:?} packet {i}: {e}"),
+                }
+            }
+            // Three losses (packet 0 too), each costing the packets sent
+            // before the reset took effect; the long one ends early at
+            // the flag packet 511, which resynchronises by itself.
+            assert!(
+                delivered > 1200 - 3 - 451 - 3 * 3,
+                "{strength:?}: {delivered}"
+            );
+            assert!(!dec.is_discarding());
         }
     }
 }

@@ -129,6 +129,78 @@ impl MsChap2Response {
     }
 }
 
+/// MS-CHAP-Response (RFC 2548 §2.1.3): 50 octets, the fields of an
+/// MS-CHAPv1 Response (RFC 2433 §4) after the CHAP Identifier.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MsChapResponse {
+    /// The PPP CHAP Identifier of the peer's Response.
+    pub ident: u8,
+    /// 1: use the NT-Response; 0: the LM-Response.
+    pub flags: u8,
+    /// The 24-octet LM-Response (zero when unused).
+    pub lm_response: [u8; 24],
+    /// The 24-octet NT-Response.
+    pub nt_response: [u8; 24],
+}
+
+impl MsChapResponse {
+    /// Encoded length.
+    pub const LEN: usize = 50;
+
+    /// The 50-octet value: Ident, Flags, LM-Response, NT-Response.
+    pub fn encode(&self) -> [u8; Self::LEN] {
+        let mut v = [0u8; Self::LEN];
+        v[0] = self.ident;
+        v[1] = self.flags;
+        v[2..26].copy_from_slice(&self.lm_response);
+        v[26..50].copy_from_slice(&self.nt_response);
+        v
+    }
+}
+
+/// The MS-CHAPv1 keys of MS-CHAP-MPPE-Keys (RFC 2548 §2.4.1), decrypted.
+#[derive(Clone, PartialEq, Eq)]
+pub struct MsChapMppeKeys {
+    /// The NT-Key: what FreeRADIUS and Windows servers put there is the
+    /// NtPasswordHashHash (MD4 of the NT hash), from which the NAS derives
+    /// the MPPE start key with the challenge (RFC 3079 §2.4).
+    pub nt_key: Zeroizing<[u8; 16]>,
+}
+
+impl std::fmt::Debug for MsChapMppeKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never key material.
+        f.write_str("MsChapMppeKeys(..)")
+    }
+}
+
+/// Decrypts MS-CHAP-MPPE-Keys (RFC 2548 §2.4.1): the 24-octet Keys field
+/// (LM-Key 8, NT-Key 16), padded to 32, hidden like a User-Password
+/// (RFC 2865 §5.2) with the shared secret and the Request Authenticator.
+pub fn decrypt_mschap_mppe_keys(
+    value: &[u8],
+    secret: &Secret,
+    request_authenticator: &[u8; AUTHENTICATOR_LEN],
+) -> Result<MsChapMppeKeys, MsError> {
+    if value.len() != 32 {
+        return Err(MsError::Length {
+            typ: MS_CHAP_MPPE_KEYS,
+            len: value.len(),
+        });
+    }
+    let mut plain = Zeroizing::new([0u8; 32]);
+    plain.copy_from_slice(value);
+    md5_chain(
+        secret.as_bytes(),
+        &[request_authenticator],
+        &mut plain[..],
+        false,
+    );
+    let mut nt_key = Zeroizing::new([0u8; 16]);
+    nt_key.copy_from_slice(&plain[8..24]);
+    Ok(MsChapMppeKeys { nt_key })
+}
+
 /// MS-CHAP2-Success (RFC 2548 §2.3.3): Ident, then the 42-octet
 /// authenticator response "S=" followed by 40 hexadecimal digits, which the
 /// NAS relays to the peer in the CHAP Success message.
@@ -314,6 +386,42 @@ mod tests {
         assert_eq!(e.error_code(), Some(691));
         assert_eq!(e.encode(), b"\x01E=691 R=0 C=00 V=3");
         assert!(MsChapError::decode(b"").is_err());
+    }
+
+    #[test]
+    fn chap_response_layout() {
+        let r = MsChapResponse {
+            ident: 9,
+            flags: 1,
+            lm_response: [0; 24],
+            nt_response: [0xcc; 24],
+        };
+        let v = r.encode();
+        assert_eq!(&v[..2], &[9, 1]);
+        assert_eq!(&v[2..26], &[0; 24]);
+        assert_eq!(&v[26..], &[0xcc; 24]);
+    }
+
+    /// RFC 2548 §2.4.1 as a server builds it: LM-Key (8) and NT-Key (16)
+    /// padded to 32 and hidden like a User-Password (RFC 2865 §5.2). The
+    /// NT-Key ends in zero octets on purpose: they are key, not padding.
+    #[test]
+    fn mschap_mppe_keys_decrypt() {
+        let s = Secret::new("xyzzy5461");
+        let ra = [0x5a; 16];
+        let mut nt_key = [0x42u8; 16];
+        nt_key[14] = 0;
+        nt_key[15] = 0;
+        let mut plain = vec![0u8; 8];
+        plain.extend_from_slice(&nt_key);
+        let hidden = crate::security::hide_user_password(&plain, &s, &ra).unwrap();
+        assert_eq!(hidden.len(), 32);
+        let keys = decrypt_mschap_mppe_keys(&hidden, &s, &ra).unwrap();
+        assert_eq!(*keys.nt_key, nt_key);
+        assert_eq!(format!("{keys:?}"), "MsChapMppeKeys(..)");
+        assert!(decrypt_mschap_mppe_keys(&hidden[..24], &s, &ra).is_err());
+        let other = decrypt_mschap_mppe_keys(&hidden, &Secret::new("other"), &ra).unwrap();
+        assert_ne!(*other.nt_key, nt_key);
     }
 
     #[test]

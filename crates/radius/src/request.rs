@@ -17,7 +17,10 @@ use crate::dict::{
     attr, tagged_u32, AcctAuthentic, AcctStatusType, AcctTerminateCause, FramedProtocol,
     NasPortType, ServiceType, TunnelMediumType, TunnelType,
 };
-use crate::microsoft::{MsChap2Response, MS_CHAP2_RESPONSE, MS_CHAP_CHALLENGE, VENDOR_MICROSOFT};
+use crate::microsoft::{
+    MsChap2Response, MsChapResponse, MS_CHAP2_RESPONSE, MS_CHAP_CHALLENGE, MS_CHAP_RESPONSE,
+    VENDOR_MICROSOFT,
+};
 use crate::packet::{Attribute, Code, EncodeError, Packet, AUTHENTICATOR_LEN, MAX_ATTR_VALUE_LEN};
 use crate::security::{hide_user_password, sign_request, PasswordError, Secret, VerifyError};
 
@@ -104,6 +107,14 @@ impl Request {
         Request::access(user_name)
             .with(Attribute::new(attr::CHAP_PASSWORD, pw))
             .with(Attribute::new(attr::CHAP_CHALLENGE, challenge))
+    }
+
+    /// MS-CHAPv1 (RFC 2548 §2.1.2, §2.1.3): MS-CHAP-Challenge (the
+    /// 8-octet challenge the NAS sent) and MS-CHAP-Response.
+    pub fn mschapv1(user_name: &[u8], challenge: &[u8; 8], response: &MsChapResponse) -> Request {
+        Request::access(user_name)
+            .with(ms_vsa(MS_CHAP_CHALLENGE, challenge))
+            .with(ms_vsa(MS_CHAP_RESPONSE, &response.encode()))
     }
 
     /// MS-CHAPv2 (RFC 2548 §2.1.2, §2.3.2): MS-CHAP-Challenge (the

@@ -12,9 +12,9 @@ use zeroize::Zeroizing;
 
 use crate::dict::attr;
 use crate::microsoft::{
-    decrypt_mppe_key, MsChap2Success, MsChapError, MsError, MS_CHAP2_SUCCESS, MS_CHAP_ERROR,
-    MS_MPPE_ENCRYPTION_POLICY, MS_MPPE_ENCRYPTION_TYPES, MS_MPPE_RECV_KEY, MS_MPPE_SEND_KEY,
-    VENDOR_MICROSOFT,
+    decrypt_mppe_key, decrypt_mschap_mppe_keys, MsChap2Success, MsChapError, MsChapMppeKeys,
+    MsError, MS_CHAP2_SUCCESS, MS_CHAP_ERROR, MS_CHAP_MPPE_KEYS, MS_MPPE_ENCRYPTION_POLICY,
+    MS_MPPE_ENCRYPTION_TYPES, MS_MPPE_RECV_KEY, MS_MPPE_SEND_KEY, VENDOR_MICROSOFT,
 };
 use crate::packet::{Attribute, Code, Packet, AUTHENTICATOR_LEN};
 use crate::security::{verify_response, Secret, VerifyError};
@@ -84,6 +84,9 @@ pub struct Accept {
     pub attributes: Vec<Attribute>,
     /// MPPE keys, when the server sent both.
     pub mppe_keys: Option<MppeKeys>,
+    /// MS-CHAP-MPPE-Keys (RFC 2548 §2.4.1), the keys of an MS-CHAPv1
+    /// login.
+    pub mschap_mppe_keys: Option<MsChapMppeKeys>,
     /// MS-CHAP2-Success, to relay to the peer.
     pub mschap2_success: Option<MsChap2Success>,
     /// MS-MPPE-Encryption-Policy (RFC 2548 §2.4.4).
@@ -211,6 +214,11 @@ pub fn parse_access_outcome(
                 }),
                 _ => return Err(ResponseError::IncompleteMppeKeys),
             };
+            let mschap_mppe_keys = match p.vendor_attrs(VENDOR_MICROSOFT, MS_CHAP_MPPE_KEYS).first()
+            {
+                None => None,
+                Some(v) => Some(decrypt_mschap_mppe_keys(v, secret, request_authenticator)?),
+            };
             let mschap2_success = match p.vendor_attrs(VENDOR_MICROSOFT, MS_CHAP2_SUCCESS).first() {
                 None => None,
                 Some(v) => Some(MsChap2Success::decode(v)?),
@@ -218,6 +226,7 @@ pub fn parse_access_outcome(
             Ok(AccessOutcome::Accept(Box::new(Accept {
                 attributes: p.attributes.clone(),
                 mppe_keys,
+                mschap_mppe_keys,
                 mschap2_success,
                 encryption_policy: opt_ms_u32(p, MS_MPPE_ENCRYPTION_POLICY)?,
                 encryption_types: opt_ms_u32(p, MS_MPPE_ENCRYPTION_TYPES)?,

@@ -72,8 +72,9 @@ pub struct ConnectArgs {
     /// except after an authentication failure or a refused certificate.
     #[arg(long)]
     pub reconnect: bool,
-    /// Also allow CHAP-MD5 and PAP (weaker; no MPPE keys), for servers
-    /// that offer nothing else.
+    /// Also allow MS-CHAP version 1 (no server authentication), CHAP-MD5
+    /// and PAP (no MPPE keys), for servers that offer nothing else. For
+    /// PPTP only MS-CHAP version 1 is added (MPPE needs its keys).
     #[arg(long)]
     pub allow_weak_auth: bool,
 }
@@ -90,9 +91,6 @@ pub fn run(args: ConnectArgs) -> anyhow::Result<()> {
         Protocol::Pptp => {
             if args.ca.is_some() || args.fingerprint.is_some() {
                 bail!("PPTP has no server certificate: --ca and --fingerprint do not apply");
-            }
-            if args.allow_weak_auth {
-                bail!("PPTP needs MS-CHAPv2 for its MPPE keys: --allow-weak-auth does not apply");
             }
             None
         }
@@ -163,6 +161,7 @@ pub fn run(args: ConnectArgs) -> anyhow::Result<()> {
         }
         None => {
             let mut options = PptpOptions::new(target, &args.user, password);
+            options.allow_mschapv1 = args.allow_weak_auth;
             options.ipv6 = !args.no_ipv6;
             options.on_up = Some(on_up);
             Dial::Pptp(options)

@@ -54,6 +54,7 @@ pub fn auth_method(request: &AuthRequest) -> Option<AuthMethod> {
     Some(match request.method {
         M::Pap => AuthMethod::Pap,
         M::ChapMd5 => AuthMethod::Chap,
+        M::MsChapV1 => AuthMethod::MsChap,
         M::MsChapV2 => AuthMethod::MsChapV2,
         M::EapMsChapV2 => AuthMethod::EapMsChapV2,
         M::EapPassThrough => match &request.credentials {

@@ -573,8 +573,11 @@ impl<'de> Deserialize<'de> for Ipv6PrefixSetting {
 #[serde(deny_unknown_fields, default)]
 pub struct AuthConfig {
     /// Allowed methods, most preferred first. Names: `"eap-mschapv2"`,
-    /// `"mschapv2"`, `"chap-md5"`, `"pap"`. Default `["eap-mschapv2",
-    /// "mschapv2"]`: what Windows clients use by default. PAP sends the
+    /// `"mschapv2"`, `"mschap"` (MS-CHAP version 1, RFC 2433),
+    /// `"chap-md5"`, `"pap"`. Default `["eap-mschapv2", "mschapv2",
+    /// "mschap"]`: what the RRAS setup wizard enables (MS-CHAP, MS-CHAP v2
+    /// and EAP, tcpip-fundamentals ch. 14), MS-CHAPv1 last so that only
+    /// peers that refuse the others get it. PAP sends the
     /// password in clear and CHAP-MD5 needs reversibly stored passwords, so
     /// both are off unless listed.
     pub methods: AuthMethods,
@@ -583,7 +586,11 @@ pub struct AuthConfig {
 impl Default for AuthConfig {
     fn default() -> Self {
         AuthConfig {
-            methods: AuthMethods(vec![AuthMethodName::EapMsChapV2, AuthMethodName::MsChapV2]),
+            methods: AuthMethods(vec![
+                AuthMethodName::EapMsChapV2,
+                AuthMethodName::MsChapV2,
+                AuthMethodName::MsChap,
+            ]),
         }
     }
 }
@@ -597,6 +604,10 @@ pub enum AuthMethodName {
     /// MS-CHAPv2 over PPP CHAP (RFC 2759).
     #[serde(rename = "mschapv2")]
     MsChapV2,
+    /// MS-CHAP version 1 over PPP CHAP (RFC 2433): no mutual
+    /// authentication; MPPE keys from RFC 3079 §2.
+    #[serde(rename = "mschap")]
+    MsChap,
     /// CHAP with MD5 (RFC 1994); needs users added with `--reversible`.
     #[serde(rename = "chap-md5")]
     ChapMd5,
@@ -612,6 +623,7 @@ impl AuthMethodName {
         match self {
             AuthMethodName::EapMsChapV2 => AuthProtocol::Eap,
             AuthMethodName::MsChapV2 => AuthProtocol::MsChapV2,
+            AuthMethodName::MsChap => AuthProtocol::MsChapV1,
             AuthMethodName::ChapMd5 => AuthProtocol::ChapMd5,
             AuthMethodName::Pap => AuthProtocol::Pap,
         }
@@ -1168,8 +1180,15 @@ mod tests {
             c.auth.methods.lcp_protocols(),
             vec![
                 ppp::auth::AuthProtocol::Eap,
-                ppp::auth::AuthProtocol::MsChapV2
+                ppp::auth::AuthProtocol::MsChapV2,
+                ppp::auth::AuthProtocol::MsChapV1,
             ]
+        );
+        assert!(c.auth.methods.allows(AuthMethodName::MsChap));
+        let c = parse("[auth]\nmethods = [\"mschap\"]\n").unwrap();
+        assert_eq!(
+            c.auth.methods.lcp_protocols(),
+            vec![ppp::auth::AuthProtocol::MsChapV1]
         );
         assert!(!c.auth.methods.allows(AuthMethodName::Pap));
         assert!(!c.auth.methods.allows(AuthMethodName::ChapMd5));

@@ -5,7 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use ppp::auth::{AuthRequest, Rejection};
+use ppp::auth::{AuthRequest, Rejection, Secret};
 use ppp::ipcp::IpcpConfig;
 use ppp::ipv6cp::Ipv6cpConfig;
 use ppp::link::{LinkUp, NetworkSettings};
@@ -209,6 +209,17 @@ pub fn client_ipv6(prefix: Ipv6Addr, interface_id: [u8; 8]) -> Ipv6Addr {
     Ipv6Addr::from(octets)
 }
 
+/// The secret an unknown user is checked against (issue 11): a random
+/// password, so the check fails like a wrong password does and costs the
+/// same (an NT hash cannot be checked by CHAP-MD5, which would answer
+/// sooner).
+fn stand_in_secret() -> Secret {
+    use rand::RngCore;
+    let mut bytes = [0u8; 16];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    Secret::Password(zeroize::Zeroizing::new(hex::encode(bytes)))
+}
+
 impl SessionHooks for LocalHooks {
     fn authenticate(&self, info: &SessionInfo, request: AuthRequest) -> BoxFuture<AuthAnswer> {
         let users = self.users.clone();
@@ -230,29 +241,37 @@ impl SessionHooks for LocalHooks {
         Box::pin(async move {
             let name = request.username.clone();
             let looked_up = tokio::task::spawn_blocking(move || users.lookup(&name)).await;
+            // Issue 11: every refusal below is checked against a secret
+            // first, so that the peer sees 647/649 only if it knows the
+            // password, and an unknown user costs the same work and gets
+            // the same bytes as a wrong password.
             match looked_up {
                 Ok(Ok(Some(record))) if record.info.enabled => {
                     let groups = record.info.groups.clone();
                     hooks
                         .facts
                         .record(id, &request.username, Some(groups.clone()), method);
-                    if let Some(refusal) =
+                    if let Some(AuthAnswer::Reject(rejection, why)) =
                         hooks.policy_before_auth(&info, &request.username, &groups, Some(&[]))
                     {
-                        return refusal;
+                        return AuthAnswer::SecretThenReject(record.secret, rejection, why);
                     }
                     AuthAnswer::Secret(record.secret)
                 }
-                Ok(Ok(Some(_))) => {
+                Ok(Ok(Some(record))) => {
                     tracing::info!(session = id, user = ?request.username, "refused: account disabled");
-                    AuthAnswer::Reject(Rejection::AccountDisabled, "account disabled".into())
+                    AuthAnswer::SecretThenReject(
+                        record.secret,
+                        Rejection::AccountDisabled,
+                        "account disabled".into(),
+                    )
                 }
                 Ok(Ok(None)) => {
                     tracing::info!(session = id, user = ?request.username, "refused: no such user");
-                    // Same answer as a wrong password: no user enumeration.
-                    AuthAnswer::Reject(
+                    AuthAnswer::SecretThenReject(
+                        stand_in_secret(),
                         Rejection::AuthenticationFailure,
-                        "authentication failed".into(),
+                        "no such user".into(),
                     )
                 }
                 Ok(Err(e)) => {

@@ -13,7 +13,7 @@ use std::sync::Mutex;
 use ppp::auth::{AuthRequest, Credentials, ExternalAccept, Rejection};
 use ppp::crypto::mppe_keys::MasterKeys;
 use radius::dict::{FramedProtocol, NasPortType, ServiceType, TunnelMediumType, TunnelType};
-use radius::microsoft::MsChap2Response;
+use radius::microsoft::{MsChap2Response, MsChapResponse};
 use radius::{AccessOutcome, Outcome, Request};
 use tunnel::AuthAnswer;
 
@@ -147,6 +147,25 @@ impl RadiusAuth {
                 challenge,
                 response,
             } => (Request::chap(&user, *ident, response, challenge), false),
+            Credentials::MsChapV1 {
+                id: ident,
+                challenge,
+                lm_response,
+                nt_response,
+                use_nt,
+            } => (
+                Request::mschapv1(
+                    &user,
+                    challenge,
+                    &MsChapResponse {
+                        ident: *ident,
+                        flags: *use_nt,
+                        lm_response: *lm_response,
+                        nt_response: *nt_response,
+                    },
+                ),
+                false,
+            ),
             Credentials::MsChapV2 {
                 id: ident,
                 authenticator_challenge,
@@ -202,6 +221,22 @@ impl RadiusAuth {
                         let recv: [u8; 16] = k.recv.get(..16)?.try_into().ok()?;
                         Some(MasterKeys { send, recv })
                     });
+                    // MS-CHAPv1: MS-CHAP-MPPE-Keys carries NtPasswordHashHash
+                    // (RFC 2548 §2.4.1); the start key needs the challenge
+                    // too (RFC 3079 §2.4), the same for both directions.
+                    let keys =
+                        keys.or_else(|| match (&request.credentials, &accept.mschap_mppe_keys) {
+                            (Credentials::MsChapV1 { challenge, .. }, Some(k)) => {
+                                let key = ppp::crypto::mschapv1::get_start_key_from_hash_hash(
+                                    challenge, &k.nt_key,
+                                );
+                                Some(MasterKeys {
+                                    send: key,
+                                    recv: key,
+                                })
+                            }
+                            _ => None,
+                        });
                     let mschapv2_success = accept
                         .mschap2_success
                         .as_ref()
@@ -228,6 +263,9 @@ impl RadiusAuth {
                         Some(649) => Rejection::NoDialinPermission,
                         _ => Rejection::AuthenticationFailure,
                     };
+                    // The Reply-Message is logged, never relayed: the peer
+                    // sees the text of the code alone (a RADIUS server's
+                    // "unknown user" must not reach it, issue 11).
                     let text = reject
                         .reply_message
                         .as_ref()

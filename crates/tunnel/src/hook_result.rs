@@ -41,6 +41,9 @@ pub(crate) fn apply(
         HookResult::Auth(answer) => {
             match answer {
                 AuthAnswer::Secret(secret) => link.provide_secret(now, secret),
+                AuthAnswer::SecretThenReject(secret, rejection, message) => {
+                    link.provide_secret_then_reject(now, secret, rejection, &message)
+                }
                 AuthAnswer::Reject(rejection, message) => {
                     link.reject_auth(now, rejection, &message)
                 }

@@ -18,7 +18,14 @@ pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 pub enum AuthAnswer {
     /// The stored secret: the PPP authenticator verifies it itself.
     Secret(Secret),
-    /// Refused, with the MS-CHAP error code to report.
+    /// Verify against the secret, then refuse: 691 if the credentials are
+    /// wrong, this code if they are right (a disabled user, no dial-in
+    /// permission, or an unknown user with a stand-in secret), so that
+    /// only someone who knows the password learns more than "691". The
+    /// text is for the log only.
+    SecretThenReject(Secret, Rejection, String),
+    /// Refused, with the MS-CHAP error code to report (the text is for
+    /// the log only: peers see the code's standard text).
     Reject(Rejection, String),
     /// An outside server (RADIUS) accepted.
     Accept(ExternalAccept),

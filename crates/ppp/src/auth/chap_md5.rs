@@ -159,7 +159,13 @@ impl ServerMachine for Server {
         }
     }
 
-    fn provide_secret(&mut self, now: Instant, secret: Secret) {
+    fn provide_secret_then_reject(
+        &mut self,
+        now: Instant,
+        secret: Secret,
+        refusal: Option<Rejection>,
+        message: &str,
+    ) {
         let ServerState::Pending {
             id,
             challenge,
@@ -172,16 +178,16 @@ impl ServerMachine for Server {
         match &secret {
             Secret::Password(p) => {
                 let expected = response_value(*id, p.as_bytes(), challenge);
-                if bool::from(expected.ct_eq(response)) {
-                    self.accept_external(now, ExternalAccept::default());
-                } else {
-                    self.reject(
-                        now,
-                        Rejection::AuthenticationFailure,
-                        "Authentication failed",
-                    );
+                match (bool::from(expected.ct_eq(response)), refusal) {
+                    (true, None) => self.accept_external(now, ExternalAccept::default()),
+                    (true, Some(rejection)) => self.reject(now, rejection, message),
+                    (false, _) => {
+                        self.reject(now, Rejection::AuthenticationFailure, "wrong password")
+                    }
                 }
             }
+            // Nothing to check against: to the peer this is a wrong
+            // password like any other (the text below is for the log).
             Secret::NtHash(_) => self.reject(
                 now,
                 Rejection::AuthenticationFailure,
@@ -191,7 +197,12 @@ impl ServerMachine for Server {
     }
 
     fn reject(&mut self, _now: Instant, rejection: Rejection, message: &str) {
-        if self.answer(chap_code::FAILURE, message).is_some() {
+        // The Failure's text depends on the code alone; `message` (the
+        // owner's detail) is only reported locally.
+        if self
+            .answer(chap_code::FAILURE, rejection.peer_text())
+            .is_some()
+        {
             self.io.fail(rejection, message);
         }
     }

@@ -426,7 +426,13 @@ impl ServerMachine for Server {
         }
     }
 
-    fn provide_secret(&mut self, now: Instant, secret: Secret) {
+    fn provide_secret_then_reject(
+        &mut self,
+        now: Instant,
+        secret: Secret,
+        refusal: Option<Rejection>,
+        message: &str,
+    ) {
         let ServerState::Pending {
             challenge,
             name,
@@ -436,16 +442,13 @@ impl ServerMachine for Server {
         else {
             return;
         };
-        match verify(&secret, challenge, name, value, "") {
-            Some((text, keys)) => {
+        match (verify(&secret, challenge, name, value, ""), refusal) {
+            (Some((text, keys)), None) => {
                 let username = lossy(name);
                 self.send_success_request(now, text, username, Some(keys));
             }
-            None => self.reject(
-                now,
-                Rejection::AuthenticationFailure,
-                "Authentication failed",
-            ),
+            (Some(_), Some(rejection)) => self.reject(now, rejection, message),
+            (None, _) => self.reject(now, Rejection::AuthenticationFailure, "wrong password"),
         }
     }
 
@@ -455,7 +458,10 @@ impl ServerMachine for Server {
                 let next = id.wrapping_add(1);
                 let mut challenge = [0u8; 16];
                 self.rng.fill_bytes(&mut challenge);
-                let text = failure_message(rejection.code(), false, &challenge, message);
+                // "M=" depends on the code alone; `message` (the owner's
+                // detail) is only reported locally.
+                let text =
+                    failure_message(rejection.code(), false, &challenge, rejection.peer_text());
                 self.io
                     .send_reliable(now, emc::build_failure_request(next, ms_id, &text));
                 self.state = ServerState::FailureSent {

@@ -10,8 +10,8 @@
 //!   pass-through, RFC 3579).
 //! * [`Peer`]: the side that proves its identity (the client).
 //!
-//! Protocols: PAP (RFC 1334 §2), CHAP with MD5 (RFC 1994), MS-CHAPv2
-//! (RFC 2759) and EAP (RFC 3748) with EAP-MSCHAPv2
+//! Protocols: PAP (RFC 1334 §2), CHAP with MD5 (RFC 1994), MS-CHAPv1
+//! (RFC 2433), MS-CHAPv2 (RFC 2759) and EAP (RFC 3748) with EAP-MSCHAPv2
 //! (draft-kamath-pppext-eap-mschapv2) terminated locally, or any EAP method
 //! passed through to an outside server.
 //!
@@ -24,6 +24,7 @@
 pub mod chap_md5;
 pub mod eap;
 pub mod eap_mschapv2;
+pub mod mschapv1;
 pub mod mschapv2;
 pub mod packet;
 pub mod pap;
@@ -46,7 +47,7 @@ pub use packet::ParseError;
 
 /// PPP protocol number of PAP (RFC 1334 §2).
 pub const PPP_PAP: u16 = 0xC023;
-/// PPP protocol number of CHAP (RFC 1994 §2), also used by MS-CHAPv2.
+/// PPP protocol number of CHAP (RFC 1994 §2), also used by MS-CHAPv1/v2.
 pub const PPP_CHAP: u16 = 0xC223;
 /// PPP protocol number of EAP (RFC 3748 §4).
 pub const PPP_EAP: u16 = 0xC227;
@@ -60,6 +61,8 @@ pub enum AuthProtocol {
     Pap,
     /// CHAP with MD5 (algorithm 5), RFC 1994.
     ChapMd5,
+    /// CHAP with Microsoft algorithm 0x80 (MS-CHAP version 1), RFC 2433.
+    MsChapV1,
     /// CHAP with Microsoft algorithm 0x81, RFC 2759.
     MsChapV2,
     /// EAP, RFC 3748.
@@ -69,22 +72,25 @@ pub enum AuthProtocol {
 impl AuthProtocol {
     /// The data of the LCP Authentication-Protocol option (RFC 1661 §6.2):
     /// the protocol number, and for CHAP the algorithm octet (RFC 1994 §3:
-    /// 5 = MD5; RFC 2759 §2: 0x81 = MS-CHAPv2).
+    /// 5 = MD5; RFC 2433 §2: 0x80 = MS-CHAPv1; RFC 2759 §2: 0x81 =
+    /// MS-CHAPv2).
     pub fn option_data(self) -> &'static [u8] {
         match self {
             AuthProtocol::Pap => &[0xC0, 0x23],
             AuthProtocol::ChapMd5 => &[0xC2, 0x23, chap_md5::ALGORITHM],
+            AuthProtocol::MsChapV1 => &[0xC2, 0x23, mschapv1::ALGORITHM],
             AuthProtocol::MsChapV2 => &[0xC2, 0x23, mschapv2::ALGORITHM],
             AuthProtocol::Eap => &[0xC2, 0x27],
         }
     }
 
     /// Parse the data of an Authentication-Protocol option; `None` for
-    /// anything this module does not implement (e.g. MS-CHAPv1, 0x80).
+    /// anything this module does not implement (e.g. CHAP with SHA-1).
     pub fn from_option_data(data: &[u8]) -> Option<Self> {
         match data {
             [0xC0, 0x23] => Some(AuthProtocol::Pap),
             [0xC2, 0x23, chap_md5::ALGORITHM] => Some(AuthProtocol::ChapMd5),
+            [0xC2, 0x23, mschapv1::ALGORITHM] => Some(AuthProtocol::MsChapV1),
             [0xC2, 0x23, mschapv2::ALGORITHM] => Some(AuthProtocol::MsChapV2),
             [0xC2, 0x27] => Some(AuthProtocol::Eap),
             _ => None,
@@ -95,7 +101,7 @@ impl AuthProtocol {
     pub fn ppp_protocol(self) -> u16 {
         match self {
             AuthProtocol::Pap => PPP_PAP,
-            AuthProtocol::ChapMd5 | AuthProtocol::MsChapV2 => PPP_CHAP,
+            AuthProtocol::ChapMd5 | AuthProtocol::MsChapV1 | AuthProtocol::MsChapV2 => PPP_CHAP,
             AuthProtocol::Eap => PPP_EAP,
         }
     }
@@ -109,6 +115,8 @@ pub enum AuthMethod {
     Pap,
     /// CHAP-MD5: needs the cleartext password on the checking side.
     ChapMd5,
+    /// MS-CHAPv1 over PPP CHAP (RFC 2433).
+    MsChapV1,
     /// MS-CHAPv2 over PPP CHAP.
     MsChapV2,
     /// MS-CHAPv2 inside EAP (EAP type 26), terminated locally.
@@ -155,6 +163,17 @@ pub enum Credentials {
         challenge: Vec<u8>,
         response: [u8; 16],
     },
+    /// RFC 2433 §4: the fields of an MS-CHAPv1 Response and the 8-octet
+    /// Challenge it answers (RADIUS: MS-CHAP-Challenge and
+    /// MS-CHAP-Response, RFC 2548 §2.1.3, §2.1.1).
+    MsChapV1 {
+        id: u8,
+        challenge: [u8; 8],
+        lm_response: [u8; 24],
+        nt_response: [u8; 24],
+        /// 1: the NT-Response is to be used.
+        use_nt: u8,
+    },
     /// RFC 2759 §4: the fields of a Response. `id` is the CHAP Identifier
     /// (for EAP: the MS-CHAPv2-ID), which RADIUS carries as the Ident of
     /// MS-CHAP2-Response (RFC 2548 §2.3.2).
@@ -175,6 +194,9 @@ impl fmt::Debug for Credentials {
         match self {
             Credentials::Pap { .. } => f.write_str("Pap { password: .. }"),
             Credentials::ChapMd5 { id, .. } => write!(f, "ChapMd5 {{ id: {id}, .. }}"),
+            Credentials::MsChapV1 { id, use_nt, .. } => {
+                write!(f, "MsChapV1 {{ id: {id}, use_nt: {use_nt}, .. }}")
+            }
             Credentials::MsChapV2 { id, flags, .. } => {
                 write!(f, "MsChapV2 {{ id: {id}, flags: {flags}, .. }}")
             }
@@ -243,6 +265,22 @@ impl Rejection {
         }
     }
 
+    /// The text a peer is shown for this refusal (PAP Nak, CHAP Failure,
+    /// MS-CHAPv2 "M="). It depends on the code alone, never on why the
+    /// owner refused: an unknown user, a wrong password and a user whose
+    /// store cannot check this method must all look the same on the wire
+    /// (the detail goes to the server's log through [`AuthFailure`]).
+    pub fn peer_text(&self) -> &'static str {
+        match self {
+            Rejection::RestrictedLogonHours => "Restricted logon hours",
+            Rejection::AccountDisabled => "Account disabled",
+            Rejection::PasswordExpired => "Password expired",
+            Rejection::NoDialinPermission => "No dial-in permission",
+            Rejection::ChangingPassword => "Error changing password",
+            _ => "Authentication failed",
+        }
+    }
+
     /// The inverse of [`Rejection::code`].
     pub fn from_code(code: u32) -> Self {
         match code {
@@ -284,8 +322,9 @@ pub struct AuthSuccess {
     /// The authenticated name (for the peer: its own configured name).
     pub username: String,
     pub protocol: AuthProtocol,
-    /// MPPE master keys (RFC 3079 §3.4) in this side's view; MS-CHAPv2
-    /// (plain or in EAP) only, or what [`ExternalAccept::keys`] carried.
+    /// MPPE master keys in this side's view: MS-CHAPv2 plain or in EAP
+    /// (RFC 3079 §3.4), MS-CHAPv1 (RFC 3079 §2.4, the same key both
+    /// ways), or what [`ExternalAccept::keys`] carried.
     pub keys: Option<MasterKeys>,
 }
 
@@ -534,7 +573,18 @@ pub(crate) trait ServerMachine: Send {
     fn start(&mut self, now: Instant);
     fn handle_packet(&mut self, now: Instant, data: &[u8]);
     fn handle_timeout(&mut self, now: Instant);
-    fn provide_secret(&mut self, now: Instant, secret: Secret);
+    fn provide_secret(&mut self, now: Instant, secret: Secret) {
+        self.provide_secret_then_reject(now, secret, None, "");
+    }
+    /// Verify against `secret`; wrong credentials fail with 691 as
+    /// always, right ones succeed, or with `refusal` fail with that code.
+    fn provide_secret_then_reject(
+        &mut self,
+        now: Instant,
+        secret: Secret,
+        refusal: Option<Rejection>,
+        message: &str,
+    );
     fn reject(&mut self, now: Instant, rejection: Rejection, message: &str);
     fn accept_external(&mut self, now: Instant, accept: ExternalAccept);
     fn eap_challenge(&mut self, _now: Instant, _eap_message: Vec<u8>) {}
@@ -582,6 +632,7 @@ impl Authenticator {
         let machine: Box<dyn ServerMachine> = match protocol {
             AuthProtocol::Pap => Box::new(pap::Server::new(config, rng)),
             AuthProtocol::ChapMd5 => Box::new(chap_md5::Server::new(config, rng)),
+            AuthProtocol::MsChapV1 => Box::new(mschapv1::Server::new(config, rng)),
             AuthProtocol::MsChapV2 => Box::new(mschapv2::Server::new(config, rng)),
             AuthProtocol::Eap => Box::new(eap::Server::new(config, rng)),
         };
@@ -633,6 +684,26 @@ impl Authenticator {
         self.machine.provide_secret(now, secret);
     }
 
+    /// Answer to [`AuthEvent::Request`] from a local user store for a user
+    /// who may not log in whatever the password (disabled account, no
+    /// dial-in permission), or who does not exist (with a stand-in
+    /// secret): verify the credentials against `secret` exactly as
+    /// [`provide_secret`](Self::provide_secret) does, then fail with 691
+    /// if they are wrong and with `rejection` if they are right. So the
+    /// peer learns about the account only by proving it knows the
+    /// password, and every refusal costs the same work. `message` is the
+    /// local detail (never sent).
+    pub fn provide_secret_then_reject(
+        &mut self,
+        now: Instant,
+        secret: Secret,
+        rejection: Rejection,
+        message: &str,
+    ) {
+        self.machine
+            .provide_secret_then_reject(now, secret, Some(rejection), message);
+    }
+
     /// Answer to [`AuthEvent::Request`]: refuse. For MS-CHAPv2 a 691 still
     /// allows a retry while `max_retries` lasts (RFC 2759 §6).
     pub fn reject(&mut self, now: Instant, rejection: Rejection, message: &str) {
@@ -681,6 +752,7 @@ impl Peer {
         let machine: Box<dyn PeerMachine> = match protocol {
             AuthProtocol::Pap => Box::new(pap::Client::new(config, rng)),
             AuthProtocol::ChapMd5 => Box::new(chap_md5::Client::new(config, rng)),
+            AuthProtocol::MsChapV1 => Box::new(mschapv1::Client::new(config, rng)),
             AuthProtocol::MsChapV2 => Box::new(mschapv2::Client::new(config, rng)),
             AuthProtocol::Eap => Box::new(eap::Client::new(config, rng)),
         };

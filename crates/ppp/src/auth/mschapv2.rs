@@ -404,7 +404,13 @@ impl ServerMachine for Server {
         }
     }
 
-    fn provide_secret(&mut self, now: Instant, secret: Secret) {
+    fn provide_secret_then_reject(
+        &mut self,
+        now: Instant,
+        secret: Secret,
+        refusal: Option<Rejection>,
+        message: &str,
+    ) {
         let ServerState::Pending {
             challenge,
             name,
@@ -414,13 +420,10 @@ impl ServerMachine for Server {
         else {
             return;
         };
-        match verify(&secret, challenge, name, value, "") {
-            Some((text, keys)) => self.succeed_with(text, Some(keys)),
-            None => self.reject(
-                now,
-                Rejection::AuthenticationFailure,
-                "Authentication failed",
-            ),
+        match (verify(&secret, challenge, name, value, ""), refusal) {
+            (Some((text, keys)), None) => self.succeed_with(text, Some(keys)),
+            (Some(_), Some(rejection)) => self.reject(now, rejection, message),
+            (None, _) => self.reject(now, Rejection::AuthenticationFailure, "wrong password"),
         }
     }
 
@@ -431,7 +434,9 @@ impl ServerMachine for Server {
         // RFC 2759 §6: R=1 lets the peer retry with the C= challenge.
         let retry = rejection == Rejection::AuthenticationFailure && self.retries_left > 0;
         let challenge = self.challenge();
-        let text = failure_message(rejection.code(), retry, &challenge, message);
+        // "M=" depends on the code alone; `message` (the owner's detail)
+        // is only reported locally.
+        let text = failure_message(rejection.code(), retry, &challenge, rejection.peer_text());
         let packet = build_chap_message(chap_code::FAILURE, id, &text);
         self.answered = Some((id, packet.clone()));
         if retry {

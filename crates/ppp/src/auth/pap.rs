@@ -237,7 +237,13 @@ impl ServerMachine for Server {
         }
     }
 
-    fn provide_secret(&mut self, now: Instant, secret: Secret) {
+    fn provide_secret_then_reject(
+        &mut self,
+        now: Instant,
+        secret: Secret,
+        refusal: Option<Rejection>,
+        message: &str,
+    ) {
         let ServerState::Pending { password, .. } = &self.state else {
             return;
         };
@@ -249,19 +255,17 @@ impl ServerMachine for Server {
                 Err(_) => false,
             },
         };
-        if ok {
-            self.accept_external(now, ExternalAccept::default());
-        } else {
-            self.reject(
-                now,
-                Rejection::AuthenticationFailure,
-                "Authentication failed",
-            );
+        match (ok, refusal) {
+            (true, None) => self.accept_external(now, ExternalAccept::default()),
+            (true, Some(rejection)) => self.reject(now, rejection, message),
+            (false, _) => self.reject(now, Rejection::AuthenticationFailure, "wrong password"),
         }
     }
 
     fn reject(&mut self, _now: Instant, rejection: Rejection, message: &str) {
-        if self.decide(false, message).is_some() {
+        // The Nak's text depends on the code alone; `message` (the
+        // owner's detail) is only reported locally.
+        if self.decide(false, rejection.peer_text()).is_some() {
             self.io.fail(rejection, message);
         }
     }

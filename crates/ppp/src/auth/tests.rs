@@ -16,9 +16,10 @@ use crate::crypto::mschap::{
     authenticator_response_string, generate_authenticator_response, nt_password_hash, strip_domain,
 };
 
-const ALL: [AuthProtocol; 4] = [
+const ALL: [AuthProtocol; 5] = [
     AuthProtocol::Pap,
     AuthProtocol::ChapMd5,
+    AuthProtocol::MsChapV1,
     AuthProtocol::MsChapV2,
     AuthProtocol::Eap,
 ];
@@ -36,6 +37,7 @@ fn lookup(name: &str) -> Option<(&'static str, Option<Rejection>)> {
 /// What the test's "server" answers to an AuthEvent::Request.
 enum Answer {
     Secret(Secret),
+    SecretThenReject(Secret, Rejection, String),
     Reject(Rejection, String),
     Accept(ExternalAccept),
     Challenge(Vec<u8>),
@@ -118,6 +120,7 @@ impl Net {
         let now = self.now;
         match (self.server)(req) {
             Answer::Secret(s) => self.a.provide_secret(now, s),
+            Answer::SecretThenReject(s, r, m) => self.a.provide_secret_then_reject(now, s, r, &m),
             Answer::Reject(r, m) => self.a.reject(now, r, &m),
             Answer::Accept(acc) => self.a.accept_external(now, acc),
             Answer::Challenge(m) => self.a.eap_challenge(now, m),
@@ -254,7 +257,9 @@ fn option_data_roundtrip() {
     }
     assert_eq!(AuthProtocol::MsChapV2.option_data(), &[0xC2, 0x23, 0x81]);
     assert_eq!(AuthProtocol::ChapMd5.option_data(), &[0xC2, 0x23, 0x05]);
-    assert_eq!(AuthProtocol::from_option_data(&[0xC2, 0x23, 0x80]), None);
+    assert_eq!(AuthProtocol::MsChapV1.option_data(), &[0xC2, 0x23, 0x80]);
+    assert_eq!(AuthProtocol::MsChapV1.ppp_protocol(), 0xC223);
+    assert_eq!(AuthProtocol::from_option_data(&[0xC2, 0x23, 0x06]), None);
     assert_eq!(AuthProtocol::Eap.ppp_protocol(), 0xC227);
 }
 
@@ -266,6 +271,12 @@ fn success_every_protocol() {
         let keys = net.assert_success();
         match protocol {
             AuthProtocol::MsChapV2 | AuthProtocol::Eap => assert_mirror_keys(keys),
+            // RFC 3079 §2.4: one start key for both directions.
+            AuthProtocol::MsChapV1 => {
+                let (a, p) = (keys.0.expect("keys"), keys.1.expect("keys"));
+                assert_eq!(a, p);
+                assert_eq!(a.send, a.recv);
+            }
             _ => assert!(keys.0.is_none() && keys.1.is_none()),
         }
         let AuthEvent::Success(s) = net.a_final() else {
@@ -313,15 +324,21 @@ fn rejections_648_649() {
             let (a, p) = net.assert_failure();
             assert_eq!(a.rejection.code(), code);
             match protocol {
-                // The code travels as E= (RFC 2759 §6).
+                // The code travels as E= (RFC 2759 §6); the text is the
+                // code's, not the owner's detail ("code 648").
                 AuthProtocol::MsChapV2 | AuthProtocol::Eap => {
                     assert_eq!(p.rejection.code(), code, "{protocol:?}");
-                    assert_eq!(p.message, format!("code {code}"));
+                    assert_eq!(p.message, a.rejection.peer_text());
+                }
+                // RFC 2433 §6: E= without a text.
+                AuthProtocol::MsChapV1 => {
+                    assert_eq!(p.rejection.code(), code, "{protocol:?}");
+                    assert_eq!(p.message, format!("MS-CHAP error {code}"));
                 }
                 // PAP/CHAP only carry a message.
                 _ => {
                     assert_eq!(p.rejection, Rejection::AuthenticationFailure);
-                    assert_eq!(p.message, format!("code {code}"));
+                    assert_eq!(p.message, a.rejection.peer_text());
                 }
             }
         }
@@ -1050,4 +1067,136 @@ fn eap_lost_success_then_lower_layer_success() {
     net.p.lower_layer_success(net.now);
     net.shuttle();
     assert_mirror_keys(net.assert_success());
+}
+
+/// Issue 11: nothing the peer sees may tell an unknown user from a known
+/// one. For every protocol, every way a login fails with 691 gives the
+/// same bytes from the authenticator (the RNG is seeded alike, so even
+/// the challenges match) and the same final event at the peer:
+///
+/// - an unknown user, answered the old way (a plain 691 with the owner's
+///   detail) and the server's way (a stand-in secret, then 691);
+/// - a wrong password for a user stored with the password, or with only
+///   the NT hash (CHAP-MD5 cannot check an NT hash at all: even the
+///   right password must look like a wrong one);
+/// - a disabled user or one without dial-in permission who does not know
+///   the password (the refusal's own code is only for those who do).
+#[test]
+fn failures_look_the_same_for_unknown_and_known_users() {
+    let nt = |pw: &str| Secret::NtHash(Zeroizing::new(nt_password_hash(pw)));
+    let pw = |pw: &str| Secret::Password(Zeroizing::new(pw.to_owned()));
+    type Case = (&'static str, &'static str, Box<dyn Fn() -> Answer>);
+    for protocol in ALL {
+        let cases: Vec<Case> = vec![
+            (
+                "unknown user, plain 691",
+                "Secret123!",
+                Box::new(|| {
+                    Answer::Reject(Rejection::AuthenticationFailure, "no such user".into())
+                }),
+            ),
+            (
+                "unknown user, stand-in secret",
+                "Secret123!",
+                Box::new(move || {
+                    Answer::SecretThenReject(
+                        pw("stand-in"),
+                        Rejection::AuthenticationFailure,
+                        "no such user".into(),
+                    )
+                }),
+            ),
+            (
+                "wrong password",
+                "wrong",
+                Box::new(move || Answer::Secret(pw("Secret123!"))),
+            ),
+            (
+                "NT hash, wrong password",
+                "wrong",
+                Box::new(move || Answer::Secret(nt("Secret123!"))),
+            ),
+            (
+                "disabled, wrong password",
+                "wrong",
+                Box::new(move || {
+                    Answer::SecretThenReject(
+                        pw("Secret123!"),
+                        Rejection::AccountDisabled,
+                        "disabled".into(),
+                    )
+                }),
+            ),
+            (
+                "no dial-in, wrong password",
+                "wrong",
+                Box::new(move || {
+                    Answer::SecretThenReject(
+                        nt("Secret123!"),
+                        Rejection::NoDialinPermission,
+                        "policy".into(),
+                    )
+                }),
+            ),
+        ];
+        let mut cases = cases;
+        if protocol == AuthProtocol::ChapMd5 {
+            cases.push((
+                "NT hash, right password",
+                "Secret123!",
+                Box::new(move || Answer::Secret(nt("Secret123!"))),
+            ));
+        }
+        let mut first: Option<(&str, Vec<Vec<u8>>, AuthFailure)> = None;
+        for (what, password, answer) in cases {
+            let mut config = aconfig("RAS");
+            config.max_retries = 0;
+            let mut net = Net::new(protocol, config, "someone", password);
+            net.server = Box::new(move |_| answer());
+            net.run();
+            let (a, p) = net.assert_failure();
+            assert_eq!(a.rejection.code(), 691, "{protocol:?}, {what}");
+            let wire: Vec<Vec<u8>> = net
+                .trace
+                .iter()
+                .filter(|(from_a, _, _)| *from_a)
+                .map(|(_, b, _)| b.clone())
+                .collect();
+            match &first {
+                None => first = Some((what, wire, p)),
+                Some((first_what, first_wire, first_p)) => {
+                    assert_eq!(
+                        &wire, first_wire,
+                        "{protocol:?}: the peer can tell \"{what}\" from \"{first_what}\""
+                    );
+                    assert_eq!(&p, first_p, "{protocol:?}: {what} vs {first_what}");
+                }
+            }
+        }
+    }
+}
+
+/// A disabled user who knows the password learns the account is disabled
+/// (647, as RRAS reports it); with the wrong password, see above.
+#[test]
+fn refusal_after_verification_keeps_its_code() {
+    for protocol in [
+        AuthProtocol::MsChapV1,
+        AuthProtocol::MsChapV2,
+        AuthProtocol::Eap,
+    ] {
+        let mut net = Net::simple(protocol, "alice", "Secret123!");
+        net.server = Box::new(|_| {
+            Answer::SecretThenReject(
+                Secret::Password(Zeroizing::new("Secret123!".into())),
+                Rejection::AccountDisabled,
+                "disabled in the user store".into(),
+            )
+        });
+        net.run();
+        let (a, p) = net.assert_failure();
+        assert_eq!(a.rejection, Rejection::AccountDisabled, "{protocol:?}");
+        assert_eq!(a.message, "disabled in the user store");
+        assert_eq!(p.rejection, Rejection::AccountDisabled, "{protocol:?}");
+    }
 }

@@ -4,3 +4,4 @@
 
 pub mod mppe_keys;
 pub mod mschap;
+pub mod mschapv1;

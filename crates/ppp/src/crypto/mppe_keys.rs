@@ -91,6 +91,17 @@ impl MasterKeys {
             recv: get_asymmetric_start_key(&master, false, is_server),
         }
     }
+
+    /// The keys of an MS-CHAPv1 login (RFC 3079 §2.4 GetStartKey): one
+    /// start key from the password hash and the authenticator's 8-octet
+    /// challenge, the same for both directions and both sides.
+    pub fn from_mschapv1(password_hash: &[u8; 16], challenge: &[u8; 8]) -> Self {
+        let key = super::mschapv1::get_start_key(challenge, password_hash);
+        MasterKeys {
+            send: key,
+            recv: key,
+        }
+    }
 }
 
 /// RFC 3078 §7.1 / RFC 3079 §3.1, §3.2: the constant prefix that reduces a

@@ -229,6 +229,24 @@ impl Link {
         self.drive(now);
     }
 
+    /// Server: the answer for a user the local store refuses whatever the
+    /// password (disabled, no dial-in permission) or does not know (with
+    /// a stand-in secret): verify first, then fail with 691 if the
+    /// credentials are wrong and with `rejection` if they are right (see
+    /// [`crate::auth::Authenticator::provide_secret_then_reject`]).
+    pub fn provide_secret_then_reject(
+        &mut self,
+        now: Instant,
+        secret: Secret,
+        rejection: Rejection,
+        message: &str,
+    ) {
+        if let Some(a) = &mut self.authenticator {
+            a.provide_secret_then_reject(now, secret, rejection, message);
+        }
+        self.drive(now);
+    }
+
     /// Server: refuse the credentials (MS-CHAP error code in `rejection`).
     pub fn reject_auth(&mut self, now: Instant, rejection: Rejection, message: &str) {
         if let Some(a) = &mut self.authenticator {

@@ -1,0 +1,365 @@
+//! MS-CHAP version 1 (RFC 2433) and stateful MPPE against real Linux pppd
+//! in the interop VM (issue 11):
+//!
+//! - pptp-linux + pppd as the client of our `ras server`, with
+//!   `require-mschap refuse-mschap-v2 refuse-eap` and MPPE-128: once
+//!   stateless, once stateful (`mppe-stateful`) with packets lost on
+//!   purpose (netem in the guest, then on our side of the tap when the host
+//!   kernel has it), so that our decryptor and Linux's ask for resets and
+//!   both must follow the other's key changes; pings must all pass once
+//!   the loss stops.
+//! - `ras connect pptp://` against pptpd whose pppd is switched to
+//!   `require-mschap` for the length of the test (its options file is
+//!   restored afterwards, by a guard even when the test fails, and by the
+//!   guest itself after 3 minutes at the latest).
+
+use std::io::Read;
+use std::net::Ipv4Addr;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+mod support;
+use support::*;
+
+/// Our server's PPP address (the default pool's first address).
+const SERVER_PPP: Ipv4Addr = Ipv4Addr::new(10, 0, 10, 20);
+
+fn vm_with_jobs() -> Option<&'static interop::Vm> {
+    if !interop::require_root_or_skip() {
+        return None;
+    }
+    let vm = interop::Vm::shared().expect("interop VM");
+    if !vm.has_guest_jobs() {
+        if std::env::var("RAS_INTEROP_REQUIRED").is_ok_and(|v| v == "1") {
+            panic!("RAS_INTEROP_REQUIRED=1 but the interop guest runs no jobs");
+        }
+        eprintln!("SKIPPED (MS-CHAP interop): the interop guest image predates guest jobs");
+        return None;
+    }
+    Some(vm)
+}
+
+/// Start pppd + pptp-linux in the guest with `extra` options, wait for
+/// `ppp9`, run `body`, hang up, print the pppd log.
+fn pppd_job(host: Ipv4Addr, user: &interop::User, extra: &str, body: &str) -> String {
+    format!(
+        r#"set -u
+HOST={host}; SERVER_PPP={SERVER_PPP}; UNIT=9; LOG=/tmp/ras-mschap.log
+rm -f "$LOG"
+pppd pty "pptp $HOST --nolaunchpppd" name "{user}" password "{pass}" remotename ras \
+  require-mschap refuse-mschap-v2 refuse-eap refuse-pap refuse-chap require-mppe-128 {extra} \
+  noauth nodefaultroute noipdefault nodeflate nobsdcomp novj nodetach debug unit $UNIT logfile "$LOG" &
+pid=$!
+up=
+for i in $(seq 1 240); do
+    if ip -4 -o addr show "ppp$UNIT" 2>/dev/null | grep -q ' peer '; then up=1; break; fi
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.25
+done
+rc=0
+if [ -n "$up" ]; then
+    echo "LOCAL=$(ip -4 -o addr show "ppp$UNIT" | sed -n 's/.*inet \([0-9.]*\).*/\1/p')"
+    ping -c 3 -i 0.3 -W 3 "$SERVER_PPP" || rc=3
+{body}
+else
+    echo "the link did not come up"; rc=2
+fi
+kill -TERM "$pid" 2>/dev/null
+for i in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+pkill -f "pptp $HOST" 2>/dev/null
+echo "=== pppd log"; cat "$LOG"
+exit $rc
+"#,
+        user = user.name,
+        pass = user.password,
+    )
+}
+
+/// The loss phase of the stateful run: 20 % of what the guest sends is
+/// lost for 60 pings, then none; the last 20 pings must all come back.
+const LOSSY_PINGS: &str = r#"
+    modprobe sch_netem 2>/dev/null
+    if tc qdisc add dev eth0 root netem loss 20%; then
+        echo "NETEM=on"
+        ping -q -c 60 -i 0.1 -W 1 -s 600 "$SERVER_PPP"
+        tc qdisc del dev eth0 root
+    else
+        echo "NETEM=unavailable"
+    fi
+    sleep 1
+    ping -c 20 -i 0.2 -W 2 -s 1000 "$SERVER_PPP" | tee /tmp/ras-after.txt
+    grep -q ' 20 received' /tmp/ras-after.txt || rc=5
+"#;
+
+#[test]
+fn real_pppd_with_ms_chap_v1_against_ras_server() {
+    let Some(vm) = vm_with_jobs() else { return };
+    let user = vm.user().clone();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let config = dir.path().join("ras.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "state_dir = {state:?}\nserver_name = \"ras-interop-server\"\n\n\
+             [sstp]\nlisten = []\n\n\
+             [pptp]\nlisten = [\"{host}:1723\"]\n\n\
+             [tun]\nname = \"ras-mc0\"\n\n\
+             [auth]\nmethods = [\"mschap\"]\n\n\
+             [encryption]\nmppe = \"require\"\nmppe_stateful = true\n\n\
+             [addresses]\nipv6_prefix = \"off\"\n",
+            host = vm.host_ip
+        ),
+    )
+    .unwrap();
+    let pw = password_file(dir.path(), &user.name, &user.password);
+    add_user(&config, &user.name, &pw, &[]);
+    let server = Server::start_with(vm.command_in_ns(RAS), &config, "info,tunnel::session=debug");
+
+    // 1. Stateless MPPE-128.
+    let job = pppd_job(vm.host_ip, &user, "", "");
+    let started = Instant::now();
+    let (rc, out) = vm
+        .guest_job("mschap1-stateless", &job, Duration::from_secs(150))
+        .expect("pppd job");
+    eprintln!("--- pppd, MS-CHAPv1 stateless (rc {rc}):\n{out}");
+    assert_eq!(rc, 0, "pppd with require-mschap against ras server");
+    assert!(out.contains("LOCAL=10.0.10."), "an address from our pool");
+    assert!(
+        out.contains("MPPE 128-bit stateless compression enabled"),
+        "pppd reports MPPE-128"
+    );
+    server.expect("protocol=Some(MsChapV1)", Duration::from_secs(5));
+    server.expect("PPTP session ended", Duration::from_secs(20));
+    eprintln!("stateless: {:.1} s", started.elapsed().as_secs_f64());
+    drop(server);
+}
+
+/// NOT YET PASSING (issue 11, item 3): our CCP never ends up stateful with
+/// pppd. Our server always asks for stateless (H) and Naks a stateful
+/// request, and pppd with `mppe-stateful` then settles on stateless; a
+/// server asking for stateful instead makes pppd without `mppe-stateful`
+/// hang up ("Refusing MPPE stateful mode offered by peer"). CCP must adopt
+/// the peer's stateful request (and re-request stateful itself) when
+/// `mppe_stateful` is on before this can run.
+#[test]
+#[ignore = "CCP does not yet adopt a peer's stateful MPPE request"]
+fn real_pppd_stateful_mppe_with_loss_against_ras_server() {
+    let Some(vm) = vm_with_jobs() else { return };
+    let user = vm.user().clone();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let config = dir.path().join("ras.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "state_dir = {state:?}\nserver_name = \"ras-interop-server\"\n\n\
+             [sstp]\nlisten = []\n\n\
+             [pptp]\nlisten = [\"{host}:1723\"]\n\n\
+             [tun]\nname = \"ras-mc0\"\n\n\
+             [auth]\nmethods = [\"mschap\"]\n\n\
+             [encryption]\nmppe = \"require\"\nmppe_stateful = true\n\n\
+             [addresses]\nipv6_prefix = \"off\"\n",
+            host = vm.host_ip
+        ),
+    )
+    .unwrap();
+    let pw = password_file(dir.path(), &user.name, &user.password);
+    add_user(&config, &user.name, &pw, &[]);
+    let server = Server::start_with(vm.command_in_ns(RAS), &config, "info,tunnel::session=debug");
+
+    // Stateful MPPE-128 with loss in both directions where possible.
+    let host_netem = vm
+        .run_in_ns(&[
+            "tc",
+            "qdisc",
+            "add",
+            "dev",
+            "rasi-tap0",
+            "root",
+            "netem",
+            "loss",
+            "20%",
+        ])
+        .is_ok_and(|o| o.status.success());
+    eprintln!("netem on our side of the tap: {host_netem}");
+    // The host side's loss lasts as long as the guest's (60 pings at
+    // 0.1 s after the link is up): removed by a timer thread.
+    let remover = host_netem.then(|| {
+        let ns = vm.ns.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_secs(16));
+            let _ = std::process::Command::new("ip")
+                .args([
+                    "netns",
+                    "exec",
+                    &ns,
+                    "tc",
+                    "qdisc",
+                    "del",
+                    "dev",
+                    "rasi-tap0",
+                    "root",
+                ])
+                .status();
+        })
+    });
+    let job = pppd_job(vm.host_ip, &user, "mppe-stateful", LOSSY_PINGS);
+    let result = vm.guest_job("mschap1-stateful", &job, Duration::from_secs(200));
+    if let Some(t) = remover {
+        let _ = t.join();
+    }
+    let _ = vm.run_in_ns(&["tc", "qdisc", "del", "dev", "rasi-tap0", "root"]);
+    let (rc, out) = result.expect("pppd job");
+    eprintln!("--- pppd, MS-CHAPv1 stateful with loss (rc {rc}):\n{out}");
+    assert!(
+        out.contains("MPPE 128-bit stateful compression enabled"),
+        "pppd negotiated stateful MPPE"
+    );
+    assert!(out.contains("NETEM=on"), "the guest could not lose packets");
+    // Our decryptor saw the guest's losses and asked pppd for resets.
+    assert!(
+        out.contains("rcvd [CCP ResetReq"),
+        "no Reset-Request from our server reached pppd"
+    );
+    if host_netem {
+        assert!(
+            out.contains("sent [CCP ResetReq"),
+            "pppd lost packets from us but asked for no reset"
+        );
+    }
+    assert_eq!(rc, 0, "pings after the loss stopped must all pass");
+    server.expect("PPTP session ended", Duration::from_secs(20));
+    drop(server);
+}
+
+/// Restores pptpd's options file when dropped.
+struct RestorePptpd<'a>(&'a interop::Vm);
+
+const RESTORE: &str = "if [ -f /tmp/pptpd-options.ras-bak ]; then \
+    cp /tmp/pptpd-options.ras-bak /etc/ppp/pptpd-options && rm -f /tmp/pptpd-options.ras-bak; fi\n\
+    grep -c require-mschap-v2 /etc/ppp/pptpd-options\n";
+
+impl Drop for RestorePptpd<'_> {
+    fn drop(&mut self) {
+        match self
+            .0
+            .guest_job("pptpd-options-restore", RESTORE, Duration::from_secs(30))
+        {
+            Ok((rc, out)) => eprintln!("pptpd options restored (rc {rc}): {}", out.trim()),
+            Err(e) => eprintln!("could not restore pptpd options: {e}"),
+        }
+    }
+}
+
+struct Killed(Child);
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn ras_connect_with_ms_chap_v1_against_pptpd() {
+    let Some(vm) = vm_with_jobs() else { return };
+    assert!(vm.has_server("pptp"), "the VM runs no pptpd");
+    // pptpd starts one pppd per call with these options: MS-CHAPv1 only
+    // for the calls of this test. The guest puts the file back by itself
+    // after 180 s should the guard never run.
+    let switch = "set -e\n\
+        [ -f /tmp/pptpd-options.ras-bak ] || cp /etc/ppp/pptpd-options /tmp/pptpd-options.ras-bak\n\
+        sed -i 's/^require-mschap-v2$/require-mschap/' /etc/ppp/pptpd-options\n\
+        grep -x require-mschap /etc/ppp/pptpd-options\n\
+        nohup bash -c 'sleep 180; if [ -f /tmp/pptpd-options.ras-bak ]; then \
+        cp /tmp/pptpd-options.ras-bak /etc/ppp/pptpd-options; rm -f /tmp/pptpd-options.ras-bak; fi' \
+        >/dev/null 2>&1 &\n";
+    let (rc, out) = vm
+        .guest_job("pptpd-options-mschap", switch, Duration::from_secs(30))
+        .expect("switch pptpd to MS-CHAPv1");
+    let _restore = RestorePptpd(vm);
+    assert_eq!(rc, 0, "switching pptpd to require-mschap: {out}");
+
+    let user = vm.user().clone();
+    let dir = tempfile::tempdir().unwrap();
+    let pw = dir.path().join("pw");
+    std::fs::write(&pw, format!("{}\n", user.password)).unwrap();
+    let local: Ipv4Addr = vm
+        .get("PPTP_LOCAL")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(Ipv4Addr::new(192, 168, 50, 1));
+    let target = format!("pptp://{}:{}", vm.guest_ip, vm.pptp_port);
+    let tun = "ras-i-mschap";
+    let mut client = Killed(
+        vm.command_in_ns(RAS)
+            .args(["connect", &target, "--user", &user.name, "--password-file"])
+            .arg(&pw)
+            .args([
+                "--allow-weak-auth",
+                "--no-dns",
+                "--tun-name",
+                tun,
+                "--route",
+            ])
+            .arg(format!("{local}/32"))
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start ras connect"),
+    );
+    let started = Instant::now();
+    let mut up = false;
+    while started.elapsed() < Duration::from_secs(60) {
+        if let Some(status) = client.0.try_wait().unwrap() {
+            let mut text = String::new();
+            let _ = client.0.stderr.take().unwrap().read_to_string(&mut text);
+            panic!("ras connect exited ({status}) before the link came up:\n{text}");
+        }
+        let addr = vm
+            .run_in_ns(&["ip", "-4", "-o", "addr", "show", "dev", tun])
+            .map(|o| String::from_utf8_lossy(&o.stdout).contains(" inet "))
+            .unwrap_or(false);
+        if addr {
+            up = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(up, "the PPTP link to pptpd (MS-CHAPv1) did not come up");
+    let ping = vm
+        .run_in_ns(&[
+            "ping",
+            "-c",
+            "5",
+            "-i",
+            "0.3",
+            "-W",
+            "3",
+            "-s",
+            "1200",
+            &local.to_string(),
+        ])
+        .unwrap();
+    let ping_out = String::from_utf8_lossy(&ping.stdout).into_owned();
+    assert!(
+        ping_out.contains(" 5 received"),
+        "ping {local} through MPPE: {ping_out}"
+    );
+    let _ = std::process::Command::new("kill")
+        .args(["-INT", &client.0.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline && client.0.try_wait().unwrap().is_none() {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut text = String::new();
+    if let Some(mut s) = client.0.stdout.take() {
+        let _ = s.read_to_string(&mut text);
+    }
+    eprintln!("--- ras connect:\n{text}");
+    assert!(
+        text.contains("MS-CHAP,") || text.contains("MS-CHAP\n") || text.contains(", MS-CHAP"),
+        "the status names MS-CHAP: {text}"
+    );
+}
