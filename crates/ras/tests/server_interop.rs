@@ -160,8 +160,11 @@ fn real_pptp_and_sstp_clients_against_ras_server() {
         eprintln!("--- sstp-client in the guest, {name} (rc {rc}):\n{out}");
         assert_eq!(rc, 0, "sstpc + pppd against ras server ({name})");
         assert!(local_address(&out).is_some());
-        let method = if auth.is_empty() { "Eap" } else { "MsChapV2" };
-        server.expect(&format!("protocol=Some({method})"), Duration::from_secs(5));
+        let method = if auth.is_empty() { "EAP" } else { "MS-CHAPv2" };
+        server.expect(
+            &format!("authenticated: user \"{}\", {method}", user.name),
+            Duration::from_secs(5),
+        );
         server.expect("SSTP crypto binding complete", Duration::from_secs(5));
         server.expect("SSTP session ended", Duration::from_secs(20));
         eprintln!(

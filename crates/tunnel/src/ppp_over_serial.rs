@@ -51,6 +51,8 @@ struct Driver {
     info: SessionInfo,
     assigns_network: bool,
     hook_tx: mpsc::UnboundedSender<HookResult>,
+    /// Logs a password the PPP authenticator refused.
+    auth_watch: hook_result::AuthWatch,
     outbound: Option<mpsc::Receiver<Bytes>>,
     wbuf: Vec<u8>,
     frame: Vec<u8>,
@@ -93,6 +95,7 @@ where
         info,
         assigns_network: config.assigns_network,
         hook_tx,
+        auth_watch: Default::default(),
         outbound: None,
         wbuf: Vec::new(),
         frame: Vec::new(),
@@ -296,12 +299,18 @@ impl Driver {
 
     fn on_link_event(&mut self, event: LinkEvent) {
         let id = self.info.id;
+        self.auth_watch.link_event(&self.info, &event);
         match event {
             LinkEvent::AuthRequest(request) => {
                 hook_result::spawn_auth(&self.hook_tx, &*self.hooks, &self.info, request);
             }
             LinkEvent::Authenticated { username, protocol } => {
-                tracing::info!(session = id, user = %username, ?protocol, "authenticated");
+                tracing::info!(
+                    session = id,
+                    "authenticated: user {}, {}",
+                    crate::login_log::Quoted(&username),
+                    crate::login_log::protocol_name(protocol)
+                );
                 self.info.user = Some(username);
                 if self.assigns_network {
                     self.network_hooked = true;
@@ -310,7 +319,11 @@ impl Driver {
             }
             LinkEvent::Up(up) => {
                 self.was_up = true;
-                tracing::info!(session = id, ipv4 = ?up.ipv4.as_ref().map(|v| v.peer), "PPP link up on the serial line");
+                tracing::info!(
+                    session = id,
+                    "PPP link up on the serial line: {}",
+                    hook_result::link_up_text(&up)
+                );
                 hook_result::spawn_up(&self.hook_tx, &*self.hooks, &self.info, &up);
             }
             LinkEvent::Down(reason) => {
@@ -341,6 +354,7 @@ impl Driver {
             &*self.hooks,
             &self.info,
             &mut self.reason,
+            &mut self.auth_watch,
             result,
         ) {
             Applied::Live(live) => self.live = live,

@@ -630,6 +630,8 @@ struct State {
     frame: Vec<u8>,
     outbound: Option<mpsc::Receiver<Bytes>>,
     hook_tx: mpsc::UnboundedSender<HookResult>,
+    /// Logs a password the PPP authenticator refused.
+    auth_watch: hook_result::AuthWatch,
     network_hooked: bool,
     was_up: bool,
     /// The link is down: the call is cleared and the control connection
@@ -656,6 +658,7 @@ impl Session {
             frame: Vec::new(),
             outbound: None,
             hook_tx,
+            auth_watch: Default::default(),
             network_hooked: false,
             was_up: false,
             link_down: false,
@@ -932,12 +935,18 @@ impl Session {
 
     fn on_link_event(&mut self, st: &mut State, event: LinkEvent) {
         let id = self.info.id;
+        st.auth_watch.link_event(&self.info, &event);
         match event {
             LinkEvent::AuthRequest(request) => {
                 hook_result::spawn_auth(&st.hook_tx, &*self.hooks, &self.info, request);
             }
             LinkEvent::Authenticated { username, protocol } => {
-                tracing::info!(session = id, user = %username, ?protocol, "authenticated");
+                tracing::info!(
+                    session = id,
+                    "authenticated: user {}, {}",
+                    crate::login_log::Quoted(&username),
+                    crate::login_log::protocol_name(protocol)
+                );
                 self.info.user = Some(username);
                 if !st.network_hooked {
                     st.network_hooked = true;
@@ -946,7 +955,11 @@ impl Session {
             }
             LinkEvent::Up(up) => {
                 st.was_up = true;
-                tracing::info!(session = id, ipv4 = ?up.ipv4.as_ref().map(|v| v.peer), mppe = ?up.mppe, "PPP link up");
+                tracing::info!(
+                    session = id,
+                    "PPP link up: {}",
+                    hook_result::link_up_text(&up)
+                );
                 hook_result::spawn_up(&st.hook_tx, &*self.hooks, &self.info, &up);
             }
             LinkEvent::Down(reason) => {
@@ -981,6 +994,7 @@ impl Session {
             &*self.hooks,
             &self.info,
             &mut st.reason,
+            &mut st.auth_watch,
             result,
         ) {
             Applied::Live(live) => st.live = live,

@@ -137,6 +137,8 @@ struct State {
     /// Read by the session itself (the client's TUN device).
     source: Option<Box<dyn PacketSource>>,
     hook_tx: mpsc::UnboundedSender<HookResult>,
+    /// Logs a password the PPP authenticator refused.
+    auth_watch: hook_result::AuthWatch,
     network_hooked: bool,
     keys_given: bool,
     was_up: bool,
@@ -173,6 +175,7 @@ impl<C: SstpCore> Session<C> {
             outbound: None,
             source: None,
             hook_tx,
+            auth_watch: Default::default(),
             network_hooked: false,
             keys_given: false,
             was_up: false,
@@ -477,12 +480,18 @@ impl<C: SstpCore> Session<C> {
 
     fn on_link_event(&mut self, st: &mut State, event: LinkEvent) {
         let id = self.info.id;
+        st.auth_watch.link_event(&self.info, &event);
         match event {
             LinkEvent::AuthRequest(request) => {
                 hook_result::spawn_auth(&st.hook_tx, &*self.hooks, &self.info, request);
             }
             LinkEvent::Authenticated { username, protocol } => {
-                tracing::info!(session = id, user = %username, ?protocol, "authenticated");
+                tracing::info!(
+                    session = id,
+                    "authenticated: user {}, {}",
+                    crate::login_log::Quoted(&username),
+                    crate::login_log::protocol_name(protocol)
+                );
                 self.info.user = Some(username);
                 self.give_keys(st);
                 if self.assigns_network {
@@ -492,7 +501,11 @@ impl<C: SstpCore> Session<C> {
             }
             LinkEvent::Up(up) => {
                 st.was_up = true;
-                tracing::info!(session = id, ipv4 = ?up.ipv4.as_ref().map(|v| v.peer), mppe = ?up.mppe, "PPP link up");
+                tracing::info!(
+                    session = id,
+                    "PPP link up: {}",
+                    hook_result::link_up_text(&up)
+                );
                 hook_result::spawn_up(&st.hook_tx, &*self.hooks, &self.info, &up);
             }
             LinkEvent::Down(reason) => {
@@ -547,6 +560,7 @@ impl<C: SstpCore> Session<C> {
             &*self.hooks,
             &self.info,
             &mut st.reason,
+            &mut st.auth_watch,
             result,
         ) {
             Applied::Live(live) => st.live = live,
