@@ -489,6 +489,24 @@ impl SessionHooks for LocalHooks {
         }
     }
 
+    /// The server's end of the link in IPv6: echo and Neighbor Discovery
+    /// on the link-local address IPv6CP gave our side, Router
+    /// Advertisements with the session's /64 (pppd and RRAS answer there
+    /// from the PPP interface; our TUN is shared, see the icmpv6 crate).
+    fn link_responder(&self, info: &SessionInfo, up: &LinkUp) -> Option<icmpv6::Responder> {
+        let v6 = up.ipv6.as_ref()?;
+        let prefix = self.session_ipv6_prefix(info.id);
+        // The TUN holds prefix::1 for the server's own /64 only.
+        let global = prefix
+            .filter(|p| Some(*p) == self.ipv6_prefix)
+            .map(|p| Ipv6Addr::from(u128::from(p) | 1));
+        let ra = prefix.map(|prefix| icmpv6::RouterAdvert {
+            prefix,
+            mtu: self.mtu,
+        });
+        Some(icmpv6::Responder::new(v6.local_interface_id, global, ra))
+    }
+
     fn live(&self, info: &SessionInfo) -> Option<Arc<tunnel::LiveSession>> {
         self.sessions.with(info.id, |h| h.live.clone())
     }

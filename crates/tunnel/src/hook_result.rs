@@ -79,11 +79,19 @@ impl AuthWatch {
 }
 
 /// The "PPP link up" log line's details, in words: the client's IPv4
-/// address, both link-local IPv6 addresses (RFC 5072 §5), MPPE.
-pub(crate) fn link_up_text(up: &ppp::link::LinkUp) -> String {
+/// address, both link-local IPv6 addresses (RFC 5072 §5), MPPE. `server`:
+/// this side is the server (its peer the client), else the other way.
+pub(crate) fn link_up_text(up: &ppp::link::LinkUp, server: bool) -> String {
     let mut parts = Vec::new();
+    let pair = |local: String, peer: String| {
+        if server {
+            format!("client {peer} (server {local})")
+        } else {
+            format!("{local} (server {peer})")
+        }
+    };
     if let Some(v4) = &up.ipv4 {
-        parts.push(format!("client {} (server {})", v4.peer, v4.local));
+        parts.push(pair(v4.local.to_string(), v4.peer.to_string()));
     }
     if let Some(v6) = &up.ipv6 {
         let ll = |iid: [u8; 8]| {
@@ -93,10 +101,9 @@ pub(crate) fn link_up_text(up: &ppp::link::LinkUp) -> String {
             o[8..].copy_from_slice(&iid);
             std::net::Ipv6Addr::from(o)
         };
-        parts.push(format!(
-            "client {} (server {})",
-            ll(v6.peer_interface_id),
-            ll(v6.local_interface_id)
+        parts.push(pair(
+            ll(v6.local_interface_id).to_string(),
+            ll(v6.peer_interface_id).to_string(),
         ));
     }
     parts.push(match up.mppe {

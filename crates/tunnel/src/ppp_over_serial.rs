@@ -19,6 +19,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::hook_result::{self, Applied, HookResult};
 use crate::hooks::{PacketSink, SessionHooks, SessionInfo};
+use crate::local_answer::{self, LocalAnswer};
 use crate::session::{Outcome, SessionStats};
 
 /// Stop taking IP packets while this much waits to be written: a serial
@@ -53,6 +54,8 @@ struct Driver {
     hook_tx: mpsc::UnboundedSender<HookResult>,
     /// Logs a password the PPP authenticator refused.
     auth_watch: hook_result::AuthWatch,
+    /// Answers for the server's end of the link, once it is up.
+    local: Option<LocalAnswer>,
     outbound: Option<mpsc::Receiver<Bytes>>,
     wbuf: Vec<u8>,
     frame: Vec<u8>,
@@ -96,6 +99,7 @@ where
         assigns_network: config.assigns_network,
         hook_tx,
         auth_watch: Default::default(),
+        local: None,
         outbound: None,
         wbuf: Vec::new(),
         frame: Vec::new(),
@@ -237,11 +241,20 @@ impl Driver {
                 Inbound::Ipv4(p) | Inbound::Ipv6(p) => {
                     self.stats.packets_in += 1;
                     self.stats.ip_bytes_in += p.len() as u64;
-                    self.sink.send(p);
+                    if !self
+                        .local
+                        .as_mut()
+                        .is_some_and(|l| l.intercept(Instant::now(), p))
+                    {
+                        self.sink.send(p);
+                    }
                 }
                 Inbound::Nothing => {}
             }
             self.follow_lcp();
+        }
+        for reply in local_answer::replies(&mut self.local) {
+            self.send_ip(&reply);
         }
     }
 
@@ -322,8 +335,12 @@ impl Driver {
                 tracing::info!(
                     session = id,
                     "PPP link up on the serial line: {}",
-                    hook_result::link_up_text(&up)
+                    hook_result::link_up_text(&up, self.assigns_network)
                 );
+                self.local = self
+                    .hooks
+                    .link_responder(&self.info, &up)
+                    .map(LocalAnswer::new);
                 hook_result::spawn_up(&self.hook_tx, &*self.hooks, &self.info, &up);
             }
             LinkEvent::Down(reason) => {

@@ -537,6 +537,7 @@ impl Session {
             &mut self.link,
             &*self.sink,
             &mut st.stats,
+            None,
             now,
         );
     }
@@ -658,7 +659,7 @@ impl Session {
                 tracing::info!(
                     session = id,
                     "PPP link up: {}",
-                    crate::hook_result::link_up_text(&up)
+                    crate::hook_result::link_up_text(&up, false)
                 );
                 let fut = self.hooks.up(&self.info, &up);
                 let tx = st.hook_tx.clone();

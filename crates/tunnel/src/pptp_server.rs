@@ -44,6 +44,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::hook_result::{self, Applied, HookResult};
 use crate::hooks::{PacketSink, SessionHooks, SessionInfo};
+use crate::local_answer::{self, LocalAnswer};
 use crate::ppp_over_gre;
 use crate::session::{Outcome, SessionStats};
 
@@ -632,6 +633,8 @@ struct State {
     hook_tx: mpsc::UnboundedSender<HookResult>,
     /// Logs a password the PPP authenticator refused.
     auth_watch: hook_result::AuthWatch,
+    /// Answers for the server's end of the link, once it is up.
+    local: Option<LocalAnswer>,
     network_hooked: bool,
     was_up: bool,
     /// The link is down: the call is cleared and the control connection
@@ -659,6 +662,7 @@ impl Session {
             outbound: None,
             hook_tx,
             auth_watch: Default::default(),
+            local: None,
             network_hooked: false,
             was_up: false,
             link_down: false,
@@ -832,8 +836,12 @@ impl Session {
             &mut self.link,
             &*self.sink,
             &mut st.stats,
+            st.local.as_mut(),
             now,
         );
+        for reply in local_answer::replies(&mut st.local) {
+            self.send_ip(st, &reply);
+        }
     }
 
     /// Bring the PPP link's lower layer up, once (RFC 1661 §4.1 Up event).
@@ -958,8 +966,12 @@ impl Session {
                 tracing::info!(
                     session = id,
                     "PPP link up: {}",
-                    hook_result::link_up_text(&up)
+                    hook_result::link_up_text(&up, true)
                 );
+                st.local = self
+                    .hooks
+                    .link_responder(&self.info, &up)
+                    .map(LocalAnswer::new);
                 hook_result::spawn_up(&st.hook_tx, &*self.hooks, &self.info, &up);
             }
             LinkEvent::Down(reason) => {

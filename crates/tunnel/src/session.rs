@@ -14,6 +14,7 @@ use tokio::sync::{mpsc, watch};
 use crate::hook_result::{self, Applied, HookResult};
 use crate::hooks::{PacketSink, SessionHooks, SessionInfo};
 use crate::live::LiveSession;
+use crate::local_answer::{self, LocalAnswer};
 use crate::packet_source::PacketSource;
 
 /// Stop taking IP packets from the network while this much is waiting to
@@ -139,6 +140,8 @@ struct State {
     hook_tx: mpsc::UnboundedSender<HookResult>,
     /// Logs a password the PPP authenticator refused.
     auth_watch: hook_result::AuthWatch,
+    /// Answers for the server's end of the link (server role, link up).
+    local: Option<LocalAnswer>,
     network_hooked: bool,
     keys_given: bool,
     was_up: bool,
@@ -176,6 +179,7 @@ impl<C: SstpCore> Session<C> {
             source: None,
             hook_tx,
             auth_watch: Default::default(),
+            local: None,
             network_hooked: false,
             keys_given: false,
             was_up: false,
@@ -427,7 +431,9 @@ impl<C: SstpCore> Session<C> {
                         Inbound::Ipv4(p) | Inbound::Ipv6(p) => {
                             st.stats.packets_in += 1;
                             st.stats.ip_bytes_in += p.len() as u64;
-                            self.sink.send(p);
+                            if !st.local.as_mut().is_some_and(|l| l.intercept(now, p)) {
+                                self.sink.send(p);
+                            }
                         }
                         Inbound::Nothing => {}
                     }
@@ -437,6 +443,9 @@ impl<C: SstpCore> Session<C> {
                     self.link.lower_down(now);
                 }
             }
+        }
+        for reply in local_answer::replies(&mut st.local) {
+            self.send_ip(st, &reply);
         }
     }
 
@@ -504,8 +513,12 @@ impl<C: SstpCore> Session<C> {
                 tracing::info!(
                     session = id,
                     "PPP link up: {}",
-                    hook_result::link_up_text(&up)
+                    hook_result::link_up_text(&up, self.assigns_network)
                 );
+                st.local = self
+                    .hooks
+                    .link_responder(&self.info, &up)
+                    .map(LocalAnswer::new);
                 hook_result::spawn_up(&st.hook_tx, &*self.hooks, &self.info, &up);
             }
             LinkEvent::Down(reason) => {
