@@ -17,7 +17,11 @@
 //! (and the kernel takes its routes and addresses along); a device that
 //! existed before (a persistent TUN made by the administrator) stays, and
 //! only the routes and addresses this process added are taken off it when
-//! the [`TunDevice`] is dropped.
+//! the [`TunDevice`] is dropped. (Limits outside this code: configuring a
+//! preexisting TUN replaces its IPv4 address (the `tun-rs` ioctl) and takes
+//! the routes made through it before; the kernel drops every route through
+//! a persistent TUN when its last user closes it. Give `ras` a device of
+//! its own.)
 //!
 //! Layout: the server's pool address (first address of the first range) is
 //! put on the device as a /32, and each client range gets routes (as CIDR
@@ -770,7 +774,104 @@ mod tests {
             // One IP and TCP header for the whole burst instead of one each.
             assert_eq!(bytes, (sent_bytes - (SEGMENTS as usize - 1) * 40) as u64);
             assert_eq!(writer.dropped(), 0);
+
+            routes_and_devices_are_only_removed_by_their_owner();
         });
+    }
+
+    fn lock_routes(tun: &TunDevice) -> Vec<(IpAddr, u8)> {
+        tun.lock_cleanup().routes.clone()
+    }
+
+    fn sh(args: &[&str]) -> String {
+        let out = Command::new(args[0]).args(&args[1..]).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// A route through another device is never taken over; a route that
+    /// was there before is left there; a preexisting (persistent) device
+    /// keeps its own routes and addresses and loses only ours.
+    fn routes_and_devices_are_only_removed_by_their_owner() {
+        // Someone else's route, through another (persistent) TUN.
+        sh(&["ip", "tuntap", "add", "mode", "tun", "name", "rasother"]);
+        sh(&["ip", "link", "set", "rasother", "up"]);
+        sh(&["ip", "route", "add", "10.94.0.0/24", "dev", "rasother"]);
+        let taken = TunDevice::create(&TunSettings {
+            offload: false,
+            name: "rastest3".into(),
+            mtu: 1400,
+            ipv4: Some((ip("10.93.0.1"), 32)),
+            ipv6: None,
+            routes: vec![
+                (IpAddr::V4(ip("10.95.0.0")), 24),
+                (IpAddr::V4(ip("10.94.0.0")), 24),
+            ],
+        });
+        match taken {
+            Err(TunError::RouteTaken { route, existing }) => {
+                assert_eq!(route, "10.94.0.0/24");
+                assert!(existing.contains("rasother"), "{existing}");
+            }
+            other => panic!("expected RouteTaken, got {other:?}"),
+        }
+        let routes = sh(&["ip", "route", "show"]);
+        assert!(routes.contains("10.94.0.0/24 dev rasother"), "{routes}");
+        assert!(
+            !routes.contains("10.95.0.0"),
+            "the failed start left a route: {routes}"
+        );
+        assert!(!sh(&["ip", "-o", "link", "show"]).contains("rastest3"));
+
+        // A persistent TUN made beforehand.
+        sh(&["ip", "tuntap", "add", "mode", "tun", "name", "rastest2"]);
+        sh(&["ip", "link", "set", "rastest2", "up"]);
+        let tun = TunDevice::create(&TunSettings {
+            offload: false,
+            name: "rastest2".into(),
+            mtu: 1400,
+            ipv4: Some((ip("10.93.0.1"), 32)),
+            ipv6: None,
+            routes: vec![(IpAddr::V4(ip("10.95.0.0")), 24)],
+        })
+        .unwrap();
+        // Someone else's route through our device (configuring the device
+        // takes routes made before it away, so it is made now).
+        sh(&["ip", "route", "add", "10.96.0.0/24", "dev", "rastest2"]);
+        let routes = sh(&["ip", "route", "show", "dev", "rastest2"]);
+        assert!(
+            routes.contains("10.95.0.0/24") && routes.contains("10.96.0.0/24"),
+            "{routes}"
+        );
+        // The earlier route is used but not ours; a new one is.
+        assert_eq!(
+            tun.add_route(IpAddr::V4(ip("10.96.0.0")), 24).unwrap(),
+            RouteAdded::AlreadyThere
+        );
+        assert_eq!(
+            tun.add_route(IpAddr::V4(ip("10.91.0.0")), 24).unwrap(),
+            RouteAdded::Added
+        );
+        assert_eq!(
+            lock_routes(&tun),
+            vec![
+                (IpAddr::V4(ip("10.95.0.0")), 24),
+                (IpAddr::V4(ip("10.91.0.0")), 24)
+            ]
+        );
+        drop(tun);
+        // (The kernel itself drops every route through a persistent TUN
+        // when its last user closes it.)
+        let routes = sh(&["ip", "route", "show", "dev", "rastest2"]);
+        assert!(!routes.contains("10.95.0.0"), "ours is gone: {routes}");
+        let addrs = sh(&["ip", "-o", "addr", "show", "dev", "rastest2"]);
+        assert!(!addrs.contains("10.93.0.1"), "ours is gone: {addrs}");
+        // The device itself stays: it was not ours.
+        assert!(sh(&["ip", "-o", "link", "show"]).contains("rastest2"));
     }
 
     /// RX packets and bytes of `dev` as the kernel counts them.

@@ -50,5 +50,8 @@ impl LocalAnswer {
 
 /// The replies of `local`, if any (no allocation when there are none).
 pub(crate) fn replies(local: &mut Option<LocalAnswer>) -> Vec<Vec<u8>> {
-    local.as_mut().map(LocalAnswer::take_replies).unwrap_or_default()
+    local
+        .as_mut()
+        .map(LocalAnswer::take_replies)
+        .unwrap_or_default()
 }

@@ -103,7 +103,12 @@ fn everything_else_passes_untouched() {
 fn router_solicitation_gets_an_advertisement_at_most_every_three_seconds() {
     let mut r = responder();
     let mut out = Vec::new();
-    let rs = packet(client_ll(), ALL_ROUTERS, 255, &[ROUTER_SOLICITATION, 0, 0, 0, 0, 0, 0, 0]);
+    let rs = packet(
+        client_ll(),
+        ALL_ROUTERS,
+        255,
+        &[ROUTER_SOLICITATION, 0, 0, 0, 0, 0, 0, 0],
+    );
     let t0 = Instant::now();
     assert_eq!(r.handle(t0, &rs, &mut out), Verdict::Reply);
     let (src, dst, hop, msg) = check(&out);
@@ -111,8 +116,14 @@ fn router_solicitation_gets_an_advertisement_at_most_every_three_seconds() {
     assert_eq!(msg[0], 134);
     assert_eq!(&msg[32..48], &ip("fd00:1:2:3::").octets());
     // RFC 4861 §10 MIN_DELAY_BETWEEN_RAS.
-    assert_eq!(r.handle(t0 + Duration::from_secs(1), &rs, &mut out), Verdict::Drop);
-    assert_eq!(r.handle(t0 + Duration::from_secs(3), &rs, &mut out), Verdict::Reply);
+    assert_eq!(
+        r.handle(t0 + Duration::from_secs(1), &rs, &mut out),
+        Verdict::Drop
+    );
+    assert_eq!(
+        r.handle(t0 + Duration::from_secs(3), &rs, &mut out),
+        Verdict::Reply
+    );
     // §6.1.1: hop limit 255 only (a forwarded solicitation is forged).
     let mut forwarded = rs.clone();
     forwarded[7] = 254;
@@ -120,7 +131,12 @@ fn router_solicitation_gets_an_advertisement_at_most_every_three_seconds() {
     assert_eq!(fresh.handle(t0, &forwarded, &mut out), Verdict::Drop);
     // From the unspecified address: answered to all nodes, and a Source
     // Link-Layer Address option makes it invalid.
-    let anon = packet(Ipv6Addr::UNSPECIFIED, ALL_ROUTERS, 255, &[ROUTER_SOLICITATION, 0, 0, 0, 0, 0, 0, 0]);
+    let anon = packet(
+        Ipv6Addr::UNSPECIFIED,
+        ALL_ROUTERS,
+        255,
+        &[ROUTER_SOLICITATION, 0, 0, 0, 0, 0, 0, 0],
+    );
     assert_eq!(fresh.handle(t0, &anon, &mut out), Verdict::Reply);
     assert_eq!(check(&out).1, ALL_NODES);
     let mut fresh = responder();
@@ -128,7 +144,24 @@ fn router_solicitation_gets_an_advertisement_at_most_every_three_seconds() {
         Ipv6Addr::UNSPECIFIED,
         ALL_ROUTERS,
         255,
-        &[ROUTER_SOLICITATION, 0, 0, 0, 0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0],
+        &[
+            ROUTER_SOLICITATION,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            1,
+            1,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+        ],
     );
     assert_eq!(fresh.handle(t0, &with_sll, &mut out), Verdict::Drop);
     assert_eq!(fresh.stats().malformed, 1);
@@ -159,13 +192,23 @@ fn neighbor_solicitation_for_our_addresses_is_answered() {
     assert_eq!(check(&out).0, global);
     // Duplicate address detection of our address: answered to all nodes,
     // not solicited.
-    let q = ns(Ipv6Addr::UNSPECIFIED, solicited_node(&server_ll()), server_ll(), &[]);
+    let q = ns(
+        Ipv6Addr::UNSPECIFIED,
+        solicited_node(&server_ll()),
+        server_ll(),
+        &[],
+    );
     assert_eq!(r.handle(now, &q, &mut out), Verdict::Reply);
     let (_, dst, _, msg) = check(&out);
     assert_eq!((dst, msg[4]), (ALL_NODES, 0x80));
     // The client's own duplicate address detection is not answered (an
     // answer would make it give up its address).
-    let q = ns(Ipv6Addr::UNSPECIFIED, solicited_node(&client_ll()), client_ll(), &[]);
+    let q = ns(
+        Ipv6Addr::UNSPECIFIED,
+        solicited_node(&client_ll()),
+        client_ll(),
+        &[],
+    );
     assert_eq!(r.handle(now, &q, &mut out), Verdict::Drop);
     // Hop limit below 255, a multicast target, an option of length 0, or
     // a source link-layer option without a source: invalid.
@@ -174,7 +217,12 @@ fn neighbor_solicitation_for_our_addresses_is_answered() {
     assert_eq!(r.handle(now, &forwarded, &mut out), Verdict::Drop);
     let q = ns(client_ll(), ip("ff02::1"), ip("ff02::1"), &[]);
     assert_eq!(r.handle(now, &q, &mut out), Verdict::Drop);
-    let q = ns(client_ll(), server_ll(), server_ll(), &[1, 0, 0, 0, 0, 0, 0, 0]);
+    let q = ns(
+        client_ll(),
+        server_ll(),
+        server_ll(),
+        &[1, 0, 0, 0, 0, 0, 0, 0],
+    );
     assert_eq!(r.handle(now, &q, &mut out), Verdict::Drop);
     let q = ns(
         Ipv6Addr::UNSPECIFIED,

@@ -344,7 +344,16 @@ pub fn server_link_local(line: &str) -> String {
 /// answered.
 pub fn ping_link_local(topo: &Topology, role: &str, addr: &str, dev: &str) -> bool {
     topo.command(role, "ping")
-        .args(["-6", "-c", "3", "-i", "0.3", "-W", "2", &format!("{addr}%{dev}")])
+        .args([
+            "-6",
+            "-c",
+            "3",
+            "-i",
+            "0.3",
+            "-W",
+            "2",
+            &format!("{addr}%{dev}"),
+        ])
         .status()
         .unwrap()
         .success()
