@@ -4,9 +4,24 @@
 //! Built on `tun-rs` without its `address-management` feature (which pulls a
 //! second netlink stack, DEPENDENCIES.md): the device, its MTU, its IPv4
 //! address (ioctl) and its IPv6 address (ioctl) are set by `tun-rs`; routes
-//! are added by running `ip route replace` (iproute2), which is idempotent
-//! and needs no further dependency. Moving to `rtnetlink` later changes
-//! only [`TunDevice::add_route`].
+//! are added by running `ip route add` (iproute2), which needs no further
+//! dependency. Moving to `rtnetlink` later changes only
+//! [`TunDevice::add_route`] and [`TunDevice::del_route`].
+//!
+//! A process removes only what it created. A route that already exists
+//! through another device belongs to someone else (another server with
+//! the same pool): adding it is an error, never a takeover (`ip route
+//! replace` would move it to this device, and it would vanish with this
+//! device). A route that already exists through this device is used but
+//! not removed later. A device this process created goes away with it
+//! (and the kernel takes its routes and addresses along); a device that
+//! existed before (a persistent TUN made by the administrator) stays, and
+//! only the routes and addresses this process added are taken off it when
+//! the [`TunDevice`] is dropped. (Limits outside this code: configuring a
+//! preexisting TUN replaces its IPv4 address (the `tun-rs` ioctl) and takes
+//! the routes made through it before; the kernel drops every route through
+//! a persistent TUN when its last user closes it. Give `ras` a device of
+//! its own.)
 //!
 //! Layout: the server's pool address (first address of the first range) is
 //! put on the device as a /32, and each client range gets routes (as CIDR
@@ -39,6 +54,18 @@ pub enum TunError {
         route: String,
         message: String,
     },
+    /// The route exists through another device: it is someone else's.
+    #[error("route {route} already exists ({existing}); is another server using these addresses?")]
+    RouteTaken { route: String, existing: String },
+}
+
+/// What [`TunDevice::add_route`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteAdded {
+    /// The route is new: this process owns it (and removes it).
+    Added,
+    /// It was already there through this device: used, never removed.
+    AlreadyThere,
 }
 
 /// What the device is created with.
@@ -249,6 +276,20 @@ pub struct TunDevice {
     offload: bool,
     name: String,
     mtu: u16,
+    /// What this process put on a device it did not create, to be taken
+    /// off again on drop (see the module documentation).
+    cleanup: std::sync::Mutex<Cleanup>,
+}
+
+#[derive(Default)]
+struct Cleanup {
+    /// The device existed before: it outlives us, so our routes and
+    /// addresses must be removed from it explicitly.
+    preexisting: bool,
+    /// Routes added by [`TunDevice::add_route`] and not deleted since.
+    routes: Vec<(IpAddr, u8)>,
+    /// Addresses this process put on a preexisting device.
+    addresses: Vec<(IpAddr, u8)>,
 }
 
 impl std::fmt::Debug for TunDevice {
@@ -269,6 +310,10 @@ impl TunDevice {
             name: settings.name.clone(),
             source,
         };
+        // A device in use by another process cannot be opened (no
+        // multi-queue: TUNSETIFF fails with EBUSY), so a device found here
+        // is a persistent one nobody holds.
+        let before = existing_addresses(&settings.name);
         let mut builder = tun_rs::DeviceBuilder::new()
             .name(settings.name.clone())
             .mtu(settings.mtu)
@@ -282,12 +327,25 @@ impl TunDevice {
         }
         let dev = builder.build_async().map_err(device_err)?;
         let name = dev.name().map_err(device_err)?;
+        let mut cleanup = Cleanup::default();
+        if let Some(before) = before {
+            cleanup.preexisting = true;
+            let ours = settings
+                .ipv4
+                .map(|(a, l)| (IpAddr::V4(a), l))
+                .into_iter()
+                .chain(settings.ipv6.map(|(a, l)| (IpAddr::V6(a), l)));
+            cleanup.addresses = ours.filter(|a| !before.contains(a)).collect();
+        }
         let tun = TunDevice {
             dev,
             offload: settings.offload,
             name,
             mtu: settings.mtu,
+            cleanup: std::sync::Mutex::new(cleanup),
         };
+        // On an error `tun` is dropped, which removes the routes added so
+        // far (and the device, if we created it): nothing of ours is left.
         for &(net, prefix) in &settings.routes {
             tun.add_route(net, prefix)?;
         }
@@ -364,9 +422,11 @@ impl TunDevice {
         self.dev.try_send(packet)
     }
 
-    /// Adds (or replaces) a route to `net/prefix` through this device, by
-    /// running `ip route replace`.
-    pub fn add_route(&self, net: IpAddr, prefix: u8) -> Result<(), TunError> {
+    /// Adds a route to `net/prefix` through this device (`ip route add`).
+    /// A route that is already there through this device is left as it
+    /// is (and not removed later: it is not ours); one through another
+    /// device is an error ([`TunError::RouteTaken`]), never taken over.
+    pub fn add_route(&self, net: IpAddr, prefix: u8) -> Result<RouteAdded, TunError> {
         let route = format!("{net}/{prefix}");
         let family = if net.is_ipv4() { "-4" } else { "-6" };
         let err = |message: String| TunError::Route {
@@ -375,18 +435,52 @@ impl TunDevice {
             message,
         };
         let out = Command::new("ip")
-            .args([family, "route", "replace", &route, "dev", &self.name])
+            .args([family, "route", "add", &route, "dev", &self.name])
             .output()
             .map_err(|e| err(format!("cannot run `ip`: {e}")))?;
-        if !out.status.success() {
-            return Err(err(String::from_utf8_lossy(&out.stderr).trim().to_owned()));
+        if out.status.success() {
+            self.lock_cleanup().routes.push((net, prefix));
+            return Ok(RouteAdded::Added);
         }
-        Ok(())
+        let stderr = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+        if !stderr.contains("File exists") {
+            return Err(err(stderr));
+        }
+        // EEXIST: whose is it?
+        let show = Command::new("ip")
+            .args([family, "route", "show", "exact", &route])
+            .output()
+            .map_err(|e| err(format!("cannot run `ip`: {e}")))?;
+        let existing = String::from_utf8_lossy(&show.stdout);
+        let existing = existing.lines().next().unwrap_or("").trim().to_owned();
+        let through_us = existing
+            .split_whitespace()
+            .skip_while(|w| *w != "dev")
+            .nth(1)
+            == Some(self.name.as_str());
+        if through_us {
+            Ok(RouteAdded::AlreadyThere)
+        } else {
+            Err(TunError::RouteTaken {
+                route,
+                existing: if existing.is_empty() {
+                    "through another device or table".into()
+                } else {
+                    existing
+                },
+            })
+        }
     }
 
     /// Removes the route to `net/prefix` through this device (`ip route
-    /// del`); a route that is already gone is not an error.
+    /// del`); a route that is already gone is not an error. Only for
+    /// routes [`TunDevice::add_route`] answered [`RouteAdded::Added`] for.
     pub fn del_route(&self, net: IpAddr, prefix: u8) -> Result<(), TunError> {
+        self.lock_cleanup().routes.retain(|r| *r != (net, prefix));
+        self.run_del_route(net, prefix)
+    }
+
+    fn run_del_route(&self, net: IpAddr, prefix: u8) -> Result<(), TunError> {
         let route = format!("{net}/{prefix}");
         let family = if net.is_ipv4() { "-4" } else { "-6" };
         let out = Command::new("ip")
@@ -408,11 +502,68 @@ impl TunDevice {
         Ok(())
     }
 
+    fn lock_cleanup(&self) -> std::sync::MutexGuard<'_, Cleanup> {
+        self.cleanup.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// The underlying `tun-rs` device (for batching, offloads, more
     /// queues).
     pub fn inner(&self) -> &tun_rs::AsyncDevice {
         &self.dev
     }
+}
+
+impl Drop for TunDevice {
+    /// A device we created goes away when its descriptor closes, with its
+    /// routes and addresses. A preexisting one stays: take off what we put
+    /// on it, and nothing else.
+    fn drop(&mut self) {
+        let cleanup = std::mem::take(&mut *self.lock_cleanup());
+        if !cleanup.preexisting {
+            return;
+        }
+        for (net, prefix) in cleanup.routes {
+            if let Err(e) = self.run_del_route(net, prefix) {
+                tracing::warn!("{e}");
+            }
+        }
+        for (addr, prefix) in cleanup.addresses {
+            let family = if addr.is_ipv4() { "-4" } else { "-6" };
+            let _ = Command::new("ip")
+                .args([
+                    family,
+                    "addr",
+                    "del",
+                    &format!("{addr}/{prefix}"),
+                    "dev",
+                    &self.name,
+                ])
+                .output();
+        }
+    }
+}
+
+/// The addresses on interface `name` if it exists (`ip -o addr show`),
+/// `None` if there is no such interface.
+fn existing_addresses(name: &str) -> Option<Vec<(IpAddr, u8)>> {
+    let out = Command::new("ip")
+        .args(["-o", "addr", "show", "dev", name])
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    Some(
+        text.lines()
+            .filter_map(|line| {
+                let mut words = line.split_whitespace();
+                words.find(|w| *w == "inet" || *w == "inet6")?;
+                let (addr, len) = words.next()?.split_once('/')?;
+                Some((addr.parse().ok()?, len.parse().ok()?))
+            })
+            .collect(),
+    )
 }
 
 #[cfg(test)]
@@ -623,7 +774,104 @@ mod tests {
             // One IP and TCP header for the whole burst instead of one each.
             assert_eq!(bytes, (sent_bytes - (SEGMENTS as usize - 1) * 40) as u64);
             assert_eq!(writer.dropped(), 0);
+
+            routes_and_devices_are_only_removed_by_their_owner();
         });
+    }
+
+    fn lock_routes(tun: &TunDevice) -> Vec<(IpAddr, u8)> {
+        tun.lock_cleanup().routes.clone()
+    }
+
+    fn sh(args: &[&str]) -> String {
+        let out = Command::new(args[0]).args(&args[1..]).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// A route through another device is never taken over; a route that
+    /// was there before is left there; a preexisting (persistent) device
+    /// keeps its own routes and addresses and loses only ours.
+    fn routes_and_devices_are_only_removed_by_their_owner() {
+        // Someone else's route, through another (persistent) TUN.
+        sh(&["ip", "tuntap", "add", "mode", "tun", "name", "rasother"]);
+        sh(&["ip", "link", "set", "rasother", "up"]);
+        sh(&["ip", "route", "add", "10.94.0.0/24", "dev", "rasother"]);
+        let taken = TunDevice::create(&TunSettings {
+            offload: false,
+            name: "rastest3".into(),
+            mtu: 1400,
+            ipv4: Some((ip("10.93.0.1"), 32)),
+            ipv6: None,
+            routes: vec![
+                (IpAddr::V4(ip("10.95.0.0")), 24),
+                (IpAddr::V4(ip("10.94.0.0")), 24),
+            ],
+        });
+        match taken {
+            Err(TunError::RouteTaken { route, existing }) => {
+                assert_eq!(route, "10.94.0.0/24");
+                assert!(existing.contains("rasother"), "{existing}");
+            }
+            other => panic!("expected RouteTaken, got {other:?}"),
+        }
+        let routes = sh(&["ip", "route", "show"]);
+        assert!(routes.contains("10.94.0.0/24 dev rasother"), "{routes}");
+        assert!(
+            !routes.contains("10.95.0.0"),
+            "the failed start left a route: {routes}"
+        );
+        assert!(!sh(&["ip", "-o", "link", "show"]).contains("rastest3"));
+
+        // A persistent TUN made beforehand.
+        sh(&["ip", "tuntap", "add", "mode", "tun", "name", "rastest2"]);
+        sh(&["ip", "link", "set", "rastest2", "up"]);
+        let tun = TunDevice::create(&TunSettings {
+            offload: false,
+            name: "rastest2".into(),
+            mtu: 1400,
+            ipv4: Some((ip("10.93.0.1"), 32)),
+            ipv6: None,
+            routes: vec![(IpAddr::V4(ip("10.95.0.0")), 24)],
+        })
+        .unwrap();
+        // Someone else's route through our device (configuring the device
+        // takes routes made before it away, so it is made now).
+        sh(&["ip", "route", "add", "10.96.0.0/24", "dev", "rastest2"]);
+        let routes = sh(&["ip", "route", "show", "dev", "rastest2"]);
+        assert!(
+            routes.contains("10.95.0.0/24") && routes.contains("10.96.0.0/24"),
+            "{routes}"
+        );
+        // The earlier route is used but not ours; a new one is.
+        assert_eq!(
+            tun.add_route(IpAddr::V4(ip("10.96.0.0")), 24).unwrap(),
+            RouteAdded::AlreadyThere
+        );
+        assert_eq!(
+            tun.add_route(IpAddr::V4(ip("10.91.0.0")), 24).unwrap(),
+            RouteAdded::Added
+        );
+        assert_eq!(
+            lock_routes(&tun),
+            vec![
+                (IpAddr::V4(ip("10.95.0.0")), 24),
+                (IpAddr::V4(ip("10.91.0.0")), 24)
+            ]
+        );
+        drop(tun);
+        // (The kernel itself drops every route through a persistent TUN
+        // when its last user closes it.)
+        let routes = sh(&["ip", "route", "show", "dev", "rastest2"]);
+        assert!(!routes.contains("10.95.0.0"), "ours is gone: {routes}");
+        let addrs = sh(&["ip", "-o", "addr", "show", "dev", "rastest2"]);
+        assert!(!addrs.contains("10.93.0.1"), "ours is gone: {addrs}");
+        // The device itself stays: it was not ours.
+        assert!(sh(&["ip", "-o", "link", "show"]).contains("rastest2"));
     }
 
     /// RX packets and bytes of `dev` as the kernel counts them.

@@ -7,6 +7,7 @@ mod dial_cmd;
 mod pbs_cmd;
 mod phonebook_cmd;
 mod profile_cmd;
+mod quiet_output;
 mod selftest;
 mod server_cmd;
 mod user_cmd;
@@ -60,7 +61,9 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr)
+        // A closed stderr must not take a server down (quiet_output).
+        .with_writer(quiet_output::QuietStderr)
+        .log_internal_errors(false)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),

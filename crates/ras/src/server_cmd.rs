@@ -26,6 +26,8 @@ use tunnel::pptp_server::{GreDemux, PptpServerConfig};
 use tunnel::sstp_server::ServerSessionConfig;
 use tunnel::PacketSink;
 
+use crate::quiet_output::say;
+
 #[derive(clap::Args)]
 pub struct ServerArgs {
     /// TOML configuration file; every setting has an embedded default.
@@ -48,7 +50,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let state = StateDir::open(&config.state_dir)?;
     let users = Arc::new(UserStore::open(&state)?);
     if let Some(password) = users.ensure_demo_user()? {
-        println!("created the demo user: name \"demo\", password \"{}\" (shown once; change it with `ras user passwd demo`)", password.as_str());
+        say!("created the demo user: name \"demo\", password \"{}\" (shown once; change it with `ras user passwd demo`)", password.as_str());
     }
     let pool = Arc::new(StaticPool::new(&config.addresses.ipv4_pool));
     let listen_ips: Vec<IpAddr> = config
@@ -65,7 +67,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         &config.server_name(),
         &listen_ips,
     )?;
-    println!(
+    say!(
         "certificate: {}SHA-256 fingerprint {}",
         if cert.is_self_signed() {
             "self-signed, "
@@ -75,6 +77,33 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         cert.fingerprint_sha256()
     );
     let ipv6_prefix: Option<Ipv6Addr> = state.client_ipv6_prefix(config.addresses.ipv6_prefix)?;
+
+    // Every listener is bound before any route or device is touched: a
+    // second server with the same addresses fails here having changed
+    // nothing, instead of taking the first one's routes down with it.
+    let mut sstp_listeners = Vec::new();
+    for addr in &config.sstp.listen {
+        match server::listen::bind_tcp(*addr) {
+            Ok(listener) => sstp_listeners.push((*addr, listener)),
+            // An IPv6 wildcard on a host without IPv6 is not fatal.
+            Err(e) if addr.is_ipv6() && addr.ip().is_unspecified() => tracing::warn!("{e}"),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if sstp_listeners.is_empty() && !config.sstp.listen.is_empty() {
+        bail!("no SSTP listener could be opened");
+    }
+    let mut pptp_listeners = Vec::new();
+    let mut gre = None;
+    if !config.pptp.listen.is_empty() {
+        for addr in &config.pptp.listen {
+            pptp_listeners.push((*addr, server::listen::bind_tcp(*addr)?));
+        }
+        gre = Some(GreDemux::open().context(
+            "opening the raw GRE socket for PPTP (needs root or CAP_NET_RAW; set [pptp] listen = [] to disable PPTP)",
+        )?);
+    }
+
     let mut settings = server::tun::server_settings(
         &config.tun,
         pool.server(),
@@ -88,11 +117,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         settings.ipv4 = None;
         settings.routes.retain(|(net, _)| net.is_ipv6());
     }
-    let tun = Arc::new(netdev::TunDevice::create(&settings).context(
-        "creating the TUN device (ras server needs root or CAP_NET_ADMIN and /dev/net/tun)",
-    )?);
     let router = Router::new();
-    tokio::spawn(router.clone().run_tun_reader(tun.clone()));
     let mut base_hooks = LocalHooks::new(
         users.clone(),
         pool.clone(),
@@ -102,16 +127,6 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         ipv6_prefix,
         u32::from(config.tun.mtu),
     );
-    base_hooks.tun = Some(tun.clone());
-    let dhcp_source =
-        match server::dhcp_source::DhcpSettings::from_config(&config.addresses, Some(tun.name())) {
-            Some(s) => Some(server::dhcp_source::DhcpSource::start(s)?),
-            None => None,
-        };
-    if let Some(d) = &dhcp_source {
-        let source: Arc<dyn server::pool::AddressSource> = d.clone();
-        base_hooks.address_source = Some(source);
-    }
     if !config.dhcp_relay.servers.is_empty() {
         let relay = server::dhcp_relay::DhcpRelay::open(
             config.dhcp_relay.servers.clone(),
@@ -123,7 +138,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             .iter()
             .map(|s| s.to_string())
             .collect();
-        println!(
+        say!(
             "DHCP relay: clients' DHCPINFORM to {} (giaddr {})",
             servers.join(", "),
             relay.giaddr()
@@ -149,7 +164,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             .iter()
             .map(|s| s.auth_addr().to_string())
             .collect();
-        println!(
+        say!(
             "RADIUS authentication via {}{}",
             servers.join(" then "),
             match &r.spool_path {
@@ -158,10 +173,30 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             }
         );
     }
+    // Sockets first (above), then the device and its routes.
+    let tun =
+        match netdev::TunDevice::create(&settings) {
+            Ok(tun) => Arc::new(tun),
+            Err(e @ netdev::TunError::Device { .. }) => return Err(anyhow::Error::new(e).context(
+                "creating the TUN device (ras server needs root or CAP_NET_ADMIN and /dev/net/tun)",
+            )),
+            Err(e) => return Err(e.into()),
+        };
+    tokio::spawn(router.clone().run_tun_reader(tun.clone()));
+    base_hooks.tun = Some(tun.clone());
+    let dhcp_source =
+        match server::dhcp_source::DhcpSettings::from_config(&config.addresses, Some(tun.name())) {
+            Some(s) => Some(server::dhcp_source::DhcpSource::start(s)?),
+            None => None,
+        };
+    if let Some(d) = &dhcp_source {
+        let source: Arc<dyn server::pool::AddressSource> = d.clone();
+        base_hooks.address_source = Some(source);
+    }
     base_hooks.policies = Arc::new(config.policy_set().map_err(anyhow::Error::msg)?);
     if !config.policy.is_empty() {
         let names: Vec<&str> = base_hooks.policies.names().collect();
-        println!("remote access policies, in order: {}", names.join(", "));
+        say!("remote access policies, in order: {}", names.join(", "));
     }
     let sessions = base_hooks.sessions.clone();
     let accounting = base_hooks.accounting.clone();
@@ -169,7 +204,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let pptp_hooks = Arc::new(base_hooks.for_tunnel(TunnelKind::Pptp));
     if let Some(dynauth) = radius.and_then(|r| r.dynauth) {
         if let Ok(addr) = dynauth.socket.local_addr() {
-            println!("RADIUS dynamic authorization (Disconnect/CoA) on {addr}");
+            say!("RADIUS dynamic authorization (Disconnect/CoA) on {addr}");
         }
         tokio::spawn(dynauth.run());
     }
@@ -211,28 +246,15 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     };
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut listening = Vec::new();
-    for addr in &config.sstp.listen {
-        match server::listen::bind_tcp(*addr) {
-            Ok(listener) => {
-                listening.push(addr.to_string());
-                tokio::spawn(service.clone().run(listener, stop_rx.clone()));
-            }
-            // An IPv6 wildcard on a host without IPv6 is not fatal.
-            Err(e) if addr.is_ipv6() && addr.ip().is_unspecified() => tracing::warn!("{e}"),
-            Err(e) => return Err(e.into()),
-        }
-    }
-    if listening.is_empty() && !config.sstp.listen.is_empty() {
-        bail!("no SSTP listener could be opened");
+    for (addr, listener) in sstp_listeners {
+        listening.push(addr.to_string());
+        tokio::spawn(service.clone().run(listener, stop_rx.clone()));
     }
 
     let pptp_ports = config.pptp.ports.get();
     let mut pptp = None;
     let mut pptp_listening = Vec::new();
-    if !config.pptp.listen.is_empty() {
-        let demux = GreDemux::open().context(
-            "opening the raw GRE socket for PPTP (needs root or CAP_NET_RAW; set [pptp] listen = [] to disable PPTP)",
-        )?;
+    if let Some(demux) = gre {
         tokio::spawn(demux.clone().run());
         let service = PptpService {
             session: Arc::new(PptpServerConfig::new(pptp_link)),
@@ -243,8 +265,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             port_limit: pptp_ports,
             refusals: Arc::new(Semaphore::new(server::pptp_service::REFUSALS)),
         };
-        for addr in &config.pptp.listen {
-            let listener = server::listen::bind_tcp(*addr)?;
+        for (addr, listener) in pptp_listeners {
             pptp_listening.push(addr.to_string());
             tokio::spawn(service.clone().run(listener, stop_rx.clone()));
         }
@@ -267,7 +288,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             dialin_lines.push(device.display().to_string());
             tokio::spawn(service.clone().run(device.clone(), stop_rx.clone()));
         }
-        println!("dial-in PPP on {}", dialin_lines.join(", "));
+        say!("dial-in PPP on {}", dialin_lines.join(", "));
     }
     let ranges: Vec<String> = pool
         .client_ranges()
@@ -284,7 +305,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     } else {
         format!("PPTP on {} ({pptp_ports} ports)", pptp_listening.join(", "))
     };
-    println!(
+    say!(
         "ras server: {sstp_text}; {pptp_text}; {}; TUN {}",
         match &config.addresses.dhcp_interface {
             Some(iface) if dhcp_mode => format!(
@@ -296,11 +317,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         tun.name()
     );
     if let Some(p) = ipv6_prefix {
-        println!("IPv6: clients in {p}/64");
+        say!("IPv6: clients in {p}/64");
     }
 
     wait_for_signal().await;
-    println!("stopping: disconnecting {} session(s)", hooks.active());
+    say!("stopping: disconnecting {} session(s)", hooks.active());
     // RFC 2866 §5.10: sessions ended by the server going down.
     sessions.mark_all(radius::dict::AcctTerminateCause::AdminReboot);
     let _ = stop_tx.send(true);
@@ -316,20 +337,20 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     }
     if let Some(d) = &dhcp_source {
         // RRAS sends DHCPRELEASE for every leased address when it stops.
-        println!("released {} DHCP lease(s)", d.stop().await);
+        say!("released {} DHCP lease(s)", d.stop().await);
     }
     if let Some(acct) = &accounting {
         // Give the Stop records a moment to reach the server; whatever is
         // left stays in the spool for the next start.
         if !acct.flush(Duration::from_secs(3)).await {
-            println!(
+            say!(
                 "{} accounting record(s) kept in the spool for the next start",
                 acct.pending()
             );
         }
     }
     let counts = pool.counts();
-    println!("stopped; {} address(es) still in use", counts.in_use);
+    say!("stopped; {} address(es) still in use", counts.in_use);
     Ok(())
 }
 

@@ -83,8 +83,14 @@ fn pptp_server_and_client_end_to_end() {
         wait_address(&topo, &mut c1, Duration::from_secs(20)),
         Some(Ipv4Addr::new(10, 0, 10, 21))
     );
-    server.expect("PPP link up", Duration::from_secs(5));
+    let up = server.expect("PPP link up", Duration::from_secs(5));
     assert!(ping(&topo, "cli1", LAN_HOST), "ping through the tunnel");
+    // The server's link-local address answers through GRE and MPPE.
+    let server_ll = server_link_local(&up);
+    assert!(
+        ping_link_local(&topo, "cli1", &server_ll, "rasp-c1"),
+        "ping6 {server_ll}%rasp-c1"
+    );
     let (sent, received, secs) = transfer(&topo, "cli1", 10 * 1024 * 1024);
     assert_eq!(sent, received, "10 MB arrived intact");
     eprintln!(

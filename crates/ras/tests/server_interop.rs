@@ -8,7 +8,10 @@
 //!
 //! For each: the link comes up with an address from our pool, pings of
 //! small and large packets pass through the tunnel to our server's end,
-//! the client hangs up and our server logs the session end.
+//! the client hangs up and our server logs the session end. pppd over PPTP
+//! also negotiates IPv6CP (`+ipv6`) and pings our server's link-local
+//! address, fe80::<the interface identifier our side negotiated>, which
+//! pppd logs as the "remote LL address".
 
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
@@ -34,6 +37,16 @@ if [ -n "$up" ]; then
     echo "PEER=$(ip -4 -o addr show "ppp$UNIT" | sed -n 's/.* peer \([0-9.]*\).*/\1/p')"
     ping -c 3 -i 0.3 -W 3 "$SERVER_PPP" || rc=3
     ping -c 5 -i 0.3 -s 1300 -W 3 "$SERVER_PPP" || rc=4
+    if [ "${LL_PING:-0}" = 1 ]; then
+        RLL=
+        for i in $(seq 1 40); do
+            RLL=$(sed -n 's/.*remote LL address \(fe80::[0-9a-f:]*\).*/\1/p' "$LOG" | tail -n 1)
+            [ -n "$RLL" ] && break
+            sleep 0.25
+        done
+        echo "SERVER_LL=$RLL"
+        ping -6 -c 3 -i 0.3 -W 3 "$RLL%ppp$UNIT" || rc=5
+    fi
 else
     echo "the link did not come up"
     rc=2
@@ -77,8 +90,7 @@ fn real_pptp_and_sstp_clients_against_ras_server() {
             "state_dir = {state:?}\nserver_name = \"ras-interop-server\"\n\n\
              [sstp]\nlisten = [\"{host}:443\"]\n\n\
              [pptp]\nlisten = [\"{host}:1723\"]\n\n\
-             [tun]\nname = \"ras-si0\"\n\n\
-             [addresses]\nipv6_prefix = \"off\"\n",
+             [tun]\nname = \"ras-si0\"\n",
             host = vm.host_ip
         ),
     )
@@ -98,11 +110,11 @@ fn real_pptp_and_sstp_clients_against_ras_server() {
         pass = user.password,
     );
 
-    // pptp-linux: pppd with pptp as its pty, MPPE-128 required.
+    // pptp-linux: pppd with pptp as its pty, MPPE-128 required, IPv6CP.
     let pptp_job = format!(
-        "{common}UNIT=9\nLOG=/tmp/ras-pptpc.log\nKILL_PATTERN='pptp $HOST'\nrm -f \"$LOG\"\n\
+        "{common}UNIT=9\nLOG=/tmp/ras-pptpc.log\nKILL_PATTERN='pptp $HOST'\nLL_PING=1\nrm -f \"$LOG\"\n\
          pppd pty \"pptp $HOST --nolaunchpppd\" name \"$USER\" password \"$PASS\" remotename ras \
-         require-mschap-v2 refuse-eap require-mppe-128 $PPP_OPTS unit $UNIT logfile \"$LOG\" &\n\
+         require-mschap-v2 refuse-eap require-mppe-128 +ipv6 $PPP_OPTS unit $UNIT logfile \"$LOG\" &\n\
          pid=$!\n{WAIT_PING_HANG_UP}"
     );
     let started = Instant::now();
@@ -119,6 +131,19 @@ fn real_pptp_and_sstp_clients_against_ras_server() {
     assert!(
         out.contains("MPPE 128-bit stateless compression enabled"),
         "pppd reports MPPE-128"
+    );
+    // The link-local ping (rc 5 if unanswered) went to the address our
+    // server negotiated for its side.
+    let server_ll = out
+        .lines()
+        .find_map(|l| l.strip_prefix("SERVER_LL="))
+        .expect("pppd logged the remote LL address")
+        .trim()
+        .to_owned();
+    let up = server.expect("PPP link up", Duration::from_secs(5));
+    assert!(
+        up.contains(&format!("(server {server_ll})")),
+        "{server_ll} is our side's: {up}"
     );
     server.expect("PPTP session ended", Duration::from_secs(20));
     eprintln!(
@@ -160,8 +185,11 @@ fn real_pptp_and_sstp_clients_against_ras_server() {
         eprintln!("--- sstp-client in the guest, {name} (rc {rc}):\n{out}");
         assert_eq!(rc, 0, "sstpc + pppd against ras server ({name})");
         assert!(local_address(&out).is_some());
-        let method = if auth.is_empty() { "Eap" } else { "MsChapV2" };
-        server.expect(&format!("protocol=Some({method})"), Duration::from_secs(5));
+        let method = if auth.is_empty() { "EAP" } else { "MS-CHAPv2" };
+        server.expect(
+            &format!("authenticated: user \"{}\", {method}", user.name),
+            Duration::from_secs(5),
+        );
         server.expect("SSTP crypto binding complete", Duration::from_secs(5));
         server.expect("SSTP session ended", Duration::from_secs(20));
         eprintln!(

@@ -189,6 +189,14 @@ fn sstp_server_and_client_end_to_end() {
             .success(),
         "ping6 {server_v6} through the tunnel"
     );
+    // The server's link-local address (what IPv6CP negotiated for its
+    // side) answers too, as pppd's and RRAS's do.
+    let up = server.expect("PPP link up", Duration::from_secs(5));
+    let server_ll = server_link_local(&up);
+    assert!(
+        ping_link_local(&topo, "cli1", &server_ll, "ras-c1"),
+        "ping6 {server_ll}%ras-c1"
+    );
 
     // Second client: the next address.
     let mut c2 = connect(

@@ -91,6 +91,18 @@ pub struct Facts {
     pub method: Option<AuthMethod>,
 }
 
+/// A policy's authentication method in words, for log lines.
+pub fn method_words(method: AuthMethod) -> &'static str {
+    match method {
+        AuthMethod::Pap => "PAP",
+        AuthMethod::Chap => "CHAP-MD5",
+        AuthMethod::MsChap => "MS-CHAP",
+        AuthMethod::MsChapV2 => "MS-CHAPv2",
+        AuthMethod::EapMsChapV2 => "EAP-MSCHAPv2",
+        AuthMethod::Peap => "PEAP",
+    }
+}
+
 /// Per-session facts between authentication and the network phase.
 #[derive(Debug, Default)]
 pub struct PendingFacts(Mutex<HashMap<u64, Facts>>);

@@ -62,6 +62,18 @@ struct Shared {
     settings: DhcpSettings,
     /// Set once `stop` ran: the driver has nothing more to do.
     stopped: std::sync::atomic::AtomicBool,
+    /// Routes and addresses this process put on the TUN: only these are
+    /// removed again (one already there is someone else's).
+    added: Mutex<Added>,
+    /// The interface's proxy_arp setting before we switched it on, to put
+    /// back when the server stops.
+    proxy_arp_before: Option<String>,
+}
+
+#[derive(Default)]
+struct Added {
+    routes: std::collections::HashSet<Ipv4Addr>,
+    addresses: std::collections::HashSet<Ipv4Addr>,
 }
 
 /// The DHCP address source. Cheap to share (`Arc`).
@@ -80,9 +92,10 @@ impl DhcpSource {
             source,
         };
         let socket = client_socket(&settings.interface).map_err(err)?;
-        if settings.tun.is_some() {
-            enable_proxy_arp(&settings.interface);
-        }
+        let proxy_arp_before = match settings.tun {
+            Some(_) => enable_proxy_arp(&settings.interface),
+            None => None,
+        };
         let cfg = EngineConfig {
             block: settings.block,
             answer_timeout: settings.answer_timeout,
@@ -97,6 +110,8 @@ impl DhcpSource {
             socket,
             settings,
             stopped: std::sync::atomic::AtomicBool::new(false),
+            added: Mutex::new(Added::default()),
+            proxy_arp_before,
         });
         let driver = tokio::spawn(drive(shared.clone()));
         Ok(Arc::new(DhcpSource { shared, driver }))
@@ -119,6 +134,12 @@ impl DhcpSource {
         self.driver.abort();
         // Send the releases and apply the events here, in order.
         flush(&self.shared).await;
+        if let Some(before) = &self.shared.proxy_arp_before {
+            let path = proxy_arp_path(&self.shared.settings.interface);
+            if let Err(e) = std::fs::write(&path, before) {
+                tracing::warn!("cannot restore proxy ARP ({path}): {e}");
+            }
+        }
         if released > 0 {
             tracing::info!(
                 interface = %self.shared.settings.interface,
@@ -212,14 +233,27 @@ fn client_socket(interface: &str) -> io::Result<UdpSocket> {
     UdpSocket::from_std(s.into())
 }
 
+fn proxy_arp_path(interface: &str) -> String {
+    format!("/proc/sys/net/ipv4/conf/{interface}/proxy_arp")
+}
+
 /// Proxy ARP on the intranet interface: the intranet reaches on-subnet
 /// client addresses through this server (the routes point into the TUN).
-fn enable_proxy_arp(interface: &str) {
-    let path = format!("/proc/sys/net/ipv4/conf/{interface}/proxy_arp");
-    if let Err(e) = std::fs::write(&path, "1") {
-        tracing::warn!(
-            "cannot enable proxy ARP ({path}): {e}; intranet hosts may not reach clients"
-        );
+/// Returns the previous setting if this changed it (to restore on stop).
+fn enable_proxy_arp(interface: &str) -> Option<String> {
+    let path = proxy_arp_path(interface);
+    let before = std::fs::read_to_string(&path).ok()?.trim().to_owned();
+    if before != "0" {
+        return None;
+    }
+    match std::fs::write(&path, "1") {
+        Ok(()) => Some(before),
+        Err(e) => {
+            tracing::warn!(
+                "cannot enable proxy ARP ({path}): {e}; intranet hosts may not reach clients"
+            );
+            None
+        }
     }
 }
 
@@ -318,20 +352,34 @@ async fn apply(shared: &Shared, event: Event) {
         Event::ServerAddress(addr) => {
             tracing::info!(interface = %iface, "server address (IPCP local address) is now {addr}");
             if let Some(tun) = &shared.settings.tun {
-                ip(&["-4", "addr", "replace", &format!("{addr}/32"), "dev", tun]).await;
+                if ip(&["-4", "addr", "add", &format!("{addr}/32"), "dev", tun]).await {
+                    lock(&shared.added).addresses.insert(addr);
+                }
             }
         }
         Event::Acquired(addr) => {
             tracing::info!(interface = %iface, "address {addr} acquired");
             if let Some(tun) = &shared.settings.tun {
-                ip(&["-4", "route", "replace", &format!("{addr}/32"), "dev", tun]).await;
+                // `add`, not `replace`: a route through another device is
+                // someone else's and stays theirs.
+                if ip(&["-4", "route", "add", &format!("{addr}/32"), "dev", tun]).await {
+                    lock(&shared.added).routes.insert(addr);
+                }
             }
         }
         Event::Relinquished(addr) => {
             tracing::info!(interface = %iface, "address {addr} given back");
             if let Some(tun) = &shared.settings.tun {
-                ip(&["-4", "route", "del", &format!("{addr}/32"), "dev", tun]).await;
-                ip(&["-4", "addr", "del", &format!("{addr}/32"), "dev", tun]).await;
+                let (route, address) = {
+                    let mut added = lock(&shared.added);
+                    (added.routes.remove(&addr), added.addresses.remove(&addr))
+                };
+                if route {
+                    ip(&["-4", "route", "del", &format!("{addr}/32"), "dev", tun]).await;
+                }
+                if address {
+                    ip(&["-4", "addr", "del", &format!("{addr}/32"), "dev", tun]).await;
+                }
             }
         }
         Event::FellBackToApipa { waiting } => {
@@ -351,15 +399,22 @@ async fn apply(shared: &Shared, event: Event) {
 }
 
 /// Runs `ip ARGS`; failures are logged (a missing route is not fatal).
-async fn ip(args: &[&str]) {
+/// Whether it succeeded.
+async fn ip(args: &[&str]) -> bool {
     match tokio::process::Command::new("ip").args(args).output().await {
-        Ok(out) if out.status.success() => {}
-        Ok(out) => tracing::debug!(
-            "ip {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ),
-        Err(e) => tracing::warn!("cannot run ip: {e}"),
+        Ok(out) if out.status.success() => true,
+        Ok(out) => {
+            tracing::debug!(
+                "ip {}: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+            false
+        }
+        Err(e) => {
+            tracing::warn!("cannot run ip: {e}");
+            false
+        }
     }
 }
 

@@ -11,6 +11,7 @@ use ppp::ipv6cp::Ipv6cpConfig;
 use ppp::link::{LinkUp, NetworkSettings};
 use tokio::sync::mpsc;
 use tunnel::hooks_support::BoxFuture;
+use tunnel::login_log::{self, method_name};
 use tunnel::{AuthAnswer, PacketSink, SessionHooks, SessionInfo};
 
 use crate::access_policy::{self, PendingFacts};
@@ -113,6 +114,7 @@ impl LocalHooks {
         &self,
         info: &SessionInfo,
         user: &str,
+        method: ppp::auth::AuthMethod,
         groups: &[String],
         radius_class: Option<&[Vec<u8>]>,
     ) -> Option<AuthAnswer> {
@@ -127,7 +129,7 @@ impl LocalHooks {
         );
         match self.policies.evaluate_before_auth(&request) {
             policy::PreAuth::Refuse(decision) => {
-                tracing::info!(session = info.id, user = ?user, "refused: {decision}");
+                login_log::refused(info.id, user, method_name(method), &decision);
                 Some(AuthAnswer::Reject(
                     Rejection::NoDialinPermission,
                     "no dial-in permission".into(),
@@ -168,10 +170,19 @@ impl LocalHooks {
         };
         let decision = self.policies.evaluate_after_auth(&request, &auth);
         let Some(grant) = decision.grant().cloned() else {
-            tracing::info!(session = info.id, user = ?user, "refused: {decision}");
+            login_log::refused(
+                info.id,
+                &user,
+                access_policy::method_words(method),
+                &decision,
+            );
             return Err(decision.to_string());
         };
-        tracing::info!(session = info.id, user = ?user, "{decision}");
+        tracing::info!(
+            session = info.id,
+            "user {}: {decision}",
+            login_log::Quoted(&user)
+        );
         if let Some(a) = grant.static_address {
             granted.framed_ip = Some(a);
         }
@@ -225,11 +236,15 @@ impl SessionHooks for LocalHooks {
         let users = self.users.clone();
         let id = info.id;
         let method = access_policy::auth_method(&request);
+        let words = method_name(request.method);
+        let ppp_method = request.method;
         if let Some(radius) = self.radius.clone() {
             self.facts.record(id, &request.username, None, method);
             // The RADIUS Class is not known yet: policies that need it
             // decide after authentication.
-            if let Some(refusal) = self.policy_before_auth(info, &request.username, &[], None) {
+            if let Some(refusal) =
+                self.policy_before_auth(info, &request.username, ppp_method, &[], None)
+            {
                 return Box::pin(async move { refusal });
             }
             let peer = info.peer.clone();
@@ -251,15 +266,19 @@ impl SessionHooks for LocalHooks {
                     hooks
                         .facts
                         .record(id, &request.username, Some(groups.clone()), method);
-                    if let Some(AuthAnswer::Reject(rejection, why)) =
-                        hooks.policy_before_auth(&info, &request.username, &groups, Some(&[]))
-                    {
+                    if let Some(AuthAnswer::Reject(rejection, why)) = hooks.policy_before_auth(
+                        &info,
+                        &request.username,
+                        ppp_method,
+                        &groups,
+                        Some(&[]),
+                    ) {
                         return AuthAnswer::SecretThenReject(record.secret, rejection, why);
                     }
                     AuthAnswer::Secret(record.secret)
                 }
                 Ok(Ok(Some(record))) => {
-                    tracing::info!(session = id, user = ?request.username, "refused: account disabled");
+                    login_log::refused(id, &request.username, words, &"account disabled");
                     AuthAnswer::SecretThenReject(
                         record.secret,
                         Rejection::AccountDisabled,
@@ -267,7 +286,9 @@ impl SessionHooks for LocalHooks {
                     )
                 }
                 Ok(Ok(None)) => {
-                    tracing::info!(session = id, user = ?request.username, "refused: no such user");
+                    // The log says why; the peer hears what a wrong
+                    // password gets, after the same work.
+                    login_log::refused(id, &request.username, words, &"unknown user");
                     AuthAnswer::SecretThenReject(
                         stand_in_secret(),
                         Rejection::AuthenticationFailure,
@@ -276,6 +297,7 @@ impl SessionHooks for LocalHooks {
                 }
                 Ok(Err(e)) => {
                     tracing::error!(session = id, "user store: {e}");
+                    login_log::refused(id, &request.username, words, &"user store error");
                     AuthAnswer::Reject(
                         Rejection::AuthenticationFailure,
                         "authentication failed".into(),
@@ -283,6 +305,7 @@ impl SessionHooks for LocalHooks {
                 }
                 Err(e) => {
                     tracing::error!(session = id, "user store task: {e}");
+                    login_log::refused(id, &request.username, words, &"user store error");
                     AuthAnswer::Reject(
                         Rejection::AuthenticationFailure,
                         "authentication failed".into(),
@@ -312,6 +335,14 @@ impl SessionHooks for LocalHooks {
             None => self.pool.allocate_now(session),
         }
         .map_err(|e| format!("no address for the client: {e}"));
+        if let (Err(why), Some((_, method))) = (&result, &policy) {
+            login_log::refused(
+                info.id,
+                info.user.as_deref().unwrap_or(""),
+                access_policy::method_words(*method),
+                why,
+            );
+        }
         let settings = result.map(|client| {
             let mut held = Held::new(
                 info.user.clone(),
@@ -338,7 +369,13 @@ impl SessionHooks for LocalHooks {
         });
         if let Ok(s) = &settings {
             let addr = s.ipcp.as_ref().and_then(|c| c.peer_address);
-            tracing::info!(session = info.id, user = ?info.user, address = ?addr, "address assigned");
+            if let Some(addr) = addr {
+                tracing::info!(
+                    session = info.id,
+                    "user {}: address {addr} assigned",
+                    login_log::Quoted(info.user.as_deref().unwrap_or(""))
+                );
+            }
         }
         Box::pin(async move { settings })
     }
@@ -359,7 +396,12 @@ impl SessionHooks for LocalHooks {
             };
             if let Err(failure) = policy::check_constraints(&grant, &auth) {
                 let why = format!("refused by the remote access policy: {failure}");
-                tracing::info!(session = info.id, "{why}");
+                login_log::refused(
+                    info.id,
+                    info.user.as_deref().unwrap_or(""),
+                    access_policy::method_words(method),
+                    &why,
+                );
                 return Box::pin(async move { Err(why) });
             }
         }
@@ -374,11 +416,13 @@ impl SessionHooks for LocalHooks {
         if let (Some(prefix), Some(tun)) = (ipv6_prefix, &self.tun) {
             if Some(prefix) != self.ipv6_prefix && up.ipv6.is_some() {
                 // The kernel must send the prefix's traffic to the TUN.
+                // Only a route this session added is removed at its end.
                 match tun.add_route(IpAddr::V6(prefix), 64) {
-                    Ok(()) => {
+                    Ok(netdev::RouteAdded::Added) => {
                         self.sessions
                             .with(info.id, |h| h.own_ipv6_prefix = Some(prefix));
                     }
+                    Ok(netdev::RouteAdded::AlreadyThere) => {}
                     Err(e) => tracing::warn!(session = info.id, "Framed-IPv6-Prefix: {e}"),
                 }
             }
@@ -452,7 +496,34 @@ impl SessionHooks for LocalHooks {
             tokio::spawn(async move { source.release(session).await });
         }
         let freed = self.pool.release_now(SessionId::from_raw(info.id));
-        tracing::info!(session = info.id, user = ?info.user, address = ?freed, "session ended, address freed");
+        let user = login_log::Quoted(info.user.as_deref().unwrap_or(""));
+        match freed {
+            Some(addr) => {
+                tracing::info!(
+                    session = info.id,
+                    "user {user}: session ended, address freed ({addr})"
+                )
+            }
+            None => tracing::info!(session = info.id, "user {user}: session ended"),
+        }
+    }
+
+    /// The server's end of the link in IPv6: echo and Neighbor Discovery
+    /// on the link-local address IPv6CP gave our side, Router
+    /// Advertisements with the session's /64 (pppd and RRAS answer there
+    /// from the PPP interface; our TUN is shared, see the icmpv6 crate).
+    fn link_responder(&self, info: &SessionInfo, up: &LinkUp) -> Option<icmpv6::Responder> {
+        let v6 = up.ipv6.as_ref()?;
+        let prefix = self.session_ipv6_prefix(info.id);
+        // The TUN holds prefix::1 for the server's own /64 only.
+        let global = prefix
+            .filter(|p| Some(*p) == self.ipv6_prefix)
+            .map(|p| Ipv6Addr::from(u128::from(p) | 1));
+        let ra = prefix.map(|prefix| icmpv6::RouterAdvert {
+            prefix,
+            mtu: self.mtu,
+        });
+        Some(icmpv6::Responder::new(v6.local_interface_id, global, ra))
     }
 
     fn live(&self, info: &SessionInfo) -> Option<Arc<tunnel::LiveSession>> {
@@ -508,11 +579,12 @@ impl LocalHooks {
                 if let Some(tun) = &hooks.tun {
                     // The kernel must send the address's traffic to the TUN.
                     match tun.add_route(IpAddr::V4(client), 32) {
-                        Ok(()) => {
+                        Ok(netdev::RouteAdded::Added) => {
                             hooks
                                 .sessions
                                 .with(info.id, |h| h.own_ipv4_route = Some(client));
                         }
+                        Ok(netdev::RouteAdded::AlreadyThere) => {}
                         Err(e) => {
                             tracing::warn!(session = info.id, "Framed-IP-Address route: {e}")
                         }
@@ -521,7 +593,16 @@ impl LocalHooks {
             } else {
                 hooks.sessions.insert(info.id, held);
             }
-            tracing::info!(session = info.id, user = ?info.user, address = %client, framed = framed.is_some(), "address assigned");
+            tracing::info!(
+                session = info.id,
+                "user {}: address {client} assigned{}",
+                login_log::Quoted(info.user.as_deref().unwrap_or("")),
+                if framed.is_some() {
+                    " (RADIUS Framed-IP-Address)"
+                } else {
+                    ""
+                }
+            );
             Ok(NetworkSettings {
                 ipcp: Some(IpcpConfig::server(server, client, hooks.dns, hooks.wins)),
                 ipv6cp: hooks

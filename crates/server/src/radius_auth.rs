@@ -198,7 +198,12 @@ impl RadiusAuth {
         match self.handle.request(access).await {
             Ok(answer) => match answer.outcome {
                 Outcome::Access(AccessOutcome::Accept(accept)) => {
-                    tracing::info!(session = id, user = ?request.username, server = %answer.server, "RADIUS Access-Accept");
+                    tracing::info!(
+                        session = id,
+                        server = %answer.server,
+                        "RADIUS Access-Accept: user {}",
+                        tunnel::login_log::Quoted(&request.username)
+                    );
                     let granted = Granted {
                         framed_ip: accept.framed_ip.filter(|a| {
                             !a.is_broadcast() && *a != Ipv4Addr::new(255, 255, 255, 254)
@@ -271,7 +276,16 @@ impl RadiusAuth {
                         .as_ref()
                         .map(|m| String::from_utf8_lossy(m).into_owned())
                         .unwrap_or_else(|| "authentication failed".into());
-                    tracing::info!(session = id, user = ?request.username, server = %answer.server, "refused by RADIUS (Access-Reject): {text}");
+                    tunnel::login_log::refused(
+                        id,
+                        &request.username,
+                        tunnel::login_log::method_name(request.method),
+                        &format!(
+                            "RADIUS Access-Reject from {}: {}",
+                            answer.server,
+                            tunnel::login_log::Quoted(&text)
+                        ),
+                    );
                     AuthAnswer::Reject(rejection, text)
                 }
                 Outcome::Access(AccessOutcome::Challenge(challenge)) => {
@@ -306,9 +320,12 @@ impl RadiusAuth {
             },
             Err(e) => {
                 match &e {
-                    RadiusError::Timeout => {
-                        tracing::error!(session = id, user = ?request.username, "no RADIUS server answered; refusing the login")
-                    }
+                    RadiusError::Timeout => tunnel::login_log::refused(
+                        id,
+                        &request.username,
+                        tunnel::login_log::method_name(request.method),
+                        &"no RADIUS server answered",
+                    ),
                     other => tracing::error!(session = id, "RADIUS: {other}"),
                 }
                 AuthAnswer::Reject(Rejection::AuthenticationFailure, e.to_string())

@@ -5,17 +5,129 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use ppp::link::{Link, NetworkSettings};
+use ppp::auth::{AuthMethod, Rejection};
+use ppp::link::{DownReason, Link, LinkEvent, NetworkSettings, Phase};
 use tokio::sync::mpsc;
 
 use crate::hooks::{AuthAnswer, SessionHooks, SessionInfo};
 use crate::live::LiveSession;
+use crate::login_log;
 
 /// Results of hooks that ran in their own tasks.
 pub(crate) enum HookResult {
-    Auth(AuthAnswer),
+    Auth(AuthAnswer, Attempt),
     Network(Result<NetworkSettings, String>),
     Up(Result<mpsc::Receiver<Bytes>, String>),
+}
+
+/// Who asked to log in, and how: for the log line if the password turns
+/// out wrong (the PPP authenticator checks it, after the hook answered).
+pub(crate) struct Attempt {
+    user: String,
+    method: AuthMethod,
+}
+
+/// Watches a credential check the PPP authenticator finishes itself (the
+/// hook gave the stored secret), to log a wrong password with the user's
+/// name and the method: the link reports no event for a refusal that
+/// allows a retry (MS-CHAPv2 R=1, RFC 2759 §6).
+#[derive(Default)]
+pub(crate) struct AuthWatch {
+    /// An EAP-MSCHAPv2 check whose outcome comes with a later round trip.
+    pending: Option<Attempt>,
+}
+
+impl AuthWatch {
+    /// The secret was just handed to `link`. PAP, CHAP-MD5 and MS-CHAPv2
+    /// decide at once: a link still (or no longer) authenticating has
+    /// refused the password. EAP-MSCHAPv2 answers either way with one more
+    /// request (RFC 2759 via RFC 3748: Success- or Failure-Request).
+    fn secret_given(&mut self, info: &SessionInfo, link: &Link, attempt: Attempt) {
+        if attempt.method == AuthMethod::EapMsChapV2 {
+            self.pending = Some(attempt);
+            return;
+        }
+        if matches!(
+            link.phase(),
+            Phase::Authenticate | Phase::Terminate | Phase::Dead
+        ) {
+            wrong_password(info, &attempt);
+        }
+    }
+
+    /// Every link event goes through here (drivers call it first).
+    pub(crate) fn link_event(&mut self, info: &SessionInfo, event: &LinkEvent) {
+        match event {
+            LinkEvent::Authenticated { .. } => self.pending = None,
+            // A new attempt after an EAP check: the last one failed.
+            LinkEvent::AuthRequest(_) => {
+                if let Some(a) = self.pending.take() {
+                    wrong_password(info, &a);
+                }
+            }
+            LinkEvent::Down(reason) => {
+                if let Some(a) = self.pending.take() {
+                    if matches!(reason, DownReason::AuthFailed(f) if f.rejection == Rejection::AuthenticationFailure)
+                    {
+                        wrong_password(info, &a);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The "PPP link up" log line's details, in words: the client's IPv4
+/// address, both link-local IPv6 addresses (RFC 5072 §5), MPPE. `server`:
+/// this side is the server (its peer the client), else the other way.
+pub(crate) fn link_up_text(up: &ppp::link::LinkUp, server: bool) -> String {
+    let mut parts = Vec::new();
+    let pair = |local: String, peer: String| {
+        if server {
+            format!("client {peer} (server {local})")
+        } else {
+            format!("{local} (server {peer})")
+        }
+    };
+    if let Some(v4) = &up.ipv4 {
+        parts.push(pair(v4.local.to_string(), v4.peer.to_string()));
+    }
+    if let Some(v6) = &up.ipv6 {
+        let ll = |iid: [u8; 8]| {
+            let mut o = [0u8; 16];
+            o[0] = 0xfe;
+            o[1] = 0x80;
+            o[8..].copy_from_slice(&iid);
+            std::net::Ipv6Addr::from(o)
+        };
+        parts.push(pair(
+            ll(v6.local_interface_id).to_string(),
+            ll(v6.peer_interface_id).to_string(),
+        ));
+    }
+    parts.push(match up.mppe {
+        Some(m) => {
+            let bits = match m.strength {
+                ppp::mppe::MppeStrength::Bits40 => 40,
+                ppp::mppe::MppeStrength::Bits56 => 56,
+                ppp::mppe::MppeStrength::Bits128 => 128,
+            };
+            let mode = if m.stateless { "stateless" } else { "stateful" };
+            format!("MPPE {bits}-bit {mode}")
+        }
+        None => "no MPPE".into(),
+    });
+    parts.join(", ")
+}
+
+fn wrong_password(info: &SessionInfo, a: &Attempt) {
+    login_log::refused(
+        info.id,
+        &a.user,
+        login_log::method_name(a.method),
+        &"wrong password",
+    );
 }
 
 /// What the driver keeps from a hook result.
@@ -34,16 +146,24 @@ pub(crate) fn apply(
     hooks: &dyn SessionHooks,
     info: &SessionInfo,
     reason: &mut Option<String>,
+    watch: &mut AuthWatch,
     result: HookResult,
 ) -> Applied {
     let now = Instant::now();
     match result {
-        HookResult::Auth(answer) => {
+        HookResult::Auth(answer, attempt) => {
             match answer {
-                AuthAnswer::Secret(secret) => link.provide_secret(now, secret),
+                AuthAnswer::Secret(secret) => {
+                    link.provide_secret(now, secret);
+                    watch.secret_given(info, link, attempt);
+                }
+                // The hook logged why (account disabled, policy, unknown
+                // user); the link checks the password first, so the peer
+                // learns the refusal only if it knew the password.
                 AuthAnswer::SecretThenReject(secret, rejection, message) => {
                     link.provide_secret_then_reject(now, secret, rejection, &message)
                 }
+                // The hook logged why (unknown user, policy, RADIUS…).
                 AuthAnswer::Reject(rejection, message) => {
                     link.reject_auth(now, rejection, &message)
                 }
@@ -58,7 +178,8 @@ pub(crate) fn apply(
             Applied::Live(live)
         }
         HookResult::Network(Err(why)) => {
-            tracing::info!(session = info.id, "refused: {why}");
+            // The hook logged the refusal with the user and the reason.
+            tracing::debug!(session = info.id, "network refused: {why}");
             reason.get_or_insert_with(|| why.clone());
             link.close(now, &why);
             Applied::Nothing
@@ -91,10 +212,19 @@ pub(crate) fn spawn_auth(
     info: &SessionInfo,
     request: ppp::auth::AuthRequest,
 ) {
-    // Debug formatting: the name is the peer's, and must not forge lines.
-    tracing::debug!(session = info.id, user = ?request.username, method = ?request.method, "checking credentials");
+    // Quoted: the name is the peer's, and must not forge lines.
+    tracing::debug!(
+        session = info.id,
+        "checking credentials: user {}, {}",
+        login_log::Quoted(&request.username),
+        login_log::method_name(request.method)
+    );
+    let attempt = Attempt {
+        user: request.username.clone(),
+        method: request.method,
+    };
     let fut = hooks.authenticate(info, request);
-    spawn(tx, async move { HookResult::Auth(fut.await) });
+    spawn(tx, async move { HookResult::Auth(fut.await, attempt) });
 }
 
 /// `hooks.network` once the peer is authenticated, spawned.

@@ -87,4 +87,12 @@ pub trait SessionHooks: Send + Sync + 'static {
     fn packet_source(&self, _info: &SessionInfo) -> Option<Box<dyn crate::PacketSource>> {
         None
     }
+    /// Server role, when the link is up: the answers for the server's own
+    /// end of the link in IPv6 (echo and Neighbor Discovery on its
+    /// link-local address, see the `icmpv6` crate), applied to the peer's
+    /// packets before they reach the sink. `None` (the default): every
+    /// packet goes to the sink.
+    fn link_responder(&self, _info: &SessionInfo, _up: &LinkUp) -> Option<icmpv6::Responder> {
+        None
+    }
 }

@@ -10,6 +10,8 @@ mod hook_result;
 mod hooks;
 pub mod http_io;
 pub mod live;
+mod local_answer;
+pub mod login_log;
 pub mod modem;
 mod packet_source;
 mod ppp_over_gre;

@@ -7,16 +7,20 @@ use ppp::link::{Inbound, Link};
 use pptp::GreSession;
 
 use crate::hooks::PacketSink;
+use crate::local_answer::LocalAnswer;
 use crate::session::SessionStats;
 
 /// Hand every in-order GRE payload to the PPP link (which decrypts it in
-/// place); IP packets it yields go to `sink`. Each payload's buffer goes
-/// back to `gre` for the next datagram it sends.
+/// place); IP packets it yields go to `sink`, unless `local` takes them
+/// (packets for the server's end of the link; its replies wait in it).
+/// Each payload's buffer goes back to `gre` for the next datagram it
+/// sends.
 pub(crate) fn deliver(
     gre: &mut GreSession,
     link: &mut Link,
     sink: &dyn PacketSink,
     stats: &mut SessionStats,
+    mut local: Option<&mut LocalAnswer>,
     now: Instant,
 ) {
     while let Some(mut frame) = gre.poll_received() {
@@ -24,7 +28,9 @@ pub(crate) fn deliver(
             Inbound::Ipv4(p) | Inbound::Ipv6(p) => {
                 stats.packets_in += 1;
                 stats.ip_bytes_in += p.len() as u64;
-                sink.send(p);
+                if !local.as_mut().is_some_and(|l| l.intercept(now, p)) {
+                    sink.send(p);
+                }
             }
             Inbound::Nothing => {}
         }

@@ -19,6 +19,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::hook_result::{self, Applied, HookResult};
 use crate::hooks::{PacketSink, SessionHooks, SessionInfo};
+use crate::local_answer::{self, LocalAnswer};
 use crate::session::{Outcome, SessionStats};
 
 /// Stop taking IP packets while this much waits to be written: a serial
@@ -51,6 +52,10 @@ struct Driver {
     info: SessionInfo,
     assigns_network: bool,
     hook_tx: mpsc::UnboundedSender<HookResult>,
+    /// Logs a password the PPP authenticator refused.
+    auth_watch: hook_result::AuthWatch,
+    /// Answers for the server's end of the link, once it is up.
+    local: Option<LocalAnswer>,
     outbound: Option<mpsc::Receiver<Bytes>>,
     wbuf: Vec<u8>,
     frame: Vec<u8>,
@@ -93,6 +98,8 @@ where
         info,
         assigns_network: config.assigns_network,
         hook_tx,
+        auth_watch: Default::default(),
+        local: None,
         outbound: None,
         wbuf: Vec::new(),
         frame: Vec::new(),
@@ -234,11 +241,20 @@ impl Driver {
                 Inbound::Ipv4(p) | Inbound::Ipv6(p) => {
                     self.stats.packets_in += 1;
                     self.stats.ip_bytes_in += p.len() as u64;
-                    self.sink.send(p);
+                    if !self
+                        .local
+                        .as_mut()
+                        .is_some_and(|l| l.intercept(Instant::now(), p))
+                    {
+                        self.sink.send(p);
+                    }
                 }
                 Inbound::Nothing => {}
             }
             self.follow_lcp();
+        }
+        for reply in local_answer::replies(&mut self.local) {
+            self.send_ip(&reply);
         }
     }
 
@@ -296,12 +312,18 @@ impl Driver {
 
     fn on_link_event(&mut self, event: LinkEvent) {
         let id = self.info.id;
+        self.auth_watch.link_event(&self.info, &event);
         match event {
             LinkEvent::AuthRequest(request) => {
                 hook_result::spawn_auth(&self.hook_tx, &*self.hooks, &self.info, request);
             }
             LinkEvent::Authenticated { username, protocol } => {
-                tracing::info!(session = id, user = %username, ?protocol, "authenticated");
+                tracing::info!(
+                    session = id,
+                    "authenticated: user {}, {}",
+                    crate::login_log::Quoted(&username),
+                    crate::login_log::protocol_name(protocol)
+                );
                 self.info.user = Some(username);
                 if self.assigns_network {
                     self.network_hooked = true;
@@ -310,7 +332,15 @@ impl Driver {
             }
             LinkEvent::Up(up) => {
                 self.was_up = true;
-                tracing::info!(session = id, ipv4 = ?up.ipv4.as_ref().map(|v| v.peer), "PPP link up on the serial line");
+                tracing::info!(
+                    session = id,
+                    "PPP link up on the serial line: {}",
+                    hook_result::link_up_text(&up, self.assigns_network)
+                );
+                self.local = self
+                    .hooks
+                    .link_responder(&self.info, &up)
+                    .map(LocalAnswer::new);
                 hook_result::spawn_up(&self.hook_tx, &*self.hooks, &self.info, &up);
             }
             LinkEvent::Down(reason) => {
@@ -341,6 +371,7 @@ impl Driver {
             &*self.hooks,
             &self.info,
             &mut self.reason,
+            &mut self.auth_watch,
             result,
         ) {
             Applied::Live(live) => self.live = live,

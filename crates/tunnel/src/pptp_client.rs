@@ -537,6 +537,7 @@ impl Session {
             &mut self.link,
             &*self.sink,
             &mut st.stats,
+            None,
             now,
         );
     }
@@ -645,12 +646,21 @@ impl Session {
                     .close(Instant::now(), "unexpected authentication request");
             }
             LinkEvent::Authenticated { username, protocol } => {
-                tracing::info!(session = id, user = %username, ?protocol, "authenticated");
+                tracing::info!(
+                    session = id,
+                    "authenticated: user {}, {}",
+                    crate::login_log::Quoted(&username),
+                    crate::login_log::protocol_name(protocol)
+                );
                 self.info.user = Some(username);
             }
             LinkEvent::Up(up) => {
                 st.was_up = true;
-                tracing::info!(session = id, ipv4 = ?up.ipv4.as_ref().map(|v| v.peer), mppe = ?up.mppe, "PPP link up");
+                tracing::info!(
+                    session = id,
+                    "PPP link up: {}",
+                    crate::hook_result::link_up_text(&up, false)
+                );
                 let fut = self.hooks.up(&self.info, &up);
                 let tx = st.hook_tx.clone();
                 tokio::spawn(async move {

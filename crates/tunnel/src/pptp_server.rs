@@ -44,6 +44,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::hook_result::{self, Applied, HookResult};
 use crate::hooks::{PacketSink, SessionHooks, SessionInfo};
+use crate::local_answer::{self, LocalAnswer};
 use crate::ppp_over_gre;
 use crate::session::{Outcome, SessionStats};
 
@@ -630,6 +631,10 @@ struct State {
     frame: Vec<u8>,
     outbound: Option<mpsc::Receiver<Bytes>>,
     hook_tx: mpsc::UnboundedSender<HookResult>,
+    /// Logs a password the PPP authenticator refused.
+    auth_watch: hook_result::AuthWatch,
+    /// Answers for the server's end of the link, once it is up.
+    local: Option<LocalAnswer>,
     network_hooked: bool,
     was_up: bool,
     /// The link is down: the call is cleared and the control connection
@@ -656,6 +661,8 @@ impl Session {
             frame: Vec::new(),
             outbound: None,
             hook_tx,
+            auth_watch: Default::default(),
+            local: None,
             network_hooked: false,
             was_up: false,
             link_down: false,
@@ -829,8 +836,12 @@ impl Session {
             &mut self.link,
             &*self.sink,
             &mut st.stats,
+            st.local.as_mut(),
             now,
         );
+        for reply in local_answer::replies(&mut st.local) {
+            self.send_ip(st, &reply);
+        }
     }
 
     /// Bring the PPP link's lower layer up, once (RFC 1661 §4.1 Up event).
@@ -932,12 +943,18 @@ impl Session {
 
     fn on_link_event(&mut self, st: &mut State, event: LinkEvent) {
         let id = self.info.id;
+        st.auth_watch.link_event(&self.info, &event);
         match event {
             LinkEvent::AuthRequest(request) => {
                 hook_result::spawn_auth(&st.hook_tx, &*self.hooks, &self.info, request);
             }
             LinkEvent::Authenticated { username, protocol } => {
-                tracing::info!(session = id, user = %username, ?protocol, "authenticated");
+                tracing::info!(
+                    session = id,
+                    "authenticated: user {}, {}",
+                    crate::login_log::Quoted(&username),
+                    crate::login_log::protocol_name(protocol)
+                );
                 self.info.user = Some(username);
                 if !st.network_hooked {
                     st.network_hooked = true;
@@ -946,7 +963,15 @@ impl Session {
             }
             LinkEvent::Up(up) => {
                 st.was_up = true;
-                tracing::info!(session = id, ipv4 = ?up.ipv4.as_ref().map(|v| v.peer), mppe = ?up.mppe, "PPP link up");
+                tracing::info!(
+                    session = id,
+                    "PPP link up: {}",
+                    hook_result::link_up_text(&up, true)
+                );
+                st.local = self
+                    .hooks
+                    .link_responder(&self.info, &up)
+                    .map(LocalAnswer::new);
                 hook_result::spawn_up(&st.hook_tx, &*self.hooks, &self.info, &up);
             }
             LinkEvent::Down(reason) => {
@@ -981,6 +1006,7 @@ impl Session {
             &*self.hooks,
             &self.info,
             &mut st.reason,
+            &mut st.auth_watch,
             result,
         ) {
             Applied::Live(live) => st.live = live,

@@ -14,6 +14,7 @@ use tokio::sync::{mpsc, watch};
 use crate::hook_result::{self, Applied, HookResult};
 use crate::hooks::{PacketSink, SessionHooks, SessionInfo};
 use crate::live::LiveSession;
+use crate::local_answer::{self, LocalAnswer};
 use crate::packet_source::PacketSource;
 
 /// Stop taking IP packets from the network while this much is waiting to
@@ -137,6 +138,10 @@ struct State {
     /// Read by the session itself (the client's TUN device).
     source: Option<Box<dyn PacketSource>>,
     hook_tx: mpsc::UnboundedSender<HookResult>,
+    /// Logs a password the PPP authenticator refused.
+    auth_watch: hook_result::AuthWatch,
+    /// Answers for the server's end of the link (server role, link up).
+    local: Option<LocalAnswer>,
     network_hooked: bool,
     keys_given: bool,
     was_up: bool,
@@ -173,6 +178,8 @@ impl<C: SstpCore> Session<C> {
             outbound: None,
             source: None,
             hook_tx,
+            auth_watch: Default::default(),
+            local: None,
             network_hooked: false,
             keys_given: false,
             was_up: false,
@@ -424,7 +431,9 @@ impl<C: SstpCore> Session<C> {
                         Inbound::Ipv4(p) | Inbound::Ipv6(p) => {
                             st.stats.packets_in += 1;
                             st.stats.ip_bytes_in += p.len() as u64;
-                            self.sink.send(p);
+                            if !st.local.as_mut().is_some_and(|l| l.intercept(now, p)) {
+                                self.sink.send(p);
+                            }
                         }
                         Inbound::Nothing => {}
                     }
@@ -434,6 +443,9 @@ impl<C: SstpCore> Session<C> {
                     self.link.lower_down(now);
                 }
             }
+        }
+        for reply in local_answer::replies(&mut st.local) {
+            self.send_ip(st, &reply);
         }
     }
 
@@ -477,12 +489,18 @@ impl<C: SstpCore> Session<C> {
 
     fn on_link_event(&mut self, st: &mut State, event: LinkEvent) {
         let id = self.info.id;
+        st.auth_watch.link_event(&self.info, &event);
         match event {
             LinkEvent::AuthRequest(request) => {
                 hook_result::spawn_auth(&st.hook_tx, &*self.hooks, &self.info, request);
             }
             LinkEvent::Authenticated { username, protocol } => {
-                tracing::info!(session = id, user = %username, ?protocol, "authenticated");
+                tracing::info!(
+                    session = id,
+                    "authenticated: user {}, {}",
+                    crate::login_log::Quoted(&username),
+                    crate::login_log::protocol_name(protocol)
+                );
                 self.info.user = Some(username);
                 self.give_keys(st);
                 if self.assigns_network {
@@ -492,7 +510,15 @@ impl<C: SstpCore> Session<C> {
             }
             LinkEvent::Up(up) => {
                 st.was_up = true;
-                tracing::info!(session = id, ipv4 = ?up.ipv4.as_ref().map(|v| v.peer), mppe = ?up.mppe, "PPP link up");
+                tracing::info!(
+                    session = id,
+                    "PPP link up: {}",
+                    hook_result::link_up_text(&up, self.assigns_network)
+                );
+                st.local = self
+                    .hooks
+                    .link_responder(&self.info, &up)
+                    .map(LocalAnswer::new);
                 hook_result::spawn_up(&st.hook_tx, &*self.hooks, &self.info, &up);
             }
             LinkEvent::Down(reason) => {
@@ -547,6 +573,7 @@ impl<C: SstpCore> Session<C> {
             &*self.hooks,
             &self.info,
             &mut st.reason,
+            &mut st.auth_watch,
             result,
         ) {
             Applied::Live(live) => st.live = live,

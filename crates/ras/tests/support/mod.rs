@@ -278,3 +278,83 @@ pub fn transfer_on_port(
         started.elapsed().as_secs_f64(),
     )
 }
+
+/// `ras connect sstp://SERVER` from `role` as `user`, pinning the server
+/// certificate's fingerprint `fp`, on TUN `tun`, with a route to the LAN.
+pub fn connect_sstp(
+    topo: &Topology,
+    role: &'static str,
+    server: &str,
+    user: &str,
+    pw: &Path,
+    fp: &str,
+    tun: &str,
+) -> Client {
+    let child = topo
+        .command(role, RAS)
+        .args([
+            "connect",
+            &format!("sstp://{server}"),
+            "--user",
+            user,
+            "--password-file",
+        ])
+        .arg(pw)
+        .args([
+            "--fingerprint",
+            fp,
+            "--no-dns",
+            "--tun-name",
+            tun,
+            "--route",
+            "172.31.0.0/24",
+        ])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start ras connect");
+    Client {
+        child,
+        tun: tun.to_owned(),
+        role,
+    }
+}
+
+/// `ip ARGS` in `role`'s namespace: its standard output.
+pub fn ip_in(topo: &Topology, role: &str, args: &[&str]) -> String {
+    let out = topo.command(role, "ip").args(args).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The server's link-local address from its "PPP link up" log line
+/// ("…, client fe80::… (server fe80::…), …").
+pub fn server_link_local(line: &str) -> String {
+    let at = line
+        .find("(server fe80:")
+        .unwrap_or_else(|| panic!("no server link-local address in {line:?}"));
+    line[at + "(server ".len()..]
+        .split(')')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+/// `ping -6` from `role` to the link-local `addr` through `dev`: true if
+/// answered.
+pub fn ping_link_local(topo: &Topology, role: &str, addr: &str, dev: &str) -> bool {
+    topo.command(role, "ping")
+        .args([
+            "-6",
+            "-c",
+            "3",
+            "-i",
+            "0.3",
+            "-W",
+            "2",
+            &format!("{addr}%{dev}"),
+        ])
+        .status()
+        .unwrap()
+        .success()
+}
