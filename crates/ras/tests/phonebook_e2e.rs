@@ -218,15 +218,15 @@ fn decision_table_and_updates_3_to_10_full_and_8_to_10_delta() {
     new_book(&root, "Corp", 50);
     post(&root, &pbs, "Corp");
     let (at3, at8) = (tmp.path().join("profile3"), tmp.path().join("profile8"));
-    assert!(update(&root, &pbs, "Corp", &at3).contains("full update from 0 to 1"));
+    assert!(update(&root, &pbs, "Corp", &at3).contains("full update from version 0 to 1"));
     for v in 2..=10 {
         next_version(&root, "Corp", v);
         post(&root, &pbs, "Corp");
         if v == 3 {
-            assert!(update(&root, &pbs, "Corp", &at3).contains("delta update from 1 to 3"));
+            assert!(update(&root, &pbs, "Corp", &at3).contains("delta update from version 1 to 3"));
         }
         if v == 8 {
-            assert!(update(&root, &pbs, "Corp", &at8).contains("full update from 0 to 8"));
+            assert!(update(&root, &pbs, "Corp", &at8).contains("full update from version 0 to 8"));
         }
     }
     // The decision table at current 10.
@@ -272,8 +272,8 @@ fn decision_table_and_updates_3_to_10_full_and_8_to_10_delta() {
     // The profiles: 3 → 10 through the full cabinet, 8 → 10 through a delta.
     assert_eq!(phonebook::update::local_version(&at3, "Corp"), 3);
     assert_eq!(phonebook::update::local_version(&at8, "Corp"), 8);
-    assert!(update(&root, &pbs, "Corp", &at3).contains("full update from 3 to 10"));
-    assert!(update(&root, &pbs, "Corp", &at8).contains("delta update from 8 to 10"));
+    assert!(update(&root, &pbs, "Corp", &at3).contains("full update from version 3 to 10"));
+    assert!(update(&root, &pbs, "Corp", &at8).contains("delta update from version 8 to 10"));
     assert!(update(&root, &pbs, "Corp", &at8).contains("up to date at version 10"));
     let published = std::fs::read(root.join("Corp/10/Corp.pbk")).unwrap();
     for dir in [&at3, &at8] {
