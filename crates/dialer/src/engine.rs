@@ -25,6 +25,7 @@ use client::network::{Attachment, Connected, DnsMode, Network, NetworkError, Sys
 use client::sstp::{ConnectError, SessionEnd, UpCallback, UpStatus};
 use client::target::{Protocol, Target};
 use client::verify::Trust;
+use profile::endpoint::ServerAddress;
 use profile::model::{ActionPoint, ConnectionKind, ServiceProfile, VpnProtocol};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -238,6 +239,8 @@ impl Dialer {
         self.state_file.write(&self.state);
     }
 
+    /// One event the user sees: one line on the terminal (the progress
+    /// callback) and the same line in the log file, never twice on screen.
     fn say(&self, text: &str) {
         (self.progress)(text);
         self.log.line(text);
@@ -268,7 +271,8 @@ impl Dialer {
             match action::run(&a, &self.macros, &dir).await {
                 Ok(()) => {}
                 Err(e) if fatal => {
-                    self.say(&e.to_string());
+                    // The caller shows this error once; the log keeps it.
+                    self.log.line(&e.to_string());
                     return Err(e);
                 }
                 Err(e) => self.say(&e.to_string()),
@@ -336,11 +340,13 @@ impl Dialer {
                 }
                 Err(AttemptError::Failed(e, retry)) => {
                     close_all(&mut links).await;
-                    self.say(&e.to_string());
                     if !retry || attempt + 1 == attempts {
+                        // The caller shows this error once; the log keeps it.
+                        self.log.line(&e.to_string());
                         self.fail(&e).await;
                         return Err(e);
                     }
+                    self.say(&format!("{e}; redialing in {} seconds", delay.as_secs()));
                     let mut stop = self.stop.clone();
                     tokio::select! {
                         _ = tokio::time::sleep(delay) => {}
@@ -425,7 +431,7 @@ impl Dialer {
         }
         self.state.reason = text.clone();
         self.set_state("disconnected");
-        self.say("Disconnected");
+        self.say(&format!("Disconnected ({text})"));
         Ok(Ending::Disconnected { reason: text })
     }
 
@@ -486,10 +492,9 @@ impl Dialer {
         let Some(url) = pb.url.clone().filter(|u| !u.trim().is_empty()) else {
             return;
         };
-        // CMAK's PBURL names the service DLL itself
-        // (`http://server/pbserver/pbserver.dll`); the phone-book client
-        // wants the service's base URL and adds that path.
-        let url = service_base(&url);
+        // The PBURL is given as written: CMAK's form names the service DLL
+        // (`http://server/pbserver/pbserver.dll`) and the update accepts it
+        // as well as a base URL (`phonebook::http::ServiceUrl::parse_service`).
         let name = Path::new(&pb.pbk)
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
@@ -503,7 +508,7 @@ impl Dialer {
             .unwrap_or(phonebook::Trust::Roots(Vec::new()));
         self.say("Running custom action Automatically download phone-book updates");
         match phonebook::update_profile_phonebook(&url, &name, &dir, version, &trust).await {
-            Ok(outcome) => self.log.line(&format!("phone book {name}: {outcome:?}")),
+            Ok(outcome) => self.log.line(&format!("phone book {name}: {outcome}")),
             Err(e) => self.say(&format!("phone-book update failed: {e}")),
         }
     }
@@ -524,6 +529,22 @@ impl Dialer {
             ConnectionKind::DoubleDial => true,
             ConnectionKind::Direct => self.profile.connection_manager.tunnel,
         };
+        if !dial && !tunnel {
+            // A direct connection is a tunnel over the network already there:
+            // without one there is nothing to connect, and saying "Connected"
+            // would report a connection that does not exist.
+            return Err(AttemptError::Failed(
+                DialError::Connect {
+                    code: error_codes::NOTHING_TO_DIAL,
+                    origin: "connection".into(),
+                    message: format!(
+                        "{} has no VPN server (Tunnel=0): a direct connection has nothing to connect to",
+                        self.profile.connection_manager.service_name
+                    ),
+                },
+                false,
+            ));
+        }
         self.say("Connecting");
         if dial {
             // The POP is chosen before pre-dial, so %PopName% is known there.
@@ -537,7 +558,7 @@ impl Dialer {
         if tunnel {
             // The server about to be tried is known to pre-tunnel actions.
             if let Some(first) = self.profile.vpn.servers.first() {
-                let host = host_part(&first.address).to_owned();
+                let host = host_part(&first.address);
                 self.macros.set("TunnelServerAddress", host);
             }
             self.run_point(ActionPoint::PreTunnel, true)
@@ -545,11 +566,6 @@ impl Dialer {
                 .map_err(|e| AttemptError::Failed(e.into(), false))?;
             let link = self.tunnel(logon, host).await?;
             links.push(link);
-        }
-        if !dial && !tunnel {
-            // A direct profile without a tunnel: the network is already there.
-            self.log
-                .line("direct connection without a tunnel: nothing to dial");
         }
         Ok(())
     }
@@ -685,8 +701,20 @@ impl Dialer {
         let servers = self.profile.vpn.servers.clone();
         let protocols = self.profile.vpn.protocols.clone();
         let user = self.full_user_name(logon);
-        let mut last = None;
+        // The first real cause of failure is what the user is told; later
+        // tries (another protocol, another server) rarely explain more.
+        let mut first: Option<String> = None;
+        let mut tries = 0usize;
         for server in &servers {
+            let address = match ServerAddress::parse(&server.address) {
+                Ok(a) => a,
+                Err(e) => {
+                    let why = format!("VPN server {}: {e}", server.name);
+                    self.log.line(&why);
+                    first.get_or_insert(why);
+                    continue;
+                }
+            };
             for protocol in &protocols {
                 let scheme = match protocol {
                     VpnProtocol::Sstp => "sstp",
@@ -700,10 +728,23 @@ impl Dialer {
                         continue;
                     }
                 };
-                let target = match Target::parse(&format!("{scheme}://{}", server.address)) {
+                // Each protocol on its own port (profile::endpoint): a port
+                // written for SSTP is never tried with PPTP.
+                let Some((host_name, port)) = address.endpoint(*protocol, &protocols) else {
+                    continue;
+                };
+                let host_text = if host_name.contains(':') {
+                    format!("[{host_name}]")
+                } else {
+                    host_name
+                };
+                tries += 1;
+                let target = match Target::parse(&format!("{scheme}://{host_text}:{port}")) {
                     Ok(t) => t,
                     Err(e) => {
-                        last = Some(e.to_string());
+                        let why = format!("{scheme}://{host_text}:{port}: {e}");
+                        self.log.line(&why);
+                        first.get_or_insert(why);
                         continue;
                     }
                 };
@@ -721,8 +762,9 @@ impl Dialer {
                 let result = match target.protocol {
                     Protocol::Sstp => {
                         let Some(trust) = host.trust.clone() else {
-                            last = Some(format!("{target}: no way to check the server certificate (--ca or --fingerprint)"));
-                            self.log.line(last.as_deref().unwrap_or_default());
+                            let why = format!("{target}: no way to check the server certificate (give --ca or --fingerprint)");
+                            self.log.line(&why);
+                            first.get_or_insert(why);
                             continue;
                         };
                         let mut options = client::sstp::SstpOptions::new(
@@ -771,12 +813,13 @@ impl Dialer {
                         return Ok(link);
                     }
                     Err(AttemptError::Failed(e, retry)) => {
-                        self.log.line(&format!("{target}: {e}"));
+                        let why = format!("{target}: {e}");
+                        self.log.line(&why);
                         if !retry {
                             // Wrong password: the next server will not take it either.
                             return Err(AttemptError::Failed(e, false));
                         }
-                        last = Some(e.to_string());
+                        first.get_or_insert(why);
                     }
                     Err(AttemptError::Cancelled) => return Err(AttemptError::Cancelled),
                 }
@@ -786,10 +829,18 @@ impl Dialer {
             DialError::Connect {
                 code: error_codes::VPN_FAILED,
                 origin: "tunnel".into(),
-                message: format!(
-                    "no VPN server could be reached: {}",
-                    last.unwrap_or_else(|| "the profile names no VPN server".into())
-                ),
+                message: match (first, tries) {
+                    (Some(why), 0 | 1) => format!("no VPN server could be reached: {why}"),
+                    (Some(why), n) => {
+                        format!(
+                            "no VPN server could be reached ({n} tries; the first failed): {why}"
+                        )
+                    }
+                    (None, _) => {
+                        "no VPN server to try: the profile's servers and protocols do not match"
+                            .into()
+                    }
+                },
             },
             true,
         ))
@@ -898,7 +949,7 @@ impl Dialer {
                     let _ = stop_tx.send(true);
                     let _ = tokio::time::timeout(Duration::from_secs(5), &mut task).await;
                     task.abort();
-                    return Err(failed(format!("{source}: not up within {limit:?}"), true, code));
+                    return Err(failed(format!("{source}: not up within {} seconds", limit.as_secs()), true, code));
                 }
                 _ = user_stop.wait_for(|v| *v) => {
                     let _ = stop_tx.send(true);
@@ -969,26 +1020,10 @@ async fn close_all(links: &mut Vec<Link>) {
     }
 }
 
-/// A PBURL without its `/pbserver/pbserver.dll` (any case) and query.
-fn service_base(url: &str) -> String {
-    let url = url.trim();
-    let url = url.split('?').next().unwrap_or(url);
-    let lower = url.to_ascii_lowercase();
-    match lower.find("/pbserver/pbserver.dll") {
-        Some(at) => url[..at].to_owned(),
-        None => url.trim_end_matches('/').to_owned(),
-    }
-}
-
-/// "host[:port]" → "host" (IPv6 in brackets kept bare).
-fn host_part(address: &str) -> &str {
-    if let Some(v6) = address.strip_prefix('[') {
-        return v6.split(']').next().unwrap_or(v6);
-    }
-    match address.rsplit_once(':') {
-        Some((h, p)) if p.chars().all(|c| c.is_ascii_digit()) && !h.contains(':') => h,
-        _ => address,
-    }
+/// A server address's host ("sstp://host:port", "host:port", "[v6]:port"
+/// → "host", IPv6 bare).
+fn host_part(address: &str) -> String {
+    ServerAddress::parse(address).map_or_else(|_| address.to_owned(), |a| a.host)
 }
 
 /// The host side, announcing the third phase when it starts.
@@ -1020,24 +1055,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn pburl_to_service_base() {
-        assert_eq!(
-            service_base("http://pbs.example/PBServer/pbserver.dll"),
-            "http://pbs.example"
-        );
-        assert_eq!(
-            service_base("https://pbs.example:8443/pbserver/pbserver.dll?x=1"),
-            "https://pbs.example:8443"
-        );
-        assert_eq!(service_base("http://pbs.example/"), "http://pbs.example");
-    }
-
-    #[test]
     fn host_part_strips_ports() {
         assert_eq!(host_part("10.0.0.1:443"), "10.0.0.1");
         assert_eq!(host_part("vpn.example.com"), "vpn.example.com");
         assert_eq!(host_part("[fd00::1]:443"), "fd00::1");
         assert_eq!(host_part("fd00::1"), "fd00::1");
+        assert_eq!(host_part("pptp://vpn.example:1724"), "vpn.example");
     }
 }
 

@@ -31,7 +31,9 @@ impl Log {
     /// One line: time stamp, then `text` (never a password: callers log
     /// only names, numbers and outcomes).
     pub fn line(&self, text: &str) {
-        tracing::info!("{text}");
+        // The file is the log; the terminal gets what the dialer says once
+        // (its progress lines), so this is only a debug trace.
+        tracing::debug!("{text}");
         if let Ok(mut f) = OpenOptions::new()
             .create(true)
             .append(true)

@@ -1,9 +1,11 @@
 //! The error every format and rule check returns: which file, which line,
 //! which field, and what is wrong with it.
 
-/// A rule broken by one field of one line.
+/// A rule broken by one field of one line: `FILE:LINE: FIELD: what`, or
+/// `ORIGIN: FIELD: what` when there is no line (a POP given on the
+/// command line, a rule about the whole input).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{origin}:{line}: {field}: {message}")]
+#[error("{origin}{}: {field}: {message}", if *line == 0 { String::new() } else { format!(":{line}") })]
 pub struct FieldError {
     /// The file (or other input) the line came from.
     pub origin: String,

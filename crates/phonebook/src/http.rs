@@ -37,7 +37,41 @@ pub struct ServiceUrl {
     pub prefix: String,
 }
 
+impl std::fmt::Display for ServiceUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let scheme = if self.tls { "https" } else { "http" };
+        write!(f, "{scheme}://{}{}", self.authority(), self.prefix)
+    }
+}
+
+/// The path of the service's query, as CMAK writes it into a profile's
+/// `PBURL` (`http://server/pbserver/pbserver.dll`).
+pub const QUERY_PATH: &str = "/pbserver/pbserver.dll";
+
 impl ServiceUrl {
+    /// The Phone Book Service named either by its base URL
+    /// (`http://HOST:PORT`) or by a profile's full `PBURL`
+    /// (`http://HOST:PORT/pbserver/pbserver.dll`, any case, any query):
+    /// the `/pbserver/pbserver.dll` and the query are dropped, since the
+    /// update adds its own ([`crate::update::query_target`]). The one
+    /// function `ras dial` and `ras phonebook update` both use.
+    pub fn parse_service(s: &str) -> Result<ServiceUrl, HttpError> {
+        let s = s.trim();
+        let s = s.split(['?', '#']).next().unwrap_or(s);
+        let lower = s.to_ascii_lowercase();
+        let base = match lower.find(QUERY_PATH) {
+            Some(at)
+                if lower[at + QUERY_PATH.len()..]
+                    .trim_end_matches('/')
+                    .is_empty() =>
+            {
+                &s[..at]
+            }
+            _ => s,
+        };
+        ServiceUrl::parse(base)
+    }
+
     pub fn parse(s: &str) -> Result<ServiceUrl, HttpError> {
         let bad = || HttpError::Url(s.to_owned());
         let (tls, rest) = if let Some(r) = s.strip_prefix("https://") {
@@ -254,6 +288,7 @@ mod tests {
         let u = ServiceUrl::parse("https://[::1]:9/").unwrap();
         assert_eq!((u.host.as_str(), u.port), ("::1", 9));
         assert!(ServiceUrl::parse("ftp://x").is_err());
+        assert_eq!(u.to_string(), "https://[::1]:9");
         assert!(ServiceUrl::parse("http://:80").is_err());
     }
 }

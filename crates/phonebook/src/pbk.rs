@@ -275,10 +275,11 @@ pub fn validate_pop(p: &Pop, region_count: usize) -> Result<(), (&'static str, S
             ),
         ));
     }
-    if p.name.chars().count() > 30 || !printable(&p.name) {
+    // PBA: a POP is listed to the user by its name, so it must have one.
+    if p.name.trim().is_empty() || p.name.chars().count() > 30 || !printable(&p.name) {
         return Err((
             FIELD_NAMES[3],
-            "at most 30 printable ASCII characters, no comma".into(),
+            "1 to 30 printable ASCII characters, no comma".into(),
         ));
     }
     if p.area_code.len() > 10 || !p.area_code.bytes().all(|b| b.is_ascii_digit()) {

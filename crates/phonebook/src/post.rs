@@ -27,6 +27,10 @@ pub enum PostError {
     },
     #[error("the service refused the post: HTTP {status}: {message}")]
     Refused { status: u16, message: String },
+    /// The URL is not `https://`: the posting credential never crosses a
+    /// network unencrypted, so nothing is sent (no connection is made).
+    #[error("refusing to post to {0}: the posting credential is only ever sent over HTTPS (use https://)")]
+    NotHttps(String),
 }
 
 /// The largest post body we send or the service accepts.
@@ -43,6 +47,10 @@ pub async fn post_version(
     version: u32,
     upload_rate: Option<u64>,
 ) -> Result<(), PostError> {
+    // Checked before anything else, so not even a TCP connection is made.
+    if !service.tls {
+        return Err(PostError::NotHttps(service.to_string()));
+    }
     let dir = book_dir.join(version.to_string());
     let read = |f: &str| {
         let path = dir.join(f);

@@ -337,7 +337,7 @@ impl Store {
                 if action == Action::Delete {
                     tx.execute("DELETE FROM pops WHERE idx = ?1", [idx])?;
                 } else {
-                    check_pop(&pop, region_count, "POP", c.line())?;
+                    check_pop(&pop, region_count, &format!("POP {idx}"), 0)?;
                     tx.execute(
                         &format!("INSERT OR REPLACE INTO pops({POP_COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12)"),
                         params![pop.index, pop.country, pop.region, pop.name, pop.area_code, pop.access_number,
@@ -425,8 +425,7 @@ impl From<rusqlite::Error> for StoreError {
     }
 }
 
-/// One change to the POPs. `line` (for errors) is the input line it came
-/// from, 0 when it came from the command line.
+/// One change to the POPs.
 #[derive(Debug, Clone)]
 pub enum StoreChange {
     /// Add a POP (refused if its index exists).
@@ -447,8 +446,5 @@ impl StoreChange {
             }
             StoreChange::Delete(i) => *i,
         }
-    }
-    fn line(&self) -> usize {
-        0
     }
 }

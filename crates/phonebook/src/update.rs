@@ -41,6 +41,22 @@ pub enum UpdateOutcome {
     Delta { from: u32, to: u32 },
 }
 
+/// In words, as users read it: "up to date at version 8", "full update
+/// from version 0 to 8", "delta update from version 6 to 8".
+impl std::fmt::Display for UpdateOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UpdateOutcome::UpToDate { version } => write!(f, "up to date at version {version}"),
+            UpdateOutcome::Full { from, to } => {
+                write!(f, "full update from version {from} to {to}")
+            }
+            UpdateOutcome::Delta { from, to } => {
+                write!(f, "delta update from version {from} to {to}")
+            }
+        }
+    }
+}
+
 /// Why an update failed. The profile's phone book is unchanged when it
 /// does.
 #[derive(Debug, thiserror::Error)]
@@ -161,7 +177,7 @@ pub async fn update_with(
     info: &ClientInfo,
 ) -> Result<UpdateOutcome, UpdateError> {
     check_name(pb_name)?;
-    let url = ServiceUrl::parse(service_url)?;
+    let url = ServiceUrl::parse_service(service_url)?;
     let get = |target: String, max: usize| {
         let url = url.clone();
         async move {

@@ -166,13 +166,27 @@ pub struct ActionSpec {
 /// Builder errors.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
-    /// The answer file cannot be read or is not valid TOML for this schema.
-    #[error("{}: {message}", file.display())]
+    /// The answer file is not valid TOML for this schema.
+    #[error("{}:{line}: {message}", file.display())]
     AnswerFile {
         /// The answer file.
         file: PathBuf,
-        /// The TOML error (with line and column).
+        /// 1-based line of the fault.
+        line: usize,
+        /// What is wrong, starting with the key when the line has one.
         message: String,
+    },
+    /// A value of the answer file is invalid (or a required one is missing: no line).
+    #[error("{}{}: {field}: {reason}", file.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]
+    AnswerValue {
+        /// The answer file.
+        file: PathBuf,
+        /// 1-based line of the value, when it is in the file.
+        line: Option<usize>,
+        /// The answer-file key, e.g. `redial_count` or `actions[2].point`.
+        field: String,
+        /// Why.
+        reason: String,
     },
     /// A setting (from the answer file or a flag) is invalid.
     #[error("{field}: {reason}")]
@@ -197,11 +211,124 @@ fn setting(field: impl Into<String>, reason: impl Into<String>) -> BuildError {
 impl BuildSpec {
     /// Reads an answer file.
     pub fn read(path: &Path) -> Result<BuildSpec, BuildError> {
+        Ok(BuildSpec::read_source(path)?.0)
+    }
+
+    /// Reads an answer file and keeps its text, so errors about its values can name
+    /// their line ([`BuildError::in_answer_file`]).
+    pub fn read_source(path: &Path) -> Result<(BuildSpec, AnswerSource), BuildError> {
         let text = fs::read_to_string(path).map_err(|e| ProfileError::io(path, e))?;
-        toml::from_str(&text).map_err(|e| BuildError::AnswerFile {
-            file: path.to_path_buf(),
-            message: e.to_string(),
-        })
+        let spec = toml::from_str(&text).map_err(|e| {
+            let start = e.span().map_or(0, |s| s.start);
+            let line = line_of(&text, start);
+            // The key written on that line, when there is one: "redial_count: invalid type".
+            let key = text
+                .lines()
+                .nth(line - 1)
+                .and_then(|l| l.split_once('='))
+                .map(|(k, _)| k.trim().trim_matches('"'))
+                .filter(|k| !k.is_empty() && !k.starts_with('[') && !k.starts_with('#'));
+            let message = e.message().trim().replace('\n', " ");
+            BuildError::AnswerFile {
+                file: path.to_path_buf(),
+                line,
+                message: match key {
+                    Some(k) => format!("{k}: {message}"),
+                    None => message,
+                },
+            }
+        })?;
+        Ok((
+            spec,
+            AnswerSource {
+                path: path.to_path_buf(),
+                text,
+            },
+        ))
+    }
+}
+
+/// An answer file's path and text, to find the line of a setting.
+#[derive(Debug, Clone)]
+pub struct AnswerSource {
+    /// The file.
+    pub path: PathBuf,
+    /// Its text.
+    pub text: String,
+}
+
+/// 1-based line of byte offset `at`.
+fn line_of(text: &str, at: usize) -> usize {
+    text.as_bytes()[..at.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+impl AnswerSource {
+    /// The line of the answer-file setting `field` (`redial_count`, `vpn.servers[1]`,
+    /// `actions[0].point`): the deepest part of the path the file has, `None` when the
+    /// file does not have even its first part.
+    pub fn line(&self, field: &str) -> Option<usize> {
+        use toml::de::{DeTable, DeValue};
+        let doc = DeTable::parse(&self.text).ok()?;
+        let mut table: &DeTable<'_> = doc.get_ref();
+        let mut found = None;
+        for part in field.split('.') {
+            let (key, index) = match part.split_once('[') {
+                Some((k, i)) => (k, i.trim_end_matches(']').parse::<usize>().ok()),
+                None => (part, None),
+            };
+            let Some((k, v)) = table.iter().find(|(k, _)| k.get_ref() == key) else {
+                break;
+            };
+            found = Some(k.span().start);
+            let mut value = v;
+            if let Some(i) = index {
+                match value.get_ref() {
+                    DeValue::Array(items) => match items.get(i) {
+                        Some(item) => {
+                            found = Some(item.span().start);
+                            value = item;
+                        }
+                        None => break,
+                    },
+                    _ => break,
+                }
+            }
+            match value.get_ref() {
+                DeValue::Table(t) => table = t,
+                _ => break,
+            }
+        }
+        found.map(|at| line_of(&self.text, at))
+    }
+}
+
+impl BuildError {
+    /// A [`BuildError::Setting`] about a value that came from `source`, as an
+    /// [`BuildError::AnswerValue`] naming the file and the line; other errors unchanged.
+    pub fn in_answer_file(self, source: &AnswerSource) -> BuildError {
+        match self {
+            BuildError::Setting { field, reason } => BuildError::AnswerValue {
+                file: source.path.clone(),
+                line: source.line(&field),
+                field,
+                reason,
+            },
+            other => other,
+        }
+    }
+
+    /// The answer-file key or flag the error is about, if it is about one.
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            BuildError::Setting { field, .. } | BuildError::AnswerValue { field, .. } => {
+                Some(field)
+            }
+            _ => None,
+        }
     }
 }
 
@@ -216,7 +343,8 @@ pub struct BuildOutput {
 
 /// Files being assembled: name → bytes, with the source for error messages.
 struct Files {
-    files: BTreeMap<String, (Vec<u8>, PathBuf)>,
+    /// name -> (bytes, where from, executable).
+    files: BTreeMap<String, (Vec<u8>, PathBuf, bool)>,
 }
 
 impl Files {
@@ -232,7 +360,9 @@ impl Files {
             ));
         }
         let bytes = fs::read(source).map_err(|e| ProfileError::io(source, e))?;
-        self.add(field, &name, bytes, source)?;
+        // A program keeps its execute bit (custom actions run it directly).
+        let executable = crate::package::is_executable(source)?;
+        self.add(field, &name, bytes, source, executable)?;
         Ok(name)
     }
 
@@ -242,8 +372,9 @@ impl Files {
         name: &str,
         bytes: Vec<u8>,
         source: &Path,
+        executable: bool,
     ) -> Result<(), BuildError> {
-        if let Some((existing, from)) = self.files.get(name) {
+        if let Some((existing, from, _)) = self.files.get(name) {
             if *existing != bytes {
                 return Err(setting(
                     field,
@@ -264,7 +395,7 @@ impl Files {
             ));
         }
         self.files
-            .insert(name.to_owned(), (bytes, source.to_path_buf()));
+            .insert(name.to_owned(), (bytes, source.to_path_buf(), executable));
         Ok(())
     }
 }
@@ -306,15 +437,19 @@ fn desktop_guid(short: &str) -> String {
 /// there only once the new one is complete and loads), resolving relative paths in `spec`
 /// against `base`.
 pub fn build(spec: &BuildSpec, base: &Path, out: &Path) -> Result<BuildOutput, BuildError> {
-    let service_name = spec
-        .service_name
-        .clone()
-        .ok_or_else(|| setting("service_name", "required"))?;
+    let service_name = spec.service_name.clone().ok_or_else(|| {
+        setting(
+            "service_name",
+            "missing: every profile needs the name users see",
+        )
+    })?;
     parse::validate_service_name(&service_name).map_err(|r| setting("service_name", r))?;
-    let short = spec
-        .short_name
-        .clone()
-        .ok_or_else(|| setting("short_name", "required (1-8 characters)"))?;
+    let short = spec.short_name.clone().ok_or_else(|| {
+        setting(
+            "short_name",
+            format!("missing: every profile needs one ({})", cmname::RULE),
+        )
+    })?;
     parse::validate_short_name(&short).map_err(|r| setting("short_name", r))?;
     let path_of = |p: &Path| {
         if p.is_absolute() {
@@ -364,6 +499,16 @@ pub fn build(spec: &BuildSpec, base: &Path, out: &Path) -> Result<BuildOutput, B
             "at least one connection kind must be offered",
         ));
     }
+    // A direct connection is a VPN tunnel over the network already there: without a
+    // server it would connect nothing (and the dialer would have nothing to dial).
+    if direct && !tunnel {
+        return Err(setting(
+            "vpn.servers",
+            "no VPN server: a direct connection tunnels to one, so list at least one \
+             ([vpn] servers = [...] or --vpn-server); for a dial-up-only profile set \
+             dialup = true and direct = false",
+        ));
+    }
     let default_kind = match &spec.default_connection {
         None if direct => ConnectionKind::Direct,
         None if tunnel => ConnectionKind::DoubleDial,
@@ -411,14 +556,21 @@ pub fn build(spec: &BuildSpec, base: &Path, out: &Path) -> Result<BuildOutput, B
             .map(|(i, s)| {
                 let name = s.name.clone().unwrap_or_else(|| s.address.clone());
                 let field = format!("vpn.servers[{i}]");
-                if s.address.is_empty()
-                    || s.address
-                        .chars()
-                        .any(|c| c.is_whitespace() || c.is_control())
-                {
+                let address = crate::endpoint::ServerAddress::parse(&s.address)
+                    .map_err(|reason| setting(&field, reason))?;
+                if let Some(only) = address.only.filter(|p| !protocols.contains(p)) {
                     return Err(setting(
                         field,
-                        format!("address {:?} must be a host[:port]", s.address),
+                        format!(
+                            "{:?} is for {} but the profile tries only {}",
+                            s.address,
+                            only.name(),
+                            protocols
+                                .iter()
+                                .map(|p| p.name())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
                     ));
                 }
                 if name.is_empty() || name.contains(['=', '[', ']', ';', '\n', '\r']) {
@@ -457,6 +609,7 @@ pub fn build(spec: &BuildSpec, base: &Path, out: &Path) -> Result<BuildOutput, B
                 &name,
                 encode(&mut list)?,
                 Path::new("<vpn.servers>"),
+                false,
             )?;
         }
         let networking = format!("{}{tunnel_dun}", sections::NETWORKING_PREFIX);
@@ -766,7 +919,7 @@ pub fn build(spec: &BuildSpec, base: &Path, out: &Path) -> Result<BuildOutput, B
     }
     for (name, doc) in [("cms", &mut cms), ("cmp", &mut cmp), ("inf", &mut inf)] {
         let file = format!("{short}.{name}");
-        files.add(name, &file, encode(doc)?, Path::new(&file))?;
+        files.add(name, &file, encode(doc)?, Path::new(&file), false)?;
     }
 
     // Write into a staging directory, check it loads, then swap it in.
@@ -776,9 +929,8 @@ pub fn build(spec: &BuildSpec, base: &Path, out: &Path) -> Result<BuildOutput, B
     let _ = fs::remove_dir_all(&staging);
     let result = (|| -> Result<(), BuildError> {
         fs::create_dir(&staging).map_err(|e| ProfileError::io(&staging, e))?;
-        for (name, (bytes, _)) in &files.files {
-            let path = staging.join(name);
-            fs::write(&path, bytes).map_err(|e| ProfileError::io(&path, e))?;
+        for (name, (bytes, _, executable)) in &files.files {
+            crate::package::write_file(&staging.join(name), bytes, *executable)?;
         }
         crate::load(&staging.join(format!("{short}.cms")))?;
         if target.exists() {

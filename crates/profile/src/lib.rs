@@ -17,6 +17,7 @@ pub use error::ProfileError;
 pub use load::{load, save_user_settings};
 pub use model::ServiceProfile;
 pub mod build;
+pub mod endpoint;
 pub mod package;
 pub mod signing;
 pub mod store;

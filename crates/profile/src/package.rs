@@ -8,8 +8,12 @@
 //! - `files/<name>`: the profile's files, flat.
 //!
 //! Opening checks that every file matches the manifest and nothing is missing or extra
-//! (always), and that the signature is valid and by a trusted key (unless the caller
-//! explicitly allows an unsigned or untrusted package).
+//! (always), and that the signature is valid and by a trusted key. The only thing a caller
+//! may explicitly allow is a package that carries no signature at all: a signature that
+//! does not verify, or one by a key nobody trusts, is never accepted.
+//!
+//! A file's executable bit is part of the manifest (`executable = true`), so it is signed
+//! with the rest: custom-action scripts stay runnable through build, package and install.
 
 use std::path::Path;
 
@@ -55,6 +59,9 @@ pub struct ManifestFile {
     pub size: u64,
     /// Its SHA-256, lowercase hex.
     pub sha256: String,
+    /// The file is a program (a custom action): installed with mode 0755, else 0644.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub executable: bool,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -108,10 +115,17 @@ pub enum PackageError {
     /// or damaged. Never overridable.
     #[error("the package content does not match its manifest ({0}): it was altered or damaged; refusing to install")]
     Tampered(String),
-    /// The signature is missing, invalid or by an untrusted key and the caller did not
-    /// allow that.
-    #[error("refusing an untrusted package: {0}; pass --allow-unsigned to install it anyway, or --trust the signer's public key")]
-    Untrusted(String),
+    /// The package carries no signature and the caller did not allow that.
+    #[error("refusing an unsigned package: nobody vouches for it; pass --allow-unsigned to install it anyway")]
+    Unsigned,
+    /// A valid signature by a key that is not trusted. Never overridden by
+    /// `allow_unsigned`: trusting a signer is a decision about that key.
+    #[error("refusing a package signed by an untrusted key {0}: if you trust its builder, --trust their public key file (or put it in the trusted-keys directory)")]
+    UntrustedSigner(String),
+    /// The signature does not verify: the manifest was changed after signing, or the
+    /// signature is damaged. Never overridable.
+    #[error("refusing a package whose signature does not verify: it was altered after signing or is damaged, and is never installed")]
+    BadSignature,
 }
 
 /// What is trusted when opening a package.
@@ -119,7 +133,8 @@ pub enum PackageError {
 pub struct TrustPolicy {
     /// Keys whose signatures are accepted.
     pub keys: Vec<PublicKey>,
-    /// Accept unsigned packages, untrusted signers and invalid signatures (explicit opt-in).
+    /// Accept a package that carries no signature at all (explicit opt-in). Never
+    /// accepts an invalid signature or an untrusted signer.
     pub allow_unsigned: bool,
 }
 
@@ -128,7 +143,8 @@ pub struct TrustPolicy {
 pub struct OpenedPackage {
     /// Its manifest.
     pub manifest: Manifest,
-    /// The profile files, `(name, bytes)`, in manifest order.
+    /// The profile files, `(name, bytes)`, in manifest order (see `manifest.files` for
+    /// each one's executable bit).
     pub files: Vec<(String, Vec<u8>)>,
     /// The signature check's outcome.
     pub signature: SignatureStatus,
@@ -221,16 +237,23 @@ pub fn create(dir: &Path, key: Option<&SigningKey>) -> Result<Vec<u8>, PackageEr
     for name in names {
         let path = dir.join(&name);
         let bytes = std::fs::read(&path).map_err(|e| ProfileError::io(&path, e))?;
+        let executable = is_executable(&path)?;
         manifest.files.push(ManifestFile {
             name: name.clone(),
             size: bytes.len() as u64,
             sha256: sha256_hex(&bytes),
+            executable,
         });
-        files.push((format!("{FILES_PREFIX}{name}"), bytes));
+        let mode = if executable { 0o755 } else { 0o644 };
+        files.push((format!("{FILES_PREFIX}{name}"), bytes, mode));
     }
     let manifest_text =
         toml::to_string(&manifest).map_err(|e| PackageError::Manifest(e.to_string()))?;
-    let mut entries = vec![(MANIFEST.to_owned(), manifest_text.clone().into_bytes())];
+    let mut entries = vec![(
+        MANIFEST.to_owned(),
+        manifest_text.clone().into_bytes(),
+        0o644,
+    )];
     if let Some(key) = key {
         let sig = SignatureFile {
             algorithm: "ed25519".to_owned(),
@@ -238,10 +261,27 @@ pub fn create(dir: &Path, key: Option<&SigningKey>) -> Result<Vec<u8>, PackageEr
             signature: hex::encode(key.sign(manifest_text.as_bytes())),
         };
         let text = toml::to_string(&sig).map_err(|e| PackageError::Manifest(e.to_string()))?;
-        entries.push((SIGNATURE.to_owned(), text.into_bytes()));
+        entries.push((SIGNATURE.to_owned(), text.into_bytes(), 0o644));
     }
     entries.extend(files);
-    Ok(tar::write(&entries))
+    Ok(tar::write_with_modes(&entries))
+}
+
+/// Whether any execute bit of `path` is set (the owner's, group's or others').
+pub fn is_executable(path: &Path) -> Result<bool, ProfileError> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(path).map_err(|e| ProfileError::io(path, e))?;
+    Ok(meta.permissions().mode() & 0o111 != 0)
+}
+
+/// Writes `bytes` to `path` with mode 0755 when `executable`, else 0644 (whatever the
+/// umask would have given).
+pub fn write_file(path: &Path, bytes: &[u8], executable: bool) -> Result<(), ProfileError> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, bytes).map_err(|e| ProfileError::io(path, e))?;
+    let mode = if executable { 0o755 } else { 0o644 };
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .map_err(|e| ProfileError::io(path, e))
 }
 
 /// Opens a package: checks its content against the manifest, then its signature against
@@ -317,8 +357,14 @@ pub fn open(bytes: &[u8], trust: &TrustPolicy) -> Result<OpenedPackage, PackageE
             }
         }
     };
-    if !matches!(signature, SignatureStatus::Trusted(_)) && !trust.allow_unsigned {
-        return Err(PackageError::Untrusted(signature.describe()));
+    match &signature {
+        SignatureStatus::Trusted(_) => {}
+        SignatureStatus::Unsigned if trust.allow_unsigned => {}
+        SignatureStatus::Unsigned => return Err(PackageError::Unsigned),
+        SignatureStatus::UntrustedSigner(key) => {
+            return Err(PackageError::UntrustedSigner(key.to_hex()))
+        }
+        SignatureStatus::Invalid => return Err(PackageError::BadSignature),
     }
     Ok(OpenedPackage {
         manifest,

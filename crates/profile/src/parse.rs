@@ -119,26 +119,11 @@ pub(crate) fn parse_u32(text: &str) -> Option<u32> {
     text.parse().ok()
 }
 
-/// The eight-character short service name rule (also the file stem of `.cms`/`.cmp`/`.inf`
-/// and the profile's directory name): 1–8 characters from `A–Z a–z 0–9 _ -`, not all
-/// digits. The seed's phone-book name rule (no spaces, no symbols, not all digits) applied
-/// to profiles, plus `_`/`-` which are safe in every file system.
+/// The short service name (also the file stem of `.cms`/`.cmp`/`.inf` and the profile's
+/// directory name) follows the one rule it shares with phone book names (`cmname`: 1-8
+/// characters from `A-Z a-z 0-9 _ -`, not all digits; the seed's phone-book name rule).
 pub fn validate_short_name(name: &str) -> Result<(), String> {
-    if name.is_empty() || name.chars().count() > 8 {
-        return Err(format!("{name:?} must have 1 to 8 characters"));
-    }
-    if !name
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-    {
-        return Err(format!(
-            "{name:?} may contain only letters, digits, '_' and '-' (no spaces or symbols)"
-        ));
-    }
-    if name.chars().all(|c| c.is_ascii_digit()) {
-        return Err(format!("{name:?} must not be all digits"));
-    }
-    Ok(())
+    cmname::check(name).map_err(|e| e.to_string())
 }
 
 /// The service name is a file and registry name on Windows: no `\ / : * ? " < > |`, no
@@ -156,15 +141,10 @@ pub fn validate_service_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// A host name or address, with an optional `:port`: no spaces, no control characters.
+/// A server address: `host`, `host:port`, `[IPv6]:port`, `sstp://…` or `pptp://…`
+/// (`crate::endpoint` says which protocol a port belongs to).
 fn validate_server_address(address: &str) -> Result<(), String> {
-    if address.is_empty() || address.len() > 255 {
-        return Err(format!("{address:?} must have 1 to 255 characters"));
-    }
-    if address.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(format!("{address:?} must not contain spaces"));
-    }
-    Ok(())
+    crate::endpoint::ServerAddress::parse(address).map(|_| ())
 }
 
 const CM: &str = sections::CONNECTION_MANAGER;

@@ -54,6 +54,11 @@ pub struct InstallRecord {
     pub signature: String,
     /// SHA-256 of the package file.
     pub package_sha256: String,
+    /// The files the package brought (absent in records written before this was kept).
+    /// A reinstall replaces these and keeps every other file of the directory: the
+    /// dialer's log and state, a phone-book update's version file.
+    #[serde(default)]
+    pub files: Vec<String>,
 }
 
 /// One installed profile.
@@ -82,6 +87,9 @@ pub enum StoreError {
     /// `remove` of something not installed.
     #[error("no profile {0:?} is installed ({1})")]
     NotInstalled(String, &'static str),
+    /// Neither a path nor the name of an installed profile.
+    #[error("no profile {0:?}: not a path, and not installed (see `ras profile list`)")]
+    NotFound(String),
     /// Another installed profile already has this service name.
     #[error("the service name {service:?} is already used by the installed profile {other:?}")]
     ServiceNameTaken {
@@ -196,6 +204,20 @@ pub fn find_installed(name: &str) -> Result<Option<InstalledProfile>, StoreError
     Ok(None)
 }
 
+/// A profile as every command names one (`ras dial`, `ras profile check`): a path to its
+/// directory, `.cms` or `.cmp` when that exists, else an installed profile's short or
+/// service name (per-user first). Gives the path to [`crate::load`].
+pub fn locate(name: &str) -> Result<PathBuf, StoreError> {
+    let path = Path::new(name);
+    if path.exists() {
+        return Ok(path.to_path_buf());
+    }
+    match find_installed(name)? {
+        Some(installed) => Ok(installed.dir),
+        None => Err(StoreError::NotFound(name.to_owned())),
+    }
+}
+
 /// The `.cmp` keys that hold the user's saved values: kept across a reinstall.
 const USER_KEYS: [&str; 9] = [
     "UserName",
@@ -210,8 +232,9 @@ const USER_KEYS: [&str; 9] = [
 ];
 
 /// Installs a package: verify, stage in `<root>/.staging-<short>-<pid>`, validate the
-/// profile there, carry over the user's saved `.cmp` values from an installed copy, then
-/// swap directories with renames. A failure at any step leaves the installed profile (if
+/// profile there, carry over the user's saved `.cmp` values and the files the profile
+/// gathered while in use (its log, its state, see [`carried_over`]) from an installed
+/// copy, then swap directories with renames. A failure at any step leaves the installed profile (if
 /// any) as it was and removes the staging directory.
 pub fn install(
     package_bytes: &[u8],
@@ -281,11 +304,16 @@ fn stage(
         fs::remove_dir_all(staging).map_err(|e| ProfileError::io(staging, e))?;
     }
     fs::create_dir(staging).map_err(|e| ProfileError::io(staging, e))?;
-    for (name, bytes) in &opened.files {
+    for ((name, bytes), listed) in opened.files.iter().zip(&opened.manifest.files) {
         let path = staging.join(name);
-        fs::write(&path, bytes).map_err(|e| ProfileError::io(&path, e))?;
+        package::write_file(&path, bytes, listed.executable)?;
     }
     let short = &opened.manifest.short_name;
+    let new_files: Vec<String> = opened.files.iter().map(|(n, _)| n.clone()).collect();
+    for name in carried_over(installed, short, &new_files) {
+        let (from, to) = (installed.join(&name), staging.join(&name));
+        fs::copy(&from, &to).map_err(|e| ProfileError::io(&from, e))?;
+    }
     // Keep what the user saved: their .cmp values win over the package's first-run ones.
     let old_cmp = installed.join(format!("{short}.cmp"));
     if old_cmp.is_file() {
@@ -314,11 +342,45 @@ fn stage(
         short_name: short.clone(),
         signature: opened.signature.describe(),
         package_sha256: hex::encode(Sha256::digest(package_bytes)),
+        files: new_files,
     };
     let text = toml::to_string(&record).expect("a record always serialises");
     let path = staging.join(crate::store::INSTALLED_FILE);
     fs::write(&path, text).map_err(|e| ProfileError::io(&path, e))?;
     Ok(record)
+}
+
+/// The files of an installed profile that a reinstall keeps: every regular file the old
+/// package did not bring and the new one does not bring either (the dialer's
+/// `<short>.log` and `<short>.state`, a phone-book update's `NAME.vers`, ...). A
+/// `NAME.vers` is dropped when the new package brings `NAME.pbk`: the version belongs to
+/// the phone book it describes. An install record from before the file list was kept
+/// only lets the log and the state through.
+pub fn carried_over(installed: &Path, short: &str, new_files: &[String]) -> Vec<String> {
+    let Ok(read) = fs::read_dir(installed) else {
+        return Vec::new();
+    };
+    let old_files = read_record(installed).map(|r| r.files).unwrap_or_default();
+    let runtime = [format!("{short}.log"), format!("{short}.state")];
+    let brings = |name: &str| new_files.iter().any(|n| n.eq_ignore_ascii_case(name));
+    let mut out: Vec<String> = read
+        .flatten()
+        .filter(|e| e.path().is_file())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| !name.starts_with('.') && !brings(name))
+        .filter(|name| {
+            if old_files.is_empty() {
+                return runtime.iter().any(|r| r.eq_ignore_ascii_case(name));
+            }
+            !old_files.iter().any(|o| o.eq_ignore_ascii_case(name))
+        })
+        .filter(|name| match name.strip_suffix(".vers") {
+            Some(stem) => !brings(&format!("{stem}.pbk")),
+            None => true,
+        })
+        .collect();
+    out.sort();
+    out
 }
 
 /// Removes an installed profile (by short or service name) from `scope`.

@@ -60,15 +60,26 @@ fn octal(field: &mut [u8], value: u64) {
     field[digits] = 0;
 }
 
-/// Writes an archive of `(name, bytes)` entries, in order. Names must pass
-/// [`is_safe_name`] (the caller checks; a bad name is a programming error here).
+/// Writes an archive of `(name, bytes)` entries, in order, each with mode 0644. Names
+/// must pass [`is_safe_name`] (the caller checks; a bad name is a programming error here).
 pub fn write(entries: &[(String, Vec<u8>)]) -> Vec<u8> {
+    let entries: Vec<(String, Vec<u8>, u32)> = entries
+        .iter()
+        .map(|(n, d)| (n.clone(), d.clone(), 0o644))
+        .collect();
+    write_with_modes(&entries)
+}
+
+/// [`write`] with each entry's permission bits (`0o644`, `0o755`), so `tar xf` gives a
+/// program back runnable. The reader ignores modes: a package's manifest says which
+/// files are programs.
+pub fn write_with_modes(entries: &[(String, Vec<u8>, u32)]) -> Vec<u8> {
     let mut out = Vec::new();
-    for (name, data) in entries {
+    for (name, data, mode) in entries {
         assert!(is_safe_name(name), "unsafe tar entry name {name:?}");
         let mut h = [0u8; BLOCK];
         h[..name.len()].copy_from_slice(name.as_bytes());
-        octal(&mut h[100..108], 0o644);
+        octal(&mut h[100..108], u64::from(mode & 0o777));
         octal(&mut h[108..116], 0);
         octal(&mut h[116..124], 0);
         octal(&mut h[124..136], data.len() as u64);

@@ -175,12 +175,12 @@ fn bad_settings_are_refused_with_the_field_named() {
         ("service_name = \"X\"\nshort_name = \"ab\"\n[vpn]\nprotocols = [\"sstp\", \"sstp\"]", "vpn.protocols"),
         ("service_name = \"X\"\nshort_name = \"ab\"\n[vpn]\nservers = [{ address = \"a b\" }]", "vpn.servers[0]"),
         ("service_name = \"X\"\nshort_name = \"ab\"\ndirect = false", "dialup/direct"),
-        ("service_name = \"X\"\nshort_name = \"ab\"\ndefault_connection = \"dial-up\"", "default_connection"),
-        ("service_name = \"X\"\nshort_name = \"ab\"\nredial_count = 100", "redial_count"),
-        ("service_name = \"X\"\nshort_name = \"ab\"\nhide = [\"everything\"]", "hide"),
-        ("service_name = \"X\"\nshort_name = \"ab\"\n[[actions]]\npoint = \"post-dial\"\nprogram = \"x\"", "actions[0].point"),
-        ("service_name = \"X\"\nshort_name = \"ab\"\n[[actions]]\npoint = \"pre-init\"\nprogram = \"x\"\nconnection_types = [\"isdn\"]", "actions[0].connection_types"),
-        ("service_name = \"X\"\nshort_name = \"ab\"\n[advanced.reg.\"S\"]\nk = \"v\"", "advanced.reg"),
+        ("service_name = \"X\"\nshort_name = \"ab\"\nvpn = { servers = [{ address = \"h\" }] }\ndefault_connection = \"dial-up\"", "default_connection"),
+        ("service_name = \"X\"\nshort_name = \"ab\"\nvpn = { servers = [{ address = \"h\" }] }\nredial_count = 100", "redial_count"),
+        ("service_name = \"X\"\nshort_name = \"ab\"\nvpn = { servers = [{ address = \"h\" }] }\nhide = [\"everything\"]", "hide"),
+        ("service_name = \"X\"\nshort_name = \"ab\"\nvpn = { servers = [{ address = \"h\" }] }\n[[actions]]\npoint = \"post-dial\"\nprogram = \"x\"", "actions[0].point"),
+        ("service_name = \"X\"\nshort_name = \"ab\"\nvpn = { servers = [{ address = \"h\" }] }\n[[actions]]\npoint = \"pre-init\"\nprogram = \"x\"\nconnection_types = [\"isdn\"]", "actions[0].connection_types"),
+        ("service_name = \"X\"\nshort_name = \"ab\"\nvpn = { servers = [{ address = \"h\" }] }\n[advanced.reg.\"S\"]\nk = \"v\"", "advanced.reg"),
     ];
     for (text, field) in cases {
         let spec: BuildSpec = toml::from_str(text).unwrap();
@@ -207,7 +207,7 @@ fn unknown_answer_file_keys_are_errors_with_a_line() {
     .unwrap();
     let err = BuildSpec::read(&path).unwrap_err().to_string();
     assert!(
-        err.contains("a.toml") && err.contains("line 3") && err.contains("sevrer"),
+        err.starts_with(&format!("{}:3: sevrer: unknown field", path.display())),
         "{err}"
     );
 }
@@ -307,16 +307,24 @@ fn tampered_unsigned_and_untrusted_packages_are_refused() {
     re_hashed[at + 16] = b'K';
     fix_tar_checksum(&mut re_hashed, 0);
     let err = package::open(&re_hashed, &trusted).unwrap_err();
-    assert!(matches!(err, PackageError::Untrusted(_)), "{err}");
-    assert!(err.to_string().contains("tampered"), "{err}");
+    assert!(matches!(err, PackageError::BadSignature), "{err}");
     let allowed = TrustPolicy {
         allow_unsigned: true,
         ..trusted.clone()
     };
-    assert_eq!(
-        package::open(&re_hashed, &allowed).unwrap().signature,
-        SignatureStatus::Invalid
-    );
+    // A signature that does not verify is never installed, and nothing suggests
+    // --allow-unsigned for it: that switch admits only packages with no signature.
+    let err = package::open(&re_hashed, &allowed).unwrap_err();
+    assert!(matches!(err, PackageError::BadSignature), "{err}");
+    assert!(!err.to_string().contains("allow-unsigned"), "{err}");
+    // A damaged signature file is a bad signature too, not "unsigned".
+    let mut damaged = bytes.clone();
+    let at = find(&damaged, b"algorithm = \"ed25519\"");
+    damaged[at + 13] = b'X';
+    let header = find(&damaged, b"manifest.sig");
+    fix_tar_checksum(&mut damaged, header);
+    let err = package::open(&damaged, &allowed).unwrap_err();
+    assert!(matches!(err, PackageError::BadSignature), "{err}");
 
     // Unsigned.
     let unsigned = package::create(&dir, None).unwrap();
@@ -335,6 +343,10 @@ fn tampered_unsigned_and_untrusted_packages_are_refused() {
     let by_other = package::create(&dir, Some(&other)).unwrap();
     let err = package::open(&by_other, &trusted).unwrap_err();
     assert!(err.to_string().contains("untrusted key"), "{err}");
+    assert!(!err.to_string().contains("allow-unsigned"), "{err}");
+    // --allow-unsigned does not admit a signer nobody trusts.
+    let err = package::open(&by_other, &allowed).unwrap_err();
+    assert!(matches!(err, PackageError::UntrustedSigner(_)), "{err}");
 
     // Truncated.
     let err = package::open(&bytes[..bytes.len() / 2], &trusted).unwrap_err();
@@ -350,13 +362,181 @@ fn fix_tar_checksum(bytes: &mut [u8], at: usize) {
     h[148..156].copy_from_slice(text.as_bytes());
 }
 
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// A custom-action script keeps its execute bit through build, package (where the
+/// manifest, and so the signature, covers it) and install; other files are 0644.
+#[test]
+fn programs_stay_executable_through_build_package_and_install() {
+    use std::os::unix::fs::PermissionsExt;
+    let _guard = store_tests::ENV.lock().unwrap();
+    let (_tmp, base) = answer_dir();
+    fs::set_permissions(base.join("check.sh"), fs::Permissions::from_mode(0o755)).unwrap();
+    let spec = BuildSpec::read(&base.join("answers.toml")).unwrap();
+    let out = build(&spec, &base, &base.join("out")).unwrap();
+    assert_eq!(mode(&out.dir.join("check.sh")), 0o755);
+    assert_eq!(mode(&out.dir.join("second.sh")), 0o644, "not executable in");
+    assert_eq!(mode(&out.dir.join("woodgrv.cms")), 0o644);
+
+    let k = key();
+    let bytes = package::create(&out.dir, Some(&k)).unwrap();
+    let trust = TrustPolicy {
+        keys: vec![k.public_key()],
+        allow_unsigned: false,
+    };
+    let opened = package::open(&bytes, &trust).unwrap();
+    let flag = |n: &str| {
+        opened
+            .manifest
+            .files
+            .iter()
+            .find(|f| f.name == n)
+            .unwrap()
+            .executable
+    };
+    assert!(flag("check.sh") && !flag("second.sh") && !flag("woodgrv.cms"));
+
+    let root = tempfile::tempdir().unwrap();
+    std::env::set_var("RAS_PROFILE_ROOT", root.path());
+    let installed = profile::store::install(&bytes, profile::store::Scope::User, &trust);
+    std::env::remove_var("RAS_PROFILE_ROOT");
+    let installed = installed.unwrap();
+    assert_eq!(mode(&installed.dir.join("check.sh")), 0o755);
+    assert_eq!(mode(&installed.dir.join("second.sh")), 0o644);
+    assert_eq!(mode(&installed.dir.join("woodgrv.cms")), 0o644);
+    // GNU tar gives the program back runnable too.
+    let pkg = base.join("woodgrv.rasprofile");
+    fs::write(&pkg, &bytes).unwrap();
+    let x = base.join("x");
+    fs::create_dir(&x).unwrap();
+    if let Ok(st) = std::process::Command::new("tar")
+        .arg("xf")
+        .arg(&pkg)
+        .arg("-C")
+        .arg(&x)
+        .status()
+    {
+        assert!(st.success());
+        assert_eq!(mode(&x.join("files/check.sh")) & 0o111, 0o111);
+    }
+}
+
+/// Errors about answer-file values name the file, the line and the key.
+#[test]
+fn answer_file_value_errors_name_file_line_and_key() {
+    let (_tmp, base) = answer_dir();
+    let path = base.join("answers.toml");
+    let text = fs::read_to_string(&path)
+        .unwrap()
+        .replace("redial_count = 4", "redial_count = 100");
+    fs::write(&path, &text).unwrap();
+    let (spec, source) = BuildSpec::read_source(&path).unwrap();
+    let err = build(&spec, &base, &base.join("out"))
+        .unwrap_err()
+        .in_answer_file(&source)
+        .to_string();
+    let line = text
+        .lines()
+        .position(|l| l.starts_with("redial_count"))
+        .unwrap()
+        + 1;
+    assert_eq!(
+        err,
+        format!(
+            "{}:{line}: redial_count: 100 is more than 99",
+            path.display()
+        )
+    );
+    // Deeper keys: an array element's table.
+    let text = fs::read_to_string(&path)
+        .unwrap()
+        .replace("redial_count = 100", "redial_count = 4")
+        .replace("point = \"monitored\"", "point = \"later\"");
+    fs::write(&path, &text).unwrap();
+    let (spec, source) = BuildSpec::read_source(&path).unwrap();
+    let err = build(&spec, &base, &base.join("out"))
+        .unwrap_err()
+        .in_answer_file(&source)
+        .to_string();
+    let line = text.lines().position(|l| l.contains("\"later\"")).unwrap() + 1;
+    assert!(
+        err.starts_with(&format!("{}:{line}: actions[1].point: ", path.display())),
+        "{err}"
+    );
+    // A missing required key: the file and the key, no line.
+    fs::write(&path, "short_name = \"ab\"\n").unwrap();
+    let (spec, source) = BuildSpec::read_source(&path).unwrap();
+    let err = build(&spec, &base, &base.join("out"))
+        .unwrap_err()
+        .in_answer_file(&source)
+        .to_string();
+    assert!(
+        err.starts_with(&format!("{}: service_name: missing", path.display())),
+        "{err}"
+    );
+    // A wrong type: the line and the key too.
+    fs::write(
+        &path,
+        "service_name = \"X\"\nshort_name = \"ab\"\nredial_count = \"x\"\n",
+    )
+    .unwrap();
+    let err = BuildSpec::read_source(&path).unwrap_err().to_string();
+    assert!(
+        err.starts_with(&format!("{}:3: redial_count: ", path.display())),
+        "{err}"
+    );
+    assert!(!err.contains('\n'), "one line: {err}");
+}
+
+/// A profile that offers a direct connection with no VPN server to tunnel to connects
+/// nothing: refused, saying what to do.
+#[test]
+fn a_direct_profile_without_vpn_servers_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec: BuildSpec =
+        toml::from_str("service_name = \"Empty\"\nshort_name = \"empty\"\n").unwrap();
+    let err = build(&spec, tmp.path(), &tmp.path().join("out")).unwrap_err();
+    assert_eq!(err.field(), Some("vpn.servers"));
+    assert!(err.to_string().contains("no VPN server"), "{err}");
+    assert!(!tmp.path().join("out/empty").exists());
+    // A dial-up-only profile needs none.
+    let spec: BuildSpec = toml::from_str(
+        "service_name = \"Dial\"\nshort_name = \"dial\"\ndialup = true\ndirect = false\n",
+    )
+    .unwrap();
+    build(&spec, tmp.path(), &tmp.path().join("out")).unwrap();
+}
+
+/// A server address with a scheme is for that protocol only; one for a protocol the
+/// profile does not try is refused.
+#[test]
+fn server_addresses_say_which_protocol_a_port_is_for() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec: BuildSpec = toml::from_str(
+        "service_name = \"P\"\nshort_name = \"p\"\n[vpn]\nservers = [{ address = \"pptp://h:1724\" }]\nprotocols = [\"sstp\"]\n",
+    )
+    .unwrap();
+    let err = build(&spec, tmp.path(), &tmp.path().join("out")).unwrap_err();
+    assert_eq!(err.field(), Some("vpn.servers[0]"));
+    assert!(err.to_string().contains("is for pptp"), "{err}");
+    let spec: BuildSpec = toml::from_str(
+        "service_name = \"P\"\nshort_name = \"p\"\n[vpn]\nservers = [{ address = \"h:x\" }]\n",
+    )
+    .unwrap();
+    let err = build(&spec, tmp.path(), &tmp.path().join("out")).unwrap_err();
+    assert!(err.to_string().contains("port"), "{err}");
+}
+
 mod store_tests {
     use super::*;
     use profile::store::{self, Scope};
     use std::sync::Mutex;
 
     /// RAS_PROFILE_ROOT is process-wide: tests that set it run one at a time.
-    static ENV: Mutex<()> = Mutex::new(());
+    pub(super) static ENV: Mutex<()> = Mutex::new(());
 
     #[test]
     fn install_reinstall_keeps_user_values_and_remove() {
@@ -384,9 +564,26 @@ mod store_tests {
         let text = fs::read_to_string(&cms).unwrap();
         fs::write(&cms, text.replace("RedialCount=5", "RedialCount=7")).unwrap();
         let v2 = package::create(&dir, Some(&k)).unwrap();
+        // What the dialer and the phone-book update wrote while the profile was in use.
+        fs::write(
+            installed.dir.join("contoso.log"),
+            "2024-01-01T00:00:00Z Connected\n",
+        )
+        .unwrap();
+        fs::write(installed.dir.join("contoso.state"), "state=disconnected\n").unwrap();
         let again = store::install(&v2, Scope::User, &trust).unwrap();
         let p2 = profile::load(&again.dir).unwrap();
         assert_eq!(p2.connection_manager.redial_count, 7);
+        // Reinstalling replaced the profile's own files and kept the log and state.
+        assert_eq!(
+            fs::read_to_string(again.dir.join("contoso.log")).unwrap(),
+            "2024-01-01T00:00:00Z Connected\n"
+        );
+        assert!(again.dir.join("contoso.state").is_file());
+        // Kept again by the next reinstall (whose record now lists the package's files).
+        let again = store::install(&v2, Scope::User, &trust).unwrap();
+        assert!(again.dir.join("contoso.log").is_file());
+        assert!(again.record.files.contains(&"contoso.cms".to_string()));
         assert_eq!(p2.user.user_name.as_deref(), Some("carol"));
         assert_eq!(p2.user.domain.as_deref(), Some("CORP"));
 
@@ -452,6 +649,7 @@ mod store_tests {
                 name: name.into(),
                 size: bytes.len() as u64,
                 sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes)),
+                executable: false,
             });
             entries.push((format!("files/{name}"), bytes));
         }

@@ -99,6 +99,10 @@ pub struct DialArgs {
 }
 
 pub fn run(args: DialArgs) -> anyhow::Result<()> {
+    run_dial(args).map_err(crate::profile_cmd::report::one_line)
+}
+
+fn run_dial(args: DialArgs) -> anyhow::Result<()> {
     let profile = open_profile(&args.profile)?;
     let state_file = StateFile::new(&profile.files.dir, &profile.short_name);
     if args.status {
@@ -131,17 +135,9 @@ pub fn run(args: DialArgs) -> anyhow::Result<()> {
     runtime.block_on(dial(args, profile, kind, host, interactive))
 }
 
+/// The same lookup as `ras profile check`: a path, else an installed profile's name.
 fn open_profile(name: &str) -> anyhow::Result<ServiceProfile> {
-    let path = Path::new(name);
-    if path.exists() {
-        return Ok(profile::load(path)?);
-    }
-    match profile::store::find_installed(name)? {
-        Some(installed) => Ok(profile::load(&installed.dir)?),
-        None => {
-            bail!("no profile {name:?}: not a path, and not installed (see `ras profile list`)")
-        }
-    }
+    Ok(profile::load(&profile::store::locate(name)?)?)
 }
 
 fn choose_kind(profile: &ServiceProfile, asked: Option<&str>) -> anyhow::Result<ConnectionKind> {
@@ -353,13 +349,11 @@ async fn dial(
                     eprintln!("warning: the logon values were not saved: {e}");
                 }
             }
-            eprintln!("disconnected: {reason}");
+            // The dialer already said "Disconnected (<reason>)".
+            let _ = reason;
             Ok(())
         }
-        Ok(Ending::Cancelled) => {
-            eprintln!("cancelled");
-            Ok(())
-        }
+        Ok(Ending::Cancelled) => Ok(()),
         Err(e) => Err(e.into()),
     }
 }

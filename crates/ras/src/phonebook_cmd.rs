@@ -9,6 +9,7 @@ use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use phonebook::http::ServiceUrl;
 use phonebook::import::{import_line, parse_import, parse_import_line};
+use phonebook::pbk::check_pop;
 use phonebook::pbr::parse_region_list;
 use phonebook::publish::publish;
 use phonebook::store::{Store, StoreChange};
@@ -52,27 +53,37 @@ impl TrustArgs {
 
 #[derive(Subcommand)]
 enum PhonebookCommand {
-    /// Create an empty phone book (name: at most 8 letters/digits, not all digits).
+    /// Create an empty phone book.
     Create {
+        /// The phone book's name: 1 to 8 letters, digits, '_' or '-', not all digits
+        /// (the same rule as a profile's short name).
         name: String,
-        /// Region names, one per line.
-        #[arg(long)]
+        /// File of region names, one per line.
+        #[arg(long, value_name = "FILE")]
         regions: Option<PathBuf>,
     },
     /// Import POPs (PBA format: 11 fields separated by ", "); adds new, replaces existing.
     Import {
+        /// The phone book.
         name: String,
+        /// The import file: one POP per line, `;` comments and blank lines skipped.
         file: PathBuf,
-        /// Replace the region list first (one name per line).
-        #[arg(long)]
+        /// Replace the region list first with this file's names (one per line).
+        #[arg(long, value_name = "FILE")]
         regions: Option<PathBuf>,
     },
-    /// Add one POP, given as an import-format line.
-    Add { name: String, line: String },
+    /// Add one POP.
+    Add {
+        /// The phone book.
+        name: String,
+        /// The POP as one import-format line, e.g. "1, 1, 0, Redmond, 425, 555-0134, 9600, 56000, 0, 0, ISP".
+        line: String,
+    },
     /// Replace a POP (an import-format line), and/or take it in or out of service.
     Edit {
+        /// The phone book.
         name: String,
-        /// The POP's new import-format line.
+        /// The POP's new import-format line (its first field says which POP).
         line: Option<String>,
         /// The POP to change the status of (when no line is given).
         #[arg(long)]
@@ -86,29 +97,40 @@ enum PhonebookCommand {
     },
     /// Delete POPs by index.
     Delete {
+        /// The phone book.
         name: String,
+        /// The POP Index of each POP to delete.
         #[arg(required = true)]
         indexes: Vec<u32>,
     },
     /// List the POPs (import format, out-of-service ones marked), or the history or versions.
     List {
+        /// The phone book.
         name: String,
-        #[arg(long)]
+        /// Show the change history (PBA's history format) instead of the POPs.
+        #[arg(long, conflicts_with = "versions")]
         history: bool,
+        /// Show the published versions (number, full or delta, POPs, changes) instead.
         #[arg(long)]
         versions: bool,
     },
     /// Publish a new version (Full or Delta cabinet per the rule) in a numbered folder.
-    Publish { name: String },
+    Publish {
+        /// The phone book.
+        name: String,
+    },
     /// Post a published version (default: the last) to the Phone Book Service.
     Post {
+        /// The phone book.
         name: String,
-        /// The service, e.g. https://pbs.example.com:8443
+        /// The service's HTTPS URL, e.g. https://pbs.example.com:8443 (the credential
+        /// is never sent over plain HTTP).
         #[arg(long)]
         url: String,
         /// File holding the posting credential.
         #[arg(long)]
         token_file: PathBuf,
+        /// The published version to post (default: the last one).
         #[arg(long)]
         version: Option<u32>,
         /// Limit the upload to this many bytes per second.
@@ -119,7 +141,10 @@ enum PhonebookCommand {
     },
     /// Update a profile's phone book from the service (the post-connect action).
     Update {
+        /// The phone book (the stem of the profile's NAME.pbk).
         name: String,
+        /// The service: its base URL (http://HOST:PORT) or the profile's PBURL
+        /// (http://HOST:PORT/pbserver/pbserver.dll), alike.
         #[arg(long)]
         url: String,
         /// The profile directory holding NAME.pbk, NAME.pbr and NAME.vers.
@@ -156,6 +181,10 @@ fn load_regions(store: &mut Store, file: &Path) -> anyhow::Result<()> {
 }
 
 pub fn run(args: PhonebookArgs) -> anyhow::Result<()> {
+    run_command(args).map_err(crate::profile_cmd::report::one_line)
+}
+
+fn run_command(args: PhonebookArgs) -> anyhow::Result<()> {
     let root = args
         .root
         .or_else(|| std::env::var_os("RAS_PHONEBOOK_ROOT").map(PathBuf::from))
@@ -201,8 +230,11 @@ pub fn run(args: PhonebookArgs) -> anyhow::Result<()> {
         }
         PhonebookCommand::Add { name, line } => {
             let mut s = Store::open(&root, &name)?;
-            let pop = parse_import_line(&line, "command line", 1)?;
+            let pop = parse_import_line(&line, "LINE", 0)?;
+            check_pop(&pop, s.regions()?.len(), "LINE", 0)?;
+            let index = pop.index;
             s.apply(&[StoreChange::Add(pop)], false)?;
+            println!("added POP {index} to {name}");
         }
         PhonebookCommand::Edit {
             name,
@@ -218,7 +250,11 @@ pub fn run(args: PhonebookArgs) -> anyhow::Result<()> {
                 _ => None,
             };
             let pop = match (line, index) {
-                (Some(l), _) => parse_import_line(&l, "command line", 1)?,
+                (Some(l), _) => {
+                    let pop = parse_import_line(&l, "LINE", 0)?;
+                    check_pop(&pop, s.regions()?.len(), "LINE", 0)?;
+                    pop
+                }
                 (None, Some(i)) => s
                     .pops()?
                     .into_iter()
@@ -229,6 +265,7 @@ pub fn run(args: PhonebookArgs) -> anyhow::Result<()> {
                     bail!("give the POP's new line, or --index with --in-service/--out-of-service")
                 }
             };
+            let index = pop.index;
             s.apply(
                 &[StoreChange::Edit {
                     pop,
@@ -236,11 +273,20 @@ pub fn run(args: PhonebookArgs) -> anyhow::Result<()> {
                 }],
                 false,
             )?;
+            let what = match status {
+                Some(true) => "put back in service",
+                Some(false) => "taken out of service",
+                None => "changed",
+            };
+            println!("POP {index} of {name} {what}");
         }
         PhonebookCommand::Delete { name, indexes } => {
             let mut s = Store::open(&root, &name)?;
+            let list: Vec<String> = indexes.iter().map(u32::to_string).collect();
             let changes: Vec<_> = indexes.into_iter().map(StoreChange::Delete).collect();
             s.apply(&changes, false)?;
+            let noun = if list.len() == 1 { "POP" } else { "POPs" };
+            println!("deleted {noun} {} from {name}", list.join(", "));
         }
         PhonebookCommand::List {
             name,
@@ -302,8 +348,12 @@ pub fn run(args: PhonebookArgs) -> anyhow::Result<()> {
                     v => v,
                 },
             };
-            let token = read_text(&token_file)?.trim().to_owned();
+            // Before the credential is even read: it only ever travels over HTTPS.
             let service = ServiceUrl::parse(&url)?;
+            if !service.tls {
+                bail!("refusing to post to {url}: the posting credential is only ever sent over HTTPS (use https://)");
+            }
+            let token = read_text(&token_file)?.trim().to_owned();
             let trust = trust.trust(&url)?;
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(phonebook::post::post_version(
@@ -330,17 +380,7 @@ pub fn run(args: PhonebookArgs) -> anyhow::Result<()> {
             let out = rt.block_on(phonebook::update_profile_phonebook(
                 &url, &name, &dir, have, &trust,
             ))?;
-            match out {
-                phonebook::UpdateOutcome::UpToDate { version } => {
-                    println!("up to date at version {version}")
-                }
-                phonebook::UpdateOutcome::Full { from, to } => {
-                    println!("full update from {from} to {to}")
-                }
-                phonebook::UpdateOutcome::Delta { from, to } => {
-                    println!("delta update from {from} to {to}")
-                }
-            }
+            println!("phone book {name}: {out}");
         }
     }
     Ok(())

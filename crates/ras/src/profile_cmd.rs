@@ -1,6 +1,10 @@
 //! `ras profile …`: build (the CMAK role), sign, install, list, remove and check
 //! Connection Manager service profiles. See docs/CONNECTION-MANAGER.md.
 
+#[cfg(test)]
+mod help_tests;
+pub(crate) mod report;
+
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
@@ -30,7 +34,8 @@ pub enum ProfileCommand {
         /// Trust this public key file (repeatable), in addition to the trusted-keys directory.
         #[arg(long = "trust", value_name = "KEYFILE")]
         trust: Vec<PathBuf>,
-        /// Install even if the package is unsigned or not signed by a trusted key.
+        /// Also install a package that carries no signature at all (never one whose
+        /// signature fails or whose signer is not trusted).
         #[arg(long)]
         allow_unsigned: bool,
     },
@@ -51,10 +56,11 @@ pub enum ProfileCommand {
         #[arg(long)]
         all_users: bool,
     },
-    /// Load a profile (directory, .cms or .cmp) and print what the dialer would use.
+    /// Load a profile and print what the dialer would use.
     Check {
-        /// The profile.
-        path: PathBuf,
+        /// The profile: an installed profile's short or service name, or a path to its
+        /// directory, .cms or .cmp (the same as `ras dial` takes).
+        profile: String,
     },
 }
 
@@ -78,10 +84,13 @@ pub struct BuildArgs {
     /// Service name.
     #[arg(long)]
     service_name: Option<String>,
-    /// Eight-character short service name.
+    /// Short service name: 1 to 8 letters, digits, '_' or '-', not all digits (the
+    /// phone book name rule).
     #[arg(long)]
     short_name: Option<String>,
-    /// VPN server, `ADDRESS` or `NAME=ADDRESS` (repeatable; replaces the answer file's list).
+    /// VPN server, `ADDRESS` or `NAME=ADDRESS`; ADDRESS is host, host:PORT (PORT is
+    /// SSTP's when the profile tries SSTP), sstp://host:PORT or pptp://host:PORT
+    /// (repeatable; replaces the answer file's list).
     #[arg(long = "vpn-server")]
     vpn_servers: Vec<String>,
     /// Protocol order, e.g. `--protocol sstp --protocol pptp`.
@@ -111,12 +120,16 @@ pub struct BuildArgs {
 }
 
 pub fn run(cmd: ProfileCommand) -> anyhow::Result<()> {
+    run_command(cmd).map_err(report::one_line)
+}
+
+fn run_command(cmd: ProfileCommand) -> anyhow::Result<()> {
     match cmd {
         ProfileCommand::Keygen { out } => {
             let (key, private, public) = SigningKey::write_new(&out)?;
-            println!("private key: {} (keep it secret)", private.display());
             println!(
-                "public key:  {} ({})",
+                "created signing key {} (private: keep it secret) and {} (public key {})",
+                private.display(),
                 public.display(),
                 key.public_key().to_hex()
             );
@@ -172,11 +185,12 @@ pub fn run(cmd: ProfileCommand) -> anyhow::Result<()> {
             Ok(())
         }
         ProfileCommand::Remove { name, all_users } => {
-            let dir = store::remove(&name, scope(all_users))?;
-            println!("removed {}", dir.display());
+            let scope = scope(all_users);
+            let dir = store::remove(&name, scope)?;
+            println!("removed {name} for {} ({})", scope.name(), dir.display());
             Ok(())
         }
-        ProfileCommand::Check { path } => check(&path),
+        ProfileCommand::Check { profile } => check(&profile),
     }
 }
 
@@ -196,16 +210,26 @@ fn build(args: BuildArgs) -> anyhow::Result<()> {
     let dir = match &args.rebuild {
         Some(dir) => dir.clone(),
         None => {
-            let (mut spec, base) = match &args.answers {
-                Some(path) => (
-                    BuildSpec::read(path)?,
-                    path.parent().unwrap_or(Path::new(".")).to_path_buf(),
-                ),
-                None => (BuildSpec::default(), PathBuf::from(".")),
+            let (mut spec, base, source) = match &args.answers {
+                Some(path) => {
+                    let (spec, source) = BuildSpec::read_source(path)?;
+                    let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+                    (spec, base, Some(source))
+                }
+                None => (BuildSpec::default(), PathBuf::from("."), None),
             };
+            let from_file = FileCounts::of(&spec);
             apply_flags(&mut spec, &args)?;
-            let out = profile::build::build(&spec, &base, &args.out)?;
-            println!("profile files: {}", out.dir.display());
+            let out = profile::build::build(&spec, &base, &args.out).map_err(|e| {
+                // A value from the answer file is named by file and line; one from a
+                // flag by the flag.
+                match (&source, e.field()) {
+                    (Some(src), Some(field)) if !from_flag(field, &args, &from_file) => {
+                        e.in_answer_file(src)
+                    }
+                    _ => e,
+                }
+            })?;
             out.dir
         }
     };
@@ -218,7 +242,9 @@ fn build(args: BuildArgs) -> anyhow::Result<()> {
         .join(format!("{}.{}", profile.short_name, package::EXTENSION));
     profile::load::write_atomic(&pkg, &bytes)?;
     println!(
-        "package: {} ({} bytes, {})",
+        "built {}: files in {}, package {} ({} bytes, {})",
+        profile.short_name,
+        dir.display(),
         pkg.display(),
         bytes.len(),
         match &key {
@@ -227,6 +253,44 @@ fn build(args: BuildArgs) -> anyhow::Result<()> {
         }
     );
     Ok(())
+}
+
+/// How many list entries came from the answer file (flags append after them).
+struct FileCounts {
+    extra_files: usize,
+    merge: usize,
+}
+
+impl FileCounts {
+    fn of(spec: &BuildSpec) -> FileCounts {
+        FileCounts {
+            extra_files: spec.extra_files.len(),
+            merge: spec.merge.len(),
+        }
+    }
+}
+
+/// Whether the answer-file key `field` (as a `BuildError` names it) was given by a flag.
+fn from_flag(field: &str, args: &BuildArgs, file: &FileCounts) -> bool {
+    let top = field.split(['.', '[']).next().unwrap_or(field);
+    let index = || {
+        field
+            .split_once('[')
+            .and_then(|(_, i)| i.split(']').next())
+            .and_then(|i| i.parse::<usize>().ok())
+            .unwrap_or(0)
+    };
+    match top {
+        "service_name" => args.service_name.is_some(),
+        "short_name" => args.short_name.is_some(),
+        "vpn" if field.starts_with("vpn.servers") => !args.vpn_servers.is_empty(),
+        "vpn" if field.starts_with("vpn.protocols") => !args.protocols.is_empty(),
+        "realm" => args.realm_prefix.is_some() || args.realm_suffix.is_some(),
+        "phonebook" => args.phonebook.is_some(),
+        "extra_files" => index() >= file.extra_files,
+        "merge" => index() >= file.merge,
+        _ => false,
+    }
 }
 
 fn apply_flags(spec: &mut BuildSpec, args: &BuildArgs) -> anyhow::Result<()> {
@@ -270,14 +334,15 @@ fn apply_flags(spec: &mut BuildSpec, args: &BuildArgs) -> anyhow::Result<()> {
             url: args.pb_url.clone(),
         });
     }
-    if spec.service_name.is_none() || spec.short_name.is_none() {
-        bail!("a profile needs a service name and a short name: give --answers FILE or --service-name and --short-name");
+    // With an answer file, a missing name is reported against the file (by `build`).
+    if args.answers.is_none() && (spec.service_name.is_none() || spec.short_name.is_none()) {
+        bail!("a profile needs a service name and a short name: give --answers FILE, or --service-name and --short-name");
     }
     Ok(())
 }
 
-fn check(path: &Path) -> anyhow::Result<()> {
-    let p = profile::load(path)?;
+fn check(name: &str) -> anyhow::Result<()> {
+    let p = profile::load(&store::locate(name)?)?;
     let cm = &p.connection_manager;
     println!("short name:    {}", p.short_name);
     println!("service name:  {}", cm.service_name);

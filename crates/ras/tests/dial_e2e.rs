@@ -14,7 +14,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use interop::netns::{Topology, LAN_HOST};
+use interop::netns::{Topology, LAN_HOST, SERVER_FOR_CLI1};
 
 mod support;
 use support::*;
@@ -107,9 +107,13 @@ fn dial_up_over_a_pty_pair_to_our_dial_in_server() {
 // ---- ras dial ----
 
 fn dial(profile: &Path, extra: &[&str], env: &[(&str, &str)]) -> Child {
+    dial_with(Command::new(RAS), profile, extra, env)
+}
+
+/// `ras dial` started by `cmd` (the binary, maybe in a namespace).
+fn dial_with(mut cmd: Command, profile: &Path, extra: &[&str], env: &[(&str, &str)]) -> Child {
     let pw = profile.join("pw");
     std::fs::write(&pw, "secret\n").unwrap();
-    let mut cmd = Command::new(RAS);
     cmd.arg("dial")
         .arg(profile)
         .arg("--password-file")
@@ -117,6 +121,8 @@ fn dial(profile: &Path, extra: &[&str], env: &[(&str, &str)]) -> Child {
         .args(["--unattended", "--no-dns", "--no-ipv6"])
         .args(extra)
         .env("RUST_LOG", "info")
+        .env_remove("RUST_BACKTRACE")
+        .env_remove("RUST_LIB_BACKTRACE")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -151,15 +157,92 @@ fn wait_dial(mut child: Child, within: Duration) -> (bool, String) {
 
 const DIRECT: &str = "Dialup=0\nDirect=1\nConnectionType=1\nTunnel=0\nUserNamePrefix=CORP\\\nUserNameSuffix=@corp.example\n";
 
+/// A direct connection that exists: SSTP to our server in the server namespace, the
+/// dialer in the client namespace (root). The profile's `[Connection Manager]` is
+/// `cm` plus `Tunnel=1` and `TunnelAddress`; the user alice's password is "secret"
+/// (what [`dial`] writes).
+struct DirectServer {
+    topo: Topology,
+    server: Server,
+    _dir: tempfile::TempDir,
+}
+
+impl DirectServer {
+    /// None (after saying why) when the test cannot run here.
+    fn start(prefix: &str) -> Option<DirectServer> {
+        if !can_run() {
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let topo = Topology::create(prefix).expect("namespaces");
+        let config = dir.path().join("ras.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "state_dir = {:?}\nserver_name = \"ras-dial-e2e\"\n\n[sstp]\nlisten = [\"{SERVER_FOR_CLI1}:443\"]\n\n[pptp]\nlisten = []\n\n[tun]\nname = \"{prefix}0\"\n",
+                dir.path().join("state")
+            ),
+        )
+        .unwrap();
+        let pw = password_file(dir.path(), "alice", "secret");
+        // The realm of DIRECT: CORP\alice@corp.example, and the Domain some tests set.
+        // (Whichever form the server looks up: with or without the realm and domain.)
+        for name in [
+            "CORP\\alice@corp.example",
+            "CORP\\CORPDOM\\alice@corp.example",
+            "CORPDOM\\alice@corp.example",
+            "alice@corp.example",
+            "alice",
+        ] {
+            add_user(&config, name, &pw, &[]);
+        }
+        let server = Server::start(&topo, &config);
+        Some(DirectServer {
+            topo,
+            server,
+            _dir: dir,
+        })
+    }
+
+    /// DIRECT with a tunnel to this server.
+    fn cm(&self) -> String {
+        format!("{DIRECT}Tunnel=1\nTunnelAddress={SERVER_FOR_CLI1}\nRedialCount=0\n")
+            .replace("Tunnel=0\n", "")
+    }
+
+    /// `ras dial` in the client namespace, trusting this server.
+    fn dial(&self, profile: &Path, env: &[(&str, &str)]) -> Child {
+        let fp = self.server.fingerprint.clone();
+        let tun = format!("{}v", short_tun(&self.topo));
+        dial_with(
+            self.topo.command("cli1", RAS),
+            profile,
+            &["--fingerprint", &fp, "--vpn-tun", &tun],
+            env,
+        )
+    }
+}
+
+fn short_tun(topo: &Topology) -> String {
+    topo.ns("cli1")
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .take(10)
+        .collect()
+}
+
 /// Every point a direct connection meets, in order, with the seed's
 /// macros expanded; a shared-library action; the monitored program's exit
 /// ends the connection; then the disconnect actions.
 #[test]
 fn direct_connection_runs_its_action_points_in_order_with_macros() {
+    let Some(srv) = DirectServer::start("dialx") else {
+        return;
+    };
     let root = tempfile::tempdir().unwrap();
     let dir = write_profile(
         root.path(),
-        DIRECT,
+        &srv.cm(),
         "[Pre-Init Actions]\n0=rec.sh pre-init %ServiceName% \"%ServiceDir%\" %Profile% %Interactive%\n0&Description=Pre-init recorder\n\
 [Pre-Connect Actions]\n0=rec.sh pre-connect %UserName% %UserPrefix% %UserSuffix% %Domain% %InetUserName% %ConnectionType%\n1=rec.sh pre-connect-2 %DialRasEntry% %TunnelRasEntry% %AutoRedial% %ErrorCode% %CurrentFavorite% %NotAMacro%\n\
 [Pre-Dial Actions]\n0=rec.sh pre-dial\n\
@@ -178,8 +261,8 @@ fn direct_connection_runs_its_action_points_in_order_with_macros() {
         eprintln!("SKIPPED: gcc not available for the shared-library action");
         return;
     }
-    let child = dial(&dir, &[], &[]);
-    let (ok, text) = wait_dial(child, Duration::from_secs(30));
+    let child = srv.dial(&dir, &[]);
+    let (ok, text) = wait_dial(child, Duration::from_secs(60));
     assert!(ok, "{text}");
     let service_dir = dir.display().to_string();
     let cmp = dir.join("dialtest.cmp").display().to_string();
@@ -189,19 +272,35 @@ fn direct_connection_runs_its_action_points_in_order_with_macros() {
             format!("pre-init|Dial Test|{service_dir}|{cmp}|0|"),
             "pre-connect|alice|CORP\\|@corp.example|CORPDOM|alice|1|".to_string(),
             "pre-connect-2|Dial Test|Dial Test Tunnel|0|NULL|NULL|%NotAMacro%|".to_string(),
+            "pre-tunnel|".to_string(),
             "post-connect|1|".to_string(),
             "dll|Dial Test alice|hwnd=NULL|hinst=set|reserved=0|".to_string(),
             "monitored|Dial Test|".to_string(),
             "disconnect|NULL|".to_string(),
         ]
     );
-    // The three phases are for links; a direct profile without a tunnel
-    // has none, but the actions are announced.
     assert!(
         text.contains("Running custom action Library recorder"),
         "{text}"
     );
     assert!(text.contains("the last monitored program exited"), "{text}");
+    // One line per event: each progress line once, in words.
+    for line in [
+        "Connecting",
+        "Connected",
+        "Running custom action Library recorder",
+    ] {
+        let n = text.lines().filter(|l| l.trim() == line).count();
+        assert_eq!(n, 1, "{line:?} {n} times: {text}");
+    }
+    for debug in ["Some(", "None", "{ ", "Full {", "MppeSettings"] {
+        assert!(
+            !text
+                .lines()
+                .any(|l| !l.contains(" INFO ") && l.contains(debug)),
+            "{debug}: {text}"
+        );
+    }
     let log = std::fs::read_to_string(dir.join("dialtest.log")).unwrap();
     assert!(
         log.contains("Running custom action Pre-init recorder"),
@@ -270,16 +369,41 @@ fn pre_init_post_connect_and_library_failures_end_the_attempt() {
     assert!(!ok && text.contains("failed 9"), "{text}");
     assert_eq!(points(&dir), vec!["pre-init", "on-error"]);
 
+    // A direct profile without a tunnel has nothing to connect: it fails
+    // before any link, and never says "Connected".
     std::fs::remove_file(dir.join("record.txt")).unwrap();
-    let (ok, text) = wait_dial(
-        dial(&dir, &[], &[("RC_post_connect", "5")]),
-        Duration::from_secs(30),
-    );
-    assert!(!ok && text.contains("Register failed 5"), "{text}");
+    let (ok, text) = wait_dial(dial(&dir, &[], &[]), Duration::from_secs(30));
+    assert!(!ok, "{text}");
+    assert!(text.contains("has no VPN server"), "{text}");
+    assert!(!text.contains("Connected"), "{text}");
     assert_eq!(
         record(&dir),
-        vec!["pre-init|", "pre-connect|", "post-connect|", "on-error|5|"]
+        vec!["pre-init|", "pre-connect|", "on-error|623|"]
     );
+
+    // Post-connect needs a connection that exists: SSTP to our server.
+    if let Some(srv) = DirectServer::start("dialr") {
+        let root = tempfile::tempdir().unwrap();
+        let dir = write_profile(
+            root.path(),
+            &srv.cm(),
+            "[Pre-Init Actions]\n0=rec.sh pre-init\n[Pre-Connect Actions]\n0=rec.sh pre-connect\n\
+[Connect Actions]\n0=rec.sh post-connect\n0&Description=Register\n\
+[Disconnect Actions]\n0=rec.sh disconnect\n[On-Error Actions]\n0=rec.sh on-error %ErrorCode%\n",
+            "",
+        );
+        let (ok, text) = wait_dial(
+            srv.dial(&dir, &[("RC_post_connect", "5")]),
+            Duration::from_secs(60),
+        );
+        assert!(!ok && text.contains("Register failed 5"), "{text}");
+        assert_eq!(
+            record(&dir),
+            vec!["pre-init|", "pre-connect|", "post-connect|", "on-error|5|"]
+        );
+        // Said once: the failure is the command's error, not also a progress line.
+        assert_eq!(text.matches("Register failed 5").count(), 1, "{text}");
+    }
 
     if build_action_library(&dir).is_none() {
         eprintln!("SKIPPED (library part): gcc not available");
@@ -621,13 +745,22 @@ fn ras_dial_double_dial_then_sstp_through_the_line() {
 #[test]
 fn the_phone_book_update_asks_the_service_first_after_connecting() {
     use std::io::Write;
+    let Some(srv) = DirectServer::start("dialb") else {
+        return;
+    };
     let root = tempfile::tempdir().unwrap();
-    let service = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    // The service answers in the server namespace, reachable from the client's.
+    let service = srv
+        .topo
+        .in_ns("srv", || std::net::TcpListener::bind((SERVER_FOR_CLI1, 0)))
+        .unwrap()
+        .unwrap();
     let port = service.local_addr().unwrap().port();
     let dir = write_profile(
         root.path(),
         &format!(
-            "Dialup=0\nDirect=1\nConnectionType=1\nTunnel=0\nVersion=7\n\n[ISP]\nPBFile=dialtest.pbk\nPBURL=http://127.0.0.1:{port}/pbserver/pbserver.dll\n"
+            "{}Version=7\n\n[ISP]\nPBFile=dialtest.pbk\nPBURL=http://{SERVER_FOR_CLI1}:{port}/pbserver/pbserver.dll\n",
+            srv.cm()
         ),
         "[Connect Actions]\n0=rec.sh post-connect\n[Auto Applications]\n0=rec.sh monitored\n\
 [Disconnect Actions]\n0=rec.sh disconnect\n",
@@ -655,7 +788,7 @@ fn the_phone_book_update_asks_the_service_first_after_connecting() {
         );
         String::from_utf8_lossy(&got).into_owned()
     });
-    let (ok, text) = wait_dial(dial(&dir, &[], &[]), Duration::from_secs(30));
+    let (ok, text) = wait_dial(srv.dial(&dir, &[]), Duration::from_secs(60));
     assert!(ok, "{text}");
     let request = answer.join().unwrap();
     let first = request.lines().next().unwrap_or("");

@@ -218,15 +218,15 @@ fn decision_table_and_updates_3_to_10_full_and_8_to_10_delta() {
     new_book(&root, "Corp", 50);
     post(&root, &pbs, "Corp");
     let (at3, at8) = (tmp.path().join("profile3"), tmp.path().join("profile8"));
-    assert!(update(&root, &pbs, "Corp", &at3).contains("full update from 0 to 1"));
+    assert!(update(&root, &pbs, "Corp", &at3).contains("full update from version 0 to 1"));
     for v in 2..=10 {
         next_version(&root, "Corp", v);
         post(&root, &pbs, "Corp");
         if v == 3 {
-            assert!(update(&root, &pbs, "Corp", &at3).contains("delta update from 1 to 3"));
+            assert!(update(&root, &pbs, "Corp", &at3).contains("delta update from version 1 to 3"));
         }
         if v == 8 {
-            assert!(update(&root, &pbs, "Corp", &at8).contains("full update from 0 to 8"));
+            assert!(update(&root, &pbs, "Corp", &at8).contains("full update from version 0 to 8"));
         }
     }
     // The decision table at current 10.
@@ -272,8 +272,8 @@ fn decision_table_and_updates_3_to_10_full_and_8_to_10_delta() {
     // The profiles: 3 → 10 through the full cabinet, 8 → 10 through a delta.
     assert_eq!(phonebook::update::local_version(&at3, "Corp"), 3);
     assert_eq!(phonebook::update::local_version(&at8, "Corp"), 8);
-    assert!(update(&root, &pbs, "Corp", &at3).contains("full update from 3 to 10"));
-    assert!(update(&root, &pbs, "Corp", &at8).contains("delta update from 8 to 10"));
+    assert!(update(&root, &pbs, "Corp", &at3).contains("full update from version 3 to 10"));
+    assert!(update(&root, &pbs, "Corp", &at8).contains("delta update from version 8 to 10"));
     assert!(update(&root, &pbs, "Corp", &at8).contains("up to date at version 10"));
     let published = std::fs::read(root.join("Corp/10/Corp.pbk")).unwrap();
     for dir in [&at3, &at8] {
@@ -516,4 +516,119 @@ fn two_hundred_clients_while_versions_are_posted() {
     );
     assert!(versions.len() >= 2, "clients saw only {versions:?}");
     assert!(versions.contains(&8) || served_version(&pbs, "Load") == 8);
+}
+
+/// Runs `ras phonebook --root ROOT ARGS…` that must fail; returns stderr.
+fn admin_fails(root: &Path, args: &[&str]) -> String {
+    let out = Command::new(RAS)
+        .arg("phonebook")
+        .arg("--root")
+        .arg(root)
+        .args(args)
+        .env_remove("RUST_BACKTRACE")
+        .env_remove("RUST_LIB_BACKTRACE")
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "ras phonebook {args:?} should fail");
+    String::from_utf8(out.stderr).unwrap()
+}
+
+/// What the administrator meets: the name rule shared with profiles, one line for
+/// each change, POP errors that name the argument and field, posting refused over
+/// plain HTTP before connecting, and the update taking the profile's PBURL as well
+/// as the base URL.
+#[test]
+fn the_administrator_commands_speak_plainly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("books");
+    // `_` and `-` as in profile short names.
+    let out = admin(&root, &["create", "corp_1"]);
+    assert_eq!(out.lines().count(), 1, "{out}");
+    let out = admin(
+        &root,
+        &[
+            "add",
+            "corp_1",
+            "1, 1, 0, Redmond, 425, 555-0134, 9600, 56000, 0, 0, ISP",
+        ],
+    );
+    assert_eq!(out.trim(), "added POP 1 to corp_1");
+    // An empty POP name is refused, naming the argument and the field (not "POP:0:").
+    let err = admin_fails(
+        &root,
+        &["add", "corp_1", "2, 1, 0, , 425, 555-0135, 0, 0, 0, 0, "],
+    );
+    assert!(err.contains("LINE: POP Name: 1 to 30"), "{err}");
+    assert!(!err.contains(":0:"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    let out = admin(
+        &root,
+        &["edit", "corp_1", "--index", "1", "--out-of-service"],
+    );
+    assert_eq!(out.trim(), "POP 1 of corp_1 taken out of service");
+    let out = admin(&root, &["edit", "corp_1", "--index", "1", "--in-service"]);
+    assert_eq!(out.trim(), "POP 1 of corp_1 put back in service");
+    let out = admin(&root, &["publish", "corp_1"]);
+    assert_eq!(out.lines().count(), 1, "{out}");
+    let versions = admin(&root, &["list", "corp_1", "--versions"]);
+    assert!(versions.starts_with("1\tfull\t1 POPs"), "{versions}");
+
+    // Posting over plain HTTP: refused before anything is sent.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let token = tmp.path().join("token");
+    std::fs::write(&token, TOKEN).unwrap();
+    let err = admin_fails(
+        &root,
+        &[
+            "post",
+            "corp_1",
+            "--url",
+            &format!("http://127.0.0.1:{port}"),
+            "--token-file",
+            token.to_str().unwrap(),
+        ],
+    );
+    assert!(err.contains("only ever sent over HTTPS"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        listener.accept().is_err(),
+        "the post connected over plain HTTP"
+    );
+
+    // Posted over HTTPS, then updated through the full PBURL and the base URL alike.
+    let data = tmp.path().join("pbs");
+    let pbs = Pbs::start(&data);
+    post(&root, &pbs, "corp_1");
+    for (i, url) in [
+        format!("http://127.0.0.1:{}/pbserver/pbserver.dll", pbs.http.port()),
+        format!("http://127.0.0.1:{}", pbs.http.port()),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let dir = tmp.path().join(format!("profile{i}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let out = admin(
+            &root,
+            &[
+                "update",
+                "corp_1",
+                "--url",
+                url,
+                "--dir",
+                dir.to_str().unwrap(),
+            ],
+        );
+        assert_eq!(
+            out.trim(),
+            "phone book corp_1: full update from version 0 to 1",
+            "{url}"
+        );
+        assert!(dir.join("corp_1.pbk").is_file());
+    }
+    let out = admin(&root, &["delete", "corp_1", "1"]);
+    assert_eq!(out.trim(), "deleted POP 1 from corp_1");
 }
