@@ -264,7 +264,10 @@ pub fn certificate_refusal(error: &std::io::Error) -> Option<String> {
                 None => Some(format!("server certificate refused: {}", other.0)),
             }
         }
-        rustls::Error::InvalidCertificate(e) => Some(format!("server certificate refused: {e:?}")),
+        rustls::Error::InvalidCertificate(e) => Some(format!(
+            "server certificate refused: {}",
+            rustls::Error::InvalidCertificate(e.clone())
+        )),
         _ => None,
     }
 }

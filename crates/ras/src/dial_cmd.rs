@@ -99,10 +99,6 @@ pub struct DialArgs {
 }
 
 pub fn run(args: DialArgs) -> anyhow::Result<()> {
-    run_dial(args).map_err(crate::profile_cmd::report::one_line)
-}
-
-fn run_dial(args: DialArgs) -> anyhow::Result<()> {
     let profile = open_profile(&args.profile)?;
     let state_file = StateFile::new(&profile.files.dir, &profile.short_name);
     if args.status {

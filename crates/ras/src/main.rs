@@ -8,6 +8,7 @@ mod pbs_cmd;
 mod phonebook_cmd;
 mod profile_cmd;
 mod quiet_output;
+mod report;
 mod selftest;
 mod server_cmd;
 mod user_cmd;
@@ -58,7 +59,7 @@ enum Command {
     },
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         // A closed stderr must not take a server down (quiet_output).
@@ -70,6 +71,19 @@ fn main() -> anyhow::Result<()> {
         )
         .init();
     let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // One line, each cause once, never Debug (no backtrace dump
+            // when RUST_BACKTRACE is set), and a closed stderr is no panic.
+            use std::io::Write;
+            let _ = writeln!(std::io::stderr(), "error: {}", report::one_line(e));
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::PppSelftest { auth } => selftest::run(auth),
         Command::Profile(cmd) => profile_cmd::run(cmd),
@@ -116,5 +130,38 @@ mod tests {
                 _ => panic!("{argv:?}: not the user command"),
             }
         }
+    }
+
+    /// Every subcommand and every argument a person can type has a
+    /// description in --help.
+    #[test]
+    fn every_argument_has_help() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            let path = format!("{path} {}", cmd.get_name());
+            if cmd.get_about().is_none() && path != " ras" {
+                missing.push(format!("{path}: no description"));
+            }
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id == "help" || id == "version" || arg.is_hide_set() {
+                    continue;
+                }
+                if arg.get_help().is_none() {
+                    missing.push(format!("{path}: {id}"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                if sub.get_name() != "help" {
+                    walk(sub, &path, missing);
+                }
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "", &mut missing);
+        assert!(
+            missing.is_empty(),
+            "without help text:\n{}",
+            missing.join("\n")
+        );
     }
 }

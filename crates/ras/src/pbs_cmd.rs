@@ -39,10 +39,6 @@ pub struct PbsArgs {
 }
 
 pub fn run(args: PbsArgs) -> anyhow::Result<()> {
-    serve(args).map_err(crate::profile_cmd::report::one_line)
-}
-
-fn serve(args: PbsArgs) -> anyhow::Result<()> {
     let mut rt = tokio::runtime::Builder::new_multi_thread();
     rt.enable_all();
     if let Some(n) = args.threads {

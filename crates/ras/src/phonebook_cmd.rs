@@ -181,10 +181,6 @@ fn load_regions(store: &mut Store, file: &Path) -> anyhow::Result<()> {
 }
 
 pub fn run(args: PhonebookArgs) -> anyhow::Result<()> {
-    run_command(args).map_err(crate::profile_cmd::report::one_line)
-}
-
-fn run_command(args: PhonebookArgs) -> anyhow::Result<()> {
     let root = args
         .root
         .or_else(|| std::env::var_os("RAS_PHONEBOOK_ROOT").map(PathBuf::from))

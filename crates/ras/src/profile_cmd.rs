@@ -1,10 +1,6 @@
 //! `ras profile …`: build (the CMAK role), sign, install, list, remove and check
 //! Connection Manager service profiles. See docs/CONNECTION-MANAGER.md.
 
-#[cfg(test)]
-mod help_tests;
-pub(crate) mod report;
-
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
@@ -120,10 +116,6 @@ pub struct BuildArgs {
 }
 
 pub fn run(cmd: ProfileCommand) -> anyhow::Result<()> {
-    run_command(cmd).map_err(report::one_line)
-}
-
-fn run_command(cmd: ProfileCommand) -> anyhow::Result<()> {
     match cmd {
         ProfileCommand::Keygen { out } => {
             let (key, private, public) = SigningKey::write_new(&out)?;

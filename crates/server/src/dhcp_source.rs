@@ -385,8 +385,8 @@ async fn apply(shared: &Shared, event: Event) {
         Event::FellBackToApipa { waiting } => {
             tracing::warn!(
                 interface = %iface,
-                "no DHCP server answered on {iface}: using APIPA addresses (169.254.0.0/16) for {waiting} waiting client(s) and new ones for {:?}; they cannot reach beyond this server",
-                shared.settings.retry_after
+                "no DHCP server answered on {iface}: using APIPA addresses (169.254.0.0/16) for {waiting} waiting client(s) and new ones for {} s; they cannot reach beyond this server",
+                shared.settings.retry_after.as_secs()
             );
         }
         Event::DhcpRestored => {

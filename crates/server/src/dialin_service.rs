@@ -80,7 +80,7 @@ impl DialinService {
             user: None,
         };
         let id = info.id;
-        tracing::info!(session = id, device = %device.display(), number = ?number, "dial-in call");
+        tracing::info!(session = id, device = %device.display(), number = number.as_deref().unwrap_or("none"), "dial-in call");
         let config = SerialSessionConfig {
             link: self.link.clone(),
             assigns_network: true,

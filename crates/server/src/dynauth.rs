@@ -172,7 +172,7 @@ impl DynAuthServer {
             let request = match Packet::decode(data) {
                 Ok(p) if matches!(p.code, Code::DisconnectRequest | Code::CoaRequest) => p,
                 Ok(p) => {
-                    tracing::warn!(%from, code = ?p.code, "dropped a dynamic authorization packet of the wrong kind");
+                    tracing::warn!(%from, code = p.code.to_u8(), "dropped a dynamic authorization packet of the wrong kind");
                     continue;
                 }
                 Err(e) => {

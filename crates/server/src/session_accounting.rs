@@ -105,5 +105,5 @@ pub fn stop(acct: &Accounting, nas: Option<&NasIdentity>, h: &Held) {
         .with_terminate_cause(cause);
     spool(acct, AcctStatusType::Stop, h, r);
     let t = h.live.traffic();
-    tracing::info!(acct_session_id = %h.acct_session_id, octets_in = t.octets_in, octets_out = t.octets_out, ?cause, "accounting Stop");
+    tracing::info!(acct_session_id = %h.acct_session_id, octets_in = t.octets_in, octets_out = t.octets_out, cause = cause.to_u32(), "accounting Stop");
 }

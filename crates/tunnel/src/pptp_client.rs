@@ -255,9 +255,9 @@ impl Setup {
                         peer_vendor,
                         ..
                     } => tracing::debug!(
-                        "PPTP control connection up: {:?}, {:?}",
-                        String::from_utf8_lossy(&peer_host_name),
-                        String::from_utf8_lossy(&peer_vendor)
+                        "PPTP control connection up: host {}, vendor {}",
+                        String::from_utf8_lossy(&peer_host_name).escape_debug(),
+                        String::from_utf8_lossy(&peer_vendor).escape_debug()
                     ),
                     Event::CallEstablished {
                         local_call_id,
@@ -278,15 +278,15 @@ impl Setup {
                         ..
                     } => {
                         return Err(PptpError::Control(format!(
-                            "the server refused the call: {result:?}, {error:?}, cause {cause_code}"
+                            "the server refused the call: {result}, {error}, cause {cause_code}"
                         )))
                     }
                     Event::CallCleared { reason, .. } => {
-                        return Err(PptpError::Control(format!("call cleared: {reason:?}")))
+                        return Err(PptpError::Control(format!("call cleared: {reason}")))
                     }
                     Event::Closed { reason } => {
                         return Err(PptpError::Control(format!(
-                            "control connection closed: {reason:?}"
+                            "control connection closed: {reason}"
                         )))
                     }
                     other => tracing::debug!("PPTP event during setup: {other:?}"),
@@ -585,9 +585,9 @@ impl Session {
                     reason,
                     ..
                 } if local_call_id == self.call_id => {
-                    tracing::info!(session = self.info.id, "PPTP call cleared: {reason:?}");
+                    tracing::info!(session = self.info.id, "PPTP call cleared: {reason}");
                     st.reason
-                        .get_or_insert_with(|| format!("PPTP call cleared: {reason:?}"));
+                        .get_or_insert_with(|| format!("PPTP call cleared: {reason}"));
                     st.call_cleared = true;
                     st.outbound = None;
                     self.link.lower_down(now);
@@ -596,11 +596,10 @@ impl Session {
                 Event::Closed { reason } => {
                     tracing::debug!(
                         session = self.info.id,
-                        "PPTP control connection closed: {reason:?}"
+                        "PPTP control connection closed: {reason}"
                     );
-                    st.reason.get_or_insert_with(|| {
-                        format!("PPTP control connection closed: {reason:?}")
-                    });
+                    st.reason
+                        .get_or_insert_with(|| format!("PPTP control connection closed: {reason}"));
                     st.outbound = None;
                     self.link.lower_down(now);
                 }

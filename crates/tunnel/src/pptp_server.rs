@@ -536,9 +536,9 @@ impl Setup {
                         peer_vendor,
                         ..
                     } => tracing::debug!(
-                        "PPTP control connection up: {:?}, {:?}",
-                        String::from_utf8_lossy(&peer_host_name),
-                        String::from_utf8_lossy(&peer_vendor)
+                        "PPTP control connection up: host {}, vendor {}",
+                        String::from_utf8_lossy(&peer_host_name).escape_debug(),
+                        String::from_utf8_lossy(&peer_vendor).escape_debug()
                     ),
                     Event::CallEstablished {
                         local_call_id,
@@ -553,10 +553,10 @@ impl Setup {
                         })
                     }
                     Event::CallRefused { result, error, .. } => {
-                        tracing::info!("PPTP call refused: {result:?}, {error:?}")
+                        tracing::info!("PPTP call refused: {result}, {error}")
                     }
                     Event::Closed { reason } => {
-                        return Err(format!("control connection closed: {reason:?}"))
+                        return Err(format!("control connection closed: {reason}"))
                     }
                     other => tracing::debug!("PPTP event during setup: {other:?}"),
                 }
@@ -891,26 +891,25 @@ impl Session {
                     reason,
                     ..
                 } if local_call_id == self.call_id => {
-                    tracing::info!(session = self.info.id, "PPTP call cleared: {reason:?}");
+                    tracing::info!(session = self.info.id, "PPTP call cleared: {reason}");
                     st.reason
-                        .get_or_insert_with(|| format!("PPTP call cleared: {reason:?}"));
+                        .get_or_insert_with(|| format!("PPTP call cleared: {reason}"));
                     st.outbound = None;
                     self.link.lower_down(now);
                 }
                 Event::Closed { reason } => {
                     tracing::debug!(
                         session = self.info.id,
-                        "PPTP control connection closed: {reason:?}"
+                        "PPTP control connection closed: {reason}"
                     );
-                    st.reason.get_or_insert_with(|| {
-                        format!("PPTP control connection closed: {reason:?}")
-                    });
+                    st.reason
+                        .get_or_insert_with(|| format!("PPTP control connection closed: {reason}"));
                     st.outbound = None;
                     self.link.lower_down(now);
                 }
                 Event::CallRefused { result, error, .. } => tracing::info!(
                     session = self.info.id,
-                    "PPTP: another call refused: {result:?}, {error:?}"
+                    "PPTP: another call refused: {result}, {error}"
                 ),
                 other => tracing::debug!(session = self.info.id, "PPTP event: {other:?}"),
             }

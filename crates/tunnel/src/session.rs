@@ -590,10 +590,7 @@ fn describe(reason: &CloseReason) -> String {
     match reason {
         CloseReason::LocalDisconnect => "disconnected".to_string(),
         CloseReason::PeerDisconnect => "peer disconnected".to_string(),
-        CloseReason::Aborted(cause) => format!("SSTP call aborted: {cause:?}"),
-        CloseReason::PeerAbort(status) => format!("SSTP call aborted by peer: {status:?}"),
-        CloseReason::HelloTimeout => "SSTP hello timeout".to_string(),
-        CloseReason::Framing(e) => format!("SSTP framing error: {e}"),
+        other => format!("SSTP: {other}"),
     }
 }
 

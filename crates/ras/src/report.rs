@@ -1,5 +1,4 @@
-//! One line per failed command, for the Connection Manager commands
-//! (`profile`, `dial`, `phonebook`, `pbs`).
+//! One line per failed command: what `ras` prints when a command fails.
 //!
 //! A library error often prints its cause in its own message *and* keeps it
 //! as its source (thiserror does both for a field named `source`), and a
