@@ -36,6 +36,11 @@ pub struct PptpOptions {
     /// Also accept MS-CHAP version 1 (RFC 2433), which gives MPPE keys
     /// (RFC 3079 §2) but does not authenticate the server.
     pub allow_mschapv1: bool,
+    /// Ask for stateful MPPE (RFC 3078 §2, no H bit) instead of stateless;
+    /// a server insisting on stateless still gets it. For servers set up
+    /// for stateful mode only: pppd without `mppe-stateful` hangs up when
+    /// asked (see `ppp::ccp`).
+    pub mppe_stateful: bool,
     /// Limit for name resolution, TCP connect, and the control connection
     /// and call setup each.
     pub connect_timeout: Duration,
@@ -66,6 +71,7 @@ impl PptpOptions {
             password,
             ipv6: true,
             allow_mschapv1: false,
+            mppe_stateful: false,
             connect_timeout: Duration::from_secs(15),
             on_up: None,
             on_connected: None,
@@ -74,7 +80,8 @@ impl PptpOptions {
 
     /// The PPP link settings: MS-CHAPv2 (it gives the MPPE keys and
     /// authenticates the server), MS-CHAPv1 only if allowed, and MPPE-128
-    /// stateless required, as Windows and pptpd do.
+    /// stateless required, as Windows and pptpd do (stateful only when
+    /// asked for).
     pub fn link_config(&self) -> LinkConfig {
         let mut link = LinkConfig::client(&self.username, &self.password);
         link.lcp.accept_auth = if self.allow_mschapv1 {
@@ -82,7 +89,11 @@ impl PptpOptions {
         } else {
             vec![AuthProtocol::MsChapV2]
         };
-        link.ccp = Some(CcpConfig::require_128_stateless());
+        link.ccp = Some(if self.mppe_stateful {
+            CcpConfig::require_128_stateful()
+        } else {
+            CcpConfig::require_128_stateless()
+        });
         if !self.ipv6 {
             link.ipv6cp = None;
         }
@@ -196,6 +207,8 @@ mod tests {
         assert_eq!(link.ccp, Some(CcpConfig::require_128_stateless()));
         o.ipv6 = false;
         assert!(o.link_config().ipv6cp.is_none());
+        o.mppe_stateful = true;
+        assert_eq!(o.link_config().ccp, Some(CcpConfig::require_128_stateful()));
         o.allow_mschapv1 = true;
         assert_eq!(
             o.link_config().lcp.accept_auth,

@@ -16,10 +16,23 @@
 //!   Nak'd with one single strength bit (the strongest both allow) and the
 //!   mode we want; a request with exactly that is Acked.
 //! * A Nak of our request is answered with the single strength it names (the
-//!   strongest of those we allow, if several) and its mode; a Nak naming no
-//!   strength we allow, or a Reject, means MPPE cannot be negotiated.
-//! * Stateless mode is used when either side wants it: we always accept
-//!   H, and Nak a request without H when we want stateless.
+//!   strongest of those we allow, if several) and its mode, except that a
+//!   side wanting stateless keeps asking for H; a Nak naming no strength we
+//!   allow, or a Reject, means MPPE cannot be negotiated.
+//! * Stateless mode is used when either side wants it: a side that wants
+//!   stateless always accepts H, and Naks a request without H.
+//! * A side that wants stateful mode ([`CcpConfig::stateful`]) requests it
+//!   (no H) and Naks a peer's first request with H once, asking for
+//!   stateful; if the peer asks for H again (or Naks ours with H), it
+//!   accepts stateless. This is the only way to reach stateful mode with
+//!   pppd, which always requests H and turns to stateful only when Nak'd
+//!   (pppd's ccp.c, with `mppe-stateful`).
+//!
+//! Stateful mode is an explicit opt-in, never a fallback: pppd without
+//! `mppe-stateful` answers any request or Nak without H by closing the
+//! link ("Refusing MPPE stateful mode offered by peer", then "MPPE
+//! required but peer negotiation failed"), so a side that merely *allowed*
+//! stateful and asked for it would lose every such client.
 //!
 //! Both sides apply the same rules, so both directions end with the same
 //! strength (the strongest common one) and the same mode; [`Ccp::negotiated`]
@@ -30,10 +43,15 @@
 //! In stateful mode the decryptor asks for a key resynchronization with a
 //! CCP Reset-Request: the Link calls [`request_reset`] (i.e.
 //! `fsm.send_extra(code::RESET_REQUEST, &[])`). A Reset-Request from the
-//! peer sets [`Ccp::take_reset_requested`]; the encryptor then flushes (sets
-//! the A bit on its next packet, RFC 3078 §3). MPPE sends no Reset-Ack: the
-//! flushed bit is the answer (RFC 2118 §4.3 synchronization, which MPPE
-//! inherits); a Reset-Ack received is accepted silently.
+//! peer is answered at once with a Reset-Ack of the same Identifier
+//! (RFC 1962 §2.2) and sets [`Ccp::take_reset_requested`]; the encryptor
+//! then flushes (sets the A bit on its next packet, RFC 3078 §3). The
+//! flushed bit alone resynchronises MPPE, but Linux needs the Reset-Ack
+//! too: after a decryption error ppp_generic passes every received MPPE
+//! frame to pppd undecrypted until a Reset-Ack arrives (its SC_DC_ERROR
+//! state), so without one its receive direction stays dead for good. The
+//! Reset-Ack goes out before the flushed packet, so Linux decrypts again
+//! in time to see it. A Reset-Ack received is accepted silently.
 
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -227,6 +245,24 @@ impl CcpConfig {
         }
     }
 
+    /// MPPE required, 128-bit, stateful mode asked for (stateless still
+    /// accepted from a peer that insists on it). See the module
+    /// documentation: an explicit opt-in, pppd hangs up on it unless it
+    /// runs with `mppe-stateful`.
+    pub fn require_128_stateful() -> Self {
+        CcpConfig {
+            allowed: Strengths::ONLY_128,
+            allow_stateful: true,
+            prefer_stateless: false,
+            required: true,
+        }
+    }
+
+    /// Whether this configuration asks for stateful mode.
+    pub fn stateful(&self) -> bool {
+        !self.wants_stateless()
+    }
+
     fn wants_stateless(&self) -> bool {
         self.prefer_stateless || !self.allow_stateful
     }
@@ -273,7 +309,13 @@ pub struct Ccp {
     config: CcpConfig,
     /// Our current MPPE option value, when we still send it.
     offer: Option<u32>,
+    /// The MPPE option value of our last Configure-Request as sent: what a
+    /// Configure-Ack acknowledges (the offer may have moved on since).
+    sent: Option<u32>,
     want_stateless: bool,
+    /// We wanted stateful mode and Nak'd a peer's request for stateless
+    /// once; a second request with H is accepted.
+    asked_stateful: bool,
     /// The peer rejected MPPE, or Nak'd it with nothing we can do.
     gave_up: bool,
     /// Our request was acknowledged; what it settled for our direction.
@@ -290,7 +332,9 @@ impl Ccp {
         let mut ccp = Ccp {
             config,
             offer: None,
+            sent: None,
             want_stateless: false,
+            asked_stateful: false,
             gave_up: false,
             acked: false,
             ours: None,
@@ -349,9 +393,15 @@ impl Ccp {
     fn judge_mppe(&mut self, value: u32) -> Result<Option<MppeNegotiated>, u32> {
         let allowed = self.config.allowed.mask();
         let common = value & allowed;
-        // RFC 3078 §2: H is acceptable whenever offered; without it, only
-        // if we accept stateful mode and do not want stateless.
-        let stateless = value & bits::H != 0 || self.want_stateless;
+        // RFC 3078 §2: H is acceptable whenever offered, except that a side
+        // wanting stateful mode asks for it once (a Nak without H) before
+        // it gives in; without H, only if we accept stateful mode and do
+        // not want stateless.
+        let mut stateless = value & bits::H != 0 || self.want_stateless;
+        if stateless && !self.want_stateless && !self.asked_stateful {
+            self.asked_stateful = true;
+            stateless = false;
+        }
         let mode = if stateless { bits::H } else { 0 };
         let other = self
             .ours
@@ -382,6 +432,8 @@ impl Negotiator for Ccp {
         } else {
             Some(self.config.allowed.mask() | if self.want_stateless { bits::H } else { 0 })
         };
+        self.sent = None;
+        self.asked_stateful = false;
         self.gave_up = false;
         self.acked = false;
         self.ours = None;
@@ -391,6 +443,7 @@ impl Negotiator for Ccp {
     }
 
     fn build_request(&mut self, out: &mut Vec<u8>) {
+        self.sent = self.offer;
         if let Some(value) = self.offer {
             write_option(out, option::MPPE, &value.to_be_bytes());
         }
@@ -444,8 +497,9 @@ impl Negotiator for Ccp {
         self.acked = true;
         // A multi-strength request should never be acknowledged (RFC 3078
         // §2: the peer Naks with one bit); if it is, the strength is
-        // ambiguous and counts as no agreement.
-        self.ours = self.offer.and_then(MppeNegotiated::from_bits);
+        // ambiguous and counts as no agreement. The Ack is of the request
+        // as sent (RFC 1661 §5.2), not of an offer changed since.
+        self.ours = self.sent.and_then(MppeNegotiated::from_bits);
     }
 
     fn on_nak(&mut self, options: &[ConfigOption<'_>]) {
@@ -462,12 +516,10 @@ impl Negotiator for Ccp {
                 self.gave_up = true;
                 continue;
             };
-            if !stateless && !self.config.allow_stateful {
-                // The peer wants stateful mode, which we refuse.
-                self.offer = None;
-                self.gave_up = true;
-                continue;
-            }
+            // A Nak is a suggestion (RFC 1661 §5.3): a side that wants
+            // stateless mode keeps asking for it with the Nak'd strength; the
+            // peer either gives in or rejects the option.
+            let stateless = stateless || self.config.wants_stateless();
             self.want_stateless = stateless;
             self.offer = Some(strength_bit(strength) | if stateless { bits::H } else { 0 });
         }
@@ -485,19 +537,25 @@ impl Negotiator for Ccp {
         _now: Instant,
         state: State,
         packet: &ControlPacket<'_>,
-        _out: &mut VecDeque<Vec<u8>>,
+        out: &mut VecDeque<Vec<u8>>,
     ) -> ExtraCode {
         match packet.code {
             code::RESET_REQUEST => {
-                // RFC 1962 §2.2: meaningful only in Opened. RFC 3078 §3:
-                // the encryptor answers by flushing (A bit), not with a
-                // Reset-Ack.
+                // RFC 1962 §2.2: meaningful only in Opened; answered with a
+                // Reset-Ack of the same Identifier. RFC 3078 §3: the
+                // encryptor flushes (A bit on its next packet). Linux
+                // decrypts nothing more until this Reset-Ack arrives (see
+                // the module documentation).
                 if state == State::Opened {
                     self.reset_requested = true;
+                    let mut ack = Vec::with_capacity(4);
+                    crate::packet::write_packet(&mut ack, code::RESET_ACK, packet.id, &[]);
+                    out.push_back(ack);
                 }
                 ExtraCode::Handled
             }
-            // We never send Reset-Request expecting an Ack: accept silently.
+            // Our resets do not wait for an Ack (the A bit resynchronises):
+            // accept silently.
             code::RESET_ACK => ExtraCode::Handled,
             _ => ExtraCode::Unknown,
         }
@@ -692,9 +750,14 @@ mod tests {
             s.check_request(&parse_options(&opts).unwrap()),
             Verdict::Nak(mppe(bits::S | bits::H))
         );
-        // A stateful-preferring side accepts H and follows it.
+        // A stateful-preferring side asks for stateful once, then accepts
+        // H and follows it.
         let mut c = Ccp::new(config(&[Bits128], 0, true));
         let opts = mppe(bits::S | bits::H);
+        assert_eq!(
+            c.check_request(&parse_options(&opts).unwrap()),
+            Verdict::Nak(mppe(bits::S))
+        );
         assert_eq!(
             c.check_request(&parse_options(&opts).unwrap()),
             Verdict::Ack
@@ -740,8 +803,11 @@ mod tests {
         assert_eq!(s.poll_transmit().unwrap()[0], code::CONFIGURE_ACK);
     }
 
+    /// RFC 1962 §2.2, and what Linux needs to decrypt again after a loss
+    /// (ppp_generic's SC_DC_ERROR is cleared only by a received Reset-Ack):
+    /// a Reset-Request is answered with a Reset-Ack of the same Identifier.
     #[test]
-    fn reset_request_is_recorded_without_reply() {
+    fn reset_request_is_answered_with_reset_ack() {
         let now = Instant::now();
         let mut a = started(CcpConfig::optional(), now);
         let mut b = started(CcpConfig::optional(), now);
@@ -752,12 +818,248 @@ mod tests {
         let p = b.poll_transmit().unwrap();
         assert_eq!(p, vec![code::RESET_REQUEST, id, 0, 4]);
         a.handle_packet(now, &p).unwrap();
-        assert!(a.poll_transmit().is_none(), "no Reset-Ack, no Code-Reject");
+        assert_eq!(a.poll_transmit(), Some(vec![code::RESET_ACK, id, 0, 4]));
+        assert!(a.poll_transmit().is_none(), "one Reset-Ack, no Code-Reject");
         assert!(a.negotiator_mut().take_reset_requested());
         assert!(!a.negotiator_mut().take_reset_requested());
         a.handle_packet(now, &[code::RESET_ACK, 7, 0, 4]).unwrap();
         assert!(a.poll_transmit().is_none());
         assert!(a.is_opened());
+        // Outside Opened a Reset-Request means nothing (RFC 1962 §2.2).
+        let mut c = started(CcpConfig::optional(), now);
+        let _ = c.poll_transmit();
+        c.handle_packet(now, &[code::RESET_REQUEST, 9, 0, 4])
+            .unwrap();
+        assert!(c.poll_transmit().is_none());
+        assert!(!c.negotiator_mut().take_reset_requested());
+    }
+
+    /// pppd 2.4.9's CCP for MPPE with `require-mppe-128`, with or without
+    /// `mppe-stateful`, modelled from its ccp.c (read for behaviour only):
+    /// it always requests stateless (H); a Nak without H makes it request
+    /// stateful if `mppe-stateful` is on and hang up otherwise; a request
+    /// without H is Acked with `mppe-stateful` and Rejected (then the link
+    /// closed) without it; several strengths are Nak'd down to 128 bits.
+    struct Pppd {
+        refuse_stateful: bool,
+        stateful: bool,
+        /// What it acknowledged of our requests (the mode we send in).
+        his: Option<u32>,
+        /// Why it closed the link.
+        hung_up: Option<&'static str>,
+    }
+
+    impl Pppd {
+        fn new(mppe_stateful: bool) -> Self {
+            Pppd {
+                refuse_stateful: !mppe_stateful,
+                stateful: false,
+                his: None,
+                hung_up: None,
+            }
+        }
+
+        /// What pppd logs once CCP is up: its own (receive) direction.
+        fn log(&self) -> &'static str {
+            if self.stateful {
+                "MPPE 128-bit stateful compression enabled"
+            } else {
+                "MPPE 128-bit stateless compression enabled"
+            }
+        }
+    }
+
+    impl Negotiator for Pppd {
+        fn reset(&mut self) {
+            self.stateful = false;
+            self.his = None;
+        }
+
+        fn build_request(&mut self, out: &mut Vec<u8>) {
+            let h = if self.stateful { 0 } else { bits::H };
+            write_option(out, option::MPPE, &(bits::S | h).to_be_bytes());
+        }
+
+        fn check_request(&mut self, options: &[ConfigOption<'_>]) -> Verdict {
+            let mut reject = Vec::new();
+            for o in options {
+                if o.kind != option::MPPE || o.data.len() != 4 {
+                    o.write(&mut reject);
+                    continue;
+                }
+                let v = u32::from_be_bytes([o.data[0], o.data[1], o.data[2], o.data[3]]);
+                if v & bits::H == 0 && self.refuse_stateful {
+                    self.hung_up = Some("Refusing MPPE stateful mode offered by peer");
+                    o.write(&mut reject);
+                    continue;
+                }
+                if v & bits::S == 0 {
+                    self.hung_up = Some("MPPE required but peer negotiation failed");
+                    o.write(&mut reject);
+                    continue;
+                }
+                let wanted = bits::S | (v & bits::H);
+                if v != wanted {
+                    return Verdict::Nak(mppe(wanted));
+                }
+                self.his = Some(v);
+            }
+            if reject.is_empty() {
+                Verdict::Ack
+            } else {
+                Verdict::Reject(reject)
+            }
+        }
+
+        fn on_ack(&mut self) {}
+
+        fn on_nak(&mut self, options: &[ConfigOption<'_>]) {
+            for o in options.iter().filter(|o| o.kind == option::MPPE) {
+                let v = u32::from_be_bytes([o.data[0], o.data[1], o.data[2], o.data[3]]);
+                if v & bits::H == 0 && self.refuse_stateful {
+                    self.hung_up = Some("Refusing MPPE stateful mode offered by peer");
+                } else if v & bits::STRENGTHS & !bits::S != 0 {
+                    self.hung_up = Some("MPPE required but peer negotiation failed");
+                } else {
+                    self.stateful = v & bits::H == 0;
+                }
+            }
+        }
+
+        fn on_reject(&mut self, _options: &[ConfigOption<'_>]) {
+            self.hung_up = Some("MPPE required but peer refused");
+        }
+    }
+
+    /// Negotiate our CCP against the pppd model; `None` when pppd hung up.
+    fn against_pppd(
+        ours: CcpConfig,
+        mppe_stateful: bool,
+    ) -> Result<(Option<MppeNegotiated>, &'static str, Option<u32>), &'static str> {
+        let now = Instant::now();
+        let mut us = started(ours, now);
+        let mut pppd = Fsm::new(Pppd::new(mppe_stateful), FsmConfig::default());
+        pppd.open(now);
+        pppd.lower_up(now);
+        for _ in 0..200 {
+            if let Some(why) = pppd.negotiator().hung_up {
+                return Err(why);
+            }
+            let mut any = false;
+            while let Some(p) = us.poll_transmit() {
+                pppd.handle_packet(now, &p).unwrap();
+                any = true;
+            }
+            while let Some(p) = pppd.poll_transmit() {
+                us.handle_packet(now, &p).unwrap();
+                any = true;
+            }
+            if !any {
+                break;
+            }
+        }
+        if let Some(why) = pppd.negotiator().hung_up {
+            return Err(why);
+        }
+        assert!(us.is_opened() && pppd.is_opened());
+        let p = pppd.negotiator();
+        Ok((us.negotiator().negotiated(), p.log(), p.his))
+    }
+
+    /// Issue 11: stateful MPPE with pppd `mppe-stateful` needs our side to
+    /// ask for it; the default stays stateless with either pppd.
+    #[test]
+    fn stateful_with_pppd_mppe_stateful() {
+        let stateful = MppeNegotiated {
+            strength: Bits128,
+            stateless: false,
+        };
+        let stateless = MppeNegotiated {
+            strength: Bits128,
+            stateless: true,
+        };
+        // Ours asks for stateful, pppd allows it: stateful both ways.
+        assert_eq!(
+            against_pppd(CcpConfig::require_128_stateful(), true),
+            Ok((
+                Some(stateful),
+                "MPPE 128-bit stateful compression enabled",
+                Some(bits::S)
+            ))
+        );
+        // The default, against either pppd: stateless as before.
+        for mppe_stateful in [false, true] {
+            assert_eq!(
+                against_pppd(CcpConfig::require_128_stateless(), mppe_stateful),
+                Ok((
+                    Some(stateless),
+                    "MPPE 128-bit stateless compression enabled",
+                    Some(bits::S | bits::H)
+                ))
+            );
+        }
+        // Allowing stateful without asking for it never gets it from pppd
+        // (which requests H and Acks ours): stateless.
+        let mut allow = CcpConfig::require_128_stateless();
+        allow.allow_stateful = true;
+        assert_eq!(against_pppd(allow, true).unwrap().0, Some(stateless));
+    }
+
+    /// Why stateful mode is an explicit opt-in: pppd without
+    /// `mppe-stateful` closes the link when asked for it, whatever we do
+    /// afterwards; there is no fallback to negotiate.
+    #[test]
+    fn asking_pppd_without_mppe_stateful_for_stateful_hangs_it_up() {
+        assert_eq!(
+            against_pppd(CcpConfig::require_128_stateful(), false),
+            Err("Refusing MPPE stateful mode offered by peer")
+        );
+    }
+
+    /// A stateful-wanting side asks once, then gives in to a peer that
+    /// insists on stateless (a request with H again, or a Nak with H).
+    #[test]
+    fn stateful_side_asks_once_then_accepts_stateless() {
+        let mut s = Ccp::new(CcpConfig::require_128_stateful());
+        let mut out = Vec::new();
+        s.build_request(&mut out);
+        assert_eq!(out, mppe(bits::S), "stateful requested: no H");
+        let opts = mppe(bits::S | bits::H);
+        assert_eq!(
+            s.check_request(&parse_options(&opts).unwrap()),
+            Verdict::Nak(mppe(bits::S))
+        );
+        assert_eq!(
+            s.check_request(&parse_options(&opts).unwrap()),
+            Verdict::Ack
+        );
+        let mut out = Vec::new();
+        s.build_request(&mut out);
+        assert_eq!(out, mppe(bits::S | bits::H), "follows the peer's mode");
+    }
+
+    /// A Configure-Ack acknowledges the request as sent: when our offer
+    /// changed after it was sent, the Ack settles the sent one.
+    #[test]
+    fn ack_settles_the_request_as_sent() {
+        let mut s = Ccp::new(CcpConfig::require_128_stateful());
+        let mut out = Vec::new();
+        s.build_request(&mut out);
+        let opts = mppe(bits::S | bits::H);
+        let _ = s.check_request(&parse_options(&opts).unwrap());
+        assert_eq!(
+            s.check_request(&parse_options(&opts).unwrap()),
+            Verdict::Ack
+        );
+        s.on_ack();
+        assert_eq!(
+            s.ours,
+            Some(MppeNegotiated {
+                strength: Bits128,
+                stateless: false
+            })
+        );
+        assert_eq!(s.negotiated(), None, "the directions differ");
     }
 
     proptest::proptest! {

@@ -269,7 +269,17 @@ impl MppeEncryptor {
 
     /// `packet` = header space (2) + protocol field (2) + payload.
     fn seal(&mut self, packet: &mut [u8]) {
-        let count = self.count;
+        let mut count = self.count;
+        if !self.stateless && self.flush_pending {
+            // Answer a Reset-Request by jumping to the flag packet of the
+            // current block (a gap the receiver already expects): the key
+            // then changes on flag packets only, so the key follows from
+            // the coherency count alone and a lost flushed packet costs
+            // nothing. A flushed packet at an ordinary count adds a key
+            // change the receiver cannot count if that packet is lost, and
+            // Linux then stays desynchronised for good (issue 11).
+            count |= 0x00FF;
+        }
         let mut flags = FLAG_ENCRYPTED;
         if self.stateless {
             // RFC 3078 §7.3: stateless mode changes the key before every
@@ -702,11 +712,15 @@ mod tests {
             let got = dec.decrypt(&mut p).unwrap();
             check_ok(&p, &got, 15);
             assert!(got.flushed);
-            assert_eq!(got.lost, 5);
+            // The answer jumps to the block's flag packet (0x0FF).
+            assert_eq!(got.coherency_count, 0x0FF);
+            assert_eq!(got.lost, 0x0FF - 10);
             assert!(!dec.is_discarding());
             for i in 16..600 {
                 let mut p = seal(&mut enc, i);
-                assert_eq!(p[0] & FLAG_FLUSHED != 0, i % 256 == 255, "i={i}");
+                let count = u16::from_be_bytes([p[0] & 0x0F, p[1]]);
+                assert_eq!(count, (0x100 + i - 16) as u16 & 0x0FFF);
+                assert_eq!(p[0] & FLAG_FLUSHED != 0, count & 0xFF == 0xFF, "i={i}");
                 open_ok(&mut dec, &mut p, i);
             }
         }
@@ -1125,6 +1139,40 @@ mod tests {
             // Losses: 1 + 221 + 1; discarded while the Reset-Request
             // travels: 3 packets after each loss.
             assert_eq!(delivered, 1100 - 223 - 3 * 3, "{strength:?}");
+        }
+    }
+
+    /// Issue 11: the flushed packet answering pppd's Reset-Request is lost
+    /// too. Linux changes its key once per flushed packet it receives, so
+    /// our answer must not cost a key change of its own (it jumps to the
+    /// block's flag packet): the next flushed packet resynchronises Linux.
+    #[test]
+    fn stateful_lost_flushed_packet_still_resynchronises_linux() {
+        for strength in ALL_STRENGTHS {
+            let mut enc = MppeEncryptor::new(&KEY, settings(strength, false));
+            let mut linux = LinuxMppe::new(strength);
+            let mut delivered_after = 0;
+            for i in 0..400 {
+                // pppd's first Reset-Request (after the loss of 10) is
+                // answered by packet 14, lost; its repeat by packet 20.
+                if i == 14 || i == 20 {
+                    enc.reset_requested();
+                }
+                let p = seal(&mut enc, i);
+                if i == 10 || i == 14 {
+                    continue;
+                }
+                match linux.decompress(&p) {
+                    Some(body) => {
+                        assert_eq!(body, plain_body(i), "{strength:?} packet {i}");
+                        if i >= 20 {
+                            delivered_after += 1;
+                        }
+                    }
+                    None => assert!(i < 20, "{strength:?} packet {i} not decrypted"),
+                }
+            }
+            assert_eq!(delivered_after, 380, "{strength:?}");
         }
     }
 

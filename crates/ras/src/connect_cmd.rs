@@ -77,6 +77,11 @@ pub struct ConnectArgs {
     /// PPTP only MS-CHAP version 1 is added (MPPE needs its keys).
     #[arg(long)]
     pub allow_weak_auth: bool,
+    /// PPTP: ask for stateful MPPE (a key change per 256 packets) instead
+    /// of stateless. Only for servers set up for it (pppd's
+    /// `mppe-stateful`); others hang up.
+    #[arg(long)]
+    pub mppe_stateful: bool,
 }
 
 pub fn run(args: ConnectArgs) -> anyhow::Result<()> {
@@ -108,6 +113,10 @@ pub fn run(args: ConnectArgs) -> anyhow::Result<()> {
         .iter()
         .map(|r| routes::parse_cidr(r))
         .collect::<Result<Vec<(IpAddr, u8)>, _>>()?;
+    if args.mppe_stateful && target.protocol != Protocol::Pptp {
+        // SSTP is encrypted by TLS; a serial line's MPPE stays stateless.
+        bail!("--mppe-stateful applies to PPTP only");
+    }
     if args.tun_name.is_empty()
         || args.tun_name.len() > IFNAME_MAX
         || args.tun_name.contains(['/', ' ', '\t', '\n', ':'])
@@ -162,6 +171,7 @@ pub fn run(args: ConnectArgs) -> anyhow::Result<()> {
         None => {
             let mut options = PptpOptions::new(target, &args.user, password);
             options.allow_mschapv1 = args.allow_weak_auth;
+            options.mppe_stateful = args.mppe_stateful;
             options.ipv6 = !args.no_ipv6;
             options.on_up = Some(on_up);
             Dial::Pptp(options)

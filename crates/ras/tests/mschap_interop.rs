@@ -3,11 +3,11 @@
 //!
 //! - pptp-linux + pppd as the client of our `ras server`, with
 //!   `require-mschap refuse-mschap-v2 refuse-eap` and MPPE-128: once
-//!   stateless, once stateful (`mppe-stateful`) with packets lost on
-//!   purpose (netem in the guest, then on our side of the tap when the host
-//!   kernel has it), so that our decryptor and Linux's ask for resets and
-//!   both must follow the other's key changes; pings must all pass once
-//!   the loss stops.
+//!   stateless (our default), once stateful (`mppe-stateful` against
+//!   `mppe_stateful = true`) with packets lost on purpose both ways in the
+//!   guest, so that our decryptor and Linux's ask for resets, both answer
+//!   with Reset-Acks and both must follow the other's key changes; pings
+//!   must all pass once the loss stops.
 //! - `ras connect pptp://` against pptpd whose pppd is switched to
 //!   `require-mschap` for the length of the test (its options file is
 //!   restored afterwards, by a guard even when the test fails, and by the
@@ -75,17 +75,24 @@ exit $rc
     )
 }
 
-/// The loss phase of the stateful run: 20 % of what the guest sends is
-/// lost for 60 pings, then none; the last 20 pings must all come back.
+/// The loss phase of the stateful run: for 60 pings, 20 % of what the
+/// guest sends is lost (netem) and about 20 % of the GRE packets it
+/// receives (a random drop on ingress: the guest has no iptables); then
+/// none; a few pings let the last resets happen, then 20 pings must all
+/// come back.
 const LOSSY_PINGS: &str = r#"
-    modprobe sch_netem 2>/dev/null
-    if tc qdisc add dev eth0 root netem loss 20%; then
-        echo "NETEM=on"
-        ping -q -c 60 -i 0.1 -W 1 -s 600 "$SERVER_PPP"
-        tc qdisc del dev eth0 root
-    else
-        echo "NETEM=unavailable"
+    modprobe sch_netem 2>/dev/null; modprobe act_gact 2>/dev/null; modprobe cls_u32 2>/dev/null
+    if tc qdisc add dev eth0 root netem loss 20%; then echo "NETEM=on"; fi
+    if tc qdisc add dev eth0 handle ffff: ingress && tc filter add dev eth0 parent ffff: \
+        protocol ip prio 1 u32 match ip protocol 47 0xff action gact pass random netrand drop 5; then
+        echo "INGRESS=on"
     fi
+    ping -q -c 60 -i 0.1 -W 1 -s 600 "$SERVER_PPP"
+    tc qdisc del dev eth0 root 2>/dev/null
+    tc qdisc del dev eth0 ingress 2>/dev/null
+    # Stateful mode learns of a loss only from the next packet: the first
+    # packets after the loss trigger the last Reset-Request round trips.
+    ping -q -c 5 -i 0.5 -W 1 "$SERVER_PPP"
     sleep 1
     ping -c 20 -i 0.2 -W 2 -s 1000 "$SERVER_PPP" | tee /tmp/ras-after.txt
     grep -q ' 20 received' /tmp/ras-after.txt || rc=5
@@ -106,7 +113,7 @@ fn real_pppd_with_ms_chap_v1_against_ras_server() {
              [pptp]\nlisten = [\"{host}:1723\"]\n\n\
              [tun]\nname = \"ras-mc0\"\n\n\
              [auth]\nmethods = [\"mschap\"]\n\n\
-             [encryption]\nmppe = \"require\"\nmppe_stateful = true\n\n\
+             [encryption]\nmppe = \"require\"\n\n\
              [addresses]\nipv6_prefix = \"off\"\n",
             host = vm.host_ip
         ),
@@ -135,15 +142,22 @@ fn real_pppd_with_ms_chap_v1_against_ras_server() {
     drop(server);
 }
 
-/// NOT YET PASSING (issue 11, item 3): our CCP never ends up stateful with
-/// pppd. Our server always asks for stateless (H) and Naks a stateful
-/// request, and pppd with `mppe-stateful` then settles on stateless; a
-/// server asking for stateful instead makes pppd without `mppe-stateful`
-/// hang up ("Refusing MPPE stateful mode offered by peer"). CCP must adopt
-/// the peer's stateful request (and re-request stateful itself) when
-/// `mppe_stateful` is on before this can run.
+/// Issue 11: stateful MPPE-128 with real pppd (`mppe-stateful`) against
+/// our server with `mppe_stateful = true`, packets lost both ways (netem
+/// on the guest's egress, a random GRE drop on its ingress). pppd must
+/// report stateful mode, each side must ask the other for resets and get
+/// a Reset-Ack (Linux decrypts nothing more until it gets one), and the
+/// pings before and after the loss must all pass.
+///
+/// NOT YET RELIABLE (issue 11): stateful mode is negotiated and resets
+/// flow both ways with Reset-Acks, and Linux now resynchronises on our
+/// flushed packets even when one is lost; but Linux's own encryptor
+/// changes its key on every flushed packet, at any count, so when one of
+/// its flushed packets is lost our decryptor ends up a key change behind
+/// for good (the count cannot show it). Our decryptor must find the
+/// number of lost flushes by trial decryption before this can run in CI.
 #[test]
-#[ignore = "CCP does not yet adopt a peer's stateful MPPE request"]
+#[ignore = "our decryptor cannot yet recover from a lost flushed packet of Linux's"]
 fn real_pppd_stateful_mppe_with_loss_against_ras_server() {
     let Some(vm) = vm_with_jobs() else { return };
     let user = vm.user().clone();
@@ -166,69 +180,49 @@ fn real_pppd_stateful_mppe_with_loss_against_ras_server() {
     .unwrap();
     let pw = password_file(dir.path(), &user.name, &user.password);
     add_user(&config, &user.name, &pw, &[]);
-    let server = Server::start_with(vm.command_in_ns(RAS), &config, "info,tunnel::session=debug");
+    let server = Server::start_with(
+        vm.command_in_ns(RAS),
+        &config,
+        "info,ppp::link=debug,tunnel::session=debug",
+    );
 
-    // Stateful MPPE-128 with loss in both directions where possible.
-    let host_netem = vm
-        .run_in_ns(&[
-            "tc",
-            "qdisc",
-            "add",
-            "dev",
-            "rasi-tap0",
-            "root",
-            "netem",
-            "loss",
-            "20%",
-        ])
-        .is_ok_and(|o| o.status.success());
-    eprintln!("netem on our side of the tap: {host_netem}");
-    // The host side's loss lasts as long as the guest's (60 pings at
-    // 0.1 s after the link is up): removed by a timer thread.
-    let remover = host_netem.then(|| {
-        let ns = vm.ns.clone();
-        std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_secs(16));
-            let _ = std::process::Command::new("ip")
-                .args([
-                    "netns",
-                    "exec",
-                    &ns,
-                    "tc",
-                    "qdisc",
-                    "del",
-                    "dev",
-                    "rasi-tap0",
-                    "root",
-                ])
-                .status();
-        })
-    });
     let job = pppd_job(vm.host_ip, &user, "mppe-stateful", LOSSY_PINGS);
-    let result = vm.guest_job("mschap1-stateful", &job, Duration::from_secs(200));
-    if let Some(t) = remover {
-        let _ = t.join();
-    }
-    let _ = vm.run_in_ns(&["tc", "qdisc", "del", "dev", "rasi-tap0", "root"]);
-    let (rc, out) = result.expect("pppd job");
+    let (rc, out) = vm
+        .guest_job("mschap1-stateful", &job, Duration::from_secs(200))
+        .expect("pppd job");
     eprintln!("--- pppd, MS-CHAPv1 stateful with loss (rc {rc}):\n{out}");
     assert!(
         out.contains("MPPE 128-bit stateful compression enabled"),
         "pppd negotiated stateful MPPE"
     );
-    assert!(out.contains("NETEM=on"), "the guest could not lose packets");
-    // Our decryptor saw the guest's losses and asked pppd for resets.
+    assert!(
+        out.contains("NETEM=on"),
+        "the guest could not lose packets it sends"
+    );
+    assert!(
+        out.contains("INGRESS=on"),
+        "the guest could not lose packets it receives"
+    );
+    // Our decryptor saw the guest's losses and asked pppd for resets; pppd
+    // answered (and its kernel flushed).
     assert!(
         out.contains("rcvd [CCP ResetReq"),
         "no Reset-Request from our server reached pppd"
     );
-    if host_netem {
-        assert!(
-            out.contains("sent [CCP ResetReq"),
-            "pppd lost packets from us but asked for no reset"
-        );
-    }
-    assert_eq!(rc, 0, "pings after the loss stopped must all pass");
+    assert!(
+        out.contains("sent [CCP ResetAck"),
+        "pppd acknowledged no reset"
+    );
+    // Linux lost packets from us, asked for resets, and got our Reset-Ack.
+    assert!(
+        out.contains("sent [CCP ResetReq"),
+        "pppd lost packets from us but asked for no reset"
+    );
+    assert!(
+        out.contains("rcvd [CCP ResetAck"),
+        "our server answered no Reset-Request with a Reset-Ack"
+    );
+    assert_eq!(rc, 0, "pings before and after the loss must all pass");
     server.expect("PPTP session ended", Duration::from_secs(20));
     drop(server);
 }

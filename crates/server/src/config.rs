@@ -688,9 +688,13 @@ pub struct EncryptionConfig {
     /// Allowed key lengths in bits, any of 40, 56, 128. Default `[128]`:
     /// 40 and 56 bits are kept only for old clients.
     pub mppe_bits: Vec<MppeBits>,
-    /// Whether stateful MPPE may be negotiated. Default false: stateless
-    /// mode (a new key per packet) survives packet loss, which Windows
-    /// clients ask for anyway.
+    /// Ask clients for stateful MPPE (a key change per 256 packets instead
+    /// of per packet). Default false: stateless mode survives packet loss
+    /// without a CCP Reset-Request round trip, and Windows clients ask for
+    /// it anyway. When true, a client that insists on stateless still gets
+    /// it, but pppd without `mppe-stateful` hangs up (it refuses to be
+    /// asked for stateful mode): turn this on only for clients configured
+    /// for stateful mode.
     pub mppe_stateful: bool,
 }
 
@@ -722,7 +726,9 @@ impl EncryptionConfig {
         CcpConfig {
             allowed,
             allow_stateful: self.mppe_stateful,
-            prefer_stateless: true,
+            // RFC 3078 §2: stateful mode must be asked for (no H bit) to be
+            // had from pppd, which always requests stateless first.
+            prefer_stateless: !self.mppe_stateful,
             required: self.mppe == MppePolicy::Require,
         }
     }
@@ -1194,8 +1200,25 @@ mod tests {
         assert!(!c.auth.methods.allows(AuthMethodName::ChapMd5));
         let ccp = c.encryption.ccp_config();
         assert!(ccp.required && ccp.allowed.bits128 && !ccp.allowed.bits40 && !ccp.allow_stateful);
+        assert!(!ccp.stateful());
         assert_eq!(c.ppp.echo().unwrap().interval, Duration::from_secs(30));
         assert_eq!(c.tun.name.as_str(), "ras0");
+    }
+
+    /// Issue 11: `mppe_stateful = true` must ask for stateful mode, or pppd
+    /// (which always requests stateless first) never ends up stateful.
+    #[test]
+    fn mppe_stateful_asks_for_stateful_mode() {
+        let c = parse("[encryption]\nmppe_stateful = true\n").unwrap();
+        assert_eq!(
+            c.encryption.ccp_config(),
+            ppp::ccp::CcpConfig::require_128_stateful()
+        );
+        let c = parse("[encryption]\nmppe_stateful = false\n").unwrap();
+        assert_eq!(
+            c.encryption.ccp_config(),
+            ppp::ccp::CcpConfig::require_128_stateless()
+        );
     }
 
     #[test]

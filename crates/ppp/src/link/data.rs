@@ -100,6 +100,13 @@ impl Link {
         };
         match decryptor.decrypt(packet) {
             Ok(d) => {
+                if d.lost != 0 {
+                    tracing::debug!(
+                        "MPPE: resynchronised at coherency count {} ({} packets lost)",
+                        d.coherency_count,
+                        d.lost
+                    );
+                }
                 let payload = &packet[d.payload];
                 self.deliver(d.protocol, payload)
             }
@@ -109,6 +116,9 @@ impl Link {
                 // a second) while packets are still being discarded.
                 self.stats.decrypt_errors += 1;
                 let first = matches!(e, MppeError::NeedReset { .. });
+                if first {
+                    tracing::debug!("MPPE: {e}");
+                }
                 let due = self
                     .last_reset_request
                     .is_none_or(|t| now.saturating_duration_since(t) >= RESET_REQUEST_INTERVAL);
