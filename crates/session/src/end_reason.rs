@@ -121,11 +121,11 @@ pub enum EndReason {
     ServiceUnavailable(String),
     /// Another session took this session's place.
     Preempted(String),
-    /// Authentication failed or was refused (the log's words, never the
-    /// peer's credentials).
+    /// Authentication failed or was refused, in words ("authentication
+    /// failed (error 691): …"; never the peer's credentials).
     AuthFailed(String),
     /// PPP could not agree with the peer (authentication protocol,
-    /// encryption, network protocols): what was missing.
+    /// encryption, network protocols), in words.
     NegotiationFailed(String),
 }
 
@@ -151,28 +151,20 @@ impl EndReason {
     /// transport is still there. `None` for a local close: the session
     /// already knows why it closed the link.
     pub fn from_link_down(down: &DownReason) -> Option<EndReason> {
+        // The link's own words (they carry the MS-CHAP error code of an
+        // authentication failure, which clients read).
+        let words = down.to_string();
         Some(match down {
             DownReason::Closed(_) => return None,
             DownReason::PeerTerminated(text) => EndReason::PeerRequest(text.clone()),
-            DownReason::NoResponse => {
-                EndReason::NegotiationFailed("the peer does not answer LCP".into())
-            }
-            DownReason::NegotiationFailed(text) => EndReason::NegotiationFailed(text.clone()),
-            DownReason::AuthRefused => {
-                EndReason::NegotiationFailed("no authentication protocol in common".into())
-            }
-            DownReason::AuthFailed(failure) => EndReason::AuthFailed(failure.message.clone()),
-            DownReason::AuthTimeout => EndReason::AuthFailed("authentication took too long".into()),
-            DownReason::EncryptionRequired => {
-                EndReason::NegotiationFailed("encryption is required but was not negotiated".into())
-            }
-            DownReason::NoNetworkProtocol => {
-                EndReason::NegotiationFailed("no network protocol could be opened".into())
-            }
+            DownReason::AuthFailed(_) | DownReason::AuthTimeout => EndReason::AuthFailed(words),
+            DownReason::NoResponse
+            | DownReason::NegotiationFailed(_)
+            | DownReason::AuthRefused
+            | DownReason::EncryptionRequired
+            | DownReason::NoNetworkProtocol => EndReason::NegotiationFailed(words),
             DownReason::PeerDead => EndReason::LostCarrier(LostCarrier::EchoTimeout),
-            DownReason::LoopedBack => EndReason::ProtocolError(
-                "the link is looped back (our magic number came back)".into(),
-            ),
+            DownReason::LoopedBack => EndReason::ProtocolError(words),
             DownReason::LowerLayerDown => EndReason::LostCarrier(LostCarrier::TransportClosed),
             DownReason::CallbackRequested(_) => EndReason::PeerRequest("callback requested".into()),
         })
@@ -206,8 +198,10 @@ impl fmt::Display for EndReason {
             EndReason::Internal(what) => write!(f, "server error: {what}"),
             EndReason::ServiceUnavailable(why) => write!(f, "refused: {why}"),
             EndReason::Preempted(why) => write!(f, "preempted: {why}"),
-            EndReason::AuthFailed(why) => write!(f, "authentication failed: {why}"),
-            EndReason::NegotiationFailed(why) => write!(f, "negotiation failed: {why}"),
+            // Already in words ("authentication failed (error 691): …").
+            EndReason::AuthFailed(words) | EndReason::NegotiationFailed(words) => {
+                f.write_str(words)
+            }
         }
     }
 }
