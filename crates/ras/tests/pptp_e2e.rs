@@ -109,7 +109,7 @@ fn pptp_server_and_client_end_to_end() {
     );
     let (ok, text) = finish(c2, Duration::from_secs(20));
     assert!(!ok);
-    assert!(text.contains("NoResource"), "{text}");
+    assert!(text.contains("insufficient resources"), "{text}");
     server.expect("PPTP ports are in use", Duration::from_secs(5));
     assert!(
         ping(&topo, "cli1", LAN_HOST),

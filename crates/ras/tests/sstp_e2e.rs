@@ -254,7 +254,7 @@ fn sstp_server_and_client_end_to_end() {
     bad_length.extend_from_slice(&[0x10, 0x01, 0x00, 0x02, 0, 0, 0, 0]);
     let answer = tls_exchange(&topo, &bad_length);
     assert!(answer.contains("HTTP/1.1 200"), "{answer}");
-    server.expect("framing", Duration::from_secs(10));
+    server.expect("the byte stream is not SSTP", Duration::from_secs(10));
     // Slowloris: connect and say nothing; the server gives up on its own.
     let slow = topo
         .in_ns("cli1", || {
