@@ -166,14 +166,14 @@ pub async fn connect(
             reason: if stopped {
                 "disconnected".into()
             } else {
-                outcome.reason
+                outcome.reason.to_string()
             },
             stats: outcome.stats,
             was_up: outcome.was_up,
             stopped,
         })
     } else {
-        Err(classify(outcome.reason))
+        Err(classify(outcome.reason.to_string()))
     }
 }
 

@@ -286,14 +286,14 @@ pub async fn connect(
             reason: if stopped {
                 "disconnected".into()
             } else {
-                outcome.reason
+                outcome.reason.to_string()
             },
             stats: outcome.stats,
             was_up: outcome.was_up,
             stopped,
         })
     } else {
-        Err(classify(outcome.reason))
+        Err(classify(outcome.reason.to_string()))
     }
 }
 
@@ -550,7 +550,7 @@ impl SessionHooks for ClientHooks {
         st.source.take()
     }
 
-    fn down(&self, _: &SessionInfo) {
+    fn down(&self, _: &SessionInfo, _: &tunnel::EndReason) {
         if let Some(e) = self.detach() {
             // Put back for `connect` to report.
             let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());

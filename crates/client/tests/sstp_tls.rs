@@ -77,7 +77,7 @@ impl SessionHooks for ServerHooks {
         let rx = self.inject.lock().unwrap().take();
         Box::pin(async move { rx.ok_or_else(|| "up twice".to_string()) })
     }
-    fn down(&self, _: &SessionInfo) {}
+    fn down(&self, _: &SessionInfo, _: &tunnel::EndReason) {}
 }
 
 struct Cert {
@@ -323,7 +323,7 @@ async fn up_carry_and_disconnect(trust_of: impl Fn(&Cert) -> Trust) {
     // The server learned of it from the client (PPP Terminate-Request /
     // SSTP Call Disconnect), not from a dropped connection.
     assert!(
-        s.reason.contains("peer terminated") || s.reason.contains("peer disconnected"),
+        matches!(s.reason, tunnel::EndReason::PeerRequest(_)),
         "{}",
         s.reason
     );

@@ -202,6 +202,17 @@ impl<N: Negotiator> Fsm<N> {
 
     // ---- getters ----
 
+    /// The peer's Terminate-Request text, while the automaton waits out
+    /// its restart period in Stopping before This-Layer-Finished (RFC
+    /// 1661 §4.4 zrc): a transport that closes meanwhile ends a link the
+    /// peer had already terminated.
+    pub fn peer_terminating(&self) -> Option<&str> {
+        match (&self.state, &self.pending_finish) {
+            (State::Stopping, Some(FinishReason::PeerTerminated(text))) => Some(text),
+            _ => None,
+        }
+    }
+
     pub fn state(&self) -> State {
         self.state
     }

@@ -323,7 +323,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     wait_for_signal().await;
     say!("stopping: disconnecting {} session(s)", hooks.active());
     // RFC 2866 §5.10: sessions ended by the server going down.
-    sessions.mark_all(radius::dict::AcctTerminateCause::AdminReboot);
+    sessions.mark_all(tunnel::TerminateCause::AdminReboot);
     let _ = stop_tx.send(true);
     let pptp_drain = async {
         match &pptp {

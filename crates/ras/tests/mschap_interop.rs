@@ -136,7 +136,10 @@ fn real_pppd_with_ms_chap_v1_against_ras_server() {
         out.contains("MPPE 128-bit stateless compression enabled"),
         "pppd reports MPPE-128"
     );
-    server.expect("authenticated: user \"test\", MS-CHAP ", Duration::from_secs(5));
+    server.expect(
+        "authenticated: user \"test\", MS-CHAP ",
+        Duration::from_secs(5),
+    );
     server.expect("PPTP session ended", Duration::from_secs(20));
     eprintln!("stateless: {:.1} s", started.elapsed().as_secs_f64());
     drop(server);

@@ -337,6 +337,126 @@ fn logins_accounting_failover_and_disconnect_through_freeradius() {
     drop(server);
 }
 
+/// Issue 12: each way a session ends reaches FreeRADIUS as its own RFC 2866
+/// §5.10 Acct-Terminate-Cause: a killed client (its TCP connection closes
+/// without a PPP goodbye) and a frozen one (no SSTP Hello or LCP echo
+/// answer) are Lost-Carrier, not User-Request; a silent one is
+/// Idle-Timeout (from a remote access policy); the client hanging up is
+/// User-Request. (Disconnect-Request, Session-Timeout and the server's
+/// stop are checked in the other tests of this file.)
+#[test]
+fn each_end_of_a_session_reaches_freeradius_as_what_happened() {
+    if !can_run_radius() {
+        return;
+    }
+    let topo = Topology::create("rasrd5").expect("namespaces");
+    let dir = tempfile::tempdir().unwrap();
+    let srv = topo.ns("srv");
+    let fr = FreeRadius::start(
+        &dir.path().join("fr"),
+        Some(&srv),
+        Ipv4Addr::new(127, 0, 0, 1),
+    )
+    .expect("FreeRADIUS");
+    let good = password_file(dir.path(), "test", "test123");
+    let static_pw = password_file(dir.path(), "static", "static123");
+    let cfg = config(dir.path(), "\"mschapv2\"", false);
+    // Short keepalives, so that a frozen client is noticed in seconds; an
+    // idle timeout for the user `static` only.
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("[sstp]\n", "[sstp]\nhello_interval_secs = 2\n");
+    let text = format!(
+        "{text}\n[ppp]\necho_interval_secs = 1\necho_failures = 3\n\n\
+         [[policy]]\nname = \"idle static\"\naccess = \"grant\"\n\
+         [policy.conditions]\nusers = [\"static\"]\n\
+         [policy.constraints]\nidle_timeout_secs = 3\n\n\
+         [[policy]]\nname = \"everyone else\"\naccess = \"grant\"\n"
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let server = Server::start(&topo, &cfg);
+    let stops = |cause: &str| {
+        detail_records(&fr.detail())
+            .iter()
+            .filter(|r| {
+                get(r, "Acct-Status-Type") == Some("Stop")
+                    && get(r, "Acct-Terminate-Cause") == Some(cause)
+            })
+            .count()
+    };
+
+    // Killed: the kernel closes its TCP connection, no Terminate-Request.
+    let mut c = connect(&topo, "test", &good, &server.fingerprint, false);
+    assert!(wait_address(&topo, &mut c, Duration::from_secs(30)).is_some());
+    let _ = std::process::Command::new("kill")
+        .args(["-KILL", &c.child.id().to_string()])
+        .status();
+    let _ = c.child.wait();
+    drop(c);
+    assert!(
+        wait_record(&fr, Duration::from_secs(15), |r| {
+            get(r, "Acct-Status-Type") == Some("Stop")
+                && get(r, "Acct-Terminate-Cause") == Some("Lost-Carrier")
+        })
+        .is_some(),
+        "a killed client's Stop says Lost-Carrier"
+    );
+    server.expect(
+        "lost the peer: the connection closed",
+        Duration::from_secs(5),
+    );
+
+    // Frozen: the connection stays open but nothing answers.
+    let mut c = connect(&topo, "test", &good, &server.fingerprint, false);
+    assert!(wait_address(&topo, &mut c, Duration::from_secs(30)).is_some());
+    let _ = std::process::Command::new("kill")
+        .args(["-STOP", &c.child.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while stops("Lost-Carrier") < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "a frozen client's Stop says Lost-Carrier"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let _ = std::process::Command::new("kill")
+        .args(["-CONT", &c.child.id().to_string()])
+        .status();
+    drop(c);
+
+    // Silent for the policy's idle timeout.
+    let mut c = connect(&topo, "static", &static_pw, &server.fingerprint, false);
+    assert!(wait_address(&topo, &mut c, Duration::from_secs(30)).is_some());
+    let (ended, _) = finish(c, Duration::from_secs(30));
+    assert!(!ended || stops("Idle-Timeout") == 1, "idle client ended");
+    assert!(
+        wait_record(&fr, Duration::from_secs(10), |r| {
+            get(r, "Acct-Status-Type") == Some("Stop")
+                && get(r, "User-Name") == Some("static")
+                && get(r, "Acct-Terminate-Cause") == Some("Idle-Timeout")
+        })
+        .is_some(),
+        "an idle client's Stop says Idle-Timeout"
+    );
+
+    // Hanging up: Terminate-Request first, User-Request.
+    let mut c = connect(&topo, "test", &good, &server.fingerprint, false);
+    assert!(wait_address(&topo, &mut c, Duration::from_secs(30)).is_some());
+    interrupt(&c);
+    assert!(finish(c, Duration::from_secs(15)).0);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while stops("User-Request") < 1 {
+        assert!(
+            Instant::now() < deadline,
+            "a hang-up's Stop says User-Request"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(stops("Lost-Carrier"), 2, "no other Lost-Carrier");
+    drop(server);
+}
+
 #[test]
 fn accounting_survives_a_radius_outage_and_a_server_restart() {
     if !can_run_radius() {

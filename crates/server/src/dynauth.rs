@@ -14,7 +14,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use radius::dict::{attr, AcctTerminateCause, ErrorCause};
+use radius::dict::{attr, ErrorCause};
 use radius::packet::AUTHENTICATOR_LEN;
 use radius::security::{sign_response, verify_accounting_request};
 use radius::{Attribute, Code, Packet, Secret};
@@ -78,7 +78,10 @@ pub fn handle_request(request: &Packet, sessions: &Arc<Sessions>, nas_identifier
         Code::DisconnectRequest => {
             for id in &ids {
                 tracing::info!(session = id, "Disconnect-Request: ending the session");
-                sessions.stop(*id, AcctTerminateCause::AdminReset, "Disconnect-Request");
+                sessions.stop(
+                    *id,
+                    tunnel::EndReason::AdminReset("a RADIUS Disconnect-Request".into()),
+                );
             }
         }
         _ => {
@@ -268,7 +271,7 @@ mod tests {
         assert!(live.stop_requested());
         assert_eq!(
             s.with(1, |h| h.cause),
-            Some(Some(AcctTerminateCause::AdminReset))
+            Some(Some(tunnel::TerminateCause::AdminReset))
         );
     }
 

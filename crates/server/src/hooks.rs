@@ -469,13 +469,16 @@ impl SessionHooks for LocalHooks {
         Box::pin(async move { Ok(rx) })
     }
 
-    fn down(&self, info: &SessionInfo) {
+    fn down(&self, info: &SessionInfo, reason: &tunnel::EndReason) {
         if let Some(r) = &self.radius {
             r.forget(info.id);
         }
         self.facts.take(info.id);
         let held = self.sessions.remove(info.id);
-        if let Some(h) = held {
+        if let Some(mut h) = held {
+            // A cause the server set itself (a timeout, a Disconnect-Request,
+            // its own stop) wins over what the session saw at its end.
+            h.cause.get_or_insert(reason.terminate_cause());
             self.router.unregister(&h.routes);
             if let (Some(addr), Some(tun)) = (h.own_ipv4_route, &self.tun) {
                 if let Err(e) = tun.del_route(IpAddr::V4(addr), 32) {

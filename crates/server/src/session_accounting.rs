@@ -98,12 +98,14 @@ pub fn stop(acct: &Accounting, nas: Option<&NasIdentity>, h: &Held) {
     if !h.accounting_started {
         return;
     }
-    let cause = h.cause.unwrap_or(AcctTerminateCause::UserRequest);
+    // The server's own reason (timeouts, Disconnect-Request, its stop)
+    // came first; otherwise the session's end reason (`down`) set it.
+    let cause = h.cause.unwrap_or(tunnel::TerminateCause::UserRequest);
     let r = common(h, nas, AcctStatusType::Stop)
         .with_counters(counters(h))
         .with_session_time(h.started.elapsed().as_secs().min(u64::from(u32::MAX)) as u32)
-        .with_terminate_cause(cause);
+        .with_terminate_cause(AcctTerminateCause::from_u32(cause.value()));
     spool(acct, AcctStatusType::Stop, h, r);
     let t = h.live.traffic();
-    tracing::info!(acct_session_id = %h.acct_session_id, octets_in = t.octets_in, octets_out = t.octets_out, cause = cause.to_u32(), "accounting Stop");
+    tracing::info!(acct_session_id = %h.acct_session_id, octets_in = t.octets_in, octets_out = t.octets_out, cause = %cause, "accounting Stop");
 }

@@ -9,8 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 
-use radius::dict::AcctTerminateCause;
-use tunnel::LiveSession;
+use tunnel::{EndReason, LiveSession, TerminateCause};
 
 use crate::radius_auth::{Granted, TunnelKind};
 
@@ -30,7 +29,7 @@ pub struct Held {
     /// Accounting Start was recorded (so Stop must be).
     pub accounting_started: bool,
     /// Why the server ended it, when it did (RFC 2866 §5.10).
-    pub cause: Option<AcctTerminateCause>,
+    pub cause: Option<TerminateCause>,
     /// The remote access policy's grant and the method used, checked
     /// again when the link is up.
     pub policy: Option<(policy::Grant, policy::AuthMethod)>,
@@ -201,9 +200,9 @@ impl Sessions {
     }
 
     /// Ends session `id` with `cause`; false if it does not exist.
-    pub fn stop(&self, id: u64, cause: AcctTerminateCause, reason: &str) -> bool {
+    pub fn stop(&self, id: u64, reason: EndReason) -> bool {
         let live = self.with(id, |h| {
-            h.cause.get_or_insert(cause);
+            h.cause.get_or_insert(reason.terminate_cause());
             h.live.clone()
         });
         match live {
@@ -225,7 +224,7 @@ impl Sessions {
     }
 
     /// Marks every session as ended by the server's own shutdown.
-    pub fn mark_all(&self, cause: AcctTerminateCause) {
+    pub fn mark_all(&self, cause: TerminateCause) {
         for h in self.lock().values_mut() {
             h.cause.get_or_insert(cause);
         }
@@ -286,11 +285,7 @@ impl Sessions {
                 let mut wake = now + Duration::from_secs(3600);
                 if let Some(t) = session_timeout {
                     if now >= started + t {
-                        sessions.stop(
-                            id,
-                            AcctTerminateCause::SessionTimeout,
-                            "Session-Timeout reached",
-                        );
+                        sessions.stop(id, EndReason::SessionTimeout);
                         return;
                     }
                     wake = wake.min(started + t);
@@ -299,7 +294,7 @@ impl Sessions {
                     // The counters keep std time; the timers tokio's.
                     let idle_for = live.last_input().elapsed();
                     if idle_for >= t {
-                        sessions.stop(id, AcctTerminateCause::IdleTimeout, "Idle-Timeout reached");
+                        sessions.stop(id, EndReason::IdleTimeout);
                         return;
                     }
                     wake = wake.min(now + (t - idle_for));
@@ -411,7 +406,7 @@ mod tests {
         assert!(live.stop_requested());
         assert_eq!(
             s.with(8, |h| h.cause),
-            Some(Some(AcctTerminateCause::IdleTimeout))
+            Some(Some(TerminateCause::IdleTimeout))
         );
     }
 
@@ -429,7 +424,7 @@ mod tests {
         assert!(live.stop_requested());
         assert_eq!(
             s.with(7, |h| h.cause),
-            Some(Some(AcctTerminateCause::SessionTimeout))
+            Some(Some(TerminateCause::SessionTimeout))
         );
     }
 }

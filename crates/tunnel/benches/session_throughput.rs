@@ -56,7 +56,7 @@ impl SessionHooks for Hooks {
         let rx = self.queue.lock().unwrap().take();
         Box::pin(async move { rx.ok_or_else(|| "twice".to_string()) })
     }
-    fn down(&self, _: &SessionInfo) {}
+    fn down(&self, _: &SessionInfo, _: &tunnel::EndReason) {}
 }
 
 fn main() {

@@ -7,6 +7,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use ppp::auth::{AuthMethod, Rejection};
 use ppp::link::{DownReason, Link, LinkEvent, NetworkSettings, Phase};
+use session::EndReason;
 use tokio::sync::mpsc;
 
 use crate::hooks::{AuthAnswer, SessionHooks, SessionInfo};
@@ -145,7 +146,7 @@ pub(crate) fn apply(
     link: &mut Link,
     hooks: &dyn SessionHooks,
     info: &SessionInfo,
-    reason: &mut Option<String>,
+    reason: &mut Option<EndReason>,
     watch: &mut AuthWatch,
     result: HookResult,
 ) -> Applied {
@@ -180,14 +181,14 @@ pub(crate) fn apply(
         HookResult::Network(Err(why)) => {
             // The hook logged the refusal with the user and the reason.
             tracing::debug!(session = info.id, "network refused: {why}");
-            reason.get_or_insert_with(|| why.clone());
             link.close(now, &why);
+            reason.get_or_insert(EndReason::ServiceUnavailable(why));
             Applied::Nothing
         }
         HookResult::Up(Ok(rx)) => Applied::Outbound(rx),
         HookResult::Up(Err(why)) => {
-            reason.get_or_insert_with(|| why.clone());
             link.close(now, &why);
+            reason.get_or_insert(EndReason::ServiceUnavailable(why));
             Applied::Nothing
         }
     }

@@ -9,6 +9,7 @@ use ppp::link::{LinkUp, NetworkSettings};
 use tokio::sync::mpsc;
 
 use crate::live::LiveSession;
+pub use session::EndReason;
 
 /// A boxed future: hooks run on the control path only, never per packet.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
@@ -69,8 +70,9 @@ pub trait SessionHooks: Send + Sync + 'static {
         info: &SessionInfo,
         up: &LinkUp,
     ) -> BoxFuture<Result<mpsc::Receiver<Bytes>, String>>;
-    /// The session ended (always called once if `network` succeeded).
-    fn down(&self, info: &SessionInfo);
+    /// The session ended, and why (always called once if `network`
+    /// succeeded).
+    fn down(&self, info: &SessionInfo, reason: &EndReason);
     /// Client role: the transport to the server is up (the PPTP call is
     /// established) and PPP starts; authentication comes next. For
     /// progress displays; the default does nothing.

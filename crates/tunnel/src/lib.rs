@@ -6,6 +6,7 @@
 //! where IP packets go) is asked of the caller through [`SessionHooks`], so
 //! the same driver serves `ras server` and `ras connect`.
 
+mod end_reasons;
 mod hook_result;
 mod hooks;
 pub mod http_io;
@@ -19,16 +20,18 @@ pub mod ppp_over_serial;
 pub mod pptp_client;
 pub mod pptp_server;
 pub mod serial;
-mod session;
 pub mod sstp_client;
 pub mod sstp_server;
+mod sstp_session;
 
 pub use hooks::{AuthAnswer, PacketSink, SessionHooks, SessionInfo};
 pub use live::{LiveSession, Traffic};
 pub use packet_source::PacketSource;
+pub use session::{EndReason, LostCarrier, TerminateCause};
 
 /// Types hook implementations need.
 pub mod hooks_support {
     pub use crate::hooks::BoxFuture;
+    pub use session::EndReason;
 }
-pub use session::{Outcome, SessionStats};
+pub use sstp_session::{Outcome, SessionStats};

@@ -11,9 +11,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
+use session::EndReason;
 use tokio::sync::Notify;
 
-use crate::session::SessionStats;
+use crate::sstp_session::SessionStats;
 
 /// A snapshot of the counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -39,7 +40,7 @@ pub struct LiveSession {
     /// Nanoseconds after `started` of the last packet from the client.
     last_input_ns: AtomicU64,
     stop_requested: AtomicBool,
-    stop_reason: Mutex<Option<String>>,
+    stop_reason: Mutex<Option<EndReason>>,
     stop: Notify,
 }
 
@@ -101,11 +102,11 @@ impl LiveSession {
 
     /// Asks the session to end, with a reason for its log and outcome. The
     /// first reason given wins.
-    pub fn request_stop(&self, reason: impl Into<String>) {
+    pub fn request_stop(&self, reason: EndReason) {
         {
             let mut r = self.stop_reason.lock().unwrap_or_else(|e| e.into_inner());
             if r.is_none() {
-                *r = Some(reason.into());
+                *r = Some(reason);
             }
         }
         self.stop_requested.store(true, Ordering::Release);
@@ -118,7 +119,7 @@ impl LiveSession {
     }
 
     /// The reason given to [`LiveSession::request_stop`].
-    pub fn stop_reason(&self) -> Option<String> {
+    pub fn stop_reason(&self) -> Option<EndReason> {
         self.stop_reason
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -176,12 +177,12 @@ mod tests {
             tokio::spawn(async move { live.stopped().await })
         };
         tokio::task::yield_now().await;
-        live.request_stop("Session-Timeout");
-        live.request_stop("admin");
+        live.request_stop(EndReason::SessionTimeout);
+        live.request_stop(EndReason::AdminReset("an administrator".into()));
         tokio::time::timeout(std::time::Duration::from_secs(5), waiter)
             .await
             .expect("woken")
             .unwrap();
-        assert_eq!(live.stop_reason().as_deref(), Some("Session-Timeout"));
+        assert_eq!(live.stop_reason(), Some(EndReason::SessionTimeout));
     }
 }

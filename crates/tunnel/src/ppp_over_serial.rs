@@ -14,13 +14,15 @@ use std::time::Instant;
 use bytes::Bytes;
 use ppp::hdlc::{HdlcDecoder, HdlcEncoder, DEFAULT_ACCM};
 use ppp::link::{Inbound, Link, LinkConfig, LinkEvent, Phase};
+use session::{EndReason, LostCarrier};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
 
+use crate::end_reasons;
 use crate::hook_result::{self, Applied, HookResult};
 use crate::hooks::{PacketSink, SessionHooks, SessionInfo};
 use crate::local_answer::{self, LocalAnswer};
-use crate::session::{Outcome, SessionStats};
+use crate::sstp_session::{Outcome, SessionStats};
 
 /// Stop taking IP packets while this much waits to be written: a serial
 /// line is slow, and a full buffer only adds latency.
@@ -63,7 +65,7 @@ struct Driver {
     network_hooked: bool,
     was_up: bool,
     down: bool,
-    reason: Option<String>,
+    reason: Option<EndReason>,
     stats: SessionStats,
     /// The owner's live view, once the network phase started.
     live: Option<Arc<crate::live::LiveSession>>,
@@ -125,7 +127,7 @@ where
         }
         if d.wbuf.len() > WRITE_LIMIT {
             d.reason
-                .get_or_insert_with(|| "the line does not drain".into());
+                .get_or_insert(EndReason::LostCarrier(LostCarrier::PeerNotReading));
             break;
         }
         if d.down {
@@ -161,7 +163,7 @@ where
         tokio::select! {
             r = rd.read(&mut rbuf), if !d.down => match r {
                 Ok(0) | Err(_) => {
-                    d.reason.get_or_insert_with(|| "the line closed (carrier lost)".into());
+                    d.reason.get_or_insert_with(|| end_reasons::transport_closed(&d.link));
                     d.link.lower_down(Instant::now());
                     d.wbuf.clear();
                     d.process();
@@ -174,7 +176,7 @@ where
             },
             w = wr.write(&d.wbuf), if !d.wbuf.is_empty() => match w {
                 Ok(0) | Err(_) => {
-                    d.reason.get_or_insert_with(|| "write to the line failed".into());
+                    d.reason.get_or_insert(EndReason::LostCarrier(LostCarrier::TransportFailed("writing to the line failed".into())));
                     d.link.lower_down(Instant::now());
                     d.wbuf.clear();
                     d.process();
@@ -202,16 +204,16 @@ where
             _ = sleep => d.link.handle_timeout(Instant::now()),
             _ = linger => break,
             _ = shutdown.changed() => {
-                let text = if d.assigns_network { "server shutting down" } else { "user disconnected" };
-                d.reason.get_or_insert_with(|| text.into());
-                d.link.close(Instant::now(), text);
+                let why = if d.assigns_network { EndReason::ServerStopping } else { EndReason::LocalRequest };
+                d.link.close(Instant::now(), &why.to_string());
+                d.reason.get_or_insert(why);
             }
             _ = stop_requested, if !stop_seen => {
                 stop_seen = true;
-                let text = live.as_ref().and_then(|l| l.stop_reason()).unwrap_or_else(|| "stopped".into());
-                tracing::info!(session = d.info.id, "ending the session: {text}");
-                d.reason.get_or_insert_with(|| text.clone());
-                d.link.close(Instant::now(), &text);
+                let why = live.as_ref().and_then(|l| l.stop_reason()).unwrap_or(EndReason::LocalRequest);
+                tracing::info!(session = d.info.id, "ending the session: {why}");
+                d.link.close(Instant::now(), &why.to_string());
+                d.reason.get_or_insert(why);
             }
         }
     }
@@ -219,11 +221,14 @@ where
         live.add(&mut d.reported, &d.stats);
     }
     let _ = wr.flush().await;
+    let reason = d
+        .reason
+        .unwrap_or(EndReason::LostCarrier(LostCarrier::TransportClosed));
     if d.network_hooked {
-        d.hooks.down(&d.info);
+        d.hooks.down(&d.info, &reason);
     }
     Outcome {
-        reason: d.reason.unwrap_or_else(|| "closed".into()),
+        reason,
         stats: d.stats,
         was_up: d.was_up,
     }
@@ -345,7 +350,8 @@ impl Driver {
             }
             LinkEvent::Down(reason) => {
                 tracing::info!(session = id, "PPP link down: {reason}");
-                self.reason.get_or_insert_with(|| reason.to_string());
+                self.reason
+                    .get_or_insert_with(|| end_reasons::from_link(&reason));
                 self.outbound = None;
                 self.down = true;
             }

@@ -35,14 +35,16 @@ use bytes::Bytes;
 use ppp::link::{Link, LinkConfig, LinkEvent};
 use pptp::control::StopReason;
 use pptp::{Event, GreConfig, GreSession, Pns, PnsConfig};
+use session::{EndReason, LostCarrier};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::{mpsc, watch};
 
+use crate::end_reasons;
 use crate::hooks::{PacketSink, SessionHooks, SessionInfo};
 use crate::ppp_over_gre;
-use crate::session::{Outcome, SessionStats};
+use crate::sstp_session::{Outcome, SessionStats};
 
 /// Batches (`recvmmsg`) read per wake-up before the loop looks at other
 /// work.
@@ -358,11 +360,11 @@ struct State {
     /// The link is down: clear the call and close the control connection.
     link_down: bool,
     call_cleared: bool,
-    reason: Option<String>,
+    reason: Option<EndReason>,
     /// The server refused the password but allowed a retry; servers like
     /// pppd then hang up the call rather than finish LCP, and this is the
     /// reason to report, not the hang-up.
-    auth_failure: Option<String>,
+    auth_failure: Option<EndReason>,
     stats: SessionStats,
     /// GRE datagrams dropped (malformed, foreign, send failures).
     gre_dropped: u64,
@@ -396,7 +398,9 @@ impl Session {
         loop {
             self.process(&mut st);
             if let Err(e) = self.flush_control().await {
-                st.reason.get_or_insert_with(|| e.to_string());
+                st.reason.get_or_insert_with(|| {
+                    EndReason::LostCarrier(LostCarrier::TransportFailed(e.to_string()))
+                });
                 self.link.lower_down(Instant::now());
                 break;
             }
@@ -423,7 +427,7 @@ impl Session {
             tokio::select! {
                 r = self.tcp.read(&mut self.rbuf) => match r {
                     Ok(0) | Err(_) => {
-                        st.reason.get_or_insert_with(|| "the server closed the control connection".into());
+                        st.reason.get_or_insert_with(|| end_reasons::transport_closed(&self.link));
                         self.pns.handle_transport_closed();
                         self.link.lower_down(Instant::now());
                         self.drain_pns(&mut st);
@@ -459,7 +463,7 @@ impl Session {
                         self.sink.flush();
                     }
                     Err(e) => {
-                        st.reason.get_or_insert_with(|| format!("GRE socket: {e}"));
+                        st.reason.get_or_insert_with(|| EndReason::Internal(format!("GRE socket: {e}")));
                         break;
                     }
                 },
@@ -481,7 +485,7 @@ impl Session {
                     let now = Instant::now();
                     if watch_silence && now >= silence_deadline {
                         tracing::info!(session = self.info.id, "{GRE_SILENCE}");
-                        st.reason.get_or_insert_with(|| GRE_SILENCE.into());
+                        st.reason.get_or_insert_with(|| EndReason::LostCarrier(LostCarrier::TransportFailed(GRE_SILENCE.into())));
                         self.link.lower_down(now);
                     }
                     self.link.handle_timeout(now);
@@ -490,8 +494,8 @@ impl Session {
                 }
                 _ = shutdown.changed(), if !stopping => {
                     stopping = true;
-                    st.reason.get_or_insert_with(|| "user disconnected".into());
-                    self.link.close(Instant::now(), "user disconnected");
+                    st.reason.get_or_insert(EndReason::LocalRequest);
+                    self.link.close(Instant::now(), &EndReason::LocalRequest.to_string());
                 }
             }
         }
@@ -507,7 +511,7 @@ impl Session {
             _ => st.reason,
         };
         Outcome {
-            reason: reason.unwrap_or_else(|| "closed".into()),
+            reason: reason.unwrap_or(EndReason::LostCarrier(LostCarrier::TransportClosed)),
             stats: st.stats,
             was_up: st.was_up,
         }
@@ -587,7 +591,7 @@ impl Session {
                 } if local_call_id == self.call_id => {
                     tracing::info!(session = self.info.id, "PPTP call cleared: {reason}");
                     st.reason
-                        .get_or_insert_with(|| format!("PPTP call cleared: {reason}"));
+                        .get_or_insert_with(|| end_reasons::from_pptp_call(&reason));
                     st.call_cleared = true;
                     st.outbound = None;
                     self.link.lower_down(now);
@@ -599,7 +603,7 @@ impl Session {
                         "PPTP control connection closed: {reason}"
                     );
                     st.reason
-                        .get_or_insert_with(|| format!("PPTP control connection closed: {reason}"));
+                        .get_or_insert_with(|| end_reasons::from_pptp_control(&reason));
                     st.outbound = None;
                     self.link.lower_down(now);
                 }
@@ -668,7 +672,8 @@ impl Session {
             }
             LinkEvent::Down(reason) => {
                 tracing::info!(session = id, "PPP link down: {reason}");
-                st.reason.get_or_insert_with(|| reason.to_string());
+                st.reason
+                    .get_or_insert_with(|| end_reasons::from_link(&reason));
                 st.outbound = None;
                 if !st.link_down {
                     st.link_down = true;
@@ -679,11 +684,11 @@ impl Session {
                 }
             }
             LinkEvent::AuthRetryAllowed(f) => {
-                st.auth_failure = Some(format!(
+                st.auth_failure = Some(EndReason::AuthFailed(format!(
                     "authentication failed (error {}): {}",
                     f.rejection.code(),
                     f.message
-                ));
+                )));
                 tracing::info!(
                     session = id,
                     "server refused the password ({}), retry allowed",
@@ -708,8 +713,8 @@ impl Session {
                 }
             }
             HookResult::Up(Err(why)) => {
-                st.reason.get_or_insert_with(|| why.clone());
                 self.link.close(Instant::now(), &why);
+                st.reason.get_or_insert(EndReason::Internal(why));
             }
         }
     }

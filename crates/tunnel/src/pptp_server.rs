@@ -37,16 +37,18 @@ use bytes::Bytes;
 use ppp::link::{Link, LinkConfig, LinkEvent};
 use pptp::control::{DisconnectResult, StopReason};
 use pptp::{Event, GreConfig, GreSession, Pac, PacConfig};
+use session::{EndReason, LostCarrier};
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::{mpsc, watch};
 
+use crate::end_reasons;
 use crate::hook_result::{self, Applied, HookResult};
 use crate::hooks::{PacketSink, SessionHooks, SessionInfo};
 use crate::local_answer::{self, LocalAnswer};
 use crate::ppp_over_gre;
-use crate::session::{Outcome, SessionStats};
+use crate::sstp_session::{Outcome, SessionStats};
 
 /// Datagrams handled per wake-up before the loop looks at other work.
 const BATCH: usize = 64;
@@ -521,13 +523,11 @@ impl Setup {
         &mut self,
         limit: Duration,
         shutdown: &mut watch::Receiver<bool>,
-    ) -> Result<CallIds, String> {
+    ) -> Result<CallIds, EndReason> {
         let deadline = tokio::time::Instant::now() + limit;
         loop {
             while let Some(msg) = self.pac.poll_transmit() {
-                write_control(&mut self.tcp, &msg)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                write_control(&mut self.tcp, &msg).await?;
             }
             while let Some(event) = self.pac.poll_event() {
                 match event {
@@ -556,13 +556,13 @@ impl Setup {
                         tracing::info!("PPTP call refused: {result}, {error}")
                     }
                     Event::Closed { reason } => {
-                        return Err(format!("control connection closed: {reason}"))
+                        return Err(end_reasons::from_pptp_control(&reason))
                     }
                     other => tracing::debug!("PPTP event during setup: {other:?}"),
                 }
             }
             if self.pac.is_closed() {
-                return Err("control connection closed".into());
+                return Err(EndReason::LostCarrier(LostCarrier::TransportClosed));
             }
             let timer = self.pac.poll_timeout();
             let sleep = async {
@@ -573,30 +573,32 @@ impl Setup {
             };
             tokio::select! {
                 r = self.tcp.read(&mut self.rbuf) => match r {
-                    Ok(0) | Err(_) => return Err("the client closed the control connection".into()),
+                    Ok(0) | Err(_) => return Err(EndReason::LostCarrier(LostCarrier::TransportClosed)),
                     Ok(n) => self.pac.handle_input(Instant::now(), &self.rbuf[..n]),
                 },
                 _ = sleep => self.pac.handle_timeout(Instant::now()),
                 _ = tokio::time::sleep_until(deadline) => {
-                    return Err(format!("no call established within {limit:?}"))
+                    return Err(EndReason::ProtocolError(format!("no call established within {} s", limit.as_secs())))
                 }
                 _ = shutdown.changed() => {
                     self.pac.close(Instant::now(), StopReason::None);
                     while let Some(msg) = self.pac.poll_transmit() {
                         let _ = write_control(&mut self.tcp, &msg).await;
                     }
-                    return Err("server shutting down".into());
+                    return Err(EndReason::ServerStopping);
                 }
             }
         }
     }
 }
 
-async fn write_control(tcp: &mut TcpStream, msg: &[u8]) -> Result<(), String> {
+async fn write_control(tcp: &mut TcpStream, msg: &[u8]) -> Result<(), EndReason> {
     match tokio::time::timeout(CONTROL_WRITE_TIMEOUT, tcp.write_all(msg)).await {
         Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(format!("control connection: {e}")),
-        Err(_) => Err("the client does not read the control connection".into()),
+        Ok(Err(e)) => Err(EndReason::LostCarrier(LostCarrier::TransportFailed(
+            format!("control connection: {e}"),
+        ))),
+        Err(_) => Err(EndReason::LostCarrier(LostCarrier::PeerNotReading)),
     }
 }
 
@@ -640,7 +642,7 @@ struct State {
     /// The link is down: the call is cleared and the control connection
     /// closing.
     link_down: bool,
-    reason: Option<String>,
+    reason: Option<EndReason>,
     stats: SessionStats,
     gre_dropped: u64,
     /// Datagrams written by the next `flush_gre`, reused.
@@ -715,7 +717,7 @@ impl Session {
             tokio::select! {
                 r = self.tcp.read(&mut self.rbuf) => match r {
                     Ok(0) | Err(_) => {
-                        st.reason.get_or_insert_with(|| "the client closed the control connection".into());
+                        st.reason.get_or_insert_with(|| end_reasons::transport_closed(&self.link));
                         self.pac.handle_transport_closed();
                         self.link.lower_down(Instant::now());
                         self.drain_pac(&mut st);
@@ -761,17 +763,17 @@ impl Session {
                 }
                 _ = shutdown.changed(), if !stopping => {
                     stopping = true;
-                    st.reason.get_or_insert_with(|| "server shutting down".into());
+                    st.reason.get_or_insert(EndReason::ServerStopping);
                     self.lower_up(Instant::now());
-                    self.link.close(Instant::now(), "server shutting down");
+                    self.link.close(Instant::now(), &EndReason::ServerStopping.to_string());
                 }
                 _ = stop_requested, if !stopping => {
                     stopping = true;
-                    let text = live.as_ref().and_then(|l| l.stop_reason()).unwrap_or_else(|| "stopped".into());
-                    tracing::info!(session = self.info.id, "ending the session: {text}");
-                    st.reason.get_or_insert_with(|| text.clone());
+                    let why = live.as_ref().and_then(|l| l.stop_reason()).unwrap_or(EndReason::LocalRequest);
+                    tracing::info!(session = self.info.id, "ending the session: {why}");
                     self.lower_up(Instant::now());
-                    self.link.close(Instant::now(), &text);
+                    self.link.close(Instant::now(), &why.to_string());
+                    st.reason.get_or_insert(why);
                 }
             }
         }
@@ -779,8 +781,11 @@ impl Session {
             live.add(&mut st.reported, &st.stats);
         }
         let _ = self.tcp.shutdown().await;
+        let reason = st
+            .reason
+            .unwrap_or(EndReason::LostCarrier(LostCarrier::TransportClosed));
         if st.network_hooked {
-            self.hooks.down(&self.info);
+            self.hooks.down(&self.info, &reason);
         }
         let gre = self.gre.stats();
         if !st.was_up {
@@ -802,7 +807,7 @@ impl Session {
             "PPTP session ended"
         );
         Outcome {
-            reason: st.reason.unwrap_or_else(|| "closed".into()),
+            reason,
             stats: st.stats,
             was_up: st.was_up,
         }
@@ -893,7 +898,7 @@ impl Session {
                 } if local_call_id == self.call_id => {
                     tracing::info!(session = self.info.id, "PPTP call cleared: {reason}");
                     st.reason
-                        .get_or_insert_with(|| format!("PPTP call cleared: {reason}"));
+                        .get_or_insert_with(|| end_reasons::from_pptp_call(&reason));
                     st.outbound = None;
                     self.link.lower_down(now);
                 }
@@ -903,7 +908,7 @@ impl Session {
                         "PPTP control connection closed: {reason}"
                     );
                     st.reason
-                        .get_or_insert_with(|| format!("PPTP control connection closed: {reason}"));
+                        .get_or_insert_with(|| end_reasons::from_pptp_control(&reason));
                     st.outbound = None;
                     self.link.lower_down(now);
                 }
@@ -933,7 +938,7 @@ impl Session {
         }
     }
 
-    async fn flush_control(&mut self) -> Result<(), String> {
+    async fn flush_control(&mut self) -> Result<(), EndReason> {
         while let Some(msg) = self.pac.poll_transmit() {
             write_control(&mut self.tcp, &msg).await?;
         }
@@ -975,7 +980,8 @@ impl Session {
             }
             LinkEvent::Down(reason) => {
                 tracing::info!(session = id, "PPP link down: {reason}");
-                st.reason.get_or_insert_with(|| reason.to_string());
+                st.reason
+                    .get_or_insert_with(|| end_reasons::from_link(&reason));
                 st.outbound = None;
                 if !st.link_down {
                     st.link_down = true;

@@ -9,7 +9,7 @@ use tokio::sync::watch;
 
 use crate::hooks::{PacketSink, SessionHooks, SessionInfo};
 use crate::http_io::{self, HttpError};
-use crate::session::{Outcome, Session};
+use crate::sstp_session::{Outcome, Session};
 
 /// What the client needs to know.
 pub struct ClientSessionConfig {

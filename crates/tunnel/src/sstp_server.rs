@@ -9,7 +9,7 @@ use tokio::sync::watch;
 
 use crate::hooks::{PacketSink, SessionHooks, SessionInfo};
 use crate::http_io;
-use crate::session::{Outcome, Session};
+use crate::sstp_session::{Outcome, Session};
 
 /// What every server session shares.
 #[derive(Clone)]
@@ -49,7 +49,7 @@ where
             Err(e) => {
                 tracing::info!(session = info.id, peer = %info.peer, "SSTP request refused: {e}");
                 return Outcome {
-                    reason: e.to_string(),
+                    reason: session::EndReason::ProtocolError(format!("SSTP request: {e}")),
                     stats: Default::default(),
                     was_up: false,
                 };

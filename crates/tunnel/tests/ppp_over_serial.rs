@@ -73,7 +73,7 @@ impl SessionHooks for TestHooks {
         let rx = self.inject.lock().unwrap().take();
         Box::pin(async move { rx.ok_or_else(|| "up twice".to_string()) })
     }
-    fn down(&self, _: &SessionInfo) {
+    fn down(&self, _: &SessionInfo, _: &tunnel::EndReason) {
         *self.downs.lock().unwrap() += 1;
     }
 }
@@ -209,7 +209,7 @@ where
         .unwrap()
         .unwrap();
     assert!(c.was_up);
-    assert_eq!(c.reason, "user disconnected");
+    assert_eq!(c.reason, tunnel::EndReason::LocalRequest);
     let (number, s) = tokio::time::timeout(Duration::from_secs(10), server)
         .await
         .unwrap()
@@ -217,6 +217,12 @@ where
         .unwrap();
     assert_eq!(number, "5551234");
     assert!(s.was_up && s.stats.packets_in == 20, "{s:?}");
+    // The server saw the user's Terminate-Request: accounted as User-Request.
+    assert!(
+        matches!(s.reason, tunnel::EndReason::PeerRequest(_)),
+        "{}",
+        s.reason
+    );
     assert_eq!(
         *server_hooks.downs.lock().unwrap(),
         1,

@@ -81,7 +81,7 @@ impl SessionHooks for TestHooks {
         let rx = self.inject.lock().unwrap().take();
         Box::pin(async move { rx.ok_or_else(|| "up twice".to_string()) })
     }
-    fn down(&self, _: &SessionInfo) {
+    fn down(&self, _: &SessionInfo, _: &tunnel::EndReason) {
         *self.downs.lock().unwrap() += 1;
     }
 }
@@ -235,8 +235,17 @@ async fn wrong_password_ends_both_sessions_with_691() {
         .unwrap()
         .unwrap();
     assert!(!s.was_up && !c.was_up);
-    assert!(c.reason.contains("691"), "{}", c.reason);
-    assert!(s.reason.contains("691"), "{}", s.reason);
+    assert!(c.reason.to_string().contains("691"), "{}", c.reason);
+    assert!(s.reason.to_string().contains("691"), "{}", s.reason);
+    // Accounted as the user's error (RFC 2866 §5.10 User-Error), on both ends.
+    assert_eq!(
+        s.reason.terminate_cause(),
+        tunnel::TerminateCause::UserError
+    );
+    assert_eq!(
+        c.reason.terminate_cause(),
+        tunnel::TerminateCause::UserError
+    );
 }
 
 #[tokio::test]
@@ -270,11 +279,15 @@ async fn wrong_certificate_hash_fails_the_crypto_binding() {
         .unwrap()
         .unwrap();
     assert!(
-        s.reason.contains("aborted") && s.reason.contains("crypto binding"),
+        s.reason.to_string().contains("aborted") && s.reason.to_string().contains("crypto binding"),
         "{}",
         s.reason
     );
-    assert!(c.reason.contains("the peer aborted"), "{}", c.reason);
+    assert!(
+        c.reason.to_string().contains("the peer aborted"),
+        "{}",
+        c.reason
+    );
     assert!(
         server_hooks.up.lock().unwrap().is_none(),
         "no traffic route for an unbound session"
@@ -306,7 +319,7 @@ async fn slowloris_and_garbage_are_refused() {
     .await
     .expect("slowloris must not hang the session");
     assert!(
-        out.reason.contains("no complete HTTP request"),
+        out.reason.to_string().contains("no complete HTTP request"),
         "{}",
         out.reason
     );
@@ -325,7 +338,7 @@ async fn slowloris_and_garbage_are_refused() {
         stop_rx.clone(),
     )
     .await;
-    assert!(out.reason.contains("405"), "{}", out.reason);
+    assert!(out.reason.to_string().contains("405"), "{}", out.reason);
     let mut answer = Vec::new();
     tokio::io::AsyncReadExt::read_to_end(&mut b, &mut answer)
         .await
@@ -356,7 +369,11 @@ async fn slowloris_and_garbage_are_refused() {
     )
     .await
     .expect("bad length must not hang the session");
-    assert!(out.reason.contains("not SSTP"), "{}", out.reason);
+    assert!(
+        out.reason.to_string().contains("not SSTP"),
+        "{}",
+        out.reason
+    );
 
     // The largest length (4095) and then silence: the negotiation timer
     // (shortened here) ends the session instead of waiting forever.

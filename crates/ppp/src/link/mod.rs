@@ -209,9 +209,21 @@ impl Link {
 
     /// The transport is gone: the link is down at once.
     pub fn lower_down(&mut self, now: Instant) {
+        // A peer that sent Terminate-Request and then hung up ended the
+        // link itself (User-Request in accounting, not Lost-Carrier).
+        let why = match self.lcp.peer_terminating() {
+            Some(text) => DownReason::PeerTerminated(text.to_owned()),
+            None => DownReason::LowerLayerDown,
+        };
         self.lcp.lower_down();
-        self.go_down(DownReason::LowerLayerDown);
+        self.go_down(why);
         self.drive(now);
+    }
+
+    /// The peer's Terminate-Request text, if the peer is ending the link
+    /// (LCP waits out its restart period before the link goes down).
+    pub fn peer_terminating(&self) -> Option<&str> {
+        self.lcp.peer_terminating()
     }
 
     /// Close the link gracefully (LCP Terminate-Request with `reason`).

@@ -7,10 +7,12 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use ppp::link::{Inbound, Link, LinkEvent};
+use session::{EndReason, LostCarrier};
 use sstp::{CloseReason, Event, HigherLayerKeys};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
 
+use crate::end_reasons;
 use crate::hook_result::{self, Applied, HookResult};
 use crate::hooks::{PacketSink, SessionHooks, SessionInfo};
 use crate::live::LiveSession;
@@ -54,7 +56,7 @@ pub struct SessionStats {
 /// How a session ended.
 #[derive(Debug, Clone)]
 pub struct Outcome {
-    pub reason: String,
+    pub reason: EndReason,
     pub stats: SessionStats,
     /// The link came up at some point.
     pub was_up: bool,
@@ -145,7 +147,7 @@ struct State {
     network_hooked: bool,
     keys_given: bool,
     was_up: bool,
-    reason: Option<String>,
+    reason: Option<EndReason>,
     stats: SessionStats,
     /// The owner's live view, once the network phase started.
     live: Option<Arc<LiveSession>>,
@@ -201,7 +203,8 @@ impl<C: SstpCore> Session<C> {
                 live.add(&mut st.reported, &st.stats);
             }
             if st.wbuf.len() - st.wpos > WRITE_LIMIT {
-                st.reason.get_or_insert_with(|| "peer does not read".into());
+                st.reason
+                    .get_or_insert(EndReason::LostCarrier(LostCarrier::PeerNotReading));
                 break;
             }
             if self.sstp.is_closed() && st.wpos >= st.wbuf.len() && !st.needs_flush {
@@ -272,7 +275,7 @@ impl<C: SstpCore> Session<C> {
                 }
                 w = write_some(&mut wr, &st.wbuf[st.wpos..]), if st.wpos < st.wbuf.len() || st.needs_flush => match w {
                     Err(_) | Ok(Written::Bytes(0)) => {
-                        st.reason.get_or_insert_with(|| "write to peer failed".into());
+                        st.reason.get_or_insert(EndReason::LostCarrier(LostCarrier::TransportFailed("writing to the peer failed".into())));
                         break;
                     }
                     Ok(Written::Bytes(n)) => {
@@ -326,17 +329,17 @@ impl<C: SstpCore> Session<C> {
                     self.sstp.shrink_buffers();
                 }
                 _ = shutdown.changed() => {
-                    let text = if self.assigns_network { "server shutting down" } else { "user disconnected" };
-                    st.reason.get_or_insert_with(|| text.into());
-                    self.link.close(Instant::now(), text);
+                    let why = if self.assigns_network { EndReason::ServerStopping } else { EndReason::LocalRequest };
+                    self.link.close(Instant::now(), &why.to_string());
+                    st.reason.get_or_insert(why);
                     let _ = self.sstp.close();
                 }
                 _ = stop_requested, if !stop_seen => {
                     stop_seen = true;
-                    let text = live.as_ref().and_then(|l| l.stop_reason()).unwrap_or_else(|| "stopped".into());
-                    tracing::info!(session = self.info.id, "ending the session: {text}");
-                    st.reason.get_or_insert_with(|| text.clone());
-                    self.link.close(Instant::now(), &text);
+                    let why = live.as_ref().and_then(|l| l.stop_reason()).unwrap_or(EndReason::LocalRequest);
+                    tracing::info!(session = self.info.id, "ending the session: {why}");
+                    self.link.close(Instant::now(), &why.to_string());
+                    st.reason.get_or_insert(why);
                     let _ = self.sstp.close();
                 }
             }
@@ -345,11 +348,14 @@ impl<C: SstpCore> Session<C> {
             live.add(&mut st.reported, &st.stats);
         }
         let _ = wr.shutdown().await;
+        let reason = st
+            .reason
+            .unwrap_or(EndReason::LostCarrier(LostCarrier::TransportClosed));
         if st.network_hooked {
-            self.hooks.down(&self.info);
+            self.hooks.down(&self.info, &reason);
         }
         Outcome {
-            reason: st.reason.unwrap_or_else(|| "closed".into()),
+            reason,
             stats: st.stats,
             was_up: st.was_up,
         }
@@ -358,9 +364,9 @@ impl<C: SstpCore> Session<C> {
     /// The peer's byte stream ended or failed: nothing more can be
     /// delivered, so writing stops too.
     fn stream_ended(&mut self, st: &mut State) {
-        let why = match self.sstp.closing_reason() {
-            Some(reason) => describe(reason),
-            None => "connection closed by peer".into(),
+        let why = match (self.link.peer_terminating(), self.sstp.closing_reason()) {
+            (Some(_), _) | (None, None) => end_reasons::transport_closed(&self.link),
+            (None, Some(reason)) => end_reasons::from_sstp(reason),
         };
         st.reason.get_or_insert(why);
         self.link.lower_down(Instant::now());
@@ -439,7 +445,7 @@ impl<C: SstpCore> Session<C> {
                     }
                 }
                 Event::Closed(reason) => {
-                    st.reason.get_or_insert(describe(&reason));
+                    st.reason.get_or_insert(end_reasons::from_sstp(&reason));
                     self.link.lower_down(now);
                 }
             }
@@ -523,7 +529,8 @@ impl<C: SstpCore> Session<C> {
             }
             LinkEvent::Down(reason) => {
                 tracing::info!(session = id, "PPP link down: {reason}");
-                st.reason.get_or_insert_with(|| reason.to_string());
+                st.reason
+                    .get_or_insert_with(|| end_reasons::from_link(&reason));
                 st.outbound = None;
                 st.source = None;
                 let _ = self.sstp.close();
@@ -583,14 +590,6 @@ impl<C: SstpCore> Session<C> {
             }
             Applied::Nothing => {}
         }
-    }
-}
-
-fn describe(reason: &CloseReason) -> String {
-    match reason {
-        CloseReason::LocalDisconnect => "disconnected".to_string(),
-        CloseReason::PeerDisconnect => "peer disconnected".to_string(),
-        other => format!("SSTP: {other}"),
     }
 }
 

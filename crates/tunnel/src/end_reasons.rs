@@ -1,0 +1,121 @@
+//! The tunnel protocols' own close reasons as session end reasons
+//! ([`EndReason`], mapped to RFC 2866 Acct-Terminate-Cause by the server).
+
+use session::{EndReason, LostCarrier};
+
+/// Why an SSTP connection closed, as a session end.
+pub(crate) fn from_sstp(reason: &sstp::CloseReason) -> EndReason {
+    use sstp::{AbortCause, CloseReason};
+    match reason {
+        // We only disconnect for a reason the session recorded first.
+        CloseReason::LocalDisconnect => EndReason::LocalRequest,
+        CloseReason::PeerDisconnect => EndReason::PeerRequest("SSTP Call Disconnect".into()),
+        CloseReason::HelloTimeout => EndReason::LostCarrier(LostCarrier::KeepaliveTimeout),
+        CloseReason::Aborted(AbortCause::BindingFailed(_)) => {
+            EndReason::AuthFailed(format!("SSTP: {reason}"))
+        }
+        CloseReason::Aborted(AbortCause::ConnectNak(_)) => {
+            EndReason::ServiceUnavailable(format!("SSTP: {reason}"))
+        }
+        CloseReason::PeerAbort(_) | CloseReason::Aborted(_) | CloseReason::Framing(_) => {
+            EndReason::ProtocolError(format!("SSTP: {reason}"))
+        }
+    }
+}
+
+/// Why a PPTP control connection closed, as a session end.
+pub(crate) fn from_pptp_control(reason: &pptp::CloseReason) -> EndReason {
+    use pptp::CloseReason;
+    match reason {
+        CloseReason::LocalStop(_) => EndReason::LocalRequest,
+        CloseReason::PeerStop(_) => {
+            EndReason::PeerRequest(format!("PPTP control connection: {reason}"))
+        }
+        CloseReason::StartTimeout | CloseReason::EchoTimeout => {
+            EndReason::LostCarrier(LostCarrier::KeepaliveTimeout)
+        }
+        CloseReason::TransmitOverflow => EndReason::LostCarrier(LostCarrier::PeerNotReading),
+        CloseReason::TransportClosed => EndReason::LostCarrier(LostCarrier::TransportClosed),
+        CloseReason::Refused { .. } => {
+            EndReason::ServiceUnavailable(format!("PPTP control connection: {reason}"))
+        }
+        CloseReason::ProtocolError(_)
+        | CloseReason::Unexpected(_)
+        | CloseReason::UnsupportedVersion(_) => {
+            EndReason::ProtocolError(format!("PPTP control connection: {reason}"))
+        }
+    }
+}
+
+/// Why a PPTP call was cleared, as a session end.
+pub(crate) fn from_pptp_call(reason: &pptp::CallClearReason) -> EndReason {
+    use pptp::CallClearReason;
+    match reason {
+        CallClearReason::PeerRequest | CallClearReason::PeerDisconnect { .. } => {
+            EndReason::PeerRequest(format!("PPTP: {reason}"))
+        }
+        CallClearReason::LocalRequest => EndReason::LocalRequest,
+        CallClearReason::ControlClosed => EndReason::LostCarrier(LostCarrier::TransportClosed),
+    }
+}
+
+/// The transport under `link` closed: the peer hung up after its LCP
+/// Terminate-Request (User-Request), or the carrier was lost.
+pub(crate) fn transport_closed(link: &ppp::link::Link) -> EndReason {
+    match link.peer_terminating() {
+        Some(text) => EndReason::PeerRequest(text.to_owned()),
+        None => EndReason::LostCarrier(LostCarrier::TransportClosed),
+    }
+}
+
+/// A PPP link that went down, for a session that did not record why
+/// first (the link's `Closed` only follows a reason the session set).
+pub(crate) fn from_link(down: &ppp::link::DownReason) -> EndReason {
+    EndReason::from_link_down(down).unwrap_or_else(|| EndReason::Internal(down.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use session::TerminateCause;
+
+    /// Each way a tunnel can end is accounted as what it is (RFC 2866
+    /// §5.10): a lost connection or keepalive is Lost-Carrier, not
+    /// User-Request.
+    #[test]
+    fn tunnel_ends_map_to_their_terminate_causes() {
+        let table = [
+            (
+                from_sstp(&sstp::CloseReason::PeerDisconnect),
+                TerminateCause::UserRequest,
+            ),
+            (
+                from_sstp(&sstp::CloseReason::HelloTimeout),
+                TerminateCause::LostCarrier,
+            ),
+            (
+                from_pptp_control(&pptp::CloseReason::EchoTimeout),
+                TerminateCause::LostCarrier,
+            ),
+            (
+                from_pptp_control(&pptp::CloseReason::TransportClosed),
+                TerminateCause::LostCarrier,
+            ),
+            (
+                from_pptp_call(&pptp::CallClearReason::PeerRequest),
+                TerminateCause::UserRequest,
+            ),
+            (
+                from_link(&ppp::link::DownReason::PeerDead),
+                TerminateCause::LostCarrier,
+            ),
+            (
+                from_link(&ppp::link::DownReason::PeerTerminated("bye".into())),
+                TerminateCause::UserRequest,
+            ),
+        ];
+        for (reason, cause) in table {
+            assert_eq!(reason.terminate_cause(), cause, "{reason}");
+        }
+    }
+}
