@@ -121,7 +121,7 @@ fn real_pppd_with_ms_chap_v1_against_ras_server() {
     .unwrap();
     let pw = password_file(dir.path(), &user.name, &user.password);
     add_user(&config, &user.name, &pw, &[]);
-    let server = Server::start_with(vm.command_in_ns(RAS), &config, "info,tunnel::session=debug");
+    let server = Server::start_with(vm.command_in_ns(RAS), &config, "info,tunnel::sstp_session=debug");
 
     // 1. Stateless MPPE-128.
     let job = pppd_job(vm.host_ip, &user, "", "");
@@ -186,7 +186,7 @@ fn real_pppd_stateful_mppe_with_loss_against_ras_server() {
     let server = Server::start_with(
         vm.command_in_ns(RAS),
         &config,
-        "info,ppp::link=debug,tunnel::session=debug",
+        "info,ppp::link=debug,tunnel::sstp_session=debug",
     );
 
     let job = pppd_job(vm.host_ip, &user, "mppe-stateful", LOSSY_PINGS);
