@@ -35,7 +35,7 @@
 #   RAS_INTEROP_OWNER_PID      `start`: the VM serves this process; it stops RAS_INTEROP_LINGER
 #                              s after the last such process exits (the Rust crate sets it).
 #                              Without it, `start` pins the VM: it runs until `vm.sh stop`
-#   RAS_INTEROP_LINGER         seconds an owned VM outlives its last owner   [20]
+#   RAS_INTEROP_LINGER         seconds an owned VM outlives its last owner   [120]
 . "$(dirname "$0")/lib.sh"
 
 IMG=$STATE/image
@@ -283,7 +283,7 @@ write_env() {
 # binaries one after another, and each asks for the VM.
 OWNERS=$STATE/owners
 PINNED=$STATE/pinned
-LINGER=${RAS_INTEROP_LINGER:-20}
+LINGER=${RAS_INTEROP_LINGER:-120}
 
 add_owner() {   # under the lock: register RAS_INTEROP_OWNER_PID, or pin the VM without one
     local owner=${RAS_INTEROP_OWNER_PID:-}

@@ -22,7 +22,7 @@
 //! CI has already started the VM (`interop/ci-start.sh`); otherwise it runs
 //! `interop/vm.sh start` once per test process. Test processes share a VM that
 //! runs: each registers as its owner, and the VM powers off a short while
-//! (`RAS_INTEROP_LINGER`, 20 s) after the last owner exited, so the test
+//! (`RAS_INTEROP_LINGER`, 120 s) after the last owner exited, so the test
 //! binaries of one `cargo test --workspace` never see it stop under them.
 
 #![forbid(unsafe_code)]
