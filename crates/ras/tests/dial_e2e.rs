@@ -28,34 +28,15 @@ use dial_profiles::*;
 const NUMBER: &str = "5551234";
 
 fn connect_serial(topo: &Topology, line: &Path, number: &str, pw: &Path, tun: &str) -> Client {
-    let child = topo
-        .command("cli1", RAS)
-        .args([
-            "connect",
-            &format!("serial://{}?number={number}", line.display()),
-            "--user",
-            "alice",
-            "--password-file",
-        ])
-        .arg(pw)
-        .args([
-            "--no-dns",
-            "--no-ipv6",
-            "--tun-name",
-            tun,
-            "--route",
-            "172.31.0.0/24",
-        ])
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start ras connect");
-    Client {
-        child,
-        tun: tun.to_owned(),
-        role: "cli1",
-    }
+    connect_to(
+        topo,
+        "cli1",
+        &format!("serial://{}?number={number}", line.display()),
+        "alice",
+        pw,
+        &["--no-dns", "--no-ipv6"],
+        tun,
+    )
 }
 
 #[test]
@@ -509,25 +490,15 @@ fn ctrl_c_while_connecting_runs_on_cancel() {
 fn dial_in_ns(topo: &Topology, profile: &Path, extra: &[&str], tun: &str) -> Client {
     let pw = profile.join("pw");
     std::fs::write(&pw, "correct horse battery\n").unwrap();
-    let child = topo
-        .command("cli1", RAS)
-        .arg("dial")
+    let mut cmd = topo.command("cli1", RAS);
+    cmd.arg("dial")
         .arg(profile)
         .arg("--password-file")
         .arg(&pw)
         .args(["--unattended", "--no-dns", "--no-ipv6"])
         .args(extra)
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start ras dial");
-    Client {
-        child,
-        tun: tun.to_owned(),
-        role: "cli1",
-    }
+        .stdin(Stdio::null());
+    spawn_client(cmd, "cli1", tun)
 }
 
 fn dial_status(profile: &Path) -> String {

@@ -15,6 +15,7 @@
 
 use std::io::Read;
 use std::net::Ipv4Addr;
+use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
@@ -37,6 +38,37 @@ fn vm_with_jobs() -> Option<&'static interop::Vm> {
         return None;
     }
     Some(vm)
+}
+
+/// Our `ras server` in the host's namespace with PPTP only, MS-CHAPv1
+/// only and MPPE required (`encryption`: more lines of that section), the
+/// VM's user added, logging at `log`.
+fn start_server(
+    vm: &interop::Vm,
+    dir: &Path,
+    user: &interop::User,
+    encryption: &str,
+    log: &str,
+) -> Server {
+    let state = dir.join("state");
+    let config = dir.join("ras.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "state_dir = {state:?}\nserver_name = \"ras-interop-server\"\n\n\
+             [sstp]\nlisten = []\n\n\
+             [pptp]\nlisten = [\"{host}:1723\"]\n\n\
+             [tun]\nname = \"ras-mc0\"\n\n\
+             [auth]\nmethods = [\"mschap\"]\n\n\
+             [encryption]\nmppe = \"require\"\n{encryption}\n\
+             [addresses]\nipv6_prefix = \"off\"\n",
+            host = vm.host_ip
+        ),
+    )
+    .unwrap();
+    let pw = password_file(dir, &user.name, &user.password);
+    add_user(&config, &user.name, &pw, &[]);
+    Server::start_with(vm.command_in_ns(RAS), &config, log)
 }
 
 /// Start pppd + pptp-linux in the guest with `extra` options, wait for
@@ -103,25 +135,7 @@ fn real_pppd_with_ms_chap_v1_against_ras_server() {
     let Some(vm) = vm_with_jobs() else { return };
     let user = vm.user().clone();
     let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("state");
-    let config = dir.path().join("ras.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "state_dir = {state:?}\nserver_name = \"ras-interop-server\"\n\n\
-             [sstp]\nlisten = []\n\n\
-             [pptp]\nlisten = [\"{host}:1723\"]\n\n\
-             [tun]\nname = \"ras-mc0\"\n\n\
-             [auth]\nmethods = [\"mschap\"]\n\n\
-             [encryption]\nmppe = \"require\"\n\n\
-             [addresses]\nipv6_prefix = \"off\"\n",
-            host = vm.host_ip
-        ),
-    )
-    .unwrap();
-    let pw = password_file(dir.path(), &user.name, &user.password);
-    add_user(&config, &user.name, &pw, &[]);
-    let server = Server::start_with(vm.command_in_ns(RAS), &config, "info,tunnel::sstp_session=debug");
+    let server = start_server(vm, dir.path(), &user, "", "info,tunnel::sstp_session=debug");
 
     // 1. Stateless MPPE-128.
     let job = pppd_job(vm.host_ip, &user, "", "");
@@ -165,27 +179,11 @@ fn real_pppd_stateful_mppe_with_loss_against_ras_server() {
     let Some(vm) = vm_with_jobs() else { return };
     let user = vm.user().clone();
     let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("state");
-    let config = dir.path().join("ras.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "state_dir = {state:?}\nserver_name = \"ras-interop-server\"\n\n\
-             [sstp]\nlisten = []\n\n\
-             [pptp]\nlisten = [\"{host}:1723\"]\n\n\
-             [tun]\nname = \"ras-mc0\"\n\n\
-             [auth]\nmethods = [\"mschap\"]\n\n\
-             [encryption]\nmppe = \"require\"\nmppe_stateful = true\n\n\
-             [addresses]\nipv6_prefix = \"off\"\n",
-            host = vm.host_ip
-        ),
-    )
-    .unwrap();
-    let pw = password_file(dir.path(), &user.name, &user.password);
-    add_user(&config, &user.name, &pw, &[]);
-    let server = Server::start_with(
-        vm.command_in_ns(RAS),
-        &config,
+    let server = start_server(
+        vm,
+        dir.path(),
+        &user,
+        "mppe_stateful = true\n",
         "info,ppp::link=debug,tunnel::sstp_session=debug",
     );
 

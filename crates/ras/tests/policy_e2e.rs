@@ -4,7 +4,6 @@
 //! RAS_INTEROP_REQUIRED=1, as in CI).
 
 use std::path::Path;
-use std::process::Stdio;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use interop::netns::{Topology, LAN_HOST, SERVER_FOR_CLI1};
@@ -48,36 +47,15 @@ fn config(dir: &Path, name: &str, deny_days: &str) -> std::path::PathBuf {
 }
 
 fn connect(topo: &Topology, user: &str, pw: &Path, fp: &str) -> Client {
-    let child = topo
-        .command("cli1", RAS)
-        .args([
-            "connect",
-            &format!("sstp://{SERVER_FOR_CLI1}"),
-            "--user",
-            user,
-            "--password-file",
-        ])
-        .arg(pw)
-        .args([
-            "--fingerprint",
-            fp,
-            "--no-dns",
-            "--no-ipv6",
-            "--tun-name",
-            "ras-pc1",
-            "--route",
-            "172.31.0.0/24",
-        ])
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("ras connect");
-    Client {
-        child,
-        tun: "ras-pc1".into(),
-        role: "cli1",
-    }
+    connect_to(
+        topo,
+        "cli1",
+        &format!("sstp://{SERVER_FOR_CLI1}"),
+        user,
+        pw,
+        &["--fingerprint", fp, "--no-dns", "--no-ipv6"],
+        "ras-pc1",
+    )
 }
 
 #[test]

@@ -5,7 +5,7 @@
 
 use std::net::Ipv4Addr;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use interop::netns::{Topology, LAN_HOST, SERVER_FOR_CLI1, SERVER_FOR_CLI2};
@@ -21,27 +21,8 @@ fn connect(
     pw: &Path,
     tun: &str,
 ) -> Client {
-    let child = topo
-        .command(role, RAS)
-        .args([
-            "connect",
-            &format!("pptp://{server}"),
-            "--user",
-            user,
-            "--password-file",
-        ])
-        .arg(pw)
-        .args(["--no-dns", "--tun-name", tun, "--route", "172.31.0.0/24"])
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start ras connect");
-    Client {
-        child,
-        tun: tun.to_owned(),
-        role,
-    }
+    let url = format!("pptp://{server}");
+    connect_to(topo, role, &url, user, pw, &["--no-dns"], tun)
 }
 
 fn write_config(path: &Path, state: &Path, extra: &str) {

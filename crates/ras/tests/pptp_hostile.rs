@@ -9,7 +9,6 @@
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::Path;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use interop::netns::{Topology, LAN_HOST, SERVER_FOR_CLI1, SERVER_FOR_CLI2};
@@ -21,27 +20,8 @@ use support::*;
 const FLOOD: usize = 100_000;
 
 fn connect(topo: &Topology, role: &'static str, server: &str, pw: &Path, tun: &str) -> Client {
-    let child = topo
-        .command(role, RAS)
-        .args([
-            "connect",
-            &format!("pptp://{server}"),
-            "--user",
-            "alice",
-            "--password-file",
-        ])
-        .arg(pw)
-        .args(["--no-dns", "--tun-name", tun, "--route", "172.31.0.0/24"])
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start ras connect");
-    Client {
-        child,
-        tun: tun.to_owned(),
-        role,
-    }
+    let url = format!("pptp://{server}");
+    connect_to(topo, role, &url, "alice", pw, &["--no-dns"], tun)
 }
 
 /// Enhanced GRE (RFC 2637 §4.1): key present, version 1, PPP, with a

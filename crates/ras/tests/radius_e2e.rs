@@ -61,39 +61,26 @@ fn config_with(dir: &Path, methods: &str, alternate: bool, pptp: &str) -> std::p
 }
 
 fn connect(topo: &Topology, user: &str, pw: &Path, fp: &str, weak: bool) -> Client {
-    let mut cmd = topo.command("cli1", RAS);
-    cmd.args([
-        "connect",
-        &format!("sstp://{SERVER_FOR_CLI1}"),
-        "--user",
-        user,
-        "--password-file",
-    ])
-    .arg(pw)
-    .args([
-        "--fingerprint",
-        fp,
-        "--no-dns",
-        "--no-ipv6",
-        "--tun-name",
-        "ras-rc1",
-        "--route",
-        "172.31.0.0/24",
-    ]);
+    let mut args = vec!["--fingerprint", fp, "--no-dns", "--no-ipv6"];
     if weak {
-        cmd.arg("--allow-weak-auth");
+        args.push("--allow-weak-auth");
     }
-    let child = cmd
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start ras connect");
-    Client {
-        child,
-        tun: "ras-rc1".into(),
-        role: "cli1",
-    }
+    connect_to(
+        topo,
+        "cli1",
+        &format!("sstp://{SERVER_FOR_CLI1}"),
+        user,
+        pw,
+        &args,
+        "ras-rc1",
+    )
+}
+
+/// The FreeRADIUS of a test: on 127.0.0.1 in the server's namespace,
+/// its files under `dir`/fr.
+fn freeradius(topo: &Topology, dir: &Path) -> FreeRadius {
+    let srv = topo.ns("srv");
+    FreeRadius::start(&dir.join("fr"), Some(&srv), Ipv4Addr::new(127, 0, 0, 1)).expect("FreeRADIUS")
 }
 
 /// Waits until the detail file holds a record matching `pred`.
@@ -351,13 +338,7 @@ fn each_end_of_a_session_reaches_freeradius_as_what_happened() {
     }
     let topo = Topology::create("rasrd5").expect("namespaces");
     let dir = tempfile::tempdir().unwrap();
-    let srv = topo.ns("srv");
-    let fr = FreeRadius::start(
-        &dir.path().join("fr"),
-        Some(&srv),
-        Ipv4Addr::new(127, 0, 0, 1),
-    )
-    .expect("FreeRADIUS");
+    let fr = freeradius(&topo, dir.path());
     let good = password_file(dir.path(), "test", "test123");
     let static_pw = password_file(dir.path(), "static", "static123");
     let cfg = config(dir.path(), "\"mschapv2\"", false);
@@ -464,13 +445,7 @@ fn accounting_survives_a_radius_outage_and_a_server_restart() {
     }
     let topo = Topology::create("rasrd2").expect("namespaces");
     let dir = tempfile::tempdir().unwrap();
-    let srv = topo.ns("srv");
-    let mut fr = FreeRadius::start(
-        &dir.path().join("fr"),
-        Some(&srv),
-        Ipv4Addr::new(127, 0, 0, 1),
-    )
-    .expect("FreeRADIUS");
+    let mut fr = freeradius(&topo, dir.path());
     let good = password_file(dir.path(), "test", "test123");
     let cfg = config(dir.path(), "\"mschapv2\"", false);
     let mut server = Server::start(&topo, &cfg);
@@ -520,13 +495,7 @@ fn pptp_encrypts_with_the_mppe_keys_from_radius() {
     }
     let topo = Topology::create("rasrd3").expect("namespaces");
     let dir = tempfile::tempdir().unwrap();
-    let srv = topo.ns("srv");
-    let fr = FreeRadius::start(
-        &dir.path().join("fr"),
-        Some(&srv),
-        Ipv4Addr::new(127, 0, 0, 1),
-    )
-    .expect("FreeRADIUS");
+    let fr = freeradius(&topo, dir.path());
     let good = password_file(dir.path(), "test", "test123");
     let cfg = config_with(
         dir.path(),
@@ -535,34 +504,15 @@ fn pptp_encrypts_with_the_mppe_keys_from_radius() {
         &format!("listen = [\"{SERVER_FOR_CLI1}:1723\"]"),
     );
     let _server = Server::start(&topo, &cfg);
-    let child = topo
-        .command("cli1", RAS)
-        .args([
-            "connect",
-            &format!("pptp://{SERVER_FOR_CLI1}"),
-            "--user",
-            "test",
-            "--password-file",
-        ])
-        .arg(&good)
-        .args([
-            "--no-dns",
-            "--no-ipv6",
-            "--tun-name",
-            "ras-rp1",
-            "--route",
-            "172.31.0.0/24",
-        ])
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("ras connect pptp");
-    let mut c = Client {
-        child,
-        tun: "ras-rp1".into(),
-        role: "cli1",
-    };
+    let mut c = connect_to(
+        &topo,
+        "cli1",
+        &format!("pptp://{SERVER_FOR_CLI1}"),
+        "test",
+        &good,
+        &["--no-dns", "--no-ipv6"],
+        "ras-rp1",
+    );
     // MPPE-128 is required by default: the link comes up only if both ends
     // hold the same keys, the client's from MS-CHAPv2, the server's from
     // FreeRADIUS's MS-MPPE-Send-Key/Recv-Key.
@@ -599,13 +549,7 @@ fn framed_ipv6_prefix_from_radius_is_the_clients_prefix() {
     }
     let topo = Topology::create("rasrd4").expect("namespaces");
     let dir = tempfile::tempdir().unwrap();
-    let srv = topo.ns("srv");
-    let _fr = FreeRadius::start(
-        &dir.path().join("fr"),
-        Some(&srv),
-        Ipv4Addr::new(127, 0, 0, 1),
-    )
-    .expect("FreeRADIUS");
+    let _fr = freeradius(&topo, dir.path());
     let pw = password_file(dir.path(), "v6", "v6pass123");
     let server = Server::start(&topo, &config(dir.path(), "\"mschapv2\"", false));
     let line = server.expect("IPv6: clients in", Duration::from_secs(5));

@@ -5,7 +5,6 @@
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpStream};
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -13,46 +12,6 @@ use interop::netns::{Topology, LAN_HOST, SERVER_FOR_CLI1, SERVER_FOR_CLI2};
 
 mod support;
 use support::*;
-
-fn connect(
-    topo: &Topology,
-    role: &'static str,
-    server: &str,
-    user: &str,
-    pw: &Path,
-    fp: &str,
-    tun: &str,
-) -> Client {
-    let child = topo
-        .command(role, RAS)
-        .args([
-            "connect",
-            &format!("sstp://{server}"),
-            "--user",
-            user,
-            "--password-file",
-        ])
-        .arg(pw)
-        .args([
-            "--fingerprint",
-            fp,
-            "--no-dns",
-            "--tun-name",
-            tun,
-            "--route",
-            "172.31.0.0/24",
-        ])
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start ras connect");
-    Client {
-        child,
-        tun: tun.to_owned(),
-        role,
-    }
-}
 
 /// A TLS connection from the first client namespace that sends `data`
 /// and returns what came back (openssl s_client; the server certificate
@@ -109,7 +68,7 @@ fn sstp_server_and_client_end_to_end() {
     let fp = server.fingerprint.clone();
 
     // First client: the first client address, traffic to the intranet.
-    let mut c1 = connect(
+    let mut c1 = connect_sstp(
         &topo,
         "cli1",
         SERVER_FOR_CLI1,
@@ -199,7 +158,7 @@ fn sstp_server_and_client_end_to_end() {
     );
 
     // Second client: the next address.
-    let mut c2 = connect(
+    let mut c2 = connect_sstp(
         &topo,
         "cli2",
         SERVER_FOR_CLI2,
@@ -215,7 +174,7 @@ fn sstp_server_and_client_end_to_end() {
     assert!(ping(&topo, "cli2", LAN_HOST));
 
     // Over the port limit (2): refused with a clear message.
-    let c3 = connect(
+    let c3 = connect_sstp(
         &topo,
         "cli2",
         SERVER_FOR_CLI2,
@@ -267,7 +226,7 @@ fn sstp_server_and_client_end_to_end() {
 
     // Wrong password: MS-CHAPv2 error, no address consumed.
     let wrong = password_file(dir.path(), "wrong", "not the password");
-    let bad = connect(
+    let bad = connect_sstp(
         &topo,
         "cli1",
         SERVER_FOR_CLI1,
@@ -282,7 +241,7 @@ fn sstp_server_and_client_end_to_end() {
 
     // A certificate that does not match the pinned fingerprint is refused.
     let other_fp = "00".repeat(32);
-    let mitm = connect(
+    let mitm = connect_sstp(
         &topo,
         "cli1",
         SERVER_FOR_CLI1,
@@ -296,7 +255,7 @@ fn sstp_server_and_client_end_to_end() {
     assert!(text.to_lowercase().contains("certificate"), "{text}");
 
     // The freed address goes to the next client.
-    let mut c6 = connect(
+    let mut c6 = connect_sstp(
         &topo,
         "cli1",
         SERVER_FOR_CLI1,

@@ -33,7 +33,7 @@ use super::packet::{build, clamp, parse_header, ParseError, MAX_TEXT};
 use super::{
     lossy, AuthFailure, AuthMethod, AuthProtocol, AuthRequest, AuthSuccess, AuthenticatorConfig,
     Credentials, ExternalAccept, Io, PeerConfig, PeerMachine, Rejection, Secret, ServerMachine,
-    Tick,
+    Tick, Verdict,
 };
 use crate::crypto::mppe_keys::MasterKeys;
 use crate::crypto::mschap::{check_authenticator_response, nt_password_hash, strip_domain};
@@ -426,13 +426,7 @@ impl ServerMachine for Server {
         }
     }
 
-    fn provide_secret_then_reject(
-        &mut self,
-        now: Instant,
-        secret: Secret,
-        refusal: Option<Rejection>,
-        message: &str,
-    ) {
+    fn check_secret(&self, secret: &Secret) -> Verdict {
         let ServerState::Pending {
             challenge,
             name,
@@ -440,15 +434,11 @@ impl ServerMachine for Server {
             ..
         } = &self.state
         else {
-            return;
+            return Verdict::NotPending;
         };
-        match (verify(&secret, challenge, name, value, ""), refusal) {
-            (Some((text, keys)), None) => {
-                let username = lossy(name);
-                self.send_success_request(now, text, username, Some(keys));
-            }
-            (Some(_), Some(rejection)) => self.reject(now, rejection, message),
-            (None, _) => self.reject(now, Rejection::AuthenticationFailure, "wrong password"),
+        match verify(secret, challenge, name, value) {
+            Some(accept) => Verdict::Right(accept),
+            None => Verdict::Wrong("wrong password"),
         }
     }
 

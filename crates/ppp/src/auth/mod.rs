@@ -21,6 +21,7 @@
 //! `poll_event` what happened, `poll_timeout` when to call
 //! `handle_timeout`. Time only comes in as `now`.
 
+mod chap;
 pub mod chap_md5;
 pub mod eap;
 pub mod eap_mschapv2;
@@ -566,6 +567,16 @@ fn seeded(rng: &mut (impl RngCore + ?Sized)) -> StdRng {
     StdRng::from_seed(seed)
 }
 
+/// What [`ServerMachine::check_secret`] found.
+pub(crate) enum Verdict {
+    /// No credentials are pending: nothing to do.
+    NotPending,
+    /// Right: succeed as if an outside server had accepted with this.
+    Right(ExternalAccept),
+    /// Wrong: a 691 for the peer, this detail for the local report.
+    Wrong(&'static str),
+}
+
 /// The authenticator side of one protocol.
 pub(crate) trait ServerMachine: Send {
     fn io(&mut self) -> &mut Io;
@@ -573,18 +584,30 @@ pub(crate) trait ServerMachine: Send {
     fn start(&mut self, now: Instant);
     fn handle_packet(&mut self, now: Instant, data: &[u8]);
     fn handle_timeout(&mut self, now: Instant);
+    /// Check the pending credentials against `secret` (constant time).
+    fn check_secret(&self, secret: &Secret) -> Verdict;
     fn provide_secret(&mut self, now: Instant, secret: Secret) {
         self.provide_secret_then_reject(now, secret, None, "");
     }
     /// Verify against `secret`; wrong credentials fail with 691 as
     /// always, right ones succeed, or with `refusal` fail with that code.
+    /// The check runs whatever the refusal, so that every refusal costs
+    /// the same work and the peer learns about the account only by
+    /// proving it knows the password.
     fn provide_secret_then_reject(
         &mut self,
         now: Instant,
         secret: Secret,
         refusal: Option<Rejection>,
         message: &str,
-    );
+    ) {
+        match (self.check_secret(&secret), refusal) {
+            (Verdict::NotPending, _) => {}
+            (Verdict::Right(accept), None) => self.accept_external(now, accept),
+            (Verdict::Right(_), Some(rejection)) => self.reject(now, rejection, message),
+            (Verdict::Wrong(why), _) => self.reject(now, Rejection::AuthenticationFailure, why),
+        }
+    }
     fn reject(&mut self, now: Instant, rejection: Rejection, message: &str);
     fn accept_external(&mut self, now: Instant, accept: ExternalAccept);
     fn eap_challenge(&mut self, _now: Instant, _eap_message: Vec<u8>) {}

@@ -19,16 +19,14 @@
 use std::time::Instant;
 
 use rand::rngs::StdRng;
-use rand::RngCore;
 use zeroize::Zeroizing;
 
+use super::chap::{ChapPeer, ChapServer};
 use super::mschapv2::parse_failure_message;
-use super::packet::{
-    build_chap_message, build_chap_value, chap_code, parse_chap_packet, ChapPacket, ParseError,
-};
+use super::packet::{build_chap_value, chap_code, ChapPacket, ParseError};
 use super::{
-    lossy, AuthMethod, AuthProtocol, AuthRequest, AuthSuccess, AuthenticatorConfig, Credentials,
-    ExternalAccept, Io, PeerConfig, PeerMachine, Rejection, Secret, ServerMachine, Tick,
+    lossy, AuthMethod, AuthProtocol, AuthSuccess, AuthenticatorConfig, Credentials, ExternalAccept,
+    Io, PeerConfig, PeerMachine, Rejection, Secret, ServerMachine, Verdict,
 };
 use crate::crypto::mppe_keys::MasterKeys;
 use crate::crypto::mschap::nt_password_hash;
@@ -113,185 +111,76 @@ pub(crate) fn verify(
 
 // ---------------------------------------------------------------------------
 
-enum ServerState {
-    Idle,
-    Challenged {
-        id: u8,
-        challenge: [u8; 8],
-    },
-    Pending {
-        id: u8,
-        challenge: [u8; 8],
-        name: Vec<u8>,
-        value: ResponseValue,
-    },
-    Finished,
-}
-
 /// MS-CHAPv1 authenticator.
 pub(crate) struct Server {
-    io: Io,
-    rng: StdRng,
-    name: String,
-    state: ServerState,
-    /// The last Success/Failure and the Identifier it answered.
-    answered: Option<(u8, Vec<u8>)>,
+    chap: ChapServer<CHALLENGE_LEN, ResponseValue>,
 }
 
 impl Server {
     pub(crate) fn new(config: AuthenticatorConfig, rng: StdRng) -> Self {
         Server {
-            io: Io::new(config.restart, config.max_transmits),
-            rng,
-            name: config.name,
-            state: ServerState::Idle,
-            answered: None,
-        }
-    }
-
-    /// Send the final Success/Failure; the user name of the pending
-    /// Response, if there was one.
-    fn answer(&mut self, code: u8, message: &[u8]) -> Option<String> {
-        let ServerState::Pending { id, name, .. } = &self.state else {
-            return None;
-        };
-        let (id, username) = (*id, lossy(name));
-        let packet = build_chap_message(code, id, message);
-        self.io.send(packet.clone());
-        self.answered = Some((id, packet));
-        self.state = ServerState::Finished;
-        Some(username)
-    }
-
-    fn succeed(&mut self, message: &str, keys: Option<MasterKeys>) {
-        if let Some(username) = self.answer(chap_code::SUCCESS, message.as_bytes()) {
-            self.io.succeed(AuthSuccess {
-                username,
-                protocol: AuthProtocol::MsChapV1,
-                keys,
-            });
+            chap: ChapServer::new(&config, rng),
         }
     }
 }
 
 impl ServerMachine for Server {
     fn io(&mut self) -> &mut Io {
-        &mut self.io
+        &mut self.chap.io
     }
     fn io_ref(&self) -> &Io {
-        &self.io
+        &self.chap.io
     }
 
     fn start(&mut self, now: Instant) {
-        if !matches!(self.state, ServerState::Idle) || self.io.finished() {
-            return;
-        }
-        let id = self.rng.next_u32() as u8;
-        let mut challenge = [0u8; CHALLENGE_LEN];
-        self.rng.fill_bytes(&mut challenge);
-        let packet = build_chap_value(chap_code::CHALLENGE, id, &challenge, self.name.as_bytes());
-        self.io.send_reliable(now, packet);
-        self.state = ServerState::Challenged { id, challenge };
+        self.chap.start(now);
     }
 
     fn handle_packet(&mut self, _now: Instant, data: &[u8]) {
-        let Ok(ChapPacket::Response { id, value, name }) = parse_chap_packet(data) else {
-            return;
-        };
-        // RFC 1994 §4.2: a retransmitted Response gets the same answer.
-        if let Some((answered, packet)) = &self.answered {
-            if *answered == id {
-                let packet = packet.clone();
-                self.io.send(packet);
-                return;
-            }
-        }
-        let ServerState::Challenged {
-            id: expected,
-            challenge,
-        } = self.state
-        else {
-            return;
-        };
-        let Ok(value) = ResponseValue::parse(value) else {
-            return;
-        };
-        if id != expected {
-            return;
-        }
-        self.io.stop();
-        self.state = ServerState::Pending {
-            id,
-            challenge,
-            name: name.to_vec(),
-            value,
-        };
-        self.io.request(AuthRequest {
-            username: lossy(name),
-            method: AuthMethod::MsChapV1,
-            credentials: Credentials::MsChapV1 {
-                id,
-                challenge,
-                lm_response: value.lm_response,
-                nt_response: value.nt_response,
-                use_nt: value.use_nt,
+        self.chap.handle_packet(
+            data,
+            |value| ResponseValue::parse(value).ok(),
+            AuthMethod::MsChapV1,
+            |r| Credentials::MsChapV1 {
+                id: r.id,
+                challenge: r.challenge,
+                lm_response: r.value.lm_response,
+                nt_response: r.value.nt_response,
+                use_nt: r.value.use_nt,
             },
-        });
+        );
     }
 
     fn handle_timeout(&mut self, now: Instant) {
-        if self.io.tick(now) == Tick::Expired {
-            self.state = ServerState::Finished;
-            self.io
-                .fail(Rejection::Timeout, "no MS-CHAP Response from the peer");
-        }
+        self.chap
+            .handle_timeout(now, "no MS-CHAP Response from the peer");
     }
 
-    fn provide_secret(&mut self, now: Instant, secret: Secret) {
-        self.provide_secret_then_reject(now, secret, None, "");
-    }
-
-    fn provide_secret_then_reject(
-        &mut self,
-        now: Instant,
-        secret: Secret,
-        refusal: Option<Rejection>,
-        message: &str,
-    ) {
-        let ServerState::Pending {
-            challenge, value, ..
-        } = &self.state
-        else {
-            return;
+    fn check_secret(&self, secret: &Secret) -> Verdict {
+        let Some(r) = self.chap.pending() else {
+            return Verdict::NotPending;
         };
-        match (verify(&secret, challenge, value), refusal) {
-            (Some(keys), None) => self.succeed("", Some(keys)),
-            (Some(_), Some(rejection)) => self.reject(now, rejection, message),
-            (None, _) => {
-                let why = if value.use_nt == 1 {
-                    "wrong password"
-                } else {
-                    "LM-only MS-CHAP Response (use-NT flag 0) not supported"
-                };
-                self.reject(now, Rejection::AuthenticationFailure, why)
-            }
+        match verify(secret, &r.challenge, &r.value) {
+            Some(keys) => Verdict::Right(ExternalAccept {
+                keys: Some(keys),
+                ..ExternalAccept::default()
+            }),
+            None if r.value.use_nt == 1 => Verdict::Wrong("wrong password"),
+            None => Verdict::Wrong("LM-only MS-CHAP Response (use-NT flag 0) not supported"),
         }
     }
 
     fn reject(&mut self, _now: Instant, rejection: Rejection, message: &str) {
         // The text on the wire depends on the code alone (no detail that
         // would tell an unknown user from a wrong password).
-        if self
-            .answer(chap_code::FAILURE, &failure_message(rejection.code()))
-            .is_some()
-        {
-            self.io.fail(rejection, message);
-        }
+        self.chap
+            .fail(&failure_message(rejection.code()), rejection, message);
     }
 
     fn accept_external(&mut self, _now: Instant, accept: ExternalAccept) {
         let message = accept.message.clone().unwrap_or_default();
-        self.succeed(&message, accept.keys);
+        self.chap
+            .succeed(message.as_bytes(), AuthProtocol::MsChapV1, accept.keys);
     }
 }
 
@@ -299,84 +188,62 @@ impl ServerMachine for Server {
 
 /// MS-CHAPv1 peer.
 pub(crate) struct Client {
-    io: Io,
+    chap: ChapPeer,
     username: String,
     password_hash: Zeroizing<[u8; 16]>,
-    /// The Challenge answered last (Identifier, value) and our Response.
-    last: Option<(u8, [u8; 8], Vec<u8>)>,
 }
 
 impl Client {
     pub(crate) fn new(config: PeerConfig, _rng: StdRng) -> Self {
         Client {
-            io: Io::new(config.restart, config.max_transmits),
+            chap: ChapPeer::new(&config),
             password_hash: Zeroizing::new(nt_password_hash(&config.password)),
             username: config.username,
-            last: None,
         }
     }
 }
 
 impl PeerMachine for Client {
     fn io(&mut self) -> &mut Io {
-        &mut self.io
+        &mut self.chap.io
     }
     fn io_ref(&self) -> &Io {
-        &self.io
+        &self.chap.io
     }
 
     fn start(&mut self, now: Instant) {
-        if self.last.is_none() && !self.io.finished() {
-            self.io.wait(now);
-        }
+        self.chap.start(now);
     }
 
     fn handle_packet(&mut self, now: Instant, data: &[u8]) {
-        if self.io.finished() {
-            return;
-        }
-        match parse_chap_packet(data) {
-            Ok(ChapPacket::Challenge { id, value, .. }) => {
-                let Ok(challenge) = <[u8; 8]>::try_from(value) else {
+        let (username, password_hash) = (&self.username, &self.password_hash);
+        let packet = self.chap.handle_packet(now, data, |id, challenge| {
+            let challenge = <&[u8; CHALLENGE_LEN]>::try_from(challenge).ok()?;
+            let value = ResponseValue::compute(challenge, password_hash);
+            Some(build_chap_value(
+                chap_code::RESPONSE,
+                id,
+                &value.to_bytes(),
+                username.as_bytes(),
+            ))
+        });
+        match packet {
+            Some(ChapPacket::Success { id, .. }) => {
+                let Some(challenge) = self
+                    .chap
+                    .answered(id)
+                    .and_then(|c| <&[u8; CHALLENGE_LEN]>::try_from(c).ok())
+                else {
                     return;
                 };
-                if let Some((last_id, last_challenge, packet)) = &self.last {
-                    if *last_id == id && *last_challenge == challenge {
-                        // A retransmitted Challenge: the same Response.
-                        let packet = packet.clone();
-                        self.io.send(packet);
-                        return;
-                    }
-                }
-                let value = ResponseValue::compute(&challenge, &self.password_hash);
-                let packet = build_chap_value(
-                    chap_code::RESPONSE,
-                    id,
-                    &value.to_bytes(),
-                    self.username.as_bytes(),
-                );
-                // Retransmitted on timeout in case the answer is lost; the
-                // authenticator repeats it (RFC 1994 §4.2).
-                self.io.send_reliable(now, packet.clone());
-                self.last = Some((id, challenge, packet));
-            }
-            Ok(ChapPacket::Success { id, .. }) => {
-                let Some((last_id, challenge, _)) = &self.last else {
-                    return;
-                };
-                if *last_id != id {
-                    return;
-                }
                 let keys = MasterKeys::from_mschapv1(&self.password_hash, challenge);
-                self.io.succeed(AuthSuccess {
+                self.chap.io.succeed(AuthSuccess {
                     username: self.username.clone(),
                     protocol: AuthProtocol::MsChapV1,
                     keys: Some(keys),
                 });
             }
-            Ok(ChapPacket::Failure { id, message })
-                if self.last.as_ref().map(|l| l.0) == Some(id) =>
-            {
+            Some(ChapPacket::Failure { id, message }) if self.chap.answered(id).is_some() => {
                 // RFC 2433 §6: "E=" carries the code; anything else in the
                 // message (R=, C=, V=, or pppd's " M=") is informative.
                 match parse_failure_message(message) {
@@ -386,9 +253,10 @@ impl PeerMachine for Client {
                         } else {
                             f.message
                         };
-                        self.io.fail(Rejection::from_code(f.error), text)
+                        self.chap.io.fail(Rejection::from_code(f.error), text)
                     }
                     Err(_) => self
+                        .chap
                         .io
                         .fail(Rejection::AuthenticationFailure, lossy(message)),
                 }
@@ -398,11 +266,7 @@ impl PeerMachine for Client {
     }
 
     fn handle_timeout(&mut self, now: Instant) {
-        if self.io.tick(now) == Tick::Expired {
-            self.io.fail(
-                Rejection::Timeout,
-                "no MS-CHAP answer from the authenticator",
-            );
-        }
+        self.chap
+            .handle_timeout(now, "no MS-CHAP answer from the authenticator");
     }
 }

@@ -18,13 +18,12 @@ use rand::rngs::StdRng;
 use rand::RngCore;
 use zeroize::Zeroizing;
 
-use super::packet::{
-    build_chap_message, build_chap_value, chap_code, parse_chap_packet, ChapPacket, ParseError,
-};
+use super::chap::ChapServer;
+use super::packet::{build_chap_value, chap_code, parse_chap_packet, ChapPacket, ParseError};
 use super::{
-    lossy, AuthEvent, AuthFailure, AuthMethod, AuthProtocol, AuthRequest, AuthSuccess,
-    AuthenticatorConfig, Credentials, ExternalAccept, Io, PeerConfig, PeerMachine, Rejection,
-    Secret, ServerMachine, Tick,
+    lossy, AuthEvent, AuthFailure, AuthMethod, AuthProtocol, AuthSuccess, AuthenticatorConfig,
+    Credentials, ExternalAccept, Io, PeerConfig, PeerMachine, Rejection, Secret, ServerMachine,
+    Tick, Verdict,
 };
 use crate::crypto::mppe_keys::MasterKeys;
 use crate::crypto::mschap::{
@@ -225,14 +224,14 @@ pub fn failure_message(error: u32, retry: bool, challenge: &[u8; 16], message: &
 
 /// The checks shared by the plain and the EAP authenticator: verify a
 /// Response against a secret (RFC 2759 §8.1, constant time) and, if it is
-/// right, produce the Success message and the server's keys.
+/// right, the success to give, as an outside server would have answered:
+/// the authenticator response "S=" (RFC 2759 §8.7) and the server's keys.
 pub(crate) fn verify(
     secret: &Secret,
     authenticator_challenge: &[u8; 16],
     name: &[u8],
     value: &ResponseValue,
-    message: &str,
-) -> Option<(Vec<u8>, MasterKeys)> {
+) -> Option<ExternalAccept> {
     let hash = secret.nt_hash();
     let user = strip_domain(name);
     if !verify_nt_response(
@@ -251,9 +250,11 @@ pub(crate) fn verify(
         authenticator_challenge,
         user,
     );
-    let text = success_message(&authenticator_response_string(&digest), message);
-    let keys = MasterKeys::from_mschapv2(&hash, &value.nt_response, true);
-    Some((text, keys))
+    Some(ExternalAccept {
+        mschapv2_success: Some(authenticator_response_string(&digest)),
+        keys: Some(MasterKeys::from_mschapv2(&hash, &value.nt_response, true)),
+        ..ExternalAccept::default()
+    })
 }
 
 /// The Success text for an [`ExternalAccept`]: RADIUS's "S=" plus " M=".
@@ -269,196 +270,86 @@ pub(crate) fn external_success_message(accept: &ExternalAccept) -> Vec<u8> {
 
 // ---------------------------------------------------------------------------
 
-enum ServerState {
-    Idle,
-    /// A Challenge (or a Failure with R=1) is outstanding.
-    Challenged {
-        id: u8,
-        challenge: [u8; 16],
-    },
-    /// The owner is checking this Response.
-    Pending {
-        id: u8,
-        challenge: [u8; 16],
-        name: Vec<u8>,
-        value: ResponseValue,
-    },
-    Finished,
-}
-
 /// MS-CHAPv2 authenticator.
 pub(crate) struct Server {
-    io: Io,
-    rng: StdRng,
-    name: String,
+    chap: ChapServer<16, ResponseValue>,
     retries_left: u8,
-    state: ServerState,
-    /// The last Success/Failure and the Response Identifier it answered.
-    answered: Option<(u8, Vec<u8>)>,
 }
 
 impl Server {
     pub(crate) fn new(config: AuthenticatorConfig, rng: StdRng) -> Self {
         Server {
-            io: Io::new(config.restart, config.max_transmits),
-            rng,
-            name: config.name,
+            chap: ChapServer::new(&config, rng),
             retries_left: config.max_retries,
-            state: ServerState::Idle,
-            answered: None,
         }
-    }
-
-    fn challenge(&mut self) -> [u8; 16] {
-        let mut c = [0u8; 16];
-        self.rng.fill_bytes(&mut c);
-        c
-    }
-
-    fn succeed_with(&mut self, text: Vec<u8>, keys: Option<MasterKeys>) {
-        let ServerState::Pending { id, name, .. } = &self.state else {
-            return;
-        };
-        let (id, username) = (*id, lossy(name));
-        let packet = build_chap_message(chap_code::SUCCESS, id, &text);
-        self.io.send(packet.clone());
-        self.answered = Some((id, packet));
-        self.state = ServerState::Finished;
-        self.io.succeed(AuthSuccess {
-            username,
-            protocol: AuthProtocol::MsChapV2,
-            keys,
-        });
     }
 }
 
 impl ServerMachine for Server {
     fn io(&mut self) -> &mut Io {
-        &mut self.io
+        &mut self.chap.io
     }
     fn io_ref(&self) -> &Io {
-        &self.io
+        &self.chap.io
     }
 
     fn start(&mut self, now: Instant) {
-        if !matches!(self.state, ServerState::Idle) || self.io.finished() {
-            return;
-        }
-        let id = self.rng.next_u32() as u8;
-        let challenge = self.challenge();
-        let packet = build_challenge(id, &challenge, self.name.as_bytes());
-        self.io.send_reliable(now, packet);
-        self.state = ServerState::Challenged { id, challenge };
+        self.chap.start(now);
     }
 
     fn handle_packet(&mut self, _now: Instant, data: &[u8]) {
-        let Ok(ChapPacket::Response { id, value, name }) = parse_chap_packet(data) else {
-            return;
-        };
-        // RFC 1994 §4.2: a retransmitted Response gets the same answer.
-        if let Some((answered, packet)) = &self.answered {
-            if *answered == id {
-                let packet = packet.clone();
-                self.io.send(packet);
-                return;
-            }
-        }
-        let ServerState::Challenged {
-            id: expected,
-            challenge,
-        } = self.state
-        else {
-            return;
-        };
-        let Ok(value) = ResponseValue::parse(value) else {
-            return;
-        };
-        if id != expected {
-            return;
-        }
-        self.io.stop();
-        self.state = ServerState::Pending {
-            id,
-            challenge,
-            name: name.to_vec(),
-            value,
-        };
-        self.io.request(AuthRequest {
-            username: lossy(name),
-            method: AuthMethod::MsChapV2,
-            credentials: Credentials::MsChapV2 {
-                id,
-                authenticator_challenge: challenge,
-                peer_challenge: value.peer_challenge,
-                nt_response: value.nt_response,
-                flags: value.flags,
+        self.chap.handle_packet(
+            data,
+            |value| ResponseValue::parse(value).ok(),
+            AuthMethod::MsChapV2,
+            |r| Credentials::MsChapV2 {
+                id: r.id,
+                authenticator_challenge: r.challenge,
+                peer_challenge: r.value.peer_challenge,
+                nt_response: r.value.nt_response,
+                flags: r.value.flags,
             },
-        });
+        );
     }
 
     fn handle_timeout(&mut self, now: Instant) {
-        if self.io.tick(now) == Tick::Expired {
-            self.state = ServerState::Finished;
-            self.io
-                .fail(Rejection::Timeout, "no MS-CHAPv2 Response from the peer");
-        }
+        self.chap
+            .handle_timeout(now, "no MS-CHAPv2 Response from the peer");
     }
 
-    fn provide_secret_then_reject(
-        &mut self,
-        now: Instant,
-        secret: Secret,
-        refusal: Option<Rejection>,
-        message: &str,
-    ) {
-        let ServerState::Pending {
-            challenge,
-            name,
-            value,
-            ..
-        } = &self.state
-        else {
-            return;
+    fn check_secret(&self, secret: &Secret) -> Verdict {
+        let Some(r) = self.chap.pending() else {
+            return Verdict::NotPending;
         };
-        match (verify(&secret, challenge, name, value, ""), refusal) {
-            (Some((text, keys)), None) => self.succeed_with(text, Some(keys)),
-            (Some(_), Some(rejection)) => self.reject(now, rejection, message),
-            (None, _) => self.reject(now, Rejection::AuthenticationFailure, "wrong password"),
+        match verify(secret, &r.challenge, &r.name, &r.value) {
+            Some(accept) => Verdict::Right(accept),
+            None => Verdict::Wrong("wrong password"),
         }
     }
 
     fn reject(&mut self, now: Instant, rejection: Rejection, message: &str) {
-        let ServerState::Pending { id, .. } = self.state else {
+        if self.chap.pending().is_none() {
             return;
-        };
+        }
         // RFC 2759 §6: R=1 lets the peer retry with the C= challenge.
         let retry = rejection == Rejection::AuthenticationFailure && self.retries_left > 0;
-        let challenge = self.challenge();
+        let challenge = self.chap.random_challenge();
         // "M=" depends on the code alone; `message` (the owner's detail)
         // is only reported locally.
         let text = failure_message(rejection.code(), retry, &challenge, rejection.peer_text());
-        let packet = build_chap_message(chap_code::FAILURE, id, &text);
-        self.answered = Some((id, packet.clone()));
         if retry {
             self.retries_left -= 1;
-            // The retry's Response carries the Failure's Identifier + 1;
-            // the Failure acts as its Challenge and is retransmitted.
-            self.state = ServerState::Challenged {
-                id: id.wrapping_add(1),
-                challenge,
-            };
-            self.io.send_reliable(now, packet);
+            self.chap.fail_with_retry(now, &text, challenge);
         } else {
-            self.io.send(packet);
-            self.state = ServerState::Finished;
-            self.io.fail(rejection, message);
+            self.chap.fail(&text, rejection, message);
         }
     }
 
     fn accept_external(&mut self, _now: Instant, accept: ExternalAccept) {
-        if matches!(self.state, ServerState::Pending { .. }) {
+        if self.chap.pending().is_some() {
             let text = external_success_message(&accept);
-            self.succeed_with(text, accept.keys);
+            self.chap
+                .succeed(&text, AuthProtocol::MsChapV2, accept.keys);
         }
     }
 }

@@ -17,7 +17,7 @@ use zeroize::Zeroizing;
 use super::packet::{build, clamp, parse_header, ParseError};
 use super::{
     lossy, AuthMethod, AuthProtocol, AuthRequest, AuthSuccess, AuthenticatorConfig, Credentials,
-    ExternalAccept, Io, PeerConfig, PeerMachine, Rejection, Secret, ServerMachine, Tick,
+    ExternalAccept, Io, PeerConfig, PeerMachine, Rejection, Secret, ServerMachine, Tick, Verdict,
 };
 use crate::crypto::mschap::nt_password_hash;
 
@@ -237,17 +237,11 @@ impl ServerMachine for Server {
         }
     }
 
-    fn provide_secret_then_reject(
-        &mut self,
-        now: Instant,
-        secret: Secret,
-        refusal: Option<Rejection>,
-        message: &str,
-    ) {
+    fn check_secret(&self, secret: &Secret) -> Verdict {
         let ServerState::Pending { password, .. } = &self.state else {
-            return;
+            return Verdict::NotPending;
         };
-        let ok = match &secret {
+        let ok = match secret {
             Secret::Password(p) => bool::from(p.as_bytes().ct_eq(password)),
             // The NT hash of a cleartext password can be checked too.
             Secret::NtHash(h) => match std::str::from_utf8(password) {
@@ -255,10 +249,10 @@ impl ServerMachine for Server {
                 Err(_) => false,
             },
         };
-        match (ok, refusal) {
-            (true, None) => self.accept_external(now, ExternalAccept::default()),
-            (true, Some(rejection)) => self.reject(now, rejection, message),
-            (false, _) => self.reject(now, Rejection::AuthenticationFailure, "wrong password"),
+        if ok {
+            Verdict::Right(ExternalAccept::default())
+        } else {
+            Verdict::Wrong("wrong password")
         }
     }
 

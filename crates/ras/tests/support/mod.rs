@@ -290,30 +290,46 @@ pub fn connect_sstp(
     fp: &str,
     tun: &str,
 ) -> Client {
-    let child = topo
-        .command(role, RAS)
-        .args([
-            "connect",
-            &format!("sstp://{server}"),
-            "--user",
-            user,
-            "--password-file",
-        ])
+    connect_to(
+        topo,
+        role,
+        &format!("sstp://{server}"),
+        user,
+        pw,
+        &["--fingerprint", fp, "--no-dns"],
+        tun,
+    )
+}
+
+/// `ras connect URL` from `role` as `user` with the password in `pw`, the
+/// other options `args`, on TUN `tun`, with a route to the LAN.
+pub fn connect_to(
+    topo: &Topology,
+    role: &'static str,
+    url: &str,
+    user: &str,
+    pw: &Path,
+    args: &[&str],
+    tun: &str,
+) -> Client {
+    let mut cmd = topo.command(role, RAS);
+    cmd.args(["connect", url, "--user", user, "--password-file"])
         .arg(pw)
-        .args([
-            "--fingerprint",
-            fp,
-            "--no-dns",
-            "--tun-name",
-            tun,
-            "--route",
-            "172.31.0.0/24",
-        ])
+        .args(args)
+        .args(["--tun-name", tun, "--route", "172.31.0.0/24"]);
+    spawn_client(cmd, role, tun)
+}
+
+/// Start a client command (`ras connect`, `ras dial`) in `role`'s
+/// namespace, logging at info with its output captured, as the [`Client`]
+/// that will own TUN `tun`.
+pub fn spawn_client(mut cmd: Command, role: &'static str, tun: &str) -> Client {
+    let child = cmd
         .env("RUST_LOG", "info")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("start ras connect");
+        .expect("start the ras client");
     Client {
         child,
         tun: tun.to_owned(),
