@@ -78,8 +78,9 @@ exit $rc
 /// The loss phase of the stateful run: for 60 pings, 20 % of what the
 /// guest sends is lost (netem) and about 20 % of the GRE packets it
 /// receives (a random drop on ingress: the guest has no iptables); then
-/// none; a few pings let the last resets happen, then 20 pings must all
-/// come back.
+/// none. Stateful mode learns of a loss only from the next packet, so a
+/// few warm-up pings let the last Reset-Request round trips happen; then
+/// 20 pings are counted (`AFTER_RECEIVED=`), for the test to judge.
 const LOSSY_PINGS: &str = r#"
     modprobe sch_netem 2>/dev/null; modprobe act_gact 2>/dev/null; modprobe cls_u32 2>/dev/null
     if tc qdisc add dev eth0 root netem loss 20%; then echo "NETEM=on"; fi
@@ -90,12 +91,11 @@ const LOSSY_PINGS: &str = r#"
     ping -q -c 60 -i 0.1 -W 1 -s 600 "$SERVER_PPP"
     tc qdisc del dev eth0 root 2>/dev/null
     tc qdisc del dev eth0 ingress 2>/dev/null
-    # Stateful mode learns of a loss only from the next packet: the first
-    # packets after the loss trigger the last Reset-Request round trips.
     ping -q -c 5 -i 0.5 -W 1 "$SERVER_PPP"
     sleep 1
-    ping -c 20 -i 0.2 -W 2 -s 1000 "$SERVER_PPP" | tee /tmp/ras-after.txt
-    grep -q ' 20 received' /tmp/ras-after.txt || rc=5
+    ping -c 20 -i 0.2 -W 2 -s 1000 "$SERVER_PPP" > /tmp/ras-after.txt
+    cat /tmp/ras-after.txt
+    echo "AFTER_RECEIVED=$(sed -n 's/.* \([0-9]*\) received.*/\1/p' /tmp/ras-after.txt)"
 "#;
 
 #[test]
@@ -149,18 +149,13 @@ fn real_pppd_with_ms_chap_v1_against_ras_server() {
 /// our server with `mppe_stateful = true`, packets lost both ways (netem
 /// on the guest's egress, a random GRE drop on its ingress). pppd must
 /// report stateful mode, each side must ask the other for resets and get
-/// a Reset-Ack (Linux decrypts nothing more until it gets one), and the
-/// pings before and after the loss must all pass.
+/// a Reset-Ack (Linux decrypts nothing more until it gets one), the pings
+/// before the loss must all pass, and after it nearly all (see below).
 ///
-/// NOT YET RELIABLE (issue 11): stateful mode is negotiated and resets
-/// flow both ways with Reset-Acks, and Linux now resynchronises on our
-/// flushed packets even when one is lost; but Linux's own encryptor
-/// changes its key on every flushed packet, at any count, so when one of
-/// its flushed packets is lost our decryptor ends up a key change behind
-/// for good (the count cannot show it). Our decryptor must find the
-/// number of lost flushes by trial decryption before this can run in CI.
+/// Both directions must survive lost flushed packets: Linux resynchronises
+/// on ours because we flush at the block's flag packet, and we on Linux's
+/// (which change the key at any count) by trial decryption.
 #[test]
-#[ignore = "our decryptor cannot yet recover from a lost flushed packet of Linux's"]
 fn real_pppd_stateful_mppe_with_loss_against_ras_server() {
     let Some(vm) = vm_with_jobs() else { return };
     let user = vm.user().clone();
@@ -225,7 +220,25 @@ fn real_pppd_stateful_mppe_with_loss_against_ras_server() {
         out.contains("rcvd [CCP ResetAck"),
         "our server answered no Reset-Request with a Reset-Ack"
     );
-    assert_eq!(rc, 0, "pings before and after the loss must all pass");
+    assert_eq!(
+        rc, 0,
+        "the link came up and the pings before the loss all passed"
+    );
+    // After the loss both directions must be in step again. Not all 20:
+    // a packet lost in the last moments of the loss phase may only show
+    // up (as a gap) in the counted run and cost a Reset-Request round trip
+    // of one or two pings. A direction left behind for good loses them
+    // all, and one that resynchronises only by luck many of them.
+    let after: u32 = out
+        .lines()
+        .find_map(|l| l.strip_prefix("AFTER_RECEIVED="))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("the guest counted the pings after the loss");
+    assert!(
+        after >= 18,
+        "only {after} of 20 pings after the loss came back"
+    );
+    eprintln!("after the loss: {after} of 20 pings");
     server.expect("PPTP session ended", Duration::from_secs(20));
     drop(server);
 }

@@ -102,7 +102,7 @@ impl Link {
             Ok(d) => {
                 if d.lost_flushes != 0 {
                     tracing::debug!(
-                        "MPPE: resynchronised at coherency count {} by trial decryption ({} flushed packets of the peer's lost)",
+                        "MPPE: resynchronised at coherency count {} by trial decryption (lost flushed packets of the peer's: {})",
                         d.coherency_count,
                         d.lost_flushes
                     );
