@@ -24,6 +24,17 @@ use support::*;
 /// Our server's PPP address (the default pool's first address).
 const SERVER_PPP: Ipv4Addr = Ipv4Addr::new(10, 0, 10, 20);
 
+/// The tests of this file share port 1723 and the TUN name on the host,
+/// pptpd's options file and the loss rules in the guest: one at a time.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Hold this for the whole test (a failed test poisons nothing here).
+fn serialised() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn vm_with_jobs() -> Option<&'static interop::Vm> {
     if !interop::require_root_or_skip() {
         return None;
@@ -100,6 +111,7 @@ const LOSSY_PINGS: &str = r#"
 
 #[test]
 fn real_pppd_with_ms_chap_v1_against_ras_server() {
+    let _one = serialised();
     let Some(vm) = vm_with_jobs() else { return };
     let user = vm.user().clone();
     let dir = tempfile::tempdir().unwrap();
@@ -157,6 +169,7 @@ fn real_pppd_with_ms_chap_v1_against_ras_server() {
 /// (which change the key at any count) by trial decryption.
 #[test]
 fn real_pppd_stateful_mppe_with_loss_against_ras_server() {
+    let _one = serialised();
     let Some(vm) = vm_with_jobs() else { return };
     let user = vm.user().clone();
     let dir = tempfile::tempdir().unwrap();
@@ -272,6 +285,7 @@ impl Drop for Killed {
 
 #[test]
 fn ras_connect_with_ms_chap_v1_against_pptpd() {
+    let _one = serialised();
     let Some(vm) = vm_with_jobs() else { return };
     assert!(vm.has_server("pptp"), "the VM runs no pptpd");
     // pptpd starts one pppd per call with these options: MS-CHAPv1 only
@@ -371,5 +385,183 @@ fn ras_connect_with_ms_chap_v1_against_pptpd() {
     assert!(
         text.contains("MS-CHAP,") || text.contains("MS-CHAP\n") || text.contains(", MS-CHAP"),
         "the status names MS-CHAP: {text}"
+    );
+}
+
+/// Removes the guest's loss rules when dropped (the guest also removes
+/// them by itself after 90 s should the guard never run).
+struct NoLoss<'a>(&'a interop::Vm);
+
+const LOSS_OFF: &str =
+    "tc qdisc del dev eth0 root 2>/dev/null; tc qdisc del dev eth0 ingress 2>/dev/null; true\n";
+
+impl Drop for NoLoss<'_> {
+    fn drop(&mut self) {
+        if let Err(e) = self
+            .0
+            .guest_job("loss-off", LOSS_OFF, Duration::from_secs(30))
+        {
+            eprintln!("could not remove the guest's loss rules: {e}");
+        }
+    }
+}
+
+/// Issue 11, the client direction: `ras connect pptp:// --mppe-stateful`
+/// against pptpd whose pppd gets `mppe-stateful` for the length of the
+/// test, with the same loss in the guest as above (its egress and its
+/// GRE ingress) while we ping through the tunnel. Both sides must ask for
+/// and acknowledge resets, and once the loss stops nearly all pings must
+/// come back (the threshold of the server-side test, for its reasons).
+#[test]
+fn ras_connect_stateful_mppe_with_loss_against_pptpd() {
+    let _one = serialised();
+    let Some(vm) = vm_with_jobs() else { return };
+    assert!(vm.has_server("pptp"), "the VM runs no pptpd");
+    let switch = "set -e\n\
+        [ -f /tmp/pptpd-options.ras-bak ] || cp /etc/ppp/pptpd-options /tmp/pptpd-options.ras-bak\n\
+        grep -qx mppe-stateful /etc/ppp/pptpd-options || echo mppe-stateful >> /etc/ppp/pptpd-options\n\
+        nohup bash -c 'sleep 180; if [ -f /tmp/pptpd-options.ras-bak ]; then \
+        cp /tmp/pptpd-options.ras-bak /etc/ppp/pptpd-options; rm -f /tmp/pptpd-options.ras-bak; fi' \
+        >/dev/null 2>&1 &\n\
+        touch /tmp/pptpd-ppp.log; wc -l < /tmp/pptpd-ppp.log\n";
+    let (rc, out) = vm
+        .guest_job("pptpd-options-stateful", switch, Duration::from_secs(30))
+        .expect("switch pptpd to stateful MPPE");
+    let _restore = RestorePptpd(vm);
+    assert_eq!(rc, 0, "switching pptpd to mppe-stateful: {out}");
+    let log_start: usize = out.trim().parse().expect("pppd log length");
+
+    let user = vm.user().clone();
+    let dir = tempfile::tempdir().unwrap();
+    let pw = dir.path().join("pw");
+    std::fs::write(&pw, format!("{}\n", user.password)).unwrap();
+    let local: Ipv4Addr = vm
+        .get("PPTP_LOCAL")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(Ipv4Addr::new(192, 168, 50, 1));
+    let target = format!("pptp://{}:{}", vm.guest_ip, vm.pptp_port);
+    let tun = "ras-i-mstate";
+    let mut client = Killed(
+        vm.command_in_ns(RAS)
+            .args(["connect", &target, "--user", &user.name, "--password-file"])
+            .arg(&pw)
+            .args(["--mppe-stateful", "--no-dns", "--tun-name", tun, "--route"])
+            .arg(format!("{local}/32"))
+            .env("RUST_LOG", "info,ppp::link=debug")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start ras connect"),
+    );
+    let started = Instant::now();
+    let mut up = false;
+    while started.elapsed() < Duration::from_secs(60) {
+        if let Some(status) = client.0.try_wait().unwrap() {
+            let mut text = String::new();
+            let _ = client.0.stderr.take().unwrap().read_to_string(&mut text);
+            panic!("ras connect exited ({status}) before the link came up:\n{text}");
+        }
+        let addr = vm
+            .run_in_ns(&["ip", "-4", "-o", "addr", "show", "dev", tun])
+            .map(|o| String::from_utf8_lossy(&o.stdout).contains(" inet "))
+            .unwrap_or(false);
+        if addr {
+            up = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(up, "the stateful PPTP link to pptpd did not come up");
+    // Counts what came back; a ping that got no answer at all is a
+    // result here, not an error.
+    let ping = |count: &str, interval: &str, size: &str| -> (u32, String) {
+        let o = vm
+            .command_in_ns("ping")
+            .args(["-c", count, "-i", interval, "-W", "1", "-s", size])
+            .arg(local.to_string())
+            .stdin(Stdio::null())
+            .output()
+            .expect("run ping");
+        let text = String::from_utf8_lossy(&o.stdout).into_owned();
+        let received = text
+            .split(" received")
+            .next()
+            .and_then(|s| s.rsplit(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        (received, text)
+    };
+    // Our TUN gets its address when IPCP opens; pptpd's pppd configures
+    // its interface a moment later, so wait for the first answer.
+    let answering = (0..10).any(|_| ping("1", "0.2", "64").0 == 1);
+    assert!(answering, "pptpd's side never answered a ping");
+    let (before, text) = ping("5", "0.3", "600");
+    assert_eq!(before, 5, "pings before the loss: {text}");
+
+    let loss_on = "modprobe sch_netem 2>/dev/null; modprobe act_gact 2>/dev/null; modprobe cls_u32 2>/dev/null\n\
+        nohup bash -c 'sleep 90; tc qdisc del dev eth0 root; tc qdisc del dev eth0 ingress' >/dev/null 2>&1 &\n\
+        tc qdisc add dev eth0 root netem loss 20% && echo NETEM=on\n\
+        tc qdisc add dev eth0 handle ffff: ingress && tc filter add dev eth0 parent ffff: \
+        protocol ip prio 1 u32 match ip protocol 47 0xff action gact pass random netrand drop 5 \
+        && echo INGRESS=on\n";
+    let no_loss = NoLoss(vm);
+    let (_, out) = vm
+        .guest_job("loss-on", loss_on, Duration::from_secs(30))
+        .expect("guest loss rules");
+    assert!(
+        out.contains("NETEM=on") && out.contains("INGRESS=on"),
+        "{out}"
+    );
+    let (lossy, _) = ping("60", "0.1", "600");
+    drop(no_loss);
+    let (_, text) = ping("5", "0.5", "64");
+    eprintln!("warm-up after the loss: {text}");
+    std::thread::sleep(Duration::from_secs(1));
+    let (after, text) = ping("20", "0.2", "1000");
+    eprintln!("during the loss: {lossy} of 60; after: {after} of 20\n{text}");
+
+    let _ = std::process::Command::new("kill")
+        .args(["-INT", &client.0.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline && client.0.try_wait().unwrap().is_none() {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut text = String::new();
+    if let Some(mut s) = client.0.stdout.take() {
+        let _ = s.read_to_string(&mut text);
+    }
+    let mut err = String::new();
+    if let Some(mut s) = client.0.stderr.take() {
+        let _ = s.read_to_string(&mut err);
+    }
+    eprintln!("--- ras connect:\n{text}\n{err}");
+    let (_, pppd) = vm
+        .guest_job(
+            "pptpd-ppp-log",
+            &format!("tail -n +{} /tmp/pptpd-ppp.log", log_start + 1),
+            Duration::from_secs(30),
+        )
+        .expect("pptpd's pppd log");
+    eprintln!("--- pptpd's pppd:\n{pppd}");
+    assert!(
+        text.contains("MPPE 128-bit stateful"),
+        "ras connect reports stateful MPPE: {text}"
+    );
+    assert!(
+        pppd.contains("MPPE 128-bit stateful compression enabled"),
+        "pptpd's pppd negotiated stateful MPPE"
+    );
+    assert!(
+        pppd.contains("rcvd [CCP ResetReq") && pppd.contains("sent [CCP ResetAck"),
+        "we asked pptpd's pppd for resets and it acknowledged"
+    );
+    assert!(
+        pppd.contains("sent [CCP ResetReq") && pppd.contains("rcvd [CCP ResetAck"),
+        "pptpd's pppd asked us for resets and we acknowledged"
+    );
+    assert!(
+        after >= 18,
+        "only {after} of 20 pings after the loss came back"
     );
 }
