@@ -133,7 +133,11 @@ fn real_pppd_with_ms_chap_v1_against_ras_server() {
     .unwrap();
     let pw = password_file(dir.path(), &user.name, &user.password);
     add_user(&config, &user.name, &pw, &[]);
-    let server = Server::start_with(vm.command_in_ns(RAS), &config, "info,tunnel::sstp_session=debug");
+    let server = Server::start_with(
+        vm.command_in_ns(RAS),
+        &config,
+        "info,tunnel::sstp_session=debug",
+    );
 
     // 1. Stateless MPPE-128.
     let job = pppd_job(vm.host_ip, &user, "", "");
@@ -351,6 +355,14 @@ fn ras_connect_with_ms_chap_v1_against_pptpd() {
         std::thread::sleep(Duration::from_millis(200));
     }
     assert!(up, "the PPTP link to pptpd (MS-CHAPv1) did not come up");
+    // Our TUN gets its address when IPCP opens; pptpd's pppd configures
+    // its interface a moment later (the first ping was lost now and then),
+    // so wait for the first answer before counting.
+    let answering = (0..10).any(|_| {
+        vm.run_in_ns(&["ping", "-c", "1", "-W", "1", &local.to_string()])
+            .is_ok()
+    });
+    assert!(answering, "pptpd's side never answered a ping");
     let ping = vm
         .run_in_ns(&[
             "ping",

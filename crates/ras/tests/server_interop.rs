@@ -97,7 +97,11 @@ fn real_pptp_and_sstp_clients_against_ras_server() {
     .unwrap();
     let pw = password_file(dir.path(), &user.name, &user.password);
     add_user(&config, &user.name, &pw, &[]);
-    let server = Server::start_with(vm.command_in_ns(RAS), &config, "info,tunnel::sstp_session=debug");
+    let server = Server::start_with(
+        vm.command_in_ns(RAS),
+        &config,
+        "info,tunnel::sstp_session=debug",
+    );
     let jobs = vm.env_file.parent().unwrap().join("share").join("jobs");
     std::fs::create_dir_all(&jobs).unwrap();
     std::fs::copy(state.join("server-cert.pem"), jobs.join("ras-server.pem")).unwrap();
