@@ -100,7 +100,13 @@ impl Link {
         };
         match decryptor.decrypt(packet) {
             Ok(d) => {
-                if d.lost != 0 {
+                if d.lost_flushes != 0 {
+                    tracing::debug!(
+                        "MPPE: resynchronised at coherency count {} by trial decryption (lost flushed packets of the peer's: {})",
+                        d.coherency_count,
+                        d.lost_flushes
+                    );
+                } else if d.lost != 0 {
                     tracing::debug!(
                         "MPPE: resynchronised at coherency count {} ({} packets lost)",
                         d.coherency_count,
@@ -110,12 +116,19 @@ impl Link {
                 let payload = &packet[d.payload];
                 self.deliver(d.protocol, payload)
             }
-            Err(e @ (MppeError::NeedReset { .. } | MppeError::Discarding { .. })) => {
+            Err(
+                e @ (MppeError::NeedReset { .. }
+                | MppeError::Discarding { .. }
+                | MppeError::Unverified { .. }),
+            ) => {
                 // RFC 3078 §3 (stateful mode): after a loss, ask the peer to
                 // flush with a CCP Reset-Request, and ask again (at most once
                 // a second) while packets are still being discarded.
                 self.stats.decrypt_errors += 1;
-                let first = matches!(e, MppeError::NeedReset { .. });
+                let first = matches!(
+                    e,
+                    MppeError::NeedReset { .. } | MppeError::Unverified { entered: true, .. }
+                );
                 if first {
                     tracing::debug!("MPPE: {e}");
                 }

@@ -288,9 +288,25 @@ impl Harness {
     }
 }
 
+/// A well-formed IPv4 or IPv6 datagram: a stateful MPPE receiver checks
+/// the IP header of flushed packets (see `mppe`'s module documentation).
 pub(crate) fn test_packet(v6: bool, i: usize) -> Vec<u8> {
-    let mut p = vec![if v6 { 0x60 } else { 0x45 }; 1];
-    p.extend((0..(100 + i % 1300)).map(|b| (b ^ i) as u8));
+    let len = 101 + i % 1300;
+    let mut p: Vec<u8> = (0..len).map(|b| (b ^ i) as u8).collect();
+    if v6 {
+        p[0] = 0x60;
+        p[4..6].copy_from_slice(&((len - 40) as u16).to_be_bytes());
+    } else {
+        p[0] = 0x45;
+        p[2..4].copy_from_slice(&(len as u16).to_be_bytes());
+        p[10..12].copy_from_slice(&[0, 0]);
+        let sum = p[..20]
+            .chunks(2)
+            .fold(0u32, |a, w| a + u32::from(u16::from_be_bytes([w[0], w[1]])));
+        let sum = (sum & 0xFFFF) + (sum >> 16);
+        let sum = (sum & 0xFFFF) + (sum >> 16);
+        p[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+    }
     p
 }
 
