@@ -60,6 +60,8 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let default_level = default_log_level(&cli.command);
     tracing_subscriber::fmt()
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         // A closed stderr must not take a server down (quiet_output).
@@ -67,10 +69,9 @@ fn main() -> std::process::ExitCode {
         .log_internal_errors(false)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
         )
         .init();
-    let cli = Cli::parse();
     match run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
@@ -80,6 +81,16 @@ fn main() -> std::process::ExitCode {
             let _ = writeln!(std::io::stderr(), "error: {}", report::one_line(e));
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// Services log every event; the interactive commands print their own
+/// progress lines, so the libraries' info lines would say each step twice:
+/// there only warnings and errors are logged (RUST_LOG overrides).
+fn default_log_level(command: &Command) -> &'static str {
+    match command {
+        Command::Server(_) | Command::Pbs(_) => "info",
+        _ => "warn",
     }
 }
 
@@ -107,6 +118,17 @@ mod tests {
     #[test]
     fn the_cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn interactive_commands_do_not_log_their_progress_twice() {
+        let level = |argv: &[&str]| default_log_level(&Cli::try_parse_from(argv).unwrap().command);
+        assert_eq!(level(&["ras", "server"]), "info");
+        assert_eq!(
+            level(&["ras", "connect", "sstp://h", "--user", "u"]),
+            "warn"
+        );
+        assert_eq!(level(&["ras", "dial", "P"]), "warn");
     }
 
     /// `--config` works before and after the `user` subcommand's own
