@@ -169,11 +169,31 @@ pub fn wait_address(topo: &Topology, client: &mut Client, within: Duration) -> O
             .unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
         if let Some(addr) = text.split_whitespace().skip_while(|w| *w != "inet").nth(1) {
+            // `ras connect` adds its routes just after the address: wait for
+            // them too (up to 3 s, for clients without routes), or a
+            // transfer started now finds no route ("Network is unreachable").
+            let routed_by = (Instant::now() + Duration::from_secs(3)).min(deadline);
+            while Instant::now() < routed_by && !has_routes(topo, client) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
             return addr.split('/').next().and_then(|a| a.parse().ok());
         }
         std::thread::sleep(Duration::from_millis(100));
     }
     None
+}
+
+/// Whether the client's TUN carries a route it added (any route through
+/// the device other than the kernel's own).
+fn has_routes(topo: &Topology, client: &Client) -> bool {
+    let out = topo
+        .command(client.role, "ip")
+        .args(["-4", "route", "show", "dev", &client.tun])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .any(|l| !l.contains("proto kernel"))
 }
 
 /// Wait for the client process to exit; returns (success, all output).
