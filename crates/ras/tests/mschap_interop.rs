@@ -281,6 +281,56 @@ impl Drop for Killed {
     }
 }
 
+/// `ras connect pptp://` (as the VM's default user, with `extra` options)
+/// against the guest's pptpd, in the namespace, routed to pptpd's end of
+/// the link; returns once our TUN has its address, with that end's address.
+fn connect_to_pptpd(
+    vm: &interop::Vm,
+    dir: &Path,
+    extra: &[&str],
+    tun: &str,
+    log: &str,
+) -> (Killed, Ipv4Addr) {
+    let user = vm.user().clone();
+    let pw = dir.join("pw");
+    std::fs::write(&pw, format!("{}\n", user.password)).unwrap();
+    let local: Ipv4Addr = vm
+        .get("PPTP_LOCAL")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(Ipv4Addr::new(192, 168, 50, 1));
+    let target = format!("pptp://{}:{}", vm.guest_ip, vm.pptp_port);
+    let mut client = Killed(
+        vm.command_in_ns(RAS)
+            .args(["connect", &target, "--user", &user.name, "--password-file"])
+            .arg(&pw)
+            .args(extra)
+            .args(["--no-dns", "--tun-name", tun, "--route"])
+            .arg(format!("{local}/32"))
+            .env("RUST_LOG", log)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start ras connect"),
+    );
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(60) {
+        if let Some(status) = client.0.try_wait().unwrap() {
+            let mut text = String::new();
+            let _ = client.0.stderr.take().unwrap().read_to_string(&mut text);
+            panic!("ras connect exited ({status}) before the link came up:\n{text}");
+        }
+        let addr = vm
+            .run_in_ns(&["ip", "-4", "-o", "addr", "show", "dev", tun])
+            .map(|o| String::from_utf8_lossy(&o.stdout).contains(" inet "))
+            .unwrap_or(false);
+        if addr {
+            return (client, local);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("the PPTP link to pptpd ({extra:?}) did not come up within 60 s");
+}
+
 #[test]
 fn ras_connect_with_ms_chap_v1_against_pptpd() {
     let _one = serialised();
@@ -302,53 +352,14 @@ fn ras_connect_with_ms_chap_v1_against_pptpd() {
     let _restore = RestorePptpd(vm);
     assert_eq!(rc, 0, "switching pptpd to require-mschap: {out}");
 
-    let user = vm.user().clone();
     let dir = tempfile::tempdir().unwrap();
-    let pw = dir.path().join("pw");
-    std::fs::write(&pw, format!("{}\n", user.password)).unwrap();
-    let local: Ipv4Addr = vm
-        .get("PPTP_LOCAL")
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(Ipv4Addr::new(192, 168, 50, 1));
-    let target = format!("pptp://{}:{}", vm.guest_ip, vm.pptp_port);
-    let tun = "ras-i-mschap";
-    let mut client = Killed(
-        vm.command_in_ns(RAS)
-            .args(["connect", &target, "--user", &user.name, "--password-file"])
-            .arg(&pw)
-            .args([
-                "--allow-weak-auth",
-                "--no-dns",
-                "--tun-name",
-                tun,
-                "--route",
-            ])
-            .arg(format!("{local}/32"))
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start ras connect"),
+    let (mut client, local) = connect_to_pptpd(
+        vm,
+        dir.path(),
+        &["--allow-weak-auth"],
+        "ras-i-mschap",
+        "info",
     );
-    let started = Instant::now();
-    let mut up = false;
-    while started.elapsed() < Duration::from_secs(60) {
-        if let Some(status) = client.0.try_wait().unwrap() {
-            let mut text = String::new();
-            let _ = client.0.stderr.take().unwrap().read_to_string(&mut text);
-            panic!("ras connect exited ({status}) before the link came up:\n{text}");
-        }
-        let addr = vm
-            .run_in_ns(&["ip", "-4", "-o", "addr", "show", "dev", tun])
-            .map(|o| String::from_utf8_lossy(&o.stdout).contains(" inet "))
-            .unwrap_or(false);
-        if addr {
-            up = true;
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    assert!(up, "the PPTP link to pptpd (MS-CHAPv1) did not come up");
     // Our TUN gets its address when IPCP opens; pptpd's pppd configures
     // its interface a moment later (the first ping was lost now and then),
     // so wait for the first answer before counting.
@@ -437,47 +448,14 @@ fn ras_connect_stateful_mppe_with_loss_against_pptpd() {
     assert_eq!(rc, 0, "switching pptpd to mppe-stateful: {out}");
     let log_start: usize = out.trim().parse().expect("pppd log length");
 
-    let user = vm.user().clone();
     let dir = tempfile::tempdir().unwrap();
-    let pw = dir.path().join("pw");
-    std::fs::write(&pw, format!("{}\n", user.password)).unwrap();
-    let local: Ipv4Addr = vm
-        .get("PPTP_LOCAL")
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(Ipv4Addr::new(192, 168, 50, 1));
-    let target = format!("pptp://{}:{}", vm.guest_ip, vm.pptp_port);
-    let tun = "ras-i-mstate";
-    let mut client = Killed(
-        vm.command_in_ns(RAS)
-            .args(["connect", &target, "--user", &user.name, "--password-file"])
-            .arg(&pw)
-            .args(["--mppe-stateful", "--no-dns", "--tun-name", tun, "--route"])
-            .arg(format!("{local}/32"))
-            .env("RUST_LOG", "info,ppp::link=debug")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start ras connect"),
+    let (mut client, local) = connect_to_pptpd(
+        vm,
+        dir.path(),
+        &["--mppe-stateful"],
+        "ras-i-mstate",
+        "info,ppp::link=debug",
     );
-    let started = Instant::now();
-    let mut up = false;
-    while started.elapsed() < Duration::from_secs(60) {
-        if let Some(status) = client.0.try_wait().unwrap() {
-            let mut text = String::new();
-            let _ = client.0.stderr.take().unwrap().read_to_string(&mut text);
-            panic!("ras connect exited ({status}) before the link came up:\n{text}");
-        }
-        let addr = vm
-            .run_in_ns(&["ip", "-4", "-o", "addr", "show", "dev", tun])
-            .map(|o| String::from_utf8_lossy(&o.stdout).contains(" inet "))
-            .unwrap_or(false);
-        if addr {
-            up = true;
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    assert!(up, "the stateful PPTP link to pptpd did not come up");
     // Counts what came back; a ping that got no answer at all is a
     // result here, not an error.
     let ping = |count: &str, interval: &str, size: &str| -> (u32, String) {
