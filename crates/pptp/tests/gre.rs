@@ -353,6 +353,41 @@ fn peer_window_closes_and_reopens() {
     assert_eq!(s.stats().send.stale_acks, 1);
 }
 
+/// A PPP control frame (a CCP Reset-Request, an LCP Echo) behind a closed
+/// window goes out before the queued data, and a full queue makes room for
+/// it by dropping its newest data payload.
+#[test]
+fn control_frames_jump_the_queue() {
+    let t0 = Instant::now();
+    let mut s = session(); // peer window 4, queue of 64
+    for i in 0..4 + 64u32 {
+        s.send(t0, &i.to_be_bytes()).unwrap();
+    }
+    while s.poll_transmit().is_some() {}
+    assert_eq!(s.send(t0, b"late data"), Err(SendError::WindowFull));
+    s.send_control(t0, b"reset-request").unwrap();
+    s.send_control(t0, b"echo-request").unwrap();
+    assert_eq!(s.queued(), 64);
+    assert_eq!(s.stats().send_dropped, 3);
+    // The peer acknowledges the first four: the two control frames go
+    // first, in the order given, then the oldest data.
+    s.handle_datagram(t0, &pkt(10, None, Some(3), &[])).unwrap();
+    let out: Vec<_> = std::iter::from_fn(|| s.poll_transmit()).collect();
+    let payloads: Vec<Vec<u8>> = out
+        .iter()
+        .map(|d| gre::decode(d).unwrap().payload.to_vec())
+        .collect();
+    assert_eq!(payloads[0], b"reset-request");
+    assert_eq!(payloads[1], b"echo-request");
+    assert_eq!(payloads[2], 4u32.to_be_bytes());
+    assert_eq!(payloads[3], 5u32.to_be_bytes());
+    // With the window open a control frame goes straight out.
+    let mut s = session();
+    s.send_control(t0, b"lcp").unwrap();
+    assert_eq!(s.queued(), 0);
+    assert!(s.poll_transmit().is_some());
+}
+
 #[test]
 fn ack_timeout_reopens_window() {
     let t0 = Instant::now();

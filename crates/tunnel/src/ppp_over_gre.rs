@@ -70,7 +70,7 @@ pub(crate) fn send_control(
     let mut any = false;
     while let Some(frame) = link.poll_transmit() {
         any = true;
-        if let Err(e) = gre.send(now, &frame) {
+        if let Err(e) = gre.send_control(now, &frame) {
             tracing::debug!(session, "PPP control frame not sent: {e}");
         }
     }

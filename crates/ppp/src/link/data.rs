@@ -137,7 +137,13 @@ impl Link {
                     .is_none_or(|t| now.saturating_duration_since(t) >= RESET_REQUEST_INTERVAL);
                 if first || due {
                     if let Some(ccp) = &mut self.ccp {
-                        crate::ccp::request_reset(ccp);
+                        let id = crate::ccp::request_reset(ccp);
+                        if !first {
+                            tracing::debug!(
+                                "MPPE: still discarding at coherency count {}: Reset-Request {id} repeated",
+                                decryptor.expected_count()
+                            );
+                        }
                         self.last_reset_request = Some(now);
                     }
                     self.drive(now);
