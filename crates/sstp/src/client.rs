@@ -150,7 +150,7 @@ impl RoleHandler for ClientRole {
 /// A client-side SSTP connection.
 #[derive(Debug)]
 pub struct ClientConnection {
-    core: Core,
+    pub(crate) core: Core,
     role: ClientRole,
 }
 

@@ -24,6 +24,7 @@ pub mod binding;
 pub mod client;
 pub mod codec;
 mod conn;
+mod connection;
 pub mod http;
 pub mod server;
 
@@ -35,6 +36,7 @@ pub use binding::{
 pub use client::{ClientConfig, ClientConnection};
 pub use codec::{CodecError, ControlMessage, Deframer, MessageType, Packet};
 pub use conn::{AbortCause, CloseReason, Event, SendError, StateError, Timers};
+pub use connection::Connection;
 pub use server::{ServerConfig, ServerConnection};
 
 /// The PPP protocol number carried by a PPP frame as SSTP transports it.

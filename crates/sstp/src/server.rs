@@ -241,7 +241,7 @@ impl RoleHandler for ServerRole {
 /// A server-side SSTP connection.
 #[derive(Debug)]
 pub struct ServerConnection {
-    core: Core,
+    pub(crate) core: Core,
     role: ServerRole,
 }
 

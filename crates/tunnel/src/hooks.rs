@@ -4,46 +4,15 @@ use std::future::Future;
 use std::pin::Pin;
 
 use bytes::Bytes;
-use ppp::auth::{AuthRequest, ExternalAccept, Rejection, Secret};
+use ppp::auth::AuthRequest;
 use ppp::link::{LinkUp, NetworkSettings};
 use tokio::sync::mpsc;
 
 use crate::live::LiveSession;
-pub use session::EndReason;
+pub use session::{AuthAnswer, EndReason, SessionInfo};
 
 /// A boxed future: hooks run on the control path only, never per packet.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
-
-/// The answer to a credential check.
-#[derive(Debug)]
-pub enum AuthAnswer {
-    /// The stored secret: the PPP authenticator verifies it itself.
-    Secret(Secret),
-    /// Verify against the secret, then refuse: 691 if the credentials are
-    /// wrong, this code if they are right (a disabled user, no dial-in
-    /// permission, or an unknown user with a stand-in secret), so that
-    /// only someone who knows the password learns more than "691". The
-    /// text is for the log only.
-    SecretThenReject(Secret, Rejection, String),
-    /// Refused, with the MS-CHAP error code to report (the text is for
-    /// the log only: peers see the code's standard text).
-    Reject(Rejection, String),
-    /// An outside server (RADIUS) accepted.
-    Accept(ExternalAccept),
-    /// An outside server wants another EAP round trip.
-    EapChallenge(Vec<u8>),
-}
-
-/// Facts about one session, for logs and hooks.
-#[derive(Debug, Clone)]
-pub struct SessionInfo {
-    /// Unique per process.
-    pub id: u64,
-    /// The remote transport address ("ip:port").
-    pub peer: String,
-    /// The authenticated user, once known.
-    pub user: Option<String>,
-}
 
 /// Where received IP packets go (the TUN device). Synchronous and
 /// non-blocking: a packet that cannot be written at once is dropped, as a

@@ -8,12 +8,14 @@
 
 mod end_reasons;
 mod hook_result;
+mod hooked;
 mod hooks;
 pub mod http_io;
 pub mod live;
 mod local_answer;
-pub mod login_log;
+pub use session::login_log;
 pub mod modem;
+mod outcome;
 mod packet_source;
 mod ppp_over_gre;
 pub mod ppp_over_serial;
@@ -34,4 +36,5 @@ pub mod hooks_support {
     pub use crate::hooks::BoxFuture;
     pub use session::EndReason;
 }
-pub use sstp_session::{Outcome, SessionStats};
+pub use outcome::Outcome;
+pub use session::SessionStats;

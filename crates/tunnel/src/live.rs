@@ -14,7 +14,7 @@ use std::time::Instant;
 use session::EndReason;
 use tokio::sync::Notify;
 
-use crate::sstp_session::SessionStats;
+use session::SessionStats;
 
 /// A snapshot of the counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -8,7 +8,7 @@ use pptp::GreSession;
 
 use crate::hooks::PacketSink;
 use crate::local_answer::LocalAnswer;
-use crate::sstp_session::SessionStats;
+use crate::SessionStats;
 
 /// Hand every in-order GRE payload to the PPP link (which decrypts it in
 /// place); IP packets it yields go to `sink`, unless `local` takes them

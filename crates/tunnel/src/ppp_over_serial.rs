@@ -11,18 +11,15 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::Bytes;
 use ppp::hdlc::{HdlcDecoder, HdlcEncoder, DEFAULT_ACCM};
-use ppp::link::{Inbound, Link, LinkConfig, LinkEvent, Phase};
-use session::{EndReason, LostCarrier};
+use ppp::link::{Inbound, Link, LinkConfig, Phase};
+use session::{EndReason, LostCarrier, Role, SessionCore};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
-use crate::end_reasons;
-use crate::hook_result::{self, Applied, HookResult};
+use crate::hooked::{self, Hooked};
 use crate::hooks::{PacketSink, SessionHooks, SessionInfo};
-use crate::local_answer::{self, LocalAnswer};
-use crate::sstp_session::{Outcome, SessionStats};
+use crate::{Outcome, SessionStats};
 
 /// Stop taking IP packets while this much waits to be written: a serial
 /// line is slow, and a full buffer only adds latency.
@@ -46,31 +43,14 @@ pub struct SerialSessionConfig {
 }
 
 struct Driver {
-    link: Link,
+    hooked: Hooked,
     encoder: HdlcEncoder,
     decoder: HdlcDecoder,
-    hooks: Arc<dyn SessionHooks>,
     sink: Arc<dyn PacketSink>,
-    info: SessionInfo,
-    assigns_network: bool,
-    hook_tx: mpsc::UnboundedSender<HookResult>,
-    /// Logs a password the PPP authenticator refused.
-    auth_watch: hook_result::AuthWatch,
-    /// Answers for the server's end of the link, once it is up.
-    local: Option<LocalAnswer>,
-    outbound: Option<mpsc::Receiver<Bytes>>,
     wbuf: Vec<u8>,
     frame: Vec<u8>,
     scratch: Vec<u8>,
-    network_hooked: bool,
-    was_up: bool,
-    down: bool,
-    reason: Option<EndReason>,
     stats: SessionStats,
-    /// The owner's live view, once the network phase started.
-    live: Option<Arc<crate::live::LiveSession>>,
-    /// What `live` has been told so far.
-    reported: SessionStats,
 }
 
 /// Run one PPP session over `stream` until the link goes down, the stream
@@ -90,47 +70,40 @@ where
     S: AsyncRead + AsyncWrite + Send,
 {
     let (mut rd, mut wr) = tokio::io::split(stream);
-    let (hook_tx, mut hook_rx) = mpsc::unbounded_channel();
+    let role = if config.assigns_network {
+        Role::Server
+    } else {
+        Role::Client
+    };
+    let core = SessionCore::new(Link::new(config.link), info, role, Instant::now())
+        .with_carrier_name(" on the serial line");
     let mut d = Driver {
-        link: Link::new(config.link),
+        hooked: Hooked::new(core, hooks),
         encoder: HdlcEncoder::new(),
         decoder: HdlcDecoder::new(),
-        hooks,
         sink,
-        info,
-        assigns_network: config.assigns_network,
-        hook_tx,
-        auth_watch: Default::default(),
-        local: None,
-        outbound: None,
         wbuf: Vec::new(),
         frame: Vec::new(),
         scratch: Vec::new(),
-        network_hooked: false,
-        was_up: false,
-        down: false,
-        reason: None,
         stats: SessionStats::default(),
-        live: None,
-        reported: SessionStats::default(),
     };
     let mut rbuf = vec![0u8; READ_BUFFER];
     let mut stop_seen = false;
     let mut linger_until: Option<tokio::time::Instant> = None;
-    d.link.lower_up(Instant::now());
+    d.hooked.core.lower_up(Instant::now());
     d.receive(initial);
     loop {
         d.process();
         d.sink.flush();
-        if let Some(live) = &d.live {
-            live.add(&mut d.reported, &d.stats);
-        }
+        d.hooked.report(&d.stats);
         if d.wbuf.len() > WRITE_LIMIT {
-            d.reason
-                .get_or_insert(EndReason::LostCarrier(LostCarrier::PeerNotReading));
+            d.hooked
+                .core
+                .record_reason(EndReason::LostCarrier(LostCarrier::PeerNotReading));
             break;
         }
-        if d.down {
+        let down = d.hooked.core.is_down();
+        if down {
             if d.wbuf.is_empty() {
                 break;
             }
@@ -139,7 +112,7 @@ where
                 break;
             }
         }
-        let deadline = d.link.poll_timeout();
+        let deadline = d.hooked.core.poll_timeout();
         let sleep = async {
             match deadline {
                 Some(t) => tokio::time::sleep_until(tokio::time::Instant::from_std(t)).await,
@@ -152,19 +125,12 @@ where
                 None => std::future::pending().await,
             }
         };
-        let can_take = d.outbound.is_some() && d.wbuf.len() < WRITE_HIGH_WATER;
-        let live = d.live.clone();
-        let stop_requested = async {
-            match &live {
-                Some(l) => l.stopped().await,
-                None => std::future::pending().await,
-            }
-        };
+        let can_take = d.hooked.outbound.is_some() && d.wbuf.len() < WRITE_HIGH_WATER;
+        let stop_requested = hooked::stop_requested(d.hooked.live.clone());
         tokio::select! {
-            r = rd.read(&mut rbuf), if !d.down => match r {
+            r = rd.read(&mut rbuf), if !down => match r {
                 Ok(0) | Err(_) => {
-                    d.reason.get_or_insert_with(|| end_reasons::transport_closed(&d.link));
-                    d.link.lower_down(Instant::now());
+                    d.hooked.core.lower_down(Instant::now(), None);
                     d.wbuf.clear();
                     d.process();
                     break;
@@ -176,8 +142,8 @@ where
             },
             w = wr.write(&d.wbuf), if !d.wbuf.is_empty() => match w {
                 Ok(0) | Err(_) => {
-                    d.reason.get_or_insert(EndReason::LostCarrier(LostCarrier::TransportFailed("writing to the line failed".into())));
-                    d.link.lower_down(Instant::now());
+                    let why = EndReason::LostCarrier(LostCarrier::TransportFailed("writing to the line failed".into()));
+                    d.hooked.core.lower_down(Instant::now(), Some(why));
                     d.wbuf.clear();
                     d.process();
                     break;
@@ -187,50 +153,40 @@ where
                     d.wbuf.drain(..n);
                 }
             },
-            p = recv(&mut d.outbound), if can_take => match p {
+            p = hooked::recv(&mut d.hooked.outbound), if can_take => match p {
                 Some(packet) => {
                     d.send_ip(&packet);
                     for _ in 1..64 {
-                        let Some(rx) = d.outbound.as_mut() else { break };
+                        let Some(rx) = d.hooked.outbound.as_mut() else { break };
                         match rx.try_recv() {
                             Ok(packet) => d.send_ip(&packet),
                             Err(_) => break,
                         }
                     }
                 }
-                None => d.outbound = None,
+                None => d.hooked.outbound = None,
             },
-            Some(h) = hook_rx.recv() => d.apply_hook(h),
-            _ = sleep => d.link.handle_timeout(Instant::now()),
+            answered = d.hooked.answers.next() => d.hooked.apply(answered),
+            _ = sleep => d.hooked.core.handle_timeout(Instant::now()),
             _ = linger => break,
             _ = shutdown.changed() => {
-                let why = if d.assigns_network { EndReason::ServerStopping } else { EndReason::LocalRequest };
-                d.link.close(Instant::now(), &why.to_string());
-                d.reason.get_or_insert(why);
+                let why = d.hooked.shutdown_reason();
+                d.hooked.core.close(Instant::now(), why);
             }
             _ = stop_requested, if !stop_seen => {
                 stop_seen = true;
-                let why = live.as_ref().and_then(|l| l.stop_reason()).unwrap_or(EndReason::LocalRequest);
-                tracing::info!(session = d.info.id, "ending the session: {why}");
-                d.link.close(Instant::now(), &why.to_string());
-                d.reason.get_or_insert(why);
+                let why = d.hooked.stop_reason();
+                tracing::info!(session = d.hooked.core.info().id, "ending the session: {why}");
+                d.hooked.core.close(Instant::now(), why);
             }
         }
     }
-    if let Some(live) = &d.live {
-        live.add(&mut d.reported, &d.stats);
-    }
     let _ = wr.flush().await;
-    let reason = d
-        .reason
-        .unwrap_or(EndReason::LostCarrier(LostCarrier::TransportClosed));
-    if d.network_hooked {
-        d.hooks.down(&d.info, &reason);
-    }
+    let reason = d.hooked.finish(&d.stats);
     Outcome {
         reason,
+        was_up: d.hooked.core.was_up(),
         stats: d.stats,
-        was_up: d.was_up,
     }
 }
 
@@ -242,23 +198,21 @@ impl Driver {
         while let Some(frame) = self.decoder.next_frame() {
             self.scratch.clear();
             self.scratch.extend_from_slice(frame);
-            match self.link.handle_frame(Instant::now(), &mut self.scratch) {
+            match self
+                .hooked
+                .core
+                .handle_frame(Instant::now(), &mut self.scratch)
+            {
                 Inbound::Ipv4(p) | Inbound::Ipv6(p) => {
                     self.stats.packets_in += 1;
                     self.stats.ip_bytes_in += p.len() as u64;
-                    if !self
-                        .local
-                        .as_mut()
-                        .is_some_and(|l| l.intercept(Instant::now(), p))
-                    {
-                        self.sink.send(p);
-                    }
+                    self.sink.send(p);
                 }
                 Inbound::Nothing => {}
             }
             self.follow_lcp();
         }
-        for reply in local_answer::replies(&mut self.local) {
+        while let Some(reply) = self.hooked.core.poll_local_reply() {
             self.send_ip(&reply);
         }
     }
@@ -266,12 +220,13 @@ impl Driver {
     /// RFC 1662 §7.1: once LCP is open, the maps it negotiated apply to
     /// everything but LCP; before, and after the link is down, the default.
     fn follow_lcp(&mut self) {
+        let link = self.hooked.core.link();
         let opened = matches!(
-            self.link.phase(),
+            link.phase(),
             Phase::Authenticate | Phase::Callback | Phase::Network
         );
         let (tx, rx) = if opened {
-            let n = self.link.lcp();
+            let n = link.lcp();
             (n.tx_accm, n.rx_accm)
         } else {
             (DEFAULT_ACCM, DEFAULT_ACCM)
@@ -286,7 +241,7 @@ impl Driver {
 
     fn send_ip(&mut self, packet: &[u8]) {
         self.frame.clear();
-        match self.link.send_ip(packet, &mut self.frame) {
+        match self.hooked.core.send_ip(packet, &mut self.frame) {
             Ok(()) => {
                 self.encoder.encode_frame(&self.frame, &mut self.wbuf);
                 self.stats.packets_out += 1;
@@ -296,101 +251,25 @@ impl Driver {
         }
     }
 
-    /// Link output into the write buffer; link events to the hooks.
+    /// Link output into the write buffer; session events (none needs
+    /// more than the shared glue does: the loop sees `is_down`).
     fn process(&mut self) {
         for _ in 0..16 {
             let mut busy = false;
-            while let Some(frame) = self.link.poll_transmit() {
+            while let Some(frame) = self.hooked.core.poll_transmit() {
                 busy = true;
                 self.encoder.encode_frame(&frame, &mut self.wbuf);
             }
-            while let Some(event) = self.link.poll_event() {
+            // The shared glue does all a serial line needs with the
+            // events; the loop itself watches `is_down`.
+            while self.hooked.poll_event().is_some() {
                 busy = true;
-                self.on_link_event(event);
             }
             self.follow_lcp();
             if !busy {
                 break;
             }
         }
-    }
-
-    fn on_link_event(&mut self, event: LinkEvent) {
-        let id = self.info.id;
-        self.auth_watch.link_event(&self.info, &event);
-        match event {
-            LinkEvent::AuthRequest(request) => {
-                hook_result::spawn_auth(&self.hook_tx, &*self.hooks, &self.info, request);
-            }
-            LinkEvent::Authenticated { username, protocol } => {
-                tracing::info!(
-                    session = id,
-                    "authenticated: user {}, {}",
-                    crate::login_log::Quoted(&username),
-                    crate::login_log::protocol_name(protocol)
-                );
-                self.info.user = Some(username);
-                if self.assigns_network {
-                    self.network_hooked = true;
-                    hook_result::spawn_network(&self.hook_tx, &*self.hooks, &self.info);
-                }
-            }
-            LinkEvent::Up(up) => {
-                self.was_up = true;
-                tracing::info!(
-                    session = id,
-                    "PPP link up on the serial line: {}",
-                    hook_result::link_up_text(&up, self.assigns_network)
-                );
-                self.local = self
-                    .hooks
-                    .link_responder(&self.info, &up)
-                    .map(LocalAnswer::new);
-                hook_result::spawn_up(&self.hook_tx, &*self.hooks, &self.info, &up);
-            }
-            LinkEvent::Down(reason) => {
-                tracing::info!(session = id, "PPP link down: {reason}");
-                self.reason
-                    .get_or_insert_with(|| end_reasons::from_link(&reason));
-                self.outbound = None;
-                self.down = true;
-            }
-            LinkEvent::AuthRetryAllowed(f) => {
-                tracing::info!(
-                    session = id,
-                    "server refused the password ({}), retry allowed",
-                    f.rejection.code()
-                );
-                // Nobody to ask for another password: fail with the code.
-                self.link.decline_auth_retry(Instant::now());
-            }
-            LinkEvent::PeerIdentification(text) => {
-                tracing::debug!(session = id, "peer identifies as {text:?}")
-            }
-            LinkEvent::TimeRemaining(s) => tracing::info!(session = id, "session ends in {s} s"),
-        }
-    }
-
-    fn apply_hook(&mut self, result: HookResult) {
-        match hook_result::apply(
-            &mut self.link,
-            &*self.hooks,
-            &self.info,
-            &mut self.reason,
-            &mut self.auth_watch,
-            result,
-        ) {
-            Applied::Live(live) => self.live = live,
-            Applied::Outbound(rx) => self.outbound = Some(rx),
-            Applied::Nothing => {}
-        }
-    }
-}
-
-async fn recv(rx: &mut Option<mpsc::Receiver<Bytes>>) -> Option<Bytes> {
-    match rx {
-        Some(rx) => rx.recv().await,
-        None => std::future::pending().await,
     }
 }
 

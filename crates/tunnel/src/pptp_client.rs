@@ -44,7 +44,7 @@ use tokio::sync::{mpsc, watch};
 use crate::end_reasons;
 use crate::hooks::{PacketSink, SessionHooks, SessionInfo};
 use crate::ppp_over_gre;
-use crate::sstp_session::{Outcome, SessionStats};
+use crate::{Outcome, SessionStats};
 
 /// Batches (`recvmmsg`) read per wake-up before the loop looks at other
 /// work.

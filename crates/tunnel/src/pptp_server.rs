@@ -48,7 +48,7 @@ use crate::hook_result::{self, Applied, HookResult};
 use crate::hooks::{PacketSink, SessionHooks, SessionInfo};
 use crate::local_answer::{self, LocalAnswer};
 use crate::ppp_over_gre;
-use crate::sstp_session::{Outcome, SessionStats};
+use crate::{Outcome, SessionStats};
 
 /// Datagrams handled per wake-up before the loop looks at other work.
 const BATCH: usize = 64;

@@ -4,12 +4,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ppp::link::{Link, LinkConfig};
+use session::{Role, SessionCore};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 
+use crate::hooked::Hooked;
 use crate::hooks::{PacketSink, SessionHooks, SessionInfo};
 use crate::http_io::{self, HttpError};
-use crate::sstp_session::{Outcome, Session};
+use crate::outcome::Outcome;
+use crate::sstp_session::Session;
 
 /// What the client needs to know.
 pub struct ClientSessionConfig {
@@ -36,16 +39,16 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
     let initial = http_io::send_request(&mut stream, &config.host, config.response_timeout).await?;
+    let now = Instant::now();
+    let core = SessionCore::new(Link::new(config.link), info, Role::Client, now);
     let session = Session {
         sstp: sstp::ClientConnection::new(
             sstp::ClientConfig::new(&config.server_certificate_der),
-            Instant::now(),
-        ),
-        link: Link::new(config.link),
-        hooks,
+            now,
+        )
+        .into(),
+        hooked: Hooked::new(core, hooks),
         sink,
-        info,
-        assigns_network: false,
     };
     Ok(session.run(stream, initial, shutdown).await)
 }

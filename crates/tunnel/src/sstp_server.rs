@@ -4,12 +4,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ppp::link::{Link, LinkConfig};
+use session::{Role, SessionCore};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 
+use crate::hooked::Hooked;
 use crate::hooks::{PacketSink, SessionHooks, SessionInfo};
 use crate::http_io;
-use crate::sstp_session::{Outcome, Session};
+use crate::outcome::Outcome;
+use crate::sstp_session::Session;
 
 /// What every server session shares.
 #[derive(Clone)]
@@ -58,13 +61,16 @@ where
     let mut sstp_config = sstp::ServerConfig::new(&config.certificate_der);
     sstp_config.hash_protocols = config.hash_protocols;
     sstp_config.timers = config.timers;
-    let session = Session {
-        sstp: sstp::ServerConnection::new(sstp_config, Instant::now()),
-        link: Link::new(config.link.clone()),
-        hooks,
-        sink,
+    let core = SessionCore::new(
+        Link::new(config.link.clone()),
         info,
-        assigns_network: true,
+        Role::Server,
+        Instant::now(),
+    );
+    let session = Session {
+        sstp: sstp::ServerConnection::new(sstp_config, Instant::now()).into(),
+        hooked: Hooked::new(core, hooks),
+        sink,
     };
     session.run(stream, initial, shutdown).await
 }

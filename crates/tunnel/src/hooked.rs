@@ -1,0 +1,205 @@
+//! A [`SessionCore`] joined to its owner's [`SessionHooks`]: the one piece
+//! of tokio glue every driver shares. Each question the core asks runs in
+//! a task of its own (a credential check or an address must never stall
+//! the session loop); its answer comes back through a channel the loop
+//! selects on, and goes to the core, which applies it at most once. What
+//! an answer hands the driver (the queue of IP packets to send, the
+//! client's packet source, the owner's live view) is kept here.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use ppp::link::NetworkSettings;
+use session::{
+    AuthAnswer, EndReason, HookAnswer, HookRequest, Role, SessionCore, SessionEvent, SessionStats,
+};
+use tokio::sync::mpsc;
+
+use crate::hooks::SessionHooks;
+use crate::live::LiveSession;
+use crate::packet_source::PacketSource;
+
+/// An answer from a hook task, on its way to the core.
+pub(crate) enum Answered {
+    Auth(AuthAnswer),
+    Network(Result<NetworkSettings, String>),
+    Up(Result<mpsc::Receiver<Bytes>, String>),
+}
+
+pub(crate) struct Hooked {
+    pub core: SessionCore,
+    hooks: Arc<dyn SessionHooks>,
+    tx: mpsc::UnboundedSender<Answered>,
+    /// Answers of the hook tasks: the loop selects on
+    /// `hooked.answers.next()` (a field of its own, so that the loop can
+    /// wait on it and on `outbound` at once) and gives each to
+    /// [`Hooked::apply`].
+    pub answers: Answers,
+    /// IP packets to send to the peer, once the owner registered the link.
+    pub outbound: Option<mpsc::Receiver<Bytes>>,
+    /// Read by the session itself (the client's TUN device).
+    pub source: Option<Box<dyn PacketSource>>,
+    /// The owner's live view, once the network phase started.
+    pub live: Option<Arc<LiveSession>>,
+    /// What `live` has been told so far.
+    reported: SessionStats,
+}
+
+impl Hooked {
+    pub fn new(core: SessionCore, hooks: Arc<dyn SessionHooks>) -> Hooked {
+        let (tx, rx) = mpsc::unbounded_channel();
+        Hooked {
+            core,
+            hooks,
+            tx,
+            answers: Answers(rx),
+            outbound: None,
+            source: None,
+            live: None,
+            reported: SessionStats::default(),
+        }
+    }
+
+    /// The next event of the core, after asking the owner whatever the
+    /// core asks and doing what every driver does with an event (the
+    /// owner's live view when the network starts, the server's own
+    /// link-local answers at link-up, no more traffic once down).
+    pub fn poll_event(&mut self) -> Option<SessionEvent> {
+        self.ask_owner();
+        let event = self.core.poll_event()?;
+        match &event {
+            SessionEvent::NetworkStarted => self.live = self.hooks.live(self.core.info()),
+            SessionEvent::Up(up) => {
+                let responder = self.hooks.link_responder(self.core.info(), up);
+                self.core.set_link_responder(responder);
+            }
+            SessionEvent::Down => {
+                self.outbound = None;
+                self.source = None;
+            }
+            SessionEvent::Authenticated => {}
+        }
+        self.ask_owner();
+        Some(event)
+    }
+
+    /// Starts a task for each question of the core; `Down` is told at once.
+    fn ask_owner(&mut self) {
+        while let Some(request) = self.core.poll_hook_request() {
+            let info = self.core.info().clone();
+            match request {
+                HookRequest::Authenticate(request) => {
+                    let fut = self.hooks.authenticate(&info, request);
+                    self.spawn(async move { Answered::Auth(fut.await) });
+                }
+                HookRequest::Network => {
+                    let fut = self.hooks.network(&info);
+                    self.spawn(async move { Answered::Network(fut.await) });
+                }
+                HookRequest::Up(up) => {
+                    let fut = self.hooks.up(&info, &up);
+                    self.spawn(async move { Answered::Up(fut.await) });
+                }
+                HookRequest::Down(reason) => self.hooks.down(&info, &reason),
+            }
+        }
+    }
+
+    fn spawn<F>(&self, answer: F)
+    where
+        F: std::future::Future<Output = Answered> + Send + 'static,
+    {
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            let _ = tx.send(answer.await);
+        });
+    }
+
+    /// Gives an answer to the core; keeps the queue an accepted link-up
+    /// answer carries.
+    pub fn apply(&mut self, answered: Answered) {
+        let now = Instant::now();
+        let id = self.core.info().id;
+        let outcome = match answered {
+            Answered::Auth(a) => self.core.handle_hook_answer(now, HookAnswer::Auth(a)),
+            Answered::Network(n) => self.core.handle_hook_answer(now, HookAnswer::Network(n)),
+            Answered::Up(Ok(rx)) => {
+                let r = self.core.handle_hook_answer(now, HookAnswer::Up(Ok(())));
+                if r.is_ok() {
+                    self.outbound = Some(rx);
+                    self.source = self.hooks.packet_source(self.core.info());
+                }
+                r
+            }
+            Answered::Up(Err(why)) => self.core.handle_hook_answer(now, HookAnswer::Up(Err(why))),
+        };
+        if let Err(e) = outcome {
+            tracing::debug!(session = id, "hook answer dropped: {e}");
+        }
+    }
+
+    /// Tells the owner's live view what `stats` added since the last time.
+    pub fn report(&mut self, stats: &SessionStats) {
+        if let Some(live) = &self.live {
+            live.add(&mut self.reported, stats);
+        }
+    }
+
+    /// Why the session ends when its driver is told to shut down: the
+    /// server stopping, or the dialer's user hanging up.
+    pub fn shutdown_reason(&self) -> EndReason {
+        match self.core.role() {
+            Role::Server => EndReason::ServerStopping,
+            Role::Client => EndReason::LocalRequest,
+        }
+    }
+
+    /// The reason the owner gave with its stop request.
+    pub fn stop_reason(&self) -> EndReason {
+        self.live
+            .as_ref()
+            .and_then(|l| l.stop_reason())
+            .unwrap_or(EndReason::LocalRequest)
+    }
+
+    /// The session is over: the reason, with `Down` told to the owner
+    /// (once, if it was owed).
+    pub fn finish(&mut self, stats: &SessionStats) -> EndReason {
+        self.report(stats);
+        let reason = self.core.finish();
+        self.ask_owner();
+        reason
+    }
+}
+
+/// The receiving end of the hook tasks' answers.
+pub(crate) struct Answers(mpsc::UnboundedReceiver<Answered>);
+
+impl Answers {
+    /// The next answer of a hook task.
+    pub async fn next(&mut self) -> Answered {
+        // The sender lives in the same `Hooked`: the channel never closes
+        // while anyone waits here.
+        match self.0.recv().await {
+            Some(a) => a,
+            None => std::future::pending().await,
+        }
+    }
+}
+
+/// Resolves when the owner asks `live` to stop (never without a view).
+pub(crate) async fn stop_requested(live: Option<Arc<LiveSession>>) {
+    match live {
+        Some(l) => l.stopped().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The next packet of an optional queue (never, without one).
+pub(crate) async fn recv(rx: &mut Option<mpsc::Receiver<Bytes>>) -> Option<Bytes> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
