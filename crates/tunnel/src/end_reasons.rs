@@ -59,21 +59,6 @@ pub(crate) fn from_pptp_call(reason: &pptp::CallClearReason) -> EndReason {
     }
 }
 
-/// The transport under `link` closed: the peer hung up after its LCP
-/// Terminate-Request (User-Request), or the carrier was lost.
-pub(crate) fn transport_closed(link: &ppp::link::Link) -> EndReason {
-    match link.peer_terminating() {
-        Some(text) => EndReason::PeerRequest(text.to_owned()),
-        None => EndReason::LostCarrier(LostCarrier::TransportClosed),
-    }
-}
-
-/// A PPP link that went down, for a session that did not record why
-/// first (the link's `Closed` only follows a reason the session set).
-pub(crate) fn from_link(down: &ppp::link::DownReason) -> EndReason {
-    EndReason::from_link_down(down).unwrap_or_else(|| EndReason::Internal(down.to_string()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,14 +88,6 @@ mod tests {
             ),
             (
                 from_pptp_call(&pptp::CallClearReason::PeerRequest),
-                TerminateCause::UserRequest,
-            ),
-            (
-                from_link(&ppp::link::DownReason::PeerDead),
-                TerminateCause::LostCarrier,
-            ),
-            (
-                from_link(&ppp::link::DownReason::PeerTerminated("bye".into())),
                 TerminateCause::UserRequest,
             ),
         ];

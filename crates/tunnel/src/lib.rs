@@ -7,12 +7,10 @@
 //! the same driver serves `ras server` and `ras connect`.
 
 mod end_reasons;
-mod hook_result;
 mod hooked;
 mod hooks;
 pub mod http_io;
 pub mod live;
-mod local_answer;
 pub use session::login_log;
 pub mod modem;
 mod outcome;

@@ -3,34 +3,31 @@
 
 use std::time::Instant;
 
-use ppp::link::{Inbound, Link};
+use ppp::link::Inbound;
 use pptp::GreSession;
+use session::SessionCore;
 
 use crate::hooks::PacketSink;
-use crate::local_answer::LocalAnswer;
 use crate::SessionStats;
 
-/// Hand every in-order GRE payload to the PPP link (which decrypts it in
-/// place); IP packets it yields go to `sink`, unless `local` takes them
-/// (packets for the server's end of the link; its replies wait in it).
+/// Hand every in-order GRE payload to the session (whose link decrypts it
+/// in place); IP packets it yields go to `sink` (packets for the server's
+/// end of the link are answered by the core: see [`send_local_replies`]).
 /// Each payload's buffer goes back to `gre` for the next datagram it
 /// sends.
 pub(crate) fn deliver(
     gre: &mut GreSession,
-    link: &mut Link,
+    core: &mut SessionCore,
     sink: &dyn PacketSink,
     stats: &mut SessionStats,
-    mut local: Option<&mut LocalAnswer>,
     now: Instant,
 ) {
     while let Some(mut frame) = gre.poll_received() {
-        match link.handle_frame(now, &mut frame) {
+        match core.handle_frame(now, &mut frame) {
             Inbound::Ipv4(p) | Inbound::Ipv6(p) => {
                 stats.packets_in += 1;
                 stats.ip_bytes_in += p.len() as u64;
-                if !local.as_mut().is_some_and(|l| l.intercept(now, p)) {
-                    sink.send(p);
-                }
+                sink.send(p);
             }
             Inbound::Nothing => {}
         }
@@ -38,17 +35,29 @@ pub(crate) fn deliver(
     }
 }
 
+/// The replies of the server's own end of the link, into GRE.
+pub(crate) fn send_local_replies(
+    core: &mut SessionCore,
+    gre: &mut GreSession,
+    frame: &mut Vec<u8>,
+    stats: &mut SessionStats,
+) {
+    while let Some(reply) = core.poll_local_reply() {
+        send_ip(core, gre, frame, stats, &reply);
+    }
+}
+
 /// One IP packet from the network: PPP (with MPPE when negotiated) into
 /// GRE. `frame` is a reused buffer.
 pub(crate) fn send_ip(
-    link: &mut Link,
+    core: &mut SessionCore,
     gre: &mut GreSession,
     frame: &mut Vec<u8>,
     stats: &mut SessionStats,
     packet: &[u8],
 ) {
     frame.clear();
-    match link.send_ip(packet, frame) {
+    match core.send_ip(packet, frame) {
         Ok(()) => match gre.send(Instant::now(), frame) {
             Ok(()) => {
                 stats.packets_out += 1;
@@ -60,18 +69,14 @@ pub(crate) fn send_ip(
     }
 }
 
-/// The link's control frames (LCP, auth, NCPs) into GRE; true if any.
-pub(crate) fn send_control(
-    link: &mut Link,
-    gre: &mut GreSession,
-    session: u64,
-    now: Instant,
-) -> bool {
+/// The link's control frames (LCP, auth, NCPs) into GRE, ahead of queued
+/// data; true if any.
+pub(crate) fn send_control(core: &mut SessionCore, gre: &mut GreSession, now: Instant) -> bool {
     let mut any = false;
-    while let Some(frame) = link.poll_transmit() {
+    while let Some(frame) = core.poll_transmit() {
         any = true;
         if let Err(e) = gre.send_control(now, &frame) {
-            tracing::debug!(session, "PPP control frame not sent: {e}");
+            tracing::debug!(session = core.info().id, "PPP control frame not sent: {e}");
         }
     }
     any

@@ -31,17 +31,17 @@ use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use ppp::link::{Link, LinkConfig, LinkEvent};
+use ppp::link::{Link, LinkConfig};
 use pptp::control::StopReason;
 use pptp::{Event, GreConfig, GreSession, Pns, PnsConfig};
-use session::{EndReason, LostCarrier};
+use session::{EndReason, LostCarrier, Role, SessionCore, SessionEvent};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 use crate::end_reasons;
+use crate::hooked::{self, Hooked};
 use crate::hooks::{PacketSink, SessionHooks, SessionInfo};
 use crate::ppp_over_gre;
 use crate::{Outcome, SessionStats};
@@ -184,8 +184,8 @@ pub async fn connect(
     );
     hooks.transport_up(&info);
     let gre = GreSession::new(config.gre, call.local, call.peer, call.window);
-    let mut link = Link::new(config.link);
-    link.lower_up(Instant::now());
+    let mut core = SessionCore::new(Link::new(config.link), info, Role::Client, Instant::now());
+    core.lower_up(Instant::now());
     let session = Session {
         tcp: setup.tcp,
         pns: setup.pns,
@@ -194,10 +194,8 @@ pub async fn connect(
         gre_socket,
         server_ip,
         call_id: call.local,
-        link,
-        hooks,
+        hooked: Hooked::new(core, hooks),
         sink,
-        info,
     };
     Ok(session.run(shutdown).await)
 }
@@ -332,11 +330,6 @@ async fn write_control(tcp: &mut TcpStream, msg: &[u8]) -> Result<(), PptpError>
     }
 }
 
-/// Results of hooks running in their own tasks.
-enum HookResult {
-    Up(Result<mpsc::Receiver<Bytes>, String>),
-}
-
 /// An established call.
 struct Session {
     tcp: TcpStream,
@@ -346,25 +339,16 @@ struct Session {
     gre_socket: UdpSocket,
     server_ip: Ipv4Addr,
     call_id: u16,
-    link: Link,
-    hooks: Arc<dyn SessionHooks>,
+    /// The PPP link and the owner's hooks.
+    hooked: Hooked,
     sink: Arc<dyn PacketSink>,
-    info: SessionInfo,
 }
 
 struct State {
     frame: Vec<u8>,
-    outbound: Option<mpsc::Receiver<Bytes>>,
-    hook_tx: mpsc::UnboundedSender<HookResult>,
-    was_up: bool,
     /// The link is down: clear the call and close the control connection.
     link_down: bool,
     call_cleared: bool,
-    reason: Option<EndReason>,
-    /// The server refused the password but allowed a retry; servers like
-    /// pppd then hang up the call rather than finish LCP, and this is the
-    /// reason to report, not the hang-up.
-    auth_failure: Option<EndReason>,
     stats: SessionStats,
     /// GRE datagrams dropped (malformed, foreign, send failures).
     gre_dropped: u64,
@@ -375,17 +359,15 @@ struct State {
 }
 
 impl Session {
+    fn id(&self) -> u64 {
+        self.hooked.core.info().id
+    }
+
     async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Outcome {
-        let (hook_tx, mut hook_rx) = mpsc::unbounded_channel();
         let mut st = State {
             frame: Vec::new(),
-            outbound: None,
-            hook_tx,
-            was_up: false,
             link_down: false,
             call_cleared: false,
-            reason: None,
-            auth_failure: None,
             stats: SessionStats::default(),
             gre_dropped: 0,
             gre_accepted: 0,
@@ -398,10 +380,10 @@ impl Session {
         loop {
             self.process(&mut st);
             if let Err(e) = self.flush_control().await {
-                st.reason.get_or_insert_with(|| {
-                    EndReason::LostCarrier(LostCarrier::TransportFailed(e.to_string()))
-                });
-                self.link.lower_down(Instant::now());
+                self.hooked.core.record_reason(EndReason::LostCarrier(
+                    LostCarrier::TransportFailed(e.to_string()),
+                ));
+                self.hooked.core.lower_down(Instant::now(), None);
                 break;
             }
             if self.pns.is_closed() {
@@ -409,7 +391,7 @@ impl Session {
             }
             let watch_silence = st.gre_accepted == 0 && !st.link_down;
             let deadline = [
-                self.link.poll_timeout(),
+                self.hooked.core.poll_timeout(),
                 self.pns.poll_timeout(),
                 self.gre.poll_timeout(),
                 watch_silence.then_some(silence_deadline),
@@ -423,13 +405,12 @@ impl Session {
                     None => std::future::pending().await,
                 }
             };
-            let can_take = st.outbound.is_some();
+            let can_take = self.hooked.outbound.is_some();
             tokio::select! {
                 r = self.tcp.read(&mut self.rbuf) => match r {
                     Ok(0) | Err(_) => {
-                        st.reason.get_or_insert_with(|| end_reasons::transport_closed(&self.link));
+                        self.hooked.core.lower_down(Instant::now(), None);
                         self.pns.handle_transport_closed();
-                        self.link.lower_down(Instant::now());
                         self.drain_pns(&mut st);
                         break;
                     }
@@ -455,7 +436,7 @@ impl Session {
                                 Err(e) => {
                                     // ICMP errors surface here on a
                                     // connected raw socket: not fatal.
-                                    tracing::debug!(session = self.info.id, "GRE socket: {e}");
+                                    tracing::debug!(session = self.id(), "GRE socket: {e}");
                                     break;
                                 }
                             }
@@ -463,57 +444,53 @@ impl Session {
                         self.sink.flush();
                     }
                     Err(e) => {
-                        st.reason.get_or_insert_with(|| EndReason::Internal(format!("GRE socket: {e}")));
+                        self.hooked.core.record_reason(EndReason::Internal(format!("GRE socket: {e}")));
                         break;
                     }
                 },
-                p = recv(&mut st.outbound), if can_take => match p {
+                p = hooked::recv(&mut self.hooked.outbound), if can_take => match p {
                     Some(packet) => {
                         self.send_ip(&mut st, &packet);
                         for _ in 1..OUTBOUND_BATCH {
-                            let Some(rx) = st.outbound.as_mut() else { break };
+                            let Some(rx) = self.hooked.outbound.as_mut() else { break };
                             match rx.try_recv() {
                                 Ok(packet) => self.send_ip(&mut st, &packet),
                                 Err(_) => break,
                             }
                         }
                     }
-                    None => st.outbound = None,
+                    None => self.hooked.outbound = None,
                 },
-                Some(h) = hook_rx.recv() => self.apply_hook(&mut st, h),
+                answered = self.hooked.answers.next() => self.hooked.apply(answered),
                 _ = sleep => {
                     let now = Instant::now();
                     if watch_silence && now >= silence_deadline {
-                        tracing::info!(session = self.info.id, "{GRE_SILENCE}");
-                        st.reason.get_or_insert_with(|| EndReason::LostCarrier(LostCarrier::TransportFailed(GRE_SILENCE.into())));
-                        self.link.lower_down(now);
+                        tracing::info!(session = self.id(), "{GRE_SILENCE}");
+                        self.hooked.core.record_reason(EndReason::LostCarrier(LostCarrier::TransportFailed(GRE_SILENCE.into())));
+                        self.hooked.core.lower_down(now, None);
                     }
-                    self.link.handle_timeout(now);
+                    self.hooked.core.handle_timeout(now);
                     self.pns.handle_timeout(now);
                     self.gre.handle_timeout(now);
                 }
                 _ = shutdown.changed(), if !stopping => {
                     stopping = true;
-                    st.reason.get_or_insert(EndReason::LocalRequest);
-                    self.link.close(Instant::now(), &EndReason::LocalRequest.to_string());
+                    self.hooked.core.close(Instant::now(), EndReason::LocalRequest);
                 }
             }
         }
         let _ = self.tcp.shutdown().await;
         tracing::debug!(
-            session = self.info.id,
+            session = self.id(),
             gre_dropped = st.gre_dropped,
             gre = ?self.gre.stats(),
             "PPTP session ended"
         );
-        let reason = match st.auth_failure {
-            Some(auth) if !st.was_up => Some(auth),
-            _ => st.reason,
-        };
+        let reason = self.hooked.finish(&st.stats);
         Outcome {
-            reason: reason.unwrap_or(EndReason::LostCarrier(LostCarrier::TransportClosed)),
+            reason,
             stats: st.stats,
-            was_up: st.was_up,
+            was_up: self.hooked.core.was_up(),
         }
     }
 
@@ -527,21 +504,16 @@ impl Session {
         let now = Instant::now();
         if let Err(e) = self.gre.handle_datagram(now, gre) {
             // Another call's (or another client's) GRE, or garbage.
-            tracing::trace!(
-                session = self.info.id,
-                call = self.call_id,
-                "GRE dropped: {e}"
-            );
+            tracing::trace!(session = self.id(), call = self.call_id, "GRE dropped: {e}");
             st.gre_dropped += 1;
             return;
         }
         st.gre_accepted += 1;
         ppp_over_gre::deliver(
             &mut self.gre,
-            &mut self.link,
+            &mut self.hooked.core,
             &*self.sink,
             &mut st.stats,
-            None,
             now,
         );
     }
@@ -550,7 +522,7 @@ impl Session {
     /// loop comes round (`process`).
     fn send_ip(&mut self, st: &mut State, packet: &[u8]) {
         ppp_over_gre::send_ip(
-            &mut self.link,
+            &mut self.hooked.core,
             &mut self.gre,
             &mut st.frame,
             &mut st.stats,
@@ -558,16 +530,21 @@ impl Session {
         );
     }
 
-    /// Move link output into GRE, react to link and control events, write
-    /// GRE datagrams.
+    /// Move link output into GRE, react to session and control events,
+    /// write GRE datagrams.
     fn process(&mut self, st: &mut State) {
         for _ in 0..16 {
             let mut busy = false;
             let now = Instant::now();
-            busy |= ppp_over_gre::send_control(&mut self.link, &mut self.gre, self.info.id, now);
-            while let Some(event) = self.link.poll_event() {
+            busy |= ppp_over_gre::send_control(&mut self.hooked.core, &mut self.gre, now);
+            while let Some(event) = self.hooked.poll_event() {
                 busy = true;
-                self.on_link_event(st, event);
+                if matches!(event, SessionEvent::Down) && !st.link_down {
+                    st.link_down = true;
+                    if st.call_cleared || self.pns.clear_call(now, self.call_id).is_err() {
+                        self.pns.close(now, StopReason::None);
+                    }
+                }
             }
             busy |= self.drain_pns(st);
             if !busy {
@@ -589,28 +566,30 @@ impl Session {
                     reason,
                     ..
                 } if local_call_id == self.call_id => {
-                    tracing::info!(session = self.info.id, "PPTP call cleared: {reason}");
-                    st.reason
-                        .get_or_insert_with(|| end_reasons::from_pptp_call(&reason));
+                    tracing::info!(session = self.id(), "PPTP call cleared: {reason}");
+                    self.hooked
+                        .core
+                        .record_reason(end_reasons::from_pptp_call(&reason));
                     st.call_cleared = true;
-                    st.outbound = None;
-                    self.link.lower_down(now);
+                    self.hooked.outbound = None;
+                    self.hooked.core.lower_down(now, None);
                     self.pns.close(now, StopReason::None);
                 }
                 Event::Closed { reason } => {
                     tracing::debug!(
-                        session = self.info.id,
+                        session = self.id(),
                         "PPTP control connection closed: {reason}"
                     );
-                    st.reason
-                        .get_or_insert_with(|| end_reasons::from_pptp_control(&reason));
-                    st.outbound = None;
-                    self.link.lower_down(now);
+                    self.hooked
+                        .core
+                        .record_reason(end_reasons::from_pptp_control(&reason));
+                    self.hooked.outbound = None;
+                    self.hooked.core.lower_down(now, None);
                 }
                 Event::WanError { errors, .. } => {
-                    tracing::debug!(session = self.info.id, "PPTP WAN-Error-Notify: {errors:?}")
+                    tracing::debug!(session = self.id(), "PPTP WAN-Error-Notify: {errors:?}")
                 }
-                other => tracing::debug!(session = self.info.id, "PPTP event: {other:?}"),
+                other => tracing::debug!(session = self.id(), "PPTP event: {other:?}"),
             }
         }
         any
@@ -639,85 +618,6 @@ impl Session {
         }
         Ok(())
     }
-
-    fn on_link_event(&mut self, st: &mut State, event: LinkEvent) {
-        let id = self.info.id;
-        match event {
-            LinkEvent::AuthRequest(_) => {
-                // The client never asks the server to authenticate.
-                self.link
-                    .close(Instant::now(), "unexpected authentication request");
-            }
-            LinkEvent::Authenticated { username, protocol } => {
-                tracing::info!(
-                    session = id,
-                    "authenticated: user {}, {}",
-                    crate::login_log::Quoted(&username),
-                    crate::login_log::protocol_name(protocol)
-                );
-                self.info.user = Some(username);
-            }
-            LinkEvent::Up(up) => {
-                st.was_up = true;
-                tracing::info!(
-                    session = id,
-                    "PPP link up: {}",
-                    crate::hook_result::link_up_text(&up, false)
-                );
-                let fut = self.hooks.up(&self.info, &up);
-                let tx = st.hook_tx.clone();
-                tokio::spawn(async move {
-                    let _ = tx.send(HookResult::Up(fut.await));
-                });
-            }
-            LinkEvent::Down(reason) => {
-                tracing::info!(session = id, "PPP link down: {reason}");
-                st.reason
-                    .get_or_insert_with(|| end_reasons::from_link(&reason));
-                st.outbound = None;
-                if !st.link_down {
-                    st.link_down = true;
-                    let now = Instant::now();
-                    if st.call_cleared || self.pns.clear_call(now, self.call_id).is_err() {
-                        self.pns.close(now, StopReason::None);
-                    }
-                }
-            }
-            LinkEvent::AuthRetryAllowed(f) => {
-                st.auth_failure = Some(EndReason::AuthFailed(format!(
-                    "authentication failed (error {}): {}",
-                    f.rejection.code(),
-                    f.message
-                )));
-                tracing::info!(
-                    session = id,
-                    "server refused the password ({}), retry allowed",
-                    f.rejection.code()
-                );
-                // A tunnel client has no one to ask for another password:
-                // fail now with the server's code.
-                self.link.decline_auth_retry(Instant::now());
-            }
-            LinkEvent::PeerIdentification(text) => {
-                tracing::debug!(session = id, "peer identifies as {text:?}")
-            }
-            LinkEvent::TimeRemaining(s) => tracing::info!(session = id, "session ends in {s} s"),
-        }
-    }
-
-    fn apply_hook(&mut self, st: &mut State, result: HookResult) {
-        match result {
-            HookResult::Up(Ok(rx)) => {
-                if !st.link_down {
-                    st.outbound = Some(rx);
-                }
-            }
-            HookResult::Up(Err(why)) => {
-                self.link.close(Instant::now(), &why);
-                st.reason.get_or_insert(EndReason::Internal(why));
-            }
-        }
-    }
 }
 
 /// The GRE bytes of an IPv4 datagram from `server`, or `None`.
@@ -744,13 +644,6 @@ fn gre_payload(datagram: &[u8], server: Ipv4Addr) -> Option<&[u8]> {
         datagram.len()
     };
     Some(&datagram[ihl..end])
-}
-
-async fn recv(rx: &mut Option<mpsc::Receiver<Bytes>>) -> Option<Bytes> {
-    match rx {
-        Some(rx) => rx.recv().await,
-        None => std::future::pending().await,
-    }
 }
 
 #[cfg(test)]

@@ -34,19 +34,18 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use ppp::link::{Link, LinkConfig, LinkEvent};
+use ppp::link::{Link, LinkConfig};
 use pptp::control::{DisconnectResult, StopReason};
 use pptp::{Event, GreConfig, GreSession, Pac, PacConfig};
-use session::{EndReason, LostCarrier};
+use session::{EndReason, LostCarrier, Role, SessionCore, SessionEvent};
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::{mpsc, watch};
 
 use crate::end_reasons;
-use crate::hook_result::{self, Applied, HookResult};
+use crate::hooked::{self, Hooked};
 use crate::hooks::{PacketSink, SessionHooks, SessionInfo};
-use crate::local_answer::{self, LocalAnswer};
 use crate::ppp_over_gre;
 use crate::{Outcome, SessionStats};
 
@@ -476,7 +475,12 @@ pub async fn serve(
             let gre = GreSession::new(config.gre.clone(), call.local, call.peer, call.window);
             // The link's lower layer comes up with the client's first GRE
             // datagram, or after FIRST_GRE_GRACE (see `lower_up_at`).
-            let link = Link::new(config.link.clone());
+            let core = SessionCore::new(
+                Link::new(config.link.clone()),
+                info,
+                Role::Server,
+                Instant::now(),
+            );
             let session = Session {
                 tcp: setup.tcp,
                 pac: setup.pac,
@@ -486,11 +490,9 @@ pub async fn serve(
                 demux: demux.clone(),
                 peer,
                 call_id: call.local,
-                link,
+                hooked: Hooked::new(core, hooks),
                 lower_up_at: Some(Instant::now() + FIRST_GRE_GRACE),
-                hooks,
                 sink,
-                info,
             };
             session.run(shutdown).await
         }
@@ -612,7 +614,8 @@ struct Session {
     demux: Arc<GreDemux>,
     peer: Ipv4Addr,
     call_id: u16,
-    link: Link,
+    /// The PPP link and the owner's hooks.
+    hooked: Hooked,
     /// Until the PPP link's lower layer is up: when it comes up at the
     /// latest. We do not send LCP until the client's first GRE arrives.
     /// Our Outgoing-Call-Reply (TCP) and our first GRE datagram leave
@@ -624,25 +627,14 @@ struct Session {
     /// the reply has passed; clients that wait for us get LCP after the
     /// grace period.
     lower_up_at: Option<Instant>,
-    hooks: Arc<dyn SessionHooks>,
     sink: Arc<dyn PacketSink>,
-    info: SessionInfo,
 }
 
 struct State {
     frame: Vec<u8>,
-    outbound: Option<mpsc::Receiver<Bytes>>,
-    hook_tx: mpsc::UnboundedSender<HookResult>,
-    /// Logs a password the PPP authenticator refused.
-    auth_watch: hook_result::AuthWatch,
-    /// Answers for the server's end of the link, once it is up.
-    local: Option<LocalAnswer>,
-    network_hooked: bool,
-    was_up: bool,
     /// The link is down: the call is cleared and the control connection
     /// closing.
     link_down: bool,
-    reason: Option<EndReason>,
     stats: SessionStats,
     gre_dropped: u64,
     /// Datagrams written by the next `flush_gre`, reused.
@@ -650,49 +642,37 @@ struct State {
     /// Drops not yet logged, and when the last summary was.
     drops_unlogged: u64,
     drops_logged_at: Option<Instant>,
-    /// The owner's live view, once the network phase started.
-    live: Option<Arc<crate::live::LiveSession>>,
-    /// What `live` has been told so far.
-    reported: SessionStats,
 }
 
 impl Session {
+    fn id(&self) -> u64 {
+        self.hooked.core.info().id
+    }
+
     async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Outcome {
-        let (hook_tx, mut hook_rx) = mpsc::unbounded_channel();
         let mut st = State {
             frame: Vec::new(),
-            outbound: None,
-            hook_tx,
-            auth_watch: Default::default(),
-            local: None,
-            network_hooked: false,
-            was_up: false,
             link_down: false,
-            reason: None,
             stats: SessionStats::default(),
             gre_dropped: 0,
             out: Vec::with_capacity(ppp_over_gre::BATCH),
             drops_unlogged: 0,
             drops_logged_at: None,
-            live: None,
-            reported: SessionStats::default(),
         };
         let mut stopping = false;
         loop {
             self.process(&mut st);
-            if let Some(live) = &st.live {
-                live.add(&mut st.reported, &st.stats);
-            }
+            self.hooked.report(&st.stats);
             if let Err(e) = self.flush_control().await {
-                st.reason.get_or_insert(e);
-                self.link.lower_down(Instant::now());
+                self.hooked.core.record_reason(e);
+                self.hooked.core.lower_down(Instant::now(), None);
                 break;
             }
             if self.pac.is_closed() {
                 break;
             }
             let deadline = [
-                self.link.poll_timeout(),
+                self.hooked.core.poll_timeout(),
                 self.pac.poll_timeout(),
                 self.gre.poll_timeout(),
                 self.lower_up_at,
@@ -706,21 +686,14 @@ impl Session {
                     None => std::future::pending().await,
                 }
             };
-            let can_take = st.outbound.is_some();
-            let live = st.live.clone();
-            let stop_requested = async {
-                match &live {
-                    Some(l) => l.stopped().await,
-                    None => std::future::pending().await,
-                }
-            };
+            let can_take = self.hooked.outbound.is_some();
+            let stop_requested = hooked::stop_requested(self.hooked.live.clone());
             tokio::select! {
                 r = self.tcp.read(&mut self.rbuf) => match r {
                     Ok(0) | Err(_) => {
-                        st.reason.get_or_insert_with(|| end_reasons::transport_closed(&self.link));
+                        self.hooked.core.lower_down(Instant::now(), None);
                         self.pac.handle_transport_closed();
-                        self.link.lower_down(Instant::now());
-                        self.drain_pac(&mut st);
+                        self.drain_pac();
                         break;
                     }
                     Ok(n) => {
@@ -738,62 +711,52 @@ impl Session {
                     }
                     self.sink.flush();
                 },
-                p = recv(&mut st.outbound), if can_take => match p {
+                p = hooked::recv(&mut self.hooked.outbound), if can_take => match p {
                     Some(packet) => {
                         self.send_ip(&mut st, &packet);
                         for _ in 1..BATCH {
-                            let Some(rx) = st.outbound.as_mut() else { break };
+                            let Some(rx) = self.hooked.outbound.as_mut() else { break };
                             match rx.try_recv() {
                                 Ok(packet) => self.send_ip(&mut st, &packet),
                                 Err(_) => break,
                             }
                         }
                     }
-                    None => st.outbound = None,
+                    None => self.hooked.outbound = None,
                 },
-                Some(h) = hook_rx.recv() => self.apply_hook(&mut st, h),
+                answered = self.hooked.answers.next() => self.hooked.apply(answered),
                 _ = sleep => {
                     let now = Instant::now();
                     if self.lower_up_at.is_some_and(|t| t <= now) {
                         self.lower_up(now);
                     }
-                    self.link.handle_timeout(now);
+                    self.hooked.core.handle_timeout(now);
                     self.pac.handle_timeout(now);
                     self.gre.handle_timeout(now);
                 }
                 _ = shutdown.changed(), if !stopping => {
                     stopping = true;
-                    st.reason.get_or_insert(EndReason::ServerStopping);
                     self.lower_up(Instant::now());
-                    self.link.close(Instant::now(), &EndReason::ServerStopping.to_string());
+                    self.hooked.core.close(Instant::now(), EndReason::ServerStopping);
                 }
                 _ = stop_requested, if !stopping => {
                     stopping = true;
-                    let why = live.as_ref().and_then(|l| l.stop_reason()).unwrap_or(EndReason::LocalRequest);
-                    tracing::info!(session = self.info.id, "ending the session: {why}");
+                    let why = self.hooked.stop_reason();
+                    tracing::info!(session = self.id(), "ending the session: {why}");
                     self.lower_up(Instant::now());
-                    self.link.close(Instant::now(), &why.to_string());
-                    st.reason.get_or_insert(why);
+                    self.hooked.core.close(Instant::now(), why);
                 }
             }
         }
-        if let Some(live) = &st.live {
-            live.add(&mut st.reported, &st.stats);
-        }
         let _ = self.tcp.shutdown().await;
-        let reason = st
-            .reason
-            .unwrap_or(EndReason::LostCarrier(LostCarrier::TransportClosed));
-        if st.network_hooked {
-            self.hooks.down(&self.info, &reason);
-        }
+        let reason = self.hooked.finish(&st.stats);
         let gre = self.gre.stats();
-        if !st.was_up {
+        if !self.hooked.core.was_up() {
             // What a NAT without PPTP pass-through looks like from here:
             // the client's GRE arrives, ours never reaches it, and the
             // client gives up on LCP.
             tracing::info!(
-                session = self.info.id,
+                session = self.id(),
                 "the PPP link never came up: {} GRE datagrams accepted from {}, {} sent to it",
                 gre.receive.accepted,
                 self.peer,
@@ -801,7 +764,7 @@ impl Session {
             );
         }
         tracing::debug!(
-            session = self.info.id,
+            session = self.id(),
             gre_dropped = st.gre_dropped,
             gre = ?gre,
             "PPTP session ended"
@@ -809,7 +772,7 @@ impl Session {
         Outcome {
             reason,
             stats: st.stats,
-            was_up: st.was_up,
+            was_up: self.hooked.core.was_up(),
         }
     }
 
@@ -826,7 +789,7 @@ impl Session {
                 .is_none_or(|t| now.duration_since(t) >= DROP_LOG_INTERVAL)
             {
                 tracing::info!(
-                    session = self.info.id,
+                    session = self.id(),
                     "GRE datagrams of this call dropped: {} (last: {e})",
                     st.drops_unlogged
                 );
@@ -838,21 +801,23 @@ impl Session {
         self.lower_up(now);
         ppp_over_gre::deliver(
             &mut self.gre,
-            &mut self.link,
+            &mut self.hooked.core,
             &*self.sink,
             &mut st.stats,
-            st.local.as_mut(),
             now,
         );
-        for reply in local_answer::replies(&mut st.local) {
-            self.send_ip(st, &reply);
-        }
+        ppp_over_gre::send_local_replies(
+            &mut self.hooked.core,
+            &mut self.gre,
+            &mut st.frame,
+            &mut st.stats,
+        );
     }
 
     /// Bring the PPP link's lower layer up, once (RFC 1661 §4.1 Up event).
     fn lower_up(&mut self, now: Instant) {
         if self.lower_up_at.take().is_some() {
-            self.link.lower_up(now);
+            self.hooked.core.lower_up(now);
         }
     }
 
@@ -860,7 +825,7 @@ impl Session {
     /// loop comes round (`process`).
     fn send_ip(&mut self, st: &mut State, packet: &[u8]) {
         ppp_over_gre::send_ip(
-            &mut self.link,
+            &mut self.hooked.core,
             &mut self.gre,
             &mut st.frame,
             &mut st.stats,
@@ -872,12 +837,17 @@ impl Session {
         for _ in 0..16 {
             let mut busy = false;
             let now = Instant::now();
-            busy |= ppp_over_gre::send_control(&mut self.link, &mut self.gre, self.info.id, now);
-            while let Some(event) = self.link.poll_event() {
+            busy |= ppp_over_gre::send_control(&mut self.hooked.core, &mut self.gre, now);
+            while let Some(event) = self.hooked.poll_event() {
                 busy = true;
-                self.on_link_event(st, event);
+                if matches!(event, SessionEvent::Down) && !st.link_down {
+                    st.link_down = true;
+                    self.pac
+                        .disconnect_call(self.call_id, DisconnectResult::AdminShutdown);
+                    self.pac.close(now, StopReason::None);
+                }
             }
-            busy |= self.drain_pac(st);
+            busy |= self.drain_pac();
             if !busy {
                 break;
             }
@@ -885,7 +855,7 @@ impl Session {
         self.flush_gre(st);
     }
 
-    fn drain_pac(&mut self, st: &mut State) -> bool {
+    fn drain_pac(&mut self) -> bool {
         let mut any = false;
         while let Some(event) = self.pac.poll_event() {
             any = true;
@@ -896,27 +866,29 @@ impl Session {
                     reason,
                     ..
                 } if local_call_id == self.call_id => {
-                    tracing::info!(session = self.info.id, "PPTP call cleared: {reason}");
-                    st.reason
-                        .get_or_insert_with(|| end_reasons::from_pptp_call(&reason));
-                    st.outbound = None;
-                    self.link.lower_down(now);
+                    tracing::info!(session = self.id(), "PPTP call cleared: {reason}");
+                    self.hooked
+                        .core
+                        .record_reason(end_reasons::from_pptp_call(&reason));
+                    self.hooked.outbound = None;
+                    self.hooked.core.lower_down(now, None);
                 }
                 Event::Closed { reason } => {
                     tracing::debug!(
-                        session = self.info.id,
+                        session = self.id(),
                         "PPTP control connection closed: {reason}"
                     );
-                    st.reason
-                        .get_or_insert_with(|| end_reasons::from_pptp_control(&reason));
-                    st.outbound = None;
-                    self.link.lower_down(now);
+                    self.hooked
+                        .core
+                        .record_reason(end_reasons::from_pptp_control(&reason));
+                    self.hooked.outbound = None;
+                    self.hooked.core.lower_down(now, None);
                 }
                 Event::CallRefused { result, error, .. } => tracing::info!(
-                    session = self.info.id,
+                    session = self.id(),
                     "PPTP: another call refused: {result}, {error}"
                 ),
-                other => tracing::debug!(session = self.info.id, "PPTP event: {other:?}"),
+                other => tracing::debug!(session = self.id(), "PPTP event: {other:?}"),
             }
         }
         any
@@ -943,89 +915,6 @@ impl Session {
             write_control(&mut self.tcp, &msg).await?;
         }
         Ok(())
-    }
-
-    fn on_link_event(&mut self, st: &mut State, event: LinkEvent) {
-        let id = self.info.id;
-        st.auth_watch.link_event(&self.info, &event);
-        match event {
-            LinkEvent::AuthRequest(request) => {
-                hook_result::spawn_auth(&st.hook_tx, &*self.hooks, &self.info, request);
-            }
-            LinkEvent::Authenticated { username, protocol } => {
-                tracing::info!(
-                    session = id,
-                    "authenticated: user {}, {}",
-                    crate::login_log::Quoted(&username),
-                    crate::login_log::protocol_name(protocol)
-                );
-                self.info.user = Some(username);
-                if !st.network_hooked {
-                    st.network_hooked = true;
-                    hook_result::spawn_network(&st.hook_tx, &*self.hooks, &self.info);
-                }
-            }
-            LinkEvent::Up(up) => {
-                st.was_up = true;
-                tracing::info!(
-                    session = id,
-                    "PPP link up: {}",
-                    hook_result::link_up_text(&up, true)
-                );
-                st.local = self
-                    .hooks
-                    .link_responder(&self.info, &up)
-                    .map(LocalAnswer::new);
-                hook_result::spawn_up(&st.hook_tx, &*self.hooks, &self.info, &up);
-            }
-            LinkEvent::Down(reason) => {
-                tracing::info!(session = id, "PPP link down: {reason}");
-                st.reason
-                    .get_or_insert_with(|| end_reasons::from_link(&reason));
-                st.outbound = None;
-                if !st.link_down {
-                    st.link_down = true;
-                    let now = Instant::now();
-                    self.pac
-                        .disconnect_call(self.call_id, DisconnectResult::AdminShutdown);
-                    self.pac.close(now, StopReason::None);
-                }
-            }
-            LinkEvent::AuthRetryAllowed(f) => {
-                tracing::info!(
-                    session = id,
-                    "client refused the password ({}), retry allowed",
-                    f.rejection.code()
-                );
-            }
-            LinkEvent::PeerIdentification(text) => {
-                tracing::debug!(session = id, "peer identifies as {text:?}")
-            }
-            LinkEvent::TimeRemaining(s) => tracing::info!(session = id, "session ends in {s} s"),
-        }
-    }
-
-    fn apply_hook(&mut self, st: &mut State, result: HookResult) {
-        match hook_result::apply(
-            &mut self.link,
-            &*self.hooks,
-            &self.info,
-            &mut st.reason,
-            &mut st.auth_watch,
-            result,
-        ) {
-            Applied::Live(live) => st.live = live,
-            // A call already cleared takes no more traffic.
-            Applied::Outbound(rx) if !st.link_down => st.outbound = Some(rx),
-            Applied::Outbound(_) | Applied::Nothing => {}
-        }
-    }
-}
-
-async fn recv(rx: &mut Option<mpsc::Receiver<Bytes>>) -> Option<Bytes> {
-    match rx {
-        Some(rx) => rx.recv().await,
-        None => std::future::pending().await,
     }
 }
 

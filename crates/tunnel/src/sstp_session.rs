@@ -318,9 +318,12 @@ impl Session {
                         Inbound::Nothing => {}
                     }
                 }
+                // The tunnel's own reason wins over what PPP saw.
                 Event::Closed(reason) => {
-                    let cause = end_reasons::from_sstp(&reason);
-                    self.hooked.core.lower_down(now, Some(cause));
+                    self.hooked
+                        .core
+                        .record_reason(end_reasons::from_sstp(&reason));
+                    self.hooked.core.lower_down(now, None);
                 }
             }
         }
