@@ -13,7 +13,7 @@ use bytes::{Bytes, BytesMut};
 use netdev::{TunDevice, TunError, TunSettings};
 use ppp::auth::AuthProtocol;
 use ppp::link::LinkUp;
-use ppp::mppe::{MppeSettings, MppeStrength};
+use ppp::mppe::MppeSettings;
 use tokio::sync::mpsc;
 use tunnel::{PacketSink, PacketSource};
 
@@ -97,15 +97,7 @@ impl fmt::Display for Connected {
             write!(f, ", DNS {}", dns.join(" "))?;
         }
         match self.mppe {
-            Some(m) => {
-                let bits = match m.strength {
-                    MppeStrength::Bits40 => 40,
-                    MppeStrength::Bits56 => 56,
-                    MppeStrength::Bits128 => 128,
-                };
-                let mode = if m.stateless { "stateless" } else { "stateful" };
-                write!(f, ", MPPE {bits}-bit {mode}")?;
-            }
+            Some(m) => write!(f, ", {m}")?,
             None => f.write_str(", no MPPE")?,
         }
         if let Some(auth) = self.auth {
@@ -439,6 +431,7 @@ async fn read_tun(tun: Arc<TunDevice>, tx: mpsc::Sender<Bytes>) {
 mod tests {
     use super::*;
     use ppp::link::{Ipv4Info, Ipv6Info};
+    use ppp::mppe::MppeStrength;
 
     #[test]
     fn connected_summarises_the_link() {

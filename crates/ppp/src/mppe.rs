@@ -116,6 +116,23 @@ pub struct MppeSettings {
     pub stateless: bool,
 }
 
+impl std::fmt::Display for MppeSettings {
+    /// "MPPE 128-bit stateless": what logs and status lines say.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let bits = match self.strength {
+            MppeStrength::Bits40 => 40,
+            MppeStrength::Bits56 => 56,
+            MppeStrength::Bits128 => 128,
+        };
+        let mode = if self.stateless {
+            "stateless"
+        } else {
+            "stateful"
+        };
+        write!(f, "MPPE {bits}-bit {mode}")
+    }
+}
+
 /// RFC 3078 §3: bit A, "flushed": the RC4 table was (re)initialized before
 /// this packet was encrypted.
 pub const FLAG_FLUSHED: u8 = 0x80;

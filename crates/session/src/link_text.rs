@@ -1,7 +1,6 @@
 //! The "PPP link up" log line's details, in words.
 
 use ppp::link::LinkUp;
-use ppp::mppe::MppeStrength;
 
 /// The client's IPv4 address, both link-local IPv6 addresses (RFC 5072
 /// §5) and MPPE. `server`: this side is the server (its peer the client),
@@ -32,15 +31,7 @@ pub fn link_up_text(up: &LinkUp, server: bool) -> String {
         ));
     }
     parts.push(match up.mppe {
-        Some(m) => {
-            let bits = match m.strength {
-                MppeStrength::Bits40 => 40,
-                MppeStrength::Bits56 => 56,
-                MppeStrength::Bits128 => 128,
-            };
-            let mode = if m.stateless { "stateless" } else { "stateful" };
-            format!("MPPE {bits}-bit {mode}")
-        }
+        Some(m) => m.to_string(),
         None => "no MPPE".into(),
     });
     parts.join(", ")

@@ -130,6 +130,24 @@ fn asked(seen: &Seen, what: fn(&HookRequest) -> bool) -> usize {
     seen.requests.iter().filter(|r| what(r)).count()
 }
 
+/// Started and past LCP: the server's owner was asked to check alice's
+/// credentials and answered `answer`.
+fn answered_auth(
+    password: &str,
+    answer: AuthAnswer,
+    now: Instant,
+) -> (SessionCore, SessionCore, Seen, Seen) {
+    let (mut s, mut c) = pair(password, now);
+    let (mut ss, mut cs) = (Seen::default(), Seen::default());
+    s.lower_up(now);
+    c.lower_up(now);
+    settle(now, &mut s, &mut c, &mut ss, &mut cs);
+    take_auth(&mut ss);
+    s.handle_hook_answer(now, HookAnswer::Auth(answer)).unwrap();
+    settle(now, &mut s, &mut c, &mut ss, &mut cs);
+    (s, c, ss, cs)
+}
+
 /// Both sides up, the owner answering everything at once.
 fn up_pair(now: Instant) -> (SessionCore, SessionCore, Seen, Seen) {
     let (mut s, mut c) = pair("secret", now);
@@ -321,15 +339,7 @@ fn up_answers_after_the_end_and_up_refusals() {
     );
 
     // Refusing the link at Up.
-    let (mut s, mut c) = pair("secret", now);
-    let (mut ss, mut cs) = (Seen::default(), Seen::default());
-    s.lower_up(now);
-    c.lower_up(now);
-    settle(now, &mut s, &mut c, &mut ss, &mut cs);
-    take_auth(&mut ss);
-    s.handle_hook_answer(now, HookAnswer::Auth(alice_secret()))
-        .unwrap();
-    settle(now, &mut s, &mut c, &mut ss, &mut cs);
+    let (mut s, mut c, mut ss, mut cs) = answered_auth("secret", alice_secret(), now);
     s.handle_hook_answer(now, HookAnswer::Network(Ok(settings())))
         .unwrap();
     settle(now, &mut s, &mut c, &mut ss, &mut cs);
@@ -349,15 +359,7 @@ fn up_answers_after_the_end_and_up_refusals() {
 #[test]
 fn refusals_end_the_session_with_their_cause() {
     let now = Instant::now();
-    let (mut s, mut c) = pair("secret", now);
-    let (mut ss, mut cs) = (Seen::default(), Seen::default());
-    s.lower_up(now);
-    c.lower_up(now);
-    settle(now, &mut s, &mut c, &mut ss, &mut cs);
-    take_auth(&mut ss);
-    s.handle_hook_answer(now, HookAnswer::Auth(alice_secret()))
-        .unwrap();
-    settle(now, &mut s, &mut c, &mut ss, &mut cs);
+    let (mut s, mut c, mut ss, mut cs) = answered_auth("secret", alice_secret(), now);
     s.handle_hook_answer(now, HookAnswer::Network(Err("pool exhausted".into())))
         .unwrap();
     settle(now, &mut s, &mut c, &mut ss, &mut cs);
@@ -370,15 +372,7 @@ fn refusals_end_the_session_with_their_cause() {
 
     // Wrong password: the server's authenticator refuses (691); the
     // client reports the server's code; nobody owes a Down.
-    let (mut s, mut c) = pair("wrong", now);
-    let (mut ss, mut cs) = (Seen::default(), Seen::default());
-    s.lower_up(now);
-    c.lower_up(now);
-    settle(now, &mut s, &mut c, &mut ss, &mut cs);
-    take_auth(&mut ss);
-    s.handle_hook_answer(now, HookAnswer::Auth(alice_secret()))
-        .unwrap();
-    settle(now, &mut s, &mut c, &mut ss, &mut cs);
+    let (mut s, mut c, _, _) = answered_auth("wrong", alice_secret(), now);
     let client_reason = c.finish();
     assert_eq!(client_reason.terminate_cause(), TerminateCause::UserError);
     assert!(client_reason.to_string().contains("691"), "{client_reason}");
@@ -386,21 +380,8 @@ fn refusals_end_the_session_with_their_cause() {
     assert!(s.poll_hook_request().is_none(), "no network, no Down");
 
     // Refused by the owner outright (no dial-in permission, 649).
-    let (mut s, mut c) = pair("secret", now);
-    let (mut ss, mut cs) = (Seen::default(), Seen::default());
-    s.lower_up(now);
-    c.lower_up(now);
-    settle(now, &mut s, &mut c, &mut ss, &mut cs);
-    take_auth(&mut ss);
-    s.handle_hook_answer(
-        now,
-        HookAnswer::Auth(AuthAnswer::Reject(
-            Rejection::NoDialinPermission,
-            "policy".into(),
-        )),
-    )
-    .unwrap();
-    settle(now, &mut s, &mut c, &mut ss, &mut cs);
+    let refusal = AuthAnswer::Reject(Rejection::NoDialinPermission, "policy".into());
+    let (_s, mut c, _, _) = answered_auth("secret", refusal, now);
     assert!(c.finish().to_string().contains("649"));
 }
 
