@@ -22,7 +22,7 @@ use tunnel::SessionInfo;
 use zeroize::Zeroizing;
 
 use crate::network::Network;
-use crate::sstp::{classify, ClientHooks, ConnectError, ConnectedCallback, SessionEnd, UpCallback};
+use crate::sstp::{classify, ConnectError, ConnectedCallback, DialerHooks, SessionEnd, UpCallback};
 use crate::target::Target;
 
 /// Everything one PPTP connection needs.
@@ -111,7 +111,7 @@ pub async fn connect(
     shutdown: watch::Receiver<bool>,
 ) -> Result<SessionEnd, ConnectError> {
     let server = resolve(&options.target, options.connect_timeout).await?;
-    let (hooks, sink) = ClientHooks::new(
+    let (hooks, sink) = DialerHooks::new(
         network,
         server,
         options.target.clone(),

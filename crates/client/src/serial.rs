@@ -24,7 +24,7 @@ use tunnel::SessionInfo;
 use zeroize::Zeroizing;
 
 use crate::network::Network;
-use crate::sstp::{classify, ClientHooks, ConnectError, ConnectedCallback, SessionEnd, UpCallback};
+use crate::sstp::{classify, ConnectError, ConnectedCallback, DialerHooks, SessionEnd, UpCallback};
 use crate::target::Target;
 
 /// Everything one dial-up connection needs.
@@ -124,7 +124,7 @@ pub async fn connect(
     // No transport address: the unspecified IPv6 one keeps the network
     // side from adding a host route "to the server" for a default route.
     let server = SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0));
-    let (hooks, sink) = ClientHooks::new(
+    let (hooks, sink) = DialerHooks::new(
         network,
         server,
         options.target.clone(),
@@ -143,13 +143,12 @@ pub async fn connect(
     };
     let config = SerialSessionConfig {
         link: options.link_config(),
-        assigns_network: false,
     };
     let outcome = ppp_over_serial::run(
         line,
         &initial,
         config,
-        hooks.clone(),
+        tunnel::Owner::Client(hooks.clone()),
         sink,
         info,
         shutdown.clone(),

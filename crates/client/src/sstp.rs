@@ -10,15 +10,15 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use ppp::auth::{AuthProtocol, AuthRequest, Rejection};
+use ppp::auth::AuthProtocol;
 use ppp::ccp::CcpConfig;
-use ppp::link::{LinkConfig, LinkUp, NetworkSettings};
+use ppp::link::{LinkConfig, LinkUp};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 use tunnel::hooks_support::BoxFuture;
 use tunnel::http_io::HttpError;
 use tunnel::sstp_client::{self, ClientSessionConfig};
-use tunnel::{AuthAnswer, PacketSink, PacketSource, SessionHooks, SessionInfo, SessionStats};
+use tunnel::{PacketSink, PacketSource, SessionInfo, SessionStats};
 use zeroize::Zeroizing;
 
 use crate::network::{Connected, Network};
@@ -237,7 +237,7 @@ pub async fn connect(
         response_timeout: options.response_timeout,
     };
     let sink = Arc::new(SinkSlot::default());
-    let hooks = Arc::new(ClientHooks {
+    let hooks = Arc::new(DialerHooks {
         network,
         server,
         target: options.target.clone(),
@@ -405,7 +405,7 @@ struct HookState {
 }
 
 /// The client's side of the session hooks (shared with the PPTP client).
-pub(crate) struct ClientHooks {
+pub(crate) struct DialerHooks {
     network: Arc<dyn Network>,
     server: SocketAddr,
     target: Target,
@@ -419,16 +419,16 @@ pub(crate) struct ClientHooks {
     state: Arc<Mutex<HookState>>,
 }
 
-impl ClientHooks {
+impl DialerHooks {
     pub(crate) fn new(
         network: Arc<dyn Network>,
         server: SocketAddr,
         target: Target,
         on_up: Option<UpCallback>,
         on_connected: Option<ConnectedCallback>,
-    ) -> (Arc<ClientHooks>, Arc<SinkSlot>) {
+    ) -> (Arc<DialerHooks>, Arc<SinkSlot>) {
         let sink = Arc::new(SinkSlot::default());
-        let hooks = Arc::new(ClientHooks {
+        let hooks = Arc::new(DialerHooks {
             network,
             server,
             target,
@@ -455,26 +455,11 @@ impl ClientHooks {
     }
 }
 
-impl SessionHooks for ClientHooks {
+impl tunnel::ClientHooks for DialerHooks {
     fn transport_up(&self, _: &SessionInfo) {
         if let Some(cb) = &self.on_connected {
             cb();
         }
-    }
-
-    fn authenticate(&self, _: &SessionInfo, _: AuthRequest) -> BoxFuture<AuthAnswer> {
-        // The client never asks the server to authenticate itself (no
-        // `require_auth`), so this is not reached; refuse if it is.
-        Box::pin(async {
-            AuthAnswer::Reject(
-                Rejection::AuthenticationFailure,
-                "the client does not authenticate servers with PPP".into(),
-            )
-        })
-    }
-
-    fn network(&self, _: &SessionInfo) -> BoxFuture<Result<NetworkSettings, String>> {
-        Box::pin(async { Err("the client does not assign addresses".to_string()) })
     }
 
     fn up(&self, _: &SessionInfo, up: &LinkUp) -> BoxFuture<Result<mpsc::Receiver<Bytes>, String>> {
@@ -548,14 +533,6 @@ impl SessionHooks for ClientHooks {
     fn packet_source(&self, _: &SessionInfo) -> Option<Box<dyn PacketSource>> {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         st.source.take()
-    }
-
-    fn down(&self, _: &SessionInfo, _: &tunnel::EndReason) {
-        if let Some(e) = self.detach() {
-            // Put back for `connect` to report.
-            let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-            st.attach_error = Some(e);
-        }
     }
 }
 

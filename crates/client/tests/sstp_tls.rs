@@ -22,7 +22,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::sync::{mpsc, watch};
 use tunnel::hooks_support::BoxFuture;
 use tunnel::sstp_server::{self, ServerSessionConfig};
-use tunnel::{AuthAnswer, Outcome, PacketSink, SessionHooks, SessionInfo};
+use tunnel::{AuthAnswer, Outcome, PacketSink, ServerHooks, SessionInfo};
 use zeroize::Zeroizing;
 
 const SERVER_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 10, 20);
@@ -39,14 +39,14 @@ impl PacketSink for Collect {
 
 /// The server's hooks: user alice, one address, packets injected by the
 /// test once the link is up.
-struct ServerHooks {
+struct TestServer {
     password: &'static str,
     inject: Mutex<Option<mpsc::Receiver<Bytes>>>,
     up: Mutex<Option<LinkUp>>,
     auth_requests: AtomicU32,
 }
 
-impl SessionHooks for ServerHooks {
+impl ServerHooks for TestServer {
     fn authenticate(&self, _: &SessionInfo, request: AuthRequest) -> BoxFuture<AuthAnswer> {
         self.auth_requests.fetch_add(1, Ordering::SeqCst);
         let pw = self.password.to_owned();
@@ -103,7 +103,7 @@ fn certificate() -> Cert {
 
 struct Server {
     addr: SocketAddr,
-    hooks: Arc<ServerHooks>,
+    hooks: Arc<TestServer>,
     to_client: mpsc::Sender<Bytes>,
     sink: Arc<Collect>,
     /// None: the TLS handshake failed (nothing of SSTP or PPP ran).
@@ -123,7 +123,7 @@ async fn start_server(cert: &Cert, password: &'static str, retries: u8) -> Serve
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = mpsc::channel(128);
-    let hooks = Arc::new(ServerHooks {
+    let hooks = Arc::new(TestServer {
         password,
         inject: Mutex::new(Some(rx)),
         up: Mutex::new(None),

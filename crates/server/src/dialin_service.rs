@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use tunnel::modem::ModemAnswer;
 use tunnel::ppp_over_serial::{self, DialError, SerialSessionConfig};
 use tunnel::serial::SerialPort;
-use tunnel::{PacketSink, SessionHooks, SessionInfo};
+use tunnel::{PacketSink, ServerHooks, SessionInfo};
 
 use crate::SessionId;
 
@@ -33,7 +33,7 @@ pub struct DialinService {
     pub modem: bool,
     /// Numbers answered (empty: any).
     pub numbers: Vec<String>,
-    pub hooks: Arc<dyn SessionHooks>,
+    pub hooks: Arc<dyn ServerHooks>,
     pub sink: Arc<dyn PacketSink>,
 }
 
@@ -83,13 +83,12 @@ impl DialinService {
         tracing::info!(session = id, device = %device.display(), number = number.as_deref().unwrap_or("none"), "dial-in call");
         let config = SerialSessionConfig {
             link: self.link.clone(),
-            assigns_network: true,
         };
         let outcome = ppp_over_serial::run(
             port,
             &initial,
             config,
-            self.hooks.clone(),
+            tunnel::Owner::Server(self.hooks.clone()),
             self.sink.clone(),
             info,
             shutdown,

@@ -12,7 +12,7 @@ use ppp::link::{LinkUp, NetworkSettings};
 use tokio::sync::mpsc;
 use tunnel::hooks_support::BoxFuture;
 use tunnel::login_log::{self, method_name};
-use tunnel::{AuthAnswer, PacketSink, SessionHooks, SessionInfo};
+use tunnel::{AuthAnswer, PacketSink, ServerHooks, SessionInfo};
 
 use crate::access_policy::{self, PendingFacts};
 use crate::accounting::Accounting;
@@ -23,7 +23,7 @@ use crate::sessions::{Held, Sessions};
 use crate::users::UserStore;
 use crate::SessionId;
 
-/// The server's implementation of [`SessionHooks`]: credentials from the
+/// The server's implementation of [`ServerHooks`]: credentials from the
 /// local user store or RADIUS, addresses from the pool, routes in the
 /// router, accounting. One per tunnel type (see
 /// [`LocalHooks::for_tunnel`]), all sharing one session table.
@@ -231,7 +231,7 @@ fn stand_in_secret() -> Secret {
     Secret::Password(zeroize::Zeroizing::new(hex::encode(bytes)))
 }
 
-impl SessionHooks for LocalHooks {
+impl ServerHooks for LocalHooks {
     fn authenticate(&self, info: &SessionInfo, request: AuthRequest) -> BoxFuture<AuthAnswer> {
         let users = self.users.clone();
         let id = info.id;

@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tunnel::pptp_server::{self, GreDemux, PptpServerConfig};
-use tunnel::{PacketSink, SessionHooks, SessionInfo};
+use tunnel::{PacketSink, ServerHooks, SessionInfo};
 
 use crate::SessionId;
 
@@ -19,7 +19,7 @@ pub struct PptpService {
     pub session: Arc<PptpServerConfig>,
     /// The raw GRE socket and the call table (its reader task must run).
     pub demux: Arc<GreDemux>,
-    pub hooks: Arc<dyn SessionHooks>,
+    pub hooks: Arc<dyn ServerHooks>,
     pub sink: Arc<dyn PacketSink>,
     /// One permit per logical port (one call per control connection).
     pub ports: Arc<Semaphore>,

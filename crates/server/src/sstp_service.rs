@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tokio_rustls::TlsAcceptor;
 use tunnel::sstp_server::{self, ServerSessionConfig};
-use tunnel::{PacketSink, SessionHooks, SessionInfo};
+use tunnel::{PacketSink, ServerHooks, SessionInfo};
 
 use crate::SessionId;
 
@@ -22,7 +22,7 @@ const TLS_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct SstpService {
     pub tls: TlsAcceptor,
     pub session: Arc<ServerSessionConfig>,
-    pub hooks: Arc<dyn SessionHooks>,
+    pub hooks: Arc<dyn ServerHooks>,
     pub sink: Arc<dyn PacketSink>,
     /// One permit per logical port.
     pub ports: Arc<Semaphore>,

@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, watch};
 use tunnel::hooks_support::BoxFuture;
 use tunnel::sstp_client::{self, ClientSessionConfig};
 use tunnel::sstp_server::{self, ServerSessionConfig};
-use tunnel::{AuthAnswer, PacketSink, SessionHooks, SessionInfo};
+use tunnel::{AuthAnswer, ClientHooks, PacketSink, ServerHooks, SessionInfo};
 
 struct Count(AtomicU64, AtomicU64);
 impl PacketSink for Count {
@@ -31,7 +31,7 @@ struct Hooks {
     queue: Mutex<Option<mpsc::Receiver<Bytes>>>,
     up: Mutex<bool>,
 }
-impl SessionHooks for Hooks {
+impl ServerHooks for Hooks {
     fn authenticate(&self, _: &SessionInfo, _: AuthRequest) -> BoxFuture<AuthAnswer> {
         Box::pin(async {
             AuthAnswer::Secret(Secret::Password(zeroize::Zeroizing::new("pw".into())))
@@ -127,4 +127,15 @@ fn main() {
             );
         }
     });
+}
+
+/// The same test owner as a client's (only `up` is asked of it).
+impl ClientHooks for Hooks {
+    fn up(
+        &self,
+        info: &SessionInfo,
+        up: &LinkUp,
+    ) -> BoxFuture<Result<mpsc::Receiver<Bytes>, String>> {
+        <Self as ServerHooks>::up(self, info, up)
+    }
 }

@@ -1,4 +1,4 @@
-//! A [`SessionCore`] joined to its owner's [`SessionHooks`]: the one piece
+//! A [`SessionCore`] joined to its [`Owner`]'s hooks: the one piece
 //! of tokio glue every driver shares. Each question the core asks runs in
 //! a task of its own (a credential check or an address must never stall
 //! the session loop); its answer comes back through a channel the loop
@@ -10,13 +10,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use ppp::link::NetworkSettings;
+use ppp::link::{Link, NetworkSettings};
 use session::{
-    AuthAnswer, EndReason, HookAnswer, HookRequest, Role, SessionCore, SessionEvent, SessionStats,
+    AuthAnswer, EndReason, HookAnswer, HookRequest, Role, SessionCore, SessionEvent, SessionInfo,
+    SessionStats,
 };
 use tokio::sync::mpsc;
 
-use crate::hooks::SessionHooks;
+use crate::hooks::Owner;
 use crate::live::LiveSession;
 use crate::packet_source::PacketSource;
 
@@ -29,7 +30,7 @@ pub(crate) enum Answered {
 
 pub(crate) struct Hooked {
     pub core: SessionCore,
-    hooks: Arc<dyn SessionHooks>,
+    owner: Owner,
     tx: mpsc::UnboundedSender<Answered>,
     /// Answers of the hook tasks: the loop selects on
     /// `hooked.answers.next()` (a field of its own, so that the loop can
@@ -47,11 +48,13 @@ pub(crate) struct Hooked {
 }
 
 impl Hooked {
-    pub fn new(core: SessionCore, hooks: Arc<dyn SessionHooks>) -> Hooked {
+    /// A session of `owner`'s role around `link`.
+    pub fn new(owner: Owner, link: Link, info: SessionInfo) -> Hooked {
+        let core = SessionCore::new(link, info, owner.role(), Instant::now());
         let (tx, rx) = mpsc::unbounded_channel();
         Hooked {
             core,
-            hooks,
+            owner,
             tx,
             answers: Answers(rx),
             outbound: None,
@@ -61,6 +64,12 @@ impl Hooked {
         }
     }
 
+    /// Names the carrier in the "PPP link up" line (" on the serial line").
+    pub fn with_carrier_name(mut self, words: &'static str) -> Hooked {
+        self.core = self.core.with_carrier_name(words);
+        self
+    }
+
     /// The next event of the core, after asking the owner whatever the
     /// core asks and doing what every driver does with an event (the
     /// owner's live view when the network starts, the server's own
@@ -68,17 +77,19 @@ impl Hooked {
     pub fn poll_event(&mut self) -> Option<SessionEvent> {
         self.ask_owner();
         let event = self.core.poll_event()?;
-        match &event {
-            SessionEvent::NetworkStarted => self.live = self.hooks.live(self.core.info()),
-            SessionEvent::Up(up) => {
-                let responder = self.hooks.link_responder(self.core.info(), up);
+        match (&event, &self.owner) {
+            (SessionEvent::NetworkStarted, Owner::Server(h)) => {
+                self.live = h.live(self.core.info())
+            }
+            (SessionEvent::Up(up), Owner::Server(h)) => {
+                let responder = h.link_responder(self.core.info(), up);
                 self.core.set_link_responder(responder);
             }
-            SessionEvent::Down => {
+            (SessionEvent::Down, _) => {
                 self.outbound = None;
                 self.source = None;
             }
-            SessionEvent::Authenticated => {}
+            _ => {}
         }
         self.ask_owner();
         Some(event)
@@ -88,20 +99,31 @@ impl Hooked {
     fn ask_owner(&mut self) {
         while let Some(request) = self.core.poll_hook_request() {
             let info = self.core.info().clone();
-            match request {
-                HookRequest::Authenticate(request) => {
-                    let fut = self.hooks.authenticate(&info, request);
+            match (request, &self.owner) {
+                (HookRequest::Authenticate(request), Owner::Server(h)) => {
+                    let fut = h.authenticate(&info, request);
                     self.spawn(async move { Answered::Auth(fut.await) });
                 }
-                HookRequest::Network => {
-                    let fut = self.hooks.network(&info);
+                (HookRequest::Network, Owner::Server(h)) => {
+                    let fut = h.network(&info);
                     self.spawn(async move { Answered::Network(fut.await) });
                 }
-                HookRequest::Up(up) => {
-                    let fut = self.hooks.up(&info, &up);
+                (HookRequest::Up(up), Owner::Server(h)) => {
+                    let fut = h.up(&info, &up);
                     self.spawn(async move { Answered::Up(fut.await) });
                 }
-                HookRequest::Down(reason) => self.hooks.down(&info, &reason),
+                (HookRequest::Up(up), Owner::Client(h)) => {
+                    let fut = h.up(&info, &up);
+                    self.spawn(async move { Answered::Up(fut.await) });
+                }
+                (HookRequest::Down(reason), Owner::Server(h)) => h.down(&info, &reason),
+                // The core asks a client's owner only Up (Role::Client).
+                (_, Owner::Client(_)) => {
+                    tracing::debug!(
+                        session = info.id,
+                        "a client session asked a server question"
+                    )
+                }
             }
         }
     }
@@ -128,7 +150,9 @@ impl Hooked {
                 let r = self.core.handle_hook_answer(now, HookAnswer::Up(Ok(())));
                 if r.is_ok() {
                     self.outbound = Some(rx);
-                    self.source = self.hooks.packet_source(self.core.info());
+                    if let Owner::Client(h) = &self.owner {
+                        self.source = h.packet_source(self.core.info());
+                    }
                 }
                 r
             }

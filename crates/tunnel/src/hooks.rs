@@ -25,12 +25,13 @@ pub trait PacketSink: Send + Sync {
     fn flush(&self) {}
 }
 
-/// The owner's side of a session.
-pub trait SessionHooks: Send + Sync + 'static {
-    /// Check credentials (server role).
+/// The owner of a server session (`ras server`): it decides who logs in
+/// and what network they get, and hears when the session ends.
+pub trait ServerHooks: Send + Sync + 'static {
+    /// Check credentials.
     fn authenticate(&self, info: &SessionInfo, request: AuthRequest) -> BoxFuture<AuthAnswer>;
-    /// The user is authenticated: decide the network settings (server
-    /// role: addresses from the pool, policy). An error refuses the user.
+    /// The user is authenticated: decide the network settings (addresses
+    /// from the pool, policy). An error refuses the user.
     fn network(&self, info: &SessionInfo) -> BoxFuture<Result<NetworkSettings, String>>;
     /// The link is up: register the session's addresses and hand back the
     /// queue of IP packets to send through the tunnel.
@@ -39,31 +40,63 @@ pub trait SessionHooks: Send + Sync + 'static {
         info: &SessionInfo,
         up: &LinkUp,
     ) -> BoxFuture<Result<mpsc::Receiver<Bytes>, String>>;
-    /// The session ended, and why (always called once if `network`
-    /// succeeded).
+    /// The session ended, and why (called exactly once if `network` was
+    /// asked, whatever its answer).
     fn down(&self, info: &SessionInfo, reason: &EndReason);
-    /// Client role: the transport to the server is up (the PPTP call is
-    /// established) and PPP starts; authentication comes next. For
-    /// progress displays; the default does nothing.
-    fn transport_up(&self, _info: &SessionInfo) {}
     /// The owner's live view of the session (counters, stop requests),
     /// asked once `network` succeeded. `None` (the default): nobody
     /// watches.
     fn live(&self, _info: &SessionInfo) -> Option<std::sync::Arc<LiveSession>> {
         None
     }
+    /// When the link is up: the answers for the server's own end of the
+    /// link in IPv6 (echo and Neighbor Discovery on its link-local
+    /// address, see the `icmpv6` crate), applied to the peer's packets
+    /// before they reach the sink. `None` (the default): every packet
+    /// goes to the sink.
+    fn link_responder(&self, _info: &SessionInfo, _up: &LinkUp) -> Option<icmpv6::Responder> {
+        None
+    }
+}
+
+/// The owner of a client session (`ras connect`, `ras dial`): it is told
+/// how far the connection got and carries the traffic once it is up.
+pub trait ClientHooks: Send + Sync + 'static {
+    /// The transport to the server is up (the PPTP call is established)
+    /// and PPP starts; authentication comes next. For progress displays;
+    /// the default does nothing.
+    fn transport_up(&self, _info: &SessionInfo) {}
+    /// The link is up: set up the host's side (addresses, routes) and hand
+    /// back the queue of IP packets to send through the tunnel.
+    fn up(
+        &self,
+        info: &SessionInfo,
+        up: &LinkUp,
+    ) -> BoxFuture<Result<mpsc::Receiver<Bytes>, String>>;
     /// Once `up` succeeded: a source the session task reads IP packets
     /// from itself (the client's TUN device), besides the queue `up`
     /// returned. `None` (the default): the queue only.
     fn packet_source(&self, _info: &SessionInfo) -> Option<Box<dyn crate::PacketSource>> {
         None
     }
-    /// Server role, when the link is up: the answers for the server's own
-    /// end of the link in IPv6 (echo and Neighbor Discovery on its
-    /// link-local address, see the `icmpv6` crate), applied to the peer's
-    /// packets before they reach the sink. `None` (the default): every
-    /// packet goes to the sink.
-    fn link_responder(&self, _info: &SessionInfo, _up: &LinkUp) -> Option<icmpv6::Responder> {
-        None
+}
+
+/// Whose session it is: the role-generic drivers (SSTP, a serial line)
+/// take either owner, and the owner decides the session's role.
+#[derive(Clone)]
+pub enum Owner {
+    /// A server session.
+    Server(std::sync::Arc<dyn ServerHooks>),
+    /// A client session.
+    Client(std::sync::Arc<dyn ClientHooks>),
+}
+
+impl Owner {
+    /// The session role this owner runs.
+    pub fn role(&self) -> session::Role {
+        match self {
+            Owner::Server(_) => session::Role::Server,
+            Owner::Client(_) => session::Role::Client,
+        }
     }
 }

@@ -3,7 +3,8 @@
 //! The protocol cores (`ppp`, `sstp`) are sans-IO; this crate owns the
 //! sockets' byte streams and the timers for one session, in either role.
 //! Everything policy-related (who may log in, which address a client gets,
-//! where IP packets go) is asked of the caller through [`SessionHooks`], so
+//! where IP packets go) is asked of the caller through [`ServerHooks`] or
+//! [`ClientHooks`], so
 //! the same driver serves `ras server` and `ras connect`.
 
 mod end_reasons;
@@ -24,7 +25,7 @@ pub mod sstp_client;
 pub mod sstp_server;
 mod sstp_session;
 
-pub use hooks::{AuthAnswer, PacketSink, SessionHooks, SessionInfo};
+pub use hooks::{AuthAnswer, ClientHooks, Owner, PacketSink, ServerHooks, SessionInfo};
 pub use live::{LiveSession, Traffic};
 pub use packet_source::PacketSource;
 pub use session::{EndReason, LostCarrier, TerminateCause};

@@ -13,12 +13,12 @@ use std::time::Instant;
 
 use ppp::hdlc::{HdlcDecoder, HdlcEncoder, DEFAULT_ACCM};
 use ppp::link::{Inbound, Link, LinkConfig, Phase};
-use session::{EndReason, LostCarrier, Role, SessionCore};
+use session::{EndReason, LostCarrier};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 
 use crate::hooked::{self, Hooked};
-use crate::hooks::{PacketSink, SessionHooks, SessionInfo};
+use crate::hooks::{Owner, PacketSink, SessionInfo};
 use crate::{Outcome, SessionStats};
 
 /// Stop taking IP packets while this much waits to be written: a serial
@@ -31,15 +31,12 @@ const READ_BUFFER: usize = 4096;
 /// take to be written before the line is dropped.
 const LINGER: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// Which side of the line we are.
+/// The line's PPP settings.
 #[derive(Debug, Clone)]
 pub struct SerialSessionConfig {
     /// The PPP settings (server role with an authenticator, or client
-    /// role with credentials).
+    /// role with credentials; the owner decides the session's role).
     pub link: LinkConfig,
-    /// Server role: ask `hooks.network` for the session's addresses
-    /// after authentication.
-    pub assigns_network: bool,
 }
 
 struct Driver {
@@ -61,7 +58,7 @@ pub async fn run<S>(
     stream: S,
     initial: &[u8],
     config: SerialSessionConfig,
-    hooks: Arc<dyn SessionHooks>,
+    owner: Owner,
     sink: Arc<dyn PacketSink>,
     info: SessionInfo,
     mut shutdown: watch::Receiver<bool>,
@@ -70,15 +67,9 @@ where
     S: AsyncRead + AsyncWrite + Send,
 {
     let (mut rd, mut wr) = tokio::io::split(stream);
-    let role = if config.assigns_network {
-        Role::Server
-    } else {
-        Role::Client
-    };
-    let core = SessionCore::new(Link::new(config.link), info, role, Instant::now())
-        .with_carrier_name(" on the serial line");
     let mut d = Driver {
-        hooked: Hooked::new(core, hooks),
+        hooked: Hooked::new(owner, Link::new(config.link), info)
+            .with_carrier_name(" on the serial line"),
         encoder: HdlcEncoder::new(),
         decoder: HdlcDecoder::new(),
         sink,

@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 use ppp::link::{Link, LinkConfig};
 use pptp::control::StopReason;
 use pptp::{Event, GreConfig, GreSession, Pns, PnsConfig};
-use session::{EndReason, LostCarrier, Role, SessionCore, SessionEvent};
+use session::{EndReason, LostCarrier, SessionEvent};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
@@ -42,7 +42,7 @@ use tokio::sync::watch;
 
 use crate::end_reasons;
 use crate::hooked::{self, Hooked};
-use crate::hooks::{PacketSink, SessionHooks, SessionInfo};
+use crate::hooks::{ClientHooks, Owner, PacketSink, SessionInfo};
 use crate::ppp_over_gre;
 use crate::{Outcome, SessionStats};
 
@@ -138,7 +138,7 @@ pub enum PptpError {
 pub async fn connect(
     server: SocketAddr,
     config: PptpClientConfig,
-    hooks: Arc<dyn SessionHooks>,
+    hooks: Arc<dyn ClientHooks>,
     sink: Arc<dyn PacketSink>,
     info: SessionInfo,
     mut shutdown: watch::Receiver<bool>,
@@ -184,8 +184,8 @@ pub async fn connect(
     );
     hooks.transport_up(&info);
     let gre = GreSession::new(config.gre, call.local, call.peer, call.window);
-    let mut core = SessionCore::new(Link::new(config.link), info, Role::Client, Instant::now());
-    core.lower_up(Instant::now());
+    let mut hooked = Hooked::new(Owner::Client(hooks), Link::new(config.link), info);
+    hooked.core.lower_up(Instant::now());
     let session = Session {
         tcp: setup.tcp,
         pns: setup.pns,
@@ -194,7 +194,7 @@ pub async fn connect(
         gre_socket,
         server_ip,
         call_id: call.local,
-        hooked: Hooked::new(core, hooks),
+        hooked,
         sink,
     };
     Ok(session.run(shutdown).await)

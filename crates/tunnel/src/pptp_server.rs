@@ -37,7 +37,7 @@ use bytes::Bytes;
 use ppp::link::{Link, LinkConfig};
 use pptp::control::{DisconnectResult, StopReason};
 use pptp::{Event, GreConfig, GreSession, Pac, PacConfig};
-use session::{EndReason, LostCarrier, Role, SessionCore, SessionEvent};
+use session::{EndReason, LostCarrier, SessionEvent};
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
@@ -45,7 +45,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::end_reasons;
 use crate::hooked::{self, Hooked};
-use crate::hooks::{PacketSink, SessionHooks, SessionInfo};
+use crate::hooks::{Owner, PacketSink, ServerHooks, SessionInfo};
 use crate::ppp_over_gre;
 use crate::{Outcome, SessionStats};
 
@@ -434,7 +434,7 @@ pub async fn serve(
     peer: Ipv4Addr,
     config: &PptpServerConfig,
     demux: Arc<GreDemux>,
-    hooks: Arc<dyn SessionHooks>,
+    hooks: Arc<dyn ServerHooks>,
     sink: Arc<dyn PacketSink>,
     info: SessionInfo,
     mut shutdown: watch::Receiver<bool>,
@@ -475,12 +475,6 @@ pub async fn serve(
             let gre = GreSession::new(config.gre.clone(), call.local, call.peer, call.window);
             // The link's lower layer comes up with the client's first GRE
             // datagram, or after FIRST_GRE_GRACE (see `lower_up_at`).
-            let core = SessionCore::new(
-                Link::new(config.link.clone()),
-                info,
-                Role::Server,
-                Instant::now(),
-            );
             let session = Session {
                 tcp: setup.tcp,
                 pac: setup.pac,
@@ -490,7 +484,7 @@ pub async fn serve(
                 demux: demux.clone(),
                 peer,
                 call_id: call.local,
-                hooked: Hooked::new(core, hooks),
+                hooked: Hooked::new(Owner::Server(hooks), Link::new(config.link.clone()), info),
                 lower_up_at: Some(Instant::now() + FIRST_GRE_GRACE),
                 sink,
             };

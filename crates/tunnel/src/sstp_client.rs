@@ -4,12 +4,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ppp::link::{Link, LinkConfig};
-use session::{Role, SessionCore};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 
 use crate::hooked::Hooked;
-use crate::hooks::{PacketSink, SessionHooks, SessionInfo};
+use crate::hooks::{ClientHooks, Owner, PacketSink, SessionInfo};
 use crate::http_io::{self, HttpError};
 use crate::outcome::Outcome;
 use crate::sstp_session::Session;
@@ -30,7 +29,7 @@ pub struct ClientSessionConfig {
 pub async fn connect<S>(
     mut stream: S,
     config: ClientSessionConfig,
-    hooks: Arc<dyn SessionHooks>,
+    hooks: Arc<dyn ClientHooks>,
     sink: Arc<dyn PacketSink>,
     info: SessionInfo,
     shutdown: watch::Receiver<bool>,
@@ -40,14 +39,13 @@ where
 {
     let initial = http_io::send_request(&mut stream, &config.host, config.response_timeout).await?;
     let now = Instant::now();
-    let core = SessionCore::new(Link::new(config.link), info, Role::Client, now);
     let session = Session {
         sstp: sstp::ClientConnection::new(
             sstp::ClientConfig::new(&config.server_certificate_der),
             now,
         )
         .into(),
-        hooked: Hooked::new(core, hooks),
+        hooked: Hooked::new(Owner::Client(hooks), Link::new(config.link), info),
         sink,
     };
     Ok(session.run(stream, initial, shutdown).await)

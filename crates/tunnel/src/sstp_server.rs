@@ -4,12 +4,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ppp::link::{Link, LinkConfig};
-use session::{Role, SessionCore};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 
 use crate::hooked::Hooked;
-use crate::hooks::{PacketSink, SessionHooks, SessionInfo};
+use crate::hooks::{Owner, PacketSink, ServerHooks, SessionInfo};
 use crate::http_io;
 use crate::outcome::Outcome;
 use crate::sstp_session::Session;
@@ -36,7 +35,7 @@ pub struct ServerSessionConfig {
 pub async fn serve<S>(
     mut stream: S,
     config: &ServerSessionConfig,
-    hooks: Arc<dyn SessionHooks>,
+    hooks: Arc<dyn ServerHooks>,
     sink: Arc<dyn PacketSink>,
     info: SessionInfo,
     shutdown: watch::Receiver<bool>,
@@ -61,15 +60,9 @@ where
     let mut sstp_config = sstp::ServerConfig::new(&config.certificate_der);
     sstp_config.hash_protocols = config.hash_protocols;
     sstp_config.timers = config.timers;
-    let core = SessionCore::new(
-        Link::new(config.link.clone()),
-        info,
-        Role::Server,
-        Instant::now(),
-    );
     let session = Session {
         sstp: sstp::ServerConnection::new(sstp_config, Instant::now()).into(),
-        hooked: Hooked::new(core, hooks),
+        hooked: Hooked::new(Owner::Server(hooks), Link::new(config.link.clone()), info),
         sink,
     };
     session.run(stream, initial, shutdown).await

@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, watch};
 use tunnel::hooks_support::*;
 use tunnel::modem::ModemAnswer;
 use tunnel::ppp_over_serial::{self, DialError, SerialSessionConfig};
-use tunnel::{AuthAnswer, PacketSink, SessionHooks, SessionInfo};
+use tunnel::{AuthAnswer, ClientHooks, Owner, PacketSink, ServerHooks, SessionInfo};
 
 #[derive(Default)]
 struct Collect(Mutex<Vec<Vec<u8>>>);
@@ -44,7 +44,7 @@ impl TestHooks {
     }
 }
 
-impl SessionHooks for TestHooks {
+impl ServerHooks for TestHooks {
     fn authenticate(&self, _: &SessionInfo, request: AuthRequest) -> BoxFuture<AuthAnswer> {
         Box::pin(async move {
             if request.username == "alice" {
@@ -133,13 +133,17 @@ where
             let mut link = LinkConfig::server("ras-test");
             link.lcp.require_auth = vec![AuthProtocol::MsChapV2];
             link.ipv6cp = None;
-            let config = SerialSessionConfig {
-                link,
-                assigns_network: true,
-            };
-            let outcome =
-                ppp_over_serial::run(line, &initial, config, hooks, sink, info(1), server_stop)
-                    .await;
+            let config = SerialSessionConfig { link };
+            let outcome = ppp_over_serial::run(
+                line,
+                &initial,
+                config,
+                Owner::Server(hooks),
+                sink,
+                info(1),
+                server_stop,
+            )
+            .await;
             Ok::<_, DialError>((number, outcome))
         }
     });
@@ -156,16 +160,13 @@ where
         let mut link = LinkConfig::client("alice", password);
         link.lcp.accept_auth = vec![AuthProtocol::MsChapV2];
         link.ipv6cp = None;
-        let config = SerialSessionConfig {
-            link,
-            assigns_network: false,
-        };
+        let config = SerialSessionConfig { link };
         async move {
             ppp_over_serial::run(
                 client_line,
                 &initial,
                 config,
-                hooks,
+                Owner::Client(hooks),
                 sink,
                 info(2),
                 client_stop,
@@ -264,4 +265,15 @@ async fn dial_up_over_a_pty_pair() {
         .await
         .unwrap();
     relay.abort();
+}
+
+/// The same test owner as a client's (only `up` is asked of it).
+impl ClientHooks for TestHooks {
+    fn up(
+        &self,
+        info: &SessionInfo,
+        up: &LinkUp,
+    ) -> BoxFuture<Result<mpsc::Receiver<Bytes>, String>> {
+        <Self as ServerHooks>::up(self, info, up)
+    }
 }

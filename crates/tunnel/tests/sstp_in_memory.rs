@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, watch};
 use tunnel::hooks_support::*;
 use tunnel::sstp_client::{self, ClientSessionConfig};
 use tunnel::sstp_server::{self, ServerSessionConfig};
-use tunnel::{AuthAnswer, PacketSink, SessionHooks, SessionInfo};
+use tunnel::{AuthAnswer, ClientHooks, PacketSink, ServerHooks, SessionInfo};
 
 const CERT: &[u8] = b"not really a certificate, but both sides hash the same bytes";
 
@@ -51,7 +51,7 @@ impl TestHooks {
     }
 }
 
-impl SessionHooks for TestHooks {
+impl ServerHooks for TestHooks {
     fn authenticate(&self, _: &SessionInfo, request: AuthRequest) -> BoxFuture<AuthAnswer> {
         let pw = self.password.to_owned();
         Box::pin(async move {
@@ -398,4 +398,15 @@ async fn slowloris_and_garbage_are_refused() {
     .expect("an unfinished packet must not hang the session");
     assert!(!out.was_up, "{}", out.reason);
     drop(b);
+}
+
+/// The same test owner as a client's (only `up` is asked of it).
+impl ClientHooks for TestHooks {
+    fn up(
+        &self,
+        info: &SessionInfo,
+        up: &LinkUp,
+    ) -> BoxFuture<Result<mpsc::Receiver<Bytes>, String>> {
+        <Self as ServerHooks>::up(self, info, up)
+    }
 }
