@@ -26,8 +26,8 @@ use crate::SessionId;
 
 /// A record still authenticating after this long without a word from the
 /// pipeline belongs to a session that ended without reaching the network
-/// phase (the PPP authentication phase gives up well before: RFC 1994
-/// §4.1 and its kin leave the retries to the authenticator's timer).
+/// phase: the PPP link gives the authentication phase a minute
+/// (`LinkConfig::auth_timeout`) before it closes.
 pub const STALE_AUTHENTICATING: Duration = Duration::from_secs(300);
 
 /// Why [`Sessions::admit_address`] did not record an address.
