@@ -1,18 +1,9 @@
-//! The remote access policies (`crates/policy`) applied to sessions: what
-//! the server knows at each step, in the policy crate's terms, and the
-//! per-session facts kept between the steps.
-//!
-//! Steps (docs/POLICIES.md): when the peer names itself, the conditions are
-//! checked (a deny policy, or no policy matching, refuses at once with
-//! MS-CHAP error 649, "no dial-in permission"); once it is authenticated,
-//! everything is checked again with the method it used, its sessions and
-//! its RADIUS Class, and the matched policy's grant shapes the session
-//! (static address, timeouts); when the link is up, the encryption actually
-//! negotiated is checked against the policy's minimum.
+//! What the server knows of a session, in the policy crate's terms: its
+//! tunnel, the method of an authentication request, the encryption of its
+//! link, the request the policies evaluate. The stages that ask the
+//! policies are in `policy_stages.rs`.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
 use std::time::SystemTime;
 
 use policy::{AuthMethod, EncryptionUsed, NasPortType, TunnelType};
@@ -83,14 +74,6 @@ pub fn encryption(kind: TunnelKind, mppe: Option<MppeStrength>) -> EncryptionUse
     }
 }
 
-/// What a session told the server before it was authenticated.
-#[derive(Debug, Clone, Default)]
-pub struct Facts {
-    pub user: String,
-    pub groups: Vec<String>,
-    pub method: Option<AuthMethod>,
-}
-
 /// A policy's authentication method in words, for log lines.
 pub fn method_words(method: AuthMethod) -> &'static str {
     match method {
@@ -103,40 +86,6 @@ pub fn method_words(method: AuthMethod) -> &'static str {
     }
 }
 
-/// Per-session facts between authentication and the network phase.
-#[derive(Debug, Default)]
-pub struct PendingFacts(Mutex<HashMap<u64, Facts>>);
-
-impl PendingFacts {
-    pub fn record(
-        &self,
-        id: u64,
-        user: &str,
-        groups: Option<Vec<String>>,
-        method: Option<AuthMethod>,
-    ) {
-        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let f = map.entry(id).or_default();
-        f.user = user.to_owned();
-        if let Some(g) = groups {
-            f.groups = g;
-        }
-        // EAP: the first rounds (Identity) say nothing of the method; keep
-        // the last that did.
-        if method.is_some() {
-            f.method = method;
-        }
-    }
-
-    pub fn take(&self, id: u64) -> Facts {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&id)
-            .unwrap_or_default()
-    }
-}
-
 /// The request as the policy crate sees it.
 pub fn request<'a>(
     user: &'a str,
@@ -145,13 +94,9 @@ pub fn request<'a>(
     kind: TunnelKind,
     peer: &'a str,
     station: &'a str,
+    now: SystemTime,
 ) -> policy::Request<'a> {
-    let mut r = policy::Request::new(
-        user,
-        tunnel_type(kind),
-        nas_port_type(kind),
-        SystemTime::now(),
-    );
+    let mut r = policy::Request::new(user, tunnel_type(kind), nas_port_type(kind), now);
     r.groups = groups;
     r.radius_class = radius_class;
     r.calling_station_id = Some(station);
@@ -209,21 +154,5 @@ mod tests {
             EncryptionUsed::Mppe { bits: 128 }
         );
         assert_eq!(encryption(TunnelKind::Dialup, None), EncryptionUsed::None);
-    }
-
-    #[test]
-    fn facts_keep_the_last_known_method() {
-        let f = PendingFacts::default();
-        f.record(
-            1,
-            "u",
-            Some(vec!["g".into()]),
-            Some(AuthMethod::EapMsChapV2),
-        );
-        f.record(1, "u", None, None);
-        let got = f.take(1);
-        assert_eq!(got.method, Some(AuthMethod::EapMsChapV2));
-        assert_eq!(got.groups, vec!["g".to_string()]);
-        assert!(f.take(1).method.is_none());
     }
 }

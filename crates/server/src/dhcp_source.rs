@@ -23,7 +23,7 @@ use dhcp::{Allocation, Destination, Engine, EngineConfig, Event};
 use tokio::net::UdpSocket;
 use tokio::sync::{oneshot, Notify};
 
-use crate::pool::{AddressError, AddressSource, BoxFuture};
+use crate::pool::{AddressError, AddressSource, BoxFuture, StaticPlacement};
 use crate::SessionId;
 
 /// How the DHCP source is set up.
@@ -211,11 +211,22 @@ impl AddressSource for DhcpSource {
         })
     }
 
-    fn release(&self, session: SessionId) -> BoxFuture<'_, ()> {
+    /// RFC 2865 §5.8: a static address is the administrator's, outside
+    /// the DHCP scope: not leased, routed to the TUN for the session, so
+    /// proxy ARP answers for it on the intranet interface like for the
+    /// leased ones. (The session table keeps two sessions from holding it.)
+    fn allocate_static(
+        &self,
+        _session: SessionId,
+        _addr: Ipv4Addr,
+    ) -> Result<StaticPlacement, AddressError> {
+        Ok(StaticPlacement::HostRoute)
+    }
+
+    fn release(&self, session: SessionId) {
         lock(&self.shared.engine).release(session.raw());
         lock(&self.shared.waiters).remove(&session.raw());
         self.shared.wake.notify_one();
-        Box::pin(std::future::ready(()))
     }
 }
 

@@ -77,7 +77,7 @@ pub fn handle_request(request: &Packet, sessions: &Arc<Sessions>, nas_identifier
     match request.code {
         Code::DisconnectRequest => {
             for id in &ids {
-                tracing::info!(session = id, "Disconnect-Request: ending the session");
+                tracing::info!(session = id.raw(), "Disconnect-Request: ending the session");
                 sessions.stop(
                     *id,
                     tunnel::EndReason::AdminReset("a RADIUS Disconnect-Request".into()),
@@ -119,7 +119,7 @@ pub fn handle_request(request: &Packet, sessions: &Arc<Sessions>, nas_identifier
                     }
                 });
                 tracing::info!(
-                    session = id,
+                    session = id.raw(),
                     ?session_timeout,
                     ?idle_timeout,
                     "CoA-Request applied"
@@ -235,20 +235,30 @@ impl DynAuthServer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::radius_auth::{Granted, TunnelKind};
-    use crate::sessions::Held;
+    use crate::policy_stages::Admitted;
+    use crate::radius_auth::TunnelKind;
+    use crate::session_record::SessionRecord;
+    use crate::SessionId;
+
+    const ONE: SessionId = SessionId::from_raw(1);
 
     fn table() -> Arc<Sessions> {
         let s = Arc::new(Sessions::new());
-        let mut h = Held::new(
-            Some("alice".into()),
+        let mut h = SessionRecord::new(
+            ONE,
             "192.0.2.1:1000".into(),
             TunnelKind::Sstp,
-            s.acct_session_id(1),
-            Granted::default(),
+            s.acct_session_id(ONE),
         );
-        h.address = Some(Ipv4Addr::new(10, 0, 0, 2));
-        s.insert(1, h);
+        h.addressed(
+            Some("alice".into()),
+            Admitted {
+                grant: policy::Grant::default(),
+                method: policy::AuthMethod::MsChapV2,
+            },
+            Ipv4Addr::new(10, 0, 0, 2),
+        );
+        s.insert(h);
         s
     }
 
@@ -261,7 +271,7 @@ mod tests {
     #[test]
     fn disconnect_by_user_name_stops_the_session() {
         let s = table();
-        let live = s.with(1, |h| h.live.clone()).unwrap();
+        let live = s.with(ONE, |h| h.live.clone()).unwrap();
         let r = request(
             Code::DisconnectRequest,
             vec![Attribute::new(attr::USER_NAME, b"alice".to_vec())],
@@ -270,7 +280,7 @@ mod tests {
         assert_eq!(answer.code, Code::DisconnectAck);
         assert!(live.stop_requested());
         assert_eq!(
-            s.with(1, |h| h.cause),
+            s.with(ONE, |h| h.cause),
             Some(Some(tunnel::TerminateCause::AdminReset))
         );
     }
@@ -304,7 +314,7 @@ mod tests {
             "ras",
         );
         assert_eq!(cause(&other_nas), Some(403));
-        assert!(!s.with(1, |h| h.live.stop_requested()).unwrap());
+        assert!(!s.with(ONE, |h| h.live.stop_requested()).unwrap());
     }
 
     #[test]
@@ -313,7 +323,7 @@ mod tests {
         let r = request(
             Code::CoaRequest,
             vec![
-                Attribute::new(attr::ACCT_SESSION_ID, s.acct_session_id(1).into_bytes()),
+                Attribute::new(attr::ACCT_SESSION_ID, s.acct_session_id(ONE).into_bytes()),
                 Attribute::u32(attr::SESSION_TIMEOUT, 600),
             ],
         );
@@ -323,7 +333,7 @@ mod tests {
             .unwrap();
         let answer = rt.block_on(async { handle_request(&r, &s, "ras") });
         assert_eq!(answer.code, Code::CoaAck);
-        assert_eq!(s.with(1, |h| h.granted.session_timeout), Some(Some(600)));
+        assert_eq!(s.with(ONE, |h| h.granted.session_timeout), Some(Some(600)));
         let unsupported = request(
             Code::CoaRequest,
             vec![

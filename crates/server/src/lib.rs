@@ -1,18 +1,24 @@
-//! The foundation of `ras server`: configuration, the state directory, the
-//! local user store, the static address pool, the server certificate, the
-//! TUN device and the listening sockets. The per-session protocol glue
-//! sits on top of these.
+//! `ras server`: [`server::Server::start`] builds everything from the
+//! configuration; the control path every session takes is in
+//! [`pipeline`] (docs/CONTROL-PATH.md); below them, the configuration, the
+//! state directory, the local user store, the address sources, the server
+//! certificate, the TUN device, RADIUS and the listening sockets.
 
 pub mod access_policy;
 pub mod accounting;
+pub mod address;
+pub mod authenticator;
 pub mod cert;
 pub mod config;
 pub mod dhcp_relay;
 pub mod dhcp_source;
 pub mod dialin_service;
 pub mod dynauth;
-pub mod hooks;
+pub mod ipv6_link;
 pub mod listen;
+pub mod notice;
+pub mod pipeline;
+pub mod policy_stages;
 pub mod pool;
 pub mod pptp_service;
 pub mod ra;
@@ -21,8 +27,10 @@ pub mod radius_config;
 pub mod radius_io;
 pub mod radius_setup;
 pub mod router;
+pub mod server;
 pub mod session_accounting;
 pub mod session_id;
+pub mod session_record;
 pub mod sessions;
 pub mod sstp_service;
 pub mod state;

@@ -44,10 +44,23 @@ pub enum AddressError {
 /// time). One allocation per session setup costs nothing that matters.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// Where session addresses come from: the static pool, or (later) DHCP.
+/// Where a static address (a policy's, or RADIUS Framed-IP-Address) lives
+/// for a source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StaticPlacement {
+    /// One of the source's own addresses, now held by the session and
+    /// routed with the rest.
+    InSource,
+    /// Outside what the source hands out (not leased): the session routes
+    /// it to the TUN as a /32 itself.
+    HostRoute,
+}
+
+/// Where session addresses come from: the static pool, or DHCP.
 ///
 /// Allocation is asynchronous because a DHCP source may have to lease a
-/// new block first; the static pool answers at once.
+/// new block first; the static pool answers at once. A static address and
+/// a release need no round trip with anyone, so they are synchronous.
 pub trait AddressSource: Send + Sync {
     /// The server's own address on the client side (the IPCP local
     /// address), if known yet. A DHCP source learns it from its first lease.
@@ -57,8 +70,17 @@ pub trait AddressSource: Send + Sync {
     /// the address it already holds.
     fn allocate(&self, session: SessionId) -> BoxFuture<'_, Result<Ipv4Addr, AddressError>>;
 
-    /// Gives back the address `session` holds, if any.
-    fn release(&self, session: SessionId) -> BoxFuture<'_, ()>;
+    /// Takes the static address `addr` for `session`, or says where it
+    /// lives if the source does not own it.
+    fn allocate_static(
+        &self,
+        session: SessionId,
+        addr: Ipv4Addr,
+    ) -> Result<StaticPlacement, AddressError>;
+
+    /// Gives back the address `session` holds, if any (releasing twice is
+    /// harmless).
+    fn release(&self, session: SessionId);
 }
 
 /// Counts for status displays.
@@ -264,9 +286,20 @@ impl AddressSource for StaticPool {
         Box::pin(std::future::ready(r))
     }
 
-    fn release(&self, session: SessionId) -> BoxFuture<'_, ()> {
+    /// RFC 2865 §5.8: the address must be one the server routes, so a
+    /// static address must be one of the pool's (and is then held like a
+    /// pooled one, never handed to another session).
+    fn allocate_static(
+        &self,
+        session: SessionId,
+        addr: Ipv4Addr,
+    ) -> Result<StaticPlacement, AddressError> {
+        self.allocate_specific(session, addr)
+            .map(|_| StaticPlacement::InSource)
+    }
+
+    fn release(&self, session: SessionId) {
         self.release_now(session);
-        Box::pin(std::future::ready(()))
     }
 }
 
@@ -418,7 +451,7 @@ mod tests {
             assert_eq!(p.server_address(), Some(ip("10.0.0.1")));
             assert_eq!(p.allocate(sid(1)).await.unwrap(), ip("10.0.0.2"));
             assert!(p.allocate(sid(2)).await.is_err());
-            p.release(sid(1)).await;
+            p.release(sid(1));
             assert_eq!(p.allocate(sid(2)).await.unwrap(), ip("10.0.0.2"));
         });
     }

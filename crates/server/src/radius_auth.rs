@@ -3,12 +3,11 @@
 //! RFC 3579 EAP), and the reply becomes the session's [`AuthAnswer`].
 //!
 //! What an Access-Accept grants beyond the login (Framed-IP-Address,
-//! Session-Timeout, Idle-Timeout, Class, Acct-Interim-Interval) is kept per
-//! session until the network phase asks for it.
+//! Session-Timeout, Idle-Timeout, Class, Acct-Interim-Interval) and the
+//! State of an Access-Challenge go back to the caller with the answer
+//! ([`Verdict`]): the session's record keeps them, not this module.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::sync::Mutex;
 
 use ppp::auth::{AuthRequest, Credentials, ExternalAccept, Rejection};
 use ppp::crypto::mppe_keys::MasterKeys;
@@ -17,7 +16,10 @@ use radius::microsoft::{MsChap2Response, MsChapResponse};
 use radius::{AccessOutcome, Outcome, Request};
 use tunnel::AuthAnswer;
 
+use crate::authenticator::{Attempt, Authenticator, Claim, KnownUser, Verdict};
+use crate::pool::BoxFuture;
 use crate::radius_io::{RadiusError, RadiusHandle};
+use crate::SessionId;
 
 /// Which tunnel a session came through (Tunnel-Type, RFC 2868 §3.1, and
 /// NAS-Port-Type in requests; the policy condition of the same name).
@@ -92,53 +94,25 @@ pub struct NasIdentity {
 pub struct RadiusAuth {
     handle: RadiusHandle,
     nas: NasIdentity,
-    /// The State of the last Access-Challenge, per session (RFC 2865
-    /// §5.24), for the next EAP round.
-    eap_state: Mutex<HashMap<u64, Vec<u8>>>,
-    /// What the Access-Accept granted, per session, until taken.
-    granted: Mutex<HashMap<u64, Granted>>,
 }
 
 impl RadiusAuth {
     pub fn new(handle: RadiusHandle, nas: NasIdentity) -> RadiusAuth {
-        RadiusAuth {
-            handle,
-            nas,
-            eap_state: Mutex::new(HashMap::new()),
-            granted: Mutex::new(HashMap::new()),
-        }
+        RadiusAuth { handle, nas }
     }
 
-    /// The grants of session `id`'s Access-Accept (taken once).
-    pub fn take_granted(&self, id: u64) -> Granted {
-        self.granted
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&id)
-            .unwrap_or_default()
-    }
-
-    /// Forgets a session that ended before its network phase.
-    pub fn forget(&self, id: u64) {
-        self.eap_state
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&id);
-        self.granted
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&id);
-    }
-
-    /// Checks `request` of session `id` (from `peer`, "ip:port") with the
-    /// RADIUS servers.
+    /// Checks `request` of session `session` (from `peer`, "ip:port") with
+    /// the RADIUS servers; `eap_state` is the State of the previous EAP
+    /// round's Access-Challenge.
     pub async fn authenticate(
         &self,
-        id: u64,
+        session: SessionId,
         peer: &str,
         tunnel: TunnelKind,
         request: AuthRequest,
-    ) -> AuthAnswer {
+        eap_state: Option<Vec<u8>>,
+    ) -> Verdict {
+        let id = session.raw();
         let user = request.username.as_bytes().to_vec();
         let (access, is_mschapv2) = match &request.credentials {
             Credentials::Pap { password } => (Request::pap(&user, password), false),
@@ -186,12 +160,7 @@ impl RadiusAuth {
                 true,
             ),
             Credentials::EapPassThrough { message } => {
-                let state = self
-                    .eap_state
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .remove(&id);
-                (Request::eap(&user, message, state.as_deref()), false)
+                (Request::eap(&user, message, eap_state.as_deref()), false)
             }
         };
         let access = self.decorate(access, peer, tunnel);
@@ -214,10 +183,6 @@ impl RadiusAuth {
                         interim_interval: accept.acct_interim_interval.filter(|s| *s > 0),
                         framed_ipv6_prefix: ipv6_prefix(&accept.attributes),
                     };
-                    self.granted
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .insert(id, granted);
                     let keys = accept.mppe_keys.as_ref().and_then(|k| {
                         // RFC 2548 §2.4.2/§2.4.3: the keys as the NAS uses
                         // them; MPPE's master keys are their first 16
@@ -249,15 +214,19 @@ impl RadiusAuth {
                     if is_mschapv2 && mschapv2_success.is_none() {
                         tracing::warn!(session = id, "RADIUS accepted MS-CHAPv2 without MS-CHAP2-Success: the client will refuse the server");
                     }
-                    AuthAnswer::Accept(ExternalAccept {
-                        mschapv2_success,
-                        keys,
-                        eap_message: accept.eap_message.clone(),
-                        message: accept
-                            .reply_message
-                            .as_ref()
-                            .map(|m| String::from_utf8_lossy(m).into_owned()),
-                    })
+                    Verdict {
+                        answer: AuthAnswer::Accept(ExternalAccept {
+                            mschapv2_success,
+                            keys,
+                            eap_message: accept.eap_message.clone(),
+                            message: accept
+                                .reply_message
+                                .as_ref()
+                                .map(|m| String::from_utf8_lossy(m).into_owned()),
+                        }),
+                        granted: Some(granted),
+                        eap_state: None,
+                    }
                 }
                 Outcome::Access(AccessOutcome::Reject(reject)) => {
                     let code = reject.ms_chap_error.as_ref().and_then(|e| e.error_code());
@@ -286,19 +255,15 @@ impl RadiusAuth {
                             tunnel::login_log::Quoted(&text)
                         ),
                     );
-                    AuthAnswer::Reject(rejection, text)
+                    Verdict::answer(AuthAnswer::Reject(rejection, text))
                 }
                 Outcome::Access(AccessOutcome::Challenge(challenge)) => {
                     match (challenge.eap_message, &request.credentials) {
-                        (Some(message), Credentials::EapPassThrough { .. }) => {
-                            if let Some(state) = challenge.state {
-                                self.eap_state
-                                    .lock()
-                                    .unwrap_or_else(|e| e.into_inner())
-                                    .insert(id, state);
-                            }
-                            AuthAnswer::EapChallenge(message)
-                        }
+                        (Some(message), Credentials::EapPassThrough { .. }) => Verdict {
+                            answer: AuthAnswer::EapChallenge(message),
+                            granted: None,
+                            eap_state: challenge.state,
+                        },
                         _ => {
                             // RFC 2865 §4.4: a challenge we cannot relay
                             // is a reject.
@@ -306,17 +271,17 @@ impl RadiusAuth {
                                 session = id,
                                 "RADIUS Access-Challenge without EAP cannot be relayed"
                             );
-                            AuthAnswer::Reject(
+                            Verdict::answer(AuthAnswer::Reject(
                                 Rejection::AuthenticationFailure,
                                 "authentication failed".into(),
-                            )
+                            ))
                         }
                     }
                 }
-                Outcome::AccountingAck => AuthAnswer::Reject(
+                Outcome::AccountingAck => Verdict::answer(AuthAnswer::Reject(
                     Rejection::AuthenticationFailure,
                     "authentication failed".into(),
-                ),
+                )),
             },
             Err(e) => {
                 match &e {
@@ -328,7 +293,10 @@ impl RadiusAuth {
                     ),
                     other => tracing::error!(session = id, "RADIUS: {other}"),
                 }
-                AuthAnswer::Reject(Rejection::AuthenticationFailure, e.to_string())
+                Verdict::answer(AuthAnswer::Reject(
+                    Rejection::AuthenticationFailure,
+                    e.to_string(),
+                ))
             }
         }
     }
@@ -353,6 +321,34 @@ impl RadiusAuth {
         }
         // RRAS puts the client's outer address in Calling-Station-Id.
         r.with_calling_station_id(calling_station(peer).as_bytes())
+    }
+}
+
+/// RADIUS knows nothing of a user before the Access-Request: groups do
+/// not exist there, and the Class comes with the Access-Accept.
+impl Authenticator for RadiusAuth {
+    fn look_up<'a>(
+        &'a self,
+        _attempt: &'a Attempt,
+        _request: &'a AuthRequest,
+    ) -> BoxFuture<'a, Claim> {
+        Box::pin(std::future::ready(Claim::Opaque))
+    }
+
+    fn check<'a>(
+        &'a self,
+        attempt: &'a Attempt,
+        request: AuthRequest,
+        _known: Option<KnownUser>,
+        eap_state: Option<Vec<u8>>,
+    ) -> BoxFuture<'a, Verdict> {
+        Box::pin(self.authenticate(
+            attempt.session,
+            &attempt.peer,
+            attempt.tunnel,
+            request,
+            eap_state,
+        ))
     }
 }
 

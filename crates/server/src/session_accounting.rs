@@ -12,7 +12,9 @@ use radius::{Attribute, Request};
 
 use crate::accounting::Accounting;
 use crate::radius_auth::{calling_station, NasIdentity};
-use crate::sessions::{Held, Sessions};
+use crate::session_record::SessionRecord;
+use crate::sessions::Sessions;
+use crate::SessionId;
 
 fn unix(t: SystemTime) -> u32 {
     t.duration_since(UNIX_EPOCH)
@@ -21,7 +23,7 @@ fn unix(t: SystemTime) -> u32 {
 }
 
 /// Attributes every record of the session carries.
-fn common(h: &Held, nas: Option<&NasIdentity>, status: AcctStatusType) -> Request {
+fn common(h: &SessionRecord, nas: Option<&NasIdentity>, status: AcctStatusType) -> Request {
     let mut r = Request::accounting(status, h.acct_session_id.as_bytes())
         .with_service_type(ServiceType::Framed)
         .with_framed_protocol(FramedProtocol::Ppp)
@@ -52,7 +54,7 @@ fn common(h: &Held, nas: Option<&NasIdentity>, status: AcctStatusType) -> Reques
     r.with_acct_authentic(AcctAuthentic::Radius)
 }
 
-fn counters(h: &Held) -> Counters {
+fn counters(h: &SessionRecord) -> Counters {
     let t = h.live.traffic();
     Counters {
         input_octets: t.octets_in,
@@ -62,7 +64,7 @@ fn counters(h: &Held) -> Counters {
     }
 }
 
-fn spool(acct: &Accounting, status: AcctStatusType, h: &Held, request: Request) {
+fn spool(acct: &Accounting, status: AcctStatusType, h: &SessionRecord, request: Request) {
     // Acct-Status-Type and Acct-Session-Id are stored separately.
     let attrs: Vec<Attribute> = request
         .attributes()
@@ -74,17 +76,17 @@ fn spool(acct: &Accounting, status: AcctStatusType, h: &Held, request: Request) 
 }
 
 /// Accounting Start, when the link is up.
-pub fn start(acct: &Accounting, sessions: &Sessions, nas: Option<&NasIdentity>, id: u64) {
+pub fn start(acct: &Accounting, sessions: &Sessions, nas: Option<&NasIdentity>, id: SessionId) {
     sessions.with(id, |h| {
         let r = common(h, nas, AcctStatusType::Start);
         spool(acct, AcctStatusType::Start, h, r);
         h.accounting_started = true;
-        tracing::debug!(session = id, acct_session_id = %h.acct_session_id, "accounting Start");
+        tracing::debug!(session = id.raw(), acct_session_id = %h.acct_session_id, "accounting Start");
     });
 }
 
 /// An Interim-Update with the counters so far.
-pub fn interim(acct: &Accounting, sessions: &Sessions, nas: Option<&NasIdentity>, id: u64) {
+pub fn interim(acct: &Accounting, sessions: &Sessions, nas: Option<&NasIdentity>, id: SessionId) {
     sessions.with(id, |h| {
         let r = common(h, nas, AcctStatusType::InterimUpdate)
             .with_counters(counters(h))
@@ -94,7 +96,7 @@ pub fn interim(acct: &Accounting, sessions: &Sessions, nas: Option<&NasIdentity>
 }
 
 /// Accounting Stop, with the final counters and why the session ended.
-pub fn stop(acct: &Accounting, nas: Option<&NasIdentity>, h: &Held) {
+pub fn stop(acct: &Accounting, nas: Option<&NasIdentity>, h: &SessionRecord) {
     if !h.accounting_started {
         return;
     }

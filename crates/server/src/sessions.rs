@@ -1,88 +1,34 @@
-//! The server's table of running sessions: what each holds, its live
-//! counters, and the ways to end it from outside (Session-Timeout and
-//! Idle-Timeout, RFC 2865 §5.27/§5.28; a Disconnect-Request, RFC 5176).
+//! The server's table of sessions: one [`SessionRecord`] per session,
+//! keyed by its [`SessionId`], from the first question the session asks to
+//! its end; its timers; and the ways to end a session from outside
+//! (Session-Timeout and Idle-Timeout, RFC 2865 §5.27/§5.28; a
+//! Disconnect-Request, RFC 5176).
+//!
+//! A record is opened by the first step of the pipeline that needs one and
+//! removed once, by `down`: the session core asks `down` of every server
+//! session that asked anything of its owner (see `session::HookRequest`),
+//! refused logins and peers that went away mid-login included.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 
-use tunnel::{EndReason, LiveSession, TerminateCause};
+use tunnel::{EndReason, TerminateCause};
 
-use crate::radius_auth::{Granted, TunnelKind};
+use crate::radius_auth::TunnelKind;
+pub use crate::session_record::{Claimed, SessionRecord, Stage};
+use crate::SessionId;
 
-/// One running session.
-pub struct Held {
-    pub routes: Vec<IpAddr>,
-    pub user: Option<String>,
-    pub peer: String,
-    pub tunnel: TunnelKind,
-    pub live: Arc<LiveSession>,
-    /// Acct-Session-Id (RFC 2866 §5.5).
-    pub acct_session_id: String,
-    pub address: Option<Ipv4Addr>,
-    pub granted: Granted,
-    pub started: Instant,
-    pub started_at: SystemTime,
-    /// Accounting Start was recorded (so Stop must be).
-    pub accounting_started: bool,
-    /// Why the server ended it, when it did (RFC 2866 §5.10).
-    pub cause: Option<TerminateCause>,
-    /// The remote access policy's grant and the method used, checked
-    /// again when the link is up.
-    pub policy: Option<(policy::Grant, policy::AuthMethod)>,
-    /// A Framed-IPv6-Prefix routed to the TUN for this session alone.
-    pub own_ipv6_prefix: Option<std::net::Ipv6Addr>,
-    /// A Framed-IP-Address outside the address source (DHCP mode), routed
-    /// to the TUN as a /32 for this session alone.
-    pub own_ipv4_route: Option<Ipv4Addr>,
-    watcher: Option<tokio::task::AbortHandle>,
-    interim_every: Option<Duration>,
-    interim: Option<Arc<dyn Fn(u64) + Send + Sync>>,
-}
-
-impl std::fmt::Debug for Held {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Held")
-            .field("user", &self.user)
-            .field("peer", &self.peer)
-            .field("acct_session_id", &self.acct_session_id)
-            .field("address", &self.address)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Held {
-    pub fn new(
-        user: Option<String>,
-        peer: String,
-        tunnel: TunnelKind,
-        acct_session_id: String,
-        granted: Granted,
-    ) -> Held {
-        Held {
-            routes: Vec::new(),
-            user,
-            peer,
-            tunnel,
-            live: Arc::new(LiveSession::new()),
-            acct_session_id,
-            address: None,
-            granted,
-            started: Instant::now(),
-            started_at: SystemTime::now(),
-            accounting_started: false,
-            cause: None,
-            policy: None,
-            own_ipv6_prefix: None,
-            own_ipv4_route: None,
-            watcher: None,
-            interim_every: None,
-            interim: None,
-        }
-    }
+/// Why [`Sessions::admit_address`] did not record an address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddressClash {
+    /// Another session holds it.
+    Taken,
+    /// The session has ended meanwhile (its record is gone).
+    Ended,
 }
 
 /// Which sessions a Disconnect-Request or CoA-Request names (RFC 5176
@@ -103,8 +49,9 @@ impl Selector {
             && self.calling_station.is_none()
     }
 
-    fn matches(&self, h: &Held) -> bool {
-        if self.is_empty() {
+    fn matches(&self, h: &SessionRecord) -> bool {
+        // Only sessions that hold something are named from outside.
+        if self.is_empty() || h.stage < Stage::Addressed {
             return false;
         }
         self.acct_session_id
@@ -125,7 +72,7 @@ impl Selector {
 /// The table, shared by every service.
 #[derive(Debug, Default)]
 pub struct Sessions {
-    map: Mutex<HashMap<u64, Held>>,
+    map: Mutex<HashMap<SessionId, SessionRecord>>,
     /// A prefix that makes Acct-Session-Ids unique across restarts.
     boot: String,
 }
@@ -142,47 +89,93 @@ impl Sessions {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Held>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SessionId, SessionRecord>> {
         self.map.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The Acct-Session-Id of session `id`.
-    pub fn acct_session_id(&self, id: u64) -> String {
-        format!("{}-{id:08X}", self.boot)
+    pub fn acct_session_id(&self, id: SessionId) -> String {
+        format!("{}-{:08X}", self.boot, id.raw())
     }
 
-    pub fn insert(&self, id: u64, held: Held) {
-        self.lock().insert(id, held);
+    /// Makes sure session `id` has a record (a new one, authenticating, if
+    /// it had none).
+    pub fn open(&self, id: SessionId, peer: &str, tunnel: TunnelKind) {
+        let acct_session_id = self.acct_session_id(id);
+        self.lock()
+            .entry(id)
+            .or_insert_with(|| SessionRecord::new(id, peer.to_owned(), tunnel, acct_session_id));
     }
 
-    /// Inserts `held` unless another session already holds its address;
-    /// checked and inserted under one lock, so two sessions granted the
-    /// same static address cannot both get it. False: not inserted.
-    pub fn insert_exclusive(&self, id: u64, held: Held) -> bool {
+    /// Puts `record` in the table (replacing one with its id).
+    pub fn insert(&self, record: SessionRecord) {
+        self.lock().insert(record.id, record);
+    }
+
+    /// Records that session `id` holds `addr`, with `apply` (the rest of
+    /// the network stage's facts), unless another session holds `addr`:
+    /// checked and written under one lock, so two sessions granted the
+    /// same static address cannot both get it.
+    pub fn admit_address(
+        &self,
+        id: SessionId,
+        addr: Ipv4Addr,
+        apply: impl FnOnce(&mut SessionRecord),
+    ) -> Result<(), AddressClash> {
         let mut map = self.lock();
-        let taken = held.address.is_some_and(|a| {
-            map.iter()
-                .any(|(other, h)| *other != id && h.address == Some(a))
-        });
-        if !taken {
-            map.insert(id, held);
+        let taken = map
+            .iter()
+            .any(|(other, r)| *other != id && r.address == Some(addr));
+        if taken {
+            return Err(AddressClash::Taken);
         }
-        !taken
+        let record = map.get_mut(&id).ok_or(AddressClash::Ended)?;
+        apply(record);
+        Ok(())
     }
 
-    pub fn remove(&self, id: u64) -> Option<Held> {
-        let held = self.lock().remove(&id);
-        if let Some(w) = held.as_ref().and_then(|h| h.watcher.as_ref()) {
+    /// Brings session `id` up if `check` (the policy's link-up stage)
+    /// allows it, given how many other sessions of its user are up now:
+    /// counted and marked under one lock, so two sessions of one user that
+    /// come up together are counted against each other. `Ok(false)`: the
+    /// session has no record (it ended meanwhile).
+    pub fn admit_up<E>(
+        &self,
+        id: SessionId,
+        check: impl FnOnce(&SessionRecord, u32) -> Result<(), E>,
+    ) -> Result<bool, E> {
+        let mut map = self.lock();
+        let Some(user) = map.get(&id).map(|r| r.user.clone()) else {
+            return Ok(false);
+        };
+        let others_up = match &user {
+            Some(u) => map
+                .iter()
+                .filter(|(other, r)| **other != id && r.of_user_at(u, Stage::Up))
+                .count(),
+            None => 0,
+        };
+        let record = map.get_mut(&id).expect("looked up under this lock");
+        check(record, u32::try_from(others_up).unwrap_or(u32::MAX))?;
+        record.stage = Stage::Up;
+        Ok(true)
+    }
+
+    /// Removes session `id`'s record and stops its timers.
+    pub fn remove(&self, id: SessionId) -> Option<SessionRecord> {
+        let record = self.lock().remove(&id);
+        if let Some(w) = record.as_ref().and_then(|r| r.watcher.as_ref()) {
             w.abort();
         }
-        held
+        record
     }
 
-    /// Runs `f` on session `id`'s entry.
-    pub fn with<R>(&self, id: u64, f: impl FnOnce(&mut Held) -> R) -> Option<R> {
+    /// Runs `f` on session `id`'s record.
+    pub fn with<R>(&self, id: SessionId, f: impl FnOnce(&mut SessionRecord) -> R) -> Option<R> {
         self.lock().get_mut(&id).map(f)
     }
 
+    /// Records in the table, at any stage.
     pub fn len(&self) -> usize {
         self.lock().len()
     }
@@ -191,19 +184,27 @@ impl Sessions {
         self.len() == 0
     }
 
-    /// Sessions of `user` now.
-    pub fn count_user(&self, user: &str) -> usize {
+    /// Sessions holding resources (an address) now.
+    pub fn active(&self) -> usize {
         self.lock()
             .values()
-            .filter(|h| h.user.as_deref() == Some(user))
+            .filter(|r| r.stage >= Stage::Addressed)
+            .count()
+    }
+
+    /// `user`'s sessions at `stage` or later, `except` not counted.
+    pub fn count_user(&self, user: &str, stage: Stage, except: SessionId) -> usize {
+        self.lock()
+            .iter()
+            .filter(|(id, r)| **id != except && r.of_user_at(user, stage))
             .count()
     }
 
     /// Ends session `id` with `cause`; false if it does not exist.
-    pub fn stop(&self, id: u64, reason: EndReason) -> bool {
-        let live = self.with(id, |h| {
-            h.cause.get_or_insert(reason.terminate_cause());
-            h.live.clone()
+    pub fn stop(&self, id: SessionId, reason: EndReason) -> bool {
+        let live = self.with(id, |r| {
+            r.cause.get_or_insert(reason.terminate_cause());
+            r.live.clone()
         });
         match live {
             Some(live) => {
@@ -215,29 +216,32 @@ impl Sessions {
     }
 
     /// The sessions `selector` names.
-    pub fn select(&self, selector: &Selector) -> Vec<u64> {
-        self.lock()
+    pub fn select(&self, selector: &Selector) -> Vec<SessionId> {
+        let mut ids: Vec<SessionId> = self
+            .lock()
             .iter()
-            .filter(|(_, h)| selector.matches(h))
+            .filter(|(_, r)| selector.matches(r))
             .map(|(id, _)| *id)
-            .collect()
+            .collect();
+        ids.sort();
+        ids
     }
 
     /// Marks every session as ended by the server's own shutdown.
     pub fn mark_all(&self, cause: TerminateCause) {
-        for h in self.lock().values_mut() {
-            h.cause.get_or_insert(cause);
+        for r in self.lock().values_mut() {
+            r.cause.get_or_insert(cause);
         }
     }
 
     /// Restarts session `id`'s timers after its limits changed (CoA),
     /// keeping its interim interval.
-    pub fn rewatch(self: &Arc<Self>, id: u64) {
-        let Some((interim_every, interim)) = self.with(id, |h| {
-            if let Some(w) = h.watcher.take() {
+    pub fn rewatch(self: &Arc<Self>, id: SessionId) {
+        let Some((interim_every, interim)) = self.with(id, |r| {
+            if let Some(w) = r.watcher.take() {
                 w.abort();
             }
-            (h.interim_every, h.interim.clone())
+            (r.interim_every, r.interim.clone())
         }) else {
             return;
         };
@@ -252,22 +256,22 @@ impl Sessions {
     /// session id at each interval).
     pub fn watch(
         self: &Arc<Self>,
-        id: u64,
+        id: SessionId,
         interim_every: Option<Duration>,
-        interim: impl Fn(u64) + Send + Sync + 'static,
+        interim: impl Fn(SessionId) + Send + Sync + 'static,
     ) {
-        let interim: Arc<dyn Fn(u64) + Send + Sync> = Arc::new(interim);
+        let interim: Arc<dyn Fn(SessionId) + Send + Sync> = Arc::new(interim);
         let kept = interim.clone();
-        let Some((live, started, session_timeout, idle_timeout)) = self.with(id, |h| {
-            h.interim_every = interim_every;
-            h.interim = Some(kept);
+        let Some((live, started, session_timeout, idle_timeout)) = self.with(id, |r| {
+            r.interim_every = interim_every;
+            r.interim = Some(kept);
             (
-                h.live.clone(),
-                h.started,
-                h.granted
+                r.live.clone(),
+                r.started,
+                r.granted
                     .session_timeout
                     .map(|s| Duration::from_secs(s.into())),
-                h.granted
+                r.granted
                     .idle_timeout
                     .map(|s| Duration::from_secs(s.into())),
             )
@@ -311,7 +315,7 @@ impl Sessions {
         });
         let handle = task.abort_handle();
         if self
-            .with(id, |h| h.watcher = Some(handle.clone()))
+            .with(id, |r| r.watcher = Some(handle.clone()))
             .is_none()
         {
             handle.abort();
@@ -322,52 +326,80 @@ impl Sessions {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy_stages::Admitted;
 
-    fn held(user: &str, addr: [u8; 4], peer: &str) -> Held {
-        let mut h = Held::new(
+    fn sid(n: u64) -> SessionId {
+        SessionId::from_raw(n)
+    }
+
+    /// A session of `user` at `peer` holding `addr`.
+    fn held(id: u64, user: &str, addr: [u8; 4], peer: &str) -> SessionRecord {
+        let mut r = SessionRecord::new(sid(id), peer.into(), TunnelKind::Sstp, String::new());
+        r.addressed(
             Some(user.into()),
-            peer.into(),
-            TunnelKind::Sstp,
-            String::new(),
-            Granted::default(),
+            Admitted {
+                grant: policy::Grant::default(),
+                method: policy::AuthMethod::MsChapV2,
+            },
+            Ipv4Addr::from(addr),
         );
-        h.address = Some(Ipv4Addr::from(addr));
-        h
+        r
     }
 
     #[test]
     fn an_address_held_by_another_session_is_refused() {
         let s = Sessions::new();
-        let bob = |peer: &str| held("bob", [10, 80, 0, 50], peer);
-        assert!(s.insert_exclusive(1, bob("a")));
-        assert!(!s.insert_exclusive(2, bob("b")));
-        assert_eq!(s.len(), 1);
-        // The same session may replace its own entry; another address is free.
-        assert!(s.insert_exclusive(1, bob("a")));
-        assert!(s.insert_exclusive(3, held("carol", [10, 80, 0, 51], "c")));
-        s.remove(1);
-        assert!(s.insert_exclusive(2, bob("b")));
+        let bob = Ipv4Addr::new(10, 80, 0, 50);
+        for (id, peer) in [(1, "a"), (2, "b"), (3, "c")] {
+            s.open(sid(id), peer, TunnelKind::Sstp);
+        }
+        let hold = |addr: Ipv4Addr| move |r: &mut SessionRecord| r.address = Some(addr);
+        assert_eq!(s.admit_address(sid(1), bob, hold(bob)), Ok(()));
+        assert_eq!(
+            s.admit_address(sid(2), bob, hold(bob)),
+            Err(AddressClash::Taken)
+        );
+        assert_eq!(s.with(sid(2), |r| r.address), Some(None));
+        // The same session may hold its own again; another address is free.
+        assert_eq!(s.admit_address(sid(1), bob, hold(bob)), Ok(()));
+        let carol = Ipv4Addr::new(10, 80, 0, 51);
+        assert_eq!(s.admit_address(sid(3), carol, hold(carol)), Ok(()));
+        s.remove(sid(1));
+        assert_eq!(s.admit_address(sid(2), bob, hold(bob)), Ok(()));
+        // A session that ended meanwhile gets nothing.
+        assert_eq!(
+            s.admit_address(sid(9), carol, hold(carol)),
+            Err(AddressClash::Taken)
+        );
+        let other = Ipv4Addr::new(10, 80, 0, 52);
+        assert_eq!(
+            s.admit_address(sid(9), other, hold(other)),
+            Err(AddressClash::Ended)
+        );
     }
 
     #[test]
     fn selectors_need_every_given_attribute_to_match() {
         let s = Sessions::new();
-        let mut a = held("alice", [10, 0, 0, 2], "192.0.2.1:5000");
-        a.acct_session_id = s.acct_session_id(1);
-        s.insert(1, a);
-        let mut b = held("bob", [10, 0, 0, 3], "192.0.2.2:5000");
-        b.acct_session_id = s.acct_session_id(2);
-        s.insert(2, b);
+        let mut a = held(1, "alice", [10, 0, 0, 2], "192.0.2.1:5000");
+        a.acct_session_id = s.acct_session_id(sid(1));
+        s.insert(a);
+        let mut b = held(2, "bob", [10, 0, 0, 3], "192.0.2.2:5000");
+        b.acct_session_id = s.acct_session_id(sid(2));
+        s.insert(b);
+        // Still authenticating: never named from outside.
+        s.open(sid(3), "192.0.2.3:5000", TunnelKind::Sstp);
+        s.with(sid(3), |r| r.claim("alice", None, None));
         let by_user = Selector {
             user_name: Some("alice".into()),
             ..Selector::default()
         };
-        assert_eq!(s.select(&by_user), vec![1]);
+        assert_eq!(s.select(&by_user), vec![sid(1)]);
         let by_id = Selector {
-            acct_session_id: Some(s.acct_session_id(2)),
+            acct_session_id: Some(s.acct_session_id(sid(2))),
             ..Selector::default()
         };
-        assert_eq!(s.select(&by_id), vec![2]);
+        assert_eq!(s.select(&by_id), vec![sid(2)]);
         let mismatch = Selector {
             user_name: Some("alice".into()),
             framed_ip: Some(Ipv4Addr::new(10, 0, 0, 3)),
@@ -378,19 +410,44 @@ mod tests {
             calling_station: Some("192.0.2.2".into()),
             ..Selector::default()
         };
-        assert_eq!(s.select(&by_station), vec![2]);
+        assert_eq!(s.select(&by_station), vec![sid(2)]);
         assert!(s.select(&Selector::default()).is_empty());
-        assert_eq!(s.count_user("alice"), 1);
+        assert_eq!(s.count_user("alice", Stage::Addressed, sid(99)), 1);
+        assert_eq!(s.count_user("alice", Stage::Addressed, sid(1)), 0);
+        assert_eq!(s.active(), 2);
+        assert_eq!(s.len(), 3);
+    }
+
+    #[test]
+    fn two_sessions_of_one_user_coming_up_are_counted_against_each_other() {
+        let s = Sessions::new();
+        s.insert(held(1, "alice", [10, 0, 0, 2], "a"));
+        s.insert(held(2, "alice", [10, 0, 0, 3], "b"));
+        s.insert(held(3, "bob", [10, 0, 0, 4], "c"));
+        let at_most_one = |_: &SessionRecord, others: u32| {
+            if others >= 1 {
+                Err(others)
+            } else {
+                Ok(())
+            }
+        };
+        assert_eq!(s.admit_up(sid(1), at_most_one), Ok(true));
+        assert_eq!(s.admit_up(sid(2), at_most_one), Err(1));
+        assert_eq!(s.with(sid(2), |r| r.stage), Some(Stage::Addressed));
+        assert_eq!(s.admit_up(sid(3), at_most_one), Ok(true));
+        assert_eq!(s.admit_up(sid(7), at_most_one), Ok(false), "no record");
+        s.remove(sid(1));
+        assert_eq!(s.admit_up(sid(2), at_most_one), Ok(true));
     }
 
     #[tokio::test]
     async fn idle_timeout_counts_from_the_last_packet_in() {
         let s = Arc::new(Sessions::new());
-        let mut h = held("alice", [10, 0, 0, 2], "192.0.2.1:5000");
+        let mut h = held(8, "alice", [10, 0, 0, 2], "192.0.2.1:5000");
         h.granted.idle_timeout = Some(1);
         let live = h.live.clone();
-        s.insert(8, h);
-        s.watch(8, None, |_| {});
+        s.insert(h);
+        s.watch(sid(8), None, |_| {});
         // Traffic from the client every 300 ms keeps it alive ...
         let mut reported = tunnel::SessionStats::default();
         let mut stats = tunnel::SessionStats::default();
@@ -405,7 +462,7 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(1600)).await;
         assert!(live.stop_requested());
         assert_eq!(
-            s.with(8, |h| h.cause),
+            s.with(sid(8), |h| h.cause),
             Some(Some(TerminateCause::IdleTimeout))
         );
     }
@@ -413,17 +470,17 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn session_timeout_stops_the_session_with_its_cause() {
         let s = Arc::new(Sessions::new());
-        let mut h = held("alice", [10, 0, 0, 2], "192.0.2.1:5000");
+        let mut h = held(7, "alice", [10, 0, 0, 2], "192.0.2.1:5000");
         h.granted.session_timeout = Some(30);
         let live = h.live.clone();
-        s.insert(7, h);
-        s.watch(7, None, |_| {});
+        s.insert(h);
+        s.watch(sid(7), None, |_| {});
         tokio::time::sleep(Duration::from_secs(29)).await;
         assert!(!live.stop_requested());
         tokio::time::sleep(Duration::from_secs(2)).await;
         assert!(live.stop_requested());
         assert_eq!(
-            s.with(7, |h| h.cause),
+            s.with(sid(7), |h| h.cause),
             Some(Some(TerminateCause::SessionTimeout))
         );
     }

@@ -1,8 +1,12 @@
 //! The server's TUN device settings: the pool's server address as a /32,
-//! routes for the client ranges, and `prefix::1/64` when IPv6 is on. The
-//! device itself is [`netdev::TunDevice`].
+//! routes for the client ranges, and `prefix::1/64` when IPv6 is on; and
+//! the sink sessions hand their clients' packets to. The device itself is
+//! [`netdev::TunDevice`].
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
+
+use tunnel::PacketSink;
 
 pub use netdev::{range_to_cidrs, TunDevice, TunError, TunSettings};
 
@@ -28,6 +32,26 @@ pub fn server_settings(
         routes,
         offload: true,
     }
+}
+
+/// Received client packets go to the TUN device through the batching
+/// writer; a full queue drops.
+pub struct TunSink(pub Arc<netdev::TunWriter>);
+
+impl PacketSink for TunSink {
+    fn send(&self, packet: &[u8]) {
+        self.0.send(packet);
+    }
+    fn flush(&self) {
+        self.0.flush();
+    }
+}
+
+/// A sink that drops everything (no TUN: tests and benchmarks).
+pub struct NullSink;
+
+impl PacketSink for NullSink {
+    fn send(&self, _: &[u8]) {}
 }
 
 #[cfg(test)]

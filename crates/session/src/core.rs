@@ -83,6 +83,10 @@ pub struct SessionCore {
     auth_failure: Option<EndReason>,
     watch: AuthWatch,
     auth: Option<Attempt>,
+    /// Server role: the owner was asked something, so it may hold
+    /// something for the session (a record, an address) and is owed
+    /// [`HookRequest::Down`].
+    owes_down: bool,
     network: Asked,
     up: Asked,
     was_up: bool,
@@ -108,6 +112,7 @@ impl SessionCore {
             auth_failure: None,
             watch: AuthWatch::default(),
             auth: None,
+            owes_down: false,
             network: Asked::No,
             up: Asked::No,
             was_up: false,
@@ -333,8 +338,8 @@ impl SessionCore {
 
     /// The driver is done with the session: the reason it ended (a
     /// connection that just went away if nothing better is known). Queues
-    /// the one [`HookRequest::Down`] of a session that asked for its
-    /// network. Calling it again changes nothing.
+    /// the one [`HookRequest::Down`] of a server session that asked its
+    /// owner anything. Calling it again changes nothing.
     pub fn finish(&mut self) -> EndReason {
         self.pump();
         if !self.finished {
@@ -348,7 +353,7 @@ impl SessionCore {
             };
             self.reason = Some(reason);
             self.down = true;
-            if self.network != Asked::No && !self.down_asked {
+            if self.owes_down && !self.down_asked {
                 self.down_asked = true;
                 self.requests
                     .push_back(HookRequest::Down(self.reason.clone().expect("set above")));
@@ -408,6 +413,7 @@ impl SessionCore {
                         user: request.username.clone(),
                         method: request.method,
                     });
+                    self.owes_down = true;
                     self.requests.push_back(HookRequest::Authenticate(request));
                 }
                 // A dialer never asks the server to authenticate itself.
@@ -424,6 +430,7 @@ impl SessionCore {
                 self.events.push_back(SessionEvent::Authenticated);
                 if self.role == Role::Server && self.network == Asked::No {
                     self.network = Asked::Waiting;
+                    self.owes_down = true;
                     self.requests.push_back(HookRequest::Network);
                 }
             }

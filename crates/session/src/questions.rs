@@ -50,9 +50,10 @@ pub enum HookRequest {
     /// The link is up: register its addresses and get ready to carry IP;
     /// answer with [`HookAnswer::Up`].
     Up(LinkUp),
-    /// The session ended, and why. Asked exactly once, and only of a
-    /// session that asked [`HookRequest::Network`] (its owner holds
-    /// something for it: an address, an accounting record). No answer.
+    /// The session ended, and why. Asked exactly once of every server
+    /// session that asked its owner anything (a refused login too: the
+    /// owner may hold a record for it), never of one that asked nothing.
+    /// No answer.
     Down(EndReason),
 }
 

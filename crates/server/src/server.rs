@@ -1,0 +1,455 @@
+//! The composition root: [`Server::start`] builds everything `ras server`
+//! runs from its configuration (state directory, users, certificate,
+//! listeners, TUN device, router, address source, RADIUS, accounting,
+//! dynamic authorization, policies, the control pipeline and the
+//! services), and [`Server::shutdown`] ends it all. The binary only loads
+//! the configuration, prints the [`Notice`]s and waits for a signal.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ppp::link::LinkConfig;
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+use tunnel::pptp_server::{GreDemux, PptpServerConfig};
+use tunnel::sstp_server::ServerSessionConfig;
+use tunnel::PacketSink;
+
+use crate::accounting::Accounting;
+use crate::authenticator::{Authenticator, LocalAuthenticator};
+use crate::cert::{CertError, ServerCertificate};
+use crate::config::{AddressSourceKind, Config};
+use crate::dhcp_relay::{DhcpRelay, RelayStartError};
+use crate::dhcp_source::{DhcpSettings, DhcpSource, DhcpSourceError};
+use crate::dialin_service::DialinService;
+use crate::listen::{bind_tcp, ListenError};
+use crate::notice::{AddressesNote, Listening, Notice};
+use crate::pipeline::{AccountingParts, ControlPipeline, PipelineParts};
+use crate::pool::{AddressSource, StaticPool};
+use crate::pptp_service::{PptpService, REFUSALS};
+use crate::radius_auth::TunnelKind;
+use crate::radius_setup::{RadiusSetupError, RadiusStack};
+use crate::router::Router;
+use crate::sessions::Sessions;
+use crate::sstp_service::SstpService;
+use crate::state::{StateDir, StateError};
+use crate::tun::TunSink;
+use crate::users::{UserStore, UserStoreError};
+
+/// How long a graceful stop waits for sessions to say goodbye.
+pub const DRAIN: Duration = Duration::from_secs(10);
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    Users(#[from] UserStoreError),
+    #[error(transparent)]
+    Certificate(#[from] CertError),
+    #[error(transparent)]
+    Listen(#[from] ListenError),
+    #[error("no SSTP listener could be opened")]
+    NoSstpListener,
+    #[error("opening the raw GRE socket for PPTP (needs root or CAP_NET_RAW; set [pptp] listen = [] to disable PPTP)")]
+    Gre(#[source] std::io::Error),
+    #[error(transparent)]
+    DhcpRelay(#[from] RelayStartError),
+    #[error(transparent)]
+    Radius(#[from] RadiusSetupError),
+    #[error("creating the TUN device (ras server needs root or CAP_NET_ADMIN and /dev/net/tun)")]
+    TunDevice(#[source] netdev::TunError),
+    #[error(transparent)]
+    Tun(netdev::TunError),
+    #[error(transparent)]
+    Dhcp(#[from] DhcpSourceError),
+    /// The policies (checked when the file was loaded: only a
+    /// configuration built in code gets here).
+    #[error("{0}")]
+    Policies(String),
+}
+
+/// A running server.
+pub struct Server {
+    pipeline: ControlPipeline,
+    stop: watch::Sender<bool>,
+    sstp: SstpService,
+    pptp: Option<PptpService>,
+    dhcp: Option<Arc<DhcpSource>>,
+    accounting: Option<Arc<Accounting>>,
+    pool: Arc<StaticPool>,
+    /// Owned here so that its routes and addresses last as long as the
+    /// server (the services hold it too).
+    _tun: Arc<netdev::TunDevice>,
+}
+
+/// The listening sockets, all bound before anything else is touched.
+struct Listeners {
+    sstp: Vec<(SocketAddr, TcpListener)>,
+    pptp: Vec<(SocketAddr, TcpListener)>,
+    gre: Option<Arc<GreDemux>>,
+}
+
+impl Listeners {
+    /// Every listener is bound before any route or device is touched: a
+    /// second server with the same addresses fails here having changed
+    /// nothing, instead of taking the first one's routes down with it.
+    fn bind(config: &Config) -> Result<Listeners, StartError> {
+        let mut sstp = Vec::new();
+        for addr in &config.sstp.listen {
+            match bind_tcp(*addr) {
+                Ok(listener) => sstp.push((*addr, listener)),
+                // An IPv6 wildcard on a host without IPv6 is not fatal.
+                Err(e) if addr.is_ipv6() && addr.ip().is_unspecified() => tracing::warn!("{e}"),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if sstp.is_empty() && !config.sstp.listen.is_empty() {
+            return Err(StartError::NoSstpListener);
+        }
+        let mut pptp = Vec::new();
+        let mut gre = None;
+        if !config.pptp.listen.is_empty() {
+            for addr in &config.pptp.listen {
+                pptp.push((*addr, bind_tcp(*addr)?));
+            }
+            gre = Some(GreDemux::open().map_err(StartError::Gre)?);
+        }
+        Ok(Listeners { sstp, pptp, gre })
+    }
+}
+
+/// The PPP settings of each tunnel type.
+struct Links {
+    sstp: LinkConfig,
+    pptp: LinkConfig,
+    dialin: LinkConfig,
+}
+
+impl Links {
+    fn from_config(config: &Config) -> Links {
+        let mut link = LinkConfig::server(&config.server_name());
+        link.lcp.require_auth = config.auth.methods.lcp_protocols();
+        link.lcp.mru = config.ppp.mru;
+        link.echo = config.ppp.echo();
+        // RRAS with RADIUS relays EAP to the RADIUS server (RFC 3579)
+        // instead of running EAP-MSCHAPv2 itself: the server holds the
+        // passwords.
+        link.authenticator.eap_pass_through = config.radius.enabled();
+        // PPTP's GRE and a serial line are not encrypted: MPPE as
+        // configured (required by default).
+        let mut pptp = link.clone();
+        pptp.ccp = Some(config.encryption.ccp_config());
+        let dialin = pptp.clone();
+        // SSTP is encrypted by TLS: no MPPE inside it (RRAS does the same).
+        link.ccp = None;
+        Links {
+            sstp: link,
+            pptp,
+            dialin,
+        }
+    }
+}
+
+impl Server {
+    /// Builds and starts everything `config` asks for, telling `notices`
+    /// what the operator should know as it goes (a demo user's password
+    /// is shown even if a later step fails). Must run inside the tokio
+    /// runtime.
+    pub async fn start(
+        config: &Config,
+        notices: &mut dyn FnMut(Notice),
+    ) -> Result<Server, StartError> {
+        let state = StateDir::open(&config.state_dir)?;
+        let users = Arc::new(UserStore::open(&state)?);
+        if let Some(password) = users.ensure_demo_user()? {
+            notices(Notice::DemoUser { password });
+        }
+        let pool = Arc::new(StaticPool::new(&config.addresses.ipv4_pool));
+        let listen_ips: Vec<IpAddr> = config
+            .sstp
+            .listen
+            .iter()
+            .map(SocketAddr::ip)
+            .filter(|ip| !ip.is_unspecified())
+            .collect();
+        let cert = ServerCertificate::from_config(
+            config.certificate.chain.as_deref(),
+            config.certificate.key.as_deref(),
+            &state,
+            &config.server_name(),
+            &listen_ips,
+        )?;
+        notices(Notice::Certificate {
+            self_signed: cert.is_self_signed(),
+            fingerprint_sha256: cert.fingerprint_sha256(),
+        });
+        let ipv6_prefix = state.client_ipv6_prefix(config.addresses.ipv6_prefix)?;
+        let listeners = Listeners::bind(config)?;
+
+        let dhcp_mode = config.addresses.source == AddressSourceKind::Dhcp;
+        let mut tun_settings = crate::tun::server_settings(
+            &config.tun,
+            pool.server(),
+            pool.client_ranges(),
+            ipv6_prefix,
+        );
+        if dhcp_mode {
+            // The server's address and the clients' routes come with the
+            // DHCP leases (see dhcp_source), not from the static pool.
+            tun_settings.ipv4 = None;
+            tun_settings.routes.retain(|(net, _)| net.is_ipv6());
+        }
+        if !config.dhcp_relay.servers.is_empty() {
+            let relay =
+                DhcpRelay::open(config.dhcp_relay.servers.clone(), config.dhcp_relay.giaddr)?;
+            notices(Notice::DhcpRelay {
+                servers: config.dhcp_relay.servers.clone(),
+                giaddr: relay.giaddr(),
+            });
+            tokio::spawn(relay.run());
+        }
+        let sessions = Arc::new(Sessions::new());
+        let radius = RadiusStack::start(
+            &config.radius,
+            &state,
+            &config.server_name(),
+            listen_ips.first().copied(),
+            sessions.clone(),
+        )
+        .await?;
+        if let Some(r) = &radius {
+            notices(Notice::Radius {
+                servers: config
+                    .radius
+                    .servers
+                    .iter()
+                    .map(|s| s.auth_addr())
+                    .collect(),
+                spool: r.spool_path.clone(),
+            });
+        }
+
+        // Sockets first (above), then the device and its routes.
+        let tun = match netdev::TunDevice::create(&tun_settings) {
+            Ok(tun) => Arc::new(tun),
+            Err(e @ netdev::TunError::Device { .. }) => return Err(StartError::TunDevice(e)),
+            Err(e) => return Err(StartError::Tun(e)),
+        };
+        let router = Router::new();
+        tokio::spawn(router.clone().run_tun_reader(tun.clone()));
+        let dhcp = match DhcpSettings::from_config(&config.addresses, Some(tun.name())) {
+            Some(s) => Some(DhcpSource::start(s)?),
+            None => None,
+        };
+        let policies = config.policy_set().map_err(StartError::Policies)?;
+        if !config.policy.is_empty() {
+            notices(Notice::Policies {
+                names: policies.names().map(str::to_owned).collect(),
+            });
+        }
+
+        // The control pipeline (pipeline.rs), for every tunnel type.
+        let addresses: Arc<dyn AddressSource> = match &dhcp {
+            Some(d) => d.clone(),
+            None => pool.clone(),
+        };
+        let authenticator: Arc<dyn Authenticator> = match &radius {
+            Some(r) => r.auth.clone(),
+            None => Arc::new(LocalAuthenticator::new(users.clone())),
+        };
+        let accounting = radius.as_ref().and_then(|r| {
+            Some(AccountingParts {
+                accounting: r.accounting.clone()?,
+                nas: Some(r.nas.clone()),
+                interim_interval: r.interim_interval,
+            })
+        });
+        let accounting_handle = accounting.as_ref().map(|a| a.accounting.clone());
+        let pipeline = ControlPipeline::new(
+            PipelineParts {
+                authenticator,
+                policies: Arc::new(policies),
+                addresses,
+                fallback_server_address: pool.server(),
+                sessions,
+                router,
+                tun: Some(tun.clone()),
+                dns: first_two(&config.addresses.dns),
+                wins: first_two(&config.addresses.wins),
+                ipv6_prefix,
+                mtu: u32::from(config.tun.mtu),
+                accounting,
+            },
+            TunnelKind::Sstp,
+        );
+
+        if let Some(dynauth) = radius.and_then(|r| r.dynauth) {
+            if let Ok(listen) = dynauth.socket.local_addr() {
+                notices(Notice::DynamicAuthorization { listen });
+            }
+            tokio::spawn(dynauth.run());
+        }
+
+        // The services: listeners → tunnel → PPP → the pipeline.
+        let links = Links::from_config(config);
+        let sink: Arc<dyn PacketSink> = Arc::new(TunSink(netdev::TunWriter::spawn(tun.clone())));
+        let (stop, stop_rx) = watch::channel(false);
+        let sstp_ports = config.sstp.ports.get();
+        let sstp = SstpService {
+            tls: tokio_rustls::TlsAcceptor::from(cert.rustls_config()?),
+            session: Arc::new(ServerSessionConfig {
+                certificate_der: Arc::new(cert.leaf_der().to_vec()),
+                hash_protocols: sstp::CERT_HASH_PROTOCOL_SHA1 | sstp::CERT_HASH_PROTOCOL_SHA256,
+                link: links.sstp,
+                request_timeout: Duration::from_secs(10),
+                server_name: "ras".into(),
+                timers: sstp::Timers {
+                    hello: config.sstp.hello_interval(),
+                    ..Default::default()
+                },
+            }),
+            hooks: Arc::new(pipeline.clone()),
+            sink: sink.clone(),
+            ports: Arc::new(Semaphore::new(sstp_ports as usize)),
+            port_limit: sstp_ports,
+        };
+        let mut sstp_listening = Vec::new();
+        for (addr, listener) in listeners.sstp {
+            sstp_listening.push(addr);
+            tokio::spawn(sstp.clone().run(listener, stop_rx.clone()));
+        }
+
+        let pptp_ports = config.pptp.ports.get();
+        let mut pptp = None;
+        let mut pptp_listening = Vec::new();
+        if let Some(demux) = listeners.gre {
+            tokio::spawn(demux.clone().run());
+            let service = PptpService {
+                session: Arc::new(PptpServerConfig::new(links.pptp)),
+                demux,
+                hooks: Arc::new(pipeline.for_tunnel(TunnelKind::Pptp)),
+                sink: sink.clone(),
+                ports: Arc::new(Semaphore::new(pptp_ports as usize)),
+                port_limit: pptp_ports,
+                refusals: Arc::new(Semaphore::new(REFUSALS)),
+            };
+            for (addr, listener) in listeners.pptp {
+                pptp_listening.push(addr);
+                tokio::spawn(service.clone().run(listener, stop_rx.clone()));
+            }
+            pptp = Some(service);
+        }
+
+        // Dial-in lines: the same pipeline and TUN.
+        if !config.dialin.devices.is_empty() {
+            let service = DialinService {
+                link: links.dialin,
+                modem: config.dialin.modem,
+                numbers: config.dialin.numbers.clone(),
+                hooks: Arc::new(pipeline.for_tunnel(TunnelKind::Dialup)),
+                sink: sink.clone(),
+            };
+            let mut devices = Vec::new();
+            for device in &config.dialin.devices {
+                devices.push(device.display().to_string());
+                tokio::spawn(service.clone().run(device.clone(), stop_rx.clone()));
+            }
+            notices(Notice::Dialin { devices });
+        }
+
+        let addresses = match &config.addresses.dhcp_interface {
+            Some(interface) if dhcp_mode => AddressesNote::Dhcp {
+                interface: interface.clone(),
+                block: config.addresses.dhcp_block,
+            },
+            _ => AddressesNote::Pool {
+                server: pool.server(),
+                ranges: pool
+                    .client_ranges()
+                    .iter()
+                    .map(|r| (r.start(), r.end()))
+                    .collect(),
+            },
+        };
+        notices(Notice::Listening(Listening {
+            sstp: sstp_listening,
+            sstp_ports,
+            pptp: pptp_listening,
+            pptp_ports,
+            addresses,
+            tun: tun.name().to_owned(),
+        }));
+        if let Some(prefix) = ipv6_prefix {
+            notices(Notice::Ipv6 { prefix });
+        }
+        Ok(Server {
+            pipeline,
+            stop,
+            sstp,
+            pptp,
+            dhcp,
+            accounting: accounting_handle,
+            pool,
+            _tun: tun,
+        })
+    }
+
+    /// Sessions holding resources right now.
+    pub fn active_sessions(&self) -> usize {
+        self.pipeline.active()
+    }
+
+    /// The session table (status, tests).
+    pub fn sessions(&self) -> &Arc<Sessions> {
+        self.pipeline.sessions()
+    }
+
+    /// Stops accepting, ends every session (RFC 2866 §5.10: cause
+    /// Admin-Reboot, the server going down) and waits up to [`DRAIN`] for
+    /// them, gives back the DHCP leases and lets accounting catch up.
+    pub async fn shutdown(self, notices: &mut dyn FnMut(Notice)) {
+        notices(Notice::Stopping {
+            sessions: self.active_sessions(),
+        });
+        self.sessions()
+            .mark_all(tunnel::TerminateCause::AdminReboot);
+        let _ = self.stop.send(true);
+        let pptp_drain = async {
+            match &self.pptp {
+                Some(p) => p.drain(DRAIN).await,
+                None => true,
+            }
+        };
+        let (sstp_done, pptp_done) = tokio::join!(self.sstp.drain(DRAIN), pptp_drain);
+        if !(sstp_done && pptp_done) {
+            tracing::warn!("some sessions did not end within {DRAIN:?}");
+        }
+        if let Some(d) = &self.dhcp {
+            // RRAS sends DHCPRELEASE for every leased address when it stops.
+            notices(Notice::DhcpReleased {
+                leases: d.stop().await,
+            });
+        }
+        if let Some(acct) = &self.accounting {
+            // Give the Stop records a moment to reach the server; whatever
+            // is left stays in the spool for the next start.
+            if !acct.flush(Duration::from_secs(3)).await {
+                notices(Notice::SpoolKept {
+                    records: acct.pending(),
+                });
+            }
+        }
+        notices(Notice::Stopped {
+            addresses_in_use: self.pool.counts().in_use,
+        });
+    }
+}
+
+/// The first two servers of a list (IPCP has a primary and a secondary,
+/// RFC 1877 §1.1–1.4).
+fn first_two(list: &[std::net::Ipv4Addr]) -> [Option<std::net::Ipv4Addr>; 2] {
+    [list.first().copied(), list.get(1).copied()]
+}
