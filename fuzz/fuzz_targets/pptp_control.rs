@@ -1,6 +1,7 @@
 //! Fuzz the PPTP control path: the message decoder, the streaming deframer
 //! fed the input in random-sized chunks, and the PAC state machine fed the
-//! same bytes (with timers run in between).
+//! same bytes (with timers run in between, and its Call ID requests
+//! answered from the input).
 #![no_main]
 
 use std::time::{Duration, Instant};
@@ -58,7 +59,26 @@ fuzz_target!(|data: &[u8]| {
         now += Duration::from_secs(u64::from(chunk[0] % 40));
         pac.handle_timeout(now);
         while pac.poll_transmit().is_some() {}
-        while pac.poll_event().is_some() {}
+        while let Some(event) = pac.poll_event() {
+            // Answer Call ID requests as a driver would: an ID taken from
+            // the input (0 and duplicates are refused by the PAC and must
+            // leave the request pending), else none.
+            if let pptp::Event::CallIdNeeded { .. } = event {
+                let id = match chunk[0] % 4 {
+                    0 => None,
+                    _ => Some(u16::from(chunk[0] % 8)),
+                };
+                match pac.assign_call_id(now, id) {
+                    Ok(()) => {}
+                    // A timer closed the connection after the request.
+                    Err(pptp::AssignCallIdError::NoCallPending) => assert!(pac.is_closed()),
+                    Err(_) => {
+                        assert!(pac.call_id_pending().is_some());
+                        pac.assign_call_id(now, None).unwrap();
+                    }
+                }
+            }
+        }
         assert!(pac.call_count() <= 4);
     }
 });

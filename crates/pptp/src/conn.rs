@@ -75,6 +75,9 @@ pub enum CloseReason {
     TransmitOverflow,
     /// The driver reported that the TCP connection went away.
     TransportClosed,
+    /// PAC: the peer sent more than [`crate::pac::MAX_HELD_INPUT`] octets
+    /// while its call waited for a Call ID from the driver.
+    InputOverflow,
 }
 
 impl std::fmt::Display for CallClearReason {
@@ -127,6 +130,9 @@ impl std::fmt::Display for CloseReason {
             }
             CloseReason::TransmitOverflow => f.write_str("the peer stopped reading"),
             CloseReason::TransportClosed => f.write_str("the TCP connection closed"),
+            CloseReason::InputOverflow => {
+                f.write_str("the peer sent too much while its call waited for a Call ID")
+            }
         }
     }
 }
@@ -142,6 +148,14 @@ pub enum Event {
         peer_vendor: Vec<u8>,
         /// The peer's Firmware Revision.
         peer_firmware_revision: u16,
+    },
+    /// PAC: an Outgoing-Call-Request within the port limit waits for our
+    /// Call ID: answer with [`crate::Pac::assign_call_id`] (an ID, or
+    /// `None` to refuse it for want of one). No further input is read
+    /// until then.
+    CallIdNeeded {
+        /// The PNS's Call ID from the request.
+        peer_call_id: u16,
     },
     /// A call is up: start a GRE session with these parameters.
     CallEstablished {

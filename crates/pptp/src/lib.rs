@@ -13,6 +13,8 @@
 //! * [`gre_session`]: the per-call GRE data channel built on them.
 //! * [`pac`] / [`pns`]: the control-connection and outgoing-call state
 //!   machines of §3 for the server (PAC) and the client (PNS).
+//! * [`demux`]: the server's raw-socket demultiplexer: IPv4 + GRE parsing,
+//!   the call table keyed by Call ID and client address, drop counts.
 //!
 //! The state machines follow the quinn-proto API shape: getters, `handle_*`
 //! inputs, commands, and `poll_*` outputs.
@@ -22,6 +24,7 @@
 
 mod conn;
 pub mod control;
+pub mod demux;
 pub mod gre;
 pub mod gre_session;
 pub mod pac;
@@ -32,7 +35,7 @@ pub use conn::{CallClearReason, CloseReason, ControlState, Event};
 pub use control::{DecodeError, Deframer, Message};
 pub use gre::{GreError, GreHeader, GrePacket};
 pub use gre_session::{GreConfig, GreSession, GreStats, SendError};
-pub use pac::{Pac, PacConfig};
+pub use pac::{AssignCallIdError, Pac, PacConfig};
 pub use pns::{Pns, PnsConfig};
 
 /// The TCP port of the PPTP control connection (RFC 2637 §1.3.1).

@@ -3,10 +3,19 @@
 //!
 //! A VPN client is a PNS that "dials out" through us: it sends
 //! Start-Control-Connection-Request, then Outgoing-Call-Request for each
-//! tunnel. We answer, allocate our Call ID and report
-//! [`Event::CallEstablished`]; the driver then starts a
+//! tunnel. For each Outgoing-Call-Request within the port limit we report
+//! [`Event::CallIdNeeded`] and wait for the driver's
+//! [`Pac::assign_call_id`]: GRE to the server is demultiplexed by the PAC's
+//! Call ID alone, so the driver picks IDs unique across every control
+//! connection (see [`crate::demux::CallTable`]). With the ID we answer and
+//! report [`Event::CallEstablished`]; the driver then starts a
 //! [`crate::GreSession`]. Incoming calls (§3.2.3) do not happen on a VPN
 //! server: an Incoming-Call-Reply is ignored.
+//!
+//! While a request waits for its Call ID the PAC reads no further
+//! message: bytes that arrive meanwhile are held and processed after the
+//! answer, so the replies leave in the order the requests came, exactly
+//! as if the ID had been at hand.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -47,8 +56,6 @@ pub struct PacConfig {
     pub processing_delay: u16,
     /// Connect Speed reported in Outgoing-Call-Reply (bits/s).
     pub connect_speed: u32,
-    /// The first Call ID the built-in allocator hands out.
-    pub first_call_id: u16,
     /// Timers.
     pub timers: Timers,
 }
@@ -66,18 +73,40 @@ impl Default for PacConfig {
             recv_window: 64,
             processing_delay: 0,
             connect_speed: 100_000_000,
-            first_call_id: 1,
             timers: Timers::default(),
         }
     }
 }
 
-/// A Call ID allocator shared with the driver: returns `None` when no ID
-/// (no port) is free. GRE packets to the server are demultiplexed by the
-/// PAC's Call ID alone, so a server with several control connections
-/// allocates IDs across all of them, and frees one on
-/// [`Event::CallCleared`].
-pub type CallIdAllocator = Box<dyn FnMut() -> Option<u16> + Send>;
+/// Most octets held while a call waits for its Call ID (see the module
+/// documentation). A driver answers [`Event::CallIdNeeded`] before it
+/// reads again, so this is only reached by a driver that keeps reading
+/// without answering while the peer keeps sending.
+pub const MAX_HELD_INPUT: usize = 64 * 1024;
+
+/// Why [`Pac::assign_call_id`] did not take the answer. The request stays
+/// pending (except for [`AssignCallIdError::NoCallPending`], where there
+/// is none): answer again, with another ID or `None`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AssignCallIdError {
+    /// No Outgoing-Call-Request waits for a Call ID: none came, it was
+    /// answered already, or the control connection closed meanwhile.
+    #[error("no Outgoing-Call-Request is waiting for a Call ID")]
+    NoCallPending,
+    /// Call ID 0 is what a refused Outgoing-Call-Reply carries.
+    #[error("Call ID 0 cannot name a call (a refusal carries it)")]
+    Zero,
+    /// Another call on this control connection has this ID.
+    #[error("Call ID {0} is already used by another call")]
+    InUse(u16),
+}
+
+/// An Outgoing-Call-Request within the port limit, waiting for the
+/// driver's Call ID.
+#[derive(Debug)]
+struct PendingCall {
+    request: OutgoingCallRequest,
+}
 
 /// The PAC side of one control connection.
 pub struct Pac {
@@ -85,8 +114,11 @@ pub struct Pac {
     ctl: Control,
     /// Calls by our Call ID.
     calls: BTreeMap<u16, Call>,
-    next_call_id: u16,
-    allocator: Option<CallIdAllocator>,
+    /// The request waiting for [`Pac::assign_call_id`]; input is held
+    /// meanwhile.
+    pending: Option<PendingCall>,
+    /// Octets read while `pending`, processed after the answer.
+    held: Vec<u8>,
     ignored: u64,
 }
 
@@ -95,6 +127,7 @@ impl fmt::Debug for Pac {
         f.debug_struct("Pac")
             .field("state", &self.ctl.state)
             .field("calls", &self.calls)
+            .field("pending", &self.pending)
             .field("ignored", &self.ignored)
             .finish_non_exhaustive()
     }
@@ -104,21 +137,14 @@ impl Pac {
     /// A PAC for a freshly accepted TCP connection.
     pub fn new(config: PacConfig, now: Instant) -> Self {
         let ctl = Control::new(config.timers, now);
-        let next_call_id = config.first_call_id;
         Self {
             config,
             ctl,
             calls: BTreeMap::new(),
-            next_call_id,
-            allocator: None,
+            pending: None,
+            held: Vec::new(),
             ignored: 0,
         }
-    }
-
-    /// Uses `allocator` for Call IDs instead of the built-in counter.
-    pub fn with_call_id_allocator(mut self, allocator: CallIdAllocator) -> Self {
-        self.allocator = Some(allocator);
-        self
     }
 
     // ---- getters ----
@@ -150,11 +176,31 @@ impl Pac {
         self.ignored
     }
 
+    /// The PNS's Call ID of the Outgoing-Call-Request waiting for
+    /// [`Pac::assign_call_id`], if one is.
+    pub fn call_id_pending(&self) -> Option<u16> {
+        self.pending.as_ref().map(|p| p.request.call_id)
+    }
+
     // ---- input ----
 
     /// Takes bytes read from the TCP connection.
-    pub fn handle_input(&mut self, now: Instant, mut data: &[u8]) {
+    pub fn handle_input(&mut self, now: Instant, data: &[u8]) {
+        if self.pending.is_some() {
+            self.hold(now, data);
+            return;
+        }
+        self.consume(now, data);
+    }
+
+    /// Decodes and handles messages until `data` is used up, a call waits
+    /// for its ID (the rest is held), or the connection closes.
+    fn consume(&mut self, now: Instant, mut data: &[u8]) {
         while !self.ctl.is_closed() {
+            if self.pending.is_some() {
+                self.hold(now, data);
+                return;
+            }
             match next_input(&mut self.ctl, &mut data) {
                 Ok(Some(msg)) => self.handle_message(now, msg),
                 Ok(None) => break,
@@ -167,8 +213,18 @@ impl Pac {
         }
     }
 
+    /// Keeps octets that arrive while a call waits for its ID.
+    fn hold(&mut self, now: Instant, data: &[u8]) {
+        if self.held.len() + data.len() > MAX_HELD_INPUT {
+            self.abort(now, CloseReason::InputOverflow, true);
+            return;
+        }
+        self.held.extend_from_slice(data);
+    }
+
     /// The driver saw the TCP connection close.
     pub fn handle_transport_closed(&mut self) {
+        self.forget_pending();
         clear_all(&mut self.calls, &mut self.ctl.events);
         self.ctl.finish(CloseReason::TransportClosed);
     }
@@ -176,12 +232,51 @@ impl Pac {
     /// Runs the timers.
     pub fn handle_timeout(&mut self, now: Instant) {
         if let Some(reason) = self.ctl.handle_timeout(now) {
+            self.forget_pending();
             clear_all(&mut self.calls, &mut self.ctl.events);
             self.ctl.finish(reason);
         }
     }
 
     // ---- commands ----
+
+    /// Answers [`Event::CallIdNeeded`]: `Some(id)` establishes the call
+    /// with our Call ID `id` (Outgoing-Call-Reply Connected, then
+    /// [`Event::CallEstablished`]); `None` means no ID (no port) is free
+    /// and refuses it with General Error / No-Resource (RFC 2637 §2.8),
+    /// then [`Event::CallRefused`]. Input held meanwhile is processed
+    /// next. On an error nothing changed; a driver that reserved `id`
+    /// elsewhere releases it.
+    pub fn assign_call_id(
+        &mut self,
+        now: Instant,
+        call_id: Option<u16>,
+    ) -> Result<(), AssignCallIdError> {
+        let Some(pending) = self.pending.take() else {
+            return Err(AssignCallIdError::NoCallPending);
+        };
+        let refusal = match call_id {
+            Some(0) => Some(AssignCallIdError::Zero),
+            Some(id) if self.calls.contains_key(&id) => Some(AssignCallIdError::InUse(id)),
+            _ => None,
+        };
+        if let Some(e) = refusal {
+            self.pending = Some(pending);
+            return Err(e);
+        }
+        let request = pending.request;
+        match call_id {
+            Some(local_call_id) => self.establish(local_call_id, request),
+            None => self.refuse(
+                request.call_id,
+                OutgoingCallResult::GeneralError,
+                ErrorCode::NoResource,
+            ),
+        }
+        let held = std::mem::take(&mut self.held);
+        self.consume(now, &held);
+        Ok(())
+    }
 
     /// Tears a call down from our side (PPP ended, administrator, idle):
     /// sends Call-Disconnect-Notify (§2.13). Returns false for an unknown call.
@@ -208,6 +303,7 @@ impl Pac {
     /// Closes the control connection: Stop-Control-Connection-Request,
     /// which implicitly clears every call (§2.3), then wait for the reply.
     pub fn close(&mut self, now: Instant, reason: StopReason) {
+        self.forget_pending();
         match self.ctl.state {
             ControlState::Established => {
                 clear_all(&mut self.calls, &mut self.ctl.events);
@@ -237,7 +333,15 @@ impl Pac {
 
     // ---- internals ----
 
+    /// The connection is closing: a call waiting for its ID never
+    /// started, and held input is moot.
+    fn forget_pending(&mut self) {
+        self.pending = None;
+        self.held = Vec::new();
+    }
+
     fn abort(&mut self, now: Instant, reason: CloseReason, send_stop: bool) {
+        self.forget_pending();
         clear_all(&mut self.calls, &mut self.ctl.events);
         if send_stop && self.ctl.state == ControlState::Established {
             self.ctl.send(&Message::StopControlConnectionRequest {
@@ -252,6 +356,7 @@ impl Pac {
         let msg = match self.ctl.handle_common(now, msg) {
             Common::Handled => return,
             Common::Close(reason) => {
+                self.forget_pending();
                 clear_all(&mut self.calls, &mut self.ctl.events);
                 self.ctl.finish(reason);
                 return;
@@ -322,21 +427,6 @@ impl Pac {
         });
     }
 
-    fn allocate_call_id(&mut self) -> Option<u16> {
-        if let Some(alloc) = self.allocator.as_mut() {
-            return alloc().filter(|id| !self.calls.contains_key(id));
-        }
-        // Built-in: the next free non-zero ID after the last one handed out.
-        for _ in 0..=u16::MAX {
-            let id = self.next_call_id;
-            self.next_call_id = self.next_call_id.wrapping_add(1);
-            if id != 0 && !self.calls.contains_key(&id) {
-                return Some(id);
-            }
-        }
-        None
-    }
-
     fn refuse(&mut self, peer_call_id: u16, result: OutgoingCallResult, error: ErrorCode) {
         self.ctl
             .send(&Message::OutgoingCallReply(OutgoingCallReply {
@@ -380,14 +470,14 @@ impl Pac {
             );
             return;
         }
-        let Some(local_call_id) = self.allocate_call_id() else {
-            self.refuse(
-                req.call_id,
-                OutgoingCallResult::GeneralError,
-                ErrorCode::NoResource,
-            );
-            return;
-        };
+        // Our Call ID comes from the driver (see the module documentation).
+        self.ctl.events.push_back(Event::CallIdNeeded {
+            peer_call_id: req.call_id,
+        });
+        self.pending = Some(PendingCall { request: req });
+    }
+
+    fn establish(&mut self, local_call_id: u16, req: OutgoingCallRequest) {
         self.calls.insert(
             local_call_id,
             Call {

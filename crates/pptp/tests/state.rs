@@ -3,15 +3,42 @@
 use std::time::{Duration, Instant};
 
 use pptp::control::*;
-use pptp::{CallClearReason, CloseReason, ControlState, Event, Pac, PacConfig, Pns, PnsConfig};
+use pptp::{
+    AssignCallIdError, CallClearReason, CloseReason, ControlState, Event, Pac, PacConfig, Pns,
+    PnsConfig,
+};
 
-/// Moves bytes both ways until quiet; returns the events of each side.
-fn pump(pac: &mut Pac, pns: &mut Pns, now: Instant) -> (Vec<Event>, Vec<Event>) {
+/// The driver's Call ID allocator in these tests: the lowest free ID from
+/// 100 up, as the built-in counter of old handed them out.
+fn lowest_free(pac: &Pac) -> Option<u16> {
+    (100..=u16::MAX).find(|id| pac.calls().all(|(local, _)| local != *id))
+}
+
+/// Moves bytes both ways until quiet, answering the PAC's Call ID
+/// requests with `allocate`; returns the other events of each side.
+fn pump_with(
+    pac: &mut Pac,
+    pns: &mut Pns,
+    now: Instant,
+    mut allocate: impl FnMut(&Pac) -> Option<u16>,
+) -> (Vec<Event>, Vec<Event>) {
+    let mut pac_events = Vec::new();
     loop {
         let mut moved = false;
         while let Some(b) = pns.poll_transmit() {
             pac.handle_input(now, &b);
             moved = true;
+        }
+        while let Some(event) = pac.poll_event() {
+            match event {
+                Event::CallIdNeeded { peer_call_id } => {
+                    assert_eq!(pac.call_id_pending(), Some(peer_call_id));
+                    let id = allocate(pac);
+                    pac.assign_call_id(now, id).unwrap();
+                    moved = true;
+                }
+                other => pac_events.push(other),
+            }
         }
         while let Some(b) = pac.poll_transmit() {
             pns.handle_input(now, &b);
@@ -22,9 +49,14 @@ fn pump(pac: &mut Pac, pns: &mut Pns, now: Instant) -> (Vec<Event>, Vec<Event>) 
         }
     }
     (
-        std::iter::from_fn(|| pac.poll_event()).collect(),
+        pac_events,
         std::iter::from_fn(|| pns.poll_event()).collect(),
     )
+}
+
+/// [`pump_with`] the lowest free Call ID.
+fn pump(pac: &mut Pac, pns: &mut Pns, now: Instant) -> (Vec<Event>, Vec<Event>) {
+    pump_with(pac, pns, now, lowest_free)
 }
 
 fn pair(max_calls: usize, now: Instant) -> (Pac, Pns) {
@@ -32,7 +64,6 @@ fn pair(max_calls: usize, now: Instant) -> (Pac, Pns) {
         PacConfig {
             max_calls,
             recv_window: 32,
-            first_call_id: 100,
             ..PacConfig::default()
         },
         now,
@@ -364,16 +395,16 @@ fn unsupported_version_refused() {
 #[test]
 fn call_id_allocator_and_duplicates() {
     let t0 = Instant::now();
-    let (pac, mut pns) = pair(8, t0);
+    let (mut pac, mut pns) = pair(8, t0);
     let mut next = 500u16;
-    let mut pac = pac.with_call_id_allocator(Box::new(move || {
+    let allocate = move |_: &Pac| {
         next += 1;
         (next <= 502).then_some(next)
-    }));
+    };
     for _ in 0..3 {
         pns.place_call(t0).unwrap();
     }
-    let (pe, _) = pump(&mut pac, &mut pns, t0);
+    let (pe, _) = pump_with(&mut pac, &mut pns, t0, allocate);
     let ids: Vec<_> = pe
         .iter()
         .filter_map(|e| match e {
@@ -408,6 +439,13 @@ fn call_id_allocator_and_duplicates() {
     .to_vec();
     pac.handle_input(t0, &ocrq);
     pac.handle_input(t0, &ocrq);
+    // The second request waits behind the first one's Call ID.
+    assert_eq!(
+        pac.poll_event(),
+        Some(Event::CallIdNeeded { peer_call_id: 9 })
+    );
+    assert_eq!(pac.poll_event(), None);
+    pac.assign_call_id(t0, Some(100)).unwrap();
     let ev: Vec<_> = std::iter::from_fn(|| pac.poll_event()).collect();
     assert!(matches!(ev[0], Event::CallEstablished { .. }));
     assert!(matches!(
@@ -477,5 +515,237 @@ fn byte_at_a_time_stream() {
     for b in &bytes {
         pac.handle_input(t0, std::slice::from_ref(b));
     }
+    assert_eq!(
+        pac.poll_event(),
+        Some(Event::CallIdNeeded { peer_call_id: 1 })
+    );
+    pac.assign_call_id(t0, Some(100)).unwrap();
     assert_eq!(pac.call_count(), 1);
+}
+
+/// An Outgoing-Call-Request the way a PNS sends it, with PNS Call ID `id`.
+fn outgoing_call_request(id: u16) -> Vec<u8> {
+    Message::OutgoingCallRequest(OutgoingCallRequest {
+        call_id: id,
+        call_serial_number: 1,
+        minimum_bps: 0,
+        maximum_bps: 0,
+        bearer_type: 3,
+        framing_type: 3,
+        recv_window_size: 8,
+        processing_delay: 0,
+        phone_number: Vec::new(),
+        subaddress: Vec::new(),
+    })
+    .to_vec()
+}
+
+#[test]
+fn no_call_id_refuses_with_no_resource() {
+    let t0 = Instant::now();
+    let (mut pac, mut pns) = pair(4, t0);
+    pump(&mut pac, &mut pns, t0);
+    let id = pns.place_call(t0).unwrap();
+    while let Some(b) = pns.poll_transmit() {
+        pac.handle_input(t0, &b);
+    }
+    assert_eq!(
+        pac.poll_event(),
+        Some(Event::CallIdNeeded { peer_call_id: id })
+    );
+    // Nothing goes out until the driver answers.
+    assert_eq!(pac.poll_transmit(), None);
+    pac.assign_call_id(t0, None).unwrap();
+    assert_eq!(pac.call_id_pending(), None);
+    // RFC 2637 §2.8: General Error, Error Code No-Resource, Call ID 0.
+    let reply = pac.poll_transmit().unwrap();
+    let Message::OutgoingCallReply(reply) = Message::decode(&reply).unwrap() else {
+        panic!("not an Outgoing-Call-Reply")
+    };
+    assert_eq!(reply.call_id, 0);
+    assert_eq!(reply.peer_call_id, id);
+    assert_eq!(reply.result, OutgoingCallResult::GeneralError);
+    assert_eq!(reply.error, ErrorCode::NoResource);
+    assert_eq!(
+        pac.poll_event(),
+        Some(Event::CallRefused {
+            peer_call_id: id,
+            result: OutgoingCallResult::GeneralError,
+            error: ErrorCode::NoResource
+        })
+    );
+    pns.handle_input(t0, &Message::OutgoingCallReply(reply).to_vec());
+    assert_eq!(
+        pns.poll_event(),
+        Some(Event::CallFailed {
+            local_call_id: id,
+            result: OutgoingCallResult::GeneralError,
+            error: ErrorCode::NoResource,
+            cause_code: 0
+        })
+    );
+    assert_eq!(pac.call_count(), 0);
+    assert_eq!(pac.state(), ControlState::Established);
+}
+
+#[test]
+fn call_id_answer_without_a_request_is_an_error() {
+    let t0 = Instant::now();
+    // Before the connection is up, and after it.
+    let mut pac = Pac::new(PacConfig::default(), t0);
+    assert_eq!(
+        pac.assign_call_id(t0, Some(5)),
+        Err(AssignCallIdError::NoCallPending)
+    );
+    let (mut pac, mut pns) = pair(4, t0);
+    pns.place_call(t0).unwrap();
+    pump(&mut pac, &mut pns, t0);
+    assert_eq!(pac.call_count(), 1);
+    // The request was answered already: a second answer is refused and
+    // changes nothing.
+    assert_eq!(
+        pac.assign_call_id(t0, Some(7)),
+        Err(AssignCallIdError::NoCallPending)
+    );
+    assert_eq!(
+        pac.assign_call_id(t0, None),
+        Err(AssignCallIdError::NoCallPending)
+    );
+    assert_eq!(pac.poll_transmit(), None);
+    assert_eq!(pac.poll_event(), None);
+    assert_eq!(pac.call_count(), 1);
+}
+
+#[test]
+fn bad_call_id_answers_keep_the_request_pending() {
+    let t0 = Instant::now();
+    let (mut pac, mut pns) = pair(4, t0);
+    pns.place_call(t0).unwrap();
+    pump(&mut pac, &mut pns, t0); // call 100 is up
+    pac.handle_input(t0, &outgoing_call_request(40));
+    assert_eq!(
+        pac.poll_event(),
+        Some(Event::CallIdNeeded { peer_call_id: 40 })
+    );
+    assert_eq!(
+        pac.assign_call_id(t0, Some(0)),
+        Err(AssignCallIdError::Zero)
+    );
+    assert_eq!(
+        pac.assign_call_id(t0, Some(100)),
+        Err(AssignCallIdError::InUse(100))
+    );
+    assert_eq!(pac.call_id_pending(), Some(40));
+    assert_eq!(pac.poll_transmit(), None);
+    pac.assign_call_id(t0, Some(101)).unwrap();
+    assert!(matches!(
+        pac.poll_event(),
+        Some(Event::CallEstablished {
+            local_call_id: 101,
+            peer_call_id: 40,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn input_behind_a_pending_call_id_keeps_its_order() {
+    let t0 = Instant::now();
+    let (mut pac, mut pns) = pair(4, t0);
+    pump(&mut pac, &mut pns, t0);
+    // A pipelining peer: a call request, an Echo-Request and a second
+    // call request in one segment.
+    let mut segment = outgoing_call_request(1);
+    segment.extend(Message::EchoRequest { identifier: 77 }.to_vec());
+    segment.extend(outgoing_call_request(2));
+    pac.handle_input(t0, &segment);
+    assert_eq!(
+        pac.poll_event(),
+        Some(Event::CallIdNeeded { peer_call_id: 1 })
+    );
+    assert_eq!(pac.poll_event(), None);
+    assert_eq!(pac.poll_transmit(), None, "the echo waits its turn");
+    pac.assign_call_id(t0, Some(300)).unwrap();
+    // The reply to the first call, then the Echo-Reply; the second call
+    // asks for its own ID.
+    let first = Message::decode(&pac.poll_transmit().unwrap()).unwrap();
+    assert!(matches!(
+        first,
+        Message::OutgoingCallReply(OutgoingCallReply {
+            call_id: 300,
+            peer_call_id: 1,
+            result: OutgoingCallResult::Connected,
+            ..
+        })
+    ));
+    let echo = Message::decode(&pac.poll_transmit().unwrap()).unwrap();
+    assert!(matches!(echo, Message::EchoReply { identifier: 77, .. }));
+    assert_eq!(pac.poll_transmit(), None);
+    assert!(matches!(
+        pac.poll_event(),
+        Some(Event::CallEstablished {
+            local_call_id: 300,
+            ..
+        })
+    ));
+    assert_eq!(
+        pac.poll_event(),
+        Some(Event::CallIdNeeded { peer_call_id: 2 })
+    );
+    pac.assign_call_id(t0, Some(301)).unwrap();
+    assert_eq!(pac.call_count(), 2);
+}
+
+#[test]
+fn closing_drops_a_pending_call_id_request() {
+    let t0 = Instant::now();
+    let (mut pac, mut pns) = pair(4, t0);
+    pump(&mut pac, &mut pns, t0);
+    pac.handle_input(t0, &outgoing_call_request(3));
+    assert_eq!(
+        pac.poll_event(),
+        Some(Event::CallIdNeeded { peer_call_id: 3 })
+    );
+    pac.handle_transport_closed();
+    assert_eq!(pac.call_id_pending(), None);
+    assert_eq!(
+        pac.assign_call_id(t0, Some(100)),
+        Err(AssignCallIdError::NoCallPending)
+    );
+    assert_eq!(
+        pac.poll_event(),
+        Some(Event::Closed {
+            reason: CloseReason::TransportClosed
+        })
+    );
+    assert_eq!(pac.poll_event(), None, "the call never existed");
+}
+
+#[test]
+fn a_flood_behind_a_pending_call_id_closes_the_connection() {
+    let t0 = Instant::now();
+    let (mut pac, mut pns) = pair(4, t0);
+    pump(&mut pac, &mut pns, t0);
+    pac.handle_input(t0, &outgoing_call_request(3));
+    assert_eq!(
+        pac.poll_event(),
+        Some(Event::CallIdNeeded { peer_call_id: 3 })
+    );
+    let echo = Message::EchoRequest { identifier: 1 }.to_vec();
+    let mut sent = 0;
+    while !pac.is_closed() {
+        pac.handle_input(t0, &echo);
+        sent += echo.len();
+        assert!(sent <= pptp::pac::MAX_HELD_INPUT + echo.len());
+    }
+    assert_eq!(
+        pac.poll_event(),
+        Some(Event::Closed {
+            reason: CloseReason::InputOverflow
+        })
+    );
+    assert_eq!(
+        pac.assign_call_id(t0, Some(100)),
+        Err(AssignCallIdError::NoCallPending)
+    );
 }

@@ -41,7 +41,8 @@ pub(crate) fn from_pptp_control(reason: &pptp::CloseReason) -> EndReason {
         }
         CloseReason::ProtocolError(_)
         | CloseReason::Unexpected(_)
-        | CloseReason::UnsupportedVersion(_) => {
+        | CloseReason::UnsupportedVersion(_)
+        | CloseReason::InputOverflow => {
             EndReason::ProtocolError(format!("PPTP control connection: {reason}"))
         }
     }
