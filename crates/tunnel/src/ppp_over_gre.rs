@@ -82,6 +82,53 @@ pub(crate) fn send_control(core: &mut SessionCore, gre: &mut GreSession, now: In
     any
 }
 
+/// Opens a raw GRE socket (IP protocol 47; needs root or CAP_NET_RAW),
+/// non-blocking, with `buffer` octets of kernel buffer each way (room for
+/// bursts of full-size datagrams), connected to `peer` when given (the
+/// kernel then hands over only its datagrams).
+///
+/// It is handed to tokio as a `UdpSocket`: its `send`/`try_recv` are plain
+/// `send(2)`/`recv(2)`, which is what a raw socket takes; received
+/// datagrams start with the IPv4 header.
+pub(crate) fn open_raw_socket(
+    buffer: usize,
+    peer: Option<std::net::Ipv4Addr>,
+) -> std::io::Result<tokio::net::UdpSocket> {
+    use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+    let socket = Socket::new(
+        Domain::IPV4,
+        Type::RAW,
+        Some(Protocol::from(i32::from(pptp::IP_PROTOCOL_GRE))),
+    )?;
+    socket.set_nonblocking(true)?;
+    if let Some(peer) = peer {
+        socket.connect(&SockAddr::from(std::net::SocketAddrV4::new(peer, 0)))?;
+    }
+    let _ = socket.set_recv_buffer_size(buffer);
+    let _ = socket.set_send_buffer_size(buffer);
+    tokio::net::UdpSocket::from_std(std::net::UdpSocket::from(socket))
+}
+
+/// The Call IDs and window of an established call (either role).
+pub(crate) struct CallIds {
+    /// Ours (the peer puts it in GRE to us).
+    pub local: u16,
+    /// The peer's (we put it in GRE to it).
+    pub peer: u16,
+    /// The peer's receive window.
+    pub window: u16,
+}
+
+/// The debug line of a control connection that came up (the peer's names
+/// escaped: they are the peer's bytes).
+pub(crate) fn log_control_connected(host: &[u8], vendor: &[u8]) {
+    tracing::debug!(
+        "PPTP control connection up: host {}, vendor {}",
+        String::from_utf8_lossy(host).escape_debug(),
+        String::from_utf8_lossy(vendor).escape_debug()
+    );
+}
+
 /// Datagrams taken from or written to the raw GRE socket per system call.
 pub(crate) const BATCH: usize = 32;
 /// Room for one received datagram: the IPv4 header (60 at most), enhanced

@@ -79,12 +79,9 @@ impl Drop for CallIdLease {
     }
 }
 
+use crate::ppp_over_gre;
 /// The Call IDs and window of an established call.
-pub(crate) struct CallIds {
-    pub(crate) local: u16,
-    pub(crate) peer: u16,
-    pub(crate) window: u16,
-}
+pub(crate) use crate::ppp_over_gre::CallIds;
 
 /// The control connection before the call is up.
 pub(crate) struct Setup {
@@ -119,11 +116,7 @@ impl Setup {
                         peer_host_name,
                         peer_vendor,
                         ..
-                    } => tracing::debug!(
-                        "PPTP control connection up: host {}, vendor {}",
-                        String::from_utf8_lossy(&peer_host_name).escape_debug(),
-                        String::from_utf8_lossy(&peer_vendor).escape_debug()
-                    ),
+                    } => ppp_over_gre::log_control_connected(&peer_host_name, &peer_vendor),
                     Event::CallEstablished {
                         local_call_id,
                         peer_call_id,

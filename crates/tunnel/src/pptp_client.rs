@@ -26,7 +26,7 @@
 //! the answer for NATs without PPTP pass-through, as with RRAS.
 
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -35,7 +35,6 @@ use ppp::link::{Link, LinkConfig};
 use pptp::control::StopReason;
 use pptp::{Event, GreConfig, GreSession, Pns, PnsConfig};
 use session::{EndReason, LostCarrier, SessionEvent};
-use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::watch;
@@ -43,7 +42,7 @@ use tokio::sync::watch;
 use crate::end_reasons;
 use crate::hooked::{self, Hooked};
 use crate::hooks::{ClientHooks, Owner, PacketSink, SessionInfo};
-use crate::ppp_over_gre;
+use crate::ppp_over_gre::{self, CallIds};
 use crate::{Outcome, SessionStats};
 
 /// Batches (`recvmmsg`) read per wake-up before the loop looks at other
@@ -202,28 +201,8 @@ pub async fn connect(
 
 /// Opens the raw GRE socket, connected to the server so that the kernel
 /// hands us only its datagrams.
-///
-/// The socket is handed to tokio as a `UdpSocket`: on a connected socket
-/// its `send`/`try_recv` are plain `send(2)`/`recv(2)`, which is what a
-/// raw socket takes; received datagrams start with the IPv4 header.
 fn open_gre_socket(server: Ipv4Addr) -> io::Result<UdpSocket> {
-    let socket = Socket::new(
-        Domain::IPV4,
-        Type::RAW,
-        Some(Protocol::from(i32::from(pptp::IP_PROTOCOL_GRE))),
-    )?;
-    socket.set_nonblocking(true)?;
-    socket.connect(&SockAddr::from(SocketAddrV4::new(server, 0)))?;
-    // Bursts of full-size packets: room for a window's worth and more.
-    let _ = socket.set_recv_buffer_size(1 << 20);
-    let _ = socket.set_send_buffer_size(1 << 20);
-    UdpSocket::from_std(std::net::UdpSocket::from(socket))
-}
-
-struct CallIds {
-    local: u16,
-    peer: u16,
-    window: u16,
+    ppp_over_gre::open_raw_socket(1 << 20, Some(server))
 }
 
 /// The control connection before the call is up.
@@ -254,11 +233,7 @@ impl Setup {
                         peer_host_name,
                         peer_vendor,
                         ..
-                    } => tracing::debug!(
-                        "PPTP control connection up: host {}, vendor {}",
-                        String::from_utf8_lossy(&peer_host_name).escape_debug(),
-                        String::from_utf8_lossy(&peer_vendor).escape_debug()
-                    ),
+                    } => ppp_over_gre::log_control_connected(&peer_host_name, &peer_vendor),
                     Event::CallEstablished {
                         local_call_id,
                         peer_call_id,

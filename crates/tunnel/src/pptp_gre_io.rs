@@ -20,7 +20,6 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use pptp::demux::{CallTable, DropLog, Malformed, Misroute};
-use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
@@ -40,15 +39,7 @@ pub struct GreDemux {
 impl GreDemux {
     /// Opens the raw GRE socket (needs root or CAP_NET_RAW).
     pub fn open() -> io::Result<Arc<GreDemux>> {
-        let socket = Socket::new(
-            Domain::IPV4,
-            Type::RAW,
-            Some(Protocol::from(i32::from(pptp::IP_PROTOCOL_GRE))),
-        )?;
-        socket.set_nonblocking(true)?;
-        let _ = socket.set_recv_buffer_size(4 << 20);
-        let _ = socket.set_send_buffer_size(4 << 20);
-        let socket = UdpSocket::from_std(std::net::UdpSocket::from(socket))?;
+        let socket = ppp_over_gre::open_raw_socket(4 << 20, None)?;
         Ok(Arc::new(GreDemux {
             socket,
             table: Mutex::new(CallTable::new()),
