@@ -545,6 +545,11 @@ pub fn decode_avps(mut body: &[u8], secret: Option<&[u8]>) -> Result<Vec<Avp>, A
         } else {
             raw
         };
+        if !recognised_bits && !mandatory {
+            // §4.1: an AVP with a reserved bit set is unrecognized; an
+            // unrecognized optional AVP is ignored.
+            continue;
+        }
         let typed = if recognised_bits {
             AvpValue::parse(vendor, attribute, value)?
         } else {
@@ -735,6 +740,22 @@ mod tests {
                 attribute: 99,
                 value: vec![5]
             }
+        );
+    }
+
+    #[test]
+    fn reserved_bits_make_an_avp_unrecognized() {
+        // Host Name with a reserved bit: optional is skipped, mandatory fails.
+        assert_eq!(
+            decode_avps(&[0x04, 0x07, 0, 0, 0, 7, b'x'], None),
+            Ok(vec![])
+        );
+        assert_eq!(
+            decode_avps(&[0x84, 0x07, 0, 0, 0, 7, b'x'], None),
+            Err(AvpError::UnknownMandatory {
+                vendor: 0,
+                attribute: 7
+            })
         );
     }
 
