@@ -70,7 +70,7 @@ pub struct ResultCode {
     pub message: Vec<u8>,
 }
 
-/// Q.931 Cause Code AVP value (§4.4.2).
+/// Q.931 Cause Code AVP value (§4.4.4).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Q931Cause {
     /// Cause code.
@@ -162,7 +162,7 @@ pub enum AvpValue {
         /// Receive ACCM.
         receive: u32,
     },
-    /// 36: Random Vector (§4.4.7 and §4.3).
+    /// 36: Random Vector (§4.4.1 and §4.3).
     RandomVector(Vec<u8>),
     /// 37: Private Group ID.
     PrivateGroupId(Vec<u8>),

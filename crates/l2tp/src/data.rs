@@ -1,6 +1,6 @@
-//! Data messages (RFC 2661 §3.1, §5.9): PPP frames addressed by tunnel
+//! Data messages (RFC 2661 §3.1, §5.4): PPP frames addressed by tunnel
 //! and session ID, with optional Ns/Nr when the LNS asked for sequencing
-//! (Sequencing Required AVP, §4.4.6). Decoding borrows the payload and
+//! (Sequencing Required AVP, §4.4.4). Decoding borrows the payload and
 //! encoding appends to the caller's buffer, so the hot path allocates
 //! nothing.
 
@@ -102,7 +102,7 @@ pub fn encode_data(
     out.extend_from_slice(payload);
 }
 
-/// Sequencing of one session's data messages (§5.9 when Sequencing
+/// Sequencing of one session's data messages (§5.4 when Sequencing
 /// Required was given): our Ns, and the next Ns expected from the peer.
 /// Data messages are never retransmitted, so Nr is only informational
 /// (§3.1: "Nr is reserved" on data messages, sent as our expected Ns);

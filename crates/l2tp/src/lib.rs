@@ -11,7 +11,7 @@
 //!   Ns/Nr, the receive window, ZLB acknowledgements, retransmission.
 //! * [`tunnel`]: the control connection and its sessions (§5, §7) for the
 //!   LAC and the LNS.
-//! * [`data`]: data messages carrying PPP frames (§3.1, §5.9) without
+//! * [`data`]: data messages carrying PPP frames (§3.1, §5.4) without
 //!   per-packet allocation.
 //!
 //! The state machine follows the quinn-proto API shape: `handle_*` inputs,

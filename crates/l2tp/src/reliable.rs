@@ -23,12 +23,12 @@ pub struct ReliableConfig {
     pub recv_window: u16,
     /// First retransmission timeout (§5.8 recommends 1 second).
     pub initial_timeout: Duration,
-    /// Cap of the back-off (§5.8: "MUST be no less than 8 seconds").
+    /// Cap of the back-off (§5.8: at least 8 seconds).
     pub max_timeout: Duration,
     /// Retransmissions before the peer is declared gone (§5.8 recommends 5).
     pub max_retries: u32,
     /// How long an acknowledgement waits for a message to ride on before
-    /// a ZLB is sent (§5.8 suggests a fraction of a second).
+    /// a ZLB is sent (§5.8 leaves the delay to the implementation).
     pub ack_delay: Duration,
     /// Most messages queued behind the peer's window.
     pub max_queued: usize,

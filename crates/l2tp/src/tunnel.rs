@@ -2,10 +2,10 @@
 //! roles.
 //!
 //! A LAC (client) opens the tunnel (SCCRQ, §5.1) and places incoming
-//! calls (ICRQ/ICRP/ICCN, §5.2.2) — the way Windows and xl2tpd clients
+//! calls (ICRQ/ICRP/ICCN, §5.2.1) — the way Windows and xl2tpd clients
 //! connect; an LNS (server) answers. Tunnel authentication (§5.1.1) uses
 //! the Challenge and Challenge Response AVPs when a secret is configured.
-//! Outgoing calls (OCRQ, §5.2.1) are refused with a CDN. Every datagram in
+//! Outgoing calls (OCRQ, §5.2.2) are refused with a CDN. Every datagram in
 //! and out is a whole L2TP control message; data messages are handled by
 //! [`crate::data`] in the driver.
 
@@ -219,7 +219,8 @@ pub enum Event {
         local_session_id: u16,
         /// The peer's session ID (we address data to it).
         peer_session_id: u16,
-        /// The LNS asked for Ns/Nr on data messages (§5.9).
+        /// Data messages of this call carry Ns/Nr (§5.4): the LAC sent
+        /// Sequencing Required, or our configuration asks for it.
         sequencing_required: bool,
     },
     /// A call ended.
@@ -275,7 +276,7 @@ pub struct TunnelConfig {
     /// After a StopCCN from the peer, keep acknowledging its
     /// retransmissions this long (§5.7: a full retransmission cycle).
     pub linger: Duration,
-    /// LNS: number data messages of every session (§5.9 lets either end
+    /// LNS: number data messages of every session (§5.4 lets either end
     /// start; the LAC asks with Sequencing Required in ICCN, which is
     /// honoured too). Reported in [`Event::SessionEstablished`].
     pub request_sequencing: bool,
@@ -314,6 +315,20 @@ pub enum TunnelState {
     Lingering,
     /// Gone: drop the tunnel.
     Closed,
+}
+
+impl fmt::Display for TunnelState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TunnelState::Idle => "idle",
+            TunnelState::WaitCtlReply => "waiting for SCCRP",
+            TunnelState::WaitCtlConn => "waiting for SCCCN",
+            TunnelState::Established => "established",
+            TunnelState::Stopping => "stopping",
+            TunnelState::Lingering => "closing",
+            TunnelState::Closed => "closed",
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -514,7 +529,7 @@ impl Tunnel {
         None
     }
 
-    /// Places an incoming call (ICRQ, §5.2.2) and returns our session ID;
+    /// Places an incoming call (ICRQ, §5.2.1) and returns our session ID;
     /// [`Event::SessionEstablished`] follows when the LNS answers.
     pub fn place_call(&mut self, _now: Instant) -> Result<u16, CallError> {
         if self.state != TunnelState::Established {
@@ -542,7 +557,7 @@ impl Tunnel {
         Ok(id)
     }
 
-    /// Disconnects a call (CDN, §5.4.2): result 3, administrative.
+    /// Disconnects a call (CDN, §5.6): result 3, administrative.
     pub fn close_session(&mut self, _now: Instant, local_session_id: u16) -> Result<(), CallError> {
         let session = self
             .sessions
@@ -685,7 +700,7 @@ impl Tunnel {
             (Iccn, TunnelState::Established) => self.on_iccn(session_id, &message),
             (Cdn, TunnelState::Established) => self.on_cdn(session_id, &message),
             (Ocrq, TunnelState::Established) => {
-                // We place no outgoing calls (§5.2.1): refuse politely.
+                // We place no outgoing calls (§5.2.2): refuse politely.
                 let peer = message.assigned_session_id().unwrap_or(0);
                 let result = ResultCode {
                     result: cdn_result::PERMANENT_LACK,
@@ -714,16 +729,12 @@ impl Tunnel {
                     }
                 }
             }
-            (Unknown(t), _) if !message.mandatory_type => {
-                let _ = t; // §4.4.1: unknown, not mandatory: ignored.
-            }
+            // §4.4.1: an unknown type without the M bit is ignored.
+            (Unknown(_), _) if !message.mandatory_type => {}
             (t, _) => self.stop_error(
                 stop_result::FSM_ERROR,
                 error_code::NONE,
-                TunnelCloseReason::ProtocolError(format!(
-                    "unexpected {t} in state {:?}",
-                    self.state
-                )),
+                TunnelCloseReason::ProtocolError(format!("unexpected {t} while {}", self.state)),
             ),
         }
     }
@@ -934,7 +945,7 @@ impl Tunnel {
             peer,
             MessageType::Iccn,
             vec![
-                // §6.12: Tx Connect Speed and Framing Type are mandatory.
+                // §6.8: Tx Connect Speed and Framing Type are mandatory.
                 Avp::mandatory(AvpValue::TxConnectSpeed(100_000_000)),
                 Avp::mandatory(AvpValue::FramingType(1)),
             ],
