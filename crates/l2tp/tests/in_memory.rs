@@ -100,7 +100,8 @@ struct World {
     lns: End,
     to_lns: Vec<Vec<u8>>,
     to_lac: Vec<Vec<u8>>,
-    /// Percent of datagrams lost and duplicated.
+    /// Percent of datagrams lost and duplicated (35 and 20 by default:
+    /// harsh, so retransmission, duplicate acks and reordering all run).
     loss: u64,
     dup: u64,
 }
@@ -124,8 +125,8 @@ impl World {
             lns: End::new(Tunnel::new_lns(lns, 22, [0x22; 16], now)),
             to_lns: Vec::new(),
             to_lac: Vec::new(),
-            loss: 15,
-            dup: 10,
+            loss: 35,
+            dup: 20,
         }
     }
 
@@ -202,7 +203,7 @@ fn closed_reason(end: &End) -> Option<&TunnelCloseReason> {
 
 #[test]
 fn tunnel_sessions_data_and_teardown_over_a_lossy_wire() {
-    for seed in [1u64, 7, 42, 1234, 99_999] {
+    for seed in (1u64..=40).chain([1234, 99_999]) {
         let mut w = World::new(seed, config(b"s3cret", b"lac"), config(b"s3cret", b"lns"));
         w.lac.tunnel.open_tunnel(w.now);
         w.run_until("the tunnel", |w| established(&w.lac) && established(&w.lns));
