@@ -381,3 +381,35 @@ fn silent_peer_tears_the_tunnel_down() {
     // 1 + 2 + 4 + 8 + 8 + 8 seconds of retransmission, then gone.
     assert!(w.now.duration_since(w.start) >= Duration::from_secs(31));
 }
+
+#[test]
+fn the_lns_disconnects_a_call_and_closes_the_tunnel() {
+    for seed in 1u64..=10 {
+        let mut w = World::new(seed, config(b"k", b"lac"), config(b"k", b"lns"));
+        w.lac.tunnel.open_tunnel(w.now);
+        w.run_until("the tunnel", |w| established(&w.lac) && established(&w.lns));
+        let s = w.lac.tunnel.place_call(w.now).unwrap();
+        w.run_until("the call", |w| {
+            w.lac.sessions.len() == 1 && w.lns.sessions.len() == 1
+        });
+        let lns_session = w.lac.sessions[&s];
+        w.lns.tunnel.close_session(w.now, lns_session).unwrap();
+        w.run_until("CDN at the LAC", |w| w.lac.sessions.is_empty());
+        assert!(w.lac.events.iter().any(|e| matches!(
+            e,
+            Event::SessionClosed {
+                local_session_id,
+                reason: SessionCloseReason::PeerDisconnect(ResultCode { result: 3, .. })
+            } if *local_session_id == s
+        )));
+        w.lns.tunnel.close(w.now);
+        w.run_until("StopCCN at the LAC", |w| {
+            w.lac.tunnel.is_closed() && w.lns.tunnel.is_closed()
+        });
+        assert_eq!(closed_reason(&w.lns), Some(&TunnelCloseReason::LocalClose));
+        match closed_reason(&w.lac) {
+            Some(TunnelCloseReason::PeerStop(code)) => assert_eq!(code.result, 1),
+            other => panic!("seed {seed}: LAC closed for {other:?}"),
+        }
+    }
+}
