@@ -659,8 +659,10 @@ impl Tunnel {
         let Ok(Packet::Control { header, body }) = decode(datagram) else {
             return;
         };
-        // §3.1: the Tunnel ID is ours, or 0 in a SCCRQ before we assigned one.
-        if header.tunnel_id != self.local_tunnel_id && header.tunnel_id != 0 {
+        // §3.1: the Tunnel ID is ours, or 0 in a SCCRQ (and its
+        // retransmissions) sent before the peer learnt ours.
+        let awaiting_our_id = matches!(self.state, TunnelState::Idle | TunnelState::WaitCtlConn);
+        if header.tunnel_id != self.local_tunnel_id && !(header.tunnel_id == 0 && awaiting_our_id) {
             return;
         }
         self.last_heard = now;
