@@ -9,6 +9,7 @@
 //! * [`message`]: control messages (§3.2, §6) as a list of typed AVPs.
 //! * [`reliable`]: the reliable delivery of control messages (§5.8):
 //!   Ns/Nr, the receive window, ZLB acknowledgements, retransmission.
+//! * [`reason`]: StopCCN/CDN result codes and close reasons.
 //! * [`tunnel`]: the control connection and its sessions (§5, §7) for the
 //!   LAC and the LNS.
 //! * [`data`]: data messages carrying PPP frames (§3.1, §5.4) without
@@ -24,6 +25,7 @@ pub mod avp;
 pub mod data;
 pub mod header;
 pub mod message;
+pub mod reason;
 pub mod reliable;
 pub mod seq;
 pub mod tunnel;
