@@ -181,3 +181,7 @@ fn fold(mut sum: u32) -> u16 {
     }
     sum as u16
 }
+
+#[cfg(test)]
+#[path = "udp_encap_tests.rs"]
+mod tests;

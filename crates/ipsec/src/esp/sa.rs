@@ -250,7 +250,7 @@ impl EspSa {
         }
         let icv_start = packet.len() - icv_len;
         let body_len = icv_start - body_start;
-        if body_len % self.suite.alignment() != 0 && !self.suite.is_aead() {
+        if !self.suite.is_aead() && !body_len.is_multiple_of(self.suite.alignment()) {
             return Err(EspError::Misaligned(body_len));
         }
         if self

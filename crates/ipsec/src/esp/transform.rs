@@ -34,12 +34,16 @@ pub(crate) enum Transform {
         key: LessSafeKey,
         salt: [u8; 4],
     },
-    Cbc {
-        encrypt: EncryptingKey,
-        decrypt: DecryptingKey,
-        mac: hmac::Key,
-        icv_len: usize,
-    },
+    /// Boxed: the two AES key schedules and the HMAC state are ~2 KiB,
+    /// allocated once per SA.
+    Cbc(Box<CbcTransform>),
+}
+
+pub(crate) struct CbcTransform {
+    encrypt: EncryptingKey,
+    decrypt: DecryptingKey,
+    mac: hmac::Key,
+    icv_len: usize,
 }
 
 impl Transform {
@@ -94,12 +98,12 @@ impl Transform {
                     .map_err(|_| EspError::Crypto("AES-CBC key rejected"))?;
                 let decrypt = DecryptingKey::cbc(unbound()?)
                     .map_err(|_| EspError::Crypto("AES-CBC key rejected"))?;
-                Ok(Transform::Cbc {
+                Ok(Transform::Cbc(Box::new(CbcTransform {
                     encrypt,
                     decrypt,
                     mac: hmac::Key::new(hmac_algorithm(integrity), integrity_key),
                     icv_len: integrity.icv_len(),
-                })
+                })))
             }
         }
     }
@@ -132,12 +136,13 @@ impl Transform {
                 icv.copy_from_slice(tag.as_ref());
                 Ok(())
             }
-            Transform::Cbc {
-                encrypt,
-                mac,
-                icv_len,
-                ..
-            } => {
+            Transform::Cbc(cbc) => {
+                let CbcTransform {
+                    encrypt,
+                    mac,
+                    icv_len,
+                    ..
+                } = &**cbc;
                 let (head, body) = packet.split_at_mut(body_start);
                 let mut iv = [0u8; 16];
                 iv.copy_from_slice(&head[8..]);
@@ -168,12 +173,13 @@ impl Transform {
                     .map_err(|_| EspError::AuthenticationFailed)?;
                 Ok(())
             }
-            Transform::Cbc {
-                decrypt,
-                mac,
-                icv_len,
-                ..
-            } => {
+            Transform::Cbc(cbc) => {
+                let CbcTransform {
+                    decrypt,
+                    mac,
+                    icv_len,
+                    ..
+                } = &**cbc;
                 let (covered, icv) = packet.split_at_mut(icv_start);
                 let tag = hmac::sign(mac, covered);
                 // RFC 4303 §3.4.4.1: verify before decrypting, in constant time.
