@@ -2,6 +2,8 @@
 //!
 //! Raw key bytes are copied into aws-lc-rs key objects and never kept here;
 //! the caller's copy lives in a `Zeroizing` buffer inside [`super::EspSaConfig`].
+//! aws-lc-rs zeroizes its AES key schedules on drop and aws-lc cleanses the
+//! AEAD and HMAC contexts it frees; the GCM salt we hold is zeroized below.
 
 use aws_lc_rs::aead::{self, Aad, LessSafeKey, Nonce, UnboundKey};
 use aws_lc_rs::cipher::{
@@ -10,6 +12,7 @@ use aws_lc_rs::cipher::{
 use aws_lc_rs::constant_time::verify_slices_are_equal;
 use aws_lc_rs::hmac;
 use aws_lc_rs::iv::FixedLength;
+use zeroize::Zeroize;
 
 use super::error::EspError;
 use super::suite::{CipherSuite, Integrity};
@@ -44,6 +47,14 @@ pub(crate) struct CbcTransform {
     decrypt: DecryptingKey,
     mac: hmac::Key,
     icv_len: usize,
+}
+
+impl Drop for Transform {
+    fn drop(&mut self) {
+        if let Transform::Gcm { salt, .. } = self {
+            salt.zeroize();
+        }
+    }
 }
 
 impl Transform {

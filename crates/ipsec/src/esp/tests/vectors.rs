@@ -116,8 +116,10 @@ struct GcmCase {
     decrypted: &'static str,
 }
 
-/// draft-mcgrew-gcm-test-01 §4, AES-GCM-128 (SPI 0000a5f8, seq 10, IV
-/// facedbaddecaf888): an IPv4/UDP DNS query.
+/// draft-mcgrew-gcm-test-01, AES-GCM-128 (SPI 0000a5f8, seq 10, IV
+/// facedbaddecaf888): an IPv4/UDP DNS query, no padding. As published, the
+/// trailer says next header 1 although the payload is a whole IPv4 packet;
+/// we reproduce the packet as published.
 const GCM_128: GcmCase = GcmCase {
     suite: CipherSuite::Aes128Gcm16,
     keymat: "feffe992 8665731c 6d6a8f94 67308308 cafebabe",
@@ -133,8 +135,8 @@ const GCM_128: GcmCase = GcmCase {
                 65726369 74790264 6b000001 00010001",
 };
 
-/// draft-mcgrew-gcm-test-01 §4, AES-GCM-256 (SPI 4a2cbfe3, seq 2): an
-/// IPv4/TCP SYN, with two pad bytes.
+/// draft-mcgrew-gcm-test-01, AES-GCM-256 (SPI 4a2cbfe3, seq 2): an
+/// IPv4/TCP SYN with two pad bytes (next header 1 as published, see above).
 const GCM_256: GcmCase = GcmCase {
     suite: CipherSuite::Aes256Gcm16,
     keymat: "abbccdde f0011223 34455667 78899aab
