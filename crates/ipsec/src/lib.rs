@@ -1,0 +1,11 @@
+//! IPsec in user space, as sans-IO cores: no sockets, no clock (`now: Instant`
+//! is passed in), no tokio. Every input from the network is parsed without
+//! panicking; a bad packet costs that packet, a typed error and a counter.
+//!
+//! - [`esp`]: Encapsulating Security Payload (RFC 4303) security associations,
+//!   outbound encapsulation, inbound decapsulation with anti-replay, and the
+//!   inbound SA set used across rekeys.
+//! - [`udp_encap`]: UDP encapsulation of ESP for NAT traversal (RFC 3948).
+
+pub mod esp;
+pub mod udp_encap;
