@@ -8,8 +8,10 @@ use std::sync::{Arc, OnceLock};
 use libfuzzer_sys::fuzz_target;
 use radius::{Code, Packet};
 use server::dynauth::handle_request;
-use server::radius_auth::{Granted, TunnelKind};
-use server::sessions::{Held, Sessions};
+use server::policy_stages::Admitted;
+use server::radius_auth::TunnelKind;
+use server::sessions::{SessionRecord, Sessions};
+use server::SessionId;
 
 fn runtime() -> &'static tokio::runtime::Runtime {
     static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
@@ -27,15 +29,22 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     let sessions = Arc::new(Sessions::new());
-    let mut h = Held::new(
-        Some("test".into()),
+    let id = SessionId::from_raw(1);
+    let mut record = SessionRecord::new(
+        id,
         "192.0.2.1:1000".into(),
         TunnelKind::Sstp,
-        sessions.acct_session_id(1),
-        Granted::default(),
+        sessions.acct_session_id(id),
     );
-    h.address = Some(std::net::Ipv4Addr::new(10, 0, 0, 2));
-    sessions.insert(1, h);
+    record.addressed(
+        Some("test".into()),
+        Admitted {
+            grant: policy::Grant::default(),
+            method: policy::AuthMethod::MsChapV2,
+        },
+        std::net::Ipv4Addr::new(10, 0, 0, 2),
+    );
+    sessions.insert(record);
     let answer = runtime().block_on(async { handle_request(&p, &sessions, "ras") });
     let ok = match p.code {
         Code::DisconnectRequest => matches!(answer.code, Code::DisconnectAck | Code::DisconnectNak),
