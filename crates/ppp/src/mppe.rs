@@ -1476,7 +1476,13 @@ mod tests {
     fn stateful_lost_linux_flushed_packets_resynchronise_us() {
         for strength in ALL_STRENGTHS {
             for lost_flushes in 1..=5u8 {
-                let label = format!("{strength:?}, {lost_flushes} lost");
+                let label = format!(
+                    "{}, {lost_flushes} lost",
+                    MppeSettings {
+                        strength,
+                        stateless: false
+                    }
+                );
                 let mut linux = LinuxMppe::new(strength);
                 let mut dec = MppeDecryptor::new(&KEY, settings(strength, false));
                 for i in 0..10 {

@@ -425,7 +425,7 @@ impl Server {
         };
         let (sstp_done, pptp_done) = tokio::join!(self.sstp.drain(DRAIN), pptp_drain);
         if !(sstp_done && pptp_done) {
-            tracing::warn!("some sessions did not end within {DRAIN:?}");
+            tracing::warn!("some sessions did not end within {} s", DRAIN.as_secs());
         }
         if let Some(d) = &self.dhcp {
             // RRAS sends DHCPRELEASE for every leased address when it stops.

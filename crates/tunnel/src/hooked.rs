@@ -45,6 +45,8 @@ pub(crate) struct Hooked {
     pub live: Option<Arc<LiveSession>>,
     /// What `live` has been told so far.
     reported: SessionStats,
+    /// The batch `take_outbound` fills, kept for the next one.
+    batch: Vec<Bytes>,
 }
 
 impl Hooked {
@@ -61,6 +63,7 @@ impl Hooked {
             source: None,
             live: None,
             reported: SessionStats::default(),
+            batch: Vec::new(),
         }
     }
 
@@ -161,6 +164,30 @@ impl Hooked {
         if let Err(e) = outcome {
             tracing::debug!(session = id, "hook answer dropped: {e}");
         }
+    }
+
+    /// `first` (just received from `outbound`) and what else the queue
+    /// holds now, up to `max` packets in all: one wake-up sends a batch.
+    /// Hand the batch back with [`Hooked::recycle_batch`] so the next one
+    /// reuses its memory.
+    pub fn take_outbound(&mut self, first: Bytes, max: usize) -> Vec<Bytes> {
+        let mut batch = std::mem::take(&mut self.batch);
+        batch.push(first);
+        if let Some(rx) = self.outbound.as_mut() {
+            while batch.len() < max {
+                match rx.try_recv() {
+                    Ok(packet) => batch.push(packet),
+                    Err(_) => break,
+                }
+            }
+        }
+        batch
+    }
+
+    /// Gives back a batch from [`Hooked::take_outbound`].
+    pub fn recycle_batch(&mut self, mut batch: Vec<Bytes>) {
+        batch.clear();
+        self.batch = batch;
     }
 
     /// Tells the owner's live view what `stats` added since the last time.

@@ -145,15 +145,12 @@ where
                 }
             },
             p = hooked::recv(&mut d.hooked.outbound), if can_take => match p {
-                Some(packet) => {
-                    d.send_ip(&packet);
-                    for _ in 1..64 {
-                        let Some(rx) = d.hooked.outbound.as_mut() else { break };
-                        match rx.try_recv() {
-                            Ok(packet) => d.send_ip(&packet),
-                            Err(_) => break,
-                        }
+                Some(first) => {
+                    let batch = d.hooked.take_outbound(first, 64);
+                    for packet in &batch {
+                        d.send_ip(packet);
                     }
+                    d.hooked.recycle_batch(batch);
                 }
                 None => d.hooked.outbound = None,
             },

@@ -424,15 +424,12 @@ impl Session {
                     }
                 },
                 p = hooked::recv(&mut self.hooked.outbound), if can_take => match p {
-                    Some(packet) => {
-                        self.send_ip(&mut st, &packet);
-                        for _ in 1..OUTBOUND_BATCH {
-                            let Some(rx) = self.hooked.outbound.as_mut() else { break };
-                            match rx.try_recv() {
-                                Ok(packet) => self.send_ip(&mut st, &packet),
-                                Err(_) => break,
-                            }
+                    Some(first) => {
+                        let batch = self.hooked.take_outbound(first, OUTBOUND_BATCH);
+                        for packet in &batch {
+                            self.send_ip(&mut st, packet);
                         }
+                        self.hooked.recycle_batch(batch);
                     }
                     None => self.hooked.outbound = None,
                 },

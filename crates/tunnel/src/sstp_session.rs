@@ -171,15 +171,12 @@ impl Session {
                     Ok(Written::Flushed) => st.needs_flush = false,
                 },
                 p = hooked::recv(&mut self.hooked.outbound), if can_take => match p {
-                    Some(packet) => {
-                        self.send_ip(&mut st, &packet);
-                        for _ in 1..BATCH {
-                            let Some(rx) = self.hooked.outbound.as_mut() else { break };
-                            match rx.try_recv() {
-                                Ok(packet) => self.send_ip(&mut st, &packet),
-                                Err(_) => break,
-                            }
+                    Some(first) => {
+                        let batch = self.hooked.take_outbound(first, BATCH);
+                        for packet in &batch {
+                            self.send_ip(&mut st, packet);
                         }
+                        self.hooked.recycle_batch(batch);
                     }
                     None => self.hooked.outbound = None,
                 },
