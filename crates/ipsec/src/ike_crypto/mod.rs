@@ -1,0 +1,16 @@
+//! Cryptographic building blocks of IKE (IKEv1, RFC 2409; IKEv2, RFC 7296):
+//! hashes and HMAC-based PRFs, Diffie-Hellman groups, the unpadded CBC
+//! ciphers that protect IKE messages, and the RFC 2409 key derivation.
+//!
+//! Pure functions and keyed objects only: no I/O, no clock.
+
+pub mod cbc;
+pub mod dh;
+pub mod error;
+pub mod hash;
+pub mod ikev1_keys;
+
+pub use cbc::IkeCipher;
+pub use dh::{DhGroup, DhPrivate};
+pub use error::CryptoError;
+pub use hash::HashAlg;
