@@ -11,4 +11,5 @@
 
 pub mod esp;
 pub mod ike_crypto;
+pub mod ikev1;
 pub mod udp_encap;

@@ -1,0 +1,110 @@
+//! The state of one IKE SA on the responder.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use zeroize::Zeroizing;
+
+use crate::ike_crypto::{DhPrivate, HashAlg};
+
+use super::crypt::MessageKeys;
+use super::events::IkeSaId;
+use super::nat_detection::NatState;
+use super::proposal::{Phase1Choice, Phase2Choice};
+use super::vendor_ids::PeerExtensions;
+
+/// Where Main Mode stands (RFC 2409 §5, responder side).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// Sent message 2, waiting for the key exchange (message 3).
+    SentSa,
+    /// Sent message 4, waiting for the identity (message 5).
+    SentKe,
+    /// Sent message 6: authenticated.
+    Established,
+}
+
+/// A Quick Mode between its message 2 and 3.
+pub(crate) struct PendingQuickMode {
+    pub ni: Vec<u8>,
+    pub nr: Vec<u8>,
+    pub choice: Phase2Choice,
+    pub inbound_spi: u32,
+    pub pfs_secret: Option<Zeroizing<Vec<u8>>>,
+    /// The IV for message 3: the last block of our message 2.
+    pub iv: Vec<u8>,
+    pub peer_port: u16,
+    pub peer_original_address: Option<std::net::IpAddr>,
+    pub started: Instant,
+}
+
+/// Dead peer detection (RFC 3706) state.
+#[derive(Default)]
+pub(crate) struct Dpd {
+    pub sequence: u32,
+    /// The R-U-THERE waiting for its ACK: sequence, first sent, last sent.
+    pub pending: Option<(u32, Instant, Instant)>,
+}
+
+/// Remembered answers: a retransmitted request gets the same answer again
+/// (RFC 2408 §5: IKEv1 retransmits whole messages).
+pub(crate) const ANSWERS_KEPT: usize = 4;
+
+pub(crate) struct IkeSa {
+    pub id: IkeSaId,
+    pub cookie_i: [u8; 8],
+    pub cookie_r: [u8; 8],
+    pub peer: SocketAddr,
+    pub local: std::net::SocketAddr,
+    pub on_nat_t_port: bool,
+    pub phase: Phase,
+    pub created: Instant,
+    pub last_heard: Instant,
+    pub expires: Option<Instant>,
+    pub choice: Phase1Choice,
+    /// The body of the initiator's SA payload (RFC 2409 §5: SAi_b).
+    pub sa_i_b: Vec<u8>,
+    pub extensions: PeerExtensions,
+    pub dh: Option<DhPrivate>,
+    pub g_xi: Vec<u8>,
+    pub g_xr: Vec<u8>,
+    pub ni: Vec<u8>,
+    pub nr: Vec<u8>,
+    pub skeyid: Option<Zeroizing<Vec<u8>>>,
+    pub keys: Option<MessageKeys>,
+    /// Main Mode's CBC chain.
+    pub iv: Vec<u8>,
+    pub nat: NatState,
+    pub peer_identity: String,
+    pub answers: VecDeque<(Vec<u8>, Vec<u8>)>,
+    pub quick_modes: HashMap<u32, PendingQuickMode>,
+    pub dpd: Dpd,
+}
+
+impl IkeSa {
+    /// The digest that recognises a retransmitted message.
+    pub fn fingerprint(message: &[u8]) -> Vec<u8> {
+        HashAlg::Sha256.digest(&[message])
+    }
+
+    /// The answer already given to this exact message, if any.
+    pub fn answer_to(&self, fingerprint: &[u8]) -> Option<&[u8]> {
+        self.answers
+            .iter()
+            .find(|(f, _)| f == fingerprint)
+            .map(|(_, a)| a.as_slice())
+    }
+
+    pub fn remember(&mut self, fingerprint: Vec<u8>, answer: Vec<u8>) {
+        if self.answers.len() == ANSWERS_KEPT {
+            self.answers.pop_front();
+        }
+        self.answers.push_back((fingerprint, answer));
+    }
+
+    pub fn keys(&self) -> Option<&MessageKeys> {
+        self.keys.as_ref()
+    }
+
+}

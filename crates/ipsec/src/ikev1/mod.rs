@@ -1,0 +1,31 @@
+//! IKEv1 (RFC 2407, 2408, 2409) as a sans-IO responder for L2TP/IPsec:
+//! Main Mode with pre-shared keys, Quick Mode for transport-mode ESP,
+//! NAT traversal (RFC 3947 and the drafts clients still send),
+//! Informational exchanges and Dead Peer Detection (RFC 3706).
+//!
+//! - [`wire`]: the ISAKMP header and payload chain.
+//! - [`sa_payload`]: SA, proposal and transform payloads.
+//! - [`payloads`]: identification, notification, delete, NAT-OA bodies.
+//! - [`proposal`]: choosing within the operator's policy.
+//! - [`vendor_ids`], [`nat_detection`]: extensions and NAT-D.
+//! - [`responder`]: the endpoint; [`config`] and [`events`] its interface.
+
+pub mod config;
+pub mod crypt;
+pub mod events;
+mod ike_sa;
+mod informational;
+mod main_mode;
+pub mod nat_detection;
+pub mod payloads;
+pub mod proposal;
+mod quick_mode;
+pub mod responder;
+pub mod sa_payload;
+pub mod vendor_ids;
+pub mod wire;
+
+pub use config::{PskTable, ResponderConfig};
+pub use events::{ChildSa, DownReason, IkeEvent, IkeSaId, Transmit};
+pub use proposal::ProposalPolicy;
+pub use responder::{Responder, ResponderStats};
