@@ -71,7 +71,7 @@ impl IkeCipher {
         }
         // The IV is one block (RFC 3602 §2.1, RFC 2451 §2.3); a wrong-sized IV
         // is as unusable as a ragged buffer.
-        if iv.len() != self.block_len() || buf.len() % self.block_len() != 0 {
+        if iv.len() != self.block_len() || !buf.len().is_multiple_of(self.block_len()) {
             return Err(CryptoError::NotBlockAligned);
         }
         Ok(())

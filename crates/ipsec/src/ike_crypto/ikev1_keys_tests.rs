@@ -6,46 +6,48 @@
 //!    `ikev1_psk.fax` text itself in the sources we could search, so:
 //! 2. The pre-shared-key cases, the Appendix B key expansion, the IVs and
 //!    the Quick Mode KEYMAT are checked against a second, independent
-//!    computation with python3's `hmac`/`hashlib`. The script and its output
-//!    are pasted here:
+//!    computation with python3's `hmac`/`hashlib`. The script is pasted here;
+//!    its output is the expected hex in the tests below.
 //!
-//!     import hmac, hashlib
-//!     H = {'Sha1': hashlib.sha1, 'Sha256': hashlib.sha256, 'Md5': hashlib.md5}
-//!     def prf(a, k, d): return hmac.new(k, d, H[a]).digest()
-//!     def pat(n, start, step): return bytes((start + i * step) & 0xff for i in range(n))
-//!     cases = [
-//!         ('Sha1',   pat(16, 0x10, 3), pat(20, 0x80, 5), pat(128, 0x01, 7), b'shared secret one', bytes.fromhex('0102030405060708'), bytes.fromhex('a1a2a3a4a5a6a7a8')),
-//!         ('Sha1',   pat(32, 0x33, 1), pat(16, 0x44, 9), pat(256, 0xfe, 11), pat(64, 0x5a, 13), bytes.fromhex('deadbeef00112233'), bytes.fromhex('445566778899aabb')),
-//!         ('Sha256', pat(32, 0x21, 17), pat(32, 0x99, 19), pat(256, 0x07, 23), b'correct horse battery staple', bytes.fromhex('0011223344556677'), bytes.fromhex('8899aabbccddeeff')),
-//!     ]
-//!     for a, ni, nr, gxy, psk, ci, cr in cases:
-//!         s = prf(a, psk, ni + nr)
-//!         d = prf(a, s, gxy + ci + cr + b'\0'); aa = prf(a, s, d + gxy + ci + cr + b'\1'); e = prf(a, s, aa + gxy + ci + cr + b'\2')
-//!         print('PSK', a, ni.hex(), nr.hex(), gxy.hex(), psk.hex(), ci.hex(), cr.hex(), s.hex(), d.hex(), aa.hex(), e.hex())
-//!     # Appendix B key expansion: SHA-1 SKEYID_e (20 bytes) to a 32-byte AES-256 key
-//!     ske = bytes.fromhex('49a1d53a80fb77e663552964fbbcb45092021473')
-//!     k1 = prf('Sha1', ske, b'\0'); k2 = prf('Sha1', ske, k1)
-//!     print('KA', (k1 + k2)[:32].hex())
-//!     k = b''; kk = prf('Md5', ske[:16], b'\0');
-//!     ka = kk; kk = prf('Md5', ske[:16], kk); ka += kk
-//!     print('KA_MD5_24', ka[:24].hex())
-//!     # IVs
-//!     gxi = pat(128, 0x02, 3); gxr = pat(128, 0x05, 7)
-//!     print('IV1_SHA1_16', hashlib.sha1(gxi + gxr).digest()[:16].hex())
-//!     print('IV1_SHA256_8', hashlib.sha256(gxi + gxr).digest()[:8].hex())
-//!     last = bytes.fromhex('00112233445566778899aabbccddeeff')
-//!     print('IV2_SHA1_16', hashlib.sha1(last + (0x1f2e3d4c).to_bytes(4, 'big')).digest()[:16].hex())
-//!     # Quick Mode KEYMAT, ESP (3), SPI 0x12345678
-//!     skd = bytes.fromhex('486293ed547adb562cefdaf43d3d8457b196f2b6')
-//!     ni = pat(16, 0x10, 3); nr = pat(20, 0x80, 5); qg = pat(128, 0x09, 5)
-//!     def keymat(a, skd, g, proto, spi, ni, nr, n):
-//!         out = b''; prev = b''
-//!         while len(out) < n:
-//!             prev = prf(a, skd, prev + g + bytes([proto]) + spi.to_bytes(4, 'big') + ni + nr); out += prev
-//!         return out[:n]
-//!     print('KEYMAT_NOPFS', keymat('Sha1', skd, b'', 3, 0x12345678, ni, nr, 52).hex())
-//!     print('KEYMAT_PFS', keymat('Sha1', skd, qg, 3, 0x12345678, ni, nr, 52).hex())
-//!     print('KEYMAT_SHA256_36', keymat('Sha256', skd, b'', 3, 0xcafef00d, ni, nr, 36).hex())
+//! ```text
+//! import hmac, hashlib
+//! H = {'Sha1': hashlib.sha1, 'Sha256': hashlib.sha256, 'Md5': hashlib.md5}
+//! def prf(a, k, d): return hmac.new(k, d, H[a]).digest()
+//! def pat(n, start, step): return bytes((start + i * step) & 0xff for i in range(n))
+//! cases = [
+//!     ('Sha1',   pat(16, 0x10, 3), pat(20, 0x80, 5), pat(128, 0x01, 7), b'shared secret one', bytes.fromhex('0102030405060708'), bytes.fromhex('a1a2a3a4a5a6a7a8')),
+//!     ('Sha1',   pat(32, 0x33, 1), pat(16, 0x44, 9), pat(256, 0xfe, 11), pat(64, 0x5a, 13), bytes.fromhex('deadbeef00112233'), bytes.fromhex('445566778899aabb')),
+//!     ('Sha256', pat(32, 0x21, 17), pat(32, 0x99, 19), pat(256, 0x07, 23), b'correct horse battery staple', bytes.fromhex('0011223344556677'), bytes.fromhex('8899aabbccddeeff')),
+//! ]
+//! for a, ni, nr, gxy, psk, ci, cr in cases:
+//!     s = prf(a, psk, ni + nr)
+//!     d = prf(a, s, gxy + ci + cr + b'\0'); aa = prf(a, s, d + gxy + ci + cr + b'\1'); e = prf(a, s, aa + gxy + ci + cr + b'\2')
+//!     print('PSK', a, ni.hex(), nr.hex(), gxy.hex(), psk.hex(), ci.hex(), cr.hex(), s.hex(), d.hex(), aa.hex(), e.hex())
+//! # Appendix B key expansion: SHA-1 SKEYID_e (20 bytes) to a 32-byte AES-256 key
+//! ske = bytes.fromhex('49a1d53a80fb77e663552964fbbcb45092021473')
+//! k1 = prf('Sha1', ske, b'\0'); k2 = prf('Sha1', ske, k1)
+//! print('KA', (k1 + k2)[:32].hex())
+//! k = b''; kk = prf('Md5', ske[:16], b'\0');
+//! ka = kk; kk = prf('Md5', ske[:16], kk); ka += kk
+//! print('KA_MD5_24', ka[:24].hex())
+//! # IVs
+//! gxi = pat(128, 0x02, 3); gxr = pat(128, 0x05, 7)
+//! print('IV1_SHA1_16', hashlib.sha1(gxi + gxr).digest()[:16].hex())
+//! print('IV1_SHA256_8', hashlib.sha256(gxi + gxr).digest()[:8].hex())
+//! last = bytes.fromhex('00112233445566778899aabbccddeeff')
+//! print('IV2_SHA1_16', hashlib.sha1(last + (0x1f2e3d4c).to_bytes(4, 'big')).digest()[:16].hex())
+//! # Quick Mode KEYMAT, ESP (3), SPI 0x12345678
+//! skd = bytes.fromhex('486293ed547adb562cefdaf43d3d8457b196f2b6')
+//! ni = pat(16, 0x10, 3); nr = pat(20, 0x80, 5); qg = pat(128, 0x09, 5)
+//! def keymat(a, skd, g, proto, spi, ni, nr, n):
+//!     out = b''; prev = b''
+//!     while len(out) < n:
+//!         prev = prf(a, skd, prev + g + bytes([proto]) + spi.to_bytes(4, 'big') + ni + nr); out += prev
+//!     return out[:n]
+//! print('KEYMAT_NOPFS', keymat('Sha1', skd, b'', 3, 0x12345678, ni, nr, 52).hex())
+//! print('KEYMAT_PFS', keymat('Sha1', skd, qg, 3, 0x12345678, ni, nr, 52).hex())
+//! print('KEYMAT_SHA256_36', keymat('Sha256', skd, b'', 3, 0xcafef00d, ni, nr, 36).hex())
+//! ```
 
 use super::*;
 
