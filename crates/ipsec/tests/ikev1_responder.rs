@@ -737,6 +737,7 @@ fn a_flood_of_half_open_main_modes_is_capped_per_source() {
     }
     assert_eq!(r.ike_sa_count(), 4);
     assert_eq!(r.stats().half_open_refused, 6);
+    assert_eq!(std::iter::from_fn(|| r.poll_transmit()).count(), 4, "only the admitted are answered");
     // Another source is still served; the flood expires.
     let mut i = Initiator::new("192.0.2.100:500".parse().unwrap(), server);
     let m1 = i.message_1(main_mode_sa(&windows_main_mode(), 1), &[]);
