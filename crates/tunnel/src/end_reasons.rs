@@ -60,6 +60,35 @@ pub(crate) fn from_pptp_call(reason: &pptp::CallClearReason) -> EndReason {
     }
 }
 
+/// Why an L2TP tunnel closed, as the end of its sessions.
+pub(crate) fn from_l2tp_tunnel(reason: &l2tp::TunnelCloseReason) -> EndReason {
+    use l2tp::TunnelCloseReason;
+    match reason {
+        TunnelCloseReason::LocalClose => EndReason::LocalRequest,
+        TunnelCloseReason::PeerStop(_) => EndReason::PeerRequest(format!("L2TP: {reason}")),
+        // RFC 2661 §5.8: a HELLO or other control message went
+        // unacknowledged through every retransmission: the peer is gone
+        // (a killed client, a lost network).
+        TunnelCloseReason::PeerUnreachable => EndReason::LostCarrier(LostCarrier::KeepaliveTimeout),
+        TunnelCloseReason::AuthenticationFailed
+        | TunnelCloseReason::UnsupportedVersion(..)
+        | TunnelCloseReason::ProtocolError(_) => {
+            EndReason::ProtocolError(format!("L2TP: {reason}"))
+        }
+    }
+}
+
+/// Why an L2TP call ended, as a session end.
+pub(crate) fn from_l2tp_session(reason: &l2tp::SessionCloseReason) -> EndReason {
+    use l2tp::SessionCloseReason;
+    match reason {
+        SessionCloseReason::LocalClose => EndReason::LocalRequest,
+        SessionCloseReason::PeerDisconnect(_) => EndReason::PeerRequest(format!("L2TP: {reason}")),
+        SessionCloseReason::TunnelClosed => EndReason::LostCarrier(LostCarrier::TransportClosed),
+        SessionCloseReason::ProtocolError(_) => EndReason::ProtocolError(format!("L2TP: {reason}")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -89,6 +118,20 @@ mod tests {
             ),
             (
                 from_pptp_call(&pptp::CallClearReason::PeerRequest),
+                TerminateCause::UserRequest,
+            ),
+            (
+                from_l2tp_tunnel(&l2tp::TunnelCloseReason::PeerUnreachable),
+                TerminateCause::LostCarrier,
+            ),
+            (
+                from_l2tp_session(&l2tp::SessionCloseReason::PeerDisconnect(
+                    l2tp::avp::ResultCode {
+                        result: 3,
+                        error: None,
+                        message: Vec::new(),
+                    },
+                )),
                 TerminateCause::UserRequest,
             ),
         ];
