@@ -12,6 +12,7 @@ mod hooked;
 mod hooks;
 pub mod http_io;
 mod l2tp_counters;
+pub mod l2tp_ipsec;
 mod l2tp_front;
 mod l2tp_peer;
 pub mod l2tp_server;

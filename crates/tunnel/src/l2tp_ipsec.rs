@@ -1,0 +1,443 @@
+//! L2TP/IPsec (RFC 3193) front end: the IKEv1 responder on UDP 500 and the
+//! NAT-T port (RFC 3947), ESP in UDP (RFC 3948) or as IP protocol 50, and
+//! the L2TP datagrams ESP carries handed to the [`L2tpFront`].
+//!
+//! One task owns the sans-IO [`Responder`] and the ESP SAs, so no lock is
+//! taken per packet. L2TP peers are keyed by the client's outer address
+//! and port at its first Quick Mode: that key outlives Quick Mode rekeys
+//! and Main Mode renewals (a rekey must not cost the L2TP tunnel), and is
+//! unique per client even behind one NAT (each has its own NAT port).
+//! When a client's last ESP SA goes, its L2TP tunnels go (`peer_gone`).
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ipsec::esp::{EspSa, InboundSas};
+use ipsec::ikev1::{ChildSa, IkeEvent, IkeSaId, Responder, ResponderConfig, Transmit};
+use ipsec::udp_encap::{classify, Port4500};
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, watch};
+
+use crate::l2tp_front::L2tpFront;
+use crate::l2tp_peer::{L2tpPeer, L2tpReply};
+
+/// L2TP's UDP port (RFC 2661 §8.1).
+const L2TP_PORT: u16 = 1701;
+/// IP protocol number of UDP, ESP's next header for L2TP.
+const UDP: u8 = 17;
+/// RFC 3948 §2.2: IKE on the NAT-T port starts with four zero bytes.
+const NON_ESP_MARKER: [u8; 4] = [0; 4];
+/// Room for one datagram.
+const DATAGRAM: usize = 4096;
+/// L2TP datagrams waiting for encapsulation; more are dropped.
+const OUT_QUEUE: usize = 4096;
+/// At most this many refusal lines per interval; the rest are counted.
+const LOG_BURST: u32 = 20;
+const LOG_INTERVAL: Duration = Duration::from_secs(5);
+
+/// The sockets of the IPsec front end.
+pub struct IpsecSockets {
+    /// UDP 500.
+    pub ike: Arc<UdpSocket>,
+    /// UDP 4500 (NAT-T): IKE with the non-ESP marker, ESP, keepalives.
+    pub nat_t: Arc<UdpSocket>,
+    /// Raw IP protocol 50, for ESP between peers without NAT; None when it
+    /// could not be opened (then only NAT-T clients are served).
+    pub esp: Option<Arc<UdpSocket>>,
+    /// The address the sockets are bound to (unspecified: any).
+    pub bound: IpAddr,
+}
+
+/// Opens a raw ESP socket (IP protocol 50). Needs CAP_NET_RAW.
+pub fn open_esp_socket(bind: IpAddr) -> std::io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+    let domain = if bind.is_ipv4() { Domain::IPV4 } else { Domain::IPV6 };
+    let socket = Socket::new(domain, Type::RAW, Some(Protocol::from(50)))?;
+    socket.set_nonblocking(true)?;
+    if !bind.is_unspecified() {
+        socket.bind(&SockAddr::from(SocketAddr::new(bind, 0)))?;
+    }
+    let _ = socket.set_recv_buffer_size(4 << 20);
+    let _ = socket.set_send_buffer_size(4 << 20);
+    UdpSocket::from_std(std::net::UdpSocket::from(socket))
+}
+
+/// ESP state of one client (one outer address and port).
+struct Client {
+    l2tp: L2tpPeer,
+    /// Where ESP and IKE go now (a NAT may move the client's port).
+    send_to: SocketAddr,
+    udp_encapsulated: bool,
+    /// Outbound SAs by their inbound twin's SPI, newest last: after a Quick
+    /// Mode rekey the newest is used (RFC 2409 §5.5 leaves old and new
+    /// usable until the Delete).
+    outbound: Vec<(u32, EspSa, u16)>,
+    reply: L2tpReply,
+    ike_sa: IkeSaId,
+}
+
+/// Rate-limited log of refusals.
+struct RefusalLog {
+    window_start: Instant,
+    lines: u32,
+    suppressed: u64,
+}
+
+impl RefusalLog {
+    fn log(&mut self, now: Instant, peer: SocketAddr, reason: &str) {
+        if now >= self.window_start + LOG_INTERVAL {
+            if self.suppressed > 0 {
+                tracing::warn!("IPsec: {} more refusals not logged", self.suppressed);
+            }
+            self.window_start = now;
+            self.lines = 0;
+            self.suppressed = 0;
+        }
+        if self.lines < LOG_BURST {
+            self.lines += 1;
+            tracing::warn!("IPsec: {peer}: {reason}");
+        } else {
+            self.suppressed += 1;
+        }
+    }
+}
+
+/// The front end's state, owned by its task.
+struct Front {
+    sockets: IpsecSockets,
+    responder: Responder,
+    inbound: InboundSas,
+    /// Inbound SPI → client key.
+    spi_client: HashMap<u32, SocketAddr>,
+    clients: HashMap<SocketAddr, Client>,
+    next_client: u64,
+    l2tp: L2tpFront,
+    out_tx: mpsc::Sender<(SocketAddr, Vec<u8>)>,
+    local_cache: HashMap<IpAddr, IpAddr>,
+    refusals: RefusalLog,
+    esp_dropped: u64,
+    udp_buf: Vec<u8>,
+    esp_buf: Vec<u8>,
+}
+
+/// Serves L2TP/IPsec until `shutdown` turns true; then every SA is deleted
+/// (the peers are told) before it returns.
+pub async fn serve_ipsec_l2tp(
+    sockets: IpsecSockets,
+    config: ResponderConfig,
+    l2tp: L2tpFront,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let (out_tx, mut out_rx) = mpsc::channel(OUT_QUEUE);
+    let mut front = Front {
+        sockets,
+        responder: Responder::new(config),
+        inbound: InboundSas::new(),
+        spi_client: HashMap::new(),
+        clients: HashMap::new(),
+        next_client: 1,
+        l2tp,
+        out_tx,
+        local_cache: HashMap::new(),
+        refusals: RefusalLog {
+            window_start: Instant::now(),
+            lines: 0,
+            suppressed: 0,
+        },
+        esp_dropped: 0,
+        udp_buf: Vec::with_capacity(DATAGRAM),
+        esp_buf: Vec::with_capacity(DATAGRAM),
+    };
+    let ike = front.sockets.ike.clone();
+    let nat_t = front.sockets.nat_t.clone();
+    let esp = front.sockets.esp.clone();
+    let mut ike_buf = vec![0u8; DATAGRAM];
+    let mut nat_t_buf = vec![0u8; DATAGRAM];
+    let mut esp_raw_buf = vec![0u8; DATAGRAM];
+    loop {
+        let deadline = front
+            .responder
+            .poll_timeout()
+            .map(tokio::time::Instant::from_std)
+            .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
+        tokio::select! {
+            r = ike.recv_from(&mut ike_buf) => {
+                if let Ok((n, from)) = r {
+                    let local = front.local_address(from, ike.local_addr().map(|a| a.port()).unwrap_or(500));
+                    front.responder.handle_datagram(Instant::now(), local, from, false, &ike_buf[..n]);
+                }
+            }
+            r = nat_t.recv_from(&mut nat_t_buf) => {
+                if let Ok((n, from)) = r {
+                    front.nat_t_datagram(from, &mut nat_t_buf[..n]);
+                }
+            }
+            r = recv_optional(esp.as_deref(), &mut esp_raw_buf) => {
+                if let Ok((n, from)) = r {
+                    front.raw_esp(from, &mut esp_raw_buf[..n]);
+                }
+            }
+            Some((key, datagram)) = out_rx.recv() => {
+                front.send_l2tp(key, &datagram);
+            }
+            _ = tokio::time::sleep_until(deadline) => {
+                front.responder.handle_timeout(Instant::now());
+            }
+            _ = shutdown.changed() => {
+                front.responder.close_all(Instant::now());
+                front.flush();
+                break;
+            }
+        }
+        front.flush();
+    }
+}
+
+async fn recv_optional(
+    socket: Option<&UdpSocket>,
+    buf: &mut [u8],
+) -> std::io::Result<(usize, SocketAddr)> {
+    match socket {
+        Some(s) => s.recv_from(buf).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Front {
+    /// Our address as `remote` sees it: the bound address, or the source
+    /// address the routing table picks for `remote` (NAT-D hashes it, and
+    /// Main Mode names it as our identity).
+    fn local_address(&mut self, remote: SocketAddr, port: u16) -> SocketAddr {
+        if !self.sockets.bound.is_unspecified() {
+            return SocketAddr::new(self.sockets.bound, port);
+        }
+        if let Some(ip) = self.local_cache.get(&remote.ip()) {
+            return SocketAddr::new(*ip, port);
+        }
+        let ip = route_source(remote).unwrap_or(self.sockets.bound);
+        if self.local_cache.len() >= 4096 {
+            self.local_cache.clear();
+        }
+        self.local_cache.insert(remote.ip(), ip);
+        SocketAddr::new(ip, port)
+    }
+
+    fn nat_t_datagram(&mut self, from: SocketAddr, datagram: &mut [u8]) {
+        match classify(datagram) {
+            Port4500::Ike(_) => {
+                let port = self.sockets.nat_t.local_addr().map(|a| a.port()).unwrap_or(4500);
+                let local = self.local_address(from, port);
+                self.responder
+                    .handle_datagram(Instant::now(), local, from, true, &datagram[4..]);
+            }
+            Port4500::Esp(_) => self.esp_in(Some(from), datagram),
+            Port4500::Keepalive => {}
+            Port4500::Malformed => self.esp_dropped += 1,
+        }
+    }
+
+    /// A raw IPv4 socket hands over the IP header too (raw(7)).
+    fn raw_esp(&mut self, _from: SocketAddr, packet: &mut [u8]) {
+        let Some(&first) = packet.first() else {
+            return;
+        };
+        let header_len = if first >> 4 == 4 {
+            ((first & 0x0f) as usize) * 4
+        } else {
+            0
+        };
+        if packet.len() < header_len + 8 {
+            self.esp_dropped += 1;
+            return;
+        }
+        self.esp_in(None, &mut packet[header_len..]);
+    }
+
+    fn esp_in(&mut self, udp_from: Option<SocketAddr>, packet: &mut [u8]) {
+        let now = Instant::now();
+        let decapsulated = match self.inbound.decapsulate(now, packet) {
+            Ok(d) => d,
+            Err(e) => {
+                self.esp_dropped += 1;
+                tracing::debug!("IPsec: ESP dropped: {e}");
+                return;
+            }
+        };
+        let Some(key) = self.spi_client.get(&decapsulated.spi).copied() else {
+            return;
+        };
+        let Some(client) = self.clients.get_mut(&key) else {
+            return;
+        };
+        // RFC 3948 §5: a NAT may change the client's port; authenticated
+        // ESP tells us where it is now.
+        if let Some(from) = udp_from {
+            if from != client.send_to {
+                client.send_to = from;
+            }
+        }
+        self.responder.note_traffic(client.ike_sa, now);
+        let payload = &packet[decapsulated.payload];
+        if decapsulated.next_header != UDP || payload.len() < 8 {
+            self.esp_dropped += 1;
+            return;
+        }
+        let dst_port = u16::from_be_bytes([payload[2], payload[3]]);
+        if dst_port != L2TP_PORT {
+            self.esp_dropped += 1;
+            return;
+        }
+        // RFC 3948 §3.1.2: the inner UDP checksum is covered by ESP's
+        // integrity check; we do not verify it.
+        self.l2tp
+            .try_deliver(client.l2tp, payload[8..].to_vec(), client.reply.clone());
+    }
+
+    fn send_l2tp(&mut self, key: SocketAddr, datagram: &[u8]) {
+        let Some(client) = self.clients.get_mut(&key) else {
+            return;
+        };
+        let Some((_, sa, peer_port)) = client.outbound.last_mut() else {
+            return;
+        };
+        let dst_port = if *peer_port == 0 { L2TP_PORT } else { *peer_port };
+        self.udp_buf.clear();
+        self.udp_buf.extend_from_slice(&L2TP_PORT.to_be_bytes());
+        self.udp_buf.extend_from_slice(&dst_port.to_be_bytes());
+        self.udp_buf
+            .extend_from_slice(&((8 + datagram.len()) as u16).to_be_bytes());
+        // RFC 768 / RFC 3948 §3.1.1: a zero UDP checksum over IPv4 means
+        // none; the addresses it would cover are rewritten by NATs anyway.
+        self.udp_buf.extend_from_slice(&[0, 0]);
+        self.udp_buf.extend_from_slice(datagram);
+        if let Err(e) = sa.encapsulate(Instant::now(), UDP, &self.udp_buf, &mut self.esp_buf) {
+            tracing::debug!("IPsec: cannot encapsulate for {key}: {e}");
+            return;
+        }
+        if client.udp_encapsulated {
+            let _ = self.sockets.nat_t.try_send_to(&self.esp_buf, client.send_to);
+        } else if let Some(raw) = &self.sockets.esp {
+            let _ = raw.try_send_to(&self.esp_buf, SocketAddr::new(client.send_to.ip(), 0));
+        }
+    }
+
+    fn transmit(&self, t: &Transmit) {
+        if t.from_nat_t_port {
+            let mut bytes = Vec::with_capacity(4 + t.bytes.len());
+            bytes.extend_from_slice(&NON_ESP_MARKER);
+            bytes.extend_from_slice(&t.bytes);
+            let _ = self.sockets.nat_t.try_send_to(&bytes, t.remote);
+        } else {
+            let _ = self.sockets.ike.try_send_to(&t.bytes, t.remote);
+        }
+    }
+
+    /// Sends what the responder queued and applies what it reported.
+    fn flush(&mut self) {
+        while let Some(t) = self.responder.poll_transmit() {
+            self.transmit(&t);
+        }
+        let now = Instant::now();
+        while let Some(event) = self.responder.poll_event() {
+            match event {
+                IkeEvent::IkeSaUp {
+                    peer,
+                    identity,
+                    suite,
+                    nat,
+                    ..
+                } => tracing::info!("IPsec: {peer} authenticated as {identity}: Main Mode {suite}, {nat}"),
+                IkeEvent::IkeSaDown { peer, reason, .. } => {
+                    tracing::info!("IPsec: {peer}: IKE SA ended: {reason}")
+                }
+                IkeEvent::ChildSaUp(child) => self.child_up(now, child),
+                IkeEvent::ChildSaDown {
+                    inbound_spi,
+                    outbound_spi,
+                    reason,
+                    ..
+                } => self.child_down(inbound_spi, outbound_spi, &reason.to_string()),
+                IkeEvent::PeerMoved { ike_sa, peer } => {
+                    for c in self.clients.values_mut().filter(|c| c.ike_sa == ike_sa) {
+                        c.send_to = peer;
+                    }
+                }
+                IkeEvent::Refused { peer, reason } => self.refusals.log(now, peer, &reason),
+            }
+        }
+    }
+
+    fn child_up(&mut self, now: Instant, child: ChildSa) {
+        let (inbound, outbound) = match (EspSa::new(&child.inbound, now), EspSa::new(&child.outbound, now)) {
+            (Ok(i), Ok(o)) => (i, o),
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::warn!("IPsec: {}: cannot key ESP: {e}", child.peer);
+                return;
+            }
+        };
+        let key = child.peer;
+        let inbound_spi = inbound.spi();
+        let outbound_spi = outbound.spi();
+        let out_tx = self.out_tx.clone();
+        let next_client = &mut self.next_client;
+        let client = self.clients.entry(key).or_insert_with(|| {
+            let id = *next_client;
+            *next_client += 1;
+            Client {
+                l2tp: L2tpPeer::Ipsec { sa: id, addr: key },
+                send_to: child.peer,
+                udp_encapsulated: child.udp_encapsulated,
+                outbound: Vec::new(),
+                reply: Arc::new(move |datagram: Vec<u8>| {
+                    // Never blocks: a full queue drops, as a router would.
+                    let _ = out_tx.try_send((key, datagram));
+                }),
+                ike_sa: child.ike_sa,
+            }
+        });
+        client.ike_sa = child.ike_sa;
+        client.udp_encapsulated = child.udp_encapsulated;
+        client.outbound.push((inbound_spi, outbound, child.peer_port));
+        self.inbound.insert(inbound);
+        self.spi_client.insert(inbound_spi, key);
+        tracing::info!(
+            "IPsec: {} ({}): ESP {} up, SPIs {inbound_spi:08x} in, {outbound_spi:08x} out{}",
+            child.peer,
+            child.peer_identity,
+            child.suite,
+            if child.udp_encapsulated { ", in UDP" } else { "" }
+        );
+    }
+
+    fn child_down(&mut self, inbound_spi: u32, outbound_spi: u32, reason: &str) {
+        self.inbound.remove(inbound_spi);
+        let Some(key) = self.spi_client.remove(&inbound_spi) else {
+            return;
+        };
+        tracing::info!("IPsec: {key}: ESP SPIs {inbound_spi:08x}/{outbound_spi:08x} ended: {reason}");
+        let Some(client) = self.clients.get_mut(&key) else {
+            return;
+        };
+        client.outbound.retain(|(spi, _, _)| *spi != inbound_spi);
+        if client.outbound.is_empty() {
+            let l2tp = client.l2tp;
+            self.clients.remove(&key);
+            self.l2tp.peer_gone(l2tp);
+        }
+    }
+}
+
+/// The source address the routing table picks for `remote` (a connected
+/// UDP socket sends nothing).
+fn route_source(remote: SocketAddr) -> Option<IpAddr> {
+    let bind: SocketAddr = if remote.is_ipv4() {
+        "0.0.0.0:0".parse().ok()?
+    } else {
+        "[::]:0".parse().ok()?
+    };
+    let probe = std::net::UdpSocket::bind(bind).ok()?;
+    probe.connect(remote).ok()?;
+    Some(probe.local_addr().ok()?.ip())
+}
