@@ -14,6 +14,8 @@ pub mod dhcp_relay;
 pub mod dhcp_source;
 pub mod dialin_service;
 pub mod dynauth;
+pub mod ipsec_config;
+pub mod ipsec_service;
 pub mod ipv6_link;
 pub mod listen;
 pub mod notice;

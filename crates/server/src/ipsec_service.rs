@@ -1,0 +1,211 @@
+//! The L2TP/IPsec service: binds UDP 500, the NAT-T port and the raw ESP
+//! socket, loads the pre-shared keys, and runs the IPsec front end
+//! ([`tunnel::l2tp_ipsec`]) in front of the server's LNS.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ipsec::ikev1::{PskTable, ResponderConfig};
+use rand::distributions::{Alphanumeric, DistString};
+use tokio::net::UdpSocket;
+use tokio::sync::watch;
+use tunnel::l2tp_ipsec::{open_esp_socket, serve_ipsec_l2tp, IpsecSockets};
+use tunnel::l2tp_server::L2tpFront;
+use zeroize::Zeroizing;
+
+use crate::ipsec_config::IpsecConfig;
+
+/// The file of the generated pre-shared key in the state directory.
+pub const GENERATED_PSK_FILE: &str = "ipsec-psk";
+
+/// Why the IPsec service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum IpsecError {
+    #[error("{}: cannot read the pre-shared key: {source}", path.display())]
+    ReadPsk {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: the pre-shared key file is empty", path.display())]
+    EmptyPsk { path: PathBuf },
+    #[error("{}: cannot create the pre-shared key: {source}", path.display())]
+    WritePsk {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot bind IPsec UDP port {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Sockets bound before privileges are dropped.
+pub struct BoundIpsec {
+    sockets: IpsecSockets,
+    /// Why raw ESP is unavailable (clients not behind NAT cannot connect).
+    pub raw_esp_error: Option<String>,
+}
+
+impl BoundIpsec {
+    pub fn ike_addr(&self) -> Option<SocketAddr> {
+        self.sockets.ike.local_addr().ok()
+    }
+
+    pub fn nat_t_addr(&self) -> Option<SocketAddr> {
+        self.sockets.nat_t.local_addr().ok()
+    }
+}
+
+/// Binds UDP 500, the NAT-T port and (if the OS lets us) raw ESP.
+pub fn bind(config: &IpsecConfig) -> Result<BoundIpsec, IpsecError> {
+    let udp = |port: u16| -> Result<Arc<UdpSocket>, IpsecError> {
+        let addr = SocketAddr::new(config.listen, port);
+        let socket = std::net::UdpSocket::bind(addr)
+            .and_then(|s| {
+                s.set_nonblocking(true)?;
+                UdpSocket::from_std(s)
+            })
+            .map_err(|source| IpsecError::Bind { addr, source })?;
+        Ok(Arc::new(socket))
+    };
+    let ike = udp(config.ike_port)?;
+    let nat_t = udp(config.nat_t_port)?;
+    let (esp, raw_esp_error) = match open_esp_socket(config.listen) {
+        Ok(s) => (Some(Arc::new(s)), None),
+        Err(e) => (None, Some(e.to_string())),
+    };
+    Ok(BoundIpsec {
+        sockets: IpsecSockets {
+            ike,
+            nat_t,
+            esp,
+            bound: config.listen,
+        },
+        raw_esp_error,
+    })
+}
+
+/// Reads a key file: its first line, without surrounding white space.
+fn read_psk(path: &Path) -> Result<Zeroizing<Vec<u8>>, IpsecError> {
+    let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|source| {
+        IpsecError::ReadPsk {
+            path: path.to_path_buf(),
+            source,
+        }
+    })?);
+    let key = text.lines().next().unwrap_or("").trim();
+    if key.is_empty() {
+        return Err(IpsecError::EmptyPsk {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(Zeroizing::new(key.as_bytes().to_vec()))
+}
+
+/// The wildcard key: from `psk_file`, else the state directory's, created
+/// on first start (returned as `Some` then, to be shown once).
+pub fn load_or_create_psk(
+    config: &IpsecConfig,
+    state_dir: &Path,
+) -> Result<(Zeroizing<Vec<u8>>, Option<Zeroizing<String>>), IpsecError> {
+    if let Some(path) = &config.psk_file {
+        return Ok((read_psk(path)?, None));
+    }
+    let path = state_dir.join(GENERATED_PSK_FILE);
+    if path.exists() {
+        return Ok((read_psk(&path)?, None));
+    }
+    let key = Zeroizing::new(Alphanumeric.sample_string(&mut rand::thread_rng(), 24));
+    write_private(&path, format!("{}\n", key.as_str()).as_bytes()).map_err(|source| {
+        IpsecError::WritePsk {
+            path: path.clone(),
+            source,
+        }
+    })?;
+    Ok((Zeroizing::new(key.as_bytes().to_vec()), Some(key)))
+}
+
+/// Writes a file only its owner can read, never replacing one.
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}
+
+/// The responder's settings from `[ipsec]` and the keys.
+pub fn responder_config(
+    config: &IpsecConfig,
+    wildcard_psk: &[u8],
+) -> Result<ResponderConfig, IpsecError> {
+    let mut psks = PskTable::new().with_wildcard(wildcard_psk);
+    for peer in &config.peers {
+        psks.insert(peer.address, &read_psk(&peer.psk_file)?);
+    }
+    Ok(ResponderConfig {
+        psks,
+        proposals: config.proposal_policy(),
+        nat_t_port: config.nat_t_port,
+        hide_server_nat: config.hide_server_nat,
+        dpd_delay: config.dpd_delay(),
+        dpd_timeout: config.dpd_timeout(),
+        ..ResponderConfig::default()
+    })
+}
+
+/// Runs the front end until `shutdown`.
+pub fn spawn(
+    bound: BoundIpsec,
+    responder: ResponderConfig,
+    front: L2tpFront,
+    shutdown: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(serve_ipsec_l2tp(bound.sockets, responder, front, shutdown))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_generated_key_is_kept_and_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = IpsecConfig::default();
+        let (key, shown) = load_or_create_psk(&config, dir.path()).unwrap();
+        let shown = shown.expect("created on first start");
+        assert_eq!(key.as_slice(), shown.as_bytes());
+        assert_eq!(shown.len(), 24);
+        let (again, shown_again) = load_or_create_psk(&config, dir.path()).unwrap();
+        assert_eq!(again, key);
+        assert!(shown_again.is_none(), "shown once");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join(GENERATED_PSK_FILE))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "only the owner reads the key");
+    }
+
+    #[test]
+    fn an_empty_key_file_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("psk");
+        std::fs::write(&path, "\n  \n").unwrap();
+        let config = IpsecConfig {
+            psk_file: Some(path.clone()),
+            ..Default::default()
+        };
+        let e = load_or_create_psk(&config, dir.path()).unwrap_err();
+        assert!(e.to_string().contains(&path.display().to_string()), "{e}");
+    }
+}
