@@ -114,6 +114,15 @@ pub struct DhPrivate {
     secret: Secret,
 }
 
+/// Shows the group only: the private value never reaches a log.
+impl std::fmt::Debug for DhPrivate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DhPrivate")
+            .field("group", &self.group.name())
+            .finish_non_exhaustive()
+    }
+}
+
 impl DhPrivate {
     /// Generates a fresh key pair in `group` from the system random source.
     pub fn generate(group: DhGroup) -> Result<Self, CryptoError> {

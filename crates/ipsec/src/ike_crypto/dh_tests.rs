@@ -340,3 +340,11 @@ fn modp_exponent_longer_than_64_bytes_is_refused() {
         Err(CryptoError::KeyLength)
     ));
 }
+
+#[test]
+fn debug_shows_the_group_but_no_secret() {
+    let key = DhPrivate::from_private_bytes(DhGroup::Modp1024, &[0xab; 64]).expect("key");
+    let shown = format!("{key:?}");
+    assert!(shown.contains("MODP-1024"), "{shown}");
+    assert!(!shown.to_lowercase().contains("abab"), "{shown}");
+}
