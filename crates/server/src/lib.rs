@@ -15,6 +15,7 @@ pub mod dhcp_source;
 pub mod dialin_service;
 pub mod dynauth;
 pub mod ipv6_link;
+pub mod l2tp_service;
 pub mod listen;
 pub mod notice;
 pub mod pipeline;
