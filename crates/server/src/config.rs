@@ -122,8 +122,8 @@ pub struct Config {
     pub sstp: SstpConfig,
     /// PPTP listener.
     pub pptp: PptpConfig,
-    /// L2TP/IPsec (logical ports only, until the L2TP listener exists).
-    pub l2tp: PortsConfig,
+    /// L2TP (inside IPsec; plain on UDP only when allowed).
+    pub l2tp: L2tpConfig,
     /// The TLS/IKE server certificate.
     pub certificate: CertificateConfig,
     /// Addresses handed to clients.
@@ -156,7 +156,7 @@ impl Default for Config {
             server_name: None,
             sstp: SstpConfig::default(),
             pptp: PptpConfig::default(),
-            l2tp: PortsConfig::default(),
+            l2tp: L2tpConfig::default(),
             certificate: CertificateConfig::default(),
             addresses: AddressConfig::default(),
             auth: AuthConfig::default(),
@@ -259,20 +259,43 @@ impl Default for PptpConfig {
     }
 }
 
-/// `[l2tp]`: protocols whose listener has only a port limit so far.
+/// `[l2tp]`: the L2TP network server (RFC 2661). L2TP is meant to run
+/// inside IPsec (L2TP/IPsec, RFC 3193), which encrypts it; plain L2TP on
+/// UDP carries PPP in the clear, so it is off unless `allow_plain`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct PortsConfig {
-    /// Logical ports: the most sessions of this protocol at once. Default
-    /// 128, as RRAS creates for PPTP and L2TP.
+pub struct L2tpConfig {
+    /// UDP addresses for plain L2TP, used only with `allow_plain`. Default
+    /// `["0.0.0.0:1701"]`.
+    pub listen: Vec<SocketAddr>,
+    /// Logical ports: the most L2TP calls at once; one more is refused
+    /// (CDN). Default 128, as RRAS creates.
     pub ports: PortLimit,
+    /// Serve plain L2TP (without IPsec) on `listen`. Default false: UDP
+    /// 1701 is not bound at all, and L2TP is accepted only from the IPsec
+    /// service.
+    pub allow_plain: bool,
+    /// RFC 2661 §6.5: send HELLO after this long without a control
+    /// message from the peer; a peer that does not acknowledge it (§5.8
+    /// retransmissions) is gone and its sessions end. Default 60 seconds.
+    pub hello_interval_secs: u32,
 }
 
-impl Default for PortsConfig {
+impl Default for L2tpConfig {
     fn default() -> Self {
-        PortsConfig {
+        L2tpConfig {
+            listen: vec![SocketAddr::from((Ipv4Addr::UNSPECIFIED, 1701))],
             ports: PortLimit::DEFAULT,
+            allow_plain: false,
+            hello_interval_secs: 60,
         }
+    }
+}
+
+impl L2tpConfig {
+    /// The HELLO interval as a duration.
+    pub fn hello_interval(&self) -> Duration {
+        Duration::from_secs(self.hello_interval_secs.into())
     }
 }
 
@@ -980,6 +1003,12 @@ impl Config {
                 format!("PPTP listens on IPv4 only (its GRE is IPv4 here), not {addr}"),
             ));
         }
+        if !(1..=3600).contains(&self.l2tp.hello_interval_secs) {
+            return Err(at_key(
+                "l2tp.hello_interval_secs",
+                format!("{} s: use 1 to 3600", self.l2tp.hello_interval_secs),
+            ));
+        }
         if self.encryption.mppe != MppePolicy::None && self.encryption.mppe_bits.is_empty() {
             return Err(at_key(
                 "encryption.mppe_bits",
@@ -1178,6 +1207,9 @@ mod tests {
         assert_eq!(c.pptp.ports.get(), 128);
         assert_eq!(c.pptp.listen, vec!["0.0.0.0:1723".parse().unwrap()]);
         assert_eq!(c.l2tp.ports.get(), 128);
+        assert!(!c.l2tp.allow_plain);
+        assert_eq!(c.l2tp.listen, vec!["0.0.0.0:1701".parse().unwrap()]);
+        assert_eq!(c.l2tp.hello_interval_secs, 60);
         let r = c.addresses.ipv4_pool.ranges();
         assert_eq!(r.len(), 1);
         assert_eq!(r[0].to_string(), "10.0.10.20-10.0.10.29");
@@ -1219,6 +1251,19 @@ mod tests {
             c.encryption.ccp_config(),
             ppp::ccp::CcpConfig::require_128_stateless()
         );
+    }
+
+    #[test]
+    fn l2tp_section() {
+        let c = parse("[l2tp]\nallow_plain = true\nlisten = [\"192.0.2.1:1701\"]\nports = 3\nhello_interval_secs = 20\n").unwrap();
+        assert!(c.l2tp.allow_plain);
+        assert_eq!(c.l2tp.listen, vec!["192.0.2.1:1701".parse().unwrap()]);
+        assert_eq!(c.l2tp.ports.get(), 3);
+        assert_eq!(c.l2tp.hello_interval(), Duration::from_secs(20));
+        let (_, _, key, _) = err("[l2tp]\nhello_interval_secs = 0\n");
+        assert_eq!(key.as_deref(), Some("l2tp.hello_interval_secs"));
+        let (_, _, _, msg) = err("[l2tp]\nallow_plane = true\n");
+        assert!(msg.contains("allow_plane"), "{msg}");
     }
 
     #[test]

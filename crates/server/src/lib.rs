@@ -17,6 +17,7 @@ pub mod dynauth;
 pub mod ipsec_config;
 pub mod ipsec_service;
 pub mod ipv6_link;
+pub mod l2tp_service;
 pub mod listen;
 pub mod notice;
 pub mod pipeline;

@@ -34,6 +34,9 @@ pub enum Notice {
     DynamicAuthorization { listen: SocketAddr },
     /// Dial-in lines answered.
     Dialin { devices: Vec<String> },
+    /// How L2TP is served: inside IPsec only (`plain` empty), or also as
+    /// plain L2TP on these UDP addresses; and its port limit.
+    L2tp { plain: Vec<SocketAddr>, ports: u32 },
     /// The server is ready: what it listens on and where addresses come
     /// from.
     Listening(Listening),
@@ -161,6 +164,15 @@ impl fmt::Display for Notice {
                 "RADIUS dynamic authorization (Disconnect/CoA) on {listen}"
             ),
             Notice::Dialin { devices } => write!(f, "dial-in PPP on {}", devices.join(", ")),
+            Notice::L2tp { plain, ports } if plain.is_empty() => write!(
+                f,
+                "L2TP: inside IPsec only ({ports} ports); plain L2TP is off and UDP 1701 is not bound ([l2tp] allow_plain enables it)"
+            ),
+            Notice::L2tp { plain, ports } => write!(
+                f,
+                "L2TP: also plain on UDP {} without IPsec, PPP in the clear ({ports} ports)",
+                joined(plain, ", ")
+            ),
             Notice::Listening(l) => l.fmt(f),
             Notice::Ipv6 { prefix } => write!(f, "IPv6: clients in {prefix}/64"),
             Notice::Stopping { sessions } => {
@@ -184,6 +196,28 @@ mod tests {
 
     fn ip(s: &str) -> Ipv4Addr {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn the_l2tp_line_says_whether_plain_l2tp_is_served() {
+        let off = Notice::L2tp {
+            plain: vec![],
+            ports: 128,
+        }
+        .to_string();
+        assert!(
+            off.starts_with("L2TP: inside IPsec only (128 ports); plain L2TP is off"),
+            "{off}"
+        );
+        let on = Notice::L2tp {
+            plain: vec!["0.0.0.0:1701".parse().unwrap()],
+            ports: 4,
+        }
+        .to_string();
+        assert_eq!(
+            on,
+            "L2TP: also plain on UDP 0.0.0.0:1701 without IPsec, PPP in the clear (4 ports)"
+        );
     }
 
     #[test]

@@ -23,6 +23,7 @@ use crate::config::{AddressSourceKind, Config};
 use crate::dhcp_relay::{DhcpRelay, RelayStartError};
 use crate::dhcp_source::{DhcpSettings, DhcpSource, DhcpSourceError};
 use crate::dialin_service::DialinService;
+use crate::l2tp_service::{self, L2tpService};
 use crate::listen::{bind_tcp, ListenError};
 use crate::notice::{AddressesNote, Listening, Notice};
 use crate::pipeline::{AccountingParts, ControlPipeline, PipelineParts};
@@ -77,6 +78,7 @@ pub struct Server {
     stop: watch::Sender<bool>,
     sstp: SstpService,
     pptp: Option<PptpService>,
+    l2tp: L2tpService,
     dhcp: Option<Arc<DhcpSource>>,
     accounting: Option<Arc<Accounting>>,
     pool: Arc<StaticPool>,
@@ -90,6 +92,8 @@ struct Listeners {
     sstp: Vec<(SocketAddr, TcpListener)>,
     pptp: Vec<(SocketAddr, TcpListener)>,
     gre: Option<Arc<GreDemux>>,
+    /// Plain L2TP's UDP sockets (none unless `[l2tp] allow_plain`).
+    l2tp: Vec<(SocketAddr, tokio::net::UdpSocket)>,
 }
 
 impl Listeners {
@@ -117,7 +121,13 @@ impl Listeners {
             }
             gre = Some(GreDemux::open().map_err(StartError::Gre)?);
         }
-        Ok(Listeners { sstp, pptp, gre })
+        let l2tp = l2tp_service::bind_plain(&config.l2tp)?;
+        Ok(Listeners {
+            sstp,
+            pptp,
+            gre,
+            l2tp,
+        })
     }
 }
 
@@ -125,6 +135,7 @@ impl Listeners {
 struct Links {
     sstp: LinkConfig,
     pptp: LinkConfig,
+    l2tp: LinkConfig,
     dialin: LinkConfig,
 }
 
@@ -143,9 +154,11 @@ impl Links {
         let mut pptp = link.clone();
         pptp.ccp = Some(config.encryption.ccp_config());
         let dialin = pptp.clone();
-        // SSTP is encrypted by TLS: no MPPE inside it (RRAS does the same).
+        // SSTP is encrypted by TLS and L2TP by IPsec: no MPPE inside them
+        // (RRAS does the same).
         link.ccp = None;
         Links {
+            l2tp: link.clone(),
             sstp: link,
             pptp,
             dialin,
@@ -343,6 +356,22 @@ impl Server {
             pptp = Some(service);
         }
 
+        // L2TP: the LNS, fed by the IPsec service through its front (and by
+        // plain UDP only when allowed).
+        notices(Notice::L2tp {
+            plain: listeners.l2tp.iter().map(|(a, _)| *a).collect(),
+            ports: config.l2tp.ports.get(),
+        });
+        let l2tp = L2tpService::start(
+            &config.l2tp,
+            links.l2tp,
+            &config.server_name(),
+            Arc::new(pipeline.for_tunnel(TunnelKind::L2tp)),
+            sink.clone(),
+            listeners.l2tp,
+            stop_rx.clone(),
+        );
+
         // Dial-in lines: the same pipeline and TUN.
         if !config.dialin.devices.is_empty() {
             let service = DialinService {
@@ -390,6 +419,7 @@ impl Server {
             stop,
             sstp,
             pptp,
+            l2tp,
             dhcp,
             accounting: accounting_handle,
             pool,
@@ -400,6 +430,12 @@ impl Server {
     /// Sessions holding resources right now.
     pub fn active_sessions(&self) -> usize {
         self.pipeline.active()
+    }
+
+    /// The L2TP server's front door: the IPsec service hands it the L2TP
+    /// datagrams it decrypted (and tells it when an SA is gone).
+    pub fn l2tp_front(&self) -> tunnel::l2tp_server::L2tpFront {
+        self.l2tp.front()
     }
 
     /// The session table (status, tests).
@@ -423,8 +459,9 @@ impl Server {
                 None => true,
             }
         };
-        let (sstp_done, pptp_done) = tokio::join!(self.sstp.drain(DRAIN), pptp_drain);
-        if !(sstp_done && pptp_done) {
+        let (sstp_done, pptp_done, l2tp_done) =
+            tokio::join!(self.sstp.drain(DRAIN), pptp_drain, self.l2tp.drain(DRAIN));
+        if !(sstp_done && pptp_done && l2tp_done) {
             tracing::warn!("some sessions did not end within {} s", DRAIN.as_secs());
         }
         if let Some(d) = &self.dhcp {
