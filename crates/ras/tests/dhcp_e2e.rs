@@ -307,7 +307,7 @@ fn dhcp_blocks_release_apipa_and_relay() {
             "state_dir = {state:?}\nserver_name = \"ras-dhcp\"\n\n\
              [sstp]\nlisten = [\"{SERVER_FOR_CLI1}:443\"]\nports = 64\n\n\
              [pptp]\nlisten = []\n\n\
-             [tun]\nname = \"dhcpe2e0\"\n\n\
+             [ipsec]\nenabled = false\n\n[tun]\nname = \"dhcpe2e0\"\n\n\
              [addresses]\nipv6_prefix = \"off\"\nsource = \"dhcp\"\ndhcp_interface = \"{}\"\ndhcp_timeout_secs = 8\n\n\
              [dhcp_relay]\nservers = [\"{DHCP_SERVER}\"]\n\n\
              [[policy]]\nname = \"Bob's fixed address\"\naccess = \"grant\"\n\

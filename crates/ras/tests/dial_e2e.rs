@@ -160,7 +160,7 @@ impl DirectServer {
         std::fs::write(
             &config,
             format!(
-                "state_dir = {:?}\nserver_name = \"ras-dial-e2e\"\n\n[sstp]\nlisten = [\"{SERVER_FOR_CLI1}:443\"]\n\n[pptp]\nlisten = []\n\n[tun]\nname = \"{prefix}0\"\n",
+                "state_dir = {:?}\nserver_name = \"ras-dial-e2e\"\n\n[sstp]\nlisten = [\"{SERVER_FOR_CLI1}:443\"]\n\n[pptp]\nlisten = []\n\n[ipsec]\nenabled = false\n\n[tun]\nname = \"{prefix}0\"\n",
                 dir.path().join("state")
             ),
         )

@@ -41,7 +41,7 @@ fn xl2tpd_lac_against_ras_server() {
              [sstp]\nlisten = []\n\n\
              [pptp]\nlisten = []\n\n\
              [l2tp]\nallow_plain = true\nlisten = [\"{host}:1701\"]\n\n\
-             [tun]\nname = \"ras-l2i0\"\n",
+             [ipsec]\nenabled = false\n\n[tun]\nname = \"ras-l2i0\"\n",
             host = vm.host_ip
         ),
     )

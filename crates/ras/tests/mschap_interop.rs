@@ -69,7 +69,7 @@ fn start_server(
             "state_dir = {state:?}\nserver_name = \"ras-interop-server\"\n\n\
              [sstp]\nlisten = []\n\n\
              [pptp]\nlisten = [\"{host}:1723\"]\n\n\
-             [tun]\nname = \"ras-mc0\"\n\n\
+             [ipsec]\nenabled = false\n\n[tun]\nname = \"ras-mc0\"\n\n\
              [auth]\nmethods = [\"mschap\"]\n\n\
              [encryption]\nmppe = \"require\"\n{encryption}\n\
              [addresses]\nipv6_prefix = \"off\"\n",

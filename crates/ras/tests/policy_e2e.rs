@@ -39,7 +39,7 @@ fn config(dir: &Path, name: &str, deny_days: &str) -> std::path::PathBuf {
     std::fs::write(
         &path,
         format!(
-            "state_dir = {state:?}\nserver_name = \"ras-policy\"\n\n[sstp]\nlisten = [\"{SERVER_FOR_CLI1}:443\"]\n\n[pptp]\nlisten = []\n\n[tun]\nname = \"ras-pol0\"\n\n[policies]\ntime_zone = \"UTC\"\n\n[[policy]]\nname = \"Closed days\"\naccess = \"deny\"\n[policy.conditions]\nday_and_time = [\"{deny_days}\"]\n\n[[policy]]\nname = \"Staff\"\naccess = \"grant\"\n[policy.conditions]\ngroups = [\"staff\"]\n[policy.constraints]\nauth_methods = [\"eap-mschapv2\", \"mschapv2\"]\nsession_timeout_secs = 3600\n"
+            "state_dir = {state:?}\nserver_name = \"ras-policy\"\n\n[sstp]\nlisten = [\"{SERVER_FOR_CLI1}:443\"]\n\n[pptp]\nlisten = []\n\n[ipsec]\nenabled = false\n\n[tun]\nname = \"ras-pol0\"\n\n[policies]\ntime_zone = \"UTC\"\n\n[[policy]]\nname = \"Closed days\"\naccess = \"deny\"\n[policy.conditions]\nday_and_time = [\"{deny_days}\"]\n\n[[policy]]\nname = \"Staff\"\naccess = \"grant\"\n[policy.conditions]\ngroups = [\"staff\"]\n[policy.constraints]\nauth_methods = [\"eap-mschapv2\", \"mschapv2\"]\nsession_timeout_secs = 3600\n"
         ),
     )
     .unwrap();

@@ -29,7 +29,7 @@ fn write_config(path: &Path, state: &Path, extra: &str) {
     std::fs::write(
         path,
         format!(
-            "state_dir = {state:?}\nserver_name = \"ras-pptp-e2e\"\n\n[sstp]\nlisten = []\n\n[pptp]\nlisten = [\"{SERVER_FOR_CLI1}:1723\", \"{SERVER_FOR_CLI2}:1723\"]\nports = 1\n\n[tun]\nname = \"rasp2e0\"\n{extra}"
+            "state_dir = {state:?}\nserver_name = \"ras-pptp-e2e\"\n\n[sstp]\nlisten = []\n\n[pptp]\nlisten = [\"{SERVER_FOR_CLI1}:1723\", \"{SERVER_FOR_CLI2}:1723\"]\nports = 1\n\n[ipsec]\nenabled = false\n\n[tun]\nname = \"rasp2e0\"\n{extra}"
         ),
     )
     .unwrap();
@@ -175,7 +175,7 @@ fn config_with_ports(dir: &Path, ports: u32) -> std::path::PathBuf {
     std::fs::write(
         &config,
         format!(
-            "state_dir = {state:?}\nserver_name = \"ras-pptp-e2e\"\n\n[sstp]\nlisten = []\n\n[pptp]\nlisten = [\"{SERVER_FOR_CLI1}:1723\", \"{SERVER_FOR_CLI2}:1723\"]\nports = {ports}\n\n[tun]\nname = \"rasp2e0\"\n"
+            "state_dir = {state:?}\nserver_name = \"ras-pptp-e2e\"\n\n[sstp]\nlisten = []\n\n[pptp]\nlisten = [\"{SERVER_FOR_CLI1}:1723\", \"{SERVER_FOR_CLI2}:1723\"]\nports = {ports}\n\n[ipsec]\nenabled = false\n\n[tun]\nname = \"rasp2e0\"\n"
         ),
     )
     .unwrap();

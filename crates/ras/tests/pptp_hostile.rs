@@ -108,7 +108,7 @@ fn pptp_hostile_gre_costs_only_itself() {
     std::fs::write(
         &config,
         format!(
-            "state_dir = {state:?}\nserver_name = \"ras-pptp-hostile\"\n\n[sstp]\nlisten = []\n\n[pptp]\nlisten = [\"{SERVER_FOR_CLI1}:1723\", \"{SERVER_FOR_CLI2}:1723\"]\nports = 4\n\n[tun]\nname = \"rasph0\"\n"
+            "state_dir = {state:?}\nserver_name = \"ras-pptp-hostile\"\n\n[sstp]\nlisten = []\n\n[pptp]\nlisten = [\"{SERVER_FOR_CLI1}:1723\", \"{SERVER_FOR_CLI2}:1723\"]\nports = 4\n\n[ipsec]\nenabled = false\n\n[tun]\nname = \"rasph0\"\n"
         ),
     )
     .unwrap();

@@ -53,7 +53,7 @@ fn config_with(dir: &Path, methods: &str, alternate: bool, pptp: &str) -> std::p
     std::fs::write(
         &path,
         format!(
-            "state_dir = {state:?}\nserver_name = \"ras-radius\"\n\n[sstp]\nlisten = [\"{SERVER_FOR_CLI1}:443\"]\n\n[pptp]\n{pptp}\n\n[auth]\nmethods = [{methods}]\n\n[tun]\nname = \"ras-rad0\"\n\n[radius]\ntimeout_secs = 1\ntries = 2\ndead_time_secs = 30\n\n[radius.dynamic_authorization]\nlisten = \"127.0.0.1:3799\"\nclients = [{{ address = \"127.0.0.1\", secret_file = \"radius.secret\" }}]\n\n{servers}"
+            "state_dir = {state:?}\nserver_name = \"ras-radius\"\n\n[sstp]\nlisten = [\"{SERVER_FOR_CLI1}:443\"]\n\n[pptp]\n{pptp}\n\n[auth]\nmethods = [{methods}]\n\n[ipsec]\nenabled = false\n\n[tun]\nname = \"ras-rad0\"\n\n[radius]\ntimeout_secs = 1\ntries = 2\ndead_time_secs = 30\n\n[radius.dynamic_authorization]\nlisten = \"127.0.0.1:3799\"\nclients = [{{ address = \"127.0.0.1\", secret_file = \"radius.secret\" }}]\n\n{servers}"
         ),
     )
     .unwrap();

@@ -90,7 +90,7 @@ fn real_pptp_and_sstp_clients_against_ras_server() {
             "state_dir = {state:?}\nserver_name = \"ras-interop-server\"\n\n\
              [sstp]\nlisten = [\"{host}:443\"]\n\n\
              [pptp]\nlisten = [\"{host}:1723\"]\n\n\
-             [tun]\nname = \"ras-si0\"\n",
+             [ipsec]\nenabled = false\n\n[tun]\nname = \"ras-si0\"\n",
             host = vm.host_ip
         ),
     )

@@ -18,7 +18,7 @@ fn write_config(path: &Path, state: &Path, listen: &str, tun: &str, extra: &str)
     std::fs::write(
         path,
         format!(
-            "state_dir = {state:?}\nserver_name = \"ras-proc\"\n\n[sstp]\nlisten = [\"{listen}:443\"]\n\n[pptp]\nlisten = []\n\n[tun]\nname = \"{tun}\"\n{extra}"
+            "state_dir = {state:?}\nserver_name = \"ras-proc\"\n\n[sstp]\nlisten = [\"{listen}:443\"]\n\n[pptp]\nlisten = []\n\n[ipsec]\nenabled = false\n\n[tun]\nname = \"{tun}\"\n{extra}"
         ),
     )
     .unwrap();

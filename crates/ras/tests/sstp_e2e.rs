@@ -57,7 +57,7 @@ fn sstp_server_and_client_end_to_end() {
     std::fs::write(
         &config,
         format!(
-            "state_dir = {state:?}\nserver_name = \"ras-e2e\"\n\n[sstp]\nlisten = [\"{SERVER_FOR_CLI1}:443\", \"{SERVER_FOR_CLI2}:443\"]\nports = 2\n\n[tun]\nname = \"ras-e2e0\"\n"
+            "state_dir = {state:?}\nserver_name = \"ras-e2e\"\n\n[sstp]\nlisten = [\"{SERVER_FOR_CLI1}:443\", \"{SERVER_FOR_CLI2}:443\"]\nports = 2\n\n[ipsec]\nenabled = false\n\n[tun]\nname = \"ras-e2e0\"\n"
         ),
     )
     .unwrap();

@@ -124,6 +124,8 @@ pub struct Config {
     pub pptp: PptpConfig,
     /// L2TP (inside IPsec; plain on UDP only when allowed).
     pub l2tp: L2tpConfig,
+    /// The IKEv1 responder in front of L2TP (L2TP/IPsec, RFC 3193).
+    pub ipsec: crate::ipsec_config::IpsecConfig,
     /// The TLS/IKE server certificate.
     pub certificate: CertificateConfig,
     /// Addresses handed to clients.
@@ -157,6 +159,7 @@ impl Default for Config {
             sstp: SstpConfig::default(),
             pptp: PptpConfig::default(),
             l2tp: L2tpConfig::default(),
+            ipsec: crate::ipsec_config::IpsecConfig::default(),
             certificate: CertificateConfig::default(),
             addresses: AddressConfig::default(),
             auth: AuthConfig::default(),

@@ -37,6 +37,19 @@ pub enum Notice {
     /// How L2TP is served: inside IPsec only (`plain` empty), or also as
     /// plain L2TP on these UDP addresses; and its port limit.
     L2tp { plain: Vec<SocketAddr>, ports: u32 },
+    /// A pre-shared key for L2TP/IPsec was created; shown this once.
+    IpsecPsk {
+        psk: Zeroizing<String>,
+        file: PathBuf,
+    },
+    /// L2TP/IPsec: where IKE listens, and whether raw ESP could be opened.
+    Ipsec {
+        ike: Option<SocketAddr>,
+        nat_t: Option<SocketAddr>,
+        raw_esp_error: Option<String>,
+    },
+    /// L2TP/IPsec is switched off.
+    IpsecOff,
     /// The server is ready: what it listens on and where addresses come
     /// from.
     Listening(Listening),
@@ -173,6 +186,28 @@ impl fmt::Display for Notice {
                 "L2TP: also plain on UDP {} without IPsec, PPP in the clear ({ports} ports)",
                 joined(plain, ", ")
             ),
+            Notice::IpsecPsk { psk, file } => write!(
+                f,
+                "created the L2TP/IPsec pre-shared key \"{}\" (shown once; kept in {})",
+                psk.as_str(),
+                file.display()
+            ),
+            Notice::Ipsec {
+                ike,
+                nat_t,
+                raw_esp_error,
+            } => {
+                let port = |a: &Option<SocketAddr>| a.map_or_else(|| "?".to_string(), |a| a.to_string());
+                write!(f, "L2TP/IPsec: IKEv1 on UDP {} and {} (NAT-T)", port(ike), port(nat_t))?;
+                match raw_esp_error {
+                    None => f.write_str(", ESP also as IP protocol 50"),
+                    Some(e) => write!(
+                        f,
+                        "; ESP only in UDP (raw ESP unavailable: {e}), so only clients behind NAT connect"
+                    ),
+                }
+            }
+            Notice::IpsecOff => f.write_str("L2TP/IPsec: off ([ipsec] enabled = false)"),
             Notice::Listening(l) => l.fmt(f),
             Notice::Ipv6 { prefix } => write!(f, "IPv6: clients in {prefix}/64"),
             Notice::Stopping { sessions } => {

@@ -60,6 +60,8 @@ pub enum StartError {
     DhcpRelay(#[from] RelayStartError),
     #[error(transparent)]
     Radius(#[from] RadiusSetupError),
+    #[error(transparent)]
+    Ipsec(#[from] crate::ipsec_service::IpsecError),
     #[error("creating the TUN device (ras server needs root or CAP_NET_ADMIN and /dev/net/tun)")]
     TunDevice(#[source] netdev::TunError),
     #[error(transparent)]
@@ -94,6 +96,8 @@ struct Listeners {
     gre: Option<Arc<GreDemux>>,
     /// Plain L2TP's UDP sockets (none unless `[l2tp] allow_plain`).
     l2tp: Vec<(SocketAddr, tokio::net::UdpSocket)>,
+    /// IKE, NAT-T and raw ESP for L2TP/IPsec (none when `[ipsec]` is off).
+    ipsec: Option<crate::ipsec_service::BoundIpsec>,
 }
 
 impl Listeners {
@@ -122,11 +126,17 @@ impl Listeners {
             gre = Some(GreDemux::open().map_err(StartError::Gre)?);
         }
         let l2tp = l2tp_service::bind_plain(&config.l2tp)?;
+        let ipsec = if config.ipsec.enabled {
+            Some(crate::ipsec_service::bind(&config.ipsec)?)
+        } else {
+            None
+        };
         Ok(Listeners {
             sstp,
             pptp,
             gre,
             l2tp,
+            ipsec,
         })
     }
 }
@@ -371,6 +381,26 @@ impl Server {
             listeners.l2tp,
             stop_rx.clone(),
         );
+        match listeners.ipsec {
+            Some(bound) => {
+                let (psk, created) =
+                    crate::ipsec_service::load_or_create_psk(&config.ipsec, &config.state_dir)?;
+                if let Some(psk) = created {
+                    notices(Notice::IpsecPsk {
+                        psk,
+                        file: config.state_dir.join(crate::ipsec_service::GENERATED_PSK_FILE),
+                    });
+                }
+                let responder = crate::ipsec_service::responder_config(&config.ipsec, &psk)?;
+                notices(Notice::Ipsec {
+                    ike: bound.ike_addr(),
+                    nat_t: bound.nat_t_addr(),
+                    raw_esp_error: bound.raw_esp_error.clone(),
+                });
+                crate::ipsec_service::spawn(bound, responder, l2tp.front(), stop_rx.clone());
+            }
+            None => notices(Notice::IpsecOff),
+        }
 
         // Dial-in lines: the same pipeline and TUN.
         if !config.dialin.devices.is_empty() {

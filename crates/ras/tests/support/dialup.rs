@@ -73,7 +73,7 @@ pub fn write_dialin_config(
     std::fs::write(
         path,
         format!(
-            "state_dir = {state:?}\nserver_name = \"ras-dial-e2e\"\n\n[sstp]\nlisten = [{}]\n\n[pptp]\nlisten = []\n\n[tun]\nname = {tun:?}\n\n[dialin]\ndevices = [{line:?}]\nmodem = true\nnumbers = [{number:?}]\n",
+            "state_dir = {state:?}\nserver_name = \"ras-dial-e2e\"\n\n[sstp]\nlisten = [{}]\n\n[pptp]\nlisten = []\n\n[ipsec]\nenabled = false\n\n[tun]\nname = {tun:?}\n\n[dialin]\ndevices = [{line:?}]\nmodem = true\nnumbers = [{number:?}]\n",
             listen.join(", ")
         ),
     )
