@@ -101,6 +101,12 @@ impl Server {
     }
 
     /// Wait for a line of output containing `text`.
+    /// Every line the server prints until it has been quiet for `quiet`.
+    #[allow(dead_code)]
+    pub fn drain(&self, quiet: Duration) -> Vec<String> {
+        std::iter::from_fn(|| self.output.recv_timeout(quiet).ok()).collect()
+    }
+
     pub fn expect(&self, text: &str, within: Duration) -> String {
         let deadline = Instant::now() + within;
         loop {
