@@ -113,6 +113,14 @@ if [ -n "$up" ]; then
     ping -c "$PINGS" -i 0.2 -s 1300 -W 3 "$SERVER_PPP" > "$D/ping.log" 2>&1 || rc=4
     tail -n 3 "$D/ping.log"
     swanctl --list-sas --ike ras-l2tp | sed 's/^/SA: /'
+    if [ "$VANISH" = 1 ]; then
+        # The client vanishes without a word: nothing it sends reaches us.
+        # A rule ahead of strongSwan's own routing table (220) drops it all.
+        ip rule add to "$HOST/32" blackhole priority 10
+        echo "VANISHED"
+        sleep "$VANISH_SECONDS"
+        ip rule del to "$HOST/32" blackhole priority 10
+    fi
 else
     echo "the link did not come up"
     rc=2
@@ -137,7 +145,43 @@ struct Run {
     _dir: tempfile::TempDir,
 }
 
-fn run(name: &str, ike: &str, esp: &str, rekey_secs: u32, pings: u32) -> Option<Run> {
+/// What one guest run does.
+struct Job<'a> {
+    name: &'a str,
+    ike: &'a str,
+    esp: &'a str,
+    rekey_secs: u32,
+    pings: u32,
+    /// Seconds the client stays silent after the pings (0: it hangs up).
+    vanish_secs: u32,
+    /// More server configuration (`[ipsec]` keys).
+    ipsec_extra: &'a str,
+}
+
+impl Default for Job<'_> {
+    fn default() -> Self {
+        Job {
+            name: "l2tp-ipsec",
+            ike: "aes256-sha1-modp2048",
+            esp: "aes256-sha1",
+            rekey_secs: 3600,
+            pings: 20,
+            vanish_secs: 0,
+            ipsec_extra: "",
+        }
+    }
+}
+
+fn run(job: Job) -> Option<Run> {
+    let Job {
+        name,
+        ike,
+        esp,
+        rekey_secs,
+        pings,
+        vanish_secs,
+        ipsec_extra,
+    } = job;
     if !interop::require_root_or_skip() {
         return None;
     }
@@ -161,7 +205,7 @@ fn run(name: &str, ike: &str, esp: &str, rekey_secs: u32, pings: u32) -> Option<
             "state_dir = {state:?}\nserver_name = \"ras-interop-l2tp-ipsec\"\n\n\
              [sstp]\nlisten = []\n\n\
              [pptp]\nlisten = []\n\n\
-             [ipsec]\nlisten = \"{host}\"\npsk_file = {psk:?}\n\n\
+             [ipsec]\nlisten = \"{host}\"\npsk_file = {psk:?}\n{ipsec_extra}\n\n\
              [tun]\nname = \"ras-lis0\"\n",
             host = vm.host_ip
         ),
@@ -172,7 +216,9 @@ fn run(name: &str, ike: &str, esp: &str, rekey_secs: u32, pings: u32) -> Option<
     let server = Server::start_with(vm.command_in_ns(RAS), &config, "info");
     let job = format!(
         "set -u\nHOST={host}\nSERVER_PPP={SERVER_PPP}\nUSER={user}\nPASS={pass}\nUNIT=6\n\
-         IKE={ike}\nESP={esp}\nREKEY={rekey_secs}s\nPINGS={pings}\n{JOB}",
+         IKE={ike}\nESP={esp}\nREKEY={rekey_secs}s\nPINGS={pings}\n\
+         VANISH={vanish}\nVANISH_SECONDS={vanish_secs}\n{JOB}",
+        vanish = u8::from(vanish_secs > 0),
         host = vm.host_ip,
         user = user.name,
         pass = user.password,
@@ -215,7 +261,10 @@ fn check_link(run: &Run) {
 
 #[test]
 fn strongswan_and_xl2tpd_over_ipsec_against_ras_server() {
-    let Some(run) = run("l2tp-ipsec-cbc", "aes256-sha1-modp2048", "aes256-sha1", 3600, 20) else {
+    let Some(run) = run(Job {
+        name: "l2tp-ipsec-cbc",
+        ..Job::default()
+    }) else {
         return;
     };
     check_link(&run);
@@ -239,8 +288,14 @@ fn loss_line(out: &str) -> String {
 /// inbound SAs meanwhile and sends on the newest, so not one ping is lost.
 #[test]
 fn gcm_and_two_quick_mode_rekeys_under_traffic_lose_nothing() {
-    let Some(run) = run("l2tp-ipsec-gcm-rekey", "aes128-sha256-ecp256", "aes128gcm16", 15, 200)
-    else {
+    let Some(run) = run(Job {
+        name: "l2tp-ipsec-gcm-rekey",
+        ike: "aes128-sha256-ecp256",
+        esp: "aes128gcm16",
+        rekey_secs: 15,
+        pings: 200,
+        ..Job::default()
+    }) else {
         return;
     };
     assert_eq!(run.rc, 0, "strongSwan + xl2tpd + pppd against ras server");
@@ -263,4 +318,30 @@ fn gcm_and_two_quick_mode_rekeys_under_traffic_lose_nothing() {
     assert!(lines
         .iter()
         .any(|l| l.contains("Main Mode AES-CBC-128/SHA2-256/ECP-256/PSK")));
+}
+
+/// A client that vanishes (its packets stop reaching us, no Delete, no
+/// StopCCN) is found by dead peer detection; its SAs, L2TP tunnel and PPP
+/// session end and its address is freed.
+#[test]
+fn a_vanished_client_is_found_by_dpd_and_its_address_freed() {
+    let Some(run) = run(Job {
+        name: "l2tp-ipsec-vanish",
+        vanish_secs: 35,
+        ipsec_extra: "dpd_delay_secs = 5\ndpd_timeout_secs = 15",
+        ..Job::default()
+    }) else {
+        return;
+    };
+    assert!(run.out.contains("VANISHED"), "the client vanished");
+    let lines = run.server.drain(Duration::from_secs(3));
+    let position = |text: &str| {
+        lines
+            .iter()
+            .position(|l| l.contains(text))
+            .unwrap_or_else(|| panic!("server never said {text:?}"))
+    };
+    let dead = position("the peer stopped answering dead peer detection");
+    let freed = position("session ended, address freed (10.0.10.21)");
+    assert!(dead < freed, "DPD ended the session");
 }
