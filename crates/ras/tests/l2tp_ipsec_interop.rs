@@ -30,6 +30,7 @@ cat > "$D/conn" <<EOF
         version = 1
         remote_addrs = $HOST
         proposals = $IKE
+        encap = $ENCAP
         dpd_delay = 5s
         local {
             auth = psk
@@ -156,6 +157,9 @@ struct Job<'a> {
     vanish_secs: u32,
     /// More server configuration (`[ipsec]` keys).
     ipsec_extra: &'a str,
+    /// strongSwan's `encap`: UDP-encapsulated ESP on port 4500 as if
+    /// behind a NAT (it fakes its NAT-D payloads).
+    encap: bool,
 }
 
 impl Default for Job<'_> {
@@ -168,6 +172,7 @@ impl Default for Job<'_> {
             pings: 20,
             vanish_secs: 0,
             ipsec_extra: "",
+            encap: false,
         }
     }
 }
@@ -181,6 +186,7 @@ fn run(job: Job) -> Option<Run> {
         pings,
         vanish_secs,
         ipsec_extra,
+        encap,
     } = job;
     if !interop::require_root_or_skip() {
         return None;
@@ -217,7 +223,8 @@ fn run(job: Job) -> Option<Run> {
     let job = format!(
         "set -u\nHOST={host}\nSERVER_PPP={SERVER_PPP}\nUSER={user}\nPASS={pass}\nUNIT=6\n\
          IKE={ike}\nESP={esp}\nREKEY={rekey_secs}s\nPINGS={pings}\n\
-         VANISH={vanish}\nVANISH_SECONDS={vanish_secs}\n{JOB}",
+         VANISH={vanish}\nVANISH_SECONDS={vanish_secs}\nENCAP={encap}\n{JOB}",
+        encap = if encap { "yes" } else { "no" },
         vanish = u8::from(vanish_secs > 0),
         host = vm.host_ip,
         user = user.name,
@@ -344,4 +351,26 @@ fn a_vanished_client_is_found_by_dpd_and_its_address_freed() {
     let dead = position("the peer stopped answering dead peer detection");
     let freed = position("session ended, address freed (10.0.10.21)");
     assert!(dead < freed, "DPD ended the session");
+}
+
+/// NAT traversal as strongSwan does it when it believes it is behind a
+/// NAT (`encap = yes`): RFC 3947 NAT-D, the float to UDP 4500 for Main
+/// Mode message 5, UDP-encapsulated transport mode, ESP in UDP with the
+/// non-ESP marker telling IKE apart, NAT keepalives.
+#[test]
+fn nat_traversal_floats_to_4500_and_carries_esp_in_udp() {
+    let Some(run) = run(Job {
+        name: "l2tp-ipsec-natt",
+        encap: true,
+        ..Job::default()
+    }) else {
+        return;
+    };
+    check_link(&run);
+    assert!(
+        run.out.contains("remote '10.77.0.1' @ 10.77.0.1[4500]"),
+        "strongSwan floated to port 4500"
+    );
+    run.server
+        .expect("ended: deleted by the peer", Duration::from_secs(15));
 }
