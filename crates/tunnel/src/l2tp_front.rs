@@ -273,8 +273,11 @@ impl Dispatcher {
 
     fn on_sccrq(&mut self, d: Delivery, peer_tunnel_id: u16, shutdown: &watch::Receiver<bool>) {
         let key = (d.peer, peer_tunnel_id);
-        if let Some(&id) = self.by_peer.get(&key) {
-            let t = &self.tunnels[&id];
+        let known = self
+            .by_peer
+            .get(&key)
+            .and_then(|id| Some((*id, self.tunnels.get(id)?)));
+        if let Some((id, t)) = known {
             if !t.established.load(Ordering::Acquire) {
                 // A retransmission (§5.8): the tunnel answers it again.
                 let _ = t.input.try_send(d.datagram);

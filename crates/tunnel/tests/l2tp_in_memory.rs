@@ -509,3 +509,27 @@ async fn a_killed_client_is_noticed_by_hello_and_ends_as_lost_carrier() {
     let why = hooks.downs.lock().unwrap()[0].1.clone();
     assert_eq!(why, EndReason::LostCarrier(LostCarrier::KeepaliveTimeout));
 }
+
+#[tokio::test]
+async fn a_restarted_client_with_the_same_tunnel_id_replaces_its_dead_tunnel() {
+    let r = rig(8, Duration::from_secs(60));
+    let front = r.server.front();
+    let mut old = Lac::new(&front, peer(1701));
+    until(&mut [&mut old], "the first link", |l| l[0].up.is_some()).await;
+    // The client was killed and comes back from the same address and
+    // port with tunnel ID 1 again: a SCCRQ, not a retransmission.
+    old.silent = true;
+    let mut new = Lac::new(&front, peer(1701));
+    until(&mut [&mut new], "the second link", |l| l[0].up.is_some()).await;
+    let hooks = r.hooks.clone();
+    eventually("the dead session's end", || {
+        hooks.downs.lock().unwrap().len() == 1
+    })
+    .await;
+    assert_eq!(
+        hooks.downs.lock().unwrap()[0].1,
+        EndReason::LostCarrier(LostCarrier::TransportClosed)
+    );
+    let server = &r.server;
+    eventually("one call left", || server.active_calls() == 1).await;
+}
