@@ -174,6 +174,7 @@ impl Responder {
         sa.remember(IkeSa::fingerprint(message), answer.clone());
         self.by_initiator
             .insert((remote, header.initiator_cookie), cookie_r);
+        self.ids.insert(id, cookie_r);
         self.sas.insert(cookie_r, sa);
         self.send(remote, on_nat_t_port, answer);
     }

@@ -43,6 +43,8 @@ pub struct Responder {
     /// message 1 with the same SA.
     pub(crate) by_initiator: HashMap<(SocketAddr, [u8; 8]), [u8; 8]>,
     pub(crate) children: HashMap<u32, ChildRecord>,
+    /// IKE SA id → responder cookie, so per-packet calls stay O(1).
+    pub(crate) ids: HashMap<IkeSaId, [u8; 8]>,
     pub(crate) next_id: IkeSaId,
     pub(crate) transmits: VecDeque<Transmit>,
     pub(crate) events: VecDeque<IkeEvent>,
@@ -61,6 +63,7 @@ impl Responder {
             sas: HashMap::new(),
             by_initiator: HashMap::new(),
             children: HashMap::new(),
+            ids: HashMap::new(),
             next_id: 1,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -189,7 +192,11 @@ impl Responder {
 
     /// Traffic was received from this IKE SA's peer (ESP): it is alive.
     pub fn note_traffic(&mut self, ike_sa: IkeSaId, now: Instant) {
-        if let Some(sa) = self.sas.values_mut().find(|sa| sa.id == ike_sa) {
+        if let Some(sa) = self
+            .ids
+            .get(&ike_sa)
+            .and_then(|cookie| self.sas.get_mut(cookie))
+        {
             sa.last_heard = now;
         }
     }
@@ -321,6 +328,7 @@ impl Responder {
     /// Drops an SA's state without telling anyone (half-open).
     pub(crate) fn forget(&mut self, cookie: [u8; 8]) {
         if let Some(sa) = self.sas.remove(&cookie) {
+            self.ids.remove(&sa.id);
             self.by_initiator.remove(&(sa.peer, sa.cookie_i));
             self.by_initiator.retain(|_, c| *c != cookie);
         }
