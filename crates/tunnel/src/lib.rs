@@ -13,6 +13,8 @@ mod hooks;
 pub mod http_io;
 mod l2tp_counters;
 pub mod l2tp_ipsec;
+pub mod l2tp_ipsec_client;
+mod l2tp_ipsec_client_task;
 mod l2tp_front;
 mod l2tp_peer;
 pub mod l2tp_server;

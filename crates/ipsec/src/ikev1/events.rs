@@ -16,6 +16,14 @@ pub struct Transmit {
     pub bytes: Vec<u8>,
 }
 
+impl Transmit {
+    /// A one-byte 0xFF NAT-keepalive (RFC 3948 §2.3) goes out on the NAT-T
+    /// port as it is, without the non-ESP marker: no IKE message is that short.
+    pub fn is_nat_keepalive(&self) -> bool {
+        self.bytes == [crate::udp_encap::NAT_KEEPALIVE]
+    }
+}
+
 /// An ESP SA pair Quick Mode agreed on.
 pub struct ChildSa {
     pub ike_sa: IkeSaId,

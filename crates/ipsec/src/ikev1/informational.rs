@@ -247,7 +247,7 @@ impl Responder {
 }
 
 /// RFC 2408 §3.14.1 error names for the log.
-fn notify_name(kind: u16) -> String {
+pub(crate) fn notify_name(kind: u16) -> String {
     match kind {
         notify::INVALID_PAYLOAD_TYPE => "INVALID-PAYLOAD-TYPE".into(),
         notify::INVALID_EXCHANGE_TYPE => "INVALID-EXCHANGE-TYPE".into(),

@@ -9,14 +9,22 @@
 //! - [`proposal`]: choosing within the operator's policy.
 //! - [`vendor_ids`], [`nat_detection`]: extensions and NAT-D.
 //! - [`responder`]: the endpoint; [`config`] and [`events`] its interface.
+//! - [`initiator`]: the client endpoint (L2TP/IPsec client); [`initiator_config`]
+//!   its settings, [`offer`] what it proposes and accepts.
 
 pub mod config;
 pub mod crypt;
 pub mod events;
 mod ike_sa;
 mod informational;
+pub mod initiator;
+pub mod initiator_config;
+mod initiator_informational;
+mod initiator_main_mode;
+mod initiator_quick_mode;
 mod main_mode;
 pub mod nat_detection;
+pub mod offer;
 pub mod payloads;
 pub mod proposal;
 mod quick_mode;
@@ -26,6 +34,8 @@ pub mod vendor_ids;
 pub mod wire;
 
 pub use config::{PskTable, ResponderConfig};
+pub use initiator::Initiator;
+pub use initiator_config::{IkeOffer, InitiatorConfig};
 pub use events::{ChildSa, DownReason, IkeEvent, IkeSaId, Transmit};
 pub use proposal::ProposalPolicy;
 pub use responder::{Responder, ResponderStats};

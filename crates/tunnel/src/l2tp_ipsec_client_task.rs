@@ -1,0 +1,410 @@
+//! The task behind [`crate::l2tp_ipsec_client::IpsecL2tpClient`]: the IKE
+//! sockets (UDP 500 and 4500, else ephemeral ports), raw ESP when it can be
+//! opened, the sans-IO initiator's timers, and ESP in both directions.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ipsec::esp::{EspSa, InboundSas};
+use ipsec::ikev1::{ChildSa, IkeEvent, Initiator, InitiatorConfig, Transmit};
+use ipsec::udp_encap::{classify, Port4500, NON_ESP_MARKER};
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::l2tp_ipsec_client::IpsecConnected;
+
+/// IP protocol number of UDP, ESP's next header for L2TP.
+const UDP: u8 = 17;
+const DATAGRAM: usize = 4096;
+
+pub(crate) struct Sockets {
+    ike: UdpSocket,
+    nat_t: UdpSocket,
+    esp: Option<UdpSocket>,
+    local: IpAddr,
+}
+
+impl Sockets {
+    /// UDP 500 and 4500 when free (some servers insist on them), else
+    /// ephemeral ports; raw ESP when permitted.
+    pub(crate) async fn open(server: SocketAddr) -> std::io::Result<Sockets> {
+        let any: IpAddr = if server.is_ipv4() {
+            IpAddr::from([0, 0, 0, 0])
+        } else {
+            IpAddr::from([0u16; 8])
+        };
+        let bind = |port: u16| async move {
+            match UdpSocket::bind(SocketAddr::new(any, port)).await {
+                Ok(s) => Ok(s),
+                Err(_) => UdpSocket::bind(SocketAddr::new(any, 0)).await,
+            }
+        };
+        let ike = bind(500).await?;
+        let nat_t = bind(4500).await?;
+        let esp = open_esp_socket(any).ok();
+        let local = route_source(server).unwrap_or(any);
+        Ok(Sockets {
+            ike,
+            nat_t,
+            esp,
+            local,
+        })
+    }
+
+    pub(crate) fn has_raw_esp(&self) -> bool {
+        self.esp.is_some()
+    }
+}
+
+/// Opens a raw ESP socket (IP protocol 50). Needs CAP_NET_RAW. (A copy of
+/// the server front end's, which lives in another module's ownership.)
+fn open_esp_socket(bind: IpAddr) -> std::io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+    let domain = if bind.is_ipv4() { Domain::IPV4 } else { Domain::IPV6 };
+    let socket = Socket::new(domain, Type::RAW, Some(Protocol::from(50)))?;
+    socket.set_nonblocking(true)?;
+    if !bind.is_unspecified() {
+        socket.bind(&SockAddr::from(SocketAddr::new(bind, 0)))?;
+    }
+    let _ = socket.set_recv_buffer_size(4 << 20);
+    UdpSocket::from_std(std::net::UdpSocket::from(socket))
+}
+
+/// The source address the routing table picks for `remote` (a connected
+/// UDP socket sends nothing).
+fn route_source(remote: SocketAddr) -> Option<IpAddr> {
+    let bind: SocketAddr = if remote.is_ipv4() {
+        "0.0.0.0:0".parse().ok()?
+    } else {
+        "[::]:0".parse().ok()?
+    };
+    let probe = std::net::UdpSocket::bind(bind).ok()?;
+    probe.connect(remote).ok()?;
+    Some(probe.local_addr().ok()?.ip())
+}
+
+pub(crate) struct TaskChannels {
+    pub out_rx: mpsc::Receiver<Vec<u8>>,
+    pub in_tx: mpsc::Sender<Vec<u8>>,
+    pub close_rx: oneshot::Receiver<()>,
+    pub up_tx: Option<oneshot::Sender<Result<IpsecConnected, String>>>,
+    pub ended: Arc<Mutex<Option<String>>>,
+}
+
+/// The ESP side of the connection.
+struct Esp {
+    inbound: InboundSas,
+    /// Outbound SAs by the inbound SPI of their pair; the newest is used.
+    outbound: Vec<(u32, EspSa)>,
+    udp_encapsulated: bool,
+    /// Where UDP-encapsulated ESP goes (the server's NAT-T port).
+    peer: SocketAddr,
+    udp_buf: Vec<u8>,
+    esp_buf: Vec<u8>,
+    dropped: u64,
+}
+
+struct Task {
+    server: SocketAddr,
+    local_port: u16,
+    remote_port: u16,
+    initiator: Initiator,
+    sockets: Sockets,
+    esp: Esp,
+    channels: TaskChannels,
+    ike_suite: String,
+    nat: String,
+    last_refusal: Option<String>,
+    end: Option<String>,
+}
+
+pub(crate) async fn run(server: SocketAddr, config: InitiatorConfig, sockets: Sockets, channels: TaskChannels) {
+    let local_port = sockets.ike.local_addr().map(|a| a.port()).unwrap_or(500);
+    let local = SocketAddr::new(sockets.local, local_port);
+    tracing::info!(
+        "IPsec: connecting to {server} from {local}{}",
+        if sockets.has_raw_esp() { "" } else { " (UDP-encapsulated ESP only)" }
+    );
+    let (l2tp_local, l2tp_remote) = (config.local_port, config.remote_port);
+    let mut task = Task {
+        server,
+        local_port: l2tp_local,
+        remote_port: l2tp_remote,
+        initiator: Initiator::new(config, local, server, Instant::now()),
+        sockets,
+        esp: Esp {
+            inbound: InboundSas::new(),
+            outbound: Vec::new(),
+            udp_encapsulated: false,
+            peer: server,
+            udp_buf: Vec::with_capacity(DATAGRAM),
+            esp_buf: Vec::with_capacity(DATAGRAM),
+            dropped: 0,
+        },
+        channels,
+        ike_suite: String::new(),
+        nat: String::new(),
+        last_refusal: None,
+        end: None,
+    };
+    task.run().await;
+}
+
+impl Task {
+    async fn run(&mut self) {
+        let mut ike_buf = vec![0u8; DATAGRAM];
+        let mut nat_t_buf = vec![0u8; DATAGRAM];
+        let mut esp_buf = vec![0u8; DATAGRAM];
+        loop {
+            self.flush();
+            if self.end.is_some() {
+                break;
+            }
+            let deadline = self
+                .initiator
+                .poll_timeout()
+                .map(tokio::time::Instant::from_std)
+                .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
+            tokio::select! {
+                r = self.sockets.ike.recv_from(&mut ike_buf) => {
+                    if let Ok((n, from)) = r {
+                        if from.ip() == self.server.ip() {
+                            self.initiator.handle_datagram(Instant::now(), false, &ike_buf[..n]);
+                        }
+                    }
+                }
+                r = self.sockets.nat_t.recv_from(&mut nat_t_buf) => {
+                    if let Ok((n, from)) = r {
+                        if from.ip() == self.server.ip() {
+                            self.nat_t_datagram(&mut nat_t_buf[..n]);
+                        }
+                    }
+                }
+                r = recv_optional(self.sockets.esp.as_ref(), &mut esp_buf) => {
+                    if let Ok((n, from)) = r {
+                        if from.ip() == self.server.ip() {
+                            self.raw_esp(&mut esp_buf[..n]);
+                        }
+                    }
+                }
+                Some(datagram) = self.channels.out_rx.recv() => self.send_l2tp(&datagram),
+                _ = &mut self.channels.close_rx => {
+                    self.initiator.close(Instant::now());
+                    self.flush();
+                    self.finish("closed".to_string());
+                    break;
+                }
+                _ = tokio::time::sleep_until(deadline) => self.initiator.handle_timeout(Instant::now()),
+            }
+        }
+    }
+
+    fn nat_t_datagram(&mut self, datagram: &mut [u8]) {
+        match classify(datagram) {
+            Port4500::Ike(_) => {
+                self.initiator.handle_datagram(Instant::now(), true, &datagram[4..]);
+            }
+            Port4500::Esp(_) => self.esp_in(datagram),
+            Port4500::Keepalive => {}
+            Port4500::Malformed => self.esp.dropped += 1,
+        }
+    }
+
+    /// A raw IPv4 socket hands over the IP header too (raw(7)).
+    fn raw_esp(&mut self, packet: &mut [u8]) {
+        let Some(&first) = packet.first() else {
+            return;
+        };
+        let header_len = if first >> 4 == 4 {
+            ((first & 0x0f) as usize) * 4
+        } else {
+            0
+        };
+        if packet.len() < header_len + 8 {
+            self.esp.dropped += 1;
+            return;
+        }
+        self.esp_in(&mut packet[header_len..]);
+    }
+
+    fn esp_in(&mut self, packet: &mut [u8]) {
+        let now = Instant::now();
+        let decapsulated = match self.esp.inbound.decapsulate(now, packet) {
+            Ok(d) => d,
+            Err(e) => {
+                // Raw ESP sockets see every SA's packets on this host.
+                self.esp.dropped += 1;
+                tracing::debug!("IPsec: ESP dropped: {e}");
+                return;
+            }
+        };
+        self.initiator.note_traffic(now);
+        let payload = &packet[decapsulated.payload];
+        if decapsulated.next_header != UDP || payload.len() < 8 {
+            self.esp.dropped += 1;
+            return;
+        }
+        // Only the L2TP flow Quick Mode agreed on (RFC 3193 §4).
+        let dst_port = u16::from_be_bytes([payload[2], payload[3]]);
+        if dst_port != self.local_port {
+            self.esp.dropped += 1;
+            return;
+        }
+        // RFC 3948 §3.1.2: ESP's integrity check covers the inner UDP
+        // datagram; its checksum (over NAT-rewritten addresses) is not checked.
+        let _ = self.channels.in_tx.try_send(payload[8..].to_vec());
+    }
+
+    fn send_l2tp(&mut self, datagram: &[u8]) {
+        let Some((_, sa)) = self.esp.outbound.last_mut() else {
+            return;
+        };
+        let buf = &mut self.esp.udp_buf;
+        buf.clear();
+        buf.extend_from_slice(&self.local_port.to_be_bytes());
+        buf.extend_from_slice(&self.remote_port.to_be_bytes());
+        buf.extend_from_slice(&((8 + datagram.len()) as u16).to_be_bytes());
+        // RFC 3948 §3.1.1 / RFC 768: a zero UDP checksum over IPv4 means
+        // none; a NAT would invalidate one anyway.
+        buf.extend_from_slice(&[0, 0]);
+        buf.extend_from_slice(datagram);
+        if let Err(e) = sa.encapsulate(Instant::now(), UDP, buf, &mut self.esp.esp_buf) {
+            tracing::debug!("IPsec: cannot encapsulate: {e}");
+            return;
+        }
+        if self.esp.udp_encapsulated {
+            let _ = self.sockets.nat_t.try_send_to(&self.esp.esp_buf, self.esp.peer);
+        } else if let Some(raw) = &self.sockets.esp {
+            let _ = raw.try_send_to(&self.esp.esp_buf, SocketAddr::new(self.server.ip(), 0));
+        }
+    }
+
+    fn transmit(&self, t: &Transmit) {
+        if t.is_nat_keepalive() {
+            let _ = self.sockets.nat_t.try_send_to(&t.bytes, t.remote);
+        } else if t.from_nat_t_port {
+            let mut bytes = Vec::with_capacity(4 + t.bytes.len());
+            bytes.extend_from_slice(&NON_ESP_MARKER);
+            bytes.extend_from_slice(&t.bytes);
+            let _ = self.sockets.nat_t.try_send_to(&bytes, t.remote);
+        } else {
+            let _ = self.sockets.ike.try_send_to(&t.bytes, t.remote);
+        }
+    }
+
+    /// Sends what the initiator queued and applies what it reported.
+    fn flush(&mut self) {
+        while let Some(t) = self.initiator.poll_transmit() {
+            self.transmit(&t);
+        }
+        while let Some(event) = self.initiator.poll_event() {
+            self.event(event);
+        }
+        if self.initiator.is_closed() && self.end.is_none() {
+            let reason = self
+                .last_refusal
+                .clone()
+                .unwrap_or_else(|| "the IKE SA ended".to_string());
+            self.finish(reason);
+        }
+    }
+
+    fn event(&mut self, event: IkeEvent) {
+        match event {
+            IkeEvent::IkeSaUp {
+                peer,
+                identity,
+                suite,
+                nat,
+                ..
+            } => {
+                tracing::info!("IPsec: IKE SA up with {peer} (server identity {identity}): Main Mode {suite}, {nat}");
+                self.ike_suite = suite;
+                self.nat = nat;
+            }
+            IkeEvent::ChildSaUp(child) => self.child_up(child),
+            IkeEvent::ChildSaDown {
+                inbound_spi,
+                outbound_spi,
+                reason,
+                ..
+            } => {
+                tracing::info!("IPsec: ESP SA in {inbound_spi:08x} out {outbound_spi:08x} ended: {reason}");
+                self.esp.inbound.remove(inbound_spi);
+                self.esp.outbound.retain(|(spi, _)| *spi != inbound_spi);
+                if self.esp.outbound.is_empty() && reason != ipsec::ikev1::DownReason::Replaced {
+                    let why = match reason {
+                        ipsec::ikev1::DownReason::DeletedByPeer => {
+                            "the server deleted the IPsec SA".to_string()
+                        }
+                        other => format!("the IPsec SA ended: {other}"),
+                    };
+                    self.finish(why);
+                }
+            }
+            IkeEvent::IkeSaDown { peer, reason, .. } => {
+                tracing::info!("IPsec: IKE SA with {peer} ended: {reason}");
+            }
+            IkeEvent::PeerMoved { .. } => {}
+            IkeEvent::Refused { peer, reason } => {
+                tracing::warn!("IPsec: {peer}: {reason}");
+                self.last_refusal = Some(reason);
+            }
+        }
+    }
+
+    fn child_up(&mut self, child: ChildSa) {
+        let now = Instant::now();
+        let (inbound, outbound) = match (EspSa::new(&child.inbound, now), EspSa::new(&child.outbound, now)) {
+            (Ok(i), Ok(o)) => (i, o),
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::warn!("IPsec: cannot install the ESP SA: {e}");
+                return;
+            }
+        };
+        let rekey = !self.esp.outbound.is_empty();
+        tracing::info!(
+            "IPsec: ESP SA {} in {:08x} out {:08x}: {}, {}",
+            if rekey { "rekeyed" } else { "up" },
+            child.inbound.spi,
+            child.outbound.spi,
+            child.suite,
+            if child.udp_encapsulated { "UDP-encapsulated" } else { "raw ESP" }
+        );
+        self.esp.udp_encapsulated = child.udp_encapsulated;
+        self.esp.peer = child.peer;
+        self.esp.inbound.insert(inbound);
+        self.esp.outbound.push((child.inbound.spi, outbound));
+        if let Some(up) = self.channels.up_tx.take() {
+            let _ = up.send(Ok(IpsecConnected {
+                local: self.sockets.local,
+                ike_suite: self.ike_suite.clone(),
+                esp_suite: child.suite.clone(),
+                nat: self.nat.clone(),
+                udp_encapsulated: child.udp_encapsulated,
+            }));
+        }
+    }
+
+    fn finish(&mut self, reason: String) {
+        if self.end.is_some() {
+            return;
+        }
+        tracing::info!("IPsec: connection to {} ended: {reason}", self.server);
+        if let Ok(mut e) = self.channels.ended.lock() {
+            *e = Some(reason.clone());
+        }
+        if let Some(up) = self.channels.up_tx.take() {
+            let _ = up.send(Err(reason.clone()));
+        }
+        self.end = Some(reason);
+    }
+}
+
+async fn recv_optional(socket: Option<&UdpSocket>, buf: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {
+    match socket {
+        Some(s) => s.recv_from(buf).await,
+        None => std::future::pending().await,
+    }
+}
