@@ -7,7 +7,6 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use ipsec::esp::{EspSa, EspSaConfig, LifetimeLimits};
-use zeroize::Zeroizing;
 use ipsec::ike_crypto::{ikev1_keys, DhGroup, DhPrivate, HashAlg, IkeCipher};
 use ipsec::ikev1::crypt::{self, MessageKeys};
 use ipsec::ikev1::nat_detection::nat_d;
@@ -17,6 +16,7 @@ use ipsec::ikev1::sa_payload::{self, protocol, push_number, Proposal, SaPayload,
 use ipsec::ikev1::vendor_ids;
 use ipsec::ikev1::wire::{self, exchange, payload, Header, PayloadChain, HEADER_LEN, VERSION_1_0};
 use ipsec::ikev1::{DownReason, IkeEvent, PskTable, Responder, ResponderConfig, Transmit};
+use zeroize::Zeroizing;
 
 const PSK: &[u8] = b"ras-test-psk";
 
@@ -215,8 +215,14 @@ impl Initiator {
         chain.push(payload::KEY_EXCHANGE, dh.public_value());
         chain.push(payload::NONCE, &self.ni);
         if let Some(kind) = nat_d_kind {
-            chain.push(kind, &nat_d(hash, &self.cookie_i, &self.cookie_r, self.server));
-            chain.push(kind, &nat_d(hash, &self.cookie_i, &self.cookie_r, self.private_address));
+            chain.push(
+                kind,
+                &nat_d(hash, &self.cookie_i, &self.cookie_r, self.server),
+            );
+            chain.push(
+                kind,
+                &nat_d(hash, &self.cookie_i, &self.cookie_r, self.private_address),
+            );
         }
         self.dh = Some(dh);
         wire::message(&self.header(exchange::MAIN_MODE, 0), &chain)
@@ -226,8 +232,17 @@ impl Initiator {
     fn read_message_4(&mut self, reply: &[u8], psk: &[u8]) -> Vec<Vec<u8>> {
         let h = Header::parse(reply).unwrap();
         let ps = wire::payloads(h.next_payload, &reply[HEADER_LEN..]).unwrap();
-        let ke = ps.iter().find(|p| p.kind == payload::KEY_EXCHANGE).unwrap().body;
-        self.nr = ps.iter().find(|p| p.kind == payload::NONCE).unwrap().body.to_vec();
+        let ke = ps
+            .iter()
+            .find(|p| p.kind == payload::KEY_EXCHANGE)
+            .unwrap()
+            .body;
+        self.nr = ps
+            .iter()
+            .find(|p| p.kind == payload::NONCE)
+            .unwrap()
+            .body
+            .to_vec();
         let (cipher, hash, _) = self.chosen.unwrap();
         let dh = self.dh.as_ref().unwrap();
         let g_xy = dh.agree(ke).unwrap();
@@ -259,7 +274,14 @@ impl Initiator {
         let g_xi = self.dh.as_ref().unwrap().public_value().to_vec();
         let hash_i = hash.hmac(
             &self.skeyid,
-            &[&g_xi, &self.g_xr, &self.cookie_i, &self.cookie_r, &self.sa_i_b, &id],
+            &[
+                &g_xi,
+                &self.g_xr,
+                &self.cookie_i,
+                &self.cookie_r,
+                &self.sa_i_b,
+                &id,
+            ],
         );
         let mut chain = PayloadChain::new();
         chain.push(payload::IDENTIFICATION, &id);
@@ -293,12 +315,23 @@ impl Initiator {
         let (plain, last) = crypt::decrypt(keys.cipher, &keys.enc_key, &self.iv, reply).unwrap();
         let h = Header::parse(reply).unwrap();
         let ps = wire::payloads(h.next_payload, &plain).unwrap();
-        let id = ps.iter().find(|p| p.kind == payload::IDENTIFICATION).unwrap().body;
+        let id = ps
+            .iter()
+            .find(|p| p.kind == payload::IDENTIFICATION)
+            .unwrap()
+            .body;
         let hash_r = ps.iter().find(|p| p.kind == payload::HASH).unwrap().body;
         let g_xi = self.dh.as_ref().unwrap().public_value().to_vec();
         let expected = keys.hash.hmac(
             &self.skeyid,
-            &[&self.g_xr, &g_xi, &self.cookie_r, &self.cookie_i, &self.sa_i_b, id],
+            &[
+                &self.g_xr,
+                &g_xi,
+                &self.cookie_r,
+                &self.cookie_i,
+                &self.sa_i_b,
+                id,
+            ],
         );
         assert_eq!(&expected[..], hash_r, "HASH_R verifies");
         keys.phase1_last_block = last;
@@ -348,13 +381,20 @@ impl Initiator {
         let h = Header::parse(reply).unwrap();
         let ps = wire::payloads(h.next_payload, &plain).unwrap();
         assert_eq!(ps[0].kind, payload::HASH);
-        let nr = ps.iter().find(|p| p.kind == payload::NONCE).unwrap().body.to_vec();
+        let nr = ps
+            .iter()
+            .find(|p| p.kind == payload::NONCE)
+            .unwrap()
+            .body
+            .to_vec();
         let covered = crypt::after_first_payload(&ps);
         let h2 = keys.hash_a(&[&mid.to_be_bytes(), ni, &covered]);
         assert_eq!(&h2[..], ps[0].body, "HASH(2) verifies");
         let sa = SaPayload::parse(ps.iter().find(|p| p.kind == payload::SA).unwrap().body).unwrap();
         let spi = u32::from_be_bytes(sa.proposals[0].spi[..4].try_into().unwrap());
-        let mode = sa.proposals[0].transforms[0].attribute(p2::ENCAPSULATION).unwrap();
+        let mode = sa.proposals[0].transforms[0]
+            .attribute(p2::ENCAPSULATION)
+            .unwrap();
         let h3 = keys.hash_a(&[&[0u8], &mid.to_be_bytes(), ni, &nr]);
         let mut chain = PayloadChain::new();
         chain.push(payload::HASH, &h3);
@@ -447,7 +487,13 @@ struct Connected {
 /// Main Mode + Quick Mode as Windows does it; behind a NAT when `nat`.
 fn connect(r: &mut Responder, now: Instant, nat: bool) -> Connected {
     let server: SocketAddr = "198.51.100.1:500".parse().unwrap();
-    let public: SocketAddr = if nat { "203.0.113.7:40500" } else { "192.0.2.10:500" }.parse().unwrap();
+    let public: SocketAddr = if nat {
+        "203.0.113.7:40500"
+    } else {
+        "192.0.2.10:500"
+    }
+    .parse()
+    .unwrap();
     let mut i = Initiator::new(public, server);
     if nat {
         i.private_address = "192.168.1.20:500".parse().unwrap();
@@ -462,7 +508,10 @@ fn connect(r: &mut Responder, now: Instant, nat: bool) -> Connected {
     let m1 = i.message_1(main_mode_sa(&windows_main_mode(), 1), &vids);
     let m2 = exchange_with(r, now, &i, &m1);
     i.read_message_2(&m2.bytes);
-    assert!(i.vendor_ids.iter().any(|v| v[..] == vendor_ids::NAT_T_RFC3947));
+    assert!(i
+        .vendor_ids
+        .iter()
+        .any(|v| v[..] == vendor_ids::NAT_T_RFC3947));
     assert!(i.vendor_ids.iter().any(|v| v[..] == vendor_ids::DPD));
     let m3 = i.message_3(Some(payload::NAT_D));
     let m4 = exchange_with(r, now, &i, &m3);
@@ -482,7 +531,12 @@ fn connect(r: &mut Responder, now: Instant, nat: bool) -> Connected {
     assert_eq!(m6.from_nat_t_port, nat);
     i.read_message_6(&m6.bytes);
     let up = std::iter::from_fn(|| r.poll_event()).find_map(|e| match e {
-        IkeEvent::IkeSaUp { identity, suite, nat, .. } => Some((identity, suite, nat)),
+        IkeEvent::IkeSaUp {
+            identity,
+            suite,
+            nat,
+            ..
+        } => Some((identity, suite, nat)),
         _ => None,
     });
     let (identity, suite, nat_text) = up.expect("IkeSaUp");
@@ -493,10 +547,17 @@ fn connect(r: &mut Responder, now: Instant, nat: bool) -> Connected {
     let mode = if nat { 4 } else { 2 };
     let mid = 0x0102_0304;
     let our_spi = 0xc0de_0001;
-    let (q1, ni) = i.quick_mode_1(mid, &windows_quick_mode_sa(our_spi, mode, None), nat.then_some(payload::NAT_OA));
+    let (q1, ni) = i.quick_mode_1(
+        mid,
+        &windows_quick_mode_sa(our_spi, mode, None),
+        nat.then_some(payload::NAT_OA),
+    );
     let q2 = exchange_with(r, now, &i, &q1);
     let (q3, server_spi, nr, echoed_mode) = i.quick_mode_3(mid, &ni, &q2.bytes);
-    assert_eq!(echoed_mode, mode, "the responder mirrors the encapsulation mode");
+    assert_eq!(
+        echoed_mode, mode,
+        "the responder mirrors the encapsulation mode"
+    );
     r.handle_datagram(now, i.server, i.addr, i.on_nat_t, &q3);
     assert!(r.poll_transmit().is_none(), "message 3 gets no answer");
     let child = std::iter::from_fn(|| r.poll_event())
@@ -515,7 +576,16 @@ fn connect(r: &mut Responder, now: Instant, nat: bool) -> Connected {
     // The initiator derives the same keys (RFC 2409 §5.5) in its roles.
     let keys = i.keys.as_ref().unwrap();
     let keymat = |spi: u32| {
-        ikev1_keys::quick_mode_keymat(keys.hash, &keys.skeyid_d, None, protocol::ESP, spi, &ni, &nr, 32 + 20)
+        ikev1_keys::quick_mode_keymat(
+            keys.hash,
+            &keys.skeyid_d,
+            None,
+            protocol::ESP,
+            spi,
+            &ni,
+            &nr,
+            32 + 20,
+        )
     };
     let mine_out = keymat(server_spi);
     assert_eq!(&mine_out[..32], &child.inbound.cipher_key[..]);
@@ -558,11 +628,15 @@ fn windows_default_proposals_are_answered_and_esp_keys_agree() {
     // ESP sealed with one side's outbound keys opens with the other side's
     // inbound keys, both ways.
     let mut packet = Vec::new();
-    c.outbound.encapsulate(now, 17, b"l2tp to the client", &mut packet).unwrap();
+    c.outbound
+        .encapsulate(now, 17, b"l2tp to the client", &mut packet)
+        .unwrap();
     let d = c.initiator_inbound.decapsulate(now, &mut packet).unwrap();
     assert_eq!(&packet[d.payload], b"l2tp to the client");
     let mut packet = Vec::new();
-    c.initiator_outbound.encapsulate(now, 17, b"l2tp to the server", &mut packet).unwrap();
+    c.initiator_outbound
+        .encapsulate(now, 17, b"l2tp to the server", &mut packet)
+        .unwrap();
     let d = c.inbound.decapsulate(now, &mut packet).unwrap();
     assert_eq!(&packet[d.payload], b"l2tp to the server");
     assert_eq!(r.child_sa_count(), 1);
@@ -586,7 +660,10 @@ fn two_clients_behind_one_nat_get_separate_sas() {
     let server: SocketAddr = "198.51.100.1:500".parse().unwrap();
     let mut i = Initiator::new("203.0.113.7:40600".parse().unwrap(), server);
     i.private_address = "192.168.1.21:500".parse().unwrap();
-    let m1 = i.message_1(main_mode_sa(&windows_main_mode(), 1), &[&vendor_ids::NAT_T_RFC3947]);
+    let m1 = i.message_1(
+        main_mode_sa(&windows_main_mode(), 1),
+        &[&vendor_ids::NAT_T_RFC3947],
+    );
     let m2 = exchange_with(&mut r, now, &i, &m1);
     i.read_message_2(&m2.bytes);
     let m3 = i.message_3(Some(payload::NAT_D));
@@ -597,8 +674,13 @@ fn two_clients_behind_one_nat_get_separate_sas() {
     let m5 = i.message_5(true);
     let m6 = exchange_with(&mut r, now, &i, &m5);
     i.read_message_6(&m6.bytes);
-    assert_eq!(r.ike_sa_count(), 2, "INITIAL-CONTACT of one client leaves the other alone");
-    assert!(std::iter::from_fn(|| r.poll_event()).all(|e| !matches!(e, IkeEvent::IkeSaDown { .. } | IkeEvent::ChildSaDown { .. })));
+    assert_eq!(
+        r.ike_sa_count(),
+        2,
+        "INITIAL-CONTACT of one client leaves the other alone"
+    );
+    assert!(std::iter::from_fn(|| r.poll_event())
+        .all(|e| !matches!(e, IkeEvent::IkeSaDown { .. } | IkeEvent::ChildSaDown { .. })));
     assert_eq!(r.child_sa_count(), 1);
     drop(a);
 }
@@ -631,16 +713,24 @@ fn weak_proposals_removed_by_policy_are_refused_with_the_offer_logged() {
     let now = Instant::now();
     let mut r = responder(|c| {
         c.proposals.ike_groups.retain(|g| *g != DhGroup::Modp1024);
-        c.proposals.ike_ciphers.retain(|c| *c != IkeCipher::TripleDesCbc);
+        c.proposals
+            .ike_ciphers
+            .retain(|c| *c != IkeCipher::TripleDesCbc);
     });
     let server: SocketAddr = "198.51.100.1:500".parse().unwrap();
     let mut i = Initiator::new("192.0.2.45:500".parse().unwrap(), server);
-    let m1 = i.message_1(main_mode_sa(&[(5, 2, None, 2), (7, 1, Some(128), 2)], 1), &[]);
+    let m1 = i.message_1(
+        main_mode_sa(&[(5, 2, None, 2), (7, 1, Some(128), 2)], 1),
+        &[],
+    );
     let answer = exchange_with(&mut r, now, &i, &m1);
     let h = Header::parse(&answer.bytes).unwrap();
     assert_eq!(h.exchange, exchange::INFORMATIONAL);
     let ps = wire::payloads(h.next_payload, &answer.bytes[HEADER_LEN..]).unwrap();
-    assert_eq!(Notification::parse(ps[0].body).unwrap().kind, notify::NO_PROPOSAL_CHOSEN);
+    assert_eq!(
+        Notification::parse(ps[0].body).unwrap().kind,
+        notify::NO_PROPOSAL_CHOSEN
+    );
     let reason = std::iter::from_fn(|| r.poll_event())
         .find_map(|e| match e {
             IkeEvent::Refused { reason, .. } => Some(reason),
@@ -652,7 +742,10 @@ fn weak_proposals_removed_by_policy_are_refused_with_the_offer_logged() {
     // A policy that keeps them answers the same offer.
     let mut r = responder(|_| {});
     let answer = exchange_with(&mut r, now, &i, &m1);
-    assert_eq!(Header::parse(&answer.bytes).unwrap().exchange, exchange::MAIN_MODE);
+    assert_eq!(
+        Header::parse(&answer.bytes).unwrap().exchange,
+        exchange::MAIN_MODE
+    );
 }
 
 #[test]
@@ -691,7 +784,11 @@ fn delete_and_dpd_end_sas_with_a_reason() {
     let msg = i.informational(77, payload::DELETE, &d.encode());
     r.handle_datagram(t0, i.server, i.addr, true, &msg);
     let down = std::iter::from_fn(|| r.poll_event()).find_map(|e| match e {
-        IkeEvent::ChildSaDown { inbound_spi, reason, .. } => Some((inbound_spi, reason)),
+        IkeEvent::ChildSaDown {
+            inbound_spi,
+            reason,
+            ..
+        } => Some((inbound_spi, reason)),
         _ => None,
     });
     assert_eq!(down, Some((c.inbound.spi(), DownReason::DeletedByPeer)));
@@ -704,18 +801,30 @@ fn delete_and_dpd_end_sas_with_a_reason() {
         kind: notify::R_U_THERE,
         data: 9u32.to_be_bytes().to_vec(),
     };
-    r.handle_datagram(t0, i.server, i.addr, true, &i.informational(78, payload::NOTIFICATION, &n.encode()));
+    r.handle_datagram(
+        t0,
+        i.server,
+        i.addr,
+        true,
+        &i.informational(78, payload::NOTIFICATION, &n.encode()),
+    );
     let ack = r.poll_transmit().unwrap();
     let ps = i.read_informational(&ack.bytes);
     let n = Notification::parse(&ps[0].1).unwrap();
-    assert_eq!((n.kind, n.data), (notify::R_U_THERE_ACK, 9u32.to_be_bytes().to_vec()));
+    assert_eq!(
+        (n.kind, n.data),
+        (notify::R_U_THERE_ACK, 9u32.to_be_bytes().to_vec())
+    );
 
     // Silence: probes after the delay, then the peer is declared dead.
     let t1 = t0 + Duration::from_secs(11);
     r.handle_timeout(t1);
     let probe = r.poll_transmit().expect("R-U-THERE");
     let ps = i.read_informational(&probe.bytes);
-    assert_eq!(Notification::parse(&ps[0].1).unwrap().kind, notify::R_U_THERE);
+    assert_eq!(
+        Notification::parse(&ps[0].1).unwrap().kind,
+        notify::R_U_THERE
+    );
     r.handle_timeout(t1 + Duration::from_secs(31));
     let gone = std::iter::from_fn(|| r.poll_event()).find_map(|e| match e {
         IkeEvent::IkeSaDown { reason, .. } => Some(reason),
@@ -731,13 +840,20 @@ fn a_flood_of_half_open_main_modes_is_capped_per_source() {
     let mut r = responder(|c| c.half_open_per_source = 4);
     let server: SocketAddr = "198.51.100.1:500".parse().unwrap();
     for port in 0..10u16 {
-        let mut i = Initiator::new(SocketAddr::new("192.0.2.99".parse().unwrap(), 1000 + port), server);
+        let mut i = Initiator::new(
+            SocketAddr::new("192.0.2.99".parse().unwrap(), 1000 + port),
+            server,
+        );
         let m1 = i.message_1(main_mode_sa(&windows_main_mode(), 1), &[]);
         r.handle_datagram(now, server, i.addr, false, &m1);
     }
     assert_eq!(r.ike_sa_count(), 4);
     assert_eq!(r.stats().half_open_refused, 6);
-    assert_eq!(std::iter::from_fn(|| r.poll_transmit()).count(), 4, "only the admitted are answered");
+    assert_eq!(
+        std::iter::from_fn(|| r.poll_transmit()).count(),
+        4,
+        "only the admitted are answered"
+    );
     // Another source is still served; the flood expires.
     let mut i = Initiator::new("192.0.2.100:500".parse().unwrap(), server);
     let m1 = i.message_1(main_mode_sa(&windows_main_mode(), 1), &[]);

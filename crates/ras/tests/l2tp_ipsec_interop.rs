@@ -263,7 +263,8 @@ fn check_link(run: &Run) {
         &format!("authenticated: user \"{}\", MS-CHAPv2", run.user),
         Duration::from_secs(5),
     );
-    run.server.expect("L2TP session of", Duration::from_secs(20));
+    run.server
+        .expect("L2TP session of", Duration::from_secs(20));
 }
 
 #[test]

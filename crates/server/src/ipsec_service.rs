@@ -92,12 +92,13 @@ pub fn bind(config: &IpsecConfig) -> Result<BoundIpsec, IpsecError> {
 
 /// Reads a key file: its first line, without surrounding white space.
 fn read_psk(path: &Path) -> Result<Zeroizing<Vec<u8>>, IpsecError> {
-    let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|source| {
-        IpsecError::ReadPsk {
-            path: path.to_path_buf(),
-            source,
-        }
-    })?);
+    let text =
+        Zeroizing::new(
+            std::fs::read_to_string(path).map_err(|source| IpsecError::ReadPsk {
+                path: path.to_path_buf(),
+                source,
+            })?,
+        );
     let key = text.lines().next().unwrap_or("").trim();
     if key.is_empty() {
         return Err(IpsecError::EmptyPsk {

@@ -388,7 +388,9 @@ impl Server {
                 if let Some(psk) = created {
                     notices(Notice::IpsecPsk {
                         psk,
-                        file: config.state_dir.join(crate::ipsec_service::GENERATED_PSK_FILE),
+                        file: config
+                            .state_dir
+                            .join(crate::ipsec_service::GENERATED_PSK_FILE),
                     });
                 }
                 let responder = crate::ipsec_service::responder_config(&config.ipsec, &psk)?;

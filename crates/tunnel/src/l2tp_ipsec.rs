@@ -53,7 +53,11 @@ pub struct IpsecSockets {
 /// Opens a raw ESP socket (IP protocol 50). Needs CAP_NET_RAW.
 pub fn open_esp_socket(bind: IpAddr) -> std::io::Result<UdpSocket> {
     use socket2::{Domain, Protocol, SockAddr, Socket, Type};
-    let domain = if bind.is_ipv4() { Domain::IPV4 } else { Domain::IPV6 };
+    let domain = if bind.is_ipv4() {
+        Domain::IPV4
+    } else {
+        Domain::IPV6
+    };
     let socket = Socket::new(domain, Type::RAW, Some(Protocol::from(50)))?;
     socket.set_nonblocking(true)?;
     if !bind.is_unspecified() {
@@ -227,7 +231,12 @@ impl Front {
     fn nat_t_datagram(&mut self, from: SocketAddr, datagram: &mut [u8]) {
         match classify(datagram) {
             Port4500::Ike(_) => {
-                let port = self.sockets.nat_t.local_addr().map(|a| a.port()).unwrap_or(4500);
+                let port = self
+                    .sockets
+                    .nat_t
+                    .local_addr()
+                    .map(|a| a.port())
+                    .unwrap_or(4500);
                 let local = self.local_address(from, port);
                 self.responder
                     .handle_datagram(Instant::now(), local, from, true, &datagram[4..]);
@@ -302,7 +311,11 @@ impl Front {
         let Some((_, sa, peer_port)) = client.outbound.last_mut() else {
             return;
         };
-        let dst_port = if *peer_port == 0 { L2TP_PORT } else { *peer_port };
+        let dst_port = if *peer_port == 0 {
+            L2TP_PORT
+        } else {
+            *peer_port
+        };
         self.udp_buf.clear();
         self.udp_buf.extend_from_slice(&L2TP_PORT.to_be_bytes());
         self.udp_buf.extend_from_slice(&dst_port.to_be_bytes());
@@ -317,7 +330,10 @@ impl Front {
             return;
         }
         if client.udp_encapsulated {
-            let _ = self.sockets.nat_t.try_send_to(&self.esp_buf, client.send_to);
+            let _ = self
+                .sockets
+                .nat_t
+                .try_send_to(&self.esp_buf, client.send_to);
         } else if let Some(raw) = &self.sockets.esp {
             let _ = raw.try_send_to(&self.esp_buf, SocketAddr::new(client.send_to.ip(), 0));
         }
@@ -348,7 +364,9 @@ impl Front {
                     suite,
                     nat,
                     ..
-                } => tracing::info!("IPsec: {peer} authenticated as {identity}: Main Mode {suite}, {nat}"),
+                } => tracing::info!(
+                    "IPsec: {peer} authenticated as {identity}: Main Mode {suite}, {nat}"
+                ),
                 IkeEvent::IkeSaDown { peer, reason, .. } => {
                     tracing::info!("IPsec: {peer}: IKE SA ended: {reason}")
                 }
@@ -370,7 +388,10 @@ impl Front {
     }
 
     fn child_up(&mut self, now: Instant, child: ChildSa) {
-        let (inbound, outbound) = match (EspSa::new(&child.inbound, now), EspSa::new(&child.outbound, now)) {
+        let (inbound, outbound) = match (
+            EspSa::new(&child.inbound, now),
+            EspSa::new(&child.outbound, now),
+        ) {
             (Ok(i), Ok(o)) => (i, o),
             (Err(e), _) | (_, Err(e)) => {
                 tracing::warn!("IPsec: {}: cannot key ESP: {e}", child.peer);
@@ -399,7 +420,9 @@ impl Front {
         });
         client.ike_sa = child.ike_sa;
         client.udp_encapsulated = child.udp_encapsulated;
-        client.outbound.push((inbound_spi, outbound, child.peer_port));
+        client
+            .outbound
+            .push((inbound_spi, outbound, child.peer_port));
         self.inbound.insert(inbound);
         self.spi_client.insert(inbound_spi, key);
         tracing::info!(
@@ -407,7 +430,11 @@ impl Front {
             child.peer,
             child.peer_identity,
             child.suite,
-            if child.udp_encapsulated { ", in UDP" } else { "" }
+            if child.udp_encapsulated {
+                ", in UDP"
+            } else {
+                ""
+            }
         );
     }
 
@@ -416,7 +443,9 @@ impl Front {
         let Some(key) = self.spi_client.remove(&inbound_spi) else {
             return;
         };
-        tracing::info!("IPsec: {key}: ESP SPIs {inbound_spi:08x}/{outbound_spi:08x} ended: {reason}");
+        tracing::info!(
+            "IPsec: {key}: ESP SPIs {inbound_spi:08x}/{outbound_spi:08x} ended: {reason}"
+        );
         let Some(client) = self.clients.get_mut(&key) else {
             return;
         };

@@ -164,7 +164,10 @@ impl IpsecL2tpClient {
         if let Some(close) = self.close.take() {
             let _ = close.send(());
         }
-        if tokio::time::timeout(CLOSE_WAIT, &mut self.task).await.is_err() {
+        if tokio::time::timeout(CLOSE_WAIT, &mut self.task)
+            .await
+            .is_err()
+        {
             self.task.abort();
         }
     }

@@ -61,7 +61,11 @@ impl Sockets {
 /// the server front end's, which lives in another module's ownership.)
 fn open_esp_socket(bind: IpAddr) -> std::io::Result<UdpSocket> {
     use socket2::{Domain, Protocol, SockAddr, Socket, Type};
-    let domain = if bind.is_ipv4() { Domain::IPV4 } else { Domain::IPV6 };
+    let domain = if bind.is_ipv4() {
+        Domain::IPV4
+    } else {
+        Domain::IPV6
+    };
     let socket = Socket::new(domain, Type::RAW, Some(Protocol::from(50)))?;
     socket.set_nonblocking(true)?;
     if !bind.is_unspecified() {
@@ -119,12 +123,21 @@ struct Task {
     end: Option<String>,
 }
 
-pub(crate) async fn run(server: SocketAddr, config: InitiatorConfig, sockets: Sockets, channels: TaskChannels) {
+pub(crate) async fn run(
+    server: SocketAddr,
+    config: InitiatorConfig,
+    sockets: Sockets,
+    channels: TaskChannels,
+) {
     let local_port = sockets.ike.local_addr().map(|a| a.port()).unwrap_or(500);
     let local = SocketAddr::new(sockets.local, local_port);
     tracing::info!(
         "IPsec: connecting to {server} from {local}{}",
-        if sockets.has_raw_esp() { "" } else { " (UDP-encapsulated ESP only)" }
+        if sockets.has_raw_esp() {
+            ""
+        } else {
+            " (UDP-encapsulated ESP only)"
+        }
     );
     let (l2tp_local, l2tp_remote) = (config.local_port, config.remote_port);
     let mut task = Task {
@@ -203,7 +216,8 @@ impl Task {
     fn nat_t_datagram(&mut self, datagram: &mut [u8]) {
         match classify(datagram) {
             Port4500::Ike(_) => {
-                self.initiator.handle_datagram(Instant::now(), true, &datagram[4..]);
+                self.initiator
+                    .handle_datagram(Instant::now(), true, &datagram[4..]);
             }
             Port4500::Esp(_) => self.esp_in(datagram),
             Port4500::Keepalive => {}
@@ -274,7 +288,10 @@ impl Task {
             return;
         }
         if self.esp.udp_encapsulated {
-            let _ = self.sockets.nat_t.try_send_to(&self.esp.esp_buf, self.esp.peer);
+            let _ = self
+                .sockets
+                .nat_t
+                .try_send_to(&self.esp.esp_buf, self.esp.peer);
         } else if let Some(raw) = &self.sockets.esp {
             let _ = raw.try_send_to(&self.esp.esp_buf, SocketAddr::new(self.server.ip(), 0));
         }
@@ -330,7 +347,9 @@ impl Task {
                 reason,
                 ..
             } => {
-                tracing::info!("IPsec: ESP SA in {inbound_spi:08x} out {outbound_spi:08x} ended: {reason}");
+                tracing::info!(
+                    "IPsec: ESP SA in {inbound_spi:08x} out {outbound_spi:08x} ended: {reason}"
+                );
                 self.esp.inbound.remove(inbound_spi);
                 self.esp.outbound.retain(|(spi, _)| *spi != inbound_spi);
                 if self.esp.outbound.is_empty() && reason != ipsec::ikev1::DownReason::Replaced {
@@ -356,7 +375,10 @@ impl Task {
 
     fn child_up(&mut self, child: ChildSa) {
         let now = Instant::now();
-        let (inbound, outbound) = match (EspSa::new(&child.inbound, now), EspSa::new(&child.outbound, now)) {
+        let (inbound, outbound) = match (
+            EspSa::new(&child.inbound, now),
+            EspSa::new(&child.outbound, now),
+        ) {
             (Ok(i), Ok(o)) => (i, o),
             (Err(e), _) | (_, Err(e)) => {
                 tracing::warn!("IPsec: cannot install the ESP SA: {e}");
@@ -370,7 +392,11 @@ impl Task {
             child.inbound.spi,
             child.outbound.spi,
             child.suite,
-            if child.udp_encapsulated { "UDP-encapsulated" } else { "raw ESP" }
+            if child.udp_encapsulated {
+                "UDP-encapsulated"
+            } else {
+                "raw ESP"
+            }
         );
         self.esp.udp_encapsulated = child.udp_encapsulated;
         self.esp.peer = child.peer;
@@ -402,7 +428,10 @@ impl Task {
     }
 }
 
-async fn recv_optional(socket: Option<&UdpSocket>, buf: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {
+async fn recv_optional(
+    socket: Option<&UdpSocket>,
+    buf: &mut [u8],
+) -> std::io::Result<(usize, SocketAddr)> {
     match socket {
         Some(s) => s.recv_from(buf).await,
         None => std::future::pending().await,

@@ -106,5 +106,4 @@ impl IkeSa {
     pub fn keys(&self) -> Option<&MessageKeys> {
         self.keys.as_ref()
     }
-
 }

@@ -54,7 +54,10 @@ impl Responder {
                     };
                     match d.protocol {
                         protocol::ISAKMP => {
-                            if d.spis.iter().any(|s| s.len() == 16 && s[..8] == cookie_i && s[8..] == cookie) {
+                            if d.spis
+                                .iter()
+                                .any(|s| s.len() == 16 && s[..8] == cookie_i && s[8..] == cookie)
+                            {
                                 // IKEv1: the Quick Mode SAs live on without it.
                                 self.delete_ike_sa(now, cookie, DownReason::DeletedByPeer, false);
                                 return Ok(None);
@@ -68,11 +71,18 @@ impl Responder {
                                 let found: Vec<u32> = self
                                     .children
                                     .iter()
-                                    .filter(|(inb, c)| c.peer == peer && (c.outbound_spi == spi || **inb == spi))
+                                    .filter(|(inb, c)| {
+                                        c.peer == peer && (c.outbound_spi == spi || **inb == spi)
+                                    })
                                     .map(|(inb, _)| *inb)
                                     .collect();
                                 for inbound in found {
-                                    self.delete_child(now, inbound, DownReason::DeletedByPeer, false);
+                                    self.delete_child(
+                                        now,
+                                        inbound,
+                                        DownReason::DeletedByPeer,
+                                        false,
+                                    );
                                 }
                             }
                         }
@@ -97,7 +107,10 @@ impl Responder {
                             self.drop_peer(now, peer, Some(cookie), DownReason::Replaced);
                         }
                         kind if kind < 16384 => {
-                            self.refuse(peer, format!("the peer reported error {}", notify_name(kind)));
+                            self.refuse(
+                                peer,
+                                format!("the peer reported error {}", notify_name(kind)),
+                            );
                         }
                         _ => {}
                     }
@@ -124,7 +137,13 @@ impl Responder {
     }
 
     /// Sends one encrypted Informational with a fresh message ID.
-    pub(crate) fn send_informational(&mut self, _now: Instant, cookie: [u8; 8], kind: u8, body: &[u8]) {
+    pub(crate) fn send_informational(
+        &mut self,
+        _now: Instant,
+        cookie: [u8; 8],
+        kind: u8,
+        body: &[u8],
+    ) {
         let mid = loop {
             let m = u32::from_be_bytes(self.random_bytes::<4>());
             if m != 0 {

@@ -163,7 +163,12 @@ pub struct Initiator {
 impl Initiator {
     /// Starts Main Mode from `local` (the address we send from, as we know
     /// it) to the server at `remote` (its port 500): message 1 is queued.
-    pub fn new(config: InitiatorConfig, local: SocketAddr, remote: SocketAddr, now: Instant) -> Self {
+    pub fn new(
+        config: InitiatorConfig,
+        local: SocketAddr,
+        remote: SocketAddr,
+        now: Instant,
+    ) -> Self {
         let mut initiator = Initiator {
             config,
             rng: SystemRandom::new(),
@@ -196,7 +201,9 @@ impl Initiator {
 
     /// Main Mode is done and the IKE SA usable.
     pub fn is_established(&self) -> bool {
-        self.ike.as_ref().is_some_and(|i| i.stage == Stage::Established)
+        self.ike
+            .as_ref()
+            .is_some_and(|i| i.stage == Stage::Established)
     }
 
     /// ESP SA pairs installed.
@@ -219,7 +226,10 @@ impl Initiator {
         let header = match Header::parse(message) {
             Ok(h) => h,
             Err(e) => {
-                self.refuse(format!("malformed ISAKMP message from {}: {e}", self.server.ip()));
+                self.refuse(format!(
+                    "malformed ISAKMP message from {}: {e}",
+                    self.server.ip()
+                ));
                 return;
             }
         };
@@ -394,7 +404,10 @@ impl Initiator {
             self.remove_child(now, spi, DownReason::Expired, true);
         }
         if let Some(ike) = &self.ike {
-            if ike.stage == Stage::Established && ike.renew_at.is_some_and(|r| now >= r) && self.quick.is_none() {
+            if ike.stage == Stage::Established
+                && ike.renew_at.is_some_and(|r| now >= r)
+                && self.quick.is_none()
+            {
                 // No IKEv1 rekey exists for phase 1: a fresh Main Mode
                 // replaces it; the children live on (RFC 2409 §5.5).
                 self.end_ike(DownReason::Expired);
@@ -453,8 +466,18 @@ impl Initiator {
         self.dpd.pending = None;
     }
 
-    pub(crate) fn remove_child(&mut self, now: Instant, inbound_spi: u32, reason: DownReason, notify: bool) {
-        let Some(at) = self.children.iter().position(|c| c.inbound_spi == inbound_spi) else {
+    pub(crate) fn remove_child(
+        &mut self,
+        now: Instant,
+        inbound_spi: u32,
+        reason: DownReason,
+        notify: bool,
+    ) {
+        let Some(at) = self
+            .children
+            .iter()
+            .position(|c| c.inbound_spi == inbound_spi)
+        else {
             return;
         };
         let child = self.children.remove(at);

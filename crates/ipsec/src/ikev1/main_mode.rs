@@ -61,7 +61,10 @@ impl Responder {
         }
         if self.sas.len() >= self.config.max_ike_sas {
             self.stats.refused += 1;
-            self.refuse(remote, "Main Mode refused: the IKE SA limit is reached".into());
+            self.refuse(
+                remote,
+                "Main Mode refused: the IKE SA limit is reached".into(),
+            );
             return;
         }
         let payloads = match wire::payloads(header.next_payload, &message[HEADER_LEN..]) {
@@ -128,7 +131,10 @@ impl Responder {
             transforms: vec![choice.transform.clone()],
         };
         let mut chain = PayloadChain::new();
-        chain.push(payload::SA, &SaPayload::encode(SIT_IDENTITY_ONLY, &[chosen]));
+        chain.push(
+            payload::SA,
+            &SaPayload::encode(SIT_IDENTITY_ONLY, &[chosen]),
+        );
         if let Some(v) = extensions.nat_t {
             chain.push(payload::VENDOR_ID, v.vendor_id());
         }
@@ -252,7 +258,8 @@ impl Responder {
         chain.push(payload::KEY_EXCHANGE, dh.public_value());
         chain.push(payload::NONCE, &nr);
         if let Some(kind) = nat_d_kind {
-            sa.nat = nat_detection::detect(hash, &sa.cookie_i, &sa.cookie_r, &nat_ds, sa.local, sa.peer);
+            sa.nat =
+                nat_detection::detect(hash, &sa.cookie_i, &sa.cookie_r, &nat_ds, sa.local, sa.peer);
             // RFC 3947 §3.2: first the peer's address as we see it, then ours.
             chain.push(kind, &nat_d(hash, &sa.cookie_i, &sa.cookie_r, sa.peer));
             let ours = match (self.config.hide_server_nat, nat_ds.first()) {
@@ -314,7 +321,14 @@ impl Responder {
         // HASH_I = prf(SKEYID, g^xi | g^xr | CKY-I | CKY-R | SAi_b | IDii_b)
         let expected = prf.hmac(
             skeyid,
-            &[&sa.g_xi, &sa.g_xr, &sa.cookie_i, &sa.cookie_r, &sa.sa_i_b, id_body],
+            &[
+                &sa.g_xi,
+                &sa.g_xr,
+                &sa.cookie_i,
+                &sa.cookie_r,
+                &sa.sa_i_b,
+                id_body,
+            ],
         );
         if verify_slices_are_equal(&expected, hash_i).is_err() {
             return Err(format!(
@@ -326,11 +340,19 @@ impl Responder {
         sa.peer_identity = peer_id.display();
         // Our identity: our address, with the protocol and port the peer
         // used for its own (RFC 2407 §4.6.2: 0/0 or UDP/500).
-        let our_id = Identification::address(sa.local.ip(), peer_id.protocol, peer_id.port).encode();
+        let our_id =
+            Identification::address(sa.local.ip(), peer_id.protocol, peer_id.port).encode();
         // HASH_R = prf(SKEYID, g^xr | g^xi | CKY-R | CKY-I | SAi_b | IDir_b)
         let hash_r = prf.hmac(
             skeyid,
-            &[&sa.g_xr, &sa.g_xi, &sa.cookie_r, &sa.cookie_i, &sa.sa_i_b, &our_id],
+            &[
+                &sa.g_xr,
+                &sa.g_xi,
+                &sa.cookie_r,
+                &sa.cookie_i,
+                &sa.sa_i_b,
+                &our_id,
+            ],
         );
         let mut chain = PayloadChain::new();
         chain.push(payload::IDENTIFICATION, &our_id);
@@ -340,7 +362,8 @@ impl Responder {
             flags: 0,
             ..*header
         };
-        let (answer, last_block) = crypt::encrypt(keys.cipher, &keys.enc_key, &next_iv, &reply, &chain);
+        let (answer, last_block) =
+            crypt::encrypt(keys.cipher, &keys.enc_key, &next_iv, &reply, &chain);
         keys.phase1_last_block = last_block.clone();
         sa.iv = last_block;
         sa.phase = Phase::Established;

@@ -69,7 +69,14 @@ mod tests {
         let h = HashAlg::Sha1;
         let to_server = nat_d(h, &ci, &cr, server);
         let client_says = nat_d(h, &ci, &cr, client_private);
-        let state = detect(h, &ci, &cr, &[&to_server, &client_says], server, client_public);
+        let state = detect(
+            h,
+            &ci,
+            &cr,
+            &[&to_server, &client_says],
+            server,
+            client_public,
+        );
         assert_eq!(
             state,
             NatState {

@@ -75,12 +75,12 @@ impl Identification {
     /// The address of an address identity.
     pub fn as_address(&self) -> Option<IpAddr> {
         match (self.id_type, self.data.len()) {
-            (id_type::IPV4_ADDR, 4) => {
-                Some(IpAddr::V4(Ipv4Addr::from(<[u8; 4]>::try_from(&self.data[..]).ok()?)))
-            }
-            (id_type::IPV6_ADDR, 16) => {
-                Some(IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(&self.data[..]).ok()?)))
-            }
+            (id_type::IPV4_ADDR, 4) => Some(IpAddr::V4(Ipv4Addr::from(
+                <[u8; 4]>::try_from(&self.data[..]).ok()?,
+            ))),
+            (id_type::IPV6_ADDR, 16) => Some(IpAddr::V6(Ipv6Addr::from(
+                <[u8; 16]>::try_from(&self.data[..]).ok()?,
+            ))),
             _ => None,
         }
     }
@@ -92,7 +92,10 @@ impl Identification {
         }
         match self.id_type {
             id_type::FQDN | id_type::USER_FQDN | id_type::KEY_ID => {
-                String::from_utf8_lossy(&self.data).chars().take(128).collect()
+                String::from_utf8_lossy(&self.data)
+                    .chars()
+                    .take(128)
+                    .collect()
             }
             id_type::DER_ASN1_DN => "a distinguished name".to_string(),
             t => format!("identity of type {t}"),
@@ -183,7 +186,9 @@ impl Delete {
 /// bytes and the address.
 pub fn parse_nat_oa(body: &[u8]) -> Option<IpAddr> {
     match (body.first()?, body.len()) {
-        (&id_type::IPV4_ADDR, 8) => Some(IpAddr::V4(Ipv4Addr::new(body[4], body[5], body[6], body[7]))),
+        (&id_type::IPV4_ADDR, 8) => Some(IpAddr::V4(Ipv4Addr::new(
+            body[4], body[5], body[6], body[7],
+        ))),
         (&id_type::IPV6_ADDR, 20) => Some(IpAddr::V6(Ipv6Addr::from(
             <[u8; 16]>::try_from(&body[4..20]).ok()?,
         ))),

@@ -109,7 +109,10 @@ impl EncapsulationMode {
     }
 
     pub fn is_udp(self) -> bool {
-        !matches!(self, EncapsulationMode::Transport | EncapsulationMode::Tunnel)
+        !matches!(
+            self,
+            EncapsulationMode::Transport | EncapsulationMode::Tunnel
+        )
     }
 }
 
@@ -136,7 +139,12 @@ impl Default for ProposalPolicy {
                 IkeCipher::Aes128Cbc,
                 IkeCipher::TripleDesCbc,
             ],
-            ike_hashes: vec![HashAlg::Sha1, HashAlg::Sha256, HashAlg::Sha384, HashAlg::Sha512],
+            ike_hashes: vec![
+                HashAlg::Sha1,
+                HashAlg::Sha256,
+                HashAlg::Sha384,
+                HashAlg::Sha512,
+            ],
             ike_groups: vec![
                 DhGroup::Modp1024,
                 DhGroup::Modp1536,
@@ -199,7 +207,11 @@ pub fn choose_phase1(
     policy: &ProposalPolicy,
     auth_allowed: &dyn Fn(AuthMethod) -> bool,
 ) -> Option<Phase1Choice> {
-    for p in sa.proposals.iter().filter(|p| p.protocol == protocol::ISAKMP) {
+    for p in sa
+        .proposals
+        .iter()
+        .filter(|p| p.protocol == protocol::ISAKMP)
+    {
         for t in p.transforms.iter().filter(|t| t.id == p1::KEY_IKE) {
             let Some(cipher) = ike_cipher(t).filter(|c| policy.ike_ciphers.contains(c)) else {
                 continue;
@@ -283,12 +295,7 @@ fn esp_suite(t: &Transform) -> Option<CipherSuite> {
 /// transport mode, with the PFS group (if any) within policy.
 pub fn choose_phase2(sa: &SaPayload, policy: &ProposalPolicy) -> Option<Phase2Choice> {
     for p in &sa.proposals {
-        let bundled = sa
-            .proposals
-            .iter()
-            .filter(|q| q.number == p.number)
-            .count()
-            > 1;
+        let bundled = sa.proposals.iter().filter(|q| q.number == p.number).count() > 1;
         if bundled || p.protocol != protocol::ESP || p.spi.len() != 4 {
             continue;
         }
@@ -306,10 +313,12 @@ pub fn choose_phase2(sa: &SaPayload, policy: &ProposalPolicy) -> Option<Phase2Ch
             };
             let pfs_group = match t.attribute(p2::GROUP) {
                 None => None,
-                Some(g) => match DhGroup::from_id(g as u16).filter(|g| policy.ike_groups.contains(g)) {
-                    Some(g) => Some(g),
-                    None => continue,
-                },
+                Some(g) => {
+                    match DhGroup::from_id(g as u16).filter(|g| policy.ike_groups.contains(g)) {
+                        Some(g) => Some(g),
+                        None => continue,
+                    }
+                }
             };
             let lifetimes = t.lifetimes(p2::LIFE_TYPE, p2::LIFE_DURATION);
             let life = |kind| lifetimes.iter().find(|(k, _)| *k == kind).map(|(_, d)| *d);
@@ -348,7 +357,10 @@ fn describe_phase1(t: &Transform) -> String {
         Some(h) => hash_name(h).to_string(),
         None => format!("hash {}", t.attribute(p1::HASH).unwrap_or(0)),
     };
-    let group = match t.attribute(p1::GROUP).and_then(|g| DhGroup::from_id(g as u16)) {
+    let group = match t
+        .attribute(p1::GROUP)
+        .and_then(|g| DhGroup::from_id(g as u16))
+    {
         Some(g) => g.name().to_string(),
         None => format!("group {}", t.attribute(p1::GROUP).unwrap_or(0)),
     };

@@ -38,14 +38,23 @@ impl Responder {
         if !header.is_encrypted() || header.message_id == 0 {
             return Err("Quick Mode message is not encrypted or has message ID 0".into());
         }
-        if self.sas[&cookie].quick_modes.contains_key(&header.message_id) {
+        if self.sas[&cookie]
+            .quick_modes
+            .contains_key(&header.message_id)
+        {
             return self.quick_mode_3(now, cookie, header, message);
         }
         self.quick_mode_1(now, cookie, header, message)
     }
 
     /// Message 1: HASH(1), SA, Ni [, KE] [, IDci, IDcr] [, NAT-OA].
-    fn quick_mode_1(&mut self, now: Instant, cookie: [u8; 8], header: &Header, message: &[u8]) -> Answer {
+    fn quick_mode_1(
+        &mut self,
+        now: Instant,
+        cookie: [u8; 8],
+        header: &Header,
+        message: &[u8],
+    ) -> Answer {
         let inbound_spi = self.new_spi();
         let nr: [u8; 32] = self.random_bytes();
         let hide_nat_l2tp_only = self.config.l2tp_only;
@@ -71,7 +80,8 @@ impl Responder {
             return Err("Quick Mode HASH(1) does not verify".into());
         }
         let nat_oa_kind = sa.extensions.nat_t.map(|v| v.nat_oa_payload());
-        let (mut sa_body, mut ni, mut ke, mut ids, mut nat_oas) = (None, None, None, Vec::new(), Vec::new());
+        let (mut sa_body, mut ni, mut ke, mut ids, mut nat_oas) =
+            (None, None, None, Vec::new(), Vec::new());
         for p in &payloads[1..] {
             match p.kind {
                 payload::SA => sa_body = Some(p.body),
@@ -108,7 +118,9 @@ impl Responder {
         };
         if hide_nat_l2tp_only {
             if let Some(cr) = &id_cr {
-                if !(cr.protocol == 0 || cr.protocol == UDP) || !(cr.port == 0 || cr.port == L2TP_PORT) {
+                if !(cr.protocol == 0 || cr.protocol == UDP)
+                    || !(cr.port == 0 || cr.port == L2TP_PORT)
+                {
                     let reason = format!(
                         "Quick Mode from {} asks for protocol {} port {}, not L2TP (UDP 1701)",
                         sa.peer_identity, cr.protocol, cr.port
@@ -129,7 +141,9 @@ impl Responder {
                     return Err("Quick Mode key exchange of the wrong size".into());
                 }
                 let dh = DhPrivate::generate(group).map_err(|e| e.to_string())?;
-                let secret = dh.agree(ke).map_err(|e| format!("invalid PFS key exchange: {e}"))?;
+                let secret = dh
+                    .agree(ke)
+                    .map_err(|e| format!("invalid PFS key exchange: {e}"))?;
                 (Some(secret), Some(dh.public_value().to_vec()))
             }
             None => (None, None),
@@ -144,7 +158,10 @@ impl Responder {
             spi: inbound_spi.to_be_bytes().to_vec(),
             transforms: vec![choice.transform.clone()],
         };
-        chain.push(payload::SA, &SaPayload::encode(SIT_IDENTITY_ONLY, &[chosen]));
+        chain.push(
+            payload::SA,
+            &SaPayload::encode(SIT_IDENTITY_ONLY, &[chosen]),
+        );
         chain.push(payload::NONCE, &nr);
         if let Some(k) = &our_ke {
             chain.push(payload::KEY_EXCHANGE, k);
@@ -200,7 +217,13 @@ impl Responder {
 
     /// Message 3: HASH(3) = prf(SKEYID_a, 0 | M-ID | Ni_b | Nr_b). Then the
     /// SAs are keyed (RFC 2409 §5.5) and handed to the driver.
-    fn quick_mode_3(&mut self, now: Instant, cookie: [u8; 8], header: &Header, message: &[u8]) -> Answer {
+    fn quick_mode_3(
+        &mut self,
+        now: Instant,
+        cookie: [u8; 8],
+        header: &Header,
+        message: &[u8],
+    ) -> Answer {
         let max_life = self.config.max_esp_lifetime;
         let replay_window = self.config.replay_window;
         let sa = self.sas.get_mut(&cookie).expect("looked up by the caller");
@@ -246,10 +269,10 @@ impl Responder {
             soft_time: None,
             hard_time: Some(life + LIFETIME_SLACK),
             soft_bytes: None,
-            hard_bytes: qm
-                .choice
-                .life_kilobytes
-                .map(|kb| kb.saturating_mul(1024).saturating_add(kb.saturating_mul(128))),
+            hard_bytes: qm.choice.life_kilobytes.map(|kb| {
+                kb.saturating_mul(1024)
+                    .saturating_add(kb.saturating_mul(128))
+            }),
         };
         let config = |spi: u32, window: u32| {
             let material = keymat(spi);

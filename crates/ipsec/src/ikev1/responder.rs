@@ -183,7 +183,11 @@ impl Responder {
                 self.refuse(remote, reason);
                 // A Main Mode that failed is forgotten; an established SA
                 // survives a bad message (it may be forged).
-                if self.sas.get(&cookie).is_some_and(|sa| sa.phase != Phase::Established) {
+                if self
+                    .sas
+                    .get(&cookie)
+                    .is_some_and(|sa| sa.phase != Phase::Established)
+                {
                     self.forget(cookie);
                 }
             }
@@ -338,7 +342,11 @@ impl Responder {
     pub(crate) fn half_open(&self, from: IpAddr) -> (usize, usize) {
         let mut total = 0;
         let mut source = 0;
-        for sa in self.sas.values().filter(|sa| sa.phase != Phase::Established) {
+        for sa in self
+            .sas
+            .values()
+            .filter(|sa| sa.phase != Phase::Established)
+        {
             total += 1;
             if sa.peer.ip() == from {
                 source += 1;

@@ -50,8 +50,11 @@ pub struct Attribute {
 impl Attribute {
     /// The value as an unsigned number, if it fits in 8 bytes.
     pub fn number(&self) -> Option<u64> {
-        (self.value.len() <= 8)
-            .then(|| self.value.iter().fold(0u64, |acc, &b| (acc << 8) | b as u64))
+        (self.value.len() <= 8).then(|| {
+            self.value
+                .iter()
+                .fold(0u64, |acc, &b| (acc << 8) | b as u64)
+        })
     }
 }
 
@@ -265,7 +268,12 @@ impl SaPayload {
         out.extend_from_slice(&DOI_IPSEC.to_be_bytes());
         out.extend_from_slice(&situation.to_be_bytes());
         for (pi, p) in proposals.iter().enumerate() {
-            let mut body = vec![p.number, p.protocol, p.spi.len() as u8, p.transforms.len() as u8];
+            let mut body = vec![
+                p.number,
+                p.protocol,
+                p.spi.len() as u8,
+                p.transforms.len() as u8,
+            ];
             body.extend_from_slice(&p.spi);
             for (ti, t) in p.transforms.iter().enumerate() {
                 let next = if ti + 1 < p.transforms.len() {
@@ -317,8 +325,24 @@ mod tests {
                 protocol: protocol::ISAKMP,
                 spi: vec![],
                 transforms: vec![
-                    transform(1, 1, &[(1, 7), (14, 256), (2, 2), (3, 1), (4, 14), (11, 1), (12, 28800)]),
-                    transform(2, 1, &[(1, 5), (2, 2), (3, 1), (4, 2), (11, 1), (12, 86_400 * 10)]),
+                    transform(
+                        1,
+                        1,
+                        &[
+                            (1, 7),
+                            (14, 256),
+                            (2, 2),
+                            (3, 1),
+                            (4, 14),
+                            (11, 1),
+                            (12, 28800),
+                        ],
+                    ),
+                    transform(
+                        2,
+                        1,
+                        &[(1, 5), (2, 2), (3, 1), (4, 2), (11, 1), (12, 86_400 * 10)],
+                    ),
                 ],
             },
             Proposal {

@@ -308,7 +308,10 @@ mod tests {
         );
         // Header length disagreeing with the datagram.
         let short = &msg[..msg.len() - 1];
-        assert!(matches!(Header::parse(short), Err(WireError::Length { .. })));
+        assert!(matches!(
+            Header::parse(short),
+            Err(WireError::Length { .. })
+        ));
         // Wrong major version.
         msg[17] = 0x20;
         assert_eq!(Header::parse(&msg), Err(WireError::Version(0x20)));
