@@ -159,7 +159,7 @@ fn children(events: &[IkeEvent]) -> Vec<&ChildSa> {
     events
         .iter()
         .filter_map(|e| match e {
-            IkeEvent::ChildSaUp(c) => Some(c),
+            IkeEvent::ChildSaUp(c) => Some(&**c),
             _ => None,
         })
         .collect()

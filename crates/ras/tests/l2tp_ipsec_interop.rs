@@ -284,8 +284,7 @@ fn strongswan_and_xl2tpd_over_ipsec_against_ras_server() {
 /// What ping said about loss, e.g. "0% packet loss".
 fn loss_line(out: &str) -> String {
     out.lines()
-        .filter(|l| l.contains("packet loss"))
-        .last()
+        .rfind(|l| l.contains("packet loss"))
         .unwrap_or("no ping summary")
         .to_string()
 }

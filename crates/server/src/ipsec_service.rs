@@ -108,12 +108,12 @@ fn read_psk(path: &Path) -> Result<Zeroizing<Vec<u8>>, IpsecError> {
     Ok(Zeroizing::new(key.as_bytes().to_vec()))
 }
 
+/// A key, and its text when it was just created (to be shown once).
+pub type LoadedPsk = (Zeroizing<Vec<u8>>, Option<Zeroizing<String>>);
+
 /// The wildcard key: from `psk_file`, else the state directory's, created
 /// on first start (returned as `Some` then, to be shown once).
-pub fn load_or_create_psk(
-    config: &IpsecConfig,
-    state_dir: &Path,
-) -> Result<(Zeroizing<Vec<u8>>, Option<Zeroizing<String>>), IpsecError> {
+pub fn load_or_create_psk(config: &IpsecConfig, state_dir: &Path) -> Result<LoadedPsk, IpsecError> {
     if let Some(path) = &config.psk_file {
         return Ok((read_psk(path)?, None));
     }

@@ -370,7 +370,7 @@ impl Front {
                 IkeEvent::IkeSaDown { peer, reason, .. } => {
                     tracing::info!("IPsec: {peer}: IKE SA ended: {reason}")
                 }
-                IkeEvent::ChildSaUp(child) => self.child_up(now, child),
+                IkeEvent::ChildSaUp(child) => self.child_up(now, *child),
                 IkeEvent::ChildSaDown {
                     inbound_spi,
                     outbound_spi,

@@ -340,7 +340,7 @@ impl Task {
                 self.ike_suite = suite;
                 self.nat = nat;
             }
-            IkeEvent::ChildSaUp(child) => self.child_up(child),
+            IkeEvent::ChildSaUp(child) => self.child_up(*child),
             IkeEvent::ChildSaDown {
                 inbound_spi,
                 outbound_spi,

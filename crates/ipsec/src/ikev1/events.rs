@@ -83,7 +83,7 @@ pub enum IkeEvent {
         nat: String,
     },
     /// Quick Mode completed: install these ESP SAs.
-    ChildSaUp(ChildSa),
+    ChildSaUp(Box<ChildSa>),
     /// Remove the ESP SAs with these SPIs.
     ChildSaDown {
         ike_sa: IkeSaId,

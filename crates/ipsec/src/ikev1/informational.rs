@@ -53,15 +53,14 @@ impl Responder {
                         continue;
                     };
                     match d.protocol {
-                        protocol::ISAKMP => {
-                            if d.spis
-                                .iter()
-                                .any(|s| s.len() == 16 && s[..8] == cookie_i && s[8..] == cookie)
-                            {
-                                // IKEv1: the Quick Mode SAs live on without it.
-                                self.delete_ike_sa(now, cookie, DownReason::DeletedByPeer, false);
-                                return Ok(None);
-                            }
+                        protocol::ISAKMP
+                            if d.spis.iter().any(|s| {
+                                s.len() == 16 && s[..8] == cookie_i && s[8..] == cookie
+                            }) =>
+                        {
+                            // IKEv1: the Quick Mode SAs live on without it.
+                            self.delete_ike_sa(now, cookie, DownReason::DeletedByPeer, false);
+                            return Ok(None);
                         }
                         protocol::ESP => {
                             for s in d.spis.iter().filter(|s| s.len() == 4) {

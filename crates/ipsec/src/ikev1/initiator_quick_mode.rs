@@ -274,7 +274,7 @@ impl Initiator {
             expires: now + life,
             rekeying: false,
         });
-        self.events.push_back(IkeEvent::ChildSaUp(child));
+        self.events.push_back(IkeEvent::ChildSaUp(Box::new(child)));
         if let Some(old) = replaces {
             // The new pair is up: now the old one goes (RFC 2408 §4.8).
             self.remove_child(now, old, DownReason::Replaced, true);

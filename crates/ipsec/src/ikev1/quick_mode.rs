@@ -311,7 +311,7 @@ impl Responder {
                 expires: now + life + LIFETIME_SLACK,
             },
         );
-        self.events.push_back(IkeEvent::ChildSaUp(child));
+        self.events.push_back(IkeEvent::ChildSaUp(Box::new(child)));
         Ok(None)
     }
 
