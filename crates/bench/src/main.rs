@@ -29,7 +29,7 @@ mod radius_bench;
 #[derive(Parser)]
 #[command(name = "ras-bench", about = "End-to-end benchmarks of ras server")]
 enum Cli {
-    /// SSTP and PPTP: throughput vs bare veth; SSTP connects/s and memory
+    /// SSTP, PPTP and L2TP/IPsec: throughput vs bare veth; SSTP connects/s and memory
     /// per idle session.
     Sstp(SstpArgs),
     /// RADIUS authentications per second against FreeRADIUS.
@@ -62,6 +62,9 @@ pub struct SstpArgs {
     /// Skip the PPTP throughput run.
     #[arg(long)]
     no_pptp: bool,
+    /// Skip the L2TP/IPsec throughput runs.
+    #[arg(long)]
+    no_l2tp: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -353,6 +356,61 @@ fn sstp(args: SstpArgs) -> anyhow::Result<()> {
             .args(["-INT", &client.id().to_string()])
             .status();
         let _ = client.wait();
+    }
+
+    if !args.no_throughput && !args.no_l2tp {
+        // L2TP/IPsec: IKEv1 with the key the server created, transport-mode
+        // ESP (raw, no NAT here) with each suite, L2TP and PPP on top.
+        let pw = dir.join("bench.pw");
+        let psk = dir.join("state").join("ipsec-psk");
+        for esp in ["aes128gcm16", "aes128-sha1"] {
+            let mut client = topo
+                .command("cli1", ras.to_str().unwrap())
+                .args([
+                    "connect",
+                    &format!("l2tp://{SERVER_FOR_CLI1}"),
+                    "--user",
+                    "bench",
+                    "--password-file",
+                ])
+                .arg(&pw)
+                .arg("--psk-file")
+                .arg(&psk)
+                .args(["--esp", esp])
+                .args(["--no-dns", "--no-ipv6", "--tun-name", "ras-bl0"])
+                .args(["--route", &format!("{LAN_HOST}/32")])
+                .stdout(Stdio::null())
+                .stderr(Stdio::inherit())
+                .spawn()?;
+            wait_for_tun(&topo, "ras-bl0")?;
+            let (server_before, client_before) = (
+                ProcessCost::of(server.child.id()),
+                ProcessCost::of(client.id()),
+            );
+            let l2tp = iperf(&topo, args.seconds, args.streams)?;
+            println!(
+                "throughput, through L2TP/IPsec ({esp}): {:8.0} Mbit/s = {:.1}% of bare veth",
+                l2tp / 1e6,
+                l2tp / bare * 100.0
+            );
+            let gbits = l2tp * f64::from(args.seconds) / 1e9;
+            for (name, pid, before) in [
+                ("server", server.child.id(), server_before),
+                ("client", client.id(), client_before),
+            ] {
+                if let (Some(b), Some(a)) = (before, ProcessCost::of(pid)) {
+                    println!(
+                        "  ras {name}: {:.0} ms CPU per Gbit",
+                        (a.cpu_ms - b.cpu_ms) / gbits
+                    );
+                }
+            }
+            let _ = Command::new("kill")
+                .args(["-INT", &client.id().to_string()])
+                .status();
+            let _ = client.wait();
+            std::thread::sleep(Duration::from_secs(1));
+        }
     }
 
     let target = format!("sstp://{SERVER_FOR_CLI1}");
