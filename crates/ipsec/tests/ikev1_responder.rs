@@ -879,3 +879,36 @@ fn garbage_and_aggressive_mode_are_dropped() {
     assert_eq!(r.stats().malformed, 1);
     assert_eq!(r.stats().refused, 1);
 }
+
+/// A server behind a port-forwarding NAT: the client hashes the public
+/// address, the server sees its private one. With `hide_server_nat` the
+/// server's own NAT-D payload equals the client's hash for it, so the client
+/// (Windows) sees no NAT on the server's side; without it, it does.
+#[test]
+fn hide_server_nat_answers_nat_detection_with_the_clients_view() {
+    let now = Instant::now();
+    for hide in [false, true] {
+        let mut r = responder(|c| c.hide_server_nat = hide);
+        let public_server: SocketAddr = "203.0.113.1:500".parse().unwrap();
+        let private_server: SocketAddr = "10.0.0.1:500".parse().unwrap();
+        let mut i = Initiator::new("192.0.2.60:500".parse().unwrap(), public_server);
+        let m1 = i.message_1(
+            main_mode_sa(&windows_main_mode(), 1),
+            &[&vendor_ids::NAT_T_RFC3947],
+        );
+        r.handle_datagram(now, private_server, i.addr, false, &m1);
+        let m2 = r.poll_transmit().unwrap();
+        i.read_message_2(&m2.bytes);
+        let m3 = i.message_3(Some(payload::NAT_D));
+        r.handle_datagram(now, private_server, i.addr, false, &m3);
+        let m4 = r.poll_transmit().unwrap();
+        let nat_ds = i.read_message_4(&m4.bytes, PSK);
+        let (_, hash, _) = i.chosen.unwrap();
+        let clients_view = nat_d(hash, &i.cookie_i, &i.cookie_r, public_server);
+        assert_eq!(
+            nat_ds[1] == clients_view,
+            hide,
+            "hide_server_nat = {hide}: the server's NAT-D matches the client's view"
+        );
+    }
+}
