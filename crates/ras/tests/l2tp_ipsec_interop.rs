@@ -138,12 +138,19 @@ echo "=== pppd log"; cat "$D/ppp.log" 2>/dev/null
 exit $rc
 "#;
 
+/// The tests share the guest's charon configuration, xl2tpd port 1702,
+/// and our server's UDP 500 on the host address: one at a time.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 struct Run {
     rc: i32,
     out: String,
     server: Server,
     user: String,
     _dir: tempfile::TempDir,
+    /// Last: released after the server above is stopped (fields drop in
+    /// order).
+    _turn: std::sync::MutexGuard<'static, ()>,
 }
 
 /// What one guest run does.
@@ -199,6 +206,7 @@ fn run(job: Job) -> Option<Run> {
         eprintln!("SKIPPED (L2TP/IPsec interop): the interop guest image predates guest jobs");
         return None;
     }
+    let turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let user = vm.user().clone();
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
@@ -244,6 +252,7 @@ fn run(job: Job) -> Option<Run> {
         server,
         user: user.name,
         _dir: dir,
+        _turn: turn,
     })
 }
 
