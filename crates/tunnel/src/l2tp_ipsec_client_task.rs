@@ -273,10 +273,18 @@ impl Task {
             tracing::debug!("IPsec: cannot encapsulate: {e}");
             return;
         }
-        if self.esp.udp_encapsulated {
-            let _ = self.sockets.nat_t.try_send_to(&self.esp.esp_buf, self.esp.peer);
+        let sent = if self.esp.udp_encapsulated {
+            self.sockets.nat_t.try_send_to(&self.esp.esp_buf, self.esp.peer)
         } else if let Some(raw) = &self.sockets.esp {
-            let _ = raw.try_send_to(&self.esp.esp_buf, SocketAddr::new(self.server.ip(), 0));
+            raw.try_send_to(&self.esp.esp_buf, SocketAddr::new(self.server.ip(), 0))
+        } else {
+            return;
+        };
+        if let Err(e) = sent {
+            // Dropped like a full queue would; one line per failure kind is
+            // enough to explain a silent tunnel.
+            self.esp.dropped += 1;
+            tracing::warn!("IPsec: ESP to {} not sent: {e}", self.server.ip());
         }
     }
 
