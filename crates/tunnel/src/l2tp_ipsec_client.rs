@@ -16,7 +16,7 @@ use thiserror::Error;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use crate::l2tp_ipsec_client_task::{run, Sockets, TaskChannels};
+use crate::l2tp_ipsec_client_task::{run, Sockets, TaskChannels, SETTLE};
 
 /// L2TP datagrams queued each way; more are dropped (L2TP retransmits its
 /// control messages, and PPP tolerates loss).
@@ -119,14 +119,19 @@ impl IpsecL2tpClient {
             },
         ));
         match up_rx.await {
-            Ok(Ok(connected)) => Ok(IpsecL2tpClient {
-                to_server,
-                from_server,
-                close: Some(close_tx),
-                ended,
-                task,
-                connected,
-            }),
+            Ok(Ok(connected)) => {
+                // Give the server time to install its inbound SA, so the
+                // caller's first packet is not lost.
+                tokio::time::sleep(SETTLE).await;
+                Ok(IpsecL2tpClient {
+                    to_server,
+                    from_server,
+                    close: Some(close_tx),
+                    ended,
+                    task,
+                    connected,
+                })
+            }
             Ok(Err(reason)) => Err(IpsecClientError::Refused(reason)),
             Err(_) => Err(IpsecClientError::Refused(
                 ended
@@ -164,7 +169,10 @@ impl IpsecL2tpClient {
         if let Some(close) = self.close.take() {
             let _ = close.send(());
         }
-        if tokio::time::timeout(CLOSE_WAIT, &mut self.task).await.is_err() {
+        if tokio::time::timeout(CLOSE_WAIT, &mut self.task)
+            .await
+            .is_err()
+        {
             self.task.abort();
         }
     }

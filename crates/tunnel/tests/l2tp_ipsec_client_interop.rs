@@ -41,7 +41,11 @@ async fn sccrq_through_ipsec(server: SocketAddr, psk: &str, force_udp: bool) -> 
         connected.ike_suite,
         connected.esp_suite,
         connected.nat,
-        if connected.udp_encapsulated { "UDP-encapsulated" } else { "raw ESP" }
+        if connected.udp_encapsulated {
+            "UDP-encapsulated"
+        } else {
+            "raw ESP"
+        }
     );
     let now = Instant::now();
     // A fresh tunnel ID each run: xl2tpd ignores a repeated SCCRQ for a
@@ -107,10 +111,16 @@ async fn sccrq_through_ipsec(server: SocketAddr, psk: &str, force_udp: bool) -> 
         client.send(d);
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
-    eprintln!("[l2tp/ipsec interop] SCCRQ -> SCCRP through ESP in {round_trip:?}; total {:?}", started.elapsed());
+    eprintln!(
+        "[l2tp/ipsec interop] SCCRQ -> SCCRP through ESP in {round_trip:?}; total {:?}",
+        started.elapsed()
+    );
     let closing = Instant::now();
     client.close().await;
-    eprintln!("[l2tp/ipsec interop] closed (Deletes sent) in {:?}", closing.elapsed());
+    eprintln!(
+        "[l2tp/ipsec interop] closed (Deletes sent) in {:?}",
+        closing.elapsed()
+    );
     (connected.udp_encapsulated, connected.nat)
 }
 
