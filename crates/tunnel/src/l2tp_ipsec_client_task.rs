@@ -33,7 +33,7 @@ pub(crate) struct Sockets {
 impl Sockets {
     /// UDP 500 and 4500 when free (some servers insist on them), else
     /// ephemeral ports; raw ESP when permitted.
-    pub(crate) async fn open(server: SocketAddr) -> std::io::Result<Sockets> {
+    pub(crate) async fn open(server: SocketAddr, ephemeral: bool) -> std::io::Result<Sockets> {
         let any: IpAddr = if server.is_ipv4() {
             IpAddr::from([0, 0, 0, 0])
         } else {
@@ -45,8 +45,9 @@ impl Sockets {
                 Err(_) => UdpSocket::bind(SocketAddr::new(any, 0)).await,
             }
         };
-        let ike = bind(500).await?;
-        let nat_t = bind(4500).await?;
+        let (ike_port, nat_t_port) = if ephemeral { (0, 0) } else { (500, 4500) };
+        let ike = bind(ike_port).await?;
+        let nat_t = bind(nat_t_port).await?;
         let esp = open_esp_socket(any).ok();
         // try_send_to only sends once the reactor has seen the socket
         // writable; without this the first Main Mode message would be lost.
