@@ -12,7 +12,12 @@ use ipsec::ikev1::wire::{self, exchange, flags, VERSION_1_0};
 use ipsec::ikev1::{Initiator, InitiatorConfig, PskTable, Responder, ResponderConfig};
 use libfuzzer_sys::fuzz_target;
 
-fn patched(chunk: &[u8], cookie_i: &[u8], cookie_r: Option<&[u8]>, exchange: Option<u8>) -> Vec<u8> {
+fn patched(
+    chunk: &[u8],
+    cookie_i: &[u8],
+    cookie_r: Option<&[u8]>,
+    exchange: Option<u8>,
+) -> Vec<u8> {
     let mut m = chunk.to_vec();
     m[0..8].copy_from_slice(cookie_i);
     if let Some(c) = cookie_r {
@@ -68,8 +73,16 @@ fuzz_target!(|data: &[u8]| {
         if chunk.len() < wire::HEADER_LEN {
             continue;
         }
-        let x = if n % 2 == 0 { exchange::QUICK_MODE } else { exchange::INFORMATIONAL };
-        i.handle_datagram(now, false, &patched(chunk, &cookie_i, Some(&cookie_r), Some(x)));
+        let x = if n % 2 == 0 {
+            exchange::QUICK_MODE
+        } else {
+            exchange::INFORMATIONAL
+        };
+        i.handle_datagram(
+            now,
+            false,
+            &patched(chunk, &cookie_i, Some(&cookie_r), Some(x)),
+        );
     }
     i.handle_timeout(now + Duration::from_secs(40));
     while i.poll_event().is_some() {}
