@@ -487,6 +487,13 @@ fn a_child_is_rekeyed_before_its_lifetime_ends_without_a_gap() {
     lab.advance(Duration::from_secs(2), Duration::from_secs(1));
     let (ic, rc) = (lab.i_children(), lab.r_children());
     assert_eq!((ic.len(), rc.len()), (2, 2), "a second Quick Mode ran");
+    assert!(
+        downs(&lab.i_events).is_empty(),
+        "the old pair overlaps the new one"
+    );
+    assert_eq!(lab.r.child_sa_count(), 2);
+    lab.advance(Duration::from_secs(2), Duration::from_secs(1));
+    let (ic, rc) = (lab.i_children(), lab.r_children());
     assert_ne!(ic[1].inbound.spi, old_spi);
     assert_keys_agree(ic[1], rc[1], lab.now);
     // The new SA came up before the old one was deleted, on both sides.
@@ -515,7 +522,7 @@ fn a_child_is_rekeyed_before_its_lifetime_ends_without_a_gap() {
     assert_eq!(lab.i.child_count(), 1);
     assert_eq!(lab.r.child_sa_count(), 1);
     // And the next rekey follows the same way.
-    lab.advance(Duration::from_secs(86), Duration::from_secs(1));
+    lab.advance(Duration::from_secs(88), Duration::from_secs(1));
     assert_eq!(lab.i_children().len(), 3);
     assert_eq!(lab.i.child_count(), 1);
 }

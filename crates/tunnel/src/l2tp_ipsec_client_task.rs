@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ipsec::esp::{EspSa, InboundSas};
-use ipsec::ikev1::{ChildSa, IkeEvent, Initiator, InitiatorConfig, Transmit};
+use ipsec::ikev1::{ChildSa, DownReason, IkeEvent, Initiator, InitiatorConfig, Transmit};
 use ipsec::udp_encap::{classify, Port4500, NON_ESP_MARKER};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
@@ -16,6 +16,11 @@ use crate::l2tp_ipsec_client::IpsecConnected;
 
 /// IP protocol number of UDP, ESP's next header for L2TP.
 const UDP: u8 = 17;
+/// A new outbound SA is used only after this long: the server installs
+/// its inbound SA after Quick Mode message 3, and a packet that arrives
+/// first is lost (strongSwan; RFC 2409 §5.5's commit bit would say when).
+/// During a rekey the old SA carries the traffic meanwhile.
+pub(crate) const SETTLE: Duration = Duration::from_millis(200);
 const DATAGRAM: usize = 4096;
 
 pub(crate) struct Sockets {
@@ -28,7 +33,7 @@ pub(crate) struct Sockets {
 impl Sockets {
     /// UDP 500 and 4500 when free (some servers insist on them), else
     /// ephemeral ports; raw ESP when permitted.
-    pub(crate) async fn open(server: SocketAddr) -> std::io::Result<Sockets> {
+    pub(crate) async fn open(server: SocketAddr, ephemeral: bool) -> std::io::Result<Sockets> {
         let any: IpAddr = if server.is_ipv4() {
             IpAddr::from([0, 0, 0, 0])
         } else {
@@ -40,9 +45,17 @@ impl Sockets {
                 Err(_) => UdpSocket::bind(SocketAddr::new(any, 0)).await,
             }
         };
-        let ike = bind(500).await?;
-        let nat_t = bind(4500).await?;
+        let (ike_port, nat_t_port) = if ephemeral { (0, 0) } else { (500, 4500) };
+        let ike = bind(ike_port).await?;
+        let nat_t = bind(nat_t_port).await?;
         let esp = open_esp_socket(any).ok();
+        // try_send_to only sends once the reactor has seen the socket
+        // writable; without this the first Main Mode message would be lost.
+        ike.writable().await?;
+        nat_t.writable().await?;
+        if let Some(esp) = &esp {
+            esp.writable().await?;
+        }
         let local = route_source(server).unwrap_or(any);
         Ok(Sockets {
             ike,
@@ -99,8 +112,9 @@ pub(crate) struct TaskChannels {
 /// The ESP side of the connection.
 struct Esp {
     inbound: InboundSas,
-    /// Outbound SAs by the inbound SPI of their pair; the newest is used.
-    outbound: Vec<(u32, EspSa)>,
+    /// Outbound SAs by the inbound SPI of their pair, with the instant they
+    /// were installed; the newest settled one is used.
+    outbound: Vec<(u32, EspSa, Instant)>,
     udp_encapsulated: bool,
     /// Where UDP-encapsulated ESP goes (the server's NAT-T port).
     peer: SocketAddr,
@@ -271,7 +285,14 @@ impl Task {
     }
 
     fn send_l2tp(&mut self, datagram: &[u8]) {
-        let Some((_, sa)) = self.esp.outbound.last_mut() else {
+        let now = Instant::now();
+        let settled = self
+            .esp
+            .outbound
+            .iter()
+            .rposition(|(_, _, installed)| now >= *installed + SETTLE)
+            .unwrap_or(self.esp.outbound.len().saturating_sub(1));
+        let Some((_, sa, _)) = self.esp.outbound.get_mut(settled) else {
             return;
         };
         let buf = &mut self.esp.udp_buf;
@@ -283,17 +304,24 @@ impl Task {
         // none; a NAT would invalidate one anyway.
         buf.extend_from_slice(&[0, 0]);
         buf.extend_from_slice(datagram);
-        if let Err(e) = sa.encapsulate(Instant::now(), UDP, buf, &mut self.esp.esp_buf) {
+        if let Err(e) = sa.encapsulate(now, UDP, buf, &mut self.esp.esp_buf) {
             tracing::debug!("IPsec: cannot encapsulate: {e}");
             return;
         }
-        if self.esp.udp_encapsulated {
-            let _ = self
-                .sockets
+        let sent = if self.esp.udp_encapsulated {
+            self.sockets
                 .nat_t
-                .try_send_to(&self.esp.esp_buf, self.esp.peer);
+                .try_send_to(&self.esp.esp_buf, self.esp.peer)
         } else if let Some(raw) = &self.sockets.esp {
-            let _ = raw.try_send_to(&self.esp.esp_buf, SocketAddr::new(self.server.ip(), 0));
+            raw.try_send_to(&self.esp.esp_buf, SocketAddr::new(self.server.ip(), 0))
+        } else {
+            return;
+        };
+        if let Err(e) = sent {
+            // Dropped like a full queue would; one line per failure kind is
+            // enough to explain a silent tunnel.
+            self.esp.dropped += 1;
+            tracing::warn!("IPsec: ESP to {} not sent: {e}", self.server.ip());
         }
     }
 
@@ -351,12 +379,11 @@ impl Task {
                     "IPsec: ESP SA in {inbound_spi:08x} out {outbound_spi:08x} ended: {reason}"
                 );
                 self.esp.inbound.remove(inbound_spi);
-                self.esp.outbound.retain(|(spi, _)| *spi != inbound_spi);
-                if self.esp.outbound.is_empty() && reason != ipsec::ikev1::DownReason::Replaced {
+                self.esp.outbound.retain(|(spi, _, _)| *spi != inbound_spi);
+                let ours = matches!(reason, DownReason::Replaced | DownReason::Closed);
+                if self.esp.outbound.is_empty() && !ours {
                     let why = match reason {
-                        ipsec::ikev1::DownReason::DeletedByPeer => {
-                            "the server deleted the IPsec SA".to_string()
-                        }
+                        DownReason::DeletedByPeer => "the server deleted the IPsec SA".to_string(),
                         other => format!("the IPsec SA ended: {other}"),
                     };
                     self.finish(why);
@@ -401,7 +428,7 @@ impl Task {
         self.esp.udp_encapsulated = child.udp_encapsulated;
         self.esp.peer = child.peer;
         self.esp.inbound.insert(inbound);
-        self.esp.outbound.push((child.inbound.spi, outbound));
+        self.esp.outbound.push((child.inbound.spi, outbound, now));
         if let Some(up) = self.channels.up_tx.take() {
             let _ = up.send(Ok(IpsecConnected {
                 local: self.sockets.local,

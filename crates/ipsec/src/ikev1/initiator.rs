@@ -85,6 +85,8 @@ pub(crate) struct Child {
     pub expires: Instant,
     /// A replacement is being negotiated.
     pub rekeying: bool,
+    /// Replaced: deleted at this instant.
+    pub retire_at: Option<Instant>,
 }
 
 /// The last request, resent until answered (RFC 2408 §5 leaves the timing
@@ -313,6 +315,9 @@ impl Initiator {
             if !c.rekeying {
                 consider(c.rekey_at);
             }
+            if let Some(r) = c.retire_at {
+                consider(r);
+            }
             consider(c.expires);
         }
         earliest
@@ -402,6 +407,17 @@ impl Initiator {
             .collect();
         for spi in expired {
             self.remove_child(now, spi, DownReason::Expired, true);
+        }
+        let retired: Vec<u32> = self
+            .children
+            .iter()
+            .filter(|c| c.retire_at.is_some_and(|r| now >= r))
+            .map(|c| c.inbound_spi)
+            .collect();
+        for spi in retired {
+            // The new pair has been up for the overlap: now the old one
+            // goes (RFC 2408 §4.8).
+            self.remove_child(now, spi, DownReason::Replaced, true);
         }
         if let Some(ike) = &self.ike {
             if ike.stage == Stage::Established

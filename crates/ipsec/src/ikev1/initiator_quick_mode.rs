@@ -273,11 +273,14 @@ impl Initiator {
             rekey_at: now + rekey_after,
             expires: now + life,
             rekeying: false,
+            retire_at: None,
         });
         self.events.push_back(IkeEvent::ChildSaUp(Box::new(child)));
         if let Some(old) = replaces {
-            // The new pair is up: now the old one goes (RFC 2408 §4.8).
-            self.remove_child(now, old, DownReason::Replaced, true);
+            let overlap = self.config.rekey_overlap;
+            if let Some(c) = self.children.iter_mut().find(|c| c.inbound_spi == old) {
+                c.retire_at = Some(now + overlap);
+            }
         }
         Ok(())
     }
