@@ -23,6 +23,18 @@ pub(crate) enum Phase {
     SentKe,
     /// Sent message 6: authenticated.
     Established,
+    /// The peer deleted it. Kept until the instant given only to read the
+    /// peer's other Informationals: a client that hangs up sends Delete for
+    /// its ESP SAs and its IKE SA back to back, and if they arrive the other
+    /// way round the ESP Deletes must still be understood.
+    Deleted(Instant),
+}
+
+impl Phase {
+    /// Main Mode has not finished.
+    pub(crate) fn is_half_open(self) -> bool {
+        matches!(self, Phase::SentSa | Phase::SentKe)
+    }
 }
 
 /// A Quick Mode between its message 2 and 3.

@@ -79,9 +79,12 @@ impl Responder {
         self.stats
     }
 
-    /// IKE SAs, established or not.
+    /// IKE SAs, established or not (not those the peer deleted).
     pub fn ike_sa_count(&self) -> usize {
-        self.sas.len()
+        self.sas
+            .values()
+            .filter(|sa| !matches!(sa.phase, Phase::Deleted(_)))
+            .count()
     }
 
     pub fn child_sa_count(&self) -> usize {
@@ -158,7 +161,7 @@ impl Responder {
             (exchange::QUICK_MODE, Phase::Established) => {
                 self.quick_mode(now, cookie, &header, message)
             }
-            (exchange::INFORMATIONAL, Phase::Established) => {
+            (exchange::INFORMATIONAL, Phase::Established | Phase::Deleted(_)) => {
                 self.informational(now, cookie, &header, message)
             }
             (exchange::INFORMATIONAL, _) => Err("an unauthenticated notification".to_string()),
@@ -227,7 +230,10 @@ impl Responder {
                         }
                     }
                 }
-                _ => consider(sa.created + self.config.half_open_timeout),
+                Phase::Deleted(until) => consider(until),
+                Phase::SentSa | Phase::SentKe => {
+                    consider(sa.created + self.config.half_open_timeout)
+                }
             }
         }
         for c in self.children.values() {
@@ -242,7 +248,7 @@ impl Responder {
             .sas
             .iter()
             .filter(|(_, sa)| {
-                sa.phase != Phase::Established && now >= sa.created + self.config.half_open_timeout
+                sa.phase.is_half_open() && now >= sa.created + self.config.half_open_timeout
             })
             .map(|(c, _)| *c)
             .collect();
@@ -253,9 +259,19 @@ impl Responder {
             }
             self.forget(c);
         }
+        let gone: Vec<[u8; 8]> = self
+            .sas
+            .iter()
+            .filter(|(_, sa)| matches!(sa.phase, Phase::Deleted(until) if now >= until))
+            .map(|(c, _)| *c)
+            .collect();
+        for c in gone {
+            self.forget(c);
+        }
         let expired: Vec<[u8; 8]> = self
             .sas
             .iter()
+            .filter(|(_, sa)| sa.phase == Phase::Established)
             .filter(|(_, sa)| sa.expires.is_some_and(|e| now >= e))
             .map(|(c, _)| *c)
             .collect();
@@ -366,11 +382,23 @@ impl Responder {
         let Some(sa) = self.sas.get(&cookie) else {
             return;
         };
-        let (id, peer, established) = (sa.id, sa.peer, sa.phase == Phase::Established);
-        if notify && established {
+        let (id, peer, phase) = (sa.id, sa.peer, sa.phase);
+        if let Phase::Deleted(_) = phase {
+            // Already reported when the peer deleted it.
+            self.forget(cookie);
+            return;
+        }
+        if notify && phase == Phase::Established {
             self.send_delete_ike(now, cookie);
         }
-        self.forget(cookie);
+        if reason == DownReason::DeletedByPeer && phase == Phase::Established {
+            if let Some(sa) = self.sas.get_mut(&cookie) {
+                sa.phase = Phase::Deleted(now + DELETED_GRACE);
+            }
+            self.by_initiator.retain(|_, c| *c != cookie);
+        } else {
+            self.forget(cookie);
+        }
         self.events.push_back(IkeEvent::IkeSaDown {
             ike_sa: id,
             peer,
@@ -435,6 +463,9 @@ impl Responder {
         }
     }
 }
+
+/// How long an IKE SA the peer deleted still reads its Informationals.
+pub(crate) const DELETED_GRACE: Duration = Duration::from_secs(10);
 
 /// RFC 3706 §5.5: R-U-THERE is retransmitted until the peer is declared
 /// dead; we repeat it at this interval.
