@@ -265,7 +265,10 @@ mod tests {
         let target = Target::parse("l2tp://vpn.example.com").unwrap();
         let psk = Some(Zeroizing::new(b"key".to_vec()));
         let mut o = L2tpOptions::new(target, "alice", Zeroizing::new("pw".into()), psk);
-        assert_eq!(o.link_config().lcp.accept_auth, vec![AuthProtocol::MsChapV2]);
+        assert_eq!(
+            o.link_config().lcp.accept_auth,
+            vec![AuthProtocol::MsChapV2]
+        );
         assert_eq!(o.link_config().ccp, Some(CcpConfig::optional()));
         o.allow_weak_auth = true;
         assert!(o.link_config().lcp.accept_auth.contains(&AuthProtocol::Pap));

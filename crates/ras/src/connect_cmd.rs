@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use client::dns::{self, DnsBackend};
-use client::network::{DnsMode, Network, SystemNetwork, DEFAULT_TUN_NAME};
 use client::l2tp::L2tpOptions;
+use client::network::{DnsMode, Network, SystemNetwork, DEFAULT_TUN_NAME};
 use client::pptp::PptpOptions;
 use client::routes;
 use client::serial::SerialOptions;

@@ -45,7 +45,11 @@ fn deletes_received(vm: &interop::Vm, job: &str) -> usize {
         )
         .expect("guest job");
     assert_eq!(rc, 0, "{out}");
-    out.trim().lines().last().and_then(|l| l.trim().parse().ok()).unwrap_or(0)
+    out.trim()
+        .lines()
+        .last()
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 /// One at a time: while the IPsec test's SA is up, the guest's policy

@@ -516,7 +516,13 @@ impl Session {
         // §3.1: the data header is 6 octets, 10 with Ns/Nr.
         let mut out = Vec::with_capacity(frame.len() + 10);
         let ns_nr = sequence.as_mut().map(DataSequence::next_send);
-        encode_data(self.call.peer_tunnel, self.call.peer, ns_nr, frame, &mut out);
+        encode_data(
+            self.call.peer_tunnel,
+            self.call.peer,
+            ns_nr,
+            frame,
+            &mut out,
+        );
         self.stats.bytes_out += out.len() as u64;
         if !transport.send(out) {
             self.stats.dropped_out += 1;
