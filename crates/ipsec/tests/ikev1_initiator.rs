@@ -40,7 +40,11 @@ fn server(port: u16) -> SocketAddr {
 }
 
 impl Lab {
-    fn new(nat: bool, tweak_i: impl FnOnce(&mut InitiatorConfig), tweak_r: impl FnOnce(&mut ResponderConfig)) -> Lab {
+    fn new(
+        nat: bool,
+        tweak_i: impl FnOnce(&mut InitiatorConfig),
+        tweak_r: impl FnOnce(&mut ResponderConfig),
+    ) -> Lab {
         let now = Instant::now();
         let mut ic = InitiatorConfig::new(PSK);
         tweak_i(&mut ic);
@@ -49,7 +53,12 @@ impl Lab {
             ..Default::default()
         };
         tweak_r(&mut rc);
-        let local = SocketAddr::new(if nat { CLIENT_PRIVATE } else { CLIENT_DIRECT }.parse().unwrap(), 500);
+        let local = SocketAddr::new(
+            if nat { CLIENT_PRIVATE } else { CLIENT_DIRECT }
+                .parse()
+                .unwrap(),
+            500,
+        );
         Lab {
             now,
             i: Initiator::new(ic, local, server(500), now),
@@ -91,18 +100,25 @@ impl Lab {
                 }
                 let src = self.client_source(t.from_nat_t_port);
                 let on_nat_t = t.remote.port() == 4500;
-                assert_eq!(on_nat_t, t.from_nat_t_port, "NAT-T socket talks to the NAT-T port");
-                self.r.handle_datagram(self.now, t.remote, src, on_nat_t, &t.bytes);
+                assert_eq!(
+                    on_nat_t, t.from_nat_t_port,
+                    "NAT-T socket talks to the NAT-T port"
+                );
+                self.r
+                    .handle_datagram(self.now, t.remote, src, on_nat_t, &t.bytes);
             }
             while let Some(mut t) = self.r.poll_transmit() {
                 moved = true;
                 if !(self.to_client)(&mut t) {
                     continue;
                 }
-                self.i.handle_datagram(self.now, t.from_nat_t_port, &t.bytes);
+                self.i
+                    .handle_datagram(self.now, t.from_nat_t_port, &t.bytes);
             }
-            self.i_events.extend(std::iter::from_fn(|| self.i.poll_event()));
-            self.r_events.extend(std::iter::from_fn(|| self.r.poll_event()));
+            self.i_events
+                .extend(std::iter::from_fn(|| self.i.poll_event()));
+            self.r_events
+                .extend(std::iter::from_fn(|| self.r.poll_event()));
             if !moved {
                 return;
             }
@@ -151,7 +167,12 @@ fn children(events: &[IkeEvent]) -> Vec<&ChildSa> {
 
 fn ike_up(events: &[IkeEvent]) -> Option<(String, String, String)> {
     events.iter().find_map(|e| match e {
-        IkeEvent::IkeSaUp { identity, suite, nat, .. } => Some((identity.clone(), suite.clone(), nat.clone())),
+        IkeEvent::IkeSaUp {
+            identity,
+            suite,
+            nat,
+            ..
+        } => Some((identity.clone(), suite.clone(), nat.clone())),
         _ => None,
     })
 }
@@ -160,7 +181,11 @@ fn downs(events: &[IkeEvent]) -> Vec<(u32, DownReason)> {
     events
         .iter()
         .filter_map(|e| match e {
-            IkeEvent::ChildSaDown { inbound_spi, reason, .. } => Some((*inbound_spi, reason.clone())),
+            IkeEvent::ChildSaDown {
+                inbound_spi,
+                reason,
+                ..
+            } => Some((*inbound_spi, reason.clone())),
             _ => None,
         })
         .collect()
@@ -183,11 +208,15 @@ fn assert_keys_agree(client: &ChildSa, server: &ChildSa, now: Instant) {
     let mut s_out = EspSa::new(&server.outbound, now).unwrap();
     let mut s_in = EspSa::new(&server.inbound, now).unwrap();
     let mut packet = Vec::new();
-    c_out.encapsulate(now, 17, b"SCCRQ to the server", &mut packet).unwrap();
+    c_out
+        .encapsulate(now, 17, b"SCCRQ to the server", &mut packet)
+        .unwrap();
     let d = s_in.decapsulate(now, &mut packet).unwrap();
     assert_eq!(&packet[d.payload], b"SCCRQ to the server");
     let mut packet = Vec::new();
-    s_out.encapsulate(now, 17, b"SCCRP to the client", &mut packet).unwrap();
+    s_out
+        .encapsulate(now, 17, b"SCCRP to the client", &mut packet)
+        .unwrap();
     let d = c_in.decapsulate(now, &mut packet).unwrap();
     assert_eq!(&packet[d.payload], b"SCCRP to the client");
 }
@@ -198,8 +227,14 @@ fn main_mode_and_quick_mode_without_nat_agree_on_keys() {
     lab.pump();
     assert!(lab.i.is_established());
     let (identity, suite, nat) = ike_up(&lab.i_events).expect("client IkeSaUp");
-    assert_eq!(identity, SERVER, "the responder identifies with its address");
-    assert_eq!(suite, "AES-CBC-256/SHA2-256/MODP-2048/PSK", "our first offer is chosen");
+    assert_eq!(
+        identity, SERVER,
+        "the responder identifies with its address"
+    );
+    assert_eq!(
+        suite, "AES-CBC-256/SHA2-256/MODP-2048/PSK",
+        "our first offer is chosen"
+    );
     assert_eq!(nat, "no NAT, NAT-T RFC 3947");
     let (r_identity, _, r_nat) = ike_up(&lab.r_events).expect("server IkeSaUp");
     assert_eq!(r_identity, CLIENT_DIRECT);
@@ -212,7 +247,10 @@ fn main_mode_and_quick_mode_without_nat_agree_on_keys() {
     assert_eq!(ic[0].peer, server(500));
     assert_keys_agree(ic[0], rc[0], lab.now);
     // Everything went to port 500 from port 500.
-    assert!(lab.from_client.iter().all(|t| !t.from_nat_t_port && t.remote == server(500)));
+    assert!(lab
+        .from_client
+        .iter()
+        .all(|t| !t.from_nat_t_port && t.remote == server(500)));
     assert!(lab.refusals().is_empty(), "{:?}", lab.refusals());
 }
 
@@ -223,7 +261,10 @@ fn behind_a_nat_the_client_floats_to_4500_and_encapsulates() {
     let (_, _, nat) = ike_up(&lab.i_events).expect("client IkeSaUp");
     assert_eq!(nat, "we are behind NAT, NAT-T RFC 3947");
     let (r_identity, _, r_nat) = ike_up(&lab.r_events).unwrap();
-    assert_eq!(r_identity, CLIENT_PRIVATE, "ID_IPV4_ADDR is our own (private) address");
+    assert_eq!(
+        r_identity, CLIENT_PRIVATE,
+        "ID_IPV4_ADDR is our own (private) address"
+    );
     assert!(r_nat.contains("client behind NAT"), "{r_nat}");
     // Messages 1 and 3 on port 500, message 5 on 4500 (RFC 3947 §4).
     let mm: Vec<bool> = lab
@@ -237,7 +278,10 @@ fn behind_a_nat_the_client_floats_to_4500_and_encapsulates() {
     assert!(ic[0].udp_encapsulated && rc[0].udp_encapsulated);
     assert_eq!(ic[0].peer, server(4500));
     // RFC 3947 §5.2: the server learnt our original address from NAT-OA.
-    assert_eq!(rc[0].peer_original_address, Some(CLIENT_PRIVATE.parse().unwrap()));
+    assert_eq!(
+        rc[0].peer_original_address,
+        Some(CLIENT_PRIVATE.parse().unwrap())
+    );
     assert_eq!(ic[0].peer_original_address, Some(SERVER.parse().unwrap()));
     assert_keys_agree(ic[0], rc[0], lab.now);
     // RFC 3948 §2.3: keepalives every 20 s while behind the NAT.
@@ -292,27 +336,41 @@ fn a_draft_02_answer_is_mirrored() {
         }
         true
     });
-    lab.i = Initiator::new(InitiatorConfig::new(PSK), "192.168.1.20:500".parse().unwrap(), server(500), lab.now);
+    lab.i = Initiator::new(
+        InitiatorConfig::new(PSK),
+        "192.168.1.20:500".parse().unwrap(),
+        server(500),
+        lab.now,
+    );
     lab.pump();
     assert!(saw_draft_nat_d.get(), "NAT-D went as payload 130");
     let (_, _, nat) = ike_up(&lab.i_events).expect("IkeSaUp");
     assert_eq!(nat, "we are behind NAT, NAT-T draft-02");
     let (ic, rc) = (lab.i_children(), lab.r_children());
     assert!(ic[0].udp_encapsulated && rc[0].udp_encapsulated);
-    assert_eq!(rc[0].peer_original_address, Some(CLIENT_PRIVATE.parse().unwrap()));
+    assert_eq!(
+        rc[0].peer_original_address,
+        Some(CLIENT_PRIVATE.parse().unwrap())
+    );
     assert_keys_agree(ic[0], rc[0], lab.now);
 }
 
 #[test]
 fn a_wrong_psk_ends_with_a_clear_reason() {
-    let mut lab = Lab::new(false, |c| c.psk = zeroize::Zeroizing::new(b"not the key".to_vec()), |_| {});
+    let mut lab = Lab::new(
+        false,
+        |c| c.psk = zeroize::Zeroizing::new(b"not the key".to_vec()),
+        |_| {},
+    );
     lab.pump();
     assert!(!lab.i.is_established());
     lab.advance(Duration::from_secs(31), Duration::from_millis(500));
     assert!(lab.i.is_closed());
     let reasons = lab.refusals();
     assert!(
-        reasons.iter().any(|r| r.contains("pre-shared key is probably wrong")),
+        reasons
+            .iter()
+            .any(|r| r.contains("pre-shared key is probably wrong")),
         "{reasons:?}"
     );
     assert_eq!(ike_down(&lab.i_events), Some(DownReason::DeadPeer));
@@ -335,7 +393,13 @@ fn no_answer_at_all_names_udp_500() {
     assert!(!lab.i.is_closed(), "still trying before 30 s");
     lab.advance(Duration::from_secs(2), Duration::from_secs(1));
     assert!(lab.i.is_closed());
-    assert!(lab.refusals().iter().any(|r| r == "no answer from 198.51.100.1: UDP 500 blocked?"), "{:?}", lab.refusals());
+    assert!(
+        lab.refusals()
+            .iter()
+            .any(|r| r == "no answer from 198.51.100.1: UDP 500 blocked?"),
+        "{:?}",
+        lab.refusals()
+    );
     assert_eq!(lab.from_client.len(), 5);
 }
 
@@ -359,7 +423,10 @@ fn dropped_messages_are_retransmitted() {
     lab.advance(Duration::from_secs(2), Duration::from_millis(500));
     assert!(!lab.i.is_established(), "message 3 resent, message 6 lost");
     lab.advance(Duration::from_secs(2), Duration::from_millis(500));
-    assert!(lab.i.is_established(), "message 5 resent and answered again");
+    assert!(
+        lab.i.is_established(),
+        "message 5 resent and answered again"
+    );
     assert_eq!(lab.i_children().len(), 1);
     assert_keys_agree(lab.i_children()[0], lab.r_children()[0], lab.now);
     assert_eq!(lab.r.stats().retransmits_answered, 1);
@@ -369,25 +436,45 @@ fn dropped_messages_are_retransmitted() {
 fn refused_proposals_end_the_connection() {
     let mut lab = Lab::new(
         false,
-        |c| c.ike_offers.retain(|o| o.group == ipsec::ike_crypto::DhGroup::Modp1024),
-        |r| r.proposals.ike_groups.retain(|g| *g != ipsec::ike_crypto::DhGroup::Modp1024),
+        |c| {
+            c.ike_offers
+                .retain(|o| o.group == ipsec::ike_crypto::DhGroup::Modp1024)
+        },
+        |r| {
+            r.proposals
+                .ike_groups
+                .retain(|g| *g != ipsec::ike_crypto::DhGroup::Modp1024)
+        },
     );
     lab.pump();
     assert!(lab.i.is_closed());
     let reasons = lab.refusals();
     assert!(
-        reasons.iter().any(|r| r.contains("NO-PROPOSAL-CHOSEN") && r.contains("none of our Main Mode proposals")),
+        reasons
+            .iter()
+            .any(|r| r.contains("NO-PROPOSAL-CHOSEN")
+                && r.contains("none of our Main Mode proposals")),
         "{reasons:?}"
     );
     // Quick Mode: the server takes no ESP suite we offer.
     let mut lab = Lab::new(
         false,
         |c| c.esp_suites = vec![ipsec::esp::CipherSuite::Aes128Gcm16],
-        |r| r.proposals.esp_suites.retain(|s| *s != ipsec::esp::CipherSuite::Aes128Gcm16),
+        |r| {
+            r.proposals
+                .esp_suites
+                .retain(|s| *s != ipsec::esp::CipherSuite::Aes128Gcm16)
+        },
     );
     lab.pump();
     assert!(lab.i.is_closed());
-    assert!(lab.refusals().iter().any(|r| r.contains("refused Quick Mode with NO-PROPOSAL-CHOSEN")), "{:?}", lab.refusals());
+    assert!(
+        lab.refusals()
+            .iter()
+            .any(|r| r.contains("refused Quick Mode with NO-PROPOSAL-CHOSEN")),
+        "{:?}",
+        lab.refusals()
+    );
 }
 
 #[test]
@@ -400,6 +487,13 @@ fn a_child_is_rekeyed_before_its_lifetime_ends_without_a_gap() {
     lab.advance(Duration::from_secs(2), Duration::from_secs(1));
     let (ic, rc) = (lab.i_children(), lab.r_children());
     assert_eq!((ic.len(), rc.len()), (2, 2), "a second Quick Mode ran");
+    assert!(
+        downs(&lab.i_events).is_empty(),
+        "the old pair overlaps the new one"
+    );
+    assert_eq!(lab.r.child_sa_count(), 2);
+    lab.advance(Duration::from_secs(2), Duration::from_secs(1));
+    let (ic, rc) = (lab.i_children(), lab.r_children());
     assert_ne!(ic[1].inbound.spi, old_spi);
     assert_keys_agree(ic[1], rc[1], lab.now);
     // The new SA came up before the old one was deleted, on both sides.
@@ -421,11 +515,14 @@ fn a_child_is_rekeyed_before_its_lifetime_ends_without_a_gap() {
     assert!(position(&lab.r_events, true) < position(&lab.r_events, false));
     assert_eq!(downs(&lab.i_events), [(old_spi, DownReason::Replaced)]);
     let server_old = lab.r_children()[0].inbound.spi;
-    assert_eq!(downs(&lab.r_events), [(server_old, DownReason::DeletedByPeer)]);
+    assert_eq!(
+        downs(&lab.r_events),
+        [(server_old, DownReason::DeletedByPeer)]
+    );
     assert_eq!(lab.i.child_count(), 1);
     assert_eq!(lab.r.child_sa_count(), 1);
     // And the next rekey follows the same way.
-    lab.advance(Duration::from_secs(86), Duration::from_secs(1));
+    lab.advance(Duration::from_secs(88), Duration::from_secs(1));
     assert_eq!(lab.i_children().len(), 3);
     assert_eq!(lab.i.child_count(), 1);
 }
@@ -434,8 +531,14 @@ fn a_child_is_rekeyed_before_its_lifetime_ends_without_a_gap() {
 fn the_child_lifetime_is_the_negotiated_one() {
     let mut lab = Lab::new(false, |c| c.esp_lifetime = Duration::from_secs(50), |_| {});
     lab.pump();
-    assert_eq!(lab.i_children()[0].outbound.lifetime.hard_time, Some(Duration::from_secs(50)));
-    assert_eq!(lab.i_children()[0].inbound.lifetime.hard_time, Some(Duration::from_secs(50)));
+    assert_eq!(
+        lab.i_children()[0].outbound.lifetime.hard_time,
+        Some(Duration::from_secs(50))
+    );
+    assert_eq!(
+        lab.i_children()[0].inbound.lifetime.hard_time,
+        Some(Duration::from_secs(50))
+    );
 }
 
 #[test]
@@ -449,8 +552,14 @@ fn responder_lifetime_attributes_are_read() {
     push_number(&mut data, p2::LIFE_DURATION, 250_000);
     push_number(&mut data, p2::LIFE_TYPE, 1);
     push_number(&mut data, p2::LIFE_DURATION, 1200);
-    assert_eq!(responder_lifetime_seconds(&data, p2::LIFE_TYPE, p2::LIFE_DURATION), Some(1200));
-    assert_eq!(responder_lifetime_seconds(&[1, 2, 3], p2::LIFE_TYPE, p2::LIFE_DURATION), None);
+    assert_eq!(
+        responder_lifetime_seconds(&data, p2::LIFE_TYPE, p2::LIFE_DURATION),
+        Some(1200)
+    );
+    assert_eq!(
+        responder_lifetime_seconds(&[1, 2, 3], p2::LIFE_TYPE, p2::LIFE_DURATION),
+        None
+    );
 }
 
 #[test]
@@ -463,7 +572,10 @@ fn close_deletes_children_and_the_ike_sa() {
     lab.pump();
     assert_eq!(downs(&lab.i_events), [(spi, DownReason::Closed)]);
     assert_eq!(ike_down(&lab.i_events), Some(DownReason::Closed));
-    assert_eq!(downs(&lab.r_events), [(server_spi, DownReason::DeletedByPeer)]);
+    assert_eq!(
+        downs(&lab.r_events),
+        [(server_spi, DownReason::DeletedByPeer)]
+    );
     assert_eq!(ike_down(&lab.r_events), Some(DownReason::DeletedByPeer));
     assert_eq!((lab.r.ike_sa_count(), lab.r.child_sa_count()), (0, 0));
 }
@@ -498,32 +610,50 @@ fn dead_peer_detection_both_ways() {
     // Idle for a minute: each side probes the other and is answered.
     lab.advance(Duration::from_secs(60), Duration::from_secs(1));
     assert_eq!(ike_down(&lab.i_events), None);
-    assert_eq!(ike_down(&lab.r_events), None, "the responder's R-U-THERE were acknowledged");
+    assert_eq!(
+        ike_down(&lab.r_events),
+        None,
+        "the responder's R-U-THERE were acknowledged"
+    );
     let informational = lab.from_client[before..]
         .iter()
         .filter(|t| Header::parse(&t.bytes).unwrap().exchange == exchange::INFORMATIONAL)
         .count();
-    assert!(informational >= 4, "acks and probes from the client: {informational}");
+    assert!(
+        informational >= 4,
+        "acks and probes from the client: {informational}"
+    );
     // The server goes silent: the client gives up after its timeout.
     lab.to_client = Box::new(|_| false);
     lab.to_server = Box::new(|_| false);
     lab.advance(Duration::from_secs(60), Duration::from_secs(1));
     assert_eq!(ike_down(&lab.i_events), Some(DownReason::DeadPeer));
-    assert!(lab.refusals().iter().any(|r| r.contains("stopped answering dead peer detection")));
+    assert!(lab
+        .refusals()
+        .iter()
+        .any(|r| r.contains("stopped answering dead peer detection")));
     assert_eq!(downs(&lab.i_events).len(), 1);
     assert!(lab.i.is_closed());
 }
 
 #[test]
 fn note_traffic_spares_a_busy_server_the_probes() {
-    let mut lab = Lab::new(false, |c| c.dpd_delay = Duration::from_secs(15), |r| r.dpd_delay = Duration::from_secs(1000));
+    let mut lab = Lab::new(
+        false,
+        |c| c.dpd_delay = Duration::from_secs(15),
+        |r| r.dpd_delay = Duration::from_secs(1000),
+    );
     lab.pump();
     let before = lab.from_client.len();
     for _ in 0..30 {
         lab.advance(Duration::from_secs(1), Duration::from_secs(1));
         lab.i.note_traffic(lab.now);
     }
-    assert_eq!(lab.from_client.len(), before, "no R-U-THERE while ESP flows");
+    assert_eq!(
+        lab.from_client.len(),
+        before,
+        "no R-U-THERE while ESP flows"
+    );
 }
 
 #[test]

@@ -16,7 +16,7 @@ use thiserror::Error;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use crate::l2tp_ipsec_client_task::{run, Sockets, TaskChannels};
+use crate::l2tp_ipsec_client_task::{run, Sockets, TaskChannels, SETTLE};
 
 /// L2TP datagrams queued each way; more are dropped (L2TP retransmits its
 /// control messages, and PPP tolerates loss).
@@ -36,6 +36,8 @@ pub struct IpsecClientOptions {
     pub esp_lifetime: Option<Duration>,
     /// The server's NAT-T port (default 4500).
     pub nat_t_port: Option<u16>,
+    /// Bind ephemeral local ports rather than trying 500 and 4500 first.
+    pub ephemeral_ports: bool,
 }
 
 /// Why the IPsec side could not be set up.
@@ -86,15 +88,24 @@ impl IpsecL2tpClient {
         if let Some(port) = options.nat_t_port {
             config.nat_t_port = port;
         }
-        Self::connect_with(server, config).await
+        Self::connect_inner(server, config, options.ephemeral_ports).await
     }
 
     /// As [`connect`](Self::connect), with every initiator setting.
     pub async fn connect_with(
         server: SocketAddr,
-        mut config: InitiatorConfig,
+        config: InitiatorConfig,
+        ephemeral_ports: bool,
     ) -> Result<IpsecL2tpClient, IpsecClientError> {
-        let sockets = Sockets::open(server).await?;
+        Self::connect_inner(server, config, ephemeral_ports).await
+    }
+
+    async fn connect_inner(
+        server: SocketAddr,
+        mut config: InitiatorConfig,
+        ephemeral_ports: bool,
+    ) -> Result<IpsecL2tpClient, IpsecClientError> {
+        let sockets = Sockets::open(server, ephemeral_ports).await?;
         if !sockets.has_raw_esp() && !config.force_udp_encapsulation {
             // Without CAP_NET_RAW raw ESP is impossible: make the server
             // see a NAT so both sides use UDP encapsulation.
@@ -119,14 +130,19 @@ impl IpsecL2tpClient {
             },
         ));
         match up_rx.await {
-            Ok(Ok(connected)) => Ok(IpsecL2tpClient {
-                to_server,
-                from_server,
-                close: Some(close_tx),
-                ended,
-                task,
-                connected,
-            }),
+            Ok(Ok(connected)) => {
+                // Give the server time to install its inbound SA, so the
+                // caller's first packet is not lost.
+                tokio::time::sleep(SETTLE).await;
+                Ok(IpsecL2tpClient {
+                    to_server,
+                    from_server,
+                    close: Some(close_tx),
+                    ended,
+                    task,
+                    connected,
+                })
+            }
             Ok(Err(reason)) => Err(IpsecClientError::Refused(reason)),
             Err(_) => Err(IpsecClientError::Refused(
                 ended
@@ -164,7 +180,10 @@ impl IpsecL2tpClient {
         if let Some(close) = self.close.take() {
             let _ = close.send(());
         }
-        if tokio::time::timeout(CLOSE_WAIT, &mut self.task).await.is_err() {
+        if tokio::time::timeout(CLOSE_WAIT, &mut self.task)
+            .await
+            .is_err()
+        {
             self.task.abort();
         }
     }

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ipsec::esp::{EspSa, InboundSas};
-use ipsec::ikev1::{ChildSa, IkeEvent, Initiator, InitiatorConfig, Transmit};
+use ipsec::ikev1::{ChildSa, DownReason, IkeEvent, Initiator, InitiatorConfig, Transmit};
 use ipsec::udp_encap::{classify, Port4500, NON_ESP_MARKER};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
@@ -16,6 +16,11 @@ use crate::l2tp_ipsec_client::IpsecConnected;
 
 /// IP protocol number of UDP, ESP's next header for L2TP.
 const UDP: u8 = 17;
+/// A new outbound SA is used only after this long: the server installs
+/// its inbound SA after Quick Mode message 3, and a packet that arrives
+/// first is lost (strongSwan; RFC 2409 §5.5's commit bit would say when).
+/// During a rekey the old SA carries the traffic meanwhile.
+pub(crate) const SETTLE: Duration = Duration::from_millis(200);
 const DATAGRAM: usize = 4096;
 
 pub(crate) struct Sockets {
@@ -28,7 +33,7 @@ pub(crate) struct Sockets {
 impl Sockets {
     /// UDP 500 and 4500 when free (some servers insist on them), else
     /// ephemeral ports; raw ESP when permitted.
-    pub(crate) async fn open(server: SocketAddr) -> std::io::Result<Sockets> {
+    pub(crate) async fn open(server: SocketAddr, ephemeral: bool) -> std::io::Result<Sockets> {
         let any: IpAddr = if server.is_ipv4() {
             IpAddr::from([0, 0, 0, 0])
         } else {
@@ -40,9 +45,17 @@ impl Sockets {
                 Err(_) => UdpSocket::bind(SocketAddr::new(any, 0)).await,
             }
         };
-        let ike = bind(500).await?;
-        let nat_t = bind(4500).await?;
+        let (ike_port, nat_t_port) = if ephemeral { (0, 0) } else { (500, 4500) };
+        let ike = bind(ike_port).await?;
+        let nat_t = bind(nat_t_port).await?;
         let esp = open_esp_socket(any).ok();
+        // try_send_to only sends once the reactor has seen the socket
+        // writable; without this the first Main Mode message would be lost.
+        ike.writable().await?;
+        nat_t.writable().await?;
+        if let Some(esp) = &esp {
+            esp.writable().await?;
+        }
         let local = route_source(server).unwrap_or(any);
         Ok(Sockets {
             ike,
@@ -61,7 +74,11 @@ impl Sockets {
 /// the server front end's, which lives in another module's ownership.)
 fn open_esp_socket(bind: IpAddr) -> std::io::Result<UdpSocket> {
     use socket2::{Domain, Protocol, SockAddr, Socket, Type};
-    let domain = if bind.is_ipv4() { Domain::IPV4 } else { Domain::IPV6 };
+    let domain = if bind.is_ipv4() {
+        Domain::IPV4
+    } else {
+        Domain::IPV6
+    };
     let socket = Socket::new(domain, Type::RAW, Some(Protocol::from(50)))?;
     socket.set_nonblocking(true)?;
     if !bind.is_unspecified() {
@@ -95,8 +112,9 @@ pub(crate) struct TaskChannels {
 /// The ESP side of the connection.
 struct Esp {
     inbound: InboundSas,
-    /// Outbound SAs by the inbound SPI of their pair; the newest is used.
-    outbound: Vec<(u32, EspSa)>,
+    /// Outbound SAs by the inbound SPI of their pair, with the instant they
+    /// were installed; the newest settled one is used.
+    outbound: Vec<(u32, EspSa, Instant)>,
     udp_encapsulated: bool,
     /// Where UDP-encapsulated ESP goes (the server's NAT-T port).
     peer: SocketAddr,
@@ -119,12 +137,21 @@ struct Task {
     end: Option<String>,
 }
 
-pub(crate) async fn run(server: SocketAddr, config: InitiatorConfig, sockets: Sockets, channels: TaskChannels) {
+pub(crate) async fn run(
+    server: SocketAddr,
+    config: InitiatorConfig,
+    sockets: Sockets,
+    channels: TaskChannels,
+) {
     let local_port = sockets.ike.local_addr().map(|a| a.port()).unwrap_or(500);
     let local = SocketAddr::new(sockets.local, local_port);
     tracing::info!(
         "IPsec: connecting to {server} from {local}{}",
-        if sockets.has_raw_esp() { "" } else { " (UDP-encapsulated ESP only)" }
+        if sockets.has_raw_esp() {
+            ""
+        } else {
+            " (UDP-encapsulated ESP only)"
+        }
     );
     let (l2tp_local, l2tp_remote) = (config.local_port, config.remote_port);
     let mut task = Task {
@@ -203,7 +230,8 @@ impl Task {
     fn nat_t_datagram(&mut self, datagram: &mut [u8]) {
         match classify(datagram) {
             Port4500::Ike(_) => {
-                self.initiator.handle_datagram(Instant::now(), true, &datagram[4..]);
+                self.initiator
+                    .handle_datagram(Instant::now(), true, &datagram[4..]);
             }
             Port4500::Esp(_) => self.esp_in(datagram),
             Port4500::Keepalive => {}
@@ -257,7 +285,14 @@ impl Task {
     }
 
     fn send_l2tp(&mut self, datagram: &[u8]) {
-        let Some((_, sa)) = self.esp.outbound.last_mut() else {
+        let now = Instant::now();
+        let settled = self
+            .esp
+            .outbound
+            .iter()
+            .rposition(|(_, _, installed)| now >= *installed + SETTLE)
+            .unwrap_or(self.esp.outbound.len().saturating_sub(1));
+        let Some((_, sa, _)) = self.esp.outbound.get_mut(settled) else {
             return;
         };
         let buf = &mut self.esp.udp_buf;
@@ -269,14 +304,24 @@ impl Task {
         // none; a NAT would invalidate one anyway.
         buf.extend_from_slice(&[0, 0]);
         buf.extend_from_slice(datagram);
-        if let Err(e) = sa.encapsulate(Instant::now(), UDP, buf, &mut self.esp.esp_buf) {
+        if let Err(e) = sa.encapsulate(now, UDP, buf, &mut self.esp.esp_buf) {
             tracing::debug!("IPsec: cannot encapsulate: {e}");
             return;
         }
-        if self.esp.udp_encapsulated {
-            let _ = self.sockets.nat_t.try_send_to(&self.esp.esp_buf, self.esp.peer);
+        let sent = if self.esp.udp_encapsulated {
+            self.sockets
+                .nat_t
+                .try_send_to(&self.esp.esp_buf, self.esp.peer)
         } else if let Some(raw) = &self.sockets.esp {
-            let _ = raw.try_send_to(&self.esp.esp_buf, SocketAddr::new(self.server.ip(), 0));
+            raw.try_send_to(&self.esp.esp_buf, SocketAddr::new(self.server.ip(), 0))
+        } else {
+            return;
+        };
+        if let Err(e) = sent {
+            // Dropped like a full queue would; one line per failure kind is
+            // enough to explain a silent tunnel.
+            self.esp.dropped += 1;
+            tracing::warn!("IPsec: ESP to {} not sent: {e}", self.server.ip());
         }
     }
 
@@ -330,14 +375,15 @@ impl Task {
                 reason,
                 ..
             } => {
-                tracing::info!("IPsec: ESP SA in {inbound_spi:08x} out {outbound_spi:08x} ended: {reason}");
+                tracing::info!(
+                    "IPsec: ESP SA in {inbound_spi:08x} out {outbound_spi:08x} ended: {reason}"
+                );
                 self.esp.inbound.remove(inbound_spi);
-                self.esp.outbound.retain(|(spi, _)| *spi != inbound_spi);
-                if self.esp.outbound.is_empty() && reason != ipsec::ikev1::DownReason::Replaced {
+                self.esp.outbound.retain(|(spi, _, _)| *spi != inbound_spi);
+                let ours = matches!(reason, DownReason::Replaced | DownReason::Closed);
+                if self.esp.outbound.is_empty() && !ours {
                     let why = match reason {
-                        ipsec::ikev1::DownReason::DeletedByPeer => {
-                            "the server deleted the IPsec SA".to_string()
-                        }
+                        DownReason::DeletedByPeer => "the server deleted the IPsec SA".to_string(),
                         other => format!("the IPsec SA ended: {other}"),
                     };
                     self.finish(why);
@@ -356,7 +402,10 @@ impl Task {
 
     fn child_up(&mut self, child: ChildSa) {
         let now = Instant::now();
-        let (inbound, outbound) = match (EspSa::new(&child.inbound, now), EspSa::new(&child.outbound, now)) {
+        let (inbound, outbound) = match (
+            EspSa::new(&child.inbound, now),
+            EspSa::new(&child.outbound, now),
+        ) {
             (Ok(i), Ok(o)) => (i, o),
             (Err(e), _) | (_, Err(e)) => {
                 tracing::warn!("IPsec: cannot install the ESP SA: {e}");
@@ -370,12 +419,16 @@ impl Task {
             child.inbound.spi,
             child.outbound.spi,
             child.suite,
-            if child.udp_encapsulated { "UDP-encapsulated" } else { "raw ESP" }
+            if child.udp_encapsulated {
+                "UDP-encapsulated"
+            } else {
+                "raw ESP"
+            }
         );
         self.esp.udp_encapsulated = child.udp_encapsulated;
         self.esp.peer = child.peer;
         self.esp.inbound.insert(inbound);
-        self.esp.outbound.push((child.inbound.spi, outbound));
+        self.esp.outbound.push((child.inbound.spi, outbound, now));
         if let Some(up) = self.channels.up_tx.take() {
             let _ = up.send(Ok(IpsecConnected {
                 local: self.sockets.local,
@@ -402,7 +455,10 @@ impl Task {
     }
 }
 
-async fn recv_optional(socket: Option<&UdpSocket>, buf: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {
+async fn recv_optional(
+    socket: Option<&UdpSocket>,
+    buf: &mut [u8],
+) -> std::io::Result<(usize, SocketAddr)> {
     match socket {
         Some(s) => s.recv_from(buf).await,
         None => std::future::pending().await,

@@ -85,6 +85,8 @@ pub(crate) struct Child {
     pub expires: Instant,
     /// A replacement is being negotiated.
     pub rekeying: bool,
+    /// Replaced: deleted at this instant.
+    pub retire_at: Option<Instant>,
 }
 
 /// The last request, resent until answered (RFC 2408 §5 leaves the timing
@@ -163,7 +165,12 @@ pub struct Initiator {
 impl Initiator {
     /// Starts Main Mode from `local` (the address we send from, as we know
     /// it) to the server at `remote` (its port 500): message 1 is queued.
-    pub fn new(config: InitiatorConfig, local: SocketAddr, remote: SocketAddr, now: Instant) -> Self {
+    pub fn new(
+        config: InitiatorConfig,
+        local: SocketAddr,
+        remote: SocketAddr,
+        now: Instant,
+    ) -> Self {
         let mut initiator = Initiator {
             config,
             rng: SystemRandom::new(),
@@ -196,7 +203,9 @@ impl Initiator {
 
     /// Main Mode is done and the IKE SA usable.
     pub fn is_established(&self) -> bool {
-        self.ike.as_ref().is_some_and(|i| i.stage == Stage::Established)
+        self.ike
+            .as_ref()
+            .is_some_and(|i| i.stage == Stage::Established)
     }
 
     /// ESP SA pairs installed.
@@ -219,7 +228,10 @@ impl Initiator {
         let header = match Header::parse(message) {
             Ok(h) => h,
             Err(e) => {
-                self.refuse(format!("malformed ISAKMP message from {}: {e}", self.server.ip()));
+                self.refuse(format!(
+                    "malformed ISAKMP message from {}: {e}",
+                    self.server.ip()
+                ));
                 return;
             }
         };
@@ -302,6 +314,9 @@ impl Initiator {
         for c in &self.children {
             if !c.rekeying {
                 consider(c.rekey_at);
+            }
+            if let Some(r) = c.retire_at {
+                consider(r);
             }
             consider(c.expires);
         }
@@ -393,8 +408,22 @@ impl Initiator {
         for spi in expired {
             self.remove_child(now, spi, DownReason::Expired, true);
         }
+        let retired: Vec<u32> = self
+            .children
+            .iter()
+            .filter(|c| c.retire_at.is_some_and(|r| now >= r))
+            .map(|c| c.inbound_spi)
+            .collect();
+        for spi in retired {
+            // The new pair has been up for the overlap: now the old one
+            // goes (RFC 2408 §4.8).
+            self.remove_child(now, spi, DownReason::Replaced, true);
+        }
         if let Some(ike) = &self.ike {
-            if ike.stage == Stage::Established && ike.renew_at.is_some_and(|r| now >= r) && self.quick.is_none() {
+            if ike.stage == Stage::Established
+                && ike.renew_at.is_some_and(|r| now >= r)
+                && self.quick.is_none()
+            {
                 // No IKEv1 rekey exists for phase 1: a fresh Main Mode
                 // replaces it; the children live on (RFC 2409 §5.5).
                 self.end_ike(DownReason::Expired);
@@ -453,8 +482,18 @@ impl Initiator {
         self.dpd.pending = None;
     }
 
-    pub(crate) fn remove_child(&mut self, now: Instant, inbound_spi: u32, reason: DownReason, notify: bool) {
-        let Some(at) = self.children.iter().position(|c| c.inbound_spi == inbound_spi) else {
+    pub(crate) fn remove_child(
+        &mut self,
+        now: Instant,
+        inbound_spi: u32,
+        reason: DownReason,
+        notify: bool,
+    ) {
+        let Some(at) = self
+            .children
+            .iter()
+            .position(|c| c.inbound_spi == inbound_spi)
+        else {
             return;
         };
         let child = self.children.remove(at);

@@ -43,6 +43,11 @@ pub struct InitiatorConfig {
     pub esp_lifetime: Duration,
     /// Rekey a child when this share (per cent) of its lifetime has passed.
     pub rekey_percent: u32,
+    /// After a rekey the old child lives this much longer before its
+    /// Delete: packets in flight, and a server that installs its new
+    /// inbound SA only after Quick Mode message 3 (the race RFC 2409 §5.5's
+    /// commit bit addresses), lose nothing.
+    pub rekey_overlap: Duration,
     /// The UDP ports of the protected flow: ours and the server's (RFC 3193
     /// §4: L2TP, 1701 on both sides).
     pub local_port: u16,
@@ -75,6 +80,7 @@ impl InitiatorConfig {
             ike_lifetime: Duration::from_secs(28_800),
             esp_lifetime: Duration::from_secs(3_600),
             rekey_percent: 85,
+            rekey_overlap: Duration::from_secs(2),
             local_port: 1701,
             remote_port: 1701,
             nat_t_port: 4500,

@@ -16,7 +16,12 @@ use super::wire::{self, exchange, payload, Header, PayloadChain};
 
 impl Initiator {
     /// An encrypted Informational from the established IKE SA.
-    pub(crate) fn informational(&mut self, now: Instant, header: &Header, message: &[u8]) -> Handled {
+    pub(crate) fn informational(
+        &mut self,
+        now: Instant,
+        header: &Header,
+        message: &[u8],
+    ) -> Handled {
         let ike = self.ike.as_ref().ok_or("no IKE SA")?;
         let keys = ike.keys.as_ref().ok_or("no keys")?;
         let iv = keys.exchange_iv(header.message_id);
@@ -76,7 +81,8 @@ impl Initiator {
                     match n.kind {
                         notify::R_U_THERE if n.data.len() == 4 => acks.push(n.data.clone()),
                         notify::R_U_THERE_ACK if n.data.len() == 4 => {
-                            let seq = u32::from_be_bytes([n.data[0], n.data[1], n.data[2], n.data[3]]);
+                            let seq =
+                                u32::from_be_bytes([n.data[0], n.data[1], n.data[2], n.data[3]]);
                             if self.dpd.pending.is_some_and(|(s, _, _)| s == seq) {
                                 self.dpd.pending = None;
                             }
@@ -115,11 +121,17 @@ impl Initiator {
         if let Some(kind) = quick_refused {
             let hint = match kind {
                 notify::NO_PROPOSAL_CHOSEN => ": it accepts none of our ESP proposals",
-                notify::INVALID_ID_INFORMATION => ": it does not accept L2TP traffic selectors (UDP 1701)",
+                notify::INVALID_ID_INFORMATION => {
+                    ": it does not accept L2TP traffic selectors (UDP 1701)"
+                }
                 _ => "",
             };
             return Err(Failure::Fatal(
-                format!("{} refused Quick Mode with {}{hint}", self.server.ip(), notify_name(kind)),
+                format!(
+                    "{} refused Quick Mode with {}{hint}",
+                    self.server.ip(),
+                    notify_name(kind)
+                ),
                 DownReason::Closed,
             ));
         }
@@ -178,16 +190,17 @@ impl Initiator {
     /// RFC 3706 §5: probe an idle server that announced DPD; give up on
     /// one that stays silent.
     pub(crate) fn run_dpd(&mut self, now: Instant) {
-        let Some(ike) = self.ike.as_ref().filter(|i| i.stage == Stage::Established && i.dpd) else {
+        let Some(ike) = self
+            .ike
+            .as_ref()
+            .filter(|i| i.stage == Stage::Established && i.dpd)
+        else {
             return;
         };
         let (cookie_i, cookie_r) = (ike.cookie_i, ike.cookie_r);
         let seq = match self.dpd.pending {
             Some((_, first, _)) if now >= first + self.config.dpd_timeout => {
-                let reason = format!(
-                    "{} stopped answering dead peer detection",
-                    self.server.ip()
-                );
+                let reason = format!("{} stopped answering dead peer detection", self.server.ip());
                 self.fail(now, reason, DownReason::DeadPeer);
                 return;
             }

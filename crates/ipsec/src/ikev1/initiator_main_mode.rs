@@ -105,7 +105,8 @@ impl Initiator {
             }
         }
         let sa_body = sa_body.ok_or("Main Mode message 2 without an SA payload")?;
-        let answer = SaPayload::parse(sa_body).map_err(|e| format!("malformed SA payload in Main Mode message 2: {e}"))?;
+        let answer = SaPayload::parse(sa_body)
+            .map_err(|e| format!("malformed SA payload in Main Mode message 2: {e}"))?;
         let choice = accept_main_mode(&answer, &self.config.ike_offers)
             .map_err(|reason| Failure::Fatal(reason, DownReason::Closed))?;
         let dh = DhPrivate::generate(choice.group).map_err(|e| format!("key exchange: {e}"))?;
@@ -125,7 +126,10 @@ impl Initiator {
         if let Some(version) = ike.nat_t {
             let hash = choice.hash;
             // RFC 3947 §3.2: first the server's address as we see it, then ours.
-            chain.push(version.nat_d_payload(), &nat_d(hash, &ike.cookie_i, &ike.cookie_r, server));
+            chain.push(
+                version.nat_d_payload(),
+                &nat_d(hash, &ike.cookie_i, &ike.cookie_r, server),
+            );
             let ours = if force {
                 // A hash that matches nothing: the server sees a NAT and
                 // both sides use UDP encapsulation.
@@ -181,7 +185,8 @@ impl Initiator {
             .map_err(|e| format!("the server's key exchange value is invalid: {e}"))?;
         let hash = choice.hash;
         let skeyid = ikev1_keys::skeyid_psk(hash, &psk, &ike.ni, nr);
-        let keys = ikev1_keys::phase1_keys(hash, skeyid.clone(), &g_xy, &ike.cookie_i, &ike.cookie_r);
+        let keys =
+            ikev1_keys::phase1_keys(hash, skeyid.clone(), &g_xy, &ike.cookie_i, &ike.cookie_r);
         let enc_key = ikev1_keys::encryption_key(hash, &keys.skeyid_e, choice.cipher.key_len());
         ike.g_xr = ke.to_vec();
         ike.iv = ikev1_keys::phase1_iv(hash, &ike.g_xi, &ike.g_xr, choice.cipher.block_len());
@@ -195,7 +200,8 @@ impl Initiator {
             phase1_last_block: Vec::new(),
         });
         if ike.nat_t.is_some() {
-            ike.nat = nat_detection::detect(hash, &ike.cookie_i, &ike.cookie_r, &nat_ds, local, server);
+            ike.nat =
+                nat_detection::detect(hash, &ike.cookie_i, &ike.cookie_r, &nat_ds, local, server);
         }
         // RFC 3947 §4: with a NAT on either side, message 5 and everything
         // after go to the NAT-T port, behind the non-ESP marker.
@@ -205,7 +211,14 @@ impl Initiator {
         let skeyid = ike.skeyid.as_ref().expect("just set");
         let hash_i = hash.hmac(
             skeyid,
-            &[&ike.g_xi, &ike.g_xr, &ike.cookie_i, &ike.cookie_r, &ike.sa_i_b, &id],
+            &[
+                &ike.g_xi,
+                &ike.g_xr,
+                &ike.cookie_i,
+                &ike.cookie_r,
+                &ike.sa_i_b,
+                &id,
+            ],
         );
         let mut chain = PayloadChain::new();
         chain.push(payload::IDENTIFICATION, &id);
@@ -263,21 +276,29 @@ impl Initiator {
         // HASH_R = prf(SKEYID, g^xr | g^xi | CKY-R | CKY-I | SAi_b | IDir_b)
         let expected = choice.hash.hmac(
             skeyid,
-            &[&ike.g_xr, &ike.g_xi, &ike.cookie_r, &ike.cookie_i, &ike.sa_i_b, id.body],
+            &[
+                &ike.g_xr,
+                &ike.g_xi,
+                &ike.cookie_r,
+                &ike.cookie_i,
+                &ike.sa_i_b,
+                id.body,
+            ],
         );
         if verify_slices_are_equal(&expected, hash_r.body).is_err() {
             return Err(wrong_key());
         }
-        ike.peer_identity = Identification::parse(id.body).map_or_else(|| "an empty identity".to_string(), |i| i.display());
+        ike.peer_identity = Identification::parse(id.body)
+            .map_or_else(|| "an empty identity".to_string(), |i| i.display());
         let keys = ike.keys.as_mut().expect("checked above");
         keys.phase1_last_block = last_block;
         ike.stage = Stage::Established;
         ike.dh = None;
         // Our lifetime, shortened if the server answered with a shorter one;
         // renewed before the end so no exchange meets an expired SA.
-        let life = choice
-            .life_seconds
-            .map_or(self.config.ike_lifetime, |s| Duration::from_secs(s).min(self.config.ike_lifetime));
+        let life = choice.life_seconds.map_or(self.config.ike_lifetime, |s| {
+            Duration::from_secs(s).min(self.config.ike_lifetime)
+        });
         ike.renew_at = Some(now + life * self.config.rekey_percent.min(100) / 100);
         let suite = format!(
             "{}/{}/{}/{}",

@@ -34,7 +34,11 @@ impl Initiator {
         let dh = match pfs.map(DhPrivate::generate) {
             Some(Ok(dh)) => Some(dh),
             Some(Err(e)) => {
-                self.fail(now, format!("key exchange for PFS: {e}"), DownReason::Closed);
+                self.fail(
+                    now,
+                    format!("key exchange for PFS: {e}"),
+                    DownReason::Closed,
+                );
                 return;
             }
             None => None,
@@ -52,7 +56,13 @@ impl Initiator {
             (true, Some(NatTVersion::Rfc3947)) => EncapsulationMode::UdpTransport,
             (true, _) => EncapsulationMode::UdpTransportDraft,
         };
-        let sa = quick_mode_offer(&self.config.esp_suites, inbound_spi, mode, pfs, self.config.esp_lifetime);
+        let sa = quick_mode_offer(
+            &self.config.esp_suites,
+            inbound_spi,
+            mode,
+            pfs,
+            self.config.esp_lifetime,
+        );
         let hash_len = keys.hash.output_len();
         let mut chain = PayloadChain::new();
         chain.push(payload::HASH, &vec![0; hash_len]);
@@ -89,14 +99,26 @@ impl Initiator {
             udp_encapsulated: udp,
             replaces,
         });
-        self.send_request(now, message, if replaces.is_some() { "a Quick Mode rekey" } else { "Quick Mode" });
+        self.send_request(
+            now,
+            message,
+            if replaces.is_some() {
+                "a Quick Mode rekey"
+            } else {
+                "Quick Mode"
+            },
+        );
     }
 
     pub(crate) fn quick_mode(&mut self, now: Instant, header: &Header, message: &[u8]) -> Handled {
         if !header.is_encrypted() {
             return Err("unencrypted Quick Mode message".into());
         }
-        if self.quick.as_ref().is_some_and(|q| q.message_id == header.message_id) {
+        if self
+            .quick
+            .as_ref()
+            .is_some_and(|q| q.message_id == header.message_id)
+        {
             return self.quick_mode_2(now, header, message);
         }
         let fingerprint = Self::fingerprint(message);
@@ -136,7 +158,8 @@ impl Initiator {
             return Err("Quick Mode HASH(2) does not verify".into());
         }
         let nat_oa_kind = ike.nat_t.map(|v| v.nat_oa_payload());
-        let (mut sa_body, mut nr, mut ke, mut nat_oas, mut life_notified) = (None, None, None, Vec::new(), None);
+        let (mut sa_body, mut nr, mut ke, mut nat_oas, mut life_notified) =
+            (None, None, None, Vec::new(), None);
         for p in &payloads[1..] {
             match p.kind {
                 payload::SA => sa_body = Some(p.body),
@@ -145,8 +168,11 @@ impl Initiator {
                 k if Some(k) == nat_oa_kind => nat_oas.push(p.body),
                 payload::NOTIFICATION => {
                     // RFC 2407 §4.6.3.1: the server keeps the SA for less.
-                    if let Some(n) = Notification::parse(p.body).filter(|n| n.kind == notify::RESPONDER_LIFETIME) {
-                        life_notified = responder_lifetime_seconds(&n.data, p2::LIFE_TYPE, p2::LIFE_DURATION);
+                    if let Some(n) =
+                        Notification::parse(p.body).filter(|n| n.kind == notify::RESPONDER_LIFETIME)
+                    {
+                        life_notified =
+                            responder_lifetime_seconds(&n.data, p2::LIFE_TYPE, p2::LIFE_DURATION);
                     }
                 }
                 _ => {}
@@ -162,8 +188,13 @@ impl Initiator {
         } else {
             EncapsulationMode::Transport
         };
-        let choice = accept_quick_mode(&answer, &self.config.esp_suites, mode, self.config.pfs_group)
-            .map_err(|reason| Failure::Fatal(reason, DownReason::Closed))?;
+        let choice = accept_quick_mode(
+            &answer,
+            &self.config.esp_suites,
+            mode,
+            self.config.pfs_group,
+        )
+        .map_err(|reason| Failure::Fatal(reason, DownReason::Closed))?;
         let nr = nr.ok_or("Quick Mode message 2 without a nonce")?;
         if !(8..=256).contains(&nr.len()) {
             return Err(format!("Quick Mode nonce of {} bytes", nr.len()).into());
@@ -242,11 +273,14 @@ impl Initiator {
             rekey_at: now + rekey_after,
             expires: now + life,
             rekeying: false,
+            retire_at: None,
         });
         self.events.push_back(IkeEvent::ChildSaUp(child));
         if let Some(old) = replaces {
-            // The new pair is up: now the old one goes (RFC 2408 §4.8).
-            self.remove_child(now, old, DownReason::Replaced, true);
+            let overlap = self.config.rekey_overlap;
+            if let Some(c) = self.children.iter_mut().find(|c| c.inbound_spi == old) {
+                c.retire_at = Some(now + overlap);
+            }
         }
         Ok(())
     }

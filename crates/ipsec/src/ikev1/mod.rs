@@ -34,8 +34,8 @@ pub mod vendor_ids;
 pub mod wire;
 
 pub use config::{PskTable, ResponderConfig};
+pub use events::{ChildSa, DownReason, IkeEvent, IkeSaId, Transmit};
 pub use initiator::Initiator;
 pub use initiator_config::{IkeOffer, InitiatorConfig};
-pub use events::{ChildSa, DownReason, IkeEvent, IkeSaId, Transmit};
 pub use proposal::ProposalPolicy;
 pub use responder::{Responder, ResponderStats};

@@ -13,7 +13,9 @@ use super::proposal::{
     choose_phase1, choose_phase2, p1, p2, AuthMethod, EncapsulationMode, Phase1Choice,
     Phase2Choice, ProposalPolicy, LIFE_SECONDS,
 };
-use super::sa_payload::{parse_attributes, protocol, push_number, Proposal, SaPayload, Transform, SIT_IDENTITY_ONLY};
+use super::sa_payload::{
+    parse_attributes, protocol, push_number, Proposal, SaPayload, Transform, SIT_IDENTITY_ONLY,
+};
 
 /// RFC 2409 Appendix A: pre-shared key authentication.
 const AUTH_PSK: u64 = 1;
