@@ -1,4 +1,5 @@
-//! The server to connect to: `sstp://HOST[:PORT]`, `pptp://HOST[:PORT]`, or
+//! The server to connect to: `sstp://HOST[:PORT]`, `pptp://HOST[:PORT]`,
+//! `l2tp://HOST[:PORT]`, or
 //! a dial-up line `serial:///dev/ttyX[?number=ACCESS_NUMBER]`.
 
 use std::fmt;
@@ -8,6 +9,8 @@ use std::fmt;
 pub enum Protocol {
     Sstp,
     Pptp,
+    /// L2TP (RFC 2661), inside IPsec (RFC 3193) unless asked otherwise.
+    L2tp,
     /// PPP over a serial line (a modem dialing `number`, or a null-modem
     /// line when there is no number).
     Serial,
@@ -19,6 +22,7 @@ impl Protocol {
         match self {
             Protocol::Sstp => "sstp",
             Protocol::Pptp => "pptp",
+            Protocol::L2tp => "l2tp",
             Protocol::Serial => "serial",
         }
     }
@@ -28,6 +32,8 @@ impl Protocol {
         match self {
             Protocol::Sstp => 443,
             Protocol::Pptp => 1723,
+            // RFC 2661 §8.1.
+            Protocol::L2tp => 1701,
             Protocol::Serial => 0,
         }
     }
@@ -50,7 +56,7 @@ pub struct Target {
 pub enum TargetError {
     #[error("expected PROTOCOL://HOST[:PORT] (e.g. sstp://vpn.example.com), got {0:?}")]
     Shape(String),
-    #[error("unsupported protocol {0:?} (supported: sstp, pptp, serial)")]
+    #[error("unsupported protocol {0:?} (supported: sstp, pptp, l2tp, serial)")]
     Protocol(String),
     #[error("bad port in {0:?}")]
     Port(String),
@@ -66,6 +72,7 @@ impl Target {
         let protocol = match scheme.to_ascii_lowercase().as_str() {
             "sstp" => Protocol::Sstp,
             "pptp" => Protocol::Pptp,
+            "l2tp" => Protocol::L2tp,
             "serial" => return Self::parse_serial(text, rest),
             other => return Err(TargetError::Protocol(other.into())),
         };
@@ -180,9 +187,12 @@ mod tests {
             Err(TargetError::Shape(_))
         ));
         assert!(matches!(
-            Target::parse("l2tp://x"),
+            Target::parse("ikev2://x"),
             Err(TargetError::Protocol(_))
         ));
+        let t = Target::parse("l2tp://10.0.0.1").unwrap();
+        assert_eq!((t.protocol, t.port), (Protocol::L2tp, 1701));
+        assert_eq!(t.to_string(), "l2tp://10.0.0.1:1701");
         let t = Target::parse("pptp://10.0.0.1").unwrap();
         assert_eq!((t.protocol, t.port), (Protocol::Pptp, 1723));
         assert_eq!(t.to_string(), "pptp://10.0.0.1:1723");

@@ -1,4 +1,5 @@
-//! `ras connect sstp://HOST[:PORT]` or `pptp://HOST[:PORT]`: the VPN client.
+//! `ras connect sstp://HOST[:PORT]`, `pptp://HOST[:PORT]` or
+//! `l2tp://HOST[:PORT]`: the VPN client.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -7,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use client::dns::{self, DnsBackend};
+use client::l2tp::L2tpOptions;
 use client::network::{DnsMode, Network, SystemNetwork, DEFAULT_TUN_NAME};
 use client::pptp::PptpOptions;
 use client::routes;
@@ -31,7 +33,9 @@ const IFNAME_MAX: usize = 15;
 pub struct ConnectArgs {
     /// The server: sstp://HOST[:PORT] (port 443 by default) or
     /// pptp://HOST[:PORT] (port 1723; needs root for GRE; MPPE-128 and
-    /// MS-CHAPv2 required; no certificate, so no --ca/--fingerprint), or
+    /// MS-CHAPv2 required; no certificate, so no --ca/--fingerprint),
+    /// l2tp://HOST[:PORT] (L2TP/IPsec with --psk-file, or plain L2TP with
+    /// --no-ipsec; UDP 1701; IKE on UDP 500/4500), or
     /// serial:///dev/ttyX[?number=ACCESS_NUMBER] (dial-up PPP on a serial
     /// line; with a number, dialed through the modem first).
     pub target: String,
@@ -82,6 +86,15 @@ pub struct ConnectArgs {
     /// `mppe-stateful`); others hang up.
     #[arg(long)]
     pub mppe_stateful: bool,
+    /// L2TP/IPsec: read the IPsec pre-shared key from the first line of
+    /// this file (required for l2tp:// unless --no-ipsec). IKE
+    /// certificates are not supported: pre-shared keys only.
+    #[arg(long, value_name = "FILE", conflicts_with = "no_ipsec")]
+    pub psk_file: Option<PathBuf>,
+    /// L2TP without IPsec: nothing is encrypted (PPP in the clear; PAP is
+    /// never used). Only for servers that offer plain L2TP.
+    #[arg(long)]
+    pub no_ipsec: bool,
 }
 
 pub fn run(args: ConnectArgs) -> anyhow::Result<()> {
@@ -96,6 +109,12 @@ pub fn run(args: ConnectArgs) -> anyhow::Result<()> {
         Protocol::Pptp => {
             if args.ca.is_some() || args.fingerprint.is_some() {
                 bail!("PPTP has no server certificate: --ca and --fingerprint do not apply");
+            }
+            None
+        }
+        Protocol::L2tp => {
+            if args.ca.is_some() || args.fingerprint.is_some() {
+                bail!("L2TP/IPsec here uses a pre-shared key, not certificates: --ca and --fingerprint do not apply");
             }
             None
         }
@@ -116,6 +135,21 @@ pub fn run(args: ConnectArgs) -> anyhow::Result<()> {
     if args.mppe_stateful && target.protocol != Protocol::Pptp {
         // SSTP is encrypted by TLS; a serial line's MPPE stays stateless.
         bail!("--mppe-stateful applies to PPTP only");
+    }
+    if (args.psk_file.is_some() || args.no_ipsec) && target.protocol != Protocol::L2tp {
+        bail!("--psk-file and --no-ipsec apply to l2tp:// only");
+    }
+    let psk = match (target.protocol, &args.psk_file) {
+        (Protocol::L2tp, Some(path)) => Some(read_psk(path)?),
+        (Protocol::L2tp, None) if !args.no_ipsec => bail!(
+            "l2tp:// needs the IPsec pre-shared key: --psk-file FILE (or --no-ipsec for plain L2TP, unencrypted)"
+        ),
+        _ => None,
+    };
+    if target.protocol == Protocol::L2tp && args.no_ipsec {
+        eprintln!(
+            "warning: plain L2TP without IPsec: nothing is encrypted; the password is not sent (MS-CHAPv2), but all traffic is readable on the way"
+        );
     }
     if args.tun_name.is_empty()
         || args.tun_name.len() > IFNAME_MAX
@@ -168,6 +202,13 @@ pub fn run(args: ConnectArgs) -> anyhow::Result<()> {
             options.on_up = Some(on_up);
             Dial::Serial(options)
         }
+        None if target.protocol == Protocol::L2tp => {
+            let mut options = L2tpOptions::new(target, &args.user, password, psk);
+            options.allow_weak_auth = args.allow_weak_auth;
+            options.ipv6 = !args.no_ipv6;
+            options.on_up = Some(on_up);
+            Dial::L2tp(options)
+        }
         None => {
             let mut options = PptpOptions::new(target, &args.user, password);
             options.allow_mschapv1 = args.allow_weak_auth;
@@ -183,6 +224,19 @@ pub fn run(args: ConnectArgs) -> anyhow::Result<()> {
         .build()
         .context("starting the runtime")?;
     runtime.block_on(run_loop(options, network, args.reconnect))
+}
+
+/// The first line of the key file, without its line end.
+fn read_psk(path: &std::path::Path) -> anyhow::Result<Zeroizing<Vec<u8>>> {
+    let text = Zeroizing::new(
+        std::fs::read_to_string(path)
+            .with_context(|| format!("reading the pre-shared key file {}", path.display()))?,
+    );
+    let line = text.lines().next().unwrap_or("");
+    if line.is_empty() {
+        bail!("the pre-shared key file {} is empty", path.display());
+    }
+    Ok(Zeroizing::new(line.as_bytes().to_vec()))
 }
 
 fn read_password(args: &ConnectArgs) -> anyhow::Result<Zeroizing<String>> {
@@ -207,6 +261,7 @@ fn read_password(args: &ConnectArgs) -> anyhow::Result<Zeroizing<String>> {
 enum Dial {
     Sstp(SstpOptions),
     Pptp(PptpOptions),
+    L2tp(L2tpOptions),
     Serial(SerialOptions),
 }
 
@@ -215,6 +270,7 @@ impl Dial {
         match self {
             Dial::Sstp(o) => &o.target,
             Dial::Pptp(o) => &o.target,
+            Dial::L2tp(o) => &o.target,
             Dial::Serial(o) => &o.target,
         }
     }
@@ -223,6 +279,7 @@ impl Dial {
         match self {
             Dial::Sstp(o) => &o.username,
             Dial::Pptp(o) => &o.username,
+            Dial::L2tp(o) => &o.username,
             Dial::Serial(o) => &o.username,
         }
     }
@@ -235,6 +292,7 @@ impl Dial {
         match self {
             Dial::Sstp(o) => vpn::connect(o, network, stop).await,
             Dial::Pptp(o) => client::pptp::connect(o, network, stop).await,
+            Dial::L2tp(o) => client::l2tp::connect(o, network, stop).await,
             Dial::Serial(o) => client::serial::connect(o, network, stop).await,
         }
     }

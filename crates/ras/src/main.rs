@@ -38,7 +38,8 @@ enum Command {
         #[command(subcommand)]
         cmd: user_cmd::UserCommand,
     },
-    /// Connect to a VPN server (sstp://HOST[:PORT], pptp://HOST[:PORT]) or
+    /// Connect to a VPN server (sstp://HOST[:PORT], pptp://HOST[:PORT],
+    /// l2tp://HOST[:PORT]) or
     /// dial a serial line (serial:///dev/ttyX) and bring up a TUN device.
     Connect(connect_cmd::ConnectArgs),
     /// Connect with a Connection Manager service profile (custom actions,

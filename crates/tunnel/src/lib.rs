@@ -12,6 +12,8 @@ mod hooked;
 mod hooks;
 pub mod http_io;
 mod l2tp_counters;
+pub mod l2tp_client;
+pub mod l2tp_client_transport;
 mod l2tp_front;
 pub mod l2tp_ipsec;
 pub mod l2tp_ipsec_client;
