@@ -559,6 +559,19 @@ fn two_strongswan_clients_behind_one_nat_at_the_same_time() {
         .filter(|l| l.contains("ESP") && l.contains(" up, SPIs") && l.contains(", in UDP"))
         .count();
     assert_eq!(esp_in_udp, 2, "two ESP SAs, each in UDP");
+    // Each L2TP tunnel rode its own IPsec peer: the server keys L2TP by
+    // (IPsec peer, tunnel ID), never by the shared address alone.
+    let tunnels: Vec<&str> = lines
+        .iter()
+        .filter(|l| l.contains("L2TP tunnel") && l.contains(" up with "))
+        .filter_map(|l| l.split(" up with ").nth(1)?.split(" (host").next())
+        .collect();
+    let distinct: BTreeSet<&str> = tunnels.iter().copied().collect();
+    assert!(
+        tunnels.len() == 2 && distinct.len() == 2,
+        "two L2TP tunnels over two IPsec peers: {}",
+        tunnels.join("; ")
+    );
 
     // Each user's session ended with its own address, A's first.
     let position = |text: &str| {
