@@ -474,7 +474,9 @@ fn two_strongswan_clients_behind_one_nat_at_the_same_time() {
     add_user(&config, &user.name, &pw, &[]);
     let mut command = Command::new("ip");
     command.args(["netns", "exec", SERVER_NS, RAS]);
-    let server = Server::start_with(command, &config, "info");
+    // RAS_INTEROP_SERVER_LOG (e.g. "info,ipsec=debug,tunnel=debug") to dig.
+    let log = std::env::var("RAS_INTEROP_SERVER_LOG").unwrap_or_else(|_| "info".to_owned());
+    let server = Server::start_with(command, &config, &log);
 
     let job = format!(
         "set -u\nSERVER={SERVER_IP}\nSERVER_PPP={SERVER_PPP}\nUSER={user}\nPASS={pass}\n\
