@@ -49,6 +49,8 @@ pub struct L2tpOptions {
     pub allow_weak_auth: bool,
     /// UDP-encapsulate ESP even without a NAT (RFC 3948).
     pub force_udp_encapsulation: bool,
+    /// The ESP suites to offer, in order (empty: the defaults).
+    pub esp_suites: Vec<ipsec::esp::CipherSuite>,
     /// Limit for name resolution, IPsec, and the tunnel and call setup
     /// each.
     pub connect_timeout: Duration,
@@ -87,6 +89,7 @@ impl L2tpOptions {
             ipv6: true,
             allow_weak_auth: false,
             force_udp_encapsulation: false,
+            esp_suites: Vec::new(),
             connect_timeout: Duration::from_secs(15),
             on_up: None,
             on_connected: None,
@@ -137,6 +140,7 @@ pub async fn connect(
             let ike = SocketAddr::new(server.ip(), IKE_PORT);
             let ipsec = IpsecClientOptions {
                 force_udp_encapsulation: options.force_udp_encapsulation,
+                esp_suites: options.esp_suites.clone(),
                 ..IpsecClientOptions::default()
             };
             let limit = options.connect_timeout;
@@ -254,6 +258,26 @@ async fn resolve(target: &Target, limit: Duration) -> Result<SocketAddr, Connect
             host: host.into(),
             message: "no address".into(),
         })
+}
+
+/// An ESP suite by the name `[ipsec] esp` uses on the server
+/// (aes128gcm16, aes256gcm16, aes128-sha1, aes256-sha1, aes128-sha256,
+/// aes256-sha256).
+pub fn esp_suite(name: &str) -> Result<ipsec::esp::CipherSuite, String> {
+    use ipsec::esp::{CipherSuite, Integrity};
+    Ok(match name {
+        "aes128gcm16" => CipherSuite::Aes128Gcm16,
+        "aes256gcm16" => CipherSuite::Aes256Gcm16,
+        "aes128-sha1" => CipherSuite::Aes128Cbc(Integrity::HmacSha1_96),
+        "aes256-sha1" => CipherSuite::Aes256Cbc(Integrity::HmacSha1_96),
+        "aes128-sha256" => CipherSuite::Aes128Cbc(Integrity::HmacSha256_128),
+        "aes256-sha256" => CipherSuite::Aes256Cbc(Integrity::HmacSha256_128),
+        other => {
+            return Err(format!(
+                "unknown ESP suite {other:?} (aes128gcm16, aes256gcm16, aes128-sha1, aes256-sha1, aes128-sha256, aes256-sha256)"
+            ))
+        }
+    })
 }
 
 #[cfg(test)]

@@ -95,6 +95,11 @@ pub struct ConnectArgs {
     /// never used). Only for servers that offer plain L2TP.
     #[arg(long)]
     pub no_ipsec: bool,
+    /// L2TP/IPsec: offer only these ESP suites, in order (repeatable):
+    /// aes128gcm16, aes256gcm16, aes128-sha1, aes256-sha1, aes128-sha256,
+    /// aes256-sha256. Default: all of them, AES-GCM first.
+    #[arg(long, value_name = "SUITE", conflicts_with = "no_ipsec")]
+    pub esp: Vec<String>,
 }
 
 pub fn run(args: ConnectArgs) -> anyhow::Result<()> {
@@ -204,6 +209,12 @@ pub fn run(args: ConnectArgs) -> anyhow::Result<()> {
         }
         None if target.protocol == Protocol::L2tp => {
             let mut options = L2tpOptions::new(target, &args.user, password, psk);
+            options.esp_suites = args
+                .esp
+                .iter()
+                .map(|name| client::l2tp::esp_suite(name))
+                .collect::<Result<_, _>>()
+                .map_err(|e| anyhow::anyhow!("--esp: {e}"))?;
             options.allow_weak_auth = args.allow_weak_auth;
             options.ipv6 = !args.no_ipv6;
             options.on_up = Some(on_up);

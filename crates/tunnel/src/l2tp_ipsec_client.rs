@@ -38,6 +38,8 @@ pub struct IpsecClientOptions {
     pub nat_t_port: Option<u16>,
     /// Bind ephemeral local ports rather than trying 500 and 4500 first.
     pub ephemeral_ports: bool,
+    /// The ESP suites to offer, in order (empty: the defaults).
+    pub esp_suites: Vec<ipsec::esp::CipherSuite>,
 }
 
 /// Why the IPsec side could not be set up.
@@ -82,6 +84,9 @@ impl IpsecL2tpClient {
         let mut config = InitiatorConfig::new(psk);
         config.force_udp_encapsulation = options.force_udp_encapsulation;
         config.pfs_group = options.pfs_group;
+        if !options.esp_suites.is_empty() {
+            config.esp_suites = options.esp_suites.clone();
+        }
         if let Some(life) = options.esp_lifetime {
             config.esp_lifetime = life;
         }
