@@ -238,7 +238,7 @@ async fn resolve(target: &Target, limit: Duration) -> Result<SocketAddr, Connect
             Err(_) => {
                 return Err(ConnectError::Resolve {
                     host: host.into(),
-                    message: format!("no answer within {limit:?}"),
+                    message: format!("no answer within {} s", limit.as_secs()),
                 })
             }
             Ok(Err(e)) => {
