@@ -12,4 +12,5 @@
 pub mod esp;
 pub mod ike_crypto;
 pub mod ikev1;
+pub mod ikev2;
 pub mod udp_encap;

@@ -9,6 +9,7 @@ pub mod dh;
 pub mod error;
 pub mod hash;
 pub mod ikev1_keys;
+pub mod ikev2_keys;
 mod modp;
 
 pub use cbc::IkeCipher;

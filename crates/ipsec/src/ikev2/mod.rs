@@ -1,0 +1,17 @@
+//! IKEv2 (RFC 7296) as sans-IO building blocks: the message layout, the
+//! payload bodies and the encrypted payload. The exchanges themselves
+//! (responder and initiator state machines) build on these.
+//!
+//! - [`wire`]: the IKE header, the payload chain, exchange and payload types.
+//! - [`sa_payload`]: SA payload proposals and transforms (§3.3).
+//! - [`payloads`]: KE, Nonce, Notify, ID, AUTH, Delete, CERT/CERTREQ bodies.
+//! - [`traffic_selectors`]: TSi/TSr (§3.13).
+//! - [`config_payload`]: the configuration payload (§3.15).
+//! - [`notify`]: notify message types (§3.10.1).
+
+pub mod config_payload;
+pub mod notify;
+pub mod payloads;
+pub mod sa_payload;
+pub mod traffic_selectors;
+pub mod wire;
