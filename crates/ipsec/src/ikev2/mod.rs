@@ -2,6 +2,7 @@
 //! payload bodies and the encrypted payload. The exchanges themselves
 //! (responder and initiator state machines) build on these.
 //!
+//! - [`encrypted`]: the SK and SKF payloads (§3.14, RFC 7383).
 //! - [`wire`]: the IKE header, the payload chain, exchange and payload types.
 //! - [`sa_payload`]: SA payload proposals and transforms (§3.3).
 //! - [`payloads`]: KE, Nonce, Notify, ID, AUTH, Delete, CERT/CERTREQ bodies.
@@ -10,6 +11,7 @@
 //! - [`notify`]: notify message types (§3.10.1).
 
 pub mod config_payload;
+pub mod encrypted;
 pub mod notify;
 pub mod payloads;
 pub mod sa_payload;
