@@ -3,6 +3,7 @@
 //! (responder and initiator state machines) build on these.
 //!
 //! - [`encrypted`]: the SK and SKF payloads (§3.14, RFC 7383).
+//! - [`fragments`]: reassembly of RFC 7383 fragments.
 //! - [`wire`]: the IKE header, the payload chain, exchange and payload types.
 //! - [`sa_payload`]: SA payload proposals and transforms (§3.3).
 //! - [`payloads`]: KE, Nonce, Notify, ID, AUTH, Delete, CERT/CERTREQ bodies.
@@ -12,6 +13,7 @@
 
 pub mod config_payload;
 pub mod encrypted;
+pub mod fragments;
 pub mod notify;
 pub mod payloads;
 pub mod sa_payload;
