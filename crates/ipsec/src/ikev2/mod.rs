@@ -6,6 +6,7 @@
 //! - [`fragments`]: reassembly of RFC 7383 fragments.
 //! - [`wire`]: the IKE header, the payload chain, exchange and payload types.
 //! - [`sa_payload`]: SA payload proposals and transforms (§3.3).
+//! - [`proposal`]: choosing IKE and ESP proposals within the policy.
 //! - [`payloads`]: KE, Nonce, Notify, ID, AUTH, Delete, CERT/CERTREQ bodies.
 //! - [`traffic_selectors`]: TSi/TSr (§3.13).
 //! - [`config_payload`]: the configuration payload (§3.15).
@@ -16,6 +17,7 @@ pub mod encrypted;
 pub mod fragments;
 pub mod notify;
 pub mod payloads;
+pub mod proposal;
 pub mod sa_payload;
 pub mod traffic_selectors;
 pub mod wire;
