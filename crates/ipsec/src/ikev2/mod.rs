@@ -12,7 +12,9 @@
 //! - [`config_payload`]: the configuration payload (§3.15).
 //! - [`notify`]: notify message types (§3.10.1).
 
+pub mod auth;
 pub mod config_payload;
+pub mod cookie;
 pub mod encrypted;
 pub mod fragments;
 pub mod notify;
