@@ -114,7 +114,10 @@ mod tests {
         forged[20] ^= 1;
         assert!(!jar.check(&forged, &ni, ip, &spi));
         jar.rotate_if_due(t0 + SECRET_PERIOD);
-        assert!(jar.check(&cookie, &ni, ip, &spi), "previous secret still valid");
+        assert!(
+            jar.check(&cookie, &ni, ip, &spi),
+            "previous secret still valid"
+        );
         assert_ne!(jar.make(&ni, ip, &spi), cookie);
         jar.rotate_if_due(t0 + SECRET_PERIOD * 2);
         assert!(!jar.check(&cookie, &ni, ip, &spi), "two rotations later");

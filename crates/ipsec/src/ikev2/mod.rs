@@ -13,13 +13,24 @@
 //! - [`notify`]: notify message types (§3.10.1).
 
 pub mod auth;
+pub mod config;
 pub mod config_payload;
 pub mod cookie;
 pub mod encrypted;
+pub mod events;
 pub mod fragments;
+mod ike_auth;
+mod ike_sa;
+mod informational;
 pub mod notify;
 pub mod payloads;
 pub mod proposal;
+pub mod responder;
+mod sa_init;
 pub mod sa_payload;
 pub mod traffic_selectors;
 pub mod wire;
+
+pub use config::{Ikev2Config, Ikev2PskTable, LocalIdentity};
+pub use events::{Authorization, AuthorizationRequest, ChildSa, ClientAuthMethod, Ikev2Event};
+pub use responder::{Ikev2Responder, Ikev2Stats};

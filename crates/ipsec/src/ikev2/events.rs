@@ -1,0 +1,108 @@
+//! What the IKEv2 responder asks its driver to do and tells it.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use crate::esp::EspSaConfig;
+
+pub use crate::ikev1::events::{DownReason, IkeSaId, Transmit};
+
+use super::traffic_selectors::TrafficSelector;
+
+/// How the client proved its identity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientAuthMethod {
+    /// AUTH with a pre-shared key (§2.15).
+    SharedKey,
+}
+
+impl std::fmt::Display for ClientAuthMethod {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ClientAuthMethod::SharedKey => "pre-shared key",
+        })
+    }
+}
+
+/// An authenticated client asks for a tunnel: the driver decides (access
+/// policy, address) and answers with [`super::Ikev2Responder::authorize`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuthorizationRequest {
+    pub ike_sa: IkeSaId,
+    pub peer: SocketAddr,
+    /// The client's identity, printable.
+    pub identity: String,
+    pub method: ClientAuthMethod,
+    /// The configuration payload asked for an IPv4 / IPv6 address.
+    pub wants_ipv4: bool,
+    pub wants_ipv6: bool,
+}
+
+/// The driver's answer to an [`AuthorizationRequest`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Authorization {
+    /// The client's virtual address (INTERNAL_IP4_ADDRESS, §3.15.1).
+    pub ipv4: Option<Ipv4Addr>,
+    pub dns: Vec<IpAddr>,
+    pub nbns: Vec<Ipv4Addr>,
+    /// Split DNS for Apple clients (RFC 8598).
+    pub dns_domain: Option<String>,
+    /// What the client may reach (TSr is narrowed to these, §2.9); empty:
+    /// everything.
+    pub routes: Vec<TrafficSelector>,
+}
+
+/// An ESP SA pair in tunnel mode agreed on (IKE_AUTH or CREATE_CHILD_SA).
+pub struct ChildSa {
+    pub ike_sa: IkeSaId,
+    /// Where to send ESP (the peer's current address and port).
+    pub peer: SocketAddr,
+    /// ESP goes in UDP on the NAT-T port (RFC 3948) rather than as IP
+    /// protocol 50 (§2.23: whenever a NAT was detected).
+    pub udp_encapsulated: bool,
+    pub inbound: EspSaConfig,
+    pub outbound: EspSaConfig,
+    /// Narrowed selectors: the client's side (its virtual address) and
+    /// ours (the routes it may reach).
+    pub client_selectors: Vec<TrafficSelector>,
+    pub server_selectors: Vec<TrafficSelector>,
+    pub virtual_ipv4: Option<Ipv4Addr>,
+    /// The client's identity, for logs.
+    pub identity: String,
+    /// A human description of the suite ("aes256gcm16").
+    pub suite: String,
+    /// The inbound SPI of the child SA this one replaces (a rekey).
+    pub replaces_inbound_spi: Option<u32>,
+}
+
+/// What happened.
+pub enum Ikev2Event {
+    /// IKE_AUTH completed: the peer is authenticated.
+    IkeSaUp {
+        ike_sa: IkeSaId,
+        peer: SocketAddr,
+        identity: String,
+        suite: String,
+        nat: String,
+    },
+    /// Decide on this client (policy, address), then call `authorize`.
+    AuthorizationNeeded(Box<AuthorizationRequest>),
+    /// Install these ESP SAs.
+    ChildSaUp(Box<ChildSa>),
+    /// Remove the ESP SAs with these SPIs.
+    ChildSaDown {
+        ike_sa: IkeSaId,
+        inbound_spi: u32,
+        outbound_spi: u32,
+        reason: DownReason,
+    },
+    /// The IKE SA and all its children are gone (its address may be freed).
+    IkeSaDown {
+        ike_sa: IkeSaId,
+        peer: SocketAddr,
+        reason: DownReason,
+    },
+    /// The peer's NAT mapping changed: send ESP and IKE there from now on.
+    PeerMoved { ike_sa: IkeSaId, peer: SocketAddr },
+    /// A refusal or a dropped message, worth one log line.
+    Refused { peer: SocketAddr, reason: String },
+}

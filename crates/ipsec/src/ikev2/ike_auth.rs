@@ -1,0 +1,513 @@
+//! IKE_AUTH on the responder side (RFC 7296 §1.2, §2.15): the client's
+//! identity and AUTH, the driver's decision (policy and address), then our
+//! AUTH, the configuration reply (§3.15) and the first child SA with its
+//! narrowed traffic selectors (§2.9).
+//!
+//! Client authentication here is the shared-key MAC; EAP (§2.16) and
+//! signatures are not handled yet and are refused with a clear log line.
+
+use std::net::IpAddr;
+use std::time::Instant;
+
+use aws_lc_rs::constant_time::verify_slices_are_equal;
+
+use crate::esp::{EspSaConfig, LifetimeLimits};
+use crate::ike_crypto::ikev2_keys::child_sa_keymat;
+
+use super::auth::{shared_key_auth, signed_octets};
+use super::config_payload::{attribute, cfg_type, ConfigBuilder, ConfigPayload};
+use super::events::{
+    Authorization, AuthorizationRequest, ChildSa, ClientAuthMethod, DownReason, IkeSaId, Ikev2Event,
+};
+use super::ike_sa::{ChildRecord, PendingChild, Stage};
+use super::notify;
+use super::payloads::{auth_method, Authentication, Identification, Notify};
+use super::proposal::{choose_child, describe_offer};
+use super::responder::Ikev2Responder;
+use super::sa_payload::{self, Proposal};
+use super::traffic_selectors::{self, TrafficSelector};
+use super::wire::{self, exchange, payload, Header, PayloadChain};
+
+/// The parts of an IKE_AUTH request we use.
+struct AuthRequest<'a> {
+    idi: Identification<'a>,
+    auth: Option<Authentication<'a>>,
+    proposals: Vec<Proposal>,
+    tsi: Vec<TrafficSelector>,
+    tsr: Vec<TrafficSelector>,
+    cp: Option<ConfigPayload<'a>>,
+    initial_contact: bool,
+}
+
+fn parse_auth_request(first: u8, inner: &[u8]) -> Result<AuthRequest<'_>, String> {
+    let chain = wire::payloads(first, inner).map_err(|e| e.to_string())?;
+    let mut idi = None;
+    let mut request = AuthRequest {
+        idi: Identification {
+            kind: 0,
+            data: &[],
+            body: &[],
+        },
+        auth: None,
+        proposals: Vec::new(),
+        tsi: Vec::new(),
+        tsr: Vec::new(),
+        cp: None,
+        initial_contact: false,
+    };
+    for p in &chain {
+        match p.kind {
+            payload::IDI => idi = Some(Identification::parse(p.body).map_err(|e| e.to_string())?),
+            payload::AUTH => {
+                request.auth = Some(Authentication::parse(p.body).map_err(|e| e.to_string())?)
+            }
+            payload::SA => {
+                request.proposals = sa_payload::parse(p.body).map_err(|e| e.to_string())?
+            }
+            payload::TSI => {
+                request.tsi = traffic_selectors::parse(p.body).map_err(|e| e.to_string())?
+            }
+            payload::TSR => {
+                request.tsr = traffic_selectors::parse(p.body).map_err(|e| e.to_string())?
+            }
+            payload::CP => {
+                request.cp = Some(ConfigPayload::parse(p.body).map_err(|e| e.to_string())?)
+            }
+            payload::NOTIFY => {
+                let n = Notify::parse(p.body).map_err(|e| e.to_string())?;
+                if n.kind == notify::INITIAL_CONTACT {
+                    request.initial_contact = true;
+                }
+            }
+            _ => {}
+        }
+    }
+    request.idi = idi.ok_or("no IDi payload")?;
+    Ok(request)
+}
+
+impl Ikev2Responder {
+    pub(crate) fn ike_auth(&mut self, now: Instant, header: &Header, first: u8, inner: &[u8]) {
+        let spi_r = header.spi_r;
+        let Some(sa) = self.sas.get(&spi_r) else {
+            return;
+        };
+        let peer = sa.peer;
+        match &sa.stage {
+            Stage::HalfOpen => {}
+            // A retransmission while the driver decides: the answer follows.
+            Stage::Authorizing(p) if p.message_id == header.message_id => return,
+            _ => {
+                self.stats.malformed += 1;
+                self.refuse(peer, "a second IKE_AUTH on an authenticated IKE SA is not supported (EAP is not implemented yet)".into());
+                return;
+            }
+        }
+        let request = match parse_auth_request(first, inner) {
+            Ok(r) => r,
+            Err(e) => {
+                self.stats.malformed += 1;
+                self.fail_auth(
+                    spi_r,
+                    header.message_id,
+                    notify::INVALID_SYNTAX,
+                    format!("malformed IKE_AUTH: {e}"),
+                );
+                return;
+            }
+        };
+        let identity = request.idi.describe();
+        let Some(auth) = request.auth else {
+            self.fail_auth(
+                spi_r,
+                header.message_id,
+                notify::AUTHENTICATION_FAILED,
+                format!("IKEv2 client {identity} asked for EAP authentication, which is not implemented yet"),
+            );
+            return;
+        };
+        if auth.method != auth_method::SHARED_KEY_MIC {
+            self.fail_auth(
+                spi_r,
+                header.message_id,
+                notify::AUTHENTICATION_FAILED,
+                format!(
+                    "IKEv2 client {identity} authenticates with method {}, only pre-shared keys are implemented yet",
+                    auth.method
+                ),
+            );
+            return;
+        }
+        // §2.15: the initiator's AUTH covers its IKE_SA_INIT request, our
+        // nonce and prf(SK_pi, IDi). An unknown identity and a wrong key get
+        // the same answer on the wire.
+        let Some(sa) = self.sas.get(&spi_r) else {
+            return;
+        };
+        let key = self
+            .config
+            .psks
+            .lookup(request.idi.data)
+            .map(|k| k.to_vec());
+        let verified = key.as_ref().is_some_and(|key| {
+            let signed = signed_octets(
+                sa.prf,
+                &sa.init_request,
+                &sa.nr,
+                &sa.keys.sk_pi,
+                request.idi.body,
+            );
+            let expected = shared_key_auth(sa.prf, key, &signed);
+            verify_slices_are_equal(&expected, auth.data).is_ok()
+        });
+        let Some(key) = key.filter(|_| verified) else {
+            self.fail_auth(
+                spi_r,
+                header.message_id,
+                notify::AUTHENTICATION_FAILED,
+                format!("IKEv2 authentication failed for {identity} (pre-shared key)"),
+            );
+            return;
+        };
+        if request.initial_contact {
+            // §2.4: INITIAL_CONTACT says the client has no other SAs with
+            // us; old ones of the same identity are stale.
+            let stale: Vec<[u8; 8]> = self
+                .sas
+                .iter()
+                .filter(|(spi, other)| {
+                    **spi != spi_r
+                        && other.identity == identity
+                        && matches!(other.stage, Stage::Established)
+                })
+                .map(|(spi, _)| *spi)
+                .collect();
+            for spi in stale {
+                self.remove_sa(spi, DownReason::Replaced);
+            }
+        }
+        let wants_ipv4 = request.cp.as_ref().is_some_and(|cp| {
+            cp.cfg_type == cfg_type::REQUEST && cp.has(attribute::INTERNAL_IP4_ADDRESS)
+        });
+        let wants_ipv6 = request.cp.as_ref().is_some_and(|cp| {
+            cp.cfg_type == cfg_type::REQUEST && cp.has(attribute::INTERNAL_IP6_ADDRESS)
+        });
+        let cp_requested = request
+            .cp
+            .as_ref()
+            .is_some_and(|cp| cp.cfg_type == cfg_type::REQUEST);
+        let Some(sa) = self.sas.get_mut(&spi_r) else {
+            return;
+        };
+        sa.identity = identity.clone();
+        sa.psk = Some(zeroize::Zeroizing::new(key));
+        sa.stage = Stage::Authorizing(Box::new(PendingChild {
+            message_id: header.message_id,
+            proposals: request.proposals,
+            tsi: request.tsi,
+            tsr: request.tsr,
+            cp_requested,
+            wants_ipv4,
+            requested_since: now,
+        }));
+        let ike_sa = sa.id;
+        self.half_open = self.half_open.saturating_sub(1);
+        self.push_event(Ikev2Event::AuthorizationNeeded(Box::new(
+            AuthorizationRequest {
+                ike_sa,
+                peer,
+                identity,
+                method: ClientAuthMethod::SharedKey,
+                wants_ipv4,
+                wants_ipv6,
+            },
+        )));
+    }
+
+    /// Answers an IKE_AUTH with an error notify and forgets the SA.
+    fn fail_auth(&mut self, spi_r: [u8; 8], message_id: u32, kind: u16, reason: String) {
+        self.stats.refused += 1;
+        let Some(sa) = self.sas.get(&spi_r) else {
+            return;
+        };
+        let peer = sa.peer;
+        let mut chain = PayloadChain::new();
+        chain.push(payload::NOTIFY, &Notify::encode(kind, &[]));
+        self.respond(spi_r, exchange::IKE_AUTH, message_id, &chain);
+        self.refuse(peer, reason);
+        self.remove_sa(spi_r, DownReason::Closed);
+    }
+
+    /// The driver's decision on an [`AuthorizationRequest`]: `Ok` with the
+    /// client's address and network settings, or `Err` with the reason for
+    /// the log (the client sees AUTHENTICATION_FAILED, as for a wrong key).
+    pub fn authorize(
+        &mut self,
+        now: Instant,
+        ike_sa: IkeSaId,
+        decision: Result<Authorization, String>,
+    ) {
+        let Some(&spi_r) = self.ids.get(&ike_sa) else {
+            return;
+        };
+        let Some(sa) = self.sas.get_mut(&spi_r) else {
+            return;
+        };
+        let Stage::Authorizing(pending) = std::mem::replace(&mut sa.stage, Stage::Established)
+        else {
+            return;
+        };
+        let message_id = pending.message_id;
+        let decision = match decision {
+            Ok(d) => d,
+            Err(reason) => {
+                // Still not up: its removal reports nothing.
+                sa.stage = Stage::Authorizing(pending);
+                self.fail_auth(spi_r, message_id, notify::AUTHENTICATION_FAILED, reason);
+                return;
+            }
+        };
+        let peer = sa.peer;
+        // §2.15: our AUTH covers our IKE_SA_INIT response, the initiator's
+        // nonce and prf(SK_pr, IDr).
+        let idr_body = self.config.local_identity.id_body();
+        let psk = sa.psk.clone().unwrap_or_default();
+        let signed = signed_octets(sa.prf, &sa.init_response, &sa.ni, &sa.keys.sk_pr, &idr_body);
+        let our_auth = shared_key_auth(sa.prf, &psk, &signed);
+        let mut chain = PayloadChain::new();
+        chain.push(payload::IDR, &idr_body);
+        chain.push(
+            payload::AUTH,
+            &Authentication::encode(auth_method::SHARED_KEY_MIC, &our_auth),
+        );
+        let nat = sa.nat.describe().to_string();
+        let identity = sa.identity.clone();
+        let suite = sa.suite.clone();
+        self.push_event(Ikev2Event::IkeSaUp {
+            ike_sa,
+            peer,
+            identity: identity.clone(),
+            suite,
+            nat,
+        });
+        match self.first_child(now, spi_r, &pending, &decision) {
+            Ok((child_payloads, child)) => {
+                for (kind, body) in child_payloads {
+                    chain.push(kind, &body);
+                }
+                self.respond(spi_r, exchange::IKE_AUTH, pending.message_id, &chain);
+                self.push_event(Ikev2Event::ChildSaUp(Box::new(child)));
+            }
+            Err((kind, reason)) => {
+                // §1.2: the IKE SA stands even when its first child fails.
+                chain.push(payload::NOTIFY, &Notify::encode(kind, &[]));
+                self.respond(spi_r, exchange::IKE_AUTH, pending.message_id, &chain);
+                self.refuse(peer, reason);
+            }
+        }
+    }
+
+    /// CP reply, SA, TSi and TSr of the first child SA, and the SA pair.
+    #[allow(clippy::type_complexity)]
+    fn first_child(
+        &mut self,
+        now: Instant,
+        spi_r: [u8; 8],
+        pending: &PendingChild,
+        decision: &Authorization,
+    ) -> Result<(Vec<(u8, Vec<u8>)>, ChildSa), (u16, String)> {
+        let _ = now;
+        let Some(sa) = self.sas.get(&spi_r) else {
+            return Err((notify::TEMPORARY_FAILURE, "the IKE SA is gone".into()));
+        };
+        let identity = sa.identity.clone();
+        if pending.wants_ipv4 && decision.ipv4.is_none() {
+            return Err((
+                notify::INTERNAL_ADDRESS_FAILURE,
+                format!("no address for IKEv2 client {identity}"),
+            ));
+        }
+        let choice = choose_child(&pending.proposals, &self.config.policy, None).map_err(|_| {
+            (
+                notify::NO_PROPOSAL_CHOSEN,
+                format!(
+                    "no acceptable ESP proposal from IKEv2 client {identity}; offered: {}",
+                    describe_offer(&pending.proposals)
+                ),
+            )
+        })?;
+        let client_selectors = narrow_client(&pending.tsi, decision.ipv4.map(IpAddr::V4))
+            .ok_or_else(|| {
+                (
+                    notify::TS_UNACCEPTABLE,
+                    format!(
+                        "IKEv2 client {identity}: its traffic selectors do not cover its address"
+                    ),
+                )
+            })?;
+        let server_selectors = narrow_server(&pending.tsr, &decision.routes).ok_or_else(|| {
+            (
+                notify::TS_UNACCEPTABLE,
+                format!("IKEv2 client {identity}: none of the networks it asked for is allowed"),
+            )
+        })?;
+        let inbound_spi = self.new_inbound_spi();
+        let Some(sa) = self.sas.get_mut(&spi_r) else {
+            return Err((notify::TEMPORARY_FAILURE, "the IKE SA is gone".into()));
+        };
+        let (inbound, outbound) = child_keys(
+            sa.prf,
+            &sa.keys.sk_d,
+            None,
+            &sa.ni,
+            &sa.nr,
+            choice.suite,
+            inbound_spi,
+            choice.peer_spi,
+            &self.config,
+        )
+        .ok_or((
+            notify::TEMPORARY_FAILURE,
+            "child SA key derivation failed".to_string(),
+        ))?;
+        let mut reply = choice.reply.clone();
+        reply.spi = inbound_spi.to_be_bytes().to_vec();
+        let mut payloads = Vec::new();
+        if pending.cp_requested {
+            let mut cp = ConfigBuilder::new(cfg_type::REPLY);
+            if let Some(address) = decision.ipv4 {
+                cp.attribute(attribute::INTERNAL_IP4_ADDRESS, &address.octets());
+            }
+            for dns in &decision.dns {
+                match dns {
+                    IpAddr::V4(a) => cp.attribute(attribute::INTERNAL_IP4_DNS, &a.octets()),
+                    IpAddr::V6(a) => cp.attribute(attribute::INTERNAL_IP6_DNS, &a.octets()),
+                };
+            }
+            for nbns in &decision.nbns {
+                cp.attribute(attribute::INTERNAL_IP4_NBNS, &nbns.octets());
+            }
+            if let Some(domain) = &decision.dns_domain {
+                cp.attribute(attribute::INTERNAL_DNS_DOMAIN, domain.as_bytes());
+            }
+            payloads.push((payload::CP, cp.build()));
+        }
+        payloads.push((
+            payload::SA,
+            sa_payload::encode(std::slice::from_ref(&reply)),
+        ));
+        payloads.push((payload::TSI, traffic_selectors::encode(&client_selectors)));
+        payloads.push((payload::TSR, traffic_selectors::encode(&server_selectors)));
+        sa.children.push(ChildRecord {
+            inbound_spi,
+            outbound_spi: choice.peer_spi,
+            suite: choice.suite,
+            client_selectors: client_selectors.clone(),
+            server_selectors: server_selectors.clone(),
+        });
+        let child = ChildSa {
+            ike_sa: sa.id,
+            peer: sa.peer,
+            udp_encapsulated: sa.nat.any() || sa.on_nat_t,
+            inbound,
+            outbound,
+            client_selectors,
+            server_selectors,
+            virtual_ipv4: decision.ipv4,
+            identity,
+            suite: choice.suite.to_string(),
+            replaces_inbound_spi: None,
+        };
+        let id = sa.id;
+        self.inbound_spis.insert(inbound_spi, id);
+        Ok((payloads, child))
+    }
+
+    /// A fresh inbound SPI: random, not reserved (§3.3.1 of RFC 4303:
+    /// 1..=255 are IANA-reserved), not in use.
+    pub(crate) fn new_inbound_spi(&self) -> u32 {
+        loop {
+            let mut bytes = [0u8; 4];
+            let _ = aws_lc_rs::rand::fill(&mut bytes);
+            let spi = u32::from_be_bytes(bytes);
+            if spi > 255 && !self.inbound_spis.contains_key(&spi) {
+                return spi;
+            }
+        }
+    }
+}
+
+/// §2.9: the client's side narrowed to its virtual address, when it has
+/// one; else what it proposed.
+pub(crate) fn narrow_client(
+    tsi: &[TrafficSelector],
+    address: Option<IpAddr>,
+) -> Option<Vec<TrafficSelector>> {
+    let narrowed: Vec<TrafficSelector> = match address {
+        Some(a) => {
+            let host = TrafficSelector::host(a);
+            tsi.iter()
+                .filter_map(|ts| ts.intersect(&host))
+                .take(1)
+                .collect()
+        }
+        None => tsi.iter().filter(|ts| ts.is_valid()).copied().collect(),
+    };
+    (!narrowed.is_empty()).then_some(narrowed)
+}
+
+/// §2.9: our side narrowed to the routes the client may reach (all it
+/// asked for when no routes are configured).
+pub(crate) fn narrow_server(
+    tsr: &[TrafficSelector],
+    routes: &[TrafficSelector],
+) -> Option<Vec<TrafficSelector>> {
+    let narrowed: Vec<TrafficSelector> = if routes.is_empty() {
+        tsr.iter().filter(|ts| ts.is_valid()).copied().collect()
+    } else {
+        tsr.iter()
+            .flat_map(|ts| routes.iter().filter_map(move |r| ts.intersect(r)))
+            .take(traffic_selectors::MAX_SELECTORS)
+            .collect()
+    };
+    (!narrowed.is_empty()).then_some(narrowed)
+}
+
+/// The ESP SA pair from KEYMAT (§2.17): initiator-to-responder keys first
+/// (our inbound), then responder-to-initiator (our outbound).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn child_keys(
+    prf: crate::ike_crypto::HashAlg,
+    sk_d: &[u8],
+    g_ir_new: Option<&[u8]>,
+    ni: &[u8],
+    nr: &[u8],
+    suite: crate::esp::CipherSuite,
+    inbound_spi: u32,
+    outbound_spi: u32,
+    config: &super::config::Ikev2Config,
+) -> Option<(EspSaConfig, EspSaConfig)> {
+    let encr_len = suite.cipher_key_len() + suite.salt_len();
+    let integ_len = suite.integrity_key_len();
+    let keymat = child_sa_keymat(prf, sk_d, g_ir_new, ni, nr, 2 * (encr_len + integ_len))?;
+    let limits = LifetimeLimits {
+        soft_time: None,
+        hard_time: Some(config.child_hard_lifetime),
+        soft_bytes: None,
+        hard_bytes: None,
+    };
+    let direction = |at: usize, spi: u32, window: u32| EspSaConfig {
+        spi,
+        suite,
+        cipher_key: zeroize::Zeroizing::new(keymat[at..at + encr_len].to_vec()),
+        integrity_key: zeroize::Zeroizing::new(
+            keymat[at + encr_len..at + encr_len + integ_len].to_vec(),
+        ),
+        lifetime: limits,
+        replay_window: window,
+    };
+    Some((
+        direction(0, inbound_spi, config.replay_window),
+        direction(encr_len + integ_len, outbound_spi, 0),
+    ))
+}

@@ -1,0 +1,115 @@
+//! The state one IKEv2 SA keeps on the responder side.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use zeroize::Zeroizing;
+
+use crate::ike_crypto::ikev2_keys::IkeSaKeys;
+use crate::ike_crypto::HashAlg;
+use crate::ikev1::nat_detection::NatState;
+
+use super::encrypted::{DirectionKeys, SkTransform};
+use super::events::IkeSaId;
+use super::fragments::Reassembly;
+use super::sa_payload::Proposal;
+use super::traffic_selectors::TrafficSelector;
+
+/// What the IKE_AUTH request asked for while the driver decides.
+pub(crate) struct PendingChild {
+    pub message_id: u32,
+    pub proposals: Vec<Proposal>,
+    pub tsi: Vec<TrafficSelector>,
+    pub tsr: Vec<TrafficSelector>,
+    pub cp_requested: bool,
+    pub wants_ipv4: bool,
+    pub requested_since: Instant,
+}
+
+pub(crate) enum Stage {
+    /// IKE_SA_INIT answered; waiting for IKE_AUTH (a half-open SA).
+    HalfOpen,
+    /// The client is authenticated; the driver decides on its tunnel.
+    Authorizing(Box<PendingChild>),
+    Established,
+}
+
+/// An ESP SA pair of this IKE SA.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ChildRecord {
+    pub inbound_spi: u32,
+    pub outbound_spi: u32,
+    pub suite: crate::esp::CipherSuite,
+    pub client_selectors: Vec<TrafficSelector>,
+    pub server_selectors: Vec<TrafficSelector>,
+}
+
+/// A request we sent (liveness check or delete) and await the answer to.
+pub(crate) struct OurRequest {
+    pub message_id: u32,
+    pub datagrams: Vec<Vec<u8>>,
+    pub first_sent: Instant,
+    pub last_sent: Instant,
+    pub attempts: u32,
+}
+
+pub(crate) struct IkeSa {
+    pub id: IkeSaId,
+    pub spi_i: [u8; 8],
+    pub spi_r: [u8; 8],
+    pub peer: SocketAddr,
+    pub local: SocketAddr,
+    /// The peer talks to our NAT-T port: answer from it, with the non-ESP
+    /// marker.
+    pub on_nat_t: bool,
+    pub nat: NatState,
+    pub prf: HashAlg,
+    pub protection: SkTransform,
+    pub keys: IkeSaKeys,
+    pub ni: Vec<u8>,
+    pub nr: Vec<u8>,
+    /// RealMessage1/2 of §2.15: our AUTH signs the response, the peer's
+    /// the request.
+    pub init_request: Vec<u8>,
+    pub init_response: Vec<u8>,
+    pub peer_fragments: bool,
+    pub stage: Stage,
+    /// The Message ID of the next request the peer may send (§2.2).
+    pub expected_request: u32,
+    /// Our answer to the last request, resent when it is retransmitted.
+    pub last_response: Option<(u32, Vec<Vec<u8>>)>,
+    pub identity: String,
+    pub psk: Option<Zeroizing<Vec<u8>>>,
+    pub children: Vec<ChildRecord>,
+    pub created: Instant,
+    pub last_heard: Instant,
+    pub reassembly: Option<(u32, Reassembly, Instant)>,
+    pub our_next_request: u32,
+    pub our_request: Option<OurRequest>,
+    pub suite: String,
+    /// An IKE SA rekey replaced this one (§2.18): its children live on in
+    /// the new SA, so its removal reports nothing.
+    pub rekeyed_away: bool,
+}
+
+impl IkeSa {
+    /// Keys of messages from the initiator (SK_ei, SK_ai).
+    pub fn initiator_keys(&self) -> DirectionKeys<'_> {
+        DirectionKeys {
+            encr: &self.keys.sk_ei,
+            integ: &self.keys.sk_ai,
+        }
+    }
+
+    /// Keys of our messages (SK_er, SK_ar).
+    pub fn responder_keys(&self) -> DirectionKeys<'_> {
+        DirectionKeys {
+            encr: &self.keys.sk_er,
+            integ: &self.keys.sk_ar,
+        }
+    }
+
+    pub fn is_half_open(&self) -> bool {
+        matches!(self.stage, Stage::HalfOpen)
+    }
+}
