@@ -1021,3 +1021,218 @@ fn half_open_sas_expire_and_a_refused_authorization_looks_like_a_wrong_key() {
     ));
     assert_eq!(r.ike_sa_count(), 0);
 }
+
+/// EAP in IKE_AUTH (§2.16), with the responder only carrying messages: the
+/// test plays the driver's EAP server (Identity, then success with an MSK),
+/// and both final AUTH payloads are checked against the MSK.
+#[test]
+fn eap_client_authenticates_through_the_driver_and_the_msk_keys_both_auths() {
+    let now = Instant::now();
+    // the key that authenticates the server before EAP (no certificates yet)
+    let mut cfg = config();
+    cfg.psks = Ikev2PskTable::new().with_wildcard(PSK);
+    let mut r = Ikev2Responder::new(cfg, now);
+    let mut c = init(&mut r, now);
+    // Windows' IKE identity is its address; the user comes with EAP
+    let idi = Identification::encode(id_type::IPV4_ADDR, &[192, 168, 1, 20]);
+    let mut chain = PayloadChain::new();
+    chain.push(payload::IDI, &idi);
+    chain.push(
+        payload::CP,
+        &ConfigBuilder::new(cfg_type::REQUEST)
+            .attribute(attribute::INTERNAL_IP4_ADDRESS, &[])
+            .build(),
+    );
+    chain.push(payload::SA, &sa_payload::encode(&esp_proposal(0xabcd0001)));
+    chain.push(
+        payload::TSI,
+        &traffic_selectors::encode(&[TrafficSelector::any_ipv4()]),
+    );
+    chain.push(
+        payload::TSR,
+        &traffic_selectors::encode(&[TrafficSelector::any_ipv4()]),
+    );
+    let request = c.seal(exchange::IKE_AUTH, &chain);
+    r.handle_datagram(now, server(), c.addr, false, &request);
+    let ike_sa = match events(&mut r).pop() {
+        Some(Ikev2Event::EapStart {
+            ike_sa,
+            ike_identity,
+            ..
+        }) => {
+            assert_eq!(ike_identity, "192.168.1.20");
+            ike_sa
+        }
+        _ => panic!("EAP start"),
+    };
+    r.handle_datagram(now, server(), c.addr, false, &request); // retransmitted while waiting
+    assert!(drain(&mut r).is_empty());
+    r.eap_reply(
+        now,
+        ike_sa,
+        ipsec::ikev2::EapReply::Continue(vec![1, 7, 0, 5, 1]),
+    );
+    let out = drain(&mut r);
+    let (_, first, inner) = c.open(&out[0]);
+    let reply = wire::payloads(first, &inner).expect("payloads");
+    let idr = reply
+        .iter()
+        .find(|p| p.kind == payload::IDR)
+        .expect("IDr")
+        .body;
+    let auth = Authentication::parse(
+        reply
+            .iter()
+            .find(|p| p.kind == payload::AUTH)
+            .expect("AUTH")
+            .body,
+    )
+    .expect("auth");
+    let signed = signed_octets(c.prf, &c.init_response, &c.ni, &c.keys().sk_pr, idr);
+    assert_eq!(
+        auth.data,
+        &shared_key_auth(c.prf, PSK, &signed)[..],
+        "server authenticated first"
+    );
+    assert_eq!(
+        reply
+            .iter()
+            .find(|p| p.kind == payload::EAP)
+            .expect("EAP")
+            .body,
+        &[1, 7, 0, 5, 1]
+    );
+    // EAP-Response/Identity "alice"
+    let mut chain = PayloadChain::new();
+    chain.push(
+        payload::EAP,
+        &[2, 7, 0, 10, 1, b'a', b'l', b'i', b'c', b'e'],
+    );
+    let request = c.seal(exchange::IKE_AUTH, &chain);
+    r.handle_datagram(now, server(), c.addr, false, &request);
+    match events(&mut r).pop() {
+        Some(Ikev2Event::EapResponse { packet, .. }) => assert_eq!(&packet[5..], b"alice"),
+        _ => panic!("EAP response to the driver"),
+    }
+    let msk = zeroize::Zeroizing::new((0..64u8).collect::<Vec<u8>>());
+    r.eap_reply(
+        now,
+        ike_sa,
+        ipsec::ikev2::EapReply::Success {
+            packet: vec![3, 8, 0, 4],
+            msk: msk.clone(),
+            identity: "alice".into(),
+        },
+    );
+    let out = drain(&mut r);
+    let (_, first, inner) = c.open(&out[0]);
+    let reply = wire::payloads(first, &inner).expect("payloads");
+    assert_eq!(reply.len(), 1, "only EAP Success this time");
+    assert_eq!(reply[0].body, &[3, 8, 0, 4]);
+    // the client's AUTH keyed with the MSK
+    let signed = signed_octets(c.prf, &c.init_request, &c.nr, &c.keys().sk_pi, &idi);
+    let mut chain = PayloadChain::new();
+    chain.push(
+        payload::AUTH,
+        &Authentication::encode(
+            auth_method::SHARED_KEY_MIC,
+            &shared_key_auth(c.prf, &msk, &signed),
+        ),
+    );
+    let request = c.seal(exchange::IKE_AUTH, &chain);
+    r.handle_datagram(now, server(), c.addr, false, &request);
+    match events(&mut r).pop() {
+        Some(Ikev2Event::AuthorizationNeeded(req)) => {
+            assert_eq!(req.identity, "alice");
+            assert_eq!(req.method, ipsec::ikev2::ClientAuthMethod::Eap);
+            assert!(req.wants_ipv4);
+        }
+        _ => panic!("authorization after EAP"),
+    }
+    assert_eq!(r.half_open_count(), 0);
+    r.authorize(
+        now,
+        ike_sa,
+        Ok(Authorization {
+            ipv4: Some(CLIENT_ADDRESS),
+            ..Authorization::default()
+        }),
+    );
+    let out = drain(&mut r);
+    let (_, first, inner) = c.open(&out[0]);
+    let reply = wire::payloads(first, &inner).expect("payloads");
+    assert!(
+        !reply.iter().any(|p| p.kind == payload::IDR),
+        "IDr went out in the first answer"
+    );
+    let auth = Authentication::parse(
+        reply
+            .iter()
+            .find(|p| p.kind == payload::AUTH)
+            .expect("AUTH")
+            .body,
+    )
+    .expect("auth");
+    let signed = signed_octets(c.prf, &c.init_response, &c.ni, &c.keys().sk_pr, idr);
+    assert_eq!(
+        auth.data,
+        &shared_key_auth(c.prf, &msk, &signed)[..],
+        "final AUTH keyed with the MSK"
+    );
+    assert!(reply.iter().any(|p| p.kind == payload::SA));
+    assert!(events(&mut r)
+        .iter()
+        .any(|e| matches!(e, Ikev2Event::ChildSaUp(_))));
+}
+
+#[test]
+fn an_eap_failure_ends_the_sa_with_the_failure_packet() {
+    let now = Instant::now();
+    let mut cfg = config();
+    cfg.psks = Ikev2PskTable::new().with_wildcard(PSK);
+    let mut r = Ikev2Responder::new(cfg, now);
+    let mut c = init(&mut r, now);
+    let mut chain = PayloadChain::new();
+    chain.push(
+        payload::IDI,
+        &Identification::encode(id_type::IPV4_ADDR, &[10, 1, 1, 1]),
+    );
+    chain.push(payload::SA, &sa_payload::encode(&esp_proposal(5000)));
+    chain.push(
+        payload::TSI,
+        &traffic_selectors::encode(&[TrafficSelector::any_ipv4()]),
+    );
+    chain.push(
+        payload::TSR,
+        &traffic_selectors::encode(&[TrafficSelector::any_ipv4()]),
+    );
+    let request = c.seal(exchange::IKE_AUTH, &chain);
+    r.handle_datagram(now, server(), c.addr, false, &request);
+    let Some(Ikev2Event::EapStart { ike_sa, .. }) = events(&mut r).pop() else {
+        panic!("EAP start");
+    };
+    r.eap_reply(
+        now,
+        ike_sa,
+        ipsec::ikev2::EapReply::Failure {
+            packet: vec![4, 1, 0, 4],
+            reason: "wrong password for bob".into(),
+        },
+    );
+    let out = drain(&mut r);
+    let (_, first, inner) = c.open(&out[0]);
+    let reply = wire::payloads(first, &inner).expect("payloads");
+    assert_eq!(
+        reply
+            .iter()
+            .find(|p| p.kind == payload::EAP)
+            .expect("EAP")
+            .body,
+        &[4, 1, 0, 4]
+    );
+    assert_eq!(r.ike_sa_count(), 0);
+    assert_eq!(r.half_open_count(), 0);
+    assert!(events(&mut r).iter().any(
+        |e| matches!(e, Ikev2Event::Refused { reason, .. } if reason == "wrong password for bob")
+    ));
+}

@@ -13,12 +13,15 @@ use super::traffic_selectors::TrafficSelector;
 pub enum ClientAuthMethod {
     /// AUTH with a pre-shared key (§2.15).
     SharedKey,
+    /// EAP (§2.16), e.g. EAP-MSCHAPv2 against the user store or RADIUS.
+    Eap,
 }
 
 impl std::fmt::Display for ClientAuthMethod {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             ClientAuthMethod::SharedKey => "pre-shared key",
+            ClientAuthMethod::Eap => "EAP",
         })
     }
 }
@@ -35,6 +38,22 @@ pub struct AuthorizationRequest {
     /// The configuration payload asked for an IPv4 / IPv6 address.
     pub wants_ipv4: bool,
     pub wants_ipv6: bool,
+}
+
+/// The driver's EAP server's answer to an `EapStart` or `EapResponse`
+/// (RFC 7296 §2.16), given to [`super::Ikev2Responder::eap_reply`].
+pub enum EapReply {
+    /// The next EAP Request.
+    Continue(Vec<u8>),
+    /// EAP Success, the method's MSK, and the identity the client proved.
+    Success {
+        packet: Vec<u8>,
+        msk: zeroize::Zeroizing<Vec<u8>>,
+        identity: String,
+    },
+    /// EAP Failure; `reason` is for the log only (the client sees the
+    /// Failure packet, the same for every cause).
+    Failure { packet: Vec<u8>, reason: String },
 }
 
 /// The driver's answer to an [`AuthorizationRequest`].
@@ -84,6 +103,16 @@ pub enum Ikev2Event {
         suite: String,
         nat: String,
     },
+    /// A client wants EAP: answer with `eap_reply` (the first Request,
+    /// normally EAP-Identity, RFC 3748 §5.1: Windows' IKE identity is its
+    /// address, not the user).
+    EapStart {
+        ike_sa: IkeSaId,
+        peer: SocketAddr,
+        ike_identity: String,
+    },
+    /// The client's EAP Response: answer with `eap_reply`.
+    EapResponse { ike_sa: IkeSaId, packet: Vec<u8> },
     /// Decide on this client (policy, address), then call `authorize`.
     AuthorizationNeeded(Box<AuthorizationRequest>),
     /// Install these ESP SAs.

@@ -3,8 +3,10 @@
 //! AUTH, the configuration reply (§3.15) and the first child SA with its
 //! narrowed traffic selectors (§2.9).
 //!
-//! Client authentication here is the shared-key MAC; EAP (§2.16) and
-//! signatures are not handled yet and are refused with a clear log line.
+//! The client authenticates with a shared-key MAC (§2.15) or with EAP
+//! (§2.16), whose messages the driver's EAP server answers; the MSK keys
+//! both final AUTH payloads. Signatures are not handled yet and are
+//! refused with a clear log line.
 
 use std::net::IpAddr;
 use std::time::Instant;
@@ -37,6 +39,31 @@ struct AuthRequest<'a> {
     tsr: Vec<TrafficSelector>,
     cp: Option<ConfigPayload<'a>>,
     initial_contact: bool,
+}
+
+/// A later IKE_AUTH of an EAP conversation: an EAP message, or the final
+/// AUTH.
+pub(super) struct EapRound<'a> {
+    pub eap: Option<&'a [u8]>,
+    pub auth: Option<Authentication<'a>>,
+}
+
+pub(super) fn parse_eap_round(first: u8, inner: &[u8]) -> Result<EapRound<'_>, String> {
+    let chain = wire::payloads(first, inner).map_err(|e| e.to_string())?;
+    let mut round = EapRound {
+        eap: None,
+        auth: None,
+    };
+    for p in &chain {
+        match p.kind {
+            payload::EAP => round.eap = Some(p.body),
+            payload::AUTH => {
+                round.auth = Some(Authentication::parse(p.body).map_err(|e| e.to_string())?)
+            }
+            _ => {}
+        }
+    }
+    Ok(round)
 }
 
 fn parse_auth_request(first: u8, inner: &[u8]) -> Result<AuthRequest<'_>, String> {
@@ -86,6 +113,17 @@ fn parse_auth_request(first: u8, inner: &[u8]) -> Result<AuthRequest<'_>, String
     Ok(request)
 }
 
+/// What `start_eap` keeps of the first IKE_AUTH.
+pub(super) struct FirstAuth {
+    pub idi_data: Vec<u8>,
+    pub idi_body: Vec<u8>,
+    pub proposals: Vec<Proposal>,
+    pub tsi: Vec<TrafficSelector>,
+    pub tsr: Vec<TrafficSelector>,
+    pub cp_requested: bool,
+    pub wants_ipv4: bool,
+}
+
 impl Ikev2Responder {
     pub(crate) fn ike_auth(&mut self, now: Instant, header: &Header, first: u8, inner: &[u8]) {
         let spi_r = header.spi_r;
@@ -97,9 +135,16 @@ impl Ikev2Responder {
             Stage::HalfOpen => {}
             // A retransmission while the driver decides: the answer follows.
             Stage::Authorizing(p) if p.message_id == header.message_id => return,
+            Stage::Eap(_) => {
+                self.eap_round(now, header, first, inner);
+                return;
+            }
             _ => {
                 self.stats.malformed += 1;
-                self.refuse(peer, "a second IKE_AUTH on an authenticated IKE SA is not supported (EAP is not implemented yet)".into());
+                self.refuse(
+                    peer,
+                    "IKE_AUTH on an IKE SA that is already authenticated".into(),
+                );
                 return;
             }
         }
@@ -118,12 +163,25 @@ impl Ikev2Responder {
         };
         let identity = request.idi.describe();
         let Some(auth) = request.auth else {
-            self.fail_auth(
-                spi_r,
-                header.message_id,
-                notify::AUTHENTICATION_FAILED,
-                format!("IKEv2 client {identity} asked for EAP authentication, which is not implemented yet"),
-            );
+            let cp_requested = request
+                .cp
+                .as_ref()
+                .is_some_and(|cp| cp.cfg_type == cfg_type::REQUEST);
+            let wants_ipv4 = cp_requested
+                && request
+                    .cp
+                    .as_ref()
+                    .is_some_and(|cp| cp.has(attribute::INTERNAL_IP4_ADDRESS));
+            let first = FirstAuth {
+                idi_data: request.idi.data.to_vec(),
+                idi_body: request.idi.body.to_vec(),
+                proposals: request.proposals,
+                tsi: request.tsi,
+                tsr: request.tsr,
+                cp_requested,
+                wants_ipv4,
+            };
+            self.start_eap(now, header, first, identity);
             return;
         };
         if auth.method != auth_method::SHARED_KEY_MIC {
@@ -200,7 +258,7 @@ impl Ikev2Responder {
             return;
         };
         sa.identity = identity.clone();
-        sa.psk = Some(zeroize::Zeroizing::new(key));
+        sa.auth_key = Some(zeroize::Zeroizing::new(key));
         sa.stage = Stage::Authorizing(Box::new(PendingChild {
             message_id: header.message_id,
             proposals: request.proposals,
@@ -225,7 +283,7 @@ impl Ikev2Responder {
     }
 
     /// Answers an IKE_AUTH with an error notify and forgets the SA.
-    fn fail_auth(&mut self, spi_r: [u8; 8], message_id: u32, kind: u16, reason: String) {
+    pub(super) fn fail_auth(&mut self, spi_r: [u8; 8], message_id: u32, kind: u16, reason: String) {
         self.stats.refused += 1;
         let Some(sa) = self.sas.get(&spi_r) else {
             return;
@@ -270,12 +328,15 @@ impl Ikev2Responder {
         let peer = sa.peer;
         // §2.15: our AUTH covers our IKE_SA_INIT response, the initiator's
         // nonce and prf(SK_pr, IDr).
+        // With EAP the MSK is the key (§2.16) and IDr went out earlier.
         let idr_body = self.config.local_identity.id_body();
-        let psk = sa.psk.clone().unwrap_or_default();
+        let key = sa.auth_key.clone().unwrap_or_default();
         let signed = signed_octets(sa.prf, &sa.init_response, &sa.ni, &sa.keys.sk_pr, &idr_body);
-        let our_auth = shared_key_auth(sa.prf, &psk, &signed);
+        let our_auth = shared_key_auth(sa.prf, &key, &signed);
         let mut chain = PayloadChain::new();
-        chain.push(payload::IDR, &idr_body);
+        if !sa.eap {
+            chain.push(payload::IDR, &idr_body);
+        }
         chain.push(
             payload::AUTH,
             &Authentication::encode(auth_method::SHARED_KEY_MIC, &our_auth),

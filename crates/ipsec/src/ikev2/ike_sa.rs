@@ -26,9 +26,29 @@ pub(crate) struct PendingChild {
     pub requested_since: Instant,
 }
 
+/// An EAP conversation in IKE_AUTH (RFC 7296 §2.16), carried between the
+/// client and the driver's EAP server.
+pub(crate) struct EapStage {
+    /// The first IKE_AUTH's child request; `message_id` is the request we
+    /// answer next.
+    pub pending: PendingChild,
+    /// The client's IDi body, which its final AUTH signs.
+    pub idi_body: Vec<u8>,
+    /// The driver has not answered the last EAP message yet.
+    pub owe_answer: bool,
+    /// Our first answer (IDr, AUTH) has gone out.
+    pub sent_auth: bool,
+    /// Set when the EAP method succeeded: the key of both final AUTHs.
+    pub msk: Option<Zeroizing<Vec<u8>>>,
+    pub eap_identity: Option<String>,
+    pub since: Instant,
+}
+
 pub(crate) enum Stage {
     /// IKE_SA_INIT answered; waiting for IKE_AUTH (a half-open SA).
     HalfOpen,
+    /// EAP in progress: still unauthenticated, still counted half-open.
+    Eap(Box<EapStage>),
     /// The client is authenticated; the driver decides on its tunnel.
     Authorizing(Box<PendingChild>),
     Established,
@@ -79,7 +99,11 @@ pub(crate) struct IkeSa {
     /// Our answer to the last request, resent when it is retransmitted.
     pub last_response: Option<(u32, Vec<Vec<u8>>)>,
     pub identity: String,
-    pub psk: Option<Zeroizing<Vec<u8>>>,
+    /// The key of our shared-key AUTH payloads: the pre-shared key, or
+    /// after EAP the MSK (§2.16).
+    pub auth_key: Option<Zeroizing<Vec<u8>>>,
+    /// The client authenticates with EAP.
+    pub eap: bool,
     pub children: Vec<ChildRecord>,
     pub created: Instant,
     pub last_heard: Instant,
@@ -110,6 +134,6 @@ impl IkeSa {
     }
 
     pub fn is_half_open(&self) -> bool {
-        matches!(self.stage, Stage::HalfOpen)
+        matches!(self.stage, Stage::HalfOpen | Stage::Eap(_))
     }
 }

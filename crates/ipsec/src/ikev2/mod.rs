@@ -16,6 +16,7 @@ pub mod auth;
 pub mod config;
 pub mod config_payload;
 pub mod cookie;
+mod eap;
 pub mod encrypted;
 pub mod events;
 pub mod fragments;
@@ -32,5 +33,7 @@ pub mod traffic_selectors;
 pub mod wire;
 
 pub use config::{Ikev2Config, Ikev2PskTable, LocalIdentity};
-pub use events::{Authorization, AuthorizationRequest, ChildSa, ClientAuthMethod, Ikev2Event};
+pub use events::{
+    Authorization, AuthorizationRequest, ChildSa, ClientAuthMethod, EapReply, Ikev2Event,
+};
 pub use responder::{Ikev2Responder, Ikev2Stats};

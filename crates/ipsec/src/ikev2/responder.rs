@@ -35,7 +35,8 @@ pub struct Ikev2Stats {
 /// Queues are bounded: a peer that makes us talk more than this before
 /// the driver drains is cut off at the queue, not in memory.
 const MAX_QUEUED: usize = 4096;
-/// How long the driver may take to authorize a client.
+/// How long the driver may take to authorize a client, and an EAP
+/// round may take.
 const AUTHORIZATION_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long an incomplete fragmented message is kept (RFC 7383 §2.6.1).
 const REASSEMBLY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -401,6 +402,7 @@ impl Ikev2Responder {
             match &sa.stage {
                 Stage::HalfOpen => consider(sa.created + self.config.half_open_timeout),
                 Stage::Authorizing(p) => consider(p.requested_since + AUTHORIZATION_TIMEOUT),
+                Stage::Eap(e) => consider(e.since + AUTHORIZATION_TIMEOUT),
                 Stage::Established => match &sa.our_request {
                     Some(r) => consider(r.last_sent + RETRANSMIT_INTERVAL),
                     None => consider(sa.last_heard + self.config.liveness_interval),
@@ -436,6 +438,11 @@ impl Ikev2Responder {
                 }
                 Stage::Authorizing(p) => {
                     if now >= p.requested_since + AUTHORIZATION_TIMEOUT {
+                        expired.push(*spi);
+                    }
+                }
+                Stage::Eap(e) => {
+                    if now >= e.since + AUTHORIZATION_TIMEOUT {
                         expired.push(*spi);
                     }
                 }
