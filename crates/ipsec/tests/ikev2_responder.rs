@@ -1236,3 +1236,81 @@ fn an_eap_failure_ends_the_sa_with_the_failure_packet() {
         |e| matches!(e, Ikev2Event::Refused { reason, .. } if reason == "wrong password for bob")
     ));
 }
+
+#[test]
+fn mobike_address_update_moves_the_tunnel_and_echoes_cookie2() {
+    let now = Instant::now();
+    let mut r = Ikev2Responder::new(config(), now);
+    let mut c = init(&mut r, now);
+    let mut chain = c.auth_chain(PSK, CLIENT_ID, 0x1234, false);
+    chain.push(
+        payload::NOTIFY,
+        &Notify::encode(notify::MOBIKE_SUPPORTED, &[]),
+    );
+    let request = c.seal(exchange::IKE_AUTH, &chain);
+    r.handle_datagram(now, server(), c.addr, false, &request);
+    let Some(Ikev2Event::AuthorizationNeeded(req)) = events(&mut r).pop() else {
+        panic!("authorization request");
+    };
+    r.authorize(now, req.ike_sa, Ok(Authorization::default()));
+    let out = drain(&mut r);
+    let (_, first, inner) = c.open(&out[0]);
+    assert!(notifies(first, &inner).contains(&notify::MOBIKE_SUPPORTED));
+    events(&mut r);
+    // the client moves to a mobile network behind a NAT, on the NAT-T port
+    let moved: SocketAddr = "198.18.0.77:34567".parse().expect("addr");
+    let mut update = PayloadChain::new();
+    update.push(
+        payload::NOTIFY,
+        &Notify::encode(notify::UPDATE_SA_ADDRESSES, &[]),
+    );
+    update.push(payload::NOTIFY, &Notify::encode(notify::COOKIE2, &[9; 16]));
+    let private: SocketAddr = "10.20.30.40:4500".parse().expect("addr");
+    update.push(
+        payload::NOTIFY,
+        &Notify::encode(
+            notify::NAT_DETECTION_SOURCE_IP,
+            &nat_d(HashAlg::Sha1, &c.spi_i, &c.spi_r, private),
+        ),
+    );
+    let to_server: SocketAddr = "198.51.100.1:4500".parse().expect("addr");
+    update.push(
+        payload::NOTIFY,
+        &Notify::encode(
+            notify::NAT_DETECTION_DESTINATION_IP,
+            &nat_d(HashAlg::Sha1, &c.spi_i, &c.spi_r, to_server),
+        ),
+    );
+    let request = c.seal(exchange::INFORMATIONAL, &update);
+    r.handle_datagram(now, to_server, moved, true, &request);
+    let evs = events(&mut r);
+    let moves: Vec<_> = evs
+        .iter()
+        .filter_map(|e| match e {
+            Ikev2Event::PeerMoved {
+                peer,
+                udp_encapsulated,
+                ..
+            } => Some((*peer, *udp_encapsulated)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        moves,
+        vec![(moved, true)],
+        "one move, to the NAT's address, in UDP"
+    );
+    let mut t = r.poll_transmit().expect("answer");
+    assert_eq!(t.remote, moved);
+    assert!(t.from_nat_t_port);
+    let (_, first, inner) = c.open(&std::mem::take(&mut t.bytes));
+    let reply = wire::payloads(first, &inner).expect("payloads");
+    let cookie2 = reply
+        .iter()
+        .filter(|p| p.kind == payload::NOTIFY)
+        .map(|p| Notify::parse(p.body).expect("n"))
+        .find(|n| n.kind == notify::COOKIE2)
+        .expect("COOKIE2 echoed");
+    assert_eq!(cookie2.data, &[9; 16]);
+    assert!(notifies(first, &inner).contains(&notify::NAT_DETECTION_SOURCE_IP));
+}

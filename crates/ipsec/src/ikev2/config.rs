@@ -102,6 +102,9 @@ pub struct Ikev2Config {
     pub child_hard_lifetime: Duration,
     /// ESP anti-replay window in packets.
     pub replay_window: u32,
+    /// Offer MOBIKE (RFC 4555): clients that change networks (Wi-Fi to
+    /// mobile) keep their tunnel.
+    pub mobike: bool,
 }
 
 impl Default for Ikev2Config {
@@ -119,6 +122,7 @@ impl Default for Ikev2Config {
             liveness_timeout: Duration::from_secs(60),
             child_hard_lifetime: Duration::from_secs(3 * 3600),
             replay_window: 1024,
+            mobike: true,
         }
     }
 }

@@ -130,8 +130,13 @@ pub enum Ikev2Event {
         peer: SocketAddr,
         reason: DownReason,
     },
-    /// The peer's NAT mapping changed: send ESP and IKE there from now on.
-    PeerMoved { ike_sa: IkeSaId, peer: SocketAddr },
+    /// The peer's address changed (a NAT mapping, or MOBIKE, RFC 4555):
+    /// send ESP there from now on, in UDP or not.
+    PeerMoved {
+        ike_sa: IkeSaId,
+        peer: SocketAddr,
+        udp_encapsulated: bool,
+    },
     /// A refusal or a dropped message, worth one log line.
     Refused { peer: SocketAddr, reason: String },
 }

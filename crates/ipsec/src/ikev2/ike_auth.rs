@@ -39,6 +39,7 @@ struct AuthRequest<'a> {
     tsr: Vec<TrafficSelector>,
     cp: Option<ConfigPayload<'a>>,
     initial_contact: bool,
+    mobike: bool,
 }
 
 /// A later IKE_AUTH of an EAP conversation: an EAP message, or the final
@@ -81,6 +82,7 @@ fn parse_auth_request(first: u8, inner: &[u8]) -> Result<AuthRequest<'_>, String
         tsr: Vec::new(),
         cp: None,
         initial_contact: false,
+        mobike: false,
     };
     for p in &chain {
         match p.kind {
@@ -102,8 +104,10 @@ fn parse_auth_request(first: u8, inner: &[u8]) -> Result<AuthRequest<'_>, String
             }
             payload::NOTIFY => {
                 let n = Notify::parse(p.body).map_err(|e| e.to_string())?;
-                if n.kind == notify::INITIAL_CONTACT {
-                    request.initial_contact = true;
+                match n.kind {
+                    notify::INITIAL_CONTACT => request.initial_contact = true,
+                    notify::MOBIKE_SUPPORTED => request.mobike = true,
+                    _ => {}
                 }
             }
             _ => {}
@@ -162,6 +166,10 @@ impl Ikev2Responder {
             }
         };
         let identity = request.idi.describe();
+        let mobike = request.mobike && self.config.mobike;
+        if let Some(sa) = self.sas.get_mut(&spi_r) {
+            sa.mobike = mobike;
+        }
         let Some(auth) = request.auth else {
             let cp_requested = request
                 .cp
@@ -341,6 +349,13 @@ impl Ikev2Responder {
             payload::AUTH,
             &Authentication::encode(auth_method::SHARED_KEY_MIC, &our_auth),
         );
+        if sa.mobike {
+            // RFC 4555 §3.4: announced in the IKE_AUTH answer.
+            chain.push(
+                payload::NOTIFY,
+                &Notify::encode(notify::MOBIKE_SUPPORTED, &[]),
+            );
+        }
         let nat = sa.nat.describe().to_string();
         let identity = sa.identity.clone();
         let suite = sa.suite.clone();

@@ -104,6 +104,8 @@ pub(crate) struct IkeSa {
     pub auth_key: Option<Zeroizing<Vec<u8>>>,
     /// The client authenticates with EAP.
     pub eap: bool,
+    /// Both sides announced MOBIKE (RFC 4555 §3.4).
+    pub mobike: bool,
     pub children: Vec<ChildRecord>,
     pub created: Instant,
     pub last_heard: Instant,

@@ -6,7 +6,8 @@
 use std::time::Instant;
 
 use crate::ike_crypto::ikev2_keys::{ike_sa_keys, rekey_skeyseed};
-use crate::ike_crypto::DhPrivate;
+use crate::ike_crypto::{DhPrivate, HashAlg};
+use crate::ikev1::nat_detection::{nat_d, NatState};
 
 use super::events::{ChildSa, DownReason, Ikev2Event};
 use super::ike_auth::child_keys;
@@ -34,16 +35,39 @@ impl Ikev2Responder {
         };
         let mut delete_ike = false;
         let mut deleted_children: Vec<[u8; 4]> = Vec::new();
+        let mut update_addresses = false;
+        let mut cookie2 = None;
+        let mut nat_source = Vec::new();
+        let mut nat_destination = None;
         for p in &chain {
-            if p.kind == payload::DELETE {
-                match Delete::parse(p.body) {
+            match p.kind {
+                payload::DELETE => match Delete::parse(p.body) {
                     Ok(d) if d.protocol == protocol::IKE => delete_ike = true,
                     Ok(d) if d.protocol == protocol::ESP => deleted_children.extend(d.spis),
                     _ => {}
-                }
+                },
+                payload::NOTIFY => match Notify::parse(p.body) {
+                    Ok(n) if n.kind == notify::UPDATE_SA_ADDRESSES => update_addresses = true,
+                    Ok(n) if n.kind == notify::COOKIE2 => cookie2 = Some(n.data.to_vec()),
+                    Ok(n) if n.kind == notify::NAT_DETECTION_SOURCE_IP => {
+                        nat_source.push(n.data.to_vec())
+                    }
+                    Ok(n) if n.kind == notify::NAT_DETECTION_DESTINATION_IP => {
+                        nat_destination = Some(n.data.to_vec())
+                    }
+                    _ => {}
+                },
+                _ => {}
             }
         }
         let mut reply = PayloadChain::new();
+        if let Some(cookie) = &cookie2 {
+            // RFC 4555 §3.8: the return routability check echoes COOKIE2.
+            reply.push(payload::NOTIFY, &Notify::encode(notify::COOKIE2, cookie));
+        }
+        if update_addresses {
+            self.update_addresses(spi_r, &nat_source, nat_destination.as_deref(), &mut reply);
+        }
         if delete_ike {
             // §1.4.1: the answer to an IKE SA Delete is empty; then the SA
             // and all its children are gone.
@@ -88,6 +112,56 @@ impl Ikev2Responder {
         // An empty request is a liveness check (§2.4): the empty answer
         // is the proof of life.
         self.respond(spi_r, exchange::INFORMATIONAL, header.message_id, &reply);
+    }
+
+    /// RFC 4555 §3.5: the client moved; the request came from its new
+    /// address (already recorded), and its NAT-D notifies say whether a NAT
+    /// is now on the path. We answer with ours.
+    fn update_addresses(
+        &mut self,
+        spi_r: [u8; 8],
+        nat_source: &[Vec<u8>],
+        nat_destination: Option<&[u8]>,
+        reply: &mut PayloadChain,
+    ) {
+        let Some(sa) = self.sas.get_mut(&spi_r) else {
+            return;
+        };
+        if !sa.mobike {
+            let peer = sa.peer;
+            self.refuse(peer, "UPDATE_SA_ADDRESSES without MOBIKE ignored".into());
+            return;
+        }
+        if !nat_source.is_empty() {
+            let (spi_i, local, peer) = (sa.spi_i, sa.local, sa.peer);
+            let source = nat_d(HashAlg::Sha1, &spi_i, &spi_r, peer);
+            let destination = nat_d(HashAlg::Sha1, &spi_i, &spi_r, local);
+            sa.nat = NatState {
+                local_behind_nat: nat_destination.is_some_and(|d| d != destination.as_slice()),
+                peer_behind_nat: !nat_source.contains(&source),
+            };
+            reply.push(
+                payload::NOTIFY,
+                &Notify::encode(
+                    notify::NAT_DETECTION_SOURCE_IP,
+                    &nat_d(HashAlg::Sha1, &spi_i, &spi_r, local),
+                ),
+            );
+            reply.push(
+                payload::NOTIFY,
+                &Notify::encode(
+                    notify::NAT_DETECTION_DESTINATION_IP,
+                    &nat_d(HashAlg::Sha1, &spi_i, &spi_r, peer),
+                ),
+            );
+        }
+        let (ike_sa, peer, udp_encapsulated) = (sa.id, sa.peer, sa.nat.any() || sa.on_nat_t);
+        // The child SAs follow the IKE SA to the new address (§3.5).
+        self.push_event(Ikev2Event::PeerMoved {
+            ike_sa,
+            peer,
+            udp_encapsulated,
+        });
     }
 
     pub(crate) fn create_child_sa(
@@ -391,6 +465,7 @@ impl Ikev2Responder {
             identity: old.identity.clone(),
             auth_key: old.auth_key.clone(),
             eap: old.eap,
+            mobike: old.mobike,
             children,
             created: now,
             last_heard: now,

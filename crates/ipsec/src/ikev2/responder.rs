@@ -176,11 +176,15 @@ impl Ikev2Responder {
             let moved = sa.peer != remote;
             sa.peer = remote;
             sa.on_nat_t = on_nat_t_port;
-            if moved && matches!(sa.stage, Stage::Established) {
+            // A MOBIKE peer announces moves with UPDATE_SA_ADDRESSES (RFC
+            // 4555 §3.5), reported from there with the NAT state it brings.
+            if moved && !sa.mobike && matches!(sa.stage, Stage::Established) {
                 let ike_sa = sa.id;
+                let udp_encapsulated = sa.nat.any() || sa.on_nat_t;
                 self.push_event(Ikev2Event::PeerMoved {
                     ike_sa,
                     peer: remote,
+                    udp_encapsulated,
                 });
             }
         }

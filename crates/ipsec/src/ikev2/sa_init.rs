@@ -285,6 +285,7 @@ impl Ikev2Responder {
             identity: String::new(),
             auth_key: None,
             eap: false,
+            mobike: false,
             children: Vec::new(),
             created: now,
             last_heard: now,
