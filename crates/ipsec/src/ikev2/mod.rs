@@ -23,6 +23,9 @@ pub mod fragments;
 mod ike_auth;
 mod ike_sa;
 mod informational;
+pub mod initiator;
+pub mod initiator_config;
+mod initiator_exchanges;
 pub mod notify;
 pub mod payloads;
 pub mod proposal;
@@ -36,4 +39,6 @@ pub use config::{Ikev2Config, Ikev2PskTable, LocalIdentity};
 pub use events::{
     Authorization, AuthorizationRequest, ChildSa, ClientAuthMethod, EapReply, Ikev2Event,
 };
+pub use initiator::{Ikev2ClientEvent, Ikev2Initiator};
+pub use initiator_config::{ClientAuth, Ikev2InitiatorConfig, Ikev2Offer};
 pub use responder::{Ikev2Responder, Ikev2Stats};

@@ -126,8 +126,8 @@ pub enum SaError {
 }
 
 /// Parses an SA payload body into its proposals (§3.3.1: "last" is 0 for
-/// the last proposal, 2 otherwise; numbers start at 1 and increase by one,
-/// or repeat for an AND of protocols, which IKEv2 no longer uses).
+/// the last proposal, 2 otherwise; numbers increase by one, or repeat for
+/// an AND of protocols, which IKEv2 no longer uses).
 pub fn parse(mut body: &[u8]) -> Result<Vec<Proposal>, SaError> {
     let mut proposals = Vec::new();
     let mut previous = 0u8;
@@ -147,7 +147,9 @@ pub fn parse(mut body: &[u8]) -> Result<Vec<Proposal>, SaError> {
         if len < 8 + spi_len || len > body.len() {
             return Err(SaError::ProposalLength(number));
         }
-        if number != previous.wrapping_add(1) && number != previous {
+        // §3.3.1: an answer echoes the number of the accepted proposal,
+        // so only the order after the first is checked.
+        if !proposals.is_empty() && number != previous.wrapping_add(1) && number != previous {
             return Err(SaError::Numbering { number, previous });
         }
         previous = number;

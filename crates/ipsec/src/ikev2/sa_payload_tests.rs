@@ -78,9 +78,22 @@ fn malformed_payloads_are_errors_not_panics() {
     let mut count = WINDOWS_LIKE.to_vec();
     count[7] = 5;
     assert_eq!(parse(&count), Err(SaError::TransformCount(1)));
-    let mut numbering = WINDOWS_LIKE.to_vec();
-    numbering[4] = 3;
-    assert!(matches!(parse(&numbering), Err(SaError::Numbering { .. })));
+    // a lone proposal may carry any number (an answer echoes the chosen
+    // one), but the next one must follow it
+    let mut echoed = WINDOWS_LIKE.to_vec();
+    echoed[4] = 3;
+    assert_eq!(parse(&echoed).expect("echoed number")[0].number, 3);
+    let mut two = WINDOWS_LIKE.to_vec();
+    two[0] = 2; // more proposals follow
+    two.extend_from_slice(WINDOWS_LIKE);
+    two[44 + 4] = 5; // second proposal numbered 5 after 1
+    assert!(matches!(
+        parse(&two),
+        Err(SaError::Numbering {
+            number: 5,
+            previous: 1
+        })
+    ));
     let mut tlen = WINDOWS_LIKE.to_vec();
     tlen[11] = 7; // transform shorter than its header
     assert_eq!(parse(&tlen), Err(SaError::TransformLength(1)));

@@ -1,0 +1,690 @@
+//! The IKEv2 initiator endpoint (`ras connect ikev2://`): one IKE SA with
+//! its child SAs toward one server. Sans-IO like the responder: datagrams
+//! and the clock go in, datagrams and events come out. The exchanges are
+//! in `initiator_exchanges`.
+
+use std::collections::VecDeque;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use zeroize::Zeroizing;
+
+use crate::esp::CipherSuite;
+use crate::ike_crypto::ikev2_keys::IkeSaKeys;
+use crate::ike_crypto::{DhPrivate, HashAlg};
+use crate::ikev1::nat_detection::NatState;
+
+use super::encrypted::{self, DirectionKeys, SkTransform};
+use super::events::{ChildSa, DownReason, Transmit};
+use super::fragments::{fragment_message, Reassembly};
+use super::initiator_config::Ikev2InitiatorConfig;
+use super::payloads::{Delete, Notify};
+use super::sa_payload::protocol;
+use super::traffic_selectors::TrafficSelector;
+use super::wire::{self, exchange, flags, payload, Header, PayloadChain, VERSION_2_0};
+
+/// What the initiator tells its driver.
+pub enum Ikev2ClientEvent {
+    /// An EAP message from the server (Request, Success or Failure): answer
+    /// a Request with `eap_response`; after Success call `eap_finished`
+    /// with the method's MSK.
+    EapRequest { packet: Vec<u8> },
+    /// The tunnel is up: the address and DNS the server gave, and what may
+    /// be reached through it.
+    Connected {
+        virtual_ipv4: Option<Ipv4Addr>,
+        dns: Vec<IpAddr>,
+        server_selectors: Vec<TrafficSelector>,
+        nat: String,
+        suite: String,
+    },
+    /// Install these ESP SAs (tunnel mode).
+    ChildSaUp(Box<ChildSa>),
+    /// Remove the ESP SAs with these SPIs.
+    ChildSaDown { inbound_spi: u32, outbound_spi: u32 },
+    /// The IKE SA is gone; the reason is for the user.
+    Down { reason: String },
+}
+
+/// Where the connection is.
+pub(crate) enum Phase {
+    /// IKE_SA_INIT sent.
+    SaInit {
+        dh: DhPrivate,
+        cookie: Option<Vec<u8>>,
+    },
+    /// IKE_AUTH sent (the first one, or one of an EAP conversation).
+    Auth,
+    /// An EAP Request was handed to the driver.
+    EapWithCaller,
+    /// EAP succeeded; the driver computes the MSK.
+    EapDone,
+    Established,
+    Closed,
+}
+
+/// A request of ours awaiting its answer (§2.1: one at a time here).
+pub(crate) struct Outstanding {
+    pub message_id: u32,
+    pub datagrams: Vec<Vec<u8>>,
+    pub first_sent: Instant,
+    pub next_retransmit: usize,
+    pub purpose: Purpose,
+}
+
+pub(crate) enum Purpose {
+    SaInit,
+    Auth,
+    Liveness,
+    RekeyChild {
+        new_inbound_spi: u32,
+        nonce: Vec<u8>,
+        old_inbound_spi: u32,
+    },
+    DeleteChild {
+        inbound_spi: u32,
+        outbound_spi: u32,
+    },
+}
+
+/// A child SA of ours.
+#[derive(Clone, Debug)]
+pub(crate) struct ClientChild {
+    pub inbound_spi: u32,
+    pub outbound_spi: u32,
+    pub suite: CipherSuite,
+    pub created: Instant,
+    pub client_selectors: Vec<TrafficSelector>,
+    pub server_selectors: Vec<TrafficSelector>,
+    pub rekeying: bool,
+}
+
+pub struct Ikev2Initiator {
+    pub(crate) config: Ikev2InitiatorConfig,
+    pub(crate) local: SocketAddr,
+    /// Where IKE goes: the server's port 500, or its NAT-T port after the
+    /// float (§2.23).
+    pub(crate) remote: SocketAddr,
+    pub(crate) on_nat_t: bool,
+    pub(crate) phase: Phase,
+    pub(crate) spi_i: [u8; 8],
+    pub(crate) spi_r: [u8; 8],
+    pub(crate) ni: Vec<u8>,
+    pub(crate) nr: Vec<u8>,
+    pub(crate) init_request: Vec<u8>,
+    pub(crate) init_response: Vec<u8>,
+    pub(crate) prf: HashAlg,
+    pub(crate) protection: Option<SkTransform>,
+    pub(crate) keys: Option<IkeSaKeys>,
+    pub(crate) nat: NatState,
+    pub(crate) server_fragments: bool,
+    pub(crate) idi_body: Vec<u8>,
+    /// The server's IDr body, which its AUTH signs.
+    pub(crate) server_idr: Vec<u8>,
+    /// Our SPI of the first child, offered in IKE_AUTH.
+    pub(crate) first_inbound_spi: u32,
+    pub(crate) msk: Option<Zeroizing<Vec<u8>>>,
+    pub(crate) next_message_id: u32,
+    pub(crate) outstanding: Option<Outstanding>,
+    /// The server's requests (liveness, deletes): the next Message ID it
+    /// may use and our last answer.
+    pub(crate) server_next_request: u32,
+    pub(crate) last_answer: Option<(u32, Vec<Vec<u8>>)>,
+    pub(crate) reassembly: Option<(u32, Reassembly)>,
+    pub(crate) children: Vec<ClientChild>,
+    pub(crate) virtual_ipv4: Option<Ipv4Addr>,
+    pub(crate) last_heard: Instant,
+    pub(crate) last_keepalive: Instant,
+    pub(crate) transmits: VecDeque<Transmit>,
+    pub(crate) events: VecDeque<Ikev2ClientEvent>,
+}
+
+impl Ikev2Initiator {
+    /// Starts a connection from `local` to the server at `remote` (its IKE
+    /// port, normally 500): IKE_SA_INIT goes out at once.
+    pub fn new(
+        config: Ikev2InitiatorConfig,
+        local: SocketAddr,
+        remote: SocketAddr,
+        now: Instant,
+    ) -> Self {
+        let mut spi_i = [0u8; 8];
+        while spi_i == [0; 8] {
+            let _ = aws_lc_rs::rand::fill(&mut spi_i);
+        }
+        let mut ni = vec![0u8; 32];
+        let _ = aws_lc_rs::rand::fill(&mut ni);
+        let group = config
+            .ike_offers
+            .first()
+            .map(|o| o.group)
+            .unwrap_or(crate::ike_crypto::DhGroup::Ecp256);
+        let mut me = Ikev2Initiator {
+            config,
+            local,
+            remote,
+            on_nat_t: false,
+            phase: Phase::Closed,
+            spi_i,
+            spi_r: [0; 8],
+            ni,
+            nr: Vec::new(),
+            init_request: Vec::new(),
+            init_response: Vec::new(),
+            prf: HashAlg::Sha256,
+            protection: None,
+            keys: None,
+            nat: NatState::default(),
+            server_fragments: false,
+            idi_body: Vec::new(),
+            server_idr: Vec::new(),
+            first_inbound_spi: random_spi(),
+            msk: None,
+            next_message_id: 0,
+            outstanding: None,
+            server_next_request: 0,
+            last_answer: None,
+            reassembly: None,
+            children: Vec::new(),
+            virtual_ipv4: None,
+            last_heard: now,
+            last_keepalive: now,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+        };
+        me.send_sa_init(now, group, None);
+        me
+    }
+
+    pub fn is_established(&self) -> bool {
+        matches!(self.phase, Phase::Established)
+    }
+
+    pub fn is_closed(&self) -> bool {
+        matches!(self.phase, Phase::Closed)
+    }
+
+    /// Where IKE (and UDP-encapsulated ESP) goes now.
+    pub fn remote(&self) -> SocketAddr {
+        self.remote
+    }
+
+    pub fn virtual_ipv4(&self) -> Option<Ipv4Addr> {
+        self.virtual_ipv4
+    }
+
+    pub fn child_count(&self) -> usize {
+        self.children.len()
+    }
+
+    /// ESP arrived: the server is alive.
+    pub fn note_traffic(&mut self, now: Instant) {
+        self.last_heard = now;
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    pub fn poll_event(&mut self) -> Option<Ikev2ClientEvent> {
+        self.events.pop_front()
+    }
+
+    /// A datagram from the server (non-ESP marker removed on port 4500).
+    pub fn handle_datagram(&mut self, now: Instant, on_nat_t_port: bool, message: &[u8]) {
+        if self.is_closed() {
+            return;
+        }
+        let Ok(header) = Header::parse(message) else {
+            return;
+        };
+        if header.spi_i != self.spi_i || header.from_initiator() {
+            return;
+        }
+        let _ = on_nat_t_port;
+        if header.is_response() {
+            let expected = self
+                .outstanding
+                .as_ref()
+                .is_some_and(|o| o.message_id == header.message_id);
+            if !expected {
+                return;
+            }
+            if header.exchange == exchange::IKE_SA_INIT {
+                self.sa_init_response(now, &header, message);
+                return;
+            }
+            let Some((first, inner)) = self.open(&header, message) else {
+                return;
+            };
+            self.last_heard = now;
+            let Some(done) = self.outstanding.take() else {
+                return;
+            };
+            match done.purpose {
+                Purpose::SaInit => {}
+                Purpose::Auth => self.auth_response(now, first, &inner),
+                Purpose::Liveness => {}
+                Purpose::RekeyChild {
+                    new_inbound_spi,
+                    nonce,
+                    old_inbound_spi,
+                } => self.rekey_response(
+                    now,
+                    first,
+                    &inner,
+                    new_inbound_spi,
+                    &nonce,
+                    old_inbound_spi,
+                ),
+                Purpose::DeleteChild {
+                    inbound_spi,
+                    outbound_spi,
+                } => {
+                    self.children.retain(|c| c.inbound_spi != inbound_spi);
+                    self.events.push_back(Ikev2ClientEvent::ChildSaDown {
+                        inbound_spi,
+                        outbound_spi,
+                    });
+                }
+            }
+            self.start_due_work(now);
+        } else {
+            self.server_request(now, &header, message);
+        }
+    }
+
+    /// Verifies and decrypts a message from the server (fragments are
+    /// collected until whole).
+    pub(crate) fn open(
+        &mut self,
+        header: &Header,
+        message: &[u8],
+    ) -> Option<(u8, Zeroizing<Vec<u8>>)> {
+        let protection = self.protection?;
+        let keys = self.keys.as_ref()?;
+        let located = encrypted::locate(message).ok()?;
+        let content = encrypted::open(
+            &protection,
+            DirectionKeys {
+                encr: &keys.sk_er,
+                integ: &keys.sk_ar,
+            },
+            message,
+            &located,
+        )
+        .ok()?;
+        let Some((number, total)) = located.fragment else {
+            return Some((located.next, content));
+        };
+        if !matches!(&self.reassembly, Some((id, _)) if *id == header.message_id) {
+            self.reassembly = Some((header.message_id, Reassembly::new()));
+        }
+        let (_, reassembly) = self.reassembly.as_mut()?;
+        match reassembly.add(number, total, located.next, content) {
+            Ok(Some(done)) => {
+                self.reassembly = None;
+                Some((done.first_payload, done.inner))
+            }
+            Ok(None) => None,
+            Err(_) => {
+                self.reassembly = None;
+                None
+            }
+        }
+    }
+
+    /// Seals a chain under our keys (fragmented when the server supports
+    /// it and the message is large).
+    pub(crate) fn seal(
+        &self,
+        exchange_type: u8,
+        message_id: u32,
+        response: bool,
+        chain: &PayloadChain,
+    ) -> Option<Vec<Vec<u8>>> {
+        let protection = self.protection?;
+        let keys = self.keys.as_ref()?;
+        let header = Header {
+            spi_i: self.spi_i,
+            spi_r: self.spi_r,
+            next_payload: 0,
+            version: VERSION_2_0,
+            exchange: exchange_type,
+            flags: flags::INITIATOR | if response { flags::RESPONSE } else { 0 },
+            message_id,
+            length: 0,
+        };
+        let ours = DirectionKeys {
+            encr: &keys.sk_ei,
+            integ: &keys.sk_ai,
+        };
+        let whole =
+            encrypted::seal(&protection, ours, &header, chain.first(), chain.bytes()).ok()?;
+        if whole.len() <= self.config.fragment_size || !self.server_fragments {
+            return Some(vec![whole]);
+        }
+        fragment_message(
+            &protection,
+            ours,
+            &header,
+            chain.first(),
+            chain.bytes(),
+            self.config.fragment_size,
+        )
+        .ok()
+    }
+
+    /// Sends a protected request and waits for its answer.
+    pub(crate) fn send_request(
+        &mut self,
+        now: Instant,
+        exchange_type: u8,
+        chain: &PayloadChain,
+        purpose: Purpose,
+    ) {
+        let message_id = self.next_message_id;
+        let Some(datagrams) = self.seal(exchange_type, message_id, false, chain) else {
+            self.fail(now, "could not protect a request".into());
+            return;
+        };
+        self.next_message_id = message_id.wrapping_add(1);
+        self.send_tracked(now, message_id, datagrams, purpose);
+    }
+
+    pub(crate) fn send_tracked(
+        &mut self,
+        now: Instant,
+        message_id: u32,
+        datagrams: Vec<Vec<u8>>,
+        purpose: Purpose,
+    ) {
+        for bytes in &datagrams {
+            self.push_transmit(bytes.clone());
+        }
+        self.outstanding = Some(Outstanding {
+            message_id,
+            datagrams,
+            first_sent: now,
+            next_retransmit: 0,
+            purpose,
+        });
+    }
+
+    pub(crate) fn push_transmit(&mut self, bytes: Vec<u8>) {
+        self.transmits.push_back(Transmit {
+            remote: self.remote,
+            from_nat_t_port: self.on_nat_t,
+            bytes,
+        });
+    }
+
+    /// A request from the server: liveness checks and deletes (§1.4).
+    fn server_request(&mut self, now: Instant, header: &Header, message: &[u8]) {
+        if let Some((id, datagrams)) = &self.last_answer {
+            if *id == header.message_id {
+                for bytes in datagrams.clone() {
+                    self.push_transmit(bytes);
+                }
+                return;
+            }
+        }
+        if header.message_id != self.server_next_request
+            || header.exchange != exchange::INFORMATIONAL
+        {
+            return;
+        }
+        let Some((first, inner)) = self.open(header, message) else {
+            return;
+        };
+        self.last_heard = now;
+        let Ok(chain) = wire::payloads(first, &inner) else {
+            return;
+        };
+        let mut answer = PayloadChain::new();
+        let mut ike_deleted = false;
+        for p in &chain {
+            if p.kind != payload::DELETE {
+                continue;
+            }
+            let Ok(delete) = Delete::parse(p.body) else {
+                continue;
+            };
+            if delete.protocol == protocol::IKE {
+                ike_deleted = true;
+                continue;
+            }
+            let mut ours = Vec::new();
+            let mut gone = Vec::new();
+            self.children.retain(|c| {
+                if delete.spis.contains(&c.outbound_spi.to_be_bytes()) {
+                    ours.push(c.inbound_spi.to_be_bytes());
+                    gone.push((c.inbound_spi, c.outbound_spi));
+                    false
+                } else {
+                    true
+                }
+            });
+            for (inbound_spi, outbound_spi) in gone {
+                self.events.push_back(Ikev2ClientEvent::ChildSaDown {
+                    inbound_spi,
+                    outbound_spi,
+                });
+            }
+            if !ours.is_empty() {
+                answer.push(
+                    payload::DELETE,
+                    &Delete {
+                        protocol: protocol::ESP,
+                        spis: ours,
+                    }
+                    .encode(),
+                );
+            }
+        }
+        if let Some(datagrams) =
+            self.seal(exchange::INFORMATIONAL, header.message_id, true, &answer)
+        {
+            for bytes in &datagrams {
+                self.push_transmit(bytes.clone());
+            }
+            self.last_answer = Some((header.message_id, datagrams));
+        }
+        self.server_next_request = header.message_id.wrapping_add(1);
+        if ike_deleted {
+            self.down(DownReason::DeletedByPeer.to_string());
+        }
+    }
+
+    /// When `handle_timeout` next has something to do.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.is_closed() {
+            return None;
+        }
+        let mut at: Vec<Instant> = Vec::new();
+        if let Some(o) = &self.outstanding {
+            match self.config.retransmit_at.get(o.next_retransmit) {
+                Some(d) => at.push(o.first_sent + *d),
+                None => at.push(o.first_sent + self.config.give_up_after),
+            }
+        }
+        if self.is_established() {
+            if self.outstanding.is_none() {
+                at.push(self.last_heard + self.config.liveness_interval);
+                for c in &self.children {
+                    if !c.rekeying {
+                        at.push(c.created + self.rekey_after());
+                    }
+                }
+            }
+            if self.nat.peer_behind_nat || self.nat.local_behind_nat {
+                at.push(self.last_keepalive + self.config.keepalive_interval);
+            }
+        }
+        at.into_iter().min()
+    }
+
+    pub(crate) fn rekey_after(&self) -> Duration {
+        self.config.child_lifetime * self.config.rekey_percent.min(100) / 100
+    }
+
+    /// Retransmits, gives up, checks liveness, rekeys and sends NAT
+    /// keepalives as due.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.is_closed() {
+            return;
+        }
+        if let Some(o) = &mut self.outstanding {
+            if now >= o.first_sent + self.config.give_up_after {
+                let what = match o.purpose {
+                    Purpose::SaInit => "IKE_SA_INIT",
+                    Purpose::Auth => "IKE_AUTH",
+                    _ => "a request",
+                };
+                let reason = format!(
+                    "the server did not answer {what} within {} s",
+                    self.config.give_up_after.as_secs()
+                );
+                self.down(reason);
+                return;
+            }
+            if let Some(d) = self.config.retransmit_at.get(o.next_retransmit) {
+                if now >= o.first_sent + *d {
+                    o.next_retransmit += 1;
+                    let datagrams = o.datagrams.clone();
+                    for bytes in datagrams {
+                        self.push_transmit(bytes);
+                    }
+                }
+            }
+        }
+        if self.is_established() {
+            if (self.nat.peer_behind_nat || self.nat.local_behind_nat)
+                && now >= self.last_keepalive + self.config.keepalive_interval
+            {
+                // RFC 3948 §2.3: one 0xFF byte keeps the NAT mapping.
+                self.last_keepalive = now;
+                self.transmits.push_back(Transmit {
+                    remote: self.remote,
+                    from_nat_t_port: true,
+                    bytes: vec![crate::udp_encap::NAT_KEEPALIVE],
+                });
+            }
+            self.start_due_work(now);
+        }
+    }
+
+    /// Starts a rekey or a liveness check when one is due and no request
+    /// is in flight.
+    pub(crate) fn start_due_work(&mut self, now: Instant) {
+        if !self.is_established() || self.outstanding.is_some() {
+            return;
+        }
+        let rekey_after = self.rekey_after();
+        if let Some(index) = self
+            .children
+            .iter()
+            .position(|c| !c.rekeying && now >= c.created + rekey_after)
+        {
+            self.start_child_rekey(now, index);
+            return;
+        }
+        if now >= self.last_heard + self.config.liveness_interval {
+            self.send_request(
+                now,
+                exchange::INFORMATIONAL,
+                &PayloadChain::new(),
+                Purpose::Liveness,
+            );
+        }
+    }
+
+    /// Deletes the IKE SA (its children go with it, §1.4.1) and stops.
+    pub fn close(&mut self, now: Instant) {
+        if self.is_closed() {
+            return;
+        }
+        if self.keys.is_some() && !matches!(self.phase, Phase::SaInit { .. }) {
+            let mut chain = PayloadChain::new();
+            chain.push(
+                payload::DELETE,
+                &Delete {
+                    protocol: protocol::IKE,
+                    spis: Vec::new(),
+                }
+                .encode(),
+            );
+            let message_id = self.next_message_id;
+            if let Some(datagrams) = self.seal(exchange::INFORMATIONAL, message_id, false, &chain) {
+                for bytes in datagrams {
+                    self.push_transmit(bytes);
+                }
+            }
+        }
+        let _ = now;
+        self.down(DownReason::Closed.to_string());
+    }
+
+    pub(crate) fn fail(&mut self, _now: Instant, reason: String) {
+        self.down(reason);
+    }
+
+    /// Ends everything: children down, then the IKE SA.
+    pub(crate) fn down(&mut self, reason: String) {
+        for c in std::mem::take(&mut self.children) {
+            self.events.push_back(Ikev2ClientEvent::ChildSaDown {
+                inbound_spi: c.inbound_spi,
+                outbound_spi: c.outbound_spi,
+            });
+        }
+        self.outstanding = None;
+        self.phase = Phase::Closed;
+        self.events.push_back(Ikev2ClientEvent::Down { reason });
+    }
+
+    /// An error notify in an answer, as text for the user.
+    pub(crate) fn error_notify(first: u8, inner: &[u8]) -> Option<String> {
+        let chain = wire::payloads(first, inner).ok()?;
+        chain
+            .iter()
+            .filter(|p| p.kind == payload::NOTIFY)
+            .filter_map(|p| Notify::parse(p.body).ok())
+            .find(|n| n.is_error())
+            .map(|n| super::notify::name(n.kind))
+    }
+}
+
+/// A random SPI outside the reserved 1..=255 (RFC 4303 §2.1).
+pub(crate) fn random_spi() -> u32 {
+    loop {
+        let mut bytes = [0u8; 4];
+        let _ = aws_lc_rs::rand::fill(&mut bytes);
+        let spi = u32::from_be_bytes(bytes);
+        if spi > 255 {
+            return spi;
+        }
+    }
+}
+
+/// Child SA records and events need both halves' configs.
+pub(crate) fn child_event(
+    initiator: &Ikev2Initiator,
+    inbound: crate::esp::EspSaConfig,
+    outbound: crate::esp::EspSaConfig,
+    child: &ClientChild,
+    replaces: Option<u32>,
+) -> ChildSa {
+    ChildSa {
+        ike_sa: 0,
+        peer: initiator.remote,
+        udp_encapsulated: initiator.on_nat_t,
+        inbound,
+        outbound,
+        client_selectors: child.client_selectors.clone(),
+        server_selectors: child.server_selectors.clone(),
+        virtual_ipv4: initiator.virtual_ipv4,
+        identity: String::new(),
+        suite: child.suite.to_string(),
+        replaces_inbound_spi: replaces,
+    }
+}

@@ -1,0 +1,383 @@
+//! The IKEv2 initiator against the IKEv2 responder, in memory: datagrams
+//! are carried between the two sans-IO endpoints, through a simulated NAT
+//! where asked. Each side derives its keys on its own, so matching child
+//! SA keys (inbound of one = outbound of the other) prove both agree.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use ipsec::ike_crypto::DhGroup;
+use ipsec::ikev2::{
+    Authorization, ClientAuth, EapReply, Ikev2ClientEvent, Ikev2Config, Ikev2Event, Ikev2Initiator,
+    Ikev2InitiatorConfig, Ikev2PskTable, Ikev2Responder, LocalIdentity,
+};
+use zeroize::Zeroizing;
+
+const PSK: &[u8] = b"shared between client and server";
+
+fn server_addr() -> SocketAddr {
+    "198.51.100.1:500".parse().expect("addr")
+}
+
+struct Link {
+    client: Ikev2Initiator,
+    server: Ikev2Responder,
+    client_events: Vec<Ikev2ClientEvent>,
+    server_events: Vec<Ikev2Event>,
+    /// The client's address as the server sees it (a NAT rewrites it).
+    client_seen_as: SocketAddr,
+    /// The user the scripted EAP peer names; the scripted EAP server
+    /// knows only "alice".
+    eap_user: &'static str,
+}
+
+impl Link {
+    fn new(
+        now: Instant,
+        config: Ikev2InitiatorConfig,
+        server: Ikev2Config,
+        behind_nat: bool,
+    ) -> Link {
+        let local: SocketAddr = "192.168.1.20:500".parse().expect("addr");
+        let client_seen_as = if behind_nat {
+            "203.0.113.9:61000".parse().expect("addr")
+        } else {
+            local
+        };
+        Link {
+            client: Ikev2Initiator::new(config, local, server_addr(), now),
+            server: Ikev2Responder::new(server, now),
+            client_events: Vec::new(),
+            server_events: Vec::new(),
+            client_seen_as,
+            eap_user: "alice",
+        }
+    }
+
+    /// Carries datagrams both ways until both sides are quiet.
+    fn run(&mut self, now: Instant) {
+        for _ in 0..50 {
+            let mut moved = false;
+            while let Some(t) = self.client.poll_transmit() {
+                moved = true;
+                if t.is_nat_keepalive() {
+                    continue;
+                }
+                let local = std::net::SocketAddr::new(server_addr().ip(), t.remote.port());
+                let from = if t.from_nat_t_port {
+                    SocketAddr::new(self.client_seen_as.ip(), self.client_seen_as.port() + 1)
+                } else {
+                    self.client_seen_as
+                };
+                self.server
+                    .handle_datagram(now, local, from, t.from_nat_t_port, &t.bytes);
+            }
+            while let Some(t) = self.server.poll_transmit() {
+                moved = true;
+                self.client
+                    .handle_datagram(now, t.from_nat_t_port, &t.bytes);
+            }
+            while let Some(e) = self.server.poll_event() {
+                moved = true;
+                match e {
+                    Ikev2Event::AuthorizationNeeded(req) => self.server.authorize(
+                        now,
+                        req.ike_sa,
+                        Ok(Authorization {
+                            ipv4: Some("10.0.10.21".parse().expect("ip")),
+                            dns: vec!["10.0.10.1".parse().expect("ip")],
+                            ..Authorization::default()
+                        }),
+                    ),
+                    Ikev2Event::EapStart { ike_sa, .. } => {
+                        self.server
+                            .eap_reply(now, ike_sa, EapReply::Continue(vec![1, 1, 0, 5, 1]))
+                    }
+                    Ikev2Event::EapResponse { ike_sa, packet } => {
+                        let reply = if packet.ends_with(b"alice") {
+                            EapReply::Success {
+                                packet: vec![3, 1, 0, 4],
+                                msk: Zeroizing::new(vec![0x42; 64]),
+                                identity: "alice".into(),
+                            }
+                        } else {
+                            EapReply::Failure {
+                                packet: vec![4, 1, 0, 4],
+                                reason: "unknown user".into(),
+                            }
+                        };
+                        self.server.eap_reply(now, ike_sa, reply);
+                    }
+                    other => self.server_events.push(other),
+                }
+            }
+            while let Some(e) = self.client.poll_event() {
+                moved = true;
+                match e {
+                    Ikev2ClientEvent::EapRequest { packet } if packet[0] == 1 => {
+                        let user = self.eap_user;
+                        let mut response = vec![2, packet[1], 0, 0, 1];
+                        response.extend_from_slice(user.as_bytes());
+                        let len = response.len() as u16;
+                        response[2..4].copy_from_slice(&len.to_be_bytes());
+                        self.client.eap_response(now, &response);
+                    }
+                    Ikev2ClientEvent::EapRequest { packet } if packet[0] == 3 => {
+                        self.client
+                            .eap_finished(now, Zeroizing::new(vec![0x42; 64]));
+                    }
+                    other => self.client_events.push(other),
+                }
+            }
+            if !moved {
+                return;
+            }
+        }
+        panic!("the exchange did not settle");
+    }
+
+    fn client_children(&self) -> Vec<&ipsec::ikev2::ChildSa> {
+        self.client_events
+            .iter()
+            .filter_map(|e| match e {
+                Ikev2ClientEvent::ChildSaUp(c) => Some(&**c),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn server_children(&self) -> Vec<&ipsec::ikev2::ChildSa> {
+        self.server_events
+            .iter()
+            .filter_map(|e| match e {
+                Ikev2Event::ChildSaUp(c) => Some(&**c),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+fn server_config() -> Ikev2Config {
+    Ikev2Config {
+        psks: Ikev2PskTable::new().with_wildcard(PSK),
+        local_identity: LocalIdentity::Fqdn("vpn.example".into()),
+        ..Ikev2Config::default()
+    }
+}
+
+fn assert_keys_pair(client: &ipsec::ikev2::ChildSa, server: &ipsec::ikev2::ChildSa) {
+    assert_eq!(client.outbound.spi, server.inbound.spi);
+    assert_eq!(client.inbound.spi, server.outbound.spi);
+    assert_eq!(
+        &client.outbound.cipher_key[..],
+        &server.inbound.cipher_key[..]
+    );
+    assert_eq!(
+        &client.inbound.cipher_key[..],
+        &server.outbound.cipher_key[..]
+    );
+    assert_eq!(
+        &client.outbound.integrity_key[..],
+        &server.inbound.integrity_key[..]
+    );
+}
+
+#[test]
+fn psk_connect_gets_the_address_and_matching_keys() {
+    let now = Instant::now();
+    let config = Ikev2InitiatorConfig::new(
+        ClientAuth::SharedKey(Zeroizing::new(PSK.to_vec())),
+        "client.example",
+    );
+    let mut link = Link::new(now, config, server_config(), false);
+    link.run(now);
+    assert!(link.client.is_established());
+    let connected = link.client_events.iter().find_map(|e| match e {
+        Ikev2ClientEvent::Connected {
+            virtual_ipv4, dns, ..
+        } => Some((*virtual_ipv4, dns.clone())),
+        _ => None,
+    });
+    assert_eq!(
+        connected,
+        Some((
+            Some("10.0.10.21".parse().expect("ip")),
+            vec!["10.0.10.1".parse().expect("ip")]
+        ))
+    );
+    assert_keys_pair(link.client_children()[0], link.server_children()[0]);
+    assert!(!link.client_children()[0].udp_encapsulated);
+}
+
+#[test]
+fn a_wrong_key_fails_on_both_sides() {
+    let now = Instant::now();
+    let config = Ikev2InitiatorConfig::new(
+        ClientAuth::SharedKey(Zeroizing::new(b"not it".to_vec())),
+        "client.example",
+    );
+    let mut link = Link::new(now, config, server_config(), false);
+    link.run(now);
+    assert!(link.client.is_closed());
+    let reason = link.client_events.iter().find_map(|e| match e {
+        Ikev2ClientEvent::Down { reason } => Some(reason.clone()),
+        _ => None,
+    });
+    assert_eq!(
+        reason.as_deref(),
+        Some("the server refused IKE_AUTH: AUTHENTICATION_FAILED")
+    );
+    assert_eq!(link.server.ike_sa_count(), 0);
+}
+
+#[test]
+fn eap_connect_behind_a_nat_floats_to_4500() {
+    let now = Instant::now();
+    let config = Ikev2InitiatorConfig::new(
+        ClientAuth::Eap {
+            server_key: Zeroizing::new(PSK.to_vec()),
+        },
+        "192.168.1.20",
+    );
+    let mut link = Link::new(now, config, server_config(), true);
+    link.run(now);
+    assert!(
+        link.client.is_established(),
+        "{:?}",
+        link.client_events.iter().find_map(|e| match e {
+            Ikev2ClientEvent::Down { reason } => Some(reason.clone()),
+            _ => None,
+        })
+    );
+    assert_eq!(
+        link.client.remote().port(),
+        4500,
+        "IKE moved to the NAT-T port"
+    );
+    let child = link.client_children()[0];
+    assert!(child.udp_encapsulated);
+    assert_keys_pair(child, link.server_children()[0]);
+    assert!(link.server_children()[0].udp_encapsulated);
+}
+
+#[test]
+fn an_eap_failure_ends_the_connection() {
+    let now = Instant::now();
+    let config = Ikev2InitiatorConfig::new(
+        ClientAuth::Eap {
+            server_key: Zeroizing::new(PSK.to_vec()),
+        },
+        "192.168.1.20",
+    );
+    let mut link = Link::new(now, config, server_config(), true);
+    link.eap_user = "mallory";
+    link.run(now);
+    assert!(link.client.is_closed());
+    assert!(link.client_events.iter().any(
+        |e| matches!(e, Ikev2ClientEvent::Down { reason } if reason == "EAP authentication failed")
+    ));
+}
+
+#[test]
+fn the_server_asks_for_another_group_and_then_a_cookie() {
+    let now = Instant::now();
+    let mut config = Ikev2InitiatorConfig::new(
+        ClientAuth::SharedKey(Zeroizing::new(PSK.to_vec())),
+        "client.example",
+    );
+    // first offer Curve25519 (guessed in KE), the server only takes ECP-256
+    config.ike_offers[1].group = DhGroup::Ecp256;
+    let mut server = server_config();
+    server.policy.groups = vec![DhGroup::Ecp256];
+    server.cookie_threshold = 0;
+    let mut link = Link::new(now, config, server, false);
+    link.run(now);
+    let down = link.client_events.iter().find_map(|e| match e {
+        Ikev2ClientEvent::Down { reason } => Some(reason.clone()),
+        _ => None,
+    });
+    assert!(link.client.is_established(), "{down:?}");
+    assert!(link.server.stats().cookies_sent >= 1);
+}
+
+#[test]
+fn the_client_rekeys_its_child_and_deletes_the_old_one() {
+    let start = Instant::now();
+    let mut config = Ikev2InitiatorConfig::new(
+        ClientAuth::SharedKey(Zeroizing::new(PSK.to_vec())),
+        "client.example",
+    );
+    config.child_lifetime = Duration::from_secs(100);
+    let mut link = Link::new(start, config, server_config(), false);
+    link.run(start);
+    let first = link.client_children()[0].inbound.spi;
+    // keep the liveness check quiet, and reach 85% of the lifetime
+    let t = start + Duration::from_secs(86);
+    link.client.note_traffic(t);
+    link.client.handle_timeout(t);
+    link.run(t);
+    let clients = link.client_children();
+    assert_eq!(clients.len(), 2);
+    assert_eq!(clients[1].replaces_inbound_spi, Some(first));
+    assert_keys_pair(clients[1], link.server_children()[1]);
+    assert!(link.client_events.iter().any(
+        |e| matches!(e, Ikev2ClientEvent::ChildSaDown { inbound_spi, .. } if *inbound_spi == first)
+    ));
+    assert!(link.server_events.iter().any(
+        |e| matches!(e, Ikev2Event::ChildSaDown { outbound_spi, .. } if *outbound_spi == first)
+    ));
+    assert_eq!(link.client.child_count(), 1);
+    assert_eq!(link.server.child_sa_count(), 1);
+}
+
+#[test]
+fn closing_deletes_the_ike_sa_on_the_server() {
+    let now = Instant::now();
+    let config = Ikev2InitiatorConfig::new(
+        ClientAuth::SharedKey(Zeroizing::new(PSK.to_vec())),
+        "client.example",
+    );
+    let mut link = Link::new(now, config, server_config(), false);
+    link.run(now);
+    link.client.close(now);
+    link.run(now);
+    assert!(link.client.is_closed());
+    assert_eq!(link.server.ike_sa_count(), 0);
+    assert!(link
+        .server_events
+        .iter()
+        .any(|e| matches!(e, Ikev2Event::IkeSaDown { .. })));
+}
+
+#[test]
+fn an_unanswered_client_gives_up_with_a_clear_reason() {
+    let start = Instant::now();
+    let config = Ikev2InitiatorConfig::new(
+        ClientAuth::SharedKey(Zeroizing::new(PSK.to_vec())),
+        "client.example",
+    );
+    let mut client = Ikev2Initiator::new(
+        config,
+        "192.168.1.20:500".parse().expect("addr"),
+        server_addr(),
+        start,
+    );
+    let mut sent = 0;
+    for s in [2u64, 4, 8, 16, 31] {
+        client.handle_timeout(start + Duration::from_secs(s));
+        while client.poll_transmit().is_some() {
+            sent += 1;
+        }
+    }
+    assert_eq!(sent, 5, "the first send plus four retransmissions");
+    let mut reason = None;
+    while let Some(e) = client.poll_event() {
+        if let Ikev2ClientEvent::Down { reason: r } = e {
+            reason = Some(r);
+        }
+    }
+    assert_eq!(
+        reason.as_deref(),
+        Some("the server did not answer IKE_SA_INIT within 30 s")
+    );
+}
