@@ -11,6 +11,7 @@ mod end_reasons;
 mod hooked;
 mod hooks;
 pub mod http_io;
+pub mod ikev2_eap;
 pub mod l2tp_client;
 pub mod l2tp_client_transport;
 mod l2tp_counters;
