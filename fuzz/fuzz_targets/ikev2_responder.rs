@@ -15,7 +15,7 @@ use ipsec::ike_crypto::{DhGroup, DhPrivate, HashAlg, IkeCipher};
 use ipsec::ikev2::encrypted::{self, DirectionKeys, SkCipher, SkInteg, SkTransform};
 use ipsec::ikev2::payloads::KeyExchange;
 use ipsec::ikev2::sa_payload::{self, ids, protocol, transform_type::*, Proposal, Transform};
-use ipsec::ikev2::wire::{self, exchange, flags, payload, Header, PayloadChain, HEADER_LEN, VERSION_2_0};
+use ipsec::ikev2::wire::{self, exchange, flags, payload, Header, PayloadChain, HEADER_LEN};
 use ipsec::ikev2::{Authorization, Ikev2Config, Ikev2Event, Ikev2PskTable, Ikev2Responder};
 use libfuzzer_sys::fuzz_target;
 
@@ -51,16 +51,7 @@ fuzz_target!(|data: &[u8]| {
     chain.push(payload::SA, &sa_payload::encode(&[proposal]));
     chain.push(payload::KE, &KeyExchange::encode(19, dh.public_value()));
     chain.push(payload::NONCE, &ni);
-    let header = Header {
-        spi_i,
-        spi_r: [0; 8],
-        next_payload: 0,
-        version: VERSION_2_0,
-        exchange: exchange::IKE_SA_INIT,
-        flags: flags::INITIATOR,
-        message_id: 0,
-        length: 0,
-    };
+    let header = Header::new(spi_i, [0; 8], exchange::IKE_SA_INIT, flags::INITIATOR, 0);
     let request = wire::message(&header, &chain);
     r.handle_datagram(now, local, remote, false, &request);
     let Some(response) = r.poll_transmit() else { return };
@@ -89,16 +80,7 @@ fuzz_target!(|data: &[u8]| {
             2 => (exchange::CREATE_CHILD_SA, payload::SA),
             _ => (exchange::CREATE_CHILD_SA, payload::NOTIFY),
         };
-        let header = Header {
-            spi_i,
-            spi_r: h.spi_r,
-            next_payload: 0,
-            version: VERSION_2_0,
-            exchange: exchange_type,
-            flags: flags::INITIATOR,
-            message_id,
-            length: 0,
-        };
+        let header = Header::new(spi_i, h.spi_r, exchange_type, flags::INITIATOR, message_id);
         let keys = DirectionKeys { encr: &keys.sk_ei, integ: &keys.sk_ai };
         if let Ok(message) = encrypted::seal(&protection, keys, &header, first, rest) {
             r.handle_datagram(now, local, remote, selector & 0x80 != 0, &message);

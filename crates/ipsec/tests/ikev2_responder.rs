@@ -153,16 +153,13 @@ impl Client {
                 &Notify::encode(notify::IKEV2_FRAGMENTATION_SUPPORTED, &[]),
             );
         }
-        let header = Header {
-            spi_i: self.spi_i,
-            spi_r: [0; 8],
-            next_payload: 0,
-            version: VERSION_2_0,
-            exchange: exchange::IKE_SA_INIT,
-            flags: flags::INITIATOR,
-            message_id: 0,
-            length: 0,
-        };
+        let header = Header::new(
+            self.spi_i,
+            [0; 8],
+            exchange::IKE_SA_INIT,
+            flags::INITIATOR,
+            0,
+        );
         self.init_request = wire::message(&header, &chain);
         self.init_request.clone()
     }
@@ -174,12 +171,7 @@ impl Client {
         let chain = wire::payloads(header.next_payload, &response[HEADER_LEN..]).expect("payloads");
         let ke = chain.iter().find(|p| p.kind == payload::KE).expect("KE");
         let ke = KeyExchange::parse(ke.body).expect("KE body");
-        self.nr = chain
-            .iter()
-            .find(|p| p.kind == payload::NONCE)
-            .expect("Nr")
-            .body
-            .to_vec();
+        self.nr = wire::find(&chain, payload::NONCE).expect("Nr").to_vec();
         let shared = self.dh.agree(ke.data).expect("agree");
         self.spi_r = header.spi_r;
         self.init_response = response.to_vec();
@@ -356,68 +348,32 @@ fn connect(r: &mut Ikev2Responder, now: Instant) -> (Client, u64, ipsec::ikev2::
     assert_eq!(header.message_id, 1);
     let chain = wire::payloads(first, &inner).expect("payloads");
     // our AUTH, checked by the client's own computation
-    let idr = chain
-        .iter()
-        .find(|p| p.kind == payload::IDR)
-        .expect("IDr")
-        .body;
+    let idr = wire::find(&chain, payload::IDR).expect("IDr");
     assert_eq!(
         Identification::parse(idr).expect("IDr").describe(),
         "vpn.example"
     );
-    let auth = Authentication::parse(
-        chain
-            .iter()
-            .find(|p| p.kind == payload::AUTH)
-            .expect("AUTH")
-            .body,
-    )
-    .expect("auth");
+    let auth =
+        Authentication::parse(wire::find(&chain, payload::AUTH).expect("AUTH")).expect("auth");
     let signed = signed_octets(c.prf, &c.init_response, &c.ni, &c.keys().sk_pr, idr);
     assert_eq!(
         auth.data,
         &shared_key_auth(c.prf, PSK, &signed)[..],
         "responder AUTH verifies"
     );
-    let cp = ConfigPayload::parse(
-        chain
-            .iter()
-            .find(|p| p.kind == payload::CP)
-            .expect("CP")
-            .body,
-    )
-    .expect("cp");
+    let cp = ConfigPayload::parse(wire::find(&chain, payload::CP).expect("CP")).expect("cp");
     assert_eq!(cp.cfg_type, cfg_type::REPLY);
     assert_eq!(cp.attributes[0].value, &CLIENT_ADDRESS.octets());
-    let tsi = traffic_selectors::parse(
-        chain
-            .iter()
-            .find(|p| p.kind == payload::TSI)
-            .expect("TSi")
-            .body,
-    )
-    .expect("tsi");
+    let tsi =
+        traffic_selectors::parse(wire::find(&chain, payload::TSI).expect("TSi")).expect("tsi");
     assert_eq!(tsi, vec![TrafficSelector::host(CLIENT_ADDRESS.into())]);
-    let tsr = traffic_selectors::parse(
-        chain
-            .iter()
-            .find(|p| p.kind == payload::TSR)
-            .expect("TSr")
-            .body,
-    )
-    .expect("tsr");
+    let tsr =
+        traffic_selectors::parse(wire::find(&chain, payload::TSR).expect("TSr")).expect("tsr");
     assert_eq!(
         tsr[0].start,
         "10.0.0.0".parse::<std::net::IpAddr>().expect("ip")
     );
-    let sa = sa_payload::parse(
-        chain
-            .iter()
-            .find(|p| p.kind == payload::SA)
-            .expect("SA")
-            .body,
-    )
-    .expect("sa");
+    let sa = sa_payload::parse(wire::find(&chain, payload::SA).expect("SA")).expect("sa");
     let child = events(r)
         .into_iter()
         .find_map(|e| match e {
@@ -818,21 +774,9 @@ fn child_sa_rekeys_with_and_without_pfs_then_the_old_one_is_deleted() {
         let out = drain(&mut r);
         let (_, first, inner) = c.open(&out[0]);
         let reply = wire::payloads(first, &inner).expect("payloads");
-        let nr = reply
-            .iter()
-            .find(|p| p.kind == payload::NONCE)
-            .expect("Nr")
-            .body
-            .to_vec();
+        let nr = wire::find(&reply, payload::NONCE).expect("Nr").to_vec();
         let shared = if pfs {
-            let ke = KeyExchange::parse(
-                reply
-                    .iter()
-                    .find(|p| p.kind == payload::KE)
-                    .expect("KEr")
-                    .body,
-            )
-            .expect("ke");
+            let ke = KeyExchange::parse(wire::find(&reply, payload::KE).expect("KEr")).expect("ke");
             Some(dh.agree(ke.data).expect("agree"))
         } else {
             assert!(!reply.iter().any(|p| p.kind == payload::KE));
@@ -904,29 +848,10 @@ fn an_ike_sa_rekey_moves_the_children_and_the_old_sa_goes_quietly() {
     let out = drain(&mut r);
     let (_, first, inner) = c.open(&out[0]);
     let reply = wire::payloads(first, &inner).expect("payloads");
-    let sa = sa_payload::parse(
-        reply
-            .iter()
-            .find(|p| p.kind == payload::SA)
-            .expect("SA")
-            .body,
-    )
-    .expect("sa");
+    let sa = sa_payload::parse(wire::find(&reply, payload::SA).expect("SA")).expect("sa");
     let new_spi_r: [u8; 8] = sa[0].spi.as_slice().try_into().expect("8-byte SPI");
-    let nr = reply
-        .iter()
-        .find(|p| p.kind == payload::NONCE)
-        .expect("Nr")
-        .body
-        .to_vec();
-    let ke = KeyExchange::parse(
-        reply
-            .iter()
-            .find(|p| p.kind == payload::KE)
-            .expect("KE")
-            .body,
-    )
-    .expect("ke");
+    let nr = wire::find(&reply, payload::NONCE).expect("Nr").to_vec();
+    let ke = KeyExchange::parse(wire::find(&reply, payload::KE).expect("KE")).expect("ke");
     let shared = dh.agree(ke.data).expect("agree");
     let seed = rekey_skeyseed(c.prf, &c.keys().sk_d, &shared, &ni, &nr);
     let new_keys = ike_sa_keys(
@@ -1075,19 +1000,9 @@ fn eap_client_authenticates_through_the_driver_and_the_msk_keys_both_auths() {
     let out = drain(&mut r);
     let (_, first, inner) = c.open(&out[0]);
     let reply = wire::payloads(first, &inner).expect("payloads");
-    let idr = reply
-        .iter()
-        .find(|p| p.kind == payload::IDR)
-        .expect("IDr")
-        .body;
-    let auth = Authentication::parse(
-        reply
-            .iter()
-            .find(|p| p.kind == payload::AUTH)
-            .expect("AUTH")
-            .body,
-    )
-    .expect("auth");
+    let idr = wire::find(&reply, payload::IDR).expect("IDr");
+    let auth =
+        Authentication::parse(wire::find(&reply, payload::AUTH).expect("AUTH")).expect("auth");
     let signed = signed_octets(c.prf, &c.init_response, &c.ni, &c.keys().sk_pr, idr);
     assert_eq!(
         auth.data,
@@ -1095,11 +1010,7 @@ fn eap_client_authenticates_through_the_driver_and_the_msk_keys_both_auths() {
         "server authenticated first"
     );
     assert_eq!(
-        reply
-            .iter()
-            .find(|p| p.kind == payload::EAP)
-            .expect("EAP")
-            .body,
+        wire::find(&reply, payload::EAP).expect("EAP"),
         &[1, 7, 0, 5, 1]
     );
     // EAP-Response/Identity "alice"
@@ -1165,14 +1076,8 @@ fn eap_client_authenticates_through_the_driver_and_the_msk_keys_both_auths() {
         !reply.iter().any(|p| p.kind == payload::IDR),
         "IDr went out in the first answer"
     );
-    let auth = Authentication::parse(
-        reply
-            .iter()
-            .find(|p| p.kind == payload::AUTH)
-            .expect("AUTH")
-            .body,
-    )
-    .expect("auth");
+    let auth =
+        Authentication::parse(wire::find(&reply, payload::AUTH).expect("AUTH")).expect("auth");
     let signed = signed_octets(c.prf, &c.init_response, &c.ni, &c.keys().sk_pr, idr);
     assert_eq!(
         auth.data,
@@ -1223,11 +1128,7 @@ fn an_eap_failure_ends_the_sa_with_the_failure_packet() {
     let (_, first, inner) = c.open(&out[0]);
     let reply = wire::payloads(first, &inner).expect("payloads");
     assert_eq!(
-        reply
-            .iter()
-            .find(|p| p.kind == payload::EAP)
-            .expect("EAP")
-            .body,
+        wire::find(&reply, payload::EAP).expect("EAP"),
         &[4, 1, 0, 4]
     );
     assert_eq!(r.ike_sa_count(), 0);

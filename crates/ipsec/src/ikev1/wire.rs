@@ -195,7 +195,7 @@ pub fn payloads(first: u8, mut bytes: &[u8]) -> Result<Vec<RawPayload<'_>>, Wire
 
 /// Builds a payload chain: each `push` writes a generic header whose "next
 /// payload" field is patched by the following push.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct PayloadChain {
     bytes: Vec<u8>,
     first: u8,
@@ -230,6 +230,10 @@ impl PayloadChain {
     /// The type of the first payload (the header's Next Payload).
     pub fn first(&self) -> u8 {
         self.first
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
     }
 
     /// The chain's bytes, generic headers included.

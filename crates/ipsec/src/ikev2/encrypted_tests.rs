@@ -6,7 +6,7 @@
 //! payload `00 00 00 0c 01 00 00 00 0a 00 00 05` (ID_IPV4_ADDR 10.0.0.5).
 
 use super::*;
-use crate::ikev2::wire::{exchange, flags, payload, VERSION_2_0};
+use crate::ikev2::wire::{exchange, flags, payload};
 
 fn h(s: &str) -> Vec<u8> {
     hex::decode(s).expect("test hex")
@@ -123,16 +123,7 @@ fn a_wrong_key_is_an_integrity_failure() {
 }
 
 fn header() -> Header {
-    Header {
-        spi_i: [1; 8],
-        spi_r: [2; 8],
-        next_payload: 0,
-        version: VERSION_2_0,
-        exchange: exchange::IKE_AUTH,
-        flags: flags::INITIATOR,
-        message_id: 1,
-        length: 0,
-    }
+    Header::new([1; 8], [2; 8], exchange::IKE_AUTH, flags::INITIATOR, 1)
 }
 
 #[test]

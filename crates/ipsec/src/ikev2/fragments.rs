@@ -160,7 +160,7 @@ mod tests {
     use super::*;
     use crate::ike_crypto::IkeCipher;
     use crate::ikev2::encrypted::{locate, open, SkCipher, SkInteg};
-    use crate::ikev2::wire::{exchange, flags, payload, VERSION_2_0};
+    use crate::ikev2::wire::{exchange, flags, payload};
 
     #[test]
     fn a_large_message_fragments_and_reassembles() {
@@ -174,16 +174,7 @@ mod tests {
             encr: &encr,
             integ: &integ,
         };
-        let header = Header {
-            spi_i: [1; 8],
-            spi_r: [2; 8],
-            next_payload: 0,
-            version: VERSION_2_0,
-            exchange: exchange::IKE_AUTH,
-            flags: flags::RESPONSE,
-            message_id: 1,
-            length: 0,
-        };
+        let header = Header::new([1; 8], [2; 8], exchange::IKE_AUTH, flags::RESPONSE, 1);
         let inner: Vec<u8> = (0..5000u32).map(|i| (i * 7) as u8).collect();
         let fragments = fragment_message(&transform, keys, &header, payload::CERT, &inner, 1280)
             .expect("split");

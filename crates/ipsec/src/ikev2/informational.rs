@@ -215,6 +215,37 @@ impl Ikev2Responder {
         self.respond(spi_r, exchange::CREATE_CHILD_SA, message_id, &chain);
     }
 
+    /// The chosen proposal of a CREATE_CHILD_SA, or the refusal answered
+    /// (§1.2 INVALID_KE_PAYLOAD with our group, or NO_PROPOSAL_CHOSEN and a
+    /// log line naming what was offered).
+    fn accept_or_answer<T>(
+        &mut self,
+        choice: Result<T, IkeRefusal>,
+        spi_r: [u8; 8],
+        message_id: u32,
+        request: &CreateChild,
+        what: &str,
+    ) -> Option<T> {
+        match choice {
+            Ok(c) => Some(c),
+            Err(IkeRefusal::InvalidKe(g)) => {
+                self.answer_invalid_ke(spi_r, message_id, g.id());
+                None
+            }
+            Err(IkeRefusal::NoProposalChosen) => {
+                self.answer_notify(spi_r, message_id, notify::NO_PROPOSAL_CHOSEN);
+                if let Some(peer) = self.sas.get(&spi_r).map(|sa| sa.peer) {
+                    let offer = describe_offer(&request.proposals);
+                    self.refuse(
+                        peer,
+                        format!("no acceptable proposal in {what}; offered: {offer}"),
+                    );
+                }
+                None
+            }
+        }
+    }
+
     fn answer_invalid_ke(&mut self, spi_r: [u8; 8], message_id: u32, group: u16) {
         let mut chain = PayloadChain::new();
         chain.push(
@@ -247,27 +278,19 @@ impl Ikev2Responder {
             self.refuse(peer, format!("rekey of unknown child SA {rekey_spi:08x}"));
             return;
         };
-        let choice = match choose_child(
+        let choice = choose_child(
             &request.proposals,
             &self.config.policy,
             request.ke.as_ref().map(|k| k.0),
-        ) {
-            Ok(c) => c,
-            Err(IkeRefusal::InvalidKe(g)) => {
-                self.answer_invalid_ke(spi_r, header.message_id, g.id());
-                return;
-            }
-            Err(IkeRefusal::NoProposalChosen) => {
-                self.answer_notify(spi_r, header.message_id, notify::NO_PROPOSAL_CHOSEN);
-                self.refuse(
-                    peer,
-                    format!(
-                        "no acceptable ESP proposal in a child SA rekey; offered: {}",
-                        describe_offer(&request.proposals)
-                    ),
-                );
-                return;
-            }
+        );
+        let Some(choice) = self.accept_or_answer(
+            choice,
+            spi_r,
+            header.message_id,
+            &request,
+            "a child SA rekey",
+        ) else {
+            return;
         };
         let mut nr = vec![0u8; 32];
         let _ = aws_lc_rs::rand::fill(&mut nr);
@@ -364,23 +387,15 @@ impl Ikev2Responder {
             self.refuse(peer, "IKE SA rekey without a key exchange".into());
             return;
         };
-        let choice = match choose_ike(&request.proposals, &self.config.policy, ke_group) {
-            Ok(c) => c,
-            Err(IkeRefusal::InvalidKe(g)) => {
-                self.answer_invalid_ke(spi_r, header.message_id, g.id());
-                return;
-            }
-            Err(IkeRefusal::NoProposalChosen) => {
-                self.answer_notify(spi_r, header.message_id, notify::NO_PROPOSAL_CHOSEN);
-                self.refuse(
-                    peer,
-                    format!(
-                        "no acceptable proposal in an IKE SA rekey; offered: {}",
-                        describe_offer(&request.proposals)
-                    ),
-                );
-                return;
-            }
+        let choice = choose_ike(&request.proposals, &self.config.policy, ke_group);
+        let Some(choice) = self.accept_or_answer(
+            choice,
+            spi_r,
+            header.message_id,
+            &request,
+            "an IKE SA rekey",
+        ) else {
+            return;
         };
         let Some(new_spi_i) = request
             .proposals

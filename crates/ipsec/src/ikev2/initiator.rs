@@ -21,7 +21,7 @@ use super::initiator_config::Ikev2InitiatorConfig;
 use super::payloads::{Delete, Notify};
 use super::sa_payload::protocol;
 use super::traffic_selectors::TrafficSelector;
-use super::wire::{self, exchange, flags, payload, Header, PayloadChain, VERSION_2_0};
+use super::wire::{self, exchange, flags, payload, Header, PayloadChain};
 
 /// What the initiator tells its driver.
 pub enum Ikev2ClientEvent {
@@ -345,16 +345,13 @@ impl Ikev2Initiator {
     ) -> Option<Vec<Vec<u8>>> {
         let protection = self.protection?;
         let keys = self.keys.as_ref()?;
-        let header = Header {
-            spi_i: self.spi_i,
-            spi_r: self.spi_r,
-            next_payload: 0,
-            version: VERSION_2_0,
-            exchange: exchange_type,
-            flags: flags::INITIATOR | if response { flags::RESPONSE } else { 0 },
+        let header = Header::new(
+            self.spi_i,
+            self.spi_r,
+            exchange_type,
+            flags::INITIATOR | if response { flags::RESPONSE } else { 0 },
             message_id,
-            length: 0,
-        };
+        );
         let ours = DirectionKeys {
             encr: &keys.sk_ei,
             integ: &keys.sk_ai,

@@ -25,7 +25,7 @@ use super::payloads::{auth_method, Authentication, Delete, Identification, KeyEx
 use super::proposal::{choose_child, choose_ike, Ikev2Policy};
 use super::sa_payload::{self, ids, protocol, transform_type, Proposal, Transform};
 use super::traffic_selectors::{self, TrafficSelector};
-use super::wire::{self, exchange, flags, payload, Header, PayloadChain, HEADER_LEN, VERSION_2_0};
+use super::wire::{self, exchange, flags, payload, Header, PayloadChain, HEADER_LEN};
 
 fn ike_transforms(offer: &Ikev2Offer) -> Vec<Transform> {
     let encr = match offer.cipher {
@@ -175,16 +175,13 @@ impl Ikev2Initiator {
                 &Notify::encode(notify::IKEV2_FRAGMENTATION_SUPPORTED, &[]),
             );
         }
-        let header = Header {
-            spi_i: self.spi_i,
-            spi_r: [0; 8],
-            next_payload: 0,
-            version: VERSION_2_0,
-            exchange: exchange::IKE_SA_INIT,
-            flags: flags::INITIATOR,
-            message_id: 0,
-            length: 0,
-        };
+        let header = Header::new(
+            self.spi_i,
+            [0; 8],
+            exchange::IKE_SA_INIT,
+            flags::INITIATOR,
+            0,
+        );
         self.init_request = wire::message(&header, &chain);
         self.phase = Phase::SaInit { dh, cookie };
         let request = self.init_request.clone();
@@ -195,11 +192,7 @@ impl Ikev2Initiator {
         let Ok(chain) = wire::payloads(header.next_payload, &message[HEADER_LEN..]) else {
             return;
         };
-        let notifies: Vec<Notify> = chain
-            .iter()
-            .filter(|p| p.kind == payload::NOTIFY)
-            .filter_map(|p| Notify::parse(p.body).ok())
-            .collect();
+        let notifies: Vec<Notify> = wire::notifies(&chain).collect();
         if let Some(cookie) = notifies.iter().find(|n| n.kind == notify::COOKIE) {
             // §2.6: repeat the request with the cookie.
             let Phase::SaInit { dh, .. } = &self.phase else {
@@ -239,18 +232,10 @@ impl Ikev2Initiator {
             self.fail(now, reason);
             return;
         }
-        let sa = chain
-            .iter()
-            .find(|p| p.kind == payload::SA)
-            .and_then(|p| sa_payload::parse(p.body).ok());
-        let ke = chain
-            .iter()
-            .find(|p| p.kind == payload::KE)
-            .and_then(|p| KeyExchange::parse(p.body).ok());
-        let nr = chain
-            .iter()
-            .find(|p| p.kind == payload::NONCE)
-            .and_then(|p| super::payloads::parse_nonce(p.body).ok());
+        let sa = wire::find(&chain, payload::SA).and_then(|b| sa_payload::parse(b).ok());
+        let ke = wire::find(&chain, payload::KE).and_then(|b| KeyExchange::parse(b).ok());
+        let nr =
+            wire::find(&chain, payload::NONCE).and_then(|b| super::payloads::parse_nonce(b).ok());
         let (Some(sa), Some(ke), Some(nr)) = (sa, ke, nr) else {
             self.fail(now, "malformed IKE_SA_INIT answer".into());
             return;
@@ -392,14 +377,8 @@ impl Ikev2Initiator {
             self.fail(now, "malformed IKE_AUTH answer".into());
             return;
         };
-        let auth = chain
-            .iter()
-            .find(|p| p.kind == payload::AUTH)
-            .and_then(|p| Authentication::parse(p.body).ok());
-        let eap = chain
-            .iter()
-            .find(|p| p.kind == payload::EAP)
-            .map(|p| p.body.to_vec());
+        let auth = wire::find(&chain, payload::AUTH).and_then(|b| Authentication::parse(b).ok());
+        let eap = wire::find(&chain, payload::EAP).map(|b| b.to_vec());
         if let Some(auth) = auth {
             // §2.15: the server's AUTH covers its IKE_SA_INIT answer, our
             // nonce and prf(SK_pr, IDr). IDr is in the first answer.
@@ -459,18 +438,9 @@ impl Ikev2Initiator {
         first: u8,
         inner: &[u8],
     ) {
-        let sa = chain
-            .iter()
-            .find(|p| p.kind == payload::SA)
-            .and_then(|p| sa_payload::parse(p.body).ok());
-        let tsi = chain
-            .iter()
-            .find(|p| p.kind == payload::TSI)
-            .and_then(|p| traffic_selectors::parse(p.body).ok());
-        let tsr = chain
-            .iter()
-            .find(|p| p.kind == payload::TSR)
-            .and_then(|p| traffic_selectors::parse(p.body).ok());
+        let sa = wire::find(chain, payload::SA).and_then(|b| sa_payload::parse(b).ok());
+        let tsi = wire::find(chain, payload::TSI).and_then(|b| traffic_selectors::parse(b).ok());
+        let tsr = wire::find(chain, payload::TSR).and_then(|b| traffic_selectors::parse(b).ok());
         let (Some(sa), Some(tsi), Some(tsr)) = (sa, tsi, tsr) else {
             let reason = Self::error_notify(first, inner).unwrap_or_else(|| "no child SA".into());
             self.fail(
@@ -480,10 +450,7 @@ impl Ikev2Initiator {
             return;
         };
         let mut dns = Vec::new();
-        if let Some(cp) = chain
-            .iter()
-            .find(|p| p.kind == payload::CP)
-            .and_then(|p| ConfigPayload::parse(p.body).ok())
+        if let Some(cp) = wire::find(chain, payload::CP).and_then(|b| ConfigPayload::parse(b).ok())
         {
             for a in &cp.attributes {
                 match (a.kind, a.value.len()) {
@@ -680,14 +647,8 @@ impl Ikev2Initiator {
         let Ok(chain) = wire::payloads(first, inner) else {
             return;
         };
-        let sa = chain
-            .iter()
-            .find(|p| p.kind == payload::SA)
-            .and_then(|p| sa_payload::parse(p.body).ok());
-        let nr = chain
-            .iter()
-            .find(|p| p.kind == payload::NONCE)
-            .map(|p| p.body.to_vec());
+        let sa = wire::find(&chain, payload::SA).and_then(|b| sa_payload::parse(b).ok());
+        let nr = wire::find(&chain, payload::NONCE).map(|b| b.to_vec());
         let old_index = self
             .children
             .iter()

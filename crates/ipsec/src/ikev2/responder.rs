@@ -17,7 +17,7 @@ use super::encrypted::{self, SkError};
 use super::events::{DownReason, IkeSaId, Ikev2Event, Transmit};
 use super::fragments::{fragment_message, Reassembly};
 use super::ike_sa::{IkeSa, Stage};
-use super::wire::{self, exchange, flags, Header, PayloadChain, VERSION_2_0};
+use super::wire::{self, exchange, flags, Header, PayloadChain};
 
 /// Counters for the operator.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -259,16 +259,13 @@ impl Ikev2Responder {
         let Some(sa) = self.sas.get_mut(&spi_r) else {
             return;
         };
-        let header = Header {
-            spi_i: sa.spi_i,
-            spi_r: sa.spi_r,
-            next_payload: 0,
-            version: VERSION_2_0,
-            exchange: exchange_type,
-            flags: flags::RESPONSE,
+        let header = Header::new(
+            sa.spi_i,
+            sa.spi_r,
+            exchange_type,
+            flags::RESPONSE,
             message_id,
-            length: 0,
-        };
+        );
         let datagrams = match seal_message(sa, &header, chain, self.config.fragment_size) {
             Ok(d) => d,
             Err(e) => {
@@ -297,16 +294,7 @@ impl Ikev2Responder {
             return;
         };
         let message_id = sa.our_next_request;
-        let header = Header {
-            spi_i: sa.spi_i,
-            spi_r: sa.spi_r,
-            next_payload: 0,
-            version: VERSION_2_0,
-            exchange: exchange_type,
-            flags: 0,
-            message_id,
-            length: 0,
-        };
+        let header = Header::new(sa.spi_i, sa.spi_r, exchange_type, 0, message_id);
         let Ok(datagrams) = seal_message(sa, &header, chain, self.config.fragment_size) else {
             return;
         };

@@ -15,7 +15,7 @@ use super::payloads::{parse_nonce, KeyExchange, Notify};
 use super::proposal::{choose_ike, describe_offer, IkeRefusal};
 use super::responder::Ikev2Responder;
 use super::sa_payload;
-use super::wire::{self, flags, payload, Header, PayloadChain, HEADER_LEN, VERSION_2_0};
+use super::wire::{self, flags, payload, Header, PayloadChain, HEADER_LEN};
 
 /// Our nonce length: §2.10 asks for at least half the PRF's key size and
 /// at least 128 bits; 32 bytes covers SHA-512's 256-bit strength.
@@ -238,16 +238,7 @@ impl Ikev2Responder {
                 &Notify::encode(notify::IKEV2_FRAGMENTATION_SUPPORTED, &[]),
             );
         }
-        let response_header = Header {
-            spi_i: header.spi_i,
-            spi_r,
-            next_payload: 0,
-            version: VERSION_2_0,
-            exchange: header.exchange,
-            flags: flags::RESPONSE,
-            message_id: 0,
-            length: 0,
-        };
+        let response_header = Header::new(header.spi_i, spi_r, header.exchange, flags::RESPONSE, 0);
         let response = wire::message(&response_header, &chain);
         let suite = format!(
             "{}/{}/{}",
@@ -314,16 +305,7 @@ impl Ikev2Responder {
     ) {
         let mut chain = PayloadChain::new();
         chain.push(payload::NOTIFY, &Notify::encode(kind, data));
-        let header = Header {
-            spi_i: request.spi_i,
-            spi_r: [0; 8],
-            next_payload: 0,
-            version: VERSION_2_0,
-            exchange: request.exchange,
-            flags: flags::RESPONSE,
-            message_id: 0,
-            length: 0,
-        };
+        let header = Header::new(request.spi_i, [0; 8], request.exchange, flags::RESPONSE, 0);
         self.push_transmit(remote, on_nat_t_port, wire::message(&header, &chain));
     }
 }

@@ -130,6 +130,21 @@ pub enum WireError {
 }
 
 impl Header {
+    /// A header for a message of `exchange` on the SA named by the SPIs;
+    /// Next Payload and Length are filled in when the message is built.
+    pub fn new(spi_i: [u8; 8], spi_r: [u8; 8], exchange: u8, flags: u8, message_id: u32) -> Header {
+        Header {
+            spi_i,
+            spi_r,
+            next_payload: 0,
+            version: VERSION_2_0,
+            exchange,
+            flags,
+            message_id,
+            length: 0,
+        }
+    }
+
     /// Reads the header and checks the version and the length field against
     /// the datagram (§3.1: Length is the whole message).
     pub fn parse(message: &[u8]) -> Result<Header, WireError> {
@@ -247,50 +262,24 @@ pub fn payloads(first: u8, mut bytes: &[u8]) -> Result<Vec<RawPayload<'_>>, Wire
     Ok(out)
 }
 
-/// Builds a payload chain: each `push` writes a generic header whose "next
-/// payload" field is patched by the following push.
-#[derive(Default, Clone)]
-pub struct PayloadChain {
-    bytes: Vec<u8>,
-    first: u8,
-    last_header_at: Option<usize>,
+/// The payload chain builder is IKEv1's: the generic payload header is the
+/// same in both versions (RFC 2408 §3.2, RFC 7296 §3.2), and we set no
+/// critical bit (§2.5: every payload we send is one the peer must know).
+pub use crate::ikev1::wire::PayloadChain;
+
+/// The body of the first payload of `kind` in a parsed chain.
+pub fn find<'a>(chain: &[RawPayload<'a>], kind: u8) -> Option<&'a [u8]> {
+    chain.iter().find(|p| p.kind == kind).map(|p| p.body)
 }
 
-impl PayloadChain {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Appends a payload of type `kind` with `body`. §2.5: we set the
-    /// critical bit on nothing, since every payload we send is one the
-    /// peer must know.
-    pub fn push(&mut self, kind: u8, body: &[u8]) -> &mut Self {
-        match self.last_header_at {
-            Some(at) => self.bytes[at] = kind,
-            None => self.first = kind,
-        }
-        self.last_header_at = Some(self.bytes.len());
-        let len = (GENERIC_HEADER_LEN + body.len()) as u16;
-        self.bytes.extend_from_slice(&[0, 0]);
-        self.bytes.extend_from_slice(&len.to_be_bytes());
-        self.bytes.extend_from_slice(body);
-        self
-    }
-
-    /// The type of the first payload (the header's, or the SK payload's,
-    /// Next Payload).
-    pub fn first(&self) -> u8 {
-        self.first
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.bytes.is_empty()
-    }
-
-    /// The chain's bytes, generic headers included.
-    pub fn bytes(&self) -> &[u8] {
-        &self.bytes
-    }
+/// Every well-formed Notify payload of a parsed chain.
+pub fn notifies<'c, 'a: 'c>(
+    chain: &'c [RawPayload<'a>],
+) -> impl Iterator<Item = super::payloads::Notify<'a>> + 'c {
+    chain
+        .iter()
+        .filter(|p| p.kind == payload::NOTIFY)
+        .filter_map(|p| super::payloads::Notify::parse(p.body).ok())
 }
 
 /// Builds a whole unencrypted message (IKE_SA_INIT) from a header template
