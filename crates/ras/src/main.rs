@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod cert_cmd;
 mod connect_cmd;
 mod dial_cmd;
 mod pbs_cmd;
@@ -52,6 +53,10 @@ enum Command {
     Phonebook(phonebook_cmd::PhonebookArgs),
     /// Run the Phone Book Service (update queries, cabinets, posts).
     Pbs(pbs_cmd::PbsArgs),
+    /// Issue a server certificate the built-in VPN clients accept, or check
+    /// one against their rules.
+    #[command(subcommand)]
+    Cert(cert_cmd::CertCommand),
     /// Negotiate a server and a client PPP link in memory and show the result.
     PppSelftest {
         /// Authentication method to use.
@@ -102,6 +107,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Server(args) => server_cmd::run(args),
         Command::Phonebook(args) => phonebook_cmd::run(args),
         Command::Pbs(args) => pbs_cmd::run(args),
+        Command::Cert(cmd) => cert_cmd::run(cmd),
         Command::Connect(args) => connect_cmd::run(args),
         Command::Dial(args) => dial_cmd::run(args),
         Command::User { config, cmd } => {

@@ -9,6 +9,8 @@ pub mod accounting;
 pub mod address;
 pub mod authenticator;
 pub mod cert;
+pub mod cert_issue;
+pub mod cert_rules;
 pub mod config;
 pub mod dhcp_relay;
 pub mod dhcp_source;
