@@ -90,6 +90,8 @@ struct Client {
     keys: Option<IkeSaKeys>,
     next_id: u32,
     addr: SocketAddr,
+    /// Announce RFC 7427 signature hashes (SHA2-256/384) in IKE_SA_INIT.
+    signature_hashes: bool,
 }
 
 impl Client {
@@ -113,6 +115,7 @@ impl Client {
             keys: None,
             next_id: 1,
             addr: client(),
+            signature_hashes: false,
         }
     }
 
@@ -151,6 +154,12 @@ impl Client {
             chain.push(
                 payload::NOTIFY,
                 &Notify::encode(notify::IKEV2_FRAGMENTATION_SUPPORTED, &[]),
+            );
+        }
+        if self.signature_hashes {
+            chain.push(
+                payload::NOTIFY,
+                &Notify::encode(notify::SIGNATURE_HASH_ALGORITHMS, &[0, 2, 0, 3]),
             );
         }
         let header = Header::new(
@@ -1214,4 +1223,174 @@ fn mobike_address_update_moves_the_tunnel_and_echoes_cookie2() {
         .expect("COOKIE2 echoed");
     assert_eq!(cookie2.data, &[9; 16]);
     assert!(notifies(first, &inner).contains(&notify::NAT_DETECTION_SOURCE_IP));
+}
+
+/// A server with a certificate proves itself to an EAP client by
+/// signature: RFC 7427 (method 14) when the client announced hashes, RFC
+/// 4754 (method 9) with an ECDSA key otherwise. The client checks the
+/// signature with the certificate's public key.
+#[test]
+fn a_server_certificate_signs_our_auth_for_eap_clients() {
+    use aws_lc_rs::signature::{
+        UnparsedPublicKey, ECDSA_P256_SHA256_ASN1, ECDSA_P256_SHA256_FIXED,
+        RSA_PKCS1_2048_8192_SHA256,
+    };
+    use ipsec::ikev2::signature_auth::ServerCredential;
+
+    let ecdsa = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("key");
+    let rsa_pkcs8 = {
+        use aws_lc_rs::encoding::AsDer;
+        let k = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).expect("rsa");
+        k.as_der().expect("der").as_ref().to_vec()
+    };
+    let rsa = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(
+        &rsa_pkcs8.clone().into(),
+        &rcgen::PKCS_RSA_SHA256,
+    )
+    .expect("rsa key");
+    let cases: Vec<(&rcgen::KeyPair, Vec<u8>, bool, u8)> = vec![
+        (&ecdsa, ecdsa.serialize_der(), true, 14),
+        (&ecdsa, ecdsa.serialize_der(), false, 9),
+        (&rsa, rsa_pkcs8.clone(), true, 14),
+    ];
+    for (key, pkcs8, rfc7427, method) in cases {
+        let cert = rcgen::CertificateParams::new(vec!["vpn.example".to_string()])
+            .expect("params")
+            .self_signed(key)
+            .expect("cert");
+        let credential =
+            ServerCredential::from_pkcs8(vec![cert.der().to_vec()], &pkcs8).expect("credential");
+        let public = credential.public_key();
+        let now = Instant::now();
+        let mut cfg = config();
+        cfg.certificate = Some(std::sync::Arc::new(credential));
+        let mut r = Ikev2Responder::new(cfg, now);
+        let mut c = Client::new(DhGroup::Ecp256);
+        c.signature_hashes = rfc7427;
+        let request = c.sa_init(&aes_cbc_sha256_proposal(), None, false);
+        r.handle_datagram(now, server(), c.addr, false, &request);
+        let out = drain(&mut r);
+        let header = Header::parse(&out[0]).expect("header");
+        let init = wire::payloads(header.next_payload, &out[0][HEADER_LEN..]).expect("payloads");
+        assert!(
+            wire::notifies(&init).any(|n| n.kind == notify::SIGNATURE_HASH_ALGORITHMS),
+            "we announce RFC 7427"
+        );
+        c.sa_init_done(&out[0]);
+        let mut chain = PayloadChain::new();
+        chain.push(
+            payload::IDI,
+            &Identification::encode(id_type::RFC822_ADDR, b"alice@example"),
+        );
+        chain.push(payload::SA, &sa_payload::encode(&esp_proposal(7000)));
+        chain.push(
+            payload::TSI,
+            &traffic_selectors::encode(&[TrafficSelector::any_ipv4()]),
+        );
+        chain.push(
+            payload::TSR,
+            &traffic_selectors::encode(&[TrafficSelector::any_ipv4()]),
+        );
+        let request = c.seal(exchange::IKE_AUTH, &chain);
+        r.handle_datagram(now, server(), c.addr, false, &request);
+        let Some(Ikev2Event::EapStart { ike_sa, .. }) = events(&mut r).pop() else {
+            panic!("EAP start");
+        };
+        r.eap_reply(
+            now,
+            ike_sa,
+            ipsec::ikev2::EapReply::Continue(vec![1, 1, 0, 5, 1]),
+        );
+        let out = drain(&mut r);
+        let (_, first, inner) = c.open(&out[0]);
+        let reply = wire::payloads(first, &inner).expect("payloads");
+        let cert_payload = wire::find(&reply, payload::CERT).expect("CERT");
+        assert_eq!(cert_payload[0], 4, "X.509 signature encoding");
+        assert_eq!(&cert_payload[1..], cert.der().as_ref());
+        let idr = wire::find(&reply, payload::IDR).expect("IDr");
+        let auth =
+            Authentication::parse(wire::find(&reply, payload::AUTH).expect("AUTH")).expect("auth");
+        assert_eq!(auth.method, method);
+        let signed = signed_octets(c.prf, &c.init_response, &c.ni, &c.keys().sk_pr, idr);
+        let verified = if method == 14 {
+            let len = auth.data[0] as usize;
+            let algorithm = &auth.data[1..1 + len];
+            let signature = &auth.data[1 + len..];
+            let scheme: &dyn aws_lc_rs::signature::VerificationAlgorithm = if algorithm[4] == 0x2a
+                && algorithm[5] == 0x86
+                && algorithm[6] == 0x48
+                && algorithm[7] == 0xce
+            {
+                &ECDSA_P256_SHA256_ASN1
+            } else {
+                &RSA_PKCS1_2048_8192_SHA256
+            };
+            UnparsedPublicKey::new(scheme, &public).verify(&signed, signature)
+        } else {
+            assert_eq!(auth.data.len(), 64, "r || s on P-256");
+            UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, &public).verify(&signed, auth.data)
+        };
+        assert!(
+            verified.is_ok(),
+            "method {method}: the signature verifies with the certificate's key"
+        );
+    }
+}
+
+#[test]
+fn an_rsa_certificate_without_rfc_7427_is_refused_with_a_reason() {
+    let pkcs8 = {
+        use aws_lc_rs::encoding::AsDer;
+        let k = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).expect("rsa");
+        k.as_der().expect("der").as_ref().to_vec()
+    };
+    let key = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(
+        &pkcs8.clone().into(),
+        &rcgen::PKCS_RSA_SHA256,
+    )
+    .expect("key");
+    let cert = rcgen::CertificateParams::new(vec!["vpn.example".to_string()])
+        .expect("params")
+        .self_signed(&key)
+        .expect("cert");
+    let credential = ipsec::ikev2::signature_auth::ServerCredential::from_pkcs8(
+        vec![cert.der().to_vec()],
+        &pkcs8,
+    )
+    .expect("credential");
+    let now = Instant::now();
+    let mut cfg = config();
+    cfg.certificate = Some(std::sync::Arc::new(credential));
+    let mut r = Ikev2Responder::new(cfg, now);
+    let mut c = init(&mut r, now);
+    let mut chain = PayloadChain::new();
+    chain.push(
+        payload::IDI,
+        &Identification::encode(id_type::IPV4_ADDR, &[10, 0, 0, 1]),
+    );
+    chain.push(payload::SA, &sa_payload::encode(&esp_proposal(7001)));
+    chain.push(
+        payload::TSI,
+        &traffic_selectors::encode(&[TrafficSelector::any_ipv4()]),
+    );
+    chain.push(
+        payload::TSR,
+        &traffic_selectors::encode(&[TrafficSelector::any_ipv4()]),
+    );
+    let request = c.seal(exchange::IKE_AUTH, &chain);
+    r.handle_datagram(now, server(), c.addr, false, &request);
+    let Some(Ikev2Event::EapStart { ike_sa, .. }) = events(&mut r).pop() else {
+        panic!("EAP start");
+    };
+    r.eap_reply(
+        now,
+        ike_sa,
+        ipsec::ikev2::EapReply::Continue(vec![1, 1, 0, 5, 1]),
+    );
+    let out = drain(&mut r);
+    let (_, first, inner) = c.open(&out[0]);
+    assert_eq!(notifies(first, &inner), vec![notify::AUTHENTICATION_FAILED]);
+    assert!(events(&mut r)
+        .iter()
+        .any(|e| matches!(e, Ikev2Event::Refused { reason, .. } if reason.contains("RFC 7427"))));
 }

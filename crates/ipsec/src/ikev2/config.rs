@@ -105,6 +105,10 @@ pub struct Ikev2Config {
     /// Offer MOBIKE (RFC 4555): clients that change networks (Wi-Fi to
     /// mobile) keep their tunnel.
     pub mobike: bool,
+    /// Our certificate and key: with one, the server proves itself to EAP
+    /// clients by signature (what Windows, Apple and Android require);
+    /// without one, by the pre-shared key.
+    pub certificate: Option<std::sync::Arc<super::signature_auth::ServerCredential>>,
 }
 
 impl Default for Ikev2Config {
@@ -123,6 +127,7 @@ impl Default for Ikev2Config {
             child_hard_lifetime: Duration::from_secs(3 * 3600),
             replay_window: 1024,
             mobike: true,
+            certificate: None,
         }
     }
 }

@@ -12,7 +12,7 @@ use super::auth::{shared_key_auth, signed_octets};
 use super::events::{AuthorizationRequest, ClientAuthMethod, EapReply, IkeSaId, Ikev2Event};
 use super::ike_sa::{EapStage, PendingChild, Stage};
 use super::notify;
-use super::payloads::{auth_method, Authentication};
+use super::payloads::{auth_method, cert_encoding, Authentication, Certificate};
 use super::responder::Ikev2Responder;
 use super::wire::{exchange, payload, Header, PayloadChain};
 
@@ -26,20 +26,23 @@ impl Ikev2Responder {
         identity: String,
     ) {
         let spi_r = header.spi_r;
-        // Until certificates are implemented the server proves itself with
-        // the pre-shared key (strongSwan's `auth = psk` with a client's
+        // The server proves itself with its certificate, or without one
+        // with the pre-shared key (strongSwan's `auth = psk` with a client's
         // `auth = eap-mschapv2`).
-        let Some(key) = self
-            .config
-            .psks
-            .lookup(&request.idi_data)
-            .map(|k| k.to_vec())
-        else {
+        let key = match self.config.certificate {
+            Some(_) => Some(Vec::new()),
+            None => self
+                .config
+                .psks
+                .lookup(&request.idi_data)
+                .map(|k| k.to_vec()),
+        };
+        let Some(key) = key else {
             self.fail_auth(
                 spi_r,
                 header.message_id,
                 notify::AUTHENTICATION_FAILED,
-                format!("IKEv2 client {identity} wants EAP, but no key authenticates this server to it (server certificates are not implemented yet)"),
+                format!("IKEv2 client {identity} wants EAP, but this server has neither a certificate nor a pre-shared key to prove itself with"),
             );
             return;
         };
@@ -198,17 +201,47 @@ impl Ikev2Responder {
         if !stage.sent_auth {
             // §2.16: the responder authenticates itself in its first answer.
             stage.sent_auth = true;
-            let key = sa.auth_key.clone().unwrap_or_default();
             let signed =
                 signed_octets(sa.prf, &sa.init_response, &sa.ni, &sa.keys.sk_pr, &idr_body);
             chain.push(payload::IDR, &idr_body);
-            chain.push(
-                payload::AUTH,
-                &Authentication::encode(
-                    auth_method::SHARED_KEY_MIC,
-                    &shared_key_auth(sa.prf, &key, &signed),
-                ),
-            );
+            match &self.config.certificate {
+                Some(credential) => {
+                    for der in credential.chain() {
+                        chain.push(
+                            payload::CERT,
+                            &Certificate::encode(cert_encoding::X509_SIGNATURE, der),
+                        );
+                    }
+                    match credential.sign(&signed, &sa.peer_hashes) {
+                        Ok((method, data)) => {
+                            chain.push(payload::AUTH, &Authentication::encode(method, &data));
+                        }
+                        Err(e) => {
+                            let reason = format!(
+                                "cannot authenticate this server to IKEv2 client {}: {e}",
+                                sa.identity
+                            );
+                            self.fail_auth(
+                                spi_r,
+                                message_id,
+                                notify::AUTHENTICATION_FAILED,
+                                reason,
+                            );
+                            return;
+                        }
+                    }
+                }
+                None => {
+                    let key = sa.auth_key.clone().unwrap_or_default();
+                    chain.push(
+                        payload::AUTH,
+                        &Authentication::encode(
+                            auth_method::SHARED_KEY_MIC,
+                            &shared_key_auth(sa.prf, &key, &signed),
+                        ),
+                    );
+                }
+            }
         }
         let peer = sa.peer;
         match reply {

@@ -93,6 +93,8 @@ pub(crate) struct IkeSa {
     pub init_request: Vec<u8>,
     pub init_response: Vec<u8>,
     pub peer_fragments: bool,
+    /// RFC 7427 hash algorithms the peer announced (empty: none).
+    pub peer_hashes: Vec<u16>,
     pub stage: Stage,
     /// The Message ID of the next request the peer may send (§2.2).
     pub expected_request: u32,

@@ -473,6 +473,7 @@ impl Ikev2Responder {
             init_request: Vec::new(),
             init_response: Vec::new(),
             peer_fragments: old.peer_fragments,
+            peer_hashes: old.peer_hashes.clone(),
             stage: Stage::Established,
             // §2.18: the new IKE SA starts its Message IDs at zero.
             expected_request: 0,

@@ -32,6 +32,7 @@ pub mod proposal;
 pub mod responder;
 mod sa_init;
 pub mod sa_payload;
+pub mod signature_auth;
 pub mod traffic_selectors;
 pub mod wire;
 

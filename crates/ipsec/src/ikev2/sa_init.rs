@@ -30,6 +30,7 @@ struct InitRequest<'a> {
     nat_source: Vec<&'a [u8]>,
     nat_destination: Option<&'a [u8]>,
     fragmentation: bool,
+    hashes: Vec<u16>,
 }
 
 fn parse_request<'a>(message: &'a [u8], header: &Header) -> Result<InitRequest<'a>, String> {
@@ -49,6 +50,7 @@ fn parse_request<'a>(message: &'a [u8], header: &Header) -> Result<InitRequest<'
         nat_source: Vec::new(),
         nat_destination: None,
         fragmentation: false,
+        hashes: Vec::new(),
     };
     for p in &chain {
         match p.kind {
@@ -62,6 +64,9 @@ fn parse_request<'a>(message: &'a [u8], header: &Header) -> Result<InitRequest<'
                     notify::NAT_DETECTION_SOURCE_IP => request.nat_source.push(n.data),
                     notify::NAT_DETECTION_DESTINATION_IP => request.nat_destination = Some(n.data),
                     notify::IKEV2_FRAGMENTATION_SUPPORTED => request.fragmentation = true,
+                    notify::SIGNATURE_HASH_ALGORITHMS => {
+                        request.hashes = super::signature_auth::parse_hash_algorithms(n.data)
+                    }
                     _ => {}
                 }
             }
@@ -238,6 +243,16 @@ impl Ikev2Responder {
                 &Notify::encode(notify::IKEV2_FRAGMENTATION_SUPPORTED, &[]),
             );
         }
+        if self.config.certificate.is_some() {
+            // RFC 7427 §4: we verify and make RFC 7427 signatures.
+            chain.push(
+                payload::NOTIFY,
+                &Notify::encode(
+                    notify::SIGNATURE_HASH_ALGORITHMS,
+                    &super::signature_auth::ServerCredential::announced_hashes(),
+                ),
+            );
+        }
         let response_header = Header::new(header.spi_i, spi_r, header.exchange, flags::RESPONSE, 0);
         let response = wire::message(&response_header, &chain);
         let suite = format!(
@@ -270,6 +285,7 @@ impl Ikev2Responder {
             init_request: message.to_vec(),
             init_response: response.clone(),
             peer_fragments: request.fragmentation,
+            peer_hashes: request.hashes.clone(),
             stage: Stage::HalfOpen,
             expected_request: 1,
             last_response: None,

@@ -1,0 +1,195 @@
+//! Server authentication with a certificate (RFC 7296 §2.15, §3.6): the
+//! CERT payloads of our chain and an AUTH payload signed with our key.
+//!
+//! With a peer that announced RFC 7427 (SIGNATURE_HASH_ALGORITHMS), AUTH
+//! method 14 carries its own AlgorithmIdentifier (RFC 7427 §3; Android's
+//! built-in client requires this): sha256WithRSAEncryption, or
+//! ecdsa-with-SHA256/384 with a DER signature. Without it, an ECDSA key
+//! signs with RFC 4754 methods 9/10 (r || s over SHA-256/384); RSA without
+//! RFC 7427 (method 1, PKCS#1 v1.5 over SHA-1) is not implemented yet.
+
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{
+    EcdsaKeyPair, KeyPair, RsaKeyPair, ECDSA_P256_SHA256_ASN1_SIGNING,
+    ECDSA_P256_SHA256_FIXED_SIGNING, ECDSA_P384_SHA384_ASN1_SIGNING,
+    ECDSA_P384_SHA384_FIXED_SIGNING, RSA_PKCS1_SHA256,
+};
+use thiserror::Error;
+
+use super::payloads::auth_method;
+
+/// RFC 7427 §4 hash algorithm identifiers (IANA "IKEv2 Hash Algorithms").
+pub mod hash_id {
+    pub const SHA1: u16 = 1;
+    pub const SHA2_256: u16 = 2;
+    pub const SHA2_384: u16 = 3;
+    pub const SHA2_512: u16 = 4;
+}
+
+/// RFC 7427 Appendix A: DER AlgorithmIdentifiers.
+const SHA256_WITH_RSA: &[u8] = &[
+    0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0b, 0x05, 0x00,
+];
+const ECDSA_WITH_SHA256: &[u8] = &[
+    0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02,
+];
+const ECDSA_WITH_SHA384: &[u8] = &[
+    0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x03,
+];
+
+#[derive(Debug, Error)]
+pub enum SignatureAuthError {
+    #[error("the private key is not a PKCS#8 RSA, ECDSA P-256 or P-384 key")]
+    Key,
+    #[error("the certificate chain is empty")]
+    NoCertificate,
+    #[error("the client supports no signature hash we use (RFC 7427), and an RSA key without RFC 7427 is not supported yet")]
+    NoCommonAlgorithm,
+    #[error("signing failed")]
+    Sign,
+}
+
+enum ServerKey {
+    Rsa(RsaKeyPair),
+    Ecdsa {
+        der: EcdsaKeyPair,
+        fixed: EcdsaKeyPair,
+        p384: bool,
+    },
+}
+
+/// Our certificate chain (leaf first, DER) and its private key.
+pub struct ServerCredential {
+    chain: Vec<Vec<u8>>,
+    key: ServerKey,
+}
+
+impl ServerCredential {
+    pub fn from_pkcs8(chain: Vec<Vec<u8>>, pkcs8: &[u8]) -> Result<Self, SignatureAuthError> {
+        if chain.is_empty() {
+            return Err(SignatureAuthError::NoCertificate);
+        }
+        let key = if let Ok(rsa) = RsaKeyPair::from_pkcs8(pkcs8) {
+            ServerKey::Rsa(rsa)
+        } else if let (Ok(der), Ok(fixed)) = (
+            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8),
+            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8),
+        ) {
+            ServerKey::Ecdsa {
+                der,
+                fixed,
+                p384: false,
+            }
+        } else if let (Ok(der), Ok(fixed)) = (
+            EcdsaKeyPair::from_pkcs8(&ECDSA_P384_SHA384_ASN1_SIGNING, pkcs8),
+            EcdsaKeyPair::from_pkcs8(&ECDSA_P384_SHA384_FIXED_SIGNING, pkcs8),
+        ) {
+            ServerKey::Ecdsa {
+                der,
+                fixed,
+                p384: true,
+            }
+        } else {
+            return Err(SignatureAuthError::Key);
+        };
+        Ok(ServerCredential { chain, key })
+    }
+
+    /// The certificates to send, leaf first (§3.6, one CERT payload each).
+    pub fn chain(&self) -> &[Vec<u8>] {
+        &self.chain
+    }
+
+    /// The hash algorithms we announce (RFC 7427 §4).
+    pub fn announced_hashes() -> Vec<u8> {
+        [hash_id::SHA2_256, hash_id::SHA2_384]
+            .iter()
+            .flat_map(|h| h.to_be_bytes())
+            .collect()
+    }
+
+    /// The AUTH payload's method and data over `signed` octets (§2.15).
+    /// `peer_hashes` are the hash IDs of the peer's
+    /// SIGNATURE_HASH_ALGORITHMS, empty when it sent none.
+    pub fn sign(
+        &self,
+        signed: &[u8],
+        peer_hashes: &[u16],
+    ) -> Result<(u8, Vec<u8>), SignatureAuthError> {
+        let rng = SystemRandom::new();
+        let rfc7427 = !peer_hashes.is_empty();
+        match &self.key {
+            ServerKey::Rsa(key) => {
+                if !rfc7427 || !peer_hashes.contains(&hash_id::SHA2_256) {
+                    return Err(SignatureAuthError::NoCommonAlgorithm);
+                }
+                let mut signature = vec![0u8; key.public_modulus_len()];
+                key.sign(&RSA_PKCS1_SHA256, &rng, signed, &mut signature)
+                    .map_err(|_| SignatureAuthError::Sign)?;
+                Ok((
+                    auth_method::DIGITAL_SIGNATURE,
+                    with_algorithm(SHA256_WITH_RSA, &signature),
+                ))
+            }
+            ServerKey::Ecdsa { der, fixed, p384 } => {
+                let wanted = if *p384 {
+                    hash_id::SHA2_384
+                } else {
+                    hash_id::SHA2_256
+                };
+                if rfc7427 && peer_hashes.contains(&wanted) {
+                    let signature = der
+                        .sign(&rng, signed)
+                        .map_err(|_| SignatureAuthError::Sign)?;
+                    let algorithm = if *p384 {
+                        ECDSA_WITH_SHA384
+                    } else {
+                        ECDSA_WITH_SHA256
+                    };
+                    Ok((
+                        auth_method::DIGITAL_SIGNATURE,
+                        with_algorithm(algorithm, signature.as_ref()),
+                    ))
+                } else {
+                    // RFC 4754 §3: methods 9/10, r || s, the curve's own hash.
+                    let signature = fixed
+                        .sign(&rng, signed)
+                        .map_err(|_| SignatureAuthError::Sign)?;
+                    let method = if *p384 {
+                        auth_method::ECDSA_SHA384_P384
+                    } else {
+                        auth_method::ECDSA_SHA256_P256
+                    };
+                    Ok((method, signature.as_ref().to_vec()))
+                }
+            }
+        }
+    }
+
+    /// The public key (for tests and logs): an RSAPublicKey DER or an
+    /// uncompressed EC point.
+    pub fn public_key(&self) -> Vec<u8> {
+        match &self.key {
+            ServerKey::Rsa(k) => k.public_key().as_ref().to_vec(),
+            ServerKey::Ecdsa { der, .. } => der.public_key().as_ref().to_vec(),
+        }
+    }
+}
+
+/// RFC 7427 §3: the AUTH data of method 14 is the AlgorithmIdentifier's
+/// length (one octet), the AlgorithmIdentifier, then the signature.
+fn with_algorithm(algorithm: &[u8], signature: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1 + algorithm.len() + signature.len());
+    out.push(algorithm.len() as u8);
+    out.extend_from_slice(algorithm);
+    out.extend_from_slice(signature);
+    out
+}
+
+/// Parses a SIGNATURE_HASH_ALGORITHMS notify's data (RFC 7427 §4).
+pub fn parse_hash_algorithms(data: &[u8]) -> Vec<u16> {
+    data.chunks_exact(2)
+        .map(|c| u16::from_be_bytes([c[0], c[1]]))
+        .take(32)
+        .collect()
+}
