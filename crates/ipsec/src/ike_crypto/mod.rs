@@ -10,6 +10,7 @@ pub mod error;
 pub mod hash;
 pub mod ikev1_keys;
 mod modp;
+pub mod signature;
 
 pub use cbc::IkeCipher;
 pub use dh::{DhGroup, DhPrivate};

@@ -12,9 +12,11 @@
 //! - [`initiator`]: the client endpoint (L2TP/IPsec client); [`initiator_config`]
 //!   its settings, [`offer`] what it proposes and accepts.
 
+pub mod certificates;
 pub mod config;
 pub mod crypt;
 pub mod events;
+pub mod fragment;
 mod ike_sa;
 mod informational;
 pub mod initiator;
@@ -30,6 +32,7 @@ pub mod proposal;
 mod quick_mode;
 pub mod responder;
 pub mod sa_payload;
+pub mod signature_auth;
 pub mod vendor_ids;
 pub mod wire;
 
