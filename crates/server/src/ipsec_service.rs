@@ -6,6 +6,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use ipsec::ike_crypto::signature::PrivateKey;
+use ipsec::ikev1::certificates::{CertificateAuth, LocalCertificate, TrustAnchors};
 use ipsec::ikev1::{PskTable, ResponderConfig};
 use rand::distributions::{Alphanumeric, DistString};
 use tokio::net::UdpSocket;
@@ -14,6 +16,7 @@ use tunnel::l2tp_ipsec::{open_esp_socket, serve_ipsec_l2tp, IpsecSockets};
 use tunnel::l2tp_server::L2tpFront;
 use zeroize::Zeroizing;
 
+use crate::cert::ServerCertificate;
 use crate::ipsec_config::IpsecConfig;
 
 /// The file of the generated pre-shared key in the state directory.
@@ -36,6 +39,14 @@ pub enum IpsecError {
         #[source]
         source: std::io::Error,
     },
+    #[error("ipsec.ca_file {}: {message}", path.display())]
+    CaFile { path: PathBuf, message: String },
+    #[error("ipsec.auth lists \"certificate\" but ipsec.ca_file is not set")]
+    NoCaFile,
+    #[error("ipsec.auth accepts nothing: list \"psk\", \"certificate\" or both")]
+    NoAuth,
+    #[error("[certificate] cannot sign IKE messages: {0}")]
+    Certificate(String),
     #[error("cannot bind IPsec UDP port {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -148,13 +159,28 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 pub fn responder_config(
     config: &IpsecConfig,
     wildcard_psk: &[u8],
+    server_cert: &ServerCertificate,
 ) -> Result<ResponderConfig, IpsecError> {
-    let mut psks = PskTable::new().with_wildcard(wildcard_psk);
-    for peer in &config.peers {
-        psks.insert(peer.address, &read_psk(&peer.psk_file)?);
+    let mut psks = PskTable::new();
+    if config.psk_auth() {
+        psks = psks.with_wildcard(wildcard_psk);
+        for peer in &config.peers {
+            psks.insert(peer.address, &read_psk(&peer.psk_file)?);
+        }
+    }
+    let certificates = if config.certificate_auth() {
+        Some(certificate_auth(config, server_cert)?)
+    } else {
+        None
+    };
+    if psks.is_empty() && certificates.is_none() {
+        return Err(IpsecError::NoAuth);
     }
     Ok(ResponderConfig {
         psks,
+        certificates,
+        fragmentation: config.fragmentation,
+        fragment_size: config.fragment_size.max(256).into(),
         proposals: config.proposal_policy(),
         nat_t_port: config.nat_t_port,
         hide_server_nat: config.hide_server_nat,
@@ -162,6 +188,27 @@ pub fn responder_config(
         dpd_timeout: config.dpd_timeout(),
         ..ResponderConfig::default()
     })
+}
+
+/// Signature authentication: the `[certificate]` chain and key sign, the
+/// CAs of `ca_file` verify clients.
+fn certificate_auth(
+    config: &IpsecConfig,
+    server_cert: &ServerCertificate,
+) -> Result<CertificateAuth, IpsecError> {
+    let path = config.ca_file.as_ref().ok_or(IpsecError::NoCaFile)?;
+    let ca_err = |message: String| IpsecError::CaFile {
+        path: path.clone(),
+        message,
+    };
+    let pem = std::fs::read(path).map_err(|e| ca_err(e.to_string()))?;
+    let trust = TrustAnchors::from_pem(&pem).map_err(|e| ca_err(e.to_string()))?;
+    let key = PrivateKey::from_der(server_cert.key_der())
+        .map_err(|e| IpsecError::Certificate(e.to_string()))?;
+    let chain = server_cert.chain().iter().map(|c| c.to_vec()).collect();
+    let local =
+        LocalCertificate::new(chain, key).map_err(|e| IpsecError::Certificate(e.to_string()))?;
+    Ok(CertificateAuth::new(local, trust))
 }
 
 /// Runs the front end until `shutdown`.

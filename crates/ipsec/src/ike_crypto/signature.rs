@@ -7,7 +7,8 @@
 //!   does (with blinding: `sign_with_rng`).
 //! - ECDSA: RFC 4754 §7: the SIG payload carries r || s, each as long as the
 //!   curve's order. The value signed is HASH_I/HASH_R itself used as the
-//!   message digest (as strongSwan's "ECDSA with NULL" does): no second hash.
+//!   message digest (as strongSwan's "ECDSA with NULL" does): no second hash;
+//!   RFC 4754 §7 makes HASH_I itself a SHA-256/384 HMAC of the curve's size.
 //!   ECDSA uses the leftmost bits of a digest as long as the order (FIPS
 //!   186-4 §6.4), so a shorter prf output is left-padded with zeros (the same
 //!   integer) and a longer one truncated, giving aws-lc-rs a digest of the

@@ -359,7 +359,7 @@ impl Responder {
             ));
         };
         let skeyid = sa.skeyid.as_ref().ok_or("no SKEYID")?;
-        let prf = sa.choice.hash;
+        let prf = signature_auth::hash_i_prf(sa.choice.auth, sa.choice.hash);
         // HASH_I = prf(SKEYID, g^xi | g^xr | CKY-I | CKY-R | SAi_b | IDii_b)
         let expected = prf.hmac(
             skeyid,

@@ -5,6 +5,7 @@
 //! instead of sent.
 
 use crate::ike_crypto::signature::KeyKind;
+use crate::ike_crypto::HashAlg;
 
 use super::certificates::{
     self, cert_payload, CertificateAuth, PeerCertificateError, MAX_PEER_CERTIFICATES,
@@ -21,6 +22,19 @@ pub fn method_for_key(kind: KeyKind) -> AuthMethod {
         KeyKind::Rsa => AuthMethod::RsaSignature,
         KeyKind::EcdsaP256 => AuthMethod::EcdsaSha256,
         KeyKind::EcdsaP384 => AuthMethod::EcdsaSha384,
+    }
+}
+
+/// The prf of HASH_I and HASH_R. RFC 4754 §7: with ECDSA methods they are
+/// computed with the method's hash (HMAC-SHA-256 for ECDSA-256, HMAC-SHA-384
+/// for ECDSA-384, keyed with SKEYID) whatever hash Main Mode negotiated, so
+/// the value signed is a digest of the curve's size (strongSwan does the
+/// same); otherwise with the negotiated one (RFC 2409 §5).
+pub fn hash_i_prf(method: AuthMethod, negotiated: HashAlg) -> HashAlg {
+    match method {
+        AuthMethod::EcdsaSha256 => HashAlg::Sha256,
+        AuthMethod::EcdsaSha384 => HashAlg::Sha384,
+        _ => negotiated,
     }
 }
 
