@@ -186,3 +186,166 @@ impl Reassembly {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ikev1::wire::{exchange, VERSION_1_0};
+
+    fn header() -> Header {
+        Header {
+            initiator_cookie: [1; 8],
+            responder_cookie: [2; 8],
+            next_payload: 5,
+            version: VERSION_1_0,
+            exchange: exchange::MAIN_MODE,
+            flags: 1,
+            message_id: 0,
+            length: 0,
+        }
+    }
+
+    /// The FRAGMENT payload body of a fragment message.
+    fn body(m: &[u8]) -> &[u8] {
+        &m[HEADER_LEN + GENERIC_HEADER_LEN..]
+    }
+
+    fn piece(id: u16, number: u8, last: bool, data: &[u8]) -> Vec<u8> {
+        let mut b = id.to_be_bytes().to_vec();
+        b.push(number);
+        b.push(u8::from(last));
+        b.extend_from_slice(data);
+        b
+    }
+
+    #[test]
+    fn a_message_cut_small_comes_back_whole_in_any_order() {
+        let message: Vec<u8> = (0..1000u32).map(|i| (i * 7) as u8).collect();
+        let pieces = fragment(&message, &header(), 3, 200);
+        assert_eq!(pieces.len(), message.len().div_ceil(200 - 36));
+        for p in &pieces {
+            assert!(p.len() <= 200);
+            let h = Header::parse(p).unwrap();
+            assert_eq!(h.next_payload, payload::FRAGMENT);
+            assert_eq!(h.flags, 0, "fragment messages are not encrypted as such");
+            assert_eq!((h.initiator_cookie, h.responder_cookie), ([1; 8], [2; 8]));
+        }
+        let last = Fragment::parse(body(pieces.last().unwrap())).unwrap();
+        assert!(last.last && last.id == 3 && last.number as usize == pieces.len());
+        let now = Instant::now();
+        let mut r = Reassembly::default();
+        let mut order: Vec<&Vec<u8>> = pieces.iter().rev().collect();
+        order.swap(1, 3);
+        let (tail, head) = order.split_at(order.len() - 1);
+        for p in tail {
+            assert_eq!(r.add(now, body(p)), Reassembled::Incomplete);
+        }
+        // A retransmitted copy of a piece changes nothing.
+        assert_eq!(r.add(now, body(tail[0])), Reassembled::Incomplete);
+        assert_eq!(r.add(now, body(head[0])), Reassembled::Complete(message));
+        assert_eq!(r.deadline(), None, "nothing kept after completion");
+    }
+
+    #[test]
+    fn two_different_pieces_with_one_number_end_the_reassembly() {
+        let now = Instant::now();
+        let mut r = Reassembly::default();
+        assert_eq!(
+            r.add(now, &piece(1, 1, false, b"aaaa")),
+            Reassembled::Incomplete
+        );
+        assert_eq!(
+            r.add(now, &piece(1, 1, false, b"bbbb")),
+            Reassembled::Refused("two different fragments with one number")
+        );
+        // Started over: piece 2 alone (last) does not complete anything.
+        assert_eq!(
+            r.add(now, &piece(1, 2, true, b"cc")),
+            Reassembled::Incomplete
+        );
+    }
+
+    #[test]
+    fn numbers_out_of_range_and_past_the_last_are_refused() {
+        let now = Instant::now();
+        let mut r = Reassembly::default();
+        assert_eq!(
+            r.add(now, &piece(1, 0, false, b"x")),
+            Reassembled::Refused("a fragment number out of range")
+        );
+        assert_eq!(
+            r.add(now, &piece(1, MAX_FRAGMENTS + 1, false, b"x")),
+            Reassembled::Refused("a fragment number out of range")
+        );
+        assert_eq!(
+            r.add(now, &piece(1, 2, true, b"x")),
+            Reassembled::Incomplete
+        );
+        assert_eq!(
+            r.add(now, &piece(1, 3, false, b"x")),
+            Reassembled::Refused("fragments past the last one")
+        );
+        assert_eq!(
+            r.add(now, &piece(1, 3, false, b"x")),
+            Reassembled::Incomplete
+        );
+        assert_eq!(
+            r.add(now, &piece(1, 2, true, b"x")),
+            Reassembled::Refused("fragments past the last one")
+        );
+        assert_eq!(
+            r.add(now, &[0, 1, 2]),
+            Reassembled::Refused("a fragment payload shorter than its header")
+        );
+    }
+
+    #[test]
+    fn more_bytes_than_a_message_may_have_are_refused() {
+        let now = Instant::now();
+        let mut r = Reassembly::default();
+        let big = vec![0u8; MAX_MESSAGE_LEN / 2 + 1];
+        assert_eq!(
+            r.add(now, &piece(1, 1, false, &big)),
+            Reassembled::Incomplete
+        );
+        assert_eq!(
+            r.add(now, &piece(1, 2, false, &big)),
+            Reassembled::Refused("fragments over the message size limit")
+        );
+        assert_eq!(r.deadline(), None, "the pieces are dropped");
+    }
+
+    #[test]
+    fn a_reassembly_that_never_completes_is_forgotten() {
+        let now = Instant::now();
+        let mut r = Reassembly::default();
+        assert_eq!(
+            r.add(now, &piece(9, 1, false, b"first")),
+            Reassembled::Incomplete
+        );
+        assert_eq!(r.deadline(), Some(now + REASSEMBLY_TIMEOUT));
+        assert!(!r.expire(now + REASSEMBLY_TIMEOUT / 2));
+        assert!(r.expire(now + REASSEMBLY_TIMEOUT));
+        assert_eq!(r.deadline(), None);
+        // The late last piece alone is not a message.
+        let later = now + REASSEMBLY_TIMEOUT * 2;
+        assert_eq!(
+            r.add(later, &piece(9, 2, true, b"last")),
+            Reassembled::Incomplete
+        );
+    }
+
+    #[test]
+    fn a_new_fragment_id_replaces_an_unfinished_message() {
+        let now = Instant::now();
+        let mut r = Reassembly::default();
+        assert_eq!(
+            r.add(now, &piece(1, 1, false, b"old")),
+            Reassembled::Incomplete
+        );
+        assert_eq!(
+            r.add(now, &piece(2, 1, true, b"new")),
+            Reassembled::Complete(b"new".to_vec())
+        );
+    }
+}
