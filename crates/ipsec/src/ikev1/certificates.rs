@@ -340,7 +340,26 @@ pub struct CertificateAuth {
     pub unix_time: fn() -> i64,
 }
 
+impl std::fmt::Debug for CertificateAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the key itself.
+        f.debug_struct("CertificateAuth")
+            .field("key", &self.local.kind().name())
+            .field("chain", &self.local.chain().len())
+            .finish_non_exhaustive()
+    }
+}
+
 impl CertificateAuth {
+    /// From PEM files' contents: our chain (end entity first), its key,
+    /// and the CAs the peer's certificate must chain to.
+    pub fn from_pem(chain: &[u8], key: &[u8], cas: &[u8]) -> Result<Self, CertificateError> {
+        Ok(CertificateAuth::new(
+            LocalCertificate::from_pem(chain, key)?,
+            TrustAnchors::from_pem(cas)?,
+        ))
+    }
+
     pub fn new(local: LocalCertificate, trust: TrustAnchors) -> Self {
         CertificateAuth {
             local: Arc::new(local),
