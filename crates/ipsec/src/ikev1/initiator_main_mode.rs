@@ -1,4 +1,5 @@
-//! Main Mode with a pre-shared key, initiator side (RFC 2409 §5, §5.4),
+//! Main Mode with a pre-shared key or a certificate, initiator side
+//! (RFC 2409 §5, §5.1, §5.4; RFC 4754),
 //! with NAT-T negotiation and floating to port 4500 (RFC 3947 §3, §4).
 
 use std::net::SocketAddr;

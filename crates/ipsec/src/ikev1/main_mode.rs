@@ -1,4 +1,5 @@
-//! Main Mode with pre-shared keys, responder side (RFC 2409 §5, §5.4),
+//! Main Mode with pre-shared keys or signatures, responder side (RFC 2409
+//! §5, §5.1, §5.4; RFC 4754),
 //! with NAT-T negotiation (RFC 3947 §3, §4).
 
 use std::collections::{HashMap, VecDeque};
