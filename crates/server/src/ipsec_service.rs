@@ -256,4 +256,90 @@ mod tests {
         let e = load_or_create_psk(&config, dir.path()).unwrap_err();
         assert!(e.to_string().contains(&path.display().to_string()), "{e}");
     }
+
+    fn self_signed(dir: &Path) -> ServerCertificate {
+        let state = crate::state::StateDir::open(dir).unwrap();
+        ServerCertificate::load_or_create_self_signed(&state, "vpn.example.com", &[]).unwrap()
+    }
+
+    /// With a CA file, the self-signed ECDSA certificate signs IKE and
+    /// certificates are accepted next to the pre-shared key.
+    #[test]
+    fn a_ca_file_turns_certificates_on_next_to_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let cert = self_signed(dir.path());
+        let ca = dir.path().join("ca.pem");
+        std::fs::copy(dir.path().join(crate::cert::SELF_SIGNED_CERT_FILE), &ca).unwrap();
+        let config = IpsecConfig {
+            ca_file: Some(ca),
+            ..Default::default()
+        };
+        let r = responder_config(&config, b"key", &cert).unwrap();
+        let c = r.certificates.expect("certificates on");
+        assert_eq!(
+            c.local.kind(),
+            ipsec::ike_crypto::signature::KeyKind::EcdsaP256
+        );
+        assert!(!r.psks.is_empty());
+        // Without a CA file: pre-shared keys only.
+        let r = responder_config(&IpsecConfig::default(), b"key", &cert).unwrap();
+        assert!(r.certificates.is_none());
+        // Certificates only.
+        let config = IpsecConfig {
+            auth: Some(vec![crate::ipsec_config::IpsecAuthName::Certificate]),
+            ..config
+        };
+        let r = responder_config(&config, b"key", &cert).unwrap();
+        assert!(r.psks.is_empty() && r.certificates.is_some());
+    }
+
+    #[test]
+    fn bad_certificate_settings_name_the_file_and_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let cert = self_signed(dir.path());
+        let ca = dir.path().join("not-a-ca.pem");
+        std::fs::write(&ca, "hello\n").unwrap();
+        let config = IpsecConfig {
+            ca_file: Some(ca.clone()),
+            ..Default::default()
+        };
+        let e = responder_config(&config, b"key", &cert)
+            .err()
+            .expect("refused");
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "ipsec.ca_file {}: no certificate in the PEM text",
+                ca.display()
+            )
+        );
+        let config = IpsecConfig {
+            ca_file: Some(dir.path().join("missing.pem")),
+            ..Default::default()
+        };
+        let e = responder_config(&config, b"key", &cert)
+            .err()
+            .expect("refused");
+        assert!(e.to_string().starts_with("ipsec.ca_file "), "{e}");
+        assert!(e.to_string().contains("missing.pem"), "{e}");
+        let config = IpsecConfig {
+            auth: Some(vec![crate::ipsec_config::IpsecAuthName::Certificate]),
+            ..Default::default()
+        };
+        let e = responder_config(&config, b"key", &cert)
+            .err()
+            .expect("refused");
+        assert_eq!(
+            e.to_string(),
+            "ipsec.auth lists \"certificate\" but ipsec.ca_file is not set"
+        );
+        let config = IpsecConfig {
+            auth: Some(vec![]),
+            ..Default::default()
+        };
+        assert!(matches!(
+            responder_config(&config, b"key", &cert),
+            Err(IpsecError::NoAuth)
+        ));
+    }
 }
