@@ -30,8 +30,9 @@ pub const FRAGMENT_HEADER_LEN: usize = GENERIC_HEADER_LEN + 4;
 /// Less the IPv4 and UDP headers and the non-ESP marker of port 4500, an
 /// ISAKMP fragment message of this size fits every IPv4 path.
 pub const DEFAULT_FRAGMENT_SIZE: usize = 1280 - 20 - 8 - 4;
-/// Fragments of one message we accept at most (16 KiB in 1 KiB pieces).
-pub const MAX_FRAGMENTS: u8 = 16;
+/// Fragments of one message we accept at most: a 16 KiB message in
+/// 512-byte pieces. The byte limit (`MAX_MESSAGE_LEN`) bounds the memory.
+pub const MAX_FRAGMENTS: u8 = 32;
 /// A reassembly not finished in this time is dropped.
 pub const REASSEMBLY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -62,9 +63,12 @@ impl<'a> Fragment<'a> {
 /// most `max_len` bytes each, under `header` (the message's own header:
 /// cookies, exchange and message ID are kept; flags are cleared).
 pub fn fragment(message: &[u8], header: &Header, id: u16, max_len: usize) -> Vec<Vec<u8>> {
+    // At least 64 bytes a piece, and never more than 255 pieces (the
+    // number is one byte).
     let room = max_len
         .saturating_sub(HEADER_LEN + FRAGMENT_HEADER_LEN)
-        .max(64);
+        .max(64)
+        .max(message.len().div_ceil(255));
     let count = message.len().div_ceil(room);
     let mut out = Vec::with_capacity(count);
     for (i, piece) in message.chunks(room).enumerate() {
