@@ -2,15 +2,25 @@
 //! then with our initiator cookie patched in (Main Mode message 2/4/6
 //! paths), then, after a real Main Mode and Quick Mode with our responder,
 //! as encrypted Quick Mode and Informational messages of the established
-//! SA. Nothing may panic; timers keep running.
+//! SA; last, after Main Mode with ECDSA certificates in 200-byte fragments,
+//! as FRAGMENT messages of that SA (reassembly). Nothing may panic; timers
+//! keep running.
 #![no_main]
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use ipsec::ikev1::wire::{self, exchange, flags, VERSION_1_0};
+use ipsec::ikev1::certificates::CertificateAuth;
+use ipsec::ikev1::wire::payload;
 use ipsec::ikev1::{Initiator, InitiatorConfig, PskTable, Responder, ResponderConfig};
 use libfuzzer_sys::fuzz_target;
+
+/// A self-signed ECDSA P-256 certificate and its key, made once for fuzzing
+/// (not a secret: it protects nothing). Signature authentication paths need
+/// a certificate; generating one per input would cost more than the input.
+pub const FUZZ_CERT: &str = "-----BEGIN CERTIFICATE-----\nMIIBfDCCASOgAwIBAgIUAcCvz1o00rHJ6odNIV9FN7PJoLEwCgYIKoZIzj0EAwIw\nEzERMA8GA1UEAwwIcmFzIGZ1enowIBcNMjYxMjA1MDgzMTA0WhgPMjEyNjExMTEw\nODMxMDRaMBMxETAPBgNVBAMMCHJhcyBmdXp6MFkwEwYHKoZIzj0CAQYIKoZIzj0D\nAQcDQgAERGIFXU/vnyVcAXCaL/aD/WRE7K93izbsmGWqqgy4rPBiHgcFi/caND1r\nWLbuSFg8DZf2QH+MuZ0NZSYh4ut3YaNTMFEwHQYDVR0OBBYEFDWmAcwredUHxMWo\nc5iBon8XoMqZMB8GA1UdIwQYMBaAFDWmAcwredUHxMWoc5iBon8XoMqZMA8GA1Ud\nEwEB/wQFMAMBAf8wCgYIKoZIzj0EAwIDRwAwRAIgG+0X4UuCoLlTOCE7v/g9oCri\nkhIcRyc0MP4QMrO+ycUCIGK5dqsdy0uh2ghxPldm5Y6INJHBMzZWAW1DCLjLsS0w\n-----END CERTIFICATE-----\n";
+pub const FUZZ_KEY: &str = "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg61eHWoSvXrBrEaob\nHiVg4uoyIR7FyanWdE37y1z6kbShRANCAAREYgVdT++fJVwBcJov9oP9ZETsr3eL\nNuyYZaqqDLis8GIeBwWL9xo0PWtYtu5IWDwNl/ZAf4y5nQ1lJiHi63dh\n-----END PRIVATE KEY-----\n";
 
 fn patched(
     chunk: &[u8],
@@ -83,6 +93,46 @@ fuzz_target!(|data: &[u8]| {
             false,
             &patched(chunk, &cookie_i, Some(&cookie_r), Some(x)),
         );
+    }
+    i.handle_timeout(now + Duration::from_secs(40));
+    while i.poll_event().is_some() {}
+    while i.poll_transmit().is_some() {}
+
+    // Certificates both ways, in small fragments; then the input as
+    // FRAGMENT messages of the SA.
+    let auth = || {
+        CertificateAuth::from_pem(FUZZ_CERT.as_bytes(), FUZZ_KEY.as_bytes(), FUZZ_CERT.as_bytes())
+            .expect("the fuzz certificate loads")
+    };
+    let mut r = Responder::new(ResponderConfig {
+        certificates: Some(auth()),
+        fragment_size: 200,
+        ..Default::default()
+    });
+    let mut config = InitiatorConfig::with_certificates(auth());
+    config.fragment_size = 200;
+    let mut i = Initiator::new(config, local, server, now);
+    let (mut cookie_i, mut cookie_r) = (None, None);
+    for _ in 0..8 {
+        while let Some(t) = i.poll_transmit() {
+            cookie_i.get_or_insert_with(|| t.bytes[..8].to_vec());
+            r.handle_datagram(now, t.remote, local, t.from_nat_t_port, &t.bytes);
+        }
+        while let Some(t) = r.poll_transmit() {
+            cookie_r.get_or_insert_with(|| t.bytes[8..16].to_vec());
+            i.handle_datagram(now, t.from_nat_t_port, &t.bytes);
+        }
+    }
+    let (Some(cookie_i), Some(cookie_r)) = (cookie_i, cookie_r) else {
+        return;
+    };
+    for chunk in data.split(|b| *b == 0xfe).take(16) {
+        if chunk.len() < wire::HEADER_LEN {
+            continue;
+        }
+        let mut m = patched(chunk, &cookie_i, Some(&cookie_r), None);
+        m[16] = payload::FRAGMENT;
+        i.handle_datagram(now, false, &m);
     }
     i.handle_timeout(now + Duration::from_secs(40));
     while i.poll_event().is_some() {}

@@ -40,8 +40,11 @@ pub struct L2tpOptions {
     pub target: Target,
     pub username: String,
     pub password: Zeroizing<String>,
-    /// The IPsec pre-shared key; `None`: plain L2TP, nothing encrypted.
+    /// The IPsec pre-shared key; `None` (and no `ipsec_certificates`):
+    /// plain L2TP, nothing encrypted.
     pub psk: Option<Zeroizing<Vec<u8>>>,
+    /// IPsec with our certificate instead of a pre-shared key.
+    pub ipsec_certificates: Option<ipsec::ikev1::certificates::CertificateAuth>,
     /// Negotiate IPv6CP (a link-local address on the TUN).
     pub ipv6: bool,
     /// Also allow MS-CHAP version 1 and CHAP-MD5, and inside IPsec PAP,
@@ -66,7 +69,7 @@ impl fmt::Debug for L2tpOptions {
         f.debug_struct("L2tpOptions")
             .field("target", &self.target)
             .field("username", &self.username)
-            .field("ipsec", &self.psk.is_some())
+            .field("ipsec", &self.uses_ipsec())
             .field("ipv6", &self.ipv6)
             .finish_non_exhaustive()
     }
@@ -86,6 +89,7 @@ impl L2tpOptions {
             username: username.to_owned(),
             password,
             psk,
+            ipsec_certificates: None,
             ipv6: true,
             allow_weak_auth: false,
             force_udp_encapsulation: false,
@@ -96,6 +100,11 @@ impl L2tpOptions {
         }
     }
 
+    /// IPsec protects the L2TP traffic (a pre-shared key or a certificate).
+    pub fn uses_ipsec(&self) -> bool {
+        self.psk.is_some() || self.ipsec_certificates.is_some()
+    }
+
     /// The PPP link settings: MS-CHAPv2 (it authenticates the server
     /// too), weaker methods only if allowed, PAP never in the clear.
     /// MPPE is accepted when the server wants it but not demanded: IPsec
@@ -103,7 +112,7 @@ impl L2tpOptions {
     /// L2TP server (xl2tpd) usually has none.
     pub fn link_config(&self) -> LinkConfig {
         let mut link = LinkConfig::client(&self.username, &self.password);
-        link.lcp.accept_auth = match (self.allow_weak_auth, self.psk.is_some()) {
+        link.lcp.accept_auth = match (self.allow_weak_auth, self.uses_ipsec()) {
             (false, _) => vec![AuthProtocol::MsChapV2],
             (true, true) => vec![
                 AuthProtocol::MsChapV2,
@@ -135,12 +144,14 @@ pub async fn connect(
     shutdown: watch::Receiver<bool>,
 ) -> Result<SessionEnd, ConnectError> {
     let server = resolve(&options.target, options.connect_timeout).await?;
-    let transport = match &options.psk {
-        Some(psk) => {
+    let transport = match options.uses_ipsec() {
+        true => {
+            let psk: &[u8] = options.psk.as_deref().map_or(&[], |k| k.as_slice());
             let ike = SocketAddr::new(server.ip(), IKE_PORT);
             let ipsec = IpsecClientOptions {
                 force_udp_encapsulation: options.force_udp_encapsulation,
                 esp_suites: options.esp_suites.clone(),
+                certificates: options.ipsec_certificates.clone(),
                 ..IpsecClientOptions::default()
             };
             let limit = options.connect_timeout;
@@ -161,7 +172,7 @@ pub async fn connect(
                 Ok(Ok(c)) => L2tpTransport::Ipsec(c),
             }
         }
-        None => L2tpTransport::udp(server)
+        false => L2tpTransport::udp(server)
             .await
             .map_err(|e| ConnectError::Network(format!("cannot open a UDP socket: {e}")))?,
     };

@@ -34,8 +34,8 @@ pub struct ConnectArgs {
     /// The server: sstp://HOST[:PORT] (port 443 by default) or
     /// pptp://HOST[:PORT] (port 1723; needs root for GRE; MPPE-128 and
     /// MS-CHAPv2 required; no certificate, so no --ca/--fingerprint),
-    /// l2tp://HOST[:PORT] (L2TP/IPsec with --psk-file, or plain L2TP with
-    /// --no-ipsec; UDP 1701; IKE on UDP 500/4500), or
+    /// l2tp://HOST[:PORT] (L2TP/IPsec with --psk-file or --cert/--key/--ca,
+    /// or plain L2TP with --no-ipsec; UDP 1701; IKE on UDP 500/4500), or
     /// serial:///dev/ttyX[?number=ACCESS_NUMBER] (dial-up PPP on a serial
     /// line; with a number, dialed through the modem first).
     pub target: String,
@@ -47,8 +47,9 @@ pub struct ConnectArgs {
     /// (without echo).
     #[arg(long, value_name = "FILE")]
     pub password_file: Option<PathBuf>,
-    /// Trust server certificates signed by a CA in this PEM file (checked
-    /// against the host name or IP address of the target).
+    /// Trust server certificates signed by a CA in this PEM file (SSTP:
+    /// the TLS certificate, checked against the host name or IP address of
+    /// the target; l2tp:// with --cert: the server's IKE certificate).
     #[arg(long, value_name = "FILE", conflicts_with = "fingerprint")]
     pub ca: Option<PathBuf>,
     /// Trust exactly the server certificate with this SHA-256 fingerprint
@@ -87,10 +88,23 @@ pub struct ConnectArgs {
     #[arg(long)]
     pub mppe_stateful: bool,
     /// L2TP/IPsec: read the IPsec pre-shared key from the first line of
-    /// this file (required for l2tp:// unless --no-ipsec). IKE
-    /// certificates are not supported: pre-shared keys only.
-    #[arg(long, value_name = "FILE", conflicts_with = "no_ipsec")]
+    /// this file (l2tp:// needs it or --cert, unless --no-ipsec).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["no_ipsec", "cert"])]
     pub psk_file: Option<PathBuf>,
+    /// L2TP/IPsec: authenticate IKE with this certificate (PEM, ours
+    /// first, then intermediates) instead of a pre-shared key; needs --key
+    /// and --ca (the CA of the server's certificate).
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with = "no_ipsec",
+        requires = "key"
+    )]
+    pub cert: Option<PathBuf>,
+    /// L2TP/IPsec: the private key of --cert (PEM: PKCS#8, PKCS#1 or SEC1;
+    /// RSA, ECDSA P-256 or P-384).
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    pub key: Option<PathBuf>,
     /// L2TP without IPsec: nothing is encrypted (PPP in the clear; PAP is
     /// never used). Only for servers that offer plain L2TP.
     #[arg(long)]
@@ -118,8 +132,11 @@ pub fn run(args: ConnectArgs) -> anyhow::Result<()> {
             None
         }
         Protocol::L2tp => {
-            if args.ca.is_some() || args.fingerprint.is_some() {
-                bail!("L2TP/IPsec here uses a pre-shared key, not certificates: --ca and --fingerprint do not apply");
+            if args.fingerprint.is_some() {
+                bail!("L2TP/IPsec checks the server's IKE certificate against --ca: --fingerprint does not apply");
+            }
+            if args.ca.is_some() && args.cert.is_none() {
+                bail!("--ca applies to l2tp:// with --cert (IKE certificates) only");
             }
             None
         }
@@ -141,13 +158,19 @@ pub fn run(args: ConnectArgs) -> anyhow::Result<()> {
         // SSTP is encrypted by TLS; a serial line's MPPE stays stateless.
         bail!("--mppe-stateful applies to PPTP only");
     }
-    if (args.psk_file.is_some() || args.no_ipsec) && target.protocol != Protocol::L2tp {
-        bail!("--psk-file and --no-ipsec apply to l2tp:// only");
+    if (args.psk_file.is_some() || args.no_ipsec || args.cert.is_some())
+        && target.protocol != Protocol::L2tp
+    {
+        bail!("--psk-file, --cert, --key and --no-ipsec apply to l2tp:// only");
     }
+    let ipsec_certificates = match (&args.cert, &args.key) {
+        (Some(cert), Some(key)) => Some(read_ike_certificates(cert, key, args.ca.as_deref())?),
+        _ => None,
+    };
     let psk = match (target.protocol, &args.psk_file) {
         (Protocol::L2tp, Some(path)) => Some(read_psk(path)?),
-        (Protocol::L2tp, None) if !args.no_ipsec => bail!(
-            "l2tp:// needs the IPsec pre-shared key: --psk-file FILE (or --no-ipsec for plain L2TP, unencrypted)"
+        (Protocol::L2tp, None) if !args.no_ipsec && ipsec_certificates.is_none() => bail!(
+            "l2tp:// needs the IPsec pre-shared key (--psk-file FILE) or a certificate (--cert FILE --key FILE --ca FILE), or --no-ipsec for plain L2TP, unencrypted"
         ),
         _ => None,
     };
@@ -209,6 +232,7 @@ pub fn run(args: ConnectArgs) -> anyhow::Result<()> {
         }
         None if target.protocol == Protocol::L2tp => {
             let mut options = L2tpOptions::new(target, &args.user, password, psk);
+            options.ipsec_certificates = ipsec_certificates;
             options.esp_suites = args
                 .esp
                 .iter()
@@ -235,6 +259,30 @@ pub fn run(args: ConnectArgs) -> anyhow::Result<()> {
         .build()
         .context("starting the runtime")?;
     runtime.block_on(run_loop(options, network, args.reconnect))
+}
+
+/// Our IKE certificate chain and key, and the CAs of the server's
+/// certificate; each failure names the file.
+fn read_ike_certificates(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+    ca: Option<&std::path::Path>,
+) -> anyhow::Result<ipsec::ikev1::certificates::CertificateAuth> {
+    use ipsec::ikev1::certificates::{CertificateAuth, LocalCertificate, TrustAnchors};
+    let Some(ca) = ca else {
+        bail!("--cert needs --ca FILE: the CA that issued the server's IKE certificate");
+    };
+    let read = |path: &std::path::Path, what: &str| {
+        std::fs::read(path).with_context(|| format!("reading {what} {}", path.display()))
+    };
+    let chain = read(cert, "the certificate file")?;
+    let key_pem = Zeroizing::new(read(key, "the key file")?);
+    let cas = read(ca, "the CA file")?;
+    let local = LocalCertificate::from_pem(&chain, &key_pem)
+        .map_err(|e| anyhow::anyhow!("--cert {} / --key {}: {e}", cert.display(), key.display()))?;
+    let trust =
+        TrustAnchors::from_pem(&cas).map_err(|e| anyhow::anyhow!("--ca {}: {e}", ca.display()))?;
+    Ok(CertificateAuth::new(local, trust))
 }
 
 /// The first line of the key file, without its line end.

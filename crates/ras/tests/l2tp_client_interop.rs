@@ -35,12 +35,13 @@ fn tun_address(vm: &interop::Vm) -> Option<Ipv4Addr> {
     addr.split('/').next()?.parse().ok()
 }
 
-/// How many IKE SA Deletes charon has received so far (its log).
-fn deletes_received(vm: &interop::Vm, job: &str) -> usize {
+/// How many IKE SA Deletes charon has received so far (its log) for the
+/// connection `conn`.
+fn deletes_received(vm: &interop::Vm, job: &str, conn: &str) -> usize {
     let (rc, out) = vm
         .guest_job(
             job,
-            "grep -c 'received DELETE for IKE_SA l2tp-psk' /tmp/charon.log || true",
+            &format!("grep -c 'received DELETE for IKE_SA {conn}' /tmp/charon.log || true"),
             Duration::from_secs(20),
         )
         .expect("guest job");
@@ -56,12 +57,121 @@ fn deletes_received(vm: &interop::Vm, job: &str) -> usize {
 /// requires ESP for L2TP from our address, which would drop plain L2TP.
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-fn connect_to_xl2tpd(ipsec: bool) {
+/// How IKE authenticates: the guest's pre-shared key, a client
+/// certificate, or no IPsec at all.
+enum Ike {
+    Psk,
+    Certificate(ClientPki),
+    Plain,
+}
+
+/// A client certificate of a CA made for the test, which the guest's
+/// charon is told to trust for the connection `l2tp-cert`.
+struct ClientPki {
+    _dir: tempfile::TempDir,
+    cert: std::path::PathBuf,
+    key: std::path::PathBuf,
+    ca_pem: String,
+}
+
+impl ClientPki {
+    /// RSA, like the guest server's key: IKEv1 has one method for both
+    /// sides (RFC 2409 §5.1).
+    fn new() -> ClientPki {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+        let rsa = || {
+            KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048).unwrap()
+        };
+        let ca_key = rsa();
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.distinguished_name
+            .push(DnType::CommonName, "ras client test CA");
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca_cert = ca.self_signed(&ca_key).unwrap();
+        let issuer = Issuer::new(ca, ca_key);
+        let key = rsa();
+        let mut leaf = CertificateParams::new(Vec::<String>::new()).unwrap();
+        leaf.distinguished_name
+            .push(DnType::CommonName, "ras connect test client");
+        let cert = leaf.signed_by(&key, &issuer).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let cert_path = dir.path().join("client.pem");
+        let key_path = dir.path().join("client.key");
+        std::fs::write(&cert_path, cert.pem()).unwrap();
+        std::fs::write(&key_path, key.serialize_pem()).unwrap();
+        ClientPki {
+            _dir: dir,
+            cert: cert_path,
+            key: key_path,
+            ca_pem: ca_cert.pem(),
+        }
+    }
+}
+
+/// Adds the connection `l2tp-cert` to the guest's charon: its own server
+/// certificate (the one IKEv2 and SSTP use: RSA, CN = its address), our
+/// client CA, transport mode for L2TP. `@CA@` is replaced by the CA's PEM.
+const CERT_CONN_JOB: &str = r#"
+D=/tmp/ras-l2tp-cert
+rm -rf "$D"; mkdir -p "$D"
+cp /etc/swanctl/swanctl.conf "$D/swanctl.conf.orig"
+cp /tmp/server.pem /etc/swanctl/x509/ras-test-server.pem
+cp /tmp/server.key /etc/swanctl/private/ras-test-server.key
+cat > /etc/swanctl/x509ca/ras-test-client-ca.pem <<'PEM'
+@CA@PEM
+cat > "$D/conn" <<'CONN'
+    l2tp-cert {
+        version = 1
+        fragmentation = yes
+        local {
+            auth = pubkey
+            certs = ras-test-server.pem
+        }
+        remote {
+            auth = pubkey
+            cacerts = ras-test-client-ca.pem
+        }
+        children {
+            l2tp {
+                mode = transport
+                local_ts = dynamic[udp/1701]
+                remote_ts = dynamic[udp]
+            }
+        }
+    }
+CONN
+sed -i "/^connections {/r $D/conn" /etc/swanctl/swanctl.conf
+swanctl --load-all --noprompt > "$D/load.log" 2>&1 || { cat "$D/load.log"; exit 6; }
+swanctl --list-conns | grep -A3 l2tp-cert
+"#;
+
+/// Puts the guest's charon back as it was, and shows what it logged.
+const CERT_CONN_RESTORE: &str = r#"
+D=/tmp/ras-l2tp-cert
+[ -f "$D/swanctl.conf.orig" ] && cp "$D/swanctl.conf.orig" /etc/swanctl/swanctl.conf
+rm -f /etc/swanctl/x509ca/ras-test-* /etc/swanctl/x509/ras-test-* /etc/swanctl/private/ras-test-*
+swanctl --load-all --noprompt >/dev/null 2>&1
+grep -aE "fragment|authentication of|received end entity|l2tp-cert" /tmp/charon.log | tail -n 16 | sed 's/^/CHARON: /'
+"#;
+
+fn connect_to_xl2tpd(ike: Ike) {
     if !interop::require_root_or_skip() {
         return;
     }
     let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let vm = interop::Vm::shared().expect("interop VM");
+    let ipsec = !matches!(ike, Ike::Plain);
+    let conn = match ike {
+        Ike::Certificate(_) => "l2tp-cert",
+        _ => "l2tp-psk",
+    };
+    if let Ike::Certificate(pki) = &ike {
+        let job = CERT_CONN_JOB.replace("@CA@", &pki.ca_pem);
+        let (rc, out) = vm
+            .guest_job("l2tp-cert-conn", &job, Duration::from_secs(60))
+            .expect("guest job");
+        assert_eq!(rc, 0, "the l2tp-cert connection: {out}");
+    }
     assert!(vm.has_server("l2tp"), "the VM runs no xl2tpd");
     let user = vm.user().clone();
     let dir = tempfile::tempdir().unwrap();
@@ -74,7 +184,7 @@ fn connect_to_xl2tpd(ipsec: bool) {
         .and_then(|s| s.parse().ok())
         .unwrap_or(Ipv4Addr::new(192, 168, 60, 1));
     let deletes_before = if ipsec && vm.has_guest_jobs() {
-        Some(deletes_received(vm, "l2tp-client-deletes-before"))
+        Some(deletes_received(vm, "l2tp-client-deletes-before", conn))
     } else {
         None
     };
@@ -84,10 +194,22 @@ fn connect_to_xl2tpd(ipsec: bool) {
     command
         .args(["connect", &target, "--user", &user.name, "--password-file"])
         .arg(&pw);
-    if ipsec {
-        command.arg("--psk-file").arg(&psk);
-    } else {
-        command.arg("--no-ipsec");
+    match &ike {
+        Ike::Psk => {
+            command.arg("--psk-file").arg(&psk);
+        }
+        Ike::Certificate(pki) => {
+            command
+                .arg("--cert")
+                .arg(&pki.cert)
+                .arg("--key")
+                .arg(&pki.key)
+                .arg("--ca")
+                .arg(&vm.ca_pem);
+        }
+        Ike::Plain => {
+            command.arg("--no-ipsec");
+        }
     }
     let mut client = Killed(
         command
@@ -212,7 +334,7 @@ fn connect_to_xl2tpd(ipsec: bool) {
     }
     assert!(tun_address(vm).is_none(), "TUN removed");
     if let Some(before) = deletes_before {
-        let after = deletes_received(vm, "l2tp-client-deletes-after");
+        let after = deletes_received(vm, "l2tp-client-deletes-after", conn);
         assert!(
             after > before,
             "charon logged no IKE SA Delete from us ({before} before, {after} after)"
@@ -222,10 +344,44 @@ fn connect_to_xl2tpd(ipsec: bool) {
 
 #[test]
 fn ras_connect_l2tp_ipsec_against_xl2tpd_and_strongswan() {
-    connect_to_xl2tpd(true);
+    connect_to_xl2tpd(Ike::Psk);
+}
+
+/// `ras connect l2tp://HOST --cert --key --ca`: Main Mode with RSA
+/// signatures against the guest's charon (connection `l2tp-cert`), which
+/// checks our certificate against the test CA and shows its own server
+/// certificate, which we check against the VM's CA.
+#[test]
+fn ras_connect_l2tp_with_a_certificate_against_strongswan() {
+    if !interop::require_root_or_skip() {
+        return;
+    }
+    let vm = interop::Vm::shared().expect("interop VM");
+    if !vm.has_guest_jobs() {
+        if std::env::var("RAS_INTEROP_REQUIRED").is_ok_and(|v| v == "1") {
+            panic!("RAS_INTEROP_REQUIRED=1 but the interop guest runs no jobs");
+        }
+        eprintln!("SKIPPED: the interop guest runs no jobs");
+        return;
+    }
+    /// The guest's charon is put back even when the test fails.
+    struct Restore(&'static interop::Vm);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            if let Ok((_, out)) = self.0.guest_job(
+                "l2tp-cert-restore",
+                CERT_CONN_RESTORE,
+                Duration::from_secs(60),
+            ) {
+                eprintln!("--- the guest's charon on the certificate run:\n{out}");
+            }
+        }
+    }
+    let _restore = Restore(vm);
+    connect_to_xl2tpd(Ike::Certificate(ClientPki::new()));
 }
 
 #[test]
 fn ras_connect_plain_l2tp_against_xl2tpd() {
-    connect_to_xl2tpd(false);
+    connect_to_xl2tpd(Ike::Plain);
 }

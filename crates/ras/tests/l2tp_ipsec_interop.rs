@@ -32,11 +32,13 @@ cat > "$D/conn" <<EOF
         proposals = $IKE
         encap = $ENCAP
         dpd_delay = 5s
+        fragmentation = yes
         local {
-            auth = psk
+            auth = $AUTH
+            $LOCAL_CERTS
         }
         remote {
-            auth = psk
+            auth = $AUTH
         }
         children {
             ras-l2tp {
@@ -53,6 +55,7 @@ sed -i "/^connections {/r $D/conn" /etc/swanctl/swanctl.conf
 restore() {
     swanctl --terminate --ike ras-l2tp --timeout 10 >/dev/null 2>&1
     cp "$D/swanctl.conf.orig" /etc/swanctl/swanctl.conf
+    rm -f /etc/swanctl/x509ca/ras-test-* /etc/swanctl/x509/ras-test-* /etc/swanctl/private/ras-test-*
     swanctl --load-all --noprompt >/dev/null 2>&1
 }
 swanctl --load-all --noprompt > "$D/load.log" 2>&1 || { cat "$D/load.log"; restore; exit 6; }
@@ -62,6 +65,7 @@ if ! swanctl --initiate --child ras-l2tp --timeout 30 > "$D/initiate.log" 2>&1; 
 fi
 echo "IPSEC_UP_SECONDS=$(awk "BEGIN { print $(date +%s.%N) - $t0 }")"
 swanctl --list-sas --ike ras-l2tp | sed 's/^/SA: /'
+grep -aE "fragment|authentication of|received end entity|CERT" /tmp/charon.log | tail -n 20 | sed 's/^/CHARON: /'
 cat > "$D/xl2tpd.conf" <<EOF
 [global]
 port = 1702
@@ -167,6 +171,70 @@ struct Job<'a> {
     /// strongSwan's `encap`: UDP-encapsulated ESP on port 4500 as if
     /// behind a NAT (it fakes its NAT-D payloads).
     encap: bool,
+    /// Certificates instead of the pre-shared key.
+    pki: Option<&'a TestPki>,
+}
+
+/// A CA, a server certificate for `[certificate]` and a client certificate
+/// for strongSwan, all PEM.
+struct TestPki {
+    ca: String,
+    server_cert: String,
+    server_key: String,
+    client_cert: String,
+    client_key: String,
+}
+
+impl TestPki {
+    /// `alg`: the keys' algorithm; RSA keys are 3072 bits, so Main Mode
+    /// messages 5 and 6 (certificate and signature) are over strongSwan's
+    /// 1280-byte fragment size and travel in fragments both ways.
+    fn new(alg: &'static rcgen::SignatureAlgorithm) -> TestPki {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+        let key = || {
+            if alg == &rcgen::PKCS_RSA_SHA256 {
+                KeyPair::generate_rsa_for(alg, rcgen::RsaKeySize::_3072).unwrap()
+            } else {
+                KeyPair::generate_for(alg).unwrap()
+            }
+        };
+        let ca_key = key();
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "ras interop test CA");
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = Issuer::new(ca_params, ca_key);
+        let leaf = |cn: &str| {
+            let k = key();
+            let mut p = CertificateParams::new(vec![cn.to_string()]).unwrap();
+            p.distinguished_name.push(DnType::CommonName, cn);
+            let c = p.signed_by(&k, &issuer).unwrap();
+            (c.pem(), k.serialize_pem())
+        };
+        let (server_cert, server_key) = leaf("ras-interop-server");
+        let (client_cert, client_key) = leaf("ras-interop-client");
+        TestPki {
+            ca: ca.pem(),
+            server_cert,
+            server_key,
+            client_cert,
+            client_key,
+        }
+    }
+
+    /// Guest shell lines that install the CA, the client certificate and
+    /// key where swanctl --load-all finds them.
+    fn guest_files(&self) -> String {
+        format!(
+            "cat > /etc/swanctl/x509ca/ras-test-ca.pem <<'PEM'\n{}PEM\n\
+             cat > /etc/swanctl/x509/ras-test-client.pem <<'PEM'\n{}PEM\n\
+             cat > /etc/swanctl/private/ras-test-client.pem <<'PEM'\n{}PEM\n\
+             chmod 600 /etc/swanctl/private/ras-test-client.pem\n",
+            self.ca, self.client_cert, self.client_key
+        )
+    }
 }
 
 impl Default for Job<'_> {
@@ -180,6 +248,7 @@ impl Default for Job<'_> {
             vanish_secs: 0,
             ipsec_extra: "",
             encap: false,
+            pki: None,
         }
     }
 }
@@ -194,6 +263,7 @@ fn run(job: Job) -> Option<Run> {
         vanish_secs,
         ipsec_extra,
         encap,
+        pki,
     } = job;
     if !interop::require_root_or_skip() {
         return None;
@@ -213,13 +283,33 @@ fn run(job: Job) -> Option<Run> {
     let config = dir.path().join("ras.toml");
     let psk = dir.path().join("ipsec-psk");
     std::fs::write(&psk, format!("{}\n", vm.psk)).unwrap();
+    // With certificates: the server signs with [certificate] and checks
+    // the client against ca_file.
+    let (cert_section, cert_keys) = match pki {
+        Some(pki) => {
+            let (chain, key, ca) = (
+                dir.path().join("server.pem"),
+                dir.path().join("server-key.pem"),
+                dir.path().join("ca.pem"),
+            );
+            std::fs::write(&chain, &pki.server_cert).unwrap();
+            std::fs::write(&key, &pki.server_key).unwrap();
+            std::fs::write(&ca, &pki.ca).unwrap();
+            (
+                format!("[certificate]\nchain = {chain:?}\nkey = {key:?}\n\n"),
+                format!("ca_file = {ca:?}\n"),
+            )
+        }
+        None => (String::new(), String::new()),
+    };
     std::fs::write(
         &config,
         format!(
             "state_dir = {state:?}\nserver_name = \"ras-interop-l2tp-ipsec\"\n\n\
              [sstp]\nlisten = []\n\n\
              [pptp]\nlisten = []\n\n\
-             [ipsec]\nlisten = \"{host}\"\npsk_file = {psk:?}\n{ipsec_extra}\n\n\
+             {cert_section}\
+             [ipsec]\nlisten = \"{host}\"\npsk_file = {psk:?}\n{cert_keys}{ipsec_extra}\n\n\
              [tun]\nname = \"ras-lis0\"\n",
             host = vm.host_ip
         ),
@@ -231,7 +321,15 @@ fn run(job: Job) -> Option<Run> {
     let job = format!(
         "set -u\nHOST={host}\nSERVER_PPP={SERVER_PPP}\nUSER={user}\nPASS={pass}\nUNIT=6\n\
          IKE={ike}\nESP={esp}\nREKEY={rekey_secs}s\nPINGS={pings}\n\
-         VANISH={vanish}\nVANISH_SECONDS={vanish_secs}\nENCAP={encap}\n{JOB}",
+         VANISH={vanish}\nVANISH_SECONDS={vanish_secs}\nENCAP={encap}\n\
+         AUTH={auth}\nLOCAL_CERTS='{local_certs}'\n{files}{JOB}",
+        auth = if pki.is_some() { "pubkey" } else { "psk" },
+        local_certs = if pki.is_some() {
+            "certs = ras-test-client.pem"
+        } else {
+            ""
+        },
+        files = pki.map(TestPki::guest_files).unwrap_or_default(),
         encap = if encap { "yes" } else { "no" },
         vanish = u8::from(vanish_secs > 0),
         host = vm.host_ip,
@@ -382,4 +480,64 @@ fn nat_traversal_floats_to_4500_and_carries_esp_in_udp() {
     );
     run.server
         .expect("ended: deleted by the peer", Duration::from_secs(15));
+}
+
+/// Main Mode with RSA certificates (RFC 2409 §5.1): strongSwan signs with
+/// a 3072-bit client key and checks our server certificate against the
+/// test CA; we check its certificate against `ca_file`. Messages 5 and 6
+/// are over 1280 bytes, so both sides send them in IKEv1 fragments.
+#[test]
+fn rsa_certificates_with_fragmentation_against_ras_server() {
+    let pki = TestPki::new(&rcgen::PKCS_RSA_SHA256);
+    let Some(run) = run(Job {
+        name: "l2tp-ipsec-rsa-cert",
+        pki: Some(&pki),
+        ..Job::default()
+    }) else {
+        return;
+    };
+    let up = run.server.expect(
+        "authenticated as CN=ras-interop-client",
+        Duration::from_secs(5),
+    );
+    assert!(
+        up.contains("Main Mode AES-CBC-256/SHA1/MODP-2048/RSA"),
+        "{up}"
+    );
+    check_link(&run);
+    let charon: Vec<&str> = run
+        .out
+        .lines()
+        .filter(|l| l.starts_with("CHARON: "))
+        .collect();
+    assert!(
+        charon
+            .iter()
+            .any(|l| l.contains("authentication of 'CN=ras-interop-server'")
+                && l.contains("successful")),
+        "strongSwan verified our signature: {charon:?}"
+    );
+    assert!(
+        charon.iter().any(|l| l.contains("fragment")),
+        "messages 5 and 6 went in fragments: {charon:?}"
+    );
+}
+
+/// The same with ECDSA P-256 keys (RFC 4754: method 9, r||s signatures).
+#[test]
+fn ecdsa_certificates_against_ras_server() {
+    let pki = TestPki::new(&rcgen::PKCS_ECDSA_P256_SHA256);
+    let Some(run) = run(Job {
+        name: "l2tp-ipsec-ecdsa-cert",
+        pki: Some(&pki),
+        ..Job::default()
+    }) else {
+        return;
+    };
+    let up = run.server.expect(
+        "authenticated as CN=ras-interop-client",
+        Duration::from_secs(5),
+    );
+    assert!(up.contains("/ECDSA-256"), "{up}");
+    check_link(&run);
 }

@@ -137,6 +137,11 @@ impl ServerCertificate {
         &self.chain[0]
     }
 
+    /// The private key's DER (PKCS#8, PKCS#1 or SEC1), for IKE signatures.
+    pub fn key_der(&self) -> &[u8] {
+        self.key.secret_der()
+    }
+
     /// The chain, leaf first.
     pub fn chain(&self) -> &[CertificateDer<'static>] {
         &self.chain

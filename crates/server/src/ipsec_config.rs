@@ -54,6 +54,29 @@ pub struct IpsecConfig {
     /// Accepted ESP suites: aes256gcm16, aes128gcm16, aes256-sha1,
     /// aes128-sha1, aes256-sha256, aes128-sha256.
     pub esp: Vec<EspName>,
+    /// How clients authenticate in Main Mode: "psk" (pre-shared key) and
+    /// "certificate" (RSA or ECDSA signatures, RFC 2409 §5.1, RFC 4754).
+    /// Absent: "psk", and "certificate" too when `ca_file` is set.
+    pub auth: Option<Vec<IpsecAuthName>>,
+    /// PEM file of the CA certificate(s) client certificates must chain
+    /// to. The server signs with the `[certificate]` chain and key (RSA or
+    /// ECDSA; the method a client proposes must match the server key's).
+    pub ca_file: Option<PathBuf>,
+    /// IKEv1 fragmentation (the "FRAGMENTATION" vendor ID) for clients that
+    /// announce it: certificates make Main Mode messages larger than paths
+    /// that drop IP fragments carry. Default true.
+    pub fragmentation: bool,
+    /// Our fragments' size in bytes (ISAKMP message). Default 1248 (1280
+    /// bytes of IPv4 packet, strongSwan's default).
+    pub fragment_size: u16,
+}
+
+/// `[ipsec] auth` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IpsecAuthName {
+    Psk,
+    Certificate,
 }
 
 /// `[[ipsec.peers]]`: a key for one client address.
@@ -138,6 +161,10 @@ impl Default for IpsecConfig {
                 Aes256Sha256,
                 Aes128Sha256,
             ],
+            auth: None,
+            ca_file: None,
+            fragmentation: true,
+            fragment_size: 1248,
         }
     }
 }
@@ -194,6 +221,22 @@ impl IpsecConfig {
 
     pub fn dpd_delay(&self) -> Duration {
         Duration::from_secs(self.dpd_delay_secs.max(1).into())
+    }
+
+    /// Pre-shared keys are accepted.
+    pub fn psk_auth(&self) -> bool {
+        match &self.auth {
+            Some(list) => list.contains(&IpsecAuthName::Psk),
+            None => true,
+        }
+    }
+
+    /// Certificates are accepted.
+    pub fn certificate_auth(&self) -> bool {
+        match &self.auth {
+            Some(list) => list.contains(&IpsecAuthName::Certificate),
+            None => self.ca_file.is_some(),
+        }
     }
 
     pub fn dpd_timeout(&self) -> Duration {

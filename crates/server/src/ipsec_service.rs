@@ -6,6 +6,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use ipsec::ike_crypto::signature::PrivateKey;
+use ipsec::ikev1::certificates::{CertificateAuth, LocalCertificate, TrustAnchors};
 use ipsec::ikev1::{PskTable, ResponderConfig};
 use rand::distributions::{Alphanumeric, DistString};
 use tokio::net::UdpSocket;
@@ -14,6 +16,7 @@ use tunnel::l2tp_ipsec::{open_esp_socket, serve_ipsec_l2tp, IpsecSockets};
 use tunnel::l2tp_server::L2tpFront;
 use zeroize::Zeroizing;
 
+use crate::cert::ServerCertificate;
 use crate::ipsec_config::IpsecConfig;
 
 /// The file of the generated pre-shared key in the state directory.
@@ -36,6 +39,14 @@ pub enum IpsecError {
         #[source]
         source: std::io::Error,
     },
+    #[error("ipsec.ca_file {}: {message}", path.display())]
+    CaFile { path: PathBuf, message: String },
+    #[error("ipsec.auth lists \"certificate\" but ipsec.ca_file is not set")]
+    NoCaFile,
+    #[error("ipsec.auth accepts nothing: list \"psk\", \"certificate\" or both")]
+    NoAuth,
+    #[error("[certificate] cannot sign IKE messages: {0}")]
+    Certificate(String),
     #[error("cannot bind IPsec UDP port {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -148,13 +159,28 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 pub fn responder_config(
     config: &IpsecConfig,
     wildcard_psk: &[u8],
+    server_cert: &ServerCertificate,
 ) -> Result<ResponderConfig, IpsecError> {
-    let mut psks = PskTable::new().with_wildcard(wildcard_psk);
-    for peer in &config.peers {
-        psks.insert(peer.address, &read_psk(&peer.psk_file)?);
+    let mut psks = PskTable::new();
+    if config.psk_auth() {
+        psks = psks.with_wildcard(wildcard_psk);
+        for peer in &config.peers {
+            psks.insert(peer.address, &read_psk(&peer.psk_file)?);
+        }
+    }
+    let certificates = if config.certificate_auth() {
+        Some(certificate_auth(config, server_cert)?)
+    } else {
+        None
+    };
+    if psks.is_empty() && certificates.is_none() {
+        return Err(IpsecError::NoAuth);
     }
     Ok(ResponderConfig {
         psks,
+        certificates,
+        fragmentation: config.fragmentation,
+        fragment_size: config.fragment_size.max(256).into(),
         proposals: config.proposal_policy(),
         nat_t_port: config.nat_t_port,
         hide_server_nat: config.hide_server_nat,
@@ -162,6 +188,27 @@ pub fn responder_config(
         dpd_timeout: config.dpd_timeout(),
         ..ResponderConfig::default()
     })
+}
+
+/// Signature authentication: the `[certificate]` chain and key sign, the
+/// CAs of `ca_file` verify clients.
+fn certificate_auth(
+    config: &IpsecConfig,
+    server_cert: &ServerCertificate,
+) -> Result<CertificateAuth, IpsecError> {
+    let path = config.ca_file.as_ref().ok_or(IpsecError::NoCaFile)?;
+    let ca_err = |message: String| IpsecError::CaFile {
+        path: path.clone(),
+        message,
+    };
+    let pem = std::fs::read(path).map_err(|e| ca_err(e.to_string()))?;
+    let trust = TrustAnchors::from_pem(&pem).map_err(|e| ca_err(e.to_string()))?;
+    let key = PrivateKey::from_der(server_cert.key_der())
+        .map_err(|e| IpsecError::Certificate(e.to_string()))?;
+    let chain = server_cert.chain().iter().map(|c| c.to_vec()).collect();
+    let local =
+        LocalCertificate::new(chain, key).map_err(|e| IpsecError::Certificate(e.to_string()))?;
+    Ok(CertificateAuth::new(local, trust))
 }
 
 /// Runs the front end until `shutdown`.
@@ -208,5 +255,91 @@ mod tests {
         };
         let e = load_or_create_psk(&config, dir.path()).unwrap_err();
         assert!(e.to_string().contains(&path.display().to_string()), "{e}");
+    }
+
+    fn self_signed(dir: &Path) -> ServerCertificate {
+        let state = crate::state::StateDir::open(dir).unwrap();
+        ServerCertificate::load_or_create_self_signed(&state, "vpn.example.com", &[]).unwrap()
+    }
+
+    /// With a CA file, the self-signed ECDSA certificate signs IKE and
+    /// certificates are accepted next to the pre-shared key.
+    #[test]
+    fn a_ca_file_turns_certificates_on_next_to_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let cert = self_signed(dir.path());
+        let ca = dir.path().join("ca.pem");
+        std::fs::copy(dir.path().join(crate::cert::SELF_SIGNED_CERT_FILE), &ca).unwrap();
+        let config = IpsecConfig {
+            ca_file: Some(ca),
+            ..Default::default()
+        };
+        let r = responder_config(&config, b"key", &cert).unwrap();
+        let c = r.certificates.expect("certificates on");
+        assert_eq!(
+            c.local.kind(),
+            ipsec::ike_crypto::signature::KeyKind::EcdsaP256
+        );
+        assert!(!r.psks.is_empty());
+        // Without a CA file: pre-shared keys only.
+        let r = responder_config(&IpsecConfig::default(), b"key", &cert).unwrap();
+        assert!(r.certificates.is_none());
+        // Certificates only.
+        let config = IpsecConfig {
+            auth: Some(vec![crate::ipsec_config::IpsecAuthName::Certificate]),
+            ..config
+        };
+        let r = responder_config(&config, b"key", &cert).unwrap();
+        assert!(r.psks.is_empty() && r.certificates.is_some());
+    }
+
+    #[test]
+    fn bad_certificate_settings_name_the_file_and_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let cert = self_signed(dir.path());
+        let ca = dir.path().join("not-a-ca.pem");
+        std::fs::write(&ca, "hello\n").unwrap();
+        let config = IpsecConfig {
+            ca_file: Some(ca.clone()),
+            ..Default::default()
+        };
+        let e = responder_config(&config, b"key", &cert)
+            .err()
+            .expect("refused");
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "ipsec.ca_file {}: no certificate in the PEM text",
+                ca.display()
+            )
+        );
+        let config = IpsecConfig {
+            ca_file: Some(dir.path().join("missing.pem")),
+            ..Default::default()
+        };
+        let e = responder_config(&config, b"key", &cert)
+            .err()
+            .expect("refused");
+        assert!(e.to_string().starts_with("ipsec.ca_file "), "{e}");
+        assert!(e.to_string().contains("missing.pem"), "{e}");
+        let config = IpsecConfig {
+            auth: Some(vec![crate::ipsec_config::IpsecAuthName::Certificate]),
+            ..Default::default()
+        };
+        let e = responder_config(&config, b"key", &cert)
+            .err()
+            .expect("refused");
+        assert_eq!(
+            e.to_string(),
+            "ipsec.auth lists \"certificate\" but ipsec.ca_file is not set"
+        );
+        let config = IpsecConfig {
+            auth: Some(vec![]),
+            ..Default::default()
+        };
+        assert!(matches!(
+            responder_config(&config, b"key", &cert),
+            Err(IpsecError::NoAuth)
+        ));
     }
 }

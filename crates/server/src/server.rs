@@ -393,7 +393,7 @@ impl Server {
                             .join(crate::ipsec_service::GENERATED_PSK_FILE),
                     });
                 }
-                let responder = crate::ipsec_service::responder_config(&config.ipsec, &psk)?;
+                let responder = crate::ipsec_service::responder_config(&config.ipsec, &psk, &cert)?;
                 notices(Notice::Ipsec {
                     ike: bound.ike_addr(),
                     nat_t: bound.nat_t_addr(),

@@ -38,6 +38,9 @@ pub struct IpsecClientOptions {
     pub nat_t_port: Option<u16>,
     /// Bind ephemeral local ports rather than trying 500 and 4500 first.
     pub ephemeral_ports: bool,
+    /// Authenticate with this certificate and key (and check the server's
+    /// against its CAs) instead of the pre-shared key.
+    pub certificates: Option<ipsec::ikev1::certificates::CertificateAuth>,
     /// The ESP suites to offer, in order (empty: the defaults).
     pub esp_suites: Vec<ipsec::esp::CipherSuite>,
 }
@@ -81,7 +84,10 @@ impl IpsecL2tpClient {
         psk: &[u8],
         options: IpsecClientOptions,
     ) -> Result<IpsecL2tpClient, IpsecClientError> {
-        let mut config = InitiatorConfig::new(psk);
+        let mut config = match options.certificates.clone() {
+            Some(c) => InitiatorConfig::with_certificates(c),
+            None => InitiatorConfig::new(psk),
+        };
         config.force_udp_encapsulation = options.force_udp_encapsulation;
         config.pfs_group = options.pfs_group;
         if !options.esp_suites.is_empty() {

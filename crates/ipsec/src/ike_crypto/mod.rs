@@ -11,6 +11,7 @@ pub mod hash;
 pub mod ikev1_keys;
 pub mod ikev2_keys;
 mod modp;
+pub mod signature;
 
 pub use cbc::IkeCipher;
 pub use dh::{DhGroup, DhPrivate};

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use zeroize::Zeroizing;
 
+use super::certificates::CertificateAuth;
+use super::fragment::DEFAULT_FRAGMENT_SIZE;
 use super::proposal::ProposalPolicy;
 
 /// Pre-shared keys. RFC 2409 §5.4: in Main Mode the key must be chosen
@@ -50,6 +52,15 @@ impl PskTable {
 #[derive(Clone)]
 pub struct ResponderConfig {
     pub psks: PskTable,
+    /// Signature authentication (RFC 2409 §5.1, RFC 4754): our chain and
+    /// key, and the CAs client certificates must chain to. Without it only
+    /// pre-shared keys are accepted.
+    pub certificates: Option<CertificateAuth>,
+    /// IKEv1 fragmentation (the "FRAGMENTATION" vendor ID): answer the
+    /// announcement, reassemble, and cut our messages over
+    /// `fragment_size` bytes for peers that announced it.
+    pub fragmentation: bool,
+    pub fragment_size: usize,
     pub proposals: ProposalPolicy,
     /// The UDP port NAT-T floats to (RFC 3947 §4: 4500).
     pub nat_t_port: u16,
@@ -83,6 +94,9 @@ impl Default for ResponderConfig {
     fn default() -> Self {
         ResponderConfig {
             psks: PskTable::new(),
+            certificates: None,
+            fragmentation: true,
+            fragment_size: DEFAULT_FRAGMENT_SIZE,
             proposals: ProposalPolicy::default(),
             nat_t_port: 4500,
             hide_server_nat: false,

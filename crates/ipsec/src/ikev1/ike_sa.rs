@@ -10,6 +10,7 @@ use crate::ike_crypto::{DhPrivate, HashAlg};
 
 use super::crypt::MessageKeys;
 use super::events::IkeSaId;
+use super::fragment::Reassembly;
 use super::nat_detection::NatState;
 use super::proposal::{Phase1Choice, Phase2Choice};
 use super::vendor_ids::PeerExtensions;
@@ -92,6 +93,10 @@ pub(crate) struct IkeSa {
     pub answers: VecDeque<(Vec<u8>, Vec<u8>)>,
     pub quick_modes: HashMap<u32, PendingQuickMode>,
     pub dpd: Dpd,
+    /// The peer's fragmented message being put together.
+    pub fragments: Reassembly,
+    /// The Fragment ID of our next fragmented message.
+    pub next_fragment_id: u16,
 }
 
 impl IkeSa {

@@ -274,6 +274,11 @@ pub(crate) fn notify_name(kind: u16) -> String {
         notify::INVALID_ID_INFORMATION => "INVALID-ID-INFORMATION".into(),
         notify::INVALID_HASH_INFORMATION => "INVALID-HASH-INFORMATION".into(),
         notify::AUTHENTICATION_FAILED => "AUTHENTICATION-FAILED".into(),
+        notify::INVALID_KEY_INFORMATION => "INVALID-KEY-INFORMATION".into(),
+        notify::INVALID_CERT_ENCODING => "INVALID-CERT-ENCODING".into(),
+        notify::INVALID_CERTIFICATE => "INVALID-CERTIFICATE".into(),
+        notify::INVALID_CERT_AUTHORITY => "INVALID-CERT-AUTHORITY".into(),
+        notify::INVALID_SIGNATURE => "INVALID-SIGNATURE".into(),
         k => format!("notification {k}"),
     }
 }

@@ -19,11 +19,12 @@ use crate::ike_crypto::{DhPrivate, HashAlg};
 
 use super::crypt::MessageKeys;
 use super::events::{DownReason, IkeEvent, IkeSaId, Transmit};
+use super::fragment::{self, Reassembled, Reassembly};
 use super::initiator_config::InitiatorConfig;
 use super::nat_detection::NatState;
 use super::proposal::Phase1Choice;
 use super::vendor_ids::NatTVersion;
-use super::wire::{exchange, Header};
+use super::wire::{self, exchange, payload, Header, HEADER_LEN};
 
 /// Where Main Mode stands (RFC 2409 §5, initiator side).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,6 +63,12 @@ pub(crate) struct IkeState {
     pub peer_identity: String,
     /// When to run a fresh Main Mode in its place.
     pub renew_at: Option<Instant>,
+    /// Both sides announced IKEv1 fragmentation.
+    pub fragmentation: bool,
+    /// The Fragment ID of our next fragmented message.
+    pub next_fragment_id: u16,
+    /// The server's fragmented message being put together.
+    pub fragments: Reassembly,
 }
 
 /// A Quick Mode between our message 1 and the server's message 2.
@@ -244,6 +251,10 @@ impl Initiator {
             // Another (older) IKE SA's message: nothing to do with us.
             return;
         }
+        if header.next_payload == payload::FRAGMENT {
+            self.fragment_arrived(now, on_nat_t_port, &header, message);
+            return;
+        }
         let stage = ike.stage;
         let result = match (header.exchange, stage) {
             (exchange::INFORMATIONAL, Stage::Established) if header.is_encrypted() => {
@@ -393,7 +404,7 @@ impl Initiator {
             if now >= r.first_sent + *at {
                 r.resent += 1;
                 let bytes = r.bytes.clone();
-                self.send(bytes);
+                self.send_maybe_fragmented(bytes);
             }
         }
     }
@@ -517,7 +528,73 @@ impl Initiator {
             resent: 0,
             what,
         });
+        self.send_maybe_fragmented(bytes);
+    }
+
+    /// Sends a message, in fragments when both sides announced IKEv1
+    /// fragmentation and it is over the fragment size.
+    pub(crate) fn send_maybe_fragmented(&mut self, bytes: Vec<u8>) {
+        let size = self.config.fragment_size;
+        if let Some(ike) = self.ike.as_mut() {
+            if ike.fragmentation && bytes.len() > size {
+                if let Ok(h) = Header::parse(&bytes) {
+                    let id = ike.next_fragment_id;
+                    ike.next_fragment_id = ike.next_fragment_id.wrapping_add(1).max(1);
+                    for piece in fragment::fragment(&bytes, &h, id, size) {
+                        self.send(piece);
+                    }
+                    return;
+                }
+            }
+        }
         self.send(bytes);
+    }
+
+    /// A FRAGMENT message of our IKE SA: once complete, the whole message
+    /// is handled like any other (one level: a fragment of fragments is
+    /// refused).
+    fn fragment_arrived(
+        &mut self,
+        now: Instant,
+        on_nat_t_port: bool,
+        header: &Header,
+        message: &[u8],
+    ) {
+        let server = self.server.ip();
+        let Some(ike) = self.ike.as_mut() else {
+            return;
+        };
+        if !ike.fragmentation {
+            self.refuse(format!(
+                "a fragment from {server}, which did not announce fragmentation"
+            ));
+            return;
+        }
+        let body = match wire::payloads(header.next_payload, &message[HEADER_LEN..]) {
+            Ok(p) if !p.is_empty() => p[0].body,
+            _ => {
+                self.refuse(format!("a malformed fragment message from {server}"));
+                return;
+            }
+        };
+        match ike.fragments.add(now, body) {
+            Reassembled::Incomplete => {}
+            Reassembled::Refused(why) => {
+                self.refuse(format!("fragment from {server} dropped: {why}"))
+            }
+            Reassembled::Complete(whole) => match Header::parse(&whole) {
+                Ok(h)
+                    if h.next_payload != payload::FRAGMENT
+                        && h.initiator_cookie == header.initiator_cookie
+                        && h.responder_cookie == header.responder_cookie =>
+                {
+                    self.handle_datagram(now, on_nat_t_port, &whole)
+                }
+                _ => self.refuse(format!(
+                    "reassembled fragments from {server} are not a message of our IKE SA"
+                )),
+            },
+        }
     }
 
     pub(crate) fn send(&mut self, bytes: Vec<u8>) {

@@ -4,11 +4,17 @@ use std::time::Duration;
 
 use zeroize::Zeroizing;
 
+use super::certificates::CertificateAuth;
+use super::fragment::DEFAULT_FRAGMENT_SIZE;
+use super::proposal::AuthMethod;
+use super::signature_auth::method_for_key;
+
 use crate::esp::{CipherSuite, Integrity};
 use crate::ike_crypto::{DhGroup, HashAlg, IkeCipher};
 
 /// One Main Mode transform we offer: cipher, hash (also the PRF, RFC 2409
-/// §5) and Diffie-Hellman group. Authentication is always PSK.
+/// §5) and Diffie-Hellman group. Authentication is the configuration's
+/// (a pre-shared key or our certificate's signature).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct IkeOffer {
     pub cipher: IkeCipher,
@@ -30,6 +36,15 @@ impl IkeOffer {
 #[derive(Clone)]
 pub struct InitiatorConfig {
     pub psk: Zeroizing<Vec<u8>>,
+    /// Signature authentication (RFC 2409 §5.1, RFC 4754) instead of the
+    /// pre-shared key: our chain and key, the CAs the server's certificate
+    /// must chain to.
+    pub certificates: Option<CertificateAuth>,
+    /// IKEv1 fragmentation (the "FRAGMENTATION" vendor ID): announce it,
+    /// reassemble, and cut our messages over `fragment_size` bytes when the
+    /// server announced it too.
+    pub fragmentation: bool,
+    pub fragment_size: usize,
     /// Main Mode transforms, most preferred first (RFC 2408 §4.2: the
     /// responder picks one of them).
     pub ike_offers: Vec<IkeOffer>,
@@ -74,6 +89,9 @@ impl InitiatorConfig {
     pub fn new(psk: &[u8]) -> Self {
         InitiatorConfig {
             psk: Zeroizing::new(psk.to_vec()),
+            certificates: None,
+            fragmentation: true,
+            fragment_size: DEFAULT_FRAGMENT_SIZE,
             ike_offers: default_ike_offers(),
             esp_suites: default_esp_suites(),
             pfs_group: None,
@@ -90,6 +108,24 @@ impl InitiatorConfig {
             dpd_delay: Duration::from_secs(30),
             dpd_timeout: Duration::from_secs(120),
             keepalive_interval: Duration::from_secs(20),
+        }
+    }
+}
+
+impl InitiatorConfig {
+    /// Certificate authentication: no pre-shared key.
+    pub fn with_certificates(certificates: CertificateAuth) -> Self {
+        InitiatorConfig {
+            certificates: Some(certificates),
+            ..InitiatorConfig::new(&[])
+        }
+    }
+
+    /// The Main Mode authentication method we offer.
+    pub fn auth_method(&self) -> AuthMethod {
+        match &self.certificates {
+            Some(c) => method_for_key(c.local.kind()),
+            None => AuthMethod::PreSharedKey,
         }
     }
 }

@@ -1,4 +1,5 @@
-//! Main Mode with a pre-shared key, initiator side (RFC 2409 §5, §5.4),
+//! Main Mode with a pre-shared key or a certificate, initiator side
+//! (RFC 2409 §5, §5.1, §5.4; RFC 4754),
 //! with NAT-T negotiation and floating to port 4500 (RFC 3947 §3, §4).
 
 use std::net::SocketAddr;
@@ -16,6 +17,7 @@ use super::offer::{accept_main_mode, main_mode_offer};
 use super::payloads::{notify, Identification, Notification};
 use super::proposal::hash_name;
 use super::sa_payload::{protocol, SaPayload};
+use super::signature_auth::{self, SignedIdentity};
 use super::vendor_ids::{self, PeerExtensions};
 use super::wire::{self, exchange, payload, Header, PayloadChain, HEADER_LEN, VERSION_1_0};
 
@@ -52,7 +54,11 @@ impl Initiator {
         self.peer = self.server;
         self.on_nat_t = false;
         self.keepalive_at = None;
-        let sa_i_b = main_mode_offer(&self.config.ike_offers, self.config.ike_lifetime);
+        let sa_i_b = main_mode_offer(
+            &self.config.ike_offers,
+            self.config.ike_lifetime,
+            self.config.auth_method(),
+        );
         let id = self.next_ike_id;
         self.next_ike_id += 1;
         self.ike = Some(IkeState {
@@ -74,6 +80,9 @@ impl Initiator {
             nat: Default::default(),
             peer_identity: String::new(),
             renew_at: None,
+            fragmentation: false,
+            next_fragment_id: 1,
+            fragments: Default::default(),
         });
         let ike = self.ike.as_ref().expect("just set");
         let mut chain = PayloadChain::new();
@@ -83,6 +92,9 @@ impl Initiator {
         chain.push(payload::VENDOR_ID, &vendor_ids::NAT_T_RFC3947);
         chain.push(payload::VENDOR_ID, &vendor_ids::NAT_T_DRAFT_02_N);
         chain.push(payload::VENDOR_ID, &vendor_ids::DPD);
+        if self.config.fragmentation {
+            chain.push(payload::VENDOR_ID, &vendor_ids::FRAGMENTATION_CAPABLE);
+        }
         let message = wire::message(&self.header(exchange::MAIN_MODE, 0), &chain);
         self.send_request(now, message, "Main Mode message 1");
     }
@@ -107,7 +119,7 @@ impl Initiator {
         let sa_body = sa_body.ok_or("Main Mode message 2 without an SA payload")?;
         let answer = SaPayload::parse(sa_body)
             .map_err(|e| format!("malformed SA payload in Main Mode message 2: {e}"))?;
-        let choice = accept_main_mode(&answer, &self.config.ike_offers)
+        let choice = accept_main_mode(&answer, &self.config.ike_offers, self.config.auth_method())
             .map_err(|reason| Failure::Fatal(reason, DownReason::Closed))?;
         let dh = DhPrivate::generate(choice.group).map_err(|e| format!("key exchange: {e}"))?;
         let ni = self.random_bytes::<NONCE_LEN>().to_vec();
@@ -118,11 +130,16 @@ impl Initiator {
         ike.cookie_r = header.responder_cookie;
         ike.nat_t = extensions.nat_t;
         ike.dpd = extensions.dpd;
+        ike.fragmentation = extensions.fragmentation && self.config.fragmentation;
         ike.g_xi = dh.public_value().to_vec();
         ike.ni = ni.clone();
         let mut chain = PayloadChain::new();
         chain.push(payload::KEY_EXCHANGE, dh.public_value());
         chain.push(payload::NONCE, &ni);
+        if let Some(auth) = &self.config.certificates {
+            // RFC 2408 §3.10: the CAs whose certificates we can verify.
+            signature_auth::push_cert_requests(&mut chain, auth);
+        }
         if let Some(version) = ike.nat_t {
             let hash = choice.hash;
             // RFC 3947 §3.2: first the server's address as we see it, then ours.
@@ -159,6 +176,7 @@ impl Initiator {
         let (local, server) = (self.local, self.server);
         let force = self.config.force_udp_encapsulation;
         let psk = self.config.psk.clone();
+        let certificates = self.config.certificates.clone();
         let ike = self.ike.as_mut().expect("dispatched with an IKE SA");
         let choice = ike.choice.clone().ok_or("no choice")?;
         let nat_d_kind = ike.nat_t.map(|v| v.nat_d_payload());
@@ -184,7 +202,12 @@ impl Initiator {
             .agree(ke)
             .map_err(|e| format!("the server's key exchange value is invalid: {e}"))?;
         let hash = choice.hash;
-        let skeyid = ikev1_keys::skeyid_psk(hash, &psk, &ike.ni, nr);
+        // RFC 2409 §5: SKEYID depends on the authentication method.
+        let skeyid = if choice.auth.is_signature() {
+            ikev1_keys::skeyid_signature(hash, &ike.ni, nr, &g_xy)
+        } else {
+            ikev1_keys::skeyid_psk(hash, &psk, &ike.ni, nr)
+        };
         let keys =
             ikev1_keys::phase1_keys(hash, skeyid.clone(), &g_xy, &ike.cookie_i, &ike.cookie_r);
         let enc_key = ikev1_keys::encryption_key(hash, &keys.skeyid_e, choice.cipher.key_len());
@@ -206,10 +229,15 @@ impl Initiator {
         // RFC 3947 §4: with a NAT on either side, message 5 and everything
         // after go to the NAT-T port, behind the non-ESP marker.
         let float = ike.nat_t.is_some() && (ike.nat.any() || force);
-        let id = Identification::address(local.ip(), UDP, IKE_PORT).encode();
+        // Our identity: with a certificate its subject DN (RFC 4945
+        // §3.1.5, what Windows sends), else our address.
+        let id = match &certificates {
+            Some(auth) => auth.local.identification(UDP, IKE_PORT).encode(),
+            None => Identification::address(local.ip(), UDP, IKE_PORT).encode(),
+        };
         // HASH_I = prf(SKEYID, g^xi | g^xr | CKY-I | CKY-R | SAi_b | IDii_b)
         let skeyid = ike.skeyid.as_ref().expect("just set");
-        let hash_i = hash.hmac(
+        let hash_i = signature_auth::hash_i_prf(choice.auth, hash).hmac(
             skeyid,
             &[
                 &ike.g_xi,
@@ -221,8 +249,13 @@ impl Initiator {
             ],
         );
         let mut chain = PayloadChain::new();
-        chain.push(payload::IDENTIFICATION, &id);
-        chain.push(payload::HASH, &hash_i);
+        match &certificates {
+            Some(auth) => signature_auth::push_signed_identity(&mut chain, auth, &id, &hash_i)?,
+            None => {
+                chain.push(payload::IDENTIFICATION, &id);
+                chain.push(payload::HASH, &hash_i);
+            }
+        }
         // RFC 2407 §4.6.3.3: we hold no other state with this server.
         chain.push(
             payload::NOTIFICATION,
@@ -266,15 +299,25 @@ impl Initiator {
         let (plain, last_block) = crypt::decrypt(keys.cipher, &keys.enc_key, &ike.iv, message)
             .ok_or("Main Mode message 6 is not a whole number of cipher blocks")?;
         let payloads = wire::payloads(header.next_payload, &plain).map_err(|_| wrong_key())?;
-        let id = payloads.iter().find(|p| p.kind == payload::IDENTIFICATION);
-        let hash_r = payloads.iter().find(|p| p.kind == payload::HASH);
-        let (Some(id), Some(hash_r)) = (id, hash_r) else {
+        let mut signed = SignedIdentity::default();
+        for p in &payloads {
+            signed.note(p);
+        }
+        let choice = ike.choice.as_ref().ok_or("no choice")?;
+        let proof = if choice.auth.is_signature() {
+            signed.signature
+        } else {
+            payloads
+                .iter()
+                .find(|p| p.kind == payload::HASH)
+                .map(|p| p.body)
+        };
+        let (Some(id), Some(proof)) = (signed.id, proof) else {
             return Err(wrong_key());
         };
-        let choice = ike.choice.as_ref().ok_or("no choice")?;
         let skeyid = ike.skeyid.as_ref().ok_or("no SKEYID")?;
         // HASH_R = prf(SKEYID, g^xr | g^xi | CKY-R | CKY-I | SAi_b | IDir_b)
-        let expected = choice.hash.hmac(
+        let expected = signature_auth::hash_i_prf(choice.auth, choice.hash).hmac(
             skeyid,
             &[
                 &ike.g_xr,
@@ -282,14 +325,44 @@ impl Initiator {
                 &ike.cookie_r,
                 &ike.cookie_i,
                 &ike.sa_i_b,
-                id.body,
+                id,
             ],
         );
-        if verify_slices_are_equal(&expected, hash_r.body).is_err() {
-            return Err(wrong_key());
+        match &self.config.certificates {
+            Some(auth) if choice.auth.is_signature() => {
+                let peer_id = Identification::parse(id).ok_or_else(|| {
+                    Failure::Fatal(
+                        format!("{server} sent a malformed identity"),
+                        DownReason::Closed,
+                    )
+                })?;
+                let subject = signature_auth::verify_peer(
+                    auth,
+                    choice.auth,
+                    &peer_id,
+                    &signed.certs,
+                    proof,
+                    &expected,
+                )
+                .map_err(|e| {
+                    Failure::Fatal(
+                        format!(
+                            "certificate authentication of {server} ({}) failed: {e}",
+                            peer_id.display_long()
+                        ),
+                        DownReason::Closed,
+                    )
+                })?;
+                ike.peer_identity = subject;
+            }
+            _ => {
+                if verify_slices_are_equal(&expected, proof).is_err() {
+                    return Err(wrong_key());
+                }
+                ike.peer_identity = Identification::parse(id)
+                    .map_or_else(|| "an empty identity".to_string(), |i| i.display());
+            }
         }
-        ike.peer_identity = Identification::parse(id.body)
-            .map_or_else(|| "an empty identity".to_string(), |i| i.display());
         let keys = ike.keys.as_mut().expect("checked above");
         keys.phase1_last_block = last_block;
         ike.stage = Stage::Established;

@@ -1,4 +1,5 @@
-//! Main Mode with pre-shared keys, responder side (RFC 2409 §5, §5.4),
+//! Main Mode with pre-shared keys or signatures, responder side (RFC 2409
+//! §5, §5.1, §5.4; RFC 4754),
 //! with NAT-T negotiation (RFC 3947 §3, §4).
 
 use std::collections::{HashMap, VecDeque};
@@ -6,6 +7,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use aws_lc_rs::constant_time::verify_slices_are_equal;
+use zeroize::Zeroizing;
 
 use crate::ike_crypto::{ikev1_keys, DhPrivate};
 
@@ -17,6 +19,7 @@ use super::payloads::{notify, Identification, Notification};
 use super::proposal::{choose_phase1, describe_offer, hash_name, AuthMethod};
 use super::responder::Responder;
 use super::sa_payload::{protocol, Proposal, SaPayload, SIT_IDENTITY_ONLY};
+use super::signature_auth::{self, SignedIdentity};
 use super::vendor_ids::{self, PeerExtensions};
 use super::wire::{self, exchange, payload, Header, PayloadChain, HEADER_LEN, VERSION_1_0};
 
@@ -98,10 +101,20 @@ impl Responder {
             }
         };
         let has_psk = self.config.psks.lookup(remote.ip()).is_some();
-        let auth_allowed = |a: AuthMethod| a == AuthMethod::PreSharedKey && has_psk;
+        // Signatures only with our own certificate and CAs to check the
+        // client's, and only the method our key makes (RFC 2409 §5.1: one
+        // method for both sides).
+        let signature_method = self
+            .config
+            .certificates
+            .as_ref()
+            .map(|c| signature_auth::method_for_key(c.local.kind()));
+        let auth_allowed = |a: AuthMethod| {
+            (a == AuthMethod::PreSharedKey && has_psk) || Some(a) == signature_method
+        };
         let Some(choice) = choose_phase1(&offer, &self.config.proposals, &auth_allowed) else {
             self.stats.refused += 1;
-            let reason = if has_psk {
+            let reason = if has_psk || signature_method.is_some() {
                 format!(
                     "no acceptable Main Mode proposal; offered: {}",
                     describe_offer(&offer)
@@ -141,6 +154,9 @@ impl Responder {
         if extensions.dpd {
             chain.push(payload::VENDOR_ID, &vendor_ids::DPD);
         }
+        if extensions.fragmentation && self.config.fragmentation {
+            chain.push(payload::VENDOR_ID, &vendor_ids::FRAGMENTATION_CAPABLE);
+        }
         let reply_header = Header {
             responder_cookie: cookie_r,
             flags: 0,
@@ -176,6 +192,8 @@ impl Responder {
             answers: VecDeque::new(),
             quick_modes: HashMap::new(),
             dpd: Dpd::default(),
+            fragments: Default::default(),
+            next_fragment_id: 1,
         };
         sa.remember(IkeSa::fingerprint(message), answer.clone());
         self.by_initiator
@@ -198,12 +216,19 @@ impl Responder {
             .map_err(|e| format!("malformed Main Mode message 3: {e}"))?;
         let psk = {
             let sa = &self.sas[&cookie];
-            self.config
-                .psks
-                .lookup(sa.peer.ip())
-                .ok_or_else(|| format!("no pre-shared key for {}", sa.peer.ip()))?
-                .to_vec()
+            if sa.choice.auth.is_signature() {
+                None
+            } else {
+                Some(Zeroizing::new(
+                    self.config
+                        .psks
+                        .lookup(sa.peer.ip())
+                        .ok_or_else(|| format!("no pre-shared key for {}", sa.peer.ip()))?
+                        .to_vec(),
+                ))
+            }
         };
+        let certificates = self.config.certificates.clone();
         let sa = self.sas.get_mut(&cookie).expect("looked up by the caller");
         let nat_d_kind = sa.extensions.nat_t.map(|v| v.nat_d_payload());
         let (mut ke, mut nonce, mut nat_ds) = (None, None, Vec::new());
@@ -237,7 +262,11 @@ impl Responder {
         let mut nr = vec![0u8; OUR_NONCE_LEN];
         aws_lc_rs::rand::fill(&mut nr).map_err(|_| "no randomness")?;
         let hash = sa.choice.hash;
-        let skeyid = ikev1_keys::skeyid_psk(hash, &psk, ni, &nr);
+        // RFC 2409 §5: SKEYID depends on the authentication method.
+        let skeyid = match &psk {
+            Some(psk) => ikev1_keys::skeyid_psk(hash, psk, ni, &nr),
+            None => ikev1_keys::skeyid_signature(hash, ni, &nr, &g_xy),
+        };
         let keys = ikev1_keys::phase1_keys(hash, skeyid.clone(), &g_xy, &sa.cookie_i, &sa.cookie_r);
         let enc_key = ikev1_keys::encryption_key(hash, &keys.skeyid_e, sa.choice.cipher.key_len());
         sa.g_xi = ke.to_vec();
@@ -257,6 +286,9 @@ impl Responder {
         let mut chain = PayloadChain::new();
         chain.push(payload::KEY_EXCHANGE, dh.public_value());
         chain.push(payload::NONCE, &nr);
+        if let (true, Some(c)) = (sa.choice.auth.is_signature(), &certificates) {
+            signature_auth::push_cert_requests(&mut chain, c);
+        }
         if let Some(kind) = nat_d_kind {
             sa.nat =
                 nat_detection::detect(hash, &sa.cookie_i, &sa.cookie_r, &nat_ds, sa.local, sa.peer);
@@ -294,13 +326,19 @@ impl Responder {
         let keys = sa.keys.as_ref().ok_or("no keys")?;
         let (plain, next_iv) = crypt::decrypt(keys.cipher, &keys.enc_key, &sa.iv, message)
             .ok_or("Main Mode message 5 is not a whole number of cipher blocks")?;
-        let payloads = wire::payloads(header.next_payload, &plain).map_err(|_| {
-            "Main Mode message 5 did not decrypt: the pre-shared keys differ".to_string()
-        })?;
-        let (mut id, mut hash_i, mut initial_contact) = (None, None, false);
+        let signature_auth = sa.choice.auth.is_signature();
+        let wrong_key = if signature_auth {
+            "the keys differ"
+        } else {
+            "the pre-shared keys differ"
+        };
+        let payloads = wire::payloads(header.next_payload, &plain)
+            .map_err(|_| format!("Main Mode message 5 did not decrypt: {wrong_key}"))?;
+        let (mut hash_i, mut initial_contact) = (None, false);
+        let mut signed = SignedIdentity::default();
         for p in &payloads {
+            signed.note(p);
             match p.kind {
-                payload::IDENTIFICATION => id = Some(p.body),
                 payload::HASH => hash_i = Some(p.body),
                 payload::NOTIFICATION => {
                     initial_contact |= Notification::parse(p.body)
@@ -310,14 +348,19 @@ impl Responder {
                 _ => {}
             }
         }
-        let (Some(id_body), Some(hash_i)) = (id, hash_i) else {
-            return Err(
-                "Main Mode message 5 did not decrypt or lacks ID and HASH: the pre-shared keys differ"
-                    .into(),
-            );
+        let proof = if signature_auth {
+            signed.signature
+        } else {
+            hash_i
+        };
+        let (Some(id_body), Some(proof)) = (signed.id, proof) else {
+            let what = if signature_auth { "SIG" } else { "HASH" };
+            return Err(format!(
+                "Main Mode message 5 did not decrypt or lacks ID and {what}: {wrong_key}"
+            ));
         };
         let skeyid = sa.skeyid.as_ref().ok_or("no SKEYID")?;
-        let prf = sa.choice.hash;
+        let prf = signature_auth::hash_i_prf(sa.choice.auth, sa.choice.hash);
         // HASH_I = prf(SKEYID, g^xi | g^xr | CKY-I | CKY-R | SAi_b | IDii_b)
         let expected = prf.hmac(
             skeyid,
@@ -330,18 +373,58 @@ impl Responder {
                 id_body,
             ],
         );
-        if verify_slices_are_equal(&expected, hash_i).is_err() {
-            return Err(format!(
-                "authentication failed for {}: the pre-shared keys differ",
-                sa.peer
-            ));
-        }
         let peer_id = Identification::parse(id_body).ok_or("malformed identification")?;
-        sa.peer_identity = peer_id.display();
-        // Our identity: our address, with the protocol and port the peer
-        // used for its own (RFC 2407 §4.6.2: 0/0 or UDP/500).
-        let our_id =
-            Identification::address(sa.local.ip(), peer_id.protocol, peer_id.port).encode();
+        let certificates = if signature_auth {
+            let auth = self
+                .config
+                .certificates
+                .clone()
+                .ok_or("signature authentication without certificates")?;
+            let verified = signature_auth::verify_peer(
+                &auth,
+                sa.choice.auth,
+                &peer_id,
+                &signed.certs,
+                proof,
+                &expected,
+            );
+            match verified {
+                Ok(subject) => sa.peer_identity = subject,
+                Err(e) => {
+                    let reason = format!(
+                        "certificate authentication of {} ({}) failed: {e}",
+                        sa.peer,
+                        peer_id.display_long()
+                    );
+                    let (peer, nat_t) = (sa.peer, sa.on_nat_t_port);
+                    // RFC 2408 §3.14.1: tell the peer why.
+                    self.notify_plain(peer, nat_t, header, e.notify_type());
+                    return Err(reason);
+                }
+            }
+            Some(auth)
+        } else {
+            if verify_slices_are_equal(&expected, proof).is_err() {
+                return Err(format!(
+                    "authentication failed for {}: the pre-shared keys differ",
+                    sa.peer
+                ));
+            }
+            sa.peer_identity = peer_id.display();
+            None
+        };
+        let sa = self.sas.get_mut(&cookie).expect("looked up by the caller");
+        let skeyid = sa.skeyid.as_ref().ok_or("no SKEYID")?;
+        // Our identity: with certificates our subject DN (RFC 4945 §3.1.5),
+        // else our address; with the protocol and port the peer used for
+        // its own (RFC 2407 §4.6.2: 0/0 or UDP/500).
+        let our_id = match &certificates {
+            Some(auth) => auth
+                .local
+                .identification(peer_id.protocol, peer_id.port)
+                .encode(),
+            None => Identification::address(sa.local.ip(), peer_id.protocol, peer_id.port).encode(),
+        };
         // HASH_R = prf(SKEYID, g^xr | g^xi | CKY-R | CKY-I | SAi_b | IDir_b)
         let hash_r = prf.hmac(
             skeyid,
@@ -355,8 +438,13 @@ impl Responder {
             ],
         );
         let mut chain = PayloadChain::new();
-        chain.push(payload::IDENTIFICATION, &our_id);
-        chain.push(payload::HASH, &hash_r);
+        match &certificates {
+            Some(auth) => signature_auth::push_signed_identity(&mut chain, auth, &our_id, &hash_r)?,
+            None => {
+                chain.push(payload::IDENTIFICATION, &our_id);
+                chain.push(payload::HASH, &hash_r);
+            }
+        }
         let keys = sa.keys.as_mut().expect("checked above");
         let reply = Header {
             flags: 0,

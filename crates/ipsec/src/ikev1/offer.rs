@@ -17,9 +17,6 @@ use super::sa_payload::{
     parse_attributes, protocol, push_number, Proposal, SaPayload, Transform, SIT_IDENTITY_ONLY,
 };
 
-/// RFC 2409 Appendix A: pre-shared key authentication.
-const AUTH_PSK: u64 = 1;
-
 fn transform(number: u8, id: u8, attributes: &[(u16, u64)]) -> Transform {
     let mut raw = Vec::new();
     for &(kind, value) in attributes {
@@ -55,7 +52,9 @@ fn hash_id(hash: HashAlg) -> u64 {
 
 /// The body of our Main Mode SA payload: one ISAKMP proposal with one
 /// transform per offer (what Windows and strongSwan send).
-pub fn main_mode_offer(offers: &[IkeOffer], lifetime: Duration) -> Vec<u8> {
+/// `auth` is the one method we can prove: a pre-shared key, or the
+/// signature our key makes (RFC 2409 Appendix A, RFC 4754 §3).
+pub fn main_mode_offer(offers: &[IkeOffer], lifetime: Duration, auth: AuthMethod) -> Vec<u8> {
     let transforms = offers
         .iter()
         .enumerate()
@@ -67,7 +66,7 @@ pub fn main_mode_offer(offers: &[IkeOffer], lifetime: Duration) -> Vec<u8> {
             }
             attrs.extend([
                 (p1::HASH, hash_id(o.hash)),
-                (p1::AUTH_METHOD, AUTH_PSK),
+                (p1::AUTH_METHOD, auth.id()),
                 (p1::GROUP, u64::from(o.group.id())),
                 (p1::LIFE_TYPE, LIFE_SECONDS),
                 (p1::LIFE_DURATION, lifetime.as_secs().max(1)),
@@ -88,7 +87,11 @@ pub fn main_mode_offer(offers: &[IkeOffer], lifetime: Duration) -> Vec<u8> {
 
 /// Checks the responder's Main Mode answer: one proposal, one transform,
 /// and that transform one we offered.
-pub fn accept_main_mode(answer: &SaPayload, offers: &[IkeOffer]) -> Result<Phase1Choice, String> {
+pub fn accept_main_mode(
+    answer: &SaPayload,
+    offers: &[IkeOffer],
+    auth: AuthMethod,
+) -> Result<Phase1Choice, String> {
     let transforms: usize = answer.proposals.iter().map(|p| p.transforms.len()).sum();
     if answer.proposals.len() != 1 || transforms != 1 {
         return Err(format!(
@@ -103,7 +106,7 @@ pub fn accept_main_mode(answer: &SaPayload, offers: &[IkeOffer]) -> Result<Phase
         ike_groups: offers.iter().map(|o| o.group).collect(),
         esp_suites: Vec::new(),
     };
-    let choice = choose_phase1(answer, &policy, &|a| a == AuthMethod::PreSharedKey)
+    let choice = choose_phase1(answer, &policy, &|a| a == auth)
         .filter(|c| offers.contains(&IkeOffer::new(c.cipher, c.hash, c.group)))
         .ok_or_else(|| {
             format!(

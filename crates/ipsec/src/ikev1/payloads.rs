@@ -25,6 +25,11 @@ pub mod notify {
     pub const INVALID_ID_INFORMATION: u16 = 18;
     pub const INVALID_HASH_INFORMATION: u16 = 23;
     pub const AUTHENTICATION_FAILED: u16 = 24;
+    pub const INVALID_KEY_INFORMATION: u16 = 17;
+    pub const INVALID_CERT_ENCODING: u16 = 19;
+    pub const INVALID_CERTIFICATE: u16 = 20;
+    pub const INVALID_CERT_AUTHORITY: u16 = 22;
+    pub const INVALID_SIGNATURE: u16 = 25;
     pub const RESPONDER_LIFETIME: u16 = 24576;
     pub const INITIAL_CONTACT: u16 = 24578;
     pub const R_U_THERE: u16 = 36136;
@@ -85,6 +90,16 @@ impl Identification {
         }
     }
 
+    /// The identity for a log line, with its kind when it is not obvious.
+    pub fn display_long(&self) -> String {
+        match self.id_type {
+            id_type::FQDN => format!("FQDN {}", self.display()),
+            id_type::USER_FQDN => format!("e-mail {}", self.display()),
+            id_type::DER_ASN1_DN => format!("DN \"{}\"", self.display()),
+            _ => self.display(),
+        }
+    }
+
     /// The identity for a log line: an address, a name, or its type.
     pub fn display(&self) -> String {
         if let Some(a) = self.as_address() {
@@ -97,7 +112,13 @@ impl Identification {
                     .take(128)
                     .collect()
             }
-            id_type::DER_ASN1_DN => "a distinguished name".to_string(),
+            id_type::DER_ASN1_DN => {
+                use x509_parser::prelude::{FromDer, X509Name};
+                match X509Name::from_der(&self.data) {
+                    Ok((_, name)) => name.to_string().chars().take(256).collect(),
+                    Err(_) => "a malformed distinguished name".to_string(),
+                }
+            }
             t => format!("identity of type {t}"),
         }
     }

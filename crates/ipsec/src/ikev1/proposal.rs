@@ -64,6 +64,21 @@ impl AuthMethod {
         })
     }
 
+    /// RFC 2409 Appendix A's number.
+    pub fn id(self) -> u64 {
+        match self {
+            AuthMethod::PreSharedKey => 1,
+            AuthMethod::RsaSignature => 3,
+            AuthMethod::EcdsaSha256 => 9,
+            AuthMethod::EcdsaSha384 => 10,
+        }
+    }
+
+    /// Authenticated by signatures and certificates (RFC 2409 §5.1).
+    pub fn is_signature(self) -> bool {
+        self != AuthMethod::PreSharedKey
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             AuthMethod::PreSharedKey => "PSK",

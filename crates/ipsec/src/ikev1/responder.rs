@@ -11,8 +11,9 @@ use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 
 use super::config::ResponderConfig;
 use super::events::{DownReason, IkeEvent, IkeSaId, Transmit};
+use super::fragment::{self, Reassembled};
 use super::ike_sa::{IkeSa, Phase};
-use super::wire::{exchange, Header};
+use super::wire::{self, exchange, payload, Header, HEADER_LEN};
 
 /// An ESP SA pair Quick Mode installed, tracked so Deletes, DPD and
 /// lifetimes can remove it even after its IKE SA is gone (IKEv1 phase 2
@@ -131,13 +132,17 @@ impl Responder {
             self.stats.unknown_sa += 1;
             return;
         }
+        if header.next_payload == payload::FRAGMENT {
+            self.fragment_arrived(now, local, remote, on_nat_t_port, &header, message);
+            return;
+        }
         // Retransmitted request: the same answer again.
         let fingerprint = IkeSa::fingerprint(message);
         if let Some(answer) = sa.answer_to(&fingerprint) {
             let answer = answer.to_vec();
-            let (peer, nat) = (sa.peer, sa.on_nat_t_port);
+            let cookie = header.responder_cookie;
             self.stats.retransmits_answered += 1;
-            self.send(peer, nat, answer);
+            self.send_answer(cookie, answer);
             return;
         }
         // RFC 3947 §4: the initiator floats to the NAT-T port from message 5
@@ -172,8 +177,7 @@ impl Responder {
                 if let Some(sa) = self.sas.get_mut(&cookie) {
                     sa.last_heard = now;
                     sa.remember(fingerprint, answer.clone());
-                    let (peer, nat) = (sa.peer, sa.on_nat_t_port);
-                    self.send(peer, nat, answer);
+                    self.send_answer(cookie, answer);
                 }
             }
             Ok(None) => {
@@ -235,6 +239,9 @@ impl Responder {
                     consider(sa.created + self.config.half_open_timeout)
                 }
             }
+            if let Some(d) = sa.fragments.deadline() {
+                consider(d);
+            }
         }
         for c in self.children.values() {
             consider(c.expires);
@@ -278,6 +285,9 @@ impl Responder {
         for c in expired {
             self.delete_ike_sa(now, c, DownReason::Expired, true);
         }
+        for sa in self.sas.values_mut() {
+            sa.fragments.expire(now);
+        }
         self.expire_quick_modes(now);
         let children: Vec<u32> = self
             .children
@@ -309,6 +319,86 @@ impl Responder {
         for c in cookies {
             self.delete_ike_sa(now, c, DownReason::Closed, true);
         }
+    }
+
+    /// A FRAGMENT message for an SA: the whole message, once every piece is
+    /// here, goes through `handle_datagram` like any other.
+    fn fragment_arrived(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        on_nat_t_port: bool,
+        header: &Header,
+        message: &[u8],
+    ) {
+        let cookie = header.responder_cookie;
+        let Some(sa) = self.sas.get_mut(&cookie) else {
+            return;
+        };
+        if !(self.config.fragmentation && sa.extensions.fragmentation) {
+            self.stats.malformed += 1;
+            self.refuse(
+                remote,
+                "a fragment from a peer that did not announce fragmentation".into(),
+            );
+            return;
+        }
+        let body = match wire::payloads(header.next_payload, &message[HEADER_LEN..]) {
+            Ok(p) if !p.is_empty() => p[0].body,
+            _ => {
+                self.stats.malformed += 1;
+                self.refuse(remote, "a malformed fragment message".into());
+                return;
+            }
+        };
+        match sa.fragments.add(now, body) {
+            Reassembled::Incomplete => {}
+            Reassembled::Refused(why) => {
+                self.stats.malformed += 1;
+                self.refuse(remote, format!("fragment dropped: {why}"));
+            }
+            Reassembled::Complete(whole) => match Header::parse(&whole) {
+                // The pieces must make one message of this SA, not another
+                // fragment (no nesting) nor a message of another SA.
+                Ok(h)
+                    if h.next_payload != payload::FRAGMENT
+                        && h.initiator_cookie == header.initiator_cookie
+                        && h.responder_cookie == cookie =>
+                {
+                    self.handle_datagram(now, local, remote, on_nat_t_port, &whole)
+                }
+                _ => {
+                    self.stats.malformed += 1;
+                    self.refuse(
+                        remote,
+                        "reassembled fragments are not a message of this SA".into(),
+                    );
+                }
+            },
+        }
+    }
+
+    /// Sends an answer of an SA, in fragments when it is over the fragment
+    /// size and the peer announced fragmentation.
+    pub(crate) fn send_answer(&mut self, cookie: [u8; 8], answer: Vec<u8>) {
+        let Some(sa) = self.sas.get_mut(&cookie) else {
+            return;
+        };
+        let (peer, nat) = (sa.peer, sa.on_nat_t_port);
+        let fragment_size = self.config.fragment_size;
+        if self.config.fragmentation && sa.extensions.fragmentation && answer.len() > fragment_size
+        {
+            if let Ok(h) = Header::parse(&answer) {
+                let id = sa.next_fragment_id;
+                sa.next_fragment_id = sa.next_fragment_id.wrapping_add(1).max(1);
+                for piece in fragment::fragment(&answer, &h, id, fragment_size) {
+                    self.send(peer, nat, piece);
+                }
+                return;
+            }
+        }
+        self.send(peer, nat, answer);
     }
 
     pub(crate) fn send(&mut self, remote: SocketAddr, from_nat_t_port: bool, bytes: Vec<u8>) {

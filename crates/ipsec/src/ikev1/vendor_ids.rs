@@ -14,6 +14,19 @@ pub const DPD: [u8; 16] = hex16("afcad71368a1f1c96b8696fc77570100");
 /// MD5("FRAGMENTATION"): IKEv1 fragmentation as Windows and Cisco send it
 /// (Cisco appends four flag bytes; the prefix is what counts).
 pub const FRAGMENTATION: [u8; 16] = hex16("4048b7d56ebce88525e7de7f00d6c2d3");
+/// What we send: the hash and the capability word 0x80000000 ("Main and
+/// Aggressive Mode messages may be fragmented", as racoon and strongSwan
+/// read it; Windows accepts it with or without the word).
+pub const FRAGMENTATION_CAPABLE: [u8; 20] = {
+    let mut v = [0u8; 20];
+    let mut i = 0;
+    while i < 16 {
+        v[i] = FRAGMENTATION[i];
+        i += 1;
+    }
+    v[16] = 0x80;
+    v
+};
 /// MD5("MS NT5 ISAKMPOAKLEY") followed by a 4-byte version: Windows.
 pub const MS_NT5_PREFIX: [u8; 16] = hex16("1e2b516905991c7d7c96fcbfb587e461");
 
@@ -85,7 +98,11 @@ impl PeerExtensions {
             self.nat_t = Some(self.nat_t.map_or(v, |old| old.max(v)));
         }
         self.dpd |= vid == DPD;
-        self.fragmentation |= vid.len() >= 16 && vid[..16] == FRAGMENTATION;
+        // 16 bytes (Windows), or 20 with the capability word: only bit 31
+        // (Main Mode fragmentation) is what we speak.
+        self.fragmentation |= vid.len() >= 16
+            && vid[..16] == FRAGMENTATION
+            && (vid.len() == 16 || (vid.len() == 20 && vid[16] & 0x80 != 0));
         self.windows |= vid.len() >= 16 && vid[..16] == MS_NT5_PREFIX;
     }
 }

@@ -1,0 +1,459 @@
+//! Main Mode with certificates (RFC 2409 §5.1, RFC 4754) and IKEv1
+//! fragmentation, our initiator against our responder in memory, with
+//! certificates rcgen makes: RSA and ECDSA, an intermediate CA, a client
+//! from another CA, a wrong identity, and messages cut into small fragments.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use ipsec::ike_crypto::signature::{KeyKind, PrivateKey, PublicKey};
+use ipsec::ikev1::certificates::{
+    CertificateAuth, LocalCertificate, PeerCertificateError, TrustAnchors,
+};
+use ipsec::ikev1::payloads::{id_type, Identification};
+use ipsec::ikev1::wire::{payload, Header};
+use ipsec::ikev1::{IkeEvent, Initiator, InitiatorConfig, PskTable, Responder, ResponderConfig};
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, SanType, SignatureAlgorithm,
+};
+
+const SERVER: &str = "198.51.100.1";
+const CLIENT: &str = "192.0.2.10";
+
+/// A CA (or intermediate) that issues certificates.
+struct Ca {
+    pem: String,
+    der: Vec<u8>,
+    issuer: Issuer<'static, KeyPair>,
+    alg: &'static SignatureAlgorithm,
+}
+
+fn key(alg: &'static SignatureAlgorithm) -> KeyPair {
+    if alg == &rcgen::PKCS_RSA_SHA256 {
+        KeyPair::generate_rsa_for(alg, rcgen::RsaKeySize::_2048).unwrap()
+    } else {
+        KeyPair::generate_for(alg).unwrap()
+    }
+}
+
+fn ca_params(cn: &str) -> CertificateParams {
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.distinguished_name.push(DnType::CommonName, cn);
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    p
+}
+
+impl Ca {
+    fn root(cn: &str, alg: &'static SignatureAlgorithm) -> Ca {
+        let k = key(alg);
+        let params = ca_params(cn);
+        let cert = params.self_signed(&k).unwrap();
+        Ca {
+            pem: cert.pem(),
+            der: cert.der().to_vec(),
+            issuer: Issuer::new(params, k),
+            alg,
+        }
+    }
+
+    fn intermediate(&self, cn: &str) -> Ca {
+        let k = key(self.alg);
+        let params = ca_params(cn);
+        let cert = params.signed_by(&k, &self.issuer).unwrap();
+        Ca {
+            pem: cert.pem(),
+            der: cert.der().to_vec(),
+            issuer: Issuer::new(params, k),
+            alg: self.alg,
+        }
+    }
+
+    /// An end-entity certificate (DER) and its key (PKCS#8 DER).
+    fn leaf(&self, cn: &str, sans: &[SanType]) -> (Vec<u8>, Vec<u8>) {
+        let k = key(self.alg);
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.distinguished_name.push(DnType::CommonName, cn);
+        p.subject_alt_names = sans.to_vec();
+        let c = p.signed_by(&k, &self.issuer).unwrap();
+        (c.der().to_vec(), k.serialize_der())
+    }
+
+    fn trust(&self) -> TrustAnchors {
+        TrustAnchors::from_pem(self.pem.as_bytes()).unwrap()
+    }
+}
+
+fn credentials(chain: Vec<Vec<u8>>, key: &[u8], trust: TrustAnchors) -> CertificateAuth {
+    let local = LocalCertificate::new(chain, PrivateKey::from_der(key).unwrap()).unwrap();
+    CertificateAuth::new(local, trust)
+}
+
+/// Our initiator and responder, and the datagrams between them.
+struct Lab {
+    now: Instant,
+    i: Initiator,
+    r: Responder,
+    i_events: Vec<IkeEvent>,
+    r_events: Vec<IkeEvent>,
+    /// Fragment messages seen: client to server, server to client.
+    fragments: (usize, usize),
+}
+
+impl Lab {
+    fn new(client: CertificateAuth, server: Option<CertificateAuth>, fragment_size: usize) -> Lab {
+        let now = Instant::now();
+        let mut ic = InitiatorConfig::with_certificates(client);
+        ic.fragment_size = fragment_size;
+        let rc = ResponderConfig {
+            psks: PskTable::new().with_wildcard(b"a key the client does not use"),
+            certificates: server,
+            fragment_size,
+            ..Default::default()
+        };
+        let local = SocketAddr::new(CLIENT.parse().unwrap(), 500);
+        let server = SocketAddr::new(SERVER.parse().unwrap(), 500);
+        Lab {
+            now,
+            i: Initiator::new(ic, local, server, now),
+            r: Responder::new(rc),
+            i_events: Vec::new(),
+            r_events: Vec::new(),
+            fragments: (0, 0),
+        }
+    }
+
+    fn pump(&mut self) {
+        let is_fragment =
+            |b: &[u8]| Header::parse(b).is_ok_and(|h| h.next_payload == payload::FRAGMENT);
+        for _ in 0..200 {
+            let mut moved = false;
+            while let Some(t) = self.i.poll_transmit() {
+                moved = true;
+                self.fragments.0 += usize::from(is_fragment(&t.bytes));
+                let src = SocketAddr::new(CLIENT.parse().unwrap(), t.remote.port());
+                self.r
+                    .handle_datagram(self.now, t.remote, src, t.from_nat_t_port, &t.bytes);
+            }
+            while let Some(t) = self.r.poll_transmit() {
+                moved = true;
+                self.fragments.1 += usize::from(is_fragment(&t.bytes));
+                self.i
+                    .handle_datagram(self.now, t.from_nat_t_port, &t.bytes);
+            }
+            self.i_events
+                .extend(std::iter::from_fn(|| self.i.poll_event()));
+            self.r_events
+                .extend(std::iter::from_fn(|| self.r.poll_event()));
+            if !moved {
+                return;
+            }
+        }
+        panic!("the exchange never settled");
+    }
+}
+
+fn ike_up(events: &[IkeEvent]) -> Option<(String, String)> {
+    events.iter().find_map(|e| match e {
+        IkeEvent::IkeSaUp {
+            identity, suite, ..
+        } => Some((identity.clone(), suite.clone())),
+        _ => None,
+    })
+}
+
+fn child_up(events: &[IkeEvent]) -> bool {
+    events.iter().any(|e| matches!(e, IkeEvent::ChildSaUp(_)))
+}
+
+fn refusals(events: &[IkeEvent]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            IkeEvent::Refused { reason, .. } => Some(reason.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Client and server certificates from one CA, both roles signing with
+/// `alg`; the whole exchange up to ESP.
+fn both_ways(alg: &'static SignatureAlgorithm, method: &str) {
+    let ca = Ca::root("ras test CA", alg);
+    let (c_cert, c_key) = ca.leaf("ras test client", &[]);
+    let (s_cert, s_key) = ca.leaf("ras test server", &[]);
+    let mut lab = Lab::new(
+        credentials(vec![c_cert], &c_key, ca.trust()),
+        Some(credentials(vec![s_cert], &s_key, ca.trust())),
+        1248,
+    );
+    lab.pump();
+    let (server_id, suite) = ike_up(&lab.i_events).unwrap_or_else(|| {
+        panic!(
+            "client up: {:?} {:?}",
+            refusals(&lab.i_events),
+            refusals(&lab.r_events)
+        )
+    });
+    assert_eq!(server_id, "CN=ras test server");
+    assert!(suite.ends_with(method), "{suite}");
+    let (client_id, _) = ike_up(&lab.r_events).expect("server up");
+    assert_eq!(client_id, "CN=ras test client");
+    assert!(child_up(&lab.i_events) && child_up(&lab.r_events));
+}
+
+#[test]
+fn rsa_signatures_both_ways() {
+    both_ways(&rcgen::PKCS_RSA_SHA256, "/RSA");
+}
+
+#[test]
+fn ecdsa_p256_signatures_both_ways() {
+    both_ways(&rcgen::PKCS_ECDSA_P256_SHA256, "/ECDSA-256");
+}
+
+#[test]
+fn ecdsa_p384_signatures_both_ways() {
+    both_ways(&rcgen::PKCS_ECDSA_P384_SHA384, "/ECDSA-384");
+}
+
+/// The client sends its certificate and the intermediate that issued it
+/// (two CERT payloads, end entity first); the server trusts only the root.
+#[test]
+fn a_chain_through_an_intermediate_ca_is_verified() {
+    let root = Ca::root("ras root", &rcgen::PKCS_ECDSA_P256_SHA256);
+    let sub = root.intermediate("ras issuing CA");
+    let (c_cert, c_key) = sub.leaf("chained client", &[]);
+    let (s_cert, s_key) = root.leaf("ras test server", &[]);
+    let mut lab = Lab::new(
+        credentials(vec![c_cert.clone(), sub.der.clone()], &c_key, root.trust()),
+        Some(credentials(vec![s_cert.clone()], &s_key, root.trust())),
+        1248,
+    );
+    lab.pump();
+    let (client_id, _) =
+        ike_up(&lab.r_events).unwrap_or_else(|| panic!("server up: {:?}", refusals(&lab.r_events)));
+    assert_eq!(client_id, "CN=chained client");
+
+    // Without the intermediate the chain ends nowhere we trust.
+    let mut lab = Lab::new(
+        credentials(vec![c_cert], &c_key, root.trust()),
+        Some(credentials(vec![s_cert], &s_key, root.trust())),
+        1248,
+    );
+    lab.pump();
+    assert!(ike_up(&lab.r_events).is_none());
+    let r = refusals(&lab.r_events);
+    assert!(
+        r.iter()
+            .any(|l| l.contains("no trusted CA issued \"CN=chained client\"")),
+        "{r:?}"
+    );
+}
+
+/// A client whose certificate another CA issued is refused with one log
+/// line, and told so (INVALID-CERT-AUTHORITY, RFC 2408 §3.14.1).
+#[test]
+fn a_client_of_another_ca_is_refused() {
+    let ours = Ca::root("ras test CA", &rcgen::PKCS_ECDSA_P256_SHA256);
+    let theirs = Ca::root("someone else's CA", &rcgen::PKCS_ECDSA_P256_SHA256);
+    let (c_cert, c_key) = theirs.leaf("stranger", &[]);
+    let (s_cert, s_key) = ours.leaf("ras test server", &[]);
+    let mut lab = Lab::new(
+        credentials(vec![c_cert], &c_key, ours.trust()),
+        Some(credentials(vec![s_cert], &s_key, ours.trust())),
+        1248,
+    );
+    lab.pump();
+    assert!(ike_up(&lab.r_events).is_none() && ike_up(&lab.i_events).is_none());
+    let r = refusals(&lab.r_events);
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert!(
+        r[0].contains("certificate authentication of 192.0.2.10:500 (DN \"CN=stranger\") failed: no trusted CA issued \"CN=stranger\""),
+        "{}",
+        r[0]
+    );
+    let i = refusals(&lab.i_events);
+    assert!(
+        i.iter().any(|l| l.contains("INVALID-CERT-AUTHORITY")),
+        "the client was told: {i:?}"
+    );
+}
+
+/// The server must not accept a certificate a client of another CA shows
+/// when the server has no certificate of its own: no signature proposal
+/// is acceptable, and the refusal names what was offered.
+#[test]
+fn without_a_server_certificate_signatures_are_not_accepted() {
+    let ca = Ca::root("ras test CA", &rcgen::PKCS_ECDSA_P256_SHA256);
+    let (c_cert, c_key) = ca.leaf("ras test client", &[]);
+    let mut lab = Lab::new(credentials(vec![c_cert], &c_key, ca.trust()), None, 1248);
+    lab.pump();
+    let r = refusals(&lab.r_events);
+    assert!(
+        r.iter()
+            .any(|l| l.contains("no acceptable Main Mode proposal") && l.contains("ECDSA-256")),
+        "{r:?}"
+    );
+}
+
+/// Fragments of 300 bytes: messages 5 and 6 (certificates, signatures)
+/// travel in pieces both ways and are put together again.
+#[test]
+fn messages_5_and_6_travel_in_small_fragments() {
+    let ca = Ca::root("ras test CA", &rcgen::PKCS_RSA_SHA256);
+    let (c_cert, c_key) = ca.leaf("ras test client", &[]);
+    let (s_cert, s_key) = ca.leaf("ras test server", &[]);
+    let mut lab = Lab::new(
+        credentials(vec![c_cert], &c_key, ca.trust()),
+        Some(credentials(vec![s_cert], &s_key, ca.trust())),
+        300,
+    );
+    lab.pump();
+    assert!(ike_up(&lab.i_events).is_some() && ike_up(&lab.r_events).is_some());
+    assert!(child_up(&lab.i_events));
+    let (to_server, to_client) = lab.fragments;
+    assert!(
+        to_server >= 4 && to_client >= 4,
+        "fragments: {to_server} to the server, {to_client} to the client"
+    );
+}
+
+/// RFC 4945 §3.1: the ID payload must name the certificate: its subject DN,
+/// or a subjectAltName of the ID's type.
+#[test]
+fn the_identity_must_be_named_by_the_certificate() {
+    let ca = Ca::root("ras test CA", &rcgen::PKCS_ECDSA_P256_SHA256);
+    let (cert, _) = ca.leaf(
+        "vpn client",
+        &[
+            SanType::DnsName("client.example.com".try_into().unwrap()),
+            SanType::IpAddress("192.0.2.10".parse().unwrap()),
+        ],
+    );
+    let trust = ca.trust();
+    let now = 1_800_000_000; // 2027, within rcgen's default dates
+    let id = |t: u8, data: &[u8]| Identification {
+        id_type: t,
+        protocol: 17,
+        port: 500,
+        data: data.to_vec(),
+    };
+    let check = |i: &Identification| trust.verify_peer(&[&cert], i, now);
+    assert!(check(&id(id_type::FQDN, b"client.example.com")).is_ok());
+    assert!(check(&id(id_type::FQDN, b"CLIENT.example.com")).is_ok());
+    assert!(check(&id(id_type::IPV4_ADDR, &[192, 0, 2, 10])).is_ok());
+    assert!(matches!(
+        check(&id(id_type::FQDN, b"other.example.com")),
+        Err(PeerCertificateError::IdMismatch(..))
+    ));
+    assert!(matches!(
+        check(&id(id_type::IPV4_ADDR, &[192, 0, 2, 11])),
+        Err(PeerCertificateError::IdMismatch(..))
+    ));
+    // The DN of another certificate.
+    let (other, _) = ca.leaf("someone else", &[]);
+    let other_dn = {
+        use x509_parser::prelude::*;
+        let (_, c) = X509Certificate::from_der(&other).unwrap();
+        c.subject().as_raw().to_vec()
+    };
+    let e = check(&id(id_type::DER_ASN1_DN, &other_dn)).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "its identity DN \"CN=someone else\" is not named by its certificate \"CN=vpn client\""
+    );
+    // Outside the validity dates (rcgen's default ends in 4096; 1970 is before).
+    assert!(matches!(
+        trust.verify_peer(&[&cert], &id(id_type::FQDN, b"client.example.com"), 0),
+        Err(PeerCertificateError::Expired(_))
+    ));
+}
+
+/// A key that is not the certificate's is refused when it is loaded, not
+/// when a peer fails to verify a signature.
+#[test]
+fn a_key_that_is_not_the_certificates_is_refused_at_loading() {
+    let ca = Ca::root("ras test CA", &rcgen::PKCS_ECDSA_P256_SHA256);
+    let (cert, _) = ca.leaf("client", &[]);
+    let (_, other_key) = ca.leaf("client", &[]);
+    let e = LocalCertificate::new(vec![cert], PrivateKey::from_der(&other_key).unwrap())
+        .err()
+        .expect("refused");
+    assert_eq!(
+        e.to_string(),
+        "the private key does not belong to the first certificate"
+    );
+}
+
+/// RFC 4754 §8.1: the ECDSA-256 test vector (w, gw, the signature of
+/// "abc") verifies as our r||s signature of SHA-256("abc").
+#[test]
+fn rfc4754_ecdsa_256_vector_verifies() {
+    let x = hex("2442A5CC0ECD015FA3CA31DC8E2BBC70BF42D60CBCA20085E0822CB04235E970");
+    let y = hex("6FC98BD7E50211A4A27102FA3549DF79EBCB4BF246B80945CDDFE7D509BBFD7D");
+    let r = hex("CB28E0999B9C7715FD0A80D8E47A77079716CBBF917DD72E97566EA1C066957C");
+    let s = hex("86FA3BB4E26CAD5BF90B7F81899256CE7594BB1EA0C89212748BFF3B3D5B0315");
+    // SubjectPublicKeyInfo of id-ecPublicKey / prime256v1.
+    let mut spki = hex("3059301306072A8648CE3D020106082A8648CE3D030107034200");
+    spki.push(0x04);
+    spki.extend_from_slice(&x);
+    spki.extend_from_slice(&y);
+    let key = PublicKey::from_spki_der(&spki).unwrap();
+    assert_eq!(key.kind(), KeyKind::EcdsaP256);
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, b"abc");
+    let sig = [r.clone(), s.clone()].concat();
+    key.verify_hash(digest.as_ref(), &sig)
+        .expect("the RFC's signature");
+    let mut bad = sig.clone();
+    bad[5] ^= 1;
+    assert!(key.verify_hash(digest.as_ref(), &bad).is_err());
+    assert!(key.verify_hash(&digest.as_ref()[1..], &sig).is_err());
+}
+
+#[test]
+fn rsa_and_ecdsa_sign_and_verify_prf_outputs() {
+    for alg in [
+        &rcgen::PKCS_RSA_SHA256,
+        &rcgen::PKCS_ECDSA_P256_SHA256,
+        &rcgen::PKCS_ECDSA_P384_SHA384,
+    ] {
+        let ca = Ca::root("CA", alg);
+        let (cert, key) = ca.leaf("signer", &[]);
+        let key = PrivateKey::from_der(&key).unwrap();
+        let public = {
+            use x509_parser::prelude::*;
+            let (_, c) = X509Certificate::from_der(&cert).unwrap();
+            PublicKey::from_spki(c.public_key()).unwrap()
+        };
+        // A SHA-1 HMAC (20 bytes) and a SHA-512 one (64 bytes).
+        for hash in [[7u8; 20].to_vec(), [9u8; 64].to_vec()] {
+            let sig = key.sign_hash(&hash).unwrap();
+            public.verify_hash(&hash, &sig).unwrap();
+            let mut other = hash.clone();
+            other[0] ^= 0x80;
+            assert!(
+                public.verify_hash(&other, &sig).is_err(),
+                "{:?}",
+                key.kind()
+            );
+        }
+        if key.kind() == KeyKind::Rsa {
+            // RFC 2409 §5.1: as long as the modulus, no DigestInfo.
+            assert_eq!(key.sign_hash(&[1; 20]).unwrap().len(), 256);
+        } else {
+            let len = if key.kind() == KeyKind::EcdsaP256 {
+                64
+            } else {
+                96
+            };
+            assert_eq!(key.sign_hash(&[1; 20]).unwrap().len(), len, "r||s");
+        }
+    }
+}
+
+fn hex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
