@@ -60,13 +60,17 @@ impl L2tpService {
         link: LinkConfig,
         host_name: &str,
         hooks: Arc<dyn ServerHooks>,
+        plain_hooks: Arc<dyn ServerHooks>,
         sink: Arc<dyn PacketSink>,
         plain: Vec<(SocketAddr, UdpSocket)>,
         shutdown: watch::Receiver<bool>,
     ) -> L2tpService {
-        let server = L2tpServer::start(
+        // Plain L2TP sessions ask `plain_hooks`: nothing encrypts them
+        // (RFC 2661 §9.2), which the policies' encryption checks must see.
+        let server = L2tpServer::start_by_transport(
             L2tpServerConfig::new(link, host_name, config.hello_interval(), config.ports.get()),
             hooks,
+            plain_hooks,
             sink,
             Arc::new(|| SessionId::next().raw()),
             shutdown.clone(),

@@ -377,6 +377,7 @@ impl Server {
             links.l2tp,
             &config.server_name(),
             Arc::new(pipeline.for_tunnel(TunnelKind::L2tp)),
+            Arc::new(pipeline.for_plain_l2tp()),
             sink.clone(),
             listeners.l2tp,
             stop_rx.clone(),
