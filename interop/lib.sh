@@ -21,8 +21,9 @@ TAP=rasi-tap0
 
 # Debian packages the harness needs on the host: qemu (TCG), debootstrap and mkfs.ext4 for
 # the image, pip + python3-dev + gcc to build the sstp-server wheel, openssl for the
-# certificates (and the smoke test's s_client), iproute2 for the namespace.
-HOST_PKGS=(qemu-system-x86 debootstrap e2fsprogs iproute2 nftables util-linux python3 python3-pip python3-dev python3-venv gcc openssl ca-certificates)
+# certificates (and the smoke test's s_client), iproute2 for the namespace; SoftEther VPN
+# Server (runs on the host, not in the VM: softether.sh) for the second L2TP/IPsec server.
+HOST_PKGS=(qemu-system-x86 debootstrap e2fsprogs iproute2 nftables util-linux python3 python3-pip python3-dev python3-venv gcc openssl ca-certificates softether-vpnserver softether-vpncmd)
 
 ri_log() { printf '[interop %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 ri_die() { printf '[interop] ERROR: %s: %s\n' "$(basename "$0")" "$*" >&2; exit 1; }

@@ -719,6 +719,7 @@ impl Dialer {
                 let scheme = match protocol {
                     VpnProtocol::Sstp => "sstp",
                     VpnProtocol::Pptp => "pptp",
+                    VpnProtocol::L2tp => "l2tp",
                     other => {
                         self.log.line(&format!(
                             "{}: {} is not supported here; skipped",
@@ -783,6 +784,36 @@ impl Dialer {
                                 options.on_up = Some(on_up);
                                 options.on_connected = Some(verifying(progress, log));
                                 async move { client::sstp::connect(&options, network, stop).await }
+                            },
+                        )
+                        .await
+                    }
+                    Protocol::L2tp => {
+                        // L2TP/IPsec with the profile's pre-shared key (ours:
+                        // `PresharedKey`); never plain L2TP from a profile.
+                        let Some(key) = &self.profile.vpn.preshared_key else {
+                            let why = format!("{target}: the profile has no pre-shared key for L2TP/IPsec (PresharedKey)");
+                            self.log.line(&why);
+                            first.get_or_insert(why);
+                            continue;
+                        };
+                        let psk = Zeroizing::new(key.0.as_bytes().to_vec());
+                        let mut options = client::l2tp::L2tpOptions::new(
+                            target.clone(),
+                            &user,
+                            logon.password.clone(),
+                            Some(psk),
+                        );
+                        options.allow_weak_auth = host.allow_weak_auth;
+                        options.ipv6 = host.ipv6;
+                        self.start_link(
+                            "tunnel",
+                            error_codes::VPN_FAILED,
+                            host.attempt_timeout,
+                            move |on_up, stop| {
+                                options.on_up = Some(on_up);
+                                options.on_connected = Some(verifying(progress, log));
+                                async move { client::l2tp::connect(&options, network, stop).await }
                             },
                         )
                         .await

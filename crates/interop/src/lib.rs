@@ -30,6 +30,7 @@
 pub mod dnsmasq;
 pub mod freeradius;
 pub mod netns;
+pub mod softether;
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -210,6 +210,9 @@ pub struct Tunnel {
     linger_until: Option<Instant>,
     /// LNS: the peer's Host Name from SCCRQ, reported on SCCCN.
     peer_host: Vec<u8>,
+    /// Most sessions at once right now: `config.max_sessions`, or less
+    /// when the driver says so ([`Tunnel::set_session_limit`]).
+    session_limit: usize,
 }
 
 impl Tunnel {
@@ -245,7 +248,6 @@ impl Tunnel {
         Tunnel {
             role,
             reliable: Reliable::new(config.reliable),
-            config,
             state: TunnelState::Idle,
             local_tunnel_id: local_tunnel_id.max(1),
             peer_tunnel_id: 0,
@@ -258,6 +260,8 @@ impl Tunnel {
             hello_sent: false,
             linger_until: None,
             peer_host: Vec::new(),
+            session_limit: config.max_sessions,
+            config,
         }
     }
 
@@ -292,6 +296,17 @@ impl Tunnel {
     /// Sessions present (in any state).
     pub fn session_count(&self) -> usize {
         self.sessions.len()
+    }
+
+    /// Limits the sessions from now on to `limit` (never above the
+    /// configured `max_sessions`). An LNS whose ports are shared by all
+    /// its tunnels sets it to what is free before each control message,
+    /// so that a call over the limit is refused at its ICRQ with CDN
+    /// result 2, error 4 (RFC 2661 §4.4.2: general error, insufficient
+    /// resources) instead of being connected and then cut. Sessions
+    /// already present are kept.
+    pub fn set_session_limit(&mut self, limit: usize) {
+        self.session_limit = limit.min(self.config.max_sessions);
     }
 
     /// Whether the tunnel is gone and can be dropped.
@@ -343,7 +358,7 @@ impl Tunnel {
     }
 
     fn allocate_session_id(&mut self) -> Option<u16> {
-        if self.sessions.len() >= self.config.max_sessions {
+        if self.sessions.len() >= self.session_limit {
             return None;
         }
         for _ in 0..u16::MAX {

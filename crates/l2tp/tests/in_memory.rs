@@ -367,6 +367,45 @@ fn session_limit_refuses_with_cdn_2_4() {
     assert_eq!(w.lac.tunnel.state(), TunnelState::Established);
 }
 
+/// The driver's limit (an LNS's ports shared by all its tunnels) lowers
+/// the configured one: with no port free the next ICRQ gets CDN 2/4, and
+/// raising it again admits the next call.
+#[test]
+fn a_driver_session_limit_refuses_at_icrq_and_can_be_raised() {
+    let mut w = World::new(22, config(b"k", b"lac"), config(b"k", b"lns"));
+    w.loss = 0;
+    w.dup = 0;
+    w.lac.tunnel.open_tunnel(w.now);
+    w.run_until("the tunnel", |w| established(&w.lac) && established(&w.lns));
+    w.lns.tunnel.set_session_limit(0);
+    let refused = w.lac.tunnel.place_call(w.now).unwrap();
+    w.run_until("the refusal", |w| {
+        w.lac
+            .events
+            .iter()
+            .any(|e| matches!(e, Event::SessionClosed { .. }))
+    });
+    let code = w
+        .lac
+        .events
+        .iter()
+        .find_map(|e| match e {
+            Event::SessionClosed {
+                local_session_id,
+                reason: SessionCloseReason::PeerDisconnect(code),
+            } if *local_session_id == refused => Some(code.clone()),
+            _ => None,
+        })
+        .expect("the call refused");
+    assert_eq!((code.result, code.error), (2, Some(4)));
+    assert_eq!(w.lns.tunnel.session_count(), 0);
+    // Raised again (a port freed): the next call is admitted.
+    w.lns.tunnel.set_session_limit(1);
+    let admitted = w.lac.tunnel.place_call(w.now).unwrap();
+    w.run_until("the call", |w| w.lac.sessions.contains_key(&admitted));
+    assert_eq!(w.lns.tunnel.session_count(), 1);
+}
+
 #[test]
 fn silent_peer_tears_the_tunnel_down() {
     let mut w = World::new(5, config(b"k", b"lac"), config(b"k", b"lns"));

@@ -83,11 +83,15 @@ pub struct VpnSpec {
     /// Servers, the default first.
     #[serde(default)]
     pub servers: Vec<ServerSpec>,
-    /// Protocol order: `sstp`, `pptp` (default `["sstp", "pptp"]`).
+    /// Protocol order: `sstp`, `pptp` (default `["sstp", "pptp"]`), or `l2tp` alone or
+    /// first (`["l2tp", "sstp", "pptp"]`).
     #[serde(default)]
     pub protocols: Vec<String>,
     /// `[Settings] UpdateUrl` of the server file.
     pub update_url: Option<String>,
+    /// The IPsec pre-shared key for L2TP/IPsec (required with `l2tp`; 8 to 256
+    /// characters), written as `PresharedKey` in the tunnel's networking section.
+    pub preshared_key: Option<Secret>,
 }
 
 /// One VPN server.
@@ -479,17 +483,41 @@ pub fn build(spec: &BuildSpec, base: &Path, out: &Path) -> Result<BuildOutput, B
             .protocols
             .iter()
             .map(|p| {
-                VpnProtocol::from_name(&p.to_ascii_lowercase())
-                    .ok_or_else(|| setting("vpn.protocols", format!("{p:?}: use sstp and/or pptp")))
+                VpnProtocol::from_name(&p.to_ascii_lowercase()).ok_or_else(|| {
+                    setting("vpn.protocols", format!("{p:?}: use sstp, pptp or l2tp"))
+                })
             })
             .collect::<Result<_, _>>()?
     };
     let strategy = strategy_for_protocols(&protocols).ok_or_else(|| {
         setting(
             "vpn.protocols",
-            "give sstp, pptp, or both in the order to try, each once",
+            "give sstp, pptp, or both in the order to try, each once; or l2tp alone, or \
+             l2tp, sstp, pptp (the VpnStrategy values 3 and 4)",
         )
     })?;
+    let preshared_key =
+        match (
+            &spec.vpn.preshared_key,
+            protocols.contains(&VpnProtocol::L2tp),
+        ) {
+            (Some(key), true) => {
+                parse::check_preshared_key(&key.0)
+                    .map_err(|reason| setting("vpn.preshared_key", reason))?;
+                Some(key)
+            }
+            (None, true) => return Err(setting(
+                "vpn.protocols",
+                "l2tp needs the L2TP/IPsec pre-shared key (--psk-file, or preshared_key in [vpn])",
+            )),
+            (Some(_), false) => {
+                return Err(setting(
+                    "vpn.preshared_key",
+                    "a pre-shared key is for L2TP/IPsec, which the profile does not try",
+                ))
+            }
+            (None, false) => None,
+        };
     let tunnel = !spec.vpn.servers.is_empty();
     let dialup = spec.dialup.unwrap_or(false);
     let direct = spec.direct.unwrap_or(true);
@@ -620,6 +648,9 @@ pub fn build(spec: &BuildSpec, base: &Path, out: &Path) -> Result<BuildOutput, B
             "VpnStrategy",
             &strategy.to_string(),
         )?;
+        if let Some(key) = preshared_key {
+            set(&mut cms, C, &networking, "PresharedKey", &key.0)?;
+        }
     }
 
     // Realm and logon.

@@ -3,14 +3,18 @@
 //!
 //! A server address is one of:
 //! - `host`: every protocol on its own well-known port, SSTP 443 (MS-SSTP §2.1: HTTPS),
-//!   PPTP 1723 (RFC 2637 §1.3 / §2);
+//!   PPTP 1723 (RFC 2637 §1.3 / §2), L2TP 1701 inside IPsec (RFC 3193 §4: IKE on UDP
+//!   500/4500, L2TP on UDP 1701);
 //! - `host:PORT`: `PORT` is the port of one protocol only, never of all of them, since no
 //!   server speaks SSTP and PPTP on one port: it is SSTP's when the profile tries SSTP
 //!   (the port a `TunnelAddress` names is the HTTPS server's), else that of the profile's
-//!   protocol (a PPTP-only profile); the other protocol keeps its well-known port;
+//!   protocol (a PPTP-only profile); the other protocol keeps its well-known port.
+//!   L2TP/IPsec never takes a written port: its ports are fixed by RFC 3193 and every
+//!   L2TP/IPsec server (Windows, xl2tpd, SoftEther) uses them;
 //! - `sstp://host[:PORT]` or `pptp://host[:PORT]`: the server is tried with that protocol
 //!   only, on `PORT` or the protocol's well-known port. Two entries (`Main=sstp://vpn:8443`,
-//!   `MainPPTP=pptp://vpn:1724`) give both protocols their own ports.
+//!   `MainPPTP=pptp://vpn:1724`) give both protocols their own ports. There is no
+//!   `l2tp://` form, since L2TP has no port to choose.
 //!
 //! IPv6 literals are written in brackets when a port follows (`[fd00::1]:8443`).
 
@@ -20,13 +24,16 @@ use crate::model::VpnProtocol;
 pub const SSTP_PORT: u16 = 443;
 /// PPTP's well-known port (RFC 2637 §1.3: the control connection is TCP port 1723).
 pub const PPTP_PORT: u16 = 1723;
+/// L2TP's well-known port (RFC 2661 §8.1: UDP 1701), also inside IPsec (RFC 3193 §4).
+pub const L2TP_PORT: u16 = 1701;
 
 /// The well-known port of `protocol` (`None` for the ones the dialer does not build).
 pub fn default_port(protocol: VpnProtocol) -> Option<u16> {
     match protocol {
         VpnProtocol::Sstp => Some(SSTP_PORT),
         VpnProtocol::Pptp => Some(PPTP_PORT),
-        VpnProtocol::L2tp | VpnProtocol::Ikev2 => None,
+        VpnProtocol::L2tp => Some(L2TP_PORT),
+        VpnProtocol::Ikev2 => None,
     }
 }
 
@@ -99,26 +106,27 @@ impl ServerAddress {
         })
     }
 
-    /// The protocol a written port belongs to, in a profile that tries `protocols`.
+    /// The protocol a written port belongs to, in a profile that tries `protocols`
+    /// (never L2TP, whose ports are fixed).
     pub fn port_owner(&self, protocols: &[VpnProtocol]) -> Option<VpnProtocol> {
         self.only.or_else(|| {
             if protocols.contains(&VpnProtocol::Sstp) {
                 Some(VpnProtocol::Sstp)
             } else {
-                protocols.first().copied()
+                protocols.iter().copied().find(|p| *p != VpnProtocol::L2tp)
             }
         })
     }
 
     /// Where to reach this server with `protocol` in a profile that tries `protocols`:
-    /// `(host, port)`, or `None` when the address is for another protocol or the protocol
-    /// is not one the dialer builds.
+    /// `(host, port)`, or `None` when the address is for another protocol, the profile
+    /// does not try `protocol`, or the protocol is not one the dialer builds.
     pub fn endpoint(
         &self,
         protocol: VpnProtocol,
         protocols: &[VpnProtocol],
     ) -> Option<(String, u16)> {
-        if self.only.is_some_and(|p| p != protocol) {
+        if self.only.is_some_and(|p| p != protocol) || !protocols.contains(&protocol) {
             return None;
         }
         let default = default_port(protocol)?;
@@ -163,6 +171,27 @@ mod tests {
         assert_eq!(ep("pptp://host:1724", Sstp, &both), None);
         assert_eq!(ep("SSTP://host", Sstp, &both), Some(("host".into(), 443)));
         assert_eq!(ep("host", L2tp, &both), None);
+    }
+
+    #[test]
+    fn l2tp_takes_its_fixed_port_and_never_a_written_one() {
+        let l2tp_first = [L2tp, Sstp, Pptp];
+        assert_eq!(ep("host", L2tp, &[L2tp]), Some(("host".into(), 1701)));
+        // A written port is SSTP's, or PPTP's without SSTP; never L2TP's.
+        assert_eq!(
+            ep("host:8443", L2tp, &l2tp_first),
+            Some(("host".into(), 1701))
+        );
+        assert_eq!(
+            ep("host:8443", Sstp, &l2tp_first),
+            Some(("host".into(), 8443))
+        );
+        assert_eq!(ep("host:1724", L2tp, &[L2tp]), Some(("host".into(), 1701)));
+        assert_eq!(ep("pptp://host", L2tp, &l2tp_first), None);
+        assert_eq!(
+            ep("[fd00::1]", L2tp, &[L2tp]),
+            Some(("fd00::1".into(), 1701))
+        );
     }
 
     #[test]

@@ -181,6 +181,7 @@ pub fn load(path: &Path) -> Result<ServiceProfile, ProfileError> {
 
     let mut vpn = VpnSettings {
         protocols: parse::vpn_protocols(&r, connection_manager.tunnel_dun.as_deref())?,
+        preshared_key: parse::vpn_preshared_key(&r, connection_manager.tunnel_dun.as_deref())?,
         ..VpnSettings::default()
     };
     let mut tunnel_file = None;

@@ -356,7 +356,7 @@ pub enum VpnProtocol {
     Sstp,
     /// RFC 2637.
     Pptp,
-    /// L2TP/IPsec (recognised in files; not offered by `ras profile build`).
+    /// L2TP/IPsec with a pre-shared key (RFC 3193).
     L2tp,
     /// IKEv2 (recognised in files; not offered by `ras profile build`).
     Ikev2,
@@ -404,10 +404,16 @@ pub struct VpnSettings {
     pub servers: Vec<VpnServer>,
     /// `[Settings] UpdateUrl` of the server file, if any.
     pub update_url: Option<String>,
+    /// The IPsec pre-shared key for L2TP/IPsec: `PresharedKey` of the tunnel's
+    /// `[Networking&<TunnelDUN>]` section (ours: docs/CONNECTION-MANAGER.md).
+    pub preshared_key: Option<Secret>,
 }
 
 /// A secret kept as written; never printed.
-#[derive(Clone, PartialEq, Eq, Default, zeroize::Zeroize, zeroize::ZeroizeOnDrop)]
+#[derive(
+    Clone, PartialEq, Eq, Default, zeroize::Zeroize, zeroize::ZeroizeOnDrop, serde::Deserialize,
+)]
+#[serde(transparent)]
 pub struct Secret(pub String);
 
 impl fmt::Debug for Secret {

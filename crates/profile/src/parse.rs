@@ -524,10 +524,13 @@ pub fn protocols_from_strategy(strategy: u32) -> Option<Vec<VpnProtocol>> {
     })
 }
 
-/// The `VpnStrategy` for a protocol order of SSTP and/or PPTP.
+/// The `VpnStrategy` for a protocol order of SSTP and/or PPTP, or L2TP alone or first
+/// (the order [`protocols_from_strategy`] reads back).
 pub fn strategy_for_protocols(protocols: &[VpnProtocol]) -> Option<u32> {
     use VpnProtocol::*;
     match protocols {
+        [L2tp] => Some(3),
+        [L2tp, Sstp, Pptp] => Some(4),
         [Sstp] => Some(5),
         [Sstp, Pptp] => Some(6),
         [Pptp] => Some(1),
@@ -574,6 +577,43 @@ pub(crate) fn vpn_protocols(
                 format!("{:?} is not a VpnStrategy (0-8)", e.value),
             )
         })
+}
+
+/// The shortest and longest pre-shared key CMAK accepts ("Including a Preshared
+/// Key", Microsoft CMAK documentation: any non-null string of 8 to 256 characters).
+pub const PRESHARED_KEY_LENGTH: std::ops::RangeInclusive<usize> = 8..=256;
+
+/// Whether `key` can be a profile's pre-shared key: 8 to 256 characters, none of them
+/// a control character (an INI value is one line). The error says why not.
+pub fn check_preshared_key(key: &str) -> Result<(), String> {
+    let n = key.chars().count();
+    if !PRESHARED_KEY_LENGTH.contains(&n) {
+        return Err(format!(
+            "the pre-shared key has {n} characters; it must have {} to {}",
+            PRESHARED_KEY_LENGTH.start(),
+            PRESHARED_KEY_LENGTH.end()
+        ));
+    }
+    if key.chars().any(char::is_control) {
+        return Err("the pre-shared key must not contain control characters".into());
+    }
+    Ok(())
+}
+
+/// `PresharedKey` of the tunnel's networking section (ours): the IPsec pre-shared key
+/// for L2TP/IPsec, kept in clear text in the `.cms`.
+pub(crate) fn vpn_preshared_key(
+    r: &Reader<'_>,
+    tunnel_dun: Option<&str>,
+) -> Result<Option<Secret>, ProfileError> {
+    let Some(section) = networking_section(r, tunnel_dun) else {
+        return Ok(None);
+    };
+    let Some(e) = r.doc.get(&section, "PresharedKey") else {
+        return Ok(None);
+    };
+    check_preshared_key(e.value).map_err(|reason| r.invalid(&section, &e, reason))?;
+    Ok(Some(Secret(e.value.to_owned())))
 }
 
 /// The VPN server file (our format; CM-FORMATS.md §1 marks its layout as unconfirmed):

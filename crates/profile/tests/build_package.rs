@@ -162,6 +162,44 @@ fn non_ascii_profiles_are_written_as_utf16() {
     assert!(out.profile.files.tunnel_file.is_none());
 }
 
+/// An L2TP entry: VpnStrategy 3 or 4 and the pre-shared key in the tunnel's
+/// networking section, read back by the loader as the dialer sees them.
+#[test]
+fn l2tp_profiles_carry_their_strategy_and_preshared_key() {
+    for (protocols, strategy, order) in [
+        ("[\"l2tp\"]", "3", vec![VpnProtocol::L2tp]),
+        (
+            "[\"l2tp\", \"sstp\", \"pptp\"]",
+            "4",
+            vec![VpnProtocol::L2tp, VpnProtocol::Sstp, VpnProtocol::Pptp],
+        ),
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        let spec: BuildSpec = toml::from_str(&format!(
+            "service_name = \"L2TP VPN\"\nshort_name = \"l2tpvpn\"\n[vpn]\nservers = [{{ address = \"vpn.example\" }}]\nprotocols = {protocols}\npreshared_key = \"a shared key\"\n"
+        ))
+        .unwrap();
+        let out = build(&spec, tmp.path(), tmp.path()).unwrap();
+        let cms = fs::read_to_string(out.dir.join("l2tpvpn.cms")).unwrap();
+        assert!(
+            cms.contains(&format!(
+                "[Networking&L2TP VPN Tunnel]\r\nVpnStrategy={strategy}\r\nPresharedKey=a shared key\r\n"
+            )) || cms.contains(&format!(
+                "[Networking&L2TP VPN Tunnel]\nVpnStrategy={strategy}\nPresharedKey=a shared key\n"
+            )),
+            "{cms}"
+        );
+        let loaded = profile::load(&out.dir.join("l2tpvpn.cms")).unwrap();
+        assert_eq!(loaded.vpn.protocols, order);
+        assert_eq!(
+            loaded.vpn.preshared_key,
+            Some(Secret("a shared key".into()))
+        );
+        // Never printed.
+        assert!(!format!("{:?}", loaded.vpn).contains("a shared key"));
+    }
+}
+
 #[test]
 fn bad_settings_are_refused_with_the_field_named() {
     let tmp = tempfile::tempdir().unwrap();
@@ -173,6 +211,9 @@ fn bad_settings_are_refused_with_the_field_named() {
         ("short_name = \"ab\"", "service_name"),
         ("service_name = \"X\"\nshort_name = \"ab\"\n[vpn]\nprotocols = [\"l2tp\"]", "vpn.protocols"),
         ("service_name = \"X\"\nshort_name = \"ab\"\n[vpn]\nprotocols = [\"sstp\", \"sstp\"]", "vpn.protocols"),
+        ("service_name = \"X\"\nshort_name = \"ab\"\n[vpn]\nprotocols = [\"l2tp\", \"pptp\"]\npreshared_key = \"long enough\"", "vpn.protocols"),
+        ("service_name = \"X\"\nshort_name = \"ab\"\n[vpn]\nprotocols = [\"l2tp\"]\npreshared_key = \"short\"", "vpn.preshared_key"),
+        ("service_name = \"X\"\nshort_name = \"ab\"\n[vpn]\nprotocols = [\"sstp\"]\npreshared_key = \"long enough\"", "vpn.preshared_key"),
         ("service_name = \"X\"\nshort_name = \"ab\"\n[vpn]\nservers = [{ address = \"a b\" }]", "vpn.servers[0]"),
         ("service_name = \"X\"\nshort_name = \"ab\"\ndirect = false", "dialup/direct"),
         ("service_name = \"X\"\nshort_name = \"ab\"\nvpn = { servers = [{ address = \"h\" }] }\ndefault_connection = \"dial-up\"", "default_connection"),

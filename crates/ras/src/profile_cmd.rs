@@ -89,9 +89,14 @@ pub struct BuildArgs {
     /// (repeatable; replaces the answer file's list).
     #[arg(long = "vpn-server")]
     vpn_servers: Vec<String>,
-    /// Protocol order, e.g. `--protocol sstp --protocol pptp`.
+    /// Protocol order, e.g. `--protocol sstp --protocol pptp`; `l2tp` alone or first
+    /// (`l2tp sstp pptp`) needs `--psk-file`.
     #[arg(long = "protocol")]
     protocols: Vec<String>,
+    /// The L2TP/IPsec pre-shared key: the first line of FILE (written into the
+    /// profile's .cms in clear text; 8 to 256 characters).
+    #[arg(long, value_name = "FILE")]
+    psk_file: Option<PathBuf>,
     /// Realm prefix (UserNamePrefix).
     #[arg(long)]
     realm_prefix: Option<String>,
@@ -277,6 +282,7 @@ fn from_flag(field: &str, args: &BuildArgs, file: &FileCounts) -> bool {
         "short_name" => args.short_name.is_some(),
         "vpn" if field.starts_with("vpn.servers") => !args.vpn_servers.is_empty(),
         "vpn" if field.starts_with("vpn.protocols") => !args.protocols.is_empty(),
+        "vpn" if field.starts_with("vpn.preshared_key") => args.psk_file.is_some(),
         "realm" => args.realm_prefix.is_some() || args.realm_suffix.is_some(),
         "phonebook" => args.phonebook.is_some(),
         "extra_files" => index() >= file.extra_files,
@@ -311,6 +317,14 @@ fn apply_flags(spec: &mut BuildSpec, args: &BuildArgs) -> anyhow::Result<()> {
     if !args.protocols.is_empty() {
         spec.vpn.protocols = args.protocols.clone();
     }
+    if let Some(path) = &args.psk_file {
+        let text = zeroize::Zeroizing::new(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("reading the pre-shared key file {}", path.display()))?,
+        );
+        let line = text.lines().next().unwrap_or("");
+        spec.vpn.preshared_key = Some(profile::model::Secret(line.to_owned()));
+    }
     if let Some(v) = &args.realm_prefix {
         spec.realm.prefix = Some(v.clone());
     }
@@ -344,6 +358,10 @@ fn check(name: &str) -> anyhow::Result<()> {
     if cm.tunnel {
         let protocols: Vec<&str> = p.vpn.protocols.iter().map(|v| v.name()).collect();
         println!("vpn protocols: {}", protocols.join(", "));
+        if p.vpn.preshared_key.is_some() {
+            // Never the key itself.
+            println!("ipsec psk:     set (L2TP/IPsec)");
+        }
         for s in &p.vpn.servers {
             println!("vpn server:    {} = {}", s.name, s.address);
         }

@@ -773,3 +773,85 @@ fn the_phone_book_update_asks_the_service_first_after_connecting() {
         vec!["post-connect", "monitored", "disconnect"]
     );
 }
+
+/// A Connection Manager profile with an L2TP entry dials it: `ras profile
+/// build --protocol l2tp --psk-file` writes VpnStrategy=3 and the key, and
+/// `ras dial` brings up L2TP/IPsec to `ras server` (its `[ipsec]` has the
+/// same key) in network namespaces; the intranet host answers ping through
+/// the tunnel and SIGINT disconnects cleanly.
+#[test]
+fn ras_dial_l2tp_ipsec_profile_built_by_ras_profile_build() {
+    if !can_run() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let topo = Topology::create("diall2").expect("namespaces");
+    let psk = dir.path().join("ipsec-psk");
+    std::fs::write(&psk, "cm-l2tp-e2e-key\n").unwrap();
+    let config = dir.path().join("ras.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "state_dir = {:?}\nserver_name = \"ras-dial-l2tp\"\n\n[sstp]\nlisten = []\n\n[pptp]\nlisten = []\n\n[ipsec]\nlisten = \"{SERVER_FOR_CLI1}\"\npsk_file = {psk:?}\n\n[tun]\nname = \"diall20\"\n",
+            dir.path().join("state")
+        ),
+    )
+    .unwrap();
+    let pw = password_file(dir.path(), "alice", "correct horse battery");
+    add_user(&config, "alice", &pw, &[]);
+    let server = Server::start(&topo, &config);
+
+    let answers = dir.path().join("answers.toml");
+    std::fs::write(&answers, "[user]\nuser_name = \"alice\"\n").unwrap();
+    let out = dir.path().join("out");
+    let built = Command::new(RAS)
+        .args(["profile", "build", "--unsigned", "--answers"])
+        .arg(&answers)
+        .arg("--out")
+        .arg(&out)
+        .args([
+            "--service-name",
+            "L2TP Test",
+            "--short-name",
+            "l2tptest",
+            "--vpn-server",
+            SERVER_FOR_CLI1,
+            "--protocol",
+            "l2tp",
+            "--psk-file",
+        ])
+        .arg(&psk)
+        .output()
+        .unwrap();
+    assert!(
+        built.status.success(),
+        "ras profile build: {}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let profile = out.join("l2tptest");
+    let cms = std::fs::read_to_string(profile.join("l2tptest.cms")).unwrap();
+    assert!(cms.contains("VpnStrategy=3"), "{cms}");
+    assert!(cms.contains("PresharedKey=cm-l2tp-e2e-key"), "{cms}");
+
+    let mut c = dial_in_ns(
+        &topo,
+        &profile,
+        &[
+            "--route",
+            &format!("{LAN_HOST}/32"),
+            "--vpn-tun",
+            "diall2-v",
+        ],
+        "diall2-v",
+    );
+    let address = wait_address(&topo, &mut c, Duration::from_secs(40));
+    assert!(address.is_some(), "the L2TP/IPsec link came up");
+    server.expect("PPP link up", Duration::from_secs(5));
+    assert!(ping(&topo, "cli1", LAN_HOST), "ping through L2TP/IPsec");
+    interrupt(&c);
+    let (ok, text) = finish(c, Duration::from_secs(20));
+    assert!(ok, "clean disconnect exits 0: {text}");
+    assert!(text.contains("L2TP call established (IPsec ESP"), "{text}");
+    assert!(text.contains("Connected"), "{text}");
+    server.expect("L2TP session of", Duration::from_secs(10));
+}

@@ -65,12 +65,19 @@ pub fn encryption(kind: TunnelKind, mppe: Option<MppeStrength>) -> EncryptionUse
     match kind {
         TunnelKind::Sstp => EncryptionUsed::Tls,
         TunnelKind::L2tp | TunnelKind::Ikev2 => EncryptionUsed::Ipsec(policy::IpsecCipher::Aes),
-        TunnelKind::Pptp | TunnelKind::Dialup => match mppe {
-            Some(MppeStrength::Bits40) => EncryptionUsed::Mppe { bits: 40 },
-            Some(MppeStrength::Bits56) => EncryptionUsed::Mppe { bits: 56 },
-            Some(MppeStrength::Bits128) => EncryptionUsed::Mppe { bits: 128 },
-            None => EncryptionUsed::None,
-        },
+        TunnelKind::Pptp | TunnelKind::Dialup => unprotected_tunnel_encryption(mppe),
+    }
+}
+
+/// What protects a link whose tunnel encrypts nothing (PPTP, a serial
+/// line, plain L2TP without IPsec, RFC 2661 §9.2): the MPPE CCP agreed on
+/// (RFC 3078), else nothing.
+pub fn unprotected_tunnel_encryption(mppe: Option<MppeStrength>) -> EncryptionUsed {
+    match mppe {
+        Some(MppeStrength::Bits40) => EncryptionUsed::Mppe { bits: 40 },
+        Some(MppeStrength::Bits56) => EncryptionUsed::Mppe { bits: 56 },
+        Some(MppeStrength::Bits128) => EncryptionUsed::Mppe { bits: 128 },
+        None => EncryptionUsed::None,
     }
 }
 

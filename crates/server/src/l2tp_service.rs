@@ -53,20 +53,30 @@ pub struct L2tpService {
     server: L2tpServer,
 }
 
+/// Who the LNS's sessions ask: those of tunnels inside IPsec, and those of
+/// plain L2TP (which the policies must see as unencrypted).
+pub struct L2tpHooks {
+    pub ipsec: Arc<dyn ServerHooks>,
+    pub plain: Arc<dyn ServerHooks>,
+}
+
 impl L2tpService {
     /// Starts the LNS and reads `plain` (empty unless allowed).
     pub fn start(
         config: &L2tpConfig,
         link: LinkConfig,
         host_name: &str,
-        hooks: Arc<dyn ServerHooks>,
+        hooks: L2tpHooks,
         sink: Arc<dyn PacketSink>,
         plain: Vec<(SocketAddr, UdpSocket)>,
         shutdown: watch::Receiver<bool>,
     ) -> L2tpService {
-        let server = L2tpServer::start(
+        // Plain L2TP sessions ask `plain_hooks`: nothing encrypts them
+        // (RFC 2661 §9.2), which the policies' encryption checks must see.
+        let server = L2tpServer::start_by_transport(
             L2tpServerConfig::new(link, host_name, config.hello_interval(), config.ports.get()),
-            hooks,
+            hooks.ipsec,
+            hooks.plain,
             sink,
             Arc::new(|| SessionId::next().raw()),
             shutdown.clone(),

@@ -91,6 +91,8 @@ pub struct AccountingParts {
 pub struct ControlPipeline {
     parts: Arc<PipelineParts>,
     tunnel: TunnelKind,
+    /// Plain L2TP: no IPsec around the tunnel.
+    plain_l2tp: bool,
 }
 
 impl ControlPipeline {
@@ -98,6 +100,7 @@ impl ControlPipeline {
         ControlPipeline {
             parts: Arc::new(parts),
             tunnel,
+            plain_l2tp: false,
         }
     }
 
@@ -106,6 +109,18 @@ impl ControlPipeline {
         ControlPipeline {
             parts: self.parts.clone(),
             tunnel,
+            plain_l2tp: false,
+        }
+    }
+
+    /// The same pipeline for sessions of plain L2TP (`[l2tp] allow_plain`):
+    /// nothing but MPPE could encrypt them, which the policies' encryption
+    /// checks see.
+    pub fn for_plain_l2tp(&self) -> ControlPipeline {
+        ControlPipeline {
+            parts: self.parts.clone(),
+            tunnel: TunnelKind::L2tp,
+            plain_l2tp: true,
         }
     }
 
@@ -124,6 +139,7 @@ impl ControlPipeline {
             session,
             peer,
             tunnel: self.tunnel,
+            plain_l2tp: self.plain_l2tp,
             now: SystemTime::now(),
         }
     }

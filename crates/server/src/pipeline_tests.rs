@@ -304,3 +304,45 @@ groups = ["staff"]
     assert_eq!(stage(p, 20), Some(Stage::Authenticating));
     assert_eq!(p.active(), 0);
 }
+
+/// Plain L2TP (`[l2tp] allow_plain`) has no IPsec around it: a policy that
+/// requires encryption refuses it, where the same call inside IPsec passes.
+#[tokio::test]
+async fn plain_l2tp_counts_as_unencrypted_for_the_policies() {
+    let policies = r#"
+[[policy]]
+name = "Encrypted only"
+access = "grant"
+[policy.conditions]
+groups = ["staff"]
+[policy.constraints]
+min_encryption = "basic"
+"#;
+    let r = rig(
+        Backend::Local {
+            groups: vec!["staff".into()],
+        },
+        policies,
+        TunnelKind::L2tp,
+    );
+    // Inside IPsec: ESP meets the constraint.
+    assert_eq!(
+        connect(&r.pipeline, 1, "alice").await,
+        Ok(Ipv4Addr::new(10, 0, 10, 21))
+    );
+    // Plain: nothing encrypts the link, refused once authenticated.
+    let plain = r.pipeline.for_plain_l2tp();
+    let answer = ServerHooks::authenticate(&plain, &info(2, None), pap("bob")).await;
+    assert!(matches!(answer, AuthAnswer::Secret(_)), "{answer:?}");
+    let refused = ServerHooks::network(&plain, &info(2, Some("bob")))
+        .await
+        .unwrap_err();
+    assert!(refused.contains("encryption"), "{refused}");
+    assert_eq!(
+        stage(&plain, 2),
+        Some(Stage::Authenticating),
+        "never addressed"
+    );
+    ServerHooks::down(&plain, &info(2, Some("bob")), &bye());
+    assert_eq!(r.pool.counts().in_use, 1, "alice's only");
+}

@@ -19,7 +19,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use policy::{AuthMethod, Grant, PolicySet};
+use policy::{AuthMethod, EncryptionUsed, Grant, PolicySet};
 use ppp::auth::Rejection;
 use ppp::mppe::MppeStrength;
 use tunnel::login_log::{self, method_name};
@@ -36,7 +36,20 @@ pub struct Asking<'a> {
     /// The peer's transport address ("ip:port") or line.
     pub peer: &'a str,
     pub tunnel: TunnelKind,
+    /// Plain L2TP: the tunnel is not inside IPsec.
+    pub plain_l2tp: bool,
     pub now: SystemTime,
+}
+
+impl Asking<'_> {
+    /// What protects this session's link, given the MPPE CCP agreed on.
+    fn encryption(&self, mppe: Option<MppeStrength>) -> EncryptionUsed {
+        if self.plain_l2tp {
+            access_policy::unprotected_tunnel_encryption(mppe)
+        } else {
+            encryption(self.tunnel, mppe)
+        }
+    }
 }
 
 /// A refusal before authentication: the MS-CHAP code the peer is told
@@ -117,7 +130,12 @@ pub fn after_auth(
     // EAP pass-through whose method was never seen: the common case.
     let method = claimed.method.unwrap_or(AuthMethod::EapMsChapV2);
     // The MPPE actually negotiated is checked again when the link is up.
-    let assumed = encryption(asking.tunnel, Some(MppeStrength::Bits128));
+    // Plain L2TP links negotiate no CCP (`links.l2tp`): nothing to assume.
+    let assumed = if asking.plain_l2tp {
+        asking.encryption(None)
+    } else {
+        asking.encryption(Some(MppeStrength::Bits128))
+    };
     let auth = policy::Authenticated {
         method,
         encryption: assumed,
@@ -150,7 +168,7 @@ pub fn at_link_up(
 ) -> Result<(), String> {
     let auth = policy::Authenticated {
         method: admitted.method,
-        encryption: encryption(asking.tunnel, mppe),
+        encryption: asking.encryption(mppe),
         sessions_of_user: others_up,
     };
     policy::check_constraints(&admitted.grant, &auth).map_err(|failure| {
@@ -192,6 +210,7 @@ mod tests {
             session: SessionId::from_raw(3),
             peer: "192.0.2.7:40000",
             tunnel,
+            plain_l2tp: false,
             now: SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
         }
     }

@@ -376,7 +376,10 @@ impl Server {
             &config.l2tp,
             links.l2tp,
             &config.server_name(),
-            Arc::new(pipeline.for_tunnel(TunnelKind::L2tp)),
+            crate::l2tp_service::L2tpHooks {
+                ipsec: Arc::new(pipeline.for_tunnel(TunnelKind::L2tp)),
+                plain: Arc::new(pipeline.for_plain_l2tp()),
+            },
             sink.clone(),
             listeners.l2tp,
             stop_rx.clone(),

@@ -28,8 +28,8 @@
 //! A killed client is noticed by the tunnel: HELLO (§6.5) after
 //! `hello_interval` of silence, and the reliable delivery's retransmissions
 //! (§5.8) giving up, close the tunnel, and its sessions end as a lost
-//! carrier. Over the port limit a call is disconnected (CDN) once it is
-//! established, with one log line.
+//! carrier. Over the port limit a call is refused at its ICRQ (CDN result
+//! 2, error 4), with one log line.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -97,13 +97,28 @@ impl L2tpServer {
         session_ids: SessionIds,
         shutdown: watch::Receiver<bool>,
     ) -> L2tpServer {
+        Self::start_by_transport(config, hooks.clone(), hooks, sink, session_ids, shutdown)
+    }
+
+    /// As [`L2tpServer::start`], but the sessions of plain L2TP tunnels
+    /// ask `plain_hooks` and those inside IPsec `ipsec_hooks`: plain L2TP
+    /// carries PPP in the clear, which the server's policies must see.
+    pub fn start_by_transport(
+        config: L2tpServerConfig,
+        ipsec_hooks: Arc<dyn ServerHooks>,
+        plain_hooks: Arc<dyn ServerHooks>,
+        sink: Arc<dyn PacketSink>,
+        session_ids: SessionIds,
+        shutdown: watch::Receiver<bool>,
+    ) -> L2tpServer {
         let port_limit = config.ports;
         let ports = Arc::new(Semaphore::new(port_limit as usize));
         let counters = Arc::new(L2tpCounters::default());
         let (front, rx) = l2tp_front::channels(counters.clone());
         let shared = Arc::new(Shared {
             config,
-            hooks,
+            hooks: ipsec_hooks,
+            plain_hooks,
             sink,
             ports: ports.clone(),
             counters,

@@ -31,7 +31,11 @@ const SESSION_QUEUE: usize = 512;
 /// What every tunnel and session of the LNS shares.
 pub(crate) struct Shared {
     pub config: L2tpServerConfig,
+    /// Asked by the sessions of tunnels inside IPsec.
     pub hooks: Arc<dyn ServerHooks>,
+    /// Asked by the sessions of plain L2TP tunnels (no IPsec around
+    /// them), so that the server can tell the two apart.
+    pub plain_hooks: Arc<dyn ServerHooks>,
     pub sink: Arc<dyn PacketSink>,
     /// One permit per logical port (one per established call).
     pub ports: Arc<Semaphore>,
@@ -181,7 +185,16 @@ impl TunnelTask {
     fn on_datagram(&mut self, datagram: Vec<u8>) {
         let session_id = match decode(&datagram) {
             Ok(Packet::Data(m)) => m.session_id,
-            _ => return self.tunnel.handle_input(Instant::now(), &datagram),
+            _ => {
+                // The ports are shared by every tunnel: the core refuses
+                // an ICRQ over what is free now with CDN 2/4, before the
+                // call is connected (a call that still finds no port once
+                // established is cut in `start_session`).
+                let free = self.shared.ports.available_permits();
+                self.tunnel
+                    .set_session_limit(self.sessions.len().saturating_add(free));
+                return self.tunnel.handle_input(Instant::now(), &datagram);
+            }
         };
         match self.sessions.get(&session_id) {
             Some(s) => {
@@ -240,6 +253,19 @@ impl TunnelTask {
                     if let Some(s) = self.sessions.remove(&local_session_id) {
                         ended.push((s, reason));
                     }
+                }
+                Event::CallRefused {
+                    peer_session_id,
+                    result,
+                } if result.error == Some(l2tp::reason::error_code::RESOURCES)
+                    && self.tunnel.session_count() < self.shared.config.tunnel.max_sessions =>
+                {
+                    tracing::warn!(
+                        "refused an L2TP call from {} (tunnel {}, its session {peer_session_id}): all {} L2TP ports are in use; sent CDN result 2, error 4",
+                        self.peer,
+                        self.id(),
+                        self.shared.config.ports
+                    )
                 }
                 Event::CallRefused {
                     peer_session_id,
@@ -309,8 +335,12 @@ impl TunnelTask {
         let (close, close_rx) = oneshot::channel();
         self.sessions
             .insert(local_session_id, SessionHandle { data, close });
+        let hooks = match self.peer {
+            L2tpPeer::Plain(_) => self.shared.plain_hooks.clone(),
+            L2tpPeer::Ipsec { .. } => self.shared.hooks.clone(),
+        };
         let hooked = Hooked::new(
-            Owner::Server(self.shared.hooks.clone()),
+            Owner::Server(hooks),
             Link::new(self.shared.config.link.clone()),
             info,
         )

@@ -443,6 +443,34 @@ async fn a_call_over_the_port_limit_is_refused_with_a_cdn() {
 }
 
 #[tokio::test]
+async fn a_call_over_the_port_limit_is_refused_at_its_icrq() {
+    let r = rig(1, Duration::from_secs(60));
+    let front = r.server.front();
+    let mut a = Lac::new(&front, peer(1701));
+    until(&mut [&mut a], "a's link", |l| l[0].up.is_some()).await;
+    let mut b = Lac::new(&front, peer(1702));
+    until(&mut [&mut a, &mut b], "b's call refused", |l| {
+        !l[1].closed.is_empty()
+    })
+    .await;
+    // Refused before it was connected: no ICRP reached b, so its call was
+    // never established, and the CDN says why (RFC 2661 §4.4.2: result 2,
+    // general error; error 4, insufficient resources).
+    assert!(b.call.is_none(), "b's call was connected before the CDN");
+    match &b.closed[0] {
+        SessionCloseReason::PeerDisconnect(code) => {
+            assert_eq!((code.result, code.error), (2, Some(4)), "{}", b.closed[0]);
+        }
+        other => panic!("b's call ended as {other}"),
+    }
+    // The server never started a session for b.
+    assert_eq!(r.hooks.downs.lock().unwrap().len(), 0);
+    assert_eq!(r.server.active_calls(), 1);
+    // a is untouched.
+    assert!(a.closed.is_empty());
+}
+
+#[tokio::test]
 async fn garbage_is_counted_and_dropped_and_the_server_goes_on() {
     let r = rig(8, Duration::from_secs(60));
     let front = r.server.front();
