@@ -7,6 +7,7 @@
 //! [`ClientHooks`], so
 //! the same driver serves `ras server` and `ras connect`.
 
+mod datagram_batch;
 mod end_reasons;
 mod hooked;
 mod hooks;
