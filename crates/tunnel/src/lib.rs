@@ -15,6 +15,7 @@ pub mod http_io;
 pub mod l2tp_client;
 pub mod l2tp_client_transport;
 mod l2tp_counters;
+mod l2tp_data_routes;
 mod l2tp_front;
 pub mod l2tp_ipsec;
 pub mod l2tp_ipsec_client;
