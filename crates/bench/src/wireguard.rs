@@ -10,7 +10,11 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use interop::netns::{Topology, LAN_HOST, SERVER_FOR_CLI1};
 
-const DEV: &str = "rbwg0";
+/// The devices in the client and the server namespace: not one name, as
+/// wireguard-go's control socket (/var/run/wireguard/NAME.sock) is shared
+/// by the namespaces.
+const CLIENT_DEV: &str = "rbwg0";
+const SERVER_DEV: &str = "rbwg1";
 const PORT: &str = "51820";
 const CLIENT_ADDR: &str = "10.201.250.2";
 const SERVER_ADDR: &str = "10.201.250.1";
@@ -79,10 +83,10 @@ pub fn through_wireguard<T>(
     let (client_key, client_pub) = keypair(dir, "wg-client")?;
     let (server_key, server_pub) = keypair(dir, "wg-server")?;
     let mut running = Running(Vec::new());
-    for ns in ["cli1", "srv"] {
+    for (ns, dev) in [("cli1", CLIENT_DEV), ("srv", SERVER_DEV)] {
         running.0.push(
             topo.command(ns, "wireguard-go")
-                .args(["-f", DEV])
+                .args(["-f", dev])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
@@ -90,10 +94,10 @@ pub fn through_wireguard<T>(
         );
     }
     let deadline = Instant::now() + Duration::from_secs(10);
-    for ns in ["cli1", "srv"] {
-        while run(topo, ns, "ip", &["link", "show", DEV]).is_err() {
+    for (ns, dev) in [("cli1", CLIENT_DEV), ("srv", SERVER_DEV)] {
+        while run(topo, ns, "ip", &["link", "show", dev]).is_err() {
             if Instant::now() > deadline {
-                bail!("wireguard-go did not create {DEV} in {ns}");
+                bail!("wireguard-go did not create {dev} in {ns}");
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -109,7 +113,7 @@ pub fn through_wireguard<T>(
         "wg",
         &[
             "set",
-            DEV,
+            SERVER_DEV,
             "private-key",
             &server_key,
             "listen-port",
@@ -126,7 +130,7 @@ pub fn through_wireguard<T>(
         "wg",
         &[
             "set",
-            DEV,
+            CLIENT_DEV,
             "private-key",
             &client_key,
             "peer",
@@ -137,28 +141,37 @@ pub fn through_wireguard<T>(
             &endpoint,
         ],
     )?;
-    for (ns, addr) in [("cli1", CLIENT_ADDR), ("srv", SERVER_ADDR)] {
+    for (ns, dev, addr) in [
+        ("cli1", CLIENT_DEV, CLIENT_ADDR),
+        ("srv", SERVER_DEV, SERVER_ADDR),
+    ] {
         run(
             topo,
             ns,
             "ip",
-            &["addr", "add", &format!("{addr}/24"), "dev", DEV],
+            &["addr", "add", &format!("{addr}/24"), "dev", dev],
         )?;
         // wireguard-go's default; the same 1420 as the lab's run.
-        run(topo, ns, "ip", &["link", "set", DEV, "mtu", "1420", "up"])?;
+        run(topo, ns, "ip", &["link", "set", dev, "mtu", "1420", "up"])?;
     }
     run(
         topo,
         "cli1",
         "ip",
-        &["route", "replace", &format!("{LAN_HOST}/32"), "dev", DEV],
+        &[
+            "route",
+            "replace",
+            &format!("{LAN_HOST}/32"),
+            "dev",
+            CLIENT_DEV,
+        ],
     )?;
     let result = measure();
     let _ = run(
         topo,
         "cli1",
         "ip",
-        &["route", "del", &format!("{LAN_HOST}/32"), "dev", DEV],
+        &["route", "del", &format!("{LAN_HOST}/32"), "dev", CLIENT_DEV],
     );
     drop(running);
     result
