@@ -1,23 +1,55 @@
-//! The load generator: many SSTP clients in one process, without TUN
-//! devices (IP packets go nowhere), using the real client library.
+//! The load generator: many SSTP or L2TP/IPsec clients in one process,
+//! without TUN devices (IP packets go nowhere), using the real client
+//! library (`ras connect` minus the host side).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use client::l2tp::L2tpOptions;
 use client::network::{Attachment, Connected, Network, NetworkError};
-use client::sstp::SstpOptions;
+use client::sstp::{ConnectError, SessionEnd, SstpOptions};
 use client::target::Target;
 use client::verify::{Fingerprint, Trust};
 use tokio::sync::{mpsc, watch, Notify};
 use tunnel::PacketSink;
 
 pub struct Load {
+    /// `sstp://…` or `l2tp://…`.
     pub target: String,
-    pub fingerprint: String,
+    /// How the client trusts the server: the SSTP certificate's
+    /// fingerprint, or the IPsec pre-shared key.
+    pub trust: ServerTrust,
     pub user: String,
     pub password: String,
+}
+
+/// What authenticates the server.
+pub enum ServerTrust {
+    /// SSTP: the server certificate's SHA-256 fingerprint.
+    Fingerprint(String),
+    /// L2TP/IPsec: IKEv1 Main Mode with this pre-shared key.
+    Psk(Vec<u8>),
+}
+
+/// One protocol's client options.
+enum Options {
+    Sstp(SstpOptions),
+    L2tp(L2tpOptions),
+}
+
+impl Options {
+    async fn connect(
+        &self,
+        network: Arc<dyn Network>,
+        stop: watch::Receiver<bool>,
+    ) -> Result<SessionEnd, ConnectError> {
+        match self {
+            Options::Sstp(o) => client::sstp::connect(o, network, stop).await,
+            Options::L2tp(o) => client::l2tp::connect(o, network, stop).await,
+        }
+    }
 }
 
 struct Drop0;
@@ -41,25 +73,38 @@ impl Network for NoNetwork {
 }
 
 impl Load {
-    fn options(&self) -> anyhow::Result<SstpOptions> {
+    fn options(&self) -> anyhow::Result<Options> {
         let target = Target::parse(&self.target)?;
-        let trust = Trust::Pin(Fingerprint::parse(&self.fingerprint)?);
-        let mut o = SstpOptions::new(
-            target,
-            &self.user,
-            zeroize::Zeroizing::new(self.password.clone()),
-            trust,
-        );
-        o.ipv6 = false;
-        Ok(o)
+        let password = zeroize::Zeroizing::new(self.password.clone());
+        Ok(match &self.trust {
+            ServerTrust::Fingerprint(fp) => {
+                let trust = Trust::Pin(Fingerprint::parse(fp)?);
+                let mut o = SstpOptions::new(target, &self.user, password, trust);
+                o.ipv6 = false;
+                Options::Sstp(o)
+            }
+            ServerTrust::Psk(psk) => {
+                let psk = zeroize::Zeroizing::new(psk.clone());
+                let mut o = L2tpOptions::new(target, &self.user, password, Some(psk));
+                o.ipv6 = false;
+                // Every client of this process would get every raw ESP
+                // packet of the host (a raw socket sees all of protocol
+                // 50) and try it against its SAs: ESP in UDP (RFC 3948)
+                // gives each client only its own, as clients behind a NAT
+                // have it.
+                o.force_udp_encapsulation = true;
+                o.connect_timeout = Duration::from_secs(30);
+                Options::L2tp(o)
+            }
+        })
     }
 
     /// One client: connect, wait until up, disconnect cleanly.
-    async fn one(&self, options: &SstpOptions) -> bool {
+    async fn one(&self, options: &Options) -> bool {
         let notify = Arc::new(Notify::new());
         let (stop_tx, stop_rx) = watch::channel(false);
         let network: Arc<dyn Network> = Arc::new(NoNetwork(notify.clone()));
-        let session = client::sstp::connect(options, network, stop_rx);
+        let session = options.connect(network, stop_rx);
         tokio::pin!(session);
         tokio::select! {
             _ = notify.notified() => {}
@@ -132,7 +177,7 @@ impl Load {
                     let network: Arc<dyn Network> = Arc::new(NoNetwork(notify.clone()));
                     let (options, stop) = (options.clone(), stop_rx.clone());
                     sessions.push(tokio::spawn(async move {
-                        let _ = client::sstp::connect(&options, network, stop).await;
+                        let _ = options.connect(network, stop).await;
                     }));
                     let up = up.clone();
                     tokio::spawn(async move {

@@ -6,6 +6,10 @@
 //!   then through an SSTP tunnel (`ras connect`), as a ratio;
 //! * full connects per second (TLS + SSTP + PPP with EAP-MSCHAPv2 + IPCP,
 //!   then a clean disconnect) from many parallel clients;
+//! * the same for L2TP/IPsec (IKEv1 Main Mode + Quick Mode, the L2TP
+//!   tunnel and call, PPP with MS-CHAPv2 + IPCP, then the disconnect:
+//!   PPP Terminate, CDN, StopCCN and the IPsec Deletes);
+//! * for scale, the throughput of wireguard-go on the same path;
 //! * the server's memory per idle session with many sessions open.
 //!
 //! Needs root, iperf3, and release builds of `ras` (found next to this
@@ -25,12 +29,13 @@ use interop::netns::{Topology, LAN_HOST, SERVER_FOR_CLI1};
 
 mod load;
 mod radius_bench;
+mod wireguard;
 
 #[derive(Parser)]
 #[command(name = "ras-bench", about = "End-to-end benchmarks of ras server")]
 enum Cli {
-    /// SSTP, PPTP and L2TP/IPsec: throughput vs bare veth; SSTP connects/s and memory
-    /// per idle session.
+    /// SSTP, PPTP and L2TP/IPsec: throughput vs bare veth; SSTP and L2TP/IPsec
+    /// connects/s; memory per idle SSTP session.
     Sstp(SstpArgs),
     /// RADIUS authentications per second against FreeRADIUS.
     Radius(radius_bench::RadiusArgs),
@@ -65,6 +70,19 @@ pub struct SstpArgs {
     /// Skip the L2TP/IPsec throughput runs.
     #[arg(long)]
     no_l2tp: bool,
+    /// Skip the wireguard-go throughput run (for scale; needs wireguard-go
+    /// and wg installed, else it is skipped anyway).
+    #[arg(long)]
+    no_wireguard: bool,
+    /// Connects in the L2TP/IPsec connect-rate test (0: skip it).
+    #[arg(long, default_value_t = 500)]
+    l2tp_connects: usize,
+    /// Parallel clients in the L2TP/IPsec connect-rate test. The IKE
+    /// responder admits 16 half-open Main Modes per source address (its
+    /// flood guard) and every client here has the same address: more
+    /// would measure refusals and retransmissions.
+    #[arg(long, default_value_t = 16)]
+    l2tp_parallel: usize,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -271,6 +289,23 @@ fn sstp(args: SstpArgs) -> anyhow::Result<()> {
         )?;
         bare = iperf(&topo, args.seconds, args.streams)?;
         println!("throughput, bare veth path:  {:8.0} Mbit/s", bare / 1e6);
+        if !args.no_wireguard && wireguard::available() {
+            // For scale only: a failure here costs this line, not the run.
+            match wireguard::through_wireguard(&topo, &dir, || {
+                iperf(&topo, args.seconds, args.streams)
+            }) {
+                Ok(wg) => println!(
+                    "throughput, through wireguard-go: {:8.0} Mbit/s = {:.1}% of bare veth",
+                    wg / 1e6,
+                    wg / bare * 100.0
+                ),
+                Err(e) => println!("throughput, through wireguard-go: failed: {e:#}"),
+            }
+        } else if !args.no_wireguard {
+            println!(
+                "throughput, through wireguard-go: skipped (wireguard-go and wg not installed)"
+            );
+        }
         // Through the tunnel: a /32 for the LAN host beats the /24.
         let pw = dir.join("bench.pw");
         let mut client = topo
@@ -413,11 +448,33 @@ fn sstp(args: SstpArgs) -> anyhow::Result<()> {
         }
     }
 
+    if args.l2tp_connects > 0 {
+        let psk = std::fs::read_to_string(dir.join("state").join("ipsec-psk"))
+            .context("the server's IPsec pre-shared key")?;
+        let load = Arc::new(load::Load {
+            target: format!("l2tp://{SERVER_FOR_CLI1}"),
+            trust: load::ServerTrust::Psk(psk.lines().next().unwrap_or("").as_bytes().to_vec()),
+            user: "bench".into(),
+            password: "bench-password".into(),
+        });
+        let (done, secs, failures) = topo
+            .in_ns("cli1", {
+                let (n, p) = (args.l2tp_connects, args.l2tp_parallel);
+                move || load.connect_rate(n, p)
+            })
+            .map_err(anyhow::Error::msg)??;
+        println!(
+            "connects: {done} full L2TP/IPsec connects (IKEv1 Main Mode + Quick Mode + L2TP tunnel and call + MS-CHAPv2 + IPCP + disconnect) with {} parallel in {secs:.2} s = {:.0}/s; {failures} failed",
+            args.l2tp_parallel,
+            done as f64 / secs
+        );
+    }
+
     let target = format!("sstp://{SERVER_FOR_CLI1}");
     let fp = server.fingerprint.clone();
     let load = load::Load {
         target,
-        fingerprint: fp,
+        trust: load::ServerTrust::Fingerprint(fp),
         user: "bench".into(),
         password: "bench-password".into(),
     };

@@ -31,6 +31,9 @@ use crate::{Outcome, SessionStats};
 
 /// Outbound IP packets taken per wake-up.
 const OUTBOUND_BATCH: usize = 64;
+/// Datagrams from the server taken per wake-up before the TUN writes are
+/// flushed.
+const INBOUND_BATCH: usize = 64;
 /// After the link is down, how long the server gets to acknowledge our
 /// CDN and StopCCN before we stop waiting (§5.7 would linger a full
 /// retransmission cycle; a client that is going away need not).
@@ -325,6 +328,14 @@ impl Session {
                 r = transport.recv() => match r {
                     Ok(d) => {
                         self.on_datagram(&mut sequence, d);
+                        // A burst, then one flush: the TUN writer
+                        // coalesces what it was given (GRO).
+                        for _ in 1..INBOUND_BATCH {
+                            match transport.try_recv() {
+                                Some(d) => self.on_datagram(&mut sequence, d),
+                                None => break,
+                            }
+                        }
                         self.sink.flush();
                     }
                     Err(e) => {

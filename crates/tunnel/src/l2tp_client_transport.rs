@@ -108,6 +108,18 @@ impl L2tpTransport {
         }
     }
 
+    /// The next datagram from the server if one is waiting now (the
+    /// session takes a burst before flushing the TUN writes): `None` when
+    /// none is, or the transport has ended (`recv` then says why).
+    pub fn try_recv(&mut self) -> Option<Vec<u8>> {
+        match self {
+            // One datagram per wake-up over plain UDP (no IPsec, no
+            // throughput goal).
+            L2tpTransport::Udp { .. } => None,
+            L2tpTransport::Ipsec(c) => c.try_recv(),
+        }
+    }
+
     /// Ends the transport (IPsec: the Deletes go to the server).
     pub async fn close(self) {
         if let L2tpTransport::Ipsec(c) = self {

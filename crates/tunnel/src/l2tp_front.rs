@@ -11,6 +11,10 @@
 //! because every Windows client picks tunnel ID 1 and many of them share
 //! one NAT address — the transport's peer (address and port, or the SA)
 //! is what differs.
+//!
+//! Data messages of established calls skip the dispatcher and the tunnel
+//! task: they go straight to their session's queue (`l2tp_data_routes`),
+//! a route the tunnel set up when the call came up.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,6 +27,7 @@ use session::{EndReason, LostCarrier};
 use tokio::sync::{mpsc, watch};
 
 use crate::l2tp_counters::{Dropped, L2tpCounters, L2tpCounts};
+use crate::l2tp_data_routes::{DataRoutes, RouteKey, Shortcut};
 use crate::l2tp_peer::{L2tpPeer, L2tpReply};
 use crate::l2tp_tunnel::{Shared, TunnelCommand, TunnelTask};
 
@@ -60,15 +65,71 @@ pub struct L2tpFront {
     input: mpsc::Sender<Delivery>,
     commands: mpsc::UnboundedSender<FrontCommand>,
     counters: Arc<L2tpCounters>,
+    routes: Arc<DataRoutes>,
 }
 
 impl L2tpFront {
     /// Hands one received L2TP datagram (the UDP payload) from `peer` to
     /// the LNS; `reply` sends datagrams back to that peer (see
     /// [`L2tpReply`]). Returns false if the datagram was dropped because
-    /// the LNS's queue is full (counted in [`L2tpFront::counts`]).
+    /// a queue is full (counted in [`L2tpFront::counts`]).
     pub fn try_deliver(&self, peer: L2tpPeer, datagram: Vec<u8>, reply: L2tpReply) -> bool {
         self.counters.received();
+        if let Some(key) = route_key(peer, &datagram) {
+            let mut datagram = Some(datagram);
+            if let Some(delivered) = self.shortcut(key, || datagram.take().unwrap_or_default()) {
+                return delivered;
+            }
+            return self.to_dispatcher(peer, datagram.unwrap_or_default(), reply);
+        }
+        self.to_dispatcher(peer, datagram, reply)
+    }
+
+    /// As [`try_deliver`](Self::try_deliver) for a datagram in the
+    /// transport's receive buffer (ESP decrypted it in place): it is
+    /// copied once, into its session's queue or the dispatcher's.
+    pub fn deliver(&self, peer: L2tpPeer, datagram: &[u8], reply: &L2tpReply) -> bool {
+        self.counters.received();
+        if let Some(key) = route_key(peer, datagram) {
+            if let Some(delivered) = self.shortcut(key, || datagram.to_vec()) {
+                return delivered;
+            }
+        }
+        self.to_dispatcher(peer, datagram.to_vec(), reply.clone())
+    }
+
+    /// A data message of an established call straight to its session:
+    /// whether it was queued, or `None` (`take` not called) when no
+    /// established call has `key`.
+    fn shortcut(&self, key: RouteKey, take: impl FnOnce() -> Vec<u8>) -> Option<bool> {
+        let peer = key.peer;
+        match self.routes.try_send(&key, take) {
+            Shortcut::NoRoute => None,
+            Shortcut::Queued => Some(true),
+            Shortcut::QueueFull => {
+                self.counters.dropped(
+                    Dropped::QueueFull,
+                    &format_args!(
+                        "session {} of tunnel {} of {peer} is not keeping up",
+                        key.session_id, key.tunnel_id
+                    ),
+                );
+                Some(false)
+            }
+            Shortcut::SessionGone => {
+                self.counters.dropped(
+                    Dropped::UnknownSession,
+                    &format_args!(
+                        "from {peer}: session {} of tunnel {} has ended",
+                        key.session_id, key.tunnel_id
+                    ),
+                );
+                Some(false)
+            }
+        }
+    }
+
+    fn to_dispatcher(&self, peer: L2tpPeer, datagram: Vec<u8>, reply: L2tpReply) -> bool {
         let delivery = Delivery {
             peer,
             datagram,
@@ -95,6 +156,19 @@ impl L2tpFront {
     /// What the LNS counted so far.
     pub fn counts(&self) -> L2tpCounts {
         self.counters.counts()
+    }
+}
+
+/// Who a data message is for; `None` for a control message or garbage
+/// (the dispatcher's path decides about those).
+fn route_key(peer: L2tpPeer, datagram: &[u8]) -> Option<RouteKey> {
+    match decode(datagram) {
+        Ok(Packet::Data(m)) => Some(RouteKey {
+            peer,
+            tunnel_id: m.tunnel_id,
+            session_id: m.session_id,
+        }),
+        _ => None,
     }
 }
 
@@ -134,6 +208,7 @@ pub(crate) fn channels(counters: Arc<L2tpCounters>) -> (L2tpFront, Rx) {
         input,
         commands,
         counters,
+        routes: Arc::new(DataRoutes::default()),
     };
     let rx = Rx {
         input: input_rx,
@@ -146,6 +221,11 @@ impl L2tpFront {
     /// Where tunnel tasks report that they ended.
     pub(crate) fn command_sender(&self) -> mpsc::UnboundedSender<FrontCommand> {
         self.commands.clone()
+    }
+
+    /// Where tunnels add the routes of their established calls.
+    pub(crate) fn data_routes(&self) -> Arc<DataRoutes> {
+        self.routes.clone()
     }
 }
 

@@ -3,14 +3,20 @@
 //! the L2TP datagrams ESP carries handed to the [`L2tpFront`].
 //!
 //! One task owns the sans-IO [`Responder`] and the ESP SAs, so no lock is
-//! taken per packet. L2TP peers are keyed by the client's outer address
-//! and port at its first Quick Mode: that key outlives Quick Mode rekeys
-//! and Main Mode renewals (a rekey must not cost the L2TP tunnel), and is
-//! unique per client even behind one NAT (each has its own NAT port).
+//! taken per packet. ESP is read and written in batches (`recvmmsg` /
+//! `sendmmsg`, see `datagram_batch`), decrypted in place in the receive
+//! buffer and encrypted into reused send slots; a decrypted L2TP datagram
+//! is copied once, into its call's queue (data) or the LNS's (control).
+//!
+//! L2TP peers are keyed by the client's outer address and port at its
+//! first Quick Mode: that key outlives Quick Mode rekeys and Main Mode
+//! renewals (a rekey must not cost the L2TP tunnel), and is unique per
+//! client even behind one NAT (each has its own NAT port).
 //! When a client's last ESP SA goes, its L2TP tunnels go (`peer_gone`).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,6 +26,7 @@ use ipsec::udp_encap::{classify, Port4500};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch};
 
+use crate::datagram_batch::{read_batches, RecvBatch, SendBatch, BATCH};
 use crate::l2tp_front::L2tpFront;
 use crate::l2tp_peer::{L2tpPeer, L2tpReply};
 
@@ -123,7 +130,9 @@ struct Front {
     refusals: RefusalLog,
     esp_dropped: u64,
     udp_buf: Vec<u8>,
-    esp_buf: Vec<u8>,
+    /// ESP waiting for one `sendmmsg` on the NAT-T socket and on the raw one.
+    out_nat_t: SendBatch,
+    out_raw: SendBatch,
 }
 
 /// Serves L2TP/IPsec until `shutdown` turns true; then every SA is deleted
@@ -152,14 +161,15 @@ pub async fn serve_ipsec_l2tp(
         },
         esp_dropped: 0,
         udp_buf: Vec::with_capacity(DATAGRAM),
-        esp_buf: Vec::with_capacity(DATAGRAM),
+        out_nat_t: SendBatch::new(),
+        out_raw: SendBatch::new(),
     };
     let ike = front.sockets.ike.clone();
     let nat_t = front.sockets.nat_t.clone();
     let esp = front.sockets.esp.clone();
     let mut ike_buf = vec![0u8; DATAGRAM];
-    let mut nat_t_buf = vec![0u8; DATAGRAM];
-    let mut esp_raw_buf = vec![0u8; DATAGRAM];
+    let mut batch = RecvBatch::new();
+    let mut outgoing = Vec::with_capacity(BATCH);
     loop {
         let deadline = front
             .responder
@@ -173,18 +183,23 @@ pub async fn serve_ipsec_l2tp(
                     front.responder.handle_datagram(Instant::now(), local, from, false, &ike_buf[..n]);
                 }
             }
-            r = nat_t.recv_from(&mut nat_t_buf) => {
-                if let Ok((n, from)) = r {
-                    front.nat_t_datagram(from, &mut nat_t_buf[..n]);
+            r = nat_t.readable() => {
+                if r.is_ok() {
+                    read_batches(&nat_t, &mut batch, |from, d| front.nat_t_datagram(from, d));
                 }
             }
-            r = recv_optional(esp.as_deref(), &mut esp_raw_buf) => {
-                if let Ok((n, from)) = r {
-                    front.raw_esp(from, &mut esp_raw_buf[..n]);
+            r = readable_optional(esp.as_deref()) => {
+                if let (Ok(()), Some(esp)) = (r, esp.as_deref()) {
+                    read_batches(esp, &mut batch, |_, d| front.raw_esp(d));
                 }
             }
-            Some((key, datagram)) = out_rx.recv() => {
-                front.send_l2tp(key, &datagram);
+            n = out_rx.recv_many(&mut outgoing, BATCH) => {
+                if n > 0 {
+                    for (key, datagram) in outgoing.drain(..) {
+                        front.send_l2tp(key, &datagram);
+                    }
+                    front.flush_esp();
+                }
             }
             _ = tokio::time::sleep_until(deadline) => {
                 front.responder.handle_timeout(Instant::now());
@@ -199,12 +214,9 @@ pub async fn serve_ipsec_l2tp(
     }
 }
 
-async fn recv_optional(
-    socket: Option<&UdpSocket>,
-    buf: &mut [u8],
-) -> std::io::Result<(usize, SocketAddr)> {
+async fn readable_optional(socket: Option<&UdpSocket>) -> std::io::Result<()> {
     match socket {
-        Some(s) => s.recv_from(buf).await,
+        Some(s) => s.readable().await,
         None => std::future::pending().await,
     }
 }
@@ -248,7 +260,7 @@ impl Front {
     }
 
     /// A raw IPv4 socket hands over the IP header too (raw(7)).
-    fn raw_esp(&mut self, _from: SocketAddr, packet: &mut [u8]) {
+    fn raw_esp(&mut self, packet: &mut [u8]) {
         let Some(&first) = packet.first() else {
             return;
         };
@@ -300,8 +312,7 @@ impl Front {
         }
         // RFC 3948 §3.1.2: the inner UDP checksum is covered by ESP's
         // integrity check; we do not verify it.
-        self.l2tp
-            .try_deliver(client.l2tp, payload[8..].to_vec(), client.reply.clone());
+        self.l2tp.deliver(client.l2tp, &payload[8..], &client.reply);
     }
 
     fn send_l2tp(&mut self, key: SocketAddr, datagram: &[u8]) {
@@ -325,17 +336,46 @@ impl Front {
         // none; the addresses it would cover are rewritten by NATs anyway.
         self.udp_buf.extend_from_slice(&[0, 0]);
         self.udp_buf.extend_from_slice(datagram);
-        if let Err(e) = sa.encapsulate(Instant::now(), UDP, &self.udp_buf, &mut self.esp_buf) {
-            tracing::debug!("IPsec: cannot encapsulate for {key}: {e}");
-            return;
-        }
-        if client.udp_encapsulated {
-            let _ = self
-                .sockets
-                .nat_t
-                .try_send_to(&self.esp_buf, client.send_to);
+        let (out, fd, to) = if client.udp_encapsulated {
+            (
+                &mut self.out_nat_t,
+                self.sockets.nat_t.as_raw_fd(),
+                client.send_to,
+            )
         } else if let Some(raw) = &self.sockets.esp {
-            let _ = raw.try_send_to(&self.esp_buf, SocketAddr::new(client.send_to.ip(), 0));
+            (
+                &mut self.out_raw,
+                raw.as_raw_fd(),
+                SocketAddr::new(client.send_to.ip(), 0),
+            )
+        } else {
+            return;
+        };
+        if out.is_full() {
+            out.flush(fd);
+        }
+        let udp = &self.udp_buf;
+        out.push_with(to, |slot| {
+            match sa.encapsulate(Instant::now(), UDP, udp, slot) {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::debug!("IPsec: cannot encapsulate for {key}: {e}");
+                    false
+                }
+            }
+        });
+    }
+
+    /// Writes the ESP queued by `send_l2tp` (one `sendmmsg` per socket);
+    /// what a full socket buffer refuses is dropped, as a router would.
+    fn flush_esp(&mut self) {
+        if !self.out_nat_t.is_empty() {
+            self.out_nat_t.flush(self.sockets.nat_t.as_raw_fd());
+        }
+        if let Some(raw) = &self.sockets.esp {
+            if !self.out_raw.is_empty() {
+                self.out_raw.flush(raw.as_raw_fd());
+            }
         }
     }
 

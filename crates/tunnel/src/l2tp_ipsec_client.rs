@@ -181,6 +181,11 @@ impl IpsecL2tpClient {
         self.from_server.recv().await
     }
 
+    /// The next L2TP datagram from the server if one is waiting now.
+    pub fn try_recv(&mut self) -> Option<Vec<u8>> {
+        self.from_server.try_recv().ok()
+    }
+
     /// Why IPsec ended, once it has.
     pub fn end_reason(&self) -> Option<String> {
         self.ended.lock().ok().and_then(|e| e.clone())

@@ -1,8 +1,11 @@
 //! The task behind [`crate::l2tp_ipsec_client::IpsecL2tpClient`]: the IKE
 //! sockets (UDP 500 and 4500, else ephemeral ports), raw ESP when it can be
-//! opened, the sans-IO initiator's timers, and ESP in both directions.
+//! opened, the sans-IO initiator's timers, and ESP in both directions,
+//! read and written in batches (`recvmmsg` / `sendmmsg`, see
+//! `datagram_batch`), decrypted in place, encrypted into reused slots.
 
 use std::net::{IpAddr, SocketAddr};
+use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -12,6 +15,7 @@ use ipsec::udp_encap::{classify, Port4500, NON_ESP_MARKER};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::datagram_batch::{read_batches, RecvBatch, SendBatch, BATCH};
 use crate::l2tp_ipsec_client::IpsecConnected;
 
 /// IP protocol number of UDP, ESP's next header for L2TP.
@@ -25,8 +29,10 @@ const DATAGRAM: usize = 4096;
 
 pub(crate) struct Sockets {
     ike: UdpSocket,
-    nat_t: UdpSocket,
-    esp: Option<UdpSocket>,
+    /// Shared with the task's read loop, which reads them while the task
+    /// handles what they bring.
+    nat_t: Arc<UdpSocket>,
+    esp: Option<Arc<UdpSocket>>,
     local: IpAddr,
 }
 
@@ -59,8 +65,8 @@ impl Sockets {
         let local = route_source(server).unwrap_or(any);
         Ok(Sockets {
             ike,
-            nat_t,
-            esp,
+            nat_t: Arc::new(nat_t),
+            esp: esp.map(Arc::new),
             local,
         })
     }
@@ -119,7 +125,9 @@ struct Esp {
     /// Where UDP-encapsulated ESP goes (the server's NAT-T port).
     peer: SocketAddr,
     udp_buf: Vec<u8>,
-    esp_buf: Vec<u8>,
+    /// ESP waiting for one `sendmmsg` on `out_fd`.
+    out: SendBatch,
+    out_fd: std::os::fd::RawFd,
     dropped: u64,
 }
 
@@ -166,7 +174,8 @@ pub(crate) async fn run(
             udp_encapsulated: false,
             peer: server,
             udp_buf: Vec::with_capacity(DATAGRAM),
-            esp_buf: Vec::with_capacity(DATAGRAM),
+            out: SendBatch::new(),
+            out_fd: -1,
             dropped: 0,
         },
         channels,
@@ -181,8 +190,11 @@ pub(crate) async fn run(
 impl Task {
     async fn run(&mut self) {
         let mut ike_buf = vec![0u8; DATAGRAM];
-        let mut nat_t_buf = vec![0u8; DATAGRAM];
-        let mut esp_buf = vec![0u8; DATAGRAM];
+        let mut batch = RecvBatch::new();
+        let mut outgoing = Vec::with_capacity(BATCH);
+        let server = self.server.ip();
+        let nat_t = self.sockets.nat_t.clone();
+        let esp = self.sockets.esp.clone();
         loop {
             self.flush();
             if self.end.is_some() {
@@ -201,21 +213,32 @@ impl Task {
                         }
                     }
                 }
-                r = self.sockets.nat_t.recv_from(&mut nat_t_buf) => {
-                    if let Ok((n, from)) = r {
-                        if from.ip() == self.server.ip() {
-                            self.nat_t_datagram(&mut nat_t_buf[..n]);
-                        }
+                r = nat_t.readable() => {
+                    if r.is_ok() {
+                        read_batches(&nat_t, &mut batch, |from, d| {
+                            if from.ip() == server {
+                                self.nat_t_datagram(d);
+                            }
+                        });
                     }
                 }
-                r = recv_optional(self.sockets.esp.as_ref(), &mut esp_buf) => {
-                    if let Ok((n, from)) = r {
-                        if from.ip() == self.server.ip() {
-                            self.raw_esp(&mut esp_buf[..n]);
-                        }
+                r = readable_optional(esp.as_deref()) => {
+                    if let (Ok(()), Some(esp)) = (r, esp.as_deref()) {
+                        read_batches(esp, &mut batch, |from, d| {
+                            if from.ip() == server {
+                                self.raw_esp(d);
+                            }
+                        });
                     }
                 }
-                Some(datagram) = self.channels.out_rx.recv() => self.send_l2tp(&datagram),
+                n = self.channels.out_rx.recv_many(&mut outgoing, BATCH) => {
+                    if n > 0 {
+                        for datagram in outgoing.drain(..) {
+                            self.send_l2tp(&datagram);
+                        }
+                        self.flush_esp();
+                    }
+                }
                 _ = &mut self.channels.close_rx => {
                     self.initiator.close(Instant::now());
                     self.flush();
@@ -285,6 +308,18 @@ impl Task {
     }
 
     fn send_l2tp(&mut self, datagram: &[u8]) {
+        let (fd, to) = if self.esp.udp_encapsulated {
+            (self.sockets.nat_t.as_raw_fd(), self.esp.peer)
+        } else if let Some(raw) = &self.sockets.esp {
+            (raw.as_raw_fd(), SocketAddr::new(self.server.ip(), 0))
+        } else {
+            return;
+        };
+        // One batch goes through one socket.
+        if self.esp.out.is_full() || (!self.esp.out.is_empty() && fd != self.esp.out_fd) {
+            self.flush_esp();
+        }
+        self.esp.out_fd = fd;
         let now = Instant::now();
         let settled = self
             .esp
@@ -304,24 +339,34 @@ impl Task {
         // none; a NAT would invalidate one anyway.
         buf.extend_from_slice(&[0, 0]);
         buf.extend_from_slice(datagram);
-        if let Err(e) = sa.encapsulate(now, UDP, buf, &mut self.esp.esp_buf) {
-            tracing::debug!("IPsec: cannot encapsulate: {e}");
+        let buf = &self.esp.udp_buf;
+        self.esp
+            .out
+            .push_with(to, |slot| match sa.encapsulate(now, UDP, buf, slot) {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::debug!("IPsec: cannot encapsulate: {e}");
+                    false
+                }
+            });
+    }
+
+    /// Writes the ESP `send_l2tp` queued with one `sendmmsg`.
+    fn flush_esp(&mut self) {
+        let queued = self.esp.out.len();
+        if queued == 0 {
             return;
         }
-        let sent = if self.esp.udp_encapsulated {
-            self.sockets
-                .nat_t
-                .try_send_to(&self.esp.esp_buf, self.esp.peer)
-        } else if let Some(raw) = &self.sockets.esp {
-            raw.try_send_to(&self.esp.esp_buf, SocketAddr::new(self.server.ip(), 0))
-        } else {
-            return;
-        };
-        if let Err(e) = sent {
-            // Dropped like a full queue would; one line per failure kind is
-            // enough to explain a silent tunnel.
-            self.esp.dropped += 1;
-            tracing::warn!("IPsec: ESP to {} not sent: {e}", self.server.ip());
+        let (sent, _) = self.esp.out.flush(self.esp.out_fd);
+        if sent < queued {
+            // Dropped as a full queue would; one line per burst is enough
+            // to explain a silent tunnel.
+            self.esp.dropped += (queued - sent) as u64;
+            tracing::warn!(
+                "IPsec: {} ESP packets to {} not sent (socket buffer full or no route)",
+                queued - sent,
+                self.server.ip()
+            );
         }
     }
 
@@ -455,12 +500,9 @@ impl Task {
     }
 }
 
-async fn recv_optional(
-    socket: Option<&UdpSocket>,
-    buf: &mut [u8],
-) -> std::io::Result<(usize, SocketAddr)> {
+async fn readable_optional(socket: Option<&UdpSocket>) -> std::io::Result<()> {
     match socket {
-        Some(s) => s.recv_from(buf).await,
+        Some(s) => s.readable().await,
         None => std::future::pending().await,
     }
 }

@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! UDP 1701 or IPsec ─(peer, datagram, reply)─▶ L2tpFront ─▶ dispatcher
+//!   (data messages of established calls: straight to their call's task)
 //!   ─▶ one task per tunnel (l2tp::Tunnel: SCCRQ/SCCRP/SCCCN, ICRQ/ICRP/ICCN,
 //!      HELLO, CDN, StopCCN)
 //!   ─▶ one task per call (PPP through SessionCore: auth, policy, address,
@@ -19,6 +20,8 @@
 //!
 //! * `l2tp_peer`: [`L2tpPeer`] and [`L2tpReply`].
 //! * `l2tp_front`: [`L2tpFront`] and the dispatcher that routes datagrams.
+//! * `l2tp_data_routes`: the shortcut for data messages of established
+//!   calls, from the transport straight to the session.
 //! * `l2tp_tunnel`: a tunnel's task and its sessions' lifecycle.
 //! * `l2tp_session`: an established call: PPP in data messages.
 //! * `l2tp_counters`: drop counters and their rate-limited log line.
@@ -124,6 +127,7 @@ impl L2tpServer {
             counters,
             session_ids,
             front: front.command_sender(),
+            routes: front.data_routes(),
         });
         let dispatcher = Dispatcher::new(shared, port_limit as usize);
         tokio::spawn(dispatcher.run(rx, shutdown));

@@ -20,6 +20,7 @@ use crate::end_reasons;
 use crate::hooked::Hooked;
 use crate::hooks::{Owner, PacketSink, ServerHooks, SessionInfo};
 use crate::l2tp_counters::{Dropped, L2tpCounters};
+use crate::l2tp_data_routes::{DataRoutes, RouteGuard, RouteKey};
 use crate::l2tp_front::FrontCommand;
 use crate::l2tp_peer::{L2tpPeer, L2tpReply};
 use crate::l2tp_server::{L2tpServerConfig, SessionIds};
@@ -42,6 +43,8 @@ pub(crate) struct Shared {
     pub counters: Arc<L2tpCounters>,
     pub session_ids: SessionIds,
     pub front: mpsc::UnboundedSender<FrontCommand>,
+    /// The front's shortcut for data messages of established calls.
+    pub routes: Arc<DataRoutes>,
 }
 
 /// What the dispatcher and the tunnel's sessions tell a tunnel.
@@ -56,6 +59,9 @@ pub(crate) enum TunnelCommand {
 struct SessionHandle {
     data: mpsc::Sender<Vec<u8>>,
     close: oneshot::Sender<EndReason>,
+    /// The front queues this call's data messages on `data` directly
+    /// until the tunnel drops the handle.
+    _route: RouteGuard,
 }
 
 pub(crate) struct TunnelTask {
@@ -333,8 +339,22 @@ impl TunnelTask {
         );
         let (data, data_rx) = mpsc::channel(SESSION_QUEUE);
         let (close, close_rx) = oneshot::channel();
-        self.sessions
-            .insert(local_session_id, SessionHandle { data, close });
+        let route = self.shared.routes.add(
+            RouteKey {
+                peer: self.peer,
+                tunnel_id: self.id(),
+                session_id: local_session_id,
+            },
+            data.clone(),
+        );
+        self.sessions.insert(
+            local_session_id,
+            SessionHandle {
+                data,
+                close,
+                _route: route,
+            },
+        );
         let hooks = match self.peer {
             L2tpPeer::Plain(_) => self.shared.plain_hooks.clone(),
             L2tpPeer::Ipsec { .. } => self.shared.hooks.clone(),

@@ -7,6 +7,7 @@
 //! [`ClientHooks`], so
 //! the same driver serves `ras server` and `ras connect`.
 
+mod datagram_batch;
 mod end_reasons;
 mod hooked;
 mod hooks;
@@ -15,6 +16,7 @@ pub mod ikev2_eap;
 pub mod l2tp_client;
 pub mod l2tp_client_transport;
 mod l2tp_counters;
+mod l2tp_data_routes;
 mod l2tp_front;
 pub mod l2tp_ipsec;
 pub mod l2tp_ipsec_client;

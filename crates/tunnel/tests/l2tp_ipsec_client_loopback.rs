@@ -17,6 +17,19 @@ use tokio::sync::mpsc;
 use tunnel::l2tp_ipsec_client::{IpsecClientError, IpsecClientOptions, IpsecL2tpClient};
 
 const PSK: &[u8] = b"loopback-psk";
+/// An L2TP datagram ending with this makes the test server answer with
+/// a burst of `BURST_LEN` ESP packets, the one at `BURST_FORGED` forged.
+const BURST: &[u8] = b"burst!";
+const BURST_LEN: u8 = 12;
+const BURST_FORGED: u8 = 5;
+
+/// The UDP datagram (1701 → 1701) of the burst's `i`th L2TP datagram.
+fn burst_datagram(i: u8) -> Vec<u8> {
+    let l2tp = [0xc8, 0x02, 0, 12, 0, i, 0, i, i, i, i, i];
+    let mut udp = vec![0x06, 0xa5, 0x06, 0xa5, 0, 8 + l2tp.len() as u8, 0, 0];
+    udp.extend_from_slice(&l2tp);
+    udp
+}
 
 /// What the test server saw.
 #[derive(Debug, PartialEq)]
@@ -94,6 +107,20 @@ async fn test_server() -> TestServer {
                             assert_eq!(&udp[6..8], &[0, 0], "RFC 3948 §3.1.1: zero checksum");
                             let echo = udp.to_vec();
                             let sa = outbound.get_mut(&d.spi).unwrap();
+                            if echo[8..].ends_with(BURST) {
+                                // Back to back, so that the client reads
+                                // them in one batch: the forged one (a
+                                // flipped ICV bit) must cost only itself.
+                                for i in 0..BURST_LEN {
+                                    let mut out = Vec::new();
+                                    sa.encapsulate(now, 17, &burst_datagram(i), &mut out).unwrap();
+                                    if i == BURST_FORGED {
+                                        *out.last_mut().unwrap() ^= 1;
+                                    }
+                                    nat_t.send_to(&out, from).await.unwrap();
+                                }
+                                continue;
+                            }
                             let mut out = Vec::new();
                             sa.encapsulate(now, 17, &echo, &mut out).unwrap();
                             nat_t.send_to(&out, from).await.unwrap();
@@ -150,6 +177,53 @@ async fn l2tp_datagrams_travel_through_esp_and_close_deletes() {
         .unwrap();
     assert_eq!(first, Some(Seen::ChildDown(DownReason::DeletedByPeer)));
     assert_eq!(second, Some(Seen::IkeDown(DownReason::DeletedByPeer)));
+}
+
+#[tokio::test]
+async fn bursts_pass_through_the_batched_path_and_a_forged_packet_costs_only_itself() {
+    let server = test_server().await;
+    let mut client = IpsecL2tpClient::connect(server.ike, PSK, options(&server))
+        .await
+        .unwrap();
+    // Outbound: queued at once, so the task encrypts and writes them as
+    // one batch; each comes back, in order.
+    let sent: Vec<Vec<u8>> = (0..40u8)
+        .map(|i| vec![0xc8, 0x02, 0, 12, 0, 1, 0, 2, i, i, i, i])
+        .collect();
+    for d in &sent {
+        assert!(client.send(d.clone()));
+    }
+    for d in &sent {
+        let back = tokio::time::timeout(Duration::from_secs(5), client.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(&back, d);
+    }
+    // Inbound: a burst read in batches, one forged packet in the middle.
+    let mut trigger = vec![0xc8, 0x02, 0, 12];
+    trigger.extend_from_slice(BURST);
+    assert!(client.send(trigger));
+    let mut got = Vec::new();
+    for _ in 0..BURST_LEN - 1 {
+        let d = tokio::time::timeout(Duration::from_secs(5), client.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        got.push(d);
+    }
+    let expected: Vec<Vec<u8>> = (0..BURST_LEN)
+        .filter(|&i| i != BURST_FORGED)
+        .map(|i| burst_datagram(i)[8..].to_vec())
+        .collect();
+    assert_eq!(got, expected);
+    // Nothing else: the forged packet was dropped, not delivered late.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), client.recv())
+            .await
+            .is_err()
+    );
+    client.close().await;
 }
 
 #[tokio::test]
