@@ -35,6 +35,19 @@ fn tun_address(vm: &interop::Vm) -> Option<Ipv4Addr> {
     addr.split('/').next()?.parse().ok()
 }
 
+/// Whether the route to `to` through the TUN is there: the client adds it
+/// just after giving the TUN its address, so the address alone is too early
+/// to ping ("Network is unreachable" once in a workspace run).
+fn routed(vm: &interop::Vm, to: Ipv4Addr) -> bool {
+    vm.run_in_ns(&["ip", "-4", "route", "show", "dev", TUN])
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .split_whitespace()
+                .any(|w| w == to.to_string() || w == format!("{to}/32"))
+        })
+        .unwrap_or(false)
+}
+
 /// How many IKE SA Deletes charon has received so far (its log) for the
 /// connection `conn`.
 fn deletes_received(vm: &interop::Vm, job: &str, conn: &str) -> usize {
@@ -239,7 +252,7 @@ fn connect_to_xl2tpd(ike: Ike) {
             panic!("ras connect exited ({status}) before the link came up:\n{text}");
         }
         address = tun_address(vm);
-        if address.is_some() {
+        if address.is_some() && routed(vm, local) {
             break;
         }
         std::thread::sleep(Duration::from_millis(200));

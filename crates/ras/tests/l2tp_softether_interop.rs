@@ -50,6 +50,22 @@ fn tun_address(se: &SoftEther) -> Option<Ipv4Addr> {
     addr.split('/').next()?.parse().ok()
 }
 
+/// Whether the route to `to` through the TUN is there: the client adds it
+/// just after giving the TUN its address, so the address alone is too early
+/// to ping.
+fn routed(se: &SoftEther, to: Ipv4Addr) -> bool {
+    se.command_in_client_ns("ip")
+        .args(["-4", "route", "show", "dev", TUN])
+        .stderr(Stdio::null())
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .split_whitespace()
+                .any(|w| w == to.to_string() || w == format!("{to}/32"))
+        })
+        .unwrap_or(false)
+}
+
 /// One SoftEther per machine, and one call at a time in this process.
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
@@ -111,7 +127,7 @@ fn connect_to_softether(ipsec: bool) {
             panic!("ras connect exited ({status}) before the link came up:\n{text}");
         }
         address = tun_address(&se);
-        if address.is_some() {
+        if address.is_some() && routed(&se, snat) {
             break;
         }
         std::thread::sleep(Duration::from_millis(200));
