@@ -38,6 +38,7 @@ pub enum CertCommand {
         /// server-key.pem.
         #[arg(long, value_name = "DIR", default_value = ".")]
         dir: PathBuf,
+        /// The key type of the server certificate (and of a new CA).
         #[arg(long, value_enum, default_value = "rsa")]
         key: KeyArg,
         /// Validity of the server certificate in days (Apple clients refuse
