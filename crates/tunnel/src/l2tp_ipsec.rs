@@ -40,6 +40,11 @@ const NON_ESP_MARKER: [u8; 4] = [0; 4];
 const DATAGRAM: usize = 4096;
 /// L2TP datagrams waiting for encapsulation; more are dropped.
 const OUT_QUEUE: usize = 4096;
+/// ESP packets kept for an SPI whose Quick Mode is not finished yet, and
+/// how long: a hostile sender can fill the queue, which then costs it only
+/// its own packets.
+const EARLY_ESP_MAX: usize = 64;
+const EARLY_ESP_AGE: Duration = Duration::from_secs(1);
 /// At most this many refusal lines per interval; the rest are counted.
 const LOG_BURST: u32 = 20;
 const LOG_INTERVAL: Duration = Duration::from_secs(5);
@@ -129,6 +134,8 @@ struct Front {
     local_cache: HashMap<IpAddr, IpAddr>,
     refusals: RefusalLog,
     esp_dropped: u64,
+    /// ESP for an SPI not installed yet (bounded: count and age).
+    early_esp: std::collections::VecDeque<(Instant, Option<SocketAddr>, Vec<u8>)>,
     udp_buf: Vec<u8>,
     /// ESP waiting for one `sendmmsg` on the NAT-T socket and on the raw one.
     out_nat_t: SendBatch,
@@ -160,6 +167,7 @@ pub async fn serve_ipsec_l2tp(
             suppressed: 0,
         },
         esp_dropped: 0,
+        early_esp: std::collections::VecDeque::new(),
         udp_buf: Vec::with_capacity(DATAGRAM),
         out_nat_t: SendBatch::new(),
         out_raw: SendBatch::new(),
@@ -280,6 +288,14 @@ impl Front {
         let now = Instant::now();
         let decapsulated = match self.inbound.decapsulate(now, packet) {
             Ok(d) => d,
+            Err(ipsec::esp::EspError::UnknownSpi(_)) if self.early_esp.len() < EARLY_ESP_MAX => {
+                // RFC 2409 §5.5: the initiator may send on the new SA as soon
+                // as it has Quick Mode message 2, before its message 3 (which
+                // installs the SA here) has been read. Keep such packets
+                // briefly and try them again when a child SA comes up.
+                self.early_esp.push_back((now, udp_from, packet.to_vec()));
+                return;
+            }
             Err(e) => {
                 self.esp_dropped += 1;
                 tracing::debug!("IPsec: ESP dropped: {e}");
@@ -465,6 +481,15 @@ impl Front {
             .push((inbound_spi, outbound, child.peer_port));
         self.inbound.insert(inbound);
         self.spi_client.insert(inbound_spi, key);
+        // ESP that arrived for this SA before Quick Mode message 3 did.
+        let early = std::mem::take(&mut self.early_esp);
+        for (at, from, mut packet) in early {
+            if now.duration_since(at) <= EARLY_ESP_AGE {
+                self.esp_in(from, &mut packet);
+            } else {
+                self.esp_dropped += 1;
+            }
+        }
         tracing::info!(
             "IPsec: {} ({}): ESP {} up, SPIs {inbound_spi:08x} in, {outbound_spi:08x} out{}",
             child.peer,
