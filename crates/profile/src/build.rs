@@ -484,7 +484,10 @@ pub fn build(spec: &BuildSpec, base: &Path, out: &Path) -> Result<BuildOutput, B
             .iter()
             .map(|p| {
                 VpnProtocol::from_name(&p.to_ascii_lowercase()).ok_or_else(|| {
-                    setting("vpn.protocols", format!("{p:?}: use sstp, pptp or l2tp"))
+                    setting(
+                        "vpn.protocols",
+                        format!("unknown protocol {p}: use sstp, pptp or l2tp"),
+                    )
                 })
             })
             .collect::<Result<_, _>>()?
