@@ -13,6 +13,7 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 mod support;
+use support::pki::TestPki;
 use support::*;
 
 /// Our server's PPP address (the default pool's server address).
@@ -173,68 +174,6 @@ struct Job<'a> {
     encap: bool,
     /// Certificates instead of the pre-shared key.
     pki: Option<&'a TestPki>,
-}
-
-/// A CA, a server certificate for `[certificate]` and a client certificate
-/// for strongSwan, all PEM.
-struct TestPki {
-    ca: String,
-    server_cert: String,
-    server_key: String,
-    client_cert: String,
-    client_key: String,
-}
-
-impl TestPki {
-    /// `alg`: the keys' algorithm; RSA keys are 3072 bits, so Main Mode
-    /// messages 5 and 6 (certificate and signature) are over strongSwan's
-    /// 1280-byte fragment size and travel in fragments both ways.
-    fn new(alg: &'static rcgen::SignatureAlgorithm) -> TestPki {
-        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
-        let key = || {
-            if alg == &rcgen::PKCS_RSA_SHA256 {
-                KeyPair::generate_rsa_for(alg, rcgen::RsaKeySize::_3072).unwrap()
-            } else {
-                KeyPair::generate_for(alg).unwrap()
-            }
-        };
-        let ca_key = key();
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params
-            .distinguished_name
-            .push(DnType::CommonName, "ras interop test CA");
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        let ca = ca_params.self_signed(&ca_key).unwrap();
-        let issuer = Issuer::new(ca_params, ca_key);
-        let leaf = |cn: &str| {
-            let k = key();
-            let mut p = CertificateParams::new(vec![cn.to_string()]).unwrap();
-            p.distinguished_name.push(DnType::CommonName, cn);
-            let c = p.signed_by(&k, &issuer).unwrap();
-            (c.pem(), k.serialize_pem())
-        };
-        let (server_cert, server_key) = leaf("ras-interop-server");
-        let (client_cert, client_key) = leaf("ras-interop-client");
-        TestPki {
-            ca: ca.pem(),
-            server_cert,
-            server_key,
-            client_cert,
-            client_key,
-        }
-    }
-
-    /// Guest shell lines that install the CA, the client certificate and
-    /// key where swanctl --load-all finds them.
-    fn guest_files(&self) -> String {
-        format!(
-            "cat > /etc/swanctl/x509ca/ras-test-ca.pem <<'PEM'\n{}PEM\n\
-             cat > /etc/swanctl/x509/ras-test-client.pem <<'PEM'\n{}PEM\n\
-             cat > /etc/swanctl/private/ras-test-client.pem <<'PEM'\n{}PEM\n\
-             chmod 600 /etc/swanctl/private/ras-test-client.pem\n",
-            self.ca, self.client_cert, self.client_key
-        )
-    }
 }
 
 impl Default for Job<'_> {

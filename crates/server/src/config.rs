@@ -126,6 +126,8 @@ pub struct Config {
     pub l2tp: L2tpConfig,
     /// The IKEv1 responder in front of L2TP (L2TP/IPsec, RFC 3193).
     pub ipsec: crate::ipsec_config::IpsecConfig,
+    /// IKEv2 remote access on the `[ipsec]` sockets.
+    pub ikev2: crate::ikev2_config::Ikev2ServerConfig,
     /// The TLS/IKE server certificate.
     pub certificate: CertificateConfig,
     /// Addresses handed to clients.
@@ -160,6 +162,7 @@ impl Default for Config {
             pptp: PptpConfig::default(),
             l2tp: L2tpConfig::default(),
             ipsec: crate::ipsec_config::IpsecConfig::default(),
+            ikev2: crate::ikev2_config::Ikev2ServerConfig::default(),
             certificate: CertificateConfig::default(),
             addresses: AddressConfig::default(),
             auth: AuthConfig::default(),

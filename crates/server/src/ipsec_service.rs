@@ -216,9 +216,16 @@ pub fn spawn(
     bound: BoundIpsec,
     responder: ResponderConfig,
     front: L2tpFront,
+    ikev2: Option<tunnel::ikev2_server::Ikev2Service>,
     shutdown: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(serve_ipsec_l2tp(bound.sockets, responder, front, shutdown))
+    tokio::spawn(serve_ipsec_l2tp(
+        bound.sockets,
+        responder,
+        front,
+        ikev2,
+        shutdown,
+    ))
 }
 
 #[cfg(test)]

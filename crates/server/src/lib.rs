@@ -16,6 +16,8 @@ pub mod dhcp_relay;
 pub mod dhcp_source;
 pub mod dialin_service;
 pub mod dynauth;
+pub mod ikev2_config;
+pub mod ikev2_service;
 pub mod ipsec_config;
 pub mod ipsec_service;
 pub mod ipv6_link;

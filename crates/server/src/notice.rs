@@ -47,6 +47,8 @@ pub enum Notice {
         ike: Option<SocketAddr>,
         nat_t: Option<SocketAddr>,
         raw_esp_error: Option<String>,
+        /// IKEv2 on the same sockets: how clients authenticate, in words.
+        ikev2: Option<String>,
     },
     /// L2TP/IPsec is switched off.
     IpsecOff,
@@ -196,9 +198,18 @@ impl fmt::Display for Notice {
                 ike,
                 nat_t,
                 raw_esp_error,
+                ikev2,
             } => {
                 let port = |a: &Option<SocketAddr>| a.map_or_else(|| "?".to_string(), |a| a.to_string());
-                write!(f, "L2TP/IPsec: IKEv1 on UDP {} and {} (NAT-T)", port(ike), port(nat_t))?;
+                match ikev2 {
+                    Some(how) => write!(
+                        f,
+                        "IPsec: L2TP/IPsec (IKEv1) and IKEv2 ({how}) on UDP {} and {} (NAT-T)",
+                        port(ike),
+                        port(nat_t)
+                    )?,
+                    None => write!(f, "L2TP/IPsec: IKEv1 on UDP {} and {} (NAT-T)", port(ike), port(nat_t))?,
+                }
                 match raw_esp_error {
                     None => f.write_str(", ESP also as IP protocol 50"),
                     Some(e) => write!(

@@ -62,6 +62,8 @@ pub enum StartError {
     Radius(#[from] RadiusSetupError),
     #[error(transparent)]
     Ipsec(#[from] crate::ipsec_service::IpsecError),
+    #[error(transparent)]
+    Ikev2(#[from] crate::ikev2_service::Ikev2SetupError),
     #[error("creating the TUN device (ras server needs root or CAP_NET_ADMIN and /dev/net/tun)")]
     TunDevice(#[source] netdev::TunError),
     #[error(transparent)]
@@ -397,12 +399,34 @@ impl Server {
                     });
                 }
                 let responder = crate::ipsec_service::responder_config(&config.ipsec, &psk, &cert)?;
+                let ikev2 = if config.ikev2.enabled {
+                    let responder = crate::ikev2_service::responder_config(
+                        &config.ikev2,
+                        &config.ipsec,
+                        &psk,
+                        &cert,
+                        &config.server_name(),
+                    )?;
+                    Some(tunnel::ikev2_server::Ikev2Service {
+                        config: responder,
+                        hooks: Arc::new(pipeline.for_tunnel(TunnelKind::Ikev2)),
+                        sink: sink.clone(),
+                        eap_name: config.server_name(),
+                        eap_pass_through: config.radius.enabled(),
+                        session_ids: Arc::new(|| crate::SessionId::next().raw()),
+                    })
+                } else {
+                    None
+                };
                 notices(Notice::Ipsec {
                     ike: bound.ike_addr(),
                     nat_t: bound.nat_t_addr(),
                     raw_esp_error: bound.raw_esp_error.clone(),
+                    ikev2: ikev2
+                        .as_ref()
+                        .map(|s| ikev2_words(&config.ikev2, &s.config)),
                 });
-                crate::ipsec_service::spawn(bound, responder, l2tp.front(), stop_rx.clone());
+                crate::ipsec_service::spawn(bound, responder, l2tp.front(), ikev2, stop_rx.clone());
             }
             None => notices(Notice::IpsecOff),
         }
@@ -524,4 +548,20 @@ impl Server {
 /// RFC 1877 §1.1–1.4).
 fn first_two(list: &[std::net::Ipv4Addr]) -> [Option<std::net::Ipv4Addr>; 2] {
     [list.first().copied(), list.get(1).copied()]
+}
+
+/// How IKEv2 clients authenticate, for the start-up line.
+fn ikev2_words(
+    config: &crate::ikev2_config::Ikev2ServerConfig,
+    responder: &ipsec::ikev2::Ikev2Config,
+) -> String {
+    let identity = match &responder.local_identity {
+        ipsec::ikev2::LocalIdentity::Fqdn(name) => name.clone(),
+        ipsec::ikev2::LocalIdentity::Address(a) => a.to_string(),
+    };
+    match (config.eap(), config.psk()) {
+        (true, true) => format!("EAP or the pre-shared key, as {identity}"),
+        (true, false) => format!("EAP, as {identity}"),
+        _ => format!("the pre-shared key, as {identity}"),
+    }
 }

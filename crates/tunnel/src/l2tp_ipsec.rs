@@ -13,6 +13,10 @@
 //! renewals (a rekey must not cost the L2TP tunnel), and is unique per
 //! client even behind one NAT (each has its own NAT port).
 //! When a client's last ESP SA goes, its L2TP tunnels go (`peer_gone`).
+//!
+//! IKEv2 clients (`ikev2_server`) share the sockets: IKE messages are told
+//! apart by the version in their header (RFC 7296 §3.1: major version 2;
+//! RFC 2408 §3.1: 1), ESP by the SPI of the SA it names.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -27,6 +31,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch};
 
 use crate::datagram_batch::{read_batches, RecvBatch, SendBatch, BATCH};
+use crate::ikev2_server::{Ikev2Part, Ikev2Service, OutboundEsp, IPV4_IN_ESP};
 use crate::l2tp_front::L2tpFront;
 use crate::l2tp_peer::{L2tpPeer, L2tpReply};
 
@@ -95,14 +100,22 @@ struct Client {
 }
 
 /// Rate-limited log of refusals.
-struct RefusalLog {
+pub(crate) struct RefusalLog {
     window_start: Instant,
     lines: u32,
     suppressed: u64,
 }
 
 impl RefusalLog {
-    fn log(&mut self, now: Instant, peer: SocketAddr, reason: &str) {
+    pub(crate) fn new() -> RefusalLog {
+        RefusalLog {
+            window_start: Instant::now(),
+            lines: 0,
+            suppressed: 0,
+        }
+    }
+
+    pub(crate) fn log(&mut self, now: Instant, peer: SocketAddr, reason: &str) {
         if now >= self.window_start + LOG_INTERVAL {
             if self.suppressed > 0 {
                 tracing::warn!("IPsec: {} more refusals not logged", self.suppressed);
@@ -140,17 +153,38 @@ struct Front {
     /// ESP waiting for one `sendmmsg` on the NAT-T socket and on the raw one.
     out_nat_t: SendBatch,
     out_raw: SendBatch,
+    /// IKEv2 remote access, when on.
+    ikev2: Option<Ikev2Part>,
 }
 
-/// Serves L2TP/IPsec until `shutdown` turns true; then every SA is deleted
-/// (the peers are told) before it returns.
+/// The IKE version of a message (RFC 7296 §3.1 / RFC 2408 §3.1: the major
+/// version is the high nibble of octet 17).
+fn is_ikev2(message: &[u8]) -> bool {
+    message.get(17).is_some_and(|v| v >> 4 == 2)
+}
+
+/// Serves L2TP/IPsec (and IKEv2 when `ikev2` is given) until `shutdown`
+/// turns true; then every SA is deleted (the peers are told) before it
+/// returns.
 pub async fn serve_ipsec_l2tp(
     sockets: IpsecSockets,
     config: ResponderConfig,
     l2tp: L2tpFront,
+    ikev2: Option<Ikev2Service>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let (out_tx, mut out_rx) = mpsc::channel(OUT_QUEUE);
+    let (ikev2, ikev2_inputs) = match ikev2 {
+        Some(service) => {
+            let (part, inputs) = Ikev2Part::new(service, Instant::now());
+            (Some(part), Some(inputs))
+        }
+        None => (None, None),
+    };
+    let (mut ikev2_answers, mut ikev2_packets) = match ikev2_inputs {
+        Some(i) => (Some(i.answers), Some(i.packets)),
+        None => (None, None),
+    };
     let mut front = Front {
         sockets,
         responder: Responder::new(config),
@@ -161,16 +195,13 @@ pub async fn serve_ipsec_l2tp(
         l2tp,
         out_tx,
         local_cache: HashMap::new(),
-        refusals: RefusalLog {
-            window_start: Instant::now(),
-            lines: 0,
-            suppressed: 0,
-        },
+        refusals: RefusalLog::new(),
         esp_dropped: 0,
         early_esp: std::collections::VecDeque::new(),
         udp_buf: Vec::with_capacity(DATAGRAM),
         out_nat_t: SendBatch::new(),
         out_raw: SendBatch::new(),
+        ikev2,
     };
     let ike = front.sockets.ike.clone();
     let nat_t = front.sockets.nat_t.clone();
@@ -178,27 +209,48 @@ pub async fn serve_ipsec_l2tp(
     let mut ike_buf = vec![0u8; DATAGRAM];
     let mut batch = RecvBatch::new();
     let mut outgoing = Vec::with_capacity(BATCH);
+    let mut outgoing_ip = Vec::with_capacity(BATCH);
     loop {
-        let deadline = front
-            .responder
-            .poll_timeout()
-            .map(tokio::time::Instant::from_std)
-            .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
+        let ikev2_deadline = front
+            .ikev2
+            .as_ref()
+            .and_then(|p| p.responder.poll_timeout());
+        let deadline = match (front.responder.poll_timeout(), ikev2_deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+        .map(tokio::time::Instant::from_std)
+        .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
         tokio::select! {
             r = ike.recv_from(&mut ike_buf) => {
                 if let Ok((n, from)) = r {
                     let local = front.local_address(from, ike.local_addr().map(|a| a.port()).unwrap_or(500));
-                    front.responder.handle_datagram(Instant::now(), local, from, false, &ike_buf[..n]);
+                    front.ike_datagram(local, from, false, &ike_buf[..n]);
                 }
             }
             r = nat_t.readable() => {
                 if r.is_ok() {
                     read_batches(&nat_t, &mut batch, |from, d| front.nat_t_datagram(from, d));
+                    front.flush_ikev2_sink();
                 }
             }
             r = readable_optional(esp.as_deref()) => {
                 if let (Ok(()), Some(esp)) = (r, esp.as_deref()) {
                     read_batches(esp, &mut batch, |_, d| front.raw_esp(d));
+                    front.flush_ikev2_sink();
+                }
+            }
+            Some(answer) = recv_optional(ikev2_answers.as_mut()) => {
+                if let Some(part) = front.ikev2.as_mut() {
+                    part.answer(Instant::now(), answer);
+                }
+            }
+            n = recv_many_optional(ikev2_packets.as_mut(), &mut outgoing_ip) => {
+                if n > 0 {
+                    for (ike_sa, packet) in outgoing_ip.drain(..) {
+                        front.send_ikev2(ike_sa, &packet);
+                    }
+                    front.flush_esp();
                 }
             }
             n = out_rx.recv_many(&mut outgoing, BATCH) => {
@@ -210,15 +262,37 @@ pub async fn serve_ipsec_l2tp(
                 }
             }
             _ = tokio::time::sleep_until(deadline) => {
-                front.responder.handle_timeout(Instant::now());
+                let now = Instant::now();
+                front.responder.handle_timeout(now);
+                if let Some(part) = front.ikev2.as_mut() {
+                    part.responder.handle_timeout(now);
+                }
             }
             _ = shutdown.changed() => {
-                front.responder.close_all(Instant::now());
+                let now = Instant::now();
+                front.responder.close_all(now);
+                if let Some(part) = front.ikev2.as_mut() {
+                    part.close_all(now);
+                }
                 front.flush();
                 break;
             }
         }
         front.flush();
+    }
+}
+
+async fn recv_optional<T>(rx: Option<&mut mpsc::UnboundedReceiver<T>>) -> Option<T> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn recv_many_optional<T>(rx: Option<&mut mpsc::Receiver<T>>, into: &mut Vec<T>) -> usize {
+    match rx {
+        Some(rx) => rx.recv_many(into, BATCH).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -248,6 +322,25 @@ impl Front {
         SocketAddr::new(ip, port)
     }
 
+    /// An IKE message, to the responder of its version.
+    fn ike_datagram(&mut self, local: SocketAddr, from: SocketAddr, nat_t: bool, message: &[u8]) {
+        let now = Instant::now();
+        match self.ikev2.as_mut() {
+            Some(part) if is_ikev2(message) => part
+                .responder
+                .handle_datagram(now, local, from, nat_t, message),
+            _ => self
+                .responder
+                .handle_datagram(now, local, from, nat_t, message),
+        }
+    }
+
+    fn flush_ikev2_sink(&mut self) {
+        if let Some(part) = self.ikev2.as_mut() {
+            part.flush_sink();
+        }
+    }
+
     fn nat_t_datagram(&mut self, from: SocketAddr, datagram: &mut [u8]) {
         match classify(datagram) {
             Port4500::Ike(_) => {
@@ -258,8 +351,7 @@ impl Front {
                     .map(|a| a.port())
                     .unwrap_or(4500);
                 let local = self.local_address(from, port);
-                self.responder
-                    .handle_datagram(Instant::now(), local, from, true, &datagram[4..]);
+                self.ike_datagram(local, from, true, &datagram[4..]);
             }
             Port4500::Esp(_) => self.esp_in(Some(from), datagram),
             Port4500::Keepalive => {}
@@ -303,6 +395,15 @@ impl Front {
             }
         };
         let Some(key) = self.spi_client.get(&decapsulated.spi).copied() else {
+            if let Some(part) = self.ikev2.as_mut() {
+                part.deliver(
+                    now,
+                    decapsulated.spi,
+                    udp_from,
+                    decapsulated.next_header,
+                    &packet[decapsulated.payload],
+                );
+            }
             return;
         };
         let Some(client) = self.clients.get_mut(&key) else {
@@ -352,34 +453,37 @@ impl Front {
         // none; the addresses it would cover are rewritten by NATs anyway.
         self.udp_buf.extend_from_slice(&[0, 0]);
         self.udp_buf.extend_from_slice(datagram);
-        let (out, fd, to) = if client.udp_encapsulated {
-            (
-                &mut self.out_nat_t,
-                self.sockets.nat_t.as_raw_fd(),
-                client.send_to,
-            )
-        } else if let Some(raw) = &self.sockets.esp {
-            (
-                &mut self.out_raw,
-                raw.as_raw_fd(),
-                SocketAddr::new(client.send_to.ip(), 0),
-            )
-        } else {
+        let outbound = OutboundEsp {
+            sa,
+            to: client.send_to,
+            udp_encapsulated: client.udp_encapsulated,
+        };
+        queue_esp(
+            &self.sockets,
+            &mut self.out_nat_t,
+            &mut self.out_raw,
+            outbound,
+            UDP,
+            &self.udp_buf,
+        );
+    }
+
+    /// An IP packet for an IKEv2 client, into its tunnel-mode SA.
+    fn send_ikev2(&mut self, ike_sa: IkeSaId, packet: &[u8]) {
+        let Some(part) = self.ikev2.as_mut() else {
             return;
         };
-        if out.is_full() {
-            out.flush(fd);
-        }
-        let udp = &self.udp_buf;
-        out.push_with(to, |slot| {
-            match sa.encapsulate(Instant::now(), UDP, udp, slot) {
-                Ok(()) => true,
-                Err(e) => {
-                    tracing::debug!("IPsec: cannot encapsulate for {key}: {e}");
-                    false
-                }
-            }
-        });
+        let Some(outbound) = part.outbound(ike_sa, packet.len()) else {
+            return;
+        };
+        queue_esp(
+            &self.sockets,
+            &mut self.out_nat_t,
+            &mut self.out_raw,
+            outbound,
+            IPV4_IN_ESP,
+            packet,
+        );
     }
 
     /// Writes the ESP queued by `send_l2tp` (one `sendmmsg` per socket);
@@ -406,12 +510,19 @@ impl Front {
         }
     }
 
-    /// Sends what the responder queued and applies what it reported.
+    /// Sends what the responders queued and applies what they reported.
     fn flush(&mut self) {
         while let Some(t) = self.responder.poll_transmit() {
             self.transmit(&t);
         }
         let now = Instant::now();
+        if let Some(mut part) = self.ikev2.take() {
+            part.apply_events(now, &mut self.inbound, &mut self.refusals);
+            while let Some(t) = part.responder.poll_transmit() {
+                self.transmit(&t);
+            }
+            self.ikev2 = Some(part);
+        }
         while let Some(event) = self.responder.poll_event() {
             match event {
                 IkeEvent::IkeSaUp {
@@ -521,6 +632,38 @@ impl Front {
             self.l2tp.peer_gone(l2tp);
         }
     }
+}
+
+/// Encrypts `payload` with `out.sa` into the batch of the socket it goes
+/// out of (NAT-T or raw ESP); a full batch is written first.
+fn queue_esp(
+    sockets: &IpsecSockets,
+    out_nat_t: &mut SendBatch,
+    out_raw: &mut SendBatch,
+    out: OutboundEsp<'_>,
+    next_header: u8,
+    payload: &[u8],
+) {
+    let (batch, fd, to) = if out.udp_encapsulated {
+        (out_nat_t, sockets.nat_t.as_raw_fd(), out.to)
+    } else if let Some(raw) = &sockets.esp {
+        (out_raw, raw.as_raw_fd(), SocketAddr::new(out.to.ip(), 0))
+    } else {
+        return;
+    };
+    if batch.is_full() {
+        batch.flush(fd);
+    }
+    let sa = out.sa;
+    batch.push_with(to, |slot| {
+        match sa.encapsulate(Instant::now(), next_header, payload, slot) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::debug!("IPsec: cannot encapsulate for {}: {e}", out.to);
+                false
+            }
+        }
+    });
 }
 
 /// The source address the routing table picks for `remote` (a connected

@@ -13,6 +13,7 @@ mod hooked;
 mod hooks;
 pub mod http_io;
 pub mod ikev2_eap;
+pub mod ikev2_server;
 pub mod l2tp_client;
 pub mod l2tp_client_transport;
 mod l2tp_counters;

@@ -130,6 +130,9 @@ pub enum Ikev2Event {
         peer: SocketAddr,
         reason: DownReason,
     },
+    /// An IKE SA that asked the driver something (EAP, an authorization)
+    /// ended before it was up: whatever the driver set aside for it goes.
+    Abandoned { ike_sa: IkeSaId, peer: SocketAddr },
     /// The peer's address changed (a NAT mapping, or MOBIKE, RFC 4555):
     /// send ESP there from now on, in UDP or not.
     PeerMoved {

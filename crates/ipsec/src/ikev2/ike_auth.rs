@@ -484,7 +484,10 @@ impl Ikev2Responder {
         let child = ChildSa {
             ike_sa: sa.id,
             peer: sa.peer,
-            udp_encapsulated: sa.nat.any() || sa.on_nat_t,
+            // §2.23: ESP goes in UDP only when a NAT was detected. A
+            // MOBIKE client moves IKE to port 4500 without one (RFC 4555
+            // §3.1) and still sends plain ESP.
+            udp_encapsulated: sa.nat.any(),
             inbound,
             outbound,
             client_selectors,

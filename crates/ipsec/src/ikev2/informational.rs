@@ -155,7 +155,7 @@ impl Ikev2Responder {
                 ),
             );
         }
-        let (ike_sa, peer, udp_encapsulated) = (sa.id, sa.peer, sa.nat.any() || sa.on_nat_t);
+        let (ike_sa, peer, udp_encapsulated) = (sa.id, sa.peer, sa.nat.any());
         // The child SAs follow the IKE SA to the new address (§3.5).
         self.push_event(Ikev2Event::PeerMoved {
             ike_sa,
@@ -357,7 +357,7 @@ impl Ikev2Responder {
         let child = ChildSa {
             ike_sa: sa.id,
             peer: sa.peer,
-            udp_encapsulated: sa.nat.any() || sa.on_nat_t,
+            udp_encapsulated: sa.nat.any(),
             inbound,
             outbound,
             client_selectors: old.client_selectors,

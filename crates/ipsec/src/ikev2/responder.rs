@@ -180,7 +180,7 @@ impl Ikev2Responder {
             // 4555 §3.5), reported from there with the NAT state it brings.
             if moved && !sa.mobike && matches!(sa.stage, Stage::Established) {
                 let ike_sa = sa.id;
-                let udp_encapsulated = sa.nat.any() || sa.on_nat_t;
+                let udp_encapsulated = sa.nat.any();
                 self.push_event(Ikev2Event::PeerMoved {
                     ike_sa,
                     peer: remote,
@@ -497,29 +497,48 @@ impl Ikev2Responder {
         }
         // Only an SA reported up is reported down; a rekeyed-away SA has
         // handed its children to its successor and reports nothing.
-        if matches!(sa.stage, Stage::Established) && !sa.rekeyed_away {
-            self.push_event(Ikev2Event::IkeSaDown {
+        match sa.stage {
+            Stage::Established if !sa.rekeyed_away => self.push_event(Ikev2Event::IkeSaDown {
                 ike_sa: sa.id,
                 peer: sa.peer,
                 reason,
-            });
+            }),
+            Stage::Eap(_) | Stage::Authorizing(_) => self.push_event(Ikev2Event::Abandoned {
+                ike_sa: sa.id,
+                peer: sa.peer,
+            }),
+            _ => {}
         }
+    }
+
+    /// Ends one IKE SA and its children (an administrator, a session
+    /// timeout, a RADIUS Disconnect-Request): the peer is told with a
+    /// Delete (RFC 7296 §1.4.1), which is sent once and not waited for.
+    pub fn close(&mut self, now: Instant, ike_sa: IkeSaId) {
+        let Some(&spi) = self.ids.get(&ike_sa) else {
+            return;
+        };
+        self.delete_and_remove(now, spi);
+    }
+
+    fn delete_and_remove(&mut self, now: Instant, spi: [u8; 8]) {
+        if self.sas.get(&spi).is_some_and(|sa| !sa.is_half_open()) {
+            let delete = super::payloads::Delete {
+                protocol: super::sa_payload::protocol::IKE,
+                spis: Vec::new(),
+            };
+            let mut chain = PayloadChain::new();
+            chain.push(wire::payload::DELETE, &delete.encode());
+            self.request(now, spi, exchange::INFORMATIONAL, &chain);
+        }
+        self.remove_sa(spi, DownReason::Closed);
     }
 
     /// Ends every IKE SA (shutdown): each peer is told with a Delete.
     pub fn close_all(&mut self, now: Instant) {
         let spis: Vec<[u8; 8]> = self.sas.keys().copied().collect();
         for spi in spis {
-            if self.sas.get(&spi).is_some_and(|sa| !sa.is_half_open()) {
-                let delete = super::payloads::Delete {
-                    protocol: super::sa_payload::protocol::IKE,
-                    spis: Vec::new(),
-                };
-                let mut chain = PayloadChain::new();
-                chain.push(wire::payload::DELETE, &delete.encode());
-                self.request(now, spi, exchange::INFORMATIONAL, &chain);
-            }
-            self.remove_sa(spi, DownReason::Closed);
+            self.delete_and_remove(now, spi);
         }
     }
 

@@ -12,6 +12,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+pub mod pki;
+
 use interop::netns::{Topology, LAN_HOST};
 use sha2::{Digest, Sha256};
 

@@ -1,0 +1,291 @@
+//! `ras server` serving IKEv2 remote access to a client we did not write:
+//! strongSwan 5.9.8 (charon, kernel ESP in tunnel mode) in the interop VM,
+//! as a guest job. The guest's charon (an IKE responder for other tests)
+//! gets one more connection, `ras-ikev2`, that initiates to our server,
+//! asks for a virtual address (configuration payload) and sends pings to
+//! our server's address through the tunnel.
+//!
+//! - EAP-MSCHAPv2 against our user store, the server authenticated by its
+//!   ECDSA certificate signature (RFC 7427), as Windows and macOS connect.
+//! - The pre-shared key both ways, with UDP-encapsulated ESP (strongSwan
+//!   `encap = yes` pretends a NAT) and a child SA rekey under traffic.
+
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
+
+mod support;
+use support::pki::TestPki;
+use support::*;
+
+/// Our server's own address (the default pool's server address), which
+/// answers the pings.
+const SERVER_ADDRESS: Ipv4Addr = Ipv4Addr::new(10, 0, 10, 20);
+/// The server certificate's DNS name, which strongSwan checks as IDr.
+const SERVER_ID: &str = "ras-interop-server";
+
+/// The guest's shell job: the strongSwan connection, the pings, the checks.
+const JOB: &str = r#"
+D=/tmp/ras-ikev2
+rm -rf "$D"; mkdir -p "$D"
+cp /etc/swanctl/swanctl.conf "$D/swanctl.conf.orig"
+cat > "$D/conn" <<EOF
+    ras-ikev2 {
+        version = 2
+        remote_addrs = $HOST
+        proposals = $IKE
+        encap = $ENCAP
+        vips = 0.0.0.0
+        dpd_delay = 10s
+        local {
+            auth = $LOCAL_AUTH
+            id = $LOCAL_ID
+            $EAP_ID
+        }
+        remote {
+            auth = $REMOTE_AUTH
+            id = $SERVER_ID
+        }
+        children {
+            ras-ikev2 {
+                remote_ts = $SERVER_ADDRESS/32
+                esp_proposals = $ESP
+                rekey_time = $REKEY
+            }
+        }
+    }
+EOF
+sed -i "/^connections {/r $D/conn" /etc/swanctl/swanctl.conf
+restore() {
+    swanctl --terminate --ike ras-ikev2 --timeout 10 >/dev/null 2>&1
+    cp "$D/swanctl.conf.orig" /etc/swanctl/swanctl.conf
+    rm -f /etc/swanctl/x509ca/ras-test-* /etc/swanctl/x509/ras-test-* /etc/swanctl/private/ras-test-*
+    swanctl --load-all --noprompt >/dev/null 2>&1
+}
+swanctl --load-all --noprompt > "$D/load.log" 2>&1 || { cat "$D/load.log"; restore; exit 6; }
+t0=$(date +%s.%N)
+if ! swanctl --initiate --child ras-ikev2 --timeout 30 > "$D/initiate.log" 2>&1; then
+    echo "=== swanctl --initiate"; cat "$D/initiate.log"; echo "=== charon log"; tail -n 60 /tmp/charon.log; restore; exit 7
+fi
+echo "UP_SECONDS=$(awk "BEGIN { print $(date +%s.%N) - $t0 }")"
+swanctl --list-sas --ike ras-ikev2 | sed 's/^/SA: /'
+echo "VIP=$(ip -4 -o addr show | sed -n 's/.* inet \(10\.0\.10\.[0-9]*\)\/32.*/\1/p' | head -n 1)"
+rc=0
+ping -c 3 -i 0.3 -W 3 "$SERVER_ADDRESS" || rc=3
+ping -c "$PINGS" -i 0.2 -s 1300 -W 3 "$SERVER_ADDRESS" > "$D/ping.log" 2>&1 || rc=4
+tail -n 3 "$D/ping.log"
+swanctl --list-sas --ike ras-ikev2 | sed 's/^/SA: /'
+swanctl --terminate --ike ras-ikev2 --timeout 10 > "$D/terminate.log" 2>&1
+echo "TERMINATED=$?"
+restore
+echo "=== charon log"; grep -aE "ras-ikev2|authentication of|EAP|CHILD_SA|IKE_SA|virtual IP" /tmp/charon.log | tail -n 60
+exit $rc
+"#;
+
+/// The tests share the guest's charon configuration and our server's UDP
+/// 500 on the host address: one at a time.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+struct Run {
+    rc: i32,
+    out: String,
+    server: Server,
+    user: String,
+    _dir: tempfile::TempDir,
+    /// Last: released after the server above is stopped.
+    _turn: std::sync::MutexGuard<'static, ()>,
+}
+
+/// How the client authenticates.
+#[derive(Clone, Copy, PartialEq)]
+enum ClientAuth {
+    /// EAP-MSCHAPv2 with the VM's test user; the server signs.
+    Eap,
+    /// The pre-shared key both ways.
+    Psk,
+}
+
+struct Job {
+    name: &'static str,
+    auth: ClientAuth,
+    ike: &'static str,
+    esp: &'static str,
+    rekey_secs: u32,
+    pings: u32,
+    encap: bool,
+}
+
+fn run(job: Job) -> Option<Run> {
+    if !interop::require_root_or_skip() {
+        return None;
+    }
+    let vm = interop::Vm::shared().expect("interop VM");
+    if !vm.has_guest_jobs() {
+        if std::env::var("RAS_INTEROP_REQUIRED").is_ok_and(|v| v == "1") {
+            panic!("RAS_INTEROP_REQUIRED=1 but the interop guest runs no jobs (rebuild the image)");
+        }
+        eprintln!("SKIPPED (IKEv2 interop): the interop guest image predates guest jobs");
+        return None;
+    }
+    let turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let user = vm.user().clone();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let config = dir.path().join("ras.toml");
+    let psk = dir.path().join("ipsec-psk");
+    std::fs::write(&psk, format!("{}\n", vm.psk)).unwrap();
+    let pki = TestPki::new(&rcgen::PKCS_ECDSA_P256_SHA256);
+    let (chain, key) = (
+        dir.path().join("server.pem"),
+        dir.path().join("server-key.pem"),
+    );
+    std::fs::write(&chain, &pki.server_cert).unwrap();
+    std::fs::write(&key, &pki.server_key).unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "state_dir = {state:?}\nserver_name = \"ras-interop-ikev2\"\n\n\
+             [sstp]\nlisten = []\n\n\
+             [pptp]\nlisten = []\n\n\
+             [certificate]\nchain = {chain:?}\nkey = {key:?}\n\n\
+             [ipsec]\nlisten = \"{host}\"\npsk_file = {psk:?}\n\n\
+             [ikev2]\nauth = [\"eap\", \"psk\"]\nlocal_id = \"{SERVER_ID}\"\n\n\
+             [tun]\nname = \"ras-ike0\"\n",
+            host = vm.host_ip
+        ),
+    )
+    .unwrap();
+    let pw = password_file(dir.path(), &user.name, &user.password);
+    add_user(&config, &user.name, &pw, &[]);
+    let server = Server::start_with(vm.command_in_ns(RAS), &config, "info");
+    let (local_auth, local_id, eap_id, remote_auth) = match job.auth {
+        ClientAuth::Eap => (
+            "eap-mschapv2",
+            "ras-ikev2-client",
+            format!("eap_id = {}", user.name),
+            "pubkey",
+        ),
+        ClientAuth::Psk => ("psk", "psk-client@ras", String::new(), "psk"),
+    };
+    let script = format!(
+        "set -u\nHOST={host}\nSERVER_ADDRESS={SERVER_ADDRESS}\nSERVER_ID={SERVER_ID}\n\
+         IKE={ike}\nESP={esp}\nREKEY={rekey}s\nPINGS={pings}\nENCAP={encap}\n\
+         LOCAL_AUTH={local_auth}\nLOCAL_ID={local_id}\nEAP_ID='{eap_id}'\nREMOTE_AUTH={remote_auth}\n\
+         {files}{JOB}",
+        host = vm.host_ip,
+        ike = job.ike,
+        esp = job.esp,
+        rekey = job.rekey_secs,
+        pings = job.pings,
+        encap = if job.encap { "yes" } else { "no" },
+        files = pki.guest_files(),
+    );
+    let started = Instant::now();
+    let (rc, out) = vm
+        .guest_job(job.name, &script, Duration::from_secs(240))
+        .expect("strongSwan job");
+    eprintln!(
+        "--- strongSwan IKEv2 in the guest, {} (rc {rc}, {:.1} s):\n{out}",
+        job.name,
+        started.elapsed().as_secs_f64()
+    );
+    Some(Run {
+        rc,
+        out,
+        server,
+        user: user.name,
+        _dir: dir,
+        _turn: turn,
+    })
+}
+
+/// What ping said about loss, e.g. "0% packet loss".
+fn loss_line(out: &str) -> String {
+    out.lines()
+        .rfind(|l| l.contains("packet loss"))
+        .unwrap_or("no ping summary")
+        .to_string()
+}
+
+/// The virtual address strongSwan installed, which must be from our pool.
+fn check_address(run: &Run) {
+    let address: Ipv4Addr = run
+        .out
+        .lines()
+        .find_map(|l| l.strip_prefix("VIP="))
+        .and_then(|a| a.trim().parse().ok())
+        .expect("a virtual address from the configuration payload");
+    assert!(
+        (21..=29).contains(&address.octets()[3]) && address.octets()[..3] == [10, 0, 10],
+        "{address} from our pool"
+    );
+}
+
+#[test]
+fn strongswan_eap_mschapv2_with_certificate_against_ras_server() {
+    let Some(run) = run(Job {
+        name: "ikev2-eap",
+        auth: ClientAuth::Eap,
+        ike: "aes256-sha256-modp2048",
+        esp: "aes256-sha256",
+        rekey_secs: 3600,
+        pings: 20,
+        encap: false,
+    }) else {
+        return;
+    };
+    assert_eq!(run.rc, 0, "strongSwan IKEv2 EAP against ras server");
+    check_address(&run);
+    assert!(
+        loss_line(&run.out).contains(" 0% packet loss"),
+        "{}",
+        loss_line(&run.out)
+    );
+    run.server.expect(
+        &format!("authenticated: user \"{}\", EAP over IKEv2", run.user),
+        Duration::from_secs(5),
+    );
+    run.server
+        .expect("ESP aes256-cbc/hmac-sha256-128 up", Duration::from_secs(5));
+    // The client's Delete ends the session and frees its address.
+    run.server
+        .expect("IKE SA ended: deleted by the peer", Duration::from_secs(15));
+    run.server
+        .expect("session ended, address freed", Duration::from_secs(10));
+}
+
+#[test]
+fn strongswan_psk_in_udp_with_child_rekeys_against_ras_server() {
+    let Some(run) = run(Job {
+        name: "ikev2-psk",
+        auth: ClientAuth::Psk,
+        ike: "aes128gcm16-prfsha256-x25519",
+        esp: "aes128gcm16",
+        rekey_secs: 10,
+        pings: 120,
+        encap: true,
+    }) else {
+        return;
+    };
+    assert_eq!(run.rc, 0, "strongSwan IKEv2 PSK against ras server");
+    check_address(&run);
+    assert!(
+        loss_line(&run.out).contains(" 0% packet loss"),
+        "{}",
+        loss_line(&run.out)
+    );
+    run.server.expect(
+        "authenticated: user \"psk-client@ras\", pre-shared key over IKEv2",
+        Duration::from_secs(5),
+    );
+    // The first child and at least two rekeyed ones (every 10 s over the
+    // 25 s of pings), all in UDP, all for the same address.
+    for _ in 0..3 {
+        let line = run
+            .server
+            .expect("ESP aes128gcm16 up", Duration::from_secs(5));
+        assert!(line.contains(", in UDP"), "{line}");
+        assert!(line.contains("address 10.0.10.2"), "{line}");
+    }
+    run.server
+        .expect("IKE SA ended: deleted by the peer", Duration::from_secs(15));
+}

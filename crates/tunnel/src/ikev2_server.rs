@@ -1,0 +1,579 @@
+//! IKEv2 remote access in `ras server` (RFC 7296): the sans-IO
+//! [`Ikev2Responder`] in the IPsec front end's task (`l2tp_ipsec`), which
+//! owns UDP 500/4500 and raw ESP for both IKE versions, and the bridge
+//! from its events to the server's [`ServerHooks`]: the same control path
+//! as every PPP session (authenticate, network, up, down, live), without
+//! PPP.
+//!
+//! - EAP (§2.16) runs `ppp::auth`'s EAP authenticator ([`IkeEapServer`]):
+//!   EAP-MSCHAPv2 against the user store, or relayed to RADIUS.
+//! - A pre-shared key client (§2.15) is authenticated by the responder; its
+//!   IKE identity is the user the policies see.
+//! - The address comes from `network` and goes out in the configuration
+//!   payload (§3.15); `up` registers it with the router and hands back the
+//!   queue of IP packets for the client, which a small task forwards into
+//!   the front end's channel.
+//! - ESP is tunnel mode (RFC 4303 §3.1.2): inbound packets carry whole IP
+//!   packets (next header 4) and only from the client's own address
+//!   (RFC 4301 §5.2: the SA's selectors are checked after decryption).
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use ipsec::esp::{EspSa, InboundSas};
+use ipsec::ikev1::events::{DownReason, IkeSaId};
+use ipsec::ikev2::{
+    Authorization, AuthorizationRequest, ChildSa, ClientAuthMethod, EapReply, Ikev2Config,
+    Ikev2Event, Ikev2Responder,
+};
+use ppp::auth::AuthProtocol;
+use ppp::link::{Ipv4Info, LinkUp, NetworkSettings};
+use session::{EndReason, LostCarrier, SessionStats};
+use tokio::sync::mpsc;
+
+use crate::hooks::{AuthAnswer, PacketSink, ServerHooks, SessionInfo};
+use crate::ikev2_eap::{IkeEapServer, ServerStep};
+use crate::l2tp_ipsec::RefusalLog;
+use crate::live::LiveSession;
+use crate::login_log;
+
+/// IP protocol number of IPv4 in IPv4 (ESP's next header in tunnel mode).
+pub(crate) const IPV4_IN_ESP: u8 = 4;
+/// IP packets for clients waiting for encryption; more are dropped.
+const PACKET_QUEUE: usize = 4096;
+
+/// What `ras server` gives the IKEv2 part.
+pub struct Ikev2Service {
+    pub config: Ikev2Config,
+    /// The server's answers (pipeline), for sessions of tunnel type IKEv2.
+    pub hooks: Arc<dyn ServerHooks>,
+    /// Where packets from clients go (the TUN).
+    pub sink: Arc<dyn PacketSink>,
+    /// The name the EAP-MSCHAPv2 authenticator gives (RFC 2759 §4).
+    pub eap_name: String,
+    /// Relay EAP to RADIUS (RFC 3579) instead of running EAP-MSCHAPv2 here.
+    pub eap_pass_through: bool,
+    /// A new session number (unique with the server's other sessions).
+    pub session_ids: Arc<dyn Fn() -> u64 + Send + Sync>,
+}
+
+/// An answer from a hook task, back into the front end's task.
+pub(crate) enum HookAnswer {
+    Authenticate(IkeSaId, AuthAnswer),
+    Authorized(
+        IkeSaId,
+        Result<(NetworkSettings, mpsc::Receiver<Bytes>), String>,
+    ),
+    /// The owner asked the session to stop (a timeout, a Disconnect-Request).
+    StopRequested(IkeSaId),
+}
+
+/// One client's session.
+struct Tunnel {
+    info: SessionInfo,
+    eap: Option<IkeEapServer>,
+    /// A hook was asked, so `down` is owed exactly once.
+    owes_down: bool,
+    /// Why it ended, when our side knows better than the IKE event.
+    end: Option<EndReason>,
+    virtual_ipv4: Option<Ipv4Addr>,
+    send_to: SocketAddr,
+    udp_encapsulated: bool,
+    /// Outbound SAs by their inbound twin's SPI, newest last (after a
+    /// rekey the new one is used, RFC 7296 §2.8).
+    outbound: Vec<(u32, EspSa)>,
+    live: Option<Arc<LiveSession>>,
+    stats: SessionStats,
+    reported: SessionStats,
+    /// The tasks that forward its packets and watch for a stop request.
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Tunnel {
+    fn new(id: u64, peer: SocketAddr) -> Tunnel {
+        Tunnel {
+            info: SessionInfo {
+                id,
+                peer: peer.to_string(),
+                user: None,
+            },
+            eap: None,
+            owes_down: false,
+            end: None,
+            virtual_ipv4: None,
+            send_to: peer,
+            udp_encapsulated: false,
+            outbound: Vec::new(),
+            live: None,
+            stats: SessionStats::default(),
+            reported: SessionStats::default(),
+            tasks: Vec::new(),
+        }
+    }
+
+    fn report_traffic(&mut self) {
+        if let Some(live) = &self.live {
+            live.add(&mut self.reported, &self.stats);
+        }
+    }
+}
+
+/// An outbound ESP packet to queue: the SA, where, and how.
+pub(crate) struct OutboundEsp<'a> {
+    pub sa: &'a mut EspSa,
+    pub to: SocketAddr,
+    pub udp_encapsulated: bool,
+}
+
+/// The IKEv2 part of the IPsec front end, owned by its task.
+pub(crate) struct Ikev2Part {
+    pub(crate) responder: Ikev2Responder,
+    service: Ikev2Service,
+    tunnels: HashMap<IkeSaId, Tunnel>,
+    /// Inbound ESP SPI → its IKE SA.
+    spi_owner: HashMap<u32, IkeSaId>,
+    answers: mpsc::UnboundedSender<HookAnswer>,
+    packets: mpsc::Sender<(IkeSaId, Bytes)>,
+    /// Packets dropped: not IPv4, or not from the client's address.
+    pub(crate) dropped: u64,
+    delivered: bool,
+}
+
+/// The receivers the front end's task selects on.
+pub(crate) struct Ikev2Inputs {
+    pub answers: mpsc::UnboundedReceiver<HookAnswer>,
+    pub packets: mpsc::Receiver<(IkeSaId, Bytes)>,
+}
+
+impl Ikev2Part {
+    pub(crate) fn new(service: Ikev2Service, now: Instant) -> (Ikev2Part, Ikev2Inputs) {
+        // One answer at most is outstanding per session (a session asks
+        // its next question only after the answer), so the unbounded
+        // channel is bounded by the number of sessions.
+        let (answers, answers_rx) = mpsc::unbounded_channel();
+        let (packets, packets_rx) = mpsc::channel(PACKET_QUEUE);
+        let part = Ikev2Part {
+            responder: Ikev2Responder::new(service.config.clone(), now),
+            service,
+            tunnels: HashMap::new(),
+            spi_owner: HashMap::new(),
+            answers,
+            packets,
+            dropped: 0,
+            delivered: false,
+        };
+        let inputs = Ikev2Inputs {
+            answers: answers_rx,
+            packets: packets_rx,
+        };
+        (part, inputs)
+    }
+
+    /// A decrypted tunnel-mode packet on inbound SA `spi`.
+    pub(crate) fn deliver(
+        &mut self,
+        now: Instant,
+        spi: u32,
+        from: Option<SocketAddr>,
+        next_header: u8,
+        packet: &[u8],
+    ) {
+        let Some(&ike_sa) = self.spi_owner.get(&spi) else {
+            return;
+        };
+        let Some(tunnel) = self.tunnels.get_mut(&ike_sa) else {
+            return;
+        };
+        // RFC 3948 §5 / RFC 7296 §2.23: a NAT may move the client's port;
+        // authenticated ESP tells us where it is now.
+        if let Some(from) = from {
+            if tunnel.udp_encapsulated && from != tunnel.send_to {
+                tunnel.send_to = from;
+            }
+        }
+        self.responder.note_traffic(ike_sa, now);
+        // RFC 4301 §5.2: after decryption the packet must match the SA's
+        // selectors: IPv4 from the client's address (the only selector we
+        // narrow the client's side to, §2.9).
+        let source = (next_header == IPV4_IN_ESP && packet.len() >= 20 && packet[0] >> 4 == 4)
+            .then(|| Ipv4Addr::new(packet[12], packet[13], packet[14], packet[15]));
+        if source.is_none() || source != tunnel.virtual_ipv4 {
+            self.dropped += 1;
+            return;
+        }
+        tunnel.stats.packets_in += 1;
+        tunnel.stats.ip_bytes_in += packet.len() as u64;
+        tunnel.report_traffic();
+        self.service.sink.send(packet);
+        self.delivered = true;
+    }
+
+    /// The end of a receive batch: the sink writes what it holds.
+    pub(crate) fn flush_sink(&mut self) {
+        if std::mem::take(&mut self.delivered) {
+            self.service.sink.flush();
+        }
+    }
+
+    /// Where an IP packet for `ike_sa`'s client goes, and with which SA.
+    pub(crate) fn outbound(&mut self, ike_sa: IkeSaId, length: usize) -> Option<OutboundEsp<'_>> {
+        let tunnel = self.tunnels.get_mut(&ike_sa)?;
+        tunnel.stats.packets_out += 1;
+        tunnel.stats.ip_bytes_out += length as u64;
+        tunnel.report_traffic();
+        let to = tunnel.send_to;
+        let udp_encapsulated = tunnel.udp_encapsulated;
+        let (_, sa) = tunnel.outbound.last_mut()?;
+        Some(OutboundEsp {
+            sa,
+            to,
+            udp_encapsulated,
+        })
+    }
+
+    /// A hook's answer.
+    pub(crate) fn answer(&mut self, now: Instant, answer: HookAnswer) {
+        match answer {
+            HookAnswer::Authenticate(ike_sa, answer) => {
+                let Some(eap) = self.tunnels.get_mut(&ike_sa).and_then(|t| t.eap.as_mut()) else {
+                    return;
+                };
+                let step = match answer {
+                    AuthAnswer::Secret(secret) => eap.provide_secret(now, secret),
+                    AuthAnswer::SecretThenReject(secret, rejection, why) => {
+                        eap.provide_secret_then_reject(now, secret, rejection, &why)
+                    }
+                    AuthAnswer::Reject(rejection, why) => eap.reject(now, rejection, &why),
+                    AuthAnswer::Accept(accept) => eap.accept_external(now, accept),
+                    AuthAnswer::EapChallenge(message) => eap.eap_challenge(now, message),
+                };
+                self.eap_step(now, ike_sa, step);
+            }
+            HookAnswer::Authorized(ike_sa, result) => self.authorized(now, ike_sa, result),
+            HookAnswer::StopRequested(ike_sa) => {
+                let Some(tunnel) = self.tunnels.get_mut(&ike_sa) else {
+                    return;
+                };
+                let reason = tunnel
+                    .live
+                    .as_ref()
+                    .and_then(|l| l.stop_reason())
+                    .unwrap_or(EndReason::AdminReset("the server".into()));
+                tunnel.end = Some(reason);
+                // Its events are applied by the front end's next flush.
+                self.responder.close(now, ike_sa);
+            }
+        }
+    }
+
+    /// Applies what the responder reported (call after every input).
+    pub(crate) fn apply_events(
+        &mut self,
+        now: Instant,
+        inbound: &mut InboundSas,
+        refusals: &mut RefusalLog,
+    ) {
+        while let Some(event) = self.responder.poll_event() {
+            match event {
+                Ikev2Event::IkeSaUp {
+                    peer,
+                    identity,
+                    suite,
+                    nat,
+                    ..
+                } => tracing::info!(
+                    "IKEv2: {peer} authenticated as {}: {suite}, {nat}",
+                    login_log::Quoted(&identity)
+                ),
+                Ikev2Event::EapStart { ike_sa, peer, .. } => {
+                    let mut tunnel = Tunnel::new((self.service.session_ids)(), peer);
+                    let mut eap = IkeEapServer::new(
+                        &self.service.eap_name,
+                        self.service.eap_pass_through,
+                        &mut rand::thread_rng(),
+                    );
+                    let step = eap.start(now);
+                    tunnel.eap = Some(eap);
+                    self.tunnels.insert(ike_sa, tunnel);
+                    self.eap_step(now, ike_sa, step);
+                }
+                Ikev2Event::EapResponse { ike_sa, packet } => {
+                    let Some(eap) = self.tunnels.get_mut(&ike_sa).and_then(|t| t.eap.as_mut())
+                    else {
+                        continue;
+                    };
+                    let step = eap.response(now, &packet);
+                    self.eap_step(now, ike_sa, step);
+                }
+                Ikev2Event::AuthorizationNeeded(request) => self.authorize(*request),
+                Ikev2Event::ChildSaUp(child) => self.child_up(now, inbound, *child),
+                Ikev2Event::ChildSaDown {
+                    ike_sa,
+                    inbound_spi,
+                    ..
+                } => {
+                    inbound.remove(inbound_spi);
+                    self.spi_owner.remove(&inbound_spi);
+                    if let Some(t) = self.tunnels.get_mut(&ike_sa) {
+                        t.outbound.retain(|(spi, _)| *spi != inbound_spi);
+                    }
+                }
+                Ikev2Event::IkeSaDown {
+                    ike_sa,
+                    peer,
+                    reason,
+                } => {
+                    tracing::info!("IKEv2: {peer}: IKE SA ended: {reason}");
+                    self.ended(ike_sa, end_reason(&reason));
+                }
+                Ikev2Event::Abandoned { ike_sa, .. } => {
+                    self.ended(ike_sa, EndReason::LostCarrier(LostCarrier::TransportClosed))
+                }
+                Ikev2Event::PeerMoved {
+                    ike_sa,
+                    peer,
+                    udp_encapsulated,
+                } => {
+                    if let Some(t) = self.tunnels.get_mut(&ike_sa) {
+                        t.send_to = peer;
+                        t.udp_encapsulated = udp_encapsulated;
+                    }
+                }
+                Ikev2Event::Refused { peer, reason } => refusals.log(now, peer, &reason),
+            }
+        }
+    }
+
+    fn eap_step(&mut self, now: Instant, ike_sa: IkeSaId, step: ServerStep) {
+        let Some(tunnel) = self.tunnels.get_mut(&ike_sa) else {
+            return;
+        };
+        match step {
+            ServerStep::Reply(reply) => {
+                match &reply {
+                    EapReply::Success { identity, .. } => {
+                        tracing::info!(
+                            session = tunnel.info.id,
+                            "authenticated: user {}, EAP over IKEv2",
+                            login_log::Quoted(identity)
+                        );
+                        tunnel.info.user = Some(identity.clone());
+                    }
+                    EapReply::Failure { reason, .. } => {
+                        tunnel.end = Some(EndReason::AuthFailed(reason.clone()));
+                    }
+                    EapReply::Continue(_) => {}
+                }
+                self.responder.eap_reply(now, ike_sa, reply);
+            }
+            ServerStep::Check(request) => {
+                tunnel.owes_down = true;
+                let hooks = self.service.hooks.clone();
+                let info = tunnel.info.clone();
+                let answers = self.answers.clone();
+                tokio::spawn(async move {
+                    let answer = hooks.authenticate(&info, request).await;
+                    let _ = answers.send(HookAnswer::Authenticate(ike_sa, answer));
+                });
+            }
+            ServerStep::Nothing => {}
+        }
+    }
+
+    /// An authenticated client: `network`, then `up`, in a hook task.
+    fn authorize(&mut self, request: AuthorizationRequest) {
+        let AuthorizationRequest {
+            ike_sa,
+            peer,
+            identity,
+            method,
+            ..
+        } = request;
+        let ids = &self.service.session_ids;
+        let tunnel = self
+            .tunnels
+            .entry(ike_sa)
+            .or_insert_with(|| Tunnel::new(ids(), peer));
+        if method == ClientAuthMethod::SharedKey {
+            tracing::info!(
+                session = tunnel.info.id,
+                "authenticated: user {}, pre-shared key over IKEv2",
+                login_log::Quoted(&identity)
+            );
+            tunnel.info.user = Some(identity);
+        }
+        tunnel.owes_down = true;
+        let hooks = self.service.hooks.clone();
+        let info = tunnel.info.clone();
+        let answers = self.answers.clone();
+        let auth_protocol = (method == ClientAuthMethod::Eap).then_some(AuthProtocol::Eap);
+        tokio::spawn(async move {
+            let result = async {
+                let settings = hooks.network(&info).await?;
+                let ipcp = settings
+                    .ipcp
+                    .as_ref()
+                    .ok_or_else(|| "the server gives no IPv4 address".to_string())?;
+                let (Some(local), Some(peer)) = (ipcp.local_address, ipcp.peer_address) else {
+                    return Err("the server gives no IPv4 address".to_string());
+                };
+                let up = LinkUp {
+                    username: info.user.clone(),
+                    auth_protocol,
+                    master_keys: None,
+                    ipv4: Some(Ipv4Info {
+                        local,
+                        peer,
+                        dns: ipcp.dns,
+                        nbns: ipcp.nbns,
+                    }),
+                    ipv6: None,
+                    mppe: None,
+                    peer_mru: 1500,
+                };
+                let queue = hooks.up(&info, &up).await?;
+                Ok((settings, queue))
+            }
+            .await;
+            let _ = answers.send(HookAnswer::Authorized(ike_sa, result));
+        });
+    }
+
+    fn authorized(
+        &mut self,
+        now: Instant,
+        ike_sa: IkeSaId,
+        result: Result<(NetworkSettings, mpsc::Receiver<Bytes>), String>,
+    ) {
+        let Some(tunnel) = self.tunnels.get_mut(&ike_sa) else {
+            return;
+        };
+        let (settings, mut queue) = match result {
+            Ok(ok) => ok,
+            Err(why) => {
+                tunnel.end = Some(EndReason::ServiceUnavailable(why.clone()));
+                self.responder.authorize(now, ike_sa, Err(why));
+                return;
+            }
+        };
+        // `authorize` checked that IPCP settings with an address are there.
+        let Some(ipcp) = settings.ipcp else {
+            return;
+        };
+        tunnel.virtual_ipv4 = ipcp.peer_address;
+        tunnel.live = self.service.hooks.live(&tunnel.info);
+        let packets = self.packets.clone();
+        tunnel.tasks.push(tokio::spawn(async move {
+            while let Some(packet) = queue.recv().await {
+                // Never blocks the router: a full queue drops, as a router
+                // would.
+                if let Err(mpsc::error::TrySendError::Closed(_)) =
+                    packets.try_send((ike_sa, packet))
+                {
+                    break;
+                }
+            }
+        }));
+        if let Some(live) = tunnel.live.clone() {
+            let answers = self.answers.clone();
+            tunnel.tasks.push(tokio::spawn(async move {
+                live.stopped().await;
+                let _ = answers.send(HookAnswer::StopRequested(ike_sa));
+            }));
+        }
+        let authorization = Authorization {
+            ipv4: ipcp.peer_address,
+            dns: ipcp.dns.iter().flatten().map(|a| (*a).into()).collect(),
+            nbns: ipcp.nbns.iter().flatten().copied().collect(),
+            ..Authorization::default()
+        };
+        self.responder.authorize(now, ike_sa, Ok(authorization));
+    }
+
+    fn child_up(&mut self, now: Instant, inbound: &mut InboundSas, child: ChildSa) {
+        let (inbound_sa, outbound_sa) = match (
+            EspSa::new(&child.inbound, now),
+            EspSa::new(&child.outbound, now),
+        ) {
+            (Ok(i), Ok(o)) => (i, o),
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::warn!("IKEv2: {}: cannot key ESP: {e}", child.peer);
+                return;
+            }
+        };
+        let Some(tunnel) = self.tunnels.get_mut(&child.ike_sa) else {
+            return;
+        };
+        let spi = inbound_sa.spi();
+        // The L2TP/IPsec SAs share the SPI space; a clash (1 in 2^32 per
+        // pair) costs this child, never the other.
+        if inbound.get(spi).is_some() {
+            tracing::warn!(
+                "IKEv2: {}: inbound SPI {spi:08x} already in use; child SA not installed",
+                child.peer
+            );
+            return;
+        }
+        inbound.insert(inbound_sa);
+        self.spi_owner.insert(spi, child.ike_sa);
+        tunnel.send_to = child.peer;
+        tunnel.udp_encapsulated = child.udp_encapsulated;
+        tunnel.outbound.push((spi, outbound_sa));
+        tracing::info!(
+            session = tunnel.info.id,
+            "IKEv2: {} ({}): ESP {} up, SPIs {spi:08x} in, {:08x} out, address {}{}",
+            child.peer,
+            login_log::Quoted(&child.identity),
+            child.suite,
+            child.outbound.spi,
+            tunnel
+                .virtual_ipv4
+                .map(|a| a.to_string())
+                .unwrap_or_else(|| "none".into()),
+            if child.udp_encapsulated {
+                ", in UDP"
+            } else {
+                ""
+            }
+        );
+    }
+
+    fn ended(&mut self, ike_sa: IkeSaId, reason: EndReason) {
+        let Some(mut tunnel) = self.tunnels.remove(&ike_sa) else {
+            return;
+        };
+        for task in tunnel.tasks.drain(..) {
+            task.abort();
+        }
+        tunnel.report_traffic();
+        let reason = tunnel.end.take().unwrap_or(reason);
+        if tunnel.owes_down {
+            self.service.hooks.down(&tunnel.info, &reason);
+        }
+    }
+
+    /// Shutdown: every IKE SA is deleted (the peers are told) and every
+    /// session ends as the server stopping.
+    pub(crate) fn close_all(&mut self, now: Instant) {
+        for tunnel in self.tunnels.values_mut() {
+            tunnel.end.get_or_insert(EndReason::ServerStopping);
+        }
+        self.responder.close_all(now);
+    }
+}
+
+/// The session's end for an IKE SA's.
+fn end_reason(reason: &DownReason) -> EndReason {
+    match reason {
+        DownReason::DeletedByPeer => EndReason::PeerRequest("the client deleted its SA".into()),
+        DownReason::DeadPeer => EndReason::LostCarrier(LostCarrier::KeepaliveTimeout),
+        DownReason::Expired => {
+            EndReason::ProtocolError("the IKE SA's lifetime ran out without a rekey".into())
+        }
+        DownReason::Replaced => EndReason::Preempted("the client started over".into()),
+        DownReason::Closed => EndReason::ServerStopping,
+    }
+}
