@@ -27,6 +27,8 @@ const SERVER_ID: &str = "ras-interop-server";
 const JOB: &str = r#"
 D=/tmp/ras-ikev2
 rm -rf "$D"; mkdir -p "$D"
+# Only this run's part of charon's log is shown and checked.
+L0=$(wc -l < /tmp/charon.log)
 cp /etc/swanctl/swanctl.conf "$D/swanctl.conf.orig"
 cat > "$D/conn" <<EOF
     ras-ikev2 {
@@ -36,6 +38,7 @@ cat > "$D/conn" <<EOF
         encap = $ENCAP
         vips = 0.0.0.0
         dpd_delay = 10s
+        rekey_time = $IKE_REKEY
         local {
             auth = $LOCAL_AUTH
             id = $LOCAL_ID
@@ -73,11 +76,20 @@ rc=0
 ping -c 3 -i 0.3 -W 3 "$SERVER_ADDRESS" || rc=3
 ping -c "$PINGS" -i 0.2 -s 1300 -W 3 "$SERVER_ADDRESS" > "$D/ping.log" 2>&1 || rc=4
 tail -n 3 "$D/ping.log"
+if [ "$ECHO_PORT" != 0 ]; then
+    # 10 MB to our side's echo service and back, compared by hash.
+    head -c 10000000 /dev/urandom > "$D/blob"
+    want=$(sha256sum < "$D/blob" | cut -d' ' -f1)
+    e0=$(date +%s.%N)
+    got=$(timeout 120 nc -N -w 20 "$SERVER_ADDRESS" "$ECHO_PORT" < "$D/blob" | sha256sum | cut -d' ' -f1)
+    echo "ECHO_SECONDS=$(awk "BEGIN { print $(date +%s.%N) - $e0 }")"
+    if [ "$want" = "$got" ]; then echo "ECHO_INTACT=yes"; else echo "ECHO_INTACT=no"; rc=5; fi
+fi
 swanctl --list-sas --ike ras-ikev2 | sed 's/^/SA: /'
 swanctl --terminate --ike ras-ikev2 --timeout 10 > "$D/terminate.log" 2>&1
 echo "TERMINATED=$?"
 restore
-echo "=== charon log"; grep -aE "ras-ikev2|authentication of|EAP|CHILD_SA|IKE_SA|virtual IP" /tmp/charon.log | tail -n 60
+echo "=== charon log"; tail -n +"$((L0 + 1))" /tmp/charon.log | grep -aE "ras-ikev2|authentication of|EAP|CHILD_SA|IKE_SA|virtual IP|fragment|rekey" | tail -n 80
 exit $rc
 "#;
 
@@ -109,9 +121,52 @@ struct Job {
     auth: ClientAuth,
     ike: &'static str,
     esp: &'static str,
+    /// CHILD_SA and IKE SA rekey times.
     rekey_secs: u32,
+    ike_rekey_secs: u32,
     pings: u32,
     encap: bool,
+    /// The server's certificate key (RSA-3072 makes IKE_AUTH too large
+    /// for one 1280-byte datagram, RFC 7383).
+    server_key: &'static rcgen::SignatureAlgorithm,
+    /// Send 10 MB through our side's echo service.
+    echo: bool,
+}
+
+impl Default for Job {
+    fn default() -> Job {
+        Job {
+            name: "ikev2",
+            auth: ClientAuth::Eap,
+            ike: "aes256-sha256-modp2048",
+            esp: "aes256-sha256",
+            rekey_secs: 3600,
+            ike_rekey_secs: 14400,
+            pings: 20,
+            encap: false,
+            server_key: &rcgen::PKCS_ECDSA_P256_SHA256,
+            echo: false,
+        }
+    }
+}
+
+/// A TCP echo service in the server's namespace, reachable from clients
+/// at the server's address on the TUN; serves one connection.
+fn echo_service(vm: &interop::Vm) -> u16 {
+    let listener = vm
+        .in_ns(|| std::net::TcpListener::bind("0.0.0.0:0"))
+        .expect("the namespace")
+        .expect("an echo port");
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        if let Ok((stream, _)) = listener.accept() {
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(60)));
+            let mut reader = stream.try_clone().unwrap();
+            let mut writer = stream;
+            let _ = std::io::copy(&mut reader, &mut writer);
+        }
+    });
+    port
 }
 
 fn run(job: Job) -> Option<Run> {
@@ -133,7 +188,8 @@ fn run(job: Job) -> Option<Run> {
     let config = dir.path().join("ras.toml");
     let psk = dir.path().join("ipsec-psk");
     std::fs::write(&psk, format!("{}\n", vm.psk)).unwrap();
-    let pki = TestPki::new(&rcgen::PKCS_ECDSA_P256_SHA256);
+    let pki = TestPki::new(job.server_key);
+    let echo_port = if job.echo { echo_service(vm) } else { 0 };
     let (chain, key) = (
         dir.path().join("server.pem"),
         dir.path().join("server-key.pem"),
@@ -168,13 +224,15 @@ fn run(job: Job) -> Option<Run> {
     };
     let script = format!(
         "set -u\nHOST={host}\nSERVER_ADDRESS={SERVER_ADDRESS}\nSERVER_ID={SERVER_ID}\n\
-         IKE={ike}\nESP={esp}\nREKEY={rekey}s\nPINGS={pings}\nENCAP={encap}\n\
+         IKE={ike}\nESP={esp}\nREKEY={rekey}s\nIKE_REKEY={ike_rekey}s\nPINGS={pings}\nENCAP={encap}\n\
+         ECHO_PORT={echo_port}\n\
          LOCAL_AUTH={local_auth}\nLOCAL_ID={local_id}\nEAP_ID='{eap_id}'\nREMOTE_AUTH={remote_auth}\n\
          {files}{JOB}",
         host = vm.host_ip,
         ike = job.ike,
         esp = job.esp,
         rekey = job.rekey_secs,
+        ike_rekey = job.ike_rekey_secs,
         pings = job.pings,
         encap = if job.encap { "yes" } else { "no" },
         files = pki.guest_files(),
@@ -224,12 +282,7 @@ fn check_address(run: &Run) {
 fn strongswan_eap_mschapv2_with_certificate_against_ras_server() {
     let Some(run) = run(Job {
         name: "ikev2-eap",
-        auth: ClientAuth::Eap,
-        ike: "aes256-sha256-modp2048",
-        esp: "aes256-sha256",
-        rekey_secs: 3600,
-        pings: 20,
-        encap: false,
+        ..Job::default()
     }) else {
         return;
     };
@@ -263,6 +316,7 @@ fn strongswan_psk_in_udp_with_child_rekeys_against_ras_server() {
         rekey_secs: 10,
         pings: 120,
         encap: true,
+        ..Job::default()
     }) else {
         return;
     };
@@ -288,4 +342,48 @@ fn strongswan_psk_in_udp_with_child_rekeys_against_ras_server() {
     }
     run.server
         .expect("IKE SA ended: deleted by the peer", Duration::from_secs(15));
+}
+
+/// An RSA-3072 server certificate makes the IKE_AUTH answer larger than
+/// one datagram: it goes in RFC 7383 fragments. Then 10 MB are echoed
+/// while the CHILD_SA is rekeyed with a key exchange (PFS) and the IKE SA
+/// is rekeyed too.
+#[test]
+fn strongswan_fragmented_ike_auth_and_rekeys_with_pfs_under_a_transfer() {
+    let Some(run) = run(Job {
+        name: "ikev2-rekeys",
+        ike: "aes128gcm16-prfsha256-ecp256",
+        esp: "aes128gcm16-ecp256",
+        // Whole seconds: strongSwan's kernel lifetimes are (rekey 10 s,
+        // expiry 11 s); at 6 s both round to the same second.
+        rekey_secs: 10,
+        ike_rekey_secs: 14,
+        pings: 80,
+        server_key: &rcgen::PKCS_RSA_SHA256,
+        echo: true,
+        ..Job::default()
+    }) else {
+        return;
+    };
+    assert_eq!(run.rc, 0, "strongSwan IKEv2 against ras server");
+    check_address(&run);
+    assert!(run.out.contains("ECHO_INTACT=yes"), "10 MB echoed intact");
+    assert!(
+        loss_line(&run.out).contains(" 0% packet loss"),
+        "{}",
+        loss_line(&run.out)
+    );
+    // strongSwan reassembled our fragments, rekeyed both SAs.
+    assert!(
+        run.out.contains("received fragment #")
+            || run.out.contains("reassembled fragmented IKE message"),
+        "IKE_AUTH in fragments"
+    );
+    assert!(run.out.contains("rekeyed"), "strongSwan logged a rekey");
+    let first = run
+        .server
+        .expect("ESP aes128gcm16 up", Duration::from_secs(5));
+    assert!(first.contains("address 10.0.10.2"), "{first}");
+    run.server
+        .expect("ESP aes128gcm16 up", Duration::from_secs(5));
 }

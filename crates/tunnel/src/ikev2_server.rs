@@ -82,9 +82,9 @@ struct Tunnel {
     virtual_ipv4: Option<Ipv4Addr>,
     send_to: SocketAddr,
     udp_encapsulated: bool,
-    /// Outbound SAs by their inbound twin's SPI, newest last (after a
-    /// rekey the new one is used, RFC 7296 §2.8).
-    outbound: Vec<(u32, EspSa)>,
+    /// Outbound SAs by their inbound twin's SPI, newest last, and whether
+    /// the client is known to have installed the pair (see `child_up`).
+    outbound: Vec<(u32, EspSa, bool)>,
     live: Option<Arc<LiveSession>>,
     stats: SessionStats,
     reported: SessionStats,
@@ -204,6 +204,11 @@ impl Ikev2Part {
             self.dropped += 1;
             return;
         }
+        // The client sends on a rekeyed pair: it has installed it, so our
+        // side may send on it too.
+        if let Some(entry) = tunnel.outbound.iter_mut().find(|(s, _, _)| *s == spi) {
+            entry.2 = true;
+        }
         tunnel.stats.packets_in += 1;
         tunnel.stats.ip_bytes_in += packet.len() as u64;
         tunnel.report_traffic();
@@ -226,7 +231,12 @@ impl Ikev2Part {
         tunnel.report_traffic();
         let to = tunnel.send_to;
         let udp_encapsulated = tunnel.udp_encapsulated;
-        let (_, sa) = tunnel.outbound.last_mut()?;
+        // The newest pair the client is known to have installed.
+        let (_, sa, _) = tunnel
+            .outbound
+            .iter_mut()
+            .rev()
+            .find(|(_, _, ready)| *ready)?;
         Some(OutboundEsp {
             sa,
             to,
@@ -318,7 +328,11 @@ impl Ikev2Part {
                     inbound.remove(inbound_spi);
                     self.spi_owner.remove(&inbound_spi);
                     if let Some(t) = self.tunnels.get_mut(&ike_sa) {
-                        t.outbound.retain(|(spi, _)| *spi != inbound_spi);
+                        t.outbound.retain(|(spi, _, _)| *spi != inbound_spi);
+                        // With the old pair gone, the newest one is used.
+                        if let Some(last) = t.outbound.last_mut() {
+                            last.2 = true;
+                        }
                     }
                 }
                 Ikev2Event::IkeSaDown {
@@ -521,7 +535,12 @@ impl Ikev2Part {
         self.spi_owner.insert(spi, child.ike_sa);
         tunnel.send_to = child.peer;
         tunnel.udp_encapsulated = child.udp_encapsulated;
-        tunnel.outbound.push((spi, outbound_sa));
+        // RFC 7296 §2.8: the initiator of a rekey installs the new inbound
+        // SA only when it has our response, so ESP on it sent at once could
+        // arrive first and be dropped. Until the client sends on the new
+        // pair or deletes the old one, the old one carries our packets.
+        let ready = child.replaces_inbound_spi.is_none() || tunnel.outbound.is_empty();
+        tunnel.outbound.push((spi, outbound_sa, ready));
         tracing::info!(
             session = tunnel.info.id,
             "IKEv2: {} ({}): ESP {} up, SPIs {spi:08x} in, {:08x} out, address {}{}",

@@ -481,6 +481,7 @@ impl Ikev2Responder {
             client_selectors: client_selectors.clone(),
             server_selectors: server_selectors.clone(),
         });
+        sa.tunnel_selectors = Some((client_selectors.clone(), server_selectors.clone()));
         let child = ChildSa {
             ike_sa: sa.id,
             peer: sa.peer,

@@ -109,6 +109,9 @@ pub(crate) struct IkeSa {
     /// Both sides announced MOBIKE (RFC 4555 §3.4).
     pub mobike: bool,
     pub children: Vec<ChildRecord>,
+    /// The selectors the client's tunnel was narrowed to at IKE_AUTH: a
+    /// client whose last child expired recreates it with these.
+    pub tunnel_selectors: Option<(Vec<TrafficSelector>, Vec<TrafficSelector>)>,
     pub created: Instant,
     pub last_heard: Instant,
     pub reassembly: Option<(u32, Reassembly, Instant)>,

@@ -196,7 +196,9 @@ impl Ikev2Responder {
             .any(|p| p.protocol == protocol::IKE)
         {
             self.rekey_ike_sa(now, header, request);
-        } else if request.rekey_spi.is_some() {
+        } else if request.rekey_spi.is_some() || sa.children.is_empty() {
+            // A rekey, or the client recreating its tunnel after its child
+            // expired or was deleted (strongSwan does after a hard expiry).
             self.rekey_child_sa(header, request);
         } else {
             // A second child SA of one IKE SA is not offered: one tunnel per
@@ -265,19 +267,38 @@ impl Ikev2Responder {
             return;
         };
         let peer = sa.peer;
-        let rekey_spi = request.rekey_spi.unwrap_or_default();
         // The notify names the SA by the SPI its sender receives on (our
-        // outbound); some initiators name our inbound one.
-        let Some(old) = sa
-            .children
-            .iter()
-            .find(|c| c.outbound_spi == rekey_spi || c.inbound_spi == rekey_spi)
-            .cloned()
-        else {
-            self.answer_notify(spi_r, header.message_id, notify::CHILD_SA_NOT_FOUND);
-            self.refuse(peer, format!("rekey of unknown child SA {rekey_spi:08x}"));
-            return;
+        // outbound); some initiators name our inbound one. Without one, the
+        // client recreates its tunnel (it has no child left): it gets the
+        // selectors it was narrowed to at IKE_AUTH.
+        let old = match request.rekey_spi {
+            Some(rekey_spi) => sa
+                .children
+                .iter()
+                .find(|c| c.outbound_spi == rekey_spi || c.inbound_spi == rekey_spi)
+                .cloned()
+                .ok_or_else(|| format!("rekey of unknown child SA {rekey_spi:08x}")),
+            None => sa
+                .tunnel_selectors
+                .clone()
+                .map(|(client_selectors, server_selectors)| ChildRecord {
+                    inbound_spi: 0,
+                    outbound_spi: 0,
+                    suite: crate::esp::CipherSuite::Aes128Gcm16,
+                    client_selectors,
+                    server_selectors,
+                })
+                .ok_or_else(|| "a child SA before the tunnel was set up".to_string()),
         };
+        let old = match old {
+            Ok(old) => old,
+            Err(why) => {
+                self.answer_notify(spi_r, header.message_id, notify::CHILD_SA_NOT_FOUND);
+                self.refuse(peer, why);
+                return;
+            }
+        };
+        let replaces = request.rekey_spi.map(|_| old.inbound_spi);
         let choice = choose_child(
             &request.proposals,
             &self.config.policy,
@@ -365,7 +386,7 @@ impl Ikev2Responder {
             virtual_ipv4: None,
             identity: sa.identity.clone(),
             suite: choice.suite.to_string(),
-            replaces_inbound_spi: Some(old.inbound_spi),
+            replaces_inbound_spi: replaces,
         };
         let id = sa.id;
         self.inbound_spis.insert(inbound_spi, id);
@@ -456,6 +477,7 @@ impl Ikev2Responder {
             return;
         };
         let children = std::mem::take(&mut old.children);
+        let tunnel_selectors = old.tunnel_selectors.clone();
         old.rekeyed_away = true;
         let new_sa = IkeSa {
             id: old.id,
@@ -483,6 +505,7 @@ impl Ikev2Responder {
             eap: old.eap,
             mobike: old.mobike,
             children,
+            tunnel_selectors,
             created: now,
             last_heard: now,
             reassembly: None,

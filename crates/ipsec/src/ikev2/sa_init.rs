@@ -294,6 +294,7 @@ impl Ikev2Responder {
             eap: false,
             mobike: false,
             children: Vec::new(),
+            tunnel_selectors: None,
             created: now,
             last_heard: now,
             reassembly: None,
