@@ -101,6 +101,7 @@ struct Run {
     rc: i32,
     out: String,
     server: Server,
+    radius: Option<interop::freeradius::FreeRadius>,
     user: String,
     _dir: tempfile::TempDir,
     /// Last: released after the server above is stopped.
@@ -131,6 +132,8 @@ struct Job {
     server_key: &'static rcgen::SignatureAlgorithm,
     /// Send 10 MB through our side's echo service.
     echo: bool,
+    /// Relay EAP to a FreeRADIUS in the server's namespace (RFC 3579).
+    radius: bool,
 }
 
 impl Default for Job {
@@ -146,6 +149,7 @@ impl Default for Job {
             encap: false,
             server_key: &rcgen::PKCS_ECDSA_P256_SHA256,
             echo: false,
+            radius: false,
         }
     }
 }
@@ -190,6 +194,35 @@ fn run(job: Job) -> Option<Run> {
     std::fs::write(&psk, format!("{}\n", vm.psk)).unwrap();
     let pki = TestPki::new(job.server_key);
     let echo_port = if job.echo { echo_service(vm) } else { 0 };
+    // With RADIUS: FreeRADIUS knows the same user and password as the
+    // guest's EAP secret; our user store does not.
+    let (radius, radius_section) = if job.radius {
+        if !interop::freeradius::available() {
+            if std::env::var("RAS_INTEROP_REQUIRED").is_ok_and(|v| v == "1") {
+                panic!("RAS_INTEROP_REQUIRED=1 but FreeRADIUS is not installed");
+            }
+            eprintln!("SKIPPED (IKEv2 with RADIUS): FreeRADIUS is not installed");
+            return None;
+        }
+        std::fs::create_dir_all(&state).unwrap();
+        std::fs::write(
+            state.join("radius.secret"),
+            format!("{}\n", interop::freeradius::SECRET),
+        )
+        .unwrap();
+        let fr = interop::freeradius::FreeRadius::start(
+            &dir.path().join("fr"),
+            Some(&vm.ns),
+            Ipv4Addr::LOCALHOST,
+        )
+        .expect("FreeRADIUS");
+        (
+            Some(fr),
+            "[radius]\ntimeout_secs = 2\n\n[[radius.servers]]\naddress = \"127.0.0.1\"\nsecret_file = \"radius.secret\"\n\n".to_string(),
+        )
+    } else {
+        (None, String::new())
+    };
     let (chain, key) = (
         dir.path().join("server.pem"),
         dir.path().join("server-key.pem"),
@@ -205,13 +238,15 @@ fn run(job: Job) -> Option<Run> {
              [certificate]\nchain = {chain:?}\nkey = {key:?}\n\n\
              [ipsec]\nlisten = \"{host}\"\npsk_file = {psk:?}\n\n\
              [ikev2]\nauth = [\"eap\", \"psk\"]\nlocal_id = \"{SERVER_ID}\"\n\n\
-             [tun]\nname = \"ras-ike0\"\n",
+             {radius_section}[tun]\nname = \"ras-ike0\"\n",
             host = vm.host_ip
         ),
     )
     .unwrap();
-    let pw = password_file(dir.path(), &user.name, &user.password);
-    add_user(&config, &user.name, &pw, &[]);
+    if radius.is_none() {
+        let pw = password_file(dir.path(), &user.name, &user.password);
+        add_user(&config, &user.name, &pw, &[]);
+    }
     let server = Server::start_with(vm.command_in_ns(RAS), &config, "info");
     let (local_auth, local_id, eap_id, remote_auth) = match job.auth {
         ClientAuth::Eap => (
@@ -250,6 +285,7 @@ fn run(job: Job) -> Option<Run> {
         rc,
         out,
         server,
+        radius,
         user: user.name,
         _dir: dir,
         _turn: turn,
@@ -386,4 +422,45 @@ fn strongswan_fragmented_ike_auth_and_rekeys_with_pfs_under_a_transfer() {
     assert!(first.contains("address 10.0.10.2"), "{first}");
     run.server
         .expect("ESP aes128gcm16 up", Duration::from_secs(5));
+}
+
+/// EAP relayed to FreeRADIUS (RFC 3579), as NPS does for RRAS: the user is
+/// known only to RADIUS, and the MSK in its Access-Accept (MS-MPPE keys)
+/// keys both AUTH payloads.
+#[test]
+fn strongswan_eap_relayed_to_freeradius_against_ras_server() {
+    let Some(run) = run(Job {
+        name: "ikev2-radius",
+        radius: true,
+        ..Job::default()
+    }) else {
+        return;
+    };
+    let radius_log = run.radius.as_ref().map(|r| r.log()).unwrap_or_default();
+    assert_eq!(
+        run.rc,
+        0,
+        "strongSwan IKEv2 EAP through FreeRADIUS; FreeRADIUS said:\n{}",
+        radius_log
+            .lines()
+            .rev()
+            .take(80)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    check_address(&run);
+    assert!(
+        loss_line(&run.out).contains(" 0% packet loss"),
+        "{}",
+        loss_line(&run.out)
+    );
+    assert!(
+        radius_log.contains("MS-MPPE-Recv-Key"),
+        "FreeRADIUS sent the keys"
+    );
+    run.server
+        .expect("IKE SA ended: deleted by the peer", Duration::from_secs(15));
 }
