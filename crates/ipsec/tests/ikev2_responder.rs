@@ -1394,3 +1394,77 @@ fn an_rsa_certificate_without_rfc_7427_is_refused_with_a_reason() {
         .iter()
         .any(|e| matches!(e, Ikev2Event::Refused { reason, .. } if reason.contains("RFC 7427"))));
 }
+
+/// A CREATE_CHILD_SA without REKEY_SA for a new child.
+fn new_child_request(c: &mut Client, spi: u32) -> Vec<u8> {
+    let mut chain = PayloadChain::new();
+    chain.push(payload::SA, &sa_payload::encode(&esp_proposal(spi)));
+    chain.push(payload::NONCE, &[0x61; 32]);
+    chain.push(
+        payload::TSI,
+        &traffic_selectors::encode(&[TrafficSelector::any_ipv4()]),
+    );
+    chain.push(
+        payload::TSR,
+        &traffic_selectors::encode(&[TrafficSelector::any_ipv4()]),
+    );
+    c.seal(exchange::CREATE_CHILD_SA, &chain)
+}
+
+/// One tunnel per client: a second child SA next to a live one is refused
+/// with NO_ADDITIONAL_SAS, but a client whose child expired and was
+/// deleted (strongSwan recreates it after a hard expiry) gets a new one
+/// with the selectors it was narrowed to at IKE_AUTH.
+#[test]
+fn a_child_is_recreated_only_when_the_client_has_none() {
+    let now = Instant::now();
+    let mut r = Ikev2Responder::new(config(), now);
+    let (mut c, _, first_child) = connect(&mut r, now);
+    events(&mut r);
+    let request = new_child_request(&mut c, 0xe0000001);
+    r.handle_datagram(now, server(), c.addr, false, &request);
+    let out = drain(&mut r);
+    let (_, first, inner) = c.open(&out[0]);
+    assert_eq!(notifies(first, &inner), vec![notify::NO_ADDITIONAL_SAS]);
+    assert!(!events(&mut r)
+        .iter()
+        .any(|e| matches!(e, Ikev2Event::ChildSaUp(_))));
+
+    // The client deletes its only child, then asks for a new one.
+    let mut chain = PayloadChain::new();
+    chain.push(
+        payload::DELETE,
+        &Delete {
+            protocol: protocol::ESP,
+            spis: vec![0xc1c2c3c4u32.to_be_bytes()],
+        }
+        .encode(),
+    );
+    let request = c.seal(exchange::INFORMATIONAL, &chain);
+    r.handle_datagram(now, server(), c.addr, false, &request);
+    drain(&mut r);
+    events(&mut r);
+    assert_eq!(r.child_sa_count(), 0);
+    let request = new_child_request(&mut c, 0xe0000002);
+    r.handle_datagram(now, server(), c.addr, false, &request);
+    let out = drain(&mut r);
+    let (_, first, inner) = c.open(&out[0]);
+    let reply = wire::payloads(first, &inner).expect("payloads");
+    let tsi = traffic_selectors::parse(wire::find(&reply, payload::TSI).expect("TSi")).expect("ts");
+    assert_eq!(
+        tsi,
+        vec![TrafficSelector::host(CLIENT_ADDRESS.into())],
+        "narrowed to the client's address again"
+    );
+    let child = events(&mut r)
+        .into_iter()
+        .find_map(|e| match e {
+            Ikev2Event::ChildSaUp(child) => Some(*child),
+            _ => None,
+        })
+        .expect("a new child");
+    assert_eq!(child.replaces_inbound_spi, None);
+    assert_eq!(child.outbound.spi, 0xe0000002);
+    assert_ne!(child.inbound.spi, first_child.inbound.spi);
+    assert_eq!(r.child_sa_count(), 1);
+}
