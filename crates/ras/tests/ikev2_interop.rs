@@ -58,6 +58,10 @@ cat > "$D/conn" <<EOF
     }
 EOF
 sed -i "/^connections {/r $D/conn" /etc/swanctl/swanctl.conf
+if [ -n "$EXTRA_SECRET" ]; then
+    printf '    eap-ras-extra {\n        %s\n    }\n' "$EXTRA_SECRET" > "$D/secret"
+    sed -i "/^secrets {/r $D/secret" /etc/swanctl/swanctl.conf
+fi
 restore() {
     swanctl --terminate --ike ras-ikev2 --timeout 10 >/dev/null 2>&1
     cp "$D/swanctl.conf.orig" /etc/swanctl/swanctl.conf
@@ -73,6 +77,23 @@ echo "UP_SECONDS=$(awk "BEGIN { print $(date +%s.%N) - $t0 }")"
 swanctl --list-sas --ike ras-ikev2 | sed 's/^/SA: /'
 echo "VIP=$(ip -4 -o addr show | sed -n 's/.* inet \(10\.0\.10\.[0-9]*\)\/32.*/\1/p' | head -n 1)"
 rc=0
+if [ "$EXPECT_CLOSE" = 1 ]; then
+    # The server ends the session (a RADIUS Session-Timeout): its Delete
+    # takes the IKE SA away on our side.
+    ping -c 2 -i 0.3 -W 3 "$SERVER_ADDRESS" || rc=3
+    for i in $(seq 1 60); do
+        swanctl --list-sas --ike ras-ikev2 2>/dev/null | grep -q ESTABLISHED || break
+        sleep 0.25
+    done
+    if swanctl --list-sas --ike ras-ikev2 2>/dev/null | grep -q ESTABLISHED; then
+        echo "CLOSED_BY_SERVER=no"; rc=8
+    else
+        echo "CLOSED_BY_SERVER=yes"
+    fi
+    restore
+    echo "=== charon log"; tail -n +"$((L0 + 1))" /tmp/charon.log | grep -aE "DELETE|IKE_SA|deleted" | tail -n 20
+    exit $rc
+fi
 ping -c 3 -i 0.3 -W 3 "$SERVER_ADDRESS" || rc=3
 ping -c "$PINGS" -i 0.2 -s 1300 -W 3 "$SERVER_ADDRESS" > "$D/ping.log" 2>&1 || rc=4
 tail -n 3 "$D/ping.log"
@@ -134,6 +155,10 @@ struct Job {
     echo: bool,
     /// Relay EAP to a FreeRADIUS in the server's namespace (RFC 3579).
     radius: bool,
+    /// EAP as this user and password instead of the VM's test user.
+    eap_user: Option<(&'static str, &'static str)>,
+    /// The server is expected to end the session on its own.
+    expect_close: bool,
 }
 
 impl Default for Job {
@@ -150,6 +175,8 @@ impl Default for Job {
             server_key: &rcgen::PKCS_ECDSA_P256_SHA256,
             echo: false,
             radius: false,
+            eap_user: None,
+            expect_close: false,
         }
     }
 }
@@ -252,7 +279,10 @@ fn run(job: Job) -> Option<Run> {
         ClientAuth::Eap => (
             "eap-mschapv2",
             "ras-ikev2-client",
-            format!("eap_id = {}", user.name),
+            format!(
+                "eap_id = {}",
+                job.eap_user.map_or(user.name.as_str(), |u| u.0)
+            ),
             "pubkey",
         ),
         ClientAuth::Psk => ("psk", "psk-client@ras", String::new(), "psk"),
@@ -262,6 +292,7 @@ fn run(job: Job) -> Option<Run> {
          IKE={ike}\nESP={esp}\nREKEY={rekey}s\nIKE_REKEY={ike_rekey}s\nPINGS={pings}\nENCAP={encap}\n\
          ECHO_PORT={echo_port}\n\
          LOCAL_AUTH={local_auth}\nLOCAL_ID={local_id}\nEAP_ID='{eap_id}'\nREMOTE_AUTH={remote_auth}\n\
+         EXTRA_SECRET='{extra_secret}'\nEXPECT_CLOSE={expect_close}\n\
          {files}{JOB}",
         host = vm.host_ip,
         ike = job.ike,
@@ -271,6 +302,11 @@ fn run(job: Job) -> Option<Run> {
         pings = job.pings,
         encap = if job.encap { "yes" } else { "no" },
         files = pki.guest_files(),
+        extra_secret = job
+            .eap_user
+            .map(|(name, password)| format!("id = {name}\n        secret = \"{password}\""))
+            .unwrap_or_default(),
+        expect_close = u8::from(job.expect_close),
     );
     let started = Instant::now();
     let (rc, out) = vm
@@ -463,4 +499,28 @@ fn strongswan_eap_relayed_to_freeradius_against_ras_server() {
     );
     run.server
         .expect("IKE SA ended: deleted by the peer", Duration::from_secs(15));
+}
+
+/// A RADIUS Session-Timeout (FreeRADIUS's user "short": 4 s) ends the
+/// session from the server's side: the IKE SA is deleted with the client
+/// told, the address freed, accounting says Session-Timeout.
+#[test]
+fn a_radius_session_timeout_deletes_the_ike_sa() {
+    let Some(run) = run(Job {
+        name: "ikev2-timeout",
+        radius: true,
+        eap_user: Some(("short", "short123")),
+        expect_close: true,
+        ..Job::default()
+    }) else {
+        return;
+    };
+    assert_eq!(run.rc, 0, "the server closed the IKE SA");
+    assert!(run.out.contains("CLOSED_BY_SERVER=yes"));
+    run.server.expect(
+        "authenticated: user \"short\", EAP over IKEv2",
+        Duration::from_secs(5),
+    );
+    run.server
+        .expect("cause=Session-Timeout", Duration::from_secs(15));
 }
