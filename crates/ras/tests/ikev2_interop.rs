@@ -159,6 +159,9 @@ struct Job {
     eap_user: Option<(&'static str, &'static str)>,
     /// The server is expected to end the session on its own.
     expect_close: bool,
+    /// Flood the server with IKE_SA_INIT requests from many source ports
+    /// during the pings.
+    flood: bool,
 }
 
 impl Default for Job {
@@ -177,8 +180,69 @@ impl Default for Job {
             radius: false,
             eap_user: None,
             expect_close: false,
+            flood: false,
         }
     }
+}
+
+/// What a flood of IKE_SA_INIT requests got back.
+#[derive(Debug, Default)]
+struct FloodReport {
+    sent: u64,
+    answers: u64,
+    cookies: u64,
+}
+
+/// From `wait` on, for `length`, sends IKE_SA_INIT requests to `server`
+/// from 64 UDP ports in the server's namespace, each with fresh SPIs and a
+/// fresh key share, never completing one: half-open SAs pile up until the
+/// responder asks for cookies (RFC 7296 §2.6).
+fn flood(
+    vm: &interop::Vm,
+    server: std::net::SocketAddr,
+    wait: Duration,
+    length: Duration,
+) -> std::thread::JoinHandle<FloodReport> {
+    use ipsec::ikev2::{ClientAuth, Ikev2Initiator, Ikev2InitiatorConfig};
+    let sockets: Vec<std::net::UdpSocket> = vm
+        .in_ns(|| {
+            (0..64)
+                .map(|_| std::net::UdpSocket::bind("0.0.0.0:0").expect("a flood socket"))
+                .collect()
+        })
+        .expect("the namespace");
+    std::thread::spawn(move || {
+        let mut report = FloodReport::default();
+        std::thread::sleep(wait);
+        let end = Instant::now() + length;
+        let mut buf = [0u8; 2048];
+        for s in &sockets {
+            s.set_nonblocking(true).unwrap();
+        }
+        while Instant::now() < end {
+            for s in &sockets {
+                let config = Ikev2InitiatorConfig::new(
+                    ClientAuth::SharedKey(zeroize::Zeroizing::new(b"flood".to_vec())),
+                    "flood@example",
+                );
+                let local = s.local_addr().unwrap();
+                let mut initiator = Ikev2Initiator::new(config, local, server, Instant::now());
+                while let Some(t) = initiator.poll_transmit() {
+                    if s.send_to(&t.bytes, server).is_ok() {
+                        report.sent += 1;
+                    }
+                }
+                while let Ok(n) = s.recv(&mut buf) {
+                    report.answers += 1;
+                    // A COOKIE notify (type 16390) first in the answer.
+                    if n > 34 && buf[16] == 41 && buf[28 + 6..28 + 8] == 16390u16.to_be_bytes() {
+                        report.cookies += 1;
+                    }
+                }
+            }
+        }
+        report
+    })
 }
 
 /// A TCP echo service in the server's namespace, reachable from clients
@@ -308,10 +372,29 @@ fn run(job: Job) -> Option<Run> {
             .unwrap_or_default(),
         expect_close = u8::from(job.expect_close),
     );
+    let flooding = job.flood.then(|| {
+        flood(
+            vm,
+            std::net::SocketAddr::new(vm.host_ip.into(), 500),
+            Duration::from_secs(4),
+            Duration::from_secs(15),
+        )
+    });
     let started = Instant::now();
     let (rc, out) = vm
         .guest_job(job.name, &script, Duration::from_secs(240))
         .expect("strongSwan job");
+    if let Some(flooding) = flooding {
+        let report = flooding.join().expect("the flood");
+        eprintln!(
+            "--- flood: {} IKE_SA_INIT sent, {} answered, {} with a cookie request",
+            report.sent, report.answers, report.cookies
+        );
+        assert!(
+            report.cookies > 0,
+            "the responder asked the flood for cookies"
+        );
+    }
     eprintln!(
         "--- strongSwan IKEv2 in the guest, {} (rc {rc}, {:.1} s):\n{out}",
         job.name,
@@ -522,5 +605,29 @@ fn a_radius_session_timeout_deletes_the_ike_sa() {
         Duration::from_secs(5),
     );
     run.server
-        .expect("cause=Session-Timeout", Duration::from_secs(15));
+        .expect("IKE SA ended: session timeout", Duration::from_secs(15));
+    run.server
+        .expect("cause=Session-Timeout", Duration::from_secs(5));
+}
+
+/// A flood of IKE_SA_INIT requests that never finish turns cookies on
+/// (RFC 7296 §2.6) and does not stall an established tunnel: 100 pings
+/// through it while the flood runs lose nothing.
+#[test]
+fn an_ike_sa_init_flood_turns_on_cookies_and_spares_the_tunnel() {
+    let Some(run) = run(Job {
+        name: "ikev2-flood",
+        auth: ClientAuth::Psk,
+        pings: 100,
+        flood: true,
+        ..Job::default()
+    }) else {
+        return;
+    };
+    assert_eq!(run.rc, 0, "strongSwan IKEv2 during a flood");
+    assert!(
+        loss_line(&run.out).contains(" 0% packet loss"),
+        "{}",
+        loss_line(&run.out)
+    );
 }

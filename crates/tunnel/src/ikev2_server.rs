@@ -340,7 +340,12 @@ impl Ikev2Part {
                     peer,
                     reason,
                 } => {
-                    tracing::info!("IKEv2: {peer}: IKE SA ended: {reason}");
+                    // Our own reason (a timeout, a Disconnect-Request)
+                    // says more than the responder's "closed".
+                    match self.tunnels.get(&ike_sa).and_then(|t| t.end.as_ref()) {
+                        Some(end) => tracing::info!("IKEv2: {peer}: IKE SA ended: {end}"),
+                        None => tracing::info!("IKEv2: {peer}: IKE SA ended: {reason}"),
+                    }
                     self.ended(ike_sa, end_reason(&reason));
                 }
                 Ikev2Event::Abandoned { ike_sa, .. } => {
