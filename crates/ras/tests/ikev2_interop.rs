@@ -58,6 +58,8 @@ cat > "$D/conn" <<EOF
     }
 EOF
 sed -i "/^connections {/r $D/conn" /etc/swanctl/swanctl.conf
+# Behind the host's NAT: the server's subnet is reached through the host.
+[ -n "$NATNET" ] && ip route replace "$NATNET" via "$HOSTGW"
 if [ -n "$EXTRA_SECRET" ]; then
     printf '    eap-ras-extra {\n        %s\n    }\n' "$EXTRA_SECRET" > "$D/secret"
     sed -i "/^secrets {/r $D/secret" /etc/swanctl/swanctl.conf
@@ -65,6 +67,7 @@ fi
 restore() {
     swanctl --terminate --ike ras-ikev2 --timeout 10 >/dev/null 2>&1
     cp "$D/swanctl.conf.orig" /etc/swanctl/swanctl.conf
+    [ -n "$NATNET" ] && ip route del "$NATNET" via "$HOSTGW" 2>/dev/null
     rm -f /etc/swanctl/x509ca/ras-test-* /etc/swanctl/x509/ras-test-* /etc/swanctl/private/ras-test-*
     swanctl --load-all --noprompt >/dev/null 2>&1
 }
@@ -122,6 +125,8 @@ struct Run {
     rc: i32,
     out: String,
     server: Server,
+    /// After the server: the NAT goes once the server has stopped.
+    _nat: Option<support::nat_lab::NatLab>,
     radius: Option<interop::freeradius::FreeRadius>,
     user: String,
     _dir: tempfile::TempDir,
@@ -162,6 +167,8 @@ struct Job {
     /// Flood the server with IKE_SA_INIT requests from many source ports
     /// during the pings.
     flood: bool,
+    /// Put the server behind a real NAT (nft masquerade on the host).
+    behind_nat: bool,
 }
 
 impl Default for Job {
@@ -181,6 +188,7 @@ impl Default for Job {
             eap_user: None,
             expect_close: false,
             flood: false,
+            behind_nat: false,
         }
     }
 }
@@ -277,6 +285,14 @@ fn run(job: Job) -> Option<Run> {
         return None;
     }
     let turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let nat = job
+        .behind_nat
+        .then(|| support::nat_lab::NatLab::create(&vm.ns));
+    let host = if nat.is_some() {
+        support::nat_lab::SERVER_IP
+    } else {
+        vm.host_ip
+    };
     let user = vm.user().clone();
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
@@ -329,8 +345,7 @@ fn run(job: Job) -> Option<Run> {
              [certificate]\nchain = {chain:?}\nkey = {key:?}\n\n\
              [ipsec]\nlisten = \"{host}\"\npsk_file = {psk:?}\n\n\
              [ikev2]\nauth = [\"eap\", \"psk\"]\nlocal_id = \"{SERVER_ID}\"\n\n\
-             {radius_section}[tun]\nname = \"ras-ike0\"\n",
-            host = vm.host_ip
+             {radius_section}[tun]\nname = \"ras-ike0\"\n"
         ),
     )
     .unwrap();
@@ -338,7 +353,14 @@ fn run(job: Job) -> Option<Run> {
         let pw = password_file(dir.path(), &user.name, &user.password);
         add_user(&config, &user.name, &pw, &[]);
     }
-    let server = Server::start_with(vm.command_in_ns(RAS), &config, "info");
+    let command = if nat.is_some() {
+        let mut c = std::process::Command::new("ip");
+        c.args(["netns", "exec", support::nat_lab::SERVER_NS, RAS]);
+        c
+    } else {
+        vm.command_in_ns(RAS)
+    };
+    let server = Server::start_with(command, &config, "info");
     let (local_auth, local_id, eap_id, remote_auth) = match job.auth {
         ClientAuth::Eap => (
             "eap-mschapv2",
@@ -352,13 +374,14 @@ fn run(job: Job) -> Option<Run> {
         ClientAuth::Psk => ("psk", "psk-client@ras", String::new(), "psk"),
     };
     let script = format!(
-        "set -u\nHOST={host}\nSERVER_ADDRESS={SERVER_ADDRESS}\nSERVER_ID={SERVER_ID}\n\
+        "set -u\nHOST={host}\nNATNET={natnet}\nHOSTGW={hostgw}\nSERVER_ADDRESS={SERVER_ADDRESS}\nSERVER_ID={SERVER_ID}\n\
          IKE={ike}\nESP={esp}\nREKEY={rekey}s\nIKE_REKEY={ike_rekey}s\nPINGS={pings}\nENCAP={encap}\n\
          ECHO_PORT={echo_port}\n\
          LOCAL_AUTH={local_auth}\nLOCAL_ID={local_id}\nEAP_ID='{eap_id}'\nREMOTE_AUTH={remote_auth}\n\
          EXTRA_SECRET='{extra_secret}'\nEXPECT_CLOSE={expect_close}\n\
          {files}{JOB}",
-        host = vm.host_ip,
+        natnet = if nat.is_some() { "10.88.0.0/24" } else { "" },
+        hostgw = vm.host_ip,
         ike = job.ike,
         esp = job.esp,
         rekey = job.rekey_secs,
@@ -404,6 +427,7 @@ fn run(job: Job) -> Option<Run> {
         rc,
         out,
         server,
+        _nat: nat,
         radius,
         user: user.name,
         _dir: dir,
@@ -630,4 +654,34 @@ fn an_ike_sa_init_flood_turns_on_cookies_and_spares_the_tunnel() {
         "{}",
         loss_line(&run.out)
     );
+}
+
+/// The server behind a real NAT (nft masquerade on the host): NAT
+/// detection sees the rewrite, ESP goes in UDP on 4500 both ways.
+#[test]
+fn strongswan_through_a_real_nat_against_ras_server() {
+    let Some(run) = run(Job {
+        name: "ikev2-nat",
+        behind_nat: true,
+        ..Job::default()
+    }) else {
+        return;
+    };
+    assert_eq!(run.rc, 0, "strongSwan IKEv2 through a NAT");
+    check_address(&run);
+    assert!(
+        loss_line(&run.out).contains(" 0% packet loss"),
+        "{}",
+        loss_line(&run.out)
+    );
+    let up = run
+        .server
+        .expect("authenticated as \"test\"", Duration::from_secs(5));
+    assert!(up.contains("client behind NAT"), "{up}");
+    assert!(
+        up.contains("IKEv2: 10.88.0.2:"),
+        "from the NAT's address: {up}"
+    );
+    let child = run.server.expect("ESP aes256-cbc", Duration::from_secs(5));
+    assert!(child.contains(", in UDP"), "{child}");
 }

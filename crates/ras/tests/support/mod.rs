@@ -12,6 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+pub mod nat_lab;
 pub mod pki;
 
 use interop::netns::{Topology, LAN_HOST};
