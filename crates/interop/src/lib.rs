@@ -500,4 +500,70 @@ mod tests {
         assert!(vm.has_server("pptp") && !vm.has_server("l2tp"));
         assert_eq!(vm.get("PPTP_MPPE"), Some("require"));
     }
+
+    /// A guest job that never starts says why, in words: the VM is gone,
+    /// the guest has no job runner, its runner stopped, or it runs but did
+    /// not take the job (issue 11: "did not finish within 150s (started:
+    /// false)" said none of that).
+    #[test]
+    fn a_job_that_never_starts_says_why() {
+        let dir = std::env::temp_dir().join(format!("interop-job-{}", std::process::id()));
+        let jobs = dir.join("share").join("jobs");
+        std::fs::create_dir_all(&jobs).unwrap();
+        let env = |qemu_pid: u32| {
+            let f = dir.join("servers.env");
+            std::fs::write(
+                &f,
+                format!(
+                    "NS=n\nHOST_IP=10.77.0.1\nGUEST_IP=10.77.0.2\nSSTP_PORT=443\nPPTP_PORT=1723\n\
+                     L2TP_PORT=1701\nIKE_PORT=500\nIKE_NATT_PORT=4500\nECHO_PORT=7\nDISCARD_PORT=9\n\
+                     USERS=a:b\nCA_PEM=/x\nPSK=k\nIKE_PSK_ID=i\nSERVERS=sstp\nQEMU_PID={qemu_pid}\n"
+                ),
+            )
+            .unwrap();
+            Vm::from_env_file(&f).unwrap()
+        };
+        let short = std::time::Duration::from_millis(300);
+        let why = |vm: &Vm| match vm.guest_job("probe", "true", short) {
+            Err(Error::Job(text)) => text,
+            other => panic!("expected a job error, got {other:?}"),
+        };
+
+        // qemu is gone: said at once, not after the whole wait.
+        let mut gone = Command::new("true").spawn().unwrap();
+        let dead = gone.id();
+        gone.wait().unwrap();
+        let started = std::time::Instant::now();
+        let text = why(&env(dead));
+        assert!(
+            text.contains("the interop VM is not running any more")
+                && text.contains("job started: false"),
+            "{text}"
+        );
+        assert!(started.elapsed() < short, "waited for a VM that is gone");
+
+        // qemu runs (this process stands in for it), the guest never ran a
+        // job runner.
+        let vm = env(std::process::id());
+        let text = why(&vm);
+        assert!(text.contains("did not finish within"), "{text}");
+        assert!(text.contains("shows no job runner"), "{text}");
+
+        // The runner stopped a while ago: the guest is hung or stopping.
+        let alive = std::fs::File::create(jobs.join("runner.alive")).unwrap();
+        alive
+            .set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(60))
+            .unwrap();
+        let text = why(&vm);
+        assert!(text.contains("job runner stopped"), "{text}");
+
+        // The runner is alive but did not take the job.
+        alive.set_modified(std::time::SystemTime::now()).unwrap();
+        let text = why(&vm);
+        assert!(
+            text.contains("job runner is alive but never started the job"),
+            "{text}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

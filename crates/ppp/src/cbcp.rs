@@ -54,6 +54,25 @@ pub enum CallbackDecision {
     AdminNumber { delay: u8 },
 }
 
+/// In words for log lines and end reasons (never a Debug dump). The
+/// number comes from the peer: its control characters are escaped so it
+/// cannot break a log line.
+impl std::fmt::Display for CallbackDecision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CallbackDecision::None => f.write_str("no callback"),
+            CallbackDecision::UserNumber { number, delay } => write!(
+                f,
+                "call back the user's number {} after {delay} s",
+                number.escape_debug()
+            ),
+            CallbackDecision::AdminNumber { delay } => {
+                write!(f, "call back the configured number after {delay} s")
+            }
+        }
+    }
+}
+
 /// Why CBCP ended without a decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CbcpFailure {
@@ -62,6 +81,15 @@ pub enum CbcpFailure {
     /// The server offered nothing this client may choose (e.g. only a
     /// user-specified number, and we have none).
     NoAcceptableOption,
+}
+
+impl std::fmt::Display for CbcpFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            CbcpFailure::NoResponse => "the peer never answered",
+            CbcpFailure::NoAcceptableOption => "no callback option this side may choose",
+        })
+    }
 }
 
 /// What happened.
@@ -696,6 +724,30 @@ impl CbcpClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Decisions and failures read as words in end reasons and logs, and a
+    /// peer's number cannot start a new log line.
+    #[test]
+    fn decisions_and_failures_read_as_words() {
+        let user = CallbackDecision::UserNumber {
+            number: "555\nINFO x".into(),
+            delay: 5,
+        };
+        let reason = crate::link::DownReason::CallbackRequested(user).to_string();
+        assert_eq!(
+            reason,
+            "callback requested: call back the user's number 555\\nINFO x after 5 s"
+        );
+        assert!(!reason.contains('\n') && !reason.contains('{'), "{reason}");
+        assert_eq!(
+            CallbackDecision::AdminNumber { delay: 0 }.to_string(),
+            "call back the configured number after 0 s"
+        );
+        assert_eq!(
+            CbcpFailure::NoAcceptableOption.to_string(),
+            "no callback option this side may choose"
+        );
+    }
 
     fn events_s(s: &mut CbcpServer) -> Vec<CbcpEvent> {
         std::iter::from_fn(|| s.poll_event()).collect()

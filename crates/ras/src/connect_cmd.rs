@@ -19,6 +19,8 @@ use client::verify::Trust;
 use tokio::sync::watch;
 use zeroize::Zeroizing;
 
+use crate::quiet_output::{say, say_err};
+
 /// After SIGINT/SIGTERM, how long the server gets to acknowledge the
 /// disconnect (PPP Terminate-Ack, SSTP Call Disconnect Ack).
 const GRACE: Duration = Duration::from_secs(5);
@@ -175,7 +177,7 @@ pub fn run(args: ConnectArgs) -> anyhow::Result<()> {
         _ => None,
     };
     if target.protocol == Protocol::L2tp && args.no_ipsec {
-        eprintln!(
+        say_err!(
             "warning: plain L2TP without IPsec: nothing is encrypted; the password is not sent (MS-CHAPv2), but all traffic is readable on the way"
         );
     }
@@ -199,12 +201,12 @@ pub fn run(args: ConnectArgs) -> anyhow::Result<()> {
         match dns::restore_leftovers(&backend) {
             Ok(restored) => {
                 for ifname in restored {
-                    eprintln!(
+                    say_err!(
                         "restored the DNS configuration left over from an earlier run on {ifname}"
                     );
                 }
             }
-            Err(e) => eprintln!("warning: could not restore an earlier DNS backup: {e}"),
+            Err(e) => say_err!("warning: could not restore an earlier DNS backup: {e}"),
         }
         DnsMode::Apply(backend)
     };
@@ -214,7 +216,7 @@ pub fn run(args: ConnectArgs) -> anyhow::Result<()> {
         default_route: args.default_route,
         dns: dns_mode,
     });
-    let on_up: vpn::UpCallback = Arc::new(|status: &vpn::UpStatus| println!("{status}"));
+    let on_up: vpn::UpCallback = Arc::new(|status: &vpn::UpStatus| say!("{status}"));
     let options = match trust {
         Some(trust) => {
             let mut options = SstpOptions::new(target, &args.user, password, trust);
@@ -368,7 +370,7 @@ async fn run_loop(
     tokio::spawn(watch_signals(stop_tx));
     let mut delay = FIRST_DELAY;
     loop {
-        eprintln!(
+        say_err!(
             "connecting to {} as {}",
             options.target(),
             options.username()
@@ -384,7 +386,7 @@ async fn run_loop(
                     Ok(r) => r,
                     Err(_) => {
                         // Dropping the attempt undoes routes and DNS.
-                        eprintln!("the server did not acknowledge the disconnect; closed");
+                        say_err!("the server did not acknowledge the disconnect; closed");
                         return Ok(());
                     }
                 }
@@ -393,13 +395,15 @@ async fn run_loop(
         let stopping = *stop_rx.borrow();
         match result {
             Ok(end) if end.stopped || stopping => {
-                eprintln!("disconnected");
+                say_err!("disconnected");
                 return Ok(());
             }
             Ok(end) => {
-                eprintln!(
+                say_err!(
                     "connection ended: {} ({} bytes in, {} out)",
-                    end.reason, end.stats.bytes_in, end.stats.bytes_out
+                    end.reason,
+                    end.stats.bytes_in,
+                    end.stats.bytes_out
                 );
                 if !reconnect {
                     bail!("connection ended: {}", end.reason);
@@ -409,7 +413,7 @@ async fn run_loop(
                 }
             }
             Err(e) if stopping => {
-                eprintln!("stopped ({e})");
+                say_err!("stopped ({e})");
                 return Ok(());
             }
             Err(e) => {
@@ -417,10 +421,10 @@ async fn run_loop(
                 if !reconnect || e.is_permanent() {
                     return Err(e.into());
                 }
-                eprintln!("{e}");
+                say_err!("{e}");
             }
         }
-        eprintln!("reconnecting in {} s", delay.as_secs());
+        say_err!("reconnecting in {} s", delay.as_secs());
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
             _ = stopped(stop_rx.clone()) => return Ok(()),
@@ -455,20 +459,20 @@ async fn watch_signals(stop: watch::Sender<bool>) {
         signal(SignalKind::interrupt()),
         signal(SignalKind::terminate()),
     ) else {
-        eprintln!("warning: cannot watch SIGINT/SIGTERM");
+        say_err!("warning: cannot watch SIGINT/SIGTERM");
         return;
     };
     tokio::select! {
         _ = int.recv() => {}
         _ = term.recv() => {}
     }
-    eprintln!("disconnecting…");
+    say_err!("disconnecting…");
     let _ = stop.send(true);
     loop {
         tokio::select! {
             _ = int.recv() => {}
             _ = term.recv() => {}
         }
-        eprintln!("still disconnecting (at most {} s)…", GRACE.as_secs());
+        say_err!("still disconnecting (at most {} s)…", GRACE.as_secs());
     }
 }

@@ -18,6 +18,8 @@ use profile::model::{ConnectionKind, ServiceProfile};
 use tokio::sync::watch;
 use zeroize::Zeroizing;
 
+use crate::quiet_output::{say, say_err};
+
 #[derive(clap::Args, Debug)]
 pub struct DialArgs {
     /// The profile: an installed profile's short or service name, or a
@@ -196,7 +198,7 @@ fn host_options(args: &DialArgs) -> anyhow::Result<HostOptions> {
 fn show_status(profile: &ServiceProfile, state_file: &StateFile) -> anyhow::Result<()> {
     let name = &profile.connection_manager.service_name;
     let Some(st) = state_file.read() else {
-        println!("{name}: never connected");
+        say!("{name}: never connected");
         return Ok(());
     };
     let running = process_alive(st.pid);
@@ -209,22 +211,22 @@ fn show_status(profile: &ServiceProfile, state_file: &StateFile) -> anyhow::Resu
     } else {
         "disconnected (the dialer is gone)".to_string()
     };
-    println!("{name}: {state} since {}", st.since);
-    println!("  type: {}", st.kind);
+    say!("{name}: {state} since {}", st.since);
+    say!("  type: {}", st.kind);
     if !st.user.is_empty() {
-        println!("  user: {}", st.user);
+        say!("  user: {}", st.user);
     }
     if running && st.state == "connected" {
         if !st.client_ip.is_empty() {
-            println!("  address: {} (server {})", st.client_ip, st.server_ip);
+            say!("  address: {} (server {})", st.client_ip, st.server_ip);
         }
         if !st.tunnel_server.is_empty() {
-            println!("  tunnel: {}", st.tunnel_server);
+            say!("  tunnel: {}", st.tunnel_server);
         }
-        println!("  process: {}", st.pid);
+        say!("  process: {}", st.pid);
     }
     if !st.reason.is_empty() {
-        println!("  last: {}", st.reason);
+        say!("  last: {}", st.reason);
     }
     Ok(())
 }
@@ -245,9 +247,10 @@ fn disconnect(profile: &ServiceProfile, state_file: &StateFile) -> anyhow::Resul
     if !status.success() {
         bail!("could not signal process {}", st.pid);
     }
-    println!(
+    say!(
         "disconnecting {} (process {})",
-        profile.connection_manager.service_name, st.pid
+        profile.connection_manager.service_name,
+        st.pid
     );
     Ok(())
 }
@@ -315,9 +318,9 @@ async fn dial(
 ) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(watch_signals(stop_tx));
-    let progress: Progress = Arc::new(|text: &str| println!("{text}"));
+    let progress: Progress = Arc::new(|text: &str| say!("{text}"));
     let mut dialer = Dialer::new(profile.clone(), kind, interactive, progress, stop_rx);
-    println!(
+    say!(
         "{} ({} connection); log: {}",
         profile.connection_manager.service_name,
         kind.name(),
@@ -342,7 +345,7 @@ async fn dial(
             }
             if user != profile.user {
                 if let Err(e) = profile::save_user_settings(&profile, &user) {
-                    eprintln!("warning: the logon values were not saved: {e}");
+                    say_err!("warning: the logon values were not saved: {e}");
                 }
             }
             // The dialer already said "Disconnected (<reason>)".
@@ -361,7 +364,7 @@ async fn watch_signals(stop: watch::Sender<bool>) {
         signal(SignalKind::interrupt()),
         signal(SignalKind::terminate()),
     ) else {
-        eprintln!("warning: cannot watch SIGINT/SIGTERM");
+        say_err!("warning: cannot watch SIGINT/SIGTERM");
         return;
     };
     tokio::select! {
@@ -374,6 +377,6 @@ async fn watch_signals(stop: watch::Sender<bool>) {
             _ = int.recv() => {}
             _ = term.recv() => {}
         }
-        eprintln!("still disconnecting…");
+        say_err!("still disconnecting…");
     }
 }

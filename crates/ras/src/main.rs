@@ -27,8 +27,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the remote access server (SSTP, PPTP and dial-in lines), on
-    /// embedded defaults or --config.
+    /// Run the remote access server (SSTP, PPTP, L2TP/IPsec and dial-in
+    /// lines), on embedded defaults or --config.
     Server(server_cmd::ServerArgs),
     /// Manage the local user store.
     User {
@@ -158,6 +158,30 @@ mod tests {
                 }
                 _ => panic!("{argv:?}: not the user command"),
             }
+        }
+    }
+
+    /// The summaries name every tunnel the server serves and every scheme
+    /// `ras connect` dials, not the first one alone.
+    #[test]
+    fn summaries_name_every_tunnel_and_scheme() {
+        let cli = Cli::command();
+        let about = |name: &str| {
+            cli.find_subcommand(name)
+                .and_then(|c| c.get_about())
+                .map(|a| a.to_string())
+                .unwrap_or_default()
+        };
+        let server = about("server");
+        for tunnel in ["SSTP", "PPTP", "L2TP/IPsec", "dial-in"] {
+            assert!(server.contains(tunnel), "server: no {tunnel} in {server:?}");
+        }
+        let connect = about("connect");
+        for scheme in ["sstp://", "pptp://", "l2tp://", "serial://"] {
+            assert!(
+                connect.contains(scheme),
+                "connect: no {scheme} in {connect:?}"
+            );
         }
     }
 

@@ -1,11 +1,12 @@
 //! `ras pbs`: the Phone Book Service.
 
-use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
+
+use crate::quiet_output::say;
 
 #[derive(Args)]
 pub struct PbsArgs {
@@ -57,14 +58,16 @@ pub fn run(args: PbsArgs) -> anyhow::Result<()> {
         };
         let mut running = pbs::start(config).await?;
         // One line for people and scripts (tests read the ports from it).
+        // A service outlives its terminal: a closed stdout loses the line
+        // (say!), it never stops the service (println! would panic).
         let show = |a: Option<SocketAddr>| a.map_or("-".to_owned(), |a| a.to_string());
-        println!(
+        say!(
             "pbs listening http={} https={} fingerprint={}",
             show(running.http),
             show(running.https),
             running.fingerprint.as_deref().unwrap_or("-")
         );
-        std::io::stdout().flush()?;
+        let _ = std::io::Write::flush(&mut std::io::stdout());
         tokio::select! {
             r = running.tasks.join_next() => match r {
                 Some(Ok(Err(e))) => Err(anyhow::Error::from(e).context("listener failed")),

@@ -1,10 +1,11 @@
-//! Output that never takes the process down. A daemon's standard output
-//! and error may go away under it (the reader of a pipe exits, journald
-//! restarts and closes a service's stream): `println!` then panics ("failed
+//! Output that never takes the process down. A daemon's (or a long-running
+//! client's) standard output and error may go away under it (the reader of
+//! a pipe exits, journald restarts and closes a service's stream, the
+//! terminal of `ras connect` is closed): `println!` then panics ("failed
 //! printing to stdout: Broken pipe"), and so does tracing-subscriber when
 //! it reports its own write errors with `eprintln!`. Here every write is
 //! fallible and its error dropped: a line nobody can read is lost, the
-//! server keeps serving. (SIGPIPE stays ignored, as the Rust runtime sets
+//! server keeps serving and the tunnel stays up. (SIGPIPE stays ignored, as the Rust runtime sets
 //! it up, so writing to a closed pipe returns EPIPE instead of killing us.)
 
 use std::io::{self, Write};
@@ -17,6 +18,17 @@ macro_rules! say {
     }};
 }
 pub(crate) use say;
+
+/// `eprintln!` whose error is ignored: one line on standard error. For the
+/// long-running clients (`ras connect`, `ras dial`), whose terminal may go
+/// away while the tunnel stays up.
+macro_rules! say_err {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+pub(crate) use say_err;
 
 /// A [`tracing_subscriber::fmt::MakeWriter`] for standard error that
 /// reports every write as done, whatever happened to the stream.

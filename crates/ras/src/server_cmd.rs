@@ -1,7 +1,7 @@
 //! `ras server`: the remote access server. With no configuration file it
 //! runs on embedded defaults: a self-signed certificate, a local user store
-//! with a demo user, the static pool 10.0.10.20–10.0.10.29, SSTP on 443
-//! and PPTP on 1723. Everything is built by [`server::server::Server`];
+//! with a demo user, the static pool 10.0.10.20–10.0.10.29, SSTP on 443,
+//! PPTP on 1723 and L2TP/IPsec on UDP 500/4500. Everything is built by [`server::server::Server`];
 //! this command loads the configuration, prints what the server says, and
 //! stops it on SIGINT or SIGTERM.
 

@@ -632,3 +632,48 @@ fn the_administrator_commands_speak_plainly() {
     let out = admin(&root, &["delete", "corp_1", "1"]);
     assert_eq!(out.trim(), "deleted POP 1 from corp_1");
 }
+
+/// The service's standard output and error are a pipe nobody reads any
+/// more (a terminal closed, a supervisor restarted): its banner line is
+/// lost, the service keeps answering (println! used to panic on EPIPE).
+#[test]
+fn the_service_keeps_serving_when_its_output_went_away() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let mut child = Command::new(RAS)
+        .args(["pbs", "--http", &format!("127.0.0.1:{port}")])
+        .arg("--data")
+        .arg(dir.path())
+        .env("RUST_LOG", "debug")
+        .stdin(Stdio::null())
+        .stdout(writer.try_clone().unwrap())
+        .stderr(writer)
+        .spawn()
+        .unwrap();
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let answered = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the service exited ({status}) when its output went away");
+        }
+        if TcpStream::connect(addr).is_ok() {
+            // Past the banner: it still answers a query (404 for a phone
+            // book it does not hold), and logs it to the closed stderr.
+            break query(addr, "0", "Nothing").0;
+        }
+        assert!(Instant::now() < deadline, "the service never listened");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(answered, 404);
+    std::thread::sleep(Duration::from_millis(300));
+    let still_running = child.try_wait().unwrap().is_none();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(still_running, "the service stopped after its banner");
+}

@@ -404,7 +404,8 @@ async fn apply(shared: &Shared, event: Event) {
             tracing::info!(interface = %iface, "a DHCP server answers again on {iface}: new clients get leased addresses");
         }
         Event::LeaseLost { addr, session } => {
-            tracing::warn!(interface = %iface, ?session, "the DHCP server took back {addr} (NAK or expiry)");
+            // An Option field is recorded only when set (never "Some(..)").
+            tracing::warn!(interface = %iface, session, "the DHCP server took back {addr} (NAK or expiry)");
         }
     }
 }

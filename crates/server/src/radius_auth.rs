@@ -269,7 +269,10 @@ impl RadiusAuth {
                             // is a reject.
                             tracing::warn!(
                                 session = id,
-                                "RADIUS Access-Challenge without EAP cannot be relayed"
+                                "login refused: user {}, {}: RADIUS Access-Challenge from {} without EAP cannot be relayed",
+                                tunnel::login_log::Quoted(&request.username),
+                                tunnel::login_log::method_name(request.method),
+                                answer.server
                             );
                             Verdict::answer(AuthAnswer::Reject(
                                 Rejection::AuthenticationFailure,
@@ -284,14 +287,19 @@ impl RadiusAuth {
                 )),
             },
             Err(e) => {
+                // Every refusal names the user and the method (issue 11);
+                // a RADIUS fault other than silence is the operator's
+                // problem, so its line is an error, still one line.
+                let user = tunnel::login_log::Quoted(&request.username);
+                let method = tunnel::login_log::method_name(request.method);
                 match &e {
-                    RadiusError::Timeout => tunnel::login_log::refused(
-                        id,
-                        &request.username,
-                        tunnel::login_log::method_name(request.method),
-                        &"no RADIUS server answered",
+                    RadiusError::Timeout => {
+                        tunnel::login_log::refused(id, &request.username, method, &e)
+                    }
+                    other => tracing::error!(
+                        session = id,
+                        "login refused: user {user}, {method}: RADIUS: {other}"
                     ),
-                    other => tracing::error!(session = id, "RADIUS: {other}"),
                 }
                 Verdict::answer(AuthAnswer::Reject(
                     Rejection::AuthenticationFailure,
@@ -379,6 +387,67 @@ fn ipv6_prefix(attrs: &[radius::Attribute]) -> Option<(Ipv6Addr, u8)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The log lines of a refusal whose RADIUS request failed name the
+    /// user (quoted) and the method, whatever the failure.
+    #[test]
+    fn refusals_on_radius_faults_name_user_and_method() {
+        #[derive(Clone, Default)]
+        struct Lines(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Lines {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let lines = Lines::default();
+        let sink = lines.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || sink.clone())
+            .finish();
+        let auth = RadiusAuth::new(
+            crate::radius_io::RadiusHandle::stopped(),
+            NasIdentity {
+                identifier: "ras".into(),
+                address: None,
+            },
+        );
+        let request = AuthRequest {
+            username: "bob\nforged".into(),
+            method: ppp::auth::AuthMethod::Pap,
+            credentials: Credentials::Pap {
+                password: zeroize::Zeroizing::new(b"pw".to_vec()),
+            },
+        };
+        let verdict = tracing::subscriber::with_default(subscriber, || {
+            tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap()
+                .block_on(auth.authenticate(
+                    SessionId::from_raw(7),
+                    "10.1.2.3:4000",
+                    TunnelKind::Sstp,
+                    request,
+                    None,
+                ))
+        });
+        assert!(matches!(
+            verdict.answer,
+            AuthAnswer::Reject(Rejection::AuthenticationFailure, _)
+        ));
+        let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert!(
+            text.contains(
+                "login refused: user \"bob\\nforged\", PAP: RADIUS: the RADIUS client has stopped"
+            ),
+            "{text}"
+        );
+    }
 
     #[test]
     fn calling_station_is_the_address() {

@@ -71,6 +71,14 @@ impl RadiusHandle {
         Ok(RadiusHandle { tx })
     }
 
+    /// A handle whose driver has stopped: every request fails with
+    /// [`RadiusError::Stopped`].
+    #[cfg(test)]
+    pub(crate) fn stopped() -> RadiusHandle {
+        let (tx, _) = mpsc::channel(1);
+        RadiusHandle { tx }
+    }
+
     /// Sends `request` and waits for the answer (retransmissions and
     /// failover happen inside).
     pub async fn request(&self, request: Request) -> Result<Answer, RadiusError> {

@@ -791,8 +791,7 @@ impl Link {
             match ev {
                 CbcpEvent::Done(d) => self.finish_callback(now, d),
                 CbcpEvent::Failed(why) => {
-                    let reason =
-                        DownReason::NegotiationFailed(format!("callback control: {why:?}"));
+                    let reason = DownReason::NegotiationFailed(format!("callback control: {why}"));
                     self.begin_close(now, reason, "callback control failed");
                 }
             }

@@ -226,7 +226,7 @@ impl std::fmt::Display for DownReason {
             DownReason::PeerDead => f.write_str("peer stopped answering echo requests"),
             DownReason::LoopedBack => f.write_str("link is looped back"),
             DownReason::LowerLayerDown => f.write_str("transport closed"),
-            DownReason::CallbackRequested(d) => write!(f, "callback requested: {d:?}"),
+            DownReason::CallbackRequested(d) => write!(f, "callback requested: {d}"),
         }
     }
 }
