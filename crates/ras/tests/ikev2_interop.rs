@@ -50,7 +50,7 @@ cat > "$D/conn" <<EOF
         }
         children {
             ras-ikev2 {
-                remote_ts = $SERVER_ADDRESS/32
+                remote_ts = $REMOTE_TS
                 esp_proposals = $ESP
                 rekey_time = $REKEY
             }
@@ -169,6 +169,9 @@ struct Job {
     flood: bool,
     /// Put the server behind a real NAT (nft masquerade on the host).
     behind_nat: bool,
+    /// What the client asks to reach, and `[ikev2] routes` (TOML array).
+    remote_ts: &'static str,
+    routes: &'static str,
 }
 
 impl Default for Job {
@@ -189,6 +192,8 @@ impl Default for Job {
             expect_close: false,
             flood: false,
             behind_nat: false,
+            remote_ts: "10.0.10.20/32",
+            routes: "[]",
         }
     }
 }
@@ -344,8 +349,9 @@ fn run(job: Job) -> Option<Run> {
              [pptp]\nlisten = []\n\n\
              [certificate]\nchain = {chain:?}\nkey = {key:?}\n\n\
              [ipsec]\nlisten = \"{host}\"\npsk_file = {psk:?}\n\n\
-             [ikev2]\nauth = [\"eap\", \"psk\"]\nlocal_id = \"{SERVER_ID}\"\n\n\
-             {radius_section}[tun]\nname = \"ras-ike0\"\n"
+             [ikev2]\nauth = [\"eap\", \"psk\"]\nlocal_id = \"{SERVER_ID}\"\nroutes = {routes}\n\n\
+             {radius_section}[tun]\nname = \"ras-ike0\"\n",
+            routes = job.routes
         ),
     )
     .unwrap();
@@ -374,7 +380,7 @@ fn run(job: Job) -> Option<Run> {
         ClientAuth::Psk => ("psk", "psk-client@ras", String::new(), "psk"),
     };
     let script = format!(
-        "set -u\nHOST={host}\nNATNET={natnet}\nHOSTGW={hostgw}\nSERVER_ADDRESS={SERVER_ADDRESS}\nSERVER_ID={SERVER_ID}\n\
+        "set -u\nHOST={host}\nREMOTE_TS={remote_ts}\nNATNET={natnet}\nHOSTGW={hostgw}\nSERVER_ADDRESS={SERVER_ADDRESS}\nSERVER_ID={SERVER_ID}\n\
          IKE={ike}\nESP={esp}\nREKEY={rekey}s\nIKE_REKEY={ike_rekey}s\nPINGS={pings}\nENCAP={encap}\n\
          ECHO_PORT={echo_port}\n\
          LOCAL_AUTH={local_auth}\nLOCAL_ID={local_id}\nEAP_ID='{eap_id}'\nREMOTE_AUTH={remote_auth}\n\
@@ -382,6 +388,7 @@ fn run(job: Job) -> Option<Run> {
          {files}{JOB}",
         natnet = if nat.is_some() { "10.88.0.0/24" } else { "" },
         hostgw = vm.host_ip,
+        remote_ts = job.remote_ts,
         ike = job.ike,
         esp = job.esp,
         rekey = job.rekey_secs,
@@ -684,4 +691,40 @@ fn strongswan_through_a_real_nat_against_ras_server() {
     );
     let child = run.server.expect("ESP aes256-cbc", Duration::from_secs(5));
     assert!(child.contains(", in UDP"), "{child}");
+}
+
+/// Split tunnelling: the client asks for everything (0.0.0.0/0) and gets
+/// its traffic selectors narrowed to `[ikev2] routes` (RFC 7296 §2.9).
+#[test]
+fn a_full_tunnel_request_is_narrowed_to_the_configured_routes() {
+    let Some(run) = run(Job {
+        name: "ikev2-routes",
+        auth: ClientAuth::Psk,
+        remote_ts: "0.0.0.0/0",
+        routes: "[\"10.0.10.0/24\", \"192.0.2.0/24\"]",
+        ..Job::default()
+    }) else {
+        return;
+    };
+    assert_eq!(run.rc, 0, "strongSwan IKEv2 with split routes");
+    let remote: Vec<&str> = run
+        .out
+        .lines()
+        .filter_map(|l| l.trim_start_matches("SA:").trim().strip_prefix("remote "))
+        .filter(|l| l.contains('/'))
+        .collect();
+    assert!(
+        remote.iter().any(|l| l.contains("10.0.10.0/24"))
+            && remote.iter().any(|l| l.contains("192.0.2.0/24")),
+        "narrowed to the routes: {remote:?}"
+    );
+    assert!(
+        !remote.iter().any(|l| l.contains("0.0.0.0/0")),
+        "not everything: {remote:?}"
+    );
+    assert!(
+        loss_line(&run.out).contains(" 0% packet loss"),
+        "{}",
+        loss_line(&run.out)
+    );
 }

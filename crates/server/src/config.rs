@@ -61,7 +61,7 @@ pub enum ConfigError {
 /// deserializer's own call so that `toml` attaches the value's span (an
 /// error made after `String::deserialize` returned would carry none, and
 /// would be reported at the enclosing array or table).
-fn via_str<'de, D, T>(d: D, expecting: &'static str) -> Result<T, D::Error>
+pub(crate) fn via_str<'de, D, T>(d: D, expecting: &'static str) -> Result<T, D::Error>
 where
     D: Deserializer<'de>,
     T: FromStr<Err = String>,

@@ -6,9 +6,11 @@
 //! (the `[ipsec]` key) can be allowed too, as RRAS's custom IPsec policy
 //! does.
 
+use std::net::Ipv4Addr;
+use std::str::FromStr;
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 
 /// `[ikev2]`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -32,6 +34,43 @@ pub struct Ikev2ServerConfig {
     /// Offer MOBIKE (RFC 4555): clients that change networks keep their
     /// tunnel. Default true.
     pub mobike: bool,
+    /// Split tunnelling: the IPv4 networks clients reach through the
+    /// tunnel ("10.1.0.0/16"); their traffic selectors are narrowed to
+    /// these (RFC 7296 §2.9), and Windows, macOS and strongSwan route only
+    /// them. Empty (the default): everything.
+    pub routes: Vec<Ipv4Route>,
+}
+
+/// `[ikev2] routes` entry: an IPv4 network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ipv4Route {
+    pub network: Ipv4Addr,
+    pub length: u8,
+}
+
+impl FromStr for Ipv4Route {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("`{s}` is not an IPv4 network like \"10.1.0.0/16\"");
+        let (addr, len) = s.split_once('/').unwrap_or((s, "32"));
+        let network: Ipv4Addr = addr.parse().map_err(|_| bad())?;
+        let length: u8 = len.parse().map_err(|_| bad())?;
+        if length > 32 {
+            return Err(bad());
+        }
+        let mask = u32::MAX.checked_shl(32 - u32::from(length)).unwrap_or(0);
+        if u32::from(network) & !mask != 0 {
+            return Err(format!("`{s}` has host bits set; write the network"));
+        }
+        Ok(Ipv4Route { network, length })
+    }
+}
+
+impl<'de> Deserialize<'de> for Ipv4Route {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        crate::config::via_str(d, "an IPv4 network like \"10.1.0.0/16\"")
+    }
 }
 
 /// `[ikev2] auth` names.
@@ -51,6 +90,7 @@ impl Default for Ikev2ServerConfig {
             liveness_interval_secs: 30,
             liveness_timeout_secs: 60,
             mobike: true,
+            routes: Vec::new(),
         }
     }
 }
@@ -70,5 +110,34 @@ impl Ikev2ServerConfig {
 
     pub fn liveness_timeout(&self) -> Duration {
         Duration::from_secs(self.liveness_timeout_secs.max(1).into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_are_networks_and_bad_ones_are_named_with_their_line() {
+        let r: Ipv4Route = "10.1.0.0/16".parse().unwrap();
+        assert_eq!((r.network, r.length), (Ipv4Addr::new(10, 1, 0, 0), 16));
+        let host: Ipv4Route = "192.0.2.7".parse().unwrap();
+        assert_eq!(host.length, 32);
+        assert_eq!(
+            "10.1.0.1/16".parse::<Ipv4Route>().unwrap_err(),
+            "`10.1.0.1/16` has host bits set; write the network"
+        );
+        assert!("10.1.0.0/33".parse::<Ipv4Route>().is_err());
+        #[derive(Deserialize)]
+        struct File {
+            #[allow(dead_code)]
+            ikev2: Ikev2ServerConfig,
+        }
+        let e = toml::from_str::<File>("[ikev2]\nroutes = [\"10.0.0.0/8\",\n  \"nonsense\"]\n")
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(e.contains("line 3"), "{e}");
+        assert!(e.contains("`nonsense` is not an IPv4 network"), "{e}");
     }
 }

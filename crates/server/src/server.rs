@@ -414,6 +414,16 @@ impl Server {
                         eap_name: config.server_name(),
                         eap_pass_through: config.radius.enabled(),
                         session_ids: Arc::new(|| crate::SessionId::next().raw()),
+                        routes: config
+                            .ikev2
+                            .routes
+                            .iter()
+                            .map(|r| {
+                                ipsec::ikev2::traffic_selectors::TrafficSelector::ipv4_prefix(
+                                    r.network, r.length,
+                                )
+                            })
+                            .collect(),
                     })
                 } else {
                     None

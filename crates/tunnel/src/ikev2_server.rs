@@ -25,6 +25,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use ipsec::esp::{EspSa, InboundSas};
 use ipsec::ikev1::events::{DownReason, IkeSaId};
+use ipsec::ikev2::traffic_selectors::TrafficSelector;
 use ipsec::ikev2::{
     Authorization, AuthorizationRequest, ChildSa, ClientAuthMethod, EapReply, Ikev2Config,
     Ikev2Event, Ikev2Responder,
@@ -58,6 +59,8 @@ pub struct Ikev2Service {
     pub eap_pass_through: bool,
     /// A new session number (unique with the server's other sessions).
     pub session_ids: Arc<dyn Fn() -> u64 + Send + Sync>,
+    /// Split tunnelling: what clients may reach (empty: everything).
+    pub routes: Vec<TrafficSelector>,
 }
 
 /// An answer from a hook task, back into the front end's task.
@@ -507,6 +510,7 @@ impl Ikev2Part {
             ipv4: ipcp.peer_address,
             dns: ipcp.dns.iter().flatten().map(|a| (*a).into()).collect(),
             nbns: ipcp.nbns.iter().flatten().copied().collect(),
+            routes: self.service.routes.clone(),
             ..Authorization::default()
         };
         self.responder.authorize(now, ike_sa, Ok(authorization));

@@ -67,6 +67,21 @@ impl TrafficSelector {
         }
     }
 
+    /// An IPv4 network (`network`/`length`), all ports and protocols.
+    pub fn ipv4_prefix(network: std::net::Ipv4Addr, length: u8) -> Self {
+        let mask = u32::MAX
+            .checked_shl(32 - u32::from(length.min(32)))
+            .unwrap_or(0);
+        let start = u32::from(network) & mask;
+        TrafficSelector {
+            protocol: 0,
+            start_port: 0,
+            end_port: 65535,
+            start: IpAddr::from(start.to_be_bytes()),
+            end: IpAddr::from((start | !mask).to_be_bytes()),
+        }
+    }
+
     /// Whether the range is well formed: one family, start ≤ end.
     pub fn is_valid(&self) -> bool {
         match (self.start, self.end) {

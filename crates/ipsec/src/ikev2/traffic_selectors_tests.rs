@@ -63,3 +63,14 @@ fn malformed_selectors_are_errors() {
     count[0] = 0;
     assert!(matches!(parse(&count), Err(TsError::Count { .. })));
 }
+
+#[test]
+fn an_ipv4_prefix_spans_its_network() {
+    let ts = TrafficSelector::ipv4_prefix(std::net::Ipv4Addr::new(10, 1, 2, 3), 16);
+    assert_eq!(ts.start, IpAddr::from([10, 1, 0, 0]));
+    assert_eq!(ts.end, IpAddr::from([10, 1, 255, 255]));
+    let all = TrafficSelector::ipv4_prefix(std::net::Ipv4Addr::UNSPECIFIED, 0);
+    assert_eq!(all, TrafficSelector::any_ipv4());
+    let host = TrafficSelector::ipv4_prefix(std::net::Ipv4Addr::new(192, 0, 2, 9), 32);
+    assert_eq!(host, TrafficSelector::host(IpAddr::from([192, 0, 2, 9])));
+}
