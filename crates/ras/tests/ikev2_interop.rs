@@ -258,25 +258,6 @@ fn flood(
     })
 }
 
-/// A TCP echo service in the server's namespace, reachable from clients
-/// at the server's address on the TUN; serves one connection.
-fn echo_service(vm: &interop::Vm) -> u16 {
-    let listener = vm
-        .in_ns(|| std::net::TcpListener::bind("0.0.0.0:0"))
-        .expect("the namespace")
-        .expect("an echo port");
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        if let Ok((stream, _)) = listener.accept() {
-            let _ = stream.set_read_timeout(Some(Duration::from_secs(60)));
-            let mut reader = stream.try_clone().unwrap();
-            let mut writer = stream;
-            let _ = std::io::copy(&mut reader, &mut writer);
-        }
-    });
-    port
-}
-
 fn run(job: Job) -> Option<Run> {
     if !interop::require_root_or_skip() {
         return None;

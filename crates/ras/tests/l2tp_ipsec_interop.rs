@@ -118,6 +118,15 @@ if [ -n "$up" ]; then
     ping -c 3 -i 0.3 -W 3 "$SERVER_PPP" || rc=3
     ping -c "$PINGS" -i 0.2 -s 1300 -W 3 "$SERVER_PPP" > "$D/ping.log" 2>&1 || rc=4
     tail -n 3 "$D/ping.log"
+    if [ "$ECHO_PORT" != 0 ]; then
+        # 10 MB to our side's echo service and back, compared by hash.
+        head -c 10000000 /dev/urandom > "$D/blob"
+        want=$(sha256sum < "$D/blob" | cut -d' ' -f1)
+        e0=$(date +%s.%N)
+        got=$(timeout 180 nc -N -w 20 "$SERVER_PPP" "$ECHO_PORT" < "$D/blob" | sha256sum | cut -d' ' -f1)
+        echo "ECHO_SECONDS=$(awk "BEGIN { print $(date +%s.%N) - $e0 }")"
+        if [ "$want" = "$got" ]; then echo "ECHO_INTACT=yes"; else echo "ECHO_INTACT=no"; rc=5; fi
+    fi
     swanctl --list-sas --ike ras-l2tp | sed 's/^/SA: /'
     if [ "$VANISH" = 1 ]; then
         # The client vanishes without a word: nothing it sends reaches us.
@@ -174,6 +183,8 @@ struct Job<'a> {
     encap: bool,
     /// Certificates instead of the pre-shared key.
     pki: Option<&'a TestPki>,
+    /// Send 10 MB through our side's echo service.
+    echo: bool,
 }
 
 impl Default for Job<'_> {
@@ -188,6 +199,7 @@ impl Default for Job<'_> {
             ipsec_extra: "",
             encap: false,
             pki: None,
+            echo: false,
         }
     }
 }
@@ -203,6 +215,7 @@ fn run(job: Job) -> Option<Run> {
         ipsec_extra,
         encap,
         pki,
+        echo,
     } = job;
     if !interop::require_root_or_skip() {
         return None;
@@ -216,6 +229,7 @@ fn run(job: Job) -> Option<Run> {
         return None;
     }
     let turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let echo_port = if echo { echo_service(vm) } else { 0 };
     let user = vm.user().clone();
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
@@ -259,7 +273,7 @@ fn run(job: Job) -> Option<Run> {
     let server = Server::start_with(vm.command_in_ns(RAS), &config, "info");
     let job = format!(
         "set -u\nHOST={host}\nSERVER_PPP={SERVER_PPP}\nUSER={user}\nPASS={pass}\nUNIT=6\n\
-         IKE={ike}\nESP={esp}\nREKEY={rekey_secs}s\nPINGS={pings}\n\
+         IKE={ike}\nESP={esp}\nREKEY={rekey_secs}s\nPINGS={pings}\nECHO_PORT={echo_port}\n\
          VANISH={vanish}\nVANISH_SECONDS={vanish_secs}\nENCAP={encap}\n\
          AUTH={auth}\nLOCAL_CERTS='{local_certs}'\n{files}{JOB}",
         auth = if pki.is_some() { "pubkey" } else { "psk" },
@@ -317,11 +331,16 @@ fn check_link(run: &Run) {
 fn strongswan_and_xl2tpd_over_ipsec_against_ras_server() {
     let Some(run) = run(Job {
         name: "l2tp-ipsec-cbc",
+        echo: true,
         ..Job::default()
     }) else {
         return;
     };
     check_link(&run);
+    assert!(
+        run.out.contains("ECHO_INTACT=yes"),
+        "10 MB echoed intact through L2TP/IPsec"
+    );
     // The client deleted its SAs on the way out.
     run.server
         .expect("ended: deleted by the peer", Duration::from_secs(15));
