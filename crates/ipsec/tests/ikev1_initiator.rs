@@ -541,6 +541,43 @@ fn the_child_lifetime_is_the_negotiated_one() {
     );
 }
 
+/// RFC 2407 §4.6.3.1: the client proposes 1 h, the server allows 10 min:
+/// the server says so with RESPONDER-LIFETIME in Quick Mode message 2, and
+/// both sides' SAs live 10 minutes (the client rekeys in time).
+#[test]
+fn a_shorter_server_lifetime_is_announced_and_used_by_both_sides() {
+    let mut lab = Lab::new(
+        false,
+        |c| c.esp_lifetime = Duration::from_secs(3600),
+        |r| r.max_esp_lifetime = Duration::from_secs(600),
+    );
+    lab.pump();
+    assert_eq!(
+        lab.i_children()[0].outbound.lifetime.hard_time,
+        Some(Duration::from_secs(600)),
+        "the client took the server's lifetime"
+    );
+    // The server enforces its own, plus a little slack for the rekey.
+    let server = lab.r_children()[0].inbound.lifetime.hard_time.unwrap();
+    assert!(
+        server >= Duration::from_secs(600) && server <= Duration::from_secs(780),
+        "{server:?}"
+    );
+    // Without the notify the client would keep its 1 h: nothing else told
+    // it (the server answers with the client's own proposal).
+    let mut lab = Lab::new(
+        false,
+        |c| c.esp_lifetime = Duration::from_secs(300),
+        |r| r.max_esp_lifetime = Duration::from_secs(600),
+    );
+    lab.pump();
+    assert_eq!(
+        lab.i_children()[0].outbound.lifetime.hard_time,
+        Some(Duration::from_secs(300)),
+        "a shorter proposal stands"
+    );
+}
+
 #[test]
 fn responder_lifetime_attributes_are_read() {
     use ipsec::ikev1::offer::responder_lifetime_seconds;

@@ -13,10 +13,10 @@ use super::crypt;
 use super::events::{ChildSa, IkeEvent};
 use super::ike_sa::PendingQuickMode;
 use super::main_mode::{Answer, LIFETIME_SLACK};
-use super::payloads::{encode_nat_oa, notify, parse_nat_oa, Identification};
-use super::proposal::{choose_phase2, describe_offer};
+use super::payloads::{encode_nat_oa, notify, parse_nat_oa, Identification, Notification};
+use super::proposal::{choose_phase2, describe_offer, p2, LIFE_SECONDS};
 use super::responder::{ChildRecord, Responder};
-use super::sa_payload::{protocol, Proposal, SaPayload, SIT_IDENTITY_ONLY};
+use super::sa_payload::{protocol, push_number, Proposal, SaPayload, SIT_IDENTITY_ONLY};
 use super::vendor_ids::NatTVersion;
 use super::wire::{self, payload, Header, PayloadChain};
 
@@ -169,6 +169,24 @@ impl Responder {
         if let (Some(ci), Some(cr)) = (&id_ci, &id_cr) {
             chain.push(payload::IDENTIFICATION, &ci.encode());
             chain.push(payload::IDENTIFICATION, &cr.encode());
+        }
+        // RFC 2407 §4.6.3.1: a lifetime longer than we allow (or none, which
+        // means 8 hours, §4.5) is shortened, and the initiator is told with
+        // RESPONDER-LIFETIME so that it rekeys in time instead of losing
+        // the SA to our expiry.
+        let proposed = choice.life_seconds.unwrap_or(28_800);
+        let allowed = self.config.max_esp_lifetime.as_secs().max(1);
+        if proposed > allowed {
+            let mut attributes = Vec::new();
+            push_number(&mut attributes, p2::LIFE_TYPE, LIFE_SECONDS);
+            push_number(&mut attributes, p2::LIFE_DURATION, allowed);
+            let lifetime = Notification {
+                protocol: protocol::ESP,
+                spi: inbound_spi.to_be_bytes().to_vec(),
+                kind: notify::RESPONDER_LIFETIME,
+                data: attributes,
+            };
+            chain.push(payload::NOTIFICATION, &lifetime.encode());
         }
         if let (Some(version), true) = (sa.extensions.nat_t, choice.mode.is_udp()) {
             // RFC 3947 §5.2: the responder sends NAT-OAi (the initiator's
