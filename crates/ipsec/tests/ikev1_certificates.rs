@@ -457,3 +457,48 @@ fn hex(s: &str) -> Vec<u8> {
         .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
         .collect()
 }
+
+/// RFC 4945 §5.1.3.2 / §5.1.3.12: a certificate whose key may not sign, or
+/// whose extended key usage is for something else, is refused; one for
+/// client authentication (what Windows client certificates carry) is not.
+#[test]
+fn a_certificate_for_something_else_than_ike_is_refused() {
+    use rcgen::{ExtendedKeyUsagePurpose as Eku, KeyUsagePurpose as Ku};
+    let ca = Ca::root("ras test CA", &rcgen::PKCS_ECDSA_P256_SHA256);
+    let trust = ca.trust();
+    let leaf = |ku: Vec<Ku>, eku: Vec<Eku>| {
+        let k = key(ca.alg);
+        let mut p = CertificateParams::new(vec!["client.example.com".to_string()]).unwrap();
+        p.distinguished_name.push(DnType::CommonName, "vpn client");
+        p.key_usages = ku;
+        p.extended_key_usages = eku;
+        p.signed_by(&k, &ca.issuer).unwrap().der().to_vec()
+    };
+    let id = Identification {
+        id_type: id_type::FQDN,
+        protocol: 17,
+        port: 500,
+        data: b"client.example.com".to_vec(),
+    };
+    let now = 1_800_000_000;
+    let check = |der: &[u8]| trust.verify_peer(&[der], &id, now);
+    assert!(check(&leaf(vec![], vec![])).is_ok(), "no usage extensions");
+    assert!(check(&leaf(vec![Ku::DigitalSignature], vec![Eku::ClientAuth])).is_ok());
+    assert!(check(&leaf(vec![Ku::DigitalSignature], vec![Eku::ServerAuth])).is_ok());
+    assert!(check(&leaf(
+        vec![Ku::DigitalSignature],
+        vec![Eku::Other(vec![1, 3, 6, 1, 5, 5, 7, 3, 17])]
+    ))
+    .is_ok());
+    let e = check(&leaf(vec![Ku::KeyEncipherment], vec![])).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "its certificate \"CN=vpn client\" is not for IKE: its key usage does not allow signatures"
+    );
+    assert_eq!(
+        e.notify_type(),
+        ipsec::ikev1::payloads::notify::INVALID_CERTIFICATE
+    );
+    let e = check(&leaf(vec![Ku::DigitalSignature], vec![Eku::CodeSigning])).unwrap_err();
+    assert!(matches!(e, PeerCertificateError::WrongUsage(..)), "{e}");
+}

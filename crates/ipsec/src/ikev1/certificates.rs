@@ -49,6 +49,8 @@ pub enum PeerCertificateError {
     UntrustedIssuer(String),
     #[error("its identity {0} is not named by its certificate \"{1}\"")]
     IdMismatch(String, String),
+    #[error("its certificate \"{0}\" is not for IKE: {1}")]
+    WrongUsage(String, &'static str),
     #[error("its certificate key is unusable: {0}")]
     Key(SignatureError),
     #[error("its signature does not verify with the key of \"{0}\"")]
@@ -66,7 +68,9 @@ impl PeerCertificateError {
         match self {
             PeerCertificateError::Missing => notify::AUTHENTICATION_FAILED,
             PeerCertificateError::Malformed => notify::INVALID_CERT_ENCODING,
-            PeerCertificateError::Expired(_) => notify::INVALID_CERTIFICATE,
+            PeerCertificateError::Expired(_) | PeerCertificateError::WrongUsage(..) => {
+                notify::INVALID_CERTIFICATE
+            }
             PeerCertificateError::UntrustedIssuer(_) => notify::INVALID_CERT_AUTHORITY,
             PeerCertificateError::IdMismatch(..) => notify::INVALID_ID_INFORMATION,
             PeerCertificateError::Key(_) | PeerCertificateError::WrongKeyType { .. } => {
@@ -243,6 +247,9 @@ impl TrustAnchors {
         if !leaf.validity().is_valid_at(now) {
             return Err(PeerCertificateError::Expired(leaf_name));
         }
+        if let Err(why) = usable_for_ike(leaf) {
+            return Err(PeerCertificateError::WrongUsage(leaf_name, why));
+        }
         if !id_matches(leaf, id) {
             return Err(PeerCertificateError::IdMismatch(
                 id.display_long(),
@@ -297,6 +304,36 @@ pub struct VerifiedPeer {
     pub key: PublicKey,
     /// The subject DN as text, for the log.
     pub subject: String,
+}
+
+/// RFC 4945 §5.1.3.2 and §5.1.3.12: what the end entity's key may do.
+/// A keyUsage present must allow signatures (digitalSignature or
+/// nonRepudiation). An extendedKeyUsage present must name IKE (ipsecIKE,
+/// RFC 4945 §5.1.3.12), any purpose, or one of the purposes real clients'
+/// certificates carry instead (clientAuth, serverAuth, Microsoft's IP
+/// security IKE intermediate); one for e-mail or code signing only is a
+/// certificate for something else.
+fn usable_for_ike(cert: &X509Certificate<'_>) -> Result<(), &'static str> {
+    if let Ok(Some(ku)) = cert.key_usage() {
+        if !(ku.value.digital_signature() || ku.value.non_repudiation()) {
+            return Err("its key usage does not allow signatures");
+        }
+    }
+    if let Ok(Some(eku)) = cert.extended_key_usage() {
+        let e = &eku.value;
+        // 1.3.6.1.5.5.7.3.17 id-kp-ipsecIKE; 1.3.6.1.5.5.8.2.2 IP security
+        // IKE intermediate.
+        let named = e.other.iter().any(|oid| {
+            let text = oid.to_id_string();
+            text == "1.3.6.1.5.5.7.3.17" || text == "1.3.6.1.5.5.8.2.2"
+        });
+        if !(e.any || e.client_auth || e.server_auth || named) {
+            return Err(
+                "its extended key usage names neither IKE nor client or server authentication",
+            );
+        }
+    }
+    Ok(())
 }
 
 fn is_ca(cert: &X509Certificate<'_>) -> bool {
