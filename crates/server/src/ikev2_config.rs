@@ -39,6 +39,10 @@ pub struct Ikev2ServerConfig {
     /// these (RFC 7296 §2.9), and Windows, macOS and strongSwan route only
     /// them. Empty (the default): everything.
     pub routes: Vec<Ipv4Route>,
+    /// Logical ports: the most IKEv2 sessions at once (RRAS's WAN
+    /// Miniport (IKEv2) ports); one more is refused with one log line.
+    /// Default 128.
+    pub ports: crate::config::PortLimit,
 }
 
 /// `[ikev2] routes` entry: an IPv4 network.
@@ -91,6 +95,7 @@ impl Default for Ikev2ServerConfig {
             liveness_timeout_secs: 60,
             mobike: true,
             routes: Vec::new(),
+            ports: crate::config::PortLimit::DEFAULT,
         }
     }
 }

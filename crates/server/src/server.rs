@@ -424,6 +424,7 @@ impl Server {
                                 )
                             })
                             .collect(),
+                        ports: config.ikev2.ports.get() as usize,
                     })
                 } else {
                     None

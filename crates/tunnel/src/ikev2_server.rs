@@ -61,6 +61,8 @@ pub struct Ikev2Service {
     pub session_ids: Arc<dyn Fn() -> u64 + Send + Sync>,
     /// Split tunnelling: what clients may reach (empty: everything).
     pub routes: Vec<TrafficSelector>,
+    /// Logical ports: the most sessions at once.
+    pub ports: usize,
 }
 
 /// An answer from a hook task, back into the front end's task.
@@ -302,6 +304,16 @@ impl Ikev2Part {
                     login_log::Quoted(&identity)
                 ),
                 Ikev2Event::EapStart { ike_sa, peer, .. } => {
+                    if self.tunnels.len() >= self.service.ports {
+                        let reason = self.ports_full();
+                        refusals.log(now, peer, &reason);
+                        let failure = EapReply::Failure {
+                            packet: ppp::auth::eap::build_failure(0),
+                            reason,
+                        };
+                        self.responder.eap_reply(now, ike_sa, failure);
+                        continue;
+                    }
                     let mut tunnel = Tunnel::new((self.service.session_ids)(), peer);
                     let mut eap = IkeEapServer::new(
                         &self.service.eap_name,
@@ -321,7 +333,18 @@ impl Ikev2Part {
                     let step = eap.response(now, &packet);
                     self.eap_step(now, ike_sa, step);
                 }
-                Ikev2Event::AuthorizationNeeded(request) => self.authorize(*request),
+                Ikev2Event::AuthorizationNeeded(request) => {
+                    // A client without EAP asks its first question here.
+                    if !self.tunnels.contains_key(&request.ike_sa)
+                        && self.tunnels.len() >= self.service.ports
+                    {
+                        let reason = self.ports_full();
+                        refusals.log(now, request.peer, &reason);
+                        self.responder.authorize(now, request.ike_sa, Err(reason));
+                        continue;
+                    }
+                    self.authorize(*request)
+                }
                 Ikev2Event::ChildSaUp(child) => self.child_up(now, inbound, *child),
                 Ikev2Event::ChildSaDown {
                     ike_sa,
@@ -367,6 +390,13 @@ impl Ikev2Part {
                 Ikev2Event::Refused { peer, reason } => refusals.log(now, peer, &reason),
             }
         }
+    }
+
+    fn ports_full(&self) -> String {
+        format!(
+            "refused: all {} IKEv2 ports are in use ([ikev2] ports)",
+            self.service.ports
+        )
     }
 
     fn eap_step(&mut self, now: Instant, ike_sa: IkeSaId, step: ServerStep) {
@@ -605,3 +635,7 @@ fn end_reason(reason: &DownReason) -> EndReason {
         DownReason::Closed => EndReason::ServerStopping,
     }
 }
+
+#[cfg(test)]
+#[path = "ikev2_server_tests.rs"]
+mod tests;
