@@ -259,17 +259,7 @@ fn flood(
 }
 
 fn run(job: Job) -> Option<Run> {
-    if !interop::require_root_or_skip() {
-        return None;
-    }
-    let vm = interop::Vm::shared().expect("interop VM");
-    if !vm.has_guest_jobs() {
-        if std::env::var("RAS_INTEROP_REQUIRED").is_ok_and(|v| v == "1") {
-            panic!("RAS_INTEROP_REQUIRED=1 but the interop guest runs no jobs (rebuild the image)");
-        }
-        eprintln!("SKIPPED (IKEv2 interop): the interop guest image predates guest jobs");
-        return None;
-    }
+    let vm = vm_with_guest_jobs("IKEv2 interop")?;
     let turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let nat = job
         .behind_nat
@@ -431,6 +421,12 @@ fn loss_line(out: &str) -> String {
         .to_string()
 }
 
+/// Every ping through the tunnel was answered.
+fn assert_no_loss(run: &Run) {
+    let line = loss_line(&run.out);
+    assert!(line.contains(" 0% packet loss"), "{line}");
+}
+
 /// The virtual address strongSwan installed, which must be from our pool.
 fn check_address(run: &Run) {
     let address: Ipv4Addr = run
@@ -455,11 +451,7 @@ fn strongswan_eap_mschapv2_with_certificate_against_ras_server() {
     };
     assert_eq!(run.rc, 0, "strongSwan IKEv2 EAP against ras server");
     check_address(&run);
-    assert!(
-        loss_line(&run.out).contains(" 0% packet loss"),
-        "{}",
-        loss_line(&run.out)
-    );
+    assert_no_loss(&run);
     run.server.expect(
         &format!("authenticated: user \"{}\", EAP over IKEv2", run.user),
         Duration::from_secs(5),
@@ -489,11 +481,7 @@ fn strongswan_psk_in_udp_with_child_rekeys_against_ras_server() {
     };
     assert_eq!(run.rc, 0, "strongSwan IKEv2 PSK against ras server");
     check_address(&run);
-    assert!(
-        loss_line(&run.out).contains(" 0% packet loss"),
-        "{}",
-        loss_line(&run.out)
-    );
+    assert_no_loss(&run);
     run.server.expect(
         "authenticated: user \"psk-client@ras\", pre-shared key over IKEv2",
         Duration::from_secs(5),
@@ -535,11 +523,7 @@ fn strongswan_fragmented_ike_auth_and_rekeys_with_pfs_under_a_transfer() {
     assert_eq!(run.rc, 0, "strongSwan IKEv2 against ras server");
     check_address(&run);
     assert!(run.out.contains("ECHO_INTACT=yes"), "10 MB echoed intact");
-    assert!(
-        loss_line(&run.out).contains(" 0% packet loss"),
-        "{}",
-        loss_line(&run.out)
-    );
+    assert_no_loss(&run);
     // strongSwan reassembled our fragments, rekeyed both SAs.
     assert!(
         run.out.contains("received fragment #")
@@ -583,11 +567,7 @@ fn strongswan_eap_relayed_to_freeradius_against_ras_server() {
             .join("\n")
     );
     check_address(&run);
-    assert!(
-        loss_line(&run.out).contains(" 0% packet loss"),
-        "{}",
-        loss_line(&run.out)
-    );
+    assert_no_loss(&run);
     assert!(
         radius_log.contains("MS-MPPE-Recv-Key"),
         "FreeRADIUS sent the keys"
@@ -637,11 +617,7 @@ fn an_ike_sa_init_flood_turns_on_cookies_and_spares_the_tunnel() {
         return;
     };
     assert_eq!(run.rc, 0, "strongSwan IKEv2 during a flood");
-    assert!(
-        loss_line(&run.out).contains(" 0% packet loss"),
-        "{}",
-        loss_line(&run.out)
-    );
+    assert_no_loss(&run);
 }
 
 /// The server behind a real NAT (nft masquerade on the host): NAT
@@ -657,11 +633,7 @@ fn strongswan_through_a_real_nat_against_ras_server() {
     };
     assert_eq!(run.rc, 0, "strongSwan IKEv2 through a NAT");
     check_address(&run);
-    assert!(
-        loss_line(&run.out).contains(" 0% packet loss"),
-        "{}",
-        loss_line(&run.out)
-    );
+    assert_no_loss(&run);
     let up = run
         .server
         .expect("authenticated as \"test\"", Duration::from_secs(5));
@@ -703,9 +675,5 @@ fn a_full_tunnel_request_is_narrowed_to_the_configured_routes() {
         !remote.iter().any(|l| l.contains("0.0.0.0/0")),
         "not everything: {remote:?}"
     );
-    assert!(
-        loss_line(&run.out).contains(" 0% packet loss"),
-        "{}",
-        loss_line(&run.out)
-    );
+    assert_no_loss(&run);
 }

@@ -19,17 +19,9 @@ const SERVER_PPP: Ipv4Addr = Ipv4Addr::new(10, 0, 10, 20);
 
 #[test]
 fn xl2tpd_lac_against_ras_server() {
-    if !interop::require_root_or_skip() {
+    let Some(vm) = vm_with_guest_jobs("L2TP interop") else {
         return;
-    }
-    let vm = interop::Vm::shared().expect("interop VM");
-    if !vm.has_guest_jobs() {
-        if std::env::var("RAS_INTEROP_REQUIRED").is_ok_and(|v| v == "1") {
-            panic!("RAS_INTEROP_REQUIRED=1 but the interop guest runs no jobs (rebuild the image)");
-        }
-        eprintln!("SKIPPED (L2TP interop): the interop guest image predates guest jobs");
-        return;
-    }
+    };
     let user = vm.user().clone();
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");

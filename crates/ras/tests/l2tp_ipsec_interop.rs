@@ -217,17 +217,7 @@ fn run(job: Job) -> Option<Run> {
         pki,
         echo,
     } = job;
-    if !interop::require_root_or_skip() {
-        return None;
-    }
-    let vm = interop::Vm::shared().expect("interop VM");
-    if !vm.has_guest_jobs() {
-        if std::env::var("RAS_INTEROP_REQUIRED").is_ok_and(|v| v == "1") {
-            panic!("RAS_INTEROP_REQUIRED=1 but the interop guest runs no jobs (rebuild the image)");
-        }
-        eprintln!("SKIPPED (L2TP/IPsec interop): the interop guest image predates guest jobs");
-        return None;
-    }
+    let vm = vm_with_guest_jobs("L2TP/IPsec interop")?;
     let turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let echo_port = if echo { echo_service(vm) } else { 0 };
     let user = vm.user().clone();

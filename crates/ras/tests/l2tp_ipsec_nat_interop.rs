@@ -284,17 +284,9 @@ fn fact<'a>(out: &'a str, key: &str) -> Option<&'a str> {
 
 #[test]
 fn two_strongswan_clients_behind_one_nat_at_the_same_time() {
-    if !interop::require_root_or_skip() {
+    let Some(vm) = vm_with_guest_jobs("L2TP/IPsec NAT interop") else {
         return;
-    }
-    let vm = interop::Vm::shared().expect("interop VM");
-    if !vm.has_guest_jobs() {
-        if std::env::var("RAS_INTEROP_REQUIRED").is_ok_and(|v| v == "1") {
-            panic!("RAS_INTEROP_REQUIRED=1 but the interop guest runs no jobs (rebuild the image)");
-        }
-        eprintln!("SKIPPED (L2TP/IPsec NAT interop): the interop guest image predates guest jobs");
-        return;
-    }
+    };
     // Declared first: dropped last, after the server in its namespace.
     let _lab = NatLab::create(&vm.ns);
     let user = vm.user().clone();

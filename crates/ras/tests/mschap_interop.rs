@@ -37,17 +37,7 @@ fn serialised() -> std::sync::MutexGuard<'static, ()> {
 }
 
 fn vm_with_jobs() -> Option<&'static interop::Vm> {
-    if !interop::require_root_or_skip() {
-        return None;
-    }
-    let vm = interop::Vm::shared().expect("interop VM");
-    if !vm.has_guest_jobs() {
-        if std::env::var("RAS_INTEROP_REQUIRED").is_ok_and(|v| v == "1") {
-            panic!("RAS_INTEROP_REQUIRED=1 but the interop guest runs no jobs");
-        }
-        eprintln!("SKIPPED (MS-CHAP interop): the interop guest image predates guest jobs");
-        return None;
-    }
+    let vm = vm_with_guest_jobs("MS-CHAP interop")?;
     Some(vm)
 }
 

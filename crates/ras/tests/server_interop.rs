@@ -69,17 +69,9 @@ fn local_address(output: &str) -> Option<Ipv4Addr> {
 
 #[test]
 fn real_pptp_and_sstp_clients_against_ras_server() {
-    if !interop::require_root_or_skip() {
+    let Some(vm) = vm_with_guest_jobs("server interop") else {
         return;
-    }
-    let vm = interop::Vm::shared().expect("interop VM");
-    if !vm.has_guest_jobs() {
-        if std::env::var("RAS_INTEROP_REQUIRED").is_ok_and(|v| v == "1") {
-            panic!("RAS_INTEROP_REQUIRED=1 but the interop guest runs no jobs (rebuild the image)");
-        }
-        eprintln!("SKIPPED (server interop): the interop guest image predates guest jobs");
-        return;
-    }
+    };
     let user = vm.user().clone();
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");

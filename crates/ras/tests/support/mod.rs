@@ -422,3 +422,21 @@ pub fn echo_service(vm: &interop::Vm) -> u16 {
     });
     port
 }
+
+/// The interop VM for a test that runs guest jobs, or `None` after saying
+/// why the test is skipped (not root, no VM, an image without guest jobs);
+/// with `RAS_INTEROP_REQUIRED=1` a missing piece is a failure instead.
+pub fn vm_with_guest_jobs(what: &str) -> Option<&'static interop::Vm> {
+    if !interop::require_root_or_skip() {
+        return None;
+    }
+    let vm = interop::Vm::shared().expect("interop VM");
+    if !vm.has_guest_jobs() {
+        if std::env::var("RAS_INTEROP_REQUIRED").is_ok_and(|v| v == "1") {
+            panic!("RAS_INTEROP_REQUIRED=1 but the interop guest runs no jobs (rebuild the image)");
+        }
+        eprintln!("SKIPPED ({what}): the interop guest image predates guest jobs");
+        return None;
+    }
+    Some(vm)
+}
