@@ -22,6 +22,8 @@ use support::*;
 const SERVER_ADDRESS: Ipv4Addr = Ipv4Addr::new(10, 0, 10, 20);
 /// The server certificate's DNS name, which strongSwan checks as IDr.
 const SERVER_ID: &str = "ras-interop-server";
+/// The server's IPv6 address on its TUN (`[addresses] ipv6_prefix` ::1).
+const SERVER_V6: &str = "fd00:77:1:2::1";
 
 /// The guest's shell job: the strongSwan connection, the pings, the checks.
 const JOB: &str = r#"
@@ -36,7 +38,7 @@ cat > "$D/conn" <<EOF
         remote_addrs = $HOST
         proposals = $IKE
         encap = $ENCAP
-        vips = 0.0.0.0
+        vips = $VIPS
         dpd_delay = 10s
         rekey_time = $IKE_REKEY
         local {
@@ -100,6 +102,11 @@ fi
 ping -c 3 -i 0.3 -W 3 "$SERVER_ADDRESS" || rc=3
 ping -c "$PINGS" -i 0.2 -s 1300 -W 3 "$SERVER_ADDRESS" > "$D/ping.log" 2>&1 || rc=4
 tail -n 3 "$D/ping.log"
+if [ -n "$SERVER_V6" ]; then
+    echo "VIP6=$(ip -6 -o addr show | sed -n 's/.* inet6 \(fd00:77:1:2:[0-9a-f:]*\)\/128.*/\1/p' | head -n 1)"
+    ping -6 -c 5 -i 0.3 -W 3 "$SERVER_V6" > "$D/ping6.log" 2>&1 || rc=9
+    tail -n 2 "$D/ping6.log" | sed 's/^/PING6: /'
+fi
 if [ "$ECHO_PORT" != 0 ]; then
     # 10 MB to our side's echo service and back, compared by hash.
     head -c 10000000 /dev/urandom > "$D/blob"
@@ -171,6 +178,8 @@ struct Job {
     behind_nat: bool,
     /// What the client asks to reach, and `[ikev2] routes` (TOML array).
     remote_ts: &'static str,
+    /// Ask for an IPv6 address too, and ping the server over IPv6.
+    ipv6: bool,
     routes: &'static str,
 }
 
@@ -193,6 +202,7 @@ impl Default for Job {
             flood: false,
             behind_nat: false,
             remote_ts: "10.0.10.20/32",
+            ipv6: false,
             routes: "[]",
         }
     }
@@ -321,6 +331,7 @@ fn run(job: Job) -> Option<Run> {
              [certificate]\nchain = {chain:?}\nkey = {key:?}\n\n\
              [ipsec]\nlisten = \"{host}\"\npsk_file = {psk:?}\n\n\
              [ikev2]\nauth = [\"eap\", \"psk\"]\nlocal_id = \"{SERVER_ID}\"\nroutes = {routes}\n\n\
+             [addresses]\nipv6_prefix = \"fd00:77:1:2::/64\"\n\n\
              {radius_section}[tun]\nname = \"ras-ike0\"\n",
             routes = job.routes
         ),
@@ -351,7 +362,7 @@ fn run(job: Job) -> Option<Run> {
         ClientAuth::Psk => ("psk", "psk-client@ras", String::new(), "psk"),
     };
     let script = format!(
-        "set -u\nHOST={host}\nREMOTE_TS={remote_ts}\nNATNET={natnet}\nHOSTGW={hostgw}\nSERVER_ADDRESS={SERVER_ADDRESS}\nSERVER_ID={SERVER_ID}\n\
+        "set -u\nHOST={host}\nREMOTE_TS={remote_ts}\nVIPS={vips}\nSERVER_V6={server_v6}\nNATNET={natnet}\nHOSTGW={hostgw}\nSERVER_ADDRESS={SERVER_ADDRESS}\nSERVER_ID={SERVER_ID}\n\
          IKE={ike}\nESP={esp}\nREKEY={rekey}s\nIKE_REKEY={ike_rekey}s\nPINGS={pings}\nENCAP={encap}\n\
          ECHO_PORT={echo_port}\n\
          LOCAL_AUTH={local_auth}\nLOCAL_ID={local_id}\nEAP_ID='{eap_id}'\nREMOTE_AUTH={remote_auth}\n\
@@ -359,7 +370,13 @@ fn run(job: Job) -> Option<Run> {
          {files}{JOB}",
         natnet = if nat.is_some() { "10.88.0.0/24" } else { "" },
         hostgw = vm.host_ip,
-        remote_ts = job.remote_ts,
+        remote_ts = if job.ipv6 {
+            format!("{},{SERVER_V6}/128", job.remote_ts)
+        } else {
+            job.remote_ts.to_string()
+        },
+        vips = if job.ipv6 { "0.0.0.0,::" } else { "0.0.0.0" },
+        server_v6 = if job.ipv6 { SERVER_V6 } else { "" },
         ike = job.ike,
         esp = job.esp,
         rekey = job.rekey_secs,
@@ -676,4 +693,33 @@ fn a_full_tunnel_request_is_narrowed_to_the_configured_routes() {
         "not everything: {remote:?}"
     );
     assert_no_loss(&run);
+}
+
+/// A dual-stack client (strongSwan `vips = 0.0.0.0,::`) gets an IPv4 and
+/// an IPv6 address (INTERNAL_IP6_ADDRESS, RFC 7296 §3.15.1) from the
+/// server's /64 and pings the server over both.
+#[test]
+fn a_dual_stack_client_gets_an_ipv6_address_too() {
+    let Some(run) = run(Job {
+        name: "ikev2-ipv6",
+        auth: ClientAuth::Psk,
+        ipv6: true,
+        ..Job::default()
+    }) else {
+        return;
+    };
+    assert_eq!(run.rc, 0, "strongSwan IKEv2 dual stack against ras server");
+    check_address(&run);
+    assert_no_loss(&run);
+    let v6: std::net::Ipv6Addr = run
+        .out
+        .lines()
+        .find_map(|l| l.strip_prefix("VIP6="))
+        .and_then(|a| a.trim().parse().ok())
+        .expect("an IPv6 address from the configuration payload");
+    assert_eq!(v6.segments()[..4], [0xfd00, 0x77, 1, 2], "{v6} in our /64");
+    assert!(
+        run.out.contains("PING6: 5 packets transmitted, 5 received"),
+        "five IPv6 pings answered"
+    );
 }

@@ -480,6 +480,10 @@ impl ServerHooks for ControlPipeline {
         ipv6_link::responder(up, prefix, self.parts.ipv6_prefix, self.parts.mtu)
     }
 
+    fn ipv6_prefix(&self, info: &SessionInfo) -> Option<Ipv6Addr> {
+        self.ipv6_prefix(SessionId::from_raw(info.id))
+    }
+
     fn live(&self, info: &SessionInfo) -> Option<Arc<tunnel::LiveSession>> {
         self.parts
             .sessions

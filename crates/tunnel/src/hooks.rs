@@ -57,6 +57,12 @@ pub trait ServerHooks: Send + Sync + 'static {
     fn link_responder(&self, _info: &SessionInfo, _up: &LinkUp) -> Option<icmpv6::Responder> {
         None
     }
+    /// The /64 the session's IPv6 address comes from, once `network`
+    /// succeeded (tunnels without IPv6CP, like IKEv2, hand out a whole
+    /// address). `None` (the default): no IPv6.
+    fn ipv6_prefix(&self, _info: &SessionInfo) -> Option<std::net::Ipv6Addr> {
+        None
+    }
 }
 
 /// The owner of a client session (`ras connect`, `ras dial`): it is told

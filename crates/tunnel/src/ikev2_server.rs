@@ -18,7 +18,7 @@
 //!   (RFC 4301 §5.2: the SA's selectors are checked after decryption).
 
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -31,7 +31,7 @@ use ipsec::ikev2::{
     Ikev2Event, Ikev2Responder,
 };
 use ppp::auth::AuthProtocol;
-use ppp::link::{Ipv4Info, LinkUp, NetworkSettings};
+use ppp::link::{Ipv4Info, Ipv6Info, LinkUp, NetworkSettings};
 use session::{EndReason, LostCarrier, SessionStats};
 use tokio::sync::mpsc;
 
@@ -43,6 +43,9 @@ use crate::login_log;
 
 /// IP protocol number of IPv4 in IPv4 (ESP's next header in tunnel mode).
 pub(crate) const IPV4_IN_ESP: u8 = 4;
+/// The server's interface identifier on each client's link (the router
+/// advertisements the pipeline sends come from fe80:: with it).
+const LOCAL_INTERFACE_ID: [u8; 8] = [0, 0, 0, 0, 0, 0, 0, 1];
 /// IP packets for clients waiting for encryption; more are dropped.
 const PACKET_QUEUE: usize = 4096;
 
@@ -68,13 +71,20 @@ pub struct Ikev2Service {
 /// An answer from a hook task, back into the front end's task.
 pub(crate) enum HookAnswer {
     Authenticate(IkeSaId, AuthAnswer),
-    Authorized(
-        IkeSaId,
-        Result<(NetworkSettings, mpsc::Receiver<Bytes>), String>,
-    ),
+    Authorized(IkeSaId, Result<Granted, String>),
     /// The owner asked the session to stop (a timeout, a Disconnect-Request).
     StopRequested(IkeSaId),
 }
+
+/// What `network` and `up` gave an authorized client.
+pub(crate) struct Granted {
+    settings: NetworkSettings,
+    ipv6: Option<Ipv6Addr>,
+    queue: mpsc::Receiver<Bytes>,
+}
+
+/// IP protocol number of IPv6 (ESP's next header for IPv6 in tunnel mode).
+pub(crate) const IPV6_IN_ESP: u8 = 41;
 
 /// One client's session.
 struct Tunnel {
@@ -85,6 +95,7 @@ struct Tunnel {
     /// Why it ended, when our side knows better than the IKE event.
     end: Option<EndReason>,
     virtual_ipv4: Option<Ipv4Addr>,
+    virtual_ipv6: Option<Ipv6Addr>,
     send_to: SocketAddr,
     udp_encapsulated: bool,
     /// Outbound SAs by their inbound twin's SPI, newest last, and whether
@@ -109,6 +120,7 @@ impl Tunnel {
             owes_down: false,
             end: None,
             virtual_ipv4: None,
+            virtual_ipv6: None,
             send_to: peer,
             udp_encapsulated: false,
             outbound: Vec::new(),
@@ -201,11 +213,21 @@ impl Ikev2Part {
         }
         self.responder.note_traffic(ike_sa, now);
         // RFC 4301 §5.2: after decryption the packet must match the SA's
-        // selectors: IPv4 from the client's address (the only selector we
+        // selectors: from the client's own addresses (the selectors we
         // narrow the client's side to, §2.9).
-        let source = (next_header == IPV4_IN_ESP && packet.len() >= 20 && packet[0] >> 4 == 4)
-            .then(|| Ipv4Addr::new(packet[12], packet[13], packet[14], packet[15]));
-        if source.is_none() || source != tunnel.virtual_ipv4 {
+        let allowed = match next_header {
+            IPV4_IN_ESP if packet.len() >= 20 && packet[0] >> 4 == 4 => {
+                let source = Ipv4Addr::new(packet[12], packet[13], packet[14], packet[15]);
+                Some(source) == tunnel.virtual_ipv4
+            }
+            IPV6_IN_ESP if packet.len() >= 40 && packet[0] >> 4 == 6 => {
+                let mut source = [0u8; 16];
+                source.copy_from_slice(&packet[8..24]);
+                Some(Ipv6Addr::from(source)) == tunnel.virtual_ipv6
+            }
+            _ => false,
+        };
+        if !allowed {
             self.dropped += 1;
             return;
         }
@@ -442,6 +464,7 @@ impl Ikev2Part {
             peer,
             identity,
             method,
+            wants_ipv6,
             ..
         } = request;
         let ids = &self.service.session_ids;
@@ -472,6 +495,22 @@ impl Ikev2Part {
                 let (Some(local), Some(peer)) = (ipcp.local_address, ipcp.peer_address) else {
                     return Err("the server gives no IPv4 address".to_string());
                 };
+                // IPv6: a whole address in the session's /64, the client's
+                // half random (RFC 8981 §3.3.1 style), as IPv6CP's
+                // interface identifier would be.
+                let ipv6 = match (wants_ipv6 && settings.ipv6cp.is_some())
+                    .then(|| hooks.ipv6_prefix(&info))
+                    .flatten()
+                {
+                    Some(prefix) => {
+                        let mut id = [0u8; 8];
+                        while id == [0; 8] || id == LOCAL_INTERFACE_ID {
+                            rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut id);
+                        }
+                        Some((prefix, id))
+                    }
+                    None => None,
+                };
                 let up = LinkUp {
                     username: info.user.clone(),
                     auth_protocol,
@@ -482,28 +521,37 @@ impl Ikev2Part {
                         dns: ipcp.dns,
                         nbns: ipcp.nbns,
                     }),
-                    ipv6: None,
+                    ipv6: ipv6.map(|(_, id)| Ipv6Info {
+                        local_interface_id: LOCAL_INTERFACE_ID,
+                        peer_interface_id: id,
+                    }),
                     mppe: None,
                     peer_mru: 1500,
                 };
                 let queue = hooks.up(&info, &up).await?;
-                Ok((settings, queue))
+                let ipv6 = ipv6.map(|(prefix, id)| {
+                    Ipv6Addr::from(u128::from(prefix) | u128::from(u64::from_be_bytes(id)))
+                });
+                Ok(Granted {
+                    settings,
+                    ipv6,
+                    queue,
+                })
             }
             .await;
             let _ = answers.send(HookAnswer::Authorized(ike_sa, result));
         });
     }
 
-    fn authorized(
-        &mut self,
-        now: Instant,
-        ike_sa: IkeSaId,
-        result: Result<(NetworkSettings, mpsc::Receiver<Bytes>), String>,
-    ) {
+    fn authorized(&mut self, now: Instant, ike_sa: IkeSaId, result: Result<Granted, String>) {
         let Some(tunnel) = self.tunnels.get_mut(&ike_sa) else {
             return;
         };
-        let (settings, mut queue) = match result {
+        let Granted {
+            settings,
+            ipv6,
+            mut queue,
+        } = match result {
             Ok(ok) => ok,
             Err(why) => {
                 tunnel.end = Some(EndReason::ServiceUnavailable(why.clone()));
@@ -516,6 +564,7 @@ impl Ikev2Part {
             return;
         };
         tunnel.virtual_ipv4 = ipcp.peer_address;
+        tunnel.virtual_ipv6 = ipv6;
         tunnel.live = self.service.hooks.live(&tunnel.info);
         let packets = self.packets.clone();
         tunnel.tasks.push(tokio::spawn(async move {
@@ -540,6 +589,7 @@ impl Ikev2Part {
             ipv4: ipcp.peer_address,
             dns: ipcp.dns.iter().flatten().map(|a| (*a).into()).collect(),
             nbns: ipcp.nbns.iter().flatten().copied().collect(),
+            ipv6,
             routes: self.service.routes.clone(),
             ..Authorization::default()
         };
@@ -587,10 +637,12 @@ impl Ikev2Part {
             login_log::Quoted(&child.identity),
             child.suite,
             child.outbound.spi,
-            tunnel
-                .virtual_ipv4
-                .map(|a| a.to_string())
-                .unwrap_or_else(|| "none".into()),
+            match (tunnel.virtual_ipv4, tunnel.virtual_ipv6) {
+                (Some(v4), Some(v6)) => format!("{v4} and {v6}"),
+                (Some(v4), None) => v4.to_string(),
+                (None, Some(v6)) => v6.to_string(),
+                (None, None) => "none".into(),
+            },
             if child.udp_encapsulated {
                 ", in UDP"
             } else {

@@ -31,7 +31,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch};
 
 use crate::datagram_batch::{read_batches, RecvBatch, SendBatch, BATCH};
-use crate::ikev2_server::{Ikev2Part, Ikev2Service, OutboundEsp, IPV4_IN_ESP};
+use crate::ikev2_server::{Ikev2Part, Ikev2Service, OutboundEsp, IPV4_IN_ESP, IPV6_IN_ESP};
 use crate::l2tp_front::L2tpFront;
 use crate::l2tp_peer::{L2tpPeer, L2tpReply};
 
@@ -476,12 +476,18 @@ impl Front {
         let Some(outbound) = part.outbound(ike_sa, packet.len()) else {
             return;
         };
+        // RFC 4303 §2.6: the next header names the inner packet's version.
+        let next_header = if packet.first().is_some_and(|v| v >> 4 == 6) {
+            IPV6_IN_ESP
+        } else {
+            IPV4_IN_ESP
+        };
         queue_esp(
             &self.sockets,
             &mut self.out_nat_t,
             &mut self.out_raw,
             outbound,
-            IPV4_IN_ESP,
+            next_header,
             packet,
         );
     }

@@ -60,6 +60,7 @@ impl Ikev2Responder {
                 tsr: request.tsr,
                 cp_requested: request.cp_requested,
                 wants_ipv4: request.wants_ipv4,
+                wants_ipv6: request.wants_ipv6,
                 requested_since: now,
             },
             idi_body: request.idi_body,
@@ -142,10 +143,11 @@ impl Ikev2Responder {
                 tsr: std::mem::take(&mut stage.pending.tsr),
                 cp_requested: stage.pending.cp_requested,
                 wants_ipv4: stage.pending.wants_ipv4,
+                wants_ipv6: stage.pending.wants_ipv6,
                 requested_since: now,
             };
             pending.requested_since = now;
-            let wants_ipv4 = pending.wants_ipv4;
+            let (wants_ipv4, wants_ipv6) = (pending.wants_ipv4, pending.wants_ipv6);
             sa.auth_key = Some(msk);
             sa.identity = identity.clone();
             sa.stage = Stage::Authorizing(Box::new(pending));
@@ -157,7 +159,7 @@ impl Ikev2Responder {
                     identity,
                     method: ClientAuthMethod::Eap,
                     wants_ipv4,
-                    wants_ipv6: false,
+                    wants_ipv6,
                 },
             )));
             return;

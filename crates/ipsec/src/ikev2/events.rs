@@ -61,6 +61,8 @@ pub enum EapReply {
 pub struct Authorization {
     /// The client's virtual address (INTERNAL_IP4_ADDRESS, §3.15.1).
     pub ipv4: Option<Ipv4Addr>,
+    /// Its IPv6 address (INTERNAL_IP6_ADDRESS), given only if it asked.
+    pub ipv6: Option<std::net::Ipv6Addr>,
     pub dns: Vec<IpAddr>,
     pub nbns: Vec<Ipv4Addr>,
     /// Split DNS for Apple clients (RFC 8598).

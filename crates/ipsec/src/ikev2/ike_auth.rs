@@ -126,6 +126,7 @@ pub(super) struct FirstAuth {
     pub tsr: Vec<TrafficSelector>,
     pub cp_requested: bool,
     pub wants_ipv4: bool,
+    pub wants_ipv6: bool,
 }
 
 impl Ikev2Responder {
@@ -180,6 +181,11 @@ impl Ikev2Responder {
                     .cp
                     .as_ref()
                     .is_some_and(|cp| cp.has(attribute::INTERNAL_IP4_ADDRESS));
+            let wants_ipv6 = cp_requested
+                && request
+                    .cp
+                    .as_ref()
+                    .is_some_and(|cp| cp.has(attribute::INTERNAL_IP6_ADDRESS));
             let first = FirstAuth {
                 idi_data: request.idi.data.to_vec(),
                 idi_body: request.idi.body.to_vec(),
@@ -188,6 +194,7 @@ impl Ikev2Responder {
                 tsr: request.tsr,
                 cp_requested,
                 wants_ipv4,
+                wants_ipv6,
             };
             self.start_eap(now, header, first, identity);
             return;
@@ -274,6 +281,7 @@ impl Ikev2Responder {
             tsr: request.tsr,
             cp_requested,
             wants_ipv4,
+            wants_ipv6,
             requested_since: now,
         }));
         let ike_sa = sa.id;
@@ -412,15 +420,20 @@ impl Ikev2Responder {
                 ),
             )
         })?;
-        let client_selectors = narrow_client(&pending.tsi, decision.ipv4.map(IpAddr::V4))
-            .ok_or_else(|| {
-                (
-                    notify::TS_UNACCEPTABLE,
-                    format!(
-                        "IKEv2 client {identity}: its traffic selectors do not cover its address"
-                    ),
-                )
-            })?;
+        // An IPv6 address only for a client that asked (§3.15.1).
+        let ipv6 = decision.ipv6.filter(|_| pending.wants_ipv6);
+        let addresses: Vec<IpAddr> = decision
+            .ipv4
+            .map(IpAddr::V4)
+            .into_iter()
+            .chain(ipv6.map(IpAddr::V6))
+            .collect();
+        let client_selectors = narrow_client(&pending.tsi, &addresses).ok_or_else(|| {
+            (
+                notify::TS_UNACCEPTABLE,
+                format!("IKEv2 client {identity}: its traffic selectors do not cover its address"),
+            )
+        })?;
         let server_selectors = narrow_server(&pending.tsr, &decision.routes).ok_or_else(|| {
             (
                 notify::TS_UNACCEPTABLE,
@@ -453,6 +466,13 @@ impl Ikev2Responder {
             let mut cp = ConfigBuilder::new(cfg_type::REPLY);
             if let Some(address) = decision.ipv4 {
                 cp.attribute(attribute::INTERNAL_IP4_ADDRESS, &address.octets());
+            }
+            if let Some(address) = ipv6 {
+                // §3.15.1: the address and a prefix length; the client's
+                // own address only, so nothing else looks on-link.
+                let mut value = address.octets().to_vec();
+                value.push(128);
+                cp.attribute(attribute::INTERNAL_IP6_ADDRESS, &value);
             }
             for dns in &decision.dns {
                 match dns {
@@ -517,21 +537,22 @@ impl Ikev2Responder {
     }
 }
 
-/// §2.9: the client's side narrowed to its virtual address, when it has
-/// one; else what it proposed.
+/// §2.9: the client's side narrowed to its virtual addresses (IPv4,
+/// IPv6), when it has them; else what it proposed.
 pub(crate) fn narrow_client(
     tsi: &[TrafficSelector],
-    address: Option<IpAddr>,
+    addresses: &[IpAddr],
 ) -> Option<Vec<TrafficSelector>> {
-    let narrowed: Vec<TrafficSelector> = match address {
-        Some(a) => {
-            let host = TrafficSelector::host(a);
-            tsi.iter()
-                .filter_map(|ts| ts.intersect(&host))
-                .take(1)
-                .collect()
-        }
-        None => tsi.iter().filter(|ts| ts.is_valid()).copied().collect(),
+    let narrowed: Vec<TrafficSelector> = if addresses.is_empty() {
+        tsi.iter().filter(|ts| ts.is_valid()).copied().collect()
+    } else {
+        addresses
+            .iter()
+            .filter_map(|a| {
+                let host = TrafficSelector::host(*a);
+                tsi.iter().find_map(|ts| ts.intersect(&host))
+            })
+            .collect()
     };
     (!narrowed.is_empty()).then_some(narrowed)
 }

@@ -23,6 +23,7 @@ pub(crate) struct PendingChild {
     pub tsr: Vec<TrafficSelector>,
     pub cp_requested: bool,
     pub wants_ipv4: bool,
+    pub wants_ipv6: bool,
     pub requested_since: Instant,
 }
 
