@@ -121,6 +121,8 @@ pub struct Ikev2Initiator {
     pub(crate) idi_body: Vec<u8>,
     /// The server's IDr body, which its AUTH signs.
     pub(crate) server_idr: Vec<u8>,
+    /// The subject of the server's certificate once it checked out.
+    pub(crate) server_subject: String,
     /// Our SPI of the first child, offered in IKE_AUTH.
     pub(crate) first_inbound_spi: u32,
     pub(crate) msk: Option<Zeroizing<Vec<u8>>>,
@@ -178,6 +180,7 @@ impl Ikev2Initiator {
             server_fragments: false,
             idi_body: Vec::new(),
             server_idr: Vec::new(),
+            server_subject: String::new(),
             first_inbound_spi: random_spi(),
             msk: None,
             next_message_id: 0,
@@ -211,6 +214,12 @@ impl Ikev2Initiator {
 
     pub fn virtual_ipv4(&self) -> Option<Ipv4Addr> {
         self.virtual_ipv4
+    }
+
+    /// The subject of the server's certificate, once checked (empty when
+    /// the server authenticated with a shared key).
+    pub fn server_subject(&self) -> &str {
+        &self.server_subject
     }
 
     pub fn child_count(&self) -> usize {

@@ -24,6 +24,8 @@ use super::notify;
 use super::payloads::{auth_method, Authentication, Delete, Identification, KeyExchange, Notify};
 use super::proposal::{choose_child, choose_ike, Ikev2Policy};
 use super::sa_payload::{self, ids, protocol, transform_type, Proposal, Transform};
+use super::server_signature::verify_server;
+use super::signature_auth::hash_id;
 use super::traffic_selectors::{self, TrafficSelector};
 use super::wire::{self, exchange, flags, payload, Header, PayloadChain, HEADER_LEN};
 
@@ -175,6 +177,17 @@ impl Ikev2Initiator {
                 &Notify::encode(notify::IKEV2_FRAGMENTATION_SUPPORTED, &[]),
             );
         }
+        if self.config.server_trust.is_some() {
+            // RFC 7427 §4: SHA-2 signatures, rather than RSA with SHA-1.
+            let hashes: Vec<u8> = [hash_id::SHA2_256, hash_id::SHA2_384, hash_id::SHA2_512]
+                .iter()
+                .flat_map(|h| h.to_be_bytes())
+                .collect();
+            chain.push(
+                payload::NOTIFY,
+                &Notify::encode(notify::SIGNATURE_HASH_ALGORITHMS, &hashes),
+            );
+        }
         let header = Header::new(
             self.spi_i,
             [0; 8],
@@ -310,6 +323,10 @@ impl Ikev2Initiator {
         self.idi_body = Identification::encode(self.config.identity_type, &self.config.identity);
         let mut chain = PayloadChain::new();
         chain.push(payload::IDI, &self.idi_body);
+        if let Some(trust) = &self.config.server_trust {
+            // §3.7: names our CAs, and asks the server for its chain.
+            chain.push(payload::CERTREQ, &trust.cert_request());
+        }
         chain.push(
             payload::NOTIFY,
             &Notify::encode(notify::INITIAL_CONTACT, &[]),
@@ -387,7 +404,6 @@ impl Ikev2Initiator {
             }
             let Some(keys) = &self.keys else { return };
             let final_round = self.msk.is_some();
-            let key = self.server_auth_key(final_round);
             let signed = signed_octets(
                 self.prf,
                 &self.init_response,
@@ -395,15 +411,26 @@ impl Ikev2Initiator {
                 &keys.sk_pr,
                 &self.server_idr,
             );
-            let expected = shared_key_auth(self.prf, &key, &signed);
-            if auth.method != auth_method::SHARED_KEY_MIC
-                || verify_slices_are_equal(&expected, auth.data).is_err()
-            {
-                self.fail(
-                    now,
-                    "the server's AUTH did not verify: wrong key, or not the server we think"
-                        .into(),
-                );
+            let by_signature =
+                !final_round && (self.config.server_trust.is_some() || is_signature(auth.method));
+            let verdict = if by_signature {
+                self.check_server_signature(&chain, auth.method, auth.data, &signed)
+            } else {
+                let key = self.server_auth_key(final_round);
+                let expected = shared_key_auth(self.prf, &key, &signed);
+                if auth.method == auth_method::SHARED_KEY_MIC
+                    && verify_slices_are_equal(&expected, auth.data).is_ok()
+                {
+                    Ok(())
+                } else {
+                    Err(
+                        "the server's AUTH did not verify: wrong key, or not the server we think"
+                            .to_string(),
+                    )
+                }
+            };
+            if let Err(reason) = verdict {
+                self.fail(now, reason);
                 return;
             }
         } else if self.msk.is_some()
@@ -429,6 +456,36 @@ impl Ikev2Initiator {
             return;
         }
         self.first_child_answer(now, &chain, first, inner);
+    }
+
+    /// §2.15: a certificate-authenticated server; never believed without
+    /// `server_trust` (an EAP password must not go to a server we cannot
+    /// check, §2.16).
+    fn check_server_signature(
+        &mut self,
+        chain: &[wire::RawPayload<'_>],
+        method: u8,
+        data: &[u8],
+        signed: &[u8],
+    ) -> Result<(), String> {
+        let Some(trust) = &self.config.server_trust else {
+            return Err(
+                "the server authenticated with a certificate, but no CA was given to check it"
+                    .to_string(),
+            );
+        };
+        let certs: Vec<&[u8]> = chain
+            .iter()
+            .filter(|p| p.kind == payload::CERT)
+            .map(|p| p.body)
+            .collect();
+        match verify_server(trust, &certs, &self.server_idr, method, data, signed) {
+            Ok(subject) => {
+                self.server_subject = subject;
+                Ok(())
+            }
+            Err(e) => Err(e.to_string()),
+        }
     }
 
     fn first_child_answer(
@@ -712,4 +769,17 @@ impl Ikev2Initiator {
             },
         );
     }
+}
+
+/// AUTH methods that are signatures (§3.8, RFC 4754, RFC 7427).
+fn is_signature(method: u8) -> bool {
+    matches!(
+        method,
+        auth_method::RSA_SIGNATURE
+            | auth_method::DSS_SIGNATURE
+            | auth_method::ECDSA_SHA256_P256
+            | auth_method::ECDSA_SHA384_P384
+            | auth_method::ECDSA_SHA512_P521
+            | auth_method::DIGITAL_SIGNATURE
+    )
 }

@@ -32,6 +32,7 @@ pub mod proposal;
 pub mod responder;
 mod sa_init;
 pub mod sa_payload;
+pub mod server_signature;
 pub mod signature_auth;
 pub mod traffic_selectors;
 pub mod wire;
@@ -43,3 +44,4 @@ pub use events::{
 pub use initiator::{Ikev2ClientEvent, Ikev2Initiator};
 pub use initiator_config::{ClientAuth, Ikev2InitiatorConfig, Ikev2Offer};
 pub use responder::{Ikev2Responder, Ikev2Stats};
+pub use server_signature::{ServerSignatureError, ServerTrust};
