@@ -89,7 +89,7 @@ pub async fn connect(
     };
     let up = client.connected().clone();
     let link = link_of(server, &up);
-    let full_tunnel = up.server_selectors.iter().any(|ts| covers_everything(ts));
+    let full_tunnel = up.server_selectors.iter().any(covers_everything);
     if full_tunnel {
         // 0.0.0.0/0 through the tunnel would take the IKE and ESP packets
         // with it; --default-route does it safely (a host route to the

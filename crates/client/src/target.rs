@@ -192,10 +192,13 @@ mod tests {
             Target::parse("vpn.example.com"),
             Err(TargetError::Shape(_))
         ));
+        // ikev2:// is supported now; another unknown scheme still is not.
         assert!(matches!(
-            Target::parse("ikev2://x"),
+            Target::parse("openvpn://x"),
             Err(TargetError::Protocol(_))
         ));
+        let t = Target::parse("ikev2://x").unwrap();
+        assert_eq!((t.protocol, t.port), (Protocol::Ikev2, 500));
         let t = Target::parse("l2tp://10.0.0.1").unwrap();
         assert_eq!((t.protocol, t.port), (Protocol::L2tp, 1701));
         assert_eq!(t.to_string(), "l2tp://10.0.0.1:1701");
