@@ -21,6 +21,9 @@ use crate::{interop_dir, parse_env, required, state_dir, REQUIRED_VAR};
 /// A running charon and the facts `strongswan.sh start` wrote.
 pub struct StrongSwan {
     pub server_ip: Ipv4Addr,
+    /// The client namespace's address on the link (a /24 on `client_link`).
+    pub client_ip: Ipv4Addr,
+    pub client_link: String,
     /// The namespace a client under test runs in.
     pub client_ns: String,
     /// EAP-MSCHAPv2 user and password.
@@ -92,6 +95,8 @@ impl StrongSwan {
         let pool = pool.octets();
         Ok(StrongSwan {
             server_ip: ip("SERVER_IP")?,
+            client_ip: ip("CLIENT_IP")?,
+            client_link: get("CLIENT_LINK")?,
             client_ns: get("CLIENT_NS")?,
             user: get("USER")?,
             password: get("PASSWORD")?,

@@ -487,3 +487,60 @@ fn no_eap_for_a_trusted_certificate_of_another_server() {
         Some("the server's certificate does not name other.example")
     );
 }
+
+#[test]
+fn a_new_local_address_is_announced_with_mobike() {
+    for behind_nat in [false, true] {
+        let now = Instant::now();
+        let config = Ikev2InitiatorConfig::new(
+            ClientAuth::SharedKey(Zeroizing::new(PSK.to_vec())),
+            "client.example",
+        );
+        let mut server = server_config();
+        server.mobike = true;
+        let mut link = Link::new(now, config, server, behind_nat);
+        link.run(now);
+        assert!(link.client.is_established(), "{:?}", down_reason(&link));
+        assert!(link.client.server_supports_mobike());
+        link.server_events.clear();
+        // Another network: the client's own address, and what the server
+        // sees, change.
+        let new_local: SocketAddr = "192.168.2.30:500".parse().expect("addr");
+        link.client_seen_as = if behind_nat {
+            "203.0.113.77:62000".parse().expect("addr")
+        } else {
+            new_local
+        };
+        assert!(link.client.local_address_changed(now, new_local));
+        link.run(now);
+        let moved = link.server_events.iter().find_map(|e| match e {
+            Ikev2Event::PeerMoved { peer, .. } => Some(*peer),
+            _ => None,
+        });
+        assert_eq!(
+            moved.map(|p| p.ip()),
+            Some(link.client_seen_as.ip()),
+            "behind a NAT: {behind_nat}"
+        );
+        assert!(link.client.is_established());
+    }
+}
+
+#[test]
+fn without_mobike_on_the_server_an_address_change_cannot_be_announced() {
+    let now = Instant::now();
+    let config = Ikev2InitiatorConfig::new(
+        ClientAuth::SharedKey(Zeroizing::new(PSK.to_vec())),
+        "client.example",
+    );
+    let mut server = server_config();
+    server.mobike = false;
+    let mut link = Link::new(now, config, server, false);
+    link.run(now);
+    assert!(link.client.is_established());
+    assert!(!link.client.server_supports_mobike());
+    assert!(!link
+        .client
+        .local_address_changed(now, "192.168.2.30:500".parse().expect("addr")));
+    assert!(link.client.poll_transmit().is_none(), "nothing is sent");
+}

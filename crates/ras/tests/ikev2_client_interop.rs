@@ -13,6 +13,11 @@
 //! strongSwan's view of the SA while up, and that SIGINT deletes the IKE
 //! SA (charon logs the Delete and `swanctl --list-sas` is empty after).
 //!
+//! A third run moves the client to another address mid-tunnel: MOBIKE
+//! (RFC 4555) tells strongSwan, whose kernel-libipsec cannot move an ESP
+//! SA in place and so rekeys the child itself (a CREATE_CHILD_SA from the
+//! server, which the client answers); the pings go on through the new SA.
+//!
 //! Skips (or fails with `RAS_INTEROP_REQUIRED=1`) when strongSwan cannot
 //! be installed or started.
 
@@ -72,7 +77,79 @@ enum Login {
     Psk,
 }
 
-fn connect_to_strongswan(login: Login) {
+/// `ip ARGS` in the client namespace; panics on failure.
+fn client_ip(sw: &StrongSwan, args: &[&str]) {
+    let out = sw.command_in_client_ns("ip").args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "ip {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn ping_through(sw: &StrongSwan, target: Ipv4Addr) {
+    // Patterned payloads: ping checks every byte of each echo reply.
+    let ping = sw
+        .command_in_client_ns("ping")
+        .args([
+            "-c",
+            "5",
+            "-i",
+            "0.2",
+            "-W",
+            "3",
+            "-s",
+            "1200",
+            "-p",
+            "a55a0ff0c33c",
+            &target.to_string(),
+        ])
+        .output()
+        .unwrap();
+    let ping_text = String::from_utf8_lossy(&ping.stdout).into_owned();
+    assert!(ping.status.success(), "ping {target}: {ping_text}");
+    assert!(!ping_text.contains("wrong data"), "{ping_text}");
+    assert!(ping_text.contains(" 0% packet loss"), "{ping_text}");
+}
+
+/// Moves the client namespace from its address to the next one (the old
+/// one removed, as when a laptop changes networks) and waits until
+/// strongSwan has the IKE SA at the new address.
+fn move_client(sw: &StrongSwan) -> Ipv4Addr {
+    let o = sw.client_ip.octets();
+    let new = Ipv4Addr::new(o[0], o[1], o[2], o[3] + 1);
+    let link = sw.client_link.as_str();
+    let out = sw
+        .command_in_client_ns("sysctl")
+        .args([
+            "-qw",
+            &format!("net.ipv4.conf.{link}.promote_secondaries=1"),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    client_ip(sw, &["addr", "add", &format!("{new}/24"), "dev", link]);
+    client_ip(
+        sw,
+        &["addr", "del", &format!("{}/24", sw.client_ip), "dev", link],
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let sas = sw.list_sas();
+        if sas.contains(&format!("@ {new}[4500]")) && sas.contains("INSTALLED, TUNNEL") {
+            return new;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "strongSwan did not follow the client to {new}:\n{sas}\ncharon:\n{}",
+            sw.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn connect_to_strongswan(login: Login, mobike: bool) {
     let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let Some(sw) = strongswan::start_or_skip() else {
         return;
@@ -155,28 +232,12 @@ fn connect_to_strongswan(login: Login) {
     assert!(sas.contains(&format!("[{address}]")), "{sas}");
     assert!(sas.contains("INSTALLED, TUNNEL"), "{sas}");
 
-    // Patterned payloads: ping checks every byte of each echo reply.
-    let ping = sw
-        .command_in_client_ns("ping")
-        .args([
-            "-c",
-            "5",
-            "-i",
-            "0.2",
-            "-W",
-            "3",
-            "-s",
-            "1200",
-            "-p",
-            "a55a0ff0c33c",
-            &target.to_string(),
-        ])
-        .output()
-        .unwrap();
-    let ping_text = String::from_utf8_lossy(&ping.stdout).into_owned();
-    assert!(ping.status.success(), "ping {target}: {ping_text}");
-    assert!(!ping_text.contains("wrong data"), "{ping_text}");
-    assert!(ping_text.contains(" 0% packet loss"), "{ping_text}");
+    ping_through(&sw, target);
+    if mobike {
+        let new = move_client(&sw);
+        eprintln!("moved to {new}");
+        ping_through(&sw, target);
+    }
 
     // Clean disconnect on SIGINT: the IKE SA is deleted on the server.
     let _ = Command::new("kill")
@@ -209,6 +270,18 @@ fn connect_to_strongswan(login: Login) {
     );
     assert!(out.contains(&format!("routes: {target}/32")), "{out}");
     assert!(text.contains("disconnected"), "{text}");
+    if mobike {
+        assert!(text.contains("telling the server (MOBIKE)"), "{text}");
+        // Put the namespace back for the next test.
+        let o = sw.client_ip.octets();
+        let moved = Ipv4Addr::new(o[0], o[1], o[2], o[3] + 1);
+        let link = sw.client_link.as_str();
+        client_ip(
+            &sw,
+            &["addr", "add", &format!("{}/24", sw.client_ip), "dev", link],
+        );
+        client_ip(&sw, &["addr", "del", &format!("{moved}/24"), "dev", link]);
+    }
     if let Login::Eap = login {
         assert!(
             text.contains(&format!("(certificate \"CN={}\")", sw.server_ip)),
@@ -236,10 +309,15 @@ fn connect_to_strongswan(login: Login) {
 
 #[test]
 fn eap_mschapv2_to_strongswan_after_its_certificate() {
-    connect_to_strongswan(Login::Eap);
+    connect_to_strongswan(Login::Eap, false);
 }
 
 #[test]
 fn pre_shared_key_to_strongswan() {
-    connect_to_strongswan(Login::Psk);
+    connect_to_strongswan(Login::Psk, false);
+}
+
+#[test]
+fn the_tunnel_follows_a_new_client_address_with_mobike() {
+    connect_to_strongswan(Login::Eap, true);
 }

@@ -43,7 +43,10 @@ fn options_of_other_protocols_are_refused() {
         "00",
     ]);
     assert!(!ok);
-    assert!(err.contains("cannot be used with") || err.contains("does not apply"), "{err}");
+    assert!(
+        err.contains("cannot be used with") || err.contains("does not apply"),
+        "{err}"
+    );
     let (ok, err) = connect(&["pptp://192.0.2.1", "--user", "alice", "--id", "x"]);
     assert!(!ok);
     assert!(err.contains("--id applies to ikev2:// only"), "{err}");

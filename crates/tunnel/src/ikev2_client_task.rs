@@ -17,13 +17,16 @@ use zeroize::Zeroizing;
 use crate::datagram_batch::{read_batches, RecvBatch, BATCH};
 use crate::ikev2_client::Ikev2Connected;
 use crate::ikev2_eap::{IkeEapPeer, PeerStep};
-use crate::l2tp_ipsec_client_task::{readable_optional, Sockets, SETTLE};
+use crate::l2tp_ipsec_client_task::{readable_optional, route_source, Sockets, SETTLE};
 
 /// RFC 4303 §2.6 / RFC 2003: the next header of an IPv4 packet in tunnel
 /// mode, and of a dummy packet (RFC 4303 §2.6, traffic flow confidentiality).
 const IPV4_IN_IP: u8 = 4;
 const NO_NEXT_HEADER: u8 = 59;
 const DATAGRAM: usize = 4096;
+/// How often we ask the routing table which address reaches the server:
+/// a change (another network, a new lease) is announced with MOBIKE.
+const ADDRESS_CHECK: Duration = Duration::from_secs(1);
 
 pub(crate) struct TaskChannels {
     pub out_rx: mpsc::Receiver<Vec<u8>>,
@@ -56,6 +59,8 @@ struct Task {
     out_buf: Vec<u8>,
     dropped: u64,
     warned_no_socket: bool,
+    /// Our address towards the server, as last seen in the routing table.
+    local: SocketAddr,
 }
 
 pub(crate) async fn run(
@@ -88,6 +93,7 @@ pub(crate) async fn run(
         out_buf: Vec::with_capacity(DATAGRAM),
         dropped: 0,
         warned_no_socket: false,
+        local,
     };
     task.run().await;
 }
@@ -100,6 +106,8 @@ impl Task {
         let server = self.server.ip();
         let nat_t = self.sockets.nat_t.clone();
         let esp = self.sockets.esp.clone();
+        let mut address_check = tokio::time::interval(ADDRESS_CHECK);
+        address_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             self.flush();
             if self.end.is_some() {
@@ -151,10 +159,44 @@ impl Task {
                     break;
                 }
                 _ = tokio::time::sleep_until(deadline) => self.initiator.handle_timeout(Instant::now()),
+                _ = address_check.tick() => self.check_local_address(),
             }
         }
         if self.dropped > 0 {
             tracing::debug!("IKEv2: {} ESP packets dropped", self.dropped);
+        }
+    }
+
+    /// RFC 4555 §3.5: when the address the routing table picks for the
+    /// server changes, the server is told from the new one (the sockets
+    /// are bound to the wildcard address, so they send from it already).
+    fn check_local_address(&mut self) {
+        if !self.initiator.is_established() {
+            return;
+        }
+        let Some(now_local) = route_source(self.server) else {
+            return;
+        };
+        if now_local == self.local.ip() {
+            return;
+        }
+        let new_local = SocketAddr::new(now_local, self.local.port());
+        let old = std::mem::replace(&mut self.local, new_local);
+        if self
+            .initiator
+            .local_address_changed(Instant::now(), new_local)
+        {
+            tracing::info!(
+                "IKEv2: our address changed from {} to {}: telling the server (MOBIKE)",
+                old.ip(),
+                now_local
+            );
+        } else {
+            tracing::warn!(
+                "IKEv2: our address changed from {} to {}, and the server does not support MOBIKE: the tunnel will fail (--reconnect starts again)",
+                old.ip(),
+                now_local
+            );
         }
     }
 

@@ -96,7 +96,7 @@ fn open_esp_socket(bind: IpAddr) -> std::io::Result<UdpSocket> {
 
 /// The source address the routing table picks for `remote` (a connected
 /// UDP socket sends nothing).
-fn route_source(remote: SocketAddr) -> Option<IpAddr> {
+pub(crate) fn route_source(remote: SocketAddr) -> Option<IpAddr> {
     let bind: SocketAddr = if remote.is_ipv4() {
         "0.0.0.0:0".parse().ok()?
     } else {

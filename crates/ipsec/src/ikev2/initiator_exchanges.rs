@@ -100,7 +100,7 @@ fn esp_transforms(suite: CipherSuite) -> Vec<Transform> {
 }
 
 impl Ikev2Initiator {
-    fn our_policy(&self) -> Ikev2Policy {
+    pub(crate) fn our_policy(&self) -> Ikev2Policy {
         let offers = &self.config.ike_offers;
         Ikev2Policy {
             ike_ciphers: offers.iter().map(|o| o.cipher).collect(),
@@ -549,6 +549,7 @@ impl Ikev2Initiator {
             self.fail(now, "child SA key derivation failed".into());
             return;
         };
+        self.server_mobike = wire::notifies(chain).any(|n| n.kind == notify::MOBIKE_SUPPORTED);
         let child = ClientChild {
             inbound_spi,
             outbound_spi: choice.peer_spi,
@@ -576,7 +577,7 @@ impl Ikev2Initiator {
 
     /// KEYMAT for a child SA of ours (§2.17): initiator-to-responder keys
     /// first — our outbound.
-    fn client_child_keys(
+    pub(crate) fn client_child_keys(
         &self,
         g_ir_new: Option<&[u8]>,
         ni: &[u8],
@@ -615,6 +616,59 @@ impl Ikev2Initiator {
         let outbound = half(0, outbound_spi, 0);
         let inbound = half(encr_len + integ_len, inbound_spi, self.config.replay_window);
         Some((inbound, outbound))
+    }
+
+    /// RFC 4555 §3.5: an INFORMATIONAL request with UPDATE_SA_ADDRESSES
+    /// and fresh NAT-D payloads, sent from the new address.
+    pub(crate) fn send_address_update(&mut self, now: Instant) {
+        let mut chain = PayloadChain::new();
+        chain.push(
+            payload::NOTIFY,
+            &Notify::encode(notify::UPDATE_SA_ADDRESSES, &[]),
+        );
+        chain.push(
+            payload::NOTIFY,
+            &Notify::encode(
+                notify::NAT_DETECTION_SOURCE_IP,
+                &nat_d(HashAlg::Sha1, &self.spi_i, &self.spi_r, self.local),
+            ),
+        );
+        chain.push(
+            payload::NOTIFY,
+            &Notify::encode(
+                notify::NAT_DETECTION_DESTINATION_IP,
+                &nat_d(HashAlg::Sha1, &self.spi_i, &self.spi_r, self.remote),
+            ),
+        );
+        self.send_request(
+            now,
+            exchange::INFORMATIONAL,
+            &chain,
+            Purpose::UpdateAddresses,
+        );
+    }
+
+    /// The server's NAT-D in its answer to UPDATE_SA_ADDRESSES (§3.5).
+    pub(crate) fn note_update_answer(&mut self, first: u8, inner: &[u8]) {
+        let Ok(chain) = wire::payloads(first, inner) else {
+            return;
+        };
+        let sources: Vec<Vec<u8>> = wire::notifies(&chain)
+            .filter(|n| n.kind == notify::NAT_DETECTION_SOURCE_IP)
+            .map(|n| n.data.to_vec())
+            .collect();
+        let destination = wire::notifies(&chain)
+            .find(|n| n.kind == notify::NAT_DETECTION_DESTINATION_IP)
+            .map(|n| n.data.to_vec());
+        if sources.is_empty() && destination.is_none() {
+            return;
+        }
+        let expected_source = nat_d(HashAlg::Sha1, &self.spi_i, &self.spi_r, self.remote);
+        let expected_destination = nat_d(HashAlg::Sha1, &self.spi_i, &self.spi_r, self.local);
+        self.nat = NatState {
+            peer_behind_nat: !sources.is_empty() && !sources.iter().any(|s| *s == expected_source),
+            local_behind_nat: destination.is_some_and(|d| d != expected_destination),
+        };
     }
 
     /// The driver's answer to an EAP Request.

@@ -26,6 +26,7 @@ mod informational;
 pub mod initiator;
 pub mod initiator_config;
 mod initiator_exchanges;
+mod initiator_server_rekey;
 pub mod notify;
 pub mod payloads;
 pub mod proposal;
