@@ -666,7 +666,7 @@ impl Ikev2Initiator {
         let expected_source = nat_d(HashAlg::Sha1, &self.spi_i, &self.spi_r, self.remote);
         let expected_destination = nat_d(HashAlg::Sha1, &self.spi_i, &self.spi_r, self.local);
         self.nat = NatState {
-            peer_behind_nat: !sources.is_empty() && !sources.iter().any(|s| *s == expected_source),
+            peer_behind_nat: !sources.is_empty() && !sources.contains(&expected_source),
             local_behind_nat: destination.is_some_and(|d| d != expected_destination),
         };
     }
