@@ -111,7 +111,7 @@ impl Ikev2Initiator {
         }
     }
 
-    fn esp_proposals(&self, spi: u32) -> Vec<Proposal> {
+    pub(crate) fn esp_proposals(&self, spi: u32) -> Vec<Proposal> {
         self.config
             .esp_suites
             .iter()

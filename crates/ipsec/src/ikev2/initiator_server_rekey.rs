@@ -105,3 +105,7 @@ impl Ikev2Initiator {
         answer
     }
 }
+
+#[cfg(test)]
+#[path = "initiator_server_rekey_tests.rs"]
+mod tests;
