@@ -234,8 +234,29 @@ fn connect_to_strongswan(login: Login, mobike: bool) {
 
     ping_through(&sw, target);
     if mobike {
+        let moved_at = Instant::now();
         let new = move_client(&sw);
-        eprintln!("moved to {new}");
+        // The server may rekey the child after the move (kernel-libipsec
+        // does): the first echo can be lost while the new SA settles.
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while !sw
+            .command_in_client_ns("ping")
+            .args(["-c", "1", "-W", "1", &target.to_string()])
+            .output()
+            .unwrap()
+            .status
+            .success()
+        {
+            assert!(
+                Instant::now() < deadline,
+                "no echo through the tunnel 15 s after the move:\n{}",
+                sw.list_sas()
+            );
+        }
+        eprintln!(
+            "moved to {new}; echoes again after {:.2} s",
+            moved_at.elapsed().as_secs_f64()
+        );
         ping_through(&sw, target);
     }
 
@@ -320,4 +341,38 @@ fn pre_shared_key_to_strongswan() {
 #[test]
 fn the_tunnel_follows_a_new_client_address_with_mobike() {
     connect_to_strongswan(Login::Eap, true);
+}
+
+#[test]
+fn a_wrong_password_is_an_authentication_failure() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(sw) = strongswan::start_or_skip() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let pw = dir.path().join("pw");
+    std::fs::write(&pw, "not the password\n").unwrap();
+    let out = sw
+        .command_in_client_ns(RAS)
+        .args(["connect", &format!("ikev2://{}", sw.server_ip)])
+        .args(["--user", &sw.user, "--password-file"])
+        .arg(&pw)
+        .arg("--ca")
+        .arg(&sw.ca)
+        .args(["--no-dns", "--tun-name", TUN, "--reconnect"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    // Permanent: --reconnect gives up at once.
+    assert!(!out.status.success(), "{err}");
+    // strongSwan ends EAP-MSCHAPv2 with an EAP Failure after the
+    // MS-CHAPv2 failure (error 691).
+    assert!(
+        err.contains("IKEv2: EAP authentication failed")
+            || err.contains("the server refused the login"),
+        "{err}"
+    );
+    assert!(!err.contains("reconnecting"), "{err}");
+    assert_eq!(tun_address(&sw), None);
 }
