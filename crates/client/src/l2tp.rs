@@ -242,7 +242,7 @@ fn setup_error(e: L2tpClientError) -> ConnectError {
 
 /// The first address of the target, IPv4 preferred (L2TP/IPsec servers
 /// mostly listen on IPv4).
-async fn resolve(target: &Target, limit: Duration) -> Result<SocketAddr, ConnectError> {
+pub(crate) async fn resolve(target: &Target, limit: Duration) -> Result<SocketAddr, ConnectError> {
     let host = target.host.as_str();
     let addrs: Vec<SocketAddr> =
         match tokio::time::timeout(limit, tokio::net::lookup_host((host, target.port))).await {

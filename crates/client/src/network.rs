@@ -44,6 +44,12 @@ pub struct Connected {
     pub auth: Option<AuthProtocol>,
     /// The MTU for the TUN device.
     pub mtu: u16,
+    /// Networks the server routes through the tunnel on its own account
+    /// (IKEv2: its narrowed traffic selectors, RFC 7296 §2.9), added to
+    /// the user's routes.
+    pub server_routes: Vec<(IpAddr, u8)>,
+    /// IKEv2: the ESP suite that encrypts (shown instead of MPPE).
+    pub esp: Option<String>,
 }
 
 impl Connected {
@@ -68,6 +74,8 @@ impl Connected {
             mppe: up.mppe,
             auth: up.auth_protocol,
             mtu: MAX_MTU.min(up.peer_mru.saturating_sub(overhead)).max(576),
+            server_routes: Vec::new(),
+            esp: None,
         }
     }
 }
@@ -96,9 +104,10 @@ impl fmt::Display for Connected {
             let dns: Vec<String> = self.dns.iter().map(|d| d.to_string()).collect();
             write!(f, ", DNS {}", dns.join(" "))?;
         }
-        match self.mppe {
-            Some(m) => write!(f, ", {m}")?,
-            None => f.write_str(", no MPPE")?,
+        match (&self.esp, self.mppe) {
+            (Some(suite), _) => write!(f, ", ESP {suite}")?,
+            (None, Some(m)) => write!(f, ", {m}")?,
+            (None, None) => f.write_str(", no MPPE")?,
         }
         if let Some(auth) = self.auth {
             let name = match auth {
@@ -302,7 +311,10 @@ impl SystemNetwork {
             }
             shown.push("default".to_owned());
         }
-        for &(net, prefix) in &self.routes {
+        for &(net, prefix) in self.routes.iter().chain(&link.server_routes) {
+            if shown.contains(&format!("{net}/{prefix}")) {
+                continue;
+            }
             set.add(Route::via_dev(net, prefix, &name))?;
             shown.push(format!("{net}/{prefix}"));
         }

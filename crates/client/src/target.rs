@@ -1,5 +1,5 @@
 //! The server to connect to: `sstp://HOST[:PORT]`, `pptp://HOST[:PORT]`,
-//! `l2tp://HOST[:PORT]`, or
+//! `l2tp://HOST[:PORT]`, `ikev2://HOST[:PORT]`, or
 //! a dial-up line `serial:///dev/ttyX[?number=ACCESS_NUMBER]`.
 
 use std::fmt;
@@ -11,6 +11,8 @@ pub enum Protocol {
     Pptp,
     /// L2TP (RFC 2661), inside IPsec (RFC 3193) unless asked otherwise.
     L2tp,
+    /// IKEv2 remote access (RFC 7296) with tunnel-mode ESP: no PPP.
+    Ikev2,
     /// PPP over a serial line (a modem dialing `number`, or a null-modem
     /// line when there is no number).
     Serial,
@@ -23,6 +25,7 @@ impl Protocol {
             Protocol::Sstp => "sstp",
             Protocol::Pptp => "pptp",
             Protocol::L2tp => "l2tp",
+            Protocol::Ikev2 => "ikev2",
             Protocol::Serial => "serial",
         }
     }
@@ -34,6 +37,8 @@ impl Protocol {
             Protocol::Pptp => 1723,
             // RFC 2661 §8.1.
             Protocol::L2tp => 1701,
+            // RFC 7296 §2: IKE listens on UDP 500 (and 4500 after a NAT).
+            Protocol::Ikev2 => 500,
             Protocol::Serial => 0,
         }
     }
@@ -56,7 +61,7 @@ pub struct Target {
 pub enum TargetError {
     #[error("expected PROTOCOL://HOST[:PORT] (e.g. sstp://vpn.example.com), got {0:?}")]
     Shape(String),
-    #[error("unsupported protocol {0:?} (supported: sstp, pptp, l2tp, serial)")]
+    #[error("unsupported protocol {0:?} (supported: sstp, pptp, l2tp, ikev2, serial)")]
     Protocol(String),
     #[error("bad port in {0:?}")]
     Port(String),
@@ -73,6 +78,7 @@ impl Target {
             "sstp" => Protocol::Sstp,
             "pptp" => Protocol::Pptp,
             "l2tp" => Protocol::L2tp,
+            "ikev2" => Protocol::Ikev2,
             "serial" => return Self::parse_serial(text, rest),
             other => return Err(TargetError::Protocol(other.into())),
         };
@@ -186,10 +192,13 @@ mod tests {
             Target::parse("vpn.example.com"),
             Err(TargetError::Shape(_))
         ));
+        // ikev2:// is supported now; another unknown scheme still is not.
         assert!(matches!(
-            Target::parse("ikev2://x"),
+            Target::parse("openvpn://x"),
             Err(TargetError::Protocol(_))
         ));
+        let t = Target::parse("ikev2://x").unwrap();
+        assert_eq!((t.protocol, t.port), (Protocol::Ikev2, 500));
         let t = Target::parse("l2tp://10.0.0.1").unwrap();
         assert_eq!((t.protocol, t.port), (Protocol::L2tp, 1701));
         assert_eq!(t.to_string(), "l2tp://10.0.0.1:1701");

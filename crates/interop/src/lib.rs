@@ -31,6 +31,7 @@ pub mod dnsmasq;
 pub mod freeradius;
 pub mod netns;
 pub mod softether;
+pub mod strongswan;
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -29,6 +29,8 @@ struct Link {
     /// The user the scripted EAP peer names; the scripted EAP server
     /// knows only "alice".
     eap_user: &'static str,
+    /// EAP Requests handed to the client's EAP method.
+    eap_requests: usize,
 }
 
 impl Link {
@@ -51,6 +53,7 @@ impl Link {
             server_events: Vec::new(),
             client_seen_as,
             eap_user: "alice",
+            eap_requests: 0,
         }
     }
 
@@ -115,6 +118,7 @@ impl Link {
                 moved = true;
                 match e {
                     Ikev2ClientEvent::EapRequest { packet } if packet[0] == 1 => {
+                        self.eap_requests += 1;
                         let user = self.eap_user;
                         let mut response = vec![2, packet[1], 0, 0, 1];
                         response.extend_from_slice(user.as_bytes());
@@ -380,4 +384,163 @@ fn an_unanswered_client_gives_up_with_a_clear_reason() {
         reason.as_deref(),
         Some("the server did not answer IKE_SA_INIT within 30 s")
     );
+}
+
+/// A self-signed server certificate for `vpn.example` (RSA or ECDSA P-256)
+/// and the credential our responder signs with.
+fn server_certificate(rsa: bool) -> (Vec<u8>, ipsec::ikev2::signature_auth::ServerCredential) {
+    let (key, pkcs8) = if rsa {
+        use aws_lc_rs::encoding::AsDer;
+        let k = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).expect("rsa");
+        let pkcs8 = k.as_der().expect("der").as_ref().to_vec();
+        let key = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(
+            &pkcs8.clone().into(),
+            &rcgen::PKCS_RSA_SHA256,
+        )
+        .expect("rsa key");
+        (key, pkcs8)
+    } else {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("key");
+        let pkcs8 = key.serialize_der();
+        (key, pkcs8)
+    };
+    let cert = rcgen::CertificateParams::new(vec!["vpn.example".to_string()])
+        .expect("params")
+        .self_signed(&key)
+        .expect("cert");
+    let der = cert.der().to_vec();
+    let credential =
+        ipsec::ikev2::signature_auth::ServerCredential::from_pkcs8(vec![der.clone()], &pkcs8)
+            .expect("credential");
+    (der, credential)
+}
+
+/// EAP against a server that signs with `credential`, trusting `ca` and
+/// expecting the server to be `name`.
+fn eap_with_certificate(
+    credential: ipsec::ikev2::signature_auth::ServerCredential,
+    ca: Vec<u8>,
+    name: &str,
+) -> Link {
+    let now = Instant::now();
+    let mut config = Ikev2InitiatorConfig::new(
+        ClientAuth::Eap {
+            // Not the server's key: only the certificate can vouch for it.
+            server_key: Zeroizing::new(b"unused".to_vec()),
+        },
+        "192.168.1.20",
+    );
+    config.server_trust = Some(ipsec::ikev2::ServerTrust::new(
+        ipsec::ikev1::certificates::TrustAnchors::new(vec![ca]).expect("ca"),
+        Some(name.to_string()),
+    ));
+    let mut server = server_config();
+    server.local_identity = LocalIdentity::Fqdn("vpn.example".into());
+    server.certificate = Some(std::sync::Arc::new(credential));
+    let mut link = Link::new(now, config, server, false);
+    link.run(now);
+    link
+}
+
+fn down_reason(link: &Link) -> Option<String> {
+    link.client_events.iter().find_map(|e| match e {
+        Ikev2ClientEvent::Down { reason } => Some(reason.clone()),
+        _ => None,
+    })
+}
+
+#[test]
+fn eap_after_the_servers_certificate_signature_checks_out() {
+    for rsa in [false, true] {
+        let (der, credential) = server_certificate(rsa);
+        let link = eap_with_certificate(credential, der, "vpn.example");
+        assert!(
+            link.client.is_established(),
+            "rsa {rsa}: {:?}",
+            down_reason(&link)
+        );
+        assert_eq!(link.eap_requests, 1);
+        assert_eq!(link.client.server_subject(), "CN=rcgen self signed cert");
+        assert_keys_pair(link.client_children()[0], link.server_children()[0]);
+    }
+}
+
+#[test]
+fn no_eap_for_a_server_whose_certificate_we_do_not_trust() {
+    let (_, credential) = server_certificate(false);
+    let (other_ca, _) = server_certificate(false);
+    let link = eap_with_certificate(credential, other_ca, "vpn.example");
+    assert!(link.client.is_closed());
+    assert_eq!(link.eap_requests, 0, "no EAP message may reach the method");
+    let reason = down_reason(&link).expect("a reason");
+    assert!(reason.contains("no trusted CA issued"), "{reason}");
+}
+
+#[test]
+fn no_eap_for_a_trusted_certificate_of_another_server() {
+    let (der, credential) = server_certificate(false);
+    let link = eap_with_certificate(credential, der, "other.example");
+    assert!(link.client.is_closed());
+    assert_eq!(link.eap_requests, 0);
+    assert_eq!(
+        down_reason(&link).as_deref(),
+        Some("the server's certificate does not name other.example")
+    );
+}
+
+#[test]
+fn a_new_local_address_is_announced_with_mobike() {
+    for behind_nat in [false, true] {
+        let now = Instant::now();
+        let config = Ikev2InitiatorConfig::new(
+            ClientAuth::SharedKey(Zeroizing::new(PSK.to_vec())),
+            "client.example",
+        );
+        let mut server = server_config();
+        server.mobike = true;
+        let mut link = Link::new(now, config, server, behind_nat);
+        link.run(now);
+        assert!(link.client.is_established(), "{:?}", down_reason(&link));
+        assert!(link.client.server_supports_mobike());
+        link.server_events.clear();
+        // Another network: the client's own address, and what the server
+        // sees, change.
+        let new_local: SocketAddr = "192.168.2.30:500".parse().expect("addr");
+        link.client_seen_as = if behind_nat {
+            "203.0.113.77:62000".parse().expect("addr")
+        } else {
+            new_local
+        };
+        assert!(link.client.local_address_changed(now, new_local));
+        link.run(now);
+        let moved = link.server_events.iter().find_map(|e| match e {
+            Ikev2Event::PeerMoved { peer, .. } => Some(*peer),
+            _ => None,
+        });
+        assert_eq!(
+            moved.map(|p| p.ip()),
+            Some(link.client_seen_as.ip()),
+            "behind a NAT: {behind_nat}"
+        );
+        assert!(link.client.is_established());
+    }
+}
+
+#[test]
+fn without_mobike_on_the_server_an_address_change_cannot_be_announced() {
+    let now = Instant::now();
+    let config = Ikev2InitiatorConfig::new(
+        ClientAuth::SharedKey(Zeroizing::new(PSK.to_vec())),
+        "client.example",
+    );
+    let mut server = server_config();
+    server.mobike = false;
+    let mut link = Link::new(now, config, server, false);
+    link.run(now);
+    assert!(link.client.is_established());
+    assert!(!link.client.server_supports_mobike());
+    assert!(!link
+        .client
+        .local_address_changed(now, "192.168.2.30:500".parse().expect("addr")));
+    assert!(link.client.poll_transmit().is_none(), "nothing is sent");
 }

@@ -1,5 +1,5 @@
-//! `ras connect sstp://HOST[:PORT]`, `pptp://HOST[:PORT]` or
-//! `l2tp://HOST[:PORT]`: the VPN client.
+//! `ras connect sstp://HOST[:PORT]`, `pptp://HOST[:PORT]`,
+//! `l2tp://HOST[:PORT]` or `ikev2://HOST[:PORT]`: the VPN client.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use client::dns::{self, DnsBackend};
+use client::ikev2::Ikev2Options;
 use client::l2tp::L2tpOptions;
 use client::network::{DnsMode, Network, SystemNetwork, DEFAULT_TUN_NAME};
 use client::pptp::PptpOptions;
@@ -16,7 +17,9 @@ use client::serial::SerialOptions;
 use client::sstp::{self as vpn, ConnectError, SessionEnd, SstpOptions};
 use client::target::{Protocol, Target};
 use client::verify::Trust;
+use ipsec::ikev2::ServerTrust;
 use tokio::sync::watch;
+use tunnel::ikev2_client::Ikev2Login;
 use zeroize::Zeroizing;
 
 use crate::quiet_output::{say, say_err};
@@ -37,11 +40,14 @@ pub struct ConnectArgs {
     /// pptp://HOST[:PORT] (port 1723; needs root for GRE; MPPE-128 and
     /// MS-CHAPv2 required; no certificate, so no --ca/--fingerprint),
     /// l2tp://HOST[:PORT] (L2TP/IPsec with --psk-file or --cert/--key/--ca,
-    /// or plain L2TP with --no-ipsec; UDP 1701; IKE on UDP 500/4500), or
+    /// or plain L2TP with --no-ipsec; UDP 1701; IKE on UDP 500/4500),
+    /// ikev2://HOST[:PORT] (IKEv2 with EAP-MSCHAPv2 and --ca, or
+    /// --psk-file; port 500, then 4500 behind a NAT), or
     /// serial:///dev/ttyX[?number=ACCESS_NUMBER] (dial-up PPP on a serial
     /// line; with a number, dialed through the modem first).
     pub target: String,
-    /// User name (DOMAIN\user for a Windows server in a domain).
+    /// User name (DOMAIN\user for a Windows server in a domain). For
+    /// ikev2:// also the IKE identity unless --id is given.
     #[arg(long, short)]
     pub user: String,
     /// Read the password from the first line of this file. Without it,
@@ -51,7 +57,10 @@ pub struct ConnectArgs {
     pub password_file: Option<PathBuf>,
     /// Trust server certificates signed by a CA in this PEM file (SSTP:
     /// the TLS certificate, checked against the host name or IP address of
-    /// the target; l2tp:// with --cert: the server's IKE certificate).
+    /// the target; l2tp:// with --cert: the server's IKE certificate;
+    /// ikev2://: the server's IKE certificate, which must also name the
+    /// target's host; required for EAP, and with --psk-file it makes the
+    /// server prove itself with its certificate instead of the key).
     #[arg(long, value_name = "FILE", conflicts_with = "fingerprint")]
     pub ca: Option<PathBuf>,
     /// Trust exactly the server certificate with this SHA-256 fingerprint
@@ -89,8 +98,9 @@ pub struct ConnectArgs {
     /// `mppe-stateful`); others hang up.
     #[arg(long)]
     pub mppe_stateful: bool,
-    /// L2TP/IPsec: read the IPsec pre-shared key from the first line of
-    /// this file (l2tp:// needs it or --cert, unless --no-ipsec).
+    /// L2TP/IPsec and IKEv2: read the IPsec pre-shared key from the first
+    /// line of this file (l2tp:// needs it or --cert, unless --no-ipsec;
+    /// ikev2:// uses it instead of EAP, and no password is asked for).
     #[arg(long, value_name = "FILE", conflicts_with_all = ["no_ipsec", "cert"])]
     pub psk_file: Option<PathBuf>,
     /// L2TP/IPsec: authenticate IKE with this certificate (PEM, ours
@@ -111,11 +121,15 @@ pub struct ConnectArgs {
     /// never used). Only for servers that offer plain L2TP.
     #[arg(long)]
     pub no_ipsec: bool,
-    /// L2TP/IPsec: offer only these ESP suites, in order (repeatable):
+    /// L2TP/IPsec and IKEv2: offer only these ESP suites, in order (repeatable):
     /// aes128gcm16, aes256gcm16, aes128-sha1, aes256-sha1, aes128-sha256,
     /// aes256-sha256. Default: all of them, AES-GCM first.
     #[arg(long, value_name = "SUITE", conflicts_with = "no_ipsec")]
     pub esp: Vec<String>,
+    /// IKEv2: our IKE identity (IDi): an IPv4 address, user@domain or a
+    /// host name. Default: the --user name.
+    #[arg(long = "id", value_name = "IDENTITY")]
+    pub ike_id: Option<String>,
 }
 
 pub fn run(args: ConnectArgs) -> anyhow::Result<()> {
@@ -142,6 +156,18 @@ pub fn run(args: ConnectArgs) -> anyhow::Result<()> {
             }
             None
         }
+        Protocol::Ikev2 => {
+            if args.fingerprint.is_some() {
+                bail!("IKEv2 checks the server's IKE certificate against --ca: --fingerprint does not apply");
+            }
+            if args.cert.is_some() || args.no_ipsec {
+                bail!("ikev2:// authenticates with EAP-MSCHAPv2 (--user, --ca) or --psk-file; client certificates (--cert) and --no-ipsec do not apply");
+            }
+            if args.psk_file.is_none() && args.ca.is_none() {
+                bail!("ikev2:// with EAP needs --ca FILE (the CA of the server's certificate): the password must not go to a server that was not authenticated; or give --psk-file");
+            }
+            None
+        }
         Protocol::Serial => {
             if args.ca.is_some() || args.fingerprint.is_some() {
                 bail!(
@@ -160,17 +186,24 @@ pub fn run(args: ConnectArgs) -> anyhow::Result<()> {
         // SSTP is encrypted by TLS; a serial line's MPPE stays stateless.
         bail!("--mppe-stateful applies to PPTP only");
     }
-    if (args.psk_file.is_some() || args.no_ipsec || args.cert.is_some())
-        && target.protocol != Protocol::L2tp
-    {
-        bail!("--psk-file, --cert, --key and --no-ipsec apply to l2tp:// only");
+    if (args.no_ipsec || args.cert.is_some()) && target.protocol != Protocol::L2tp {
+        bail!("--cert, --key and --no-ipsec apply to l2tp:// only");
+    }
+    if args.psk_file.is_some() && !matches!(target.protocol, Protocol::L2tp | Protocol::Ikev2) {
+        bail!("--psk-file applies to l2tp:// and ikev2:// only");
+    }
+    if !args.esp.is_empty() && !matches!(target.protocol, Protocol::L2tp | Protocol::Ikev2) {
+        bail!("--esp applies to l2tp:// and ikev2:// only");
+    }
+    if args.ike_id.is_some() && target.protocol != Protocol::Ikev2 {
+        bail!("--id applies to ikev2:// only");
     }
     let ipsec_certificates = match (&args.cert, &args.key) {
         (Some(cert), Some(key)) => Some(read_ike_certificates(cert, key, args.ca.as_deref())?),
         _ => None,
     };
     let psk = match (target.protocol, &args.psk_file) {
-        (Protocol::L2tp, Some(path)) => Some(read_psk(path)?),
+        (Protocol::L2tp | Protocol::Ikev2, Some(path)) => Some(read_psk(path)?),
         (Protocol::L2tp, None) if !args.no_ipsec && ipsec_certificates.is_none() => bail!(
             "l2tp:// needs the IPsec pre-shared key (--psk-file FILE) or a certificate (--cert FILE --key FILE --ca FILE), or --no-ipsec for plain L2TP, unencrypted"
         ),
@@ -190,7 +223,12 @@ pub fn run(args: ConnectArgs) -> anyhow::Result<()> {
             args.tun_name
         );
     }
-    let password = read_password(&args)?;
+    // IKEv2 with a pre-shared key has no user password.
+    let password = if target.protocol == Protocol::Ikev2 && psk.is_some() {
+        Zeroizing::new(String::new())
+    } else {
+        read_password(&args)?
+    };
 
     let dns_mode = if args.no_dns {
         DnsMode::Off
@@ -232,6 +270,9 @@ pub fn run(args: ConnectArgs) -> anyhow::Result<()> {
             options.on_up = Some(on_up);
             Dial::Serial(options)
         }
+        None if target.protocol == Protocol::Ikev2 => {
+            Dial::Ikev2(ikev2_options(&args, target, password, psk, on_up)?)
+        }
         None if target.protocol == Protocol::L2tp => {
             let mut options = L2tpOptions::new(target, &args.user, password, psk);
             options.ipsec_certificates = ipsec_certificates;
@@ -261,6 +302,48 @@ pub fn run(args: ConnectArgs) -> anyhow::Result<()> {
         .build()
         .context("starting the runtime")?;
     runtime.block_on(run_loop(options, network, args.reconnect))
+}
+
+/// `ras connect ikev2://`: the login (the key, or EAP with the user and
+/// password), the identity and the server's CAs.
+fn ikev2_options(
+    args: &ConnectArgs,
+    target: Target,
+    password: Zeroizing<String>,
+    psk: Option<Zeroizing<Vec<u8>>>,
+    on_up: vpn::UpCallback,
+) -> anyhow::Result<Ikev2Options> {
+    let trust = match &args.ca {
+        Some(path) => {
+            let pem = std::fs::read(path)
+                .with_context(|| format!("reading the CA file {}", path.display()))?;
+            let anchors = ipsec::ikev1::certificates::TrustAnchors::from_pem(&pem)
+                .map_err(|e| anyhow::anyhow!("--ca {}: {e}", path.display()))?;
+            Some(ServerTrust::new(anchors, Some(target.host.clone())))
+        }
+        None => None,
+    };
+    let login = match psk {
+        Some(key) => Ikev2Login::SharedKey(key),
+        None => Ikev2Login::EapMsChapV2 {
+            user: args.user.clone(),
+            password,
+        },
+    };
+    Ok(Ikev2Options {
+        target,
+        login,
+        identity: args.ike_id.clone().unwrap_or_else(|| args.user.clone()),
+        trust,
+        esp_suites: args
+            .esp
+            .iter()
+            .map(|name| client::l2tp::esp_suite(name))
+            .collect::<Result<_, _>>()
+            .map_err(|e| anyhow::anyhow!("--esp: {e}"))?,
+        connect_timeout: Duration::from_secs(15),
+        on_up: Some(on_up),
+    })
 }
 
 /// Our IKE certificate chain and key, and the CAs of the server's
@@ -323,6 +406,7 @@ enum Dial {
     Sstp(SstpOptions),
     Pptp(PptpOptions),
     L2tp(L2tpOptions),
+    Ikev2(Ikev2Options),
     Serial(SerialOptions),
 }
 
@@ -332,6 +416,7 @@ impl Dial {
             Dial::Sstp(o) => &o.target,
             Dial::Pptp(o) => &o.target,
             Dial::L2tp(o) => &o.target,
+            Dial::Ikev2(o) => &o.target,
             Dial::Serial(o) => &o.target,
         }
     }
@@ -341,6 +426,7 @@ impl Dial {
             Dial::Sstp(o) => &o.username,
             Dial::Pptp(o) => &o.username,
             Dial::L2tp(o) => &o.username,
+            Dial::Ikev2(o) => &o.identity,
             Dial::Serial(o) => &o.username,
         }
     }
@@ -354,6 +440,7 @@ impl Dial {
             Dial::Sstp(o) => vpn::connect(o, network, stop).await,
             Dial::Pptp(o) => client::pptp::connect(o, network, stop).await,
             Dial::L2tp(o) => client::l2tp::connect(o, network, stop).await,
+            Dial::Ikev2(o) => client::ikev2::connect(o, network, stop).await,
             Dial::Serial(o) => client::serial::connect(o, network, stop).await,
         }
     }

@@ -28,12 +28,12 @@ pub(crate) const SETTLE: Duration = Duration::from_millis(200);
 const DATAGRAM: usize = 4096;
 
 pub(crate) struct Sockets {
-    ike: UdpSocket,
+    pub(crate) ike: UdpSocket,
     /// Shared with the task's read loop, which reads them while the task
     /// handles what they bring.
-    nat_t: Arc<UdpSocket>,
-    esp: Option<Arc<UdpSocket>>,
-    local: IpAddr,
+    pub(crate) nat_t: Arc<UdpSocket>,
+    pub(crate) esp: Option<Arc<UdpSocket>>,
+    pub(crate) local: IpAddr,
 }
 
 impl Sockets {
@@ -96,7 +96,7 @@ fn open_esp_socket(bind: IpAddr) -> std::io::Result<UdpSocket> {
 
 /// The source address the routing table picks for `remote` (a connected
 /// UDP socket sends nothing).
-fn route_source(remote: SocketAddr) -> Option<IpAddr> {
+pub(crate) fn route_source(remote: SocketAddr) -> Option<IpAddr> {
     let bind: SocketAddr = if remote.is_ipv4() {
         "0.0.0.0:0".parse().ok()?
     } else {
@@ -500,7 +500,7 @@ impl Task {
     }
 }
 
-async fn readable_optional(socket: Option<&UdpSocket>) -> std::io::Result<()> {
+pub(crate) async fn readable_optional(socket: Option<&UdpSocket>) -> std::io::Result<()> {
     match socket {
         Some(s) => s.readable().await,
         None => std::future::pending().await,

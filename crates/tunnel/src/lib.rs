@@ -12,6 +12,8 @@ mod end_reasons;
 mod hooked;
 mod hooks;
 pub mod http_io;
+pub mod ikev2_client;
+mod ikev2_client_task;
 pub mod ikev2_eap;
 pub mod ikev2_server;
 pub mod l2tp_client;

@@ -196,6 +196,12 @@ impl PublicKey {
         self.kind
     }
 
+    /// RSA: the PKCS#1 RSAPublicKey DER; ECDSA: the uncompressed point (the
+    /// forms aws-lc-rs verifies with).
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
     /// Checks a SIG payload over HASH_I / HASH_R (see the module text).
     pub fn verify_hash(&self, hash: &[u8], signature: &[u8]) -> Result<(), SignatureError> {
         match self.kind {

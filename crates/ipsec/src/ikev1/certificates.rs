@@ -222,6 +222,12 @@ impl TrustAnchors {
             .collect()
     }
 
+    /// The DER SubjectPublicKeyInfo of each CA (IKEv2 names a CA in a
+    /// CERTREQ by the SHA-1 hash of it, RFC 7296 §3.7).
+    pub fn public_key_infos(&self) -> Vec<Vec<u8>> {
+        self.parsed().map(|c| c.public_key().raw.to_vec()).collect()
+    }
+
     /// Checks the peer's certificates (`certs`: CERT payload bodies' DER,
     /// the end entity first) at `unix_time` against `id`, and returns the
     /// end entity's key and subject for the log.

@@ -76,6 +76,8 @@ pub(crate) enum Purpose {
     SaInit,
     Auth,
     Liveness,
+    /// RFC 4555 §3.5: UPDATE_SA_ADDRESSES from our new address.
+    UpdateAddresses,
     RekeyChild {
         new_inbound_spi: u32,
         nonce: Vec<u8>,
@@ -118,9 +120,15 @@ pub struct Ikev2Initiator {
     pub(crate) keys: Option<IkeSaKeys>,
     pub(crate) nat: NatState,
     pub(crate) server_fragments: bool,
+    /// The server announced MOBIKE in IKE_AUTH (RFC 4555 §3.2).
+    pub(crate) server_mobike: bool,
+    /// Our address changed and the server has not been told yet.
+    pub(crate) address_update_due: bool,
     pub(crate) idi_body: Vec<u8>,
     /// The server's IDr body, which its AUTH signs.
     pub(crate) server_idr: Vec<u8>,
+    /// The subject of the server's certificate once it checked out.
+    pub(crate) server_subject: String,
     /// Our SPI of the first child, offered in IKE_AUTH.
     pub(crate) first_inbound_spi: u32,
     pub(crate) msk: Option<Zeroizing<Vec<u8>>>,
@@ -176,8 +184,11 @@ impl Ikev2Initiator {
             keys: None,
             nat: NatState::default(),
             server_fragments: false,
+            server_mobike: false,
+            address_update_due: false,
             idi_body: Vec::new(),
             server_idr: Vec::new(),
+            server_subject: String::new(),
             first_inbound_spi: random_spi(),
             msk: None,
             next_message_id: 0,
@@ -211,6 +222,12 @@ impl Ikev2Initiator {
 
     pub fn virtual_ipv4(&self) -> Option<Ipv4Addr> {
         self.virtual_ipv4
+    }
+
+    /// The subject of the server's certificate, once checked (empty when
+    /// the server authenticated with a shared key).
+    pub fn server_subject(&self) -> &str {
+        &self.server_subject
     }
 
     pub fn child_count(&self) -> usize {
@@ -265,6 +282,12 @@ impl Ikev2Initiator {
                 Purpose::SaInit => {}
                 Purpose::Auth => self.auth_response(now, first, &inner),
                 Purpose::Liveness => {}
+                Purpose::UpdateAddresses => {
+                    // The server now sends to where the request came
+                    // from (RFC 4555 §3.5); its NAT-D tells whether a NAT
+                    // is in the way now.
+                    self.note_update_answer(first, &inner);
+                }
                 Purpose::RekeyChild {
                     new_inbound_spi,
                     nonce,
@@ -427,7 +450,10 @@ impl Ikev2Initiator {
             }
         }
         if header.message_id != self.server_next_request
-            || header.exchange != exchange::INFORMATIONAL
+            || !matches!(
+                header.exchange,
+                exchange::INFORMATIONAL | exchange::CREATE_CHILD_SA
+            )
         {
             return;
         }
@@ -435,6 +461,19 @@ impl Ikev2Initiator {
             return;
         };
         self.last_heard = now;
+        if header.exchange == exchange::CREATE_CHILD_SA {
+            let answer = self.server_create_child(now, first, &inner);
+            if let Some(datagrams) =
+                self.seal(exchange::CREATE_CHILD_SA, header.message_id, true, &answer)
+            {
+                for bytes in &datagrams {
+                    self.push_transmit(bytes.clone());
+                }
+                self.last_answer = Some((header.message_id, datagrams));
+            }
+            self.server_next_request = header.message_id.wrapping_add(1);
+            return;
+        }
         let Ok(chain) = wire::payloads(first, &inner) else {
             return;
         };
@@ -571,10 +610,37 @@ impl Ikev2Initiator {
         }
     }
 
-    /// Starts a rekey or a liveness check when one is due and no request
-    /// is in flight.
+    /// Our address changed (another network, a new DHCP lease): with
+    /// MOBIKE on both sides the server is told and the SAs follow (RFC
+    /// 4555 §3.5); returns false when the server cannot be told (no MOBIKE),
+    /// so the caller knows the tunnel will fail.
+    pub fn local_address_changed(&mut self, now: Instant, local: SocketAddr) -> bool {
+        if !self.is_established() || !self.config.mobike || !self.server_mobike {
+            return false;
+        }
+        if local == self.local {
+            return true;
+        }
+        self.local = local;
+        self.address_update_due = true;
+        self.start_due_work(now);
+        true
+    }
+
+    /// Whether the server announced MOBIKE.
+    pub fn server_supports_mobike(&self) -> bool {
+        self.server_mobike
+    }
+
+    /// Starts an address update, a rekey or a liveness check when one is
+    /// due and no request is in flight.
     pub(crate) fn start_due_work(&mut self, now: Instant) {
         if !self.is_established() || self.outstanding.is_some() {
+            return;
+        }
+        if self.address_update_due {
+            self.address_update_due = false;
+            self.send_address_update(now);
             return;
         }
         let rekey_after = self.rekey_after();

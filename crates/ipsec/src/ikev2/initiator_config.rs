@@ -9,15 +9,17 @@ use crate::ike_crypto::{DhGroup, HashAlg, IkeCipher};
 
 use super::encrypted::{SkCipher, SkInteg};
 use super::payloads::id_type;
+use super::server_signature::ServerTrust;
 
 /// How the client authenticates (RFC 7296 §2.15, §2.16).
 #[derive(Clone)]
 pub enum ClientAuth {
     /// AUTH with a pre-shared key, which also checks the server's AUTH.
     SharedKey(Zeroizing<Vec<u8>>),
-    /// EAP, run by the caller (the EAP method's messages come as events);
-    /// `server_key` checks the server's AUTH until certificates are
-    /// implemented.
+    /// EAP, run by the caller (the EAP method's messages come as events).
+    /// The server's first AUTH is checked with its certificate when
+    /// `Ikev2InitiatorConfig::server_trust` is set (what servers do,
+    /// RFC 7296 §2.16), else with `server_key`.
     Eap { server_key: Zeroizing<Vec<u8>> },
 }
 
@@ -35,6 +37,10 @@ pub struct Ikev2Offer {
 #[derive(Clone)]
 pub struct Ikev2InitiatorConfig {
     pub auth: ClientAuth,
+    /// The server must authenticate with a certificate from these CAs
+    /// (its AUTH a signature); `None`: a shared key (the PSK, or EAP's
+    /// `server_key`).
+    pub server_trust: Option<ServerTrust>,
     /// IDi: type and data (§3.5).
     pub identity_type: u8,
     pub identity: Vec<u8>,
@@ -70,6 +76,7 @@ impl Ikev2InitiatorConfig {
     pub fn new(auth: ClientAuth, identity: &str) -> Self {
         Ikev2InitiatorConfig {
             auth,
+            server_trust: None,
             identity_type: id_type::FQDN,
             identity: identity.as_bytes().to_vec(),
             ike_offers: default_ike_offers(),

@@ -24,6 +24,8 @@ use super::notify;
 use super::payloads::{auth_method, Authentication, Delete, Identification, KeyExchange, Notify};
 use super::proposal::{choose_child, choose_ike, Ikev2Policy};
 use super::sa_payload::{self, ids, protocol, transform_type, Proposal, Transform};
+use super::server_signature::verify_server;
+use super::signature_auth::hash_id;
 use super::traffic_selectors::{self, TrafficSelector};
 use super::wire::{self, exchange, flags, payload, Header, PayloadChain, HEADER_LEN};
 
@@ -98,7 +100,7 @@ fn esp_transforms(suite: CipherSuite) -> Vec<Transform> {
 }
 
 impl Ikev2Initiator {
-    fn our_policy(&self) -> Ikev2Policy {
+    pub(crate) fn our_policy(&self) -> Ikev2Policy {
         let offers = &self.config.ike_offers;
         Ikev2Policy {
             ike_ciphers: offers.iter().map(|o| o.cipher).collect(),
@@ -109,7 +111,7 @@ impl Ikev2Initiator {
         }
     }
 
-    fn esp_proposals(&self, spi: u32) -> Vec<Proposal> {
+    pub(crate) fn esp_proposals(&self, spi: u32) -> Vec<Proposal> {
         self.config
             .esp_suites
             .iter()
@@ -173,6 +175,17 @@ impl Ikev2Initiator {
             chain.push(
                 payload::NOTIFY,
                 &Notify::encode(notify::IKEV2_FRAGMENTATION_SUPPORTED, &[]),
+            );
+        }
+        if self.config.server_trust.is_some() {
+            // RFC 7427 §4: SHA-2 signatures, rather than RSA with SHA-1.
+            let hashes: Vec<u8> = [hash_id::SHA2_256, hash_id::SHA2_384, hash_id::SHA2_512]
+                .iter()
+                .flat_map(|h| h.to_be_bytes())
+                .collect();
+            chain.push(
+                payload::NOTIFY,
+                &Notify::encode(notify::SIGNATURE_HASH_ALGORITHMS, &hashes),
             );
         }
         let header = Header::new(
@@ -310,6 +323,10 @@ impl Ikev2Initiator {
         self.idi_body = Identification::encode(self.config.identity_type, &self.config.identity);
         let mut chain = PayloadChain::new();
         chain.push(payload::IDI, &self.idi_body);
+        if let Some(trust) = &self.config.server_trust {
+            // §3.7: names our CAs, and asks the server for its chain.
+            chain.push(payload::CERTREQ, &trust.cert_request());
+        }
         chain.push(
             payload::NOTIFY,
             &Notify::encode(notify::INITIAL_CONTACT, &[]),
@@ -387,7 +404,6 @@ impl Ikev2Initiator {
             }
             let Some(keys) = &self.keys else { return };
             let final_round = self.msk.is_some();
-            let key = self.server_auth_key(final_round);
             let signed = signed_octets(
                 self.prf,
                 &self.init_response,
@@ -395,15 +411,26 @@ impl Ikev2Initiator {
                 &keys.sk_pr,
                 &self.server_idr,
             );
-            let expected = shared_key_auth(self.prf, &key, &signed);
-            if auth.method != auth_method::SHARED_KEY_MIC
-                || verify_slices_are_equal(&expected, auth.data).is_err()
-            {
-                self.fail(
-                    now,
-                    "the server's AUTH did not verify: wrong key, or not the server we think"
-                        .into(),
-                );
+            let by_signature =
+                !final_round && (self.config.server_trust.is_some() || is_signature(auth.method));
+            let verdict = if by_signature {
+                self.check_server_signature(&chain, auth.method, auth.data, &signed)
+            } else {
+                let key = self.server_auth_key(final_round);
+                let expected = shared_key_auth(self.prf, &key, &signed);
+                if auth.method == auth_method::SHARED_KEY_MIC
+                    && verify_slices_are_equal(&expected, auth.data).is_ok()
+                {
+                    Ok(())
+                } else {
+                    Err(
+                        "the server's AUTH did not verify: wrong key, or not the server we think"
+                            .to_string(),
+                    )
+                }
+            };
+            if let Err(reason) = verdict {
+                self.fail(now, reason);
                 return;
             }
         } else if self.msk.is_some()
@@ -429,6 +456,36 @@ impl Ikev2Initiator {
             return;
         }
         self.first_child_answer(now, &chain, first, inner);
+    }
+
+    /// §2.15: a certificate-authenticated server; never believed without
+    /// `server_trust` (an EAP password must not go to a server we cannot
+    /// check, §2.16).
+    fn check_server_signature(
+        &mut self,
+        chain: &[wire::RawPayload<'_>],
+        method: u8,
+        data: &[u8],
+        signed: &[u8],
+    ) -> Result<(), String> {
+        let Some(trust) = &self.config.server_trust else {
+            return Err(
+                "the server authenticated with a certificate, but no CA was given to check it"
+                    .to_string(),
+            );
+        };
+        let certs: Vec<&[u8]> = chain
+            .iter()
+            .filter(|p| p.kind == payload::CERT)
+            .map(|p| p.body)
+            .collect();
+        match verify_server(trust, &certs, &self.server_idr, method, data, signed) {
+            Ok(subject) => {
+                self.server_subject = subject;
+                Ok(())
+            }
+            Err(e) => Err(e.to_string()),
+        }
     }
 
     fn first_child_answer(
@@ -492,6 +549,7 @@ impl Ikev2Initiator {
             self.fail(now, "child SA key derivation failed".into());
             return;
         };
+        self.server_mobike = wire::notifies(chain).any(|n| n.kind == notify::MOBIKE_SUPPORTED);
         let child = ClientChild {
             inbound_spi,
             outbound_spi: choice.peer_spi,
@@ -519,7 +577,7 @@ impl Ikev2Initiator {
 
     /// KEYMAT for a child SA of ours (§2.17): initiator-to-responder keys
     /// first — our outbound.
-    fn client_child_keys(
+    pub(crate) fn client_child_keys(
         &self,
         g_ir_new: Option<&[u8]>,
         ni: &[u8],
@@ -558,6 +616,59 @@ impl Ikev2Initiator {
         let outbound = half(0, outbound_spi, 0);
         let inbound = half(encr_len + integ_len, inbound_spi, self.config.replay_window);
         Some((inbound, outbound))
+    }
+
+    /// RFC 4555 §3.5: an INFORMATIONAL request with UPDATE_SA_ADDRESSES
+    /// and fresh NAT-D payloads, sent from the new address.
+    pub(crate) fn send_address_update(&mut self, now: Instant) {
+        let mut chain = PayloadChain::new();
+        chain.push(
+            payload::NOTIFY,
+            &Notify::encode(notify::UPDATE_SA_ADDRESSES, &[]),
+        );
+        chain.push(
+            payload::NOTIFY,
+            &Notify::encode(
+                notify::NAT_DETECTION_SOURCE_IP,
+                &nat_d(HashAlg::Sha1, &self.spi_i, &self.spi_r, self.local),
+            ),
+        );
+        chain.push(
+            payload::NOTIFY,
+            &Notify::encode(
+                notify::NAT_DETECTION_DESTINATION_IP,
+                &nat_d(HashAlg::Sha1, &self.spi_i, &self.spi_r, self.remote),
+            ),
+        );
+        self.send_request(
+            now,
+            exchange::INFORMATIONAL,
+            &chain,
+            Purpose::UpdateAddresses,
+        );
+    }
+
+    /// The server's NAT-D in its answer to UPDATE_SA_ADDRESSES (§3.5).
+    pub(crate) fn note_update_answer(&mut self, first: u8, inner: &[u8]) {
+        let Ok(chain) = wire::payloads(first, inner) else {
+            return;
+        };
+        let sources: Vec<Vec<u8>> = wire::notifies(&chain)
+            .filter(|n| n.kind == notify::NAT_DETECTION_SOURCE_IP)
+            .map(|n| n.data.to_vec())
+            .collect();
+        let destination = wire::notifies(&chain)
+            .find(|n| n.kind == notify::NAT_DETECTION_DESTINATION_IP)
+            .map(|n| n.data.to_vec());
+        if sources.is_empty() && destination.is_none() {
+            return;
+        }
+        let expected_source = nat_d(HashAlg::Sha1, &self.spi_i, &self.spi_r, self.remote);
+        let expected_destination = nat_d(HashAlg::Sha1, &self.spi_i, &self.spi_r, self.local);
+        self.nat = NatState {
+            peer_behind_nat: !sources.is_empty() && !sources.contains(&expected_source),
+            local_behind_nat: destination.is_some_and(|d| d != expected_destination),
+        };
     }
 
     /// The driver's answer to an EAP Request.
@@ -712,4 +823,17 @@ impl Ikev2Initiator {
             },
         );
     }
+}
+
+/// AUTH methods that are signatures (§3.8, RFC 4754, RFC 7427).
+fn is_signature(method: u8) -> bool {
+    matches!(
+        method,
+        auth_method::RSA_SIGNATURE
+            | auth_method::DSS_SIGNATURE
+            | auth_method::ECDSA_SHA256_P256
+            | auth_method::ECDSA_SHA384_P384
+            | auth_method::ECDSA_SHA512_P521
+            | auth_method::DIGITAL_SIGNATURE
+    )
 }

@@ -1,0 +1,378 @@
+//! `ras connect ikev2://` against a server we did not write: strongSwan
+//! 5.9.8 (Debian 12) with kernel-libipsec, started by
+//! `interop/strongswan.sh` in its own namespace. Two logins:
+//!
+//! - EAP-MSCHAPv2 after the server's RSA certificate (from the harness's
+//!   own CA, `--ca`) and its RFC 7427 signature checked out, as Windows'
+//!   "IKEv2 + MSCHAPv2" connects;
+//! - a pre-shared key both ways, with the identity strongSwan expects.
+//!
+//! Each run checks the virtual IP from strongSwan's pool, the route to the
+//! narrowed traffic selector, pings with patterned 1200-byte payloads
+//! through tunnel-mode ESP (UDP-encapsulated: kernel-libipsec fakes a NAT),
+//! strongSwan's view of the SA while up, and that SIGINT deletes the IKE
+//! SA (charon logs the Delete and `swanctl --list-sas` is empty after).
+//!
+//! A third run moves the client to another address mid-tunnel: MOBIKE
+//! (RFC 4555) tells strongSwan, whose kernel-libipsec cannot move an ESP
+//! SA in place and so rekeys the child itself (a CREATE_CHILD_SA from the
+//! server, which the client answers); the pings go on through the new SA.
+//!
+//! Skips (or fails with `RAS_INTEROP_REQUIRED=1`) when strongSwan cannot
+//! be installed or started.
+
+use std::io::Read;
+use std::net::Ipv4Addr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use interop::strongswan::{self, StrongSwan};
+
+const RAS: &str = env!("CARGO_BIN_EXE_ras");
+const TUN: &str = "ras-sw-ike";
+
+struct Killed(Child);
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn tun_address(sw: &StrongSwan) -> Option<Ipv4Addr> {
+    let out = sw
+        .command_in_client_ns("ip")
+        .args(["-4", "-o", "addr", "show", "dev", TUN])
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let addr = text
+        .split_whitespace()
+        .skip_while(|w| *w != "inet")
+        .nth(1)?;
+    addr.split('/').next()?.parse().ok()
+}
+
+/// Whether the route to `to` through the TUN is there (the client adds it
+/// from the narrowed TSr; no --route is given).
+fn routed(sw: &StrongSwan, to: Ipv4Addr) -> bool {
+    sw.command_in_client_ns("ip")
+        .args(["-4", "route", "show", "dev", TUN])
+        .stderr(Stdio::null())
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .split_whitespace()
+                .any(|w| w == to.to_string() || w == format!("{to}/32"))
+        })
+        .unwrap_or(false)
+}
+
+/// One strongSwan per machine, and one connection at a time here.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+enum Login {
+    Eap,
+    Psk,
+}
+
+/// `ip ARGS` in the client namespace; panics on failure.
+fn client_ip(sw: &StrongSwan, args: &[&str]) {
+    let out = sw.command_in_client_ns("ip").args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "ip {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn ping_through(sw: &StrongSwan, target: Ipv4Addr) {
+    // Patterned payloads: ping checks every byte of each echo reply.
+    let ping = sw
+        .command_in_client_ns("ping")
+        .args([
+            "-c",
+            "5",
+            "-i",
+            "0.2",
+            "-W",
+            "3",
+            "-s",
+            "1200",
+            "-p",
+            "a55a0ff0c33c",
+            &target.to_string(),
+        ])
+        .output()
+        .unwrap();
+    let ping_text = String::from_utf8_lossy(&ping.stdout).into_owned();
+    assert!(ping.status.success(), "ping {target}: {ping_text}");
+    assert!(!ping_text.contains("wrong data"), "{ping_text}");
+    assert!(ping_text.contains(" 0% packet loss"), "{ping_text}");
+}
+
+/// Moves the client namespace from its address to the next one (the old
+/// one removed, as when a laptop changes networks) and waits until
+/// strongSwan has the IKE SA at the new address.
+fn move_client(sw: &StrongSwan) -> Ipv4Addr {
+    let o = sw.client_ip.octets();
+    let new = Ipv4Addr::new(o[0], o[1], o[2], o[3] + 1);
+    let link = sw.client_link.as_str();
+    let out = sw
+        .command_in_client_ns("sysctl")
+        .args([
+            "-qw",
+            &format!("net.ipv4.conf.{link}.promote_secondaries=1"),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    client_ip(sw, &["addr", "add", &format!("{new}/24"), "dev", link]);
+    client_ip(
+        sw,
+        &["addr", "del", &format!("{}/24", sw.client_ip), "dev", link],
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let sas = sw.list_sas();
+        if sas.contains(&format!("@ {new}[4500]")) && sas.contains("INSTALLED, TUNNEL") {
+            return new;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "strongSwan did not follow the client to {new}:\n{sas}\ncharon:\n{}",
+            sw.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn connect_to_strongswan(login: Login, mobike: bool) {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(sw) = strongswan::start_or_skip() else {
+        return;
+    };
+    eprintln!("strongSwan {} at {}", sw.version, sw.server_ip);
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = sw.command_in_client_ns(RAS);
+    command.args(["connect", &format!("ikev2://{}", sw.server_ip)]);
+    let connection = match login {
+        Login::Eap => {
+            let pw = dir.path().join("pw");
+            std::fs::write(&pw, format!("{}\n", sw.password)).unwrap();
+            command
+                .args(["--user", &sw.user, "--password-file"])
+                .arg(&pw)
+                .arg("--ca")
+                .arg(&sw.ca);
+            "ikev2-eap"
+        }
+        Login::Psk => {
+            let psk = dir.path().join("psk");
+            std::fs::write(&psk, format!("{}\n", sw.psk)).unwrap();
+            command
+                .args(["--user", "unused", "--id", &sw.psk_id, "--psk-file"])
+                .arg(&psk);
+            "ikev2-psk"
+        }
+    };
+    let log_mark = sw.log().len();
+    let started = Instant::now();
+    let mut client = Killed(
+        command
+            .args(["--no-dns", "--tun-name", TUN])
+            .env(
+                "RUST_LOG",
+                std::env::var("RAS_TEST_LOG").unwrap_or_else(|_| "info".into()),
+            )
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start ras connect"),
+    );
+    let target = sw.target;
+    let mut address = None;
+    while started.elapsed() < Duration::from_secs(30) {
+        if let Some(status) = client.0.try_wait().unwrap() {
+            let mut text = String::new();
+            let _ = client.0.stderr.take().unwrap().read_to_string(&mut text);
+            panic!(
+                "ras connect exited ({status}) before the tunnel came up:\n{text}\ncharon:\n{}",
+                &sw.log()[log_mark..]
+            );
+        }
+        address = tun_address(&sw);
+        if address.is_some() && routed(&sw, target) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let Some(address) = address else {
+        let _ = client.0.kill();
+        let mut text = String::new();
+        let _ = client.0.stderr.take().unwrap().read_to_string(&mut text);
+        panic!(
+            "the IKEv2 tunnel did not come up within 30 s:\n{text}\ncharon:\n{}",
+            &sw.log()[log_mark..]
+        );
+    };
+    eprintln!(
+        "up with {address} after {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(address.octets()[..3], sw.pool_prefix, "{address}");
+    let stdout = client.0.stdout.take().unwrap();
+
+    // strongSwan's side: the connection, our virtual IP, the child SA.
+    let sas = sw.list_sas();
+    assert!(sas.contains(&format!("{connection}: #")), "{sas}");
+    assert!(sas.contains("ESTABLISHED"), "{sas}");
+    assert!(sas.contains(&format!("[{address}]")), "{sas}");
+    assert!(sas.contains("INSTALLED, TUNNEL"), "{sas}");
+
+    ping_through(&sw, target);
+    if mobike {
+        let moved_at = Instant::now();
+        let new = move_client(&sw);
+        // The server may rekey the child after the move (kernel-libipsec
+        // does): the first echo can be lost while the new SA settles.
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while !sw
+            .command_in_client_ns("ping")
+            .args(["-c", "1", "-W", "1", &target.to_string()])
+            .output()
+            .unwrap()
+            .status
+            .success()
+        {
+            assert!(
+                Instant::now() < deadline,
+                "no echo through the tunnel 15 s after the move:\n{}",
+                sw.list_sas()
+            );
+        }
+        eprintln!(
+            "moved to {new}; echoes again after {:.2} s",
+            moved_at.elapsed().as_secs_f64()
+        );
+        ping_through(&sw, target);
+    }
+
+    // Clean disconnect on SIGINT: the IKE SA is deleted on the server.
+    let _ = Command::new("kill")
+        .args(["-INT", &client.0.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = client.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "ras connect did not exit after SIGINT"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut text = String::new();
+    let _ = client.0.stderr.take().unwrap().read_to_string(&mut text);
+    eprintln!("ras connect stderr:\n{text}");
+    let mut out = String::new();
+    let mut stdout = stdout;
+    let _ = stdout.read_to_string(&mut out);
+    assert!(status.success(), "exit after SIGINT: {status}\n{text}");
+    assert!(
+        out.contains(&format!(
+            "connected to ikev2://{}:500: {address} (server {target}), DNS {target}, ESP ",
+            sw.server_ip
+        )),
+        "status line: {out:?}"
+    );
+    assert!(out.contains(&format!("routes: {target}/32")), "{out}");
+    assert!(text.contains("disconnected"), "{text}");
+    if mobike {
+        assert!(text.contains("telling the server (MOBIKE)"), "{text}");
+        // Put the namespace back for the next test.
+        let o = sw.client_ip.octets();
+        let moved = Ipv4Addr::new(o[0], o[1], o[2], o[3] + 1);
+        let link = sw.client_link.as_str();
+        client_ip(
+            &sw,
+            &["addr", "add", &format!("{}/24", sw.client_ip), "dev", link],
+        );
+        client_ip(&sw, &["addr", "del", &format!("{moved}/24"), "dev", link]);
+    }
+    if let Login::Eap = login {
+        assert!(
+            text.contains(&format!("(certificate \"CN={}\")", sw.server_ip)),
+            "{text}"
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let log = sw.log()[log_mark..].to_string();
+        let sas = sw.list_sas();
+        if log.contains(&format!("received DELETE for IKE_SA {connection}"))
+            && !sas.contains(connection)
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "strongSwan still has the SA 5 s after the disconnect:\n{sas}\ncharon:\n{log}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The TUN and its routes are gone with the client.
+    assert_eq!(tun_address(&sw), None);
+}
+
+#[test]
+fn eap_mschapv2_to_strongswan_after_its_certificate() {
+    connect_to_strongswan(Login::Eap, false);
+}
+
+#[test]
+fn pre_shared_key_to_strongswan() {
+    connect_to_strongswan(Login::Psk, false);
+}
+
+#[test]
+fn the_tunnel_follows_a_new_client_address_with_mobike() {
+    connect_to_strongswan(Login::Eap, true);
+}
+
+#[test]
+fn a_wrong_password_is_an_authentication_failure() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(sw) = strongswan::start_or_skip() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let pw = dir.path().join("pw");
+    std::fs::write(&pw, "not the password\n").unwrap();
+    let out = sw
+        .command_in_client_ns(RAS)
+        .args(["connect", &format!("ikev2://{}", sw.server_ip)])
+        .args(["--user", &sw.user, "--password-file"])
+        .arg(&pw)
+        .arg("--ca")
+        .arg(&sw.ca)
+        .args(["--no-dns", "--tun-name", TUN, "--reconnect"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    // Permanent: --reconnect gives up at once.
+    assert!(!out.status.success(), "{err}");
+    // strongSwan ends EAP-MSCHAPv2 with an EAP Failure after the
+    // MS-CHAPv2 failure (error 691).
+    assert!(
+        err.contains("IKEv2: EAP authentication failed")
+            || err.contains("the server refused the login"),
+        "{err}"
+    );
+    assert!(!err.contains("reconnecting"), "{err}");
+    assert_eq!(tun_address(&sw), None);
+}

@@ -1,0 +1,71 @@
+//! `ras connect ikev2://` refuses option combinations that cannot work
+//! before it asks for a password or touches the network: above all EAP
+//! without `--ca`, which would send the password to a server nobody
+//! checked.
+
+use std::process::{Command, Stdio};
+
+const RAS: &str = env!("CARGO_BIN_EXE_ras");
+
+/// Runs `ras connect ARGS` with no terminal and no password in the
+/// environment; returns the exit success and stderr.
+fn connect(args: &[&str]) -> (bool, String) {
+    let out = Command::new(RAS)
+        .arg("connect")
+        .args(args)
+        .env_remove("RAS_PASSWORD")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run ras");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn eap_without_a_ca_is_refused_before_the_password() {
+    let (ok, err) = connect(&["ikev2://192.0.2.1", "--user", "alice"]);
+    assert!(!ok);
+    assert!(err.contains("ikev2:// with EAP needs --ca FILE"), "{err}");
+    assert!(!err.contains("Password"), "{err}");
+}
+
+#[test]
+fn options_of_other_protocols_are_refused() {
+    let (ok, err) = connect(&[
+        "ikev2://192.0.2.1",
+        "--user",
+        "alice",
+        "--ca",
+        "/nonexistent",
+        "--fingerprint",
+        "00",
+    ]);
+    assert!(!ok);
+    assert!(
+        err.contains("cannot be used with") || err.contains("does not apply"),
+        "{err}"
+    );
+    let (ok, err) = connect(&["pptp://192.0.2.1", "--user", "alice", "--id", "x"]);
+    assert!(!ok);
+    assert!(err.contains("--id applies to ikev2:// only"), "{err}");
+    let (ok, err) = connect(&["ikev2://192.0.2.1", "--user", "alice", "--no-ipsec"]);
+    assert!(!ok);
+    assert!(err.contains("--no-ipsec do not apply"), "{err}");
+}
+
+#[test]
+fn a_missing_ca_file_is_named() {
+    let (ok, err) = connect(&[
+        "ikev2://192.0.2.1",
+        "--user",
+        "alice",
+        "--ca",
+        "/nonexistent/ca.pem",
+        "--password-file",
+        "/dev/null",
+    ]);
+    assert!(!ok);
+    assert!(err.contains("/nonexistent/ca.pem"), "{err}");
+}
