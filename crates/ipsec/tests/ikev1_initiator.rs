@@ -26,6 +26,8 @@ struct Lab {
     i: Initiator,
     r: Responder,
     nat: bool,
+    /// Added to the client's source ports: another client at the same address.
+    port_shift: u16,
     /// Called for each datagram; false drops it (it may rewrite it).
     to_server: Hook,
     to_client: Hook,
@@ -64,6 +66,7 @@ impl Lab {
             i: Initiator::new(ic, local, server(500), now),
             r: Responder::new(rc),
             nat,
+            port_shift: 0,
             to_server: Box::new(|_| true),
             to_client: Box::new(|_| true),
             from_client: Vec::new(),
@@ -78,8 +81,12 @@ impl Lab {
         match (self.nat, from_nat_t_port) {
             (true, false) => SocketAddr::new(CLIENT_PUBLIC.parse().unwrap(), 40500),
             (true, true) => SocketAddr::new(CLIENT_PUBLIC.parse().unwrap(), 40501),
-            (false, false) => SocketAddr::new(CLIENT_DIRECT.parse().unwrap(), 500),
-            (false, true) => SocketAddr::new(CLIENT_DIRECT.parse().unwrap(), 4500),
+            (false, false) => {
+                SocketAddr::new(CLIENT_DIRECT.parse().unwrap(), 500 + self.port_shift)
+            }
+            (false, true) => {
+                SocketAddr::new(CLIENT_DIRECT.parse().unwrap(), 4500 + self.port_shift)
+            }
         }
     }
 
@@ -576,6 +583,33 @@ fn a_shorter_server_lifetime_is_announced_and_used_by_both_sides() {
         Some(Duration::from_secs(300)),
         "a shorter proposal stands"
     );
+}
+
+/// Clients that hang up (their Delete arrives) are not half-open: after
+/// 20 connects and hang-ups from one address (more than the 16 half-open
+/// Main Modes one address may have), the next client is answered at once.
+#[test]
+fn clients_that_hung_up_do_not_count_as_half_open() {
+    let mut lab = Lab::new(false, |_| {}, |_| {});
+    lab.pump();
+    assert_eq!(lab.i_children().len(), 1);
+    for round in 0..20 {
+        lab.i.close(lab.now);
+        lab.pump();
+        let local = SocketAddr::new(CLIENT_DIRECT.parse().unwrap(), 500);
+        lab.i = Initiator::new(InitiatorConfig::new(PSK), local, server(500), lab.now);
+        lab.i_events.clear();
+        // Another client behind the same address (its own port), as the
+        // clients of one NAT are.
+        lab.port_shift += 1;
+        lab.pump();
+        assert_eq!(
+            lab.i_children().len(),
+            1,
+            "round {round}: connected without waiting; refusals: {:?}",
+            lab.refusals()
+        );
+    }
 }
 
 #[test]

@@ -444,15 +444,14 @@ impl Responder {
         }
     }
 
-    /// Half-open SAs, in all and from one address.
+    /// Half-open SAs (Main Mode not finished), in all and from one address.
+    /// An SA the peer deleted, kept a little to read its other Deletes, is
+    /// not one: counting it refused every client's next Main Mode for the
+    /// grace period once 16 had hung up from one address (one NAT).
     pub(crate) fn half_open(&self, from: IpAddr) -> (usize, usize) {
         let mut total = 0;
         let mut source = 0;
-        for sa in self
-            .sas
-            .values()
-            .filter(|sa| sa.phase != Phase::Established)
-        {
+        for sa in self.sas.values().filter(|sa| sa.phase.is_half_open()) {
             total += 1;
             if sa.peer.ip() == from {
                 source += 1;
