@@ -32,6 +32,11 @@ pub struct Ikev2ServerConfig {
     /// Offer MOBIKE (RFC 4555): clients that change networks keep their
     /// tunnel. Default true.
     pub mobike: bool,
+    /// Half-open IKE SAs (IKE_SA_INIT answered, IKE_AUTH not done) above
+    /// which a new client must first return a cookie (RFC 7296 §2.6): one
+    /// round trip more for everyone while a flood of spoofed
+    /// IKE_SA_INITs cannot hold state. Default 64; 0 asks every client.
+    pub cookie_threshold: usize,
 }
 
 /// `[ikev2] auth` names.
@@ -51,6 +56,7 @@ impl Default for Ikev2ServerConfig {
             liveness_interval_secs: 30,
             liveness_timeout_secs: 60,
             mobike: true,
+            cookie_threshold: 64,
         }
     }
 }
