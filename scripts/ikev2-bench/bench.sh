@@ -13,9 +13,9 @@
 #   ikba holds every client: the load generator, the libipsec client, iperf3 -c.
 #
 #  ike:  a burst of $IKE_N IKE_SAs from strongSwan's load tester (a 5.9.8 charon
-#        built by setup.sh, fake kernel) against the responder in ikbb (ras) or
-#        ikbb (Debian charon with kernel-libipsec; the strongSwan figures use the
-#        same namespace and address, one responder at a time).  Each IKE_SA:
+#        built by setup.sh, fake kernel) against the responder in ikbb: `ras server`
+#        or Debian's charon with kernel-libipsec (same namespace and address, one
+#        responder at a time).  Each IKE_SA:
 #        IKE_SA_INIT ($IKE_PROP) + IKE_AUTH with one CHILD_SA (aes128gcm16) and a
 #        virtual IPv4 address.  Rate = N / time until the last one is established.
 #        Profiles: lt-psk (PSK both ways, ids c<n>@psk.lt.ikbench / 198.18.210.2) and
