@@ -503,7 +503,7 @@ do_tput() {
 }
 
 # ---------------------------------------------------------------- IKE handshake rate
-cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
+cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat" 2>/dev/null || echo 0; }   # 0 once the process is gone
 rss_kib() { awk '/^VmRSS:/{print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 # burst RESPONDER CASE N REP: one burst against a fresh responder
 burst() {
@@ -540,6 +540,7 @@ print("%.3f %d %d %d %d" % (t, b.count("+"), b.count("-"), b.count("*"), b.count
 EOP
 )
     hz=$(getconf CLK_TCK); r1=$(cpu_ticks "$rp"); l1=$(cpu_ticks "$lp"); rss1=$(rss_kib "$rp")
+    kill -0 "$rp" 2>/dev/null || log "  the $who responder exited during the burst: $(tail -3 "$S/$rn.out" | tr '\n' ' ')"
     if [ "$who" = strongswan ]; then
         up=$(swanctl --stats --uri "unix://$S/swb/charon.vici" 2>/dev/null | awk '/^IKE_SAs:/{print $2; exit}')
     else
