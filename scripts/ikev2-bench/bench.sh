@@ -33,6 +33,7 @@
 # Results: $RAS_IKEBENCH_DIR/results/<stamp>/summary.txt (+ iperf3 JSON, logs).
 # Knobs: RUNS=3 T=10 IKE_N="250 1000" IKE_REPS=3 IKE_PROP=aes128gcm16-prfsha256-x25519
 #        IKE_TIMEOUT=60 RESPONDERS="strongswan ras" RAS_COOKIES=0 SW_LOGLEVEL=0 RAS_LOG=info
+#        RAS_COOKIE_THRESHOLD=100000 SW_COOKIE_THRESHOLD= (unset: strongSwan dos_protection = no)
 set -Eeuo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
@@ -187,6 +188,15 @@ start_ras() {
 }
 
 # ---------------------------------------------------------------- strongSwan
+# SW_COOKIE_THRESHOLD unset: no cookies or per-IP half-open limits (the load generator
+# has one source address); set: cookies above that many half-open IKE_SAs, like ras's knob
+sw_dos_protection() {
+    if [ -z "${SW_COOKIE_THRESHOLD:-}" ]; then
+        echo "    dos_protection = no"
+    else
+        printf '    dos_protection = yes\n    cookie_threshold = %s\n    block_threshold = 100000\n' "$SW_COOKIE_THRESHOLD"
+    fi
+}
 # Debian charon: Debian's plugin set (load_modular, /etc/strongswan.d) + kernel-libipsec
 sw_conf_debian() {   # NAME -> $S/NAME/strongswan.conf
     local d=$S/$1
@@ -195,8 +205,7 @@ sw_conf_debian() {   # NAME -> $S/NAME/strongswan.conf
 charon {
     load_modular = yes
     install_virtual_ip = yes
-    # no cookies or per-IP half-open limits: the load generator has one source address
-    dos_protection = no
+$(sw_dos_protection)
     filelog {
         swlog {
             path = $d/charon.log
