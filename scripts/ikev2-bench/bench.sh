@@ -635,7 +635,7 @@ header() {
     {
         echo "ikbench $STAMP on $(uname -r), $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), load $(cut -d' ' -f1-3 /proc/loadavg)"
         echo "ras $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?') ($RAS); strongSwan $(dpkg-query -W -f='${Version}' strongswan-charon) (Debian charon, kernel-libipsec); iperf3 $(dpkg-query -W -f='${Version}' iperf3); wireguard-go $(dpkg-query -W -f='${Version}' wireguard-go)"
-        echo "IKE proposal $IKE_PROP; ESP aes128gcm16; ras cookie_threshold $RAS_COOKIE_THRESHOLD, strongSwan dos_protection = no; ipsec0 MTU 1400, wg MTU 1420, veth MTU 1500"
+        echo "IKE proposal $IKE_PROP; ESP aes128gcm16; ras cookie_threshold $RAS_COOKIE_THRESHOLD, strongSwan $(sw_dos_protection | xargs | sed 's/ = /=/g'); ipsec0 MTU 1400, wg MTU 1420, veth MTU 1500"
     } >"$R/header.txt"
 }
 
