@@ -24,7 +24,8 @@
 #        repetition; repetitions alternate the responders.  strongSwan has
 #        dos_protection = no and ras cookie_threshold = $RAS_COOKIE_THRESHOLD (both:
 #        no cookies, the load generator has one source address); RAS_COOKIES=1 adds
-#        a ras PSK run with the default threshold (64, cookies for most of a burst).
+#        a ras PSK run with the default threshold (64), SW_COOKIE_THRESHOLD=N
+#        turns strongSwan's cookies on.
 #  tput: iperf3 TCP, 1 stream, $T s, $RUNS rounds, each round alternating
 #        bare veth ikba->ikbb | ESP to ras | ESP strongSwan<->strongSwan | wireguard-go.
 #        The ESP client is Debian's charon with kernel-libipsec in ikba (user-space
