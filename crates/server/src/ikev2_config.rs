@@ -43,6 +43,11 @@ pub struct Ikev2ServerConfig {
     /// Miniport (IKEv2) ports); one more is refused with one log line.
     /// Default 128.
     pub ports: crate::config::PortLimit,
+    /// Half-open IKE SAs (IKE_SA_INIT answered, IKE_AUTH not done) above
+    /// which a new client must first return a cookie (RFC 7296 §2.6): one
+    /// round trip more for everyone while a flood of spoofed
+    /// IKE_SA_INITs cannot hold state. Default 64; 0 asks every client.
+    pub cookie_threshold: usize,
 }
 
 /// `[ikev2] routes` entry: an IPv4 network.
@@ -96,6 +101,7 @@ impl Default for Ikev2ServerConfig {
             mobike: true,
             routes: Vec::new(),
             ports: crate::config::PortLimit::DEFAULT,
+            cookie_threshold: 64,
         }
     }
 }

@@ -64,6 +64,7 @@ pub fn responder_config(
         liveness_interval: config.liveness_interval(),
         liveness_timeout: config.liveness_timeout(),
         mobike: config.mobike,
+        cookie_threshold: config.cookie_threshold,
         certificate,
         ..Ikev2Config::default()
     })
@@ -120,6 +121,37 @@ mod tests {
         );
         assert!(c.certificate.is_none());
         assert_eq!(c.psks.lookup(b"anyone"), Some(&b"key"[..]));
+    }
+
+    #[test]
+    fn cookie_threshold_comes_from_the_configuration() {
+        let dir = tempfile::tempdir().unwrap();
+        let cert = self_signed(dir.path());
+        let build = |c: &Ikev2ServerConfig| {
+            responder_config(c, &IpsecConfig::default(), b"k", &cert, "x").unwrap()
+        };
+        // The default is the responder core's own (RFC 7296 §2.6 leaves it
+        // to the implementation).
+        assert_eq!(
+            build(&Ikev2ServerConfig::default()).cookie_threshold,
+            Ikev2Config::default().cookie_threshold
+        );
+        let parsed = crate::config::Config::from_toml(
+            "[ikev2]\ncookie_threshold = 100000\n",
+            std::path::Path::new("t.toml"),
+        )
+        .unwrap();
+        assert_eq!(build(&parsed.ikev2).cookie_threshold, 100_000);
+        let parsed = crate::config::Config::from_toml(
+            "[ikev2]\ncookie_threshold = 0\n",
+            std::path::Path::new("t.toml"),
+        )
+        .unwrap();
+        assert_eq!(
+            build(&parsed.ikev2).cookie_threshold,
+            0,
+            "a cookie from everyone"
+        );
     }
 
     #[test]
