@@ -13,9 +13,11 @@ use zeroize::Zeroizing;
 /// Payload bytes per packet (an L2TP/UDP datagram carrying a 1400-byte frame).
 const PACKET: usize = 1400;
 
-const SUITES: [CipherSuite; 6] = [
+const SUITES: [CipherSuite; 8] = [
     CipherSuite::Aes128Gcm16,
     CipherSuite::Aes256Gcm16,
+    CipherSuite::ChaCha20Poly1305,
+    CipherSuite::TripleDesCbc(Integrity::HmacSha1_96),
     CipherSuite::Aes128Cbc(Integrity::HmacSha1_96),
     CipherSuite::Aes128Cbc(Integrity::HmacSha256_128),
     CipherSuite::Aes256Cbc(Integrity::HmacSha1_96),

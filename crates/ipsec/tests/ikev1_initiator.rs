@@ -750,3 +750,34 @@ fn garbage_from_the_network_costs_only_the_packet() {
     assert!(lab.i.is_established());
     assert!(!lab.i.is_closed());
 }
+
+/// 3DES-CBC ESP (RFC 2451) for old clients: refused on the server's
+/// defaults, negotiated and keyed alike on both sides once the operator
+/// lists it. Its KEYMAT is 24 + 20 bytes each way (RFC 2409 §5.5).
+#[test]
+fn triple_des_esp_only_when_the_server_lists_it() {
+    use ipsec::esp::{CipherSuite, Integrity};
+    let triple_des = CipherSuite::TripleDesCbc(Integrity::HmacSha1_96);
+    let mut lab = Lab::new(false, |c| c.esp_suites = vec![triple_des], |_| {});
+    lab.pump();
+    assert!(lab.i.is_closed(), "3DES is not accepted by default");
+    assert!(
+        lab.refusals()
+            .iter()
+            .any(|r| r.contains("refused Quick Mode with NO-PROPOSAL-CHOSEN")),
+        "{:?}",
+        lab.refusals()
+    );
+
+    let mut lab = Lab::new(
+        false,
+        |c| c.esp_suites = vec![triple_des],
+        |r| r.proposals.esp_suites.push(triple_des),
+    );
+    lab.pump();
+    let (ic, rc) = (lab.i_children(), lab.r_children());
+    assert_eq!((ic.len(), rc.len()), (1, 1));
+    assert_eq!(ic[0].suite, "3des-cbc/hmac-sha1-96");
+    assert_eq!(ic[0].outbound.cipher_key.len(), 24);
+    assert_keys_agree(ic[0], rc[0], lab.now);
+}

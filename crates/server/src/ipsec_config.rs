@@ -132,6 +132,10 @@ pub enum EspName {
     Aes256Sha256,
     #[serde(rename = "aes128-sha256")]
     Aes128Sha256,
+    /// 3DES-CBC with HMAC-SHA1-96 (RFC 2451): only for old clients, not
+    /// accepted unless listed.
+    #[serde(rename = "3des-sha1")]
+    TripleDesSha1,
 }
 
 impl Default for IpsecConfig {
@@ -214,6 +218,7 @@ impl IpsecConfig {
                     EspName::Aes128Sha1 => CipherSuite::Aes128Cbc(Integrity::HmacSha1_96),
                     EspName::Aes256Sha256 => CipherSuite::Aes256Cbc(Integrity::HmacSha256_128),
                     EspName::Aes128Sha256 => CipherSuite::Aes128Cbc(Integrity::HmacSha256_128),
+                    EspName::TripleDesSha1 => CipherSuite::TripleDesCbc(Integrity::HmacSha1_96),
                 })
                 .collect(),
         }

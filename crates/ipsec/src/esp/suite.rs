@@ -30,7 +30,7 @@ impl Integrity {
     }
 }
 
-/// An ESP cipher suite. Open for more (3DES-CBC, ChaCha20-Poly1305) later.
+/// An ESP cipher suite.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 #[non_exhaustive]
 pub enum CipherSuite {
@@ -42,6 +42,11 @@ pub enum CipherSuite {
     Aes128Cbc(Integrity),
     /// AES-256-CBC (RFC 3602) with a separate HMAC.
     Aes256Cbc(Integrity),
+    /// ChaCha20-Poly1305 with a 16-byte ICV (RFC 7634).
+    ChaCha20Poly1305,
+    /// 3DES-CBC (RFC 2451) with a separate HMAC: what old clients still
+    /// offer first; an operator can remove it.
+    TripleDesCbc(Integrity),
 }
 
 impl CipherSuite {
@@ -50,10 +55,15 @@ impl CipherSuite {
         match self {
             CipherSuite::Aes128Gcm16 | CipherSuite::Aes128Cbc(_) => 16,
             CipherSuite::Aes256Gcm16 | CipherSuite::Aes256Cbc(_) => 32,
+            // RFC 7634 §2: "the first 32 octets are the 256-bit ChaCha20 key".
+            CipherSuite::ChaCha20Poly1305 => 32,
+            // RFC 2451 §2.2: 3DES takes 192 bits of keying material.
+            CipherSuite::TripleDesCbc(_) => 24,
         }
     }
 
-    /// Salt length: RFC 4106 §8.1, the last 4 bytes of GCM keying material.
+    /// Salt length: RFC 4106 §8.1, the last 4 bytes of GCM keying material;
+    /// RFC 7634 §2, the same for ChaCha20-Poly1305.
     pub fn salt_len(self) -> usize {
         if self.is_aead() {
             4
@@ -70,22 +80,30 @@ impl CipherSuite {
     /// The separate integrity algorithm, if any.
     pub fn integrity(self) -> Option<Integrity> {
         match self {
-            CipherSuite::Aes128Cbc(i) | CipherSuite::Aes256Cbc(i) => Some(i),
-            CipherSuite::Aes128Gcm16 | CipherSuite::Aes256Gcm16 => None,
+            CipherSuite::Aes128Cbc(i)
+            | CipherSuite::Aes256Cbc(i)
+            | CipherSuite::TripleDesCbc(i) => Some(i),
+            CipherSuite::Aes128Gcm16 | CipherSuite::Aes256Gcm16 | CipherSuite::ChaCha20Poly1305 => {
+                None
+            }
         }
     }
 
     /// Whether the cipher is an AEAD that carries its own ICV.
     pub fn is_aead(self) -> bool {
-        matches!(self, CipherSuite::Aes128Gcm16 | CipherSuite::Aes256Gcm16)
+        matches!(
+            self,
+            CipherSuite::Aes128Gcm16 | CipherSuite::Aes256Gcm16 | CipherSuite::ChaCha20Poly1305
+        )
     }
 
-    /// Bytes of IV carried in each packet: RFC 4106 §3.1 (8), RFC 3602 §3 (16).
+    /// Bytes of IV carried in each packet: RFC 4106 §3.1 and RFC 7634 §2
+    /// (8), RFC 3602 §3 (16), RFC 2451 §2.3 (one 8-byte 3DES block).
     pub fn iv_len(self) -> usize {
-        if self.is_aead() {
-            8
-        } else {
-            16
+        match self {
+            _ if self.is_aead() => 8,
+            CipherSuite::TripleDesCbc(_) => 8,
+            _ => 16,
         }
     }
 
@@ -99,10 +117,11 @@ impl CipherSuite {
     /// for GCM the 4-byte alignment RFC 4303 §2.4 requires of every ESP
     /// packet (RFC 4106 §3.2: GCM itself needs no padding).
     pub fn alignment(self) -> usize {
-        if self.is_aead() {
-            4
-        } else {
-            16
+        match self {
+            _ if self.is_aead() => 4,
+            // RFC 2451 §2.4: padding to the 64-bit 3DES block.
+            CipherSuite::TripleDesCbc(_) => 8,
+            _ => 16,
         }
     }
 }
@@ -118,6 +137,8 @@ impl fmt::Display for CipherSuite {
             CipherSuite::Aes256Gcm16 => f.write_str("aes256gcm16"),
             CipherSuite::Aes128Cbc(i) => write!(f, "aes128-cbc/{}", integrity(i)),
             CipherSuite::Aes256Cbc(i) => write!(f, "aes256-cbc/{}", integrity(i)),
+            CipherSuite::ChaCha20Poly1305 => f.write_str("chacha20poly1305"),
+            CipherSuite::TripleDesCbc(i) => write!(f, "3des-cbc/{}", integrity(i)),
         }
     }
 }

@@ -3,7 +3,9 @@
 //! Raw key bytes are copied into aws-lc-rs key objects and never kept here;
 //! the caller's copy lives in a `Zeroizing` buffer inside [`super::EspSaConfig`].
 //! aws-lc-rs zeroizes its AES key schedules on drop and aws-lc cleanses the
-//! AEAD and HMAC contexts it frees; the GCM salt we hold is zeroized below.
+//! AEAD and HMAC contexts it frees; the AEAD salt we hold is zeroized below.
+//! 3DES (RFC 2451) comes from RustCrypto `des`, built with `zeroize`, so its
+//! key schedule is wiped on drop.
 
 use aws_lc_rs::aead::{self, Aad, LessSafeKey, Nonce, UnboundKey};
 use aws_lc_rs::cipher::{
@@ -12,6 +14,8 @@ use aws_lc_rs::cipher::{
 use aws_lc_rs::constant_time::verify_slices_are_equal;
 use aws_lc_rs::hmac;
 use aws_lc_rs::iv::FixedLength;
+use cbc::cipher::generic_array::GenericArray;
+use cbc::cipher::{BlockDecryptMut, BlockEncryptMut, InnerIvInit, KeyInit};
 use zeroize::Zeroize;
 
 use super::error::EspError;
@@ -33,13 +37,20 @@ pub(crate) fn truncated_hmac(integrity: Integrity, key: &hmac::Key, data: &[u8])
 
 /// A keyed transform: AEAD, or CBC encryption plus a truncated HMAC.
 pub(crate) enum Transform {
-    Gcm {
-        key: LessSafeKey,
-        salt: [u8; 4],
-    },
+    /// AES-GCM (RFC 4106) or ChaCha20-Poly1305 (RFC 7634): both build the
+    /// nonce as salt || IV and authenticate SPI and sequence number.
+    Aead { key: LessSafeKey, salt: [u8; 4] },
     /// Boxed: the two AES key schedules and the HMAC state are ~2 KiB,
     /// allocated once per SA.
     Cbc(Box<CbcTransform>),
+    /// 3DES-CBC (RFC 2451) and its HMAC, boxed for the same reason.
+    TripleDes(Box<TripleDesTransform>),
+}
+
+pub(crate) struct TripleDesTransform {
+    cipher: des::TdesEde3,
+    mac: hmac::Key,
+    icv_len: usize,
 }
 
 pub(crate) struct CbcTransform {
@@ -51,7 +62,7 @@ pub(crate) struct CbcTransform {
 
 impl Drop for Transform {
     fn drop(&mut self) {
-        if let Transform::Gcm { salt, .. } = self {
+        if let Transform::Aead { salt, .. } = self {
             salt.zeroize();
         }
     }
@@ -79,18 +90,20 @@ impl Transform {
             });
         }
         match suite {
-            CipherSuite::Aes128Gcm16 | CipherSuite::Aes256Gcm16 => {
-                let algorithm = if suite == CipherSuite::Aes128Gcm16 {
-                    &aead::AES_128_GCM
-                } else {
-                    &aead::AES_256_GCM
+            CipherSuite::Aes128Gcm16 | CipherSuite::Aes256Gcm16 | CipherSuite::ChaCha20Poly1305 => {
+                let algorithm = match suite {
+                    CipherSuite::Aes128Gcm16 => &aead::AES_128_GCM,
+                    CipherSuite::Aes256Gcm16 => &aead::AES_256_GCM,
+                    _ => &aead::CHACHA20_POLY1305,
                 };
+                // RFC 4106 §8.1 and RFC 7634 §2: the salt is the last four
+                // octets of the keying material.
                 let (key_bytes, salt_bytes) = cipher_key.split_at(suite.cipher_key_len());
                 let key = UnboundKey::new(algorithm, key_bytes)
-                    .map_err(|_| EspError::Crypto("AES-GCM key rejected"))?;
+                    .map_err(|_| EspError::Crypto("AEAD key rejected"))?;
                 let mut salt = [0u8; 4];
                 salt.copy_from_slice(salt_bytes);
-                Ok(Transform::Gcm {
+                Ok(Transform::Aead {
                     key: LessSafeKey::new(key),
                     salt,
                 })
@@ -116,11 +129,21 @@ impl Transform {
                     icv_len: integrity.icv_len(),
                 })))
             }
+            CipherSuite::TripleDesCbc(integrity) => {
+                let cipher = des::TdesEde3::new_from_slice(cipher_key)
+                    .map_err(|_| EspError::Crypto("3DES key rejected"))?;
+                Ok(Transform::TripleDes(Box::new(TripleDesTransform {
+                    cipher,
+                    mac: hmac::Key::new(hmac_algorithm(integrity), integrity_key),
+                    icv_len: integrity.icv_len(),
+                })))
+            }
         }
     }
 
-    /// GCM nonce: RFC 4106 §4, salt (4) followed by the explicit IV (8).
-    fn gcm_nonce(salt: &[u8; 4], iv: &[u8]) -> Nonce {
+    /// AEAD nonce: RFC 4106 §4 and RFC 7634 §2, salt (4) followed by the
+    /// explicit IV (8).
+    fn aead_nonce(salt: &[u8; 4], iv: &[u8]) -> Nonce {
         let mut nonce = [0u8; 12];
         nonce[..4].copy_from_slice(salt);
         nonce[4..].copy_from_slice(iv);
@@ -137,13 +160,14 @@ impl Transform {
         icv: &mut [u8],
     ) -> Result<(), EspError> {
         match self {
-            Transform::Gcm { key, salt } => {
+            Transform::Aead { key, salt } => {
                 let (head, body) = packet.split_at_mut(body_start);
-                let nonce = Self::gcm_nonce(salt, &head[8..]);
-                // RFC 4106 §5: AAD is SPI and 32-bit sequence number.
+                let nonce = Self::aead_nonce(salt, &head[8..]);
+                // RFC 4106 §5, RFC 7634 §2.1: AAD is SPI and 32-bit
+                // sequence number.
                 let tag = key
                     .seal_in_place_separate_tag(nonce, Aad::from(&head[..8]), body)
-                    .map_err(|_| EspError::Crypto("AES-GCM seal failed"))?;
+                    .map_err(|_| EspError::Crypto("AEAD seal failed"))?;
                 icv.copy_from_slice(tag.as_ref());
                 Ok(())
             }
@@ -164,6 +188,23 @@ impl Transform {
                 icv.copy_from_slice(&hmac::sign(mac, packet).as_ref()[..*icv_len]);
                 Ok(())
             }
+            Transform::TripleDes(tdes) => {
+                let (head, body) = packet.split_at_mut(body_start);
+                let mut encryptor = cbc::Encryptor::<des::TdesEde3>::inner_iv_slice_init(
+                    tdes.cipher.clone(),
+                    &head[8..],
+                )
+                .map_err(|_| EspError::Crypto("3DES IV rejected"))?;
+                if !body.len().is_multiple_of(8) {
+                    return Err(EspError::Misaligned(body.len()));
+                }
+                for block in body.chunks_exact_mut(8) {
+                    encryptor.encrypt_block_mut(GenericArray::from_mut_slice(block));
+                }
+                // RFC 4303 §3.3.4: the ICV covers SPI, sequence number, IV and ciphertext.
+                icv.copy_from_slice(&hmac::sign(&tdes.mac, packet).as_ref()[..tdes.icv_len]);
+                Ok(())
+            }
         }
     }
 
@@ -176,9 +217,9 @@ impl Transform {
         icv_start: usize,
     ) -> Result<(), EspError> {
         match self {
-            Transform::Gcm { key, salt } => {
+            Transform::Aead { key, salt } => {
                 let (head, rest) = packet.split_at_mut(body_start);
-                let nonce = Self::gcm_nonce(salt, &head[8..]);
+                let nonce = Self::aead_nonce(salt, &head[8..]);
                 // aws-lc-rs compares the tag in constant time.
                 key.open_in_place(nonce, Aad::from(&head[..8]), rest)
                     .map_err(|_| EspError::AuthenticationFailed)?;
@@ -203,6 +244,26 @@ impl Transform {
                 decrypt
                     .decrypt(body, DecryptionContext::Iv128(FixedLength::from(iv)))
                     .map_err(|_| EspError::Misaligned(body_len))?;
+                Ok(())
+            }
+            Transform::TripleDes(tdes) => {
+                let (covered, icv) = packet.split_at_mut(icv_start);
+                let tag = hmac::sign(&tdes.mac, covered);
+                // RFC 4303 §3.4.4.1: verify before decrypting, in constant time.
+                verify_slices_are_equal(&tag.as_ref()[..tdes.icv_len], icv)
+                    .map_err(|_| EspError::AuthenticationFailed)?;
+                let (head, body) = covered.split_at_mut(body_start);
+                if !body.len().is_multiple_of(8) {
+                    return Err(EspError::Misaligned(body.len()));
+                }
+                let mut decryptor = cbc::Decryptor::<des::TdesEde3>::inner_iv_slice_init(
+                    tdes.cipher.clone(),
+                    &head[8..],
+                )
+                .map_err(|_| EspError::Crypto("3DES IV rejected"))?;
+                for block in body.chunks_exact_mut(8) {
+                    decryptor.decrypt_block_mut(GenericArray::from_mut_slice(block));
+                }
                 Ok(())
             }
         }

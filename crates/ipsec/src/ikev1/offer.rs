@@ -117,19 +117,24 @@ pub fn accept_main_mode(
     Ok(choice)
 }
 
-/// RFC 2407 §4.4.4 transform ID and key length of an ESP suite.
-fn esp_attributes(suite: CipherSuite) -> (u8, u64, Option<u64>) {
+/// RFC 2407 §4.4.4 transform ID, key length and authentication algorithm
+/// of an ESP suite; `None` for a suite IKEv1 has no transform for
+/// (ChaCha20-Poly1305 is defined for IKEv2 only, RFC 7634 §4).
+fn esp_attributes(suite: CipherSuite) -> Option<(u8, Option<u64>, Option<u64>)> {
     let auth = |i: Integrity| match i {
         Integrity::HmacSha1_96 => p2::AUTH_HMAC_SHA1,
         Integrity::HmacSha256_128 => p2::AUTH_HMAC_SHA2_256,
     };
-    match suite {
-        CipherSuite::Aes128Cbc(i) => (p2::ESP_AES_CBC, 128, Some(auth(i))),
-        CipherSuite::Aes256Cbc(i) => (p2::ESP_AES_CBC, 256, Some(auth(i))),
+    Some(match suite {
+        CipherSuite::Aes128Cbc(i) => (p2::ESP_AES_CBC, Some(128), Some(auth(i))),
+        CipherSuite::Aes256Cbc(i) => (p2::ESP_AES_CBC, Some(256), Some(auth(i))),
         // RFC 4106 §8.4: no separate authentication algorithm with GCM.
-        CipherSuite::Aes128Gcm16 => (p2::ESP_AES_GCM_16, 128, None),
-        CipherSuite::Aes256Gcm16 => (p2::ESP_AES_GCM_16, 256, None),
-    }
+        CipherSuite::Aes128Gcm16 => (p2::ESP_AES_GCM_16, Some(128), None),
+        CipherSuite::Aes256Gcm16 => (p2::ESP_AES_GCM_16, Some(256), None),
+        // RFC 2451 §2.2: 3DES has a fixed key size, so no Key Length.
+        CipherSuite::TripleDesCbc(i) => (p2::ESP_3DES, None, Some(auth(i))),
+        _ => return None,
+    })
 }
 
 /// The encapsulation mode number we ask for (RFC 2407 §4.5, RFC 3947
@@ -156,9 +161,9 @@ pub fn quick_mode_offer(
 ) -> Vec<u8> {
     let proposals: Vec<Proposal> = suites
         .iter()
+        .filter_map(|&suite| esp_attributes(suite))
         .enumerate()
-        .map(|(i, &suite)| {
-            let (id, key_len, auth) = esp_attributes(suite);
+        .map(|(i, (id, key_len, auth))| {
             let mut attrs = vec![
                 (p2::LIFE_TYPE, LIFE_SECONDS),
                 (p2::LIFE_DURATION, lifetime.as_secs().max(1)),
@@ -167,7 +172,9 @@ pub fn quick_mode_offer(
             if let Some(a) = auth {
                 attrs.push((p2::AUTH_ALGORITHM, a));
             }
-            attrs.push((p2::KEY_LENGTH, key_len));
+            if let Some(bits) = key_len {
+                attrs.push((p2::KEY_LENGTH, bits));
+            }
             if let Some(g) = pfs {
                 attrs.push((p2::GROUP, u64::from(g.id())));
             }

@@ -301,6 +301,8 @@ fn esp_suite(t: &Transform) -> Option<CipherSuite> {
         // algorithm in IKEv1.
         (p2::ESP_AES_GCM_16, Some(128), None) => Some(CipherSuite::Aes128Gcm16),
         (p2::ESP_AES_GCM_16, Some(256), None) => Some(CipherSuite::Aes256Gcm16),
+        // RFC 2451 §2.2: 3DES has a fixed key size (no Key Length).
+        (p2::ESP_3DES, None, Some(i)) => Some(CipherSuite::TripleDesCbc(i)),
         _ => None,
     }
 }

@@ -83,6 +83,7 @@ impl Ikev2InitiatorConfig {
             esp_suites: vec![
                 CipherSuite::Aes256Gcm16,
                 CipherSuite::Aes128Gcm16,
+                CipherSuite::ChaCha20Poly1305,
                 CipherSuite::Aes256Cbc(Integrity::HmacSha256_128),
                 CipherSuite::Aes128Cbc(Integrity::HmacSha1_96),
             ],

@@ -94,6 +94,15 @@ fn esp_transforms(suite: CipherSuite) -> Vec<Transform> {
             Transform::with_key_bits(transform_type::ENCR, ids::ENCR_AES_CBC, 256),
             Transform::new(transform_type::INTEG, integ(i)),
         ],
+        // RFC 7634 §4: no Key Length attribute, no integrity transform.
+        CipherSuite::ChaCha20Poly1305 => vec![Transform::new(
+            transform_type::ENCR,
+            ids::ENCR_CHACHA20_POLY1305,
+        )],
+        CipherSuite::TripleDesCbc(i) => vec![
+            Transform::new(transform_type::ENCR, ids::ENCR_3DES),
+            Transform::new(transform_type::INTEG, integ(i)),
+        ],
     };
     out.push(Transform::new(transform_type::ESN, ids::ESN_NO));
     out

@@ -64,6 +64,7 @@ impl Default for Ikev2Policy {
             esp_suites: vec![
                 CipherSuite::Aes256Gcm16,
                 CipherSuite::Aes128Gcm16,
+                CipherSuite::ChaCha20Poly1305,
                 CipherSuite::Aes256Cbc(Integrity::HmacSha256_128),
                 CipherSuite::Aes128Cbc(Integrity::HmacSha256_128),
                 CipherSuite::Aes256Cbc(Integrity::HmacSha1_96),
@@ -213,6 +214,10 @@ fn esp_suite(encr: &Transform, integ: Option<u16>) -> Option<CipherSuite> {
         (ids::ENCR_AES_GCM_16, Some(256), None) => Some(CipherSuite::Aes256Gcm16),
         (ids::ENCR_AES_CBC, Some(128), Some(i)) => Some(CipherSuite::Aes128Cbc(i)),
         (ids::ENCR_AES_CBC, Some(256), Some(i)) => Some(CipherSuite::Aes256Cbc(i)),
+        // RFC 7634 §4: no Key Length attribute, no integrity transform.
+        (ids::ENCR_CHACHA20_POLY1305, None, None) => Some(CipherSuite::ChaCha20Poly1305),
+        // RFC 2451 §2.2: 3DES has a fixed key size.
+        (ids::ENCR_3DES, None, Some(i)) => Some(CipherSuite::TripleDesCbc(i)),
         _ => None,
     }
 }

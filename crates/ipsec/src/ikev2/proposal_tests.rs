@@ -209,3 +209,45 @@ fn the_refusal_log_names_every_offer() {
          IKE #2 AES-CBC-256/PRF-HMAC-SHA2-256/HMAC-SHA2-256-128/MODP-1024"
     );
 }
+
+/// Apple's and strongSwan's ChaCha20-Poly1305 child SA (RFC 7634 §4: no
+/// key length, no integrity transform) is accepted by default; 3DES only
+/// when the operator lists it.
+#[test]
+fn chacha20_poly1305_children_by_default_and_3des_only_when_listed() {
+    let chacha = vec![esp(
+        1,
+        vec![
+            Transform::new(ENCR, ENCR_CHACHA20_POLY1305),
+            Transform::new(ESN, ESN_NO),
+        ],
+    )];
+    let choice = choose_child(&chacha, &Ikev2Policy::default(), None).expect("chosen");
+    assert_eq!(choice.suite, CipherSuite::ChaCha20Poly1305);
+    assert_eq!(
+        choice.reply.transforms[0],
+        Transform::new(ENCR, ENCR_CHACHA20_POLY1305)
+    );
+
+    let triple_des = vec![esp(
+        1,
+        vec![
+            Transform::new(ENCR, ENCR_3DES),
+            Transform::new(INTEG, AUTH_HMAC_SHA1_96),
+            Transform::new(ESN, ESN_NO),
+        ],
+    )];
+    assert_eq!(
+        choose_child(&triple_des, &Ikev2Policy::default(), None),
+        Err(IkeRefusal::NoProposalChosen)
+    );
+    let mut legacy = Ikev2Policy::default();
+    legacy
+        .esp_suites
+        .push(CipherSuite::TripleDesCbc(Integrity::HmacSha1_96));
+    let choice = choose_child(&triple_des, &legacy, None).expect("chosen when listed");
+    assert_eq!(
+        choice.suite,
+        CipherSuite::TripleDesCbc(Integrity::HmacSha1_96)
+    );
+}

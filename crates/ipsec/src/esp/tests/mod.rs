@@ -13,9 +13,11 @@ use zeroize::Zeroizing;
 
 use super::{CipherSuite, EspSa, EspSaConfig, Integrity, LifetimeLimits};
 
-pub(super) const ALL_SUITES: [CipherSuite; 6] = [
+pub(super) const ALL_SUITES: [CipherSuite; 8] = [
     CipherSuite::Aes128Gcm16,
     CipherSuite::Aes256Gcm16,
+    CipherSuite::ChaCha20Poly1305,
+    CipherSuite::TripleDesCbc(Integrity::HmacSha1_96),
     CipherSuite::Aes128Cbc(Integrity::HmacSha1_96),
     CipherSuite::Aes128Cbc(Integrity::HmacSha256_128),
     CipherSuite::Aes256Cbc(Integrity::HmacSha1_96),
