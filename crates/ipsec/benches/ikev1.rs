@@ -54,6 +54,7 @@ fn bench(c: &mut Criterion) {
         DhGroup::Modp2048,
         DhGroup::Ecp256,
         DhGroup::Ecp384,
+        DhGroup::Ecp521,
     ] {
         let mut responder = Responder::new(ResponderConfig {
             psks: PskTable::new().with_wildcard(PSK),

@@ -489,3 +489,26 @@ fn ecdsa_certificates_against_ras_server() {
     assert!(up.contains("/ECDSA-256"), "{up}");
     check_link(&run);
 }
+
+/// The extremes of what clients propose: Main Mode over ECP-521 (RFC 5903)
+/// with SHA-384, and 3DES-CBC ESP (RFC 2451) for a client that offers
+/// nothing newer, accepted because the operator listed `3des-sha1`.
+#[test]
+fn ecp521_main_mode_and_listed_3des_esp_against_ras_server() {
+    let Some(run) = run(Job {
+        name: "l2tp-ipsec-ecp521-3des",
+        ike: "aes256-sha384-ecp521",
+        esp: "3des-sha1",
+        ipsec_extra: "esp = [\"aes256-sha1\", \"3des-sha1\"]",
+        ..Job::default()
+    }) else {
+        return;
+    };
+    let up = run
+        .server
+        .expect("authenticated as", Duration::from_secs(5));
+    assert!(up.contains("/ECP-521/"), "{up}");
+    run.server
+        .expect("ESP 3des-cbc/hmac-sha1-96 up", Duration::from_secs(5));
+    check_link(&run);
+}

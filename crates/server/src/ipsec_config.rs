@@ -49,7 +49,7 @@ pub struct IpsecConfig {
     /// Accepted Main Mode hashes: sha1, sha256, sha384, sha512.
     pub ike_hashes: Vec<IkeHashName>,
     /// Accepted Diffie-Hellman groups (Main Mode and Quick Mode PFS):
-    /// modp1024, modp1536, modp2048, ecp256, ecp384.
+    /// modp1024, modp1536, modp2048, ecp256, ecp384, ecp521.
     pub ike_groups: Vec<DhGroupName>,
     /// Accepted ESP suites: aes256gcm16, aes128gcm16, aes256-sha1,
     /// aes128-sha1, aes256-sha256, aes128-sha256.
@@ -116,6 +116,7 @@ pub enum DhGroupName {
     Modp2048,
     Ecp256,
     Ecp384,
+    Ecp521,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -156,7 +157,7 @@ impl Default for IpsecConfig {
             dpd_timeout_secs: 120,
             ike_ciphers: vec![Aes256, Aes192, Aes128, TripleDes],
             ike_hashes: vec![Sha1, Sha256, Sha384, Sha512],
-            ike_groups: vec![Modp1024, Modp1536, Modp2048, Ecp256, Ecp384],
+            ike_groups: vec![Modp1024, Modp1536, Modp2048, Ecp256, Ecp384, Ecp521],
             esp: vec![
                 Aes256Gcm16,
                 Aes128Gcm16,
@@ -206,6 +207,7 @@ impl IpsecConfig {
                     DhGroupName::Modp2048 => DhGroup::Modp2048,
                     DhGroupName::Ecp256 => DhGroup::Ecp256,
                     DhGroupName::Ecp384 => DhGroup::Ecp384,
+                    DhGroupName::Ecp521 => DhGroup::Ecp521,
                 })
                 .collect(),
             esp_suites: self

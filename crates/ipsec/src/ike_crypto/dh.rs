@@ -22,6 +22,8 @@ pub enum DhGroup {
     Ecp256,
     /// Group 20, NIST P-384 (RFC 5903).
     Ecp384,
+    /// Group 21, NIST P-521 (RFC 5903).
+    Ecp521,
     /// Group 31, Curve25519 (RFC 8031).
     Curve25519,
 }
@@ -35,6 +37,7 @@ impl DhGroup {
             14 => DhGroup::Modp2048,
             19 => DhGroup::Ecp256,
             20 => DhGroup::Ecp384,
+            21 => DhGroup::Ecp521,
             31 => DhGroup::Curve25519,
             _ => return None,
         })
@@ -48,6 +51,7 @@ impl DhGroup {
             DhGroup::Modp2048 => 14,
             DhGroup::Ecp256 => 19,
             DhGroup::Ecp384 => 20,
+            DhGroup::Ecp521 => 21,
             DhGroup::Curve25519 => 31,
         }
     }
@@ -61,6 +65,8 @@ impl DhGroup {
             // RFC 5903 §7: x || y, each the field size.
             DhGroup::Ecp256 => 64,
             DhGroup::Ecp384 => 96,
+            // RFC 5903 §7: 521 bits round up to 66 bytes per coordinate.
+            DhGroup::Ecp521 => 132,
             // RFC 8031 §3.1: the 32-byte u-coordinate.
             DhGroup::Curve25519 => 32,
         }
@@ -74,6 +80,7 @@ impl DhGroup {
             DhGroup::Modp2048 => "MODP-2048",
             DhGroup::Ecp256 => "ECP-256",
             DhGroup::Ecp384 => "ECP-384",
+            DhGroup::Ecp521 => "ECP-521",
             DhGroup::Curve25519 => "Curve25519",
         }
     }
@@ -91,6 +98,7 @@ impl DhGroup {
         match self {
             DhGroup::Ecp256 => Some(&agreement::ECDH_P256),
             DhGroup::Ecp384 => Some(&agreement::ECDH_P384),
+            DhGroup::Ecp521 => Some(&agreement::ECDH_P521),
             DhGroup::Curve25519 => Some(&agreement::X25519),
             _ => None,
         }
@@ -168,7 +176,7 @@ impl DhPrivate {
         let public = match group {
             // RFC 5903 §7: the KE payload carries x || y, without the 0x04
             // uncompressed-point prefix of SEC 1.
-            DhGroup::Ecp256 | DhGroup::Ecp384 => match encoded.split_first() {
+            DhGroup::Ecp256 | DhGroup::Ecp384 | DhGroup::Ecp521 => match encoded.split_first() {
                 Some((0x04, xy)) if xy.len() == group.public_len() => xy.to_vec(),
                 _ => return Err(CryptoError::Failed("unexpected public key encoding")),
             },
@@ -236,7 +244,7 @@ impl DhPrivate {
                 let algorithm = key.algorithm();
                 let sec1;
                 let encoded: &[u8] = match self.group {
-                    DhGroup::Ecp256 | DhGroup::Ecp384 => {
+                    DhGroup::Ecp256 | DhGroup::Ecp384 | DhGroup::Ecp521 => {
                         sec1 = [&[0x04][..], peer_public].concat();
                         &sec1
                     }

@@ -1,4 +1,4 @@
-//! Diffie-Hellman tests: RFC 5903 §8.1/§8.2 (ECP-256/384) and RFC 7748 §6.1
+//! Diffie-Hellman tests: RFC 5903 §8.1–§8.3 (ECP-256/384/521) and RFC 7748 §6.1
 //! (X25519) known answers, MODP agreement and a fixed-exponent known answer
 //! per group, and rejection of invalid peer values.
 
@@ -10,12 +10,13 @@ fn h(s: &str) -> Vec<u8> {
     hex::decode(s.replace(' ', "")).expect("test hex")
 }
 
-const ALL_GROUPS: [DhGroup; 6] = [
+const ALL_GROUPS: [DhGroup; 7] = [
     DhGroup::Modp1024,
     DhGroup::Modp1536,
     DhGroup::Modp2048,
     DhGroup::Ecp256,
     DhGroup::Ecp384,
+    DhGroup::Ecp521,
     DhGroup::Curve25519,
 ];
 
@@ -25,14 +26,14 @@ fn ids_names_and_lengths() {
         assert_eq!(DhGroup::from_id(group.id()), Some(group));
     }
     let ids: Vec<u16> = ALL_GROUPS.iter().map(|g| g.id()).collect();
-    assert_eq!(ids, [2, 5, 14, 19, 20, 31]);
+    assert_eq!(ids, [2, 5, 14, 19, 20, 21, 31]);
     let lens: Vec<usize> = ALL_GROUPS.iter().map(|g| g.public_len()).collect();
-    assert_eq!(lens, [128, 192, 256, 64, 96, 32]);
+    assert_eq!(lens, [128, 192, 256, 64, 96, 132, 32]);
     assert_eq!(DhGroup::Modp1024.name(), "MODP-1024");
     assert_eq!(DhGroup::Ecp256.name(), "ECP-256");
     assert_eq!(DhGroup::Curve25519.name(), "Curve25519");
     // Group 1 (768-bit MODP) and unknown numbers are not offered.
-    for id in [0, 1, 3, 15, 21, 32, 0xffff] {
+    for id in [0, 1, 3, 15, 22, 32, 0xffff] {
         assert_eq!(DhGroup::from_id(id), None, "{id}");
     }
 }
@@ -57,6 +58,7 @@ fn two_parties_agree_in_every_group() {
             // RFC 5903 §7: only the x coordinate.
             DhGroup::Ecp256 => 32,
             DhGroup::Ecp384 => 48,
+            DhGroup::Ecp521 => 66,
             other => other.public_len(),
         };
         assert_eq!(a.len(), secret_len, "{}", group.name());
@@ -100,6 +102,32 @@ fn rfc5903_ecp384_vector() {
                   D6031355 69B9E9D0 9CF5D4A2 70F59746",
     );
     ecp_vector(DhGroup::Ecp384, &i, gix, giy, &r, grx, gry, &girx);
+}
+
+#[test]
+fn rfc5903_ecp521_vector() {
+    // RFC 5903 §8.3 (checked here against python3's `cryptography` too).
+    let i = h(
+        "0037ADE9 319A89F4 DABDB3EF 411AACCC A5123C61 ACAB57B5 393DCE47 608172A0 \
+         95AA85A3 0FE1C295 2C6771D9 37BA9777 F5957B26 39BAB072 462F68C2 7A57382D 4A52",
+    );
+    let gix = "0015417E 84DBF28C 0AD3C278 713349DC 7DF153C8 97A1891B D98BAB43 57C9ECBE \
+               E1E3BF42 E00B8E38 0AEAE57C 2D107564 94188594 2AF5A7F4 601723C4 195D176C ED3E";
+    let giy = "017CAE20 B6641D2E EB695786 D8C94614 6239D099 E18E1D5A 514C739D 7CB4A10A \
+               D8A78801 5AC405D7 799DC75E 7B7D5B6C F2261A6A 7F150743 8BF01BEB 6CA3926F 9582";
+    let r = h(
+        "0145BA99 A847AF43 793FDD0E 872E7CDF A16BE30F DC780F97 BCCC3F07 8380201E \
+         9C677D60 0B343757 A3BDBF2A 3163E4C2 F869CCA7 458AA4A4 EFFC311F 5CB15168 5EB9",
+    );
+    let grx = "00D0B397 5AC4B799 F5BEA16D 5E13E9AF 971D5E9B 984C9F39 728B5E57 39735A21 \
+               9B97C356 436ADC6E 95BB0352 F6BE64A6 C2912D4E F2D0433C ED2B6171 640012D9 460F";
+    let gry = "015C6822 6383956E 3BD066E7 97B623C2 7CE0EAC2 F551A10C 2C724D98 52077B87 \
+               220B6536 C5C408A1 D2AEBB8E 86D678AE 49CB5709 1F473229 6579AB44 FCD17F0F C56A";
+    let girx = h(
+        "01144C7D 79AE6956 BC8EDB8E 7C787C45 21CB086F A64407F9 7894E5E6 B2D79B04 \
+         D1427E73 CA4BAA24 0A347868 59810C06 B3C715A3 A8CC3151 F2BEE417 996D19F3 DDEA",
+    );
+    ecp_vector(DhGroup::Ecp521, &i, gix, giy, &r, grx, gry, &girx);
 }
 
 #[allow(clippy::too_many_arguments)]

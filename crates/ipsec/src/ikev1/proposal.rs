@@ -166,6 +166,7 @@ impl Default for ProposalPolicy {
                 DhGroup::Modp2048,
                 DhGroup::Ecp256,
                 DhGroup::Ecp384,
+                DhGroup::Ecp521,
             ],
             esp_suites: vec![
                 CipherSuite::Aes256Gcm16,

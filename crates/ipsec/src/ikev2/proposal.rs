@@ -57,6 +57,7 @@ impl Default for Ikev2Policy {
                 DhGroup::Curve25519,
                 DhGroup::Ecp256,
                 DhGroup::Ecp384,
+                DhGroup::Ecp521,
                 DhGroup::Modp2048,
                 DhGroup::Modp1536,
                 DhGroup::Modp1024,
