@@ -16,6 +16,7 @@ pub mod dhcp_relay;
 pub mod dhcp_source;
 pub mod dialin_service;
 pub mod dynauth;
+pub mod failure_log;
 pub mod ikev2_config;
 pub mod ikev2_service;
 pub mod ipsec_config;

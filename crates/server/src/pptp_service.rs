@@ -11,6 +11,7 @@ use tokio::sync::{watch, Semaphore};
 use tunnel::pptp_server::{self, GreDemux, PptpServerConfig};
 use tunnel::{PacketSink, ServerHooks, SessionInfo};
 
+use crate::failure_log::ListenerFailures;
 use crate::SessionId;
 
 /// Everything the PPTP service shares between sessions.
@@ -27,6 +28,8 @@ pub struct PptpService {
     /// Connections over the port limit being answered at once; beyond
     /// [`REFUSALS`] they are closed without an answer.
     pub refusals: Arc<Semaphore>,
+    /// Connections that failed before a login, logged at a bounded rate.
+    pub failures: ListenerFailures,
 }
 
 /// Over-limit connections answered at once (each for a few seconds at
@@ -36,8 +39,10 @@ pub const REFUSALS: usize = 64;
 impl PptpService {
     /// Accept connections until `shutdown` turns true.
     pub async fn run(self, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
+        let mut summaries = tokio::time::interval(crate::sstp_service::SUMMARY_EVERY);
         loop {
             tokio::select! {
+                _ = summaries.tick() => self.failures.summarise(),
                 accepted = listener.accept() => match accepted {
                     Ok((tcp, peer)) => {
                         let _ = tcp.set_nodelay(true);
@@ -66,7 +71,8 @@ impl PptpService {
             IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
                 Some(ip) => ip,
                 None => {
-                    tracing::info!(%peer, "PPTP over IPv6 refused");
+                    self.failures
+                        .report("PPTP over IPv6", peer, &"PPTP over IPv6 refused");
                     return;
                 }
             },
@@ -84,7 +90,8 @@ impl PptpService {
             user: None,
         };
         let id = info.id;
-        tracing::info!(session = id, %peer, "PPTP connection");
+        // Debug level: see the SSTP listener.
+        tracing::debug!(session = id, %peer, "PPTP connection");
         let outcome = pptp_server::serve(
             tcp,
             peer_ip,
@@ -96,14 +103,18 @@ impl PptpService {
             shutdown,
         )
         .await;
-        tracing::info!(
-            session = id,
-            %peer,
-            bytes_in = outcome.stats.bytes_in,
-            bytes_out = outcome.stats.bytes_out,
-            "PPTP session ended: {}",
-            outcome.reason
-        );
+        if outcome.was_up {
+            tracing::info!(
+                session = id,
+                %peer,
+                bytes_in = outcome.stats.bytes_in,
+                bytes_out = outcome.stats.bytes_out,
+                "PPTP session ended: {}",
+                outcome.reason
+            );
+        } else {
+            self.failures.ended_before_login(peer, &outcome.reason);
+        }
         drop(permit);
     }
 

@@ -340,6 +340,7 @@ impl Server {
             sink: sink.clone(),
             ports: Arc::new(Semaphore::new(sstp_ports as usize)),
             port_limit: sstp_ports,
+            failures: crate::failure_log::ListenerFailures::new("SSTP"),
         };
         let mut sstp_listening = Vec::new();
         for (addr, listener) in listeners.sstp {
@@ -360,6 +361,7 @@ impl Server {
                 ports: Arc::new(Semaphore::new(pptp_ports as usize)),
                 port_limit: pptp_ports,
                 refusals: Arc::new(Semaphore::new(REFUSALS)),
+                failures: crate::failure_log::ListenerFailures::new("PPTP"),
             };
             for (addr, listener) in listeners.pptp {
                 pptp_listening.push(addr);

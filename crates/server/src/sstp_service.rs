@@ -12,10 +12,14 @@ use tokio_rustls::TlsAcceptor;
 use tunnel::sstp_server::{self, ServerSessionConfig};
 use tunnel::{PacketSink, ServerHooks, SessionInfo};
 
+use crate::failure_log::ListenerFailures;
 use crate::SessionId;
 
 /// A TLS handshake must finish within this time.
 const TLS_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How often the summary of failed connections is looked at.
+pub const SUMMARY_EVERY: Duration = Duration::from_secs(2);
 
 /// Everything the SSTP service shares between sessions.
 #[derive(Clone)]
@@ -27,13 +31,17 @@ pub struct SstpService {
     /// One permit per logical port.
     pub ports: Arc<Semaphore>,
     pub port_limit: u32,
+    /// Connections that failed before a login, logged at a bounded rate.
+    pub failures: ListenerFailures,
 }
 
 impl SstpService {
     /// Accept connections until `shutdown` turns true.
     pub async fn run(self, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
+        let mut summaries = tokio::time::interval(SUMMARY_EVERY);
         loop {
             tokio::select! {
+                _ = summaries.tick() => self.failures.summarise(),
                 accepted = listener.accept() => match accepted {
                     Ok((tcp, peer)) => {
                         let _ = tcp.set_nodelay(true);
@@ -62,11 +70,16 @@ impl SstpService {
         let tls = match tokio::time::timeout(TLS_TIMEOUT, self.tls.accept(tcp)).await {
             Ok(Ok(tls)) => tls,
             Ok(Err(e)) => {
-                tracing::info!(%peer, "TLS handshake failed: {e}");
+                self.failures.report(
+                    "TLS handshake failed",
+                    peer,
+                    &format_args!("TLS handshake failed: {e}"),
+                );
                 return;
             }
             Err(_) => {
-                tracing::info!(%peer, "TLS handshake timed out");
+                self.failures
+                    .report("TLS handshake timed out", peer, &"TLS handshake timed out");
                 return;
             }
         };
@@ -81,7 +94,9 @@ impl SstpService {
             user: None,
         };
         let id = info.id;
-        tracing::info!(session = id, %peer, "SSTP connection");
+        // Said at debug level: a line per connection is what a flood of
+        // them would turn into; what becomes of it is logged below.
+        tracing::debug!(session = id, %peer, "SSTP connection");
         let outcome = sstp_server::serve(
             tls,
             &self.session,
@@ -91,14 +106,18 @@ impl SstpService {
             shutdown,
         )
         .await;
-        tracing::info!(
-            session = id,
-            %peer,
-            bytes_in = outcome.stats.bytes_in,
-            bytes_out = outcome.stats.bytes_out,
-            "SSTP session ended: {}",
-            outcome.reason
-        );
+        if outcome.was_up {
+            tracing::info!(
+                session = id,
+                %peer,
+                bytes_in = outcome.stats.bytes_in,
+                bytes_out = outcome.stats.bytes_out,
+                "SSTP session ended: {}",
+                outcome.reason
+            );
+        } else {
+            self.failures.ended_before_login(peer, &outcome.reason);
+        }
         drop(permit);
     }
 

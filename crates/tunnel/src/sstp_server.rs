@@ -49,9 +49,10 @@ where
         {
             Ok(rest) => rest,
             Err(e) => {
-                tracing::info!(session = info.id, peer = %info.peer, "SSTP request refused: {e}");
+                // The listener logs it (at a bounded rate: garbage requests
+                // come in floods).
                 return Outcome {
-                    reason: session::EndReason::ProtocolError(format!("SSTP request: {e}")),
+                    reason: session::EndReason::ProtocolError(format!("SSTP request refused: {e}")),
                     stats: Default::default(),
                     was_up: false,
                 };
