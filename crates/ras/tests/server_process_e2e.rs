@@ -30,6 +30,7 @@ fn run_to_end(topo: &Topology, config: &Path) -> (bool, String) {
         .command("srv", RAS)
         .args(["server", "--config"])
         .arg(config)
+        .env("RAS_ADMIN_SOCKET", admin_socket_for(config))
         .output()
         .unwrap();
     let text = format!(
@@ -161,6 +162,7 @@ fn a_server_whose_output_went_away_keeps_serving() {
         .args(["server", "--config"])
         .arg(&config)
         .env("RUST_LOG", "debug")
+        .env("RAS_ADMIN_SOCKET", admin_socket_for(&config))
         .stdin(Stdio::null())
         .stdout(writer.try_clone().unwrap())
         .stderr(writer)

@@ -84,6 +84,7 @@ fn rig(backend: Backend, policies: &str, tunnel: TunnelKind) -> Rig {
             ipv6_prefix: None,
             mtu: 1400,
             accounting: None,
+            metrics: Arc::new(crate::metrics::Metrics::new()),
         },
         tunnel,
     );
