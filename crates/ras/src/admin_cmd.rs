@@ -112,7 +112,10 @@ fn print(text: &str) {
 }
 
 fn json_line(value: &impl serde::Serialize) -> String {
-    format!("{}\n", serde_json::to_string_pretty(value).unwrap_or_default())
+    format!(
+        "{}\n",
+        serde_json::to_string_pretty(value).unwrap_or_default()
+    )
 }
 
 pub fn status(args: StatusArgs) -> anyhow::Result<()> {
@@ -154,8 +157,10 @@ pub fn session(args: SessionArgs) -> anyhow::Result<()> {
             protocol,
             json,
         } => {
-            let list: Vec<SessionView> =
-                get(&socket, &sessions_route(user.as_deref(), protocol.as_deref()))?;
+            let list: Vec<SessionView> = get(
+                &socket,
+                &sessions_route(user.as_deref(), protocol.as_deref()),
+            )?;
             if json {
                 print(&json_line(&list));
             } else {
@@ -178,8 +183,8 @@ pub fn session(args: SessionArgs) -> anyhow::Result<()> {
                 (None, None, false) => anyhow::bail!("name a session id, --user USER or --all"),
             };
             let answer = request(&socket, "POST", &route)?;
-            let done: Disconnected = serde_json::from_slice(&answer.body)
-                .context("reading the server's answer")?;
+            let done: Disconnected =
+                serde_json::from_slice(&answer.body).context("reading the server's answer")?;
             let ids: Vec<String> = done.sessions.iter().map(u64::to_string).collect();
             print(&match ids.len() {
                 0 => "no session to disconnect\n".to_owned(),
@@ -198,7 +203,10 @@ mod tests {
     #[test]
     fn query_values_are_percent_encoded() {
         assert_eq!(query_value("alice"), "alice");
-        assert_eq!(query_value("DOMAIN\\bob smith&x=1"), "DOMAIN%5Cbob%20smith%26x%3D1");
+        assert_eq!(
+            query_value("DOMAIN\\bob smith&x=1"),
+            "DOMAIN%5Cbob%20smith%26x%3D1"
+        );
         assert_eq!(
             sessions_route(Some("a b"), Some("sstp")),
             "/v1/sessions?user=a%20b&protocol=sstp"

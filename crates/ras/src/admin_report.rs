@@ -190,13 +190,16 @@ pub fn session_detail(s: &SessionView, now: u64) -> String {
     .collect();
     // No header line: drop the table's first (empty) one.
     let text = table(&["", ""], &rows, &[]);
-    text.split_once('\n').map_or(text.clone(), |(_, rest)| rest.to_owned())
+    text.split_once('\n')
+        .map_or(text.clone(), |(_, rest)| rest.to_owned())
 }
 
 /// A Class value: its text when it is printable ASCII, else `0x` and hex.
 fn class_words(hex_value: &str) -> String {
     match hex::decode(hex_value) {
-        Ok(bytes) if !bytes.is_empty() && bytes.iter().all(|b| b.is_ascii_graphic() || *b == b' ') => {
+        Ok(bytes)
+            if !bytes.is_empty() && bytes.iter().all(|b| b.is_ascii_graphic() || *b == b' ') =>
+        {
             format!("\"{}\"", String::from_utf8_lossy(&bytes))
         }
         _ => format!("0x{hex_value}"),
@@ -320,7 +323,10 @@ mod tests {
         assert_eq!(human_duration(Duration::from_secs(7)), "7s");
         assert_eq!(human_duration(Duration::from_secs(75)), "1m 15s");
         assert_eq!(human_duration(Duration::from_secs(3725)), "1h 02m");
-        assert_eq!(human_duration(Duration::from_secs(3 * 86_400 + 5)), "3d 00h");
+        assert_eq!(
+            human_duration(Duration::from_secs(3 * 86_400 + 5)),
+            "3d 00h"
+        );
         assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
         assert_eq!(utc(1_764_945_602), "2025-12-05 14:40:02 UTC");
         assert_eq!(utc(951_782_400), "2000-02-29 00:00:00 UTC");
@@ -337,7 +343,10 @@ mod tests {
         );
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 3, "{text}");
-        assert!(lines[0].starts_with("ID  USER             PROTOCOL"), "{text}");
+        assert!(
+            lines[0].starts_with("ID  USER             PROTOCOL"),
+            "{text}"
+        );
         // Every column starts at the same place on every line.
         let at = |line: &str, word: &str| line.find(word).unwrap();
         assert_eq!(at(lines[0], "PROTOCOL"), at(lines[1], "sstp"));
@@ -346,7 +355,10 @@ mod tests {
         // Numbers are right-aligned: the two ids end in the same column.
         assert_eq!(at(lines[1], "7 ") + 1, at(lines[2], "12 ") + 2);
         assert!(lines[1].contains("1h 02m"), "{text}");
-        assert!(lines[1].contains("512 B") && lines[2].contains("5.0 MiB"), "{text}");
+        assert!(
+            lines[1].contains("512 B") && lines[2].contains("5.0 MiB"),
+            "{text}"
+        );
         assert_eq!(sessions_table(&[], 0), "no sessions\n");
     }
 

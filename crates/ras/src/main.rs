@@ -214,7 +214,10 @@ mod tests {
             &["ras", "session", "disconnect", "4", "--all"][..],
             &["ras", "session", "disconnect", "--user", "bob", "--all"][..],
         ] {
-            assert!(Cli::try_parse_from(argv).is_err(), "{argv:?} must be refused");
+            assert!(
+                Cli::try_parse_from(argv).is_err(),
+                "{argv:?} must be refused"
+            );
         }
     }
 

@@ -220,38 +220,71 @@ fn sessions_are_listed_counted_and_disconnected_through_the_admin_api() {
         s.len() == 2 && s.iter().all(|s| s.state == "up")
     }));
     let sessions = list(&config, &[]);
-    let a = sessions.iter().find(|s| s.protocol == "sstp").expect("the SSTP session");
-    let b = sessions.iter().find(|s| s.protocol == "pptp").expect("the PPTP session");
+    let a = sessions
+        .iter()
+        .find(|s| s.protocol == "sstp")
+        .expect("the SSTP session");
+    let b = sessions
+        .iter()
+        .find(|s| s.protocol == "pptp")
+        .expect("the PPTP session");
     assert_eq!(a.user.as_deref(), Some("test"));
     assert_eq!(a.tunnel_ipv4, Some(Ipv4Addr::new(10, 0, 10, 21)));
     assert!(a.tunnel_ipv6.is_some(), "IPv6CP negotiated: {a:?}");
     assert_eq!(a.encryption.as_deref(), Some("TLS"));
     assert_eq!(a.auth_method.as_deref(), Some("MS-CHAPv2"));
-    let client = a.client_address.expect("the client's public address").to_string();
+    let client = a
+        .client_address
+        .expect("the client's public address")
+        .to_string();
     assert!(client.starts_with("10.201.1."), "{client}");
     assert!(a.client_port.is_some_and(|p| p > 0));
     assert_eq!(b.user.as_deref(), Some("static"));
     assert_eq!(b.tunnel_ipv4, Some(Ipv4Addr::new(10, 0, 10, 25)));
-    assert!(b.encryption.as_deref().is_some_and(|e| e.starts_with("MPPE 128-bit")), "{b:?}");
+    assert!(
+        b.encryption
+            .as_deref()
+            .is_some_and(|e| e.starts_with("MPPE 128-bit")),
+        "{b:?}"
+    );
     assert_eq!(b.radius_class, vec![hex::encode("ras-static-class")]);
-    assert!(b.client_address.unwrap().to_string().starts_with("10.201.2."));
+    assert!(b
+        .client_address
+        .unwrap()
+        .to_string()
+        .starts_with("10.201.2."));
     // Filters.
     let only_pptp = list(&config, &["--protocol", "pptp"]);
-    assert_eq!(only_pptp.iter().map(|s| s.id).collect::<Vec<_>>(), vec![b.id]);
+    assert_eq!(
+        only_pptp.iter().map(|s| s.id).collect::<Vec<_>>(),
+        vec![b.id]
+    );
     let only_test = list(&config, &["--user", "test"]);
-    assert_eq!(only_test.iter().map(|s| s.id).collect::<Vec<_>>(), vec![a.id]);
+    assert_eq!(
+        only_test.iter().map(|s| s.id).collect::<Vec<_>>(),
+        vec![a.id]
+    );
 
     // The tables a person reads, and the summary.
     let (ok, table, _) = ras(&config, &["session", "list"]);
     assert!(ok);
     assert!(table.starts_with("ID"), "{table}");
     assert_eq!(table.lines().count(), 3, "{table}");
-    assert!(table.contains("10.0.10.25") && table.contains("sstp"), "{table}");
+    assert!(
+        table.contains("10.0.10.25") && table.contains("sstp"),
+        "{table}"
+    );
     let (ok, status, err) = ras(&config, &["status"]);
     assert!(ok, "{err}");
     assert!(status.contains("sessions: 2 ("), "{status}");
-    assert!(status.contains("sstp 1") && status.contains("pptp 1"), "{status}");
-    assert!(status.contains("RADIUS authentication 127.0.0.1:1812: up"), "{status}");
+    assert!(
+        status.contains("sstp 1") && status.contains("pptp 1"),
+        "{status}"
+    );
+    assert!(
+        status.contains("RADIUS authentication 127.0.0.1:1812: up"),
+        "{status}"
+    );
     let (ok, detail, _) = ras(&config, &["session", "show", &b.id.to_string()]);
     assert!(ok);
     assert!(detail.contains("\"ras-static-class\""), "{detail}");
@@ -287,7 +320,11 @@ fn sessions_are_listed_counted_and_disconnected_through_the_admin_api() {
         "ras_traffic_bytes_total",
         &[("protocol", "sstp"), ("direction", "in")],
     );
-    assert!(sstp_in >= after.bytes_in as f64, "{sstp_in} < {}", after.bytes_in);
+    assert!(
+        sstp_in >= after.bytes_in as f64,
+        "{sstp_in} < {}",
+        after.bytes_in
+    );
     assert!(
         sample(
             &m,
@@ -303,7 +340,11 @@ fn sessions_are_listed_counted_and_disconnected_through_the_admin_api() {
         ) >= 2.0
     );
     assert_eq!(
-        sample(&m, "ras_pool_addresses", &[("pool", "static"), ("state", "in_use")]),
+        sample(
+            &m,
+            "ras_pool_addresses",
+            &[("pool", "static"), ("state", "in_use")]
+        ),
         2.0
     );
     assert!(sample(&m, "ras_certificate_expiry_timestamp_seconds", &[]) > 1.7e9);
@@ -314,7 +355,10 @@ fn sessions_are_listed_counted_and_disconnected_through_the_admin_api() {
     )
     .unwrap();
     // No per-user labels ("static" is also the pool's name: not checked).
-    assert!(!text.contains("user=") && !text.contains("\"test\""), "{text}");
+    assert!(
+        !text.contains("user=") && !text.contains("\"test\""),
+        "{text}"
+    );
 
     // Disconnect one by id: the client goes down, accounting says
     // Admin-Reset, the other session stays.
@@ -322,11 +366,17 @@ fn sessions_are_listed_counted_and_disconnected_through_the_admin_api() {
     assert!(ok, "{err}");
     assert_eq!(out, format!("disconnecting session {}\n", a.id));
     let _ = finish(c1, Duration::from_secs(20));
-    assert!(admin_reset_stop(&fr, "test"), "Stop with Admin-Reset for test");
+    assert!(
+        admin_reset_stop(&fr, "test"),
+        "Stop with Admin-Reset for test"
+    );
     assert!(wait_sessions(&config, Duration::from_secs(10), |s| {
         s.iter().map(|s| s.id).collect::<Vec<_>>() == vec![b.id]
     }));
-    assert!(ping(&topo, "cli2", LAN_HOST), "the PPTP session still works");
+    assert!(
+        ping(&topo, "cli2", LAN_HOST),
+        "the PPTP session still works"
+    );
     // An unknown id is an error that says so.
     let (ok, _, err) = ras(&config, &["session", "disconnect", "999999"]);
     assert!(!ok);
@@ -337,7 +387,10 @@ fn sessions_are_listed_counted_and_disconnected_through_the_admin_api() {
     assert!(ok);
     assert_eq!(out, format!("disconnecting session {}\n", b.id));
     let _ = finish(c2, Duration::from_secs(20));
-    assert!(admin_reset_stop(&fr, "static"), "Stop with Admin-Reset for static");
+    assert!(
+        admin_reset_stop(&fr, "static"),
+        "Stop with Admin-Reset for static"
+    );
     assert!(wait_sessions(&config, Duration::from_secs(10), |s| s.is_empty()));
 
     // Disconnect all: two new sessions, both end.
@@ -387,5 +440,8 @@ fn sessions_are_listed_counted_and_disconnected_through_the_admin_api() {
     assert!(!socket.exists(), "the admin socket is removed at the stop");
     let (ok, _, err) = ras(&config, &["status"]);
     assert!(!ok);
-    assert!(err.contains("cannot reach the server's admin socket"), "{err}");
+    assert!(
+        err.contains("cannot reach the server's admin socket"),
+        "{err}"
+    );
 }

@@ -102,12 +102,7 @@ async fn disconnect_many(State(view): State<Arc<AdminView>>, Query(q): Query<Man
     let target = match (q.user, q.all) {
         (Some(user), false) => DisconnectTarget::User(user),
         (None, true) => DisconnectTarget::All,
-        _ => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "give either user=NAME or all=true",
-            )
-        }
+        _ => return error(StatusCode::BAD_REQUEST, "give either user=NAME or all=true"),
     };
     Json(view.disconnect(&target)).into_response()
 }
@@ -171,7 +166,9 @@ mod tests {
                 other => panic!("{other:?}"),
             }
             let done: Disconnected = serde_json::from_slice(
-                &request(&p, "POST", "/v1/sessions/2/disconnect").unwrap().body,
+                &request(&p, "POST", "/v1/sessions/2/disconnect")
+                    .unwrap()
+                    .body,
             )
             .unwrap();
             assert_eq!(done.sessions, vec![2]);

@@ -59,14 +59,13 @@ pub fn request(socket: &Path, method: &str, path: &str) -> Result<Answer, AdminC
         "{method} {path} HTTP/1.1\r\nHost: ras\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
     )
     .map_err(io_err)?;
-    let answer = read_answer(BufReader::new(stream))
-        .map_err(|e| match e.kind() {
-            io::ErrorKind::InvalidData => AdminClientError::Malformed {
-                what: e.to_string(),
-                path: socket.to_owned(),
-            },
-            _ => io_err(e),
-        })?;
+    let answer = read_answer(BufReader::new(stream)).map_err(|e| match e.kind() {
+        io::ErrorKind::InvalidData => AdminClientError::Malformed {
+            what: e.to_string(),
+            path: socket.to_owned(),
+        },
+        _ => io_err(e),
+    })?;
     if !(200..300).contains(&answer.status) {
         let message = serde_json::from_slice::<serde_json::Value>(&answer.body)
             .ok()
@@ -151,7 +150,8 @@ mod tests {
 
     #[test]
     fn reads_length_chunked_and_until_the_end() {
-        let a = read_answer(&b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello extra"[..]).unwrap();
+        let a =
+            read_answer(&b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello extra"[..]).unwrap();
         assert_eq!((a.status, a.body.as_slice()), (200, &b"hello"[..]));
         let a = read_answer(
             &b"HTTP/1.1 404 Not Found\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x\r\nde\r\n0\r\n\r\n"[..],

@@ -155,9 +155,10 @@ pub fn session_view(
         let ago = now_instant.saturating_duration_since(last_input);
         unix_secs(now.checked_sub(ago).unwrap_or(UNIX_EPOCH))
     });
-    let user = r.user.clone().or_else(|| {
-        (!r.claimed.user.is_empty()).then(|| r.claimed.user.clone())
-    });
+    let user = r
+        .user
+        .clone()
+        .or_else(|| (!r.claimed.user.is_empty()).then(|| r.claimed.user.clone()));
     let method = r
         .admitted
         .as_ref()

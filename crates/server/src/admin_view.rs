@@ -77,9 +77,7 @@ impl AdminView {
     pub fn snapshot(&self) -> Snapshot {
         let now = SystemTime::now();
         let now_instant = std::time::Instant::now();
-        let sessions = self
-            .sessions
-            .map_all(|r| session_view(r, now, now_instant));
+        let sessions = self.sessions.map_all(|r| session_view(r, now, now_instant));
         let counts = self.pool.counts();
         let mut pools = vec![PoolView {
             name: "static".into(),
@@ -242,7 +240,10 @@ mod tests {
         assert_eq!(s.sessions[3].state, "authenticating");
         assert_eq!(s.pools.len(), 1);
         let p = &s.pools[0];
-        assert_eq!((p.name.as_str(), p.in_use, p.capacity, p.free), ("static", 3, 9, 6));
+        assert_eq!(
+            (p.name.as_str(), p.in_use, p.capacity, p.free),
+            ("static", 3, 9, 6)
+        );
         assert_eq!(p.ranges, vec!["10.0.10.21-10.0.10.29".to_owned()]);
         assert!(s.radius_servers.is_empty());
         assert_eq!(s.accounting_pending, None);
@@ -279,7 +280,10 @@ mod tests {
             }
         );
         assert!(live[0].stop_requested() && live[2].stop_requested());
-        assert!(!live[3].stop_requested(), "still authenticating, not alice's yet");
+        assert!(
+            !live[3].stop_requested(),
+            "still authenticating, not alice's yet"
+        );
         let all = v.disconnect(&DisconnectTarget::All);
         assert_eq!(all.sessions, vec![1, 2, 3, 4]);
         assert!(live[3].stop_requested());

@@ -1510,7 +1510,10 @@ echo_interval_secs = 0
         let c = parse("[admin]\nsocket = \"/tmp/a.sock\"\n").unwrap();
         assert_eq!(c.admin.socket, Path::new("/tmp/a.sock"));
         let env = |k: &str| (k == ADMIN_SOCKET_ENV).then(|| "/tmp/b.sock".into());
-        assert_eq!(c.clone().with_env(env).admin.socket, Path::new("/tmp/b.sock"));
+        assert_eq!(
+            c.clone().with_env(env).admin.socket,
+            Path::new("/tmp/b.sock")
+        );
         let (line, _, key, _) = err("\n[admin]\nsocket = \"\"\n");
         assert_eq!((line, key.as_deref()), (3, Some("admin.socket")));
     }

@@ -72,7 +72,10 @@ pub fn check_loaded(config: &Config, text: &str, path: &Path) -> Result<(), Conf
             ))
         }
         (None, None) => {
-            let (c, k) = (state.join(SELF_SIGNED_CERT_FILE), state.join(SELF_SIGNED_KEY_FILE));
+            let (c, k) = (
+                state.join(SELF_SIGNED_CERT_FILE),
+                state.join(SELF_SIGNED_KEY_FILE),
+            );
             if c.exists() && k.exists() {
                 ServerCertificate::load(&c, &k)
                     .and_then(|c| c.rustls_config().map(|_| ()))
@@ -102,9 +105,7 @@ pub fn check_loaded(config: &Config, text: &str, path: &Path) -> Result<(), Conf
     }
 
     // The policies (checked while loading; built here as the server does).
-    config
-        .policy_set()
-        .map_err(|e| at("policy", "policy", e))?;
+    config.policy_set().map_err(|e| at("policy", "policy", e))?;
 
     // The user store: readable if it exists (the server creates it).
     let users = state.join(crate::users::DB_FILE);

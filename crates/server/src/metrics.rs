@@ -110,9 +110,10 @@ impl Metrics {
         let radius_requests = Family::<Labels, Counter>::default();
         let radius_duration =
             Family::<Labels, Histogram, fn() -> Histogram>::new_with_constructor(radius_histogram);
-        let handshake_duration = Family::<Labels, Histogram, fn() -> Histogram>::new_with_constructor(
-            handshake_histogram,
-        );
+        let handshake_duration =
+            Family::<Labels, Histogram, fn() -> Histogram>::new_with_constructor(
+                handshake_histogram,
+            );
         registry.register(
             "session_attempts",
             "Sessions that asked to be authenticated, by protocol and how the attempt ended",

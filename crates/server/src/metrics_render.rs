@@ -202,7 +202,12 @@ mod tests {
         m.session_attempt(TunnelKind::Sstp, AttemptResult::Success);
         m.session_attempt(TunnelKind::Pptp, AttemptResult::AuthFailed);
         m.authentication("MS-CHAPv2", true);
-        m.radius_request("auth", Some("127.0.0.1:1812"), "accept", Duration::from_millis(3));
+        m.radius_request(
+            "auth",
+            Some("127.0.0.1:1812"),
+            "accept",
+            Duration::from_millis(3),
+        );
         m.handshake(TunnelKind::Sstp, Duration::from_millis(250));
         m.session_ended(
             TunnelKind::Sstp,
@@ -218,7 +223,10 @@ mod tests {
             server_name: "s".into(),
             started_at: 0,
             now: 0,
-            sessions: vec![session("sstp", "up", 500), session("pptp", "authenticating", 0)],
+            sessions: vec![
+                session("sstp", "up", 500),
+                session("pptp", "authenticating", 0),
+            ],
             pools: vec![PoolView {
                 name: "static".into(),
                 ranges: vec![],
@@ -233,7 +241,10 @@ mod tests {
         let text = render(&m, &snap, &[("no_route", 4)]);
         let v = |s: &str| value(&text, s).unwrap_or_else(|| panic!("no {s} in\n{text}"));
         assert_eq!(v("ras_sessions{protocol=\"sstp\",state=\"up\"}"), 1.0);
-        assert_eq!(v("ras_sessions{protocol=\"pptp\",state=\"authenticating\"}"), 1.0);
+        assert_eq!(
+            v("ras_sessions{protocol=\"pptp\",state=\"authenticating\"}"),
+            1.0
+        );
         assert_eq!(v("ras_sessions{protocol=\"l2tp\",state=\"up\"}"), 0.0);
         assert_eq!(
             v("ras_traffic_bytes_total{protocol=\"sstp\",direction=\"in\"}"),
@@ -260,7 +271,10 @@ mod tests {
             v("ras_radius_requests_total{role=\"auth\",server=\"127.0.0.1:1812\",result=\"accept\"}"),
             1.0
         );
-        assert_eq!(v("ras_radius_request_duration_seconds_count{role=\"auth\"}"), 1.0);
+        assert_eq!(
+            v("ras_radius_request_duration_seconds_count{role=\"auth\"}"),
+            1.0
+        );
         assert_eq!(
             v("ras_handshake_duration_seconds_count{protocol=\"sstp\"}"),
             1.0

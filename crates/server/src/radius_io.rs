@@ -122,7 +122,12 @@ impl RadiusHandle {
         let result = self.exchange(request).await;
         if let Some((metrics, role)) = &self.observer {
             let server = result.as_ref().ok().map(|a| a.server.to_string());
-            metrics.radius_request(role, server.as_deref(), result_name(&result), sent.elapsed());
+            metrics.radius_request(
+                role,
+                server.as_deref(),
+                result_name(&result),
+                sent.elapsed(),
+            );
         }
         result
     }
@@ -342,7 +347,11 @@ mod tests {
         config.retransmit.irt = Duration::from_millis(100);
         config.retransmit.mrd = Duration::from_millis(600);
         config.retransmit.tries_per_server = 2;
-        let handle = RadiusHandle::start(vec![addr], config).await.unwrap();
+        let metrics = Arc::new(crate::metrics::Metrics::new());
+        let handle = RadiusHandle::start(vec![addr], config)
+            .await
+            .unwrap()
+            .observed(metrics.clone(), "auth");
         let pending = tokio::spawn({
             let handle = handle.clone();
             async move { handle.request(Request::pap(b"a", b"b")).await }
@@ -353,5 +362,17 @@ mod tests {
         stranger.send_to(&buf[..n], from).await.unwrap();
         let result = pending.await.unwrap();
         assert_eq!(result.unwrap_err(), RadiusError::Timeout);
+        // Counted as a timeout that no server answered; the server is
+        // marked down (RFC 2865 §2.6 failover).
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, metrics.registry()).unwrap();
+        assert!(
+            text.contains(
+                "ras_radius_requests_total{role=\"auth\",server=\"none\",result=\"timeout\"} 1"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("ras_radius_request_duration_seconds_count{role=\"auth\"} 1"));
+        assert_eq!(handle.server_states(), vec![(addr, false)]);
     }
 }
