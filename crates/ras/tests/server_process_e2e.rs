@@ -97,6 +97,22 @@ fn a_second_server_that_cannot_start_leaves_the_first_alone() {
     let (ok, text) = run_to_end(&topo, &config_c);
     assert!(!ok, "the third server must fail: {text}");
     assert!(text.contains("already exists"), "{text}");
+    // Another listen address, A's admin socket (docs/ADMIN.md): refused
+    // before any route or device is touched, and A's socket stays.
+    let out = topo
+        .command("srv", RAS)
+        .args(["server", "--config"])
+        .arg(&config_c)
+        .env("RAS_ADMIN_SOCKET", admin_socket_for(&config_a))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the fourth server must fail: {text}");
+    assert!(
+        text.contains("another ras server answers on the admin socket"),
+        "{text}"
+    );
+    assert!(admin_socket_for(&config_a).exists());
 
     assert_eq!(ip_in(&topo, "srv", &["route", "show"]), routes_before);
     assert_eq!(

@@ -66,17 +66,11 @@ async fn sessions(
     State(view): State<Arc<AdminView>>,
     Query(filter): Query<SessionFilter>,
 ) -> Response {
-    let list: Vec<_> = view
-        .snapshot()
-        .sessions
-        .into_iter()
-        .filter(|s| filter.matches(s))
-        .collect();
-    Json(list).into_response()
+    Json(view.sessions(&filter)).into_response()
 }
 
 async fn session(State(view): State<Arc<AdminView>>, Path(id): Path<u64>) -> Response {
-    match view.snapshot().sessions.into_iter().find(|s| s.id == id) {
+    match view.session(SessionId::from_raw(id)) {
         Some(s) => Json(s).into_response(),
         None => error(StatusCode::NOT_FOUND, &format!("no session {id}")),
     }

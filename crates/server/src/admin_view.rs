@@ -11,7 +11,8 @@ use tunnel::EndReason;
 
 use crate::accounting::Accounting;
 use crate::admin_snapshot::{
-    session_view, unix_secs, CertificateView, Disconnected, PoolView, RadiusServerView, Snapshot,
+    session_view, unix_secs, CertificateView, Disconnected, PoolView, RadiusServerView,
+    SessionFilter, SessionView, Snapshot,
 };
 use crate::dhcp_source::DhcpSource;
 use crate::metrics::Metrics;
@@ -73,11 +74,25 @@ impl AdminView {
         }
     }
 
+    /// The sessions `filter` lets through, by id.
+    pub fn sessions(&self, filter: &SessionFilter) -> Vec<SessionView> {
+        let (now, now_instant) = (SystemTime::now(), std::time::Instant::now());
+        let mut all = self.sessions.map_all(|r| session_view(r, now, now_instant));
+        all.retain(|s| filter.matches(s));
+        all
+    }
+
+    /// Session `id`, if there is one.
+    pub fn session(&self, id: SessionId) -> Option<SessionView> {
+        let (now, now_instant) = (SystemTime::now(), std::time::Instant::now());
+        self.sessions
+            .with(id, |r| session_view(r, now, now_instant))
+    }
+
     /// Everything the API shows, taken now.
     pub fn snapshot(&self) -> Snapshot {
         let now = SystemTime::now();
-        let now_instant = std::time::Instant::now();
-        let sessions = self.sessions.map_all(|r| session_view(r, now, now_instant));
+        let sessions = self.sessions(&SessionFilter::default());
         let counts = self.pool.counts();
         let mut pools = vec![PoolView {
             name: "static".into(),
