@@ -147,14 +147,23 @@ pub fn check_loaded(config: &Config, text: &str, path: &Path) -> Result<(), Conf
         }
     }
     if config.ipsec.enabled {
+        let readable = |file: &Path, lookup: &str, key: &str| {
+            std::fs::File::open(file)
+                .map(drop)
+                .map_err(|e| at(lookup, key, format!("{}: {e}", file.display())))
+        };
         if let Some(psk) = &config.ipsec.psk_file {
-            std::fs::File::open(psk).map_err(|e| {
-                at(
-                    "ipsec.psk_file",
-                    "ipsec.psk_file",
-                    format!("{}: {e}", psk.display()),
-                )
-            })?;
+            readable(psk, "ipsec.psk_file", "ipsec.psk_file")?;
+        }
+        if let Some(ca) = &config.ipsec.ca_file {
+            readable(ca, "ipsec.ca_file", "ipsec.ca_file")?;
+        }
+        for (i, peer) in config.ipsec.peers.iter().enumerate() {
+            readable(
+                &peer.psk_file,
+                "ipsec.peers",
+                &format!("ipsec.peers[{i}].psk_file"),
+            )?;
         }
     }
     Ok(())
