@@ -2,6 +2,8 @@
 
 use clap::{Parser, Subcommand};
 
+mod admin_cmd;
+mod admin_report;
 mod cert_cmd;
 mod connect_cmd;
 mod dial_cmd;
@@ -30,6 +32,11 @@ enum Command {
     /// Run the remote access server (SSTP, PPTP, L2TP/IPsec and dial-in
     /// lines), on embedded defaults or --config.
     Server(server_cmd::ServerArgs),
+    /// A running server's summary: sessions, pools, RADIUS servers, the
+    /// certificate (from its admin socket).
+    Status(admin_cmd::StatusArgs),
+    /// A running server's sessions: list, show, disconnect.
+    Session(admin_cmd::SessionArgs),
     /// Manage the local user store.
     User {
         /// The server's configuration file (for its state directory); before
@@ -105,6 +112,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::PppSelftest { auth } => selftest::run(auth),
         Command::Profile(cmd) => profile_cmd::run(cmd),
         Command::Server(args) => server_cmd::run(args),
+        Command::Status(args) => admin_cmd::status(args),
+        Command::Session(args) => admin_cmd::session(args),
         Command::Phonebook(args) => phonebook_cmd::run(args),
         Command::Pbs(args) => pbs_cmd::run(args),
         Command::Cert(cmd) => cert_cmd::run(cmd),
@@ -181,6 +190,33 @@ mod tests {
             assert!(
                 connect.contains(scheme),
                 "connect: no {scheme} in {connect:?}"
+            );
+        }
+    }
+
+    /// `--config` and `--socket` go before or after the session
+    /// subcommand; disconnect takes exactly one of ID, --user, --all.
+    #[test]
+    fn session_commands_parse_as_typed() {
+        for argv in [
+            &["ras", "session", "--socket", "S", "list", "--json"][..],
+            &["ras", "session", "list", "--user", "u", "--socket", "S"][..],
+            &["ras", "session", "show", "4", "--config", "F"][..],
+            &["ras", "session", "disconnect", "4"][..],
+            &["ras", "session", "disconnect", "--user", "bob"][..],
+            &["ras", "session", "disconnect", "--all"][..],
+            &["ras", "status", "--config", "F", "--json"][..],
+        ] {
+            Cli::try_parse_from(argv).unwrap_or_else(|e| panic!("{argv:?}: {e}"));
+        }
+        for argv in [
+            &["ras", "session", "disconnect"][..],
+            &["ras", "session", "disconnect", "4", "--all"][..],
+            &["ras", "session", "disconnect", "--user", "bob", "--all"][..],
+        ] {
+            assert!(
+                Cli::try_parse_from(argv).is_err(),
+                "{argv:?} must be refused"
             );
         }
     }

@@ -18,9 +18,19 @@ pub struct ServerArgs {
     /// TOML configuration file; every setting has an embedded default.
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// Check the configuration (and the files it names) as the server
+    /// would before starting, print "configuration OK" or the error with
+    /// its file, line and key, and exit; binds and changes nothing.
+    #[arg(long)]
+    pub check: bool,
 }
 
 pub fn run(args: ServerArgs) -> anyhow::Result<()> {
+    if args.check {
+        server::config_check::check(args.config.as_deref())?;
+        say!("configuration OK");
+        return Ok(());
+    }
     let config = Config::load(args.config.as_deref())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -30,6 +30,7 @@ fn run_to_end(topo: &Topology, config: &Path) -> (bool, String) {
         .command("srv", RAS)
         .args(["server", "--config"])
         .arg(config)
+        .env("RAS_ADMIN_SOCKET", admin_socket_for(config))
         .output()
         .unwrap();
     let text = format!(
@@ -96,6 +97,22 @@ fn a_second_server_that_cannot_start_leaves_the_first_alone() {
     let (ok, text) = run_to_end(&topo, &config_c);
     assert!(!ok, "the third server must fail: {text}");
     assert!(text.contains("already exists"), "{text}");
+    // Another listen address, A's admin socket (docs/ADMIN.md): refused
+    // before any route or device is touched, and A's socket stays.
+    let out = topo
+        .command("srv", RAS)
+        .args(["server", "--config"])
+        .arg(&config_c)
+        .env("RAS_ADMIN_SOCKET", admin_socket_for(&config_a))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the fourth server must fail: {text}");
+    assert!(
+        text.contains("another ras server answers on the admin socket"),
+        "{text}"
+    );
+    assert!(admin_socket_for(&config_a).exists());
 
     assert_eq!(ip_in(&topo, "srv", &["route", "show"]), routes_before);
     assert_eq!(
@@ -161,6 +178,7 @@ fn a_server_whose_output_went_away_keeps_serving() {
         .args(["server", "--config"])
         .arg(&config)
         .env("RUST_LOG", "debug")
+        .env("RAS_ADMIN_SOCKET", admin_socket_for(&config))
         .stdin(Stdio::null())
         .stdout(writer.try_clone().unwrap())
         .stderr(writer)

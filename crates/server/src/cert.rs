@@ -132,6 +132,17 @@ impl ServerCertificate {
         self.self_signed
     }
 
+    /// The leaf's Subject and its notAfter (Unix seconds), for status
+    /// displays and the expiry metric; `None` if the DER does not parse.
+    pub fn subject_and_expiry(&self) -> Option<(String, i64)> {
+        use x509_parser::prelude::{FromDer, X509Certificate};
+        let (_, cert) = X509Certificate::from_der(self.leaf_der()).ok()?;
+        Some((
+            cert.subject().to_string(),
+            cert.validity().not_after.timestamp(),
+        ))
+    }
+
     /// The leaf certificate's DER.
     pub fn leaf_der(&self) -> &[u8] {
         &self.chain[0]

@@ -34,6 +34,14 @@ pub const STATE_DIR_ENV: &str = "RAS_STATE_DIR";
 /// The default state directory.
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/ras";
 
+/// The environment variable that overrides `[admin] socket` (file or
+/// default), like `RAS_STATE_DIR`: lets several servers run side by side
+/// (tests) without a file each.
+pub const ADMIN_SOCKET_ENV: &str = "RAS_ADMIN_SOCKET";
+
+/// The default admin socket (docs/ADMIN.md).
+pub const DEFAULT_ADMIN_SOCKET: &str = "/run/ras/admin.sock";
+
 /// Why the configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -151,6 +159,26 @@ pub struct Config {
     pub dialin: DialinConfig,
     /// DHCP relay for clients' DHCPINFORM.
     pub dhcp_relay: DhcpRelayConfig,
+    /// The admin API's Unix socket (docs/ADMIN.md).
+    pub admin: AdminConfig,
+}
+
+/// `[admin]`: the admin API (sessions, pools, RADIUS, metrics) on a Unix
+/// socket that only root and the `ras` group can reach.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// The socket's path. Default `/run/ras/admin.sock`; the environment
+    /// variable `RAS_ADMIN_SOCKET` overrides both the default and the file.
+    pub socket: PathBuf,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            socket: PathBuf::from(DEFAULT_ADMIN_SOCKET),
+        }
+    }
 }
 
 impl Default for Config {
@@ -174,6 +202,7 @@ impl Default for Config {
             policy: Vec::new(),
             dialin: DialinConfig::default(),
             dhcp_relay: DhcpRelayConfig::default(),
+            admin: AdminConfig::default(),
         }
     }
 }
@@ -919,6 +948,9 @@ impl Config {
         if let Some(dir) = var(STATE_DIR_ENV).filter(|d| !d.is_empty()) {
             self.state_dir = PathBuf::from(dir);
         }
+        if let Some(socket) = var(ADMIN_SOCKET_ENV).filter(|s| !s.is_empty()) {
+            self.admin.socket = PathBuf::from(socket);
+        }
         self
     }
 
@@ -1035,6 +1067,12 @@ impl Config {
                 format!("MTU {} is below the IPv4 minimum of 576", self.tun.mtu),
             ));
         }
+        if self.admin.socket.as_os_str().is_empty() {
+            return Err(at_key(
+                "admin.socket",
+                "the admin socket needs a path".into(),
+            ));
+        }
         if self.ppp.mru < 576 {
             return Err(at_key(
                 "ppp.mru",
@@ -1042,6 +1080,22 @@ impl Config {
             ));
         }
         Ok(())
+    }
+}
+
+/// An error about dotted key `key` of the file `path` whose text is
+/// `text`, at the key's line (line 1 if the file does not set it: the
+/// default is in force). For checks made after loading
+/// (`config_check.rs`).
+pub fn error_at_key(text: &str, path: &Path, key: &str, message: String) -> ConfigError {
+    let span = find_key_span(text, key).unwrap_or(0..0);
+    let (line, column) = line_col(text, span.start);
+    ConfigError::Invalid {
+        path: path.to_owned(),
+        line,
+        column,
+        key: Some(key.to_owned()),
+        message,
     }
 }
 
@@ -1445,6 +1499,23 @@ echo_interval_secs = 0
             Path::new("/tmp/elsewhere")
         );
         assert_eq!(c.with_env(|_| None).state_dir, Path::new("/srv/ras"));
+    }
+
+    #[test]
+    fn admin_socket_from_file_default_and_environment() {
+        assert_eq!(
+            Config::default().admin.socket,
+            Path::new("/run/ras/admin.sock")
+        );
+        let c = parse("[admin]\nsocket = \"/tmp/a.sock\"\n").unwrap();
+        assert_eq!(c.admin.socket, Path::new("/tmp/a.sock"));
+        let env = |k: &str| (k == ADMIN_SOCKET_ENV).then(|| "/tmp/b.sock".into());
+        assert_eq!(
+            c.clone().with_env(env).admin.socket,
+            Path::new("/tmp/b.sock")
+        );
+        let (line, _, key, _) = err("\n[admin]\nsocket = \"\"\n");
+        assert_eq!((line, key.as_deref()), (3, Some("admin.socket")));
     }
 
     #[test]

@@ -57,6 +57,8 @@ pub enum Notice {
     Listening(Listening),
     /// IPv6 for clients.
     Ipv6 { prefix: Ipv6Addr },
+    /// The admin API listens on this Unix socket.
+    Admin { socket: std::path::PathBuf },
     /// Stopping: the sessions are being ended.
     Stopping { sessions: usize },
     /// The DHCP leases given back on the way out.
@@ -221,6 +223,11 @@ impl fmt::Display for Notice {
             Notice::IpsecOff => f.write_str("L2TP/IPsec: off ([ipsec] enabled = false)"),
             Notice::Listening(l) => l.fmt(f),
             Notice::Ipv6 { prefix } => write!(f, "IPv6: clients in {prefix}/64"),
+            Notice::Admin { socket } => write!(
+                f,
+                "admin API: {} (ras status, ras session, /metrics)",
+                socket.display()
+            ),
             Notice::Stopping { sessions } => {
                 write!(f, "stopping: disconnecting {sessions} session(s)")
             }

@@ -73,6 +73,9 @@ pub struct PipelineParts {
     pub mtu: u32,
     /// RADIUS accounting, when configured.
     pub accounting: Option<AccountingParts>,
+    /// Where attempts, authentication results and handshake times are
+    /// counted (`ras_*` metrics).
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// RADIUS accounting's part of the pipeline.
@@ -225,6 +228,9 @@ impl ControlPipeline {
             .with(id, |r| (r.claimed.clone(), r.granted.clone()))
             .unwrap_or_default();
         let user = info.user.clone().unwrap_or_else(|| claimed.user.clone());
+        // Asked only once the peer is authenticated (or needs none).
+        p.metrics
+            .authentication(claimed.method.map_or("none", method_words), true);
 
         // 4. Policy, after authentication, with the user's other sessions.
         let others = p.sessions.count_user(&user, Stage::Addressed, id);
@@ -353,13 +359,20 @@ impl ControlPipeline {
             }
         }
         let (tx, rx) = p.router.register(&routes);
-        let radius_interim = p
+        let encryption = self.encryption(up);
+        let (radius_interim, opened) = p
             .sessions
             .with(id, |r| {
                 r.routes = routes;
-                r.granted.interim_interval
+                r.encryption = Some(encryption);
+                (r.granted.interim_interval, Some(r.opened))
             })
-            .flatten();
+            .unwrap_or((None, None));
+        p.metrics
+            .session_attempt(self.tunnel, crate::metrics::AttemptResult::Success);
+        if let Some(opened) = opened {
+            p.metrics.handshake(self.tunnel, opened.elapsed());
+        }
 
         // 8. Accounting Start, and the timers (Session-Timeout,
         // Idle-Timeout, Interim-Update).
@@ -387,6 +400,17 @@ impl ControlPipeline {
         Ok(rx)
     }
 
+    /// What protects a session's traffic, in words for the admin API.
+    fn encryption(&self, up: &LinkUp) -> String {
+        match (up.mppe, self.tunnel) {
+            (Some(mppe), _) => mppe.to_string(),
+            (None, TunnelKind::Sstp) => "TLS".into(),
+            (None, TunnelKind::Ikev2) => "IPsec ESP".into(),
+            (None, TunnelKind::L2tp) if !self.plain_l2tp => "IPsec ESP".into(),
+            (None, _) => "none".into(),
+        }
+    }
+
     /// The session ended: step 9. Its record is removed here, once.
     fn session_ended(&self, info: &SessionInfo, reason: &tunnel::EndReason) {
         let p = &*self.parts;
@@ -411,6 +435,15 @@ impl ControlPipeline {
             if let Some(acct) = &p.accounting {
                 session_accounting::stop(&acct.accounting, acct.nas.as_ref(), &r);
             }
+            if r.stage < Stage::Up {
+                let result = crate::metrics::AttemptResult::of_early_end(reason);
+                p.metrics.session_attempt(r.tunnel, result);
+                if result == crate::metrics::AttemptResult::AuthFailed {
+                    p.metrics
+                        .authentication(r.claimed.method.map_or("none", method_words), false);
+                }
+            }
+            p.metrics.session_ended(r.tunnel, r.live.traffic());
             freed = r.address;
         }
         // The address goes back to its source (even one handed out after

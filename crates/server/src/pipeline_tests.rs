@@ -61,6 +61,7 @@ impl Authenticator for StandIn {
 struct Rig {
     pipeline: ControlPipeline,
     pool: Arc<StaticPool>,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 fn rig(backend: Backend, policies: &str, tunnel: TunnelKind) -> Rig {
@@ -70,6 +71,7 @@ fn rig(backend: Backend, policies: &str, tunnel: TunnelKind) -> Rig {
     } else {
         policy::parse_document(policies).unwrap()
     };
+    let metrics = Arc::new(crate::metrics::Metrics::new());
     let pipeline = ControlPipeline::new(
         PipelineParts {
             authenticator: Arc::new(StandIn(backend)),
@@ -84,10 +86,15 @@ fn rig(backend: Backend, policies: &str, tunnel: TunnelKind) -> Rig {
             ipv6_prefix: None,
             mtu: 1400,
             accounting: None,
+            metrics: metrics.clone(),
         },
         tunnel,
     );
-    Rig { pipeline, pool }
+    Rig {
+        pipeline,
+        pool,
+        metrics,
+    }
 }
 
 fn info(id: u64, user: Option<&str>) -> SessionInfo {
@@ -185,6 +192,46 @@ async fn a_refused_login_leaves_no_record_behind() {
     }
     assert!(p.sessions().is_empty());
     assert_eq!(r.pool.counts().in_use, 0);
+}
+
+/// The pipeline counts what only it sees: attempts and their results,
+/// authentications by method, handshakes; an ended session's traffic
+/// stays in its protocol's counters; encryption is recorded at link-up.
+#[tokio::test]
+async fn attempts_authentications_and_ended_traffic_are_counted() {
+    let r = rig(Backend::Local { groups: vec![] }, "", TunnelKind::Pptp);
+    let p = &r.pipeline;
+    connect(p, 1, "alice").await.unwrap();
+    assert_eq!(
+        p.sessions()
+            .with(SessionId::from_raw(1), |r| r.encryption.clone()),
+        Some(Some("MPPE 128-bit stateless".into()))
+    );
+    let live = ServerHooks::live(p, &info(1, Some("alice"))).unwrap();
+    let stats = tunnel::SessionStats {
+        ip_bytes_in: 4000,
+        packets_in: 4,
+        ..Default::default()
+    };
+    live.add(&mut tunnel::SessionStats::default(), &stats);
+    ServerHooks::down(p, &info(1, Some("alice")), &bye());
+    let _ = ServerHooks::authenticate(p, &info(2, None), pap("mallory")).await;
+    ServerHooks::down(p, &info(2, None), &EndReason::AuthFailed("691".into()));
+
+    let snapshot =
+        crate::admin_view::AdminView::new("s", p.sessions().clone(), r.pool.clone()).snapshot();
+    let text = crate::metrics_render::render(&r.metrics, &snapshot, &[]);
+    for line in [
+        "ras_session_attempts_total{protocol=\"pptp\",result=\"success\"} 1",
+        "ras_session_attempts_total{protocol=\"pptp\",result=\"auth_failed\"} 1",
+        "ras_authentications_total{method=\"PAP\",result=\"accept\"} 1",
+        "ras_authentications_total{method=\"PAP\",result=\"reject\"} 1",
+        "ras_handshake_duration_seconds_count{protocol=\"pptp\"} 1",
+        "ras_traffic_bytes_total{protocol=\"pptp\",direction=\"in\"} 4000",
+        "ras_traffic_packets_total{protocol=\"pptp\",direction=\"in\"} 4",
+    ] {
+        assert!(text.lines().any(|l| l == line), "no {line} in\n{text}");
+    }
 }
 
 #[tokio::test]

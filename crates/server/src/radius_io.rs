@@ -8,6 +8,8 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use radius::{ClientConfig, Event, Outcome, RadiusClient, Request, ServerId, TxId};
@@ -40,6 +42,12 @@ type Reply = oneshot::Sender<Result<Answer, RadiusError>>;
 #[derive(Clone)]
 pub struct RadiusHandle {
     tx: mpsc::Sender<(Request, Reply)>,
+    /// The servers, primary first, and whether each is down (the
+    /// driver's ServerDown/ServerUp events), for the admin API.
+    servers: Arc<[(SocketAddr, AtomicBool)]>,
+    /// Where request results and latencies are counted, and as what
+    /// role ("auth", "acct").
+    observer: Option<(Arc<crate::metrics::Metrics>, &'static str)>,
 }
 
 /// Largest RADIUS packet (RFC 2865 §3).
@@ -61,14 +69,38 @@ impl RadiusHandle {
         };
         let socket = UdpSocket::bind(bind).await?;
         let (tx, rx) = mpsc::channel(QUEUE);
+        let states: Arc<[(SocketAddr, AtomicBool)]> = servers
+            .iter()
+            .map(|s| (*s, AtomicBool::new(false)))
+            .collect();
         let driver = Driver {
             socket,
             servers,
             client: RadiusClient::new(config),
             waiting: HashMap::new(),
+            states: states.clone(),
         };
         tokio::spawn(driver.run(rx));
-        Ok(RadiusHandle { tx })
+        Ok(RadiusHandle {
+            tx,
+            servers: states,
+            observer: None,
+        })
+    }
+
+    /// The same handle, counting each request's result and latency in
+    /// `metrics` under `role`.
+    pub fn observed(mut self, metrics: Arc<crate::metrics::Metrics>, role: &'static str) -> Self {
+        self.observer = Some((metrics, role));
+        self
+    }
+
+    /// The servers, primary first, each with whether it is up.
+    pub fn server_states(&self) -> Vec<(SocketAddr, bool)> {
+        self.servers
+            .iter()
+            .map(|(addr, down)| (*addr, !down.load(Ordering::Relaxed)))
+            .collect()
     }
 
     /// A handle whose driver has stopped: every request fails with
@@ -76,12 +108,31 @@ impl RadiusHandle {
     #[cfg(test)]
     pub(crate) fn stopped() -> RadiusHandle {
         let (tx, _) = mpsc::channel(1);
-        RadiusHandle { tx }
+        RadiusHandle {
+            tx,
+            servers: Arc::from(Vec::new()),
+            observer: None,
+        }
     }
 
     /// Sends `request` and waits for the answer (retransmissions and
     /// failover happen inside).
     pub async fn request(&self, request: Request) -> Result<Answer, RadiusError> {
+        let sent = Instant::now();
+        let result = self.exchange(request).await;
+        if let Some((metrics, role)) = &self.observer {
+            let server = result.as_ref().ok().map(|a| a.server.to_string());
+            metrics.radius_request(
+                role,
+                server.as_deref(),
+                result_name(&result),
+                sent.elapsed(),
+            );
+        }
+        result
+    }
+
+    async fn exchange(&self, request: Request) -> Result<Answer, RadiusError> {
         let (reply, answer) = oneshot::channel();
         self.tx
             .send((request, reply))
@@ -91,11 +142,28 @@ impl RadiusHandle {
     }
 }
 
+/// The `result` label of a request's end.
+fn result_name(result: &Result<Answer, RadiusError>) -> &'static str {
+    use radius::AccessOutcome;
+    match result {
+        Ok(a) => match &a.outcome {
+            Outcome::Access(AccessOutcome::Accept(_)) => "accept",
+            Outcome::Access(AccessOutcome::Reject(_)) => "reject",
+            Outcome::Access(AccessOutcome::Challenge(_)) => "challenge",
+            Outcome::AccountingAck => "accounting_response",
+        },
+        Err(RadiusError::Timeout) => "timeout",
+        Err(RadiusError::Malformed(_)) => "malformed",
+        Err(RadiusError::Send(_) | RadiusError::Stopped) => "error",
+    }
+}
+
 struct Driver {
     socket: UdpSocket,
     servers: Vec<SocketAddr>,
     client: RadiusClient,
     waiting: HashMap<TxId, Reply>,
+    states: Arc<[(SocketAddr, AtomicBool)]>,
 }
 
 impl Driver {
@@ -179,9 +247,15 @@ impl Driver {
                     }
                 }
                 Event::ServerDown { server } => {
+                    if let Some((_, down)) = self.states.get(server.0) {
+                        down.store(true, Ordering::Relaxed);
+                    }
                     tracing::warn!(server = %self.servers[server.0], "RADIUS server stopped answering; using the other one")
                 }
                 Event::ServerUp { server } => {
+                    if let Some((_, down)) = self.states.get(server.0) {
+                        down.store(false, Ordering::Relaxed);
+                    }
                     tracing::info!(server = %self.servers[server.0], "RADIUS server answers again")
                 }
             }
@@ -273,7 +347,11 @@ mod tests {
         config.retransmit.irt = Duration::from_millis(100);
         config.retransmit.mrd = Duration::from_millis(600);
         config.retransmit.tries_per_server = 2;
-        let handle = RadiusHandle::start(vec![addr], config).await.unwrap();
+        let metrics = Arc::new(crate::metrics::Metrics::new());
+        let handle = RadiusHandle::start(vec![addr], config)
+            .await
+            .unwrap()
+            .observed(metrics.clone(), "auth");
         let pending = tokio::spawn({
             let handle = handle.clone();
             async move { handle.request(Request::pap(b"a", b"b")).await }
@@ -284,5 +362,17 @@ mod tests {
         stranger.send_to(&buf[..n], from).await.unwrap();
         let result = pending.await.unwrap();
         assert_eq!(result.unwrap_err(), RadiusError::Timeout);
+        // Counted as a timeout that no server answered; the server is
+        // marked down (RFC 2865 §2.6 failover).
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, metrics.registry()).unwrap();
+        assert!(
+            text.contains(
+                "ras_radius_requests_total{role=\"auth\",server=\"none\",result=\"timeout\"} 1"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("ras_radius_request_duration_seconds_count{role=\"auth\"} 1"));
+        assert_eq!(handle.server_states(), vec![(addr, false)]);
     }
 }

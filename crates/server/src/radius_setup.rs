@@ -44,6 +44,9 @@ pub struct RadiusStack {
     pub dynauth: Option<DynAuthServer>,
     /// The spool file, for the start-up message.
     pub spool_path: Option<PathBuf>,
+    /// The RADIUS clients' drivers (authentication, then accounting),
+    /// for the admin API's server states.
+    pub handles: Vec<(&'static str, RadiusHandle)>,
 }
 
 fn client_config(cfg: &RadiusConfig, secrets: Vec<radius::Secret>) -> ClientConfig {
@@ -68,6 +71,7 @@ impl RadiusStack {
         server_name: &str,
         nas_address: Option<IpAddr>,
         sessions: Arc<Sessions>,
+        metrics: Arc<crate::metrics::Metrics>,
     ) -> Result<Option<RadiusStack>, RadiusSetupError> {
         if !cfg.enabled() {
             return Ok(None);
@@ -92,7 +96,9 @@ impl RadiusStack {
             client_config(cfg, secrets.clone()),
         )
         .await
-        .map_err(RadiusSetupError::Socket)?;
+        .map_err(RadiusSetupError::Socket)?
+        .observed(metrics.clone(), "auth");
+        let mut handles = vec![("authentication", auth_handle.clone())];
         let auth = Arc::new(RadiusAuth::new(auth_handle, nas.clone()));
         let (accounting, spool_path) = if cfg.accounting {
             let path = state.file("accounting.db");
@@ -102,7 +108,9 @@ impl RadiusStack {
                 client_config(cfg, secrets),
             )
             .await
-            .map_err(RadiusSetupError::Socket)?;
+            .map_err(RadiusSetupError::Socket)?
+            .observed(metrics, "acct");
+            handles.push(("accounting", handle.clone()));
             (Some(Accounting::start(spool, handle)), Some(path))
         } else {
             (None, None)
@@ -136,6 +144,7 @@ impl RadiusStack {
                 .then(|| Duration::from_secs(cfg.interim_interval_secs.into())),
             dynauth,
             spool_path,
+            handles,
         }))
     }
 }

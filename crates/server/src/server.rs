@@ -17,6 +17,9 @@ use tunnel::sstp_server::ServerSessionConfig;
 use tunnel::PacketSink;
 
 use crate::accounting::Accounting;
+use crate::admin_snapshot::{CertificateView, Snapshot};
+use crate::admin_socket::AdminSocket;
+use crate::admin_view::{AdminView, DropSources};
 use crate::authenticator::{Authenticator, LocalAuthenticator};
 use crate::cert::{CertError, ServerCertificate};
 use crate::config::{AddressSourceKind, Config};
@@ -25,6 +28,7 @@ use crate::dhcp_source::{DhcpSettings, DhcpSource, DhcpSourceError};
 use crate::dialin_service::DialinService;
 use crate::l2tp_service::{self, L2tpService};
 use crate::listen::{bind_tcp, ListenError};
+use crate::metrics::Metrics;
 use crate::notice::{AddressesNote, Listening, Notice};
 use crate::pipeline::{AccountingParts, ControlPipeline, PipelineParts};
 use crate::pool::{AddressSource, StaticPool};
@@ -64,6 +68,8 @@ pub enum StartError {
     Ipsec(#[from] crate::ipsec_service::IpsecError),
     #[error(transparent)]
     Ikev2(#[from] crate::ikev2_service::Ikev2SetupError),
+    #[error(transparent)]
+    Admin(#[from] crate::admin_socket::AdminSocketError),
     #[error("creating the TUN device (ras server needs root or CAP_NET_ADMIN and /dev/net/tun)")]
     TunDevice(#[source] netdev::TunError),
     #[error(transparent)]
@@ -86,6 +92,9 @@ pub struct Server {
     dhcp: Option<Arc<DhcpSource>>,
     accounting: Option<Arc<Accounting>>,
     pool: Arc<StaticPool>,
+    /// What the admin API reads; its socket, removed when the server stops.
+    admin: Arc<AdminView>,
+    admin_socket: AdminSocket,
     /// Owned here so that its routes and addresses last as long as the
     /// server (the services hold it too).
     _tun: Arc<netdev::TunDevice>,
@@ -213,6 +222,11 @@ impl Server {
         });
         let ipv6_prefix = state.client_ipv6_prefix(config.addresses.ipv6_prefix)?;
         let listeners = Listeners::bind(config)?;
+        // With the listeners: a second server fails here, before any
+        // route or device is touched.
+        let mut admin_socket = AdminSocket::bind(&config.admin.socket)?;
+        let metrics = Arc::new(Metrics::new());
+        let started_at = std::time::SystemTime::now();
 
         let dhcp_mode = config.addresses.source == AddressSourceKind::Dhcp;
         let mut tun_settings = crate::tun::server_settings(
@@ -243,6 +257,7 @@ impl Server {
             &config.server_name(),
             listen_ips.first().copied(),
             sessions.clone(),
+            metrics.clone(),
         )
         .await?;
         if let Some(r) = &radius {
@@ -264,6 +279,7 @@ impl Server {
             Err(e) => return Err(StartError::Tun(e)),
         };
         let router = Router::new();
+        let router_for_admin = router.clone();
         tokio::spawn(router.clone().run_tun_reader(tun.clone()));
         let dhcp = match DhcpSettings::from_config(&config.addresses, Some(tun.name())) {
             Some(s) => Some(DhcpSource::start(s)?),
@@ -307,10 +323,15 @@ impl Server {
                 ipv6_prefix,
                 mtu: u32::from(config.tun.mtu),
                 accounting,
+                metrics: metrics.clone(),
             },
             TunnelKind::Sstp,
         );
 
+        let radius_handles = radius
+            .as_ref()
+            .map(|r| r.handles.clone())
+            .unwrap_or_default();
         if let Some(dynauth) = radius.and_then(|r| r.dynauth) {
             if let Ok(listen) = dynauth.socket.local_addr() {
                 notices(Notice::DynamicAuthorization { listen });
@@ -320,7 +341,8 @@ impl Server {
 
         // The services: listeners → tunnel → PPP → the pipeline.
         let links = Links::from_config(config);
-        let sink: Arc<dyn PacketSink> = Arc::new(TunSink(netdev::TunWriter::spawn(tun.clone())));
+        let tun_writer = netdev::TunWriter::spawn(tun.clone());
+        let sink: Arc<dyn PacketSink> = Arc::new(TunSink(tun_writer.clone()));
         let (stop, stop_rx) = watch::channel(false);
         let sstp_ports = config.sstp.ports.get();
         let sstp = SstpService {
@@ -351,6 +373,7 @@ impl Server {
         let pptp_ports = config.pptp.ports.get();
         let mut pptp = None;
         let mut pptp_listening = Vec::new();
+        let gre = listeners.gre.clone();
         if let Some(demux) = listeners.gre {
             tokio::spawn(demux.clone().run());
             let service = PptpService {
@@ -461,6 +484,53 @@ impl Server {
             notices(Notice::Dialin { devices });
         }
 
+        // The admin API (docs/ADMIN.md).
+        let certificate = cert
+            .subject_and_expiry()
+            .map(|(subject, not_after)| CertificateView {
+                subject,
+                not_after,
+                sha256_fingerprint: cert.fingerprint_sha256(),
+                self_signed: cert.is_self_signed(),
+            });
+        let admin = Arc::new(AdminView {
+            server_name: config.server_name(),
+            started_at,
+            sessions: pipeline.sessions().clone(),
+            pool: pool.clone(),
+            dhcp: dhcp.as_ref().map(|d| {
+                let interface = config.addresses.dhcp_interface.clone().unwrap_or_default();
+                (interface, d.clone())
+            }),
+            radius: radius_handles,
+            accounting: accounting_handle.clone(),
+            certificate,
+            drops: DropSources {
+                router: Some(router_for_admin),
+                gre,
+                l2tp: Some(l2tp.front()),
+                tun: Some(tun_writer),
+            },
+            metrics,
+        });
+        if let Some(listener) = admin_socket.take_listener() {
+            let listener = listener
+                .set_nonblocking(true)
+                .and_then(|()| tokio::net::UnixListener::from_std(listener))
+                .map_err(|source| crate::admin_socket::AdminSocketError::Io {
+                    path: admin_socket.path().to_owned(),
+                    source,
+                })?;
+            tokio::spawn(crate::admin_api::serve(
+                listener,
+                admin.clone(),
+                stop_rx.clone(),
+            ));
+        }
+        notices(Notice::Admin {
+            socket: admin_socket.path().to_owned(),
+        });
+
         let addresses = match &config.addresses.dhcp_interface {
             Some(interface) if dhcp_mode => AddressesNote::Dhcp {
                 interface: interface.clone(),
@@ -486,6 +556,7 @@ impl Server {
         if let Some(prefix) = ipv6_prefix {
             notices(Notice::Ipv6 { prefix });
         }
+
         Ok(Server {
             pipeline,
             stop,
@@ -495,6 +566,8 @@ impl Server {
             dhcp,
             accounting: accounting_handle,
             pool,
+            admin,
+            admin_socket,
             _tun: tun,
         })
     }
@@ -513,6 +586,16 @@ impl Server {
     /// The session table (status, tests).
     pub fn sessions(&self) -> &Arc<Sessions> {
         self.pipeline.sessions()
+    }
+
+    /// What the admin API shows now (docs/ADMIN.md).
+    pub fn snapshot(&self) -> Snapshot {
+        self.admin.snapshot()
+    }
+
+    /// The admin API's view (its disconnects, the metrics).
+    pub fn admin(&self) -> &Arc<AdminView> {
+        &self.admin
     }
 
     /// Stops accepting, ends every session (RFC 2866 §5.10: cause
@@ -551,6 +634,7 @@ impl Server {
                 });
             }
         }
+        self.admin_socket.remove();
         notices(Notice::Stopped {
             addresses_in_use: self.pool.counts().in_use,
         });

@@ -89,6 +89,11 @@ pub struct SessionRecord {
     pub accounting_started: bool,
     /// Why the server ended it, when it did (RFC 2866 §5.10).
     pub cause: Option<TerminateCause>,
+    /// What protects the traffic once the link is up (`TLS`, `IPsec ESP`,
+    /// `MPPE 128-bit stateless`, `none`), for the admin API.
+    pub encryption: Option<String>,
+    /// When the session asked its first question (the handshake metric).
+    pub opened: Instant,
     /// Counters and stop requests, shared with the tunnel's task.
     pub live: Arc<LiveSession>,
     pub(crate) watcher: Option<tokio::task::AbortHandle>,
@@ -137,6 +142,8 @@ impl SessionRecord {
             started_at: SystemTime::now(),
             accounting_started: false,
             cause: None,
+            encryption: None,
+            opened: now,
             live: Arc::new(LiveSession::new()),
             watcher: None,
             interim_every: None,

@@ -227,6 +227,26 @@ impl Sessions {
         ids
     }
 
+    /// `f` of every record, in session id order (the admin snapshot).
+    pub fn map_all<R>(&self, mut f: impl FnMut(&SessionRecord) -> R) -> Vec<R> {
+        let map = self.lock();
+        let mut records: Vec<&SessionRecord> = map.values().collect();
+        records.sort_by_key(|r| r.id);
+        records.into_iter().map(&mut f).collect()
+    }
+
+    /// The sessions whose record satisfies `pred`, in id order.
+    pub fn ids_where(&self, pred: impl Fn(&SessionRecord) -> bool) -> Vec<SessionId> {
+        let mut ids: Vec<SessionId> = self
+            .lock()
+            .values()
+            .filter(|r| pred(r))
+            .map(|r| r.id)
+            .collect();
+        ids.sort();
+        ids
+    }
+
     /// Marks every session as ended by the server's own shutdown.
     pub fn mark_all(&self, cause: TerminateCause) {
         for r in self.lock().values_mut() {

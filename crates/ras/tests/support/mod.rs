@@ -51,6 +51,7 @@ impl Server {
             .args(["server", "--config"])
             .arg(config)
             .env("RUST_LOG", log)
+            .env("RAS_ADMIN_SOCKET", admin_socket_for(config))
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -143,6 +144,13 @@ impl Drop for Client {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The admin socket of the server of `config`: beside the file, so that
+/// the servers of tests running at once never share one (the default,
+/// /run/ras/admin.sock, is for one server per host).
+pub fn admin_socket_for(config: &Path) -> PathBuf {
+    config.with_extension("admin.sock")
 }
 
 pub fn password_file(dir: &Path, name: &str, password: &str) -> PathBuf {
