@@ -147,6 +147,24 @@ impl ListenerFailures {
         }
     }
 
+    /// A session of this listener ended: one line when its link had come
+    /// up, else a failure, at the bounded rate.
+    pub fn session_ended(&self, id: u64, peer: std::net::SocketAddr, outcome: &tunnel::Outcome) {
+        if outcome.was_up {
+            tracing::info!(
+                session = id,
+                %peer,
+                bytes_in = outcome.stats.bytes_in,
+                bytes_out = outcome.stats.bytes_out,
+                "{} session ended: {}",
+                self.lock().protocol,
+                outcome.reason
+            );
+        } else {
+            self.ended_before_login(peer, &outcome.reason);
+        }
+    }
+
     /// A session that ended before its link came up, counted under a
     /// phrase for how it ended.
     pub fn ended_before_login(&self, peer: std::net::SocketAddr, reason: &tunnel::EndReason) {

@@ -103,18 +103,7 @@ impl PptpService {
             shutdown,
         )
         .await;
-        if outcome.was_up {
-            tracing::info!(
-                session = id,
-                %peer,
-                bytes_in = outcome.stats.bytes_in,
-                bytes_out = outcome.stats.bytes_out,
-                "PPTP session ended: {}",
-                outcome.reason
-            );
-        } else {
-            self.failures.ended_before_login(peer, &outcome.reason);
-        }
+        self.failures.session_ended(id, peer, &outcome);
         drop(permit);
     }
 

@@ -106,18 +106,7 @@ impl SstpService {
             shutdown,
         )
         .await;
-        if outcome.was_up {
-            tracing::info!(
-                session = id,
-                %peer,
-                bytes_in = outcome.stats.bytes_in,
-                bytes_out = outcome.stats.bytes_out,
-                "SSTP session ended: {}",
-                outcome.reason
-            );
-        } else {
-            self.failures.ended_before_login(peer, &outcome.reason);
-        }
+        self.failures.session_ended(id, peer, &outcome);
         drop(permit);
     }
 
