@@ -151,6 +151,8 @@ pub struct Config {
     pub dialin: DialinConfig,
     /// DHCP relay for clients' DHCPINFORM.
     pub dhcp_relay: DhcpRelayConfig,
+    /// The NetBIOS datagram gateway between clients and the LAN.
+    pub netbios: crate::netbios_config::NetbiosConfig,
 }
 
 impl Default for Config {
@@ -174,6 +176,7 @@ impl Default for Config {
             policy: Vec::new(),
             dialin: DialinConfig::default(),
             dhcp_relay: DhcpRelayConfig::default(),
+            netbios: crate::netbios_config::NetbiosConfig::default(),
         }
     }
 }
@@ -1040,6 +1043,9 @@ impl Config {
                 "ppp.mru",
                 format!("MRU {} is below 576", self.ppp.mru),
             ));
+        }
+        if let Err(e) = self.netbios.validate() {
+            return Err(at_key(&e.key, e.message));
         }
         Ok(())
     }

@@ -84,6 +84,7 @@ fn rig(backend: Backend, policies: &str, tunnel: TunnelKind) -> Rig {
             ipv6_prefix: None,
             mtu: 1400,
             accounting: None,
+            netbios: None,
         },
         tunnel,
     );

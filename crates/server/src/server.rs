@@ -25,6 +25,8 @@ use crate::dhcp_source::{DhcpSettings, DhcpSource, DhcpSourceError};
 use crate::dialin_service::DialinService;
 use crate::l2tp_service::{self, L2tpService};
 use crate::listen::{bind_tcp, ListenError};
+use crate::netbios_driver::NetbiosGateway;
+use crate::netbios_sink::NetbiosSink;
 use crate::notice::{AddressesNote, Listening, Notice};
 use crate::pipeline::{AccountingParts, ControlPipeline, PipelineParts};
 use crate::pool::{AddressSource, StaticPool};
@@ -70,6 +72,8 @@ pub enum StartError {
     Tun(netdev::TunError),
     #[error(transparent)]
     Dhcp(#[from] DhcpSourceError),
+    #[error(transparent)]
+    Netbios(#[from] crate::netbios_driver::NetbiosStartError),
     /// The policies (checked when the file was loaded: only a
     /// configuration built in code gets here).
     #[error("{0}")]
@@ -86,6 +90,8 @@ pub struct Server {
     dhcp: Option<Arc<DhcpSource>>,
     accounting: Option<Arc<Accounting>>,
     pool: Arc<StaticPool>,
+    /// The NetBIOS datagram gateway, when `[netbios]` is enabled.
+    netbios: Option<Arc<NetbiosGateway>>,
     /// Owned here so that its routes and addresses last as long as the
     /// server (the services hold it too).
     _tun: Arc<netdev::TunDevice>,
@@ -269,6 +275,12 @@ impl Server {
             Some(s) => Some(DhcpSource::start(s)?),
             None => None,
         };
+        // docs/NETBIOS.md: the gateway's LAN sockets, before any session.
+        let netbios = if config.netbios.enabled {
+            Some(NetbiosGateway::start(&config.netbios)?)
+        } else {
+            None
+        };
         let policies = config.policy_set().map_err(StartError::Policies)?;
         if !config.policy.is_empty() {
             notices(Notice::Policies {
@@ -307,6 +319,7 @@ impl Server {
                 ipv6_prefix,
                 mtu: u32::from(config.tun.mtu),
                 accounting,
+                netbios: netbios.clone(),
             },
             TunnelKind::Sstp,
         );
@@ -321,6 +334,14 @@ impl Server {
         // The services: listeners → tunnel → PPP → the pipeline.
         let links = Links::from_config(config);
         let sink: Arc<dyn PacketSink> = Arc::new(TunSink(netdev::TunWriter::spawn(tun.clone())));
+        // Clients' NetBIOS broadcasts go to the gateway, not the host.
+        let sink: Arc<dyn PacketSink> = match &netbios {
+            Some(gateway) => Arc::new(NetbiosSink {
+                inner: sink,
+                gateway: gateway.clone(),
+            }),
+            None => sink,
+        };
         let (stop, stop_rx) = watch::channel(false);
         let sstp_ports = config.sstp.ports.get();
         let sstp = SstpService {
@@ -493,6 +514,7 @@ impl Server {
             dhcp,
             accounting: accounting_handle,
             pool,
+            netbios,
             _tun: tun,
         })
     }
@@ -549,9 +571,19 @@ impl Server {
                 });
             }
         }
+        if let Some(n) = &self.netbios {
+            tracing::info!("{}", n.summary());
+            n.stop();
+        }
         notices(Notice::Stopped {
             addresses_in_use: self.pool.counts().in_use,
         });
+    }
+
+    /// The NetBIOS gateway (its counters for the log and metrics), when
+    /// `[netbios]` is enabled.
+    pub fn netbios(&self) -> Option<&Arc<NetbiosGateway>> {
+        self.netbios.as_ref()
     }
 }
 
