@@ -61,19 +61,24 @@ pub fn lan_interface(name: &str) -> Result<LanInterface, LanInterfaceError> {
             .map_or(Ipv4Addr::BROADCAST, |s| s.ip());
         let prefix_len = u32::from(mask).leading_ones() as u8;
         let computed = Ipv4Addr::from(u32::from(address) | !prefix_mask(prefix_len));
-        let broadcast = a
+        // An address added without `brd` has none in the kernel, and
+        // getifaddrs then reports the address itself: only a broadcast
+        // address of the subnet other than our own is taken.
+        let kernel = a
             .broadcast
             .as_ref()
             .and_then(|s| s.as_sockaddr_in())
-            .map(|s| s.ip())
-            .filter(|b| !b.is_unspecified())
-            .unwrap_or(computed);
-        return Ok(LanInterface {
+            .map(|s| s.ip());
+        let mut interface = LanInterface {
             name: name.to_owned(),
             address,
-            broadcast,
+            broadcast: computed,
             prefix_len,
-        });
+        };
+        if let Some(b) = kernel.filter(|b| *b != address && interface.on_subnet(*b)) {
+            interface.broadcast = b;
+        }
+        return Ok(interface);
     }
     Err(LanInterfaceError::NoAddress(name.to_owned()))
 }
