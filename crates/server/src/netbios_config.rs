@@ -141,7 +141,8 @@ mod tests {
 
     #[test]
     fn every_knob_error_names_its_key() {
-        let cases: [(fn(&mut NetbiosConfig), &str); 8] = [
+        type Setter = fn(&mut NetbiosConfig);
+        let cases: [(Setter, &str); 8] = [
             (|c| c.enable_broadcast = 2, "netbios.enable_broadcast"),
             (
                 |c| c.multicast_forward_rate = 40000,

@@ -410,7 +410,7 @@ impl GatewayTask {
             .lan_send_errors
             .fetch_add(1, Ordering::Relaxed);
         // One line for the first failure and then every 100th.
-        if n % 100 == 0 {
+        if n.is_multiple_of(100) {
             tracing::warn!("netbios: sending on {interface}: {e}");
         }
     }
