@@ -159,6 +159,8 @@ pub struct Config {
     pub dialin: DialinConfig,
     /// DHCP relay for clients' DHCPINFORM.
     pub dhcp_relay: DhcpRelayConfig,
+    /// The NetBIOS datagram gateway between clients and the LAN.
+    pub netbios: crate::netbios_config::NetbiosConfig,
     /// The admin API's Unix socket (docs/ADMIN.md).
     pub admin: AdminConfig,
 }
@@ -203,6 +205,7 @@ impl Default for Config {
             dialin: DialinConfig::default(),
             dhcp_relay: DhcpRelayConfig::default(),
             admin: AdminConfig::default(),
+            netbios: crate::netbios_config::NetbiosConfig::default(),
         }
     }
 }
@@ -1078,6 +1081,9 @@ impl Config {
                 "ppp.mru",
                 format!("MRU {} is below 576", self.ppp.mru),
             ));
+        }
+        if let Err(e) = self.netbios.validate() {
+            return Err(at_key(&e.key, e.message));
         }
         Ok(())
     }

@@ -76,6 +76,9 @@ pub struct PipelineParts {
     /// Where attempts, authentication results and handshake times are
     /// counted (`ras_*` metrics).
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// The NetBIOS datagram gateway, when `[netbios]` is enabled: told
+    /// when a client's link is up and when its session ends.
+    pub netbios: Option<Arc<crate::netbios_driver::NetbiosGateway>>,
 }
 
 /// RADIUS accounting's part of the pipeline.
@@ -394,6 +397,10 @@ impl ControlPipeline {
             }
             None => p.sessions.watch(id, None, |_| {}),
         }
+        if let (Some(netbios), Some(v4)) = (&p.netbios, &up.ipv4) {
+            let live = p.sessions.with(id, |r| r.live.clone());
+            netbios.client_up(id, v4.peer, v4.local, tx.clone(), live);
+        }
         if let (Some(v6), Some(prefix)) = (&up.ipv6, ipv6_prefix) {
             ipv6_link::announce(tx, v6.local_interface_id, prefix, p.mtu);
         }
@@ -416,6 +423,9 @@ impl ControlPipeline {
         let p = &*self.parts;
         let id = SessionId::from_raw(info.id);
         let record = p.sessions.remove(id);
+        if let Some(netbios) = &p.netbios {
+            netbios.client_down(id);
+        }
         let mut freed = None;
         if let Some(mut r) = record {
             // A cause the server set itself (a timeout, a Disconnect-Request,

@@ -87,6 +87,7 @@ fn rig(backend: Backend, policies: &str, tunnel: TunnelKind) -> Rig {
             mtu: 1400,
             accounting: None,
             metrics: metrics.clone(),
+            netbios: None,
         },
         tunnel,
     );

@@ -29,6 +29,8 @@ use crate::dialin_service::DialinService;
 use crate::l2tp_service::{self, L2tpService};
 use crate::listen::{bind_tcp, ListenError};
 use crate::metrics::Metrics;
+use crate::netbios_driver::NetbiosGateway;
+use crate::netbios_sink::NetbiosSink;
 use crate::notice::{AddressesNote, Listening, Notice};
 use crate::pipeline::{AccountingParts, ControlPipeline, PipelineParts};
 use crate::pool::{AddressSource, StaticPool};
@@ -76,6 +78,8 @@ pub enum StartError {
     Tun(netdev::TunError),
     #[error(transparent)]
     Dhcp(#[from] DhcpSourceError),
+    #[error(transparent)]
+    Netbios(#[from] crate::netbios_driver::NetbiosStartError),
     /// The policies (checked when the file was loaded: only a
     /// configuration built in code gets here).
     #[error("{0}")]
@@ -95,6 +99,8 @@ pub struct Server {
     /// What the admin API reads; its socket, removed when the server stops.
     admin: Arc<AdminView>,
     admin_socket: AdminSocket,
+    /// The NetBIOS datagram gateway, when `[netbios]` is enabled.
+    netbios: Option<Arc<NetbiosGateway>>,
     /// Owned here so that its routes and addresses last as long as the
     /// server (the services hold it too).
     _tun: Arc<netdev::TunDevice>,
@@ -285,6 +291,12 @@ impl Server {
             Some(s) => Some(DhcpSource::start(s)?),
             None => None,
         };
+        // docs/NETBIOS.md: the gateway's LAN sockets, before any session.
+        let netbios = if config.netbios.enabled {
+            Some(NetbiosGateway::start(&config.netbios)?)
+        } else {
+            None
+        };
         let policies = config.policy_set().map_err(StartError::Policies)?;
         if !config.policy.is_empty() {
             notices(Notice::Policies {
@@ -324,6 +336,7 @@ impl Server {
                 mtu: u32::from(config.tun.mtu),
                 accounting,
                 metrics: metrics.clone(),
+                netbios: netbios.clone(),
             },
             TunnelKind::Sstp,
         );
@@ -343,6 +356,14 @@ impl Server {
         let links = Links::from_config(config);
         let tun_writer = netdev::TunWriter::spawn(tun.clone());
         let sink: Arc<dyn PacketSink> = Arc::new(TunSink(tun_writer.clone()));
+        // Clients' NetBIOS broadcasts go to the gateway, not the host.
+        let sink: Arc<dyn PacketSink> = match &netbios {
+            Some(gateway) => Arc::new(NetbiosSink {
+                inner: sink,
+                gateway: gateway.clone(),
+            }),
+            None => sink,
+        };
         let (stop, stop_rx) = watch::channel(false);
         let sstp_ports = config.sstp.ports.get();
         let sstp = SstpService {
@@ -568,6 +589,7 @@ impl Server {
             pool,
             admin,
             admin_socket,
+            netbios,
             _tun: tun,
         })
     }
@@ -635,9 +657,19 @@ impl Server {
             }
         }
         self.admin_socket.remove();
+        if let Some(n) = &self.netbios {
+            tracing::info!("{}", n.summary());
+            n.stop();
+        }
         notices(Notice::Stopped {
             addresses_in_use: self.pool.counts().in_use,
         });
+    }
+
+    /// The NetBIOS gateway (its counters for the log and metrics), when
+    /// `[netbios]` is enabled.
+    pub fn netbios(&self) -> Option<&Arc<NetbiosGateway>> {
+        self.netbios.as_ref()
     }
 }
 

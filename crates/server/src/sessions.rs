@@ -487,6 +487,37 @@ mod tests {
         );
     }
 
+    /// NetBIOS datagrams the gateway takes are not activity (seed: datagram
+    /// traffic does not keep a session up): a client that sends only those
+    /// is idle.
+    #[tokio::test]
+    async fn netbios_datagrams_do_not_keep_a_session_alive() {
+        let s = Arc::new(Sessions::new());
+        let mut h = held(9, "alice", [10, 0, 0, 2], "192.0.2.1:5000");
+        h.granted.idle_timeout = Some(1);
+        let live = h.live.clone();
+        s.insert(h);
+        s.watch(sid(9), None, |_| {});
+        let mut reported = tunnel::SessionStats::default();
+        let mut stats = tunnel::SessionStats::default();
+        let started = std::time::Instant::now();
+        while !live.stop_requested() && started.elapsed() < Duration::from_secs(4) {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            stats.packets_in += 1;
+            stats.ip_bytes_in += 100;
+            stats.packets_in_not_activity += 1;
+            live.add(&mut reported, &stats);
+        }
+        assert!(live.stop_requested(), "datagrams kept the session up");
+        let idle_for = started.elapsed();
+        assert!(idle_for < Duration::from_millis(2500), "{idle_for:?}");
+        assert_eq!(
+            s.with(sid(9), |h| h.cause),
+            Some(Some(TerminateCause::IdleTimeout))
+        );
+        assert!(live.traffic().packets_in > 0, "still counted as traffic");
+    }
+
     #[tokio::test(start_paused = true)]
     async fn session_timeout_stops_the_session_with_its_cause() {
         let s = Arc::new(Sessions::new());

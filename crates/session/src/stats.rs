@@ -10,6 +10,11 @@ pub struct SessionStats {
     pub bytes_out: u64,
     /// IP packets received from the peer.
     pub packets_in: u64,
+    /// Of `packets_in`, those that are not activity for the idle timeout
+    /// (RFC 2865 §5.28 Idle-Timeout): the NetBIOS name service and
+    /// datagram packets the server's gateway takes (seed: datagram
+    /// traffic does not keep a session alive).
+    pub packets_in_not_activity: u64,
     /// IP packets sent to the peer.
     pub packets_out: u64,
     /// IP octets received from the peer (what RADIUS accounting reports).

@@ -19,6 +19,14 @@ pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 /// router would, so one slow consumer never stalls a session.
 pub trait PacketSink: Send + Sync {
     fn send(&self, packet: &[u8]);
+    /// A packet from the peer, handed over like [`PacketSink::send`];
+    /// says whether it is the peer's activity for the idle timeout
+    /// (RFC 2865 §5.28). The server's NetBIOS gateway takes clients' name
+    /// service and datagram packets, which are not. Default: sent, and it is.
+    fn send_from_peer(&self, packet: &[u8]) -> bool {
+        self.send(packet);
+        true
+    }
     /// The session has handed over everything it had for now: a batching
     /// sink writes its batch (one wake-up and one coalesced write for all
     /// the packets of one TLS read, instead of one per packet).

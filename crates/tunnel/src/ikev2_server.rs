@@ -236,10 +236,8 @@ impl Ikev2Part {
         if let Some(entry) = tunnel.outbound.iter_mut().find(|(s, _, _)| *s == spi) {
             entry.2 = true;
         }
-        tunnel.stats.packets_in += 1;
-        tunnel.stats.ip_bytes_in += packet.len() as u64;
+        crate::inbound::deliver(&*self.service.sink, &mut tunnel.stats, packet);
         tunnel.report_traffic();
-        self.service.sink.send(packet);
         self.delivered = true;
     }
 

@@ -490,9 +490,7 @@ impl Session {
             .handle_frame(Instant::now(), &mut datagram[start..start + len])
         {
             Inbound::Ipv4(p) | Inbound::Ipv6(p) => {
-                self.stats.packets_in += 1;
-                self.stats.ip_bytes_in += p.len() as u64;
-                self.sink.send(p);
+                crate::inbound::deliver(&*self.sink, &mut self.stats, p);
             }
             Inbound::Nothing => {}
         }

@@ -190,9 +190,7 @@ impl L2tpSession {
             .handle_frame(now, &mut datagram[start..start + len])
         {
             Inbound::Ipv4(p) | Inbound::Ipv6(p) => {
-                stats.packets_in += 1;
-                stats.ip_bytes_in += p.len() as u64;
-                self.sink.send(p);
+                crate::inbound::deliver(&*self.sink, stats, p);
             }
             Inbound::Nothing => {}
         }

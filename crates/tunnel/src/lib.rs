@@ -16,6 +16,7 @@ pub mod ikev2_client;
 mod ikev2_client_task;
 pub mod ikev2_eap;
 pub mod ikev2_server;
+mod inbound;
 pub mod l2tp_client;
 pub mod l2tp_client_transport;
 mod l2tp_counters;

@@ -75,9 +75,19 @@ impl LiveSession {
         }
     }
 
-    /// When the client last sent a packet (the session start if never).
+    /// When the client last sent a packet that is activity (the session
+    /// start if never).
     pub fn last_input(&self) -> Instant {
         self.started + std::time::Duration::from_nanos(self.last_input_ns.load(Ordering::Relaxed))
+    }
+
+    /// When the client last sent a packet that is activity; `None` if it
+    /// never did.
+    pub fn last_activity(&self) -> Option<Instant> {
+        match self.last_input_ns.load(Ordering::Relaxed) {
+            0 => None,
+            ns => Some(self.started + std::time::Duration::from_nanos(ns)),
+        }
     }
 
     /// Adds what the session counted since its last report: the
@@ -87,9 +97,14 @@ impl LiveSession {
         let d_out = now.ip_bytes_out - reported.ip_bytes_out;
         let p_in = now.packets_in - reported.packets_in;
         let p_out = now.packets_out - reported.packets_out;
+        let quiet = now.packets_in_not_activity - reported.packets_in_not_activity;
         if p_in > 0 {
             self.octets_in.fetch_add(d_in, Ordering::Relaxed);
             self.packets_in.fetch_add(p_in, Ordering::Relaxed);
+        }
+        // Only packets that are activity move the idle timer (NetBIOS
+        // datagrams the gateway took are not).
+        if p_in > quiet {
             let ns = self.started.elapsed().as_nanos().min(u64::MAX as u128) as u64;
             self.last_input_ns.store(ns, Ordering::Relaxed);
         }
@@ -167,6 +182,32 @@ mod tests {
                 packets_out: 1
             }
         );
+    }
+
+    #[test]
+    fn packets_that_are_not_activity_leave_the_idle_timer_alone() {
+        let live = LiveSession::new();
+        let mut reported = SessionStats::default();
+        let start = live.last_input();
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        // Two NetBIOS datagrams the gateway took: traffic, not activity.
+        let mut now = SessionStats {
+            ip_bytes_in: 120,
+            packets_in: 2,
+            packets_in_not_activity: 2,
+            ..SessionStats::default()
+        };
+        live.add(&mut reported, &now);
+        assert_eq!(live.last_input(), start, "datagrams are not activity");
+        assert_eq!(live.last_activity(), None);
+        assert_eq!(live.traffic().packets_in, 2);
+        assert_eq!(live.traffic().octets_in, 120);
+        // One other packet is.
+        now.ip_bytes_in += 60;
+        now.packets_in += 1;
+        live.add(&mut reported, &now);
+        assert!(live.last_input() > start, "other packets are activity");
+        assert_eq!(live.last_activity(), Some(live.last_input()));
     }
 
     #[tokio::test]

@@ -25,9 +25,7 @@ pub(crate) fn deliver(
     while let Some(mut frame) = gre.poll_received() {
         match core.handle_frame(now, &mut frame) {
             Inbound::Ipv4(p) | Inbound::Ipv6(p) => {
-                stats.packets_in += 1;
-                stats.ip_bytes_in += p.len() as u64;
-                sink.send(p);
+                crate::inbound::deliver(sink, stats, p);
             }
             Inbound::Nothing => {}
         }

@@ -192,9 +192,7 @@ impl Driver {
                 .handle_frame(Instant::now(), &mut self.scratch)
             {
                 Inbound::Ipv4(p) | Inbound::Ipv6(p) => {
-                    self.stats.packets_in += 1;
-                    self.stats.ip_bytes_in += p.len() as u64;
-                    self.sink.send(p);
+                    crate::inbound::deliver(&*self.sink, &mut self.stats, p);
                 }
                 Inbound::Nothing => {}
             }

@@ -308,9 +308,7 @@ impl Session {
                     st.scratch.extend_from_slice(frame);
                     match self.hooked.core.handle_frame(now, &mut st.scratch) {
                         Inbound::Ipv4(p) | Inbound::Ipv6(p) => {
-                            st.stats.packets_in += 1;
-                            st.stats.ip_bytes_in += p.len() as u64;
-                            self.sink.send(p);
+                            crate::inbound::deliver(&*self.sink, &mut st.stats, p);
                         }
                         Inbound::Nothing => {}
                     }
