@@ -696,6 +696,27 @@ fn client_certificates_authenticate_both_ways_with_rsa_and_ecdsa() {
             server_refusals(&link)
         );
         assert_eq!(link.server_children()[0].identity, "bob");
+
+        // strongSwan's `id = "CN=bob"` encodes the CN as a PrintableString
+        // where rcgen wrote a UTF8String: the same name (RFC 5280 §7.1).
+        let printable_dn = [
+            0x30, 0x0e, 0x31, 0x0c, 0x30, 0x0a, 0x06, 0x03, 0x55, 0x04, 0x03, 0x13, 0x03, b'b',
+            b'o', b'b',
+        ];
+        assert_ne!(printable_dn.to_vec(), dn, "another encoding");
+        let (_, client) = issue(&ca, "bob", &["bob.example"], vec![], rsa);
+        let link = certificate_link(&ca, client, id_type::DER_ASN1_DN, &printable_dn, &ca, true);
+        assert!(link.client.is_established(), "{:?}", server_refusals(&link));
+        // Another name is not.
+        let mut other_dn = printable_dn;
+        other_dn[15] = b'x';
+        let (_, client) = issue(&ca, "bob", &["bob.example"], vec![], rsa);
+        let link = certificate_link(&ca, client, id_type::DER_ASN1_DN, &other_dn, &ca, true);
+        assert!(link.client.is_closed());
+        assert_eq!(
+            server_refusals(&link),
+            vec!["IKEv2 client CN=box refused: its certificate was refused: its identity DN \"CN=box\" is not named by its certificate \"CN=bob\"".to_string()]
+        );
     }
 }
 

@@ -9,6 +9,8 @@
 //!   ECDSA certificate signature (RFC 7427), as Windows and macOS connect.
 //! - The pre-shared key both ways, with UDP-encapsulated ESP (strongSwan
 //!   `encap = yes` pretends a NAT) and a child SA rekey under traffic.
+//! - A client certificate (`auth = pubkey`, RFC 7296 §2.15) checked against
+//!   `[ikev2] client_ca`, and one from another CA refused.
 
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
@@ -148,6 +150,9 @@ enum ClientAuth {
     Eap,
     /// The pre-shared key both ways.
     Psk,
+    /// The test PKI's client certificate, its subject DN as IDi; the
+    /// server signs.
+    Certificate,
 }
 
 struct Job {
@@ -181,6 +186,8 @@ struct Job {
     /// Ask for an IPv6 address too, and ping the server over IPv6.
     ipv6: bool,
     routes: &'static str,
+    /// `[ikev2] client_ca` is a CA of another PKI than the client's.
+    foreign_client_ca: bool,
 }
 
 impl Default for Job {
@@ -204,6 +211,7 @@ impl Default for Job {
             remote_ts: "10.0.10.20/32",
             ipv6: false,
             routes: "[]",
+            foreign_client_ca: false,
         }
     }
 }
@@ -322,6 +330,22 @@ fn run(job: Job) -> Option<Run> {
     );
     std::fs::write(&chain, &pki.server_cert).unwrap();
     std::fs::write(&key, &pki.server_key).unwrap();
+    // Certificate clients: their CA, or another PKI's.
+    let (auth, client_ca) = if job.auth == ClientAuth::Certificate {
+        let client_ca = dir.path().join("client-ca.pem");
+        let ca = if job.foreign_client_ca {
+            TestPki::new(job.server_key).ca
+        } else {
+            pki.ca.clone()
+        };
+        std::fs::write(&client_ca, ca).unwrap();
+        (
+            "[\"eap\", \"certificate\"]",
+            format!("client_ca = {client_ca:?}\n"),
+        )
+    } else {
+        ("[\"eap\", \"psk\"]", String::new())
+    };
     std::fs::write(
         &config,
         format!(
@@ -330,7 +354,7 @@ fn run(job: Job) -> Option<Run> {
              [pptp]\nlisten = []\n\n\
              [certificate]\nchain = {chain:?}\nkey = {key:?}\n\n\
              [ipsec]\nlisten = \"{host}\"\npsk_file = {psk:?}\n\n\
-             [ikev2]\nauth = [\"eap\", \"psk\"]\nlocal_id = \"{SERVER_ID}\"\nroutes = {routes}\n\n\
+             [ikev2]\nauth = {auth}\n{client_ca}local_id = \"{SERVER_ID}\"\nroutes = {routes}\n\n\
              [addresses]\nipv6_prefix = \"fd00:77:1:2::/64\"\n\n\
              {radius_section}[tun]\nname = \"ras-ike0\"\n",
             routes = job.routes
@@ -360,6 +384,13 @@ fn run(job: Job) -> Option<Run> {
             "pubkey",
         ),
         ClientAuth::Psk => ("psk", "psk-client@ras", String::new(), "psk"),
+        // Windows' machine certificates send the subject DN as IDi.
+        ClientAuth::Certificate => (
+            "pubkey",
+            "'\"CN=ras-interop-client\"'",
+            "certs = ras-test-client.pem".to_string(),
+            "pubkey",
+        ),
     };
     let script = format!(
         "set -u\nHOST={host}\nREMOTE_TS={remote_ts}\nVIPS={vips}\nSERVER_V6={server_v6}\nNATNET={natnet}\nHOSTGW={hostgw}\nSERVER_ADDRESS={SERVER_ADDRESS}\nSERVER_ID={SERVER_ID}\n\
@@ -514,6 +545,63 @@ fn strongswan_psk_in_udp_with_child_rekeys_against_ras_server() {
     }
     run.server
         .expect("IKE SA ended: deleted by the peer", Duration::from_secs(15));
+}
+
+/// A client certificate (strongSwan `auth = pubkey`, its subject DN as
+/// IDi, as Windows' machine certificates) against `[ikev2] auth =
+/// ["eap", "certificate"]`: it sends AUTH, so it is a certificate client
+/// (RFC 7296 §2.16); the user is the certificate's CN, and our server
+/// answers with its own signature.
+#[test]
+fn strongswan_client_certificate_against_ras_server() {
+    let Some(run) = run(Job {
+        name: "ikev2-cert",
+        auth: ClientAuth::Certificate,
+        ..Job::default()
+    }) else {
+        return;
+    };
+    assert_eq!(run.rc, 0, "strongSwan IKEv2 with a client certificate");
+    check_address(&run);
+    assert_no_loss(&run);
+    assert!(
+        run.out.lines().any(
+            |l| l.contains("authentication of 'ras-interop-server' with")
+                && l.ends_with("successful")
+        ),
+        "strongSwan checked our signature"
+    );
+    run.server.expect(
+        "authenticated: user \"ras-interop-client\", certificate \"CN=ras-interop-client\" over IKEv2",
+        Duration::from_secs(5),
+    );
+    run.server
+        .expect("ESP aes256-cbc/hmac-sha256-128 up", Duration::from_secs(5));
+    run.server
+        .expect("IKE SA ended: deleted by the peer", Duration::from_secs(15));
+}
+
+/// A client certificate from a CA that `[ikev2] client_ca` does not hold is
+/// refused with AUTHENTICATION_FAILED, and the server's log says why.
+#[test]
+fn a_client_certificate_from_another_ca_is_refused() {
+    let Some(run) = run(Job {
+        name: "ikev2-cert-foreign",
+        auth: ClientAuth::Certificate,
+        foreign_client_ca: true,
+        ..Job::default()
+    }) else {
+        return;
+    };
+    assert_eq!(run.rc, 7, "swanctl --initiate fails");
+    assert!(
+        run.out.contains("AUTHENTICATION_FAILED"),
+        "strongSwan was told AUTHENTICATION_FAILED"
+    );
+    run.server.expect(
+        "IKEv2 client CN=ras-interop-client refused: its certificate was refused: no trusted CA issued \"CN=ras-interop-client\"",
+        Duration::from_secs(5),
+    );
 }
 
 /// An RSA-3072 server certificate makes the IKE_AUTH answer larger than
