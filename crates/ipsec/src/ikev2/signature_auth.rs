@@ -49,10 +49,12 @@ const ECDSA_WITH_SHA384: &[u8] = &[
 
 #[derive(Debug, Error)]
 pub enum SignatureAuthError {
-    #[error("the private key is not a PKCS#8 RSA, ECDSA P-256 or P-384 key")]
+    #[error("the private key is not an RSA, ECDSA P-256 or P-384 key (PKCS#8, PKCS#1 or SEC1)")]
     Key,
     #[error("the certificate chain is empty")]
     NoCertificate,
+    #[error("{0}")]
+    Pem(String),
     #[error("the peer supports no signature hash we use (RFC 7427)")]
     NoCommonAlgorithm,
     #[error("signing failed")]
@@ -78,16 +80,26 @@ pub struct ServerCredential {
 }
 
 impl ServerCredential {
+    /// From DER certificates (leaf first) and the leaf's key in DER:
+    /// PKCS#8, PKCS#1 (RSA) or SEC1 (EC).
     pub fn from_pkcs8(chain: Vec<Vec<u8>>, pkcs8: &[u8]) -> Result<Self, SignatureAuthError> {
         if chain.is_empty() {
             return Err(SignatureAuthError::NoCertificate);
         }
-        let key = if let Ok(rsa) = RsaKeyPair::from_pkcs8(pkcs8) {
+        // PKCS#8, or what `openssl genrsa`/strongSwan's `pki --gen` write:
+        // PKCS#1 RSA and SEC1 EC keys.
+        let ec = |alg| {
+            EcdsaKeyPair::from_pkcs8(alg, pkcs8)
+                .or_else(|_| EcdsaKeyPair::from_private_key_der(alg, pkcs8))
+        };
+        let key = if let Ok(rsa) =
+            RsaKeyPair::from_pkcs8(pkcs8).or_else(|_| RsaKeyPair::from_der(pkcs8))
+        {
             let legacy = PrivateKey::from_der(pkcs8).map_err(|_| SignatureAuthError::Key)?;
             ServerKey::Rsa(rsa, Box::new(legacy))
         } else if let (Ok(der), Ok(fixed)) = (
-            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8),
-            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8),
+            ec(&ECDSA_P256_SHA256_ASN1_SIGNING),
+            ec(&ECDSA_P256_SHA256_FIXED_SIGNING),
         ) {
             ServerKey::Ecdsa {
                 der,
@@ -95,8 +107,8 @@ impl ServerCredential {
                 p384: false,
             }
         } else if let (Ok(der), Ok(fixed)) = (
-            EcdsaKeyPair::from_pkcs8(&ECDSA_P384_SHA384_ASN1_SIGNING, pkcs8),
-            EcdsaKeyPair::from_pkcs8(&ECDSA_P384_SHA384_FIXED_SIGNING, pkcs8),
+            ec(&ECDSA_P384_SHA384_ASN1_SIGNING),
+            ec(&ECDSA_P384_SHA384_FIXED_SIGNING),
         ) {
             ServerKey::Ecdsa {
                 der,
@@ -107,6 +119,28 @@ impl ServerCredential {
             return Err(SignatureAuthError::Key);
         };
         Ok(ServerCredential { chain, key })
+    }
+
+    /// From PEM texts: every certificate of `chain` (leaf first) and the
+    /// first private key of `key`, which must be the leaf's.
+    pub fn from_pem(chain: &[u8], key: &[u8]) -> Result<Self, SignatureAuthError> {
+        use crate::ikev1::certificates::LocalCertificate;
+        // Checks the certificates and that the key is the leaf's.
+        let local = LocalCertificate::from_pem(chain, key)
+            .map_err(|e| SignatureAuthError::Pem(e.to_string()))?;
+        let der = x509_parser::pem::Pem::iter_from_buffer(key)
+            .filter_map(Result::ok)
+            .find(|block| block.label.ends_with("PRIVATE KEY"))
+            .map(|block| zeroize::Zeroizing::new(block.contents))
+            .ok_or(SignatureAuthError::Key)?;
+        ServerCredential::from_pkcs8(local.chain().to_vec(), &der)
+    }
+
+    /// The leaf's subject DN (DER), our IDi when no other is given.
+    pub fn subject_dn(&self) -> Option<Vec<u8>> {
+        use x509_parser::prelude::{FromDer, X509Certificate};
+        let (_, leaf) = X509Certificate::from_der(self.chain.first()?).ok()?;
+        Some(leaf.subject().as_raw().to_vec())
     }
 
     /// The certificates to send, leaf first (§3.6, one CERT payload each).
