@@ -471,6 +471,8 @@ impl Dial {
             Dial::Sstp(o) => &o.username,
             Dial::Pptp(o) => &o.username,
             Dial::L2tp(o) => &o.username,
+            // A certificate's subject DN when no --id was given.
+            Dial::Ikev2(o) if o.identity.is_empty() => "the certificate's subject",
             Dial::Ikev2(o) => &o.identity,
             Dial::Serial(o) => &o.username,
         }
