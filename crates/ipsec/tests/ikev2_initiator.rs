@@ -727,7 +727,8 @@ fn client_certificates_the_server_must_refuse() {
     let ca = test_ca("test CA");
     let other = test_ca("another CA");
     // (what, issuing CA, EKU, IDi, why in the server's log line)
-    let cases: [(&str, &TestCa, Vec<Eku>, &[u8], &str); 3] = [
+    type Case<'a> = (&'a str, &'a TestCa, Vec<Eku>, &'a [u8], &'a str);
+    let cases: [Case<'_>; 3] = [
         (
             "another CA",
             &other,

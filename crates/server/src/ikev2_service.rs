@@ -211,8 +211,7 @@ mod tests {
             "[ikev2]\nenabled = true\nauth = [\"certificate\"]\n",
             std::path::Path::new("/etc/ras/ras.toml"),
         )
-        .err()
-        .expect("refused")
+        .expect_err("refused")
         .to_string();
         assert_eq!(
             e,
