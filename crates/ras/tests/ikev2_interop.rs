@@ -153,6 +153,9 @@ enum ClientAuth {
     /// The test PKI's client certificate, its subject DN as IDi; the
     /// server signs.
     Certificate,
+    /// EAP-TLS with the test PKI's client certificate, relayed to
+    /// FreeRADIUS (`radius`), which presents the server certificate.
+    EapTls,
 }
 
 struct Job {
@@ -317,6 +320,21 @@ fn run(job: Job) -> Option<Run> {
             Ipv4Addr::LOCALHOST,
         )
         .expect("FreeRADIUS");
+        let mut fr = fr;
+        if job.auth == ClientAuth::EapTls {
+            let files = dir.path().join("fr-tls");
+            std::fs::create_dir_all(&files).unwrap();
+            let (ca, cert, key) = (
+                files.join("ca.pem"),
+                files.join("server.pem"),
+                files.join("server-key.pem"),
+            );
+            std::fs::write(&ca, &pki.ca).unwrap();
+            std::fs::write(&cert, &pki.server_cert).unwrap();
+            std::fs::write(&key, &pki.server_key).unwrap();
+            fr.use_eap_tls(&ca, &cert, &key)
+                .expect("FreeRADIUS with EAP-TLS");
+        }
         (
             Some(fr),
             "[radius]\ntimeout_secs = 2\n\n[[radius.servers]]\naddress = \"127.0.0.1\"\nsecret_file = \"radius.secret\"\n\n".to_string(),
@@ -384,6 +402,13 @@ fn run(job: Job) -> Option<Run> {
             "pubkey",
         ),
         ClientAuth::Psk => ("psk", "psk-client@ras", String::new(), "psk"),
+        // strongSwan's eap-tls plugin; the EAP identity is the CN.
+        ClientAuth::EapTls => (
+            "eap-tls",
+            "'\"CN=ras-interop-client\"'",
+            "certs = ras-test-client.pem\n            eap_id = ras-interop-client".to_string(),
+            "pubkey",
+        ),
         // Windows' machine certificates send the subject DN as IDi.
         ClientAuth::Certificate => (
             "pubkey",
@@ -676,6 +701,50 @@ fn strongswan_eap_relayed_to_freeradius_against_ras_server() {
     assert!(
         radius_log.contains("MS-MPPE-Recv-Key"),
         "FreeRADIUS sent the keys"
+    );
+    run.server
+        .expect("IKE SA ended: deleted by the peer", Duration::from_secs(15));
+}
+
+/// EAP-TLS relayed to FreeRADIUS, as NPS does for RRAS' "smart card or
+/// other certificate": strongSwan's eap-tls proves the client certificate
+/// to FreeRADIUS (which presents the server certificate), and the MSK in
+/// the Access-Accept keys the AUTH payloads.
+#[test]
+fn strongswan_eap_tls_relayed_to_freeradius_against_ras_server() {
+    let Some(run) = run(Job {
+        name: "ikev2-eap-tls",
+        auth: ClientAuth::EapTls,
+        radius: true,
+        ..Job::default()
+    }) else {
+        return;
+    };
+    let radius_log = run.radius.as_ref().map(|r| r.log()).unwrap_or_default();
+    assert_eq!(
+        run.rc,
+        0,
+        "strongSwan IKEv2 EAP-TLS through FreeRADIUS; FreeRADIUS said:\n{}",
+        radius_log
+            .lines()
+            .rev()
+            .take(80)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    check_address(&run);
+    assert_no_loss(&run);
+    assert!(radius_log.contains("eap_tls"), "FreeRADIUS ran EAP-TLS");
+    assert!(
+        radius_log.contains("MS-MPPE-Recv-Key"),
+        "FreeRADIUS sent the keys"
+    );
+    run.server.expect(
+        "authenticated: user \"ras-interop-client\", EAP over IKEv2",
+        Duration::from_secs(5),
     );
     run.server
         .expect("IKE SA ended: deleted by the peer", Duration::from_secs(15));
