@@ -73,9 +73,7 @@ restore() {
     cp "$D/swanctl.conf.orig" /etc/swanctl/swanctl.conf
     [ -n "$NATNET" ] && ip route del "$NATNET" via "$HOSTGW" 2>/dev/null
     rm -f /etc/swanctl/x509ca/ras-test-* /etc/swanctl/x509/ras-test-* /etc/swanctl/private/ras-test-*
-    # --clear: charon forgets this run's CA too (without it every run adds
-    # one more "CN=ras interop test CA", and each is named in a CERTREQ).
-    swanctl --load-all --clear --noprompt >/dev/null 2>&1
+    swanctl --load-all --noprompt >/dev/null 2>&1
 }
 swanctl --load-all --noprompt > "$D/load.log" 2>&1 || { cat "$D/load.log"; restore; exit 6; }
 t0=$(date +%s.%N)
