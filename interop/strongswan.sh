@@ -19,6 +19,9 @@
 #   ikev2-eap : server auth = RSA certificate (CN and SAN 10.74.0.1, from our own CA),
 #               client auth = EAP-MSCHAPv2, user test / test123 (Windows' "IKEv2 + MSCHAPv2")
 #   ikev2-psk : PSK both ways; the client's IKE identity must be psk@ras-interop
+#   ikev2-cert: server auth = its RSA certificate, client auth = a client certificate from
+#               the same CA (ECDSA P-256, SEC1 key, EKU clientAuth), IDi its subject DN
+#               CN=ras-sw-client (what Windows' machine certificates send)
 #   Both assign virtual IPs from 10.74.10.0/24 with DNS 10.74.20.1, and narrow the traffic
 #   selectors to 10.74.20.1/32 (an address on the server namespace's lo).
 #
@@ -40,6 +43,7 @@ EAP_USER=test
 EAP_PASS=test123
 PSK=ras-interop-psk
 PSK_ID=psk@ras-interop
+CERT_ID=CN=ras-sw-client
 D=$STATE/strongswan
 PIDF=$D/charon.pid
 VICI=unix://$D/charon.vici
@@ -112,7 +116,9 @@ charon {
 }
 include /etc/strongswan.d/*.conf
 EOC
-    if [ ! -s "$D/ca.pem" ]; then
+    # The client certificate came later: a state without it is made anew (the CA key is
+    # not kept).
+    if [ ! -s "$D/ca.pem" ] || [ ! -s "$D/client.pem" ]; then
         rm -f "$D"/swanctl/x509ca/* "$D"/swanctl/x509/* "$D"/swanctl/private/*
         pki --gen --type rsa --size 2048 --outform pem >"$D/ca.key" 2>/dev/null
         pki --self --ca --lifetime 3650 --in "$D/ca.key" --type rsa \
@@ -122,6 +128,12 @@ EOC
           | pki --issue --lifetime 3650 --cacert "$D/swanctl/x509ca/ca.pem" --cakey "$D/ca.key" \
                 --dn "CN=$SERVER_IP" --san "$SERVER_IP" --flag serverAuth --flag ikeIntermediate \
                 --outform pem >"$D/swanctl/x509/server.pem" 2>/dev/null
+        pki --gen --type ecdsa --size 256 --outform pem >"$D/client-key.pem" 2>/dev/null
+        pki --pub --in "$D/client-key.pem" --type ecdsa 2>/dev/null \
+          | pki --issue --lifetime 3650 --cacert "$D/swanctl/x509ca/ca.pem" --cakey "$D/ca.key" \
+                --dn "$CERT_ID" --san client@ras-interop --flag clientAuth \
+                --outform pem >"$D/client.pem" 2>/dev/null
+        chmod 600 "$D/client-key.pem"
         rm -f "$D/ca.key"   # only the server key stays (swanctl loads all of private/)
         cp "$D/swanctl/x509ca/ca.pem" "$D/ca.pem"
     fi
@@ -140,6 +152,25 @@ connections {
         remote {
             auth = eap-mschapv2
             eap_id = %any
+        }
+        children {
+            net {
+                local_ts = $TARGET/32
+            }
+        }
+    }
+    ikev2-cert {
+        version = 2
+        local_addrs = $SERVER_IP
+        pools = ras_pool
+        local {
+            auth = pubkey
+            certs = server.pem
+            id = $SERVER_IP
+        }
+        remote {
+            auth = pubkey
+            id = "$CERT_ID"
         }
         children {
             net {
@@ -199,6 +230,9 @@ USER="$EAP_USER"
 PASSWORD="$EAP_PASS"
 PSK="$PSK"
 PSK_ID="$PSK_ID"
+CLIENT_CERT="$D/client.pem"
+CLIENT_KEY="$D/client-key.pem"
+CLIENT_CERT_ID="$CERT_ID"
 CA="$D/ca.pem"
 LOG="$D/charon.log"
 VICI="$VICI"

@@ -233,7 +233,9 @@ fn ike_error(e: Ikev2ClientError) -> ConnectError {
         Ikev2ClientError::Io(e) => {
             ConnectError::Network(format!("IKEv2: cannot open the IKE sockets: {e}"))
         }
-        Ikev2ClientError::EapWithoutTrust => ConnectError::Certificate(e.to_string()),
+        Ikev2ClientError::EapWithoutTrust | Ikev2ClientError::CertificateWithoutTrust => {
+            ConnectError::Certificate(e.to_string())
+        }
         Ikev2ClientError::Refused(why) => {
             if why.contains("certificate") || why.contains("AUTH did not verify") {
                 ConnectError::Certificate(format!("IKEv2: {why}"))

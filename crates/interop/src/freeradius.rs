@@ -269,6 +269,33 @@ impl FreeRadius {
         }
     }
 
+    /// EAP-TLS (RFC 5216) with the caller's PKI: the server certificate and
+    /// key FreeRADIUS presents, and the CA client certificates must chain
+    /// to (`tls-common` of the eap module, which the package points at the
+    /// snakeoil certificate and the system CAs). Restarts the instance.
+    pub fn use_eap_tls(&mut self, ca: &Path, cert: &Path, key: &Path) -> Result<(), String> {
+        let eap = self.dir.join("raddb/mods-available/eap");
+        let text = read(&eap)?
+            .lines()
+            .map(|l| {
+                let t = l.trim_start();
+                let indent = &l[..l.len() - t.len()];
+                if t.starts_with("private_key_file = ") {
+                    format!("{indent}private_key_file = {}", key.display())
+                } else if t.starts_with("certificate_file = ") {
+                    format!("{indent}certificate_file = {}", cert.display())
+                } else if t.starts_with("ca_file = ") {
+                    format!("{indent}ca_file = {}", ca.display())
+                } else {
+                    l.to_owned()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        write(&eap, &text)?;
+        self.restart()
+    }
+
     /// Starts a stopped instance again with the same configuration.
     pub fn restart(&mut self) -> Result<(), String> {
         self.stop();

@@ -3,7 +3,8 @@
 //! namespace `ras-sw` with the kernel-libipsec plugin (ESP in userspace:
 //! the host kernel needs no ESP support), the client side in namespace
 //! `ras-sw-cli` (10.74.0.2; the server is 10.74.0.1). Connections
-//! `ikev2-eap` (RSA certificate + EAP-MSCHAPv2) and `ikev2-psk`.
+//! `ikev2-eap` (RSA certificate + EAP-MSCHAPv2), `ikev2-psk` and
+//! `ikev2-cert` (a client certificate from the same CA).
 //!
 //! One instance per machine (fixed namespaces and addresses): a
 //! [`StrongSwan`] holds an exclusive lock on
@@ -32,6 +33,11 @@ pub struct StrongSwan {
     pub psk: String,
     /// The IKE identity `ikev2-psk` wants of the client.
     pub psk_id: String,
+    /// `ikev2-cert`: the client's certificate and key (PEM, SEC1 ECDSA)
+    /// and the identity strongSwan wants (its subject DN).
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
+    pub client_cert_id: String,
     /// The address behind the tunnel (the narrowed TSr, and the DNS server
     /// the pool hands out).
     pub target: Ipv4Addr,
@@ -102,6 +108,9 @@ impl StrongSwan {
             password: get("PASSWORD")?,
             psk: get("PSK")?,
             psk_id: get("PSK_ID")?,
+            client_cert: get("CLIENT_CERT")?.into(),
+            client_key: get("CLIENT_KEY")?.into(),
+            client_cert_id: get("CLIENT_CERT_ID")?,
             target: ip("TARGET")?,
             pool_prefix: [pool[0], pool[1], pool[2]],
             ca: get("CA")?.into(),

@@ -544,3 +544,303 @@ fn without_mobike_on_the_server_an_address_change_cannot_be_announced() {
         .local_address_changed(now, "192.168.2.30:500".parse().expect("addr")));
     assert!(link.client.poll_transmit().is_none(), "nothing is sent");
 }
+
+/// A CA of its own for client-certificate tests.
+struct TestCa {
+    der: Vec<u8>,
+    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+}
+
+fn test_ca(name: &str) -> TestCa {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("key");
+    let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+    params.distinguished_name.push(DnType::CommonName, name);
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let der = params.self_signed(&key).expect("ca").der().to_vec();
+    TestCa {
+        der,
+        issuer: Issuer::new(params, key),
+    }
+}
+
+/// A certificate from `ca` for common name `cn` with `sans` (DNS names,
+/// or e-mail addresses when they hold an @) and `eku`, and its credential.
+fn issue(
+    ca: &TestCa,
+    cn: &str,
+    sans: &[&str],
+    eku: Vec<rcgen::ExtendedKeyUsagePurpose>,
+    rsa: bool,
+) -> (Vec<u8>, ipsec::ikev2::signature_auth::ServerCredential) {
+    use rcgen::{CertificateParams, DnType, KeyPair, SanType};
+    let key = if rsa {
+        KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048).expect("rsa")
+    } else {
+        KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("key")
+    };
+    let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+    params.distinguished_name.push(DnType::CommonName, cn);
+    params.subject_alt_names = sans
+        .iter()
+        .map(|s| {
+            if s.contains('@') {
+                SanType::Rfc822Name((*s).try_into().expect("email"))
+            } else {
+                SanType::DnsName((*s).try_into().expect("dns"))
+            }
+        })
+        .collect();
+    params.extended_key_usages = eku;
+    let der = params
+        .signed_by(&key, &ca.issuer)
+        .expect("cert")
+        .der()
+        .to_vec();
+    let credential = ipsec::ikev2::signature_auth::ServerCredential::from_pkcs8(
+        vec![der.clone()],
+        &key.serialize_der(),
+    )
+    .expect("credential");
+    (der, credential)
+}
+
+/// A client with `client` (IDi `identity` of `id_type`) against a server
+/// with a certificate from `ca` that trusts `client_ca` for clients.
+fn certificate_link(
+    ca: &TestCa,
+    client: ipsec::ikev2::signature_auth::ServerCredential,
+    id_type: u8,
+    identity: &[u8],
+    client_ca: &TestCa,
+    server_eap: bool,
+) -> Link {
+    use ipsec::ikev2::{ClientTrust, ServerTrust};
+    let now = Instant::now();
+    let (_, server_credential) = issue(ca, "vpn", &["vpn.example"], vec![], false);
+    let mut config =
+        Ikev2InitiatorConfig::new(ClientAuth::Certificate(std::sync::Arc::new(client)), "x");
+    config.identity_type = id_type;
+    config.identity = identity.to_vec();
+    config.server_trust = Some(ServerTrust::new(
+        ipsec::ikev1::certificates::TrustAnchors::new(vec![ca.der.clone()]).expect("ca"),
+        Some("vpn.example".into()),
+    ));
+    let mut server = Ikev2Config {
+        local_identity: LocalIdentity::Fqdn("vpn.example".into()),
+        certificate: Some(std::sync::Arc::new(server_credential)),
+        client_trust: Some(std::sync::Arc::new(ClientTrust::new(
+            ipsec::ikev1::certificates::TrustAnchors::new(vec![client_ca.der.clone()])
+                .expect("client ca"),
+        ))),
+        ..Ikev2Config::default()
+    };
+    server.eap = server_eap;
+    let mut link = Link::new(now, config, server, false);
+    link.run(now);
+    link
+}
+
+fn server_refusals(link: &Link) -> Vec<String> {
+    link.server_events
+        .iter()
+        .filter_map(|e| match e {
+            Ikev2Event::Refused { reason, .. } => Some(reason.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn client_certificates_authenticate_both_ways_with_rsa_and_ecdsa() {
+    use ipsec::ikev2::payloads::id_type;
+    use rcgen::ExtendedKeyUsagePurpose as Eku;
+    let ca = test_ca("test CA");
+    for rsa in [false, true] {
+        // An e-mail IDi named by the certificate's subjectAltName is the
+        // user; a DN IDi (what Windows sends) is the certificate's CN.
+        let (_, client) = issue(
+            &ca,
+            "alice",
+            &["alice@example.com"],
+            vec![Eku::ClientAuth],
+            rsa,
+        );
+        let link = certificate_link(
+            &ca,
+            client,
+            id_type::RFC822_ADDR,
+            b"alice@example.com",
+            &ca,
+            true,
+        );
+        assert!(
+            link.client.is_established(),
+            "rsa {rsa}: {:?} / {:?}",
+            down_reason(&link),
+            server_refusals(&link)
+        );
+        assert_eq!(link.eap_requests, 0, "no EAP with a certificate");
+        assert_eq!(link.client.server_subject(), "CN=vpn");
+        assert_keys_pair(link.client_children()[0], link.server_children()[0]);
+        assert_eq!(link.server_children()[0].identity, "alice@example.com");
+
+        let (der, client) = issue(&ca, "bob", &["bob.example"], vec![], rsa);
+        let (_, leaf) = x509_parser::parse_x509_certificate(&der).expect("x509");
+        let dn = leaf.subject().as_raw().to_vec();
+        let link = certificate_link(&ca, client, id_type::DER_ASN1_DN, &dn, &ca, false);
+        assert!(
+            link.client.is_established(),
+            "rsa {rsa}: {:?} / {:?}",
+            down_reason(&link),
+            server_refusals(&link)
+        );
+        assert_eq!(link.server_children()[0].identity, "bob");
+
+        // strongSwan's `id = "CN=bob"` encodes the CN as a PrintableString
+        // where rcgen wrote a UTF8String: the same name (RFC 5280 §7.1).
+        let printable_dn = [
+            0x30, 0x0e, 0x31, 0x0c, 0x30, 0x0a, 0x06, 0x03, 0x55, 0x04, 0x03, 0x13, 0x03, b'b',
+            b'o', b'b',
+        ];
+        assert_ne!(printable_dn.to_vec(), dn, "another encoding");
+        let (_, client) = issue(&ca, "bob", &["bob.example"], vec![], rsa);
+        let link = certificate_link(&ca, client, id_type::DER_ASN1_DN, &printable_dn, &ca, true);
+        assert!(link.client.is_established(), "{:?}", server_refusals(&link));
+        // Another name is not.
+        let mut other_dn = printable_dn;
+        other_dn[15] = b'x';
+        let (_, client) = issue(&ca, "bob", &["bob.example"], vec![], rsa);
+        let link = certificate_link(&ca, client, id_type::DER_ASN1_DN, &other_dn, &ca, true);
+        assert!(link.client.is_closed());
+        assert_eq!(
+            server_refusals(&link),
+            vec!["IKEv2 client CN=box refused: its certificate was refused: its identity DN \"CN=box\" is not named by its certificate \"CN=bob\"".to_string()]
+        );
+    }
+}
+
+#[test]
+fn client_certificates_the_server_must_refuse() {
+    use ipsec::ikev2::payloads::id_type;
+    use rcgen::ExtendedKeyUsagePurpose as Eku;
+    let ca = test_ca("test CA");
+    let other = test_ca("another CA");
+    // (what, issuing CA, EKU, IDi, why in the server's log line)
+    type Case<'a> = (&'a str, &'a TestCa, Vec<Eku>, &'a [u8], &'a str);
+    let cases: [Case<'_>; 3] = [
+        (
+            "another CA",
+            &other,
+            vec![],
+            b"alice@example.com",
+            "no trusted CA issued \"CN=alice\"",
+        ),
+        (
+            "server-only EKU",
+            &ca,
+            vec![Eku::ServerAuth],
+            b"alice@example.com",
+            "its certificate \"CN=alice\" is not for client authentication",
+        ),
+        (
+            "an IDi the certificate does not name",
+            &ca,
+            vec![],
+            b"mallory@example.com",
+            "is not named by its certificate",
+        ),
+    ];
+    for (what, issuer, eku, idi, why) in cases {
+        let (_, client) = issue(issuer, "alice", &["alice@example.com"], eku, false);
+        let link = certificate_link(&ca, client, id_type::RFC822_ADDR, idi, &ca, true);
+        assert!(link.client.is_closed(), "{what}");
+        assert_eq!(
+            down_reason(&link).as_deref(),
+            Some("the server refused IKE_AUTH: AUTHENTICATION_FAILED"),
+            "{what}"
+        );
+        let refusals = server_refusals(&link);
+        let who = String::from_utf8_lossy(idi);
+        assert!(
+            refusals
+                .iter()
+                .any(|r| r.starts_with(&format!("IKEv2 client {who} refused: ")) && r.contains(why)),
+            "{what}: {refusals:?}"
+        );
+        assert_eq!(link.server.ike_sa_count(), 0, "{what}");
+    }
+}
+
+#[test]
+fn a_server_that_does_not_accept_certificates_says_so() {
+    use ipsec::ikev2::payloads::id_type;
+    let ca = test_ca("test CA");
+    let (_, client) = issue(&ca, "alice", &["alice@example.com"], vec![], false);
+    let (_, server_credential) = issue(&ca, "vpn", &["vpn.example"], vec![], false);
+    let now = Instant::now();
+    let mut config =
+        Ikev2InitiatorConfig::new(ClientAuth::Certificate(std::sync::Arc::new(client)), "x");
+    config.identity_type = id_type::RFC822_ADDR;
+    config.identity = b"alice@example.com".to_vec();
+    config.server_trust = Some(ipsec::ikev2::ServerTrust::new(
+        ipsec::ikev1::certificates::TrustAnchors::new(vec![ca.der.clone()]).expect("ca"),
+        None,
+    ));
+    let server = Ikev2Config {
+        local_identity: LocalIdentity::Fqdn("vpn.example".into()),
+        certificate: Some(std::sync::Arc::new(server_credential)),
+        ..Ikev2Config::default()
+    };
+    let mut link = Link::new(now, config, server, false);
+    link.run(now);
+    assert!(link.client.is_closed());
+    assert_eq!(
+        server_refusals(&link),
+        vec!["IKEv2 client alice@example.com authenticates with a certificate (AUTH method 14), which this server does not accept ([ikev2] auth has no \"certificate\")".to_string()]
+    );
+}
+
+#[test]
+fn a_certificate_only_server_refuses_eap() {
+    use ipsec::ikev2::payloads::id_type;
+    let ca = test_ca("test CA");
+    let (_, client) = issue(&ca, "alice", &["alice@example.com"], vec![], false);
+    // A certificate client works with eap = false ...
+    let link = certificate_link(
+        &ca,
+        client,
+        id_type::RFC822_ADDR,
+        b"alice@example.com",
+        &ca,
+        false,
+    );
+    assert!(link.client.is_established());
+    // ... and an EAP client is refused before any EAP message.
+    let (_, server_credential) = issue(&ca, "vpn", &["vpn.example"], vec![], false);
+    let mut config = Ikev2InitiatorConfig::new(
+        ClientAuth::Eap {
+            server_key: Zeroizing::new(b"unused".to_vec()),
+        },
+        "alice@example.com",
+    );
+    config.server_trust = Some(ipsec::ikev2::ServerTrust::new(
+        ipsec::ikev1::certificates::TrustAnchors::new(vec![ca.der.clone()]).expect("ca"),
+        None,
+    ));
+    let server = Ikev2Config {
+        local_identity: LocalIdentity::Fqdn("vpn.example".into()),
+        certificate: Some(std::sync::Arc::new(server_credential)),
+        eap: false,
+        ..Ikev2Config::default()
+    };
+    let now = Instant::now();
+    let mut link = Link::new(now, config, server, false);
+    link.run(now);
+    assert!(link.client.is_closed());
+    assert_eq!(link.eap_requests, 0);
+    assert_eq!(
+        server_refusals(&link),
+        vec!["IKEv2 client alice@example.com wants EAP, which this server does not accept ([ikev2] auth)".to_string()]
+    );
+}

@@ -1338,7 +1338,11 @@ fn a_server_certificate_signs_our_auth_for_eap_clients() {
 }
 
 #[test]
-fn an_rsa_certificate_without_rfc_7427_is_refused_with_a_reason() {
+/// A client without RFC 7427 (no SIGNATURE_HASH_ALGORITHMS) gets an RSA
+/// server's AUTH as method 1 (RFC 7296 §3.8: PKCS#1 v1.5 with SHA-1),
+/// which verifies with the certificate's key. (This was refused with a
+/// reason naming RFC 7427 until method 1 was implemented.)
+fn an_rsa_certificate_without_rfc_7427_signs_with_method_1() {
     let pkcs8 = {
         use aws_lc_rs::encoding::AsDer;
         let k = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).expect("rsa");
@@ -1358,6 +1362,7 @@ fn an_rsa_certificate_without_rfc_7427_is_refused_with_a_reason() {
         &pkcs8,
     )
     .expect("credential");
+    let public_key = credential.public_key();
     let now = Instant::now();
     let mut cfg = config();
     cfg.certificate = Some(std::sync::Arc::new(credential));
@@ -1389,10 +1394,20 @@ fn an_rsa_certificate_without_rfc_7427_is_refused_with_a_reason() {
     );
     let out = drain(&mut r);
     let (_, first, inner) = c.open(&out[0]);
-    assert_eq!(notifies(first, &inner), vec![notify::AUTHENTICATION_FAILED]);
-    assert!(events(&mut r)
-        .iter()
-        .any(|e| matches!(e, Ikev2Event::Refused { reason, .. } if reason.contains("RFC 7427"))));
+    assert!(notifies(first, &inner).is_empty());
+    let reply = wire::payloads(first, &inner).expect("payloads");
+    let idr = wire::find(&reply, payload::IDR).expect("IDr");
+    let auth =
+        Authentication::parse(wire::find(&reply, payload::AUTH).expect("AUTH")).expect("auth");
+    assert_eq!(auth.method, auth_method::RSA_SIGNATURE);
+    let signed = signed_octets(c.prf, &c.init_response, &c.ni, &c.keys().sk_pr, idr);
+    let public = public_key;
+    aws_lc_rs::signature::UnparsedPublicKey::new(
+        &aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA1_FOR_LEGACY_USE_ONLY,
+        &public,
+    )
+    .verify(&signed, auth.data)
+    .expect("the signature verifies with the certificate's key");
 }
 
 /// A CREATE_CHILD_SA without REKEY_SA for a new child.

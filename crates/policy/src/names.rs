@@ -189,6 +189,11 @@ pub enum AuthMethod {
     /// PEAP (EAP type 25), whatever its inner method.
     #[serde(rename = "peap")]
     Peap,
+    /// A client certificate: IKEv2 certificate authentication (RFC 7296
+    /// §2.15) or EAP-TLS (EAP type 13, RFC 5216), NPS's "Smart card or
+    /// other certificate".
+    #[serde(rename = "certificate", alias = "eap-tls")]
+    Certificate,
 }
 
 impl AuthMethod {
@@ -201,6 +206,7 @@ impl AuthMethod {
             AuthMethod::MsChapV2 => "mschapv2",
             AuthMethod::EapMsChapV2 => "eap-mschapv2",
             AuthMethod::Peap => "peap",
+            AuthMethod::Certificate => "certificate",
         }
     }
 }

@@ -17,6 +17,7 @@ use client::serial::SerialOptions;
 use client::sstp::{self as vpn, ConnectError, SessionEnd, SstpOptions};
 use client::target::{Protocol, Target};
 use client::verify::Trust;
+use ipsec::ikev2::signature_auth::ServerCredential;
 use ipsec::ikev2::ServerTrust;
 use tokio::sync::watch;
 use tunnel::ikev2_client::Ikev2Login;
@@ -160,8 +161,11 @@ pub fn run(args: ConnectArgs) -> anyhow::Result<()> {
             if args.fingerprint.is_some() {
                 bail!("IKEv2 checks the server's IKE certificate against --ca: --fingerprint does not apply");
             }
-            if args.cert.is_some() || args.no_ipsec {
-                bail!("ikev2:// authenticates with EAP-MSCHAPv2 (--user, --ca) or --psk-file; client certificates (--cert) and --no-ipsec do not apply");
+            if args.no_ipsec {
+                bail!("ikev2:// is always IPsec (EAP-MSCHAPv2 with --ca, a client certificate with --cert, --key and --ca, or --psk-file): options like --no-ipsec do not apply");
+            }
+            if args.cert.is_some() && args.ca.is_none() {
+                bail!("ikev2:// with --cert needs --ca FILE (the CA of the server's certificate): the server must prove itself with its certificate too");
             }
             if args.psk_file.is_none() && args.ca.is_none() {
                 bail!("ikev2:// with EAP needs --ca FILE (the CA of the server's certificate): the password must not go to a server that was not authenticated; or give --psk-file");
@@ -186,8 +190,11 @@ pub fn run(args: ConnectArgs) -> anyhow::Result<()> {
         // SSTP is encrypted by TLS; a serial line's MPPE stays stateless.
         bail!("--mppe-stateful applies to PPTP only");
     }
-    if (args.no_ipsec || args.cert.is_some()) && target.protocol != Protocol::L2tp {
-        bail!("--cert, --key and --no-ipsec apply to l2tp:// only");
+    if args.no_ipsec && target.protocol != Protocol::L2tp {
+        bail!("--no-ipsec applies to l2tp:// only");
+    }
+    if args.cert.is_some() && !matches!(target.protocol, Protocol::L2tp | Protocol::Ikev2) {
+        bail!("--cert and --key apply to l2tp:// and ikev2:// only");
     }
     if args.psk_file.is_some() && !matches!(target.protocol, Protocol::L2tp | Protocol::Ikev2) {
         bail!("--psk-file applies to l2tp:// and ikev2:// only");
@@ -199,7 +206,15 @@ pub fn run(args: ConnectArgs) -> anyhow::Result<()> {
         bail!("--id applies to ikev2:// only");
     }
     let ipsec_certificates = match (&args.cert, &args.key) {
-        (Some(cert), Some(key)) => Some(read_ike_certificates(cert, key, args.ca.as_deref())?),
+        (Some(cert), Some(key)) if target.protocol == Protocol::L2tp => {
+            Some(read_ike_certificates(cert, key, args.ca.as_deref())?)
+        }
+        _ => None,
+    };
+    let ikev2_certificate = match (&args.cert, &args.key) {
+        (Some(cert), Some(key)) if target.protocol == Protocol::Ikev2 => {
+            Some(read_ikev2_certificate(cert, key)?)
+        }
         _ => None,
     };
     let psk = match (target.protocol, &args.psk_file) {
@@ -223,12 +238,13 @@ pub fn run(args: ConnectArgs) -> anyhow::Result<()> {
             args.tun_name
         );
     }
-    // IKEv2 with a pre-shared key has no user password.
-    let password = if target.protocol == Protocol::Ikev2 && psk.is_some() {
-        Zeroizing::new(String::new())
-    } else {
-        read_password(&args)?
-    };
+    // IKEv2 with a pre-shared key or a certificate has no user password.
+    let password =
+        if target.protocol == Protocol::Ikev2 && (psk.is_some() || ikev2_certificate.is_some()) {
+            Zeroizing::new(String::new())
+        } else {
+            read_password(&args)?
+        };
 
     let dns_mode = if args.no_dns {
         DnsMode::Off
@@ -270,9 +286,14 @@ pub fn run(args: ConnectArgs) -> anyhow::Result<()> {
             options.on_up = Some(on_up);
             Dial::Serial(options)
         }
-        None if target.protocol == Protocol::Ikev2 => {
-            Dial::Ikev2(ikev2_options(&args, target, password, psk, on_up)?)
-        }
+        None if target.protocol == Protocol::Ikev2 => Dial::Ikev2(ikev2_options(
+            &args,
+            target,
+            password,
+            psk,
+            ikev2_certificate,
+            on_up,
+        )?),
         None if target.protocol == Protocol::L2tp => {
             let mut options = L2tpOptions::new(target, &args.user, password, psk);
             options.ipsec_certificates = ipsec_certificates;
@@ -311,6 +332,7 @@ fn ikev2_options(
     target: Target,
     password: Zeroizing<String>,
     psk: Option<Zeroizing<Vec<u8>>>,
+    certificate: Option<ServerCredential>,
     on_up: vpn::UpCallback,
 ) -> anyhow::Result<Ikev2Options> {
     let trust = match &args.ca {
@@ -323,17 +345,25 @@ fn ikev2_options(
         }
         None => None,
     };
-    let login = match psk {
-        Some(key) => Ikev2Login::SharedKey(key),
-        None => Ikev2Login::EapMsChapV2 {
-            user: args.user.clone(),
-            password,
-        },
+    // With a certificate and no --id, the IDi is its subject DN.
+    let (login, default_identity) = match (psk, certificate) {
+        (Some(key), _) => (Ikev2Login::SharedKey(key), args.user.clone()),
+        (None, Some(credential)) => (
+            Ikev2Login::Certificate(std::sync::Arc::new(credential)),
+            String::new(),
+        ),
+        (None, None) => (
+            Ikev2Login::EapMsChapV2 {
+                user: args.user.clone(),
+                password,
+            },
+            args.user.clone(),
+        ),
     };
     Ok(Ikev2Options {
         target,
         login,
-        identity: args.ike_id.clone().unwrap_or_else(|| args.user.clone()),
+        identity: args.ike_id.clone().unwrap_or(default_identity),
         trust,
         esp_suites: args
             .esp
@@ -368,6 +398,21 @@ fn read_ike_certificates(
     let trust =
         TrustAnchors::from_pem(&cas).map_err(|e| anyhow::anyhow!("--ca {}: {e}", ca.display()))?;
     Ok(CertificateAuth::new(local, trust))
+}
+
+/// `ras connect ikev2:// --cert --key`: our chain (leaf first) and the
+/// leaf's key, which must belong to it; each failure names the file.
+fn read_ikev2_certificate(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> anyhow::Result<ServerCredential> {
+    let read = |path: &std::path::Path, what: &str| {
+        std::fs::read(path).with_context(|| format!("reading {what} {}", path.display()))
+    };
+    let chain_pem = read(cert, "the certificate file")?;
+    let key_pem = Zeroizing::new(read(key, "the key file")?);
+    ServerCredential::from_pem(&chain_pem, &key_pem)
+        .map_err(|e| anyhow::anyhow!("--cert {} / --key {}: {e}", cert.display(), key.display()))
 }
 
 /// The first line of the key file, without its line end.
@@ -426,6 +471,8 @@ impl Dial {
             Dial::Sstp(o) => &o.username,
             Dial::Pptp(o) => &o.username,
             Dial::L2tp(o) => &o.username,
+            // A certificate's subject DN when no --id was given.
+            Dial::Ikev2(o) if o.identity.is_empty() => "the certificate's subject",
             Dial::Ikev2(o) => &o.identity,
             Dial::Serial(o) => &o.username,
         }

@@ -5,7 +5,10 @@
 //! - EAP-MSCHAPv2 after the server's RSA certificate (from the harness's
 //!   own CA, `--ca`) and its RFC 7427 signature checked out, as Windows'
 //!   "IKEv2 + MSCHAPv2" connects;
-//! - a pre-shared key both ways, with the identity strongSwan expects.
+//! - a pre-shared key both ways, with the identity strongSwan expects;
+//! - a client certificate (`--cert`, `--key`: ECDSA, a SEC1 key as
+//!   strongSwan's `pki` writes it), its subject DN as IDi, after the
+//!   server's certificate checked out.
 //!
 //! Each run checks the virtual IP from strongSwan's pool, the route to the
 //! narrowed traffic selector, pings with patterned 1200-byte payloads
@@ -75,6 +78,7 @@ static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 enum Login {
     Eap,
     Psk,
+    Certificate,
 }
 
 /// `ip ARGS` in the client namespace; panics on failure.
@@ -176,6 +180,16 @@ fn connect_to_strongswan(login: Login, mobike: bool) {
                 .args(["--user", "unused", "--id", &sw.psk_id, "--psk-file"])
                 .arg(&psk);
             "ikev2-psk"
+        }
+        Login::Certificate => {
+            command
+                .args(["--user", "unused", "--cert"])
+                .arg(&sw.client_cert)
+                .arg("--key")
+                .arg(&sw.client_key)
+                .arg("--ca")
+                .arg(&sw.ca);
+            "ikev2-cert"
         }
     };
     let log_mark = sw.log().len();
@@ -303,7 +317,18 @@ fn connect_to_strongswan(login: Login, mobike: bool) {
         );
         client_ip(&sw, &["addr", "del", &format!("{moved}/24"), "dev", link]);
     }
-    if let Login::Eap = login {
+    if let Login::Certificate = login {
+        assert!(text.contains("as the certificate's subject"), "{text}");
+        // strongSwan checked our certificate and signature.
+        let log = &sw.log()[log_mark..];
+        assert!(
+            log.lines().any(|l| l
+                .contains(&format!("authentication of '{}' with ", sw.client_cert_id))
+                && l.ends_with("successful")),
+            "charon:\n{log}"
+        );
+    }
+    if let Login::Eap | Login::Certificate = login {
         assert!(
             text.contains(&format!("(certificate \"CN={}\")", sw.server_ip)),
             "{text}"
@@ -331,6 +356,11 @@ fn connect_to_strongswan(login: Login, mobike: bool) {
 #[test]
 fn eap_mschapv2_to_strongswan_after_its_certificate() {
     connect_to_strongswan(Login::Eap, false);
+}
+
+#[test]
+fn a_client_certificate_to_strongswan() {
+    connect_to_strongswan(Login::Certificate, false);
 }
 
 #[test]

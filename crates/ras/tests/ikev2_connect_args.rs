@@ -69,3 +69,59 @@ fn a_missing_ca_file_is_named() {
     assert!(!ok);
     assert!(err.contains("/nonexistent/ca.pem"), "{err}");
 }
+
+#[test]
+fn a_client_certificate_needs_the_servers_ca_and_no_password() {
+    let (ok, err) = connect(&[
+        "ikev2://192.0.2.1",
+        "--user",
+        "alice",
+        "--cert",
+        "/nonexistent/client.pem",
+        "--key",
+        "/nonexistent/client-key.pem",
+    ]);
+    assert!(!ok);
+    assert!(
+        err.contains("ikev2:// with --cert needs --ca FILE"),
+        "{err}"
+    );
+    assert!(!err.contains("Password"), "{err}");
+}
+
+#[test]
+fn a_key_that_is_not_the_certificates_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["client.example".to_string()])
+        .unwrap()
+        .self_signed(&ca)
+        .unwrap();
+    let other = rcgen::KeyPair::generate().unwrap();
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let cert_path = write("client.pem", &cert.pem());
+    let key_path = write("other-key.pem", &other.serialize_pem());
+    let ca_path = write("ca.pem", &cert.pem());
+    let (ok, err) = connect(&[
+        "ikev2://192.0.2.1",
+        "--user",
+        "alice",
+        "--cert",
+        &cert_path,
+        "--key",
+        &key_path,
+        "--ca",
+        &ca_path,
+    ]);
+    assert!(!ok);
+    assert!(
+        err.contains(&format!("--cert {cert_path} / --key {key_path}: "))
+            && err.contains("does not belong to the first certificate"),
+        "{err}"
+    );
+    assert!(!err.contains("Password"), "{err}");
+}

@@ -34,6 +34,7 @@ pub fn nas_port_type(kind: TunnelKind) -> NasPortType {
 
 /// EAP method types (RFC 3748 §5; PEAP 25 and EAP-MSCHAPv2 26 are IANA
 /// assignments).
+const EAP_TYPE_TLS: u8 = 13;
 const EAP_TYPE_PEAP: u8 = 25;
 const EAP_TYPE_MSCHAPV2: u8 = 26;
 
@@ -51,6 +52,7 @@ pub fn auth_method(request: &AuthRequest) -> Option<AuthMethod> {
         M::EapPassThrough => match &request.credentials {
             Credentials::EapPassThrough { message } => match message.get(4) {
                 Some(&EAP_TYPE_PEAP) => AuthMethod::Peap,
+                Some(&EAP_TYPE_TLS) => AuthMethod::Certificate,
                 Some(&EAP_TYPE_MSCHAPV2) => AuthMethod::EapMsChapV2,
                 _ => return None,
             },
@@ -90,6 +92,7 @@ pub fn method_words(method: AuthMethod) -> &'static str {
         AuthMethod::MsChapV2 => "MS-CHAPv2",
         AuthMethod::EapMsChapV2 => "EAP-MSCHAPv2",
         AuthMethod::Peap => "PEAP",
+        AuthMethod::Certificate => "certificate",
     }
 }
 

@@ -1064,6 +1064,12 @@ impl Config {
                 ));
             }
         }
+        if self.ikev2.certificate() && self.ikev2.client_ca.is_none() {
+            return Err(at_key(
+                "ikev2.auth",
+                "\"certificate\" needs ikev2.client_ca, the CA file client certificates must chain to".into(),
+            ));
+        }
         if self.tun.mtu < 576 {
             return Err(at_key(
                 "tun.mtu",

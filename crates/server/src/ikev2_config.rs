@@ -20,9 +20,13 @@ pub struct Ikev2ServerConfig {
     /// Default true.
     pub enabled: bool,
     /// How clients authenticate: "eap" (the server signs with its
-    /// certificate) and "psk" (the `[ipsec]` pre-shared key, both ways).
-    /// Default `["eap"]`.
+    /// certificate), "certificate" (a client certificate from `client_ca`;
+    /// the server signs too) and "psk" (the `[ipsec]` pre-shared key, both
+    /// ways). Default `["eap"]`.
     pub auth: Vec<Ikev2AuthName>,
+    /// The CA certificates (PEM) client certificates must chain to, for
+    /// `auth = ["certificate"]` (RFC 7296 §2.15, RFC 4945 §3.1).
+    pub client_ca: Option<std::path::PathBuf>,
     /// The server's identity (IDr, RFC 7296 §3.5): a DNS name clients
     /// check against the certificate. Default: the certificate's first DNS
     /// name, else `server_name`.
@@ -88,6 +92,7 @@ impl<'de> Deserialize<'de> for Ipv4Route {
 pub enum Ikev2AuthName {
     Eap,
     Psk,
+    Certificate,
 }
 
 impl Default for Ikev2ServerConfig {
@@ -95,6 +100,7 @@ impl Default for Ikev2ServerConfig {
         Ikev2ServerConfig {
             enabled: true,
             auth: vec![Ikev2AuthName::Eap],
+            client_ca: None,
             local_id: None,
             liveness_interval_secs: 30,
             liveness_timeout_secs: 60,
@@ -113,6 +119,10 @@ impl Ikev2ServerConfig {
 
     pub fn psk(&self) -> bool {
         self.auth.contains(&Ikev2AuthName::Psk)
+    }
+
+    pub fn certificate(&self) -> bool {
+        self.auth.contains(&Ikev2AuthName::Certificate)
     }
 
     pub fn liveness_interval(&self) -> Duration {

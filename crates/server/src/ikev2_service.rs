@@ -5,8 +5,9 @@
 
 use std::sync::Arc;
 
+use ipsec::ikev1::certificates::TrustAnchors;
 use ipsec::ikev2::signature_auth::ServerCredential;
-use ipsec::ikev2::{Ikev2Config, Ikev2PskTable, LocalIdentity};
+use ipsec::ikev2::{ClientTrust, Ikev2Config, Ikev2PskTable, LocalIdentity};
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
@@ -17,8 +18,15 @@ use crate::ipsec_config::IpsecConfig;
 /// Why IKEv2 could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum Ikev2SetupError {
-    #[error("ikev2.auth accepts nothing: list \"eap\", \"psk\" or both")]
+    #[error("ikev2.auth accepts nothing: list \"eap\", \"certificate\", \"psk\" or several")]
     NoAuth,
+    #[error("ikev2.client_ca {}: {message}", path.display())]
+    ClientCa {
+        path: std::path::PathBuf,
+        message: String,
+    },
+    #[error("ikev2.auth lists \"certificate\" but ikev2.client_ca is not set")]
+    NoClientCa,
     #[error("[certificate] cannot sign IKEv2 messages: {0}")]
     Certificate(String),
 }
@@ -31,7 +39,7 @@ pub fn responder_config(
     cert: &ServerCertificate,
     server_name: &str,
 ) -> Result<Ikev2Config, Ikev2SetupError> {
-    if !config.eap() && !config.psk() {
+    if !config.eap() && !config.psk() && !config.certificate() {
         return Err(Ikev2SetupError::NoAuth);
     }
     let mut psks = Ikev2PskTable::new();
@@ -39,12 +47,18 @@ pub fn responder_config(
         psks = psks.with_wildcard(psk);
     }
     // EAP clients need the server's signature (RFC 7296 §2.16: EAP is
-    // only for the initiator); with PSK only, the key proves the server.
-    let certificate = if config.eap() {
+    // only for the initiator), certificate clients get one (§2.15); with
+    // PSK only, the key proves the server.
+    let certificate = if config.eap() || config.certificate() {
         let chain = cert.chain().iter().map(|c| c.to_vec()).collect();
         let credential = ServerCredential::from_pkcs8(chain, cert.key_der())
             .map_err(|e| Ikev2SetupError::Certificate(e.to_string()))?;
         Some(Arc::new(credential))
+    } else {
+        None
+    };
+    let client_trust = if config.certificate() {
+        Some(Arc::new(client_trust(config)?))
     } else {
         None
     };
@@ -66,8 +80,25 @@ pub fn responder_config(
         mobike: config.mobike,
         cookie_threshold: config.cookie_threshold,
         certificate,
+        client_trust,
+        eap: config.eap(),
         ..Ikev2Config::default()
     })
+}
+
+/// The CAs of `client_ca`, which client certificates must chain to.
+fn client_trust(config: &Ikev2ServerConfig) -> Result<ClientTrust, Ikev2SetupError> {
+    let path = config
+        .client_ca
+        .as_ref()
+        .ok_or(Ikev2SetupError::NoClientCa)?;
+    let ca_err = |message: String| Ikev2SetupError::ClientCa {
+        path: path.clone(),
+        message,
+    };
+    let pem = std::fs::read(path).map_err(|e| ca_err(e.to_string()))?;
+    let anchors = TrustAnchors::from_pem(&pem).map_err(|e| ca_err(e.to_string()))?;
+    Ok(ClientTrust::new(anchors))
 }
 
 /// The certificate's first subjectAltName DNS name (what clients match
@@ -167,7 +198,55 @@ mod tests {
             .expect("refused");
         assert_eq!(
             e.to_string(),
-            "ikev2.auth accepts nothing: list \"eap\", \"psk\" or both"
+            "ikev2.auth accepts nothing: list \"eap\", \"certificate\", \"psk\" or several"
         );
+    }
+
+    #[test]
+    fn certificate_clients_need_client_ca_and_get_its_cas() {
+        let dir = tempfile::tempdir().unwrap();
+        let cert = self_signed(dir.path());
+        // Without client_ca the file is refused at the key, with its line.
+        let e = crate::config::Config::from_toml(
+            "[ikev2]\nenabled = true\nauth = [\"certificate\"]\n",
+            std::path::Path::new("/etc/ras/ras.toml"),
+        )
+        .expect_err("refused")
+        .to_string();
+        assert_eq!(
+            e,
+            "/etc/ras/ras.toml:3:8: key `ikev2.auth`: \"certificate\" needs ikev2.client_ca, the CA file client certificates must chain to"
+        );
+        // With it: the CAs trust clients, the server signs, EAP is off
+        // unless listed.
+        // The self-signed certificate stands in for a CA file.
+        let ca = dir.path().join(crate::cert::SELF_SIGNED_CERT_FILE);
+        let text = format!(
+            "[ikev2]\nauth = [\"certificate\"]\nclient_ca = \"{}\"\n",
+            ca.display()
+        );
+        let parsed =
+            crate::config::Config::from_toml(&text, std::path::Path::new("t.toml")).unwrap();
+        let c = responder_config(&parsed.ikev2, &IpsecConfig::default(), b"k", &cert, "x").unwrap();
+        let trust = c.client_trust.as_ref().expect("client CAs");
+        assert_eq!(trust.anchors.subjects().len(), 1);
+        assert!(
+            c.certificate.is_some(),
+            "certificate clients get our signature"
+        );
+        assert!(!c.eap);
+        assert!(c.psks.is_empty());
+        // An unreadable file names itself.
+        let config = Ikev2ServerConfig {
+            auth: vec![crate::ikev2_config::Ikev2AuthName::Certificate],
+            client_ca: Some(dir.path().join("missing.pem")),
+            ..Default::default()
+        };
+        let e = responder_config(&config, &IpsecConfig::default(), b"k", &cert, "x")
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(e.starts_with("ikev2.client_ca /"), "{e}");
+        assert!(e.contains("missing.pem: "), "{e}");
     }
 }

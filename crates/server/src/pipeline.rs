@@ -499,6 +499,18 @@ impl ServerHooks for ControlPipeline {
         Box::pin(async move { this.authentication_phase(&info, request).await })
     }
 
+    fn authenticated_by_tunnel(&self, info: &SessionInfo, method: tunnel::TunnelAuthMethod) {
+        let id = SessionId::from_raw(info.id);
+        let method = match method {
+            tunnel::TunnelAuthMethod::Certificate => policy::AuthMethod::Certificate,
+        };
+        let user = info.user.clone().unwrap_or_default();
+        self.parts.sessions.open(id, &info.peer, self.tunnel);
+        self.parts
+            .sessions
+            .with(id, |r| r.claim(&user, None, Some(method)));
+    }
+
     fn network(&self, info: &SessionInfo) -> BoxFuture<Result<NetworkSettings, String>> {
         let this = self.clone();
         let info = info.clone();

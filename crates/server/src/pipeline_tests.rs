@@ -394,3 +394,37 @@ min_encryption = "basic"
     ServerHooks::down(&plain, &info(2, Some("bob")), &bye());
     assert_eq!(r.pool.counts().in_use, 1, "alice's only");
 }
+
+/// An IKEv2 client certificate: no `authenticate`, the tunnel says how the
+/// client proved itself, and a policy's authentication-method constraint
+/// sees "certificate".
+#[tokio::test]
+async fn a_certificate_client_is_seen_by_the_policies_as_certificate() {
+    let policies = r#"
+[[policy]]
+name = "Certificates only"
+access = "grant"
+[policy.conditions]
+tunnel_types = ["ikev2"]
+[policy.constraints]
+auth_methods = ["certificate"]
+"#;
+    let r = rig(
+        Backend::Local { groups: vec![] },
+        policies,
+        TunnelKind::Ikev2,
+    );
+    let p = &r.pipeline;
+    let alice = info(1, Some("alice@example.com"));
+    ServerHooks::authenticated_by_tunnel(p, &alice, tunnel::TunnelAuthMethod::Certificate);
+    let settings = ServerHooks::network(p, &alice).await.expect("granted");
+    let client = settings.ipcp.and_then(|c| c.peer_address);
+    assert_eq!(client, Some(Ipv4Addr::new(10, 0, 10, 21)));
+    // The same user without a certificate (a pre-shared key says nothing
+    // of its method) does not meet the constraint.
+    let bob = info(2, Some("bob"));
+    let refused = ServerHooks::network(p, &bob).await.unwrap_err();
+    assert!(refused.contains("constraint auth_methods"), "{refused}");
+    ServerHooks::down(p, &alice, &bye());
+    ServerHooks::down(p, &bob, &bye());
+}

@@ -688,9 +688,20 @@ fn ikev2_words(
         ipsec::ikev2::LocalIdentity::Fqdn(name) => name.clone(),
         ipsec::ikev2::LocalIdentity::Address(a) => a.to_string(),
     };
-    match (config.eap(), config.psk()) {
-        (true, true) => format!("EAP or the pre-shared key, as {identity}"),
-        (true, false) => format!("EAP, as {identity}"),
-        _ => format!("the pre-shared key, as {identity}"),
+    let mut methods = Vec::new();
+    if config.eap() {
+        methods.push("EAP");
     }
+    if config.certificate() {
+        methods.push("a client certificate");
+    }
+    if config.psk() {
+        methods.push("the pre-shared key");
+    }
+    let methods = match methods.split_last() {
+        Some((last, [])) => last.to_string(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+        None => "nothing".to_string(),
+    };
+    format!("{methods}, as {identity}")
 }

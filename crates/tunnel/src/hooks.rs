@@ -33,11 +33,24 @@ pub trait PacketSink: Send + Sync {
     fn flush(&self) {}
 }
 
+/// How a tunnel authenticated its peer without the owner's help.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TunnelAuthMethod {
+    /// A certificate from a trusted CA signed the peer's AUTH (IKEv2,
+    /// RFC 7296 §2.15).
+    Certificate,
+}
+
 /// The owner of a server session (`ras server`): it decides who logs in
 /// and what network they get, and hears when the session ends.
 pub trait ServerHooks: Send + Sync + 'static {
     /// Check credentials.
     fn authenticate(&self, info: &SessionInfo, request: AuthRequest) -> BoxFuture<AuthAnswer>;
+    /// A tunnel that authenticated the peer itself, without `authenticate`
+    /// (IKEv2 with a client certificate), says how before it asks
+    /// `network`, so that policies see the method. The default does
+    /// nothing.
+    fn authenticated_by_tunnel(&self, _info: &SessionInfo, _method: TunnelAuthMethod) {}
     /// The user is authenticated: decide the network settings (addresses
     /// from the pool, policy). An error refuses the user.
     fn network(&self, info: &SessionInfo) -> BoxFuture<Result<NetworkSettings, String>>;

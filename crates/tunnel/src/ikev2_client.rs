@@ -1,6 +1,7 @@
 //! The client side of IKEv2 remote access (`ras connect ikev2://`): the
-//! sans-IO `Ikev2Initiator` negotiates an IKE SA (pre-shared key, or
-//! EAP-MSCHAPv2 after the server's certificate checked out) and a
+//! sans-IO `Ikev2Initiator` negotiates an IKE SA (pre-shared key, a client
+//! certificate, or EAP-MSCHAPv2 after the server's certificate checked
+//! out) and a
 //! tunnel-mode ESP SA pair; whole IP packets then travel in ESP (next
 //! header 4, RFC 4303 §2.6), as IP protocol 50 or in UDP on port 4500
 //! behind a NAT (RFC 3948). The caller sees an IP packet pipe:
@@ -39,6 +40,9 @@ pub enum Ikev2Login {
         user: String,
         password: Zeroizing<String>,
     },
+    /// RFC 7296 §2.15: AUTH signed with our certificate's key; the server
+    /// must sign too (`Ikev2ClientOptions::trust`).
+    Certificate(Arc<ipsec::ikev2::signature_auth::ServerCredential>),
 }
 
 /// Everything one connection needs.
@@ -64,6 +68,8 @@ pub enum Ikev2ClientError {
     Io(#[from] std::io::Error),
     #[error("EAP needs the server's CA (--ca): the password must not go to a server that was not authenticated")]
     EapWithoutTrust,
+    #[error("a client certificate needs the server's CA (--ca): the server must prove itself with its certificate too")]
+    CertificateWithoutTrust,
     /// IKE failed; the reason is one line for the user.
     #[error("{0}")]
     Refused(String),
@@ -127,9 +133,23 @@ impl Ikev2Client {
                     server_key: Zeroizing::new(Vec::new()),
                 }
             }
+            Ikev2Login::Certificate(credential) => {
+                if options.trust.is_none() {
+                    return Err(Ikev2ClientError::CertificateWithoutTrust);
+                }
+                ClientAuth::Certificate(credential.clone())
+            }
         };
         let mut config = Ikev2InitiatorConfig::new(auth, &options.identity);
-        (config.identity_type, config.identity) = identity_type(&options.identity);
+        (config.identity_type, config.identity) = match &options.login {
+            // Without an identity, a certificate's subject DN (§3.5
+            // ID_DER_ASN1_DN; what Windows' machine certificates send).
+            Ikev2Login::Certificate(credential) if options.identity.is_empty() => (
+                ipsec::ikev2::payloads::id_type::DER_ASN1_DN,
+                credential.subject_dn().unwrap_or_default(),
+            ),
+            _ => identity_type(&options.identity),
+        };
         config.server_trust = options.trust.clone();
         if !options.esp_suites.is_empty() {
             config.esp_suites = options.esp_suites.clone();
@@ -142,7 +162,7 @@ impl Ikev2Client {
         let ended = Arc::new(Mutex::new(None));
         let eap = match &options.login {
             Ikev2Login::EapMsChapV2 { user, password } => Some((user.clone(), password.clone())),
-            Ikev2Login::SharedKey(_) => None,
+            Ikev2Login::SharedKey(_) | Ikev2Login::Certificate(_) => None,
         };
         let task = tokio::spawn(run(
             server,

@@ -35,7 +35,7 @@ use ppp::link::{Ipv4Info, Ipv6Info, LinkUp, NetworkSettings};
 use session::{EndReason, LostCarrier, SessionStats};
 use tokio::sync::mpsc;
 
-use crate::hooks::{AuthAnswer, PacketSink, ServerHooks, SessionInfo};
+use crate::hooks::{AuthAnswer, PacketSink, ServerHooks, SessionInfo, TunnelAuthMethod};
 use crate::ikev2_eap::{IkeEapServer, ServerStep};
 use crate::l2tp_ipsec::RefusalLog;
 use crate::live::LiveSession;
@@ -462,6 +462,7 @@ impl Ikev2Part {
             peer,
             identity,
             method,
+            certificate_subject,
             wants_ipv6,
             ..
         } = request;
@@ -470,13 +471,28 @@ impl Ikev2Part {
             .tunnels
             .entry(ike_sa)
             .or_insert_with(|| Tunnel::new(ids(), peer));
-        if method == ClientAuthMethod::SharedKey {
-            tracing::info!(
-                session = tunnel.info.id,
-                "authenticated: user {}, pre-shared key over IKEv2",
-                login_log::Quoted(&identity)
-            );
-            tunnel.info.user = Some(identity);
+        match method {
+            ClientAuthMethod::SharedKey => {
+                tracing::info!(
+                    session = tunnel.info.id,
+                    "authenticated: user {}, pre-shared key over IKEv2",
+                    login_log::Quoted(&identity)
+                );
+                tunnel.info.user = Some(identity);
+            }
+            ClientAuthMethod::Certificate => {
+                tracing::info!(
+                    session = tunnel.info.id,
+                    "authenticated: user {}, certificate {} over IKEv2",
+                    login_log::Quoted(&identity),
+                    login_log::Quoted(certificate_subject.as_deref().unwrap_or(""))
+                );
+                tunnel.info.user = Some(identity);
+                self.service
+                    .hooks
+                    .authenticated_by_tunnel(&tunnel.info, TunnelAuthMethod::Certificate);
+            }
+            ClientAuthMethod::Eap => {}
         }
         tunnel.owes_down = true;
         let hooks = self.service.hooks.clone();

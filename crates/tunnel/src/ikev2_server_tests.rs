@@ -38,11 +38,20 @@ struct Owner {
     downs: Mutex<Vec<(Option<String>, EndReason)>>,
     queues: Mutex<Vec<mpsc::Sender<Bytes>>>,
     live: Mutex<Vec<Arc<LiveSession>>>,
+    /// What `authenticated_by_tunnel` was told.
+    tunnel_auth: Mutex<Vec<(Option<String>, TunnelAuthMethod)>>,
 }
 
 impl ServerHooks for Owner {
     fn authenticate(&self, _: &SessionInfo, _: AuthRequest) -> BoxFuture<AuthAnswer> {
         unreachable!("pre-shared key clients are not asked about")
+    }
+
+    fn authenticated_by_tunnel(&self, info: &SessionInfo, method: TunnelAuthMethod) {
+        self.tunnel_auth
+            .lock()
+            .unwrap()
+            .push((info.user.clone(), method));
     }
 
     fn network(&self, _: &SessionInfo) -> BoxFuture<Result<NetworkSettings, String>> {
@@ -111,9 +120,13 @@ struct Client {
 
 impl Client {
     fn new(port: u16, id: &str) -> Client {
-        let addr: SocketAddr = format!("192.0.2.7:{port}").parse().unwrap();
         let config =
             Ikev2InitiatorConfig::new(ClientAuth::SharedKey(Zeroizing::new(PSK.to_vec())), id);
+        Client::with_config(port, config)
+    }
+
+    fn with_config(port: u16, config: Ikev2InitiatorConfig) -> Client {
+        let addr: SocketAddr = format!("192.0.2.7:{port}").parse().unwrap();
         Client {
             ike: Ikev2Initiator::new(config, addr, server_addr(), Instant::now()),
             addr,
@@ -138,13 +151,20 @@ impl Client {
 
 impl Lab {
     fn new(ports: usize) -> Lab {
-        let owner = Arc::new(Owner::default());
-        let sink = Arc::new(Sink::default());
-        let service = Ikev2Service {
-            config: Ikev2Config {
+        Lab::with_config(
+            ports,
+            Ikev2Config {
                 psks: Ikev2PskTable::new().with_wildcard(PSK),
                 ..Ikev2Config::default()
             },
+        )
+    }
+
+    fn with_config(ports: usize, config: Ikev2Config) -> Lab {
+        let owner = Arc::new(Owner::default());
+        let sink = Arc::new(Sink::default());
+        let service = Ikev2Service {
+            config,
             hooks: owner.clone(),
             sink: sink.clone(),
             eap_name: "ras".into(),
@@ -302,4 +322,81 @@ async fn a_client_gets_its_address_packets_flow_and_the_port_limit_holds() {
     );
     assert!(alice.down().is_some(), "alice heard the Delete");
     assert!(lab.inbound.is_empty(), "her ESP SAs are gone");
+}
+
+/// A certificate (from `issuer`, or self-signed) for `name` as a DNS or
+/// e-mail subjectAltName, and its signing credential.
+fn certificate(
+    name: &str,
+    issuer: Option<&rcgen::Issuer<'static, rcgen::KeyPair>>,
+) -> (
+    Vec<u8>,
+    ipsec::ikev2::signature_auth::ServerCredential,
+    rcgen::CertificateParams,
+    rcgen::KeyPair,
+) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, name);
+    params.subject_alt_names = vec![if name.contains('@') {
+        rcgen::SanType::Rfc822Name(name.try_into().unwrap())
+    } else {
+        rcgen::SanType::DnsName(name.try_into().unwrap())
+    }];
+    let cert = match issuer {
+        Some(issuer) => params.signed_by(&key, issuer).unwrap(),
+        None => {
+            params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+            params.self_signed(&key).unwrap()
+        }
+    };
+    let der = cert.der().to_vec();
+    let credential = ipsec::ikev2::signature_auth::ServerCredential::from_pkcs8(
+        vec![der.clone()],
+        &key.serialize_der(),
+    )
+    .unwrap();
+    (der, credential, params, key)
+}
+
+/// A certificate client: the responder checks it, the driver names the
+/// session after its IDi and tells the owner how it authenticated before
+/// `network`, then the tunnel comes up as for any client.
+#[tokio::test]
+async fn a_certificate_client_is_named_by_its_identity_and_its_method_told() {
+    let (ca_der, server_credential, ca_params, ca_key) = certificate("vpn.example", None);
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let (_, client_credential, _, _) = certificate("alice@example.com", Some(&issuer));
+    let anchors = || ipsec::ikev1::certificates::TrustAnchors::new(vec![ca_der.clone()]).unwrap();
+    let mut lab = Lab::with_config(
+        4,
+        Ikev2Config {
+            local_identity: ipsec::ikev2::LocalIdentity::Fqdn("vpn.example".into()),
+            certificate: Some(Arc::new(server_credential)),
+            client_trust: Some(Arc::new(ipsec::ikev2::ClientTrust::new(anchors()))),
+            ..Ikev2Config::default()
+        },
+    );
+    let mut config = Ikev2InitiatorConfig::new(
+        ClientAuth::Certificate(Arc::new(client_credential)),
+        "alice@example.com",
+    );
+    config.identity_type = ipsec::ikev2::payloads::id_type::RFC822_ADDR;
+    config.server_trust = Some(ipsec::ikev2::ServerTrust::new(
+        anchors(),
+        Some("vpn.example".into()),
+    ));
+    let mut alice = Client::with_config(500, config);
+    lab.run(&mut alice).await;
+    assert!(alice.child().is_some(), "{:?}", alice.down());
+    assert_eq!(
+        *lab.owner.tunnel_auth.lock().unwrap(),
+        vec![(
+            Some("alice@example.com".to_string()),
+            TunnelAuthMethod::Certificate
+        )]
+    );
+    assert_eq!(lab.owner.queues.lock().unwrap().len(), 1, "`up` was asked");
 }

@@ -47,7 +47,9 @@ pub mod sstp_client;
 pub mod sstp_server;
 mod sstp_session;
 
-pub use hooks::{AuthAnswer, ClientHooks, Owner, PacketSink, ServerHooks, SessionInfo};
+pub use hooks::{
+    AuthAnswer, ClientHooks, Owner, PacketSink, ServerHooks, SessionInfo, TunnelAuthMethod,
+};
 pub use live::{LiveSession, Traffic};
 pub use packet_source::PacketSource;
 pub use session::{EndReason, LostCarrier, TerminateCause};

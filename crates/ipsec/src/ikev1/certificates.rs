@@ -350,7 +350,8 @@ fn is_ca(cert: &X509Certificate<'_>) -> bool {
 /// subjectAltNames of the end-entity certificate.
 fn id_matches(cert: &X509Certificate<'_>, id: &Identification) -> bool {
     if id.id_type == id_type::DER_ASN1_DN {
-        return cert.subject().as_raw() == id.data.as_slice();
+        return cert.subject().as_raw() == id.data.as_slice()
+            || same_name(cert.subject(), &id.data);
     }
     let Ok(Some(san)) = cert.subject_alternative_name() else {
         return false;
@@ -371,6 +372,28 @@ fn id_matches(cert: &X509Certificate<'_>, id: &Identification) -> bool {
             }
             _ => false,
         })
+}
+
+/// RFC 5280 §7.1: two names are the same when their RDNs hold the same
+/// attribute types with the same values, whatever string type encodes
+/// them (strongSwan encodes the DN of `id = "CN=…"` as PrintableString
+/// where the certificate may hold a UTF8String) and ignoring ASCII case.
+fn same_name(subject: &X509Name<'_>, der: &[u8]) -> bool {
+    let Ok((_, other)) = X509Name::from_der(der) else {
+        return false;
+    };
+    let attributes = |n: &X509Name<'_>| -> Option<Vec<(String, String)>> {
+        n.iter_attributes()
+            .map(|a| {
+                let value = a.as_str().ok()?.trim().to_ascii_lowercase();
+                Some((a.attr_type().to_id_string(), value))
+            })
+            .collect()
+    };
+    let ours = attributes(subject);
+    ours.is_some()
+        && ours == attributes(&other)
+        && subject.iter_rdn().count() == other.iter_rdn().count()
 }
 
 /// What signature authentication needs: our chain and key, the CAs of

@@ -109,6 +109,13 @@ pub struct Ikev2Config {
     /// clients by signature (what Windows, Apple and Android require);
     /// without one, by the pre-shared key.
     pub certificate: Option<std::sync::Arc<super::signature_auth::ServerCredential>>,
+    /// Clients may authenticate with a certificate from these CAs (AUTH
+    /// methods 1, 9, 10, 14; RFC 7296 §2.15); `None`: signatures from
+    /// clients are refused. We answer with our own signature, so this
+    /// needs `certificate`.
+    pub client_trust: Option<std::sync::Arc<super::client_certificate::ClientTrust>>,
+    /// Clients may authenticate with EAP (§2.16).
+    pub eap: bool,
 }
 
 impl Default for Ikev2Config {
@@ -128,6 +135,8 @@ impl Default for Ikev2Config {
             replay_window: 1024,
             mobike: true,
             certificate: None,
+            client_trust: None,
+            eap: true,
         }
     }
 }

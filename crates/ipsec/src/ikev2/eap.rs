@@ -12,7 +12,7 @@ use super::auth::{shared_key_auth, signed_octets};
 use super::events::{AuthorizationRequest, ClientAuthMethod, EapReply, IkeSaId, Ikev2Event};
 use super::ike_sa::{EapStage, PendingChild, Stage};
 use super::notify;
-use super::payloads::{auth_method, cert_encoding, Authentication, Certificate};
+use super::payloads::{auth_method, Authentication};
 use super::responder::Ikev2Responder;
 use super::wire::{exchange, payload, Header, PayloadChain};
 
@@ -158,6 +158,7 @@ impl Ikev2Responder {
                     peer,
                     identity,
                     method: ClientAuthMethod::Eap,
+                    certificate_subject: None,
                     wants_ipv4,
                     wants_ipv6,
                 },
@@ -208,29 +209,13 @@ impl Ikev2Responder {
             chain.push(payload::IDR, &idr_body);
             match &self.config.certificate {
                 Some(credential) => {
-                    for der in credential.chain() {
-                        chain.push(
-                            payload::CERT,
-                            &Certificate::encode(cert_encoding::X509_SIGNATURE, der),
+                    if let Err(e) = credential.push_auth(&mut chain, &signed, &sa.peer_hashes) {
+                        let reason = format!(
+                            "cannot authenticate this server to IKEv2 client {}: {e}",
+                            sa.identity
                         );
-                    }
-                    match credential.sign(&signed, &sa.peer_hashes) {
-                        Ok((method, data)) => {
-                            chain.push(payload::AUTH, &Authentication::encode(method, &data));
-                        }
-                        Err(e) => {
-                            let reason = format!(
-                                "cannot authenticate this server to IKEv2 client {}: {e}",
-                                sa.identity
-                            );
-                            self.fail_auth(
-                                spi_r,
-                                message_id,
-                                notify::AUTHENTICATION_FAILED,
-                                reason,
-                            );
-                            return;
-                        }
+                        self.fail_auth(spi_r, message_id, notify::AUTHENTICATION_FAILED, reason);
+                        return;
                     }
                 }
                 None => {

@@ -15,6 +15,8 @@ pub enum ClientAuthMethod {
     SharedKey,
     /// EAP (§2.16), e.g. EAP-MSCHAPv2 against the user store or RADIUS.
     Eap,
+    /// AUTH signed with the key of a certificate from a trusted CA (§2.15).
+    Certificate,
 }
 
 impl std::fmt::Display for ClientAuthMethod {
@@ -22,6 +24,7 @@ impl std::fmt::Display for ClientAuthMethod {
         f.write_str(match self {
             ClientAuthMethod::SharedKey => "pre-shared key",
             ClientAuthMethod::Eap => "EAP",
+            ClientAuthMethod::Certificate => "certificate",
         })
     }
 }
@@ -35,6 +38,8 @@ pub struct AuthorizationRequest {
     /// The client's identity, printable.
     pub identity: String,
     pub method: ClientAuthMethod,
+    /// With a certificate: its subject DN, for the log.
+    pub certificate_subject: Option<String>,
     /// The configuration payload asked for an IPv4 / IPv6 address.
     pub wants_ipv4: bool,
     pub wants_ipv6: bool,

@@ -3,10 +3,11 @@
 //! AUTH, the configuration reply (§3.15) and the first child SA with its
 //! narrowed traffic selectors (§2.9).
 //!
-//! The client authenticates with a shared-key MAC (§2.15) or with EAP
-//! (§2.16), whose messages the driver's EAP server answers; the MSK keys
-//! both final AUTH payloads. Signatures are not handled yet and are
-//! refused with a clear log line.
+//! The client authenticates with a shared-key MAC (§2.15), with a
+//! certificate's signature (§2.15, `client_certificate`; we answer with
+//! our own), or with EAP (§2.16, signalled by an IKE_AUTH without AUTH),
+//! whose messages the driver's EAP server answers; the MSK keys both final
+//! AUTH payloads.
 
 use std::net::IpAddr;
 use std::time::Instant;
@@ -16,7 +17,10 @@ use aws_lc_rs::constant_time::verify_slices_are_equal;
 use crate::esp::{EspSaConfig, LifetimeLimits};
 use crate::ike_crypto::ikev2_keys::child_sa_keymat;
 
+use crate::ikev1::certificates::MAX_PEER_CERTIFICATES;
+
 use super::auth::{shared_key_auth, signed_octets};
+use super::client_certificate::verify_client;
 use super::config_payload::{attribute, cfg_type, ConfigBuilder, ConfigPayload};
 use super::events::{
     Authorization, AuthorizationRequest, ChildSa, ClientAuthMethod, DownReason, IkeSaId, Ikev2Event,
@@ -34,6 +38,8 @@ use super::wire::{self, exchange, payload, Header, PayloadChain};
 struct AuthRequest<'a> {
     idi: Identification<'a>,
     auth: Option<Authentication<'a>>,
+    /// CERT payload bodies, the end entity first (§3.6).
+    certs: Vec<&'a [u8]>,
     proposals: Vec<Proposal>,
     tsi: Vec<TrafficSelector>,
     tsr: Vec<TrafficSelector>,
@@ -77,6 +83,7 @@ fn parse_auth_request(first: u8, inner: &[u8]) -> Result<AuthRequest<'_>, String
             body: &[],
         },
         auth: None,
+        certs: Vec::new(),
         proposals: Vec::new(),
         tsi: Vec::new(),
         tsr: Vec::new(),
@@ -89,6 +96,9 @@ fn parse_auth_request(first: u8, inner: &[u8]) -> Result<AuthRequest<'_>, String
             payload::IDI => idi = Some(Identification::parse(p.body).map_err(|e| e.to_string())?),
             payload::AUTH => {
                 request.auth = Some(Authentication::parse(p.body).map_err(|e| e.to_string())?)
+            }
+            payload::CERT if request.certs.len() < MAX_PEER_CERTIFICATES => {
+                request.certs.push(p.body)
             }
             payload::SA => {
                 request.proposals = sa_payload::parse(p.body).map_err(|e| e.to_string())?
@@ -115,6 +125,16 @@ fn parse_auth_request(first: u8, inner: &[u8]) -> Result<AuthRequest<'_>, String
     }
     request.idi = idi.ok_or("no IDi payload")?;
     Ok(request)
+}
+
+/// A client that proved its identity in its first IKE_AUTH.
+struct ClientProof {
+    /// The user name the driver sees.
+    identity: String,
+    /// The key of our shared-key AUTH (the PSK); `None`: we sign.
+    key: Option<Vec<u8>>,
+    method: ClientAuthMethod,
+    subject: Option<String>,
 }
 
 /// What `start_eap` keeps of the first IKE_AUTH.
@@ -172,6 +192,15 @@ impl Ikev2Responder {
             sa.mobike = mobike;
         }
         let Some(auth) = request.auth else {
+            if !self.config.eap {
+                self.fail_auth(
+                    spi_r,
+                    header.message_id,
+                    notify::AUTHENTICATION_FAILED,
+                    format!("IKEv2 client {identity} wants EAP, which this server does not accept ([ikev2] auth)"),
+                );
+                return;
+            }
             let cp_requested = request
                 .cp
                 .as_ref()
@@ -199,49 +228,38 @@ impl Ikev2Responder {
             self.start_eap(now, header, first, identity);
             return;
         };
-        if auth.method != auth_method::SHARED_KEY_MIC {
-            self.fail_auth(
-                spi_r,
-                header.message_id,
-                notify::AUTHENTICATION_FAILED,
-                format!(
-                    "IKEv2 client {identity} authenticates with method {}, only pre-shared keys are implemented yet",
-                    auth.method
-                ),
-            );
-            return;
-        }
-        // §2.15: the initiator's AUTH covers its IKE_SA_INIT request, our
-        // nonce and prf(SK_pi, IDi). An unknown identity and a wrong key get
-        // the same answer on the wire.
-        let Some(sa) = self.sas.get(&spi_r) else {
-            return;
+        let verified = if auth.method == auth_method::SHARED_KEY_MIC {
+            self.verify_shared_key(spi_r, &request.idi, auth.data)
+                .map(|key| ClientProof {
+                    identity: identity.clone(),
+                    key: Some(key),
+                    method: ClientAuthMethod::SharedKey,
+                    subject: None,
+                })
+                .ok_or_else(|| {
+                    format!("IKEv2 authentication failed for {identity} (pre-shared key)")
+                })
+        } else {
+            self.verify_certificate(spi_r, &request, &auth, &identity)
         };
-        let key = self
-            .config
-            .psks
-            .lookup(request.idi.data)
-            .map(|k| k.to_vec());
-        let verified = key.as_ref().is_some_and(|key| {
-            let signed = signed_octets(
-                sa.prf,
-                &sa.init_request,
-                &sa.nr,
-                &sa.keys.sk_pi,
-                request.idi.body,
-            );
-            let expected = shared_key_auth(sa.prf, key, &signed);
-            verify_slices_are_equal(&expected, auth.data).is_ok()
-        });
-        let Some(key) = key.filter(|_| verified) else {
-            self.fail_auth(
-                spi_r,
-                header.message_id,
-                notify::AUTHENTICATION_FAILED,
-                format!("IKEv2 authentication failed for {identity} (pre-shared key)"),
-            );
-            return;
+        let proof = match verified {
+            Ok(p) => p,
+            Err(reason) => {
+                self.fail_auth(
+                    spi_r,
+                    header.message_id,
+                    notify::AUTHENTICATION_FAILED,
+                    reason,
+                );
+                return;
+            }
         };
+        let ClientProof {
+            identity,
+            key,
+            method,
+            subject,
+        } = proof;
         if request.initial_contact {
             // §2.4: INITIAL_CONTACT says the client has no other SAs with
             // us; old ones of the same identity are stale.
@@ -273,7 +291,8 @@ impl Ikev2Responder {
             return;
         };
         sa.identity = identity.clone();
-        sa.auth_key = Some(zeroize::Zeroizing::new(key));
+        sa.auth_key = key.map(zeroize::Zeroizing::new);
+        sa.by_certificate = method == ClientAuthMethod::Certificate;
         sa.stage = Stage::Authorizing(Box::new(PendingChild {
             message_id: header.message_id,
             proposals: request.proposals,
@@ -291,11 +310,77 @@ impl Ikev2Responder {
                 ike_sa,
                 peer,
                 identity,
-                method: ClientAuthMethod::SharedKey,
+                method,
+                certificate_subject: subject,
                 wants_ipv4,
                 wants_ipv6,
             },
         )));
+    }
+
+    /// §2.15: a shared-key AUTH covers the initiator's IKE_SA_INIT
+    /// request, our nonce and prf(SK_pi, IDi). An unknown identity and a
+    /// wrong key get the same answer on the wire. The key, if it verified.
+    fn verify_shared_key(
+        &self,
+        spi_r: [u8; 8],
+        idi: &Identification<'_>,
+        data: &[u8],
+    ) -> Option<Vec<u8>> {
+        let sa = self.sas.get(&spi_r)?;
+        let key = self.config.psks.lookup(idi.data)?.to_vec();
+        let signed = signed_octets(sa.prf, &sa.init_request, &sa.nr, &sa.keys.sk_pi, idi.body);
+        let expected = shared_key_auth(sa.prf, &key, &signed);
+        verify_slices_are_equal(&expected, data).ok()?;
+        Some(key)
+    }
+
+    /// §2.15 with a signature: the client's certificate (`client_trust`)
+    /// and its AUTH over the same octets as a shared-key AUTH.
+    fn verify_certificate(
+        &self,
+        spi_r: [u8; 8],
+        request: &AuthRequest<'_>,
+        auth: &Authentication<'_>,
+        identity: &str,
+    ) -> Result<ClientProof, String> {
+        let Some(trust) = &self.config.client_trust else {
+            return Err(format!(
+                "IKEv2 client {identity} authenticates with a certificate (AUTH method {}), which this server does not accept ([ikev2] auth has no \"certificate\")",
+                auth.method
+            ));
+        };
+        if self.config.certificate.is_none() {
+            return Err(format!(
+                "IKEv2 client {identity} authenticates with a certificate, but this server has none to answer with"
+            ));
+        }
+        let sa = self
+            .sas
+            .get(&spi_r)
+            .ok_or_else(|| "the IKE SA is gone".to_string())?;
+        let signed = signed_octets(
+            sa.prf,
+            &sa.init_request,
+            &sa.nr,
+            &sa.keys.sk_pi,
+            request.idi.body,
+        );
+        let client = verify_client(
+            trust,
+            &request.certs,
+            &request.idi,
+            auth.method,
+            auth.data,
+            &signed,
+        )
+        .map_err(|e| format!("IKEv2 client {identity} refused: {e}"))?;
+        Ok(ClientProof {
+            identity: client.user,
+            key: None,
+            method: ClientAuthMethod::Certificate,
+            subject: Some(client.subject),
+        })
     }
 
     /// Answers an IKE_AUTH with an error notify and forgets the SA.
@@ -346,17 +431,34 @@ impl Ikev2Responder {
         // nonce and prf(SK_pr, IDr).
         // With EAP the MSK is the key (§2.16) and IDr went out earlier.
         let idr_body = self.config.local_identity.id_body();
-        let key = sa.auth_key.clone().unwrap_or_default();
         let signed = signed_octets(sa.prf, &sa.init_response, &sa.ni, &sa.keys.sk_pr, &idr_body);
-        let our_auth = shared_key_auth(sa.prf, &key, &signed);
         let mut chain = PayloadChain::new();
         if !sa.eap {
             chain.push(payload::IDR, &idr_body);
         }
-        chain.push(
-            payload::AUTH,
-            &Authentication::encode(auth_method::SHARED_KEY_MIC, &our_auth),
-        );
+        match (&self.config.certificate, sa.by_certificate) {
+            // §2.15: a client that signed gets our signature (strongSwan's
+            // `remote.auth = pubkey`, Windows' machine certificates).
+            (Some(credential), true) => {
+                if let Err(e) = credential.push_auth(&mut chain, &signed, &sa.peer_hashes) {
+                    let reason = format!(
+                        "cannot authenticate this server to IKEv2 client {}: {e}",
+                        sa.identity
+                    );
+                    sa.stage = Stage::Authorizing(pending);
+                    self.fail_auth(spi_r, message_id, notify::AUTHENTICATION_FAILED, reason);
+                    return;
+                }
+            }
+            _ => {
+                let key = sa.auth_key.clone().unwrap_or_default();
+                let our_auth = shared_key_auth(sa.prf, &key, &signed);
+                chain.push(
+                    payload::AUTH,
+                    &Authentication::encode(auth_method::SHARED_KEY_MIC, &our_auth),
+                );
+            }
+        }
         if sa.mobike {
             // RFC 4555 §3.4: announced in the IKE_AUTH answer.
             chain.push(

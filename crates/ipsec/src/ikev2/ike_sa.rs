@@ -107,6 +107,9 @@ pub(crate) struct IkeSa {
     pub auth_key: Option<Zeroizing<Vec<u8>>>,
     /// The client authenticates with EAP.
     pub eap: bool,
+    /// The client authenticated with a certificate: our AUTH is a
+    /// signature too (with our certificate's chain).
+    pub by_certificate: bool,
     /// Both sides announced MOBIKE (RFC 4555 §3.4).
     pub mobike: bool,
     pub children: Vec<ChildRecord>,

@@ -503,6 +503,7 @@ impl Ikev2Responder {
             identity: old.identity.clone(),
             auth_key: old.auth_key.clone(),
             eap: old.eap,
+            by_certificate: old.by_certificate,
             mobike: old.mobike,
             children,
             tunnel_selectors,

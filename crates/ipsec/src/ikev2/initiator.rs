@@ -129,6 +129,8 @@ pub struct Ikev2Initiator {
     pub(crate) server_idr: Vec<u8>,
     /// The subject of the server's certificate once it checked out.
     pub(crate) server_subject: String,
+    /// RFC 7427 hash algorithms the server announced (empty: none).
+    pub(crate) server_hashes: Vec<u16>,
     /// Our SPI of the first child, offered in IKE_AUTH.
     pub(crate) first_inbound_spi: u32,
     pub(crate) msk: Option<Zeroizing<Vec<u8>>>,
@@ -189,6 +191,7 @@ impl Ikev2Initiator {
             idi_body: Vec::new(),
             server_idr: Vec::new(),
             server_subject: String::new(),
+            server_hashes: Vec::new(),
             first_inbound_spi: random_spi(),
             msk: None,
             next_message_id: 0,

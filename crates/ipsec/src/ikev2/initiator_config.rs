@@ -21,6 +21,10 @@ pub enum ClientAuth {
     /// `Ikev2InitiatorConfig::server_trust` is set (what servers do,
     /// RFC 7296 §2.16), else with `server_key`.
     Eap { server_key: Zeroizing<Vec<u8>> },
+    /// AUTH signed with our certificate's key, the chain in CERT payloads
+    /// (§2.15, §3.6); the server must sign too (`server_trust` is
+    /// required).
+    Certificate(std::sync::Arc<super::signature_auth::ServerCredential>),
 }
 
 /// One IKE proposal we offer.

@@ -25,7 +25,7 @@ use super::payloads::{auth_method, Authentication, Delete, Identification, KeyEx
 use super::proposal::{choose_child, choose_ike, Ikev2Policy};
 use super::sa_payload::{self, ids, protocol, transform_type, Proposal, Transform};
 use super::server_signature::verify_server;
-use super::signature_auth::hash_id;
+use super::signature_auth::{hash_id, parse_hash_algorithms};
 use super::traffic_selectors::{self, TrafficSelector};
 use super::wire::{self, exchange, flags, payload, Header, PayloadChain, HEADER_LEN};
 
@@ -317,6 +317,11 @@ impl Ikev2Initiator {
         self.server_fragments = notifies
             .iter()
             .any(|n| n.kind == notify::IKEV2_FRAGMENTATION_SUPPORTED);
+        self.server_hashes = notifies
+            .iter()
+            .find(|n| n.kind == notify::SIGNATURE_HASH_ALGORITHMS)
+            .map(|n| parse_hash_algorithms(n.data))
+            .unwrap_or_default();
         if self.nat.any() {
             // §2.23: after a NAT is detected, IKE and ESP move to port 4500.
             self.remote = SocketAddr::new(self.remote.ip(), self.config.nat_t_port);
@@ -340,21 +345,34 @@ impl Ikev2Initiator {
             payload::NOTIFY,
             &Notify::encode(notify::INITIAL_CONTACT, &[]),
         );
-        if let ClientAuth::SharedKey(key) = &self.config.auth {
-            let signed = signed_octets(
-                self.prf,
-                &self.init_request,
-                &self.nr,
-                &keys.sk_pi,
-                &self.idi_body,
-            );
-            chain.push(
-                payload::AUTH,
-                &Authentication::encode(
-                    auth_method::SHARED_KEY_MIC,
-                    &shared_key_auth(self.prf, key, &signed),
-                ),
-            );
+        // §2.15: our AUTH covers our IKE_SA_INIT request, the server's
+        // nonce and prf(SK_pi, IDi); without AUTH we ask for EAP (§2.16).
+        let signed = signed_octets(
+            self.prf,
+            &self.init_request,
+            &self.nr,
+            &keys.sk_pi,
+            &self.idi_body,
+        );
+        match &self.config.auth {
+            ClientAuth::SharedKey(key) => {
+                chain.push(
+                    payload::AUTH,
+                    &Authentication::encode(
+                        auth_method::SHARED_KEY_MIC,
+                        &shared_key_auth(self.prf, key, &signed),
+                    ),
+                );
+            }
+            ClientAuth::Certificate(credential) => {
+                // RFC 7427 when the server announced it, else method 1 (RSA)
+                // or RFC 4754 (ECDSA).
+                if let Err(e) = credential.push_auth(&mut chain, &signed, &self.server_hashes) {
+                    self.fail(now, format!("cannot sign our AUTH: {e}"));
+                    return;
+                }
+            }
+            ClientAuth::Eap { .. } => {}
         }
         if self.config.request_address {
             let cp = ConfigBuilder::new(cfg_type::REQUEST)
@@ -395,6 +413,8 @@ impl Ikev2Initiator {
         match &self.config.auth {
             ClientAuth::SharedKey(k) => k.clone(),
             ClientAuth::Eap { server_key } => server_key.clone(),
+            // The server must sign; no key checks it.
+            ClientAuth::Certificate(_) => Zeroizing::new(Vec::new()),
         }
     }
 
@@ -443,7 +463,10 @@ impl Ikev2Initiator {
                 return;
             }
         } else if self.msk.is_some()
-            || matches!(self.config.auth, ClientAuth::SharedKey(_))
+            || matches!(
+                self.config.auth,
+                ClientAuth::SharedKey(_) | ClientAuth::Certificate(_)
+            )
             || self.server_idr.is_empty()
         {
             let reason = Self::error_notify(first, inner).unwrap_or_else(|| "no AUTH".into());

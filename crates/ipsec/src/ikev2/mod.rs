@@ -13,6 +13,7 @@
 //! - [`notify`]: notify message types (§3.10.1).
 
 pub mod auth;
+pub mod client_certificate;
 pub mod config;
 pub mod config_payload;
 pub mod cookie;
@@ -38,6 +39,7 @@ pub mod signature_auth;
 pub mod traffic_selectors;
 pub mod wire;
 
+pub use client_certificate::{ClientCertificateError, ClientTrust, VerifiedClient};
 pub use config::{Ikev2Config, Ikev2PskTable, LocalIdentity};
 pub use events::{
     Authorization, AuthorizationRequest, ChildSa, ClientAuthMethod, EapReply, Ikev2Event,

@@ -109,7 +109,13 @@ impl<'a> Identification<'a> {
             }
             id_type::FQDN | id_type::RFC822_ADDR => printable(self.data),
             id_type::KEY_ID => format!("key ID {}", printable(self.data)),
-            id_type::DER_ASN1_DN => format!("distinguished name ({} bytes)", self.data.len()),
+            id_type::DER_ASN1_DN => {
+                use x509_parser::prelude::{FromDer, X509Name};
+                match X509Name::from_der(self.data) {
+                    Ok((_, name)) => printable(name.to_string().as_bytes()),
+                    Err(_) => format!("a malformed distinguished name ({} bytes)", self.data.len()),
+                }
+            }
             kind => format!("identity of type {kind} ({} bytes)", self.data.len()),
         }
     }

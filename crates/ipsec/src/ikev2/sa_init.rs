@@ -225,6 +225,11 @@ impl Ikev2Responder {
             &KeyExchange::encode(choice.group.id(), dh.public_value()),
         );
         chain.push(payload::NONCE, &nr);
+        if let Some(trust) = &self.config.client_trust {
+            // §3.7, §1.2: CERTREQ names the CAs client certificates must
+            // chain to (strongSwan sends its certificate only when asked).
+            chain.push(payload::CERTREQ, &trust.cert_request());
+        }
         if !request.nat_source.is_empty() {
             let source = nat_d(HashAlg::Sha1, &header.spi_i, &spi_r, local);
             let destination = nat_d(HashAlg::Sha1, &header.spi_i, &spi_r, remote);
@@ -292,6 +297,7 @@ impl Ikev2Responder {
             identity: String::new(),
             auth_key: None,
             eap: false,
+            by_certificate: false,
             mobike: false,
             children: Vec::new(),
             tunnel_selectors: None,

@@ -102,7 +102,7 @@ pub fn verify_server(
             return Err(ServerSignatureError::WrongServer(name.clone()));
         }
     }
-    let (alg, signature) = algorithm(peer.key.kind(), method, data)?;
+    let (alg, signature) = signature_algorithm(peer.key.kind(), method, data)?;
     UnparsedPublicKey::new(alg, peer.key.bytes())
         .verify(signed, signature)
         .map_err(|_| ServerSignatureError::BadSignature(peer.subject.clone()))?;
@@ -128,8 +128,10 @@ const OID_ECDSA_SHA512: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x04
 
 type Verifier = &'static dyn sig::VerificationAlgorithm;
 
-/// The verification algorithm and the bare signature of an AUTH payload.
-fn algorithm(
+/// The verification algorithm and the bare signature of an AUTH payload
+/// (either role's: the client's check of the server, the server's of a
+/// client certificate).
+pub(super) fn signature_algorithm(
     key: KeyKind,
     method: u8,
     data: &[u8],
@@ -204,11 +206,11 @@ mod tests {
     #[test]
     fn a_method_that_does_not_fit_the_key_is_refused() {
         assert!(matches!(
-            algorithm(KeyKind::EcdsaP256, auth_method::RSA_SIGNATURE, &[1, 2]),
+            signature_algorithm(KeyKind::EcdsaP256, auth_method::RSA_SIGNATURE, &[1, 2]),
             Err(ServerSignatureError::Method(1))
         ));
         assert!(matches!(
-            algorithm(
+            signature_algorithm(
                 KeyKind::Rsa,
                 auth_method::DIGITAL_SIGNATURE,
                 &[3, 0x30, 0x01, 0x00, 9]
@@ -216,7 +218,7 @@ mod tests {
             Err(ServerSignatureError::Algorithm)
         ));
         assert!(matches!(
-            algorithm(KeyKind::Rsa, auth_method::SHARED_KEY_MIC, &[1]),
+            signature_algorithm(KeyKind::Rsa, auth_method::SHARED_KEY_MIC, &[1]),
             Err(ServerSignatureError::Method(2))
         ));
     }

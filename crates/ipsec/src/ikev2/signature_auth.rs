@@ -1,12 +1,14 @@
-//! Server authentication with a certificate (RFC 7296 §2.15, §3.6): the
-//! CERT payloads of our chain and an AUTH payload signed with our key.
+//! Authentication with a certificate (RFC 7296 §2.15, §3.6), for either
+//! role (the server to EAP clients, a client with `--cert`): the CERT
+//! payloads of our chain and an AUTH payload signed with our key.
 //!
 //! With a peer that announced RFC 7427 (SIGNATURE_HASH_ALGORITHMS), AUTH
 //! method 14 carries its own AlgorithmIdentifier (RFC 7427 §3; Android's
 //! built-in client requires this): sha256WithRSAEncryption, or
 //! ecdsa-with-SHA256/384 with a DER signature. Without it, an ECDSA key
-//! signs with RFC 4754 methods 9/10 (r || s over SHA-256/384); RSA without
-//! RFC 7427 (method 1, PKCS#1 v1.5 over SHA-1) is not implemented yet.
+//! signs with RFC 4754 methods 9/10 (r || s over SHA-256/384), and an RSA
+//! key with method 1 (§3.8: PKCS#1 v1.5 with SHA-1, what peers without
+//! RFC 7427 verify).
 
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{
@@ -15,6 +17,8 @@ use aws_lc_rs::signature::{
     ECDSA_P384_SHA384_FIXED_SIGNING, RSA_PKCS1_SHA256,
 };
 use thiserror::Error;
+
+use crate::ike_crypto::signature::PrivateKey;
 
 use super::payloads::auth_method;
 
@@ -25,6 +29,12 @@ pub mod hash_id {
     pub const SHA2_384: u16 = 3;
     pub const SHA2_512: u16 = 4;
 }
+
+/// RFC 8017 §9.2 note 1: the DER DigestInfo of a SHA-1 hash, up to the
+/// hash itself.
+const SHA1_DIGEST_INFO: &[u8] = &[
+    0x30, 0x21, 0x30, 0x09, 0x06, 0x05, 0x2b, 0x0e, 0x03, 0x02, 0x1a, 0x05, 0x00, 0x04, 0x14,
+];
 
 /// RFC 7427 Appendix A: DER AlgorithmIdentifiers.
 const SHA256_WITH_RSA: &[u8] = &[
@@ -39,18 +49,22 @@ const ECDSA_WITH_SHA384: &[u8] = &[
 
 #[derive(Debug, Error)]
 pub enum SignatureAuthError {
-    #[error("the private key is not a PKCS#8 RSA, ECDSA P-256 or P-384 key")]
+    #[error("the private key is not an RSA, ECDSA P-256 or P-384 key (PKCS#8, PKCS#1 or SEC1)")]
     Key,
     #[error("the certificate chain is empty")]
     NoCertificate,
-    #[error("the client supports no signature hash we use (RFC 7427), and an RSA key without RFC 7427 is not supported yet")]
+    #[error("{0}")]
+    Pem(String),
+    #[error("the peer supports no signature hash we use (RFC 7427)")]
     NoCommonAlgorithm,
     #[error("signing failed")]
     Sign,
 }
 
 enum ServerKey {
-    Rsa(RsaKeyPair),
+    /// aws-lc-rs signs PKCS#1 v1.5 with SHA-2 only; method 1's SHA-1 goes
+    /// through the IKEv1 signer (DigestInfo prefixed here).
+    Rsa(RsaKeyPair, Box<PrivateKey>),
     Ecdsa {
         der: EcdsaKeyPair,
         fixed: EcdsaKeyPair,
@@ -58,22 +72,34 @@ enum ServerKey {
     },
 }
 
-/// Our certificate chain (leaf first, DER) and its private key.
+/// Our certificate chain (leaf first, DER) and its private key. The name
+/// is the role it was first written for; a client signs with it too.
 pub struct ServerCredential {
     chain: Vec<Vec<u8>>,
     key: ServerKey,
 }
 
 impl ServerCredential {
+    /// From DER certificates (leaf first) and the leaf's key in DER:
+    /// PKCS#8, PKCS#1 (RSA) or SEC1 (EC).
     pub fn from_pkcs8(chain: Vec<Vec<u8>>, pkcs8: &[u8]) -> Result<Self, SignatureAuthError> {
         if chain.is_empty() {
             return Err(SignatureAuthError::NoCertificate);
         }
-        let key = if let Ok(rsa) = RsaKeyPair::from_pkcs8(pkcs8) {
-            ServerKey::Rsa(rsa)
+        // PKCS#8, or what `openssl genrsa`/strongSwan's `pki --gen` write:
+        // PKCS#1 RSA and SEC1 EC keys.
+        let ec = |alg| {
+            EcdsaKeyPair::from_pkcs8(alg, pkcs8)
+                .or_else(|_| EcdsaKeyPair::from_private_key_der(alg, pkcs8))
+        };
+        let key = if let Ok(rsa) =
+            RsaKeyPair::from_pkcs8(pkcs8).or_else(|_| RsaKeyPair::from_der(pkcs8))
+        {
+            let legacy = PrivateKey::from_der(pkcs8).map_err(|_| SignatureAuthError::Key)?;
+            ServerKey::Rsa(rsa, Box::new(legacy))
         } else if let (Ok(der), Ok(fixed)) = (
-            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8),
-            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8),
+            ec(&ECDSA_P256_SHA256_ASN1_SIGNING),
+            ec(&ECDSA_P256_SHA256_FIXED_SIGNING),
         ) {
             ServerKey::Ecdsa {
                 der,
@@ -81,8 +107,8 @@ impl ServerCredential {
                 p384: false,
             }
         } else if let (Ok(der), Ok(fixed)) = (
-            EcdsaKeyPair::from_pkcs8(&ECDSA_P384_SHA384_ASN1_SIGNING, pkcs8),
-            EcdsaKeyPair::from_pkcs8(&ECDSA_P384_SHA384_FIXED_SIGNING, pkcs8),
+            ec(&ECDSA_P384_SHA384_ASN1_SIGNING),
+            ec(&ECDSA_P384_SHA384_FIXED_SIGNING),
         ) {
             ServerKey::Ecdsa {
                 der,
@@ -93,6 +119,28 @@ impl ServerCredential {
             return Err(SignatureAuthError::Key);
         };
         Ok(ServerCredential { chain, key })
+    }
+
+    /// From PEM texts: every certificate of `chain` (leaf first) and the
+    /// first private key of `key`, which must be the leaf's.
+    pub fn from_pem(chain: &[u8], key: &[u8]) -> Result<Self, SignatureAuthError> {
+        use crate::ikev1::certificates::LocalCertificate;
+        // Checks the certificates and that the key is the leaf's.
+        let local = LocalCertificate::from_pem(chain, key)
+            .map_err(|e| SignatureAuthError::Pem(e.to_string()))?;
+        let der = x509_parser::pem::Pem::iter_from_buffer(key)
+            .filter_map(Result::ok)
+            .find(|block| block.label.ends_with("PRIVATE KEY"))
+            .map(|block| zeroize::Zeroizing::new(block.contents))
+            .ok_or(SignatureAuthError::Key)?;
+        ServerCredential::from_pkcs8(local.chain().to_vec(), &der)
+    }
+
+    /// The leaf's subject DN (DER), our IDi when no other is given.
+    pub fn subject_dn(&self) -> Option<Vec<u8>> {
+        use x509_parser::prelude::{FromDer, X509Certificate};
+        let (_, leaf) = X509Certificate::from_der(self.chain.first()?).ok()?;
+        Some(leaf.subject().as_raw().to_vec())
     }
 
     /// The certificates to send, leaf first (§3.6, one CERT payload each).
@@ -119,8 +167,20 @@ impl ServerCredential {
         let rng = SystemRandom::new();
         let rfc7427 = !peer_hashes.is_empty();
         match &self.key {
-            ServerKey::Rsa(key) => {
-                if !rfc7427 || !peer_hashes.contains(&hash_id::SHA2_256) {
+            ServerKey::Rsa(_, legacy) if !rfc7427 => {
+                // §3.8 method 1: RSASSA-PKCS1-v1_5 with SHA-1, the hash in
+                // its DigestInfo (RFC 8017 §9.2).
+                let hash =
+                    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, signed);
+                let mut info = SHA1_DIGEST_INFO.to_vec();
+                info.extend_from_slice(hash.as_ref());
+                let signature = legacy
+                    .sign_hash(&info)
+                    .map_err(|_| SignatureAuthError::Sign)?;
+                Ok((auth_method::RSA_SIGNATURE, signature))
+            }
+            ServerKey::Rsa(key, _) => {
+                if !peer_hashes.contains(&hash_id::SHA2_256) {
                     return Err(SignatureAuthError::NoCommonAlgorithm);
                 }
                 let mut signature = vec![0u8; key.public_modulus_len()];
@@ -166,11 +226,32 @@ impl ServerCredential {
         }
     }
 
+    /// Our CERT payloads (leaf first) and the AUTH payload over `signed`
+    /// (§2.15, §3.6), appended to `chain`.
+    pub fn push_auth(
+        &self,
+        chain: &mut super::wire::PayloadChain,
+        signed: &[u8],
+        peer_hashes: &[u16],
+    ) -> Result<(), SignatureAuthError> {
+        use super::payloads::{cert_encoding, Authentication, Certificate};
+        use super::wire::payload;
+        let (method, data) = self.sign(signed, peer_hashes)?;
+        for der in self.chain() {
+            chain.push(
+                payload::CERT,
+                &Certificate::encode(cert_encoding::X509_SIGNATURE, der),
+            );
+        }
+        chain.push(payload::AUTH, &Authentication::encode(method, &data));
+        Ok(())
+    }
+
     /// The public key (for tests and logs): an RSAPublicKey DER or an
     /// uncompressed EC point.
     pub fn public_key(&self) -> Vec<u8> {
         match &self.key {
-            ServerKey::Rsa(k) => k.public_key().as_ref().to_vec(),
+            ServerKey::Rsa(k, _) => k.public_key().as_ref().to_vec(),
             ServerKey::Ecdsa { der, .. } => der.public_key().as_ref().to_vec(),
         }
     }
@@ -192,4 +273,46 @@ pub fn parse_hash_algorithms(data: &[u8]) -> Vec<u16> {
         .map(|c| u16::from_be_bytes([c[0], c[1]]))
         .take(32)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_lc_rs::encoding::AsDer;
+    use aws_lc_rs::signature::{self as sig, UnparsedPublicKey};
+
+    fn rsa_credential() -> ServerCredential {
+        let key = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
+        let pkcs8 = key.as_der().unwrap().as_ref().to_vec();
+        ServerCredential::from_pkcs8(vec![vec![0x30]], &pkcs8).unwrap()
+    }
+
+    #[test]
+    fn rsa_without_rfc7427_signs_method_1_with_sha1() {
+        let credential = rsa_credential();
+        let (method, signature) = credential.sign(b"signed octets", &[]).unwrap();
+        assert_eq!(method, auth_method::RSA_SIGNATURE);
+        // aws-lc-rs checks PKCS#1 v1.5 with SHA-1 on its own.
+        let public = credential.public_key();
+        UnparsedPublicKey::new(&sig::RSA_PKCS1_2048_8192_SHA1_FOR_LEGACY_USE_ONLY, &public)
+            .verify(b"signed octets", &signature)
+            .expect("verifies");
+        assert!(UnparsedPublicKey::new(
+            &sig::RSA_PKCS1_2048_8192_SHA1_FOR_LEGACY_USE_ONLY,
+            &public
+        )
+        .verify(b"other octets", &signature)
+        .is_err());
+        // With RFC 7427 and SHA-256 announced: method 14.
+        let (method, data) = credential
+            .sign(b"signed octets", &[hash_id::SHA2_256])
+            .unwrap();
+        assert_eq!(method, auth_method::DIGITAL_SIGNATURE);
+        assert_eq!(&data[1..1 + SHA256_WITH_RSA.len()], SHA256_WITH_RSA);
+        // RFC 7427 without a hash we make: refused, not SHA-1.
+        assert!(matches!(
+            credential.sign(b"x", &[hash_id::SHA2_512]),
+            Err(SignatureAuthError::NoCommonAlgorithm)
+        ));
+    }
 }
