@@ -159,7 +159,12 @@ pub struct RawPayload<'a> {
 
 /// A limit on payloads per message, so a message of a thousand empty
 /// payloads costs no more than a bounded amount of work.
-pub const MAX_PAYLOADS: usize = 64;
+///
+/// Not too low: a client sends one certificate request per CA it trusts
+/// (Windows one per trusted root, strongSwan one per loaded CA, and a
+/// machine may trust well over a hundred); splitting the chain is linear
+/// in the message, whose size is bounded anyway.
+pub const MAX_PAYLOADS: usize = 512;
 
 /// Splits a payload chain that starts with type `first` (RFC 2408 §3.2).
 /// Bytes after the last payload (the zero padding of an encrypted message,

@@ -16,7 +16,12 @@ pub const VERSION_2_0: u8 = 0x20;
 pub const MAX_MESSAGE_LEN: usize = 64 * 1024;
 /// A limit on payloads per message, so that a message of many empty
 /// payloads costs a bounded amount of work.
-pub const MAX_PAYLOADS: usize = 64;
+///
+/// Not too low: a client sends one certificate request per CA it trusts
+/// (Windows one per trusted root, strongSwan one per loaded CA, and a
+/// machine may trust well over a hundred); splitting the chain is linear
+/// in the message, whose size is bounded anyway.
+pub const MAX_PAYLOADS: usize = 512;
 
 /// RFC 7296 §3.1 flags.
 pub mod flags {

@@ -88,7 +88,9 @@ fn bad_payload_lengths_are_errors() {
         Err(WireError::PayloadOverrun(payload::SA))
     );
     // a chain of empty payloads is bounded
-    let many: Vec<u8> = (0..100).flat_map(|_| [payload::NONCE, 0, 0, 4]).collect();
+    let many: Vec<u8> = (0..MAX_PAYLOADS + 10)
+        .flat_map(|_| [payload::NONCE, 0, 0, 4])
+        .collect();
     assert_eq!(
         payloads(payload::NONCE, &many),
         Err(WireError::TooManyPayloads(MAX_PAYLOADS))
