@@ -716,7 +716,6 @@ fn strongswan_eap_relayed_to_freeradius_against_ras_server() {
 /// to FreeRADIUS (which presents the server certificate), and the MSK in
 /// the Access-Accept keys the AUTH payloads.
 #[test]
-#[ignore = "EAP-TLS through FreeRADIUS succeeds, but the MSK is built from the first 16 octets of each MS-MPPE key (MPPE's length), so the AUTH after EAP does not verify; see docs/IKEV2.md"]
 fn strongswan_eap_tls_relayed_to_freeradius_against_ras_server() {
     let Some(run) = run(Job {
         name: "ikev2-eap-tls",

@@ -102,7 +102,12 @@ async fn disconnect_many(State(view): State<Arc<AdminView>>, Query(q): Query<Man
 }
 
 async fn metrics(State(view): State<Arc<AdminView>>) -> Response {
-    let text = crate::metrics_render::render(&view.metrics, &view.snapshot(), &view.dropped());
+    let text = crate::metrics_render::render(
+        &view.metrics,
+        &view.snapshot(),
+        &view.dropped(),
+        &view.netbios_counts(),
+    );
     (
         [(
             header::CONTENT_TYPE,

@@ -54,6 +54,8 @@ pub struct AdminView {
     pub certificate: Option<CertificateView>,
     pub drops: DropSources,
     pub metrics: Arc<Metrics>,
+    /// The NetBIOS datagram gateway, when `[netbios]` is enabled.
+    pub netbios: Option<Arc<crate::netbios_driver::NetbiosGateway>>,
 }
 
 impl AdminView {
@@ -71,7 +73,17 @@ impl AdminView {
             certificate: None,
             drops: DropSources::default(),
             metrics: Arc::new(Metrics::new()),
+            netbios: None,
         }
+    }
+
+    /// The NetBIOS gateway's counters (forwarded, dropped by which rule),
+    /// empty when it is off.
+    pub fn netbios_counts(&self) -> Vec<(&'static str, u64)> {
+        self.netbios
+            .as_ref()
+            .map(|n| n.counters())
+            .unwrap_or_default()
     }
 
     /// The sessions `filter` lets through, by id.

@@ -30,7 +30,12 @@ fn labels(pairs: &[(&str, &str)]) -> Labels {
 }
 
 /// The whole exposition (OpenMetrics text, which Prometheus reads).
-pub fn render(metrics: &Metrics, snapshot: &Snapshot, dropped: &[(&str, u64)]) -> String {
+pub fn render(
+    metrics: &Metrics,
+    snapshot: &Snapshot,
+    dropped: &[(&str, u64)],
+    netbios: &[(&str, u64)],
+) -> String {
     let mut scrape = Registry::with_prefix("ras");
 
     let sessions = Family::<Labels, Gauge>::default();
@@ -114,6 +119,22 @@ pub fn render(metrics: &Metrics, snapshot: &Snapshot, dropped: &[(&str, u64)]) -
         "Packets the data path dropped, by reason",
         drops,
     );
+
+    if !netbios.is_empty() {
+        // The gateway's counters per rule of ras-datagram-processing-q97559
+        // (docs/NETBIOS.md names each).
+        let datagrams = Family::<Labels, Counter>::default();
+        for (counter, n) in netbios {
+            datagrams
+                .get_or_create(&labels(&[("counter", counter)]))
+                .inc_by(*n);
+        }
+        scrape.register(
+            "netbios_gateway",
+            "NetBIOS gateway events: datagrams forwarded, dropped by which rule, names",
+            datagrams,
+        );
+    }
 
     let radius_up = Family::<Labels, Gauge>::default();
     for r in &snapshot.radius_servers {
@@ -238,7 +259,12 @@ mod tests {
             accounting_pending: None,
             certificate: None,
         };
-        let text = render(&m, &snap, &[("no_route", 4)]);
+        let text = render(
+            &m,
+            &snap,
+            &[("no_route", 4)],
+            &[("group_forwarded", 7), ("dropped_gate_closed", 2)],
+        );
         let v = |s: &str| value(&text, s).unwrap_or_else(|| panic!("no {s} in\n{text}"));
         assert_eq!(v("ras_sessions{protocol=\"sstp\",state=\"up\"}"), 1.0);
         assert_eq!(
@@ -246,6 +272,14 @@ mod tests {
             1.0
         );
         assert_eq!(v("ras_sessions{protocol=\"l2tp\",state=\"up\"}"), 0.0);
+        assert_eq!(
+            v("ras_netbios_gateway_total{counter=\"group_forwarded\"}"),
+            7.0
+        );
+        assert_eq!(
+            v("ras_netbios_gateway_total{counter=\"dropped_gate_closed\"}"),
+            2.0
+        );
         assert_eq!(
             v("ras_traffic_bytes_total{protocol=\"sstp\",direction=\"in\"}"),
             1500.0,

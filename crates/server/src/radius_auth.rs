@@ -183,6 +183,20 @@ impl RadiusAuth {
                         interim_interval: accept.acct_interim_interval.filter(|s| *s > 0),
                         framed_ipv6_prefix: ipv6_prefix(&accept.attributes),
                     };
+                    // EAP methods other than MS-CHAPv2 (EAP-TLS, PEAP) send
+                    // 32-octet keys: together they are the MSK that IKEv2
+                    // needs whole (RFC 5216 §2.3, RFC 7296 §2.16). MS-CHAPv2's
+                    // 16-octet keys stay MPPE's.
+                    let msk = accept
+                        .mppe_keys
+                        .as_ref()
+                        .filter(|k| k.recv.len() > 16 || k.send.len() > 16)
+                        .map(|k| {
+                            let mut msk = zeroize::Zeroizing::new(Vec::with_capacity(64));
+                            msk.extend_from_slice(&k.recv);
+                            msk.extend_from_slice(&k.send);
+                            ppp::auth::Msk(msk)
+                        });
                     let keys = accept.mppe_keys.as_ref().and_then(|k| {
                         // RFC 2548 §2.4.2/§2.4.3: the keys as the NAS uses
                         // them; MPPE's master keys are their first 16
@@ -219,6 +233,7 @@ impl RadiusAuth {
                             mschapv2_success,
                             keys,
                             eap_message: accept.eap_message.clone(),
+                            msk,
                             message: accept
                                 .reply_message
                                 .as_ref()

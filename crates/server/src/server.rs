@@ -533,6 +533,7 @@ impl Server {
                 tun: Some(tun_writer),
             },
             metrics,
+            netbios: netbios.clone(),
         });
         if let Some(listener) = admin_socket.take_listener() {
             let listener = listener

@@ -150,10 +150,17 @@ impl IkeEapServer {
                 // Every EAP method we run makes keys; without them the
                 // AUTH would be keyed with SK_pi/SK_pr (§2.16), which
                 // Windows refuses, so a keyless success is a failure.
-                match success.keys.as_ref() {
-                    Some(keys) => ServerStep::Reply(EapReply::Success {
+                // An MSK RADIUS gave whole (EAP-TLS, PEAP) is used as it
+                // is; MS-CHAPv2's is built from its 16-octet keys.
+                let msk = match (success.msk, success.keys.as_ref()) {
+                    (Some(msk), _) => Some(msk.0),
+                    (None, Some(keys)) => Some(msk_from_authenticator(keys)),
+                    (None, None) => None,
+                };
+                match msk {
+                    Some(msk) => ServerStep::Reply(EapReply::Success {
                         packet: packet.unwrap_or_else(|| ppp::auth::eap::build_success(0)),
-                        msk: msk_from_authenticator(keys),
+                        msk,
                         identity: success.username,
                     }),
                     None => ServerStep::Reply(EapReply::Failure {

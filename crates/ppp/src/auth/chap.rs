@@ -182,6 +182,7 @@ impl<const N: usize, V> ChapServer<N, V> {
                 username,
                 protocol,
                 keys,
+                msk: None,
             });
         }
     }

@@ -159,6 +159,7 @@ impl PeerMachine for Client {
                     username: self.config.username.clone(),
                     protocol: AuthProtocol::ChapMd5,
                     keys: None,
+                    msk: None,
                 });
             }
             Some(ChapPacket::Failure { id, message }) if self.chap.answered(id).is_some() => {

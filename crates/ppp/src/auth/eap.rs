@@ -390,6 +390,7 @@ impl ServerMachine for Server {
                             username,
                             protocol: AuthProtocol::Eap,
                             keys,
+                            msk: None,
                         });
                     }
                     Ok(EapMsChapV2Packet::FailureResponse) => self.fail_with(
@@ -489,6 +490,7 @@ impl ServerMachine for Server {
                     username: self.identity.clone().unwrap_or_default(),
                     protocol: AuthProtocol::Eap,
                     keys: accept.keys,
+                    msk: accept.msk,
                 });
             }
             _ => {}
@@ -696,6 +698,7 @@ impl PeerMachine for Client {
                         username: self.username.clone(),
                         protocol: AuthProtocol::Eap,
                         keys: Some(keys),
+                        msk: None,
                     });
                 }
                 _ => self.io.fail(
@@ -730,6 +733,7 @@ impl PeerMachine for Client {
                 username: self.username.clone(),
                 protocol: AuthProtocol::Eap,
                 keys: Some(keys),
+                msk: None,
             });
         }
     }

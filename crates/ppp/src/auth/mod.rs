@@ -299,6 +299,20 @@ impl Rejection {
     }
 }
 
+/// The Master Session Key of an EAP method that an outside server ran
+/// (RFC 3748 §7.10): for EAP-TLS and PEAP, RADIUS carries its first 32
+/// octets as MS-MPPE-Recv-Key and the next 32 as MS-MPPE-Send-Key (RFC
+/// 2548 §2.4.2/§2.4.3, RFC 5216 §2.3). IKEv2 keys its AUTH with it (RFC
+/// 7296 §2.16). Never shown.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Msk(pub Zeroizing<Vec<u8>>);
+
+impl fmt::Debug for Msk {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Msk({} octets)", self.0.len())
+    }
+}
+
 /// A positive answer from an outside server (RADIUS Access-Accept).
 #[derive(Clone, Debug, Default)]
 pub struct ExternalAccept {
@@ -315,6 +329,9 @@ pub struct ExternalAccept {
     /// A text for the peer (Reply-Message): PAP Ack / CHAP Success message,
     /// MS-CHAPv2 "M=".
     pub message: Option<String>,
+    /// The whole MSK when the keys are longer than MPPE's 16 octets (EAP
+    /// methods other than MS-CHAPv2 passed through).
+    pub msk: Option<Msk>,
 }
 
 /// A completed authentication.
@@ -327,6 +344,8 @@ pub struct AuthSuccess {
     /// (RFC 3079 §3.4), MS-CHAPv1 (RFC 3079 §2.4, the same key both
     /// ways), or what [`ExternalAccept::keys`] carried.
     pub keys: Option<MasterKeys>,
+    /// The whole MSK of an EAP method passed through ([`ExternalAccept::msk`]).
+    pub msk: Option<Msk>,
 }
 
 /// A failed authentication.

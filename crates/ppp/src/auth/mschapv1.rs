@@ -241,6 +241,7 @@ impl PeerMachine for Client {
                     username: self.username.clone(),
                     protocol: AuthProtocol::MsChapV1,
                     keys: Some(keys),
+                    msk: None,
                 });
             }
             Some(ChapPacket::Failure { id, message }) if self.chap.answered(id).is_some() => {

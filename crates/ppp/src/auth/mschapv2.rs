@@ -502,6 +502,7 @@ impl PeerMachine for Client {
                         username: self.username.clone(),
                         protocol: AuthProtocol::MsChapV2,
                         keys: Some(keys),
+                        msk: None,
                     });
                 } else {
                     self.state = ClientState::Finished;

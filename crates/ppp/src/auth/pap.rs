@@ -271,6 +271,7 @@ impl ServerMachine for Server {
                 username,
                 protocol: AuthProtocol::Pap,
                 keys: accept.keys,
+                msk: None,
             });
         }
     }
@@ -329,6 +330,7 @@ impl PeerMachine for Client {
                     username: self.config.username.clone(),
                     protocol: AuthProtocol::Pap,
                     keys: None,
+                    msk: None,
                 });
             }
             Ok(PapPacket::Nak { id, message }) if id == expected => {

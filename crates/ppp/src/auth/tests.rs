@@ -680,6 +680,7 @@ fn radius_mschapv2(req: &AuthRequest) -> Answer {
         keys: Some(MasterKeys::from_mschapv2(&hash, nt_response, true)),
         eap_message: None,
         message: Some("Welcome".into()),
+        msk: None,
     })
 }
 
