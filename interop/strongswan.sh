@@ -18,7 +18,7 @@
 # Connections (swanctl):
 #   ikev2-eap : server auth = RSA certificate (CN and SAN 10.74.0.1, from our own CA),
 #               client auth = EAP-MSCHAPv2, user test / test123 (Windows' "IKEv2 + MSCHAPv2")
-#   ikev2-psk : PSK both ways; the client's IKE identity must be psk@ras-interop
+#   ikev2-psk : PSK both ways, ESP ChaCha20-Poly1305 only; the client's IKE identity must be psk@ras-interop
 #   ikev2-cert: server auth = its RSA certificate, client auth = a client certificate from
 #               the same CA (ECDSA P-256, SEC1 key, EKU clientAuth), IDi its subject DN
 #               CN=ras-sw-client (what Windows' machine certificates send)
@@ -193,6 +193,9 @@ connections {
         children {
             net {
                 local_ts = $TARGET/32
+                # ChaCha20-Poly1305 ESP (RFC 7634) only: what Apple and
+                # strongSwan clients offer; the PSK test proves ours.
+                esp_proposals = chacha20poly1305
             }
         }
     }
@@ -244,7 +247,8 @@ EOE
 
 do_start() {
     ri_apt_install strongswan-charon strongswan-swanctl strongswan-pki \
-        libcharon-extauth-plugins libstrongswan-standard-plugins iproute2
+        libcharon-extauth-plugins libstrongswan-standard-plugins \
+        libstrongswan-extra-plugins iproute2
     mkdir -p "$D"
     namespaces_up
     if running; then write_env; return 0; fi

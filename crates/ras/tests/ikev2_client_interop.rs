@@ -237,6 +237,15 @@ fn connect_to_strongswan(login: Login, mobike: bool) {
         started.elapsed().as_secs_f64()
     );
     assert_eq!(address.octets()[..3], sw.pool_prefix, "{address}");
+    if matches!(login, Login::Psk) {
+        // interop/strongswan.sh allows only ChaCha20-Poly1305 (RFC 7634)
+        // for the PSK connection's ESP.
+        assert!(
+            sw.log()[log_mark..].contains("selected proposal: ESP:CHACHA20_POLY1305"),
+            "ESP ChaCha20-Poly1305:\n{}",
+            &sw.log()[log_mark..]
+        );
+    }
     let stdout = client.0.stdout.take().unwrap();
 
     // strongSwan's side: the connection, our virtual IP, the child SA.
