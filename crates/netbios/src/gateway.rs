@@ -32,6 +32,12 @@ pub use crate::name_table::ClientId;
 use crate::name_table::{Added, NameKind, NameState, NameTable, Refusal};
 use crate::{DATAGRAM_SERVICE_PORT, NAME_SERVICE_PORT};
 
+/// The most NB entries in one answer for a group name: 80 entries of 6
+/// octets keep the response under the 576-octet datagram every IPv4 host
+/// must accept (RFC 791, "Total Length"); a bigger group is answered for
+/// its first members, enough for a querier to reach the group.
+const MAX_ANSWER_ENTRIES: usize = 80;
+
 /// Where a [`Transmit`] goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Destination {
@@ -491,21 +497,35 @@ impl Gateway {
         match p.header.opcode {
             // RFC 1002 §5.1.1.5 (B-node incoming packet processing): a
             // query for a name in the local table is answered with a
-            // POSITIVE NAME QUERY RESPONSE (§4.2.13); the gateway answers
-            // for its clients' unique names.
-            Opcode::Query if kind == NameKind::Unique => {
-                let Some(info) = self.clients.get(&holder) else {
-                    return;
+            // POSITIVE NAME QUERY RESPONSE (§4.2.13). For a unique name
+            // that is its holder's address; for a group name every member
+            // answers in B mode (RFC 1001 §15.1.3), so the gateway answers
+            // once for all its clients in the group, one NB entry each
+            // with the G flag (§4.2.13's RDATA is a list of entries).
+            Opcode::Query => {
+                let holders: Vec<ClientId> = if kind == NameKind::Unique {
+                    vec![holder]
+                } else {
+                    entry.holders.iter().copied().collect()
                 };
+                let entries: Vec<NbEntry> = holders
+                    .iter()
+                    .filter_map(|h| self.clients.get(h))
+                    .take(MAX_ANSWER_ENTRIES)
+                    .map(|info| NbEntry {
+                        group: kind == NameKind::Group,
+                        node_type: NodeType::B,
+                        address: info.address,
+                    })
+                    .collect();
+                if entries.is_empty() {
+                    return;
+                }
                 let answer = NamePacket::positive_query_response(
                     p.header.trn_id,
                     name,
                     self.config.answer_ttl,
-                    &[NbEntry {
-                        group: false,
-                        node_type: NodeType::B,
-                        address: info.address,
-                    }],
+                    &entries,
                 );
                 self.counters.queries_answered += 1;
                 self.transmits.push_back(Transmit {

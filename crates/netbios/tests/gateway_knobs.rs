@@ -638,12 +638,24 @@ fn lan_queries_and_registrations_for_clients_names() {
     assert_eq!(p.header.trn_id, 0x77);
     assert!(p.header.response);
     assert_eq!(p.first_nb_entry().unwrap(), entry(false, A_IP));
-    // Group names are not answered for; unknown names neither.
+    // A group name is answered for every client in it (RFC 1001
+    // §15.1.3: each member of a group answers a B-mode query), in one
+    // response with an NB entry per member, each with the G flag.
     gw.handle_lan_name_packet(
         t0,
         asker,
         &NamePacket::query_request(1, workgroup(), true).encode(),
     );
+    let t = drain_transmits(&mut gw);
+    assert_eq!(t.len(), 1);
+    assert_eq!(t[0].to, Destination::LanUnicast(asker));
+    let p = NamePacket::decode(&t[0].payload).unwrap();
+    assert_eq!(p.header.trn_id, 1);
+    assert_eq!(
+        p.answers[0].nb_entries().unwrap(),
+        vec![entry(true, A_IP), entry(true, B_IP)]
+    );
+    // Unknown names are not answered for.
     gw.handle_lan_name_packet(
         t0,
         asker,
@@ -666,7 +678,7 @@ fn lan_queries_and_registrations_for_clients_names() {
     gw.handle_lan_name_packet(t0, asker, &reg.encode());
     assert_eq!(drain_transmits(&mut gw).len(), 1);
     assert_eq!(counter(&gw, "names_defended"), 2);
-    assert_eq!(counter(&gw, "queries_answered"), 1);
+    assert_eq!(counter(&gw, "queries_answered"), 2);
 }
 
 #[test]

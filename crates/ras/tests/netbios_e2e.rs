@@ -125,12 +125,12 @@ fn nmblookup_until(topo: &Topology, conf: &Path, name: &str, want: Ipv4Addr) -> 
 
 /// A UDP socket on `port` of the client's tunnel address, bound to the
 /// TUN device so that its broadcasts leave through the tunnel.
-fn client_socket(topo: &Topology, address: Ipv4Addr, port: u16) -> UdpSocket {
+fn client_socket(topo: &Topology, tun: &'static str, address: Ipv4Addr, port: u16) -> UdpSocket {
     topo.in_ns("cli1", move || {
         use socket2::{Domain, Protocol, Socket, Type};
         let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).unwrap();
         s.set_broadcast(true).unwrap();
-        s.bind_device(Some(CLIENT_TUN.as_bytes())).unwrap();
+        s.bind_device(Some(tun.as_bytes())).unwrap();
         s.bind(&SocketAddrV4::new(address, port).into()).unwrap();
         let s: UdpSocket = s.into();
         s.set_read_timeout(Some(Duration::from_millis(200)))
@@ -142,13 +142,13 @@ fn client_socket(topo: &Topology, address: Ipv4Addr, port: u16) -> UdpSocket {
 
 /// A socket on UDP 138 of the LAN namespace that hears the subnet's
 /// broadcasts next to nmbd's (both with SO_REUSEADDR).
-fn lan_listener(topo: &Topology) -> UdpSocket {
-    topo.in_ns("lan", || {
+fn lan_listener(topo: &Topology, lan_if: &'static str) -> UdpSocket {
+    topo.in_ns("lan", move || {
         use socket2::{Domain, Protocol, Socket, Type};
         let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).unwrap();
         s.set_reuse_address(true).unwrap();
         s.set_broadcast(true).unwrap();
-        s.bind_device(Some(LAN_IF.as_bytes())).unwrap();
+        s.bind_device(Some(lan_if.as_bytes())).unwrap();
         s.bind(&SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 138).into())
             .unwrap();
         let s: UdpSocket = s.into();
@@ -340,8 +340,8 @@ fn netbios_gateway_against_samba() {
         CLIENT_TUN,
     );
     let address = wait_address(&topo, &mut client, Duration::from_secs(20)).expect("client up");
-    let ns = client_socket(&topo, address, 137);
-    let dgm = client_socket(&topo, address, 138);
+    let ns = client_socket(&topo, CLIENT_TUN, address, 137);
+    let dgm = client_socket(&topo, CLIENT_TUN, address, 138);
 
     // (a) A unique and a group name, registered through the tunnel: no
     // objection from the LAN, so the broadcasting client hears nothing
@@ -358,6 +358,12 @@ fn netbios_gateway_against_samba() {
     assert!(
         nmblookup_until(&topo, &conf, "RASCLIENT#00", address),
         "the client's unique name does not answer on the LAN"
+    );
+    // Its group name too: every member of a group answers a B-mode query
+    // (RFC 1001 §15.1.3), and the server answers for its clients.
+    assert!(
+        nmblookup_until(&topo, &conf, "RASGROUP#00", address),
+        "the client's group name does not answer on the LAN"
     );
 
     // (b) A datagram from the LAN to the client's group name reaches it,
@@ -383,7 +389,7 @@ fn netbios_gateway_against_samba() {
 
     // (c) The client's datagram reaches the LAN: an Election Request to
     // WORKGROUP<1e>, which a listener next to nmbd hears unchanged...
-    let listener = lan_listener(&topo);
+    let listener = lan_listener(&topo, LAN_IF);
     let election = Datagram::data(
         DatagramType::DirectGroup,
         0x66,
@@ -431,4 +437,109 @@ fn netbios_gateway_against_samba() {
     server.expect("released RASCLIENT<00>", Duration::from_secs(10));
     assert!(nmblookup(&topo, &conf, "RASCLIENT#00").is_empty());
     drop(nmbd);
+}
+
+/// NetbiosGatewayEnabled 0 (seed: "Datagrams can only be received by the
+/// RAS server if it has an NCB_Receive_Datagram posted for the given
+/// name"): a client's datagram to a name in `server_names` reaches the
+/// host's own datagram service (a socket on UDP 138 of the server's LAN
+/// address, next to the gateway's, as Samba's nmbd binds it), one to any
+/// other name is dropped, and neither goes out on the LAN.
+#[test]
+fn with_the_gateway_disabled_only_the_servers_own_names_receive() {
+    const LAN_IF: &str = "rasnclna";
+    const SERVER_LAN_IF: &str = "rasnclnb";
+    const CLIENT_TUN: &str = "rasnc1";
+    const SERVER_LAN_ADDRESS: Ipv4Addr = Ipv4Addr::new(172, 31, 0, 1);
+    if !can_run() {
+        return;
+    }
+    let topo = Topology::create("rasnc").expect("namespaces");
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let config = dir.path().join("ras.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "state_dir = {state:?}\nserver_name = \"ras-nc\"\n\n[sstp]\nlisten = [\"{SERVER_FOR_CLI1}:443\"]\n\n[ipsec]\nenabled = false\n\n[tun]\nname = \"rasnc0\"\n\n[netbios]\nenabled = true\nlan_interfaces = [\"{SERVER_LAN_IF}\"]\nnetbios_gateway_enabled = 0\nserver_names = [\"RASSRV<20>\", \"WORKGROUP<1c>\"]\n"
+        ),
+    )
+    .unwrap();
+    let pw = password_file(dir.path(), "bob", "only the server listens");
+    add_user(&config, "bob", &pw, &[]);
+    let server = Server::start(&topo, &config);
+    // The host's datagram service, bound after the gateway's socket as a
+    // Samba started later would be.
+    let host_service = topo
+        .in_ns("srv", || {
+            use socket2::{Domain, Protocol, Socket, Type};
+            let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).unwrap();
+            s.set_reuse_address(true).unwrap();
+            s.bind(&SocketAddrV4::new(SERVER_LAN_ADDRESS, 138).into())
+                .unwrap();
+            let s: UdpSocket = s.into();
+            s.set_read_timeout(Some(Duration::from_millis(200)))
+                .unwrap();
+            s
+        })
+        .unwrap();
+    let lan = lan_listener(&topo, LAN_IF);
+    let mut client = connect_sstp(
+        &topo,
+        "cli1",
+        SERVER_FOR_CLI1,
+        "bob",
+        &pw,
+        &server.fingerprint,
+        CLIENT_TUN,
+    );
+    let address = wait_address(&topo, &mut client, Duration::from_secs(20)).expect("client up");
+    let dgm = client_socket(&topo, CLIENT_TUN, address, 138);
+    let sender = NetbiosName::new("RASCLIENT", 0x00).unwrap();
+    let to_server = NetbiosName::new("RASSRV", 0x20).unwrap();
+    let to_other = NetbiosName::new("LANHOST", 0x20).unwrap();
+    let datagram = |id: u16, to: &NetbiosName, text: &[u8]| {
+        Datagram::data(
+            DatagramType::DirectUnique,
+            id,
+            address,
+            sender.clone(),
+            to.clone(),
+            text.to_vec(),
+        )
+    };
+    let for_server = datagram(0x71, &to_server, b"for the server's own service");
+    let for_other = datagram(0x72, &to_other, b"for a host on the LAN");
+    let broadcast = SocketAddrV4::new(Ipv4Addr::BROADCAST, 138);
+    dgm.send_to(&for_other.encode(), broadcast).unwrap();
+    dgm.send_to(&for_server.encode(), broadcast).unwrap();
+
+    // Everything each socket hears from the client in 3 s.
+    let heard = |socket: &UdpSocket| -> Vec<Datagram> {
+        let deadline = Instant::now() + Duration::from_secs(3);
+        let mut buf = [0u8; 2048];
+        let mut all = Vec::new();
+        while Instant::now() < deadline {
+            if let Ok((n, _)) = socket.recv_from(&mut buf) {
+                match Datagram::decode(&buf[..n]) {
+                    Ok(d) if d.header.source_ip == address => all.push(d),
+                    _ => {}
+                }
+            }
+        }
+        all
+    };
+    assert_eq!(
+        heard(&host_service),
+        vec![for_server],
+        "the host's service must get the datagram to its own name, and only that one"
+    );
+    assert_eq!(
+        heard(&lan),
+        vec![],
+        "with the gateway disabled no client datagram goes out on the LAN"
+    );
+    interrupt(&client);
+    let (ok, _) = finish(client, Duration::from_secs(15));
+    assert!(ok, "the client did not disconnect cleanly");
 }

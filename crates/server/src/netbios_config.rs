@@ -40,6 +40,12 @@ pub struct NetbiosConfig {
     /// MaxNames in all (names the server holds for clients), 1 to 255.
     /// Default 255.
     pub max_names: i64,
+    /// The NetBIOS names this host's own NetBIOS service (Samba's nmbd,
+    /// for instance) holds, as `NAME<hh>`: with NetbiosGatewayEnabled 0
+    /// a client's datagram to one of them is handed to the host's
+    /// datagram service (UDP 138 on the first LAN interface's address),
+    /// every other one is dropped. Default none.
+    pub server_names: Vec<String>,
 }
 
 impl Default for NetbiosConfig {
@@ -56,6 +62,7 @@ impl Default for NetbiosConfig {
             netbios_gateway_enabled: k.netbios_gateway_enabled,
             max_names_per_client: k.max_names_per_client,
             max_names: k.max_names,
+            server_names: Vec::new(),
         }
     }
 }
@@ -85,7 +92,7 @@ impl NetbiosConfig {
     /// Checks the knobs (whether or not the gateway is enabled, so a typo
     /// shows before it matters) and, when enabled, the interfaces.
     pub fn validate(&self) -> Result<netbios::GatewayConfig, NetbiosConfigError> {
-        let config = self.knobs().validate().map_err(|e| NetbiosConfigError {
+        let mut config = self.knobs().validate().map_err(|e| NetbiosConfigError {
             key: format!("netbios.{}", key_of(e.knob)),
             message: e.to_string(),
         })?;
@@ -109,8 +116,28 @@ impl NetbiosConfig {
                 return Err(at(format!("`{name}` is not an interface name")));
             }
         }
+        for written in &self.server_names {
+            let name = parse_name(written).map_err(|message| NetbiosConfigError {
+                key: "netbios.server_names".into(),
+                message: format!("`{written}`: {message}"),
+            })?;
+            config.server_names.push(name);
+        }
         Ok(config)
     }
+}
+
+/// `NAME<hh>`: up to 15 characters and the suffix octet in hexadecimal,
+/// as Windows (`nbtstat -n`) and Samba (`nmblookup`) print names.
+fn parse_name(written: &str) -> Result<netbios::NetbiosName, String> {
+    let malformed = || "write a name as NAME<hh>, for example RASSERVER<20>".to_string();
+    let (name, rest) = written.split_once('<').ok_or_else(malformed)?;
+    let hex = rest.strip_suffix('>').ok_or_else(malformed)?;
+    if hex.len() != 2 {
+        return Err(malformed());
+    }
+    let suffix = u8::from_str_radix(hex, 16).map_err(|_| malformed())?;
+    netbios::NetbiosName::new(name, suffix).map_err(|e| e.to_string())
 }
 
 /// The `[netbios]` key of a knob the core names with the seed's name.
@@ -176,6 +203,36 @@ mod tests {
             let e = c.validate().unwrap_err();
             assert_eq!(e.key, key);
             assert!(e.message.contains("is out of range"), "{}", e.message);
+        }
+    }
+
+    #[test]
+    fn server_names_are_parsed_and_errors_name_the_key() {
+        let c = NetbiosConfig {
+            server_names: vec!["rassrv<20>".into(), "WORKGROUP<1C>".into()],
+            ..NetbiosConfig::default()
+        };
+        assert_eq!(
+            c.validate().unwrap().server_names,
+            vec![
+                netbios::NetbiosName::new("RASSRV", 0x20).unwrap(),
+                netbios::NetbiosName::new("WORKGROUP", 0x1c).unwrap(),
+            ]
+        );
+        for bad in [
+            "RASSRV",
+            "RASSRV<2>",
+            "RASSRV<zz>",
+            "<20>",
+            "SIXTEEN-LETTERS!<00>",
+        ] {
+            let c = NetbiosConfig {
+                server_names: vec![bad.into()],
+                ..NetbiosConfig::default()
+            };
+            let e = c.validate().unwrap_err();
+            assert_eq!(e.key, "netbios.server_names", "{bad}");
+            assert!(e.message.starts_with(&format!("`{bad}`")), "{}", e.message);
         }
     }
 

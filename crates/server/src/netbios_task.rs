@@ -70,6 +70,9 @@ pub(crate) struct GatewayTask {
     next_ip_id: u16,
     last_summary: Instant,
     summary_counters: Counters,
+    /// The socket datagrams for the host's own NetBIOS service leave from
+    /// (bound on first use); see `Destination::Server`.
+    to_host: Option<tokio::net::UdpSocket>,
 }
 
 impl GatewayTask {
@@ -90,6 +93,7 @@ impl GatewayTask {
             next_ip_id: rand::random(),
             last_summary: now,
             summary_counters: Counters::default(),
+            to_host: None,
         }
     }
 
@@ -384,10 +388,32 @@ impl GatewayTask {
                 }
             }
             Destination::LanBroadcast => self.broadcast(t.port, &t.payload).await,
-            // The server holds no NetBIOS names of its own (no
-            // `server_names` yet), so the core sends nothing here.
+            // `[netbios] server_names`: the host's own NetBIOS service
+            // holds them and listens on the first LAN interface's address
+            // (the seed's NCB_Receive_Datagram posted on the server). The
+            // datagram leaves from a socket that is not bound to the LAN
+            // device: sent from our device-bound port 138, Linux could
+            // hand it back to that same socket (both match the local
+            // delivery equally well); from this one only sockets on the
+            // host's address or wildcard receive it. The RFC 1002 §4.4
+            // header carries the client's address and port, so the UDP
+            // source port does not matter.
             Destination::Server => {
-                tracing::debug!("netbios: a datagram for the server's own names, dropped");
+                let Some(p) = self.ports.first() else {
+                    return;
+                };
+                let to = SocketAddrV4::new(p.interface.address, t.port);
+                if self.to_host.is_none() {
+                    match tokio::net::UdpSocket::bind((p.interface.address, 0)).await {
+                        Ok(socket) => self.to_host = Some(socket),
+                        Err(e) => return self.send_failed(&p.interface.name, e),
+                    }
+                }
+                if let Some(socket) = &self.to_host {
+                    if let Err(e) = socket.send_to(&t.payload, to).await {
+                        self.send_failed(&p.interface.name, e);
+                    }
+                }
             }
         }
     }
