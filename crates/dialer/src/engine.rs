@@ -720,14 +720,7 @@ impl Dialer {
                     VpnProtocol::Sstp => "sstp",
                     VpnProtocol::Pptp => "pptp",
                     VpnProtocol::L2tp => "l2tp",
-                    other => {
-                        self.log.line(&format!(
-                            "{}: {} is not supported here; skipped",
-                            server.address,
-                            other.name()
-                        ));
-                        continue;
-                    }
+                    VpnProtocol::Ikev2 => "ikev2",
                 };
                 // Each protocol on its own port (profile::endpoint): a port
                 // written for SSTP is never tried with PPTP.
@@ -784,6 +777,57 @@ impl Dialer {
                                 options.on_up = Some(on_up);
                                 options.on_connected = Some(verifying(progress, log));
                                 async move { client::sstp::connect(&options, network, stop).await }
+                            },
+                        )
+                        .await
+                    }
+                    Protocol::Ikev2 => {
+                        // As Windows' IKEv2 VPN type: the server's certificate
+                        // (RFC 7296 §2.15, checked against --ca and the name
+                        // dialled), then EAP-MSCHAPv2 (§2.16) with the logon.
+                        let trust = match &host.trust {
+                            Some(Trust::Ca(cas)) => {
+                                let ders = cas.iter().map(|c| c.as_ref().to_vec()).collect();
+                                match ipsec::ikev1::certificates::TrustAnchors::new(ders) {
+                                    Ok(anchors) => ipsec::ikev2::ServerTrust::new(
+                                        anchors,
+                                        Some(target.host.clone()),
+                                    ),
+                                    Err(e) => {
+                                        let why = format!("{target}: the CA certificates: {e}");
+                                        self.log.line(&why);
+                                        first.get_or_insert(why);
+                                        continue;
+                                    }
+                                }
+                            }
+                            _ => {
+                                let why = format!("{target}: IKEv2 checks the server certificate against a CA (give --ca; a --fingerprint pin is for SSTP)");
+                                self.log.line(&why);
+                                first.get_or_insert(why);
+                                continue;
+                            }
+                        };
+                        let options = client::ikev2::Ikev2Options {
+                            target: target.clone(),
+                            login: tunnel::ikev2_client::Ikev2Login::EapMsChapV2 {
+                                user: user.clone(),
+                                password: logon.password.clone(),
+                            },
+                            identity: user.clone(),
+                            trust: Some(trust),
+                            esp_suites: Vec::new(),
+                            connect_timeout: host.attempt_timeout,
+                            on_up: None,
+                        };
+                        self.start_link(
+                            "tunnel",
+                            error_codes::VPN_FAILED,
+                            host.attempt_timeout,
+                            move |on_up, stop| {
+                                let mut options = options;
+                                options.on_up = Some(on_up);
+                                async move { client::ikev2::connect(&options, network, stop).await }
                             },
                         )
                         .await

@@ -486,7 +486,7 @@ pub fn build(spec: &BuildSpec, base: &Path, out: &Path) -> Result<BuildOutput, B
                 VpnProtocol::from_name(&p.to_ascii_lowercase()).ok_or_else(|| {
                     setting(
                         "vpn.protocols",
-                        format!("unknown protocol {p}: use sstp, pptp or l2tp"),
+                        format!("unknown protocol {p}: use sstp, pptp, l2tp or ikev2"),
                     )
                 })
             })
@@ -496,7 +496,8 @@ pub fn build(spec: &BuildSpec, base: &Path, out: &Path) -> Result<BuildOutput, B
         setting(
             "vpn.protocols",
             "give sstp, pptp, or both in the order to try, each once; or l2tp alone, or \
-             l2tp, sstp, pptp (the VpnStrategy values 3 and 4)",
+             l2tp, sstp, pptp (the VpnStrategy values 3 and 4); or ikev2 alone, or ikev2, \
+             sstp, pptp (7 and 8)",
         )
     })?;
     let preshared_key =

@@ -10,7 +10,8 @@
 //!   (the port a `TunnelAddress` names is the HTTPS server's), else that of the profile's
 //!   protocol (a PPTP-only profile); the other protocol keeps its well-known port.
 //!   L2TP/IPsec never takes a written port: its ports are fixed by RFC 3193 and every
-//!   L2TP/IPsec server (Windows, xl2tpd, SoftEther) uses them;
+//!   L2TP/IPsec server (Windows, xl2tpd, SoftEther) uses them; neither does IKEv2
+//!   (RFC 7296 §2: UDP 500, then 4500 under NAT, RFC 3948 §3);
 //! - `sstp://host[:PORT]` or `pptp://host[:PORT]`: the server is tried with that protocol
 //!   only, on `PORT` or the protocol's well-known port. Two entries (`Main=sstp://vpn:8443`,
 //!   `MainPPTP=pptp://vpn:1724`) give both protocols their own ports. There is no
@@ -26,6 +27,9 @@ pub const SSTP_PORT: u16 = 443;
 pub const PPTP_PORT: u16 = 1723;
 /// L2TP's well-known port (RFC 2661 §8.1: UDP 1701), also inside IPsec (RFC 3193 §4).
 pub const L2TP_PORT: u16 = 1701;
+/// IKE's well-known port (RFC 7296 §2: IKE messages on UDP 500; the client floats to
+/// 4500 when a NAT is detected, §2.23).
+pub const IKE_PORT: u16 = 500;
 
 /// The well-known port of `protocol` (`None` for the ones the dialer does not build).
 pub fn default_port(protocol: VpnProtocol) -> Option<u16> {
@@ -33,7 +37,7 @@ pub fn default_port(protocol: VpnProtocol) -> Option<u16> {
         VpnProtocol::Sstp => Some(SSTP_PORT),
         VpnProtocol::Pptp => Some(PPTP_PORT),
         VpnProtocol::L2tp => Some(L2TP_PORT),
-        VpnProtocol::Ikev2 => None,
+        VpnProtocol::Ikev2 => Some(IKE_PORT),
     }
 }
 
@@ -113,7 +117,11 @@ impl ServerAddress {
             if protocols.contains(&VpnProtocol::Sstp) {
                 Some(VpnProtocol::Sstp)
             } else {
-                protocols.iter().copied().find(|p| *p != VpnProtocol::L2tp)
+                // IPsec's ports are fixed (RFC 3193 §4, RFC 7296 §2).
+                protocols
+                    .iter()
+                    .copied()
+                    .find(|p| !matches!(p, VpnProtocol::L2tp | VpnProtocol::Ikev2))
             }
         })
     }
@@ -171,6 +179,22 @@ mod tests {
         assert_eq!(ep("pptp://host:1724", Sstp, &both), None);
         assert_eq!(ep("SSTP://host", Sstp, &both), Some(("host".into(), 443)));
         assert_eq!(ep("host", L2tp, &both), None);
+    }
+
+    #[test]
+    fn ikev2_takes_ike_port_and_never_a_written_one() {
+        let ikev2_first = [Ikev2, Sstp, Pptp];
+        assert_eq!(ep("host", Ikev2, &[Ikev2]), Some(("host".into(), 500)));
+        assert_eq!(ep("host:4443", Ikev2, &[Ikev2]), Some(("host".into(), 500)));
+        assert_eq!(
+            ep("host:8443", Ikev2, &ikev2_first),
+            Some(("host".into(), 500))
+        );
+        assert_eq!(
+            ep("host:8443", Sstp, &ikev2_first),
+            Some(("host".into(), 8443))
+        );
+        assert_eq!(ep("sstp://host", Ikev2, &ikev2_first), None);
     }
 
     #[test]

@@ -508,7 +508,7 @@ pub fn action_flags_word(types: ConnectionTypes, interactive: bool) -> u32 {
 /// `VpnStrategy` values are those of the public RASENTRY `dwVpnStrategy` member
 /// (VS_Default 0, VS_PptpOnly 1, VS_PptpFirst 2, VS_L2tpOnly 3, VS_L2tpFirst 4,
 /// VS_SstpOnly 5, VS_SstpFirst 6, VS_Ikev2Only 7, VS_Ikev2First 8). "First" strategies
-/// fall back to the protocols we build: SSTP, then PPTP.
+/// fall back to SSTP, then PPTP.
 pub fn protocols_from_strategy(strategy: u32) -> Option<Vec<VpnProtocol>> {
     use VpnProtocol::*;
     Some(match strategy {
@@ -524,7 +524,7 @@ pub fn protocols_from_strategy(strategy: u32) -> Option<Vec<VpnProtocol>> {
     })
 }
 
-/// The `VpnStrategy` for a protocol order of SSTP and/or PPTP, or L2TP alone or first
+/// The `VpnStrategy` for a protocol order of SSTP and/or PPTP, or L2TP or IKEv2 alone or first
 /// (the order [`protocols_from_strategy`] reads back).
 pub fn strategy_for_protocols(protocols: &[VpnProtocol]) -> Option<u32> {
     use VpnProtocol::*;
@@ -535,6 +535,8 @@ pub fn strategy_for_protocols(protocols: &[VpnProtocol]) -> Option<u32> {
         [Sstp, Pptp] => Some(6),
         [Pptp] => Some(1),
         [Pptp, Sstp] => Some(2),
+        [Ikev2] => Some(7),
+        [Ikev2, Sstp, Pptp] => Some(8),
         _ => None,
     }
 }
@@ -773,6 +775,10 @@ mod tests {
             vec![VpnProtocol::Sstp, VpnProtocol::Pptp],
             vec![VpnProtocol::Pptp],
             vec![VpnProtocol::Pptp, VpnProtocol::Sstp],
+            vec![VpnProtocol::L2tp],
+            vec![VpnProtocol::L2tp, VpnProtocol::Sstp, VpnProtocol::Pptp],
+            vec![VpnProtocol::Ikev2],
+            vec![VpnProtocol::Ikev2, VpnProtocol::Sstp, VpnProtocol::Pptp],
         ] {
             let s = strategy_for_protocols(&order).unwrap();
             assert_eq!(protocols_from_strategy(s).unwrap(), order);

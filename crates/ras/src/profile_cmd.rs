@@ -90,7 +90,8 @@ pub struct BuildArgs {
     #[arg(long = "vpn-server")]
     vpn_servers: Vec<String>,
     /// Protocol order, e.g. `--protocol sstp --protocol pptp`; `l2tp` alone or first
-    /// (`l2tp sstp pptp`) needs `--psk-file`.
+    /// (`l2tp sstp pptp`) needs `--psk-file`; `ikev2` alone or first (`ikev2 sstp
+    /// pptp`) connects with EAP-MSCHAPv2 after the server's certificate.
     #[arg(long = "protocol")]
     protocols: Vec<String>,
     /// The L2TP/IPsec pre-shared key: the first line of FILE (written into the

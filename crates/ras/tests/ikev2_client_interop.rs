@@ -415,3 +415,140 @@ fn a_wrong_password_is_an_authentication_failure() {
     assert!(!err.contains("reconnecting"), "{err}");
     assert_eq!(tun_address(&sw), None);
 }
+
+/// A Connection Manager profile with an IKEv2 entry (issue 14): `ras
+/// profile build --protocol ikev2` writes VpnStrategy=7, and `ras dial`
+/// connects it to strongSwan as Windows' IKEv2 VPN type does: the server's
+/// certificate checked against `--ca`, then EAP-MSCHAPv2 with the profile's
+/// user name and the password given. The tunnel carries pings, strongSwan
+/// holds the SA for its EAP connection, and SIGINT deletes it.
+#[test]
+fn a_connection_manager_ikev2_profile_dials_strongswan() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(sw) = strongswan::start_or_skip() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let answers = dir.path().join("answers.toml");
+    std::fs::write(&answers, format!("[user]\nuser_name = {:?}\n", sw.user)).unwrap();
+    let out = dir.path().join("out");
+    let built = Command::new(RAS)
+        .args(["profile", "build", "--unsigned", "--answers"])
+        .arg(&answers)
+        .arg("--out")
+        .arg(&out)
+        .args([
+            "--service-name",
+            "IKEv2 Test",
+            "--short-name",
+            "ikev2cm",
+            "--vpn-server",
+            &sw.server_ip.to_string(),
+            "--protocol",
+            "ikev2",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        built.status.success(),
+        "ras profile build: {}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let profile = out.join("ikev2cm");
+    let cms = std::fs::read_to_string(profile.join("ikev2cm.cms")).unwrap();
+    assert!(cms.contains("VpnStrategy=7"), "{cms}");
+
+    let pw = dir.path().join("pw");
+    std::fs::write(&pw, format!("{}\n", sw.password)).unwrap();
+    let log_mark = sw.log().len();
+    let mut dial = Killed(
+        sw.command_in_client_ns(RAS)
+            .arg("dial")
+            .arg(&profile)
+            .arg("--password-file")
+            .arg(&pw)
+            .arg("--ca")
+            .arg(&sw.ca)
+            .args(["--unattended", "--no-dns", "--no-ipv6", "--vpn-tun", TUN])
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start ras dial"),
+    );
+    let target = sw.target;
+    let started = Instant::now();
+    let mut address = None;
+    while started.elapsed() < Duration::from_secs(30) {
+        if let Some(status) = dial.0.try_wait().unwrap() {
+            let mut text = String::new();
+            let _ = dial.0.stderr.take().unwrap().read_to_string(&mut text);
+            panic!(
+                "ras dial exited ({status}) before the tunnel came up:\n{text}\ncharon:\n{}",
+                &sw.log()[log_mark..]
+            );
+        }
+        address = tun_address(&sw);
+        if address.is_some() && routed(&sw, target) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let Some(address) = address else {
+        let _ = dial.0.kill();
+        let mut text = String::new();
+        let _ = dial.0.stderr.take().unwrap().read_to_string(&mut text);
+        panic!(
+            "the profile's IKEv2 tunnel did not come up within 30 s:\n{text}\ncharon:\n{}",
+            &sw.log()[log_mark..]
+        );
+    };
+    assert_eq!(address.octets()[..3], sw.pool_prefix, "{address}");
+    let sas = sw.list_sas();
+    assert!(sas.contains("ikev2-eap: #"), "{sas}");
+    assert!(sas.contains(&format!("[{address}]")), "{sas}");
+    // strongSwan ran EAP-MSCHAPv2 for the profile's user.
+    let log = sw.log()[log_mark..].to_string();
+    assert!(
+        log.contains(&format!("received EAP identity '{}'", sw.user))
+            && log.contains("EAP method EAP_MSCHAPV2 succeeded"),
+        "charon:\n{log}"
+    );
+    ping_through(&sw, target);
+
+    let _ = Command::new("kill")
+        .args(["-INT", &dial.0.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(status) = dial.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "ras dial did not exit after SIGINT"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut text = String::new();
+    let _ = dial.0.stderr.take().unwrap().read_to_string(&mut text);
+    let mut out_text = String::new();
+    let _ = dial.0.stdout.take().unwrap().read_to_string(&mut out_text);
+    eprintln!("ras dial:\n{out_text}\n{text}");
+    assert!(status.success(), "exit after SIGINT: {status}\n{text}");
+    assert!(
+        out_text.contains("Connected") || text.contains("Connected"),
+        "{out_text}\n{text}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while sw.list_sas().contains("ikev2-eap") {
+        assert!(
+            Instant::now() < deadline,
+            "strongSwan still has the SA 5 s after the disconnect:\n{}",
+            sw.list_sas()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(tun_address(&sw), None);
+}
