@@ -194,6 +194,8 @@ struct Job {
     routes: &'static str,
     /// `[ikev2] client_ca` is a CA of another PKI than the client's.
     foreign_client_ca: bool,
+    /// More `[ikev2]` keys (the proposal lists), one per line.
+    server_ikev2: &'static str,
 }
 
 impl Default for Job {
@@ -218,6 +220,7 @@ impl Default for Job {
             ipv6: false,
             routes: "[]",
             foreign_client_ca: false,
+            server_ikev2: "",
         }
     }
 }
@@ -375,10 +378,11 @@ fn run(job: Job) -> Option<Run> {
              [pptp]\nlisten = []\n\n\
              [certificate]\nchain = {chain:?}\nkey = {key:?}\n\n\
              [ipsec]\nlisten = \"{host}\"\npsk_file = {psk:?}\n\n\
-             [ikev2]\nauth = {auth}\n{client_ca}local_id = \"{SERVER_ID}\"\nroutes = {routes}\n\n\
+             [ikev2]\nauth = {auth}\n{client_ca}local_id = \"{SERVER_ID}\"\nroutes = {routes}\n{server_ikev2}\n\
              [addresses]\nipv6_prefix = \"fd00:77:1:2::/64\"\n\n\
              {radius_section}[tun]\nname = \"ras-ike0\"\n",
-            routes = job.routes
+            routes = job.routes,
+            server_ikev2 = job.server_ikev2,
         ),
     )
     .unwrap();
@@ -607,6 +611,66 @@ fn strongswan_client_certificate_against_ras_server() {
         .expect("ESP aes256-cbc/hmac-sha256-128 up", Duration::from_secs(5));
     run.server
         .expect("IKE SA ended: deleted by the peer", Duration::from_secs(15));
+}
+
+/// `[ikev2]` proposal lists (issue 14: "Operators can remove weak ones; a
+/// refusal logs what the client offered"): with MODP groups removed from
+/// `ike_groups`, strongSwan proposing only MODP-2048 is refused with
+/// NO_PROPOSAL_CHOSEN and the log names its offer; with AES-CBC removed
+/// from `esp`, a client that offers only aes128-sha1 ESP gets its IKE SA
+/// but no child SA (the refusal logged with the ESP offer); and the same
+/// client with the listed AES-GCM goes through on those lists.
+#[test]
+fn the_operators_proposal_lists_refuse_what_they_leave_out() {
+    const LISTS: &str = "ike_groups = [\"ecp256\", \"ecp384\"]\nesp = [\"aes256gcm16\"]\n";
+    let Some(refused) = run(Job {
+        name: "ikev2-no-modp",
+        ike: "aes256-sha256-modp2048",
+        server_ikev2: LISTS,
+        ..Job::default()
+    }) else {
+        return;
+    };
+    assert_ne!(refused.rc, 0, "the connection must fail");
+    assert!(
+        refused.out.contains("NO_PROPOSAL_CHOSEN"),
+        "strongSwan was told NO_PROPOSAL_CHOSEN"
+    );
+    let line = refused.server.expect(
+        "no acceptable IKEv2 proposal (NO_PROPOSAL_CHOSEN); offered: ",
+        Duration::from_secs(5),
+    );
+    assert!(line.contains("MODP-2048"), "{line}");
+    drop(refused);
+
+    let Some(no_esp) = run(Job {
+        name: "ikev2-no-cbc-esp",
+        ike: "aes256-sha256-ecp256",
+        esp: "aes128-sha1",
+        server_ikev2: LISTS,
+        ..Job::default()
+    }) else {
+        return;
+    };
+    assert_ne!(no_esp.rc, 0, "no child SA without an acceptable ESP proposal");
+    let line = no_esp.server.expect(
+        "no acceptable ESP proposal from IKEv2 client",
+        Duration::from_secs(5),
+    );
+    assert!(line.contains("offered: "), "{line}");
+    drop(no_esp);
+
+    let Some(listed) = run(Job {
+        name: "ikev2-listed",
+        ike: "aes256-sha256-ecp256",
+        esp: "aes256gcm16",
+        server_ikev2: LISTS,
+        ..Job::default()
+    }) else {
+        return;
+    };
+    assert_no_loss(&listed);
+    check_address(&listed);
 }
 
 /// A client certificate from a CA that `[ikev2] client_ca` does not hold is

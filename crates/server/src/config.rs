@@ -1064,6 +1064,12 @@ impl Config {
                 ));
             }
         }
+        if let Some(key) = self.ikev2.proposals().empty_list() {
+            return Err(at_key(
+                key,
+                "the list is empty, so no client could connect; list at least one name".into(),
+            ));
+        }
         if self.ikev2.certificate() && self.ikev2.client_ca.is_none() {
             return Err(at_key(
                 "ikev2.auth",

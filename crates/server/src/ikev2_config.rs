@@ -12,6 +12,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
+use crate::ikev2_proposals::{
+    Ikev2CipherName, Ikev2EspName, Ikev2GroupName, Ikev2HashName, Ikev2Proposals,
+};
+
 /// `[ikev2]`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -52,6 +56,14 @@ pub struct Ikev2ServerConfig {
     /// round trip more for everyone while a flood of spoofed
     /// IKE_SA_INITs cannot hold state. Default 64; 0 asks every client.
     pub cookie_threshold: usize,
+    /// Accepted IKE SA ciphers (ikev2_proposals.rs). Default: all.
+    pub ike_ciphers: Vec<Ikev2CipherName>,
+    /// Accepted PRF and integrity hashes. Default: all.
+    pub ike_hashes: Vec<Ikev2HashName>,
+    /// Accepted Diffie-Hellman groups (IKE SA and child SA PFS). Default: all.
+    pub ike_groups: Vec<Ikev2GroupName>,
+    /// Accepted ESP suites of child SAs. Default: all.
+    pub esp: Vec<Ikev2EspName>,
 }
 
 /// `[ikev2] routes` entry: an IPv4 network.
@@ -97,6 +109,7 @@ pub enum Ikev2AuthName {
 
 impl Default for Ikev2ServerConfig {
     fn default() -> Self {
+        let proposals = Ikev2Proposals::default();
         Ikev2ServerConfig {
             enabled: true,
             auth: vec![Ikev2AuthName::Eap],
@@ -108,6 +121,10 @@ impl Default for Ikev2ServerConfig {
             routes: Vec::new(),
             ports: crate::config::PortLimit::DEFAULT,
             cookie_threshold: 64,
+            ike_ciphers: proposals.ike_ciphers,
+            ike_hashes: proposals.ike_hashes,
+            ike_groups: proposals.ike_groups,
+            esp: proposals.esp,
         }
     }
 }
@@ -123,6 +140,16 @@ impl Ikev2ServerConfig {
 
     pub fn certificate(&self) -> bool {
         self.auth.contains(&Ikev2AuthName::Certificate)
+    }
+
+    /// The proposal lists.
+    pub fn proposals(&self) -> Ikev2Proposals {
+        Ikev2Proposals {
+            ike_ciphers: self.ike_ciphers.clone(),
+            ike_hashes: self.ike_hashes.clone(),
+            ike_groups: self.ike_groups.clone(),
+            esp: self.esp.clone(),
+        }
     }
 
     pub fn liveness_interval(&self) -> Duration {

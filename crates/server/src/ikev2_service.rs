@@ -82,6 +82,7 @@ pub fn responder_config(
         certificate,
         client_trust,
         eap: config.eap(),
+        policy: config.proposals().policy(),
         ..Ikev2Config::default()
     })
 }

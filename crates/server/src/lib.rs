@@ -24,6 +24,7 @@ pub mod dialin_service;
 pub mod dynauth;
 pub mod failure_log;
 pub mod ikev2_config;
+pub mod ikev2_proposals;
 pub mod ikev2_service;
 pub mod ipsec_config;
 pub mod ipsec_service;
