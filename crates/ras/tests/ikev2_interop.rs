@@ -652,7 +652,10 @@ fn the_operators_proposal_lists_refuse_what_they_leave_out() {
     }) else {
         return;
     };
-    assert_ne!(no_esp.rc, 0, "no child SA without an acceptable ESP proposal");
+    assert_ne!(
+        no_esp.rc, 0,
+        "no child SA without an acceptable ESP proposal"
+    );
     let line = no_esp.server.expect(
         "no acceptable ESP proposal from IKEv2 client",
         Duration::from_secs(5),
