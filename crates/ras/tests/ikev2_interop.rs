@@ -196,6 +196,8 @@ struct Job {
     foreign_client_ca: bool,
     /// More `[ikev2]` keys (the proposal lists), one per line.
     server_ikev2: &'static str,
+    /// More `[ipsec]` keys, one per line.
+    server_ipsec: &'static str,
 }
 
 impl Default for Job {
@@ -221,6 +223,7 @@ impl Default for Job {
             routes: "[]",
             foreign_client_ca: false,
             server_ikev2: "",
+            server_ipsec: "",
         }
     }
 }
@@ -377,12 +380,13 @@ fn run(job: Job) -> Option<Run> {
              [sstp]\nlisten = []\n\n\
              [pptp]\nlisten = []\n\n\
              [certificate]\nchain = {chain:?}\nkey = {key:?}\n\n\
-             [ipsec]\nlisten = \"{host}\"\npsk_file = {psk:?}\n\n\
+             [ipsec]\nlisten = \"{host}\"\npsk_file = {psk:?}\n{server_ipsec}\n\
              [ikev2]\nauth = {auth}\n{client_ca}local_id = \"{SERVER_ID}\"\nroutes = {routes}\n{server_ikev2}\n\
              [addresses]\nipv6_prefix = \"fd00:77:1:2::/64\"\n\n\
              {radius_section}[tun]\nname = \"ras-ike0\"\n",
             routes = job.routes,
             server_ikev2 = job.server_ikev2,
+            server_ipsec = job.server_ipsec,
         ),
     )
     .unwrap();
@@ -674,6 +678,42 @@ fn the_operators_proposal_lists_refuse_what_they_leave_out() {
     };
     assert_no_loss(&listed);
     check_address(&listed);
+}
+
+/// IKEv2 without L2TP/IPsec (`[ipsec] ikev1 = false`): strongSwan's IKEv2
+/// connects and pings as usual, and an IKEv1 Main Mode message to the same
+/// port is dropped with a log line.
+#[test]
+fn an_ikev2_only_server_serves_ikev2_and_drops_ikev1() {
+    let Some(run) = run(Job {
+        name: "ikev2-only",
+        server_ipsec: "ikev1 = false\n",
+        ..Job::default()
+    }) else {
+        return;
+    };
+    assert_eq!(run.rc, 0, "strongSwan's IKEv2 connection");
+    assert_no_loss(&run);
+    check_address(&run);
+    // An ISAKMP header (RFC 2408 §3.1): version 1.0, Main Mode (2), an SA
+    // payload next; the server drops it before reading further.
+    let vm = interop::Vm::shared().expect("the VM is up");
+    let mut header = vec![0u8; 28];
+    header[..8].copy_from_slice(&[1, 2, 3, 4, 5, 6, 7, 8]);
+    header[16] = 1; // next payload: SA
+    header[17] = 0x10; // major version 1, minor 0
+    header[18] = 2; // Main Mode (Identity Protection)
+    header[24..28].copy_from_slice(&28u32.to_be_bytes());
+    let host = vm.host_ip;
+    vm.in_ns(move || {
+        let s = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+        s.send_to(&header, (host, 500)).unwrap();
+    })
+    .unwrap();
+    run.server.expect(
+        "an IKEv1 (L2TP/IPsec) message dropped: this server answers IKEv2 only",
+        Duration::from_secs(5),
+    );
 }
 
 /// A client certificate from a CA that `[ikev2] client_ca` does not hold is

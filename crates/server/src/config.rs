@@ -1064,6 +1064,12 @@ impl Config {
                 ));
             }
         }
+        if self.ipsec.enabled && !self.ipsec.ikev1 && !self.ikev2.enabled {
+            return Err(at_key(
+                "ipsec.ikev1",
+                "with IKEv1 off and [ikev2] enabled = false nothing would answer on the [ipsec] sockets; set [ipsec] enabled = false instead".into(),
+            ));
+        }
         if let Some(key) = self.ikev2.proposals().empty_list() {
             return Err(at_key(
                 key,

@@ -21,6 +21,10 @@ use serde::Deserialize;
 pub struct IpsecConfig {
     /// Serve L2TP/IPsec. Default true.
     pub enabled: bool,
+    /// Answer IKEv1, the key exchange of L2TP/IPsec. false: the `[ipsec]`
+    /// sockets serve IKEv2 only, and an IKEv1 message is dropped with a
+    /// (rate-limited) log line. Default true.
+    pub ikev1: bool,
     /// The address UDP 500, UDP 4500 and ESP (IP protocol 50) are bound
     /// to. Default `0.0.0.0`.
     pub listen: IpAddr,
@@ -147,6 +151,7 @@ impl Default for IpsecConfig {
         use IkeHashName::*;
         IpsecConfig {
             enabled: true,
+            ikev1: true,
             listen: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             ike_port: 500,
             nat_t_port: 4500,

@@ -217,6 +217,7 @@ pub fn spawn(
     responder: ResponderConfig,
     front: L2tpFront,
     ikev2: Option<tunnel::ikev2_server::Ikev2Service>,
+    ikev1: bool,
     shutdown: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(serve_ipsec_l2tp(
@@ -224,6 +225,7 @@ pub fn spawn(
         responder,
         front,
         ikev2,
+        ikev1,
         shutdown,
     ))
 }

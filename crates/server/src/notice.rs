@@ -44,6 +44,8 @@ pub enum Notice {
     },
     /// L2TP/IPsec: where IKE listens, and whether raw ESP could be opened.
     Ipsec {
+        /// IKEv1 (L2TP/IPsec) answered too (`[ipsec] ikev1`).
+        ikev1: bool,
         ike: Option<SocketAddr>,
         nat_t: Option<SocketAddr>,
         raw_esp_error: Option<String>,
@@ -197,6 +199,7 @@ impl fmt::Display for Notice {
                 file.display()
             ),
             Notice::Ipsec {
+                ikev1,
                 ike,
                 nat_t,
                 raw_esp_error,
@@ -204,6 +207,12 @@ impl fmt::Display for Notice {
             } => {
                 let port = |a: &Option<SocketAddr>| a.map_or_else(|| "?".to_string(), |a| a.to_string());
                 match ikev2 {
+                    Some(how) if !ikev1 => write!(
+                        f,
+                        "IPsec: IKEv2 only ({how}; IKEv1 and L2TP/IPsec off) on UDP {} and {} (NAT-T)",
+                        port(ike),
+                        port(nat_t)
+                    )?,
                     Some(how) => write!(
                         f,
                         "IPsec: L2TP/IPsec (IKEv1) and IKEv2 ({how}) on UDP {} and {} (NAT-T)",
@@ -271,6 +280,26 @@ mod tests {
             on,
             "L2TP: also plain on UDP 0.0.0.0:1701 without IPsec, PPP in the clear (4 ports)"
         );
+    }
+
+    #[test]
+    fn the_ipsec_line_says_which_ike_versions_are_answered() {
+        let line = |ikev1: bool, ikev2: Option<&str>| {
+            Notice::Ipsec {
+                ikev1,
+                ike: Some("0.0.0.0:500".parse().unwrap()),
+                nat_t: Some("0.0.0.0:4500".parse().unwrap()),
+                raw_esp_error: None,
+                ikev2: ikev2.map(str::to_owned),
+            }
+            .to_string()
+        };
+        assert_eq!(
+            line(false, Some("EAP")),
+            "IPsec: IKEv2 only (EAP; IKEv1 and L2TP/IPsec off) on UDP 0.0.0.0:500 and 0.0.0.0:4500 (NAT-T), ESP also as IP protocol 50"
+        );
+        assert!(line(true, Some("EAP")).starts_with("IPsec: L2TP/IPsec (IKEv1) and IKEv2 (EAP)"));
+        assert!(line(true, None).starts_with("L2TP/IPsec: IKEv1 on UDP"));
     }
 
     #[test]

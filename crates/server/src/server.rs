@@ -476,6 +476,7 @@ impl Server {
                     None
                 };
                 notices(Notice::Ipsec {
+                    ikev1: config.ipsec.ikev1,
                     ike: bound.ike_addr(),
                     nat_t: bound.nat_t_addr(),
                     raw_esp_error: bound.raw_esp_error.clone(),
@@ -483,7 +484,14 @@ impl Server {
                         .as_ref()
                         .map(|s| ikev2_words(&config.ikev2, &s.config)),
                 });
-                crate::ipsec_service::spawn(bound, responder, l2tp.front(), ikev2, stop_rx.clone());
+                crate::ipsec_service::spawn(
+                    bound,
+                    responder,
+                    l2tp.front(),
+                    ikev2,
+                    config.ipsec.ikev1,
+                    stop_rx.clone(),
+                );
             }
             None => notices(Notice::IpsecOff),
         }

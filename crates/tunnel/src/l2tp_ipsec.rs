@@ -155,6 +155,8 @@ struct Front {
     out_raw: SendBatch,
     /// IKEv2 remote access, when on.
     ikev2: Option<Ikev2Part>,
+    /// IKEv1 answered (false: IKEv2 only).
+    ikev1: bool,
 }
 
 /// The IKE version of a message (RFC 7296 §3.1 / RFC 2408 §3.1: the major
@@ -171,6 +173,7 @@ pub async fn serve_ipsec_l2tp(
     config: ResponderConfig,
     l2tp: L2tpFront,
     ikev2: Option<Ikev2Service>,
+    ikev1: bool,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let (out_tx, mut out_rx) = mpsc::channel(OUT_QUEUE);
@@ -202,6 +205,7 @@ pub async fn serve_ipsec_l2tp(
         out_nat_t: SendBatch::new(),
         out_raw: SendBatch::new(),
         ikev2,
+        ikev1,
     };
     let ike = front.sockets.ike.clone();
     let nat_t = front.sockets.nat_t.clone();
@@ -329,6 +333,11 @@ impl Front {
             Some(part) if is_ikev2(message) => part
                 .responder
                 .handle_datagram(now, local, from, nat_t, message),
+            _ if !self.ikev1 => self.refusals.log(
+                now,
+                from,
+                "an IKEv1 (L2TP/IPsec) message dropped: this server answers IKEv2 only ([ipsec] ikev1 = false)",
+            ),
             _ => self
                 .responder
                 .handle_datagram(now, local, from, nat_t, message),
