@@ -105,3 +105,75 @@ fn server_drops_to_nobody_and_still_serves_sstp() {
     // The user store and accounting still write: ras.db is nobody's.
     assert_owned_by_nobody(&state);
 }
+
+/// As systemd starts it (dist/ras.service: `User=` with
+/// `AmbientCapabilities=`): already the user, the server only lets go of
+/// CAP_NET_BIND_SERVICE once its listeners are bound, on every thread.
+#[test]
+fn server_started_as_the_user_keeps_only_the_two_capabilities() {
+    if !can_run() {
+        return;
+    }
+    let topo = Topology::create("raspru").expect("namespaces");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let state = dir.path().join("state");
+    // The admin socket goes next to the configuration (support), in what
+    // systemd's RuntimeDirectory= would be: a directory of the user's.
+    let run = dir.path().join("run");
+    std::fs::create_dir(&run).unwrap();
+    let config = run.join("ras.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "state_dir = {state:?}\nserver_name = \"ras-priv\"\n\n[sstp]\nlisten = [\"{SERVER_FOR_CLI1}:443\"]\n\n[ipsec]\nenabled = false\n\n[tun]\nname = \"ras-pru0\"\n"
+        ),
+    )
+    .unwrap();
+    let pw = password_file(dir.path(), "alice", "correct horse battery");
+    add_user(&config, "alice", &pw, &[]);
+    // What systemd's StateDirectory= and RuntimeDirectory= provide.
+    for d in [&state, &run] {
+        server::privilege::give_tree(d, NOBODY, NOBODY).unwrap();
+    }
+    let mut command = topo.command("srv", "setpriv");
+    let caps = "+net_admin,+net_raw,+net_bind_service";
+    command
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(format!("--inh-caps={caps}"))
+        .arg(format!("--ambient-caps={caps}"))
+        .args(["--", RAS]);
+    let mut server = Server::start_with(command, &config, "info");
+    server.expect(
+        "running as user nobody (uid 65534) with CAP_NET_ADMIN, CAP_NET_RAW",
+        Duration::from_secs(10),
+    );
+    let pid = server.child.id();
+    for (tid, c) in all_threads(pid).unwrap() {
+        assert_eq!(c.uid, [NOBODY; 4], "thread {tid} uid");
+        for (set, value) in [
+            ("CapEff", c.cap_effective),
+            ("CapPrm", c.cap_permitted),
+            ("CapInh", c.cap_inheritable),
+            ("CapAmb", c.cap_ambient),
+        ] {
+            assert_eq!(value, NET, "thread {tid} {set}");
+        }
+        assert!(c.no_new_privs, "thread {tid} NoNewPrivs");
+    }
+    let mut client = connect_sstp(
+        &topo,
+        "cli1",
+        SERVER_FOR_CLI1,
+        "alice",
+        &pw,
+        &server.fingerprint,
+        "ras-pu1",
+    );
+    assert!(wait_address(&topo, &mut client, Duration::from_secs(20)).is_some());
+    assert!(ping(&topo, "cli1", LAN_HOST), "ping through the tunnel");
+    interrupt(&client);
+    let (ended, output) = finish(client, Duration::from_secs(10));
+    assert!(ended, "client output: {output}");
+    let _ = server.child.kill();
+}
