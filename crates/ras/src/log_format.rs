@@ -25,9 +25,8 @@ pub enum LogFormat {
 /// Installs the global subscriber. `default_level` applies unless
 /// RUST_LOG says otherwise.
 pub fn init(format: LogFormat, default_level: &str) {
-    let filter = || {
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level))
-    };
+    let filter =
+        || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
     match format {
         LogFormat::Text => text(filter()),
         LogFormat::Json => tracing_subscriber::fmt()

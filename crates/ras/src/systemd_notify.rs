@@ -40,7 +40,11 @@ pub fn ready(server: &Server) -> Option<Heartbeat> {
     let watchdog = sd_notify::watchdog_enabled();
     // sd_watchdog_enabled(3): send WATCHDOG=1 at half the interval.
     let every = watchdog.map_or(STATUS_EVERY, |w| (w / 2).min(STATUS_EVERY));
-    Some(Heartbeat(tokio::spawn(beat(sessions, every, watchdog.is_some()))))
+    Some(Heartbeat(tokio::spawn(beat(
+        sessions,
+        every,
+        watchdog.is_some(),
+    ))))
 }
 
 /// STOPPING=1, before the sessions are ended.

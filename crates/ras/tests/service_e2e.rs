@@ -23,12 +23,19 @@ fn expect_notification(socket: &UnixDatagram, text: &str, within: Duration) -> S
     let mut buf = [0u8; 4096];
     while Instant::now() < deadline {
         socket
-            .set_read_timeout(Some(deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1))))
+            .set_read_timeout(Some(
+                deadline
+                    .saturating_duration_since(Instant::now())
+                    .max(Duration::from_millis(1)),
+            ))
             .unwrap();
         match socket.recv(&mut buf) {
             Ok(n) => {
                 let message = String::from_utf8_lossy(&buf[..n]).into_owned();
-                if message.lines().any(|l| l == text || (text.ends_with('=') && l.starts_with(text))) {
+                if message
+                    .lines()
+                    .any(|l| l == text || (text.ends_with('=') && l.starts_with(text)))
+                {
                     return message;
                 }
                 seen.push(message);
@@ -84,7 +91,10 @@ fn notifies_systemd_and_logs_json() {
     let (out_tx, stdout_lines) = mpsc::channel::<String>();
     let (err_tx, stderr_lines) = mpsc::channel::<String>();
     for (stream, tx) in [
-        (Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>, out_tx),
+        (
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            out_tx,
+        ),
         (Box::new(child.stderr.take().unwrap()), err_tx),
     ] {
         std::thread::spawn(move || {
@@ -112,7 +122,15 @@ fn notifies_systemd_and_logs_json() {
     assert!(ready.contains("STATUS=no sessions"), "{ready:?}");
     expect_notification(&notify, "WATCHDOG=1", Duration::from_secs(3));
 
-    let mut client = connect_sstp(&topo, "cli1", SERVER_FOR_CLI1, "alice", &pw, &fingerprint, "ras-sc1");
+    let mut client = connect_sstp(
+        &topo,
+        "cli1",
+        SERVER_FOR_CLI1,
+        "alice",
+        &pw,
+        &fingerprint,
+        "ras-sc1",
+    );
     assert!(wait_address(&topo, &mut client, Duration::from_secs(20)).is_some());
     assert!(ping(&topo, "cli1", LAN_HOST), "ping through the tunnel");
     expect_notification(&notify, "STATUS=1 session (sstp 1)", Duration::from_secs(3));
@@ -135,11 +153,18 @@ fn notifies_systemd_and_logs_json() {
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
         .collect();
     for e in &events {
-        assert!(e["level"].is_string() && e["target"].is_string() && e["message"].is_string(), "{e}");
+        assert!(
+            e["level"].is_string() && e["target"].is_string() && e["message"].is_string(),
+            "{e}"
+        );
     }
     let assigned = events
         .iter()
-        .find(|e| e["message"].as_str().is_some_and(|m| m.contains("assigned")))
+        .find(|e| {
+            e["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("assigned"))
+        })
         .expect("an address-assigned line");
     assert_eq!(assigned["user"], "alice", "{assigned}");
     assert_eq!(assigned["protocol"], "sstp", "{assigned}");

@@ -14,7 +14,11 @@ fn verify(text: &str) -> Option<(bool, String)> {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ras.service");
     std::fs::write(&path, text).unwrap();
-    let out = match Command::new("systemd-analyze").arg("verify").arg(&path).output() {
+    let out = match Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&path)
+        .output()
+    {
         Ok(out) => out,
         Err(e) => {
             eprintln!("SKIPPED: systemd-analyze: {e}");
@@ -71,6 +75,9 @@ fn the_unit_is_a_hardened_notify_service() {
         "DeviceAllow=/dev/net/tun rw",
         "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK",
     ] {
-        assert!(lines.contains(&directive), "dist/ras.service lacks {directive}");
+        assert!(
+            lines.contains(&directive),
+            "dist/ras.service lacks {directive}"
+        );
     }
 }

@@ -77,7 +77,10 @@ pub fn handle_request(request: &Packet, sessions: &Arc<Sessions>, nas_identifier
     match request.code {
         Code::DisconnectRequest => {
             for id in &ids {
-                tracing::info!(session_id = id.raw(), "Disconnect-Request: ending the session");
+                tracing::info!(
+                    session_id = id.raw(),
+                    "Disconnect-Request: ending the session"
+                );
                 sessions.stop(
                     *id,
                     tunnel::EndReason::AdminReset("a RADIUS Disconnect-Request".into()),

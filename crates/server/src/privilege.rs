@@ -241,8 +241,14 @@ mod tests {
             return;
         }
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(drop_privileges("", dir.path()).unwrap(), Outcome::StayedRoot);
-        assert_eq!(drop_privileges("root", dir.path()).unwrap(), Outcome::StayedRoot);
+        assert_eq!(
+            drop_privileges("", dir.path()).unwrap(),
+            Outcome::StayedRoot
+        );
+        assert_eq!(
+            drop_privileges("root", dir.path()).unwrap(),
+            Outcome::StayedRoot
+        );
         assert_eq!(
             drop_privileges("no-such-user-ras-test", dir.path()).unwrap(),
             Outcome::NoSuchUser {

@@ -214,7 +214,9 @@ mod nr {
 }
 #[cfg(not(any(target_arch = "x86", target_arch = "arm")))]
 mod nr {
-    pub use libc::{SYS_setgroups as SETGROUPS, SYS_setresgid as SETRESGID, SYS_setresuid as SETRESUID};
+    pub use libc::{
+        SYS_setgroups as SETGROUPS, SYS_setresgid as SETRESGID, SYS_setresuid as SETRESUID,
+    };
 }
 
 /// `_LINUX_CAPABILITY_VERSION_3` (linux/capability.h): 64-bit sets in two
@@ -248,7 +250,12 @@ fn checked(rc: libc::c_long, step: Step) -> Result<libc::c_long, (Step, i32)> {
     }
 }
 
-fn prctl(option: libc::c_int, arg: libc::c_ulong, arg2: libc::c_ulong, step: Step) -> Result<libc::c_long, (Step, i32)> {
+fn prctl(
+    option: libc::c_int,
+    arg: libc::c_ulong,
+    arg2: libc::c_ulong,
+    step: Step,
+) -> Result<libc::c_long, (Step, i32)> {
     // SAFETY: prctl with integer arguments only; it reads or changes
     // this thread's attributes and touches no memory of ours.
     let rc = unsafe { libc::prctl(option, arg, arg2, 0 as libc::c_ulong, 0 as libc::c_ulong) };
@@ -261,12 +268,12 @@ fn has_ids(ids: &Ids) -> bool {
     let (mut r, mut e, mut s) = (0, 0, 0);
     // SAFETY: getresuid/getresgid write three ids through the pointers,
     // which point at our locals.
-    let uid_ok = unsafe { libc::getresuid(&mut r, &mut e, &mut s) } == 0
-        && [r, e, s] == [ids.uid; 3];
+    let uid_ok =
+        unsafe { libc::getresuid(&mut r, &mut e, &mut s) } == 0 && [r, e, s] == [ids.uid; 3];
     let (mut r, mut e, mut s) = (0, 0, 0);
     // SAFETY: as above.
-    let gid_ok = unsafe { libc::getresgid(&mut r, &mut e, &mut s) } == 0
-        && [r, e, s] == [ids.gid; 3];
+    let gid_ok =
+        unsafe { libc::getresgid(&mut r, &mut e, &mut s) } == 0 && [r, e, s] == [ids.gid; 3];
     uid_ok && gid_ok
 }
 
@@ -326,11 +333,22 @@ fn apply_to_this_thread(plan: &ThreadPlan) -> Result<(), (Step, i32)> {
     };
     // SAFETY: capset reads the header and two data structs, laid out as
     // linux/capability.h declares them for version 3; pid 0 is this thread.
-    let rc = unsafe { libc::syscall(libc::SYS_capset, &mut header as *mut CapHeader, data.as_ptr()) };
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_capset,
+            &mut header as *mut CapHeader,
+            data.as_ptr(),
+        )
+    };
     checked(rc, Step::Capset)?;
     // prctl(2) PR_CAP_AMBIENT: a capability may be raised only when it is
     // permitted and inheritable, which capset above made so.
-    prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong, 0, Step::Ambient)?;
+    prctl(
+        libc::PR_CAP_AMBIENT,
+        libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
+        0,
+        Step::Ambient,
+    )?;
     for cap in 0..64u32 {
         if plan.keep & (1u64 << cap) != 0 {
             prctl(
