@@ -43,8 +43,8 @@ pub enum Outcome {
     },
     /// `user` does not exist (a plain `cargo run`): still root.
     NoSuchUser { user: String },
-    /// `user = ""` or `"root"`: root by choice.
-    StayedRoot,
+    /// `user = ""` or `"root"` (or a user whose uid is 0): root by choice.
+    StayedRoot { user: String },
 }
 
 impl std::fmt::Display for Outcome {
@@ -63,7 +63,7 @@ impl std::fmt::Display for Outcome {
                 f,
                 "user \"{user}\" does not exist: staying root (create it, or set user = \"\")"
             ),
-            Outcome::StayedRoot => f.write_str("running as root (user = \"\")"),
+            Outcome::StayedRoot { user } => write!(f, "running as root (user = \"{user}\")"),
         }
     }
 }
@@ -117,7 +117,9 @@ pub fn drop_privileges(user: &str, state_dir: &Path) -> Result<Outcome, Privileg
         });
     }
     if user.is_empty() || user == "root" {
-        return Ok(Outcome::StayedRoot);
+        return Ok(Outcome::StayedRoot {
+            user: user.to_owned(),
+        });
     }
     let lookup_err = |e: nix::Error| PrivilegeError::Lookup {
         user: user.to_owned(),
@@ -129,7 +131,9 @@ pub fn drop_privileges(user: &str, state_dir: &Path) -> Result<Outcome, Privileg
         });
     };
     if account.uid.is_root() {
-        return Ok(Outcome::StayedRoot);
+        return Ok(Outcome::StayedRoot {
+            user: user.to_owned(),
+        });
     }
     let name = std::ffi::CString::new(user).map_err(|_| PrivilegeError::Lookup {
         user: user.to_owned(),
@@ -241,14 +245,19 @@ mod tests {
             return;
         }
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(
-            drop_privileges("", dir.path()).unwrap(),
-            Outcome::StayedRoot
-        );
-        assert_eq!(
-            drop_privileges("root", dir.path()).unwrap(),
-            Outcome::StayedRoot
-        );
+        for user in ["", "root"] {
+            let outcome = drop_privileges(user, dir.path()).unwrap();
+            assert_eq!(
+                outcome,
+                Outcome::StayedRoot {
+                    user: user.to_owned()
+                }
+            );
+            assert_eq!(
+                outcome.to_string(),
+                format!("running as root (user = \"{user}\")")
+            );
+        }
         assert_eq!(
             drop_privileges("no-such-user-ras-test", dir.path()).unwrap(),
             Outcome::NoSuchUser {
