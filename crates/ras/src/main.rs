@@ -7,6 +7,7 @@ mod admin_report;
 mod cert_cmd;
 mod connect_cmd;
 mod dial_cmd;
+mod log_format;
 mod pbs_cmd;
 mod phonebook_cmd;
 mod profile_cmd;
@@ -14,6 +15,7 @@ mod quiet_output;
 mod report;
 mod selftest;
 mod server_cmd;
+mod systemd_notify;
 mod user_cmd;
 
 #[derive(Parser)]
@@ -75,16 +77,11 @@ enum Command {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let default_level = default_log_level(&cli.command);
-    tracing_subscriber::fmt()
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        // A closed stderr must not take a server down (quiet_output).
-        .with_writer(quiet_output::QuietStderr)
-        .log_internal_errors(false)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
-        )
-        .init();
+    let format = match &cli.command {
+        Command::Server(args) => args.log_format,
+        _ => log_format::LogFormat::Text,
+    };
+    log_format::init(format, default_level);
     match run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

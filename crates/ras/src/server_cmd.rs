@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 use server::config::Config;
 use server::notice::Notice;
+use server::privilege::Outcome;
 use server::server::Server;
 
 use crate::quiet_output::say;
@@ -23,6 +24,11 @@ pub struct ServerArgs {
     /// its file, line and key, and exit; binds and changes nothing.
     #[arg(long)]
     pub check: bool,
+    /// How to log: plain lines on standard error, one JSON object per
+    /// line, or the systemd journal with SESSION_ID, USER and PROTOCOL
+    /// fields.
+    #[arg(long, value_enum, default_value = "text")]
+    pub log_format: crate::log_format::LogFormat,
 }
 
 pub fn run(args: ServerArgs) -> anyhow::Result<()> {
@@ -45,7 +51,19 @@ fn print(notice: Notice) {
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     let server = Server::start(&config, &mut print).await?;
+    // Everything privileged is open now: become `user` (privilege.rs).
+    match server::privilege::drop_privileges(&config.user, &config.state_dir) {
+        Ok(outcome @ Outcome::NoSuchUser { .. }) => tracing::warn!("{outcome}"),
+        Ok(outcome) => tracing::info!("{outcome}"),
+        Err(e) => {
+            server.shutdown(&mut print).await;
+            return Err(e.into());
+        }
+    }
+    let heartbeat = crate::systemd_notify::ready(&server);
     wait_for_signal().await;
+    crate::systemd_notify::stopping();
+    drop(heartbeat);
     server.shutdown(&mut print).await;
     Ok(())
 }

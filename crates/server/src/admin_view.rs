@@ -172,7 +172,7 @@ impl AdminView {
         let mut ended = Vec::new();
         for id in ids {
             tracing::info!(
-                session = id.raw(),
+                session_id = id.raw(),
                 "admin API: ending the session (Admin-Reset)"
             );
             if self.sessions.stop(

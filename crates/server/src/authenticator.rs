@@ -145,12 +145,12 @@ impl Authenticator for LocalAuthenticator {
                     ))
                 }
                 Ok(Err(e)) => {
-                    tracing::error!(session = id, "user store: {e}");
+                    tracing::error!(session_id = id, "user store: {e}");
                     login_log::refused(id, user, words, &"user store error");
                     Claim::Refused(store_failure())
                 }
                 Err(e) => {
-                    tracing::error!(session = id, "user store task: {e}");
+                    tracing::error!(session_id = id, "user store task: {e}");
                     login_log::refused(id, user, words, &"user store error");
                     Claim::Refused(store_failure())
                 }

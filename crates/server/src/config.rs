@@ -39,6 +39,9 @@ pub const DEFAULT_STATE_DIR: &str = "/var/lib/ras";
 /// (tests) without a file each.
 pub const ADMIN_SOCKET_ENV: &str = "RAS_ADMIN_SOCKET";
 
+/// The account the server drops to after binding (`user`).
+pub const DEFAULT_USER: &str = "ras";
+
 /// The default admin socket (docs/ADMIN.md).
 pub const DEFAULT_ADMIN_SOCKET: &str = "/run/ras/admin.sock";
 
@@ -126,6 +129,11 @@ pub struct Config {
     /// CN and first SAN, and the NAS-Identifier later. Default: the host
     /// name (see [`Config::server_name`]).
     pub server_name: Option<String>,
+    /// The "[server] user" (the server's keys are top-level): the
+    /// account the server runs as once its sockets are bound and its TUN
+    /// device is open (see [`crate::privilege`]). Default `ras`; `""` or
+    /// `"root"` keeps root.
+    pub user: String,
     /// SSTP listener.
     pub sstp: SstpConfig,
     /// PPTP listener.
@@ -188,6 +196,7 @@ impl Default for Config {
         Config {
             state_dir: PathBuf::from(DEFAULT_STATE_DIR),
             server_name: None,
+            user: DEFAULT_USER.to_owned(),
             sstp: SstpConfig::default(),
             pptp: PptpConfig::default(),
             l2tp: L2tpConfig::default(),

@@ -80,7 +80,7 @@ impl DialinService {
             user: None,
         };
         let id = info.id;
-        tracing::info!(session = id, device = %device.display(), number = number.as_deref().unwrap_or("none"), "dial-in call");
+        tracing::info!(session_id = id, device = %device.display(), number = number.as_deref().unwrap_or("none"), "dial-in call");
         let config = SerialSessionConfig {
             link: self.link.clone(),
         };
@@ -95,7 +95,7 @@ impl DialinService {
         )
         .await;
         tracing::info!(
-            session = id,
+            session_id = id,
             device = %device.display(),
             bytes_in = outcome.stats.bytes_in,
             bytes_out = outcome.stats.bytes_out,

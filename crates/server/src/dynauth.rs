@@ -77,7 +77,10 @@ pub fn handle_request(request: &Packet, sessions: &Arc<Sessions>, nas_identifier
     match request.code {
         Code::DisconnectRequest => {
             for id in &ids {
-                tracing::info!(session = id.raw(), "Disconnect-Request: ending the session");
+                tracing::info!(
+                    session_id = id.raw(),
+                    "Disconnect-Request: ending the session"
+                );
                 sessions.stop(
                     *id,
                     tunnel::EndReason::AdminReset("a RADIUS Disconnect-Request".into()),
@@ -119,7 +122,7 @@ pub fn handle_request(request: &Packet, sessions: &Arc<Sessions>, nas_identifier
                     }
                 });
                 tracing::info!(
-                    session = id.raw(),
+                    session_id = id.raw(),
                     ?session_timeout,
                     ?idle_timeout,
                     "CoA-Request applied"

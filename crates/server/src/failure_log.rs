@@ -152,7 +152,7 @@ impl ListenerFailures {
     pub fn session_ended(&self, id: u64, peer: std::net::SocketAddr, outcome: &tunnel::Outcome) {
         if outcome.was_up {
             tracing::info!(
-                session = id,
+                session_id = id,
                 %peer,
                 bytes_in = outcome.stats.bytes_in,
                 bytes_out = outcome.stats.bytes_out,

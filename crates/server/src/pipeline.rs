@@ -276,8 +276,11 @@ impl ControlPipeline {
         if assigned.host_route {
             self.route_host(id, client);
         }
+        // SESSION_ID, USER and PROTOCOL in the journal (log_format.rs).
         tracing::info!(
-            session = id.raw(),
+            session_id = id.raw(),
+            user = shown_user,
+            protocol = self.tunnel.name(),
             "user {}: address {client} assigned{}",
             login_log::Quoted(shown_user),
             assigned.origin_note()
@@ -313,7 +316,7 @@ impl ControlPipeline {
                 }
             }
             Ok(netdev::RouteAdded::AlreadyThere) => {}
-            Err(e) => tracing::warn!(session = id.raw(), "Framed-IP-Address route: {e}"),
+            Err(e) => tracing::warn!(session_id = id.raw(), "Framed-IP-Address route: {e}"),
         }
     }
 
@@ -357,7 +360,7 @@ impl ControlPipeline {
                         p.sessions.with(id, |r| r.own_ipv6_prefix = Some(prefix));
                     }
                     Ok(netdev::RouteAdded::AlreadyThere) => {}
-                    Err(e) => tracing::warn!(session = id.raw(), "Framed-IPv6-Prefix: {e}"),
+                    Err(e) => tracing::warn!(session_id = id.raw(), "Framed-IPv6-Prefix: {e}"),
                 }
             }
         }
@@ -434,12 +437,12 @@ impl ControlPipeline {
             p.router.unregister(&r.routes);
             if let (Some(addr), Some(tun)) = (r.own_ipv4_route, &p.tun) {
                 if let Err(e) = tun.del_route(IpAddr::V4(addr), 32) {
-                    tracing::warn!(session = id.raw(), "Framed-IP-Address route: {e}");
+                    tracing::warn!(session_id = id.raw(), "Framed-IP-Address route: {e}");
                 }
             }
             if let (Some(prefix), Some(tun)) = (r.own_ipv6_prefix, &p.tun) {
                 if let Err(e) = tun.del_route(IpAddr::V6(prefix), 64) {
-                    tracing::warn!(session = id.raw(), "Framed-IPv6-Prefix route: {e}");
+                    tracing::warn!(session_id = id.raw(), "Framed-IPv6-Prefix route: {e}");
                 }
             }
             if let Some(acct) = &p.accounting {
@@ -462,18 +465,27 @@ impl ControlPipeline {
         // A login that never succeeded was logged as refused already.
         let Some(user) = info.user.as_deref() else {
             tracing::debug!(
-                session = id.raw(),
+                session_id = id.raw(),
                 "session ended before its login succeeded"
             );
             return;
         };
+        let name = user;
         let user = login_log::Quoted(user);
+        let protocol = self.tunnel.name();
         match freed {
             Some(addr) => tracing::info!(
-                session = id.raw(),
+                session_id = id.raw(),
+                user = name,
+                protocol,
                 "user {user}: session ended, address freed ({addr})"
             ),
-            None => tracing::info!(session = id.raw(), "user {user}: session ended"),
+            None => tracing::info!(
+                session_id = id.raw(),
+                user = name,
+                protocol,
+                "user {user}: session ended"
+            ),
         }
     }
 }

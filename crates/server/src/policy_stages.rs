@@ -147,7 +147,7 @@ pub fn after_auth(
         return Err(decision.to_string());
     };
     tracing::info!(
-        session = asking.session.raw(),
+        session_id = asking.session.raw(),
         "user {}: {decision}",
         login_log::Quoted(user)
     );

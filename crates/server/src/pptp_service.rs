@@ -91,7 +91,7 @@ impl PptpService {
         };
         let id = info.id;
         // Debug level: see the SSTP listener.
-        tracing::debug!(session = id, %peer, "PPTP connection");
+        tracing::debug!(session_id = id, %peer, "PPTP connection");
         let outcome = pptp_server::serve(
             tcp,
             peer_ip,

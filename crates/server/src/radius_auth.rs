@@ -168,7 +168,7 @@ impl RadiusAuth {
             Ok(answer) => match answer.outcome {
                 Outcome::Access(AccessOutcome::Accept(accept)) => {
                     tracing::info!(
-                        session = id,
+                        session_id = id,
                         server = %answer.server,
                         "RADIUS Access-Accept: user {}",
                         tunnel::login_log::Quoted(&request.username)
@@ -226,7 +226,7 @@ impl RadiusAuth {
                         .as_ref()
                         .map(|s| s.authenticator_response);
                     if is_mschapv2 && mschapv2_success.is_none() {
-                        tracing::warn!(session = id, "RADIUS accepted MS-CHAPv2 without MS-CHAP2-Success: the client will refuse the server");
+                        tracing::warn!(session_id = id, "RADIUS accepted MS-CHAPv2 without MS-CHAP2-Success: the client will refuse the server");
                     }
                     Verdict {
                         answer: AuthAnswer::Accept(ExternalAccept {
@@ -283,7 +283,7 @@ impl RadiusAuth {
                             // RFC 2865 §4.4: a challenge we cannot relay
                             // is a reject.
                             tracing::warn!(
-                                session = id,
+                                session_id = id,
                                 "login refused: user {}, {}: RADIUS Access-Challenge from {} without EAP cannot be relayed",
                                 tunnel::login_log::Quoted(&request.username),
                                 tunnel::login_log::method_name(request.method),
@@ -312,7 +312,7 @@ impl RadiusAuth {
                         tunnel::login_log::refused(id, &request.username, method, &e)
                     }
                     other => tracing::error!(
-                        session = id,
+                        session_id = id,
                         "login refused: user {user}, {method}: RADIUS: {other}"
                     ),
                 }

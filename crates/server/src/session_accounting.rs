@@ -81,7 +81,7 @@ pub fn start(acct: &Accounting, sessions: &Sessions, nas: Option<&NasIdentity>, 
         let r = common(h, nas, AcctStatusType::Start);
         spool(acct, AcctStatusType::Start, h, r);
         h.accounting_started = true;
-        tracing::debug!(session = id.raw(), acct_session_id = %h.acct_session_id, "accounting Start");
+        tracing::debug!(session_id = id.raw(), acct_session_id = %h.acct_session_id, "accounting Start");
     });
 }
 

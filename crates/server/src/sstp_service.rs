@@ -96,7 +96,7 @@ impl SstpService {
         let id = info.id;
         // Said at debug level: a line per connection is what a flood of
         // them would turn into; what becomes of it is logged below.
-        tracing::debug!(session = id, %peer, "SSTP connection");
+        tracing::debug!(session_id = id, %peer, "SSTP connection");
         let outcome = sstp_server::serve(
             tls,
             &self.session,
