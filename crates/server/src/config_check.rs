@@ -146,6 +146,10 @@ pub fn check_loaded(config: &Config, text: &str, path: &Path) -> Result<(), Conf
             })?;
         }
     }
+    if let (Some(_), Some(file)) = (config.admin.listen, &config.admin.token_file) {
+        crate::admin_token::AdminToken::read(state, file)
+            .map_err(|e| at("admin.token_file", "admin.token_file", e.to_string()))?;
+    }
     if config.ipsec.enabled {
         let readable = |file: &Path, lookup: &str, key: &str| {
             std::fs::File::open(file)

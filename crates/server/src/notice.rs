@@ -59,6 +59,8 @@ pub enum Notice {
     Ipv6 { prefix: Ipv6Addr },
     /// The admin API listens on this Unix socket.
     Admin { socket: std::path::PathBuf },
+    /// The admin API and the web status page over HTTPS.
+    AdminHttps { listen: SocketAddr },
     /// Stopping: the sessions are being ended.
     Stopping { sessions: usize },
     /// The DHCP leases given back on the way out.
@@ -227,6 +229,10 @@ impl fmt::Display for Notice {
                 f,
                 "admin API: {} (ras status, ras session, /metrics)",
                 socket.display()
+            ),
+            Notice::AdminHttps { listen } => write!(
+                f,
+                "admin HTTPS: https://{listen}/ (status page, API and /metrics; bearer token)"
             ),
             Notice::Stopping { sessions } => {
                 write!(f, "stopping: disconnecting {sessions} session(s)")
