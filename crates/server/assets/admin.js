@@ -83,34 +83,57 @@ async function disconnect(id, button) {
   }
 }
 
+// The cells of a session row, in column order: [class, value of s].
+const SESSION_CELLS = [
+  ["user", (s) => s.user],
+  ["protocol", (s) => s.protocol],
+  ["state", (s) => s.state],
+  ["client", clientAddress],
+  ["tunnel", tunnelAddress],
+  ["duration", (s, now) => duration(now - s.started_at)],
+  ["num bytes-in", (s) => bytes(s.bytes_in)],
+  ["num bytes-out", (s) => bytes(s.bytes_out)],
+];
+
+// A row for session `id`, its cells empty, with its Disconnect button.
+function sessionRow(id) {
+  const row = document.createElement("tr");
+  row.className = "session";
+  row.dataset.sessionId = String(id);
+  for (const [className] of SESSION_CELLS) row.append(text("td", "", className));
+  const cell = document.createElement("td");
+  const button = text("button", "Disconnect", "disconnect");
+  button.type = "button";
+  button.addEventListener("click", () => disconnect(id, button));
+  cell.append(button);
+  row.append(cell);
+  return row;
+}
+
+// Rows are kept and updated in place, keyed by session id, so that a
+// Disconnect button is never replaced under the pointer by a poll.
 function renderSessions(sessions, now) {
   const rows = $("session-rows");
-  rows.replaceChildren();
+  const existing = new Map();
+  for (const row of rows.children) existing.set(row.dataset.sessionId, row);
+  let next = rows.firstChild;
   for (const s of sessions) {
-    const row = document.createElement("tr");
-    row.className = "session";
-    row.dataset.sessionId = String(s.id);
-    row.append(
-      text("td", s.user, "user"),
-      text("td", s.protocol, "protocol"),
-      text("td", s.state, "state"),
-      text("td", clientAddress(s), "client"),
-      text("td", tunnelAddress(s), "tunnel"),
-      text("td", duration(now - s.started_at), "duration"),
-      text("td", bytes(s.bytes_in), "num bytes-in"),
-      text("td", bytes(s.bytes_out), "num bytes-out"),
-    );
+    const key = String(s.id);
+    let row = existing.get(key);
+    existing.delete(key);
+    if (!row) row = sessionRow(s.id);
+    SESSION_CELLS.forEach(([, value], i) => {
+      const v = value(s, now);
+      row.children[i].textContent = v === null || v === undefined ? "" : String(v);
+    });
     // The exact counters, for the tooltip and for tests.
     row.dataset.bytesIn = String(s.bytes_in);
     row.dataset.bytesOut = String(s.bytes_out);
-    const cell = document.createElement("td");
-    const button = text("button", "Disconnect", "disconnect");
-    button.type = "button";
-    button.addEventListener("click", () => disconnect(s.id, button));
-    cell.append(button);
-    row.append(cell);
-    rows.append(row);
+    row.title = s.bytes_in + " bytes in, " + s.bytes_out + " bytes out";
+    if (row !== next) rows.insertBefore(row, next);
+    next = row.nextSibling;
   }
+  for (const gone of existing.values()) gone.remove();
   $("session-count").textContent = "(" + sessions.length + ")";
   $("no-sessions").hidden = sessions.length > 0;
 }
@@ -124,7 +147,9 @@ function renderTraffic(sessions) {
     if (rates.length > GRAPH_POINTS) rates.shift();
   }
   previous = { t, bytes: total };
-  const max = Math.max(1, ...rates);
+  const peak = Math.max(1, ...rates);
+  // Headroom above the peak, so that a steady rate is not drawn on the top edge.
+  const max = peak * 1.25;
   const width = 600;
   const height = 120;
   const step = width / (GRAPH_POINTS - 1);
@@ -133,7 +158,14 @@ function renderTraffic(sessions) {
     (r, i) => ((offset + i) * step).toFixed(1) + "," + (height - (r / max) * (height - 4)).toFixed(1),
   );
   $("traffic-line").setAttribute("points", points.join(" "));
-  $("rate-now").textContent = rates.length ? bytes(Math.round(rates[rates.length - 1])) + "/s" : "–";
+  // The area under the line, closed along the bottom edge.
+  const area = points.length
+    ? [(offset * step).toFixed(1) + "," + height, ...points, width + "," + height]
+    : [];
+  $("traffic-area").setAttribute("points", area.join(" "));
+  $("rate-now").textContent = rates.length
+    ? bytes(Math.round(rates[rates.length - 1])) + "/s (peak " + bytes(Math.round(peak)) + "/s)"
+    : "–";
 }
 
 function renderPools(pools) {

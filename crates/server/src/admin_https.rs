@@ -69,7 +69,10 @@ pub async fn bind(
         return Ok(None);
     };
     // Config::validate refuses `listen` without `token_file`.
-    let file = config.token_file.as_deref().unwrap_or(std::path::Path::new(""));
+    let file = config
+        .token_file
+        .as_deref()
+        .unwrap_or(std::path::Path::new(""));
     let token = AdminToken::read(state_dir, file)?;
     let tcp = TcpListener::bind(addr)
         .await
@@ -307,9 +310,18 @@ mod tests {
         ];
         let wrong = format!("Bearer {}", TOKEN.replace('0', "1"));
         for (method, path) in routes {
-            for auth in [None, Some(wrong.as_str()), Some("Basic YTpi"), Some("Bearer ")] {
+            for auth in [
+                None,
+                Some(wrong.as_str()),
+                Some("Basic YTpi"),
+                Some("Bearer "),
+            ] {
                 let r = call(&app, method, path, auth).await;
-                assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{method} {path} {auth:?}");
+                assert_eq!(
+                    r.status(),
+                    StatusCode::UNAUTHORIZED,
+                    "{method} {path} {auth:?}"
+                );
                 let challenge = r.headers()[header::WWW_AUTHENTICATE].to_str().unwrap();
                 assert!(challenge.starts_with("Bearer"), "{challenge}");
                 assert_eq!(

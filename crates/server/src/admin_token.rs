@@ -114,7 +114,10 @@ mod tests {
         let e = AdminToken::read(dir.path(), Path::new("short")).unwrap_err();
         assert!(matches!(e, AdminTokenError::TooShort { len: 3, .. }), "{e}");
         assert!(e.to_string().contains("short") && e.to_string().contains("at least 32"));
-        assert!(!e.to_string().contains("abc"), "the token is never shown: {e}");
+        assert!(
+            !e.to_string().contains("abc"),
+            "the token is never shown: {e}"
+        );
         std::fs::write(dir.path().join("spaced"), format!("{TOKEN} {TOKEN}\n")).unwrap();
         let e = AdminToken::read(dir.path(), Path::new("spaced")).unwrap_err();
         assert!(matches!(e, AdminTokenError::NotPrintable { .. }), "{e}");

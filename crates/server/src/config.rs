@@ -1550,10 +1550,14 @@ echo_interval_secs = 0
     #[test]
     fn the_admin_https_listener_is_off_by_default_and_needs_a_token_file() {
         assert_eq!(Config::default().admin.listen, None);
-        let c = parse("[admin]\nlisten = \"127.0.0.1:8443\"\ntoken_file = \"/etc/ras/admin-token\"\n")
-            .unwrap();
+        let c =
+            parse("[admin]\nlisten = \"127.0.0.1:8443\"\ntoken_file = \"/etc/ras/admin-token\"\n")
+                .unwrap();
         assert_eq!(c.admin.listen, Some("127.0.0.1:8443".parse().unwrap()));
-        assert_eq!(c.admin.token_file.as_deref(), Some(Path::new("/etc/ras/admin-token")));
+        assert_eq!(
+            c.admin.token_file.as_deref(),
+            Some(Path::new("/etc/ras/admin-token"))
+        );
         let (line, _, key, message) = err("\n[admin]\nlisten = \"127.0.0.1:8443\"\n");
         assert_eq!((line, key.as_deref()), (3, Some("admin.listen")));
         assert!(message.contains("admin.token_file"), "{message}");

@@ -265,4 +265,21 @@ mod tests {
         let (_, line, key, _) = invalid(check(Some(&p)).unwrap_err());
         assert_eq!((line, key.as_deref()), (2, Some("tun.mtu")));
     }
+
+    #[test]
+    fn a_short_admin_token_is_reported_without_showing_it() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("admin-token"), "short-secret\n").unwrap();
+        let p = write(
+            dir.path(),
+            &format!(
+                "state_dir = {:?}\n\n[admin]\nlisten = \"127.0.0.1:8443\"\ntoken_file = \"admin-token\"\n",
+                dir.path()
+            ),
+        );
+        let (_, line, key, message) = invalid(check(Some(&p)).unwrap_err());
+        assert_eq!((line, key.as_deref()), (5, Some("admin.token_file")));
+        assert!(message.contains("at least 32"), "{message}");
+        assert!(!message.contains("short-secret"), "{message}");
+    }
 }

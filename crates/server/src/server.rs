@@ -556,12 +556,15 @@ impl Server {
             socket: admin_socket.path().to_owned(),
         });
         if let Some((tcp, token)) = admin_https {
-            let listen = tcp.local_addr().map_err(|source| {
-                crate::admin_https::AdminHttpsError::Bind {
-                    addr: config.admin.listen.unwrap_or_else(|| ([0, 0, 0, 0], 0).into()),
-                    source,
-                }
-            })?;
+            let listen =
+                tcp.local_addr()
+                    .map_err(|source| crate::admin_https::AdminHttpsError::Bind {
+                        addr: config
+                            .admin
+                            .listen
+                            .unwrap_or_else(|| ([0, 0, 0, 0], 0).into()),
+                        source,
+                    })?;
             tokio::spawn(crate::admin_https::serve(
                 tcp,
                 crate::admin_https::tls_config(&cert.rustls_config()?),
