@@ -109,22 +109,23 @@ async fn require_token(
     if public || presented.is_some_and(|t| token.matches(t)) {
         return next.run(request).await;
     }
-    let error = if presented.is_some() {
-        "invalid_token"
+    // RFC 6750 §3.1: an error code only for a token that was presented;
+    // a request without one just gets the challenge.
+    let (challenge, message) = if presented.is_some() {
+        (
+            "Bearer realm=\"ras\", error=\"invalid_token\"",
+            "the bearer token is not valid",
+        )
     } else {
-        "invalid_request"
+        ("Bearer realm=\"ras\"", "a bearer token is needed")
     };
     (
         StatusCode::UNAUTHORIZED,
         [(
             header::WWW_AUTHENTICATE,
-            HeaderValue::from_static(if presented.is_some() {
-                "Bearer realm=\"ras\", error=\"invalid_token\""
-            } else {
-                "Bearer realm=\"ras\""
-            }),
+            HeaderValue::from_static(challenge),
         )],
-        Json(serde_json::json!({ "error": format!("a bearer token is needed ({error})") })),
+        Json(serde_json::json!({ "error": message })),
     )
         .into_response()
 }

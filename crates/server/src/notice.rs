@@ -340,6 +340,13 @@ mod tests {
             "stopped; 0 address(es) still in use"
         );
         assert_eq!(
+            Notice::AdminHttps {
+                listen: "127.0.0.1:8443".parse().unwrap()
+            }
+            .to_string(),
+            "admin HTTPS: https://127.0.0.1:8443/ (status page, API and /metrics; bearer token)"
+        );
+        assert_eq!(
             Notice::DhcpReleased { leases: 20 }.to_string(),
             "released 20 DHCP lease(s)"
         );
