@@ -82,6 +82,9 @@ pub async fn bind(
 
 /// How long a client may take to finish its TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// TLS handshakes in progress at once; connections beyond are closed, so
+/// that a flood of half-open handshakes costs bounded memory.
+const MAX_HANDSHAKES: usize = 64;
 
 /// The HTTPS listener's routes: the admin API and the page, the token
 /// layer and the security headers.
@@ -201,9 +204,15 @@ impl TlsListener {
         let local = tcp.local_addr()?;
         let acceptor = TlsAcceptor::from(config);
         let (tx, rx) = mpsc::channel(64);
+        let handshakes = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
         tokio::spawn(async move {
             loop {
-                let (stream, peer) = match tcp.accept().await {
+                // Ends (closing the port) as soon as axum stops serving.
+                let accepted = tokio::select! {
+                    a = tcp.accept() => a,
+                    () = tx.closed() => return,
+                };
+                let (stream, peer) = match accepted {
                     Ok(s) => s,
                     Err(e) => {
                         // Out of descriptors and the like: back off, go on.
@@ -212,8 +221,13 @@ impl TlsListener {
                         continue;
                     }
                 };
+                let Ok(permit) = handshakes.clone().try_acquire_owned() else {
+                    tracing::debug!("admin HTTPS: {peer}: too many TLS handshakes at once, closed");
+                    continue;
+                };
                 let (acceptor, conn_tx) = (acceptor.clone(), tx.clone());
                 tokio::spawn(async move {
+                    let _permit = permit;
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                         Ok(Ok(tls)) => {
                             let _ = conn_tx.send((tls, peer)).await;
@@ -222,9 +236,6 @@ impl TlsListener {
                         Err(_) => tracing::debug!("admin HTTPS: {peer}: TLS handshake timed out"),
                     }
                 });
-                if tx.is_closed() {
-                    return;
-                }
             }
         });
         Ok(TlsListener { rx, local })
@@ -383,6 +394,81 @@ mod tests {
         // The script writes API strings as text, never as HTML.
         let js = body(call(&app, "GET", "/admin.js", None).await).await;
         assert!(!js.contains("innerHTML") && !js.contains("insertAdjacentHTML"));
+    }
+
+    /// `GET path` over TLS to `addr` (HTTP/1.1, one request); the answer.
+    async fn get_over_tls(
+        connector: &tokio_rustls::TlsConnector,
+        addr: SocketAddr,
+        path: &str,
+        auth: Option<&str>,
+    ) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+        let mut tls = connector.connect(name, tcp).await.unwrap();
+        assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"http/1.1"[..]));
+        let auth = auth
+            .map(|a| format!("Authorization: {a}\r\n"))
+            .unwrap_or_default();
+        let request =
+            format!("GET {path} HTTP/1.1\r\nHost: ras\r\nConnection: close\r\n{auth}\r\n");
+        tls.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = Vec::new();
+        let _ = tls.read_to_end(&mut answer).await;
+        String::from_utf8_lossy(&answer).into_owned()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn serves_over_tls_with_the_server_certificate_and_frees_the_port_when_stopped() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = crate::state::StateDir::open(dir.path()).unwrap();
+        let cert =
+            crate::cert::ServerCertificate::from_config(None, None, &state, "127.0.0.1", &[])
+                .unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(rustls::pki_types::CertificateDer::from(
+                cert.leaf_der().to_vec(),
+            ))
+            .unwrap();
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let mut client = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        client.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(client));
+
+        let sessions = Arc::new(Sessions::new());
+        sessions.open(SessionId::from_raw(7), "192.0.2.1:4000", TunnelKind::Sstp);
+        sessions.with(SessionId::from_raw(7), |r| r.claim("alice", None, None));
+        let pool = Arc::new(StaticPool::new(&Ipv4Pool::default()));
+        let view = Arc::new(AdminView::new("s", sessions, pool));
+        let token = Arc::new(AdminToken::new(TOKEN.as_bytes()).unwrap());
+        let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = tcp.local_addr().unwrap();
+        let (stop, stop_rx) = watch::channel(false);
+        let tls = tls_config(&cert.rustls_config().unwrap());
+        let server = tokio::spawn(serve(tcp, tls, view, token, stop_rx));
+
+        let refused = get_over_tls(&connector, addr, "/v1/sessions", None).await;
+        assert!(refused.starts_with("HTTP/1.1 401"), "{refused}");
+        assert!(!refused.contains("alice"));
+        let bearer = format!("Bearer {TOKEN}");
+        let ok = get_over_tls(&connector, addr, "/v1/sessions", Some(&bearer)).await;
+        assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+        assert!(ok.contains("\"user\":\"alice\""), "{ok}");
+
+        stop.send(true).unwrap();
+        server.await.unwrap();
+        // The accept task ends with the server: the port is free again.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while TcpStream::connect(addr).await.is_ok() {
+            assert!(std::time::Instant::now() < deadline, "still listening");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     #[test]
