@@ -181,12 +181,20 @@ pub struct AdminConfig {
     /// The socket's path. Default `/run/ras/admin.sock`; the environment
     /// variable `RAS_ADMIN_SOCKET` overrides both the default and the file.
     pub socket: PathBuf,
+    /// The same API, `/metrics` and the web status page over HTTPS on
+    /// this address (`admin_https.rs`); absent: off.
+    pub listen: Option<SocketAddr>,
+    /// The bearer token of `listen`: this file's first line (relative to
+    /// the state directory). Required with `listen`.
+    pub token_file: Option<PathBuf>,
 }
 
 impl Default for AdminConfig {
     fn default() -> Self {
         AdminConfig {
             socket: PathBuf::from(DEFAULT_ADMIN_SOCKET),
+            listen: None,
+            token_file: None,
         }
     }
 }
@@ -1103,6 +1111,15 @@ impl Config {
                 "the admin socket needs a path".into(),
             ));
         }
+        if self.admin.listen.is_some() && self.admin.token_file.is_none() {
+            // Never an HTTPS listener without a token: the Unix socket is
+            // guarded by file permissions, the network only by the token.
+            return Err(at_key(
+                "admin.listen",
+                "an HTTPS listener needs admin.token_file, the file holding its bearer token"
+                    .into(),
+            ));
+        }
         if self.ppp.mru < 576 {
             return Err(at_key(
                 "ppp.mru",
@@ -1549,6 +1566,24 @@ echo_interval_secs = 0
         );
         let (line, _, key, _) = err("\n[admin]\nsocket = \"\"\n");
         assert_eq!((line, key.as_deref()), (3, Some("admin.socket")));
+    }
+
+    #[test]
+    fn the_admin_https_listener_is_off_by_default_and_needs_a_token_file() {
+        assert_eq!(Config::default().admin.listen, None);
+        let c =
+            parse("[admin]\nlisten = \"127.0.0.1:8443\"\ntoken_file = \"/etc/ras/admin-token\"\n")
+                .unwrap();
+        assert_eq!(c.admin.listen, Some("127.0.0.1:8443".parse().unwrap()));
+        assert_eq!(
+            c.admin.token_file.as_deref(),
+            Some(Path::new("/etc/ras/admin-token"))
+        );
+        let (line, _, key, message) = err("\n[admin]\nlisten = \"127.0.0.1:8443\"\n");
+        assert_eq!((line, key.as_deref()), (3, Some("admin.listen")));
+        assert!(message.contains("admin.token_file"), "{message}");
+        let (_, _, key, _) = err("[admin]\nlisten = \"localhost\"\n");
+        assert_eq!(key.as_deref(), Some("admin.listen"));
     }
 
     #[test]

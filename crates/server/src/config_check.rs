@@ -146,6 +146,10 @@ pub fn check_loaded(config: &Config, text: &str, path: &Path) -> Result<(), Conf
             })?;
         }
     }
+    if let (Some(_), Some(file)) = (config.admin.listen, &config.admin.token_file) {
+        crate::admin_token::AdminToken::read(state, file)
+            .map_err(|e| at("admin.token_file", "admin.token_file", e.to_string()))?;
+    }
     if config.ipsec.enabled {
         let readable = |file: &Path, lookup: &str, key: &str| {
             std::fs::File::open(file)
@@ -260,5 +264,22 @@ mod tests {
         let p = write(dir.path(), "[tun]\nmtu = 100\n");
         let (_, line, key, _) = invalid(check(Some(&p)).unwrap_err());
         assert_eq!((line, key.as_deref()), (2, Some("tun.mtu")));
+    }
+
+    #[test]
+    fn a_short_admin_token_is_reported_without_showing_it() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("admin-token"), "short-secret\n").unwrap();
+        let p = write(
+            dir.path(),
+            &format!(
+                "state_dir = {:?}\n\n[admin]\nlisten = \"127.0.0.1:8443\"\ntoken_file = \"admin-token\"\n",
+                dir.path()
+            ),
+        );
+        let (_, line, key, message) = invalid(check(Some(&p)).unwrap_err());
+        assert_eq!((line, key.as_deref()), (5, Some("admin.token_file")));
+        assert!(message.contains("at least 32"), "{message}");
+        assert!(!message.contains("short-secret"), "{message}");
     }
 }

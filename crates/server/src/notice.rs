@@ -61,6 +61,8 @@ pub enum Notice {
     Ipv6 { prefix: Ipv6Addr },
     /// The admin API listens on this Unix socket.
     Admin { socket: std::path::PathBuf },
+    /// The admin API and the web status page over HTTPS.
+    AdminHttps { listen: SocketAddr },
     /// Stopping: the sessions are being ended.
     Stopping { sessions: usize },
     /// The DHCP leases given back on the way out.
@@ -237,6 +239,10 @@ impl fmt::Display for Notice {
                 "admin API: {} (ras status, ras session, /metrics)",
                 socket.display()
             ),
+            Notice::AdminHttps { listen } => write!(
+                f,
+                "admin HTTPS: https://{listen}/ (status page, API and /metrics; bearer token)"
+            ),
             Notice::Stopping { sessions } => {
                 write!(f, "stopping: disconnecting {sessions} session(s)")
             }
@@ -361,6 +367,13 @@ mod tests {
             }
             .to_string(),
             "stopped; 0 address(es) still in use"
+        );
+        assert_eq!(
+            Notice::AdminHttps {
+                listen: "127.0.0.1:8443".parse().unwrap()
+            }
+            .to_string(),
+            "admin HTTPS: https://127.0.0.1:8443/ (status page, API and /metrics; bearer token)"
         );
         assert_eq!(
             Notice::DhcpReleased { leases: 20 }.to_string(),

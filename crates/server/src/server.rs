@@ -72,6 +72,8 @@ pub enum StartError {
     Ikev2(#[from] crate::ikev2_service::Ikev2SetupError),
     #[error(transparent)]
     Admin(#[from] crate::admin_socket::AdminSocketError),
+    #[error(transparent)]
+    AdminHttps(#[from] crate::admin_https::AdminHttpsError),
     #[error("creating the TUN device (ras server needs root or CAP_NET_ADMIN and /dev/net/tun)")]
     TunDevice(#[source] netdev::TunError),
     #[error(transparent)]
@@ -231,6 +233,7 @@ impl Server {
         // With the listeners: a second server fails here, before any
         // route or device is touched.
         let mut admin_socket = AdminSocket::bind(&config.admin.socket)?;
+        let admin_https = crate::admin_https::bind(&config.admin, state.path()).await?;
         let metrics = Arc::new(Metrics::new());
         let started_at = std::time::SystemTime::now();
 
@@ -560,6 +563,25 @@ impl Server {
         notices(Notice::Admin {
             socket: admin_socket.path().to_owned(),
         });
+        if let Some((tcp, token)) = admin_https {
+            let listen =
+                tcp.local_addr()
+                    .map_err(|source| crate::admin_https::AdminHttpsError::Bind {
+                        addr: config
+                            .admin
+                            .listen
+                            .unwrap_or_else(|| ([0, 0, 0, 0], 0).into()),
+                        source,
+                    })?;
+            tokio::spawn(crate::admin_https::serve(
+                tcp,
+                crate::admin_https::tls_config(&cert.rustls_config()?),
+                admin.clone(),
+                token,
+                stop_rx.clone(),
+            ));
+            notices(Notice::AdminHttps { listen });
+        }
 
         let addresses = match &config.addresses.dhcp_interface {
             Some(interface) if dhcp_mode => AddressesNote::Dhcp {
