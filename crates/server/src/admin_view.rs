@@ -51,7 +51,11 @@ pub struct AdminView {
     pub dhcp: Option<(String, Arc<DhcpSource>)>,
     pub radius: Vec<(&'static str, RadiusHandle)>,
     pub accounting: Option<Arc<Accounting>>,
-    pub certificate: Option<CertificateView>,
+    /// Swapped by a reload.
+    pub certificate: Arc<arc_swap::ArcSwapOption<CertificateView>>,
+    /// Reads the configuration file again (`POST /v1/reload`; `None`:
+    /// tests).
+    pub reloader: Option<Arc<crate::reload::Reloader>>,
     pub drops: DropSources,
     pub metrics: Arc<Metrics>,
     /// The NetBIOS datagram gateway, when `[netbios]` is enabled.
@@ -70,7 +74,8 @@ impl AdminView {
             dhcp: None,
             radius: Vec::new(),
             accounting: None,
-            certificate: None,
+            certificate: Default::default(),
+            reloader: None,
             drops: DropSources::default(),
             metrics: Arc::new(Metrics::new()),
             netbios: None,
@@ -153,7 +158,7 @@ impl AdminView {
             pools,
             radius_servers,
             accounting_pending: self.accounting.as_ref().map(|a| a.pending()),
-            certificate: self.certificate.clone(),
+            certificate: self.certificate.load_full().map(|c| (*c).clone()),
         }
     }
 
