@@ -28,7 +28,10 @@ fn certificate(dir: &Path, name: &str) -> (PathBuf, PathBuf, String) {
         .unwrap()
         .self_signed(&key)
         .unwrap();
-    let (c, k) = (dir.join(format!("{name}.crt")), dir.join(format!("{name}.key")));
+    let (c, k) = (
+        dir.join(format!("{name}.crt")),
+        dir.join(format!("{name}.key")),
+    );
     std::fs::write(&c, cert.pem()).unwrap();
     std::fs::write(&k, key.serialize_pem()).unwrap();
     let fp = Sha256::digest(cert.der())
@@ -41,7 +44,13 @@ fn certificate(dir: &Path, name: &str) -> (PathBuf, PathBuf, String) {
 
 /// The configuration: SSTP towards both client networks, one client
 /// address in the first pool range, `extra` appended.
-fn config_text(dir: &Path, cert: &(PathBuf, PathBuf, String), pool: &str, dns: &str, extra: &str) -> String {
+fn config_text(
+    dir: &Path,
+    cert: &(PathBuf, PathBuf, String),
+    pool: &str,
+    dns: &str,
+    extra: &str,
+) -> String {
     let path = dir.join("ras.toml");
     format!(
         "state_dir = {:?}\nserver_name = \"ras-reload\"\n\n[sstp]\nlisten = [\"{SERVER_FOR_CLI1}:443\", \"{SERVER_FOR_CLI2}:443\"]\n\n[pptp]\nlisten = []\n\n[ipsec]\nenabled = false\n\n[tun]\nname = \"ras-rld0\"\n\n[admin]\nsocket = {:?}\n\n[certificate]\nchain = {:?}\nkey = {:?}\n\n[addresses]\nipv4_pool = [{pool}]\ndns = [\"{dns}\"]\n{extra}",
@@ -97,7 +106,14 @@ fn ping_in_background(
     })
 }
 
-fn sstp_client(topo: &Topology, role: &'static str, user: &str, pw: &Path, fp: &str, tun: &str) -> Client {
+fn sstp_client(
+    topo: &Topology,
+    role: &'static str,
+    user: &str,
+    pw: &Path,
+    fp: &str,
+    tun: &str,
+) -> Client {
     let server = if role == "cli1" {
         SERVER_FOR_CLI1
     } else {
@@ -137,7 +153,11 @@ fn a_reload_under_a_running_session_drops_nothing_and_a_bad_one_changes_nothing(
     // One client address (10.0.10.21): a second client needs the reload's
     // range.
     let first_pool = "\"10.0.10.20-10.0.10.21\"";
-    std::fs::write(&path, config_text(dir.path(), &one, first_pool, "10.0.0.53", "")).unwrap();
+    std::fs::write(
+        &path,
+        config_text(dir.path(), &one, first_pool, "10.0.0.53", ""),
+    )
+    .unwrap();
     let bob_pw = password_file(dir.path(), "bob", "bob-password");
     let alice_pw = password_file(dir.path(), "alice", "alice-password");
     add_user(&path, "bob", &bob_pw, &[]);
@@ -195,7 +215,10 @@ fn a_reload_under_a_running_session_drops_nothing_and_a_bad_one_changes_nothing(
         sstp_client(&topo, "cli2", "alice", &alice_pw, &one.2, "ras-rld2"),
         Duration::from_secs(40),
     );
-    assert!(!ok, "the old certificate's fingerprint no longer matches: {text}");
+    assert!(
+        !ok,
+        "the old certificate's fingerprint no longer matches: {text}"
+    );
     // …the new one is; alice (staff) is admitted by the new policy, gets
     // an address from the added range (routed: she reaches the LAN) and
     // the new DNS server.
@@ -215,7 +238,10 @@ fn a_reload_under_a_running_session_drops_nothing_and_a_bad_one_changes_nothing(
     );
     assert!(!ok, "bob is not staff: {text}");
     server.expect("no policy matched", Duration::from_secs(5));
-    assert!(ping(&topo, "cli1", LAN_HOST), "bob's first session still up");
+    assert!(
+        ping(&topo, "cli1", LAN_HOST),
+        "bob's first session still up"
+    );
 
     // The same file again: nothing to do, exit status 0.
     let (ok, out, err) = reload_command(&path);
@@ -233,9 +259,15 @@ fn a_reload_under_a_running_session_drops_nothing_and_a_bad_one_changes_nothing(
     assert!(!ok, "a refused reload fails");
     let shown = format!("{}:5:", path.display());
     assert!(err.contains(&shown) && err.contains("listen_all"), "{err}");
-    assert!(err.contains("still running the previous configuration"), "{err}");
+    assert!(
+        err.contains("still running the previous configuration"),
+        "{err}"
+    );
     let line = server.expect("reload refused", Duration::from_secs(5));
-    assert!(line.contains(&shown) && line.contains("listen_all"), "{line}");
+    assert!(
+        line.contains(&shown) && line.contains("listen_all"),
+        "{line}"
+    );
     // The old configuration runs on: bob's session, and a new client under
     // the previous (good) file's certificate and DNS.
     assert!(ping(&topo, "cli1", LAN_HOST));
@@ -247,7 +279,10 @@ fn a_reload_under_a_running_session_drops_nothing_and_a_bad_one_changes_nothing(
     interrupt(&alice);
     let (_, text) = finish(alice, Duration::from_secs(15));
     assert!(text.contains("DNS 10.0.0.54"), "{text}");
-    assert_eq!(sessions(&socket).iter().filter(|s| s.id == bob_id).count(), 1);
+    assert_eq!(
+        sessions(&socket).iter().filter(|s| s.id == bob_id).count(),
+        1
+    );
     interrupt(&bob);
     assert!(finish(bob, Duration::from_secs(15)).0);
 }

@@ -122,7 +122,10 @@ impl Reloader {
     /// blocking task.
     pub fn reload(&self) -> ReloadOutcome {
         let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
-        let outcome = match self.prepare(&running).and_then(|p| self.apply(p, &mut running)) {
+        let outcome = match self
+            .prepare(&running)
+            .and_then(|p| self.apply(p, &mut running))
+        {
             Ok(changed) => ReloadOutcome {
                 ok: true,
                 changed,
@@ -196,9 +199,7 @@ impl Reloader {
         };
 
         let policies = match &plan.policies {
-            Some(_) => Some(Arc::new(
-                config.policy_set().map_err(|e| at("policy", e))?,
-            )),
+            Some(_) => Some(Arc::new(config.policy_set().map_err(|e| at("policy", e))?)),
             None => None,
         };
         Ok(Prepared {
@@ -248,19 +249,20 @@ impl Reloader {
         if let Some((cert, certified)) = certificate {
             let fingerprint = cert.fingerprint_sha256();
             self.targets.sstp.store(Arc::new(certified));
-            self.targets.certificate_view.store(cert.subject_and_expiry().map(
-                |(subject, not_after)| {
+            self.targets
+                .certificate_view
+                .store(cert.subject_and_expiry().map(|(subject, not_after)| {
                     Arc::new(CertificateView {
                         subject,
                         not_after,
                         sha256_fingerprint: fingerprint.clone(),
                         self_signed: cert.is_self_signed(),
                     })
-                },
-            ));
+                }));
             let ike_signs = config.ipsec.enabled
                 && (config.ipsec.certificate_auth()
-                    || (config.ikev2.enabled && (config.ikev2.eap() || config.ikev2.certificate())));
+                    || (config.ikev2.enabled
+                        && (config.ikev2.eap() || config.ikev2.certificate())));
             let ike = if ike_signs {
                 "; IKE keeps the previous certificate until a restart"
             } else {
@@ -273,7 +275,8 @@ impl Reloader {
         }
         if policies.is_some() || plan.dns.is_some() || plan.wins.is_some() {
             let current = self.targets.settings.load();
-            let first_two = |list: &[std::net::Ipv4Addr]| [list.first().copied(), list.get(1).copied()];
+            let first_two =
+                |list: &[std::net::Ipv4Addr]| [list.first().copied(), list.get(1).copied()];
             self.targets.settings.store(Arc::new(SessionSettings {
                 policies: policies.unwrap_or_else(|| current.policies.clone()),
                 dns: plan.dns.as_deref().map_or(current.dns, first_two),
@@ -296,7 +299,8 @@ pub fn admin_socket_of(file: Option<&Path>) -> Result<PathBuf, ConfigError> {
         Ok(config) => return Ok(config.admin.socket),
         Err(e) => e,
     };
-    if let Some(socket) = std::env::var_os(crate::config::ADMIN_SOCKET_ENV).filter(|s| !s.is_empty())
+    if let Some(socket) =
+        std::env::var_os(crate::config::ADMIN_SOCKET_ENV).filter(|s| !s.is_empty())
     {
         return Ok(PathBuf::from(socket));
     }
@@ -421,7 +425,10 @@ mod tests {
     }
 
     fn ranges(pool: &StaticPool) -> Vec<String> {
-        pool.client_ranges().iter().map(ToString::to_string).collect()
+        pool.client_ranges()
+            .iter()
+            .map(ToString::to_string)
+            .collect()
     }
 
     #[test]
@@ -450,7 +457,13 @@ mod tests {
         let wider = "\"10.0.10.20-10.0.10.29\", \"10.0.20.1-10.0.20.50\"";
         std::fs::write(
             &file,
-            text(dir.path(), &two, wider, "\"10.0.0.54\", \"10.0.0.55\"", policy),
+            text(
+                dir.path(),
+                &two,
+                wider,
+                "\"10.0.0.54\", \"10.0.0.55\"",
+                policy,
+            ),
         )
         .unwrap();
         let second = ServerCertificate::load(&two.0, &two.1).unwrap();
@@ -488,7 +501,10 @@ mod tests {
         let settings = rig.settings.load();
         assert_eq!(
             settings.dns,
-            [Some("10.0.0.54".parse().unwrap()), Some("10.0.0.55".parse().unwrap())]
+            [
+                Some("10.0.0.54".parse().unwrap()),
+                Some("10.0.0.55".parse().unwrap())
+            ]
         );
         assert_eq!(
             settings.policies.names().collect::<Vec<_>>(),
@@ -533,7 +549,10 @@ mod tests {
             *rig.sstp.load().session.certificate_der,
             second.leaf_der().to_vec()
         );
-        assert_eq!(rig.settings.load().dns[0], Some("10.0.0.54".parse().unwrap()));
+        assert_eq!(
+            rig.settings.load().dns[0],
+            Some("10.0.0.54".parse().unwrap())
+        );
         assert_eq!(ranges(&rig.pool).len(), 2);
 
         // Back to the last good file: nothing to do.
@@ -545,7 +564,11 @@ mod tests {
     fn the_socket_is_found_in_a_file_that_does_not_load() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("ras.toml");
-        std::fs::write(&file, "[admin]\nsocket = \"/tmp/x.sock\"\n[tun]\nmtu = 100\n").unwrap();
+        std::fs::write(
+            &file,
+            "[admin]\nsocket = \"/tmp/x.sock\"\n[tun]\nmtu = 100\n",
+        )
+        .unwrap();
         if std::env::var_os(crate::config::ADMIN_SOCKET_ENV).is_none() {
             assert_eq!(
                 admin_socket_of(Some(&file)).unwrap(),

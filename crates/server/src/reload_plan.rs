@@ -19,7 +19,9 @@
 use std::net::Ipv4Addr;
 use std::path::Path;
 
-use crate::config::{error_at_key, AddressConfig, AddressSourceKind, Config, ConfigError, Ipv4Range};
+use crate::config::{
+    error_at_key, AddressConfig, AddressSourceKind, Config, ConfigError, Ipv4Range,
+};
 
 /// What a reload changes, besides the certificate.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -80,7 +82,12 @@ pub fn plan(
 ) -> Result<ReloadPlan, ConfigError> {
     let restart = |section: &str| {
         let key = changed_key(old_text, new_text, section);
-        error_at_key(new_text, path, &key, format!("{key} changed: needs a restart"))
+        error_at_key(
+            new_text,
+            path,
+            &key,
+            format!("{key} changed: needs a restart"),
+        )
     };
     // Every top-level key is named here, so that a new one does not
     // compile until it is sorted into "reloadable" or "needs a restart".
@@ -148,10 +155,19 @@ pub fn plan(
     let same = [
         ("addresses.ipv6_prefix", *ipv6_prefix == was.ipv6_prefix),
         ("addresses.source", *source == was.source),
-        ("addresses.dhcp_interface", *dhcp_interface == was.dhcp_interface),
+        (
+            "addresses.dhcp_interface",
+            *dhcp_interface == was.dhcp_interface,
+        ),
         ("addresses.dhcp_block", *dhcp_block == was.dhcp_block),
-        ("addresses.dhcp_timeout_secs", *dhcp_timeout_secs == was.dhcp_timeout_secs),
-        ("addresses.dhcp_retry_secs", *dhcp_retry_secs == was.dhcp_retry_secs),
+        (
+            "addresses.dhcp_timeout_secs",
+            *dhcp_timeout_secs == was.dhcp_timeout_secs,
+        ),
+        (
+            "addresses.dhcp_retry_secs",
+            *dhcp_retry_secs == was.dhcp_retry_secs,
+        ),
     ];
     if let Some((key, _)) = same.iter().find(|(_, same)| !same) {
         return Err(restart(key));
@@ -169,8 +185,8 @@ pub fn plan(
             return Err(restart("addresses.ipv4_pool"));
         }
         let (old_ranges, new_ranges) = (was.ipv4_pool.ranges(), ipv4_pool.ranges());
-        let kept = new_ranges.len() >= old_ranges.len()
-            && new_ranges[..old_ranges.len()] == *old_ranges;
+        let kept =
+            new_ranges.len() >= old_ranges.len() && new_ranges[..old_ranges.len()] == *old_ranges;
         if !kept {
             let gone: Vec<String> = old_ranges
                 .iter()
@@ -350,9 +366,8 @@ mod tests {
     #[test]
     fn an_environment_override_is_named_by_its_section() {
         let old = load(BASE);
-        let new = load(BASE).with_env(|k| {
-            (k == crate::config::ADMIN_SOCKET_ENV).then(|| "/tmp/other.sock".into())
-        });
+        let new = load(BASE)
+            .with_env(|k| (k == crate::config::ADMIN_SOCKET_ENV).then(|| "/tmp/other.sock".into()));
         let (_, line, key, _) =
             refusal(plan(&old, &new, BASE, BASE, Path::new("ras.toml")).unwrap_err());
         assert_eq!((line, key.as_str()), (1, "admin"));
