@@ -49,7 +49,8 @@ pub struct AdminView {
     pub sessions: Arc<Sessions>,
     pub pool: Arc<StaticPool>,
     pub dhcp: Option<(String, Arc<DhcpSource>)>,
-    pub radius: Vec<(&'static str, RadiusHandle)>,
+    /// The RADIUS clients (swapped by a reload).
+    pub radius: Arc<arc_swap::ArcSwap<Vec<(&'static str, RadiusHandle)>>>,
     pub accounting: Option<Arc<Accounting>>,
     /// Swapped by a reload.
     pub certificate: Arc<arc_swap::ArcSwapOption<CertificateView>>,
@@ -72,7 +73,7 @@ impl AdminView {
             sessions,
             pool,
             dhcp: None,
-            radius: Vec::new(),
+            radius: Default::default(),
             accounting: None,
             certificate: Default::default(),
             reloader: None,
@@ -135,8 +136,8 @@ impl AdminView {
                 free,
             });
         }
-        let radius_servers = self
-            .radius
+        let radius = self.radius.load();
+        let radius_servers = radius
             .iter()
             .flat_map(|(role, handle)| {
                 handle

@@ -24,6 +24,7 @@ use crate::admin_snapshot::CertificateView;
 use crate::cert::ServerCertificate;
 use crate::config::{error_at_key, Config, ConfigError};
 use crate::pool::StaticPool;
+use crate::radius_io::RadiusHandle;
 use crate::reload_plan::{self, ReloadPlan};
 use crate::session_settings::{SessionSettings, SharedSessionSettings};
 use crate::sstp_service::SstpCertified;
@@ -66,6 +67,23 @@ pub struct ReloadTargets {
     /// What the admin API shows of the certificate.
     pub certificate_view: Arc<ArcSwapOption<CertificateView>>,
     pub state: StateDir,
+    /// The RADIUS clients, when RADIUS is on.
+    pub radius: Option<RadiusTargets>,
+}
+
+/// What uses the RADIUS servers.
+pub struct RadiusTargets {
+    pub auth: Arc<crate::radius_auth::RadiusAuth>,
+    pub accounting: Option<Arc<crate::accounting::Accounting>>,
+    /// What the admin API shows of them.
+    pub view: Arc<ArcSwap<Vec<(&'static str, RadiusHandle)>>>,
+    pub metrics: Arc<crate::metrics::Metrics>,
+}
+
+/// New RADIUS clients, started before the swap.
+struct NewRadius {
+    auth: RadiusHandle,
+    accounting: Option<RadiusHandle>,
 }
 
 /// The running configuration and what it was read from.
@@ -91,6 +109,7 @@ struct Prepared {
     plan: ReloadPlan,
     certificate: Option<(ServerCertificate, SstpCertified)>,
     policies: Option<Arc<policy::PolicySet>>,
+    radius: Option<NewRadius>,
 }
 
 impl Reloader {
@@ -202,13 +221,62 @@ impl Reloader {
             Some(_) => Some(Arc::new(config.policy_set().map_err(|e| at("policy", e))?)),
             None => None,
         };
+        let radius = match (&plan.radius, &self.targets.radius) {
+            (Some(_), Some(targets)) => Some(self.start_radius(&config, targets, &at)?),
+            _ => None,
+        };
         Ok(Prepared {
             config,
             text,
             plan,
             certificate,
             policies,
+            radius,
         })
+    }
+
+    /// RADIUS clients for `config`'s servers (their sockets bound, their
+    /// tasks started): dropped unused if the reload fails later.
+    fn start_radius(
+        &self,
+        config: &Config,
+        targets: &RadiusTargets,
+        at: &dyn Fn(&str, String) -> ConfigError,
+    ) -> Result<NewRadius, ConfigError> {
+        let cfg = &config.radius;
+        if cfg.servers.len() > 2 {
+            return Err(at(
+                "radius.servers",
+                crate::radius_setup::RadiusSetupError::TooManyServers(cfg.servers.len()).to_string(),
+            ));
+        }
+        let mut secrets = Vec::new();
+        for (i, server) in cfg.servers.iter().enumerate() {
+            secrets.push(
+                crate::radius_config::read_secret(self.targets.state.path(), &server.secret_file)
+                    .map_err(|e| at(&format!("radius.servers[{i}].secret_file"), e.to_string()))?,
+            );
+        }
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|e| at("radius.servers", format!("no runtime to start RADIUS on: {e}")))?;
+        let start = |addrs: Vec<SocketAddr>, role: &'static str| {
+            runtime
+                .block_on(RadiusHandle::start(
+                    addrs,
+                    crate::radius_setup::client_config(cfg, secrets.clone()),
+                ))
+                .map(|h| h.observed(targets.metrics.clone(), role))
+                .map_err(|e| at("radius.servers", format!("the RADIUS socket: {e}")))
+        };
+        let auth = start(cfg.servers.iter().map(|s| s.auth_addr()).collect(), "auth")?;
+        let accounting = match &targets.accounting {
+            Some(_) => Some(start(
+                cfg.servers.iter().map(|s| s.acct_addr()).collect(),
+                "acct",
+            )?),
+            None => None,
+        };
+        Ok(NewRadius { auth, accounting })
     }
 
     /// Swaps `prepared` in. Only the routes for added ranges can fail;
@@ -220,6 +288,7 @@ impl Reloader {
             plan,
             certificate,
             policies,
+            radius,
         } = prepared;
         if let Some(tun) = &self.targets.tun {
             let mut added = Vec::new();
@@ -282,6 +351,15 @@ impl Reloader {
                 dns: plan.dns.as_deref().map_or(current.dns, first_two),
                 wins: plan.wins.as_deref().map_or(current.wins, first_two),
             }));
+        }
+        if let (Some(new), Some(targets)) = (radius, &self.targets.radius) {
+            let mut view = vec![("authentication", new.auth.clone())];
+            targets.auth.use_servers(new.auth);
+            if let (Some(handle), Some(accounting)) = (new.accounting, &targets.accounting) {
+                view.push(("accounting", handle.clone()));
+                accounting.use_servers(handle);
+            }
+            targets.view.store(Arc::new(view));
         }
         changed.extend(plan.describe());
         running.config = config;
@@ -375,6 +453,10 @@ mod tests {
     }
 
     fn start(file: &Path) -> (Rig, ServerCertificate) {
+        start_with(file, None)
+    }
+
+    fn start_with(file: &Path, radius: Option<RadiusTargets>) -> (Rig, ServerCertificate) {
         let config = Config::load(Some(file)).unwrap();
         let state = StateDir::open(&config.state_dir).unwrap();
         let cert = ServerCertificate::load(
@@ -412,6 +494,7 @@ mod tests {
                 tun: None,
                 certificate_view: view.clone(),
                 state,
+                radius,
             },
         );
         let rig = Rig {
@@ -579,5 +662,72 @@ mod tests {
         if std::env::var_os(crate::config::ADMIN_SOCKET_ENV).is_none() {
             assert!(admin_socket_of(Some(&file)).is_err());
         }
+    }
+
+    /// RADIUS servers swapped: the admin API shows the new ones, and
+    /// turning RADIUS off is refused.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn new_radius_servers_are_swapped_in() {
+        let dir = tempfile::tempdir().unwrap();
+        let one = pair(dir.path(), "one");
+        let state = dir.path().join("state");
+        std::fs::create_dir_all(&state).unwrap();
+        std::fs::write(state.join("r.secret"), "s3cret\n").unwrap();
+        let file = dir.path().join("ras.toml");
+        let radius = |address: &str| {
+            format!("\n[radius]\naccounting = false\n\n[[radius.servers]]\naddress = \"{address}\"\nsecret_file = \"r.secret\"\n")
+        };
+        let pool = "\"10.0.10.20-10.0.10.29\"";
+        let dns = "\"10.0.0.53\"";
+        std::fs::write(&file, text(dir.path(), &one, pool, dns, &radius("127.0.0.1"))).unwrap();
+        let handle = RadiusHandle::start(
+            vec!["127.0.0.1:1812".parse().unwrap()],
+            crate::radius_setup::client_config(
+                &Config::load(Some(&file)).unwrap().radius,
+                vec![radius::Secret::new(b"s3cret".to_vec())],
+            ),
+        )
+        .await
+        .unwrap();
+        let view = Arc::new(ArcSwap::from_pointee(vec![("authentication", handle.clone())]));
+        let targets = RadiusTargets {
+            auth: Arc::new(crate::radius_auth::RadiusAuth::new(
+                handle,
+                crate::radius_auth::NasIdentity {
+                    identifier: "ras".into(),
+                    address: None,
+                },
+            )),
+            accounting: None,
+            view: view.clone(),
+            metrics: Arc::new(crate::metrics::Metrics::new()),
+        };
+        let (rig, _) = start_with(&file, Some(targets));
+        let rig = Arc::new(rig);
+
+        std::fs::write(&file, text(dir.path(), &one, pool, dns, &radius("127.0.0.2"))).unwrap();
+        let r = rig.clone();
+        let outcome = tokio::task::spawn_blocking(move || r.reloader.reload())
+            .await
+            .unwrap();
+        assert_eq!(outcome.changed, vec!["RADIUS servers 127.0.0.2:1812"]);
+        let shown: Vec<SocketAddr> = view
+            .load()
+            .iter()
+            .flat_map(|(_, h)| h.server_states())
+            .map(|(a, _)| a)
+            .collect();
+        assert_eq!(shown, vec!["127.0.0.2:1812".parse::<SocketAddr>().unwrap()]);
+
+        std::fs::write(&file, text(dir.path(), &one, pool, dns, "")).unwrap();
+        let r = rig.clone();
+        let outcome = tokio::task::spawn_blocking(move || r.reloader.reload())
+            .await
+            .unwrap();
+        let error = outcome.error.unwrap();
+        assert!(
+            error.ends_with(": radius.servers: radius.servers changed: needs a restart"),
+            "{error}"
+        );
     }
 }

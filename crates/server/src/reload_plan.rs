@@ -8,6 +8,8 @@
 //!   the same paths may hold a renewed one);
 //! - `[policies]` and `[[policy]]`;
 //! - `addresses.dns` and `addresses.wins`;
+//! - `radius.servers` (and `timeout_secs`, `tries`, `dead_time_secs`)
+//!   while RADIUS stays on: new requests go to the new servers;
 //! - `addresses.ipv4_pool`: ranges added after the existing ones. A
 //!   range removed or changed is refused (sessions may hold its
 //!   addresses, and the pool numbers addresses in configured order).
@@ -16,7 +18,7 @@
 //! key: a key silently ignored would leave the operator believing a
 //! setting is in force that is not.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
 
 use crate::config::{
@@ -34,6 +36,9 @@ pub struct ReloadPlan {
     pub wins: Option<Vec<Ipv4Addr>>,
     /// Pool ranges added after the existing ones.
     pub pool_added: Vec<Ipv4Range>,
+    /// The RADIUS servers or their timers changed: the new servers'
+    /// authentication addresses.
+    pub radius: Option<Vec<SocketAddr>>,
 }
 
 impl ReloadPlan {
@@ -54,6 +59,10 @@ impl ReloadPlan {
         }
         if let Some(wins) = &self.wins {
             out.push(format!("WINS {}", addresses(wins)));
+        }
+        if let Some(servers) = &self.radius {
+            let shown: Vec<String> = servers.iter().map(ToString::to_string).collect();
+            out.push(format!("RADIUS servers {}", shown.join(", ")));
         }
         out
     }
@@ -125,7 +134,6 @@ pub fn plan(
         ("encryption", *encryption == old.encryption),
         ("ppp", *ppp == old.ppp),
         ("tun", *tun == old.tun),
-        ("radius", *radius == old.radius),
         ("dialin", *dialin == old.dialin),
         ("dhcp_relay", *dhcp_relay == old.dhcp_relay),
         ("netbios", *netbios == old.netbios),
@@ -136,6 +144,7 @@ pub fn plan(
     }
 
     let mut plan = ReloadPlan::default();
+    plan.radius = radius_plan(&old.radius, radius).map_err(|key| restart(key))?;
     if *policies != old.policies || *policy != old.policy {
         plan.policies = Some(policy.iter().map(|p| p.name.clone()).collect());
     }
@@ -211,6 +220,42 @@ pub fn plan(
         plan.pool_added = new_ranges[old_ranges.len()..].to_vec();
     }
     Ok(plan)
+}
+
+/// The new servers' authentication addresses if the servers or their
+/// timers changed, or the key that needs a restart: turning RADIUS on or
+/// off changes who authenticates (and the PPP settings: EAP pass-through),
+/// and accounting, NAS identity and the dynamic authorization listener
+/// are set up once.
+fn radius_plan(
+    old: &crate::radius_config::RadiusConfig,
+    new: &crate::radius_config::RadiusConfig,
+) -> Result<Option<Vec<SocketAddr>>, &'static str> {
+    let crate::radius_config::RadiusConfig {
+        servers,
+        accounting,
+        interim_interval_secs,
+        nas_identifier,
+        timeout_secs,
+        tries,
+        dead_time_secs,
+        dynamic_authorization,
+    } = new;
+    let same = [
+        ("radius.servers", servers.is_empty() == old.servers.is_empty()),
+        ("radius.accounting", *accounting == old.accounting),
+        ("radius.interim_interval_secs", *interim_interval_secs == old.interim_interval_secs),
+        ("radius.nas_identifier", *nas_identifier == old.nas_identifier),
+        ("radius.dynamic_authorization", *dynamic_authorization == old.dynamic_authorization),
+    ];
+    if let Some((key, _)) = same.iter().find(|(_, same)| !same) {
+        return Err(key);
+    }
+    let changed = *servers != old.servers
+        || *timeout_secs != old.timeout_secs
+        || *tries != old.tries
+        || *dead_time_secs != old.dead_time_secs;
+    Ok(changed.then(|| servers.iter().map(|s| s.auth_addr()).collect()))
 }
 
 /// The dotted key under `section` whose value differs between the two

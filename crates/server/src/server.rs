@@ -361,10 +361,18 @@ impl Server {
             TunnelKind::Sstp,
         );
 
-        let radius_handles = radius
-            .as_ref()
-            .map(|r| r.handles.clone())
-            .unwrap_or_default();
+        let radius_handles = Arc::new(ArcSwap::from_pointee(
+            radius
+                .as_ref()
+                .map(|r| r.handles.clone())
+                .unwrap_or_default(),
+        ));
+        let radius_targets = radius.as_ref().map(|r| crate::reload::RadiusTargets {
+            auth: r.auth.clone(),
+            accounting: r.accounting.clone(),
+            view: radius_handles.clone(),
+            metrics: metrics.clone(),
+        });
         if let Some(dynauth) = radius.and_then(|r| r.dynauth) {
             if let Ok(listen) = dynauth.socket.local_addr() {
                 notices(Notice::DynamicAuthorization { listen });
@@ -551,6 +559,7 @@ impl Server {
                 tun: (!dhcp_mode).then(|| tun.clone()),
                 certificate_view: certificate.clone(),
                 state: state.clone(),
+                radius: radius_targets,
             },
         ));
         let admin = Arc::new(AdminView {
