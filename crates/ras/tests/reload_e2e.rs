@@ -243,6 +243,17 @@ fn a_reload_under_a_running_session_drops_nothing_and_a_bad_one_changes_nothing(
         "bob's first session still up"
     );
 
+    // Users need no reload: the store is read at every login.
+    let carol_pw = password_file(dir.path(), "carol", "carol-password");
+    add_user(&path, "carol", &carol_pw, &["staff"]);
+    let mut carol = sstp_client(&topo, "cli2", "carol", &carol_pw, &two.2, "ras-rld4");
+    assert!(
+        wait_address(&topo, &mut carol, Duration::from_secs(30)).is_some(),
+        "a user added while the server runs logs in"
+    );
+    interrupt(&carol);
+    assert!(finish(carol, Duration::from_secs(15)).0);
+
     // The same file again: nothing to do, exit status 0.
     let (ok, out, err) = reload_command(&path);
     assert!(ok, "{err}");

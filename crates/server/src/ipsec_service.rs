@@ -217,6 +217,7 @@ pub fn spawn(
     responder: ResponderConfig,
     front: L2tpFront,
     ikev2: Option<tunnel::ikev2_server::Ikev2Service>,
+    reconfigure: tokio::sync::mpsc::UnboundedReceiver<tunnel::l2tp_ipsec::IkeConfigs>,
     shutdown: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(serve_ipsec_l2tp(
@@ -224,6 +225,7 @@ pub fn spawn(
         responder,
         front,
         ikev2,
+        reconfigure,
         shutdown,
     ))
 }

@@ -29,6 +29,7 @@ use crate::reload_plan::{self, ReloadPlan};
 use crate::session_settings::{SessionSettings, SharedSessionSettings};
 use crate::sstp_service::SstpCertified;
 use crate::state::StateDir;
+use tunnel::l2tp_ipsec::IkeConfigs;
 
 /// What stands for the file when there is none (embedded defaults).
 const NO_FILE: &str = "(embedded defaults)";
@@ -69,6 +70,15 @@ pub struct ReloadTargets {
     pub state: StateDir,
     /// The RADIUS clients, when RADIUS is on.
     pub radius: Option<RadiusTargets>,
+    /// The IKE front end, when `[ipsec]` is on.
+    pub ike: Option<IkeTargets>,
+}
+
+/// What the IKE responders' settings are made from, and where new ones go.
+pub struct IkeTargets {
+    /// The wildcard pre-shared key (loaded once at start).
+    pub psk: zeroize::Zeroizing<Vec<u8>>,
+    pub reconfigure: tokio::sync::mpsc::UnboundedSender<IkeConfigs>,
 }
 
 /// What uses the RADIUS servers.
@@ -102,12 +112,20 @@ pub struct Reloader {
     targets: ReloadTargets,
 }
 
+/// A new certificate, ready for every service that presents it.
+struct NewCertificate {
+    cert: ServerCertificate,
+    sstp: SstpCertified,
+    /// The IKE responders' settings with it (`None`: `[ipsec]` is off).
+    ike: Option<IkeConfigs>,
+}
+
 /// Everything built before the swap.
 struct Prepared {
     config: Config,
     text: String,
     plan: ReloadPlan,
-    certificate: Option<(ServerCertificate, SstpCertified)>,
+    certificate: Option<NewCertificate>,
     policies: Option<Arc<policy::PolicySet>>,
     radius: Option<NewRadius>,
 }
@@ -208,11 +226,31 @@ impl Reloader {
             let current = self.targets.sstp.load();
             let mut session = (*current.session).clone();
             session.certificate_der = Arc::new(cert.leaf_der().to_vec());
-            let certified = SstpCertified {
+            let sstp = SstpCertified {
                 tls: tokio_rustls::TlsAcceptor::from(tls),
                 session: Arc::new(session),
             };
-            Some((cert, certified))
+            let ike = match &self.targets.ike {
+                Some(ike) => Some(IkeConfigs {
+                    ikev1: crate::ipsec_service::responder_config(&config.ipsec, &ike.psk, &cert)
+                        .map_err(|e| at("certificate.chain", e.to_string()))?,
+                    ikev2: match config.ikev2.enabled {
+                        true => Some(
+                            crate::ikev2_service::responder_config(
+                                &config.ikev2,
+                                &config.ipsec,
+                                &ike.psk,
+                                &cert,
+                                &config.server_name(),
+                            )
+                            .map_err(|e| at("certificate.chain", e.to_string()))?,
+                        ),
+                        false => None,
+                    },
+                }),
+                None => None,
+            };
+            Some(NewCertificate { cert, sstp, ike })
         } else {
             None
         };
@@ -247,7 +285,8 @@ impl Reloader {
         if cfg.servers.len() > 2 {
             return Err(at(
                 "radius.servers",
-                crate::radius_setup::RadiusSetupError::TooManyServers(cfg.servers.len()).to_string(),
+                crate::radius_setup::RadiusSetupError::TooManyServers(cfg.servers.len())
+                    .to_string(),
             ));
         }
         let mut secrets = Vec::new();
@@ -257,8 +296,12 @@ impl Reloader {
                     .map_err(|e| at(&format!("radius.servers[{i}].secret_file"), e.to_string()))?,
             );
         }
-        let runtime = tokio::runtime::Handle::try_current()
-            .map_err(|e| at("radius.servers", format!("no runtime to start RADIUS on: {e}")))?;
+        let runtime = tokio::runtime::Handle::try_current().map_err(|e| {
+            at(
+                "radius.servers",
+                format!("no runtime to start RADIUS on: {e}"),
+            )
+        })?;
         let start = |addrs: Vec<SocketAddr>, role: &'static str| {
             runtime
                 .block_on(RadiusHandle::start(
@@ -315,9 +358,13 @@ impl Reloader {
         self.targets.pool.add_ranges(&plan.pool_added);
 
         let mut changed = Vec::new();
-        if let Some((cert, certified)) = certificate {
+        if let Some(NewCertificate { cert, sstp, ike }) = certificate {
             let fingerprint = cert.fingerprint_sha256();
-            self.targets.sstp.store(Arc::new(certified));
+            self.targets.sstp.store(Arc::new(sstp));
+            let ike_sent = match (ike, &self.targets.ike) {
+                (Some(configs), Some(targets)) => targets.reconfigure.send(configs).is_ok(),
+                _ => false,
+            };
             self.targets
                 .certificate_view
                 .store(cert.subject_and_expiry().map(|(subject, not_after)| {
@@ -328,14 +375,16 @@ impl Reloader {
                         self_signed: cert.is_self_signed(),
                     })
                 }));
+            // Said only where IKE signs with it (PSK-only IKE shows no
+            // certificate).
             let ike_signs = config.ipsec.enabled
                 && (config.ipsec.certificate_auth()
                     || (config.ikev2.enabled
                         && (config.ikev2.eap() || config.ikev2.certificate())));
-            let ike = if ike_signs {
-                "; IKE keeps the previous certificate until a restart"
-            } else {
-                ""
+            let ike = match (ike_signs, ike_sent) {
+                (true, true) => " and IKE negotiations",
+                (true, false) => "; IKE keeps the previous certificate until a restart",
+                (false, _) => "",
             };
             changed.push(format!(
                 "certificate changed (sha256 {fingerprint}) for new SSTP connections{ike}"
@@ -457,6 +506,14 @@ mod tests {
     }
 
     fn start_with(file: &Path, radius: Option<RadiusTargets>) -> (Rig, ServerCertificate) {
+        start_full(file, radius, None)
+    }
+
+    fn start_full(
+        file: &Path,
+        radius: Option<RadiusTargets>,
+        ike: Option<IkeTargets>,
+    ) -> (Rig, ServerCertificate) {
         let config = Config::load(Some(file)).unwrap();
         let state = StateDir::open(&config.state_dir).unwrap();
         let cert = ServerCertificate::load(
@@ -495,6 +552,7 @@ mod tests {
                 certificate_view: view.clone(),
                 state,
                 radius,
+                ike,
             },
         );
         let rig = Rig {
@@ -679,7 +737,11 @@ mod tests {
         };
         let pool = "\"10.0.10.20-10.0.10.29\"";
         let dns = "\"10.0.0.53\"";
-        std::fs::write(&file, text(dir.path(), &one, pool, dns, &radius("127.0.0.1"))).unwrap();
+        std::fs::write(
+            &file,
+            text(dir.path(), &one, pool, dns, &radius("127.0.0.1")),
+        )
+        .unwrap();
         let handle = RadiusHandle::start(
             vec!["127.0.0.1:1812".parse().unwrap()],
             crate::radius_setup::client_config(
@@ -689,7 +751,10 @@ mod tests {
         )
         .await
         .unwrap();
-        let view = Arc::new(ArcSwap::from_pointee(vec![("authentication", handle.clone())]));
+        let view = Arc::new(ArcSwap::from_pointee(vec![(
+            "authentication",
+            handle.clone(),
+        )]));
         let targets = RadiusTargets {
             auth: Arc::new(crate::radius_auth::RadiusAuth::new(
                 handle,
@@ -705,7 +770,11 @@ mod tests {
         let (rig, _) = start_with(&file, Some(targets));
         let rig = Arc::new(rig);
 
-        std::fs::write(&file, text(dir.path(), &one, pool, dns, &radius("127.0.0.2"))).unwrap();
+        std::fs::write(
+            &file,
+            text(dir.path(), &one, pool, dns, &radius("127.0.0.2")),
+        )
+        .unwrap();
         let r = rig.clone();
         let outcome = tokio::task::spawn_blocking(move || r.reloader.reload())
             .await
@@ -729,5 +798,43 @@ mod tests {
             error.ends_with(": radius.servers: radius.servers changed: needs a restart"),
             "{error}"
         );
+    }
+
+    /// With IKE on, the IKE front end is handed responder settings with
+    /// the new certificate (IKEv2 EAP signs with it).
+    #[test]
+    fn a_new_certificate_reaches_the_ike_responders() {
+        let dir = tempfile::tempdir().unwrap();
+        let (one, two) = (pair(dir.path(), "one"), pair(dir.path(), "two"));
+        let file = dir.path().join("ras.toml");
+        let pool = "\"10.0.10.20-10.0.10.29\"";
+        let with_ike = |cert| {
+            text(dir.path(), cert, pool, "\"10.0.0.53\"", "")
+                .replace("[ipsec]\nenabled = false\n", "[ipsec]\nenabled = true\n")
+        };
+        std::fs::write(&file, with_ike(&one)).unwrap();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let ike = IkeTargets {
+            psk: zeroize::Zeroizing::new(b"a pre-shared key".to_vec()),
+            reconfigure: tx,
+        };
+        let (rig, _) = start_full(&file, None, Some(ike));
+        std::fs::write(&file, with_ike(&two)).unwrap();
+        let outcome = rig.reloader.reload();
+        let second = ServerCertificate::load(&two.0, &two.1).unwrap();
+        assert_eq!(
+            outcome.changed,
+            vec![format!(
+                "certificate changed (sha256 {}) for new SSTP connections and IKE negotiations",
+                second.fingerprint_sha256()
+            )]
+        );
+        let configs = rx.try_recv().expect("new IKE settings");
+        let ikev2 = configs.ikev2.expect("IKEv2 is on by default");
+        assert_eq!(
+            ikev2.certificate.expect("EAP: the server signs").chain()[0],
+            second.leaf_der().to_vec()
+        );
+        assert!(rx.try_recv().is_err(), "one hand-off per reload");
     }
 }

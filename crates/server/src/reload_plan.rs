@@ -242,11 +242,23 @@ fn radius_plan(
         dynamic_authorization,
     } = new;
     let same = [
-        ("radius.servers", servers.is_empty() == old.servers.is_empty()),
+        (
+            "radius.servers",
+            servers.is_empty() == old.servers.is_empty(),
+        ),
         ("radius.accounting", *accounting == old.accounting),
-        ("radius.interim_interval_secs", *interim_interval_secs == old.interim_interval_secs),
-        ("radius.nas_identifier", *nas_identifier == old.nas_identifier),
-        ("radius.dynamic_authorization", *dynamic_authorization == old.dynamic_authorization),
+        (
+            "radius.interim_interval_secs",
+            *interim_interval_secs == old.interim_interval_secs,
+        ),
+        (
+            "radius.nas_identifier",
+            *nas_identifier == old.nas_identifier,
+        ),
+        (
+            "radius.dynamic_authorization",
+            *dynamic_authorization == old.dynamic_authorization,
+        ),
     ];
     if let Some((key, _)) = same.iter().find(|(_, same)| !same) {
         return Err(key);

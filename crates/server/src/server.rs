@@ -463,6 +463,8 @@ impl Server {
             listeners.l2tp,
             stop_rx.clone(),
         );
+        // Reload (reload.rs) hands the IKE front end a new certificate.
+        let mut ike_targets = None;
         match listeners.ipsec {
             Some(bound) => {
                 let (psk, created) =
@@ -514,7 +516,19 @@ impl Server {
                         .as_ref()
                         .map(|s| ikev2_words(&config.ikev2, &s.config)),
                 });
-                crate::ipsec_service::spawn(bound, responder, l2tp.front(), ikev2, stop_rx.clone());
+                let (reconfigure, reconfigured) = tokio::sync::mpsc::unbounded_channel();
+                ike_targets = Some(crate::reload::IkeTargets {
+                    psk: psk.clone(),
+                    reconfigure,
+                });
+                crate::ipsec_service::spawn(
+                    bound,
+                    responder,
+                    l2tp.front(),
+                    ikev2,
+                    reconfigured,
+                    stop_rx.clone(),
+                );
             }
             None => notices(Notice::IpsecOff),
         }
@@ -560,6 +574,7 @@ impl Server {
                 certificate_view: certificate.clone(),
                 state: state.clone(),
                 radius: radius_targets,
+                ike: ike_targets,
             },
         ));
         let admin = Arc::new(AdminView {
