@@ -143,8 +143,10 @@ pub fn plan(
         return Err(restart(section));
     }
 
-    let mut plan = ReloadPlan::default();
-    plan.radius = radius_plan(&old.radius, radius).map_err(|key| restart(key))?;
+    let mut plan = ReloadPlan {
+        radius: radius_plan(&old.radius, radius).map_err(&restart)?,
+        ..ReloadPlan::default()
+    };
     if *policies != old.policies || *policy != old.policy {
         plan.policies = Some(policy.iter().map(|p| p.name.clone()).collect());
     }
@@ -428,5 +430,28 @@ mod tests {
         let (_, line, key, _) =
             refusal(plan(&old, &new, BASE, BASE, Path::new("ras.toml")).unwrap_err());
         assert_eq!((line, key.as_str()), (1, "admin"));
+    }
+
+    #[test]
+    fn radius_servers_are_taken_but_turning_radius_off_or_accounting_is_not() {
+        let with = |extra: &str| format!("{BASE}[radius]\ntries = 2\n{extra}");
+        let one = "[[radius.servers]]\naddress = \"192.0.2.1\"\nsecret_file = \"s\"\n";
+        let two = "[[radius.servers]]\naddress = \"192.0.2.2\"\nsecret_file = \"s\"\n";
+        let old = with(one);
+        let plan_from = |new: &str| plan(&load(&old), &load(new), &old, new, Path::new("ras.toml"));
+
+        let plan = plan_from(&with(two)).unwrap();
+        assert_eq!(plan.describe(), vec!["RADIUS servers 192.0.2.2:1812"]);
+        let plan = plan_from(&with(one).replace("tries = 2", "tries = 3")).unwrap();
+        assert_eq!(plan.radius, Some(vec!["192.0.2.1:1812".parse().unwrap()]));
+
+        let (_, _, key, message) = refusal(plan_from(&with("")).unwrap_err());
+        assert_eq!(key, "radius.servers");
+        assert_eq!(message, "radius.servers changed: needs a restart");
+        let (_, line, key, _) = refusal(
+            plan_from(&with(one).replace("tries = 2", "tries = 2\naccounting = false"))
+                .unwrap_err(),
+        );
+        assert_eq!((line, key.as_str()), (9, "radius.accounting"));
     }
 }
