@@ -837,4 +837,68 @@ mod tests {
         );
         assert!(rx.try_recv().is_err(), "one hand-off per reload");
     }
+
+    /// `POST /v1/reload` answers the outcome, refused or not, as JSON.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_admin_route_answers_the_outcome() {
+        let dir = tempfile::tempdir().unwrap();
+        let one = pair(dir.path(), "one");
+        let file = dir.path().join("ras.toml");
+        let pool = "\"10.0.10.20-10.0.10.29\"";
+        std::fs::write(&file, text(dir.path(), &one, pool, "\"10.0.0.53\"", "")).unwrap();
+        let (rig, _) = start(&file);
+        let mut view = crate::admin_view::AdminView::new(
+            "s",
+            Arc::new(crate::sessions::Sessions::new()),
+            rig.pool.clone(),
+        );
+        let socket = dir.path().join("api.sock");
+        let bare = dir.path().join("bare.sock");
+        let (stop, stop_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(crate::admin_api::serve(
+            tokio::net::UnixListener::bind(&bare).unwrap(),
+            Arc::new(crate::admin_view::AdminView::new(
+                "s",
+                Arc::new(crate::sessions::Sessions::new()),
+                rig.pool.clone(),
+            )),
+            stop_rx.clone(),
+        ));
+        view.reloader = Some(Arc::new(rig.reloader));
+        tokio::spawn(crate::admin_api::serve(
+            tokio::net::UnixListener::bind(&socket).unwrap(),
+            Arc::new(view),
+            stop_rx,
+        ));
+        let edited = text(dir.path(), &one, pool, "\"10.0.0.54\"", "");
+        let (f, s, b) = (file.clone(), socket.clone(), bare.clone());
+        tokio::task::spawn_blocking(move || {
+            let post = |socket: &Path| crate::admin_client::request(socket, "POST", "/v1/reload");
+            match post(&b) {
+                Err(crate::admin_client::AdminClientError::Status { status, message }) => {
+                    assert_eq!(
+                        (status, message.as_str()),
+                        (404, "this server cannot reload")
+                    )
+                }
+                other => panic!("{other:?}"),
+            }
+            std::fs::write(&f, edited).unwrap();
+            let outcome: ReloadOutcome = serde_json::from_slice(&post(&s).unwrap().body).unwrap();
+            assert_eq!(outcome.changed, vec!["DNS 10.0.0.54"]);
+            std::fs::write(&f, "[tun]\nmtu = 100\n").unwrap();
+            let outcome: ReloadOutcome = serde_json::from_slice(&post(&s).unwrap().body).unwrap();
+            assert!(!outcome.ok);
+            assert_eq!(
+                outcome.error,
+                Some(format!(
+                    "{}:2: tun.mtu: MTU 100 is below the IPv4 minimum of 576",
+                    f.display()
+                ))
+            );
+        })
+        .await
+        .unwrap();
+        stop.send(true).unwrap();
+    }
 }
