@@ -13,7 +13,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use interop::netns::{Topology, LAN_HOST, SERVER_FOR_CLI1, SERVER_FOR_CLI2};
-use server::admin_snapshot::SessionView;
+use server::admin_snapshot::{SessionView, Snapshot};
 use sha2::{Digest, Sha256};
 
 mod support;
@@ -296,4 +296,93 @@ fn a_reload_under_a_running_session_drops_nothing_and_a_bad_one_changes_nothing(
     );
     interrupt(&bob);
     assert!(finish(bob, Duration::from_secs(15)).0);
+}
+
+/// RADIUS servers are taken by a reload: a server pointed at an address
+/// where nothing answers refuses logins; reloaded with FreeRADIUS's
+/// address, the next login is accepted and the admin API shows the new
+/// servers. Needs FreeRADIUS too (skips without it, fails under
+/// RAS_INTEROP_REQUIRED=1).
+#[test]
+fn a_reload_points_authentication_at_new_radius_servers() {
+    if !can_run() {
+        return;
+    }
+    if !interop::freeradius::available() {
+        if std::env::var("RAS_INTEROP_REQUIRED").is_ok_and(|v| v == "1") {
+            panic!(
+                "RAS_INTEROP_REQUIRED=1 but FreeRADIUS is not installed (apt package freeradius)"
+            );
+        }
+        eprintln!("SKIPPED: FreeRADIUS is not installed");
+        return;
+    }
+    let topo = Topology::create("rasrlr").expect("namespaces");
+    let dir = tempfile::tempdir().unwrap();
+    let srv = topo.ns("srv");
+    let _fr = interop::freeradius::FreeRadius::start(
+        &dir.path().join("fr"),
+        Some(&srv),
+        std::net::Ipv4Addr::new(127, 0, 0, 1),
+    )
+    .expect("FreeRADIUS");
+    let one = certificate(dir.path(), "one");
+    std::fs::create_dir_all(dir.path().join("state")).unwrap();
+    std::fs::write(
+        dir.path().join("state/radius.secret"),
+        format!("{}\n", interop::freeradius::SECRET),
+    )
+    .unwrap();
+    let path = dir.path().join("ras.toml");
+    let socket = admin_socket_for(&path);
+    let radius = |address: &str| {
+        format!("\n[radius]\ntimeout_secs = 1\ntries = 1\n\n[[radius.servers]]\naddress = \"{address}\"\nsecret_file = \"radius.secret\"\n")
+    };
+    let pool = "\"10.0.10.20-10.0.10.29\"";
+    // Nothing listens on 127.0.0.9's RADIUS port.
+    std::fs::write(
+        &path,
+        config_text(dir.path(), &one, pool, "10.0.0.53", &radius("127.0.0.9")),
+    )
+    .unwrap();
+    let test_pw = password_file(dir.path(), "test", "test123");
+
+    let server = Server::start(&topo, &path);
+    let (ok, text) = finish(
+        sstp_client(&topo, "cli1", "test", &test_pw, &one.2, "ras-rlr1"),
+        Duration::from_secs(40),
+    );
+    assert!(!ok, "no RADIUS server answers: {text}");
+
+    std::fs::write(
+        &path,
+        config_text(dir.path(), &one, pool, "10.0.0.53", &radius("127.0.0.1")),
+    )
+    .unwrap();
+    let (ok, out, err) = reload_command(&path);
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "reload: RADIUS servers 127.0.0.1:1812");
+    let mut c = sstp_client(&topo, "cli1", "test", &test_pw, &one.2, "ras-rlr1");
+    assert!(
+        wait_address(&topo, &mut c, Duration::from_secs(30)).is_some(),
+        "FreeRADIUS accepts the login after the reload"
+    );
+    server.expect("RADIUS Access-Accept", Duration::from_secs(5));
+    let status: Snapshot = serde_json::from_slice(
+        &server::admin_client::request(&socket, "GET", "/v1/status")
+            .unwrap()
+            .body,
+    )
+    .unwrap();
+    let shown: Vec<String> = status
+        .radius_servers
+        .iter()
+        .map(|s| format!("{} {}", s.role, s.address))
+        .collect();
+    assert_eq!(
+        shown,
+        vec!["authentication 127.0.0.1:1812", "accounting 127.0.0.1:1813"]
+    );
+    interrupt(&c);
+    assert!(finish(c, Duration::from_secs(15)).0);
 }
