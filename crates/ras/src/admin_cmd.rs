@@ -1,4 +1,5 @@
-//! `ras status` and `ras session list|show|disconnect`: clients of the
+//! `ras status`, `ras session list|show|disconnect` and `ras server
+//! reload`: clients of the
 //! running server's admin API (docs/ADMIN.md) on its Unix socket, found
 //! from `--config` (`[admin] socket`, or `RAS_ADMIN_SOCKET`) unless
 //! `--socket` names it.
@@ -9,6 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use server::admin_client::request;
 use server::admin_snapshot::{Disconnected, SessionView, Snapshot};
+use server::reload::ReloadOutcome;
 
 use crate::admin_report;
 
@@ -104,6 +106,23 @@ fn query_value(v: &str) -> String {
 fn get<T: serde::de::DeserializeOwned>(socket: &Path, route: &str) -> anyhow::Result<T> {
     let answer = request(socket, "GET", route)?;
     serde_json::from_slice(&answer.body).with_context(|| format!("reading the answer to {route}"))
+}
+
+/// `ras server reload`: `POST /v1/reload`, the outcome printed as the
+/// server logs it; a refusal is an error (exit status 1).
+pub fn reload(config: Option<PathBuf>, socket: Option<PathBuf>) -> anyhow::Result<()> {
+    let socket = match socket {
+        Some(s) => s,
+        None => server::reload::admin_socket_of(config.as_deref())?,
+    };
+    let answer = request(&socket, "POST", "/v1/reload")?;
+    let outcome: ReloadOutcome =
+        serde_json::from_slice(&answer.body).context("reading the answer to /v1/reload")?;
+    if !outcome.ok {
+        anyhow::bail!("{}", outcome.log_line());
+    }
+    print(&format!("{}\n", outcome.log_line()));
+    Ok(())
 }
 
 /// Writes `text`; a closed standard output is not an error.

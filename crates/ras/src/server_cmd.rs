@@ -2,8 +2,9 @@
 //! runs on embedded defaults: a self-signed certificate, a local user store
 //! with a demo user, the static pool 10.0.10.20–10.0.10.29, SSTP on 443,
 //! PPTP on 1723 and L2TP/IPsec on UDP 500/4500. Everything is built by [`server::server::Server`];
-//! this command loads the configuration, prints what the server says, and
-//! stops it on SIGINT or SIGTERM.
+//! this command loads the configuration, prints what the server says,
+//! reloads it on SIGHUP (`ras server reload` asks over the admin socket)
+//! and stops it on SIGINT or SIGTERM.
 
 use std::path::PathBuf;
 
@@ -17,7 +18,7 @@ use crate::quiet_output::say;
 #[derive(clap::Args)]
 pub struct ServerArgs {
     /// TOML configuration file; every setting has an embedded default.
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub config: Option<PathBuf>,
     /// Check the configuration (and the files it names) as the server
     /// would before starting, print "configuration OK" or the error with
@@ -29,9 +30,26 @@ pub struct ServerArgs {
     /// fields.
     #[arg(long, value_enum, default_value = "text")]
     pub log_format: crate::log_format::LogFormat,
+    #[command(subcommand)]
+    pub command: Option<ServerCommand>,
+}
+
+#[derive(clap::Subcommand)]
+pub enum ServerCommand {
+    /// Ask the running server to read its configuration file again (as
+    /// SIGHUP does): prints what changed, or why the new configuration
+    /// was refused (exit status 1; the server keeps the previous one).
+    Reload {
+        /// The admin socket (default: the configuration's `[admin] socket`).
+        #[arg(long, value_name = "PATH")]
+        socket: Option<PathBuf>,
+    },
 }
 
 pub fn run(args: ServerArgs) -> anyhow::Result<()> {
+    if let Some(ServerCommand::Reload { socket }) = args.command {
+        return crate::admin_cmd::reload(args.config, socket);
+    }
     if args.check {
         server::config_check::check(args.config.as_deref())?;
         say!("configuration OK");
@@ -41,7 +59,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(serve(config))
+    runtime.block_on(serve(args.config, config))
 }
 
 /// One line on standard output per notice.
@@ -49,8 +67,8 @@ fn print(notice: Notice) {
     say!("{notice}");
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
-    let server = Server::start(&config, &mut print).await?;
+async fn serve(file: Option<PathBuf>, config: Config) -> anyhow::Result<()> {
+    let server = Server::start_from(file.as_deref(), &config, &mut print).await?;
     // Everything privileged is open now: become `user` (privilege.rs).
     match server::privilege::drop_privileges(&config.user, &config.state_dir) {
         Ok(outcome @ Outcome::NoSuchUser { .. }) => tracing::warn!("{outcome}"),
@@ -61,18 +79,26 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         }
     }
     let heartbeat = crate::systemd_notify::ready(&server);
-    wait_for_signal().await;
+    serve_until_stopped(&server).await;
     crate::systemd_notify::stopping();
     drop(heartbeat);
     server.shutdown(&mut print).await;
     Ok(())
 }
 
-async fn wait_for_signal() {
+/// Reloads on SIGHUP (the reload logs its own line) until SIGINT or
+/// SIGTERM.
+async fn serve_until_stopped(server: &Server) {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+    let mut hup = signal(SignalKind::hangup()).expect("SIGHUP handler");
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => return,
+            _ = term.recv() => return,
+            _ = hup.recv() => {
+                server.reload().await;
+            }
+        }
     }
 }

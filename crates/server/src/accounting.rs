@@ -189,6 +189,8 @@ pub fn request_for(record: &SpooledRecord, now: u64) -> Request {
 pub struct Accounting {
     spool: Arc<Spool>,
     wake: Arc<Notify>,
+    /// The servers' handle, swapped by a reload.
+    handle: Arc<arc_swap::ArcSwap<RadiusHandle>>,
 }
 
 /// How long to wait before retrying after no server answered: doubling
@@ -206,8 +208,20 @@ impl Accounting {
             Ok(n) => tracing::info!("accounting: {n} record(s) waiting in the spool from before"),
             Err(e) => tracing::error!("{e}"),
         }
-        tokio::spawn(sender(spool.clone(), wake.clone(), handle));
-        Arc::new(Accounting { spool, wake })
+        let handle = Arc::new(arc_swap::ArcSwap::from_pointee(handle));
+        tokio::spawn(sender(spool.clone(), wake.clone(), handle.clone()));
+        Arc::new(Accounting {
+            spool,
+            wake,
+            handle,
+        })
+    }
+
+    /// Records still waiting, and those to come, go to `handle`'s servers
+    /// (reload.rs); one being sent finishes on the old handle.
+    pub fn use_servers(&self, handle: RadiusHandle) {
+        self.handle.store(Arc::new(handle));
+        self.wake.notify_one();
     }
 
     /// Stores a record and wakes the sender. A spool that cannot be
@@ -239,7 +253,11 @@ impl Accounting {
     }
 }
 
-async fn sender(spool: Arc<Spool>, wake: Arc<Notify>, handle: RadiusHandle) {
+async fn sender(
+    spool: Arc<Spool>,
+    wake: Arc<Notify>,
+    handle: Arc<arc_swap::ArcSwap<RadiusHandle>>,
+) {
     let mut retry = RETRY_FIRST;
     loop {
         let notified = wake.notified();
@@ -256,7 +274,8 @@ async fn sender(spool: Arc<Spool>, wake: Arc<Notify>, handle: RadiusHandle) {
             continue;
         };
         let request = request_for(&record, now_secs());
-        match handle.request(request).await {
+        let current = handle.load_full();
+        match current.request(request).await {
             Ok(answer) if matches!(answer.outcome, Outcome::AccountingAck) => {
                 tracing::debug!(session_id = %record.session_id, status = ?record.status, server = %answer.server, "accounting record acknowledged");
                 if let Err(e) = spool.remove(record.seq) {

@@ -8,6 +8,7 @@
 //! | `GET /v1/sessions/{id}` | one session, or 404 |
 //! | `POST /v1/sessions/{id}/disconnect` | ends it (Admin-Reset) |
 //! | `POST /v1/disconnect?user=U` or `?all=true` | ends a user's or all |
+//! | `POST /v1/reload` | reads the configuration again (`{ok, changed, error}`) |
 //! | `GET /metrics` | Prometheus text |
 
 use std::sync::Arc;
@@ -33,6 +34,7 @@ pub fn router(view: Arc<AdminView>) -> Router {
         .route("/v1/sessions/{id}", get(session))
         .route("/v1/sessions/{id}/disconnect", post(disconnect_one))
         .route("/v1/disconnect", post(disconnect_many))
+        .route("/v1/reload", post(reload))
         .route("/metrics", get(metrics))
         .with_state(view)
 }
@@ -99,6 +101,21 @@ async fn disconnect_many(State(view): State<Arc<AdminView>>, Query(q): Query<Man
         _ => return error(StatusCode::BAD_REQUEST, "give either user=NAME or all=true"),
     };
     Json(view.disconnect(&target)).into_response()
+}
+
+/// Reload (reload.rs): 200 with the outcome whether taken or refused
+/// (`ok` says which), so that the client can print the reason.
+async fn reload(State(view): State<Arc<AdminView>>) -> Response {
+    let Some(reloader) = view.reloader.clone() else {
+        return error(StatusCode::NOT_FOUND, "this server cannot reload");
+    };
+    match tokio::task::spawn_blocking(move || reloader.reload()).await {
+        Ok(outcome) => Json(outcome).into_response(),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("the reload task failed: {e}"),
+        ),
+    }
 }
 
 async fn metrics(State(view): State<Arc<AdminView>>) -> Response {

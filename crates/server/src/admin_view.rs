@@ -49,9 +49,14 @@ pub struct AdminView {
     pub sessions: Arc<Sessions>,
     pub pool: Arc<StaticPool>,
     pub dhcp: Option<(String, Arc<DhcpSource>)>,
-    pub radius: Vec<(&'static str, RadiusHandle)>,
+    /// The RADIUS clients (swapped by a reload).
+    pub radius: Arc<arc_swap::ArcSwap<Vec<(&'static str, RadiusHandle)>>>,
     pub accounting: Option<Arc<Accounting>>,
-    pub certificate: Option<CertificateView>,
+    /// Swapped by a reload.
+    pub certificate: Arc<arc_swap::ArcSwapOption<CertificateView>>,
+    /// Reads the configuration file again (`POST /v1/reload`; `None`:
+    /// tests).
+    pub reloader: Option<Arc<crate::reload::Reloader>>,
     pub drops: DropSources,
     pub metrics: Arc<Metrics>,
     /// The NetBIOS datagram gateway, when `[netbios]` is enabled.
@@ -68,9 +73,10 @@ impl AdminView {
             sessions,
             pool,
             dhcp: None,
-            radius: Vec::new(),
+            radius: Default::default(),
             accounting: None,
-            certificate: None,
+            certificate: Default::default(),
+            reloader: None,
             drops: DropSources::default(),
             metrics: Arc::new(Metrics::new()),
             netbios: None,
@@ -130,8 +136,8 @@ impl AdminView {
                 free,
             });
         }
-        let radius_servers = self
-            .radius
+        let radius = self.radius.load();
+        let radius_servers = radius
             .iter()
             .flat_map(|(role, handle)| {
                 handle
@@ -153,7 +159,7 @@ impl AdminView {
             pools,
             radius_servers,
             accounting_pending: self.accounting.as_ref().map(|a| a.pending()),
-            certificate: self.certificate.clone(),
+            certificate: self.certificate.load_full().map(|c| (*c).clone()),
         }
     }
 

@@ -218,6 +218,7 @@ pub fn spawn(
     front: L2tpFront,
     ikev2: Option<tunnel::ikev2_server::Ikev2Service>,
     ikev1: bool,
+    reconfigure: tokio::sync::mpsc::UnboundedReceiver<tunnel::l2tp_ipsec::IkeConfigs>,
     shutdown: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(serve_ipsec_l2tp(
@@ -226,6 +227,7 @@ pub fn spawn(
         front,
         ikev2,
         ikev1,
+        reconfigure,
         shutdown,
     ))
 }

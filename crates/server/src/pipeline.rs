@@ -51,9 +51,8 @@ use crate::{ipv6_link, SessionId};
 pub struct PipelineParts {
     /// The local user store or RADIUS.
     pub authenticator: Arc<dyn Authenticator>,
-    /// The remote access policies (the built-in grant-all when none are
-    /// configured).
-    pub policies: Arc<policy::PolicySet>,
+    /// The policies, DNS and WINS for new sessions (swapped by a reload).
+    pub settings: crate::session_settings::SharedSessionSettings,
     /// The static pool or DHCP.
     pub addresses: Arc<dyn AddressSource>,
     /// The server's IPCP address while the source knows none (DHCP before
@@ -64,9 +63,6 @@ pub struct PipelineParts {
     pub router: Arc<Router>,
     /// The TUN device, for routes a session owns (`None`: tests).
     pub tun: Option<Arc<netdev::TunDevice>>,
-    /// What clients are told: DNS and WINS servers (IPCP, RFC 1877).
-    pub dns: [Option<Ipv4Addr>; 2],
-    pub wins: [Option<Ipv4Addr>; 2],
     /// The server's /64 for IPv6CP clients, if IPv6 is on.
     pub ipv6_prefix: Option<Ipv6Addr>,
     /// The link MTU announced in router advertisements.
@@ -189,7 +185,7 @@ impl ControlPipeline {
             None => (&[], None),
         };
         let asked = policy_stages::before_auth(
-            &p.policies,
+            &p.settings.load().policies,
             self.asking(id, &info.peer),
             &request.username,
             request.method,
@@ -238,7 +234,7 @@ impl ControlPipeline {
         // 4. Policy, after authentication, with the user's other sessions.
         let others = p.sessions.count_user(&user, Stage::Addressed, id);
         let admitted = policy_stages::after_auth(
-            &p.policies,
+            &p.settings.load().policies,
             self.asking(id, &info.peer),
             &user,
             &claimed,
@@ -291,7 +287,10 @@ impl ControlPipeline {
             .filter(|s| *s != client)
             .unwrap_or(p.fallback_server_address);
         Ok(NetworkSettings {
-            ipcp: Some(IpcpConfig::server(server, client, p.dns, p.wins)),
+            ipcp: Some({
+                let settings = p.settings.load();
+                IpcpConfig::server(server, client, settings.dns, settings.wins)
+            }),
             ipv6cp: self.ipv6_prefix(id).map(|_| Ipv6cpConfig::default()),
             ccp: None,
         })

@@ -75,14 +75,17 @@ fn rig(backend: Backend, policies: &str, tunnel: TunnelKind) -> Rig {
     let pipeline = ControlPipeline::new(
         PipelineParts {
             authenticator: Arc::new(StandIn(backend)),
-            policies: Arc::new(policies),
+            settings: crate::session_settings::SessionSettings {
+                policies: Arc::new(policies),
+                dns: [Some(Ipv4Addr::new(10, 0, 0, 53)), None],
+                wins: [None, None],
+            }
+            .shared(),
             addresses: pool.clone(),
             fallback_server_address: pool.server(),
             sessions: Arc::new(Sessions::new()),
             router: Router::new(),
             tun: None,
-            dns: [Some(Ipv4Addr::new(10, 0, 0, 53)), None],
-            wins: [None, None],
             ipv6_prefix: None,
             mtu: 1400,
             accounting: None,

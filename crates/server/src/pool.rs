@@ -104,10 +104,6 @@ impl PoolCounts {
 #[derive(Debug)]
 pub struct StaticPool {
     server: Ipv4Addr,
-    /// The client addresses, in hand-out order: the configured ranges with
-    /// the server's address removed from the front of the first.
-    ranges: Vec<Ipv4Range>,
-    capacity: u64,
     state: Mutex<State>,
 }
 
@@ -118,6 +114,12 @@ pub struct StaticPool {
 /// scanning.
 #[derive(Debug, Default)]
 struct State {
+    /// The client addresses, in hand-out order: the configured ranges with
+    /// the server's address removed from the front of the first. A reload
+    /// only appends (see [`StaticPool::add_ranges`]), so an index never
+    /// changes its address.
+    ranges: Vec<Ipv4Range>,
+    capacity: u64,
     next_fresh: u64,
     freed: BTreeSet<u64>,
     by_session: HashMap<SessionId, u64>,
@@ -139,9 +141,23 @@ impl StaticPool {
         let capacity = ranges.iter().map(Ipv4Range::len).sum();
         StaticPool {
             server,
-            ranges,
-            capacity,
-            state: Mutex::new(State::default()),
+            state: Mutex::new(State {
+                ranges,
+                capacity,
+                ..State::default()
+            }),
+        }
+    }
+
+    /// Appends `extra` to the client ranges (a reload's pool additions):
+    /// new sessions may get their addresses, held ones keep theirs. The
+    /// caller has checked that they overlap nothing (the configuration's
+    /// own check).
+    pub fn add_ranges(&self, extra: &[Ipv4Range]) {
+        let mut st = self.lock();
+        for r in extra {
+            st.ranges.push(*r);
+            st.capacity += r.len();
         }
     }
 
@@ -151,8 +167,8 @@ impl StaticPool {
     }
 
     /// The client address ranges, in hand-out order.
-    pub fn client_ranges(&self) -> &[Ipv4Range] {
-        &self.ranges
+    pub fn client_ranges(&self) -> Vec<Ipv4Range> {
+        self.lock().ranges.clone()
     }
 
     /// The lowest free client address, now held by `session`. If `session`
@@ -161,21 +177,21 @@ impl StaticPool {
         let mut guard = self.lock();
         let st = &mut *guard;
         if let Some(&i) = st.by_session.get(&session) {
-            return Ok(self.addr_of(i));
+            return Ok(st.addr_of(i));
         }
         let index = if let Some(i) = st.freed.pop_first() {
             i
-        } else if st.next_fresh < self.capacity {
+        } else if st.next_fresh < st.capacity {
             st.next_fresh += 1;
             st.next_fresh - 1
         } else {
             return Err(AddressError::Exhausted {
-                capacity: self.capacity,
+                capacity: st.capacity,
             });
         };
         st.by_session.insert(session, index);
         st.by_index.insert(index, session);
-        Ok(self.addr_of(index))
+        Ok(st.addr_of(index))
     }
 
     /// A specific address for `session` (a static address from a remote
@@ -186,9 +202,9 @@ impl StaticPool {
         session: SessionId,
         addr: Ipv4Addr,
     ) -> Result<Ipv4Addr, AddressError> {
-        let index = self.index_of(addr).ok_or(AddressError::NotInPool(addr))?;
         let mut guard = self.lock();
         let st = &mut *guard;
+        let index = st.index_of(addr).ok_or(AddressError::NotInPool(addr))?;
         match st.by_index.get(&index) {
             Some(&holder) if holder == session => return Ok(addr),
             Some(_) => return Err(AddressError::InUse(addr)),
@@ -224,27 +240,29 @@ impl StaticPool {
         while st.next_fresh > 0 && st.freed.remove(&(st.next_fresh - 1)) {
             st.next_fresh -= 1;
         }
-        Some(self.addr_of(index))
+        Some(st.addr_of(index))
     }
 
     /// The address `session` holds.
     pub fn address_of(&self, session: SessionId) -> Option<Ipv4Addr> {
         let st = self.lock();
-        st.by_session.get(&session).map(|&i| self.addr_of(i))
+        st.by_session.get(&session).map(|&i| st.addr_of(i))
     }
 
     /// The session holding `addr` (the data path's reverse lookup is the
     /// router's job; this is for status and tests).
     pub fn holder_of(&self, addr: Ipv4Addr) -> Option<SessionId> {
-        let index = self.index_of(addr)?;
-        self.lock().by_index.get(&index).copied()
+        let st = self.lock();
+        let index = st.index_of(addr)?;
+        st.by_index.get(&index).copied()
     }
 
     /// Capacity and use.
     pub fn counts(&self) -> PoolCounts {
+        let st = self.lock();
         PoolCounts {
-            capacity: self.capacity,
-            in_use: self.lock().by_session.len() as u64,
+            capacity: st.capacity,
+            in_use: st.by_session.len() as u64,
         }
     }
 
@@ -253,7 +271,9 @@ impl StaticPool {
         // a way that matters more than losing the pool: keep serving.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
 
+impl State {
     fn addr_of(&self, mut index: u64) -> Ipv4Addr {
         for r in &self.ranges {
             if index < r.len() {
@@ -318,6 +338,24 @@ mod tests {
 
     fn sid(n: u64) -> SessionId {
         SessionId::from_raw(n)
+    }
+
+    #[test]
+    fn added_ranges_serve_new_sessions_and_held_addresses_stay() {
+        let p = pool(&["10.0.10.20-10.0.10.22"]);
+        assert_eq!(p.allocate_now(sid(1)).unwrap(), ip("10.0.10.21"));
+        assert_eq!(p.allocate_now(sid(2)).unwrap(), ip("10.0.10.22"));
+        assert!(matches!(
+            p.allocate_now(sid(3)),
+            Err(AddressError::Exhausted { capacity: 2 })
+        ));
+        p.add_ranges(&["10.0.20.1-10.0.20.2".parse().unwrap()]);
+        assert_eq!(p.counts().capacity, 4);
+        assert_eq!(p.allocate_now(sid(3)).unwrap(), ip("10.0.20.1"));
+        assert_eq!(p.address_of(sid(1)), Some(ip("10.0.10.21")));
+        assert_eq!(p.holder_of(ip("10.0.20.1")), Some(sid(3)));
+        assert_eq!(p.release_now(sid(2)), Some(ip("10.0.10.22")));
+        assert_eq!(p.allocate_now(sid(4)).unwrap(), ip("10.0.10.22"));
     }
 
     #[test]

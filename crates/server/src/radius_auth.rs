@@ -92,13 +92,23 @@ pub struct NasIdentity {
 
 /// The RADIUS authenticator shared by all sessions.
 pub struct RadiusAuth {
-    handle: RadiusHandle,
+    /// Swapped by a reload (new servers); a request already sent finishes
+    /// on the handle it was sent through.
+    handle: arc_swap::ArcSwap<RadiusHandle>,
     nas: NasIdentity,
 }
 
 impl RadiusAuth {
     pub fn new(handle: RadiusHandle, nas: NasIdentity) -> RadiusAuth {
-        RadiusAuth { handle, nas }
+        RadiusAuth {
+            handle: arc_swap::ArcSwap::from_pointee(handle),
+            nas,
+        }
+    }
+
+    /// New requests go to `handle`'s servers (reload.rs).
+    pub fn use_servers(&self, handle: RadiusHandle) {
+        self.handle.store(std::sync::Arc::new(handle));
     }
 
     /// Checks `request` of session `session` (from `peer`, "ip:port") with
@@ -164,7 +174,8 @@ impl RadiusAuth {
             }
         };
         let access = self.decorate(access, peer, tunnel);
-        match self.handle.request(access).await {
+        let handle = self.handle.load_full();
+        match handle.request(access).await {
             Ok(answer) => match answer.outcome {
                 Outcome::Access(AccessOutcome::Accept(accept)) => {
                     tracing::info!(

@@ -49,7 +49,7 @@ pub struct RadiusStack {
     pub handles: Vec<(&'static str, RadiusHandle)>,
 }
 
-fn client_config(cfg: &RadiusConfig, secrets: Vec<radius::Secret>) -> ClientConfig {
+pub(crate) fn client_config(cfg: &RadiusConfig, secrets: Vec<radius::Secret>) -> ClientConfig {
     let mut secrets = secrets.into_iter();
     let primary = secrets.next().expect("at least one server");
     let mut c = ClientConfig::new(primary, secrets.next());

@@ -9,6 +9,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::{ArcSwap, ArcSwapOption};
+
 use ppp::link::LinkConfig;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
@@ -37,9 +39,11 @@ use crate::pool::{AddressSource, StaticPool};
 use crate::pptp_service::{PptpService, REFUSALS};
 use crate::radius_auth::TunnelKind;
 use crate::radius_setup::{RadiusSetupError, RadiusStack};
+use crate::reload::{ReloadOutcome, ReloadTargets, Reloader};
 use crate::router::Router;
+use crate::session_settings::SessionSettings;
 use crate::sessions::Sessions;
-use crate::sstp_service::SstpService;
+use crate::sstp_service::{SstpCertified, SstpService};
 use crate::state::{StateDir, StateError};
 use crate::tun::TunSink;
 use crate::users::{UserStore, UserStoreError};
@@ -103,6 +107,8 @@ pub struct Server {
     admin_socket: AdminSocket,
     /// The NetBIOS datagram gateway, when `[netbios]` is enabled.
     netbios: Option<Arc<NetbiosGateway>>,
+    /// Reads the configuration file again (SIGHUP, `POST /v1/reload`).
+    reloader: Arc<Reloader>,
     /// Owned here so that its routes and addresses last as long as the
     /// server (the services hold it too).
     _tun: Arc<netdev::TunDevice>,
@@ -204,6 +210,16 @@ impl Server {
         config: &Config,
         notices: &mut dyn FnMut(Notice),
     ) -> Result<Server, StartError> {
+        Server::start_from(None, config, notices).await
+    }
+
+    /// [`Server::start`] for `config` loaded from `file`, which a reload
+    /// (reload.rs) reads again (`None`: the embedded defaults).
+    pub async fn start_from(
+        file: Option<&std::path::Path>,
+        config: &Config,
+        notices: &mut dyn FnMut(Notice),
+    ) -> Result<Server, StartError> {
         let state = StateDir::open(&config.state_dir)?;
         let users = Arc::new(UserStore::open(&state)?);
         if let Some(password) = users.ensure_demo_user()? {
@@ -241,7 +257,7 @@ impl Server {
         let mut tun_settings = crate::tun::server_settings(
             &config.tun,
             pool.server(),
-            pool.client_ranges(),
+            &pool.client_ranges(),
             ipv6_prefix,
         );
         if dhcp_mode {
@@ -324,17 +340,21 @@ impl Server {
             })
         });
         let accounting_handle = accounting.as_ref().map(|a| a.accounting.clone());
+        let settings = SessionSettings {
+            policies: Arc::new(policies),
+            dns: first_two(&config.addresses.dns),
+            wins: first_two(&config.addresses.wins),
+        }
+        .shared();
         let pipeline = ControlPipeline::new(
             PipelineParts {
                 authenticator,
-                policies: Arc::new(policies),
+                settings: settings.clone(),
                 addresses,
                 fallback_server_address: pool.server(),
                 sessions,
                 router,
                 tun: Some(tun.clone()),
-                dns: first_two(&config.addresses.dns),
-                wins: first_two(&config.addresses.wins),
                 ipv6_prefix,
                 mtu: u32::from(config.tun.mtu),
                 accounting,
@@ -344,10 +364,18 @@ impl Server {
             TunnelKind::Sstp,
         );
 
-        let radius_handles = radius
-            .as_ref()
-            .map(|r| r.handles.clone())
-            .unwrap_or_default();
+        let radius_handles = Arc::new(ArcSwap::from_pointee(
+            radius
+                .as_ref()
+                .map(|r| r.handles.clone())
+                .unwrap_or_default(),
+        ));
+        let radius_targets = radius.as_ref().map(|r| crate::reload::RadiusTargets {
+            auth: r.auth.clone(),
+            accounting: r.accounting.clone(),
+            view: radius_handles.clone(),
+            metrics: metrics.clone(),
+        });
         if let Some(dynauth) = radius.and_then(|r| r.dynauth) {
             if let Ok(listen) = dynauth.socket.local_addr() {
                 notices(Notice::DynamicAuthorization { listen });
@@ -369,7 +397,7 @@ impl Server {
         };
         let (stop, stop_rx) = watch::channel(false);
         let sstp_ports = config.sstp.ports.get();
-        let sstp = SstpService {
+        let certified = Arc::new(ArcSwap::from_pointee(SstpCertified {
             tls: tokio_rustls::TlsAcceptor::from(cert.rustls_config()?),
             session: Arc::new(ServerSessionConfig {
                 certificate_der: Arc::new(cert.leaf_der().to_vec()),
@@ -382,6 +410,9 @@ impl Server {
                     ..Default::default()
                 },
             }),
+        }));
+        let sstp = SstpService {
+            certified: certified.clone(),
             hooks: Arc::new(pipeline.clone()),
             sink: sink.clone(),
             ports: Arc::new(Semaphore::new(sstp_ports as usize)),
@@ -435,6 +466,8 @@ impl Server {
             listeners.l2tp,
             stop_rx.clone(),
         );
+        // Reload (reload.rs) hands the IKE front end a new certificate.
+        let mut ike_targets = None;
         match listeners.ipsec {
             Some(bound) => {
                 let (psk, created) =
@@ -487,12 +520,18 @@ impl Server {
                         .as_ref()
                         .map(|s| ikev2_words(&config.ikev2, &s.config)),
                 });
+                let (reconfigure, reconfigured) = tokio::sync::mpsc::unbounded_channel();
+                ike_targets = Some(crate::reload::IkeTargets {
+                    psk: psk.clone(),
+                    reconfigure,
+                });
                 crate::ipsec_service::spawn(
                     bound,
                     responder,
                     l2tp.front(),
                     ikev2,
                     config.ipsec.ikev1,
+                    reconfigured,
                     stop_rx.clone(),
                 );
             }
@@ -517,14 +556,32 @@ impl Server {
         }
 
         // The admin API (docs/ADMIN.md).
-        let certificate = cert
-            .subject_and_expiry()
-            .map(|(subject, not_after)| CertificateView {
-                subject,
-                not_after,
-                sha256_fingerprint: cert.fingerprint_sha256(),
-                self_signed: cert.is_self_signed(),
-            });
+        let certificate = Arc::new(ArcSwapOption::from(cert.subject_and_expiry().map(
+            |(subject, not_after)| {
+                Arc::new(CertificateView {
+                    subject,
+                    not_after,
+                    sha256_fingerprint: cert.fingerprint_sha256(),
+                    self_signed: cert.is_self_signed(),
+                })
+            },
+        )));
+        // Reload (reload.rs): what it swaps.
+        let reloader = Arc::new(Reloader::new(
+            file,
+            config,
+            cert.fingerprint_sha256(),
+            ReloadTargets {
+                sstp: certified,
+                settings,
+                pool: pool.clone(),
+                tun: (!dhcp_mode).then(|| tun.clone()),
+                certificate_view: certificate.clone(),
+                state: state.clone(),
+                radius: radius_targets,
+                ike: ike_targets,
+            },
+        ));
         let admin = Arc::new(AdminView {
             server_name: config.server_name(),
             started_at,
@@ -537,6 +594,7 @@ impl Server {
             radius: radius_handles,
             accounting: accounting_handle.clone(),
             certificate,
+            reloader: Some(reloader.clone()),
             drops: DropSources {
                 router: Some(router_for_admin),
                 gre,
@@ -621,6 +679,7 @@ impl Server {
             admin,
             admin_socket,
             netbios,
+            reloader,
             _tun: tun,
         })
     }
@@ -644,6 +703,19 @@ impl Server {
     /// What the admin API shows now (docs/ADMIN.md).
     pub fn snapshot(&self) -> Snapshot {
         self.admin.snapshot()
+    }
+
+    /// Reads the configuration file again and swaps in what changed, or
+    /// nothing if anything is wrong (reload.rs); logs one line.
+    pub async fn reload(&self) -> ReloadOutcome {
+        let reloader = self.reloader.clone();
+        tokio::task::spawn_blocking(move || reloader.reload())
+            .await
+            .unwrap_or_else(|e| ReloadOutcome {
+                ok: false,
+                changed: Vec::new(),
+                error: Some(format!("the reload task failed: {e}")),
+            })
     }
 
     /// The admin API's view (its disconnects, the metrics).

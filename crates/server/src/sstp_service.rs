@@ -21,11 +21,21 @@ const TLS_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the summary of failed connections is looked at.
 pub const SUMMARY_EVERY: Duration = Duration::from_secs(2);
 
+/// The TLS acceptor and the session settings holding the same
+/// certificate: taken together by each connection, so that one accepted
+/// with a certificate binds with that certificate (MS-SSTP §3.2.5.2: the
+/// crypto binding hashes the certificate the connection was served), even
+/// when a reload swaps them meanwhile.
+pub struct SstpCertified {
+    pub tls: TlsAcceptor,
+    pub session: Arc<ServerSessionConfig>,
+}
+
 /// Everything the SSTP service shares between sessions.
 #[derive(Clone)]
 pub struct SstpService {
-    pub tls: TlsAcceptor,
-    pub session: Arc<ServerSessionConfig>,
+    /// Swapped whole by a reload (reload.rs).
+    pub certified: Arc<arc_swap::ArcSwap<SstpCertified>>,
     pub hooks: Arc<dyn ServerHooks>,
     pub sink: Arc<dyn PacketSink>,
     /// One permit per logical port.
@@ -67,7 +77,8 @@ impl SstpService {
         shutdown: watch::Receiver<bool>,
     ) {
         let permit = self.ports.clone().try_acquire_owned().ok();
-        let tls = match tokio::time::timeout(TLS_TIMEOUT, self.tls.accept(tcp)).await {
+        let certified = self.certified.load_full();
+        let tls = match tokio::time::timeout(TLS_TIMEOUT, certified.tls.accept(tcp)).await {
             Ok(Ok(tls)) => tls,
             Ok(Err(e)) => {
                 self.failures.report(
@@ -99,7 +110,7 @@ impl SstpService {
         tracing::debug!(session_id = id, %peer, "SSTP connection");
         let outcome = sstp_server::serve(
             tls,
-            &self.session,
+            &certified.session,
             self.hooks.clone(),
             self.sink.clone(),
             info,

@@ -68,7 +68,7 @@ mod tests {
         let s = server_settings(
             &TunConfig::default(),
             pool.server(),
-            pool.client_ranges(),
+            &pool.client_ranges(),
             Some("fd01:2:3:4::".parse().unwrap()),
         );
         assert_eq!(s.name, "ras0");

@@ -165,15 +165,25 @@ fn is_ikev2(message: &[u8]) -> bool {
     message.get(17).is_some_and(|v| v >> 4 == 2)
 }
 
+/// New responder settings for the running front end (a server reload:
+/// a new certificate).
+pub struct IkeConfigs {
+    pub ikev1: ResponderConfig,
+    /// Ignored when IKEv2 is off.
+    pub ikev2: Option<ipsec::ikev2::Ikev2Config>,
+}
+
 /// Serves L2TP/IPsec (and IKEv2 when `ikev2` is given) until `shutdown`
 /// turns true; then every SA is deleted (the peers are told) before it
-/// returns.
+/// returns. Settings sent on `reconfigure` apply to what is negotiated
+/// next.
 pub async fn serve_ipsec_l2tp(
     sockets: IpsecSockets,
     config: ResponderConfig,
     l2tp: L2tpFront,
     ikev2: Option<Ikev2Service>,
     ikev1: bool,
+    mut reconfigure: mpsc::UnboundedReceiver<IkeConfigs>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let (out_tx, mut out_rx) = mpsc::channel(OUT_QUEUE);
@@ -263,6 +273,12 @@ pub async fn serve_ipsec_l2tp(
                         front.send_l2tp(key, &datagram);
                     }
                     front.flush_esp();
+                }
+            }
+            Some(configs) = reconfigure.recv() => {
+                front.responder.set_config(configs.ikev1);
+                if let (Some(part), Some(c)) = (front.ikev2.as_mut(), configs.ikev2) {
+                    part.responder.set_config(c);
                 }
             }
             _ = tokio::time::sleep_until(deadline) => {

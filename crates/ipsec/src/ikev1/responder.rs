@@ -76,6 +76,14 @@ impl Responder {
         &self.config
     }
 
+    /// Replaces the settings (a server reload: a new certificate). Main
+    /// Modes answered from now on use them; message 6 carries the
+    /// certificate and the signature made with its key together (RFC 2409
+    /// §5.1), so a negotiation under way stays consistent.
+    pub fn set_config(&mut self, config: ResponderConfig) {
+        self.config = config;
+    }
+
     pub fn stats(&self) -> ResponderStats {
         self.stats
     }

@@ -86,6 +86,14 @@ impl Ikev2Responder {
         &self.config
     }
 
+    /// Replaces the settings (a server reload: a new certificate). SAs
+    /// negotiated from now on use them; an established SA keeps its keys,
+    /// and an IKE_AUTH answered later signs and sends the new certificate
+    /// together, so each AUTH stays consistent (RFC 7296 §2.15).
+    pub fn set_config(&mut self, config: Ikev2Config) {
+        self.config = config;
+    }
+
     pub fn stats(&self) -> Ikev2Stats {
         self.stats
     }
