@@ -161,10 +161,14 @@ pub fn tls_config(cert: &Arc<rustls::ServerConfig>) -> Arc<rustls::ServerConfig>
     Arc::new(config)
 }
 
+/// The listener's TLS configuration, swapped whole by a reload when the
+/// certificate changes (reload.rs): each handshake takes the current one.
+pub type SharedTls = Arc<arc_swap::ArcSwap<rustls::ServerConfig>>;
+
 /// Serves [`router`] on `tcp` over TLS until `stop` turns true.
 pub async fn serve(
     tcp: TcpListener,
-    tls: Arc<rustls::ServerConfig>,
+    tls: SharedTls,
     view: Arc<AdminView>,
     token: Arc<AdminToken>,
     mut stop: watch::Receiver<bool>,
@@ -200,9 +204,8 @@ struct TlsListener {
 }
 
 impl TlsListener {
-    fn new(tcp: TcpListener, config: Arc<rustls::ServerConfig>) -> std::io::Result<TlsListener> {
+    fn new(tcp: TcpListener, config: SharedTls) -> std::io::Result<TlsListener> {
         let local = tcp.local_addr()?;
-        let acceptor = TlsAcceptor::from(config);
         let (tx, rx) = mpsc::channel(64);
         let handshakes = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
         tokio::spawn(async move {
@@ -225,7 +228,7 @@ impl TlsListener {
                     tracing::debug!("admin HTTPS: {peer}: too many TLS handshakes at once, closed");
                     continue;
                 };
-                let (acceptor, conn_tx) = (acceptor.clone(), tx.clone());
+                let (acceptor, conn_tx) = (TlsAcceptor::from(config.load_full()), tx.clone());
                 tokio::spawn(async move {
                     let _permit = permit;
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
@@ -450,7 +453,9 @@ mod tests {
         let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = tcp.local_addr().unwrap();
         let (stop, stop_rx) = watch::channel(false);
-        let tls = tls_config(&cert.rustls_config().unwrap());
+        let tls = Arc::new(arc_swap::ArcSwap::new(tls_config(
+            &cert.rustls_config().unwrap(),
+        )));
         let server = tokio::spawn(serve(tcp, tls, view, token, stop_rx));
 
         let refused = get_over_tls(&connector, addr, "/v1/sessions", None).await;

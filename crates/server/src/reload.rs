@@ -72,6 +72,8 @@ pub struct ReloadTargets {
     pub radius: Option<RadiusTargets>,
     /// The IKE front end, when `[ipsec]` is on.
     pub ike: Option<IkeTargets>,
+    /// The admin HTTPS listener's TLS, when `[admin] listen` is set.
+    pub admin_tls: Option<crate::admin_https::SharedTls>,
 }
 
 /// What the IKE responders' settings are made from, and where new ones go.
@@ -361,6 +363,11 @@ impl Reloader {
         if let Some(NewCertificate { cert, sstp, ike }) = certificate {
             let fingerprint = cert.fingerprint_sha256();
             self.targets.sstp.store(Arc::new(sstp));
+            if let Some(admin_tls) = &self.targets.admin_tls {
+                if let Ok(tls) = cert.rustls_config() {
+                    admin_tls.store(crate::admin_https::tls_config(&tls));
+                }
+            }
             let ike_sent = match (ike, &self.targets.ike) {
                 (Some(configs), Some(targets)) => targets.reconfigure.send(configs).is_ok(),
                 _ => false,

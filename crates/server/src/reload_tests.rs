@@ -36,6 +36,7 @@ struct Rig {
     settings: SharedSessionSettings,
     pool: Arc<StaticPool>,
     view: Arc<ArcSwapOption<CertificateView>>,
+    admin_tls: crate::admin_https::SharedTls,
 }
 
 fn start(file: &Path) -> (Rig, ServerCertificate) {
@@ -77,6 +78,9 @@ fn start_full(
     .shared();
     let pool = Arc::new(StaticPool::new(&config.addresses.ipv4_pool));
     let view = Arc::new(ArcSwapOption::empty());
+    let admin_tls: crate::admin_https::SharedTls = Arc::new(ArcSwap::new(
+        crate::admin_https::tls_config(&cert.rustls_config().unwrap()),
+    ));
     let reloader = Reloader::new(
         Some(file),
         &config,
@@ -90,6 +94,7 @@ fn start_full(
             state,
             radius,
             ike,
+            admin_tls: Some(admin_tls.clone()),
         },
     );
     let rig = Rig {
@@ -98,6 +103,7 @@ fn start_full(
         settings,
         pool,
         view,
+        admin_tls,
     };
     (rig, cert)
 }
@@ -145,6 +151,7 @@ fn a_good_edit_is_swapped_in_and_a_bad_one_changes_nothing() {
     )
     .unwrap();
     let second = ServerCertificate::load(&two.0, &two.1).unwrap();
+    let admin_tls_before = rig.admin_tls.load_full();
     let outcome = rig.reloader.reload();
     assert!(outcome.ok, "{outcome:?}");
     assert_eq!(
@@ -168,6 +175,11 @@ fn a_good_edit_is_swapped_in_and_a_bad_one_changes_nothing() {
         first.leaf_der().to_vec(),
         "a connection keeps the certificate it was served"
     );
+    // The admin HTTPS listener serves the new certificate too (still
+    // offering HTTP/1.1).
+    let admin_tls = rig.admin_tls.load_full();
+    assert!(!Arc::ptr_eq(&admin_tls, &admin_tls_before));
+    assert_eq!(admin_tls.alpn_protocols, vec![b"http/1.1".to_vec()]);
     assert_eq!(
         rig.view.load().as_ref().unwrap().sha256_fingerprint,
         second.fingerprint_sha256()

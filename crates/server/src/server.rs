@@ -566,6 +566,12 @@ impl Server {
                 })
             },
         )));
+        let admin_tls: Option<crate::admin_https::SharedTls> = match &admin_https {
+            Some(_) => Some(Arc::new(arc_swap::ArcSwap::new(
+                crate::admin_https::tls_config(&cert.rustls_config()?),
+            ))),
+            None => None,
+        };
         // Reload (reload.rs): what it swaps.
         let reloader = Arc::new(Reloader::new(
             file,
@@ -580,6 +586,7 @@ impl Server {
                 state: state.clone(),
                 radius: radius_targets,
                 ike: ike_targets,
+                admin_tls: admin_tls.clone(),
             },
         ));
         let admin = Arc::new(AdminView {
@@ -621,7 +628,7 @@ impl Server {
         notices(Notice::Admin {
             socket: admin_socket.path().to_owned(),
         });
-        if let Some((tcp, token)) = admin_https {
+        if let (Some((tcp, token)), Some(tls)) = (admin_https, admin_tls) {
             let listen =
                 tcp.local_addr()
                     .map_err(|source| crate::admin_https::AdminHttpsError::Bind {
@@ -633,7 +640,7 @@ impl Server {
                     })?;
             tokio::spawn(crate::admin_https::serve(
                 tcp,
-                crate::admin_https::tls_config(&cert.rustls_config()?),
+                tls,
                 admin.clone(),
                 token,
                 stop_rx.clone(),
