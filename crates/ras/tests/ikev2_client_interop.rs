@@ -72,6 +72,44 @@ fn routed(sw: &StrongSwan, to: Ipv4Addr) -> bool {
         .unwrap_or(false)
 }
 
+/// Waits up to 30 s from `started` for `child` (`what`) to have its TUN
+/// address and the route to strongSwan's target; panics with its output
+/// and charon's log since `log_mark` if it exits or does not get there.
+fn wait_up(
+    sw: &StrongSwan,
+    child: &mut Killed,
+    what: &str,
+    started: Instant,
+    log_mark: usize,
+) -> Ipv4Addr {
+    let stderr = |child: &mut Killed| {
+        let mut text = String::new();
+        let _ = child.0.stderr.take().unwrap().read_to_string(&mut text);
+        text
+    };
+    while started.elapsed() < Duration::from_secs(30) {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            panic!(
+                "{what} exited ({status}) before the tunnel came up:\n{}\ncharon:\n{}",
+                stderr(child),
+                &sw.log()[log_mark..]
+            );
+        }
+        if let Some(address) = tun_address(sw) {
+            if routed(sw, sw.target) {
+                return address;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.0.kill();
+    panic!(
+        "{what}: the IKEv2 tunnel did not come up within 30 s:\n{}\ncharon:\n{}",
+        stderr(child),
+        &sw.log()[log_mark..]
+    );
+}
+
 /// One strongSwan per machine, and one connection at a time here.
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
@@ -207,31 +245,7 @@ fn connect_to_strongswan(login: Login, mobike: bool) {
             .expect("start ras connect"),
     );
     let target = sw.target;
-    let mut address = None;
-    while started.elapsed() < Duration::from_secs(30) {
-        if let Some(status) = client.0.try_wait().unwrap() {
-            let mut text = String::new();
-            let _ = client.0.stderr.take().unwrap().read_to_string(&mut text);
-            panic!(
-                "ras connect exited ({status}) before the tunnel came up:\n{text}\ncharon:\n{}",
-                &sw.log()[log_mark..]
-            );
-        }
-        address = tun_address(&sw);
-        if address.is_some() && routed(&sw, target) {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let Some(address) = address else {
-        let _ = client.0.kill();
-        let mut text = String::new();
-        let _ = client.0.stderr.take().unwrap().read_to_string(&mut text);
-        panic!(
-            "the IKEv2 tunnel did not come up within 30 s:\n{text}\ncharon:\n{}",
-            &sw.log()[log_mark..]
-        );
-    };
+    let address = wait_up(&sw, &mut client, "ras connect", started, log_mark);
     eprintln!(
         "up with {address} after {:.2} s",
         started.elapsed().as_secs_f64()
@@ -478,32 +492,7 @@ fn a_connection_manager_ikev2_profile_dials_strongswan() {
             .expect("start ras dial"),
     );
     let target = sw.target;
-    let started = Instant::now();
-    let mut address = None;
-    while started.elapsed() < Duration::from_secs(30) {
-        if let Some(status) = dial.0.try_wait().unwrap() {
-            let mut text = String::new();
-            let _ = dial.0.stderr.take().unwrap().read_to_string(&mut text);
-            panic!(
-                "ras dial exited ({status}) before the tunnel came up:\n{text}\ncharon:\n{}",
-                &sw.log()[log_mark..]
-            );
-        }
-        address = tun_address(&sw);
-        if address.is_some() && routed(&sw, target) {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let Some(address) = address else {
-        let _ = dial.0.kill();
-        let mut text = String::new();
-        let _ = dial.0.stderr.take().unwrap().read_to_string(&mut text);
-        panic!(
-            "the profile's IKEv2 tunnel did not come up within 30 s:\n{text}\ncharon:\n{}",
-            &sw.log()[log_mark..]
-        );
-    };
+    let address = wait_up(&sw, &mut dial, "ras dial", Instant::now(), log_mark);
     assert_eq!(address.octets()[..3], sw.pool_prefix, "{address}");
     let sas = sw.list_sas();
     assert!(sas.contains("ikev2-eap: #"), "{sas}");

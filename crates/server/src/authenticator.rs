@@ -92,6 +92,26 @@ pub trait Authenticator: Send + Sync {
         known: Option<KnownUser>,
         eap_state: Option<Vec<u8>>,
     ) -> BoxFuture<'a, Verdict>;
+
+    /// What the user store says of `user`, who proved itself another way
+    /// (an IKEv2 client certificate, RFC 7296 §2.15): its groups for the
+    /// policies, or that the account is disabled. RADIUS cannot be asked
+    /// without credentials: [`StoreAccount::Unknown`].
+    fn account<'a>(&'a self, user: &'a str) -> BoxFuture<'a, StoreAccount> {
+        let _ = user;
+        Box::pin(std::future::ready(StoreAccount::Unknown))
+    }
+}
+
+/// A certificate user in the user store (see [`Authenticator::account`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreAccount {
+    /// No such user (or no store to ask): no groups.
+    Unknown,
+    /// An enabled account and its groups.
+    Enabled { groups: Vec<String> },
+    /// A disabled account: a certificate does not bring it back.
+    Disabled,
 }
 
 /// The local user store: the PPP link itself checks the credentials
@@ -110,6 +130,28 @@ impl LocalAuthenticator {
 }
 
 impl Authenticator for LocalAuthenticator {
+    fn account<'a>(&'a self, user: &'a str) -> BoxFuture<'a, StoreAccount> {
+        let users = self.users.clone();
+        let name = user.to_owned();
+        Box::pin(async move {
+            match tokio::task::spawn_blocking(move || users.lookup(&name)).await {
+                Ok(Ok(Some(record))) if record.info.enabled => StoreAccount::Enabled {
+                    groups: record.info.groups,
+                },
+                Ok(Ok(Some(_))) => StoreAccount::Disabled,
+                Ok(Ok(None)) => StoreAccount::Unknown,
+                Ok(Err(e)) => {
+                    tracing::error!("user store: {e}");
+                    StoreAccount::Unknown
+                }
+                Err(e) => {
+                    tracing::error!("user store: {e}");
+                    StoreAccount::Unknown
+                }
+            }
+        })
+    }
+
     fn look_up<'a>(
         &'a self,
         attempt: &'a Attempt,

@@ -38,7 +38,7 @@ use tunnel::{AuthAnswer, ServerHooks, SessionInfo};
 use crate::access_policy::{self, method_words};
 use crate::accounting::Accounting;
 use crate::address::{self, Assigned};
-use crate::authenticator::{Attempt, Authenticator, Claim};
+use crate::authenticator::{Attempt, Authenticator, Claim, StoreAccount};
 use crate::policy_stages::{self, Asking};
 use crate::pool::AddressSource;
 use crate::radius_auth::{NasIdentity, TunnelKind};
@@ -227,6 +227,31 @@ impl ControlPipeline {
             .with(id, |r| (r.claimed.clone(), r.granted.clone()))
             .unwrap_or_default();
         let user = info.user.clone().unwrap_or_else(|| claimed.user.clone());
+        // A client certificate proved who the user is, not its groups: a
+        // user of that name in the store lends them to the policies, and a
+        // disabled account stays disabled (as NPS maps a certificate to
+        // its account).
+        let mut claimed = claimed;
+        if claimed.method == Some(policy::AuthMethod::Certificate) {
+            match p.authenticator.account(&user).await {
+                StoreAccount::Enabled { groups } => {
+                    p.sessions
+                        .with(id, |r| r.claim(&user, Some(groups.clone()), None));
+                    claimed.groups = groups;
+                }
+                StoreAccount::Disabled => {
+                    let why = "account disabled".to_string();
+                    login_log::refused(
+                        id.raw(),
+                        &user,
+                        method_words(policy::AuthMethod::Certificate),
+                        &why,
+                    );
+                    return Err(why);
+                }
+                StoreAccount::Unknown => {}
+            }
+        }
         // Asked only once the peer is authenticated (or needs none).
         p.metrics
             .authentication(claimed.method.map_or("none", method_words), true);

@@ -20,8 +20,14 @@ use crate::radius_auth::Granted;
 /// The local store's way (groups known, the link checks a secret) or
 /// RADIUS's (nothing known, an Access-Accept with grants).
 enum Backend {
-    Local { groups: Vec<String> },
-    Radius { granted: Granted },
+    Local {
+        groups: Vec<String>,
+    },
+    Radius {
+        granted: Granted,
+    },
+    /// The store holds the user, disabled.
+    Disabled,
 }
 
 struct StandIn(Backend);
@@ -33,9 +39,20 @@ impl Authenticator for StandIn {
                 groups: groups.clone(),
                 secret: Secret::Password(Zeroizing::new("pw".into())),
             }),
-            Backend::Radius { .. } => Claim::Opaque,
+            Backend::Radius { .. } | Backend::Disabled => Claim::Opaque,
         };
         Box::pin(std::future::ready(claim))
+    }
+
+    fn account<'a>(&'a self, _: &'a str) -> PoolFuture<'a, StoreAccount> {
+        let account = match &self.0 {
+            Backend::Local { groups } => StoreAccount::Enabled {
+                groups: groups.clone(),
+            },
+            Backend::Radius { .. } => StoreAccount::Unknown,
+            Backend::Disabled => StoreAccount::Disabled,
+        };
+        Box::pin(std::future::ready(account))
     }
 
     fn check<'a>(
@@ -52,7 +69,9 @@ impl Authenticator for StandIn {
                 granted: Some(granted.clone()),
                 eap_state: None,
             },
-            (Backend::Local { .. }, None) => unreachable!("look_up knows every user"),
+            (Backend::Local { .. }, None) | (Backend::Disabled, _) => {
+                unreachable!("look_up knows every user; a disabled one logs on by certificate only")
+            }
         };
         Box::pin(std::future::ready(verdict))
     }
@@ -430,4 +449,47 @@ auth_methods = ["certificate"]
     assert!(refused.contains("constraint auth_methods"), "{refused}");
     ServerHooks::down(p, &alice, &bye());
     ServerHooks::down(p, &bob, &bye());
+}
+
+/// A certificate user takes its groups from the user store for the
+/// policies (a certificate proves who, not which groups), and a disabled
+/// store account is refused even with a good certificate.
+#[tokio::test]
+async fn a_certificate_user_gets_the_stores_groups_and_a_disabled_one_is_refused() {
+    let policies = r#"
+[[policy]]
+name = "Certificate staff"
+access = "grant"
+[policy.conditions]
+tunnel_types = ["ikev2"]
+groups = ["vpn-certs"]
+"#;
+    let cases = [
+        (
+            Backend::Local {
+                groups: vec!["vpn-certs".into()],
+            },
+            None,
+        ),
+        (Backend::Local { groups: vec![] }, Some("policy")),
+        (Backend::Disabled, Some("account disabled")),
+    ];
+    for (backend, refused) in cases {
+        let r = rig(backend, policies, TunnelKind::Ikev2);
+        let p = &r.pipeline;
+        let alice = info(1, Some("alice@example.com"));
+        ServerHooks::authenticated_by_tunnel(p, &alice, tunnel::TunnelAuthMethod::Certificate);
+        let result = ServerHooks::network(p, &alice).await;
+        match refused {
+            None => {
+                let settings = result.expect("granted by the store's group");
+                assert!(settings.ipcp.and_then(|c| c.peer_address).is_some());
+            }
+            Some(why) => {
+                let e = result.expect_err("refused");
+                assert!(e.contains(why), "{e}");
+            }
+        }
+        ServerHooks::down(p, &alice, &bye());
+    }
 }
