@@ -1,13 +1,15 @@
 //! `ras`: the one binary of the suite.
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 mod admin_cmd;
 mod admin_report;
 mod cert_cmd;
+mod completions_cmd;
 mod connect_cmd;
 mod dial_cmd;
 mod log_format;
+mod man_cmd;
 mod pbs_cmd;
 mod phonebook_cmd;
 mod profile_cmd;
@@ -72,6 +74,11 @@ enum Command {
         #[arg(long, value_enum, default_value = "eap-mschapv2")]
         auth: selftest::Method,
     },
+    /// Print the shell completion script for bash, zsh, fish, elvish or
+    /// PowerShell.
+    Completions(completions_cmd::CompletionsArgs),
+    /// Write the man pages (ras.1, ras-server.1, …) into a directory.
+    Man(man_cmd::ManArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -116,6 +123,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Cert(cmd) => cert_cmd::run(cmd),
         Command::Connect(args) => connect_cmd::run(args),
         Command::Dial(args) => dial_cmd::run(args),
+        Command::Completions(args) => completions_cmd::run(args, Cli::command()),
+        Command::Man(args) => man_cmd::run(args, Cli::command()),
         Command::User { config, cmd } => {
             let cfg = server::config::Config::load(config.as_deref())?;
             user_cmd::run(cmd, &cfg.state_dir)
