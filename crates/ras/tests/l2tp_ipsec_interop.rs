@@ -106,7 +106,10 @@ for i in $(seq 1 40); do [ -p "$D/control" ] && break; sleep 0.25; done
 echo "c ras" > "$D/control"
 up=
 for i in $(seq 1 160); do
-    if ip -4 -o addr show "ppp$UNIT" 2>/dev/null | grep -q ' peer '; then up=1; break; fi
+    # Up means addressed and routed: pppd sets the address before the
+    # link is up, and a ping in between gets "Network is unreachable".
+    if ip -4 -o addr show "ppp$UNIT" 2>/dev/null | grep -q ' peer ' \
+        && ip -4 route get "$SERVER_PPP" 2>/dev/null | grep -q "dev ppp$UNIT"; then up=1; break; fi
     kill -0 "$pid" 2>/dev/null || break
     sleep 0.25
 done
