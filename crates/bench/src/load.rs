@@ -1,4 +1,4 @@
-//! The load generator: many SSTP or L2TP/IPsec clients in one process,
+//! The load generator: many SSTP, PPTP or L2TP/IPsec clients in one process,
 //! without TUN devices (IP packets go nowhere), using the real client
 //! library (`ras connect` minus the host side).
 
@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use client::l2tp::L2tpOptions;
 use client::network::{Attachment, Connected, Network, NetworkError};
+use client::pptp::PptpOptions;
 use client::sstp::{ConnectError, SessionEnd, SstpOptions};
 use client::target::Target;
 use client::verify::{Fingerprint, Trust};
@@ -31,16 +32,28 @@ pub enum ServerTrust {
     Fingerprint(String),
     /// L2TP/IPsec: IKEv1 Main Mode with this pre-shared key.
     Psk(Vec<u8>),
+    /// PPTP: nothing but MS-CHAPv2's mutual authentication.
+    None,
 }
 
 /// One protocol's client options.
-enum Options {
+pub(crate) enum Options {
     Sstp(SstpOptions),
     L2tp(L2tpOptions),
+    Pptp(PptpOptions),
+}
+
+/// What `hold_sessions` got.
+pub struct Held {
+    pub up: usize,
+    /// Sessions that failed or did not come up in time (and were ended).
+    pub refused: usize,
+    /// Their causes, counted, for one line.
+    pub causes: String,
 }
 
 impl Options {
-    async fn connect(
+    pub(crate) async fn connect(
         &self,
         network: Arc<dyn Network>,
         stop: watch::Receiver<bool>,
@@ -48,6 +61,7 @@ impl Options {
         match self {
             Options::Sstp(o) => client::sstp::connect(o, network, stop).await,
             Options::L2tp(o) => client::l2tp::connect(o, network, stop).await,
+            Options::Pptp(o) => client::pptp::connect(o, network, stop).await,
         }
     }
 }
@@ -58,7 +72,7 @@ impl PacketSink for Drop0 {
 }
 
 /// Attaches nothing; tells the waiter the link is up.
-struct NoNetwork(Arc<Notify>);
+pub(crate) struct NoNetwork(pub(crate) Arc<Notify>);
 impl Network for NoNetwork {
     fn attach(&self, _: &Connected) -> Result<Attachment, NetworkError> {
         let (tx, rx) = mpsc::channel::<Bytes>(1);
@@ -73,7 +87,7 @@ impl Network for NoNetwork {
 }
 
 impl Load {
-    fn options(&self) -> anyhow::Result<Options> {
+    pub(crate) fn options(&self) -> anyhow::Result<Options> {
         let target = Target::parse(&self.target)?;
         let password = zeroize::Zeroizing::new(self.password.clone());
         Ok(match &self.trust {
@@ -95,6 +109,11 @@ impl Load {
                 o.force_udp_encapsulation = true;
                 o.connect_timeout = Duration::from_secs(30);
                 Options::L2tp(o)
+            }
+            ServerTrust::None => {
+                let mut o = PptpOptions::new(target, &self.user, password);
+                o.ipv6 = false;
+                Options::Pptp(o)
             }
         })
     }
@@ -156,12 +175,13 @@ impl Load {
         })
     }
 
-    /// Open `n` sessions and keep them idle; report how many came up, then
-    /// hold them until the server goes away.
+    /// Open `n` sessions and keep them idle; report how many came up and
+    /// how many were refused (those end at once), then hold the rest until
+    /// the server goes away.
     pub fn hold_sessions(
         self: Arc<Self>,
         n: usize,
-        report: std::sync::mpsc::Sender<usize>,
+        report: std::sync::mpsc::Sender<Held>,
     ) -> anyhow::Result<()> {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
@@ -169,32 +189,64 @@ impl Load {
         let options = Arc::new(self.options()?);
         rt.block_on(async move {
             let up = Arc::new(AtomicUsize::new(0));
+            let refused = Arc::new(AtomicUsize::new(0));
+            let causes = Arc::new(std::sync::Mutex::new(std::collections::BTreeMap::<
+                String,
+                usize,
+            >::new()));
             let mut sessions = Vec::new();
             let (_stop_tx, stop_rx) = watch::channel(false);
+            let settled = |up: &AtomicUsize, refused: &AtomicUsize| {
+                up.load(Ordering::Relaxed) + refused.load(Ordering::Relaxed)
+            };
             for chunk in 0..n.div_ceil(50) {
                 for _ in 0..50.min(n - chunk * 50) {
                     let notify = Arc::new(Notify::new());
                     let network: Arc<dyn Network> = Arc::new(NoNetwork(notify.clone()));
                     let (options, stop) = (options.clone(), stop_rx.clone());
+                    let (up, refused, causes) = (up.clone(), refused.clone(), causes.clone());
                     sessions.push(tokio::spawn(async move {
-                        let _ = options.connect(network, stop).await;
+                        let session = options.connect(network, stop);
+                        tokio::pin!(session);
+                        let cause = tokio::select! {
+                            _ = notify.notified() => {
+                                up.fetch_add(1, Ordering::Relaxed);
+                                let _ = session.await;
+                                return;
+                            }
+                            r = &mut session => match r {
+                                Ok(_) => "ended before it came up".to_owned(),
+                                Err(e) => e.to_string(),
+                            },
+                            // Dropping the session ends it.
+                            _ = tokio::time::sleep(Duration::from_secs(30)) => "no link within 30 s".to_owned(),
+                        };
+                        refused.fetch_add(1, Ordering::Relaxed);
+                        let mut causes = causes.lock().unwrap_or_else(|e| e.into_inner());
+                        if causes.len() < 10 || causes.contains_key(&cause) {
+                            *causes.entry(cause).or_default() += 1;
+                        }
                     }));
-                    let up = up.clone();
-                    tokio::spawn(async move {
-                        notify.notified().await;
-                        up.fetch_add(1, Ordering::Relaxed);
-                    });
                 }
-                // Let this batch come up before opening the next.
-                let deadline = Instant::now() + Duration::from_secs(30);
-                while up.load(Ordering::Relaxed) < (chunk + 1) * 50
-                    && up.load(Ordering::Relaxed) < n
-                    && Instant::now() < deadline
-                {
+                // Let this batch settle (up or refused) before the next.
+                let target = ((chunk + 1) * 50).min(n);
+                let deadline = Instant::now() + Duration::from_secs(35);
+                while settled(&up, &refused) < target && Instant::now() < deadline {
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
             }
-            let _ = report.send(up.load(Ordering::Relaxed));
+            let causes = causes
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .map(|(cause, count)| format!("{count}× {cause}"))
+                .collect::<Vec<_>>()
+                .join("; ");
+            let _ = report.send(Held {
+                up: up.load(Ordering::Relaxed),
+                refused: refused.load(Ordering::Relaxed),
+                causes,
+            });
             for s in sessions {
                 let _ = s.await;
             }

@@ -12,6 +12,10 @@
 //! * for scale, the throughput of wireguard-go on the same path;
 //! * the server's memory per idle session with many sessions open.
 //!
+//! `ras-bench soak` holds thousands of SSTP and PPTP sessions for minutes
+//! with random drops and reconnects against FreeRADIUS accounting, and
+//! checks that no accounting record and no address is lost (`soak.rs`).
+//!
 //! Needs root, iperf3, and release builds of `ras` (found next to this
 //! binary, or `--ras PATH`):
 //!
@@ -27,8 +31,10 @@ use anyhow::{bail, Context};
 use clap::Parser;
 use interop::netns::{Topology, LAN_HOST, SERVER_FOR_CLI1};
 
+mod interrupt;
 mod load;
 mod radius_bench;
+mod soak;
 mod wireguard;
 
 #[derive(Parser)]
@@ -39,6 +45,10 @@ enum Cli {
     Sstp(SstpArgs),
     /// RADIUS authentications per second against FreeRADIUS.
     Radius(radius_bench::RadiusArgs),
+    /// Thousands of SSTP and PPTP sessions with drops and reconnects for
+    /// minutes, accounting to FreeRADIUS: no record lost, no address leaked,
+    /// memory flat.
+    Soak(soak::SoakArgs),
 }
 
 #[derive(clap::Args, Clone)]
@@ -90,14 +100,15 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse() {
         Cli::Sstp(args) => sstp(args),
         Cli::Radius(args) => radius_bench::run(args),
+        Cli::Soak(args) => soak::run(args),
     }
 }
 
 fn tracing_subscriber_init() {}
 
-struct Server {
-    child: Child,
-    fingerprint: String,
+pub(crate) struct Server {
+    pub(crate) child: Child,
+    pub(crate) fingerprint: String,
 }
 
 impl Drop for Server {
@@ -109,9 +120,9 @@ impl Drop for Server {
     }
 }
 
-fn ras_binary(args: &SstpArgs) -> anyhow::Result<PathBuf> {
-    let path = match &args.ras {
-        Some(p) => p.clone(),
+pub(crate) fn ras_binary(ras: Option<&Path>) -> anyhow::Result<PathBuf> {
+    let path = match ras {
+        Some(p) => p.to_owned(),
         None => std::env::current_exe()?.with_file_name("ras"),
     };
     if !path.is_file() {
@@ -128,7 +139,7 @@ fn start_server(topo: &Topology, ras: &Path, dir: &Path, ports: usize) -> anyhow
     std::fs::write(
         &config,
         format!(
-            "state_dir = {:?}\nserver_name = \"ras-bench\"\n\n[sstp]\nlisten = [\"{SERVER_FOR_CLI1}:443\"]\nports = {ports}\n\n[pptp]\nlisten = [\"{SERVER_FOR_CLI1}:1723\"]\n\n[addresses]\nipv4_pool = [\"10.0.10.20-10.0.19.250\"]\nipv6_prefix = \"off\"\n\n[ppp]\necho_interval_secs = 0\n\n[tun]\nname = \"ras-bench0\"\n",
+            "state_dir = {:?}\nserver_name = \"ras-bench\"\n\n[sstp]\nlisten = [\"{SERVER_FOR_CLI1}:443\"]\nports = {ports}\n\n[pptp]\nlisten = [\"{SERVER_FOR_CLI1}:1723\"]\n\n[addresses]\nipv4_pool = [\"10.0.10.20-10.0.10.250\", \"10.100.0.1-10.100.255.250\"]\nipv6_prefix = \"off\"\n\n[ppp]\necho_interval_secs = 0\n\n[tun]\nname = \"ras-bench0\"\n",
             dir.join("state")
         ),
     )?;
@@ -144,10 +155,16 @@ fn start_server(topo: &Topology, ras: &Path, dir: &Path, ports: usize) -> anyhow
     if !status.success() {
         bail!("ras user add failed");
     }
+    spawn_server(topo, ras, &config)
+}
+
+/// Starts `ras server --config CONFIG` in the server namespace and waits
+/// for its ready line.
+pub(crate) fn spawn_server(topo: &Topology, ras: &Path, config: &Path) -> anyhow::Result<Server> {
     let mut child = topo
         .command("srv", ras.to_str().unwrap())
         .args(["server", "--config"])
-        .arg(&config)
+        .arg(config)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -244,7 +261,7 @@ impl ProcessCost {
     }
 }
 
-fn rss_kib(pid: u32) -> anyhow::Result<u64> {
+pub(crate) fn rss_kib(pid: u32) -> anyhow::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     status
         .lines()
@@ -258,9 +275,10 @@ fn sstp(args: SstpArgs) -> anyhow::Result<()> {
         bail!("ras-bench needs root (network namespaces, TUN)");
     }
     raise_fd_limit();
-    let ras = ras_binary(&args)?;
+    let ras = ras_binary(args.ras.as_deref())?;
     let dir = std::env::temp_dir().join(format!("ras-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
+    interrupt::clean_up_on_signal("rasbench", &dir);
     let topo = Topology::create("rasbench").map_err(anyhow::Error::msg)?;
     let ports = args.sessions.max(args.parallel) + 16;
     let server = start_server(&topo, &ras, &dir, ports)?;
@@ -512,16 +530,23 @@ fn sstp(args: SstpArgs) -> anyhow::Result<()> {
                 .map_err(anyhow::Error::msg)
         })
     };
-    let up = held_rx
-        .recv_timeout(Duration::from_secs(300))
+    let held = held_rx
+        .recv_timeout(Duration::from_secs(600))
         .context("sessions did not come up")?;
     std::thread::sleep(Duration::from_secs(2));
     let after = rss_kib(server.child.id())?;
+    let up = held.up;
     println!(
         "memory: {up} idle sessions up in {:.1} s; server RSS {before} KiB → {after} KiB = {:.1} KiB per session",
         started.elapsed().as_secs_f64(),
         (after.saturating_sub(before)) as f64 / up.max(1) as f64
     );
+    if held.refused > 0 {
+        println!(
+            "  {} of {} sessions did not come up: {}",
+            held.refused, args.sessions, held.causes
+        );
+    }
     drop(server);
     let _ = holder.join();
     let _ = std::fs::remove_dir_all(&dir);
@@ -543,15 +568,21 @@ fn wait_for_tun(topo: &Topology, tun: &str) -> anyhow::Result<()> {
     bail!("the benchmark client did not come up")
 }
 
-fn num_cpus() -> usize {
+pub(crate) fn num_cpus() -> usize {
     std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
 }
 
-/// Many sessions need many descriptors: raise the soft limit to the hard one.
-fn raise_fd_limit() {
+/// Many sessions need many descriptors: as root, raise both limits to a
+/// million (the kernel's default fs.nr_open; the server and FreeRADIUS
+/// inherit it); otherwise the soft limit to the hard one.
+pub(crate) fn raise_fd_limit() {
     use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    const MANY: u64 = 1 << 20;
+    if setrlimit(Resource::RLIMIT_NOFILE, MANY, MANY).is_ok() {
+        return;
+    }
     if let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
         let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
     }

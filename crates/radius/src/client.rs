@@ -37,6 +37,16 @@ use crate::security::Secret;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ServerId(pub usize);
 
+impl std::fmt::Display for ServerId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            0 => f.write_str("the primary server"),
+            1 => f.write_str("the alternate server"),
+            n => write!(f, "server {n}"),
+        }
+    }
+}
+
 impl ServerId {
     /// The primary server.
     pub const PRIMARY: ServerId = ServerId(0);
@@ -153,7 +163,7 @@ pub enum Event {
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum SendError {
     /// 256 requests are already outstanding to the chosen server.
-    #[error("all 256 identifiers of server {0:?} are in use")]
+    #[error("all 256 identifiers of {0} are in use")]
     NoFreeIdentifier(ServerId),
     /// The request cannot be encoded.
     #[error(transparent)]
@@ -164,7 +174,7 @@ pub enum SendError {
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum DatagramError {
     /// No such server.
-    #[error("unknown server {0:?}")]
+    #[error("unknown {0}")]
     UnknownServer(ServerId),
     /// Not a RADIUS packet.
     #[error(transparent)]
@@ -269,6 +279,15 @@ impl RadiusClient {
     /// Requests awaiting a reply.
     pub fn pending(&self) -> usize {
         self.txs.len()
+    }
+
+    /// Whether [`Self::send`] would find a free Identifier now: the driver
+    /// holds new requests back while it would not (RFC 2865 §3 gives each
+    /// server 256), instead of failing them.
+    pub fn can_send(&self, now: Instant) -> bool {
+        let tried = vec![false; self.servers.len()];
+        let server = self.pick_server(&tried, now).unwrap_or(0);
+        self.servers[server].outstanding.iter().any(Option::is_none)
     }
 
     /// The server a transaction is currently sent to.

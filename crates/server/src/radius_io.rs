@@ -170,11 +170,24 @@ impl Driver {
     async fn run(mut self, mut requests: mpsc::Receiver<(Request, Reply)>) {
         let mut buf = vec![0u8; MAX_PACKET];
         let mut open = true;
+        let mut held_back = false;
         loop {
             self.flush().await;
             if !open && self.waiting.is_empty() {
                 return;
             }
+            // 256 requests outstanding to the server (a slow or overloaded
+            // RADIUS server): take no new request until a reply or a
+            // timeout frees an Identifier. Callers wait in the bounded
+            // queue, then in `request` itself: a login waits, it is not
+            // refused (found by `ras-bench soak` against FreeRADIUS).
+            let can_send = self.client.can_send(Instant::now());
+            if !can_send && !held_back {
+                tracing::warn!(
+                    "RADIUS: 256 requests outstanding to one server; new requests wait for answers"
+                );
+            }
+            held_back = !can_send;
             let deadline = self.client.poll_timeout();
             let sleep = async {
                 match deadline {
@@ -183,7 +196,7 @@ impl Driver {
                 }
             };
             tokio::select! {
-                r = requests.recv(), if open => match r {
+                r = requests.recv(), if open && can_send => match r {
                     Some((request, reply)) => match self.client.send(request, Instant::now()) {
                         Ok(tx) => { self.waiting.insert(tx, reply); }
                         Err(e) => { let _ = reply.send(Err(RadiusError::Send(e.to_string()))); }
@@ -336,6 +349,101 @@ mod tests {
             other => panic!("{other:?}"),
         }
         fake.await.unwrap();
+    }
+
+    /// A signed Access-Accept for `request`.
+    fn accept_for(request: &Packet, secret: &[u8]) -> Vec<u8> {
+        let mut p = Packet::new(
+            Code::AccessAccept,
+            request.identifier,
+            request.authenticator,
+        );
+        p.attributes
+            .push(Attribute::new(attr::MESSAGE_AUTHENTICATOR, vec![0; 16]));
+        let mut bytes = p.to_bytes().unwrap();
+        sign_response(
+            &mut bytes,
+            &request.authenticator,
+            &Secret::new(secret.to_vec()),
+        )
+        .unwrap();
+        bytes
+    }
+
+    /// RFC 2865 §3 allows 256 outstanding requests per server: the 257th
+    /// waits for a free Identifier instead of failing, and every request
+    /// is answered in the end.
+    #[tokio::test]
+    async fn requests_beyond_256_outstanding_wait_instead_of_failing() {
+        let server = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = server.local_addr().unwrap();
+        let handle = RadiusHandle::start(
+            vec![addr],
+            ClientConfig::new(Secret::new(b"k".to_vec()), None),
+        )
+        .await
+        .unwrap();
+        let requests: Vec<_> = (0..300)
+            .map(|i| {
+                let handle = handle.clone();
+                tokio::spawn(async move {
+                    handle
+                        .request(Request::pap(format!("u{i}").as_bytes(), b"pw"))
+                        .await
+                })
+            })
+            .collect();
+        let mut buf = vec![0u8; 4096];
+        let mut held = Vec::new();
+        while held.len() < 256 {
+            let (n, from) = server.recv_from(&mut buf).await.unwrap();
+            held.push((Packet::decode(&buf[..n]).unwrap(), from));
+        }
+        // Nothing more arrives while all 256 are outstanding.
+        let more =
+            tokio::time::timeout(Duration::from_millis(300), server.recv_from(&mut buf)).await;
+        assert!(more.is_err(), "a 257th request was sent");
+        // Answer the held ones, paced (a burst of 256 can overflow the
+        // client's socket buffer; a lost reply would only mean a
+        // retransmission), then everything that comes, retransmissions too.
+        let server = Arc::new(server);
+        for (k, (request, from)) in held.iter().enumerate() {
+            server
+                .send_to(&accept_for(request, b"k"), from)
+                .await
+                .unwrap();
+            if k % 16 == 15 {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        }
+        let responder = tokio::spawn({
+            let server = server.clone();
+            async move {
+                let mut buf = vec![0u8; 4096];
+                loop {
+                    let (n, from) = server.recv_from(&mut buf).await.unwrap();
+                    let request = Packet::decode(&buf[..n]).unwrap();
+                    server
+                        .send_to(&accept_for(&request, b"k"), from)
+                        .await
+                        .unwrap();
+                }
+            }
+        });
+        let mut accepted = 0;
+        let mut failed = Vec::new();
+        for (i, r) in requests.into_iter().enumerate() {
+            match r.await.unwrap() {
+                Ok(answer)
+                    if matches!(answer.outcome, Outcome::Access(AccessOutcome::Accept(_))) =>
+                {
+                    accepted += 1
+                }
+                other => failed.push((i, format!("{other:?}"))),
+            }
+        }
+        responder.abort();
+        assert_eq!(accepted, 300, "{failed:?}");
     }
 
     #[tokio::test]
