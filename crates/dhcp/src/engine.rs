@@ -55,8 +55,10 @@ pub struct EngineConfig {
     pub retry_after: Duration,
     /// Leases held at most (bounded memory whatever the clients do).
     pub max_leases: usize,
-    /// Seeds transaction ids, the identities and the APIPA start; the
-    /// driver passes a random one.
+    /// Seeds transaction ids, the identities and the APIPA start. Its low
+    /// 16 bits are octets 1–2 of every chaddr (the server's driver derives
+    /// them from its NAS-Identifier, so servers sharing a DHCP server
+    /// differ); bits 16–39 are where the lease counter starts.
     pub seed: u64,
 }
 

@@ -40,6 +40,10 @@ pub struct DhcpSettings {
     /// The TUN device client addresses are routed to (`None`: no routes,
     /// for tests and benchmarks without a TUN device).
     pub tun: Option<String>,
+    /// The name this server is known by (its NAS-Identifier): octets 1–2
+    /// of every hardware address it leases with come from it, so that
+    /// servers sharing one DHCP server use distinct identities.
+    pub instance: String,
 }
 
 /// Why the DHCP source could not start.
@@ -100,7 +104,7 @@ impl DhcpSource {
             block: settings.block,
             answer_timeout: settings.answer_timeout,
             retry_after: settings.retry_after,
-            seed: rand::random(),
+            seed: identity_seed(&settings.instance, rand::random()),
             ..EngineConfig::default()
         };
         let shared = Arc::new(Shared {
@@ -231,6 +235,31 @@ impl AddressSource for DhcpSource {
 }
 
 /// UDP port 68 on `interface`.
+/// The engine's seed: its low 16 bits (octets 1–2 of every chaddr the
+/// engine makes, see `dhcp::engine`) from a hash of `instance`, the rest
+/// (where the identity counter starts, transaction ids) from `random`.
+///
+/// Several servers leasing from one DHCP server (docs/ADMIN.md, "Scaling
+/// out") must never present the same chaddr/client identifier, or the DHCP
+/// server hands both the same address (RFC 2131 §4.2: the client
+/// identifier is the key of a lease). With distinct NAS-Identifiers their
+/// identities differ in those octets (unless the 16-bit hashes collide,
+/// and then still by the random counter start); a DHCP operator can also
+/// tell from a lease's MAC address which server holds it. Two servers
+/// sharing a name differ by the random counter start alone.
+pub fn identity_seed(instance: &str, random: u64) -> u64 {
+    use sha2::{Digest, Sha256};
+    let h = Sha256::digest(instance.as_bytes());
+    (random & !0xffff) | u64::from(u16::from_be_bytes([h[0], h[1]]))
+}
+
+/// The two hardware-address octets `instance` leases with (lower case hex,
+/// as in `02:xx:yy:..`), for logs and tests.
+pub fn instance_octets(instance: &str) -> String {
+    let s = identity_seed(instance, 0);
+    format!("{:02x}:{:02x}", (s >> 8) as u8, s as u8)
+}
+
 fn client_socket(interface: &str) -> io::Result<UdpSocket> {
     use socket2::{Domain, Protocol, Socket, Type};
     let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
@@ -435,6 +464,7 @@ impl DhcpSettings {
     pub fn from_config(
         addresses: &crate::config::AddressConfig,
         tun: Option<&str>,
+        instance: &str,
     ) -> Option<DhcpSettings> {
         if addresses.source != crate::config::AddressSourceKind::Dhcp {
             return None;
@@ -445,6 +475,26 @@ impl DhcpSettings {
             answer_timeout: Duration::from_secs(u64::from(addresses.dhcp_timeout_secs)),
             retry_after: Duration::from_secs(u64::from(addresses.dhcp_retry_secs)),
             tun: tun.map(str::to_owned),
+            instance: instance.to_owned(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_identity_octets_come_from_the_instance_and_the_rest_is_random() {
+        let a = identity_seed("vpn-a", 0x1234_5678_9abc_def0);
+        let a2 = identity_seed("vpn-a", 0x0fed_cba9_8765_4321);
+        let b = identity_seed("vpn-b", 0x1234_5678_9abc_def0);
+        assert_eq!(a & 0xffff, a2 & 0xffff, "stable per instance");
+        assert_ne!(a & 0xffff, b & 0xffff, "distinct per instance");
+        assert_eq!(a & !0xffff, 0x1234_5678_9abc_0000, "random above");
+        assert_eq!(
+            instance_octets("vpn-a"),
+            format!("{:02x}:{:02x}", (a >> 8) as u8, a as u8)
+        );
     }
 }

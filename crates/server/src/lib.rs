@@ -6,6 +6,7 @@
 
 pub mod access_policy;
 pub mod accounting;
+pub mod acct_session_id;
 pub mod address;
 pub mod admin_api;
 pub mod admin_client;

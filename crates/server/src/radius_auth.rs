@@ -173,7 +173,7 @@ impl RadiusAuth {
                 (Request::eap(&user, message, eap_state.as_deref()), false)
             }
         };
-        let access = self.decorate(access, peer, tunnel);
+        let access = self.decorate(access, session, peer, tunnel);
         let handle = self.handle.load_full();
         match handle.request(access).await {
             Ok(answer) => match answer.outcome {
@@ -337,9 +337,16 @@ impl RadiusAuth {
 
     /// The attributes every Access-Request carries: who the NAS is, what
     /// is asked for and where the user comes from.
-    fn decorate(&self, mut r: Request, peer: &str, tunnel: TunnelKind) -> Request {
+    fn decorate(
+        &self,
+        mut r: Request,
+        session: SessionId,
+        peer: &str,
+        tunnel: TunnelKind,
+    ) -> Request {
         r = r
             .with_nas_identifier(self.nas.identifier.as_bytes())
+            .with_nas_port(nas_port(session))
             .with_service_type(ServiceType::Framed)
             .with_framed_protocol(FramedProtocol::Ppp)
             .with_nas_port_type(tunnel.nas_port_type());
@@ -384,6 +391,17 @@ impl Authenticator for RadiusAuth {
             eap_state,
         ))
     }
+}
+
+/// NAS-Port (RFC 2865 §5.5) of a session: its number in this process.
+/// A VPN server has no physical ports; the session number is never reused
+/// while the process runs, so (NAS-IP-Address or NAS-Identifier, NAS-Port)
+/// names one session, which is what session databases such as FreeRADIUS's
+/// radutmp (Simultaneous-Use) key their entries by: without it they ignore
+/// the accounting records.
+pub fn nas_port(session: SessionId) -> u32 {
+    // Wraps after 2^32 sessions of one process: RADIUS has 32 bits here.
+    session.raw() as u32
 }
 
 /// The address part of "ip:port" ("[v6]:port" too).

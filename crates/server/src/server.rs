@@ -275,7 +275,14 @@ impl Server {
             });
             tokio::spawn(relay.run());
         }
-        let sessions = Arc::new(Sessions::new());
+        // The Acct-Session-Ids carry the NAS-Identifier RADIUS sees
+        // (unique across servers that share one RADIUS server).
+        let nas_identifier = config
+            .radius
+            .nas_identifier
+            .clone()
+            .unwrap_or_else(|| config.server_name());
+        let sessions = Arc::new(Sessions::for_nas(&nas_identifier));
         let radius = RadiusStack::start(
             &config.radius,
             &state,
@@ -306,10 +313,11 @@ impl Server {
         let router = Router::new();
         let router_for_admin = router.clone();
         tokio::spawn(router.clone().run_tun_reader(tun.clone()));
-        let dhcp = match DhcpSettings::from_config(&config.addresses, Some(tun.name())) {
-            Some(s) => Some(DhcpSource::start(s)?),
-            None => None,
-        };
+        let dhcp =
+            match DhcpSettings::from_config(&config.addresses, Some(tun.name()), &nas_identifier) {
+                Some(s) => Some(DhcpSource::start(s)?),
+                None => None,
+            };
         // docs/NETBIOS.md: the gateway's LAN sockets, before any session.
         let netbios = if config.netbios.enabled {
             Some(NetbiosGateway::start(&config.netbios)?)

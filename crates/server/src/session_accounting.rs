@@ -27,6 +27,7 @@ fn common(h: &SessionRecord, nas: Option<&NasIdentity>, status: AcctStatusType) 
     let mut r = Request::accounting(status, h.acct_session_id.as_bytes())
         .with_service_type(ServiceType::Framed)
         .with_framed_protocol(FramedProtocol::Ppp)
+        .with_nas_port(crate::radius_auth::nas_port(h.id))
         .with_nas_port_type(h.tunnel.nas_port_type())
         .with_calling_station_id(calling_station(&h.peer).as_bytes())
         .with_event_timestamp(unix(SystemTime::now()));

@@ -73,19 +73,28 @@ impl Selector {
 #[derive(Debug, Default)]
 pub struct Sessions {
     map: Mutex<HashMap<SessionId, SessionRecord>>,
-    /// A prefix that makes Acct-Session-Ids unique across restarts.
+    /// A prefix that makes Acct-Session-Ids unique across restarts and
+    /// across servers (see [`crate::acct_session_id`]).
     boot: String,
 }
 
 impl Sessions {
+    /// A table for a server known to RADIUS as "ras" (tests).
     pub fn new() -> Sessions {
+        Sessions::for_nas("ras")
+    }
+
+    /// A table whose Acct-Session-Ids name `nas_identifier` (the
+    /// NAS-Identifier this server sends), its start time and a random
+    /// part.
+    pub fn for_nas(nas_identifier: &str) -> Sessions {
         let boot = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
         Sessions {
             map: Mutex::new(HashMap::new()),
-            boot: format!("{boot:08X}"),
+            boot: crate::acct_session_id::prefix(nas_identifier, boot, rand::random()),
         }
     }
 
