@@ -171,6 +171,9 @@ impl Driver {
         let mut buf = vec![0u8; MAX_PACKET];
         let mut open = true;
         let mut held_back = false;
+        // One warning per minute at most, with how often it happened.
+        let mut last_warning: Option<Instant> = None;
+        let mut episodes = 0u64;
         loop {
             self.flush().await;
             if !open && self.waiting.is_empty() {
@@ -181,11 +184,17 @@ impl Driver {
             // timeout frees an Identifier. Callers wait in the bounded
             // queue, then in `request` itself: a login waits, it is not
             // refused (found by `ras-bench soak` against FreeRADIUS).
-            let can_send = self.client.can_send(Instant::now());
+            let now = Instant::now();
+            let can_send = self.client.can_send(now);
             if !can_send && !held_back {
-                tracing::warn!(
-                    "RADIUS: 256 requests outstanding to one server; new requests wait for answers"
-                );
+                episodes += 1;
+                if last_warning.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(60)) {
+                    tracing::warn!(
+                        "RADIUS: 256 requests outstanding to one server; new requests wait for answers ({episodes} times since the last such line)"
+                    );
+                    last_warning = Some(now);
+                    episodes = 0;
+                }
             }
             held_back = !can_send;
             let deadline = self.client.poll_timeout();
