@@ -38,8 +38,8 @@ const IFNAME_MAX: usize = 15;
 #[derive(clap::Args, Debug, Clone)]
 pub struct ConnectArgs {
     /// The server: auto://HOST (IKEv2, SSTP, L2TP, PPTP in that order, the
-    /// first that connects kept; protocols the options do not suit are
-    /// skipped), sstp://HOST[:PORT] (port 443 by default) or
+    /// first that connects kept; each gets the options that apply to it, and
+    /// is skipped if they do not suffice), sstp://HOST[:PORT] (port 443 by default) or
     /// pptp://HOST[:PORT] (port 1723; needs root for GRE; MPPE-128 and
     /// MS-CHAPv2 required; no certificate, so no --ca/--fingerprint),
     /// l2tp://HOST[:PORT] (L2TP/IPsec with --psk-file or --cert/--key/--ca,
@@ -161,15 +161,15 @@ fn auto_host(target: &str) -> Option<String> {
 }
 
 /// `ras connect auto://HOST`: Windows' "Automatic" type once: IKEv2, SSTP,
-/// L2TP, PPTP in that order, each skipped when the options given do not
-/// suit it (no --ca for IKEv2, no --psk-file for L2TP, …), the first one
+/// L2TP, PPTP in that order, each with the options that apply to it, and
+/// skipped when they do not suffice (no --ca or --psk-file for IKEv2, no
+/// --psk-file for L2TP, …), the first one
 /// whose link comes up kept (and, with --reconnect, reconnected with).
 fn run_auto(args: ConnectArgs, host: String) -> anyhow::Result<()> {
     let password = Arc::new(std::sync::Mutex::new(None::<Zeroizing<String>>));
     let mut candidates = Vec::new();
     for protocol in client::vpn_policy::AUTOMATIC_ORDER {
-        let mut args_for = args.clone();
-        args_for.target = format!("{}://{host}", protocol.scheme());
+        let args_for = args_for_protocol(&args, protocol, &host);
         let on_up: vpn::UpCallback = Arc::new(|status: &vpn::UpStatus| say!("{status}"));
         // One password prompt for all protocols.
         let known = password.lock().unwrap_or_else(|e| e.into_inner()).clone();
@@ -230,6 +230,38 @@ fn run_auto(args: ConnectArgs, host: String) -> anyhow::Result<()> {
         }
         bail!("automatic: no protocol connected")
     })
+}
+
+/// The options of `ras connect auto://` that apply to `protocol`: the
+/// others are dropped rather than refused (a --fingerprint is for SSTP,
+/// a --psk-file for IKEv2 and L2TP, …), so one command line can serve
+/// every protocol of the order.
+fn args_for_protocol(args: &ConnectArgs, protocol: Protocol, host: &str) -> ConnectArgs {
+    let mut a = args.clone();
+    a.target = format!("{}://{host}", protocol.scheme());
+    let ipsec = matches!(protocol, Protocol::L2tp | Protocol::Ikev2);
+    if protocol != Protocol::Sstp {
+        a.fingerprint = None;
+    }
+    if protocol == Protocol::Pptp || (protocol == Protocol::L2tp && a.cert.is_none()) {
+        a.ca = None;
+    }
+    if !ipsec {
+        a.psk_file = None;
+        a.cert = None;
+        a.key = None;
+        a.esp.clear();
+    }
+    if protocol != Protocol::L2tp {
+        a.no_ipsec = false;
+    }
+    if protocol != Protocol::Pptp {
+        a.mppe_stateful = false;
+    }
+    if protocol != Protocol::Ikev2 {
+        a.ike_id = None;
+    }
+    a
 }
 
 /// [`prepare`] that reports the password it read, so that the next

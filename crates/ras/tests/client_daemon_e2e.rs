@@ -544,5 +544,44 @@ fn automatic_order_falls_back_to_sstp_and_remembers_it() {
         .status
         .success());
     events.expect("disconnected", &[], Duration::from_secs(15));
+
+    // `ras connect auto://` does the same once, without the daemon: each
+    // protocol takes the options that apply to it (the key for IKEv2, the
+    // fingerprint for SSTP).
+    let pw = dir.path().join("alice.pw");
+    let mut once = connect_to(
+        &topo,
+        "cli1",
+        &format!("auto://{SERVER_FOR_CLI1}"),
+        "alice",
+        &pw,
+        &[
+            "--fingerprint",
+            &fp,
+            "--psk-file",
+            psk.to_str().unwrap(),
+            "--no-dns",
+        ],
+        "ras-ca1",
+    );
+    assert!(
+        wait_address(&topo, &mut once, Duration::from_secs(45)).is_some(),
+        "auto:// connected"
+    );
+    assert!(
+        ping(&topo, "cli1", LAN_HOST),
+        "ping through the auto:// tunnel"
+    );
+    interrupt(&once);
+    let (ok, text) = finish(once, Duration::from_secs(15));
+    assert!(ok, "{text}");
+    for line in [
+        "automatic: trying ikev2",
+        "automatic: ikev2 failed",
+        "automatic: trying sstp",
+        "connected to sstp://",
+    ] {
+        assert!(text.contains(line), "{line:?} missing: {text}");
+    }
     drop(server);
 }

@@ -172,7 +172,7 @@ impl Events {
     }
 
     fn emit(&self, event: Event) {
-        tracing::info!("{}", event.human());
+        tracing::info!("{}", event.describe());
         // Under the lock: a subscriber sees each event once, either in the
         // history or from the channel.
         let mut history = self.history.lock().unwrap_or_else(|e| e.into_inner());

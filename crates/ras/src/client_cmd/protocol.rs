@@ -92,12 +92,16 @@ pub struct Event {
 impl Event {
     /// One line for people (`ras client events` without --json).
     pub fn human(&self) -> String {
-        let mut line = format!(
-            "{} {} {}",
+        format!(
+            "{} {}",
             crate::admin_report::utc(self.time as i64),
-            self.connection,
-            self.event
-        );
+            self.describe()
+        )
+    }
+
+    /// [`Event::human`] without the time (for the log, which has its own).
+    pub fn describe(&self) -> String {
+        let mut line = format!("{} {}", self.connection, self.event);
         if let Some(p) = &self.protocol {
             line.push_str(&format!(" {p}"));
         }
