@@ -52,6 +52,7 @@ pub enum ClientCommand {
         /// Every connection, their state and the unit.
         #[arg(long)]
         all: bool,
+        /// Where provisioning put the systemd unit.
         #[arg(long, value_name = "DIR", default_value = unit::DEFAULT_UNIT_DIR)]
         unit_dir: PathBuf,
     },
@@ -67,11 +68,18 @@ pub enum ClientCommand {
         watch: bool,
     },
     /// Bring a connection up (and keep it up, if always-on).
-    Connect { name: String },
+    Connect {
+        /// The provisioned connection.
+        name: String,
+    },
     /// Take a connection down; it stays down until `connect`.
-    Disconnect { name: String },
+    Disconnect {
+        /// The provisioned connection.
+        name: String,
+    },
     /// Follow the daemon's events, one line each.
     Events {
+        /// One JSON object per line.
         #[arg(long)]
         json: bool,
     },
