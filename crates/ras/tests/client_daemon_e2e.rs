@@ -364,7 +364,7 @@ fn always_on_sstp_connection_reconnects_and_stops_on_request() {
             "[[connection]]\nname = \"office\"\nservers = [\"{SERVER_FOR_CLI1}\"]\nprotocols = [\"sstp\"]\nalways_on = true\ndns = false\nroutes = [\"172.31.0.0/24\"]\ninterface = \"ras-cd0\"\n[connection.auth]\nuser = \"alice\"\npassword = \"correct horse battery\"\n[connection.trust]\nfingerprint = \"{fp}\"\n"
         ),
     );
-    let _daemon = Daemon::start(&topo, &state, &socket);
+    let mut daemon = Daemon::start(&topo, &state, &socket);
     let events = EventStream::open(&state, &socket);
     let connecting = events.expect("connecting", &["connected"], Duration::from_secs(20));
     assert_eq!(connecting["protocol"], "sstp");
@@ -450,6 +450,30 @@ fn always_on_sstp_connection_reconnects_and_stops_on_request() {
         status_of(&state, &socket, "office")["state"],
         "disconnected"
     );
+    let links = ip_in(&topo, "cli1", &["-o", "link", "show"]);
+    assert!(!links.contains("ras-cd0"), "the TUN is gone: {links}");
+
+    // Wanted again, then the daemon is stopped (SIGTERM, as systemd does):
+    // the connection says goodbye, and the socket and the TUN are gone.
+    assert!(ras_client(&state, &socket, &["connect", "office"])
+        .status
+        .success());
+    events.expect("connected", &[], Duration::from_secs(30));
+    let _ = Command::new("kill")
+        .args(["-TERM", &daemon.child.id().to_string()])
+        .status();
+    let stopped = events.expect("disconnected", &[], Duration::from_secs(15));
+    assert_eq!(stopped["cause"], "the daemon is stopping");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let exit = loop {
+        if let Some(status) = daemon.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the daemon did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(exit.success(), "{exit}");
+    assert!(!socket.exists(), "the control socket is removed");
     let links = ip_in(&topo, "cli1", &["-o", "link", "show"]);
     assert!(!links.contains("ras-cd0"), "the TUN is gone: {links}");
     drop(server);

@@ -271,7 +271,18 @@ pub async fn run(conn: Arc<Connection>, store: Store, events: Events) {
     }
 }
 
+/// Set when the daemon stops (SIGTERM): connections then go down for that
+/// reason, not at a user's request.
+pub static DAEMON_STOPPING: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
 fn went_down(conn: &Connection, events: &Events, cause: &str) {
+    let cause =
+        if cause == "user request" && DAEMON_STOPPING.load(std::sync::atomic::Ordering::Relaxed) {
+            "the daemon is stopping"
+        } else {
+            cause
+        };
     {
         let mut live = conn.live();
         live.state = "disconnected";

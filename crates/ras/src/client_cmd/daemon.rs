@@ -109,6 +109,7 @@ async fn serve(
         }
     }
     say_err!("ras client: stopping; disconnecting every connection");
+    connection::DAEMON_STOPPING.store(true, std::sync::atomic::Ordering::Relaxed);
     for conn in daemon.connections.values() {
         conn.wanted.send_replace(false);
     }
