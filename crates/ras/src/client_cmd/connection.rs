@@ -491,3 +491,65 @@ fn connect_args(
     }
     Ok((args, password))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn policy(extra_auth: &str, protocols: &str) -> ConnectionPolicy {
+        let text = format!(
+            "[[connection]]\nname = \"c\"\nservers = [\"h\"]\nprotocols = {protocols}\n[connection.auth]\nuser = \"u\"\npassword = \"pw\"\n{extra_auth}\n[connection.trust]\nca = \"/ca.pem\"\n"
+        );
+        client::vpn_policy::parse(&text, Path::new("p.toml"))
+            .unwrap()
+            .connections
+            .remove(0)
+    }
+
+    #[test]
+    fn each_protocol_gets_only_its_options() {
+        let p = policy(
+            "psk_file = \"/psk\"",
+            "[\"ikev2\", \"sstp\", \"l2tp\", \"pptp\"]",
+        );
+        let args = |protocol| {
+            let target = p.targets(protocol).remove(0);
+            connect_args(&p, protocol, &target).unwrap()
+        };
+        let (ikev2, pw) = args(Protocol::Ikev2);
+        assert_eq!(ikev2.target, "ikev2://h:500");
+        assert!(ikev2.psk_file.is_some() && ikev2.ca.is_some());
+        assert_eq!(pw.as_deref().map(String::as_str), Some("pw"));
+        let (sstp, _) = args(Protocol::Sstp);
+        assert!(sstp.ca.is_some() && sstp.psk_file.is_none());
+        // L2TP with a key: the CA is for IKE certificates only.
+        let (l2tp, _) = args(Protocol::L2tp);
+        assert!(l2tp.psk_file.is_some() && l2tp.ca.is_none());
+        let (pptp, _) = args(Protocol::Pptp);
+        assert!(pptp.ca.is_none() && pptp.fingerprint.is_none() && pptp.psk_file.is_none());
+        assert_eq!(pptp.tun_name, "ras-c");
+    }
+
+    #[test]
+    fn the_protocol_that_worked_goes_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path().to_owned());
+        let p = policy("psk_file = \"/psk\"", "[\"ikev2\", \"sstp\", \"l2tp\"]");
+        assert_eq!(
+            order(&p, &store),
+            vec![Protocol::Ikev2, Protocol::Sstp, Protocol::L2tp]
+        );
+        let state = |p: &str| ConnectionState {
+            last_protocol: Some(p.into()),
+        };
+        store.write_state("c", &state("l2tp")).unwrap();
+        assert_eq!(
+            order(&p, &store),
+            vec![Protocol::L2tp, Protocol::Ikev2, Protocol::Sstp]
+        );
+        // A remembered protocol no longer in the policy is ignored.
+        store.write_state("c", &state("pptp")).unwrap();
+        assert_eq!(order(&p, &store)[0], Protocol::Ikev2);
+    }
+}
