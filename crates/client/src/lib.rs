@@ -13,3 +13,4 @@ pub mod slaac;
 pub mod sstp;
 pub mod target;
 pub mod verify;
+pub mod vpn_policy;

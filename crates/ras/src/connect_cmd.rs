@@ -35,9 +35,11 @@ const MAX_DELAY: Duration = Duration::from_secs(30);
 /// Linux interface names are at most 15 bytes (IFNAMSIZ - 1).
 const IFNAME_MAX: usize = 15;
 
-#[derive(clap::Args, Debug)]
+#[derive(clap::Args, Debug, Clone)]
 pub struct ConnectArgs {
-    /// The server: sstp://HOST[:PORT] (port 443 by default) or
+    /// The server: auto://HOST (IKEv2, SSTP, L2TP, PPTP in that order, the
+    /// first that connects kept; each gets the options that apply to it, and
+    /// is skipped if they do not suffice), sstp://HOST[:PORT] (port 443 by default) or
     /// pptp://HOST[:PORT] (port 1723; needs root for GRE; MPPE-128 and
     /// MS-CHAPv2 required; no certificate, so no --ca/--fingerprint),
     /// l2tp://HOST[:PORT] (L2TP/IPsec with --psk-file or --cert/--key/--ca,
@@ -134,6 +136,166 @@ pub struct ConnectArgs {
 }
 
 pub fn run(args: ConnectArgs) -> anyhow::Result<()> {
+    if let Some(host) = auto_host(&args.target) {
+        return run_auto(args, host);
+    }
+    let on_up: vpn::UpCallback = Arc::new(|status: &vpn::UpStatus| say!("{status}"));
+    let (options, network) = prepare(&args, None, on_up)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    runtime.block_on(async move {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        tokio::spawn(watch_signals(stop_tx));
+        run_loop(options, network, args.reconnect, stop_rx).await
+    })
+}
+
+/// `auto://HOST[:PORT]`: the host part, for the Automatic protocol order.
+fn auto_host(target: &str) -> Option<String> {
+    let (scheme, rest) = target.split_once("://")?;
+    scheme
+        .eq_ignore_ascii_case("auto")
+        .then(|| rest.trim_end_matches('/').to_owned())
+}
+
+/// `ras connect auto://HOST`: Windows' "Automatic" type once: IKEv2, SSTP,
+/// L2TP, PPTP in that order, each with the options that apply to it, and
+/// skipped when they do not suffice (no --ca or --psk-file for IKEv2, no
+/// --psk-file for L2TP, …), the first one
+/// whose link comes up kept (and, with --reconnect, reconnected with).
+fn run_auto(args: ConnectArgs, host: String) -> anyhow::Result<()> {
+    let password = Arc::new(std::sync::Mutex::new(None::<Zeroizing<String>>));
+    let mut candidates = Vec::new();
+    for protocol in client::vpn_policy::AUTOMATIC_ORDER {
+        let args_for = args_for_protocol(&args, protocol, &host);
+        let on_up: vpn::UpCallback = Arc::new(|status: &vpn::UpStatus| say!("{status}"));
+        // One password prompt for all protocols.
+        let known = password.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        match prepare_quiet(&args_for, known, on_up) {
+            Ok((dial, network, used)) => {
+                if let Some(pw) = used {
+                    *password.lock().unwrap_or_else(|e| e.into_inner()) = Some(pw);
+                }
+                candidates.push((protocol, dial, network));
+            }
+            Err(e) => say_err!("automatic: not trying {}: {e:#}", protocol.scheme()),
+        }
+    }
+    if candidates.is_empty() {
+        bail!("automatic: no protocol can be tried with these options");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    runtime.block_on(async move {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        tokio::spawn(watch_signals(stop_tx));
+        let count = candidates.len();
+        for (i, (protocol, dial, network)) in candidates.into_iter().enumerate() {
+            say_err!(
+                "automatic: trying {} ({} as {})",
+                protocol.scheme(),
+                dial.target(),
+                dial.username()
+            );
+            match dial.connect(network.clone(), stop_rx.clone()).await {
+                Err(e) if !*stop_rx.borrow() && i + 1 < count => {
+                    say_err!("automatic: {} failed: {e}", protocol.scheme());
+                }
+                Err(e) => return Err(explain(e).into()),
+                Ok(end) if end.stopped || *stop_rx.borrow() => {
+                    say_err!("disconnected");
+                    return Ok(());
+                }
+                Ok(end) => {
+                    say_err!(
+                        "connection ended: {} ({} bytes in, {} out)",
+                        end.reason,
+                        end.stats.bytes_in,
+                        end.stats.bytes_out
+                    );
+                    if !args.reconnect {
+                        bail!("connection ended: {}", end.reason);
+                    }
+                    say_err!(
+                        "automatic: {} worked; reconnecting with it",
+                        protocol.scheme()
+                    );
+                    return run_loop(dial, network, true, stop_rx).await;
+                }
+            }
+        }
+        bail!("automatic: no protocol connected")
+    })
+}
+
+/// The options of `ras connect auto://` that apply to `protocol`: the
+/// others are dropped rather than refused (a --fingerprint is for SSTP,
+/// a --psk-file for IKEv2 and L2TP, …), so one command line can serve
+/// every protocol of the order.
+fn args_for_protocol(args: &ConnectArgs, protocol: Protocol, host: &str) -> ConnectArgs {
+    let mut a = args.clone();
+    a.target = format!("{}://{host}", protocol.scheme());
+    let ipsec = matches!(protocol, Protocol::L2tp | Protocol::Ikev2);
+    if protocol != Protocol::Sstp {
+        a.fingerprint = None;
+    }
+    if protocol == Protocol::Pptp || (protocol == Protocol::L2tp && a.cert.is_none()) {
+        a.ca = None;
+    }
+    if !ipsec {
+        a.psk_file = None;
+        a.cert = None;
+        a.key = None;
+        a.esp.clear();
+    }
+    if protocol != Protocol::L2tp {
+        a.no_ipsec = false;
+    }
+    if protocol != Protocol::Pptp {
+        a.mppe_stateful = false;
+    }
+    if protocol != Protocol::Ikev2 {
+        a.ike_id = None;
+    }
+    a
+}
+
+/// [`prepare`] that reports the password it read, so that the next
+/// protocol does not ask again.
+fn prepare_quiet(
+    args: &ConnectArgs,
+    password: Option<Zeroizing<String>>,
+    on_up: vpn::UpCallback,
+) -> anyhow::Result<(Dial, Arc<SystemNetwork>, Option<Zeroizing<String>>)> {
+    let seen = Arc::new(std::sync::Mutex::new(None));
+    let (dial, network) = prepare_with(args, password, on_up, Some(seen.clone()))?;
+    let used = seen.lock().unwrap_or_else(|e| e.into_inner()).take();
+    Ok((dial, network, used))
+}
+
+/// Checks the options of `ras connect` (or of a provisioned connection) and
+/// builds the connection and its host side. `password`, when given, is used
+/// instead of --password-file, RAS_PASSWORD or a prompt.
+pub(crate) fn prepare(
+    args: &ConnectArgs,
+    password: Option<Zeroizing<String>>,
+    on_up: vpn::UpCallback,
+) -> anyhow::Result<(Dial, Arc<SystemNetwork>)> {
+    prepare_with(args, password, on_up, None)
+}
+
+type PasswordSlot = Arc<std::sync::Mutex<Option<Zeroizing<String>>>>;
+
+fn prepare_with(
+    args: &ConnectArgs,
+    password_given: Option<Zeroizing<String>>,
+    on_up: vpn::UpCallback,
+    password_seen: Option<PasswordSlot>,
+) -> anyhow::Result<(Dial, Arc<SystemNetwork>)> {
     let target = Target::parse(&args.target)?;
     // Trust first: refusing to run without a way to check the server
     // should not cost the user a password prompt.
@@ -243,7 +405,14 @@ pub fn run(args: ConnectArgs) -> anyhow::Result<()> {
         if target.protocol == Protocol::Ikev2 && (psk.is_some() || ikev2_certificate.is_some()) {
             Zeroizing::new(String::new())
         } else {
-            read_password(&args)?
+            let pw = match password_given {
+                Some(pw) => pw,
+                None => read_password(args)?,
+            };
+            if let Some(slot) = &password_seen {
+                *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(pw.clone());
+            }
+            pw
         };
 
     let dns_mode = if args.no_dns {
@@ -270,7 +439,6 @@ pub fn run(args: ConnectArgs) -> anyhow::Result<()> {
         default_route: args.default_route,
         dns: dns_mode,
     });
-    let on_up: vpn::UpCallback = Arc::new(|status: &vpn::UpStatus| say!("{status}"));
     let options = match trust {
         Some(trust) => {
             let mut options = SstpOptions::new(target, &args.user, password, trust);
@@ -287,7 +455,7 @@ pub fn run(args: ConnectArgs) -> anyhow::Result<()> {
             Dial::Serial(options)
         }
         None if target.protocol == Protocol::Ikev2 => Dial::Ikev2(ikev2_options(
-            &args,
+            args,
             target,
             password,
             psk,
@@ -317,12 +485,7 @@ pub fn run(args: ConnectArgs) -> anyhow::Result<()> {
             Dial::Pptp(options)
         }
     };
-
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the runtime")?;
-    runtime.block_on(run_loop(options, network, args.reconnect))
+    Ok((options, network))
 }
 
 /// `ras connect ikev2://`: the login (the key, or EAP with the user and
@@ -447,7 +610,7 @@ fn read_password(args: &ConnectArgs) -> anyhow::Result<Zeroizing<String>> {
 }
 
 /// One connection attempt, by protocol.
-enum Dial {
+pub(crate) enum Dial {
     Sstp(SstpOptions),
     Pptp(PptpOptions),
     L2tp(L2tpOptions),
@@ -456,7 +619,7 @@ enum Dial {
 }
 
 impl Dial {
-    fn target(&self) -> &Target {
+    pub(crate) fn target(&self) -> &Target {
         match self {
             Dial::Sstp(o) => &o.target,
             Dial::Pptp(o) => &o.target,
@@ -466,7 +629,7 @@ impl Dial {
         }
     }
 
-    fn username(&self) -> &str {
+    pub(crate) fn username(&self) -> &str {
         match self {
             Dial::Sstp(o) => &o.username,
             Dial::Pptp(o) => &o.username,
@@ -478,7 +641,7 @@ impl Dial {
         }
     }
 
-    async fn connect(
+    pub(crate) async fn connect(
         &self,
         network: Arc<dyn Network>,
         stop: watch::Receiver<bool>,
@@ -499,9 +662,8 @@ async fn run_loop(
     options: Dial,
     network: Arc<SystemNetwork>,
     reconnect: bool,
+    stop_rx: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    let (stop_tx, stop_rx) = watch::channel(false);
-    tokio::spawn(watch_signals(stop_tx));
     let mut delay = FIRST_DELAY;
     loop {
         say_err!(
@@ -568,7 +730,7 @@ async fn run_loop(
 }
 
 /// Adds what the user can do about an error where it is not obvious.
-fn explain(e: ConnectError) -> ConnectError {
+pub(crate) fn explain(e: ConnectError) -> ConnectError {
     match e {
         ConnectError::Network(m) if m.contains("not permitted") || m.contains("denied") => {
             ConnectError::Network(format!(

@@ -5,6 +5,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 mod admin_cmd;
 mod admin_report;
 mod cert_cmd;
+mod client_cmd;
 mod completions_cmd;
 mod connect_cmd;
 mod dial_cmd;
@@ -54,6 +55,10 @@ enum Command {
     /// l2tp://HOST[:PORT]) or
     /// dial a serial line (serial:///dev/ttyX) and bring up a TUN device.
     Connect(connect_cmd::ConnectArgs),
+    /// The always-running VPN client: provision connections from a VPN
+    /// policy document, run the daemon, and control it (status, connect,
+    /// disconnect, events).
+    Client(client_cmd::ClientArgs),
     /// Connect with a Connection Manager service profile (custom actions,
     /// direct, dial-up or double-dial); --status shows a running connection.
     Dial(dial_cmd::DialArgs),
@@ -107,6 +112,7 @@ fn main() -> std::process::ExitCode {
 fn default_log_level(command: &Command) -> &'static str {
     match command {
         Command::Server(_) | Command::Pbs(_) => "info",
+        Command::Client(args) if args.is_daemon() => "info",
         _ => "warn",
     }
 }
@@ -122,6 +128,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Pbs(args) => pbs_cmd::run(args),
         Command::Cert(cmd) => cert_cmd::run(cmd),
         Command::Connect(args) => connect_cmd::run(args),
+        Command::Client(args) => client_cmd::run(args),
         Command::Dial(args) => dial_cmd::run(args),
         Command::Completions(args) => completions_cmd::run(args, Cli::command()),
         Command::Man(args) => man_cmd::run(args, Cli::command()),

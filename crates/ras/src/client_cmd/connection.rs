@@ -1,0 +1,555 @@
+//! One provisioned connection: its task and state machine.
+//!
+//! ```text
+//!  down ──connect──▶ connecting ──link up──▶ connected
+//!   ▲                  │  ▲ (next protocol         │
+//!   │                  │  │  or server: fallback)  │ link lost
+//!   │                  ▼  │                        ▼
+//!   └──disconnect── reconnecting ◀─────────────────┘  (always_on: back-off
+//!                                                      1 s doubling to 60 s)
+//! ```
+//!
+//! The task waits while the connection is not wanted; `connect` (or
+//! `always_on` at daemon start) makes it wanted, `disconnect` unwanted.
+//! Each attempt tries the protocols in order, the one that last worked
+//! first (remembered in the state file), and says in the events why each
+//! one failed. A connection that is not always-on goes down after a failed
+//! round or a lost link; an always-on one tries again until told to stop.
+
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use client::sstp::{SessionEnd, UpStatus};
+use client::target::{Protocol, Target};
+use client::vpn_policy::ConnectionPolicy;
+use tokio::sync::{broadcast, watch};
+use zeroize::Zeroizing;
+
+use super::protocol::{ConnectionStatus, Event};
+use super::store::{ConnectionState, Store};
+use crate::connect_cmd::{self, ConnectArgs};
+
+/// Back-off of always-on reconnects: from this …
+const FIRST_DELAY: Duration = Duration::from_secs(1);
+/// … doubling up to this.
+const MAX_DELAY: Duration = Duration::from_secs(60);
+/// After `disconnect`, how long the server gets to acknowledge it.
+const GRACE: Duration = Duration::from_secs(5);
+
+/// What the control socket and the task share about one connection.
+pub struct Connection {
+    pub policy: ConnectionPolicy,
+    /// True while the connection is wanted (connect / always_on).
+    pub wanted: watch::Sender<bool>,
+    status: Mutex<Live>,
+}
+
+/// The state as it changes; [`Connection::status`] turns it into the
+/// reply's form.
+#[derive(Default)]
+struct Live {
+    state: &'static str,
+    server: Option<String>,
+    protocol: Option<Protocol>,
+    address: Option<String>,
+    up_since: Option<Instant>,
+    reconnects: u64,
+    last_error: Option<String>,
+}
+
+impl Connection {
+    pub fn new(policy: ConnectionPolicy) -> Arc<Connection> {
+        Arc::new(Connection {
+            policy,
+            wanted: watch::Sender::new(false),
+            status: Mutex::new(Live {
+                state: "down",
+                ..Live::default()
+            }),
+        })
+    }
+
+    fn live(&self) -> std::sync::MutexGuard<'_, Live> {
+        self.status.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The status now, with the tunnel device's counters.
+    pub fn status(&self, store: &Store) -> ConnectionStatus {
+        let live = self.live();
+        let interface = self.policy.interface_name();
+        let counters = if live.state == "connected" {
+            TunCounters::read(&interface)
+        } else {
+            TunCounters::default()
+        };
+        ConnectionStatus {
+            name: self.policy.name.clone(),
+            state: live.state.to_owned(),
+            always_on: self.policy.always_on,
+            protocols: order(&self.policy, store)
+                .iter()
+                .map(|p| p.scheme().to_owned())
+                .collect(),
+            server: live.server.clone(),
+            protocol: live.protocol.map(|p| p.scheme().to_owned()),
+            interface,
+            address: live.address.clone(),
+            uptime_s: live.up_since.map(|t| t.elapsed().as_secs()),
+            bytes_in: counters.rx_bytes,
+            bytes_out: counters.tx_bytes,
+            packets_in: counters.rx_packets,
+            packets_out: counters.tx_packets,
+            // No liveness measurement yet (LCP echo / IKE DPD timing).
+            rtt_ms: None,
+            reconnects: live.reconnects,
+            last_error: live.last_error.clone(),
+        }
+    }
+}
+
+/// The kernel's counters of a TUN device. What the kernel receives from
+/// the device came out of the tunnel (in); what it transmits to the
+/// device goes into the tunnel (out).
+#[derive(Default)]
+struct TunCounters {
+    rx_bytes: u64,
+    tx_bytes: u64,
+    rx_packets: u64,
+    tx_packets: u64,
+}
+
+impl TunCounters {
+    fn read(interface: &str) -> TunCounters {
+        let read = |name: &str| {
+            std::fs::read_to_string(format!("/sys/class/net/{interface}/statistics/{name}"))
+                .ok()
+                .and_then(|t| t.trim().parse().ok())
+                .unwrap_or(0)
+        };
+        TunCounters {
+            rx_bytes: read("rx_bytes"),
+            tx_bytes: read("tx_bytes"),
+            rx_packets: read("rx_packets"),
+            tx_packets: read("tx_packets"),
+        }
+    }
+}
+
+/// The protocols in the order the next attempt tries them: the configured
+/// order, with the one that last worked moved to the front.
+pub fn order(policy: &ConnectionPolicy, store: &Store) -> Vec<Protocol> {
+    let mut order = policy.protocol_order();
+    let last = store.read_state(&policy.name).last_protocol;
+    if let Some(i) = order
+        .iter()
+        .position(|p| Some(p.scheme()) == last.as_deref())
+    {
+        let p = order.remove(i);
+        order.insert(0, p);
+    }
+    order
+}
+
+/// Recent events a new subscriber gets first.
+const HISTORY: usize = 64;
+
+/// The events bus: every subscriber of the `events` stream, and the last
+/// [`HISTORY`] events, so that a subscriber started just after the daemon
+/// (or after a reconnect it wants to explain) misses nothing.
+#[derive(Clone)]
+pub struct Events {
+    tx: broadcast::Sender<Event>,
+    history: Arc<Mutex<std::collections::VecDeque<Event>>>,
+}
+
+impl Events {
+    pub fn new(backlog: usize) -> Events {
+        Events {
+            tx: broadcast::Sender::new(backlog),
+            history: Arc::default(),
+        }
+    }
+
+    fn emit(&self, event: Event) {
+        tracing::info!("{}", event.describe());
+        // Under the lock: a subscriber sees each event once, either in the
+        // history or from the channel.
+        let mut history = self.history.lock().unwrap_or_else(|e| e.into_inner());
+        if history.len() == HISTORY {
+            history.pop_front();
+        }
+        history.push_back(event.clone());
+        let _ = self.tx.send(event);
+    }
+
+    /// The recent events, and a receiver for every later one.
+    pub fn subscribe(&self) -> (Vec<Event>, broadcast::Receiver<Event>) {
+        let history = self.history.lock().unwrap_or_else(|e| e.into_inner());
+        (history.iter().cloned().collect(), self.tx.subscribe())
+    }
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn event(conn: &Connection, kind: &str) -> Event {
+    Event {
+        time: now(),
+        connection: conn.policy.name.clone(),
+        event: kind.to_owned(),
+        ..Event::default()
+    }
+}
+
+/// How one round of attempts ended.
+enum Round {
+    /// `disconnect` while connecting or connected.
+    Stopped,
+    /// A link came up and later ended.
+    Ended(String),
+    /// No protocol and server worked; the last cause.
+    Failed(String),
+}
+
+/// The connection's task: runs for the daemon's lifetime.
+pub async fn run(conn: Arc<Connection>, store: Store, events: Events) {
+    let mut wanted = conn.wanted.subscribe();
+    loop {
+        if wanted.wait_for(|w| *w).await.is_err() {
+            return;
+        }
+        let mut delay = FIRST_DELAY;
+        conn.live().reconnects = 0;
+        loop {
+            let cause = match round(&conn, &store, &events, wanted.clone()).await {
+                Round::Stopped => None,
+                Round::Ended(cause) => {
+                    // The link was up: the next wait starts short again.
+                    delay = FIRST_DELAY;
+                    Some(cause)
+                }
+                Round::Failed(cause) => Some(cause),
+            };
+            {
+                let mut live = conn.live();
+                live.up_since = None;
+                live.address = None;
+                if let Some(c) = &cause {
+                    live.last_error = Some(c.clone());
+                }
+            }
+            let Some(cause) = cause.filter(|_| *wanted.borrow()) else {
+                went_down(&conn, &events, "user request");
+                break;
+            };
+            if !conn.policy.always_on {
+                conn.wanted.send_replace(false);
+                went_down(&conn, &events, &cause);
+                break;
+            }
+            conn.live().state = "reconnecting";
+            conn.live().reconnects += 1;
+            events.emit(Event {
+                cause: Some(cause),
+                retry_in_s: Some(delay.as_secs()),
+                ..event(&conn, "reconnecting")
+            });
+            let mut stop = wanted.clone();
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = async { let _ = stop.wait_for(|w| !*w).await; } => {
+                    went_down(&conn, &events, "user request");
+                    break;
+                }
+            }
+            delay = (delay * 2).min(MAX_DELAY);
+        }
+    }
+}
+
+/// Set when the daemon stops (SIGTERM): connections then go down for that
+/// reason, not at a user's request.
+pub static DAEMON_STOPPING: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+fn went_down(conn: &Connection, events: &Events, cause: &str) {
+    let cause =
+        if cause == "user request" && DAEMON_STOPPING.load(std::sync::atomic::Ordering::Relaxed) {
+            "the daemon is stopping"
+        } else {
+            cause
+        };
+    {
+        let mut live = conn.live();
+        live.state = "disconnected";
+        live.up_since = None;
+        live.address = None;
+    }
+    events.emit(Event {
+        cause: Some(cause.to_owned()),
+        ..event(conn, "disconnected")
+    });
+}
+
+/// One round: every protocol (in order) on every server until a link comes
+/// up, or the connection is no longer wanted.
+async fn round(
+    conn: &Arc<Connection>,
+    store: &Store,
+    events: &Events,
+    wanted: watch::Receiver<bool>,
+) -> Round {
+    let protocols = order(&conn.policy, store);
+    let candidates: Vec<(Protocol, Target)> = protocols
+        .iter()
+        .flat_map(|p| conn.policy.targets(*p).into_iter().map(move |t| (*p, t)))
+        .collect();
+    let mut last_cause = String::from("no server to try");
+    for (i, (protocol, target)) in candidates.iter().enumerate() {
+        if !*wanted.borrow() {
+            return Round::Stopped;
+        }
+        let server = format!("{}:{}", target.host, target.port);
+        {
+            let mut live = conn.live();
+            live.state = "connecting";
+            live.protocol = Some(*protocol);
+            live.server = Some(server.clone());
+        }
+        events.emit(Event {
+            protocol: Some(protocol.scheme().to_owned()),
+            server: Some(server.clone()),
+            ..event(conn, "connecting")
+        });
+        let result = attempt(conn, store, events, *protocol, target, wanted.clone()).await;
+        match result {
+            Ok(end) if end.stopped || !*wanted.borrow() => return Round::Stopped,
+            Ok(end) => return Round::Ended(format!("connection lost: {}", end.reason)),
+            Err(_) if !*wanted.borrow() => return Round::Stopped,
+            Err(cause) => {
+                conn.live().last_error = Some(cause.clone());
+                if let Some((next, next_target)) = candidates.get(i + 1) {
+                    events.emit(Event {
+                        protocol: Some(protocol.scheme().to_owned()),
+                        server: Some(server),
+                        cause: Some(cause.clone()),
+                        next: Some(format!(
+                            "{} to {}:{}",
+                            next.scheme(),
+                            next_target.host,
+                            next_target.port
+                        )),
+                        ..event(conn, "fallback")
+                    });
+                }
+                last_cause = format!("{}: {cause}", protocol.scheme());
+            }
+        }
+    }
+    Round::Failed(last_cause)
+}
+
+/// One protocol on one server: `Ok` once a link came up (or was stopped),
+/// `Err` with the cause when it failed before.
+async fn attempt(
+    conn: &Arc<Connection>,
+    store: &Store,
+    events: &Events,
+    protocol: Protocol,
+    target: &Target,
+    mut wanted: watch::Receiver<bool>,
+) -> Result<SessionEnd, String> {
+    let (args, password) = connect_args(&conn.policy, protocol, target)?;
+    let on_up = {
+        let conn = conn.clone();
+        let events = events.clone();
+        let store = store.clone();
+        let routes = conn.policy.routes.clone();
+        Arc::new(move |up: &UpStatus| link_up(&conn, &store, &events, protocol, up, &routes))
+    };
+    // `prepare` may read files and run `ip`: off the runtime's threads.
+    let (dial, network) =
+        tokio::task::spawn_blocking(move || connect_cmd::prepare(&args, password, on_up))
+            .await
+            .map_err(|e| format!("preparing: {e}"))?
+            .map_err(|e| format!("{e:#}"))?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let session = dial.connect(network, stop_rx);
+    tokio::pin!(session);
+    let result = tokio::select! {
+        r = &mut session => r,
+        _ = async { let _ = wanted.wait_for(|w| !*w).await; } => {
+            // PPP Terminate-Request, SSTP Call Disconnect, IKE Delete.
+            let _ = stop_tx.send(true);
+            match tokio::time::timeout(GRACE, &mut session).await {
+                Ok(r) => r,
+                Err(_) => return Ok(SessionEnd {
+                    reason: "the server did not acknowledge the disconnect".into(),
+                    stats: Default::default(),
+                    was_up: true,
+                    stopped: true,
+                }),
+            }
+        }
+    };
+    result.map_err(|e| connect_cmd::explain(e).to_string())
+}
+
+/// The link is up: status, the event, and the protocol remembered.
+fn link_up(
+    conn: &Connection,
+    store: &Store,
+    events: &Events,
+    protocol: Protocol,
+    up: &UpStatus,
+    policy_routes: &[String],
+) {
+    let address = up.link.ipv4.map(|(local, _)| local.to_string());
+    {
+        let mut live = conn.live();
+        live.state = "connected";
+        live.address = address.clone();
+        live.up_since = Some(Instant::now());
+        live.last_error = None;
+    }
+    let mut routes: Vec<String> = policy_routes.to_vec();
+    routes.extend(
+        up.link
+            .server_routes
+            .iter()
+            .map(|(a, p): &(IpAddr, u8)| format!("{a}/{p}")),
+    );
+    if conn.policy.default_route {
+        routes.push("0.0.0.0/0".into());
+    }
+    let state = ConnectionState {
+        last_protocol: Some(protocol.scheme().to_owned()),
+    };
+    if let Err(e) = store.write_state(&conn.policy.name, &state) {
+        tracing::warn!("{}: {e:#}", conn.policy.name);
+    }
+    events.emit(Event {
+        protocol: Some(protocol.scheme().to_owned()),
+        server: Some(format!("{}:{}", up.target.host, up.target.port)),
+        address,
+        dns: up.link.dns.iter().map(|d| d.to_string()).collect(),
+        routes,
+        ..event(conn, "connected")
+    });
+}
+
+/// The options `ras connect` would get for this connection over
+/// `protocol` to `target`: each protocol gets only the options that apply
+/// to it (PPTP has no certificate, SSTP no IPsec key, …).
+fn connect_args(
+    policy: &ConnectionPolicy,
+    protocol: Protocol,
+    target: &Target,
+) -> Result<(ConnectArgs, Option<Zeroizing<String>>), String> {
+    let auth = &policy.auth;
+    let ipsec = matches!(protocol, Protocol::L2tp | Protocol::Ikev2);
+    let ca = match protocol {
+        Protocol::Sstp | Protocol::Ikev2 => policy.trust.ca.clone(),
+        Protocol::L2tp if auth.certificate.is_some() => policy.trust.ca.clone(),
+        _ => None,
+    };
+    let args = ConnectArgs {
+        target: target.to_string(),
+        user: auth.user.clone().unwrap_or_default(),
+        password_file: auth.password_file.clone(),
+        ca,
+        fingerprint: (protocol == Protocol::Sstp)
+            .then(|| policy.trust.fingerprint.clone())
+            .flatten(),
+        routes: policy.routes.clone(),
+        default_route: policy.default_route,
+        no_dns: !policy.dns,
+        no_ipv6: false,
+        tun_name: policy.interface_name(),
+        reconnect: false,
+        allow_weak_auth: false,
+        mppe_stateful: false,
+        psk_file: ipsec.then(|| auth.psk_file.clone()).flatten(),
+        cert: ipsec.then(|| auth.certificate.clone()).flatten(),
+        key: ipsec.then(|| auth.key.clone()).flatten(),
+        no_ipsec: false,
+        esp: Vec::new(),
+        ike_id: (protocol == Protocol::Ikev2)
+            .then(|| auth.identity.clone())
+            .flatten(),
+    };
+    let password = auth.password.as_ref().map(|p| Zeroizing::new(p.clone()));
+    if password.is_none() && args.password_file.is_none() {
+        // Never fall back to RAS_PASSWORD or a prompt inside the daemon:
+        // IKEv2 with a key or a certificate needs no password, and the
+        // others were refused at provisioning without one.
+        return Ok((args, Some(Zeroizing::new(String::new()))));
+    }
+    Ok((args, password))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn policy(extra_auth: &str, protocols: &str) -> ConnectionPolicy {
+        let text = format!(
+            "[[connection]]\nname = \"c\"\nservers = [\"h\"]\nprotocols = {protocols}\n[connection.auth]\nuser = \"u\"\npassword = \"pw\"\n{extra_auth}\n[connection.trust]\nca = \"/ca.pem\"\n"
+        );
+        client::vpn_policy::parse(&text, Path::new("p.toml"))
+            .unwrap()
+            .connections
+            .remove(0)
+    }
+
+    #[test]
+    fn each_protocol_gets_only_its_options() {
+        let p = policy(
+            "psk_file = \"/psk\"",
+            "[\"ikev2\", \"sstp\", \"l2tp\", \"pptp\"]",
+        );
+        let args = |protocol| {
+            let target = p.targets(protocol).remove(0);
+            connect_args(&p, protocol, &target).unwrap()
+        };
+        let (ikev2, pw) = args(Protocol::Ikev2);
+        assert_eq!(ikev2.target, "ikev2://h:500");
+        assert!(ikev2.psk_file.is_some() && ikev2.ca.is_some());
+        assert_eq!(pw.as_deref().map(String::as_str), Some("pw"));
+        let (sstp, _) = args(Protocol::Sstp);
+        assert!(sstp.ca.is_some() && sstp.psk_file.is_none());
+        // L2TP with a key: the CA is for IKE certificates only.
+        let (l2tp, _) = args(Protocol::L2tp);
+        assert!(l2tp.psk_file.is_some() && l2tp.ca.is_none());
+        let (pptp, _) = args(Protocol::Pptp);
+        assert!(pptp.ca.is_none() && pptp.fingerprint.is_none() && pptp.psk_file.is_none());
+        assert_eq!(pptp.tun_name, "ras-c");
+    }
+
+    #[test]
+    fn the_protocol_that_worked_goes_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path().to_owned());
+        let p = policy("psk_file = \"/psk\"", "[\"ikev2\", \"sstp\", \"l2tp\"]");
+        assert_eq!(
+            order(&p, &store),
+            vec![Protocol::Ikev2, Protocol::Sstp, Protocol::L2tp]
+        );
+        let state = |p: &str| ConnectionState {
+            last_protocol: Some(p.into()),
+        };
+        store.write_state("c", &state("l2tp")).unwrap();
+        assert_eq!(
+            order(&p, &store),
+            vec![Protocol::L2tp, Protocol::Ikev2, Protocol::Sstp]
+        );
+        // A remembered protocol no longer in the policy is ignored.
+        store.write_state("c", &state("pptp")).unwrap();
+        assert_eq!(order(&p, &store)[0], Protocol::Ikev2);
+    }
+}

@@ -1,0 +1,262 @@
+//! `ras client run`: the daemon holding the provisioned connections. One
+//! task per connection ([`super::connection`]), an events bus every
+//! `events` subscriber reads, and the control socket (JSON lines,
+//! [`super::protocol`]) bound like the server's admin socket: mode 0660,
+//! root and the `ras` group only.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use server::admin_socket::{AdminSocket, AdminSocketError};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::UnixStream;
+use tokio::sync::broadcast;
+
+use super::connection::{self, Connection, Events};
+use super::protocol::{Reply, Request, MAX_REQUEST};
+use super::store::Store;
+use crate::quiet_output::say_err;
+
+/// Events a slow subscriber may fall behind by before it misses some.
+const EVENT_BACKLOG: usize = 256;
+/// At most this many control clients at once (each is a task and a file
+/// descriptor; a local user of the `ras` group must not exhaust them).
+const MAX_CLIENTS: usize = 64;
+
+struct Daemon {
+    store: Store,
+    connections: BTreeMap<String, Arc<Connection>>,
+    events: Events,
+}
+
+pub fn run(store: Store, socket: PathBuf) -> anyhow::Result<()> {
+    let policies = store.load()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    runtime.block_on(serve(store, socket, policies))
+}
+
+async fn serve(
+    store: Store,
+    socket: PathBuf,
+    policies: Vec<client::vpn_policy::ConnectionPolicy>,
+) -> anyhow::Result<()> {
+    let mut bound = AdminSocket::bind(&socket).map_err(|e| match e {
+        AdminSocketError::InUse { path } => anyhow::anyhow!(
+            "another ras client daemon answers on {} (stop it first)",
+            path.display()
+        ),
+        AdminSocketError::NotASocket { path } => anyhow::anyhow!(
+            "{} exists and is not a socket: not replacing it",
+            path.display()
+        ),
+        other => anyhow::anyhow!("{other}"),
+    })?;
+    let listener = bound.take_listener().context("the control socket")?;
+    listener
+        .set_nonblocking(true)
+        .context("the control socket")?;
+    let listener = tokio::net::UnixListener::from_std(listener).context("the control socket")?;
+
+    let events = Events::new(EVENT_BACKLOG);
+    let mut connections = BTreeMap::new();
+    for policy in policies {
+        let conn = Connection::new(policy);
+        connections.insert(conn.policy.name.clone(), conn.clone());
+    }
+    let daemon = Arc::new(Daemon {
+        store: store.clone(),
+        connections,
+        events: events.clone(),
+    });
+    for conn in daemon.connections.values() {
+        tokio::spawn(connection::run(conn.clone(), store.clone(), events.clone()));
+        if conn.policy.always_on {
+            conn.wanted.send_replace(true);
+        }
+    }
+    say_err!(
+        "ras client: {} connection(s) from {}, control socket {}",
+        daemon.connections.len(),
+        store.dir.display(),
+        socket.display()
+    );
+
+    let clients = Arc::new(tokio::sync::Semaphore::new(MAX_CLIENTS));
+    let stop = stop_signal();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else { continue };
+                let Ok(permit) = clients.clone().try_acquire_owned() else {
+                    // Too many at once: closed at once.
+                    continue;
+                };
+                let daemon = daemon.clone();
+                tokio::spawn(async move {
+                    let _permit = permit;
+                    if let Err(e) = handle(daemon, stream).await {
+                        tracing::debug!("control client: {e}");
+                    }
+                });
+            }
+        }
+    }
+    say_err!("ras client: stopping; disconnecting every connection");
+    connection::DAEMON_STOPPING.store(true, std::sync::atomic::Ordering::Relaxed);
+    for conn in daemon.connections.values() {
+        conn.wanted.send_replace(false);
+    }
+    // Each task sends its goodbye and undoes routes and DNS; wait for the
+    // connections to be down (bounded by their grace time).
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(7);
+    while tokio::time::Instant::now() < deadline
+        && daemon.connections.values().any(|c| {
+            let s = c.status(&daemon.store).state;
+            s == "connecting" || s == "connected" || s == "reconnecting"
+        })
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    bound.remove();
+    Ok(())
+}
+
+/// SIGINT or SIGTERM.
+async fn stop_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
+        (Ok(mut int), Ok(mut term)) => {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+        }
+        _ => std::future::pending::<()>().await,
+    }
+}
+
+/// One control client: one request line, then the reply (or the stream).
+async fn handle(daemon: Arc<Daemon>, stream: UnixStream) -> std::io::Result<()> {
+    let (read, mut write) = stream.into_split();
+    let mut reader = BufReader::new(read).take(MAX_REQUEST as u64);
+    let mut line = String::new();
+    // A client that connects and says nothing is dropped after a while.
+    match tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        reader.read_line(&mut line),
+    )
+    .await
+    {
+        Ok(Ok(_)) => {}
+        _ => return Ok(()),
+    }
+    let request: Request = match serde_json::from_str(line.trim()) {
+        Ok(r) => r,
+        Err(e) => {
+            let reply = Reply {
+                error: Some(format!("bad request: {e}")),
+                ..Reply::default()
+            };
+            return send(&mut write, &reply).await;
+        }
+    };
+    let reply = match request {
+        Request::Status => Reply {
+            ok: true,
+            connections: daemon
+                .connections
+                .values()
+                .map(|c| c.status(&daemon.store))
+                .collect(),
+            ..Reply::default()
+        },
+        Request::Connect { name } => match daemon.connections.get(&name) {
+            Some(conn) => {
+                let was = conn.wanted.send_replace(true);
+                Reply {
+                    ok: true,
+                    message: Some(if was {
+                        format!("{name} is already wanted")
+                    } else {
+                        format!("connecting {name}")
+                    }),
+                    ..Reply::default()
+                }
+            }
+            None => unknown(&name),
+        },
+        Request::Disconnect { name } => match daemon.connections.get(&name) {
+            Some(conn) => {
+                let was = conn.wanted.send_replace(false);
+                Reply {
+                    ok: true,
+                    message: Some(if was {
+                        format!("disconnecting {name}")
+                    } else {
+                        format!("{name} is not connected")
+                    }),
+                    ..Reply::default()
+                }
+            }
+            None => unknown(&name),
+        },
+        Request::Events => return stream_events(&daemon, write).await,
+    };
+    send(&mut write, &reply).await
+}
+
+fn unknown(name: &str) -> Reply {
+    Reply {
+        error: Some(format!("no connection named {name:?} is provisioned")),
+        ..Reply::default()
+    }
+}
+
+async fn send(
+    write: &mut tokio::net::unix::OwnedWriteHalf,
+    value: &impl serde::Serialize,
+) -> std::io::Result<()> {
+    let mut line = serde_json::to_vec(value).map_err(std::io::Error::other)?;
+    line.push(b'\n');
+    write.write_all(&line).await
+}
+
+/// Every event from now on, one JSON line each, until the client goes.
+async fn stream_events(
+    daemon: &Daemon,
+    mut write: tokio::net::unix::OwnedWriteHalf,
+) -> std::io::Result<()> {
+    let (recent, mut events) = daemon.events.subscribe();
+    // A first line says the stream is open; the recent events follow.
+    send(
+        &mut write,
+        &Reply {
+            ok: true,
+            message: Some("events follow".into()),
+            ..Reply::default()
+        },
+    )
+    .await?;
+    for event in recent {
+        send(&mut write, &event).await?;
+    }
+    loop {
+        match events.recv().await {
+            Ok(event) => send(&mut write, &event).await?,
+            Err(broadcast::error::RecvError::Lagged(n)) => {
+                tracing::warn!("an events subscriber fell {n} events behind");
+            }
+            Err(broadcast::error::RecvError::Closed) => return Ok(()),
+        }
+    }
+}

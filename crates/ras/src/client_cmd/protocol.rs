@@ -1,0 +1,176 @@
+//! The client daemon's control socket (docs/MOBILE-CLIENT.md): JSON lines
+//! over a Unix stream socket. The client writes one request line; the
+//! daemon answers with one reply line, except for `events`, which it
+//! answers with one line per event until the client goes away.
+
+use serde::{Deserialize, Serialize};
+
+/// The default socket (`--socket` or RAS_CLIENT_SOCKET override it).
+pub const DEFAULT_SOCKET: &str = "/run/ras/client.sock";
+/// The longest request line read (a request is a few dozen bytes).
+pub const MAX_REQUEST: usize = 4096;
+
+/// One request line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "command", rename_all = "snake_case")]
+pub enum Request {
+    Status,
+    Connect { name: String },
+    Disconnect { name: String },
+    Events,
+}
+
+/// The answer to `status`, `connect` and `disconnect`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Reply {
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// What was done (`connect`, `disconnect`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub connections: Vec<ConnectionStatus>,
+}
+
+/// One connection in `status`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ConnectionStatus {
+    pub name: String,
+    /// `down`, `connecting`, `connected`, `reconnecting` or `disconnected`.
+    pub state: String,
+    pub always_on: bool,
+    /// The protocols in the order the next attempt tries them.
+    pub protocols: Vec<String>,
+    pub server: Option<String>,
+    pub protocol: Option<String>,
+    pub interface: String,
+    pub address: Option<String>,
+    /// Seconds since the link came up.
+    pub uptime_s: Option<u64>,
+    /// The tunnel device's counters (bytes and packets from and to it).
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub packets_in: u64,
+    pub packets_out: u64,
+    /// Round-trip time, when the protocol measured one.
+    pub rtt_ms: Option<f64>,
+    /// Attempts after the first since the connection was wanted.
+    pub reconnects: u64,
+    pub last_error: Option<String>,
+}
+
+/// One line of the `events` stream.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Unix time, seconds.
+    pub time: u64,
+    pub connection: String,
+    /// `connecting`, `connected`, `fallback` (a protocol failed, the next
+    /// one is tried), `reconnecting` or `disconnected`.
+    pub event: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<String>,
+    /// `fallback`: the protocol tried next.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+    /// `reconnecting`: seconds until the next attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_in_s: Option<u64>,
+}
+
+impl Event {
+    /// One line for people (`ras client events` without --json).
+    pub fn human(&self) -> String {
+        format!(
+            "{} {}",
+            crate::admin_report::utc(self.time as i64),
+            self.describe()
+        )
+    }
+
+    /// [`Event::human`] without the time (for the log, which has its own).
+    pub fn describe(&self) -> String {
+        let mut line = format!("{} {}", self.connection, self.event);
+        if let Some(p) = &self.protocol {
+            line.push_str(&format!(" {p}"));
+        }
+        if let Some(s) = &self.server {
+            line.push_str(&format!(" to {s}"));
+        }
+        if let Some(a) = &self.address {
+            line.push_str(&format!(", address {a}"));
+        }
+        if !self.dns.is_empty() {
+            line.push_str(&format!(", DNS {}", self.dns.join(" ")));
+        }
+        if !self.routes.is_empty() {
+            line.push_str(&format!(", routes {}", self.routes.join(" ")));
+        }
+        if let Some(c) = &self.cause {
+            line.push_str(&format!(": {}", one_line(c)));
+        }
+        if let Some(n) = &self.next {
+            line.push_str(&format!("; trying {n}"));
+        }
+        if let Some(s) = self.retry_in_s {
+            line.push_str(&format!("; next attempt in {s} s"));
+        }
+        line
+    }
+}
+
+/// Control characters out: one event is one line, whatever a server put
+/// into an error message.
+pub fn one_line(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_tagged_json_lines() {
+        let r: Request = serde_json::from_str(r#"{"command":"connect","name":"office"}"#).unwrap();
+        assert_eq!(
+            r,
+            Request::Connect {
+                name: "office".into()
+            }
+        );
+        assert_eq!(
+            serde_json::to_string(&Request::Status).unwrap(),
+            r#"{"command":"status"}"#
+        );
+        assert!(serde_json::from_str::<Request>(r#"{"command":"reboot"}"#).is_err());
+    }
+
+    #[test]
+    fn an_event_is_one_line_for_people() {
+        let e = Event {
+            time: 0,
+            connection: "office".into(),
+            event: "reconnecting".into(),
+            cause: Some("server\nclosed".into()),
+            retry_in_s: Some(2),
+            ..Event::default()
+        };
+        assert_eq!(
+            e.human(),
+            "1970-01-01 00:00:00 UTC office reconnecting: server closed; next attempt in 2 s"
+        );
+    }
+}
