@@ -403,6 +403,46 @@ pub struct CertificateConfig {
     pub chain: Option<PathBuf>,
     /// PEM file with the private key (PKCS#8, PKCS#1 or SEC1).
     pub key: Option<PathBuf>,
+    /// `[certificate.acme]`: obtain and renew the certificate from an ACME
+    /// CA (RFC 8555) with TLS-ALPN-01 (RFC 8737) on the SSTP port; see
+    /// [`crate::acme`]. Excludes `chain` and `key`.
+    pub acme: Option<AcmeConfig>,
+}
+
+/// `[certificate.acme]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AcmeConfig {
+    /// The CA's directory URL (`https://…/directory`).
+    pub directory: String,
+    /// The names the certificate is for (default: `server_name`).
+    #[serde(default)]
+    pub domains: Vec<String>,
+    /// An e-mail address the CA may write to about the account.
+    #[serde(default)]
+    pub contact: Option<String>,
+    /// PEM file with the roots that the directory's HTTPS certificate
+    /// chains to (default: the Mozilla roots built in).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Renew when fewer days than this remain (default 30).
+    #[serde(default = "default_renew_before_days")]
+    pub renew_before_days: u32,
+}
+
+fn default_renew_before_days() -> u32 {
+    30
+}
+
+impl AcmeConfig {
+    /// The names to order: `domains`, or else the server name.
+    pub fn names(&self, server_name: &str) -> Vec<String> {
+        if self.domains.is_empty() {
+            vec![server_name.to_owned()]
+        } else {
+            self.domains.clone()
+        }
+    }
 }
 
 /// `[addresses]`: what clients get.
@@ -992,6 +1032,60 @@ impl Config {
         policy::PolicySet::new(&self.policies, &self.policy).map_err(|e| e.to_string())
     }
 
+    /// What is wrong with `[certificate.acme]`, as (key, why).
+    fn acme_problem(&self, acme: &AcmeConfig) -> Option<(&'static str, String)> {
+        if self.certificate.chain.is_some() || self.certificate.key.is_some() {
+            return Some((
+                "certificate.acme",
+                "[certificate.acme] and certificate.chain/key exclude each other: the ACME certificate is kept in the state directory".into(),
+            ));
+        }
+        if !acme.directory.starts_with("https://") || acme.directory.len() <= "https://".len() {
+            return Some((
+                "certificate.acme.directory",
+                format!("{:?} is not an https:// URL (RFC 8555 §6.1 requires HTTPS)", acme.directory),
+            ));
+        }
+        if self.sstp.listen.is_empty() {
+            return Some((
+                "certificate.acme",
+                "TLS-ALPN-01 is answered on the SSTP listener, and sstp.listen is empty".into(),
+            ));
+        }
+        for name in acme.names(&self.server_name()) {
+            if let Err(why) = crate::acme::check_domain(&name) {
+                let key = if acme.domains.is_empty() {
+                    "server_name"
+                } else {
+                    "certificate.acme.domains"
+                };
+                return Some((key, format!("{name:?}: {why}")));
+            }
+        }
+        if acme.domains.len() > crate::acme::MAX_DOMAINS {
+            return Some((
+                "certificate.acme.domains",
+                format!("{} names: at most {}", acme.domains.len(), crate::acme::MAX_DOMAINS),
+            ));
+        }
+        if let Some(contact) = &acme.contact {
+            let address = contact.strip_prefix("mailto:").unwrap_or(contact);
+            if !address.contains('@') || address.contains(char::is_whitespace) {
+                return Some((
+                    "certificate.acme.contact",
+                    format!("{contact:?} is not an e-mail address"),
+                ));
+            }
+        }
+        if !(1..=365).contains(&acme.renew_before_days) {
+            return Some((
+                "certificate.acme.renew_before_days",
+                format!("{} days: use 1 to 365", acme.renew_before_days),
+            ));
+        }
+        None
+    }
+
     /// Checks that span more than one value: reported at the key of the
     /// second value.
     fn validate(&self, text: &str, path: &Path) -> Result<(), ConfigError> {
@@ -1015,6 +1109,11 @@ impl Config {
                 message,
             }
         };
+        if let Some(acme) = &self.certificate.acme {
+            if let Some((key, message)) = self.acme_problem(acme) {
+                return Err(at_key(key, message));
+            }
+        }
         if self.addresses.dns.len() > 2 {
             return Err(at_key(
                 "addresses.dns",

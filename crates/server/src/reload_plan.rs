@@ -5,7 +5,8 @@
 //!
 //! What a reload takes (docs/ADMIN.md, "Reload"):
 //! - `[certificate]` (compared by the certificate itself, in `reload.rs`:
-//!   the same paths may hold a renewed one);
+//!   the same paths may hold a renewed one); `[certificate.acme]` needs a
+//!   restart;
 //! - `[policies]` and `[[policy]]`;
 //! - `addresses.dns` and `addresses.wins`;
 //! - `radius.servers` (and `timeout_secs`, `tries`, `dead_time_secs`)
@@ -108,7 +109,12 @@ pub fn plan(
         l2tp,
         ipsec,
         ikev2,
-        certificate: _,
+        certificate:
+            crate::config::CertificateConfig {
+                chain: _,
+                key: _,
+                acme,
+            },
         addresses,
         auth,
         encryption,
@@ -142,6 +148,9 @@ pub fn plan(
         // The server gave up the privileges it would need to become
         // another user.
         ("user", *user == old.user),
+        // The ACME task is set up at start (acme.rs); the chain and key
+        // are compared by the certificate itself, in reload.rs.
+        ("certificate.acme", *acme == old.certificate.acme),
     ];
     if let Some((section, _)) = same.iter().find(|(_, same)| !same) {
         return Err(restart(section));

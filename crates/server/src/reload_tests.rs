@@ -95,6 +95,7 @@ fn start_full(
             radius,
             ike,
             admin_tls: Some(admin_tls.clone()),
+            acme_check: None,
         },
     );
     let rig = Rig {

@@ -233,9 +233,8 @@ impl Server {
             .map(SocketAddr::ip)
             .filter(|ip| !ip.is_unspecified())
             .collect();
-        let cert = ServerCertificate::from_config(
-            config.certificate.chain.as_deref(),
-            config.certificate.key.as_deref(),
+        let cert = ServerCertificate::for_config(
+            &config.certificate,
             &state,
             &config.server_name(),
             &listen_ips,
@@ -397,6 +396,16 @@ impl Server {
         };
         let (stop, stop_rx) = watch::channel(false);
         let sstp_ports = config.sstp.ports.get();
+        // ACME (acme.rs): challenges answered on the SSTP listener, and a
+        // check at each reload.
+        let acme_challenges = config
+            .certificate
+            .acme
+            .as_ref()
+            .map(|_| Arc::new(crate::acme_challenge::Challenges::default()));
+        let acme_check = acme_challenges
+            .as_ref()
+            .map(|_| Arc::new(tokio::sync::Notify::new()));
         let certified = Arc::new(ArcSwap::from_pointee(SstpCertified {
             tls: tokio_rustls::TlsAcceptor::from(cert.rustls_config()?),
             session: Arc::new(ServerSessionConfig {
@@ -418,6 +427,7 @@ impl Server {
             ports: Arc::new(Semaphore::new(sstp_ports as usize)),
             port_limit: sstp_ports,
             failures: crate::failure_log::ListenerFailures::new("SSTP"),
+            challenges: acme_challenges.clone(),
         };
         let mut sstp_listening = Vec::new();
         for (addr, listener) in listeners.sstp {
@@ -587,8 +597,22 @@ impl Server {
                 radius: radius_targets,
                 ike: ike_targets,
                 admin_tls: admin_tls.clone(),
+                acme_check: acme_check.clone(),
             },
         ));
+        if let (Some(acme), Some(challenges), Some(check)) =
+            (&config.certificate.acme, acme_challenges, acme_check)
+        {
+            let manager = crate::acme::AcmeManager::new(
+                acme.clone(),
+                &config.server_name(),
+                state.clone(),
+                challenges,
+                reloader.clone(),
+                check,
+            );
+            tokio::spawn(manager.run(stop_rx.clone()));
+        }
         let admin = Arc::new(AdminView {
             server_name: config.server_name(),
             started_at,
