@@ -1402,9 +1402,51 @@ mod tests {
             })
             .collect::<Vec<_>>()
             .join("\n");
-        let c = parse(&uncommented).unwrap();
+        // [certificate] shows two alternatives, chain and key or acme,
+        // which exclude each other: each parses without the other.
+        let without = |prefixes: &[&str]| -> String {
+            uncommented
+                .lines()
+                .filter(|l| !prefixes.iter().any(|p| l.starts_with(p)))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        let c = parse(&without(&["acme = "])).unwrap();
         assert!(c.server_name.is_some());
         assert!(c.certificate.chain.is_some() && c.certificate.key.is_some());
+        let c = parse(&without(&["chain = ", "key = "])).unwrap();
+        let acme = c.certificate.acme.expect("[certificate] acme");
+        assert_eq!(acme.domains, vec!["vpn.example.com"]);
+        assert_eq!(acme.renew_before_days, 30);
+        assert!(acme.ca_file.is_some() && acme.contact.is_some());
+        let (_, _, key, _) = err(&uncommented);
+        assert_eq!(key.as_deref(), Some("certificate.acme"));
+    }
+
+    #[test]
+    fn acme_settings_are_checked_with_file_line_and_key() {
+        let base = "[sstp]\nlisten = [\"0.0.0.0:443\"]\n[certificate.acme]\ndirectory = \"https://ca.test/dir\"\n";
+        let c = parse(base).unwrap();
+        let acme = c.certificate.acme.unwrap();
+        assert_eq!(acme.renew_before_days, 30, "the default");
+        assert_eq!(acme.names("vpn.test"), vec!["vpn.test"], "server_name");
+        for (extra, line, key) in [
+            ("renew_before_days = 0\n", 5, "certificate.acme.renew_before_days"),
+            ("domains = [\"*.example.com\"]\n", 5, "certificate.acme.domains"),
+            ("domains = [\"192.0.2.1\"]\n", 5, "certificate.acme.domains"),
+            ("contact = \"nobody\"\n", 5, "certificate.acme.contact"),
+            ("colour = \"blue\"\n", 5, "certificate.acme.colour"),
+        ] {
+            let (l, _, k, message) = err(&format!("{base}{extra}"));
+            assert_eq!((l, k.as_deref()), (line, Some(key)), "{extra}: {message}");
+        }
+        let (l, _, k, m) = err(&base.replace("https://ca.test/dir", "http://ca.test/dir"));
+        assert_eq!((l, k.as_deref()), (4, Some("certificate.acme.directory")), "{m}");
+        let (_, _, k, m) = err(&format!("[certificate]\nchain = \"c.pem\"\nkey = \"k.pem\"\n{base}"));
+        assert_eq!(k.as_deref(), Some("certificate.acme"), "{m}");
+        let (_, _, k, m) = err(&base.replace("0.0.0.0:443\"", "\"").replace("[\"\"]", "[]"));
+        assert_eq!(k.as_deref(), Some("certificate.acme"), "{m}");
+        assert!(m.contains("sstp.listen"), "{m}");
     }
 
     #[test]

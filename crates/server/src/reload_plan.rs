@@ -401,6 +401,30 @@ mod tests {
     }
 
     #[test]
+    fn acme_settings_need_a_restart_but_a_certificate_path_does_not() {
+        // Turned on: the ACME task starts only at start.
+        let new = format!("{BASE}[certificate.acme]\ndirectory = \"https://ca.test/dir\"\n");
+        let (_, line, key, message) = refusal(plan_for(&new).unwrap_err());
+        assert_eq!((line, key.as_str()), (8, "certificate.acme.directory"));
+        assert!(message.ends_with("needs a restart"), "{message}");
+        // Changed while on.
+        let old_text = new.clone();
+        let newer = new.replace("https://ca.test/dir", "https://ca.test/other");
+        let e = plan(
+            &load(&old_text),
+            &load(&newer),
+            &old_text,
+            &newer,
+            Path::new("ras.toml"),
+        )
+        .unwrap_err();
+        assert_eq!(refusal(e).2, "certificate.acme.directory");
+        // chain and key are compared by the certificate (reload.rs).
+        let chain = format!("{BASE}[certificate]\nchain = \"/c.pem\"\nkey = \"/k.pem\"\n");
+        assert_eq!(plan_for(&chain).unwrap(), ReloadPlan::default());
+    }
+
+    #[test]
     fn a_default_written_out_is_not_a_change() {
         let new = format!("{BASE}[tun]\nname = \"ras0\"\n");
         assert_eq!(plan_for(&new).unwrap(), ReloadPlan::default());
