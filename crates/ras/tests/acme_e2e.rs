@@ -155,7 +155,10 @@ fn start_ca(topo: &Topology, dir: &Path) -> (Daemon, Daemon, PathBuf) {
         if answered {
             break;
         }
-        assert!(Instant::now() < deadline, "pebble-challtestsrv did not start");
+        assert!(
+            Instant::now() < deadline,
+            "pebble-challtestsrv did not start"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
     let config = serde_json::json!({
@@ -215,11 +218,22 @@ fn curl(topo: &Topology, ca_file: &Path, port_path: &str) -> Option<String> {
 /// What `openssl s_client` from `role` to `address`:443 with SNI
 /// vpn.test is served, verified against `root`: (serial, issuer, the
 /// SAN line), or `None` when verification fails.
-fn served(topo: &Topology, role: &str, address: &str, root: &Path) -> Option<(String, String, String)> {
+fn served(
+    topo: &Topology,
+    role: &str,
+    address: &str,
+    root: &Path,
+) -> Option<(String, String, String)> {
     let out = topo
         .command(role, "openssl")
         .args(["s_client", "-connect", &format!("{address}:443")])
-        .args(["-servername", DOMAIN, "-verify_return_error", "-verify_hostname", DOMAIN])
+        .args([
+            "-servername",
+            DOMAIN,
+            "-verify_return_error",
+            "-verify_hostname",
+            DOMAIN,
+        ])
         .arg("-CAfile")
         .arg(root)
         .stdin(Stdio::null())
@@ -230,13 +244,24 @@ fn served(topo: &Topology, role: &str, address: &str, root: &Path) -> Option<(St
     }
     let pem = String::from_utf8_lossy(&out.stdout).into_owned();
     let mut x509 = Command::new("openssl")
-        .args(["x509", "-noout", "-serial", "-issuer", "-ext", "subjectAltName"])
+        .args([
+            "x509",
+            "-noout",
+            "-serial",
+            "-issuer",
+            "-ext",
+            "subjectAltName",
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
     use std::io::Write;
-    x509.stdin.take().unwrap().write_all(pem.as_bytes()).unwrap();
+    x509.stdin
+        .take()
+        .unwrap()
+        .write_all(pem.as_bytes())
+        .unwrap();
     let text = String::from_utf8_lossy(&x509.wait_with_output().unwrap().stdout).into_owned();
     let field = |prefix: &str| {
         text.lines()
@@ -269,7 +294,14 @@ fn sessions(socket: &Path) -> Vec<SessionView> {
 }
 
 /// `ras connect sstp://vpn.test --ca ROOT` from `role`.
-fn sstp_client(topo: &Topology, role: &'static str, user: &str, pw: &Path, root: &Path, tun: &str) -> Client {
+fn sstp_client(
+    topo: &Topology,
+    role: &'static str,
+    user: &str,
+    pw: &Path,
+    root: &Path,
+    tun: &str,
+) -> Client {
     let root = root.to_string_lossy().into_owned();
     connect_to(
         topo,
@@ -284,7 +316,11 @@ fn sstp_client(topo: &Topology, role: &'static str, user: &str, pw: &Path, root:
 
 /// `ping -c COUNT -i 0.05` from `role` to the LAN host in a thread;
 /// joins to (sent, received).
-fn ping_in_background(topo: &Topology, role: &str, count: u32) -> std::thread::JoinHandle<(u32, u32)> {
+fn ping_in_background(
+    topo: &Topology,
+    role: &str,
+    count: u32,
+) -> std::thread::JoinHandle<(u32, u32)> {
     let mut cmd = topo.command(role, "ping");
     cmd.args(["-c", &count.to_string(), "-i", "0.05", "-W", "1", LAN_HOST]);
     std::thread::spawn(move || {
@@ -325,7 +361,10 @@ fn pebble_issues_and_renews_over_tls_alpn_on_the_sstp_port_without_dropping_a_se
     // (1) Issuance at start: pebble validated on port 443 itself.
     let server = Server::start(&topo, &path);
     let self_signed = server.fingerprint.clone();
-    server.expect("ACME: answered a TLS-ALPN-01 validation", Duration::from_secs(60));
+    server.expect(
+        "ACME: answered a TLS-ALPN-01 validation",
+        Duration::from_secs(60),
+    );
     let line = server.expect("ACME: certificate for", Duration::from_secs(60));
     assert!(line.contains(&format!("for {DOMAIN} installed")), "{line}");
     let account_file = dir.path().join("state/acme-account.json");
@@ -344,15 +383,18 @@ fn pebble_issues_and_renews_over_tls_alpn_on_the_sstp_port_without_dropping_a_se
     assert!(root.contains("BEGIN CERTIFICATE") && intermediate.contains("BEGIN CERTIFICATE"));
     let root_file = dir.path().join("pebble-root.pem");
     std::fs::write(&root_file, &root).unwrap();
-    let (serial1, issuer1, san1) =
-        served(&topo, "cli1", SERVER_FOR_CLI1, &root_file).expect("the served chain verifies to pebble's root");
+    let (serial1, issuer1, san1) = served(&topo, "cli1", SERVER_FOR_CLI1, &root_file)
+        .expect("the served chain verifies to pebble's root");
     assert!(issuer1.contains("Pebble Intermediate CA"), "{issuer1}");
     assert_eq!(san1, format!("DNS:{DOMAIN}"));
     // A root that is not pebble's does not verify it.
     assert!(served(&topo, "cli1", SERVER_FOR_CLI1, &pebble_https_ca).is_none());
     // pebble's validity period is what was asked for (so renewal is due).
     let stored = std::fs::read_to_string(&cert_file).unwrap();
-    assert!(stored.contains("PRIVATE KEY"), "the chain is stored with its key");
+    assert!(
+        stored.contains("PRIVATE KEY"),
+        "the chain is stored with its key"
+    );
 
     // An SSTP client by name, trusting pebble's root.
     let mut bob = sstp_client(&topo, "cli1", "bob", &bob_pw, &root_file, "ras-acm1");
@@ -388,7 +430,10 @@ fn pebble_issues_and_renews_over_tls_alpn_on_the_sstp_port_without_dropping_a_se
         vec![bob_id],
         "the same session, not a new one"
     );
-    assert!(ping(&topo, "cli1", LAN_HOST), "bob's session after the swap");
+    assert!(
+        ping(&topo, "cli1", LAN_HOST),
+        "bob's session after the swap"
+    );
 
     // A new client meets the new certificate.
     let (serial2, issuer2, san2) =
@@ -423,7 +468,10 @@ fn pebble_issues_and_renews_over_tls_alpn_on_the_sstp_port_without_dropping_a_se
     drop(server);
     let server = Server::start(&topo, &path);
     assert_ne!(server.fingerprint, self_signed);
-    assert_eq!(server.fingerprint, stored_fp, "the stored certificate at start");
+    assert_eq!(
+        server.fingerprint, stored_fp,
+        "the stored certificate at start"
+    );
     let (serial3, _, _) =
         served(&topo, "cli1", SERVER_FOR_CLI1, &root_file).expect("the stored chain verifies");
     // The restart's own check may already be renewing (the window is
@@ -432,7 +480,9 @@ fn pebble_issues_and_renews_over_tls_alpn_on_the_sstp_port_without_dropping_a_se
     assert!(!serial3.is_empty());
     let lines = server.lines_for(Duration::from_secs(3));
     assert!(
-        !lines.iter().any(|l| l.contains("account") && l.contains("created")),
+        !lines
+            .iter()
+            .any(|l| l.contains("account") && l.contains("created")),
         "{lines:?}"
     );
 }

@@ -249,10 +249,14 @@ impl AcmeManager {
                 ),
             }
         }
-        let contact = self.config.contact.as_ref().map(|c| match c.starts_with("mailto:") {
-            true => c.clone(),
-            false => format!("mailto:{c}"),
-        });
+        let contact = self
+            .config
+            .contact
+            .as_ref()
+            .map(|c| match c.starts_with("mailto:") {
+                true => c.clone(),
+                false => format!("mailto:{c}"),
+            });
         let contacts: Vec<&str> = contact.iter().map(String::as_str).collect();
         let (account, credentials) = Account::builder_with_http(https()?)
             .create(
@@ -307,7 +311,9 @@ impl AcmeManager {
             }
             let mut challenge = authorization
                 .challenge(ChallengeType::TlsAlpn01)
-                .ok_or_else(|| AcmeError::Refused("the CA offers no tls-alpn-01 challenge".into()))?;
+                .ok_or_else(|| {
+                    AcmeError::Refused("the CA offers no tls-alpn-01 challenge".into())
+                })?;
             let domain = challenge.identifier().to_string();
             if !self.names.iter().any(|n| n.eq_ignore_ascii_case(&domain)) {
                 return Err(AcmeError::Refused(format!(

@@ -30,7 +30,10 @@ const MAX_ANSWER: usize = 1 << 20;
 #[derive(Debug, thiserror::Error)]
 pub enum HttpsError {
     #[error("{}: {message}", path.display())]
-    Roots { path: std::path::PathBuf, message: String },
+    Roots {
+        path: std::path::PathBuf,
+        message: String,
+    },
     #[error("TLS configuration: {0}")]
     Tls(#[from] rustls::Error),
 }

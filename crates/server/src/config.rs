@@ -1043,7 +1043,10 @@ impl Config {
         if !acme.directory.starts_with("https://") || acme.directory.len() <= "https://".len() {
             return Some((
                 "certificate.acme.directory",
-                format!("{:?} is not an https:// URL (RFC 8555 §6.1 requires HTTPS)", acme.directory),
+                format!(
+                    "{:?} is not an https:// URL (RFC 8555 §6.1 requires HTTPS)",
+                    acme.directory
+                ),
             ));
         }
         if self.sstp.listen.is_empty() {
@@ -1065,7 +1068,11 @@ impl Config {
         if acme.domains.len() > crate::acme::MAX_DOMAINS {
             return Some((
                 "certificate.acme.domains",
-                format!("{} names: at most {}", acme.domains.len(), crate::acme::MAX_DOMAINS),
+                format!(
+                    "{} names: at most {}",
+                    acme.domains.len(),
+                    crate::acme::MAX_DOMAINS
+                ),
             ));
         }
         if let Some(contact) = &acme.contact {
@@ -1431,8 +1438,16 @@ mod tests {
         assert_eq!(acme.renew_before_days, 30, "the default");
         assert_eq!(acme.names("vpn.test"), vec!["vpn.test"], "server_name");
         for (extra, line, key) in [
-            ("renew_before_days = 0\n", 5, "certificate.acme.renew_before_days"),
-            ("domains = [\"*.example.com\"]\n", 5, "certificate.acme.domains"),
+            (
+                "renew_before_days = 0\n",
+                5,
+                "certificate.acme.renew_before_days",
+            ),
+            (
+                "domains = [\"*.example.com\"]\n",
+                5,
+                "certificate.acme.domains",
+            ),
             ("domains = [\"192.0.2.1\"]\n", 5, "certificate.acme.domains"),
             ("contact = \"nobody\"\n", 5, "certificate.acme.contact"),
             ("colour = \"blue\"\n", 5, "certificate.acme.colour"),
@@ -1441,8 +1456,14 @@ mod tests {
             assert_eq!((l, k.as_deref()), (line, Some(key)), "{extra}: {message}");
         }
         let (l, _, k, m) = err(&base.replace("https://ca.test/dir", "http://ca.test/dir"));
-        assert_eq!((l, k.as_deref()), (4, Some("certificate.acme.directory")), "{m}");
-        let (_, _, k, m) = err(&format!("[certificate]\nchain = \"c.pem\"\nkey = \"k.pem\"\n{base}"));
+        assert_eq!(
+            (l, k.as_deref()),
+            (4, Some("certificate.acme.directory")),
+            "{m}"
+        );
+        let (_, _, k, m) = err(&format!(
+            "[certificate]\nchain = \"c.pem\"\nkey = \"k.pem\"\n{base}"
+        ));
         assert_eq!(k.as_deref(), Some("certificate.acme"), "{m}");
         let (_, _, k, m) = err(&base.replace("0.0.0.0:443\"", "\"").replace("[\"\"]", "[]"));
         assert_eq!(k.as_deref(), Some("certificate.acme"), "{m}");

@@ -5,10 +5,10 @@
 //! certificate, the TUN device, RADIUS and the listening sockets.
 
 pub mod access_policy;
+pub mod accounting;
 pub mod acme;
 pub mod acme_challenge;
 pub mod acme_http;
-pub mod accounting;
 pub mod address;
 pub mod admin_api;
 pub mod admin_client;

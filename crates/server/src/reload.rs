@@ -458,8 +458,7 @@ impl Reloader {
         // certificate).
         let ike_signs = config.ipsec.enabled
             && (config.ipsec.certificate_auth()
-                || (config.ikev2.enabled
-                    && (config.ikev2.eap() || config.ikev2.certificate())));
+                || (config.ikev2.enabled && (config.ikev2.eap() || config.ikev2.certificate())));
         let ike = match (ike_signs, ike_sent) {
             (true, true) => " and IKE negotiations",
             (true, false) => "; IKE keeps the previous certificate until a restart",

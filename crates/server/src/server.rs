@@ -6,7 +6,7 @@
 //! the configuration, prints the [`Notice`]s and waits for a signal.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::{ArcSwap, ArcSwapOption};
@@ -109,6 +109,8 @@ pub struct Server {
     netbios: Option<Arc<NetbiosGateway>>,
     /// Reads the configuration file again (SIGHUP, `POST /v1/reload`).
     reloader: Arc<Reloader>,
+    /// The ACME task, until [`Server::start_acme`] starts it.
+    acme: Mutex<Option<crate::acme::AcmeManager>>,
     /// Owned here so that its routes and addresses last as long as the
     /// server (the services hold it too).
     _tun: Arc<netdev::TunDevice>,
@@ -600,19 +602,17 @@ impl Server {
                 acme_check: acme_check.clone(),
             },
         ));
-        if let (Some(acme), Some(challenges), Some(check)) =
-            (&config.certificate.acme, acme_challenges, acme_check)
-        {
-            let manager = crate::acme::AcmeManager::new(
+        let acme = match (&config.certificate.acme, acme_challenges, acme_check) {
+            (Some(acme), Some(challenges), Some(check)) => Some(crate::acme::AcmeManager::new(
                 acme.clone(),
                 &config.server_name(),
                 state.clone(),
                 challenges,
                 reloader.clone(),
                 check,
-            );
-            tokio::spawn(manager.run(stop_rx.clone()));
-        }
+            )),
+            _ => None,
+        };
         let admin = Arc::new(AdminView {
             server_name: config.server_name(),
             started_at,
@@ -711,8 +711,20 @@ impl Server {
             admin_socket,
             netbios,
             reloader,
+            acme: Mutex::new(acme),
             _tun: tun,
         })
+    }
+
+    /// Starts obtaining and renewing the ACME certificate, when
+    /// `[certificate.acme]` is on (acme.rs). Called once the server runs
+    /// as its own user, so that what it writes in the state directory
+    /// belongs to that user.
+    pub fn start_acme(&self) {
+        let manager = self.acme.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(manager) = manager {
+            tokio::spawn(manager.run(self.stop.subscribe()));
+        }
     }
 
     /// Sessions holding resources right now.

@@ -82,7 +82,8 @@ impl SstpService {
     ) {
         let permit = self.ports.clone().try_acquire_owned().ok();
         let certified = self.certified.load_full();
-        let tls = match tokio::time::timeout(TLS_TIMEOUT, self.accept(tcp, peer, &certified)).await {
+        let tls = match tokio::time::timeout(TLS_TIMEOUT, self.accept(tcp, peer, &certified)).await
+        {
             Ok(Ok(Some(tls))) => tls,
             Ok(Ok(None)) => return,
             Ok(Err(e)) => {
