@@ -178,7 +178,8 @@ impl AcmeManager {
     async fn check(&self) -> Result<(), AcmeError> {
         let path = self.state.file(CERT_FILE);
         let stored = read_stored(&path);
-        if let Some(reason) = self.due(stored.as_ref()) {
+        let window = self.config.renew_before_days;
+        if let Some(reason) = due(&self.names, window, stored.as_ref(), unix_now()) {
             tracing::info!(
                 "ACME: ordering a certificate for {} from {}: {reason}",
                 self.names.join(", "),
@@ -204,27 +205,6 @@ impl AcmeManager {
             }
         }
         Ok(())
-    }
-
-    /// Why a new certificate is needed, or `None`.
-    fn due(&self, stored: Option<&Stored>) -> Option<String> {
-        let Some(stored) = stored else {
-            return Some("no certificate yet".into());
-        };
-        let wanted: BTreeSet<String> = self.names.iter().map(|n| n.to_ascii_lowercase()).collect();
-        if wanted != stored.names {
-            return Some("the configured names changed".into());
-        }
-        let left = stored.not_after - unix_now();
-        let window = i64::from(self.config.renew_before_days) * 86_400;
-        if left < window {
-            return Some(format!(
-                "it expires on {} UTC, within {} days",
-                date(stored.not_after),
-                self.config.renew_before_days
-            ));
-        }
-        None
     }
 
     /// The account: the stored one if it belongs to this directory, else
@@ -361,6 +341,31 @@ impl Drop for ClearOnDrop<'_> {
     }
 }
 
+/// Why a new certificate for `names` is needed at `now` (Unix seconds)
+/// with a renewal window of `renew_before_days`, or `None`.
+fn due(
+    names: &[String],
+    renew_before_days: u32,
+    stored: Option<&Stored>,
+    now: i64,
+) -> Option<String> {
+    let Some(stored) = stored else {
+        return Some("no certificate yet".into());
+    };
+    let wanted: BTreeSet<String> = names.iter().map(|n| n.to_ascii_lowercase()).collect();
+    if wanted != stored.names {
+        return Some("the configured names changed".into());
+    }
+    let window = i64::from(renew_before_days) * 86_400;
+    if stored.not_after - now < window {
+        return Some(format!(
+            "it expires on {} UTC, within {renew_before_days} days",
+            date(stored.not_after)
+        ));
+    }
+    None
+}
+
 /// The back-off after `failures` failures in a row.
 fn retry_after(failures: u32) -> Duration {
     let doubled = FIRST_RETRY.saturating_mul(1u32 << failures.saturating_sub(1).min(16));
@@ -436,6 +441,36 @@ mod tests {
             assert!(check_domain(bad).is_err(), "{bad}");
         }
         assert!(check_domain(&format!("{}.com", "a".repeat(64))).is_err());
+    }
+
+    #[test]
+    fn a_certificate_is_due_when_missing_for_other_names_or_in_its_window() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join(CERT_FILE);
+        assert!(read_stored(&path).is_none());
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params =
+            rcgen::CertificateParams::new(vec!["VPN.example.com".into(), "b.example.com".into()])
+                .unwrap();
+        let now = time::OffsetDateTime::now_utc();
+        params.not_after = now + time::Duration::days(40);
+        let cert = params.self_signed(&key).unwrap();
+        std::fs::write(&path, format!("{}{}", cert.pem(), key.serialize_pem())).unwrap();
+        let stored = read_stored(&path).expect("parses");
+        let names = vec!["b.example.com".to_owned(), "vpn.example.com".to_owned()];
+        let t = now.unix_timestamp();
+        assert_eq!(due(&names, 30, Some(&stored), t), None, "40 days left");
+        let why = due(&names, 45, Some(&stored), t).expect("inside 45 days");
+        assert!(why.contains("within 45 days"), "{why}");
+        assert!(due(&names, 30, Some(&stored), t + 11 * 86_400).is_some());
+        assert_eq!(
+            due(&names[..1], 30, Some(&stored), t).as_deref(),
+            Some("the configured names changed")
+        );
+        assert_eq!(
+            due(&names, 30, None, t).as_deref(),
+            Some("no certificate yet")
+        );
     }
 
     #[test]
