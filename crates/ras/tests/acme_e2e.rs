@@ -435,6 +435,26 @@ fn pebble_issues_and_renews_over_tls_alpn_on_the_sstp_port_without_dropping_a_se
         "bob's session after the swap"
     );
 
+    // The admin API shows the served certificate: pebble's, with the
+    // validity asked of pebble.
+    let status: server::admin_snapshot::Snapshot = serde_json::from_slice(
+        &server::admin_client::request(&socket, "GET", "/v1/status")
+            .unwrap()
+            .body,
+    )
+    .unwrap();
+    let shown = status.certificate.expect("the certificate view");
+    assert!(!shown.self_signed);
+    let left = shown.not_after
+        - std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+    assert!(
+        (0..=VALIDITY_SECS as i64).contains(&left),
+        "{left} s left of a {VALIDITY_SECS} s certificate"
+    );
+
     // A new client meets the new certificate.
     let (serial2, issuer2, san2) =
         served(&topo, "cli2", SERVER_FOR_CLI2, &root_file).expect("the renewed chain verifies");
