@@ -63,14 +63,21 @@ impl Drop for Daemon {
 /// `/etc/netns/<ns>/hosts` naming vpn.test for `ip netns exec` in those
 /// namespaces (iproute2 bind-mounts it over /etc/hosts); removed at the
 /// end, with the directories this test made.
-struct Hosts(Vec<PathBuf>);
+struct Hosts {
+    made: Vec<PathBuf>,
+    /// Whether /etc/netns was made here (and so is removed if empty).
+    made_root: bool,
+}
 
 impl Hosts {
     fn write(entries: &[(String, &str)]) -> Hosts {
+        let made_root = !Path::new("/etc/netns").exists();
         let mut made = Vec::new();
         for (ns, address) in entries {
             let dir = Path::new("/etc/netns").join(ns);
-            assert!(!dir.exists(), "{} exists already", dir.display());
+            // A leftover of an earlier run of this test (its namespace
+            // names are its own).
+            let _ = std::fs::remove_dir_all(&dir);
             std::fs::create_dir_all(&dir).unwrap();
             made.push(dir.clone());
             std::fs::write(
@@ -79,17 +86,19 @@ impl Hosts {
             )
             .unwrap();
         }
-        Hosts(made)
+        Hosts { made, made_root }
     }
 }
 
 impl Drop for Hosts {
     fn drop(&mut self) {
-        for dir in &self.0 {
+        for dir in &self.made {
             let _ = std::fs::remove_dir_all(dir);
         }
-        // /etc/netns itself only if this test left it empty.
-        let _ = std::fs::remove_dir(Path::new("/etc/netns"));
+        // /etc/netns itself only if this test made it (and it is empty).
+        if self.made_root {
+            let _ = std::fs::remove_dir(Path::new("/etc/netns"));
+        }
     }
 }
 
@@ -349,7 +358,7 @@ fn pebble_issues_and_renews_over_tls_alpn_on_the_sstp_port_without_dropping_a_se
         (topo.ns("cli2"), SERVER_FOR_CLI2),
     ]);
     let dir = tempfile::tempdir().unwrap();
-    let (_dns, _pebble, pebble_https_ca) = start_ca(&topo, dir.path());
+    let (_dns, pebble, pebble_https_ca) = start_ca(&topo, dir.path());
     let path = dir.path().join("ras.toml");
     let socket = admin_socket_for(&path);
     std::fs::write(&path, config_text(dir.path(), &pebble_https_ca)).unwrap();
@@ -494,15 +503,38 @@ fn pebble_issues_and_renews_over_tls_alpn_on_the_sstp_port_without_dropping_a_se
     );
     let (serial3, _, _) =
         served(&topo, "cli1", SERVER_FOR_CLI1, &root_file).expect("the stored chain verifies");
-    // The restart's own check may already be renewing (the window is
-    // open); what it served first was a pebble certificate, and the
-    // account was not created again.
     assert!(!serial3.is_empty());
-    let lines = server.lines_for(Duration::from_secs(3));
+    // The restart's own check renews (the window is open) with the
+    // stored account: none is created.
+    let lines = server.lines_for(Duration::from_secs(6));
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("ACME: certificate for") && l.contains("installed")),
+        "{lines:?}"
+    );
     assert!(
         !lines
             .iter()
             .any(|l| l.contains("account") && l.contains("created")),
         "{lines:?}"
     );
+
+    // (4) The CA gone: one line saying so and when it retries, and the
+    // current certificate keeps serving.
+    let (serving, _, _) =
+        served(&topo, "cli1", SERVER_FOR_CLI1, &root_file).expect("the current chain");
+    drop(pebble);
+    assert!(Command::new("kill")
+        .args(["-HUP", &server.child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let line = server.expect("ACME: no certificate for", Duration::from_secs(40));
+    assert!(
+        line.contains("retrying in 5 min") && line.contains("keeps serving"),
+        "{line}"
+    );
+    let (still, _, _) = served(&topo, "cli1", SERVER_FOR_CLI1, &root_file).expect("still served");
+    assert_eq!(still, serving);
 }
