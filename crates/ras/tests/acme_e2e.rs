@@ -8,7 +8,9 @@
 //! open; a reload makes the server check at once): a second certificate,
 //! with another serial, is served to new clients while the running
 //! session's pings go on under the same session id. A restart serves the
-//! stored certificate from the first moment.
+//! stored certificate from the first moment and renews with the stored
+//! account. With the CA gone, a renewal fails in one log line and the
+//! current certificate keeps serving.
 //!
 //! ```text
 //!  cli1 ─ 10.201.1.1:443 ┐                 ┌ 10.201.2.2:14000 pebble (ACME)
