@@ -284,8 +284,9 @@ impl AcmeManager {
                 AuthorizationStatus::Valid => continue,
                 other => {
                     return Err(AcmeError::Refused(format!(
-                        "an authorization is {}",
-                        format!("{other:?}").to_lowercase()
+                        "the authorization for {} is {}",
+                        authorization.identifier(),
+                        authorization_word(other)
                     )))
                 }
             }
@@ -307,13 +308,14 @@ impl AcmeManager {
         let patience = RetryPolicy::new().timeout(Duration::from_secs(120));
         let status = order.poll_ready(&patience).await?;
         if status != OrderStatus::Ready {
-            let why = order
-                .state()
-                .error
-                .as_ref()
-                .map(|p| p.to_string())
-                .unwrap_or_else(|| format!("{status:?}").to_lowercase());
-            return Err(AcmeError::Refused(format!("the order is not ready: {why}")));
+            let why = match order.state().error.as_ref() {
+                Some(problem) => problem.to_string(),
+                None => challenge_problems(&mut order).await,
+            };
+            return Err(AcmeError::Refused(format!(
+                "the order is {}: {why}",
+                order_word(status)
+            )));
         }
         let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
         let mut params = rcgen::CertificateParams::new(self.names.clone())?;
@@ -324,6 +326,45 @@ impl AcmeManager {
         let both = zeroize::Zeroizing::new(format!("{chain}{}", key.serialize_pem()));
         self.state.write_private(CERT_FILE, both.as_bytes())?;
         Ok(())
+    }
+}
+
+/// What the CA said of the failed challenges (RFC 8555 §8: a
+/// challenge's `error`), for the log line.
+async fn challenge_problems(order: &mut instant_acme::Order) -> String {
+    let mut problems = Vec::new();
+    let mut authorizations = order.authorizations();
+    while let Some(Ok(authorization)) = authorizations.next().await {
+        for challenge in &authorization.challenges {
+            if let Some(problem) = &challenge.error {
+                problems.push(format!("{}: {problem}", authorization.identifier()));
+            }
+        }
+    }
+    match problems.is_empty() {
+        true => "the CA gave no reason".to_owned(),
+        false => problems.join("; "),
+    }
+}
+
+fn authorization_word(status: AuthorizationStatus) -> &'static str {
+    match status {
+        AuthorizationStatus::Pending => "pending",
+        AuthorizationStatus::Valid => "valid",
+        AuthorizationStatus::Invalid => "invalid",
+        AuthorizationStatus::Revoked => "revoked",
+        AuthorizationStatus::Expired => "expired",
+        AuthorizationStatus::Deactivated => "deactivated",
+    }
+}
+
+fn order_word(status: OrderStatus) -> &'static str {
+    match status {
+        OrderStatus::Pending => "still pending",
+        OrderStatus::Ready => "ready",
+        OrderStatus::Processing => "processing",
+        OrderStatus::Valid => "already valid",
+        OrderStatus::Invalid => "invalid",
     }
 }
 
