@@ -78,6 +78,8 @@ async fn serve(file: Option<PathBuf>, config: Config) -> anyhow::Result<()> {
             return Err(e.into());
         }
     }
+    // The ACME task writes to the state directory: as `user`, not root.
+    server.start_acme();
     let heartbeat = crate::systemd_notify::ready(&server);
     serve_until_stopped(&server).await;
     crate::systemd_notify::stopping();

@@ -81,6 +81,38 @@ impl ServerCertificate {
         }
     }
 
+    /// Per the whole `[certificate]` section: with `[certificate.acme]`,
+    /// the certificate the CA issued (kept in the state directory by
+    /// `acme.rs`), or the self-signed one until there is one; else as
+    /// [`ServerCertificate::from_config`].
+    pub fn for_config(
+        config: &crate::config::CertificateConfig,
+        state: &StateDir,
+        server_name: &str,
+        listen_ips: &[IpAddr],
+    ) -> Result<ServerCertificate, CertError> {
+        if config.acme.is_none() {
+            return ServerCertificate::from_config(
+                config.chain.as_deref(),
+                config.key.as_deref(),
+                state,
+                server_name,
+                listen_ips,
+            );
+        }
+        let issued = crate::acme::certificate_path(state);
+        if issued.exists() {
+            // One file: the chain, then its key.
+            match ServerCertificate::load(&issued, &issued) {
+                Ok(cert) => return Ok(cert),
+                Err(e) => tracing::warn!(
+                    "the ACME certificate is unusable ({e}); serving the self-signed one until a new one is issued"
+                ),
+            }
+        }
+        ServerCertificate::load_or_create_self_signed(state, server_name, listen_ips)
+    }
+
     /// Loads a PEM chain (leaf first) and a PEM private key.
     pub fn load(chain_path: &Path, key_path: &Path) -> Result<ServerCertificate, CertError> {
         let pem_err = |path: &Path, e: rustls::pki_types::pem::Error| CertError::Pem {

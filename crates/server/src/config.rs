@@ -403,6 +403,46 @@ pub struct CertificateConfig {
     pub chain: Option<PathBuf>,
     /// PEM file with the private key (PKCS#8, PKCS#1 or SEC1).
     pub key: Option<PathBuf>,
+    /// `[certificate.acme]`: obtain and renew the certificate from an ACME
+    /// CA (RFC 8555) with TLS-ALPN-01 (RFC 8737) on the SSTP port; see
+    /// [`crate::acme`]. Excludes `chain` and `key`.
+    pub acme: Option<AcmeConfig>,
+}
+
+/// `[certificate.acme]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AcmeConfig {
+    /// The CA's directory URL (`https://…/directory`).
+    pub directory: String,
+    /// The names the certificate is for (default: `server_name`).
+    #[serde(default)]
+    pub domains: Vec<String>,
+    /// An e-mail address the CA may write to about the account.
+    #[serde(default)]
+    pub contact: Option<String>,
+    /// PEM file with the roots that the directory's HTTPS certificate
+    /// chains to (default: the Mozilla roots built in).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Renew when fewer days than this remain (default 30).
+    #[serde(default = "default_renew_before_days")]
+    pub renew_before_days: u32,
+}
+
+fn default_renew_before_days() -> u32 {
+    30
+}
+
+impl AcmeConfig {
+    /// The names to order: `domains`, or else the server name.
+    pub fn names(&self, server_name: &str) -> Vec<String> {
+        if self.domains.is_empty() {
+            vec![server_name.to_owned()]
+        } else {
+            self.domains.clone()
+        }
+    }
 }
 
 /// `[addresses]`: what clients get.
@@ -992,6 +1032,67 @@ impl Config {
         policy::PolicySet::new(&self.policies, &self.policy).map_err(|e| e.to_string())
     }
 
+    /// What is wrong with `[certificate.acme]`, as (key, why).
+    fn acme_problem(&self, acme: &AcmeConfig) -> Option<(&'static str, String)> {
+        if self.certificate.chain.is_some() || self.certificate.key.is_some() {
+            return Some((
+                "certificate.acme",
+                "[certificate.acme] and certificate.chain/key exclude each other: the ACME certificate is kept in the state directory".into(),
+            ));
+        }
+        if !acme.directory.starts_with("https://") || acme.directory.len() <= "https://".len() {
+            return Some((
+                "certificate.acme.directory",
+                format!(
+                    "{:?} is not an https:// URL (RFC 8555 §6.1 requires HTTPS)",
+                    acme.directory
+                ),
+            ));
+        }
+        if self.sstp.listen.is_empty() {
+            return Some((
+                "certificate.acme",
+                "TLS-ALPN-01 is answered on the SSTP listener, and sstp.listen is empty".into(),
+            ));
+        }
+        for name in acme.names(&self.server_name()) {
+            if let Err(why) = crate::acme::check_domain(&name) {
+                let key = if acme.domains.is_empty() {
+                    "server_name"
+                } else {
+                    "certificate.acme.domains"
+                };
+                return Some((key, format!("{name:?}: {why}")));
+            }
+        }
+        if acme.domains.len() > crate::acme::MAX_DOMAINS {
+            return Some((
+                "certificate.acme.domains",
+                format!(
+                    "{} names: at most {}",
+                    acme.domains.len(),
+                    crate::acme::MAX_DOMAINS
+                ),
+            ));
+        }
+        if let Some(contact) = &acme.contact {
+            let address = contact.strip_prefix("mailto:").unwrap_or(contact);
+            if !address.contains('@') || address.contains(char::is_whitespace) {
+                return Some((
+                    "certificate.acme.contact",
+                    format!("{contact:?} is not an e-mail address"),
+                ));
+            }
+        }
+        if !(1..=365).contains(&acme.renew_before_days) {
+            return Some((
+                "certificate.acme.renew_before_days",
+                format!("{} days: use 1 to 365", acme.renew_before_days),
+            ));
+        }
+        None
+    }
+
     /// Checks that span more than one value: reported at the key of the
     /// second value.
     fn validate(&self, text: &str, path: &Path) -> Result<(), ConfigError> {
@@ -1015,6 +1116,11 @@ impl Config {
                 message,
             }
         };
+        if let Some(acme) = &self.certificate.acme {
+            if let Some((key, message)) = self.acme_problem(acme) {
+                return Err(at_key(key, message));
+            }
+        }
         if self.addresses.dns.len() > 2 {
             return Err(at_key(
                 "addresses.dns",
@@ -1303,9 +1409,65 @@ mod tests {
             })
             .collect::<Vec<_>>()
             .join("\n");
-        let c = parse(&uncommented).unwrap();
+        // [certificate] shows two alternatives, chain and key or acme,
+        // which exclude each other: each parses without the other.
+        let without = |prefixes: &[&str]| -> String {
+            uncommented
+                .lines()
+                .filter(|l| !prefixes.iter().any(|p| l.starts_with(p)))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        let c = parse(&without(&["acme = "])).unwrap();
         assert!(c.server_name.is_some());
         assert!(c.certificate.chain.is_some() && c.certificate.key.is_some());
+        let c = parse(&without(&["chain = ", "key = "])).unwrap();
+        let acme = c.certificate.acme.expect("[certificate] acme");
+        assert_eq!(acme.domains, vec!["vpn.example.com"]);
+        assert_eq!(acme.renew_before_days, 30);
+        assert!(acme.ca_file.is_some() && acme.contact.is_some());
+        let (_, _, key, _) = err(&uncommented);
+        assert_eq!(key.as_deref(), Some("certificate.acme"));
+    }
+
+    #[test]
+    fn acme_settings_are_checked_with_file_line_and_key() {
+        let base = "[sstp]\nlisten = [\"0.0.0.0:443\"]\n[certificate.acme]\ndirectory = \"https://ca.test/dir\"\n";
+        let c = parse(base).unwrap();
+        let acme = c.certificate.acme.unwrap();
+        assert_eq!(acme.renew_before_days, 30, "the default");
+        assert_eq!(acme.names("vpn.test"), vec!["vpn.test"], "server_name");
+        for (extra, line, key) in [
+            (
+                "renew_before_days = 0\n",
+                5,
+                "certificate.acme.renew_before_days",
+            ),
+            (
+                "domains = [\"*.example.com\"]\n",
+                5,
+                "certificate.acme.domains",
+            ),
+            ("domains = [\"192.0.2.1\"]\n", 5, "certificate.acme.domains"),
+            ("contact = \"nobody\"\n", 5, "certificate.acme.contact"),
+            ("colour = \"blue\"\n", 5, "certificate.acme.colour"),
+        ] {
+            let (l, _, k, message) = err(&format!("{base}{extra}"));
+            assert_eq!((l, k.as_deref()), (line, Some(key)), "{extra}: {message}");
+        }
+        let (l, _, k, m) = err(&base.replace("https://ca.test/dir", "http://ca.test/dir"));
+        assert_eq!(
+            (l, k.as_deref()),
+            (4, Some("certificate.acme.directory")),
+            "{m}"
+        );
+        let (_, _, k, m) = err(&format!(
+            "[certificate]\nchain = \"c.pem\"\nkey = \"k.pem\"\n{base}"
+        ));
+        assert_eq!(k.as_deref(), Some("certificate.acme"), "{m}");
+        let (_, _, k, m) = err(&base.replace("0.0.0.0:443\"", "\"").replace("[\"\"]", "[]"));
+        assert_eq!(k.as_deref(), Some("certificate.acme"), "{m}");
+        assert!(m.contains("sstp.listen"), "{m}");
     }
 
     #[test]

@@ -90,6 +90,18 @@ pub fn check_loaded(config: &Config, text: &str, path: &Path) -> Result<(), Conf
         }
     }
 
+    // ACME: the roots for the CA's HTTPS, read as the ACME task reads
+    // them.
+    if let Some(ca_file) = cert.acme.as_ref().and_then(|a| a.ca_file.as_deref()) {
+        crate::acme_http::AcmeHttps::new(Some(ca_file)).map_err(|e| {
+            at(
+                "certificate.acme.ca_file",
+                "certificate.acme.ca_file",
+                e.to_string(),
+            )
+        })?;
+    }
+
     // The pools: the ranges were checked while parsing; the DHCP source
     // needs its interface to exist.
     if config.addresses.source == AddressSourceKind::Dhcp {
@@ -225,6 +237,27 @@ mod tests {
         check(Some(&p)).unwrap();
         assert!(!state.exists(), "the state directory is not created");
         assert!(!dir.path().join("admin.sock").exists(), "nothing is bound");
+    }
+
+    #[test]
+    fn acme_roots_that_are_not_certificates_are_named_with_their_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let (c, _) = pair(dir.path(), "roots");
+        let text = |ca: &Path| {
+            format!(
+                "state_dir = {:?}\n[sstp]\nlisten = [\"0.0.0.0:443\"]\n[certificate.acme]\ndirectory = \"https://ca.test/dir\"\nca_file = {ca:?}\n[admin]\nsocket = {:?}\n",
+                dir.path().join("state"),
+                dir.path().join("admin.sock")
+            )
+        };
+        check(Some(&write(dir.path(), &text(&c)))).unwrap();
+        let junk = dir.path().join("junk.pem");
+        std::fs::write(&junk, "not a certificate\n").unwrap();
+        let p = write(dir.path(), &text(&junk));
+        let (path, line, key, message) = invalid(check(Some(&p)).unwrap_err());
+        assert_eq!((path, line), (p, 6));
+        assert_eq!(key.as_deref(), Some("certificate.acme.ca_file"));
+        assert!(message.contains("junk.pem"), "{message}");
     }
 
     #[test]

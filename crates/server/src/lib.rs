@@ -7,6 +7,9 @@
 pub mod access_policy;
 pub mod accounting;
 pub mod acct_session_id;
+pub mod acme;
+pub mod acme_challenge;
+pub mod acme_http;
 pub mod address;
 pub mod admin_api;
 pub mod admin_client;

@@ -74,6 +74,9 @@ pub struct ReloadTargets {
     pub ike: Option<IkeTargets>,
     /// The admin HTTPS listener's TLS, when `[admin] listen` is set.
     pub admin_tls: Option<crate::admin_https::SharedTls>,
+    /// Told after each reload, when `[certificate.acme]` is on: the ACME
+    /// task checks the certificate at once (acme.rs).
+    pub acme_check: Option<Arc<tokio::sync::Notify>>,
 }
 
 /// What the IKE responders' settings are made from, and where new ones go.
@@ -181,7 +184,29 @@ impl Reloader {
         } else {
             tracing::warn!("{}", outcome.log_line());
         }
+        if let Some(check) = &self.targets.acme_check {
+            check.notify_one();
+        }
         outcome
+    }
+
+    /// Swaps in the certificate the running configuration names, if it
+    /// is not the one served (the ACME task's renewal, acme.rs): the same
+    /// swap as a reload's, without reading the file. Whether it swapped.
+    /// Blocking: call it from a blocking task.
+    pub fn refresh_certificate(&self) -> Result<bool, ConfigError> {
+        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        let config = running.config.clone();
+        let text = running.text.clone();
+        let path = self.shown_path();
+        let at = |key: &str, message: String| error_at_key(&text, &path, key, message);
+        match self.build_certificate(&config, &running.fingerprint, &at)? {
+            Some(new) => {
+                self.swap_certificate(new, &config, &mut running);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
     }
 
     fn shown_path(&self) -> PathBuf {
@@ -203,6 +228,34 @@ impl Reloader {
         let plan = reload_plan::plan(&running.config, &config, &running.text, &text, &path)?;
         let at = |key: &str, message: String| error_at_key(&text, &path, key, message);
 
+        let certificate = self.build_certificate(&config, &running.fingerprint, &at)?;
+
+        let policies = match &plan.policies {
+            Some(_) => Some(Arc::new(config.policy_set().map_err(|e| at("policy", e))?)),
+            None => None,
+        };
+        let radius = match (&plan.radius, &self.targets.radius) {
+            (Some(_), Some(targets)) => Some(self.start_radius(&config, targets, &at)?),
+            _ => None,
+        };
+        Ok(Prepared {
+            config,
+            text,
+            plan,
+            certificate,
+            policies,
+            radius,
+        })
+    }
+
+    /// The certificate `config` names, ready for every service, if it is
+    /// not the one with `running_fingerprint`.
+    fn build_certificate(
+        &self,
+        config: &Config,
+        running_fingerprint: &str,
+        at: &dyn Fn(&str, String) -> ConfigError,
+    ) -> Result<Option<NewCertificate>, ConfigError> {
         // The certificate, compared by its fingerprint: the same paths
         // may hold a renewed one. (Server name and listen addresses are
         // unchanged here, so a self-signed one is the state directory's.)
@@ -213,15 +266,14 @@ impl Reloader {
             .map(SocketAddr::ip)
             .filter(|ip| !ip.is_unspecified())
             .collect();
-        let cert = ServerCertificate::from_config(
-            config.certificate.chain.as_deref(),
-            config.certificate.key.as_deref(),
+        let cert = ServerCertificate::for_config(
+            &config.certificate,
             &self.targets.state,
             &config.server_name(),
             &listen_ips,
         )
         .map_err(|e| at("certificate.chain", e.to_string()))?;
-        let certificate = if cert.fingerprint_sha256() != running.fingerprint {
+        if cert.fingerprint_sha256() != running_fingerprint {
             let tls = cert
                 .rustls_config()
                 .map_err(|e| at("certificate.chain", e.to_string()))?;
@@ -252,27 +304,10 @@ impl Reloader {
                 }),
                 None => None,
             };
-            Some(NewCertificate { cert, sstp, ike })
+            Ok(Some(NewCertificate { cert, sstp, ike }))
         } else {
-            None
-        };
-
-        let policies = match &plan.policies {
-            Some(_) => Some(Arc::new(config.policy_set().map_err(|e| at("policy", e))?)),
-            None => None,
-        };
-        let radius = match (&plan.radius, &self.targets.radius) {
-            (Some(_), Some(targets)) => Some(self.start_radius(&config, targets, &at)?),
-            _ => None,
-        };
-        Ok(Prepared {
-            config,
-            text,
-            plan,
-            certificate,
-            policies,
-            radius,
-        })
+            Ok(None)
+        }
     }
 
     /// RADIUS clients for `config`'s servers (their sockets bound, their
@@ -360,43 +395,8 @@ impl Reloader {
         self.targets.pool.add_ranges(&plan.pool_added);
 
         let mut changed = Vec::new();
-        if let Some(NewCertificate { cert, sstp, ike }) = certificate {
-            let fingerprint = cert.fingerprint_sha256();
-            self.targets.sstp.store(Arc::new(sstp));
-            if let Some(admin_tls) = &self.targets.admin_tls {
-                if let Ok(tls) = cert.rustls_config() {
-                    admin_tls.store(crate::admin_https::tls_config(&tls));
-                }
-            }
-            let ike_sent = match (ike, &self.targets.ike) {
-                (Some(configs), Some(targets)) => targets.reconfigure.send(configs).is_ok(),
-                _ => false,
-            };
-            self.targets
-                .certificate_view
-                .store(cert.subject_and_expiry().map(|(subject, not_after)| {
-                    Arc::new(CertificateView {
-                        subject,
-                        not_after,
-                        sha256_fingerprint: fingerprint.clone(),
-                        self_signed: cert.is_self_signed(),
-                    })
-                }));
-            // Said only where IKE signs with it (PSK-only IKE shows no
-            // certificate).
-            let ike_signs = config.ipsec.enabled
-                && (config.ipsec.certificate_auth()
-                    || (config.ikev2.enabled
-                        && (config.ikev2.eap() || config.ikev2.certificate())));
-            let ike = match (ike_signs, ike_sent) {
-                (true, true) => " and IKE negotiations",
-                (true, false) => "; IKE keeps the previous certificate until a restart",
-                (false, _) => "",
-            };
-            changed.push(format!(
-                "certificate changed (sha256 {fingerprint}) for new SSTP connections{ike}"
-            ));
-            running.fingerprint = fingerprint;
+        if let Some(new) = certificate {
+            changed.push(self.swap_certificate(new, &config, running));
         }
         if policies.is_some() || plan.dns.is_some() || plan.wins.is_some() {
             let current = self.targets.settings.load();
@@ -421,6 +421,51 @@ impl Reloader {
         running.config = config;
         running.text = text;
         Ok(changed)
+    }
+    /// Swaps `new` in for new SSTP connections, IKE negotiations and the
+    /// admin listener; running sessions keep theirs (the crypto binding
+    /// hashes the certificate their connection was served). The phrase
+    /// for the log.
+    fn swap_certificate(
+        &self,
+        new: NewCertificate,
+        config: &Config,
+        running: &mut Running,
+    ) -> String {
+        let NewCertificate { cert, sstp, ike } = new;
+        let fingerprint = cert.fingerprint_sha256();
+        self.targets.sstp.store(Arc::new(sstp));
+        if let Some(admin_tls) = &self.targets.admin_tls {
+            if let Ok(tls) = cert.rustls_config() {
+                admin_tls.store(crate::admin_https::tls_config(&tls));
+            }
+        }
+        let ike_sent = match (ike, &self.targets.ike) {
+            (Some(configs), Some(targets)) => targets.reconfigure.send(configs).is_ok(),
+            _ => false,
+        };
+        self.targets
+            .certificate_view
+            .store(cert.subject_and_expiry().map(|(subject, not_after)| {
+                Arc::new(CertificateView {
+                    subject,
+                    not_after,
+                    sha256_fingerprint: fingerprint.clone(),
+                    self_signed: cert.is_self_signed(),
+                })
+            }));
+        // Said only where IKE signs with it (PSK-only IKE shows no
+        // certificate).
+        let ike_signs = config.ipsec.enabled
+            && (config.ipsec.certificate_auth()
+                || (config.ikev2.enabled && (config.ikev2.eap() || config.ikev2.certificate())));
+        let ike = match (ike_signs, ike_sent) {
+            (true, true) => " and IKE negotiations",
+            (true, false) => "; IKE keeps the previous certificate until a restart",
+            (false, _) => "",
+        };
+        running.fingerprint = fingerprint.clone();
+        format!("certificate changed (sha256 {fingerprint}) for new SSTP connections{ike}")
     }
 }
 

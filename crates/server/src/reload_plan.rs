@@ -5,7 +5,8 @@
 //!
 //! What a reload takes (docs/ADMIN.md, "Reload"):
 //! - `[certificate]` (compared by the certificate itself, in `reload.rs`:
-//!   the same paths may hold a renewed one);
+//!   the same paths may hold a renewed one); `[certificate.acme]` needs a
+//!   restart;
 //! - `[policies]` and `[[policy]]`;
 //! - `addresses.dns` and `addresses.wins`;
 //! - `radius.servers` (and `timeout_secs`, `tries`, `dead_time_secs`)
@@ -108,7 +109,12 @@ pub fn plan(
         l2tp,
         ipsec,
         ikev2,
-        certificate: _,
+        certificate:
+            crate::config::CertificateConfig {
+                chain: _,
+                key: _,
+                acme,
+            },
         addresses,
         auth,
         encryption,
@@ -142,6 +148,9 @@ pub fn plan(
         // The server gave up the privileges it would need to become
         // another user.
         ("user", *user == old.user),
+        // The ACME task is set up at start (acme.rs); the chain and key
+        // are compared by the certificate itself, in reload.rs.
+        ("certificate.acme", *acme == old.certificate.acme),
     ];
     if let Some((section, _)) = same.iter().find(|(_, same)| !same) {
         return Err(restart(section));
@@ -389,6 +398,30 @@ mod tests {
         let (_, line, key, message) = refusal(plan_for(&new).unwrap_err());
         assert_eq!((line, key.as_str()), (8, "tun.name"));
         assert!(message.ends_with("needs a restart"), "{message}");
+    }
+
+    #[test]
+    fn acme_settings_need_a_restart_but_a_certificate_path_does_not() {
+        // Turned on: the ACME task starts only at start.
+        let new = format!("{BASE}[certificate.acme]\ndirectory = \"https://ca.test/dir\"\n");
+        let (_, line, key, message) = refusal(plan_for(&new).unwrap_err());
+        assert_eq!((line, key.as_str()), (8, "certificate.acme.directory"));
+        assert!(message.ends_with("needs a restart"), "{message}");
+        // Changed while on.
+        let old_text = new.clone();
+        let newer = new.replace("https://ca.test/dir", "https://ca.test/other");
+        let e = plan(
+            &load(&old_text),
+            &load(&newer),
+            &old_text,
+            &newer,
+            Path::new("ras.toml"),
+        )
+        .unwrap_err();
+        assert_eq!(refusal(e).2, "certificate.acme.directory");
+        // chain and key are compared by the certificate (reload.rs).
+        let chain = format!("{BASE}[certificate]\nchain = \"/c.pem\"\nkey = \"/k.pem\"\n");
+        assert_eq!(plan_for(&chain).unwrap(), ReloadPlan::default());
     }
 
     #[test]

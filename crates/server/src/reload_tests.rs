@@ -54,11 +54,8 @@ fn start_full(
 ) -> (Rig, ServerCertificate) {
     let config = Config::load(Some(file)).unwrap();
     let state = StateDir::open(&config.state_dir).unwrap();
-    let cert = ServerCertificate::load(
-        config.certificate.chain.as_deref().unwrap(),
-        config.certificate.key.as_deref().unwrap(),
-    )
-    .unwrap();
+    let cert =
+        ServerCertificate::for_config(&config.certificate, &state, "vpn.example.com", &[]).unwrap();
     let sstp = Arc::new(ArcSwap::from_pointee(SstpCertified {
         tls: tokio_rustls::TlsAcceptor::from(cert.rustls_config().unwrap()),
         session: Arc::new(ServerSessionConfig {
@@ -95,6 +92,7 @@ fn start_full(
             radius,
             ike,
             admin_tls: Some(admin_tls.clone()),
+            acme_check: None,
         },
     );
     let rig = Rig {
@@ -449,4 +447,61 @@ async fn the_admin_route_answers_the_outcome() {
     .await
     .unwrap();
     stop.send(true).unwrap();
+}
+
+/// An ACME renewal (acme.rs) goes through the reload's swap: the issued
+/// chain and key appear in the state directory, and
+/// `refresh_certificate` serves them to new SSTP connections (with the
+/// crypto-binding certificate), the admin listener and the admin view,
+/// while a connection accepted before keeps its certificate.
+#[test]
+fn an_acme_certificate_is_swapped_in_through_the_reload_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("ras.toml");
+    let acme = "state_dir = STATE\nserver_name = \"vpn.example.com\"\n[sstp]\nlisten = [\"127.0.0.1:443\"]\n[ipsec]\nenabled = false\n[certificate.acme]\ndirectory = \"https://ca.test/dir\"\n[admin]\nsocket = SOCKET\n"
+        .replace("STATE", &format!("{:?}", dir.path().join("state")))
+        .replace("SOCKET", &format!("{:?}", dir.path().join("admin.sock")));
+    std::fs::write(&file, &acme).unwrap();
+    let (rig, first) = start(&file);
+    assert!(first.is_self_signed(), "until one is issued");
+    assert!(!rig.reloader.refresh_certificate().unwrap(), "nothing new");
+
+    // The ACME task stores the chain and its key in one file.
+    let key = rcgen::KeyPair::generate().unwrap();
+    let issued = rcgen::CertificateParams::new(vec!["vpn.example.com".into()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let state = StateDir::open(&dir.path().join("state")).unwrap();
+    state
+        .write_private(
+            crate::acme::CERT_FILE,
+            format!("{}{}", issued.pem(), key.serialize_pem()).as_bytes(),
+        )
+        .unwrap();
+    let in_progress = rig.sstp.load_full();
+    let admin_before = rig.admin_tls.load_full();
+    assert!(rig.reloader.refresh_certificate().unwrap());
+    let now = rig.sstp.load_full();
+    assert_eq!(
+        now.session.certificate_der.as_slice(),
+        issued.der().as_ref()
+    );
+    assert_eq!(
+        in_progress.session.certificate_der.as_slice(),
+        first.leaf_der(),
+        "a connection accepted before keeps the certificate it was served"
+    );
+    assert!(!Arc::ptr_eq(&rig.admin_tls.load_full(), &admin_before));
+    let view = rig.view.load_full().expect("the admin view");
+    assert!(!view.self_signed);
+    let renewed = ServerCertificate::load(
+        &state.file(crate::acme::CERT_FILE),
+        &state.file(crate::acme::CERT_FILE),
+    )
+    .unwrap();
+    assert_eq!(view.sha256_fingerprint, renewed.fingerprint_sha256());
+    // Once is enough; and a reload after it changes nothing.
+    assert!(!rig.reloader.refresh_certificate().unwrap());
+    assert_eq!(rig.reloader.reload().changed, Vec::<String>::new());
 }

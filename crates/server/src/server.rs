@@ -6,7 +6,7 @@
 //! the configuration, prints the [`Notice`]s and waits for a signal.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::{ArcSwap, ArcSwapOption};
@@ -109,6 +109,8 @@ pub struct Server {
     netbios: Option<Arc<NetbiosGateway>>,
     /// Reads the configuration file again (SIGHUP, `POST /v1/reload`).
     reloader: Arc<Reloader>,
+    /// The ACME task, until [`Server::start_acme`] starts it.
+    acme: Mutex<Option<crate::acme::AcmeManager>>,
     /// Owned here so that its routes and addresses last as long as the
     /// server (the services hold it too).
     _tun: Arc<netdev::TunDevice>,
@@ -233,9 +235,8 @@ impl Server {
             .map(SocketAddr::ip)
             .filter(|ip| !ip.is_unspecified())
             .collect();
-        let cert = ServerCertificate::from_config(
-            config.certificate.chain.as_deref(),
-            config.certificate.key.as_deref(),
+        let cert = ServerCertificate::for_config(
+            &config.certificate,
             &state,
             &config.server_name(),
             &listen_ips,
@@ -405,6 +406,16 @@ impl Server {
         };
         let (stop, stop_rx) = watch::channel(false);
         let sstp_ports = config.sstp.ports.get();
+        // ACME (acme.rs): challenges answered on the SSTP listener, and a
+        // check at each reload.
+        let acme_challenges = config
+            .certificate
+            .acme
+            .as_ref()
+            .map(|_| Arc::new(crate::acme_challenge::Challenges::default()));
+        let acme_check = acme_challenges
+            .as_ref()
+            .map(|_| Arc::new(tokio::sync::Notify::new()));
         let certified = Arc::new(ArcSwap::from_pointee(SstpCertified {
             tls: tokio_rustls::TlsAcceptor::from(cert.rustls_config()?),
             session: Arc::new(ServerSessionConfig {
@@ -426,6 +437,7 @@ impl Server {
             ports: Arc::new(Semaphore::new(sstp_ports as usize)),
             port_limit: sstp_ports,
             failures: crate::failure_log::ListenerFailures::new("SSTP"),
+            challenges: acme_challenges.clone(),
         };
         let mut sstp_listening = Vec::new();
         for (addr, listener) in listeners.sstp {
@@ -595,8 +607,20 @@ impl Server {
                 radius: radius_targets,
                 ike: ike_targets,
                 admin_tls: admin_tls.clone(),
+                acme_check: acme_check.clone(),
             },
         ));
+        let acme = match (&config.certificate.acme, acme_challenges, acme_check) {
+            (Some(acme), Some(challenges), Some(check)) => Some(crate::acme::AcmeManager::new(
+                acme.clone(),
+                &config.server_name(),
+                state.clone(),
+                challenges,
+                reloader.clone(),
+                check,
+            )),
+            _ => None,
+        };
         let admin = Arc::new(AdminView {
             server_name: config.server_name(),
             started_at,
@@ -695,8 +719,20 @@ impl Server {
             admin_socket,
             netbios,
             reloader,
+            acme: Mutex::new(acme),
             _tun: tun,
         })
+    }
+
+    /// Starts obtaining and renewing the ACME certificate, when
+    /// `[certificate.acme]` is on (acme.rs). Called once the server runs
+    /// as its own user, so that what it writes in the state directory
+    /// belongs to that user.
+    pub fn start_acme(&self) {
+        let manager = self.acme.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(manager) = manager {
+            tokio::spawn(manager.run(self.stop.subscribe()));
+        }
     }
 
     /// Sessions holding resources right now.

@@ -8,10 +8,11 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
-use tokio_rustls::TlsAcceptor;
+use tokio_rustls::{LazyConfigAcceptor, TlsAcceptor};
 use tunnel::sstp_server::{self, ServerSessionConfig};
 use tunnel::{PacketSink, ServerHooks, SessionInfo};
 
+use crate::acme_challenge::{Challenges, HelloChoice};
 use crate::failure_log::ListenerFailures;
 use crate::SessionId;
 
@@ -43,6 +44,9 @@ pub struct SstpService {
     pub port_limit: u32,
     /// Connections that failed before a login, logged at a bounded rate.
     pub failures: ListenerFailures,
+    /// TLS-ALPN-01 challenges answered on this listener, when
+    /// `[certificate.acme]` is on (acme_challenge.rs).
+    pub challenges: Option<Arc<Challenges>>,
 }
 
 impl SstpService {
@@ -78,8 +82,10 @@ impl SstpService {
     ) {
         let permit = self.ports.clone().try_acquire_owned().ok();
         let certified = self.certified.load_full();
-        let tls = match tokio::time::timeout(TLS_TIMEOUT, certified.tls.accept(tcp)).await {
-            Ok(Ok(tls)) => tls,
+        let tls = match tokio::time::timeout(TLS_TIMEOUT, self.accept(tcp, peer, &certified)).await
+        {
+            Ok(Ok(Some(tls))) => tls,
+            Ok(Ok(None)) => return,
             Ok(Err(e)) => {
                 self.failures.report(
                     "TLS handshake failed",
@@ -119,6 +125,36 @@ impl SstpService {
         .await;
         self.failures.session_ended(id, peer, &outcome);
         drop(permit);
+    }
+
+    /// The TLS handshake with the server certificate, or, for a
+    /// TLS-ALPN-01 validation of a pending ACME challenge, with the
+    /// challenge certificate and then closed (RFC 8737 §3: no application
+    /// data): `None`.
+    async fn accept(
+        &self,
+        tcp: tokio::net::TcpStream,
+        peer: SocketAddr,
+        certified: &SstpCertified,
+    ) -> std::io::Result<Option<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>> {
+        let Some(challenges) = &self.challenges else {
+            return certified.tls.accept(tcp).await.map(Some);
+        };
+        let start = LazyConfigAcceptor::new(rustls::server::Acceptor::default(), tcp).await?;
+        let config = match challenges.choose(&start.client_hello()) {
+            HelloChoice::Server => certified.tls.config().clone(),
+            HelloChoice::Challenge(config) => {
+                let mut tls = start.into_stream(config).await?;
+                tracing::info!(%peer, "ACME: answered a TLS-ALPN-01 validation");
+                let _ = tls.shutdown().await;
+                return Ok(None);
+            }
+            HelloChoice::Refuse => {
+                tracing::debug!(%peer, "refused acme-tls/1: no pending challenge for that name");
+                return Ok(None);
+            }
+        };
+        start.into_stream(config).await.map(Some)
     }
 
     /// Wait until every session has ended (all ports free), at most `limit`.
