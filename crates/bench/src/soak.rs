@@ -71,13 +71,18 @@ struct Stats {
     ended_abrupt: AtomicU64,
     /// Ended by the server while the client still wanted it.
     lost: AtomicU64,
-    /// Failure causes, counted.
+    /// Causes of failures and losses, counted.
     causes: Mutex<HashMap<String, u64>>,
 }
 
 impl Stats {
     fn fail(&self, cause: String) {
         self.failed.fetch_add(1, Ordering::Relaxed);
+        self.note(cause);
+    }
+
+    /// Counts a cause of failure or loss.
+    fn note(&self, cause: String) {
         let mut causes = self.causes.lock().unwrap_or_else(|e| e.into_inner());
         // Bounded: a few distinct causes are expected; the rest are lumped.
         let key = if causes.len() < 20 || causes.contains_key(&cause) {
@@ -233,7 +238,7 @@ pub fn run(args: SoakArgs) -> anyhow::Result<()> {
     );
     let causes = stats.causes.lock().unwrap_or_else(|e| e.into_inner());
     for (cause, n) in causes.iter() {
-        println!("  failed {n}×: {cause}");
+        println!("  {n}×: {cause}");
     }
     println!(
         "accounting: {} Starts and {} Stops in FreeRADIUS's detail file for {up} sessions up: {start_missing} Starts and {stop_missing} Stops missing",
@@ -330,14 +335,21 @@ async fn slot(
             )
         };
         let until = (Instant::now() + hold).min(deadline);
-        let wanted = tokio::select! {
-            _ = &mut session => false,
-            _ = tokio::time::sleep_until(until.into()) => true,
-            _ = stop.changed() => true,
+        let ended = tokio::select! {
+            r = &mut session => Some(r),
+            _ = tokio::time::sleep_until(until.into()) => None,
+            _ = stop.changed() => None,
         };
         stats.current.fetch_sub(1, Ordering::Relaxed);
-        if !wanted {
+        if let Some(r) = ended {
             stats.lost.fetch_add(1, Ordering::Relaxed);
+            stats.note(format!(
+                "ended by the server: {}",
+                match r {
+                    Ok(end) => end.reason,
+                    Err(e) => e.to_string(),
+                }
+            ));
             continue;
         }
         // Clean at the end of the run, so the last Stops are orderly too.
