@@ -81,6 +81,7 @@ async fn serve(file: Option<PathBuf>, config: Config) -> anyhow::Result<()> {
     // The ACME task writes to the state directory: as `user`, not root.
     server.start_acme();
     let heartbeat = crate::systemd_notify::ready(&server);
+    crate::systemd_notify::observe_reloads(&server);
     serve_until_stopped(&server).await;
     crate::systemd_notify::stopping();
     drop(heartbeat);

@@ -3,8 +3,11 @@
 //! bound every listener and opened the database, STATUS= with the session
 //! counts every few seconds, WATCHDOG=1 every half `WatchdogSec` but only
 //! after a round trip through the session table has succeeded, and
-//! STOPPING=1 when it shuts down. Without `$NOTIFY_SOCKET` (not started
-//! by systemd) nothing is sent and no task runs.
+//! STOPPING=1 when it shuts down; RELOADING=1 (with MONOTONIC_USEC, as
+//! `Type=notify-reload` requires) when a reload starts, from SIGHUP or the
+//! admin API, and READY=1 when it has ended, taken or refused
+//! (sd_notify(3)). Without `$NOTIFY_SOCKET` (not started by systemd)
+//! nothing is sent and no task runs.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,6 +48,30 @@ pub fn ready(server: &Server) -> Option<Heartbeat> {
         every,
         watchdog.is_some(),
     ))))
+}
+
+/// RELOADING=1 … READY=1 around every reload of `server`.
+pub fn observe_reloads(server: &Server) {
+    if !enabled() {
+        return;
+    }
+    let Some(reloader) = server.admin().reloader.clone() else {
+        return;
+    };
+    reloader.observe(Box::new(|event| match event {
+        server::reload::ReloadEvent::Started => match NotifyState::monotonic_usec_now() {
+            Ok(now) => send(&[NotifyState::Reloading, now]),
+            Err(_) => send(&[NotifyState::Reloading]),
+        },
+        server::reload::ReloadEvent::Finished(outcome) => {
+            let status = if outcome.ok {
+                "reloaded"
+            } else {
+                "reload refused; previous configuration running"
+            };
+            send(&[NotifyState::Ready, NotifyState::Status(status)]);
+        }
+    }));
 }
 
 /// STOPPING=1, before the sessions are ended.

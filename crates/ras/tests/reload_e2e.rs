@@ -294,6 +294,19 @@ fn a_reload_under_a_running_session_drops_nothing_and_a_bad_one_changes_nothing(
         sessions(&socket).iter().filter(|s| s.id == bob_id).count(),
         1
     );
+    // Both outcomes are counted for Prometheus.
+    let metrics = server::admin_client::request(&socket, "GET", "/metrics").unwrap();
+    let metrics = String::from_utf8_lossy(&metrics.body).into_owned();
+    let count = |result: &str| -> f64 {
+        let series = format!("ras_reloads_total{{result=\"{result}\"}} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&series))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0.0)
+    };
+    assert!(count("applied") >= 1.0, "{metrics}");
+    assert!(count("refused") >= 1.0, "{metrics}");
     interrupt(&bob);
     assert!(finish(bob, Duration::from_secs(15)).0);
 }

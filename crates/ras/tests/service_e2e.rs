@@ -1,6 +1,7 @@
 //! `ras server` as a systemd service, end to end in network namespaces:
 //! the notify protocol (READY=1, STATUS= with the session counts,
-//! WATCHDOG=1, STOPPING=1) on a fake `$NOTIFY_SOCKET`, and
+//! WATCHDOG=1, RELOADING=1/READY=1 around a SIGHUP reload, STOPPING=1) on
+//! a fake `$NOTIFY_SOCKET`, and
 //! `--log-format json` (every standard error line one JSON object, the
 //! session's lines with user and protocol fields). Needs root; skips
 //! otherwise (fails under RAS_INTEROP_REQUIRED=1, as in CI).
@@ -137,6 +138,16 @@ fn notifies_systemd_and_logs_json() {
     interrupt(&client);
     let (ended, output) = finish(client, Duration::from_secs(10));
     assert!(ended, "client output: {output}");
+
+    // A reload (SIGHUP) is bracketed by RELOADING=1 with the monotonic
+    // time (what Type=notify-reload requires) and READY=1.
+    let _ = std::process::Command::new("kill")
+        .args(["-HUP", &child.0.id().to_string()])
+        .status();
+    let reloading = expect_notification(&notify, "RELOADING=1", Duration::from_secs(5));
+    assert!(reloading.contains("MONOTONIC_USEC="), "{reloading:?}");
+    let ready = expect_notification(&notify, "READY=1", Duration::from_secs(10));
+    assert!(ready.contains("STATUS=reloaded"), "{ready:?}");
 
     let _ = std::process::Command::new("kill")
         .args(["-TERM", &child.0.id().to_string()])

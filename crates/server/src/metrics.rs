@@ -93,6 +93,7 @@ pub struct Metrics {
     radius_requests: Family<Labels, Counter>,
     radius_duration: Family<Labels, Histogram, fn() -> Histogram>,
     handshake_duration: Family<Labels, Histogram, fn() -> Histogram>,
+    reloads: Family<Labels, Counter>,
     ended_traffic: Mutex<HashMap<&'static str, Traffic>>,
 }
 
@@ -134,6 +135,12 @@ impl Metrics {
             "Time from a RADIUS request to its answer or its final timeout, by server role",
             radius_duration.clone(),
         );
+        let reloads = Family::<Labels, Counter>::default();
+        registry.register(
+            "reloads",
+            "Configuration reloads (SIGHUP, ras server reload), by result: applied or refused",
+            reloads.clone(),
+        );
         registry.register(
             "handshake_duration_seconds",
             "Time from a session's first question (authentication) to its link coming up, by protocol",
@@ -146,6 +153,7 @@ impl Metrics {
             radius_requests,
             radius_duration,
             handshake_duration,
+            reloads,
             ended_traffic: Mutex::new(HashMap::new()),
         }
     }
@@ -190,6 +198,14 @@ impl Metrics {
     }
 
     /// A session of `protocol` came up `took` after its first question.
+    /// A reload ended: applied (`true`) or refused.
+    pub fn reload(&self, applied: bool) {
+        let result = if applied { "applied" } else { "refused" };
+        self.reloads
+            .get_or_create(&labels(&[("result", result)]))
+            .inc();
+    }
+
     pub fn handshake(&self, protocol: TunnelKind, took: Duration) {
         self.handshake_duration
             .get_or_create(&labels(&[("protocol", protocol.name())]))

@@ -108,6 +108,16 @@ struct Running {
     fingerprint: String,
 }
 
+/// What a reload observer is told: a reload starts, or it ended so.
+pub enum ReloadEvent<'a> {
+    Started,
+    Finished(&'a ReloadOutcome),
+}
+
+/// Told of every reload, from SIGHUP and the admin API alike (the
+/// metrics, systemd's RELOADING=1/READY=1).
+pub type ReloadObserver = Box<dyn Fn(ReloadEvent<'_>) + Send + Sync>;
+
 /// Reloads the configuration file into the running server.
 pub struct Reloader {
     file: Option<PathBuf>,
@@ -115,6 +125,7 @@ pub struct Reloader {
     /// the same old configuration.
     running: Mutex<Running>,
     targets: ReloadTargets,
+    observers: Mutex<Vec<ReloadObserver>>,
 }
 
 /// A new certificate, ready for every service that presents it.
@@ -156,6 +167,29 @@ impl Reloader {
                 fingerprint,
             }),
             targets,
+            observers: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Adds an observer of every later reload.
+    pub fn observe(&self, observer: ReloadObserver) {
+        self.observers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(observer);
+    }
+
+    fn tell(&self, event: ReloadEvent<'_>) {
+        for observer in self
+            .observers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            observer(match &event {
+                ReloadEvent::Started => ReloadEvent::Started,
+                ReloadEvent::Finished(o) => ReloadEvent::Finished(o),
+            });
         }
     }
 
@@ -164,6 +198,7 @@ impl Reloader {
     /// blocking task.
     pub fn reload(&self) -> ReloadOutcome {
         let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        self.tell(ReloadEvent::Started);
         let outcome = match self
             .prepare(&running)
             .and_then(|p| self.apply(p, &mut running))
@@ -187,6 +222,7 @@ impl Reloader {
         if let Some(check) = &self.targets.acme_check {
             check.notify_one();
         }
+        self.tell(ReloadEvent::Finished(&outcome));
         outcome
     }
 

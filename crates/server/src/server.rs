@@ -610,6 +610,14 @@ impl Server {
                 acme_check: acme_check.clone(),
             },
         ));
+        reloader.observe(Box::new({
+            let metrics = metrics.clone();
+            move |event| {
+                if let crate::reload::ReloadEvent::Finished(outcome) = event {
+                    metrics.reload(outcome.ok);
+                }
+            }
+        }));
         let acme = match (&config.certificate.acme, acme_challenges, acme_check) {
             (Some(acme), Some(challenges), Some(check)) => Some(crate::acme::AcmeManager::new(
                 acme.clone(),
