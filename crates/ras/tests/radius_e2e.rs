@@ -485,6 +485,47 @@ fn accounting_survives_a_radius_outage_and_a_server_restart() {
         .parse()
         .unwrap();
     assert!(delay >= 1, "the delay is reported: {delay}");
+    // RFC 2866 §5.1: each start of the server said Accounting-On and the
+    // clean stop Accounting-Off, after its session's Stop, all in order.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let kinds = loop {
+        let kinds: Vec<(String, String)> = detail_records(&fr.detail())
+            .iter()
+            .filter_map(|r| {
+                Some((
+                    get(r, "Acct-Status-Type")?.to_owned(),
+                    get(r, "Acct-Session-Id")?.to_owned(),
+                ))
+            })
+            .collect();
+        let ons = kinds.iter().filter(|(k, _)| k == "Accounting-On").count();
+        if ons >= 2 || Instant::now() > deadline {
+            break kinds;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let order: Vec<&str> = kinds.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        order,
+        [
+            "Accounting-On",
+            "Start",
+            "Stop",
+            "Accounting-Off",
+            "Accounting-On"
+        ],
+        "{kinds:?}"
+    );
+    assert_eq!(
+        kinds[0].1, kinds[3].1,
+        "On and Off of one start share an id"
+    );
+    assert_ne!(kinds[0].1, kinds[4].1, "each start has its own id");
+    let on = detail_records(&fr.detail())
+        .into_iter()
+        .find(|r| get(r, "Acct-Status-Type") == Some("Accounting-On"))
+        .unwrap();
+    assert!(get(&on, "NAS-Identifier").is_some(), "{on:?}");
     drop(server);
 }
 

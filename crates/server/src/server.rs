@@ -101,6 +101,8 @@ pub struct Server {
     l2tp: L2tpService,
     dhcp: Option<Arc<DhcpSource>>,
     accounting: Option<Arc<Accounting>>,
+    /// Who the server is to RADIUS, for its Accounting-Off.
+    nas: Option<crate::radius_auth::NasIdentity>,
     pool: Arc<StaticPool>,
     /// What the admin API reads; its socket, removed when the server stops.
     admin: Arc<AdminView>,
@@ -349,6 +351,15 @@ impl Server {
             })
         });
         let accounting_handle = accounting.as_ref().map(|a| a.accounting.clone());
+        let nas = radius.as_ref().map(|r| r.nas.clone());
+        if let (Some(acct), Some(nas)) = (&accounting_handle, &nas) {
+            crate::session_accounting::nas_event(
+                acct,
+                nas,
+                &sessions.server_acct_session_id(),
+                true,
+            );
+        }
         let settings = SessionSettings {
             policies: Arc::new(policies),
             dns: first_two(&config.addresses.dns),
@@ -722,6 +733,7 @@ impl Server {
             l2tp,
             dhcp,
             accounting: accounting_handle,
+            nas,
             pool,
             admin,
             admin_socket,
@@ -808,6 +820,11 @@ impl Server {
             notices(Notice::DhcpReleased {
                 leases: d.stop().await,
             });
+        }
+        if let (Some(acct), Some(nas)) = (&self.accounting, &self.nas) {
+            // Every session's Stop is spooled: the NAS goes off.
+            let id = self.sessions().server_acct_session_id();
+            crate::session_accounting::nas_event(acct, nas, &id, false);
         }
         if let Some(acct) = &self.accounting {
             // Give the Stop records a moment to reach the server; whatever

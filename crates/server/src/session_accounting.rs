@@ -76,6 +76,46 @@ fn spool(acct: &Accounting, status: AcctStatusType, h: &SessionRecord, request: 
     acct.record(status, &h.acct_session_id, &attrs);
 }
 
+/// Accounting-On (RFC 2866 §5.1, Acct-Status-Type 7) when the server
+/// starts, or Accounting-Off (8) when it stops after ending every session:
+/// the RADIUS server closes whatever sessions it still holds open for this
+/// NAS (after a crash or `kill -9` there were no Stops for them; FreeRADIUS
+/// does this for radutmp and SQL). `acct_session_id` names this start of
+/// the server (RFC 2866 §5.5 asks for one in every request).
+pub fn nas_event(acct: &Accounting, nas: &NasIdentity, acct_session_id: &str, on: bool) {
+    let status = if on {
+        AcctStatusType::AccountingOn
+    } else {
+        AcctStatusType::AccountingOff
+    };
+    let mut attrs = vec![
+        Attribute::new(attr::NAS_IDENTIFIER, nas.identifier.as_bytes().to_vec()),
+        Attribute::new(
+            attr::EVENT_TIMESTAMP,
+            unix(SystemTime::now()).to_be_bytes().to_vec(),
+        ),
+    ];
+    match nas.address {
+        Some(IpAddr::V4(a)) => {
+            attrs.push(Attribute::new(attr::NAS_IP_ADDRESS, a.octets().to_vec()))
+        }
+        Some(IpAddr::V6(a)) => {
+            attrs.push(Attribute::new(attr::NAS_IPV6_ADDRESS, a.octets().to_vec()))
+        }
+        None => {}
+    }
+    acct.record(status, acct_session_id, &attrs);
+    tracing::info!(
+        acct_session_id,
+        "accounting {}",
+        if on {
+            "Accounting-On"
+        } else {
+            "Accounting-Off"
+        }
+    );
+}
+
 /// Accounting Start, when the link is up.
 pub fn start(acct: &Accounting, sessions: &Sessions, nas: Option<&NasIdentity>, id: SessionId) {
     sessions.with(id, |h| {

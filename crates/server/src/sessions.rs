@@ -102,6 +102,13 @@ impl Sessions {
         self.map.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The Acct-Session-Id of this start of the server itself (its
+    /// Accounting-On and Accounting-Off): session number 0, which no
+    /// session has.
+    pub fn server_acct_session_id(&self) -> String {
+        format!("{}-{:08X}", self.boot, 0)
+    }
+
     /// The Acct-Session-Id of session `id`.
     pub fn acct_session_id(&self, id: SessionId) -> String {
         format!("{}-{:08X}", self.boot, id.raw())

@@ -286,8 +286,22 @@ pub fn transfer_on_port(
         <[u8; 32]>::from(hash.finalize())
     });
     let started = Instant::now();
+    // The client's routes can lag its address by a moment: retry a
+    // refused or unroutable connect for up to 5 s.
     let stream = topo
-        .in_ns(role, || TcpStream::connect((LAN_HOST, port)).unwrap())
+        .in_ns(role, || {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            loop {
+                match TcpStream::connect((LAN_HOST, port)) {
+                    Ok(s) => break s,
+                    Err(e) if Instant::now() < deadline => {
+                        eprintln!("transfer: connect to {LAN_HOST}:{port}: {e}; retrying");
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                    Err(e) => panic!("transfer: connect to {LAN_HOST}:{port}: {e}"),
+                }
+            }
+        })
         .unwrap();
     let mut stream = stream;
     let mut hash = Sha256::new();
