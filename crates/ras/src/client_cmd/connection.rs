@@ -37,6 +37,9 @@ const FIRST_DELAY: Duration = Duration::from_secs(1);
 const MAX_DELAY: Duration = Duration::from_secs(60);
 /// After `disconnect`, how long the server gets to acknowledge it.
 const GRACE: Duration = Duration::from_secs(5);
+/// After a network change the old path may be gone: the goodbye gets
+/// less time, as the new attempt waits for it.
+const NETWORK_GRACE: Duration = Duration::from_millis(500);
 
 /// What the control socket and the task share about one connection.
 pub struct Connection {
@@ -431,7 +434,7 @@ async fn attempt(
             // The old session says goodbye where it still can; its
             // routes and device go with it before the next attempt.
             let _ = stop_tx.send(true);
-            let _ = tokio::time::timeout(GRACE, &mut session).await;
+            let _ = tokio::time::timeout(NETWORK_GRACE, &mut session).await;
             return Ok(Ended::Network(cause));
         }
         _ = async { let _ = wanted.wait_for(|w| !*w).await; } => {
