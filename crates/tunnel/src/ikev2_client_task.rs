@@ -61,6 +61,9 @@ struct Task {
     warned_no_socket: bool,
     /// Our address towards the server, as last seen in the routing table.
     local: SocketAddr,
+    /// A move announced and not yet answered: the old address, when it
+    /// was noticed, and the answers counted before it.
+    moving: Option<(IpAddr, Instant, u64)>,
 }
 
 pub(crate) async fn run(
@@ -94,6 +97,7 @@ pub(crate) async fn run(
         dropped: 0,
         warned_no_socket: false,
         local,
+        moving: None,
     };
     task.run().await;
 }
@@ -160,7 +164,9 @@ impl Task {
                 }
                 _ = tokio::time::sleep_until(deadline) => self.initiator.handle_timeout(Instant::now()),
                 _ = address_check.tick() => self.check_local_address(),
+                _ = crate::ikev2_client_moves::nudged() => self.check_local_address(),
             }
+            self.note_move_done();
         }
         if self.dropped > 0 {
             tracing::debug!("IKEv2: {} ESP packets dropped", self.dropped);
@@ -182,10 +188,15 @@ impl Task {
         }
         let new_local = SocketAddr::new(now_local, self.local.port());
         let old = std::mem::replace(&mut self.local, new_local);
+        let answered = self.initiator.address_updates_answered();
         if self
             .initiator
             .local_address_changed(Instant::now(), new_local)
         {
+            // A move on top of one in flight keeps the first start and
+            // origin: the report covers the whole way.
+            let (from, since, _) = self.moving.unwrap_or((old.ip(), Instant::now(), answered));
+            self.moving = Some((from, since, answered));
             tracing::info!(
                 "IKEv2: our address changed from {} to {}: telling the server (MOBIKE)",
                 old.ip(),
@@ -197,7 +208,35 @@ impl Task {
                 old.ip(),
                 now_local
             );
+            crate::ikev2_client_moves::report(crate::ikev2_client_moves::AddressMove::CannotMove {
+                server: self.server,
+                old: old.ip(),
+                new: now_local,
+            });
         }
+    }
+
+    /// The server answered the address update: the move is reported.
+    fn note_move_done(&mut self) {
+        let Some((old, since, answered)) = self.moving else {
+            return;
+        };
+        if self.initiator.address_updates_answered() == answered {
+            return;
+        }
+        self.moving = None;
+        let took = since.elapsed();
+        tracing::info!(
+            "IKEv2: the SA moved from {old} to {} in {} ms (MOBIKE)",
+            self.local.ip(),
+            took.as_millis()
+        );
+        crate::ikev2_client_moves::report(crate::ikev2_client_moves::AddressMove::Moved {
+            server: self.server,
+            old,
+            new: self.local.ip(),
+            took,
+        });
     }
 
     fn nat_t_datagram(&mut self, datagram: &mut [u8]) {

@@ -13,6 +13,7 @@ mod hooked;
 mod hooks;
 pub mod http_io;
 pub mod ikev2_client;
+pub mod ikev2_client_moves;
 mod ikev2_client_task;
 pub mod ikev2_eap;
 pub mod ikev2_server;

@@ -124,6 +124,8 @@ pub struct Ikev2Initiator {
     pub(crate) server_mobike: bool,
     /// Our address changed and the server has not been told yet.
     pub(crate) address_update_due: bool,
+    /// UPDATE_SA_ADDRESSES requests the server has answered (§3.5).
+    pub(crate) address_updates_answered: u64,
     pub(crate) idi_body: Vec<u8>,
     /// The server's IDr body, which its AUTH signs.
     pub(crate) server_idr: Vec<u8>,
@@ -188,6 +190,7 @@ impl Ikev2Initiator {
             server_fragments: false,
             server_mobike: false,
             address_update_due: false,
+            address_updates_answered: 0,
             idi_body: Vec::new(),
             server_idr: Vec::new(),
             server_subject: String::new(),
@@ -290,6 +293,7 @@ impl Ikev2Initiator {
                     // from (RFC 4555 §3.5); its NAT-D tells whether a NAT
                     // is in the way now.
                     self.note_update_answer(first, &inner);
+                    self.address_updates_answered += 1;
                 }
                 Purpose::RekeyChild {
                     new_inbound_spi,
@@ -628,6 +632,12 @@ impl Ikev2Initiator {
         self.address_update_due = true;
         self.start_due_work(now);
         true
+    }
+
+    /// How many address updates (RFC 4555 §3.5) the server has answered:
+    /// a driver that saw it grow knows the move is done.
+    pub fn address_updates_answered(&self) -> u64 {
+        self.address_updates_answered
     }
 
     /// Whether the server announced MOBIKE.

@@ -26,6 +26,7 @@ use client::vpn_policy::ConnectionPolicy;
 use tokio::sync::{broadcast, watch};
 use zeroize::Zeroizing;
 
+use super::netwatch::NetworkChange;
 use super::protocol::{ConnectionStatus, Event};
 use super::store::{ConnectionState, Store};
 use crate::connect_cmd::{self, ConnectArgs};
@@ -36,6 +37,9 @@ const FIRST_DELAY: Duration = Duration::from_secs(1);
 const MAX_DELAY: Duration = Duration::from_secs(60);
 /// After `disconnect`, how long the server gets to acknowledge it.
 const GRACE: Duration = Duration::from_secs(5);
+/// After a network change the old path may be gone: the goodbye gets
+/// less time, as the new attempt waits for it.
+const NETWORK_GRACE: Duration = Duration::from_millis(500);
 
 /// What the control socket and the task share about one connection.
 pub struct Connection {
@@ -68,6 +72,10 @@ impl Connection {
                 ..Live::default()
             }),
         })
+    }
+
+    pub(super) fn is_connected(&self) -> bool {
+        self.live().state == "connected"
     }
 
     fn live(&self) -> std::sync::MutexGuard<'_, Live> {
@@ -171,7 +179,7 @@ impl Events {
         }
     }
 
-    fn emit(&self, event: Event) {
+    pub(super) fn emit(&self, event: Event) {
         tracing::info!("{}", event.describe());
         // Under the lock: a subscriber sees each event once, either in the
         // history or from the channel.
@@ -190,13 +198,13 @@ impl Events {
     }
 }
 
-fn now() -> u64 {
+pub(super) fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
 }
 
-fn event(conn: &Connection, kind: &str) -> Event {
+pub(super) fn event(conn: &Connection, kind: &str) -> Event {
     Event {
         time: now(),
         connection: conn.policy.name.clone(),
@@ -213,10 +221,18 @@ enum Round {
     Ended(String),
     /// No protocol and server worked; the last cause.
     Failed(String),
+    /// The network changed under a session that cannot follow it: the
+    /// next attempt starts at once (docs/MOBILE-CLIENT.md).
+    NetworkChanged(String),
 }
 
 /// The connection's task: runs for the daemon's lifetime.
-pub async fn run(conn: Arc<Connection>, store: Store, events: Events) {
+pub async fn run(
+    conn: Arc<Connection>,
+    store: Store,
+    events: Events,
+    network: broadcast::Sender<NetworkChange>,
+) {
     let mut wanted = conn.wanted.subscribe();
     loop {
         if wanted.wait_for(|w| *w).await.is_err() {
@@ -225,8 +241,14 @@ pub async fn run(conn: Arc<Connection>, store: Store, events: Events) {
         let mut delay = FIRST_DELAY;
         conn.live().reconnects = 0;
         loop {
-            let cause = match round(&conn, &store, &events, wanted.clone()).await {
+            let mut at_once = false;
+            let cause = match round(&conn, &store, &events, wanted.clone(), &network).await {
                 Round::Stopped => None,
+                Round::NetworkChanged(cause) => {
+                    delay = FIRST_DELAY;
+                    at_once = true;
+                    Some(cause)
+                }
                 Round::Ended(cause) => {
                     // The link was up: the next wait starts short again.
                     delay = FIRST_DELAY;
@@ -246,7 +268,7 @@ pub async fn run(conn: Arc<Connection>, store: Store, events: Events) {
                 went_down(&conn, &events, "user request");
                 break;
             };
-            if !conn.policy.always_on {
+            if !conn.policy.always_on && !at_once {
                 conn.wanted.send_replace(false);
                 went_down(&conn, &events, &cause);
                 break;
@@ -255,9 +277,12 @@ pub async fn run(conn: Arc<Connection>, store: Store, events: Events) {
             conn.live().reconnects += 1;
             events.emit(Event {
                 cause: Some(cause),
-                retry_in_s: Some(delay.as_secs()),
+                retry_in_s: Some(if at_once { 0 } else { delay.as_secs() }),
                 ..event(&conn, "reconnecting")
             });
+            if at_once {
+                continue;
+            }
             let mut stop = wanted.clone();
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
@@ -302,6 +327,7 @@ async fn round(
     store: &Store,
     events: &Events,
     wanted: watch::Receiver<bool>,
+    network: &broadcast::Sender<NetworkChange>,
 ) -> Round {
     let protocols = order(&conn.policy, store);
     let candidates: Vec<(Protocol, Target)> = protocols
@@ -325,11 +351,23 @@ async fn round(
             server: Some(server.clone()),
             ..event(conn, "connecting")
         });
-        let result = attempt(conn, store, events, *protocol, target, wanted.clone()).await;
+        let result = attempt(
+            conn,
+            store,
+            events,
+            *protocol,
+            target,
+            wanted.clone(),
+            network.subscribe(),
+        )
+        .await;
         match result {
-            Ok(end) if end.stopped || !*wanted.borrow() => return Round::Stopped,
-            Ok(end) => return Round::Ended(format!("connection lost: {}", end.reason)),
-            Err(_) if !*wanted.borrow() => return Round::Stopped,
+            Ok(Ended::Network(_)) | Err(_) if !*wanted.borrow() => return Round::Stopped,
+            Ok(Ended::Network(cause)) => return Round::NetworkChanged(cause),
+            Ok(Ended::Session(end)) if end.stopped || !*wanted.borrow() => return Round::Stopped,
+            Ok(Ended::Session(end)) => {
+                return Round::Ended(format!("connection lost: {}", end.reason))
+            }
             Err(cause) => {
                 conn.live().last_error = Some(cause.clone());
                 if let Some((next, next_target)) = candidates.get(i + 1) {
@@ -353,8 +391,17 @@ async fn round(
     Round::Failed(last_cause)
 }
 
-/// One protocol on one server: `Ok` once a link came up (or was stopped),
-/// `Err` with the cause when it failed before.
+/// How an attempt that did not fail ended.
+enum Ended {
+    /// The session ended (or was stopped).
+    Session(SessionEnd),
+    /// Stopped because the network changed under it: the cause.
+    Network(String),
+}
+
+/// One protocol on one server: `Ok` once a link came up (or was stopped,
+/// or the network changed under it), `Err` with the cause when it failed
+/// before.
 async fn attempt(
     conn: &Arc<Connection>,
     store: &Store,
@@ -362,7 +409,8 @@ async fn attempt(
     protocol: Protocol,
     target: &Target,
     mut wanted: watch::Receiver<bool>,
-) -> Result<SessionEnd, String> {
+    changes: broadcast::Receiver<NetworkChange>,
+) -> Result<Ended, String> {
     let (args, password) = connect_args(&conn.policy, protocol, target)?;
     let on_up = {
         let conn = conn.clone();
@@ -382,21 +430,30 @@ async fn attempt(
     tokio::pin!(session);
     let result = tokio::select! {
         r = &mut session => r,
+        cause = super::roaming::follow(conn, events, protocol, target, changes) => {
+            // The old session says goodbye where it still can; its
+            // routes and device go with it before the next attempt.
+            let _ = stop_tx.send(true);
+            let _ = tokio::time::timeout(NETWORK_GRACE, &mut session).await;
+            return Ok(Ended::Network(cause));
+        }
         _ = async { let _ = wanted.wait_for(|w| !*w).await; } => {
             // PPP Terminate-Request, SSTP Call Disconnect, IKE Delete.
             let _ = stop_tx.send(true);
             match tokio::time::timeout(GRACE, &mut session).await {
                 Ok(r) => r,
-                Err(_) => return Ok(SessionEnd {
+                Err(_) => return Ok(Ended::Session(SessionEnd {
                     reason: "the server did not acknowledge the disconnect".into(),
                     stats: Default::default(),
                     was_up: true,
                     stopped: true,
-                }),
+                })),
             }
         }
     };
-    result.map_err(|e| connect_cmd::explain(e).to_string())
+    result
+        .map(Ended::Session)
+        .map_err(|e| connect_cmd::explain(e).to_string())
 }
 
 /// The link is up: status, the event, and the protocol remembered.

@@ -15,6 +15,7 @@ use tokio::net::UnixStream;
 use tokio::sync::broadcast;
 
 use super::connection::{self, Connection, Events};
+use super::netwatch::{self, NetworkChange};
 use super::protocol::{Reply, Request, MAX_REQUEST};
 use super::store::Store;
 use crate::quiet_output::say_err;
@@ -73,8 +74,22 @@ async fn serve(
         connections,
         events: events.clone(),
     });
+    // Our own tunnels are no way out.
+    let network = netwatch::start(
+        daemon
+            .connections
+            .values()
+            .map(|c| c.policy.interface_name())
+            .collect(),
+        announce_changes(events.clone()),
+    );
     for conn in daemon.connections.values() {
-        tokio::spawn(connection::run(conn.clone(), store.clone(), events.clone()));
+        tokio::spawn(connection::run(
+            conn.clone(),
+            store.clone(),
+            events.clone(),
+            network.clone(),
+        ));
         if conn.policy.always_on {
             conn.wanted.send_replace(true);
         }
@@ -126,6 +141,22 @@ async fn serve(
     }
     bound.remove();
     Ok(())
+}
+
+/// One `network changed` event per change, before the connections react.
+fn announce_changes(events: Events) -> netwatch::Announce {
+    Box::new(move |change: &NetworkChange| {
+        events.emit(super::protocol::Event {
+            time: connection::now(),
+            event: "network changed".into(),
+            from: Some(change.old.describe()),
+            to: Some(change.new.describe()),
+            cause: change
+                .slept_s
+                .map(|s| format!("resumed after {s} s asleep")),
+            ..super::protocol::Event::default()
+        })
+    })
 }
 
 /// SIGINT or SIGTERM.

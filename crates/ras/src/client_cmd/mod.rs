@@ -6,7 +6,9 @@
 mod cli;
 mod connection;
 mod daemon;
+mod netwatch;
 mod protocol;
+mod roaming;
 mod store;
 mod unit;
 

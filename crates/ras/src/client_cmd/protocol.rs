@@ -87,6 +87,17 @@ pub struct Event {
     /// `reconnecting`: seconds until the next attempt.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_in_s: Option<u64>,
+    /// `network changed`: the way out before (interface and source
+    /// address); `sa moved`: the local address before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// … and after.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    /// `sa moved`: milliseconds from noticing the new address to the
+    /// server's answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub took_ms: Option<u64>,
 }
 
 impl Event {
@@ -101,12 +112,23 @@ impl Event {
 
     /// [`Event::human`] without the time (for the log, which has its own).
     pub fn describe(&self) -> String {
-        let mut line = format!("{} {}", self.connection, self.event);
+        // Daemon-wide events (`network changed`) name no connection.
+        let mut line = if self.connection.is_empty() {
+            self.event.clone()
+        } else {
+            format!("{} {}", self.connection, self.event)
+        };
         if let Some(p) = &self.protocol {
             line.push_str(&format!(" {p}"));
         }
         if let Some(s) = &self.server {
             line.push_str(&format!(" to {s}"));
+        }
+        if let (Some(f), Some(t)) = (&self.from, &self.to) {
+            line.push_str(&format!(" from {} to {}", one_line(f), one_line(t)));
+        }
+        if let Some(ms) = self.took_ms {
+            line.push_str(&format!(" in {ms} ms"));
         }
         if let Some(a) = &self.address {
             line.push_str(&format!(", address {a}"));
@@ -171,6 +193,28 @@ mod tests {
         assert_eq!(
             e.human(),
             "1970-01-01 00:00:00 UTC office reconnecting: server closed; next attempt in 2 s"
+        );
+        let moved = Event {
+            connection: "office".into(),
+            event: "sa moved".into(),
+            from: Some("10.1.0.2".into()),
+            to: Some("10.2.0.2".into()),
+            took_ms: Some(12),
+            ..Event::default()
+        };
+        assert_eq!(
+            moved.describe(),
+            "office sa moved from 10.1.0.2 to 10.2.0.2 in 12 ms"
+        );
+        let changed = Event {
+            event: "network changed".into(),
+            from: Some("up-a (10.1.0.2)".into()),
+            to: Some("up-b (10.2.0.2)".into()),
+            ..Event::default()
+        };
+        assert_eq!(
+            changed.describe(),
+            "network changed from up-a (10.1.0.2) to up-b (10.2.0.2)"
         );
     }
 }
