@@ -26,6 +26,7 @@ use client::vpn_policy::ConnectionPolicy;
 use tokio::sync::{broadcast, watch};
 use zeroize::Zeroizing;
 
+use super::lockdown::Lockdown;
 use super::protocol::{ConnectionStatus, Event};
 use super::store::{ConnectionState, Store};
 use crate::connect_cmd::{self, ConnectArgs};
@@ -171,7 +172,7 @@ impl Events {
         }
     }
 
-    fn emit(&self, event: Event) {
+    pub(super) fn emit(&self, event: Event) {
         tracing::info!("{}", event.describe());
         // Under the lock: a subscriber sees each event once, either in the
         // history or from the channel.
@@ -196,7 +197,7 @@ fn now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-fn event(conn: &Connection, kind: &str) -> Event {
+pub(super) fn event(conn: &Connection, kind: &str) -> Event {
     Event {
         time: now(),
         connection: conn.policy.name.clone(),
@@ -216,12 +217,13 @@ enum Round {
 }
 
 /// The connection's task: runs for the daemon's lifetime.
-pub async fn run(conn: Arc<Connection>, store: Store, events: Events) {
+pub async fn run(conn: Arc<Connection>, store: Store, events: Events, lockdown: Arc<Lockdown>) {
     let mut wanted = conn.wanted.subscribe();
     loop {
         if wanted.wait_for(|w| *w).await.is_err() {
             return;
         }
+        super::lockdown::engage(&conn, &lockdown, &events).await;
         let mut delay = FIRST_DELAY;
         conn.live().reconnects = 0;
         loop {
@@ -268,6 +270,7 @@ pub async fn run(conn: Arc<Connection>, store: Store, events: Events) {
             }
             delay = (delay * 2).min(MAX_DELAY);
         }
+        super::lockdown::release(&conn, &lockdown, &events).await;
     }
 }
 

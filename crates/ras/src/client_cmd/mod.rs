@@ -6,6 +6,7 @@
 mod cli;
 mod connection;
 mod daemon;
+mod lockdown;
 mod protocol;
 mod store;
 mod unit;
