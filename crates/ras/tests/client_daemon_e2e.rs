@@ -690,6 +690,23 @@ fn lockdown_lets_only_the_server_out_until_disconnect() {
     );
     assert!(!ping(&topo, "cli1", other), "still blocked outside it");
 
+    // RTT: an ICMP echo to the server from link up, every 15 s (this
+    // machine has no netem to add a known delay: the value is only bounded).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let rtt = loop {
+        let r = status_of(&state, &socket, "locked")["rtt_ms"].as_f64();
+        if let Some(r) = r {
+            break r;
+        }
+        assert!(Instant::now() < deadline, "no rtt_ms");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(rtt > 0.0 && rtt < 1000.0, "{rtt}");
+    let table = ras_client(&state, &socket, &["status"]);
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(table.contains(" ms"), "{table}");
+    eprintln!("rtt to the server: {rtt} ms");
+
     // Not wanted any more: the table goes, and only it.
     assert!(ras_client(&state, &socket, &["disconnect", "locked"])
         .status

@@ -57,6 +57,8 @@ struct Live {
     up_since: Option<Instant>,
     reconnects: u64,
     last_error: Option<String>,
+    /// The last round-trip time to the server (rtt.rs), while connected.
+    rtt_ms: Option<f64>,
 }
 
 impl Connection {
@@ -73,6 +75,14 @@ impl Connection {
 
     fn live(&self) -> std::sync::MutexGuard<'_, Live> {
         self.status.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(super) fn is_connected(&self) -> bool {
+        self.live().state == "connected"
+    }
+
+    pub(super) fn set_rtt(&self, rtt_ms: Option<f64>) {
+        self.live().rtt_ms = rtt_ms;
     }
 
     /// The status now, with the tunnel device's counters.
@@ -101,8 +111,7 @@ impl Connection {
             bytes_out: counters.tx_bytes,
             packets_in: counters.rx_packets,
             packets_out: counters.tx_packets,
-            // No liveness measurement yet (LCP echo / IKE DPD timing).
-            rtt_ms: None,
+            rtt_ms: live.rtt_ms.filter(|_| live.state == "connected"),
             reconnects: live.reconnects,
             last_error: live.last_error.clone(),
         }
@@ -385,6 +394,7 @@ async fn attempt(
     tokio::pin!(session);
     let result = tokio::select! {
         r = &mut session => r,
+        _ = super::rtt::follow(conn, &target.host, target.port) => unreachable!("follows until dropped"),
         _ = async { let _ = wanted.wait_for(|w| !*w).await; } => {
             // PPP Terminate-Request, SSTP Call Disconnect, IKE Delete.
             let _ = stop_tx.send(true);

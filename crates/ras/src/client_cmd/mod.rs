@@ -8,6 +8,7 @@ mod connection;
 mod daemon;
 mod lockdown;
 mod protocol;
+mod rtt;
 mod store;
 mod unit;
 
