@@ -685,7 +685,7 @@ fn lockdown_lets_only_the_server_out_until_disconnect() {
     assert!(ping(&topo, "cli1", LAN_HOST), "ping through the tunnel");
     let after = status_of(&state, &socket, "locked");
     assert!(
-        after["packets_out"].as_u64().unwrap() >= before["packets_out"].as_u64().unwrap() + 1,
+        after["packets_out"].as_u64().unwrap() > before["packets_out"].as_u64().unwrap(),
         "the pings went into the tunnel: {before} then {after}"
     );
     assert!(!ping(&topo, "cli1", other), "still blocked outside it");
