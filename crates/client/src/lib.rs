@@ -3,6 +3,7 @@
 //! and routes, taking them down again when the connection ends.
 
 pub mod dns;
+pub mod echo_probe;
 pub mod ikev2;
 pub mod l2tp;
 pub mod network;

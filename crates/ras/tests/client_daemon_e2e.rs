@@ -14,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use interop::netns::{Topology, LAN_HOST, SERVER_FOR_CLI1};
+use interop::netns::{Topology, LAN_HOST, SERVER_FOR_CLI1, SERVER_FOR_CLI2};
 use serde_json::Value;
 
 mod support;
@@ -607,5 +607,116 @@ fn automatic_order_falls_back_to_sstp_and_remembers_it() {
     ] {
         assert!(text.contains(line), "{line:?} missing: {text}");
     }
+    drop(server);
+}
+
+/// `nft ARGS…` in `role`'s namespace: success and output.
+fn nft_in(topo: &Topology, role: &str, args: &[&str]) -> (bool, String) {
+    let out = topo.command(role, "nft").args(args).output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+/// Lockdown (nftables): while the always-on connection is wanted and its
+/// tunnel is down, only the VPN server is reachable from the client; with
+/// the tunnel up, traffic flows through it; after `disconnect` the table
+/// is gone and another table of the machine was never touched.
+#[test]
+fn lockdown_lets_only_the_server_out_until_disconnect() {
+    if !can_run() {
+        return;
+    }
+    let topo = Topology::create("rascl").expect("namespaces");
+    let dir = tempfile::tempdir().unwrap();
+    let config = server_config(dir.path(), false);
+    let server = Server::start(&topo, &config);
+    let fp = server.fingerprint.clone();
+    // Another address outside the tunnel: the server namespace's side
+    // towards the second client, reached through the server's uplink.
+    let other = SERVER_FOR_CLI2;
+    let route = topo
+        .command("cli1", "ip")
+        .args(["route", "add", "10.201.2.0/24", "via", SERVER_FOR_CLI1])
+        .status()
+        .unwrap();
+    assert!(route.success());
+    assert!(ping(&topo, "cli1", other), "reachable before lockdown");
+    // Someone else's table, which the daemon must leave alone.
+    let (ok, _) = nft_in(&topo, "cli1", &["add", "table", "inet", "someone_else"]);
+    assert!(ok);
+    drop(server);
+
+    let state = dir.path().join("client");
+    let socket = dir.path().join("client.sock");
+    provision(
+        &state,
+        &socket,
+        dir.path(),
+        &format!(
+            "[[connection]]\nname = \"locked\"\nservers = [\"{SERVER_FOR_CLI1}\"]\nprotocols = [\"sstp\"]\nalways_on = true\nlockdown = true\ndns = false\nroutes = [\"172.31.0.0/24\"]\ninterface = \"ras-cl0\"\n[connection.auth]\nuser = \"alice\"\npassword = \"correct horse battery\"\n[connection.trust]\nfingerprint = \"{fp}\"\n"
+        ),
+    );
+    let _daemon = Daemon::start(&topo, &state, &socket);
+    let events = EventStream::open(&state, &socket);
+    let on = events.expect("lockdown", &["connected"], Duration::from_secs(10));
+    assert!(
+        on["cause"].as_str().unwrap_or_default().starts_with("on:"),
+        "{on}"
+    );
+    // The server is down: the connection keeps trying, under lockdown.
+    events.expect("reconnecting", &["connected"], Duration::from_secs(30));
+    let (ok, table) = nft_in(&topo, "cli1", &["list", "table", "inet", "ras_lockdown"]);
+    assert!(ok && table.contains("policy drop"), "{table}");
+    assert!(table.contains(SERVER_FOR_CLI1), "{table}");
+    assert!(!ping(&topo, "cli1", other), "blocked under lockdown");
+    assert!(
+        ping(&topo, "cli1", SERVER_FOR_CLI1),
+        "the VPN server stays reachable"
+    );
+
+    // The server is back: the tunnel comes up through the lockdown and
+    // carries traffic; outside it, still nothing.
+    let server = Server::start(&topo, &config);
+    events.expect("connected", &["disconnected"], Duration::from_secs(90));
+    std::thread::sleep(Duration::from_millis(300));
+    let before = status_of(&state, &socket, "locked");
+    assert!(ping(&topo, "cli1", LAN_HOST), "ping through the tunnel");
+    let after = status_of(&state, &socket, "locked");
+    assert!(
+        after["packets_out"].as_u64().unwrap() > before["packets_out"].as_u64().unwrap(),
+        "the pings went into the tunnel: {before} then {after}"
+    );
+    assert!(!ping(&topo, "cli1", other), "still blocked outside it");
+
+    // RTT: an ICMP echo to the server from link up, every 15 s (this
+    // machine has no netem to add a known delay: the value is only bounded).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let rtt = loop {
+        let r = status_of(&state, &socket, "locked")["rtt_ms"].as_f64();
+        if let Some(r) = r {
+            break r;
+        }
+        assert!(Instant::now() < deadline, "no rtt_ms");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(rtt > 0.0 && rtt < 1000.0, "{rtt}");
+    let table = ras_client(&state, &socket, &["status"]);
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(table.contains(" ms"), "{table}");
+    eprintln!("rtt to the server: {rtt} ms");
+
+    // Not wanted any more: the table goes, and only it.
+    assert!(ras_client(&state, &socket, &["disconnect", "locked"])
+        .status
+        .success());
+    events.expect("disconnected", &[], Duration::from_secs(15));
+    let off = events.expect("lockdown", &[], Duration::from_secs(10));
+    assert_eq!(off["cause"], "off", "{off}");
+    let (_, tables) = nft_in(&topo, "cli1", &["list", "tables"]);
+    assert!(!tables.contains("ras_lockdown"), "{tables}");
+    assert!(tables.contains("someone_else"), "{tables}");
+    assert!(ping(&topo, "cli1", other), "reachable again");
     drop(server);
 }

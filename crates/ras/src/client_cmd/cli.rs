@@ -90,7 +90,14 @@ pub fn status_table(connections: &[ConnectionStatus]) -> String {
                 } else {
                     "-".into()
                 },
-                dash(c.rtt_ms.map(|r| format!("{r:.0} ms"))),
+                // A LAN answers in a fraction of a millisecond: one decimal there.
+                dash(c.rtt_ms.map(|r| {
+                    if r < 10.0 {
+                        format!("{r:.1} ms")
+                    } else {
+                        format!("{r:.0} ms")
+                    }
+                })),
                 dash(c.last_error.as_deref().map(super::protocol::one_line)),
             ]
         })

@@ -26,6 +26,7 @@ use client::vpn_policy::ConnectionPolicy;
 use tokio::sync::{broadcast, watch};
 use zeroize::Zeroizing;
 
+use super::lockdown::Lockdown;
 use super::netwatch::NetworkChange;
 use super::protocol::{ConnectionStatus, Event};
 use super::store::{ConnectionState, Store};
@@ -60,6 +61,8 @@ struct Live {
     up_since: Option<Instant>,
     reconnects: u64,
     last_error: Option<String>,
+    /// The last round-trip time to the server (rtt.rs), while connected.
+    rtt_ms: Option<f64>,
 }
 
 impl Connection {
@@ -74,12 +77,16 @@ impl Connection {
         })
     }
 
+    fn live(&self) -> std::sync::MutexGuard<'_, Live> {
+        self.status.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     pub(super) fn is_connected(&self) -> bool {
         self.live().state == "connected"
     }
 
-    fn live(&self) -> std::sync::MutexGuard<'_, Live> {
-        self.status.lock().unwrap_or_else(|e| e.into_inner())
+    pub(super) fn set_rtt(&self, rtt_ms: Option<f64>) {
+        self.live().rtt_ms = rtt_ms;
     }
 
     /// The status now, with the tunnel device's counters.
@@ -108,8 +115,7 @@ impl Connection {
             bytes_out: counters.tx_bytes,
             packets_in: counters.rx_packets,
             packets_out: counters.tx_packets,
-            // No liveness measurement yet (LCP echo / IKE DPD timing).
-            rtt_ms: None,
+            rtt_ms: live.rtt_ms.filter(|_| live.state == "connected"),
             reconnects: live.reconnects,
             last_error: live.last_error.clone(),
         }
@@ -232,12 +238,14 @@ pub async fn run(
     store: Store,
     events: Events,
     network: broadcast::Sender<NetworkChange>,
+    lockdown: Arc<Lockdown>,
 ) {
     let mut wanted = conn.wanted.subscribe();
     loop {
         if wanted.wait_for(|w| *w).await.is_err() {
             return;
         }
+        super::lockdown::engage(&conn, &lockdown, &events).await;
         let mut delay = FIRST_DELAY;
         conn.live().reconnects = 0;
         loop {
@@ -293,6 +301,7 @@ pub async fn run(
             }
             delay = (delay * 2).min(MAX_DELAY);
         }
+        super::lockdown::release(&conn, &lockdown, &events).await;
     }
 }
 
@@ -437,6 +446,7 @@ async fn attempt(
             let _ = tokio::time::timeout(NETWORK_GRACE, &mut session).await;
             return Ok(Ended::Network(cause));
         }
+        _ = super::rtt::follow(conn, &target.host, target.port) => unreachable!("follows until dropped"),
         _ = async { let _ = wanted.wait_for(|w| !*w).await; } => {
             // PPP Terminate-Request, SSTP Call Disconnect, IKE Delete.
             let _ = stop_tx.send(true);

@@ -15,6 +15,7 @@ use tokio::net::UnixStream;
 use tokio::sync::broadcast;
 
 use super::connection::{self, Connection, Events};
+use super::lockdown::Lockdown;
 use super::netwatch::{self, NetworkChange};
 use super::protocol::{Reply, Request, MAX_REQUEST};
 use super::store::Store;
@@ -83,12 +84,14 @@ async fn serve(
             .collect(),
         announce_changes(events.clone()),
     );
+    let lockdown = Arc::new(Lockdown::default());
     for conn in daemon.connections.values() {
         tokio::spawn(connection::run(
             conn.clone(),
             store.clone(),
             events.clone(),
             network.clone(),
+            lockdown.clone(),
         ));
         if conn.policy.always_on {
             conn.wanted.send_replace(true);
@@ -138,6 +141,10 @@ async fn serve(
         })
     {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // Whatever a task did not get to remove in its grace time.
+    if let Err(e) = lockdown.clear().await {
+        tracing::warn!("lockdown: {e}");
     }
     bound.remove();
     Ok(())

@@ -6,9 +6,11 @@
 mod cli;
 mod connection;
 mod daemon;
+mod lockdown;
 mod netwatch;
 mod protocol;
 mod roaming;
+mod rtt;
 mod store;
 mod unit;
 
