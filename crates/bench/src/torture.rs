@@ -415,11 +415,14 @@ fn target(listener: Listener) -> SocketAddr {
     SocketAddr::new(SERVER_FOR_CLI2.parse().expect("a literal address"), port)
 }
 
+/// Sends one datagram on the phase's socket.
+type SendFn = dyn Fn(&[u8]) -> std::io::Result<usize>;
+
 /// Datagrams as fast as `rate` allows until `quota` or `deadline`.
 fn datagrams(listener: Listener, quota: u64, deadline: Instant, rate: u64) -> anyhow::Result<u64> {
     use socket2::{Domain, Protocol, Socket, Type};
     let to = target(listener);
-    let send: Box<dyn Fn(&[u8]) -> std::io::Result<usize>> = match listener {
+    let send: Box<SendFn> = match listener {
         Listener::Gre | Listener::EspRaw => {
             let proto = if listener == Listener::Gre { 47 } else { 50 };
             let s = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::from(proto)))
@@ -437,7 +440,7 @@ fn datagrams(listener: Listener, quota: u64, deadline: Instant, rate: u64) -> an
     let started = Instant::now();
     let mut sent = 0u64;
     while sent < quota {
-        if sent % 1000 == 0 {
+        if sent.is_multiple_of(1000) {
             if Instant::now() >= deadline || crate::interrupt::requested() {
                 break;
             }
