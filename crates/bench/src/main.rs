@@ -35,6 +35,8 @@ mod interrupt;
 mod load;
 mod radius_bench;
 mod soak;
+mod torture;
+mod torture_items;
 mod wireguard;
 
 #[derive(Parser)]
@@ -49,6 +51,10 @@ enum Cli {
     /// minutes, accounting to FreeRADIUS: no record lost, no address leaked,
     /// memory flat.
     Soak(soak::SoakArgs),
+    /// A million malformed items at every listener while sessions carry
+    /// traffic: panics, memory, throughput, drops, log lines and the
+    /// server's CPU per bad item (issue 18).
+    Torture(torture::TortureArgs),
 }
 
 #[derive(clap::Args, Clone)]
@@ -101,6 +107,7 @@ fn main() -> anyhow::Result<()> {
         Cli::Sstp(args) => sstp(args),
         Cli::Radius(args) => radius_bench::run(args),
         Cli::Soak(args) => soak::run(args),
+        Cli::Torture(args) => torture::run(args),
     }
 }
 

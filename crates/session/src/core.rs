@@ -447,7 +447,16 @@ impl SessionCore {
                 self.requests.push_back(HookRequest::Up(up));
             }
             LinkEvent::Down(reason) => {
-                tracing::info!(session = id, "PPP link down: {reason}");
+                if self.was_up || self.role == Role::Client {
+                    tracing::info!(session = id, "PPP link down: {reason}");
+                } else {
+                    // A server link that never came up is a failed
+                    // connection: the listener's failure log reports it
+                    // at a bounded rate (server/src/failure_log.rs). A
+                    // line here too would be one per item of a flood of
+                    // garbage connections (issue 18's torture run).
+                    tracing::debug!(session = id, "PPP link down: {reason}");
+                }
                 self.reason.get_or_insert_with(|| {
                     EndReason::from_link_down(&reason)
                         .unwrap_or_else(|| EndReason::Internal(reason.to_string()))

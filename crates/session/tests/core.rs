@@ -425,3 +425,55 @@ fn transport_ends_map_to_causes() {
     assert_eq!(s.finish().terminate_cause(), TerminateCause::AdminReboot);
     assert_eq!(c.finish().terminate_cause(), TerminateCause::UserRequest);
 }
+
+/// Log lines at INFO and above written while `f` runs.
+fn info_lines(f: impl FnOnce()) -> String {
+    #[derive(Clone, Default)]
+    struct Lines(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Lines {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let lines = Lines::default();
+    let sink = lines.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .with_writer(move || sink.clone())
+        .finish();
+    tracing::subscriber::with_default(subscriber, f);
+    let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+    text
+}
+
+#[test]
+fn a_server_link_that_never_came_up_writes_no_down_line() {
+    // A flood of garbage SSTP connections made one "PPP link down" line
+    // each (issue 18): the listener's bounded failure log reports them.
+    let now = Instant::now();
+    let text = info_lines(|| {
+        let (mut s, _c) = pair("secret", now);
+        s.lower_down(
+            now,
+            Some(EndReason::LostCarrier(LostCarrier::TransportClosed)),
+        );
+        let _ = s.finish();
+    });
+    assert!(!text.contains("PPP link down"), "{text}");
+
+    // A link that was up still says so when it goes down.
+    let text = info_lines(|| {
+        let (mut s, _c, _, _) = up_pair(now);
+        s.lower_down(
+            now,
+            Some(EndReason::LostCarrier(LostCarrier::TransportClosed)),
+        );
+        let _ = s.finish();
+    });
+    assert_eq!(text.matches("PPP link down").count(), 1, "{text}");
+}
