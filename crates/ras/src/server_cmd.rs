@@ -68,6 +68,10 @@ fn print(notice: Notice) {
 }
 
 async fn serve(file: Option<PathBuf>, config: Config) -> anyhow::Result<()> {
+    // The handlers first: a SIGTERM that arrives right after the ready
+    // line (systemd, a test) must stop the server cleanly, not kill it by
+    // the default action before the handlers exist.
+    let signals = Signals::install()?;
     let server = Server::start_from(file.as_deref(), &config, &mut print).await?;
     // Everything privileged is open now: become `user` (privilege.rs).
     match server::privilege::drop_privileges(&config.user, &config.state_dir) {
@@ -82,24 +86,39 @@ async fn serve(file: Option<PathBuf>, config: Config) -> anyhow::Result<()> {
     server.start_acme();
     let heartbeat = crate::systemd_notify::ready(&server);
     crate::systemd_notify::observe_reloads(&server);
-    serve_until_stopped(&server).await;
+    serve_until_stopped(&server, signals).await;
     crate::systemd_notify::stopping();
     drop(heartbeat);
     server.shutdown(&mut print).await;
     Ok(())
 }
 
+/// SIGINT, SIGTERM and SIGHUP, caught from the moment this exists.
+struct Signals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> anyhow::Result<Signals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            int: signal(SignalKind::interrupt())?,
+            term: signal(SignalKind::terminate())?,
+            hup: signal(SignalKind::hangup())?,
+        })
+    }
+}
+
 /// Reloads on SIGHUP (the reload logs its own line) until SIGINT or
 /// SIGTERM.
-async fn serve_until_stopped(server: &Server) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    let mut hup = signal(SignalKind::hangup()).expect("SIGHUP handler");
+async fn serve_until_stopped(server: &Server, mut signals: Signals) {
     loop {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => return,
-            _ = term.recv() => return,
-            _ = hup.recv() => {
+            _ = signals.int.recv() => return,
+            _ = signals.term.recv() => return,
+            _ = signals.hup.recv() => {
                 server.reload().await;
             }
         }
