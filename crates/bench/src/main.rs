@@ -31,6 +31,7 @@ use anyhow::{bail, Context};
 use clap::Parser;
 use interop::netns::{Topology, LAN_HOST, SERVER_FOR_CLI1};
 
+mod admin_metrics;
 mod interrupt;
 mod load;
 mod radius_bench;

@@ -18,7 +18,6 @@
 //! Exits non-zero when a check fails, so it can gate a release.
 
 use std::collections::{HashMap, HashSet};
-use std::io::{Read, Write};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,6 +30,7 @@ use interop::netns::{Topology, SERVER_FOR_CLI1, SERVER_FOR_CLI2};
 use rand::Rng;
 use tokio::sync::{watch, Notify};
 
+use crate::admin_metrics::{fetch as metrics, sum};
 use crate::load::{NoNetwork, Options};
 
 #[derive(clap::Args, Clone)]
@@ -415,34 +415,6 @@ fn report_memory(samples: &[(f64, u64)], run_secs: f64) {
     );
 }
 
-/// The server's Prometheus text from its admin socket (HTTP/1.0 over the
-/// Unix socket), as `series → value`.
-fn metrics(socket: &Path) -> anyhow::Result<HashMap<String, f64>> {
-    let mut stream = std::os::unix::net::UnixStream::connect(socket)
-        .with_context(|| format!("admin socket {}", socket.display()))?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: ras\r\n\r\n")?;
-    let mut text = String::new();
-    stream.read_to_string(&mut text)?;
-    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-    Ok(body
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| {
-            let (series, value) = l.rsplit_once(' ')?;
-            Some((series.to_owned(), value.parse().ok()?))
-        })
-        .collect())
-}
-
-/// The sum of the series of one metric (`name{`) whose labels contain `filter`.
-fn sum(m: &HashMap<String, f64>, name: &str, filter: &str) -> f64 {
-    m.iter()
-        .filter(|(k, _)| k.starts_with(name) && k.contains(filter))
-        .map(|(_, v)| v)
-        .sum()
-}
-
 fn start_server(
     topo: &Topology,
     ras: &Path,
@@ -507,23 +479,5 @@ mod tests {
         let (starts, stops) = accounting(detail);
         assert_eq!(starts.len(), 2);
         assert!(stops.contains("a-1") && !stops.contains("a-2"));
-    }
-
-    #[test]
-    fn metric_sums_filter_by_name_and_labels() {
-        let m: HashMap<String, f64> = [
-            ("ras_sessions{protocol=\"sstp\",state=\"up\"}", 3.0),
-            ("ras_sessions{protocol=\"pptp\",state=\"up\"}", 2.0),
-            (
-                "ras_sessions{protocol=\"pptp\",state=\"authenticating\"}",
-                1.0,
-            ),
-            ("ras_sessions_total{protocol=\"pptp\"}", 9.0),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect();
-        assert_eq!(sum(&m, "ras_sessions{", "state=\"up\""), 5.0);
-        assert_eq!(sum(&m, "ras_sessions{", ""), 6.0);
     }
 }

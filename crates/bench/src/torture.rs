@@ -36,6 +36,7 @@ use anyhow::{bail, Context};
 use interop::netns::{Topology, LAN_HOST, SERVER_FOR_CLI1, SERVER_FOR_CLI2};
 use rand::SeedableRng;
 
+use crate::admin_metrics::fetch as metrics;
 use crate::torture_items::Listener;
 
 #[derive(clap::Args, Clone)]
@@ -613,25 +614,6 @@ fn raw_drops(raw: &str) -> u64 {
         .skip(1)
         .filter_map(|l| l.split_whitespace().last()?.parse::<u64>().ok())
         .sum()
-}
-
-/// The server's Prometheus text from its admin socket, as series → value.
-fn metrics(socket: &Path) -> anyhow::Result<BTreeMap<String, f64>> {
-    let mut stream = std::os::unix::net::UnixStream::connect(socket)
-        .with_context(|| format!("admin socket {}", socket.display()))?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: ras\r\n\r\n")?;
-    let mut text = String::new();
-    stream.read_to_string(&mut text)?;
-    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-    Ok(body
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| {
-            let (series, value) = l.rsplit_once(' ')?;
-            Some((series.to_owned(), value.parse().ok()?))
-        })
-        .collect())
 }
 
 fn sessions_up(m: &BTreeMap<String, f64>) -> f64 {
