@@ -233,6 +233,34 @@ impl Accounting {
         }
     }
 
+    /// Sends a record that does not belong in the spool (Accounting-On
+    /// and -Off, RFC 2866 §5.1) through the current servers, with the
+    /// RADIUS client's retransmissions: whether it was acknowledged. Kept
+    /// out of the spool so that a server that never acknowledges it
+    /// (FreeRADIUS sends no Accounting-Response when a module of its
+    /// accounting section fails, as radutmp can for Accounting-On) cannot
+    /// hold every session's Start and Stop behind it.
+    pub async fn announce(
+        &self,
+        status: AcctStatusType,
+        session_id: &str,
+        attributes: &[Attribute],
+    ) -> Result<(), String> {
+        let record = SpooledRecord {
+            seq: 0,
+            created: now_secs(),
+            status,
+            session_id: session_id.to_owned(),
+            attributes: attributes.to_vec(),
+        };
+        let request = request_for(&record, now_secs());
+        match self.handle.load_full().request(request).await {
+            Ok(answer) if matches!(answer.outcome, Outcome::AccountingAck) => Ok(()),
+            Ok(_) => Err("an unexpected reply".to_owned()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
     /// Records still waiting.
     pub fn pending(&self) -> u64 {
         self.spool.len().unwrap_or(0)

@@ -352,13 +352,11 @@ impl Server {
         });
         let accounting_handle = accounting.as_ref().map(|a| a.accounting.clone());
         let nas = radius.as_ref().map(|r| r.nas.clone());
-        if let (Some(acct), Some(nas)) = (&accounting_handle, &nas) {
-            crate::session_accounting::nas_event(
-                acct,
-                nas,
-                &sessions.server_acct_session_id(),
-                true,
-            );
+        if let (Some(acct), Some(nas)) = (accounting_handle.clone(), nas.clone()) {
+            let id = sessions.server_acct_session_id();
+            tokio::spawn(async move {
+                crate::session_accounting::nas_event(&acct, &nas, &id, true).await;
+            });
         }
         let settings = SessionSettings {
             policies: Arc::new(policies),
@@ -824,7 +822,8 @@ impl Server {
         if let (Some(acct), Some(nas)) = (&self.accounting, &self.nas) {
             // Every session's Stop is spooled: the NAS goes off.
             let id = self.sessions().server_acct_session_id();
-            crate::session_accounting::nas_event(acct, nas, &id, false);
+            let off = crate::session_accounting::nas_event(acct, nas, &id, false);
+            let _ = tokio::time::timeout(Duration::from_secs(3), off).await;
         }
         if let Some(acct) = &self.accounting {
             // Give the Stop records a moment to reach the server; whatever

@@ -81,8 +81,9 @@ fn spool(acct: &Accounting, status: AcctStatusType, h: &SessionRecord, request: 
 /// the RADIUS server closes whatever sessions it still holds open for this
 /// NAS (after a crash or `kill -9` there were no Stops for them; FreeRADIUS
 /// does this for radutmp and SQL). `acct_session_id` names this start of
-/// the server (RFC 2866 §5.5 asks for one in every request).
-pub fn nas_event(acct: &Accounting, nas: &NasIdentity, acct_session_id: &str, on: bool) {
+/// the server (RFC 2866 §5.5 asks for one in every request). Sent outside
+/// the spool (see [`Accounting::announce`]); the outcome is logged.
+pub async fn nas_event(acct: &Accounting, nas: &NasIdentity, acct_session_id: &str, on: bool) {
     let status = if on {
         AcctStatusType::AccountingOn
     } else {
@@ -104,16 +105,15 @@ pub fn nas_event(acct: &Accounting, nas: &NasIdentity, acct_session_id: &str, on
         }
         None => {}
     }
-    acct.record(status, acct_session_id, &attrs);
-    tracing::info!(
-        acct_session_id,
-        "accounting {}",
-        if on {
-            "Accounting-On"
-        } else {
-            "Accounting-Off"
-        }
-    );
+    let name = if on {
+        "Accounting-On"
+    } else {
+        "Accounting-Off"
+    };
+    match acct.announce(status, acct_session_id, &attrs).await {
+        Ok(()) => tracing::info!(acct_session_id, "accounting {name} acknowledged"),
+        Err(e) => tracing::warn!(acct_session_id, "accounting {name} not acknowledged: {e}"),
+    }
 }
 
 /// Accounting Start, when the link is up.

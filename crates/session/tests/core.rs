@@ -17,6 +17,15 @@ use zeroize::Zeroizing;
 const SERVER_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 10, 20);
 const CLIENT_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 10, 21);
 
+/// The tests of this file one at a time: `info_lines` captures log lines
+/// with a thread-scoped subscriber, and tracing's per-callsite interest
+/// cache is global, so a test logging on another thread without a
+/// subscriber at the same moment can make it miss lines.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn info(id: u64) -> SessionInfo {
     SessionInfo {
         id,
@@ -186,6 +195,7 @@ fn ipv4_packet(src: Ipv4Addr, dst: Ipv4Addr, payload: &[u8]) -> Vec<u8> {
 
 #[test]
 fn a_server_session_asks_in_order_and_carries_ip() {
+    let _serial = serial();
     let now = Instant::now();
     let (mut s, mut c, ss, cs) = up_pair(now);
     // Server: Authenticated, NetworkStarted, Up, in that order; the
@@ -238,6 +248,7 @@ fn a_server_session_asks_in_order_and_carries_ip() {
 /// owner hears Down exactly once, however often the driver finishes.
 #[test]
 fn a_hang_up_is_a_user_request_and_down_is_asked_once() {
+    let _serial = serial();
     let now = Instant::now();
     let (mut s, mut c, mut ss, mut cs) = up_pair(now);
     ss.requests.clear();
@@ -263,6 +274,7 @@ fn a_hang_up_is_a_user_request_and_down_is_asked_once() {
 /// are refused and change nothing.
 #[test]
 fn late_repeated_and_unasked_answers_are_not_applied() {
+    let _serial = serial();
     let now = Instant::now();
     let (mut s, mut c) = pair("secret", now);
     let (mut ss, mut cs) = (Seen::default(), Seen::default());
@@ -322,6 +334,7 @@ fn late_repeated_and_unasked_answers_are_not_applied() {
 /// Service-Unavailable on the server.
 #[test]
 fn up_answers_after_the_end_and_up_refusals() {
+    let _serial = serial();
     let now = Instant::now();
     let (mut s, mut c, mut ss, mut cs) = up_pair(now);
     // A second Up answer for the one question.
@@ -359,6 +372,7 @@ fn up_answers_after_the_end_and_up_refusals() {
 /// still hears Down.
 #[test]
 fn refusals_end_the_session_with_their_cause() {
+    let _serial = serial();
     let now = Instant::now();
     let (mut s, mut c, mut ss, mut cs) = answered_auth("secret", alice_secret(), now);
     s.handle_hook_answer(now, HookAnswer::Network(Err("pool exhausted".into())))
@@ -394,6 +408,7 @@ fn refusals_end_the_session_with_their_cause() {
 /// User-Request whatever the tunnel says; a tunnel's own reason is kept.
 #[test]
 fn transport_ends_map_to_causes() {
+    let _serial = serial();
     let now = Instant::now();
     let (mut s, _c, _, _) = up_pair(now);
     s.lower_down(now, None);
@@ -446,13 +461,19 @@ fn info_lines(f: impl FnOnce()) -> String {
         .with_max_level(tracing::Level::INFO)
         .with_writer(move || sink.clone())
         .finish();
-    tracing::subscriber::with_default(subscriber, f);
+    tracing::subscriber::with_default(subscriber, || {
+        // Tests on other threads without a subscriber may have cached
+        // "never" for these callsites.
+        tracing::callsite::rebuild_interest_cache();
+        f()
+    });
     let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
     text
 }
 
 #[test]
 fn a_server_link_that_never_came_up_writes_no_down_line() {
+    let _serial = serial();
     // A flood of garbage SSTP connections made one "PPP link down" line
     // each (issue 18): the listener's bounded failure log reports them.
     let now = Instant::now();
