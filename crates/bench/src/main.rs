@@ -333,30 +333,13 @@ fn sstp(args: SstpArgs) -> anyhow::Result<()> {
             );
         }
         // Through the tunnel: a /32 for the LAN host beats the /24.
-        let pw = dir.join("bench.pw");
-        let mut client = topo
-            .command("cli1", ras.to_str().unwrap())
-            .args([
-                "connect",
-                &format!("sstp://{SERVER_FOR_CLI1}"),
-                "--user",
-                "bench",
-                "--password-file",
-            ])
-            .arg(&pw)
-            .args([
-                "--fingerprint",
-                &server.fingerprint,
-                "--no-dns",
-                "--no-ipv6",
-                "--tun-name",
-                "ras-bc0",
-            ])
-            .args(["--route", &format!("{LAN_HOST}/32")])
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()?;
-        wait_for_tun(&topo, "ras-bc0")?;
+        let mut client = sstp_tunnel(
+            &topo,
+            &ras,
+            &dir.join("bench.pw"),
+            &server.fingerprint,
+            "ras-bc0",
+        )?;
         let (server_before, client_before) = (
             ProcessCost::of(server.child.id()),
             ProcessCost::of(client.id()),
@@ -561,7 +544,42 @@ fn sstp(args: SstpArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn wait_for_tun(topo: &Topology, tun: &str) -> anyhow::Result<()> {
+/// `ras connect sstp://` from cli1 as user `bench` (password in `pw`),
+/// with a /32 route to the LAN host through TUN `tun`, once it is up.
+pub(crate) fn sstp_tunnel(
+    topo: &Topology,
+    ras: &Path,
+    pw: &Path,
+    fingerprint: &str,
+    tun: &str,
+) -> anyhow::Result<Child> {
+    let client = topo
+        .command("cli1", ras.to_str().unwrap_or("ras"))
+        .args([
+            "connect",
+            &format!("sstp://{SERVER_FOR_CLI1}"),
+            "--user",
+            "bench",
+            "--password-file",
+        ])
+        .arg(pw)
+        .args([
+            "--fingerprint",
+            fingerprint,
+            "--no-dns",
+            "--no-ipv6",
+            "--tun-name",
+            tun,
+        ])
+        .args(["--route", &format!("{LAN_HOST}/32")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()?;
+    wait_for_tun(topo, tun)?;
+    Ok(client)
+}
+
+pub(crate) fn wait_for_tun(topo: &Topology, tun: &str) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
         let out = topo

@@ -33,7 +33,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use interop::netns::{Topology, LAN_HOST, SERVER_FOR_CLI1, SERVER_FOR_CLI2};
+use interop::netns::{Topology, SERVER_FOR_CLI1, SERVER_FOR_CLI2};
 use rand::SeedableRng;
 
 use crate::admin_metrics::fetch as metrics;
@@ -180,30 +180,13 @@ pub fn run(args: TortureArgs) -> anyhow::Result<()> {
     );
 
     // The tunnel iperf3 runs through.
-    let pw = dir.join("bench.pw");
-    let mut tunnel = topo
-        .command("cli1", ras.to_str().unwrap_or("ras"))
-        .args([
-            "connect",
-            &format!("sstp://{SERVER_FOR_CLI1}"),
-            "--user",
-            "bench",
-            "--password-file",
-        ])
-        .arg(&pw)
-        .args([
-            "--fingerprint",
-            &server.fingerprint,
-            "--no-dns",
-            "--no-ipv6",
-            "--tun-name",
-            "ras-tt0",
-        ])
-        .args(["--route", &format!("{LAN_HOST}/32")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()?;
-    crate::wait_for_tun(&topo, "ras-tt0")?;
+    let mut tunnel = crate::sstp_tunnel(
+        &topo,
+        &ras,
+        &dir.join("bench.pw"),
+        &server.fingerprint,
+        "ras-tt0",
+    )?;
     let baseline = crate::iperf(&topo, args.seconds, 1)?;
     println!(
         "throughput through SSTP before the flood: {:.0} Mbit/s",
