@@ -206,7 +206,10 @@ impl NetbiosName {
             }
             let len = usize::from(len);
             total += 1 + len;
-            if total + 1 > MAX_ENCODED_LEN {
+            // RFC 1035 §2.3.4: 255 octets at most, length octets and the
+            // final zero included; the same bound `from_octets` applies, so
+            // whatever decodes also encodes and decodes again.
+            if total > MAX_ENCODED_LEN {
                 return Err(NameError::TooLong);
             }
             if len == 0 {
@@ -302,6 +305,42 @@ mod tests {
         assert_eq!(back, scoped);
         assert_eq!(end, wire.len());
         assert_eq!(back.to_string(), "FRED<20>.NETBIOS.COM");
+    }
+
+    /// The longest name (255 octets on the wire, RFC 1035 §2.3.4) goes both
+    /// ways; one octet more is refused by the decoder and by the builder
+    /// alike (a fuzzer found the decoder one octet stricter than the builder).
+    #[test]
+    fn longest_name_round_trips_and_one_more_is_refused() {
+        let label = |n: usize| "S".repeat(n);
+        let scope = format!("{}.{}.{}.{}", label(63), label(63), label(63), label(28));
+        let longest = NetbiosName::new("PC", 0)
+            .unwrap()
+            .with_scope(&scope)
+            .unwrap();
+        assert_eq!(longest.encoded_len(), MAX_ENCODED_LEN);
+        let mut wire = Vec::new();
+        longest.encode(&mut wire);
+        assert_eq!(wire.len(), MAX_ENCODED_LEN);
+        assert_eq!(
+            NetbiosName::decode(&wire, 0, false),
+            Ok((longest, wire.len()))
+        );
+
+        let scope = format!("{}.{}.{}.{}", label(63), label(63), label(63), label(29));
+        assert_eq!(
+            NetbiosName::new("PC", 0).unwrap().with_scope(&scope),
+            Err(NameError::TooLong)
+        );
+        let mut wire = wire.clone();
+        let last_label = wire.len() - 30;
+        assert_eq!(wire[last_label], 28);
+        wire[last_label] = 29;
+        wire.insert(last_label + 1, b'S');
+        assert_eq!(
+            NetbiosName::decode(&wire, 0, false),
+            Err(NameError::TooLong)
+        );
     }
 
     #[test]
