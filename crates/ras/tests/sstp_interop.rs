@@ -91,14 +91,17 @@ fn ras_connect_against_sstpd() {
 
     // Ping the PPP server end through the tunnel.
     let ping = vm
+        // Our side is up when its IPCP opens; the guest's pppd may still be
+        // configuring its interface (slowly when the host is busy), so wait
+        // up to 15 s for three replies instead of giving three requests 3 s.
         .run_in_ns(&[
             "ping",
             "-c",
             "3",
             "-i",
             "0.3",
-            "-W",
-            "3",
+            "-w",
+            "15",
             &local.to_string(),
         ])
         .unwrap();
