@@ -461,7 +461,7 @@ fn parse_network(text: &str) -> Result<(IpAddr, u8), String> {
 }
 
 /// A DNS suffix: labels of letters, digits and `-`, at most 253 bytes.
-fn check_domain(text: &str) -> Result<(), String> {
+pub fn check_domain(text: &str) -> Result<(), String> {
     let name = text.trim_end_matches('.');
     let ok = !name.is_empty()
         && name.len() <= 253
