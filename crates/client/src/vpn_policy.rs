@@ -94,8 +94,8 @@ pub struct ConnectionPolicy {
     /// (stored; enforced by a later version of the daemon).
     #[serde(default)]
     pub lockdown: bool,
-    /// Networks (CIDR) on which the VPN stays down (stored; used by a later
-    /// version of the daemon).
+    /// Networks (CIDR) on which the VPN stays down (the daemon's way out,
+    /// the default route's source address, inside one of them).
     #[serde(default)]
     pub trusted_networks: Vec<String>,
     /// The TUN device (default `ras-` and the name, cut to 15 bytes).
