@@ -533,7 +533,7 @@ fn an_always_on_connection_stays_down_on_a_trusted_network() {
         &extra,
         &connection("lab", false, "ras-tn2"),
     );
-    let (_, p) = events.expect("provisioned", &[], Duration::from_secs(10));
+    let (_, p) = events.expect("provisioned", &["trusted network"], Duration::from_secs(10));
     assert_eq!(p["connection"], "lab", "{p}");
     let s = status(&state, &socket);
     assert_eq!(

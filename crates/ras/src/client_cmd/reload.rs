@@ -129,11 +129,16 @@ fn refused(error: String) -> Reply {
 }
 
 fn start(daemon: &Daemon, policy: ConnectionPolicy, cause: Option<&str>) {
-    let running = daemon.start(policy);
+    // Said before its tasks start, so that it comes before what they say
+    // (`trusted network`, `connecting`).
     daemon.events.emit(Event {
+        time: super::connection::now(),
+        connection: policy.name.clone(),
+        event: "provisioned".into(),
         cause: cause.map(str::to_owned),
-        ..event(&running.conn, "provisioned")
+        ..Event::default()
     });
+    let running = daemon.start(policy);
     daemon
         .lock()
         .insert(running.conn.policy.name.clone(), running);
