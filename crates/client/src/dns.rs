@@ -143,12 +143,27 @@ pub fn apply(
     servers: &[Ipv4Addr],
     default_route: bool,
 ) -> Result<DnsGuard, DnsError> {
-    if servers.is_empty() {
+    apply_with_suffixes(backend, ifname, servers, &[], default_route)
+}
+
+/// [`apply`], and `suffixes` (DNS suffixes, the VPN policy's
+/// `dns_suffixes`) as search domains while the tunnel is up: with
+/// systemd-resolved they are the link's domains (search and routing
+/// domains: names under them are asked of the tunnel's servers), in
+/// resolv.conf they go first on the `search` line. Undone with the rest.
+pub fn apply_with_suffixes(
+    backend: &DnsBackend,
+    ifname: &str,
+    servers: &[Ipv4Addr],
+    suffixes: &[String],
+    default_route: bool,
+) -> Result<DnsGuard, DnsError> {
+    if servers.is_empty() && suffixes.is_empty() {
         return Ok(DnsGuard { applied: None });
     }
     match backend {
         DnsBackend::Resolved => {
-            match apply_resolved(ifname, servers, default_route) {
+            match apply_resolved(ifname, servers, suffixes, default_route) {
                 Ok(()) => Ok(DnsGuard {
                     applied: Some(Applied::Resolved {
                         ifname: ifname.to_owned(),
@@ -158,17 +173,18 @@ pub fn apply(
                     // Revert whatever part was set before falling back.
                     let _ = resolvectl(&["revert", ifname]);
                     tracing::warn!("systemd-resolved refused the DNS servers ({e}); writing {RESOLV_CONF} instead");
-                    apply(
+                    apply_with_suffixes(
                         &DnsBackend::system_resolv_conf(),
                         ifname,
                         servers,
+                        suffixes,
                         default_route,
                     )
                 }
             }
         }
         DnsBackend::ResolvConf { path, backup_dir } => {
-            apply_resolv_conf(path, backup_dir, ifname, servers, default_route)?;
+            apply_resolv_conf(path, backup_dir, ifname, servers, suffixes, default_route)?;
             Ok(DnsGuard {
                 applied: Some(Applied::ResolvConf {
                     path: path.clone(),
@@ -180,15 +196,34 @@ pub fn apply(
     }
 }
 
-fn apply_resolved(ifname: &str, servers: &[Ipv4Addr], default_route: bool) -> Result<(), DnsError> {
-    let mut args = vec!["dns".to_owned(), ifname.to_owned()];
-    args.extend(servers.iter().map(|s| s.to_string()));
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    resolvectl(&args)?;
-    if default_route {
-        // "~." makes this link the route for every domain: no query leaks
-        // to the LAN's servers while all traffic goes through the tunnel.
-        resolvectl(&["domain", ifname, "~."])?;
+fn apply_resolved(
+    ifname: &str,
+    servers: &[Ipv4Addr],
+    suffixes: &[String],
+    default_route: bool,
+) -> Result<(), DnsError> {
+    if !servers.is_empty() {
+        let mut args = vec!["dns".to_owned(), ifname.to_owned()];
+        args.extend(servers.iter().map(|s| s.to_string()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        resolvectl(&args)?;
+    }
+    // The suffixes are search domains of the link (resolved.conf(5),
+    // Domains=): also routing domains, so their names go to the tunnel's
+    // servers even in a split tunnel. "~." makes this link the route for
+    // every domain: no query leaks to the LAN's servers while all traffic
+    // goes through the tunnel.
+    let mut domains: Vec<&str> = suffixes.iter().map(String::as_str).collect();
+    let everything = default_route && !servers.is_empty();
+    if everything {
+        domains.push("~.");
+    }
+    if !domains.is_empty() {
+        let mut args = vec!["domain", ifname];
+        args.extend(domains);
+        resolvectl(&args)?;
+    }
+    if everything {
         resolvectl(&["default-route", ifname, "yes"])?;
     }
     Ok(())
@@ -230,6 +265,7 @@ fn apply_resolv_conf(
     backup_dir: &Path,
     ifname: &str,
     servers: &[Ipv4Addr],
+    suffixes: &[String],
     default_route: bool,
 ) -> Result<(), DnsError> {
     let backup = backup_path(backup_dir, ifname);
@@ -256,7 +292,7 @@ fn apply_resolv_conf(
     }
     // The backup is written last: its presence means "resolv.conf is ours".
     write_atomic(&backup, original.as_bytes())?;
-    let text = resolv_conf_text(&original, servers, default_route, ifname, &backup);
+    let text = resolv_conf_text(&original, servers, suffixes, default_route, ifname, &backup);
     write_atomic(path, text.as_bytes())
 }
 
@@ -360,13 +396,16 @@ fn write_atomic(path: &Path, data: &[u8]) -> Result<(), DnsError> {
 }
 
 /// The resolv.conf written while connected: the tunnel's servers first;
-/// `search`, `domain` and `options` lines kept; the original servers kept
+/// `domain`, `options` and `sortlist` lines kept; the original servers kept
 /// after ours only when the tunnel is not the default route (they stay
 /// reachable outside it, and answer for names the VPN's servers do not
-/// know).
+/// know). `suffixes` go first on the `search` line, before the original
+/// search domains (only the last `search` or `domain` line counts:
+/// resolv.conf(5), so there is one).
 pub fn resolv_conf_text(
     original: &str,
     servers: &[Ipv4Addr],
+    suffixes: &[String],
     default_route: bool,
     ifname: &str,
     backup: &Path,
@@ -381,12 +420,15 @@ pub fn resolv_conf_text(
         out.push_str(&format!("nameserver {s}\n"));
         count += 1;
     }
+    // Without servers of its own the tunnel cannot take the LAN's away.
+    let drop_theirs = default_route && !servers.is_empty();
+    let mut search: Vec<&str> = Vec::new();
     for line in original.lines() {
         let mut words = line.split_whitespace();
         match words.next() {
             // With a default route the LAN's servers are dropped: queries
             // must not leak outside the tunnel.
-            Some("nameserver") if !default_route && count < MAX_NAMESERVERS => {
+            Some("nameserver") if !drop_theirs && count < MAX_NAMESERVERS => {
                 let theirs = words.next().unwrap_or("");
                 if !servers.iter().any(|s| s.to_string() == theirs) {
                     out.push_str(line.trim());
@@ -394,12 +436,28 @@ pub fn resolv_conf_text(
                     count += 1;
                 }
             }
+            Some("search") if !suffixes.is_empty() => search = words.collect(),
+            Some("domain") if !suffixes.is_empty() => search = words.take(1).collect(),
             Some("search" | "domain" | "options" | "sortlist") => {
                 out.push_str(line.trim());
                 out.push('\n');
             }
             _ => {}
         }
+    }
+    if !suffixes.is_empty() {
+        let mut line = String::from("search");
+        let mut seen: Vec<&str> = Vec::new();
+        for d in suffixes.iter().map(String::as_str).chain(search) {
+            let d = d.trim_end_matches('.');
+            if !seen.iter().any(|s| s.eq_ignore_ascii_case(d)) {
+                seen.push(d);
+                line.push(' ');
+                line.push_str(d);
+            }
+        }
+        out.push_str(&line);
+        out.push('\n');
     }
     out
 }
@@ -426,7 +484,7 @@ mod tests {
     fn text_for_default_route_and_split_tunnel() {
         let servers = [ip("10.0.0.53"), ip("10.0.0.54")];
         let b = Path::new("/run/ras/resolv.conf.tun0");
-        let full = resolv_conf_text(ORIGINAL, &servers, true, "tun0", b);
+        let full = resolv_conf_text(ORIGINAL, &servers, &[], true, "tun0", b);
         let ns: Vec<&str> = full
             .lines()
             .filter(|l| l.starts_with("nameserver"))
@@ -434,7 +492,7 @@ mod tests {
         assert_eq!(ns, ["nameserver 10.0.0.53", "nameserver 10.0.0.54"]);
         assert!(full.contains("search lan\n") && full.contains("options edns0\n"));
         assert!(full.contains("/run/ras/resolv.conf.tun0"));
-        let split = resolv_conf_text(ORIGINAL, &servers, false, "tun0", b);
+        let split = resolv_conf_text(ORIGINAL, &servers, &[], false, "tun0", b);
         let ns: Vec<&str> = split
             .lines()
             .filter(|l| l.starts_with("nameserver"))
@@ -519,6 +577,42 @@ mod tests {
         );
         drop(guard);
         assert_eq!(std::fs::read_link(&path).unwrap(), target);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn suffixes_go_first_on_the_one_search_line() {
+        let b = Path::new("/run/ras/resolv.conf.tun0");
+        let suffixes = ["corp.example.com".to_owned(), "LAN.".to_owned()];
+        let text = resolv_conf_text(ORIGINAL, &[ip("10.0.0.53")], &suffixes, true, "tun0", b);
+        let search: Vec<&str> = text.lines().filter(|l| l.starts_with("search")).collect();
+        assert_eq!(search, ["search corp.example.com LAN"]);
+        assert!(text.contains("options edns0\n"));
+        // No servers from the tunnel: the LAN's stay, even for a default route.
+        let text = resolv_conf_text(ORIGINAL, &[], &suffixes[..1], true, "tun0", b);
+        assert!(text.contains("nameserver 192.168.1.1\n"));
+        assert!(text.contains("search corp.example.com lan\n"));
+        // A `domain` line is the search list too.
+        let text = resolv_conf_text("domain home\n", &[], &suffixes[..1], false, "tun0", b);
+        assert_eq!(text.lines().last(), Some("search corp.example.com home"));
+    }
+
+    #[test]
+    fn suffixes_alone_are_applied_and_put_back() {
+        let dir = temp_dir("suffix");
+        let path = dir.join("resolv.conf");
+        std::fs::write(&path, ORIGINAL).unwrap();
+        let backend = DnsBackend::ResolvConf {
+            path: path.clone(),
+            backup_dir: dir.join("run"),
+        };
+        let guard =
+            apply_with_suffixes(&backend, "tun6", &[], &["corp.example".into()], false).unwrap();
+        assert!(std::fs::read_to_string(&path)
+            .unwrap()
+            .contains("search corp.example lan\n"));
+        drop(guard);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), ORIGINAL);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

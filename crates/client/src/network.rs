@@ -188,6 +188,9 @@ pub struct SystemNetwork {
     /// gateway so the tunnel's own packets do not loop into it.
     pub default_route: bool,
     pub dns: DnsMode,
+    /// DNS suffixes (search domains) while the tunnel is up (with
+    /// [`DnsMode::Apply`] only).
+    pub dns_suffixes: Vec<String>,
 }
 
 impl SystemNetwork {
@@ -197,6 +200,7 @@ impl SystemNetwork {
             routes: Vec::new(),
             default_route: false,
             dns: DnsMode::Off,
+            dns_suffixes: Vec::new(),
         }
     }
 }
@@ -319,7 +323,7 @@ impl SystemNetwork {
             shown.push(format!("{net}/{prefix}"));
         }
         let dns = match &self.dns {
-            DnsMode::Apply(backend) if !link.dns.is_empty() => {
+            DnsMode::Apply(backend) if !link.dns.is_empty() || !self.dns_suffixes.is_empty() => {
                 if !self.default_route {
                     // The servers we tell the system to use must be reached
                     // through the tunnel even when only some networks are.
@@ -327,7 +331,13 @@ impl SystemNetwork {
                         set.add(Route::via_dev(IpAddr::V4(*d), 32, &name))?;
                     }
                 }
-                Some(dns::apply(backend, &name, &link.dns, self.default_route)?)
+                Some(dns::apply_with_suffixes(
+                    backend,
+                    &name,
+                    &link.dns,
+                    &self.dns_suffixes,
+                    self.default_route,
+                )?)
             }
             _ => None,
         };

@@ -94,8 +94,8 @@ pub struct ConnectionPolicy {
     /// (stored; enforced by a later version of the daemon).
     #[serde(default)]
     pub lockdown: bool,
-    /// Networks (CIDR) on which the VPN stays down (stored; used by a later
-    /// version of the daemon).
+    /// Networks (CIDR) on which the VPN stays down (the daemon's way out,
+    /// the default route's source address, inside one of them).
     #[serde(default)]
     pub trusted_networks: Vec<String>,
     /// The TUN device (default `ras-` and the name, cut to 15 bytes).
@@ -461,7 +461,7 @@ fn parse_network(text: &str) -> Result<(IpAddr, u8), String> {
 }
 
 /// A DNS suffix: labels of letters, digits and `-`, at most 253 bytes.
-fn check_domain(text: &str) -> Result<(), String> {
+pub fn check_domain(text: &str) -> Result<(), String> {
     let name = text.trim_end_matches('.');
     let ok = !name.is_empty()
         && name.len() <= 253

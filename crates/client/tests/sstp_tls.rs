@@ -564,6 +564,7 @@ async fn in_namespace() {
             path: resolv.clone(),
             backup_dir: dir.join("run"),
         }),
+        dns_suffixes: Vec::new(),
     });
     let statuses = Arc::new(Mutex::new(Vec::new()));
     let mut opts = options(

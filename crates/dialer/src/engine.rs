@@ -947,6 +947,7 @@ impl Dialer {
                 routes,
                 default_route,
                 dns,
+                dns_suffixes: Vec::new(),
             },
             progress: self.progress.clone(),
             log: self.log.clone(),

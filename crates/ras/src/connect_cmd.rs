@@ -81,6 +81,10 @@ pub struct ConnectArgs {
     /// Do not configure the DNS servers the server gives; only show them.
     #[arg(long)]
     pub no_dns: bool,
+    /// A DNS suffix (search domain) while the tunnel is up (repeatable;
+    /// not with --no-dns).
+    #[arg(long = "dns-suffix", value_name = "DOMAIN", conflicts_with = "no_dns")]
+    pub dns_suffixes: Vec<String>,
     /// Do not negotiate IPv6 (IPv6CP).
     #[arg(long)]
     pub no_ipv6: bool,
@@ -348,6 +352,9 @@ fn prepare_with(
         .iter()
         .map(|r| routes::parse_cidr(r))
         .collect::<Result<Vec<(IpAddr, u8)>, _>>()?;
+    for d in &args.dns_suffixes {
+        client::vpn_policy::check_domain(d).map_err(|e| anyhow::anyhow!("--dns-suffix: {e}"))?;
+    }
     if args.mppe_stateful && target.protocol != Protocol::Pptp {
         // SSTP is encrypted by TLS; a serial line's MPPE stays stateless.
         bail!("--mppe-stateful applies to PPTP only");
@@ -438,6 +445,7 @@ fn prepare_with(
         routes,
         default_route: args.default_route,
         dns: dns_mode,
+        dns_suffixes: args.dns_suffixes.clone(),
     });
     let options = match trust {
         Some(trust) => {

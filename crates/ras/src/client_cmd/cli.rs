@@ -98,7 +98,11 @@ pub fn status_table(connections: &[ConnectionStatus]) -> String {
                         format!("{r:.0} ms")
                     }
                 })),
-                dash(c.last_error.as_deref().map(super::protocol::one_line)),
+                // Held down on a trusted network: that is why it is down.
+                match (&c.trusted_network, c.state.as_str()) {
+                    (Some(n), "trusted") => format!("on trusted network {n}"),
+                    _ => dash(c.last_error.as_deref().map(super::protocol::one_line)),
+                },
             ]
         })
         .collect();

@@ -47,6 +47,8 @@ pub struct Connection {
     pub policy: ConnectionPolicy,
     /// True while the connection is wanted (connect / always_on).
     pub wanted: watch::Sender<bool>,
+    /// Trusted networks: what holds it down even when wanted.
+    pub trust: super::trusted::Gate,
     status: Mutex<Live>,
 }
 
@@ -68,6 +70,7 @@ struct Live {
 impl Connection {
     pub fn new(policy: ConnectionPolicy) -> Arc<Connection> {
         Arc::new(Connection {
+            trust: super::trusted::Gate::new(&policy.trusted_networks),
             policy,
             wanted: watch::Sender::new(false),
             status: Mutex::new(Live {
@@ -98,9 +101,20 @@ impl Connection {
         } else {
             TunCounters::default()
         };
+        // Wanted, but held down by a trusted network.
+        let held = self
+            .trust
+            .holding()
+            .filter(|_| *self.wanted.borrow() && matches!(live.state, "down" | "disconnected"));
         ConnectionStatus {
             name: self.policy.name.clone(),
-            state: live.state.to_owned(),
+            state: if held.is_some() {
+                "trusted"
+            } else {
+                live.state
+            }
+            .to_owned(),
+            trusted_network: self.trust.on(),
             always_on: self.policy.always_on,
             protocols: order(&self.policy, store)
                 .iter()
@@ -239,8 +253,10 @@ pub async fn run(
     events: Events,
     network: broadcast::Sender<NetworkChange>,
     lockdown: Arc<Lockdown>,
+    // `wanted` as gated by trusted networks (trusted.rs); closed when the
+    // connection is unprovisioned.
+    mut wanted: watch::Receiver<bool>,
 ) {
-    let mut wanted = conn.wanted.subscribe();
     loop {
         if wanted.wait_for(|w| *w).await.is_err() {
             return;
@@ -311,9 +327,12 @@ pub static DAEMON_STOPPING: std::sync::atomic::AtomicBool =
     std::sync::atomic::AtomicBool::new(false);
 
 fn went_down(conn: &Connection, events: &Events, cause: &str) {
+    let gated = conn.trust.why_down(*conn.wanted.borrow());
     let cause =
         if cause == "user request" && DAEMON_STOPPING.load(std::sync::atomic::Ordering::Relaxed) {
             "the daemon is stopping"
+        } else if let (Some(why), "user request") = (&gated, cause) {
+            why
         } else {
             cause
         };
@@ -535,6 +554,12 @@ fn connect_args(
         routes: policy.routes.clone(),
         default_route: policy.default_route,
         no_dns: !policy.dns,
+        // Only with `dns` (the policy's suffixes need the DNS set up).
+        dns_suffixes: if policy.dns {
+            policy.dns_suffixes.clone()
+        } else {
+            Vec::new()
+        },
         no_ipv6: false,
         tun_name: policy.interface_name(),
         reconnect: false,

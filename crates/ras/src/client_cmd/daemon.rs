@@ -27,10 +27,71 @@ const EVENT_BACKLOG: usize = 256;
 /// descriptor; a local user of the `ras` group must not exhaust them).
 const MAX_CLIENTS: usize = 64;
 
-struct Daemon {
-    store: Store,
-    connections: BTreeMap<String, Arc<Connection>>,
-    events: Events,
+pub(super) struct Daemon {
+    pub(super) store: Store,
+    /// Changed by `reload` (provisioning while the daemon runs).
+    pub(super) connections: std::sync::Mutex<BTreeMap<String, Running>>,
+    pub(super) events: Events,
+    /// What a connection's tasks need besides itself.
+    pub(super) network: broadcast::Sender<NetworkChange>,
+    pub(super) uplink: tokio::sync::watch::Receiver<netwatch::Uplink>,
+    pub(super) ignore: netwatch::Ignore,
+    pub(super) lockdown: Arc<Lockdown>,
+    /// One `reload` at a time.
+    pub(super) reloading: tokio::sync::Mutex<()>,
+}
+
+/// A connection and its task.
+pub(super) struct Running {
+    pub(super) conn: Arc<Connection>,
+    pub(super) task: tokio::task::JoinHandle<()>,
+}
+
+impl Daemon {
+    /// Every connection now (the lock is not held across an await).
+    pub(super) fn all(&self) -> Vec<Arc<Connection>> {
+        self.lock().values().map(|r| r.conn.clone()).collect()
+    }
+
+    pub(super) fn get(&self, name: &str) -> Option<Arc<Connection>> {
+        self.lock().get(name).map(|r| r.conn.clone())
+    }
+
+    pub(super) fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Running>> {
+        self.connections.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Starts `policy`'s connection: its gate (trusted.rs) and its task;
+    /// always-on ones are wanted at once.
+    pub(super) fn start(&self, policy: client::vpn_policy::ConnectionPolicy) -> Running {
+        let conn = Connection::new(policy);
+        {
+            let mut ignore = self.ignore.lock().unwrap_or_else(|e| e.into_inner());
+            let name = conn.policy.interface_name();
+            if !ignore.contains(&name) {
+                ignore.push(name);
+            }
+        }
+        let (go_tx, go_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(super::trusted::run(
+            conn.clone(),
+            self.events.clone(),
+            self.uplink.clone(),
+            go_tx,
+        ));
+        let task = tokio::spawn(connection::run(
+            conn.clone(),
+            self.store.clone(),
+            self.events.clone(),
+            self.network.clone(),
+            self.lockdown.clone(),
+            go_rx,
+        ));
+        if conn.policy.always_on {
+            conn.wanted.send_replace(true);
+        }
+        Running { conn, task }
+    }
 }
 
 pub fn run(store: Store, socket: PathBuf) -> anyhow::Result<()> {
@@ -65,41 +126,31 @@ async fn serve(
     let listener = tokio::net::UnixListener::from_std(listener).context("the control socket")?;
 
     let events = Events::new(EVENT_BACKLOG);
-    let mut connections = BTreeMap::new();
-    for policy in policies {
-        let conn = Connection::new(policy);
-        connections.insert(conn.policy.name.clone(), conn.clone());
-    }
+    // Our own tunnels are no way out.
+    let ignore: netwatch::Ignore = Arc::new(std::sync::Mutex::new(
+        policies.iter().map(|p| p.interface_name()).collect(),
+    ));
+    let (network, uplink) = netwatch::start(ignore.clone(), announce_changes(events.clone())).await;
     let daemon = Arc::new(Daemon {
         store: store.clone(),
-        connections,
+        connections: Default::default(),
         events: events.clone(),
+        network,
+        uplink,
+        ignore,
+        lockdown: Arc::new(Lockdown::default()),
+        reloading: Default::default(),
     });
-    // Our own tunnels are no way out.
-    let network = netwatch::start(
+    for policy in policies {
+        let running = daemon.start(policy);
         daemon
-            .connections
-            .values()
-            .map(|c| c.policy.interface_name())
-            .collect(),
-        announce_changes(events.clone()),
-    );
-    let lockdown = Arc::new(Lockdown::default());
-    for conn in daemon.connections.values() {
-        tokio::spawn(connection::run(
-            conn.clone(),
-            store.clone(),
-            events.clone(),
-            network.clone(),
-            lockdown.clone(),
-        ));
-        if conn.policy.always_on {
-            conn.wanted.send_replace(true);
-        }
+            .lock()
+            .insert(running.conn.policy.name.clone(), running);
     }
+    let lockdown = daemon.lockdown.clone();
     say_err!(
         "ras client: {} connection(s) from {}, control socket {}",
-        daemon.connections.len(),
+        daemon.all().len(),
         store.dir.display(),
         socket.display()
     );
@@ -128,14 +179,14 @@ async fn serve(
     }
     say_err!("ras client: stopping; disconnecting every connection");
     connection::DAEMON_STOPPING.store(true, std::sync::atomic::Ordering::Relaxed);
-    for conn in daemon.connections.values() {
+    for conn in daemon.all() {
         conn.wanted.send_replace(false);
     }
     // Each task sends its goodbye and undoes routes and DNS; wait for the
     // connections to be down (bounded by their grace time).
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(7);
     while tokio::time::Instant::now() < deadline
-        && daemon.connections.values().any(|c| {
+        && daemon.all().iter().any(|c| {
             let s = c.status(&daemon.store).state;
             s == "connecting" || s == "connected" || s == "reconnecting"
         })
@@ -212,29 +263,37 @@ async fn handle(daemon: Arc<Daemon>, stream: UnixStream) -> std::io::Result<()> 
         Request::Status => Reply {
             ok: true,
             connections: daemon
-                .connections
-                .values()
+                .all()
+                .iter()
                 .map(|c| c.status(&daemon.store))
                 .collect(),
             ..Reply::default()
         },
-        Request::Connect { name } => match daemon.connections.get(&name) {
+        Request::Connect { name } => match daemon.get(&name) {
             Some(conn) => {
+                // Asked for explicitly: it connects on a trusted network
+                // too, as Windows does (docs/MOBILE-CLIENT.md).
+                let trusted = conn.trust.connect_explicitly();
                 let was = conn.wanted.send_replace(true);
+                let on = trusted
+                    .map(|n| format!(" (on trusted network {n}: connecting as asked)"))
+                    .unwrap_or_default();
                 Reply {
                     ok: true,
-                    message: Some(if was {
+                    message: Some(if was && on.is_empty() {
                         format!("{name} is already wanted")
                     } else {
-                        format!("connecting {name}")
+                        format!("connecting {name}{on}")
                     }),
                     ..Reply::default()
                 }
             }
             None => unknown(&name),
         },
-        Request::Disconnect { name } => match daemon.connections.get(&name) {
+        Request::Reload => super::reload::reload(&daemon).await,
+        Request::Disconnect { name } => match daemon.get(&name) {
             Some(conn) => {
+                conn.trust.disconnect();
                 let was = conn.wanted.send_replace(false);
                 Reply {
                     ok: true,

@@ -9,9 +9,11 @@ mod daemon;
 mod lockdown;
 mod netwatch;
 mod protocol;
+mod reload;
 mod roaming;
 mod rtt;
 mod store;
+mod trusted;
 mod unit;
 
 use std::path::{Path, PathBuf};
@@ -112,7 +114,7 @@ pub fn run(args: ClientArgs) -> anyhow::Result<()> {
             name,
             all,
             unit_dir,
-        } => unprovision(&store, name.as_deref(), all, &unit_dir),
+        } => unprovision(&store, name.as_deref(), all, &unit_dir, &socket),
         ClientCommand::Run => daemon::run(store, socket),
         ClientCommand::Status { json, watch } => cli::status(&socket, json, watch),
         ClientCommand::Connect { name } => cli::command(&socket, Request::Connect { name }),
@@ -150,7 +152,32 @@ fn provision(store: &Store, file: &Path, unit_dir: &Path, socket: &Path) -> anyh
         }
         unit::Installed::Written(path, why) => say!("{} written; {why}", path.display()),
     }
+    tell_daemon(socket);
     Ok(())
+}
+
+/// A running daemon reads the store again (reload.rs); without one there
+/// is nobody to tell: the daemon reads the store when it starts. What is
+/// stored stands either way, so a failure here is only said.
+fn tell_daemon(socket: &Path) {
+    if !socket.exists() {
+        say!(
+            "no ras client daemon runs on {}; it reads the change when it starts",
+            socket.display()
+        );
+        return;
+    }
+    match cli::ask(socket, &Request::Reload) {
+        Ok(reply) => {
+            if let Some(m) = reply.message {
+                say!("{m}");
+            }
+        }
+        Err(e) => crate::quiet_output::say_err!(
+            "warning: the ras client daemon on {} did not take the change ({e:#}); restart it to apply it",
+            socket.display()
+        ),
+    }
 }
 
 fn unprovision(
@@ -158,6 +185,7 @@ fn unprovision(
     name: Option<&str>,
     all: bool,
     unit_dir: &Path,
+    socket: &Path,
 ) -> anyhow::Result<()> {
     let names = if all {
         store.names()?
@@ -179,5 +207,6 @@ fn unprovision(
         }
         store.remove_empty_dirs();
     }
+    tell_daemon(socket);
     Ok(())
 }

@@ -13,7 +13,9 @@ use nix::sys::socket::{
     bind, recv, socket, AddressFamily, MsgFlags, NetlinkAddr, SockFlag, SockProtocol, SockType,
 };
 use nix::time::{clock_gettime, ClockId};
-use tokio::sync::{broadcast, mpsc};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{broadcast, mpsc, watch};
 
 /// How long notifications must be quiet before the network is looked at.
 pub const DEBOUNCE: Duration = Duration::from_millis(500);
@@ -78,11 +80,19 @@ impl NetworkChange {
 /// `network changed` event comes before what they do about it).
 pub type Announce = Box<dyn Fn(&NetworkChange) + Send + Sync>;
 
+/// Our own tunnels, which are no way out (the daemon adds those of
+/// connections provisioned while it runs).
+pub type Ignore = Arc<Mutex<Vec<String>>>;
+
 /// Starts following the network; every change is announced, then sent on
-/// the returned channel. Interfaces named in `ignore` (our own tunnels) do
-/// not count as a way out. Without a netlink socket (a sandbox) only time
-/// jumps are seen, and the log says so.
-pub fn start(ignore: Vec<String>, announce: Announce) -> broadcast::Sender<NetworkChange> {
+/// the returned channel, and the way out now is kept in the returned watch
+/// (looked at before this returns, so the first value is real). Interfaces
+/// named in `ignore` (our own tunnels) do not count as a way out. Without a
+/// netlink socket (a sandbox) only time jumps are seen, and the log says so.
+pub async fn start(
+    ignore: Ignore,
+    announce: Announce,
+) -> (broadcast::Sender<NetworkChange>, watch::Receiver<Uplink>) {
     let changes = broadcast::Sender::new(16);
     let (kick_tx, kick_rx) = mpsc::channel::<Option<u64>>(64);
     match open() {
@@ -96,8 +106,27 @@ pub fn start(ignore: Vec<String>, announce: Announce) -> broadcast::Sender<Netwo
         Err(e) => tracing::warn!("not following the network (netlink: {e})"),
     }
     tokio::spawn(watch_clocks(kick_tx));
-    tokio::spawn(settle(kick_rx, changes.clone(), ignore, announce));
-    changes
+    let first = look(ignore.clone()).await;
+    tracing::info!("network: default route via {}", first.describe());
+    let (uplink_tx, uplink) = watch::channel(first);
+    tokio::spawn(settle(
+        kick_rx,
+        changes.clone(),
+        uplink_tx,
+        ignore,
+        announce,
+    ));
+    (changes, uplink)
+}
+
+/// The way out now (`ip` runs off the runtime's threads).
+async fn look(ignore: Ignore) -> Uplink {
+    tokio::task::spawn_blocking(move || {
+        let ignore = ignore.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        current_uplink(&ignore)
+    })
+    .await
+    .unwrap_or_default()
 }
 
 fn open() -> nix::Result<OwnedFd> {
@@ -176,16 +205,11 @@ fn slept(before: (Duration, Duration), after: (Duration, Duration)) -> Option<Du
 async fn settle(
     mut kicks: mpsc::Receiver<Option<u64>>,
     changes: broadcast::Sender<NetworkChange>,
-    ignore: Vec<String>,
+    uplink: watch::Sender<Uplink>,
+    ignore: Ignore,
     announce: Announce,
 ) {
-    let look = |ignore: Vec<String>| async move {
-        tokio::task::spawn_blocking(move || current_uplink(&ignore))
-            .await
-            .unwrap_or_default()
-    };
-    let mut last = look(ignore.clone()).await;
-    tracing::info!("network: default route via {}", last.describe());
+    let mut last = uplink.borrow().clone();
     while let Some(first) = kicks.recv().await {
         let mut slept_s = first;
         loop {
@@ -205,6 +229,7 @@ async fn settle(
             slept_s,
         };
         announce(&change);
+        uplink.send_replace(change.new.clone());
         let _ = changes.send(change);
     }
 }

@@ -15,9 +15,16 @@ pub const MAX_REQUEST: usize = 4096;
 #[serde(tag = "command", rename_all = "snake_case")]
 pub enum Request {
     Status,
-    Connect { name: String },
-    Disconnect { name: String },
+    Connect {
+        name: String,
+    },
+    Disconnect {
+        name: String,
+    },
     Events,
+    /// Read the provisioning store again (`ras client provision` and
+    /// `unprovision` send it to a running daemon).
+    Reload,
 }
 
 /// The answer to `status`, `connect` and `disconnect`.
@@ -37,8 +44,12 @@ pub struct Reply {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ConnectionStatus {
     pub name: String,
-    /// `down`, `connecting`, `connected`, `reconnecting` or `disconnected`.
+    /// `down`, `connecting`, `connected`, `reconnecting`, `disconnected`,
+    /// or `trusted` (wanted, but held down on a trusted network).
     pub state: String,
+    /// The trusted network the machine is on, if any (docs/MOBILE-CLIENT.md).
+    #[serde(default)]
+    pub trusted_network: Option<String>,
     pub always_on: bool,
     /// The protocols in the order the next attempt tries them.
     pub protocols: Vec<String>,
