@@ -497,8 +497,10 @@ impl Server {
         );
         // Reload (reload.rs) hands the IKE front end a new certificate.
         let mut ike_targets = None;
+        let mut ipsec_counters = None;
         match listeners.ipsec {
             Some(bound) => {
+                ipsec_counters = Some(bound.counters());
                 let (psk, created) =
                     crate::ipsec_service::load_or_create_psk(&config.ipsec, &config.state_dir)?;
                 if let Some(psk) = created {
@@ -656,6 +658,7 @@ impl Server {
                 gre,
                 l2tp: Some(l2tp.front()),
                 tun: Some(tun_writer),
+                ipsec: ipsec_counters,
             },
             metrics,
             netbios: netbios.clone(),
