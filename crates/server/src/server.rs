@@ -447,6 +447,7 @@ impl Server {
             port_limit: sstp_ports,
             failures: crate::failure_log::ListenerFailures::new("SSTP"),
             challenges: acme_challenges.clone(),
+            metrics: metrics.clone(),
         };
         let mut sstp_listening = Vec::new();
         for (addr, listener) in listeners.sstp {
