@@ -78,8 +78,7 @@ fn starts_and_stops(details: &[String]) -> BTreeMap<String, (usize, usize)> {
     for detail in details {
         for r in detail_records(detail) {
             let get = |k: &str| r.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
-            let (Some(status), Some(id)) = (get("Acct-Status-Type"), get("Acct-Session-Id"))
-            else {
+            let (Some(status), Some(id)) = (get("Acct-Status-Type"), get("Acct-Session-Id")) else {
                 continue;
             };
             let e = by_session.entry(id.to_owned()).or_default();
@@ -153,7 +152,10 @@ fn killing_the_primary_radius_loses_no_login_and_no_accounting() {
     assert_eq!(refused, 0, "no login refused after the primary died");
     // The first login after the kill waits for the primary's timeouts
     // (tries 2 × 1 s plus back-off); later ones skip the dead primary.
-    assert!(login_times.iter().skip(1).all(|t| *t < Duration::from_secs(10)));
+    assert!(login_times
+        .iter()
+        .skip(1)
+        .all(|t| *t < Duration::from_secs(10)));
 
     // Every session has its Start and its Stop in one of the two files.
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -168,7 +170,10 @@ fn killing_the_primary_radius_loses_no_login_and_no_accounting() {
     eprintln!("Starts and Stops by Acct-Session-Id: {sessions:?}");
     assert_eq!(sessions.len(), AFTER_KILL + 1, "{sessions:?}");
     for (id, (starts, stops)) in &sessions {
-        assert!(*starts >= 1 && *stops >= 1, "{id}: {starts} Start, {stops} Stop");
+        assert!(
+            *starts >= 1 && *stops >= 1,
+            "{id}: {starts} Start, {stops} Stop"
+        );
     }
     // The first session started on the primary and stopped on the
     // alternate: its Stop came through the failover.
@@ -181,5 +186,96 @@ fn killing_the_primary_radius_loses_no_login_and_no_accounting() {
         AFTER_KILL + 1,
         "every Stop after the kill reached the alternate"
     );
+    drop(server);
+}
+
+/// `ras_pool_addresses{pool="static",state}` from the admin socket.
+fn pool(socket: &Path, state: &str) -> f64 {
+    use prometheus_parse::Value;
+    let answer = server::admin_client::request(socket, "GET", "/metrics").expect("GET /metrics");
+    let text = String::from_utf8(answer.body).unwrap();
+    let scrape =
+        prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).expect("parses");
+    let s = scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == "ras_pool_addresses" && s.labels.get("state") == Some(state))
+        .unwrap_or_else(|| panic!("no ras_pool_addresses {state}"));
+    match s.value {
+        Value::Gauge(v) | Value::Untyped(v) => v,
+        ref other => panic!("{other:?}"),
+    }
+}
+
+/// Issue 18, fault: `ras server` SIGKILLed with sessions up, and started
+/// again. What it does today: the static pool lives in memory, so the new
+/// process starts with every address free (the sessions' addresses are
+/// handed out again, lowest first); no Stop is ever sent for the sessions
+/// that died with the process (their records were in its memory), and
+/// the Accounting-On (RFC 2866 §5.1) of the new start is how the RADIUS
+/// server learns to close them. The spool (SQLite, WAL) is opened again
+/// intact (radius_e2e's `accounting_survives_a_radius_outage_and_a_server_restart`
+/// checks that records queued in it are delivered after a restart).
+#[test]
+fn a_killed_server_restarts_with_its_addresses_free_and_tells_radius() {
+    if !can_run_radius() {
+        return;
+    }
+    let topo = Topology::create("raskil").expect("namespaces");
+    let dir = tempfile::tempdir().unwrap();
+    let srv = topo.ns("srv");
+    let fr = FreeRadius::start(
+        &dir.path().join("fr1"),
+        Some(&srv),
+        Ipv4Addr::new(127, 0, 0, 1),
+    )
+    .expect("FreeRADIUS");
+    let pw = password_file(dir.path(), "test", "test123");
+    let cfg = config(dir.path());
+    let admin = admin_socket_for(&cfg);
+    let server = Server::start(&topo, &cfg);
+    let mut a = connect(&topo, &pw, &server.fingerprint, "ras-rfo1");
+    let first = wait_address(&topo, &mut a, Duration::from_secs(30)).expect("session 1");
+    let mut b = connect(&topo, &pw, &server.fingerprint, "ras-rfo2");
+    let second = wait_address(&topo, &mut b, Duration::from_secs(30)).expect("session 2");
+    assert_eq!(pool(&admin, "in_use"), 2.0, "two sessions");
+    let free_before = pool(&admin, "free");
+    // Both Starts are at FreeRADIUS before the kill.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while starts_and_stops(&[fr.detail()]).len() < 2 {
+        assert!(Instant::now() < deadline, "Starts not delivered");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let ons_before = fr.detail().matches("Accounting-On").count();
+
+    // SIGKILL (Server's drop), then the same configuration again.
+    drop(server);
+    let _ = finish(a, Duration::from_secs(10));
+    let _ = finish(b, Duration::from_secs(10));
+    let server = Server::start(&topo, &cfg);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut ons_after = ons_before;
+    while ons_after == ons_before && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+        ons_after = fr.detail().matches("Accounting-On").count();
+    }
+    eprintln!("Accounting-On records: {ons_before} before the kill, {ons_after} after the restart");
+    assert_eq!(ons_after, ons_before + 1);
+
+    // Every address is free again: the same two are handed out.
+    assert_eq!(pool(&admin, "in_use"), 0.0, "no session");
+    assert_eq!(pool(&admin, "free"), free_before + 2.0);
+    let mut c = connect(&topo, &pw, &server.fingerprint, "ras-rfo1");
+    let again = wait_address(&topo, &mut c, Duration::from_secs(30)).expect("after restart");
+    eprintln!("addresses: {first} and {second} before the kill, {again} after");
+    assert_eq!(again, first.min(second));
+    interrupt(&c);
+    assert!(finish(c, Duration::from_secs(15)).0);
+
+    // The sessions that died with the process have a Start and no Stop:
+    // the Accounting-On above is what closes them at the RADIUS server.
+    let s = starts_and_stops(&[fr.detail()]);
+    eprintln!("Starts and Stops by Acct-Session-Id: {s:?}");
+    assert_eq!(s.values().filter(|(a, b)| *a == 1 && *b == 0).count(), 2);
     drop(server);
 }
