@@ -612,6 +612,8 @@ fn deltas(before: &BTreeMap<String, f64>, after: &BTreeMap<String, f64>) -> Vec<
         .iter()
         .filter(|(k, _)| {
             k.starts_with("ras_dropped_packets_total")
+                || k.starts_with("ras_ipsec_dropped_total")
+                || k.starts_with("ras_tls_handshake_failures_total")
                 || (k.starts_with("ras_session_attempts_total") && !k.contains("success"))
         })
         .filter_map(|(k, v)| {

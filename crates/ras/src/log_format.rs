@@ -25,8 +25,12 @@ pub enum LogFormat {
 /// Installs the global subscriber. `default_level` applies unless
 /// RUST_LOG says otherwise.
 pub fn init(format: LogFormat, default_level: &str) {
-    let filter =
-        || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
+    let env = std::env::var("RUST_LOG").ok();
+    let filter = || {
+        let chosen = with_quiet_rustls(env.as_deref(), default_level);
+        EnvFilter::try_new(&chosen)
+            .unwrap_or_else(|_| EnvFilter::new(with_quiet_rustls(None, default_level)))
+    };
     match format {
         LogFormat::Text => text(filter()),
         LogFormat::Json => tracing_subscriber::fmt()
@@ -53,6 +57,29 @@ pub fn init(format: LogFormat, default_level: &str) {
     }
 }
 
+/// The filter directives: `RUST_LOG` when set (else `default_level`),
+/// with `rustls=error` added unless they name rustls themselves. rustls
+/// logs a WARN line for every handshake it refuses ("Sending fatal alert",
+/// "Received a ... handshake message while expecting ..."): a flood of
+/// garbage ClientHellos would write one line each. Our own handshake
+/// failure lines are rate-limited (failure_log.rs) and counted in
+/// `ras_tls_handshake_failures_total`; an operator who wants rustls' own
+/// words asks for them (`RUST_LOG=info,rustls=debug`).
+fn with_quiet_rustls(env: Option<&str>, default_level: &str) -> String {
+    let chosen = env
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .unwrap_or(default_level);
+    let names_rustls = chosen
+        .split(',')
+        .any(|d| d.trim_start().starts_with("rustls"));
+    if names_rustls {
+        chosen.to_owned()
+    } else {
+        format!("{chosen},rustls=error")
+    }
+}
+
 fn text(filter: EnvFilter) {
     tracing_subscriber::fmt()
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -61,4 +88,27 @@ fn text(filter: EnvFilter) {
         .log_internal_errors(false)
         .with_env_filter(filter)
         .init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_quiet_rustls;
+
+    #[test]
+    fn rustls_is_quiet_unless_the_operator_names_it() {
+        assert_eq!(with_quiet_rustls(None, "info"), "info,rustls=error");
+        assert_eq!(with_quiet_rustls(Some(""), "warn"), "warn,rustls=error");
+        assert_eq!(
+            with_quiet_rustls(Some("debug,server=trace"), "info"),
+            "debug,server=trace,rustls=error"
+        );
+        assert_eq!(
+            with_quiet_rustls(Some("info,rustls=debug"), "info"),
+            "info,rustls=debug"
+        );
+        assert_eq!(
+            with_quiet_rustls(Some("rustls::server=warn"), "info"),
+            "rustls::server=warn"
+        );
+    }
 }

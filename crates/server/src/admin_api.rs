@@ -123,6 +123,7 @@ async fn metrics(State(view): State<Arc<AdminView>>) -> Response {
         &view.metrics,
         &view.snapshot(),
         &view.dropped(),
+        &view.ipsec_dropped(),
         &view.netbios_counts(),
     );
     (

@@ -40,6 +40,8 @@ pub struct DropSources {
     pub gre: Option<Arc<GreDemux>>,
     pub l2tp: Option<tunnel::l2tp_server::L2tpFront>,
     pub tun: Option<Arc<netdev::TunWriter>>,
+    /// The IKE and ESP front end's drops, when `[ipsec]` is on.
+    pub ipsec: Option<Arc<tunnel::ipsec_drops::IpsecCounters>>,
 }
 
 /// What the admin API reads.
@@ -189,6 +191,17 @@ impl AdminView {
             }
         }
         Disconnected { sessions: ended }
+    }
+
+    /// IKE and ESP datagrams the IPsec front end dropped, as
+    /// `(protocol, reason, count)` (`ras_ipsec_dropped_total`); empty when
+    /// IPsec is off.
+    pub fn ipsec_dropped(&self) -> Vec<(&'static str, &'static str, u64)> {
+        self.drops
+            .ipsec
+            .as_ref()
+            .map(|c| c.counts())
+            .unwrap_or_default()
     }
 
     /// Packets the data path dropped so far, by reason (the names are the

@@ -70,6 +70,12 @@ impl BoundIpsec {
     pub fn nat_t_addr(&self) -> Option<SocketAddr> {
         self.sockets.nat_t.local_addr().ok()
     }
+
+    /// What the front end will drop, by protocol and reason (for
+    /// `ras_ipsec_dropped_total`).
+    pub fn counters(&self) -> Arc<tunnel::ipsec_drops::IpsecCounters> {
+        self.sockets.counters.clone()
+    }
 }
 
 /// Binds UDP 500, the NAT-T port and (if the OS lets us) raw ESP.
@@ -96,6 +102,7 @@ pub fn bind(config: &IpsecConfig) -> Result<BoundIpsec, IpsecError> {
             nat_t,
             esp,
             bound: config.listen,
+            counters: Default::default(),
         },
         raw_esp_error,
     })

@@ -84,6 +84,32 @@ impl AttemptResult {
     }
 }
 
+/// The `reason` label of `ras_tls_handshake_failures_total` for a failed
+/// handshake: a bounded set, whatever the peer sent.
+pub fn tls_failure_reason(error: &std::io::Error) -> &'static str {
+    use std::io::ErrorKind as K;
+    if let Some(tls) = error
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<rustls::Error>())
+    {
+        return match tls {
+            // Not TLS, or a record or message that does not parse.
+            rustls::Error::InvalidMessage(_) => "malformed",
+            // A TLS message out of place (not a ClientHello first).
+            rustls::Error::InappropriateMessage { .. }
+            | rustls::Error::InappropriateHandshakeMessage { .. } => "unexpected_message",
+            // Nothing in common: versions, suites, groups, extensions.
+            rustls::Error::PeerIncompatible(_) => "incompatible",
+            rustls::Error::AlertReceived(_) => "alert_received",
+            _ => "other_tls",
+        };
+    }
+    match error.kind() {
+        K::UnexpectedEof | K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe => "closed",
+        _ => "io",
+    }
+}
+
 /// The event counters and histograms, and the traffic of ended sessions.
 #[derive(Debug)]
 pub struct Metrics {
@@ -94,6 +120,7 @@ pub struct Metrics {
     radius_duration: Family<Labels, Histogram, fn() -> Histogram>,
     handshake_duration: Family<Labels, Histogram, fn() -> Histogram>,
     reloads: Family<Labels, Counter>,
+    tls_handshake_failures: Family<Labels, Counter>,
     ended_traffic: Mutex<HashMap<&'static str, Traffic>>,
 }
 
@@ -141,6 +168,12 @@ impl Metrics {
             "Configuration reloads (SIGHUP, ras server reload), by result: applied or refused",
             reloads.clone(),
         );
+        let tls_handshake_failures = Family::<Labels, Counter>::default();
+        registry.register(
+            "tls_handshake_failures",
+            "TLS handshakes that failed before a session began, by listener and reason",
+            tls_handshake_failures.clone(),
+        );
         registry.register(
             "handshake_duration_seconds",
             "Time from a session's first question (authentication) to its link coming up, by protocol",
@@ -154,6 +187,7 @@ impl Metrics {
             radius_duration,
             handshake_duration,
             reloads,
+            tls_handshake_failures,
             ended_traffic: Mutex::new(HashMap::new()),
         }
     }
@@ -197,7 +231,14 @@ impl Metrics {
             .observe(took.as_secs_f64());
     }
 
-    /// A session of `protocol` came up `took` after its first question.
+    /// A TLS handshake on `listener` ("sstp") failed for `reason` (one of
+    /// the bounded names of [`tls_failure_reason`]).
+    pub fn tls_handshake_failure(&self, listener: &str, reason: &str) {
+        self.tls_handshake_failures
+            .get_or_create(&labels(&[("listener", listener), ("reason", reason)]))
+            .inc();
+    }
+
     /// A reload ended: applied (`true`) or refused.
     pub fn reload(&self, applied: bool) {
         let result = if applied { "applied" } else { "refused" };
@@ -206,6 +247,7 @@ impl Metrics {
             .inc();
     }
 
+    /// A session of `protocol` came up `took` after its first question.
     pub fn handshake(&self, protocol: TunnelKind, took: Duration) {
         self.handshake_duration
             .get_or_create(&labels(&[("protocol", protocol.name())]))
@@ -228,5 +270,43 @@ impl Metrics {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tls_failure_reason;
+    use std::io::{Error, ErrorKind};
+
+    #[test]
+    fn tls_failures_fall_into_bounded_reasons() {
+        let tls = |e: rustls::Error| Error::new(ErrorKind::InvalidData, e);
+        assert_eq!(
+            tls_failure_reason(&tls(rustls::Error::InvalidMessage(
+                rustls::InvalidMessage::InvalidContentType
+            ))),
+            "malformed"
+        );
+        assert_eq!(
+            tls_failure_reason(&tls(rustls::Error::InappropriateHandshakeMessage {
+                expect_types: vec![],
+                got_type: rustls::HandshakeType::ServerHelloDone,
+            })),
+            "unexpected_message"
+        );
+        assert_eq!(
+            tls_failure_reason(&tls(rustls::Error::PeerIncompatible(
+                rustls::PeerIncompatible::NoCipherSuitesInCommon
+            ))),
+            "incompatible"
+        );
+        assert_eq!(
+            tls_failure_reason(&Error::from(ErrorKind::UnexpectedEof)),
+            "closed"
+        );
+        assert_eq!(
+            tls_failure_reason(&Error::from(ErrorKind::OutOfMemory)),
+            "io"
+        );
     }
 }

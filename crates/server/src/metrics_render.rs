@@ -34,6 +34,7 @@ pub fn render(
     metrics: &Metrics,
     snapshot: &Snapshot,
     dropped: &[(&str, u64)],
+    ipsec_dropped: &[(&str, &str, u64)],
     netbios: &[(&str, u64)],
 ) -> String {
     let mut scrape = Registry::with_prefix("ras");
@@ -119,6 +120,22 @@ pub fn render(
         "Packets the data path dropped, by reason",
         drops,
     );
+
+    if !ipsec_dropped.is_empty() {
+        // Per protocol (esp, ikev1, ikev2) and reason (tunnel::ipsec_drops
+        // names each); shown only while IPsec is on.
+        let ipsec = Family::<Labels, Counter>::default();
+        for (protocol, reason, n) in ipsec_dropped {
+            ipsec
+                .get_or_create(&labels(&[("protocol", protocol), ("reason", reason)]))
+                .inc_by(*n);
+        }
+        scrape.register(
+            "ipsec_dropped",
+            "IKE and ESP datagrams the IPsec front end dropped, by protocol and reason",
+            ipsec,
+        );
+    }
 
     if !netbios.is_empty() {
         // The gateway's counters per rule of ras-datagram-processing-q97559
@@ -263,6 +280,7 @@ mod tests {
             &m,
             &snap,
             &[("no_route", 4)],
+            &[("esp", "replay", 3), ("ikev2", "unknown_sa", 0)],
             &[("group_forwarded", 7), ("dropped_gate_closed", 2)],
         );
         let v = |s: &str| value(&text, s).unwrap_or_else(|| panic!("no {s} in\n{text}"));
@@ -272,6 +290,14 @@ mod tests {
             1.0
         );
         assert_eq!(v("ras_sessions{protocol=\"l2tp\",state=\"up\"}"), 0.0);
+        assert_eq!(
+            v("ras_ipsec_dropped_total{protocol=\"esp\",reason=\"replay\"}"),
+            3.0
+        );
+        assert_eq!(
+            v("ras_ipsec_dropped_total{protocol=\"ikev2\",reason=\"unknown_sa\"}"),
+            0.0
+        );
         assert_eq!(
             v("ras_netbios_gateway_total{counter=\"group_forwarded\"}"),
             7.0

@@ -243,7 +243,7 @@ async fn attempts_authentications_and_ended_traffic_are_counted() {
 
     let snapshot =
         crate::admin_view::AdminView::new("s", p.sessions().clone(), r.pool.clone()).snapshot();
-    let text = crate::metrics_render::render(&r.metrics, &snapshot, &[], &[]);
+    let text = crate::metrics_render::render(&r.metrics, &snapshot, &[], &[], &[]);
     for line in [
         "ras_session_attempts_total{protocol=\"pptp\",result=\"success\"} 1",
         "ras_session_attempts_total{protocol=\"pptp\",result=\"auth_failed\"} 1",

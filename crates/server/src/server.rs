@@ -447,6 +447,7 @@ impl Server {
             port_limit: sstp_ports,
             failures: crate::failure_log::ListenerFailures::new("SSTP"),
             challenges: acme_challenges.clone(),
+            metrics: metrics.clone(),
         };
         let mut sstp_listening = Vec::new();
         for (addr, listener) in listeners.sstp {
@@ -497,8 +498,10 @@ impl Server {
         );
         // Reload (reload.rs) hands the IKE front end a new certificate.
         let mut ike_targets = None;
+        let mut ipsec_counters = None;
         match listeners.ipsec {
             Some(bound) => {
+                ipsec_counters = Some(bound.counters());
                 let (psk, created) =
                     crate::ipsec_service::load_or_create_psk(&config.ipsec, &config.state_dir)?;
                 if let Some(psk) = created {
@@ -656,6 +659,7 @@ impl Server {
                 gre,
                 l2tp: Some(l2tp.front()),
                 tun: Some(tun_writer),
+                ipsec: ipsec_counters,
             },
             metrics,
             netbios: netbios.clone(),

@@ -47,6 +47,8 @@ pub struct SstpService {
     /// TLS-ALPN-01 challenges answered on this listener, when
     /// `[certificate.acme]` is on (acme_challenge.rs).
     pub challenges: Option<Arc<Challenges>>,
+    /// `ras_tls_handshake_failures_total{listener="sstp"}`.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl SstpService {
@@ -87,6 +89,8 @@ impl SstpService {
             Ok(Ok(Some(tls))) => tls,
             Ok(Ok(None)) => return,
             Ok(Err(e)) => {
+                self.metrics
+                    .tls_handshake_failure("sstp", crate::metrics::tls_failure_reason(&e));
                 self.failures.report(
                     "TLS handshake failed",
                     peer,
@@ -95,6 +99,7 @@ impl SstpService {
                 return;
             }
             Err(_) => {
+                self.metrics.tls_handshake_failure("sstp", "timeout");
                 self.failures
                     .report("TLS handshake timed out", peer, &"TLS handshake timed out");
                 return;

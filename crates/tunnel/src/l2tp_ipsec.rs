@@ -32,6 +32,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::datagram_batch::{read_batches, RecvBatch, SendBatch, BATCH};
 use crate::ikev2_server::{Ikev2Part, Ikev2Service, OutboundEsp, IPV4_IN_ESP, IPV6_IN_ESP};
+use crate::ipsec_drops::{EspDrop, IpsecCounters};
 use crate::l2tp_front::L2tpFront;
 use crate::l2tp_peer::{L2tpPeer, L2tpReply};
 
@@ -65,6 +66,9 @@ pub struct IpsecSockets {
     pub esp: Option<Arc<UdpSocket>>,
     /// The address the sockets are bound to (unspecified: any).
     pub bound: IpAddr,
+    /// What the front end drops, by protocol and reason (read by the
+    /// admin API for `ras_ipsec_dropped_total`).
+    pub counters: Arc<IpsecCounters>,
 }
 
 /// Opens a raw ESP socket (IP protocol 50). Needs CAP_NET_RAW.
@@ -146,9 +150,12 @@ struct Front {
     out_tx: mpsc::Sender<(SocketAddr, Vec<u8>)>,
     local_cache: HashMap<IpAddr, IpAddr>,
     refusals: RefusalLog,
-    esp_dropped: u64,
+    /// Shared with the admin API (`IpsecSockets::counters`).
+    counters: Arc<IpsecCounters>,
+    /// The IKEv2 part's selector drops already added to `counters`.
+    ikev2_selector_seen: u64,
     /// ESP for an SPI not installed yet (bounded: count and age).
-    early_esp: std::collections::VecDeque<(Instant, Option<SocketAddr>, Vec<u8>)>,
+    early_esp: std::collections::VecDeque<(Instant, Option<SocketAddr>, SocketAddr, Vec<u8>)>,
     udp_buf: Vec<u8>,
     /// ESP waiting for one `sendmmsg` on the NAT-T socket and on the raw one.
     out_nat_t: SendBatch,
@@ -198,6 +205,7 @@ pub async fn serve_ipsec_l2tp(
         Some(i) => (Some(i.answers), Some(i.packets)),
         None => (None, None),
     };
+    let counters = sockets.counters.clone();
     let mut front = Front {
         sockets,
         responder: Responder::new(config),
@@ -209,7 +217,8 @@ pub async fn serve_ipsec_l2tp(
         out_tx,
         local_cache: HashMap::new(),
         refusals: RefusalLog::new(),
-        esp_dropped: 0,
+        counters,
+        ikev2_selector_seen: 0,
         early_esp: std::collections::VecDeque::new(),
         udp_buf: Vec::with_capacity(DATAGRAM),
         out_nat_t: SendBatch::new(),
@@ -250,7 +259,7 @@ pub async fn serve_ipsec_l2tp(
             }
             r = readable_optional(esp.as_deref()) => {
                 if let (Ok(()), Some(esp)) = (r, esp.as_deref()) {
-                    read_batches(esp, &mut batch, |_, d| front.raw_esp(d));
+                    read_batches(esp, &mut batch, |from, d| front.raw_esp(from, d));
                     front.flush_ikev2_sink();
                 }
             }
@@ -349,11 +358,14 @@ impl Front {
             Some(part) if is_ikev2(message) => part
                 .responder
                 .handle_datagram(now, local, from, nat_t, message),
-            _ if !self.ikev1 => self.refusals.log(
-                now,
-                from,
-                "an IKEv1 (L2TP/IPsec) message dropped: this server answers IKEv2 only ([ipsec] ikev1 = false)",
-            ),
+            _ if !self.ikev1 => {
+                self.counters.ikev1_off();
+                self.refusals.log(
+                    now,
+                    from,
+                    "an IKEv1 (L2TP/IPsec) message dropped: this server answers IKEv2 only ([ipsec] ikev1 = false)",
+                )
+            }
             _ => self
                 .responder
                 .handle_datagram(now, local, from, nat_t, message),
@@ -378,14 +390,18 @@ impl Front {
                 let local = self.local_address(from, port);
                 self.ike_datagram(local, from, true, &datagram[4..]);
             }
-            Port4500::Esp(_) => self.esp_in(Some(from), datagram),
+            Port4500::Esp(_) => self.esp_in(Some(from), from, datagram),
             Port4500::Keepalive => {}
-            Port4500::Malformed => self.esp_dropped += 1,
+            Port4500::Malformed => self.counters.esp_dropped(
+                EspDrop::Malformed,
+                Some(from),
+                &"a UDP 4500 datagram that is neither IKE, ESP nor a keepalive",
+            ),
         }
     }
 
     /// A raw IPv4 socket hands over the IP header too (raw(7)).
-    fn raw_esp(&mut self, packet: &mut [u8]) {
+    fn raw_esp(&mut self, from: SocketAddr, packet: &mut [u8]) {
         let Some(&first) = packet.first() else {
             return;
         };
@@ -395,27 +411,34 @@ impl Front {
             0
         };
         if packet.len() < header_len + 8 {
-            self.esp_dropped += 1;
+            self.counters.esp_dropped(
+                EspDrop::Malformed,
+                Some(from),
+                &"shorter than an ESP header",
+            );
             return;
         }
-        self.esp_in(None, &mut packet[header_len..]);
+        self.esp_in(None, from, &mut packet[header_len..]);
     }
 
-    fn esp_in(&mut self, udp_from: Option<SocketAddr>, packet: &mut [u8]) {
+    /// ESP from `from` (`udp_from`: in UDP 4500, where the reply goes).
+    fn esp_in(&mut self, udp_from: Option<SocketAddr>, from: SocketAddr, packet: &mut [u8]) {
         let now = Instant::now();
         let decapsulated = match self.inbound.decapsulate(now, packet) {
             Ok(d) => d,
-            Err(ipsec::esp::EspError::UnknownSpi(_)) if self.early_esp.len() < EARLY_ESP_MAX => {
+            Err(ipsec::esp::EspError::UnknownSpi(_))
+                if self.expire_early_esp(now) < EARLY_ESP_MAX =>
+            {
                 // RFC 2409 §5.5: the initiator may send on the new SA as soon
                 // as it has Quick Mode message 2, before its message 3 (which
                 // installs the SA here) has been read. Keep such packets
                 // briefly and try them again when a child SA comes up.
-                self.early_esp.push_back((now, udp_from, packet.to_vec()));
+                self.early_esp
+                    .push_back((now, udp_from, from, packet.to_vec()));
                 return;
             }
             Err(e) => {
-                self.esp_dropped += 1;
-                tracing::debug!("IPsec: ESP dropped: {e}");
+                self.counters.esp_dropped(EspDrop::of(&e), Some(from), &e);
                 return;
             }
         };
@@ -444,17 +467,40 @@ impl Front {
         self.responder.note_traffic(client.ike_sa, now);
         let payload = &packet[decapsulated.payload];
         if decapsulated.next_header != UDP || payload.len() < 8 {
-            self.esp_dropped += 1;
+            self.counters
+                .esp_dropped(EspDrop::Selector, Some(from), &"not UDP inside ESP");
             return;
         }
         let dst_port = u16::from_be_bytes([payload[2], payload[3]]);
         if dst_port != L2TP_PORT {
-            self.esp_dropped += 1;
+            self.counters.esp_dropped(
+                EspDrop::Selector,
+                Some(from),
+                &format_args!("UDP to port {dst_port} inside ESP, not L2TP"),
+            );
             return;
         }
         // RFC 3948 §3.1.2: the inner UDP checksum is covered by ESP's
         // integrity check; we do not verify it.
         self.l2tp.deliver(client.l2tp, &payload[8..], &client.reply);
+    }
+
+    /// Drops (and counts) the kept early ESP packets that are too old: a
+    /// sender of unknown SPIs must not sit in the queue uncounted until
+    /// some child SA comes up. Returns how many are kept.
+    fn expire_early_esp(&mut self, now: Instant) -> usize {
+        while let Some((at, _, from, _)) = self.early_esp.front() {
+            if now.duration_since(*at) <= EARLY_ESP_AGE {
+                break;
+            }
+            self.counters.esp_dropped(
+                EspDrop::UnknownSpi,
+                Some(*from),
+                &"no SA came up for its SPI within a second",
+            );
+            self.early_esp.pop_front();
+        }
+        self.early_esp.len()
     }
 
     fn send_l2tp(&mut self, key: SocketAddr, datagram: &[u8]) {
@@ -552,8 +598,12 @@ impl Front {
             while let Some(t) = part.responder.poll_transmit() {
                 self.transmit(&t);
             }
+            self.counters.set_ikev2(part.responder.stats());
+            self.counters
+                .add_ikev2_selector_drops(part.dropped, &mut self.ikev2_selector_seen);
             self.ikev2 = Some(part);
         }
+        self.counters.set_ikev1(self.responder.stats());
         while let Some(event) = self.responder.poll_event() {
             match event {
                 IkeEvent::IkeSaUp {
@@ -625,11 +675,15 @@ impl Front {
         self.spi_client.insert(inbound_spi, key);
         // ESP that arrived for this SA before Quick Mode message 3 did.
         let early = std::mem::take(&mut self.early_esp);
-        for (at, from, mut packet) in early {
+        for (at, udp_from, from, mut packet) in early {
             if now.duration_since(at) <= EARLY_ESP_AGE {
-                self.esp_in(from, &mut packet);
+                self.esp_in(udp_from, from, &mut packet);
             } else {
-                self.esp_dropped += 1;
+                self.counters.esp_dropped(
+                    EspDrop::UnknownSpi,
+                    Some(from),
+                    &"kept for an SA being negotiated, too long",
+                );
             }
         }
         tracing::info!(

@@ -18,6 +18,7 @@ mod ikev2_client_task;
 pub mod ikev2_eap;
 pub mod ikev2_server;
 mod inbound;
+pub mod ipsec_drops;
 pub mod l2tp_client;
 pub mod l2tp_client_transport;
 mod l2tp_counters;
