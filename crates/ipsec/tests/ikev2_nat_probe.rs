@@ -402,11 +402,12 @@ fn an_unanswered_probe_kills_the_sa_no_sooner_than_a_liveness_check() {
 fn traffic_during_the_wait_is_inconclusive() {
     let settings = NatProbeSettings {
         first_delay: secs(10),
+        // One surviving 10 s probe ends the measurement.
+        max_delay: secs(10),
         pause: Duration::ZERO,
-        retry_after: secs(30),
+        retry_after: secs(10),
         ..NatProbeSettings::default()
     };
-    // A NAT that keeps mappings 15 s: 10 s survives when untouched.
     let mut lab = Lab::new(Some(settings), secs(3600), true);
     lab.run_until(lab.now + Duration::from_millis(1));
     let t = lab.now;
@@ -414,9 +415,13 @@ fn traffic_during_the_wait_is_inconclusive() {
     lab.run_until(t + secs(3));
     lab.client.note_sent(lab.now);
     lab.run_until(t + secs(20));
-    // The probe arrived but counted for nothing: no measurement yet, and
-    // the next request is again for 10 s, 30 s later.
+    // The probe arrived at 10 s but counted for nothing: no measurement.
     assert_eq!(lab.measured(), None);
     assert_eq!(lab.client.nat_timeout(), NatTimeoutStatus::Measuring);
+    // The retry (10 s later, again for 10 s) is left alone and counts.
+    lab.run_until(t + secs(29));
+    assert_eq!(lab.measured(), None);
+    lab.run_until(t + secs(32));
+    assert_eq!(lab.measured(), Some((secs(10), Duration::from_millis(8500))));
     assert!(!lab.went_down());
 }

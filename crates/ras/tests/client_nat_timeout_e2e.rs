@@ -45,6 +45,7 @@ fn sh(args: &[&str]) {
 /// they were. Dropped, the client namespace goes (and its veth with it).
 struct NatClient {
     ns: String,
+    nat: String,
 }
 
 impl NatClient {
@@ -101,7 +102,7 @@ impl NatClient {
             "net.ipv4.ip_forward=1",
         ]);
         let rules = format!(
-            "table ip ras_nat_timeout {{\n chain post {{\n  type nat hook postrouting priority srcnat; policy accept;\n  ip saddr {NAT_SUBNET}.0/24 masquerade\n }}\n}}\n"
+            "table ip ras_nat_timeout {{\n counter keepalives {{ }}\n counter ike_esp {{ }}\n chain post {{\n  type nat hook postrouting priority srcnat; policy accept;\n  ip saddr {NAT_SUBNET}.0/24 masquerade\n }}\n chain fwd {{\n  type filter hook forward priority filter; policy accept;\n  ip saddr {NAT_SUBNET}.0/24 udp dport 4500 udp length 9 counter name keepalives\n  ip saddr {NAT_SUBNET}.0/24 udp dport 4500 udp length != 9 counter name ike_esp\n }}\n}}\n"
         );
         let mut nft = Command::new("ip")
             .args(["netns", "exec", &nat, "nft", "-f", "-"])
@@ -126,7 +127,35 @@ impl NatClient {
             "net.netfilter.nf_conntrack_udp_timeout=20",
             "net.netfilter.nf_conntrack_udp_timeout_stream=20",
         ]);
-        NatClient { ns }
+        NatClient { ns, nat }
+    }
+
+    /// (packets, bytes) a named counter of the NAT saw since the last
+    /// reset, and resets it.
+    fn counter(&self, name: &str) -> (u64, u64) {
+        let out = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.nat,
+                "nft",
+                "reset",
+                "counter",
+                "ip",
+                "ras_nat_timeout",
+                name,
+            ])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let number = |key: &str| {
+            text.split_whitespace()
+                .skip_while(|w| *w != key)
+                .nth(1)
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("no {key} in {text}"))
+        };
+        (number("packets"), number("bytes"))
     }
 }
 
@@ -305,7 +334,7 @@ struct Lab {
     // client namespace and the topology.
     daemon: Option<Daemon>,
     server: Option<Server>,
-    _nat: NatClient,
+    nat: NatClient,
     _topo: Topology,
 }
 
@@ -362,7 +391,7 @@ impl Lab {
             client_ns: nat.ns.clone(),
             daemon: Some(daemon),
             server: Some(server),
-            _nat: nat,
+            nat,
             _topo: topo,
             _events_dir: dir,
         }
@@ -421,7 +450,20 @@ fn the_daemon_measures_a_20_s_nat_and_the_idle_tunnel_survives() {
 
     // Two idle minutes: nothing but keepalives (and the IKE the server
     // may send); the tunnel stays and carries a ping afterwards.
+    lab.nat.counter("keepalives");
+    lab.nat.counter("ike_esp");
     let idle = events.during(Duration::from_secs(125));
+    let (keepalives, keepalive_bytes) = lab.nat.counter("keepalives");
+    let (other, other_bytes) = lab.nat.counter("ike_esp");
+    eprintln!(
+        "idle 125 s through the NAT: {keepalives} NAT keepalives ({keepalive_bytes} bytes of IP), {other} other IKE/ESP packets ({other_bytes} bytes) from the client; keepalive interval {keepalive} s"
+    );
+    // Keepalives at the measured interval (not the 20 s default).
+    let expected = 125 / keepalive;
+    assert!(
+        keepalives >= expected.saturating_sub(1) && keepalives <= expected + 1,
+        "{keepalives} keepalives in 125 s at {keepalive} s"
+    );
     assert!(
         !idle
             .iter()

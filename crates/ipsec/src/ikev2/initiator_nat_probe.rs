@@ -135,7 +135,7 @@ impl Ikev2Initiator {
         match cookie {
             Some(cookie) => {
                 if let Some(outcome) = meter.probe_arrived(now, cookie) {
-                    self.probe_outcome(now, outcome);
+                    self.probe_outcome(now, outcome, false);
                 }
             }
             None => meter.taint(),
@@ -147,10 +147,11 @@ impl Ikev2Initiator {
         let Some(outcome) = self.nat_meter.as_mut().and_then(|m| m.poll(now)) else {
             return;
         };
-        self.probe_outcome(now, outcome);
+        // From the deadline: the probe was lost (or the wait tainted).
+        self.probe_outcome(now, outcome, true);
     }
 
-    fn probe_outcome(&mut self, now: Instant, outcome: ProbeOutcome) {
+    fn probe_outcome(&mut self, now: Instant, outcome: ProbeOutcome, at_deadline: bool) {
         match outcome {
             ProbeOutcome::Survived(_) | ProbeOutcome::Inconclusive => {}
             ProbeOutcome::Expired(_) => self.recreate_mapping(now),
@@ -163,9 +164,8 @@ impl Ikev2Initiator {
                 };
                 self.events
                     .push_back(Ikev2ClientEvent::NatTimeoutMeasured { timeout, keepalive });
-                if self.nat_meter.as_ref().is_some_and(|m| m.is_done()) {
-                    // The last probe may have been lost: the mapping is
-                    // re-created at once either way.
+                if at_deadline {
+                    // The last probe was lost.
                     self.recreate_mapping(now);
                 }
             }
