@@ -422,6 +422,9 @@ fn traffic_during_the_wait_is_inconclusive() {
     lab.run_until(t + secs(29));
     assert_eq!(lab.measured(), None);
     lab.run_until(t + secs(32));
-    assert_eq!(lab.measured(), Some((secs(10), Duration::from_millis(8500))));
+    assert_eq!(
+        lab.measured(),
+        Some((secs(10), Duration::from_millis(8500)))
+    );
     assert!(!lab.went_down());
 }

@@ -102,7 +102,7 @@ impl NatClient {
             "net.ipv4.ip_forward=1",
         ]);
         let rules = format!(
-            "table ip ras_nat_timeout {{\n counter keepalives {{ }}\n counter ike_esp {{ }}\n chain post {{\n  type nat hook postrouting priority srcnat; policy accept;\n  ip saddr {NAT_SUBNET}.0/24 masquerade\n }}\n chain fwd {{\n  type filter hook forward priority filter; policy accept;\n  ip saddr {NAT_SUBNET}.0/24 udp dport 4500 udp length 9 counter name keepalives\n  ip saddr {NAT_SUBNET}.0/24 udp dport 4500 udp length != 9 counter name ike_esp\n }}\n}}\n"
+            "table ip ras_nat_timeout {{\n counter keepalives {{ }}\n counter ike_esp {{ }}\n chain post {{\n  type nat hook postrouting priority srcnat; policy accept;\n  ip saddr {NAT_SUBNET}.0/24 masquerade\n }}\n chain count {{\n  type filter hook forward priority filter; policy accept;\n  ip saddr {NAT_SUBNET}.0/24 udp dport 4500 udp length 9 counter name keepalives\n  ip saddr {NAT_SUBNET}.0/24 udp dport 4500 udp length != 9 counter name ike_esp\n }}\n}}\n"
         );
         let mut nft = Command::new("ip")
             .args(["netns", "exec", &nat, "nft", "-f", "-"])
@@ -484,14 +484,19 @@ fn the_daemon_measures_a_20_s_nat_and_the_idle_tunnel_survives() {
     events.expect("disconnected", &[], Duration::from_secs(15));
     let out = ras_client(&lab.state, &lab.socket, &["connect", "natted"]);
     assert!(out.status.success());
-    events.expect("connected", &["disconnected"], Duration::from_secs(30));
+    // Said as soon as the IKE SA is up, before the link's `connected`.
     let again = events.expect(
         "nat timeout measured",
         &["disconnected"],
-        Duration::from_secs(10),
+        Duration::from_secs(30),
     );
     assert_eq!(again["nat_timeout_s"].as_u64(), Some(seconds), "{again}");
+    assert_eq!(again["keepalive_s"].as_u64(), Some(keepalive), "{again}");
     assert_eq!(again["cause"], "remembered for this network", "{again}");
+    events.expect("connected", &["disconnected"], Duration::from_secs(30));
+    let s = status(&lab.state, &lab.socket);
+    assert_eq!(s["nat_timeout_s"].as_u64(), Some(seconds), "{s}");
+    assert_eq!(s["keepalive_s"].as_u64(), Some(keepalive), "{s}");
 }
 
 #[test]
