@@ -107,8 +107,12 @@ impl NatView {
 }
 
 /// Enables measuring for this process's IKEv2 tunnels and follows their
-/// reports for the daemon's lifetime.
-pub fn start(store: &Store, connections: Vec<Arc<Connection>>, events: Events) {
+/// reports for the daemon's lifetime; `connections` says which
+/// connections there are at the time of a report.
+pub fn start<F>(store: &Store, connections: F, events: Events)
+where
+    F: Fn() -> Vec<Arc<Connection>> + Send + 'static,
+{
     let memory = NatMemory::new(store);
     let lookup = memory.clone();
     ikev2_client_nat::enable(NatProbePlan {
@@ -123,7 +127,7 @@ pub fn start(store: &Store, connections: Vec<Arc<Connection>>, events: Events) {
                 Err(broadcast::error::RecvError::Lagged(_)) => continue,
                 Err(broadcast::error::RecvError::Closed) => return,
             };
-            follow(&memory, &connections, &events, &report);
+            follow(&memory, &connections(), &events, &report);
         }
     });
 }
