@@ -1,6 +1,7 @@
 //! Fuzz every IKEv2 payload parser and the fragment reassembly directly:
 //! header and chain, SA proposals, traffic selectors, configuration
-//! payload, KE/Nonce/ID/AUTH/CERT/Notify/Delete, SK location, and a
+//! payload, KE/Nonce/ID/AUTH/CERT/Notify/Delete, the NAT-probe notify data
+//! (round trip), SK location, and a
 //! reassembly fed fuzzed fragment numbers. Nothing may panic, and the
 //! reassembly holds no more than its byte bound.
 #![no_main]
@@ -8,7 +9,7 @@
 use ipsec::ikev2::config_payload::ConfigPayload;
 use ipsec::ikev2::fragments::{Reassembly, MAX_REASSEMBLED};
 use ipsec::ikev2::payloads::{parse_nonce, Authentication, Certificate, Delete, Identification, KeyExchange, Notify};
-use ipsec::ikev2::{encrypted, sa_payload, traffic_selectors, wire};
+use ipsec::ikev2::{encrypted, nat_probe, sa_payload, traffic_selectors, wire};
 use libfuzzer_sys::fuzz_target;
 use zeroize::Zeroizing;
 
@@ -48,6 +49,14 @@ fuzz_target!(|data: &[u8]| {
         let _ = c.ca_hashes().count();
     }
     let _ = Notify::parse(data);
+    if let Ok(r) = nat_probe::ProbeRequest::parse(data) {
+        assert_eq!(nat_probe::ProbeRequest::parse(&r.encode()), Ok(r));
+        let d = r.clamped_delay();
+        assert!(d >= nat_probe::MIN_DELAY && d <= nat_probe::MAX_DELAY);
+    }
+    if let Ok(cookie) = nat_probe::parse_probe(data) {
+        assert_eq!(nat_probe::encode_probe(cookie), data);
+    }
     let _ = Delete::parse(data);
     let mut reassembly = Reassembly::new();
     for chunk in data.chunks(6) {

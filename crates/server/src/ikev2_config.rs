@@ -42,6 +42,11 @@ pub struct Ikev2ServerConfig {
     /// Offer MOBIKE (RFC 4555): clients that change networks keep their
     /// tunnel. Default true.
     pub mobike: bool,
+    /// Take part in our NAT-timeout probe extension (private-use notifies,
+    /// docs/MOBILE-CLIENT.md "NAT-timeout detection"): a `ras client`
+    /// behind a NAT asks for a probe after a delay and sets its keepalive
+    /// below what its NAT keeps. Other clients never ask. Default true.
+    pub nat_probe: bool,
     /// Split tunnelling: the IPv4 networks clients reach through the
     /// tunnel ("10.1.0.0/16"); their traffic selectors are narrowed to
     /// these (RFC 7296 §2.9), and Windows, macOS and strongSwan route only
@@ -118,6 +123,7 @@ impl Default for Ikev2ServerConfig {
             liveness_interval_secs: 30,
             liveness_timeout_secs: 60,
             mobike: true,
+            nat_probe: true,
             routes: Vec::new(),
             ports: crate::config::PortLimit::DEFAULT,
             cookie_threshold: 64,

@@ -78,6 +78,7 @@ pub fn responder_config(
         liveness_interval: config.liveness_interval(),
         liveness_timeout: config.liveness_timeout(),
         mobike: config.mobike,
+        nat_probe: config.nat_probe,
         cookie_threshold: config.cookie_threshold,
         certificate,
         client_trust,

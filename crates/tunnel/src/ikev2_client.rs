@@ -155,6 +155,10 @@ impl Ikev2Client {
             config.esp_suites = options.esp_suites.clone();
         }
         let sockets = Sockets::open(server, options.ephemeral_ports).await?;
+        if let Some(plan) = crate::ikev2_client_nat::plan() {
+            config.nat_probe = Some(plan.settings);
+            config.known_nat_timeout = (plan.remembered)(sockets.local);
+        }
         let (to_server, out_rx) = mpsc::channel(QUEUE);
         let (in_tx, from_server) = mpsc::channel(QUEUE);
         let (close_tx, close_rx) = oneshot::channel();

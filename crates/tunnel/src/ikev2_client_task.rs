@@ -64,6 +64,8 @@ struct Task {
     /// A move announced and not yet answered: the old address, when it
     /// was noticed, and the answers counted before it.
     moving: Option<(IpAddr, Instant, u64)>,
+    /// The NAT-timeout measurement as last reported (ikev2_client_nat).
+    nat_reported: (ipsec::ikev2::nat_probe::NatTimeoutStatus, Duration),
 }
 
 pub(crate) async fn run(
@@ -98,6 +100,7 @@ pub(crate) async fn run(
         warned_no_socket: false,
         local,
         moving: None,
+        nat_reported: (Default::default(), Duration::ZERO),
     };
     task.run().await;
 }
@@ -354,6 +357,8 @@ impl Task {
         if sent.is_err() {
             self.dropped += 1;
         }
+        // Our ESP passes the NAT: a NAT probe awaited says nothing now.
+        self.initiator.note_sent(now);
     }
 
     fn transmit(&self, t: &ipsec::ikev1::Transmit) {
@@ -379,6 +384,19 @@ impl Task {
                 break;
             };
             self.event(event);
+        }
+        let nat = (
+            self.initiator.nat_timeout(),
+            self.initiator.keepalive_interval(),
+        );
+        if self.initiator.is_established() && nat != self.nat_reported {
+            self.nat_reported = nat;
+            crate::ikev2_client_nat::report(crate::ikev2_client_nat::NatReport {
+                server: self.server,
+                local: self.local.ip(),
+                status: nat.0,
+                keepalive: nat.1,
+            });
         }
         if self.initiator.is_closed() && self.end.is_none() {
             let reason = self
@@ -452,6 +470,13 @@ impl Task {
                     self.last_refusal = Some("the server deleted the tunnel's ESP SA".into());
                     self.initiator.close(now);
                 }
+            }
+            Ikev2ClientEvent::NatTimeoutMeasured { timeout, keepalive } => {
+                tracing::info!(
+                    "IKEv2: the NAT keeps our UDP mapping at least {} s; NAT keepalive every {} s",
+                    timeout.as_secs(),
+                    keepalive.as_secs()
+                );
             }
             Ikev2ClientEvent::Down { reason } => {
                 tracing::info!(

@@ -14,6 +14,7 @@ mod hooks;
 pub mod http_io;
 pub mod ikev2_client;
 pub mod ikev2_client_moves;
+pub mod ikev2_client_nat;
 mod ikev2_client_task;
 pub mod ikev2_eap;
 pub mod ikev2_server;

@@ -105,6 +105,9 @@ pub struct Ikev2Config {
     /// Offer MOBIKE (RFC 4555): clients that change networks (Wi-Fi to
     /// mobile) keep their tunnel.
     pub mobike: bool,
+    /// Take part in our NAT-timeout probe extension (`nat_probe`): echo
+    /// NAT_PROBE_SUPPORTED and honour DELAYED_PROBE_REQUEST.
+    pub nat_probe: bool,
     /// Our certificate and key: with one, the server proves itself to EAP
     /// clients by signature (what Windows, Apple and Android require);
     /// without one, by the pre-shared key.
@@ -134,6 +137,7 @@ impl Default for Ikev2Config {
             child_hard_lifetime: Duration::from_secs(3 * 3600),
             replay_window: 1024,
             mobike: true,
+            nat_probe: true,
             certificate: None,
             client_trust: None,
             eap: true,

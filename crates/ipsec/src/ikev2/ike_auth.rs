@@ -46,6 +46,7 @@ struct AuthRequest<'a> {
     cp: Option<ConfigPayload<'a>>,
     initial_contact: bool,
     mobike: bool,
+    nat_probe: bool,
 }
 
 /// A later IKE_AUTH of an EAP conversation: an EAP message, or the final
@@ -90,6 +91,7 @@ fn parse_auth_request(first: u8, inner: &[u8]) -> Result<AuthRequest<'_>, String
         cp: None,
         initial_contact: false,
         mobike: false,
+        nat_probe: false,
     };
     for p in &chain {
         match p.kind {
@@ -117,6 +119,7 @@ fn parse_auth_request(first: u8, inner: &[u8]) -> Result<AuthRequest<'_>, String
                 match n.kind {
                     notify::INITIAL_CONTACT => request.initial_contact = true,
                     notify::MOBIKE_SUPPORTED => request.mobike = true,
+                    super::nat_probe::NAT_PROBE_SUPPORTED => request.nat_probe = true,
                     _ => {}
                 }
             }
@@ -188,8 +191,10 @@ impl Ikev2Responder {
         };
         let identity = request.idi.describe();
         let mobike = request.mobike && self.config.mobike;
+        let nat_probe = request.nat_probe && self.config.nat_probe;
         if let Some(sa) = self.sas.get_mut(&spi_r) {
             sa.mobike = mobike;
+            sa.nat_probe = nat_probe;
         }
         let Some(auth) = request.auth else {
             if !self.config.eap {
@@ -464,6 +469,13 @@ impl Ikev2Responder {
             chain.push(
                 payload::NOTIFY,
                 &Notify::encode(notify::MOBIKE_SUPPORTED, &[]),
+            );
+        }
+        if sa.nat_probe {
+            // Our private-use extension (nat_probe.rs): agreed.
+            chain.push(
+                payload::NOTIFY,
+                &Notify::encode(super::nat_probe::NAT_PROBE_SUPPORTED, &[]),
             );
         }
         let nat = sa.nat.describe().to_string();

@@ -112,6 +112,11 @@ pub(crate) struct IkeSa {
     pub by_certificate: bool,
     /// Both sides announced MOBIKE (RFC 4555 §3.4).
     pub mobike: bool,
+    /// Our NAT-timeout probe extension was offered and agreed
+    /// (`nat_probe`).
+    pub nat_probe: bool,
+    /// A delayed probe to send: when, and its cookie (one per IKE SA).
+    pub pending_probe: Option<(Instant, u32)>,
     pub children: Vec<ChildRecord>,
     /// The selectors the client's tunnel was narrowed to at IKE_AUTH: a
     /// client whose last child expired recreates it with these.

@@ -21,13 +21,7 @@ use super::traffic_selectors;
 use super::wire::{self, exchange, payload, Header, PayloadChain};
 
 impl Ikev2Responder {
-    pub(crate) fn informational(
-        &mut self,
-        _now: Instant,
-        header: &Header,
-        first: u8,
-        inner: &[u8],
-    ) {
+    pub(crate) fn informational(&mut self, now: Instant, header: &Header, first: u8, inner: &[u8]) {
         let spi_r = header.spi_r;
         let Ok(chain) = wire::payloads(first, inner) else {
             self.stats.malformed += 1;
@@ -39,6 +33,7 @@ impl Ikev2Responder {
         let mut cookie2 = None;
         let mut nat_source = Vec::new();
         let mut nat_destination = None;
+        let mut probe_request = None;
         for p in &chain {
             match p.kind {
                 payload::DELETE => match Delete::parse(p.body) {
@@ -49,6 +44,9 @@ impl Ikev2Responder {
                 payload::NOTIFY => match Notify::parse(p.body) {
                     Ok(n) if n.kind == notify::UPDATE_SA_ADDRESSES => update_addresses = true,
                     Ok(n) if n.kind == notify::COOKIE2 => cookie2 = Some(n.data.to_vec()),
+                    Ok(n) if n.kind == super::nat_probe::DELAYED_PROBE_REQUEST => {
+                        probe_request = Some(n.data.to_vec())
+                    }
                     Ok(n) if n.kind == notify::NAT_DETECTION_SOURCE_IP => {
                         nat_source.push(n.data.to_vec())
                     }
@@ -64,6 +62,9 @@ impl Ikev2Responder {
         if let Some(cookie) = &cookie2 {
             // RFC 4555 §3.8: the return routability check echoes COOKIE2.
             reply.push(payload::NOTIFY, &Notify::encode(notify::COOKIE2, cookie));
+        }
+        if let Some(data) = &probe_request {
+            self.schedule_probe(now, spi_r, data);
         }
         if update_addresses {
             self.update_addresses(spi_r, &nat_source, nat_destination.as_deref(), &mut reply);
@@ -505,6 +506,8 @@ impl Ikev2Responder {
             eap: old.eap,
             by_certificate: old.by_certificate,
             mobike: old.mobike,
+            nat_probe: old.nat_probe,
+            pending_probe: old.pending_probe,
             children,
             tunnel_selectors,
             created: now,

@@ -44,6 +44,12 @@ pub enum Ikev2ClientEvent {
     ChildSaDown { inbound_spi: u32, outbound_spi: u32 },
     /// The IKE SA is gone; the reason is for the user.
     Down { reason: String },
+    /// The NAT's UDP timeout was measured (nat_probe.rs); the keepalive
+    /// interval is now `keepalive`.
+    NatTimeoutMeasured {
+        timeout: Duration,
+        keepalive: Duration,
+    },
 }
 
 /// Where the connection is.
@@ -87,6 +93,8 @@ pub(crate) enum Purpose {
         inbound_spi: u32,
         outbound_spi: u32,
     },
+    /// DELAYED_PROBE_REQUEST (nat_probe.rs).
+    NatProbe(super::nat_probe::ProbeRequest),
 }
 
 /// A child SA of ours.
@@ -124,6 +132,17 @@ pub struct Ikev2Initiator {
     pub(crate) server_mobike: bool,
     /// Our address changed and the server has not been told yet.
     pub(crate) address_update_due: bool,
+    /// The server echoed NAT_PROBE_SUPPORTED (nat_probe.rs).
+    pub(crate) server_nat_probe: bool,
+    pub(crate) nat_meter: Option<super::nat_probe::NatTimeoutMeter>,
+    pub(crate) nat_status: super::nat_probe::NatTimeoutStatus,
+    /// The NAT keepalive interval in use: the configured one, or one
+    /// below the measured NAT timeout.
+    pub(crate) keepalive_interval: Duration,
+    /// A liveness check is wanted now (a NAT mapping to re-create).
+    pub(crate) liveness_due: bool,
+    /// We moved: measure the NAT again once the server confirmed.
+    pub(crate) nat_remeasure: bool,
     /// UPDATE_SA_ADDRESSES requests the server has answered (§3.5).
     pub(crate) address_updates_answered: u64,
     pub(crate) idi_body: Vec<u8>,
@@ -171,6 +190,7 @@ impl Ikev2Initiator {
             .first()
             .map(|o| o.group)
             .unwrap_or(crate::ike_crypto::DhGroup::Ecp256);
+        let keepalive_interval = config.keepalive_interval;
         let mut me = Ikev2Initiator {
             config,
             local,
@@ -190,6 +210,12 @@ impl Ikev2Initiator {
             server_fragments: false,
             server_mobike: false,
             address_update_due: false,
+            server_nat_probe: false,
+            nat_meter: None,
+            nat_status: super::nat_probe::NatTimeoutStatus::Off,
+            keepalive_interval,
+            liveness_due: false,
+            nat_remeasure: false,
             address_updates_answered: 0,
             idi_body: Vec::new(),
             server_idr: Vec::new(),
@@ -243,6 +269,7 @@ impl Ikev2Initiator {
     /// ESP arrived: the server is alive.
     pub fn note_traffic(&mut self, now: Instant) {
         self.last_heard = now;
+        self.taint_probe();
     }
 
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
@@ -288,12 +315,16 @@ impl Ikev2Initiator {
                 Purpose::SaInit => {}
                 Purpose::Auth => self.auth_response(now, first, &inner),
                 Purpose::Liveness => {}
+                Purpose::NatProbe(request) => self.probe_request_answered(now, request),
                 Purpose::UpdateAddresses => {
                     // The server now sends to where the request came
                     // from (RFC 4555 §3.5); its NAT-D tells whether a NAT
                     // is in the way now.
                     self.note_update_answer(first, &inner);
                     self.address_updates_answered += 1;
+                    if std::mem::take(&mut self.nat_remeasure) {
+                        self.restart_nat_measurement(now);
+                    }
                 }
                 Purpose::RekeyChild {
                     new_inbound_spi,
@@ -439,6 +470,8 @@ impl Ikev2Initiator {
     }
 
     pub(crate) fn push_transmit(&mut self, bytes: Vec<u8>) {
+        // Anything we send refreshes the mapping an awaited probe tests.
+        self.taint_probe();
         self.transmits.push_back(Transmit {
             remote: self.remote,
             from_nat_t_port: self.on_nat_t,
@@ -481,6 +514,7 @@ impl Ikev2Initiator {
             self.server_next_request = header.message_id.wrapping_add(1);
             return;
         }
+        self.server_request_seen(now, first, &inner);
         let Ok(chain) = wire::payloads(first, &inner) else {
             return;
         };
@@ -552,16 +586,22 @@ impl Ikev2Initiator {
             }
         }
         if self.is_established() {
+            let quiet = self.probe_quiet();
+            if let Some(t) = self.probe_deadline() {
+                at.push(t);
+            }
             if self.outstanding.is_none() {
-                at.push(self.last_heard + self.config.liveness_interval);
+                if !quiet {
+                    at.push(self.last_heard + self.config.liveness_interval);
+                }
                 for c in &self.children {
                     if !c.rekeying {
                         at.push(c.created + self.rekey_after());
                     }
                 }
             }
-            if self.nat.peer_behind_nat || self.nat.local_behind_nat {
-                at.push(self.last_keepalive + self.config.keepalive_interval);
+            if self.behind_nat() && !quiet {
+                at.push(self.last_keepalive + self.keepalive_interval);
             }
         }
         at.into_iter().min()
@@ -602,8 +642,10 @@ impl Ikev2Initiator {
             }
         }
         if self.is_established() {
-            if (self.nat.peer_behind_nat || self.nat.local_behind_nat)
-                && now >= self.last_keepalive + self.config.keepalive_interval
+            self.poll_probe(now);
+            if self.behind_nat()
+                && !self.probe_quiet()
+                && now >= self.last_keepalive + self.keepalive_interval
             {
                 // RFC 3948 §2.3: one 0xFF byte keeps the NAT mapping.
                 self.last_keepalive = now;
@@ -629,6 +671,7 @@ impl Ikev2Initiator {
             return true;
         }
         self.local = local;
+        self.nat_remeasure = true;
         self.address_update_due = true;
         self.start_due_work(now);
         true
@@ -665,7 +708,13 @@ impl Ikev2Initiator {
             self.start_child_rekey(now, index);
             return;
         }
-        if now >= self.last_heard + self.config.liveness_interval {
+        if self.start_probe_if_due(now) {
+            return;
+        }
+        // While a probe is awaited the server's probe is the liveness
+        // check (its request proves it alive, its loss is noticed).
+        let idle = now >= self.last_heard + self.config.liveness_interval && !self.probe_quiet();
+        if std::mem::take(&mut self.liveness_due) || idle {
             self.send_request(
                 now,
                 exchange::INFORMATIONAL,

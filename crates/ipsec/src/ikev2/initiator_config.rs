@@ -69,6 +69,12 @@ pub struct Ikev2InitiatorConfig {
     pub liveness_interval: Duration,
     /// RFC 3948 §2.3 NAT-keepalives while behind a NAT.
     pub keepalive_interval: Duration,
+    /// Measure the NAT's UDP timeout with our server's probe extension
+    /// (nat_probe.rs); `None`: not offered.
+    pub nat_probe: Option<super::nat_probe::NatProbeSettings>,
+    /// A timeout measured before on this network: its keepalive is used
+    /// at once and nothing is measured.
+    pub known_nat_timeout: Option<Duration>,
     /// Child SA lifetime; rekey (CREATE_CHILD_SA, §1.3.3) at this share
     /// (per cent) of it.
     pub child_lifetime: Duration,
@@ -105,6 +111,8 @@ impl Ikev2InitiatorConfig {
             give_up_after: Duration::from_secs(30),
             liveness_interval: Duration::from_secs(30),
             keepalive_interval: Duration::from_secs(20),
+            nat_probe: None,
+            known_nat_timeout: None,
             child_lifetime: Duration::from_secs(3600),
             rekey_percent: 85,
             replay_window: 1024,

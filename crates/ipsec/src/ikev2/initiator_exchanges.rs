@@ -399,6 +399,14 @@ impl Ikev2Initiator {
                 &Notify::encode(notify::MOBIKE_SUPPORTED, &[]),
             );
         }
+        if self.config.nat_probe.is_some() {
+            // Our private-use extension (nat_probe.rs); other servers
+            // ignore it (RFC 7296 §3.10.1).
+            chain.push(
+                payload::NOTIFY,
+                &Notify::encode(super::nat_probe::NAT_PROBE_SUPPORTED, &[]),
+            );
+        }
         self.phase = Phase::Auth;
         self.send_request(now, exchange::IKE_AUTH, &chain, Purpose::Auth);
     }
@@ -596,6 +604,9 @@ impl Ikev2Initiator {
         self.phase = Phase::Established;
         self.last_heard = now;
         self.last_keepalive = now;
+        let nat_probe =
+            wire::notifies(chain).any(|n| n.kind == super::nat_probe::NAT_PROBE_SUPPORTED);
+        self.nat_probe_established(now, nat_probe);
         self.events.push_back(Ikev2ClientEvent::Connected {
             virtual_ipv4: self.virtual_ipv4,
             dns,

@@ -351,7 +351,8 @@ impl Ikev2Responder {
             );
             return;
         }
-        // The only requests we make are liveness checks and deletes: any
+        // The only requests we make are liveness checks, NAT probes and
+        // deletes: any
         // protected answer proves the peer alive.
         sa.our_request = None;
         sa.last_heard = now;
@@ -403,9 +404,12 @@ impl Ikev2Responder {
                 Stage::HalfOpen => consider(sa.created + self.config.half_open_timeout),
                 Stage::Authorizing(p) => consider(p.requested_since + AUTHORIZATION_TIMEOUT),
                 Stage::Eap(e) => consider(e.since + AUTHORIZATION_TIMEOUT),
-                Stage::Established => match &sa.our_request {
-                    Some(r) => consider(r.last_sent + RETRANSMIT_INTERVAL),
-                    None => consider(sa.last_heard + self.config.liveness_interval),
+                Stage::Established => match (&sa.our_request, sa.pending_probe) {
+                    (Some(r), _) => consider(r.last_sent + RETRANSMIT_INTERVAL),
+                    // The client asked for quiet until the probe: the
+                    // probe is the next liveness check (nat_probe.rs).
+                    (None, Some((at, _))) => consider(at),
+                    (None, None) => consider(sa.last_heard + self.config.liveness_interval),
                 },
             }
             if let Some((_, _, started)) = &sa.reassembly {
@@ -424,6 +428,7 @@ impl Ikev2Responder {
         let mut dead = Vec::new();
         let mut check = Vec::new();
         let mut resend = Vec::new();
+        let mut probes = Vec::new();
         for (spi, sa) in self.sas.iter_mut() {
             if let Some((_, _, started)) = &sa.reassembly {
                 if now >= *started + REASSEMBLY_TIMEOUT {
@@ -456,11 +461,14 @@ impl Ikev2Responder {
                             resend.push((sa.peer, sa.on_nat_t, r.datagrams.clone()));
                         }
                     }
-                    None => {
-                        if now >= sa.last_heard + self.config.liveness_interval {
-                            check.push(*spi);
+                    None => match sa.pending_probe {
+                        Some((at, _)) if now >= at => probes.push(*spi),
+                        Some(_) => {}
+                        None if now >= sa.last_heard + self.config.liveness_interval => {
+                            check.push(*spi)
                         }
-                    }
+                        None => {}
+                    },
                 },
             }
         }
@@ -474,6 +482,9 @@ impl Ikev2Responder {
             for bytes in datagrams {
                 self.push_transmit(peer, nat_t, bytes);
             }
+        }
+        for spi in probes {
+            self.send_probe(now, spi);
         }
         for spi in check {
             // §2.4: an empty INFORMATIONAL request is the liveness check.

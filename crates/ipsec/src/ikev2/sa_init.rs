@@ -299,6 +299,8 @@ impl Ikev2Responder {
             eap: false,
             by_certificate: false,
             mobike: false,
+            nat_probe: false,
+            pending_probe: None,
             children: Vec::new(),
             tunnel_selectors: None,
             created: now,

@@ -65,6 +65,8 @@ struct Live {
     last_error: Option<String>,
     /// The last round-trip time to the server (rtt.rs), while connected.
     rtt_ms: Option<f64>,
+    /// The NAT-timeout measurement (nat_probe.rs), while connected.
+    nat: super::nat_probe::NatView,
 }
 
 impl Connection {
@@ -90,6 +92,21 @@ impl Connection {
 
     pub(super) fn set_rtt(&self, rtt_ms: Option<f64>) {
         self.live().rtt_ms = rtt_ms;
+    }
+
+    pub(super) fn set_nat(&self, nat: super::nat_probe::NatView) {
+        self.live().nat = nat;
+    }
+
+    /// Whether `server` is (or may be) this connection's server: by address
+    /// when the policy names one, a host name taken to match.
+    pub(super) fn serves(&self, server: IpAddr) -> bool {
+        self.policy.servers.iter().any(|s| {
+            let host = s.rsplit_once(':').map_or(s.as_str(), |(h, _)| h);
+            host.trim_matches(['[', ']'])
+                .parse::<IpAddr>()
+                .map_or(true, |ip| ip == server)
+        })
     }
 
     /// The status now, with the tunnel device's counters.
@@ -130,6 +147,13 @@ impl Connection {
             packets_in: counters.rx_packets,
             packets_out: counters.tx_packets,
             rtt_ms: live.rtt_ms.filter(|_| live.state == "connected"),
+            nat_timeout_s: live.nat.nat_timeout_s.filter(|_| live.state == "connected"),
+            keepalive_s: live.nat.keepalive_s.filter(|_| live.state == "connected"),
+            nat_probe: live
+                .nat
+                .nat_probe
+                .clone()
+                .filter(|_| live.state == "connected"),
             reconnects: live.reconnects,
             last_error: live.last_error.clone(),
         }
@@ -341,6 +365,7 @@ fn went_down(conn: &Connection, events: &Events, cause: &str) {
         live.state = "disconnected";
         live.up_since = None;
         live.address = None;
+        live.nat = Default::default();
     }
     events.emit(Event {
         cause: Some(cause.to_owned()),

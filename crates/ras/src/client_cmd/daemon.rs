@@ -147,6 +147,10 @@ async fn serve(
             .lock()
             .insert(running.conn.policy.name.clone(), running);
     }
+    {
+        let daemon = daemon.clone();
+        super::nat_probe::start(&store, move || daemon.all(), events.clone());
+    }
     let lockdown = daemon.lockdown.clone();
     say_err!(
         "ras client: {} connection(s) from {}, control socket {}",

@@ -7,6 +7,7 @@ mod cli;
 mod connection;
 mod daemon;
 mod lockdown;
+mod nat_probe;
 mod netwatch;
 mod protocol;
 mod reload;

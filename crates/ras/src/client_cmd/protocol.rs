@@ -66,6 +66,15 @@ pub struct ConnectionStatus {
     pub packets_out: u64,
     /// Round-trip time, when the protocol measured one.
     pub rtt_ms: Option<f64>,
+    /// IKEv2 behind a NAT: how long the NAT keeps our UDP mapping, as
+    /// measured (nat_probe.rs), the NAT keepalive interval in use, and the
+    /// measurement in words.
+    #[serde(default)]
+    pub nat_timeout_s: Option<u64>,
+    #[serde(default)]
+    pub keepalive_s: Option<u64>,
+    #[serde(default)]
+    pub nat_probe: Option<String>,
     /// Attempts after the first since the connection was wanted.
     pub reconnects: u64,
     pub last_error: Option<String>,
@@ -109,6 +118,14 @@ pub struct Event {
     /// server's answer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub took_ms: Option<u64>,
+    /// `nat timeout measured`: the network (our address towards the
+    /// server), the NAT's UDP timeout and the keepalive interval now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nat_timeout_s: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keepalive_s: Option<u64>,
 }
 
 impl Event {
@@ -149,6 +166,15 @@ impl Event {
         }
         if !self.routes.is_empty() {
             line.push_str(&format!(", routes {}", self.routes.join(" ")));
+        }
+        if let Some(n) = &self.network {
+            line.push_str(&format!(" on network {}", one_line(n)));
+        }
+        if let Some(s) = self.nat_timeout_s {
+            line.push_str(&format!(": {s} s"));
+        }
+        if let Some(k) = self.keepalive_s {
+            line.push_str(&format!(", keepalive every {k} s"));
         }
         if let Some(c) = &self.cause {
             line.push_str(&format!(": {}", one_line(c)));
@@ -216,6 +242,19 @@ mod tests {
         assert_eq!(
             moved.describe(),
             "office sa moved from 10.1.0.2 to 10.2.0.2 in 12 ms"
+        );
+        let measured = Event {
+            connection: "office".into(),
+            event: "nat timeout measured".into(),
+            protocol: Some("ikev2".into()),
+            network: Some("10.1.0.2".into()),
+            nat_timeout_s: Some(18),
+            keepalive_s: Some(15),
+            ..Event::default()
+        };
+        assert_eq!(
+            measured.describe(),
+            "office nat timeout measured ikev2 on network 10.1.0.2: 18 s, keepalive every 15 s"
         );
         let changed = Event {
             event: "network changed".into(),

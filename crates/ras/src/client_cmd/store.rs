@@ -6,6 +6,8 @@
 //!   0600, directory 0700: root only.
 //! - `DIR/state/NAME.json`: the daemon's memory of the connection (the
 //!   protocol that last worked, tried first next time), 0600.
+//! - `DIR/network/nat-timeouts.json`: NAT timeouts measured per network
+//!   (nat_probe.rs), 0600.
 //!
 //! Every file is written under a temporary name and renamed into place, so
 //! that a reader (or a crash) never sees half a file, and a refused
@@ -161,6 +163,15 @@ impl Store {
         let tmp = write_temporary(&path, &text)?;
         std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))
     }
+}
+
+/// Writes `bytes` to `path` (0600, in a 0700 directory) all at once.
+pub(super) fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent() {
+        private_dir(dir)?;
+    }
+    let tmp = write_temporary(path, bytes)?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
 }
 
 /// Creates `dir` (0700) if needed, and makes sure it is not open to others.
