@@ -16,16 +16,15 @@
 //! Needs root; skips with a message otherwise (fails under
 //! RAS_INTEROP_REQUIRED=1).
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use interop::netns::{Topology, LAN_HOST, SERVER_FOR_CLI1, SERVER_FOR_CLI2};
 use serde_json::Value;
 
 mod support;
+use support::client_daemon::*;
 use support::*;
 
 const NAT_SUBNET: &str = "192.168.77";
@@ -165,147 +164,6 @@ impl Drop for NatClient {
     }
 }
 
-fn ras_client(state: &Path, socket: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(RAS)
-        .arg("client")
-        .arg("--state")
-        .arg(state)
-        .arg("--socket")
-        .arg(socket)
-        .args(args)
-        .output()
-        .expect("run ras client")
-}
-
-struct Daemon(Child);
-
-impl Daemon {
-    fn start(ns: &str, state: &Path, socket: &Path) -> Daemon {
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", ns, RAS, "client", "--state"])
-            .arg(state)
-            .arg("--socket")
-            .arg(socket)
-            .arg("run")
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start ras client run");
-        for stream in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-            Box::new(child.stderr.take().unwrap()),
-        ] {
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    eprintln!("[daemon] {line}");
-                }
-            });
-        }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !socket.exists() {
-            assert!(Instant::now() < deadline, "no control socket");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Daemon(child)
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-struct Events {
-    child: Child,
-    rx: mpsc::Receiver<Value>,
-    seen: Vec<String>,
-}
-
-impl Events {
-    fn open(state: &Path, socket: &Path) -> Events {
-        let mut child = Command::new(RAS)
-            .arg("client")
-            .arg("--state")
-            .arg(state)
-            .arg("--socket")
-            .arg(socket)
-            .args(["events", "--json"])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("ras client events");
-        let (tx, rx) = mpsc::channel();
-        let stdout = child.stdout.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                eprintln!("[events] {line}");
-                let value: Value = serde_json::from_str(&line).expect("an event is JSON");
-                if tx.send(value).is_err() {
-                    return;
-                }
-            }
-        });
-        Events {
-            child,
-            rx,
-            seen: Vec::new(),
-        }
-    }
-
-    fn expect(&mut self, kind: &str, unexpected: &[&str], within: Duration) -> Value {
-        let deadline = Instant::now() + within;
-        loop {
-            let event = self
-                .rx
-                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-                .unwrap_or_else(|_| panic!("no {kind} event within {within:?}"));
-            let got = event["event"].as_str().unwrap_or_default().to_owned();
-            self.seen.push(got.clone());
-            if got == kind {
-                return event;
-            }
-            assert!(
-                !unexpected.contains(&got.as_str()),
-                "{got} before {kind}: {event}"
-            );
-        }
-    }
-
-    /// Everything that arrives within `d`.
-    fn during(&mut self, d: Duration) -> Vec<Value> {
-        let deadline = Instant::now() + d;
-        let mut got = Vec::new();
-        while let Ok(e) = self
-            .rx
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-        {
-            self.seen
-                .push(e["event"].as_str().unwrap_or_default().to_owned());
-            got.push(e);
-        }
-        got
-    }
-}
-
-impl Drop for Events {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn status(state: &Path, socket: &Path) -> Value {
     let out = ras_client(state, socket, &["status", "--json"]);
     assert!(out.status.success());
@@ -411,17 +269,19 @@ fn the_daemon_measures_a_20_s_nat_and_the_idle_tunnel_survives() {
         return;
     }
     let lab = Lab::start("rasnt", true);
-    let mut events = Events::open(&lab.state, &lab.socket);
+    let mut events = EventStream::open(&lab.state, &lab.socket);
     events.expect("connected", &["reconnecting"], Duration::from_secs(30));
     let up = status(&lab.state, &lab.socket);
     assert_eq!(up["nat_probe"], "measuring", "{up}");
     assert_eq!(up["keepalive_s"], 20, "the default until measured: {up}");
     let started = Instant::now();
-    let measured = events.expect(
-        "nat timeout measured",
-        &["reconnecting", "disconnected"],
-        Duration::from_secs(180),
-    );
+    let measured = events
+        .expect(
+            "nat timeout measured",
+            &["reconnecting", "disconnected"],
+            Duration::from_secs(180),
+        )
+        .1;
     let took = started.elapsed();
     let seconds = measured["nat_timeout_s"].as_u64().expect("seconds");
     let keepalive = measured["keepalive_s"].as_u64().expect("keepalive");
@@ -485,11 +345,13 @@ fn the_daemon_measures_a_20_s_nat_and_the_idle_tunnel_survives() {
     let out = ras_client(&lab.state, &lab.socket, &["connect", "natted"]);
     assert!(out.status.success());
     // Said as soon as the IKE SA is up, before the link's `connected`.
-    let again = events.expect(
-        "nat timeout measured",
-        &["disconnected"],
-        Duration::from_secs(30),
-    );
+    let again = events
+        .expect(
+            "nat timeout measured",
+            &["disconnected"],
+            Duration::from_secs(30),
+        )
+        .1;
     assert_eq!(again["nat_timeout_s"].as_u64(), Some(seconds), "{again}");
     assert_eq!(again["keepalive_s"].as_u64(), Some(keepalive), "{again}");
     assert_eq!(again["cause"], "remembered for this network", "{again}");
@@ -505,7 +367,7 @@ fn without_nat_probe_on_the_server_the_client_says_not_measured() {
         return;
     }
     let lab = Lab::start("rasnf", false);
-    let mut events = Events::open(&lab.state, &lab.socket);
+    let mut events = EventStream::open(&lab.state, &lab.socket);
     events.expect("connected", &["reconnecting"], Duration::from_secs(30));
     let deadline = Instant::now() + Duration::from_secs(5);
     let s = loop {

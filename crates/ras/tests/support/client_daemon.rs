@@ -176,6 +176,21 @@ impl EventStream {
             );
         }
     }
+
+    /// Everything that arrives within `d`, remembered in `seen` too.
+    pub fn during(&mut self, d: Duration) -> Vec<Value> {
+        let deadline = Instant::now() + d;
+        let mut got = Vec::new();
+        while let Ok((_, e)) = self
+            .events
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            self.seen
+                .push(e["event"].as_str().unwrap_or_default().to_owned());
+            got.push(e);
+        }
+        got
+    }
 }
 
 impl Drop for EventStream {
