@@ -70,7 +70,7 @@ fn server_drops_to_nobody_and_still_serves_sstp() {
     let pw = password_file(dir.path(), "alice", "correct horse battery");
     add_user(&config, "alice", &pw, &["staff"]);
     let server = Server::start(&topo, &config);
-    server.expect(
+    server.expect_from_start(
         "running as user nobody (uid 65534) with CAP_NET_ADMIN, CAP_NET_RAW",
         Duration::from_secs(10),
     );
@@ -144,7 +144,7 @@ fn server_started_as_the_user_keeps_only_the_two_capabilities() {
         .arg(format!("--ambient-caps={caps}"))
         .args(["--", RAS]);
     let mut server = Server::start_with(command, &config, "info");
-    server.expect(
+    server.expect_from_start(
         "running as user nobody (uid 65534) with CAP_NET_ADMIN, CAP_NET_RAW",
         Duration::from_secs(10),
     );

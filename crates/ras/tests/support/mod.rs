@@ -37,6 +37,10 @@ pub struct Server {
     /// The certificate's SHA-256 fingerprint as the server printed it.
     pub fingerprint: String,
     output: mpsc::Receiver<String>,
+    /// What the server printed before its ready line. Its log (stderr) and
+    /// its own lines (stdout) are read by two threads, so a log line
+    /// written before the ready line may arrive before it or after it.
+    startup: Vec<String>,
 }
 
 impl Server {
@@ -74,6 +78,7 @@ impl Server {
             child,
             fingerprint: String::new(),
             output,
+            startup: Vec::new(),
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
@@ -84,7 +89,9 @@ impl Server {
             if let Some(fp) = line.split("fingerprint ").nth(1) {
                 server.fingerprint = fp.trim().to_owned();
             }
-            if line.starts_with("ras server:") {
+            let ready = line.starts_with("ras server:");
+            server.startup.push(line);
+            if ready {
                 break;
             }
         }
@@ -110,6 +117,15 @@ impl Server {
     #[allow(dead_code)]
     pub fn drain(&self, quiet: Duration) -> Vec<String> {
         std::iter::from_fn(|| self.output.recv_timeout(quiet).ok()).collect()
+    }
+
+    /// Like [`Server::expect`], for a line the server logs while it
+    /// starts: found among the lines read before the ready line too.
+    pub fn expect_from_start(&self, text: &str, within: Duration) -> String {
+        match self.startup.iter().find(|l| l.contains(text)) {
+            Some(line) => line.clone(),
+            None => self.expect(text, within),
+        }
     }
 
     pub fn expect(&self, text: &str, within: Duration) -> String {
