@@ -144,6 +144,8 @@ struct Prepared {
     certificate: Option<NewCertificate>,
     policies: Option<Arc<policy::PolicySet>>,
     radius: Option<NewRadius>,
+    /// The CRLs read again (swapped if they differ).
+    crls: ipsec::ikev1::revocation::CrlSet,
 }
 
 impl Reloader {
@@ -265,6 +267,10 @@ impl Reloader {
         let at = |key: &str, message: String| error_at_key(&text, &path, key, message);
 
         let certificate = self.build_certificate(&config, &running.fingerprint, &at)?;
+        // Checked by `check` above; read again here so that the set
+        // swapped is the one checked with this configuration.
+        let crls = crate::crl::load(&config.certificate)
+            .map_err(|e| at("certificate.crl_files", e.to_string()))?;
 
         let policies = match &plan.policies {
             Some(_) => Some(Arc::new(config.policy_set().map_err(|e| at("policy", e))?)),
@@ -281,6 +287,7 @@ impl Reloader {
             certificate,
             policies,
             radius,
+            crls,
         })
     }
 
@@ -405,6 +412,7 @@ impl Reloader {
             certificate,
             policies,
             radius,
+            crls,
         } = prepared;
         if let Some(tun) = &self.targets.tun {
             let mut added = Vec::new();
@@ -431,6 +439,10 @@ impl Reloader {
         self.targets.pool.add_ranges(&plan.pool_added);
 
         let mut changed = Vec::new();
+        let crls_described = crate::crl::describe(&crls);
+        if crate::crl::install(crls) {
+            changed.push(crls_described);
+        }
         if let Some(new) = certificate {
             changed.push(self.swap_certificate(new, &config, running));
         }

@@ -96,7 +96,7 @@ pub enum Status {
 }
 
 /// The CRLs loaded from the configured files (DER each), and their policy.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CrlSet {
     crls: Vec<Vec<u8>>,
     policy: CrlPolicy,
