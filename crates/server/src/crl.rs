@@ -80,14 +80,9 @@ pub fn shared() -> &'static Revocation {
     })
 }
 
-/// Puts `set` in force; whether it differs from the CRLs it replaces.
-pub fn install(set: CrlSet) -> bool {
-    let current = shared().current();
-    let changed = *current != set;
-    if changed {
-        shared().replace(set);
-    }
-    changed
+/// Puts `set` in force (at start; a reload replaces it).
+pub fn install(set: CrlSet) {
+    shared().replace(set);
 }
 
 /// One phrase for the reload line.

@@ -104,6 +104,8 @@ struct NewRadius {
 /// The running configuration and what it was read from.
 struct Running {
     config: Config,
+    /// The CRLs in force (what `crl.rs` installed from this config).
+    crls: ipsec::ikev1::revocation::CrlSet,
     text: String,
     fingerprint: String,
 }
@@ -164,6 +166,9 @@ impl Reloader {
         Reloader {
             file: file.map(Path::to_owned),
             running: Mutex::new(Running {
+                // The server installed these at start (a bad file stopped
+                // it there).
+                crls: crate::crl::load(&config.certificate).unwrap_or_default(),
                 config: config.clone(),
                 text,
                 fingerprint,
@@ -439,9 +444,10 @@ impl Reloader {
         self.targets.pool.add_ranges(&plan.pool_added);
 
         let mut changed = Vec::new();
-        let crls_described = crate::crl::describe(&crls);
-        if crate::crl::install(crls) {
-            changed.push(crls_described);
+        if crls != running.crls {
+            changed.push(crate::crl::describe(&crls));
+            crate::crl::shared().replace(crls.clone());
+            running.crls = crls;
         }
         if let Some(new) = certificate {
             changed.push(self.swap_certificate(new, &config, running));
