@@ -142,7 +142,7 @@ impl CrlSet {
         }
         for (index, der) in found.iter().enumerate() {
             match CertificateRevocationList::from_der(der) {
-                Ok((rest, _)) if rest.is_empty() => {}
+                Ok(([], _)) => {}
                 Ok(_) => {
                     return Err(CrlError::Unreadable {
                         index,
