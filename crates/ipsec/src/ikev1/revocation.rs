@@ -41,7 +41,7 @@ pub enum CrlError {
     #[error("no CRL in it (neither PEM \"X509 CRL\" blocks nor DER)")]
     NoCrl,
     #[error("CRL {index} is not a valid DER X.509 CRL: {reason}")]
-    Unreadable { index: usize, reason: String },
+    Unreadable { index: usize, reason: &'static str },
 }
 
 /// RFC 5280 §5.3.1 reason codes, as people read them.
@@ -146,13 +146,15 @@ impl CrlSet {
                 Ok(_) => {
                     return Err(CrlError::Unreadable {
                         index,
-                        reason: "trailing bytes after the CRL".into(),
+                        reason: "trailing bytes after the CRL",
                     })
                 }
-                Err(e) => {
+                // x509-parser's error text is its parser's internals
+                // (nom's), not words for an operator.
+                Err(_) => {
                     return Err(CrlError::Unreadable {
                         index,
-                        reason: e.to_string(),
+                        reason: "truncated or malformed DER",
                     })
                 }
             }
