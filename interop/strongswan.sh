@@ -116,9 +116,9 @@ charon {
 }
 include /etc/strongswan.d/*.conf
 EOC
-    # The client certificate came later: a state without it is made anew (the CA key is
-    # not kept).
-    if [ ! -s "$D/ca.pem" ] || [ ! -s "$D/client.pem" ]; then
+    # The client certificate came later, and the CA key is kept since CRL tests sign with
+    # it: a state without either is made anew.
+    if [ ! -s "$D/ca.pem" ] || [ ! -s "$D/client.pem" ] || [ ! -s "$D/ca.key" ]; then
         rm -f "$D"/swanctl/x509ca/* "$D"/swanctl/x509/* "$D"/swanctl/private/*
         pki --gen --type rsa --size 2048 --outform pem >"$D/ca.key" 2>/dev/null
         pki --self --ca --lifetime 3650 --in "$D/ca.key" --type rsa \
@@ -134,7 +134,8 @@ EOC
                 --dn "$CERT_ID" --san client@ras-interop --flag clientAuth \
                 --outform pem >"$D/client.pem" 2>/dev/null
         chmod 600 "$D/client-key.pem"
-        rm -f "$D/ca.key"   # only the server key stays (swanctl loads all of private/)
+        # Outside swanctl's private/ (swanctl loads all of it), for `pki --signcrl`.
+        chmod 600 "$D/ca.key"
         cp "$D/swanctl/x509ca/ca.pem" "$D/ca.pem"
     fi
     cat >"$D/swanctl/swanctl.conf" <<EOC

@@ -502,3 +502,75 @@ fn a_certificate_for_something_else_than_ike_is_refused() {
     let e = check(&leaf(vec![Ku::DigitalSignature], vec![Eku::CodeSigning])).unwrap_err();
     assert!(matches!(e, PeerCertificateError::WrongUsage(..)), "{e}");
 }
+
+/// Revocation (issue 13): an L2TP/IPsec client whose certificate its CA's
+/// CRL lists is refused in Main Mode with one log line naming the serial,
+/// and told INVALID-CERTIFICATE as for any bad certificate; without the
+/// CRL the same client comes up.
+#[test]
+fn a_revoked_client_certificate_is_refused_in_main_mode() {
+    use ipsec::ikev1::revocation::{CrlPolicy, CrlSet, Revocation};
+    let ca = Ca::root("ras test CA", &rcgen::PKCS_ECDSA_P256_SHA256);
+    let (c_cert, c_key) = ca.leaf("lost laptop", &[]);
+    let (s_cert, s_key) = ca.leaf("ras test server", &[]);
+    let (_, leaf) = x509_parser::parse_x509_certificate(&c_cert).unwrap();
+    let serial = leaf.raw_serial_as_string();
+    // rcgen adds the sign byte back.
+    let raw: Vec<u8> = leaf
+        .raw_serial()
+        .iter()
+        .copied()
+        .skip_while(|&b| b == 0)
+        .collect();
+    let crl = rcgen::CertificateRevocationListParams {
+        this_update: rcgen::date_time_ymd(2020, 1, 1),
+        next_update: rcgen::date_time_ymd(2090, 1, 1),
+        crl_number: rcgen::SerialNumber::from(7u64),
+        issuing_distribution_point: None,
+        revoked_certs: vec![rcgen::RevokedCertParams {
+            serial_number: rcgen::SerialNumber::from(raw),
+            revocation_time: rcgen::date_time_ymd(2024, 3, 1),
+            reason_code: None,
+            invalidity_date: None,
+        }],
+        key_identifier_method: rcgen::KeyIdMethod::Sha256,
+    }
+    .signed_by(&ca.issuer)
+    .unwrap();
+    let mut set = CrlSet::new(CrlPolicy::IfAvailable);
+    set.add(crl.pem().unwrap().as_bytes()).unwrap();
+    let server_trust = ca.trust().with_revocation(Revocation::new(set));
+    let mut lab = Lab::new(
+        credentials(vec![c_cert.clone()], &c_key, ca.trust()),
+        Some(credentials(vec![s_cert.clone()], &s_key, server_trust)),
+        1248,
+    );
+    lab.pump();
+    assert!(ike_up(&lab.r_events).is_none() && ike_up(&lab.i_events).is_none());
+    let r = refusals(&lab.r_events);
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert!(
+        r[0].contains(&format!(
+            "(DN \"CN=lost laptop\") failed: its certificate \"CN=lost laptop\" is revoked: serial {serial} revoked on Fri, 01 Mar 2024 00:00:00 +0000"
+        )),
+        "{}",
+        r[0]
+    );
+    let i = refusals(&lab.i_events);
+    assert!(
+        i.iter().any(|l| l.contains("INVALID-CERTIFICATE")),
+        "the client was told: {i:?}"
+    );
+
+    let mut lab = Lab::new(
+        credentials(vec![c_cert], &c_key, ca.trust()),
+        Some(credentials(vec![s_cert], &s_key, ca.trust())),
+        1248,
+    );
+    lab.pump();
+    assert!(
+        ike_up(&lab.r_events).is_some(),
+        "{:?}",
+        refusals(&lab.r_events)
+    );
+}

@@ -844,3 +844,84 @@ fn a_certificate_only_server_refuses_eap() {
         vec!["IKEv2 client alice@example.com wants EAP, which this server does not accept ([ikev2] auth)".to_string()]
     );
 }
+
+/// Revocation (issue 14): a client certificate its CA's CRL lists gets
+/// AUTHENTICATION_FAILED like any refused certificate, and the server's
+/// log line names the revoked serial; the same CA's other client passes.
+#[test]
+fn a_revoked_client_certificate_gets_authentication_failed() {
+    use ipsec::ikev1::revocation::{CrlPolicy, CrlSet, Revocation};
+    use ipsec::ikev2::payloads::id_type;
+    use ipsec::ikev2::{ClientTrust, ServerTrust};
+    let ca = test_ca("test CA");
+    let (lost_der, lost) = issue(&ca, "lost", &["lost@example.com"], vec![], false);
+    let (_, kept) = issue(&ca, "kept", &["kept@example.com"], vec![], false);
+    let (_, leaf) = x509_parser::parse_x509_certificate(&lost_der).expect("x509");
+    let serial = leaf.raw_serial_as_string();
+    // rcgen adds the sign byte back.
+    let raw: Vec<u8> = leaf
+        .raw_serial()
+        .iter()
+        .copied()
+        .skip_while(|&b| b == 0)
+        .collect();
+    let crl = rcgen::CertificateRevocationListParams {
+        this_update: rcgen::date_time_ymd(2020, 1, 1),
+        next_update: rcgen::date_time_ymd(2090, 1, 1),
+        crl_number: rcgen::SerialNumber::from(1u64),
+        issuing_distribution_point: None,
+        revoked_certs: vec![rcgen::RevokedCertParams {
+            serial_number: rcgen::SerialNumber::from(raw),
+            revocation_time: rcgen::date_time_ymd(2024, 3, 1),
+            reason_code: Some(rcgen::RevocationReason::KeyCompromise),
+            invalidity_date: None,
+        }],
+        key_identifier_method: rcgen::KeyIdMethod::Sha256,
+    }
+    .signed_by(&ca.issuer)
+    .expect("crl");
+    let mut set = CrlSet::new(CrlPolicy::IfAvailable);
+    set.add(crl.der()).expect("the CRL");
+    let revocation = Revocation::new(set);
+
+    let run = |client: ipsec::ikev2::signature_auth::ServerCredential, mail: &str| {
+        let now = Instant::now();
+        let (_, server_credential) = issue(&ca, "vpn", &["vpn.example"], vec![], false);
+        let mut config =
+            Ikev2InitiatorConfig::new(ClientAuth::Certificate(std::sync::Arc::new(client)), "x");
+        config.identity_type = id_type::RFC822_ADDR;
+        config.identity = mail.as_bytes().to_vec();
+        config.server_trust = Some(ServerTrust::new(
+            ipsec::ikev1::certificates::TrustAnchors::new(vec![ca.der.clone()]).expect("ca"),
+            Some("vpn.example".into()),
+        ));
+        let server = Ikev2Config {
+            local_identity: LocalIdentity::Fqdn("vpn.example".into()),
+            certificate: Some(std::sync::Arc::new(server_credential)),
+            client_trust: Some(std::sync::Arc::new(ClientTrust::new(
+                ipsec::ikev1::certificates::TrustAnchors::new(vec![ca.der.clone()])
+                    .expect("client ca")
+                    .with_revocation(revocation.clone()),
+            ))),
+            ..Ikev2Config::default()
+        };
+        let mut link = Link::new(now, config, server, false);
+        link.run(now);
+        link
+    };
+    let link = run(lost, "lost@example.com");
+    assert!(link.client.is_closed());
+    assert_eq!(
+        down_reason(&link).as_deref(),
+        Some("the server refused IKE_AUTH: AUTHENTICATION_FAILED")
+    );
+    assert_eq!(
+        server_refusals(&link),
+        vec![format!(
+            "IKEv2 client lost@example.com refused: its certificate was refused: its certificate \"CN=lost\" is revoked: serial {serial} revoked on Fri, 01 Mar 2024 00:00:00 +0000 (keyCompromise)"
+        )]
+    );
+    assert_eq!(link.server.ike_sa_count(), 0);
+    let link = run(kept, "kept@example.com");
+    assert!(link.client.is_established(), "{:?}", server_refusals(&link));
+}

@@ -66,6 +66,15 @@ pub struct ConnectArgs {
     /// server prove itself with its certificate instead of the key).
     #[arg(long, value_name = "FILE", conflicts_with = "fingerprint")]
     pub ca: Option<PathBuf>,
+    /// With --ca, for IKE certificates (ikev2://, l2tp:// with --cert):
+    /// a certificate revocation list (PEM or DER) the server's chain is
+    /// checked against (repeatable). A certificate it lists is refused.
+    #[arg(long = "crl", value_name = "FILE", requires = "ca")]
+    pub crls: Vec<PathBuf>,
+    /// With --crl: refuse a server certificate whose issuer has no current
+    /// CRL (default: such a certificate is accepted).
+    #[arg(long, requires = "crls")]
+    pub crl_strict: bool,
     /// Trust exactly the server certificate with this SHA-256 fingerprint
     /// (hex, colons optional), as `ras server` prints it.
     #[arg(long, value_name = "SHA256")]
@@ -251,6 +260,8 @@ fn args_for_protocol(args: &ConnectArgs, protocol: Protocol, host: &str) -> Conn
         a.ca = None;
     }
     if !ipsec {
+        a.crls.clear();
+        a.crl_strict = false;
         a.psk_file = None;
         a.cert = None;
         a.key = None;
@@ -303,6 +314,9 @@ fn prepare_with(
     let target = Target::parse(&args.target)?;
     // Trust first: refusing to run without a way to check the server
     // should not cost the user a password prompt.
+    if !args.crls.is_empty() && !matches!(target.protocol, Protocol::Ikev2 | Protocol::L2tp) {
+        bail!("--crl applies to IKE certificates (ikev2://, l2tp:// with --cert) only");
+    }
     let trust = match target.protocol {
         Protocol::Sstp => Some(Trust::from_options(
             args.ca.as_deref(),
@@ -376,7 +390,7 @@ fn prepare_with(
     }
     let ipsec_certificates = match (&args.cert, &args.key) {
         (Some(cert), Some(key)) if target.protocol == Protocol::L2tp => {
-            Some(read_ike_certificates(cert, key, args.ca.as_deref())?)
+            Some(read_ike_certificates(cert, key, args.ca.as_deref(), args)?)
         }
         _ => None,
     };
@@ -511,7 +525,8 @@ fn ikev2_options(
             let pem = std::fs::read(path)
                 .with_context(|| format!("reading the CA file {}", path.display()))?;
             let anchors = ipsec::ikev1::certificates::TrustAnchors::from_pem(&pem)
-                .map_err(|e| anyhow::anyhow!("--ca {}: {e}", path.display()))?;
+                .map_err(|e| anyhow::anyhow!("--ca {}: {e}", path.display()))?
+                .with_revocation(read_crls(args)?);
             Some(ServerTrust::new(anchors, Some(target.host.clone())))
         }
         None => None,
@@ -553,6 +568,7 @@ fn read_ike_certificates(
     cert: &std::path::Path,
     key: &std::path::Path,
     ca: Option<&std::path::Path>,
+    args: &ConnectArgs,
 ) -> anyhow::Result<ipsec::ikev1::certificates::CertificateAuth> {
     use ipsec::ikev1::certificates::{CertificateAuth, LocalCertificate, TrustAnchors};
     let Some(ca) = ca else {
@@ -566,9 +582,30 @@ fn read_ike_certificates(
     let cas = read(ca, "the CA file")?;
     let local = LocalCertificate::from_pem(&chain, &key_pem)
         .map_err(|e| anyhow::anyhow!("--cert {} / --key {}: {e}", cert.display(), key.display()))?;
-    let trust =
-        TrustAnchors::from_pem(&cas).map_err(|e| anyhow::anyhow!("--ca {}: {e}", ca.display()))?;
+    let trust = TrustAnchors::from_pem(&cas)
+        .map_err(|e| anyhow::anyhow!("--ca {}: {e}", ca.display()))?
+        .with_revocation(read_crls(args)?);
     Ok(CertificateAuth::new(local, trust))
+}
+
+/// The CRLs of `--crl` (RFC 5280 §5), under `--crl-strict` or not; each
+/// failure names the file. An expired CRL is warned about on stderr.
+fn read_crls(args: &ConnectArgs) -> anyhow::Result<ipsec::ikev1::revocation::Revocation> {
+    use ipsec::ikev1::revocation::{CrlPolicy, CrlSet, Revocation};
+    let policy = match args.crl_strict {
+        true => CrlPolicy::Strict,
+        false => CrlPolicy::IfAvailable,
+    };
+    let mut set = CrlSet::new(policy);
+    for path in &args.crls {
+        let contents = std::fs::read(path)
+            .with_context(|| format!("reading the CRL file {}", path.display()))?;
+        set.add(&contents)
+            .map_err(|e| anyhow::anyhow!("--crl {}: {e}", path.display()))?;
+    }
+    let revocation = Revocation::new(set);
+    revocation.set_warning_sink(|line| eprintln!("warning: {line}"));
+    Ok(revocation)
 }
 
 /// `ras connect ikev2:// --cert --key`: our chain (leaf first) and the

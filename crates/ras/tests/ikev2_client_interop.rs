@@ -192,6 +192,11 @@ fn move_client(sw: &StrongSwan) -> Ipv4Addr {
 }
 
 fn connect_to_strongswan(login: Login, mobike: bool) {
+    connect_to_strongswan_with(login, mobike, &[]);
+}
+
+/// [`connect_to_strongswan`] with more `ras connect` options.
+fn connect_to_strongswan_with(login: Login, mobike: bool, extra: &[std::ffi::OsString]) {
     let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let Some(sw) = strongswan::start_or_skip() else {
         return;
@@ -230,6 +235,7 @@ fn connect_to_strongswan(login: Login, mobike: bool) {
             "ikev2-cert"
         }
     };
+    command.args(extra);
     let log_mark = sw.log().len();
     let started = Instant::now();
     let mut client = Killed(
@@ -394,6 +400,108 @@ fn pre_shared_key_to_strongswan() {
 #[test]
 fn the_tunnel_follows_a_new_client_address_with_mobike() {
     connect_to_strongswan(Login::Eap, true);
+}
+
+/// strongSwan's own `pki --signcrl` over the harness CA (`ca.key` next to
+/// `ca.pem`), revoking `revoke` if given: the CRL file (DER) in `dir`.
+fn strongswan_crl(
+    sw: &StrongSwan,
+    dir: &std::path::Path,
+    name: &str,
+    revoke: Option<&std::path::Path>,
+) -> std::path::PathBuf {
+    let state = sw.ca.parent().unwrap();
+    let mut pki = Command::new("pki");
+    pki.arg("--signcrl")
+        .arg("--cacert")
+        .arg(&sw.ca)
+        .arg("--cakey")
+        .arg(state.join("ca.key"));
+    if let Some(cert) = revoke {
+        // pki applies --reason to the --cert that follows it.
+        pki.args(["--reason", "key-compromise", "--cert"]).arg(cert);
+    }
+    let out = pki.args(["--outform", "der"]).output().expect("pki");
+    assert!(
+        out.status.success() && !out.stdout.is_empty(),
+        "pki --signcrl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let path = dir.join(name);
+    std::fs::write(&path, &out.stdout).unwrap();
+    path
+}
+
+/// Revocation (issues 13 and 14): a CRL that strongSwan's `pki` signed
+/// with the harness CA and that lists strongSwan's own server certificate
+/// makes `ras connect --crl` refuse the server (before any password is
+/// sent), naming the revoked serial; a CRL of the same CA that lists
+/// nothing lets the same login through, even under `--crl-strict`.
+#[test]
+fn a_server_certificate_on_the_cas_crl_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let clean = {
+        let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(sw) = strongswan::start_or_skip() else {
+            return;
+        };
+        let server_cert = sw.ca.parent().unwrap().join("swanctl/x509/server.pem");
+        let revoked = strongswan_crl(&sw, dir.path(), "revoked.crl", Some(&server_cert));
+        let pw = dir.path().join("pw");
+        std::fs::write(&pw, format!("{}\n", sw.password)).unwrap();
+        let log_mark = sw.log().len();
+        let out = sw
+            .command_in_client_ns(RAS)
+            .args(["connect", &format!("ikev2://{}", sw.server_ip)])
+            .args(["--user", &sw.user, "--password-file"])
+            .arg(&pw)
+            .arg("--ca")
+            .arg(&sw.ca)
+            .arg("--crl")
+            .arg(&revoked)
+            .args(["--no-dns", "--tun-name", TUN])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        eprintln!("ras connect with the revoking CRL:\n{err}");
+        assert!(!out.status.success(), "{err}");
+        let subject = format!("\"CN={}\" is revoked: serial ", sw.server_ip);
+        assert!(err.contains(&subject), "{err}");
+        assert!(err.contains("(keyCompromise)"), "{err}");
+        // The serial openssl shows for the certificate is in the line.
+        let serial = Command::new("openssl")
+            .args(["x509", "-noout", "-serial", "-in"])
+            .arg(&server_cert)
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            .unwrap_or_default();
+        if let Some(hex) = serial.strip_prefix("serial=") {
+            let colons: Vec<String> = hex
+                .as_bytes()
+                .chunks(2)
+                .map(|c| String::from_utf8_lossy(c).to_lowercase())
+                .collect();
+            assert!(err.contains(&colons.join(":")), "serial {hex}: {err}");
+        }
+        // No EAP exchange: the password never went to the revoked server.
+        assert!(
+            !sw.log()[log_mark..].contains("EAP_MSCHAPV2 method succeeded"),
+            "{}",
+            &sw.log()[log_mark..]
+        );
+        assert_eq!(tun_address(&sw), None);
+        strongswan_crl(&sw, dir.path(), "clean.crl", None)
+    };
+    connect_to_strongswan_with(
+        Login::Eap,
+        false,
+        &[
+            "--crl".into(),
+            clean.into_os_string(),
+            "--crl-strict".into(),
+        ],
+    );
 }
 
 #[test]

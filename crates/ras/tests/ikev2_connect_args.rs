@@ -125,3 +125,54 @@ fn a_key_that_is_not_the_certificates_is_named() {
     );
     assert!(!err.contains("Password"), "{err}");
 }
+
+/// `--crl` (revocation of the server's IKE certificate): only with `--ca`,
+/// only for IKE certificates, and a file that holds no CRL is named before
+/// any packet is sent.
+#[test]
+fn crl_options_are_checked_before_the_network() {
+    let (ok, err) = connect(&["ikev2://192.0.2.1", "--user", "a", "--crl", "/x.crl"]);
+    assert!(!ok);
+    assert!(err.contains("--ca"), "{err}");
+    let (ok, err) = connect(&[
+        "sstp://192.0.2.1",
+        "--user",
+        "a",
+        "--ca",
+        "/nonexistent",
+        "--crl",
+        "/x.crl",
+    ]);
+    assert!(!ok);
+    assert!(err.contains("--crl applies to IKE certificates"), "{err}");
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    std::fs::write(&ca, params.self_signed(&key).unwrap().pem()).unwrap();
+    let bad = dir.path().join("bad.crl");
+    std::fs::write(&bad, "not a CRL").unwrap();
+    let pw = dir.path().join("pw");
+    std::fs::write(&pw, "secret\n").unwrap();
+    let (ok, err) = connect(&[
+        "ikev2://192.0.2.1",
+        "--user",
+        "a",
+        "--ca",
+        ca.to_str().unwrap(),
+        "--crl",
+        bad.to_str().unwrap(),
+        "--password-file",
+        pw.to_str().unwrap(),
+    ]);
+    assert!(!ok);
+    assert!(
+        err.contains(&format!(
+            "--crl {}: CRL 0 is not a valid DER X.509 CRL",
+            bad.display()
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("connecting to"), "{err}");
+}

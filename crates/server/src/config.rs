@@ -407,6 +407,11 @@ pub struct CertificateConfig {
     /// CA (RFC 8555) with TLS-ALPN-01 (RFC 8737) on the SSTP port; see
     /// [`crate::acme`]. Excludes `chain` and `key`.
     pub acme: Option<AcmeConfig>,
+    /// CRL files (PEM or DER) for the client certificates checked against
+    /// `ipsec.ca_file` and `ikev2.client_ca` (see [`crate::crl`]).
+    pub crl_files: Vec<PathBuf>,
+    /// What a client certificate whose issuer has no current CRL gets.
+    pub crl_policy: crate::crl::CrlPolicyConfig,
 }
 
 /// `[certificate.acme]`.

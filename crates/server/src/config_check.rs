@@ -90,6 +90,15 @@ pub fn check_loaded(config: &Config, text: &str, path: &Path) -> Result<(), Conf
         }
     }
 
+    // The CRLs, parsed as the server loads them.
+    crate::crl::load(cert).map_err(|e| {
+        at(
+            "certificate.crl_files",
+            "certificate.crl_files",
+            e.to_string(),
+        )
+    })?;
+
     // ACME: the roots for the CA's HTTPS, read as the ACME task reads
     // them.
     if let Some(ca_file) = cert.acme.as_ref().and_then(|a| a.ca_file.as_deref()) {

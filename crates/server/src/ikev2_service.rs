@@ -99,7 +99,9 @@ fn client_trust(config: &Ikev2ServerConfig) -> Result<ClientTrust, Ikev2SetupErr
         message,
     };
     let pem = std::fs::read(path).map_err(|e| ca_err(e.to_string()))?;
-    let anchors = TrustAnchors::from_pem(&pem).map_err(|e| ca_err(e.to_string()))?;
+    let anchors = TrustAnchors::from_pem(&pem)
+        .map_err(|e| ca_err(e.to_string()))?
+        .with_revocation(crate::crl::shared().clone());
     Ok(ClientTrust::new(anchors))
 }
 

@@ -209,7 +209,9 @@ fn certificate_auth(
         message,
     };
     let pem = std::fs::read(path).map_err(|e| ca_err(e.to_string()))?;
-    let trust = TrustAnchors::from_pem(&pem).map_err(|e| ca_err(e.to_string()))?;
+    let trust = TrustAnchors::from_pem(&pem)
+        .map_err(|e| ca_err(e.to_string()))?
+        .with_revocation(crate::crl::shared().clone());
     let key = PrivateKey::from_der(server_cert.key_der())
         .map_err(|e| IpsecError::Certificate(e.to_string()))?;
     let chain = server_cert.chain().iter().map(|c| c.to_vec()).collect();

@@ -104,6 +104,8 @@ struct NewRadius {
 /// The running configuration and what it was read from.
 struct Running {
     config: Config,
+    /// The CRLs in force (what `crl.rs` installed from this config).
+    crls: ipsec::ikev1::revocation::CrlSet,
     text: String,
     fingerprint: String,
 }
@@ -144,6 +146,8 @@ struct Prepared {
     certificate: Option<NewCertificate>,
     policies: Option<Arc<policy::PolicySet>>,
     radius: Option<NewRadius>,
+    /// The CRLs read again (swapped if they differ).
+    crls: ipsec::ikev1::revocation::CrlSet,
 }
 
 impl Reloader {
@@ -162,6 +166,9 @@ impl Reloader {
         Reloader {
             file: file.map(Path::to_owned),
             running: Mutex::new(Running {
+                // The server installed these at start (a bad file stopped
+                // it there).
+                crls: crate::crl::load(&config.certificate).unwrap_or_default(),
                 config: config.clone(),
                 text,
                 fingerprint,
@@ -265,6 +272,10 @@ impl Reloader {
         let at = |key: &str, message: String| error_at_key(&text, &path, key, message);
 
         let certificate = self.build_certificate(&config, &running.fingerprint, &at)?;
+        // Checked by `check` above; read again here so that the set
+        // swapped is the one checked with this configuration.
+        let crls = crate::crl::load(&config.certificate)
+            .map_err(|e| at("certificate.crl_files", e.to_string()))?;
 
         let policies = match &plan.policies {
             Some(_) => Some(Arc::new(config.policy_set().map_err(|e| at("policy", e))?)),
@@ -281,6 +292,7 @@ impl Reloader {
             certificate,
             policies,
             radius,
+            crls,
         })
     }
 
@@ -405,6 +417,7 @@ impl Reloader {
             certificate,
             policies,
             radius,
+            crls,
         } = prepared;
         if let Some(tun) = &self.targets.tun {
             let mut added = Vec::new();
@@ -431,6 +444,11 @@ impl Reloader {
         self.targets.pool.add_ranges(&plan.pool_added);
 
         let mut changed = Vec::new();
+        if crls != running.crls {
+            changed.push(crate::crl::describe(&crls));
+            crate::crl::shared().replace(crls.clone());
+            running.crls = crls;
+        }
         if let Some(new) = certificate {
             changed.push(self.swap_certificate(new, &config, running));
         }

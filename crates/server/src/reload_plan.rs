@@ -5,8 +5,9 @@
 //!
 //! What a reload takes (docs/ADMIN.md, "Reload"):
 //! - `[certificate]` (compared by the certificate itself, in `reload.rs`:
-//!   the same paths may hold a renewed one); `[certificate.acme]` needs a
-//!   restart;
+//!   the same paths may hold a renewed one), its CRLs (`crl_files`,
+//!   `crl_policy`, compared by their contents); `[certificate.acme]` needs
+//!   a restart;
 //! - `[policies]` and `[[policy]]`;
 //! - `addresses.dns` and `addresses.wins`;
 //! - `radius.servers` (and `timeout_secs`, `tries`, `dead_time_secs`)
@@ -114,6 +115,10 @@ pub fn plan(
                 chain: _,
                 key: _,
                 acme,
+                // Reloadable: read again and swapped in reload.rs (the
+                // same paths may hold a newer CRL).
+                crl_files: _,
+                crl_policy: _,
             },
         addresses,
         auth,

@@ -505,3 +505,78 @@ fn an_acme_certificate_is_swapped_in_through_the_reload_path() {
     assert!(!rig.reloader.refresh_certificate().unwrap());
     assert_eq!(rig.reloader.reload().changed, Vec::<String>::new());
 }
+
+/// A CRL signed by a fresh CA listing `serials`, as PEM.
+fn crl_pem(serials: &[u64]) -> String {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let issuer = rcgen::Issuer::new(params, key);
+    rcgen::CertificateRevocationListParams {
+        this_update: rcgen::date_time_ymd(2025, 1, 1),
+        next_update: rcgen::date_time_ymd(2035, 1, 1),
+        crl_number: rcgen::SerialNumber::from(1u64),
+        issuing_distribution_point: None,
+        revoked_certs: serials
+            .iter()
+            .map(|&s| rcgen::RevokedCertParams {
+                serial_number: rcgen::SerialNumber::from(s),
+                revocation_time: rcgen::date_time_ymd(2025, 6, 1),
+                reason_code: None,
+                invalidity_date: None,
+            })
+            .collect(),
+        key_identifier_method: rcgen::KeyIdMethod::Sha256,
+    }
+    .signed_by(&issuer)
+    .unwrap()
+    .pem()
+    .unwrap()
+}
+
+#[test]
+fn crls_are_read_again_at_each_reload_and_a_bad_one_keeps_the_old() {
+    let dir = tempfile::tempdir().unwrap();
+    let one = pair(dir.path(), "one");
+    let crl = dir.path().join("clients.crl");
+    std::fs::write(&crl, crl_pem(&[])).unwrap();
+    let file = dir.path().join("ras.toml");
+    let pool = "\"10.0.10.20-10.0.10.29\"";
+    let with_crl = text(dir.path(), &one, pool, "\"10.0.0.53\"", "").replace(
+        "\n\n[addresses]",
+        &format!("\ncrl_files = [{crl:?}]\n\n[addresses]"),
+    );
+    std::fs::write(&file, &with_crl).unwrap();
+    let (rig, _) = start(&file);
+    assert_eq!(rig.reloader.reload().changed, Vec::<String>::new());
+
+    // The same path holds the CA's next CRL: taken, nothing else changed.
+    std::fs::write(&crl, crl_pem(&[0x1001])).unwrap();
+    let outcome = rig.reloader.reload();
+    assert!(outcome.ok, "{outcome:?}");
+    assert_eq!(outcome.changed, vec!["CRLs 1 (if-available)".to_owned()]);
+
+    // A file that holds no CRL: refused at the key, naming the file.
+    std::fs::write(&crl, "not a CRL").unwrap();
+    let outcome = rig.reloader.reload();
+    assert!(!outcome.ok);
+    let error = outcome.error.unwrap();
+    assert!(error.contains(":13: certificate.crl_files: "), "{error}");
+    assert!(
+        error.contains(&format!(
+            "{}: CRL 0 is not a valid DER X.509 CRL",
+            crl.display()
+        )),
+        "{error}"
+    );
+
+    // The policy is reloadable too.
+    std::fs::write(&crl, crl_pem(&[0x1001])).unwrap();
+    std::fs::write(
+        &file,
+        with_crl.replace("crl_files", "crl_policy = \"strict\"\ncrl_files"),
+    )
+    .unwrap();
+    let outcome = rig.reloader.reload();
+    assert_eq!(outcome.changed, vec!["CRLs 1 (strict)".to_owned()]);
+}

@@ -74,6 +74,8 @@ pub enum StartError {
     Ipsec(#[from] crate::ipsec_service::IpsecError),
     #[error(transparent)]
     Ikev2(#[from] crate::ikev2_service::Ikev2SetupError),
+    #[error("certificate.crl_files {0}")]
+    Crl(#[from] crate::crl::CrlFileError),
     #[error(transparent)]
     Admin(#[from] crate::admin_socket::AdminSocketError),
     #[error(transparent)]
@@ -499,6 +501,9 @@ impl Server {
         // Reload (reload.rs) hands the IKE front end a new certificate.
         let mut ike_targets = None;
         let mut ipsec_counters = None;
+        // The CRLs the IKE trust anchors consult (crl.rs), before any
+        // responder can verify a client.
+        crate::crl::install(crate::crl::load(&config.certificate)?);
         match listeners.ipsec {
             Some(bound) => {
                 ipsec_counters = Some(bound.counters());

@@ -12,6 +12,7 @@ use x509_parser::prelude::*;
 use crate::ike_crypto::signature::{KeyKind, PrivateKey, PublicKey, SignatureError};
 
 use super::payloads::{id_type, notify, Identification};
+use super::revocation::{CrlPolicy, Revocation, Revoked, Status};
 
 /// RFC 2408 §3.9 certificate encodings: the one everybody sends.
 pub const X509_SIGNATURE: u8 = 4;
@@ -55,6 +56,10 @@ pub enum PeerCertificateError {
     Key(SignatureError),
     #[error("its signature does not verify with the key of \"{0}\"")]
     BadSignature(String),
+    #[error("its certificate \"{subject}\" is revoked: {revoked}")]
+    Revoked { subject: String, revoked: Revoked },
+    #[error("no current CRL covers its certificate \"{subject}\" (crl_policy \"strict\"): {why}")]
+    RevocationUnknown { subject: String, why: &'static str },
     #[error("it signs with {theirs} but the proposal chosen is {method}")]
     WrongKeyType {
         theirs: &'static str,
@@ -68,9 +73,10 @@ impl PeerCertificateError {
         match self {
             PeerCertificateError::Missing => notify::AUTHENTICATION_FAILED,
             PeerCertificateError::Malformed => notify::INVALID_CERT_ENCODING,
-            PeerCertificateError::Expired(_) | PeerCertificateError::WrongUsage(..) => {
-                notify::INVALID_CERTIFICATE
-            }
+            PeerCertificateError::Expired(_)
+            | PeerCertificateError::WrongUsage(..)
+            | PeerCertificateError::Revoked { .. }
+            | PeerCertificateError::RevocationUnknown { .. } => notify::INVALID_CERTIFICATE,
             PeerCertificateError::UntrustedIssuer(_) => notify::INVALID_CERT_AUTHORITY,
             PeerCertificateError::IdMismatch(..) => notify::INVALID_ID_INFORMATION,
             PeerCertificateError::Key(_) | PeerCertificateError::WrongKeyType { .. } => {
@@ -188,6 +194,8 @@ pub fn pem_certificates(pem: &[u8]) -> Result<Vec<Vec<u8>>, CertificateError> {
 /// The CAs whose certificates a peer's chain must end at.
 pub struct TrustAnchors {
     cas: Vec<Vec<u8>>,
+    /// The CRLs every certificate of a peer chain is looked up in.
+    revocation: Revocation,
 }
 
 impl TrustAnchors {
@@ -201,7 +209,21 @@ impl TrustAnchors {
                 reason: e.to_string(),
             })?;
         }
-        Ok(TrustAnchors { cas })
+        Ok(TrustAnchors {
+            cas,
+            revocation: Revocation::default(),
+        })
+    }
+
+    /// These anchors with the CRLs of `revocation` (shared: a reload that
+    /// replaces its CRLs reaches every verifier holding it).
+    pub fn with_revocation(mut self, revocation: Revocation) -> Self {
+        self.revocation = revocation;
+        self
+    }
+
+    pub fn revocation(&self) -> &Revocation {
+        &self.revocation
     }
 
     pub fn from_pem(pem: &[u8]) -> Result<Self, CertificateError> {
@@ -263,17 +285,22 @@ impl TrustAnchors {
             ));
         }
         let anchors: Vec<X509Certificate<'_>> = self.parsed().collect();
+        let crls = self.revocation.current();
         let mut current = leaf;
         let mut depth = 0;
         loop {
-            // A trusted CA issued it (or it is itself one we trust).
-            let trusted = anchors.iter().any(|ca| {
-                ca.as_raw() == current.as_raw()
-                    || (ca.subject().as_raw() == current.issuer().as_raw()
-                        && ca.validity().is_valid_at(now)
-                        && current.verify_signature(Some(ca.public_key())).is_ok())
+            // It is itself a CA we trust: nothing above it to ask.
+            if anchors.iter().any(|ca| ca.as_raw() == current.as_raw()) {
+                break;
+            }
+            // A trusted CA issued it.
+            let trusted = anchors.iter().find(|ca| {
+                ca.subject().as_raw() == current.issuer().as_raw()
+                    && ca.validity().is_valid_at(now)
+                    && current.verify_signature(Some(ca.public_key())).is_ok()
             });
-            if trusted {
+            if let Some(ca) = trusted {
+                self.check_revocation(&crls, current, ca, now, unix_time)?;
                 break;
             }
             depth += 1;
@@ -287,6 +314,7 @@ impl TrustAnchors {
                     if !i.validity().is_valid_at(now) {
                         return Err(PeerCertificateError::Expired(i.subject().to_string()));
                     }
+                    self.check_revocation(&crls, current, i, now, unix_time)?;
                     current = i;
                 }
                 _ => {
@@ -301,6 +329,41 @@ impl TrustAnchors {
             key,
             subject: leaf_name,
         })
+    }
+}
+
+impl TrustAnchors {
+    /// RFC 5280 §6.3: `cert` (issued by `issuer`) against the CRLs, under
+    /// their policy.
+    fn check_revocation(
+        &self,
+        crls: &super::revocation::CrlSet,
+        cert: &X509Certificate<'_>,
+        issuer: &X509Certificate<'_>,
+        now: ASN1Time,
+        unix_time: i64,
+    ) -> Result<(), PeerCertificateError> {
+        let strict = crls.policy() == CrlPolicy::Strict;
+        match crls.status(cert, issuer, now) {
+            Status::Good => Ok(()),
+            Status::Revoked(revoked) => Err(PeerCertificateError::Revoked {
+                subject: cert.subject().to_string(),
+                revoked,
+            }),
+            Status::Stale if strict => Err(PeerCertificateError::RevocationUnknown {
+                subject: cert.subject().to_string(),
+                why: "its issuer's CRL is past its nextUpdate",
+            }),
+            Status::Stale => {
+                self.revocation.warn_stale(issuer.subject(), unix_time);
+                Ok(())
+            }
+            Status::Unknown if strict => Err(PeerCertificateError::RevocationUnknown {
+                subject: cert.subject().to_string(),
+                why: "no CRL signed by its issuer",
+            }),
+            Status::Unknown => Ok(()),
+        }
     }
 }
 

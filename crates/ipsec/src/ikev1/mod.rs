@@ -36,6 +36,7 @@ pub mod payloads;
 pub mod proposal;
 mod quick_mode;
 pub mod responder;
+pub mod revocation;
 pub mod sa_payload;
 pub mod signature_auth;
 pub mod vendor_ids;

@@ -573,6 +573,9 @@ fn connect_args(
         user: auth.user.clone().unwrap_or_default(),
         password_file: auth.password_file.clone(),
         ca,
+        // The client daemon's connections name no CRLs yet.
+        crls: Vec::new(),
+        crl_strict: false,
         fingerprint: (protocol == Protocol::Sstp)
             .then(|| policy.trust.fingerprint.clone())
             .flatten(),
