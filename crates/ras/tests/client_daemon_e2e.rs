@@ -18,20 +18,8 @@ use interop::netns::{Topology, LAN_HOST, SERVER_FOR_CLI1, SERVER_FOR_CLI2};
 use serde_json::Value;
 
 mod support;
+use support::client_daemon::{provision, ras_client};
 use support::*;
-
-/// `ras client --state STATE --socket SOCKET ARGS…`.
-fn ras_client(state: &Path, socket: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(RAS)
-        .arg("client")
-        .arg("--state")
-        .arg(state)
-        .arg("--socket")
-        .arg(socket)
-        .args(args)
-        .output()
-        .expect("run ras client")
-}
 
 fn mode(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
@@ -321,27 +309,6 @@ fn server_config(dir: &Path, ikev2_section: bool) -> PathBuf {
     let pw = password_file(dir, "alice", "correct horse battery");
     add_user(&config, "alice", &pw, &[]);
     config
-}
-
-fn provision(state: &Path, socket: &Path, dir: &Path, text: &str) {
-    let doc = dir.join("policy.toml");
-    std::fs::write(&doc, text).unwrap();
-    let units = dir.join("units");
-    let out = ras_client(
-        state,
-        socket,
-        &[
-            "provision",
-            doc.to_str().unwrap(),
-            "--unit-dir",
-            units.to_str().unwrap(),
-        ],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 #[test]
