@@ -334,6 +334,103 @@ fn the_client_rekeys_its_child_and_deletes_the_old_one() {
     assert_eq!(link.server.child_sa_count(), 1);
 }
 
+/// RFC 7296 §2.18: the client replaces its IKE SA before the lifetime
+/// ends; the child SA stays, the server holds one IKE SA (the old one is
+/// deleted), and the new SA's keys work on both sides: a child rekey under
+/// it (KEYMAT from the new SK_d) pairs, and a Delete under it is heard.
+#[test]
+fn the_client_rekeys_its_ike_sa_and_the_tunnel_carries_on() {
+    let start = Instant::now();
+    let mut config = Ikev2InitiatorConfig::new(
+        ClientAuth::SharedKey(Zeroizing::new(PSK.to_vec())),
+        "client.example",
+    );
+    config.ike_lifetime = Duration::from_secs(100);
+    config.child_lifetime = Duration::from_secs(150);
+    let mut link = Link::new(start, config, server_config(), false);
+    link.run(start);
+    let first = link.client_children()[0].inbound.spi;
+    assert_eq!(
+        link.client.poll_timeout(),
+        Some(start + Duration::from_secs(30))
+    );
+
+    // 85 % of the IKE lifetime: the IKE SA is rekeyed, nothing else.
+    let t = start + Duration::from_secs(86);
+    link.client.note_traffic(t);
+    link.client.handle_timeout(t);
+    link.run(t);
+    assert_eq!(link.client.ike_rekeys(), 1);
+    assert!(link
+        .client_events
+        .iter()
+        .any(|e| matches!(e, Ikev2ClientEvent::IkeSaRekeyed)));
+    assert_eq!(link.server.ike_sa_count(), 1, "the old IKE SA is deleted");
+    assert_eq!(link.client.child_count(), 1);
+    assert_eq!(link.server.child_sa_count(), 1);
+    assert!(link.client.is_established());
+    assert!(!link.server_events.iter().any(|e| matches!(
+        e,
+        Ikev2Event::ChildSaDown { .. } | Ikev2Event::IkeSaDown { .. }
+    )));
+
+    // The child's rekey under the new IKE SA: both derive the same KEYMAT.
+    let t = start + Duration::from_secs(128);
+    link.client.note_traffic(t);
+    link.client.handle_timeout(t);
+    link.run(t);
+    let clients = link.client_children();
+    assert_eq!(clients.len(), 2);
+    assert_eq!(clients[1].replaces_inbound_spi, Some(first));
+    assert_keys_pair(clients[1], link.server_children()[1]);
+
+    // The next IKE rekey is due one rekey time after the first.
+    let t2 = start + Duration::from_secs(86 + 85);
+    link.client.note_traffic(t2);
+    link.client.handle_timeout(t2);
+    link.run(t2);
+    assert_eq!(link.client.ike_rekeys(), 2);
+    assert_eq!(link.server.ike_sa_count(), 1);
+
+    // A Delete on the newest IKE SA reaches the server.
+    link.client.close(t2);
+    link.run(t2);
+    assert_eq!(link.server.ike_sa_count(), 0);
+}
+
+/// A server that refuses the IKE SA rekey: the client says so, keeps the
+/// old SA and tries again 30 s later.
+#[test]
+fn a_refused_ike_rekey_keeps_the_tunnel_and_is_retried() {
+    let start = Instant::now();
+    let mut config = Ikev2InitiatorConfig::new(
+        ClientAuth::SharedKey(Zeroizing::new(PSK.to_vec())),
+        "client.example",
+    );
+    config.ike_lifetime = Duration::from_secs(100);
+    let mut link = Link::new(start, config, server_config(), false);
+    link.run(start);
+    // The server takes only ChaCha20 from now on: the rekey's single
+    // proposal (the suite chosen at the start) is refused.
+    let mut strict = server_config();
+    strict.policy.ike_ciphers = vec![ipsec::ikev2::encrypted::SkCipher::ChaCha20Poly1305];
+    link.server.set_config(strict);
+    let t = start + Duration::from_secs(86);
+    link.client.note_traffic(t);
+    link.client.handle_timeout(t);
+    link.run(t);
+    assert_eq!(link.client.ike_rekeys(), 0);
+    assert!(link.client.is_established());
+    assert!(link.client_events.iter().any(|e| matches!(
+        e,
+        Ikev2ClientEvent::IkeSaRekeyFailed { reason } if reason.contains("NO_PROPOSAL_CHOSEN")
+    )));
+    assert_eq!(
+        link.client.poll_timeout(),
+        Some(t + Duration::from_secs(30))
+    );
+}
+
 #[test]
 fn closing_deletes_the_ike_sa_on_the_server() {
     let now = Instant::now();

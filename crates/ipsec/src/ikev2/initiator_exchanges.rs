@@ -288,6 +288,8 @@ impl Ikev2Initiator {
         self.init_response = message.to_vec();
         self.prf = choice.prf;
         self.protection = Some(choice.protection);
+        self.ike_group = choice.group;
+        self.ike_proposal = Some(choice.reply.clone());
         let seed = skeyseed(choice.prf, &self.ni, &self.nr, &shared);
         self.keys = Some(ike_sa_keys(
             choice.prf,
@@ -602,6 +604,7 @@ impl Ikev2Initiator {
         let event = child_event(self, inbound, outbound, &child, None);
         self.children.push(child);
         self.phase = Phase::Established;
+        self.ike_rekey_at = Some(now + self.ike_rekey_after());
         self.last_heard = now;
         self.last_keepalive = now;
         let nat_probe =
