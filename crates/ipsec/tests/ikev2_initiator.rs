@@ -646,11 +646,18 @@ fn without_mobike_on_the_server_an_address_change_cannot_be_announced() {
 struct TestCa {
     der: Vec<u8>,
     issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+    /// The key algorithm of the CA and of the server certificate
+    /// `certificate_link` issues from it.
+    alg: &'static rcgen::SignatureAlgorithm,
 }
 
 fn test_ca(name: &str) -> TestCa {
+    test_ca_with(name, &rcgen::PKCS_ECDSA_P256_SHA256)
+}
+
+fn test_ca_with(name: &str, alg: &'static rcgen::SignatureAlgorithm) -> TestCa {
     use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
-    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("key");
+    let key = KeyPair::generate_for(alg).expect("key");
     let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
     params.distinguished_name.push(DnType::CommonName, name);
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -658,6 +665,7 @@ fn test_ca(name: &str) -> TestCa {
     TestCa {
         der,
         issuer: Issuer::new(params, key),
+        alg,
     }
 }
 
@@ -670,11 +678,27 @@ fn issue(
     eku: Vec<rcgen::ExtendedKeyUsagePurpose>,
     rsa: bool,
 ) -> (Vec<u8>, ipsec::ikev2::signature_auth::ServerCredential) {
-    use rcgen::{CertificateParams, DnType, KeyPair, SanType};
-    let key = if rsa {
-        KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048).expect("rsa")
+    let alg = if rsa {
+        &rcgen::PKCS_RSA_SHA256
     } else {
-        KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("key")
+        &rcgen::PKCS_ECDSA_P256_SHA256
+    };
+    issue_with(ca, cn, sans, eku, alg)
+}
+
+/// [`issue`] with a key of `alg`.
+fn issue_with(
+    ca: &TestCa,
+    cn: &str,
+    sans: &[&str],
+    eku: Vec<rcgen::ExtendedKeyUsagePurpose>,
+    alg: &'static rcgen::SignatureAlgorithm,
+) -> (Vec<u8>, ipsec::ikev2::signature_auth::ServerCredential) {
+    use rcgen::{CertificateParams, DnType, KeyPair, SanType};
+    let key = if alg == &rcgen::PKCS_RSA_SHA256 {
+        KeyPair::generate_rsa_for(alg, rcgen::RsaKeySize::_2048).expect("rsa")
+    } else {
+        KeyPair::generate_for(alg).expect("key")
     };
     let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
     params.distinguished_name.push(DnType::CommonName, cn);
@@ -714,7 +738,7 @@ fn certificate_link(
 ) -> Link {
     use ipsec::ikev2::{ClientTrust, ServerTrust};
     let now = Instant::now();
-    let (_, server_credential) = issue(ca, "vpn", &["vpn.example"], vec![], false);
+    let (_, server_credential) = issue_with(ca, "vpn", &["vpn.example"], vec![], ca.alg);
     let mut config =
         Ikev2InitiatorConfig::new(ClientAuth::Certificate(std::sync::Arc::new(client)), "x");
     config.identity_type = id_type;
@@ -746,6 +770,40 @@ fn server_refusals(link: &Link) -> Vec<String> {
             _ => None,
         })
         .collect()
+}
+
+/// ECDSA on P-521 (RFC 4754, RFC 5480): a P-521 CA signs with
+/// ecdsa-with-SHA512, and the server and the client sign their AUTH with
+/// P-521 keys; both chains check out and both signatures verify.
+#[test]
+fn p521_certificates_authenticate_both_ways() {
+    use ipsec::ikev2::payloads::id_type;
+    use rcgen::ExtendedKeyUsagePurpose as Eku;
+    let ca = test_ca_with("P-521 CA", &rcgen::PKCS_ECDSA_P521_SHA512);
+    let (_, client) = issue_with(
+        &ca,
+        "carol",
+        &["carol@example.com"],
+        vec![Eku::ClientAuth],
+        &rcgen::PKCS_ECDSA_P521_SHA512,
+    );
+    let link = certificate_link(
+        &ca,
+        client,
+        id_type::RFC822_ADDR,
+        b"carol@example.com",
+        &ca,
+        false,
+    );
+    assert!(
+        link.client.is_established(),
+        "{:?} / {:?}",
+        down_reason(&link),
+        server_refusals(&link)
+    );
+    assert_eq!(link.client.server_subject(), "CN=vpn");
+    assert_eq!(link.server_children()[0].identity, "carol@example.com");
+    assert_keys_pair(link.client_children()[0], link.server_children()[0]);
 }
 
 #[test]
