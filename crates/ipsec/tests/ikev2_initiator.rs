@@ -140,6 +140,14 @@ impl Link {
         panic!("the exchange did not settle");
     }
 
+    /// At `t`, with traffic just seen (so no liveness check is due): the
+    /// client's timers run and the exchanges they start complete.
+    fn tick(&mut self, t: Instant) {
+        self.client.note_traffic(t);
+        self.client.handle_timeout(t);
+        self.run(t);
+    }
+
     fn client_children(&self) -> Vec<&ipsec::ikev2::ChildSa> {
         self.client_events
             .iter()
@@ -317,9 +325,7 @@ fn the_client_rekeys_its_child_and_deletes_the_old_one() {
     let first = link.client_children()[0].inbound.spi;
     // keep the liveness check quiet, and reach 85% of the lifetime
     let t = start + Duration::from_secs(86);
-    link.client.note_traffic(t);
-    link.client.handle_timeout(t);
-    link.run(t);
+    link.tick(t);
     let clients = link.client_children();
     assert_eq!(clients.len(), 2);
     assert_eq!(clients[1].replaces_inbound_spi, Some(first));
@@ -357,9 +363,7 @@ fn the_client_rekeys_its_ike_sa_and_the_tunnel_carries_on() {
 
     // 85 % of the IKE lifetime: the IKE SA is rekeyed, nothing else.
     let t = start + Duration::from_secs(86);
-    link.client.note_traffic(t);
-    link.client.handle_timeout(t);
-    link.run(t);
+    link.tick(t);
     assert_eq!(link.client.ike_rekeys(), 1);
     assert!(link
         .client_events
@@ -376,9 +380,7 @@ fn the_client_rekeys_its_ike_sa_and_the_tunnel_carries_on() {
 
     // The child's rekey under the new IKE SA: both derive the same KEYMAT.
     let t = start + Duration::from_secs(128);
-    link.client.note_traffic(t);
-    link.client.handle_timeout(t);
-    link.run(t);
+    link.tick(t);
     let clients = link.client_children();
     assert_eq!(clients.len(), 2);
     assert_eq!(clients[1].replaces_inbound_spi, Some(first));
@@ -386,9 +388,7 @@ fn the_client_rekeys_its_ike_sa_and_the_tunnel_carries_on() {
 
     // The next IKE rekey is due one rekey time after the first.
     let t2 = start + Duration::from_secs(86 + 85);
-    link.client.note_traffic(t2);
-    link.client.handle_timeout(t2);
-    link.run(t2);
+    link.tick(t2);
     assert_eq!(link.client.ike_rekeys(), 2);
     assert_eq!(link.server.ike_sa_count(), 1);
 
@@ -416,9 +416,7 @@ fn a_refused_ike_rekey_keeps_the_tunnel_and_is_retried() {
     strict.policy.ike_ciphers = vec![ipsec::ikev2::encrypted::SkCipher::ChaCha20Poly1305];
     link.server.set_config(strict);
     let t = start + Duration::from_secs(86);
-    link.client.note_traffic(t);
-    link.client.handle_timeout(t);
-    link.run(t);
+    link.tick(t);
     assert_eq!(link.client.ike_rekeys(), 0);
     assert!(link.client.is_established());
     assert!(link.client_events.iter().any(|e| matches!(

@@ -489,20 +489,11 @@ fn rsa_certificates_with_fragmentation_against_ras_server() {
 /// The same with ECDSA P-256 keys (RFC 4754: method 9, r||s signatures).
 #[test]
 fn ecdsa_certificates_against_ras_server() {
-    let pki = TestPki::new(&rcgen::PKCS_ECDSA_P256_SHA256);
-    let Some(run) = run(Job {
-        name: "l2tp-ipsec-ecdsa-cert",
-        pki: Some(&pki),
-        ..Job::default()
-    }) else {
-        return;
-    };
-    let up = run.server.expect(
-        "authenticated as CN=ras-interop-client",
-        Duration::from_secs(5),
+    ecdsa_certificates(
+        &rcgen::PKCS_ECDSA_P256_SHA256,
+        "l2tp-ipsec-ecdsa-cert",
+        "/ECDSA-256",
     );
-    assert!(up.contains("/ECDSA-256"), "{up}");
-    check_link(&run);
 }
 
 /// ECDSA on P-521 both ways (RFC 4754 method 11 with SHA-512): a P-521 CA
@@ -510,9 +501,20 @@ fn ecdsa_certificates_against_ras_server() {
 /// client certificate on P-521.
 #[test]
 fn ecdsa_p521_certificates_against_ras_server() {
-    let pki = TestPki::new(&rcgen::PKCS_ECDSA_P521_SHA512);
+    ecdsa_certificates(
+        &rcgen::PKCS_ECDSA_P521_SHA512,
+        "l2tp-ipsec-ecdsa521-cert",
+        "/ECDSA-521",
+    );
+}
+
+/// strongSwan and `ras server` with ECDSA certificates of `alg` (CA,
+/// server and client): Main Mode names `method`, both signatures verify,
+/// the link comes up.
+fn ecdsa_certificates(alg: &'static rcgen::SignatureAlgorithm, name: &'static str, method: &str) {
+    let pki = TestPki::new(alg);
     let Some(run) = run(Job {
-        name: "l2tp-ipsec-ecdsa521-cert",
+        name,
         pki: Some(&pki),
         pings: 5,
         ..Job::default()
@@ -523,13 +525,13 @@ fn ecdsa_p521_certificates_against_ras_server() {
         "authenticated as CN=ras-interop-client",
         Duration::from_secs(5),
     );
-    assert!(up.contains("/ECDSA-521"), "{up}");
+    assert!(up.contains(method), "{up}");
     check_link(&run);
     assert!(
         run.out.lines().any(|l| l.starts_with("CHARON: ")
             && l.contains("authentication of 'CN=ras-interop-server'")
             && l.contains("successful")),
-        "strongSwan verified our P-521 signature"
+        "strongSwan verified our signature"
     );
 }
 

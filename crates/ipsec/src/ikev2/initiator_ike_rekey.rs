@@ -137,11 +137,7 @@ impl Ikev2Initiator {
             self.ike_rekey_failed(now, error);
             return;
         }
-        let sa = wire::find(&chain, payload::SA).and_then(|b| sa_payload::parse(b).ok());
-        let ke = wire::find(&chain, payload::KE).and_then(|b| KeyExchange::parse(b).ok());
-        let nr =
-            wire::find(&chain, payload::NONCE).and_then(|b| super::payloads::parse_nonce(b).ok());
-        let (Some(sa), Some(ke), Some(nr)) = (sa, ke, nr) else {
+        let Some((sa, ke, nr)) = super::initiator_exchanges::sa_ke_nonce(&chain) else {
             self.ike_rekey_failed(now, "an answer without SA, KE or nonce".into());
             return;
         };
