@@ -14,6 +14,7 @@ use tunnel::{PacketSink, ServerHooks, SessionInfo};
 
 use crate::acme_challenge::{Challenges, HelloChoice};
 use crate::failure_log::ListenerFailures;
+use crate::handshake_gate::HandshakeGate;
 use crate::SessionId;
 
 /// A TLS handshake must finish within this time.
@@ -49,6 +50,9 @@ pub struct SstpService {
     pub challenges: Option<Arc<Challenges>>,
     /// `ras_tls_handshake_failures_total{listener="sstp"}`.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Bounds the connections in the TLS handshake stage, in all and per
+    /// source address (handshake_gate.rs).
+    pub gate: Arc<HandshakeGate>,
 }
 
 impl SstpService {
@@ -57,7 +61,12 @@ impl SstpService {
         let mut summaries = tokio::time::interval(SUMMARY_EVERY);
         loop {
             tokio::select! {
-                _ = summaries.tick() => self.failures.summarise(),
+                _ = summaries.tick() => {
+                    self.failures.summarise();
+                    if let Some(line) = self.gate.summary() {
+                        tracing::warn!("{line}");
+                    }
+                }
                 accepted = listener.accept() => match accepted {
                     Ok((tcp, peer)) => {
                         let _ = tcp.set_nodelay(true);
@@ -82,7 +91,15 @@ impl SstpService {
         peer: SocketAddr,
         shutdown: watch::Receiver<bool>,
     ) {
-        let permit = self.ports.clone().try_acquire_owned().ok();
+        // Flood protection first: nothing is spent on a connection the
+        // gate closes (handshake_gate.rs).
+        let pass = match self.gate.admit(peer.ip()).await {
+            Ok(pass) => pass,
+            Err(why) => {
+                self.metrics.sstp_connection_refused(why.name());
+                return;
+            }
+        };
         let certified = self.certified.load_full();
         let tls = match tokio::time::timeout(TLS_TIMEOUT, self.accept(tcp, peer, &certified)).await
         {
@@ -105,7 +122,12 @@ impl SstpService {
                 return;
             }
         };
-        let Some(permit) = permit else {
+        drop(pass);
+        // The logical port is taken only now: a connection that never
+        // finishes its TLS handshake (half-open, slow) holds no port, so a
+        // flood of them cannot turn real clients away as "ports in use".
+        let Some(permit) = self.ports.clone().try_acquire_owned().ok() else {
+            self.metrics.sstp_connection_refused("ports_busy");
             tracing::warn!(%peer, "refused: all {} SSTP ports are in use", self.port_limit);
             refuse_busy(tls, self.port_limit).await;
             return;
