@@ -269,9 +269,8 @@ pub fn run(args: HandshakeFloodArgs) -> anyhow::Result<()> {
 
     println!();
     let attempts = connects.attempts.load(Ordering::Relaxed);
-    let flood_conns = attempts
-        + slow.opened.load(Ordering::Relaxed)
-        + half_open.opened.load(Ordering::Relaxed);
+    let flood_conns =
+        attempts + slow.opened.load(Ordering::Relaxed) + half_open.opened.load(Ordering::Relaxed);
     println!(
         "connectors: {attempts} attempts ({:.0}/s): {} upgraded (TLS + SSTP 200), {} answered 503, {} closed by the server in TLS, {} TCP connect failed, {} other",
         attempts as f64 / flood_secs.max(1e-9),

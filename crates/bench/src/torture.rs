@@ -66,7 +66,6 @@ pub struct TortureArgs {
     seconds: u32,
 }
 
-
 /// One listener's phase.
 struct Phase {
     listener: Listener,
@@ -510,7 +509,6 @@ fn closed_within_timeout(stream: &mut impl Read) -> bool {
     false
 }
 
-
 /// Datagrams the server namespace's kernel dropped before the server read
 /// them: UDP receive-buffer errors (/proc/net/snmp) and raw sockets' drops
 /// (/proc/net/raw's last column).
@@ -546,7 +544,6 @@ fn raw_drops(raw: &str) -> u64 {
         .sum()
 }
 
-
 /// The drop counters and failed session attempts that grew.
 fn deltas(before: &BTreeMap<String, f64>, after: &BTreeMap<String, f64>) -> Vec<(String, f64)> {
     after
@@ -563,7 +560,6 @@ fn deltas(before: &BTreeMap<String, f64>, after: &BTreeMap<String, f64>) -> Vec<
         })
         .collect()
 }
-
 
 #[cfg(test)]
 mod tests {
