@@ -48,10 +48,10 @@ pub struct HandshakeFloodArgs {
     connectors: usize,
     /// One connector's connection in this many idles after the SSTP
     /// answer instead of leaving.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 8)]
     idle_every: u64,
     /// How long an idling connector holds its connection.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 5)]
     idle_secs: u64,
     /// Slow clients (a byte per second) at once.
     #[arg(long, default_value_t = 64)]
@@ -65,9 +65,50 @@ pub struct HandshakeFloodArgs {
     /// Seconds per iperf3 run.
     #[arg(long, default_value_t = 5)]
     seconds: u32,
+    /// New flood connections per second at most, all kinds together
+    /// (about twice the full connects the server completes on this
+    /// machine; 0: as fast as the flooder can, which on a small machine
+    /// mostly measures the flooder taking the CPU).
+    #[arg(long, default_value_t = 5000)]
+    rate: u64,
     /// Seconds the prober runs before the flood (its reference figures).
     #[arg(long, default_value_t = 10)]
     probe_before_secs: u64,
+}
+
+/// Spaces new connections `1/rate` apart over all the threads that
+/// share it.
+struct Pace {
+    start: Instant,
+    interval_ns: u64,
+    next: AtomicU64,
+}
+
+impl Pace {
+    fn new(rate: u64) -> Pace {
+        Pace {
+            start: Instant::now(),
+            interval_ns: 1_000_000_000u64.checked_div(rate).unwrap_or(0),
+            next: AtomicU64::new(0),
+        }
+    }
+
+    /// Waits for this caller's slot.
+    fn wait(&self) {
+        if self.interval_ns == 0 {
+            return;
+        }
+        let slot = self.next.fetch_add(self.interval_ns, Ordering::Relaxed);
+        let at = self.start + Duration::from_nanos(slot);
+        let now = Instant::now();
+        if at > now {
+            std::thread::sleep(at - now);
+        } else if now - at > Duration::from_millis(100) {
+            // Fallen behind (a slow phase): no burst to catch up.
+            let late = (now - self.start).as_nanos() as u64;
+            self.next.fetch_max(late, Ordering::Relaxed);
+        }
+    }
 }
 
 /// What the flood's connectors saw.
@@ -164,8 +205,9 @@ pub fn run(args: HandshakeFloodArgs) -> anyhow::Result<()> {
     let pid = server.child.id();
     let admin = dir.join("admin.sock");
     println!(
-        "handshake-flood: {} s; {} connectors (1 in {} idles {} s), {} slow clients, {} half-open; ras server in a namespace, flood from another; machine: {} CPUs",
+        "handshake-flood: {} s, ≤ {} new connections/s; {} connectors (1 in {} idles {} s), {} slow clients, {} half-open; ras server in a namespace, flood from another; machine: {} CPUs",
         args.flood_secs,
+        args.rate,
         args.connectors,
         args.idle_every,
         args.idle_secs,
@@ -198,7 +240,12 @@ pub fn run(args: HandshakeFloodArgs) -> anyhow::Result<()> {
         &server.fingerprint,
         "ras-hf0",
     )?;
+    // The server's CPU for the tunnel's traffic alone, per bit: taken
+    // out of the flood's CPU figure below.
+    let cpu0 = cpu_ms(pid).unwrap_or(0.0);
     let baseline = crate::iperf(&topo, args.seconds, 1)?;
+    let cpu_ms_per_bit =
+        (cpu_ms(pid).unwrap_or(0.0) - cpu0) / (baseline * f64::from(args.seconds)).max(1.0);
     println!(
         "throughput through SSTP before the flood: {:.0} Mbit/s",
         baseline / 1e6
@@ -305,13 +352,19 @@ pub fn run(args: HandshakeFloodArgs) -> anyhow::Result<()> {
         "established sessions: {up_before:.0} up before, {up_after:.0} after (lost {:.0})",
         (up_before - up_after).max(0.0)
     );
+    // What the tunnel's traffic during the flood cost at the baseline's
+    // CPU per bit; the rest is the flood's (and the prober's).
+    let tunnel_ms = cpu_ms_per_bit * during.iter().sum::<f64>() * f64::from(args.seconds);
+    let flood_ms = (cpu_flood - tunnel_ms).max(0.0);
     println!(
-        "server: {}; {panics} panics; CPU {:.1} s over {:.0} s of flood ({:.0}% of one core; {:.3} ms per flood connection); RSS {rss_before} KiB before, {rss_peak} KiB peak, {rss_after} KiB after; {lines} log lines",
+        "server: {}; {panics} panics; CPU {:.1} s over {:.0} s of flood ({:.0}% of one core), of it {:.1} s for the tunnel's traffic (at the baseline's CPU per bit) and {:.1} s for {flood_conns} flood connections ({:.3} ms each); RSS {rss_before} KiB before, {rss_peak} KiB peak, {rss_after} KiB after; {lines} log lines",
         if alive { "alive" } else { "DEAD" },
         cpu_flood / 1000.0,
         flood_secs,
         cpu_flood / 10.0 / flood_secs.max(1e-9),
-        cpu_flood / flood_conns.max(1) as f64
+        tunnel_ms / 1000.0,
+        flood_ms / 1000.0,
+        flood_ms / flood_conns.max(1) as f64
     );
     println!("server's counters (change over the run):");
     for (series, delta) in counter_deltas(&before_metrics, &after_metrics) {
@@ -426,6 +479,7 @@ fn flood(
         .client_config()?;
     let target = SocketAddr::new(SERVER_FOR_CLI2.parse()?, 443);
     let deadline = Instant::now() + Duration::from_secs(args.flood_secs);
+    let pace = &Pace::new(args.rate);
     std::thread::scope(|scope| {
         for i in 0..args.connectors {
             let tls = &tls;
@@ -435,6 +489,7 @@ fn flood(
                     n += 1;
                     let idle = args.idle_every > 0 && n % args.idle_every == 0;
                     let idle = idle.then(|| Duration::from_secs(args.idle_secs));
+                    pace.wait();
                     connect_once(target, tls, idle, deadline, connects);
                 }
             });
@@ -443,13 +498,14 @@ fn flood(
             let tls = &tls;
             scope.spawn(move || {
                 while Instant::now() < deadline && !crate::interrupt::requested() {
+                    pace.wait();
                     if slow_once(target, tls, i % 2 == 0, deadline, slow).is_err() {
                         std::thread::sleep(Duration::from_millis(200));
                     }
                 }
             });
         }
-        scope.spawn(move || half_open_flood(target, args.half_open, deadline, half_open));
+        scope.spawn(move || half_open_flood(target, args.half_open, deadline, half_open, pace));
     });
     Ok(())
 }
@@ -577,10 +633,11 @@ fn closed(tcp: &mut TcpStream) -> bool {
 
 /// `n` connections that send nothing; each one the server closes is
 /// replaced, until the deadline.
-fn half_open_flood(target: SocketAddr, n: usize, deadline: Instant, h: &Held) {
+fn half_open_flood(target: SocketAddr, n: usize, deadline: Instant, h: &Held, pace: &Pace) {
     let mut open: Vec<(TcpStream, Instant)> = Vec::with_capacity(n);
     while Instant::now() < deadline && !crate::interrupt::requested() {
         while open.len() < n && Instant::now() < deadline {
+            pace.wait();
             match tcp(target).and_then(|t| t.set_nonblocking(true).map(|()| t)) {
                 Ok(t) => {
                     h.opened.fetch_add(1, Ordering::Relaxed);
@@ -604,6 +661,24 @@ fn half_open_flood(target: SocketAddr, n: usize, deadline: Instant, h: &Held) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_pace_spaces_connections_over_threads() {
+        let pace = Pace::new(1000);
+        let started = Instant::now();
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| (0..25).for_each(|_| pace.wait()));
+            }
+        });
+        // 100 slots 1 ms apart: the last one 99 ms after the start.
+        assert!(started.elapsed() >= Duration::from_millis(99));
+        assert!(started.elapsed() < Duration::from_millis(400));
+        let unpaced = Pace::new(0);
+        let started = Instant::now();
+        (0..1000).for_each(|_| unpaced.wait());
+        assert!(started.elapsed() < Duration::from_millis(50));
+    }
 
     #[test]
     fn percentiles_are_nearest_rank() {
