@@ -74,17 +74,23 @@ pub struct HandshakeGate {
     unsummarised: [AtomicU64; 2],
 }
 
-/// A place in the handshake stage; given back when dropped.
-pub struct Pass {
+/// A connection counted against its source address, not yet holding a
+/// place; its count is given back when dropped.
+pub struct Entry {
     gate: Arc<HandshakeGate>,
     source: IpAddr,
-    _place: OwnedSemaphorePermit,
 }
 
-impl Drop for Pass {
+impl Drop for Entry {
     fn drop(&mut self) {
         self.gate.leave(self.source);
     }
+}
+
+/// A place in the handshake stage; given back when dropped.
+pub struct Pass {
+    _entry: Entry,
+    _place: OwnedSemaphorePermit,
 }
 
 impl HandshakeGate {
@@ -105,17 +111,26 @@ impl HandshakeGate {
         })
     }
 
-    /// A place for a connection from `source`, or why not.
-    pub async fn admit(self: &Arc<Self>, source: IpAddr) -> Result<Pass, Refusal> {
-        {
-            let mut sources = self.lock();
-            let count = sources.entry(source).or_insert(0);
-            if *count >= self.per_source_limit {
-                drop(sources);
-                return Err(self.refused(Refusal::PerSource));
-            }
-            *count += 1;
+    /// Counts a connection from `source`, or refuses it when that address
+    /// is at its cap. Synchronous and cheap, so the accept loop can close
+    /// a flooding host's connections before anything else is spent on
+    /// them (no task, no socket option).
+    pub fn enter(self: &Arc<Self>, source: IpAddr) -> Result<Entry, Refusal> {
+        let mut sources = self.lock();
+        let count = sources.entry(source).or_insert(0);
+        if *count >= self.per_source_limit {
+            drop(sources);
+            return Err(self.refused(Refusal::PerSource));
         }
+        *count += 1;
+        Ok(Entry {
+            gate: self.clone(),
+            source,
+        })
+    }
+
+    /// A place for a counted connection, waiting up to the wait for one.
+    pub async fn admit(self: &Arc<Self>, entry: Entry) -> Result<Pass, Refusal> {
         let place = match self.places.clone().try_acquire_owned() {
             Ok(place) => Some(place),
             Err(_) => tokio::time::timeout(self.wait, self.places.clone().acquire_owned())
@@ -125,14 +140,10 @@ impl HandshakeGate {
         };
         match place {
             Some(place) => Ok(Pass {
-                gate: self.clone(),
-                source,
+                _entry: entry,
                 _place: place,
             }),
-            None => {
-                self.leave(source);
-                Err(self.refused(Refusal::HandshakesBusy))
-            }
+            None => Err(self.refused(Refusal::HandshakesBusy)),
         }
     }
 
@@ -192,21 +203,25 @@ mod tests {
         IpAddr::from([192, 0, 2, last])
     }
 
+    async fn admit(gate: &Arc<HandshakeGate>, source: IpAddr) -> Result<Pass, Refusal> {
+        gate.admit(gate.enter(source)?).await
+    }
+
     #[tokio::test(start_paused = true)]
     async fn one_source_is_capped_and_others_still_pass() {
         let gate = HandshakeGate::with_limits(64, 3, Duration::from_secs(2));
         let mut held = Vec::new();
         for _ in 0..3 {
-            held.push(gate.admit(ip(1)).await.unwrap());
+            held.push(admit(&gate, ip(1)).await.unwrap());
         }
-        assert_eq!(gate.admit(ip(1)).await.err(), Some(Refusal::PerSource));
-        assert_eq!(gate.admit(ip(1)).await.err(), Some(Refusal::PerSource));
+        assert_eq!(admit(&gate, ip(1)).await.err(), Some(Refusal::PerSource));
+        assert_eq!(admit(&gate, ip(1)).await.err(), Some(Refusal::PerSource));
         // Another host is not held back by the first one's flood.
-        let other = gate.admit(ip(2)).await.unwrap();
+        let other = admit(&gate, ip(2)).await.unwrap();
         assert_eq!(gate.in_progress(), 4);
         // A place given back is a place for the capped source again.
         held.pop();
-        held.push(gate.admit(ip(1)).await.unwrap());
+        held.push(admit(&gate, ip(1)).await.unwrap());
         drop(other);
         drop(held);
         assert_eq!(gate.in_progress(), 0);
@@ -228,17 +243,17 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn excess_connections_wait_then_are_refused() {
         let gate = HandshakeGate::with_limits(2, 10, Duration::from_secs(2));
-        let a = gate.admit(ip(1)).await.unwrap();
-        let _b = gate.admit(ip(2)).await.unwrap();
+        let a = admit(&gate, ip(1)).await.unwrap();
+        let _b = admit(&gate, ip(2)).await.unwrap();
         let started = tokio::time::Instant::now();
-        assert_eq!(gate.admit(ip(3)).await.err(), Some(Refusal::HandshakesBusy));
+        assert_eq!(admit(&gate, ip(3)).await.err(), Some(Refusal::HandshakesBusy));
         assert_eq!(started.elapsed(), Duration::from_secs(2));
         // The refused one left no trace in the per-source count.
         assert_eq!(gate.sources(), 2);
         // A waiter gets the place given back within the wait.
         let waiter = {
             let gate = gate.clone();
-            tokio::spawn(async move { gate.admit(ip(3)).await.map(|_| ()) })
+            tokio::spawn(async move { admit(&gate, ip(3)).await.map(|_| ()) })
         };
         tokio::time::sleep(Duration::from_millis(500)).await;
         drop(a);

@@ -69,10 +69,19 @@ impl SstpService {
                 }
                 accepted = listener.accept() => match accepted {
                     Ok((tcp, peer)) => {
+                        // A host over its cap is closed here, before a
+                        // task or a socket option is spent on it.
+                        let entry = match self.gate.enter(peer.ip()) {
+                            Ok(entry) => entry,
+                            Err(why) => {
+                                self.metrics.sstp_connection_refused(why.name());
+                                continue;
+                            }
+                        };
                         let _ = tcp.set_nodelay(true);
                         let service = self.clone();
                         let stop = shutdown.clone();
-                        tokio::spawn(async move { service.handle(tcp, peer, stop).await });
+                        tokio::spawn(async move { service.handle(tcp, peer, entry, stop).await });
                     }
                     Err(e) => {
                         // Out of descriptors and the like: wait, do not spin.
@@ -89,11 +98,12 @@ impl SstpService {
         &self,
         tcp: tokio::net::TcpStream,
         peer: SocketAddr,
+        entry: crate::handshake_gate::Entry,
         shutdown: watch::Receiver<bool>,
     ) {
         // Flood protection first: nothing is spent on a connection the
         // gate closes (handshake_gate.rs).
-        let pass = match self.gate.admit(peer.ip()).await {
+        let pass = match self.gate.admit(entry).await {
             Ok(pass) => pass,
             Err(why) => {
                 self.metrics.sstp_connection_refused(why.name());
