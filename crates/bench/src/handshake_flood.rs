@@ -487,7 +487,7 @@ fn flood(
                 let mut n = i as u64;
                 while Instant::now() < deadline && !crate::interrupt::requested() {
                     n += 1;
-                    let idle = args.idle_every > 0 && n % args.idle_every == 0;
+                    let idle = args.idle_every > 0 && n.is_multiple_of(args.idle_every);
                     let idle = idle.then(|| Duration::from_secs(args.idle_secs));
                     pace.wait();
                     connect_once(target, tls, idle, deadline, connects);
@@ -691,8 +691,10 @@ mod tests {
 
     #[test]
     fn the_probe_line_counts_failures_in_the_rate() {
-        let mut p = Probe::default();
-        p.times_ms = vec![10.0, 30.0, 20.0];
+        let mut p = Probe {
+            times_ms: vec![10.0, 30.0, 20.0],
+            ..Probe::default()
+        };
         p.failures.insert("refused".into(), 1);
         let line = p.line();
         assert!(line.starts_with("3 of 4 connects up (75%)"), "{line}");

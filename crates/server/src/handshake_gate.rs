@@ -246,7 +246,10 @@ mod tests {
         let a = admit(&gate, ip(1)).await.unwrap();
         let _b = admit(&gate, ip(2)).await.unwrap();
         let started = tokio::time::Instant::now();
-        assert_eq!(admit(&gate, ip(3)).await.err(), Some(Refusal::HandshakesBusy));
+        assert_eq!(
+            admit(&gate, ip(3)).await.err(),
+            Some(Refusal::HandshakesBusy)
+        );
         assert_eq!(started.elapsed(), Duration::from_secs(2));
         // The refused one left no trace in the per-source count.
         assert_eq!(gate.sources(), 2);
