@@ -71,6 +71,11 @@ pub struct HandshakeFloodArgs {
     /// mostly measures the flooder taking the CPU).
     #[arg(long, default_value_t = 5000)]
     rate: u64,
+    /// Source addresses the flood comes from (10.201.2.10 and up, added to
+    /// client namespace 2): 1 is one flooding host, more a distributed
+    /// flood that the per-address cap alone does not stop.
+    #[arg(long, default_value_t = 1)]
+    sources: u8,
     /// Seconds the prober runs before the flood (its reference figures).
     #[arg(long, default_value_t = 10)]
     probe_before_secs: u64,
@@ -205,9 +210,10 @@ pub fn run(args: HandshakeFloodArgs) -> anyhow::Result<()> {
     let pid = server.child.id();
     let admin = dir.join("admin.sock");
     println!(
-        "handshake-flood: {} s, ≤ {} new connections/s; {} connectors (1 in {} idles {} s), {} slow clients, {} half-open; ras server in a namespace, flood from another; machine: {} CPUs",
+        "handshake-flood: {} s, ≤ {} new connections/s from {} address(es); {} connectors (1 in {} idles {} s), {} slow clients, {} half-open; ras server in a namespace, flood from another; machine: {} CPUs",
         args.flood_secs,
         args.rate,
+        args.sources.max(1),
         args.connectors,
         args.idle_every,
         args.idle_secs,
@@ -260,6 +266,7 @@ pub fn run(args: HandshakeFloodArgs) -> anyhow::Result<()> {
     let cpu_before = cpu_ms(pid).unwrap_or(0.0);
     let lines_before = log.lines.load(Ordering::Relaxed);
 
+    let sources = flood_sources(&topo, args.sources)?;
     let flood_for = Duration::from_secs(args.flood_secs);
     let (connects, slow, half_open) = (
         Arc::new(Connects::default()),
@@ -270,7 +277,7 @@ pub fn run(args: HandshakeFloodArgs) -> anyhow::Result<()> {
         let (ns, args, fp) = (topo.ns("cli2"), args.clone(), server.fingerprint.clone());
         let (c, s, h) = (connects.clone(), slow.clone(), half_open.clone());
         std::thread::spawn(move || {
-            interop::netns::in_named_ns(&ns, move || flood(&args, &fp, &c, &s, &h))
+            interop::netns::in_named_ns(&ns, move || flood(&args, &fp, &sources, &c, &s, &h))
                 .map_err(anyhow::Error::msg)
                 .and_then(|r| r)
         })
@@ -471,6 +478,7 @@ fn probe_in_ns(load: &crate::load::Load, secs: Duration) -> anyhow::Result<Probe
 fn flood(
     args: &HandshakeFloodArgs,
     fingerprint: &str,
+    sources: &Sources,
     connects: &Connects,
     slow: &Held,
     half_open: &Held,
@@ -490,7 +498,7 @@ fn flood(
                     let idle = args.idle_every > 0 && n.is_multiple_of(args.idle_every);
                     let idle = idle.then(|| Duration::from_secs(args.idle_secs));
                     pace.wait();
-                    connect_once(target, tls, idle, deadline, connects);
+                    connect_once(target, sources, tls, idle, deadline, connects);
                 }
             });
         }
@@ -499,19 +507,81 @@ fn flood(
             scope.spawn(move || {
                 while Instant::now() < deadline && !crate::interrupt::requested() {
                     pace.wait();
-                    if slow_once(target, tls, i % 2 == 0, deadline, slow).is_err() {
+                    if slow_once(target, sources, tls, i % 2 == 0, deadline, slow).is_err() {
                         std::thread::sleep(Duration::from_millis(200));
                     }
                 }
             });
         }
-        scope.spawn(move || half_open_flood(target, args.half_open, deadline, half_open, pace));
+        scope.spawn(move || {
+            half_open_flood(target, sources, args.half_open, deadline, half_open, pace)
+        });
     });
     Ok(())
 }
 
-fn tcp(target: SocketAddr) -> std::io::Result<TcpStream> {
-    let tcp = TcpStream::connect_timeout(&target, Duration::from_secs(2))?;
+/// The flood's source addresses, taken in turn (none: the namespace's
+/// own address).
+struct Sources {
+    addresses: Vec<std::net::IpAddr>,
+    next: AtomicU64,
+}
+
+impl Sources {
+    fn next(&self) -> Option<std::net::IpAddr> {
+        if self.addresses.is_empty() {
+            return None;
+        }
+        let i = self.next.fetch_add(1, Ordering::Relaxed) as usize;
+        Some(self.addresses[i % self.addresses.len()])
+    }
+}
+
+/// `n` > 1: that many addresses 10.201.2.10… added to client namespace
+/// 2's link (they go with the namespace).
+fn flood_sources(topo: &Topology, n: u8) -> anyhow::Result<Sources> {
+    let mut addresses = Vec::new();
+    if n > 1 {
+        let out = topo
+            .command("cli2", "ip")
+            .args(["-o", "-4", "addr", "show"])
+            .output()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let dev = text
+            .lines()
+            .find(|l| l.contains(" 10.201.2.2/"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .context("client namespace 2's link")?
+            .to_owned();
+        for i in 0..n.min(200) {
+            let a = std::net::Ipv4Addr::new(10, 201, 2, 10 + i);
+            let status = topo
+                .command("cli2", "ip")
+                .args(["addr", "add", &format!("{a}/24"), "dev", &dev])
+                .status()?;
+            if !status.success() {
+                bail!("cannot add {a} in client namespace 2");
+            }
+            addresses.push(a.into());
+        }
+    }
+    Ok(Sources {
+        addresses,
+        next: AtomicU64::new(0),
+    })
+}
+
+fn tcp(target: SocketAddr, sources: &Sources) -> std::io::Result<TcpStream> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::IPV4,
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    if let Some(source) = sources.next() {
+        socket.bind(&SocketAddr::new(source, 0).into())?;
+    }
+    socket.connect_timeout(&target.into(), Duration::from_secs(2))?;
+    let tcp: TcpStream = socket.into();
     // RST on close: no TIME_WAIT on the flooder's side.
     socket2::SockRef::from(&tcp).set_linger(Some(Duration::ZERO))?;
     Ok(tcp)
@@ -520,13 +590,14 @@ fn tcp(target: SocketAddr) -> std::io::Result<TcpStream> {
 /// One full connect: TLS, the SSTP request, its answer; then leave or idle.
 fn connect_once(
     target: SocketAddr,
+    sources: &Sources,
     tls: &Arc<rustls::ClientConfig>,
     idle: Option<Duration>,
     deadline: Instant,
     c: &Connects,
 ) {
     c.attempts.fetch_add(1, Ordering::Relaxed);
-    let Ok(tcp) = tcp(target) else {
+    let Ok(tcp) = tcp(target, sources) else {
         c.no_tcp.fetch_add(1, Ordering::Relaxed);
         return;
     };
@@ -575,6 +646,7 @@ fn connect_once(
 /// SSTP request) one byte per second until the server closes.
 fn slow_once(
     target: SocketAddr,
+    sources: &Sources,
     tls: &Arc<rustls::ClientConfig>,
     in_tls: bool,
     deadline: Instant,
@@ -584,7 +656,7 @@ fn slow_once(
         rustls::pki_types::ServerName::try_from("ras-bench").map_err(std::io::Error::other)?;
     let mut conn =
         rustls::ClientConnection::new(tls.clone(), name).map_err(std::io::Error::other)?;
-    let mut tcp = tcp(target)?;
+    let mut tcp = tcp(target, sources)?;
     tcp.set_write_timeout(Some(Duration::from_secs(5)))?;
     h.opened.fetch_add(1, Ordering::Relaxed);
     let opened = Instant::now();
@@ -633,12 +705,19 @@ fn closed(tcp: &mut TcpStream) -> bool {
 
 /// `n` connections that send nothing; each one the server closes is
 /// replaced, until the deadline.
-fn half_open_flood(target: SocketAddr, n: usize, deadline: Instant, h: &Held, pace: &Pace) {
+fn half_open_flood(
+    target: SocketAddr,
+    sources: &Sources,
+    n: usize,
+    deadline: Instant,
+    h: &Held,
+    pace: &Pace,
+) {
     let mut open: Vec<(TcpStream, Instant)> = Vec::with_capacity(n);
     while Instant::now() < deadline && !crate::interrupt::requested() {
         while open.len() < n && Instant::now() < deadline {
             pace.wait();
-            match tcp(target).and_then(|t| t.set_nonblocking(true).map(|()| t)) {
+            match tcp(target, sources).and_then(|t| t.set_nonblocking(true).map(|()| t)) {
                 Ok(t) => {
                     h.opened.fetch_add(1, Ordering::Relaxed);
                     open.push((t, Instant::now()));
