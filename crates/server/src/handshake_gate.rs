@@ -8,7 +8,9 @@
 //! would otherwise each hold those until the handshake deadline, without
 //! bound. The gate bounds them two ways:
 //!
-//! - at most [`GLOBAL_LIMIT`] handshakes in progress at once: an excess
+//! - at most [`GLOBAL_LIMIT`] handshakes in progress at once, counted
+//!   from the ClientHello on (waiting for it costs little; the key
+//!   exchange and the signature after it are the cost): an excess
 //!   connection waits up to [`WAIT`] for a free place, then is closed
 //!   (reason `handshakes_busy`);
 //! - at most [`PER_SOURCE_LIMIT`] of them (waiting or in progress) from

@@ -14,7 +14,7 @@ use tunnel::{PacketSink, ServerHooks, SessionInfo};
 
 use crate::acme_challenge::{Challenges, HelloChoice};
 use crate::failure_log::ListenerFailures;
-use crate::handshake_gate::HandshakeGate;
+use crate::handshake_gate::{Entry, HandshakeGate, Pass, Refusal};
 use crate::SessionId;
 
 /// A TLS handshake must finish within this time.
@@ -98,23 +98,22 @@ impl SstpService {
         &self,
         tcp: tokio::net::TcpStream,
         peer: SocketAddr,
-        entry: crate::handshake_gate::Entry,
+        entry: Entry,
         shutdown: watch::Receiver<bool>,
     ) {
-        // Flood protection first: nothing is spent on a connection the
-        // gate closes (handshake_gate.rs).
-        let pass = match self.gate.admit(entry).await {
-            Ok(pass) => pass,
-            Err(why) => {
+        let certified = self.certified.load_full();
+        let tls = match tokio::time::timeout(TLS_TIMEOUT, self.accept(tcp, peer, entry, &certified))
+            .await
+        {
+            Ok(Ok(Accepted::Tls(tls, pass))) => {
+                drop(pass);
+                *tls
+            }
+            Ok(Ok(Accepted::Done)) => return,
+            Ok(Ok(Accepted::Refused(why))) => {
                 self.metrics.sstp_connection_refused(why.name());
                 return;
             }
-        };
-        let certified = self.certified.load_full();
-        let tls = match tokio::time::timeout(TLS_TIMEOUT, self.accept(tcp, peer, &certified)).await
-        {
-            Ok(Ok(Some(tls))) => tls,
-            Ok(Ok(None)) => return,
             Ok(Err(e)) => {
                 self.metrics
                     .tls_handshake_failure("sstp", crate::metrics::tls_failure_reason(&e));
@@ -132,7 +131,6 @@ impl SstpService {
                 return;
             }
         };
-        drop(pass);
         // The logical port is taken only now: a connection that never
         // finishes its TLS handshake (half-open, slow) holds no port, so a
         // flood of them cannot turn real clients away as "ports in use".
@@ -167,31 +165,45 @@ impl SstpService {
     /// The TLS handshake with the server certificate, or, for a
     /// TLS-ALPN-01 validation of a pending ACME challenge, with the
     /// challenge certificate and then closed (RFC 8737 §3: no application
-    /// data): `None`.
+    /// data): `Done`. A place of the handshake gate is taken only once
+    /// the ClientHello is in: waiting for bytes costs the server little,
+    /// the key exchange and the signature after it are what the places
+    /// bound, so half-open connections and clients that send their
+    /// ClientHello slowly (bounded per address and by the deadline) do not
+    /// take places real clients need.
     async fn accept(
         &self,
         tcp: tokio::net::TcpStream,
         peer: SocketAddr,
+        entry: Entry,
         certified: &SstpCertified,
-    ) -> std::io::Result<Option<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>> {
-        let Some(challenges) = &self.challenges else {
-            return certified.tls.accept(tcp).await.map(Some);
-        };
+    ) -> std::io::Result<Accepted> {
         let start = LazyConfigAcceptor::new(rustls::server::Acceptor::default(), tcp).await?;
-        let config = match challenges.choose(&start.client_hello()) {
-            HelloChoice::Server => certified.tls.config().clone(),
-            HelloChoice::Challenge(config) => {
+        let pass = match self.gate.admit(entry).await {
+            Ok(pass) => pass,
+            Err(why) => return Ok(Accepted::Refused(why)),
+        };
+        let config = match self
+            .challenges
+            .as_ref()
+            .map(|c| c.choose(&start.client_hello()))
+        {
+            None | Some(HelloChoice::Server) => certified.tls.config().clone(),
+            Some(HelloChoice::Challenge(config)) => {
                 let mut tls = start.into_stream(config).await?;
                 tracing::info!(%peer, "ACME: answered a TLS-ALPN-01 validation");
                 let _ = tls.shutdown().await;
-                return Ok(None);
+                return Ok(Accepted::Done);
             }
-            HelloChoice::Refuse => {
+            Some(HelloChoice::Refuse) => {
                 tracing::debug!(%peer, "refused acme-tls/1: no pending challenge for that name");
-                return Ok(None);
+                return Ok(Accepted::Done);
             }
         };
-        start.into_stream(config).await.map(Some)
+        Ok(Accepted::Tls(
+            Box::new(start.into_stream(config).await?),
+            pass,
+        ))
     }
 
     /// Wait until every session has ended (all ports free), at most `limit`.
@@ -200,6 +212,19 @@ impl SstpService {
             .await
             .is_ok()
     }
+}
+
+/// How a connection's TLS stage ended, short of an error.
+enum Accepted {
+    /// The handshake is done; the gate's place is still held.
+    Tls(
+        Box<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>,
+        Pass,
+    ),
+    /// Answered and closed (ACME validation, or refused acme-tls/1).
+    Done,
+    /// Closed by the handshake gate.
+    Refused(Refusal),
 }
 
 /// Over the port limit: read the request (briefly) and answer HTTP 503
