@@ -136,7 +136,12 @@ impl SstpService {
         // flood of them cannot turn real clients away as "ports in use".
         let Some(permit) = self.ports.clone().try_acquire_owned().ok() else {
             self.metrics.sstp_connection_refused("ports_busy");
-            tracing::warn!(%peer, "refused: all {} SSTP ports are in use", self.port_limit);
+            // At a bounded rate: a flood makes this one per connection.
+            self.failures.report(
+                "refused: all SSTP ports in use",
+                peer,
+                &format_args!("refused: all {} SSTP ports are in use", self.port_limit),
+            );
             refuse_busy(tls, self.port_limit).await;
             return;
         };
