@@ -15,9 +15,8 @@
 //! [`REPORT_EVERY`], naming the file and the error. SQLite rolls a failed
 //! write back, so the records already spooled stay intact. A delivered
 //! record whose delete fails is not sent again by this process (it is
-//! deleted later); after a restart it would be sent once more, which a
-//! RADIUS server takes as a duplicate (RFC 2866 §5.5: same
-//! Acct-Session-Id and status).
+//! deleted later); after a restart it is sent once more (delivery is at
+//! least once, as for a record whose acknowledgement was lost).
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
