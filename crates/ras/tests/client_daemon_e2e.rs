@@ -291,6 +291,26 @@ fn status_of(state: &Path, socket: &Path, name: &str) -> Value {
         .unwrap_or_else(|| panic!("{name} not in {all}"))
 }
 
+/// `ras client metrics`: the Prometheus text.
+fn metrics(state: &Path, socket: &Path) -> String {
+    let out = ras_client(state, socket, &["metrics"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The value of the sample `series` (name and labels) in `text`.
+fn sample(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series).and_then(|v| v.strip_prefix(' ')))
+        .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+        .parse()
+        .unwrap()
+}
+
 fn server_config(dir: &Path, ikev2_section: bool) -> PathBuf {
     let state = dir.join("state");
     let config = dir.join("ras.toml");
@@ -342,6 +362,10 @@ fn always_on_sstp_connection_reconnects_and_stops_on_request() {
         .expect("an address")
         .to_owned();
     assert!(address.starts_with("10.0.10."), "{connected}");
+    let handshake_ms = connected["handshake_ms"]
+        .as_u64()
+        .expect("a handshake time");
+    assert!(handshake_ms > 0 && handshake_ms < 30_000, "{connected}");
     assert!(connected["routes"]
         .as_array()
         .unwrap()
@@ -368,6 +392,52 @@ fn always_on_sstp_connection_reconnects_and_stops_on_request() {
         |key: &str, by: u64| second[key].as_u64().unwrap() >= first[key].as_u64().unwrap() + by;
     assert!(grew("bytes_out", 2 * 1024 * 1024), "{first} then {second}");
     assert!(grew("bytes_in", 1), "{first} then {second}");
+    assert_eq!(second["handshake_ms"].as_u64(), Some(handshake_ms));
+    // The same counters as Prometheus text.
+    let text = metrics(&state, &socket);
+    let bytes_out = sample(
+        &text,
+        r#"ras_client_bytes_total{connection="office",direction="out"}"#,
+    );
+    assert!(bytes_out >= 2.0 * 1024.0 * 1024.0, "{text}");
+    assert!(
+        sample(
+            &text,
+            r#"ras_client_bytes_total{connection="office",direction="in"}"#
+        ) > 0.0,
+        "{text}"
+    );
+    assert!(
+        sample(
+            &text,
+            r#"ras_client_packets_total{connection="office",direction="out"}"#
+        ) > 0.0,
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            r#"ras_client_connection_up{connection="office",protocol="sstp"}"#
+        ),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            r#"ras_client_handshake_seconds{connection="office"}"#
+        ),
+        handshake_ms as f64 / 1000.0,
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            r#"ras_client_reconnects_total{connection="office",cause="connection_lost"}"#
+        ),
+        0.0,
+        "{text}"
+    );
     // The table for people names the connection and its state.
     let table = ras_client(&state, &socket, &["status"]);
     let table = String::from_utf8_lossy(&table.stdout);
@@ -381,11 +451,21 @@ fn always_on_sstp_connection_reconnects_and_stops_on_request() {
     let reconnecting = events.expect("reconnecting", &[], Duration::from_secs(30));
     let cause = reconnecting["cause"].as_str().unwrap_or_default();
     assert!(cause.starts_with("connection lost"), "{reconnecting}");
+    let lost_class = reconnecting["cause_class"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        lost_class == "connection_lost" || lost_class == "dead_peer",
+        "{reconnecting}"
+    );
     let retry = events.expect("reconnecting", &["connected"], Duration::from_secs(30));
     assert!(
         retry["cause"].as_str().unwrap_or_default().contains("sstp"),
         "{retry}"
     );
+    // Nothing listens on the server's port now.
+    assert_eq!(retry["cause_class"], "server_unreachable", "{retry}");
     assert_ne!(status_of(&state, &socket, "office")["state"], "connected");
 
     // Back again: connected with the same pinned certificate.
@@ -395,12 +475,32 @@ fn always_on_sstp_connection_reconnects_and_stops_on_request() {
     assert_eq!(again["protocol"], "sstp");
     std::thread::sleep(Duration::from_millis(300));
     assert!(ping(&topo, "cli1", LAN_HOST), "ping after the reconnect");
-    assert!(
-        status_of(&state, &socket, "office")["reconnects"]
-            .as_u64()
-            .unwrap()
-            >= 1
-    );
+    let after = status_of(&state, &socket, "office");
+    let reconnects = after["reconnects"].as_u64().unwrap();
+    assert!(reconnects >= 2, "{after}");
+    // The counters by cause add up to the reconnects (wanted once so far).
+    let text = metrics(&state, &socket);
+    let by_cause = |class: &str| {
+        sample(
+            &text,
+            &format!(r#"ras_client_reconnects_total{{connection="office",cause="{class}"}}"#),
+        )
+    };
+    assert!(by_cause(&lost_class) >= 1.0, "{text}");
+    assert!(by_cause("server_unreachable") >= 1.0, "{text}");
+    let total: f64 = [
+        "network_changed",
+        "dead_peer",
+        "auth_failed",
+        "certificate",
+        "server_unreachable",
+        "connection_lost",
+        "other",
+    ]
+    .iter()
+    .map(|c| by_cause(c))
+    .sum();
+    assert_eq!(total, reconnects as f64, "{after}\n{text}");
 
     // Disconnect on request: down, with the cause, and it stays down.
     let out = ras_client(&state, &socket, &["disconnect", "office"]);

@@ -295,6 +295,18 @@ async fn handle(daemon: Arc<Daemon>, stream: UnixStream) -> std::io::Result<()> 
             None => unknown(&name),
         },
         Request::Reload => super::reload::reload(&daemon).await,
+        Request::Metrics => {
+            let statuses: Vec<_> = daemon
+                .all()
+                .iter()
+                .map(|c| c.status(&daemon.store))
+                .collect();
+            Reply {
+                ok: true,
+                metrics: Some(super::metrics::render(&statuses)),
+                ..Reply::default()
+            }
+        }
         Request::Disconnect { name } => match daemon.get(&name) {
             Some(conn) => {
                 conn.trust.disconnect();

@@ -7,6 +7,7 @@ mod cli;
 mod connection;
 mod daemon;
 mod lockdown;
+mod metrics;
 mod nat_probe;
 mod netwatch;
 mod protocol;
@@ -84,6 +85,10 @@ pub enum ClientCommand {
         /// The provisioned connection.
         name: String,
     },
+    /// The measurements of every connection as Prometheus text
+    /// (exposition format 0.0.4): traffic, handshake time, round-trip
+    /// time, reconnects by cause, NAT timeout and keepalive.
+    Metrics,
     /// Follow the daemon's events, one line each.
     Events {
         /// One JSON object per line.
@@ -121,6 +126,7 @@ pub fn run(args: ClientArgs) -> anyhow::Result<()> {
         ClientCommand::Connect { name } => cli::command(&socket, Request::Connect { name }),
         ClientCommand::Disconnect { name } => cli::command(&socket, Request::Disconnect { name }),
         ClientCommand::Events { json } => cli::events(&socket, json),
+        ClientCommand::Metrics => cli::metrics(&socket),
     }
 }
 
