@@ -130,6 +130,44 @@ fn provisioning_round_trip() {
         "no temporary files left"
     );
 
+    // A CRL file that is not a CRL: refused at provisioning, naming the
+    // connection, the field and the file; nothing stored changes.
+    let crl = dir.path().join("office.crl");
+    std::fs::write(&crl, "not a CRL\n").unwrap();
+    let with_crl = format!(
+        "[[connection]]\nname = \"lab\"\nservers = [\"lab.example.com\"]\nprotocols = [\"ikev2\"]\n[connection.auth]\nuser = \"alice\"\npassword = \"pw\"\n[connection.trust]\nca = \"/etc/ras/client/ca.pem\"\ncrl_files = [{crl:?}]\ncrl_policy = \"strict\"\n"
+    );
+    std::fs::write(&doc, &with_crl).unwrap();
+    let provision_doc = || {
+        ras_client(
+            &state,
+            &socket,
+            &[
+                "provision",
+                doc.to_str().unwrap(),
+                "--unit-dir",
+                units.to_str().unwrap(),
+            ],
+        )
+    };
+    let out = provision_doc();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("connection lab: trust.crl_files") && stderr.contains("office.crl"),
+        "{stderr}"
+    );
+    assert!(!state.join("connections/lab.toml").exists());
+    // A missing one too.
+    std::fs::remove_file(&crl).unwrap();
+    let out = provision_doc();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("reading the CRL file"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read_to_string(&stored).unwrap(), stored_text);
+
     // Unprovisioning removes all of it and nothing else.
     let out = ras_client(
         &state,

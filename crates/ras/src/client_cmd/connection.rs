@@ -601,10 +601,18 @@ fn connect_args(
         target: target.to_string(),
         user: auth.user.clone().unwrap_or_default(),
         password_file: auth.password_file.clone(),
-        ca,
-        // The client daemon's connections name no CRLs yet.
-        crls: Vec::new(),
-        crl_strict: false,
+        ca: ca.clone(),
+        // CRLs check IKE certificates against the CA (validated at
+        // provisioning: they come with `ca` and an IKE protocol).
+        crls: if ca.is_some() && ipsec {
+            policy.trust.crl_files.clone()
+        } else {
+            Vec::new()
+        },
+        crl_strict: ca.is_some()
+            && ipsec
+            && !policy.trust.crl_files.is_empty()
+            && policy.trust.crl_policy == client::vpn_policy::CrlPolicyName::Strict,
         fingerprint: (protocol == Protocol::Sstp)
             .then(|| policy.trust.fingerprint.clone())
             .flatten(),
@@ -678,6 +686,30 @@ mod tests {
         let (pptp, _) = args(Protocol::Pptp);
         assert!(pptp.ca.is_none() && pptp.fingerprint.is_none() && pptp.psk_file.is_none());
         assert_eq!(pptp.tun_name, "ras-c");
+    }
+
+    #[test]
+    fn crls_go_with_the_ca_to_ike_only() {
+        let p = policy("psk_file = \"/psk\"", "[\"ikev2\", \"sstp\", \"l2tp\"]");
+        let mut p = p;
+        p.trust.crl_files = vec!["/ca.crl".into()];
+        p.trust.crl_policy = client::vpn_policy::CrlPolicyName::Strict;
+        let args = |p: &ConnectionPolicy, protocol| {
+            let target = p.targets(protocol).remove(0);
+            connect_args(p, protocol, &target).unwrap().0
+        };
+        let ikev2 = args(&p, Protocol::Ikev2);
+        assert_eq!(ikev2.crls, vec![std::path::PathBuf::from("/ca.crl")]);
+        assert!(ikev2.crl_strict);
+        // SSTP checks its TLS certificate without them; L2TP with a key
+        // has no server certificate (and gets no CA).
+        let sstp = args(&p, Protocol::Sstp);
+        assert!(sstp.crls.is_empty() && !sstp.crl_strict);
+        let l2tp = args(&p, Protocol::L2tp);
+        assert!(l2tp.crls.is_empty() && !l2tp.crl_strict);
+        p.trust.crl_policy = client::vpn_policy::CrlPolicyName::IfAvailable;
+        let ikev2 = args(&p, Protocol::Ikev2);
+        assert!(!ikev2.crl_strict && ikev2.crls.len() == 1);
     }
 
     #[test]

@@ -10,6 +10,7 @@ mod lockdown;
 mod metrics;
 mod nat_probe;
 mod netwatch;
+mod network_id;
 mod protocol;
 mod reload;
 mod roaming;
@@ -134,6 +135,14 @@ fn provision(store: &Store, file: &Path, unit_dir: &Path, socket: &Path) -> anyh
     let text = std::fs::read_to_string(file)
         .with_context(|| format!("reading the policy document {}", file.display()))?;
     let doc = client::vpn_policy::parse(&text, file)?;
+    // CRL files are read now, so that a bad one is refused before anything
+    // is stored (the daemon reads them again at each attempt).
+    for c in &doc.connections {
+        let strict = c.trust.crl_policy == client::vpn_policy::CrlPolicyName::Strict;
+        crate::connect_cmd::load_crls(&c.trust.crl_files, strict, "").with_context(|| {
+            format!("{}: connection {}: trust.crl_files", file.display(), c.name)
+        })?;
+    }
     let stored = store.store(&doc)?;
     for (c, path) in doc.connections.iter().zip(&stored) {
         let order: Vec<&str> = c.protocol_order().iter().map(|p| p.scheme()).collect();
