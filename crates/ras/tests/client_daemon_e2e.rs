@@ -199,6 +199,11 @@ struct Daemon {
 
 impl Daemon {
     fn start(topo: &Topology, state: &Path, socket: &Path) -> Daemon {
+        Daemon::start_with(topo, state, socket, &[])
+    }
+
+    /// With more options of `ras client run`.
+    fn start_with(topo: &Topology, state: &Path, socket: &Path, run: &[&str]) -> Daemon {
         let mut child = topo
             .command("cli1", RAS)
             .arg("client")
@@ -207,6 +212,7 @@ impl Daemon {
             .arg("--socket")
             .arg(socket)
             .arg("run")
+            .args(run)
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -389,7 +395,12 @@ fn always_on_sstp_connection_reconnects_and_stops_on_request() {
             "[[connection]]\nname = \"office\"\nservers = [\"{SERVER_FOR_CLI1}\"]\nprotocols = [\"sstp\"]\nalways_on = true\ndns = false\nroutes = [\"172.31.0.0/24\"]\ninterface = \"ras-cd0\"\n[connection.auth]\nuser = \"alice\"\npassword = \"correct horse battery\"\n[connection.trust]\nfingerprint = \"{fp}\"\n"
         ),
     );
-    let mut daemon = Daemon::start(&topo, &state, &socket);
+    let mut daemon = Daemon::start_with(
+        &topo,
+        &state,
+        &socket,
+        &["--metrics-listen", "127.0.0.1:19559"],
+    );
     let events = EventStream::open(&state, &socket);
     let connecting = events.expect("connecting", &["connected"], Duration::from_secs(20));
     assert_eq!(connecting["protocol"], "sstp");
@@ -475,6 +486,26 @@ fn always_on_sstp_connection_reconnects_and_stops_on_request() {
         ),
         0.0,
         "{text}"
+    );
+    // The same over HTTP (--metrics-listen), as a scraper reads it.
+    let scraped = topo
+        .command("cli1", "curl")
+        .args(["-sSf", "-D", "-", "http://127.0.0.1:19559/metrics"])
+        .output()
+        .expect("curl");
+    let scraped = String::from_utf8_lossy(&scraped.stdout).into_owned();
+    assert!(
+        scraped
+            .to_ascii_lowercase()
+            .contains("content-type: text/plain; version=0.0.4"),
+        "{scraped}"
+    );
+    assert!(
+        sample(
+            &scraped,
+            r#"ras_client_bytes_total{connection="office",direction="out"}"#
+        ) >= bytes_out,
+        "{scraped}"
     );
     // The table for people names the connection and its state.
     let table = ras_client(&state, &socket, &["status"]);

@@ -66,7 +66,13 @@ pub enum ClientCommand {
         unit_dir: PathBuf,
     },
     /// Run the daemon (what ras-client.service starts).
-    Run,
+    Run {
+        /// Also serve `ras client metrics` over HTTP, GET /metrics, on this
+        /// address (e.g. 127.0.0.1:9559) for a Prometheus scraper; anyone
+        /// who can reach it reads connection names and traffic.
+        #[arg(long, value_name = "ADDR:PORT")]
+        metrics_listen: Option<std::net::SocketAddr>,
+    },
     /// The connections: state, server, protocol, address, uptime, traffic.
     Status {
         /// One JSON array per line.
@@ -101,7 +107,7 @@ pub enum ClientCommand {
 impl ClientArgs {
     /// `ras client run` logs its events at info.
     pub fn is_daemon(&self) -> bool {
-        matches!(self.cmd, ClientCommand::Run)
+        matches!(self.cmd, ClientCommand::Run { .. })
     }
 }
 
@@ -122,7 +128,7 @@ pub fn run(args: ClientArgs) -> anyhow::Result<()> {
             all,
             unit_dir,
         } => unprovision(&store, name.as_deref(), all, &unit_dir, &socket),
-        ClientCommand::Run => daemon::run(store, socket),
+        ClientCommand::Run { metrics_listen } => daemon::run(store, socket, metrics_listen),
         ClientCommand::Status { json, watch } => cli::status(&socket, json, watch),
         ClientCommand::Connect { name } => cli::command(&socket, Request::Connect { name }),
         ClientCommand::Disconnect { name } => cli::command(&socket, Request::Disconnect { name }),
