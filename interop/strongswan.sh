@@ -43,6 +43,8 @@ EAP_USER=test
 EAP_PASS=test123
 PSK=ras-interop-psk
 PSK_ID=psk@ras-interop
+# The PSK client of conn ikev2-rekey, whose IKE SA strongSwan rekeys every 15 s.
+REKEY_ID=rekey@ras-interop
 CERT_ID=CN=ras-sw-client
 D=$STATE/strongswan
 PIDF=$D/charon.pid
@@ -179,6 +181,29 @@ connections {
             }
         }
     }
+    ikev2-rekey {
+        version = 2
+        local_addrs = $SERVER_IP
+        pools = ras_pool
+        # strongSwan starts an IKE SA rekey 15 s after the SA came up (no
+        # jitter), and ends the SA 60 s later if it cannot.
+        rekey_time = 15s
+        rand_time = 0s
+        over_time = 60s
+        local {
+            auth = psk
+            id = $SERVER_IP
+        }
+        remote {
+            auth = psk
+            id = $REKEY_ID
+        }
+        children {
+            net {
+                local_ts = $TARGET/32
+            }
+        }
+    }
     ikev2-psk {
         version = 2
         local_addrs = $SERVER_IP
@@ -215,6 +240,7 @@ secrets {
     ike-psk {
         id-1 = $PSK_ID
         id-2 = $SERVER_IP
+        id-3 = $REKEY_ID
         secret = "$PSK"
     }
 }
@@ -234,6 +260,7 @@ USER="$EAP_USER"
 PASSWORD="$EAP_PASS"
 PSK="$PSK"
 PSK_ID="$PSK_ID"
+REKEY_ID="$REKEY_ID"
 CLIENT_CERT="$D/client.pem"
 CLIENT_KEY="$D/client-key.pem"
 CLIENT_CERT_ID="$CERT_ID"
@@ -252,7 +279,15 @@ do_start() {
         libstrongswan-extra-plugins iproute2
     mkdir -p "$D"
     namespaces_up
-    if running; then write_env; return 0; fi
+    if running; then
+        # A charon left running by an earlier run takes this script's
+        # connections as they are now.
+        write_config
+        swanctl --load-all --noprompt --uri "$VICI" --file "$D/swanctl/swanctl.conf" >"$D/load.log" 2>&1 \
+            || { cat "$D/load.log" >&2; ri_die "swanctl --load-all failed"; }
+        write_env
+        return 0
+    fi
     if listening 500 || listening 4500; then ri_die "UDP 500/4500 already in use in namespace $SW_NS"; fi
     write_config
     : >"$D/charon.log"

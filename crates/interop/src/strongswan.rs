@@ -33,6 +33,9 @@ pub struct StrongSwan {
     pub psk: String,
     /// The IKE identity `ikev2-psk` wants of the client.
     pub psk_id: String,
+    /// The PSK identity of conn `ikev2-rekey`, whose IKE SA strongSwan
+    /// rekeys 15 s after it came up.
+    pub rekey_id: String,
     /// `ikev2-cert`: the client's certificate and key (PEM, SEC1 ECDSA)
     /// and the identity strongSwan wants (its subject DN).
     pub client_cert: PathBuf,
@@ -108,6 +111,7 @@ impl StrongSwan {
             password: get("PASSWORD")?,
             psk: get("PSK")?,
             psk_id: get("PSK_ID")?,
+            rekey_id: get("REKEY_ID")?,
             client_cert: get("CLIENT_CERT")?.into(),
             client_key: get("CLIENT_KEY")?.into(),
             client_cert_id: get("CLIENT_CERT_ID")?,

@@ -410,12 +410,38 @@ fn rfc4754_ecdsa_256_vector_verifies() {
     assert!(key.verify_hash(&digest.as_ref()[1..], &sig).is_err());
 }
 
+/// RFC 4754 §8.3: the ECDSA-521 test vector (gw, the signature of "abc"
+/// with SHA-512) verifies as our r||s signature (66 octets each).
+#[test]
+fn rfc4754_ecdsa_521_vector_verifies() {
+    let x = hex("0151518F1AF0F563517EDD5485190DF95A4BF57B5CBA4CF2A9A3F6474725A35F7AFE0A6DDEB8BEDBCD6A197E592D40188901CECD650699C9B5E456AEA5ADD19052A8");
+    let y = hex("006F3B142EA1BFFF7E2837AD44C9E4FF6D2D34C73184BBAD90026DD5E6E85317D9DF45CAD7803C6C20035B2F3FF63AFF4E1BA64D1C077577DA3F4286C58F0AEAE643");
+    let r = hex("0154FD3836AF92D0DCA57DD5341D3053988534FDE8318FC6AAAAB68E2E6F4339B19F2F281A7E0B22C269D93CF8794A9278880ED7DBB8D9362CAEACEE544320552251");
+    let s = hex("017705A7030290D1CEB605A9A1BB03FF9CDD521E87A696EC926C8C10C8362DF4975367101F67D1CF9BCCBF2F3D239534FA509E70AAC851AE01AAC68D62F866472660");
+    // SubjectPublicKeyInfo of id-ecPublicKey / secp521r1 (RFC 5480).
+    let mut spki = hex("30819B301006072A8648CE3D020106052B8104002303818600");
+    spki.push(0x04);
+    spki.extend_from_slice(&x);
+    spki.extend_from_slice(&y);
+    let key = PublicKey::from_spki_der(&spki).unwrap();
+    assert_eq!(key.kind(), KeyKind::EcdsaP521);
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA512, b"abc");
+    let sig = [r, s].concat();
+    key.verify_hash(digest.as_ref(), &sig)
+        .expect("the RFC's signature");
+    let mut bad = sig.clone();
+    bad[70] ^= 1;
+    assert!(key.verify_hash(digest.as_ref(), &bad).is_err());
+    assert!(key.verify_hash(digest.as_ref(), &sig[..131]).is_err());
+}
+
 #[test]
 fn rsa_and_ecdsa_sign_and_verify_prf_outputs() {
     for alg in [
         &rcgen::PKCS_RSA_SHA256,
         &rcgen::PKCS_ECDSA_P256_SHA256,
         &rcgen::PKCS_ECDSA_P384_SHA384,
+        &rcgen::PKCS_ECDSA_P521_SHA512,
     ] {
         let ca = Ca::root("CA", alg);
         let (cert, key) = ca.leaf("signer", &[]);
@@ -441,10 +467,10 @@ fn rsa_and_ecdsa_sign_and_verify_prf_outputs() {
             // RFC 2409 §5.1: as long as the modulus, no DigestInfo.
             assert_eq!(key.sign_hash(&[1; 20]).unwrap().len(), 256);
         } else {
-            let len = if key.kind() == KeyKind::EcdsaP256 {
-                64
-            } else {
-                96
+            let len = match key.kind() {
+                KeyKind::EcdsaP256 => 64,
+                KeyKind::EcdsaP384 => 96,
+                _ => 132,
             };
             assert_eq!(key.sign_hash(&[1; 20]).unwrap().len(), len, "r||s");
         }

@@ -140,6 +140,14 @@ impl Link {
         panic!("the exchange did not settle");
     }
 
+    /// At `t`, with traffic just seen (so no liveness check is due): the
+    /// client's timers run and the exchanges they start complete.
+    fn tick(&mut self, t: Instant) {
+        self.client.note_traffic(t);
+        self.client.handle_timeout(t);
+        self.run(t);
+    }
+
     fn client_children(&self) -> Vec<&ipsec::ikev2::ChildSa> {
         self.client_events
             .iter()
@@ -317,9 +325,7 @@ fn the_client_rekeys_its_child_and_deletes_the_old_one() {
     let first = link.client_children()[0].inbound.spi;
     // keep the liveness check quiet, and reach 85% of the lifetime
     let t = start + Duration::from_secs(86);
-    link.client.note_traffic(t);
-    link.client.handle_timeout(t);
-    link.run(t);
+    link.tick(t);
     let clients = link.client_children();
     assert_eq!(clients.len(), 2);
     assert_eq!(clients[1].replaces_inbound_spi, Some(first));
@@ -332,6 +338,95 @@ fn the_client_rekeys_its_child_and_deletes_the_old_one() {
     ));
     assert_eq!(link.client.child_count(), 1);
     assert_eq!(link.server.child_sa_count(), 1);
+}
+
+/// RFC 7296 §2.18: the client replaces its IKE SA before the lifetime
+/// ends; the child SA stays, the server holds one IKE SA (the old one is
+/// deleted), and the new SA's keys work on both sides: a child rekey under
+/// it (KEYMAT from the new SK_d) pairs, and a Delete under it is heard.
+#[test]
+fn the_client_rekeys_its_ike_sa_and_the_tunnel_carries_on() {
+    let start = Instant::now();
+    let mut config = Ikev2InitiatorConfig::new(
+        ClientAuth::SharedKey(Zeroizing::new(PSK.to_vec())),
+        "client.example",
+    );
+    config.ike_lifetime = Duration::from_secs(100);
+    config.child_lifetime = Duration::from_secs(150);
+    let mut link = Link::new(start, config, server_config(), false);
+    link.run(start);
+    let first = link.client_children()[0].inbound.spi;
+    assert_eq!(
+        link.client.poll_timeout(),
+        Some(start + Duration::from_secs(30))
+    );
+
+    // 85 % of the IKE lifetime: the IKE SA is rekeyed, nothing else.
+    let t = start + Duration::from_secs(86);
+    link.tick(t);
+    assert_eq!(link.client.ike_rekeys(), 1);
+    assert!(link
+        .client_events
+        .iter()
+        .any(|e| matches!(e, Ikev2ClientEvent::IkeSaRekeyed)));
+    assert_eq!(link.server.ike_sa_count(), 1, "the old IKE SA is deleted");
+    assert_eq!(link.client.child_count(), 1);
+    assert_eq!(link.server.child_sa_count(), 1);
+    assert!(link.client.is_established());
+    assert!(!link.server_events.iter().any(|e| matches!(
+        e,
+        Ikev2Event::ChildSaDown { .. } | Ikev2Event::IkeSaDown { .. }
+    )));
+
+    // The child's rekey under the new IKE SA: both derive the same KEYMAT.
+    let t = start + Duration::from_secs(128);
+    link.tick(t);
+    let clients = link.client_children();
+    assert_eq!(clients.len(), 2);
+    assert_eq!(clients[1].replaces_inbound_spi, Some(first));
+    assert_keys_pair(clients[1], link.server_children()[1]);
+
+    // The next IKE rekey is due one rekey time after the first.
+    let t2 = start + Duration::from_secs(86 + 85);
+    link.tick(t2);
+    assert_eq!(link.client.ike_rekeys(), 2);
+    assert_eq!(link.server.ike_sa_count(), 1);
+
+    // A Delete on the newest IKE SA reaches the server.
+    link.client.close(t2);
+    link.run(t2);
+    assert_eq!(link.server.ike_sa_count(), 0);
+}
+
+/// A server that refuses the IKE SA rekey: the client says so, keeps the
+/// old SA and tries again 30 s later.
+#[test]
+fn a_refused_ike_rekey_keeps_the_tunnel_and_is_retried() {
+    let start = Instant::now();
+    let mut config = Ikev2InitiatorConfig::new(
+        ClientAuth::SharedKey(Zeroizing::new(PSK.to_vec())),
+        "client.example",
+    );
+    config.ike_lifetime = Duration::from_secs(100);
+    let mut link = Link::new(start, config, server_config(), false);
+    link.run(start);
+    // The server takes only ChaCha20 from now on: the rekey's single
+    // proposal (the suite chosen at the start) is refused.
+    let mut strict = server_config();
+    strict.policy.ike_ciphers = vec![ipsec::ikev2::encrypted::SkCipher::ChaCha20Poly1305];
+    link.server.set_config(strict);
+    let t = start + Duration::from_secs(86);
+    link.tick(t);
+    assert_eq!(link.client.ike_rekeys(), 0);
+    assert!(link.client.is_established());
+    assert!(link.client_events.iter().any(|e| matches!(
+        e,
+        Ikev2ClientEvent::IkeSaRekeyFailed { reason } if reason.contains("NO_PROPOSAL_CHOSEN")
+    )));
+    assert_eq!(
+        link.client.poll_timeout(),
+        Some(t + Duration::from_secs(30))
+    );
 }
 
 #[test]
@@ -549,11 +644,18 @@ fn without_mobike_on_the_server_an_address_change_cannot_be_announced() {
 struct TestCa {
     der: Vec<u8>,
     issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+    /// The key algorithm of the CA and of the server certificate
+    /// `certificate_link` issues from it.
+    alg: &'static rcgen::SignatureAlgorithm,
 }
 
 fn test_ca(name: &str) -> TestCa {
+    test_ca_with(name, &rcgen::PKCS_ECDSA_P256_SHA256)
+}
+
+fn test_ca_with(name: &str, alg: &'static rcgen::SignatureAlgorithm) -> TestCa {
     use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
-    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("key");
+    let key = KeyPair::generate_for(alg).expect("key");
     let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
     params.distinguished_name.push(DnType::CommonName, name);
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -561,6 +663,7 @@ fn test_ca(name: &str) -> TestCa {
     TestCa {
         der,
         issuer: Issuer::new(params, key),
+        alg,
     }
 }
 
@@ -573,11 +676,27 @@ fn issue(
     eku: Vec<rcgen::ExtendedKeyUsagePurpose>,
     rsa: bool,
 ) -> (Vec<u8>, ipsec::ikev2::signature_auth::ServerCredential) {
-    use rcgen::{CertificateParams, DnType, KeyPair, SanType};
-    let key = if rsa {
-        KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048).expect("rsa")
+    let alg = if rsa {
+        &rcgen::PKCS_RSA_SHA256
     } else {
-        KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("key")
+        &rcgen::PKCS_ECDSA_P256_SHA256
+    };
+    issue_with(ca, cn, sans, eku, alg)
+}
+
+/// [`issue`] with a key of `alg`.
+fn issue_with(
+    ca: &TestCa,
+    cn: &str,
+    sans: &[&str],
+    eku: Vec<rcgen::ExtendedKeyUsagePurpose>,
+    alg: &'static rcgen::SignatureAlgorithm,
+) -> (Vec<u8>, ipsec::ikev2::signature_auth::ServerCredential) {
+    use rcgen::{CertificateParams, DnType, KeyPair, SanType};
+    let key = if alg == &rcgen::PKCS_RSA_SHA256 {
+        KeyPair::generate_rsa_for(alg, rcgen::RsaKeySize::_2048).expect("rsa")
+    } else {
+        KeyPair::generate_for(alg).expect("key")
     };
     let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
     params.distinguished_name.push(DnType::CommonName, cn);
@@ -617,7 +736,7 @@ fn certificate_link(
 ) -> Link {
     use ipsec::ikev2::{ClientTrust, ServerTrust};
     let now = Instant::now();
-    let (_, server_credential) = issue(ca, "vpn", &["vpn.example"], vec![], false);
+    let (_, server_credential) = issue_with(ca, "vpn", &["vpn.example"], vec![], ca.alg);
     let mut config =
         Ikev2InitiatorConfig::new(ClientAuth::Certificate(std::sync::Arc::new(client)), "x");
     config.identity_type = id_type;
@@ -649,6 +768,40 @@ fn server_refusals(link: &Link) -> Vec<String> {
             _ => None,
         })
         .collect()
+}
+
+/// ECDSA on P-521 (RFC 4754, RFC 5480): a P-521 CA signs with
+/// ecdsa-with-SHA512, and the server and the client sign their AUTH with
+/// P-521 keys; both chains check out and both signatures verify.
+#[test]
+fn p521_certificates_authenticate_both_ways() {
+    use ipsec::ikev2::payloads::id_type;
+    use rcgen::ExtendedKeyUsagePurpose as Eku;
+    let ca = test_ca_with("P-521 CA", &rcgen::PKCS_ECDSA_P521_SHA512);
+    let (_, client) = issue_with(
+        &ca,
+        "carol",
+        &["carol@example.com"],
+        vec![Eku::ClientAuth],
+        &rcgen::PKCS_ECDSA_P521_SHA512,
+    );
+    let link = certificate_link(
+        &ca,
+        client,
+        id_type::RFC822_ADDR,
+        b"carol@example.com",
+        &ca,
+        false,
+    );
+    assert!(
+        link.client.is_established(),
+        "{:?} / {:?}",
+        down_reason(&link),
+        server_refusals(&link)
+    );
+    assert_eq!(link.client.server_subject(), "CN=vpn");
+    assert_eq!(link.server_children()[0].identity, "carol@example.com");
+    assert_keys_pair(link.client_children()[0], link.server_children()[0]);
 }
 
 #[test]

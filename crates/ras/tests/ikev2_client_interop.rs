@@ -117,6 +117,9 @@ enum Login {
     Eap,
     Psk,
     Certificate,
+    /// A pre-shared key to conn `ikev2-rekey`, whose IKE SA strongSwan
+    /// wants to rekey 15 s after it came up.
+    PskRekeyed,
 }
 
 /// `ip ARGS` in the client namespace; panics on failure.
@@ -224,6 +227,14 @@ fn connect_to_strongswan_with(login: Login, mobike: bool, extra: &[std::ffi::OsS
                 .arg(&psk);
             "ikev2-psk"
         }
+        Login::PskRekeyed => {
+            let psk = dir.path().join("psk");
+            std::fs::write(&psk, format!("{}\n", sw.psk)).unwrap();
+            command
+                .args(["--user", "unused", "--id", &sw.rekey_id, "--psk-file"])
+                .arg(&psk);
+            "ikev2-rekey"
+        }
         Login::Certificate => {
             command
                 .args(["--user", "unused", "--cert"])
@@ -276,6 +287,31 @@ fn connect_to_strongswan_with(login: Login, mobike: bool, extra: &[std::ffi::OsS
     assert!(sas.contains("INSTALLED, TUNNEL"), "{sas}");
 
     ping_through(&sw, target);
+    if let Login::PskRekeyed = login {
+        // RFC 7296 §2.18, §2.25: strongSwan's own IKE SA rekey gets
+        // TEMPORARY_FAILURE and ours follows at once; strongSwan answers
+        // it, and the old IKE SA is deleted. The child SA is untouched.
+        let deadline = Instant::now() + Duration::from_secs(40);
+        loop {
+            let log = sw.log()[log_mark..].to_string();
+            if log.contains("received TEMPORARY_FAILURE notify")
+                && log.contains("rekeyed between")
+                && log.contains("received DELETE for IKE_SA ikev2-rekey")
+            {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no IKE SA rekey within 40 s:\n{log}"
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        let sas = sw.list_sas();
+        assert_eq!(sas.matches("ikev2-rekey: #").count(), 1, "{sas}");
+        assert!(sas.contains("ESTABLISHED"), "{sas}");
+        assert!(sas.contains("INSTALLED, TUNNEL"), "{sas}");
+        ping_through(&sw, target);
+    }
     if mobike {
         let moved_at = Instant::now();
         let new = move_client(&sw);
@@ -346,6 +382,9 @@ fn connect_to_strongswan_with(login: Login, mobike: bool, extra: &[std::ffi::OsS
         );
         client_ip(&sw, &["addr", "del", &format!("{moved}/24"), "dev", link]);
     }
+    if let Login::PskRekeyed = login {
+        assert!(text.contains("rekeyed (1 so far)"), "{text}");
+    }
     if let Login::Certificate = login {
         assert!(text.contains("as the certificate's subject"), "{text}");
         // strongSwan checked our certificate and signature.
@@ -395,6 +434,11 @@ fn a_client_certificate_to_strongswan() {
 #[test]
 fn pre_shared_key_to_strongswan() {
     connect_to_strongswan(Login::Psk, false);
+}
+
+#[test]
+fn the_ike_sa_is_rekeyed_when_strongswan_wants_it_and_the_tunnel_carries_on() {
+    connect_to_strongswan(Login::PskRekeyed, false);
 }
 
 #[test]

@@ -194,6 +194,9 @@ struct Job {
     routes: &'static str,
     /// `[ikev2] client_ca` is a CA of another PKI than the client's.
     foreign_client_ca: bool,
+    /// `[certificate] crl_files` holds the CA's CRL revoking the client's
+    /// certificate.
+    revoked_client: bool,
     /// More `[ikev2]` keys (the proposal lists), one per line.
     server_ikev2: &'static str,
     /// More `[ipsec]` keys, one per line.
@@ -222,6 +225,7 @@ impl Default for Job {
             ipv6: false,
             routes: "[]",
             foreign_client_ca: false,
+            revoked_client: false,
             server_ikev2: "",
             server_ipsec: "",
         }
@@ -357,6 +361,13 @@ fn run(job: Job) -> Option<Run> {
     );
     std::fs::write(&chain, &pki.server_cert).unwrap();
     std::fs::write(&key, &pki.server_key).unwrap();
+    let crl_files = if job.revoked_client {
+        let crl = dir.path().join("client-ca.crl");
+        std::fs::write(&crl, &pki.client_revoked_crl).unwrap();
+        format!("crl_files = [{crl:?}]\n")
+    } else {
+        String::new()
+    };
     // Certificate clients: their CA, or another PKI's.
     let (auth, client_ca) = if job.auth == ClientAuth::Certificate {
         let client_ca = dir.path().join("client-ca.pem");
@@ -379,7 +390,7 @@ fn run(job: Job) -> Option<Run> {
             "state_dir = {state:?}\nserver_name = \"ras-interop-ikev2\"\n\n\
              [sstp]\nlisten = []\n\n\
              [pptp]\nlisten = []\n\n\
-             [certificate]\nchain = {chain:?}\nkey = {key:?}\n\n\
+             [certificate]\nchain = {chain:?}\nkey = {key:?}\n{crl_files}\n\
              [ipsec]\nlisten = \"{host}\"\npsk_file = {psk:?}\n{server_ipsec}\n\
              [ikev2]\nauth = {auth}\n{client_ca}local_id = \"{SERVER_ID}\"\nroutes = {routes}\n{server_ikev2}\n\
              [addresses]\nipv6_prefix = \"fd00:77:1:2::/64\"\n\n\
@@ -590,9 +601,22 @@ fn strongswan_psk_in_udp_with_child_rekeys_against_ras_server() {
 /// answers with its own signature.
 #[test]
 fn strongswan_client_certificate_against_ras_server() {
+    client_certificate(&rcgen::PKCS_ECDSA_P256_SHA256, "ikev2-cert");
+}
+
+/// The same on P-521 (CA, server and client): a P-521 CA signs with
+/// ecdsa-with-SHA512, and each side checks the other's AUTH signature
+/// (RFC 7427 with SHA-512).
+#[test]
+fn strongswan_p521_client_certificate_against_ras_server() {
+    client_certificate(&rcgen::PKCS_ECDSA_P521_SHA512, "ikev2-cert-p521");
+}
+
+fn client_certificate(alg: &'static rcgen::SignatureAlgorithm, name: &'static str) {
     let Some(run) = run(Job {
-        name: "ikev2-cert",
+        name,
         auth: ClientAuth::Certificate,
+        server_key: alg,
         ..Job::default()
     }) else {
         return;
@@ -728,14 +752,44 @@ fn a_client_certificate_from_another_ca_is_refused() {
     }) else {
         return;
     };
+    refused_with_authentication_failed(
+        &run,
+        "IKEv2 client CN=ras-interop-client refused: its certificate was refused: no trusted CA issued \"CN=ras-interop-client\"",
+    );
+}
+
+/// swanctl failed to initiate (rc 7) because it was told
+/// AUTHENTICATION_FAILED, and our log line with `log` in it.
+fn refused_with_authentication_failed(run: &Run, log: &str) -> String {
     assert_eq!(run.rc, 7, "swanctl --initiate fails");
     assert!(
         run.out.contains("AUTHENTICATION_FAILED"),
         "strongSwan was told AUTHENTICATION_FAILED"
     );
-    run.server.expect(
-        "IKEv2 client CN=ras-interop-client refused: its certificate was refused: no trusted CA issued \"CN=ras-interop-client\"",
-        Duration::from_secs(5),
+    run.server.expect(log, Duration::from_secs(5))
+}
+
+/// strongSwan with a client certificate its CA has revoked: `ras server`,
+/// holding the CA's CRL (`[certificate] crl_files`), refuses it with
+/// AUTHENTICATION_FAILED (RFC 7296 §2.21.2, the same answer as for any bad
+/// certificate) and logs the serial and the revocation.
+#[test]
+fn a_revoked_client_certificate_is_refused() {
+    let Some(run) = run(Job {
+        name: "ikev2-cert-revoked",
+        auth: ClientAuth::Certificate,
+        revoked_client: true,
+        ..Job::default()
+    }) else {
+        return;
+    };
+    let line =
+        refused_with_authentication_failed(&run, "IKEv2 client CN=ras-interop-client refused");
+    // The serial as openssl shows it (0xc11e47 = c1:1e:47, DER adds a
+    // leading zero octet), the date and the CRL entry's reason.
+    assert!(
+        line.contains(":c1:1e:47 revoked on") && line.contains("(keyCompromise)"),
+        "{line}"
     );
 }
 

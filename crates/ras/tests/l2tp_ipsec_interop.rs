@@ -188,6 +188,9 @@ struct Job<'a> {
     pki: Option<&'a TestPki>,
     /// Send 10 MB through our side's echo service.
     echo: bool,
+    /// With `pki`: `[certificate] crl_files` holds the CA's CRL that
+    /// revokes the client's certificate.
+    revoked_client: bool,
 }
 
 impl Default for Job<'_> {
@@ -203,6 +206,7 @@ impl Default for Job<'_> {
             encap: false,
             pki: None,
             echo: false,
+            revoked_client: false,
         }
     }
 }
@@ -219,6 +223,7 @@ fn run(job: Job) -> Option<Run> {
         encap,
         pki,
         echo,
+        revoked_client,
     } = job;
     let vm = vm_with_guest_jobs("L2TP/IPsec interop")?;
     let turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
@@ -241,8 +246,15 @@ fn run(job: Job) -> Option<Run> {
             std::fs::write(&chain, &pki.server_cert).unwrap();
             std::fs::write(&key, &pki.server_key).unwrap();
             std::fs::write(&ca, &pki.ca).unwrap();
+            let crl_files = if revoked_client {
+                let crl = dir.path().join("ca.crl");
+                std::fs::write(&crl, &pki.client_revoked_crl).unwrap();
+                format!("crl_files = [{crl:?}]\n")
+            } else {
+                String::new()
+            };
             (
-                format!("[certificate]\nchain = {chain:?}\nkey = {key:?}\n\n"),
+                format!("[certificate]\nchain = {chain:?}\nkey = {key:?}\n{crl_files}\n"),
                 format!("ca_file = {ca:?}\n"),
             )
         }
@@ -477,10 +489,34 @@ fn rsa_certificates_with_fragmentation_against_ras_server() {
 /// The same with ECDSA P-256 keys (RFC 4754: method 9, r||s signatures).
 #[test]
 fn ecdsa_certificates_against_ras_server() {
-    let pki = TestPki::new(&rcgen::PKCS_ECDSA_P256_SHA256);
+    ecdsa_certificates(
+        &rcgen::PKCS_ECDSA_P256_SHA256,
+        "l2tp-ipsec-ecdsa-cert",
+        "/ECDSA-256",
+    );
+}
+
+/// ECDSA on P-521 both ways (RFC 4754 method 11 with SHA-512): a P-521 CA
+/// signing with ecdsa-with-SHA512, our server certificate and strongSwan's
+/// client certificate on P-521.
+#[test]
+fn ecdsa_p521_certificates_against_ras_server() {
+    ecdsa_certificates(
+        &rcgen::PKCS_ECDSA_P521_SHA512,
+        "l2tp-ipsec-ecdsa521-cert",
+        "/ECDSA-521",
+    );
+}
+
+/// strongSwan and `ras server` with ECDSA certificates of `alg` (CA,
+/// server and client): Main Mode names `method`, both signatures verify,
+/// the link comes up.
+fn ecdsa_certificates(alg: &'static rcgen::SignatureAlgorithm, name: &'static str, method: &str) {
+    let pki = TestPki::new(alg);
     let Some(run) = run(Job {
-        name: "l2tp-ipsec-ecdsa-cert",
+        name,
         pki: Some(&pki),
+        pings: 5,
         ..Job::default()
     }) else {
         return;
@@ -489,8 +525,45 @@ fn ecdsa_certificates_against_ras_server() {
         "authenticated as CN=ras-interop-client",
         Duration::from_secs(5),
     );
-    assert!(up.contains("/ECDSA-256"), "{up}");
+    assert!(up.contains(method), "{up}");
     check_link(&run);
+    assert!(
+        run.out.lines().any(|l| l.starts_with("CHARON: ")
+            && l.contains("authentication of 'CN=ras-interop-server'")
+            && l.contains("successful")),
+        "strongSwan verified our signature"
+    );
+}
+
+/// strongSwan's Main Mode with a client certificate its CA has revoked:
+/// `ras server` holds the CA's CRL (`[certificate] crl_files`) and refuses
+/// the certificate (RFC 2408 §3.14.1 INVALID-CERTIFICATE), naming the
+/// serial, the date and the reason; no L2TP session starts.
+#[test]
+fn a_revoked_client_certificate_is_refused_in_main_mode() {
+    let pki = TestPki::new(&rcgen::PKCS_ECDSA_P256_SHA256);
+    let Some(run) = run(Job {
+        name: "l2tp-ipsec-revoked-cert",
+        pki: Some(&pki),
+        pings: 1,
+        revoked_client: true,
+        ..Job::default()
+    }) else {
+        return;
+    };
+    assert_ne!(run.rc, 0, "the guest must not connect:\n{}", run.out);
+    let line = run.server.expect("revoked on", Duration::from_secs(5));
+    assert!(
+        line.contains("CN=ras-interop-client")
+            && line.contains(":c1:1e:47 revoked on")
+            && line.contains("(keyCompromise)"),
+        "{line}"
+    );
+    let later = run.server.drain(Duration::from_millis(500));
+    assert!(
+        !later.iter().any(|l| l.contains("L2TP session of")),
+        "no L2TP session for a revoked certificate: {later:?}"
+    );
 }
 
 /// The extremes of what clients propose: Main Mode over ECP-521 (RFC 5903)

@@ -544,7 +544,10 @@ fn crls_are_read_again_at_each_reload_and_a_bad_one_keeps_the_old() {
     let pool = "\"10.0.10.20-10.0.10.29\"";
     let with_crl = text(dir.path(), &one, pool, "\"10.0.0.53\"", "").replace(
         "\n\n[addresses]",
-        &format!("\ncrl_files = [{crl:?}]\n\n[addresses]"),
+        &format!(
+            "\ncrl_files = [{}]\n\n[addresses]",
+            toml::Value::String(crl.display().to_string())
+        ),
     );
     std::fs::write(&file, &with_crl).unwrap();
     let (rig, _) = start(&file);

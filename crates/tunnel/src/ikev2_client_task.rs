@@ -478,6 +478,19 @@ impl Task {
                     keepalive.as_secs()
                 );
             }
+            Ikev2ClientEvent::IkeSaRekeyed => {
+                tracing::info!(
+                    "IKEv2: IKE SA with {} rekeyed ({} so far); the tunnel carries on",
+                    self.initiator.remote(),
+                    self.initiator.ike_rekeys()
+                );
+            }
+            Ikev2ClientEvent::IkeSaRekeyFailed { reason } => {
+                tracing::warn!(
+                    "IKEv2: IKE SA rekey with {} failed ({reason}); trying again shortly",
+                    self.initiator.remote()
+                );
+            }
             Ikev2ClientEvent::Down { reason } => {
                 tracing::info!(
                     "IKEv2: IKE SA with {} ended: {reason}",

@@ -8,11 +8,12 @@
 //! - ECDSA: RFC 4754 §7: the SIG payload carries r || s, each as long as the
 //!   curve's order. The value signed is HASH_I/HASH_R itself used as the
 //!   message digest (as strongSwan's "ECDSA with NULL" does): no second hash;
-//!   RFC 4754 §7 makes HASH_I itself a SHA-256/384 HMAC of the curve's size.
-//!   ECDSA uses the leftmost bits of a digest as long as the order (FIPS
-//!   186-4 §6.4), so a shorter prf output is left-padded with zeros (the same
-//!   integer) and a longer one truncated, giving aws-lc-rs a digest of the
-//!   curve's own length.
+//!   RFC 4754 §7 makes HASH_I itself a SHA-256/384/512 HMAC of the curve's
+//!   size. ECDSA uses the leftmost bits of a digest as long as the order
+//!   (FIPS 186-4 §6.4), so a shorter prf output is left-padded with zeros
+//!   (the same integer) and a longer one truncated, giving aws-lc-rs a digest
+//!   of the curve's own hash length (64 octets for P-521, whose 521-bit order
+//!   is longer than any digest: the whole SHA-512 value is used).
 
 use aws_lc_rs::digest::{self, Digest};
 use aws_lc_rs::signature::{self as sig, EcdsaKeyPair, KeyPair, UnparsedPublicKey};
@@ -22,7 +23,8 @@ use rsa::traits::PublicKeyParts;
 use rsa::{Pkcs1v15Sign, RsaPrivateKey, RsaPublicKey};
 use thiserror::Error;
 use x509_parser::oid_registry::{
-    OID_EC_P256, OID_KEY_TYPE_EC_PUBLIC_KEY, OID_NIST_EC_P384, OID_PKCS1_RSAENCRYPTION,
+    OID_EC_P256, OID_KEY_TYPE_EC_PUBLIC_KEY, OID_NIST_EC_P384, OID_NIST_EC_P521,
+    OID_PKCS1_RSAENCRYPTION,
 };
 use x509_parser::prelude::FromDer;
 use x509_parser::x509::SubjectPublicKeyInfo;
@@ -33,6 +35,7 @@ pub enum KeyKind {
     Rsa,
     EcdsaP256,
     EcdsaP384,
+    EcdsaP521,
 }
 
 impl KeyKind {
@@ -41,13 +44,24 @@ impl KeyKind {
             KeyKind::Rsa => "RSA",
             KeyKind::EcdsaP256 => "ECDSA P-256",
             KeyKind::EcdsaP384 => "ECDSA P-384",
+            KeyKind::EcdsaP521 => "ECDSA P-521",
         }
     }
 
-    /// Bytes of r and of s (RFC 4754 §7), the digest length we hand over.
+    /// Bytes of r and of s (RFC 4754 §7).
     fn ecdsa_len(self) -> usize {
         match self {
             KeyKind::EcdsaP384 => 48,
+            KeyKind::EcdsaP521 => 66,
+            _ => 32,
+        }
+    }
+
+    /// The length of the digest we hand over: the curve's hash.
+    fn digest_len(self) -> usize {
+        match self {
+            KeyKind::EcdsaP384 => 48,
+            KeyKind::EcdsaP521 => 64,
             _ => 32,
         }
     }
@@ -56,11 +70,11 @@ impl KeyKind {
 /// Why a key could not be read or a signature made or checked.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum SignatureError {
-    #[error("not an RSA, ECDSA P-256 or ECDSA P-384 private key (PKCS#8, PKCS#1 or SEC1)")]
+    #[error("not an RSA or ECDSA P-256, P-384 or P-521 private key (PKCS#8, PKCS#1 or SEC1)")]
     UnreadableKey,
     #[error("no private key in the PEM text")]
     NoPemKey,
-    #[error("the public key is not RSA, ECDSA P-256 or ECDSA P-384")]
+    #[error("the public key is not RSA or ECDSA P-256, P-384 or P-521")]
     UnsupportedPublicKey,
     #[error("the signature does not verify")]
     BadSignature,
@@ -93,6 +107,7 @@ impl PrivateKey {
         for (alg, kind) in [
             (&sig::ECDSA_P256_SHA256_FIXED_SIGNING, KeyKind::EcdsaP256),
             (&sig::ECDSA_P384_SHA384_FIXED_SIGNING, KeyKind::EcdsaP384),
+            (&sig::ECDSA_P521_SHA512_FIXED_SIGNING, KeyKind::EcdsaP521),
         ] {
             let pair = EcdsaKeyPair::from_pkcs8(alg, der)
                 .or_else(|_| EcdsaKeyPair::from_private_key_der(alg, der));
@@ -185,6 +200,7 @@ impl PublicKey {
             let kind = match curve {
                 Some(c) if c == OID_EC_P256 => KeyKind::EcdsaP256,
                 Some(c) if c == OID_NIST_EC_P384 => KeyKind::EcdsaP384,
+                Some(c) if c == OID_NIST_EC_P521 => KeyKind::EcdsaP521,
                 _ => return Err(SignatureError::UnsupportedPublicKey),
             };
             return Ok(PublicKey { kind, bytes: bits });
@@ -211,10 +227,11 @@ impl PublicKey {
                 key.verify(Pkcs1v15Sign::new_unprefixed(), hash, signature)
                     .map_err(|_| SignatureError::BadSignature)
             }
-            KeyKind::EcdsaP256 | KeyKind::EcdsaP384 => {
+            KeyKind::EcdsaP256 | KeyKind::EcdsaP384 | KeyKind::EcdsaP521 => {
                 let alg: &'static dyn sig::VerificationAlgorithm = match self.kind {
                     KeyKind::EcdsaP256 => &sig::ECDSA_P256_SHA256_FIXED,
-                    _ => &sig::ECDSA_P384_SHA384_FIXED,
+                    KeyKind::EcdsaP384 => &sig::ECDSA_P384_SHA384_FIXED,
+                    _ => &sig::ECDSA_P521_SHA512_FIXED,
                 };
                 if signature.len() != 2 * self.kind.ecdsa_len() {
                     return Err(SignatureError::BadSignature);
@@ -231,7 +248,7 @@ impl PublicKey {
 /// HASH_I/HASH_R as a digest of the curve's length (module text: FIPS 186-4
 /// §6.4 uses the leftmost bits; left zero padding keeps the integer).
 fn ecdsa_digest(kind: KeyKind, hash: &[u8]) -> Result<Digest, SignatureError> {
-    let n = kind.ecdsa_len();
+    let n = kind.digest_len();
     let mut value = vec![0u8; n];
     if hash.len() >= n {
         value.copy_from_slice(&hash[..n]);
@@ -240,6 +257,7 @@ fn ecdsa_digest(kind: KeyKind, hash: &[u8]) -> Result<Digest, SignatureError> {
     }
     let alg = match kind {
         KeyKind::EcdsaP384 => &digest::SHA384,
+        KeyKind::EcdsaP521 => &digest::SHA512,
         _ => &digest::SHA256,
     };
     Digest::import_less_safe(&value, alg).map_err(|_| SignatureError::SigningFailed)

@@ -10,6 +10,7 @@ use thiserror::Error;
 use x509_parser::prelude::*;
 
 use crate::ike_crypto::signature::{KeyKind, PrivateKey, PublicKey, SignatureError};
+use crate::ike_crypto::x509_signature::certificate_signed_by;
 
 use super::payloads::{id_type, notify, Identification};
 use super::revocation::{CrlPolicy, Revocation, Revoked, Status};
@@ -297,7 +298,7 @@ impl TrustAnchors {
             let trusted = anchors.iter().find(|ca| {
                 ca.subject().as_raw() == current.issuer().as_raw()
                     && ca.validity().is_valid_at(now)
-                    && current.verify_signature(Some(ca.public_key())).is_ok()
+                    && certificate_signed_by(current, ca.public_key())
             });
             if let Some(ca) = trusted {
                 self.check_revocation(&crls, current, ca, now, unix_time)?;
@@ -307,7 +308,7 @@ impl TrustAnchors {
             let issuer = parsed[1..].iter().find(|i| {
                 i.subject().as_raw() == current.issuer().as_raw()
                     && is_ca(i)
-                    && current.verify_signature(Some(i.public_key())).is_ok()
+                    && certificate_signed_by(current, i.public_key())
             });
             match issuer {
                 Some(i) if depth < MAX_DEPTH && i.as_raw() != current.as_raw() => {

@@ -51,6 +51,8 @@ pub enum AuthMethod {
     RsaSignature,
     EcdsaSha256,
     EcdsaSha384,
+    /// RFC 4754 §3: ECDSA with SHA-512 on the P-521 curve.
+    EcdsaSha512,
 }
 
 impl AuthMethod {
@@ -60,6 +62,7 @@ impl AuthMethod {
             3 => AuthMethod::RsaSignature,
             9 => AuthMethod::EcdsaSha256,
             10 => AuthMethod::EcdsaSha384,
+            11 => AuthMethod::EcdsaSha512,
             _ => return None,
         })
     }
@@ -71,6 +74,7 @@ impl AuthMethod {
             AuthMethod::RsaSignature => 3,
             AuthMethod::EcdsaSha256 => 9,
             AuthMethod::EcdsaSha384 => 10,
+            AuthMethod::EcdsaSha512 => 11,
         }
     }
 
@@ -85,6 +89,7 @@ impl AuthMethod {
             AuthMethod::RsaSignature => "RSA",
             AuthMethod::EcdsaSha256 => "ECDSA-256",
             AuthMethod::EcdsaSha384 => "ECDSA-384",
+            AuthMethod::EcdsaSha512 => "ECDSA-521",
         }
     }
 }

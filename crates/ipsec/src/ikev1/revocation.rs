@@ -187,7 +187,7 @@ impl CrlSet {
                 continue;
             };
             if crl.issuer().as_raw() != cert.issuer().as_raw()
-                || crl.verify_signature(issuer.public_key()).is_err()
+                || !crate::ike_crypto::x509_signature::crl_signed_by(&crl, issuer.public_key())
                 || crl.last_update() > now
             {
                 continue;

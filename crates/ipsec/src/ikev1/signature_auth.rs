@@ -16,24 +16,27 @@ use super::wire::{payload, PayloadChain, RawPayload};
 
 /// The authentication method our key makes (RFC 2409 Appendix A: 3 = RSA
 /// signatures; RFC 4754 §3: 9 = ECDSA with SHA-256 on P-256, 10 = ECDSA
-/// with SHA-384 on P-384).
+/// with SHA-384 on P-384, 11 = ECDSA with SHA-512 on P-521).
 pub fn method_for_key(kind: KeyKind) -> AuthMethod {
     match kind {
         KeyKind::Rsa => AuthMethod::RsaSignature,
         KeyKind::EcdsaP256 => AuthMethod::EcdsaSha256,
         KeyKind::EcdsaP384 => AuthMethod::EcdsaSha384,
+        KeyKind::EcdsaP521 => AuthMethod::EcdsaSha512,
     }
 }
 
 /// The prf of HASH_I and HASH_R. RFC 4754 §7: with ECDSA methods they are
 /// computed with the method's hash (HMAC-SHA-256 for ECDSA-256, HMAC-SHA-384
-/// for ECDSA-384, keyed with SKEYID) whatever hash Main Mode negotiated, so
+/// for ECDSA-384, HMAC-SHA-512 for ECDSA-521, keyed with SKEYID) whatever
+/// hash Main Mode negotiated, so
 /// the value signed is a digest of the curve's size (strongSwan does the
 /// same); otherwise with the negotiated one (RFC 2409 §5).
 pub fn hash_i_prf(method: AuthMethod, negotiated: HashAlg) -> HashAlg {
     match method {
         AuthMethod::EcdsaSha256 => HashAlg::Sha256,
         AuthMethod::EcdsaSha384 => HashAlg::Sha384,
+        AuthMethod::EcdsaSha512 => HashAlg::Sha512,
         _ => negotiated,
     }
 }

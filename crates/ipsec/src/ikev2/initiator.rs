@@ -50,6 +50,11 @@ pub enum Ikev2ClientEvent {
         timeout: Duration,
         keepalive: Duration,
     },
+    /// The IKE SA was replaced by a new one (initiator_ike_rekey.rs); the
+    /// child SAs carry on unchanged.
+    IkeSaRekeyed,
+    /// An IKE SA rekey failed; it is tried again shortly.
+    IkeSaRekeyFailed { reason: String },
 }
 
 /// Where the connection is.
@@ -95,6 +100,8 @@ pub(crate) enum Purpose {
     },
     /// DELAYED_PROBE_REQUEST (nat_probe.rs).
     NatProbe(super::nat_probe::ProbeRequest),
+    /// A new IKE SA (initiator_ike_rekey.rs).
+    RekeyIke(Box<super::initiator_ike_rekey::IkeRekeyRequest>),
 }
 
 /// A child SA of ours.
@@ -126,6 +133,15 @@ pub struct Ikev2Initiator {
     pub(crate) prf: HashAlg,
     pub(crate) protection: Option<SkTransform>,
     pub(crate) keys: Option<IkeSaKeys>,
+    /// The IKE proposal the server chose and its group: a rekey offers
+    /// them again (initiator_ike_rekey.rs).
+    pub(crate) ike_proposal: Option<super::sa_payload::Proposal>,
+    pub(crate) ike_group: crate::ike_crypto::DhGroup,
+    /// When the IKE SA is rekeyed next (None before it is up).
+    pub(crate) ike_rekey_at: Option<Instant>,
+    pub(crate) ike_rekeys: u64,
+    /// The IKE SA a rekey replaced, until its Delete is answered.
+    pub(crate) retiring: Option<super::initiator_ike_rekey::RetiringSa>,
     pub(crate) nat: NatState,
     pub(crate) server_fragments: bool,
     /// The server announced MOBIKE in IKE_AUTH (RFC 4555 §3.2).
@@ -206,6 +222,11 @@ impl Ikev2Initiator {
             prf: HashAlg::Sha256,
             protection: None,
             keys: None,
+            ike_proposal: None,
+            ike_group: group,
+            ike_rekey_at: None,
+            ike_rekeys: 0,
+            retiring: None,
             nat: NatState::default(),
             server_fragments: false,
             server_mobike: false,
@@ -288,6 +309,9 @@ impl Ikev2Initiator {
         let Ok(header) = Header::parse(message) else {
             return;
         };
+        if self.retiring_answer(&header) {
+            return;
+        }
         if header.spi_i != self.spi_i || header.from_initiator() {
             return;
         }
@@ -338,6 +362,7 @@ impl Ikev2Initiator {
                     &nonce,
                     old_inbound_spi,
                 ),
+                Purpose::RekeyIke(request) => self.ike_rekey_response(now, first, &inner, *request),
                 Purpose::DeleteChild {
                     inbound_spi,
                     outbound_spi,
@@ -512,6 +537,7 @@ impl Ikev2Initiator {
                 self.last_answer = Some((header.message_id, datagrams));
             }
             self.server_next_request = header.message_id.wrapping_add(1);
+            self.start_due_work(now);
             return;
         }
         self.server_request_seen(now, first, &inner);
@@ -579,6 +605,7 @@ impl Ikev2Initiator {
             return None;
         }
         let mut at: Vec<Instant> = Vec::new();
+        at.extend(self.retiring_deadline());
         if let Some(o) = &self.outstanding {
             match self.config.retransmit_at.get(o.next_retransmit) {
                 Some(d) => at.push(o.first_sent + *d),
@@ -599,6 +626,7 @@ impl Ikev2Initiator {
                         at.push(c.created + self.rekey_after());
                     }
                 }
+                at.extend(self.ike_rekey_at);
             }
             if self.behind_nat() && !quiet {
                 at.push(self.last_keepalive + self.keepalive_interval);
@@ -617,11 +645,13 @@ impl Ikev2Initiator {
         if self.is_closed() {
             return;
         }
+        self.retiring_timeout(now);
         if let Some(o) = &mut self.outstanding {
             if now >= o.first_sent + self.config.give_up_after {
                 let what = match o.purpose {
                     Purpose::SaInit => "IKE_SA_INIT",
                     Purpose::Auth => "IKE_AUTH",
+                    Purpose::RekeyIke(_) => "an IKE SA rekey",
                     _ => "a request",
                 };
                 let reason = format!(
@@ -697,6 +727,10 @@ impl Ikev2Initiator {
         if self.address_update_due {
             self.address_update_due = false;
             self.send_address_update(now);
+            return;
+        }
+        if self.ike_rekey_due(now) {
+            self.start_ike_rekey(now);
             return;
         }
         let rekey_after = self.rekey_after();

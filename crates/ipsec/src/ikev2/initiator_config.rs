@@ -79,6 +79,9 @@ pub struct Ikev2InitiatorConfig {
     /// (per cent) of it.
     pub child_lifetime: Duration,
     pub rekey_percent: u32,
+    /// IKE SA lifetime; rekeyed (§2.18) at `rekey_percent` of it. Below
+    /// strongSwan's default of 4 h, so the client rekeys first.
+    pub ike_lifetime: Duration,
     pub replay_window: u32,
 }
 
@@ -115,6 +118,7 @@ impl Ikev2InitiatorConfig {
             known_nat_timeout: None,
             child_lifetime: Duration::from_secs(3600),
             rekey_percent: 85,
+            ike_lifetime: Duration::from_secs(3 * 3600),
             replay_window: 1024,
         }
     }

@@ -254,11 +254,7 @@ impl Ikev2Initiator {
             self.fail(now, reason);
             return;
         }
-        let sa = wire::find(&chain, payload::SA).and_then(|b| sa_payload::parse(b).ok());
-        let ke = wire::find(&chain, payload::KE).and_then(|b| KeyExchange::parse(b).ok());
-        let nr =
-            wire::find(&chain, payload::NONCE).and_then(|b| super::payloads::parse_nonce(b).ok());
-        let (Some(sa), Some(ke), Some(nr)) = (sa, ke, nr) else {
+        let Some((sa, ke, nr)) = sa_ke_nonce(&chain) else {
             self.fail(now, "malformed IKE_SA_INIT answer".into());
             return;
         };
@@ -288,6 +284,8 @@ impl Ikev2Initiator {
         self.init_response = message.to_vec();
         self.prf = choice.prf;
         self.protection = Some(choice.protection);
+        self.ike_group = choice.group;
+        self.ike_proposal = Some(choice.reply.clone());
         let seed = skeyseed(choice.prf, &self.ni, &self.nr, &shared);
         self.keys = Some(ike_sa_keys(
             choice.prf,
@@ -602,6 +600,7 @@ impl Ikev2Initiator {
         let event = child_event(self, inbound, outbound, &child, None);
         self.children.push(child);
         self.phase = Phase::Established;
+        self.ike_rekey_at = Some(now + self.ike_rekey_after());
         self.last_heard = now;
         self.last_keepalive = now;
         let nat_probe =
@@ -866,6 +865,18 @@ impl Ikev2Initiator {
             },
         );
     }
+}
+
+/// The SA, KE and Nonce payloads of an answer that makes an IKE SA
+/// (IKE_SA_INIT, §1.2; an IKE SA rekey, §1.3.2), parsed.
+pub(crate) fn sa_ke_nonce<'a>(
+    chain: &[wire::RawPayload<'a>],
+) -> Option<(Vec<Proposal>, KeyExchange<'a>, &'a [u8])> {
+    let sa = wire::find(chain, payload::SA).and_then(|b| sa_payload::parse(b).ok())?;
+    let ke = wire::find(chain, payload::KE).and_then(|b| KeyExchange::parse(b).ok())?;
+    let nr =
+        wire::find(chain, payload::NONCE).and_then(|b| super::payloads::parse_nonce(b).ok())?;
+    Some((sa, ke, nr))
 }
 
 /// AUTH methods that are signatures (§3.8, RFC 4754, RFC 7427).

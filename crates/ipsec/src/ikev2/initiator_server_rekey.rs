@@ -29,6 +29,17 @@ impl Ikev2Initiator {
         let Ok(chain) = wire::payloads(first, inner) else {
             return refuse(notify::INVALID_SYNTAX);
         };
+        // §2.25: while our IKE SA rekey is in flight, the server's
+        // CREATE_CHILD_SA waits ("retry later").
+        if self.ike_rekey_in_flight() {
+            return refuse(notify::TEMPORARY_FAILURE);
+        }
+        // A new IKE SA from the server: we make it ourselves instead, at
+        // once (initiator_ike_rekey.rs says why).
+        if super::initiator_ike_rekey::is_ike_sa_request(&chain) {
+            self.server_wants_ike_rekey(now);
+            return refuse(notify::TEMPORARY_FAILURE);
+        }
         // §3.10.1: REKEY_SA names the SA by the sender's inbound SPI,
         // which is our outbound one.
         let rekeyed = wire::notifies(&chain)

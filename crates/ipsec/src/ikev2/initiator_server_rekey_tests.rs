@@ -211,3 +211,35 @@ fn additional_children_and_unknown_spis_are_refused() {
         assert_eq!(client.child_count(), 1);
     }
 }
+
+/// §2.25: the server's own IKE SA rekey is refused with TEMPORARY_FAILURE
+/// and the client's rekey (a CREATE_CHILD_SA request of ours) goes out at
+/// once (initiator_ike_rekey.rs says why).
+#[test]
+fn a_server_ike_sa_rekey_is_answered_by_our_own() {
+    let now = Instant::now();
+    let (mut client, _) = connected(now);
+    let mut proposal = client.ike_proposal.clone().expect("chosen proposal");
+    proposal.spi = vec![0x5e; 8];
+    let dh = crate::ike_crypto::DhPrivate::generate(client.ike_group).unwrap();
+    let mut chain = PayloadChain::new();
+    chain.push(payload::SA, &sa_payload::encode(&[proposal]));
+    chain.push(payload::NONCE, &[0x33; 32]);
+    chain.push(
+        payload::KE,
+        &crate::ikev2::payloads::KeyExchange::encode(client.ike_group.id(), dh.public_value()),
+    );
+    let request = server_request(&client, &chain, client.server_next_request);
+    client.handle_datagram(now, false, &request);
+    let (first_payload, inner) = open_answer(&mut client);
+    let answer = wire::payloads(first_payload, &inner).unwrap();
+    let kinds: Vec<u16> = wire::notifies(&answer).map(|n| n.kind).collect();
+    assert_eq!(kinds, vec![notify::TEMPORARY_FAILURE]);
+    let ours = client.poll_transmit().expect("our own IKE SA rekey");
+    let header = Header::parse(&ours.bytes).unwrap();
+    assert!(!header.is_response());
+    assert_eq!(header.exchange, exchange::CREATE_CHILD_SA);
+    assert!(client.ike_rekey_in_flight());
+    assert_eq!(client.ike_rekeys(), 0);
+    assert_eq!(client.child_count(), 1);
+}

@@ -27,6 +27,7 @@ mod informational;
 pub mod initiator;
 pub mod initiator_config;
 mod initiator_exchanges;
+mod initiator_ike_rekey;
 mod initiator_nat_probe;
 mod initiator_server_rekey;
 pub mod nat_probe;

@@ -147,6 +147,9 @@ pub(super) fn signature_algorithm(
         auth_method::ECDSA_SHA384_P384 if key == KeyKind::EcdsaP384 => {
             Ok((&sig::ECDSA_P384_SHA384_FIXED, data))
         }
+        auth_method::ECDSA_SHA512_P521 if key == KeyKind::EcdsaP521 => {
+            Ok((&sig::ECDSA_P521_SHA512_FIXED, data))
+        }
         auth_method::DIGITAL_SIGNATURE => {
             // RFC 7427 §3: length octet, AlgorithmIdentifier, signature.
             let (&len, rest) = data.split_first().ok_or(ServerSignatureError::Algorithm)?;
@@ -166,6 +169,9 @@ pub(super) fn signature_algorithm(
                 (KeyKind::EcdsaP384, OID_ECDSA_SHA256) => &sig::ECDSA_P384_SHA256_ASN1,
                 (KeyKind::EcdsaP384, OID_ECDSA_SHA384) => &sig::ECDSA_P384_SHA384_ASN1,
                 (KeyKind::EcdsaP384, OID_ECDSA_SHA512) => &sig::ECDSA_P384_SHA512_ASN1,
+                (KeyKind::EcdsaP521, OID_ECDSA_SHA256) => &sig::ECDSA_P521_SHA256_ASN1,
+                (KeyKind::EcdsaP521, OID_ECDSA_SHA384) => &sig::ECDSA_P521_SHA384_ASN1,
+                (KeyKind::EcdsaP521, OID_ECDSA_SHA512) => &sig::ECDSA_P521_SHA512_ASN1,
                 _ => return Err(ServerSignatureError::Algorithm),
             };
             Ok((verifier, signature))

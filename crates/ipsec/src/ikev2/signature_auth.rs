@@ -5,8 +5,9 @@
 //! With a peer that announced RFC 7427 (SIGNATURE_HASH_ALGORITHMS), AUTH
 //! method 14 carries its own AlgorithmIdentifier (RFC 7427 §3; Android's
 //! built-in client requires this): sha256WithRSAEncryption, or
-//! ecdsa-with-SHA256/384 with a DER signature. Without it, an ECDSA key
-//! signs with RFC 4754 methods 9/10 (r || s over SHA-256/384), and an RSA
+//! ecdsa-with-SHA256/384/512 with a DER signature. Without it, an ECDSA key
+//! signs with RFC 4754 methods 9/10/11 (r || s over SHA-256/384/512 on
+//! P-256/384/521), and an RSA
 //! key with method 1 (§3.8: PKCS#1 v1.5 with SHA-1, what peers without
 //! RFC 7427 verify).
 
@@ -14,7 +15,8 @@ use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{
     EcdsaKeyPair, KeyPair, RsaKeyPair, ECDSA_P256_SHA256_ASN1_SIGNING,
     ECDSA_P256_SHA256_FIXED_SIGNING, ECDSA_P384_SHA384_ASN1_SIGNING,
-    ECDSA_P384_SHA384_FIXED_SIGNING, RSA_PKCS1_SHA256,
+    ECDSA_P384_SHA384_FIXED_SIGNING, ECDSA_P521_SHA512_ASN1_SIGNING,
+    ECDSA_P521_SHA512_FIXED_SIGNING, RSA_PKCS1_SHA256,
 };
 use thiserror::Error;
 
@@ -46,10 +48,15 @@ const ECDSA_WITH_SHA256: &[u8] = &[
 const ECDSA_WITH_SHA384: &[u8] = &[
     0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x03,
 ];
+const ECDSA_WITH_SHA512: &[u8] = &[
+    0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x04,
+];
 
 #[derive(Debug, Error)]
 pub enum SignatureAuthError {
-    #[error("the private key is not an RSA, ECDSA P-256 or P-384 key (PKCS#8, PKCS#1 or SEC1)")]
+    #[error(
+        "the private key is not an RSA or ECDSA P-256, P-384 or P-521 key (PKCS#8, PKCS#1 or SEC1)"
+    )]
     Key,
     #[error("the certificate chain is empty")]
     NoCertificate,
@@ -68,8 +75,43 @@ enum ServerKey {
     Ecdsa {
         der: EcdsaKeyPair,
         fixed: EcdsaKeyPair,
-        p384: bool,
+        curve: Curve,
     },
+}
+
+/// The curve of an ECDSA key: it names the hash, the RFC 4754 method and
+/// the RFC 7427 AlgorithmIdentifier.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Curve {
+    P256,
+    P384,
+    P521,
+}
+
+impl Curve {
+    fn hash_id(self) -> u16 {
+        match self {
+            Curve::P256 => hash_id::SHA2_256,
+            Curve::P384 => hash_id::SHA2_384,
+            Curve::P521 => hash_id::SHA2_512,
+        }
+    }
+
+    fn rfc4754_method(self) -> u8 {
+        match self {
+            Curve::P256 => auth_method::ECDSA_SHA256_P256,
+            Curve::P384 => auth_method::ECDSA_SHA384_P384,
+            Curve::P521 => auth_method::ECDSA_SHA512_P521,
+        }
+    }
+
+    fn rfc7427_algorithm(self) -> &'static [u8] {
+        match self {
+            Curve::P256 => ECDSA_WITH_SHA256,
+            Curve::P384 => ECDSA_WITH_SHA384,
+            Curve::P521 => ECDSA_WITH_SHA512,
+        }
+    }
 }
 
 /// Our certificate chain (leaf first, DER) and its private key. The name
@@ -97,24 +139,29 @@ impl ServerCredential {
         {
             let legacy = PrivateKey::from_der(pkcs8).map_err(|_| SignatureAuthError::Key)?;
             ServerKey::Rsa(rsa, Box::new(legacy))
-        } else if let (Ok(der), Ok(fixed)) = (
-            ec(&ECDSA_P256_SHA256_ASN1_SIGNING),
-            ec(&ECDSA_P256_SHA256_FIXED_SIGNING),
-        ) {
-            ServerKey::Ecdsa {
-                der,
-                fixed,
-                p384: false,
-            }
-        } else if let (Ok(der), Ok(fixed)) = (
-            ec(&ECDSA_P384_SHA384_ASN1_SIGNING),
-            ec(&ECDSA_P384_SHA384_FIXED_SIGNING),
-        ) {
-            ServerKey::Ecdsa {
-                der,
-                fixed,
-                p384: true,
-            }
+        } else if let Some(key) = [
+            (
+                &ECDSA_P256_SHA256_ASN1_SIGNING,
+                &ECDSA_P256_SHA256_FIXED_SIGNING,
+                Curve::P256,
+            ),
+            (
+                &ECDSA_P384_SHA384_ASN1_SIGNING,
+                &ECDSA_P384_SHA384_FIXED_SIGNING,
+                Curve::P384,
+            ),
+            (
+                &ECDSA_P521_SHA512_ASN1_SIGNING,
+                &ECDSA_P521_SHA512_FIXED_SIGNING,
+                Curve::P521,
+            ),
+        ]
+        .into_iter()
+        .find_map(|(der, fixed, curve)| match (ec(der), ec(fixed)) {
+            (Ok(der), Ok(fixed)) => Some(ServerKey::Ecdsa { der, fixed, curve }),
+            _ => None,
+        }) {
+            key
         } else {
             return Err(SignatureAuthError::Key);
         };
@@ -150,7 +197,7 @@ impl ServerCredential {
 
     /// The hash algorithms we announce (RFC 7427 §4).
     pub fn announced_hashes() -> Vec<u8> {
-        [hash_id::SHA2_256, hash_id::SHA2_384]
+        [hash_id::SHA2_256, hash_id::SHA2_384, hash_id::SHA2_512]
             .iter()
             .flat_map(|h| h.to_be_bytes())
             .collect()
@@ -191,36 +238,22 @@ impl ServerCredential {
                     with_algorithm(SHA256_WITH_RSA, &signature),
                 ))
             }
-            ServerKey::Ecdsa { der, fixed, p384 } => {
-                let wanted = if *p384 {
-                    hash_id::SHA2_384
-                } else {
-                    hash_id::SHA2_256
-                };
-                if rfc7427 && peer_hashes.contains(&wanted) {
+            ServerKey::Ecdsa { der, fixed, curve } => {
+                if rfc7427 && peer_hashes.contains(&curve.hash_id()) {
                     let signature = der
                         .sign(&rng, signed)
                         .map_err(|_| SignatureAuthError::Sign)?;
-                    let algorithm = if *p384 {
-                        ECDSA_WITH_SHA384
-                    } else {
-                        ECDSA_WITH_SHA256
-                    };
                     Ok((
                         auth_method::DIGITAL_SIGNATURE,
-                        with_algorithm(algorithm, signature.as_ref()),
+                        with_algorithm(curve.rfc7427_algorithm(), signature.as_ref()),
                     ))
                 } else {
-                    // RFC 4754 §3: methods 9/10, r || s, the curve's own hash.
+                    // RFC 4754 §3: methods 9/10/11, r || s, the curve's own
+                    // hash.
                     let signature = fixed
                         .sign(&rng, signed)
                         .map_err(|_| SignatureAuthError::Sign)?;
-                    let method = if *p384 {
-                        auth_method::ECDSA_SHA384_P384
-                    } else {
-                        auth_method::ECDSA_SHA256_P256
-                    };
-                    Ok((method, signature.as_ref().to_vec()))
+                    Ok((curve.rfc4754_method(), signature.as_ref().to_vec()))
                 }
             }
         }
@@ -285,6 +318,36 @@ mod tests {
         let key = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
         let pkcs8 = key.as_der().unwrap().as_ref().to_vec();
         ServerCredential::from_pkcs8(vec![vec![0x30]], &pkcs8).unwrap()
+    }
+
+    /// RFC 4754 §3 method 11 (r || s, 66 octets each) without RFC 7427;
+    /// with it, method 14 with ecdsa-with-SHA512 and a DER signature.
+    #[test]
+    fn p521_signs_method_11_or_rfc7427_with_sha512() {
+        let rng = SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P521_SHA512_FIXED_SIGNING, &rng).unwrap();
+        let credential = ServerCredential::from_pkcs8(vec![vec![0x30]], pkcs8.as_ref()).unwrap();
+        let public = credential.public_key();
+        let (method, signature) = credential.sign(b"signed octets", &[]).unwrap();
+        assert_eq!(method, auth_method::ECDSA_SHA512_P521);
+        assert_eq!(signature.len(), 132);
+        UnparsedPublicKey::new(&sig::ECDSA_P521_SHA512_FIXED, &public)
+            .verify(b"signed octets", &signature)
+            .expect("verifies");
+        assert!(
+            UnparsedPublicKey::new(&sig::ECDSA_P521_SHA512_FIXED, &public)
+                .verify(b"other octets", &signature)
+                .is_err()
+        );
+        let (method, data) = credential
+            .sign(b"signed octets", &[hash_id::SHA2_256, hash_id::SHA2_512])
+            .unwrap();
+        assert_eq!(method, auth_method::DIGITAL_SIGNATURE);
+        let algorithm = &data[1..1 + ECDSA_WITH_SHA512.len()];
+        assert_eq!(algorithm, ECDSA_WITH_SHA512);
+        UnparsedPublicKey::new(&sig::ECDSA_P521_SHA512_ASN1, &public)
+            .verify(b"signed octets", &data[1 + ECDSA_WITH_SHA512.len()..])
+            .expect("verifies");
     }
 
     #[test]
