@@ -21,7 +21,12 @@ const MARK: &str =
 /// READY=1 once its control socket listens ([`notify_ready`]), so
 /// `systemctl start` (and provisioning's `enable --now`) returns when
 /// `ras client status` can already talk to it, and a daemon that cannot
-/// start makes the start fail instead of looking active.
+/// start makes the start fail instead of looking active. `KillMode=mixed`:
+/// on stop only the daemon gets SIGTERM; it then runs `resolvectl revert`
+/// and `ip` while it takes its connections down, and under the default
+/// (control-group) systemd, still sweeping the cgroup, killed those too
+/// (seen under a real systemd: "resolvectl revert failed" with no
+/// message). What is left when the daemon has exited gets SIGKILL.
 pub fn unit_text(ras: &Path, state: &Path, socket: Option<&Path>) -> String {
     let mut args = vec![
         ras.display().to_string(),
@@ -37,7 +42,7 @@ pub fn unit_text(ras: &Path, state: &Path, socket: Option<&Path>) -> String {
     let exec: Vec<String> = args.iter().map(|a| exec_word(a)).collect();
     let exec = exec.join(" ");
     format!(
-        "{MARK}\n[Unit]\nDescription=ras VPN client (provisioned connections)\nDocumentation=man:ras(1)\nWants=network-online.target\nAfter=network-online.target\n\n[Service]\nType=notify\nNotifyAccess=main\nExecStart={exec}\nRestart=on-failure\nRestartSec=2\n\n[Install]\nWantedBy=multi-user.target\n"
+        "{MARK}\n[Unit]\nDescription=ras VPN client (provisioned connections)\nDocumentation=man:ras(1)\nWants=network-online.target\nAfter=network-online.target\n\n[Service]\nType=notify\nNotifyAccess=main\nExecStart={exec}\nKillMode=mixed\nRestart=on-failure\nRestartSec=2\n\n[Install]\nWantedBy=multi-user.target\n"
     )
 }
 
@@ -189,6 +194,7 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("\nType=notify\n"), "{text}");
+        assert!(text.contains("\nKillMode=mixed\n"), "{text}");
     }
 
     #[test]
