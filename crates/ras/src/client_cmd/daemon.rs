@@ -177,6 +177,7 @@ async fn serve(
         store.dir.display(),
         socket.display()
     );
+    super::unit::notify_ready();
 
     let clients = Arc::new(tokio::sync::Semaphore::new(MAX_CLIENTS));
     let stop = stop_signal();

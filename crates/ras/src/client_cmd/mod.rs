@@ -224,8 +224,14 @@ fn unprovision(
         }
     }
     if store.names()?.is_empty() {
-        if let Some(path) = unit::remove(unit_dir)? {
-            say!("removed {}", path.display());
+        if let Some(removed) = unit::remove(unit_dir)? {
+            say!("removed {}", removed.path.display());
+            if removed.stopped {
+                // systemd stopped the daemon with the unit: nobody to tell.
+                say!("stopped {}", unit::UNIT_NAME);
+                store.remove_empty_dirs();
+                return Ok(());
+            }
         }
         store.remove_empty_dirs();
     }
