@@ -15,13 +15,20 @@
 //! server, so the load generator's own cost grows with the square of the
 //! PPTP clients (real PPTP clients are separate hosts).
 //!
+//! With `--kill-primary-radius-at SECS` a second FreeRADIUS (the
+//! alternate, 127.0.0.2) is configured after the first, and the primary is
+//! killed with SIGKILL SECS seconds into the run: the report adds the
+//! logins refused after the kill (goal 0: the alternate takes over) and
+//! how long after the kill the first login through the alternate came up,
+//! and the Start/Stop check reads both detail files.
+//!
 //! Exits non-zero when a check fails, so it can gate a release.
 
 use std::collections::{HashMap, HashSet};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -58,6 +65,10 @@ pub struct SoakArgs {
     /// New connects per second while the sessions ramp up.
     #[arg(long, default_value_t = 400)]
     ramp_rate: u32,
+    /// Configure a second FreeRADIUS (the alternate) and SIGKILL the
+    /// primary this many seconds into the run (issue 18's fault).
+    #[arg(long, value_name = "SECS")]
+    kill_primary_radius_at: Option<f64>,
 }
 
 /// What the client slots saw.
@@ -73,12 +84,37 @@ struct Stats {
     lost: AtomicU64,
     /// Causes of failures and losses, counted.
     causes: Mutex<HashMap<String, u64>>,
+    /// When the primary RADIUS server was killed (with
+    /// `--kill-primary-radius-at`).
+    killed: OnceLock<Instant>,
+    /// Logins that failed after the kill.
+    failed_after_kill: AtomicU64,
+    /// Logins started after the kill that came up.
+    up_after_kill: AtomicU64,
+    /// Microseconds from the kill to the first of them.
+    first_up_after_kill_us: AtomicU64,
 }
 
 impl Stats {
     fn fail(&self, cause: String) {
         self.failed.fetch_add(1, Ordering::Relaxed);
+        if self.killed.get().is_some() {
+            self.failed_after_kill.fetch_add(1, Ordering::Relaxed);
+        }
         self.note(cause);
+    }
+
+    /// A login that started at `started` came up now.
+    fn came_up(&self, started: Instant) {
+        self.up.fetch_add(1, Ordering::Relaxed);
+        self.current.fetch_add(1, Ordering::Relaxed);
+        if let Some(k) = self.killed.get() {
+            if started >= *k {
+                self.up_after_kill.fetch_add(1, Ordering::Relaxed);
+                let us = k.elapsed().as_micros().min(u128::from(u64::MAX)) as u64;
+                self.first_up_after_kill_us.fetch_min(us, Ordering::Relaxed);
+            }
+        }
     }
 
     /// Counts a cause of failure or loss.
@@ -116,8 +152,20 @@ pub fn run(args: SoakArgs) -> anyhow::Result<()> {
     )
     .map_err(anyhow::Error::msg)
     .context("starting FreeRADIUS")?;
+    let mut alternate = match args.kill_primary_radius_at {
+        Some(_) => Some(
+            FreeRadius::start(
+                &dir.join("freeradius-alternate"),
+                Some(&topo.ns("srv")),
+                Ipv4Addr::new(127, 0, 0, 2),
+            )
+            .map_err(anyhow::Error::msg)
+            .context("starting the alternate FreeRADIUS")?,
+        ),
+        None => None,
+    };
     let slots = args.sessions + args.pptp_sessions;
-    let server = start_server(&topo, &ras, &dir, slots + 64)?;
+    let server = start_server(&topo, &ras, &dir, slots + 64, alternate.is_some())?;
     let admin = dir.join("admin.sock");
     println!(
         "soak: {} SSTP + {} PPTP client slots for {:.1} min, hold ~{:.0} s, {:.0}% abrupt drops; RADIUS: FreeRADIUS; machine: {} CPUs",
@@ -130,6 +178,12 @@ pub fn run(args: SoakArgs) -> anyhow::Result<()> {
     );
 
     let stats = Arc::new(Stats::default());
+    stats
+        .first_up_after_kill_us
+        .store(u64::MAX, Ordering::Relaxed);
+    if let Some(at) = args.kill_primary_radius_at {
+        println!("soak: the primary FreeRADIUS is killed (SIGKILL) at {at:.0} s; the alternate is 127.0.0.2");
+    }
     let (stop_tx, stop_rx) = watch::channel(false);
     let deadline = Instant::now() + Duration::from_secs_f64(args.minutes * 60.0);
     let mut drivers = Vec::new();
@@ -166,14 +220,33 @@ pub fn run(args: SoakArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut rss = Vec::new();
     println!("  time  client-up  server-up  pool-in-use  attempts  failed  lost  RSS-KiB");
+    let mut next_sample = started + Duration::from_secs(10);
     while Instant::now() < deadline + Duration::from_secs(5) {
-        std::thread::sleep(
-            Duration::from_secs(10)
-                .min((deadline + Duration::from_secs(5)).saturating_duration_since(Instant::now())),
-        );
+        let mut wake = next_sample.min(deadline + Duration::from_secs(5));
+        let kill_at = args
+            .kill_primary_radius_at
+            .filter(|_| stats.killed.get().is_none())
+            .map(|secs| started + Duration::from_secs_f64(secs));
+        if let Some(k) = kill_at {
+            wake = wake.min(k);
+        }
+        std::thread::sleep(wake.saturating_duration_since(Instant::now()));
         if crate::interrupt::requested() {
             break;
         }
+        if kill_at.is_some_and(|k| Instant::now() >= k) {
+            radius.stop();
+            let _ = stats.killed.set(Instant::now());
+            println!(
+                "{:5.0}s  primary FreeRADIUS killed",
+                started.elapsed().as_secs_f64()
+            );
+            continue;
+        }
+        if Instant::now() < next_sample {
+            continue;
+        }
+        next_sample += Duration::from_secs(10);
         let m = metrics(&admin).unwrap_or_default();
         let kib = crate::rss_kib(server.child.id())?;
         rss.push((started.elapsed().as_secs_f64(), kib));
@@ -217,8 +290,16 @@ pub fn run(args: SoakArgs) -> anyhow::Result<()> {
     let mut starts = HashSet::new();
     let mut stops = HashSet::new();
     let settle = Instant::now();
+    let details = || {
+        let mut text = radius.detail();
+        if let Some(a) = &alternate {
+            text.push_str("\n\n");
+            text.push_str(&a.detail());
+        }
+        text
+    };
     while settle.elapsed() < Duration::from_secs(120) {
-        (starts, stops) = accounting(&radius.detail());
+        (starts, stops) = accounting(&details());
         if starts.len() as u64 >= up && stops.len() >= starts.len() {
             break;
         }
@@ -240,21 +321,47 @@ pub fn run(args: SoakArgs) -> anyhow::Result<()> {
     for (cause, n) in causes.iter() {
         println!("  {n}×: {cause}");
     }
+    let files = if alternate.is_some() {
+        "the two FreeRADIUS detail files"
+    } else {
+        "FreeRADIUS's detail file"
+    };
     println!(
-        "accounting: {} Starts and {} Stops in FreeRADIUS's detail file for {up} sessions up: {start_missing} Starts and {stop_missing} Stops missing",
+        "accounting: {} Starts and {} Stops in {files} for {up} sessions up: {start_missing} Starts and {stop_missing} Stops missing",
         starts.len(),
         stops.len()
     );
+    let mut refused_after_kill = 0;
+    if let Some(k) = stats.killed.get() {
+        refused_after_kill = stats.failed_after_kill.load(Ordering::Relaxed);
+        let first = stats.first_up_after_kill_us.load(Ordering::Relaxed);
+        let first = if first == u64::MAX {
+            "none came up".to_owned()
+        } else {
+            format!("{:.2} s after the kill", first as f64 / 1e6)
+        };
+        println!(
+            "RADIUS failover: primary killed at {:.0} s; after the kill {} logins came up through the alternate (first {first}) and {refused_after_kill} failed (goal 0)",
+            k.duration_since(started).as_secs_f64(),
+            stats.up_after_kill.load(Ordering::Relaxed),
+        );
+    }
     println!(
         "addresses: {leaked:.0} still in use and {sessions_left:.0} sessions left {address_settle:.1} s after the last client went"
     );
     report_memory(&rss, args.minutes * 60.0);
     drop(server);
     radius.stop();
+    if let Some(a) = alternate.as_mut() {
+        a.stop();
+    }
     drop(topo);
     let _ = std::fs::remove_dir_all(&dir);
     if start_missing > 0 || stop_missing > 0 || leaked > 0.0 || sessions_left > 0.0 {
         bail!("soak failed: accounting records lost or addresses leaked (above)");
+    }
+    if refused_after_kill > 0 {
+        bail!("soak failed: logins refused after the primary RADIUS server was killed (above)");
     }
     Ok(())
 }
@@ -304,6 +411,7 @@ async fn slot(
         let notify = Arc::new(Notify::new());
         let (end_tx, end_rx) = watch::channel(false);
         let network: Arc<dyn client::network::Network> = Arc::new(NoNetwork(notify.clone()));
+        let started = Instant::now();
         let session = options.connect(network, end_rx);
         tokio::pin!(session);
         stats.attempts.fetch_add(1, Ordering::Relaxed);
@@ -323,8 +431,7 @@ async fn slot(
                 continue;
             }
         }
-        stats.up.fetch_add(1, Ordering::Relaxed);
-        stats.current.fetch_add(1, Ordering::Relaxed);
+        stats.came_up(started);
         let (hold, abrupt) = {
             let mut rng = rand::thread_rng();
             // Exponential holding time, at least a second.
@@ -420,6 +527,7 @@ fn start_server(
     ras: &Path,
     dir: &Path,
     ports: usize,
+    alternate: bool,
 ) -> anyhow::Result<crate::Server> {
     let state = dir.join("state");
     std::fs::create_dir_all(&state)?;
@@ -459,11 +567,16 @@ nas_identifier = "ras-soak"
 [[radius.servers]]
 address = "127.0.0.1"
 secret_file = "radius.secret"
-
+{alternate}
 [admin]
 socket = {admin:?}
 "#,
             admin = dir.join("admin.sock"),
+            alternate = if alternate {
+                "\n[[radius.servers]]\naddress = \"127.0.0.2\"\nsecret_file = \"radius.secret\"\n"
+            } else {
+                ""
+            },
         ),
     )?;
     crate::spawn_server(topo, ras, &config)

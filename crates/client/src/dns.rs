@@ -239,7 +239,14 @@ fn resolvectl(args: &[&str]) -> Result<String, DnsError> {
         .output()
         .map_err(|e| err(e.to_string()))?;
     if !out.status.success() {
-        return Err(err(String::from_utf8_lossy(&out.stderr).trim().to_owned()));
+        // resolvectl says why on stderr; killed, or silent, it says
+        // nothing, and the exit status is all there is.
+        let said = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+        return Err(err(if said.is_empty() {
+            out.status.to_string()
+        } else {
+            said
+        }));
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }

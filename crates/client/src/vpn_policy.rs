@@ -158,6 +158,33 @@ pub struct TrustPolicy {
     pub ca: Option<PathBuf>,
     /// Or exactly this certificate (SHA-256, hex; SSTP only).
     pub fingerprint: Option<String>,
+    /// With `ca`, for IKE certificates (ikev2, l2tp with a certificate):
+    /// certificate revocation lists (RFC 5280 §5, PEM or DER) the server's
+    /// chain is checked against; a certificate they list is refused. Read
+    /// at provisioning (a bad file is refused then) and at each attempt.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub crl_files: Vec<PathBuf>,
+    /// What to do with a certificate whose issuer has no current CRL.
+    #[serde(default, skip_serializing_if = "CrlPolicyName::is_default")]
+    pub crl_policy: CrlPolicyName,
+}
+
+/// `trust.crl_policy`: as `ras connect --crl-strict` and the server's
+/// `crl_policy`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CrlPolicyName {
+    /// No current CRL for the issuer: the certificate is accepted.
+    #[default]
+    IfAvailable,
+    /// No current CRL for the issuer: the certificate is refused.
+    Strict,
+}
+
+impl CrlPolicyName {
+    fn is_default(&self) -> bool {
+        *self == CrlPolicyName::IfAvailable
+    }
 }
 
 impl ConnectionPolicy {
@@ -282,6 +309,7 @@ fn check_connection(
         ("routes", c.routes.len()),
         ("dns_suffixes", c.dns_suffixes.len()),
         ("trusted_networks", c.trusted_networks.len()),
+        ("trust.crl_files", c.trust.crl_files.len()),
     ];
     for (field, len) in lists {
         if len > LIST_MAX {
@@ -335,7 +363,59 @@ fn check_connection(
         }
     }
     check_files(c, at)?;
+    check_crls(c, at)?;
     check_auth(c, at)
+}
+
+/// CRLs check the server's IKE certificate against `trust.ca`: without a
+/// CA or an IKE protocol they would check nothing, which is said rather
+/// than ignored.
+fn check_crls(c: &ConnectionPolicy, at: &dyn Fn(&str) -> String) -> Result<(), (String, String)> {
+    let t = &c.trust;
+    if t.crl_files.is_empty() {
+        if t.crl_policy == CrlPolicyName::Strict {
+            return Err((
+                at("trust.crl_policy"),
+                "\"strict\" needs `crl_files` (without CRLs every certificate would be refused)"
+                    .into(),
+            ));
+        }
+        return Ok(());
+    }
+    if t.ca.is_none() {
+        return Err((
+            at("trust.crl_files"),
+            "CRLs need `trust.ca` (they check the server's chain up to it)".into(),
+        ));
+    }
+    let ike = c
+        .protocol_order()
+        .iter()
+        .any(|p| *p == Protocol::Ikev2 || (*p == Protocol::L2tp && c.auth.certificate.is_some()));
+    if !ike {
+        return Err((
+            at("trust.crl_files"),
+            "CRLs apply to IKE certificates (ikev2, l2tp with a certificate) only".into(),
+        ));
+    }
+    for (j, path) in t.crl_files.iter().enumerate() {
+        if !path.is_absolute() {
+            return Err((
+                at(&format!("trust.crl_files[{j}]")),
+                format!(
+                    "{}: an absolute path is needed (the daemon does not run where the document was written)",
+                    path.display()
+                ),
+            ));
+        }
+        if t.crl_files[..j].contains(path) {
+            return Err((
+                at(&format!("trust.crl_files[{j}]")),
+                format!("{} is listed twice", path.display()),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn check_files(c: &ConnectionPolicy, at: &dyn Fn(&str) -> String) -> Result<(), (String, String)> {
@@ -656,6 +736,65 @@ ca = "/etc/ras/client/office-ca.pem"
             doc.connections[0].protocol_order(),
             AUTOMATIC_ORDER.to_vec()
         );
+    }
+
+    #[test]
+    fn crls_belong_to_the_ca_of_ike_certificates() {
+        let with = |trust_extra: &str| {
+            GOOD.replace(
+                "ca = \"/etc/ras/client/office-ca.pem\"",
+                &format!("ca = \"/etc/ras/client/office-ca.pem\"\n{trust_extra}"),
+            )
+        };
+        let doc = parse(
+            &with("crl_files = [\"/etc/ras/client/office.crl\", \"/etc/ras/client/sub.crl\"]\ncrl_policy = \"strict\""),
+            Path::new("p.toml"),
+        )
+        .unwrap();
+        let t = &doc.connections[0].trust;
+        assert_eq!(t.crl_files.len(), 2);
+        assert_eq!(t.crl_policy, CrlPolicyName::Strict);
+        // Stored and read back the same.
+        let stored = toml::to_string(&doc).unwrap();
+        assert!(stored.contains("crl_policy = \"strict\""), "{stored}");
+        assert_eq!(parse(&stored, Path::new("s.toml")).unwrap(), doc);
+        // The default policy is if-available, and not written out.
+        let doc = parse(&with("crl_files = [\"/c.crl\"]"), Path::new("p.toml")).unwrap();
+        assert_eq!(
+            doc.connections[0].trust.crl_policy,
+            CrlPolicyName::IfAvailable
+        );
+        assert!(!toml::to_string(&doc).unwrap().contains("crl_policy"));
+
+        let e = err(&with("crl_files = [\"/c.crl\", \"c2.crl\"]"));
+        assert_eq!(e.field.as_deref(), Some("connection[0].trust.crl_files[1]"));
+        assert!(e.message.contains("absolute"), "{e}");
+        assert_eq!(e.line, 17, "{e}");
+        let e = err(&with("crl_files = [\"/c.crl\", \"/c.crl\"]"));
+        assert_eq!(e.field.as_deref(), Some("connection[0].trust.crl_files[1]"));
+        let e = err(&with("crl_policy = \"strict\""));
+        assert_eq!(e.field.as_deref(), Some("connection[0].trust.crl_policy"));
+        assert!(e.message.contains("crl_files"), "{e}");
+        let e = err(&with(
+            "crl_files = [\"/c.crl\"]\ncrl_policy = \"sometimes\"",
+        ));
+        assert_eq!(e.field.as_deref(), Some("connection[0].trust.crl_policy"));
+        assert_eq!(e.line, 18, "{e}");
+        // SSTP alone checks no IKE certificate.
+        let e =
+            err(&with("crl_files = [\"/c.crl\"]").replace("[\"ikev2\", \"sstp\"]", "[\"sstp\"]"));
+        assert_eq!(e.field.as_deref(), Some("connection[0].trust.crl_files"));
+        assert!(e.message.contains("IKE"), "{e}");
+        // No CA: refused (a fingerprint pins one certificate, no chain).
+        let fp = "ab".repeat(32);
+        let e = err(
+            &GOOD.replace("[\"ikev2\", \"sstp\"]", "[\"sstp\"]").replace(
+                "ca = \"/etc/ras/client/office-ca.pem\"",
+                &format!("fingerprint = \"{fp}\"\ncrl_files = [\"/c.crl\"]"),
+            ),
+        );
+        assert_eq!(e.field.as_deref(), Some("connection[0].trust.crl_files"));
+        assert!(e.message.contains("trust.ca"), "{e}");
     }
 
     #[test]

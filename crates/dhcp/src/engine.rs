@@ -139,6 +139,16 @@ pub struct Counts {
     pub waiting: usize,
 }
 
+/// A lease bound now, as the DHCP server knows it: what a DHCPRELEASE for
+/// it needs (RFC 2131 §4.4.6: ciaddr, server identifier, and the client's
+/// chaddr and client identifier, which is derived from chaddr).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct HeldLease {
+    pub addr: Ipv4Addr,
+    pub server: Ipv4Addr,
+    pub chaddr: [u8; 6],
+}
+
 /// The engine.
 #[derive(Debug)]
 pub struct Engine {
@@ -164,6 +174,9 @@ pub struct Engine {
     /// `EngineConfig::in_flight`).
     block_pending: usize,
     stopped: bool,
+    /// Grows whenever the set of bound leases (or a lease's server)
+    /// changes: the owner persists [`Engine::held_leases`] when it moved.
+    lease_generation: u64,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
 }
@@ -189,6 +202,7 @@ impl Engine {
             block_bound: 0,
             block_pending: 0,
             stopped: false,
+            lease_generation: 0,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
         }
@@ -224,6 +238,31 @@ impl Engine {
             .collect();
         v.sort();
         v.into_iter().map(|(_, a)| a).collect()
+    }
+
+    /// Every lease bound now with its server and identity, by address:
+    /// what a later process needs to release them if this one dies
+    /// without [`Engine::stop`].
+    pub fn held_leases(&self) -> Vec<HeldLease> {
+        let mut v: Vec<HeldLease> = self
+            .leases
+            .values()
+            .filter(|l| l.is_bound())
+            .filter_map(|l| {
+                l.binding().map(|b| HeldLease {
+                    addr: b.addr,
+                    server: b.server,
+                    chaddr: l.identity().chaddr,
+                })
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Changes whenever [`Engine::held_leases`] may have changed.
+    pub fn lease_generation(&self) -> u64 {
+        self.lease_generation
     }
 
     fn addr_of(&self, held: Held) -> Option<Ipv4Addr> {
@@ -376,6 +415,7 @@ impl Engine {
             return;
         }
         self.stopped = true;
+        self.lease_generation += 1;
         let mut numbers: Vec<u64> = self.leases.keys().copied().collect();
         numbers.sort();
         for n in numbers {
@@ -450,6 +490,13 @@ impl Engine {
     ) {
         if let Some(t) = transmit {
             self.transmits.push_back(t);
+        }
+        if matches!(
+            change,
+            Some(Change::Bound(_) | Change::Extended(_) | Change::Lost(_))
+        ) {
+            // An extension may come from another server (REBINDING).
+            self.lease_generation += 1;
         }
         if let Some(lease) = self.leases.get(&n) {
             let xid = lease.xid();

@@ -371,6 +371,40 @@ fn stop_releases_every_lease() {
 }
 
 #[test]
+fn held_leases_name_what_a_release_needs_and_the_generation_follows_them() {
+    let mut h = Harness::new(EngineConfig {
+        block: 3,
+        ..EngineConfig::default()
+    });
+    let g0 = h.engine.lease_generation();
+    assert!(h.engine.held_leases().is_empty());
+    h.allocate(1);
+    h.allocate(2);
+    let held = h.engine.held_leases();
+    assert_eq!(held.len(), 3, "{held:?}");
+    assert!(
+        h.engine.lease_generation() >= g0 + 3,
+        "one step per bound lease"
+    );
+    // Each entry is what the scripted server leased to that identity.
+    for l in &held {
+        assert_eq!(l.server, SERVER_ID);
+        let id = message::Identity { chaddr: l.chaddr }.client_id();
+        assert_eq!(h.server.leases.get(&id), Some(&l.addr), "{l:?}");
+    }
+    // Handing a bound lease to another session changes nothing the DHCP
+    // server knows: no new generation.
+    let g = h.engine.lease_generation();
+    h.engine.release(2);
+    h.allocate(3);
+    assert_eq!(h.engine.lease_generation(), g);
+    h.engine.stop();
+    h.pump();
+    assert!(h.engine.held_leases().is_empty());
+    assert!(h.engine.lease_generation() > g);
+}
+
+#[test]
 fn no_answer_falls_back_to_apipa_then_retries_dhcp() {
     let cfg = EngineConfig {
         answer_timeout: Duration::from_secs(8),

@@ -16,6 +16,6 @@ pub mod relay;
 #[cfg(test)]
 mod engine_tests;
 
-pub use engine::{Allocation, Engine, EngineConfig, Event, SessionKey};
+pub use engine::{Allocation, Engine, EngineConfig, Event, HeldLease, SessionKey};
 pub use lease::{Destination, Transmit};
 pub use relay::{Relay, RelayError, Relayed};

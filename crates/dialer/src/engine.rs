@@ -26,7 +26,7 @@ use client::sstp::{ConnectError, SessionEnd, UpCallback, UpStatus};
 use client::target::{Protocol, Target};
 use client::verify::Trust;
 use profile::endpoint::ServerAddress;
-use profile::model::{ActionPoint, ConnectionKind, ServiceProfile, VpnProtocol};
+use profile::model::{ActionPoint, ConnectionKind, ServiceProfile};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use zeroize::Zeroizing;
@@ -700,6 +700,15 @@ impl Dialer {
     async fn tunnel(&mut self, logon: &Logon, host: &HostOptions) -> Result<Link, AttemptError> {
         let servers = self.profile.vpn.servers.clone();
         let protocols = self.profile.vpn.protocols.clone();
+        // Several protocols: the one that last worked first (remembered.rs).
+        let memory = crate::remembered::ProtocolMemory::new(&self.dir(), &self.profile.short_name);
+        let ordered = crate::remembered::order(&protocols, memory.read());
+        if protocols.len() > 1 && ordered != protocols {
+            self.log.line(&format!(
+                "trying {} first: it worked last time",
+                crate::remembered::scheme(ordered[0])
+            ));
+        }
         let user = self.full_user_name(logon);
         // The first real cause of failure is what the user is told; later
         // tries (another protocol, another server) rarely explain more.
@@ -715,13 +724,8 @@ impl Dialer {
                     continue;
                 }
             };
-            for protocol in &protocols {
-                let scheme = match protocol {
-                    VpnProtocol::Sstp => "sstp",
-                    VpnProtocol::Pptp => "pptp",
-                    VpnProtocol::L2tp => "l2tp",
-                    VpnProtocol::Ikev2 => "ikev2",
-                };
+            for protocol in &ordered {
+                let scheme = crate::remembered::scheme(*protocol);
                 // Each protocol on its own port (profile::endpoint): a port
                 // written for SSTP is never tried with PPTP.
                 let Some((host_name, port)) = address.endpoint(*protocol, &protocols) else {
@@ -885,6 +889,14 @@ impl Dialer {
                 match result {
                     Ok((link, up)) => {
                         self.log.line(&format!("tunnel up: {}", up.link));
+                        if protocols.len() > 1 {
+                            if let Err(e) = memory.write(*protocol) {
+                                self.say(&format!(
+                                    "warning: cannot remember {scheme} for the next connection in {}: {e}",
+                                    memory.path().display()
+                                ));
+                            }
+                        }
                         return Ok(link);
                     }
                     Err(AttemptError::Failed(e, retry)) => {

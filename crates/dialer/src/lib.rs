@@ -11,6 +11,7 @@ pub mod action;
 pub mod command_line;
 pub mod engine;
 pub mod macros;
+pub mod remembered;
 pub mod status;
 
 pub use engine::{DialError, Dialer, Ending, HostOptions, Logon, Progress};

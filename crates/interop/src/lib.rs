@@ -29,6 +29,7 @@
 
 pub mod dnsmasq;
 pub mod freeradius;
+pub mod mountns;
 pub mod netns;
 pub mod softether;
 pub mod strongswan;

@@ -591,21 +591,34 @@ fn read_ike_certificates(
 /// The CRLs of `--crl` (RFC 5280 §5), under `--crl-strict` or not; each
 /// failure names the file. An expired CRL is warned about on stderr.
 fn read_crls(args: &ConnectArgs) -> anyhow::Result<ipsec::ikev1::revocation::Revocation> {
-    use ipsec::ikev1::revocation::{CrlPolicy, CrlSet, Revocation};
-    let policy = match args.crl_strict {
+    use ipsec::ikev1::revocation::Revocation;
+    let set = load_crls(&args.crls, args.crl_strict, "--crl ")?;
+    let revocation = Revocation::new(set);
+    revocation.set_warning_sink(|line| eprintln!("warning: {line}"));
+    Ok(revocation)
+}
+
+/// Reads and parses CRL files (also what `ras client provision` checks a
+/// policy's `trust.crl_files` with); each failure names the file after
+/// `what` (the option or field).
+pub(crate) fn load_crls(
+    paths: &[std::path::PathBuf],
+    strict: bool,
+    what: &str,
+) -> anyhow::Result<ipsec::ikev1::revocation::CrlSet> {
+    use ipsec::ikev1::revocation::{CrlPolicy, CrlSet};
+    let policy = match strict {
         true => CrlPolicy::Strict,
         false => CrlPolicy::IfAvailable,
     };
     let mut set = CrlSet::new(policy);
-    for path in &args.crls {
+    for path in paths {
         let contents = std::fs::read(path)
             .with_context(|| format!("reading the CRL file {}", path.display()))?;
         set.add(&contents)
-            .map_err(|e| anyhow::anyhow!("--crl {}: {e}", path.display()))?;
+            .map_err(|e| anyhow::anyhow!("{what}{}: {e}", path.display()))?;
     }
-    let revocation = Revocation::new(set);
-    revocation.set_warning_sink(|line| eprintln!("warning: {line}"));
-    Ok(revocation)
+    Ok(set)
 }
 
 /// `ras connect ikev2:// --cert --key`: our chain (leaf first) and the

@@ -130,6 +130,44 @@ fn provisioning_round_trip() {
         "no temporary files left"
     );
 
+    // A CRL file that is not a CRL: refused at provisioning, naming the
+    // connection, the field and the file; nothing stored changes.
+    let crl = dir.path().join("office.crl");
+    std::fs::write(&crl, "not a CRL\n").unwrap();
+    let with_crl = format!(
+        "[[connection]]\nname = \"lab\"\nservers = [\"lab.example.com\"]\nprotocols = [\"ikev2\"]\n[connection.auth]\nuser = \"alice\"\npassword = \"pw\"\n[connection.trust]\nca = \"/etc/ras/client/ca.pem\"\ncrl_files = [{crl:?}]\ncrl_policy = \"strict\"\n"
+    );
+    std::fs::write(&doc, &with_crl).unwrap();
+    let provision_doc = || {
+        ras_client(
+            &state,
+            &socket,
+            &[
+                "provision",
+                doc.to_str().unwrap(),
+                "--unit-dir",
+                units.to_str().unwrap(),
+            ],
+        )
+    };
+    let out = provision_doc();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("connection lab: trust.crl_files") && stderr.contains("office.crl"),
+        "{stderr}"
+    );
+    assert!(!state.join("connections/lab.toml").exists());
+    // A missing one too.
+    std::fs::remove_file(&crl).unwrap();
+    let out = provision_doc();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("reading the CRL file"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read_to_string(&stored).unwrap(), stored_text);
+
     // Unprovisioning removes all of it and nothing else.
     let out = ras_client(
         &state,
@@ -161,6 +199,11 @@ struct Daemon {
 
 impl Daemon {
     fn start(topo: &Topology, state: &Path, socket: &Path) -> Daemon {
+        Daemon::start_with(topo, state, socket, &[])
+    }
+
+    /// With more options of `ras client run`.
+    fn start_with(topo: &Topology, state: &Path, socket: &Path, run: &[&str]) -> Daemon {
         let mut child = topo
             .command("cli1", RAS)
             .arg("client")
@@ -169,6 +212,7 @@ impl Daemon {
             .arg("--socket")
             .arg(socket)
             .arg("run")
+            .args(run)
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -291,6 +335,26 @@ fn status_of(state: &Path, socket: &Path, name: &str) -> Value {
         .unwrap_or_else(|| panic!("{name} not in {all}"))
 }
 
+/// `ras client metrics`: the Prometheus text.
+fn metrics(state: &Path, socket: &Path) -> String {
+    let out = ras_client(state, socket, &["metrics"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The value of the sample `series` (name and labels) in `text`.
+fn sample(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series).and_then(|v| v.strip_prefix(' ')))
+        .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+        .parse()
+        .unwrap()
+}
+
 fn server_config(dir: &Path, ikev2_section: bool) -> PathBuf {
     let state = dir.join("state");
     let config = dir.join("ras.toml");
@@ -331,7 +395,12 @@ fn always_on_sstp_connection_reconnects_and_stops_on_request() {
             "[[connection]]\nname = \"office\"\nservers = [\"{SERVER_FOR_CLI1}\"]\nprotocols = [\"sstp\"]\nalways_on = true\ndns = false\nroutes = [\"172.31.0.0/24\"]\ninterface = \"ras-cd0\"\n[connection.auth]\nuser = \"alice\"\npassword = \"correct horse battery\"\n[connection.trust]\nfingerprint = \"{fp}\"\n"
         ),
     );
-    let mut daemon = Daemon::start(&topo, &state, &socket);
+    let mut daemon = Daemon::start_with(
+        &topo,
+        &state,
+        &socket,
+        &["--metrics-listen", "127.0.0.1:19559"],
+    );
     let events = EventStream::open(&state, &socket);
     let connecting = events.expect("connecting", &["connected"], Duration::from_secs(20));
     assert_eq!(connecting["protocol"], "sstp");
@@ -342,6 +411,10 @@ fn always_on_sstp_connection_reconnects_and_stops_on_request() {
         .expect("an address")
         .to_owned();
     assert!(address.starts_with("10.0.10."), "{connected}");
+    let handshake_ms = connected["handshake_ms"]
+        .as_u64()
+        .expect("a handshake time");
+    assert!(handshake_ms > 0 && handshake_ms < 30_000, "{connected}");
     assert!(connected["routes"]
         .as_array()
         .unwrap()
@@ -368,6 +441,72 @@ fn always_on_sstp_connection_reconnects_and_stops_on_request() {
         |key: &str, by: u64| second[key].as_u64().unwrap() >= first[key].as_u64().unwrap() + by;
     assert!(grew("bytes_out", 2 * 1024 * 1024), "{first} then {second}");
     assert!(grew("bytes_in", 1), "{first} then {second}");
+    assert_eq!(second["handshake_ms"].as_u64(), Some(handshake_ms));
+    // The same counters as Prometheus text.
+    let text = metrics(&state, &socket);
+    let bytes_out = sample(
+        &text,
+        r#"ras_client_bytes_total{connection="office",direction="out"}"#,
+    );
+    assert!(bytes_out >= 2.0 * 1024.0 * 1024.0, "{text}");
+    assert!(
+        sample(
+            &text,
+            r#"ras_client_bytes_total{connection="office",direction="in"}"#
+        ) > 0.0,
+        "{text}"
+    );
+    assert!(
+        sample(
+            &text,
+            r#"ras_client_packets_total{connection="office",direction="out"}"#
+        ) > 0.0,
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            r#"ras_client_connection_up{connection="office",protocol="sstp"}"#
+        ),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            r#"ras_client_handshake_seconds{connection="office"}"#
+        ),
+        handshake_ms as f64 / 1000.0,
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            r#"ras_client_reconnects_total{connection="office",cause="connection_lost"}"#
+        ),
+        0.0,
+        "{text}"
+    );
+    // The same over HTTP (--metrics-listen), as a scraper reads it.
+    let scraped = topo
+        .command("cli1", "curl")
+        .args(["-sSf", "-D", "-", "http://127.0.0.1:19559/metrics"])
+        .output()
+        .expect("curl");
+    let scraped = String::from_utf8_lossy(&scraped.stdout).into_owned();
+    assert!(
+        scraped
+            .to_ascii_lowercase()
+            .contains("content-type: text/plain; version=0.0.4"),
+        "{scraped}"
+    );
+    assert!(
+        sample(
+            &scraped,
+            r#"ras_client_bytes_total{connection="office",direction="out"}"#
+        ) >= bytes_out,
+        "{scraped}"
+    );
     // The table for people names the connection and its state.
     let table = ras_client(&state, &socket, &["status"]);
     let table = String::from_utf8_lossy(&table.stdout);
@@ -381,11 +520,21 @@ fn always_on_sstp_connection_reconnects_and_stops_on_request() {
     let reconnecting = events.expect("reconnecting", &[], Duration::from_secs(30));
     let cause = reconnecting["cause"].as_str().unwrap_or_default();
     assert!(cause.starts_with("connection lost"), "{reconnecting}");
+    let lost_class = reconnecting["cause_class"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        lost_class == "connection_lost" || lost_class == "dead_peer",
+        "{reconnecting}"
+    );
     let retry = events.expect("reconnecting", &["connected"], Duration::from_secs(30));
     assert!(
         retry["cause"].as_str().unwrap_or_default().contains("sstp"),
         "{retry}"
     );
+    // Nothing listens on the server's port now.
+    assert_eq!(retry["cause_class"], "server_unreachable", "{retry}");
     assert_ne!(status_of(&state, &socket, "office")["state"], "connected");
 
     // Back again: connected with the same pinned certificate.
@@ -395,12 +544,32 @@ fn always_on_sstp_connection_reconnects_and_stops_on_request() {
     assert_eq!(again["protocol"], "sstp");
     std::thread::sleep(Duration::from_millis(300));
     assert!(ping(&topo, "cli1", LAN_HOST), "ping after the reconnect");
-    assert!(
-        status_of(&state, &socket, "office")["reconnects"]
-            .as_u64()
-            .unwrap()
-            >= 1
-    );
+    let after = status_of(&state, &socket, "office");
+    let reconnects = after["reconnects"].as_u64().unwrap();
+    assert!(reconnects >= 2, "{after}");
+    // The counters by cause add up to the reconnects (wanted once so far).
+    let text = metrics(&state, &socket);
+    let by_cause = |class: &str| {
+        sample(
+            &text,
+            &format!(r#"ras_client_reconnects_total{{connection="office",cause="{class}"}}"#),
+        )
+    };
+    assert!(by_cause(&lost_class) >= 1.0, "{text}");
+    assert!(by_cause("server_unreachable") >= 1.0, "{text}");
+    let total: f64 = [
+        "network_changed",
+        "dead_peer",
+        "auth_failed",
+        "certificate",
+        "server_unreachable",
+        "connection_lost",
+        "other",
+    ]
+    .iter()
+    .map(|c| by_cause(c))
+    .sum();
+    assert_eq!(total, reconnects as f64, "{after}\n{text}");
 
     // Disconnect on request: down, with the cause, and it stays down.
     let out = ras_client(&state, &socket, &["disconnect", "office"]);

@@ -45,6 +45,8 @@ fn sh(args: &[&str]) {
 struct NatClient {
     ns: String,
     nat: String,
+    /// The NAT's interface towards the client (the client's gateway).
+    outer: String,
 }
 
 impl NatClient {
@@ -126,7 +128,20 @@ impl NatClient {
             "net.netfilter.nf_conntrack_udp_timeout=20",
             "net.netfilter.nf_conntrack_udp_timeout_stream=20",
         ]);
-        NatClient { ns, nat }
+        NatClient { ns, nat, outer }
+    }
+
+    /// The network key the daemon should use for the client's network
+    /// (docs/MOBILE-CLIENT.md): its prefix, its gateway and the gateway's
+    /// MAC address.
+    fn network_key(&self) -> String {
+        let out = Command::new("ip")
+            .args(["-n", &self.nat, "-json", "link", "show", &self.outer])
+            .output()
+            .unwrap();
+        let links: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let mac = links[0]["address"].as_str().expect("the router's MAC");
+        format!("{NAT_SUBNET}.0/24 via {NAT_SUBNET}.1 at {mac}")
     }
 
     /// (packets, bytes) a named counter of the NAT saw since the last
@@ -291,17 +306,16 @@ fn the_daemon_measures_a_20_s_nat_and_the_idle_tunnel_survives() {
     );
     assert!((14..=22).contains(&seconds), "{measured}");
     assert!(keepalive < seconds && keepalive >= 5, "{measured}");
-    assert_eq!(measured["network"], format!("{NAT_SUBNET}.2"), "{measured}");
+    // Known by its prefix, gateway and the gateway's MAC, not our address.
+    let network = lab.nat.network_key();
+    assert_eq!(measured["network"], network.as_str(), "{measured}");
     let now = status(&lab.state, &lab.socket);
     assert_eq!(now["nat_timeout_s"].as_u64(), Some(seconds), "{now}");
     assert_eq!(now["keepalive_s"].as_u64(), Some(keepalive), "{now}");
     // Remembered for the network, root only.
     let file = lab.state.join("network/nat-timeouts.json");
     let remembered: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
-    assert_eq!(
-        remembered[format!("{NAT_SUBNET}.2")].as_u64(),
-        Some(seconds)
-    );
+    assert_eq!(remembered[&network].as_u64(), Some(seconds), "{remembered}");
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(
         std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
@@ -339,6 +353,11 @@ fn the_daemon_measures_a_20_s_nat_and_the_idle_tunnel_survives() {
     assert_eq!(after["reconnects"], 0, "{after}");
 
     // Again on the same network: the remembered value, no measurement.
+    // A key of an older version (our bare address) next to it is loaded
+    // with the file and not taken for this network.
+    let mut with_old = remembered.clone();
+    with_old[format!("{NAT_SUBNET}.2")] = Value::from(99u64);
+    std::fs::write(&file, serde_json::to_vec(&with_old).unwrap()).unwrap();
     let out = ras_client(&lab.state, &lab.socket, &["disconnect", "natted"]);
     assert!(out.status.success());
     events.expect("disconnected", &[], Duration::from_secs(15));
@@ -355,6 +374,7 @@ fn the_daemon_measures_a_20_s_nat_and_the_idle_tunnel_survives() {
     assert_eq!(again["nat_timeout_s"].as_u64(), Some(seconds), "{again}");
     assert_eq!(again["keepalive_s"].as_u64(), Some(keepalive), "{again}");
     assert_eq!(again["cause"], "remembered for this network", "{again}");
+    assert_eq!(again["network"], network.as_str(), "{again}");
     events.expect("connected", &["disconnected"], Duration::from_secs(30));
     let s = status(&lab.state, &lab.socket);
     assert_eq!(s["nat_timeout_s"].as_u64(), Some(seconds), "{s}");

@@ -301,6 +301,50 @@ fn direct_connection_runs_its_action_points_in_order_with_macros() {
     );
 }
 
+/// A profile listing two protocols (VpnStrategy=2: PPTP first, then
+/// SSTP) against a server without PPTP: the first dial falls back to SSTP
+/// and remembers it (`<ShortName>.protocol`, 0600); the next dial tries
+/// SSTP first and never PPTP (issue 15, "Connection Manager profiles use
+/// it").
+#[test]
+fn a_two_protocol_profile_tries_the_one_that_worked_first() {
+    let Some(srv) = DirectServer::start("dialp") else {
+        return;
+    };
+    let root = tempfile::tempdir().unwrap();
+    let dir = write_profile(
+        root.path(),
+        &format!("{}TunnelDUN=T\n", srv.cm()),
+        "[Auto Applications]\n0=rec.sh monitored\n[Networking&T]\nVpnStrategy=2\n",
+        "",
+    );
+    let log_path = dir.join("dialtest.log");
+    let memory = dir.join("dialtest.protocol");
+    let (ok, text) = wait_dial(srv.dial(&dir, &[]), Duration::from_secs(60));
+    assert!(ok, "{text}");
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    let pptp = log.find("tunnel to pptp://").expect("PPTP tried first");
+    let sstp = log.find("tunnel to sstp://").expect("then SSTP");
+    assert!(pptp < sstp, "{log}");
+    assert!(!log.contains("worked last time"), "{log}");
+    assert_eq!(std::fs::read_to_string(&memory).unwrap(), "sstp\n");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&memory).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+
+    let (ok, text) = wait_dial(srv.dial(&dir, &[]), Duration::from_secs(60));
+    assert!(ok, "{text}");
+    let again = std::fs::read_to_string(&log_path).unwrap()[log.len()..].to_owned();
+    assert!(
+        again.contains("trying sstp first: it worked last time"),
+        "{again}"
+    );
+    assert!(again.contains("tunnel to sstp://"), "{again}");
+    assert!(!again.contains("tunnel to pptp://"), "{again}");
+}
+
 /// A failing pre-connect action ends the attempt with the seed's message;
 /// on-error runs with %ErrorCode%; nothing after it runs.
 #[test]

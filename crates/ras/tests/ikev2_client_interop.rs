@@ -548,6 +548,146 @@ fn a_server_certificate_on_the_cas_crl_is_refused() {
     );
 }
 
+/// `ras client` with the given state and socket.
+fn ras_client(state: &std::path::Path, socket: &std::path::Path, args: &[&str]) -> (bool, String) {
+    let out = Command::new(RAS)
+        .arg("client")
+        .arg("--state")
+        .arg(state)
+        .arg("--socket")
+        .arg(socket)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+/// The connection's status once it is in one of `states` (`ras client
+/// status --json`), or the last one seen after `within`.
+fn client_status_once(
+    state: &std::path::Path,
+    socket: &std::path::Path,
+    states: &[&str],
+    within: Duration,
+) -> serde_json::Value {
+    let deadline = Instant::now() + within;
+    loop {
+        let (_, out) = ras_client(state, socket, &["status", "--json"]);
+        let now: serde_json::Value = serde_json::from_str(out.lines().next().unwrap_or("[]"))
+            .unwrap_or(serde_json::Value::Null);
+        let conn = now[0].clone();
+        if states.iter().any(|s| conn["state"] == *s) || Instant::now() > deadline {
+            return conn;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The client daemon's policy document checks the server's certificate
+/// against its `trust.crl_files` (issue 15): with a CRL from strongSwan's
+/// `pki` that lists strongSwan's server certificate, `ras client connect`
+/// ends disconnected with the revocation as the cause and no EAP sent;
+/// provisioned again with a CRL that lists nothing and `crl_policy =
+/// "strict"`, the same connection comes up.
+#[test]
+fn the_client_daemon_refuses_a_server_on_its_policys_crl() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(sw) = strongswan::start_or_skip() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let server_cert = sw.ca.parent().unwrap().join("swanctl/x509/server.pem");
+    let revoked = strongswan_crl(&sw, dir.path(), "revoked.crl", Some(&server_cert));
+    let clean = strongswan_crl(&sw, dir.path(), "clean.crl", None);
+    let state = dir.path().join("client");
+    let socket = dir.path().join("client.sock");
+    let units = dir.path().join("units");
+    let doc = dir.path().join("policy.toml");
+    let provision = |crl: &std::path::Path, policy: &str| {
+        std::fs::write(
+            &doc,
+            format!(
+                "[[connection]]\nname = \"sw\"\nservers = [\"{}\"]\nprotocols = [\"ikev2\"]\ndns = false\ninterface = \"{TUN}\"\n[connection.auth]\nuser = \"{}\"\npassword = \"{}\"\n[connection.trust]\nca = {:?}\ncrl_files = [{crl:?}]\ncrl_policy = \"{policy}\"\n",
+                sw.server_ip, sw.user, sw.password, sw.ca
+            ),
+        )
+        .unwrap();
+        let (ok, out) = ras_client(
+            &state,
+            &socket,
+            &[
+                "provision",
+                doc.to_str().unwrap(),
+                "--unit-dir",
+                units.to_str().unwrap(),
+            ],
+        );
+        assert!(ok, "{out}");
+    };
+    provision(&revoked, "if-available");
+    let mut daemon = Killed(
+        sw.command_in_client_ns(RAS)
+            .arg("client")
+            .arg("--state")
+            .arg(&state)
+            .arg("--socket")
+            .arg(&socket)
+            .arg("run")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !socket.exists() {
+        assert!(Instant::now() < deadline, "no control socket");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let log_mark = sw.log().len();
+    let (ok, out) = ras_client(&state, &socket, &["connect", "sw"]);
+    assert!(ok, "{out}");
+    let down = client_status_once(&state, &socket, &["disconnected"], Duration::from_secs(30));
+    eprintln!("the daemon with the revoking CRL: {down}");
+    assert_eq!(down["state"], "disconnected", "{down}");
+    let subject = format!("\"CN={}\" is revoked: serial ", sw.server_ip);
+    assert!(
+        down["last_error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(&subject),
+        "{down}"
+    );
+    assert!(
+        !sw.log()[log_mark..].contains("EAP_MSCHAPV2 method succeeded"),
+        "{}",
+        &sw.log()[log_mark..]
+    );
+    assert_eq!(tun_address(&sw), None);
+
+    // A CRL that lists nothing, strict: the same server is accepted.
+    provision(&clean, "strict");
+    let (ok, out) = ras_client(&state, &socket, &["connect", "sw"]);
+    assert!(ok, "{out}");
+    let up = client_status_once(&state, &socket, &["connected"], Duration::from_secs(30));
+    assert_eq!(up["state"], "connected", "{up}");
+    assert!(up["handshake_ms"].as_u64().unwrap_or(0) > 0, "{up}");
+    let (ok, out) = ras_client(&state, &socket, &["disconnect", "sw"]);
+    assert!(ok, "{out}");
+    client_status_once(&state, &socket, &["disconnected"], Duration::from_secs(15));
+    let _ = Command::new("kill")
+        .args(["-TERM", &daemon.0.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while daemon.0.try_wait().unwrap().is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 #[test]
 fn a_wrong_password_is_an_authentication_failure() {
     let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());

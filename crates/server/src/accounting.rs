@@ -6,6 +6,17 @@
 //! or a restart of `ras server` therefore loses nothing: records wait in the
 //! spool and go out in order when a server answers again, each with an
 //! Acct-Delay-Time (RFC 2866 §5.2) saying how long it waited.
+//!
+//! When the spool cannot be written (the state directory's disk is full),
+//! the session goes on: its records wait in memory, in order behind those
+//! of the spool (at most [`MAX_HELD`]), are sent from there if the spool
+//! stays unwritable, and move into the spool as soon as it takes writes
+//! again. Each kind of failed write is logged at most once every
+//! [`REPORT_EVERY`], naming the file and the error. SQLite rolls a failed
+//! write back, so the records already spooled stay intact. A delivered
+//! record whose delete fails is not sent again by this process (it is
+//! deleted later); after a restart it is sent once more (delivery is at
+//! least once, as for a record whose acknowledgement was lost).
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -132,10 +143,15 @@ impl Spool {
 
     /// The oldest record, if any.
     pub fn oldest(&self) -> Result<Option<SpooledRecord>, SpoolError> {
+        self.oldest_after(0)
+    }
+
+    /// The oldest record after sequence number `after`.
+    pub fn oldest_after(&self, after: i64) -> Result<Option<SpooledRecord>, SpoolError> {
         let db = self.db.lock().unwrap_or_else(|e| e.into_inner());
         db.query_row(
-            "SELECT seq, created, status, session_id, attributes FROM spool ORDER BY seq LIMIT 1",
-            [],
+            "SELECT seq, created, status, session_id, attributes FROM spool WHERE seq > ?1 ORDER BY seq LIMIT 1",
+            params![after],
             |row| {
                 let blob: Vec<u8> = row.get(4)?;
                 Ok(SpooledRecord {
@@ -157,6 +173,28 @@ impl Spool {
         db.execute("DELETE FROM spool WHERE seq = ?1", params![seq])
             .map_err(|e| self.err(e))?;
         Ok(())
+    }
+
+    /// Removes every record up to `seq` (delivered ones whose delete
+    /// failed before).
+    pub fn remove_up_to(&self, seq: i64) -> Result<(), SpoolError> {
+        let db = self.db.lock().unwrap_or_else(|e| e.into_inner());
+        db.execute("DELETE FROM spool WHERE seq <= ?1", params![seq])
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// SQLite's own check of the file (`PRAGMA integrity_check`): `Ok`
+    /// with "ok", or what it found.
+    pub fn integrity(&self) -> Result<String, SpoolError> {
+        let db = self.db.lock().unwrap_or_else(|e| e.into_inner());
+        db.query_row("PRAGMA integrity_check", [], |r| r.get::<_, String>(0))
+            .map_err(|e| self.err(e))
+    }
+
+    /// The spool's file.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// Records waiting.
@@ -185,9 +223,73 @@ pub fn request_for(record: &SpooledRecord, now: u64) -> Request {
     r.with_delay_time(delay)
 }
 
+/// Records held in memory at most while the spool cannot be written
+/// (a few hundred bytes each: a few MB).
+pub const MAX_HELD: usize = 10_000;
+
+/// A failed write of one kind is logged at most this often.
+pub const REPORT_EVERY: Duration = Duration::from_secs(10);
+
+/// The error of a spool operation in words: the OS's for a full disk
+/// (SQLite reports SQLITE_FULL, not the errno).
+pub fn describe(e: &SpoolError) -> String {
+    match &e.source {
+        rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::DiskFull => {
+            "No space left on device (SQLite: database or disk is full)".to_owned()
+        }
+        other => other.to_string(),
+    }
+}
+
+/// One line per kind of failure per [`REPORT_EVERY`], with how many were
+/// not logged in between: a full disk cannot fill the log too.
+#[derive(Default)]
+struct Reports {
+    last: std::collections::HashMap<&'static str, (std::time::Instant, u64)>,
+}
+
+impl Reports {
+    /// Whether to log now, and how many of this kind were not logged.
+    fn due(&mut self, kind: &'static str) -> Option<u64> {
+        let now = std::time::Instant::now();
+        match self.last.get_mut(kind) {
+            Some((at, quiet)) if now.duration_since(*at) < REPORT_EVERY => {
+                *quiet += 1;
+                None
+            }
+            Some((at, quiet)) => {
+                let n = *quiet;
+                *at = now;
+                *quiet = 0;
+                Some(n)
+            }
+            None => {
+                self.last.insert(kind, (now, 0));
+                Some(0)
+            }
+        }
+    }
+
+    fn forget(&mut self, kind: &'static str) -> bool {
+        self.last.remove(kind).is_some()
+    }
+}
+
+/// Records that the spool could not take, oldest first.
+#[derive(Default)]
+struct Held {
+    records: std::collections::VecDeque<SpooledRecord>,
+    reports: Reports,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// The spool and the task that empties it.
 pub struct Accounting {
     spool: Arc<Spool>,
+    held: Arc<Mutex<Held>>,
     wake: Arc<Notify>,
     /// The servers' handle, swapped by a reload.
     handle: Arc<arc_swap::ArcSwap<RadiusHandle>>,
@@ -209,9 +311,16 @@ impl Accounting {
             Err(e) => tracing::error!("{e}"),
         }
         let handle = Arc::new(arc_swap::ArcSwap::from_pointee(handle));
-        tokio::spawn(sender(spool.clone(), wake.clone(), handle.clone()));
+        let held = Arc::new(Mutex::new(Held::default()));
+        tokio::spawn(sender(
+            spool.clone(),
+            held.clone(),
+            wake.clone(),
+            handle.clone(),
+        ));
         Arc::new(Accounting {
             spool,
+            held,
             wake,
             handle,
         })
@@ -225,12 +334,53 @@ impl Accounting {
     }
 
     /// Stores a record and wakes the sender. A spool that cannot be
-    /// written is logged; the session itself goes on.
+    /// written (disk full) is logged at a bounded rate and the record
+    /// waits in memory (see the module's comment); the session goes on.
     pub fn record(&self, status: AcctStatusType, session_id: &str, attributes: &[Attribute]) {
-        match self.spool.push(status, session_id, attributes) {
-            Ok(_) => self.wake.notify_one(),
-            Err(e) => tracing::error!(session_id, "accounting record lost: {e}"),
+        let mut held = lock(&self.held);
+        // Behind records already held, to keep the order.
+        if held.records.is_empty() {
+            match self.spool.push(status, session_id, attributes) {
+                Ok(_) => {
+                    self.wake.notify_one();
+                    return;
+                }
+                Err(e) => {
+                    if let Some(quiet) = held.reports.due("write") {
+                        tracing::error!(
+                            "cannot write the accounting spool {}: {}; records wait in memory (at most {MAX_HELD}) until it can be written{}",
+                            self.spool.path().display(),
+                            describe(&e),
+                            not_logged(quiet)
+                        );
+                    }
+                }
+            }
         }
+        if held.records.len() >= MAX_HELD {
+            if let Some(quiet) = held.reports.due("lost") {
+                tracing::error!(
+                    session_id,
+                    "accounting record lost: the spool {} cannot be written and {MAX_HELD} records already wait in memory{}",
+                    self.spool.path().display(),
+                    not_logged(quiet)
+                );
+            }
+            return;
+        }
+        held.records.push_back(SpooledRecord {
+            seq: 0,
+            created: now_secs(),
+            status,
+            session_id: session_id.to_owned(),
+            attributes: attributes.to_vec(),
+        });
+        self.wake.notify_one();
+    }
+
+    /// Records waiting in memory because the spool could not take them.
+    pub fn held(&self) -> usize {
+        lock(&self.held).records.len()
     }
 
     /// Sends a record that does not belong in the spool (Accounting-On
@@ -261,16 +411,16 @@ impl Accounting {
         }
     }
 
-    /// Records still waiting.
+    /// Records still waiting (spool and memory).
     pub fn pending(&self) -> u64 {
-        self.spool.len().unwrap_or(0)
+        self.spool.len().unwrap_or(0) + self.held() as u64
     }
 
     /// Waits until the spool is empty, at most `limit`.
     pub async fn flush(&self, limit: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + limit;
         loop {
-            if self.spool.is_empty().unwrap_or(true) {
+            if self.spool.is_empty().unwrap_or(true) && self.held() == 0 {
                 return true;
             }
             if tokio::time::Instant::now() >= deadline {
@@ -281,24 +431,75 @@ impl Accounting {
     }
 }
 
+fn not_logged(quiet: u64) -> String {
+    if quiet == 0 {
+        String::new()
+    } else {
+        format!(" ({quiet} more not logged)")
+    }
+}
+
+/// Moves held records into the spool, oldest first, while it takes them.
+fn spool_held(spool: &Spool, held: &Mutex<Held>) {
+    let mut held = lock(held);
+    let mut moved = 0;
+    while let Some(r) = held.records.front() {
+        match spool.push(r.status, &r.session_id, &r.attributes) {
+            Ok(_) => {
+                held.records.pop_front();
+                moved += 1;
+            }
+            Err(_) => break,
+        }
+    }
+    if moved > 0 && held.records.is_empty() && held.reports.forget("write") {
+        tracing::info!(
+            "the accounting spool {} can be written again: {moved} record(s) moved into it from memory",
+            spool.path().display()
+        );
+    }
+}
+
+/// Where the record being sent lives.
+enum From {
+    Spool(i64),
+    Memory,
+}
+
 async fn sender(
     spool: Arc<Spool>,
+    held: Arc<Mutex<Held>>,
     wake: Arc<Notify>,
     handle: Arc<arc_swap::ArcSwap<RadiusHandle>>,
 ) {
     let mut retry = RETRY_FIRST;
+    // Records up to this one were acknowledged but their delete failed
+    // (disk full: even a delete appends to the WAL); not sent again.
+    let mut delivered: i64 = 0;
+    let mut undeleted = false;
     loop {
         let notified = wake.notified();
-        let record = match spool.oldest() {
-            Ok(r) => r,
+        if undeleted && spool.remove_up_to(delivered).is_ok() {
+            undeleted = false;
+        }
+        spool_held(&spool, &held);
+        let record = match spool.oldest_after(delivered) {
+            Ok(Some(r)) => Some((From::Spool(r.seq), r)),
+            Ok(None) => lock(&held)
+                .records
+                .front()
+                .cloned()
+                .map(|r| (From::Memory, r)),
             Err(e) => {
                 tracing::error!("{e}");
                 tokio::time::sleep(RETRY_MAX).await;
                 continue;
             }
         };
-        let Some(record) = record else {
-            notified.await;
+        let Some((from, record)) = record else {
+            // Woken by a new record, or retry the deletes and the move
+            // into the spool now and then.
+            let _ = tokio::time::timeout(RETRY_MAX, notified).await;
             continue;
         };
         let request = request_for(&record, now_secs());
@@ -306,8 +507,25 @@ async fn sender(
         match current.request(request).await {
             Ok(answer) if matches!(answer.outcome, Outcome::AccountingAck) => {
                 tracing::debug!(session_id = %record.session_id, status = ?record.status, server = %answer.server, "accounting record acknowledged");
-                if let Err(e) = spool.remove(record.seq) {
-                    tracing::error!("{e}");
+                match from {
+                    From::Spool(seq) => {
+                        if let Err(e) = spool.remove(seq) {
+                            delivered = seq;
+                            undeleted = true;
+                            let mut h = lock(&held);
+                            if let Some(quiet) = h.reports.due("delete") {
+                                tracing::error!(
+                                    "cannot delete a delivered record from the accounting spool {}: {}; deleted later{}",
+                                    spool.path().display(),
+                                    describe(&e),
+                                    not_logged(quiet)
+                                );
+                            }
+                        }
+                    }
+                    From::Memory => {
+                        lock(&held).records.pop_front();
+                    }
                 }
                 retry = RETRY_FIRST;
             }
@@ -318,7 +536,7 @@ async fn sender(
             }
             Err(e) => {
                 tracing::warn!(
-                    waiting = spool.len().unwrap_or(0),
+                    waiting = spool.len().unwrap_or(0) + lock(&held).records.len() as u64,
                     "accounting: {e}; records stay in the spool, retrying in {retry:?}"
                 );
                 tokio::time::sleep(retry).await;
@@ -364,6 +582,47 @@ mod tests {
         assert_eq!(second.attributes[0].as_u32(), Some(7));
         spool.remove(second.seq).unwrap();
         assert!(spool.is_empty().unwrap());
+    }
+
+    #[test]
+    fn a_full_spool_refuses_the_write_in_words_and_keeps_what_it_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("accounting.db");
+        let spool = Spool::open(&path).unwrap();
+        let attrs = [Attribute::new(attr::USER_NAME, vec![b'a'; 200])];
+        spool.push(AcctStatusType::Start, "a-1", &attrs).unwrap();
+        // SQLite's page limit gives the SQLITE_FULL a full disk gives.
+        {
+            let db = spool.db.lock().unwrap();
+            let pages: i64 = db.query_row("PRAGMA page_count", [], |r| r.get(0)).unwrap();
+            db.execute_batch(&format!("PRAGMA max_page_count = {pages}"))
+                .unwrap();
+        }
+        let mut failed = None;
+        for i in 0..1000 {
+            if let Err(e) = spool.push(AcctStatusType::Stop, &format!("a-{i}"), &attrs) {
+                failed = Some(e);
+                break;
+            }
+        }
+        let e = failed.expect("the spool fills up");
+        let text = describe(&e);
+        assert!(text.starts_with("No space left on device"), "{text}");
+        assert!(e.to_string().contains("accounting.db"), "{e}");
+        // What was spooled before is intact and in order.
+        let first = spool.oldest().unwrap().unwrap();
+        assert_eq!(first.session_id, "a-1");
+        assert_eq!(first.status, AcctStatusType::Start);
+        // A record whose delete failed is skipped, and deleted later.
+        let n = spool.len().unwrap();
+        let second = spool.oldest_after(first.seq).unwrap();
+        assert!(n == 1 || second.is_some());
+        spool.remove_up_to(first.seq).unwrap();
+        assert_eq!(spool.len().unwrap(), n - 1);
+        drop(spool);
+        let again = Spool::open(&path).unwrap();
+        assert_eq!(again.len().unwrap(), n - 1, "opens cleanly");
+        assert_eq!(again.integrity().unwrap(), "ok");
     }
 
     #[test]

@@ -23,7 +23,9 @@ use dhcp::{Allocation, Destination, Engine, EngineConfig, Event};
 use tokio::net::UdpSocket;
 use tokio::sync::{oneshot, Notify};
 
+use crate::dhcp_leftovers;
 use crate::pool::{AddressError, AddressSource, BoxFuture, StaticPlacement};
+use crate::state::StateDir;
 use crate::SessionId;
 
 /// How the DHCP source is set up.
@@ -44,6 +46,10 @@ pub struct DhcpSettings {
     /// of every hardware address it leases with come from it, so that
     /// servers sharing one DHCP server use distinct identities.
     pub instance: String,
+    /// Where the leases held are recorded (dhcp_leftovers.rs), so that the
+    /// next process releases them if this one is killed (`None`: not
+    /// recorded, for tests and benchmarks).
+    pub state: Option<StateDir>,
 }
 
 /// Why the DHCP source could not start.
@@ -72,6 +78,15 @@ struct Shared {
     /// The interface's proxy_arp setting before we switched it on, to put
     /// back when the server stops.
     proxy_arp_before: Option<String>,
+    /// The engine's lease generation last recorded in the state directory.
+    recorded: Mutex<Recorded>,
+}
+
+/// What [`record_leases`] last did.
+struct Recorded {
+    generation: u64,
+    /// When a failed write was last logged (one line a minute at most).
+    warned: Option<Instant>,
 }
 
 #[derive(Default)]
@@ -96,6 +111,11 @@ impl DhcpSource {
             source,
         };
         let socket = client_socket(&settings.interface).map_err(err)?;
+        if let Some(state) = &settings.state {
+            release_leftovers(&socket, state, &settings.interface);
+        }
+        socket.set_nonblocking(true).map_err(err)?;
+        let socket = UdpSocket::from_std(socket.into()).map_err(err)?;
         let proxy_arp_before = match settings.tun {
             Some(_) => enable_proxy_arp(&settings.interface),
             None => None,
@@ -116,6 +136,12 @@ impl DhcpSource {
             stopped: std::sync::atomic::AtomicBool::new(false),
             added: Mutex::new(Added::default()),
             proxy_arp_before,
+            // The engine starts at generation 0 with no lease, and the
+            // file was cleared above (or is not kept).
+            recorded: Mutex::new(Recorded {
+                generation: 0,
+                warned: None,
+            }),
         });
         let driver = tokio::spawn(drive(shared.clone()));
         Ok(Arc::new(DhcpSource { shared, driver }))
@@ -234,7 +260,6 @@ impl AddressSource for DhcpSource {
     }
 }
 
-/// UDP port 68 on `interface`.
 /// The engine's seed: its low 16 bits (octets 1–2 of every chaddr the
 /// engine makes, see `dhcp::engine`) from a hash of `instance`, the rest
 /// (where the identity counter starts, transaction ids) from `random`.
@@ -260,7 +285,9 @@ pub fn instance_octets(instance: &str) -> String {
     format!("{:02x}:{:02x}", (s >> 8) as u8, s as u8)
 }
 
-fn client_socket(interface: &str) -> io::Result<UdpSocket> {
+/// UDP port 68 on `interface`, still blocking (the leftover releases are
+/// sent on it before it goes to tokio).
+fn client_socket(interface: &str) -> io::Result<socket2::Socket> {
     use socket2::{Domain, Protocol, Socket, Type};
     let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
     // Another DHCP client on the host may hold port 68 on another
@@ -269,8 +296,93 @@ fn client_socket(interface: &str) -> io::Result<UdpSocket> {
     s.set_broadcast(true)?;
     s.bind_device(Some(interface.as_bytes()))?;
     s.bind(&SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, dhcp::message::CLIENT_PORT).into())?;
-    s.set_nonblocking(true)?;
-    UdpSocket::from_std(s.into())
+    Ok(s)
+}
+
+/// RFC 2131 §4.4.6 for the leases a previous process recorded and did not
+/// release (killed, crashed): a DHCPRELEASE for each, then the record is
+/// cleared. A record that cannot be read is reported and ignored (those
+/// leases expire on their own); nothing here stops the server.
+fn release_leftovers(socket: &socket2::Socket, state: &StateDir, interface: &str) {
+    let leases = match dhcp_leftovers::read(state.path()) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::warn!(
+                interface,
+                "ignoring the DHCP lease record {e}; leases it named expire on their own"
+            );
+            Vec::new()
+        }
+    };
+    let mut released = 0;
+    for l in &leases {
+        let id = dhcp::message::Identity { chaddr: l.chaddr };
+        let bytes = dhcp::message::release(&id, rand::random(), l.addr, l.server);
+        let unicast = SocketAddrV4::new(l.server, dhcp::message::SERVER_PORT);
+        let broadcast = SocketAddrV4::new(Ipv4Addr::BROADCAST, dhcp::message::SERVER_PORT);
+        // As `send`: without a route to the server, the broadcast still
+        // reaches it on this link.
+        let sent = socket
+            .send_to(&bytes, &unicast.into())
+            .or_else(|_| socket.send_to(&bytes, &broadcast.into()));
+        match sent {
+            Ok(_) => released += 1,
+            Err(e) => tracing::warn!(interface, "DHCPRELEASE of {} to {}: {e}", l.addr, l.server),
+        }
+    }
+    if !leases.is_empty() {
+        tracing::info!(
+            interface,
+            "released {released} DHCP lease(s) left by the previous run"
+        );
+    }
+    // Cleared also after a failed release or a foreign file: the addresses
+    // are not this process's, and a stale record would be released again.
+    let path = state.file(dhcp_leftovers::FILE);
+    if path.exists() {
+        if let Err(e) = dhcp_leftovers::write(state, &[]) {
+            tracing::warn!(interface, "cannot clear the DHCP lease record {e}");
+        }
+    }
+}
+
+/// Records the leases held in the state directory when they changed
+/// (dhcp_leftovers.rs). A failed write (disk full) is logged at most once a
+/// minute and tried again at the next change or driver wake-up; it only
+/// means a `kill -9` would leave those leases to expire.
+fn record_leases(shared: &Shared) {
+    let Some(state) = &shared.settings.state else {
+        return;
+    };
+    let (generation, leases) = {
+        let engine = lock(&shared.engine);
+        (engine.lease_generation(), engine.held_leases())
+    };
+    let mut recorded = lock(&shared.recorded);
+    if recorded.generation == generation {
+        return;
+    }
+    // A few hundred bytes with an fsync, only when a lease is bound, lost
+    // or released: rare enough to do on the driver's task.
+    match dhcp_leftovers::write(state, &leases) {
+        Ok(()) => {
+            recorded.generation = generation;
+            recorded.warned = None;
+        }
+        Err(e) => {
+            let now = Instant::now();
+            if recorded
+                .warned
+                .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(60))
+            {
+                recorded.warned = Some(now);
+                tracing::warn!(
+                    interface = %shared.settings.interface,
+                    "cannot record the DHCP leases held: {e}; if the server is killed they stay leased until they expire"
+                );
+            }
+        }
+    }
 }
 
 fn proxy_arp_path(interface: &str) -> String {
@@ -336,6 +448,7 @@ async fn flush(shared: &Shared) {
             (t, e)
         };
         if transmits.is_empty() && events.is_empty() {
+            record_leases(shared);
             return;
         }
         for t in transmits {
@@ -476,6 +589,7 @@ impl DhcpSettings {
             retry_after: Duration::from_secs(u64::from(addresses.dhcp_retry_secs)),
             tun: tun.map(str::to_owned),
             instance: instance.to_owned(),
+            state: None,
         })
     }
 }

@@ -26,6 +26,7 @@ pub mod cert_rules;
 pub mod config;
 pub mod config_check;
 pub mod crl;
+pub mod dhcp_leftovers;
 pub mod dhcp_relay;
 pub mod dhcp_source;
 pub mod dialin_service;

@@ -320,7 +320,12 @@ impl Server {
         tokio::spawn(router.clone().run_tun_reader(tun.clone()));
         let dhcp =
             match DhcpSettings::from_config(&config.addresses, Some(tun.name()), &nas_identifier) {
-                Some(s) => Some(DhcpSource::start(s)?),
+                // The leases held are recorded in the state directory: the
+                // next start releases what a killed process left leased.
+                Some(s) => Some(DhcpSource::start(DhcpSettings {
+                    state: Some(state.clone()),
+                    ..s
+                })?),
                 None => None,
             };
         // docs/NETBIOS.md: the gateway's LAN sockets, before any session.

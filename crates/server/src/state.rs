@@ -4,7 +4,8 @@
 //! Files it holds: `ras.db` (user store, see [`crate::users`]),
 //! `server-cert.pem` and `server-key.pem` (the self-signed certificate, see
 //! [`crate::cert`]), `reversible.key` (the key for reversibly stored
-//! passwords), `ula-global-id` (the stored RFC 4193 Global ID).
+//! passwords), `ula-global-id` (the stored RFC 4193 Global ID),
+//! `dhcp-leases` (the DHCP leases held, see [`crate::dhcp_leftovers`]).
 //!
 //! The directory is created with mode 0700 and secret files with 0600, and
 //! secret files are written atomically (temporary file, fsync, rename), so

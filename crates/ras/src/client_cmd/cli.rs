@@ -132,6 +132,16 @@ pub fn command(socket: &Path, request: Request) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `ras client metrics`: the Prometheus text, as the daemon made it.
+pub fn metrics(socket: &Path) -> anyhow::Result<()> {
+    let reply = ask(socket, &Request::Metrics)?;
+    let text = reply
+        .metrics
+        .context("the daemon sent no metrics (is it older than this ras?)")?;
+    say!("{}", text.trim_end());
+    Ok(())
+}
+
 /// `ras client events`: every event until interrupted.
 pub fn events(socket: &Path, json: bool) -> anyhow::Result<()> {
     let mut reader = open(socket, &Request::Events)?;

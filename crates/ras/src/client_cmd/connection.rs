@@ -61,7 +61,11 @@ struct Live {
     protocol: Option<Protocol>,
     address: Option<String>,
     up_since: Option<Instant>,
+    /// From the start of the attempt to the link up (while connected).
+    handshake_ms: Option<u64>,
     reconnects: u64,
+    /// Reconnects since the daemon started, by cause class (metrics.rs).
+    reconnect_causes: std::collections::BTreeMap<&'static str, u64>,
     last_error: Option<String>,
     /// The last round-trip time to the server (rtt.rs), while connected.
     rtt_ms: Option<f64>,
@@ -147,6 +151,7 @@ impl Connection {
             packets_in: counters.rx_packets,
             packets_out: counters.tx_packets,
             rtt_ms: live.rtt_ms.filter(|_| live.state == "connected"),
+            handshake_ms: live.handshake_ms.filter(|_| live.state == "connected"),
             nat_timeout_s: live.nat.nat_timeout_s.filter(|_| live.state == "connected"),
             keepalive_s: live.nat.keepalive_s.filter(|_| live.state == "connected"),
             nat_probe: live
@@ -155,6 +160,11 @@ impl Connection {
                 .clone()
                 .filter(|_| live.state == "connected"),
             reconnects: live.reconnects,
+            reconnect_causes: live
+                .reconnect_causes
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), *v))
+                .collect(),
             last_error: live.last_error.clone(),
         }
     }
@@ -307,6 +317,7 @@ pub async fn run(
             {
                 let mut live = conn.live();
                 live.up_since = None;
+                live.handshake_ms = None;
                 live.address = None;
                 if let Some(c) = &cause {
                     live.last_error = Some(c.clone());
@@ -321,10 +332,16 @@ pub async fn run(
                 went_down(&conn, &events, &cause);
                 break;
             }
-            conn.live().state = "reconnecting";
-            conn.live().reconnects += 1;
+            let class = super::metrics::cause_class(&cause);
+            {
+                let mut live = conn.live();
+                live.state = "reconnecting";
+                live.reconnects += 1;
+                *live.reconnect_causes.entry(class).or_default() += 1;
+            }
             events.emit(Event {
                 cause: Some(cause),
+                cause_class: Some(class.to_owned()),
                 retry_in_s: Some(if at_once { 0 } else { delay.as_secs() }),
                 ..event(&conn, "reconnecting")
             });
@@ -364,6 +381,7 @@ fn went_down(conn: &Connection, events: &Events, cause: &str) {
         let mut live = conn.live();
         live.state = "disconnected";
         live.up_since = None;
+        live.handshake_ms = None;
         live.address = None;
         live.nat = Default::default();
     }
@@ -464,13 +482,18 @@ async fn attempt(
     mut wanted: watch::Receiver<bool>,
     changes: broadcast::Receiver<NetworkChange>,
 ) -> Result<Ended, String> {
+    // The handshake is timed from here: preparing (files, the TUN) is
+    // part of what the user waits for.
+    let started = Instant::now();
     let (args, password) = connect_args(&conn.policy, protocol, target)?;
     let on_up = {
         let conn = conn.clone();
         let events = events.clone();
         let store = store.clone();
         let routes = conn.policy.routes.clone();
-        Arc::new(move |up: &UpStatus| link_up(&conn, &store, &events, protocol, up, &routes))
+        Arc::new(move |up: &UpStatus| {
+            link_up(&conn, &store, &events, protocol, up, &routes, started)
+        })
     };
     // `prepare` may read files and run `ip`: off the runtime's threads.
     let (dial, network) =
@@ -518,11 +541,16 @@ fn link_up(
     protocol: Protocol,
     up: &UpStatus,
     policy_routes: &[String],
+    started: Instant,
 ) {
     let address = up.link.ipv4.map(|(local, _)| local.to_string());
+    // At least 1: a link that came up took some time, and 0 reads as
+    // "not measured" to people.
+    let handshake_ms = (started.elapsed().as_millis() as u64).max(1);
     {
         let mut live = conn.live();
         live.state = "connected";
+        live.handshake_ms = Some(handshake_ms);
         live.address = address.clone();
         live.up_since = Some(Instant::now());
         live.last_error = None;
@@ -549,6 +577,7 @@ fn link_up(
         address,
         dns: up.link.dns.iter().map(|d| d.to_string()).collect(),
         routes,
+        handshake_ms: Some(handshake_ms),
         ..event(conn, "connected")
     });
 }
@@ -572,10 +601,18 @@ fn connect_args(
         target: target.to_string(),
         user: auth.user.clone().unwrap_or_default(),
         password_file: auth.password_file.clone(),
-        ca,
-        // The client daemon's connections name no CRLs yet.
-        crls: Vec::new(),
-        crl_strict: false,
+        ca: ca.clone(),
+        // CRLs check IKE certificates against the CA (validated at
+        // provisioning: they come with `ca` and an IKE protocol).
+        crls: if ca.is_some() && ipsec {
+            policy.trust.crl_files.clone()
+        } else {
+            Vec::new()
+        },
+        crl_strict: ca.is_some()
+            && ipsec
+            && !policy.trust.crl_files.is_empty()
+            && policy.trust.crl_policy == client::vpn_policy::CrlPolicyName::Strict,
         fingerprint: (protocol == Protocol::Sstp)
             .then(|| policy.trust.fingerprint.clone())
             .flatten(),
@@ -649,6 +686,30 @@ mod tests {
         let (pptp, _) = args(Protocol::Pptp);
         assert!(pptp.ca.is_none() && pptp.fingerprint.is_none() && pptp.psk_file.is_none());
         assert_eq!(pptp.tun_name, "ras-c");
+    }
+
+    #[test]
+    fn crls_go_with_the_ca_to_ike_only() {
+        let p = policy("psk_file = \"/psk\"", "[\"ikev2\", \"sstp\", \"l2tp\"]");
+        let mut p = p;
+        p.trust.crl_files = vec!["/ca.crl".into()];
+        p.trust.crl_policy = client::vpn_policy::CrlPolicyName::Strict;
+        let args = |p: &ConnectionPolicy, protocol| {
+            let target = p.targets(protocol).remove(0);
+            connect_args(p, protocol, &target).unwrap().0
+        };
+        let ikev2 = args(&p, Protocol::Ikev2);
+        assert_eq!(ikev2.crls, vec![std::path::PathBuf::from("/ca.crl")]);
+        assert!(ikev2.crl_strict);
+        // SSTP checks its TLS certificate without them; L2TP with a key
+        // has no server certificate (and gets no CA).
+        let sstp = args(&p, Protocol::Sstp);
+        assert!(sstp.crls.is_empty() && !sstp.crl_strict);
+        let l2tp = args(&p, Protocol::L2tp);
+        assert!(l2tp.crls.is_empty() && !l2tp.crl_strict);
+        p.trust.crl_policy = client::vpn_policy::CrlPolicyName::IfAvailable;
+        let ikev2 = args(&p, Protocol::Ikev2);
+        assert!(!ikev2.crl_strict && ikev2.crls.len() == 1);
     }
 
     #[test]

@@ -94,20 +94,34 @@ impl Daemon {
     }
 }
 
-pub fn run(store: Store, socket: PathBuf) -> anyhow::Result<()> {
+pub fn run(
+    store: Store,
+    socket: PathBuf,
+    metrics_listen: Option<std::net::SocketAddr>,
+) -> anyhow::Result<()> {
     let policies = store.load()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the runtime")?;
-    runtime.block_on(serve(store, socket, policies))
+    runtime.block_on(serve(store, socket, policies, metrics_listen))
 }
 
 async fn serve(
     store: Store,
     socket: PathBuf,
     policies: Vec<client::vpn_policy::ConnectionPolicy>,
+    metrics_listen: Option<std::net::SocketAddr>,
 ) -> anyhow::Result<()> {
+    // Bound first: a port in use is said before any connection starts.
+    let metrics_listener = match metrics_listen {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("--metrics-listen {addr}"))?,
+        ),
+        None => None,
+    };
     let mut bound = AdminSocket::bind(&socket).map_err(|e| match e {
         AdminSocketError::InUse { path } => anyhow::anyhow!(
             "another ras client daemon answers on {} (stop it first)",
@@ -151,6 +165,11 @@ async fn serve(
         let daemon = daemon.clone();
         super::nat_probe::start(&store, move || daemon.all(), events.clone());
     }
+    if let Some(listener) = metrics_listener {
+        let addr = listener.local_addr().context("--metrics-listen")?;
+        say_err!("ras client: metrics on http://{addr}/metrics");
+        tokio::spawn(serve_metrics(listener, daemon.clone()));
+    }
     let lockdown = daemon.lockdown.clone();
     say_err!(
         "ras client: {} connection(s) from {}, control socket {}",
@@ -158,6 +177,7 @@ async fn serve(
         store.dir.display(),
         socket.display()
     );
+    super::unit::notify_ready();
 
     let clients = Arc::new(tokio::sync::Semaphore::new(MAX_CLIENTS));
     let stop = stop_signal();
@@ -203,6 +223,32 @@ async fn serve(
     }
     bound.remove();
     Ok(())
+}
+
+/// GET /metrics: what `ras client metrics` prints (metrics.rs), with the
+/// exposition format's content type.
+async fn serve_metrics(listener: tokio::net::TcpListener, daemon: Arc<Daemon>) {
+    use axum::http::header::CONTENT_TYPE;
+    let router = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let daemon = daemon.clone();
+            async move {
+                let statuses: Vec<_> = daemon
+                    .all()
+                    .iter()
+                    .map(|c| c.status(&daemon.store))
+                    .collect();
+                (
+                    [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+                    super::metrics::render(&statuses),
+                )
+            }
+        }),
+    );
+    if let Err(e) = axum::serve(listener, router).await {
+        tracing::warn!("metrics listener: {e}");
+    }
 }
 
 /// One `network changed` event per change, before the connections react.
@@ -295,6 +341,18 @@ async fn handle(daemon: Arc<Daemon>, stream: UnixStream) -> std::io::Result<()> 
             None => unknown(&name),
         },
         Request::Reload => super::reload::reload(&daemon).await,
+        Request::Metrics => {
+            let statuses: Vec<_> = daemon
+                .all()
+                .iter()
+                .map(|c| c.status(&daemon.store))
+                .collect();
+            Reply {
+                ok: true,
+                metrics: Some(super::metrics::render(&statuses)),
+                ..Reply::default()
+            }
+        }
         Request::Disconnect { name } => match daemon.get(&name) {
             Some(conn) => {
                 conn.trust.disconnect();

@@ -7,13 +7,14 @@
 //! `DIR/network/nat-timeouts.json` (0600, root only) so the next tunnel on
 //! that network uses it at once instead of measuring again.
 //!
-//! A network is named by our address towards the server (the uplink's
-//! source address netwatch.rs follows): a change of network that keeps
-//! the same address reuses the value, and a wrong value shows as a
-//! keepalive too long; a measurement starts again after every MOBIKE move.
+//! A network is named by its local prefix, default gateway and the
+//! gateway's link-layer address (network_id.rs), so that two networks
+//! handing out the same addresses are told apart and a new lease on the
+//! same network keeps the value; a wrong value shows as a keepalive too
+//! long; a measurement starts again after every MOBIKE move. Keys of
+//! older versions (a bare address) stay in the file and are not matched.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,10 +24,14 @@ use tokio::sync::broadcast;
 use tunnel::ikev2_client_nat::{self, NatProbePlan, NatReport};
 
 use super::connection::{event, Connection, Events};
+use super::network_id::network_key;
 use super::store::Store;
 
 /// At most this many networks are remembered (the oldest entry goes).
 const MAX_NETWORKS: usize = 256;
+
+/// Local address → the network key its tunnel looked up.
+type Keys = Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, String>>>;
 
 /// The remembered timeouts: network key → seconds.
 #[derive(Clone)]
@@ -77,11 +82,6 @@ impl NatMemory {
     }
 }
 
-/// The network key of a local address.
-pub fn network_key(local: IpAddr) -> String {
-    local.to_string()
-}
-
 /// What status shows for a measurement.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct NatView {
@@ -115,9 +115,23 @@ where
 {
     let memory = NatMemory::new(store);
     let lookup = memory.clone();
+    // The key each tunnel's lookup used, by local address: its report is
+    // then said at once (before the link's `connected`) under the same key.
+    let keys: Keys = Arc::default();
+    let looked_up = keys.clone();
     ikev2_client_nat::enable(NatProbePlan {
         settings: NatProbeSettings::default(),
-        remembered: Arc::new(move |local| lookup.get(&network_key(local))),
+        // Called as a tunnel starts: `ip` runs a few milliseconds.
+        remembered: Arc::new(move |local| {
+            let key = network_key(local);
+            let found = lookup.get(&key);
+            let mut keys = looked_up.lock().unwrap_or_else(|e| e.into_inner());
+            if keys.len() >= MAX_NETWORKS {
+                keys.clear();
+            }
+            keys.insert(local, key);
+            found
+        }),
     });
     let mut reports = ikev2_client_nat::subscribe();
     tokio::spawn(async move {
@@ -127,13 +141,33 @@ where
                 Err(broadcast::error::RecvError::Lagged(_)) => continue,
                 Err(broadcast::error::RecvError::Closed) => return,
             };
-            follow(&memory, &connections(), &events, &report);
+            let local = report.local;
+            let known = keys
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&local)
+                .cloned();
+            // A key without the gateway's MAC (the router was not in the
+            // neighbour table yet when the tunnel started) is looked up
+            // again: what is stored should tell networks apart.
+            let network = match known.filter(|k| k.contains(" at ")) {
+                Some(key) => key,
+                None => tokio::task::spawn_blocking(move || network_key(local))
+                    .await
+                    .unwrap_or_else(|_| local.to_string()),
+            };
+            follow(&memory, &connections(), &events, &report, &network);
         }
     });
 }
 
-fn follow(memory: &NatMemory, connections: &[Arc<Connection>], events: &Events, r: &NatReport) {
-    let network = network_key(r.local);
+fn follow(
+    memory: &NatMemory,
+    connections: &[Arc<Connection>],
+    events: &Events,
+    r: &NatReport,
+    network: &str,
+) {
     for conn in connections.iter().filter(|c| c.serves(r.server.ip())) {
         conn.set_nat(NatView::of(r));
         if let NatTimeoutStatus::Measured {
@@ -143,13 +177,13 @@ fn follow(memory: &NatMemory, connections: &[Arc<Connection>], events: &Events, 
         } = r.status
         {
             if !remembered {
-                if let Err(e) = memory.remember(&network, timeout) {
+                if let Err(e) = memory.remember(network, timeout) {
                     tracing::warn!("cannot remember the NAT timeout: {e:#}");
                 }
             }
             events.emit(super::protocol::Event {
                 protocol: Some("ikev2".into()),
-                network: Some(network.clone()),
+                network: Some(network.to_owned()),
                 nat_timeout_s: Some(timeout.as_secs()),
                 keepalive_s: Some(keepalive.as_secs()),
                 cause: remembered.then(|| "remembered for this network".to_string()),

@@ -25,6 +25,8 @@ pub enum Request {
     /// Read the provisioning store again (`ras client provision` and
     /// `unprovision` send it to a running daemon).
     Reload,
+    /// The measurements as Prometheus text (metrics.rs).
+    Metrics,
 }
 
 /// The answer to `status`, `connect` and `disconnect`.
@@ -38,6 +40,9 @@ pub struct Reply {
     pub message: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub connections: Vec<ConnectionStatus>,
+    /// `metrics`: the Prometheus text exposition (format 0.0.4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<String>,
 }
 
 /// One connection in `status`.
@@ -66,6 +71,11 @@ pub struct ConnectionStatus {
     pub packets_out: u64,
     /// Round-trip time, when the protocol measured one.
     pub rtt_ms: Option<f64>,
+    /// While connected: milliseconds from the start of the attempt that
+    /// brought the link up to the link (PPP and IPCP, or the IKE and child
+    /// SAs) being up.
+    #[serde(default)]
+    pub handshake_ms: Option<u64>,
     /// IKEv2 behind a NAT: how long the NAT keeps our UDP mapping, as
     /// measured (nat_probe.rs), the NAT keepalive interval in use, and the
     /// measurement in words.
@@ -77,6 +87,10 @@ pub struct ConnectionStatus {
     pub nat_probe: Option<String>,
     /// Attempts after the first since the connection was wanted.
     pub reconnects: u64,
+    /// Reconnects since the daemon started, by cause class
+    /// (metrics.rs `CAUSES`); never reset, as Prometheus counters.
+    #[serde(default)]
+    pub reconnect_causes: std::collections::BTreeMap<String, u64>,
     pub last_error: Option<String>,
 }
 
@@ -101,6 +115,13 @@ pub struct Event {
     pub routes: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cause: Option<String>,
+    /// `reconnecting`: the cause's class (metrics.rs `CAUSES`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause_class: Option<String>,
+    /// `connected`: milliseconds from the start of the attempt to the
+    /// link being up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handshake_ms: Option<u64>,
     /// `fallback`: the protocol tried next.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next: Option<String>,
@@ -156,6 +177,9 @@ impl Event {
             line.push_str(&format!(" from {} to {}", one_line(f), one_line(t)));
         }
         if let Some(ms) = self.took_ms {
+            line.push_str(&format!(" in {ms} ms"));
+        }
+        if let Some(ms) = self.handshake_ms {
             line.push_str(&format!(" in {ms} ms"));
         }
         if let Some(a) = &self.address {
@@ -215,6 +239,10 @@ mod tests {
             r#"{"command":"status"}"#
         );
         assert!(serde_json::from_str::<Request>(r#"{"command":"reboot"}"#).is_err());
+        assert_eq!(
+            serde_json::from_str::<Request>(r#"{"command":"metrics"}"#).unwrap(),
+            Request::Metrics
+        );
     }
 
     #[test]
@@ -255,6 +283,19 @@ mod tests {
         assert_eq!(
             measured.describe(),
             "office nat timeout measured ikev2 on network 10.1.0.2: 18 s, keepalive every 15 s"
+        );
+        let up = Event {
+            connection: "office".into(),
+            event: "connected".into(),
+            protocol: Some("ikev2".into()),
+            server: Some("vpn:500".into()),
+            handshake_ms: Some(84),
+            address: Some("10.0.10.2".into()),
+            ..Event::default()
+        };
+        assert_eq!(
+            up.describe(),
+            "office connected ikev2 to vpn:500 in 84 ms, address 10.0.10.2"
         );
         let changed = Event {
             event: "network changed".into(),

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 pub mod client_daemon;
 pub mod nat_lab;
 pub mod pki;
+pub mod systemd_container;
 
 use interop::netns::{Topology, LAN_HOST};
 use sha2::{Digest, Sha256};
