@@ -86,6 +86,30 @@ impl Network for NoNetwork {
     }
 }
 
+/// One client, timed: connect until the link is up, then disconnect
+/// cleanly; the time to the link, or why it did not come up within
+/// `limit`.
+pub(crate) async fn connect_timed(options: &Options, limit: Duration) -> Result<Duration, String> {
+    let notify = Arc::new(Notify::new());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let network: Arc<dyn Network> = Arc::new(NoNetwork(notify.clone()));
+    let started = Instant::now();
+    let session = options.connect(network, stop_rx);
+    tokio::pin!(session);
+    tokio::select! {
+        _ = notify.notified() => {}
+        r = &mut session => return Err(match r {
+            Ok(_) => "ended before it came up".to_owned(),
+            Err(e) => e.to_string(),
+        }),
+        _ = tokio::time::sleep(limit) => return Err(format!("no link within {} s", limit.as_secs())),
+    }
+    let took = started.elapsed();
+    let _ = stop_tx.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(10), session).await;
+    Ok(took)
+}
+
 impl Load {
     pub(crate) fn options(&self) -> anyhow::Result<Options> {
         let target = Target::parse(&self.target)?;

@@ -32,9 +32,11 @@ use clap::Parser;
 use interop::netns::{Topology, LAN_HOST, SERVER_FOR_CLI1};
 
 mod admin_metrics;
+mod handshake_flood;
 mod interrupt;
 mod load;
 mod radius_bench;
+mod server_under_test;
 mod soak;
 mod torture;
 mod torture_items;
@@ -56,6 +58,9 @@ enum Cli {
     /// traffic: panics, memory, throughput, drops, log lines and the
     /// server's CPU per bad item (issue 18).
     Torture(torture::TortureArgs),
+    /// Issue 18: a connect flood, slow and half-open clients against SSTP
+    /// while established sessions carry iperf3; admission of new clients.
+    HandshakeFlood(handshake_flood::HandshakeFloodArgs),
 }
 
 #[derive(clap::Args, Clone)]
@@ -109,6 +114,7 @@ fn main() -> anyhow::Result<()> {
         Cli::Radius(args) => radius_bench::run(args),
         Cli::Soak(args) => soak::run(args),
         Cli::Torture(args) => torture::run(args),
+        Cli::HandshakeFlood(args) => handshake_flood::run(args),
     }
 }
 

@@ -24,12 +24,11 @@
 //! Exits non-zero on a panic, a dead server or a lost session.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream, UdpSocket};
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -37,6 +36,7 @@ use interop::netns::{Topology, SERVER_FOR_CLI1, SERVER_FOR_CLI2};
 use rand::SeedableRng;
 
 use crate::admin_metrics::fetch as metrics;
+use crate::server_under_test::{cpu_ms, server_alive, sessions_up, start_server, Log};
 use crate::torture_items::Listener;
 
 #[derive(clap::Args, Clone)]
@@ -64,51 +64,6 @@ pub struct TortureArgs {
     /// Seconds per iperf3 run (baseline, and repeatedly during the flood).
     #[arg(long, default_value_t = 5)]
     seconds: u32,
-}
-
-/// What the server wrote: lines counted, panics seen, a few examples.
-#[derive(Default)]
-struct Log {
-    lines: AtomicU64,
-    panics: AtomicU64,
-    /// Lines written while `sampling` is set: up to 12 examples.
-    sampling: AtomicBool,
-    samples: Mutex<Vec<String>>,
-    /// The first line after `phase_started`, for that phase's row.
-    want_example: AtomicBool,
-    example: Mutex<Option<String>>,
-}
-
-impl Log {
-    fn take(self: &Arc<Self>, stream: impl Read + Send + 'static) {
-        self.take_lines(BufReader::new(stream).lines());
-    }
-
-    fn take_lines(
-        self: &Arc<Self>,
-        lines: impl Iterator<Item = std::io::Result<String>> + Send + 'static,
-    ) {
-        let log = self.clone();
-        std::thread::spawn(move || {
-            for line in lines {
-                let Ok(line) = line else { break };
-                log.lines.fetch_add(1, Ordering::Relaxed);
-                if line.contains("panicked") {
-                    log.panics.fetch_add(1, Ordering::Relaxed);
-                    eprintln!("server: {line}");
-                }
-                if log.want_example.swap(false, Ordering::Relaxed) {
-                    *log.example.lock().unwrap_or_else(|e| e.into_inner()) = Some(line.clone());
-                }
-                if log.sampling.load(Ordering::Relaxed) {
-                    let mut s = log.samples.lock().unwrap_or_else(|e| e.into_inner());
-                    if s.len() < 12 {
-                        s.push(line);
-                    }
-                }
-            }
-        });
-    }
 }
 
 /// One listener's phase.
@@ -554,16 +509,6 @@ fn closed_within_timeout(stream: &mut impl Read) -> bool {
     false
 }
 
-fn cpu_ms(pid: u32) -> Option<f64> {
-    crate::ProcessCost::of(pid).map(|c| c.cpu_ms)
-}
-
-fn server_alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| !s.contains(") Z "))
-        .unwrap_or(false)
-}
-
 /// Datagrams the server namespace's kernel dropped before the server read
 /// them: UDP receive-buffer errors (/proc/net/snmp) and raw sockets' drops
 /// (/proc/net/raw's last column).
@@ -599,13 +544,6 @@ fn raw_drops(raw: &str) -> u64 {
         .sum()
 }
 
-fn sessions_up(m: &BTreeMap<String, f64>) -> f64 {
-    m.iter()
-        .filter(|(k, _)| k.starts_with("ras_sessions{") && k.contains("state=\"up\""))
-        .map(|(_, v)| v)
-        .sum()
-}
-
 /// The drop counters and failed session attempts that grew.
 fn deltas(before: &BTreeMap<String, f64>, after: &BTreeMap<String, f64>) -> Vec<(String, f64)> {
     after
@@ -621,95 +559,6 @@ fn deltas(before: &BTreeMap<String, f64>, after: &BTreeMap<String, f64>) -> Vec<
             (d > 0.0).then(|| (k.clone(), d))
         })
         .collect()
-}
-
-fn start_server(
-    topo: &Topology,
-    ras: &Path,
-    dir: &Path,
-    log: &Arc<Log>,
-) -> anyhow::Result<crate::Server> {
-    let config = dir.join("ras.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"state_dir = {state:?}
-server_name = "ras-bench"
-user = ""
-
-[sstp]
-listen = ["0.0.0.0:443"]
-ports = 64
-
-[pptp]
-listen = ["0.0.0.0:1723"]
-ports = 64
-
-[ipsec]
-enabled = true
-listen = "0.0.0.0"
-
-[ikev2]
-enabled = true
-
-[addresses]
-ipv4_pool = ["10.0.10.20-10.0.10.250"]
-ipv6_prefix = "off"
-
-[ppp]
-echo_interval_secs = 0
-
-[tun]
-name = "ras-tort0"
-
-[admin]
-socket = {admin:?}
-"#,
-            state = dir.join("state"),
-            admin = dir.join("admin.sock"),
-        ),
-    )?;
-    let pw = dir.join("bench.pw");
-    std::fs::write(&pw, "bench-password\n")?;
-    let status = std::process::Command::new(ras)
-        .args(["user", "--config"])
-        .arg(&config)
-        .args(["add", "bench", "--password-file"])
-        .arg(&pw)
-        .stdout(Stdio::null())
-        .status()?;
-    if !status.success() {
-        bail!("ras user add failed");
-    }
-    // As crate::spawn_server, but the log is counted, not inherited.
-    let mut child = topo
-        .command("srv", ras.to_str().unwrap_or("ras"))
-        .args(["server", "--config"])
-        .arg(&config)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    if let Some(stderr) = child.stderr.take() {
-        log.take(stderr);
-    }
-    let stdout = child.stdout.take().context("server stdout")?;
-    let mut fingerprint = String::new();
-    let mut lines = BufReader::new(stdout).lines();
-    for line in lines.by_ref() {
-        let line = line?;
-        if let Some(fp) = line.split("fingerprint ").nth(1) {
-            fingerprint = fp.trim().to_owned();
-        }
-        if line.starts_with("ras server:") {
-            break;
-        }
-    }
-    log.take_lines(lines);
-    if fingerprint.is_empty() {
-        bail!("ras server did not start");
-    }
-    Ok(crate::Server { child, fingerprint })
 }
 
 #[cfg(test)]

@@ -121,6 +121,7 @@ pub struct Metrics {
     handshake_duration: Family<Labels, Histogram, fn() -> Histogram>,
     reloads: Family<Labels, Counter>,
     tls_handshake_failures: Family<Labels, Counter>,
+    sstp_refused: Family<Labels, Counter>,
     ended_traffic: Mutex<HashMap<&'static str, Traffic>>,
 }
 
@@ -174,6 +175,12 @@ impl Metrics {
             "TLS handshakes that failed before a session began, by listener and reason",
             tls_handshake_failures.clone(),
         );
+        let sstp_refused = Family::<Labels, Counter>::default();
+        registry.register(
+            "sstp_connections_refused",
+            "SSTP connections closed by flood protection or the port limit, by reason: handshakes_busy, per_source, ports_busy",
+            sstp_refused.clone(),
+        );
         registry.register(
             "handshake_duration_seconds",
             "Time from a session's first question (authentication) to its link coming up, by protocol",
@@ -188,6 +195,7 @@ impl Metrics {
             handshake_duration,
             reloads,
             tls_handshake_failures,
+            sstp_refused,
             ended_traffic: Mutex::new(HashMap::new()),
         }
     }
@@ -236,6 +244,14 @@ impl Metrics {
     pub fn tls_handshake_failure(&self, listener: &str, reason: &str) {
         self.tls_handshake_failures
             .get_or_create(&labels(&[("listener", listener), ("reason", reason)]))
+            .inc();
+    }
+
+    /// An SSTP connection was closed for `reason` before its session
+    /// began (handshake_gate.rs reasons, or "ports_busy").
+    pub fn sstp_connection_refused(&self, reason: &str) {
+        self.sstp_refused
+            .get_or_create(&labels(&[("reason", reason)]))
             .inc();
     }
 

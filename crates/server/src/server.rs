@@ -455,6 +455,7 @@ impl Server {
             failures: crate::failure_log::ListenerFailures::new("SSTP"),
             challenges: acme_challenges.clone(),
             metrics: metrics.clone(),
+            gate: crate::handshake_gate::HandshakeGate::new(),
         };
         let mut sstp_listening = Vec::new();
         for (addr, listener) in listeners.sstp {

@@ -14,6 +14,7 @@ use tunnel::{PacketSink, ServerHooks, SessionInfo};
 
 use crate::acme_challenge::{Challenges, HelloChoice};
 use crate::failure_log::ListenerFailures;
+use crate::handshake_gate::{Entry, HandshakeGate, Pass, Refusal};
 use crate::SessionId;
 
 /// A TLS handshake must finish within this time.
@@ -49,6 +50,9 @@ pub struct SstpService {
     pub challenges: Option<Arc<Challenges>>,
     /// `ras_tls_handshake_failures_total{listener="sstp"}`.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Bounds the connections in the TLS handshake stage, in all and per
+    /// source address (handshake_gate.rs).
+    pub gate: Arc<HandshakeGate>,
 }
 
 impl SstpService {
@@ -57,13 +61,27 @@ impl SstpService {
         let mut summaries = tokio::time::interval(SUMMARY_EVERY);
         loop {
             tokio::select! {
-                _ = summaries.tick() => self.failures.summarise(),
+                _ = summaries.tick() => {
+                    self.failures.summarise();
+                    if let Some(line) = self.gate.summary() {
+                        tracing::warn!("{line}");
+                    }
+                }
                 accepted = listener.accept() => match accepted {
                     Ok((tcp, peer)) => {
+                        // A host over its cap is closed here, before a
+                        // task or a socket option is spent on it.
+                        let entry = match self.gate.enter(peer.ip()) {
+                            Ok(entry) => entry,
+                            Err(why) => {
+                                self.metrics.sstp_connection_refused(why.name());
+                                continue;
+                            }
+                        };
                         let _ = tcp.set_nodelay(true);
                         let service = self.clone();
                         let stop = shutdown.clone();
-                        tokio::spawn(async move { service.handle(tcp, peer, stop).await });
+                        tokio::spawn(async move { service.handle(tcp, peer, entry, stop).await });
                     }
                     Err(e) => {
                         // Out of descriptors and the like: wait, do not spin.
@@ -80,14 +98,22 @@ impl SstpService {
         &self,
         tcp: tokio::net::TcpStream,
         peer: SocketAddr,
+        entry: Entry,
         shutdown: watch::Receiver<bool>,
     ) {
-        let permit = self.ports.clone().try_acquire_owned().ok();
         let certified = self.certified.load_full();
-        let tls = match tokio::time::timeout(TLS_TIMEOUT, self.accept(tcp, peer, &certified)).await
+        let tls = match tokio::time::timeout(TLS_TIMEOUT, self.accept(tcp, peer, entry, &certified))
+            .await
         {
-            Ok(Ok(Some(tls))) => tls,
-            Ok(Ok(None)) => return,
+            Ok(Ok(Accepted::Tls(tls, pass))) => {
+                drop(pass);
+                *tls
+            }
+            Ok(Ok(Accepted::Done)) => return,
+            Ok(Ok(Accepted::Refused(why))) => {
+                self.metrics.sstp_connection_refused(why.name());
+                return;
+            }
             Ok(Err(e)) => {
                 self.metrics
                     .tls_handshake_failure("sstp", crate::metrics::tls_failure_reason(&e));
@@ -105,8 +131,17 @@ impl SstpService {
                 return;
             }
         };
-        let Some(permit) = permit else {
-            tracing::warn!(%peer, "refused: all {} SSTP ports are in use", self.port_limit);
+        // The logical port is taken only now: a connection that never
+        // finishes its TLS handshake (half-open, slow) holds no port, so a
+        // flood of them cannot turn real clients away as "ports in use".
+        let Some(permit) = self.ports.clone().try_acquire_owned().ok() else {
+            self.metrics.sstp_connection_refused("ports_busy");
+            // At a bounded rate: a flood makes this one per connection.
+            self.failures.report(
+                "refused: all SSTP ports in use",
+                peer,
+                &format_args!("refused: all {} SSTP ports are in use", self.port_limit),
+            );
             refuse_busy(tls, self.port_limit).await;
             return;
         };
@@ -135,31 +170,45 @@ impl SstpService {
     /// The TLS handshake with the server certificate, or, for a
     /// TLS-ALPN-01 validation of a pending ACME challenge, with the
     /// challenge certificate and then closed (RFC 8737 §3: no application
-    /// data): `None`.
+    /// data): `Done`. A place of the handshake gate is taken only once
+    /// the ClientHello is in: waiting for bytes costs the server little,
+    /// the key exchange and the signature after it are what the places
+    /// bound, so half-open connections and clients that send their
+    /// ClientHello slowly (bounded per address and by the deadline) do not
+    /// take places real clients need.
     async fn accept(
         &self,
         tcp: tokio::net::TcpStream,
         peer: SocketAddr,
+        entry: Entry,
         certified: &SstpCertified,
-    ) -> std::io::Result<Option<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>> {
-        let Some(challenges) = &self.challenges else {
-            return certified.tls.accept(tcp).await.map(Some);
-        };
+    ) -> std::io::Result<Accepted> {
         let start = LazyConfigAcceptor::new(rustls::server::Acceptor::default(), tcp).await?;
-        let config = match challenges.choose(&start.client_hello()) {
-            HelloChoice::Server => certified.tls.config().clone(),
-            HelloChoice::Challenge(config) => {
+        let pass = match self.gate.admit(entry).await {
+            Ok(pass) => pass,
+            Err(why) => return Ok(Accepted::Refused(why)),
+        };
+        let config = match self
+            .challenges
+            .as_ref()
+            .map(|c| c.choose(&start.client_hello()))
+        {
+            None | Some(HelloChoice::Server) => certified.tls.config().clone(),
+            Some(HelloChoice::Challenge(config)) => {
                 let mut tls = start.into_stream(config).await?;
                 tracing::info!(%peer, "ACME: answered a TLS-ALPN-01 validation");
                 let _ = tls.shutdown().await;
-                return Ok(None);
+                return Ok(Accepted::Done);
             }
-            HelloChoice::Refuse => {
+            Some(HelloChoice::Refuse) => {
                 tracing::debug!(%peer, "refused acme-tls/1: no pending challenge for that name");
-                return Ok(None);
+                return Ok(Accepted::Done);
             }
         };
-        start.into_stream(config).await.map(Some)
+        Ok(Accepted::Tls(
+            Box::new(start.into_stream(config).await?),
+            pass,
+        ))
     }
 
     /// Wait until every session has ended (all ports free), at most `limit`.
@@ -168,6 +217,19 @@ impl SstpService {
             .await
             .is_ok()
     }
+}
+
+/// How a connection's TLS stage ended, short of an error.
+enum Accepted {
+    /// The handshake is done; the gate's place is still held.
+    Tls(
+        Box<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>,
+        Pass,
+    ),
+    /// Answered and closed (ACME validation, or refused acme-tls/1).
+    Done,
+    /// Closed by the handshake gate.
+    Refused(Refusal),
 }
 
 /// Over the port limit: read the request (briefly) and answer HTTP 503
