@@ -163,3 +163,53 @@ pub(crate) fn sessions_up(m: &BTreeMap<String, f64>) -> f64 {
         .map(|(_, v)| v)
         .sum()
 }
+
+/// `n` in-process SSTP sessions from client namespace 1, held until the
+/// process ends (no traffic: they must just survive what the bench does);
+/// the load that made them, for more connects of the same kind.
+pub(crate) fn hold_sessions(
+    topo: &Topology,
+    fingerprint: &str,
+    n: usize,
+) -> anyhow::Result<(Arc<crate::load::Load>, crate::load::Held)> {
+    let load = Arc::new(crate::load::Load {
+        target: format!("sstp://{}", crate::SERVER_FOR_CLI1),
+        trust: crate::load::ServerTrust::Fingerprint(fingerprint.to_string()),
+        user: "bench".into(),
+        password: "bench-password".into(),
+    });
+    let (held_tx, held_rx) = std::sync::mpsc::channel();
+    {
+        let (load, ns) = (load.clone(), topo.ns("cli1"));
+        std::thread::spawn(move || {
+            interop::netns::in_named_ns(&ns, move || load.hold_sessions(n, held_tx))
+        });
+    }
+    let held = held_rx
+        .recv_timeout(std::time::Duration::from_secs(120))
+        .context("the held sessions did not come up")?;
+    Ok((load, held))
+}
+
+/// iperf3 through the tunnel again and again until `flood` is over (or
+/// Ctrl-C): the runs that ended before it, in bit/s, and the server's
+/// peak RSS meanwhile (at least `rss_before`).
+pub(crate) fn iperf_during<T>(
+    topo: &Topology,
+    seconds: u32,
+    pid: u32,
+    rss_before: u64,
+    flood: &std::thread::JoinHandle<T>,
+) -> (Vec<f64>, u64) {
+    let mut during = Vec::new();
+    let mut rss_peak = rss_before;
+    while !flood.is_finished() && !crate::interrupt::requested() {
+        match crate::iperf(topo, seconds, 1) {
+            Ok(bps) if !flood.is_finished() => during.push(bps),
+            Ok(_) => {}
+            Err(e) => println!("  iperf3 during the flood failed: {e:#}"),
+        }
+        rss_peak = rss_peak.max(crate::rss_kib(pid).unwrap_or(0));
+    }
+    (during, rss_peak)
+}

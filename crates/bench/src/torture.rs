@@ -32,7 +32,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use interop::netns::{Topology, SERVER_FOR_CLI1, SERVER_FOR_CLI2};
+use interop::netns::{Topology, SERVER_FOR_CLI2};
 use rand::SeedableRng;
 
 use crate::admin_metrics::fetch as metrics;
@@ -107,22 +107,8 @@ pub fn run(args: TortureArgs) -> anyhow::Result<()> {
     );
 
     // Sessions held through the run (no traffic: they must just survive).
-    let load = Arc::new(crate::load::Load {
-        target: format!("sstp://{SERVER_FOR_CLI1}"),
-        trust: crate::load::ServerTrust::Fingerprint(server.fingerprint.clone()),
-        user: "bench".into(),
-        password: "bench-password".into(),
-    });
-    let (held_tx, held_rx) = std::sync::mpsc::channel();
-    {
-        let (load, ns, n) = (load.clone(), topo.ns("cli1"), args.sessions);
-        std::thread::spawn(move || {
-            interop::netns::in_named_ns(&ns, move || load.hold_sessions(n, held_tx))
-        });
-    }
-    let held = held_rx
-        .recv_timeout(Duration::from_secs(120))
-        .context("the held sessions did not come up")?;
+    let (_load, held) =
+        crate::server_under_test::hold_sessions(&topo, &server.fingerprint, args.sessions)?;
     println!(
         "held sessions: {} of {} up (in-process SSTP clients){}",
         held.up,
@@ -167,19 +153,8 @@ pub fn run(args: TortureArgs) -> anyhow::Result<()> {
                 .and_then(|r| r)
         })
     };
-    let mut during = Vec::new();
-    let mut rss_peak = rss_before;
-    while !flood.is_finished() {
-        if crate::interrupt::requested() {
-            break;
-        }
-        match crate::iperf(&topo, args.seconds, 1) {
-            Ok(bps) if !flood.is_finished() => during.push(bps),
-            Ok(_) => {}
-            Err(e) => println!("  iperf3 during the flood failed: {e:#}"),
-        }
-        rss_peak = rss_peak.max(crate::rss_kib(pid).unwrap_or(0));
-    }
+    let (during, rss_peak) =
+        crate::server_under_test::iperf_during(&topo, args.seconds, pid, rss_before, &flood);
     let phases = match flood.join() {
         Ok(r) => r?,
         Err(p) => std::panic::resume_unwind(p),

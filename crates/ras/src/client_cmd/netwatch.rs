@@ -254,7 +254,8 @@ fn current_uplink(ignore: &[String]) -> Uplink {
     Uplink::default()
 }
 
-fn ip_json(args: &[&str]) -> Option<serde_json::Value> {
+/// `ip -json ARGS`, parsed; `None` when `ip` fails.
+pub(super) fn ip_json(args: &[&str]) -> Option<serde_json::Value> {
     let out = std::process::Command::new("ip")
         .arg("-json")
         .args(args)

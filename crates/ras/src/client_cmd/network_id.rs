@@ -19,6 +19,7 @@
 
 use std::net::IpAddr;
 
+use super::netwatch::ip_json;
 use serde_json::Value;
 
 /// The key of the network behind `local` now. Runs `ip` three times
@@ -117,19 +118,6 @@ fn lladdr_of(neigh: &Value, gateway: IpAddr) -> Option<String> {
             && mac.chars().all(|c| c.is_ascii_hexdigit() || c == ':');
         (dst == gateway && plausible).then(|| mac.to_owned())
     })
-}
-
-fn ip_json(args: &[&str]) -> Option<Value> {
-    let out = std::process::Command::new("ip")
-        .arg("-json")
-        .args(args)
-        .stderr(std::process::Stdio::null())
-        .output()
-        .ok()?;
-    if !out.status.success() {
-        return None;
-    }
-    serde_json::from_slice(&out.stdout).ok()
 }
 
 #[cfg(test)]
