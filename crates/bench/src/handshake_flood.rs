@@ -225,7 +225,7 @@ pub fn run(args: HandshakeFloodArgs) -> anyhow::Result<()> {
     let (load, held) =
         crate::server_under_test::hold_sessions(&topo, &server.fingerprint, args.sessions)?;
     println!("held sessions: {} of {} up", held.up, args.sessions);
-    let mut tunnel = crate::sstp_tunnel(
+    let tunnel = crate::sstp_tunnel(
         &topo,
         &ras,
         &dir.join("bench.pw"),
@@ -356,20 +356,16 @@ pub fn run(args: HandshakeFloodArgs) -> anyhow::Result<()> {
         println!("  {series} +{delta:.0}");
     }
 
-    let _ = std::process::Command::new("kill")
-        .args(["-INT", &tunnel.id().to_string()])
-        .status();
-    let _ = tunnel.wait();
-    drop(server);
-    drop(topo);
-    let _ = std::fs::remove_dir_all(&dir);
-    if !alive || panics > 0 {
-        bail!("handshake-flood failed: the server died or panicked");
-    }
-    if up_after < up_before {
-        bail!("handshake-flood failed: established sessions were lost during the flood");
-    }
-    Ok(())
+    crate::server_under_test::finish(
+        "handshake-flood",
+        tunnel,
+        server,
+        topo,
+        &dir,
+        alive,
+        panics,
+        up_after < up_before,
+    )
 }
 
 fn held_line(h: &Held) -> String {

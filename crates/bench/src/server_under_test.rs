@@ -213,3 +213,33 @@ pub(crate) fn iperf_during<T>(
     }
     (during, rss_peak)
 }
+
+/// Ends a stress run: the tunnel client stopped, the server and the
+/// namespaces gone, the temporary directory removed; then the verdict
+/// (an error when the server died or panicked, or sessions were lost).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn finish<S>(
+    bench: &str,
+    mut tunnel: std::process::Child,
+    server: S,
+    topo: Topology,
+    dir: &Path,
+    alive: bool,
+    panics: u64,
+    sessions_lost: bool,
+) -> anyhow::Result<()> {
+    let _ = std::process::Command::new("kill")
+        .args(["-INT", &tunnel.id().to_string()])
+        .status();
+    let _ = tunnel.wait();
+    drop(server);
+    drop(topo);
+    let _ = std::fs::remove_dir_all(dir);
+    if !alive || panics > 0 {
+        bail!("{bench} failed: the server died or panicked");
+    }
+    if sessions_lost {
+        bail!("{bench} failed: established sessions were lost during the flood");
+    }
+    Ok(())
+}

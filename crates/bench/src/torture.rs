@@ -121,7 +121,7 @@ pub fn run(args: TortureArgs) -> anyhow::Result<()> {
     );
 
     // The tunnel iperf3 runs through.
-    let mut tunnel = crate::sstp_tunnel(
+    let tunnel = crate::sstp_tunnel(
         &topo,
         &ras,
         &dir.join("bench.pw"),
@@ -254,20 +254,16 @@ pub fn run(args: TortureArgs) -> anyhow::Result<()> {
         println!("  {series} +{delta:.0}");
     }
 
-    let _ = std::process::Command::new("kill")
-        .args(["-INT", &tunnel.id().to_string()])
-        .status();
-    let _ = tunnel.wait();
-    drop(server);
-    drop(topo);
-    let _ = std::fs::remove_dir_all(&dir);
-    if !alive || panics > 0 {
-        bail!("torture failed: the server died or panicked");
-    }
-    if up_after < attempts_before {
-        bail!("torture failed: established sessions were lost during the flood");
-    }
-    Ok(())
+    crate::server_under_test::finish(
+        "torture",
+        tunnel,
+        server,
+        topo,
+        &dir,
+        alive,
+        panics,
+        up_after < attempts_before,
+    )
 }
 
 /// Every listener's phase in turn, from this (client) namespace.
