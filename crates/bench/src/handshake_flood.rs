@@ -33,7 +33,7 @@ use anyhow::{bail, Context};
 use interop::netns::{Topology, SERVER_FOR_CLI2};
 
 use crate::admin_metrics::fetch as metrics;
-use crate::server_under_test::{cpu_ms, server_alive, sessions_up, start_server, Log};
+use crate::server_under_test::{cpu_ms, server_alive, sessions_up, StressRun};
 
 #[derive(clap::Args, Clone)]
 pub struct HandshakeFloodArgs {
@@ -195,20 +195,15 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 pub fn run(args: HandshakeFloodArgs) -> anyhow::Result<()> {
-    if !interop::netns::is_root() {
-        bail!("ras-bench handshake-flood needs root (network namespaces, TUN)");
-    }
-    crate::raise_fd_limit();
-    let ras = crate::ras_binary(args.ras.as_deref())?;
-    let prefix = "rashf";
-    let dir = std::env::temp_dir().join(format!("ras-hflood-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    crate::interrupt::clean_up_on_signal(prefix, &dir);
-    let topo = Topology::create(prefix).map_err(anyhow::Error::msg)?;
-    let log = Arc::new(Log::default());
-    let server = start_server(&topo, &ras, &dir, &log)?;
-    let pid = server.child.id();
-    let admin = dir.join("admin.sock");
+    let StressRun {
+        ras,
+        dir,
+        topo,
+        log,
+        server,
+        pid,
+        admin,
+    } = StressRun::start("handshake-flood", "rashf", args.ras.as_deref())?;
     println!(
         "handshake-flood: {} s, ≤ {} new connections/s from {} address(es); {} connectors (1 in {} idles {} s), {} slow clients, {} half-open; ras server in a namespace, flood from another; machine: {} CPUs",
         args.flood_secs,

@@ -243,3 +243,47 @@ pub(crate) fn finish<S>(
     }
     Ok(())
 }
+
+/// The start of a stress run: root checked, the file limit raised, a
+/// temporary directory and a topology named `prefix` (both removed on
+/// Ctrl-C), and the server started in it with its log counted.
+pub(crate) struct StressRun {
+    pub(crate) ras: std::path::PathBuf,
+    pub(crate) dir: std::path::PathBuf,
+    pub(crate) topo: Topology,
+    pub(crate) log: Arc<Log>,
+    pub(crate) server: crate::Server,
+    pub(crate) pid: u32,
+    pub(crate) admin: std::path::PathBuf,
+}
+
+impl StressRun {
+    pub(crate) fn start(
+        bench: &str,
+        prefix: &str,
+        ras: Option<&Path>,
+    ) -> anyhow::Result<StressRun> {
+        if !interop::netns::is_root() {
+            bail!("ras-bench {bench} needs root (network namespaces, TUN, raw sockets)");
+        }
+        crate::raise_fd_limit();
+        let ras = crate::ras_binary(ras)?;
+        let dir = std::env::temp_dir().join(format!("ras-{bench}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        crate::interrupt::clean_up_on_signal(prefix, &dir);
+        let topo = Topology::create(prefix).map_err(anyhow::Error::msg)?;
+        let log = Arc::new(Log::default());
+        let server = start_server(&topo, &ras, &dir, &log)?;
+        let pid = server.child.id();
+        let admin = dir.join("admin.sock");
+        Ok(StressRun {
+            ras,
+            dir,
+            topo,
+            log,
+            server,
+            pid,
+            admin,
+        })
+    }
+}

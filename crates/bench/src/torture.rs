@@ -31,12 +31,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
-use interop::netns::{Topology, SERVER_FOR_CLI2};
+use anyhow::Context;
+use interop::netns::SERVER_FOR_CLI2;
 use rand::SeedableRng;
 
 use crate::admin_metrics::fetch as metrics;
-use crate::server_under_test::{cpu_ms, server_alive, sessions_up, start_server, Log};
+use crate::server_under_test::{cpu_ms, server_alive, sessions_up, Log, StressRun};
 use crate::torture_items::Listener;
 
 #[derive(clap::Args, Clone)]
@@ -83,20 +83,15 @@ struct Phase {
 }
 
 pub fn run(args: TortureArgs) -> anyhow::Result<()> {
-    if !interop::netns::is_root() {
-        bail!("ras-bench torture needs root (network namespaces, TUN, raw sockets)");
-    }
-    crate::raise_fd_limit();
-    let ras = crate::ras_binary(args.ras.as_deref())?;
-    let prefix = "rastort";
-    let dir = std::env::temp_dir().join(format!("ras-torture-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    crate::interrupt::clean_up_on_signal(prefix, &dir);
-    let topo = Topology::create(prefix).map_err(anyhow::Error::msg)?;
-    let log = Arc::new(Log::default());
-    let server = start_server(&topo, &ras, &dir, &log)?;
-    let pid = server.child.id();
-    let admin = dir.join("admin.sock");
+    let StressRun {
+        ras,
+        dir,
+        topo,
+        log,
+        server,
+        pid,
+        admin,
+    } = StressRun::start("torture", "rastort", args.ras.as_deref())?;
     println!(
         "torture: {} bad items over {} listeners, ≤ {} s each, datagrams ≤ {}/s; ras server in a namespace (SSTP, PPTP, L2TP/IPsec, IKEv2), flood from another; machine: {} CPUs",
         args.items,
