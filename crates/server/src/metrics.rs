@@ -178,7 +178,7 @@ impl Metrics {
         let sstp_refused = Family::<Labels, Counter>::default();
         registry.register(
             "sstp_connections_refused",
-            "SSTP connections closed by flood protection or the port limit, by reason: handshakes_busy, per_source, ports_busy",
+            "SSTP connections closed by flood protection or the port limit, by reason: handshakes_busy, per_source, ports_busy (a new connection refused: every port belongs to a logged-in session), evicted_unauthenticated (an older connection not logged in yet gave its port to a new one)",
             sstp_refused.clone(),
         );
         registry.register(

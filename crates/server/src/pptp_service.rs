@@ -12,6 +12,8 @@ use tunnel::pptp_server::{self, GreDemux, PptpServerConfig};
 use tunnel::{PacketSink, ServerHooks, SessionInfo};
 
 use crate::failure_log::ListenerFailures;
+use crate::logical_ports::LogicalPorts;
+use crate::port_hooks::PortHooks;
 use crate::SessionId;
 
 /// Everything the PPTP service shares between sessions.
@@ -22,9 +24,11 @@ pub struct PptpService {
     pub demux: Arc<GreDemux>,
     pub hooks: Arc<dyn ServerHooks>,
     pub sink: Arc<dyn PacketSink>,
-    /// One permit per logical port (one call per control connection).
-    pub ports: Arc<Semaphore>,
-    pub port_limit: u32,
+    /// The logical ports (one call per control connection): lent at the
+    /// accept, the session's once its user is authenticated
+    /// (logical_ports.rs), so idle control connections from many hosts
+    /// cannot keep real clients out.
+    pub ports: Arc<LogicalPorts>,
     /// Connections over the port limit being answered at once; beyond
     /// [`REFUSALS`] they are closed without an answer.
     pub refusals: Arc<Semaphore>,
@@ -77,13 +81,21 @@ impl PptpService {
                 }
             },
         };
-        let Ok(permit) = self.ports.clone().try_acquire_owned() else {
-            tracing::warn!(%peer, "refused: all {} PPTP ports are in use", self.port_limit);
+        let Ok(port) = self.ports.take() else {
+            self.failures.report(
+                "refused: all PPTP ports in use",
+                peer,
+                &format_args!(
+                    "refused: all {} PPTP ports are in use by logged-in sessions",
+                    self.ports.limit()
+                ),
+            );
             if let Ok(_answering) = self.refusals.clone().try_acquire_owned() {
                 pptp_server::refuse(tcp, &self.session).await;
             }
             return;
         };
+        let port = Arc::new(port);
         let info = SessionInfo {
             id: SessionId::next().raw(),
             peer: peer.to_string(),
@@ -92,25 +104,40 @@ impl PptpService {
         let id = info.id;
         // Debug level: see the SSTP listener.
         tracing::debug!(session_id = id, %peer, "PPTP connection");
-        let outcome = pptp_server::serve(
+        let served = pptp_server::serve(
             tcp,
             peer_ip,
             &self.session,
             self.demux.clone(),
-            self.hooks.clone(),
+            Arc::new(PortHooks::new(self.hooks.clone(), port.clone())),
             self.sink.clone(),
             info,
             shutdown,
-        )
-        .await;
-        self.failures.session_ended(id, peer, &outcome);
-        drop(permit);
+        );
+        // Dropping the session before its login is safe: the pipeline has
+        // not heard of it, and its call ID lease unregisters on drop.
+        let outcome = tokio::select! {
+            outcome = served => Some(outcome),
+            () = port.evicted() => None,
+        };
+        match outcome {
+            Some(outcome) if !port.is_evicted() => {
+                self.failures.session_ended(id, peer, &outcome);
+            }
+            _ => self.failures.report(
+                "closed: not logged in while all ports were taken",
+                peer,
+                &format_args!(
+                    "closed: not logged in yet when all {} PPTP ports were taken; its port went to a newer connection",
+                    self.ports.limit()
+                ),
+            ),
+        }
+        drop(port);
     }
 
     /// Wait until every session has ended (all ports free), at most `limit`.
     pub async fn drain(&self, limit: Duration) -> bool {
-        tokio::time::timeout(limit, self.ports.acquire_many(self.port_limit))
-            .await
-            .is_ok()
+        self.ports.drain(limit).await
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 use tokio_rustls::{LazyConfigAcceptor, TlsAcceptor};
 use tunnel::sstp_server::{self, ServerSessionConfig};
 use tunnel::{PacketSink, ServerHooks, SessionInfo};
@@ -15,6 +15,8 @@ use tunnel::{PacketSink, ServerHooks, SessionInfo};
 use crate::acme_challenge::{Challenges, HelloChoice};
 use crate::failure_log::ListenerFailures;
 use crate::handshake_gate::{Entry, HandshakeGate, Pass, Refusal};
+use crate::logical_ports::LogicalPorts;
+use crate::port_hooks::PortHooks;
 use crate::SessionId;
 
 /// A TLS handshake must finish within this time.
@@ -40,9 +42,9 @@ pub struct SstpService {
     pub certified: Arc<arc_swap::ArcSwap<SstpCertified>>,
     pub hooks: Arc<dyn ServerHooks>,
     pub sink: Arc<dyn PacketSink>,
-    /// One permit per logical port.
-    pub ports: Arc<Semaphore>,
-    pub port_limit: u32,
+    /// The logical ports: lent at the end of TLS, the session's once its
+    /// user is authenticated (logical_ports.rs).
+    pub ports: Arc<LogicalPorts>,
     /// Connections that failed before a login, logged at a bounded rate.
     pub failures: ListenerFailures,
     /// TLS-ALPN-01 challenges answered on this listener, when
@@ -134,17 +136,29 @@ impl SstpService {
         // The logical port is taken only now: a connection that never
         // finishes its TLS handshake (half-open, slow) holds no port, so a
         // flood of them cannot turn real clients away as "ports in use".
-        let Some(permit) = self.ports.clone().try_acquire_owned().ok() else {
+        // Until the user logs in the port is only lent: a newer connection
+        // takes it from the one that has waited longest without logging
+        // in, so connections that finish TLS and then sit there cannot
+        // keep real clients out either.
+        let Ok(port) = self.ports.take() else {
             self.metrics.sstp_connection_refused("ports_busy");
             // At a bounded rate: a flood makes this one per connection.
             self.failures.report(
                 "refused: all SSTP ports in use",
                 peer,
-                &format_args!("refused: all {} SSTP ports are in use", self.port_limit),
+                &format_args!(
+                    "refused: all {} SSTP ports are in use by logged-in sessions",
+                    self.ports.limit()
+                ),
             );
-            refuse_busy(tls, self.port_limit).await;
+            refuse_busy(tls, self.ports.limit()).await;
             return;
         };
+        if port.evicted_another {
+            self.metrics
+                .sstp_connection_refused("evicted_unauthenticated");
+        }
+        let port = Arc::new(port);
         let info = SessionInfo {
             id: SessionId::next().raw(),
             peer: peer.to_string(),
@@ -154,17 +168,35 @@ impl SstpService {
         // Said at debug level: a line per connection is what a flood of
         // them would turn into; what becomes of it is logged below.
         tracing::debug!(session_id = id, %peer, "SSTP connection");
-        let outcome = sstp_server::serve(
+        let hooks = Arc::new(PortHooks::new(self.hooks.clone(), port.clone()));
+        let served = sstp_server::serve(
             tls,
             &certified.session,
-            self.hooks.clone(),
+            hooks,
             self.sink.clone(),
             info,
             shutdown,
-        )
-        .await;
-        self.failures.session_ended(id, peer, &outcome);
-        drop(permit);
+        );
+        // Dropping the session before its login is safe: the pipeline has
+        // not heard of it (PortHooks asks it nothing before `network`).
+        let outcome = tokio::select! {
+            outcome = served => Some(outcome),
+            () = port.evicted() => None,
+        };
+        match outcome {
+            Some(outcome) if !port.is_evicted() => {
+                self.failures.session_ended(id, peer, &outcome);
+            }
+            _ => self.failures.report(
+                "closed: not logged in while all ports were taken",
+                peer,
+                &format_args!(
+                    "closed: not logged in yet when all {} SSTP ports were taken; its port went to a newer connection",
+                    self.ports.limit()
+                ),
+            ),
+        }
+        drop(port);
     }
 
     /// The TLS handshake with the server certificate, or, for a
@@ -213,9 +245,7 @@ impl SstpService {
 
     /// Wait until every session has ended (all ports free), at most `limit`.
     pub async fn drain(&self, limit: Duration) -> bool {
-        tokio::time::timeout(limit, self.ports.acquire_many(self.port_limit))
-            .await
-            .is_ok()
+        self.ports.drain(limit).await
     }
 }
 
