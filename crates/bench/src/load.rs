@@ -13,7 +13,7 @@ use client::pptp::PptpOptions;
 use client::sstp::{ConnectError, SessionEnd, SstpOptions};
 use client::target::Target;
 use client::verify::{Fingerprint, Trust};
-use tokio::sync::{mpsc, watch, Notify};
+use tokio::sync::{mpsc, watch, Notify, Semaphore};
 use tunnel::PacketSink;
 
 pub struct Load {
@@ -63,6 +63,34 @@ impl Options {
             Options::L2tp(o) => client::l2tp::connect(o, network, stop).await,
             Options::Pptp(o) => client::pptp::connect(o, network, stop).await,
         }
+    }
+}
+
+/// Connections from one address `ras server` lets into its TLS handshake
+/// stage at once: 16 (`server::handshake_gate::PER_SOURCE_LIMIT`); more are
+/// closed in its accept loop. Every client of the load generator has the
+/// same address, so it keeps well below that (the server counts a connection until it has read the client's last handshake message, a little after the client is done).
+pub(crate) const TLS_SLOTS: usize = 8;
+
+impl Options {
+    /// For SSTP: waits for one of `slots`, and gives back options that
+    /// free it once TLS is up (`on_connected`) or when they are dropped.
+    /// `None` for the other protocols (no TLS stage to bound).
+    pub(crate) async fn gated(&self, slots: &Arc<Semaphore>) -> Option<Options> {
+        let Options::Sstp(o) = self else {
+            return None;
+        };
+        let permit = slots.clone().acquire_owned().await.ok()?;
+        let held = std::sync::Mutex::new(Some(permit));
+        let mut o = o.clone();
+        let chained = o.on_connected.take();
+        o.on_connected = Some(Arc::new(move || {
+            held.lock().unwrap_or_else(|e| e.into_inner()).take();
+            if let Some(c) = &chained {
+                c();
+            }
+        }));
+        Some(Options::Sstp(o))
     }
 }
 
@@ -143,7 +171,9 @@ impl Load {
     }
 
     /// One client: connect, wait until up, disconnect cleanly.
-    async fn one(&self, options: &Options) -> bool {
+    async fn one(&self, options: &Options, slots: &Arc<Semaphore>) -> bool {
+        let gated = options.gated(slots).await;
+        let options = gated.as_ref().unwrap_or(options);
         let notify = Arc::new(Notify::new());
         let (stop_tx, stop_rx) = watch::channel(false);
         let network: Arc<dyn Network> = Arc::new(NoNetwork(notify.clone()));
@@ -174,18 +204,20 @@ impl Load {
         rt.block_on(async move {
             let next = Arc::new(AtomicUsize::new(0));
             let failures = Arc::new(AtomicUsize::new(0));
+            let slots = Arc::new(Semaphore::new(TLS_SLOTS));
             let started = Instant::now();
             let mut workers = Vec::new();
             for _ in 0..parallel {
-                let (me, options, next, failures) = (
+                let (me, options, next, failures, slots) = (
                     self.clone(),
                     options.clone(),
                     next.clone(),
                     failures.clone(),
+                    slots.clone(),
                 );
                 workers.push(tokio::spawn(async move {
                     while next.fetch_add(1, Ordering::Relaxed) < total {
-                        if !me.one(&options).await {
+                        if !me.one(&options, &slots).await {
                             failures.fetch_add(1, Ordering::Relaxed);
                         }
                     }
@@ -219,6 +251,7 @@ impl Load {
                 usize,
             >::new()));
             let mut sessions = Vec::new();
+            let slots = Arc::new(Semaphore::new(TLS_SLOTS));
             let (_stop_tx, stop_rx) = watch::channel(false);
             let settled = |up: &AtomicUsize, refused: &AtomicUsize| {
                 up.load(Ordering::Relaxed) + refused.load(Ordering::Relaxed)
@@ -229,7 +262,10 @@ impl Load {
                     let network: Arc<dyn Network> = Arc::new(NoNetwork(notify.clone()));
                     let (options, stop) = (options.clone(), stop_rx.clone());
                     let (up, refused, causes) = (up.clone(), refused.clone(), causes.clone());
+                    let slots = slots.clone();
                     sessions.push(tokio::spawn(async move {
+                        let gated = options.gated(&slots).await;
+                        let options = gated.as_ref().unwrap_or(&options);
                         let session = options.connect(network, stop);
                         tokio::pin!(session);
                         let cause = tokio::select! {

@@ -381,10 +381,13 @@ fn drive(
     let (hold, drop_share, ramp) = (args.hold_secs, args.drop_share, args.ramp_rate.max(1));
     rt.block_on(async move {
         let mut slots = Vec::with_capacity(count);
+        // This namespace's clients share one address (load.rs, TLS_SLOTS).
+        let tls_slots = Arc::new(tokio::sync::Semaphore::new(crate::load::TLS_SLOTS));
         for i in 0..count {
             let (options, stop, stats) = (options.clone(), stop.clone(), stats.clone());
+            let tls_slots = tls_slots.clone();
             slots.push(tokio::spawn(async move {
-                slot(options, deadline, stop, stats, hold, drop_share).await
+                slot(options, &tls_slots, deadline, stop, stats, hold, drop_share).await
             }));
             // Ramp: `ramp` new slots per second.
             if i % 10 == 9 {
@@ -401,6 +404,7 @@ fn drive(
 /// One client slot: connect, hold, end (cleanly or abruptly), reconnect.
 async fn slot(
     options: Arc<Options>,
+    tls_slots: &Arc<tokio::sync::Semaphore>,
     deadline: Instant,
     mut stop: watch::Receiver<bool>,
     stats: Arc<Stats>,
@@ -411,8 +415,9 @@ async fn slot(
         let notify = Arc::new(Notify::new());
         let (end_tx, end_rx) = watch::channel(false);
         let network: Arc<dyn client::network::Network> = Arc::new(NoNetwork(notify.clone()));
+        let gated = options.gated(tls_slots).await;
         let started = Instant::now();
-        let session = options.connect(network, end_rx);
+        let session = gated.as_ref().unwrap_or(&options).connect(network, end_rx);
         tokio::pin!(session);
         stats.attempts.fetch_add(1, Ordering::Relaxed);
         tokio::select! {

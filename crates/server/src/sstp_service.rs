@@ -107,9 +107,12 @@ impl SstpService {
         let tls = match tokio::time::timeout(TLS_TIMEOUT, self.accept(tcp, peer, entry, &certified))
             .await
         {
+            // Kept boxed: the TLS stream is a few KiB, and every async
+            // layer it is moved through would otherwise keep a place for
+            // it in this connection's task (heaptrack, issue 18).
             Ok(Ok(Accepted::Tls(tls, pass))) => {
                 drop(pass);
-                *tls
+                tls
             }
             Ok(Ok(Accepted::Done)) => return,
             Ok(Ok(Accepted::Refused(why))) => {

@@ -39,7 +39,10 @@ where
 {
     let initial = http_io::send_request(&mut stream, &config.host, config.response_timeout).await?;
     let now = Instant::now();
-    let session = Session {
+    // On the heap: a session is about 5 KiB, and a value moved into an
+    // awaited future can keep its place in the caller's future too, so
+    // inline it would count twice per connection (heaptrack, issue 18).
+    let session = Box::new(Session {
         sstp: sstp::ClientConnection::new(
             sstp::ClientConfig::new(&config.server_certificate_der),
             now,
@@ -47,6 +50,6 @@ where
         .into(),
         hooked: Hooked::new(Owner::Client(hooks), Link::new(config.link), info),
         sink,
-    };
+    });
     Ok(session.run(stream, initial, shutdown).await)
 }

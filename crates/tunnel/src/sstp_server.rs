@@ -61,10 +61,13 @@ where
     let mut sstp_config = sstp::ServerConfig::new(&config.certificate_der);
     sstp_config.hash_protocols = config.hash_protocols;
     sstp_config.timers = config.timers;
-    let session = Session {
+    // On the heap: a session is about 5 KiB, and a value moved into an
+    // awaited future can keep its place in the caller's future too, so
+    // inline it would count twice per connection (heaptrack, issue 18).
+    let session = Box::new(Session {
         sstp: sstp::ServerConnection::new(sstp_config, Instant::now()).into(),
         hooked: Hooked::new(Owner::Server(hooks), Link::new(config.link.clone()), info),
         sink,
-    };
+    });
     session.run(stream, initial, shutdown).await
 }

@@ -60,7 +60,7 @@ impl Session {
     /// Run until the session ends. `initial` holds bytes that arrived with
     /// the HTTP exchange.
     pub async fn run<S>(
-        mut self,
+        mut self: Box<Self>,
         stream: S,
         initial: Vec<u8>,
         mut shutdown: watch::Receiver<bool>,
