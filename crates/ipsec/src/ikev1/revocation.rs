@@ -45,7 +45,7 @@ pub enum CrlError {
 }
 
 /// RFC 5280 §5.3.1 reason codes, as people read them.
-fn reason_name(code: u8) -> &'static str {
+pub(crate) fn reason_name(code: u8) -> &'static str {
     match code {
         0 => "unspecified",
         1 => "keyCompromise",
