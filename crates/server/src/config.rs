@@ -412,6 +412,14 @@ pub struct CertificateConfig {
     pub crl_files: Vec<PathBuf>,
     /// What a client certificate whose issuer has no current CRL gets.
     pub crl_policy: crate::crl::CrlPolicyConfig,
+    /// Ask the certificate's OCSP responder (RFC 6960) when no CRL file
+    /// covers its issuer (see [`crate::online_status`]).
+    pub ocsp: crate::crl::OcspConfig,
+    /// An http:// OCSP responder asked instead of the certificate's own.
+    pub ocsp_responder: Option<String>,
+    /// Fetch the CRL of the certificate's http:// distribution points when
+    /// no CRL file covers its issuer.
+    pub fetch_crls: bool,
 }
 
 /// `[certificate.acme]`.
@@ -1124,6 +1132,16 @@ impl Config {
         if let Some(acme) = &self.certificate.acme {
             if let Some((key, message)) = self.acme_problem(acme) {
                 return Err(at_key(key, message));
+            }
+        }
+        if let Some(url) = &self.certificate.ocsp_responder {
+            if !crate::http_fetch::is_http_url(url) {
+                return Err(at_key(
+                    "certificate.ocsp_responder",
+                    format!(
+                        "{url:?} is not an http:// URL (RFC 6960 Appendix A.1: OCSP over HTTP)"
+                    ),
+                ));
             }
         }
         if self.addresses.dns.len() > 2 {

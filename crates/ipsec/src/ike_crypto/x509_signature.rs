@@ -61,9 +61,7 @@ pub fn data_signed_by(
         Some(alg) => UnparsedPublicKey::new(alg, &signer.subject_public_key.data)
             .verify(data, &signature.data)
             .is_ok(),
-        None => {
-            x509_parser::verify::verify_signature(signer, &algorithm, &signature, data).is_ok()
-        }
+        None => x509_parser::verify::verify_signature(signer, &algorithm, &signature, data).is_ok(),
     }
 }
 

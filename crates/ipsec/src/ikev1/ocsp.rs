@@ -118,10 +118,7 @@ pub fn request(
 }
 
 fn cert_id(cert: &X509Certificate<'_>, issuer: &X509Certificate<'_>) -> Result<CertId, OcspError> {
-    let name_hash = digest::digest(
-        &digest::SHA1_FOR_LEGACY_USE_ONLY,
-        cert.issuer().as_raw(),
-    );
+    let name_hash = digest::digest(&digest::SHA1_FOR_LEGACY_USE_ONLY, cert.issuer().as_raw());
     let key_hash = digest::digest(
         &digest::SHA1_FOR_LEGACY_USE_ONLY,
         &issuer.public_key().subject_public_key.data,
@@ -184,9 +181,8 @@ pub fn check(query: &Query, der: &[u8], unix_time: i64) -> Result<Answer, OcspEr
     let (_, issuer) =
         X509Certificate::from_der(&query.issuer).map_err(|_| OcspError::Certificate)?;
     let now = ASN1Time::from_timestamp(unix_time).map_err(|_| OcspError::Malformed)?;
-    let signed_by = |spki: &SubjectPublicKeyInfo<'_>| {
-        data_signed_by(spki, algorithm, signature, tbs)
-    };
+    let signed_by =
+        |spki: &SubjectPublicKeyInfo<'_>| data_signed_by(spki, algorithm, signature, tbs);
     if !signed_by(issuer.public_key()) {
         let delegated = basic
             .certs

@@ -114,7 +114,10 @@ fn a_wrong_nonce_is_refused_and_garbage_is_malformed() {
         check(&q, GOOD_BY_CA, MADE).map(|a| a.status),
         Ok(CertificateStatus::Good)
     );
-    assert_eq!(check(&q, b"\x30\x03\x0a\x01\x00", MADE), Err(OcspError::Malformed));
+    assert_eq!(
+        check(&q, b"\x30\x03\x0a\x01\x00", MADE),
+        Err(OcspError::Malformed)
+    );
     // tryLater (RFC 6960 §4.2.1), no responseBytes.
     assert_eq!(
         check(&q, b"\x30\x03\x0a\x01\x03", MADE),
