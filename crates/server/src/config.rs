@@ -1454,6 +1454,28 @@ mod tests {
     }
 
     #[test]
+    fn online_revocation_settings_parse_and_a_bad_responder_is_named() {
+        let c = parse("[certificate]\nocsp = \"if-present\"\nfetch_crls = true\nocsp_responder = \"http://ocsp.test:8080/x\"\n").unwrap();
+        assert_eq!(c.certificate.ocsp, crate::crl::OcspConfig::IfPresent);
+        assert!(c.certificate.fetch_crls);
+        assert_eq!(
+            Config::default().certificate.ocsp,
+            crate::crl::OcspConfig::Off
+        );
+        assert!(!Config::default().certificate.fetch_crls);
+        let (line, _, key, message) =
+            err("[certificate]\nocsp = \"if-present\"\nocsp_responder = \"https://ocsp.test/\"\n");
+        assert_eq!(
+            (line, key.as_deref()),
+            (3, Some("certificate.ocsp_responder")),
+            "{message}"
+        );
+        assert!(message.contains("not an http:// URL"), "{message}");
+        let (line, _, key, _) = err("[certificate]\nocsp = \"always\"\n");
+        assert_eq!((line, key.as_deref()), (2, Some("certificate.ocsp")));
+    }
+
+    #[test]
     fn acme_settings_are_checked_with_file_line_and_key() {
         let base = "[sstp]\nlisten = [\"0.0.0.0:443\"]\n[certificate.acme]\ndirectory = \"https://ca.test/dir\"\n";
         let c = parse(base).unwrap();
