@@ -141,7 +141,7 @@ fn cert_id(cert: &X509Certificate<'_>, issuer: &X509Certificate<'_>) -> Result<C
 pub enum CertificateStatus {
     Good,
     Revoked {
-        /// When, ISO 8601 UTC.
+        /// When (RFC 2822 text).
         time: String,
         /// RFC 5280 §5.3.1 reason name, when the responder gives one.
         reason: Option<&'static str>,
@@ -242,7 +242,7 @@ pub fn check(query: &Query, der: &[u8], unix_time: i64) -> Result<Answer, OcspEr
         CertStatus::Good(_) => CertificateStatus::Good,
         CertStatus::Unknown(_) => CertificateStatus::Unknown,
         CertStatus::Revoked(info) => CertificateStatus::Revoked {
-            time: info.revocation_time.0.to_date_time().to_string(),
+            time: revocation_time(&info.revocation_time),
             reason: info
                 .revocation_reason
                 .map(|r| super::revocation::reason_name(r as u32 as u8)),
@@ -253,6 +253,14 @@ pub fn check(query: &Query, der: &[u8], unix_time: i64) -> Result<Answer, OcspEr
         this_update,
         next_update,
     })
+}
+
+/// RFC 2822 text, as the CRL entries' dates are logged.
+fn revocation_time(t: &x509_ocsp::OcspGeneralizedTime) -> String {
+    ASN1Time::from_timestamp(unix(t))
+        .ok()
+        .and_then(|a| a.to_rfc2822().ok())
+        .unwrap_or_else(|| t.0.to_date_time().to_string())
 }
 
 fn unix(t: &x509_ocsp::OcspGeneralizedTime) -> i64 {
