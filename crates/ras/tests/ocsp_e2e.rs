@@ -7,6 +7,9 @@
 //!
 //! - OCSP, `crl_policy = "strict"`: a good certificate connects; one the
 //!   index revokes is refused, the log naming OCSP, the serial and reason;
+//! - a responder that accepts and never answers holds only the login
+//!   that asks it: another client connects meanwhile, and the waiting one
+//!   is refused after the 5 s deadline (strict);
 //! - the responder down: strict refuses, if-available connects with a
 //!   warning;
 //! - no OCSP, `fetch_crls`: the CRL of the certificate's distribution point
@@ -50,9 +53,10 @@ fn openssl(dir: &Path, args: &[&str]) {
     );
 }
 
-/// The CA, the server's certificate, clients "good" (serial 1000) and
-/// "revoked" (1001, keyCompromise) naming the responder and the CRL, the
-/// responder's certificate (id-kp-OCSPSigning) and the CA's CRL.
+/// The CA, the server's certificate, clients "good" (serial 1000),
+/// "revoked" (1001, keyCompromise) and "late" (1004) naming the responder
+/// and the CRL, the responder's certificate (id-kp-OCSPSigning) and the
+/// CA's CRL.
 fn make_pki(dir: &Path) {
     std::fs::write(
         dir.join("ext.cnf"),
@@ -104,6 +108,7 @@ fn make_pki(dir: &Path) {
         ("revoked", "client_ext"),
         ("server", "server_ext"),
         ("resp", "resp_ext"),
+        ("late", "client_ext"),
     ] {
         let mut args = vec!["req"];
         args.extend(ec);
@@ -283,7 +288,12 @@ fn server(topo: &Topology, dir: &Path, name: &str, certificate: &str) -> Server 
 
 /// `ras connect ikev2://` from cli1 with the client certificate `name`.
 fn login(topo: &Topology, dir: &Path, name: &str) -> Client {
-    let mut cmd = topo.command("cli1", RAS);
+    login_from(topo, dir, name, "cli1", "rasocc0")
+}
+
+/// The same from `role`, on TUN `tun`.
+fn login_from(topo: &Topology, dir: &Path, name: &str, role: &'static str, tun: &str) -> Client {
+    let mut cmd = topo.command(role, RAS);
     cmd.args([
         "connect",
         &format!("ikev2://{SERVER_FOR_CLI1}"),
@@ -296,8 +306,8 @@ fn login(topo: &Topology, dir: &Path, name: &str) -> Client {
     .arg(dir.join(format!("{name}.key")))
     .arg("--ca")
     .arg(dir.join("ca.pem"))
-    .args(["--no-dns", "--tun-name", "rasocc0"]);
-    spawn_client(cmd, "cli1", "rasocc0")
+    .args(["--no-dns", "--tun-name", tun]);
+    spawn_client(cmd, role, tun)
 }
 
 fn connects(topo: &Topology, dir: &Path, name: &str) {
@@ -358,10 +368,60 @@ fn client_certificates_are_checked_by_ocsp_and_by_the_crl_distribution_point() {
             && line.contains(&format!("by OCSP at http://127.0.0.1:{OCSP_PORT}/")),
         "{line}"
     );
+
+    // A responder that never answers holds only the login that asks it:
+    // "good" (answered already, cached until nextUpdate) connects from
+    // cli2 while "late" (serial 1004, never asked about) waits on it from
+    // cli1, and is refused when the 5 s deadline passes.
+    drop(responder);
+    let script = format!(
+        "import socket, time\ns = socket.socket()\n\
+         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+         s.bind(('127.0.0.1', {OCSP_PORT}))\ns.listen(16)\ntime.sleep(600)\n"
+    );
+    let silent = helper(&topo, dir, "python3", &["-c", &script], OCSP_PORT);
+    let out = topo
+        .command("cli2", "ip")
+        .args(["route", "add", "10.201.1.0/24", "via", "10.201.2.1"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let waiting = login(&topo, dir, "late");
+    let started = Instant::now();
+    std::thread::sleep(Duration::from_millis(500));
+    let mut other = login_from(&topo, dir, "good", "cli2", "rasocc1");
+    let addr = wait_address(&topo, &mut other, Duration::from_secs(4));
+    let connected_after = started.elapsed();
+    assert!(
+        addr.is_some() && connected_after < Duration::from_millis(4_500),
+        "a second client waited on the first one's responder ({connected_after:?})"
+    );
+    eprintln!("the other client was up after {connected_after:?}, the first still waiting");
+    let (ok, text) = finish(waiting, Duration::from_secs(30));
+    let refused_after = started.elapsed();
+    assert!(!ok, "{text}");
+    assert!(refused_after >= Duration::from_secs(5), "{refused_after:?}");
+    eprintln!("the first client was refused after {refused_after:?}");
+    let line = srv.expect(
+        "certificate serial 10:04: revocation status unknown",
+        Duration::from_secs(5),
+    );
+    assert!(
+        line.contains(&format!(
+            "OCSP at http://127.0.0.1:{OCSP_PORT}/: no answer within 5 s"
+        )) && line.contains("refused (crl_policy \"strict\")"),
+        "{line}"
+    );
+    interrupt(&other);
+    let _ = finish(other, Duration::from_secs(10));
+    drop(silent);
     drop(srv);
 
     // (c): the responder down.
-    drop(responder);
     let srv = server(
         &topo,
         dir,
