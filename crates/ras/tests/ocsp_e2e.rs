@@ -401,6 +401,10 @@ fn client_certificates_are_checked_by_ocsp_and_by_the_crl_distribution_point() {
         "a second client waited on the first one's responder ({connected_after:?})"
     );
     eprintln!("the other client was up after {connected_after:?}, the first still waiting");
+    srv.expect(
+        &format!("certificate serial 10:00: good, by OCSP at http://127.0.0.1:{OCSP_PORT}/ (cached answer)"),
+        Duration::from_secs(1),
+    );
     let (ok, text) = finish(waiting, Duration::from_secs(30));
     let refused_after = started.elapsed();
     assert!(!ok, "{text}");

@@ -120,17 +120,21 @@ pub async fn check(cert: &PeerCertificate) -> Result<(), String> {
         };
         for url in urls.iter().take(MAX_URLS) {
             match ocsp_status(url, cert, now).await {
-                Ok(CertificateStatus::Good) => {
-                    tracing::info!("certificate serial {serial}: good, by OCSP at {url}");
+                Ok((CertificateStatus::Good, cached)) => {
+                    tracing::info!(
+                        "certificate serial {serial}: good, by OCSP at {url}{}",
+                        if cached { " (cached answer)" } else { "" }
+                    );
                     return Ok(());
                 }
-                Ok(CertificateStatus::Revoked { time, reason }) => {
+                Ok((CertificateStatus::Revoked { time, reason }, cached)) => {
                     return Err(format!(
-                        "certificate serial {serial} revoked on {time}{}, by OCSP at {url}",
-                        reason.map(|r| format!(" ({r})")).unwrap_or_default()
+                        "certificate serial {serial} revoked on {time}{}, by OCSP at {url}{}",
+                        reason.map(|r| format!(" ({r})")).unwrap_or_default(),
+                        if cached { " (cached answer)" } else { "" }
                     ));
                 }
-                Ok(CertificateStatus::Unknown) => {
+                Ok((CertificateStatus::Unknown, _)) => {
                     failures.push(format!("OCSP at {url}: unknown to the responder"))
                 }
                 Err(e) => failures.push(format!("OCSP at {url}: {e}")),
@@ -204,18 +208,19 @@ fn cache_key(cert: &PeerCertificate) -> Vec<u8> {
         .to_vec()
 }
 
-/// RFC 6960: the cached answer, or a POST to `url`.
+/// RFC 6960: the cached answer, or a POST to `url`; and whether it was
+/// the cached one.
 async fn ocsp_status(
     url: &str,
     cert: &PeerCertificate,
     now: i64,
-) -> Result<CertificateStatus, String> {
+) -> Result<(CertificateStatus, bool), String> {
     let key = cache_key(cert);
     {
         let c = caches().lock().unwrap_or_else(|e| e.into_inner());
         if let Some((status, until)) = c.ocsp.get(&key) {
             if *until > now {
-                return Ok(status.clone());
+                return Ok((status.clone(), true));
             }
         }
     }
@@ -235,7 +240,7 @@ async fn ocsp_status(
     let mut c = caches().lock().unwrap_or_else(|e| e.into_inner());
     make_room(&mut c.ocsp, MAX_OCSP_CACHE, now);
     c.ocsp.insert(key, (answer.status.clone(), until));
-    Ok(answer.status)
+    Ok((answer.status, false))
 }
 
 /// RFC 5280 §6.3: `leaf` against the CRL at `url` (cached until its
