@@ -298,3 +298,63 @@ fn replacing_the_crls_reaches_a_verifier_already_holding_them() {
     revocation.replace(set);
     check(&t, &[&leaf]).unwrap();
 }
+
+/// With online checks on (OCSP, CRL distribution points: the IKEv2
+/// driver's), `verify_peer_deferring` leaves an end entity no CRL file
+/// covers to the driver, with its issuer for the request, even under
+/// strict; an intermediate without a CRL is still refused, a listed end
+/// entity still refused at once, and `verify_peer` (IKEv1, no driver
+/// step) keeps the file-only rules.
+#[test]
+fn online_checks_defer_only_the_uncovered_end_entity_and_only_when_asked() {
+    use ipsec::ikev1::revocation::OnlineChecks;
+    let root = Ca::root("Test Root");
+    let leaf = root.leaf("client", 0x8001);
+    let online = |crls: &[&[u8]]| {
+        let mut set = CrlSet::new(CrlPolicy::Strict).with_online(OnlineChecks {
+            ocsp: true,
+            ocsp_responder: None,
+            fetch_crls: false,
+        });
+        for c in crls {
+            set.add(c).unwrap();
+        }
+        TrustAnchors::new(vec![root.der.clone()])
+            .unwrap()
+            .with_revocation(Revocation::new(set))
+    };
+    let t = online(&[]);
+    let peer = t
+        .verify_peer_deferring(&[&leaf], &dn_of(&leaf), NOW)
+        .unwrap();
+    let pc = peer.certificate.expect("the end entity and its issuer");
+    assert_eq!(pc.der, leaf);
+    assert_eq!(pc.issuer, root.der);
+    assert!(matches!(
+        t.verify_peer(&[&leaf], &dn_of(&leaf), NOW),
+        Err(PeerCertificateError::RevocationUnknown { .. })
+    ));
+    // A listed end entity is refused without asking anyone.
+    let (pem, _) = root.crl(&[0x8001], 2029, 2031);
+    assert!(matches!(
+        online(&[pem.as_bytes()]).verify_peer_deferring(&[&leaf], &dn_of(&leaf), NOW),
+        Err(PeerCertificateError::Revoked { .. })
+    ));
+    // An intermediate with no CRL of the root's: refused under strict.
+    let mid = root.intermediate("Mid", 0x8100);
+    let below = mid.leaf("below", 0x8002);
+    let (mid_crl, _) = mid.crl(&[], 2029, 2031);
+    assert!(matches!(
+        online(&[mid_crl.as_bytes()]).verify_peer_deferring(
+            &[&below, &mid.der],
+            &dn_of(&below),
+            NOW
+        ),
+        Err(PeerCertificateError::RevocationUnknown { .. })
+    ));
+    // Off: nothing is deferred.
+    let t = trust(&root, CrlPolicy::Strict, &[]);
+    assert!(t
+        .verify_peer_deferring(&[&leaf], &dn_of(&leaf), NOW)
+        .is_err());
+}

@@ -412,6 +412,14 @@ pub struct CertificateConfig {
     pub crl_files: Vec<PathBuf>,
     /// What a client certificate whose issuer has no current CRL gets.
     pub crl_policy: crate::crl::CrlPolicyConfig,
+    /// Ask the certificate's OCSP responder (RFC 6960) when no CRL file
+    /// covers its issuer (see [`crate::online_status`]).
+    pub ocsp: crate::crl::OcspConfig,
+    /// An http:// OCSP responder asked instead of the certificate's own.
+    pub ocsp_responder: Option<String>,
+    /// Fetch the CRL of the certificate's http:// distribution points when
+    /// no CRL file covers its issuer.
+    pub fetch_crls: bool,
 }
 
 /// `[certificate.acme]`.
@@ -1126,6 +1134,16 @@ impl Config {
                 return Err(at_key(key, message));
             }
         }
+        if let Some(url) = &self.certificate.ocsp_responder {
+            if !crate::http_fetch::is_http_url(url) {
+                return Err(at_key(
+                    "certificate.ocsp_responder",
+                    format!(
+                        "{url:?} is not an http:// URL (RFC 6960 Appendix A.1: OCSP over HTTP)"
+                    ),
+                ));
+            }
+        }
         if self.addresses.dns.len() > 2 {
             return Err(at_key(
                 "addresses.dns",
@@ -1433,6 +1451,28 @@ mod tests {
         assert!(acme.ca_file.is_some() && acme.contact.is_some());
         let (_, _, key, _) = err(&uncommented);
         assert_eq!(key.as_deref(), Some("certificate.acme"));
+    }
+
+    #[test]
+    fn online_revocation_settings_parse_and_a_bad_responder_is_named() {
+        let c = parse("[certificate]\nocsp = \"if-present\"\nfetch_crls = true\nocsp_responder = \"http://ocsp.test:8080/x\"\n").unwrap();
+        assert_eq!(c.certificate.ocsp, crate::crl::OcspConfig::IfPresent);
+        assert!(c.certificate.fetch_crls);
+        assert_eq!(
+            Config::default().certificate.ocsp,
+            crate::crl::OcspConfig::Off
+        );
+        assert!(!Config::default().certificate.fetch_crls);
+        let (line, _, key, message) =
+            err("[certificate]\nocsp = \"if-present\"\nocsp_responder = \"https://ocsp.test/\"\n");
+        assert_eq!(
+            (line, key.as_deref()),
+            (3, Some("certificate.ocsp_responder")),
+            "{message}"
+        );
+        assert!(message.contains("not an http:// URL"), "{message}");
+        let (line, _, key, _) = err("[certificate]\nocsp = \"always\"\n");
+        assert_eq!((line, key.as_deref()), (2, Some("certificate.ocsp")));
     }
 
     #[test]

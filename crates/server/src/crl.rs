@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use ipsec::ikev1::revocation::{CrlError, CrlPolicy, CrlSet, Revocation};
+use ipsec::ikev1::revocation::{CrlError, CrlPolicy, CrlSet, OnlineChecks, Revocation};
 use serde::Deserialize;
 use thiserror::Error;
 
@@ -37,6 +37,18 @@ impl From<CrlPolicyConfig> for CrlPolicy {
     }
 }
 
+/// `certificate.ocsp`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OcspConfig {
+    /// No OCSP request (the default: no login waits on a responder the
+    /// operator did not choose).
+    #[default]
+    Off,
+    /// Ask the responder the certificate names (or `ocsp_responder`).
+    IfPresent,
+}
+
 /// A CRL file that could not be used.
 #[derive(Debug, Error)]
 pub enum CrlFileError {
@@ -51,7 +63,11 @@ pub enum CrlFileError {
 
 /// The CRLs `config` names, read and parsed.
 pub fn load(config: &CertificateConfig) -> Result<CrlSet, CrlFileError> {
-    let mut set = CrlSet::new(config.crl_policy.into());
+    let mut set = CrlSet::new(config.crl_policy.into()).with_online(OnlineChecks {
+        ocsp: config.ocsp == OcspConfig::IfPresent,
+        ocsp_responder: config.ocsp_responder.clone(),
+        fetch_crls: config.fetch_crls,
+    });
     for path in &config.crl_files {
         add_file(&mut set, path)?;
     }
@@ -87,7 +103,15 @@ pub fn install(set: CrlSet) {
 
 /// One phrase for the reload line.
 pub fn describe(set: &CrlSet) -> String {
-    format!("CRLs {} ({})", set.len(), set.policy().name())
+    let online = set.online();
+    let mut text = format!("CRLs {} ({})", set.len(), set.policy().name());
+    if online.ocsp {
+        text.push_str(", OCSP");
+    }
+    if online.fetch_crls {
+        text.push_str(", CRLs fetched");
+    }
+    text
 }
 
 #[cfg(test)]

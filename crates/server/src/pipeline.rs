@@ -547,6 +547,15 @@ impl ServerHooks for ControlPipeline {
             .with(id, |r| r.claim(&user, None, Some(method)));
     }
 
+    fn certificate_status(
+        &self,
+        _info: &SessionInfo,
+        certificate: &ipsec::ikev1::certificates::PeerCertificate,
+    ) -> BoxFuture<Result<(), String>> {
+        let certificate = certificate.clone();
+        Box::pin(async move { crate::online_status::check(&certificate).await })
+    }
+
     fn network(&self, info: &SessionInfo) -> BoxFuture<Result<NetworkSettings, String>> {
         let this = self.clone();
         let info = info.clone();

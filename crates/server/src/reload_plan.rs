@@ -119,6 +119,11 @@ pub fn plan(
                 // same paths may hold a newer CRL).
                 crl_files: _,
                 crl_policy: _,
+                // Reloadable: they travel with the CRLs (crl.rs) and
+                // reach the next login.
+                ocsp: _,
+                ocsp_responder: _,
+                fetch_crls: _,
             },
         addresses,
         auth,

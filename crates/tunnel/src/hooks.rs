@@ -51,6 +51,17 @@ pub trait ServerHooks: Send + Sync + 'static {
     /// `network`, so that policies see the method. The default does
     /// nothing.
     fn authenticated_by_tunnel(&self, _info: &SessionInfo, _method: TunnelAuthMethod) {}
+    /// A client certificate the tunnel verified (chain, CRL files): its
+    /// status over the network (OCSP, a CRL distribution point), asked
+    /// before `network`. An error refuses the client. The default has no
+    /// such check.
+    fn certificate_status(
+        &self,
+        _info: &SessionInfo,
+        _certificate: &ipsec::ikev1::certificates::PeerCertificate,
+    ) -> BoxFuture<Result<(), String>> {
+        Box::pin(async { Ok(()) })
+    }
     /// The user is authenticated: decide the network settings (addresses
     /// from the pool, policy). An error refuses the user.
     fn network(&self, info: &SessionInfo) -> BoxFuture<Result<NetworkSettings, String>>;

@@ -463,6 +463,7 @@ impl Ikev2Part {
             identity,
             method,
             certificate_subject,
+            certificate,
             wants_ipv6,
             ..
         } = request;
@@ -501,6 +502,11 @@ impl Ikev2Part {
         let auth_protocol = (method == ClientAuthMethod::Eap).then_some(AuthProtocol::Eap);
         tokio::spawn(async move {
             let result = async {
+                // Before any address is taken: a refused certificate
+                // leaves nothing to give back.
+                if let Some(certificate) = &certificate {
+                    hooks.certificate_status(&info, certificate).await?;
+                }
                 let settings = hooks.network(&info).await?;
                 let ipcp = settings
                     .ipcp

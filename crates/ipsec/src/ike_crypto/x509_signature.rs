@@ -41,6 +41,30 @@ pub fn crl_signed_by(
     }
 }
 
+/// Whether `signer`'s key made `signature` (a DER BIT STRING, with the
+/// DER AlgorithmIdentifier `algorithm`) over `data`: an OCSP response
+/// (RFC 6960 §4.2.1), whose octets are not x509-parser's.
+pub fn data_signed_by(
+    signer: &SubjectPublicKeyInfo<'_>,
+    algorithm: &[u8],
+    signature: &[u8],
+    data: &[u8],
+) -> bool {
+    use x509_parser::der_parser::asn1_rs::{BitString, FromDer};
+    let Ok((_, algorithm)) = AlgorithmIdentifier::from_der(algorithm) else {
+        return false;
+    };
+    let Ok((_, signature)) = BitString::from_der(signature) else {
+        return false;
+    };
+    match ecdsa_verifier(signer, &algorithm) {
+        Some(alg) => UnparsedPublicKey::new(alg, &signer.subject_public_key.data)
+            .verify(data, &signature.data)
+            .is_ok(),
+        None => x509_parser::verify::verify_signature(signer, &algorithm, &signature, data).is_ok(),
+    }
+}
+
 /// The aws-lc-rs check for an ECDSA signature x509-parser cannot make:
 /// any hash on P-521, SHA-512 on P-256 and P-384. `None`: not such a case.
 fn ecdsa_verifier(

@@ -260,6 +260,31 @@ impl TrustAnchors {
         id: &Identification,
         unix_time: i64,
     ) -> Result<VerifiedPeer, PeerCertificateError> {
+        self.verify(certs, id, unix_time, false)
+    }
+
+    /// [`Self::verify_peer`] for a caller whose driver checks the end
+    /// entity online (OCSP, CRL distribution points) when the CRLs' online
+    /// checks are on: an end entity no current CRL file covers is then
+    /// left to it, with the policy (IKEv2's authorization step does this;
+    /// IKEv1 has no such step and uses `verify_peer`).
+    pub fn verify_peer_deferring(
+        &self,
+        certs: &[&[u8]],
+        id: &Identification,
+        unix_time: i64,
+    ) -> Result<VerifiedPeer, PeerCertificateError> {
+        let defer = self.revocation.current().online().enabled();
+        self.verify(certs, id, unix_time, defer)
+    }
+
+    fn verify(
+        &self,
+        certs: &[&[u8]],
+        id: &Identification,
+        unix_time: i64,
+        defer_leaf: bool,
+    ) -> Result<VerifiedPeer, PeerCertificateError> {
         let parsed: Vec<X509Certificate<'_>> = certs
             .iter()
             .take(MAX_PEER_CERTIFICATES)
@@ -289,11 +314,15 @@ impl TrustAnchors {
         let crls = self.revocation.current();
         let mut current = leaf;
         let mut depth = 0;
+        // The leaf's issuer, as it verified the leaf (for online checks).
+        let mut leaf_issuer: Option<Vec<u8>> = None;
         loop {
             // It is itself a CA we trust: nothing above it to ask.
             if anchors.iter().any(|ca| ca.as_raw() == current.as_raw()) {
                 break;
             }
+            let is_leaf = depth == 0;
+            let defer = is_leaf && defer_leaf;
             // A trusted CA issued it.
             let trusted = anchors.iter().find(|ca| {
                 ca.subject().as_raw() == current.issuer().as_raw()
@@ -301,7 +330,10 @@ impl TrustAnchors {
                     && certificate_signed_by(current, ca.public_key())
             });
             if let Some(ca) = trusted {
-                self.check_revocation(&crls, current, ca, now, unix_time)?;
+                self.check_revocation(&crls, current, ca, now, unix_time, defer)?;
+                if is_leaf {
+                    leaf_issuer = Some(ca.as_raw().to_vec());
+                }
                 break;
             }
             depth += 1;
@@ -315,7 +347,10 @@ impl TrustAnchors {
                     if !i.validity().is_valid_at(now) {
                         return Err(PeerCertificateError::Expired(i.subject().to_string()));
                     }
-                    self.check_revocation(&crls, current, i, now, unix_time)?;
+                    self.check_revocation(&crls, current, i, now, unix_time, defer)?;
+                    if is_leaf {
+                        leaf_issuer = Some(i.as_raw().to_vec());
+                    }
                     current = i;
                 }
                 _ => {
@@ -329,6 +364,10 @@ impl TrustAnchors {
         Ok(VerifiedPeer {
             key,
             subject: leaf_name,
+            certificate: leaf_issuer.map(|issuer| PeerCertificate {
+                der: leaf.as_raw().to_vec(),
+                issuer,
+            }),
         })
     }
 }
@@ -343,9 +382,17 @@ impl TrustAnchors {
         issuer: &X509Certificate<'_>,
         now: ASN1Time,
         unix_time: i64,
+        defer: bool,
     ) -> Result<(), PeerCertificateError> {
         let strict = crls.policy() == CrlPolicy::Strict;
-        match crls.status(cert, issuer, now) {
+        let status = crls.status(cert, issuer, now);
+        // With OCSP or CRL fetching on, the driver asks about the end
+        // entity after this check and applies the policy to what it gets;
+        // a file's current CRL has answered already.
+        if defer && matches!(status, Status::Stale | Status::Unknown) {
+            return Ok(());
+        }
+        match status {
             Status::Good => Ok(()),
             Status::Revoked(revoked) => Err(PeerCertificateError::Revoked {
                 subject: cert.subject().to_string(),
@@ -374,6 +421,18 @@ pub struct VerifiedPeer {
     pub key: PublicKey,
     /// The subject DN as text, for the log.
     pub subject: String,
+    /// The end entity and the certificate that issued it (none: the end
+    /// entity is itself a trusted CA).
+    pub certificate: Option<PeerCertificate>,
+}
+
+/// A verified end entity and its issuer (DER each), for an OCSP request
+/// (RFC 6960 §4.1.1 names a certificate by its issuer) or a CRL
+/// distribution point.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerCertificate {
+    pub der: Vec<u8>,
+    pub issuer: Vec<u8>,
 }
 
 /// RFC 4945 §5.1.3.2 and §5.1.3.12: what the end entity's key may do.

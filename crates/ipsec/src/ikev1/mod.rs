@@ -31,6 +31,7 @@ mod initiator_main_mode;
 mod initiator_quick_mode;
 mod main_mode;
 pub mod nat_detection;
+pub mod ocsp;
 pub mod offer;
 pub mod payloads;
 pub mod proposal;

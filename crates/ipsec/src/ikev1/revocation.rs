@@ -45,7 +45,7 @@ pub enum CrlError {
 }
 
 /// RFC 5280 §5.3.1 reason codes, as people read them.
-fn reason_name(code: u8) -> &'static str {
+pub(crate) fn reason_name(code: u8) -> &'static str {
     match code {
         0 => "unspecified",
         1 => "keyCompromise",
@@ -95,11 +95,34 @@ pub enum Status {
     Unknown,
 }
 
+/// Status checks the server's driver makes over the network for an end
+/// entity that no current CRL file covers (RFC 6960 OCSP, RFC 5280
+/// §4.2.1.13 CRL distribution points). The verifier only needs to know
+/// whether they are on: when they are, it leaves the end entity's unknown
+/// status to the driver (which applies the policy to what it finds).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OnlineChecks {
+    /// Ask the OCSP responder of the certificate's Authority Information
+    /// Access (or `ocsp_responder`).
+    pub ocsp: bool,
+    /// This responder instead of the certificate's.
+    pub ocsp_responder: Option<String>,
+    /// Fetch the CRL of the certificate's http:// distribution points.
+    pub fetch_crls: bool,
+}
+
+impl OnlineChecks {
+    pub fn enabled(&self) -> bool {
+        self.ocsp || self.fetch_crls
+    }
+}
+
 /// The CRLs loaded from the configured files (DER each), and their policy.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CrlSet {
     crls: Vec<Vec<u8>>,
     policy: CrlPolicy,
+    online: OnlineChecks,
 }
 
 impl CrlSet {
@@ -107,7 +130,18 @@ impl CrlSet {
         CrlSet {
             crls: Vec::new(),
             policy,
+            online: OnlineChecks::default(),
         }
+    }
+
+    /// This set with network checks for end entities it does not cover.
+    pub fn with_online(mut self, online: OnlineChecks) -> Self {
+        self.online = online;
+        self
+    }
+
+    pub fn online(&self) -> &OnlineChecks {
+        &self.online
     }
 
     pub fn policy(&self) -> CrlPolicy {

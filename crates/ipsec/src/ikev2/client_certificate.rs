@@ -80,6 +80,9 @@ pub struct VerifiedClient {
     pub subject: String,
     /// The user name policies, accounting and RADIUS see.
     pub user: String,
+    /// The certificate and its issuer (for the driver's online status
+    /// check).
+    pub certificate: Option<crate::ikev1::certificates::PeerCertificate>,
 }
 
 /// Checks a client: `cert_bodies` are its CERT payloads (end entity
@@ -103,7 +106,7 @@ pub fn verify_client(
     let id = V1Identification::parse(idi.body).ok_or(PeerCertificateError::Malformed)?;
     let peer = trust
         .anchors
-        .verify_peer(&certs, &id, (trust.unix_time)())?;
+        .verify_peer_deferring(&certs, &id, (trust.unix_time)())?;
     // `verify_peer` parsed the leaf already; it is there and well formed.
     let leaf = certs
         .first()
@@ -125,6 +128,7 @@ pub fn verify_client(
     Ok(VerifiedClient {
         subject: peer.subject,
         user,
+        certificate: peer.certificate,
     })
 }
 

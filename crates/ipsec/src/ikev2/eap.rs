@@ -159,6 +159,7 @@ impl Ikev2Responder {
                     identity,
                     method: ClientAuthMethod::Eap,
                     certificate_subject: None,
+                    certificate: None,
                     wants_ipv4,
                     wants_ipv6,
                 },

@@ -40,6 +40,10 @@ pub struct AuthorizationRequest {
     pub method: ClientAuthMethod,
     /// With a certificate: its subject DN, for the log.
     pub certificate_subject: Option<String>,
+    /// With a certificate: it and its issuer, for an OCSP or CRL
+    /// distribution point check before `authorize` (the driver's, so that
+    /// no fetch holds the responder).
+    pub certificate: Option<crate::ikev1::certificates::PeerCertificate>,
     /// The configuration payload asked for an IPv4 / IPv6 address.
     pub wants_ipv4: bool,
     pub wants_ipv6: bool,

@@ -33,6 +33,7 @@ use super::responder::Ikev2Responder;
 use super::sa_payload::{self, Proposal};
 use super::traffic_selectors::{self, TrafficSelector};
 use super::wire::{self, exchange, payload, Header, PayloadChain};
+use crate::ikev1::certificates::PeerCertificate;
 
 /// The parts of an IKE_AUTH request we use.
 struct AuthRequest<'a> {
@@ -138,6 +139,9 @@ struct ClientProof {
     key: Option<Vec<u8>>,
     method: ClientAuthMethod,
     subject: Option<String>,
+    /// The certificate and its issuer, for the driver's OCSP or CRL
+    /// distribution point check.
+    certificate: Option<PeerCertificate>,
 }
 
 /// What `start_eap` keeps of the first IKE_AUTH.
@@ -240,6 +244,7 @@ impl Ikev2Responder {
                     key: Some(key),
                     method: ClientAuthMethod::SharedKey,
                     subject: None,
+                    certificate: None,
                 })
                 .ok_or_else(|| {
                     format!("IKEv2 authentication failed for {identity} (pre-shared key)")
@@ -264,6 +269,7 @@ impl Ikev2Responder {
             key,
             method,
             subject,
+            certificate,
         } = proof;
         if request.initial_contact {
             // §2.4: INITIAL_CONTACT says the client has no other SAs with
@@ -317,6 +323,7 @@ impl Ikev2Responder {
                 identity,
                 method,
                 certificate_subject: subject,
+                certificate,
                 wants_ipv4,
                 wants_ipv6,
             },
@@ -385,6 +392,7 @@ impl Ikev2Responder {
             key: None,
             method: ClientAuthMethod::Certificate,
             subject: Some(client.subject),
+            certificate: client.certificate,
         })
     }
 
