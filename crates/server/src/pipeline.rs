@@ -692,6 +692,15 @@ impl ServerHooks for ControlPipeline {
         Some(filter)
     }
 
+    fn routed_networks(&self, info: &SessionInfo) -> Vec<(IpAddr, u8)> {
+        self.parts
+            .sessions
+            .with(SessionId::from_raw(info.id), |r| {
+                r.framed_routes.iter().map(|f| (f.prefix, f.len)).collect()
+            })
+            .unwrap_or_default()
+    }
+
     fn live(&self, info: &SessionInfo) -> Option<Arc<tunnel::LiveSession>> {
         self.parts
             .sessions

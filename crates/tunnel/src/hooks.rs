@@ -91,6 +91,12 @@ pub trait ServerHooks: Send + Sync + 'static {
     fn source_filter(&self, _info: &SessionInfo, _up: &LinkUp) -> Option<session::SourceFilter> {
         None
     }
+    /// Once `up` succeeded: the networks routed through the session
+    /// (RADIUS Framed-Route), `(network, length)`; IKEv2 lets the child
+    /// SA's client side cover them. Empty (the default): none.
+    fn routed_networks(&self, _info: &SessionInfo) -> Vec<(std::net::IpAddr, u8)> {
+        Vec::new()
+    }
 }
 
 /// The owner of a client session (`ras connect`, `ras dial`): it is told

@@ -83,6 +83,8 @@ pub(crate) struct Granted {
     queue: mpsc::Receiver<Bytes>,
     /// The owner's source filter (its framed routes), when it has one.
     sources: Option<session::SourceFilter>,
+    /// Networks routed through the session, for the client's selectors.
+    networks: Vec<(std::net::IpAddr, u8)>,
 }
 
 /// IP protocol number of IPv6 (ESP's next header for IPv6 in tunnel mode).
@@ -550,6 +552,7 @@ impl Ikev2Part {
                 };
                 let queue = hooks.up(&info, &up).await?;
                 let sources = hooks.source_filter(&info, &up);
+                let networks = hooks.routed_networks(&info);
                 let ipv6 = ipv6.map(|(prefix, id)| {
                     Ipv6Addr::from(u128::from(prefix) | u128::from(u64::from_be_bytes(id)))
                 });
@@ -558,6 +561,7 @@ impl Ikev2Part {
                     ipv6,
                     queue,
                     sources,
+                    networks,
                 })
             }
             .await;
@@ -574,6 +578,7 @@ impl Ikev2Part {
             ipv6,
             mut queue,
             sources,
+            networks,
         } = match result {
             Ok(ok) => ok,
             Err(why) => {
@@ -615,6 +620,10 @@ impl Ikev2Part {
             nbns: ipcp.nbns.iter().flatten().copied().collect(),
             ipv6,
             routes: self.service.routes.clone(),
+            client_networks: networks
+                .iter()
+                .map(|(net, len)| TrafficSelector::prefix(*net, *len))
+                .collect(),
             ..Authorization::default()
         };
         self.responder.authorize(now, ike_sa, Ok(authorization));
