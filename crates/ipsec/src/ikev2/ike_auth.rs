@@ -685,47 +685,6 @@ pub(crate) fn narrow_client(
     (!narrowed.is_empty()).then_some(narrowed)
 }
 
-#[cfg(test)]
-mod narrow_tests {
-    use super::*;
-
-    #[test]
-    fn the_client_side_covers_routed_networks_it_proposed() {
-        let own = IpAddr::from([10, 0, 10, 21]);
-        let branch = TrafficSelector::prefix(IpAddr::from([10, 77, 0, 0]), 24);
-        // A client proposing everything gets its address and the network.
-        let all = [TrafficSelector::any_ipv4()];
-        assert_eq!(
-            narrow_client(&all, &[own], std::slice::from_ref(&branch)),
-            Some(vec![TrafficSelector::host(own), branch])
-        );
-        // Proposing part of the network: that part only (never widened).
-        let part = TrafficSelector::prefix(IpAddr::from([10, 77, 0, 128]), 25);
-        assert_eq!(
-            narrow_client(
-                &[TrafficSelector::host(own), part],
-                &[own],
-                std::slice::from_ref(&branch)
-            ),
-            Some(vec![TrafficSelector::host(own), part])
-        );
-        // Proposing only its own address: narrowed to it.
-        assert_eq!(
-            narrow_client(&[TrafficSelector::host(own)], &[own], &[branch]),
-            Some(vec![TrafficSelector::host(own)])
-        );
-        // The network without the address is refused.
-        assert_eq!(narrow_client(&[branch], &[own], &[branch]), None);
-        let six = TrafficSelector::prefix("2001:db8:9::".parse().unwrap(), 48);
-        assert_eq!(
-            six.end,
-            "2001:db8:9:ffff:ffff:ffff:ffff:ffff"
-                .parse::<IpAddr>()
-                .unwrap()
-        );
-    }
-}
-
 /// §2.9: our side narrowed to the routes the client may reach (all it
 /// asked for when no routes are configured).
 pub(crate) fn narrow_server(
@@ -780,4 +739,45 @@ pub(crate) fn child_keys(
         direction(0, inbound_spi, config.replay_window),
         direction(encr_len + integ_len, outbound_spi, 0),
     ))
+}
+
+#[cfg(test)]
+mod narrow_tests {
+    use super::*;
+
+    #[test]
+    fn the_client_side_covers_routed_networks_it_proposed() {
+        let own = IpAddr::from([10, 0, 10, 21]);
+        let branch = TrafficSelector::prefix(IpAddr::from([10, 77, 0, 0]), 24);
+        // A client proposing everything gets its address and the network.
+        let all = [TrafficSelector::any_ipv4()];
+        assert_eq!(
+            narrow_client(&all, &[own], std::slice::from_ref(&branch)),
+            Some(vec![TrafficSelector::host(own), branch])
+        );
+        // Proposing part of the network: that part only (never widened).
+        let part = TrafficSelector::prefix(IpAddr::from([10, 77, 0, 128]), 25);
+        assert_eq!(
+            narrow_client(
+                &[TrafficSelector::host(own), part],
+                &[own],
+                std::slice::from_ref(&branch)
+            ),
+            Some(vec![TrafficSelector::host(own), part])
+        );
+        // Proposing only its own address: narrowed to it.
+        assert_eq!(
+            narrow_client(&[TrafficSelector::host(own)], &[own], &[branch]),
+            Some(vec![TrafficSelector::host(own)])
+        );
+        // The network without the address is refused.
+        assert_eq!(narrow_client(&[branch], &[own], &[branch]), None);
+        let six = TrafficSelector::prefix("2001:db8:9::".parse().unwrap(), 48);
+        assert_eq!(
+            six.end,
+            "2001:db8:9:ffff:ffff:ffff:ffff:ffff"
+                .parse::<IpAddr>()
+                .unwrap()
+        );
+    }
 }
