@@ -709,7 +709,12 @@ fn framed_route_from_freeradius_routes_a_network_behind_the_client() {
     let topo = Topology::create("rasfr1").expect("namespaces");
     let dir = tempfile::tempdir().unwrap();
     let fr = freeradius(&topo, dir.path());
-    let config = config(dir.path(), "\"mschapv2\"", false);
+    let config = config_with(
+        dir.path(),
+        "\"mschapv2\"",
+        false,
+        &format!("listen = [\"{SERVER_FOR_CLI1}:1723\"]"),
+    );
     let server = Server::start(&topo, &config);
     // The network behind the branch: 10.77.0.1 on the client's loopback.
     ip_in(&topo, "cli1", &["addr", "add", "10.77.0.1/32", "dev", "lo"]);
@@ -859,4 +864,38 @@ fn framed_route_from_freeradius_routes_a_network_behind_the_client() {
     );
     interrupt(&other);
     let _ = finish(other, Duration::from_secs(15));
+
+    // The same through PPTP (GRE, MPPE-128 keyed by FreeRADIUS).
+    let mut pptp = connect_to(
+        &topo,
+        "cli1",
+        &format!("pptp://{SERVER_FOR_CLI1}"),
+        "branch",
+        &branch_pw,
+        &["--no-dns", "--no-ipv6"],
+        "ras-rp1",
+    );
+    assert!(
+        wait_address(&topo, &mut pptp, Duration::from_secs(30)).is_some(),
+        "PPTP login"
+    );
+    server.expect(
+        "framed routes through the session: 10.77.0.0/24",
+        Duration::from_secs(5),
+    );
+    assert!(has_route(&topo, "srv", "10.77.0.0/24", "ras-rad0"));
+    assert!(
+        ping(&topo, "lan", "10.77.0.1"),
+        "ping from the intranet to 10.77.0.1 through the PPTP session"
+    );
+    interrupt(&pptp);
+    assert!(finish(pptp, Duration::from_secs(15)).0);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while has_route(&topo, "srv", "10.77.0.0/24", "ras-rad0") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        !has_route(&topo, "srv", "10.77.0.0/24", "ras-rad0"),
+        "the route is removed when the PPTP session ends"
+    );
 }
