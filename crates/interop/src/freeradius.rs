@@ -38,6 +38,10 @@ short	Cleartext-Password := "short123"
 v6	Cleartext-Password := "v6pass123"
 	Framed-IPv6-Prefix = "fd99:1:2:3::/64"
 
+branch	Cleartext-Password := "branch123"
+	Framed-Route = "10.77.0.0/24 0.0.0.0 1",
+	Framed-Route += "10.79.0.5/24 0.0.0.0 1"
+
 reject	Auth-Type := Reject
 	Reply-Message := "rejected by the lab"
 

@@ -114,6 +114,8 @@ pub mod attr {
     pub const FRAMED_INTERFACE_ID: u8 = 96;
     /// Framed-IPv6-Prefix (RFC 3162 §2.3).
     pub const FRAMED_IPV6_PREFIX: u8 = 97;
+    /// Framed-IPv6-Route (RFC 3162 §2.5).
+    pub const FRAMED_IPV6_ROUTE: u8 = 99;
     /// Framed-IPv6-Pool (RFC 3162 §2.6).
     pub const FRAMED_IPV6_POOL: u8 = 100;
     /// Error-Cause (RFC 5176 §3.5).

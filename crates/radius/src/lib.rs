@@ -29,6 +29,7 @@
 
 pub mod client;
 pub mod dict;
+pub mod framed_route;
 pub mod microsoft;
 pub mod packet;
 pub mod request;
@@ -41,6 +42,9 @@ mod vectors;
 pub use client::{
     ClientConfig, DatagramError, Event, RadiusClient, RetransmitConfig, SendError, ServerConfig,
     ServerId, TxId,
+};
+pub use framed_route::{
+    parse_framed_ipv6_route, parse_framed_route, FramedRoute, FramedRouteError,
 };
 pub use packet::{Attribute, Code, DecodeError, EncodeError, Packet, SubAttribute, Vsa};
 pub use request::Request;

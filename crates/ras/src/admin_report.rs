@@ -163,6 +163,14 @@ pub fn session_detail(s: &SessionView, now: u64) -> String {
         ("client", client(s)),
         ("IPv4 in the tunnel", or_dash(s.tunnel_ipv4)),
         ("IPv6 in the tunnel", or_dash(s.tunnel_ipv6)),
+        (
+            "routed networks",
+            if s.framed_routes.is_empty() {
+                "-".to_owned()
+            } else {
+                s.framed_routes.join(", ")
+            },
+        ),
         ("authentication", or_dash(s.auth_method.as_deref())),
         ("encryption", or_dash(s.encryption.as_deref())),
         ("NAS-Port-Type", s.nas_port_type.clone()),
@@ -310,6 +318,7 @@ mod tests {
             packets_out: 12,
             last_activity: Some(1_003_600),
             radius_class: vec!["676f6c64".into()],
+            framed_routes: Vec::new(),
         }
     }
 

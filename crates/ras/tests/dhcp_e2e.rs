@@ -553,3 +553,122 @@ fn dhcp_blocks_release_apipa_and_relay() {
         ms(pinged_second),
     );
 }
+
+/// Issue 14: a DHCPINFORM from inside an IKEv2 tunnel (UDP 68 → 67 to
+/// 255.255.255.255, as Windows sends one for its classless static routes
+/// after the tunnel is up) is relayed to the intranet's DHCP server
+/// (dnsmasq) and the DHCPACK comes back through the tunnel. The client is
+/// our IKEv2 client library (pre-shared key) with no TUN device: the
+/// INFORM is an IP packet handed to its tunnel.
+#[test]
+fn dhcpinform_through_an_ikev2_tunnel_is_answered() {
+    if !can_run() {
+        return;
+    }
+    if !interop::dnsmasq::available() {
+        if std::env::var("RAS_INTEROP_REQUIRED").is_ok_and(|v| v == "1") {
+            panic!("RAS_INTEROP_REQUIRED=1 but dnsmasq is not installed");
+        }
+        eprintln!("SKIPPED (IKEv2 DHCPINFORM): dnsmasq is not installed");
+        return;
+    }
+    let topo = Topology::create("dhcpik2").expect("namespaces");
+    let dir = tempfile::tempdir().unwrap();
+    let mut lan = DhcpLan::create(
+        "dhcpik2-dns",
+        &topo.ns("srv"),
+        Some("10.80.0.2/24"),
+        &dir.path().join("dns"),
+    )
+    .expect("DHCP namespace");
+    lan.start_dnsmasq().expect("dnsmasq");
+    let state = dir.path().join("state");
+    let psk = dir.path().join("ipsec-psk");
+    std::fs::write(&psk, "inform-psk-123\n").unwrap();
+    let config = dir.path().join("ras.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "state_dir = {state:?}\nserver_name = \"ras-ik2\"\n\n\
+             [sstp]\nlisten = [\"{SERVER_FOR_CLI1}:443\"]\n\n[pptp]\nlisten = []\n\n\
+             [ipsec]\nlisten = \"{SERVER_FOR_CLI1}\"\npsk_file = {psk:?}\n\n\
+             [ikev2]\nauth = [\"psk\"]\n\n\
+             [tun]\nname = \"dhcpik20\"\n\n\
+             [addresses]\nipv6_prefix = \"off\"\n\n\
+             [dhcp_relay]\nservers = [\"{DHCP_SERVER}\"]\n"
+        ),
+    )
+    .unwrap();
+    let server = Server::start(&topo, &config);
+
+    let (up_tx, up_rx) = std::sync::mpsc::channel();
+    let (stop, stop_rx) = watch::channel(false);
+    let ns = topo.ns("cli1");
+    let client = std::thread::spawn(move || {
+        interop::netns::in_named_ns(&ns, move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let options = client::ikev2::Ikev2Options {
+                    target: Target::parse(&format!("ikev2://{SERVER_FOR_CLI1}")).unwrap(),
+                    login: tunnel::ikev2_client::Ikev2Login::SharedKey(zeroize::Zeroizing::new(
+                        b"inform-psk-123".to_vec(),
+                    )),
+                    identity: "branch@ras".into(),
+                    trust: None,
+                    esp_suites: Vec::new(),
+                    connect_timeout: Duration::from_secs(15),
+                    on_up: None,
+                };
+                let network: Arc<dyn Network> = Arc::new(TestNetwork(up_tx));
+                if let Err(e) = client::ikev2::connect(&options, network, stop_rx).await {
+                    eprintln!("[ikev2 client] {e}");
+                }
+            });
+        })
+        .unwrap();
+    });
+    let up = up_rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the IKEv2 tunnel came up");
+    assert!(
+        up.local.octets()[..3] == [10, 0, 10],
+        "an address from the pool: {}",
+        up.local
+    );
+
+    let xid = 0x1cef_2002;
+    up.to_tunnel
+        .blocking_send(Bytes::from(inform_packet(up.local, xid)))
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let ack = loop {
+        let found = up.received.0.lock().unwrap().iter().find_map(|p| {
+            let m = dhcp_payload(p)?;
+            (m.len() > 240 && m[0] == 2 && m[4..8] == xid.to_be_bytes()).then(|| m.to_vec())
+        });
+        if let Some(m) = found {
+            break m;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no DHCPACK through the IKEv2 tunnel; dnsmasq log:\n{}",
+            lan.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(dhcp_option(&ack, 53), Some(&[5][..]), "DHCPACK");
+    assert_eq!(dhcp_option(&ack, 15), Some(DOMAIN.as_bytes()));
+    assert_eq!(
+        ack[16..20],
+        [0, 0, 0, 0],
+        "an INFORM's answer has no yiaddr"
+    );
+    assert!(lan.log().contains("DHCPINFORM"), "dnsmasq saw the INFORM");
+
+    let _ = stop.send(true);
+    let _ = client.join();
+    drop(server);
+}

@@ -688,3 +688,214 @@ fn framed_ipv6_prefix_from_radius_is_the_clients_prefix() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// `ip route` in `role`'s namespace has a route for `net` through `dev`.
+fn has_route(topo: &Topology, role: &str, net: &str, dev: &str) -> bool {
+    ip_in(topo, role, &["-4", "route", "show", net])
+        .lines()
+        .any(|l| l.starts_with(net) && l.contains(&format!("dev {dev}")))
+}
+
+/// Issue 14: a branch router dials in and RADIUS gives it a network with
+/// Framed-Route (RFC 2865 §5.22). The intranet reaches the network
+/// through the session, the kernel route exists only while the session
+/// is up, a bad Framed-Route is one warning, and another user's session
+/// cannot send from the network.
+#[test]
+fn framed_route_from_freeradius_routes_a_network_behind_the_client() {
+    if !can_run_radius() {
+        return;
+    }
+    let topo = Topology::create("rasfr1").expect("namespaces");
+    let dir = tempfile::tempdir().unwrap();
+    let fr = freeradius(&topo, dir.path());
+    let config = config_with(
+        dir.path(),
+        "\"mschapv2\"",
+        false,
+        &format!("listen = [\"{SERVER_FOR_CLI1}:1723\"]"),
+    );
+    let server = Server::start(&topo, &config);
+    // The network behind the branch: 10.77.0.1 on the client's loopback.
+    ip_in(&topo, "cli1", &["addr", "add", "10.77.0.1/32", "dev", "lo"]);
+    // The intranet sends the network to the server, as for the pool.
+    ip_in(
+        &topo,
+        "lan",
+        &["route", "add", "10.77.0.0/24", "via", "172.31.0.1"],
+    );
+    assert!(
+        !has_route(&topo, "srv", "10.77.0.0/24", "ras-rad0"),
+        "no route before the session"
+    );
+
+    let branch_pw = password_file(dir.path(), "branch", "branch123");
+    let mut branch = connect(&topo, "branch", &branch_pw, &server.fingerprint, false);
+    assert_eq!(
+        wait_address(&topo, &mut branch, Duration::from_secs(30)),
+        Some(Ipv4Addr::new(10, 0, 10, 21))
+    );
+    // The bad Framed-Route is one warning (logged first), the good one
+    // is routed.
+    let bad = server.expect(
+        "RADIUS Framed-Route \"10.79.0.5/24 0.0.0.0 1\" ignored",
+        Duration::from_secs(5),
+    );
+    assert!(bad.contains("beyond its prefix length"), "{bad}");
+    server.expect(
+        "framed routes through the session: 10.77.0.0/24",
+        Duration::from_secs(5),
+    );
+    assert!(
+        has_route(&topo, "srv", "10.77.0.0/24", "ras-rad0"),
+        "the kernel route to the TUN while the session is up:\n{}",
+        ip_in(&topo, "srv", &["-4", "route"])
+    );
+    // The intranet reaches the network behind the client, and the replies
+    // (from 10.77.0.1, not the client's address) come back.
+    assert!(
+        ping(&topo, "lan", "10.77.0.1"),
+        "ping from the intranet to 10.77.0.1 through the tunnel"
+    );
+
+    // `ras session list --json` lists the network.
+    let out = std::process::Command::new(RAS)
+        .args(["session", "list", "--json", "--config"])
+        .arg(&config)
+        .env("RAS_ADMIN_SOCKET", admin_socket_for(&config))
+        .output()
+        .unwrap();
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(
+        listed[0]["framed_routes"],
+        serde_json::json!(["10.77.0.0/24"]),
+        "{listed}"
+    );
+
+    // Another user's session may send from its own address, not from the
+    // branch's network.
+    ip_in(&topo, "cli2", &["addr", "add", "10.77.0.5/32", "dev", "lo"]);
+    // SSTP listens on the server's address towards cli1 only.
+    ip_in(
+        &topo,
+        "cli2",
+        &["route", "add", "10.201.1.0/24", "via", "10.201.2.1"],
+    );
+    let good = password_file(dir.path(), "test", "test123");
+    let mut other = connect_to(
+        &topo,
+        "cli2",
+        &format!("sstp://{SERVER_FOR_CLI1}"),
+        "test",
+        &good,
+        &[
+            "--fingerprint",
+            &server.fingerprint,
+            "--no-dns",
+            "--no-ipv6",
+        ],
+        "ras-rc2",
+    );
+    let other_addr =
+        wait_address(&topo, &mut other, Duration::from_secs(30)).expect("second login");
+    let listener = topo
+        .in_ns("lan", || {
+            let s = std::net::UdpSocket::bind("172.31.0.2:9999").unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+            s
+        })
+        .unwrap();
+    let send_from = |role: &str, source: &str, text: &'static [u8]| {
+        let source = source.to_owned();
+        topo.in_ns(role, move || {
+            let s = std::net::UdpSocket::bind((source.as_str(), 0)).unwrap();
+            for _ in 0..3 {
+                s.send_to(text, "172.31.0.2:9999").unwrap();
+            }
+        })
+        .unwrap()
+    };
+    send_from("cli2", "10.77.0.5", b"spoofed");
+    send_from("cli2", &other_addr.to_string(), b"other");
+    send_from("cli1", "10.77.0.1", b"branch");
+    let mut got = std::collections::BTreeMap::new();
+    let mut buf = [0u8; 64];
+    while let Ok((n, from)) = listener.recv_from(&mut buf) {
+        got.insert(String::from_utf8_lossy(&buf[..n]).into_owned(), from.ip());
+    }
+    assert_eq!(
+        got.get("other"),
+        Some(&std::net::IpAddr::V4(other_addr)),
+        "{got:?}"
+    );
+    assert_eq!(
+        got.get("branch"),
+        Some(&"10.77.0.1".parse().unwrap()),
+        "{got:?}"
+    );
+    assert!(
+        !got.contains_key("spoofed"),
+        "a packet from the branch's network through another session: {got:?}"
+    );
+    server.expect("dropped a packet from 10.77.0.5", Duration::from_secs(5));
+
+    // The route ends with the session; accounting recorded it.
+    interrupt(&branch);
+    assert!(finish(branch, Duration::from_secs(15)).0);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while has_route(&topo, "srv", "10.77.0.0/24", "ras-rad0") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        !has_route(&topo, "srv", "10.77.0.0/24", "ras-rad0"),
+        "the route is removed when the session ends:\n{}",
+        ip_in(&topo, "srv", &["-4", "route"])
+    );
+    assert!(!ping(&topo, "lan", "10.77.0.1"), "no way in after the end");
+    let stop = wait_record(&fr, Duration::from_secs(10), |r| {
+        get(r, "Acct-Status-Type") == Some("Stop") && get(r, "User-Name") == Some("branch")
+    })
+    .expect("the branch's Stop record");
+    assert_eq!(
+        get(&stop, "Framed-Route").map(|v| v.trim_matches('"')),
+        Some("10.77.0.0/24 0.0.0.0 1"),
+        "{stop:?}"
+    );
+    interrupt(&other);
+    let _ = finish(other, Duration::from_secs(15));
+
+    // The same through PPTP (GRE, MPPE-128 keyed by FreeRADIUS).
+    let mut pptp = connect_to(
+        &topo,
+        "cli1",
+        &format!("pptp://{SERVER_FOR_CLI1}"),
+        "branch",
+        &branch_pw,
+        &["--no-dns", "--no-ipv6"],
+        "ras-rp1",
+    );
+    assert!(
+        wait_address(&topo, &mut pptp, Duration::from_secs(30)).is_some(),
+        "PPTP login"
+    );
+    server.expect(
+        "framed routes through the session: 10.77.0.0/24",
+        Duration::from_secs(5),
+    );
+    assert!(has_route(&topo, "srv", "10.77.0.0/24", "ras-rad0"));
+    assert!(
+        ping(&topo, "lan", "10.77.0.1"),
+        "ping from the intranet to 10.77.0.1 through the PPTP session"
+    );
+    interrupt(&pptp);
+    assert!(finish(pptp, Duration::from_secs(15)).0);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while has_route(&topo, "srv", "10.77.0.0/24", "ras-rad0") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        !has_route(&topo, "srv", "10.77.0.0/24", "ras-rad0"),
+        "the route is removed when the PPTP session ends"
+    );
+}

@@ -81,6 +81,10 @@ pub struct SessionView {
     pub last_activity: Option<u64>,
     /// RADIUS Class values (RFC 2865 §5.25) of the Access-Accept, hex.
     pub radius_class: Vec<String>,
+    /// Networks routed through the session (RADIUS Framed-Route and
+    /// Framed-IPv6-Route), `prefix/length`.
+    #[serde(default)]
+    pub framed_routes: Vec<String>,
 }
 
 /// An address source.
@@ -194,6 +198,7 @@ pub fn session_view(
         packets_out: traffic.packets_out,
         last_activity,
         radius_class: r.granted.class.iter().map(hex::encode).collect(),
+        framed_routes: r.framed_routes.iter().map(|f| f.to_string()).collect(),
     }
 }
 

@@ -32,6 +32,7 @@ pub mod dhcp_source;
 pub mod dialin_service;
 pub mod dynauth;
 pub mod failure_log;
+pub mod framed_routes;
 pub mod handshake_gate;
 pub mod http_fetch;
 pub mod ikev2_config;

@@ -221,6 +221,7 @@ mod tests {
             packets_out: 1,
             last_activity: None,
             radius_class: vec![],
+            framed_routes: Vec::new(),
         }
     }
 

@@ -389,6 +389,7 @@ impl ControlPipeline {
             }
         }
         let (tx, rx) = p.router.register(&routes);
+        self.route_framed(id, up, &tx);
         let encryption = self.encryption(up);
         let (radius_interim, opened) = p
             .sessions
@@ -434,6 +435,91 @@ impl ControlPipeline {
         Ok(rx)
     }
 
+    /// RADIUS Framed-Route / Framed-IPv6-Route (framed_routes.rs): each
+    /// network of the family the link carries goes to this session in the
+    /// router, unless another session has it (refused with a warning), and
+    /// to the TUN in the kernel. Only a kernel route this session added is
+    /// removed at its end.
+    fn route_framed(&self, id: SessionId, up: &LinkUp, tx: &mpsc::Sender<Bytes>) {
+        let p = &*self.parts;
+        let wanted = p
+            .sessions
+            .with(id, |r| r.granted.framed_routes.clone())
+            .unwrap_or_default();
+        if wanted.is_empty() {
+            return;
+        }
+        let mut claimed = Vec::new();
+        let mut own = Vec::new();
+        for route in wanted {
+            let carried = match route.prefix {
+                IpAddr::V4(_) => up.ipv4.is_some(),
+                IpAddr::V6(_) => up.ipv6.is_some(),
+            };
+            if !carried {
+                tracing::warn!(
+                    session_id = id.raw(),
+                    "framed route {route} not used: the link carries no {}",
+                    if route.prefix.is_ipv4() {
+                        "IPv4"
+                    } else {
+                        "IPv6"
+                    }
+                );
+                continue;
+            }
+            if let Err(e) = p.router.claim_prefix(route.prefix, route.len, tx) {
+                tracing::warn!(session_id = id.raw(), "framed route {route} refused: {e}");
+                continue;
+            }
+            claimed.push(route);
+            if let Some(tun) = &p.tun {
+                match tun.add_route(route.prefix, route.len) {
+                    Ok(netdev::RouteAdded::Added) => own.push(route),
+                    Ok(netdev::RouteAdded::AlreadyThere) => {}
+                    Err(e) => {
+                        tracing::warn!(session_id = id.raw(), "framed route {route}: {e}")
+                    }
+                }
+            }
+        }
+        if !claimed.is_empty() {
+            tracing::info!(
+                session_id = id.raw(),
+                "framed routes through the session: {}",
+                crate::framed_routes::listed(&claimed)
+            );
+        }
+        let kept = p.sessions.with(id, |r| {
+            r.framed_routes = claimed.clone();
+            r.own_framed_routes = own.clone();
+        });
+        if kept.is_none() {
+            // The session ended meanwhile: nobody else will undo these.
+            Self::unroute_framed(p, id, &claimed, &own);
+        }
+    }
+
+    /// Undoes [`Self::route_framed`]: the router's claims and the kernel
+    /// routes this session added.
+    fn unroute_framed(
+        p: &PipelineParts,
+        id: SessionId,
+        claimed: &[radius::FramedRoute],
+        own: &[radius::FramedRoute],
+    ) {
+        for route in claimed {
+            p.router.release_prefix(route.prefix, route.len);
+        }
+        if let Some(tun) = &p.tun {
+            for route in own {
+                if let Err(e) = tun.del_route(route.prefix, route.len) {
+                    tracing::warn!(session_id = id.raw(), "framed route {route}: {e}");
+                }
+            }
+        }
+    }
+
     /// What protects a session's traffic, in words for the admin API.
     fn encryption(&self, up: &LinkUp) -> String {
         match (up.mppe, self.tunnel) {
@@ -459,6 +545,7 @@ impl ControlPipeline {
             // its own stop) wins over what the session saw at its end.
             r.cause.get_or_insert(reason.terminate_cause());
             p.router.unregister(&r.routes);
+            Self::unroute_framed(p, id, &r.framed_routes, &r.own_framed_routes);
             if let (Some(addr), Some(tun)) = (r.own_ipv4_route, &p.tun) {
                 if let Err(e) = tun.del_route(IpAddr::V4(addr), 32) {
                     tracing::warn!(session_id = id.raw(), "Framed-IP-Address route: {e}");
@@ -582,6 +669,45 @@ impl ServerHooks for ControlPipeline {
 
     fn ipv6_prefix(&self, info: &SessionInfo) -> Option<Ipv6Addr> {
         self.ipv6_prefix(SessionId::from_raw(info.id))
+    }
+
+    /// The client's own addresses and the framed routes it holds: IPv4
+    /// its one address; IPv6 a PPP client's whole /64 (it picks its
+    /// addresses there, RFC 8981) and link-local, an IKEv2 client's one
+    /// address (RFC 7296 §2.9, narrowed selectors).
+    fn source_filter(&self, info: &SessionInfo, up: &LinkUp) -> Option<tunnel::SourceFilter> {
+        let id = SessionId::from_raw(info.id);
+        let mut filter = tunnel::SourceFilter::new();
+        if let Some(v4) = &up.ipv4 {
+            filter.allow(IpAddr::V4(v4.peer), 32);
+        }
+        if let (Some(v6), Some(prefix)) = (&up.ipv6, self.ipv6_prefix(id)) {
+            if self.tunnel == TunnelKind::Ikev2 {
+                let own = ipv6_link::client_ipv6(prefix, v6.peer_interface_id);
+                filter.allow(IpAddr::V6(own), 128);
+            } else {
+                filter.allow(IpAddr::V6(prefix), 64);
+                filter.allow_link_local();
+            }
+        }
+        let framed = self
+            .parts
+            .sessions
+            .with(id, |r| r.framed_routes.clone())
+            .unwrap_or_default();
+        for route in framed {
+            filter.allow(route.prefix, route.len);
+        }
+        Some(filter)
+    }
+
+    fn routed_networks(&self, info: &SessionInfo) -> Vec<(IpAddr, u8)> {
+        self.parts
+            .sessions
+            .with(SessionId::from_raw(info.id), |r| {
+                r.framed_routes.iter().map(|f| (f.prefix, f.len)).collect()
+            })
+            .unwrap_or_default()
     }
 
     fn live(&self, info: &SessionInfo) -> Option<Arc<tunnel::LiveSession>> {

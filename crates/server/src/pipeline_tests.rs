@@ -493,3 +493,61 @@ groups = ["vpn-certs"]
         ServerHooks::down(p, &alice, &bye());
     }
 }
+
+/// A packet from `src` (an IPv4 header and nothing else).
+fn from_source(src: Ipv4Addr) -> Vec<u8> {
+    let mut p = vec![0x45u8];
+    p.extend_from_slice(&[0; 11]);
+    p.extend_from_slice(&src.octets());
+    p.extend_from_slice(&[172, 31, 0, 2]);
+    p
+}
+
+#[tokio::test]
+async fn framed_routes_go_to_their_session_first_come_and_end_with_it() {
+    let routes = crate::framed_routes::from_attributes(
+        &[radius::Attribute::new(
+            radius::dict::attr::FRAMED_ROUTE,
+            b"10.77.0.0/24 0.0.0.0 1".to_vec(),
+        )],
+        1,
+    );
+    let granted = Granted {
+        framed_routes: routes,
+        ..Granted::default()
+    };
+    let r = rig(Backend::Radius { granted }, "", TunnelKind::Sstp);
+    let p = &r.pipeline;
+    let first = connect(p, 1, "branch").await.unwrap();
+    let second = connect(p, 2, "branch").await.unwrap();
+    let framed = |id| {
+        p.sessions()
+            .with(SessionId::from_raw(id), |r| {
+                crate::framed_routes::listed(&r.framed_routes)
+            })
+            .unwrap()
+    };
+    assert_eq!(framed(1), "10.77.0.0/24");
+    assert_eq!(framed(2), "", "the second claim of a network is refused");
+    // Two addresses and one network in the router.
+    assert_eq!(r.pipeline.parts.router.len(), 3);
+
+    // The source filter: the session's own address and its network.
+    let filter = |id, client| {
+        ServerHooks::source_filter(p, &info(id, Some("branch")), &link_up(client, None)).unwrap()
+    };
+    let one = filter(1, first);
+    assert!(one.allows(&from_source(first)));
+    assert!(one.allows(&from_source(Ipv4Addr::new(10, 77, 0, 1))));
+    assert!(!one.allows(&from_source(second)));
+    let two = filter(2, second);
+    assert!(two.allows(&from_source(second)));
+    assert!(!two.allows(&from_source(Ipv4Addr::new(10, 77, 0, 1))));
+
+    // The network is released with its session, and free for another.
+    ServerHooks::down(p, &info(1, Some("branch")), &bye());
+    assert_eq!(r.pipeline.parts.router.len(), 1);
+    let third = connect(p, 3, "branch").await.unwrap();
+    assert_eq!(framed(3), "10.77.0.0/24");
+    assert!(filter(3, third).allows(&from_source(Ipv4Addr::new(10, 77, 0, 200))));
+}

@@ -81,6 +81,9 @@ pub struct Granted {
     pub interim_interval: Option<u32>,
     /// Framed-IPv6-Prefix (RFC 3162 §2.3), when given.
     pub framed_ipv6_prefix: Option<(Ipv6Addr, u8)>,
+    /// Framed-Route and Framed-IPv6-Route (RFC 2865 §5.22, RFC 3162
+    /// §2.5): networks behind the client (framed_routes.rs).
+    pub framed_routes: Vec<radius::FramedRoute>,
 }
 
 /// Identifies the NAS in every request (RFC 2865 §5.4, §5.32).
@@ -193,6 +196,10 @@ impl RadiusAuth {
                         class: accept.class.clone(),
                         interim_interval: accept.acct_interim_interval.filter(|s| *s > 0),
                         framed_ipv6_prefix: ipv6_prefix(&accept.attributes),
+                        framed_routes: crate::framed_routes::from_attributes(
+                            &accept.attributes,
+                            id,
+                        ),
                     };
                     // EAP methods other than MS-CHAPv2 (EAP-TLS, PEAP) send
                     // 32-octet keys: together they are the MSK that IKEv2

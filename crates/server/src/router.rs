@@ -3,6 +3,12 @@
 //! address. Lookups take a read lock that is never held across I/O; a full
 //! session queue drops the packet and counts it, so one slow client never
 //! stalls the others.
+//!
+//! Next to the per-address map, networks behind clients (RADIUS
+//! Framed-Route, RFC 2865 §5.22; Framed-IPv6-Route, RFC 3162 §2.5) are
+//! found by longest-prefix match: one hash lookup per prefix length in
+//! use, and only when the address map misses and some session has a
+//! route at all.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -32,9 +38,60 @@ pub struct RouterStats {
 /// Destination address → the queue of the session that owns it.
 #[derive(Default)]
 pub struct Router {
-    routes: RwLock<HashMap<IpAddr, mpsc::Sender<Bytes>>>,
+    routes: RwLock<Table>,
     pub stats: RouterStats,
 }
+
+/// The router's table: addresses first, then networks.
+#[derive(Default)]
+struct Table {
+    hosts: HashMap<IpAddr, mpsc::Sender<Bytes>>,
+    /// Networks grouped by (family, prefix length), longest first; empty
+    /// while no session has a framed route.
+    nets: Vec<Nets>,
+}
+
+/// The networks of one family and prefix length, by masked address.
+struct Nets {
+    v6: bool,
+    len: u8,
+    by_prefix: HashMap<IpAddr, mpsc::Sender<Bytes>>,
+}
+
+impl Table {
+    fn lookup(&self, dst: IpAddr) -> Option<&mpsc::Sender<Bytes>> {
+        if let Some(tx) = self.hosts.get(&dst) {
+            return Some(tx);
+        }
+        self.nets
+            .iter()
+            .filter(|n| n.v6 == dst.is_ipv6())
+            .find_map(|n| n.by_prefix.get(&mask(dst, n.len)))
+    }
+}
+
+/// `addr` with the bits past `len` cleared.
+fn mask(addr: IpAddr, len: u8) -> IpAddr {
+    match addr {
+        IpAddr::V4(a) => {
+            let m = u32::MAX
+                .checked_shl(32 - u32::from(len.min(32)))
+                .unwrap_or(0);
+            IpAddr::V4((u32::from(a) & m).into())
+        }
+        IpAddr::V6(a) => {
+            let m = u128::MAX
+                .checked_shl(128 - u32::from(len.min(128)))
+                .unwrap_or(0);
+            IpAddr::V6((u128::from(a) & m).into())
+        }
+    }
+}
+
+/// Another session routes this network already.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("another session routes this network")]
+pub struct PrefixTaken;
 
 impl Router {
     pub fn new() -> Arc<Router> {
@@ -47,7 +104,7 @@ impl Router {
         let (tx, rx) = mpsc::channel(SESSION_QUEUE);
         let mut routes = self.routes.write().unwrap_or_else(|e| e.into_inner());
         for addr in addrs {
-            routes.insert(*addr, tx.clone());
+            routes.hosts.insert(*addr, tx.clone());
         }
         (tx, rx)
     }
@@ -56,12 +113,68 @@ impl Router {
     pub fn unregister(&self, addrs: &[IpAddr]) {
         let mut routes = self.routes.write().unwrap_or_else(|e| e.into_inner());
         for addr in addrs {
-            routes.remove(addr);
+            routes.hosts.remove(addr);
         }
     }
 
+    /// Route the network `prefix`/`len` (host bits zero) to `tx`, unless
+    /// another session routes exactly that network already: the first
+    /// session keeps it.
+    pub fn claim_prefix(
+        &self,
+        prefix: IpAddr,
+        len: u8,
+        tx: &mpsc::Sender<Bytes>,
+    ) -> Result<(), PrefixTaken> {
+        let prefix = mask(prefix, len);
+        let mut routes = self.routes.write().unwrap_or_else(|e| e.into_inner());
+        let v6 = prefix.is_ipv6();
+        let at = match routes.nets.iter().position(|n| n.v6 == v6 && n.len == len) {
+            Some(at) => at,
+            None => {
+                // Longest first, so that the first hit is the longest match.
+                let at = routes
+                    .nets
+                    .iter()
+                    .position(|n| n.len < len)
+                    .unwrap_or(routes.nets.len());
+                routes.nets.insert(
+                    at,
+                    Nets {
+                        v6,
+                        len,
+                        by_prefix: HashMap::new(),
+                    },
+                );
+                at
+            }
+        };
+        let nets = &mut routes.nets[at].by_prefix;
+        if nets.contains_key(&prefix) {
+            return Err(PrefixTaken);
+        }
+        nets.insert(prefix, tx.clone());
+        Ok(())
+    }
+
+    /// Forget a network claimed with [`Router::claim_prefix`] (only its
+    /// claimant calls this).
+    pub fn release_prefix(&self, prefix: IpAddr, len: u8) {
+        let prefix = mask(prefix, len);
+        let mut routes = self.routes.write().unwrap_or_else(|e| e.into_inner());
+        let v6 = prefix.is_ipv6();
+        if let Some(at) = routes.nets.iter().position(|n| n.v6 == v6 && n.len == len) {
+            routes.nets[at].by_prefix.remove(&prefix);
+            if routes.nets[at].by_prefix.is_empty() {
+                routes.nets.remove(at);
+            }
+        }
+    }
+
+    /// Addresses and networks routed.
     pub fn len(&self) -> usize {
-        self.routes.read().unwrap_or_else(|e| e.into_inner()).len()
+        let routes = self.routes.read().unwrap_or_else(|e| e.into_inner());
+        routes.hosts.len() + routes.nets.iter().map(|n| n.by_prefix.len()).sum::<usize>()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -82,12 +195,12 @@ impl Router {
         }
     }
 
-    fn route_locked(&self, routes: &HashMap<IpAddr, mpsc::Sender<Bytes>>, packet: Bytes) {
+    fn route_locked(&self, routes: &Table, packet: Bytes) {
         let Some(dst) = destination(&packet) else {
             self.stats.malformed.fetch_add(1, Ordering::Relaxed);
             return;
         };
-        match routes.get(&dst) {
+        match routes.lookup(dst) {
             Some(tx) => match tx.try_send(packet) {
                 Ok(()) => {
                     self.stats.routed.fetch_add(1, Ordering::Relaxed);
@@ -220,6 +333,40 @@ mod tests {
         assert_eq!(router.stats.routed.load(Ordering::Relaxed), 2);
         assert_eq!(router.stats.no_route.load(Ordering::Relaxed), 1);
         assert_eq!(router.stats.malformed.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn networks_by_longest_prefix_after_addresses() {
+        let router = Router::default();
+        let (wide_tx, mut wide) = router.register(&["10.0.10.21".parse().unwrap()]);
+        let (narrow_tx, mut narrow) = router.register(&["10.0.10.22".parse().unwrap()]);
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        router.claim_prefix(ip("10.77.0.0"), 16, &wide_tx).unwrap();
+        router
+            .claim_prefix(ip("10.77.5.0"), 24, &narrow_tx)
+            .unwrap();
+        assert_eq!(
+            router.claim_prefix(ip("10.77.5.0"), 24, &wide_tx),
+            Err(PrefixTaken),
+            "the first session keeps a network"
+        );
+        router.route(v4([10, 77, 5, 9]));
+        router.route(v4([10, 77, 6, 9]));
+        router.route(v4([10, 0, 10, 22]));
+        router.route(v4([10, 78, 0, 1]));
+        assert_eq!(narrow.try_recv().unwrap(), v4([10, 77, 5, 9]));
+        assert_eq!(narrow.try_recv().unwrap(), v4([10, 0, 10, 22]));
+        assert_eq!(wide.try_recv().unwrap(), v4([10, 77, 6, 9]));
+        assert!(wide.try_recv().is_err() && narrow.try_recv().is_err());
+        assert_eq!(router.stats.no_route.load(Ordering::Relaxed), 1);
+        assert_eq!(router.len(), 4);
+        router.release_prefix(ip("10.77.5.0"), 24);
+        router.route(v4([10, 77, 5, 9]));
+        assert_eq!(wide.try_recv().unwrap(), v4([10, 77, 5, 9]));
+        router.release_prefix(ip("10.77.0.0"), 16);
+        router.route(v4([10, 77, 5, 9]));
+        assert_eq!(router.stats.no_route.load(Ordering::Relaxed), 2);
+        assert_eq!(router.len(), 2);
     }
 
     #[test]

@@ -48,6 +48,17 @@ fn common(h: &SessionRecord, nas: Option<&NasIdentity>, status: AcctStatusType) 
     if let Some(a) = h.address {
         r = r.with_framed_ip_address(a);
     }
+    // RFC 2866 §5.13: Framed-Route may be in accounting; the networks
+    // the session routes (not those another session kept).
+    for f in &h.framed_routes {
+        let (typ, any) = match f.prefix {
+            IpAddr::V4(_) => (attr::FRAMED_ROUTE, "0.0.0.0"),
+            IpAddr::V6(_) => (attr::FRAMED_IPV6_ROUTE, "::"),
+        };
+        let gateway = f.gateway.map_or_else(|| any.to_owned(), |g| g.to_string());
+        let text = format!("{f} {gateway} {}", f.metric.unwrap_or(1));
+        r = r.with(Attribute::new(typ, text.into_bytes()));
+    }
     // RFC 2865 §5.25: Class is echoed unchanged in accounting.
     for c in &h.granted.class {
         r = r.with_class(c);

@@ -9,7 +9,7 @@
 //! |---|---|---|
 //! | [`Stage::Authenticating`] | `authenticate` | the claimed user, groups and method ([`Claimed`]), the RADIUS EAP State, what an Access-Accept granted |
 //! | [`Stage::Addressed`] | `network` | the policy's grant, the address (and a host route of its own), Acct-Session-Id, start time |
-//! | [`Stage::Up`] | `up` | the routes in the router, an IPv6 prefix route of its own, accounting started, the timers |
+//! | [`Stage::Up`] | `up` | the routes in the router, an IPv6 prefix route of its own, framed routes (claimed, kernel routes of its own), accounting started, the timers |
 //! | — | anyone | why the server ended it ([`SessionRecord::cause`]) |
 //!
 //! The record is removed once, by `down`. The record itself owns no task
@@ -80,6 +80,12 @@ pub struct SessionRecord {
     pub own_ipv6_prefix: Option<Ipv6Addr>,
     /// The addresses registered in the router.
     pub routes: Vec<IpAddr>,
+    /// The framed routes (RADIUS Framed-Route, Framed-IPv6-Route) this
+    /// session claimed in the router: it is their only way in and out.
+    pub framed_routes: Vec<radius::FramedRoute>,
+    /// Those of them whose kernel route to the TUN this session added
+    /// (and so removes at its end).
+    pub own_framed_routes: Vec<radius::FramedRoute>,
     /// Acct-Session-Id (RFC 2866 §5.5).
     pub acct_session_id: String,
     /// When the session was admitted (Acct-Session-Time, Session-Timeout).
@@ -137,6 +143,8 @@ impl SessionRecord {
             own_ipv4_route: None,
             own_ipv6_prefix: None,
             routes: Vec::new(),
+            framed_routes: Vec::new(),
+            own_framed_routes: Vec::new(),
             acct_session_id,
             started: now,
             started_at: SystemTime::now(),

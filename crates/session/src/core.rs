@@ -30,6 +30,7 @@ use ppp::link::{Inbound, Link, LinkEvent, LinkUp, SendError};
 use crate::auth_watch::{Attempt, AuthWatch};
 use crate::local_answer::LocalAnswer;
 use crate::questions::{AuthAnswer, HookAnswer, HookRequest, IgnoredAnswer, SessionInfo};
+use crate::source_filter::SourceFilter;
 use crate::{login_log, EndReason, LostCarrier};
 
 /// Which end of the link this session is.
@@ -96,6 +97,11 @@ pub struct SessionCore {
     requests: VecDeque<HookRequest>,
     events: VecDeque<SessionEvent>,
     local: Option<LocalAnswer>,
+    /// Server role: the sources the peer may send from (None: no check,
+    /// the client role and owners that set none).
+    source: Option<SourceFilter>,
+    /// Packets dropped by `source`.
+    spoofed: u64,
 }
 
 impl SessionCore {
@@ -122,6 +128,8 @@ impl SessionCore {
             requests: VecDeque::new(),
             events: VecDeque::new(),
             local: None,
+            source: None,
+            spoofed: 0,
         }
     }
 
@@ -212,8 +220,44 @@ impl SessionCore {
         match self.link.handle_frame(now, frame) {
             Inbound::Ipv4(p) if self.answered_locally(now, p) => Inbound::Nothing,
             Inbound::Ipv6(p) if self.answered_locally(now, p) => Inbound::Nothing,
+            Inbound::Ipv4(p) | Inbound::Ipv6(p) if !self.source_allowed(p) => Inbound::Nothing,
             other => other,
         }
+    }
+
+    /// The source check (source_filter.rs); the first refusal of a
+    /// session is logged, the rest only counted.
+    fn source_allowed(&mut self, packet: &[u8]) -> bool {
+        let Some(filter) = &self.source else {
+            return true;
+        };
+        if filter.allows(packet) {
+            return true;
+        }
+        self.spoofed += 1;
+        if self.spoofed == 1 {
+            let source = match packet.first().map(|b| b >> 4) {
+                Some(4) if packet.len() >= 20 => {
+                    let b: [u8; 4] = packet[12..16].try_into().unwrap_or_default();
+                    std::net::IpAddr::from(b).to_string()
+                }
+                Some(6) if packet.len() >= 40 => {
+                    let b: [u8; 16] = packet[8..24].try_into().unwrap_or_default();
+                    std::net::IpAddr::from(b).to_string()
+                }
+                _ => "a truncated header".into(),
+            };
+            tracing::warn!(
+                session_id = self.info.id,
+                "dropped a packet from {source}: neither the client's address nor a network routed to it (further ones are only counted)"
+            );
+        }
+        false
+    }
+
+    /// Packets from the peer dropped because of their source.
+    pub fn spoofed(&self) -> u64 {
+        self.spoofed
     }
 
     fn answered_locally(&mut self, now: Instant, packet: &[u8]) -> bool {
@@ -317,6 +361,12 @@ impl SessionCore {
     /// the `icmpv6` crate). `None`: every packet goes to the network.
     pub fn set_link_responder(&mut self, responder: Option<icmpv6::Responder>) {
         self.local = responder.map(LocalAnswer::new);
+    }
+
+    /// Server role: from now on, IP packets from the peer whose source
+    /// `filter` does not allow are dropped (anti-spoofing, RFC 2827).
+    pub fn set_source_filter(&mut self, filter: Option<SourceFilter>) {
+        self.source = filter;
     }
 
     // ----- commands -----

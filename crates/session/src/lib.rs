@@ -15,10 +15,12 @@ mod link_text;
 mod local_answer;
 pub mod login_log;
 mod questions;
+mod source_filter;
 mod stats;
 
 pub use crate::core::{Role, SessionCore, SessionEvent};
 pub use end_reason::{EndReason, LostCarrier, TerminateCause};
 pub use link_text::link_up_text;
 pub use questions::{AuthAnswer, HookAnswer, HookRequest, IgnoredAnswer, SessionInfo};
+pub use source_filter::SourceFilter;
 pub use stats::SessionStats;

@@ -51,6 +51,9 @@ pub(crate) struct Hooked {
     reported: SessionStats,
     /// The batch `take_outbound` fills, kept for the next one.
     batch: Vec<Bytes>,
+    /// What the link brought up, for the source filter asked again once
+    /// `up` succeeded.
+    link_up: Option<ppp::link::LinkUp>,
 }
 
 impl Hooked {
@@ -68,6 +71,7 @@ impl Hooked {
             live: None,
             reported: SessionStats::default(),
             batch: Vec::new(),
+            link_up: None,
         }
     }
 
@@ -91,6 +95,11 @@ impl Hooked {
             (SessionEvent::Up(up), Owner::Server(h)) => {
                 let responder = h.link_responder(self.core.info(), up);
                 self.core.set_link_responder(responder);
+                // The peer's own addresses at once; the networks routed to
+                // it once `up` has claimed them (`apply`).
+                let filter = h.source_filter(self.core.info(), up);
+                self.core.set_source_filter(filter);
+                self.link_up = Some(up.clone());
             }
             (SessionEvent::Down, _) => {
                 self.outbound = None;
@@ -157,8 +166,14 @@ impl Hooked {
                 let r = self.core.handle_hook_answer(now, HookAnswer::Up(Ok(())));
                 if r.is_ok() {
                     self.outbound = Some(rx);
-                    if let Owner::Client(h) = &self.owner {
-                        self.source = h.packet_source(self.core.info());
+                    match &self.owner {
+                        Owner::Client(h) => self.source = h.packet_source(self.core.info()),
+                        Owner::Server(h) => {
+                            if let Some(up) = &self.link_up {
+                                let filter = h.source_filter(self.core.info(), up);
+                                self.core.set_source_filter(filter);
+                            }
+                        }
                     }
                 }
                 r

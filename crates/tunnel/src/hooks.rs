@@ -95,6 +95,19 @@ pub trait ServerHooks: Send + Sync + 'static {
     fn ipv6_prefix(&self, _info: &SessionInfo) -> Option<std::net::Ipv6Addr> {
         None
     }
+    /// When the link is up, and again once `up` succeeded: the sources
+    /// the peer may send from (its addresses, the networks routed to it).
+    /// Packets from any other source are dropped before the sink. `None`
+    /// (the default): no check.
+    fn source_filter(&self, _info: &SessionInfo, _up: &LinkUp) -> Option<session::SourceFilter> {
+        None
+    }
+    /// Once `up` succeeded: the networks routed through the session
+    /// (RADIUS Framed-Route), `(network, length)`; IKEv2 lets the child
+    /// SA's client side cover them. Empty (the default): none.
+    fn routed_networks(&self, _info: &SessionInfo) -> Vec<(std::net::IpAddr, u8)> {
+        Vec::new()
+    }
 }
 
 /// The owner of a client session (`ras connect`, `ras dial`): it is told

@@ -81,6 +81,10 @@ pub(crate) struct Granted {
     settings: NetworkSettings,
     ipv6: Option<Ipv6Addr>,
     queue: mpsc::Receiver<Bytes>,
+    /// The owner's source filter (its framed routes), when it has one.
+    sources: Option<session::SourceFilter>,
+    /// Networks routed through the session, for the client's selectors.
+    networks: Vec<(std::net::IpAddr, u8)>,
 }
 
 /// IP protocol number of IPv6 (ESP's next header for IPv6 in tunnel mode).
@@ -96,6 +100,9 @@ struct Tunnel {
     end: Option<EndReason>,
     virtual_ipv4: Option<Ipv4Addr>,
     virtual_ipv6: Option<Ipv6Addr>,
+    /// Sources allowed besides the virtual addresses: networks routed to
+    /// the client (RADIUS Framed-Route), from the owner.
+    sources: Option<session::SourceFilter>,
     send_to: SocketAddr,
     udp_encapsulated: bool,
     /// Outbound SAs by their inbound twin's SPI, newest last, and whether
@@ -121,6 +128,7 @@ impl Tunnel {
             end: None,
             virtual_ipv4: None,
             virtual_ipv6: None,
+            sources: None,
             send_to: peer,
             udp_encapsulated: false,
             outbound: Vec::new(),
@@ -226,7 +234,7 @@ impl Ikev2Part {
                 Some(Ipv6Addr::from(source)) == tunnel.virtual_ipv6
             }
             _ => false,
-        };
+        } || tunnel.sources.as_ref().is_some_and(|f| f.allows(packet));
         if !allowed {
             self.dropped += 1;
             return;
@@ -549,6 +557,8 @@ impl Ikev2Part {
                     peer_mru: 1500,
                 };
                 let queue = hooks.up(&info, &up).await?;
+                let sources = hooks.source_filter(&info, &up);
+                let networks = hooks.routed_networks(&info);
                 let ipv6 = ipv6.map(|(prefix, id)| {
                     Ipv6Addr::from(u128::from(prefix) | u128::from(u64::from_be_bytes(id)))
                 });
@@ -556,6 +566,8 @@ impl Ikev2Part {
                     settings,
                     ipv6,
                     queue,
+                    sources,
+                    networks,
                 })
             }
             .await;
@@ -571,6 +583,8 @@ impl Ikev2Part {
             settings,
             ipv6,
             mut queue,
+            sources,
+            networks,
         } = match result {
             Ok(ok) => ok,
             Err(why) => {
@@ -585,6 +599,7 @@ impl Ikev2Part {
         };
         tunnel.virtual_ipv4 = ipcp.peer_address;
         tunnel.virtual_ipv6 = ipv6;
+        tunnel.sources = sources;
         tunnel.live = self.service.hooks.live(&tunnel.info);
         let packets = self.packets.clone();
         tunnel.tasks.push(tokio::spawn(async move {
@@ -611,6 +626,10 @@ impl Ikev2Part {
             nbns: ipcp.nbns.iter().flatten().copied().collect(),
             ipv6,
             routes: self.service.routes.clone(),
+            client_networks: networks
+                .iter()
+                .map(|(net, len)| TrafficSelector::prefix(*net, *len))
+                .collect(),
             ..Authorization::default()
         };
         self.responder.authorize(now, ike_sa, Ok(authorization));

@@ -55,7 +55,7 @@ pub use hooks::{
 };
 pub use live::{LiveSession, Traffic};
 pub use packet_source::PacketSource;
-pub use session::{EndReason, LostCarrier, TerminateCause};
+pub use session::{EndReason, LostCarrier, SourceFilter, TerminateCause};
 
 /// Types hook implementations need.
 pub mod hooks_support {

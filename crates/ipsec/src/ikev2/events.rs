@@ -79,6 +79,10 @@ pub struct Authorization {
     /// What the client may reach (TSr is narrowed to these, §2.9); empty:
     /// everything.
     pub routes: Vec<TrafficSelector>,
+    /// Networks behind the client (RADIUS Framed-Route): the client's side
+    /// (TSi) covers them too, as far as the client proposed them (§2.9:
+    /// narrowed, never widened).
+    pub client_networks: Vec<TrafficSelector>,
 }
 
 /// An ESP SA pair in tunnel mode agreed on (IKE_AUTH or CREATE_CHILD_SA).

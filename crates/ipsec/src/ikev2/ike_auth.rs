@@ -550,7 +550,8 @@ impl Ikev2Responder {
             .into_iter()
             .chain(ipv6.map(IpAddr::V6))
             .collect();
-        let client_selectors = narrow_client(&pending.tsi, &addresses).ok_or_else(|| {
+        let client_selectors = narrow_client(&pending.tsi, &addresses, &decision.client_networks)
+            .ok_or_else(|| {
             (
                 notify::TS_UNACCEPTABLE,
                 format!("IKEv2 client {identity}: its traffic selectors do not cover its address"),
@@ -660,20 +661,33 @@ impl Ikev2Responder {
 }
 
 /// §2.9: the client's side narrowed to its virtual addresses (IPv4,
-/// IPv6), when it has them; else what it proposed.
+/// IPv6), when it has them, and to the networks routed behind it (what
+/// of them it proposed); else what it proposed.
 pub(crate) fn narrow_client(
     tsi: &[TrafficSelector],
     addresses: &[IpAddr],
+    networks: &[TrafficSelector],
 ) -> Option<Vec<TrafficSelector>> {
     let narrowed: Vec<TrafficSelector> = if addresses.is_empty() {
         tsi.iter().filter(|ts| ts.is_valid()).copied().collect()
     } else {
-        addresses
+        let own: Vec<TrafficSelector> = addresses
             .iter()
             .filter_map(|a| {
                 let host = TrafficSelector::host(*a);
                 tsi.iter().find_map(|ts| ts.intersect(&host))
             })
+            .collect();
+        if own.is_empty() {
+            // Its own address must be covered (the caller refuses).
+            return None;
+        }
+        let behind = networks
+            .iter()
+            .flat_map(|n| tsi.iter().filter_map(move |ts| ts.intersect(n)));
+        own.into_iter()
+            .chain(behind)
+            .take(traffic_selectors::MAX_SELECTORS)
             .collect()
     };
     (!narrowed.is_empty()).then_some(narrowed)
@@ -733,4 +747,45 @@ pub(crate) fn child_keys(
         direction(0, inbound_spi, config.replay_window),
         direction(encr_len + integ_len, outbound_spi, 0),
     ))
+}
+
+#[cfg(test)]
+mod narrow_tests {
+    use super::*;
+
+    #[test]
+    fn the_client_side_covers_routed_networks_it_proposed() {
+        let own = IpAddr::from([10, 0, 10, 21]);
+        let branch = TrafficSelector::prefix(IpAddr::from([10, 77, 0, 0]), 24);
+        // A client proposing everything gets its address and the network.
+        let all = [TrafficSelector::any_ipv4()];
+        assert_eq!(
+            narrow_client(&all, &[own], std::slice::from_ref(&branch)),
+            Some(vec![TrafficSelector::host(own), branch])
+        );
+        // Proposing part of the network: that part only (never widened).
+        let part = TrafficSelector::prefix(IpAddr::from([10, 77, 0, 128]), 25);
+        assert_eq!(
+            narrow_client(
+                &[TrafficSelector::host(own), part],
+                &[own],
+                std::slice::from_ref(&branch)
+            ),
+            Some(vec![TrafficSelector::host(own), part])
+        );
+        // Proposing only its own address: narrowed to it.
+        assert_eq!(
+            narrow_client(&[TrafficSelector::host(own)], &[own], &[branch]),
+            Some(vec![TrafficSelector::host(own)])
+        );
+        // The network without the address is refused.
+        assert_eq!(narrow_client(&[branch], &[own], &[branch]), None);
+        let six = TrafficSelector::prefix("2001:db8:9::".parse().unwrap(), 48);
+        assert_eq!(
+            six.end,
+            "2001:db8:9:ffff:ffff:ffff:ffff:ffff"
+                .parse::<IpAddr>()
+                .unwrap()
+        );
+    }
 }

@@ -82,6 +82,27 @@ impl TrafficSelector {
         }
     }
 
+    /// A network of either family (`network`/`length`), all ports and
+    /// protocols.
+    pub fn prefix(network: IpAddr, length: u8) -> Self {
+        match network {
+            IpAddr::V4(a) => Self::ipv4_prefix(a, length),
+            IpAddr::V6(a) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(length.min(128)))
+                    .unwrap_or(0);
+                let start = u128::from(a) & mask;
+                TrafficSelector {
+                    protocol: 0,
+                    start_port: 0,
+                    end_port: 65535,
+                    start: IpAddr::from(start.to_be_bytes()),
+                    end: IpAddr::from((start | !mask).to_be_bytes()),
+                }
+            }
+        }
+    }
+
     /// Whether the range is well formed: one family, start ≤ end.
     pub fn is_valid(&self) -> bool {
         match (self.start, self.end) {
