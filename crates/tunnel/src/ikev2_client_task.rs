@@ -389,10 +389,7 @@ impl Task {
         }
         let mut sent = 0;
         if !self.out_nat_t.is_empty() {
-            sent += self
-                .out_nat_t
-                .flush_udp(self.sockets.nat_t.as_raw_fd())
-                .0;
+            sent += self.out_nat_t.flush_udp(self.sockets.nat_t.as_raw_fd()).0;
         }
         if let Some(raw) = &self.sockets.esp {
             if !self.out_raw.is_empty() {

@@ -734,7 +734,12 @@ fn queue_esp(
     let (batch, fd, to, udp) = if out.udp_encapsulated {
         (out_nat_t, sockets.nat_t.as_raw_fd(), out.to, true)
     } else if let Some(raw) = &sockets.esp {
-        (out_raw, raw.as_raw_fd(), SocketAddr::new(out.to.ip(), 0), false)
+        (
+            out_raw,
+            raw.as_raw_fd(),
+            SocketAddr::new(out.to.ip(), 0),
+            false,
+        )
     } else {
         return;
     };

@@ -60,10 +60,7 @@ pub(crate) fn enable_gro(fd: RawFd) -> bool {
         )
     };
     if r != 0 {
-        tracing::debug!(
-            "UDP GRO not available: {}",
-            std::io::Error::last_os_error()
-        );
+        tracing::debug!("UDP GRO not available: {}", std::io::Error::last_os_error());
     }
     r == 0
 }
@@ -72,14 +69,15 @@ pub(crate) fn enable_gro(fd: RawFd) -> bool {
 /// pieces of `segment` octets, the last one shorter if the sender's last
 /// was (GRO coalesces equal sizes and ends a run with a shorter one). A
 /// `segment` of 0 (no coalescing reported) or one not smaller than `len`
-/// is the buffer whole.
+/// is the buffer whole; an empty datagram is one empty piece (the caller
+/// counts it as malformed, as before GRO).
 pub(crate) fn segments(len: usize, segment: usize) -> impl Iterator<Item = Range<usize>> {
     let step = if segment == 0 || segment >= len {
         len.max(1)
     } else {
         segment
     };
-    (0..len)
+    (0..len.max(1))
         .step_by(step)
         .map(move |start| start..(start + step).min(len))
 }
@@ -215,8 +213,7 @@ pub(crate) unsafe fn gro_segment(msg: &libc::msghdr) -> usize {
         // checks the bounds); UDP_GRO's data is one int.
         unsafe {
             if (*c).cmsg_level == libc::SOL_UDP && (*c).cmsg_type == libc::UDP_GRO {
-                let size =
-                    std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<libc::c_int>());
+                let size = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<libc::c_int>());
                 return usize::try_from(size).unwrap_or(0);
             }
             c = libc::CMSG_NXTHDR(msg, c);
@@ -253,7 +250,8 @@ mod tests {
     fn a_buffer_without_a_segment_size_is_one_datagram() {
         assert_eq!(segments(1400, 0).collect::<Vec<_>>(), vec![0..1400]);
         assert_eq!(segments(900, 1400).collect::<Vec<_>>(), vec![0..900]);
-        assert_eq!(segments(0, 1400).count(), 0);
+        assert_eq!(segments(0, 1400).collect::<Vec<_>>(), vec![0..0]);
+        assert_eq!(segments(0, 0).collect::<Vec<_>>(), vec![0..0]);
     }
 
     #[test]
