@@ -6,6 +6,8 @@
 //!   then through an SSTP tunnel (`ras connect`), as a ratio;
 //! * full connects per second (TLS + SSTP + PPP with EAP-MSCHAPv2 + IPCP,
 //!   then a clean disconnect) from many parallel clients;
+//! * throughput through L2TP/IPsec and IKEv2 ESP, raw and in UDP
+//!   (`ipsec_throughput.rs`);
 //! * the same for L2TP/IPsec (IKEv1 Main Mode + Quick Mode, the L2TP
 //!   tunnel and call, PPP with MS-CHAPv2 + IPCP, then the disconnect:
 //!   PPP Terminate, CDN, StopCCN and the IPsec Deletes);
@@ -34,6 +36,7 @@ use interop::netns::{Topology, LAN_HOST, SERVER_FOR_CLI1};
 mod admin_metrics;
 mod handshake_flood;
 mod interrupt;
+mod ipsec_throughput;
 mod load;
 mod radius_bench;
 mod server_under_test;
@@ -92,6 +95,9 @@ pub struct SstpArgs {
     /// Skip the L2TP/IPsec throughput runs.
     #[arg(long)]
     no_l2tp: bool,
+    /// Skip the IKEv2 (tunnel-mode ESP) throughput runs.
+    #[arg(long)]
+    no_ikev2: bool,
     /// Skip the wireguard-go throughput run (for scale; needs wireguard-go
     /// and wg installed, else it is skipped anyway).
     #[arg(long)]
@@ -153,7 +159,7 @@ fn start_server(topo: &Topology, ras: &Path, dir: &Path, ports: usize) -> anyhow
     std::fs::write(
         &config,
         format!(
-            "state_dir = {:?}\nserver_name = \"ras-bench\"\n\n[sstp]\nlisten = [\"{SERVER_FOR_CLI1}:443\"]\nports = {ports}\n\n[pptp]\nlisten = [\"{SERVER_FOR_CLI1}:1723\"]\n\n[addresses]\nipv4_pool = [\"10.0.10.20-10.0.10.250\", \"10.100.0.1-10.100.255.250\"]\nipv6_prefix = \"off\"\n\n[ppp]\necho_interval_secs = 0\n\n[tun]\nname = \"ras-bench0\"\n",
+            "state_dir = {:?}\nserver_name = \"ras-bench\"\n\n[sstp]\nlisten = [\"{SERVER_FOR_CLI1}:443\"]\nports = {ports}\n\n[pptp]\nlisten = [\"{SERVER_FOR_CLI1}:1723\"]\n\n[addresses]\nipv4_pool = [\"10.0.10.20-10.0.10.250\", \"10.100.0.1-10.100.255.250\"]\nipv6_prefix = \"off\"\n\n[ppp]\necho_interval_secs = 0\n\n[tun]\nname = \"ras-bench0\"\n\n[ikev2]\nauth = [\"eap\", \"psk\"]\n",
             dir.join("state")
         ),
     )?;
@@ -203,7 +209,7 @@ pub(crate) fn spawn_server(topo: &Topology, ras: &Path, config: &Path) -> anyhow
 }
 
 /// iperf3 from cli1 to the LAN host; returns received bits per second.
-fn iperf(topo: &Topology, seconds: u32, streams: u32) -> anyhow::Result<f64> {
+pub(crate) fn iperf(topo: &Topology, seconds: u32, streams: u32) -> anyhow::Result<f64> {
     let mut server = topo
         .command("lan", "iperf3")
         .args(["-s", "-1", "-B", LAN_HOST])
@@ -233,13 +239,13 @@ fn iperf(topo: &Topology, seconds: u32, streams: u32) -> anyhow::Result<f64> {
 
 /// CPU time and context switches of a process (all its threads) so far.
 #[derive(Clone, Copy)]
-struct ProcessCost {
-    cpu_ms: f64,
-    switches: u64,
+pub(crate) struct ProcessCost {
+    pub(crate) cpu_ms: f64,
+    pub(crate) switches: u64,
 }
 
 impl ProcessCost {
-    fn of(pid: u32) -> Option<ProcessCost> {
+    pub(crate) fn of(pid: u32) -> Option<ProcessCost> {
         // /proc/PID/stat fields 14 and 15 (utime, stime) in clock ticks,
         // after the parenthesised command name.
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -408,59 +414,18 @@ fn sstp(args: SstpArgs) -> anyhow::Result<()> {
         let _ = client.wait();
     }
 
-    if !args.no_throughput && !args.no_l2tp {
-        // L2TP/IPsec: IKEv1 with the key the server created, transport-mode
-        // ESP (raw, no NAT here) with each suite, L2TP and PPP on top.
-        let pw = dir.join("bench.pw");
-        let psk = dir.join("state").join("ipsec-psk");
-        for esp in ["aes128gcm16", "aes128-sha1"] {
-            let mut client = topo
-                .command("cli1", ras.to_str().unwrap())
-                .args([
-                    "connect",
-                    &format!("l2tp://{SERVER_FOR_CLI1}"),
-                    "--user",
-                    "bench",
-                    "--password-file",
-                ])
-                .arg(&pw)
-                .arg("--psk-file")
-                .arg(&psk)
-                .args(["--esp", esp])
-                .args(["--no-dns", "--no-ipv6", "--tun-name", "ras-bl0"])
-                .args(["--route", &format!("{LAN_HOST}/32")])
-                .stdout(Stdio::null())
-                .stderr(Stdio::inherit())
-                .spawn()?;
-            wait_for_tun(&topo, "ras-bl0")?;
-            let (server_before, client_before) = (
-                ProcessCost::of(server.child.id()),
-                ProcessCost::of(client.id()),
-            );
-            let l2tp = iperf(&topo, args.seconds, args.streams)?;
-            println!(
-                "throughput, through L2TP/IPsec ({esp}): {:8.0} Mbit/s = {:.1}% of bare veth",
-                l2tp / 1e6,
-                l2tp / bare * 100.0
-            );
-            let gbits = l2tp * f64::from(args.seconds) / 1e9;
-            for (name, pid, before) in [
-                ("server", server.child.id(), server_before),
-                ("client", client.id(), client_before),
-            ] {
-                if let (Some(b), Some(a)) = (before, ProcessCost::of(pid)) {
-                    println!(
-                        "  ras {name}: {:.0} ms CPU per Gbit",
-                        (a.cpu_ms - b.cpu_ms) / gbits
-                    );
-                }
-            }
-            let _ = Command::new("kill")
-                .args(["-INT", &client.id().to_string()])
-                .status();
-            let _ = client.wait();
-            std::thread::sleep(Duration::from_secs(1));
-        }
+    if !args.no_throughput && (!args.no_l2tp || !args.no_ikev2) {
+        ipsec_throughput::run(&ipsec_throughput::Bench {
+            topo: &topo,
+            ras: &ras,
+            dir: &dir,
+            server_pid: server.child.id(),
+            seconds: args.seconds,
+            streams: args.streams,
+            bare,
+            l2tp: !args.no_l2tp,
+            ikev2: !args.no_ikev2,
+        });
     }
 
     if args.l2tp_connects > 0 {

@@ -25,6 +25,9 @@ use crate::network::{Connected, Network, MAX_MTU};
 use crate::sstp::{ConnectError, SessionEnd, UpCallback, UpStatus};
 use crate::target::Target;
 
+/// Packets from the tunnel written to the TUN before one flush.
+const INBOUND_BURST: usize = 64;
+
 /// At most this many routes from one selector range (a range that is not
 /// a CIDR block splits into several).
 const MAX_ROUTES_PER_SELECTOR: usize = 32;
@@ -39,6 +42,8 @@ pub struct Ikev2Options {
     /// The server's CAs (required for EAP).
     pub trust: Option<ServerTrust>,
     pub esp_suites: Vec<ipsec::esp::CipherSuite>,
+    /// ESP in UDP 4500 even without a NAT (RFC 7296 §2.23).
+    pub force_udp_encapsulation: bool,
     /// Limit for name resolution and for the IKE negotiation each.
     pub connect_timeout: Duration,
     /// Told once the tunnel is up and the host side attached.
@@ -70,6 +75,7 @@ pub async fn connect(
         trust: options.trust.clone(),
         esp_suites: options.esp_suites.clone(),
         ephemeral_ports: false,
+        force_udp_encapsulation: options.force_udp_encapsulation,
     };
     let limit = options.connect_timeout;
     let mut stop = shutdown.clone();
@@ -134,9 +140,20 @@ pub async fn connect(
             },
             packet = client.recv() => match packet {
                 Some(p) => {
-                    stats.packets_in += 1;
-                    stats.ip_bytes_in += p.len() as u64;
-                    attachment.inbound.send(&p);
+                    // A burst (up to a send batch of the server's) before
+                    // one flush: the TUN writer coalesces consecutive TCP
+                    // segments into one write (GRO on the offload device).
+                    let mut next = Some(p);
+                    let mut burst = 0;
+                    while let Some(p) = next.take() {
+                        stats.packets_in += 1;
+                        stats.ip_bytes_in += p.len() as u64;
+                        attachment.inbound.send(&p);
+                        burst += 1;
+                        if burst < INBOUND_BURST {
+                            next = client.try_recv();
+                        }
+                    }
                     attachment.inbound.flush();
                 }
                 None => {

@@ -821,6 +821,7 @@ impl Dialer {
                             identity: user.clone(),
                             trust: Some(trust),
                             esp_suites: Vec::new(),
+                            force_udp_encapsulation: false,
                             connect_timeout: host.attempt_timeout,
                             on_up: None,
                         };

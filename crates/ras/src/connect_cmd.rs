@@ -142,6 +142,11 @@ pub struct ConnectArgs {
     /// aes256-sha256. Default: all of them, AES-GCM first.
     #[arg(long, value_name = "SUITE", conflicts_with = "no_ipsec")]
     pub esp: Vec<String>,
+    /// L2TP/IPsec and IKEv2: carry ESP in UDP port 4500 even when no NAT
+    /// is between us and the server (RFC 3948; RFC 7296 §2.23), e.g. where
+    /// a firewall passes UDP but not IP protocol 50.
+    #[arg(long, conflicts_with = "no_ipsec")]
+    pub udp_encap: bool,
     /// IKEv2: our IKE identity (IDi): an IPv4 address, user@domain or a
     /// host name. Default: the --user name.
     #[arg(long = "id", value_name = "IDENTITY")]
@@ -266,6 +271,7 @@ fn args_for_protocol(args: &ConnectArgs, protocol: Protocol, host: &str) -> Conn
         a.cert = None;
         a.key = None;
         a.esp.clear();
+        a.udp_encap = false;
     }
     if protocol != Protocol::L2tp {
         a.no_ipsec = false;
@@ -385,6 +391,9 @@ fn prepare_with(
     if !args.esp.is_empty() && !matches!(target.protocol, Protocol::L2tp | Protocol::Ikev2) {
         bail!("--esp applies to l2tp:// and ikev2:// only");
     }
+    if args.udp_encap && !matches!(target.protocol, Protocol::L2tp | Protocol::Ikev2) {
+        bail!("--udp-encap applies to l2tp:// and ikev2:// only");
+    }
     if args.ike_id.is_some() && target.protocol != Protocol::Ikev2 {
         bail!("--id applies to ikev2:// only");
     }
@@ -494,6 +503,7 @@ fn prepare_with(
                 .collect::<Result<_, _>>()
                 .map_err(|e| anyhow::anyhow!("--esp: {e}"))?;
             options.allow_weak_auth = args.allow_weak_auth;
+            options.force_udp_encapsulation = args.udp_encap;
             options.ipv6 = !args.no_ipv6;
             options.on_up = Some(on_up);
             Dial::L2tp(options)
@@ -557,6 +567,7 @@ fn ikev2_options(
             .map(|name| client::l2tp::esp_suite(name))
             .collect::<Result<_, _>>()
             .map_err(|e| anyhow::anyhow!("--esp: {e}"))?,
+        force_udp_encapsulation: args.udp_encap,
         connect_timeout: Duration::from_secs(15),
         on_up: Some(on_up),
     })

@@ -59,6 +59,8 @@ pub struct Ikev2ClientOptions {
     pub esp_suites: Vec<CipherSuite>,
     /// Bind ephemeral local ports rather than trying 500 and 4500 first.
     pub ephemeral_ports: bool,
+    /// ESP in UDP 4500 even without a NAT (RFC 7296 §2.23).
+    pub force_udp_encapsulation: bool,
 }
 
 /// Why the tunnel could not be set up.
@@ -154,6 +156,7 @@ impl Ikev2Client {
         if !options.esp_suites.is_empty() {
             config.esp_suites = options.esp_suites.clone();
         }
+        config.force_udp_encapsulation = options.force_udp_encapsulation;
         let sockets = Sockets::open(server, options.ephemeral_ports).await?;
         if let Some(plan) = crate::ikev2_client_nat::plan() {
             config.nat_probe = Some(plan.settings);
@@ -214,6 +217,12 @@ impl Ikev2Client {
     /// (then [`end_reason`](Self::end_reason) says why).
     pub async fn recv(&mut self) -> Option<Vec<u8>> {
         self.from_server.recv().await
+    }
+
+    /// The next IP packet from the tunnel if one is waiting already (to
+    /// take a burst before one TUN write).
+    pub fn try_recv(&mut self) -> Option<Vec<u8>> {
+        self.from_server.try_recv().ok()
     }
 
     /// Why the tunnel ended, once it has.
@@ -277,6 +286,7 @@ mod tests {
             trust: None,
             esp_suites: Vec::new(),
             ephemeral_ports: true,
+            force_udp_encapsulation: false,
         };
         let e = Ikev2Client::connect("127.0.0.1:500".parse().unwrap(), options)
             .await

@@ -4,6 +4,7 @@
 //! batches (`recvmmsg`) and decrypted in place.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -14,7 +15,7 @@ use ipsec::udp_encap::{classify, Port4500, NON_ESP_MARKER};
 use tokio::sync::{mpsc, oneshot};
 use zeroize::Zeroizing;
 
-use crate::datagram_batch::{read_batches, RecvBatch, BATCH};
+use crate::datagram_batch::{read_batches, RecvBatch, SendBatch, BATCH};
 use crate::ikev2_client::Ikev2Connected;
 use crate::ikev2_eap::{IkeEapPeer, PeerStep};
 use crate::l2tp_ipsec_client_task::{readable_optional, route_source, Sockets, SETTLE};
@@ -56,7 +57,10 @@ struct Task {
     channels: TaskChannels,
     last_refusal: Option<String>,
     end: Option<String>,
-    out_buf: Vec<u8>,
+    /// ESP waiting for one `sendmmsg` (UDP GSO where the runs allow) on
+    /// the NAT-T socket, and on the raw ESP socket.
+    out_nat_t: SendBatch,
+    out_raw: SendBatch,
     dropped: u64,
     warned_no_socket: bool,
     /// Our address towards the server, as last seen in the routing table.
@@ -95,7 +99,8 @@ pub(crate) async fn run(
         channels,
         last_refusal: None,
         end: None,
-        out_buf: Vec::with_capacity(DATAGRAM),
+        out_nat_t: SendBatch::new_udp(),
+        out_raw: SendBatch::new(),
         dropped: 0,
         warned_no_socket: false,
         local,
@@ -108,11 +113,13 @@ pub(crate) async fn run(
 impl Task {
     async fn run(&mut self) {
         let mut ike_buf = vec![0u8; DATAGRAM];
-        let mut batch = RecvBatch::new();
-        let mut outgoing = Vec::with_capacity(BATCH);
         let server = self.server.ip();
         let nat_t = self.sockets.nat_t.clone();
         let esp = self.sockets.esp.clone();
+        // UDP GRO on the NAT-T socket (udp_offload.rs); the raw ESP socket
+        // is read with the same batch.
+        let mut batch = RecvBatch::with_gro(nat_t.as_raw_fd());
+        let mut outgoing = Vec::with_capacity(BATCH);
         let mut address_check = tokio::time::interval(ADDRESS_CHECK);
         address_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -156,6 +163,7 @@ impl Task {
                         for packet in outgoing.drain(..) {
                             self.send_packet(&packet);
                         }
+                        self.flush_esp();
                     }
                 }
                 _ = &mut self.channels.close_rx => {
@@ -326,25 +334,10 @@ impl Task {
             self.dropped += 1;
             return;
         }
-        let now = Instant::now();
-        let settled = self
-            .outbound
-            .iter()
-            .rposition(|(_, _, installed)| now >= *installed + SETTLE)
-            .unwrap_or(self.outbound.len().saturating_sub(1));
-        let Some((_, sa, _)) = self.outbound.get_mut(settled) else {
-            return;
-        };
-        self.out_buf.clear();
-        if let Err(e) = sa.encapsulate(now, IPV4_IN_IP, packet, &mut self.out_buf) {
-            tracing::debug!("IKEv2: cannot encapsulate: {e}");
-            self.dropped += 1;
-            return;
-        }
-        let sent = if self.udp_encapsulated {
-            self.sockets.nat_t.try_send_to(&self.out_buf, self.esp_peer)
-        } else if let Some(raw) = &self.sockets.esp {
-            raw.try_send_to(&self.out_buf, SocketAddr::new(self.server.ip(), 0))
+        let to = if self.udp_encapsulated {
+            self.esp_peer
+        } else if self.sockets.esp.is_some() {
+            SocketAddr::new(self.server.ip(), 0)
         } else {
             if !self.warned_no_socket {
                 self.warned_no_socket = true;
@@ -354,11 +347,56 @@ impl Task {
             }
             return;
         };
-        if sent.is_err() {
+        if self.out_nat_t.is_full() || self.out_raw.is_full() {
+            self.flush_esp();
+        }
+        let now = Instant::now();
+        let settled = self
+            .outbound
+            .iter()
+            .rposition(|(_, _, installed)| now >= *installed + SETTLE)
+            .unwrap_or(self.outbound.len().saturating_sub(1));
+        let Some((_, sa, _)) = self.outbound.get_mut(settled) else {
+            return;
+        };
+        let batch = if self.udp_encapsulated {
+            &mut self.out_nat_t
+        } else {
+            &mut self.out_raw
+        };
+        let queued = batch.push_with(to, |slot| {
+            match sa.encapsulate(now, IPV4_IN_IP, packet, slot) {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::debug!("IKEv2: cannot encapsulate: {e}");
+                    false
+                }
+            }
+        });
+        if !queued {
             self.dropped += 1;
         }
         // Our ESP passes the NAT: a NAT probe awaited says nothing now.
         self.initiator.note_sent(now);
+    }
+
+    /// Writes the queued ESP: one `sendmmsg` per socket, UDP GSO on the
+    /// NAT-T one. What a full socket buffer refuses is dropped and counted.
+    fn flush_esp(&mut self) {
+        let queued = self.out_nat_t.len() + self.out_raw.len();
+        if queued == 0 {
+            return;
+        }
+        let mut sent = 0;
+        if !self.out_nat_t.is_empty() {
+            sent += self.out_nat_t.flush_udp(self.sockets.nat_t.as_raw_fd()).0;
+        }
+        if let Some(raw) = &self.sockets.esp {
+            if !self.out_raw.is_empty() {
+                sent += self.out_raw.flush(raw.as_raw_fd()).0;
+            }
+        }
+        self.dropped += queued.saturating_sub(sent) as u64;
     }
 
     fn transmit(&self, t: &ipsec::ikev1::Transmit) {

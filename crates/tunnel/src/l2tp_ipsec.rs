@@ -221,7 +221,7 @@ pub async fn serve_ipsec_l2tp(
         ikev2_selector_seen: 0,
         early_esp: std::collections::VecDeque::new(),
         udp_buf: Vec::with_capacity(DATAGRAM),
-        out_nat_t: SendBatch::new(),
+        out_nat_t: SendBatch::new_udp(),
         out_raw: SendBatch::new(),
         ikev2,
         ikev1,
@@ -230,7 +230,9 @@ pub async fn serve_ipsec_l2tp(
     let nat_t = front.sockets.nat_t.clone();
     let esp = front.sockets.esp.clone();
     let mut ike_buf = vec![0u8; DATAGRAM];
-    let mut batch = RecvBatch::new();
+    // UDP GRO on the NAT-T socket: a burst of one client's ESP arrives
+    // as one buffer, cut into its datagrams again by read_batches.
+    let mut batch = RecvBatch::with_gro(nat_t.as_raw_fd());
     let mut outgoing = Vec::with_capacity(BATCH);
     let mut outgoing_ip = Vec::with_capacity(BATCH);
     loop {
@@ -567,7 +569,7 @@ impl Front {
     /// what a full socket buffer refuses is dropped, as a router would.
     fn flush_esp(&mut self) {
         if !self.out_nat_t.is_empty() {
-            self.out_nat_t.flush(self.sockets.nat_t.as_raw_fd());
+            self.out_nat_t.flush_udp(self.sockets.nat_t.as_raw_fd());
         }
         if let Some(raw) = &self.sockets.esp {
             if !self.out_raw.is_empty() {
@@ -729,15 +731,24 @@ fn queue_esp(
     next_header: u8,
     payload: &[u8],
 ) {
-    let (batch, fd, to) = if out.udp_encapsulated {
-        (out_nat_t, sockets.nat_t.as_raw_fd(), out.to)
+    let (batch, fd, to, udp) = if out.udp_encapsulated {
+        (out_nat_t, sockets.nat_t.as_raw_fd(), out.to, true)
     } else if let Some(raw) = &sockets.esp {
-        (out_raw, raw.as_raw_fd(), SocketAddr::new(out.to.ip(), 0))
+        (
+            out_raw,
+            raw.as_raw_fd(),
+            SocketAddr::new(out.to.ip(), 0),
+            false,
+        )
     } else {
         return;
     };
     if batch.is_full() {
-        batch.flush(fd);
+        if udp {
+            batch.flush_udp(fd);
+        } else {
+            batch.flush(fd);
+        }
     }
     let sa = out.sa;
     batch.push_with(to, |slot| {

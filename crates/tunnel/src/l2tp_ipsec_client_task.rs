@@ -174,7 +174,7 @@ pub(crate) async fn run(
             udp_encapsulated: false,
             peer: server,
             udp_buf: Vec::with_capacity(DATAGRAM),
-            out: SendBatch::new(),
+            out: SendBatch::new_udp(),
             out_fd: -1,
             dropped: 0,
         },
@@ -190,11 +190,13 @@ pub(crate) async fn run(
 impl Task {
     async fn run(&mut self) {
         let mut ike_buf = vec![0u8; DATAGRAM];
-        let mut batch = RecvBatch::new();
-        let mut outgoing = Vec::with_capacity(BATCH);
         let server = self.server.ip();
         let nat_t = self.sockets.nat_t.clone();
         let esp = self.sockets.esp.clone();
+        // UDP GRO on the NAT-T socket (udp_offload.rs); the raw ESP socket
+        // is read with the same batch.
+        let mut batch = RecvBatch::with_gro(nat_t.as_raw_fd());
+        let mut outgoing = Vec::with_capacity(BATCH);
         loop {
             self.flush();
             if self.end.is_some() {
@@ -357,7 +359,11 @@ impl Task {
         if queued == 0 {
             return;
         }
-        let (sent, _) = self.esp.out.flush(self.esp.out_fd);
+        let (sent, _) = if self.esp.out_fd == self.sockets.nat_t.as_raw_fd() {
+            self.esp.out.flush_udp(self.esp.out_fd)
+        } else {
+            self.esp.out.flush(self.esp.out_fd)
+        };
         if sent < queued {
             // Dropped as a full queue would; one line per burst is enough
             // to explain a silent tunnel.

@@ -49,6 +49,7 @@ pub mod serial;
 pub mod sstp_client;
 pub mod sstp_server;
 mod sstp_session;
+mod udp_offload;
 
 pub use hooks::{
     AuthAnswer, ClientHooks, Owner, PacketSink, ServerHooks, SessionInfo, TunnelAuthMethod,

@@ -57,6 +57,11 @@ pub struct Ikev2InitiatorConfig {
     pub request_address: bool,
     /// The server's NAT-T port (§2.23: 4500).
     pub nat_t_port: u16,
+    /// Use UDP encapsulation (port 4500) even without a NAT: §2.23 lets
+    /// the initiator send a NAT_DETECTION_SOURCE_IP that cannot match,
+    /// so the server sees a NAT and both ends encapsulate (and UDP
+    /// segmentation offload applies to ESP).
+    pub force_udp_encapsulation: bool,
     /// Announce RFC 7383 fragmentation and MOBIKE.
     pub fragmentation: bool,
     pub fragment_size: usize,
@@ -102,6 +107,7 @@ impl Ikev2InitiatorConfig {
             ],
             request_address: true,
             nat_t_port: 4500,
+            force_udp_encapsulation: false,
             fragmentation: true,
             fragment_size: 1280,
             mobike: true,

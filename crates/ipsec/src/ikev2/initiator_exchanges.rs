@@ -109,6 +109,19 @@ fn esp_transforms(suite: CipherSuite) -> Vec<Transform> {
 }
 
 impl Ikev2Initiator {
+    /// Our NAT_DETECTION_SOURCE_IP (§2.23) with the responder SPI `spi_r`
+    /// (zero in IKE_SA_INIT). To force UDP encapsulation §2.23 lets us
+    /// send one that cannot match: the hash of 0.0.0.0:0, an address no
+    /// datagram comes from, so the server sees us behind a NAT.
+    fn source_nat_d(&self, spi_r: &[u8; 8]) -> Vec<u8> {
+        let source = if self.config.force_udp_encapsulation {
+            SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0)
+        } else {
+            self.local
+        };
+        nat_d(HashAlg::Sha1, &self.spi_i, spi_r, source)
+    }
+
     pub(crate) fn our_policy(&self) -> Ikev2Policy {
         let offers = &self.config.ike_offers;
         Ikev2Policy {
@@ -168,10 +181,7 @@ impl Ikev2Initiator {
         let zero = [0u8; 8];
         chain.push(
             payload::NOTIFY,
-            &Notify::encode(
-                notify::NAT_DETECTION_SOURCE_IP,
-                &nat_d(HashAlg::Sha1, &self.spi_i, &zero, self.local),
-            ),
+            &Notify::encode(notify::NAT_DETECTION_SOURCE_IP, &self.source_nat_d(&zero)),
         );
         chain.push(
             payload::NOTIFY,
@@ -310,7 +320,8 @@ impl Ikev2Initiator {
         let expected_destination = nat_d(HashAlg::Sha1, &self.spi_i, &self.spi_r, self.local);
         self.nat = NatState {
             peer_behind_nat: !sources.is_empty() && !sources.contains(&expected_source.as_slice()),
-            local_behind_nat: destination.is_some_and(|d| d != expected_destination.as_slice()),
+            local_behind_nat: self.config.force_udp_encapsulation
+                || destination.is_some_and(|d| d != expected_destination.as_slice()),
         };
         self.server_fragments = notifies
             .iter()
@@ -672,7 +683,7 @@ impl Ikev2Initiator {
             payload::NOTIFY,
             &Notify::encode(
                 notify::NAT_DETECTION_SOURCE_IP,
-                &nat_d(HashAlg::Sha1, &self.spi_i, &self.spi_r, self.local),
+                &self.source_nat_d(&self.spi_r),
             ),
         );
         chain.push(
@@ -709,7 +720,8 @@ impl Ikev2Initiator {
         let expected_destination = nat_d(HashAlg::Sha1, &self.spi_i, &self.spi_r, self.local);
         self.nat = NatState {
             peer_behind_nat: !sources.is_empty() && !sources.contains(&expected_source),
-            local_behind_nat: destination.is_some_and(|d| d != expected_destination),
+            local_behind_nat: self.config.force_udp_encapsulation
+                || destination.is_some_and(|d| d != expected_destination),
         };
     }
 
@@ -891,3 +903,7 @@ fn is_signature(method: u8) -> bool {
             | auth_method::DIGITAL_SIGNATURE
     )
 }
+
+#[cfg(test)]
+#[path = "initiator_force_encap_tests.rs"]
+mod force_encap_tests;

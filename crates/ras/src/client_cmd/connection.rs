@@ -635,6 +635,7 @@ fn connect_args(
         key: ipsec.then(|| auth.key.clone()).flatten(),
         no_ipsec: false,
         esp: Vec::new(),
+        udp_encap: false,
         ike_id: (protocol == Protocol::Ikev2)
             .then(|| auth.identity.clone())
             .flatten(),
