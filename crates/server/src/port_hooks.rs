@@ -3,6 +3,8 @@
 //! the user is authenticated, which is when the session asks `network`.
 //! A connection whose port was taken away before that is refused there,
 //! without the pipeline hearing of it (no address, no accounting).
+//! Every other hook is passed through: a method left to the trait's
+//! default here would silently switch that feature off for SSTP and PPTP.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -43,6 +45,14 @@ impl ServerHooks for PortHooks {
         self.inner.authenticated_by_tunnel(info, method)
     }
 
+    fn certificate_status(
+        &self,
+        info: &SessionInfo,
+        certificate: &ipsec::ikev1::certificates::PeerCertificate,
+    ) -> BoxFuture<Result<(), String>> {
+        self.inner.certificate_status(info, certificate)
+    }
+
     fn network(&self, info: &SessionInfo) -> BoxFuture<Result<NetworkSettings, String>> {
         if !self.port.own() {
             return Box::pin(async {
@@ -77,5 +87,115 @@ impl ServerHooks for PortHooks {
 
     fn ipv6_prefix(&self, info: &SessionInfo) -> Option<std::net::Ipv6Addr> {
         self.inner.ipv6_prefix(info)
+    }
+
+    fn source_filter(&self, info: &SessionInfo, up: &LinkUp) -> Option<tunnel::SourceFilter> {
+        self.inner.source_filter(info, up)
+    }
+
+    fn routed_networks(&self, info: &SessionInfo) -> Vec<(std::net::IpAddr, u8)> {
+        self.inner.routed_networks(info)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::logical_ports::LogicalPorts;
+
+    /// Records what it was asked.
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<&'static str>>);
+
+    impl Recorder {
+        fn asked(&self) -> Vec<&'static str> {
+            self.0.lock().unwrap().clone()
+        }
+        fn note(&self, what: &'static str) {
+            self.0.lock().unwrap().push(what)
+        }
+    }
+
+    impl ServerHooks for Recorder {
+        fn authenticate(&self, _: &SessionInfo, _: AuthRequest) -> BoxFuture<AuthAnswer> {
+            unreachable!()
+        }
+        fn authenticated_by_tunnel(&self, _: &SessionInfo, _: TunnelAuthMethod) {
+            self.note("authenticated_by_tunnel")
+        }
+        fn network(&self, _: &SessionInfo) -> BoxFuture<Result<NetworkSettings, String>> {
+            self.note("network");
+            Box::pin(async { Err("recorded".to_owned()) })
+        }
+        fn up(
+            &self,
+            _: &SessionInfo,
+            _: &LinkUp,
+        ) -> BoxFuture<Result<mpsc::Receiver<Bytes>, String>> {
+            unreachable!()
+        }
+        fn down(&self, _: &SessionInfo, _: &EndReason) {
+            self.note("down")
+        }
+        fn ipv6_prefix(&self, _: &SessionInfo) -> Option<std::net::Ipv6Addr> {
+            self.note("ipv6_prefix");
+            Some(std::net::Ipv6Addr::LOCALHOST)
+        }
+        fn routed_networks(&self, _: &SessionInfo) -> Vec<(std::net::IpAddr, u8)> {
+            self.note("routed_networks");
+            vec![(std::net::Ipv4Addr::new(10, 77, 0, 0).into(), 24)]
+        }
+    }
+
+    fn info() -> SessionInfo {
+        SessionInfo {
+            id: 7,
+            peer: "192.0.2.1:1".into(),
+            user: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_logged_in_session_reaches_the_pipeline_and_is_told_down() {
+        let ports = LogicalPorts::new(1);
+        let inner = Arc::new(Recorder::default());
+        let hooks = PortHooks::new(inner.clone(), Arc::new(ports.take().unwrap()));
+        hooks.authenticated_by_tunnel(&info(), TunnelAuthMethod::Certificate);
+        assert!(
+            hooks.network(&info()).await.is_err(),
+            "the recorder's answer"
+        );
+        assert_eq!(
+            hooks.ipv6_prefix(&info()),
+            Some(std::net::Ipv6Addr::LOCALHOST)
+        );
+        assert_eq!(hooks.routed_networks(&info()).len(), 1);
+        hooks.down(&info(), &EndReason::LocalRequest);
+        assert_eq!(
+            inner.asked(),
+            [
+                "authenticated_by_tunnel",
+                "network",
+                "ipv6_prefix",
+                "routed_networks",
+                "down"
+            ]
+        );
+        // The port is the session's now: a newcomer cannot take it.
+        assert!(ports.take().is_err());
+    }
+
+    #[tokio::test]
+    async fn an_evicted_connection_is_refused_without_the_pipeline_hearing_of_it() {
+        let ports = LogicalPorts::new(1);
+        let inner = Arc::new(Recorder::default());
+        let hooks = PortHooks::new(inner.clone(), Arc::new(ports.take().unwrap()));
+        let _newer = ports.take().expect("the lent port is taken over");
+        let refused = hooks.network(&info()).await.unwrap_err();
+        assert!(refused.contains("given to another connection"), "{refused}");
+        hooks.down(&info(), &EndReason::LocalRequest);
+        assert!(inner.asked().is_empty(), "{:?}", inner.asked());
     }
 }
