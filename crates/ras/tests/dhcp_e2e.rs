@@ -620,6 +620,7 @@ fn dhcpinform_through_an_ikev2_tunnel_is_answered() {
                     trust: None,
                     esp_suites: Vec::new(),
                     connect_timeout: Duration::from_secs(15),
+                    force_udp_encapsulation: false,
                     on_up: None,
                 };
                 let network: Arc<dyn Network> = Arc::new(TestNetwork(up_tx));
