@@ -21,23 +21,11 @@ use support::*;
 
 /// `ras_sstp_connections_refused_total` for `reason`.
 fn refused(socket: &Path, reason: &str) -> f64 {
-    use prometheus_parse::Value;
-    let answer = server::admin_client::request(socket, "GET", "/metrics").expect("GET /metrics");
-    let text = String::from_utf8(answer.body).unwrap();
-    let scrape =
-        prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).expect("parses");
-    scrape
-        .samples
-        .iter()
-        .filter(|s| {
-            s.metric == "ras_sstp_connections_refused_total"
-                && s.labels.get("reason") == Some(reason)
-        })
-        .map(|s| match s.value {
-            Value::Counter(v) | Value::Untyped(v) => v,
-            ref other => panic!("{other:?}"),
-        })
-        .sum()
+    counter(
+        socket,
+        "ras_sstp_connections_refused_total",
+        &[("reason", reason)],
+    )
 }
 
 /// A TLS connection from cli2 that sends the SSTP request and then sits

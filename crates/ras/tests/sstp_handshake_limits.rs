@@ -24,23 +24,11 @@ const PER_SOURCE: usize = server::handshake_gate::PER_SOURCE_LIMIT as usize;
 
 /// `ras_sstp_connections_refused_total` for `reason`.
 fn refused(socket: &Path, reason: &str) -> f64 {
-    use prometheus_parse::Value;
-    let answer = server::admin_client::request(socket, "GET", "/metrics").expect("GET /metrics");
-    let text = String::from_utf8(answer.body).unwrap();
-    let scrape =
-        prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).expect("parses");
-    scrape
-        .samples
-        .iter()
-        .filter(|s| {
-            s.metric == "ras_sstp_connections_refused_total"
-                && s.labels.get("reason") == Some(reason)
-        })
-        .map(|s| match s.value {
-            Value::Counter(v) | Value::Untyped(v) => v,
-            ref other => panic!("{other:?}"),
-        })
-        .sum()
+    counter(
+        socket,
+        "ras_sstp_connections_refused_total",
+        &[("reason", reason)],
+    )
 }
 
 /// Reads until the server closes (EOF or reset) or `limit` passes: when

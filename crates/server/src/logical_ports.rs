@@ -167,6 +167,11 @@ impl Port {
         }
     }
 
+    /// How many ports its listener has.
+    pub fn limit(&self) -> u32 {
+        self.ports.limit
+    }
+
     /// Whether the port was taken away.
     pub fn is_evicted(&self) -> bool {
         self.ports

@@ -16,7 +16,38 @@ use tokio::sync::mpsc;
 use tunnel::hooks_support::BoxFuture;
 use tunnel::{AuthAnswer, EndReason, ServerHooks, SessionInfo, TunnelAuthMethod};
 
+use crate::failure_log::ListenerFailures;
 use crate::logical_ports::Port;
+
+/// Runs one connection's session (`served`, asking its questions through
+/// [`PortHooks`] on `port`) until it ends or, before its login, its port
+/// is given to a newer connection; logs which at a bounded rate.
+/// Dropping the session before its login is safe: the pipeline has not
+/// heard of it (and PPTP's call ID lease unregisters on drop).
+pub async fn serve_on_lent_port(
+    served: impl std::future::Future<Output = tunnel::Outcome>,
+    port: Arc<Port>,
+    failures: &ListenerFailures,
+    protocol: &str,
+    id: u64,
+    peer: std::net::SocketAddr,
+) {
+    let outcome = tokio::select! {
+        outcome = served => Some(outcome),
+        () = port.evicted() => None,
+    };
+    match outcome {
+        Some(outcome) if !port.is_evicted() => failures.session_ended(id, peer, &outcome),
+        _ => failures.report(
+            "closed: not logged in while all ports were taken",
+            peer,
+            &format_args!(
+                "closed: not logged in yet when all {} {protocol} ports were taken; its port went to a newer connection",
+                port.limit()
+            ),
+        ),
+    }
+}
 
 /// `inner`'s hooks, with the port made the session's at login.
 pub struct PortHooks {

@@ -114,26 +114,7 @@ impl PptpService {
             info,
             shutdown,
         );
-        // Dropping the session before its login is safe: the pipeline has
-        // not heard of it, and its call ID lease unregisters on drop.
-        let outcome = tokio::select! {
-            outcome = served => Some(outcome),
-            () = port.evicted() => None,
-        };
-        match outcome {
-            Some(outcome) if !port.is_evicted() => {
-                self.failures.session_ended(id, peer, &outcome);
-            }
-            _ => self.failures.report(
-                "closed: not logged in while all ports were taken",
-                peer,
-                &format_args!(
-                    "closed: not logged in yet when all {} PPTP ports were taken; its port went to a newer connection",
-                    self.ports.limit()
-                ),
-            ),
-        }
-        drop(port);
+        crate::port_hooks::serve_on_lent_port(served, port, &self.failures, "PPTP", id, peer).await;
     }
 
     /// Wait until every session has ended (all ports free), at most `limit`.

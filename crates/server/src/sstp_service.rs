@@ -180,26 +180,7 @@ impl SstpService {
             info,
             shutdown,
         );
-        // Dropping the session before its login is safe: the pipeline has
-        // not heard of it (PortHooks asks it nothing before `network`).
-        let outcome = tokio::select! {
-            outcome = served => Some(outcome),
-            () = port.evicted() => None,
-        };
-        match outcome {
-            Some(outcome) if !port.is_evicted() => {
-                self.failures.session_ended(id, peer, &outcome);
-            }
-            _ => self.failures.report(
-                "closed: not logged in while all ports were taken",
-                peer,
-                &format_args!(
-                    "closed: not logged in yet when all {} SSTP ports were taken; its port went to a newer connection",
-                    self.ports.limit()
-                ),
-            ),
-        }
-        drop(port);
+        crate::port_hooks::serve_on_lent_port(served, port, &self.failures, "SSTP", id, peer).await;
     }
 
     /// The TLS handshake with the server certificate, or, for a

@@ -480,3 +480,23 @@ pub fn vm_with_guest_jobs(what: &str) -> Option<&'static interop::Vm> {
     }
     Some(vm)
 }
+
+/// The sum of the samples of counter `name` whose labels include every
+/// one of `labels`, from `ras server`'s /metrics over its admin socket
+/// (0 when there is none yet).
+pub fn counter(socket: &Path, name: &str, labels: &[(&str, &str)]) -> f64 {
+    use prometheus_parse::Value;
+    let answer = server::admin_client::request(socket, "GET", "/metrics").expect("GET /metrics");
+    let text = String::from_utf8(answer.body).unwrap();
+    let scrape =
+        prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).expect("parses");
+    scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .map(|s| match s.value {
+            Value::Counter(v) | Value::Untyped(v) => v,
+            ref other => panic!("{name}: not a counter: {other:?}"),
+        })
+        .sum()
+}
