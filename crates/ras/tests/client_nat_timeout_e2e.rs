@@ -286,7 +286,14 @@ fn the_daemon_measures_a_20_s_nat_and_the_idle_tunnel_survives() {
     let lab = Lab::start("rasnt", true);
     let mut events = EventStream::open(&lab.state, &lab.socket);
     events.expect("connected", &["reconnecting"], Duration::from_secs(30));
-    let up = status(&lab.state, &lab.socket);
+    // The tunnel's report reaches the daemon's status on its own task:
+    // give it a moment on a busy machine.
+    let shown = Instant::now() + Duration::from_secs(3);
+    let mut up = status(&lab.state, &lab.socket);
+    while up["nat_probe"].is_null() && Instant::now() < shown {
+        std::thread::sleep(Duration::from_millis(50));
+        up = status(&lab.state, &lab.socket);
+    }
     assert_eq!(up["nat_probe"], "measuring", "{up}");
     assert_eq!(up["keepalive_s"], 20, "the default until measured: {up}");
     let started = Instant::now();

@@ -141,6 +141,15 @@ where
                 Err(broadcast::error::RecvError::Lagged(_)) => continue,
                 Err(broadcast::error::RecvError::Closed) => return,
             };
+            // Shown at once: finding the network's key below may run `ip`
+            // (milliseconds), and the connection's `connected` must not
+            // come before its status says what the NAT probe is doing.
+            for conn in connections()
+                .iter()
+                .filter(|c| c.serves(report.server.ip()))
+            {
+                conn.set_nat(NatView::of(&report));
+            }
             let local = report.local;
             let known = keys
                 .lock()
