@@ -17,6 +17,7 @@ pub mod ipcp;
 pub mod ipv6cp;
 pub mod lcp;
 pub mod link;
+pub mod link_rng;
 pub mod loopback;
 pub mod mppe;
 pub mod packet;

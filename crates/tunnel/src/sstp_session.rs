@@ -27,7 +27,7 @@ const BATCH: usize = 64;
 /// The TLS read buffer grows up to one maximal TLS record while data
 /// flows, and starts (and shrinks back to) this when idle.
 const READ_BUFFER: usize = 16 * 1024 + 256;
-const READ_BUFFER_IDLE: usize = 2048;
+const READ_BUFFER_IDLE: usize = 512;
 /// Plaintext taken from the peer per wake-up when more is already
 /// waiting: the packets of several TLS records go to the sink as one
 /// batch (one coalesced TUN write instead of one per record).

@@ -14,8 +14,6 @@ mod types;
 use std::collections::VecDeque;
 use std::time::Instant;
 
-use rand::rngs::StdRng;
-use rand::{RngCore, SeedableRng};
 use zeroize::Zeroizing;
 
 use crate::auth::{
@@ -29,6 +27,7 @@ use crate::fsm::{FinishReason, Fsm, FsmEvent};
 use crate::ipcp::{Ipcp, IpcpConfig};
 use crate::ipv6cp::{Ipv6cp, Ipv6cpConfig};
 use crate::lcp::{Lcp, LcpEvent};
+use crate::link_rng::LinkRng;
 use crate::mppe::{MppeDecryptor, MppeEncryptor};
 use crate::packet::code;
 
@@ -58,7 +57,7 @@ pub struct LinkStats {
 /// A PPP link in one role.
 pub struct Link {
     config: LinkConfig,
-    rng: StdRng,
+    rng: LinkRng,
     phase: Phase,
     lcp: Fsm<Lcp>,
     authenticator: Option<Authenticator>,
@@ -67,8 +66,10 @@ pub struct Link {
     authenticated_as: Option<String>,
     auth_protocol: Option<AuthProtocol>,
     master_keys: Option<MasterKeys>,
-    cbcp_server: Option<CbcpServer>,
-    cbcp_client: Option<CbcpClient>,
+    // What few links use lives on the heap only while used: an idle
+    // SSTP session has no callback, no MPPE and often no IPv6CP.
+    cbcp_server: Option<Box<CbcpServer>>,
+    cbcp_client: Option<Box<CbcpClient>>,
     callback_done: bool,
     /// Server: `start_network` was called (client: implicit).
     network_allowed: bool,
@@ -76,11 +77,11 @@ pub struct Link {
     network_override: NetworkSettings,
     held_ncp: Vec<(u16, Vec<u8>)>,
     ipcp: Option<Fsm<Ipcp>>,
-    ipv6cp: Option<Fsm<Ipv6cp<StdRng>>>,
-    ccp: Option<Fsm<Ccp>>,
+    ipv6cp: Option<Box<Fsm<Ipv6cp<LinkRng>>>>,
+    ccp: Option<Box<Fsm<Ccp>>>,
     ccp_required: bool,
-    encryptor: Option<MppeEncryptor>,
-    decryptor: Option<MppeDecryptor>,
+    encryptor: Option<Box<MppeEncryptor>>,
+    decryptor: Option<Box<MppeDecryptor>>,
     last_reset_request: Option<Instant>,
     echo_deadline: Option<Instant>,
     echo_outstanding: u32,
@@ -104,11 +105,8 @@ impl std::fmt::Debug for Link {
 
 impl Link {
     pub fn new(config: LinkConfig) -> Self {
-        let mut rng = match config.rng_seed {
-            Some(seed) => StdRng::seed_from_u64(seed),
-            None => StdRng::from_entropy(),
-        };
-        let lcp_rng = Box::new(StdRng::seed_from_u64(rng.next_u64()));
+        let mut rng = LinkRng::new(config.rng_seed);
+        let lcp_rng = Box::new(rng.fork());
         let lcp = Fsm::new(Lcp::new(config.lcp.clone(), lcp_rng), config.fsm);
         Link {
             rng,
@@ -755,10 +753,10 @@ impl Link {
             self.phase = Phase::Callback;
             let mut server = CbcpServer::new(self.config.cbcp_server);
             server.start(now);
-            self.cbcp_server = Some(server);
+            self.cbcp_server = Some(Box::new(server));
         } else if negotiated.callback_requested {
             self.phase = Phase::Callback;
-            self.cbcp_client = Some(CbcpClient::new(self.config.cbcp_client.clone()));
+            self.cbcp_client = Some(Box::new(CbcpClient::new(self.config.cbcp_client.clone())));
         } else {
             self.finish_callback(now, CallbackDecision::None);
         }
@@ -843,11 +841,10 @@ impl Link {
             self.ipcp = Some(f);
         }
         if let Some(c) = ipv6_config {
-            let seed = self.rng.next_u64();
-            let mut f = Fsm::new(Ipv6cp::new(c, StdRng::seed_from_u64(seed)), fsm);
+            let mut f = Fsm::new(Ipv6cp::new(c, self.rng.fork()), fsm);
             f.open(now);
             f.lower_up(now);
-            self.ipv6cp = Some(f);
+            self.ipv6cp = Some(Box::new(f));
         }
         if let Some(c) = ccp_config {
             self.ccp_required = c.required;
@@ -855,7 +852,7 @@ impl Link {
                 let mut f = Fsm::new(Ccp::new(c), fsm);
                 f.open(now);
                 f.lower_up(now);
-                self.ccp = Some(f);
+                self.ccp = Some(Box::new(f));
             } else if self.ccp_required {
                 // RFC 3079 §3: MPPE keys come from MS-CHAP; without them
                 // there is nothing to encrypt with.
@@ -952,8 +949,8 @@ impl Link {
             .map(|n| n.settings());
         match (negotiated, &self.master_keys) {
             (Some(settings), Some(keys)) => {
-                self.encryptor = Some(MppeEncryptor::new(&keys.send, settings));
-                self.decryptor = Some(MppeDecryptor::new(&keys.recv, settings));
+                self.encryptor = Some(Box::new(MppeEncryptor::new(&keys.send, settings)));
+                self.decryptor = Some(Box::new(MppeDecryptor::new(&keys.recv, settings)));
             }
             _ if self.ccp_required => {
                 self.begin_close(now, DownReason::EncryptionRequired, "encryption required");
@@ -963,9 +960,9 @@ impl Link {
     }
 
     /// Settled: opened, or given up on (finished, or never started).
-    fn settled<N: crate::fsm::Negotiator>(f: &Option<Fsm<N>>) -> bool {
+    fn settled<N: crate::fsm::Negotiator>(f: Option<&Fsm<N>>) -> bool {
         use crate::fsm::State;
-        f.as_ref().is_none_or(|f| {
+        f.is_none_or(|f| {
             matches!(
                 f.state(),
                 State::Opened | State::Stopped | State::Closed | State::Initial
@@ -982,7 +979,10 @@ impl Link {
         {
             return;
         }
-        if !(Self::settled(&self.ipcp) && Self::settled(&self.ipv6cp) && Self::settled(&self.ccp)) {
+        if !(Self::settled(self.ipcp.as_ref())
+            && Self::settled(self.ipv6cp.as_deref())
+            && Self::settled(self.ccp.as_deref()))
+        {
             return;
         }
         if self.ccp_required && !self.mppe_on() {
