@@ -133,25 +133,9 @@ fn admin_reset_stop(fr: &FreeRadius, user: &str) -> bool {
     .is_some()
 }
 
-/// `/metrics` from the admin socket, parsed as Prometheus parses it.
-fn scrape(socket: &Path) -> prometheus_parse::Scrape {
-    let answer = server::admin_client::request(socket, "GET", "/metrics").expect("GET /metrics");
-    let text = String::from_utf8(answer.body).unwrap();
-    prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).expect("parses")
-}
-
-/// The value of the sample `name` with `labels`.
+/// The value of the sample `name` with `labels`, which must be there.
 fn sample(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
-    use prometheus_parse::Value;
-    let s = scrape
-        .samples
-        .iter()
-        .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
-        .unwrap_or_else(|| panic!("no {name} {labels:?}"));
-    match s.value {
-        Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => v,
-        ref other => panic!("{name}: {other:?}"),
-    }
+    support::sample(scrape, name, labels).unwrap_or_else(|| panic!("no {name} {labels:?}"))
 }
 
 fn sstp(topo: &Topology, fp: &str, user: &str, pw: &Path, tun: &str) -> Client {

@@ -37,24 +37,11 @@ fn ikev2_header(spi_r: u8, length: u32) -> Vec<u8> {
 
 /// The value of `ras_ipsec_dropped_total{protocol,reason}`.
 fn dropped(socket: &Path, protocol: &str, reason: &str) -> f64 {
-    use prometheus_parse::Value;
-    let answer = server::admin_client::request(socket, "GET", "/metrics").expect("GET /metrics");
-    let text = String::from_utf8(answer.body).unwrap();
-    let scrape =
-        prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).expect("parses");
-    let s = scrape
-        .samples
-        .iter()
-        .find(|s| {
-            s.metric == "ras_ipsec_dropped_total"
-                && s.labels.get("protocol") == Some(protocol)
-                && s.labels.get("reason") == Some(reason)
-        })
-        .unwrap_or_else(|| panic!("no ras_ipsec_dropped_total {protocol} {reason} in\n{text}"));
-    match s.value {
-        Value::Counter(v) | Value::Untyped(v) => v,
-        ref other => panic!("{other:?}"),
-    }
+    metric(
+        socket,
+        "ras_ipsec_dropped_total",
+        &[("protocol", protocol), ("reason", reason)],
+    )
 }
 
 /// Waits (up to 5 s) until the counter reaches `want`; returns its value.

@@ -191,20 +191,7 @@ fn killing_the_primary_radius_loses_no_login_and_no_accounting() {
 
 /// `ras_pool_addresses{pool="static",state}` from the admin socket.
 fn pool(socket: &Path, state: &str) -> f64 {
-    use prometheus_parse::Value;
-    let answer = server::admin_client::request(socket, "GET", "/metrics").expect("GET /metrics");
-    let text = String::from_utf8(answer.body).unwrap();
-    let scrape =
-        prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).expect("parses");
-    let s = scrape
-        .samples
-        .iter()
-        .find(|s| s.metric == "ras_pool_addresses" && s.labels.get("state") == Some(state))
-        .unwrap_or_else(|| panic!("no ras_pool_addresses {state}"));
-    match s.value {
-        Value::Gauge(v) | Value::Untyped(v) => v,
-        ref other => panic!("{other:?}"),
-    }
+    metric(socket, "ras_pool_addresses", &[("state", state)])
 }
 
 /// Issue 18, fault: `ras server` SIGKILLed with sessions up, and started

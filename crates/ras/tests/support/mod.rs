@@ -481,22 +481,49 @@ pub fn vm_with_guest_jobs(what: &str) -> Option<&'static interop::Vm> {
     Some(vm)
 }
 
-/// The sum of the samples of counter `name` whose labels include every
-/// one of `labels`, from `ras server`'s /metrics over its admin socket
-/// (0 when there is none yet).
-pub fn counter(socket: &Path, name: &str, labels: &[(&str, &str)]) -> f64 {
-    use prometheus_parse::Value;
+/// `ras server`'s /metrics over its admin socket, parsed as Prometheus
+/// parses it (one scrape: values read from it are of one moment).
+pub fn scrape(socket: &Path) -> prometheus_parse::Scrape {
     let answer = server::admin_client::request(socket, "GET", "/metrics").expect("GET /metrics");
     let text = String::from_utf8(answer.body).unwrap();
-    let scrape =
-        prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).expect("parses");
+    prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).expect("parses")
+}
+
+/// The value of the first sample `name` whose labels include every one of
+/// `labels` (a counter, a gauge or untyped), if there is one.
+pub fn sample(
+    scrape: &prometheus_parse::Scrape,
+    name: &str,
+    labels: &[(&str, &str)],
+) -> Option<f64> {
     scrape
         .samples
         .iter()
+        .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .map(|s| sample_value(name, &s.value))
+}
+
+/// [`sample`] from a fresh scrape, which must have it.
+pub fn metric(socket: &Path, name: &str, labels: &[(&str, &str)]) -> f64 {
+    sample(&scrape(socket), name, labels)
+        .unwrap_or_else(|| panic!("no {name} with labels {labels:?} in /metrics"))
+}
+
+/// The sum of the samples of counter `name` whose labels include every
+/// one of `labels`, from a fresh scrape (0 when there is none yet).
+pub fn counter(socket: &Path, name: &str, labels: &[(&str, &str)]) -> f64 {
+    scrape(socket)
+        .samples
+        .iter()
         .filter(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
-        .map(|s| match s.value {
-            Value::Counter(v) | Value::Untyped(v) => v,
-            ref other => panic!("{name}: not a counter: {other:?}"),
-        })
+        .map(|s| sample_value(name, &s.value))
         .sum()
+}
+
+fn sample_value(name: &str, value: &prometheus_parse::Value) -> f64 {
+    use prometheus_parse::Value;
+    match value {
+        Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => *v,
+        other => panic!("{name}: not a counter or gauge: {other:?}"),
+    }
 }
