@@ -94,9 +94,7 @@ pub fn verify_peer_deferring(
     signature: &[u8],
     expected_hash: &[u8],
 ) -> Result<(String, Option<PeerCertificate>), PeerCertificateError> {
-    let online = auth.trust.revocation().current().online().enabled();
-    let (subject, certificate) = verify(auth, method, id, certs, signature, expected_hash, online)?;
-    Ok((subject, certificate.filter(|_| online)))
+    verify(auth, method, id, certs, signature, expected_hash, true)
 }
 
 fn verify(
@@ -109,10 +107,10 @@ fn verify(
     defer: bool,
 ) -> Result<(String, Option<PeerCertificate>), PeerCertificateError> {
     let now = (auth.unix_time)();
-    let peer = if defer {
-        auth.trust.verify_peer_deferring(certs, id, now)?
+    let (peer, online) = if defer {
+        auth.trust.verify_peer_online(certs, id, now)?
     } else {
-        auth.trust.verify_peer(certs, id, now)?
+        (auth.trust.verify_peer(certs, id, now)?, false)
     };
     let theirs = method_for_key(peer.key.kind());
     if theirs != method {
@@ -124,7 +122,7 @@ fn verify(
     peer.key
         .verify_hash(expected_hash, signature)
         .map_err(|_| PeerCertificateError::BadSignature(peer.subject.clone()))?;
-    Ok((peer.subject, peer.certificate))
+    Ok((peer.subject, peer.certificate.filter(|_| online)))
 }
 
 /// Our ID (already encoded as `our_id`), our chain as CERT payloads, and the
