@@ -704,6 +704,14 @@ fn a_refused_certificate_status_deletes_the_ike_sa() {
         vec![DownReason::DeletedByPeer],
         "the client got the Delete"
     );
+    assert!(
+        lab.i.is_closed()
+            && refusals(&lab.i_events)
+                .iter()
+                .any(|r| r.contains("deleted the IKE SA before any ESP SA")),
+        "the client gives up at once: {:?}",
+        refusals(&lab.i_events)
+    );
     assert_eq!(lab.r.ike_sa_count(), 0);
     retransmit(&mut lab);
     assert!(!child_up(&lab.i_events) && !child_up(&lab.r_events));

@@ -560,8 +560,15 @@ fn l2tp_refused(srv: &Server, topo: &Topology, dir: &Path, name: &str, wanted: &
     );
     let (ok, text) = finish(client, Duration::from_secs(40));
     assert!(!ok, "{name} was let in: {text}");
+    // The Delete reached the client: it ends at once, not when its Quick
+    // Mode retransmissions give up.
+    assert!(
+        text.contains("deleted the IKE SA before any ESP SA")
+            && started.elapsed() < Duration::from_secs(10),
+        "{text}"
+    );
     eprintln!(
-        "{name} refused, the client gave up after {:?}",
+        "{name} refused, the client ended after {:?}",
         started.elapsed()
     );
     line
