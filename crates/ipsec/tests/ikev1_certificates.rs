@@ -600,3 +600,168 @@ fn a_revoked_client_certificate_is_refused_in_main_mode() {
         refusals(&lab.r_events)
     );
 }
+
+/// A lab whose server asks about client certificates online (OCSP on,
+/// `crl_policy = "strict"`, no CRL file): Main Mode finishes, and the
+/// responder hands the driver the certificate to ask about.
+fn online_lab() -> (Lab, u64, Vec<u8>) {
+    use ipsec::ikev1::revocation::{CrlPolicy, CrlSet, OnlineChecks, Revocation};
+    let ca = Ca::root("ras test CA", &rcgen::PKCS_ECDSA_P256_SHA256);
+    let (c_cert, c_key) = ca.leaf("laptop", &[]);
+    let (s_cert, s_key) = ca.leaf("ras test server", &[]);
+    let set = CrlSet::new(CrlPolicy::Strict).with_online(OnlineChecks {
+        ocsp: true,
+        ocsp_responder: None,
+        fetch_crls: false,
+    });
+    let server_trust = ca.trust().with_revocation(Revocation::new(set));
+    let mut lab = Lab::new(
+        credentials(vec![c_cert.clone()], &c_key, ca.trust()),
+        Some(credentials(vec![s_cert], &s_key, server_trust)),
+        1248,
+    );
+    lab.pump();
+    assert!(
+        ike_up(&lab.r_events).is_some() && ike_up(&lab.i_events).is_some(),
+        "Main Mode finishes while the status is asked: {:?}",
+        refusals(&lab.r_events)
+    );
+    let asked: Vec<_> = lab
+        .r_events
+        .iter()
+        .filter_map(|e| match e {
+            IkeEvent::CertificateStatusNeeded {
+                ike_sa,
+                identity,
+                certificate,
+                ..
+            } => Some((*ike_sa, identity.clone(), certificate.der.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(asked.len(), 1, "one question per IKE SA");
+    let (ike_sa, identity, der) = asked.into_iter().next().unwrap();
+    assert_eq!(identity, "CN=laptop");
+    assert_eq!(der, c_cert, "the end entity is asked about");
+    assert!(lab.r.certificate_status_pending(ike_sa));
+    // The initiator's Quick Mode is held, not answered, however often it
+    // is retransmitted while the question is open.
+    assert!(!child_up(&lab.i_events) && !child_up(&lab.r_events));
+    retransmit(&mut lab);
+    assert!(!child_up(&lab.i_events) && !child_up(&lab.r_events));
+    assert!(lab.r.stats().held_for_status >= 2, "{:?}", lab.r.stats());
+    (lab, ike_sa, der)
+}
+
+/// Time passes until the initiator has retransmitted its Quick Mode.
+fn retransmit(lab: &mut Lab) {
+    lab.now += std::time::Duration::from_secs(3);
+    lab.i.handle_timeout(lab.now);
+    lab.pump();
+}
+
+fn ike_down(events: &[IkeEvent]) -> Vec<ipsec::ikev1::DownReason> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            IkeEvent::IkeSaDown { reason, .. } => Some(reason.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Issue 13, IKEv1: a good status lets the held Quick Mode through on
+/// the initiator's next retransmission.
+#[test]
+fn a_good_certificate_status_lets_quick_mode_through() {
+    let (mut lab, ike_sa, _) = online_lab();
+    lab.r.certificate_status(lab.now, ike_sa, Ok(()));
+    assert!(!lab.r.certificate_status_pending(ike_sa));
+    retransmit(&mut lab);
+    assert!(child_up(&lab.i_events) && child_up(&lab.r_events));
+    assert!(ike_down(&lab.r_events).is_empty());
+}
+
+/// A refused status deletes the IKE SA (the peer is told, RFC 2408
+/// §4.6.3) and its Quick Mode is never answered.
+#[test]
+fn a_refused_certificate_status_deletes_the_ike_sa() {
+    use ipsec::ikev1::DownReason;
+    let (mut lab, ike_sa, _) = online_lab();
+    let why = "certificate serial 10:01 revoked on Mar  1 00:00:00 2024 GMT (keyCompromise), by OCSP at http://127.0.0.1:8880/";
+    lab.r.certificate_status(lab.now, ike_sa, Err(why.into()));
+    lab.pump();
+    assert_eq!(
+        ike_down(&lab.r_events),
+        vec![DownReason::CertificateRefused(why.into())]
+    );
+    assert_eq!(
+        ike_down(&lab.r_events)[0].to_string(),
+        format!("certificate refused: {why}")
+    );
+    assert_eq!(
+        ike_down(&lab.i_events),
+        vec![DownReason::DeletedByPeer],
+        "the client got the Delete"
+    );
+    assert!(
+        lab.i.is_closed()
+            && refusals(&lab.i_events)
+                .iter()
+                .any(|r| r.contains("deleted the IKE SA before any ESP SA")),
+        "the client gives up at once: {:?}",
+        refusals(&lab.i_events)
+    );
+    assert_eq!(lab.r.ike_sa_count(), 0);
+    retransmit(&mut lab);
+    assert!(!child_up(&lab.i_events) && !child_up(&lab.r_events));
+    assert_eq!(lab.r.child_sa_count(), 0);
+    // A late answer for the SA that is gone changes nothing.
+    lab.r.certificate_status(lab.now, ike_sa, Ok(()));
+    assert_eq!(lab.r.ike_sa_count(), 0);
+}
+
+/// No answer by the deadline is a refusal: the core does not wait on a
+/// driver forever.
+#[test]
+fn an_unanswered_certificate_status_times_out() {
+    use ipsec::ikev1::DownReason;
+    let (mut lab, ike_sa, _) = online_lab();
+    let deadline = lab.r.poll_timeout().expect("a deadline");
+    let limit = lab.r.config().certificate_status_timeout;
+    assert!(deadline <= lab.now + limit, "the status deadline is polled");
+    lab.now += limit;
+    lab.r.handle_timeout(lab.now);
+    lab.pump();
+    assert_eq!(
+        ike_down(&lab.r_events),
+        vec![DownReason::CertificateRefused(
+            "no certificate status within 30 s".into()
+        )]
+    );
+    assert_eq!(ike_down(&lab.i_events), vec![DownReason::DeletedByPeer]);
+    assert!(!lab.r.certificate_status_pending(ike_sa));
+    lab.r.certificate_status(lab.now, ike_sa, Ok(()));
+    retransmit(&mut lab);
+    assert!(!child_up(&lab.i_events) && !child_up(&lab.r_events));
+}
+
+/// Without online checks nothing is asked and Quick Mode goes through at
+/// once (the CRL files answered in Main Mode).
+#[test]
+fn without_online_checks_no_status_is_asked() {
+    let ca = Ca::root("ras test CA", &rcgen::PKCS_ECDSA_P256_SHA256);
+    let (c_cert, c_key) = ca.leaf("laptop", &[]);
+    let (s_cert, s_key) = ca.leaf("ras test server", &[]);
+    let mut lab = Lab::new(
+        credentials(vec![c_cert], &c_key, ca.trust()),
+        Some(credentials(vec![s_cert], &s_key, ca.trust())),
+        1248,
+    );
+    lab.pump();
+    assert!(!lab
+        .r_events
+        .iter()
+        .any(|e| matches!(e, IkeEvent::CertificateStatusNeeded { .. })));
+    assert!(child_up(&lab.i_events) && child_up(&lab.r_events));
+}

@@ -724,6 +724,7 @@ fn end_reason(reason: &DownReason) -> EndReason {
         }
         DownReason::Replaced => EndReason::Preempted("the client started over".into()),
         DownReason::Closed => EndReason::ServerStopping,
+        DownReason::CertificateRefused(why) => EndReason::AuthFailed(why.clone()),
     }
 }
 

@@ -26,9 +26,11 @@ use rand::Rng;
 use session::{EndReason, LostCarrier};
 use tokio::sync::{mpsc, watch};
 
+use crate::hooks::{BoxFuture, ServerHooks};
 use crate::l2tp_counters::{Dropped, L2tpCounters, L2tpCounts};
 use crate::l2tp_data_routes::{DataRoutes, RouteKey, Shortcut};
 use crate::l2tp_peer::{L2tpPeer, L2tpReply};
+use crate::l2tp_server::SessionIds;
 use crate::l2tp_tunnel::{Shared, TunnelCommand, TunnelTask};
 
 /// Datagrams waiting for the dispatcher; more are dropped (counted).
@@ -66,6 +68,10 @@ pub struct L2tpFront {
     commands: mpsc::UnboundedSender<FrontCommand>,
     counters: Arc<L2tpCounters>,
     routes: Arc<DataRoutes>,
+    /// The owner of the sessions inside IPsec, asked about IKE client
+    /// certificates before any session exists (`certificate_status`).
+    hooks: Arc<dyn ServerHooks>,
+    session_ids: SessionIds,
 }
 
 impl L2tpFront {
@@ -201,7 +207,11 @@ pub(crate) struct Rx {
 }
 
 /// A front handle and the queues its dispatcher reads.
-pub(crate) fn channels(counters: Arc<L2tpCounters>) -> (L2tpFront, Rx) {
+pub(crate) fn channels(
+    counters: Arc<L2tpCounters>,
+    hooks: Arc<dyn ServerHooks>,
+    session_ids: SessionIds,
+) -> (L2tpFront, Rx) {
     let (input, input_rx) = mpsc::channel(FRONT_QUEUE);
     let (commands, commands_rx) = mpsc::unbounded_channel();
     let front = L2tpFront {
@@ -209,6 +219,8 @@ pub(crate) fn channels(counters: Arc<L2tpCounters>) -> (L2tpFront, Rx) {
         commands,
         counters,
         routes: Arc::new(DataRoutes::default()),
+        hooks,
+        session_ids,
     };
     let rx = Rx {
         input: input_rx,
@@ -218,6 +230,24 @@ pub(crate) fn channels(counters: Arc<L2tpCounters>) -> (L2tpFront, Rx) {
 }
 
 impl L2tpFront {
+    /// The status of an IKEv1 client certificate over the network (OCSP,
+    /// a CRL distribution point), asked of the sessions' owner
+    /// ([`ServerHooks::certificate_status`]) after Main Mode: `Err`
+    /// refuses the client. `peer`: its address, for the owner's view.
+    pub fn certificate_status(
+        &self,
+        peer: std::net::SocketAddr,
+        identity: &str,
+        certificate: &ipsec::ikev1::certificates::PeerCertificate,
+    ) -> BoxFuture<Result<(), String>> {
+        let info = session::SessionInfo {
+            id: (self.session_ids)(),
+            peer: peer.to_string(),
+            user: Some(identity.to_string()),
+        };
+        self.hooks.certificate_status(&info, certificate)
+    }
+
     /// Where tunnel tasks report that they ended.
     pub(crate) fn command_sender(&self) -> mpsc::UnboundedSender<FrontCommand> {
         self.commands.clone()

@@ -164,6 +164,12 @@ struct Front {
     ikev2: Option<Ikev2Part>,
     /// IKEv1 answered (false: IKEv2 only).
     ikev1: bool,
+    /// Certificate-status checks under way (one per IKE SA at most), each
+    /// in its own task so no other peer waits on a slow responder;
+    /// aborted when their IKE SA goes.
+    status_checks: HashMap<IkeSaId, tokio::task::AbortHandle>,
+    /// Where those tasks answer.
+    status_tx: mpsc::UnboundedSender<(IkeSaId, Result<(), String>)>,
 }
 
 /// The IKE version of a message (RFC 7296 §3.1 / RFC 2408 §3.1: the major
@@ -206,6 +212,7 @@ pub async fn serve_ipsec_l2tp(
         None => (None, None),
     };
     let counters = sockets.counters.clone();
+    let (status_tx, mut status_rx) = mpsc::unbounded_channel();
     let mut front = Front {
         sockets,
         responder: Responder::new(config),
@@ -225,6 +232,8 @@ pub async fn serve_ipsec_l2tp(
         out_raw: SendBatch::new(),
         ikev2,
         ikev1,
+        status_checks: HashMap::new(),
+        status_tx,
     };
     let ike = front.sockets.ike.clone();
     let nat_t = front.sockets.nat_t.clone();
@@ -284,6 +293,11 @@ pub async fn serve_ipsec_l2tp(
                         front.send_l2tp(key, &datagram);
                     }
                     front.flush_esp();
+                }
+            }
+            Some((ike_sa, status)) = status_rx.recv() => {
+                if front.status_checks.remove(&ike_sa).is_some() {
+                    front.responder.certificate_status(Instant::now(), ike_sa, status);
                 }
             }
             Some(configs) = reconfigure.recv() => {
@@ -617,8 +631,28 @@ impl Front {
                 } => tracing::info!(
                     "IPsec: {peer} authenticated as {identity}: Main Mode {suite}, {nat}"
                 ),
-                IkeEvent::IkeSaDown { peer, reason, .. } => {
-                    tracing::info!("IPsec: {peer}: IKE SA ended: {reason}")
+                IkeEvent::CertificateStatusNeeded {
+                    ike_sa,
+                    peer,
+                    identity,
+                    certificate,
+                } => self.ask_certificate_status(ike_sa, peer, &identity, &certificate),
+                IkeEvent::IkeSaDown {
+                    ike_sa,
+                    peer,
+                    reason,
+                } => {
+                    if let Some(task) = self.status_checks.remove(&ike_sa) {
+                        task.abort();
+                    }
+                    match reason {
+                        // One line naming the serial, where the status
+                        // came from and why (as IKEv2's refusals do).
+                        ipsec::ikev1::DownReason::CertificateRefused(_) => {
+                            tracing::warn!("IPsec: {peer}: IKE SA ended: {reason}")
+                        }
+                        _ => tracing::info!("IPsec: {peer}: IKE SA ended: {reason}"),
+                    }
                 }
                 IkeEvent::ChildSaUp(child) => self.child_up(now, *child),
                 IkeEvent::ChildSaDown {
@@ -635,6 +669,26 @@ impl Front {
                 IkeEvent::Refused { peer, reason } => self.refusals.log(now, peer, &reason),
             }
         }
+    }
+
+    /// Asks the sessions' owner about a client certificate in a task of
+    /// its own; the answer comes back on `status_tx`.
+    fn ask_certificate_status(
+        &mut self,
+        ike_sa: IkeSaId,
+        peer: SocketAddr,
+        identity: &str,
+        certificate: &ipsec::ikev1::certificates::PeerCertificate,
+    ) {
+        if self.status_checks.contains_key(&ike_sa) {
+            return;
+        }
+        let asked = self.l2tp.certificate_status(peer, identity, certificate);
+        let answers = self.status_tx.clone();
+        let task = tokio::spawn(async move {
+            let _ = answers.send((ike_sa, asked.await));
+        });
+        self.status_checks.insert(ike_sa, task.abort_handle());
     }
 
     fn child_up(&mut self, now: Instant, child: ChildSa) {

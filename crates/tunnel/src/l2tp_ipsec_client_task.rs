@@ -443,7 +443,8 @@ impl Task {
             IkeEvent::IkeSaDown { peer, reason, .. } => {
                 tracing::info!("IPsec: IKE SA with {peer} ended: {reason}");
             }
-            IkeEvent::PeerMoved { .. } => {}
+            // Responder events only.
+            IkeEvent::PeerMoved { .. } | IkeEvent::CertificateStatusNeeded { .. } => {}
             IkeEvent::Refused { peer, reason } => {
                 tracing::warn!("IPsec: {peer}: {reason}");
                 self.last_refusal = Some(reason);

@@ -117,7 +117,8 @@ impl L2tpServer {
         let port_limit = config.ports;
         let ports = Arc::new(Semaphore::new(port_limit as usize));
         let counters = Arc::new(L2tpCounters::default());
-        let (front, rx) = l2tp_front::channels(counters.clone());
+        let (front, rx) =
+            l2tp_front::channels(counters.clone(), ipsec_hooks.clone(), session_ids.clone());
         let shared = Arc::new(Shared {
             config,
             hooks: ipsec_hooks,

@@ -267,15 +267,30 @@ impl TrustAnchors {
     /// entity online (OCSP, CRL distribution points) when the CRLs' online
     /// checks are on: an end entity no current CRL file covers is then
     /// left to it, with the policy (IKEv2's authorization step does this;
-    /// IKEv1 has no such step and uses `verify_peer`).
+    /// IKEv1's responder after Main Mode, see `certificate_status.rs`; its
+    /// initiator checks the server against CRL files only).
     pub fn verify_peer_deferring(
         &self,
         certs: &[&[u8]],
         id: &Identification,
         unix_time: i64,
     ) -> Result<VerifiedPeer, PeerCertificateError> {
-        let defer = self.revocation.current().online().enabled();
-        self.verify(certs, id, unix_time, defer)
+        self.verify_peer_online(certs, id, unix_time)
+            .map(|(peer, _)| peer)
+    }
+
+    /// [`Self::verify_peer_deferring`], also saying whether the online
+    /// checks were on for it (read once, so a reload in between cannot
+    /// leave an end entity neither checked here nor asked about online).
+    pub fn verify_peer_online(
+        &self,
+        certs: &[&[u8]],
+        id: &Identification,
+        unix_time: i64,
+    ) -> Result<(VerifiedPeer, bool), PeerCertificateError> {
+        let online = self.revocation.current().online().enabled();
+        self.verify(certs, id, unix_time, online)
+            .map(|peer| (peer, online))
     }
 
     fn verify(

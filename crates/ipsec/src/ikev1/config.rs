@@ -88,6 +88,13 @@ pub struct ResponderConfig {
     pub max_ike_lifetime: Duration,
     pub max_esp_lifetime: Duration,
     pub replay_window: u32,
+    /// How long the driver may take to answer
+    /// [`IkeEvent::CertificateStatusNeeded`](super::IkeEvent): past it the
+    /// IKE SA is deleted as if the certificate were refused. Longer than
+    /// the driver's own fetch deadlines, so its answer (with the CRL
+    /// policy applied) normally comes first; this only bounds a driver
+    /// that never answers.
+    pub certificate_status_timeout: Duration,
 }
 
 impl Default for ResponderConfig {
@@ -110,6 +117,7 @@ impl Default for ResponderConfig {
             max_ike_lifetime: Duration::from_secs(24 * 3600),
             max_esp_lifetime: Duration::from_secs(8 * 3600),
             replay_window: 128,
+            certificate_status_timeout: Duration::from_secs(30),
         }
     }
 }

@@ -4,6 +4,8 @@ use std::net::{IpAddr, SocketAddr};
 
 use crate::esp::EspSaConfig;
 
+use super::certificates::PeerCertificate;
+
 /// Identifies one IKE SA for the driver (stable for its life).
 pub type IkeSaId = u64;
 
@@ -58,6 +60,9 @@ pub enum DownReason {
     Replaced,
     /// We closed it.
     Closed,
+    /// The driver refused the peer's certificate after Main Mode (OCSP, a
+    /// CRL distribution point, or no answer in time): why, for the log.
+    CertificateRefused(String),
 }
 
 impl std::fmt::Display for DownReason {
@@ -68,6 +73,7 @@ impl std::fmt::Display for DownReason {
             DownReason::Expired => "its lifetime ran out",
             DownReason::Replaced => "the peer started over",
             DownReason::Closed => "closed",
+            DownReason::CertificateRefused(why) => return write!(f, "certificate refused: {why}"),
         })
     }
 }
@@ -81,6 +87,17 @@ pub enum IkeEvent {
         identity: String,
         suite: String,
         nat: String,
+    },
+    /// Main Mode completed with a certificate whose status the driver
+    /// must ask online (OCSP, CRL distribution points) before anything
+    /// else; the answer goes to
+    /// [`Responder::certificate_status`](super::Responder::certificate_status).
+    /// Until then Quick Mode is not answered. At most one per IKE SA.
+    CertificateStatusNeeded {
+        ike_sa: IkeSaId,
+        peer: SocketAddr,
+        identity: String,
+        certificate: Box<PeerCertificate>,
     },
     /// Quick Mode completed: install these ESP SAs.
     ChildSaUp(Box<ChildSa>),

@@ -97,6 +97,10 @@ pub(crate) struct IkeSa {
     pub fragments: Reassembly,
     /// The Fragment ID of our next fragmented message.
     pub next_fragment_id: u16,
+    /// Main Mode is done but the driver is still asking about the peer's
+    /// certificate online (OCSP, CRL distribution point): until this
+    /// deadline Quick Mode is not answered (the peer retransmits).
+    pub status_pending: Option<Instant>,
 }
 
 impl IkeSa {

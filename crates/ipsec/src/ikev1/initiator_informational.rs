@@ -135,6 +135,18 @@ impl Initiator {
                 DownReason::Closed,
             ));
         }
+        if ike_deleted && self.children.is_empty() {
+            // Before any ESP SA: the server refused us after Main Mode (a
+            // certificate its OCSP or CRL check refused); waiting for the
+            // Quick Mode answer would only time out.
+            return Err(Failure::Fatal(
+                format!(
+                    "{} deleted the IKE SA before any ESP SA: it refused the connection after Main Mode (its log says why)",
+                    self.server.ip()
+                ),
+                DownReason::DeletedByPeer,
+            ));
+        }
         if ike_deleted {
             // IKEv1: the ESP SAs outlive it (RFC 2409 §5.5); a rekey will
             // run a fresh Main Mode.

@@ -194,6 +194,7 @@ impl Responder {
             dpd: Dpd::default(),
             fragments: Default::default(),
             next_fragment_id: 1,
+            status_pending: None,
         };
         sa.remember(IkeSa::fingerprint(message), answer.clone());
         self.by_initiator
@@ -374,13 +375,15 @@ impl Responder {
             ],
         );
         let peer_id = Identification::parse(id_body).ok_or("malformed identification")?;
+        // The end entity to ask about online once Main Mode is done.
+        let mut ask_status = None;
         let certificates = if signature_auth {
             let auth = self
                 .config
                 .certificates
                 .clone()
                 .ok_or("signature authentication without certificates")?;
-            let verified = signature_auth::verify_peer(
+            let verified = signature_auth::verify_peer_deferring(
                 &auth,
                 sa.choice.auth,
                 &peer_id,
@@ -389,7 +392,10 @@ impl Responder {
                 &expected,
             );
             match verified {
-                Ok(subject) => sa.peer_identity = subject,
+                Ok((subject, certificate)) => {
+                    sa.peer_identity = subject;
+                    ask_status = certificate;
+                }
                 Err(e) => {
                     let reason = format!(
                         "certificate authentication of {} ({}) failed: {e}",
@@ -474,14 +480,27 @@ impl Responder {
             _ => sa.nat.describe().to_string(),
         };
         let identity = sa.peer_identity.clone();
+        // Message 6 goes out now (nobody waits on a fetch inside the
+        // core); Quick Mode waits for the driver's answer.
+        if ask_status.is_some() {
+            sa.status_pending = Some(now + self.config.certificate_status_timeout);
+        }
         self.by_initiator.retain(|_, c| *c != cookie);
         self.events.push_back(IkeEvent::IkeSaUp {
             ike_sa: id,
             peer,
-            identity,
+            identity: identity.clone(),
             suite,
             nat,
         });
+        if let Some(certificate) = ask_status {
+            self.events.push_back(IkeEvent::CertificateStatusNeeded {
+                ike_sa: id,
+                peer,
+                identity,
+                certificate: Box::new(certificate),
+            });
+        }
         if initial_contact {
             // RFC 2407 §4.6.3.3: the peer kept no state; what we hold for
             // this address and port belongs to its previous life.

@@ -17,6 +17,7 @@
 //! - [`initiator`]: the client endpoint (L2TP/IPsec client); [`initiator_config`]
 //!   its settings, [`offer`] what it proposes and accepts.
 
+mod certificate_status;
 pub mod certificates;
 pub mod config;
 pub mod crypt;

@@ -33,6 +33,9 @@ pub struct ResponderStats {
     pub refused: u64,
     pub half_open_refused: u64,
     pub retransmits_answered: u64,
+    /// Quick Mode messages not answered while the IKE SA's certificate
+    /// status was being asked.
+    pub held_for_status: u64,
 }
 
 /// The IKEv1 responder.
@@ -171,6 +174,14 @@ impl Responder {
         let result = match (header.exchange, self.sas[&cookie].phase) {
             (exchange::MAIN_MODE, Phase::SentSa) => self.main_mode_3(now, cookie, &header, message),
             (exchange::MAIN_MODE, Phase::SentKe) => self.main_mode_5(now, cookie, &header, message),
+            // RFC 2408 §5: the peer retransmits an unanswered Quick Mode,
+            // and is answered once its certificate's status is known.
+            (exchange::QUICK_MODE, Phase::Established)
+                if self.sas[&cookie].status_pending.is_some() =>
+            {
+                self.stats.held_for_status += 1;
+                Ok(None)
+            }
             (exchange::QUICK_MODE, Phase::Established) => {
                 self.quick_mode(now, cookie, &header, message)
             }
@@ -231,6 +242,9 @@ impl Responder {
                 Phase::Established => {
                     if let Some(e) = sa.expires {
                         consider(e);
+                    }
+                    if let Some(d) = sa.status_pending {
+                        consider(d);
                     }
                     if sa.extensions.dpd {
                         match sa.dpd.pending {
@@ -293,6 +307,7 @@ impl Responder {
         for c in expired {
             self.delete_ike_sa(now, c, DownReason::Expired, true);
         }
+        self.expire_status_checks(now);
         for sa in self.sas.values_mut() {
             sa.fragments.expire(now);
         }

@@ -8,7 +8,8 @@ use crate::ike_crypto::signature::KeyKind;
 use crate::ike_crypto::HashAlg;
 
 use super::certificates::{
-    self, cert_payload, CertificateAuth, PeerCertificateError, MAX_PEER_CERTIFICATES,
+    self, cert_payload, CertificateAuth, PeerCertificate, PeerCertificateError,
+    MAX_PEER_CERTIFICATES,
 };
 use super::payloads::Identification;
 use super::proposal::AuthMethod;
@@ -77,7 +78,40 @@ pub fn verify_peer(
     signature: &[u8],
     expected_hash: &[u8],
 ) -> Result<String, PeerCertificateError> {
-    let peer = auth.trust.verify_peer(certs, id, (auth.unix_time)())?;
+    verify(auth, method, id, certs, signature, expected_hash, false).map(|(subject, _)| subject)
+}
+
+/// [`verify_peer`] for the responder, whose driver asks about the end
+/// entity online (OCSP, CRL distribution points) when that is configured:
+/// an end entity no current CRL file covers is left to that step, and
+/// the certificate to ask about comes back with the subject (none when
+/// the online checks are off, or the end entity is itself a trusted CA).
+pub fn verify_peer_deferring(
+    auth: &CertificateAuth,
+    method: AuthMethod,
+    id: &Identification,
+    certs: &[&[u8]],
+    signature: &[u8],
+    expected_hash: &[u8],
+) -> Result<(String, Option<PeerCertificate>), PeerCertificateError> {
+    verify(auth, method, id, certs, signature, expected_hash, true)
+}
+
+fn verify(
+    auth: &CertificateAuth,
+    method: AuthMethod,
+    id: &Identification,
+    certs: &[&[u8]],
+    signature: &[u8],
+    expected_hash: &[u8],
+    defer: bool,
+) -> Result<(String, Option<PeerCertificate>), PeerCertificateError> {
+    let now = (auth.unix_time)();
+    let (peer, online) = if defer {
+        auth.trust.verify_peer_online(certs, id, now)?
+    } else {
+        (auth.trust.verify_peer(certs, id, now)?, false)
+    };
     let theirs = method_for_key(peer.key.kind());
     if theirs != method {
         return Err(PeerCertificateError::WrongKeyType {
@@ -88,7 +122,7 @@ pub fn verify_peer(
     peer.key
         .verify_hash(expected_hash, signature)
         .map_err(|_| PeerCertificateError::BadSignature(peer.subject.clone()))?;
-    Ok(peer.subject)
+    Ok((peer.subject, peer.certificate.filter(|_| online)))
 }
 
 /// Our ID (already encoded as `our_id`), our chain as CERT payloads, and the

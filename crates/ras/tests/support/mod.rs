@@ -129,6 +129,26 @@ impl Server {
         }
     }
 
+    /// Like [`Server::expect`], failing if a line before it contains
+    /// `forbidden` (something that must not happen on the way).
+    #[allow(dead_code)]
+    pub fn expect_without(&self, text: &str, forbidden: &str, within: Duration) -> String {
+        let deadline = Instant::now() + within;
+        loop {
+            match self
+                .output
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            {
+                Ok(line) if line.contains(forbidden) => {
+                    panic!("server said {forbidden:?} before {text:?}: {line}")
+                }
+                Ok(line) if line.contains(text) => return line,
+                Ok(_) => {}
+                Err(_) => panic!("server never said {text:?}"),
+            }
+        }
+    }
+
     pub fn expect(&self, text: &str, within: Duration) -> String {
         let deadline = Instant::now() + within;
         loop {
