@@ -69,11 +69,6 @@ if [ -n "$EXTRA_SECRET" ]; then
     printf '    eap-ras-extra {\n        %s\n    }\n' "$EXTRA_SECRET" > "$D/secret"
     sed -i "/^secrets {/r $D/secret" /etc/swanctl/swanctl.conf
 fi
-# Networks behind the client (a branch router's), on a dummy interface.
-if [ -n "$GUEST_NETS" ]; then
-    ip link add ras-branch0 type dummy && ip link set ras-branch0 up || exit 10
-    for a in $GUEST_NETS; do ip addr add "$a" dev ras-branch0 || exit 10; done
-fi
 restore() {
     swanctl --terminate --ike ras-ikev2 --timeout 10 >/dev/null 2>&1
     [ -n "$GUEST_NETS" ] && ip link del ras-branch0 2>/dev/null
@@ -82,6 +77,11 @@ restore() {
     rm -f /etc/swanctl/x509ca/ras-test-* /etc/swanctl/x509/ras-test-* /etc/swanctl/private/ras-test-*
     swanctl --load-all --noprompt >/dev/null 2>&1
 }
+# Networks behind the client (a branch router's), on a dummy interface.
+if [ -n "$GUEST_NETS" ]; then
+    ip link add ras-branch0 type dummy && ip link set ras-branch0 up || { restore; exit 10; }
+    for a in $GUEST_NETS; do ip addr add "$a" dev ras-branch0 || { restore; exit 10; }; done
+fi
 swanctl --load-all --noprompt > "$D/load.log" 2>&1 || { cat "$D/load.log"; restore; exit 6; }
 t0=$(date +%s.%N)
 if ! swanctl --initiate --child ras-ikev2 --timeout 30 > "$D/initiate.log" 2>&1; then
