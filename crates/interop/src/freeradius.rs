@@ -42,6 +42,12 @@ branch	Cleartext-Password := "branch123"
 	Framed-Route = "10.77.0.0/24 0.0.0.0 1",
 	Framed-Route += "10.79.0.5/24 0.0.0.0 1"
 
+branch6	Cleartext-Password := "branch6pw"
+	Framed-IPv6-Route = "2001:db8:77::/64 :: 1"
+
+ikebranch	Cleartext-Password := "ikebranch1"
+	Framed-Route = "10.97.0.0/24 0.0.0.0 1"
+
 reject	Auth-Type := Reject
 	Reply-Message := "rejected by the lab"
 

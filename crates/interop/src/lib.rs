@@ -233,6 +233,17 @@ impl Vm {
         self.get("GUEST_JOBS") == Some("1")
     }
 
+    /// The host's side of the guest's job directory (`/mnt/share/jobs` in
+    /// the guest): a job's live output is `NAME.out` here, and a job may
+    /// wait for a file the host creates here.
+    pub fn jobs_dir(&self) -> PathBuf {
+        self.env_file
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join("share")
+            .join("jobs")
+    }
+
     /// Runs `script` with bash inside the guest (as root, in the guest's
     /// network: it reaches the namespace at `host_ip`) and waits up to
     /// `within` for it to end. Returns its exit status and output (stdout
@@ -246,12 +257,7 @@ impl Vm {
         if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
             return Err(Error::Job(format!("bad job name {name:?}")));
         }
-        let dir = self
-            .env_file
-            .parent()
-            .unwrap_or(Path::new("."))
-            .join("share")
-            .join("jobs");
+        let dir = self.jobs_dir();
         std::fs::create_dir_all(&dir).map_err(|e| Error::Job(format!("{}: {e}", dir.display())))?;
         for ext in ["started", "out", "rc", "rc.tmp"] {
             let _ = std::fs::remove_file(dir.join(format!("{name}.{ext}")));

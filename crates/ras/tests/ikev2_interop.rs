@@ -54,6 +54,7 @@ cat > "$D/conn" <<EOF
         }
         children {
             ras-ikev2 {
+                local_ts = $LOCAL_TS
                 remote_ts = $REMOTE_TS
                 esp_proposals = $ESP
                 rekey_time = $REKEY
@@ -70,11 +71,17 @@ if [ -n "$EXTRA_SECRET" ]; then
 fi
 restore() {
     swanctl --terminate --ike ras-ikev2 --timeout 10 >/dev/null 2>&1
+    [ -n "$GUEST_NETS" ] && ip link del ras-branch0 2>/dev/null
     cp "$D/swanctl.conf.orig" /etc/swanctl/swanctl.conf
     [ -n "$NATNET" ] && ip route del "$NATNET" via "$HOSTGW" 2>/dev/null
     rm -f /etc/swanctl/x509ca/ras-test-* /etc/swanctl/x509/ras-test-* /etc/swanctl/private/ras-test-*
     swanctl --load-all --noprompt >/dev/null 2>&1
 }
+# Networks behind the client (a branch router's), on a dummy interface.
+if [ -n "$GUEST_NETS" ]; then
+    ip link add ras-branch0 type dummy && ip link set ras-branch0 up || { restore; exit 10; }
+    for a in $GUEST_NETS; do ip addr add "$a" dev ras-branch0 || { restore; exit 10; }; done
+fi
 swanctl --load-all --noprompt > "$D/load.log" 2>&1 || { cat "$D/load.log"; restore; exit 6; }
 t0=$(date +%s.%N)
 if ! swanctl --initiate --child ras-ikev2 --timeout 30 > "$D/initiate.log" 2>&1; then
@@ -84,6 +91,13 @@ echo "UP_SECONDS=$(awk "BEGIN { print $(date +%s.%N) - $t0 }")"
 swanctl --list-sas --ike ras-ikev2 | sed 's/^/SA: /'
 echo "VIP=$(ip -4 -o addr show | sed -n 's/.* inet \(10\.0\.10\.[0-9]*\)\/32.*/\1/p' | head -n 1)"
 rc=0
+if [ -n "$HOLD" ]; then
+    # The host checks its side while the tunnel is up, then creates $HOLD.
+    echo "HOLDING"
+    for i in $(seq 1 600); do [ -e "$HOLD" ] && break; sleep 0.2; done
+    [ -e "$HOLD" ] || { echo "HOLD: never released"; rc=11; }
+    rm -f "$HOLD"
+fi
 if [ "$EXPECT_CLOSE" = 1 ]; then
     # The server ends the session (a RADIUS Session-Timeout): its Delete
     # takes the IKE SA away on our side.
@@ -141,9 +155,21 @@ struct Run {
     _nat: Option<support::nat_lab::NatLab>,
     radius: Option<interop::freeradius::FreeRadius>,
     user: String,
+    /// What the host saw while the guest held the tunnel up.
+    held: Option<Held>,
     _dir: tempfile::TempDir,
     /// Last: released after the server above is stopped.
     _turn: std::sync::MutexGuard<'static, ()>,
+}
+
+/// The server's side while the tunnel is up (`Job::ping_while_up`).
+struct Held {
+    /// `ip -4 route` in the server's namespace.
+    routes: String,
+    /// The ping to the address answered.
+    ping: bool,
+    /// The guest said it was up (else the two above are from no tunnel).
+    up: bool,
 }
 
 /// How the client authenticates.
@@ -201,6 +227,14 @@ struct Job {
     server_ikev2: &'static str,
     /// More `[ipsec]` keys, one per line.
     server_ipsec: &'static str,
+    /// What the client offers as its own side (strongSwan `local_ts`).
+    local_ts: &'static str,
+    /// Addresses (with length) on a dummy interface in the guest: the
+    /// networks behind a branch router.
+    guest_nets: &'static str,
+    /// Once the tunnel is up, the guest waits while the host pings this
+    /// address from the server's namespace (see [`Held`]).
+    ping_while_up: Option<&'static str>,
 }
 
 impl Default for Job {
@@ -228,6 +262,9 @@ impl Default for Job {
             revoked_client: false,
             server_ikev2: "",
             server_ipsec: "",
+            local_ts: "dynamic",
+            guest_nets: "",
+            ping_while_up: None,
         }
     }
 }
@@ -441,6 +478,7 @@ fn run(job: Job) -> Option<Run> {
     };
     let script = format!(
         "set -u\nHOST={host}\nREMOTE_TS={remote_ts}\nVIPS={vips}\nSERVER_V6={server_v6}\nNATNET={natnet}\nHOSTGW={hostgw}\nSERVER_ADDRESS={SERVER_ADDRESS}\nSERVER_ID={SERVER_ID}\n\
+         LOCAL_TS={local_ts}\nGUEST_NETS='{guest_nets}'\nHOLD={hold}\n\
          IKE={ike}\nESP={esp}\nREKEY={rekey}s\nIKE_REKEY={ike_rekey}s\nPINGS={pings}\nENCAP={encap}\n\
          ECHO_PORT={echo_port}\n\
          LOCAL_AUTH={local_auth}\nLOCAL_ID={local_id}\nEAP_ID='{eap_id}'\nREMOTE_AUTH={remote_auth}\n\
@@ -455,6 +493,13 @@ fn run(job: Job) -> Option<Run> {
         },
         vips = if job.ipv6 { "0.0.0.0,::" } else { "0.0.0.0" },
         server_v6 = if job.ipv6 { SERVER_V6 } else { "" },
+        local_ts = job.local_ts,
+        guest_nets = job.guest_nets,
+        hold = if job.ping_while_up.is_some() {
+            format!("/mnt/share/jobs/{}.release", job.name)
+        } else {
+            String::new()
+        },
         ike = job.ike,
         esp = job.esp,
         rekey = job.rekey_secs,
@@ -477,8 +522,14 @@ fn run(job: Job) -> Option<Run> {
         )
     });
     let started = Instant::now();
-    let (rc, out) = vm
-        .guest_job(job.name, &script, Duration::from_secs(240))
+    let name = job.name;
+    let guest = std::thread::spawn(move || vm.guest_job(name, &script, Duration::from_secs(240)));
+    let held = job
+        .ping_while_up
+        .map(|target| hold(vm, name, target, &guest));
+    let (rc, out) = guest
+        .join()
+        .expect("the guest job's thread")
         .expect("strongSwan job");
     if let Some(flooding) = flooding {
         let report = flooding.join().expect("the flood");
@@ -503,9 +554,46 @@ fn run(job: Job) -> Option<Run> {
         _nat: nat,
         radius,
         user: user.name,
+        held,
         _dir: dir,
         _turn: turn,
     })
+}
+
+/// While the guest holds its tunnel up (it printed HOLDING): the routes in
+/// the server's namespace and a ping from there to `target`; then lets the
+/// guest go on.
+fn hold(
+    vm: &interop::Vm,
+    name: &str,
+    target: &str,
+    guest: &std::thread::JoinHandle<Result<(i32, String), interop::Error>>,
+) -> Held {
+    let jobs = vm.jobs_dir();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut up = false;
+    while Instant::now() < deadline && !guest.is_finished() {
+        let out = std::fs::read_to_string(jobs.join(format!("{name}.out"))).unwrap_or_default();
+        if out.lines().any(|l| l == "HOLDING") {
+            up = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let routes = vm
+        .command_in_ns("ip")
+        .args(["-4", "route"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    let ping = up
+        && vm
+            .command_in_ns("ping")
+            .args(["-c", "3", "-i", "0.3", "-W", "3", target])
+            .status()
+            .is_ok_and(|s| s.success());
+    std::fs::write(jobs.join(format!("{name}.release")), b"").expect("release the guest");
+    Held { routes, ping, up }
 }
 
 /// What ping said about loss, e.g. "0% packet loss".
@@ -1045,4 +1133,100 @@ fn a_dual_stack_client_gets_an_ipv6_address_too() {
         run.out.contains("PING6: 5 packets transmitted, 5 received"),
         "five IPv6 pings answered"
     );
+}
+
+/// The networks the CHILD_SA covers on one side, from `swanctl --list-sas`
+/// (`local  10.0.10.21/32 10.97.0.0/24`), every listing of the run.
+fn child_selectors<'a>(run: &'a Run, side: &str) -> Vec<&'a str> {
+    run.out
+        .lines()
+        .filter_map(|l| l.strip_prefix("SA:"))
+        .filter_map(|l| l.trim().strip_prefix(side))
+        .filter(|l| l.starts_with(' ') && l.contains('/'))
+        .flat_map(str::split_whitespace)
+        .collect()
+}
+
+/// Issue 14: a branch router dials in over IKEv2 with EAP-MSCHAPv2 through
+/// FreeRADIUS, whose Access-Accept for `ikebranch` carries
+/// `Framed-Route = "10.97.0.0/24 0.0.0.0 1"` (RFC 2865 §5.22). strongSwan
+/// offers its virtual address and two networks behind it (RFC 7296 §2.9
+/// TSi); the server narrows TSi to the address and the framed network,
+/// so 10.98.0.0/24, which RADIUS did not give, is left out. While the
+/// tunnel is up, the kernel routes the network to the TUN and a ping from
+/// the server's side reaches 10.97.0.1 in the guest through ESP; the route
+/// goes with the session. (10.77.0.0/24, the SSTP test's network, is the
+/// VM's own link here.)
+#[test]
+fn a_framed_route_from_freeradius_reaches_a_network_behind_strongswan() {
+    let Some(run) = run(Job {
+        name: "ikev2-framed",
+        radius: true,
+        eap_user: Some(("ikebranch", "ikebranch1")),
+        local_ts: "dynamic,10.97.0.0/24,10.98.0.0/24",
+        guest_nets: "10.97.0.1/32 10.98.0.1/32",
+        ping_while_up: Some("10.97.0.1"),
+        ..Job::default()
+    }) else {
+        return;
+    };
+    assert_eq!(run.rc, 0, "strongSwan IKEv2 branch through FreeRADIUS");
+    check_address(&run);
+    assert_no_loss(&run);
+    run.server.expect(
+        "authenticated: user \"ikebranch\", EAP over IKEv2",
+        Duration::from_secs(5),
+    );
+    run.server.expect(
+        "framed routes through the session: 10.97.0.0/24",
+        Duration::from_secs(5),
+    );
+    // The CHILD_SA as strongSwan installed it: TSi narrowed.
+    let local = child_selectors(&run, "local");
+    assert!(
+        local.contains(&"10.97.0.0/24"),
+        "TSi covers the framed network: {local:?}"
+    );
+    assert!(
+        !local.iter().any(|ts| ts.starts_with("10.98.")),
+        "TSi narrowed: no network RADIUS did not give: {local:?}"
+    );
+    assert!(
+        !local.iter().any(|ts| ts.starts_with("0.0.0.0")),
+        "TSi narrowed: not everything: {local:?}"
+    );
+    let held = run.held.as_ref().expect("the host's checks while up");
+    assert!(held.up, "the guest held its tunnel up:\n{}", run.out);
+    assert!(
+        held.routes
+            .lines()
+            .any(|l| l.starts_with("10.97.0.0/24") && l.contains("dev ras-ike0")),
+        "the kernel route to the TUN while up:\n{}",
+        held.routes
+    );
+    assert!(
+        !held.routes.lines().any(|l| l.starts_with("10.98.")),
+        "{}",
+        held.routes
+    );
+    assert!(
+        held.ping,
+        "a ping from the server's side to 10.97.0.1 answered through the tunnel"
+    );
+    run.server
+        .expect("IKE SA ended: deleted by the peer", Duration::from_secs(15));
+    let vm = interop::Vm::shared().unwrap();
+    let route = || {
+        let out = vm
+            .command_in_ns("ip")
+            .args(["-4", "route", "show", "10.97.0.0/24"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !route().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(route(), "", "the route is removed when the session ends");
 }

@@ -588,14 +588,7 @@ fn framed_ipv6_prefix_from_radius_is_the_clients_prefix() {
     let _fr = freeradius(&topo, dir.path());
     let pw = password_file(dir.path(), "v6", "v6pass123");
     let server = Server::start(&topo, &config(dir.path(), "\"mschapv2\"", false));
-    let line = server.expect("IPv6: clients in", Duration::from_secs(5));
-    let server_prefix = line
-        .split("clients in ")
-        .nth(1)
-        .unwrap()
-        .trim_end_matches("/64")
-        .trim()
-        .to_owned();
+    let server_prefix = clients_ipv6_prefix(&server);
     let child = topo
         .command("cli1", RAS)
         .args([
@@ -625,21 +618,7 @@ fn framed_ipv6_prefix_from_radius_is_the_clients_prefix() {
     };
     assert!(wait_address(&topo, &mut c, Duration::from_secs(30)).is_some());
     // The router advertisement carries the user's prefix, not the server's.
-    let mut global = String::new();
-    for _ in 0..100 {
-        let out = topo
-            .command("cli1", "ip")
-            .args([
-                "-6", "-o", "addr", "show", "dev", "ras-rv1", "scope", "global",
-            ])
-            .output()
-            .unwrap();
-        global = String::from_utf8_lossy(&out.stdout).into_owned();
-        if global.contains("fd99:1:2:3:") {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let global = global_ipv6(&topo, "cli1", "ras-rv1", "fd99:1:2:3:");
     assert!(global.contains("fd99:1:2:3:"), "client IPv6: {global}");
     assert!(
         !global.contains(server_prefix.trim_end_matches(':')),
@@ -689,11 +668,100 @@ fn framed_ipv6_prefix_from_radius_is_the_clients_prefix() {
     }
 }
 
-/// `ip route` in `role`'s namespace has a route for `net` through `dev`.
+/// The start of the server's IPv6 client prefix ("fd..::") from its
+/// "IPv6: clients in PREFIX/64" line.
+fn clients_ipv6_prefix(server: &Server) -> String {
+    let line = server.expect("IPv6: clients in", Duration::from_secs(5));
+    line.split("clients in ")
+        .nth(1)
+        .unwrap()
+        .trim_end_matches("/64")
+        .trim()
+        .to_owned()
+}
+
+/// `ip -6 -o addr` of `dev`'s global addresses in `role`, once one starts
+/// with `prefix` (SLAAC from the server's router advertisement), or what
+/// there is after 10 s.
+fn global_ipv6(topo: &Topology, role: &str, dev: &str, prefix: &str) -> String {
+    let mut global = String::new();
+    for _ in 0..100 {
+        global = ip_in(
+            topo,
+            role,
+            &["-6", "-o", "addr", "show", "dev", dev, "scope", "global"],
+        );
+        if global.contains(prefix) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    global
+}
+
+/// `ip route` in `role`'s namespace has a route for `net` (IPv4 or IPv6)
+/// through `dev`.
 fn has_route(topo: &Topology, role: &str, net: &str, dev: &str) -> bool {
-    ip_in(topo, role, &["-4", "route", "show", net])
+    ip_in(topo, role, &[family(net), "route", "show", net])
         .lines()
         .any(|l| l.starts_with(net) && l.contains(&format!("dev {dev}")))
+}
+
+fn family(address: &str) -> &'static str {
+    if address.contains(':') {
+        "-6"
+    } else {
+        "-4"
+    }
+}
+
+/// Waits up to 5 s for `has_route` to turn false.
+fn route_gone(topo: &Topology, role: &str, net: &str, dev: &str) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while has_route(topo, role, net, dev) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    !has_route(topo, role, net, dev)
+}
+
+/// Each (namespace, source address, text) sends `text` three times over
+/// UDP from `source` to `to` port 9999 in the intranet namespace; returns
+/// which texts arrived, with the source they came from.
+fn sent_to_intranet(
+    topo: &Topology,
+    to: &str,
+    sends: &[(&str, &str, &'static str)],
+) -> std::collections::BTreeMap<String, std::net::IpAddr> {
+    let target: std::net::SocketAddr = if to.contains(':') {
+        format!("[{to}]:9999")
+    } else {
+        format!("{to}:9999")
+    }
+    .parse()
+    .unwrap();
+    let listener = topo
+        .in_ns("lan", || {
+            let s = std::net::UdpSocket::bind(target).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+            s
+        })
+        .unwrap();
+    for (role, source, text) in sends {
+        let source: std::net::IpAddr = source.parse().unwrap();
+        topo.in_ns(role, move || {
+            let s = std::net::UdpSocket::bind((source, 0)).unwrap();
+            for _ in 0..3 {
+                s.send_to(text.as_bytes(), target).unwrap();
+            }
+        })
+        .unwrap();
+    }
+    let mut got = std::collections::BTreeMap::new();
+    let mut buf = [0u8; 64];
+    while let Ok((n, from)) = listener.recv_from(&mut buf) {
+        got.insert(String::from_utf8_lossy(&buf[..n]).into_owned(), from.ip());
+    }
+    got
 }
 
 /// Issue 14: a branch router dials in and RADIUS gives it a network with
@@ -799,31 +867,16 @@ fn framed_route_from_freeradius_routes_a_network_behind_the_client() {
     );
     let other_addr =
         wait_address(&topo, &mut other, Duration::from_secs(30)).expect("second login");
-    let listener = topo
-        .in_ns("lan", || {
-            let s = std::net::UdpSocket::bind("172.31.0.2:9999").unwrap();
-            s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
-            s
-        })
-        .unwrap();
-    let send_from = |role: &str, source: &str, text: &'static [u8]| {
-        let source = source.to_owned();
-        topo.in_ns(role, move || {
-            let s = std::net::UdpSocket::bind((source.as_str(), 0)).unwrap();
-            for _ in 0..3 {
-                s.send_to(text, "172.31.0.2:9999").unwrap();
-            }
-        })
-        .unwrap()
-    };
-    send_from("cli2", "10.77.0.5", b"spoofed");
-    send_from("cli2", &other_addr.to_string(), b"other");
-    send_from("cli1", "10.77.0.1", b"branch");
-    let mut got = std::collections::BTreeMap::new();
-    let mut buf = [0u8; 64];
-    while let Ok((n, from)) = listener.recv_from(&mut buf) {
-        got.insert(String::from_utf8_lossy(&buf[..n]).into_owned(), from.ip());
-    }
+    let other_source = other_addr.to_string();
+    let got = sent_to_intranet(
+        &topo,
+        LAN_HOST,
+        &[
+            ("cli2", "10.77.0.5", "spoofed"),
+            ("cli2", &other_source, "other"),
+            ("cli1", "10.77.0.1", "branch"),
+        ],
+    );
     assert_eq!(
         got.get("other"),
         Some(&std::net::IpAddr::V4(other_addr)),
@@ -843,12 +896,8 @@ fn framed_route_from_freeradius_routes_a_network_behind_the_client() {
     // The route ends with the session; accounting recorded it.
     interrupt(&branch);
     assert!(finish(branch, Duration::from_secs(15)).0);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while has_route(&topo, "srv", "10.77.0.0/24", "ras-rad0") && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-    }
     assert!(
-        !has_route(&topo, "srv", "10.77.0.0/24", "ras-rad0"),
+        route_gone(&topo, "srv", "10.77.0.0/24", "ras-rad0"),
         "the route is removed when the session ends:\n{}",
         ip_in(&topo, "srv", &["-4", "route"])
     );
@@ -890,12 +939,209 @@ fn framed_route_from_freeradius_routes_a_network_behind_the_client() {
     );
     interrupt(&pptp);
     assert!(finish(pptp, Duration::from_secs(15)).0);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while has_route(&topo, "srv", "10.77.0.0/24", "ras-rad0") && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-    }
     assert!(
-        !has_route(&topo, "srv", "10.77.0.0/24", "ras-rad0"),
+        route_gone(&topo, "srv", "10.77.0.0/24", "ras-rad0"),
         "the route is removed when the PPTP session ends"
     );
+}
+
+/// The intranet over IPv6: fd31::2/64 in the LAN namespace, the server
+/// fd31::1 on its side of the link and the LAN's default route.
+const LAN_HOST_V6: &str = "fd31::2";
+
+fn intranet_ipv6(topo: &Topology) {
+    // The link's two veth ends: the only one in the LAN namespace, and the
+    // one in the server's whose name ends like it ("…lnb" for "…lna").
+    let veth = |role: &str| -> Vec<String> {
+        ip_in(topo, role, &["-o", "link", "show", "type", "veth"])
+            .lines()
+            .filter_map(|l| l.split(": ").nth(1))
+            .map(|n| n.split('@').next().unwrap_or(n).to_owned())
+            .collect()
+    };
+    let lan = veth("lan").pop().expect("the LAN's veth");
+    let srv = format!("{}b", lan.trim_end_matches('a'));
+    assert!(
+        veth("srv").contains(&srv),
+        "{srv} in the server's namespace"
+    );
+    for (role, dev, address) in [("lan", &lan, "fd31::2/64"), ("srv", &srv, "fd31::1/64")] {
+        assert!(topo
+            .command(role, "ip")
+            .args(["-6", "addr", "add", address, "dev", dev, "nodad"])
+            .status()
+            .unwrap()
+            .success());
+    }
+    assert!(topo
+        .command("lan", "ip")
+        .args(["-6", "route", "add", "default", "via", "fd31::1"])
+        .status()
+        .unwrap()
+        .success());
+}
+
+/// Issue 14 for IPv6: RADIUS gives the branch a network with
+/// Framed-IPv6-Route (RFC 3162 §2.5) over SSTP with IPv6CP. The intranet
+/// reaches 2001:db8:77::1 behind the client through the session, the
+/// kernel route exists only while it is up, and another session cannot
+/// send from the network.
+#[test]
+fn framed_ipv6_route_from_freeradius_routes_a_network_behind_the_client() {
+    if !can_run_radius() {
+        return;
+    }
+    let topo = Topology::create("rasfr6").expect("namespaces");
+    let dir = tempfile::tempdir().unwrap();
+    let fr = freeradius(&topo, dir.path());
+    let server = Server::start(&topo, &config(dir.path(), "\"mschapv2\"", false));
+    let server_prefix = clients_ipv6_prefix(&server);
+    intranet_ipv6(&topo);
+    let net = "2001:db8:77::/64";
+    // The network behind the branch: 2001:db8:77::1 on the client's
+    // loopback (this host's kernel has no dummy interfaces).
+    assert!(topo
+        .command("cli1", "ip")
+        .args(["-6", "addr", "add", "2001:db8:77::1/128", "dev", "lo"])
+        .status()
+        .unwrap()
+        .success());
+    assert!(
+        !has_route(&topo, "srv", net, "ras-rad0"),
+        "no route before the session"
+    );
+    // IPv6CP on (no --no-ipv6), and the intranet's IPv6 network through
+    // the tunnel besides connect_to's IPv4 one.
+    let v6_args = [
+        "--fingerprint",
+        server.fingerprint.as_str(),
+        "--no-dns",
+        "--route",
+        "fd31::/64",
+    ];
+
+    let branch_pw = password_file(dir.path(), "branch6", "branch6pw");
+    let mut branch = connect_to(
+        &topo,
+        "cli1",
+        &format!("sstp://{SERVER_FOR_CLI1}"),
+        "branch6",
+        &branch_pw,
+        &v6_args,
+        "ras-rb6",
+    );
+    assert!(
+        wait_address(&topo, &mut branch, Duration::from_secs(30)).is_some(),
+        "the branch's login"
+    );
+    server.expect(
+        "framed routes through the session: 2001:db8:77::/64",
+        Duration::from_secs(5),
+    );
+    assert!(
+        has_route(&topo, "srv", net, "ras-rad0"),
+        "the kernel route to the TUN while the session is up:\n{}",
+        ip_in(&topo, "srv", &["-6", "route"])
+    );
+    // The intranet reaches the network behind the client, and the replies
+    // (from 2001:db8:77::1) come back through the session.
+    assert!(
+        topo.command("lan", "ping")
+            .args(["-6", "-c", "3", "-i", "0.2", "-W", "2", "2001:db8:77::1"])
+            .status()
+            .unwrap()
+            .success(),
+        "ping6 from the intranet to 2001:db8:77::1 through the tunnel"
+    );
+
+    // Another user's session may send from its own address, not from the
+    // branch's network.
+    ip_in(
+        &topo,
+        "cli2",
+        &["-6", "addr", "add", "2001:db8:77::5/128", "dev", "lo"],
+    );
+    ip_in(
+        &topo,
+        "cli2",
+        &["route", "add", "10.201.1.0/24", "via", "10.201.2.1"],
+    );
+    let good = password_file(dir.path(), "test", "test123");
+    let mut other = connect_to(
+        &topo,
+        "cli2",
+        &format!("sstp://{SERVER_FOR_CLI1}"),
+        "test",
+        &good,
+        &v6_args,
+        "ras-rc2",
+    );
+    assert!(
+        wait_address(&topo, &mut other, Duration::from_secs(30)).is_some(),
+        "second login"
+    );
+    let global = global_ipv6(&topo, "cli2", "ras-rc2", &server_prefix);
+    let other_source = global
+        .split_whitespace()
+        .skip_while(|w| *w != "inet6")
+        .nth(1)
+        .and_then(|a| a.split('/').next())
+        .unwrap_or_else(|| panic!("the other session's IPv6 address: {global}"))
+        .to_owned();
+    let got = sent_to_intranet(
+        &topo,
+        LAN_HOST_V6,
+        &[
+            ("cli2", "2001:db8:77::5", "spoofed"),
+            ("cli2", &other_source, "other"),
+            ("cli1", "2001:db8:77::1", "branch"),
+        ],
+    );
+    assert_eq!(
+        got.get("other").map(|a| a.to_string()),
+        Some(other_source.clone()),
+        "{got:?}"
+    );
+    assert_eq!(
+        got.get("branch"),
+        Some(&"2001:db8:77::1".parse().unwrap()),
+        "{got:?}"
+    );
+    assert!(
+        !got.contains_key("spoofed"),
+        "a packet from the branch's network through another session: {got:?}"
+    );
+    server.expect(
+        "dropped a packet from 2001:db8:77::5",
+        Duration::from_secs(5),
+    );
+
+    // The route ends with the session; accounting recorded it.
+    interrupt(&branch);
+    assert!(finish(branch, Duration::from_secs(15)).0);
+    assert!(
+        route_gone(&topo, "srv", net, "ras-rad0"),
+        "the route is removed when the session ends:\n{}",
+        ip_in(&topo, "srv", &["-6", "route"])
+    );
+    assert!(
+        !topo
+            .command("lan", "ping")
+            .args(["-6", "-c", "1", "-W", "1", "2001:db8:77::1"])
+            .status()
+            .unwrap()
+            .success(),
+        "no way in after the end"
+    );
+    let stop = wait_record(&fr, Duration::from_secs(10), |r| {
+        get(r, "Acct-Status-Type") == Some("Stop") && get(r, "User-Name") == Some("branch6")
+    })
+    .expect("the branch's Stop record");
+    assert_eq!(
+        get(&stop, "Framed-IPv6-Route").map(|v| v.trim_matches('"')),
+        Some("2001:db8:77::/64 :: 1"),
+        "{stop:?}"
+    );
+    interrupt(&other);
+    let _ = finish(other, Duration::from_secs(15));
 }

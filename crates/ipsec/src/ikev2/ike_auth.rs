@@ -685,10 +685,19 @@ pub(crate) fn narrow_client(
         let behind = networks
             .iter()
             .flat_map(|n| tsi.iter().filter_map(move |ts| ts.intersect(n)));
-        own.into_iter()
-            .chain(behind)
-            .take(traffic_selectors::MAX_SELECTORS)
-            .collect()
+        // strongSwan with a virtual address proposes `dynamic` as
+        // 0.0.0.0/0 next to its networks (`local_ts = dynamic,NET`): the
+        // network is then the intersection of both; list it once.
+        let mut narrowed: Vec<TrafficSelector> = Vec::new();
+        for ts in own.into_iter().chain(behind) {
+            if narrowed.len() == traffic_selectors::MAX_SELECTORS {
+                break;
+            }
+            if !narrowed.contains(&ts) {
+                narrowed.push(ts);
+            }
+        }
+        narrowed
     };
     (!narrowed.is_empty()).then_some(narrowed)
 }
@@ -772,6 +781,18 @@ mod narrow_tests {
                 std::slice::from_ref(&branch)
             ),
             Some(vec![TrafficSelector::host(own), part])
+        );
+        // strongSwan's `local_ts = dynamic,10.77.0.0/24,10.78.0.0/24` with
+        // a virtual address: everything and two networks; the network
+        // RADIUS gave once, the other not at all.
+        let other = TrafficSelector::prefix(IpAddr::from([10, 78, 0, 0]), 24);
+        assert_eq!(
+            narrow_client(
+                &[TrafficSelector::any_ipv4(), branch, other],
+                &[own],
+                std::slice::from_ref(&branch)
+            ),
+            Some(vec![TrafficSelector::host(own), branch])
         );
         // Proposing only its own address: narrowed to it.
         assert_eq!(
