@@ -41,6 +41,7 @@ mod load;
 mod radius_bench;
 mod server_under_test;
 mod soak;
+mod strongswan_esp;
 mod torture;
 mod torture_items;
 mod wireguard;
@@ -98,6 +99,11 @@ pub struct SstpArgs {
     /// Skip the IKEv2 (tunnel-mode ESP) throughput runs.
     #[arg(long)]
     no_ikev2: bool,
+    /// Skip the comparison with strongSwan's ESP (`ras connect ikev2://`
+    /// against charon with kernel-libipsec, interop/strongswan.sh), which
+    /// otherwise follows the IKEv2 legs.
+    #[arg(long)]
+    no_strongswan: bool,
     /// Skip the wireguard-go throughput run (for scale; needs wireguard-go
     /// and wg installed, else it is skipped anyway).
     #[arg(long)]
@@ -210,17 +216,33 @@ pub(crate) fn spawn_server(topo: &Topology, ras: &Path, config: &Path) -> anyhow
 
 /// iperf3 from cli1 to the LAN host; returns received bits per second.
 pub(crate) fn iperf(topo: &Topology, seconds: u32, streams: u32) -> anyhow::Result<f64> {
-    let mut server = topo
-        .command("lan", "iperf3")
-        .args(["-s", "-1", "-B", LAN_HOST])
+    iperf_between(
+        &topo.ns("lan"),
+        &topo.ns("cli1"),
+        LAN_HOST,
+        seconds,
+        streams,
+    )
+}
+
+/// iperf3 from namespace `client_ns` to `server`, whose iperf3 listens in
+/// namespace `server_ns`; returns received bits per second.
+pub(crate) fn iperf_between(
+    server_ns: &str,
+    client_ns: &str,
+    server: &str,
+    seconds: u32,
+    streams: u32,
+) -> anyhow::Result<f64> {
+    let mut listener = in_namespace(server_ns, "iperf3")
+        .args(["-s", "-1", "-B", server])
         .stdout(Stdio::null())
         .spawn()?;
     std::thread::sleep(Duration::from_millis(300));
-    let out = topo
-        .command("cli1", "iperf3")
+    let out = in_namespace(client_ns, "iperf3")
         .args([
             "-c",
-            LAN_HOST,
+            server,
             "-t",
             &seconds.to_string(),
             "-P",
@@ -229,12 +251,19 @@ pub(crate) fn iperf(topo: &Topology, seconds: u32, streams: u32) -> anyhow::Resu
         ])
         .output()
         .context("running iperf3 (apt-get install iperf3)")?;
-    let _ = server.wait();
+    let _ = listener.wait();
     let json: serde_json::Value =
         serde_json::from_slice(&out.stdout).context("iperf3 -J output")?;
     json["end"]["sum_received"]["bits_per_second"]
         .as_f64()
         .with_context(|| format!("iperf3: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+/// `ip netns exec NS PROGRAM`.
+pub(crate) fn in_namespace(ns: &str, program: &str) -> Command {
+    let mut c = Command::new("ip");
+    c.args(["netns", "exec", ns, program]);
+    c
 }
 
 /// CPU time and context switches of a process (all its threads) so far.
@@ -427,6 +456,14 @@ fn sstp(args: SstpArgs) -> anyhow::Result<()> {
             ikev2: !args.no_ikev2,
         });
     }
+    if !args.no_throughput && !args.no_ikev2 && !args.no_strongswan {
+        strongswan_esp::run(&strongswan_esp::Leg {
+            ras: &ras,
+            dir: &dir,
+            seconds: args.seconds,
+            streams: args.streams,
+        });
+    }
 
     if args.l2tp_connects > 0 {
         let psk = std::fs::read_to_string(dir.join("state").join("ipsec-psk"))
@@ -551,10 +588,14 @@ pub(crate) fn sstp_tunnel(
 }
 
 pub(crate) fn wait_for_tun(topo: &Topology, tun: &str) -> anyhow::Result<()> {
+    wait_for_tun_in(&topo.ns("cli1"), tun)
+}
+
+/// Waits (up to 20 s) until `tun` in namespace `ns` has an IPv4 address.
+pub(crate) fn wait_for_tun_in(ns: &str, tun: &str) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
-        let out = topo
-            .command("cli1", "ip")
+        let out = in_namespace(ns, "ip")
             .args(["-4", "-o", "addr", "show", "dev", tun])
             .output()?;
         if String::from_utf8_lossy(&out.stdout).contains("inet ") {
