@@ -340,16 +340,26 @@ fn refused(topo: &Topology, dir: &Path, name: &str) {
     assert!(!ok, "{name} was let in: {text}");
 }
 
-#[test]
-fn client_certificates_are_checked_by_ocsp_and_by_the_crl_distribution_point() {
+/// Root and namespaces, `openssl ocsp` (the responder) and python3's
+/// http.server (the CRL distribution point); else the test is skipped, or
+/// fails under RAS_INTEROP_REQUIRED=1.
+fn can_run_with_openssl_and_python() -> bool {
     if !can_run() {
-        return;
+        return false;
     }
     if !have("openssl", "version") || !have("python3", "--version") {
         if std::env::var("RAS_INTEROP_REQUIRED").is_ok_and(|v| v == "1") {
             panic!("RAS_INTEROP_REQUIRED=1 but openssl or python3 is missing");
         }
         eprintln!("SKIPPED (e2e): needs openssl and python3");
+        return false;
+    }
+    true
+}
+
+#[test]
+fn client_certificates_are_checked_by_ocsp_and_by_the_crl_distribution_point() {
+    if !can_run_with_openssl_and_python() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -576,14 +586,7 @@ fn l2tp_refused(srv: &Server, topo: &Topology, dir: &Path, name: &str, wanted: &
 
 #[test]
 fn l2tp_ipsec_client_certificates_are_checked_by_ocsp_and_by_the_crl_distribution_point() {
-    if !can_run() {
-        return;
-    }
-    if !have("openssl", "version") || !have("python3", "--version") {
-        if std::env::var("RAS_INTEROP_REQUIRED").is_ok_and(|v| v == "1") {
-            panic!("RAS_INTEROP_REQUIRED=1 but openssl or python3 is missing");
-        }
-        eprintln!("SKIPPED (e2e): needs openssl and python3");
+    if !can_run_with_openssl_and_python() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -1021,19 +1021,7 @@ fn framed_ipv6_route_from_freeradius_routes_a_network_behind_the_client() {
     ];
 
     let branch_pw = password_file(dir.path(), "branch6", "branch6pw");
-    let mut branch = connect_to(
-        &topo,
-        "cli1",
-        &format!("sstp://{SERVER_FOR_CLI1}"),
-        "branch6",
-        &branch_pw,
-        &v6_args,
-        "ras-rb6",
-    );
-    assert!(
-        wait_address(&topo, &mut branch, Duration::from_secs(30)).is_some(),
-        "the branch's login"
-    );
+    let branch = sstp_logged_in(&topo, "cli1", "branch6", &branch_pw, &v6_args, "ras-rb6");
     server.expect(
         "framed routes through the session: 2001:db8:77::/64",
         Duration::from_secs(5),
@@ -1067,19 +1055,7 @@ fn framed_ipv6_route_from_freeradius_routes_a_network_behind_the_client() {
         &["route", "add", "10.201.1.0/24", "via", "10.201.2.1"],
     );
     let good = password_file(dir.path(), "test", "test123");
-    let mut other = connect_to(
-        &topo,
-        "cli2",
-        &format!("sstp://{SERVER_FOR_CLI1}"),
-        "test",
-        &good,
-        &v6_args,
-        "ras-rc2",
-    );
-    assert!(
-        wait_address(&topo, &mut other, Duration::from_secs(30)).is_some(),
-        "second login"
-    );
+    let other = sstp_logged_in(&topo, "cli2", "test", &good, &v6_args, "ras-rc2");
     let global = global_ipv6(&topo, "cli2", "ras-rc2", &server_prefix);
     let other_source = global
         .split_whitespace()
@@ -1144,4 +1120,30 @@ fn framed_ipv6_route_from_freeradius_routes_a_network_behind_the_client() {
     );
     interrupt(&other);
     let _ = finish(other, Duration::from_secs(15));
+}
+
+/// `ras connect sstp://` from namespace `role` as `user`, once it has its
+/// address (the test fails if it does not get one within 30 s).
+fn sstp_logged_in(
+    topo: &Topology,
+    role: &'static str,
+    user: &str,
+    pw: &Path,
+    args: &[&str],
+    tun: &str,
+) -> Client {
+    let mut client = connect_to(
+        topo,
+        role,
+        &format!("sstp://{SERVER_FOR_CLI1}"),
+        user,
+        pw,
+        args,
+        tun,
+    );
+    assert!(
+        wait_address(topo, &mut client, Duration::from_secs(30)).is_some(),
+        "{user}'s login from {role}"
+    );
+    client
 }
