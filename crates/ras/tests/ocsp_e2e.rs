@@ -225,6 +225,19 @@ fn helper(topo: &Topology, dir: &Path, program: &str, args: &[&str], port: u16) 
 /// `openssl ocsp` as a responder; ready when it says so. (A connection
 /// probe would hang it: its one-at-a-time server waits forever on a
 /// connection that closes without a request.)
+/// python3's http.server on CRL_PORT serving `dir`/www, where the
+/// certificates' CRL distribution point points.
+fn crl_distribution_point(topo: &Topology, dir: &Path) -> Helper {
+    let port = CRL_PORT.to_string();
+    helper(
+        topo,
+        &dir.join("www"),
+        "python3",
+        &["-m", "http.server", &port, "--bind", "127.0.0.1"],
+        CRL_PORT,
+    )
+}
+
 fn ocsp_responder(topo: &Topology, dir: &Path) -> Helper {
     use std::io::BufRead;
     // OpenSSL 3.0 takes a port number only (all addresses of the
@@ -482,14 +495,7 @@ fn client_certificates_are_checked_by_ocsp_and_by_the_crl_distribution_point() {
     drop(srv);
 
     // CRL distribution point, no crl_files, no OCSP.
-    let port = CRL_PORT.to_string();
-    let _www = helper(
-        &topo,
-        &dir.join("www"),
-        "python3",
-        &["-m", "http.server", &port, "--bind", "127.0.0.1"],
-        CRL_PORT,
-    );
+    let _www = crl_distribution_point(&topo, dir);
     let srv = server(
         &topo,
         dir,
@@ -627,14 +633,7 @@ fn l2tp_ipsec_client_certificates_are_checked_by_ocsp_and_by_the_crl_distributio
     drop(responder);
 
     // The CRL distribution point, no OCSP, no crl_files.
-    let port = CRL_PORT.to_string();
-    let _www = helper(
-        &topo,
-        &dir.join("www"),
-        "python3",
-        &["-m", "http.server", &port, "--bind", "127.0.0.1"],
-        CRL_PORT,
-    );
+    let _www = crl_distribution_point(&topo, dir);
     let srv = server_with(
         &topo,
         dir,
