@@ -155,15 +155,18 @@ async fn serve(
         lockdown: Arc::new(Lockdown::default()),
         reloading: Default::default(),
     });
+    // NAT-timeout measuring is enabled, and its reports followed, before
+    // any connection starts: a tunnel reads the plan as it starts, and a
+    // report sent before anyone listens is lost.
+    {
+        let daemon = daemon.clone();
+        super::nat_probe::start(&store, move || daemon.all(), events.clone());
+    }
     for policy in policies {
         let running = daemon.start(policy);
         daemon
             .lock()
             .insert(running.conn.policy.name.clone(), running);
-    }
-    {
-        let daemon = daemon.clone();
-        super::nat_probe::start(&store, move || daemon.all(), events.clone());
     }
     if let Some(listener) = metrics_listener {
         let addr = listener.local_addr().context("--metrics-listen")?;
