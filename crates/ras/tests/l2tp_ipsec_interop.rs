@@ -19,6 +19,9 @@ use support::*;
 
 /// Our server's PPP address (the default pool's server address).
 const SERVER_PPP: Ipv4Addr = Ipv4Addr::new(10, 0, 10, 20);
+/// The UDP port the server's namespace listens on for the guest's
+/// datagrams from other source addresses (`Job::ping_from`).
+const UDP_PORT: u16 = 9996;
 
 /// The guest's shell job: the strongSwan connection, the LAC, the checks.
 /// `IKE`/`ESP` are the proposals, `REKEY` the child's rekey time, `PINGS`
@@ -154,6 +157,9 @@ if [ -n "$up" ]; then
             echo "FROM $s: unanswered"
         fi
         grep "packet loss" "$D/from.log" | sed "s/^/FROM $s: /"
+        # And one UDP datagram, which the host's listener sees if it
+        # passes the server, answered or not.
+        printf 'from %s' "$s" | nc -u -w 1 -s "$s" "$SERVER_PPP" "$UDP_PORT"
     done
     if [ "$VANISH" = 1 ]; then
         # The client vanishes without a word: nothing it sends reaches us.
@@ -192,6 +198,9 @@ struct Run {
     user: String,
     /// What the host saw while the guest held the link up.
     held: Option<guest_hold::Held>,
+    /// The guest's UDP datagrams (`Job::ping_from`) that reached the
+    /// server's namespace, with the source they came from.
+    udp_from: Vec<(String, std::net::IpAddr)>,
     _dir: tempfile::TempDir,
     /// Last: released after the server above is stopped (fields drop in
     /// order).
@@ -230,7 +239,8 @@ struct Job<'a> {
     /// addresses from the server's namespace (see [`guest_hold::Held`]).
     ping_while_up: &'a [&'a str],
     /// Then the guest pings the server from each of these addresses of
-    /// its own ("FROM <address>: answered" or "unanswered").
+    /// its own ("FROM <address>: answered" or "unanswered"), and sends it
+    /// a UDP datagram "from <address>" (see `Run::udp_from`).
     ping_from: &'a str,
 }
 
@@ -365,7 +375,7 @@ fn run(job: Job) -> Option<Run> {
         "set -u\nHOST={host}\nSERVER_PPP={SERVER_PPP}\nUSER={user}\nPASS={pass}\nUNIT=6\n\
          IKE={ike}\nESP={esp}\nREKEY={rekey_secs}s\nPINGS={pings}\nECHO_PORT={echo_port}\n\
          VANISH={vanish}\nVANISH_SECONDS={vanish_secs}\nENCAP={encap}\n\
-         GUEST_NETS='{guest_nets}'\nHOLD={hold}\nFROM='{ping_from}'\n\
+         GUEST_NETS='{guest_nets}'\nHOLD={hold}\nFROM='{ping_from}'\nUDP_PORT={UDP_PORT}\n\
          AUTH={auth}\nLOCAL_CERTS='{local_certs}'\n{files}{JOB}",
         auth = if pki.is_some() { "pubkey" } else { "psk" },
         local_certs = if pki.is_some() {
@@ -385,6 +395,16 @@ fn run(job: Job) -> Option<Run> {
         user = user.name,
         pass = user.password,
     );
+    // The server's namespace listens for the guest's datagrams before the
+    // guest starts.
+    let listener = vm
+        .in_ns(|| {
+            let s = std::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, UDP_PORT)).unwrap();
+            s.set_read_timeout(Some(Duration::from_millis(500)))
+                .unwrap();
+            s
+        })
+        .expect("the namespace");
     let started = Instant::now();
     let guest = guest_hold::spawn_job(vm, name, job, Duration::from_secs(240));
     let held =
@@ -393,6 +413,11 @@ fn run(job: Job) -> Option<Run> {
         .join()
         .expect("the guest job's thread")
         .expect("strongSwan + xl2tpd job");
+    let mut udp_from = Vec::new();
+    let mut buf = [0u8; 64];
+    while let Ok((n, from)) = listener.recv_from(&mut buf) {
+        udp_from.push((String::from_utf8_lossy(&buf[..n]).into_owned(), from.ip()));
+    }
     eprintln!(
         "--- strongSwan + xl2tpd + pppd in the guest, {name} (rc {rc}, {:.1} s):\n{out}",
         started.elapsed().as_secs_f64()
@@ -404,6 +429,7 @@ fn run(job: Job) -> Option<Run> {
         _radius: radius,
         user: user.name,
         held,
+        udp_from,
         _dir: dir,
         _turn: turn,
     })
@@ -752,8 +778,22 @@ fn a_framed_route_from_freeradius_reaches_a_network_behind_xl2tpd() {
         "a ping from outside the client's networks dropped:\n{}",
         run.out
     );
+    assert_eq!(
+        run.udp_from,
+        vec![(
+            "from 10.96.0.1".to_string(),
+            std::net::IpAddr::from([10, 96, 0, 1])
+        )],
+        "only the datagram from the framed network reached the server's side"
+    );
     run.server
         .expect("dropped a packet from 10.95.0.1", Duration::from_secs(5));
+    // The three pings and the datagram from 10.95.0.1, counted.
+    let down = run.server.expect("PPP link down:", Duration::from_secs(20));
+    assert!(
+        down.contains("; 4 packet(s) dropped by the source check"),
+        "{down}"
+    );
     run.server
         .expect("L2TP session of", Duration::from_secs(20));
     run.server
