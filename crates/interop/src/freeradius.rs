@@ -48,6 +48,13 @@ branch6	Cleartext-Password := "branch6pw"
 ikebranch	Cleartext-Password := "ikebranch1"
 	Framed-Route = "10.97.0.0/24 0.0.0.0 1"
 
+ikebranch6	Cleartext-Password := "ikebranch6"
+	Framed-Route = "10.97.0.0/24 0.0.0.0 1",
+	Framed-IPv6-Route = "2001:db8:97::/64 :: 1"
+
+l2tpbranch	Cleartext-Password := "l2tpbranch1"
+	Framed-Route = "10.96.0.0/24 0.0.0.0 1"
+
 reject	Auth-Type := Reject
 	Reply-Message := "rejected by the lab"
 

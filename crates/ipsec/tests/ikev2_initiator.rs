@@ -272,6 +272,37 @@ fn eap_connect_behind_a_nat_floats_to_4500() {
     assert!(link.server_children()[0].udp_encapsulated);
 }
 
+/// Each end words the same NAT from where it stands (RFC 7296 §2.23):
+/// with the client behind a NAT, the client's connect line says it is
+/// behind one, and the server's says the client is; without one, both
+/// say so.
+#[test]
+fn each_side_says_who_is_behind_the_nat() {
+    for (behind_nat, client_says, server_says) in [
+        (true, "we are behind NAT", "client behind NAT"),
+        (false, "no NAT", "no NAT"),
+    ] {
+        let now = Instant::now();
+        let config = Ikev2InitiatorConfig::new(
+            ClientAuth::SharedKey(Zeroizing::new(PSK.to_vec())),
+            "client.example",
+        );
+        let mut link = Link::new(now, config, server_config(), behind_nat);
+        link.run(now);
+        assert!(link.client.is_established());
+        let client_nat = link.client_events.iter().find_map(|e| match e {
+            Ikev2ClientEvent::Connected { nat, .. } => Some(nat.as_str()),
+            _ => None,
+        });
+        assert_eq!(client_nat, Some(client_says), "behind a NAT: {behind_nat}");
+        let server_nat = link.server_events.iter().find_map(|e| match e {
+            Ikev2Event::IkeSaUp { nat, .. } => Some(nat.as_str()),
+            _ => None,
+        });
+        assert_eq!(server_nat, Some(server_says), "behind a NAT: {behind_nat}");
+    }
+}
+
 #[test]
 fn an_eap_failure_ends_the_connection() {
     let now = Instant::now();

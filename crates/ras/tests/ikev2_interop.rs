@@ -16,6 +16,7 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 mod support;
+use support::guest_hold;
 use support::pki::TestPki;
 use support::*;
 
@@ -156,20 +157,10 @@ struct Run {
     radius: Option<interop::freeradius::FreeRadius>,
     user: String,
     /// What the host saw while the guest held the tunnel up.
-    held: Option<Held>,
+    held: Option<guest_hold::Held>,
     _dir: tempfile::TempDir,
     /// Last: released after the server above is stopped.
     _turn: std::sync::MutexGuard<'static, ()>,
-}
-
-/// The server's side while the tunnel is up (`Job::ping_while_up`).
-struct Held {
-    /// `ip -4 route` in the server's namespace.
-    routes: String,
-    /// The ping to the address answered.
-    ping: bool,
-    /// The guest said it was up (else the two above are from no tunnel).
-    up: bool,
 }
 
 /// How the client authenticates.
@@ -232,9 +223,9 @@ struct Job {
     /// Addresses (with length) on a dummy interface in the guest: the
     /// networks behind a branch router.
     guest_nets: &'static str,
-    /// Once the tunnel is up, the guest waits while the host pings this
-    /// address from the server's namespace (see [`Held`]).
-    ping_while_up: Option<&'static str>,
+    /// Once the tunnel is up, the guest waits while the host pings these
+    /// addresses from the server's namespace (see [`guest_hold::Held`]).
+    ping_while_up: &'static [&'static str],
 }
 
 impl Default for Job {
@@ -264,7 +255,7 @@ impl Default for Job {
             server_ipsec: "",
             local_ts: "dynamic",
             guest_nets: "",
-            ping_while_up: None,
+            ping_while_up: &[],
         }
     }
 }
@@ -495,8 +486,8 @@ fn run(job: Job) -> Option<Run> {
         server_v6 = if job.ipv6 { SERVER_V6 } else { "" },
         local_ts = job.local_ts,
         guest_nets = job.guest_nets,
-        hold = if job.ping_while_up.is_some() {
-            format!("/mnt/share/jobs/{}.release", job.name)
+        hold = if !job.ping_while_up.is_empty() {
+            guest_hold::release_path(job.name)
         } else {
             String::new()
         },
@@ -523,10 +514,9 @@ fn run(job: Job) -> Option<Run> {
     });
     let started = Instant::now();
     let name = job.name;
-    let guest = std::thread::spawn(move || vm.guest_job(name, &script, Duration::from_secs(240)));
-    let held = job
-        .ping_while_up
-        .map(|target| hold(vm, name, target, &guest));
+    let guest = guest_hold::spawn_job(vm, name, script, Duration::from_secs(240));
+    let held = (!job.ping_while_up.is_empty())
+        .then(|| guest_hold::hold(vm, name, job.ping_while_up, &guest));
     let (rc, out) = guest
         .join()
         .expect("the guest job's thread")
@@ -558,42 +548,6 @@ fn run(job: Job) -> Option<Run> {
         _dir: dir,
         _turn: turn,
     })
-}
-
-/// While the guest holds its tunnel up (it printed HOLDING): the routes in
-/// the server's namespace and a ping from there to `target`; then lets the
-/// guest go on.
-fn hold(
-    vm: &interop::Vm,
-    name: &str,
-    target: &str,
-    guest: &std::thread::JoinHandle<Result<(i32, String), interop::Error>>,
-) -> Held {
-    let jobs = vm.jobs_dir();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let mut up = false;
-    while Instant::now() < deadline && !guest.is_finished() {
-        let out = std::fs::read_to_string(jobs.join(format!("{name}.out"))).unwrap_or_default();
-        if out.lines().any(|l| l == "HOLDING") {
-            up = true;
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    let routes = vm
-        .command_in_ns("ip")
-        .args(["-4", "route"])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-        .unwrap_or_default();
-    let ping = up
-        && vm
-            .command_in_ns("ping")
-            .args(["-c", "3", "-i", "0.3", "-W", "3", target])
-            .status()
-            .is_ok_and(|s| s.success());
-    std::fs::write(jobs.join(format!("{name}.release")), b"").expect("release the guest");
-    Held { routes, ping, up }
 }
 
 /// What ping said about loss, e.g. "0% packet loss".
@@ -1165,7 +1119,7 @@ fn a_framed_route_from_freeradius_reaches_a_network_behind_strongswan() {
         eap_user: Some(("ikebranch", "ikebranch1")),
         local_ts: "dynamic,10.97.0.0/24,10.98.0.0/24",
         guest_nets: "10.97.0.1/32 10.98.0.1/32",
-        ping_while_up: Some("10.97.0.1"),
+        ping_while_up: &["10.97.0.1"],
         ..Job::default()
     }) else {
         return;
@@ -1198,9 +1152,7 @@ fn a_framed_route_from_freeradius_reaches_a_network_behind_strongswan() {
     let held = run.held.as_ref().expect("the host's checks while up");
     assert!(held.up, "the guest held its tunnel up:\n{}", run.out);
     assert!(
-        held.routes
-            .lines()
-            .any(|l| l.starts_with("10.97.0.0/24") && l.contains("dev ras-ike0")),
+        held.has_route("10.97.0.0/24", "ras-ike0"),
         "the kernel route to the TUN while up:\n{}",
         held.routes
     );
@@ -1210,23 +1162,111 @@ fn a_framed_route_from_freeradius_reaches_a_network_behind_strongswan() {
         held.routes
     );
     assert!(
-        held.ping,
+        held.answered("10.97.0.1"),
         "a ping from the server's side to 10.97.0.1 answered through the tunnel"
     );
     run.server
         .expect("IKE SA ended: deleted by the peer", Duration::from_secs(15));
     let vm = interop::Vm::shared().unwrap();
-    let route = || {
-        let out = vm
-            .command_in_ns("ip")
-            .args(["-4", "route", "show", "10.97.0.0/24"])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    assert_eq!(
+        guest_hold::route_left(vm, "10.97.0.0/24"),
+        "",
+        "the route is removed when the session ends"
+    );
+}
+
+/// Issue 14 for IPv6 (RFC 3162 §2.5): the branch router is dual stack
+/// (strongSwan `vips = 0.0.0.0,::`, an address from the server's /64 by
+/// INTERNAL_IP6_ADDRESS) and FreeRADIUS's Access-Accept for `ikebranch6`
+/// carries `Framed-IPv6-Route = "2001:db8:97::/64 :: 1"` next to the
+/// Framed-Route of the test above. strongSwan offers both networks and
+/// 2001:db8:98::/64, which RADIUS did not give: TSi is narrowed to the
+/// addresses and the two framed networks (RFC 7296 §2.9). While the
+/// tunnel is up the kernel routes 2001:db8:97::/64 to the TUN and a ping6
+/// from the server's side reaches 2001:db8:97::1 in the guest through ESP;
+/// the route goes with the session.
+#[test]
+fn a_framed_ipv6_route_from_freeradius_reaches_a_network_behind_strongswan() {
+    let Some(run) = run(Job {
+        name: "ikev2-framed6",
+        radius: true,
+        ipv6: true,
+        eap_user: Some(("ikebranch6", "ikebranch6")),
+        local_ts: "dynamic,10.97.0.0/24,2001:db8:97::/64,2001:db8:98::/64",
+        guest_nets: "10.97.0.1/32 2001:db8:97::1/128 2001:db8:98::1/128",
+        ping_while_up: &["2001:db8:97::1", "10.97.0.1"],
+        ..Job::default()
+    }) else {
+        return;
     };
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !route().is_empty() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert_eq!(route(), "", "the route is removed when the session ends");
+    assert_eq!(
+        run.rc, 0,
+        "strongSwan IKEv2 dual-stack branch through FreeRADIUS"
+    );
+    check_address(&run);
+    assert_no_loss(&run);
+    assert!(
+        run.out.contains("PING6: 5 packets transmitted, 5 received"),
+        "the client's own IPv6 pings to the server answered"
+    );
+    run.server.expect(
+        "authenticated: user \"ikebranch6\", EAP over IKEv2",
+        Duration::from_secs(5),
+    );
+    let routed = run
+        .server
+        .expect("framed routes through the session:", Duration::from_secs(5));
+    assert!(
+        routed.contains("2001:db8:97::/64") && routed.contains("10.97.0.0/24"),
+        "{routed}"
+    );
+    // The CHILD_SA as strongSwan installed it: TSi narrowed.
+    let local = child_selectors(&run, "local");
+    assert!(
+        local.contains(&"2001:db8:97::/64"),
+        "TSi covers the framed IPv6 network: {local:?}"
+    );
+    assert!(
+        local.contains(&"10.97.0.0/24"),
+        "TSi covers the framed IPv4 network: {local:?}"
+    );
+    assert!(
+        !local.iter().any(|ts| ts.starts_with("2001:db8:98:")),
+        "TSi narrowed: no network RADIUS did not give: {local:?}"
+    );
+    assert!(
+        !local
+            .iter()
+            .any(|ts| *ts == "::/0" || ts.starts_with("0.0.0.0")),
+        "TSi narrowed: not everything: {local:?}"
+    );
+    let held = run.held.as_ref().expect("the host's checks while up");
+    assert!(held.up, "the guest held its tunnel up:\n{}", run.out);
+    assert!(
+        held.has_route("2001:db8:97::/64", "ras-ike0"),
+        "the kernel IPv6 route to the TUN while up:\n{}",
+        held.routes
+    );
+    assert!(
+        !held.routes.lines().any(|l| l.starts_with("2001:db8:98:")),
+        "{}",
+        held.routes
+    );
+    assert!(
+        held.answered("2001:db8:97::1"),
+        "a ping6 from the server's side to 2001:db8:97::1 answered through the tunnel"
+    );
+    assert!(
+        held.answered("10.97.0.1"),
+        "a ping from the server's side to 10.97.0.1 answered through the tunnel"
+    );
+    run.server
+        .expect("IKE SA ended: deleted by the peer", Duration::from_secs(15));
+    let vm = interop::Vm::shared().unwrap();
+    assert_eq!(
+        guest_hold::route_left(vm, "2001:db8:97::/64"),
+        "",
+        "the IPv6 route is removed when the session ends"
+    );
+    assert_eq!(guest_hold::route_left(vm, "10.97.0.0/24"), "");
 }

@@ -13,11 +13,15 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 mod support;
+use support::guest_hold;
 use support::pki::TestPki;
 use support::*;
 
 /// Our server's PPP address (the default pool's server address).
 const SERVER_PPP: Ipv4Addr = Ipv4Addr::new(10, 0, 10, 20);
+/// The UDP port the server's namespace listens on for the guest's
+/// datagrams from other source addresses (`Job::ping_from`).
+const UDP_PORT: u16 = 9996;
 
 /// The guest's shell job: the strongSwan connection, the LAC, the checks.
 /// `IKE`/`ESP` are the proposals, `REKEY` the child's rekey time, `PINGS`
@@ -55,10 +59,16 @@ EOF
 sed -i "/^connections {/r $D/conn" /etc/swanctl/swanctl.conf
 restore() {
     swanctl --terminate --ike ras-l2tp --timeout 10 >/dev/null 2>&1
+    [ -n "$GUEST_NETS" ] && ip link del ras-branch0 2>/dev/null
     cp "$D/swanctl.conf.orig" /etc/swanctl/swanctl.conf
     rm -f /etc/swanctl/x509ca/ras-test-* /etc/swanctl/x509/ras-test-* /etc/swanctl/private/ras-test-*
     swanctl --load-all --noprompt >/dev/null 2>&1
 }
+# Networks behind the client (a branch router's), on a dummy interface.
+if [ -n "$GUEST_NETS" ]; then
+    ip link add ras-branch0 type dummy && ip link set ras-branch0 up || { restore; exit 10; }
+    for a in $GUEST_NETS; do ip addr add "$a" dev ras-branch0 || { restore; exit 10; }; done
+fi
 swanctl --load-all --noprompt > "$D/load.log" 2>&1 || { cat "$D/load.log"; restore; exit 6; }
 t0=$(date +%s.%N)
 if ! swanctl --initiate --child ras-l2tp --timeout 30 > "$D/initiate.log" 2>&1; then
@@ -131,6 +141,26 @@ if [ -n "$up" ]; then
         if [ "$want" = "$got" ]; then echo "ECHO_INTACT=yes"; else echo "ECHO_INTACT=no"; rc=5; fi
     fi
     swanctl --list-sas --ike ras-l2tp | sed 's/^/SA: /'
+    if [ -n "$HOLD" ]; then
+        # The host checks its side while the link is up, then creates $HOLD.
+        echo "HOLDING"
+        for i in $(seq 1 600); do [ -e "$HOLD" ] && break; sleep 0.2; done
+        [ -e "$HOLD" ] || { echo "HOLD: never released"; rc=11; }
+        rm -f "$HOLD"
+    fi
+    # Pings to the server from other source addresses of ours: the server
+    # answers only those it routes to this session.
+    for s in $FROM; do
+        if ping -c 3 -i 0.3 -W 2 -I "$s" "$SERVER_PPP" > "$D/from.log" 2>&1; then
+            echo "FROM $s: answered"
+        else
+            echo "FROM $s: unanswered"
+        fi
+        grep "packet loss" "$D/from.log" | sed "s/^/FROM $s: /"
+        # And one UDP datagram, which the host's listener sees if it
+        # passes the server, answered or not.
+        printf 'from %s' "$s" | nc -u -w 1 -s "$s" "$SERVER_PPP" "$UDP_PORT"
+    done
     if [ "$VANISH" = 1 ]; then
         # The client vanishes without a word: nothing it sends reaches us.
         # A rule ahead of strongSwan's own routing table (220) drops it all.
@@ -163,7 +193,14 @@ struct Run {
     rc: i32,
     out: String,
     server: Server,
+    /// After the server: FreeRADIUS stops once the server has.
+    _radius: Option<interop::freeradius::FreeRadius>,
     user: String,
+    /// What the host saw while the guest held the link up.
+    held: Option<guest_hold::Held>,
+    /// The guest's UDP datagrams (`Job::ping_from`) that reached the
+    /// server's namespace, with the source they came from.
+    udp_from: Vec<(String, std::net::IpAddr)>,
     _dir: tempfile::TempDir,
     /// Last: released after the server above is stopped (fields drop in
     /// order).
@@ -191,6 +228,20 @@ struct Job<'a> {
     /// With `pki`: `[certificate] crl_files` holds the CA's CRL that
     /// revokes the client's certificate.
     revoked_client: bool,
+    /// Authenticate this user and password through a FreeRADIUS in the
+    /// server's namespace (MS-CHAPv2 relayed, RFC 2548) instead of the
+    /// VM's test user in our user store.
+    radius_user: Option<(&'a str, &'a str)>,
+    /// Addresses (with length) on a dummy interface in the guest: the
+    /// networks behind a branch router.
+    guest_nets: &'a str,
+    /// Once the link is up, the guest waits while the host pings these
+    /// addresses from the server's namespace (see [`guest_hold::Held`]).
+    ping_while_up: &'a [&'a str],
+    /// Then the guest pings the server from each of these addresses of
+    /// its own ("FROM <address>: answered" or "unanswered"), and sends it
+    /// a UDP datagram "from <address>" (see `Run::udp_from`).
+    ping_from: &'a str,
 }
 
 impl Default for Job<'_> {
@@ -207,6 +258,10 @@ impl Default for Job<'_> {
             pki: None,
             echo: false,
             revoked_client: false,
+            radius_user: None,
+            guest_nets: "",
+            ping_while_up: &[],
+            ping_from: "",
         }
     }
 }
@@ -224,11 +279,21 @@ fn run(job: Job) -> Option<Run> {
         pki,
         echo,
         revoked_client,
+        radius_user,
+        guest_nets,
+        ping_while_up,
+        ping_from,
     } = job;
     let vm = vm_with_guest_jobs("L2TP/IPsec interop")?;
     let turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let echo_port = if echo { echo_service(vm) } else { 0 };
-    let user = vm.user().clone();
+    let user = match radius_user {
+        Some((name, password)) => interop::User {
+            name: name.to_owned(),
+            password: password.to_owned(),
+        },
+        None => vm.user().clone(),
+    };
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     let config = dir.path().join("ras.toml");
@@ -260,6 +325,34 @@ fn run(job: Job) -> Option<Run> {
         }
         None => (String::new(), String::new()),
     };
+    // With RADIUS: FreeRADIUS knows the user; our user store does not.
+    let (radius, radius_section) = if radius_user.is_some() {
+        if !interop::freeradius::available() {
+            if std::env::var("RAS_INTEROP_REQUIRED").is_ok_and(|v| v == "1") {
+                panic!("RAS_INTEROP_REQUIRED=1 but FreeRADIUS is not installed");
+            }
+            eprintln!("SKIPPED (L2TP/IPsec with RADIUS): FreeRADIUS is not installed");
+            return None;
+        }
+        std::fs::create_dir_all(&state).unwrap();
+        std::fs::write(
+            state.join("radius.secret"),
+            format!("{}\n", interop::freeradius::SECRET),
+        )
+        .unwrap();
+        let fr = interop::freeradius::FreeRadius::start(
+            &dir.path().join("fr"),
+            Some(&vm.ns),
+            Ipv4Addr::LOCALHOST,
+        )
+        .expect("FreeRADIUS");
+        (
+            Some(fr),
+            "[radius]\ntimeout_secs = 2\n\n[[radius.servers]]\naddress = \"127.0.0.1\"\nsecret_file = \"radius.secret\"\n\n".to_string(),
+        )
+    } else {
+        (None, String::new())
+    };
     std::fs::write(
         &config,
         format!(
@@ -268,18 +361,21 @@ fn run(job: Job) -> Option<Run> {
              [pptp]\nlisten = []\n\n\
              {cert_section}\
              [ipsec]\nlisten = \"{host}\"\npsk_file = {psk:?}\n{cert_keys}{ipsec_extra}\n\n\
-             [tun]\nname = \"ras-lis0\"\n",
+             {radius_section}[tun]\nname = \"ras-lis0\"\n",
             host = vm.host_ip
         ),
     )
     .unwrap();
-    let pw = password_file(dir.path(), &user.name, &user.password);
-    add_user(&config, &user.name, &pw, &[]);
+    if radius.is_none() {
+        let pw = password_file(dir.path(), &user.name, &user.password);
+        add_user(&config, &user.name, &pw, &[]);
+    }
     let server = Server::start_with(vm.command_in_ns(RAS), &config, "info");
     let job = format!(
         "set -u\nHOST={host}\nSERVER_PPP={SERVER_PPP}\nUSER={user}\nPASS={pass}\nUNIT=6\n\
          IKE={ike}\nESP={esp}\nREKEY={rekey_secs}s\nPINGS={pings}\nECHO_PORT={echo_port}\n\
          VANISH={vanish}\nVANISH_SECONDS={vanish_secs}\nENCAP={encap}\n\
+         GUEST_NETS='{guest_nets}'\nHOLD={hold}\nFROM='{ping_from}'\nUDP_PORT={UDP_PORT}\n\
          AUTH={auth}\nLOCAL_CERTS='{local_certs}'\n{files}{JOB}",
         auth = if pki.is_some() { "pubkey" } else { "psk" },
         local_certs = if pki.is_some() {
@@ -290,14 +386,38 @@ fn run(job: Job) -> Option<Run> {
         files = pki.map(TestPki::guest_files).unwrap_or_default(),
         encap = if encap { "yes" } else { "no" },
         vanish = u8::from(vanish_secs > 0),
+        hold = if ping_while_up.is_empty() {
+            String::new()
+        } else {
+            guest_hold::release_path(name)
+        },
         host = vm.host_ip,
         user = user.name,
         pass = user.password,
     );
+    // The server's namespace listens for the guest's datagrams before the
+    // guest starts.
+    let listener = vm
+        .in_ns(|| {
+            let s = std::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, UDP_PORT)).unwrap();
+            s.set_read_timeout(Some(Duration::from_millis(500)))
+                .unwrap();
+            s
+        })
+        .expect("the namespace");
     let started = Instant::now();
-    let (rc, out) = vm
-        .guest_job(name, &job, Duration::from_secs(240))
+    let guest = guest_hold::spawn_job(vm, name, job, Duration::from_secs(240));
+    let held =
+        (!ping_while_up.is_empty()).then(|| guest_hold::hold(vm, name, ping_while_up, &guest));
+    let (rc, out) = guest
+        .join()
+        .expect("the guest job's thread")
         .expect("strongSwan + xl2tpd job");
+    let mut udp_from = Vec::new();
+    let mut buf = [0u8; 64];
+    while let Ok((n, from)) = listener.recv_from(&mut buf) {
+        udp_from.push((String::from_utf8_lossy(&buf[..n]).into_owned(), from.ip()));
+    }
     eprintln!(
         "--- strongSwan + xl2tpd + pppd in the guest, {name} (rc {rc}, {:.1} s):\n{out}",
         started.elapsed().as_secs_f64()
@@ -306,13 +426,28 @@ fn run(job: Job) -> Option<Run> {
         rc,
         out,
         server,
+        _radius: radius,
         user: user.name,
+        held,
+        udp_from,
         _dir: dir,
         _turn: turn,
     })
 }
 
 fn check_link(run: &Run) {
+    check_guest(run);
+    run.server.expect(
+        &format!("authenticated: user \"{}\", MS-CHAPv2", run.user),
+        Duration::from_secs(5),
+    );
+    run.server
+        .expect("L2TP session of", Duration::from_secs(20));
+}
+
+/// The guest's side of [`check_link`]: it ran through, with an address
+/// from our pool.
+fn check_guest(run: &Run) {
     assert_eq!(run.rc, 0, "strongSwan + xl2tpd + pppd against ras server");
     let address: Ipv4Addr = run
         .out
@@ -324,12 +459,6 @@ fn check_link(run: &Run) {
         (21..=29).contains(&address.octets()[3]) && address.octets()[..3] == [10, 0, 10],
         "{address} from our pool"
     );
-    run.server.expect(
-        &format!("authenticated: user \"{}\", MS-CHAPv2", run.user),
-        Duration::from_secs(5),
-    );
-    run.server
-        .expect("L2TP session of", Duration::from_secs(20));
 }
 
 #[test]
@@ -587,4 +716,92 @@ fn ecp521_main_mode_and_listed_3des_esp_against_ras_server() {
     run.server
         .expect("ESP 3des-cbc/hmac-sha1-96 up", Duration::from_secs(5));
     check_link(&run);
+}
+
+/// Issue 14 through L2TP/IPsec: a branch router (strongSwan + xl2tpd +
+/// pppd) authenticates as `l2tpbranch` with MS-CHAPv2, which the server
+/// relays to FreeRADIUS (RFC 2548); the Access-Accept carries
+/// `Framed-Route = "10.96.0.0/24 0.0.0.0 1"` (RFC 2865 §5.22). While the
+/// link is up the kernel routes the network to the TUN and a ping from the
+/// server's side reaches 10.96.0.1 (a dummy interface in the guest) through
+/// L2TP in ESP; the guest reaches back over ppp0's peer route. The client
+/// may send from the framed network, but a packet from 10.95.0.1 (neither
+/// its address nor a network RADIUS gave it) is dropped by the server's
+/// source filter. The route goes with the session.
+#[test]
+fn a_framed_route_from_freeradius_reaches_a_network_behind_xl2tpd() {
+    let Some(run) = run(Job {
+        name: "l2tp-ipsec-framed",
+        pings: 5,
+        radius_user: Some(("l2tpbranch", "l2tpbranch1")),
+        guest_nets: "10.96.0.1/32 10.95.0.1/32",
+        ping_while_up: &["10.96.0.1"],
+        ping_from: "10.96.0.1 10.95.0.1",
+        ..Job::default()
+    }) else {
+        return;
+    };
+    check_guest(&run);
+    // The server's lines in their order.
+    run.server.expect(
+        "authenticated: user \"l2tpbranch\", MS-CHAPv2",
+        Duration::from_secs(5),
+    );
+    run.server.expect(
+        "framed routes through the session: 10.96.0.0/24",
+        Duration::from_secs(5),
+    );
+    let held = run.held.as_ref().expect("the host's checks while up");
+    assert!(held.up, "the guest held its link up:\n{}", run.out);
+    assert!(
+        held.has_route("10.96.0.0/24", "ras-lis0"),
+        "the kernel route to the TUN while up:\n{}",
+        held.routes
+    );
+    assert!(
+        !held.routes.lines().any(|l| l.starts_with("10.95.")),
+        "{}",
+        held.routes
+    );
+    assert!(
+        held.answered("10.96.0.1"),
+        "a ping from the server's side to 10.96.0.1 answered through the tunnel"
+    );
+    // Source filter: the framed network may send, another address not.
+    assert!(
+        run.out.contains("FROM 10.96.0.1: answered"),
+        "a ping from the framed network answered:\n{}",
+        run.out
+    );
+    assert!(
+        run.out.contains("FROM 10.95.0.1: unanswered"),
+        "a ping from outside the client's networks dropped:\n{}",
+        run.out
+    );
+    assert_eq!(
+        run.udp_from,
+        vec![(
+            "from 10.96.0.1".to_string(),
+            std::net::IpAddr::from([10, 96, 0, 1])
+        )],
+        "only the datagram from the framed network reached the server's side"
+    );
+    run.server
+        .expect("dropped a packet from 10.95.0.1", Duration::from_secs(5));
+    // The three pings and the datagram from 10.95.0.1, counted.
+    let down = run.server.expect("PPP link down:", Duration::from_secs(20));
+    assert!(
+        down.contains("; 4 packet(s) dropped by the source check"),
+        "{down}"
+    );
+    run.server
+        .expect("L2TP session of", Duration::from_secs(20));
+    run.server
+        .expect("ended: deleted by the peer", Duration::from_secs(15));
+    let vm = interop::Vm::shared().unwrap();
+    assert_eq!(
+        guest_hold::route_left(vm, "10.96.0.0/24"),
+        "",
+        "the route is removed when the session ends"
+    );
 }

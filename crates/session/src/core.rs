@@ -249,7 +249,7 @@ impl SessionCore {
             };
             tracing::warn!(
                 session_id = self.info.id,
-                "dropped a packet from {source}: neither the client's address nor a network routed to it (further ones are only counted)"
+                "dropped a packet from {source}: neither the client's address nor a network routed to it (further ones are only counted, the total at the end)"
             );
         }
         false
@@ -498,7 +498,17 @@ impl SessionCore {
             }
             LinkEvent::Down(reason) => {
                 if self.was_up || self.role == Role::Client {
-                    tracing::info!(session = id, "PPP link down: {reason}");
+                    if self.spoofed > 0 {
+                        // Only the first was logged (source_allowed): the
+                        // total is told once, here.
+                        tracing::info!(
+                            session = id,
+                            "PPP link down: {reason}; {} packet(s) dropped by the source check",
+                            self.spoofed
+                        );
+                    } else {
+                        tracing::info!(session = id, "PPP link down: {reason}");
+                    }
                 } else {
                     // A server link that never came up is a failed
                     // connection: the listener's failure log reports it

@@ -383,12 +383,10 @@ impl Initiator {
         let nat = match ike.nat_t {
             None => "no NAT-T".to_string(),
             Some(v) => {
-                let state = match (ike.nat.local_behind_nat, ike.nat.peer_behind_nat) {
-                    (false, false) if self.on_nat_t => "UDP encapsulation forced",
-                    (false, false) => "no NAT",
-                    (true, false) => "we are behind NAT",
-                    (false, true) => "server behind NAT",
-                    (true, true) => "both behind NAT",
+                let state = if !ike.nat.any() && self.on_nat_t {
+                    "UDP encapsulation forced"
+                } else {
+                    ike.nat.describe_as_initiator()
                 };
                 format!("{state}, {}", v.name())
             }

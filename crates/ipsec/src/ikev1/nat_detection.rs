@@ -14,10 +14,13 @@ pub fn nat_d(hash: HashAlg, cky_i: &[u8; 8], cky_r: &[u8; 8], addr: SocketAddr) 
     hash.digest(&[cky_i, cky_r, &ip, &addr.port().to_be_bytes()])
 }
 
-/// What the initiator's NAT-D payloads tell us.
+/// What the peer's NAT-D payloads tell us. Both ends keep one: on the
+/// responder (server) the peer is the client, on the initiator (client)
+/// the peer is the server, so the words differ by side ([`Self::describe`],
+/// [`Self::describe_as_initiator`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct NatState {
-    /// The initiator's address was rewritten: it is behind a NAT.
+    /// The peer's address was rewritten: it is behind a NAT.
     pub peer_behind_nat: bool,
     /// Our address was rewritten: we are behind a NAT.
     pub local_behind_nat: bool,
@@ -28,10 +31,22 @@ impl NatState {
         self.peer_behind_nat || self.local_behind_nat
     }
 
+    /// In the server's (responder's) words: the peer is the client.
     pub fn describe(self) -> &'static str {
         match (self.peer_behind_nat, self.local_behind_nat) {
             (false, false) => "no NAT",
             (true, false) => "client behind NAT",
+            (false, true) => "server behind NAT",
+            (true, true) => "both behind NAT",
+        }
+    }
+
+    /// In the client's (initiator's) words: we are the client, the peer
+    /// is the server.
+    pub fn describe_as_initiator(self) -> &'static str {
+        match (self.local_behind_nat, self.peer_behind_nat) {
+            (false, false) => "no NAT",
+            (true, false) => "we are behind NAT",
             (false, true) => "server behind NAT",
             (true, true) => "both behind NAT",
         }
@@ -84,8 +99,27 @@ mod tests {
                 local_behind_nat: false
             }
         );
+        assert_eq!(state.describe(), "client behind NAT");
         let direct = nat_d(h, &ci, &cr, client_public);
         let state = detect(h, &ci, &cr, &[&to_server, &direct], server, client_public);
         assert!(!state.any());
+    }
+
+    /// The same state worded by each side: the server says the client is
+    /// behind a NAT, the client says it is.
+    #[test]
+    fn each_side_words_the_nat_from_where_it_stands() {
+        let client_behind = NatState {
+            peer_behind_nat: false,
+            local_behind_nat: true,
+        };
+        assert_eq!(client_behind.describe_as_initiator(), "we are behind NAT");
+        let server_behind = NatState {
+            peer_behind_nat: true,
+            local_behind_nat: false,
+        };
+        assert_eq!(server_behind.describe_as_initiator(), "server behind NAT");
+        assert_eq!(server_behind.describe(), "client behind NAT");
+        assert_eq!(NatState::default().describe_as_initiator(), "no NAT");
     }
 }

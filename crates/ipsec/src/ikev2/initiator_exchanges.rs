@@ -621,7 +621,8 @@ impl Ikev2Initiator {
             virtual_ipv4: self.virtual_ipv4,
             dns,
             server_selectors: tsr,
-            nat: self.nat.describe().to_string(),
+            // Our NAT state as the initiator: "local" is this client.
+            nat: self.nat.describe_as_initiator().to_string(),
             suite: choice.suite.to_string(),
         });
         self.events

@@ -13,6 +13,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 pub mod client_daemon;
+pub mod guest_hold;
 pub mod nat_lab;
 pub mod pki;
 pub mod systemd_container;
