@@ -18,6 +18,9 @@
 #        responder at a time).  Each IKE_SA:
 #        IKE_SA_INIT ($IKE_PROP) + IKE_AUTH with one CHILD_SA (aes128gcm16) and a
 #        virtual IPv4 address.  Rate = N / time until the last one is established.
+#        GENERATORS="ras" (or "loadtester ras") uses `ras-bench ike-burst` instead: our
+#        sans-IO initiator for every IKE SA of the burst from one thread, the same
+#        profiles and proposal (x25519 only), a fraction of the load tester's CPU.
 #        Profiles: lt-psk (PSK both ways, ids c<n>@psk.lt.ikbench / 198.18.210.2) and
 #        lt-eap (server RSA-2048 certificate + EAP-MSCHAPv2, ids c<n>@eap.lt.ikbench;
 #        for ras also an ECDSA P-256 certificate).  Responders are fresh for each
@@ -33,7 +36,7 @@
 #        responder (PSK, AES-GCM-128 child).
 # Results: $RAS_IKEBENCH_DIR/results/<stamp>/summary.txt (+ iperf3 JSON, logs).
 # Knobs: RUNS=3 T=10 IKE_N="250 1000" IKE_REPS=3 IKE_PROP=aes128gcm16-prfsha256-x25519
-#        IKE_TIMEOUT=60 RESPONDERS="strongswan ras" RAS_COOKIES=0 SW_LOGLEVEL=0 RAS_LOG=info
+#        IKE_TIMEOUT=60 RESPONDERS="strongswan ras" GENERATORS=loadtester RAS_COOKIES=0 SW_LOGLEVEL=0 RAS_LOG=info
 #        RAS_COOKIE_THRESHOLD=100000 SW_COOKIE_THRESHOLD= (unset: strongSwan dos_protection = no)
 set -Eeuo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -50,6 +53,7 @@ IKE_REPS=${IKE_REPS:-3}
 IKE_PROP=${IKE_PROP:-aes128gcm16-prfsha256-x25519}
 IKE_TIMEOUT=${IKE_TIMEOUT:-60}
 RESPONDERS=${RESPONDERS:-"strongswan ras"}
+GENERATORS=${GENERATORS:-loadtester}
 RAS_COOKIES=${RAS_COOKIES:-0}
 RAS_COOKIE_THRESHOLD=${RAS_COOKIE_THRESHOLD:-100000}
 NSA=ikba; NSB=ikbb; NSC=ikbc
@@ -61,12 +65,13 @@ log() { printf '[ikbench %s] %s\n' "$(date +%T)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 [ "$(id -u)" = 0 ] || die "run as root"
 
-WHAT=all; RAS=${RAS:-}
+WHAT=all; RAS=${RAS:-}; RAS_BENCH=${RAS_BENCH:-}
 while [ $# -gt 0 ]; do
     case $1 in
         --ras) RAS=$2; shift 2 ;;
+        --ras-bench) RAS_BENCH=$2; shift 2 ;;
         all|ike|tput|clean) WHAT=$1; shift ;;
-        *) die "usage: $0 [all|ike|tput|clean] [--ras PATH]" ;;
+        *) die "usage: $0 [all|ike|tput|clean] [--ras PATH] [--ras-bench PATH]" ;;
     esac
 done
 
@@ -127,6 +132,12 @@ find_ras() {
     fi
     [ -x "$RAS" ] || die "no ras binary at $RAS: cargo build --release -p ras, or --ras PATH"
     RAS=$(readlink -f "$RAS")
+}
+find_ras_bench() {   # ras-bench: --ras-bench PATH, else next to ras
+    find_ras
+    [ -n "$RAS_BENCH" ] || RAS_BENCH=$(dirname "$RAS")/ras-bench
+    [ -x "$RAS_BENCH" ] || die "no ras-bench at $RAS_BENCH: cargo build --release -p bench, or --ras-bench PATH"
+    RAS_BENCH=$(readlink -f "$RAS_BENCH")
 }
 # ras_conf CERT(rsa|ecdsa) THRESHOLD -> $S/ras/ras-CERT-THRESHOLD.toml
 ras_conf() {
@@ -517,9 +528,9 @@ do_tput() {
 # ---------------------------------------------------------------- IKE handshake rate
 cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat" 2>/dev/null || echo 0; }   # 0 once the process is gone
 rss_kib() { awk '/^VmRSS:/{print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
-# burst RESPONDER CASE N REP: one burst against a fresh responder
+# burst GENERATOR RESPONDER CASE N REP: one burst against a fresh responder
 burst() {
-    local who=$1 c=$2 n=$3 rep=$4 lc rn rp lp r0 l0 out r1 l1 hz up rss0 rss1 la ras_log=""
+    local gen=$1 who=$2 c=$3 n=$4 rep=$5 lc rn rp lp r0 l0 out r1 l1 hz up rss0 rss1 la ras_log="" gcpu f ua0 ub0
     lc=psk; case $c in eap*) lc=eap ;; esac
     la=$(cut -d' ' -f1 /proc/loadavg)
     if [ "$who" = strongswan ]; then
@@ -533,8 +544,19 @@ burst() {
         start_ras rasb "$S/ras/ras-$cert-$th.toml" $NSB
         ras_log=$S/rasb.out
     fi
+    rp=$(cat "$S/$rn.pid")
+    if [ "$gen" = ras ]; then
+        sleep 0.3
+        r0=$(cpu_ticks "$rp"); rss0=$(rss_kib "$rp"); ua0=$(udp_drops $NSA); ub0=$(udp_drops $NSB)
+        # secs ok fail retransmits errors generator_cpu_s
+        out=$(ip netns exec $NSA "$RAS_BENCH" ike-burst --server $IPB --bind $IPA --count "$n" --auth $lc \
+            --identity "c{}@$lc.lt.ikbench" --psk-file "$S/gen-psk" --eap-password-file "$S/gen-eap-pw" \
+            --ca "$S/pki/ca.pem" --timeout "$IKE_TIMEOUT" 2>"$S/gen.err") || { cat "$S/gen.err" >&2; die "ras-bench ike-burst failed"; }
+        gcpu=${out##* }; out=${out% *}
+        log "  UDP receive-buffer drops during the burst: generator $(($(udp_drops $NSA) - ua0)), responder $(($(udp_drops $NSB) - ub0))"
+    else
     start_charon "lt-$lc" $NSA "$S/lt-$lc/strongswan.conf" "$LT/libexec/ipsec/charon" "$S/lt-$lc/charon.ldt"
-    rp=$(cat "$S/$rn.pid"); lp=$(cat "$S/lt-$lc.pid")
+    lp=$(cat "$S/lt-$lc.pid")
     # the process that does the work: charon is exec'd in place; ras too
     sleep 0.3
     r0=$(cpu_ticks "$rp"); l0=$(cpu_ticks "$lp"); rss0=$(rss_kib "$rp")
@@ -551,7 +573,13 @@ t=time.monotonic()-t0; b=buf.decode()
 print("%.3f %d %d %d %d" % (t, b.count("+"), b.count("-"), b.count("*"), b.count("!")))
 EOP
 )
-    hz=$(getconf CLK_TCK); r1=$(cpu_ticks "$rp"); l1=$(cpu_ticks "$lp"); rss1=$(rss_kib "$rp")
+    fi
+    hz=$(getconf CLK_TCK); r1=$(cpu_ticks "$rp"); rss1=$(rss_kib "$rp")
+    if [ "$gen" = ras ]; then
+        head -3 "$S/gen.err" >&2
+    else
+        l1=$(cpu_ticks "$lp"); gcpu=$(awk -v a="$l0" -v b="$l1" -v h="$hz" 'BEGIN{printf "%.2f",(b-a)/h}')
+    fi
     kill -0 "$rp" 2>/dev/null || log "  the $who responder exited during the burst: $(tail -3 "$S/$rn.out" | tr '\n' ' ')"
     if [ "$who" = strongswan ]; then
         up=$(swanctl --stats --uri "unix://$S/swb/charon.vici" 2>/dev/null | awk '/^IKE_SAs:/{print $2; exit}')
@@ -560,18 +588,28 @@ EOP
         up=$(grep -c ': ESP .* up, SPIs' "$ras_log" || true)
     fi
     # secs ok fail retransmits initerr resp_cpu_s init_cpu_s resp_established resp_rss_growth_kib load
-    echo "$out $(awk -v a="$r0" -v b="$r1" -v h="$hz" 'BEGIN{printf "%.2f",(b-a)/h}') $(awk -v a="$l0" -v b="$l1" -v h="$hz" 'BEGIN{printf "%.2f",(b-a)/h}') ${up:-?} $((rss1 - rss0)) $la" >>"$R/ike-$who-$c-$n.txt"
-    log "  $who $c N=$n rep $rep: $(tail -1 "$R/ike-$who-$c-$n.txt") (secs ok fail retrans err resp_cpu_s init_cpu_s resp_up rss_kib load)"
-    cp "$S/lt-$lc/charon.log" "$R/charon-lt-$who-$c-$n-$rep.log"
-    if [ "$who" = strongswan ]; then cp "$S/swb/charon.log" "$R/charon-responder-$c-$n-$rep.log"
-    else cp "$ras_log" "$R/ras-$c-$n-$rep.log"; fi
-    stop_pid "lt-$lc"; stop_pid "$rn"
+    # the load tester's files keep their old names; the other generator's carry its name
+    f=ike-$who-$c-$n; [ "$gen" = loadtester ] || f=ike-$gen-$who-$c-$n
+    echo "$out $(awk -v a="$r0" -v b="$r1" -v h="$hz" 'BEGIN{printf "%.2f",(b-a)/h}') $gcpu ${up:-?} $((rss1 - rss0)) $la" >>"$R/$f.txt"
+    log "  $gen -> $who $c N=$n rep $rep: $(tail -1 "$R/$f.txt") (secs ok fail retrans err resp_cpu_s init_cpu_s resp_up rss_kib load)"
+    [ "$gen" = loadtester ] && cp "$S/lt-$lc/charon.log" "$R/charon-lt-$who-$c-$n-$rep.log"
+    if [ "$who" = strongswan ]; then cp "$S/swb/charon.log" "$R/charon-responder-$gen-$c-$n-$rep.log"
+    else cp "$ras_log" "$R/ras-$gen-$c-$n-$rep.log"; fi
+    [ "$gen" = loadtester ] && stop_pid "lt-$lc"
+    stop_pid "$rn"
 }
 do_ike() {
-    [ -x "$LT/libexec/ipsec/charon" ] || die "load-tester charon missing: run $HERE/setup.sh"
-    mkdir -p "$LT/run"
+    case " $GENERATORS " in *" loadtester "*)
+        [ -x "$LT/libexec/ipsec/charon" ] || die "load-tester charon missing: run $HERE/setup.sh"
+        mkdir -p "$LT/run" ;;
+    esac
+    case " $GENERATORS " in *" ras "*)
+        find_ras_bench
+        [ "$IKE_PROP" = aes128gcm16-prfsha256-x25519 ] || die "GENERATORS=ras offers aes128gcm16-prfsha256-x25519 only"
+        printf '%s\n' "$PSK_L" >"$S/gen-psk"; printf '%s\n' "$EAP_PW" >"$S/gen-eap-pw" ;;
+    esac
     [ -f "$S/pki/ca.pem" ] || make_certs
-    local who c n rep maxn=0 cases
+    local gen who c n rep maxn=0 cases
     for n in $IKE_N; do [ "$n" -gt "$maxn" ] && maxn=$n; done
     case " $RESPONDERS " in *" ras "*)
         find_ras; ras_conf rsa "$RAS_COOKIE_THRESHOLD"; ras_users "$maxn" ;;
@@ -581,11 +619,13 @@ do_ike() {
     for n in $IKE_N; do
         for c in psk eap eap-ecdsa psk-cookies; do
             for rep in $(seq "$IKE_REPS"); do
+                for gen in $GENERATORS; do
                 for who in $RESPONDERS; do
                     # strongSwan serves the RSA certificate only, as in the issue's figures
                     [ "$who" = strongswan ] && [ "$c" != psk ] && [ "$c" != eap ] && continue
                     [ "$c" = psk-cookies ] && [ "$RAS_COOKIES" != 1 ] && continue
-                    burst "$who" "$c" "$n" "$rep"
+                    burst "$gen" "$who" "$c" "$n" "$rep"
+                done
                 done
             done
         done
@@ -618,12 +658,14 @@ if bare:
                                               st.median([10*float(p[1])/max(float(x[0]),1e-3) for p,x in zip(pr,r)]))
         print("%-8s %-24s %7.3f %6.1f%%  %.0f%%, %d, %s%s; %s" % (k," ".join("%.3f"%x for x in v),m,100*m/mb,cpu,rt,ud,ps," ".join(x[3] for x in r)))
 names={"psk":"PSK","eap":"RSA-2048 server certificate + EAP-MSCHAPv2","eap-ecdsa":"ECDSA P-256 server certificate + EAP-MSCHAPv2","psk-cookies":"PSK, ras default cookie_threshold 64"}
+gens={"":"strongSwan's load tester","ras-":"ras-bench ike-burst"}
 for N in [int(n) for n in NS]:
   for c in ["psk","eap","eap-ecdsa","psk-cookies"]:
+   for g in ["","ras-"]:
     for who in ["strongswan","ras"]:
-        r=rows("ike-%s-%s-%d.txt"%(who,c,N))
+        r=rows("ike-%s%s-%s-%d.txt"%(g,who,c,N))
         if not r: continue
-        print("\n== %s: IKEv2 handshakes, %s, %s, bursts of %d (each +1 CHILD_SA aes128gcm16, +virtual IP) ==" % (who,names[c],prop,N))
+        print("\n== %s: IKEv2 handshakes, %s, %s, bursts of %d (each +1 CHILD_SA aes128gcm16, +virtual IP), from %s ==" % (who,names[c],prop,N,gens[g]))
         rates=[]; rc=[]
         for x in r:
             t,ok,fail,rt=float(x[0]),int(x[1]),int(x[2]),int(x[3])
@@ -649,7 +691,7 @@ main() {
     rm -rf "$S"; mkdir -p "$S" "$R"
     trap cleanup EXIT
     trap 'exit 130' INT TERM
-    if [ "$WHAT" != tput ] && [ ! -x "$LT/libexec/ipsec/charon" ]; then
+    if [ "$WHAT" != tput ] && [ ! -x "$LT/libexec/ipsec/charon" ] && case " $GENERATORS " in *" loadtester "*) true ;; *) false ;; esac; then
         die "load-tester charon missing: run $HERE/setup.sh"
     fi
     if [ "$WHAT" = tput ] || [ "$WHAT" = all ] || case " $RESPONDERS " in *" ras "*) true ;; *) false ;; esac; then

@@ -35,6 +35,7 @@ use interop::netns::{Topology, LAN_HOST, SERVER_FOR_CLI1};
 
 mod admin_metrics;
 mod handshake_flood;
+mod ike_burst;
 mod interrupt;
 mod ipsec_throughput;
 mod load;
@@ -65,6 +66,10 @@ enum Cli {
     /// Issue 18: a connect flood, slow and half-open clients against SSTP
     /// while established sessions carry iperf3; admission of new clients.
     HandshakeFlood(handshake_flood::HandshakeFloodArgs),
+    /// Issue 14: a burst of IKEv2 handshakes (PSK, or certificate +
+    /// EAP-MSCHAPv2) from one light generator against any responder, for
+    /// scripts/ikev2-bench (`GENERATOR=ras`).
+    IkeBurst(ike_burst::IkeBurstArgs),
 }
 
 #[derive(clap::Args, Clone)]
@@ -127,6 +132,7 @@ fn main() -> anyhow::Result<()> {
         Cli::Soak(args) => soak::run(args),
         Cli::Torture(args) => torture::run(args),
         Cli::HandshakeFlood(args) => handshake_flood::run(args),
+        Cli::IkeBurst(args) => ike_burst::run(args),
     }
 }
 

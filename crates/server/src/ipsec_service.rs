@@ -84,6 +84,14 @@ pub fn bind(config: &IpsecConfig) -> Result<BoundIpsec, IpsecError> {
         let addr = SocketAddr::new(config.listen, port);
         let socket = std::net::UdpSocket::bind(addr)
             .and_then(|s| {
+                // A reconnect storm (every client of a site after an
+                // outage) lands as one burst of IKE_SA_INITs, each costing
+                // a key exchange before the next is read: the default
+                // receive buffer (~200 KiB, ~170 datagrams) dropped a third
+                // of a 250-client burst, which then waited 2 s for its
+                // retransmission. 4 MiB, as the ESP socket (capped by
+                // net.core.rmem_max).
+                let _ = socket2::SockRef::from(&s).set_recv_buffer_size(4 << 20);
                 s.set_nonblocking(true)?;
                 UdpSocket::from_std(s)
             })
