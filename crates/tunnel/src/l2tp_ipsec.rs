@@ -244,17 +244,19 @@ pub async fn serve_ipsec_l2tp(
     let mut batch = RecvBatch::with_gro(nat_t.as_raw_fd());
     let mut outgoing = Vec::with_capacity(BATCH);
     let mut outgoing_ip = Vec::with_capacity(BATCH);
+    let mut timers = TimerCache::default();
     loop {
-        let ikev2_deadline = front
-            .ikev2
-            .as_ref()
-            .and_then(|p| p.responder.poll_timeout());
-        let deadline = match (front.responder.poll_timeout(), ikev2_deadline) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
-        .map(tokio::time::Instant::from_std)
-        .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
+        let deadline = timers.deadline(Instant::now(), || {
+            let ikev2 = front
+                .ikev2
+                .as_ref()
+                .and_then(|p| p.responder.poll_timeout());
+            match (front.responder.poll_timeout(), ikev2) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            }
+        });
+        let deadline = tokio::time::Instant::from_std(deadline);
         tokio::select! {
             r = ike.recv_from(&mut ike_buf) => {
                 if let Ok((n, from)) = r {
@@ -324,6 +326,40 @@ pub async fn serve_ipsec_l2tp(
             }
         }
         front.flush();
+    }
+}
+
+/// When the IKE responders next want `handle_timeout`. Asking them walks
+/// every IKE SA, so asking after every datagram made a burst of N
+/// handshakes cost O(N²) (at 1,000 IKE SAs as much CPU as the RSA
+/// signatures) and taxed every ESP batch with one walk per tunnel. Their
+/// timers are all seconds long (retransmission, liveness, half-open and
+/// authorization limits), so the answer is reused for up to
+/// [`TimerCache::REFRESH`]: a timer set meanwhile fires at most that late.
+#[derive(Default)]
+struct TimerCache {
+    asked: Option<Instant>,
+    answer: Option<Instant>,
+}
+
+impl TimerCache {
+    const REFRESH: Duration = Duration::from_millis(50);
+    /// How long to sleep with nothing due.
+    const IDLE: Duration = Duration::from_secs(3600);
+
+    fn deadline(&mut self, now: Instant, ask: impl FnOnce() -> Option<Instant>) -> Instant {
+        match self.asked {
+            Some(at) if now < at + Self::REFRESH => {
+                // Wake at the refresh to learn of timers set since.
+                let refresh = at + Self::REFRESH;
+                self.answer.map_or(refresh, |a| a.min(refresh))
+            }
+            _ => {
+                self.asked = Some(now);
+                self.answer = ask();
+                self.answer.unwrap_or(now + Self::IDLE)
+            }
+        }
     }
 }
 
@@ -827,4 +863,39 @@ fn route_source(remote: SocketAddr) -> Option<IpAddr> {
     let probe = std::net::UdpSocket::bind(bind).ok()?;
     probe.connect(remote).ok()?;
     Some(probe.local_addr().ok()?.ip())
+}
+
+#[cfg(test)]
+mod timer_cache_tests {
+    use super::*;
+
+    #[test]
+    fn the_responders_are_asked_at_most_once_per_refresh() {
+        let t0 = Instant::now();
+        let mut cache = TimerCache::default();
+        let mut asked = 0;
+        let due = t0 + Duration::from_secs(10);
+        let mut ask = |answer: Option<Instant>| {
+            asked += 1;
+            answer
+        };
+        assert_eq!(cache.deadline(t0, || ask(Some(due))), due);
+        // Within the refresh: not asked again; woken at the refresh to
+        // learn of timers set meanwhile.
+        let soon = t0 + Duration::from_millis(10);
+        let refresh = t0 + TimerCache::REFRESH;
+        assert_eq!(cache.deadline(soon, || ask(Some(soon))), refresh);
+        // A deadline before the refresh is kept.
+        let mut cache2 = TimerCache::default();
+        let early = t0 + Duration::from_millis(20);
+        assert_eq!(cache2.deadline(t0, || Some(early)), early);
+        assert_eq!(cache2.deadline(soon, || None), early);
+        // After the refresh: asked again.
+        let later = refresh + Duration::from_millis(1);
+        assert_eq!(
+            cache.deadline(later, || ask(None)),
+            later + TimerCache::IDLE
+        );
+        assert_eq!(asked, 2);
+    }
 }
