@@ -38,6 +38,7 @@
 # Knobs: RUNS=3 T=10 IKE_N="250 1000" IKE_REPS=3 IKE_PROP=aes128gcm16-prfsha256-x25519
 #        IKE_TIMEOUT=60 RESPONDERS="strongswan ras" GENERATORS=loadtester RAS_COOKIES=0 SW_LOGLEVEL=0 RAS_LOG=info
 #        RAS_COOKIE_THRESHOLD=100000 SW_COOKIE_THRESHOLD= (unset: strongSwan dos_protection = no)
+#        SW_RMEM=4194304 (the strongSwan responder's socket buffers, as ras's IKE sockets; empty: system default)
 set -Eeuo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
@@ -54,6 +55,7 @@ IKE_PROP=${IKE_PROP:-aes128gcm16-prfsha256-x25519}
 IKE_TIMEOUT=${IKE_TIMEOUT:-60}
 RESPONDERS=${RESPONDERS:-"strongswan ras"}
 GENERATORS=${GENERATORS:-loadtester}
+SW_RMEM=${SW_RMEM-4194304}
 RAS_COOKIES=${RAS_COOKIES:-0}
 RAS_COOKIE_THRESHOLD=${RAS_COOKIE_THRESHOLD:-100000}
 NSA=ikba; NSB=ikbb; NSC=ikbc
@@ -89,8 +91,22 @@ stop_pid() {   # NAME: TERM the recorded PID, KILL after 5 s
     fi
     rm -f "$f"
 }
+# strongSwan 5.9.8 has no setting for its IKE sockets' receive buffer; ras asks
+# for 4 MiB. SW_RMEM (bytes, default 4 MiB, empty: off) is made the system's
+# default while charon opens its sockets, so both responders get the same
+# room for a burst; the old value is put back at once (and by cleanup).
+sw_rmem_raise() {
+    [ -n "$SW_RMEM" ] || return 0
+    [ -f "$S/rmem_default.orig" ] || sysctl -n net.core.rmem_default >"$S/rmem_default.orig"
+    sysctl -qw net.core.rmem_default="$SW_RMEM"
+}
+sw_rmem_restore() {
+    [ -f "$S/rmem_default.orig" ] || return 0
+    sysctl -qw net.core.rmem_default="$(cat "$S/rmem_default.orig")" && rm -f "$S/rmem_default.orig"
+}
 cleanup() {
     local f n
+    sw_rmem_restore
     for f in "$S"/*.pid; do [ -e "$f" ] || continue; n=$(basename "$f" .pid); stop_pid "$n"; done
     if [ -f "$S/netns.created" ]; then
         for n in $(cat "$S/netns.created"); do
@@ -535,7 +551,9 @@ burst() {
     la=$(cut -d' ' -f1 /proc/loadavg)
     if [ "$who" = strongswan ]; then
         rn=swb
+        sw_rmem_raise
         start_charon swb $NSB "$S/swb/strongswan.conf" /usr/lib/ipsec/charon "$S/swb/charon.vici"; swanctl_load swb
+        sw_rmem_restore
     else
         rn=rasb
         local cert=rsa th=$RAS_COOKIE_THRESHOLD
@@ -680,7 +698,7 @@ header() {
     {
         echo "ikbench $STAMP on $(uname -r), $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), load $(cut -d' ' -f1-3 /proc/loadavg)"
         echo "ras $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?') ($RAS); strongSwan $(dpkg-query -W -f='${Version}' strongswan-charon) (Debian charon, kernel-libipsec); iperf3 $(dpkg-query -W -f='${Version}' iperf3); wireguard-go $(dpkg-query -W -f='${Version}' wireguard-go)"
-        echo "IKE proposal $IKE_PROP; ESP aes128gcm16; ras cookie_threshold $RAS_COOKIE_THRESHOLD, strongSwan $(sw_dos_protection | xargs | sed 's/ = /=/g'); ipsec0 MTU 1400, wg MTU 1420, veth MTU 1500"
+        echo "IKE proposal $IKE_PROP; ESP aes128gcm16; ras cookie_threshold $RAS_COOKIE_THRESHOLD, strongSwan $(sw_dos_protection | xargs | sed 's/ = /=/g') rcvbuf ${SW_RMEM:-default}; ipsec0 MTU 1400, wg MTU 1420, veth MTU 1500"
     } >"$R/header.txt"
 }
 

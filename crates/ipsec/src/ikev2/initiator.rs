@@ -142,7 +142,11 @@ pub struct Ikev2Initiator {
     pub(crate) ike_rekeys: u64,
     /// The IKE SA a rekey replaced, until its Delete is answered.
     pub(crate) retiring: Option<super::initiator_ike_rekey::RetiringSa>,
+    /// What NAT detection acts on: `nat_seen`, with our side counted as
+    /// behind a NAT when encapsulation is forced.
     pub(crate) nat: NatState,
+    /// What the NAT_DETECTION payloads showed (§2.23), for the user.
+    pub(crate) nat_seen: NatState,
     pub(crate) server_fragments: bool,
     /// The server announced MOBIKE in IKE_AUTH (RFC 4555 §3.2).
     pub(crate) server_mobike: bool,
@@ -228,6 +232,7 @@ impl Ikev2Initiator {
             ike_rekeys: 0,
             retiring: None,
             nat: NatState::default(),
+            nat_seen: NatState::default(),
             server_fragments: false,
             server_mobike: false,
             address_update_due: false,

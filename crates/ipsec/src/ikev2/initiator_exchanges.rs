@@ -318,10 +318,14 @@ impl Ikev2Initiator {
             .map(|n| n.data);
         let expected_source = nat_d(HashAlg::Sha1, &self.spi_i, &self.spi_r, self.remote);
         let expected_destination = nat_d(HashAlg::Sha1, &self.spi_i, &self.spi_r, self.local);
-        self.nat = NatState {
+        self.nat_seen = NatState {
             peer_behind_nat: !sources.is_empty() && !sources.contains(&expected_source.as_slice()),
-            local_behind_nat: self.config.force_udp_encapsulation
-                || destination.is_some_and(|d| d != expected_destination.as_slice()),
+            local_behind_nat: destination.is_some_and(|d| d != expected_destination.as_slice()),
+        };
+        // A forced encapsulation acts as if we were behind a NAT.
+        self.nat = NatState {
+            local_behind_nat: self.nat_seen.local_behind_nat || self.config.force_udp_encapsulation,
+            ..self.nat_seen
         };
         self.server_fragments = notifies
             .iter()
@@ -621,8 +625,13 @@ impl Ikev2Initiator {
             virtual_ipv4: self.virtual_ipv4,
             dns,
             server_selectors: tsr,
-            // Our NAT state as the initiator: "local" is this client.
-            nat: self.nat.describe_as_initiator().to_string(),
+            // What the NAT detection saw, worded as the initiator ("local"
+            // is this client); a forced encapsulation is not called a NAT.
+            nat: if self.config.force_udp_encapsulation && !self.nat_seen.any() {
+                "UDP encapsulation forced".to_string()
+            } else {
+                self.nat_seen.describe_as_initiator().to_string()
+            },
             suite: choice.suite.to_string(),
         });
         self.events
@@ -719,10 +728,13 @@ impl Ikev2Initiator {
         }
         let expected_source = nat_d(HashAlg::Sha1, &self.spi_i, &self.spi_r, self.remote);
         let expected_destination = nat_d(HashAlg::Sha1, &self.spi_i, &self.spi_r, self.local);
-        self.nat = NatState {
+        self.nat_seen = NatState {
             peer_behind_nat: !sources.is_empty() && !sources.contains(&expected_source),
-            local_behind_nat: self.config.force_udp_encapsulation
-                || destination.is_some_and(|d| d != expected_destination),
+            local_behind_nat: destination.is_some_and(|d| d != expected_destination),
+        };
+        self.nat = NatState {
+            local_behind_nat: self.nat_seen.local_behind_nat || self.config.force_udp_encapsulation,
+            ..self.nat_seen
         };
     }
 

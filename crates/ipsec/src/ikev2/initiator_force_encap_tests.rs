@@ -18,8 +18,9 @@ const PSK: &[u8] = b"force encapsulation test key";
 
 /// Connects an initiator (PSK, `force` as given) to our responder with no
 /// NAT between them; returns (client's child in UDP, server's child in
-/// UDP, the port the client's last message went to).
-fn connect(force: bool) -> (bool, bool, u16) {
+/// UDP, the port the client's last message went to, the client's NAT
+/// wording).
+fn connect(force: bool) -> (bool, bool, u16, String) {
     let now = Instant::now();
     let server_addr: SocketAddr = "198.51.100.1:500".parse().unwrap();
     let local: SocketAddr = "192.0.2.20:500".parse().unwrap();
@@ -38,6 +39,7 @@ fn connect(force: bool) -> (bool, bool, u16) {
         now,
     );
     let (mut client_udp, mut server_udp, mut last_port) = (None, None, 0);
+    let mut nat_text = String::new();
     for _ in 0..20 {
         while let Some(t) = client.poll_transmit() {
             // The source the server sees is the client's real address and
@@ -65,8 +67,10 @@ fn connect(force: bool) -> (bool, bool, u16) {
             }
         }
         while let Some(e) = client.poll_event() {
-            if let Ikev2ClientEvent::ChildSaUp(child) = e {
-                client_udp = Some(child.udp_encapsulated);
+            match e {
+                Ikev2ClientEvent::ChildSaUp(child) => client_udp = Some(child.udp_encapsulated),
+                Ikev2ClientEvent::Connected { nat, .. } => nat_text = nat,
+                _ => {}
             }
         }
     }
@@ -75,15 +79,21 @@ fn connect(force: bool) -> (bool, bool, u16) {
         client_udp.expect("client child SA"),
         server_udp.expect("server child SA"),
         last_port,
+        nat_text,
     )
 }
 
 #[test]
 fn without_a_nat_esp_is_not_encapsulated() {
-    assert_eq!(connect(false), (false, false, 500));
+    assert_eq!(connect(false), (false, false, 500, "no NAT".to_string()));
 }
 
 #[test]
 fn a_faked_source_hash_makes_both_ends_encapsulate() {
-    assert_eq!(connect(true), (true, true, 4500));
+    // Nothing was rewritten: the client's line says why it encapsulates
+    // rather than claiming a NAT (as IKEv1's initiator words it).
+    assert_eq!(
+        connect(true),
+        (true, true, 4500, "UDP encapsulation forced".to_string())
+    );
 }
