@@ -342,26 +342,7 @@ fn run(job: Job) -> Option<Run> {
     // With RADIUS: FreeRADIUS knows the same user and password as the
     // guest's EAP secret; our user store does not.
     let (radius, radius_section) = if job.radius {
-        if !interop::freeradius::available() {
-            if std::env::var("RAS_INTEROP_REQUIRED").is_ok_and(|v| v == "1") {
-                panic!("RAS_INTEROP_REQUIRED=1 but FreeRADIUS is not installed");
-            }
-            eprintln!("SKIPPED (IKEv2 with RADIUS): FreeRADIUS is not installed");
-            return None;
-        }
-        std::fs::create_dir_all(&state).unwrap();
-        std::fs::write(
-            state.join("radius.secret"),
-            format!("{}\n", interop::freeradius::SECRET),
-        )
-        .unwrap();
-        let fr = interop::freeradius::FreeRadius::start(
-            &dir.path().join("fr"),
-            Some(&vm.ns),
-            Ipv4Addr::LOCALHOST,
-        )
-        .expect("FreeRADIUS");
-        let mut fr = fr;
+        let (mut fr, section) = freeradius_for_vm(vm, dir.path(), &state, "IKEv2 with RADIUS")?;
         if job.auth == ClientAuth::EapTls {
             let files = dir.path().join("fr-tls");
             std::fs::create_dir_all(&files).unwrap();
@@ -376,10 +357,7 @@ fn run(job: Job) -> Option<Run> {
             fr.use_eap_tls(&ca, &cert, &key)
                 .expect("FreeRADIUS with EAP-TLS");
         }
-        (
-            Some(fr),
-            "[radius]\ntimeout_secs = 2\n\n[[radius.servers]]\naddress = \"127.0.0.1\"\nsecret_file = \"radius.secret\"\n\n".to_string(),
-        )
+        (Some(fr), section)
     } else {
         (None, String::new())
     };

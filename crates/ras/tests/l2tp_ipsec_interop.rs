@@ -327,29 +327,8 @@ fn run(job: Job) -> Option<Run> {
     };
     // With RADIUS: FreeRADIUS knows the user; our user store does not.
     let (radius, radius_section) = if radius_user.is_some() {
-        if !interop::freeradius::available() {
-            if std::env::var("RAS_INTEROP_REQUIRED").is_ok_and(|v| v == "1") {
-                panic!("RAS_INTEROP_REQUIRED=1 but FreeRADIUS is not installed");
-            }
-            eprintln!("SKIPPED (L2TP/IPsec with RADIUS): FreeRADIUS is not installed");
-            return None;
-        }
-        std::fs::create_dir_all(&state).unwrap();
-        std::fs::write(
-            state.join("radius.secret"),
-            format!("{}\n", interop::freeradius::SECRET),
-        )
-        .unwrap();
-        let fr = interop::freeradius::FreeRadius::start(
-            &dir.path().join("fr"),
-            Some(&vm.ns),
-            Ipv4Addr::LOCALHOST,
-        )
-        .expect("FreeRADIUS");
-        (
-            Some(fr),
-            "[radius]\ntimeout_secs = 2\n\n[[radius.servers]]\naddress = \"127.0.0.1\"\nsecret_file = \"radius.secret\"\n\n".to_string(),
-        )
+        let (fr, section) = freeradius_for_vm(vm, dir.path(), &state, "L2TP/IPsec with RADIUS")?;
+        (Some(fr), section)
     } else {
         (None, String::new())
     };

@@ -487,6 +487,37 @@ pub fn echo_service(vm: &interop::Vm) -> u16 {
 /// The interop VM for a test that runs guest jobs, or `None` after saying
 /// why the test is skipped (not root, no VM, an image without guest jobs);
 /// with `RAS_INTEROP_REQUIRED=1` a missing piece is a failure instead.
+/// FreeRADIUS on loopback in the interop VM's namespace, for a test whose
+/// users only RADIUS knows: the shared secret is written to
+/// `state/radius.secret`, and the `[radius]` section that uses it is
+/// returned for the server's configuration. `None` (the test says it is
+/// skipped) when FreeRADIUS is not installed.
+pub fn freeradius_for_vm(
+    vm: &interop::Vm,
+    dir: &Path,
+    state: &Path,
+    what: &str,
+) -> Option<(interop::freeradius::FreeRadius, String)> {
+    if !interop::freeradius::available() {
+        if std::env::var("RAS_INTEROP_REQUIRED").is_ok_and(|v| v == "1") {
+            panic!("RAS_INTEROP_REQUIRED=1 but FreeRADIUS is not installed");
+        }
+        eprintln!("SKIPPED ({what}): FreeRADIUS is not installed");
+        return None;
+    }
+    std::fs::create_dir_all(state).unwrap();
+    std::fs::write(
+        state.join("radius.secret"),
+        format!("{}\n", interop::freeradius::SECRET),
+    )
+    .unwrap();
+    let fr =
+        interop::freeradius::FreeRadius::start(&dir.join("fr"), Some(&vm.ns), Ipv4Addr::LOCALHOST)
+            .expect("FreeRADIUS");
+    let section = "[radius]\ntimeout_secs = 2\n\n[[radius.servers]]\naddress = \"127.0.0.1\"\nsecret_file = \"radius.secret\"\n\n";
+    Some((fr, section.to_string()))
+}
+
 pub fn vm_with_guest_jobs(what: &str) -> Option<&'static interop::Vm> {
     if !interop::require_root_or_skip() {
         return None;
