@@ -1267,33 +1267,8 @@ fn a_server_certificate_signs_our_auth_for_eap_clients() {
         let mut r = Ikev2Responder::new(cfg, now);
         let mut c = Client::new(DhGroup::Ecp256);
         c.signature_hashes = rfc7427;
-        let request = c.sa_init(&aes_cbc_sha256_proposal(), None, false);
-        r.handle_datagram(now, server(), c.addr, false, &request);
-        let out = drain(&mut r);
-        let header = Header::parse(&out[0]).expect("header");
-        let init = wire::payloads(header.next_payload, &out[0][HEADER_LEN..]).expect("payloads");
-        assert!(
-            wire::notifies(&init).any(|n| n.kind == notify::SIGNATURE_HASH_ALGORITHMS),
-            "we announce RFC 7427"
-        );
-        c.sa_init_done(&out[0]);
-        let mut chain = PayloadChain::new();
-        chain.push(
-            payload::IDI,
-            &Identification::encode(id_type::RFC822_ADDR, b"alice@example"),
-        );
-        chain.push(payload::SA, &sa_payload::encode(&esp_proposal(7000)));
-        chain.push(
-            payload::TSI,
-            &traffic_selectors::encode(&[TrafficSelector::any_ipv4()]),
-        );
-        chain.push(
-            payload::TSR,
-            &traffic_selectors::encode(&[TrafficSelector::any_ipv4()]),
-        );
-        let request = c.seal(exchange::IKE_AUTH, &chain);
-        r.handle_datagram(now, server(), c.addr, false, &request);
-        let Some(Ikev2Event::EapStart { ike_sa, .. }) = events(&mut r).pop() else {
+        let (_, mut events) = ask_for_eap(&mut r, &mut c, now);
+        let Some(Ikev2Event::EapStart { ike_sa, .. }) = events.pop() else {
             panic!("EAP start");
         };
         r.eap_reply(
@@ -1333,6 +1308,122 @@ fn a_server_certificate_signs_our_auth_for_eap_clients() {
         assert!(
             verified.is_ok(),
             "method {method}: the signature verifies with the certificate's key"
+        );
+    }
+}
+
+/// IKE_SA_INIT, then a first IKE_AUTH without AUTH (the client wants
+/// EAP): the IKE_AUTH request and the events it raised.
+fn ask_for_eap(r: &mut Ikev2Responder, c: &mut Client, now: Instant) -> (Vec<u8>, Vec<Ikev2Event>) {
+    let request = c.sa_init(&aes_cbc_sha256_proposal(), None, false);
+    r.handle_datagram(now, server(), c.addr, false, &request);
+    let out = drain(r);
+    let header = Header::parse(&out[0]).expect("header");
+    let init = wire::payloads(header.next_payload, &out[0][HEADER_LEN..]).expect("payloads");
+    assert!(
+        wire::notifies(&init).any(|n| n.kind == notify::SIGNATURE_HASH_ALGORITHMS),
+        "we announce RFC 7427"
+    );
+    c.sa_init_done(&out[0]);
+    let mut chain = PayloadChain::new();
+    chain.push(
+        payload::IDI,
+        &Identification::encode(id_type::RFC822_ADDR, b"alice@example"),
+    );
+    chain.push(payload::SA, &sa_payload::encode(&esp_proposal(7000)));
+    chain.push(
+        payload::TSI,
+        &traffic_selectors::encode(&[TrafficSelector::any_ipv4()]),
+    );
+    chain.push(
+        payload::TSR,
+        &traffic_selectors::encode(&[TrafficSelector::any_ipv4()]),
+    );
+    let request = c.seal(exchange::IKE_AUTH, &chain);
+    r.handle_datagram(now, server(), c.addr, false, &request);
+    (request, events(r))
+}
+
+/// With `offload_signatures` the responder leaves its signature to the
+/// driver (`SignatureNeeded`) and holds the first EAP answer until the
+/// signature is back, whichever comes first; a retransmitted IKE_AUTH
+/// meanwhile gets nothing. The answer carries the certificate, the
+/// driver's EAP request and an AUTH that verifies with the certificate's
+/// key. Without the hold, the answer would leave with no AUTH or block.
+#[test]
+fn an_offloaded_signature_holds_the_first_eap_answer_until_it_is_made() {
+    use aws_lc_rs::signature::{UnparsedPublicKey, ECDSA_P256_SHA256_ASN1};
+    use ipsec::ikev2::signature_auth::ServerCredential;
+
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("key");
+    let cert = rcgen::CertificateParams::new(vec!["vpn.example".to_string()])
+        .expect("params")
+        .self_signed(&key)
+        .expect("cert");
+    let credential = ServerCredential::from_pkcs8(vec![cert.der().to_vec()], &key.serialize_der())
+        .expect("credential");
+    let public = credential.public_key();
+    let credential = std::sync::Arc::new(credential);
+    for signature_first in [false, true] {
+        let now = Instant::now();
+        let mut cfg = config();
+        cfg.certificate = Some(credential.clone());
+        cfg.offload_signatures = true;
+        let mut r = Ikev2Responder::new(cfg, now);
+        let mut c = Client::new(DhGroup::Ecp256);
+        c.signature_hashes = true;
+        let (request, events) = ask_for_eap(&mut r, &mut c, now);
+        let mut ike_sa = None;
+        let mut job = None;
+        for event in events {
+            match event {
+                Ikev2Event::EapStart { ike_sa: id, .. } => ike_sa = Some(id),
+                Ikev2Event::SignatureNeeded(j) => job = Some(j),
+                _ => {}
+            }
+        }
+        let (ike_sa, job) = (ike_sa.expect("EapStart"), job.expect("SignatureNeeded"));
+        assert_eq!(job.ike_sa, ike_sa);
+        let eap_request = vec![1, 1, 0, 5, 1];
+        if signature_first {
+            r.signature_ready(now, job.run());
+            assert!(drain(&mut r).is_empty(), "nothing to say before EAP");
+            r.eap_reply(
+                now,
+                ike_sa,
+                ipsec::ikev2::EapReply::Continue(eap_request.clone()),
+            );
+        } else {
+            r.eap_reply(
+                now,
+                ike_sa,
+                ipsec::ikev2::EapReply::Continue(eap_request.clone()),
+            );
+            assert!(drain(&mut r).is_empty(), "held for the signature");
+            r.handle_datagram(now, server(), c.addr, false, &request);
+            assert!(drain(&mut r).is_empty(), "a retransmission waits too");
+            r.signature_ready(now, job.run());
+        }
+        let out = drain(&mut r);
+        assert_eq!(out.len(), 1, "signature first: {signature_first}");
+        let (_, first, inner) = c.open(&out[0]);
+        let reply = wire::payloads(first, &inner).expect("payloads");
+        assert_eq!(wire::find(&reply, payload::EAP), Some(&eap_request[..]));
+        assert_eq!(
+            &wire::find(&reply, payload::CERT).expect("CERT")[1..],
+            cert.der().as_ref()
+        );
+        let idr = wire::find(&reply, payload::IDR).expect("IDr");
+        let auth =
+            Authentication::parse(wire::find(&reply, payload::AUTH).expect("AUTH")).expect("auth");
+        assert_eq!(auth.method, 14);
+        let len = auth.data[0] as usize;
+        let signed = signed_octets(c.prf, &c.init_response, &c.ni, &c.keys().sk_pr, idr);
+        assert!(
+            UnparsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, &public)
+                .verify(&signed, &auth.data[1 + len..])
+                .is_ok(),
+            "the offloaded signature verifies"
         );
     }
 }

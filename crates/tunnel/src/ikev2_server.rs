@@ -28,7 +28,7 @@ use ipsec::ikev1::events::{DownReason, IkeSaId};
 use ipsec::ikev2::traffic_selectors::TrafficSelector;
 use ipsec::ikev2::{
     Authorization, AuthorizationRequest, ChildSa, ClientAuthMethod, EapReply, Ikev2Config,
-    Ikev2Event, Ikev2Responder,
+    Ikev2Event, Ikev2Responder, SignatureJob, SignedAuth,
 };
 use ppp::auth::AuthProtocol;
 use ppp::link::{Ipv4Info, Ipv6Info, LinkUp, NetworkSettings};
@@ -74,6 +74,8 @@ pub(crate) enum HookAnswer {
     Authorized(IkeSaId, Result<Granted, String>),
     /// The owner asked the session to stop (a timeout, a Disconnect-Request).
     StopRequested(IkeSaId),
+    /// Our signature for an EAP client, made on a blocking thread.
+    Signed(Box<SignedAuth>),
 }
 
 /// What `network` and `up` gave an authorized client.
@@ -162,6 +164,10 @@ pub(crate) struct Ikev2Part {
     spi_owner: HashMap<u32, IkeSaId>,
     answers: mpsc::UnboundedSender<HookAnswer>,
     packets: mpsc::Sender<(IkeSaId, Bytes)>,
+    /// Signatures being made at once: one per core, so a burst of
+    /// certificate + EAP clients uses every core but queues rather than
+    /// starting a thread per client.
+    signers: Arc<tokio::sync::Semaphore>,
     /// Packets dropped: not IPv4, or not from the client's address.
     pub(crate) dropped: u64,
     delivered: bool,
@@ -180,13 +186,19 @@ impl Ikev2Part {
         // channel is bounded by the number of sessions.
         let (answers, answers_rx) = mpsc::unbounded_channel();
         let (packets, packets_rx) = mpsc::channel(PACKET_QUEUE);
+        // Our RSA signature costs more than the rest of a handshake: it is
+        // made off this task (`SignatureNeeded`), on the blocking pool.
+        let mut config = service.config.clone();
+        config.offload_signatures = true;
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let part = Ikev2Part {
-            responder: Ikev2Responder::new(service.config.clone(), now),
+            responder: Ikev2Responder::new(config, now),
             service,
             tunnels: HashMap::new(),
             spi_owner: HashMap::new(),
             answers,
             packets,
+            signers: Arc::new(tokio::sync::Semaphore::new(cores)),
             dropped: 0,
             delivered: false,
         };
@@ -296,6 +308,7 @@ impl Ikev2Part {
                 self.eap_step(now, ike_sa, step);
             }
             HookAnswer::Authorized(ike_sa, result) => self.authorized(now, ike_sa, result),
+            HookAnswer::Signed(signed) => self.responder.signature_ready(now, *signed),
             HookAnswer::StopRequested(ike_sa) => {
                 let Some(tunnel) = self.tunnels.get_mut(&ike_sa) else {
                     return;
@@ -353,6 +366,7 @@ impl Ikev2Part {
                     self.tunnels.insert(ike_sa, tunnel);
                     self.eap_step(now, ike_sa, step);
                 }
+                Ikev2Event::SignatureNeeded(job) => self.sign(*job),
                 Ikev2Event::EapResponse { ike_sa, packet } => {
                     let Some(eap) = self.tunnels.get_mut(&ike_sa).and_then(|t| t.eap.as_mut())
                     else {
@@ -461,6 +475,27 @@ impl Ikev2Part {
             }
             ServerStep::Nothing => {}
         }
+    }
+
+    /// Makes our signature on the blocking pool, at most one per core at
+    /// a time; the answer comes back as `HookAnswer::Signed`. Jobs are
+    /// bounded by the responder's half-open limit (one per EAP client).
+    fn sign(&self, job: SignatureJob) {
+        let signers = self.signers.clone();
+        let answers = self.answers.clone();
+        tokio::spawn(async move {
+            let Ok(permit) = signers.acquire_owned().await else {
+                return;
+            };
+            let signed = tokio::task::spawn_blocking(move || {
+                let _permit = permit;
+                job.run()
+            })
+            .await;
+            if let Ok(signed) = signed {
+                let _ = answers.send(HookAnswer::Signed(Box::new(signed)));
+            }
+        });
     }
 
     /// An authenticated client: `network`, then `up`, in a hook task.

@@ -119,6 +119,10 @@ pub struct Ikev2Config {
     pub client_trust: Option<std::sync::Arc<super::client_certificate::ClientTrust>>,
     /// Clients may authenticate with EAP (§2.16).
     pub eap: bool,
+    /// Leave our signature for EAP clients to the driver
+    /// (`Ikev2Event::SignatureNeeded`), which can make it on another
+    /// thread; otherwise the responder signs inline.
+    pub offload_signatures: bool,
 }
 
 impl Default for Ikev2Config {
@@ -141,6 +145,7 @@ impl Default for Ikev2Config {
             certificate: None,
             client_trust: None,
             eap: true,
+            offload_signatures: false,
         }
     }
 }

@@ -14,6 +14,7 @@ use super::ike_sa::{EapStage, PendingChild, Stage};
 use super::notify;
 use super::payloads::{auth_method, Authentication};
 use super::responder::Ikev2Responder;
+use super::signature_job::{OurAuth, SignatureJob, SignedAuth};
 use super::wire::{exchange, payload, Header, PayloadChain};
 
 impl Ikev2Responder {
@@ -46,12 +47,25 @@ impl Ikev2Responder {
             );
             return;
         };
+        let idr_body = self.config.local_identity.id_body();
+        let offload = self
+            .config
+            .certificate
+            .clone()
+            .filter(|_| self.config.offload_signatures);
         let Some(sa) = self.sas.get_mut(&spi_r) else {
             return;
         };
         sa.identity = identity.clone();
         sa.auth_key = Some(Zeroizing::new(key));
         sa.eap = true;
+        // §2.15: what we sign is fixed since IKE_SA_INIT, so the signature
+        // can be made while the EAP server prepares its first request.
+        let job = offload.map(|credential| {
+            let signed =
+                signed_octets(sa.prf, &sa.init_response, &sa.ni, &sa.keys.sk_pr, &idr_body);
+            SignatureJob::new(sa.id, credential, signed, sa.peer_hashes.clone())
+        });
         sa.stage = Stage::Eap(Box::new(EapStage {
             pending: PendingChild {
                 message_id: header.message_id,
@@ -66,6 +80,12 @@ impl Ikev2Responder {
             idi_body: request.idi_body,
             owe_answer: true,
             sent_auth: false,
+            our_auth: if job.is_some() {
+                OurAuth::Pending
+            } else {
+                OurAuth::Inline
+            },
+            held_reply: None,
             msk: None,
             eap_identity: None,
             since: now,
@@ -76,6 +96,30 @@ impl Ikev2Responder {
             peer,
             ike_identity: identity,
         });
+        if let Some(job) = job {
+            self.push_event(Ikev2Event::SignatureNeeded(Box::new(job)));
+        }
+    }
+
+    /// The driver made our signature (`SignatureNeeded`): the first EAP
+    /// answer, if the EAP server gave it already, goes out now.
+    pub fn signature_ready(&mut self, now: Instant, signed: SignedAuth) {
+        let Some(&spi_r) = self.ids.get(&signed.ike_sa) else {
+            return; // the SA ended meanwhile
+        };
+        let Some(sa) = self.sas.get_mut(&spi_r) else {
+            return;
+        };
+        let Stage::Eap(stage) = &mut sa.stage else {
+            return;
+        };
+        if !matches!(stage.our_auth, OurAuth::Pending) {
+            return;
+        }
+        stage.our_auth = OurAuth::Done(signed.result);
+        if let Some(reply) = stage.held_reply.take() {
+            self.eap_reply(now, signed.ike_sa, reply);
+        }
     }
 
     /// A later IKE_AUTH of the EAP conversation.
@@ -198,6 +242,13 @@ impl Ikev2Responder {
         if !stage.owe_answer {
             return;
         }
+        if !stage.sent_auth && matches!(stage.our_auth, OurAuth::Pending) {
+            // Our AUTH is still being signed: this answer follows it
+            // (`signature_ready`); a retransmitted request meanwhile is
+            // ignored as while the EAP server works.
+            stage.held_reply = Some(reply);
+            return;
+        }
         stage.owe_answer = false;
         stage.since = now;
         let message_id = stage.pending.message_id;
@@ -208,9 +259,19 @@ impl Ikev2Responder {
             let signed =
                 signed_octets(sa.prf, &sa.init_response, &sa.ni, &sa.keys.sk_pr, &idr_body);
             chain.push(payload::IDR, &idr_body);
+            let signature = match std::mem::replace(&mut stage.our_auth, OurAuth::Inline) {
+                OurAuth::Done(result) => Some(result),
+                _ => None,
+            };
             match &self.config.certificate {
                 Some(credential) => {
-                    if let Err(e) = credential.push_auth(&mut chain, &signed, &sa.peer_hashes) {
+                    let signed = match signature {
+                        Some(result) => result.map(|(method, data)| {
+                            credential.push_signed(&mut chain, method, &data)
+                        }),
+                        None => credential.push_auth(&mut chain, &signed, &sa.peer_hashes),
+                    };
+                    if let Err(e) = signed {
                         let reason = format!(
                             "cannot authenticate this server to IKEv2 client {}: {e}",
                             sa.identity

@@ -39,6 +39,10 @@ pub(crate) struct EapStage {
     pub owe_answer: bool,
     /// Our first answer (IDr, AUTH) has gone out.
     pub sent_auth: bool,
+    /// Our AUTH for that first answer.
+    pub our_auth: super::signature_job::OurAuth,
+    /// The driver's first EAP answer, held while our signature is made.
+    pub held_reply: Option<super::events::EapReply>,
     /// Set when the EAP method succeeded: the key of both final AUTHs.
     pub msk: Option<Zeroizing<Vec<u8>>>,
     pub eap_identity: Option<String>,

@@ -40,6 +40,7 @@ mod sa_init;
 pub mod sa_payload;
 pub mod server_signature;
 pub mod signature_auth;
+pub mod signature_job;
 pub mod traffic_selectors;
 pub mod wire;
 
@@ -52,3 +53,4 @@ pub use initiator::{Ikev2ClientEvent, Ikev2Initiator};
 pub use initiator_config::{ClientAuth, Ikev2InitiatorConfig, Ikev2Offer};
 pub use responder::{Ikev2Responder, Ikev2Stats};
 pub use server_signature::{ServerSignatureError, ServerTrust};
+pub use signature_job::{SignatureJob, SignedAuth};

@@ -267,17 +267,23 @@ impl ServerCredential {
         signed: &[u8],
         peer_hashes: &[u16],
     ) -> Result<(), SignatureAuthError> {
+        let (method, data) = self.sign(signed, peer_hashes)?;
+        self.push_signed(chain, method, &data);
+        Ok(())
+    }
+
+    /// Our CERT payloads (leaf first) and an AUTH payload signed earlier
+    /// (by [`Self::sign`], perhaps on another thread).
+    pub fn push_signed(&self, chain: &mut super::wire::PayloadChain, method: u8, data: &[u8]) {
         use super::payloads::{cert_encoding, Authentication, Certificate};
         use super::wire::payload;
-        let (method, data) = self.sign(signed, peer_hashes)?;
         for der in self.chain() {
             chain.push(
                 payload::CERT,
                 &Certificate::encode(cert_encoding::X509_SIGNATURE, der),
             );
         }
-        chain.push(payload::AUTH, &Authentication::encode(method, &data));
-        Ok(())
+        chain.push(payload::AUTH, &Authentication::encode(method, data));
     }
 
     /// The public key (for tests and logs): an RSAPublicKey DER or an
