@@ -236,17 +236,7 @@ impl SessionCore {
         }
         self.spoofed += 1;
         if self.spoofed == 1 {
-            let source = match packet.first().map(|b| b >> 4) {
-                Some(4) if packet.len() >= 20 => {
-                    let b: [u8; 4] = packet[12..16].try_into().unwrap_or_default();
-                    std::net::IpAddr::from(b).to_string()
-                }
-                Some(6) if packet.len() >= 40 => {
-                    let b: [u8; 16] = packet[8..24].try_into().unwrap_or_default();
-                    std::net::IpAddr::from(b).to_string()
-                }
-                _ => "a truncated header".into(),
-            };
+            let source = crate::source_filter::describe_source(packet);
             tracing::warn!(
                 session_id = self.info.id,
                 "dropped a packet from {source}: neither the client's address nor a network routed to it (further ones are only counted, the total at the end)"

@@ -22,5 +22,5 @@ pub use crate::core::{Role, SessionCore, SessionEvent};
 pub use end_reason::{EndReason, LostCarrier, TerminateCause};
 pub use link_text::link_up_text;
 pub use questions::{AuthAnswer, HookAnswer, HookRequest, IgnoredAnswer, SessionInfo};
-pub use source_filter::SourceFilter;
+pub use source_filter::{describe_source, SourceFilter};
 pub use stats::SessionStats;

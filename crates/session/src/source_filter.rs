@@ -65,6 +65,22 @@ impl SourceFilter {
     }
 }
 
+/// A dropped packet's source address for a log line ("a truncated
+/// header" when it has none).
+pub fn describe_source(packet: &[u8]) -> String {
+    match packet.first().map(|b| b >> 4) {
+        Some(4) if packet.len() >= 20 => {
+            Ipv4Addr::new(packet[12], packet[13], packet[14], packet[15]).to_string()
+        }
+        Some(6) if packet.len() >= 40 => {
+            let mut b = [0u8; 16];
+            b.copy_from_slice(&packet[8..24]);
+            Ipv6Addr::from(b).to_string()
+        }
+        _ => "a truncated header".into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -115,6 +115,9 @@ struct Tunnel {
     reported: SessionStats,
     /// The tasks that forward its packets and watch for a stop request.
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// Its packets dropped by the source check (the first is logged, the
+    /// total when the IKE SA ends).
+    spoofed: u64,
 }
 
 impl Tunnel {
@@ -138,6 +141,7 @@ impl Tunnel {
             stats: SessionStats::default(),
             reported: SessionStats::default(),
             tasks: Vec::new(),
+            spoofed: 0,
         }
     }
 
@@ -249,6 +253,14 @@ impl Ikev2Part {
         } || tunnel.sources.as_ref().is_some_and(|f| f.allows(packet));
         if !allowed {
             self.dropped += 1;
+            tunnel.spoofed += 1;
+            if tunnel.spoofed == 1 {
+                tracing::warn!(
+                    session = tunnel.info.id,
+                    "dropped a packet from {}: neither the client's address nor a network routed to it (further ones are only counted, the total at the end)",
+                    session::describe_source(packet)
+                );
+            }
             return;
         }
         // The client sends on a rekeyed pair: it has installed it, so our
@@ -410,9 +422,11 @@ impl Ikev2Part {
                 } => {
                     // Our own reason (a timeout, a Disconnect-Request)
                     // says more than the responder's "closed".
-                    match self.tunnels.get(&ike_sa).and_then(|t| t.end.as_ref()) {
-                        Some(end) => tracing::info!("IKEv2: {peer}: IKE SA ended: {end}"),
-                        None => tracing::info!("IKEv2: {peer}: IKE SA ended: {reason}"),
+                    let tunnel = self.tunnels.get(&ike_sa);
+                    let spoofed = tunnel.map_or(0, |t| t.spoofed);
+                    match tunnel.and_then(|t| t.end.as_ref()) {
+                        Some(end) => tracing::info!("{}", ended_line(peer, end, spoofed)),
+                        None => tracing::info!("{}", ended_line(peer, &reason, spoofed)),
                     }
                     self.ended(ike_sa, end_reason(&reason));
                 }
@@ -746,6 +760,16 @@ impl Ikev2Part {
             tunnel.end.get_or_insert(EndReason::ServerStopping);
         }
         self.responder.close_all(now);
+    }
+}
+
+/// The line that ends an IKE SA, with the total the source check dropped
+/// (as the PPP tunnels' "PPP link down" line has it).
+fn ended_line(peer: SocketAddr, reason: &dyn std::fmt::Display, spoofed: u64) -> String {
+    if spoofed > 0 {
+        format!("IKEv2: {peer}: IKE SA ended: {reason}; {spoofed} packet(s) dropped by the source check")
+    } else {
+        format!("IKEv2: {peer}: IKE SA ended: {reason}")
     }
 }
 

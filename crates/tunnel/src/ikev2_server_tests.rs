@@ -279,6 +279,17 @@ async fn a_client_gets_its_address_packets_flow_and_the_port_limit_holds() {
     assert_eq!(delivered.len(), 1);
     assert!(delivered[0].ends_with(b"mine"));
     assert_eq!(lab.part.dropped, 1, "the spoofed packet");
+    let spoofed: Vec<u64> = lab.part.tunnels.values().map(|t| t.spoofed).collect();
+    assert_eq!(spoofed, [1], "counted for the session, for its end line");
+    let peer: SocketAddr = "192.0.2.7:4500".parse().unwrap();
+    assert_eq!(
+        super::ended_line(peer, &"the client deleted its SA", 1),
+        "IKEv2: 192.0.2.7:4500: IKE SA ended: the client deleted its SA; 1 packet(s) dropped by the source check"
+    );
+    assert_eq!(
+        super::ended_line(peer, &"the client deleted its SA", 0),
+        "IKEv2: 192.0.2.7:4500: IKE SA ended: the client deleted its SA"
+    );
 
     // Server → client: what the router queues for the session comes out
     // as ESP the client decrypts.
