@@ -40,6 +40,7 @@ use crate::ikev2_eap::{IkeEapServer, ServerStep};
 use crate::l2tp_ipsec::RefusalLog;
 use crate::live::LiveSession;
 use crate::login_log;
+use crate::signer_pool::SignerPool;
 
 /// IP protocol number of IPv4 in IPv4 (ESP's next header in tunnel mode).
 pub(crate) const IPV4_IN_ESP: u8 = 4;
@@ -74,7 +75,7 @@ pub(crate) enum HookAnswer {
     Authorized(IkeSaId, Result<Granted, String>),
     /// The owner asked the session to stop (a timeout, a Disconnect-Request).
     StopRequested(IkeSaId),
-    /// Our signature for an EAP client, made on a blocking thread.
+    /// Our signature for an EAP client, made on the signer pool.
     Signed(Box<SignedAuth>),
 }
 
@@ -168,10 +169,8 @@ pub(crate) struct Ikev2Part {
     spi_owner: HashMap<u32, IkeSaId>,
     answers: mpsc::UnboundedSender<HookAnswer>,
     packets: mpsc::Sender<(IkeSaId, Bytes)>,
-    /// Signatures being made at once: one per core, so a burst of
-    /// certificate + EAP clients uses every core but queues rather than
-    /// starting a thread per client.
-    signers: Arc<tokio::sync::Semaphore>,
+    /// Threads for our signatures, one per core (signer_pool.rs).
+    signers: SignerPool,
     /// Packets dropped: not IPv4, or not from the client's address.
     pub(crate) dropped: u64,
     delivered: bool,
@@ -191,7 +190,7 @@ impl Ikev2Part {
         let (answers, answers_rx) = mpsc::unbounded_channel();
         let (packets, packets_rx) = mpsc::channel(PACKET_QUEUE);
         // Our RSA signature costs more than the rest of a handshake: it is
-        // made off this task (`SignatureNeeded`), on the blocking pool.
+        // made off this task (`SignatureNeeded`), on the signer pool.
         let mut config = service.config.clone();
         config.offload_signatures = true;
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -202,7 +201,7 @@ impl Ikev2Part {
             spi_owner: HashMap::new(),
             answers,
             packets,
-            signers: Arc::new(tokio::sync::Semaphore::new(cores)),
+            signers: SignerPool::new(cores),
             dropped: 0,
             delivered: false,
         };
@@ -491,24 +490,12 @@ impl Ikev2Part {
         }
     }
 
-    /// Makes our signature on the blocking pool, at most one per core at
-    /// a time; the answer comes back as `HookAnswer::Signed`. Jobs are
-    /// bounded by the responder's half-open limit (one per EAP client).
+    /// Makes our signature on the signer pool; the answer comes back as
+    /// `HookAnswer::Signed`.
     fn sign(&self, job: SignatureJob) {
-        let signers = self.signers.clone();
         let answers = self.answers.clone();
-        tokio::spawn(async move {
-            let Ok(permit) = signers.acquire_owned().await else {
-                return;
-            };
-            let signed = tokio::task::spawn_blocking(move || {
-                let _permit = permit;
-                job.run()
-            })
-            .await;
-            if let Ok(signed) = signed {
-                let _ = answers.send(HookAnswer::Signed(Box::new(signed)));
-            }
+        self.signers.run(move || {
+            let _ = answers.send(HookAnswer::Signed(Box::new(job.run())));
         });
     }
 

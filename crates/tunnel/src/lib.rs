@@ -46,6 +46,7 @@ mod pptp_gre_io;
 mod pptp_refuse;
 pub mod pptp_server;
 pub mod serial;
+mod signer_pool;
 pub mod sstp_client;
 pub mod sstp_server;
 mod sstp_session;
