@@ -31,6 +31,13 @@ struct Link {
     eap_user: &'static str,
     /// EAP Requests handed to the client's EAP method.
     eap_requests: usize,
+    /// The server's signatures asked of the driver (`offload_signatures`),
+    /// made only once nothing else moves, as a slow signer would.
+    signatures: Vec<ipsec::ikev2::SignatureJob>,
+    signatures_made: usize,
+    /// Datagrams the server sent while a signature was outstanding: the
+    /// answer carrying our AUTH must wait for it.
+    sent_while_signing: usize,
 }
 
 impl Link {
@@ -54,6 +61,9 @@ impl Link {
             client_seen_as,
             eap_user: "alice",
             eap_requests: 0,
+            signatures: Vec::new(),
+            signatures_made: 0,
+            sent_while_signing: 0,
         }
     }
 
@@ -77,6 +87,9 @@ impl Link {
             }
             while let Some(t) = self.server.poll_transmit() {
                 moved = true;
+                if !self.signatures.is_empty() {
+                    self.sent_while_signing += 1;
+                }
                 self.client
                     .handle_datagram(now, t.from_nat_t_port, &t.bytes);
             }
@@ -96,6 +109,7 @@ impl Link {
                         self.server
                             .eap_reply(now, ike_sa, EapReply::Continue(vec![1, 1, 0, 5, 1]))
                     }
+                    Ikev2Event::SignatureNeeded(job) => self.signatures.push(*job),
                     Ikev2Event::EapResponse { ike_sa, packet } => {
                         let reply = if packet.ends_with(b"alice") {
                             EapReply::Success {
@@ -134,7 +148,11 @@ impl Link {
                 }
             }
             if !moved {
-                return;
+                let Some(job) = self.signatures.pop() else {
+                    return;
+                };
+                self.signatures_made += 1;
+                self.server.signature_ready(now, job.run());
             }
         }
         panic!("the exchange did not settle");
@@ -548,6 +566,16 @@ fn eap_with_certificate(
     ca: Vec<u8>,
     name: &str,
 ) -> Link {
+    eap_with_certificate_signed_by_driver(credential, ca, name, false)
+}
+
+/// The same, the server's signature made by the driver when `offload`.
+fn eap_with_certificate_signed_by_driver(
+    credential: ipsec::ikev2::signature_auth::ServerCredential,
+    ca: Vec<u8>,
+    name: &str,
+    offload: bool,
+) -> Link {
     let now = Instant::now();
     let mut config = Ikev2InitiatorConfig::new(
         ClientAuth::Eap {
@@ -563,6 +591,7 @@ fn eap_with_certificate(
     let mut server = server_config();
     server.local_identity = LocalIdentity::Fqdn("vpn.example".into());
     server.certificate = Some(std::sync::Arc::new(credential));
+    server.offload_signatures = offload;
     let mut link = Link::new(now, config, server, false);
     link.run(now);
     link
@@ -575,16 +604,20 @@ fn down_reason(link: &Link) -> Option<String> {
     })
 }
 
+/// Also with the server's signature made by the driver, after the rest of
+/// the exchange has stalled on it (`offload_signatures`).
 #[test]
 fn eap_after_the_servers_certificate_signature_checks_out() {
-    for rsa in [false, true] {
+    for (rsa, offload) in [(false, false), (true, false), (false, true), (true, true)] {
         let (der, credential) = server_certificate(rsa);
-        let link = eap_with_certificate(credential, der, "vpn.example");
+        let link = eap_with_certificate_signed_by_driver(credential, der, "vpn.example", offload);
         assert!(
             link.client.is_established(),
-            "rsa {rsa}: {:?}",
+            "rsa {rsa}, offload {offload}: {:?}",
             down_reason(&link)
         );
+        assert_eq!(link.signatures_made, usize::from(offload));
+        assert_eq!(link.sent_while_signing, 0, "the first EAP answer waited");
         assert_eq!(link.eap_requests, 1);
         assert_eq!(link.client.server_subject(), "CN=rcgen self signed cert");
         assert_keys_pair(link.client_children()[0], link.server_children()[0]);
@@ -765,6 +798,19 @@ fn certificate_link(
     client_ca: &TestCa,
     server_eap: bool,
 ) -> Link {
+    certificate_link_signed_by_driver(ca, client, id_type, identity, client_ca, server_eap, false)
+}
+
+/// The same, the server's signature made by the driver when `offload`.
+fn certificate_link_signed_by_driver(
+    ca: &TestCa,
+    client: ipsec::ikev2::signature_auth::ServerCredential,
+    id_type: u8,
+    identity: &[u8],
+    client_ca: &TestCa,
+    server_eap: bool,
+    offload: bool,
+) -> Link {
     use ipsec::ikev2::{ClientTrust, ServerTrust};
     let now = Instant::now();
     let (_, server_credential) = issue_with(ca, "vpn", &["vpn.example"], vec![], ca.alg);
@@ -786,6 +832,7 @@ fn certificate_link(
         ..Ikev2Config::default()
     };
     server.eap = server_eap;
+    server.offload_signatures = offload;
     let mut link = Link::new(now, config, server, false);
     link.run(now);
     link
@@ -865,6 +912,7 @@ fn client_certificates_authenticate_both_ways_with_rsa_and_ecdsa() {
             server_refusals(&link)
         );
         assert_eq!(link.eap_requests, 0, "no EAP with a certificate");
+        assert_eq!(link.signatures_made, 0, "signed inline by default");
         assert_eq!(link.client.server_subject(), "CN=vpn");
         assert_keys_pair(link.client_children()[0], link.server_children()[0]);
         assert_eq!(link.server_children()[0].identity, "alice@example.com");
@@ -902,6 +950,64 @@ fn client_certificates_authenticate_both_ways_with_rsa_and_ecdsa() {
             vec!["IKEv2 client CN=box refused: its certificate was refused: its identity DN \"CN=box\" is not named by its certificate \"CN=bob\"".to_string()]
         );
     }
+}
+
+/// A client that signs gets the server's signature made by the driver
+/// (`offload_signatures`): the driver authorizes first, the answer waits
+/// for the signature, and both sides come up; a client whose certificate
+/// is refused costs no signature.
+#[test]
+fn a_certificate_client_gets_a_signature_the_driver_made() {
+    use ipsec::ikev2::payloads::id_type;
+    use rcgen::ExtendedKeyUsagePurpose as Eku;
+    let ca = test_ca("test CA");
+    for rsa in [false, true] {
+        let (_, client) = issue(
+            &ca,
+            "alice",
+            &["alice@example.com"],
+            vec![Eku::ClientAuth],
+            rsa,
+        );
+        let link = certificate_link_signed_by_driver(
+            &ca,
+            client,
+            id_type::RFC822_ADDR,
+            b"alice@example.com",
+            &ca,
+            false,
+            true,
+        );
+        assert!(
+            link.client.is_established(),
+            "rsa {rsa}: {:?} / {:?}",
+            down_reason(&link),
+            server_refusals(&link)
+        );
+        assert_eq!(link.signatures_made, 1);
+        assert_eq!(link.sent_while_signing, 0, "the IKE_AUTH answer waited");
+        assert_eq!(link.client.server_subject(), "CN=vpn");
+        assert_keys_pair(link.client_children()[0], link.server_children()[0]);
+    }
+    let other = test_ca("another CA");
+    let (_, client) = issue(
+        &other,
+        "mallory",
+        &["mallory@example.com"],
+        vec![Eku::ClientAuth],
+        false,
+    );
+    let link = certificate_link_signed_by_driver(
+        &ca,
+        client,
+        id_type::RFC822_ADDR,
+        b"mallory@example.com",
+        &ca,
+        false,
+        true,
+    );
+    assert!(link.client.is_closed());
+    assert_eq!(link.signatures_made, 0, "no signature for a refused client");
 }
 
 #[test]

@@ -14,7 +14,7 @@ use super::ike_sa::{EapStage, PendingChild, Stage};
 use super::notify;
 use super::payloads::{auth_method, Authentication};
 use super::responder::Ikev2Responder;
-use super::signature_job::{OurAuth, SignatureJob, SignedAuth};
+use super::signature_job::{OurAuth, SignatureJob};
 use super::wire::{exchange, payload, Header, PayloadChain};
 
 impl Ikev2Responder {
@@ -61,11 +61,7 @@ impl Ikev2Responder {
         sa.eap = true;
         // §2.15: what we sign is fixed since IKE_SA_INIT, so the signature
         // can be made while the EAP server prepares its first request.
-        let job = offload.map(|credential| {
-            let signed =
-                signed_octets(sa.prf, &sa.init_response, &sa.ni, &sa.keys.sk_pr, &idr_body);
-            SignatureJob::new(sa.id, credential, signed, sa.peer_hashes.clone())
-        });
+        let job = offload.map(|credential| SignatureJob::for_sa(sa, credential, &idr_body));
         sa.stage = Stage::Eap(Box::new(EapStage {
             pending: PendingChild {
                 message_id: header.message_id,
@@ -80,11 +76,6 @@ impl Ikev2Responder {
             idi_body: request.idi_body,
             owe_answer: true,
             sent_auth: false,
-            our_auth: if job.is_some() {
-                OurAuth::Pending
-            } else {
-                OurAuth::Inline
-            },
             held_reply: None,
             msk: None,
             eap_identity: None,
@@ -98,27 +89,6 @@ impl Ikev2Responder {
         });
         if let Some(job) = job {
             self.push_event(Ikev2Event::SignatureNeeded(Box::new(job)));
-        }
-    }
-
-    /// The driver made our signature (`SignatureNeeded`): the first EAP
-    /// answer, if the EAP server gave it already, goes out now.
-    pub fn signature_ready(&mut self, now: Instant, signed: SignedAuth) {
-        let Some(&spi_r) = self.ids.get(&signed.ike_sa) else {
-            return; // the SA ended meanwhile
-        };
-        let Some(sa) = self.sas.get_mut(&spi_r) else {
-            return;
-        };
-        let Stage::Eap(stage) = &mut sa.stage else {
-            return;
-        };
-        if !matches!(stage.our_auth, OurAuth::Pending) {
-            return;
-        }
-        stage.our_auth = OurAuth::Done(signed.result);
-        if let Some(reply) = stage.held_reply.take() {
-            self.eap_reply(now, signed.ike_sa, reply);
         }
     }
 
@@ -242,7 +212,7 @@ impl Ikev2Responder {
         if !stage.owe_answer {
             return;
         }
-        if !stage.sent_auth && matches!(stage.our_auth, OurAuth::Pending) {
+        if !stage.sent_auth && matches!(sa.our_signature, OurAuth::Pending) {
             // Our AUTH is still being signed: this answer follows it
             // (`signature_ready`); a retransmitted request meanwhile is
             // ignored as while the EAP server works.
@@ -259,10 +229,7 @@ impl Ikev2Responder {
             let signed =
                 signed_octets(sa.prf, &sa.init_response, &sa.ni, &sa.keys.sk_pr, &idr_body);
             chain.push(payload::IDR, &idr_body);
-            let signature = match std::mem::replace(&mut stage.our_auth, OurAuth::Inline) {
-                OurAuth::Done(result) => Some(result),
-                _ => None,
-            };
+            let signature = sa.our_signature.take_done();
             match &self.config.certificate {
                 Some(credential) => {
                     let signed = match signature {

@@ -31,6 +31,7 @@ use super::payloads::{auth_method, Authentication, Identification, Notify};
 use super::proposal::{choose_child, describe_offer};
 use super::responder::Ikev2Responder;
 use super::sa_payload::{self, Proposal};
+use super::signature_job::{OurAuth, SignatureJob};
 use super::traffic_selectors::{self, TrafficSelector};
 use super::wire::{self, exchange, payload, Header, PayloadChain};
 use crate::ikev1::certificates::PeerCertificate;
@@ -304,6 +305,15 @@ impl Ikev2Responder {
         sa.identity = identity.clone();
         sa.auth_key = key.map(zeroize::Zeroizing::new);
         sa.by_certificate = method == ClientAuthMethod::Certificate;
+        // A client that signed gets our signature (see `authorize`): made
+        // by the driver while it authorizes, when it offers to.
+        let job = match &self.config.certificate {
+            Some(credential) if sa.by_certificate && self.config.offload_signatures => {
+                let idr_body = self.config.local_identity.id_body();
+                Some(SignatureJob::for_sa(sa, credential.clone(), &idr_body))
+            }
+            _ => None,
+        };
         sa.stage = Stage::Authorizing(Box::new(PendingChild {
             message_id: header.message_id,
             proposals: request.proposals,
@@ -328,6 +338,9 @@ impl Ikev2Responder {
                 wants_ipv6,
             },
         )));
+        if let Some(job) = job {
+            self.push_event(Ikev2Event::SignatureNeeded(Box::new(job)));
+        }
     }
 
     /// §2.15: a shared-key AUTH covers the initiator's IKE_SA_INIT
@@ -425,6 +438,15 @@ impl Ikev2Responder {
         let Some(sa) = self.sas.get_mut(&spi_r) else {
             return;
         };
+        if decision.is_ok()
+            && matches!(sa.our_signature, OurAuth::Pending)
+            && matches!(sa.stage, Stage::Authorizing(_))
+        {
+            // Our signature is still being made: the answer follows it
+            // (`signature_ready`). A refusal needs none and goes at once.
+            sa.held_decision = Some(decision);
+            return;
+        }
         let Stage::Authorizing(pending) = std::mem::replace(&mut sa.stage, Stage::Established)
         else {
             return;
@@ -453,7 +475,12 @@ impl Ikev2Responder {
             // §2.15: a client that signed gets our signature (strongSwan's
             // `remote.auth = pubkey`, Windows' machine certificates).
             (Some(credential), true) => {
-                if let Err(e) = credential.push_auth(&mut chain, &signed, &sa.peer_hashes) {
+                let signed = match sa.our_signature.take_done() {
+                    Some(result) => result
+                        .map(|(method, data)| credential.push_signed(&mut chain, method, &data)),
+                    None => credential.push_auth(&mut chain, &signed, &sa.peer_hashes),
+                };
+                if let Err(e) = signed {
                     let reason = format!(
                         "cannot authenticate this server to IKEv2 client {}: {e}",
                         sa.identity

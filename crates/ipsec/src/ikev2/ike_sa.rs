@@ -39,8 +39,6 @@ pub(crate) struct EapStage {
     pub owe_answer: bool,
     /// Our first answer (IDr, AUTH) has gone out.
     pub sent_auth: bool,
-    /// Our AUTH for that first answer.
-    pub our_auth: super::signature_job::OurAuth,
     /// The driver's first EAP answer, held while our signature is made.
     pub held_reply: Option<super::events::EapReply>,
     /// Set when the EAP method succeeded: the key of both final AUTHs.
@@ -134,6 +132,11 @@ pub(crate) struct IkeSa {
     /// An IKE SA rekey replaced this one (§2.18): its children live on in
     /// the new SA, so its removal reports nothing.
     pub rekeyed_away: bool,
+    /// Our signature in IKE_AUTH, when the driver makes it
+    /// (`offload_signatures`).
+    pub our_signature: super::signature_job::OurAuth,
+    /// The driver's authorization, held while our signature is made.
+    pub held_decision: Option<Result<super::events::Authorization, String>>,
 }
 
 impl IkeSa {

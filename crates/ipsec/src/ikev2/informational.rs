@@ -517,6 +517,8 @@ impl Ikev2Responder {
             our_request: None,
             suite: old.suite.clone(),
             rekeyed_away: false,
+            our_signature: super::signature_job::OurAuth::Inline,
+            held_decision: None,
         };
         let id = new_sa.id;
         self.sas.insert(new_spi_r, new_sa);

@@ -310,6 +310,8 @@ impl Ikev2Responder {
             our_request: None,
             suite,
             rekeyed_away: false,
+            our_signature: super::signature_job::OurAuth::Inline,
+            held_decision: None,
         };
         self.sas.insert(spi_r, sa);
         self.by_initiator.insert((remote, header.spi_i), spi_r);
