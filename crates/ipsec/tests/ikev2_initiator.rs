@@ -790,19 +790,8 @@ fn issue_with(
 
 /// A client with `client` (IDi `identity` of `id_type`) against a server
 /// with a certificate from `ca` that trusts `client_ca` for clients.
+/// The server's signature is made by the driver when `offload`.
 fn certificate_link(
-    ca: &TestCa,
-    client: ipsec::ikev2::signature_auth::ServerCredential,
-    id_type: u8,
-    identity: &[u8],
-    client_ca: &TestCa,
-    server_eap: bool,
-) -> Link {
-    certificate_link_signed_by_driver(ca, client, id_type, identity, client_ca, server_eap, false)
-}
-
-/// The same, the server's signature made by the driver when `offload`.
-fn certificate_link_signed_by_driver(
     ca: &TestCa,
     client: ipsec::ikev2::signature_auth::ServerCredential,
     id_type: u8,
@@ -870,6 +859,7 @@ fn p521_certificates_authenticate_both_ways() {
         b"carol@example.com",
         &ca,
         false,
+        false,
     );
     assert!(
         link.client.is_established(),
@@ -882,12 +872,15 @@ fn p521_certificates_authenticate_both_ways() {
     assert_keys_pair(link.client_children()[0], link.server_children()[0]);
 }
 
+/// Also with the server's signature made by the driver
+/// (`offload_signatures`): the driver authorizes first and the IKE_AUTH
+/// answer waits for the signature.
 #[test]
 fn client_certificates_authenticate_both_ways_with_rsa_and_ecdsa() {
     use ipsec::ikev2::payloads::id_type;
     use rcgen::ExtendedKeyUsagePurpose as Eku;
     let ca = test_ca("test CA");
-    for rsa in [false, true] {
+    for (rsa, offload) in [(false, false), (true, false), (false, true), (true, true)] {
         // An e-mail IDi named by the certificate's subjectAltName is the
         // user; a DN IDi (what Windows sends) is the certificate's CN.
         let (_, client) = issue(
@@ -904,15 +897,17 @@ fn client_certificates_authenticate_both_ways_with_rsa_and_ecdsa() {
             b"alice@example.com",
             &ca,
             true,
+            offload,
         );
         assert!(
             link.client.is_established(),
-            "rsa {rsa}: {:?} / {:?}",
+            "rsa {rsa}, offload {offload}: {:?} / {:?}",
             down_reason(&link),
             server_refusals(&link)
         );
         assert_eq!(link.eap_requests, 0, "no EAP with a certificate");
-        assert_eq!(link.signatures_made, 0, "signed inline by default");
+        assert_eq!(link.signatures_made, usize::from(offload));
+        assert_eq!(link.sent_while_signing, 0, "the IKE_AUTH answer waited");
         assert_eq!(link.client.server_subject(), "CN=vpn");
         assert_keys_pair(link.client_children()[0], link.server_children()[0]);
         assert_eq!(link.server_children()[0].identity, "alice@example.com");
@@ -920,7 +915,7 @@ fn client_certificates_authenticate_both_ways_with_rsa_and_ecdsa() {
         let (der, client) = issue(&ca, "bob", &["bob.example"], vec![], rsa);
         let (_, leaf) = x509_parser::parse_x509_certificate(&der).expect("x509");
         let dn = leaf.subject().as_raw().to_vec();
-        let link = certificate_link(&ca, client, id_type::DER_ASN1_DN, &dn, &ca, false);
+        let link = certificate_link(&ca, client, id_type::DER_ASN1_DN, &dn, &ca, false, false);
         assert!(
             link.client.is_established(),
             "rsa {rsa}: {:?} / {:?}",
@@ -937,13 +932,29 @@ fn client_certificates_authenticate_both_ways_with_rsa_and_ecdsa() {
         ];
         assert_ne!(printable_dn.to_vec(), dn, "another encoding");
         let (_, client) = issue(&ca, "bob", &["bob.example"], vec![], rsa);
-        let link = certificate_link(&ca, client, id_type::DER_ASN1_DN, &printable_dn, &ca, true);
+        let link = certificate_link(
+            &ca,
+            client,
+            id_type::DER_ASN1_DN,
+            &printable_dn,
+            &ca,
+            true,
+            false,
+        );
         assert!(link.client.is_established(), "{:?}", server_refusals(&link));
         // Another name is not.
         let mut other_dn = printable_dn;
         other_dn[15] = b'x';
         let (_, client) = issue(&ca, "bob", &["bob.example"], vec![], rsa);
-        let link = certificate_link(&ca, client, id_type::DER_ASN1_DN, &other_dn, &ca, true);
+        let link = certificate_link(
+            &ca,
+            client,
+            id_type::DER_ASN1_DN,
+            &other_dn,
+            &ca,
+            true,
+            false,
+        );
         assert!(link.client.is_closed());
         assert_eq!(
             server_refusals(&link),
@@ -952,64 +963,8 @@ fn client_certificates_authenticate_both_ways_with_rsa_and_ecdsa() {
     }
 }
 
-/// A client that signs gets the server's signature made by the driver
-/// (`offload_signatures`): the driver authorizes first, the answer waits
-/// for the signature, and both sides come up; a client whose certificate
-/// is refused costs no signature.
-#[test]
-fn a_certificate_client_gets_a_signature_the_driver_made() {
-    use ipsec::ikev2::payloads::id_type;
-    use rcgen::ExtendedKeyUsagePurpose as Eku;
-    let ca = test_ca("test CA");
-    for rsa in [false, true] {
-        let (_, client) = issue(
-            &ca,
-            "alice",
-            &["alice@example.com"],
-            vec![Eku::ClientAuth],
-            rsa,
-        );
-        let link = certificate_link_signed_by_driver(
-            &ca,
-            client,
-            id_type::RFC822_ADDR,
-            b"alice@example.com",
-            &ca,
-            false,
-            true,
-        );
-        assert!(
-            link.client.is_established(),
-            "rsa {rsa}: {:?} / {:?}",
-            down_reason(&link),
-            server_refusals(&link)
-        );
-        assert_eq!(link.signatures_made, 1);
-        assert_eq!(link.sent_while_signing, 0, "the IKE_AUTH answer waited");
-        assert_eq!(link.client.server_subject(), "CN=vpn");
-        assert_keys_pair(link.client_children()[0], link.server_children()[0]);
-    }
-    let other = test_ca("another CA");
-    let (_, client) = issue(
-        &other,
-        "mallory",
-        &["mallory@example.com"],
-        vec![Eku::ClientAuth],
-        false,
-    );
-    let link = certificate_link_signed_by_driver(
-        &ca,
-        client,
-        id_type::RFC822_ADDR,
-        b"mallory@example.com",
-        &ca,
-        false,
-        true,
-    );
-    assert!(link.client.is_closed());
-    assert_eq!(link.signatures_made, 0, "no signature for a refused client");
-}
-
+/// With the server's signature made by the driver (`offload_signatures`)
+/// too: a refused client costs no signature.
 #[test]
 fn client_certificates_the_server_must_refuse() {
     use ipsec::ikev2::payloads::id_type;
@@ -1043,8 +998,10 @@ fn client_certificates_the_server_must_refuse() {
     ];
     for (what, issuer, eku, idi, why) in cases {
         let (_, client) = issue(issuer, "alice", &["alice@example.com"], eku, false);
-        let link = certificate_link(&ca, client, id_type::RFC822_ADDR, idi, &ca, true);
+        let offload = what == "another CA";
+        let link = certificate_link(&ca, client, id_type::RFC822_ADDR, idi, &ca, true, offload);
         assert!(link.client.is_closed(), "{what}");
+        assert_eq!(link.signatures_made, 0, "no signature for a refused client");
         assert_eq!(
             down_reason(&link).as_deref(),
             Some("the server refused IKE_AUTH: AUTHENTICATION_FAILED"),
@@ -1103,6 +1060,7 @@ fn a_certificate_only_server_refuses_eap() {
         id_type::RFC822_ADDR,
         b"alice@example.com",
         &ca,
+        false,
         false,
     );
     assert!(link.client.is_established());

@@ -268,17 +268,28 @@ impl Client {
                 .build();
             chain.push(payload::CP, &cp);
         }
-        chain.push(payload::SA, &sa_payload::encode(&esp_proposal(esp_spi)));
-        chain.push(
-            payload::TSI,
-            &traffic_selectors::encode(&[TrafficSelector::any_ipv4()]),
-        );
-        chain.push(
-            payload::TSR,
-            &traffic_selectors::encode(&[TrafficSelector::any_ipv4()]),
-        );
+        push_child_request(&mut chain, esp_spi);
         chain
     }
+}
+
+/// The first child's request in IKE_AUTH: SA with ESP SPI `esp_spi`, and
+/// any IPv4 address on both sides.
+fn push_child_request(chain: &mut PayloadChain, esp_spi: u32) {
+    chain.push(payload::SA, &sa_payload::encode(&esp_proposal(esp_spi)));
+    push_any_ipv4_selectors(chain);
+}
+
+/// TSi and TSr of any IPv4 address.
+fn push_any_ipv4_selectors(chain: &mut PayloadChain) {
+    chain.push(
+        payload::TSI,
+        &traffic_selectors::encode(&[TrafficSelector::any_ipv4()]),
+    );
+    chain.push(
+        payload::TSR,
+        &traffic_selectors::encode(&[TrafficSelector::any_ipv4()]),
+    );
 }
 
 fn drain(r: &mut Ikev2Responder) -> Vec<Vec<u8>> {
@@ -977,15 +988,7 @@ fn eap_client_authenticates_through_the_driver_and_the_msk_keys_both_auths() {
             .attribute(attribute::INTERNAL_IP4_ADDRESS, &[])
             .build(),
     );
-    chain.push(payload::SA, &sa_payload::encode(&esp_proposal(0xabcd0001)));
-    chain.push(
-        payload::TSI,
-        &traffic_selectors::encode(&[TrafficSelector::any_ipv4()]),
-    );
-    chain.push(
-        payload::TSR,
-        &traffic_selectors::encode(&[TrafficSelector::any_ipv4()]),
-    );
+    push_child_request(&mut chain, 0xabcd0001);
     let request = c.seal(exchange::IKE_AUTH, &chain);
     r.handle_datagram(now, server(), c.addr, false, &request);
     let ike_sa = match events(&mut r).pop() {
@@ -1111,15 +1114,7 @@ fn an_eap_failure_ends_the_sa_with_the_failure_packet() {
         payload::IDI,
         &Identification::encode(id_type::IPV4_ADDR, &[10, 1, 1, 1]),
     );
-    chain.push(payload::SA, &sa_payload::encode(&esp_proposal(5000)));
-    chain.push(
-        payload::TSI,
-        &traffic_selectors::encode(&[TrafficSelector::any_ipv4()]),
-    );
-    chain.push(
-        payload::TSR,
-        &traffic_selectors::encode(&[TrafficSelector::any_ipv4()]),
-    );
+    push_child_request(&mut chain, 5000);
     let request = c.seal(exchange::IKE_AUTH, &chain);
     r.handle_datagram(now, server(), c.addr, false, &request);
     let Some(Ikev2Event::EapStart { ike_sa, .. }) = events(&mut r).pop() else {
@@ -1330,15 +1325,7 @@ fn ask_for_eap(r: &mut Ikev2Responder, c: &mut Client, now: Instant) -> (Vec<u8>
         payload::IDI,
         &Identification::encode(id_type::RFC822_ADDR, b"alice@example"),
     );
-    chain.push(payload::SA, &sa_payload::encode(&esp_proposal(7000)));
-    chain.push(
-        payload::TSI,
-        &traffic_selectors::encode(&[TrafficSelector::any_ipv4()]),
-    );
-    chain.push(
-        payload::TSR,
-        &traffic_selectors::encode(&[TrafficSelector::any_ipv4()]),
-    );
+    push_child_request(&mut chain, 7000);
     let request = c.seal(exchange::IKE_AUTH, &chain);
     r.handle_datagram(now, server(), c.addr, false, &request);
     (request, events(r))
@@ -1464,15 +1451,7 @@ fn an_rsa_certificate_without_rfc_7427_signs_with_method_1() {
         payload::IDI,
         &Identification::encode(id_type::IPV4_ADDR, &[10, 0, 0, 1]),
     );
-    chain.push(payload::SA, &sa_payload::encode(&esp_proposal(7001)));
-    chain.push(
-        payload::TSI,
-        &traffic_selectors::encode(&[TrafficSelector::any_ipv4()]),
-    );
-    chain.push(
-        payload::TSR,
-        &traffic_selectors::encode(&[TrafficSelector::any_ipv4()]),
-    );
+    push_child_request(&mut chain, 7001);
     let request = c.seal(exchange::IKE_AUTH, &chain);
     r.handle_datagram(now, server(), c.addr, false, &request);
     let Some(Ikev2Event::EapStart { ike_sa, .. }) = events(&mut r).pop() else {
@@ -1506,14 +1485,7 @@ fn new_child_request(c: &mut Client, spi: u32) -> Vec<u8> {
     let mut chain = PayloadChain::new();
     chain.push(payload::SA, &sa_payload::encode(&esp_proposal(spi)));
     chain.push(payload::NONCE, &[0x61; 32]);
-    chain.push(
-        payload::TSI,
-        &traffic_selectors::encode(&[TrafficSelector::any_ipv4()]),
-    );
-    chain.push(
-        payload::TSR,
-        &traffic_selectors::encode(&[TrafficSelector::any_ipv4()]),
-    );
+    push_any_ipv4_selectors(&mut chain);
     c.seal(exchange::CREATE_CHILD_SA, &chain)
 }
 
