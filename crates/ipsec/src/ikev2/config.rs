@@ -119,9 +119,9 @@ pub struct Ikev2Config {
     pub client_trust: Option<std::sync::Arc<super::client_certificate::ClientTrust>>,
     /// Clients may authenticate with EAP (§2.16).
     pub eap: bool,
-    /// Leave our signature for EAP clients to the driver
-    /// (`Ikev2Event::SignatureNeeded`), which can make it on another
-    /// thread; otherwise the responder signs inline.
+    /// Leave our signature (for EAP clients and for clients that signed)
+    /// to the driver (`Ikev2Event::SignatureNeeded`), which can make it on
+    /// another thread; otherwise the responder signs inline.
     pub offload_signatures: bool,
 }
 

@@ -126,9 +126,10 @@ pub enum Ikev2Event {
         peer: SocketAddr,
         ike_identity: String,
     },
-    /// Make our signature for an EAP client (`offload_signatures`): run
-    /// the job, on any thread, and give its result to `signature_ready`.
-    /// The client's first EAP answer waits for it.
+    /// Make our signature (`offload_signatures`): run the job, on any
+    /// thread, and give its result to `signature_ready`. The answer that
+    /// carries our AUTH (an EAP client's first EAP round, or IKE_AUTH for
+    /// a client that signed) waits for it.
     SignatureNeeded(Box<super::signature_job::SignatureJob>),
     /// The client's EAP Response: answer with `eap_reply`.
     EapResponse { ike_sa: IkeSaId, packet: Vec<u8> },

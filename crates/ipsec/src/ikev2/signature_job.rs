@@ -1,6 +1,5 @@
-//! Our signature for an EAP client's first IKE_AUTH answer (RFC 7296
-//! §2.16: the responder authenticates itself first, with its certificate),
-//! as work the driver may run on another thread.
+//! Our signature in IKE_AUTH (RFC 7296 §2.15; for EAP clients in the
+//! first answer, §2.16), as work the driver may run on another thread.
 //!
 //! An RSA-2048 signature costs more than everything else a handshake needs
 //! on the responder (DH, four exchanges' encryption, MSCHAPv2) together;
