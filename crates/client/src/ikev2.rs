@@ -16,6 +16,7 @@ use std::time::Duration;
 use ipsec::ikev2::traffic_selectors::TrafficSelector;
 use ipsec::ikev2::ServerTrust;
 use tokio::sync::watch;
+use tunnel::direct_path::{DirectCounters, DirectPath};
 use tunnel::ikev2_client::{
     Ikev2Client, Ikev2ClientError, Ikev2ClientOptions, Ikev2Connected, Ikev2Login,
 };
@@ -106,8 +107,9 @@ pub async fn connect(
     }
     let attach_network = network.clone();
     let attach_link = link.clone();
-    let attached = tokio::task::spawn_blocking(move || attach_network.attach(&attach_link)).await;
-    let mut attachment = match attached {
+    let attached =
+        tokio::task::spawn_blocking(move || attach_network.attach_direct(&attach_link)).await;
+    let (mut attachment, source) = match attached {
         Ok(Ok(a)) => a,
         Ok(Err(e)) => {
             client.close().await;
@@ -125,12 +127,25 @@ pub async fn connect(
             network: attachment.description.clone(),
         });
     }
+    // The tunnel's task reads and writes the device itself (one task
+    // hand-off and one copy fewer per packet each way); this loop then
+    // only waits for the end. Without a device (other `Network`s) the
+    // packets pass through here.
+    let counters = Arc::new(DirectCounters::default());
+    let direct = match source {
+        Some(source) => client.go_direct(DirectPath {
+            source,
+            sink: attachment.inbound.clone(),
+            counters: counters.clone(),
+        }),
+        None => false,
+    };
     let mut stats = SessionStats::default();
     let mut stop = shutdown.clone();
     let stopped;
     let reason = loop {
         tokio::select! {
-            packet = attachment.outbound.recv() => match packet {
+            packet = attachment.outbound.recv(), if !direct => match packet {
                 Some(p) => {
                     stats.packets_out += 1;
                     stats.ip_bytes_out += p.len() as u64;
@@ -164,9 +179,14 @@ pub async fn connect(
             _ = stop.wait_for(|v| *v) => { stopped = true; break "disconnected".to_string() }
         }
     };
+    client.close().await;
+    let moved = counters.totals();
+    stats.packets_in += moved.packets_in;
+    stats.ip_bytes_in += moved.bytes_in;
+    stats.packets_out += moved.packets_out;
+    stats.ip_bytes_out += moved.bytes_out;
     stats.bytes_in = stats.ip_bytes_in;
     stats.bytes_out = stats.ip_bytes_out;
-    client.close().await;
     drop(attachment);
     Ok(SessionEnd {
         reason,

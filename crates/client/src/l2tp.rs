@@ -176,7 +176,8 @@ pub async fn connect(
             .await
             .map_err(|e| ConnectError::Network(format!("cannot open a UDP socket: {e}")))?,
     };
-    let (hooks, sink) = DialerHooks::new(
+    // The L2TP session reads the TUN itself.
+    let (hooks, sink) = DialerHooks::new_direct(
         network,
         server,
         options.target.clone(),

@@ -236,18 +236,14 @@ pub async fn connect(
         link: options.link_config(),
         response_timeout: options.response_timeout,
     };
-    let sink = Arc::new(SinkSlot::default());
-    let hooks = Arc::new(DialerHooks {
+    // The SSTP session reads the TUN itself.
+    let (hooks, sink) = DialerHooks::new_direct(
         network,
         server,
-        target: options.target.clone(),
-        on_up: options.on_up.clone(),
-        on_connected: None,
-        // The SSTP session reads the TUN itself.
-        direct: true,
-        sink: sink.clone(),
-        state: Arc::new(Mutex::new(HookState::default())),
-    });
+        options.target.clone(),
+        options.on_up.clone(),
+        None,
+    );
     static SESSION_IDS: AtomicU64 = AtomicU64::new(1);
     let info = SessionInfo {
         id: SESSION_IDS.fetch_add(1, Ordering::Relaxed),
@@ -413,7 +409,7 @@ pub(crate) struct DialerHooks {
     /// Told by the PPTP driver when the call is established.
     on_connected: Option<ConnectedCallback>,
     /// Attach with [`Network::attach_direct`] and hand the source to the
-    /// session (whose driver reads it: SSTP).
+    /// session (whose driver reads it: SSTP, L2TP).
     direct: bool,
     sink: Arc<SinkSlot>,
     state: Arc<Mutex<HookState>>,
@@ -427,6 +423,29 @@ impl DialerHooks {
         on_up: Option<UpCallback>,
         on_connected: Option<ConnectedCallback>,
     ) -> (Arc<DialerHooks>, Arc<SinkSlot>) {
+        Self::with_reader(network, server, target, on_up, on_connected, false)
+    }
+
+    /// Like [`DialerHooks::new`], for a driver that reads the device
+    /// itself ([`Network::attach_direct`]).
+    pub(crate) fn new_direct(
+        network: Arc<dyn Network>,
+        server: SocketAddr,
+        target: Target,
+        on_up: Option<UpCallback>,
+        on_connected: Option<ConnectedCallback>,
+    ) -> (Arc<DialerHooks>, Arc<SinkSlot>) {
+        Self::with_reader(network, server, target, on_up, on_connected, true)
+    }
+
+    fn with_reader(
+        network: Arc<dyn Network>,
+        server: SocketAddr,
+        target: Target,
+        on_up: Option<UpCallback>,
+        on_connected: Option<ConnectedCallback>,
+        direct: bool,
+    ) -> (Arc<DialerHooks>, Arc<SinkSlot>) {
         let sink = Arc::new(SinkSlot::default());
         let hooks = Arc::new(DialerHooks {
             network,
@@ -434,7 +453,7 @@ impl DialerHooks {
             target,
             on_up,
             on_connected,
-            direct: false,
+            direct,
             sink: sink.clone(),
             state: Arc::new(Mutex::new(HookState::default())),
         });

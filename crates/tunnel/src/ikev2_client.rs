@@ -21,6 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use zeroize::Zeroizing;
 
+use crate::direct_path::DirectPath;
 use crate::ikev2_client_task::{run, TaskChannels};
 use crate::l2tp_ipsec_client_task::Sockets;
 
@@ -99,6 +100,8 @@ pub struct Ikev2Client {
     to_server: mpsc::Sender<Vec<u8>>,
     from_server: mpsc::Receiver<Vec<u8>>,
     close: Option<oneshot::Sender<()>>,
+    /// Hands the host side to the task ([`Ikev2Client::go_direct`]).
+    direct: Option<oneshot::Sender<DirectPath>>,
     ended: Arc<Mutex<Option<String>>>,
     task: JoinHandle<()>,
     connected: Ikev2Connected,
@@ -165,6 +168,7 @@ impl Ikev2Client {
         let (to_server, out_rx) = mpsc::channel(QUEUE);
         let (in_tx, from_server) = mpsc::channel(QUEUE);
         let (close_tx, close_rx) = oneshot::channel();
+        let (direct_tx, direct_rx) = oneshot::channel();
         let (up_tx, up_rx) = oneshot::channel();
         let ended = Arc::new(Mutex::new(None));
         let eap = match &options.login {
@@ -180,6 +184,7 @@ impl Ikev2Client {
                 out_rx,
                 in_tx,
                 close_rx,
+                direct_rx: Some(direct_rx),
                 up_tx: Some(up_tx),
                 ended: ended.clone(),
             },
@@ -189,6 +194,7 @@ impl Ikev2Client {
                 to_server,
                 from_server,
                 close: Some(close_tx),
+                direct: Some(direct_tx),
                 ended,
                 task,
                 connected,
@@ -206,6 +212,14 @@ impl Ikev2Client {
 
     pub fn connected(&self) -> &Ikev2Connected {
         &self.connected
+    }
+
+    /// Hands the host side to the tunnel's task, which then reads and
+    /// writes the device itself ([`DirectPath`]): [`send`](Self::send)
+    /// and [`recv`](Self::recv) carry nothing more, and `recv` returns
+    /// None when the tunnel ends. Once only; false if the task has ended.
+    pub fn go_direct(&mut self, path: DirectPath) -> bool {
+        self.direct.take().is_some_and(|tx| tx.send(path).is_ok())
     }
 
     /// Queues one IP packet for the tunnel; false when it was dropped.

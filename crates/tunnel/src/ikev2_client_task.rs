@@ -16,6 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 use zeroize::Zeroizing;
 
 use crate::datagram_batch::{read_batches, RecvBatch, SendBatch, BATCH};
+use crate::direct_path::{host_readable, DirectPath, READS_PER_WAKE};
 use crate::ikev2_client::Ikev2Connected;
 use crate::ikev2_eap::{IkeEapPeer, PeerStep};
 use crate::l2tp_ipsec_client_task::{readable_optional, route_source, Sockets, SETTLE};
@@ -33,6 +34,9 @@ pub(crate) struct TaskChannels {
     pub out_rx: mpsc::Receiver<Vec<u8>>,
     pub in_tx: mpsc::Sender<Vec<u8>>,
     pub close_rx: oneshot::Receiver<()>,
+    /// The host side, once the caller has attached it and hands it over
+    /// (then `out_rx` and `in_tx` carry nothing).
+    pub direct_rx: Option<oneshot::Receiver<DirectPath>>,
     pub up_tx: Option<oneshot::Sender<Result<Ikev2Connected, String>>>,
     pub ended: Arc<Mutex<Option<String>>>,
 }
@@ -55,6 +59,8 @@ struct Task {
     virtual_ipv4: Option<Ipv4Addr>,
     connected: Option<Ikev2Connected>,
     channels: TaskChannels,
+    /// The TUN device, read and written by this task (`direct_rx`).
+    direct: Option<DirectPath>,
     last_refusal: Option<String>,
     end: Option<String>,
     /// ESP waiting for one `sendmmsg` (UDP GSO where the runs allow) on
@@ -97,6 +103,7 @@ pub(crate) async fn run(
         virtual_ipv4: None,
         connected: None,
         channels,
+        direct: None,
         last_refusal: None,
         end: None,
         out_nat_t: SendBatch::new_udp(),
@@ -147,6 +154,7 @@ impl Task {
                                 self.nat_t_datagram(d);
                             }
                         });
+                        self.flush_host();
                     }
                 }
                 r = readable_optional(esp.as_deref()) => {
@@ -156,6 +164,16 @@ impl Task {
                                 self.raw_esp(d);
                             }
                         });
+                        self.flush_host();
+                    }
+                }
+                r = host_readable(&mut self.direct) => self.from_host(r),
+                r = async { self.channels.direct_rx.as_mut().expect("guarded").await },
+                    if self.channels.direct_rx.is_some() =>
+                {
+                    self.channels.direct_rx = None;
+                    if let Ok(path) = r {
+                        self.direct = Some(path);
                     }
                 }
                 n = self.channels.out_rx.recv_many(&mut outgoing, BATCH) => {
@@ -299,7 +317,48 @@ impl Task {
             self.dropped += 1;
             return;
         }
-        let _ = self.channels.in_tx.try_send(inner.to_vec());
+        match &self.direct {
+            Some(path) => {
+                path.counters.count_in(inner.len());
+                path.sink.send(inner);
+            }
+            None => {
+                let _ = self.channels.in_tx.try_send(inner.to_vec());
+            }
+        }
+    }
+
+    /// Writes what the last socket reads queued for the host: one
+    /// coalesced TUN write per burst.
+    fn flush_host(&self) {
+        if let Some(path) = &self.direct {
+            path.sink.flush();
+        }
+    }
+
+    /// The host has packets for the tunnel: this batch and the ones
+    /// already waiting (a bounded number), then one `sendmmsg`.
+    fn from_host(&mut self, ready: std::io::Result<()>) {
+        let Some(mut path) = self.direct.take() else {
+            return;
+        };
+        if let Err(e) = ready {
+            tracing::warn!("IKEv2: {e}");
+            self.initiator.close(Instant::now());
+            self.finish("the TUN device closed".to_string());
+            return;
+        }
+        for read in 1.. {
+            path.source.for_each(&mut |packet| {
+                path.counters.count_out(packet.len());
+                self.send_packet(packet);
+            });
+            if read == READS_PER_WAKE || !matches!(path.source.try_read(), Ok(true)) {
+                break;
+            }
+        }
+        self.direct = Some(path);
+        self.flush_esp();
     }
 
     /// RFC 4301 §5.2 step 4: an inner packet must come from what the

@@ -27,6 +27,7 @@ use crate::end_reasons;
 use crate::hooked::{self, Hooked};
 use crate::hooks::{ClientHooks, Owner, PacketSink, SessionInfo};
 use crate::l2tp_client_transport::L2tpTransport;
+use crate::packet_source::read_source;
 use crate::{Outcome, SessionStats};
 
 /// Outbound IP packets taken per wake-up.
@@ -359,6 +360,13 @@ impl Session {
                     }
                     None => self.hooked.outbound = None,
                 },
+                r = read_source(&mut self.hooked.source), if self.hooked.source.is_some() => match r {
+                    Ok(()) => self.take_from_source(&transport, &mut sequence),
+                    Err(e) => {
+                        tracing::warn!(session = self.id(), "reading packets to send: {e}");
+                        self.hooked.source = None;
+                    }
+                },
                 answered = self.hooked.answers.next() => self.hooked.apply(answered),
                 _ = sleep => {
                     let now = Instant::now();
@@ -493,6 +501,32 @@ impl Session {
                 crate::inbound::deliver(&*self.sink, &mut self.stats, p);
             }
             Inbound::Nothing => {}
+        }
+    }
+
+    /// The batch the client's device just gave (read by this task rather
+    /// than a reader task: one hand-off and one copy fewer per packet),
+    /// and the batches it has ready now, up to [`OUTBOUND_BATCH`] packets
+    /// per wake-up.
+    fn take_from_source(&mut self, transport: &L2tpTransport, sequence: &mut Option<DataSequence>) {
+        let Some(mut source) = self.hooked.source.take() else {
+            return;
+        };
+        let mut taken = 0;
+        loop {
+            source.for_each(&mut |packet| {
+                if !packet.is_empty() {
+                    self.send_ip(transport, sequence, packet);
+                    taken += 1;
+                }
+            });
+            if taken >= OUTBOUND_BATCH || !matches!(source.try_read(), Ok(true)) {
+                break;
+            }
+        }
+        // Not if the link went down meanwhile (it dropped the source).
+        if !self.hooked.core.is_down() {
+            self.hooked.source = Some(source);
         }
     }
 

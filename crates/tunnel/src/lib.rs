@@ -8,6 +8,7 @@
 //! the same driver serves `ras server` and `ras connect`.
 
 mod datagram_batch;
+pub mod direct_path;
 mod end_reasons;
 mod hooked;
 mod hooks;

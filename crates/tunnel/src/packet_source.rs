@@ -26,3 +26,11 @@ pub trait PacketSource: Send {
     /// Hands each packet of the last batch to `f`.
     fn for_each(&self, f: &mut dyn FnMut(&[u8]));
 }
+
+/// Waits until an optional source has a batch (never, without one).
+pub(crate) async fn read_source(source: &mut Option<Box<dyn PacketSource>>) -> io::Result<()> {
+    match source {
+        Some(s) => std::future::poll_fn(|cx| s.poll_read(cx)).await,
+        None => std::future::pending().await,
+    }
+}

@@ -15,7 +15,7 @@ use crate::end_reasons;
 use crate::hooked::{self, Hooked};
 use crate::hooks::PacketSink;
 use crate::outcome::Outcome;
-use crate::packet_source::PacketSource;
+use crate::packet_source::read_source;
 
 /// Stop taking IP packets from the network while this much is waiting to
 /// be written to the peer: a slow peer costs its own packets, nobody else's.
@@ -409,13 +409,6 @@ async fn write_some<W: AsyncWrite + Unpin>(w: &mut W, pending: &[u8]) -> std::io
         w.flush().await.map(|_| Written::Flushed)
     } else {
         w.write(pending).await.map(Written::Bytes)
-    }
-}
-
-async fn read_source(source: &mut Option<Box<dyn PacketSource>>) -> std::io::Result<()> {
-    match source {
-        Some(s) => std::future::poll_fn(|cx| s.poll_read(cx)).await,
-        None => std::future::pending().await,
     }
 }
 
