@@ -167,7 +167,7 @@ impl Task {
                         self.flush_host();
                     }
                 }
-                r = host_readable(&mut self.direct) => self.from_host(r),
+                r = host_readable(&mut self.direct) => self.take_from_host(r),
                 r = async { self.channels.direct_rx.as_mut().expect("guarded").await },
                     if self.channels.direct_rx.is_some() =>
                 {
@@ -338,7 +338,7 @@ impl Task {
 
     /// The host has packets for the tunnel: this batch and the ones
     /// already waiting (a bounded number), then one `sendmmsg`.
-    fn from_host(&mut self, ready: std::io::Result<()>) {
+    fn take_from_host(&mut self, ready: std::io::Result<()>) {
         let Some(mut path) = self.direct.take() else {
             return;
         };
