@@ -227,17 +227,17 @@ impl Ikev2Responder {
             // §2.16: the responder authenticates itself in its first answer.
             stage.sent_auth = true;
             let signed =
-                signed_octets(sa.prf, &sa.init_response, &sa.ni, &sa.keys.sk_pr, &idr_body);
+                || signed_octets(sa.prf, &sa.init_response, &sa.ni, &sa.keys.sk_pr, &idr_body);
             chain.push(payload::IDR, &idr_body);
             let signature = sa.our_signature.take_done();
             match &self.config.certificate {
                 Some(credential) => {
-                    let signed = match signature {
-                        Some(result) => result.map(|(method, data)| {
-                            credential.push_signed(&mut chain, method, &data)
-                        }),
-                        None => credential.push_auth(&mut chain, &signed, &sa.peer_hashes),
-                    };
+                    let signed = credential.push_done_or_sign(
+                        &mut chain,
+                        signature,
+                        signed,
+                        &sa.peer_hashes,
+                    );
                     if let Err(e) = signed {
                         let reason = format!(
                             "cannot authenticate this server to IKEv2 client {}: {e}",
@@ -253,7 +253,7 @@ impl Ikev2Responder {
                         payload::AUTH,
                         &Authentication::encode(
                             auth_method::SHARED_KEY_MIC,
-                            &shared_key_auth(sa.prf, &key, &signed),
+                            &shared_key_auth(sa.prf, &key, &signed()),
                         ),
                     );
                 }

@@ -466,7 +466,7 @@ impl Ikev2Responder {
         // nonce and prf(SK_pr, IDr).
         // With EAP the MSK is the key (§2.16) and IDr went out earlier.
         let idr_body = self.config.local_identity.id_body();
-        let signed = signed_octets(sa.prf, &sa.init_response, &sa.ni, &sa.keys.sk_pr, &idr_body);
+        let signed = || signed_octets(sa.prf, &sa.init_response, &sa.ni, &sa.keys.sk_pr, &idr_body);
         let mut chain = PayloadChain::new();
         if !sa.eap {
             chain.push(payload::IDR, &idr_body);
@@ -475,11 +475,9 @@ impl Ikev2Responder {
             // §2.15: a client that signed gets our signature (strongSwan's
             // `remote.auth = pubkey`, Windows' machine certificates).
             (Some(credential), true) => {
-                let signed = match sa.our_signature.take_done() {
-                    Some(result) => result
-                        .map(|(method, data)| credential.push_signed(&mut chain, method, &data)),
-                    None => credential.push_auth(&mut chain, &signed, &sa.peer_hashes),
-                };
+                let done = sa.our_signature.take_done();
+                let signed =
+                    credential.push_done_or_sign(&mut chain, done, signed, &sa.peer_hashes);
                 if let Err(e) = signed {
                     let reason = format!(
                         "cannot authenticate this server to IKEv2 client {}: {e}",
@@ -492,7 +490,7 @@ impl Ikev2Responder {
             }
             _ => {
                 let key = sa.auth_key.clone().unwrap_or_default();
-                let our_auth = shared_key_auth(sa.prf, &key, &signed);
+                let our_auth = shared_key_auth(sa.prf, &key, &signed());
                 chain.push(
                     payload::AUTH,
                     &Authentication::encode(auth_method::SHARED_KEY_MIC, &our_auth),

@@ -272,6 +272,22 @@ impl ServerCredential {
         Ok(())
     }
 
+    /// Our CERT and AUTH payloads with the signature the driver made
+    /// (`done`, from an offloaded [`super::signature_job::SignatureJob`]),
+    /// or, without one, signed here over `signed()` — computed only then.
+    pub(crate) fn push_done_or_sign(
+        &self,
+        chain: &mut super::wire::PayloadChain,
+        done: Option<Result<(u8, Vec<u8>), SignatureAuthError>>,
+        signed: impl FnOnce() -> Vec<u8>,
+        peer_hashes: &[u16],
+    ) -> Result<(), SignatureAuthError> {
+        match done {
+            Some(result) => result.map(|(method, data)| self.push_signed(chain, method, &data)),
+            None => self.push_auth(chain, &signed(), peer_hashes),
+        }
+    }
+
     /// Our CERT payloads (leaf first) and an AUTH payload signed earlier
     /// (by [`Self::sign`], perhaps on another thread).
     pub fn push_signed(&self, chain: &mut super::wire::PayloadChain, method: u8, data: &[u8]) {
