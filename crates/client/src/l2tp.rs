@@ -177,12 +177,13 @@ pub async fn connect(
             .map_err(|e| ConnectError::Network(format!("cannot open a UDP socket: {e}")))?,
     };
     // The L2TP session reads the TUN itself.
-    let (hooks, sink) = DialerHooks::new_direct(
+    let (hooks, sink) = DialerHooks::new(
         network,
         server,
         options.target.clone(),
         options.on_up.clone(),
         options.on_connected.clone(),
+        true,
     );
     static SESSION_IDS: AtomicU64 = AtomicU64::new(1);
     let info = SessionInfo {

@@ -117,6 +117,7 @@ pub async fn connect(
         options.target.clone(),
         options.on_up.clone(),
         options.on_connected.clone(),
+        false,
     );
     static SESSION_IDS: AtomicU64 = AtomicU64::new(1);
     let info = SessionInfo {

@@ -130,6 +130,7 @@ pub async fn connect(
         options.target.clone(),
         options.on_up.clone(),
         None,
+        false,
     );
     // The modem answered (or the line is direct): PPP starts.
     if let Some(cb) = &options.on_connected {

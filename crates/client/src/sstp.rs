@@ -237,12 +237,13 @@ pub async fn connect(
         response_timeout: options.response_timeout,
     };
     // The SSTP session reads the TUN itself.
-    let (hooks, sink) = DialerHooks::new_direct(
+    let (hooks, sink) = DialerHooks::new(
         network,
         server,
         options.target.clone(),
         options.on_up.clone(),
         None,
+        true,
     );
     static SESSION_IDS: AtomicU64 = AtomicU64::new(1);
     let info = SessionInfo {
@@ -416,29 +417,9 @@ pub(crate) struct DialerHooks {
 }
 
 impl DialerHooks {
+    /// `direct`: the driver reads the device itself
+    /// ([`Network::attach_direct`]: SSTP, L2TP).
     pub(crate) fn new(
-        network: Arc<dyn Network>,
-        server: SocketAddr,
-        target: Target,
-        on_up: Option<UpCallback>,
-        on_connected: Option<ConnectedCallback>,
-    ) -> (Arc<DialerHooks>, Arc<SinkSlot>) {
-        Self::with_reader(network, server, target, on_up, on_connected, false)
-    }
-
-    /// Like [`DialerHooks::new`], for a driver that reads the device
-    /// itself ([`Network::attach_direct`]).
-    pub(crate) fn new_direct(
-        network: Arc<dyn Network>,
-        server: SocketAddr,
-        target: Target,
-        on_up: Option<UpCallback>,
-        on_connected: Option<ConnectedCallback>,
-    ) -> (Arc<DialerHooks>, Arc<SinkSlot>) {
-        Self::with_reader(network, server, target, on_up, on_connected, true)
-    }
-
-    fn with_reader(
         network: Arc<dyn Network>,
         server: SocketAddr,
         target: Target,

@@ -27,7 +27,7 @@ use crate::end_reasons;
 use crate::hooked::{self, Hooked};
 use crate::hooks::{ClientHooks, Owner, PacketSink, SessionInfo};
 use crate::l2tp_client_transport::L2tpTransport;
-use crate::packet_source::read_source;
+use crate::packet_source::{read_source, take_batches};
 use crate::{Outcome, SessionStats};
 
 /// Outbound IP packets taken per wake-up.
@@ -512,17 +512,12 @@ impl Session {
         let Some(mut source) = self.hooked.source.take() else {
             return;
         };
-        let mut taken = 0;
-        loop {
-            source.for_each(&mut |packet| {
-                if !packet.is_empty() {
-                    self.send_ip(transport, sequence, packet);
-                    taken += 1;
-                }
-            });
-            if taken >= OUTBOUND_BATCH || !matches!(source.try_read(), Ok(true)) {
-                break;
-            }
+        let read = take_batches(&mut *source, OUTBOUND_BATCH, &mut |packet| {
+            self.send_ip(transport, sequence, packet)
+        });
+        if let Err(e) = read {
+            tracing::warn!(session = self.id(), "reading packets to send: {e}");
+            return;
         }
         // Not if the link went down meanwhile (it dropped the source).
         if !self.hooked.core.is_down() {

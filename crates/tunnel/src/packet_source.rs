@@ -34,3 +34,25 @@ pub(crate) async fn read_source(source: &mut Option<Box<dyn PacketSource>>) -> i
         None => std::future::pending().await,
     }
 }
+
+/// Hands `f` each packet of the batch just read and of the batches the
+/// source has ready now, until `max` packets were given (one wake-up's
+/// worth). An error of a later read is returned: the source is gone.
+pub(crate) fn take_batches(
+    source: &mut dyn PacketSource,
+    max: usize,
+    f: &mut dyn FnMut(&[u8]),
+) -> io::Result<()> {
+    let mut taken = 0;
+    loop {
+        source.for_each(&mut |packet| {
+            if !packet.is_empty() {
+                f(packet);
+                taken += 1;
+            }
+        });
+        if taken >= max || !source.try_read()? {
+            return Ok(());
+        }
+    }
+}

@@ -15,7 +15,7 @@ use crate::end_reasons;
 use crate::hooked::{self, Hooked};
 use crate::hooks::PacketSink;
 use crate::outcome::Outcome;
-use crate::packet_source::read_source;
+use crate::packet_source::{read_source, take_batches};
 
 /// Stop taking IP packets from the network while this much is waiting to
 /// be written to the peer: a slow peer costs its own packets, nobody else's.
@@ -249,28 +249,13 @@ impl Session {
         let Some(mut source) = self.hooked.source.take() else {
             return;
         };
-        let mut taken = 0;
-        loop {
-            source.for_each(&mut |packet| {
-                if !packet.is_empty() {
-                    self.send_ip(st, packet);
-                    taken += 1;
-                }
-            });
-            if taken >= BATCH {
-                break;
-            }
-            match source.try_read() {
-                Ok(true) => {}
-                Ok(false) => break,
-                Err(e) => {
-                    tracing::warn!(
-                        session = self.hooked.core.info().id,
-                        "reading packets to send: {e}"
-                    );
-                    return;
-                }
-            }
+        let read = take_batches(&mut *source, BATCH, &mut |packet| self.send_ip(st, packet));
+        if let Err(e) = read {
+            tracing::warn!(
+                session = self.hooked.core.info().id,
+                "reading packets to send: {e}"
+            );
+            return;
         }
         // Not if the link went down meanwhile (it dropped the source).
         if !self.hooked.core.is_down() {
