@@ -397,21 +397,13 @@ fn sstp(args: SstpArgs) -> anyhow::Result<()> {
             tunnel / 1e6,
             tunnel / bare * 100.0
         );
-        // CPU time and context switches per gigabit moved: less noisy
-        // than the throughput on a shared machine.
-        let gbits = tunnel * f64::from(args.seconds) / 1e9;
-        for (name, pid, before) in [
-            ("server", server.child.id(), server_before),
-            ("client", client.id(), client_before),
-        ] {
-            if let (Some(b), Some(a)) = (before, ProcessCost::of(pid)) {
-                println!(
-                    "  ras {name}: {:.0} ms CPU and {:.0} context switches per Gbit",
-                    (a.cpu_ms - b.cpu_ms) / gbits,
-                    (a.switches - b.switches) as f64 / gbits
-                );
-            }
-        }
+        print_costs(
+            [
+                ("server", server.child.id(), server_before),
+                ("client", client.id(), client_before),
+            ],
+            tunnel * f64::from(args.seconds),
+        );
         let _ = Command::new("kill")
             .args(["-INT", &client.id().to_string()])
             .status();
@@ -437,11 +429,22 @@ fn sstp(args: SstpArgs) -> anyhow::Result<()> {
             .stderr(Stdio::inherit())
             .spawn()?;
         wait_for_tun(&topo, "ras-bp0")?;
+        let (server_before, client_before) = (
+            ProcessCost::of(server.child.id()),
+            ProcessCost::of(client.id()),
+        );
         let pptp = iperf(&topo, args.seconds, args.streams)?;
         println!(
             "throughput, through PPTP (MPPE-128): {:8.0} Mbit/s = {:.0}% of bare veth",
             pptp / 1e6,
             pptp / bare * 100.0
+        );
+        print_costs(
+            [
+                ("server", server.child.id(), server_before),
+                ("client", client.id(), client_before),
+            ],
+            pptp * f64::from(args.seconds),
         );
         let _ = Command::new("kill")
             .args(["-INT", &client.id().to_string()])
@@ -610,6 +613,22 @@ pub(crate) fn wait_for_tun_in(ns: &str, tun: &str) -> anyhow::Result<()> {
         std::thread::sleep(Duration::from_millis(100));
     }
     bail!("the benchmark client did not come up")
+}
+
+/// CPU time and context switches per gigabit each process spent since
+/// its `before` snapshot, `bits` having moved: less noisy than the
+/// throughput on a shared machine.
+fn print_costs<const N: usize>(processes: [(&str, u32, Option<ProcessCost>); N], bits: f64) {
+    let gbits = bits / 1e9;
+    for (name, pid, before) in processes {
+        if let (Some(b), Some(a)) = (before, ProcessCost::of(pid)) {
+            println!(
+                "  ras {name}: {:.0} ms CPU and {:.0} context switches per Gbit",
+                (a.cpu_ms - b.cpu_ms) / gbits,
+                (a.switches - b.switches) as f64 / gbits
+            );
+        }
+    }
 }
 
 pub(crate) fn num_cpus() -> usize {
