@@ -410,7 +410,7 @@ pub(crate) struct DialerHooks {
     /// Told by the PPTP driver when the call is established.
     on_connected: Option<ConnectedCallback>,
     /// Attach with [`Network::attach_direct`] and hand the source to the
-    /// session (whose driver reads it: SSTP, L2TP).
+    /// session (whose driver reads it: SSTP, L2TP, PPTP).
     direct: bool,
     sink: Arc<SinkSlot>,
     state: Arc<Mutex<HookState>>,
@@ -418,7 +418,7 @@ pub(crate) struct DialerHooks {
 
 impl DialerHooks {
     /// `direct`: the driver reads the device itself
-    /// ([`Network::attach_direct`]: SSTP, L2TP).
+    /// ([`Network::attach_direct`]: SSTP, L2TP, PPTP).
     pub(crate) fn new(
         network: Arc<dyn Network>,
         server: SocketAddr,

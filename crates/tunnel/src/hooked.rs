@@ -209,6 +209,27 @@ impl Hooked {
         self.batch = batch;
     }
 
+    /// Puts back the source a session took out to read (so that its
+    /// closure could borrow the session), unless the read failed (the
+    /// device is gone: said once) or the link went down meanwhile (it
+    /// dropped the source).
+    pub fn return_source(&mut self, source: Box<dyn PacketSource>, read: std::io::Result<()>) {
+        match read {
+            Err(e) => self.source_failed(e),
+            Ok(()) if !self.core.is_down() => self.source = Some(source),
+            Ok(()) => {}
+        }
+    }
+
+    /// The source failed to read: the session stops reading it.
+    pub fn source_failed(&mut self, e: std::io::Error) {
+        tracing::warn!(
+            session = self.core.info().id,
+            "reading packets to send: {e}"
+        );
+        self.source = None;
+    }
+
     /// Tells the owner's live view what `stats` added since the last time.
     pub fn report(&mut self, stats: &SessionStats) {
         if let Some(live) = &self.live {

@@ -16,10 +16,11 @@ use tokio::sync::{mpsc, oneshot};
 use zeroize::Zeroizing;
 
 use crate::datagram_batch::{read_batches, RecvBatch, SendBatch, BATCH};
-use crate::direct_path::{host_readable, DirectPath, READS_PER_WAKE};
+use crate::direct_path::{DirectPath, PACKETS_PER_WAKE};
 use crate::ikev2_client::Ikev2Connected;
 use crate::ikev2_eap::{IkeEapPeer, PeerStep};
 use crate::l2tp_ipsec_client_task::{readable_optional, route_source, Sockets, SETTLE};
+use crate::packet_source::{read_source, take_batches};
 
 /// RFC 4303 §2.6 / RFC 2003: the next header of an IPv4 packet in tunnel
 /// mode, and of a dummy packet (RFC 4303 §2.6, traffic flow confidentiality).
@@ -167,7 +168,7 @@ impl Task {
                         self.flush_host();
                     }
                 }
-                r = host_readable(&mut self.direct) => self.take_from_host(r),
+                r = read_source(self.direct.as_mut().map(|p| &mut *p.source)) => self.take_from_host(r),
                 r = async { self.channels.direct_rx.as_mut().expect("guarded").await },
                     if self.channels.direct_rx.is_some() =>
                 {
@@ -343,22 +344,26 @@ impl Task {
             return;
         };
         if let Err(e) = ready {
-            tracing::warn!("IKEv2: {e}");
-            self.initiator.close(Instant::now());
-            self.finish("the TUN device closed".to_string());
+            self.host_gone(e);
             return;
         }
-        for read in 1.. {
-            path.source.for_each(&mut |packet| {
-                path.counters.count_out(packet.len());
-                self.send_packet(packet);
-            });
-            if read == READS_PER_WAKE || !matches!(path.source.try_read(), Ok(true)) {
-                break;
-            }
-        }
-        self.direct = Some(path);
+        let counters = &path.counters;
+        let read = take_batches(&mut *path.source, PACKETS_PER_WAKE, &mut |packet| {
+            counters.count_out(packet.len());
+            self.send_packet(packet);
+        });
         self.flush_esp();
+        match read {
+            Ok(()) => self.direct = Some(path),
+            Err(e) => self.host_gone(e),
+        }
+    }
+
+    /// The device failed to read: it is gone, and the tunnel with it.
+    fn host_gone(&mut self, e: std::io::Error) {
+        tracing::warn!("IKEv2: {e}");
+        self.initiator.close(Instant::now());
+        self.finish("the TUN device closed".to_string());
     }
 
     /// RFC 4301 §5.2 step 4: an inner packet must come from what the

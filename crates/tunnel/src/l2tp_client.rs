@@ -360,12 +360,9 @@ impl Session {
                     }
                     None => self.hooked.outbound = None,
                 },
-                r = read_source(&mut self.hooked.source), if self.hooked.source.is_some() => match r {
+                r = read_source(self.hooked.source.as_deref_mut()), if self.hooked.source.is_some() => match r {
                     Ok(()) => self.take_from_source(&transport, &mut sequence),
-                    Err(e) => {
-                        tracing::warn!(session = self.id(), "reading packets to send: {e}");
-                        self.hooked.source = None;
-                    }
+                    Err(e) => self.hooked.source_failed(e),
                 },
                 answered = self.hooked.answers.next() => self.hooked.apply(answered),
                 _ = sleep => {
@@ -515,14 +512,7 @@ impl Session {
         let read = take_batches(&mut *source, OUTBOUND_BATCH, &mut |packet| {
             self.send_ip(transport, sequence, packet)
         });
-        if let Err(e) = read {
-            tracing::warn!(session = self.id(), "reading packets to send: {e}");
-            return;
-        }
-        // Not if the link went down meanwhile (it dropped the source).
-        if !self.hooked.core.is_down() {
-            self.hooked.source = Some(source);
-        }
+        self.hooked.return_source(source, read);
     }
 
     /// One IP packet from the TUN device into a data message.

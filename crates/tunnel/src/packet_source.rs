@@ -28,7 +28,8 @@ pub trait PacketSource: Send {
 }
 
 /// Waits until an optional source has a batch (never, without one).
-pub(crate) async fn read_source(source: &mut Option<Box<dyn PacketSource>>) -> io::Result<()> {
+/// Cancel-safe, as [`PacketSource::poll_read`] is.
+pub(crate) async fn read_source(source: Option<&mut (dyn PacketSource + '_)>) -> io::Result<()> {
     match source {
         Some(s) => std::future::poll_fn(|cx| s.poll_read(cx)).await,
         None => std::future::pending().await,

@@ -180,12 +180,9 @@ impl Session {
                     }
                     None => self.hooked.outbound = None,
                 },
-                r = read_source(&mut self.hooked.source), if can_read_source => match r {
+                r = read_source(self.hooked.source.as_deref_mut()), if can_read_source => match r {
                     Ok(()) => self.take_from_source(&mut st),
-                    Err(e) => {
-                        tracing::warn!(session = self.hooked.core.info().id, "reading packets to send: {e}");
-                        self.hooked.source = None;
-                    }
+                    Err(e) => self.hooked.source_failed(e),
                 },
                 answered = self.hooked.answers.next() => self.hooked.apply(answered),
                 _ = sleep => {
@@ -250,17 +247,7 @@ impl Session {
             return;
         };
         let read = take_batches(&mut *source, BATCH, &mut |packet| self.send_ip(st, packet));
-        if let Err(e) = read {
-            tracing::warn!(
-                session = self.hooked.core.info().id,
-                "reading packets to send: {e}"
-            );
-            return;
-        }
-        // Not if the link went down meanwhile (it dropped the source).
-        if !self.hooked.core.is_down() {
-            self.hooked.source = Some(source);
-        }
+        self.hooked.return_source(source, read);
     }
 
     fn feed(&mut self, st: &mut State, mut data: &[u8]) {
