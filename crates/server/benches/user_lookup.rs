@@ -23,7 +23,9 @@ fn lookup(c: &mut Criterion) {
         groups: vec!["vpn".into(), "admins".into()],
         ..NewUser::default()
     };
-    store.add("alice", "a password", &member).expect("adding alice");
+    store
+        .add("alice", "a password", &member)
+        .expect("adding alice");
 
     let mut group = c.benchmark_group("user_lookup");
     group.bench_function("in_two_groups", |b| {
