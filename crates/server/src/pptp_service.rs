@@ -91,7 +91,7 @@ impl PptpService {
                 ),
             );
             if let Ok(_answering) = self.refusals.clone().try_acquire_owned() {
-                pptp_server::refuse(tcp, &self.session).await;
+                Box::pin(pptp_server::refuse(tcp, &self.session)).await;
             }
             return;
         };
@@ -104,7 +104,9 @@ impl PptpService {
         let id = info.id;
         // Debug level: see the SSTP listener.
         tracing::debug!(session_id = id, %peer, "PPTP connection");
-        let served = pptp_server::serve(
+        // Boxed, as the SSTP listener's: inline, the session's future
+        // would take two places in this task's (issue 18).
+        let served = Box::pin(pptp_server::serve(
             tcp,
             peer_ip,
             &self.session,
@@ -113,7 +115,7 @@ impl PptpService {
             self.sink.clone(),
             info,
             shutdown,
-        );
+        ));
         crate::port_hooks::serve_on_lent_port(served, port, &self.failures, "PPTP", id, peer).await;
     }
 

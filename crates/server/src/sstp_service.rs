@@ -104,9 +104,12 @@ impl SstpService {
         shutdown: watch::Receiver<bool>,
     ) {
         let certified = self.certified.load_full();
-        let tls = match tokio::time::timeout(TLS_TIMEOUT, self.accept(tcp, peer, entry, &certified))
-            .await
-        {
+        // The handshake's future (≈ 3 KiB) and the session's are boxed
+        // apart: inline, this task's future had a place for each and for
+        // the busy answer's buffer, 15 KiB a connection for as long as its
+        // session lives (issue 18).
+        let accept = Box::pin(self.accept(tcp, peer, entry, &certified));
+        let tls = match tokio::time::timeout(TLS_TIMEOUT, accept).await {
             // Kept boxed: the TLS stream is a few KiB, and every async
             // layer it is moved through would otherwise keep a place for
             // it in this connection's task (heaptrack, issue 18).
@@ -154,7 +157,7 @@ impl SstpService {
                     self.ports.limit()
                 ),
             );
-            refuse_busy(tls, self.ports.limit()).await;
+            Box::pin(refuse_busy(tls, self.ports.limit())).await;
             return;
         };
         if port.evicted_another {
@@ -172,14 +175,14 @@ impl SstpService {
         // them would turn into; what becomes of it is logged below.
         tracing::debug!(session_id = id, %peer, "SSTP connection");
         let hooks = Arc::new(PortHooks::new(self.hooks.clone(), port.clone()));
-        let served = sstp_server::serve(
+        let served = Box::pin(sstp_server::serve(
             tls,
             &certified.session,
             hooks,
             self.sink.clone(),
             info,
             shutdown,
-        );
+        ));
         crate::port_hooks::serve_on_lent_port(served, port, &self.failures, "SSTP", id, peer).await;
     }
 
@@ -261,4 +264,93 @@ async fn refuse_busy<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
     );
     let _ = tls.write_all(answer.as_bytes()).await;
     let _ = tls.shutdown().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use ppp::link::LinkUp;
+    use tokio::sync::mpsc;
+    use tunnel::hooks_support::BoxFuture;
+    use tunnel::{AuthAnswer, EndReason, SessionInfo};
+
+    use super::*;
+
+    /// Never asked: the test only builds a connection's future.
+    struct Unused;
+
+    impl ServerHooks for Unused {
+        fn authenticate(
+            &self,
+            _: &SessionInfo,
+            _: ppp::auth::AuthRequest,
+        ) -> BoxFuture<AuthAnswer> {
+            unreachable!("not polled")
+        }
+        fn network(
+            &self,
+            _: &SessionInfo,
+        ) -> BoxFuture<Result<ppp::link::NetworkSettings, String>> {
+            unreachable!("not polled")
+        }
+        fn up(
+            &self,
+            _: &SessionInfo,
+            _: &LinkUp,
+        ) -> BoxFuture<Result<mpsc::Receiver<Bytes>, String>> {
+            unreachable!("not polled")
+        }
+        fn down(&self, _: &SessionInfo, _: &EndReason) {}
+    }
+
+    impl PacketSink for Unused {
+        fn send(&self, _: &[u8]) {}
+    }
+
+    /// A connection's task lives as long as its session, so its future is
+    /// per-session memory: the TLS handshake, the session and the busy
+    /// answer are boxed apart and it holds only pointers to them. Inline,
+    /// it was 15,248 bytes (issue 18).
+    #[tokio::test]
+    async fn a_connections_task_keeps_no_place_for_its_stages() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = crate::state::StateDir::open(dir.path()).unwrap();
+        let cert = crate::cert::ServerCertificate::load_or_create_self_signed(
+            &state,
+            "vpn.example.com",
+            &[],
+        )
+        .unwrap();
+        let certified = SstpCertified {
+            tls: TlsAcceptor::from(cert.rustls_config().unwrap()),
+            session: Arc::new(ServerSessionConfig {
+                certificate_der: Arc::new(cert.leaf_der().to_vec()),
+                hash_protocols: sstp::CERT_HASH_PROTOCOL_SHA256,
+                link: ppp::link::LinkConfig::server("vpn.example.com"),
+                request_timeout: Duration::from_secs(10),
+                server_name: "ras".into(),
+                timers: sstp::Timers::default(),
+            }),
+        };
+        let service = SstpService {
+            certified: Arc::new(arc_swap::ArcSwap::from_pointee(certified)),
+            hooks: Arc::new(Unused),
+            sink: Arc::new(Unused),
+            ports: LogicalPorts::new(1),
+            failures: ListenerFailures::new("SSTP"),
+            challenges: None,
+            metrics: Arc::new(crate::metrics::Metrics::new()),
+            gate: HandshakeGate::new(),
+        };
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let _client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (tcp, peer) = listener.accept().await.unwrap();
+        let entry = service.gate.enter(peer.ip()).unwrap();
+        let (_stop_tx, stop) = watch::channel(false);
+        let task = service.handle(tcp, peer, entry, stop);
+        let size = std::mem::size_of_val(&task);
+        assert!(size <= 2048, "a connection's future is {size} bytes");
+    }
 }

@@ -140,6 +140,17 @@ impl GreDemux {
         self.dropped.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// A demultiplexer over a UDP socket on loopback, for tests that only
+    /// need one to exist (no raw socket, so no root).
+    #[cfg(test)]
+    pub(crate) async fn for_tests() -> Arc<GreDemux> {
+        Arc::new(GreDemux {
+            socket: UdpSocket::bind("127.0.0.1:0").await.unwrap(),
+            table: Mutex::new(CallTable::new()),
+            dropped: AtomicU64::new(0),
+        })
+    }
+
     #[cfg(test)]
     fn deliver(&self, datagram: &[u8]) {
         let table = self.lock();

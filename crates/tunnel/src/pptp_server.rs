@@ -144,7 +144,10 @@ pub async fn serve(
             let gre = GreSession::new(config.gre.clone(), call.local, call.peer, call.window);
             // The link's lower layer comes up with the client's first GRE
             // datagram, or after FIRST_GRE_GRACE (see `lower_up_at`).
-            let session = Session {
+            // On the heap, as the SSTP session: inline, the session and
+            // the `run` future it moves into would each keep a place in
+            // this future (9 KiB a call; issue 18).
+            let session = Box::new(Session {
                 tcp: setup.tcp,
                 pac: setup.pac,
                 rbuf: setup.rbuf,
@@ -156,7 +159,7 @@ pub async fn serve(
                 hooked: Hooked::new(Owner::Server(hooks), Link::new(config.link.clone()), info),
                 lower_up_at: Some(Instant::now() + FIRST_GRE_GRACE),
                 sink,
-            };
+            });
             session.run(shutdown).await
         }
     };
@@ -208,7 +211,7 @@ impl Session {
         self.hooked.core.info().id
     }
 
-    async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Outcome {
+    async fn run(mut self: Box<Self>, mut shutdown: watch::Receiver<bool>) -> Outcome {
         let mut st = State {
             frame: Vec::new(),
             link_down: false,
@@ -479,5 +482,75 @@ impl Session {
             write_control(&mut self.tcp, &msg).await?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ppp::link::{LinkUp, NetworkSettings};
+
+    use super::*;
+    use crate::hooks::BoxFuture;
+    use crate::pptp_gre_io::GreDemux;
+    use crate::AuthAnswer;
+
+    /// Never asked: the test only builds a call's future.
+    struct Unused;
+
+    impl ServerHooks for Unused {
+        fn authenticate(
+            &self,
+            _: &SessionInfo,
+            _: ppp::auth::AuthRequest,
+        ) -> BoxFuture<AuthAnswer> {
+            unreachable!("not polled")
+        }
+        fn network(&self, _: &SessionInfo) -> BoxFuture<Result<NetworkSettings, String>> {
+            unreachable!("not polled")
+        }
+        fn up(
+            &self,
+            _: &SessionInfo,
+            _: &LinkUp,
+        ) -> BoxFuture<Result<mpsc::Receiver<Bytes>, String>> {
+            unreachable!("not polled")
+        }
+        fn down(&self, _: &SessionInfo, _: &EndReason) {}
+    }
+
+    impl PacketSink for Unused {
+        fn send(&self, _: &[u8]) {}
+    }
+
+    /// A call's future lives as long as its session: the session is boxed
+    /// and moved into `run` whole, so the future keeps one place for it,
+    /// not one for the session and another for `run` (9,184 bytes in a
+    /// release build before; issue 18).
+    #[tokio::test]
+    async fn a_calls_future_keeps_one_place_for_its_session() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let _client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (tcp, _) = listener.accept().await.unwrap();
+        let config = PptpServerConfig::new(LinkConfig::server("vpn.example.com"));
+        let (_stop_tx, stop) = watch::channel(false);
+        let info = SessionInfo {
+            id: 1,
+            peer: "127.0.0.1:1".into(),
+            user: None,
+        };
+        let call = serve(
+            tcp,
+            Ipv4Addr::LOCALHOST,
+            &config,
+            GreDemux::for_tests().await,
+            Arc::new(Unused),
+            Arc::new(Unused),
+            info,
+            stop,
+        );
+        let size = std::mem::size_of_val(&call);
+        assert!(size <= 4096, "a call's future is {size} bytes");
     }
 }
