@@ -134,7 +134,7 @@ async fn start_server(cert: &Cert, password: &'static str, retries: u8) -> Serve
     let config = ServerSessionConfig {
         certificate_der: Arc::new(cert.der.to_vec()),
         hash_protocols: sstp::CERT_HASH_PROTOCOL_SHA256,
-        link,
+        link: link.into(),
         request_timeout: Duration::from_secs(5),
         server_name: "ras-test".into(),
         timers: sstp::Timers::default(),

@@ -61,7 +61,7 @@ fn start_full(
         session: Arc::new(ServerSessionConfig {
             certificate_der: Arc::new(cert.leaf_der().to_vec()),
             hash_protocols: sstp::CERT_HASH_PROTOCOL_SHA256,
-            link: ppp::link::LinkConfig::server("vpn.example.com"),
+            link: Arc::new(ppp::link::LinkConfig::server("vpn.example.com")),
             request_timeout: std::time::Duration::from_secs(10),
             server_name: "ras".into(),
             timers: sstp::Timers::default(),

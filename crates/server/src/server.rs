@@ -437,7 +437,7 @@ impl Server {
             session: Arc::new(ServerSessionConfig {
                 certificate_der: Arc::new(cert.leaf_der().to_vec()),
                 hash_protocols: sstp::CERT_HASH_PROTOCOL_SHA1 | sstp::CERT_HASH_PROTOCOL_SHA256,
-                link: links.sstp,
+                link: Arc::new(links.sstp),
                 request_timeout: Duration::from_secs(10),
                 server_name: "ras".into(),
                 timers: sstp::Timers {

@@ -326,7 +326,7 @@ mod tests {
             session: Arc::new(ServerSessionConfig {
                 certificate_der: Arc::new(cert.leaf_der().to_vec()),
                 hash_protocols: sstp::CERT_HASH_PROTOCOL_SHA256,
-                link: ppp::link::LinkConfig::server("vpn.example.com"),
+                link: Arc::new(ppp::link::LinkConfig::server("vpn.example.com")),
                 request_timeout: Duration::from_secs(10),
                 server_name: "ras".into(),
                 timers: sstp::Timers::default(),

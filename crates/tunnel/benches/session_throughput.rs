@@ -80,7 +80,7 @@ fn main() {
             let sc = ServerSessionConfig {
                 certificate_der: Arc::new(b"cert".to_vec()),
                 hash_protocols: sstp::CERT_HASH_PROTOCOL_SHA256,
-                link,
+                link: link.into(),
                 request_timeout: Duration::from_secs(5),
                 server_name: "bench".into(),
                 timers: sstp::Timers::default(),

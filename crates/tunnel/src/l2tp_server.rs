@@ -58,8 +58,8 @@ pub type SessionIds = Arc<dyn Fn() -> u64 + Send + Sync>;
 #[derive(Debug, Clone)]
 pub struct L2tpServerConfig {
     /// The PPP link settings (server role). L2TP/IPsec is encrypted by
-    /// ESP: no MPPE inside it, as RRAS does.
-    pub link: LinkConfig,
+    /// ESP: no MPPE inside it, as RRAS does. Shared by every call's link.
+    pub link: Arc<LinkConfig>,
     /// The tunnel settings (host name, HELLO interval, timers).
     pub tunnel: TunnelConfig,
     /// Logical ports: the most established calls at once.
@@ -71,7 +71,7 @@ impl L2tpServerConfig {
     /// at most `ports` calls; the tunnel's host name is `host_name`.
     pub fn new(link: LinkConfig, host_name: &str, hello_interval: Duration, ports: u32) -> Self {
         L2tpServerConfig {
-            link,
+            link: Arc::new(link),
             tunnel: TunnelConfig {
                 host_name: host_name.as_bytes().to_vec(),
                 hello_interval,

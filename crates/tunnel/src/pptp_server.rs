@@ -73,8 +73,9 @@ const FIRST_GRE_GRACE: Duration = Duration::from_secs(1);
 /// What every server session shares.
 #[derive(Debug, Clone)]
 pub struct PptpServerConfig {
-    /// The PPP link settings (server role, CCP/MPPE as configured).
-    pub link: LinkConfig,
+    /// The PPP link settings (server role, CCP/MPPE as configured),
+    /// shared by every call's link.
+    pub link: Arc<LinkConfig>,
     /// The control connection settings (one call per connection).
     pub pac: PacConfig,
     /// The GRE data channel settings.
@@ -98,7 +99,7 @@ impl PptpServerConfig {
             ..GreConfig::default()
         };
         PptpServerConfig {
-            link,
+            link: Arc::new(link),
             pac,
             gre,
             setup_timeout: Duration::from_secs(30),

@@ -20,8 +20,9 @@ pub struct ServerSessionConfig {
     pub certificate_der: Arc<Vec<u8>>,
     /// SSTP Hash Protocol Bitmask offered (SHA-256, optionally SHA-1).
     pub hash_protocols: u8,
-    /// The PPP link settings (server role).
-    pub link: LinkConfig,
+    /// The PPP link settings (server role), shared by every session's
+    /// link.
+    pub link: Arc<LinkConfig>,
     /// The client must send a complete HTTP request within this time
     /// (slowloris protection).
     pub request_timeout: Duration,

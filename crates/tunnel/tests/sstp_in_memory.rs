@@ -93,7 +93,7 @@ fn server_config(auth: AuthProtocol) -> ServerSessionConfig {
     ServerSessionConfig {
         certificate_der: Arc::new(CERT.to_vec()),
         hash_protocols: sstp::CERT_HASH_PROTOCOL_SHA256,
-        link,
+        link: link.into(),
         request_timeout: Duration::from_secs(2),
         server_name: "ras-test".into(),
         timers: sstp::Timers::default(),
@@ -211,7 +211,7 @@ async fn wrong_password_ends_both_sessions_with_691() {
     let (client_hooks, _tx2) = TestHooks::new("unused");
     let (_stop, stop_rx) = watch::channel(false);
     let mut sc = server_config(AuthProtocol::MsChapV2);
-    sc.link.authenticator.max_retries = 0;
+    Arc::make_mut(&mut sc.link).authenticator.max_retries = 0;
     let server = tokio::spawn({
         let hooks = server_hooks.clone();
         let stop = stop_rx.clone();

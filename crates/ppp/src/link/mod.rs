@@ -12,6 +12,7 @@ mod data;
 mod types;
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Instant;
 
 use zeroize::Zeroizing;
@@ -56,7 +57,9 @@ pub struct LinkStats {
 
 /// A PPP link in one role.
 pub struct Link {
-    config: LinkConfig,
+    /// Shared: a server's sessions all start from the same settings, and
+    /// a copy each would be 480 bytes per session (issue 18).
+    config: Arc<LinkConfig>,
     rng: LinkRng,
     phase: Phase,
     lcp: Fsm<Lcp>,
@@ -104,7 +107,8 @@ impl std::fmt::Debug for Link {
 }
 
 impl Link {
-    pub fn new(config: LinkConfig) -> Self {
+    pub fn new(config: impl Into<Arc<LinkConfig>>) -> Self {
+        let config = config.into();
         let mut rng = LinkRng::new(config.rng_seed);
         let lcp_rng = Box::new(rng.fork());
         let lcp = Fsm::new(Lcp::new(config.lcp.clone(), lcp_rng), config.fsm);

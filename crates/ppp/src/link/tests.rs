@@ -992,3 +992,15 @@ fn no_callback_answer_continues_to_the_network_phase() {
         .count();
     assert_eq!(cbcp, 3, "Request, Response, Ack");
 }
+
+/// Every session of a server starts from the same settings: a link keeps
+/// the shared configuration, not a 480-byte copy (issue 18).
+#[test]
+fn links_share_their_configuration() {
+    let config = std::sync::Arc::new(LinkConfig::server("ras-test"));
+    let first = Link::new(config.clone());
+    let second = Link::new(config.clone());
+    assert_eq!(std::sync::Arc::strong_count(&config), 3);
+    drop((first, second));
+    assert_eq!(std::sync::Arc::strong_count(&config), 1);
+}
