@@ -78,6 +78,7 @@ pub mod session_record;
 pub mod session_settings;
 pub mod sessions;
 pub mod sstp_service;
+pub mod sstp_tls;
 pub mod state;
 pub mod tun;
 pub mod users;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio_rustls::{LazyConfigAcceptor, TlsAcceptor};
+use tokio_rustls::TlsAcceptor;
 use tunnel::sstp_server::{self, ServerSessionConfig};
 use tunnel::{PacketSink, ServerHooks, SessionInfo};
 
@@ -17,6 +17,7 @@ use crate::failure_log::ListenerFailures;
 use crate::handshake_gate::{Entry, HandshakeGate, Pass, Refusal};
 use crate::logical_ports::LogicalPorts;
 use crate::port_hooks::PortHooks;
+use crate::sstp_tls::{self, ServerTls};
 use crate::SessionId;
 
 /// A TLS handshake must finish within this time.
@@ -202,7 +203,8 @@ impl SstpService {
         entry: Entry,
         certified: &SstpCertified,
     ) -> std::io::Result<Accepted> {
-        let start = LazyConfigAcceptor::new(rustls::server::Acceptor::default(), tcp).await?;
+        let mut tcp = tcp;
+        let (hello, received) = sstp_tls::read_client_hello(&mut tcp).await?;
         let pass = match self.gate.admit(entry).await {
             Ok(pass) => pass,
             Err(why) => return Ok(Accepted::Refused(why)),
@@ -210,11 +212,11 @@ impl SstpService {
         let config = match self
             .challenges
             .as_ref()
-            .map(|c| c.choose(&start.client_hello()))
+            .map(|c| c.choose(&hello.client_hello()))
         {
             None | Some(HelloChoice::Server) => certified.tls.config().clone(),
             Some(HelloChoice::Challenge(config)) => {
-                let mut tls = start.into_stream(config).await?;
+                let mut tls = ServerTls::accept(tcp, config, received).await?;
                 tracing::info!(%peer, "ACME: answered a TLS-ALPN-01 validation");
                 let _ = tls.shutdown().await;
                 return Ok(Accepted::Done);
@@ -225,7 +227,7 @@ impl SstpService {
             }
         };
         Ok(Accepted::Tls(
-            Box::new(start.into_stream(config).await?),
+            Box::new(ServerTls::accept(tcp, config, received).await?),
             pass,
         ))
     }
@@ -239,10 +241,7 @@ impl SstpService {
 /// How a connection's TLS stage ended, short of an error.
 enum Accepted {
     /// The handshake is done; the gate's place is still held.
-    Tls(
-        Box<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>,
-        Pass,
-    ),
+    Tls(Box<ServerTls<tokio::net::TcpStream>>, Pass),
     /// Answered and closed (ACME validation, or refused acme-tls/1).
     Done,
     /// Closed by the handshake gate.
