@@ -6,14 +6,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use client::l2tp::L2tpOptions;
 use client::network::{Attachment, Connected, Network, NetworkError};
 use client::pptp::PptpOptions;
 use client::sstp::{ConnectError, SessionEnd, SstpOptions};
 use client::target::Target;
 use client::verify::{Fingerprint, Trust};
-use tokio::sync::{mpsc, watch, Notify, Semaphore};
+use tokio::sync::{watch, Notify, Semaphore};
 use tunnel::PacketSink;
 
 pub struct Load {
@@ -103,7 +102,7 @@ impl PacketSink for Drop0 {
 pub(crate) struct NoNetwork(pub(crate) Arc<Notify>);
 impl Network for NoNetwork {
     fn attach(&self, _: &Connected) -> Result<Attachment, NetworkError> {
-        let (tx, rx) = mpsc::channel::<Bytes>(1);
+        let (tx, rx) = tunnel::packet_queue(1);
         self.0.notify_one();
         Ok(Attachment {
             outbound: rx,

@@ -9,12 +9,11 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use netdev::{TunDevice, TunError, TunSettings};
 use ppp::auth::AuthProtocol;
 use ppp::link::LinkUp;
 use ppp::mppe::MppeSettings;
-use tokio::sync::mpsc;
 use tunnel::{PacketSink, PacketSource};
 
 use crate::dns::{self, DnsBackend, DnsError, DnsGuard};
@@ -141,7 +140,7 @@ pub enum NetworkError {
 /// The host side of a link that is up.
 pub struct Attachment {
     /// IP packets to send through the tunnel.
-    pub outbound: mpsc::Receiver<Bytes>,
+    pub outbound: tunnel::PacketReceiver,
     /// Where IP packets from the tunnel go.
     pub inbound: Arc<dyn PacketSink>,
     /// What was set up, for the status line.
@@ -341,7 +340,7 @@ impl SystemNetwork {
             }
             _ => None,
         };
-        let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE);
+        let (tx, rx) = tunnel::packet_queue(OUTBOUND_QUEUE);
         let (reader, source) = if direct {
             // `tx` is dropped: the queue stays empty and closes.
             let source: Box<dyn PacketSource> = Box::new(TunSource {
@@ -420,7 +419,7 @@ impl PacketSource for TunSource {
 /// Moves packets from the TUN to the tunnel. Reads into one large buffer
 /// and hands out frozen slices of it, so a packet costs no allocation of
 /// its own.
-async fn read_tun(tun: Arc<TunDevice>, tx: mpsc::Sender<Bytes>) {
+async fn read_tun(tun: Arc<TunDevice>, tx: tunnel::PacketSender) {
     const CHUNK: usize = 256 * 1024;
     let mut batch = netdev::RecvBatch::new(tun.mtu());
     let mut buf = BytesMut::with_capacity(CHUNK);

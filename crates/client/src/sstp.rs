@@ -9,12 +9,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use bytes::Bytes;
 use ppp::auth::AuthProtocol;
 use ppp::ccp::CcpConfig;
 use ppp::link::{LinkConfig, LinkUp};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tunnel::hooks_support::BoxFuture;
 use tunnel::http_io::HttpError;
 use tunnel::sstp_client::{self, ClientSessionConfig};
@@ -462,7 +461,11 @@ impl tunnel::ClientHooks for DialerHooks {
         }
     }
 
-    fn up(&self, _: &SessionInfo, up: &LinkUp) -> BoxFuture<Result<mpsc::Receiver<Bytes>, String>> {
+    fn up(
+        &self,
+        _: &SessionInfo,
+        up: &LinkUp,
+    ) -> BoxFuture<Result<tunnel::PacketReceiver, String>> {
         let link = Connected::from_link(self.server, up);
         let network = self.network.clone();
         let state = self.state.clone();

@@ -19,7 +19,7 @@ use ppp::ccp::CcpConfig;
 use ppp::ipcp::IpcpConfig;
 use ppp::link::{LinkConfig, LinkUp, NetworkSettings};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tunnel::hooks_support::BoxFuture;
 use tunnel::sstp_server::{self, ServerSessionConfig};
 use tunnel::{AuthAnswer, Outcome, PacketSink, ServerHooks, SessionInfo};
@@ -41,7 +41,7 @@ impl PacketSink for Collect {
 /// test once the link is up.
 struct TestServer {
     password: &'static str,
-    inject: Mutex<Option<mpsc::Receiver<Bytes>>>,
+    inject: Mutex<Option<tunnel::PacketReceiver>>,
     up: Mutex<Option<LinkUp>>,
     auth_requests: AtomicU32,
 }
@@ -72,7 +72,11 @@ impl ServerHooks for TestServer {
             })
         })
     }
-    fn up(&self, _: &SessionInfo, up: &LinkUp) -> BoxFuture<Result<mpsc::Receiver<Bytes>, String>> {
+    fn up(
+        &self,
+        _: &SessionInfo,
+        up: &LinkUp,
+    ) -> BoxFuture<Result<tunnel::PacketReceiver, String>> {
         *self.up.lock().unwrap() = Some(up.clone());
         let rx = self.inject.lock().unwrap().take();
         Box::pin(async move { rx.ok_or_else(|| "up twice".to_string()) })
@@ -104,7 +108,7 @@ fn certificate() -> Cert {
 struct Server {
     addr: SocketAddr,
     hooks: Arc<TestServer>,
-    to_client: mpsc::Sender<Bytes>,
+    to_client: tunnel::PacketSender,
     sink: Arc<Collect>,
     /// None: the TLS handshake failed (nothing of SSTP or PPP ran).
     done: tokio::task::JoinHandle<Option<Outcome>>,
@@ -122,7 +126,7 @@ async fn start_server(cert: &Cert, password: &'static str, retries: u8) -> Serve
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let (tx, rx) = mpsc::channel(128);
+    let (tx, rx) = tunnel::packet_queue(128);
     let hooks = Arc::new(TestServer {
         password,
         inject: Mutex::new(Some(rx)),
@@ -166,7 +170,7 @@ async fn start_server(cert: &Cert, password: &'static str, retries: u8) -> Serve
 
 /// The client's host side in a test: channels instead of a TUN.
 struct ChannelNetwork {
-    outbound: Mutex<Option<mpsc::Receiver<Bytes>>>,
+    outbound: Mutex<Option<tunnel::PacketReceiver>>,
     inbound: Arc<Collect>,
     attached: Mutex<Option<Connected>>,
     released: Arc<AtomicBool>,
@@ -180,8 +184,8 @@ impl Drop for Release {
 }
 
 impl ChannelNetwork {
-    fn new() -> (Arc<Self>, mpsc::Sender<Bytes>) {
-        let (tx, rx) = mpsc::channel(128);
+    fn new() -> (Arc<Self>, tunnel::PacketSender) {
+        let (tx, rx) = tunnel::packet_queue(128);
         (
             Arc::new(ChannelNetwork {
                 outbound: Mutex::new(Some(rx)),

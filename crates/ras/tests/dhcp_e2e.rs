@@ -51,7 +51,7 @@ impl PacketSink for Capture {
 struct Up {
     local: Ipv4Addr,
     server: Ipv4Addr,
-    to_tunnel: mpsc::Sender<Bytes>,
+    to_tunnel: tunnel::PacketSender,
     received: Arc<Capture>,
 }
 
@@ -61,7 +61,7 @@ struct TestNetwork(std::sync::mpsc::Sender<Up>);
 
 impl Network for TestNetwork {
     fn attach(&self, link: &Connected) -> Result<Attachment, NetworkError> {
-        let (tx, rx) = mpsc::channel::<Bytes>(16);
+        let (tx, rx) = tunnel::packet_queue(16);
         let received = Arc::new(Capture::default());
         let (local, server) = link
             .ipv4
@@ -403,7 +403,7 @@ fn dhcp_blocks_release_apipa_and_relay() {
     let xid = 0x5ca1_ab1e;
     let c1 = &ups[0];
     c1.to_tunnel
-        .blocking_send(Bytes::from(inform_packet(c1.local, xid)))
+        .try_send(Bytes::from(inform_packet(c1.local, xid)))
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     let ack = loop {
@@ -642,7 +642,7 @@ fn dhcpinform_through_an_ikev2_tunnel_is_answered() {
 
     let xid = 0x1cef_2002;
     up.to_tunnel
-        .blocking_send(Bytes::from(inform_packet(up.local, xid)))
+        .try_send(Bytes::from(inform_packet(up.local, xid)))
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     let ack = loop {

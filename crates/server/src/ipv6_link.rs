@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use ppp::link::LinkUp;
-use tokio::sync::mpsc;
 
 /// The client's global address: the /64 and the interface identifier
 /// IPv6CP negotiated (RFC 5072 §5).
@@ -38,7 +37,7 @@ pub fn responder(
 
 /// RFC 4861 §6.2.4: a few initial unsolicited advertisements, so the
 /// client learns the prefix even if it missed the first.
-pub fn announce(tx: mpsc::Sender<Bytes>, local_interface_id: [u8; 8], prefix: Ipv6Addr, mtu: u32) {
+pub fn announce(tx: tunnel::PacketSender, local_interface_id: [u8; 8], prefix: Ipv6Addr, mtu: u32) {
     let ra = Bytes::from(crate::ra::router_advertisement(
         local_interface_id,
         prefix,

@@ -18,7 +18,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use bytes::Bytes;
 use netbios::{ClientId, Counters, DATAGRAM_SERVICE_PORT, NAME_SERVICE_PORT};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -107,7 +106,7 @@ pub(crate) enum Input {
         client: ClientId,
         address: Ipv4Addr,
         server_end: Ipv4Addr,
-        tunnel: mpsc::Sender<Bytes>,
+        tunnel: tunnel::PacketSender,
         live: Option<Arc<LiveSession>>,
     },
     Down {
@@ -180,7 +179,7 @@ impl NetbiosGateway {
         session: SessionId,
         address: Ipv4Addr,
         server_end: Ipv4Addr,
-        tunnel: mpsc::Sender<Bytes>,
+        tunnel: tunnel::PacketSender,
         live: Option<Arc<LiveSession>>,
     ) {
         let id = ClientId(session.raw());
@@ -382,7 +381,7 @@ mod tests {
     #[tokio::test]
     async fn the_sink_takes_a_clients_broadcasts_and_they_are_not_activity() {
         let (gateway, mut rx) = NetbiosGateway::for_tests(vec![LAN_BCAST]);
-        let (tunnel, _tunnel_rx) = mpsc::channel(8);
+        let (tunnel, _tunnel_rx) = tunnel::packet_queue(8);
         gateway.client_up(SessionId::from_raw(7), CLIENT, SERVER_END, tunnel, None);
         assert!(matches!(
             rx.try_recv(),
@@ -453,7 +452,7 @@ mod tests {
     #[tokio::test]
     async fn a_lagging_task_costs_the_packet_and_a_counter() {
         let (gateway, _rx) = NetbiosGateway::for_tests(vec![]);
-        let (tunnel, _tunnel_rx) = mpsc::channel(8);
+        let (tunnel, _tunnel_rx) = tunnel::packet_queue(8);
         gateway.client_up(SessionId::from_raw(1), CLIENT, SERVER_END, tunnel, None);
         for _ in 0..INPUT_QUEUE + 5 {
             assert!(gateway.take_from_client(&packet(CLIENT, Ipv4Addr::BROADCAST, 138)));

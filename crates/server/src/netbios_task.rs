@@ -44,7 +44,7 @@ const SUMMARY_EVERY: Duration = Duration::from_secs(300);
 struct ClientTunnel {
     address: Ipv4Addr,
     server_end: Ipv4Addr,
-    tunnel: mpsc::Sender<Bytes>,
+    tunnel: tunnel::PacketSender,
     live: Option<Arc<LiveSession>>,
 }
 
@@ -452,9 +452,9 @@ impl GatewayTask {
                 let Some(c) = self.clients.get(&client) else {
                     break;
                 };
-                let Ok(permit) = c.tunnel.try_reserve() else {
+                if !c.tunnel.has_room() {
                     break;
-                };
+                }
                 let Some(payload) = self.gateway.poll_client_datagram(client) else {
                     break;
                 };
@@ -465,14 +465,15 @@ impl GatewayTask {
                     .map(|d| SocketAddrV4::new(d.header.source_ip, d.header.source_port))
                     .unwrap_or(SocketAddrV4::new(c.server_end, DATAGRAM_SERVICE_PORT));
                 let to = SocketAddrV4::new(c.address, DATAGRAM_SERVICE_PORT);
-                match build_udp4(from, to, id, &payload) {
-                    Some(p) => permit.send(Bytes::from(p)),
-                    None => {
-                        self.shared
-                            .counters
-                            .to_client_dropped_tunnel_full
-                            .fetch_add(1, Ordering::Relaxed);
-                    }
+                // The router may have filled the queue since `has_room`:
+                // then it is dropped and counted as one that found it full.
+                let queued = build_udp4(from, to, id, &payload)
+                    .is_some_and(|p| c.tunnel.try_send(Bytes::from(p)).is_ok());
+                if !queued {
+                    self.shared
+                        .counters
+                        .to_client_dropped_tunnel_full
+                        .fetch_add(1, Ordering::Relaxed);
                 }
             }
         }
@@ -489,7 +490,7 @@ impl GatewayTask {
                 .as_ref()
                 .and_then(|l| l.last_activity())
                 .is_some_and(|t| t.elapsed() < BUSY_WINDOW);
-            let queued = c.tunnel.max_capacity() - c.tunnel.capacity();
+            let queued = c.tunnel.len();
             let busy = recent || queued * BUSY_QUEUE_FRACTION >= c.tunnel.max_capacity();
             self.gateway.set_session_traffic(*id, busy);
         }
@@ -543,10 +544,10 @@ mod tests {
     }
 
     /// A task with no LAN sockets and client A up; its tunnel queue.
-    async fn rig() -> (GatewayTask, mpsc::Receiver<Bytes>) {
+    async fn rig() -> (GatewayTask, tunnel::PacketReceiver) {
         let (shared, _rx) = NetbiosGateway::for_tests(vec![]);
         let mut task = GatewayTask::new(GatewayConfig::default(), Vec::new(), shared);
-        let (tunnel, tunnel_rx) = mpsc::channel(8);
+        let (tunnel, tunnel_rx) = tunnel::packet_queue(8);
         task.handle_batch(vec![Input::Up {
             client: A,
             address: CLIENT,
@@ -704,7 +705,7 @@ mod tests {
     async fn a_full_tunnel_keeps_datagrams_in_the_gateway() {
         let (shared, _rx) = NetbiosGateway::for_tests(vec![]);
         let mut task = GatewayTask::new(GatewayConfig::default(), Vec::new(), shared);
-        let (tunnel, mut tunnel_rx) = mpsc::channel(1);
+        let (tunnel, mut tunnel_rx) = tunnel::packet_queue(1);
         tunnel
             .try_send(Bytes::from_static(b"session traffic"))
             .unwrap();
@@ -763,7 +764,7 @@ mod tests {
         .validate()
         .unwrap();
         let mut task = GatewayTask::new(config, Vec::new(), shared);
-        let (tunnel, mut tunnel_rx) = mpsc::channel(4);
+        let (tunnel, mut tunnel_rx) = tunnel::packet_queue(4);
         let live = Arc::new(LiveSession::new());
         task.handle_batch(vec![Input::Up {
             client: A,

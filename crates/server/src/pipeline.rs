@@ -25,12 +25,10 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use bytes::Bytes;
 use ppp::auth::AuthRequest;
 use ppp::ipcp::IpcpConfig;
 use ppp::ipv6cp::Ipv6cpConfig;
 use ppp::link::{LinkUp, NetworkSettings};
-use tokio::sync::mpsc;
 use tunnel::hooks_support::BoxFuture;
 use tunnel::login_log;
 use tunnel::{AuthAnswer, ServerHooks, SessionInfo};
@@ -345,7 +343,7 @@ impl ControlPipeline {
     }
 
     /// The link is up (after CCP and the NCPs): steps 6 to 8.
-    fn link_up(&self, info: &SessionInfo, up: &LinkUp) -> Result<mpsc::Receiver<Bytes>, String> {
+    fn link_up(&self, info: &SessionInfo, up: &LinkUp) -> Result<tunnel::PacketReceiver, String> {
         let p = &*self.parts;
         let id = SessionId::from_raw(info.id);
 
@@ -440,7 +438,7 @@ impl ControlPipeline {
     /// router, unless another session has it (refused with a warning), and
     /// to the TUN in the kernel. Only a kernel route this session added is
     /// removed at its end.
-    fn route_framed(&self, id: SessionId, up: &LinkUp, tx: &mpsc::Sender<Bytes>) {
+    fn route_framed(&self, id: SessionId, up: &LinkUp, tx: &tunnel::PacketSender) {
         let p = &*self.parts;
         let wanted = p
             .sessions
@@ -653,7 +651,7 @@ impl ServerHooks for ControlPipeline {
         &self,
         info: &SessionInfo,
         up: &LinkUp,
-    ) -> BoxFuture<Result<mpsc::Receiver<Bytes>, String>> {
+    ) -> BoxFuture<Result<tunnel::PacketReceiver, String>> {
         let result = self.link_up(info, up);
         Box::pin(async move { result })
     }

@@ -9,10 +9,8 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use bytes::Bytes;
 use ppp::auth::AuthRequest;
 use ppp::link::{LinkUp, NetworkSettings};
-use tokio::sync::mpsc;
 use tunnel::hooks_support::BoxFuture;
 use tunnel::{AuthAnswer, EndReason, ServerHooks, SessionInfo, TunnelAuthMethod};
 
@@ -98,7 +96,7 @@ impl ServerHooks for PortHooks {
         &self,
         info: &SessionInfo,
         up: &LinkUp,
-    ) -> BoxFuture<Result<mpsc::Receiver<Bytes>, String>> {
+    ) -> BoxFuture<Result<tunnel::PacketReceiver, String>> {
         self.inner.up(info, up)
     }
 
@@ -164,7 +162,7 @@ mod tests {
             &self,
             _: &SessionInfo,
             _: &LinkUp,
-        ) -> BoxFuture<Result<mpsc::Receiver<Bytes>, String>> {
+        ) -> BoxFuture<Result<tunnel::PacketReceiver, String>> {
             unreachable!()
         }
         fn down(&self, _: &SessionInfo, _: &EndReason) {

@@ -16,7 +16,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use bytes::{Bytes, BytesMut};
-use tokio::sync::mpsc;
 
 use netdev::TunDevice;
 
@@ -45,7 +44,7 @@ pub struct Router {
 /// The router's table: addresses first, then networks.
 #[derive(Default)]
 struct Table {
-    hosts: HashMap<IpAddr, mpsc::Sender<Bytes>>,
+    hosts: HashMap<IpAddr, tunnel::PacketSender>,
     /// Networks grouped by (family, prefix length), longest first; empty
     /// while no session has a framed route.
     nets: Vec<Nets>,
@@ -55,11 +54,11 @@ struct Table {
 struct Nets {
     v6: bool,
     len: u8,
-    by_prefix: HashMap<IpAddr, mpsc::Sender<Bytes>>,
+    by_prefix: HashMap<IpAddr, tunnel::PacketSender>,
 }
 
 impl Table {
-    fn lookup(&self, dst: IpAddr) -> Option<&mpsc::Sender<Bytes>> {
+    fn lookup(&self, dst: IpAddr) -> Option<&tunnel::PacketSender> {
         if let Some(tx) = self.hosts.get(&dst) {
             return Some(tx);
         }
@@ -100,8 +99,8 @@ impl Router {
 
     /// Route `addrs` to a new queue; returns both ends (the sender lets
     /// the server itself talk to the session, e.g. router advertisements).
-    pub fn register(&self, addrs: &[IpAddr]) -> (mpsc::Sender<Bytes>, mpsc::Receiver<Bytes>) {
-        let (tx, rx) = mpsc::channel(SESSION_QUEUE);
+    pub fn register(&self, addrs: &[IpAddr]) -> (tunnel::PacketSender, tunnel::PacketReceiver) {
+        let (tx, rx) = tunnel::packet_queue(SESSION_QUEUE);
         let mut routes = self.routes.write().unwrap_or_else(|e| e.into_inner());
         for addr in addrs {
             routes.hosts.insert(*addr, tx.clone());
@@ -124,7 +123,7 @@ impl Router {
         &self,
         prefix: IpAddr,
         len: u8,
-        tx: &mpsc::Sender<Bytes>,
+        tx: &tunnel::PacketSender,
     ) -> Result<(), PrefixTaken> {
         let prefix = mask(prefix, len);
         let mut routes = self.routes.write().unwrap_or_else(|e| e.into_inner());

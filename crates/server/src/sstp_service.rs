@@ -267,9 +267,9 @@ async fn refuse_busy<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
 
 #[cfg(test)]
 mod tests {
-    use bytes::Bytes;
+
     use ppp::link::LinkUp;
-    use tokio::sync::mpsc;
+
     use tunnel::hooks_support::BoxFuture;
     use tunnel::{AuthAnswer, EndReason, SessionInfo};
 
@@ -296,7 +296,7 @@ mod tests {
             &self,
             _: &SessionInfo,
             _: &LinkUp,
-        ) -> BoxFuture<Result<mpsc::Receiver<Bytes>, String>> {
+        ) -> BoxFuture<Result<tunnel::PacketReceiver, String>> {
             unreachable!("not polled")
         }
         fn down(&self, _: &SessionInfo, _: &EndReason) {}

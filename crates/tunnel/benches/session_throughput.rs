@@ -13,7 +13,7 @@ use bytes::Bytes;
 use ppp::auth::{AuthProtocol, AuthRequest, Secret};
 use ppp::ipcp::IpcpConfig;
 use ppp::link::{LinkConfig, LinkUp, NetworkSettings};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tunnel::hooks_support::BoxFuture;
 use tunnel::sstp_client::{self, ClientSessionConfig};
 use tunnel::sstp_server::{self, ServerSessionConfig};
@@ -28,7 +28,7 @@ impl PacketSink for Count {
 }
 
 struct Hooks {
-    queue: Mutex<Option<mpsc::Receiver<Bytes>>>,
+    queue: Mutex<Option<tunnel::PacketReceiver>>,
     up: Mutex<bool>,
 }
 impl ServerHooks for Hooks {
@@ -51,7 +51,7 @@ impl ServerHooks for Hooks {
             })
         })
     }
-    fn up(&self, _: &SessionInfo, _: &LinkUp) -> BoxFuture<Result<mpsc::Receiver<Bytes>, String>> {
+    fn up(&self, _: &SessionInfo, _: &LinkUp) -> BoxFuture<Result<tunnel::PacketReceiver, String>> {
         *self.up.lock().unwrap() = true;
         let rx = self.queue.lock().unwrap().take();
         Box::pin(async move { rx.ok_or_else(|| "twice".to_string()) })
@@ -68,9 +68,9 @@ fn main() {
     rt.block_on(async {
         for size in [1400usize, 512] {
             let (a, b) = tokio::io::duplex(256 * 1024);
-            let (to_server, rx) = mpsc::channel(1024);
+            let (to_server, rx) = tunnel::packet_queue(1024);
             let client_hooks = Arc::new(Hooks { queue: Mutex::new(Some(rx)), up: Mutex::new(false) });
-            let server_hooks = Arc::new(Hooks { queue: Mutex::new(Some(mpsc::channel(1).1)), up: Mutex::new(false) });
+            let server_hooks = Arc::new(Hooks { queue: Mutex::new(Some(tunnel::packet_queue(1).1)), up: Mutex::new(false) });
             let sink = Arc::new(Count(AtomicU64::new(0), AtomicU64::new(0)));
             let (_stop, stop_rx) = watch::channel(false);
             let mut link = LinkConfig::server("bench");
@@ -135,7 +135,7 @@ impl ClientHooks for Hooks {
         &self,
         info: &SessionInfo,
         up: &LinkUp,
-    ) -> BoxFuture<Result<mpsc::Receiver<Bytes>, String>> {
+    ) -> BoxFuture<Result<tunnel::PacketReceiver, String>> {
         <Self as ServerHooks>::up(self, info, up)
     }
 }

@@ -15,7 +15,6 @@ use session::{
     AuthAnswer, EndReason, HookAnswer, HookRequest, Role, SessionCore, SessionEvent, SessionInfo,
     SessionStats,
 };
-use tokio::sync::mpsc;
 
 use crate::hooks::Owner;
 use crate::live::LiveSession;
@@ -25,24 +24,25 @@ use crate::packet_source::PacketSource;
 pub(crate) enum Answered {
     Auth(AuthAnswer),
     Network(Result<NetworkSettings, String>),
-    Up(Result<mpsc::Receiver<Bytes>, String>),
+    Up(Result<crate::PacketReceiver, String>),
 }
 
 pub(crate) struct Hooked {
     pub core: SessionCore,
     owner: Owner,
-    /// Boxed: a tokio channel allocates its first block of 32 slots at
-    /// once, and an `Answered` is large (network settings), so unboxed
-    /// this queue of a few answers per session cost every idle session
-    /// about 5 KiB (heaptrack, 1,000 idle SSTP sessions).
-    tx: mpsc::UnboundedSender<Box<Answered>>,
+    /// A few answers per session: a tokio channel's first block of 32
+    /// slots, allocated at once, cost every idle session about 5 KiB with
+    /// the answers inline and 0.8 KiB boxed (heaptrack, 1,000 idle SSTP
+    /// sessions); this queue allocates only while answers wait, and they
+    /// stay boxed (an `Answered` is large: network settings).
+    tx: crate::QueueSender<Box<Answered>>,
     /// Answers of the hook tasks: the loop selects on
     /// `hooked.answers.next()` (a field of its own, so that the loop can
     /// wait on it and on `outbound` at once) and gives each to
     /// [`Hooked::apply`].
     pub answers: Answers,
     /// IP packets to send to the peer, once the owner registered the link.
-    pub outbound: Option<mpsc::Receiver<Bytes>>,
+    pub outbound: Option<crate::PacketReceiver>,
     /// Read by the session itself (the client's TUN device).
     pub source: Option<Box<dyn PacketSource>>,
     /// The owner's live view, once the network phase started.
@@ -60,7 +60,7 @@ impl Hooked {
     /// A session of `owner`'s role around `link`.
     pub fn new(owner: Owner, link: Link, info: SessionInfo) -> Hooked {
         let core = SessionCore::new(link, info, owner.role(), Instant::now());
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = crate::queue(usize::MAX);
         Hooked {
             core,
             owner,
@@ -150,7 +150,7 @@ impl Hooked {
     {
         let tx = self.tx.clone();
         tokio::spawn(async move {
-            let _ = tx.send(Box::new(answer.await));
+            let _ = tx.try_send(Box::new(answer.await));
         });
     }
 
@@ -193,14 +193,20 @@ impl Hooked {
         let mut batch = std::mem::take(&mut self.batch);
         batch.push(first);
         if let Some(rx) = self.outbound.as_mut() {
-            while batch.len() < max {
-                match rx.try_recv() {
-                    Ok(packet) => batch.push(packet),
-                    Err(_) => break,
-                }
-            }
+            // One lock for the whole batch.
+            rx.take_waiting(&mut batch, max.saturating_sub(1));
         }
         batch
+    }
+
+    /// After a quiet spell: the outbound batch and the queue give their
+    /// memory back (an idle session holds neither, issue 18).
+    pub fn release_idle(&mut self) {
+        self.batch = Vec::new();
+        if let Some(rx) = self.outbound.as_mut() {
+            rx.release_idle();
+        }
+        self.answers.0.release_idle();
     }
 
     /// Gives back a batch from [`Hooked::take_outbound`].
@@ -265,7 +271,7 @@ impl Hooked {
 }
 
 /// The receiving end of the hook tasks' answers.
-pub(crate) struct Answers(mpsc::UnboundedReceiver<Box<Answered>>);
+pub(crate) struct Answers(crate::QueueReceiver<Box<Answered>>);
 
 impl Answers {
     /// The next answer of a hook task.
@@ -288,7 +294,7 @@ pub(crate) async fn stop_requested(live: Option<Arc<LiveSession>>) {
 }
 
 /// The next packet of an optional queue (never, without one).
-pub(crate) async fn recv(rx: &mut Option<mpsc::Receiver<Bytes>>) -> Option<Bytes> {
+pub(crate) async fn recv(rx: &mut Option<crate::PacketReceiver>) -> Option<Bytes> {
     match rx {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,

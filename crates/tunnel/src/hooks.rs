@@ -3,10 +3,8 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use bytes::Bytes;
 use ppp::auth::AuthRequest;
 use ppp::link::{LinkUp, NetworkSettings};
-use tokio::sync::mpsc;
 
 use crate::live::LiveSession;
 pub use session::{AuthAnswer, EndReason, SessionInfo};
@@ -71,7 +69,7 @@ pub trait ServerHooks: Send + Sync + 'static {
         &self,
         info: &SessionInfo,
         up: &LinkUp,
-    ) -> BoxFuture<Result<mpsc::Receiver<Bytes>, String>>;
+    ) -> BoxFuture<Result<crate::PacketReceiver, String>>;
     /// The session ended, and why (called exactly once if `network` was
     /// asked, whatever its answer).
     fn down(&self, info: &SessionInfo, reason: &EndReason);
@@ -123,7 +121,7 @@ pub trait ClientHooks: Send + Sync + 'static {
         &self,
         info: &SessionInfo,
         up: &LinkUp,
-    ) -> BoxFuture<Result<mpsc::Receiver<Bytes>, String>>;
+    ) -> BoxFuture<Result<crate::PacketReceiver, String>>;
     /// Once `up` succeeded: a source the session task reads IP packets
     /// from itself (the client's TUN device), besides the queue `up`
     /// returned. `None` (the default): the queue only.

@@ -83,7 +83,7 @@ pub(crate) enum HookAnswer {
 pub(crate) struct Granted {
     settings: NetworkSettings,
     ipv6: Option<Ipv6Addr>,
-    queue: mpsc::Receiver<Bytes>,
+    queue: crate::PacketReceiver,
     /// The owner's source filter (its framed routes), when it has one.
     sources: Option<session::SourceFilter>,
     /// Networks routed through the session, for the client's selectors.

@@ -17,7 +17,6 @@ use ppp::auth::AuthRequest;
 use ppp::ipcp::IpcpConfig;
 use ppp::link::{LinkUp, NetworkSettings};
 use session::EndReason;
-use tokio::sync::mpsc;
 use zeroize::Zeroizing;
 
 use super::*;
@@ -36,7 +35,7 @@ fn server_addr() -> SocketAddr {
 struct Owner {
     next: Mutex<u8>,
     downs: Mutex<Vec<(Option<String>, EndReason)>>,
-    queues: Mutex<Vec<mpsc::Sender<Bytes>>>,
+    queues: Mutex<Vec<crate::PacketSender>>,
     live: Mutex<Vec<Arc<LiveSession>>>,
     /// What `authenticated_by_tunnel` was told.
     tunnel_auth: Mutex<Vec<(Option<String>, TunnelAuthMethod)>>,
@@ -72,9 +71,9 @@ impl ServerHooks for Owner {
         })
     }
 
-    fn up(&self, _: &SessionInfo, up: &LinkUp) -> BoxFuture<Result<mpsc::Receiver<Bytes>, String>> {
+    fn up(&self, _: &SessionInfo, up: &LinkUp) -> BoxFuture<Result<crate::PacketReceiver, String>> {
         assert!(up.ipv4.is_some(), "the address reaches `up`");
-        let (tx, rx) = mpsc::channel(16);
+        let (tx, rx) = crate::packet_queue(16);
         self.queues.lock().unwrap().push(tx);
         Box::pin(async move { Ok(rx) })
     }
@@ -295,7 +294,7 @@ async fn a_client_gets_its_address_packets_flow_and_the_port_limit_holds() {
     // as ESP the client decrypts.
     let queue = lab.owner.queues.lock().unwrap()[0].clone();
     let packet = ipv4_packet(SERVER, address, b"reply");
-    queue.send(Bytes::from(packet.clone())).await.unwrap();
+    queue.try_send(Bytes::from(packet.clone())).unwrap();
     let (ike_sa, got) =
         tokio::time::timeout(std::time::Duration::from_secs(5), lab.inputs.packets.recv())
             .await

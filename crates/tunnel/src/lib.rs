@@ -38,6 +38,7 @@ pub mod live;
 pub use session::login_log;
 pub mod modem;
 mod outcome;
+mod packet_queue;
 mod packet_source;
 mod ppp_over_gre;
 pub mod ppp_over_serial;
@@ -57,6 +58,10 @@ pub use hooks::{
     AuthAnswer, ClientHooks, Owner, PacketSink, ServerHooks, SessionInfo, TunnelAuthMethod,
 };
 pub use live::{LiveSession, Traffic};
+pub use packet_queue::{
+    packet_queue, queue, PacketReceiver, PacketSender, QueueReceiver, QueueSender, TryRecvError,
+    TrySendError,
+};
 pub use packet_source::PacketSource;
 pub use session::{EndReason, LostCarrier, SourceFilter, TerminateCause};
 

@@ -13,13 +13,12 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use pptp::control::StopReason;
 use pptp::{Event, Pac};
 use session::{EndReason, LostCarrier};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 use crate::end_reasons;
 use crate::pptp_gre_io::GreDemux;
@@ -34,12 +33,12 @@ const CONTROL_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 pub(crate) struct CallIdLease {
     demux: Arc<GreDemux>,
     peer: Ipv4Addr,
-    queue: mpsc::Sender<Bytes>,
+    queue: crate::PacketSender,
     ids: Vec<u16>,
 }
 
 impl CallIdLease {
-    pub(crate) fn new(demux: Arc<GreDemux>, peer: Ipv4Addr, queue: mpsc::Sender<Bytes>) -> Self {
+    pub(crate) fn new(demux: Arc<GreDemux>, peer: Ipv4Addr, queue: crate::PacketSender) -> Self {
         CallIdLease {
             demux,
             peer,

@@ -21,7 +21,6 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use pptp::demux::{CallTable, DropLog, Malformed, Misroute};
 use tokio::net::UdpSocket;
-use tokio::sync::mpsc;
 
 use crate::ppp_over_gre;
 use crate::pptp_server::{BATCH, DROP_LOG_INTERVAL};
@@ -30,7 +29,7 @@ use crate::pptp_server::{BATCH, DROP_LOG_INTERVAL};
 pub struct GreDemux {
     socket: UdpSocket,
     /// Each call's client address and queue, by our Call ID.
-    table: Mutex<CallTable<mpsc::Sender<Bytes>>>,
+    table: Mutex<CallTable<crate::PacketSender>>,
     /// Datagrams dropped: not GRE, truncated, unknown call, wrong source,
     /// queue full.
     dropped: AtomicU64,
@@ -57,7 +56,7 @@ impl GreDemux {
         self.lock().len()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, CallTable<mpsc::Sender<Bytes>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, CallTable<crate::PacketSender>> {
         self.table.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -118,7 +117,7 @@ impl GreDemux {
 
     fn deliver_locked(
         &self,
-        table: &CallTable<mpsc::Sender<Bytes>>,
+        table: &CallTable<crate::PacketSender>,
         datagram: &[u8],
         drops: &mut DropLog,
     ) {
@@ -159,7 +158,7 @@ impl GreDemux {
 
     /// A Call ID no other call uses, routed to `peer` through `tx`; `None`
     /// if all are taken.
-    pub(crate) fn register(&self, peer: Ipv4Addr, tx: mpsc::Sender<Bytes>) -> Option<u16> {
+    pub(crate) fn register(&self, peer: Ipv4Addr, tx: crate::PacketSender) -> Option<u16> {
         self.lock().register(peer, tx)
     }
 
@@ -203,7 +202,7 @@ mod tests {
             eprintln!("SKIPPED: no raw socket (needs root)");
             return;
         };
-        let (tx, mut rx) = mpsc::channel(1);
+        let (tx, mut rx) = crate::packet_queue(1);
         let peer = Ipv4Addr::new(192, 0, 2, 1);
         let a = demux.register(peer, tx.clone()).unwrap();
         let b = demux.register(peer, tx.clone()).unwrap();

@@ -39,14 +39,13 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use ppp::link::{Link, LinkConfig};
 use pptp::control::{DisconnectResult, StopReason};
 use pptp::{Event, GreConfig, GreSession, Pac, PacConfig};
 use session::{EndReason, SessionEvent};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 use crate::end_reasons;
 use crate::hooked::{self, Hooked};
@@ -118,7 +117,7 @@ pub async fn serve(
     info: SessionInfo,
     mut shutdown: watch::Receiver<bool>,
 ) -> Outcome {
-    let (gre_tx, gre_rx) = mpsc::channel(CALL_QUEUE);
+    let (gre_tx, gre_rx) = crate::packet_queue(CALL_QUEUE);
     // The lease registers the call in the demultiplexer when the PAC asks
     // for a Call ID, and releases it when the connection has ended.
     let mut setup = Setup {
@@ -173,7 +172,7 @@ struct Session {
     pac: Pac,
     rbuf: Vec<u8>,
     gre: GreSession,
-    gre_rx: mpsc::Receiver<Bytes>,
+    gre_rx: crate::PacketReceiver,
     demux: Arc<GreDemux>,
     peer: Ipv4Addr,
     call_id: u16,
@@ -513,7 +512,7 @@ mod tests {
             &self,
             _: &SessionInfo,
             _: &LinkUp,
-        ) -> BoxFuture<Result<mpsc::Receiver<Bytes>, String>> {
+        ) -> BoxFuture<Result<crate::PacketReceiver, String>> {
             unreachable!("not polled")
         }
         fn down(&self, _: &SessionInfo, _: &EndReason) {}

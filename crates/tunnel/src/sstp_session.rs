@@ -25,9 +25,11 @@ const WRITE_LIMIT: usize = 2 * 1024 * 1024;
 /// IP packets taken from the queue per wake-up, to batch TLS writes.
 const BATCH: usize = 64;
 /// The TLS read buffer grows up to one maximal TLS record while data
-/// flows, and starts (and shrinks back to) this when idle.
+/// flows, and starts (and shrinks back to) this when idle: enough for the
+/// echoes and keepalives of an idle session; the TLS layer keeps what a
+/// read has no room for, and the buffer doubles as soon as a read fills it.
 const READ_BUFFER: usize = 16 * 1024 + 256;
-const READ_BUFFER_IDLE: usize = 512;
+const READ_BUFFER_IDLE: usize = 128;
 /// Plaintext taken from the peer per wake-up when more is already
 /// waiting: the packets of several TLS records go to the sink as one
 /// batch (one coalesced TUN write instead of one per record).
@@ -202,6 +204,7 @@ impl Session {
                         rbuf = vec![0u8; READ_BUFFER_IDLE];
                     }
                     self.sstp.shrink_buffers();
+                    self.hooked.release_idle();
                 }
                 _ = shutdown.changed() => {
                     let why = self.hooked.shutdown_reason();

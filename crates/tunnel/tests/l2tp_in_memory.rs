@@ -36,7 +36,7 @@ impl PacketSink for Collect {
 #[derive(Default)]
 struct TestHooks {
     next_host: AtomicU64,
-    inject: Mutex<Vec<(Ipv4Addr, mpsc::Sender<Bytes>)>>,
+    inject: Mutex<Vec<(Ipv4Addr, tunnel::PacketSender)>>,
     downs: Mutex<Vec<(String, EndReason)>>,
 }
 
@@ -65,8 +65,12 @@ impl ServerHooks for TestHooks {
             })
         })
     }
-    fn up(&self, _: &SessionInfo, up: &LinkUp) -> BoxFuture<Result<mpsc::Receiver<Bytes>, String>> {
-        let (tx, rx) = mpsc::channel(16);
+    fn up(
+        &self,
+        _: &SessionInfo,
+        up: &LinkUp,
+    ) -> BoxFuture<Result<tunnel::PacketReceiver, String>> {
+        let (tx, rx) = tunnel::packet_queue(16);
         let peer = up.ipv4.as_ref().map(|v| v.peer).unwrap();
         self.inject.lock().unwrap().push((peer, tx));
         Box::pin(async move { Ok(rx) })

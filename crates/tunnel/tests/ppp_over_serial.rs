@@ -12,7 +12,7 @@ use ppp::ccp::CcpConfig;
 use ppp::ipcp::IpcpConfig;
 use ppp::link::{LinkConfig, LinkUp, NetworkSettings};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tunnel::hooks_support::*;
 use tunnel::modem::ModemAnswer;
 use tunnel::ppp_over_serial::{self, DialError, SerialSessionConfig};
@@ -27,14 +27,14 @@ impl PacketSink for Collect {
 }
 
 struct TestHooks {
-    inject: Mutex<Option<mpsc::Receiver<Bytes>>>,
+    inject: Mutex<Option<tunnel::PacketReceiver>>,
     up: Mutex<Option<LinkUp>>,
     downs: Mutex<u32>,
 }
 
 impl TestHooks {
-    fn new() -> (Arc<Self>, mpsc::Sender<Bytes>) {
-        let (tx, rx) = mpsc::channel(128);
+    fn new() -> (Arc<Self>, tunnel::PacketSender) {
+        let (tx, rx) = tunnel::packet_queue(128);
         let hooks = Arc::new(TestHooks {
             inject: Mutex::new(Some(rx)),
             up: Mutex::new(None),
@@ -68,7 +68,11 @@ impl ServerHooks for TestHooks {
             })
         })
     }
-    fn up(&self, _: &SessionInfo, up: &LinkUp) -> BoxFuture<Result<mpsc::Receiver<Bytes>, String>> {
+    fn up(
+        &self,
+        _: &SessionInfo,
+        up: &LinkUp,
+    ) -> BoxFuture<Result<tunnel::PacketReceiver, String>> {
         *self.up.lock().unwrap() = Some(up.clone());
         let rx = self.inject.lock().unwrap().take();
         Box::pin(async move { rx.ok_or_else(|| "up twice".to_string()) })
@@ -273,7 +277,7 @@ impl ClientHooks for TestHooks {
         &self,
         info: &SessionInfo,
         up: &LinkUp,
-    ) -> BoxFuture<Result<mpsc::Receiver<Bytes>, String>> {
+    ) -> BoxFuture<Result<tunnel::PacketReceiver, String>> {
         <Self as ServerHooks>::up(self, info, up)
     }
 }

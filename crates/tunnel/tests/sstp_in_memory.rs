@@ -11,7 +11,7 @@ use ppp::ccp::CcpConfig;
 use ppp::ipcp::IpcpConfig;
 use ppp::link::{LinkConfig, LinkUp, NetworkSettings};
 use tokio::io::AsyncWriteExt;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tunnel::hooks_support::*;
 use tunnel::sstp_client::{self, ClientSessionConfig};
 use tunnel::sstp_server::{self, ServerSessionConfig};
@@ -31,14 +31,14 @@ impl PacketSink for Collect {
 /// inject IP packets once the link is up.
 struct TestHooks {
     password: &'static str,
-    inject: Mutex<Option<mpsc::Receiver<Bytes>>>,
+    inject: Mutex<Option<tunnel::PacketReceiver>>,
     up: Mutex<Option<LinkUp>>,
     downs: Mutex<u32>,
 }
 
 impl TestHooks {
-    fn new(password: &'static str) -> (Arc<Self>, mpsc::Sender<Bytes>) {
-        let (tx, rx) = mpsc::channel(128);
+    fn new(password: &'static str) -> (Arc<Self>, tunnel::PacketSender) {
+        let (tx, rx) = tunnel::packet_queue(128);
         (
             Arc::new(TestHooks {
                 password,
@@ -76,7 +76,11 @@ impl ServerHooks for TestHooks {
             })
         })
     }
-    fn up(&self, _: &SessionInfo, up: &LinkUp) -> BoxFuture<Result<mpsc::Receiver<Bytes>, String>> {
+    fn up(
+        &self,
+        _: &SessionInfo,
+        up: &LinkUp,
+    ) -> BoxFuture<Result<tunnel::PacketReceiver, String>> {
         *self.up.lock().unwrap() = Some(up.clone());
         let rx = self.inject.lock().unwrap().take();
         Box::pin(async move { rx.ok_or_else(|| "up twice".to_string()) })
@@ -406,7 +410,7 @@ impl ClientHooks for TestHooks {
         &self,
         info: &SessionInfo,
         up: &LinkUp,
-    ) -> BoxFuture<Result<mpsc::Receiver<Bytes>, String>> {
+    ) -> BoxFuture<Result<tunnel::PacketReceiver, String>> {
         <Self as ServerHooks>::up(self, info, up)
     }
 }
