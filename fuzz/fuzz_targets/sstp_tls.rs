@@ -25,68 +25,30 @@ fn runtime() -> &'static tokio::runtime::Runtime {
     })
 }
 
-fn server_config() -> Arc<rustls::ServerConfig> {
-    static CONFIG: OnceLock<Arc<rustls::ServerConfig>> = OnceLock::new();
-    CONFIG
-        .get_or_init(|| {
-            let dir = std::env::temp_dir().join(format!("ras-fuzz-sstp-tls-{}", std::process::id()));
-            let state = server::state::StateDir::open(&dir).unwrap();
-            let cert = server::cert::ServerCertificate::load_or_create_self_signed(
-                &state,
-                "vpn.test",
-                &[],
-            )
-            .unwrap();
-            let _ = std::fs::remove_dir_all(&dir);
-            cert.rustls_config().unwrap()
-        })
-        .clone()
+/// The server's configuration, and roots that trust its certificate (for
+/// the client that writes the ClientHellos).
+fn configs() -> &'static (Arc<rustls::ServerConfig>, rustls::RootCertStore) {
+    static CONFIGS: OnceLock<(Arc<rustls::ServerConfig>, rustls::RootCertStore)> = OnceLock::new();
+    CONFIGS.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("ras-fuzz-sstp-tls-{}", std::process::id()));
+        let state = server::state::StateDir::open(&dir).unwrap();
+        let cert =
+            server::cert::ServerCertificate::load_or_create_self_signed(&state, "vpn.test", &[])
+                .unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(cert.chain()[0].clone()).unwrap();
+        (cert.rustls_config().unwrap(), roots)
+    })
 }
 
-/// A real ClientHello of the given version (its server is never checked:
-/// the client side goes no further).
+/// A real ClientHello of the given version.
 fn client_hello(version: &'static rustls::SupportedProtocolVersion) -> Vec<u8> {
-    #[derive(Debug)]
-    struct TrustAll;
-    impl rustls::client::danger::ServerCertVerifier for TrustAll {
-        fn verify_server_cert(
-            &self,
-            _: &rustls::pki_types::CertificateDer<'_>,
-            _: &[rustls::pki_types::CertificateDer<'_>],
-            _: &rustls::pki_types::ServerName<'_>,
-            _: &[u8],
-            _: rustls::pki_types::UnixTime,
-        ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-            Ok(rustls::client::danger::ServerCertVerified::assertion())
-        }
-        fn verify_tls12_signature(
-            &self,
-            _: &[u8],
-            _: &rustls::pki_types::CertificateDer<'_>,
-            _: &rustls::DigitallySignedStruct,
-        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-            Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
-        }
-        fn verify_tls13_signature(
-            &self,
-            _: &[u8],
-            _: &rustls::pki_types::CertificateDer<'_>,
-            _: &rustls::DigitallySignedStruct,
-        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-            Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
-        }
-        fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-            rustls::crypto::aws_lc_rs::default_provider()
-                .signature_verification_algorithms
-                .supported_schemes()
-        }
-    }
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[version])
         .unwrap()
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(TrustAll))
+        .with_root_certificates(configs().1.clone())
         .with_no_client_auth();
     let mut conn = rustls::ClientConnection::new(
         Arc::new(config),
@@ -120,7 +82,7 @@ fuzz_target!(|data: &[u8]| {
         _ => {}
     }
     sent.extend_from_slice(rest);
-    let config = server_config();
+    let config = configs().0.clone();
     runtime().block_on(async move {
         let (peer, mut server_side) = tokio::io::duplex(pipe);
         let client = tokio::spawn(async move {
