@@ -366,14 +366,7 @@ impl GatewayTask {
                 let Some(c) = self.clients.get(&client) else {
                     return;
                 };
-                let sent = build_udp4(from, to, id, &t.payload)
-                    .is_some_and(|p| c.tunnel.try_send(Bytes::from(p)).is_ok());
-                if !sent {
-                    self.shared
-                        .counters
-                        .to_client_dropped_tunnel_full
-                        .fetch_add(1, Ordering::Relaxed);
-                }
+                queue_udp4(&c.tunnel, &self.shared.counters, from, to, id, &t.payload);
             }
             Destination::LanUnicast(to) => {
                 let port = self
@@ -467,14 +460,7 @@ impl GatewayTask {
                 let to = SocketAddrV4::new(c.address, DATAGRAM_SERVICE_PORT);
                 // The router may have filled the queue since `has_room`:
                 // then it is dropped and counted as one that found it full.
-                let queued = build_udp4(from, to, id, &payload)
-                    .is_some_and(|p| c.tunnel.try_send(Bytes::from(p)).is_ok());
-                if !queued {
-                    self.shared
-                        .counters
-                        .to_client_dropped_tunnel_full
-                        .fetch_add(1, Ordering::Relaxed);
-                }
+                queue_udp4(&c.tunnel, &self.shared.counters, from, to, id, &payload);
             }
         }
     }
@@ -525,6 +511,26 @@ fn entry(group: bool, address: Ipv4Addr) -> NbEntry {
         group,
         node_type: NodeType::B,
         address,
+    }
+}
+
+/// Queue `payload` in UDP from `from` to `to` for a client's tunnel; one
+/// that does not fit an IPv4 packet or finds the queue full is counted
+/// as dropped.
+fn queue_udp4(
+    tunnel: &tunnel::PacketSender,
+    counters: &crate::netbios_driver::DriverCounters,
+    from: SocketAddrV4,
+    to: SocketAddrV4,
+    id: u16,
+    payload: &[u8],
+) {
+    let queued =
+        build_udp4(from, to, id, payload).is_some_and(|p| tunnel.try_send(Bytes::from(p)).is_ok());
+    if !queued {
+        counters
+            .to_client_dropped_tunnel_full
+            .fetch_add(1, Ordering::Relaxed);
     }
 }
 

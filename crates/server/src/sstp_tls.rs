@@ -325,11 +325,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ServerTls<S> {
         Poll::Ready(Ok(()))
     }
 
-    /// The socket this stream runs over.
-    pub fn get_ref(&self) -> &S {
-        &self.io
-    }
-
     /// The bytes this stream holds in its buffers now (for tests and
     /// figures: none while idle).
     pub fn buffered_capacity(&self) -> usize {

@@ -266,7 +266,7 @@ impl<T> QueueReceiver<T> {
         }
     }
 
-    /// The bytes the queue holds for slots now (tests and figures).
+    /// The slots the queue has allocated now (tests and figures).
     pub fn allocated_slots(&self) -> usize {
         self.0.lock().queue.capacity()
     }
