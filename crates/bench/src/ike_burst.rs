@@ -262,6 +262,8 @@ async fn burst(
     // Port 500 as a real client: NAT detection hashes it (RFC 7296 §2.23).
     let sockets = Sockets::bind(args.bind, args.port)?;
     let local = sockets.ike.local_addr()?;
+    // Our generator's start-up, not a handshake: before the clock starts.
+    ipsec::ike_crypto::thread_seed::seed_this_thread();
     let cpu0 = cpu_seconds();
     let mut tally = Tally {
         started: Instant::now(),

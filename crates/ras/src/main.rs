@@ -18,6 +18,7 @@ mod quiet_output;
 mod report;
 mod selftest;
 mod server_cmd;
+mod server_runtime;
 mod systemd_notify;
 mod user_cmd;
 

@@ -56,9 +56,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let config = Config::load(args.config.as_deref())?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let runtime = crate::server_runtime::build()?;
     runtime.block_on(serve(args.config, config))
 }
 

@@ -12,6 +12,7 @@ pub mod ikev1_keys;
 pub mod ikev2_keys;
 mod modp;
 pub mod signature;
+pub mod thread_seed;
 pub mod x509_signature;
 
 pub use cbc::IkeCipher;
