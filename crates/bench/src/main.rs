@@ -12,7 +12,8 @@
 //!   tunnel and call, PPP with MS-CHAPv2 + IPCP, then the disconnect:
 //!   PPP Terminate, CDN, StopCCN and the IPsec Deletes);
 //! * for scale, the throughput of wireguard-go on the same path;
-//! * the server's memory per idle session with many sessions open.
+//! * the server's memory per idle session with many sessions open, and the
+//!   connect rate again while they are.
 //!
 //! `ras-bench soak` holds thousands of SSTP and PPTP sessions for minutes
 //! with random drops and reconnects against FreeRADIUS accounting, and
@@ -335,7 +336,7 @@ fn sstp(args: SstpArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&dir)?;
     interrupt::clean_up_on_signal("rasbench", &dir);
     let topo = Topology::create("rasbench").map_err(anyhow::Error::msg)?;
-    let ports = args.sessions.max(args.parallel) + 16;
+    let ports = args.sessions + args.parallel + 16;
     let server = start_server(&topo, &ras, &dir, ports)?;
     println!(
         "machine: {} CPUs; ras server in a namespace, clients in another",
@@ -553,6 +554,23 @@ fn sstp(args: SstpArgs) -> anyhow::Result<()> {
         println!(
             "  {} of {} sessions did not come up: {}",
             held.refused, args.sessions, held.causes
+        );
+    }
+    // The connect rate again with those sessions open: what a login costs
+    // that grows with the sessions already there (a reconnect storm after
+    // an outage meets a full table).
+    if args.connects > 0 && up > 0 {
+        let (done, secs, failures) = topo
+            .in_ns("cli1", {
+                let load = load.clone();
+                let (n, p) = (args.connects, args.parallel);
+                move || load.connect_rate(n, p)
+            })
+            .map_err(anyhow::Error::msg)??;
+        println!(
+            "connects with {up} idle sessions open: {done} with {} parallel in {secs:.2} s = {:.0}/s; {failures} failed",
+            args.parallel,
+            done as f64 / secs
         );
     }
     drop(server);
