@@ -566,6 +566,15 @@ impl PolicySet {
         self.policies.len()
     }
 
+    /// Whether any policy limits a user's sessions
+    /// (`max_sessions_per_user`): only then does a login need to count the
+    /// user's other sessions.
+    pub fn limits_sessions_per_user(&self) -> bool {
+        self.policies
+            .iter()
+            .any(|p| p.constraints.max_sessions_per_user.is_some())
+    }
+
     /// Always false: there is at least the built-in policy.
     pub fn is_empty(&self) -> bool {
         self.policies.is_empty()

@@ -157,19 +157,25 @@ pub fn after_auth(
 
 /// Stage 3, when the link is up: the grant's constraints against the
 /// encryption negotiated (`mppe`, after CCP; SSTP is TLS and meets every
-/// level) and the user's other sessions up now. `Err`: refused, with the
-/// reason (already logged).
+/// level) and the user's other sessions up now (`others_up` counts them,
+/// asked only if the grant limits them). `Err`: refused, with the reason
+/// (already logged).
 pub fn at_link_up(
     admitted: &Admitted,
     asking: Asking<'_>,
     user: &str,
     mppe: Option<MppeStrength>,
-    others_up: u32,
+    others_up: &dyn Fn() -> u32,
 ) -> Result<(), String> {
+    let sessions_of_user = if admitted.grant.max_sessions_per_user.is_some() {
+        others_up()
+    } else {
+        0
+    };
     let auth = policy::Authenticated {
         method: admitted.method,
         encryption: asking.encryption(mppe),
-        sessions_of_user: others_up,
+        sessions_of_user,
     };
     policy::check_constraints(&admitted.grant, &auth).map_err(|failure| {
         let why = format!("refused by the remote access policy: {failure}");
@@ -280,18 +286,18 @@ min_encryption = "strongest"
         let pptp = asking(TunnelKind::Pptp);
         let admitted = after_auth(&p, pptp, "alice", &staff, &mut Granted::default(), 0).unwrap();
         assert_eq!(
-            at_link_up(&admitted, pptp, "alice", Some(MppeStrength::Bits128), 0),
+            at_link_up(&admitted, pptp, "alice", Some(MppeStrength::Bits128), &|| 0),
             Ok(())
         );
-        let weak = at_link_up(&admitted, pptp, "alice", Some(MppeStrength::Bits40), 0);
+        let weak = at_link_up(&admitted, pptp, "alice", Some(MppeStrength::Bits40), &|| 0);
         assert!(weak.unwrap_err().contains("min_encryption"));
-        let none = at_link_up(&admitted, pptp, "alice", None, 0);
+        let none = at_link_up(&admitted, pptp, "alice", None, &|| 0);
         assert!(none.is_err(), "no MPPE at all");
-        let twice = at_link_up(&admitted, pptp, "alice", Some(MppeStrength::Bits128), 1);
+        let twice = at_link_up(&admitted, pptp, "alice", Some(MppeStrength::Bits128), &|| 1);
         assert!(twice.unwrap_err().contains("max_sessions_per_user"));
         // SSTP is TLS: strong whatever CCP said.
         let sstp = asking(TunnelKind::Sstp);
-        assert_eq!(at_link_up(&admitted, sstp, "alice", None, 0), Ok(()));
+        assert_eq!(at_link_up(&admitted, sstp, "alice", None, &|| 0), Ok(()));
     }
 
     #[test]
@@ -303,5 +309,15 @@ min_encryption = "strongest"
         assert_eq!(admitted.method, AuthMethod::EapMsChapV2, "EAP never named");
         assert_eq!(admitted.grant.static_address, None);
         assert_eq!(granted, Granted::default());
+        // No limit: a login does not count the user's sessions (that walks
+        // the whole session table).
+        assert!(!p.limits_sessions_per_user());
+        assert_eq!(
+            at_link_up(&admitted, a, "anyone", None, &|| unreachable!(
+                "counted the user's sessions without a limit"
+            )),
+            Ok(())
+        );
+        assert!(set(STAFF).limits_sessions_per_user(), "STAFF sets one");
     }
 }
