@@ -521,18 +521,12 @@ fn sstp(args: SstpArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     // Connect rate.
-    let (done, secs, failures) = topo
-        .in_ns("cli1", {
-            let load = load.clone();
-            let (n, p) = (args.connects, args.parallel);
-            move || load.connect_rate(n, p)
-        })
-        .map_err(anyhow::Error::msg)??;
-    println!(
-        "connects: {done} full connects (TLS + SSTP + EAP-MSCHAPv2 + IPCP + disconnect) with {} parallel in {secs:.2} s = {:.0}/s; {failures} failed",
-        args.parallel,
-        done as f64 / secs
-    );
+    connect_rate(
+        &topo,
+        &load,
+        &args,
+        "full connects (TLS + SSTP + EAP-MSCHAPv2 + IPCP + disconnect):",
+    )?;
 
     // Memory per idle session.
     std::thread::sleep(Duration::from_secs(1));
@@ -569,22 +563,35 @@ fn sstp(args: SstpArgs) -> anyhow::Result<()> {
     // that grows with the sessions already there (a reconnect storm after
     // an outage meets a full table).
     if args.connects > 0 && up > 0 {
-        let (done, secs, failures) = topo
-            .in_ns("cli1", {
-                let load = load.clone();
-                let (n, p) = (args.connects, args.parallel);
-                move || load.connect_rate(n, p)
-            })
-            .map_err(anyhow::Error::msg)??;
-        println!(
-            "connects with {up} idle sessions open: {done} with {} parallel in {secs:.2} s = {:.0}/s; {failures} failed",
-            args.parallel,
-            done as f64 / secs
-        );
+        let what = format!("connects with {up} idle sessions open:");
+        connect_rate(&topo, &load, &args, &what)?;
     }
     drop(server);
     let _ = holder.join();
     let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// `args.connects` full SSTP connects from cli1, `args.parallel` at a
+/// time, printed as one line that starts with `what`.
+fn connect_rate(
+    topo: &Topology,
+    load: &Arc<load::Load>,
+    args: &SstpArgs,
+    what: &str,
+) -> anyhow::Result<()> {
+    let (done, secs, failures) = topo
+        .in_ns("cli1", {
+            let load = load.clone();
+            let (n, p) = (args.connects, args.parallel);
+            move || load.connect_rate(n, p)
+        })
+        .map_err(anyhow::Error::msg)??;
+    println!(
+        "{what} {done} with {} parallel in {secs:.2} s = {:.0}/s; {failures} failed",
+        args.parallel,
+        done as f64 / secs
+    );
     Ok(())
 }
 
