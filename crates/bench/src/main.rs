@@ -493,17 +493,12 @@ fn sstp(args: SstpArgs) -> anyhow::Result<()> {
             user: "bench".into(),
             password: "bench-password".into(),
         });
-        let (done, secs, failures) = topo
-            .in_ns("cli1", {
-                let (n, p) = (args.l2tp_connects, args.l2tp_parallel);
-                move || load.connect_rate(n, p)
-            })
-            .map_err(anyhow::Error::msg)??;
-        println!(
-            "connects: {done} full L2TP/IPsec connects (IKEv1 Main Mode + Quick Mode + L2TP tunnel and call + MS-CHAPv2 + IPCP + disconnect) with {} parallel in {secs:.2} s = {:.0}/s; {failures} failed",
-            args.l2tp_parallel,
-            done as f64 / secs
-        );
+        connect_rate(
+            &topo,
+            &load,
+            (args.l2tp_connects, args.l2tp_parallel),
+            "full L2TP/IPsec connects (IKEv1 Main Mode + Quick Mode + L2TP tunnel and call + MS-CHAPv2 + IPCP + disconnect):",
+        )?;
     }
 
     let target = format!("sstp://{SERVER_FOR_CLI1}");
@@ -524,7 +519,7 @@ fn sstp(args: SstpArgs) -> anyhow::Result<()> {
     connect_rate(
         &topo,
         &load,
-        &args,
+        (args.connects, args.parallel),
         "full connects (TLS + SSTP + EAP-MSCHAPv2 + IPCP + disconnect):",
     )?;
 
@@ -564,7 +559,7 @@ fn sstp(args: SstpArgs) -> anyhow::Result<()> {
     // an outage meets a full table).
     if args.connects > 0 && up > 0 {
         let what = format!("connects with {up} idle sessions open:");
-        connect_rate(&topo, &load, &args, &what)?;
+        connect_rate(&topo, &load, (args.connects, args.parallel), &what)?;
     }
     drop(server);
     let _ = holder.join();
@@ -572,24 +567,22 @@ fn sstp(args: SstpArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `args.connects` full SSTP connects from cli1, `args.parallel` at a
-/// time, printed as one line that starts with `what`.
+/// `count` full connects of `load` from cli1, `parallel` at a time,
+/// printed as one line that starts with `what`.
 fn connect_rate(
     topo: &Topology,
     load: &Arc<load::Load>,
-    args: &SstpArgs,
+    (count, parallel): (usize, usize),
     what: &str,
 ) -> anyhow::Result<()> {
     let (done, secs, failures) = topo
         .in_ns("cli1", {
             let load = load.clone();
-            let (n, p) = (args.connects, args.parallel);
-            move || load.connect_rate(n, p)
+            move || load.connect_rate(count, parallel)
         })
         .map_err(anyhow::Error::msg)??;
     println!(
-        "{what} {done} with {} parallel in {secs:.2} s = {:.0}/s; {failures} failed",
-        args.parallel,
+        "{what} {done} with {parallel} parallel in {secs:.2} s = {:.0}/s; {failures} failed",
         done as f64 / secs
     );
     Ok(())
