@@ -258,20 +258,24 @@ impl ControlPipeline {
         // Counting them walks every session under the table's lock, so
         // only where a policy limits them (a login in a table of 20,000
         // would otherwise pay for all 20,000).
-        let policies = &p.settings.load().policies;
-        let others = if policies.limits_sessions_per_user() {
-            p.sessions.count_user(&user, Stage::Addressed, id)
-        } else {
-            0
+        let admitted = {
+            // The settings' guard ends with this block, before the
+            // address stage's awaits.
+            let settings = p.settings.load();
+            let others = if settings.policies.limits_sessions_per_user() {
+                p.sessions.count_user(&user, Stage::Addressed, id)
+            } else {
+                0
+            };
+            policy_stages::after_auth(
+                &settings.policies,
+                self.asking(id, &info.peer),
+                &user,
+                &claimed,
+                &mut granted,
+                u32::try_from(others).unwrap_or(u32::MAX),
+            )?
         };
-        let admitted = policy_stages::after_auth(
-            policies,
-            self.asking(id, &info.peer),
-            &user,
-            &claimed,
-            &mut granted,
-            u32::try_from(others).unwrap_or(u32::MAX),
-        )?;
 
         // 5. The address: a static one decided once, then the source.
         let shown_user = info.user.as_deref().unwrap_or("");
