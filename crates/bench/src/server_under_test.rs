@@ -272,6 +272,8 @@ impl StressRun {
         std::fs::create_dir_all(&dir)?;
         crate::interrupt::clean_up_on_signal(prefix, &dir);
         let topo = Topology::create(prefix).map_err(anyhow::Error::msg)?;
+        // The flood comes from cli2, a connection per item.
+        crate::many_client_ports(&topo, "cli2");
         let log = Arc::new(Log::default());
         let server = start_server(&topo, &ras, &dir, &log)?;
         let pid = server.child.id();

@@ -77,6 +77,8 @@ struct Phase {
     lingering: u64,
     /// Items that could not be sent (connect refused or timed out).
     failed: u64,
+    /// Why the first item that could not be sent failed.
+    first_failure: Option<String>,
     kernel_drops: u64,
     /// The first log line of the phase.
     example: Option<String>,
@@ -183,19 +185,23 @@ pub fn run(args: TortureArgs) -> anyhow::Result<()> {
     for p in &phases {
         total += p.sent;
         println!(
-            "{:<22} {:>9} {:>7.1} {:>9.0} {:>12.2} {:>12.2} {:>9} {:>13} {:>9}{}",
+            "{:<22} {:>9} {:>7.1} {:>9.0} {:>12} {:>12} {:>9} {:>13} {:>9}{}",
             p.listener.name(),
             p.sent,
             p.secs,
             p.sent as f64 / p.secs.max(1e-9),
-            p.cpu_ms / (p.sent.max(1) as f64 / 1000.0),
+            per_thousand(p.cpu_ms, p.sent),
             // Per item the server read (the kernel dropped the rest).
-            p.cpu_ms / (p.sent.saturating_sub(p.kernel_drops).max(1) as f64 / 1000.0),
+            per_thousand(p.cpu_ms, p.sent.saturating_sub(p.kernel_drops)),
             p.log_lines,
             p.kernel_drops,
             p.lingering,
             if p.failed > 0 {
-                format!("  ({} not sent: connect failed)", p.failed)
+                format!(
+                    "  ({} not sent; the first: {})",
+                    p.failed,
+                    p.first_failure.as_deref().unwrap_or("no reason kept")
+                )
             } else {
                 String::new()
             }
@@ -287,10 +293,18 @@ fn flood(
         );
         *log.example.lock().unwrap_or_else(|e| e.into_inner()) = None;
         log.want_example.store(true, Ordering::Relaxed);
-        let (sent, failed, lingering) = if listener.is_connection() {
+        let Outcome {
+            sent,
+            failed,
+            first_failure,
+            lingering,
+        } = if listener.is_connection() {
             connections(listener, quota, deadline, args.parallel, &tls)
         } else {
-            (datagrams(listener, quota, deadline, args.rate)?, 0, 0)
+            Outcome {
+                sent: datagrams(listener, quota, deadline, args.rate)?,
+                ..Outcome::default()
+            }
         };
         // The server works off what the kernel queued for it.
         std::thread::sleep(Duration::from_millis(500));
@@ -302,11 +316,21 @@ fn flood(
             log_lines: log.lines.load(Ordering::Relaxed) - lines0,
             lingering,
             failed,
+            first_failure,
             kernel_drops: kernel_drops(srv_ns).saturating_sub(drops_before),
             example: log.example.lock().unwrap_or_else(|e| e.into_inner()).take(),
         });
     }
     Ok(phases)
+}
+
+/// CPU milliseconds per 1,000 items, or "-" when there were none (a
+/// phase whose every item failed has no cost per item).
+fn per_thousand(cpu_ms: f64, items: u64) -> String {
+    if items == 0 {
+        return "-".to_owned();
+    }
+    format!("{:.2}", cpu_ms / (items as f64 / 1000.0))
 }
 
 fn target(listener: Listener) -> SocketAddr {
@@ -367,24 +391,33 @@ fn datagrams(listener: Listener, quota: u64, deadline: Instant, rate: u64) -> an
     Ok(sent)
 }
 
-/// One connection per item, `parallel` at a time: (sent, failed,
-/// lingering).
+/// What one phase's connections came to.
+#[derive(Default)]
+struct Outcome {
+    sent: u64,
+    /// Items that could not be sent (connect refused or timed out, or the
+    /// TLS handshake failed before the item).
+    failed: u64,
+    first_failure: Option<String>,
+    /// Connections the server did not close within 2 s of our FIN.
+    lingering: u64,
+}
+
+/// One connection per item, `parallel` at a time.
 fn connections(
     listener: Listener,
     quota: u64,
     deadline: Instant,
     parallel: usize,
     tls: &Arc<rustls::ClientConfig>,
-) -> (u64, u64, u64) {
-    let next = Arc::new(AtomicU64::new(0));
-    let (sent, failed, lingering) = (
-        Arc::new(AtomicU64::new(0)),
-        Arc::new(AtomicU64::new(0)),
-        Arc::new(AtomicU64::new(0)),
-    );
+) -> Outcome {
+    let next = AtomicU64::new(0);
+    let (sent, failed, lingering) = (AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0));
+    let first_failure = std::sync::Mutex::new(None::<String>);
     std::thread::scope(|scope| {
         for _ in 0..parallel.max(1) {
-            let (next, sent, failed, lingering) = (&next, &sent, &failed, &lingering);
+            let (next, sent, failed, lingering, first_failure) =
+                (&next, &sent, &failed, &lingering, &first_failure);
             scope.spawn(move || {
                 let mut rng = rand::rngs::StdRng::from_entropy();
                 while next.fetch_add(1, Ordering::Relaxed) < quota
@@ -399,19 +432,26 @@ fn connections(
                             sent.fetch_add(1, Ordering::Relaxed);
                             lingering.fetch_add(1, Ordering::Relaxed);
                         }
-                        Err(_) => {
+                        Err(e) => {
                             failed.fetch_add(1, Ordering::Relaxed);
+                            first_failure
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .get_or_insert_with(|| e.to_string());
                         }
                     }
                 }
             });
         }
     });
-    (
-        sent.load(Ordering::Relaxed),
-        failed.load(Ordering::Relaxed),
-        lingering.load(Ordering::Relaxed),
-    )
+    Outcome {
+        sent: sent.into_inner(),
+        failed: failed.into_inner(),
+        first_failure: first_failure
+            .into_inner()
+            .unwrap_or_else(|e| e.into_inner()),
+        lingering: lingering.into_inner(),
+    }
 }
 
 /// Sends one bad item on a new connection, then our FIN, and waits up to
@@ -537,6 +577,12 @@ mod tests {
         assert_eq!(udp_rcvbuf_errors(snmp), 7);
         let raw = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops\n   47: 00000000:002F 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 1 2 0000 12\n   50: 00000000:0032 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 1 2 0000 3\n";
         assert_eq!(raw_drops(raw), 15);
+    }
+
+    #[test]
+    fn cost_per_item_is_a_dash_for_a_phase_with_no_item() {
+        assert_eq!(per_thousand(9_400.0, 1_000_000), "9.40");
+        assert_eq!(per_thousand(15.5, 0), "-");
     }
 
     #[test]
