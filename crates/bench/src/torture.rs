@@ -64,6 +64,20 @@ pub struct TortureArgs {
     /// Seconds per iperf3 run (baseline, and repeatedly during the flood).
     #[arg(long, default_value_t = 5)]
     seconds: u32,
+    /// Flood only these listeners (repeat the option; default: all). The
+    /// items are shared among the chosen ones by weight.
+    #[arg(long, value_enum)]
+    only: Vec<Listener>,
+}
+
+impl TortureArgs {
+    /// The listeners this run floods, in the order of `Listener::ALL`.
+    fn listeners(&self) -> Vec<Listener> {
+        Listener::ALL
+            .into_iter()
+            .filter(|l| self.only.is_empty() || self.only.contains(l))
+            .collect()
+    }
 }
 
 /// One listener's phase.
@@ -97,7 +111,7 @@ pub fn run(args: TortureArgs) -> anyhow::Result<()> {
     println!(
         "torture: {} bad items over {} listeners, ≤ {} s each, datagrams ≤ {}/s; ras server in a namespace (SSTP, PPTP, L2TP/IPsec, IKEv2), flood from another; machine: {} CPUs",
         args.items,
-        Listener::ALL.len(),
+        args.listeners().len(),
         args.phase_secs,
         args.rate,
         crate::num_cpus()
@@ -275,11 +289,12 @@ fn flood(
     log: &Log,
     srv_ns: &str,
 ) -> anyhow::Result<Vec<Phase>> {
-    let weights: u32 = Listener::ALL.iter().map(|l| l.weight()).sum();
+    let listeners = args.listeners();
+    let weights: u32 = listeners.iter().map(|l| l.weight()).sum();
     let tls = client::verify::Trust::Pin(client::verify::Fingerprint::parse(fingerprint)?)
         .client_config()?;
     let mut phases = Vec::new();
-    for listener in Listener::ALL {
+    for listener in listeners {
         if crate::interrupt::requested() {
             break;
         }
@@ -466,6 +481,10 @@ fn one_connection(
     // RST on close: no TIME_WAIT on the flooder's side, or a million
     // connections would run out of source ports.
     socket2::SockRef::from(&tcp).set_linger(Some(Duration::ZERO))?;
+    // The item and our close_notify are two small writes: with Nagle's
+    // algorithm the second waited for the server's delayed ACK (40 ms),
+    // which set the pace of the SSTP framing phase, not the server.
+    tcp.set_nodelay(true)?;
     tcp.set_read_timeout(Some(Duration::from_secs(2)))?;
     tcp.set_write_timeout(Some(Duration::from_secs(2)))?;
     let item = listener.item(rng);

@@ -7,7 +7,7 @@
 use rand::Rng;
 
 /// One listener's kind of item.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug, clap::ValueEnum)]
 pub enum Listener {
     /// TLS records and garbage on TCP 443 (before any handshake).
     Tls,
