@@ -282,6 +282,12 @@ pub async fn serve_ipsec_l2tp(
                     read_batches(&ike, &mut batch, |from, d| {
                         let local = front.local_address(from, port);
                         front.ike_datagram(local, from, false, d);
+                        // Each answer at once, as when this socket was
+                        // read a datagram at a time: held to the batch's
+                        // end, a burst's first IKE_SA_INIT answers waited
+                        // for the Diffie-Hellman of all the others, and
+                        // bursts of RSA + EAP handshakes ran ~20 % slower.
+                        front.send_answers();
                     });
                 }
             }
@@ -660,6 +666,20 @@ impl Front {
             let _ = self.sockets.nat_t.try_send_to(&bytes, t.remote);
         } else {
             let _ = self.sockets.ike.try_send_to(&t.bytes, t.remote);
+        }
+    }
+
+    /// Sends the answers the responders queued (the rest of `flush` waits
+    /// for the end of the batch).
+    fn send_answers(&mut self) {
+        while let Some(t) = self.responder.poll_transmit() {
+            self.transmit(&t);
+        }
+        if let Some(mut part) = self.ikev2.take() {
+            while let Some(t) = part.responder.poll_transmit() {
+                self.transmit(&t);
+            }
+            self.ikev2 = Some(part);
         }
     }
 
