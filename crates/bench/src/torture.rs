@@ -89,7 +89,7 @@ struct Phase {
     log_lines: u64,
     /// Connections the server did not close within 2 s of our FIN.
     lingering: u64,
-    /// Items that could not be sent (connect refused or timed out).
+    /// Items that could not be sent (see [`Outcome::failed`]).
     failed: u64,
     /// Why the first item that could not be sent failed.
     first_failure: Option<String>,
