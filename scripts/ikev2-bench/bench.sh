@@ -51,6 +51,7 @@ RUNS=${RUNS:-3}
 T=${T:-10}
 IKE_N=${IKE_N:-"250 1000"}
 IKE_REPS=${IKE_REPS:-3}
+IKE_CASES=${IKE_CASES:-psk eap eap-ecdsa psk-cookies}
 IKE_PROP=${IKE_PROP:-aes128gcm16-prfsha256-x25519}
 IKE_TIMEOUT=${IKE_TIMEOUT:-60}
 RESPONDERS=${RESPONDERS:-"strongswan ras"}
@@ -569,7 +570,7 @@ burst() {
         # secs ok fail retransmits errors generator_cpu_s
         out=$(ip netns exec $NSA "$RAS_BENCH" ike-burst --server $IPB --bind $IPA --count "$n" --auth $lc \
             --identity "c{}@$lc.lt.ikbench" --psk-file "$S/gen-psk" --eap-password-file "$S/gen-eap-pw" \
-            --ca "$S/pki/ca.pem" --timeout "$IKE_TIMEOUT" 2>"$S/gen.err") || { cat "$S/gen.err" >&2; die "ras-bench ike-burst failed"; }
+            --ca "$S/pki/ca.pem" --group "${IKE_PROP##*-}" --timeout "$IKE_TIMEOUT" 2>"$S/gen.err") || { cat "$S/gen.err" >&2; die "ras-bench ike-burst failed"; }
         gcpu=${out##* }; out=${out% *}
         log "  UDP receive-buffer drops during the burst: generator $(($(udp_drops $NSA) - ua0)), responder $(($(udp_drops $NSB) - ub0))"
     else
@@ -623,7 +624,8 @@ do_ike() {
     esac
     case " $GENERATORS " in *" ras "*)
         find_ras_bench
-        [ "$IKE_PROP" = aes128gcm16-prfsha256-x25519 ] || die "GENERATORS=ras offers aes128gcm16-prfsha256-x25519 only"
+        case "$IKE_PROP" in aes128gcm16-prfsha256-x25519|aes128gcm16-prfsha256-ecp256|aes128gcm16-prfsha256-modp2048) ;;
+            *) die "GENERATORS=ras offers aes128gcm16-prfsha256- with x25519, ecp256 or modp2048 only" ;; esac
         printf '%s\n' "$PSK_L" >"$S/gen-psk"; printf '%s\n' "$EAP_PW" >"$S/gen-eap-pw" ;;
     esac
     [ -f "$S/pki/ca.pem" ] || make_certs
@@ -635,7 +637,7 @@ do_ike() {
     sw_conf_debian swb; conf_sw_responder swb
     conf_loadtester psk; conf_loadtester eap
     for n in $IKE_N; do
-        for c in psk eap eap-ecdsa psk-cookies; do
+        for c in $IKE_CASES; do
             for rep in $(seq "$IKE_REPS"); do
                 for gen in $GENERATORS; do
                 for who in $RESPONDERS; do

@@ -24,6 +24,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use ipsec::esp::{EspSa, InboundSas};
+use ipsec::ike_crypto::DhStock;
 use ipsec::ikev1::events::{DownReason, IkeSaId};
 use ipsec::ikev2::traffic_selectors::TrafficSelector;
 use ipsec::ikev2::{
@@ -183,7 +184,11 @@ pub(crate) struct Ikev2Inputs {
 }
 
 impl Ikev2Part {
-    pub(crate) fn new(service: Ikev2Service, now: Instant) -> (Ikev2Part, Ikev2Inputs) {
+    pub(crate) fn new(
+        service: Ikev2Service,
+        stock: Option<Arc<DhStock>>,
+        now: Instant,
+    ) -> (Ikev2Part, Ikev2Inputs) {
         // One answer at most is outstanding per session (a session asks
         // its next question only after the answer), so the unbounded
         // channel is bounded by the number of sessions.
@@ -193,6 +198,7 @@ impl Ikev2Part {
         // made off this task (`SignatureNeeded`), on the signer pool.
         let mut config = service.config.clone();
         config.offload_signatures = true;
+        config.dh_stock = stock;
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let part = Ikev2Part {
             responder: Ikev2Responder::new(config, now),
@@ -210,6 +216,15 @@ impl Ikev2Part {
             packets: packets_rx,
         };
         (part, inputs)
+    }
+
+    /// New responder settings (a server reload). What the driver sets
+    /// itself (signatures on the signer pool, the key stock) stays.
+    pub(crate) fn set_config(&mut self, mut config: ipsec::ikev2::Ikev2Config) {
+        let current = self.responder.config();
+        config.offload_signatures = current.offload_signatures;
+        config.dh_stock = current.dh_stock.clone();
+        self.responder.set_config(config);
     }
 
     /// A decrypted tunnel-mode packet on inbound SA `spi`.

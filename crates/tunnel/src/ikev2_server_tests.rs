@@ -175,7 +175,7 @@ impl Lab {
             routes: Vec::new(),
             ports,
         };
-        let (part, inputs) = Ikev2Part::new(service, Instant::now());
+        let (part, inputs) = Ikev2Part::new(service, None, Instant::now());
         Lab {
             part,
             inputs,

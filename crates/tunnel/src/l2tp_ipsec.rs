@@ -205,9 +205,14 @@ pub async fn serve_ipsec_l2tp(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let (out_tx, mut out_rx) = mpsc::channel(OUT_QUEUE);
+    // Our key pairs for IKEv1 and IKEv2, made ahead on a thread of their
+    // own (dh_stock_filler.rs).
+    let stock = crate::dh_stock_filler::start();
+    let mut config = config;
+    config.dh_stock = Some(stock.clone());
     let (ikev2, ikev2_inputs) = match ikev2 {
         Some(service) => {
-            let (part, inputs) = Ikev2Part::new(service, Instant::now());
+            let (part, inputs) = Ikev2Part::new(service, Some(stock), Instant::now());
             (Some(part), Some(inputs))
         }
         None => (None, None),
@@ -329,10 +334,12 @@ pub async fn serve_ipsec_l2tp(
                     front.responder.certificate_status(Instant::now(), ike_sa, status);
                 }
             }
-            Some(configs) = reconfigure.recv() => {
+            Some(mut configs) = reconfigure.recv() => {
+                // The stock is the front end's, not the configuration's.
+                configs.ikev1.dh_stock = front.responder.config().dh_stock.clone();
                 front.responder.set_config(configs.ikev1);
                 if let (Some(part), Some(c)) = (front.ikev2.as_mut(), configs.ikev2) {
-                    part.responder.set_config(c);
+                    part.set_config(c);
                 }
             }
             _ = &mut sleep => {

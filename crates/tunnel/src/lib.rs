@@ -36,6 +36,7 @@ mod l2tp_tunnel;
 mod l2tp_udp;
 pub mod live;
 pub use session::login_log;
+mod dh_stock_filler;
 pub mod modem;
 mod outcome;
 mod packet_queue;

@@ -6,6 +6,7 @@
 
 pub mod cbc;
 pub mod dh;
+pub mod dh_stock;
 pub mod error;
 pub mod hash;
 pub mod ikev1_keys;
@@ -17,5 +18,6 @@ pub mod x509_signature;
 
 pub use cbc::IkeCipher;
 pub use dh::{DhGroup, DhPrivate};
+pub use dh_stock::DhStock;
 pub use error::CryptoError;
 pub use hash::HashAlg;

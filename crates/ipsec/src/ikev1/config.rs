@@ -95,6 +95,9 @@ pub struct ResponderConfig {
     /// policy applied) normally comes first; this only bounds a driver
     /// that never answers.
     pub certificate_status_timeout: Duration,
+    /// Our key pairs for Main Mode and PFS, made ahead by the driver
+    /// (`DhStock`); `None`: each is made when the request comes.
+    pub dh_stock: Option<std::sync::Arc<crate::ike_crypto::DhStock>>,
 }
 
 impl Default for ResponderConfig {
@@ -118,6 +121,7 @@ impl Default for ResponderConfig {
             max_esp_lifetime: Duration::from_secs(8 * 3600),
             replay_window: 128,
             certificate_status_timeout: Duration::from_secs(30),
+            dh_stock: None,
         }
     }
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use aws_lc_rs::constant_time::verify_slices_are_equal;
 use zeroize::Zeroizing;
 
-use crate::ike_crypto::{ikev1_keys, DhPrivate};
+use crate::ike_crypto::{ikev1_keys, DhStock};
 
 use super::crypt::{self, MessageKeys};
 use super::events::IkeEvent;
@@ -256,7 +256,8 @@ impl Responder {
         if !NONCE_LEN.contains(&ni.len()) {
             return Err(format!("nonce of {} bytes", ni.len()));
         }
-        let dh = DhPrivate::generate(group).map_err(|e| format!("key exchange: {e}"))?;
+        let dh = DhStock::take_from(self.config.dh_stock.as_deref(), group)
+            .map_err(|e| format!("key exchange: {e}"))?;
         let g_xy = dh
             .agree(ke)
             .map_err(|e| format!("the initiator's key exchange value is invalid: {e}"))?;

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use aws_lc_rs::constant_time::verify_slices_are_equal;
 
 use crate::esp::{EspSaConfig, LifetimeLimits};
-use crate::ike_crypto::{ikev1_keys, DhPrivate};
+use crate::ike_crypto::{ikev1_keys, DhStock};
 
 use super::crypt;
 use super::events::{ChildSa, IkeEvent};
@@ -140,7 +140,8 @@ impl Responder {
                 if ke.len() != group.public_len() {
                     return Err("Quick Mode key exchange of the wrong size".into());
                 }
-                let dh = DhPrivate::generate(group).map_err(|e| e.to_string())?;
+                let dh = DhStock::take_from(self.config.dh_stock.as_deref(), group)
+                    .map_err(|e| e.to_string())?;
                 let secret = dh
                     .agree(ke)
                     .map_err(|e| format!("invalid PFS key exchange: {e}"))?;

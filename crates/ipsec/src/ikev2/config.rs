@@ -123,6 +123,9 @@ pub struct Ikev2Config {
     /// to the driver (`Ikev2Event::SignatureNeeded`), which can make it on
     /// another thread; otherwise the responder signs inline.
     pub offload_signatures: bool,
+    /// Our key pairs for IKE_SA_INIT and rekeys, made ahead by the driver
+    /// (`DhStock`); `None`: each is made when the request comes.
+    pub dh_stock: Option<std::sync::Arc<crate::ike_crypto::DhStock>>,
 }
 
 impl Default for Ikev2Config {
@@ -146,6 +149,7 @@ impl Default for Ikev2Config {
             client_trust: None,
             eap: true,
             offload_signatures: false,
+            dh_stock: None,
         }
     }
 }

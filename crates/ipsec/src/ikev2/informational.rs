@@ -6,7 +6,7 @@
 use std::time::Instant;
 
 use crate::ike_crypto::ikev2_keys::{ike_sa_keys, rekey_skeyseed};
-use crate::ike_crypto::{DhPrivate, HashAlg};
+use crate::ike_crypto::{DhStock, HashAlg};
 use crate::ikev1::nat_detection::{nat_d, NatState};
 
 use super::events::{ChildSa, DownReason, Ikev2Event};
@@ -318,7 +318,7 @@ impl Ikev2Responder {
         let _ = aws_lc_rs::rand::fill(&mut nr);
         let (dh_public, shared) = match (&request.ke, choice.group) {
             (Some((_, data)), Some(group)) => {
-                let Ok(dh) = DhPrivate::generate(group) else {
+                let Ok(dh) = DhStock::take_from(self.config.dh_stock.as_deref(), group) else {
                     return;
                 };
                 let Ok(shared) = dh.agree(data) else {
@@ -428,7 +428,7 @@ impl Ikev2Responder {
             self.answer_notify(spi_r, header.message_id, notify::INVALID_SYNTAX);
             return;
         };
-        let Ok(dh) = DhPrivate::generate(choice.group) else {
+        let Ok(dh) = DhStock::take_from(self.config.dh_stock.as_deref(), choice.group) else {
             return;
         };
         let Ok(shared) = dh.agree(&ke_data) else {

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use crate::ike_crypto::ikev2_keys::{ike_sa_keys, skeyseed};
-use crate::ike_crypto::{DhPrivate, HashAlg};
+use crate::ike_crypto::{DhStock, HashAlg};
 use crate::ikev1::nat_detection::{nat_d, NatState};
 
 use super::ike_sa::{IkeSa, Stage};
@@ -165,7 +165,7 @@ impl Ikev2Responder {
                 return;
             }
         };
-        let dh = match DhPrivate::generate(choice.group) {
+        let dh = match DhStock::take_from(self.config.dh_stock.as_deref(), choice.group) {
             Ok(dh) => dh,
             Err(e) => {
                 self.refuse(remote, format!("could not make a key exchange value: {e}"));
