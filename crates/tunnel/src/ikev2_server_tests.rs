@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use ipsec::esp::{EspSa, InboundSas};
+use ipsec::ike_crypto::DhStock;
 use ipsec::ikev2::{
     ClientAuth, Ikev2ClientEvent, Ikev2Config, Ikev2Initiator, Ikev2InitiatorConfig, Ikev2PskTable,
 };
@@ -160,6 +161,10 @@ impl Lab {
     }
 
     fn with_config(ports: usize, config: Ikev2Config) -> Lab {
+        Lab::build(ports, config, None)
+    }
+
+    fn build(ports: usize, config: Ikev2Config, stock: Option<Arc<DhStock>>) -> Lab {
         let owner = Arc::new(Owner::default());
         let sink = Arc::new(Sink::default());
         let service = Ikev2Service {
@@ -175,7 +180,7 @@ impl Lab {
             routes: Vec::new(),
             ports,
         };
-        let (part, inputs) = Ikev2Part::new(service, None, Instant::now());
+        let (part, inputs) = Ikev2Part::new(service, stock, Instant::now());
         Lab {
             part,
             inputs,
@@ -239,6 +244,22 @@ fn ipv4_packet(src: Ipv4Addr, dst: Ipv4Addr, payload: &[u8]) -> Vec<u8> {
     p.extend_from_slice(&dst.octets());
     p.extend_from_slice(payload);
     p
+}
+
+/// A reload's settings replace the operator's, not what the driver set:
+/// signatures stay on the signer pool, and the key stock stays.
+#[tokio::test]
+async fn a_reload_keeps_the_signer_offload_and_the_key_stock() {
+    let mut lab = Lab::build(1, Ikev2Config::default(), Some(Arc::new(DhStock::new(4))));
+    let reloaded = Ikev2Config {
+        psks: Ikev2PskTable::new().with_wildcard(b"new secret"),
+        ..Ikev2Config::default()
+    };
+    assert!(!reloaded.offload_signatures && reloaded.dh_stock.is_none());
+    lab.part.set_config(reloaded);
+    let config = lab.part.responder.config();
+    assert!(config.offload_signatures);
+    assert!(config.dh_stock.is_some());
 }
 
 #[tokio::test]
