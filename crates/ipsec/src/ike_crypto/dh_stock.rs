@@ -13,7 +13,11 @@
 //! Every key is still used for exactly one exchange and then dropped, as
 //! one made on demand would be: a stocked key is taken out of the stock,
 //! never copied, and its secret is wiped when it is freed (`DhPrivate`).
-//! The stock only changes when the key is made.
+//! The stock only changes when the key is made. (RFC 7296 §2.12 goes
+//! further and lets an endpoint reuse an exponential across exchanges, at
+//! a cost in forward secrecy; we never reuse one.) Until it is used, a
+//! stocked secret lives in the server's memory like the keys of the SAs
+//! it already holds.
 //!
 //! No thread and no clock here (this crate is sans-IO): the driver calls
 //! [`DhStock::refill_one`] until it returns `false`, and learns through the
