@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A fuzzing campaign: runs every cargo-fuzz target of fuzz/Cargo.toml (or
 # the ones named) for SECONDS each, on the kept corpus fuzz/corpus/<target>
-# (in the repository), and prints per target: executions, final coverage
+# (in the repository), and prints per target: wall and CPU seconds
+# (libFuzzer's -fork children included), executions, final coverage
 # (libFuzzer's cov: edges and ft: features), corpus files and bytes, and
 # crashes. Exits 1 if any target crashed (its input is under
 # fuzz/artifacts/<target>/, libFuzzer's log under the log directory).
@@ -59,13 +60,16 @@ cleanup() {
 trap cleanup EXIT
 
 echo "fuzz campaign: ${#targets[@]} target(s), ${seconds} s each; building"
-# `cargo fuzz build` takes one target or all of them.
-build=()
-[ ${#targets[@]} -eq 1 ] && build=("${targets[0]}")
-if ! cargo fuzz build -s none -O "${build[@]}" >"$logs/build.log" 2>&1; then
-    tail -n 30 "$logs/build.log" >&2
-    exit 2
-fi
+# `cargo fuzz build` takes one target or all of them: named targets are
+# built one by one (a few of 44 build in a fraction of the time).
+builds=("")
+[ $# -gt 0 ] && builds=("${targets[@]}")
+for b in "${builds[@]}"; do
+    if ! cargo fuzz build -s none -O ${b:+"$b"} >>"$logs/build.log" 2>&1; then
+        tail -n 30 "$logs/build.log" >&2
+        exit 2
+    fi
+done
 
 crashed=0
 rows=()
@@ -82,10 +86,17 @@ for t in "${targets[@]}"; do
     fork=()
     [ -n "${FUZZ_JOBS:-}" ] && fork=("-fork=$FUZZ_JOBS" "-ignore_crashes=0")
     log="$logs/$t.log"
-    nice -n "${FUZZ_NICE:-10}" cargo fuzz run -s none -O "$t" "${dirs[@]}" -- \
+    # bash's `time` counts the CPU of every process it waited for, down
+    # the tree (libFuzzer's -fork children included): the campaign's
+    # budget is CPU time, which wall time only equals on an idle core.
+    TIMEFORMAT='%R %U %S'
+    { time nice -n "${FUZZ_NICE:-10}" cargo fuzz run -s none -O "$t" "${dirs[@]}" -- \
         -max_total_time="$seconds" -rss_limit_mb=2048 -print_final_stats=1 \
-        "${fork[@]}" >"$log" 2>&1
+        "${fork[@]}" >"$log" 2>&1; } 2>"$logs/$t.time"
     rc=$?
+    read -r wall user sys <"$logs/$t.time" || true
+    cpu=$(awk -v u="${user:-0}" -v s="${sys:-0}" 'BEGIN { printf "%.0f", u + s }')
+    wall=$(awk -v w="${wall:-0}" 'BEGIN { printf "%.0f", w }')
     execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -n 1)
     # The last status line: "#N  DONE   cov: E ft: F corp: ..."
     status=$(grep -E '^#[0-9]+' "$log" | grep 'cov:' | tail -n 1)
@@ -104,12 +115,12 @@ for t in "${targets[@]}"; do
         artifact=$(grep -o 'Test unit written to [^ ]*' "$log" | tail -n 1 | sed 's/Test unit written to //')
         crash="CRASH ${artifact:-exit $rc, see $log}"
     fi
-    rows+=("$(printf '%-24s %12s %7s %7s %8s %10s %5s  %s' "$t" "${execs:-?}" "${cov:-?}" "${ft:-?}" "$files" "$bytes" "$new" "$crash")")
+    rows+=("$(printf '%-24s %7s %7s %12s %7s %7s %8s %10s %5s  %s' "$t" "$wall" "$cpu" "${execs:-?}" "${cov:-?}" "${ft:-?}" "$files" "$bytes" "$new" "$crash")")
     echo "${rows[-1]}"
 done
 
 echo
-printf '%-24s %12s %7s %7s %8s %10s %5s  %s\n' target executions cov ft corpus bytes new crash
+printf '%-24s %7s %7s %12s %7s %7s %8s %10s %5s  %s\n' target wall-s cpu-s executions cov ft corpus bytes new crash
 printf '%s\n' "${rows[@]}"
 total=$(du -sb corpus 2>/dev/null | cut -f1)
 echo "kept corpus: $(find corpus -type f | wc -l) files, ${total:-0} bytes under fuzz/corpus"
