@@ -1,6 +1,11 @@
 //! RFC 5176 Disconnect-Request and CoA-Request handling: whatever an
 //! (authenticated) Dynamic Authorization Client sends, the server answers
-//! with an ACK or a NAK and never panics.
+//! with an ACK or a NAK and never panics; and once the session ends (its
+//! record removed, as the server does when any session goes down), nothing
+//! the request started outlives it: a CoA that sets Session-Timeout or
+//! Idle-Timeout restarts the session's timer task, which holds the session
+//! table, so a task left behind would keep the table (and every record in
+//! it) alive for as long as its timer (up to an hour).
 #![no_main]
 
 use std::sync::{Arc, OnceLock};
@@ -52,4 +57,18 @@ fuzz_target!(|data: &[u8]| {
     };
     assert!(ok, "answered {:?} to {:?}", answer.code, p.code);
     assert_eq!(answer.identifier, p.identifier);
+
+    sessions.remove(id);
+    // An aborted task is dropped when its runtime next runs it.
+    for _ in 0..4 {
+        if Arc::strong_count(&sessions) == 1 {
+            break;
+        }
+        runtime().block_on(tokio::task::yield_now());
+    }
+    assert_eq!(
+        Arc::strong_count(&sessions),
+        1,
+        "a task still holds the session table after the session ended"
+    );
 });
