@@ -624,4 +624,26 @@ mod tests {
             Some(Some(TerminateCause::SessionTimeout))
         );
     }
+
+    /// A session's timer task holds the table; ending the session (its
+    /// record removed, as `down` does for every session) must end the task,
+    /// and a CoA's restart must not leave the old one behind, or each
+    /// would keep the table and its records alive for up to an hour (the
+    /// `radius_dynauth` fuzz target ran out of memory on such tasks).
+    #[tokio::test(start_paused = true)]
+    async fn an_ended_session_leaves_no_timer_task_behind() {
+        let s = Arc::new(Sessions::new());
+        let mut h = held(5, "alice", [10, 0, 0, 2], "192.0.2.1:5000");
+        h.granted.session_timeout = Some(3600);
+        s.insert(h);
+        s.watch(sid(5), Some(Duration::from_secs(600)), |_| {});
+        tokio::task::yield_now().await;
+        assert_eq!(Arc::strong_count(&s), 2, "the timer task holds the table");
+        s.rewatch(sid(5));
+        tokio::task::yield_now().await;
+        assert_eq!(Arc::strong_count(&s), 2, "one task after a restart");
+        s.remove(sid(5));
+        tokio::task::yield_now().await;
+        assert_eq!(Arc::strong_count(&s), 1, "no task after the session ended");
+    }
 }
