@@ -5,7 +5,7 @@
 //! the request started outlives it: a CoA that sets Session-Timeout or
 //! Idle-Timeout restarts the session's timer task, which holds the session
 //! table, so a task left behind would keep the table (and every record in
-//! it) alive for as long as its timer (up to an hour).
+//! it) alive until its limit ran out (a Session-Timeout may be years).
 #![no_main]
 
 use std::sync::{Arc, OnceLock};
