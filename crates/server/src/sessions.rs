@@ -628,8 +628,9 @@ mod tests {
     /// A session's timer task holds the table; ending the session (its
     /// record removed, as `down` does for every session) must end the task,
     /// and a CoA's restart must not leave the old one behind, or each
-    /// would keep the table and its records alive for up to an hour (the
-    /// `radius_dynauth` fuzz target ran out of memory on such tasks).
+    /// would keep the table and its records alive until its limits ran
+    /// out (the `radius_dynauth` fuzz target ran out of memory on such
+    /// tasks, left behind by its harness).
     #[tokio::test(start_paused = true)]
     async fn an_ended_session_leaves_no_timer_task_behind() {
         let s = Arc::new(Sessions::new());
